@@ -1,0 +1,195 @@
+//! The Prometheus data model: labels, label sets and samples.
+//!
+//! A series is identified by its label set; the metric name is the label
+//! [`METRIC_NAME`] (`__name__`). A [`Labels`] is always sorted by label name
+//! and holds each name at most once, so two equal label sets compare equal
+//! byte for byte and hash to the same [`crate::SeriesId`].
+
+use std::fmt;
+
+/// The label that carries the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One label: a name and a value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    /// Label name, e.g. `device`.
+    pub name: String,
+    /// Label value, e.g. `dev-0000042`.
+    pub value: String,
+}
+
+impl Label {
+    /// Builds a label from anything string-like.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name: name.into(), value: value.into() }
+    }
+}
+
+/// A label set, sorted by name, each name at most once, no empty values.
+///
+/// Prometheus treats a label with an empty value as absent; [`Labels::new`]
+/// drops such labels so `{a=""}` and `{}` are the same series.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(Vec<Label>);
+
+impl Labels {
+    /// Builds a canonical label set: sorted by name, empty values dropped.
+    /// When a name appears twice the last occurrence wins.
+    pub fn new(mut labels: Vec<Label>) -> Self {
+        labels.retain(|l| !l.value.is_empty());
+        // Stable sort keeps input order among equal names; keep the last.
+        labels.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+        for l in labels {
+            match out.last_mut() {
+                Some(prev) if prev.name == l.name => *prev = l,
+                _ => out.push(l),
+            }
+        }
+        Self(out)
+    }
+
+    /// Builds a label set from `(name, value)` pairs.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+        Self::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect())
+    }
+
+    /// Wraps labels that the caller guarantees are already canonical
+    /// (sorted, unique names, no empty values), e.g. decoded from storage
+    /// that only ever stores canonical sets. Checked in debug builds.
+    pub fn from_sorted(labels: Vec<Label>) -> Self {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted/unique");
+        Self(labels)
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
+    }
+
+    /// The metric name (`__name__`), or `""` when the set has none.
+    pub fn metric_name(&self) -> &str {
+        self.get(METRIC_NAME).unwrap_or("")
+    }
+
+    /// Iterates the labels in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    /// Number of labels (including `__name__`).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the set has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The labels as a slice, in name order.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    /// Consumes the set, returning its sorted labels.
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// Sets (or with an empty value, removes) label `name`.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].value = value.to_owned(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, Label::new(name, value)),
+        }
+    }
+
+    /// Removes label `name` if present.
+    pub fn remove(&mut self, name: &str) {
+        self.set(name, "");
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Formats as PromQL does: `metric{a="1", b="2"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.metric_name())?;
+        f.write_str("{")?;
+        let mut first = true;
+        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", l.name, l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// One sample: a timestamp in milliseconds since the Unix epoch and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub ts: i64,
+    /// The value. NaN with the bit pattern [`STALE_NAN_BITS`] is a staleness marker.
+    pub value: f64,
+}
+
+/// Prometheus's staleness-marker NaN bit pattern.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+impl Sample {
+    /// Builds a sample.
+    pub fn new(ts: i64, value: f64) -> Self {
+        Self { ts, value }
+    }
+
+    /// True when the value is Prometheus's staleness marker.
+    pub fn is_stale_marker(&self) -> bool {
+        self.value.to_bits() == STALE_NAN_BITS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalises_order_duplicates_and_empty_values() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", ""), ("b", "3")]);
+        let names: Vec<_> = l.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        assert_eq!(names, vec![("a", "1"), ("b", "3")]);
+    }
+
+    #[test]
+    fn set_and_remove_keep_order() {
+        let mut l = Labels::from_pairs([("__name__", "m"), ("z", "1")]);
+        l.set("a", "x");
+        l.set("z", "2");
+        l.remove("__name__");
+        assert_eq!(l, Labels::from_pairs([("a", "x"), ("z", "2")]));
+        assert_eq!(l.get("z"), Some("2"));
+        assert_eq!(l.metric_name(), "");
+    }
+
+    #[test]
+    fn displays_like_promql() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]);
+        assert_eq!(l.to_string(), r#"up{job="a\"b"}"#);
+    }
+}

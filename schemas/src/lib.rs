@@ -1,0 +1,44 @@
+//! # strata-schemas — the shared vocabulary of Strata
+//!
+//! Every other crate depends on this one and on nothing of each other's, so
+//! the contracts between them live here:
+//!
+//! ```text
+//!  ingest ──(WriteBatch bytes)──► ingest log ──► hot-store
+//!     │                                            │
+//!     └── line_protocol::parse ──► Labels/Sample   └── implements ReadStore ◄── query
+//! ```
+//!
+//! * [`labels`]: the Prometheus data model (a series is a metric name plus a
+//!   sorted label set) and [`Sample`].
+//! * [`hash`]: the stable 64-bit series id and device hash. These are a
+//!   storage format (see `schemas/FORMAT.md`); their values never change.
+//! * [`line_protocol`]: the InfluxDB line-protocol parser.
+//! * [`batch`]: the binary encoding of a write batch, the payload of every
+//!   ingest-log record.
+//! * [`matcher`]: label matchers (`=`, `!=`, `=~`, `!~`).
+//! * [`read`]: the read contract ([`ReadStore`]) the query engine consumes,
+//!   implemented by the hot store (and later the cold tier).
+//! * [`tenant`]: tenant identity and the token → tenant resolution contract.
+//!
+//! The crate is synchronous and I/O-free.
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod error;
+pub mod hash;
+pub mod labels;
+pub mod line_protocol;
+pub mod matcher;
+pub mod read;
+pub mod tenant;
+pub mod time;
+mod varint;
+
+pub use batch::{BatchSeries, WriteBatch};
+pub use error::ErrorKind;
+pub use hash::{SeriesId, device_hash, series_id};
+pub use labels::{Label, Labels, METRIC_NAME, Sample};
+pub use matcher::{MatchOp, Matcher};
+pub use read::{ReadError, ReadStore, SeriesData, TimeRange};
+pub use tenant::{Access, AuthError, TenantId, TenantResolver};
