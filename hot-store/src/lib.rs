@@ -1,1 +1,54 @@
-//! placeholder
+//! # strata-hot-store — recent samples in memory and in on-disk segments
+//!
+//! This crate owns the hot tier of Strata: the memtable that absorbs the
+//! ingest log, the immutable segment files it is flushed into, the series
+//! index that answers label queries, and the manifest that makes flushes
+//! atomic and tells the server where to resume log replay. It implements
+//! [`strata_schemas::ReadStore`] for the query engine.
+//!
+//! ```text
+//!  write path                       flush path (serialised)                 read path
+//!  ──────────                       ─────────────────────────               ─────────
+//!  ingest log record                memtable ──swap (short lock)──► frozen  select/series
+//!    │ apply(partition, offset)       │                               │     │
+//!    │ offset < next? skip            ▼ (no lock held)                │     ▼ read lock: index
+//!    ▼                             NNNN.seg.tmp ─fsync─► rename ─fsync dir  │   (tenant → series,
+//!  series index (tenant, id,          │                                  │    min/max, labels)
+//!   labels → SeriesRef, min/max)      ▼                                  │     │ snapshot layers
+//!    │                             MANIFEST.tmp ─fsync─► rename ─fsync dir  │     ▼ unlocked
+//!    ▼                              (segments + flushed offsets)         │   segment blocks (CRC)
+//!  memtable (append, O(1))            │                                  │   → frozen → memtable
+//!                                     ▼                                  │   newest wins per ts
+//!                                  install segment, drop frozen ◄────────┘
+//! ```
+//!
+//! **Durability.** The ingest log is the write-ahead log; this crate has no
+//! WAL of its own. The manifest records, per log partition, the first offset
+//! not yet in segments ([`HotStore::replay_from`]); after a crash the server
+//! replays the log from there and [`HotStore::apply`] skips records it already
+//! holds. Files not referenced by the manifest are crash leftovers and are
+//! deleted on open. A failed flush poisons the store (reads continue, writes
+//! are refused) until a restart replays the log.
+//!
+//! **Not in this version** (issue "hot-store engine"): time buckets, croaring
+//! postings (label matching scans the tenant's series), TTL/retention and
+//! time-window compaction. [`HotStore::compact`] merges all segments into one
+//! so the segment count stays bounded. File layouts: `hot-store/FORMAT.md`.
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+mod config;
+mod error;
+mod format;
+mod index;
+mod manifest;
+mod memtable;
+mod read;
+mod segment;
+mod store;
+
+pub use config::HotStoreConfig;
+pub use error::{Error, Result};
+pub use format::{FormatVersion, UnsupportedFormatVersion};
+pub use store::{CompactOutcome, FlushOutcome, HotStore, HotStoreStats};

@@ -1,0 +1,273 @@
+//! Byte-level encodings shared by segments and the manifest: LEB128 varints,
+//! a bounds-checked read cursor, and the sample-block codec.
+//!
+//! A sample block encodes `n` samples sorted by timestamp with unique
+//! timestamps:
+//!
+//! ```text
+//! uvarint  n
+//! ivarint  t0                     (zigzag)
+//! ivarint  dod_i for i in 1..n    dod_i = (t_i - t_{i-1}) - (t_{i-1} - t_{i-2}), with t_{-1} := t_0
+//! bits     Gorilla XOR stream of the n values (f64 bit patterns, MSB first, zero-padded to a byte)
+//! ```
+//!
+//! All timestamp arithmetic wraps, so any `i64` round-trips. Values are
+//! stored as raw bit patterns, so NaN payloads (staleness markers) survive.
+
+/// Why bytes could not be decoded; the caller adds the file and location.
+pub(crate) type DecodeError = &'static str;
+
+/// Appends `v` as an unsigned LEB128 varint.
+pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends `v` zigzag-encoded as a varint.
+pub(crate) fn put_ivarint(buf: &mut Vec<u8>, v: i64) {
+    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Appends a string as uvarint length + UTF-8 bytes.
+pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_uvarint(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// A bounds-checked reader over a byte slice. Never panics.
+#[derive(Debug)]
+pub(crate) struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.buf.len() {
+            return Err("truncated");
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u64_le(&mut self) -> Result<u64, DecodeError> {
+        let (head, rest) = self.buf.split_first_chunk::<8>().ok_or("truncated u64")?;
+        self.buf = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+
+    pub(crate) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        let mut shift = 0u32;
+        loop {
+            let (&b, rest) = self.buf.split_first().ok_or("truncated varint")?;
+            self.buf = rest;
+            if shift == 63 && b > 1 {
+                return Err("varint overflows u64");
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err("varint too long");
+            }
+        }
+    }
+
+    pub(crate) fn ivarint(&mut self) -> Result<i64, DecodeError> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// Reads a count whose elements need at least `min_elem_bytes` each, so a
+    /// corrupt count cannot make us allocate more than the input could hold.
+    pub(crate) fn len(&mut self, min_elem_bytes: usize) -> Result<usize, DecodeError> {
+        let n = self.uvarint()?;
+        if n > (self.buf.len() / min_elem_bytes.max(1)) as u64 {
+            return Err("count exceeds remaining bytes");
+        }
+        Ok(n as usize)
+    }
+
+    pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
+        let n = self.len(1)?;
+        let bytes = self.bytes(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8")
+    }
+}
+
+/// MSB-first bit writer.
+#[derive(Debug, Default)]
+struct BitWriter {
+    buf: Vec<u8>,
+    /// Bits used in the last byte (0 = last byte full or no byte).
+    used: u32,
+}
+
+impl BitWriter {
+    fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+
+    /// Writes the low `n` bits of `value` (1 <= n <= 64), most significant first.
+    fn write_bits(&mut self, value: u64, n: u32) {
+        let mut left = n;
+        while left > 0 {
+            if self.used == 0 {
+                self.buf.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(left);
+            let chunk = ((value >> (left - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= chunk << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            left -= take;
+        }
+    }
+}
+
+/// MSB-first bit reader.
+#[derive(Debug)]
+struct BitReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl BitReader<'_> {
+    fn read_bit(&mut self) -> Result<bool, DecodeError> {
+        Ok(self.read_bits(1)? == 1)
+    }
+
+    fn read_bits(&mut self, n: u32) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for _ in 0..n {
+            let byte = self.buf.get(self.pos / 8).ok_or("value bits truncated")?;
+            let bit = (byte >> (7 - (self.pos % 8))) & 1;
+            v = (v << 1) | u64::from(bit);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+}
+
+/// Encodes samples `(ts, value bits)`, sorted by ts with unique ts, appending to `out`.
+pub(crate) fn encode_samples(samples: &[(i64, u64)], out: &mut Vec<u8>) {
+    put_uvarint(out, samples.len() as u64);
+    let Some(&(t0, v0)) = samples.first() else { return };
+    put_ivarint(out, t0);
+    let (mut prev_ts, mut prev_delta) = (t0, 0i64);
+    for &(ts, _) in samples.iter().skip(1) {
+        let delta = ts.wrapping_sub(prev_ts);
+        put_ivarint(out, delta.wrapping_sub(prev_delta));
+        (prev_ts, prev_delta) = (ts, delta);
+    }
+    let mut bits = BitWriter::default();
+    bits.write_bits(v0, 64);
+    let mut window: Option<(u32, u32)> = None;
+    let mut prev = v0;
+    for &(_, v) in samples.iter().skip(1) {
+        encode_xor(&mut bits, v ^ prev, &mut window);
+        prev = v;
+    }
+    out.extend_from_slice(&bits.buf);
+}
+
+/// Gorilla XOR control bits: `0` same value; `10` meaningful bits fit the
+/// previous (leading, trailing) window; `11` + 5 bits leading + 6 bits
+/// (length - 1) + the meaningful bits.
+fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32, u32)>) {
+    if x == 0 {
+        bits.write_bit(false);
+        return;
+    }
+    bits.write_bit(true);
+    let (lead, trail) = (x.leading_zeros().min(31), x.trailing_zeros());
+    match *window {
+        Some((wl, wt)) if lead >= wl && trail >= wt => {
+            bits.write_bit(false);
+            bits.write_bits(x >> wt, 64 - wl - wt);
+        }
+        _ => {
+            let len = 64 - lead - trail;
+            bits.write_bit(true);
+            bits.write_bits(u64::from(lead), 5);
+            bits.write_bits(u64::from(len - 1), 6);
+            bits.write_bits(x >> trail, len);
+            *window = Some((lead, trail));
+        }
+    }
+}
+
+/// Decodes a sample block produced by [`encode_samples`]. The whole input must
+/// be consumed (up to the zero padding of the last byte).
+pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError> {
+    let mut cur = Cursor::new(buf);
+    // Each sample needs at least one timestamp byte (the first value needs 8).
+    let n = cur.len(1)?;
+    let mut out = Vec::with_capacity(n);
+    if n == 0 {
+        return if cur.is_empty() { Ok(out) } else { Err("trailing bytes after empty block") };
+    }
+    let mut ts = Vec::with_capacity(n);
+    let t0 = cur.ivarint()?;
+    ts.push(t0);
+    let (mut prev_ts, mut prev_delta) = (t0, 0i64);
+    for _ in 1..n {
+        let delta = prev_delta.wrapping_add(cur.ivarint()?);
+        prev_ts = prev_ts.wrapping_add(delta);
+        prev_delta = delta;
+        ts.push(prev_ts);
+    }
+    let rest = cur.remaining();
+    let mut bits = BitReader { buf: rest, pos: 0 };
+    let mut value = bits.read_bits(64)?;
+    let mut window = None;
+    for (i, t) in ts.into_iter().enumerate() {
+        if i > 0 {
+            value ^= decode_xor(&mut bits, &mut window)?;
+        }
+        out.push((t, value));
+    }
+    if bits.pos.div_ceil(8) != rest.len() {
+        return Err("trailing bytes after value bits");
+    }
+    Ok(out)
+}
+
+fn decode_xor(bits: &mut BitReader<'_>, window: &mut Option<(u32, u32)>) -> Result<u64, DecodeError> {
+    if !bits.read_bit()? {
+        return Ok(0);
+    }
+    if bits.read_bit()? {
+        let lead = bits.read_bits(5)? as u32;
+        let len = bits.read_bits(6)? as u32 + 1;
+        if lead + len > 64 {
+            return Err("xor window exceeds 64 bits");
+        }
+        *window = Some((lead, 64 - lead - len));
+    }
+    let (lead, trail) = window.ok_or("xor reuses a window before one was set")?;
+    Ok(bits.read_bits(64 - lead - trail)? << trail)
+}
+
+#[cfg(test)]
+mod tests;

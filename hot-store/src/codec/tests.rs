@@ -1,0 +1,60 @@
+use super::*;
+use proptest::prelude::*;
+
+fn round_trip(samples: &[(i64, u64)]) -> Vec<(i64, u64)> {
+    let mut buf = Vec::new();
+    encode_samples(samples, &mut buf);
+    decode_samples(&buf).expect("decodes what it encoded")
+}
+
+#[test]
+fn round_trips_empty_and_single_sample_blocks() {
+    assert_eq!(round_trip(&[]), vec![]);
+    assert_eq!(round_trip(&[(-5, f64::NAN.to_bits())]), vec![(-5, f64::NAN.to_bits())]);
+}
+
+#[test]
+fn round_trips_extreme_timestamps_and_values() {
+    let s = vec![(i64::MIN, 0), (-1, u64::MAX), (0, 1), (i64::MAX - 1, 1 << 63), (i64::MAX, 0x7ff0_0000_0000_0002)];
+    assert_eq!(round_trip(&s), s);
+}
+
+#[test]
+fn regular_series_compress_well() {
+    let s: Vec<(i64, u64)> = (0..720).map(|i| (1_700_000_000_000 + i * 10_000, 42.0f64.to_bits())).collect();
+    let mut buf = Vec::new();
+    encode_samples(&s, &mut buf);
+    // 1 bit per value and 1 byte per timestamp, plus the first sample.
+    assert!(buf.len() < 720 + 720 / 8 + 20, "{} bytes", buf.len());
+}
+
+#[test]
+fn rejects_truncated_blocks() {
+    let s: Vec<(i64, u64)> = (0..50).map(|i| (i * 1000, (i as f64 * 1.5).to_bits())).collect();
+    let mut buf = Vec::new();
+    encode_samples(&s, &mut buf);
+    for cut in 0..buf.len() {
+        assert!(decode_samples(&buf[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn round_trips_any_sorted_samples(mut ts in prop::collection::btree_set(any::<i64>(), 0..200), vals in prop::collection::vec(any::<u64>(), 200)) {
+        let s: Vec<(i64, u64)> = std::mem::take(&mut ts).into_iter().zip(vals).collect();
+        prop_assert_eq!(round_trip(&s), s);
+    }
+
+    #[test]
+    fn round_trips_sensor_like_values(start in any::<i32>(), steps in prop::collection::vec((1i64..20_000, -50i32..50), 1..300)) {
+        let mut t = i64::from(start);
+        let mut v = 20.0f64;
+        let s: Vec<(i64, u64)> = steps.into_iter().map(|(dt, dv)| { t += dt; v += f64::from(dv) / 100.0; (t, v.to_bits()) }).collect();
+        prop_assert_eq!(round_trip(&s), s);
+    }
+
+    #[test]
+    fn never_panics_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode_samples(&bytes);
+    }
+}

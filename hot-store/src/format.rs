@@ -1,0 +1,89 @@
+//! File-format constants shared by segments and the manifest, and the
+//! [`FormatVersion`] both carry. Byte layouts are in `hot-store/FORMAT.md`.
+
+use std::fmt;
+
+/// Magic at the start and end of every segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"SHSG";
+/// Magic at the start of the manifest.
+pub(crate) const MANIFEST_MAGIC: [u8; 4] = *b"SHMF";
+/// File name of the manifest inside the store directory.
+pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
+/// Extension of segment files (`<id:020>.seg`).
+pub(crate) const SEGMENT_EXT: &str = "seg";
+/// Extension of files being written; never referenced by a manifest.
+pub(crate) const TEMP_EXT: &str = "tmp";
+
+/// The on-disk format version of segments and the manifest.
+///
+/// Readers accept [`FormatVersion::OLDEST_SUPPORTED`]`..=`[`FormatVersion::CURRENT`].
+/// A shipped version is frozen: changes go into a new variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum FormatVersion {
+    /// The first format (this crate's initial version).
+    V1 = 1,
+}
+
+impl FormatVersion {
+    /// The version this build writes.
+    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    /// The oldest version this build reads.
+    pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V1;
+
+    /// The byte stored on disk.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A version byte outside the supported range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported format version {found} (supported: {oldest}..={current})", oldest = FormatVersion::OLDEST_SUPPORTED.as_u8(), current = FormatVersion::CURRENT.as_u8())]
+pub struct UnsupportedFormatVersion {
+    /// The version byte found.
+    pub found: u8,
+}
+
+impl TryFrom<u8> for FormatVersion {
+    type Error = UnsupportedFormatVersion;
+
+    fn try_from(found: u8) -> Result<Self, Self::Error> {
+        match found {
+            1 => Ok(FormatVersion::V1),
+            _ => Err(UnsupportedFormatVersion { found }),
+        }
+    }
+}
+
+impl fmt::Display for FormatVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.as_u8())
+    }
+}
+
+/// Name of the segment file with id `id`.
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("{id:020}.{SEGMENT_EXT}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The persisted encodings are frozen: if this fails, the format changed.
+    #[test]
+    fn persisted_constants_are_stable() {
+        assert_eq!(FormatVersion::V1.as_u8(), 1);
+        assert_eq!(&SEGMENT_MAGIC, b"SHSG");
+        assert_eq!(&MANIFEST_MAGIC, b"SHMF");
+        assert_eq!(segment_file_name(7), "00000000000000000007.seg");
+    }
+
+    #[test]
+    fn rejects_unknown_versions() {
+        assert_eq!(FormatVersion::try_from(1), Ok(FormatVersion::V1));
+        assert_eq!(FormatVersion::try_from(0), Err(UnsupportedFormatVersion { found: 0 }));
+        assert_eq!(FormatVersion::try_from(2), Err(UnsupportedFormatVersion { found: 2 }));
+    }
+}

@@ -1,0 +1,166 @@
+//! The manifest: the single source of truth for which segments are live and
+//! up to which log offset each partition is durable in them.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "SHMF"
+//! 4       1     format version (1)
+//! 5       3     reserved, zero
+//! 8       8     u64 LE body length
+//! 16      4     u32 LE CRC32 of the body
+//! 20      ..    body: JSON {"generation", "segments": [{"id","file","size"}], "flushed_offsets": {"<partition>": offset}}
+//! ```
+//!
+//! Replaced atomically: written to `MANIFEST.tmp`, fsynced, renamed over
+//! `MANIFEST`, directory fsynced. A crash leaves either the old or the new
+//! manifest; a leftover `MANIFEST.tmp` is deleted on open.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Cursor;
+use crate::error::{Error, Invalid, Result, check_crc};
+use crate::format::{FormatVersion, MANIFEST_FILE, MANIFEST_MAGIC, TEMP_EXT};
+use crate::segment::sync_dir;
+
+const HEADER_LEN: usize = 20;
+
+/// The persisted state of the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// Incremented on every write; for logs and debugging.
+    pub(crate) generation: u64,
+    /// Live segments, oldest first (a newer segment wins on equal timestamps).
+    pub(crate) segments: Vec<SegmentEntry>,
+    /// Per log partition: the first offset NOT yet durable in segments.
+    pub(crate) flushed_offsets: BTreeMap<u32, u64>,
+}
+
+/// One live segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentEntry {
+    pub(crate) id: u64,
+    /// File name inside the store directory.
+    pub(crate) file: String,
+    /// File size in bytes; a different size on open means truncation.
+    pub(crate) size: u64,
+}
+
+pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join(MANIFEST_FILE)
+}
+
+/// Encodes the manifest file bytes.
+pub(crate) fn encode(m: &Manifest) -> Vec<u8> {
+    #[allow(clippy::expect_used, reason = "plain structs with integer map keys always serialise")]
+    let body = serde_json::to_vec_pretty(m).expect("manifest serialises");
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&MANIFEST_MAGIC);
+    out.extend_from_slice(&[FormatVersion::CURRENT.as_u8(), 0, 0, 0]);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes manifest file bytes, verifying magic, version and checksum.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest, Invalid> {
+    let mut c = Cursor::new(bytes);
+    if c.bytes(4)? != MANIFEST_MAGIC {
+        return Err("bad magic (not a manifest)".into());
+    }
+    let (version, reserved) = c.bytes(4)?.split_first().ok_or("truncated header")?;
+    if reserved.iter().any(|&b| b != 0) {
+        return Err("reserved header bytes are not zero".into());
+    }
+    FormatVersion::try_from(*version).map_err(|e| Invalid::Version(e.found))?;
+    let len = c.u64_le()?;
+    let crc = u32::from_le_bytes(c.bytes(4)?.try_into().map_err(|_| "truncated header")?);
+    let body = c.remaining();
+    if body.len() as u64 != len {
+        return Err(Invalid::Corrupt(format!("body is {} bytes, header says {len}", body.len())));
+    }
+    check_crc("manifest body", body, crc)?;
+    serde_json::from_slice(body).map_err(|e| Invalid::Corrupt(format!("manifest body: {e}")))
+}
+
+/// Loads the manifest of `dir`; `None` when there is none.
+pub(crate) fn load(dir: &Path) -> Result<Option<Manifest>> {
+    let path = manifest_path(dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).map(Some).map_err(|e| e.at(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::ReadManifest { path, source }),
+    }
+}
+
+/// Atomically replaces the manifest of `dir`: temp file, fsync, rename, fsync dir.
+pub(crate) fn store(dir: &Path, m: &Manifest) -> Result<()> {
+    let path = manifest_path(dir);
+    let tmp = path.with_extension(TEMP_EXT);
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&encode(m))?;
+        f.sync_all()
+    };
+    write().map_err(|source| Error::WriteManifest { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, &path).map_err(|source| Error::WriteManifest { path: path.clone(), source })?;
+    sync_dir(dir).map_err(|source| Error::WriteManifest { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            generation: 3,
+            segments: vec![SegmentEntry { id: 2, file: "00000000000000000002.seg".into(), size: 99 }],
+            flushed_offsets: BTreeMap::from([(0, 10), (7, 3)]),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(decode(&encode(&sample())).unwrap(), sample());
+    }
+
+    #[test]
+    fn header_layout_is_stable() {
+        let bytes = encode(&Manifest::default());
+        assert_eq!(&bytes[..8], b"SHMF\x01\0\0\0");
+        assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
+    }
+
+    #[test]
+    fn rejects_any_flipped_byte_or_truncation() {
+        let bytes = encode(&sample());
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x20;
+            assert!(decode(&b).is_err(), "flip at {i}");
+            assert!(decode(&bytes[..i]).is_err(), "cut at {i}");
+        }
+    }
+
+    #[test]
+    fn rejects_future_versions() {
+        let mut b = encode(&sample());
+        b[4] = 9;
+        assert!(matches!(decode(&b), Err(Invalid::Version(9))));
+    }
+
+    #[test]
+    fn store_then_load_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        store(dir.path(), &Manifest::default()).unwrap();
+        store(dir.path(), &sample()).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(sample()));
+        assert!(!dir.path().join("MANIFEST.tmp").exists());
+    }
+}
