@@ -1,1 +1,33 @@
-//! placeholder
+//! # strata-ingest — the write path
+//!
+//! Owns everything between a client's write request and a durable record in
+//! the ingest log:
+//!
+//! ```text
+//!  POST /api/v2/write, /write ──► auth → tenant ──► gunzip, size limit ──► line protocol parse
+//!        (http)                                                               │ (schemas::line_protocol)
+//!                                                                             ▼
+//!                            per-line errors ◄── validate, map to series (convert)
+//!                                                                             │ group by device_hash % P
+//!                                                                             ▼
+//!                                                   IngestLog::append ──► durable ──► 204 / 400
+//! ```
+//!
+//! * [`http`]: the InfluxDB-compatible write endpoints.
+//! * [`convert`]: line → Prometheus series mapping and per-partition batching.
+//! * [`log`]: the ingest log contract and the embedded segment-file log.
+//! * [`metrics`]: counters exposed on `/metrics`.
+//!
+//! Tenant limits and Prometheus remote write arrive in later issues.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod http;
+pub mod log;
+pub mod metrics;
+
+pub use config::IngestConfig;
+pub use error::{Error, Result};
+pub use log::{IngestLog, LocalLog, LogConfig, LogSink};

@@ -1,0 +1,41 @@
+//! Configuration of the write path (`[ingest]` in the config file).
+
+use serde::{Deserialize, Serialize};
+
+/// Write-path settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest accepted request body in bytes, applied to the body as sent
+    /// and again to the decompressed body of a gzip request.
+    pub max_body_bytes: usize,
+    /// The label whose value identifies a device; its hash picks the log
+    /// partition, so a device's samples stay together and in order.
+    pub device_label: String,
+    /// Most rejected lines listed individually in a 400 response (the
+    /// response always carries the total count).
+    pub max_reported_errors: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 << 20,
+            device_label: strata_schemas::hash::DEFAULT_DEVICE_LABEL.to_owned(),
+            max_reported_errors: 1000,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Rejects settings the write path cannot run with.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes < 1024 {
+            return Err(format!("ingest.max_body_bytes must be at least 1024, got {}", self.max_body_bytes));
+        }
+        if self.device_label.is_empty() {
+            return Err("ingest.device_label must not be empty".to_owned());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Line protocol → Prometheus series, grouped into one batch per log partition.
+//!
+//! The mapping is the one VictoriaMetrics and Telegraf use, so the same
+//! PromQL works on both:
+//!
+//! ```text
+//! sensors,device=d1,farm=f1 temp=18.5,value=3i 1700000000000000000
+//!   → sensors_temp{device="d1",farm="f1"} 18.5 @1700000000000
+//!   → sensors{device="d1",farm="f1"}      3    @1700000000000     (field `value` maps to the measurement)
+//! ```
+//!
+//! Integers, unsigned integers and booleans (1/0) become floats. String
+//! fields cannot be stored; they are skipped and reported per line, and a
+//! line with nothing but string fields is rejected. Timestamps are converted
+//! from the request precision to milliseconds; a line without one gets the
+//! server time of the request.
+
+use std::collections::HashMap;
+use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
+use strata_schemas::time::Precision;
+use strata_schemas::{BatchSeries, Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{device_hash, series_id};
+
+/// A line that was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LineError {
+    /// 1-based line number in the request body.
+    pub line: usize,
+    /// 1-based byte column, when the problem has a position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// A field that was skipped while the rest of its line was stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedField {
+    /// 1-based line number.
+    pub line: usize,
+    /// Field key.
+    pub field: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// The outcome of converting one request body.
+#[derive(Debug, Default)]
+pub struct Conversion {
+    /// One batch per partition that received samples: `(partition, batch)`.
+    pub batches: Vec<(u32, WriteBatch)>,
+    /// Lines that produced samples.
+    pub accepted_lines: usize,
+    /// Samples produced.
+    pub samples: usize,
+    /// Lines rejected, in line order.
+    pub rejected: Vec<LineError>,
+    /// String fields skipped, in line order.
+    pub skipped: Vec<SkippedField>,
+}
+
+/// Where converted series go.
+#[derive(Debug)]
+pub struct Converter<'a> {
+    /// The tenant of the request.
+    pub tenant: &'a TenantId,
+    /// Precision of the timestamps in the body.
+    pub precision: Precision,
+    /// Server time (ms) for lines without a timestamp.
+    pub now_ms: i64,
+    /// The tenant's device label.
+    pub device_label: &'a str,
+    /// Number of log partitions.
+    pub partitions: u32,
+}
+
+impl Converter<'_> {
+    /// Parses and converts a whole request body.
+    pub fn convert(&self, body: &[u8]) -> Conversion {
+        let mut out = Conversion::default();
+        let mut batches: HashMap<u32, WriteBatch> = HashMap::new();
+        // Series already seen in this request → (partition, index in its batch).
+        let mut seen: HashMap<SeriesId, (u32, usize)> = HashMap::new();
+        for parsed in parse_lines(body) {
+            let line = match parsed {
+                Ok(line) => line,
+                Err(e) => {
+                    out.rejected.push(LineError { line: e.line, column: Some(e.column), reason: e.message });
+                    continue;
+                }
+            };
+            match self.line_samples(&line, &mut out.skipped) {
+                Ok(series) => {
+                    out.accepted_lines += 1;
+                    for (labels, sample) in series {
+                        out.samples += 1;
+                        self.add(&mut batches, &mut seen, labels, sample);
+                    }
+                }
+                Err(reason) => out.rejected.push(LineError { line: line.line_no, column: None, reason }),
+            }
+        }
+        let mut batches: Vec<(u32, WriteBatch)> = batches.into_iter().collect();
+        batches.sort_unstable_by_key(|(p, _)| *p);
+        out.batches = batches;
+        out
+    }
+
+    /// The (labels, sample) pairs of one line, or why the line is rejected.
+    fn line_samples(
+        &self,
+        line: &ParsedLine<'_>,
+        skipped: &mut Vec<SkippedField>,
+    ) -> Result<Vec<(Labels, Sample)>, String> {
+        let ts = match line.timestamp {
+            Some(ts) => self
+                .precision
+                .to_millis(ts)
+                .ok_or_else(|| format!("timestamp {ts} overflows in precision {:?}", self.precision))?,
+            None => self.now_ms,
+        };
+        let mut tags = Vec::with_capacity(line.tags.len() + 1);
+        for (k, v) in &line.tags {
+            if k.starts_with("__") {
+                return Err(format!("tag key {k:?} uses the reserved prefix \"__\""));
+            }
+            tags.push(Label::new(k.as_ref(), v.as_ref()));
+        }
+        let tags = Labels::new(tags);
+        let mut out = Vec::with_capacity(line.fields.len());
+        let mut string_fields = Vec::new();
+        for (key, value) in &line.fields {
+            let value = match value {
+                FieldValue::Float(f) => *f,
+                FieldValue::Integer(i) => *i as f64,
+                FieldValue::UInteger(u) => *u as f64,
+                FieldValue::Boolean(b) => f64::from(u8::from(*b)),
+                FieldValue::String(_) => {
+                    string_fields.push(key.as_ref());
+                    continue;
+                }
+            };
+            let metric =
+                if key == "value" { line.measurement.to_string() } else { format!("{}_{key}", line.measurement) };
+            let mut labels = tags.clone();
+            labels.set(METRIC_NAME, &metric);
+            out.push((labels, Sample::new(ts, value)));
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "no numeric field: string field(s) {} cannot be stored (Strata stores numbers only)",
+                string_fields.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for f in string_fields {
+            skipped.push(SkippedField {
+                line: line.line_no,
+                field: f.to_owned(),
+                reason: "string fields are not stored (Strata stores numbers only); the line's other fields were"
+                    .to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn add(
+        &self,
+        batches: &mut HashMap<u32, WriteBatch>,
+        seen: &mut HashMap<SeriesId, (u32, usize)>,
+        labels: Labels,
+        sample: Sample,
+    ) {
+        let id = series_id(self.tenant, &labels);
+        if let Some(&(p, i)) = seen.get(&id) {
+            let slot = batches.get_mut(&p).and_then(|b| b.series.get_mut(i));
+            if let Some(series) = slot.filter(|s| s.labels == labels) {
+                series.samples.push(sample);
+                return;
+            }
+            // A 64-bit id collision within one request (astronomically rare):
+            // find the exact label set, or add it as a series of its own.
+            let existing = batches.values_mut().flat_map(|b| b.series.iter_mut()).find(|s| s.labels == labels);
+            if let Some(series) = existing {
+                series.samples.push(sample);
+                return;
+            }
+        }
+        let dh = device_hash(self.tenant, &labels, self.device_label, id);
+        let partition = (dh % u64::from(self.partitions.max(1))) as u32;
+        let batch =
+            batches.entry(partition).or_insert_with(|| WriteBatch { tenant: self.tenant.clone(), series: Vec::new() });
+        batch.series.push(BatchSeries { id, device_hash: dh, labels, samples: vec![sample] });
+        seen.entry(id).or_insert((partition, batch.series.len() - 1));
+    }
+}
+
+#[cfg(test)]
+mod tests;

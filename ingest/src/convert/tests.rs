@@ -1,0 +1,81 @@
+use super::*;
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").unwrap()
+}
+
+fn convert(body: &str, precision: Precision) -> Conversion {
+    let t = tenant();
+    Converter { tenant: &t, precision, now_ms: 42, device_label: "device", partitions: 4 }.convert(body.as_bytes())
+}
+
+fn all_series(c: &Conversion) -> Vec<(String, Vec<Sample>)> {
+    let mut v: Vec<_> = c
+        .batches
+        .iter()
+        .flat_map(|(_, b)| b.series.iter())
+        .map(|s| (s.labels.to_string(), s.samples.clone()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn maps_fields_to_measurement_field_metrics() {
+    let c = convert("sensors,device=d1,farm=f1 temp=18.5,value=3i,ok=true,n=7u 1700000000000", Precision::Milliseconds);
+    assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+    assert_eq!(c.samples, 4);
+    let s = all_series(&c);
+    let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            r#"sensors_n{device="d1", farm="f1"}"#,
+            r#"sensors_ok{device="d1", farm="f1"}"#,
+            r#"sensors_temp{device="d1", farm="f1"}"#,
+            r#"sensors{device="d1", farm="f1"}"#,
+        ]
+    );
+    assert_eq!(s[2].1, vec![Sample::new(1_700_000_000_000, 18.5)]);
+    assert_eq!(s[1].1, vec![Sample::new(1_700_000_000_000, 1.0)]);
+}
+
+#[test]
+fn converts_precision_and_defaults_to_server_time() {
+    let c = convert("m v=1 1700000000123456789\nm v=2", Precision::Nanoseconds);
+    let s = all_series(&c);
+    assert_eq!(s[0].1, vec![Sample::new(1_700_000_000_123, 1.0), Sample::new(42, 2.0)]);
+}
+
+#[test]
+fn a_device_lands_in_one_partition_and_series_merge_across_lines() {
+    let c = convert("m,device=a x=1,y=2 1\nm,device=a x=3,y=4 2\nm,device=b x=5 1", Precision::Seconds);
+    let partitions_of_a: std::collections::HashSet<u32> = c
+        .batches
+        .iter()
+        .filter(|(_, b)| b.series.iter().any(|s| s.labels.get("device") == Some("a")))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(partitions_of_a.len(), 1);
+    let s = all_series(&c);
+    assert_eq!(s.iter().find(|(n, _)| n == r#"m_x{device="a"}"#).unwrap().1.len(), 2);
+}
+
+#[test]
+fn bad_lines_are_reported_and_good_lines_kept() {
+    let c = convert("m v=1 1\nm v= 2\nm,__x=1 v=3 3\nm s=\"text\"\nm s=\"t\",v=4 4", Precision::Seconds);
+    assert_eq!(c.accepted_lines, 2);
+    let lines: Vec<usize> = c.rejected.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![2, 3, 4]);
+    assert!(c.rejected[1].reason.contains("reserved prefix"), "{:?}", c.rejected[1]);
+    assert!(c.rejected[2].reason.contains("string field"), "{:?}", c.rejected[2]);
+    assert_eq!(c.skipped, vec![SkippedField { line: 5, field: "s".into(), reason: c.skipped[0].reason.clone() }]);
+    assert_eq!(c.samples, 2);
+}
+
+#[test]
+fn timestamp_overflow_is_rejected() {
+    let c = convert("m v=1 9223372036854775807", Precision::Seconds);
+    assert_eq!(c.rejected.len(), 1);
+    assert!(c.rejected[0].reason.contains("overflows"));
+}

@@ -1,0 +1,283 @@
+//! The InfluxDB-compatible write endpoints.
+//!
+//! * `POST /api/v2/write?org=&bucket=&precision=` (InfluxDB 2)
+//! * `POST /write?db=&precision=` (InfluxDB 1)
+//!
+//! The tenant comes from the `Authorization: Token <t>` / `Bearer <t>`
+//! header; `org`, `bucket` and `db` are accepted for client compatibility
+//! and do not change where data goes. Bodies may be gzip-compressed
+//! (`Content-Encoding: gzip`); both the body as sent and the decompressed
+//! body are limited to `ingest.max_body_bytes`.
+//!
+//! Answers: `204` when every line was stored; `400` with a JSON body listing
+//! each rejected line (number, column, reason) and skipped string field
+//! while the valid lines are stored; `401`/`403` for tokens; `413` for
+//! oversized bodies; `503` with `Retry-After` when the log cannot take the
+//! write (nothing is acknowledged then; retrying is safe).
+
+use crate::config::IngestConfig;
+use crate::convert::{Conversion, Converter, LineError, SkippedField};
+use crate::error::Error;
+use crate::log::IngestLog;
+use crate::metrics::IngestMetrics;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use strata_schemas::time::{Precision, now_millis};
+use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantResolver};
+
+/// Shared state of the write endpoints.
+#[derive(Debug, Clone)]
+pub struct WriteState {
+    /// Where accepted samples go.
+    pub log: Arc<dyn IngestLog>,
+    /// Token → tenant.
+    pub resolver: Arc<dyn TenantResolver>,
+    /// Limits and mapping settings.
+    pub config: Arc<IngestConfig>,
+    /// Counters.
+    pub metrics: Arc<IngestMetrics>,
+}
+
+/// The write routes.
+pub fn router(state: WriteState) -> Router {
+    Router::new()
+        .route("/api/v2/write", post(write))
+        .route("/write", post(write))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// JSON body of every non-204 answer (InfluxDB's `code`/`message`, plus details).
+#[derive(Debug, Serialize)]
+struct WriteErrorBody {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted_lines: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected_lines: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<LineError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped_fields: Vec<SkippedField>,
+}
+
+impl WriteErrorBody {
+    fn simple(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            accepted_lines: None,
+            rejected_lines: None,
+            errors: Vec::new(),
+            skipped_fields: Vec::new(),
+        }
+    }
+}
+
+fn answer(status: StatusCode, body: WriteErrorBody) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// A request refused before parsing (boxed: responses are large).
+type Refusal = Box<Response>;
+
+fn refuse(status: StatusCode, body: WriteErrorBody) -> Refusal {
+    Box::new(answer(status, body))
+}
+
+async fn write(
+    State(state): State<WriteState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let m = &state.metrics;
+    IngestMetrics::add(&m.requests, 1);
+    let (tenant, precision, body) = match prepare(&state, &params, &headers, body).await {
+        Ok(v) => v,
+        Err(resp) => {
+            IngestMetrics::add(&m.requests_refused, 1);
+            return *resp;
+        }
+    };
+    let converter_state = state.clone();
+    let conversion = tokio::task::spawn_blocking(move || {
+        let config = &converter_state.config;
+        Converter {
+            tenant: &tenant,
+            precision,
+            now_ms: now_millis(),
+            device_label: &config.device_label,
+            partitions: converter_state.log.partitions(),
+        }
+        .convert(&body)
+    })
+    .await;
+    let conversion = match conversion {
+        Ok(c) => c,
+        Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
+    };
+    commit(&state, conversion).await
+}
+
+/// Authenticates and reads the request: tenant, precision and the decompressed body.
+async fn prepare(
+    state: &WriteState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(TenantId, Precision, Bytes), Refusal> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let tenant = state.resolver.resolve(auth, Access::Write).map_err(auth_error)?;
+    let precision = match params.get("precision").map(String::as_str) {
+        None | Some("") => Precision::Nanoseconds,
+        Some(p) => p.parse().map_err(|e: strata_schemas::time::UnknownPrecision| {
+            refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", e.to_string()))
+        })?,
+    };
+    let limit = state.config.max_body_bytes;
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit, "request body"))?;
+    IngestMetrics::add(&state.metrics.bytes_received, raw.len() as u64);
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    let body = match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => raw,
+        "gzip" | "x-gzip" => gunzip(&raw, limit)?,
+        other => {
+            return Err(refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                WriteErrorBody::simple("invalid", format!("unsupported Content-Encoding {other:?} (use gzip or none)")),
+            ));
+        }
+    };
+    Ok((tenant, precision, body))
+}
+
+fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+    let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| {
+        refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", format!("invalid gzip body: {e}")))
+    })?;
+    if out.len() > limit {
+        return Err(too_large(limit, "decompressed request body"));
+    }
+    Ok(Bytes::from(out))
+}
+
+fn too_large(limit: usize, what: &str) -> Refusal {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        WriteErrorBody::simple(
+            "request too large",
+            format!("{what} exceeds max_body_bytes ({limit} bytes); split the write into smaller batches"),
+        ),
+    )
+}
+
+fn auth_error(e: AuthError) -> Refusal {
+    let status = match e {
+        AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    refuse(status, WriteErrorBody::simple("unauthorized", e.to_string()))
+}
+
+/// Appends the converted batches and builds the answer.
+async fn commit(state: &WriteState, c: Conversion) -> Response {
+    let m = &state.metrics;
+    let records: Vec<(u32, Vec<u8>)> = c.batches.iter().map(|(p, b)| (*p, b.to_bytes())).collect();
+    if !records.is_empty()
+        && let Err(e) = state.log.append(records).await
+    {
+        IngestMetrics::add(&m.append_failures, 1);
+        return log_error(e);
+    }
+    IngestMetrics::add(&m.lines_accepted, c.accepted_lines as u64);
+    IngestMetrics::add(&m.lines_rejected, c.rejected.len() as u64);
+    IngestMetrics::add(&m.samples_accepted, c.samples as u64);
+    IngestMetrics::add(&m.string_fields_skipped, c.skipped.len() as u64);
+    if c.rejected.is_empty() && c.skipped.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let max = state.config.max_reported_errors;
+    let message = partial_message(&c, max);
+    let body = WriteErrorBody {
+        code: "invalid",
+        message,
+        accepted_lines: Some(c.accepted_lines),
+        rejected_lines: Some(c.rejected.len()),
+        errors: c.rejected.into_iter().take(max).collect(),
+        skipped_fields: c.skipped.into_iter().take(max).collect(),
+    };
+    answer(StatusCode::BAD_REQUEST, body)
+}
+
+fn partial_message(c: &Conversion, max: usize) -> String {
+    let total = c.accepted_lines + c.rejected.len();
+    let mut msg = if c.rejected.is_empty() {
+        format!("all {total} lines stored, but {} string field(s) were skipped", c.skipped.len())
+    } else {
+        format!("partial write: {} of {total} lines rejected, the other {} stored", c.rejected.len(), c.accepted_lines)
+    };
+    if let Some(first) = c.rejected.first() {
+        msg.push_str(&format!("; first error: line {}: {}", first.line, first.reason));
+    }
+    if c.rejected.len() > max {
+        msg.push_str(&format!(" (only the first {max} errors are listed)"));
+    }
+    msg
+}
+
+fn log_error(e: Error) -> Response {
+    tracing::warn!(error = %e, "write failed in the ingest log");
+    let (status, code) = match e.kind() {
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ErrorKind::InvalidInput => (StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    };
+    let mut resp = answer(status, WriteErrorBody::simple(code, format!("write not acknowledged: {e}")));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::Conversion;
+
+    #[test]
+    fn partial_message_names_the_first_error() {
+        let c = Conversion {
+            accepted_lines: 2,
+            rejected: vec![LineError { line: 3, column: Some(4), reason: "bad".into() }],
+            ..Conversion::default()
+        };
+        assert_eq!(
+            partial_message(&c, 10),
+            "partial write: 1 of 3 lines rejected, the other 2 stored; first error: line 3: bad"
+        );
+    }
+
+    #[test]
+    fn gunzip_enforces_the_limit() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&vec![b'a'; 10_000]).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(gunzip(&gz, 10_000).unwrap().len(), 10_000);
+        assert_eq!(gunzip(&gz, 9_999).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(gunzip(b"not gzip", 100).unwrap_err().status(), StatusCode::BAD_REQUEST);
+    }
+}
