@@ -1,1 +1,40 @@
-//! placeholder
+//! # strata-query — PromQL over Strata's storage, served as the Prometheus HTTP API
+//!
+//! This crate owns everything between a Grafana (or any Prometheus client)
+//! request and the [`ReadStore`](strata_schemas::ReadStore) trait:
+//!
+//! ```text
+//!  HTTP /api/v1/*  ──► http::router ──► TenantResolver (Authorization → TenantId)
+//!                          │
+//!                          ▼  (blocking thread)
+//!                    Engine::query_instant / query_range
+//!                          │  promql-parser AST
+//!                          ▼
+//!                    engine::eval  ──► ReadStore::select (once per selector, whole span)
+//! ```
+//!
+//! * [`engine`]: the PromQL evaluator with Prometheus 3 semantics (lookback,
+//!   staleness, left-open range windows, extrapolated rates, vector matching,
+//!   aggregations, functions, `@`, `offset`, subqueries).
+//! * [`http`]: the Prometheus HTTP API (`query`, `query_range`, `series`,
+//!   `labels`, `label/<name>/values`, `status/buildinfo`, `metadata`,
+//!   `query_exemplars`) with Prometheus's JSON envelope.
+//! * [`config`]: [`QueryConfig`] (lookback, timeout, sample and resolution limits).
+//!
+//! Later: federation across hot, cold and peer regions, and geo-fencing of
+//! what may cross a border.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
+pub mod value;
+
+pub use config::QueryConfig;
+pub use engine::{CancelToken, Engine, QueryOptions};
+pub use error::{QueryError, Result};
+pub use http::{QueryState, router};
+pub use value::{InstantSample, QueryResult, RangeSeries, Value};

@@ -1,0 +1,272 @@
+//! The PromQL engine: parses an expression and evaluates it against a [`ReadStore`].
+//!
+//! ```text
+//!  query string ──parse──► AST ──Evaluator::eval──► Eval (per-step columns) ──► Value
+//!                                      │
+//!                                      └─ each selector: ONE ReadStore::select over
+//!                                         [start - range - offset - lookback, end],
+//!                                         then a sliding window per step
+//! ```
+//!
+//! Evaluation is column-oriented like Prometheus's range evaluation: every
+//! node produces, for each output series, one optional value per step; an
+//! instant query is a range query with a single step. Labels are computed
+//! once per series, values per step, so the per-step loops do not allocate.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod histogram;
+mod labels_fn;
+mod range_fns;
+mod selector;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use crate::config::QueryConfig;
+use crate::error::{QueryError, Result};
+use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
+use eval::{Ctx, Eval, Evaluator};
+use promql_parser::parser::{self, Expr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use strata_schemas::{ReadStore, Sample, TenantId};
+
+/// A flag that cancels running queries that share it (e.g. when the HTTP client goes away).
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, not canceled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every query holding this token at its next check.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`CancelToken::cancel`] was called.
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-query options.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// Lowers the configured timeout for this query.
+    pub timeout: Option<Duration>,
+    /// Cancels the query when triggered.
+    pub cancel: Option<CancelToken>,
+}
+
+/// The PromQL engine. Cheap to share behind an `Arc`; evaluation is synchronous
+/// (call it from a blocking thread).
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<dyn ReadStore>,
+    config: QueryConfig,
+}
+
+impl Engine {
+    /// Builds an engine reading from `store`.
+    pub fn new(store: Arc<dyn ReadStore>, config: QueryConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    /// The store the engine reads from.
+    pub fn store(&self) -> &Arc<dyn ReadStore> {
+        &self.store
+    }
+
+    /// Evaluates `query` at `t_ms` (an instant query).
+    pub fn query_instant(&self, tenant: &TenantId, query: &str, t_ms: i64) -> Result<QueryResult> {
+        self.query_instant_with(tenant, query, t_ms, &QueryOptions::default())
+    }
+
+    /// Evaluates `query` at every step of `[start_ms, end_ms]` (a range query).
+    pub fn query_range(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        self.query_range_with(tenant, query, start_ms, end_ms, step_ms, &QueryOptions::default())
+    }
+
+    /// [`Engine::query_instant`] with a timeout and cancellation.
+    pub fn query_instant_with(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        t_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult> {
+        let expr = parse(query)?;
+        let ctx = self.ctx(tenant, t_ms, t_ms, opts);
+        let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
+        let out = ev.eval(&expr)?;
+        let value = instant_value(out, t_ms, is_ordered(&expr));
+        Ok(QueryResult { value, warnings: ctx.take_warnings() })
+    }
+
+    /// [`Engine::query_range`] with a timeout and cancellation.
+    pub fn query_range_with(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult> {
+        self.check_range(start_ms, end_ms, step_ms)?;
+        let expr = parse(query)?;
+        match expr.value_type() {
+            parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
+            t => {
+                let name = if t == parser::value::ValueType::Matrix { "range vector" } else { "string" };
+                return Err(QueryError::bad(format!(
+                    "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+                )));
+            }
+        }
+        let ctx = self.ctx(tenant, start_ms, end_ms, opts);
+        let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
+        let out = ev.eval(&expr)?;
+        let value = range_value(&ev, out)?;
+        Ok(QueryResult { value, warnings: ctx.take_warnings() })
+    }
+
+    fn check_range(&self, start: i64, end: i64, step: i64) -> Result<()> {
+        if end < start {
+            return Err(QueryError::bad("end timestamp must not be before start time"));
+        }
+        if step <= 0 {
+            return Err(QueryError::bad(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if (end - start) / step > self.config.max_points_per_series as i64 {
+            return Err(QueryError::bad(format!(
+                "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+                thousands(self.config.max_points_per_series)
+            )));
+        }
+        Ok(())
+    }
+
+    fn ctx<'a>(&'a self, tenant: &'a TenantId, start: i64, end: i64, opts: &QueryOptions) -> Ctx<'a> {
+        let timeout = opts.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
+        Ctx {
+            store: self.store.as_ref(),
+            tenant,
+            lookback: self.config.lookback_delta.as_millis() as i64,
+            subquery_step: self.config.default_subquery_step.as_millis() as i64,
+            query_start: start,
+            query_end: end,
+            deadline: Instant::now() + timeout,
+            cancel: opts.cancel.clone(),
+            max_samples: self.config.max_samples,
+            samples: Default::default(),
+            warnings: Default::default(),
+        }
+    }
+}
+
+/// Parses a PromQL expression, mapping parser errors to `bad_data`.
+pub fn parse(query: &str) -> Result<Expr> {
+    parser::parse(query).map_err(|e| QueryError::bad(format!("invalid parameter \"query\": {e}")))
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// True when the top-level expression defines the result order (sort functions).
+fn is_ordered(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(p) => is_ordered(&p.expr),
+        Expr::Call(c) => matches!(c.func.name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"),
+        _ => false,
+    }
+}
+
+fn instant_value(out: Eval, t: i64, ordered: bool) -> Value {
+    match out {
+        Eval::Scalar(v) => Value::Scalar { t, v: v[0] },
+        Eval::String(s) => Value::String { t, v: s },
+        Eval::Vector(series) => {
+            let mut v: Vec<InstantSample> = series
+                .into_iter()
+                .filter_map(|s| s.points[0].map(|v| InstantSample { labels: s.labels, t, v }))
+                .collect();
+            if !ordered {
+                v.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
+            Value::Vector(v)
+        }
+        Eval::Matrix(rd) => {
+            let mut m: Vec<RangeSeries> = rd
+                .series
+                .into_iter()
+                .filter_map(|s| {
+                    let end = rd.at.unwrap_or(t) - rd.offset;
+                    let start = end - rd.range;
+                    let samples: Vec<Sample> =
+                        s.samples.into_iter().filter(|p| p.ts > start && p.ts <= end).collect();
+                    (!samples.is_empty()).then_some(RangeSeries { labels: s.labels, samples })
+                })
+                .collect();
+            m.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(m)
+        }
+    }
+}
+
+fn range_value(ev: &Evaluator<'_>, out: Eval) -> Result<Value> {
+    let mut m: Vec<RangeSeries> = match out {
+        Eval::Scalar(v) => {
+            let samples = v.iter().enumerate().map(|(i, v)| Sample::new(ev.ts(i), *v)).collect();
+            vec![RangeSeries { labels: Default::default(), samples }]
+        }
+        Eval::Vector(series) => series
+            .into_iter()
+            .filter_map(|s| {
+                let samples: Vec<Sample> =
+                    s.points.iter().enumerate().filter_map(|(i, p)| p.map(|v| Sample::new(ev.ts(i), v))).collect();
+                (!samples.is_empty()).then_some(RangeSeries { labels: s.labels, samples })
+            })
+            .collect(),
+        Eval::String(_) | Eval::Matrix(_) => {
+            return Err(QueryError::bad("invalid expression type for range query, must be Scalar or instant Vector"));
+        }
+    };
+    m.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(Value::Matrix(m))
+}
+
+/// Storage matchers of a parsed series selector (for `match[]` parameters).
+pub fn selector_matchers(vs: &parser::VectorSelector) -> Result<Vec<strata_schemas::Matcher>> {
+    selector::to_matchers(vs)
+}

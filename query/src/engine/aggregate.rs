@@ -1,0 +1,238 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, `count_values`, …)
+//! with `by` / `without` grouping. Group keys are computed once per series;
+//! the per-step loop only folds values into reusable accumulators.
+
+use super::eval::{Eval, Evaluator, StepSeries};
+use super::stats::{Mean, format_go_f, kahan_inc, quantile, variance};
+use crate::error::{QueryError, Result};
+use promql_parser::label::Labels as PLabels;
+use promql_parser::parser::token::{self, TokenId};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+use std::collections::HashMap;
+use strata_schemas::{Labels, METRIC_NAME};
+
+/// Evaluates an aggregation.
+pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
+    let op = agg.op.id();
+    if matches!(op, token::T_LIMITK | token::T_LIMIT_RATIO) {
+        return Err(QueryError::Unsupported(format!("aggregation {} (experimental)", agg.op)));
+    }
+    let param = agg.param.as_deref();
+    let v = ev.eval_vector(&agg.expr)?;
+    let (keys, member_group) = group(&v, agg.modifier.as_ref());
+    let out = match op {
+        token::T_TOPK | token::T_BOTTOMK => {
+            let k = ev.eval_scalar(param.ok_or_else(|| missing_param(agg))?)?;
+            top_k(ev, v, &member_group, keys.len(), &k, op == token::T_TOPK)?
+        }
+        token::T_COUNT_VALUES => {
+            let label = ev.eval_string(param.ok_or_else(|| missing_param(agg))?)?;
+            count_values(ev, &v, &keys, &member_group, &label)?
+        }
+        _ => {
+            let q = match op {
+                token::T_QUANTILE => Some(ev.eval_scalar(param.ok_or_else(|| missing_param(agg))?)?),
+                _ => None,
+            };
+            fold(ev, op, &v, keys, &member_group, q.as_deref())?
+        }
+    };
+    Ok(Eval::Vector(out))
+}
+
+fn missing_param(agg: &AggregateExpr) -> QueryError {
+    QueryError::bad(format!("parameter required for {}", agg.op))
+}
+
+/// Group label sets (deduplicated) and, per input series, its group index.
+fn group(v: &[StepSeries], modifier: Option<&LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut keys = Vec::new();
+    let members = v
+        .iter()
+        .map(|s| {
+            let key = group_labels(&s.labels, modifier);
+            *index.entry(key.clone()).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    (keys, members)
+}
+
+pub(crate) fn group_labels(l: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+    let has = |names: &PLabels, n: &str| names.labels.iter().any(|x| x == n);
+    match modifier {
+        None => Labels::default(),
+        Some(LabelModifier::Include(names)) => {
+            Labels::from_sorted(l.iter().filter(|x| has(names, &x.name)).cloned().collect())
+        }
+        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
+            l.iter().filter(|x| x.name != METRIC_NAME && !has(names, &x.name)).cloned().collect(),
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    n: usize,
+    sum: f64,
+    c: f64,
+    val: f64,
+    mean: Mean,
+}
+
+fn fold(
+    ev: &Evaluator<'_>,
+    op: TokenId,
+    v: &[StepSeries],
+    keys: Vec<Labels>,
+    member_group: &[usize],
+    q: Option<&[f64]>,
+) -> Result<Vec<StepSeries>> {
+    let mut out: Vec<StepSeries> =
+        keys.into_iter().map(|labels| StepSeries { labels, points: vec![None; ev.n] }).collect();
+    let mut accs = vec![Acc::default(); out.len()];
+    let needs_values = matches!(op, token::T_QUANTILE | token::T_STDDEV | token::T_STDVAR);
+    let mut values: Vec<Vec<f64>> = if needs_values { vec![Vec::new(); out.len()] } else { Vec::new() };
+    for i in 0..ev.n {
+        ev.ctx.check()?;
+        accs.iter_mut().for_each(|a| *a = Acc::default());
+        values.iter_mut().for_each(Vec::clear);
+        for (s, &g) in v.iter().zip(member_group) {
+            if let Some(x) = s.points[i] {
+                accumulate(op, &mut accs[g], x);
+                if needs_values {
+                    values[g].push(x);
+                }
+            }
+        }
+        for (g, a) in accs.iter().enumerate() {
+            if a.n == 0 {
+                continue;
+            }
+            out[g].points[i] = Some(match op {
+                token::T_SUM => finish_sum(a),
+                token::T_AVG => a.mean.value(),
+                token::T_COUNT => a.n as f64,
+                token::T_GROUP => 1.0,
+                token::T_MIN | token::T_MAX => a.val,
+                token::T_STDVAR => variance(values[g].iter().copied()),
+                token::T_STDDEV => variance(values[g].iter().copied()).sqrt(),
+                token::T_QUANTILE => quantile(q.map_or(f64::NAN, |q| q[i]), &mut values[g]),
+                _ => return Err(QueryError::Unsupported(format!("aggregation operator {}", token_name(op)))),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn token_name(op: TokenId) -> String {
+    token::TokenType::new(op).to_string()
+}
+
+fn accumulate(op: TokenId, a: &mut Acc, x: f64) {
+    a.n += 1;
+    match op {
+        token::T_SUM => (a.sum, a.c) = kahan_inc(x, a.sum, a.c),
+        token::T_AVG => a.mean.add(x),
+        token::T_MIN => {
+            if a.n == 1 || x < a.val || a.val.is_nan() {
+                a.val = x;
+            }
+        }
+        token::T_MAX => {
+            if a.n == 1 || x > a.val || a.val.is_nan() {
+                a.val = x;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finish_sum(a: &Acc) -> f64 {
+    if a.sum.is_infinite() { a.sum } else { a.sum + a.c }
+}
+
+/// `topk` / `bottomk`: per step and group, the k largest / smallest
+/// elements (NaN ranks last), with their original labels.
+fn top_k(
+    ev: &Evaluator<'_>,
+    v: Vec<StepSeries>,
+    member_group: &[usize],
+    n_groups: usize,
+    k: &[f64],
+    top: bool,
+) -> Result<Vec<StepSeries>> {
+    let mut out: Vec<StepSeries> =
+        v.iter().map(|s| StepSeries { labels: s.labels.clone(), points: vec![None; ev.n] }).collect();
+    let mut per_group: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n_groups];
+    for i in 0..ev.n {
+        ev.ctx.check()?;
+        if k[i].is_nan() {
+            return Err(QueryError::exec(format!("Parameter value is NaN for {}", if top { "topk" } else { "bottomk" })));
+        }
+        if k[i] < 1.0 {
+            continue;
+        }
+        per_group.iter_mut().for_each(Vec::clear);
+        for (idx, (s, &g)) in v.iter().zip(member_group).enumerate() {
+            if let Some(x) = s.points[i] {
+                per_group[g].push((x, idx));
+            }
+        }
+        for members in &mut per_group {
+            members.sort_by(|a, b| rank_cmp(a.0, b.0, top));
+            let take = (k[i].min(members.len() as f64)) as usize;
+            for &(x, idx) in &members[..take] {
+                out[idx].points[i] = Some(x);
+            }
+        }
+    }
+    out.retain(|s| s.points.iter().any(Option::is_some));
+    Ok(out)
+}
+
+fn rank_cmp(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Equal,
+        (true, false) => Greater,
+        (false, true) => Less,
+        _ if top => b.partial_cmp(&a).unwrap_or(Equal),
+        _ => a.partial_cmp(&b).unwrap_or(Equal),
+    }
+}
+
+/// `count_values("label", v)`: per group, how many elements have each value.
+fn count_values(
+    ev: &Evaluator<'_>,
+    v: &[StepSeries],
+    keys: &[Labels],
+    member_group: &[usize],
+    label: &str,
+) -> Result<Vec<StepSeries>> {
+    let valid = label.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(QueryError::exec(format!("invalid label name {label:?}")));
+    }
+    let mut index: HashMap<(usize, u64), usize> = HashMap::new();
+    let mut out: Vec<StepSeries> = Vec::new();
+    for i in 0..ev.n {
+        for (s, &g) in v.iter().zip(member_group) {
+            let Some(x) = s.points[i] else { continue };
+            let key = (g, if x.is_nan() { f64::NAN.to_bits() } else { (x + 0.0).to_bits() });
+            let o = *index.entry(key).or_insert_with(|| {
+                let mut labels = keys[g].clone();
+                labels.set(label, &format_go_f(x));
+                out.push(StepSeries { labels, points: vec![None; ev.n] });
+                out.len() - 1
+            });
+            let p = &mut out[o].points[i];
+            *p = Some(p.unwrap_or(0.0) + 1.0);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,271 @@
+//! The evaluator core: intermediate values, limits, and dispatch over the AST.
+
+use super::{aggregate, binary, functions, selector};
+use crate::error::{QueryError, Result};
+use promql_parser::parser::{AtModifier, Expr, Offset};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+use strata_schemas::{Labels, METRIC_NAME, ReadStore, SeriesData, TenantId};
+
+/// State shared by every node of one query: store, tenant, limits.
+pub(crate) struct Ctx<'a> {
+    pub(crate) store: &'a dyn ReadStore,
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) lookback: i64,
+    pub(crate) subquery_step: i64,
+    /// Start and end of the whole query, for `@ start()` / `@ end()`.
+    pub(crate) query_start: i64,
+    pub(crate) query_end: i64,
+    pub(crate) deadline: Instant,
+    pub(crate) cancel: Option<super::CancelToken>,
+    pub(crate) max_samples: usize,
+    pub(crate) samples: Cell<usize>,
+    pub(crate) warnings: RefCell<Vec<String>>,
+}
+
+impl Ctx<'_> {
+    /// Fails when the query was canceled or ran out of time.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.cancel.as_ref().is_some_and(|c| c.is_canceled()) {
+            return Err(QueryError::Canceled("expression evaluation"));
+        }
+        if Instant::now() > self.deadline {
+            return Err(QueryError::Timeout("expression evaluation"));
+        }
+        Ok(())
+    }
+
+    /// Accounts `n` more samples held by the query.
+    pub(crate) fn account(&self, n: usize) -> Result<()> {
+        let total = self.samples.get().saturating_add(n);
+        self.samples.set(total);
+        if total > self.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn warn(&self, msg: String) {
+        let mut w = self.warnings.borrow_mut();
+        if !w.contains(&msg) {
+            w.push(msg);
+        }
+    }
+
+    pub(crate) fn take_warnings(&self) -> Vec<String> {
+        self.warnings.take()
+    }
+}
+
+/// An instant-vector series over the steps: one optional value per step.
+#[derive(Debug, Clone)]
+pub(crate) struct StepSeries {
+    pub(crate) labels: Labels,
+    pub(crate) points: Vec<Option<f64>>,
+}
+
+/// A range vector: raw samples plus the window geometry, evaluated per step
+/// as the left-open window `(t' - range, t']` with `t' = (at or t) - offset`.
+#[derive(Debug)]
+pub(crate) struct RangeData {
+    pub(crate) series: Vec<SeriesData>,
+    pub(crate) range: i64,
+    pub(crate) offset: i64,
+    pub(crate) at: Option<i64>,
+}
+
+impl RangeData {
+    /// Calls `f(step, window, window_end)` for every step; the window slides
+    /// forward with two indices, so the whole pass is linear.
+    pub(crate) fn for_each_window(
+        &self,
+        ev: &Evaluator<'_>,
+        samples: &[strata_schemas::Sample],
+        mut f: impl FnMut(usize, &[strata_schemas::Sample], i64),
+    ) {
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for i in 0..ev.n {
+            let end = self.at.unwrap_or(ev.ts(i)) - self.offset;
+            let start = end - self.range;
+            while hi < samples.len() && samples[hi].ts <= end {
+                hi += 1;
+            }
+            while lo < hi && samples[lo].ts <= start {
+                lo += 1;
+            }
+            f(i, &samples[lo..hi], end);
+        }
+    }
+}
+
+/// The value of an evaluated node.
+#[derive(Debug)]
+pub(crate) enum Eval {
+    Scalar(Vec<f64>),
+    String(String),
+    Vector(Vec<StepSeries>),
+    Matrix(RangeData),
+}
+
+impl Eval {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Eval::Scalar(_) => "scalar",
+            Eval::String(_) => "string",
+            Eval::Vector(_) => "instant vector",
+            Eval::Matrix(_) => "range vector",
+        }
+    }
+}
+
+/// Evaluates expressions at the steps `start, start + step, ..., end`.
+pub(crate) struct Evaluator<'a> {
+    pub(crate) ctx: &'a Ctx<'a>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) step: i64,
+    pub(crate) n: usize,
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(ctx: &'a Ctx<'a>, start: i64, end: i64, step: i64) -> Self {
+        let n = ((end - start) / step + 1).max(0) as usize;
+        Self { ctx, start, end, step, n }
+    }
+
+    /// Timestamp of step `i`.
+    pub(crate) fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    pub(crate) fn eval(&self, expr: &Expr) -> Result<Eval> {
+        self.ctx.check()?;
+        let out = match expr {
+            Expr::NumberLiteral(n) => Eval::Scalar(vec![n.val; self.n]),
+            Expr::StringLiteral(s) => Eval::String(s.val.clone()),
+            Expr::Paren(p) => self.eval(&p.expr)?,
+            Expr::Unary(u) => self.eval_unary(&u.expr)?,
+            Expr::VectorSelector(vs) => Eval::Vector(selector::eval_vector(self, vs, false)?),
+            Expr::MatrixSelector(ms) => Eval::Matrix(selector::eval_matrix(self, ms)?),
+            Expr::Subquery(sq) => Eval::Matrix(selector::eval_subquery(self, sq)?),
+            Expr::Call(call) => functions::eval_call(self, call)?,
+            Expr::Aggregate(agg) => aggregate::eval(self, agg)?,
+            Expr::Binary(b) => binary::eval(self, b)?,
+            Expr::Extension(_) => return Err(QueryError::Unsupported("extension expressions".into())),
+        };
+        if let Eval::Vector(v) = &out {
+            self.ctx.account(v.iter().map(|s| s.points.iter().filter(|p| p.is_some()).count()).sum())?;
+        }
+        Ok(out)
+    }
+
+    fn eval_unary(&self, inner: &Expr) -> Result<Eval> {
+        Ok(match self.eval(inner)? {
+            Eval::Scalar(mut v) => {
+                v.iter_mut().for_each(|x| *x = -*x);
+                Eval::Scalar(v)
+            }
+            Eval::Vector(mut series) => {
+                for s in &mut series {
+                    s.labels.remove(METRIC_NAME);
+                    s.points.iter_mut().flatten().for_each(|x| *x = -*x);
+                }
+                Eval::Vector(merge_same_labels(series)?)
+            }
+            other => {
+                return Err(QueryError::bad(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                    other.type_name()
+                )));
+            }
+        })
+    }
+
+    /// Evaluates an expression that must yield a scalar (one value per step).
+    pub(crate) fn eval_scalar(&self, expr: &Expr) -> Result<Vec<f64>> {
+        match self.eval(expr)? {
+            Eval::Scalar(v) => Ok(v),
+            other => Err(QueryError::bad(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+
+    /// Evaluates an expression that must yield an instant vector.
+    pub(crate) fn eval_vector(&self, expr: &Expr) -> Result<Vec<StepSeries>> {
+        match self.eval(expr)? {
+            Eval::Vector(v) => Ok(v),
+            other => Err(QueryError::bad(format!("expected instant vector, got {}", other.type_name()))),
+        }
+    }
+
+    /// Evaluates an expression that must yield a string.
+    pub(crate) fn eval_string(&self, expr: &Expr) -> Result<String> {
+        match self.eval(expr)? {
+            Eval::String(s) => Ok(s),
+            other => Err(QueryError::bad(format!("expected string, got {}", other.type_name()))),
+        }
+    }
+
+    /// Resolves an `@` modifier to milliseconds.
+    pub(crate) fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        at.as_ref().map(|at| match at {
+            AtModifier::Start => self.ctx.query_start,
+            AtModifier::End => self.ctx.query_end,
+            AtModifier::At(t) => system_time_ms(*t),
+        })
+    }
+}
+
+pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+pub(crate) fn duration_ms(d: &Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+/// Merges series that ended up with the same labels (e.g. after dropping the
+/// metric name). Two of them with a value at the same step is Prometheus's
+/// "vector cannot contain metrics with the same labelset" error.
+pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>> {
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    for s in series {
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let target = &mut out[i];
+                for (dst, src) in target.points.iter_mut().zip(s.points) {
+                    match (dst.is_some(), src) {
+                        (true, Some(_)) => {
+                            return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+                        }
+                        (false, Some(v)) => *dst = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Prometheus's `labels.String()`: `{__name__="x", a="b"}`.
+pub(crate) fn prom_labels_string(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|l| format!("{}={:?}", l.name, l.value)).collect();
+    format!("{{{}}}", parts.join(", "))
+}

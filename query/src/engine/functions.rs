@@ -1,0 +1,311 @@
+//! Function calls: dispatch, instant-vector math, and the scalar/vector helpers.
+
+use super::eval::{Eval, Evaluator, StepSeries, merge_same_labels};
+use super::range_fns::{self, RangeFn};
+use super::{histogram, labels_fn, selector};
+use crate::error::{QueryError, Result};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{Call, Expr};
+use strata_schemas::{Labels, METRIC_NAME};
+
+/// Evaluates a function call.
+pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
+    let name = call.func.name;
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    if let Some(f) = RangeFn::lookup(name) {
+        return eval_range_fn(ev, f, &args).map(Eval::Vector);
+    }
+    if let Some(f) = math_fn(name) {
+        let v = ev.eval_vector(args[0])?;
+        return map_values(v, f).map(Eval::Vector);
+    }
+    Ok(match name {
+        "time" => Eval::Scalar((0..ev.n).map(|i| ev.ts(i) as f64 / 1000.0).collect()),
+        "pi" => Eval::Scalar(vec![std::f64::consts::PI; ev.n]),
+        "vector" => {
+            let v = ev.eval_scalar(args[0])?;
+            Eval::Vector(vec![StepSeries { labels: Labels::default(), points: v.into_iter().map(Some).collect() }])
+        }
+        "scalar" => Eval::Scalar(scalar_of(ev, ev.eval_vector(args[0])?)),
+        "timestamp" => Eval::Vector(timestamp(ev, args[0])?),
+        "round" => round(ev, &args)?,
+        "clamp" | "clamp_min" | "clamp_max" => clamp(ev, name, &args)?,
+        "absent" => Eval::Vector(absent(ev, args[0])?),
+        "absent_over_time" => Eval::Vector(absent_over_time(ev, args[0])?),
+        "label_replace" => Eval::Vector(labels_fn::label_replace(ev, &args)?),
+        "label_join" => Eval::Vector(labels_fn::label_join(ev, &args)?),
+        "sort" | "sort_desc" => Eval::Vector(sort(ev.eval_vector(args[0])?, name == "sort_desc")),
+        "histogram_quantile" => Eval::Vector(histogram::histogram_quantile(ev, &args)?),
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month"
+        | "year" => Eval::Vector(date_fn(ev, name, &args)?),
+        other => return Err(QueryError::Unsupported(format!("function {other}()"))),
+    })
+}
+
+fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<StepSeries>> {
+    let m = f.matrix_arg();
+    let param = match (f, args.len()) {
+        (RangeFn::Quantile, _) => Some(ev.eval_scalar(args[0])?),
+        (RangeFn::PredictLinear, _) => Some(ev.eval_scalar(args[1])?),
+        _ => None,
+    };
+    let rd = match ev.eval(args[m])? {
+        Eval::Matrix(rd) => rd,
+        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
+    };
+    if f == RangeFn::Quantile
+        && let Some(q) = param.as_ref().and_then(|p| p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0))
+    {
+        ev.ctx.warn(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"));
+    }
+    range_fns::eval(ev, f, rd, param)
+}
+
+fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
+    Some(match name {
+        "abs" => f64::abs,
+        "ceil" => f64::ceil,
+        "floor" => f64::floor,
+        "exp" => f64::exp,
+        "sqrt" => f64::sqrt,
+        "ln" => f64::ln,
+        "log2" => f64::log2,
+        "log10" => f64::log10,
+        "sgn" => |v: f64| if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v },
+        "sin" => f64::sin,
+        "cos" => f64::cos,
+        "tan" => f64::tan,
+        "asin" => f64::asin,
+        "acos" => f64::acos,
+        "atan" => f64::atan,
+        "sinh" => f64::sinh,
+        "cosh" => f64::cosh,
+        "tanh" => f64::tanh,
+        "asinh" => f64::asinh,
+        "acosh" => f64::acosh,
+        "atanh" => f64::atanh,
+        "deg" => f64::to_degrees,
+        "rad" => f64::to_radians,
+        _ => return None,
+    })
+}
+
+/// Applies `f` to every value and drops the metric name.
+pub(crate) fn map_values(mut v: Vec<StepSeries>, f: impl Fn(f64) -> f64) -> Result<Vec<StepSeries>> {
+    for s in &mut v {
+        s.labels.remove(METRIC_NAME);
+        s.points.iter_mut().flatten().for_each(|x| *x = f(*x));
+    }
+    merge_same_labels(v)
+}
+
+/// `scalar(v)`: the single element's value, or NaN.
+fn scalar_of(ev: &Evaluator<'_>, v: Vec<StepSeries>) -> Vec<f64> {
+    (0..ev.n)
+        .map(|i| {
+            let mut it = v.iter().filter_map(|s| s.points[i]);
+            match (it.next(), it.next()) {
+                (Some(x), None) => x,
+                _ => f64::NAN,
+            }
+        })
+        .collect()
+}
+
+fn unwrap_parens<'e>(mut e: &'e Expr) -> &'e Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+fn timestamp(ev: &Evaluator<'_>, arg: &Expr) -> Result<Vec<StepSeries>> {
+    if let Expr::VectorSelector(vs) = unwrap_parens(arg) {
+        let v = selector::eval_vector(ev, vs, true)?;
+        return map_values(v, |x| x);
+    }
+    let mut v = ev.eval_vector(arg)?;
+    for s in &mut v {
+        for (i, p) in s.points.iter_mut().enumerate() {
+            if p.is_some() {
+                *p = Some(ev.ts(i) as f64 / 1000.0);
+            }
+        }
+    }
+    map_values(v, |x| x)
+}
+
+fn round(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Eval> {
+    let mut v = ev.eval_vector(args[0])?;
+    let to_nearest = match args.get(1) {
+        Some(e) => ev.eval_scalar(e)?,
+        None => vec![1.0; ev.n],
+    };
+    for s in &mut v {
+        s.labels.remove(METRIC_NAME);
+        for (i, p) in s.points.iter_mut().enumerate() {
+            if let Some(x) = p {
+                let inv = 1.0 / to_nearest[i];
+                *x = (*x * inv + 0.5).floor() / inv;
+            }
+        }
+    }
+    Ok(Eval::Vector(merge_same_labels(v)?))
+}
+
+fn clamp(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Eval> {
+    let mut v = ev.eval_vector(args[0])?;
+    let (lo, hi) = match name {
+        "clamp" => (ev.eval_scalar(args[1])?, ev.eval_scalar(args[2])?),
+        "clamp_min" => (ev.eval_scalar(args[1])?, vec![f64::INFINITY; ev.n]),
+        _ => (vec![f64::NEG_INFINITY; ev.n], ev.eval_scalar(args[1])?),
+    };
+    for s in &mut v {
+        s.labels.remove(METRIC_NAME);
+        for (i, p) in s.points.iter_mut().enumerate() {
+            if hi[i] < lo[i] {
+                *p = None;
+            } else if let Some(x) = p {
+                // Go's math.Max/Min propagate NaN.
+                *x = if x.is_nan() { *x } else { lo[i].max(hi[i].min(*x)) };
+                if lo[i].is_nan() || hi[i].is_nan() {
+                    *x = f64::NAN;
+                }
+            }
+        }
+    }
+    v.retain(|s| s.points.iter().any(Option::is_some));
+    Ok(Eval::Vector(merge_same_labels(v)?))
+}
+
+/// Labels of `absent(selector)`: the selector's equality matchers, except
+/// names that appear in more than one of them.
+fn absent_labels(arg: &Expr) -> Labels {
+    let vs = match unwrap_parens(arg) {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::default(),
+    };
+    let mut labels = Labels::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if seen.contains(&m.name.as_str()) {
+            labels.remove(&m.name);
+            continue;
+        }
+        seen.push(&m.name);
+        if m.op == PMatchOp::Equal {
+            labels.set(&m.name, &m.value);
+        }
+    }
+    labels
+}
+
+fn absent(ev: &Evaluator<'_>, arg: &Expr) -> Result<Vec<StepSeries>> {
+    let v = ev.eval_vector(arg)?;
+    let points: Vec<Option<f64>> =
+        (0..ev.n).map(|i| (!v.iter().any(|s| s.points[i].is_some())).then_some(1.0)).collect();
+    Ok(one_series(absent_labels(arg), points))
+}
+
+fn absent_over_time(ev: &Evaluator<'_>, arg: &Expr) -> Result<Vec<StepSeries>> {
+    let rd = match ev.eval(arg)? {
+        Eval::Matrix(rd) => rd,
+        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
+    };
+    let mut present = vec![false; ev.n];
+    for s in &rd.series {
+        rd.for_each_window(ev, &s.samples, |i, w, _| present[i] |= !w.is_empty());
+    }
+    let points = present.into_iter().map(|p| (!p).then_some(1.0)).collect();
+    Ok(one_series(absent_labels(arg), points))
+}
+
+fn one_series(labels: Labels, points: Vec<Option<f64>>) -> Vec<StepSeries> {
+    if points.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    vec![StepSeries { labels, points }]
+}
+
+/// `sort` / `sort_desc` order the elements of an instant query by value, NaN last.
+fn sort(mut v: Vec<StepSeries>, desc: bool) -> Vec<StepSeries> {
+    v.sort_by(|a, b| {
+        let (x, y) = (a.points[0].unwrap_or(f64::NAN), b.points[0].unwrap_or(f64::NAN));
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if desc => y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal),
+            _ => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        }
+    });
+    v
+}
+
+fn date_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Vec<StepSeries>> {
+    let v = match args.first() {
+        Some(e) => ev.eval_vector(e)?,
+        None => {
+            let points = (0..ev.n).map(|i| Some(ev.ts(i) as f64 / 1000.0)).collect();
+            vec![StepSeries { labels: Labels::default(), points }]
+        }
+    };
+    let f = match name {
+        "day_of_month" => |c: Civil| c.day as f64,
+        "day_of_week" => |c: Civil| c.weekday as f64,
+        "day_of_year" => |c: Civil| c.yday as f64,
+        "days_in_month" => |c: Civil| c.days_in_month as f64,
+        "hour" => |c: Civil| c.hour as f64,
+        "minute" => |c: Civil| c.minute as f64,
+        "month" => |c: Civil| c.month as f64,
+        _ => |c: Civil| c.year as f64,
+    };
+    map_values(v, |x| if x.is_finite() { f(Civil::from_secs(x.floor() as i64)) } else { f64::NAN })
+}
+
+/// A UTC calendar date and time of day.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Civil {
+    pub(crate) year: i64,
+    pub(crate) month: u32,
+    pub(crate) day: u32,
+    pub(crate) yday: u32,
+    pub(crate) weekday: u32,
+    pub(crate) days_in_month: u32,
+    pub(crate) hour: u32,
+    pub(crate) minute: u32,
+}
+
+impl Civil {
+    /// Howard Hinnant's civil-from-days.
+    pub(crate) fn from_secs(secs: i64) -> Self {
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let dim = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let yday = dim[..(month - 1) as usize].iter().sum::<u32>() + day;
+        Self {
+            year,
+            month,
+            day,
+            yday,
+            weekday: (days + 4).rem_euclid(7) as u32,
+            days_in_month: dim[(month - 1) as usize],
+            hour: (sod / 3600) as u32,
+            minute: (sod % 3600 / 60) as u32,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `label_replace` and `label_join`: label rewriting, once per series.
+
+use super::eval::{Evaluator, StepSeries, merge_same_labels};
+use crate::error::{QueryError, Result};
+use promql_parser::parser::Expr;
+use regex::Regex;
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`.
+pub(crate) fn label_replace(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<StepSeries>> {
+    let mut v = ev.eval_vector(args[0])?;
+    let dst = ev.eval_string(args[1])?;
+    let repl = ev.eval_string(args[2])?;
+    let src = ev.eval_string(args[3])?;
+    let re_src = ev.eval_string(args[4])?;
+    let re = Regex::new(&format!("^(?s:{re_src})$"))
+        .map_err(|e| QueryError::bad(format!("invalid regular expression in label_replace(): {re_src}: {e}")))?;
+    if !valid_label_name(&dst) {
+        return Err(QueryError::bad(format!("invalid destination label name in label_replace(): {dst}")));
+    }
+    for s in &mut v {
+        let value = s.labels.get(&src).unwrap_or("").to_owned();
+        if let Some(caps) = re.captures(&value) {
+            let mut out = String::new();
+            caps.expand(&repl, &mut out);
+            s.labels.set(&dst, &out);
+        }
+    }
+    merge_same_labels(v)
+}
+
+/// `label_join(v, dst, separator, src...)`.
+pub(crate) fn label_join(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<StepSeries>> {
+    let mut v = ev.eval_vector(args[0])?;
+    let dst = ev.eval_string(args[1])?;
+    let sep = ev.eval_string(args[2])?;
+    let srcs = args[3..].iter().map(|a| ev.eval_string(a)).collect::<Result<Vec<_>>>()?;
+    if !valid_label_name(&dst) {
+        return Err(QueryError::bad(format!("invalid destination label name in label_join(): {dst}")));
+    }
+    for s in &mut v {
+        let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+        let joined = joined.join(&sep);
+        s.labels.set(&dst, &joined);
+    }
+    merge_same_labels(v)
+}

@@ -1,0 +1,226 @@
+//! Functions over range vectors: the rate family and `*_over_time`.
+//!
+//! Each function sees one left-open window `(end - range, end]` of one series
+//! at a time, as a borrowed slice of the fetched samples (no copying).
+
+use super::eval::{Evaluator, RangeData, StepSeries, merge_same_labels};
+use super::stats::{Mean, kahan_sum, linear_regression, quantile, variance};
+use crate::error::Result;
+use strata_schemas::{METRIC_NAME, Sample};
+
+/// A function taking a range vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Last,
+    First,
+    Present,
+    Quantile,
+    Stddev,
+    Stdvar,
+    Mad,
+    Changes,
+    Resets,
+    Deriv,
+    PredictLinear,
+}
+
+impl RangeFn {
+    pub(crate) fn lookup(name: &str) -> Option<Self> {
+        use RangeFn::*;
+        Some(match name {
+            "rate" => Rate,
+            "increase" => Increase,
+            "delta" => Delta,
+            "irate" => Irate,
+            "idelta" => Idelta,
+            "avg_over_time" => Avg,
+            "min_over_time" => Min,
+            "max_over_time" => Max,
+            "sum_over_time" => Sum,
+            "count_over_time" => Count,
+            "last_over_time" => Last,
+            "first_over_time" => First,
+            "present_over_time" => Present,
+            "quantile_over_time" => Quantile,
+            "stddev_over_time" => Stddev,
+            "stdvar_over_time" => Stdvar,
+            "mad_over_time" => Mad,
+            "changes" => Changes,
+            "resets" => Resets,
+            "deriv" => Deriv,
+            "predict_linear" => PredictLinear,
+            _ => return None,
+        })
+    }
+
+    /// Whether the matrix argument comes first (`quantile_over_time` takes φ first).
+    pub(crate) fn matrix_arg(self) -> usize {
+        usize::from(self == RangeFn::Quantile)
+    }
+
+    fn keeps_name(self) -> bool {
+        matches!(self, RangeFn::Last | RangeFn::First)
+    }
+}
+
+/// The geometry of one window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: i64,
+    end: i64,
+    range_secs: f64,
+    /// The step's evaluation time (for `predict_linear`).
+    t: i64,
+}
+
+/// Applies `f` to every window of every series. `param` is the scalar
+/// argument per step (φ for quantile, t for predict_linear).
+pub(crate) fn eval(ev: &Evaluator<'_>, f: RangeFn, rd: RangeData, param: Option<Vec<f64>>) -> Result<Vec<StepSeries>> {
+    let mut out = Vec::with_capacity(rd.series.len());
+    let mut scratch: Vec<f64> = Vec::new();
+    for s in &rd.series {
+        ev.ctx.check()?;
+        let mut points = vec![None; ev.n];
+        rd.for_each_window(ev, &s.samples, |i, w, end| {
+            if w.is_empty() {
+                return;
+            }
+            let win = Window { start: end - rd.range, end, range_secs: rd.range as f64 / 1000.0, t: ev.ts(i) };
+            let p = param.as_ref().map_or(0.0, |p| p[i]);
+            points[i] = apply(f, w, win, p, &mut scratch);
+        });
+        if points.iter().any(Option::is_some) {
+            let mut labels = s.labels.clone();
+            if !f.keeps_name() {
+                labels.remove(METRIC_NAME);
+            }
+            out.push(StepSeries { labels, points });
+        }
+    }
+    merge_same_labels(out)
+}
+
+fn apply(f: RangeFn, w: &[Sample], win: Window, p: f64, scratch: &mut Vec<f64>) -> Option<f64> {
+    use RangeFn::*;
+    let values = || w.iter().map(|s| s.value);
+    Some(match f {
+        Rate => extrapolated_rate(w, win, true, true)?,
+        Increase => extrapolated_rate(w, win, true, false)?,
+        Delta => extrapolated_rate(w, win, false, false)?,
+        Irate => instant_value(w, true)?,
+        Idelta => instant_value(w, false)?,
+        Avg => {
+            let mut m = Mean::default();
+            values().for_each(|v| m.add(v));
+            m.value()
+        }
+        Min => values().fold(w[0].value, |acc, v| if v < acc || acc.is_nan() { v } else { acc }),
+        Max => values().fold(w[0].value, |acc, v| if v > acc || acc.is_nan() { v } else { acc }),
+        Sum => kahan_sum(values()),
+        Count => w.len() as f64,
+        Last => w[w.len() - 1].value,
+        First => w[0].value,
+        Present => 1.0,
+        Quantile => {
+            scratch.clear();
+            scratch.extend(values());
+            quantile(p, scratch)
+        }
+        Stddev => variance(values()).sqrt(),
+        Stdvar => variance(values()),
+        Mad => {
+            scratch.clear();
+            scratch.extend(values());
+            let median = quantile(0.5, scratch);
+            scratch.iter_mut().for_each(|v| *v = (*v - median).abs());
+            quantile(0.5, scratch)
+        }
+        Changes => count_pairs(w, |prev, cur| !(cur == prev || (cur.is_nan() && prev.is_nan()))),
+        Resets => count_pairs(w, |prev, cur| cur < prev),
+        Deriv => {
+            if w.len() < 2 {
+                return None;
+            }
+            linear_regression(w, w[0].ts).0
+        }
+        PredictLinear => {
+            if w.len() < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(w, win.t);
+            intercept + slope * p
+        }
+    })
+}
+
+fn count_pairs(w: &[Sample], pred: impl Fn(f64, f64) -> bool) -> f64 {
+    w.windows(2).filter(|p| pred(p[0].value, p[1].value)).count() as f64
+}
+
+/// Prometheus's `extrapolatedRate` for floats.
+fn extrapolated_rate(w: &[Sample], win: Window, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (first, last) = (w[0], w[w.len() - 1]);
+    let mut result = last.value - first.value;
+    if is_counter {
+        for p in w.windows(2) {
+            if p[1].value < p[0].value {
+                result += p[0].value;
+            }
+        }
+    }
+    let mut to_start = (first.ts - win.start) as f64 / 1000.0;
+    let mut to_end = (win.end - last.ts) as f64 / 1000.0;
+    let sampled = (last.ts - first.ts) as f64 / 1000.0;
+    let avg_between = sampled / (w.len() - 1) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter && result > 0.0 && first.value >= 0.0 {
+        let to_zero = sampled * (first.value / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= win.range_secs;
+    }
+    Some(result * factor)
+}
+
+/// Prometheus's `instantValue` (irate / idelta) for floats.
+fn instant_value(w: &[Sample], is_rate: bool) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (w[w.len() - 2], w[w.len() - 1]);
+    let interval = last.ts - prev.ts;
+    if interval == 0 {
+        return None;
+    }
+    let mut v = last.value;
+    if !is_rate || last.value.partial_cmp(&prev.value) != Some(std::cmp::Ordering::Less) {
+        v = last.value - prev.value;
+    }
+    if is_rate {
+        v /= interval as f64 / 1000.0;
+    }
+    Some(v)
+}

@@ -1,0 +1,128 @@
+//! Selectors: one storage read per selector for the whole query span, then
+//! lookback (instant selectors) or windows (range selectors, subqueries).
+
+use super::eval::{Evaluator, RangeData, StepSeries, duration_ms, offset_ms};
+use crate::error::{QueryError, Result};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
+use strata_schemas::{METRIC_NAME, Matcher, Sample, SeriesData, TimeRange};
+
+/// Converts the parser's matchers (plus the metric name) to storage matchers.
+pub(crate) fn to_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(QueryError::Unsupported("`or` inside label matchers".into()));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal(METRIC_NAME, name.as_str()));
+    }
+    for m in &vs.matchers.matchers {
+        let bad = |e: strata_schemas::matcher::InvalidMatcher| QueryError::bad(e.to_string());
+        out.push(match &m.op {
+            PMatchOp::Equal => Matcher::equal(m.name.as_str(), m.value.as_str()),
+            PMatchOp::NotEqual => Matcher::not_equal(m.name.as_str(), m.value.as_str()),
+            PMatchOp::Re(_) => Matcher::regex(m.name.as_str(), m.value.as_str()).map_err(bad)?,
+            PMatchOp::NotRe(_) => Matcher::not_regex(m.name.as_str(), m.value.as_str()).map_err(bad)?,
+        });
+    }
+    Ok(out)
+}
+
+/// First and last effective evaluation time of a selector over all steps.
+fn eff_span(ev: &Evaluator<'_>, at: Option<i64>, offset: i64) -> (i64, i64) {
+    match at {
+        Some(t) => (t - offset, t - offset),
+        None => (ev.start - offset, ev.end - offset),
+    }
+}
+
+fn fetch(ev: &Evaluator<'_>, vs: &VectorSelector, range: TimeRange) -> Result<Vec<SeriesData>> {
+    let matchers = to_matchers(vs)?;
+    let data = ev.ctx.store.select(ev.ctx.tenant, &matchers, range)?;
+    ev.ctx.account(data.iter().map(|s| s.samples.len()).sum())?;
+    ev.ctx.check()?;
+    Ok(data)
+}
+
+/// An instant selector: per step, the latest sample in `(t - lookback, t]`,
+/// unless it is a staleness marker. With `timestamps`, the value is the
+/// sample's own timestamp in seconds (for `timestamp()`).
+pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: bool) -> Result<Vec<StepSeries>> {
+    let at = ev.at_ms(&vs.at);
+    let offset = offset_ms(&vs.offset);
+    let (first, last) = eff_span(ev, at, offset);
+    let data = fetch(ev, vs, TimeRange::new(first - ev.ctx.lookback + 1, last))?;
+    let mut out = Vec::with_capacity(data.len());
+    for s in data {
+        let points = lookback_points(ev, &s.samples, at, offset, timestamps);
+        if points.iter().any(Option::is_some) {
+            out.push(StepSeries { labels: s.labels, points });
+        }
+    }
+    Ok(out)
+}
+
+fn lookback_points(ev: &Evaluator<'_>, samples: &[Sample], at: Option<i64>, offset: i64, ts: bool) -> Vec<Option<f64>> {
+    let mut points = Vec::with_capacity(ev.n);
+    let mut next = 0usize; // index of the first sample after the current time
+    for i in 0..ev.n {
+        let t = at.unwrap_or(ev.ts(i)) - offset;
+        while next < samples.len() && samples[next].ts <= t {
+            next += 1;
+        }
+        let p = match next.checked_sub(1).map(|j| samples[j]) {
+            Some(s) if s.ts > t - ev.ctx.lookback && !s.is_stale_marker() => {
+                Some(if ts { s.ts as f64 / 1000.0 } else { s.value })
+            }
+            _ => None,
+        };
+        points.push(p);
+    }
+    points
+}
+
+/// A range selector `v[r]`: the samples of the whole span, stale markers removed.
+pub(crate) fn eval_matrix(ev: &Evaluator<'_>, ms: &MatrixSelector) -> Result<RangeData> {
+    let at = ev.at_ms(&ms.vs.at);
+    let offset = offset_ms(&ms.vs.offset);
+    let range = duration_ms(&ms.range);
+    let (first, last) = eff_span(ev, at, offset);
+    let mut data = fetch(ev, &ms.vs, TimeRange::new(first - range + 1, last))?;
+    for s in &mut data {
+        s.samples.retain(|p| !p.is_stale_marker());
+    }
+    data.retain(|s| !s.samples.is_empty());
+    Ok(RangeData { series: data, range, offset, at })
+}
+
+/// A subquery `expr[r:s]`: the inner expression evaluated at absolute
+/// multiples of `s` covering every outer window, then windowed like a range selector.
+pub(crate) fn eval_subquery(ev: &Evaluator<'_>, sq: &SubqueryExpr) -> Result<RangeData> {
+    let at = ev.at_ms(&sq.at);
+    let offset = offset_ms(&sq.offset);
+    let range = duration_ms(&sq.range);
+    let step = sq.step.as_ref().map_or(ev.ctx.subquery_step, duration_ms);
+    if step <= 0 {
+        return Err(QueryError::bad("zero or negative subquery step"));
+    }
+    let (first, last) = eff_span(ev, at, offset);
+    let lower = first - range;
+    let mut start = step * (lower / step);
+    if start <= lower {
+        start += step;
+    }
+    if start > last {
+        return Ok(RangeData { series: Vec::new(), range, offset, at });
+    }
+    let inner = Evaluator::new(ev.ctx, start, last, step);
+    let series = inner.eval_vector(&sq.expr)?;
+    let series = series
+        .into_iter()
+        .map(|s| {
+            let samples =
+                s.points.iter().enumerate().filter_map(|(i, p)| p.map(|v| Sample::new(inner.ts(i), v))).collect();
+            SeriesData { labels: s.labels, samples }
+        })
+        .collect();
+    Ok(RangeData { series, range, offset, at })
+}

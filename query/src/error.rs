@@ -1,0 +1,84 @@
+//! The query error type, classified like Prometheus's API error types.
+
+use strata_schemas::{ErrorKind, ReadError};
+
+/// Result alias for this crate.
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// Why a query failed. [`QueryError::error_type`] is the Prometheus API `errorType`.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The request or the expression is invalid (`bad_data`, HTTP 400).
+    #[error("{0}")]
+    BadData(String),
+    /// Evaluation failed on the data (`execution`, HTTP 422).
+    #[error("{0}")]
+    Execution(String),
+    /// The expression uses a construct this engine does not implement (`execution`).
+    #[error("unsupported PromQL construct: {0}")]
+    Unsupported(String),
+    /// The query ran longer than its timeout (`timeout`, HTTP 503).
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    /// The client went away or the query was canceled (`canceled`, HTTP 499).
+    #[error("query was canceled in {0}")]
+    Canceled(&'static str),
+    /// The query would load more samples than `max_samples` (`execution`, HTTP 422).
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
+    /// The storage read failed.
+    #[error("reading series: {0}")]
+    Read(#[from] ReadError),
+    /// A bug or an unexpected failure (`internal`, HTTP 500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    /// Classifies the error for the rest of Strata.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            QueryError::BadData(_) | QueryError::Unsupported(_) => ErrorKind::InvalidInput,
+            QueryError::Execution(_) => ErrorKind::InvalidInput,
+            QueryError::Timeout(_) | QueryError::Canceled(_) => ErrorKind::Unavailable,
+            QueryError::TooManySamples(_) => ErrorKind::QuotaExceeded,
+            QueryError::Read(e) => e.kind(),
+            QueryError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The Prometheus API `errorType` string.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            QueryError::BadData(_) => "bad_data",
+            QueryError::Execution(_) | QueryError::Unsupported(_) | QueryError::TooManySamples(_) => "execution",
+            QueryError::Timeout(_) => "timeout",
+            QueryError::Canceled(_) => "canceled",
+            QueryError::Read(e) => match e.kind() {
+                ErrorKind::QuotaExceeded => "execution",
+                ErrorKind::Unavailable => "unavailable",
+                _ => "internal",
+            },
+            QueryError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status Prometheus uses for this error type.
+    pub fn http_status(&self) -> u16 {
+        match self.error_type() {
+            "bad_data" => 400,
+            "execution" => 422,
+            "timeout" | "unavailable" => 503,
+            "canceled" => 499,
+            _ => 500,
+        }
+    }
+
+    pub(crate) fn exec(msg: impl Into<String>) -> Self {
+        QueryError::Execution(msg.into())
+    }
+
+    pub(crate) fn bad(msg: impl Into<String>) -> Self {
+        QueryError::BadData(msg.into())
+    }
+}

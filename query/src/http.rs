@@ -1,0 +1,346 @@
+//! The Prometheus HTTP API (`/api/v1/...`), the Grafana datasource surface.
+//!
+//! ```text
+//!  request ─► Params (form body + URL query) ─► TenantResolver ─► spawn_blocking(Engine / ReadStore)
+//!                                                                   │
+//!  response ◄─ json::query_result / json::error (Prometheus envelope) ◄┘
+//! ```
+//!
+//! A dropped request (client gone) cancels its query through a [`CancelToken`].
+
+pub mod json;
+pub mod params;
+#[cfg(test)]
+mod tests;
+
+use crate::engine::{CancelToken, Engine, QueryOptions};
+use crate::error::QueryError;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use params::{MAX_TIME_MS, MIN_TIME_MS, Params, parse_duration, parse_time};
+use std::sync::Arc;
+use strata_schemas::{Access, AuthError, Labels, Matcher, TenantId, TenantResolver, TimeRange};
+
+/// The Prometheus version reported by `/api/v1/status/buildinfo` (Grafana enables features by it).
+pub const PROMETHEUS_COMPAT_VERSION: &str = "3.5.0";
+
+/// Shared state of the API handlers.
+#[derive(Debug, Clone)]
+pub struct QueryState {
+    /// The engine (and through it the store).
+    pub engine: Arc<Engine>,
+    /// Turns the `Authorization` header into a tenant.
+    pub resolver: Arc<dyn TenantResolver>,
+}
+
+impl QueryState {
+    /// Bundles an engine and a resolver.
+    pub fn new(engine: Arc<Engine>, resolver: Arc<dyn TenantResolver>) -> Self {
+        Self { engine, resolver }
+    }
+}
+
+/// The `/api/v1` routes. GET and POST (form-encoded) are accepted everywhere Prometheus accepts them.
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(query).post(query))
+        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/series", get(series).post(series))
+        .route("/api/v1/labels", get(labels).post(labels))
+        .route("/api/v1/label/{name}/values", get(label_values))
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/metadata", get(metadata))
+        .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .with_state(state)
+}
+
+/// A failed request: HTTP status, Prometheus `errorType` and message.
+#[derive(Debug)]
+struct ApiError {
+    status: u16,
+    error_type: &'static str,
+    msg: String,
+}
+
+impl ApiError {
+    fn bad(msg: impl Into<String>) -> Self {
+        Self { status: 400, error_type: "bad_data", msg: msg.into() }
+    }
+
+    fn param(name: &str, e: impl std::fmt::Display) -> Self {
+        Self::bad(format!("invalid parameter \"{name}\": {e}"))
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        Self { status: e.http_status(), error_type: e.error_type(), msg: e.to_string() }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Forbidden { .. } => Self { status: 403, error_type: "forbidden", msg: e.to_string() },
+            _ => Self { status: 401, error_type: "unauthorized", msg: e.to_string() },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json_response(status, json::error(self.error_type, &self.msg))
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Parameters and tenant of a request.
+struct Req {
+    tenant: TenantId,
+    params: Params,
+}
+
+fn request(state: &QueryState, method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Result<Req, ApiError> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let tenant = state.resolver.resolve(auth, Access::Read)?;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let body = (method == Method::POST && is_form).then_some(body.as_ref());
+    Ok(Req { tenant, params: Params::from_parts(body, query.as_deref()) })
+}
+
+/// Cancels the query when the request future is dropped (client disconnected).
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError { status: 500, error_type: "internal", msg: e.to_string() })?
+}
+
+fn opt_time(p: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
+    match p.get(name).filter(|s| !s.is_empty()) {
+        Some(s) => parse_time(s).map_err(|e| ApiError::param(name, e)),
+        None => Ok(default),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn query_options(p: &Params, cancel: &CancelToken) -> Result<QueryOptions, ApiError> {
+    let timeout = match p.get("timeout").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            let ms = parse_duration(s).map_err(|e| ApiError::param("timeout", e))?;
+            Some(std::time::Duration::from_millis(ms.max(0) as u64))
+        }
+        None => None,
+    };
+    Ok(QueryOptions { timeout, cancel: Some(cancel.clone()) })
+}
+
+async fn query(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let req = request(&st, &m, &h, q, &body)?;
+    let expr = req.params.get("query").unwrap_or("").to_owned();
+    let t = opt_time(&req.params, "time", now_ms())?;
+    let cancel = CancelToken::new();
+    let opts = query_options(&req.params, &cancel)?;
+    let _guard = CancelOnDrop(cancel);
+    let engine = Arc::clone(&st.engine);
+    let res = blocking(move || Ok(engine.query_instant_with(&req.tenant, &expr, t, &opts)?)).await?;
+    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+}
+
+async fn query_range(
+    State(st): State<QueryState>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let req = request(&st, &m, &h, q, &body)?;
+    let p = &req.params;
+    let start = parse_time(p.get("start").unwrap_or("")).map_err(|e| ApiError::param("start", e))?;
+    let end = parse_time(p.get("end").unwrap_or("")).map_err(|e| ApiError::param("end", e))?;
+    let step = parse_duration(p.get("step").unwrap_or("")).map_err(|e| ApiError::param("step", e))?;
+    let expr = p.get("query").unwrap_or("").to_owned();
+    let cancel = CancelToken::new();
+    let opts = query_options(p, &cancel)?;
+    let _guard = CancelOnDrop(cancel);
+    let engine = Arc::clone(&st.engine);
+    let res = blocking(move || Ok(engine.query_range_with(&req.tenant, &expr, start, end, step, &opts)?)).await?;
+    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+}
+
+/// Parses each `match[]` selector into storage matchers.
+fn parse_match(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    let raw = p.all("match[]");
+    if raw.is_empty() && required {
+        return Err(ApiError::bad("no match[] parameter provided"));
+    }
+    raw.into_iter()
+        .map(|s| match promql_parser::parser::parse(s) {
+            Ok(promql_parser::parser::Expr::VectorSelector(vs)) => {
+                crate::engine::selector_matchers(&vs).map_err(|e| ApiError::param("match[]", e))
+            }
+            Ok(_) => Err(ApiError::param("match[]", "match[] must be a series selector")),
+            Err(e) => Err(ApiError::param("match[]", e)),
+        })
+        .collect()
+}
+
+fn range_and_limit(p: &Params) -> Result<(TimeRange, usize), ApiError> {
+    let start = opt_time(p, "start", MIN_TIME_MS)?;
+    let end = opt_time(p, "end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::param("end", "end timestamp must not be before start time"));
+    }
+    let limit = match p.get("limit").filter(|s| !s.is_empty()) {
+        Some(s) => s.parse::<usize>().map_err(|_| ApiError::param("limit", format!("cannot parse {s:?}: must be a non-negative number")))?,
+        None => 0,
+    };
+    Ok((TimeRange::new(start, end), limit))
+}
+
+fn truncate<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, Vec<String>) {
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        return (v, vec!["results truncated due to limit".into()]);
+    }
+    (v, Vec::new())
+}
+
+fn list_response(items: impl Iterator<Item = String>, warnings: &[String]) -> Response {
+    let mut out = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&item);
+    }
+    out.push(']');
+    json::push_warnings(&mut out, warnings);
+    out.push('}');
+    json_response(StatusCode::OK, out)
+}
+
+async fn series(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let req = request(&st, &m, &h, q, &body)?;
+    let sets = parse_match(&req.params, true)?;
+    let (range, limit) = range_and_limit(&req.params)?;
+    let engine = Arc::clone(&st.engine);
+    let all: Vec<Labels> = blocking(move || {
+        let mut all = Vec::new();
+        for ms in &sets {
+            all.extend(engine.store().series(&req.tenant, ms, range).map_err(QueryError::from)?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    })
+    .await?;
+    let (all, warnings) = truncate(all, limit);
+    Ok(list_response(
+        all.iter().map(|l| {
+            let mut s = String::new();
+            json::push_labels(&mut s, l);
+            s
+        }),
+        &warnings,
+    ))
+}
+
+async fn labels(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+    let req = request(&st, &m, &h, q, &body)?;
+    let sets = parse_match(&req.params, false)?;
+    let (range, limit) = range_and_limit(&req.params)?;
+    let engine = Arc::clone(&st.engine);
+    let names = blocking(move || {
+        let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
+        let mut all = Vec::new();
+        for ms in &sets {
+            all.extend(engine.store().label_names(&req.tenant, ms, range).map_err(QueryError::from)?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    })
+    .await?;
+    let (names, warnings) = truncate(names, limit);
+    Ok(list_response(names.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings))
+}
+
+async fn label_values(
+    State(st): State<QueryState>,
+    Path(name): Path<String>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let req = request(&st, &m, &h, q, &Bytes::new())?;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ApiError::bad(format!("invalid label name: {name:?}")));
+    }
+    let sets = parse_match(&req.params, false)?;
+    let (range, limit) = range_and_limit(&req.params)?;
+    let engine = Arc::clone(&st.engine);
+    let values = blocking(move || {
+        let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
+        let mut all = Vec::new();
+        for ms in &sets {
+            all.extend(engine.store().label_values(&req.tenant, &name, ms, range).map_err(QueryError::from)?);
+        }
+        all.sort();
+        all.dedup();
+        Ok(all)
+    })
+    .await?;
+    let (values, warnings) = truncate(values, limit);
+    Ok(list_response(values.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings))
+}
+
+async fn buildinfo() -> Response {
+    let body = serde_json::json!({
+        "status": "success",
+        "data": {
+            "version": PROMETHEUS_COMPAT_VERSION,
+            "revision": concat!("strata-", env!("CARGO_PKG_VERSION")),
+            "branch": "HEAD",
+            "buildUser": "strata",
+            "buildDate": "",
+            "goVersion": "strata (rust)",
+        }
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+async fn metadata(State(st): State<QueryState>, h: HeaderMap) -> ApiResult {
+    let auth = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    st.resolver.resolve(auth, Access::Read)?;
+    Ok(json_response(StatusCode::OK, "{\"status\":\"success\",\"data\":{}}".into()))
+}
+
+async fn exemplars(State(st): State<QueryState>, h: HeaderMap) -> ApiResult {
+    let auth = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    st.resolver.resolve(auth, Access::Read)?;
+    Ok(json_response(StatusCode::OK, "{\"status\":\"success\",\"data\":[]}".into()))
+}
