@@ -1,1 +1,243 @@
+use super::*;
+use strata_schemas::{BatchSeries, Labels, Matcher, ReadError, ReadStore, Sample, SeriesId, TenantId, TimeRange};
 
+fn t(s: &str) -> TenantId {
+    TenantId::new(s).unwrap()
+}
+
+fn series(tenant: &str, pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> BatchSeries {
+    let labels = Labels::from_pairs(pairs.iter().copied());
+    BatchSeries {
+        id: strata_schemas::series_id(&t(tenant), &labels),
+        device_hash: 0,
+        labels,
+        samples: samples.iter().map(|&(ts, v)| Sample::new(ts, v)).collect(),
+    }
+}
+
+fn batch(tenant: &str, series: Vec<BatchSeries>) -> WriteBatch {
+    WriteBatch { tenant: t(tenant), series }
+}
+
+fn one(tenant: &str, metric: &str, samples: &[(i64, f64)]) -> WriteBatch {
+    batch(tenant, vec![series(tenant, &[("__name__", metric)], samples)])
+}
+
+fn open(dir: &Path) -> HotStore {
+    HotStore::open(dir, HotStoreConfig::default()).unwrap()
+}
+
+fn values(store: &HotStore, tenant: &str, range: TimeRange) -> Vec<(String, Vec<(i64, f64)>)> {
+    store
+        .select(&t(tenant), &[], range)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.labels.to_string(), s.samples.iter().map(|x| (x.ts, x.value)).collect()))
+        .collect()
+}
+
+#[test]
+fn select_returns_sorted_unique_samples_latest_write_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &one("a", "m", &[(3, 1.0), (1, 1.0), (3, 2.0)])).unwrap();
+    store.apply(0, 1, &one("a", "m", &[(1, 9.0)])).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 9.0), (3, 2.0)])]);
+}
+
+#[test]
+fn memtable_beats_segments_and_newer_segments_beat_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &one("a", "m", &[(1, 1.0), (2, 1.0), (3, 1.0)])).unwrap();
+    store.flush().unwrap();
+    store.apply(0, 1, &one("a", "m", &[(2, 2.0)])).unwrap();
+    store.flush().unwrap();
+    store.apply(0, 2, &one("a", "m", &[(3, 3.0)])).unwrap();
+    let want = vec![("m{}".to_string(), vec![(1, 1.0), (2, 2.0), (3, 3.0)])];
+    assert_eq!(values(&store, "a", TimeRange::ALL), want);
+    store.flush().unwrap();
+    assert_eq!(store.stats().segments, 3);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(values(&store, "a", TimeRange::ALL), want);
+    let c = store.compact().unwrap();
+    assert_eq!((c.input_segments, c.samples), (3, 3));
+    assert_eq!(store.stats().segments, 1);
+    assert_eq!(values(&store, "a", TimeRange::ALL), want);
+    drop(store);
+    assert_eq!(values(&open(dir.path()), "a", TimeRange::ALL), want);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "MANIFEST plus one segment");
+}
+
+#[test]
+fn apply_skips_records_below_the_next_expected_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(4, 10, &one("a", "m", &[(1, 1.0)])).unwrap();
+    store.apply(4, 10, &one("a", "m", &[(1, 5.0)])).unwrap();
+    store.apply(4, 3, &one("a", "m", &[(1, 6.0)])).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0)])]);
+    store.apply(5, 0, &one("a", "m", &[(1, 7.0)])).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 7.0)])]);
+}
+
+#[test]
+fn flush_records_offsets_and_reopen_resumes_replay_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.replay_from(0), 0);
+    store.apply(0, 0, &one("a", "m", &[(1, 1.0)])).unwrap();
+    store.apply(1, 7, &one("a", "m", &[(2, 1.0)])).unwrap();
+    let out = store.flush().unwrap();
+    assert_eq!(out.flushed_offsets, BTreeMap::from([(0, 1), (1, 8)]));
+    assert_eq!((out.series, out.samples), (1, 2));
+    store.apply(0, 1, &one("a", "m", &[(3, 1.0)])).unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!((store.replay_from(0), store.replay_from(1), store.replay_from(2)), (1, 8, 0));
+    assert_eq!(store.flushed_offsets(), BTreeMap::from([(0, 1), (1, 8)]));
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0), (2, 1.0)])]);
+    store.apply(1, 7, &one("a", "m", &[(2, 9.0)])).unwrap(); // replay overlap: skipped
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0), (2, 1.0)])]);
+}
+
+#[test]
+fn flush_with_nothing_new_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let out = store.flush().unwrap();
+    assert_eq!((out.segment, out.flushed_offsets.len()), (None, 0));
+    store.apply(2, 0, &batch("a", vec![])).unwrap();
+    let out = store.flush().unwrap();
+    assert_eq!((out.segment, out.flushed_offsets), (None, BTreeMap::from([(2, 1)])), "offsets advance without data");
+    assert_eq!(store.stats().segments, 0);
+    assert_eq!(open(dir.path()).replay_from(2), 1);
+}
+
+#[test]
+fn colliding_series_ids_never_merge_label_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut a = series("t", &[("__name__", "m"), ("dev", "a")], &[(1, 1.0)]);
+    let mut b = series("t", &[("__name__", "m"), ("dev", "b")], &[(1, 2.0)]);
+    (a.id, b.id) = (SeriesId(42), SeriesId(42));
+    store.apply(0, 0, &batch("t", vec![a.clone()])).unwrap();
+    store.flush().unwrap();
+    store.apply(0, 1, &batch("t", vec![b.clone()])).unwrap();
+    let want = vec![("m{dev=\"a\"}".to_string(), vec![(1, 1.0)]), ("m{dev=\"b\"}".to_string(), vec![(1, 2.0)])];
+    assert_eq!(values(&store, "t", TimeRange::ALL), want);
+    assert_eq!(store.stats().id_collisions, 1);
+    store.flush().unwrap();
+    store.compact().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(values(&store, "t", TimeRange::ALL), want);
+    let only_b = store.select(&t("t"), &[Matcher::equal("dev", "b")], TimeRange::ALL).unwrap();
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_b[0].labels, b.labels);
+}
+
+#[test]
+fn tenants_only_see_their_own_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &one("a", "m", &[(1, 1.0)])).unwrap();
+    store.apply(0, 1, &one("b", "m", &[(1, 2.0)])).unwrap();
+    store.flush().unwrap();
+    store.apply(0, 2, &one("b", "n", &[(2, 2.0)])).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0)])]);
+    assert_eq!(store.label_values(&t("a"), "__name__", &[], TimeRange::ALL).unwrap(), vec!["m"]);
+    assert_eq!(store.label_values(&t("b"), "__name__", &[], TimeRange::ALL).unwrap(), vec!["m", "n"]);
+    assert!(store.series(&t("c"), &[], TimeRange::ALL).unwrap().is_empty());
+}
+
+#[test]
+fn series_and_labels_do_not_read_sample_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let s = series("a", &[("__name__", "m"), ("k", "v")], &[(10, 1.0), (20, 1.0)]);
+    store.apply(0, 0, &batch("a", vec![s])).unwrap();
+    let path = store.flush().unwrap().segment.unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[14] ^= 0xff; // inside the only sample block
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(store.series(&t("a"), &[], TimeRange::ALL).unwrap().len(), 1);
+    assert_eq!(store.label_names(&t("a"), &[], TimeRange::ALL).unwrap(), vec!["__name__", "k"]);
+    assert_eq!(store.series(&t("a"), &[], TimeRange::new(20, 30)).unwrap().len(), 1, "max ts in range");
+    assert!(store.series(&t("a"), &[], TimeRange::new(21, 30)).unwrap().is_empty(), "outside min/max");
+    let err = store.select(&t("a"), &[], TimeRange::ALL).unwrap_err();
+    assert!(matches!(&err, ReadError::Corrupted { location, .. } if location.contains(&path.display().to_string())));
+}
+
+#[test]
+fn series_excludes_series_whose_samples_straddle_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &one("a", "m", &[(10, 1.0), (30, 1.0)])).unwrap();
+    store.apply(0, 1, &one("a", "n", &[(10, 1.0), (20, 1.0), (30, 1.0)])).unwrap();
+    let names = |s: &HotStore| -> Vec<String> {
+        s.series(&t("a"), &[], TimeRange::new(15, 25)).unwrap().iter().map(|l| l.metric_name().to_owned()).collect()
+    };
+    assert_eq!(names(&store), vec!["n"]);
+    store.flush().unwrap();
+    assert_eq!(names(&store), vec!["n"], "decided by decoding straddling blocks");
+    assert_eq!(values(&store, "a", TimeRange::new(15, 25)), vec![("n{}".into(), vec![(20, 1.0)])]);
+}
+
+#[test]
+fn matchers_follow_prometheus_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let b = batch(
+        "a",
+        vec![
+            series("a", &[("__name__", "m"), ("farm", "f1")], &[(1, 1.0)]),
+            series("a", &[("__name__", "m"), ("farm", "f2")], &[(1, 1.0)]),
+            series("a", &[("__name__", "m")], &[(1, 1.0)]),
+        ],
+    );
+    store.apply(0, 0, &b).unwrap();
+    let count = |m: Vec<Matcher>| store.series(&t("a"), &m, TimeRange::ALL).unwrap().len();
+    assert_eq!(count(vec![Matcher::equal("farm", "f1")]), 1);
+    assert_eq!(count(vec![Matcher::equal("farm", "")]), 1);
+    assert_eq!(count(vec![Matcher::regex("farm", "f.*").unwrap()]), 2);
+    assert_eq!(count(vec![Matcher::not_equal("farm", "f1")]), 2);
+    assert_eq!(count(vec![]), 3);
+}
+
+#[test]
+fn nan_payloads_survive_flush_bitwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let stale = f64::from_bits(strata_schemas::labels::STALE_NAN_BITS);
+    store.apply(0, 0, &one("a", "m", &[(1, stale), (2, f64::NAN), (3, -0.0)])).unwrap();
+    store.flush().unwrap();
+    let got = store.select(&t("a"), &[], TimeRange::ALL).unwrap();
+    let bits: Vec<u64> = got[0].samples.iter().map(|s| s.value.to_bits()).collect();
+    assert_eq!(bits, vec![stale.to_bits(), f64::NAN.to_bits(), (-0.0f64).to_bits()]);
+}
+
+#[test]
+fn writes_and_reads_continue_during_concurrent_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let flusher = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                store.flush().unwrap();
+            }
+        })
+    };
+    for i in 0..400i64 {
+        store.apply(0, i as u64, &one("a", "m", &[(i, i as f64)])).unwrap();
+        let got = store.select(&t("a"), &[], TimeRange::ALL).unwrap();
+        assert_eq!(got[0].samples.len() as i64, i + 1, "no sample disappears while a flush runs");
+    }
+    flusher.join().unwrap();
+    store.flush().unwrap();
+    let s = store.stats();
+    assert_eq!((s.memtable_samples, s.frozen_samples), (0, 0));
+    assert_eq!(store.select(&t("a"), &[], TimeRange::ALL).unwrap()[0].samples.len(), 400);
+}
