@@ -1,1 +1,38 @@
-//! placeholder
+//! # strata-benches — benchmarks
+//!
+//! Criterion micro-benchmarks live in `benches/benches/*.rs` (each opens with
+//! what it measures and how to run it); end-to-end comparisons against
+//! VictoriaMetrics, InfluxDB and Prometheus use `../shared/peer-bench` with
+//! the `strata` binary (see `docs/benchmarks/`).
+//!
+//! The library holds shared data generators for the benches.
+#![warn(missing_docs)]
+
+/// One line of IoT telemetry shaped like `../shared/peer-bench/gen_iot.py`
+/// output (ten float fields, five tags, nanosecond timestamp).
+pub fn iot_line(out: &mut String, device: usize, step: usize, ts_ns: i64) {
+    use std::fmt::Write;
+    let farm = device / 50;
+    let kind = ["soil", "weather", "tank", "drone"][device % 4];
+    let region = ["eu", "us", "br"][device % 3];
+    let tenant = ["acme", "globex", "initech"][device % 3];
+    let w = |base: f64, amp: f64, dec: usize| {
+        let x = ((device * 7919 + step * 31) % 1000) as f64 / 1000.0;
+        format!("{:.*}", dec, base + amp * (x - 0.5))
+    };
+    let _ = writeln!(
+        out,
+        "sensors,device=dev-{device:07},farm=farm-{farm:04},kind={kind},region={region},tenant={tenant} \
+         ph={},moisture={},temp={},humidity={},nitrogen={},ec={},battery={},rssi={},light={},wind={} {ts_ns}",
+        w(6.5, 1.0, 2),
+        w(32.0, 10.0, 1),
+        w(18.0, 8.0, 2),
+        w(65.0, 20.0, 1),
+        w(40.0, 20.0, 1),
+        w(1.2, 0.5, 3),
+        w(3.9, 0.2, 3),
+        w(-78.0, 20.0, 0),
+        w(20000.0, 5000.0, 0),
+        w(3.5, 3.0, 1),
+    );
+}

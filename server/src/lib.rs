@@ -1,1 +1,25 @@
-//! placeholder
+//! # strata — the server binary
+//!
+//! Owns configuration loading, wiring of the crates into one process, the
+//! operational HTTP endpoints and shutdown. It is the only crate that knows
+//! every other one:
+//!
+//! ```text
+//!             ┌───────────── strata serve ─────────────┐
+//!  HTTP ──►   │ ingest::http ─► ingest::LocalLog ─► HotStoreSink ─► hot_store::HotStore │
+//!             │ query::http  ─► query::Engine ──(ReadStore)──────────────┘            │
+//!             └─────────────────────────────────────────┘
+//! ```
+//!
+//! * [`cli`]: the `strata` command line.
+//! * [`config`]: layered configuration (defaults → file → `STRATA_*` → flags).
+//! * [`node`]: opening storage, log replay, background flushes, shutdown.
+//! * [`http`]: the router of a node.
+//! * [`auth`]: token → tenant from the configuration.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod node;

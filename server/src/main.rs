@@ -1,1 +1,5 @@
-fn main() {}
+//! The `strata` binary; see the `strata` library crate.
+
+fn main() -> std::process::ExitCode {
+    strata::cli::main()
+}

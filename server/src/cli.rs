@@ -1,0 +1,87 @@
+//! The `strata` command line.
+
+use crate::config::{CliOverrides, LogFormat, ServerConfig, default_toml};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Strata: a multi-tenant time-series database for IoT telemetry.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node with every role (ingest, storage, query) in this process.
+    Serve(ServeArgs),
+    /// Print the default configuration as TOML.
+    DefaultConfig,
+}
+
+/// Arguments of `strata serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). `STRATA_*` variables and flags override it.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address (default 127.0.0.1:9470).
+    #[arg(long)]
+    pub http_addr: Option<SocketAddr>,
+    /// Data directory (default ./strata-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", default_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => {
+            let overrides = CliOverrides { http_addr: args.http_addr, data_dir: args.data_dir };
+            let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("strata: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(&config);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("strata: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(crate::node::serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "strata failed");
+                    eprintln!("strata: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing(config: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,249 @@
+//! The server configuration: defaults, then `--config strata.toml`, then
+//! `STRATA_*` environment variables, then command-line flags.
+//!
+//! Environment variables map onto the TOML structure: strip `STRATA_`,
+//! lower-case, and `__` separates nesting levels, so `STRATA_HTTP_ADDR`
+//! sets `http_addr` and `STRATA_LOG__PARTITIONS=16` sets `[log] partitions`.
+//! Values are read as TOML values when they parse as one (`16`, `true`,
+//! `{ "tok" = "acme" }`) and as strings otherwise (`127.0.0.1:9470`, `5m`).
+//! Variables whose first segment is not a top-level setting are ignored, so
+//! unrelated `STRATA_*` variables (test fixtures, scripts) do no harm.
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use strata_hot_store::HotStoreConfig;
+use strata_ingest::{IngestConfig, LogConfig};
+use strata_query::QueryConfig;
+
+/// The default HTTP address: loopback only, port 9470.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9470";
+
+/// Everything `strata serve` can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub http_addr: SocketAddr,
+    /// Directory holding the ingest log and the hot store (created if missing).
+    pub data_dir: PathBuf,
+    /// The region this node serves (tenants homed elsewhere are refused in a later issue).
+    pub region: String,
+    /// Log output: `text` for people, `json` for log pipelines.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` `EnvFilter` syntax (`RUST_LOG` overrides it).
+    pub log_level: String,
+    /// How long shutdown waits for in-flight requests before closing.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// API tokens.
+    pub auth: AuthConfig,
+    /// The write path.
+    pub ingest: IngestConfig,
+    /// The embedded ingest log.
+    pub log: LogConfig,
+    /// The hot store.
+    pub hot_store: HotStoreConfig,
+    /// The PromQL engine.
+    pub query: QueryConfig,
+}
+
+/// Token → tenant mapping. With no tokens, every request is the `default` tenant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `token = "tenant id"` pairs.
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: DEFAULT_HTTP_ADDR.parse().expect("valid default address"),
+            data_dir: PathBuf::from("strata-data"),
+            region: "local".to_owned(),
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            shutdown_timeout: Duration::from_secs(30),
+            auth: AuthConfig::default(),
+            ingest: IngestConfig::default(),
+            log: LogConfig::default(),
+            hot_store: HotStoreConfig::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+/// Command-line overrides (the highest layer).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    /// `--http-addr`
+    pub http_addr: Option<SocketAddr>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Builds the configuration from all layers.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        cli: &CliOverrides,
+    ) -> anyhow::Result<Self> {
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            table = toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        }
+        apply_env(&mut table, env)?;
+        let mut config: ServerConfig =
+            toml::Value::Table(table).try_into().context("invalid configuration (file or STRATA_* variables)")?;
+        if let Some(addr) = cli.http_addr {
+            config.http_addr = addr;
+        }
+        if let Some(dir) = &cli.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Fixes harmless values and rejects settings the server cannot run with.
+    pub fn validate(&mut self) -> anyhow::Result<()> {
+        self.log.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
+        self.hot_store.validate();
+        self.query.validate().map_err(anyhow::Error::msg)?;
+        for (token, tenant) in &self.auth.tokens {
+            if token.len() < 8 {
+                bail!("auth.tokens: token for tenant {tenant:?} is shorter than 8 characters");
+            }
+            strata_schemas::TenantId::new(tenant.as_str()).with_context(|| "auth.tokens".to_string())?;
+        }
+        if self.region.is_empty() {
+            bail!("region must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// Merges `STRATA_*` variables into the TOML table.
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> anyhow::Result<()> {
+    let known = match toml::Value::try_from(ServerConfig::default()) {
+        Ok(toml::Value::Table(t)) => t.keys().cloned().collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let mut vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("STRATA_")).collect();
+    vars.sort();
+    for (key, raw) in vars {
+        let path: Vec<String> = key["STRATA_".len()..].split("__").map(str::to_ascii_lowercase).collect();
+        if !path.first().is_some_and(|first| known.contains(first)) {
+            continue;
+        }
+        let value = parse_env_value(&raw);
+        set_path(table, &path, value).with_context(|| format!("environment variable {key}"))?;
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    let Some((last, parents)) = path.split_last() else { return Ok(()) };
+    let mut cur = table;
+    for p in parents {
+        let entry = cur.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("{p} is not a section"),
+        };
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+/// The default configuration as a commented TOML document (`strata config`).
+pub fn default_toml() -> String {
+    toml::to_string_pretty(&ServerConfig::default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_local_dir() {
+        let c = ServerConfig::load(None, [], &CliOverrides::default()).unwrap();
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(c.data_dir, PathBuf::from("strata-data"));
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_cli() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "http_addr = \"127.0.0.1:1111\"\nregion = \"eu\"\n[log]\npartitions = 4\n").unwrap();
+        let c = ServerConfig::load(
+            Some(&file),
+            env(&[("STRATA_REGION", "br"), ("STRATA_LOG__PARTITIONS", "16"), ("STRATA_PROMQL_TESTDATA", "/x")]),
+            &CliOverrides { http_addr: Some("127.0.0.1:2222".parse().unwrap()), data_dir: None },
+        )
+        .unwrap();
+        assert_eq!(c.http_addr.port(), 2222);
+        assert_eq!(c.region, "br");
+        assert_eq!(c.log.partitions, 16);
+    }
+
+    #[test]
+    fn env_values_parse_as_toml_or_strings() {
+        let c = ServerConfig::load(
+            None,
+            env(&[
+                ("STRATA_HOT_STORE__FLUSH_INTERVAL", "30s"),
+                ("STRATA_AUTH__TOKENS", "{ \"secret-token-1\" = \"acme\" }"),
+            ]),
+            &CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.hot_store.flush_interval, Duration::from_secs(30));
+        assert_eq!(c.auth.tokens.get("secret-token-1").map(String::as_str), Some("acme"));
+    }
+
+    #[test]
+    fn unknown_settings_are_rejected_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("strata.toml");
+        std::fs::write(&file, "[log]\npartitons = 4\n").unwrap();
+        let err = ServerConfig::load(Some(&file), [], &CliOverrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("partitons"), "{err:#}");
+    }
+
+    #[test]
+    fn default_toml_round_trips() {
+        let c: ServerConfig = toml::from_str(&default_toml()).unwrap();
+        assert_eq!(c, ServerConfig::default());
+    }
+}

@@ -1,0 +1,92 @@
+//! The node's HTTP surface: write, query, health, metrics and internal endpoints.
+//!
+//! | path | what |
+//! |---|---|
+//! | `POST /api/v2/write`, `POST /write` | line protocol ([`strata_ingest::http`]) |
+//! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
+//! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
+//! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges |
+//! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
+
+use crate::node::Node;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::fmt::Write;
+use std::sync::Arc;
+use strata_ingest::http::WriteState;
+use strata_query::{Engine, QueryState};
+use strata_schemas::{ReadStore, TenantResolver};
+
+/// Builds the full router of a node.
+pub fn app(node: Arc<Node>, resolver: Arc<dyn TenantResolver>) -> Router {
+    let write = strata_ingest::http::router(WriteState {
+        log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,
+        resolver: Arc::clone(&resolver),
+        config: Arc::new(node.config.ingest.clone()),
+        metrics: Arc::clone(&node.ingest_metrics),
+    });
+    let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
+    let engine = Arc::new(Engine::new(store, node.config.query.clone()));
+    let query = strata_query::router(QueryState::new(engine, resolver));
+    let ops = Router::new()
+        .route("/-/ready", get(ready))
+        .route("/-/healthy", get(healthy))
+        .route("/metrics", get(metrics))
+        .route("/internal/flush", post(flush).get(flush))
+        .with_state(node);
+    ops.merge(write).merge(query)
+}
+
+async fn ready() -> &'static str {
+    "Strata is Ready.\n"
+}
+
+async fn healthy() -> &'static str {
+    "Strata is Healthy.\n"
+}
+
+async fn flush(State(node): State<Arc<Node>>) -> Response {
+    match node.flush("requested").await {
+        Ok(o) => axum::Json(serde_json::json!({
+            "status": "success",
+            "series": o.series,
+            "samples": o.samples,
+            "segment": o.segment.map(|p| p.display().to_string()),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"status": "error", "error": format!("{e:#}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let mut out = String::with_capacity(4096);
+    node.ingest_metrics.render(&mut out);
+    let stats = node.hot.stats();
+    let gauges: [(&str, &str, f64); 7] = [
+        ("strata_hot_series", "Series in the hot store index.", stats.series as f64),
+        ("strata_hot_memtable_samples", "Samples in the active memtable.", stats.memtable_samples as f64),
+        ("strata_hot_segments", "Live hot-store segment files.", stats.segments as f64),
+        ("strata_hot_disk_bytes", "Bytes of live hot-store segment files.", stats.disk_bytes as f64),
+        ("strata_hot_id_collisions", "Label sets whose series id collided with another's.", stats.id_collisions as f64),
+        ("strata_log_disk_bytes", "Bytes of ingest log segment files.", node.log.disk_bytes() as f64),
+        ("strata_uptime_seconds", "Seconds since the node started.", node.started.elapsed().as_secs_f64()),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let _ = writeln!(out, "# HELP strata_log_next_offset Offset the next record of a partition gets.");
+    let _ = writeln!(out, "# TYPE strata_log_next_offset gauge");
+    for p in 0..node.config.log.partitions {
+        let _ = writeln!(out, "strata_log_next_offset{{partition=\"{p}\"}} {}", node.log.next_offset(p));
+    }
+    let _ = writeln!(out, "# HELP strata_build_info Build information.\n# TYPE strata_build_info gauge");
+    let _ = writeln!(out, "strata_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
