@@ -208,6 +208,7 @@ fn is_ordered(expr: &Expr) -> bool {
     match expr {
         Expr::Paren(p) => is_ordered(&p.expr),
         Expr::Call(c) => matches!(c.func.name, "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"),
+        Expr::Aggregate(a) => matches!(a.op.id(), parser::token::T_TOPK | parser::token::T_BOTTOMK),
         _ => false,
     }
 }

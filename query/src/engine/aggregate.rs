@@ -171,7 +171,7 @@ fn top_k(
     for i in 0..ev.n {
         ev.ctx.check()?;
         if k[i].is_nan() {
-            return Err(QueryError::exec(format!("Parameter value is NaN for {}", if top { "topk" } else { "bottomk" })));
+            return Err(QueryError::exec("Parameter value is NaN"));
         }
         if k[i] < 1.0 {
             continue;
@@ -189,6 +189,17 @@ fn top_k(
                 out[idx].points[i] = Some(x);
             }
         }
+    }
+    if ev.n == 1 {
+        // Instant queries return each group's elements in rank order, like Prometheus.
+        let mut order: Vec<(usize, usize)> = (0..out.len()).map(|i| (member_group[i], i)).collect();
+        order.sort_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                rank_cmp(out[a.1].points[0].unwrap_or(f64::NAN), out[b.1].points[0].unwrap_or(f64::NAN), top)
+            })
+        });
+        let mut slots: Vec<Option<StepSeries>> = out.into_iter().map(Some).collect();
+        out = order.into_iter().filter_map(|(_, i)| slots[i].take()).collect();
     }
     out.retain(|s| s.points.iter().any(Option::is_some));
     Ok(out)

@@ -233,10 +233,6 @@ fn vector_vector(
             let (Some(x), Some(j)) = (s.points[i], one_at[many_sig[k]]) else { continue };
             let y = one[j].points[i].unwrap_or(f64::NAN);
             let (l, r) = if swapped { (y, x) } else { (x, y) };
-            let (val, keep) = scalar_op(op, l, r, m.return_bool);
-            if comparison && !keep {
-                continue;
-            }
             if one_to_one {
                 if matched[many_sig[k]] {
                     return Err(QueryError::exec(
@@ -244,6 +240,10 @@ fn vector_vector(
                     ));
                 }
                 matched[many_sig[k]] = true;
+            }
+            let (val, keep) = scalar_op(op, l, r, m.return_bool);
+            if comparison && !keep {
+                continue;
             }
             let o = *pairs.entry((k, j)).or_insert_with(|| {
                 let labels = result_labels(&s.labels, &one[j].labels, op, m);
@@ -271,7 +271,7 @@ fn duplicate_error(a: &Labels, b: &Labels, matching: Option<&LabelModifier>, swa
     QueryError::exec(format!(
         "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
         prom_labels_string(&match_labels(b, matching)),
-        prom_labels_string(b),
         prom_labels_string(a),
+        prom_labels_string(b),
     ))
 }
