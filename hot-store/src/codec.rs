@@ -8,8 +8,17 @@
 //! uvarint  n
 //! ivarint  t0                     (zigzag)
 //! ivarint  dod_i for i in 1..n    dod_i = (t_i - t_{i-1}) - (t_{i-1} - t_{i-2}), with t_{-1} := t_0
-//! bits     Gorilla XOR stream of the n values (f64 bit patterns, MSB first, zero-padded to a byte)
+//! u8       value encoding: 0 = Gorilla, 1 = decimal
+//!   0: bits     Gorilla XOR stream of the n values (f64 bit patterns, MSB first, zero-padded to a byte)
+//!   1: u8       exponent k (0..=9); then n ivarints: m_i - m_{i-1} (m_{-1} := 0), value_i = m_i / 10^k
 //! ```
+//!
+//! The encoder writes both value encodings and keeps the smaller. Decimal
+//! applies only when every value `v` of the block satisfies
+//! `(round(v * 10^k) / 10^k).to_bits() == v.to_bits()` with `|m| <= 2^53`
+//! (sensor readings with a fixed resolution, counters); Gorilla handles
+//! everything else (NaN, -0.0, arbitrary doubles). IEEE division is correctly
+//! rounded, so the decoder's `m / 10^k` reproduces the exact bits.
 //!
 //! All timestamp arithmetic wraps, so any `i64` round-trips. Values are
 //! stored as raw bit patterns, so NaN payloads (staleness markers) survive.
@@ -188,7 +197,71 @@ pub(crate) fn encode_samples(samples: &[(i64, u64)], out: &mut Vec<u8>) {
         encode_xor(&mut bits, v ^ prev, &mut window);
         prev = v;
     }
-    out.extend_from_slice(&bits.buf);
+    match encode_decimal(samples) {
+        Some(dec) if dec.len() < bits.buf.len() => {
+            out.push(VALUES_DECIMAL);
+            out.extend_from_slice(&dec);
+        }
+        _ => {
+            out.push(VALUES_GORILLA);
+            out.extend_from_slice(&bits.buf);
+        }
+    }
+}
+
+const VALUES_GORILLA: u8 = 0;
+const VALUES_DECIMAL: u8 = 1;
+const MAX_DECIMAL_EXP: usize = 9;
+const POW10: [f64; MAX_DECIMAL_EXP + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// `m` with `m / 10^k == v` bitwise, if one exists.
+fn decimal_mantissa(v: f64, p: f64) -> Option<i64> {
+    let m = (v * p).round();
+    if m.is_nan() || m.abs() > MAX_EXACT_INT {
+        return None;
+    }
+    let m = m as i64;
+    // Check through the integer, exactly as the decoder computes it (-0.0 fails here).
+    ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The decimal encoding of the values, or `None` when some value has no
+/// exact decimal form with at most [`MAX_DECIMAL_EXP`] fraction digits.
+fn encode_decimal(samples: &[(i64, u64)]) -> Option<Vec<u8>> {
+    let mut k = 0;
+    for &(_, bits) in samples {
+        let v = f64::from_bits(bits);
+        k = k.max((0..=MAX_DECIMAL_EXP).find(|&e| POW10.get(e).is_some_and(|&p| decimal_mantissa(v, p).is_some()))?);
+    }
+    let p = *POW10.get(k)?;
+    let mut out = vec![k as u8];
+    let mut prev = 0i64;
+    for &(_, bits) in samples {
+        let m = decimal_mantissa(f64::from_bits(bits), p)?;
+        put_ivarint(&mut out, m.wrapping_sub(prev));
+        prev = m;
+    }
+    Some(out)
+}
+
+fn decode_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+    let mut cur = Cursor::new(buf);
+    let k = *cur.bytes(1)?.first().ok_or("truncated decimal exponent")?;
+    let p = *POW10.get(usize::from(k)).ok_or("decimal exponent out of range")?;
+    let mut prev = 0i64;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        prev = prev.wrapping_add(cur.ivarint()?);
+        if prev.unsigned_abs() > 1 << 53 {
+            return Err("decimal mantissa exceeds 2^53");
+        }
+        out.push((prev as f64 / p).to_bits());
+    }
+    if !cur.is_empty() {
+        return Err("trailing bytes after decimal values");
+    }
+    Ok(out)
 }
 
 /// Gorilla XOR control bits: `0` same value; `10` meaningful bits fit the
@@ -237,15 +310,26 @@ pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError>
         prev_delta = delta;
         ts.push(prev_ts);
     }
-    let rest = cur.remaining();
+    let tag = *cur.bytes(1)?.first().ok_or("truncated value encoding")?;
+    let values = match tag {
+        VALUES_GORILLA => decode_gorilla(cur.remaining(), n)?,
+        VALUES_DECIMAL => decode_decimal(cur.remaining(), n)?,
+        _ => return Err("unknown value encoding"),
+    };
+    out.extend(ts.into_iter().zip(values));
+    Ok(out)
+}
+
+fn decode_gorilla(rest: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
     let mut bits = BitReader { buf: rest, pos: 0 };
     let mut value = bits.read_bits(64)?;
     let mut window = None;
-    for (i, t) in ts.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
         if i > 0 {
             value ^= decode_xor(&mut bits, &mut window)?;
         }
-        out.push((t, value));
+        out.push(value);
     }
     if bits.pos.div_ceil(8) != rest.len() {
         return Err("trailing bytes after value bits");

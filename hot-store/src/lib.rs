@@ -35,7 +35,7 @@
 //! time-window compaction. [`HotStore::compact`] merges all segments into one
 //! so the segment count stays bounded. File layouts: `hot-store/FORMAT.md`.
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
 mod codec;
 mod config;

@@ -58,3 +58,33 @@ proptest! {
         let _ = decode_samples(&bytes);
     }
 }
+
+fn value_encoding(samples: &[(i64, u64)]) -> u8 {
+    let mut buf = Vec::new();
+    encode_samples(samples, &mut buf);
+    // For 2 samples with small timestamps: n, t0, dod = 3 bytes before the tag.
+    buf[3]
+}
+
+#[test]
+fn fixed_resolution_values_use_the_decimal_encoding() {
+    let temps = [(0, 20.37f64.to_bits()), (10, 20.41f64.to_bits())];
+    assert_eq!(value_encoding(&temps), VALUES_DECIMAL);
+    assert_eq!(round_trip(&temps), temps);
+    let odd = [(0, 0.1f64.to_bits()), (10, (0.1f64 + 0.2).to_bits())];
+    assert_eq!(value_encoding(&odd), VALUES_GORILLA, "0.30000000000000004 has no short decimal form");
+    let nan = [(0, 1.0f64.to_bits()), (10, f64::NAN.to_bits())];
+    assert_eq!(value_encoding(&nan), VALUES_GORILLA);
+    let neg_zero = [(0, (-0.0f64).to_bits()), (10, 1.5f64.to_bits())];
+    assert_eq!(round_trip(&neg_zero), neg_zero, "-0.0 keeps its sign bit");
+}
+
+proptest! {
+    #[test]
+    fn round_trips_decimal_values(start in any::<i64>(), ms in prop::collection::vec((-10_000_000i64..10_000_000, 0usize..10), 1..100)) {
+        let s: Vec<(i64, u64)> = ms.iter().enumerate().map(|(i, &(m, k))| {
+            (start.wrapping_add(i as i64), (m as f64 / POW10[k]).to_bits())
+        }).collect();
+        prop_assert_eq!(round_trip(&s), s);
+    }
+}

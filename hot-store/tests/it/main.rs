@@ -3,4 +3,5 @@
 
 mod crash;
 mod model;
+mod size;
 mod util;
