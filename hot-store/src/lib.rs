@@ -28,7 +28,13 @@
 //! replays the log from there and [`HotStore::apply`] skips records it already
 //! holds. Files not referenced by the manifest are crash leftovers and are
 //! deleted on open. A failed flush poisons the store (reads continue, writes
-//! are refused) until a restart replays the log.
+//! are refused) until a restart replays the log. "Latest write wins" across a
+//! restart relies on all records of a series living in one log partition
+//! (partition = device_hash % P), so replay preserves their order.
+//!
+//! **Identity and tenancy.** Series are keyed per tenant by
+//! [`strata_schemas::SeriesId`]; a second label set with the same id is kept
+//! apart (compared by labels, stored in an overflow map), never merged.
 //!
 //! **Not in this version** (issue "hot-store engine"): time buckets, croaring
 //! postings (label matching scans the tenant's series), TTL/retention and
