@@ -275,23 +275,8 @@ impl HotStore {
     /// segment count bounded until the time-bucketed engine lands.
     pub fn compact(&self) -> Result<CompactOutcome> {
         let _maintenance = self.maintenance.lock();
-        let (inputs, keys, id) = {
-            let mut st = self.state.write();
-            if let Some(cause) = &st.poisoned {
-                return Err(Error::Poisoned { operation: "compact", cause: cause.clone() });
-            }
-            if st.segments.len() < 2 {
-                return Ok(CompactOutcome { input_segments: 0, segment: None, series: 0, samples: 0 });
-            }
-            let mut refs: Vec<SeriesRef> = st.segments.iter().flat_map(|s| s.blocks.keys().copied()).collect();
-            refs.sort_unstable();
-            refs.dedup();
-            let mut keys: Vec<(Arc<SeriesKey>, SeriesRef)> =
-                refs.into_iter().filter_map(|r| st.index.get(r).map(|e| (Arc::clone(&e.key), r))).collect();
-            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let id = st.next_segment_id;
-            st.next_segment_id += 1;
-            (st.segments.clone(), keys, id)
+        let Some((inputs, keys, id)) = self.plan_compaction()? else {
+            return Ok(CompactOutcome { input_segments: 0, segment: None, series: 0, samples: 0 });
         };
         let records =
             keys.into_iter().map(|(key, r)| merge_segments(&inputs, r).map(|samples| SeriesRecord { key, samples }));
@@ -301,6 +286,7 @@ impl HotStore {
         new_manifest.generation += 1;
         new_manifest.segments = vec![SegmentEntry { id, file: segment_file_name(id), size: file.size }];
         manifest::store(&self.dir, &new_manifest).inspect_err(|e| {
+            tracing::error!(error = %e, "compaction manifest write failed; hot store poisoned until restart");
             self.state.write().poisoned = Some(e.to_string());
         })?;
         {
@@ -317,6 +303,28 @@ impl HotStore {
             series: written.series,
             samples: written.samples,
         })
+    }
+
+    /// The segments to merge, their series in file order, and the output id;
+    /// `None` when fewer than two segments are live.
+    #[expect(clippy::type_complexity, reason = "private helper returning the pieces of one compaction")]
+    fn plan_compaction(&self) -> Result<Option<(Vec<Arc<Segment>>, Vec<(Arc<SeriesKey>, SeriesRef)>, u64)>> {
+        let mut st = self.state.write();
+        if let Some(cause) = &st.poisoned {
+            return Err(Error::Poisoned { operation: "compact", cause: cause.clone() });
+        }
+        if st.segments.len() < 2 {
+            return Ok(None);
+        }
+        let mut refs: Vec<SeriesRef> = st.segments.iter().flat_map(|s| s.blocks.keys().copied()).collect();
+        refs.sort_unstable();
+        refs.dedup();
+        let mut keys: Vec<(Arc<SeriesKey>, SeriesRef)> =
+            refs.into_iter().filter_map(|r| st.index.get(r).map(|e| (Arc::clone(&e.key), r))).collect();
+        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let id = st.next_segment_id;
+        st.next_segment_id += 1;
+        Ok(Some((st.segments.clone(), keys, id)))
     }
 
     /// Deletes segment files no manifest references any more. Failures only

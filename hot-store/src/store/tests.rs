@@ -241,3 +241,10 @@ fn writes_and_reads_continue_during_concurrent_flushes() {
     assert_eq!((s.memtable_samples, s.frozen_samples), (0, 0));
     assert_eq!(store.select(&t("a"), &[], TimeRange::ALL).unwrap()[0].samples.len(), 400);
 }
+
+#[test]
+fn hot_store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<HotStore>();
+    assert_send_sync::<Arc<HotStore>>();
+}
