@@ -195,7 +195,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -234,8 +234,7 @@ fn instant_value(out: Eval, t: i64, ordered: bool) -> Value {
                 .filter_map(|s| {
                     let end = rd.at.unwrap_or(t) - rd.offset;
                     let start = end - rd.range;
-                    let samples: Vec<Sample> =
-                        s.samples.into_iter().filter(|p| p.ts > start && p.ts <= end).collect();
+                    let samples: Vec<Sample> = s.samples.into_iter().filter(|p| p.ts > start && p.ts <= end).collect();
                     (!samples.is_empty()).then_some(RangeSeries { labels: s.labels, samples })
                 })
                 .collect();

@@ -110,7 +110,13 @@ struct Req {
     params: Params,
 }
 
-fn request(state: &QueryState, method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Result<Req, ApiError> {
+fn request(
+    state: &QueryState,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<String>,
+    body: &Bytes,
+) -> Result<Req, ApiError> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let tenant = state.resolver.resolve(auth, Access::Read)?;
     let is_form = headers
@@ -131,7 +137,11 @@ impl Drop for CancelOnDrop {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError { status: 500, error_type: "internal", msg: e.to_string() })?
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError {
+        status: 500,
+        error_type: "internal",
+        msg: e.to_string(),
+    })?
 }
 
 fn opt_time(p: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
@@ -213,7 +223,9 @@ fn range_and_limit(p: &Params) -> Result<(TimeRange, usize), ApiError> {
         return Err(ApiError::param("end", "end timestamp must not be before start time"));
     }
     let limit = match p.get("limit").filter(|s| !s.is_empty()) {
-        Some(s) => s.parse::<usize>().map_err(|_| ApiError::param("limit", format!("cannot parse {s:?}: must be a non-negative number")))?,
+        Some(s) => s
+            .parse::<usize>()
+            .map_err(|_| ApiError::param("limit", format!("cannot parse {s:?}: must be a non-negative number")))?,
         None => 0,
     };
     Ok((TimeRange::new(start, end), limit))
@@ -241,7 +253,13 @@ fn list_response(items: impl Iterator<Item = String>, warnings: &[String]) -> Re
     json_response(StatusCode::OK, out)
 }
 
-async fn series(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+async fn series(
+    State(st): State<QueryState>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
     let req = request(&st, &m, &h, q, &body)?;
     let sets = parse_match(&req.params, true)?;
     let (range, limit) = range_and_limit(&req.params)?;
@@ -267,7 +285,13 @@ async fn series(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(
     ))
 }
 
-async fn labels(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
+async fn labels(
+    State(st): State<QueryState>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
     let req = request(&st, &m, &h, q, &body)?;
     let sets = parse_match(&req.params, false)?;
     let (range, limit) = range_and_limit(&req.params)?;

@@ -71,8 +71,8 @@ fn split_cases(text: &str) -> Vec<Case<'_>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let is_command = !line.starts_with(char::is_whitespace)
-            && ["load", "clear", "eval"].iter().any(|c| trimmed.starts_with(c));
+        let is_command =
+            !line.starts_with(char::is_whitespace) && ["load", "clear", "eval"].iter().any(|c| trimmed.starts_with(c));
         if is_command {
             cases.push(Case { header: trimmed, body: Vec::new() });
         } else if let Some(c) = cases.last_mut() {
@@ -100,8 +100,7 @@ fn run_file(text: &str) -> (Counts, Vec<String>) {
             load_ok &= load(&store, &tenant, rest, &case.body, &mut unsupported_metrics).is_ok();
         } else {
             let uses_unsupported = unsupported_metrics.iter().any(|m| h.contains(m.as_str()));
-            let outcome =
-                if load_ok && !uses_unsupported { run_eval(&engine, &tenant, &case) } else { Outcome::Skip };
+            let outcome = if load_ok && !uses_unsupported { run_eval(&engine, &tenant, &case) } else { Outcome::Skip };
             match outcome {
                 Outcome::Pass => counts.passed += 1,
                 Outcome::Skip => counts.skipped += 1,
@@ -117,7 +116,13 @@ fn run_file(text: &str) -> (Counts, Vec<String>) {
 
 /// Loads the float series; series with native histograms are left out and
 /// their metric names recorded so the cases that query them are skipped.
-fn load(store: &MemStore, tenant: &TenantId, rest: &str, body: &[&str], unsupported: &mut Vec<String>) -> Result<(), String> {
+fn load(
+    store: &MemStore,
+    tenant: &TenantId,
+    rest: &str,
+    body: &[&str],
+    unsupported: &mut Vec<String>,
+) -> Result<(), String> {
     let rest = rest.trim();
     let interval = rest.split_whitespace().last().ok_or("load without interval")?;
     if rest.contains("nhcb") {
@@ -179,7 +184,10 @@ fn parse_expect(header_fail: bool, ordered: bool, body: &[&str]) -> Result<Expec
         if line.contains("{{") {
             return Err("native histogram".into());
         }
-        if line.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') || line.starts_with("NaN") || line.starts_with("Inf") {
+        if line.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+            || line.starts_with("NaN")
+            || line.starts_with("Inf")
+        {
             e.series.push((None, vec![Some(parse_number(line.split_whitespace().next().unwrap_or(""))?)]));
             continue;
         }
@@ -302,7 +310,8 @@ fn compare(got: Vec<(Option<Labels>, Vec<Option<f64>>)>, e: &Expect) -> Outcome 
         return Outcome::Fail(format!("got {} series, want {}: {:?}", got.len(), e.series.len(), brief(&got)));
     }
     for (idx, (labels, want)) in e.series.iter().enumerate() {
-        let found = if e.ordered { got.get(idx).filter(|g| &g.0 == labels) } else { got.iter().find(|g| &g.0 == labels) };
+        let found =
+            if e.ordered { got.get(idx).filter(|g| &g.0 == labels) } else { got.iter().find(|g| &g.0 == labels) };
         match found {
             None => return Outcome::Fail(format!("missing series {labels:?}; got {:?}", brief(&got))),
             Some(g) if !same_points(&g.1, want) => {
@@ -315,6 +324,10 @@ fn compare(got: Vec<(Option<Labels>, Vec<Option<f64>>)>, e: &Expect) -> Outcome 
 }
 
 fn brief(got: &[(Option<Labels>, Vec<Option<f64>>)]) -> String {
-    let s: Vec<String> = got.iter().take(4).map(|(l, v)| format!("{} {:?}", l.as_ref().map(|l| l.to_string()).unwrap_or_default(), v)).collect();
+    let s: Vec<String> = got
+        .iter()
+        .take(4)
+        .map(|(l, v)| format!("{} {:?}", l.as_ref().map(|l| l.to_string()).unwrap_or_default(), v))
+        .collect();
     s.join("; ")
 }

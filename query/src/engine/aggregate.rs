@@ -68,9 +68,9 @@ pub(crate) fn group_labels(l: &Labels, modifier: Option<&LabelModifier>) -> Labe
         Some(LabelModifier::Include(names)) => {
             Labels::from_sorted(l.iter().filter(|x| has(names, &x.name)).cloned().collect())
         }
-        Some(LabelModifier::Exclude(names)) => Labels::from_sorted(
-            l.iter().filter(|x| x.name != METRIC_NAME && !has(names, &x.name)).cloned().collect(),
-        ),
+        Some(LabelModifier::Exclude(names)) => {
+            Labels::from_sorted(l.iter().filter(|x| x.name != METRIC_NAME && !has(names, &x.name)).cloned().collect())
+        }
     }
 }
 
@@ -137,16 +137,8 @@ fn accumulate(op: TokenId, a: &mut Acc, x: f64) {
     match op {
         token::T_SUM => (a.sum, a.c) = kahan_inc(x, a.sum, a.c),
         token::T_AVG => a.mean.add(x),
-        token::T_MIN => {
-            if a.n == 1 || x < a.val || a.val.is_nan() {
-                a.val = x;
-            }
-        }
-        token::T_MAX => {
-            if a.n == 1 || x > a.val || a.val.is_nan() {
-                a.val = x;
-            }
-        }
+        token::T_MIN if a.n == 1 || x < a.val || a.val.is_nan() => a.val = x,
+        token::T_MAX if a.n == 1 || x > a.val || a.val.is_nan() => a.val = x,
         _ => {}
     }
 }
@@ -168,12 +160,12 @@ fn top_k(
     let mut out: Vec<StepSeries> =
         v.iter().map(|s| StepSeries { labels: s.labels.clone(), points: vec![None; ev.n] }).collect();
     let mut per_group: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n_groups];
-    for i in 0..ev.n {
+    for (i, &k) in k.iter().enumerate().take(ev.n) {
         ev.ctx.check()?;
-        if k[i].is_nan() {
+        if k.is_nan() {
             return Err(QueryError::exec("Parameter value is NaN"));
         }
-        if k[i] < 1.0 {
+        if k < 1.0 {
             continue;
         }
         per_group.iter_mut().for_each(Vec::clear);
@@ -184,7 +176,7 @@ fn top_k(
         }
         for members in &mut per_group {
             members.sort_by(|a, b| rank_cmp(a.0, b.0, top));
-            let take = (k[i].min(members.len() as f64)) as usize;
+            let take = (k.min(members.len() as f64)) as usize;
             for &(x, idx) in &members[..take] {
                 out[idx].points[i] = Some(x);
             }

@@ -30,11 +30,8 @@ pub(crate) fn eval(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<Eval> {
         (Eval::Vector(v), Eval::Scalar(s)) => vector_scalar(op, v, &s, false, bool_).map(Eval::Vector),
         (Eval::Scalar(s), Eval::Vector(v)) => vector_scalar(op, v, &s, true, bool_).map(Eval::Vector),
         (Eval::Vector(l), Eval::Vector(r)) => {
-            let out = if is_set_op(op) {
-                set_op(ev, op, l, r, &modifier)?
-            } else {
-                vector_vector(ev, op, l, r, &modifier)?
-            };
+            let out =
+                if is_set_op(op) { set_op(ev, op, l, r, &modifier)? } else { vector_vector(ev, op, l, r, &modifier)? };
             Ok(Eval::Vector(out))
         }
         (l, r) => Err(QueryError::bad(format!(

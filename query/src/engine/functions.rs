@@ -36,8 +36,9 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
         "label_join" => Eval::Vector(labels_fn::label_join(ev, &args)?),
         "sort" | "sort_desc" => Eval::Vector(sort(ev.eval_vector(args[0])?, name == "sort_desc")),
         "histogram_quantile" => Eval::Vector(histogram::histogram_quantile(ev, &args)?),
-        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month"
-        | "year" => Eval::Vector(date_fn(ev, name, &args)?),
+        "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
+            Eval::Vector(date_fn(ev, name, &args)?)
+        }
         other => return Err(QueryError::Unsupported(format!("function {other}()"))),
     })
 }
@@ -71,7 +72,15 @@ fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
         "ln" => f64::ln,
         "log2" => f64::log2,
         "log10" => f64::log10,
-        "sgn" => |v: f64| if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v },
+        "sgn" => |v: f64| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        },
         "sin" => f64::sin,
         "cos" => f64::cos,
         "tan" => f64::tan,
@@ -112,7 +121,7 @@ fn scalar_of(ev: &Evaluator<'_>, v: Vec<StepSeries>) -> Vec<f64> {
         .collect()
 }
 
-fn unwrap_parens<'e>(mut e: &'e Expr) -> &'e Expr {
+fn unwrap_parens(mut e: &Expr) -> &Expr {
     while let Expr::Paren(p) = e {
         e = &p.expr;
     }

@@ -1,0 +1,288 @@
+//! Engine tests against hand-computed Prometheus results.
+
+use crate::QueryConfig;
+use crate::engine::{CancelToken, Engine, QueryOptions};
+use crate::error::QueryError;
+use crate::test_util::MemStore;
+use crate::value::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use strata_schemas::TenantId;
+
+const MIN: i64 = 60_000;
+
+fn engine_with(load: &str, config: QueryConfig) -> Engine {
+    let store = MemStore::new();
+    store.load(&TenantId::default_tenant(), MIN, load).expect("load");
+    Engine::new(Arc::new(store), config)
+}
+
+fn engine(load: &str) -> Engine {
+    engine_with(load, QueryConfig::default())
+}
+
+/// Instant query as `(labels, value)` pairs, labels formatted like PromQL.
+fn instant(e: &Engine, q: &str, t: i64) -> Vec<(String, f64)> {
+    match e.query_instant(&TenantId::default_tenant(), q, t).expect(q).value {
+        Value::Vector(v) => v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect(),
+        Value::Scalar { v, .. } => vec![(String::new(), v)],
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn one(e: &Engine, q: &str, t: i64) -> f64 {
+    let v = instant(e, q, t);
+    assert_eq!(v.len(), 1, "{q}: {v:?}");
+    v[0].1
+}
+
+fn err(e: &Engine, q: &str, t: i64) -> QueryError {
+    e.query_instant(&TenantId::default_tenant(), q, t).expect_err(q)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn rate_extrapolates_to_window_start_when_samples_are_regular() {
+    let e = engine("c 0+60x10");
+    assert!(close(one(&e, "rate(c[5m])", 10 * MIN), 1.0));
+    assert!(close(one(&e, "increase(c[5m])", 10 * MIN), 300.0));
+}
+
+#[test]
+fn increase_corrects_counter_resets_and_limits_extrapolation() {
+    let e = engine("c 10 20 5 15");
+    // result 5 + reset 20 = 25; sampled 180s, start gap 120s > 1.1*60s -> 30s; factor 210/180.
+    assert!(close(one(&e, "increase(c[5m])", 3 * MIN), 25.0 * 210.0 / 180.0));
+    assert_eq!(one(&e, "resets(c[5m])", 3 * MIN), 1.0);
+    assert_eq!(one(&e, "changes(c[5m])", 3 * MIN), 3.0);
+}
+
+#[test]
+fn counter_extrapolation_stops_at_zero() {
+    let e = engine("c _ _ 1 11 21");
+    // to_zero = 120s * 1/20 = 6s < 30s half-interval.
+    assert!(close(one(&e, "increase(c[5m])", 4 * MIN), 20.0 * 126.0 / 120.0));
+}
+
+#[test]
+fn delta_extrapolates_gauges_without_zero_rule() {
+    let e = engine("g 10 5");
+    assert!(close(one(&e, "delta(g[2m])", MIN), -10.0));
+    assert!(close(one(&e, "idelta(g[2m])", MIN), -5.0));
+}
+
+#[test]
+fn irate_uses_last_two_samples_and_handles_reset() {
+    let e = engine("c 0 60 120 30");
+    assert!(close(one(&e, "irate(c[5m])", 2 * MIN), 1.0));
+    assert!(close(one(&e, "irate(c[5m])", 3 * MIN), 0.5));
+}
+
+#[test]
+fn lookback_is_left_open_and_five_minutes() {
+    let e = engine("m 1");
+    assert_eq!(one(&e, "m", 5 * MIN - 1), 1.0);
+    assert!(instant(&e, "m", 5 * MIN).is_empty());
+    let e = engine_with("m 1", QueryConfig { lookback_delta: Duration::from_secs(60), ..QueryConfig::default() });
+    assert!(instant(&e, "m", 2 * MIN).is_empty());
+}
+
+#[test]
+fn staleness_marker_ends_series() {
+    let e = engine("m 1 stale 2");
+    assert_eq!(one(&e, "m", 30_000), 1.0);
+    assert!(instant(&e, "m", MIN).is_empty());
+    assert!(instant(&e, "m", 90_000).is_empty());
+    assert_eq!(one(&e, "m", 2 * MIN), 2.0);
+    // Range windows skip the marker.
+    assert_eq!(one(&e, "count_over_time(m[5m])", 2 * MIN), 2.0);
+}
+
+#[test]
+fn range_windows_are_left_open() {
+    let e = engine("m 1 2 3");
+    assert_eq!(one(&e, "count_over_time(m[1m])", 2 * MIN), 1.0);
+    assert_eq!(one(&e, "sum_over_time(m[2m])", 2 * MIN), 5.0);
+}
+
+#[test]
+fn offset_shifts_both_ways() {
+    let e = engine("m 0+1x10");
+    assert_eq!(one(&e, "m offset 2m", 5 * MIN), 3.0);
+    assert_eq!(one(&e, "m offset -2m", 5 * MIN), 7.0);
+    assert_eq!(one(&e, "m @ 120", 5 * MIN), 2.0);
+    assert_eq!(one(&e, "sum_over_time(m[2m] offset 1m)", 5 * MIN), 7.0);
+}
+
+#[test]
+fn matchers_of_all_four_kinds() {
+    let e = engine("m{a=\"x\"} 1\nm{a=\"y\"} 2\nm 3");
+    assert_eq!(one(&e, "m{a=\"x\"}", 0), 1.0);
+    assert_eq!(instant(&e, "m{a!=\"x\"}", 0).len(), 2);
+    assert_eq!(one(&e, "sum(m{a=~\"x|y\"})", 0), 3.0);
+    assert_eq!(one(&e, "m{a!~\".+\"}", 0), 3.0);
+}
+
+#[test]
+fn over_time_family() {
+    let e = engine("m 1 2 3 4");
+    let t = 3 * MIN;
+    assert_eq!(one(&e, "avg_over_time(m[5m])", t), 2.5);
+    assert_eq!(one(&e, "min_over_time(m[5m])", t), 1.0);
+    assert_eq!(one(&e, "max_over_time(m[5m])", t), 4.0);
+    assert_eq!(one(&e, "last_over_time(m[5m])", t), 4.0);
+    assert_eq!(one(&e, "present_over_time(m[5m])", t), 1.0);
+    assert_eq!(one(&e, "quantile_over_time(0.5, m[5m])", t), 2.5);
+    assert!(close(one(&e, "stdvar_over_time(m[5m])", t), 1.25));
+    assert!(close(one(&e, "stddev_over_time(m[5m])", t), 1.25f64.sqrt()));
+    assert!(close(one(&e, "deriv(m[5m])", t), 1.0 / 60.0));
+}
+
+#[test]
+fn aggregations_by_and_without() {
+    let e = engine("m{job=\"a\",i=\"1\"} 1\nm{job=\"a\",i=\"2\"} 3\nm{job=\"b\",i=\"1\"} 10");
+    assert_eq!(instant(&e, "sum by (job) (m)", 0), vec![("{job=\"a\"}".into(), 4.0), ("{job=\"b\"}".into(), 10.0)]);
+    assert_eq!(instant(&e, "sum without (i) (m)", 0), vec![("{job=\"a\"}".into(), 4.0), ("{job=\"b\"}".into(), 10.0)]);
+    assert_eq!(one(&e, "avg(m)", 0), 14.0 / 3.0);
+    assert_eq!(one(&e, "count(m)", 0), 3.0);
+    assert_eq!(one(&e, "min(m)", 0), 1.0);
+    assert_eq!(one(&e, "max(m)", 0), 10.0);
+    assert_eq!(one(&e, "group(m)", 0), 1.0);
+    assert_eq!(one(&e, "quantile(0.5, m)", 0), 3.0);
+    let top = instant(&e, "topk(2, m)", 0);
+    assert_eq!(top.iter().map(|x| x.1).collect::<Vec<_>>(), vec![10.0, 3.0]);
+    assert_eq!(instant(&e, "bottomk(1, m)", 0), vec![("m{i=\"1\", job=\"a\"}".into(), 1.0)]);
+    let cv = instant(&e, "count_values(\"v\", m)", 0);
+    assert!(cv.contains(&("{v=\"10\"}".into(), 1.0)), "{cv:?}");
+    assert_eq!(instant(&e, "sum by (__name__) (m)", 0), vec![("m{}".into(), 14.0)]);
+}
+
+#[test]
+fn vector_matching_and_cardinality_errors() {
+    let e = engine("a{x=\"1\",y=\"1\"} 1\na{x=\"1\",y=\"2\"} 2\nb{x=\"1\"} 10");
+    let r = instant(&e, "a + on(x) group_left b", 0);
+    assert_eq!(r, vec![("{x=\"1\", y=\"1\"}".into(), 11.0), ("{x=\"1\", y=\"2\"}".into(), 12.0)]);
+    let msg = err(&e, "a + on(x) b", 0).to_string();
+    assert!(msg.contains("many-to-one matching must be explicit"), "{msg}");
+    let msg = err(&e, "b + on(x) a", 0).to_string();
+    assert!(msg.starts_with("found duplicate series for the match group {x=\"1\"} on the right hand-side"), "{msg}");
+    assert_eq!(instant(&e, "b * on(x) group_right a", 0).len(), 2);
+    assert_eq!(instant(&e, "a and on(x) b", 0).len(), 2);
+    assert!(instant(&e, "a unless on(x) b", 0).is_empty());
+    assert_eq!(instant(&e, "b or a", 0).len(), 3);
+}
+
+#[test]
+fn metric_name_dropping_rules() {
+    let e = engine("m 5");
+    assert_eq!(instant(&e, "m > 1", 0), vec![("m{}".into(), 5.0)]);
+    assert_eq!(instant(&e, "m > bool 1", 0), vec![("{}".into(), 1.0)]);
+    assert_eq!(instant(&e, "m + 1", 0), vec![("{}".into(), 6.0)]);
+    assert_eq!(instant(&e, "1 < m", 0), vec![("m{}".into(), 5.0)]);
+    assert_eq!(instant(&e, "-m", 0), vec![("{}".into(), -5.0)]);
+    assert_eq!(instant(&e, "abs(m)", 0), vec![("{}".into(), 5.0)]);
+    assert_eq!(instant(&e, "last_over_time(m[1m])", 0), vec![("m{}".into(), 5.0)]);
+    assert_eq!(instant(&e, "sort(m)", 0), vec![("m{}".into(), 5.0)]);
+}
+
+#[test]
+fn scalar_arithmetic_and_functions() {
+    let e = engine("m{a=\"1\"} 2.5");
+    assert_eq!(one(&e, "1 + 2 * 3", 0), 7.0);
+    assert_eq!(one(&e, "2 ^ 3 ^ 2", 0), 512.0);
+    assert_eq!(one(&e, "5 % 3", 0), 2.0);
+    assert_eq!(one(&e, "1 > bool 2", 0), 0.0);
+    assert_eq!(one(&e, "round(m)", 0), 3.0);
+    assert_eq!(one(&e, "round(m, 2)", 0), 2.0);
+    assert_eq!(one(&e, "clamp(m, 0, 1)", 0), 1.0);
+    assert_eq!(one(&e, "scalar(m) * 2", 0), 5.0);
+    assert_eq!(one(&e, "time()", 90_000), 90.0);
+    assert_eq!(one(&e, "timestamp(m)", 30_000), 0.0);
+    assert_eq!(instant(&e, "absent(nope{job=\"x\"})", 0), vec![("{job=\"x\"}".into(), 1.0)]);
+    assert!(instant(&e, "absent(m)", 0).is_empty());
+    let r = instant(&e, "label_replace(m, \"b\", \"v$1\", \"a\", \"(.*)\")", 0);
+    assert_eq!(r, vec![("m{a=\"1\", b=\"v1\"}".into(), 2.5)]);
+    let r = instant(&e, "label_join(m, \"b\", \"-\", \"a\", \"a\")", 0);
+    assert_eq!(r, vec![("m{a=\"1\", b=\"1-1\"}".into(), 2.5)]);
+}
+
+#[test]
+fn histogram_quantile_over_classic_buckets() {
+    let e = engine("h{le=\"0.1\"} 10\nh{le=\"0.5\"} 30\nh{le=\"+Inf\"} 40");
+    assert!(close(one(&e, "histogram_quantile(0.5, h)", 0), 0.3));
+}
+
+#[test]
+fn subqueries_and_at_start_end() {
+    let e = engine("c 0+60x10");
+    assert!(close(one(&e, "max_over_time(rate(c[2m])[5m:1m])", 10 * MIN), 1.0));
+    let r = e.query_range(&TenantId::default_tenant(), "c @ start()", 0, 2 * MIN, MIN).unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    assert!(m[0].samples.iter().all(|s| s.value == 0.0));
+}
+
+#[test]
+fn range_query_returns_matrix_per_step() {
+    let e = engine("m 1 2 _ _ _ _ _ _ 9");
+    let r = e.query_range(&TenantId::default_tenant(), "m", 0, 8 * MIN, 2 * MIN).unwrap();
+    let Value::Matrix(m) = r.value else { panic!() };
+    let got: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.ts, s.value)).collect();
+    // 6m: sample at 1m is more than 5m old.
+    assert_eq!(got, vec![(0, 1.0), (2 * MIN, 2.0), (4 * MIN, 2.0), (8 * MIN, 9.0)]);
+}
+
+#[test]
+fn range_query_validation_messages() {
+    let e = engine("m 1");
+    let t = TenantId::default_tenant();
+    let msg = e.query_range(&t, "m", 10, 0, 1).unwrap_err().to_string();
+    assert_eq!(msg, "end timestamp must not be before start time");
+    assert!(e.query_range(&t, "m", 0, 10, 0).unwrap_err().to_string().starts_with("zero or negative"));
+    let msg = e.query_range(&t, "m", 0, 12_000_000, 1000).unwrap_err().to_string();
+    assert!(msg.starts_with("exceeded maximum resolution of 11,000 points per timeseries"), "{msg}");
+    assert_eq!(e.query_range(&t, "m[5m]", 0, 10, 1).unwrap_err().error_type(), "bad_data");
+}
+
+#[test]
+fn limits_timeout_and_cancellation() {
+    let e = engine_with("m 0+1x100", QueryConfig { max_samples: 10, ..QueryConfig::default() });
+    assert!(matches!(err(&e, "sum_over_time(m[1h])", 100 * MIN), QueryError::TooManySamples(_)));
+    let e = engine("m 1");
+    let t = TenantId::default_tenant();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let opts = QueryOptions { timeout: None, cancel: Some(cancel) };
+    assert!(matches!(e.query_instant_with(&t, "m", 0, &opts), Err(QueryError::Canceled(_))));
+    let opts = QueryOptions { timeout: Some(Duration::ZERO), cancel: None };
+    let r = e.query_instant_with(&t, "m", 0, &opts);
+    assert!(matches!(r, Err(QueryError::Timeout(_))), "{r:?}");
+}
+
+#[test]
+fn unsupported_constructs_are_named() {
+    let e = engine("m 1");
+    let msg = err(&e, "info(m)", 0).to_string();
+    assert!(msg.contains("info()"), "{msg}");
+    assert_eq!(err(&e, "sum(", 0).error_type(), "bad_data");
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let store = MemStore::new();
+    let a = TenantId::new("a").unwrap();
+    let b = TenantId::new("b").unwrap();
+    store.load(&a, MIN, "m 1").unwrap();
+    let e = Engine::new(Arc::new(store), QueryConfig::default());
+    assert!(matches!(e.query_instant(&a, "m", 0).unwrap().value, Value::Vector(v) if v.len() == 1));
+    assert!(matches!(e.query_instant(&b, "m", 0).unwrap().value, Value::Vector(v) if v.is_empty()));
+}
+
+#[test]
+fn duplicate_labelsets_after_name_drop_fail() {
+    let e = engine("a{x=\"1\"} 1\nb{x=\"1\"} 2");
+    let msg = err(&e, "abs({x=\"1\"})", 0).to_string();
+    assert_eq!(msg, "vector cannot contain metrics with the same labelset");
+}

@@ -1,7 +1,7 @@
 //! Prometheus's JSON encoding of results, written by hand so floats and
 //! timestamps come out byte-for-byte as Prometheus writes them.
 
-use crate::value::{Value, QueryResult};
+use crate::value::{QueryResult, Value};
 use std::fmt::Write;
 use strata_schemas::Labels;
 

@@ -1,0 +1,136 @@
+//! HTTP API tests through the axum router.
+
+use super::{QueryState, router};
+use crate::QueryConfig;
+use crate::engine::Engine;
+use crate::test_util::MemStore;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use std::sync::Arc;
+use strata_schemas::{Access, AuthError, TenantId, TenantResolver};
+use tower::ServiceExt;
+
+/// `Bearer a` → tenant a, `Bearer b` → tenant b, `Bearer w` → write-only, none → 401.
+#[derive(Debug)]
+struct Resolver;
+
+impl TenantResolver for Resolver {
+    fn resolve(&self, authorization: Option<&str>, access: Access) -> Result<TenantId, AuthError> {
+        let token = strata_schemas::tenant::parse_authorization(authorization.ok_or(AuthError::MissingToken)?)?;
+        match token {
+            "a" | "b" => Ok(TenantId::new(token).expect("valid")),
+            "w" => Err(AuthError::Forbidden { tenant: TenantId::new("w").expect("valid"), access }),
+            _ => Err(AuthError::InvalidToken),
+        }
+    }
+}
+
+fn app() -> axum::Router {
+    let store = MemStore::new();
+    let a = TenantId::new("a").unwrap();
+    store.load(&a, 60_000, "up{job=\"x\"} 1 1 0\nreq_total{job=\"x\"} 0+60x10").unwrap();
+    store.load(&TenantId::new("b").unwrap(), 60_000, "secret{job=\"y\"} 42").unwrap();
+    let engine = Arc::new(Engine::new(Arc::new(store), QueryConfig::default()));
+    router(QueryState::new(engine, Arc::new(Resolver)))
+}
+
+async fn call(req: Request<Body>) -> (StatusCode, String) {
+    let resp = app().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(uri: &str, token: &str) -> (StatusCode, String) {
+    let req = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}")).body(Body::empty()).unwrap();
+    call(req).await
+}
+
+#[tokio::test]
+async fn instant_query_uses_prometheus_envelope() {
+    let (s, body) = get("/api/v1/query?query=up&time=60", "a").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"x"},"value":[60,"1"]}]}}"#
+    );
+    let (_, body) = get("/api/v1/query?query=1%2F0&time=1.5", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":{"resultType":"scalar","result":[1.500,"+Inf"]}}"#);
+    let (_, body) = get("/api/v1/query?query=%22hi%22&time=2", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":{"resultType":"string","result":[2,"hi"]}}"#);
+}
+
+#[tokio::test]
+async fn range_query_via_form_post() {
+    let req = Request::post("/api/v1/query_range")
+        .header(header::AUTHORIZATION, "Bearer a")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("query=rate(req_total%5B5m%5D)&start=600&end=1970-01-01T00:20:00Z&step=5m"))
+        .unwrap();
+    let (s, body) = call(req).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body.starts_with(
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"job":"x"},"values":[[600,"1"]"#
+        ),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_are_bad_data() {
+    let (s, body) = get("/api/v1/query_range?query=up&start=10&end=0&step=1", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        r#"{"status":"error","errorType":"bad_data","error":"end timestamp must not be before start time"}"#
+    );
+    let (s, body) = get("/api/v1/query_range?query=up&start=0&end=10&step=x", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains(r#"invalid parameter \"step\": cannot parse \"x\" to a valid duration"#), "{body}");
+    let (s, _) = get("/api/v1/query?query=sum(", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, body) = get("/api/v1/query_range?query=up&start=0&end=100000&step=1", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("exceeded maximum resolution of 11,000 points"), "{body}");
+}
+
+#[tokio::test]
+async fn execution_errors_are_422() {
+    let (s, body) = get("/api/v1/query?query=abs(%7Bjob%3D%22x%22%7D)&time=0", "a").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains(r#""errorType":"execution""#));
+}
+
+#[tokio::test]
+async fn auth_failures_and_tenant_isolation() {
+    let (s, _) = call(Request::get("/api/v1/query?query=up").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = get("/api/v1/query?query=up", "w").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, body) = get("/api/v1/query?query=secret&time=0", "a").await;
+    assert!(body.contains(r#""result":[]"#), "{body}");
+    let (_, body) = get("/api/v1/query?query=secret&time=0", "b").await;
+    assert!(body.contains("42"), "{body}");
+}
+
+#[tokio::test]
+async fn metadata_endpoints() {
+    let (s, body) = get("/api/v1/series?match[]=up&start=0&end=600", "a").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, r#"{"status":"success","data":[{"__name__":"up","job":"x"}]}"#);
+    let (s, _) = get("/api/v1/series", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, body) = get("/api/v1/labels", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":["__name__","job"]}"#);
+    let (_, body) = get("/api/v1/label/__name__/values", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":["req_total","up"]}"#);
+    let (_, body) = get("/api/v1/label/__name__/values?limit=1", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":["req_total"],"warnings":["results truncated due to limit"]}"#);
+    let (_, body) = get("/api/v1/status/buildinfo", "a").await;
+    assert!(body.contains(r#""version":"3.5.0""#), "{body}");
+    let (_, body) = get("/api/v1/metadata", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":{}}"#);
+    let (_, body) = get("/api/v1/query_exemplars?query=up", "a").await;
+    assert_eq!(body, r#"{"status":"success","data":[]}"#);
+}
