@@ -115,7 +115,7 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
-        let ctx = self.ctx(tenant, t_ms, t_ms, opts);
+        let ctx = self.ctx(tenant, (t_ms, t_ms, 0), opts);
         let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
         let out = ev.eval(&expr)?;
         let value = instant_value(out, t_ms, is_ordered(&expr));
@@ -143,7 +143,7 @@ impl Engine {
                 )));
             }
         }
-        let ctx = self.ctx(tenant, start_ms, end_ms, opts);
+        let ctx = self.ctx(tenant, (start_ms, end_ms, step_ms), opts);
         let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
         let out = ev.eval(&expr)?;
         let value = range_value(&ev, out)?;
@@ -168,7 +168,7 @@ impl Engine {
         Ok(())
     }
 
-    fn ctx<'a>(&'a self, tenant: &'a TenantId, start: i64, end: i64, opts: &QueryOptions) -> Ctx<'a> {
+    fn ctx<'a>(&'a self, tenant: &'a TenantId, (start, end, step): (i64, i64, i64), opts: &QueryOptions) -> Ctx<'a> {
         let timeout = opts.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
         Ctx {
             store: self.store.as_ref(),
@@ -177,6 +177,7 @@ impl Engine {
             subquery_step: self.config.default_subquery_step.as_millis() as i64,
             query_start: start,
             query_end: end,
+            query_step: step,
             deadline: Instant::now() + timeout,
             cancel: opts.cancel.clone(),
             max_samples: self.config.max_samples,

@@ -114,6 +114,9 @@ fn series_desc_end(line: &str) -> usize {
 
 /// Parses a series descriptor (`metric{a="b"}` or `{__name__="m"}`) into labels.
 pub fn parse_series_desc(desc: &str) -> Result<Labels, String> {
+    if desc.replace(' ', "") == "{}" {
+        return Ok(Labels::default());
+    }
     let Expr::VectorSelector(vs) = parser::parse(desc)? else {
         return Err(format!("not a series descriptor: {desc}"));
     };

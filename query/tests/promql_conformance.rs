@@ -64,6 +64,17 @@ fn promql_conformance() {
     eprintln!("TOTAL: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
 }
 
+/// True when `query` contains `name` as a whole identifier, or a regex selector that could match it.
+fn mentions(query: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let whole = query.match_indices(name).any(|(i, _)| {
+        let before = query[..i].chars().next_back().is_none_or(|c| !ident(c));
+        let after = query[i + name.len()..].chars().next().is_none_or(|c| !ident(c));
+        before && after
+    });
+    whole || query.contains("__name__=~") || query.contains("{__name__!")
+}
+
 fn split_cases(text: &str) -> Vec<Case<'_>> {
     let mut cases: Vec<Case<'_>> = Vec::new();
     for line in text.lines() {
@@ -99,7 +110,7 @@ fn run_file(text: &str) -> (Counts, Vec<String>) {
         } else if let Some(rest) = h.strip_prefix("load") {
             load_ok &= load(&store, &tenant, rest, &case.body, &mut unsupported_metrics).is_ok();
         } else {
-            let uses_unsupported = unsupported_metrics.iter().any(|m| h.contains(m.as_str()));
+            let uses_unsupported = unsupported_metrics.iter().any(|m| mentions(h, m));
             let outcome = if load_ok && !uses_unsupported { run_eval(&engine, &tenant, &case) } else { Outcome::Skip };
             match outcome {
                 Outcome::Pass => counts.passed += 1,
@@ -217,7 +228,12 @@ fn run_eval(engine: &Engine, tenant: &TenantId, case: &Case<'_>) -> Outcome {
     };
     let expect = match parse_expect(header_fail, ordered, &case.body) {
         Ok(e) => e,
-        Err(_) => return Outcome::Skip,
+        Err(why) => {
+            if std::env::var_os("STRATA_PROMQL_VERBOSE").is_some() {
+                eprintln!("    SKIP {h}: {why}");
+            }
+            return Outcome::Skip;
+        }
     };
     if let Some(r) = rest.strip_prefix("instant at ") {
         let (at, query) = r.split_once(' ').unwrap_or((r, ""));

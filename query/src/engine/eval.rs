@@ -17,6 +17,8 @@ pub(crate) struct Ctx<'a> {
     /// Start and end of the whole query, for `@ start()` / `@ end()`.
     pub(crate) query_start: i64,
     pub(crate) query_end: i64,
+    /// Step of the whole query (0 for instant queries), for `step()`.
+    pub(crate) query_step: i64,
     pub(crate) deadline: Instant,
     pub(crate) cancel: Option<super::CancelToken>,
     pub(crate) max_samples: usize,

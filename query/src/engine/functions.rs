@@ -21,6 +21,15 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
     }
     Ok(match name {
         "time" => Eval::Scalar((0..ev.n).map(|i| ev.ts(i) as f64 / 1000.0).collect()),
+        // Prometheus's experimental duration-expression helpers.
+        "step" => Eval::Scalar(vec![ev.ctx.query_step as f64 / 1000.0; ev.n]),
+        "range" => Eval::Scalar(vec![(ev.ctx.query_end - ev.ctx.query_start) as f64 / 1000.0; ev.n]),
+        "start" => Eval::Scalar(vec![ev.ctx.query_start as f64 / 1000.0; ev.n]),
+        "end" => Eval::Scalar(vec![ev.ctx.query_end as f64 / 1000.0; ev.n]),
+        "min_of" | "max_of" => min_max_of(ev, name == "max_of", &args)?,
+        "sort_by_label" | "sort_by_label_desc" => {
+            Eval::Vector(labels_fn::sort_by_label(ev, &args, name == "sort_by_label_desc")?)
+        }
         "pi" => Eval::Scalar(vec![std::f64::consts::PI; ev.n]),
         "vector" => {
             let v = ev.eval_scalar(args[0])?;
@@ -41,6 +50,23 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
         }
         other => return Err(QueryError::Unsupported(format!("function {other}()"))),
     })
+}
+
+fn min_max_of(ev: &Evaluator<'_>, max: bool, args: &[&Expr]) -> Result<Eval> {
+    let mut acc = ev.eval_scalar(args[0])?;
+    for a in &args[1..] {
+        for (x, y) in acc.iter_mut().zip(ev.eval_scalar(a)?) {
+            // Go's math.Min / math.Max propagate NaN.
+            *x = if x.is_nan() || y.is_nan() {
+                f64::NAN
+            } else if max {
+                x.max(y)
+            } else {
+                x.min(y)
+            };
+        }
+    }
+    Ok(Eval::Scalar(acc))
 }
 
 fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<StepSeries>> {

@@ -4,6 +4,7 @@ use super::eval::{Evaluator, StepSeries, merge_same_labels};
 use crate::error::{QueryError, Result};
 use promql_parser::parser::Expr;
 use regex::Regex;
+use std::cmp::Ordering;
 
 fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -49,4 +50,51 @@ pub(crate) fn label_join(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<StepS
         s.labels.set(&dst, &joined);
     }
     merge_same_labels(v)
+}
+
+/// `sort_by_label(v, label...)`: natural order of the given labels, then the full label set.
+pub(crate) fn sort_by_label(ev: &Evaluator<'_>, args: &[&Expr], desc: bool) -> Result<Vec<StepSeries>> {
+    let mut v = ev.eval_vector(args[0])?;
+    let names = args[1..].iter().map(|a| ev.eval_string(a)).collect::<Result<Vec<_>>>()?;
+    v.sort_by(|a, b| {
+        let by_labels = names
+            .iter()
+            .map(|n| natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or("")))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.labels.cmp(&b.labels));
+        if desc { by_labels.reverse() } else { by_labels }
+    });
+    Ok(v)
+}
+
+/// Natural string order: runs of digits compare numerically.
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut x, mut y) = (a, b);
+    loop {
+        match (x.is_empty(), y.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            _ => {}
+        }
+        let (cx, rx) = chunk(x);
+        let (cy, ry) = chunk(y);
+        let both_digits = cx.starts_with(|c: char| c.is_ascii_digit()) && cy.starts_with(|c: char| c.is_ascii_digit());
+        let ord = if both_digits {
+            let (tx, ty) = (cx.trim_start_matches('0'), cy.trim_start_matches('0'));
+            tx.len().cmp(&ty.len()).then_with(|| tx.cmp(ty)).then_with(|| cx.len().cmp(&cy.len()))
+        } else {
+            cx.cmp(cy)
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+        (x, y) = (rx, ry);
+    }
+}
+
+fn chunk(s: &str) -> (&str, &str) {
+    let digit = s.starts_with(|c: char| c.is_ascii_digit());
+    let end = s.find(|c: char| c.is_ascii_digit() != digit).unwrap_or(s.len());
+    s.split_at(end)
 }

@@ -32,6 +32,10 @@ pub(crate) enum RangeFn {
     Resets,
     Deriv,
     PredictLinear,
+    TsOfFirst,
+    TsOfLast,
+    TsOfMin,
+    TsOfMax,
 }
 
 impl RangeFn {
@@ -59,6 +63,10 @@ impl RangeFn {
             "resets" => Resets,
             "deriv" => Deriv,
             "predict_linear" => PredictLinear,
+            "ts_of_first_over_time" => TsOfFirst,
+            "ts_of_last_over_time" => TsOfLast,
+            "ts_of_min_over_time" => TsOfMin,
+            "ts_of_max_over_time" => TsOfMax,
             _ => return None,
         })
     }
@@ -160,7 +168,22 @@ fn apply(f: RangeFn, w: &[Sample], win: Window, p: f64, scratch: &mut Vec<f64>) 
             let (slope, intercept) = linear_regression(w, win.t);
             intercept + slope * p
         }
+        TsOfFirst => w[0].ts as f64 / 1000.0,
+        TsOfLast => w[w.len() - 1].ts as f64 / 1000.0,
+        TsOfMin => ts_of_extreme(w, |cur, best| cur <= best)?,
+        TsOfMax => ts_of_extreme(w, |cur, best| cur >= best)?,
     })
+}
+
+/// Timestamp (s) of the last sample that wins `better` (NaN always loses), Prometheus's `compareOverTime`.
+fn ts_of_extreme(w: &[Sample], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let (mut best, mut ts) = (w[0].value, w[0].ts);
+    for s in w {
+        if better(s.value, best) || best.is_nan() {
+            (best, ts) = (s.value, s.ts);
+        }
+    }
+    Some(ts as f64 / 1000.0)
 }
 
 fn count_pairs(w: &[Sample], pred: impl Fn(f64, f64) -> bool) -> f64 {
