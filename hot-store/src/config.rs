@@ -16,11 +16,15 @@ pub struct HotStoreConfig {
     /// The server flushes as soon as the memtable holds more samples than
     /// this. Bounds memory (roughly 16 bytes per buffered sample) and replay time.
     pub max_memtable_samples: usize,
+    /// The server merges all segments into one once there are more than
+    /// this many (reads touch every segment until the time-bucketed engine
+    /// lands). 0 disables automatic compaction.
+    pub compact_segments: usize,
 }
 
 impl Default for HotStoreConfig {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(5 * 60), max_memtable_samples: 2_000_000 }
+        Self { flush_interval: Duration::from_secs(5 * 60), max_memtable_samples: 2_000_000, compact_segments: 8 }
     }
 }
 
@@ -56,7 +60,7 @@ mod tests {
 
     #[test]
     fn validate_replaces_zero_values_with_defaults() {
-        let mut c = HotStoreConfig { flush_interval: Duration::ZERO, max_memtable_samples: 0 };
+        let mut c = HotStoreConfig { flush_interval: Duration::ZERO, max_memtable_samples: 0, compact_segments: 8 };
         c.validate();
         assert_eq!(c, HotStoreConfig::default());
     }

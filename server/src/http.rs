@@ -7,6 +7,7 @@
 //! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
 //! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges |
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
+//! | `POST /internal/compact` | merge the hot store's segments into one now |
 
 use crate::node::Node;
 use axum::Router;
@@ -36,6 +37,7 @@ pub fn app(node: Arc<Node>, resolver: Arc<dyn TenantResolver>) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/metrics", get(metrics))
         .route("/internal/flush", post(flush).get(flush))
+        .route("/internal/compact", post(compact).get(compact))
         .with_state(node);
     ops.merge(write).merge(query)
 }
@@ -49,14 +51,28 @@ async fn healthy() -> &'static str {
 }
 
 async fn flush(State(node): State<Arc<Node>>) -> Response {
-    match node.flush("requested").await {
-        Ok(o) => axum::Json(serde_json::json!({
-            "status": "success",
+    json_outcome(node.flush("requested").await.map(|o| {
+        serde_json::json!({
             "series": o.series,
             "samples": o.samples,
             "segment": o.segment.map(|p| p.display().to_string()),
-        }))
-        .into_response(),
+        })
+    }))
+}
+
+async fn compact(State(node): State<Arc<Node>>) -> Response {
+    json_outcome(node.compact().await.map(|o| {
+        serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples })
+    }))
+}
+
+/// `{"status":"success", ...fields}` or a 500 with `{"status":"error","error":...}`.
+fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
+    match result {
+        Ok(mut fields) => {
+            fields["status"] = "success".into();
+            axum::Json(fields).into_response()
+        }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(serde_json::json!({"status": "error", "error": format!("{e:#}")})),

@@ -154,7 +154,18 @@ impl Node {
         })
         .await??;
         *last = Instant::now();
+        drop(last);
+        let limit = self.config.hot_store.compact_segments;
+        if limit > 0 && self.hot.stats().segments > limit {
+            self.compact().await?;
+        }
         Ok(outcome)
+    }
+
+    /// Merges the hot store's segments into one.
+    pub async fn compact(self: &Arc<Self>) -> anyhow::Result<strata_hot_store::CompactOutcome> {
+        let hot = Arc::clone(&self.hot);
+        Ok(tokio::task::spawn_blocking(move || hot.compact()).await??)
     }
 
     /// Flushes when the memtable is over its sample budget or older than the flush interval.
