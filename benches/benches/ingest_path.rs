@@ -47,8 +47,13 @@ fn bench(c: &mut Criterion) {
     let tenant = TenantId::new("acme").unwrap();
     let bodies: Vec<String> = (0..16).map(body).collect();
     let samples = (DEVICES * 10) as u64;
-    let converter =
-        Converter { tenant: &tenant, precision: Precision::Nanoseconds, now_ms: 0, device_label: "device", partitions: 8 };
+    let converter = Converter {
+        tenant: &tenant,
+        precision: Precision::Nanoseconds,
+        now_ms: 0,
+        device_label: "device",
+        partitions: 8,
+    };
 
     let mut g = c.benchmark_group("ingest_path");
     g.throughput(Throughput::Elements(samples));
@@ -75,14 +80,18 @@ fn bench(c: &mut Criterion) {
             step += 1;
             body(step)
         };
-        b.iter_batched(&mut next_body, |body| {
-            let conv = converter.convert(body.as_bytes());
-            let records = conv.batches.iter().map(|(p, b)| (*p, b.to_bytes())).collect();
-            rt.block_on(log.append(records)).unwrap();
-            if hot.memtable_samples() > 2_000_000 {
-                hot.flush().unwrap();
-            }
-        }, BatchSize::SmallInput)
+        b.iter_batched(
+            &mut next_body,
+            |body| {
+                let conv = converter.convert(body.as_bytes());
+                let records = conv.batches.iter().map(|(p, b)| (*p, b.to_bytes())).collect();
+                rt.block_on(log.append(records)).unwrap();
+                if hot.memtable_samples() > 2_000_000 {
+                    hot.flush().unwrap();
+                }
+            },
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }
