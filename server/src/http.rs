@@ -61,9 +61,11 @@ async fn flush(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn compact(State(node): State<Arc<Node>>) -> Response {
-    json_outcome(node.compact().await.map(|o| {
-        serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples })
-    }))
+    json_outcome(
+        node.compact().await.map(
+            |o| serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples }),
+        ),
+    )
 }
 
 /// `{"status":"success", ...fields}` or a 500 with `{"status":"error","error":...}`.
