@@ -2,8 +2,9 @@
 //! `$STRATA_PROMQL_TESTDATA`) against the engine over an in-memory store and
 //! prints `N passed, N failed, N skipped` per file.
 //!
-//! Failures are reported, not asserted, while the engine grows; a missing
-//! test-data directory fails the test. `STRATA_PROMQL_VERBOSE=1` prints every failure.
+//! Individual failures are reported, not asserted, while the engine grows;
+//! the test fails when a file passes fewer cases than its floor in
+//! `promql_conformance.baseline` (a regression) or the directory is missing. `STRATA_PROMQL_VERBOSE=1` prints every failure.
 
 use regex::Regex;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ fn promql_conformance() {
     assert!(!files.is_empty(), "no .test files in {}", dir.display());
     let verbose = std::env::var_os("STRATA_PROMQL_VERBOSE").is_some();
     let mut total = Counts::default();
+    let baseline = load_baseline();
+    let mut regressions = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read test file");
         let (c, failures) = run_file(&text);
@@ -57,11 +60,31 @@ fn promql_conformance() {
         for msg in failures.iter().take(if verbose { usize::MAX } else { 3 }) {
             eprintln!("    FAIL {msg}");
         }
+        if let Some(&floor) = baseline.get(name.as_str())
+            && c.passed < floor
+        {
+            regressions.push(format!("{name}: {} passed, baseline {floor}", c.passed));
+        }
         total.passed += c.passed;
         total.failed += c.failed;
         total.skipped += c.skipped;
     }
     eprintln!("TOTAL: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    assert!(regressions.is_empty(), "PromQL conformance regressed:\n{}", regressions.join("\n"));
+}
+
+/// Per-file pass counts that must not drop (`promql_conformance.baseline`,
+/// lines `<file> <passed>`). Raise them when the engine passes more.
+fn load_baseline() -> std::collections::HashMap<String, usize> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/promql_conformance.baseline");
+    let text = std::fs::read_to_string(&path).expect("read conformance baseline");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, n) = l.split_once(' ').expect("baseline line: <file> <passed>");
+            (name.to_owned(), n.trim().parse().expect("baseline count"))
+        })
+        .collect()
 }
 
 /// True when `query` contains `name` as a whole identifier, or a regex selector that could match it.

@@ -83,6 +83,15 @@ struct Request {
     done: oneshot::Sender<Result<u64>>,
 }
 
+/// What a partition's writer thread is asked to do.
+enum Command {
+    /// Append a record.
+    Append(Request),
+    /// Close the active segment (if it holds records) and start a new one,
+    /// so the old one can be released.
+    Roll(oneshot::Sender<std::io::Result<()>>),
+}
+
 /// State of a partition shared between its writer thread and readers.
 #[derive(Debug)]
 struct Shared {
@@ -97,7 +106,7 @@ struct Shared {
 
 #[derive(Debug)]
 struct Partition {
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
 }
@@ -169,6 +178,12 @@ impl LocalLog {
     /// is never deleted. Returns the number of files removed.
     pub fn release(&self, partition: u32, below: u64) -> Result<usize> {
         let Some(shared) = self.shared(partition) else { return Ok(0) };
+        let active_base = shared.segments.lock().last().copied().unwrap_or(0);
+        let next = shared.next_offset.load(Ordering::Acquire);
+        if next > active_base && next <= below {
+            // Everything in the active segment is consumed: roll so it can go too.
+            self.roll(partition)?;
+        }
         let mut segments = shared.segments.lock();
         let mut removed = 0;
         while segments.len() >= 2 && segments[1] <= below {
@@ -179,6 +194,21 @@ impl LocalLog {
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// Asks the writer of `partition` to start a new segment if the active
+    /// one holds records. Blocking: call from a blocking thread.
+    fn roll(&self, partition: u32) -> Result<()> {
+        let Some(p) = self.partitions.get(partition as usize) else { return Ok(()) };
+        let Some(tx) = p.tx.lock().clone() else { return Ok(()) };
+        let (reply, rx) = oneshot::channel();
+        if tx.blocking_send(Command::Roll(reply)).is_err() {
+            return Ok(()); // closing: nothing to release any more
+        }
+        match rx.blocking_recv() {
+            Ok(result) => result.map_err(|source| Error::WriteSegment { path: p.shared.dir.clone(), source }),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Total bytes of all segment files.
@@ -224,7 +254,7 @@ impl LocalLog {
             }
             let tx = p.tx.lock().clone().ok_or(Error::Closed)?;
             let (done, rx) = oneshot::channel();
-            tx.send(Request { payload, done }).await.map_err(|_| Error::Closed)?;
+            tx.send(Command::Append(Request { payload, done })).await.map_err(|_| Error::Closed)?;
             waits.push(rx);
         }
         let mut offsets = Vec::with_capacity(waits.len());
@@ -447,18 +477,41 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut group = Vec::with_capacity(self.config.max_group_records);
-        while let Some(first) = rx.blocking_recv() {
-            group.push(first);
-            while group.len() < self.config.max_group_records {
-                match rx.try_recv() {
-                    Ok(r) => group.push(r),
-                    Err(_) => break,
+        while let Some(cmd) = rx.blocking_recv() {
+            let mut next = Some(cmd);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Roll(reply) => {
+                        let _ = reply.send(self.roll_if_used());
+                    }
+                    Command::Append(first) => {
+                        group.push(first);
+                        // Group commit: take everything queued meanwhile.
+                        while group.len() < self.config.max_group_records {
+                            match rx.try_recv() {
+                                Ok(Command::Append(r)) => group.push(r),
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.commit(&mut group);
+                    }
                 }
             }
-            self.commit(&mut group);
         }
+    }
+
+    /// Rolls to a new segment unless the active one is still empty.
+    fn roll_if_used(&mut self) -> std::io::Result<()> {
+        if self.shared.poisoned.load(Ordering::Acquire) || self.size <= HEADER_LEN as u64 {
+            return Ok(());
+        }
+        self.roll(self.shared.next_offset.load(Ordering::Acquire))
     }
 
     /// Writes, syncs, applies and acknowledges one group of requests.

@@ -136,9 +136,29 @@ fn release_deletes_only_fully_consumed_segments() {
     assert_eq!(removed, 2);
     assert_eq!(log.first_offset(0), before[2]);
     assert_eq!(replay_all(&log, 0, before[2]).len() as u64, 40 - before[2]);
-    // Releasing everything keeps the active segment.
+    // Releasing everything rolls the active segment and deletes the old one.
+    log.release(0, 40).unwrap();
+    assert_eq!(*log.shared(0).unwrap().segments.lock(), vec![40]);
+    assert!(replay_all(&log, 0, 0).is_empty());
+    // An empty active segment is never rolled or deleted; numbering goes on.
     log.release(0, u64::MAX).unwrap();
-    assert_eq!(log.shared(0).unwrap().segments.lock().len(), 1);
+    assert_eq!(*log.shared(0).unwrap().segments.lock(), vec![40]);
+    rt().block_on(async { log.append(vec![(0, b"next".to_vec())]).await.unwrap() });
+    assert_eq!(replay_all(&log, 0, 0), vec![(40, b"next".to_vec())]);
+}
+
+#[test]
+fn release_keeps_a_partially_consumed_active_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    rt().block_on(async {
+        for _ in 0..3 {
+            log.append(vec![(0, vec![1; 10])]).await.unwrap();
+        }
+    });
+    assert_eq!(log.release(0, 2).unwrap(), 0);
+    assert_eq!(replay_all(&log, 0, 2).len(), 1);
+    assert_eq!(replay_all(&log, 0, 0).len(), 3);
 }
 
 #[test]
