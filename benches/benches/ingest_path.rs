@@ -1,7 +1,7 @@
 //! The write path below HTTP, on one core: what a million samples cost.
 //!
 //! * `convert`: line protocol → series → per-partition `WriteBatch` bytes
-//!   (parse, label canonicalisation, series id and device hash, encoding).
+//!   (parse, series id and device hash, labels from the series cache, encoding).
 //! * `log_and_hot_store`: the same, then appended to a real `LocalLog`
 //!   (group commit, fdatasync) whose sink applies every record to a real
 //!   `HotStore` memtable — everything a `POST /api/v2/write` does except HTTP.
@@ -19,7 +19,8 @@ use std::sync::Arc;
 use strata_benches::iot_line;
 use strata_hot_store::{HotStore, HotStoreConfig};
 use strata_ingest::convert::Converter;
-use strata_ingest::{IngestLog, LocalLog, LogConfig, LogSink};
+use strata_ingest::series_cache::SeriesCache;
+use strata_ingest::{IngestLog, LocalLog, LogConfig, LogRecord, LogSink};
 use strata_schemas::time::Precision;
 use strata_schemas::{TenantId, WriteBatch};
 
@@ -37,9 +38,15 @@ fn body(step: usize) -> String {
 struct Sink(Arc<HotStore>);
 
 impl LogSink for Sink {
-    fn apply(&self, partition: u32, offset: u64, payload: &[u8]) -> Result<(), String> {
-        let batch = WriteBatch::decode(payload).map_err(|e| e.to_string())?;
-        self.0.apply(partition, offset, &batch).map_err(|e| e.to_string())
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        _payload: &[u8],
+        decoded: Option<&(dyn std::any::Any + Send)>,
+    ) -> Result<(), String> {
+        let batch = decoded.and_then(|d| d.downcast_ref::<WriteBatch>()).ok_or("no decoded batch")?;
+        self.0.apply(partition, offset, batch).map_err(|e| e.to_string())
     }
 }
 
@@ -84,7 +91,11 @@ fn bench(c: &mut Criterion) {
             &mut next_body,
             |body| {
                 let conv = converter.convert(body.as_bytes());
-                let records = conv.batches.iter().map(|(p, b)| (*p, b.to_bytes())).collect();
+                let records = conv
+                    .batches
+                    .into_iter()
+                    .map(|(p, b)| LogRecord { partition: p, payload: b.to_bytes(), decoded: Some(Box::new(b)) })
+                    .collect();
                 rt.block_on(log.append(records)).unwrap();
                 if hot.memtable_samples() > 2_000_000 {
                     hot.flush().unwrap();

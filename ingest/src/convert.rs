@@ -15,11 +15,12 @@
 //! from the request precision to milliseconds; a line without one gets the
 //! server time of the request.
 
+use crate::series_cache::SeriesCache;
 use std::collections::HashMap;
 use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
 use strata_schemas::time::Precision;
 use strata_schemas::{BatchSeries, Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
-use strata_schemas::{device_hash, series_id};
+use strata_schemas::{device_hash_of, series_id_of};
 
 /// A line that was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -59,7 +60,7 @@ pub struct Conversion {
     pub skipped: Vec<SkippedField>,
 }
 
-/// Where converted series go.
+/// Converts request bodies for one tenant.
 #[derive(Debug)]
 pub struct Converter<'a> {
     /// The tenant of the request.
@@ -72,6 +73,16 @@ pub struct Converter<'a> {
     pub device_label: &'a str,
     /// Number of log partitions.
     pub partitions: u32,
+    /// Known series, shared across requests (None: build every label set).
+    pub cache: Option<&'a SeriesCache>,
+}
+
+/// The identity of one series a line writes to.
+#[derive(Debug)]
+struct LineSeries {
+    id: SeriesId,
+    device_hash: u64,
+    labels: Labels,
 }
 
 impl Converter<'_> {
@@ -92,9 +103,9 @@ impl Converter<'_> {
             match self.line_samples(&line, &mut out.skipped) {
                 Ok(series) => {
                     out.accepted_lines += 1;
-                    for (labels, sample) in series {
+                    for (series, sample) in series {
                         out.samples += 1;
-                        self.add(&mut batches, &mut seen, labels, sample);
+                        self.add(&mut batches, &mut seen, series, sample);
                     }
                 }
                 Err(reason) => out.rejected.push(LineError { line: line.line_no, column: None, reason }),
@@ -106,12 +117,12 @@ impl Converter<'_> {
         out
     }
 
-    /// The (labels, sample) pairs of one line, or why the line is rejected.
+    /// The series and sample of each numeric field of one line, or why the line is rejected.
     fn line_samples(
         &self,
         line: &ParsedLine<'_>,
         skipped: &mut Vec<SkippedField>,
-    ) -> Result<Vec<(Labels, Sample)>, String> {
+    ) -> Result<Vec<(LineSeries, Sample)>, String> {
         let ts = match line.timestamp {
             Some(ts) => self
                 .precision
@@ -119,14 +130,16 @@ impl Converter<'_> {
                 .ok_or_else(|| format!("timestamp {ts} overflows in precision {:?}", self.precision))?,
             None => self.now_ms,
         };
-        let mut tags = Vec::with_capacity(line.tags.len() + 1);
+        let mut tags: Vec<(&str, &str)> = Vec::with_capacity(line.tags.len());
         for (k, v) in &line.tags {
             if k.starts_with("__") {
                 return Err(format!("tag key {k:?} uses the reserved prefix \"__\""));
             }
-            tags.push(Label::new(k.as_ref(), v.as_ref()));
+            tags.push((k.as_ref(), v.as_ref()));
         }
-        let tags = Labels::new(tags);
+        tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let device = tags.iter().find(|(k, _)| *k == self.device_label).map(|(_, v)| device_hash_of(self.tenant, v));
+        let measurement = line.measurement.as_ref();
         let mut out = Vec::with_capacity(line.fields.len());
         let mut string_fields = Vec::new();
         for (key, value) in &line.fields {
@@ -140,11 +153,10 @@ impl Converter<'_> {
                     continue;
                 }
             };
-            let metric =
-                if key == "value" { line.measurement.to_string() } else { format!("{}_{key}", line.measurement) };
-            let mut labels = tags.clone();
-            labels.set(METRIC_NAME, &metric);
-            out.push((labels, Sample::new(ts, value)));
+            let metric: [&str; 3] = if key == "value" { [measurement, "", ""] } else { [measurement, "_", key] };
+            let id = series_id_of(self.tenant, &metric, tags.iter().copied());
+            let labels = self.labels_for(id, &metric, &tags);
+            out.push((LineSeries { id, device_hash: device.unwrap_or(id.0), labels }, Sample::new(ts, value)));
         }
         if out.is_empty() {
             return Err(format!(
@@ -163,17 +175,32 @@ impl Converter<'_> {
         Ok(out)
     }
 
+    /// The label set of a series: from the cache when known, built otherwise.
+    fn labels_for(&self, id: SeriesId, metric: &[&str; 3], tags: &[(&str, &str)]) -> Labels {
+        if let Some(labels) = self.cache.and_then(|c| c.get(id, |l| labels_are(l, metric, tags))) {
+            return labels;
+        }
+        let mut all = Vec::with_capacity(tags.len() + 1);
+        all.push(Label::new(METRIC_NAME, metric.concat()));
+        all.extend(tags.iter().map(|(k, v)| Label::new(*k, *v)));
+        let labels = Labels::new(all);
+        if let Some(cache) = self.cache {
+            cache.insert(id, labels.clone());
+        }
+        labels
+    }
+
     fn add(
         &self,
         batches: &mut HashMap<u32, WriteBatch>,
         seen: &mut HashMap<SeriesId, (u32, usize)>,
-        labels: Labels,
+        series: LineSeries,
         sample: Sample,
     ) {
-        let id = series_id(self.tenant, &labels);
+        let LineSeries { id, device_hash, labels } = series;
         if let Some(&(p, i)) = seen.get(&id) {
             let slot = batches.get_mut(&p).and_then(|b| b.series.get_mut(i));
-            if let Some(series) = slot.filter(|s| s.labels == labels) {
+            if let Some(series) = slot.filter(|s| s.labels.ptr_eq(&labels) || s.labels == labels) {
                 series.samples.push(sample);
                 return;
             }
@@ -185,13 +212,29 @@ impl Converter<'_> {
                 return;
             }
         }
-        let dh = device_hash(self.tenant, &labels, self.device_label, id);
-        let partition = (dh % u64::from(self.partitions.max(1))) as u32;
+        let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
         let batch =
             batches.entry(partition).or_insert_with(|| WriteBatch { tenant: self.tenant.clone(), series: Vec::new() });
-        batch.series.push(BatchSeries { id, device_hash: dh, labels, samples: vec![sample] });
+        batch.series.push(BatchSeries { id, device_hash, labels, samples: vec![sample] });
         seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }
+}
+
+/// True when `labels` is exactly `__name__` = the concatenated `metric`
+/// pieces plus the (sorted) `tags`.
+fn labels_are(labels: &Labels, metric: &[&str; 3], tags: &[(&str, &str)]) -> bool {
+    let mut name = labels.metric_name();
+    for piece in metric {
+        match name.strip_prefix(piece) {
+            Some(rest) => name = rest,
+            None => return false,
+        }
+    }
+    if !name.is_empty() || labels.len() != tags.len() + 1 {
+        return false;
+    }
+    let mut rest = labels.iter().filter(|l| l.name != METRIC_NAME);
+    tags.iter().all(|(k, v)| rest.next().is_some_and(|l| l.name == *k && l.value == *v))
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@
 use crate::config::IngestConfig;
 use crate::convert::{Conversion, Converter, LineError, SkippedField};
 use crate::error::Error;
-use crate::log::IngestLog;
+use crate::log::{IngestLog, LogRecord};
 use crate::metrics::IngestMetrics;
+use crate::series_cache::SeriesCache;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -44,6 +45,8 @@ pub struct WriteState {
     pub config: Arc<IngestConfig>,
     /// Counters.
     pub metrics: Arc<IngestMetrics>,
+    /// Known series across requests.
+    pub series_cache: Arc<SeriesCache>,
 }
 
 /// The write routes.
@@ -118,6 +121,7 @@ async fn write(
             now_ms: now_millis(),
             device_label: &config.device_label,
             partitions: converter_state.log.partitions(),
+            cache: Some(&converter_state.series_cache),
         }
         .convert(&body)
     })
@@ -192,9 +196,12 @@ fn auth_error(e: AuthError) -> Refusal {
 }
 
 /// Appends the converted batches and builds the answer.
-async fn commit(state: &WriteState, c: Conversion) -> Response {
+async fn commit(state: &WriteState, mut c: Conversion) -> Response {
     let m = &state.metrics;
-    let records: Vec<(u32, Vec<u8>)> = c.batches.iter().map(|(p, b)| (*p, b.to_bytes())).collect();
+    let records: Vec<LogRecord> = std::mem::take(&mut c.batches)
+        .into_iter()
+        .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
+        .collect();
     if !records.is_empty()
         && let Err(e) = state.log.append(records).await
     {

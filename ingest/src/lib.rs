@@ -16,6 +16,7 @@
 //! * [`http`]: the InfluxDB-compatible write endpoints.
 //! * [`convert`]: line → Prometheus series mapping and per-partition batching.
 //! * [`log`]: the ingest log contract and the embedded segment-file log.
+//! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
 //! * [`metrics`]: counters exposed on `/metrics`.
 //!
 //! Tenant limits and Prometheus remote write arrive in later issues.
@@ -27,7 +28,8 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod series_cache;
 
 pub use config::IngestConfig;
 pub use error::{Error, Result};
-pub use log::{IngestLog, LocalLog, LogConfig, LogSink};
+pub use log::{IngestLog, LocalLog, LogConfig, LogRecord, LogSink};

@@ -23,17 +23,53 @@ pub mod local;
 pub(crate) mod segment;
 
 use crate::error::Result;
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
 pub use local::{LocalLog, LogConfig};
 
+/// The decoded form of a record, handed to the sink beside its bytes so the
+/// write path does not decode what it just encoded.
+pub type Decoded = Box<dyn Any + Send>;
+
+/// One record to append.
+pub struct LogRecord {
+    /// Target partition.
+    pub partition: u32,
+    /// The bytes made durable.
+    pub payload: Vec<u8>,
+    /// What `payload` decodes to, if the writer has it at hand.
+    pub decoded: Option<Decoded>,
+}
+
+impl std::fmt::Debug for LogRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogRecord").field("partition", &self.partition).field("bytes", &self.payload.len()).finish()
+    }
+}
+
+impl LogRecord {
+    /// A record with only its bytes.
+    pub fn new(partition: u32, payload: Vec<u8>) -> Self {
+        Self { partition, payload, decoded: None }
+    }
+}
+
 /// Receives every record of the log, in offset order per partition, right
 /// after it became durable (and during replay).
 pub trait LogSink: Send + Sync {
-    /// Applies record `offset` of `partition`. An error fails the write that
-    /// produced the record (the record itself stays in the log).
-    fn apply(&self, partition: u32, offset: u64, payload: &[u8]) -> std::result::Result<(), String>;
+    /// Applies record `offset` of `partition`. `decoded` is the record's
+    /// decoded form when the writer supplied it (never during replay). An
+    /// error fails the write that produced the record (the record itself
+    /// stays in the log).
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        payload: &[u8],
+        decoded: Option<&(dyn Any + Send)>,
+    ) -> std::result::Result<(), String>;
 }
 
 /// A boxed future returned by [`IngestLog::append`].
@@ -44,9 +80,9 @@ pub trait IngestLog: Send + Sync + std::fmt::Debug {
     /// Number of partitions.
     fn partitions(&self) -> u32;
 
-    /// Appends records `(partition, payload)` and resolves, with their
-    /// offsets, once every one of them is durable and applied. On error some
-    /// records may still have been stored; callers retry the whole write,
-    /// which is idempotent (same series and timestamps, same values).
-    fn append(&self, records: Vec<(u32, Vec<u8>)>) -> AppendFuture<'_>;
+    /// Appends records and resolves, with their offsets, once every one of
+    /// them is durable and applied. On error some records may still have
+    /// been stored; callers retry the whole write, which is idempotent (same
+    /// series and timestamps, same values).
+    fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_>;
 }

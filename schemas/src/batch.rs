@@ -5,22 +5,32 @@
 //! flushed them), documented in `schemas/FORMAT.md`:
 //!
 //! ```text
-//! u8       version (= 1)
+//! u8       version (= 2; version 1 is still read)
 //! str      tenant                        str = uvarint length + UTF-8 bytes
+//! uvarint  string count, then that many str      (v2: every distinct label name and value, once)
 //! uvarint  series count
 //! per series:
 //!   u64 LE   series id
 //!   u64 LE   device hash
-//!   uvarint  label count, then per label: str name, str value (sorted by name)
+//!   uvarint  label count, then per label (sorted by name):
+//!            v2: uvarint name index, uvarint value index into the string table
+//!            v1: str name, str value
 //!   uvarint  sample count, then per sample:
 //!            ivarint ts delta (first sample: delta from 0), u64 LE value bits
 //! ```
+//!
+//! The string table makes a record of many series of few devices small: a
+//! line's tags are shared by all its fields' series, and a device's tags by
+//! all its lines.
 
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
 use crate::{Label, Labels, Sample, SeriesId, TenantId};
+use std::collections::HashMap;
 
-/// The only batch encoding version so far.
-pub const BATCH_VERSION: u8 = 1;
+/// The batch encoding version written.
+pub const BATCH_VERSION: u8 = 2;
+/// The oldest batch encoding version read.
+pub const OLDEST_BATCH_VERSION: u8 = 1;
 
 /// One series in a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +58,7 @@ pub struct WriteBatch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchDecodeError {
     /// The version byte is not one this build reads.
-    #[error("unsupported batch version {found} (supported: {BATCH_VERSION})")]
+    #[error("unsupported batch version {found} (supported: {OLDEST_BATCH_VERSION}..={BATCH_VERSION})")]
     UnsupportedVersion {
         /// The version found.
         found: u8,
@@ -64,27 +74,28 @@ impl WriteBatch {
         self.series.iter().map(|s| s.samples.len()).sum()
     }
 
-    /// Encodes the batch (appending to `buf`).
+    /// Encodes the batch (appending to `buf`) in the current version.
     pub fn encode(&self, buf: &mut Vec<u8>) {
+        let mut strings = StringTable::default();
+        let mut body = Vec::with_capacity(self.series.len() * 48);
+        put_uvarint(&mut body, self.series.len() as u64);
+        for s in &self.series {
+            body.extend_from_slice(&s.id.0.to_le_bytes());
+            body.extend_from_slice(&s.device_hash.to_le_bytes());
+            put_uvarint(&mut body, s.labels.len() as u64);
+            for l in s.labels.iter() {
+                put_uvarint(&mut body, strings.index(&l.name));
+                put_uvarint(&mut body, strings.index(&l.value));
+            }
+            put_samples(&mut body, &s.samples);
+        }
         buf.push(BATCH_VERSION);
         put_str(buf, self.tenant.as_str());
-        put_uvarint(buf, self.series.len() as u64);
-        for s in &self.series {
-            buf.extend_from_slice(&s.id.0.to_le_bytes());
-            buf.extend_from_slice(&s.device_hash.to_le_bytes());
-            put_uvarint(buf, s.labels.len() as u64);
-            for l in s.labels.iter() {
-                put_str(buf, &l.name);
-                put_str(buf, &l.value);
-            }
-            put_uvarint(buf, s.samples.len() as u64);
-            let mut prev = 0i64;
-            for smp in &s.samples {
-                put_ivarint(buf, smp.ts.wrapping_sub(prev));
-                prev = smp.ts;
-                buf.extend_from_slice(&smp.value.to_bits().to_le_bytes());
-            }
+        put_uvarint(buf, strings.order.len() as u64);
+        for s in &strings.order {
+            put_str(buf, s);
         }
+        buf.extend_from_slice(&body);
     }
 
     /// Encodes the batch into a new buffer.
@@ -94,14 +105,20 @@ impl WriteBatch {
         buf
     }
 
-    /// Decodes a batch. Never panics on arbitrary input.
+    /// Decodes a batch of any supported version. Never panics on arbitrary input.
     pub fn decode(mut buf: &[u8]) -> Result<Self, BatchDecodeError> {
         let b = &mut buf;
         let version = take_u8(b)?;
-        if version != BATCH_VERSION {
+        if !(OLDEST_BATCH_VERSION..=BATCH_VERSION).contains(&version) {
             return Err(BatchDecodeError::UnsupportedVersion { found: version });
         }
         let tenant = TenantId::new(take_str(b)?).map_err(|_| BatchDecodeError::Malformed("invalid tenant id"))?;
+        let table = if version >= 2 {
+            let n = take_len(b, 1)?;
+            (0..n).map(|_| take_str(b)).collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
         let n_series = take_len(b, 18)?;
         let mut series = Vec::with_capacity(n_series);
         for _ in 0..n_series {
@@ -110,21 +127,17 @@ impl WriteBatch {
             let n_labels = take_len(b, 2)?;
             let mut labels = Vec::with_capacity(n_labels);
             for _ in 0..n_labels {
-                let name = take_str(b)?;
-                let value = take_str(b)?;
+                let (name, value) = if version >= 2 {
+                    (take_ref(b, &table)?, take_ref(b, &table)?)
+                } else {
+                    (take_str(b)?, take_str(b)?)
+                };
                 labels.push(Label { name, value });
             }
             if !labels.windows(2).all(|w| w[0].name < w[1].name) || labels.iter().any(|l| l.value.is_empty()) {
                 return Err(BatchDecodeError::Malformed("labels not canonical"));
             }
-            let n_samples = take_len(b, 9)?;
-            let mut samples = Vec::with_capacity(n_samples);
-            let mut prev = 0i64;
-            for _ in 0..n_samples {
-                let delta = get_ivarint(b).ok_or(BatchDecodeError::Malformed("truncated timestamp"))?;
-                prev = prev.wrapping_add(delta);
-                samples.push(Sample { ts: prev, value: f64::from_bits(take_u64(b)?) });
-            }
+            let samples = take_samples(b)?;
             series.push(BatchSeries { id, device_hash, labels: Labels::from_sorted(labels), samples });
         }
         if !b.is_empty() {
@@ -132,6 +145,55 @@ impl WriteBatch {
         }
         Ok(WriteBatch { tenant, series })
     }
+}
+
+/// The distinct strings of a batch in first-use order.
+#[derive(Default)]
+struct StringTable<'a> {
+    index: HashMap<&'a str, u64>,
+    order: Vec<&'a str>,
+}
+
+impl<'a> StringTable<'a> {
+    fn index(&mut self, s: &'a str) -> u64 {
+        let next = self.order.len() as u64;
+        let idx = *self.index.entry(s).or_insert(next);
+        if idx == next {
+            self.order.push(s);
+        }
+        idx
+    }
+}
+
+fn put_samples(buf: &mut Vec<u8>, samples: &[Sample]) {
+    put_uvarint(buf, samples.len() as u64);
+    let mut prev = 0i64;
+    for smp in samples {
+        put_ivarint(buf, smp.ts.wrapping_sub(prev));
+        prev = smp.ts;
+        buf.extend_from_slice(&smp.value.to_bits().to_le_bytes());
+    }
+}
+
+fn take_samples(b: &mut &[u8]) -> Result<Vec<Sample>, BatchDecodeError> {
+    let n_samples = take_len(b, 9)?;
+    let mut samples = Vec::with_capacity(n_samples);
+    let mut prev = 0i64;
+    for _ in 0..n_samples {
+        let delta = get_ivarint(b).ok_or(BatchDecodeError::Malformed("truncated timestamp"))?;
+        prev = prev.wrapping_add(delta);
+        samples.push(Sample { ts: prev, value: f64::from_bits(take_u64(b)?) });
+    }
+    Ok(samples)
+}
+
+fn take_ref(b: &mut &[u8], table: &[String]) -> Result<String, BatchDecodeError> {
+    let idx = get_uvarint(b).ok_or(BatchDecodeError::Malformed("truncated string index"))?;
+    usize::try_from(idx)
+        .ok()
+        .and_then(|i| table.get(i))
+        .cloned()
+        .ok_or(BatchDecodeError::Malformed("string index out of range"))
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -221,5 +283,31 @@ mod tests {
     #[test]
     fn rejects_unknown_version() {
         assert_eq!(WriteBatch::decode(&[9]), Err(BatchDecodeError::UnsupportedVersion { found: 9 }));
+    }
+
+    /// A version-1 record (labels inline), as written before the string table.
+    #[test]
+    fn still_reads_version_1() {
+        let v1: &[u8] = &[
+            1, 1, b't', // version, tenant "t"
+            1,    // one series
+            7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, // id 7, device hash 9
+            1, 1, b'a', 1, b'b', // one label a="b"
+            1, 4, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // one sample: ts 2, value 1.0
+        ];
+        let b = WriteBatch::decode(v1).unwrap();
+        assert_eq!(b.tenant.as_str(), "t");
+        assert_eq!(b.series[0].labels, Labels::from_pairs([("a", "b")]));
+        assert_eq!(b.series[0].samples, vec![Sample::new(2, 1.0)]);
+    }
+
+    #[test]
+    fn shared_strings_are_stored_once() {
+        let labels = |f: &str| Labels::from_pairs([("__name__", f), ("device", "dev-0000042"), ("farm", "farm-0002")]);
+        let series = |f: &str| BatchSeries { id: SeriesId(1), device_hash: 2, labels: labels(f), samples: vec![] };
+        let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series: vec![series("a"), series("b")] };
+        let bytes = batch.to_bytes();
+        assert_eq!(bytes.windows(11).filter(|w| w == b"dev-0000042").count(), 1);
+        assert_eq!(WriteBatch::decode(&bytes).unwrap(), batch);
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::labels::{Labels, METRIC_NAME};
 use crate::tenant::TenantId;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::Xxh3;
 
 /// A series' stable 64-bit identity within its tenant.
 ///
@@ -28,33 +28,55 @@ pub const DEFAULT_DEVICE_LABEL: &str = "device";
 
 /// Computes the series id of `labels` for `tenant`.
 pub fn series_id(tenant: &TenantId, labels: &Labels) -> SeriesId {
-    let mut buf = Vec::with_capacity(128);
-    buf.extend_from_slice(tenant.as_str().as_bytes());
-    buf.push(0xFF);
-    buf.extend_from_slice(labels.metric_name().as_bytes());
-    buf.push(0xFF);
-    for l in labels.iter().filter(|l| l.name != METRIC_NAME) {
-        buf.extend_from_slice(l.name.as_bytes());
-        buf.push(0xFE);
-        buf.extend_from_slice(l.value.as_bytes());
-        buf.push(0xFF);
+    let rest = labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+    series_id_of(tenant, &[labels.metric_name()], rest)
+}
+
+/// Computes a series id from its parts without building a [`Labels`]:
+/// the metric name as concatenated pieces (e.g. `["sensors", "_", "temp"]`)
+/// and the other labels **sorted by name**. `__name__` and empty values in
+/// `labels` are skipped, as [`Labels`] would drop them. Equal to
+/// [`series_id`] of the same label set.
+pub fn series_id_of<'a>(
+    tenant: &TenantId,
+    metric: &[&str],
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> SeriesId {
+    let mut h = Xxh3::new();
+    h.update(tenant.as_str().as_bytes());
+    h.update(&[0xFF]);
+    for piece in metric {
+        h.update(piece.as_bytes());
     }
-    SeriesId(xxh3_64(&buf))
+    h.update(&[0xFF]);
+    for (name, value) in labels {
+        if name == METRIC_NAME || value.is_empty() {
+            continue;
+        }
+        h.update(name.as_bytes());
+        h.update(&[0xFE]);
+        h.update(value.as_bytes());
+        h.update(&[0xFF]);
+    }
+    SeriesId(h.digest())
 }
 
 /// Computes the device hash: the hash of the tenant's device label value,
 /// or the series id when the series has no such label.
 pub fn device_hash(tenant: &TenantId, labels: &Labels, device_label: &str, series: SeriesId) -> u64 {
     match labels.get(device_label) {
-        Some(device) => {
-            let mut buf = Vec::with_capacity(tenant.as_str().len() + device.len() + 1);
-            buf.extend_from_slice(tenant.as_str().as_bytes());
-            buf.push(0xFF);
-            buf.extend_from_slice(device.as_bytes());
-            xxh3_64(&buf)
-        }
+        Some(device) => device_hash_of(tenant, device),
         None => series.0,
     }
+}
+
+/// The device hash of device label value `device` (never empty).
+pub fn device_hash_of(tenant: &TenantId, device: &str) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(tenant.as_str().as_bytes());
+    h.update(&[0xFF]);
+    h.update(device.as_bytes());
+    h.digest()
 }
 
 #[cfg(test)]
@@ -95,6 +117,14 @@ mod tests {
         let a = Labels::from_pairs([("__name__", "m"), ("ab", "c")]);
         let b = Labels::from_pairs([("__name__", "m"), ("a", "bc")]);
         assert_ne!(series_id(&t("t"), &a), series_id(&t("t"), &b));
+    }
+
+    #[test]
+    fn series_id_from_parts_equals_series_id_of_labels() {
+        let l = Labels::from_pairs([("__name__", "sensors_temp"), ("device", "dev-1"), ("farm", "f1")]);
+        let parts =
+            series_id_of(&t("acme"), &["sensors", "_", "temp"], [("device", "dev-1"), ("farm", "f1"), ("x", "")]);
+        assert_eq!(parts, series_id(&t("acme"), &l));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! byte for byte and hash to the same [`crate::SeriesId`].
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The label that carries the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -30,8 +31,12 @@ impl Label {
 ///
 /// Prometheus treats a label with an empty value as absent; [`Labels::new`]
 /// drops such labels so `{a=""}` and `{}` are the same series.
+///
+/// The labels are shared behind an `Arc`: cloning a label set is O(1), so
+/// the write path, the series caches and the hot store's index can all hold
+/// the same set. Modifying ([`Labels::set`]) copies it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Arc<[Label]>);
 
 impl Labels {
     /// Builds a canonical label set: sorted by name, empty values dropped.
@@ -47,7 +52,7 @@ impl Labels {
                 _ => out.push(l),
             }
         }
-        Self(out)
+        Self(out.into())
     }
 
     /// Builds a label set from `(name, value)` pairs.
@@ -60,7 +65,7 @@ impl Labels {
     /// that only ever stores canonical sets. Checked in debug builds.
     pub fn from_sorted(labels: Vec<Label>) -> Self {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted/unique");
-        Self(labels)
+        Self(labels.into())
     }
 
     /// The value of label `name`, if present.
@@ -93,21 +98,33 @@ impl Labels {
         &self.0
     }
 
-    /// Consumes the set, returning its sorted labels.
+    /// Returns the sorted labels as a vector (copied when the set is shared).
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
     }
 
     /// Sets (or with an empty value, removes) label `name`.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            Ok(i) if value.is_empty() => {
-                self.0.remove(i);
-            }
-            Ok(i) => self.0[i].value = value.to_owned(),
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, Label::new(name, value)),
+        let pos = self.0.binary_search_by(|l| l.name.as_str().cmp(name));
+        match pos {
+            Ok(i) if self.0[i].value == value => return,
+            Err(_) if value.is_empty() => return,
+            _ => {}
         }
+        let mut labels = self.0.to_vec();
+        match pos {
+            Ok(i) if value.is_empty() => {
+                labels.remove(i);
+            }
+            Ok(i) => labels[i].value = value.to_owned(),
+            Err(i) => labels.insert(i, Label::new(name, value)),
+        }
+        self.0 = labels.into();
+    }
+
+    /// True when both sets share the same allocation (a cheap equality hint).
+    pub fn ptr_eq(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// Removes label `name` if present.

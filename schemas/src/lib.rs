@@ -37,7 +37,7 @@ mod varint;
 
 pub use batch::{BatchSeries, WriteBatch};
 pub use error::ErrorKind;
-pub use hash::{SeriesId, device_hash, series_id};
+pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample};
 pub use matcher::{MatchOp, Matcher};
 pub use read::{ReadError, ReadStore, SeriesData, TimeRange};

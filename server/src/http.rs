@@ -28,6 +28,7 @@ pub fn app(node: Arc<Node>, resolver: Arc<dyn TenantResolver>) -> Router {
         resolver: Arc::clone(&resolver),
         config: Arc::new(node.config.ingest.clone()),
         metrics: Arc::clone(&node.ingest_metrics),
+        series_cache: Arc::clone(&node.series_cache),
     });
     let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
     let engine = Arc::new(Engine::new(store, node.config.query.clone()));

@@ -28,7 +28,17 @@ pub struct HotStoreSink {
 }
 
 impl LogSink for HotStoreSink {
-    fn apply(&self, partition: u32, offset: u64, payload: &[u8]) -> Result<(), String> {
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        payload: &[u8],
+        decoded: Option<&(dyn std::any::Any + Send)>,
+    ) -> Result<(), String> {
+        // The write path hands over the batch it encoded; replay decodes.
+        if let Some(batch) = decoded.and_then(|d| d.downcast_ref::<WriteBatch>()) {
+            return self.hot.apply(partition, offset, batch).map_err(|e| e.to_string());
+        }
         let batch = WriteBatch::decode(payload).map_err(|e| e.to_string())?;
         self.hot.apply(partition, offset, &batch).map_err(|e| e.to_string())
     }
@@ -47,6 +57,8 @@ pub struct Node {
     pub log: Arc<LocalLog>,
     /// Write-path counters.
     pub ingest_metrics: Arc<IngestMetrics>,
+    /// Series id → labels across write requests.
+    pub series_cache: Arc<strata_ingest::series_cache::SeriesCache>,
     /// When the node started.
     pub started: Instant,
     flush_lock: tokio::sync::Mutex<Instant>,
@@ -74,6 +86,7 @@ impl Node {
             hot,
             log: Arc::new(log),
             ingest_metrics: Arc::new(IngestMetrics::default()),
+            series_cache: Arc::new(strata_ingest::series_cache::SeriesCache::new(config.ingest.series_cache_entries)),
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
             _lock: lock,

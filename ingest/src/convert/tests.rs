@@ -6,7 +6,8 @@ fn tenant() -> TenantId {
 
 fn convert(body: &str, precision: Precision) -> Conversion {
     let t = tenant();
-    Converter { tenant: &t, precision, now_ms: 42, device_label: "device", partitions: 4 }.convert(body.as_bytes())
+    Converter { tenant: &t, precision, now_ms: 42, device_label: "device", partitions: 4, cache: None }
+        .convert(body.as_bytes())
 }
 
 fn all_series(c: &Conversion) -> Vec<(String, Vec<Sample>)> {
@@ -78,4 +79,45 @@ fn timestamp_overflow_is_rejected() {
     let c = convert("m v=1 9223372036854775807", Precision::Seconds);
     assert_eq!(c.rejected.len(), 1);
     assert!(c.rejected[0].reason.contains("overflows"));
+}
+
+#[test]
+fn ids_and_device_hashes_match_the_schemas_definitions() {
+    let c = convert("m,device=d1,b=2,a=1 x=1,value=2 1", Precision::Seconds);
+    for (_, batch) in &c.batches {
+        for s in &batch.series {
+            assert_eq!(s.id, strata_schemas::series_id(&tenant(), &s.labels));
+            assert_eq!(s.device_hash, strata_schemas::device_hash(&tenant(), &s.labels, "device", s.id));
+        }
+    }
+    let c = convert("m,b=2 x=1 1", Precision::Seconds);
+    let s = &c.batches[0].1.series[0];
+    assert_eq!(s.device_hash, s.id.0, "no device label: the series id is the device hash");
+}
+
+#[test]
+fn cached_conversion_equals_uncached() {
+    let t = tenant();
+    let cache = SeriesCache::new(1024);
+    let body = "m,device=d1,farm=f x=1,y=2 1\nm,device=d2,farm=f x=3 1\nn,device=d1 value=4 2\n";
+    let conv = |cache| {
+        Converter { tenant: &t, precision: Precision::Seconds, now_ms: 0, device_label: "device", partitions: 4, cache }
+            .convert(body.as_bytes())
+    };
+    let plain = conv(None);
+    let cold = conv(Some(&cache));
+    assert_eq!(cache.len(), 4);
+    let warm = conv(Some(&cache));
+    assert_eq!(plain.batches, cold.batches);
+    assert_eq!(plain.batches, warm.batches);
+}
+
+#[test]
+fn labels_are_checks_every_part() {
+    let l = Labels::from_pairs([("__name__", "m_x"), ("a", "1"), ("b", "2")]);
+    assert!(labels_are(&l, &["m", "_", "x"], &[("a", "1"), ("b", "2")]));
+    assert!(!labels_are(&l, &["m", "_", "y"], &[("a", "1"), ("b", "2")]));
+    assert!(!labels_are(&l, &["m", "", ""], &[("a", "1"), ("b", "2")]));
+    assert!(!labels_are(&l, &["m", "_", "x"], &[("a", "1")]));
+    assert!(!labels_are(&l, &["m", "_", "x"], &[("a", "1"), ("b", "3")]));
 }

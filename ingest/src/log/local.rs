@@ -22,7 +22,7 @@
 //! damage followed by valid records is refused (see [`super::segment::scan_tail`]).
 
 use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
-use super::{AppendFuture, IngestLog, LogSink};
+use super::{AppendFuture, Decoded, IngestLog, LogRecord, LogSink};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,7 @@ struct LogMeta {
 /// One pending append.
 struct Request {
     payload: Vec<u8>,
+    decoded: Option<Decoded>,
     done: oneshot::Sender<Result<u64>>,
 }
 
@@ -242,9 +243,9 @@ impl LocalLog {
         self.partitions.get(partition as usize).map(|p| &p.shared)
     }
 
-    async fn append_all(&self, records: Vec<(u32, Vec<u8>)>) -> Result<Vec<u64>> {
+    async fn append_all(&self, records: Vec<LogRecord>) -> Result<Vec<u64>> {
         let mut waits = Vec::with_capacity(records.len());
-        for (partition, payload) in records {
+        for LogRecord { partition, payload, decoded } in records {
             if payload.len() > MAX_RECORD_BYTES {
                 return Err(Error::RecordTooLarge { size: payload.len(), max: MAX_RECORD_BYTES });
             }
@@ -254,7 +255,7 @@ impl LocalLog {
             }
             let tx = p.tx.lock().clone().ok_or(Error::Closed)?;
             let (done, rx) = oneshot::channel();
-            tx.send(Command::Append(Request { payload, done })).await.map_err(|_| Error::Closed)?;
+            tx.send(Command::Append(Request { payload, decoded, done })).await.map_err(|_| Error::Closed)?;
             waits.push(rx);
         }
         let mut offsets = Vec::with_capacity(waits.len());
@@ -276,7 +277,7 @@ impl IngestLog for LocalLog {
         self.partitions.len() as u32
     }
 
-    fn append(&self, records: Vec<(u32, Vec<u8>)>) -> AppendFuture<'_> {
+    fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_> {
         Box::pin(self.append_all(records))
     }
 }
@@ -539,7 +540,7 @@ impl Writer {
             let offset = first + i as u64;
             let result = self
                 .sink
-                .apply(partition, offset, &r.payload)
+                .apply(partition, offset, &r.payload, r.decoded.as_deref())
                 .map(|()| offset)
                 .map_err(|detail| Error::Apply { partition, offset, detail });
             let _ = r.done.send(result);

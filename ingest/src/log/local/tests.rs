@@ -9,7 +9,13 @@ struct Recorder(Mutex<BTreeMap<u32, Records>>);
 type Records = Vec<(u64, Vec<u8>)>;
 
 impl LogSink for Recorder {
-    fn apply(&self, partition: u32, offset: u64, payload: &[u8]) -> std::result::Result<(), String> {
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        payload: &[u8],
+        _decoded: Option<&(dyn std::any::Any + Send)>,
+    ) -> std::result::Result<(), String> {
         self.0.lock().entry(partition).or_default().push((offset, payload.to_vec()));
         Ok(())
     }
@@ -51,7 +57,7 @@ fn appends_are_applied_in_offset_order_and_survive_reopen() {
             tasks.push(tokio::spawn(async move {
                 for i in 0..50u32 {
                     let payload = format!("{t}-{i}-{}", "x".repeat(40)).into_bytes();
-                    log.append(vec![(t % 2, payload)]).await.unwrap();
+                    log.append(vec![LogRecord::new(t % 2, payload)]).await.unwrap();
                 }
             }));
         }
@@ -81,7 +87,7 @@ fn torn_tail_is_truncated_on_open_and_numbering_continues() {
     let (log, _) = open(dir.path(), 1);
     rt().block_on(async {
         for i in 0..3u8 {
-            log.append(vec![(0, vec![i; 10])]).await.unwrap();
+            log.append(vec![LogRecord::new(0, vec![i; 10])]).await.unwrap();
         }
     });
     let path = log.shared(0).unwrap().segment_path(0);
@@ -94,7 +100,7 @@ fn torn_tail_is_truncated_on_open_and_numbering_continues() {
     let (log, sink) = open(dir.path(), 1);
     assert_eq!(log.next_offset(0), 3);
     assert_eq!(replay_all(&log, 0, 0).len(), 3);
-    rt().block_on(async { log.append(vec![(0, b"after".to_vec())]).await.unwrap() });
+    rt().block_on(async { log.append(vec![LogRecord::new(0, b"after".to_vec())]).await.unwrap() });
     assert_eq!(sink.0.lock()[&0], vec![(3, b"after".to_vec())]);
     drop(log);
     let (log, _) = open(dir.path(), 1);
@@ -107,7 +113,7 @@ fn corrupt_middle_record_refuses_to_open() {
     let (log, _) = open(dir.path(), 1);
     rt().block_on(async {
         for i in 0..3u8 {
-            log.append(vec![(0, vec![i; 10])]).await.unwrap();
+            log.append(vec![LogRecord::new(0, vec![i; 10])]).await.unwrap();
         }
     });
     let path = log.shared(0).unwrap().segment_path(0);
@@ -127,7 +133,7 @@ fn release_deletes_only_fully_consumed_segments() {
     let (log, _) = open(dir.path(), 1);
     rt().block_on(async {
         for _ in 0..40 {
-            log.append(vec![(0, vec![7; 500])]).await.unwrap();
+            log.append(vec![LogRecord::new(0, vec![7; 500])]).await.unwrap();
         }
     });
     let before = log.shared(0).unwrap().segments.lock().clone();
@@ -143,7 +149,7 @@ fn release_deletes_only_fully_consumed_segments() {
     // An empty active segment is never rolled or deleted; numbering goes on.
     log.release(0, u64::MAX).unwrap();
     assert_eq!(*log.shared(0).unwrap().segments.lock(), vec![40]);
-    rt().block_on(async { log.append(vec![(0, b"next".to_vec())]).await.unwrap() });
+    rt().block_on(async { log.append(vec![LogRecord::new(0, b"next".to_vec())]).await.unwrap() });
     assert_eq!(replay_all(&log, 0, 0), vec![(40, b"next".to_vec())]);
 }
 
@@ -153,7 +159,7 @@ fn release_keeps_a_partially_consumed_active_segment() {
     let (log, _) = open(dir.path(), 1);
     rt().block_on(async {
         for _ in 0..3 {
-            log.append(vec![(0, vec![1; 10])]).await.unwrap();
+            log.append(vec![LogRecord::new(0, vec![1; 10])]).await.unwrap();
         }
     });
     assert_eq!(log.release(0, 2).unwrap(), 0);
@@ -167,7 +173,7 @@ fn numbering_continues_from_the_consumer_floor_when_the_log_is_behind() {
     let sink = Arc::new(Recorder::default());
     let log = LocalLog::open(dir.path(), &config(1), |_| 1000, Arc::clone(&sink) as Arc<dyn LogSink>).unwrap();
     assert_eq!(log.next_offset(0), 1000);
-    rt().block_on(async { log.append(vec![(0, b"x".to_vec())]).await.unwrap() });
+    rt().block_on(async { log.append(vec![LogRecord::new(0, b"x".to_vec())]).await.unwrap() });
     assert_eq!(sink.0.lock()[&0][0].0, 1000);
 }
 
@@ -185,6 +191,6 @@ fn append_after_close_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path(), 1);
     log.close();
-    let err = rt().block_on(async { log.append(vec![(0, b"x".to_vec())]).await.unwrap_err() });
+    let err = rt().block_on(async { log.append(vec![LogRecord::new(0, b"x".to_vec())]).await.unwrap_err() });
     assert!(matches!(err, Error::Closed));
 }

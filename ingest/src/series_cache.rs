@@ -1,0 +1,117 @@
+//! A cache from series id to label set, shared by all write requests.
+//!
+//! IoT devices send the same series again and again. Building a series'
+//! [`Labels`] costs a dozen allocations; computing its id costs one hash over
+//! borrowed strings. The write path computes the id from the parsed line,
+//! looks the labels up here, checks they are the line's (so an id collision
+//! can never attach a sample to the wrong label set), and only builds labels
+//! for series it has not seen. Label sets are `Arc`-shared, so the hot
+//! store's index can hold the very same allocation.
+//!
+//! The cache is sharded by id to keep lock hold times short under
+//! concurrent writes, and bounded: a shard that reaches its share of the
+//! capacity is cleared (cheap, rare, and only costs re-building labels).
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use strata_schemas::{Labels, SeriesId};
+
+const SHARDS: usize = 64;
+
+/// Series ids are already well-mixed 64-bit hashes: use them as is.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Labels, BuildHasherDefault<IdHasher>>;
+
+/// Bounded, sharded series id → labels cache.
+#[derive(Debug)]
+pub struct SeriesCache {
+    shards: Box<[Mutex<Shard>]>,
+    per_shard: usize,
+}
+
+impl SeriesCache {
+    /// A cache holding up to about `capacity` series (0 disables it).
+    pub fn new(capacity: usize) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
+        Self { shards, per_shard: capacity.div_ceil(SHARDS) }
+    }
+
+    fn shard(&self, id: SeriesId) -> &Mutex<Shard> {
+        // The low bits pick the bucket inside a shard; use high bits here.
+        &self.shards[(id.0 >> 58) as usize % SHARDS]
+    }
+
+    /// The cached labels of `id`, if they satisfy `is_same`.
+    pub fn get(&self, id: SeriesId, is_same: impl FnOnce(&Labels) -> bool) -> Option<Labels> {
+        if self.per_shard == 0 {
+            return None;
+        }
+        let shard = self.shard(id).lock();
+        shard.get(&id.0).filter(|l| is_same(l)).cloned()
+    }
+
+    /// Remembers the labels of `id` (replacing a colliding entry).
+    pub fn insert(&self, id: SeriesId, labels: Labels) {
+        if self.per_shard == 0 {
+            return;
+        }
+        let mut shard = self.shard(id).lock();
+        if shard.len() >= self.per_shard {
+            shard.clear();
+        }
+        shard.insert(id.0, labels);
+    }
+
+    /// Series currently cached.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_only_matching_labels_and_stays_bounded() {
+        let cache = SeriesCache::new(128);
+        let l = Labels::from_pairs([("__name__", "m")]);
+        cache.insert(SeriesId(1), l.clone());
+        assert_eq!(cache.get(SeriesId(1), |c| *c == l), Some(l.clone()));
+        assert_eq!(cache.get(SeriesId(1), |_| false), None, "a collision never returns foreign labels");
+        assert_eq!(cache.get(SeriesId(2), |_| true), None);
+        for i in 0..10_000u64 {
+            cache.insert(SeriesId(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), l.clone());
+        }
+        assert!(cache.len() <= 128 + SHARDS, "{}", cache.len());
+    }
+
+    #[test]
+    fn zero_capacity_disables_the_cache() {
+        let cache = SeriesCache::new(0);
+        cache.insert(SeriesId(1), Labels::default());
+        assert!(cache.get(SeriesId(1), |_| true).is_none());
+    }
+}
