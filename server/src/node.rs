@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata_hot_store::HotStore;
 use strata_ingest::metrics::IngestMetrics;
+use strata_ingest::series_cache::SeriesCache;
 use strata_ingest::{LocalLog, LogSink};
 use strata_schemas::WriteBatch;
 
@@ -58,7 +59,7 @@ pub struct Node {
     /// Write-path counters.
     pub ingest_metrics: Arc<IngestMetrics>,
     /// Series id → labels across write requests.
-    pub series_cache: Arc<strata_ingest::series_cache::SeriesCache>,
+    pub series_cache: Arc<SeriesCache>,
     /// When the node started.
     pub started: Instant,
     flush_lock: tokio::sync::Mutex<Instant>,
@@ -80,13 +81,14 @@ impl Node {
         let floor_hot = Arc::clone(&hot);
         let log = LocalLog::open(&data_dir.join("log"), &config.log, |p| floor_hot.replay_from(p), sink)
             .with_context(|| format!("opening ingest log in {}", data_dir.join("log").display()))?;
+        let series_cache = Arc::new(SeriesCache::new(config.ingest.series_cache_entries));
         let node = Self {
             config,
             data_dir,
             hot,
             log: Arc::new(log),
             ingest_metrics: Arc::new(IngestMetrics::default()),
-            series_cache: Arc::new(strata_ingest::series_cache::SeriesCache::new(config.ingest.series_cache_entries)),
+            series_cache,
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
             _lock: lock,
