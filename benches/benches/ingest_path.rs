@@ -54,12 +54,14 @@ fn bench(c: &mut Criterion) {
     let tenant = TenantId::new("acme").unwrap();
     let bodies: Vec<String> = (0..16).map(body).collect();
     let samples = (DEVICES * 10) as u64;
+    let cache = SeriesCache::new(1 << 20);
     let converter = Converter {
         tenant: &tenant,
         precision: Precision::Nanoseconds,
         now_ms: 0,
         device_label: "device",
         partitions: 8,
+        cache: Some(&cache),
     };
 
     let mut g = c.benchmark_group("ingest_path");
