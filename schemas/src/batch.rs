@@ -26,6 +26,7 @@
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
 use crate::{Label, Labels, Sample, SeriesId, TenantId};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// The batch encoding version written.
 pub const BATCH_VERSION: u8 = 2;
@@ -150,9 +151,30 @@ impl WriteBatch {
 /// The distinct strings of a batch in first-use order.
 #[derive(Default)]
 struct StringTable<'a> {
-    index: HashMap<&'a str, u64>,
+    index: HashMap<&'a str, u64, BuildHasherDefault<SeededXxh3>>,
     order: Vec<&'a str>,
 }
+
+/// A seeded xxh3 per `write`: several times cheaper than SipHash on short
+/// label strings. Keys come from clients, so the seed is random per process
+/// (from std's `RandomState`) to keep crafted collisions impractical.
+#[derive(Default)]
+struct SeededXxh3(u64);
+
+impl Hasher for SeededXxh3 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0 ^ *HASH_SEED);
+    }
+}
+
+static HASH_SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5354_5241_5441_u64)
+});
 
 impl<'a> StringTable<'a> {
     fn index(&mut self, s: &'a str) -> u64 {
