@@ -1,6 +1,7 @@
 //! Query engine configuration.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Limits and defaults of the PromQL engine. Every field has a serde default.
@@ -20,6 +21,41 @@ pub struct QueryConfig {
     /// Step of subqueries written without one (`[1h:]`), Prometheus's global evaluation interval.
     #[serde(with = "humantime_serde")]
     pub default_subquery_step: Duration,
+    /// Maximum number of series the selectors of one query may load (0: no limit).
+    pub max_series: usize,
+    /// Maximum time span one query may read through one selector, including
+    /// range, lookback and the query's own range (0: no limit).
+    #[serde(with = "humantime_serde")]
+    pub max_range: Duration,
+    /// Per-tenant overrides of `max_series`, `max_samples` and `max_range`, by tenant id.
+    pub tenant_limits: BTreeMap<String, QueryLimits>,
+    /// Prometheus's `promql-delayed-name-removal` feature: `__name__` is removed
+    /// at the end of evaluation instead of by each operator (off by default, as in Prometheus).
+    pub delayed_name_removal: bool,
+}
+
+/// Per-tenant query limits; unset fields fall back to the global [`QueryConfig`] values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryLimits {
+    /// Maximum number of series one query may load (0: no limit).
+    pub max_series: Option<usize>,
+    /// Maximum number of samples one query may hold in memory.
+    pub max_samples: Option<usize>,
+    /// Maximum time span one selector may read (0: no limit).
+    #[serde(with = "humantime_serde")]
+    pub max_range: Option<Duration>,
+}
+
+/// The limits in force for one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    /// Maximum series per query (0: no limit).
+    pub max_series: usize,
+    /// Maximum samples per query.
+    pub max_samples: usize,
+    /// Maximum span per selector (zero: no limit).
+    pub max_range: Duration,
 }
 
 impl Default for QueryConfig {
@@ -30,11 +66,25 @@ impl Default for QueryConfig {
             max_samples: 50_000_000,
             max_points_per_series: 11_000,
             default_subquery_step: Duration::from_secs(60),
+            max_series: 0,
+            max_range: Duration::ZERO,
+            tenant_limits: BTreeMap::new(),
+            delayed_name_removal: false,
         }
     }
 }
 
 impl QueryConfig {
+    /// The limits of `tenant`: its override where set, the global value otherwise.
+    pub fn limits_for(&self, tenant: &str) -> EffectiveLimits {
+        let o = self.tenant_limits.get(tenant);
+        EffectiveLimits {
+            max_series: o.and_then(|o| o.max_series).unwrap_or(self.max_series),
+            max_samples: o.and_then(|o| o.max_samples).unwrap_or(self.max_samples),
+            max_range: o.and_then(|o| o.max_range).unwrap_or(self.max_range),
+        }
+    }
+
     /// Fixes harmless values (with a warning) and rejects dangerous ones.
     pub fn validate(&mut self) -> Result<(), String> {
         if self.lookback_delta.is_zero() {
@@ -67,6 +117,18 @@ mod tests {
         assert_eq!(c.max_points_per_series, 11_000);
         let c: QueryConfig = serde_json::from_str(r#"{"lookback_delta":"1m","timeout":"30s"}"#).unwrap();
         assert_eq!(c.lookback_delta, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn tenant_limits_override_globals() {
+        let c: QueryConfig =
+            serde_json::from_str(r#"{"max_series":1000,"tenant_limits":{"acme":{"max_series":10,"max_range":"1d"}}}"#)
+                .unwrap();
+        let acme = c.limits_for("acme");
+        assert_eq!(acme.max_series, 10);
+        assert_eq!(acme.max_range, Duration::from_secs(86_400));
+        assert_eq!(acme.max_samples, c.max_samples);
+        assert_eq!(c.limits_for("other").max_series, 1000);
     }
 
     #[test]

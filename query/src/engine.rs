@@ -115,11 +115,11 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
-        let ctx = self.ctx(tenant, (t_ms, t_ms, 0), opts);
+        let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts);
         let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
-        let out = ev.eval(&expr)?;
+        let out = cleanup_names(ev.eval(&expr)?)?;
         let value = instant_value(out, t_ms, is_ordered(&expr));
-        Ok(QueryResult { value, warnings: ctx.take_warnings() })
+        Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
     }
 
     /// [`Engine::query_range`] with a timeout and cancellation.
@@ -143,11 +143,11 @@ impl Engine {
                 )));
             }
         }
-        let ctx = self.ctx(tenant, (start_ms, end_ms, step_ms), opts);
+        let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts);
         let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
-        let out = ev.eval(&expr)?;
+        let out = cleanup_names(ev.eval(&expr)?)?;
         let value = range_value(&ev, out)?;
-        Ok(QueryResult { value, warnings: ctx.take_warnings() })
+        Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
     }
 
     fn check_range(&self, start: i64, end: i64, step: i64) -> Result<()> {
@@ -168,8 +168,15 @@ impl Engine {
         Ok(())
     }
 
-    fn ctx<'a>(&'a self, tenant: &'a TenantId, (start, end, step): (i64, i64, i64), opts: &QueryOptions) -> Ctx<'a> {
+    fn ctx<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        query: &'a str,
+        (start, end, step): (i64, i64, i64),
+        opts: &QueryOptions,
+    ) -> Ctx<'a> {
         let timeout = opts.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
+        let limits = self.config.limits_for(tenant.as_str());
         Ctx {
             store: self.store.as_ref(),
             tenant,
@@ -180,9 +187,15 @@ impl Engine {
             query_step: step,
             deadline: Instant::now() + timeout,
             cancel: opts.cancel.clone(),
-            max_samples: self.config.max_samples,
+            max_samples: limits.max_samples,
             samples: Default::default(),
+            max_series: limits.max_series,
+            series: Default::default(),
+            max_range: limits.max_range.as_millis() as i64,
+            delayed_names: self.config.delayed_name_removal,
             warnings: Default::default(),
+            infos: Default::default(),
+            query,
         }
     }
 }
@@ -202,6 +215,33 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// Delayed name removal's final step (Prometheus's `cleanupMetricLabels`):
+/// drops the names still marked, then rejects (or, over disjoint steps, merges)
+/// series that now share a label set.
+fn cleanup_names(out: Eval) -> Result<Eval> {
+    Ok(match out {
+        Eval::Vector(mut v) if v.iter().any(|s| s.drop_name) => {
+            for s in &mut v {
+                if s.drop_name {
+                    s.labels.remove(strata_schemas::METRIC_NAME);
+                    s.drop_name = false;
+                }
+            }
+            Eval::Vector(eval::merge_same_labels(v)?)
+        }
+        Eval::Matrix(mut rd) if rd.drop_name.iter().any(|d| *d) => {
+            for (s, d) in rd.series.iter_mut().zip(&rd.drop_name) {
+                if *d {
+                    s.labels.remove(strata_schemas::METRIC_NAME);
+                }
+            }
+            rd.drop_name.clear();
+            Eval::Matrix(rd)
+        }
+        other => other,
+    })
 }
 
 /// True when the top-level expression defines the result order (sort functions).

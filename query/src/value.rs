@@ -50,6 +50,8 @@ pub struct RangeSeries {
 pub struct QueryResult {
     /// The result.
     pub value: Value,
-    /// Non-fatal annotations (rendered as the API's `warnings`).
+    /// Warning annotations (the API's `warnings`).
     pub warnings: Vec<String>,
+    /// Info annotations (the API's `infos`).
+    pub infos: Vec<String>,
 }

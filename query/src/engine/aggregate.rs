@@ -14,9 +14,6 @@ use strata_schemas::{Labels, METRIC_NAME};
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
     let op = agg.op.id();
-    if matches!(op, token::T_LIMITK | token::T_LIMIT_RATIO) {
-        return Err(QueryError::Unsupported(format!("aggregation {} (experimental)", agg.op)));
-    }
     let param = agg.param.as_deref();
     let v = ev.eval_vector(&agg.expr)?;
     let (keys, member_group) = group(&v, agg.modifier.as_ref());
@@ -25,13 +22,35 @@ pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
             let k = ev.eval_scalar(param.ok_or_else(|| missing_param(agg))?)?;
             top_k(ev, v, &member_group, keys.len(), &k, op == token::T_TOPK)?
         }
+        token::T_LIMITK => {
+            let k = ev.eval_scalar(param.ok_or_else(|| missing_param(agg))?)?;
+            limit_k(ev, v, &member_group, keys.len(), &k)?
+        }
+        token::T_LIMIT_RATIO => {
+            let p = param.ok_or_else(|| missing_param(agg))?;
+            let r = ev.eval_scalar(p)?;
+            limit_ratio(ev, v, &r, &p.to_string())?
+        }
         token::T_COUNT_VALUES => {
             let label = ev.eval_string(param.ok_or_else(|| missing_param(agg))?)?;
             count_values(ev, &v, &keys, &member_group, &label)?
         }
         _ => {
             let q = match op {
-                token::T_QUANTILE => Some(ev.eval_scalar(param.ok_or_else(|| missing_param(agg))?)?),
+                token::T_QUANTILE => {
+                    let p = param.ok_or_else(|| missing_param(agg))?;
+                    let q = ev.eval_scalar(p)?;
+                    if let Some(x) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+                        ev.ctx.warn_at(
+                            format!(
+                                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                                format_go_f(*x)
+                            ),
+                            &super::eval::anchor(p),
+                        );
+                    }
+                    Some(q)
+                }
                 _ => None,
             };
             fold(ev, op, &v, keys, &member_group, q.as_deref())?
@@ -91,8 +110,11 @@ fn fold(
     member_group: &[usize],
     q: Option<&[f64]>,
 ) -> Result<Vec<StepSeries>> {
-    let mut out: Vec<StepSeries> =
-        keys.into_iter().map(|labels| StepSeries { labels, points: vec![None; ev.n] }).collect();
+    let mut out: Vec<StepSeries> = keys.into_iter().map(|labels| StepSeries::new(labels, vec![None; ev.n])).collect();
+    // A group keyed by a to-be-dropped `__name__` drops it when any member does.
+    for (s, &g) in v.iter().zip(member_group) {
+        out[g].drop_name |= s.drop_name && out[g].labels.get(METRIC_NAME).is_some();
+    }
     let mut accs = vec![Acc::default(); out.len()];
     let needs_values = matches!(op, token::T_QUANTILE | token::T_STDDEV | token::T_STDVAR);
     let mut values: Vec<Vec<f64>> = if needs_values { vec![Vec::new(); out.len()] } else { Vec::new() };
@@ -157,8 +179,10 @@ fn top_k(
     k: &[f64],
     top: bool,
 ) -> Result<Vec<StepSeries>> {
-    let mut out: Vec<StepSeries> =
-        v.iter().map(|s| StepSeries { labels: s.labels.clone(), points: vec![None; ev.n] }).collect();
+    let mut out: Vec<StepSeries> = v
+        .iter()
+        .map(|s| StepSeries { labels: s.labels.clone(), points: vec![None; ev.n], drop_name: s.drop_name })
+        .collect();
     let mut per_group: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n_groups];
     for (i, &k) in k.iter().enumerate().take(ev.n) {
         ev.ctx.check()?;
@@ -197,6 +221,85 @@ fn top_k(
     Ok(out)
 }
 
+/// `limitk(k, v)`: per step and group, the first k elements in input order.
+fn limit_k(
+    ev: &Evaluator<'_>,
+    mut v: Vec<StepSeries>,
+    member_group: &[usize],
+    n_groups: usize,
+    k: &[f64],
+) -> Result<Vec<StepSeries>> {
+    let mut taken = vec![0usize; n_groups];
+    for (i, &k) in k.iter().enumerate().take(ev.n) {
+        ev.ctx.check()?;
+        if k.is_nan() {
+            return Err(QueryError::exec("Parameter value is NaN"));
+        }
+        let k = if k >= i64::MAX as f64 {
+            usize::MAX
+        } else if k < 1.0 {
+            0
+        } else {
+            k as usize
+        };
+        taken.iter_mut().for_each(|t| *t = 0);
+        for (s, &g) in v.iter_mut().zip(member_group) {
+            if s.points[i].is_some() {
+                if taken[g] < k {
+                    taken[g] += 1;
+                } else {
+                    s.points[i] = None;
+                }
+            }
+        }
+    }
+    v.retain(|s| s.points.iter().any(Option::is_some));
+    Ok(v)
+}
+
+/// `limit_ratio(r, v)`: a deterministic sample of the series by the hash of
+/// their labels (Prometheus's `HashRatioSampler`): offset `hash / 2^64` is kept
+/// when `offset < r`, or for negative `r` when `offset >= 1 + r`.
+fn limit_ratio(ev: &Evaluator<'_>, mut v: Vec<StepSeries>, r: &[f64], param_text: &str) -> Result<Vec<StepSeries>> {
+    let offsets: Vec<f64> = v.iter().map(|s| labels_hash(&s.labels) as f64 / u64::MAX as f64).collect();
+    for (i, &param) in r.iter().enumerate().take(ev.n) {
+        if param.is_nan() {
+            return Err(QueryError::exec("Ratio value is NaN"));
+        }
+        let ratio = param.clamp(-1.0, 1.0);
+        if ratio != param {
+            ev.ctx.warn_at(
+                format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                    format_go_f(param),
+                    format_go_f(ratio)
+                ),
+                param_text,
+            );
+        }
+        for (s, &off) in v.iter_mut().zip(&offsets) {
+            let keep = ratio != 0.0 && (off < ratio || (ratio < 0.0 && off >= 1.0 + ratio));
+            if !keep {
+                s.points[i] = None;
+            }
+        }
+    }
+    v.retain(|s| s.points.iter().any(Option::is_some));
+    Ok(v)
+}
+
+/// Prometheus's `labels.Hash`: xxHash64 of `name 0xff value 0xff ...` in label order.
+pub(crate) fn labels_hash(l: &Labels) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for lab in l.iter() {
+        h.update(lab.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(lab.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
 fn rank_cmp(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
     match (a.is_nan(), b.is_nan()) {
@@ -230,7 +333,7 @@ fn count_values(
             let o = *index.entry(key).or_insert_with(|| {
                 let mut labels = keys[g].clone();
                 labels.set(label, &format_go_f(x));
-                out.push(StepSeries { labels, points: vec![None; ev.n] });
+                out.push(StepSeries::new(labels, vec![None; ev.n]));
                 out.len() - 1
             });
             let p = &mut out[o].points[i];

@@ -27,8 +27,8 @@ pub(crate) fn eval(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<Eval> {
             let v = l.iter().zip(&r).map(|(&l, &r)| scalar_op(op, l, r, true).0).collect();
             Ok(Eval::Scalar(v))
         }
-        (Eval::Vector(v), Eval::Scalar(s)) => vector_scalar(op, v, &s, false, bool_).map(Eval::Vector),
-        (Eval::Scalar(s), Eval::Vector(v)) => vector_scalar(op, v, &s, true, bool_).map(Eval::Vector),
+        (Eval::Vector(v), Eval::Scalar(s)) => vector_scalar(ev, op, v, &s, false, bool_).map(Eval::Vector),
+        (Eval::Scalar(s), Eval::Vector(v)) => vector_scalar(ev, op, v, &s, true, bool_).map(Eval::Vector),
         (Eval::Vector(l), Eval::Vector(r)) => {
             let out =
                 if is_set_op(op) { set_op(ev, op, l, r, &modifier)? } else { vector_vector(ev, op, l, r, &modifier)? };
@@ -72,11 +72,18 @@ pub(crate) fn scalar_op(op: TokenId, l: f64, r: f64, bool_: bool) -> (f64, bool)
     }
 }
 
-fn vector_scalar(op: TokenId, mut v: Vec<StepSeries>, s: &[f64], swap: bool, bool_: bool) -> Result<Vec<StepSeries>> {
+fn vector_scalar(
+    ev: &Evaluator<'_>,
+    op: TokenId,
+    mut v: Vec<StepSeries>,
+    s: &[f64],
+    swap: bool,
+    bool_: bool,
+) -> Result<Vec<StepSeries>> {
     let comparison = is_comparison(op);
     for series in &mut v {
         if !comparison || bool_ {
-            series.labels.remove(METRIC_NAME);
+            ev.ctx.drop_name(series);
         }
         for (i, p) in series.points.iter_mut().enumerate() {
             let Some(x) = *p else { continue };
@@ -170,10 +177,12 @@ fn set_op(
     merge_same_labels(lhs)
 }
 
-/// Labels of a vector/vector result (Prometheus's `resultMetric`).
-fn result_labels(many: &Labels, one: &Labels, op: TokenId, m: &BinModifier) -> Labels {
+/// Labels of a vector/vector result (Prometheus's `resultMetric`): arithmetic
+/// drops the name at once (even under delayed name removal); `bool` comparisons
+/// drop it now or, delayed, at the end of the query.
+fn result_labels(many: &Labels, one: &Labels, op: TokenId, m: &BinModifier, delayed: bool) -> Labels {
     let mut l = many.clone();
-    if !is_comparison(op) || m.return_bool {
+    if !is_comparison(op) || (m.return_bool && !delayed) {
         l.remove(METRIC_NAME);
     }
     if matches!(m.card, VectorMatchCardinality::OneToOne) {
@@ -243,9 +252,12 @@ fn vector_vector(
                 continue;
             }
             let o = *pairs.entry((k, j)).or_insert_with(|| {
-                let labels = result_labels(&s.labels, &one[j].labels, op, m);
+                let labels = result_labels(&s.labels, &one[j].labels, op, m, ev.ctx.delayed_names);
                 *out_index.entry(labels.clone()).or_insert_with(|| {
-                    out.push(StepSeries { labels, points: vec![None; ev.n] });
+                    let mut series = StepSeries::new(labels, vec![None; ev.n]);
+                    // Comparisons without `bool` keep the many side's pending drop.
+                    series.drop_name = if m.return_bool { ev.ctx.delayed_names } else { comparison && s.drop_name };
+                    out.push(series);
                     out.len() - 1
                 })
             });

@@ -23,7 +23,17 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cancel: Option<super::CancelToken>,
     pub(crate) max_samples: usize,
     pub(crate) samples: Cell<usize>,
+    /// Maximum number of series the selectors of one query may load (0: no limit).
+    pub(crate) max_series: usize,
+    pub(crate) series: Cell<usize>,
+    /// Maximum time span one selector may read (ms, 0: no limit).
+    pub(crate) max_range: i64,
+    /// Prometheus's `promql-delayed-name-removal`: `__name__` is dropped at the end, not per operator.
+    pub(crate) delayed_names: bool,
     pub(crate) warnings: RefCell<Vec<String>>,
+    pub(crate) infos: RefCell<Vec<String>>,
+    /// The query text, to attach Prometheus-style `(line:col)` positions to annotations.
+    pub(crate) query: &'a str,
 }
 
 impl Ctx<'_> {
@@ -48,6 +58,57 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Accounts `n` more series loaded by a selector.
+    pub(crate) fn account_series(&self, n: usize) -> Result<()> {
+        let total = self.series.get().saturating_add(n);
+        self.series.set(total);
+        if self.max_series > 0 && total > self.max_series {
+            return Err(QueryError::exec(format!(
+                "the query exceeded the maximum number of series (limit: {} series)",
+                self.max_series
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails when one selector would read more than the tenant's maximum range.
+    pub(crate) fn check_span(&self, from: i64, to: i64) -> Result<()> {
+        if self.max_range > 0 && to - from > self.max_range {
+            return Err(QueryError::exec(format!(
+                "the query time range exceeds the limit (query length: {}, limit: {})",
+                fmt_duration(to - from),
+                fmt_duration(self.max_range)
+            )));
+        }
+        Ok(())
+    }
+
+    /// A warning annotation about the sub-expression whose text starts with `anchor`.
+    pub(crate) fn warn_at(&self, msg: String, anchor: &str) {
+        let msg = format!("{msg}{}", self.position(anchor));
+        self.warn(msg);
+    }
+
+    /// An info annotation about the sub-expression whose text starts with `anchor`.
+    pub(crate) fn info_at(&self, msg: String, anchor: &str) {
+        let msg = format!("{msg}{}", self.position(anchor));
+        let mut w = self.infos.borrow_mut();
+        if !w.contains(&msg) {
+            w.push(msg);
+        }
+    }
+
+    /// ` (line:col)` of the first occurrence of `anchor` in the query (1:1 when not found).
+    /// promql-parser keeps no positions, so this finds the sub-expression by its text.
+    fn position(&self, anchor: &str) -> String {
+        let at = if anchor.is_empty() { None } else { self.query.find(anchor) };
+        let Some(byte) = at else { return " (1:1)".into() };
+        let before = &self.query[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        format!(" ({line}:{col})")
+    }
+
     pub(crate) fn warn(&self, msg: String) {
         let mut w = self.warnings.borrow_mut();
         if !w.contains(&msg) {
@@ -58,6 +119,43 @@ impl Ctx<'_> {
     pub(crate) fn take_warnings(&self) -> Vec<String> {
         self.warnings.take()
     }
+
+    pub(crate) fn take_infos(&self) -> Vec<String> {
+        self.infos.take()
+    }
+
+    /// Drops the metric name of `s` now, or marks it for the end of the query (delayed name removal).
+    pub(crate) fn drop_name(&self, s: &mut StepSeries) {
+        if self.delayed_names {
+            s.drop_name = true;
+        } else {
+            s.labels.remove(METRIC_NAME);
+        }
+    }
+}
+
+/// Prometheus's `model.Duration` rendering (`1h30m`, `5m`, `10s`, `1ms`).
+pub(crate) fn fmt_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, len) in [
+        ("y", 31_536_000_000),
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if rest >= len {
+            out.push_str(&format!("{}{unit}", rest / len));
+            rest %= len;
+        }
+    }
+    out
 }
 
 /// An instant-vector series over the steps: one optional value per step.
@@ -65,6 +163,14 @@ impl Ctx<'_> {
 pub(crate) struct StepSeries {
     pub(crate) labels: Labels,
     pub(crate) points: Vec<Option<f64>>,
+    /// The metric name is to be dropped at the end of the query (delayed name removal).
+    pub(crate) drop_name: bool,
+}
+
+impl StepSeries {
+    pub(crate) fn new(labels: Labels, points: Vec<Option<f64>>) -> Self {
+        Self { labels, points, drop_name: false }
+    }
 }
 
 /// A range vector: raw samples plus the window geometry, evaluated per step
@@ -72,12 +178,19 @@ pub(crate) struct StepSeries {
 #[derive(Debug)]
 pub(crate) struct RangeData {
     pub(crate) series: Vec<SeriesData>,
+    /// Per series: its metric name is to be dropped (subqueries under delayed name removal); may be empty.
+    pub(crate) drop_name: Vec<bool>,
     pub(crate) range: i64,
     pub(crate) offset: i64,
     pub(crate) at: Option<i64>,
 }
 
 impl RangeData {
+    /// Whether series `i` carries a pending name drop.
+    pub(crate) fn drops_name(&self, i: usize) -> bool {
+        self.drop_name.get(i).copied().unwrap_or(false)
+    }
+
     /// Calls `f(step, window, window_end)` for every step; the window slides
     /// forward with two indices, so the whole pass is linear.
     pub(crate) fn for_each_window(
@@ -170,7 +283,7 @@ impl<'a> Evaluator<'a> {
             }
             Eval::Vector(mut series) => {
                 for s in &mut series {
-                    s.labels.remove(METRIC_NAME);
+                    self.ctx.drop_name(s);
                     s.points.iter_mut().flatten().for_each(|x| *x = -*x);
                 }
                 Eval::Vector(merge_same_labels(series)?)
@@ -251,6 +364,7 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
             }
             Some(&i) => {
                 let target = &mut out[i];
+                target.drop_name |= s.drop_name;
                 for (dst, src) in target.points.iter_mut().zip(s.points) {
                     match (dst.is_some(), src) {
                         (true, Some(_)) => {
@@ -264,6 +378,18 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
         }
     }
     Ok(out)
+}
+
+/// Text that starts `e` in the query, to locate annotations (promql-parser keeps no positions).
+pub(crate) fn anchor(e: &Expr) -> String {
+    match e {
+        Expr::Paren(p) => format!("({}", anchor(&p.expr)),
+        Expr::VectorSelector(vs) => vs.name.clone().unwrap_or_else(|| "{".into()),
+        Expr::MatrixSelector(ms) => ms.vs.name.clone().unwrap_or_else(|| "{".into()),
+        Expr::Call(c) => format!("{}(", c.func.name),
+        Expr::Aggregate(a) => a.op.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Prometheus's `labels.String()`: `{__name__="x", a="b"}`.

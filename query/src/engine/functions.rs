@@ -1,6 +1,6 @@
 //! Function calls: dispatch, instant-vector math, and the scalar/vector helpers.
 
-use super::eval::{Eval, Evaluator, StepSeries, merge_same_labels};
+use super::eval::{Eval, Evaluator, StepSeries, anchor, merge_same_labels};
 use super::range_fns::{self, RangeFn};
 use super::{histogram, labels_fn, selector};
 use crate::error::{QueryError, Result};
@@ -17,7 +17,7 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
     }
     if let Some(f) = math_fn(name) {
         let v = ev.eval_vector(args[0])?;
-        return map_values(v, f).map(Eval::Vector);
+        return map_values(ev, v, f).map(Eval::Vector);
     }
     Ok(match name {
         "time" => Eval::Scalar((0..ev.n).map(|i| ev.ts(i) as f64 / 1000.0).collect()),
@@ -28,12 +28,13 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
         "end" => Eval::Scalar(vec![ev.ctx.query_end as f64 / 1000.0; ev.n]),
         "min_of" | "max_of" => min_max_of(ev, name == "max_of", &args)?,
         "sort_by_label" | "sort_by_label_desc" => {
+            warn_sort_in_range(ev, name);
             Eval::Vector(labels_fn::sort_by_label(ev, &args, name == "sort_by_label_desc")?)
         }
         "pi" => Eval::Scalar(vec![std::f64::consts::PI; ev.n]),
         "vector" => {
             let v = ev.eval_scalar(args[0])?;
-            Eval::Vector(vec![StepSeries { labels: Labels::default(), points: v.into_iter().map(Some).collect() }])
+            Eval::Vector(vec![StepSeries::new(Labels::default(), v.into_iter().map(Some).collect())])
         }
         "scalar" => Eval::Scalar(scalar_of(ev, ev.eval_vector(args[0])?)),
         "timestamp" => Eval::Vector(timestamp(ev, args[0])?),
@@ -43,13 +44,28 @@ pub(crate) fn eval_call(ev: &Evaluator<'_>, call: &Call) -> Result<Eval> {
         "absent_over_time" => Eval::Vector(absent_over_time(ev, args[0])?),
         "label_replace" => Eval::Vector(labels_fn::label_replace(ev, &args)?),
         "label_join" => Eval::Vector(labels_fn::label_join(ev, &args)?),
-        "sort" | "sort_desc" => Eval::Vector(sort(ev.eval_vector(args[0])?, name == "sort_desc")),
+        "sort" | "sort_desc" => {
+            warn_sort_in_range(ev, name);
+            Eval::Vector(sort(ev.eval_vector(args[0])?, name == "sort_desc"))
+        }
         "histogram_quantile" => Eval::Vector(histogram::histogram_quantile(ev, &args)?),
+        "histogram_quantiles" => Eval::Vector(histogram::histogram_quantiles(ev, &args)?),
+        "histogram_fraction" => Eval::Vector(histogram::histogram_fraction(ev, &args)?),
         "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "hour" | "minute" | "month" | "year" => {
             Eval::Vector(date_fn(ev, name, &args)?)
         }
         other => return Err(QueryError::Unsupported(format!("function {other}()"))),
     })
+}
+
+/// Sorting is lost in range evaluation: Prometheus warns about it.
+fn warn_sort_in_range(ev: &Evaluator<'_>, name: &str) {
+    if ev.start != ev.end {
+        ev.ctx.warn_at(
+            "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".into(),
+            &format!("{name}("),
+        );
+    }
 }
 
 fn min_max_of(ev: &Evaluator<'_>, max: bool, args: &[&Expr]) -> Result<Eval> {
@@ -71,9 +87,25 @@ fn min_max_of(ev: &Evaluator<'_>, max: bool, args: &[&Expr]) -> Result<Eval> {
 
 fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<StepSeries>> {
     let m = f.matrix_arg();
-    let param = match (f, args.len()) {
-        (RangeFn::Quantile, _) => Some(ev.eval_scalar(args[0])?),
-        (RangeFn::PredictLinear, _) => Some(ev.eval_scalar(args[1])?),
+    let param = match f {
+        RangeFn::Quantile => Some(ev.eval_scalar(args[0])?),
+        RangeFn::PredictLinear => Some(ev.eval_scalar(args[1])?),
+        RangeFn::Holt => {
+            let sf = ev.eval_scalar(args[1])?;
+            let tf = ev.eval_scalar(args[2])?;
+            for (&s, &t) in sf.iter().zip(&tf) {
+                if s <= 0.0 || s >= 1.0 {
+                    return Err(QueryError::exec(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {s:.6}"
+                    )));
+                }
+                if t <= 0.0 || t >= 1.0 {
+                    return Err(QueryError::exec(format!("invalid trend factor. Expected: 0 < tf < 1, got: {t:.6}")));
+                }
+            }
+            // Both factors travel in one vector: sf at even, tf at odd indices.
+            Some(sf.iter().zip(&tf).flat_map(|(s, t)| [*s, *t]).collect())
+        }
         _ => None,
     };
     let rd = match ev.eval(args[m])? {
@@ -83,9 +115,14 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
     if f == RangeFn::Quantile
         && let Some(q) = param.as_ref().and_then(|p| p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0))
     {
-        ev.ctx.warn(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"));
+        ev.ctx.warn_at(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"), &anchor(args[0]));
     }
-    range_fns::eval(ev, f, rd, param)
+    // Prometheus's "might not be a counter" info applies to rate/increase over a selector.
+    let counter_anchor = match unwrap_parens(args[m]) {
+        e @ Expr::MatrixSelector(_) if matches!(f, RangeFn::Rate | RangeFn::Increase) => Some(anchor(e)),
+        _ => None,
+    };
+    range_fns::eval(ev, f, rd, param, counter_anchor.as_deref())
 }
 
 fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
@@ -126,9 +163,13 @@ fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
 }
 
 /// Applies `f` to every value and drops the metric name.
-pub(crate) fn map_values(mut v: Vec<StepSeries>, f: impl Fn(f64) -> f64) -> Result<Vec<StepSeries>> {
+pub(crate) fn map_values(
+    ev: &Evaluator<'_>,
+    mut v: Vec<StepSeries>,
+    f: impl Fn(f64) -> f64,
+) -> Result<Vec<StepSeries>> {
     for s in &mut v {
-        s.labels.remove(METRIC_NAME);
+        ev.ctx.drop_name(s);
         s.points.iter_mut().flatten().for_each(|x| *x = f(*x));
     }
     merge_same_labels(v)
@@ -157,7 +198,7 @@ fn unwrap_parens(mut e: &Expr) -> &Expr {
 fn timestamp(ev: &Evaluator<'_>, arg: &Expr) -> Result<Vec<StepSeries>> {
     if let Expr::VectorSelector(vs) = unwrap_parens(arg) {
         let v = selector::eval_vector(ev, vs, true)?;
-        return map_values(v, |x| x);
+        return map_values(ev, v, |x| x);
     }
     let mut v = ev.eval_vector(arg)?;
     for s in &mut v {
@@ -167,7 +208,7 @@ fn timestamp(ev: &Evaluator<'_>, arg: &Expr) -> Result<Vec<StepSeries>> {
             }
         }
     }
-    map_values(v, |x| x)
+    map_values(ev, v, |x| x)
 }
 
 fn round(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Eval> {
@@ -177,7 +218,7 @@ fn round(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Eval> {
         None => vec![1.0; ev.n],
     };
     for s in &mut v {
-        s.labels.remove(METRIC_NAME);
+        ev.ctx.drop_name(s);
         for (i, p) in s.points.iter_mut().enumerate() {
             if let Some(x) = p {
                 let inv = 1.0 / to_nearest[i];
@@ -196,7 +237,7 @@ fn clamp(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Eval> {
         _ => (vec![f64::NEG_INFINITY; ev.n], ev.eval_scalar(args[1])?),
     };
     for s in &mut v {
-        s.labels.remove(METRIC_NAME);
+        ev.ctx.drop_name(s);
         for (i, p) in s.points.iter_mut().enumerate() {
             if hi[i] < lo[i] {
                 *p = None;
@@ -263,7 +304,7 @@ fn one_series(labels: Labels, points: Vec<Option<f64>>) -> Vec<StepSeries> {
     if points.iter().all(Option::is_none) {
         return Vec::new();
     }
-    vec![StepSeries { labels, points }]
+    vec![StepSeries::new(labels, points)]
 }
 
 /// `sort` / `sort_desc` order the elements of an instant query by value, NaN last.
@@ -286,7 +327,7 @@ fn date_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Vec<StepSer
         Some(e) => ev.eval_vector(e)?,
         None => {
             let points = (0..ev.n).map(|i| Some(ev.ts(i) as f64 / 1000.0)).collect();
-            vec![StepSeries { labels: Labels::default(), points }]
+            vec![StepSeries::new(Labels::default(), points)]
         }
     };
     let f = match name {
@@ -299,7 +340,7 @@ fn date_fn(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Vec<StepSer
         "month" => |c: Civil| c.month as f64,
         _ => |c: Civil| c.year as f64,
     };
-    map_values(v, |x| if x.is_finite() { f(Civil::from_secs(x.floor() as i64)) } else { f64::NAN })
+    map_values(ev, v, |x| if x.is_finite() { f(Civil::from_secs(x.floor() as i64)) } else { f64::NAN })
 }
 
 /// A UTC calendar date and time of day.

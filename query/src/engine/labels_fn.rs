@@ -5,6 +5,7 @@ use crate::error::{QueryError, Result};
 use promql_parser::parser::Expr;
 use regex::Regex;
 use std::cmp::Ordering;
+use strata_schemas::METRIC_NAME;
 
 fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -30,6 +31,9 @@ pub(crate) fn label_replace(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<St
             let mut out = String::new();
             caps.expand(&repl, &mut out);
             s.labels.set(&dst, &out);
+            if dst == METRIC_NAME {
+                s.drop_name = false;
+            }
         }
     }
     merge_same_labels(v)
@@ -48,6 +52,9 @@ pub(crate) fn label_join(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<StepS
         let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
         let joined = joined.join(&sep);
         s.labels.set(&dst, &joined);
+        if dst == METRIC_NAME {
+            s.drop_name = false;
+        }
     }
     merge_same_labels(v)
 }

@@ -6,7 +6,7 @@
 use super::eval::{Evaluator, RangeData, StepSeries, merge_same_labels};
 use super::stats::{Mean, kahan_sum, linear_regression, quantile, variance};
 use crate::error::Result;
-use strata_schemas::{METRIC_NAME, Sample};
+use strata_schemas::Sample;
 
 /// A function taking a range vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,8 @@ pub(crate) enum RangeFn {
     TsOfLast,
     TsOfMin,
     TsOfMax,
+    /// `double_exponential_smoothing` (Holt linear), experimental in Prometheus.
+    Holt,
 }
 
 impl RangeFn {
@@ -67,6 +69,7 @@ impl RangeFn {
             "ts_of_last_over_time" => TsOfLast,
             "ts_of_min_over_time" => TsOfMin,
             "ts_of_max_over_time" => TsOfMax,
+            "double_exponential_smoothing" => Holt,
             _ => return None,
         })
     }
@@ -93,10 +96,16 @@ struct Window {
 
 /// Applies `f` to every window of every series. `param` is the scalar
 /// argument per step (φ for quantile, t for predict_linear).
-pub(crate) fn eval(ev: &Evaluator<'_>, f: RangeFn, rd: RangeData, param: Option<Vec<f64>>) -> Result<Vec<StepSeries>> {
+pub(crate) fn eval(
+    ev: &Evaluator<'_>,
+    f: RangeFn,
+    rd: RangeData,
+    param: Option<Vec<f64>>,
+    counter_anchor: Option<&str>,
+) -> Result<Vec<StepSeries>> {
     let mut out = Vec::with_capacity(rd.series.len());
     let mut scratch: Vec<f64> = Vec::new();
-    for s in &rd.series {
+    for (idx, s) in rd.series.iter().enumerate() {
         ev.ctx.check()?;
         let mut points = vec![None; ev.n];
         rd.for_each_window(ev, &s.samples, |i, w, end| {
@@ -104,21 +113,36 @@ pub(crate) fn eval(ev: &Evaluator<'_>, f: RangeFn, rd: RangeData, param: Option<
                 return;
             }
             let win = Window { start: end - rd.range, end, range_secs: rd.range as f64 / 1000.0, t: ev.ts(i) };
-            let p = param.as_ref().map_or(0.0, |p| p[i]);
-            points[i] = apply(f, w, win, p, &mut scratch);
+            let (p, p2) = match (&param, f) {
+                (Some(p), RangeFn::Holt) => (p[2 * i], p[2 * i + 1]),
+                (Some(p), _) => (p[i], 0.0),
+                (None, _) => (0.0, 0.0),
+            };
+            points[i] = apply(f, w, win, (p, p2), &mut scratch);
         });
         if points.iter().any(Option::is_some) {
-            let mut labels = s.labels.clone();
-            if !f.keeps_name() {
-                labels.remove(METRIC_NAME);
+            if let (Some(at), Some(name)) = (counter_anchor, s.labels.get(strata_schemas::METRIC_NAME))
+                && !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| name.ends_with(suffix))
+            {
+                ev.ctx.info_at(
+                    format!(
+                        "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
+                    ),
+                    at,
+                );
             }
-            out.push(StepSeries { labels, points });
+            let mut series = StepSeries::new(s.labels.clone(), points);
+            series.drop_name = rd.drops_name(idx);
+            if !f.keeps_name() {
+                ev.ctx.drop_name(&mut series);
+            }
+            out.push(series);
         }
     }
     merge_same_labels(out)
 }
 
-fn apply(f: RangeFn, w: &[Sample], win: Window, p: f64, scratch: &mut Vec<f64>) -> Option<f64> {
+fn apply(f: RangeFn, w: &[Sample], win: Window, (p, p2): (f64, f64), scratch: &mut Vec<f64>) -> Option<f64> {
     use RangeFn::*;
     let values = || w.iter().map(|s| s.value);
     Some(match f {
@@ -146,6 +170,7 @@ fn apply(f: RangeFn, w: &[Sample], win: Window, p: f64, scratch: &mut Vec<f64>) 
         }
         Stddev => variance(values()).sqrt(),
         Stdvar => variance(values()),
+        Mad if w.iter().any(|s| s.value.is_nan()) => f64::NAN,
         Mad => {
             scratch.clear();
             scratch.extend(values());
@@ -168,11 +193,30 @@ fn apply(f: RangeFn, w: &[Sample], win: Window, p: f64, scratch: &mut Vec<f64>) 
             let (slope, intercept) = linear_regression(w, win.t);
             intercept + slope * p
         }
+        Holt => holt(w, p, p2)?,
         TsOfFirst => w[0].ts as f64 / 1000.0,
         TsOfLast => w[w.len() - 1].ts as f64 / 1000.0,
         TsOfMin => ts_of_extreme(w, |cur, best| cur <= best)?,
         TsOfMax => ts_of_extreme(w, |cur, best| cur >= best)?,
     })
+}
+
+/// Prometheus's `funcDoubleExponentialSmoothing`: smoothing factor `sf`, trend factor `tf`.
+fn holt(w: &[Sample], sf: f64, tf: f64) -> Option<f64> {
+    if w.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, w[0].value);
+    let mut b = w[1].value - w[0].value;
+    for (i, s) in w.iter().enumerate().skip(1) {
+        let x = sf * s.value;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
 }
 
 /// Timestamp (s) of the last sample that wins `better` (NaN always loses), Prometheus's `compareOverTime`.

@@ -38,7 +38,9 @@ fn eff_span(ev: &Evaluator<'_>, at: Option<i64>, offset: i64) -> (i64, i64) {
 
 fn fetch(ev: &Evaluator<'_>, vs: &VectorSelector, range: TimeRange) -> Result<Vec<SeriesData>> {
     let matchers = to_matchers(vs)?;
+    ev.ctx.check_span(range.start - 1, range.end)?;
     let data = ev.ctx.store.select(ev.ctx.tenant, &matchers, range)?;
+    ev.ctx.account_series(data.len())?;
     ev.ctx.account(data.iter().map(|s| s.samples.len()).sum())?;
     ev.ctx.check()?;
     Ok(data)
@@ -56,7 +58,7 @@ pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: b
     for s in data {
         let points = lookback_points(ev, &s.samples, at, offset, timestamps);
         if points.iter().any(Option::is_some) {
-            out.push(StepSeries { labels: s.labels, points });
+            out.push(StepSeries::new(s.labels, points));
         }
     }
     Ok(out)
@@ -92,7 +94,7 @@ pub(crate) fn eval_matrix(ev: &Evaluator<'_>, ms: &MatrixSelector) -> Result<Ran
         s.samples.retain(|p| !p.is_stale_marker());
     }
     data.retain(|s| !s.samples.is_empty());
-    Ok(RangeData { series: data, range, offset, at })
+    Ok(RangeData { series: data, drop_name: Vec::new(), range, offset, at })
 }
 
 /// A subquery `expr[r:s]`: the inner expression evaluated at absolute
@@ -112,10 +114,11 @@ pub(crate) fn eval_subquery(ev: &Evaluator<'_>, sq: &SubqueryExpr) -> Result<Ran
         start += step;
     }
     if start > last {
-        return Ok(RangeData { series: Vec::new(), range, offset, at });
+        return Ok(RangeData { series: Vec::new(), drop_name: Vec::new(), range, offset, at });
     }
     let inner = Evaluator::new(ev.ctx, start, last, step);
     let series = inner.eval_vector(&sq.expr)?;
+    let drop_name = series.iter().map(|s| s.drop_name).collect();
     let series = series
         .into_iter()
         .map(|s| {
@@ -124,5 +127,5 @@ pub(crate) fn eval_subquery(ev: &Evaluator<'_>, sq: &SubqueryExpr) -> Result<Ran
             SeriesData { labels: s.labels, samples }
         })
         .collect();
-    Ok(RangeData { series, range, offset, at })
+    Ok(RangeData { series, drop_name, range, offset, at })
 }
