@@ -1,0 +1,139 @@
+//! Shared harness of the end-to-end tests: start the real `strata` binary on
+//! a free loopback port, talk to it over HTTP, kill it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A running `strata serve` child process.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub(crate) fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start strata");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), stderr };
+        server.wait_ready();
+        server
+    }
+
+    pub(crate) fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if http_status(&self.base, "/-/ready") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("strata not ready; stderr:\n{}", self.stderr.lock().unwrap());
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub(crate) fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.stderr.lock().unwrap().clone();
+        (status, log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status of a plain HTTP/1.0 GET, synchronously (usable from any context).
+pub(crate) fn http_status(base: &str, path: &str) -> Option<u16> {
+    use std::io::Read;
+    let addr = base.strip_prefix("http://")?;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+pub(crate) async fn write(c: &reqwest::Client, s: &Server, path: &str, body: Vec<u8>, gzip: bool) -> (u16, String) {
+    let mut req = c.post(s.url(path)).body(body);
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+pub(crate) async fn query(c: &reqwest::Client, s: &Server, q: &str, t_ms: i64) -> serde_json::Value {
+    let t = format!("{:.3}", t_ms as f64 / 1000.0);
+    let r = c.get(s.url("/api/v1/query")).query(&[("query", q), ("time", &t)]).send().await.unwrap();
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "query {q}: {v}");
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"].clone()
+}
+
+/// The single value of an instant vector result with one series.
+pub(crate) fn single_value(data: &serde_json::Value) -> f64 {
+    let result = data["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "expected one series: {data}");
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+pub(crate) fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("strata-e2e").tempdir().unwrap()
+}

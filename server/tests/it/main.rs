@@ -1,0 +1,4 @@
+//! End-to-end tests of the real `strata` binary (one integration target).
+
+mod harness;
+mod write_query;
