@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use strata_schemas::time::{Precision, now_millis};
-use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantResolver};
+use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantResolver, WriteBatch};
 
 /// Shared state of the write endpoints.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ pub fn router(state: WriteState) -> Router {
 
 /// JSON body of every non-204 answer (InfluxDB's `code`/`message`, plus details).
 #[derive(Debug, Serialize)]
-struct WriteErrorBody {
+pub(crate) struct WriteErrorBody {
     code: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,7 +74,7 @@ struct WriteErrorBody {
 }
 
 impl WriteErrorBody {
-    fn simple(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn simple(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -86,14 +86,14 @@ impl WriteErrorBody {
     }
 }
 
-fn answer(status: StatusCode, body: WriteErrorBody) -> Response {
+pub(crate) fn answer(status: StatusCode, body: WriteErrorBody) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
 /// A request refused before parsing (boxed: responses are large).
-type Refusal = Box<Response>;
+pub(crate) type Refusal = Box<Response>;
 
-fn refuse(status: StatusCode, body: WriteErrorBody) -> Refusal {
+pub(crate) fn refuse(status: StatusCode, body: WriteErrorBody) -> Refusal {
     Box::new(answer(status, body))
 }
 
@@ -165,7 +165,7 @@ async fn prepare(
     Ok((tenant, precision, body))
 }
 
-fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
+pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
     let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|e| {
@@ -177,7 +177,7 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
     Ok(Bytes::from(out))
 }
 
-fn too_large(limit: usize, what: &str) -> Refusal {
+pub(crate) fn too_large(limit: usize, what: &str) -> Refusal {
     refuse(
         StatusCode::PAYLOAD_TOO_LARGE,
         WriteErrorBody::simple(
@@ -187,7 +187,7 @@ fn too_large(limit: usize, what: &str) -> Refusal {
     )
 }
 
-fn auth_error(e: AuthError) -> Refusal {
+pub(crate) fn auth_error(e: AuthError) -> Refusal {
     let status = match e {
         AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
         _ => StatusCode::UNAUTHORIZED,
@@ -198,15 +198,8 @@ fn auth_error(e: AuthError) -> Refusal {
 /// Appends the converted batches and builds the answer.
 async fn commit(state: &WriteState, mut c: Conversion) -> Response {
     let m = &state.metrics;
-    let records: Vec<LogRecord> = std::mem::take(&mut c.batches)
-        .into_iter()
-        .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
-        .collect();
-    if !records.is_empty()
-        && let Err(e) = state.log.append(records).await
-    {
-        IngestMetrics::add(&m.append_failures, 1);
-        return log_error(e);
+    if let Err(resp) = append_batches(state, std::mem::take(&mut c.batches)).await {
+        return resp;
     }
     IngestMetrics::add(&m.lines_accepted, c.accepted_lines as u64);
     IngestMetrics::add(&m.lines_rejected, c.rejected.len() as u64);
@@ -228,6 +221,22 @@ async fn commit(state: &WriteState, mut c: Conversion) -> Response {
     answer(StatusCode::BAD_REQUEST, body)
 }
 
+/// Appends one batch per partition to the log and waits until all are
+/// durable and applied; the error is the response to send.
+pub(crate) async fn append_batches(state: &WriteState, batches: Vec<(u32, WriteBatch)>) -> Result<(), Response> {
+    if batches.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<LogRecord> = batches
+        .into_iter()
+        .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
+        .collect();
+    state.log.append(records).await.map(|_| ()).map_err(|e| {
+        IngestMetrics::add(&state.metrics.append_failures, 1);
+        log_error(e)
+    })
+}
+
 fn partial_message(c: &Conversion, max: usize) -> String {
     let total = c.accepted_lines + c.rejected.len();
     let mut msg = if c.rejected.is_empty() {
@@ -244,7 +253,7 @@ fn partial_message(c: &Conversion, max: usize) -> String {
     msg
 }
 
-fn log_error(e: Error) -> Response {
+pub(crate) fn log_error(e: Error) -> Response {
     tracing::warn!(error = %e, "write failed in the ingest log");
     let (status, code) = match e.kind() {
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
