@@ -22,6 +22,10 @@ mod labels_fn;
 mod range_fns;
 mod selector;
 mod stats;
+/// Time helpers shared with the HTTP layer.
+pub(crate) mod eval_support {
+    pub(crate) use super::eval::{duration_ms, offset_ms, system_time_ms};
+}
 #[cfg(test)]
 mod tests;
 

@@ -8,6 +8,7 @@
 //!
 //! A dropped request (client gone) cancels its query through a [`CancelToken`].
 
+mod ast;
 pub mod json;
 pub mod params;
 #[cfg(test)]
@@ -55,6 +56,8 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/api/v1/metadata", get(metadata))
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
+        .route("/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/v1/parse_query", get(parse_query).post(parse_query))
         .with_state(state)
 }
 
@@ -340,6 +343,38 @@ async fn label_values(
     .await?;
     let (values, warnings) = truncate(values, limit);
     Ok(list_response(values.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings))
+}
+
+/// `{"status":"success","data":<data>}`.
+fn success(data: &serde_json::Value) -> Response {
+    json_response(StatusCode::OK, format!("{{\"status\":\"success\",\"data\":{data}}}"))
+}
+
+/// `/api/v1/format_query`: the expression pretty-printed like Prometheus's `Pretty(0)`.
+async fn format_query(
+    State(st): State<QueryState>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    use promql_parser::parser::Prettier;
+    let req = request(&st, &m, &h, q, &body)?;
+    let expr = crate::engine::parse(req.params.get("query").unwrap_or(""))?;
+    Ok(success(&serde_json::Value::String(expr.pretty(0, 100))))
+}
+
+/// `/api/v1/parse_query`: the expression's syntax tree as JSON (Prometheus's `translateAST`).
+async fn parse_query(
+    State(st): State<QueryState>,
+    m: Method,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult {
+    let req = request(&st, &m, &h, q, &body)?;
+    let expr = crate::engine::parse(req.params.get("query").unwrap_or(""))?;
+    Ok(success(&ast::translate(&expr)))
 }
 
 async fn buildinfo() -> Response {

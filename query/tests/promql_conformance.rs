@@ -6,12 +6,13 @@
 //! the test fails when a file passes fewer cases than its floor in
 //! `promql_conformance.baseline` (a regression) or the directory is missing. `STRATA_PROMQL_VERBOSE=1` prints every failure.
 
-use promql_parser::parser::{Expr, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, VectorSelector};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use strata_query::test_util::{MemStore, expand_values, parse_number, parse_series_desc, parse_test_time};
 use strata_query::{Engine, QueryConfig, QueryResult, Value};
 use strata_schemas::{Labels, METRIC_NAME, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
@@ -245,7 +246,7 @@ fn run_file(text: &str, verbose: bool) -> (Counts, Vec<String>) {
                 Some(e) => Outcome::Skip(e.clone()),
                 None => {
                     store.touched.store(false, Ordering::Relaxed);
-                    let o = run_eval(&engine, &tenant, &case);
+                    let o = run_eval(&engine, &store, &tenant, &case);
                     // A failing case whose selectors match native-histogram series may have
                     // failed before reading them (e.g. a histogram function).
                     let failed_on_histograms = matches!(o, Outcome::Fail(_)) && store.selects_histograms(h);
@@ -470,7 +471,7 @@ fn parse_expect(cmd: &str, body: &[&str]) -> Result<Expect, String> {
     Ok(e)
 }
 
-fn run_eval(engine: &Engine, tenant: &TenantId, case: &Case<'_>) -> Outcome {
+fn run_eval(engine: &Engine, store: &TestStore, tenant: &TenantId, case: &Case<'_>) -> Outcome {
     let h = case.header;
     let (cmd, rest) = h.split_once(' ').unwrap_or((h, ""));
     if !matches!(cmd, "eval" | "eval_fail" | "eval_ordered" | "eval_warn" | "eval_info") {
@@ -488,7 +489,46 @@ fn run_eval(engine: &Engine, tenant: &TenantId, case: &Case<'_>) -> Outcome {
             Err(e) => return Outcome::Fail(format!("bad time {at}: {e}")),
         };
         let range = expect.range_vector;
-        check(engine.query_instant(tenant, query, t), &expect, range)
+        // Like promqltest: the query as written, then (when it is step invariant) with `@ t`
+        // on every selector at other evaluation times, each also checked in range mode.
+        let mut runs = vec![(query.to_owned(), t)];
+        if let Some((pinned, times)) = at_variants(query, t) {
+            runs.extend(times.into_iter().map(|t2| (pinned.clone(), t2)));
+        }
+        for (i, (q, t)) in runs.iter().enumerate() {
+            let variant = if i == 0 { String::new() } else { format!(" (as `{q}` at {t}ms)") };
+            let res = engine.query_instant(tenant, q, *t);
+            if i > 0 && store.touched.swap(false, Ordering::Relaxed) {
+                // This evaluation time reaches native-histogram samples: not comparable.
+                continue;
+            }
+            match check(res, &expect, range) {
+                Outcome::Pass => {}
+                Outcome::Fail(msg) => return Outcome::Fail(format!("{msg}{variant}")),
+                skip => return skip,
+            }
+            if i == 0 && store.touched.load(Ordering::Relaxed) {
+                return Outcome::Skip(SKIP_NH_DATA.into());
+            }
+            let describes_query =
+                ["step()", "range()", "start()", "end()"].iter().any(|f| q.to_lowercase().contains(f));
+            if expect.fail_any
+                || expect.ordered
+                || expect.string.is_some()
+                || expect.range_vector.is_some()
+                || describes_query
+            {
+                continue;
+            }
+            let r = check_range_mode(engine, tenant, q, *t, &expect);
+            if store.touched.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(msg) = r {
+                return Outcome::Fail(format!("range mode: {msg}{variant}"));
+            }
+        }
+        Outcome::Pass
     } else if let Some(r) = rest.strip_prefix("range from ") {
         let parts: Vec<&str> = r.splitn(6, ' ').collect();
         if parts.len() < 6 || parts[1] != "to" || parts[3] != "step" {
@@ -501,6 +541,92 @@ fn run_eval(engine: &Engine, tenant: &TenantId, case: &Case<'_>) -> Outcome {
         check(engine.query_range(tenant, parts[5], s, e, st), &expect, Some((s, st)))
     } else {
         Outcome::Fail(format!("unknown eval form: {h}"))
+    }
+}
+
+/// Prometheus's `AtModifierUnsafeFunctions`: results depend on the evaluation time itself.
+const AT_UNSAFE: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+    // The duration-expression helpers that return the query's own start and end.
+    "start",
+    "end",
+];
+
+/// promqltest's `atModifierTestCases`: the expression with `@ t` on every
+/// selector and subquery that has no timestamp yet (not inside a pinned
+/// subquery), and the evaluation times to run it at. None when the query uses
+/// a function that is not step invariant.
+fn at_variants(query: &str, t: i64) -> Option<(String, Vec<i64>)> {
+    let mut expr = promql_parser::parser::parse(query).ok()?;
+    let at = SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(t).ok()?);
+    let mut ok = true;
+    pin(&mut expr, at, &mut ok);
+    if !ok {
+        return None;
+    }
+    let times = if t == 0 { vec![-1000, 0, 1000] } else { vec![-10 * t, 0, t / 5, t, 10 * t] };
+    Some((expr.to_string(), times))
+}
+
+fn pin_at(at: &mut Option<AtModifier>, t: SystemTime, ok: &mut bool) {
+    match at {
+        Some(AtModifier::At(x)) => *ok &= *x >= SystemTime::UNIX_EPOCH,
+        _ => *at = Some(AtModifier::At(t)),
+    }
+}
+
+fn pin(e: &mut Expr, t: SystemTime, ok: &mut bool) {
+    match e {
+        Expr::VectorSelector(vs) => pin_at(&mut vs.at, t, ok),
+        Expr::MatrixSelector(ms) => pin_at(&mut ms.vs.at, t, ok),
+        Expr::Subquery(sq) => pin_at(&mut sq.at, t, ok),
+        Expr::Paren(p) => pin(&mut p.expr, t, ok),
+        Expr::Unary(u) => pin(&mut u.expr, t, ok),
+        Expr::Aggregate(a) => {
+            pin(&mut a.expr, t, ok);
+            if let Some(p) = &mut a.param {
+                pin(p, t, ok);
+            }
+        }
+        Expr::Binary(b) => {
+            pin(&mut b.lhs, t, ok);
+            pin(&mut b.rhs, t, ok);
+        }
+        Expr::Call(c) => {
+            *ok &= !AT_UNSAFE.contains(&c.func.name);
+            c.args.args.iter_mut().for_each(|a| pin(a, t, ok));
+        }
+        _ => {}
+    }
+}
+
+/// promqltest's range-mode check of an instant query: a range query over
+/// `[t-1m, t+1m]` step 1m must give the same result at step `t`.
+fn check_range_mode(engine: &Engine, tenant: &TenantId, q: &str, t: i64, e: &Expect) -> Result<(), String> {
+    let r = engine.query_range(tenant, q, t - 60_000, t + 60_000, 60_000).map_err(|err| err.to_string())?;
+    let Value::Matrix(m) = r.value else { return Err("range query did not return a matrix".into()) };
+    let mut got: Vec<(Option<Labels>, Vec<Option<f64>>)> = Vec::new();
+    for s in m {
+        if let Some(p) = s.samples.iter().find(|p| p.ts == t) {
+            got.push((Some(s.labels), vec![Some(p.value)]));
+        }
+    }
+    if e.series.first().is_some_and(|(l, _)| l.is_none()) {
+        got = got.into_iter().take(1).map(|(_, v)| (None, v)).collect();
+    }
+    match compare(got, e) {
+        Outcome::Fail(msg) => Err(msg),
+        _ => Ok(()),
     }
 }
 

@@ -286,3 +286,95 @@ fn duplicate_labelsets_after_name_drop_fail() {
     let msg = err(&e, "abs({x=\"1\"})", 0).to_string();
     assert_eq!(msg, "vector cannot contain metrics with the same labelset");
 }
+
+fn range(e: &Engine, q: &str, start: i64, end: i64, step: i64) -> Vec<(String, Vec<(i64, f64)>)> {
+    match e.query_range(&TenantId::default_tenant(), q, start, end, step).expect(q).value {
+        Value::Matrix(m) => {
+            m.into_iter().map(|s| (s.labels.to_string(), s.samples.iter().map(|p| (p.ts, p.value)).collect())).collect()
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn subquery_steps_are_aligned_to_absolute_multiples() {
+    let e = engine("m 0+1x20");
+    // (5m, 10m] holds the inner steps 6m..10m.
+    assert_eq!(one(&e, "count_over_time(m[5m:1m])", 10 * MIN), 5.0);
+    // At 10m30s the inner steps are still 6m..10m (aligned to multiples of 1m, not to 10m30s).
+    assert_eq!(one(&e, "count_over_time(m[5m:1m])", 10 * MIN + 30_000), 5.0);
+    assert_eq!(one(&e, "sum_over_time(m[5m:1m])", 10 * MIN + 30_000), 6.0 + 7.0 + 8.0 + 9.0 + 10.0);
+    // A 2m step inside a 5m range: 6m, 8m, 10m.
+    assert_eq!(one(&e, "sum_over_time(m[5m:2m])", 10 * MIN), 24.0);
+    // Without a step the configured default (1m, Prometheus's evaluation interval) is used.
+    assert_eq!(one(&e, "count_over_time(m[5m:])", 10 * MIN), 5.0);
+}
+
+#[test]
+fn subquery_offset_at_and_nesting() {
+    let e = engine("m 0+1x20\nc 0+60x20");
+    // offset moves the whole window: (2m, 5m] → 3+4+5.
+    assert_eq!(one(&e, "sum_over_time(m[3m:1m] offset 5m)", 10 * MIN), 12.0);
+    // @ pins the window regardless of the evaluation time.
+    for t in [0, 7 * MIN, 20 * MIN] {
+        assert_eq!(one(&e, "sum_over_time(m[3m:1m] @ 300)", t), 12.0, "at {t}");
+    }
+    // @ and offset combine: evaluated at 300 - 60.
+    assert_eq!(one(&e, "m @ 300 offset 1m", 15 * MIN), 4.0);
+    // @ inside the subquery's inner expression fixes every inner step.
+    assert_eq!(one(&e, "max_over_time((m @ 120)[5m:1m])", 10 * MIN), 2.0);
+    // Nested subqueries: the rate of a steady counter is 1/s, its derivative 0.
+    assert!(close(one(&e, "max_over_time(rate(c[2m])[5m:1m])", 10 * MIN), 1.0));
+    assert!(close(one(&e, "max_over_time(deriv(rate(c[2m])[3m:1m])[5m:1m])", 15 * MIN), 0.0));
+    // A subquery at the top of an instant query is a range vector of the inner steps.
+    let r = e.query_instant(&TenantId::default_tenant(), "m[3m:1m]", 5 * MIN).unwrap();
+    let Value::Matrix(m) = r.value else { panic!("{:?}", r.value) };
+    let got: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.ts, s.value)).collect();
+    assert_eq!(got, vec![(3 * MIN, 3.0), (4 * MIN, 4.0), (5 * MIN, 5.0)]);
+}
+
+#[test]
+fn at_start_and_end_in_range_queries() {
+    let e = engine("m 0+1x20");
+    let r = range(&e, "m @ end()", 2 * MIN, 6 * MIN, 2 * MIN);
+    assert_eq!(r[0].1, vec![(2 * MIN, 6.0), (4 * MIN, 6.0), (6 * MIN, 6.0)]);
+    let r = range(&e, "m - m @ start()", 2 * MIN, 6 * MIN, 2 * MIN);
+    assert_eq!(r[0].1, vec![(2 * MIN, 0.0), (4 * MIN, 2.0), (6 * MIN, 4.0)]);
+    // start()/end() of a subquery are the outer query's, not the subquery's.
+    let r = range(&e, "max_over_time((m @ start())[10m:1m])", 5 * MIN, 7 * MIN, MIN);
+    assert!(r[0].1.iter().all(|&(_, v)| v == 5.0), "{r:?}");
+    // A range selector pinned with @ gives the same window at every step.
+    let r = range(&e, "sum_over_time(m[2m] @ 240)", 0, 10 * MIN, 5 * MIN);
+    assert!(r[0].1.iter().all(|&(_, v)| v == 7.0), "{r:?}");
+}
+
+#[test]
+fn subquery_in_range_query_matches_instant_queries() {
+    let e = engine("c 0+10x30\nc 0+10x10 0+5x19");
+    let q = "max_over_time(irate(c[2m])[4m:30s])";
+    let r = range(&e, q, 5 * MIN, 25 * MIN, 90_000);
+    for &(t, v) in &r[0].1 {
+        assert!(close(one(&e, q, t), v), "{q} at {t}");
+    }
+}
+
+#[test]
+fn delayed_name_removal_keeps_names_for_label_functions() {
+    let load = "a_total{env=\"1\"} 0 60 120\nb_total{env=\"1\"} 0 60 120";
+    let q = r#"label_replace(rate({env="1"}[2m]), "src", "$1", "__name__", "(.+)")"#;
+    // Prometheus's default: rate drops the names first, so both series collide.
+    assert!(err(&engine(load), q, 2 * MIN).to_string().contains("same labelset"));
+    let e = engine_with(load, QueryConfig { delayed_name_removal: true, ..QueryConfig::default() });
+    let got = instant(&e, q, 2 * MIN);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(l, _)| !l.contains("__name__") && l.contains("src=")), "{got:?}");
+}
+
+#[test]
+fn limitk_and_limit_ratio() {
+    let e = engine("m{i=\"1\"} 1\nm{i=\"2\"} 2\nm{i=\"3\"} 3");
+    assert_eq!(instant(&e, "limitk(2, m)", 0).len(), 2);
+    assert_eq!(one(&e, "count(limit_ratio(0.5, m) or limit_ratio(-0.5, m))", 0), 3.0);
+    assert!(instant(&e, "limit_ratio(0.5, m) and limit_ratio(-0.5, m)", 0).is_empty());
+    assert_eq!(err(&e, "limitk(NaN, m)", 0).to_string(), "Parameter value is NaN");
+}

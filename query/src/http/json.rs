@@ -69,10 +69,17 @@ fn push_point(out: &mut String, t: i64, v: f64) {
 
 /// Appends `"warnings":[...]` (with a leading comma) when there are any.
 pub fn push_warnings(out: &mut String, warnings: &[String]) {
+    push_annotations(out, "warnings", warnings);
+}
+
+/// Appends `"<key>":[...]` (with a leading comma) when there are any.
+pub fn push_annotations(out: &mut String, key: &str, warnings: &[String]) {
     if warnings.is_empty() {
         return;
     }
-    out.push_str(",\"warnings\":[");
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":[");
     for (i, w) in warnings.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -134,6 +141,7 @@ pub fn query_result(r: &QueryResult) -> String {
     }
     out.push('}');
     push_warnings(&mut out, &r.warnings);
+    push_annotations(&mut out, "infos", &r.infos);
     out.push('}');
     out
 }

@@ -134,3 +134,64 @@ async fn metadata_endpoints() {
     let (_, body) = get("/api/v1/query_exemplars?query=up", "a").await;
     assert_eq!(body, r#"{"status":"success","data":[]}"#);
 }
+
+#[tokio::test]
+async fn format_and_parse_query() {
+    let (s, body) = get("/api/v1/format_query?query=sum%20by(job)(rate(req_total%5B5m%5D))", "a").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"status":"success","data":"sum by (job) (rate(req_total[5m]))"}"#);
+    let req = Request::post("/api/v1/parse_query")
+        .header(header::AUTHORIZATION, "Bearer a")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("query=up%7Bjob%3D%22x%22%7D%20offset%205m"))
+        .unwrap();
+    let (s, body) = call(req).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["data"]["type"], "vectorSelector");
+    assert_eq!(v["data"]["name"], "up");
+    assert_eq!(v["data"]["offset"], 300_000);
+    assert_eq!(v["data"]["matchers"][1]["value"], "x");
+    let (s, body) = get("/api/v1/format_query?query=sum(", "a").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains(r#""errorType":"bad_data""#), "{body}");
+}
+
+#[tokio::test]
+async fn infos_are_reported() {
+    // `up` does not look like a counter: Prometheus attaches an info annotation to rate(up[5m]).
+    let (s, body) = get("/api/v1/query?query=rate(up%5B5m%5D)&time=120", "a").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body.ends_with(r#""infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"up\" (1:6)"]}"#),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_limits_apply() {
+    let store = MemStore::new();
+    let a = TenantId::new("a").unwrap();
+    store.load(&a, 60_000, "m{i=\"1\"} 1 2\nm{i=\"2\"} 1 2\nm{i=\"3\"} 1 2").unwrap();
+    let mut config = QueryConfig::default();
+    config.tenant_limits.insert(
+        "a".into(),
+        crate::config::QueryLimits {
+            max_series: Some(2),
+            max_range: Some(std::time::Duration::from_secs(3600)),
+            ..Default::default()
+        },
+    );
+    let engine = Arc::new(Engine::new(Arc::new(store), config));
+    let app = router(QueryState::new(engine, Arc::new(Resolver)));
+    let req = |uri: &str| Request::get(uri).header(header::AUTHORIZATION, "Bearer a").body(Body::empty()).unwrap();
+    let resp = app.clone().oneshot(req("/api/v1/query?query=m&time=60")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = String::from_utf8(to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+    assert!(body.contains("the query exceeded the maximum number of series (limit: 2 series)"), "{body}");
+    assert!(body.contains(r#""errorType":"execution""#), "{body}");
+    let resp =
+        app.oneshot(req("/api/v1/query?query=count_over_time(m%7Bi%3D%221%22%7D%5B2h%5D)&time=60")).await.unwrap();
+    let body = String::from_utf8(to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
+    assert!(body.contains("the query time range exceeds the limit (query length: 2h, limit: 1h)"), "{body}");
+}
