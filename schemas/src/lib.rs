@@ -20,6 +20,7 @@
 //! * [`read`]: the read contract ([`ReadStore`]) the query engine consumes,
 //!   implemented by the hot store (and later the cold tier).
 //! * [`tenant`]: tenant identity and the token → tenant resolution contract.
+//! * [`policy`]: tenant policy (home region, query regions, export policy, limits).
 //!
 //! The crate is synchronous and I/O-free.
 #![warn(missing_docs)]
@@ -30,6 +31,7 @@ pub mod hash;
 pub mod labels;
 pub mod line_protocol;
 pub mod matcher;
+pub mod policy;
 pub mod read;
 pub mod tenant;
 pub mod time;
@@ -40,5 +42,6 @@ pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample};
 pub use matcher::{MatchOp, Matcher};
+pub use policy::{ExportPolicy, TenantLimits, TenantPolicy};
 pub use read::{ReadError, ReadStore, SeriesData, TimeRange};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

@@ -8,8 +8,22 @@ pub const DEFAULT_TENANT: &str = "default";
 /// A tenant id: 1–64 characters of `[A-Za-z0-9_.-]`.
 ///
 /// Tenant ids appear in file paths and hashes, so the alphabet is restricted.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TenantId(String);
+
+impl TryFrom<String> for TenantId {
+    type Error = InvalidTenantId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
 
 /// Why a string is not a valid tenant id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +108,13 @@ pub enum AuthError {
 pub trait TenantResolver: Send + Sync + fmt::Debug {
     /// Resolves `authorization` (the raw header value, if any) for `access`.
     fn resolve(&self, authorization: Option<&str>, access: Access) -> Result<TenantId, AuthError>;
+
+    /// The tenant's policy (region, limits), if the resolver knows it;
+    /// `None` means "defaults apply".
+    fn policy(&self, tenant: &TenantId) -> Option<std::sync::Arc<crate::TenantPolicy>> {
+        let _ = tenant;
+        None
+    }
 }
 
 /// Extracts the token from `Token <t>` or `Bearer <t>` (scheme case-insensitive).
