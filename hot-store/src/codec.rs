@@ -123,20 +123,20 @@ impl<'a> Cursor<'a> {
 }
 
 /// MSB-first bit writer.
-#[derive(Debug, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BitWriter {
+    pub(crate) buf: Vec<u8>,
     /// Bits used in the last byte (0 = last byte full or no byte).
     used: u32,
 }
 
 impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
+    pub(crate) fn write_bit(&mut self, bit: bool) {
         self.write_bits(u64::from(bit), 1);
     }
 
     /// Writes the low `n` bits of `value` (1 <= n <= 64), most significant first.
-    fn write_bits(&mut self, value: u64, n: u32) {
+    pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
         let mut left = n;
         while left > 0 {
             if self.used == 0 {
@@ -156,23 +156,35 @@ impl BitWriter {
 
 /// MSB-first bit reader.
 #[derive(Debug)]
-struct BitReader<'a> {
+pub(crate) struct BitReader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-impl BitReader<'_> {
-    fn read_bit(&mut self) -> Result<bool, DecodeError> {
-        Ok(self.read_bits(1)? == 1)
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
     }
 
-    fn read_bits(&mut self, n: u32) -> Result<u64, DecodeError> {
+    pub(crate) fn read_bit(&mut self) -> Result<bool, DecodeError> {
+        let byte = self.buf.get(self.pos / 8).ok_or("value bits truncated")?;
+        let bit = (byte >> (7 - (self.pos % 8))) & 1;
+        self.pos += 1;
+        Ok(bit == 1)
+    }
+
+    /// Reads `n` bits (0 <= n <= 64), a byte at a time.
+    pub(crate) fn read_bits(&mut self, n: u32) -> Result<u64, DecodeError> {
         let mut v = 0u64;
-        for _ in 0..n {
-            let byte = self.buf.get(self.pos / 8).ok_or("value bits truncated")?;
-            let bit = (byte >> (7 - (self.pos % 8))) & 1;
-            v = (v << 1) | u64::from(bit);
-            self.pos += 1;
+        let mut left = n;
+        while left > 0 {
+            let byte = u64::from(*self.buf.get(self.pos / 8).ok_or("value bits truncated")?);
+            let avail = 8 - (self.pos % 8) as u32;
+            let take = avail.min(left);
+            let bits = (byte >> (avail - take)) & ((1u64 << take) - 1);
+            v = if take == 64 { bits } else { (v << take) | bits };
+            left -= take;
+            self.pos += take as usize;
         }
         Ok(v)
     }
@@ -267,7 +279,7 @@ fn decode_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
 /// Gorilla XOR control bits: `0` same value; `10` meaningful bits fit the
 /// previous (leading, trailing) window; `11` + 5 bits leading + 6 bits
 /// (length - 1) + the meaningful bits.
-fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32, u32)>) {
+pub(crate) fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32, u32)>) {
     if x == 0 {
         bits.write_bit(false);
         return;
@@ -321,7 +333,7 @@ pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError>
 }
 
 fn decode_gorilla(rest: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
-    let mut bits = BitReader { buf: rest, pos: 0 };
+    let mut bits = BitReader::new(rest);
     let mut value = bits.read_bits(64)?;
     let mut window = None;
     let mut out = Vec::with_capacity(n);
@@ -337,7 +349,7 @@ fn decode_gorilla(rest: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
     Ok(out)
 }
 
-fn decode_xor(bits: &mut BitReader<'_>, window: &mut Option<(u32, u32)>) -> Result<u64, DecodeError> {
+pub(crate) fn decode_xor(bits: &mut BitReader<'_>, window: &mut Option<(u32, u32)>) -> Result<u64, DecodeError> {
     if !bits.read_bit()? {
         return Ok(0);
     }

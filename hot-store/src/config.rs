@@ -1,5 +1,6 @@
 //! Hot-store configuration.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,15 +17,38 @@ pub struct HotStoreConfig {
     /// The server flushes as soon as the memtable holds more samples than
     /// this. Bounds memory (roughly 16 bytes per buffered sample) and replay time.
     pub max_memtable_samples: usize,
-    /// The server merges all segments into one once there are more than
-    /// this many (reads touch every segment until the time-bucketed engine
-    /// lands). 0 disables automatic compaction.
+    /// The server calls `compact()` (merge every bucket that has two or more
+    /// segments) once the store holds more than this many segments in total.
+    /// 0 disables automatic compaction.
     pub compact_segments: usize,
+    /// Length of a time bucket (humantime, default `"2h"`). Fixed when the
+    /// store is created: a different value on reopen is ignored with a warning.
+    #[serde(with = "humantime_serde")]
+    pub bucket: Duration,
+    /// Hot TTL of tenants without an entry in `tenant_hot_ttl` (default `"7d"`).
+    /// A bucket is deleted once it ended more than this long ago and, for a
+    /// tenant with a cold watermark, once the cold tier holds it.
+    #[serde(with = "humantime_serde")]
+    pub default_hot_ttl: Duration,
+    /// Per-tenant hot TTL overrides (tenant id → humantime duration).
+    pub tenant_hot_ttl: BTreeMap<String, humantime_serde::Serde<Duration>>,
+    /// Back-pressure: once the active memtable holds this many samples,
+    /// `apply` blocks until a flush has swapped it out (flushing inline if no
+    /// flush is running). 0 = twice `max_memtable_samples`.
+    pub memtable_hard_limit_samples: usize,
 }
 
 impl Default for HotStoreConfig {
     fn default() -> Self {
-        Self { flush_interval: Duration::from_secs(5 * 60), max_memtable_samples: 2_000_000, compact_segments: 8 }
+        Self {
+            flush_interval: Duration::from_secs(5 * 60),
+            max_memtable_samples: 2_000_000,
+            compact_segments: 8,
+            bucket: Duration::from_secs(2 * 3600),
+            default_hot_ttl: Duration::from_secs(7 * 24 * 3600),
+            tenant_hot_ttl: BTreeMap::new(),
+            memtable_hard_limit_samples: 0,
+        }
     }
 }
 
@@ -44,6 +68,28 @@ impl HotStoreConfig {
             );
             self.max_memtable_samples = default.max_memtable_samples;
         }
+        if self.bucket.as_millis() == 0 {
+            tracing::warn!(default = ?default.bucket, "hot_store.bucket is below 1ms; using the default");
+            self.bucket = default.bucket;
+        }
+    }
+
+    /// Bucket length in milliseconds.
+    pub fn bucket_ms(&self) -> i64 {
+        i64::try_from(self.bucket.as_millis()).unwrap_or(i64::MAX).max(1)
+    }
+
+    /// The hot TTL of `tenant`.
+    pub fn hot_ttl(&self, tenant: &str) -> Duration {
+        self.tenant_hot_ttl.get(tenant).map_or(self.default_hot_ttl, |d| **d)
+    }
+
+    /// The effective back-pressure limit in samples.
+    pub fn hard_limit_samples(&self) -> usize {
+        match self.memtable_hard_limit_samples {
+            0 => self.max_memtable_samples.saturating_mul(2),
+            n => n,
+        }
     }
 }
 
@@ -56,11 +102,22 @@ mod tests {
         let c: HotStoreConfig = serde_json::from_str(r#"{"flush_interval":"90s"}"#).unwrap();
         assert_eq!(c.flush_interval, Duration::from_secs(90));
         assert_eq!(c.max_memtable_samples, 2_000_000);
+        let c: HotStoreConfig =
+            serde_json::from_str(r#"{"bucket":"1h","default_hot_ttl":"2d","tenant_hot_ttl":{"acme":"30d"}}"#).unwrap();
+        assert_eq!(c.bucket_ms(), 3_600_000);
+        assert_eq!(c.hot_ttl("acme"), Duration::from_secs(30 * 86_400));
+        assert_eq!(c.hot_ttl("other"), Duration::from_secs(2 * 86_400));
+        assert_eq!(c.hard_limit_samples(), 4_000_000);
     }
 
     #[test]
     fn validate_replaces_zero_values_with_defaults() {
-        let mut c = HotStoreConfig { flush_interval: Duration::ZERO, max_memtable_samples: 0, compact_segments: 8 };
+        let mut c = HotStoreConfig {
+            flush_interval: Duration::ZERO,
+            max_memtable_samples: 0,
+            bucket: Duration::ZERO,
+            ..HotStoreConfig::default()
+        };
         c.validate();
         assert_eq!(c, HotStoreConfig::default());
     }

@@ -13,6 +13,8 @@ pub(crate) const MANIFEST_FILE: &str = "MANIFEST";
 pub(crate) const SEGMENT_EXT: &str = "seg";
 /// Extension of files being written; never referenced by a manifest.
 pub(crate) const TEMP_EXT: &str = "tmp";
+/// Sub-directory corrupt segments are moved into.
+pub(crate) const QUARANTINE_DIR: &str = "quarantine";
 
 /// The on-disk format version of segments and the manifest.
 ///
@@ -21,15 +23,18 @@ pub(crate) const TEMP_EXT: &str = "tmp";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum FormatVersion {
-    /// The first format (this crate's initial version).
+    /// The first format: one segment per flush, all tenants and times. No longer readable.
     V1 = 1,
+    /// Time buckets: one segment per (tenant, bucket), symbol table, series
+    /// table, croaring postings; manifest entries carry tenant, bucket and seq.
+    V2 = 2,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
     /// The oldest version this build reads.
-    pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V1;
+    pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V2;
 
     /// The byte stored on disk.
     pub fn as_u8(self) -> u8 {
@@ -50,7 +55,7 @@ impl TryFrom<u8> for FormatVersion {
 
     fn try_from(found: u8) -> Result<Self, Self::Error> {
         match found {
-            1 => Ok(FormatVersion::V1),
+            2 => Ok(FormatVersion::V2),
             _ => Err(UnsupportedFormatVersion { found }),
         }
     }
@@ -75,6 +80,7 @@ mod tests {
     #[test]
     fn persisted_constants_are_stable() {
         assert_eq!(FormatVersion::V1.as_u8(), 1);
+        assert_eq!(FormatVersion::V2.as_u8(), 2);
         assert_eq!(&SEGMENT_MAGIC, b"SHSG");
         assert_eq!(&MANIFEST_MAGIC, b"SHMF");
         assert_eq!(segment_file_name(7), "00000000000000000007.seg");
@@ -82,8 +88,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_versions() {
-        assert_eq!(FormatVersion::try_from(1), Ok(FormatVersion::V1));
+        assert_eq!(FormatVersion::try_from(2), Ok(FormatVersion::V2));
         assert_eq!(FormatVersion::try_from(0), Err(UnsupportedFormatVersion { found: 0 }));
-        assert_eq!(FormatVersion::try_from(2), Err(UnsupportedFormatVersion { found: 2 }));
+        assert_eq!(FormatVersion::try_from(1), Err(UnsupportedFormatVersion { found: 1 }));
+        assert_eq!(FormatVersion::try_from(3), Err(UnsupportedFormatVersion { found: 3 }));
     }
 }

@@ -1,88 +1,198 @@
-//! The series index: every series the store holds (memtable or segments),
-//! keyed per tenant, with the min/max timestamp of its samples.
+//! The series index: every live series of every tenant, with interned label
+//! strings and croaring postings per (tenant, label name, label value).
 //!
 //! ```text
-//!  tenant ──► TenantSeries ─┬─ by_id:    SeriesId ──► SeriesRef   (the first label set seen with that id)
-//!                           └─ overflow: Labels   ──► SeriesRef   (later label sets whose id collided)
-//!  SeriesRef ──► SeriesEntry { key: (tenant, id, labels), min_ts, max_ts }
+//!  symbols: Arc<str> ⇄ u32           every label name and value stored once
+//!  tenant ──► TenantIndex ─┬─ by_id:    SeriesId ──► SeriesRef       (first label set seen with that id)
+//!                          ├─ overflow: Labels   ──► SeriesRef       (later label sets whose id collided)
+//!                          ├─ postings: name sym ──► value sym ──► Bitmap<SeriesRef>
+//!                          └─ all:      Bitmap<SeriesRef>
+//!  SeriesRef ──► SeriesEntry { tenant, id, device_hash, labels: [(name sym, value sym)], min_ts, max_ts }
 //! ```
 //!
 //! A [`SeriesRef`] is a dense in-process handle, never persisted. Two label
 //! sets never share a `SeriesRef`, even when their 64-bit ids collide: a
 //! lookup by id compares labels and falls back to the overflow map.
-//! Series are never removed (no retention in this version).
+//!
+//! Matchers resolve through the postings ([`SeriesIndex::select`]): a matcher
+//! that does not match the empty string is the union of the postings of the
+//! values it matches; one that does match the empty string (`x=""`, `x!="v"`,
+//! `x=~".*"`, `x!~"v"`) is "all series of the tenant" minus the union of the
+//! postings of the values it rejects, which also selects series without the
+//! label. Intersections run most selective first.
+//!
+//! Series are removed ([`SeriesIndex::remove`]) when TTL expiry drops the
+//! last data that mentions them; their `SeriesRef` is not reused.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use strata_schemas::{Labels, SeriesId, TenantId};
+use croaring::Bitmap;
+use strata_schemas::{Label, Labels, MatchOp, Matcher, SeriesId, TenantId};
 
 /// Dense in-memory handle of one series.
 pub(crate) type SeriesRef = u32;
 
-/// The identity of a series: tenant, id and labels. Ordered like segment blocks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct SeriesKey {
-    pub(crate) tenant: TenantId,
-    pub(crate) id: SeriesId,
-    pub(crate) labels: Labels,
+/// A hasher for keys that are already well-mixed 64-bit hashes (series ids)
+/// or small dense integers (symbols): one multiply instead of SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// Interned strings: each distinct label name or value is stored once.
+#[derive(Debug, Default)]
+pub(crate) struct Symbols {
+    ids: HashMap<Arc<str>, u32>,
+    strs: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = self.strs.len() as u32;
+        let a: Arc<str> = Arc::from(s);
+        self.strs.push(Arc::clone(&a));
+        self.ids.insert(a, id);
+        id
+    }
+
+    pub(crate) fn lookup(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    pub(crate) fn get(&self, id: u32) -> &Arc<str> {
+        static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+        self.strs.get(id as usize).unwrap_or(&EMPTY)
+    }
 }
 
 /// One indexed series.
 #[derive(Debug)]
 pub(crate) struct SeriesEntry {
-    pub(crate) key: Arc<SeriesKey>,
+    /// Index into [`SeriesIndex::tenant_ids`].
+    pub(crate) tenant: u32,
+    pub(crate) id: SeriesId,
+    pub(crate) device_hash: u64,
+    /// `(name, value)` symbols, sorted by name (canonical label order). Empty once removed.
+    pub(crate) labels: Box<[(u32, u32)]>,
     /// Smallest timestamp of any sample of the series (memtable or segment).
     pub(crate) min_ts: i64,
     /// Largest timestamp of any sample of the series.
     pub(crate) max_ts: i64,
+    pub(crate) live: bool,
 }
 
 #[derive(Debug, Default)]
-struct TenantSeries {
-    by_id: HashMap<SeriesId, SeriesRef>,
+struct TenantIndex {
+    by_id: IdMap<SeriesId, SeriesRef>,
     overflow: HashMap<Labels, SeriesRef>,
-    all: Vec<SeriesRef>,
+    postings: IdMap<u32, IdMap<u32, Bitmap>>,
+    all: Bitmap,
 }
 
 /// All series of all tenants.
 #[derive(Debug, Default)]
 pub(crate) struct SeriesIndex {
     entries: Vec<SeriesEntry>,
-    tenants: HashMap<TenantId, TenantSeries>,
+    tenant_ids: Vec<TenantId>,
+    tenants: HashMap<TenantId, (u32, TenantIndex)>,
+    pub(crate) symbols: Symbols,
     collisions: usize,
+    live: usize,
+}
+
+/// A borrowed label pair, from a [`Labels`] or from a segment's series table.
+pub(crate) trait LabelPairs {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+    fn to_labels(&self) -> Labels {
+        Labels::from_sorted(self.pairs().map(|(n, v)| Label::new(n, v)).collect())
+    }
+}
+
+impl LabelPairs for Labels {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+    fn to_labels(&self) -> Labels {
+        self.clone()
+    }
+}
+
+impl LabelPairs for [(Arc<str>, Arc<str>)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(n, v)| (&**n, &**v))
+    }
 }
 
 impl SeriesIndex {
     /// The handle of `(tenant, id, labels)`, creating the series if new.
-    pub(crate) fn resolve(&mut self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> SeriesRef {
+    pub(crate) fn resolve<L: LabelPairs + ?Sized>(
+        &mut self,
+        tenant: &TenantId,
+        id: SeriesId,
+        device_hash: u64,
+        labels: &L,
+    ) -> SeriesRef {
         let next = self.entries.len() as SeriesRef;
-        let ts = match self.tenants.get_mut(tenant) {
-            Some(ts) => ts,
-            None => self.tenants.entry(tenant.clone()).or_default(),
-        };
-        let existing = match ts.by_id.get(&id) {
+        if !self.tenants.contains_key(tenant) {
+            let t = self.tenant_ids.len() as u32;
+            self.tenant_ids.push(tenant.clone());
+            self.tenants.insert(tenant.clone(), (t, TenantIndex::default()));
+        }
+        let Some((tenant_idx, ts)) = self.tenants.get_mut(tenant) else { return next };
+        match ts.by_id.get(&id) {
+            Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => return r,
+            Some(_) => {
+                let owned = labels.to_labels();
+                if let Some(&r) = ts.overflow.get(&owned) {
+                    return r;
+                }
+                tracing::warn!(%tenant, series_id = id.0, labels = %owned, "series id collision; keeping label sets apart");
+                ts.overflow.insert(owned, next);
+                self.collisions += 1;
+            }
             None => {
                 ts.by_id.insert(id, next);
-                None
             }
-            Some(&r) if self.entries.get(r as usize).is_some_and(|e| &e.key.labels == labels) => Some(r),
-            Some(_) => match ts.overflow.get(labels) {
-                Some(&r) => Some(r),
-                None => {
-                    tracing::warn!(%tenant, series_id = id.0, %labels, "series id collision; keeping label sets apart");
-                    ts.overflow.insert(labels.clone(), next);
-                    self.collisions += 1;
-                    None
-                }
-            },
-        };
-        if let Some(r) = existing {
-            return r;
         }
-        ts.all.push(next);
-        let key = Arc::new(SeriesKey { tenant: tenant.clone(), id, labels: labels.clone() });
-        self.entries.push(SeriesEntry { key, min_ts: i64::MAX, max_ts: i64::MIN });
+        let mut syms = Vec::new();
+        for (n, v) in labels.pairs() {
+            let (n, v) = (self.symbols.intern(n), self.symbols.intern(v));
+            syms.push((n, v));
+            ts.postings.entry(n).or_default().entry(v).or_default().add(next);
+        }
+        ts.all.add(next);
+        self.entries.push(SeriesEntry {
+            tenant: *tenant_idx,
+            id,
+            device_hash,
+            labels: syms.into_boxed_slice(),
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            live: true,
+        });
+        self.live += 1;
         next
     }
 
@@ -96,23 +206,179 @@ impl SeriesIndex {
 
     /// The entry of a handle returned by [`SeriesIndex::resolve`].
     pub(crate) fn get(&self, r: SeriesRef) -> Option<&SeriesEntry> {
-        self.entries.get(r as usize)
+        self.entries.get(r as usize).filter(|e| e.live)
     }
 
-    /// Handles of every series of `tenant`.
-    pub(crate) fn tenant_series(&self, tenant: &TenantId) -> &[SeriesRef] {
-        self.tenants.get(tenant).map_or(&[], |t| t.all.as_slice())
+    /// The tenant of an entry.
+    pub(crate) fn tenant_of(&self, e: &SeriesEntry) -> Option<&TenantId> {
+        self.tenant_ids.get(e.tenant as usize)
     }
 
-    /// Number of series across tenants.
+    /// The labels of an entry as owned [`Labels`].
+    pub(crate) fn labels(&self, e: &SeriesEntry) -> Labels {
+        let pairs = e.labels.iter().map(|&(n, v)| Label::new(&**self.symbols.get(n), &**self.symbols.get(v)));
+        Labels::from_sorted(pairs.collect())
+    }
+
+    /// The labels of an entry as shared strings (cheap clones).
+    pub(crate) fn label_arcs(&self, e: &SeriesEntry) -> Vec<(Arc<str>, Arc<str>)> {
+        e.labels.iter().map(|&(n, v)| (Arc::clone(self.symbols.get(n)), Arc::clone(self.symbols.get(v)))).collect()
+    }
+
+    /// Removes a series (no data of it is left anywhere).
+    pub(crate) fn remove(&mut self, r: SeriesRef) {
+        let Some(e) = self.entries.get_mut(r as usize).filter(|e| e.live) else { return };
+        e.live = false;
+        let labels = std::mem::take(&mut e.labels);
+        let (id, tenant) = (e.id, e.tenant);
+        self.live -= 1;
+        let Some((_, ts)) = self.tenant_ids.get(tenant as usize).and_then(|t| self.tenants.get_mut(t)) else { return };
+        ts.all.remove(r);
+        for &(n, v) in labels.iter() {
+            if let Some(values) = ts.postings.get_mut(&n) {
+                if let Some(b) = values.get_mut(&v) {
+                    b.remove(r);
+                    if b.is_empty() {
+                        values.remove(&v);
+                    }
+                }
+                if values.is_empty() {
+                    ts.postings.remove(&n);
+                }
+            }
+        }
+        if ts.by_id.get(&id) == Some(&r) {
+            ts.by_id.remove(&id);
+        } else {
+            ts.overflow.retain(|_, x| *x != r);
+        }
+    }
+
+    /// Series of `tenant` whose labels satisfy every matcher, via the postings.
+    pub(crate) fn select(&self, tenant: &TenantId, matchers: &[Matcher]) -> Bitmap {
+        let Some((_, t)) = self.tenants.get(tenant) else { return Bitmap::new() };
+        // Matchers that do not match "" select from the postings directly: run them first.
+        let mut order: Vec<&Matcher> = matchers.iter().collect();
+        order.sort_by_key(|m| m.matches_empty());
+        let mut acc: Option<Bitmap> = None;
+        for m in order {
+            let next = if m.matches_empty() {
+                let rejected = self.rejected(t, m);
+                let mut base = acc.take().unwrap_or_else(|| t.all.clone());
+                base.andnot_inplace(&rejected);
+                base
+            } else {
+                let mut selected = self.accepted(t, m);
+                if let Some(a) = acc.take() {
+                    selected.and_inplace(&a);
+                }
+                selected
+            };
+            if next.is_empty() {
+                return next;
+            }
+            acc = Some(next);
+        }
+        acc.unwrap_or_else(|| t.all.clone())
+    }
+
+    /// Union of the postings of the values `m` accepts (for matchers that reject "").
+    fn accepted(&self, t: &TenantIndex, m: &Matcher) -> Bitmap {
+        let Some(values) = self.symbols.lookup(&m.name).and_then(|n| t.postings.get(&n)) else { return Bitmap::new() };
+        let lookup = |v: &str| self.symbols.lookup(v).and_then(|v| values.get(&v));
+        match &m.op {
+            MatchOp::Equal => lookup(&m.value).cloned().unwrap_or_default(),
+            MatchOp::Regex(_) if literal_alternatives(&m.value).is_some() => {
+                let alts = literal_alternatives(&m.value).unwrap_or_default();
+                let bs: Vec<&Bitmap> = alts.iter().filter_map(|a| lookup(a)).collect();
+                Bitmap::fast_or(&bs)
+            }
+            _ => {
+                let bs: Vec<&Bitmap> =
+                    values.iter().filter(|(v, _)| m.matches(self.symbols.get(**v))).map(|(_, b)| b).collect();
+                Bitmap::fast_or(&bs)
+            }
+        }
+    }
+
+    /// Union of the postings of the values `m` rejects (for matchers that accept "").
+    fn rejected(&self, t: &TenantIndex, m: &Matcher) -> Bitmap {
+        let Some(values) = self.symbols.lookup(&m.name).and_then(|n| t.postings.get(&n)) else { return Bitmap::new() };
+        let lookup = |v: &str| self.symbols.lookup(v).and_then(|v| values.get(&v));
+        match &m.op {
+            MatchOp::NotEqual => lookup(&m.value).cloned().unwrap_or_default(),
+            MatchOp::NotRegex(_) if literal_alternatives(&m.value).is_some() => {
+                let alts = literal_alternatives(&m.value).unwrap_or_default();
+                let bs: Vec<&Bitmap> = alts.iter().filter_map(|a| lookup(a)).collect();
+                Bitmap::fast_or(&bs)
+            }
+            _ => {
+                let bs: Vec<&Bitmap> =
+                    values.iter().filter(|(v, _)| !m.matches(self.symbols.get(**v))).map(|(_, b)| b).collect();
+                Bitmap::fast_or(&bs)
+            }
+        }
+    }
+
+    /// Label names of `tenant` (from the postings).
+    pub(crate) fn label_names(&self, tenant: &TenantId) -> Vec<String> {
+        let Some((_, t)) = self.tenants.get(tenant) else { return Vec::new() };
+        t.postings.keys().map(|&n| self.symbols.get(n).to_string()).collect()
+    }
+
+    /// Values of label `name` of `tenant`, each with its postings.
+    pub(crate) fn label_values(&self, tenant: &TenantId, name: &str) -> Vec<(&str, &Bitmap)> {
+        let Some((_, t)) = self.tenants.get(tenant) else { return Vec::new() };
+        let Some(values) = self.symbols.lookup(name).and_then(|n| t.postings.get(&n)) else { return Vec::new() };
+        values.iter().map(|(&v, b)| (&**self.symbols.get(v), b)).collect()
+    }
+
+    /// Every tenant with series.
+    pub(crate) fn tenants(&self) -> impl Iterator<Item = &TenantId> {
+        self.tenant_ids.iter()
+    }
+
+    /// The dense index of `tenant` stored in [`SeriesEntry::tenant`].
+    pub(crate) fn tenant_index(&self, tenant: &TenantId) -> Option<u32> {
+        self.tenants.get(tenant).map(|(i, _)| *i)
+    }
+
+    /// Every live series handle.
+    pub(crate) fn live_refs(&self) -> impl Iterator<Item = SeriesRef> + '_ {
+        self.entries.iter().enumerate().filter(|(_, e)| e.live).map(|(r, _)| r as SeriesRef)
+    }
+
+    /// Number of live series across tenants.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.live
     }
 
     /// Number of label sets kept apart because their id collided.
     pub(crate) fn collisions(&self) -> usize {
         self.collisions
     }
+}
+
+fn same_labels<L: LabelPairs + ?Sized>(entries: &[SeriesEntry], symbols: &Symbols, r: SeriesRef, labels: &L) -> bool {
+    let Some(e) = entries.get(r as usize) else { return false };
+    let mut it = labels.pairs();
+    for &(n, v) in e.labels.iter() {
+        match it.next() {
+            Some((ln, lv)) if **symbols.get(n) == *ln && **symbols.get(v) == *lv => {}
+            _ => return false,
+        }
+    }
+    it.next().is_none()
+}
+
+/// `a|b|c` where every alternative is a plain literal (no regex syntax):
+/// resolved by direct postings lookups instead of scanning every value.
+fn literal_alternatives(re: &str) -> Option<Vec<&str>> {
+    let special = |c: char| "\\.+*?()[]{}^$".contains(c);
+    if re.is_empty() || re.chars().any(special) {
+        return None;
+    }
+    Some(re.split('|').collect())
 }
 
 #[cfg(test)]
@@ -123,12 +389,16 @@ mod tests {
         TenantId::new(s).unwrap()
     }
 
+    fn sel(idx: &SeriesIndex, m: &[Matcher]) -> Vec<u32> {
+        idx.select(&t("a"), m).to_vec()
+    }
+
     #[test]
     fn same_labels_resolve_to_the_same_series() {
         let mut idx = SeriesIndex::default();
         let l = Labels::from_pairs([("__name__", "m")]);
-        let a = idx.resolve(&t("a"), SeriesId(1), &l);
-        assert_eq!(idx.resolve(&t("a"), SeriesId(1), &l), a);
+        let a = idx.resolve(&t("a"), SeriesId(1), 0, &l);
+        assert_eq!(idx.resolve(&t("a"), SeriesId(1), 0, &l), a);
         assert_eq!(idx.len(), 1);
     }
 
@@ -137,31 +407,65 @@ mod tests {
         let mut idx = SeriesIndex::default();
         let l1 = Labels::from_pairs([("__name__", "m"), ("x", "1")]);
         let l2 = Labels::from_pairs([("__name__", "m"), ("x", "2")]);
-        let a = idx.resolve(&t("a"), SeriesId(7), &l1);
-        let b = idx.resolve(&t("a"), SeriesId(7), &l2);
+        let a = idx.resolve(&t("a"), SeriesId(7), 0, &l1);
+        let b = idx.resolve(&t("a"), SeriesId(7), 0, &l2);
         assert_ne!(a, b);
-        assert_eq!(idx.resolve(&t("a"), SeriesId(7), &l2), b);
-        assert_eq!(idx.resolve(&t("a"), SeriesId(7), &l1), a);
+        assert_eq!(idx.resolve(&t("a"), SeriesId(7), 0, &l2), b);
+        assert_eq!(idx.resolve(&t("a"), SeriesId(7), 0, &l1), a);
         assert_eq!(idx.collisions(), 1);
-        assert_eq!(idx.get(b).unwrap().key.labels, l2);
+        assert_eq!(idx.labels(idx.get(b).unwrap()), l2);
     }
 
     #[test]
     fn tenants_are_kept_apart() {
         let mut idx = SeriesIndex::default();
         let l = Labels::from_pairs([("__name__", "m")]);
-        let a = idx.resolve(&t("a"), SeriesId(1), &l);
-        let b = idx.resolve(&t("b"), SeriesId(1), &l);
+        let a = idx.resolve(&t("a"), SeriesId(1), 0, &l);
+        let b = idx.resolve(&t("b"), SeriesId(1), 0, &l);
         assert_ne!(a, b);
-        assert_eq!(idx.tenant_series(&t("a")), &[a]);
-        assert_eq!(idx.tenant_series(&t("b")), &[b]);
-        assert!(idx.tenant_series(&t("c")).is_empty());
+        assert_eq!(idx.select(&t("a"), &[]).to_vec(), vec![a]);
+        assert_eq!(idx.select(&t("b"), &[]).to_vec(), vec![b]);
+        assert!(idx.select(&t("c"), &[]).is_empty());
+    }
+
+    #[test]
+    fn postings_resolve_every_matcher_kind_including_empty_matches() {
+        let mut idx = SeriesIndex::default();
+        let s0 = idx.resolve(&t("a"), SeriesId(0), 0, &Labels::from_pairs([("__name__", "m"), ("dev", "d0")]));
+        let s1 = idx.resolve(&t("a"), SeriesId(1), 0, &Labels::from_pairs([("__name__", "m"), ("dev", "d1")]));
+        let s2 = idx.resolve(&t("a"), SeriesId(2), 0, &Labels::from_pairs([("__name__", "n")]));
+        assert_eq!(sel(&idx, &[Matcher::equal("dev", "d1")]), vec![s1]);
+        assert_eq!(sel(&idx, &[Matcher::equal("dev", "")]), vec![s2]);
+        assert_eq!(sel(&idx, &[Matcher::not_equal("dev", "d1")]), vec![s0, s2]);
+        assert_eq!(sel(&idx, &[Matcher::not_equal("dev", "")]), vec![s0, s1]);
+        assert_eq!(sel(&idx, &[Matcher::regex("dev", "d.*").unwrap()]), vec![s0, s1]);
+        assert_eq!(sel(&idx, &[Matcher::regex("dev", "d0|d9").unwrap()]), vec![s0]);
+        assert_eq!(sel(&idx, &[Matcher::regex("dev", ".*").unwrap()]), vec![s0, s1, s2]);
+        assert_eq!(sel(&idx, &[Matcher::regex("dev", "d0|").unwrap()]), vec![s0, s2]);
+        assert_eq!(sel(&idx, &[Matcher::not_regex("dev", "d0|d1").unwrap()]), vec![s2]);
+        assert_eq!(sel(&idx, &[Matcher::not_regex("dev", ".+").unwrap()]), vec![s2]);
+        assert_eq!(sel(&idx, &[Matcher::equal("nope", "x")]), Vec::<u32>::new());
+        assert_eq!(sel(&idx, &[Matcher::equal("__name__", "m"), Matcher::not_equal("dev", "d0")]), vec![s1]);
+    }
+
+    #[test]
+    fn removed_series_leave_the_postings() {
+        let mut idx = SeriesIndex::default();
+        let l = Labels::from_pairs([("__name__", "m"), ("dev", "d0")]);
+        let a = idx.resolve(&t("a"), SeriesId(1), 0, &l);
+        idx.remove(a);
+        assert!(idx.get(a).is_none());
+        assert!(sel(&idx, &[]).is_empty());
+        assert!(idx.label_names(&t("a")).is_empty());
+        let b = idx.resolve(&t("a"), SeriesId(1), 0, &l);
+        assert_ne!(a, b);
+        assert_eq!(sel(&idx, &[Matcher::equal("dev", "d0")]), vec![b]);
     }
 
     #[test]
     fn extend_range_tracks_min_and_max() {
         let mut idx = SeriesIndex::default();
-        let r = idx.resolve(&t("a"), SeriesId(1), &Labels::default());
+        let r = idx.resolve(&t("a"), SeriesId(1), 0, &Labels::default());
         idx.extend_range(r, 10, 20);
         idx.extend_range(r, 5, 7);
         let e = idx.get(r).unwrap();

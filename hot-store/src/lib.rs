@@ -46,8 +46,11 @@
 mod codec;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod failpoint;
 mod format;
 mod index;
+mod maintenance;
 mod manifest;
 mod memtable;
 mod read;
@@ -57,4 +60,20 @@ mod store;
 pub use config::HotStoreConfig;
 pub use error::{Error, Result};
 pub use format::{FormatVersion, UnsupportedFormatVersion};
-pub use store::{CompactOutcome, FlushOutcome, HotStore, HotStoreStats};
+pub use maintenance::ExpireOutcome;
+pub use store::{CompactOutcome, FlushOutcome, HotStore, HotStoreStats, QuarantinedSegment};
+
+/// Entry points for the criterion benches in `benches/benches/hot_store_*.rs`;
+/// not a stable API.
+#[doc(hidden)]
+pub mod bench {
+    /// Encodes one segment sample block (sorted, unique `(ts, value bits)`).
+    pub fn encode_block(samples: &[(i64, u64)], out: &mut Vec<u8>) {
+        crate::codec::encode_samples(samples, out);
+    }
+
+    /// Decodes one segment sample block.
+    pub fn decode_block(buf: &[u8]) -> Result<Vec<(i64, u64)>, &'static str> {
+        crate::codec::decode_samples(buf)
+    }
+}

@@ -4,11 +4,12 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "SHMF"
-//! 4       1     format version (1)
+//! 4       1     format version (2)
 //! 5       3     reserved, zero
 //! 8       8     u64 LE body length
 //! 16      4     u32 LE CRC32 of the body
-//! 20      ..    body: JSON {"generation", "segments": [{"id","file","size"}], "flushed_offsets": {"<partition>": offset}}
+//! 20      ..    body: JSON {"generation", "bucket_ms", "segments": [{"id","file","size","tenant","bucket","seq"}],
+//!                     "flushed_offsets": {"<partition>": offset}, "expired_before": {..}, "cold_watermarks": {..}}
 //! ```
 //!
 //! Replaced atomically: written to `MANIFEST.tmp`, fsynced, renamed over
@@ -34,10 +35,19 @@ const HEADER_LEN: usize = 20;
 pub(crate) struct Manifest {
     /// Incremented on every write; for logs and debugging.
     pub(crate) generation: u64,
-    /// Live segments, oldest first (a newer segment wins on equal timestamps).
+    /// Bucket length in ms the store was created with (0 = not yet fixed).
+    #[serde(default)]
+    pub(crate) bucket_ms: i64,
+    /// Live segments, ordered by (seq, id): for equal (series, timestamp) a later one wins.
     pub(crate) segments: Vec<SegmentEntry>,
     /// Per log partition: the first offset NOT yet durable in segments.
     pub(crate) flushed_offsets: BTreeMap<u32, u64>,
+    /// Per tenant: buckets starting before this (ms) were expired; later writes below it are dropped.
+    #[serde(default)]
+    pub(crate) expired_before: BTreeMap<String, i64>,
+    /// Per tenant: the cold tier holds everything below this timestamp (ms).
+    #[serde(default)]
+    pub(crate) cold_watermarks: BTreeMap<String, i64>,
 }
 
 /// One live segment.
@@ -48,6 +58,12 @@ pub(crate) struct SegmentEntry {
     pub(crate) file: String,
     /// File size in bytes; a different size on open means truncation.
     pub(crate) size: u64,
+    /// Tenant of every series in the segment.
+    pub(crate) tenant: String,
+    /// Start (ms) of the time bucket the segment belongs to.
+    pub(crate) bucket: i64,
+    /// Age of the data: flush order; a compaction output keeps its newest input's.
+    pub(crate) seq: u64,
 }
 
 pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
@@ -105,10 +121,15 @@ pub(crate) fn store(dir: &Path, m: &Manifest) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&encode(m))?;
+        crate::failpoint::hit("manifest.before_fsync")?;
         f.sync_all()
     };
     write().map_err(|source| Error::WriteManifest { path: tmp.clone(), source })?;
+    crate::failpoint::hit("manifest.before_rename")
+        .map_err(|source| Error::WriteManifest { path: tmp.clone(), source })?;
     std::fs::rename(&tmp, &path).map_err(|source| Error::WriteManifest { path: path.clone(), source })?;
+    crate::failpoint::hit("manifest.after_rename")
+        .map_err(|source| Error::WriteManifest { path: path.clone(), source })?;
     sync_dir(dir).map_err(|source| Error::WriteManifest { path, source })
 }
 
@@ -119,8 +140,18 @@ mod tests {
     fn sample() -> Manifest {
         Manifest {
             generation: 3,
-            segments: vec![SegmentEntry { id: 2, file: "00000000000000000002.seg".into(), size: 99 }],
+            bucket_ms: 7_200_000,
+            segments: vec![SegmentEntry {
+                id: 2,
+                file: "00000000000000000002.seg".into(),
+                size: 99,
+                tenant: "acme".into(),
+                bucket: 7_200_000,
+                seq: 2,
+            }],
             flushed_offsets: BTreeMap::from([(0, 10), (7, 3)]),
+            expired_before: BTreeMap::from([("acme".into(), 0)]),
+            cold_watermarks: BTreeMap::new(),
         }
     }
 
@@ -132,7 +163,7 @@ mod tests {
     #[test]
     fn header_layout_is_stable() {
         let bytes = encode(&Manifest::default());
-        assert_eq!(&bytes[..8], b"SHMF\x01\0\0\0");
+        assert_eq!(&bytes[..8], b"SHMF\x02\0\0\0");
         assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
     }
 

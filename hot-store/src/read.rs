@@ -2,8 +2,9 @@
 //!
 //! ```text
 //!  select(tenant, matchers, range)
-//!    ── read lock ──  index: tenant's series → min/max overlaps range? → matchers match?
-//!                     snapshot layers, oldest first: segment blocks (Arc) … frozen copy … memtable copy
+//!    ── read lock ──  postings: matchers → bitmap of series (croaring) → min/max overlaps range?
+//!                     segments of the tenant whose bucket overlaps the range (ordered by seq)
+//!                     snapshot layers, oldest first: segment blocks (Arc) … frozen chunk … memtable chunk
 //!    ── unlocked ──   read + CRC-check blocks, merge layers (newer overwrites older per ts)
 //! ```
 //!
@@ -11,13 +12,18 @@
 //! range is [`TimeRange::ALL`]; otherwise a series qualifies when a memtable
 //! holds a sample in range or a block's min or max lies in range, and only a
 //! block that straddles the range without either end inside is decoded.
+//!
+//! A block that fails its checksum fails the query with an error naming the
+//! file, tenant, bucket and block, and its segment is quarantined so later
+//! queries serve the rest.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strata_schemas::{Labels, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
 
-use crate::index::SeriesKey;
+use crate::index::SeriesRef;
+use crate::maintenance::merge_layers;
+use crate::memtable::Memtable;
 use crate::segment::BlockMeta;
 use crate::store::{HotStore, Segment, State};
 
@@ -30,86 +36,116 @@ enum Layer {
 
 #[derive(Debug)]
 struct Candidate {
-    key: Arc<SeriesKey>,
+    labels: Labels,
     layers: Vec<Layer>,
+}
+
+fn mem_error(detail: &str) -> ReadError {
+    ReadError::Corrupted { location: "hot-store memtable".into(), detail: detail.to_owned() }
+}
+
+/// The live segments of `tenant` whose bucket overlaps `range`, oldest first.
+fn tenant_segments<'a>(st: &'a State, tenant: &TenantId, range: TimeRange) -> Vec<&'a Arc<Segment>> {
+    st.segments.iter().filter(|s| s.scope().tenant == *tenant && s.overlaps(range.start, range.end)).collect()
+}
+
+fn memtables(st: &State) -> impl Iterator<Item = &Memtable> {
+    st.frozen.as_deref().into_iter().chain(Some(&st.memtable))
 }
 
 impl HotStore {
     /// Snapshots the layers of every matching series with samples possibly in `range`.
-    fn snapshot(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Vec<Candidate> {
+    fn snapshot(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Candidate>, ReadError> {
         let st = self.state.read();
+        let selected = st.index.select(tenant, matchers);
+        let segs = tenant_segments(&st, tenant, range);
         let mut out = Vec::new();
-        for &r in st.index.tenant_series(tenant) {
+        for r in selected.iter() {
             let Some(e) = st.index.get(r) else { continue };
-            if !range.overlaps(e.min_ts, e.max_ts) || !Matcher::matches_all(matchers, &e.key.labels) {
+            if !range.overlaps(e.min_ts, e.max_ts) {
                 continue;
             }
-            let mut layers: Vec<Layer> = st
-                .segments
+            let mut layers: Vec<Layer> = segs
                 .iter()
-                .filter_map(|s| s.blocks.get(&r).map(|b| (s, b)))
+                .filter_map(|s| s.block(r).map(|b| (s, b)))
                 .filter(|(_, b)| range.overlaps(b.min_ts, b.max_ts))
                 .map(|(s, b)| Layer::Block(Arc::clone(s), *b))
                 .collect();
-            let mems = st.frozen.as_deref().into_iter().chain(Some(&st.memtable));
-            layers.extend(
-                mems.filter_map(|m| m.get(r)).map(|b| b.in_range(range)).filter(|v| !v.is_empty()).map(Layer::Mem),
-            );
-            out.push(Candidate { key: Arc::clone(&e.key), layers });
-        }
-        out
-    }
-}
-
-fn merge(layers: Vec<Layer>, range: TimeRange) -> Result<Vec<Sample>, ReadError> {
-    Ok(merge_all(layers, range)?.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect())
-}
-
-/// Merges layers oldest first: a newer layer overwrites an older one per ts.
-fn merge_all(mut layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
-    if let [Layer::Mem(_)] = layers.as_slice()
-        && let Some(Layer::Mem(only)) = layers.pop()
-    {
-        return Ok(only); // already sorted, unique and in range
-    }
-    let mut merged = BTreeMap::new();
-    for layer in layers {
-        match layer {
-            Layer::Block(seg, meta) => {
-                merged.extend(seg.file.read_block(&meta)?.into_iter().filter(|&(ts, _)| range.contains(ts)));
+            for m in memtables(&st) {
+                for (_, chunk) in m.get(r) {
+                    let v = chunk.in_range(range).map_err(mem_error)?;
+                    if !v.is_empty() {
+                        layers.push(Layer::Mem(v));
+                    }
+                }
             }
-            Layer::Mem(v) => merged.extend(v),
+            if !layers.is_empty() {
+                out.push(Candidate { labels: st.index.labels(e), layers });
+            }
         }
+        Ok(out)
     }
-    Ok(merged.into_iter().collect())
+
+    /// Reads and merges layers; a corrupt block quarantines its segment.
+    fn merge(&self, layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
+        let mut parts = Vec::with_capacity(layers.len());
+        for layer in layers {
+            match layer {
+                Layer::Block(seg, meta) => match seg.file.read_block(&meta) {
+                    Ok(mut v) => {
+                        v.retain(|&(ts, _)| range.contains(ts));
+                        parts.push(v);
+                    }
+                    Err(e) => {
+                        if matches!(e, ReadError::Corrupted { .. }) {
+                            self.quarantine_segment(&seg, e.to_string());
+                        }
+                        return Err(e);
+                    }
+                },
+                Layer::Mem(v) => parts.push(v),
+            }
+        }
+        Ok(merge_layers(parts))
+    }
 }
 
 /// True when the series has a sample in `range`, deciding from the index and
-/// memtables where possible and decoding only straddling blocks.
-fn has_sample_in(st: &State, r: crate::index::SeriesRef, range: TimeRange, straddling: &mut Vec<Layer>) -> bool {
-    let mems = st.frozen.as_deref().into_iter().chain(Some(&st.memtable));
-    if mems.filter_map(|m| m.get(r)).any(|b| b.has_sample_in(range)) {
-        return true;
+/// memtables where possible and collecting straddling blocks to decode.
+fn has_sample_in(
+    st: &State,
+    segs: &[&Arc<Segment>],
+    r: SeriesRef,
+    range: TimeRange,
+    straddling: &mut Vec<Layer>,
+) -> Result<bool, ReadError> {
+    for m in memtables(st) {
+        for (_, chunk) in m.get(r) {
+            if !chunk.in_range(range).map_err(mem_error)?.is_empty() {
+                return Ok(true);
+            }
+        }
     }
-    for s in &st.segments {
-        let Some(b) = s.blocks.get(&r) else { continue };
+    for s in segs {
+        let Some(b) = s.block(r) else { continue };
         if range.contains(b.min_ts) || range.contains(b.max_ts) {
-            return true;
+            return Ok(true);
         }
         if range.overlaps(b.min_ts, b.max_ts) {
             straddling.push(Layer::Block(Arc::clone(s), *b));
         }
     }
-    false
+    Ok(false)
 }
 
 impl ReadStore for HotStore {
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         let mut out = Vec::new();
-        for c in self.snapshot(tenant, matchers, range) {
-            let samples = merge(c.layers, range)?;
+        for c in self.snapshot(tenant, matchers, range)? {
+            let samples = self.merge(c.layers, range)?;
             if !samples.is_empty() {
-                out.push(SeriesData { labels: c.key.labels.clone(), samples });
+                let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
+                out.push(SeriesData { labels: c.labels, samples });
             }
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -121,25 +157,67 @@ impl ReadStore for HotStore {
         let mut to_check = Vec::new();
         {
             let st = self.state.read();
-            for &r in st.index.tenant_series(tenant) {
+            let selected = st.index.select(tenant, matchers);
+            let segs = tenant_segments(&st, tenant, range);
+            for r in selected.iter() {
                 let Some(e) = st.index.get(r) else { continue };
-                if !range.overlaps(e.min_ts, e.max_ts) || !Matcher::matches_all(matchers, &e.key.labels) {
+                if !range.overlaps(e.min_ts, e.max_ts) {
                     continue;
                 }
                 let mut straddling = Vec::new();
-                if range == TimeRange::ALL || has_sample_in(&st, r, range, &mut straddling) {
-                    out.push(e.key.labels.clone());
+                if range == TimeRange::ALL || has_sample_in(&st, &segs, r, range, &mut straddling)? {
+                    out.push(st.index.labels(e));
                 } else if !straddling.is_empty() {
-                    to_check.push((Arc::clone(&e.key), straddling));
+                    to_check.push((st.index.labels(e), straddling));
                 }
             }
         }
-        for (key, layers) in to_check {
-            if !merge_all(layers, range)?.is_empty() {
-                out.push(key.labels.clone());
+        for (labels, layers) in to_check {
+            if !self.merge(layers, range)?.is_empty() {
+                out.push(labels);
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    fn label_names(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<String>, ReadError> {
+        if matchers.is_empty() && range == TimeRange::ALL {
+            let mut names = self.state.read().index.label_names(tenant);
+            names.sort_unstable();
+            return Ok(names);
+        }
+        let mut names: Vec<String> =
+            self.series(tenant, matchers, range)?.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<Vec<String>, ReadError> {
+        if range == TimeRange::ALL {
+            let st = self.state.read();
+            let selected = (!matchers.is_empty()).then(|| st.index.select(tenant, matchers));
+            let mut values: Vec<String> = st
+                .index
+                .label_values(tenant, name)
+                .into_iter()
+                .filter(|(_, b)| selected.as_ref().is_none_or(|s| b.intersect(s)))
+                .map(|(v, _)| v.to_owned())
+                .collect();
+            values.sort_unstable();
+            return Ok(values);
+        }
+        let mut values: Vec<String> =
+            self.series(tenant, matchers, range)?.iter().filter_map(|l| l.get(name).map(str::to_owned)).collect();
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
     }
 }

@@ -1,14 +1,16 @@
-//! Segment files: immutable, sorted series blocks plus an index footer.
+//! Segment files (format v2): one tenant, one time bucket; immutable series
+//! blocks plus an index footer with a deduplicated symbol table, the series
+//! table and croaring postings.
 //!
 //! ```text
 //! offset            size  field
 //! 0                 4     magic "SHSG"
-//! 4                 1     format version (1)
+//! 4                 1     format version (2)
 //! 5                 3     reserved, zero
 //! 8                 4     u32 LE CRC32 of bytes 0..8 (header checksum)
-//! 12                ..    series blocks, contiguous, sorted by (tenant, series id, labels):
+//! 12                ..    series blocks, contiguous, sorted by (device_hash, series id, labels):
 //!                           sample block (see `codec`), then u32 LE CRC32 of that sample block
-//! index_offset      ..    index section (tenants, then one entry per block, same order)
+//! index_offset      ..    index section: tenant, bucket, symbols, series table, postings
 //! end-28            8     u64 LE index_offset
 //! end-20            8     u64 LE index_len
 //! end-12            4     u32 LE CRC32 of the index section
@@ -21,27 +23,52 @@
 //! temporary name, fsynced, renamed, and the directory fsynced before any
 //! manifest references them. Full layout: `hot-store/FORMAT.md`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use strata_schemas::{Label, Labels, ReadError, SeriesId, TenantId};
+use croaring::{Bitmap, Portable};
+use strata_schemas::{ReadError, SeriesId, TenantId};
 
 use crate::codec::{Cursor, decode_samples, encode_samples, put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Invalid, Result, check_crc};
 use crate::format::{FormatVersion, SEGMENT_MAGIC, TEMP_EXT, segment_file_name};
-use crate::index::SeriesKey;
 
 const HEADER_LEN: u64 = 12;
 const TRAILER_LEN: u64 = 28;
 
-/// One series to write: its key and samples sorted by ts, unique ts, non-empty.
+/// Label pairs as shared strings.
+pub(crate) type LabelArcs = Vec<(Arc<str>, Arc<str>)>;
+
+/// One series to write: samples sorted by ts, unique ts, non-empty.
 #[derive(Debug)]
 pub(crate) struct SeriesRecord {
-    pub(crate) key: Arc<SeriesKey>,
+    pub(crate) id: SeriesId,
+    pub(crate) device_hash: u64,
+    pub(crate) labels: LabelArcs,
     pub(crate) samples: Vec<(i64, u64)>,
+}
+
+/// What a segment holds: one tenant's samples of one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentScope {
+    pub(crate) tenant: TenantId,
+    /// Bucket start (ms, inclusive).
+    pub(crate) bucket: i64,
+    /// Bucket length (ms).
+    pub(crate) bucket_len: i64,
+}
+
+/// One series of an open segment.
+#[derive(Debug)]
+pub(crate) struct SegmentSeries {
+    pub(crate) id: SeriesId,
+    pub(crate) device_hash: u64,
+    pub(crate) labels: LabelArcs,
+    pub(crate) meta: BlockMeta,
 }
 
 /// Where a series block lives and what it covers.
@@ -49,9 +76,9 @@ pub(crate) struct SeriesRecord {
 pub(crate) struct BlockMeta {
     /// Position of the block in the file (0-based), for error messages.
     pub(crate) ordinal: u32,
+    pub(crate) count: u32,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
-    pub(crate) count: u64,
     pub(crate) offset: u64,
     /// Block length including its trailing CRC.
     pub(crate) len: u64,
@@ -62,6 +89,7 @@ pub(crate) struct BlockMeta {
 pub(crate) struct SegmentFile {
     pub(crate) path: PathBuf,
     pub(crate) size: u64,
+    pub(crate) scope: SegmentScope,
     file: File,
 }
 
@@ -74,14 +102,16 @@ pub(crate) struct Written {
 }
 
 /// Writes segment `id` into `dir` durably: temp file, fsync, rename, fsync dir.
+/// `records` must be sorted by (device_hash, series id, labels).
 pub(crate) fn write_segment(
     dir: &Path,
     id: u64,
+    scope: &SegmentScope,
     records: impl Iterator<Item = Result<SeriesRecord>>,
 ) -> Result<Written> {
     let path = dir.join(segment_file_name(id));
     let tmp = path.with_extension(format!("seg.{TEMP_EXT}"));
-    let result = write_to(&tmp, records);
+    let result = write_to(&tmp, scope, records);
     let (series, samples) = match result {
         Ok(counts) => counts,
         Err(e) => {
@@ -89,6 +119,8 @@ pub(crate) fn write_segment(
             return Err(e);
         }
     };
+    crate::failpoint::hit("segment.before_rename")
+        .map_err(|source| Error::WriteSegment { path: tmp.clone(), source })?;
     let io = |source| Error::WriteSegment { path: path.clone(), source };
     std::fs::rename(&tmp, &path).map_err(io)?;
     sync_dir(dir).map_err(io)?;
@@ -100,7 +132,11 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_to(tmp: &Path, records: impl Iterator<Item = Result<SeriesRecord>>) -> Result<(usize, u64)> {
+fn write_to(
+    tmp: &Path,
+    scope: &SegmentScope,
+    records: impl Iterator<Item = Result<SeriesRecord>>,
+) -> Result<(usize, u64)> {
     let io = |source| Error::WriteSegment { path: tmp.to_path_buf(), source };
     let file = File::create(tmp).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -110,18 +146,22 @@ fn write_to(tmp: &Path, records: impl Iterator<Item = Result<SeriesRecord>>) -> 
     let mut block = Vec::new();
     for record in records {
         let record = record?;
+        if record.samples.is_empty() {
+            continue;
+        }
         block.clear();
         encode_samples(&record.samples, &mut block);
         block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
         w.write_all(&block).map_err(io)?;
-        index.push(&record, offset, block.len() as u64);
+        index.push(record, block.len() as u64);
         offset += block.len() as u64;
     }
-    let (series, samples) = (index.entries, index.samples);
-    let index_bytes = index.finish();
+    let (series, samples) = (index.entries.len(), index.samples);
+    let index_bytes = index.finish(scope);
     w.write_all(&index_bytes).map_err(io)?;
     w.write_all(&trailer_bytes(offset, &index_bytes)).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    crate::failpoint::hit("segment.before_fsync").map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok((series, samples))
 }
@@ -146,53 +186,97 @@ fn trailer_bytes(index_offset: u64, index: &[u8]) -> Vec<u8> {
     t
 }
 
-/// Accumulates the index section: a tenant table, then one entry per block.
+/// One series-table entry before symbols are numbered.
+#[derive(Debug)]
+struct PendingEntry {
+    id: SeriesId,
+    device_hash: u64,
+    labels: LabelArcs,
+    min_ts: i64,
+    max_ts: i64,
+    count: u64,
+    len: u64,
+}
+
+/// Accumulates the index section; symbols are numbered in sorted order at the end.
 #[derive(Debug, Default)]
 struct IndexBuilder {
-    tenants: Vec<TenantId>,
-    body: Vec<u8>,
-    entries: usize,
+    entries: Vec<PendingEntry>,
+    strings: BTreeSet<Arc<str>>,
     samples: u64,
 }
 
 impl IndexBuilder {
-    fn push(&mut self, r: &SeriesRecord, offset: u64, len: u64) {
-        if self.tenants.last() != Some(&r.key.tenant) {
-            self.tenants.push(r.key.tenant.clone());
+    fn push(&mut self, r: SeriesRecord, len: u64) {
+        for (n, v) in &r.labels {
+            if !self.strings.contains(n) {
+                self.strings.insert(Arc::clone(n));
+            }
+            if !self.strings.contains(v) {
+                self.strings.insert(Arc::clone(v));
+            }
         }
-        let b = &mut self.body;
-        put_uvarint(b, (self.tenants.len() - 1) as u64);
-        b.extend_from_slice(&r.key.id.0.to_le_bytes());
-        put_uvarint(b, r.key.labels.len() as u64);
-        for l in r.key.labels.iter() {
-            put_str(b, &l.name);
-            put_str(b, &l.value);
-        }
-        let (min, max) = (r.samples.first().map_or(0, |s| s.0), r.samples.last().map_or(0, |s| s.0));
-        put_ivarint(b, min);
-        put_ivarint(b, max);
-        put_uvarint(b, r.samples.len() as u64);
-        put_uvarint(b, offset);
-        put_uvarint(b, len);
-        self.entries += 1;
+        let (min_ts, max_ts) = (r.samples.first().map_or(0, |s| s.0), r.samples.last().map_or(0, |s| s.0));
         self.samples += r.samples.len() as u64;
+        let count = r.samples.len() as u64;
+        self.entries.push(PendingEntry {
+            id: r.id,
+            device_hash: r.device_hash,
+            labels: r.labels,
+            min_ts,
+            max_ts,
+            count,
+            len,
+        });
     }
 
-    fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 64);
-        put_uvarint(&mut out, self.tenants.len() as u64);
-        for t in &self.tenants {
-            put_str(&mut out, t.as_str());
+    fn finish(self, scope: &SegmentScope) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * 32 + 1024);
+        put_str(&mut out, scope.tenant.as_str());
+        put_ivarint(&mut out, scope.bucket);
+        put_uvarint(&mut out, scope.bucket_len as u64);
+        put_uvarint(&mut out, self.strings.len() as u64);
+        let mut sym: std::collections::HashMap<&str, u32> =
+            std::collections::HashMap::with_capacity(self.strings.len());
+        for (i, st) in self.strings.iter().enumerate() {
+            put_str(&mut out, st);
+            sym.insert(st, i as u32);
         }
-        put_uvarint(&mut out, self.entries as u64);
-        out.extend_from_slice(&self.body);
+        let sym_of = |s: &str| sym.get(s).copied().unwrap_or(0);
+        let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+        put_uvarint(&mut out, self.entries.len() as u64);
+        for (ordinal, e) in self.entries.iter().enumerate() {
+            out.extend_from_slice(&e.id.0.to_le_bytes());
+            out.extend_from_slice(&e.device_hash.to_le_bytes());
+            put_uvarint(&mut out, e.labels.len() as u64);
+            for (n, v) in &e.labels {
+                let (n, v) = (sym_of(n), sym_of(v));
+                put_uvarint(&mut out, u64::from(n));
+                put_uvarint(&mut out, u64::from(v));
+                postings.entry((n, v)).or_default().push(ordinal as u32);
+            }
+            put_ivarint(&mut out, e.min_ts);
+            put_uvarint(&mut out, e.max_ts.wrapping_sub(e.min_ts) as u64);
+            put_uvarint(&mut out, e.count);
+            put_uvarint(&mut out, e.len);
+        }
+        put_uvarint(&mut out, postings.len() as u64);
+        for ((n, v), ordinals) in postings {
+            let mut b = Bitmap::of(&ordinals);
+            b.run_optimize();
+            let bytes = b.serialize::<Portable>();
+            put_uvarint(&mut out, u64::from(n));
+            put_uvarint(&mut out, u64::from(v));
+            put_uvarint(&mut out, bytes.len() as u64);
+            out.extend_from_slice(&bytes);
+        }
         out
     }
 }
 
 /// Opens the segment at `path`, verifying header, trailer and index checksums,
-/// and returns its index (one entry per block, in file order).
-pub(crate) fn open_segment(path: &Path) -> Result<(SegmentFile, Vec<(SeriesKey, BlockMeta)>)> {
+/// and returns its series table (one entry per block, in file order).
+pub(crate) fn open_segment(path: &Path) -> Result<(SegmentFile, Vec<SegmentSeries>)> {
     let io = |source| Error::OpenSegment { path: path.to_path_buf(), source };
     let file = match File::open(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -201,11 +285,11 @@ pub(crate) fn open_segment(path: &Path) -> Result<(SegmentFile, Vec<(SeriesKey, 
         other => other.map_err(io)?,
     };
     let size = file.metadata().map_err(io)?.len();
-    let entries = read_index(&file, size).map_err(|e| match e {
+    let (scope, entries) = read_index(&file, size).map_err(|e| match e {
         ReadIndexError::Io(source) => io(source),
         ReadIndexError::Invalid(inv) => inv.at(path.to_path_buf()),
     })?;
-    Ok((SegmentFile { path: path.to_path_buf(), size, file }, entries))
+    Ok((SegmentFile { path: path.to_path_buf(), size, scope, file }, entries))
 }
 
 #[derive(Debug)]
@@ -232,7 +316,7 @@ fn read_at(file: &File, offset: u64, len: u64) -> Result<Vec<u8>, ReadIndexError
     Ok(buf)
 }
 
-fn read_index(file: &File, size: u64) -> Result<Vec<(SeriesKey, BlockMeta)>, ReadIndexError> {
+fn read_index(file: &File, size: u64) -> Result<(SegmentScope, Vec<SegmentSeries>), ReadIndexError> {
     if size < HEADER_LEN + TRAILER_LEN {
         return Err(Invalid::Corrupt(format!("file is {size} bytes, shorter than header + trailer")).into());
     }
@@ -276,56 +360,110 @@ fn u32_le(c: &mut Cursor<'_>) -> Result<u32, Invalid> {
     Ok(u32::from_le_bytes(c.bytes(4)?.try_into().map_err(|_| "truncated u32")?))
 }
 
-fn parse_index(buf: &[u8], blocks_end: u64) -> Result<Vec<(SeriesKey, BlockMeta)>, Invalid> {
+fn parse_index(buf: &[u8], blocks_end: u64) -> Result<(SegmentScope, Vec<SegmentSeries>), Invalid> {
     let mut c = Cursor::new(buf);
-    let n_tenants = c.len(2)?;
-    let mut tenants = Vec::with_capacity(n_tenants);
-    for _ in 0..n_tenants {
-        tenants.push(TenantId::new(c.str()?).map_err(|e| Invalid::Corrupt(format!("index: {e}")))?);
+    let tenant = TenantId::new(c.str()?).map_err(|e| Invalid::Corrupt(format!("index: {e}")))?;
+    let (bucket, bucket_len) = (c.ivarint()?, c.uvarint()? as i64);
+    if bucket_len <= 0 {
+        return Err("index: bucket length is zero".into());
     }
-    let n = c.len(14)?;
-    let mut out: Vec<(SeriesKey, BlockMeta)> = Vec::with_capacity(n);
+    let scope = SegmentScope { tenant, bucket, bucket_len };
+    let n_symbols = c.len(1)?;
+    let mut symbols: Vec<Arc<str>> = Vec::with_capacity(n_symbols);
+    for _ in 0..n_symbols {
+        let s: Arc<str> = Arc::from(c.str()?);
+        if symbols.last().is_some_and(|prev| *prev >= s) {
+            return Err("index: symbols not strictly sorted".into());
+        }
+        symbols.push(s);
+    }
+    let n = c.len(21)?;
+    let mut out: Vec<SegmentSeries> = Vec::with_capacity(n);
     let mut expected_offset = HEADER_LEN;
+    let mut label_refs = 0u64;
     for ordinal in 0..n {
-        let (key, meta) = parse_entry(&mut c, &tenants, ordinal as u32)?;
-        if meta.offset != expected_offset || meta.len < 5 || meta.count == 0 || meta.min_ts > meta.max_ts {
-            return Err(Invalid::Corrupt(format!("index entry {ordinal}: invalid block position or range")));
+        let s = parse_entry(&mut c, &symbols, ordinal as u32, expected_offset)?;
+        let m = s.meta;
+        if m.len < 5 || m.count == 0 || m.min_ts < bucket || m.max_ts.wrapping_sub(bucket) >= bucket_len {
+            return Err(Invalid::Corrupt(format!("index entry {ordinal}: invalid block length or range")));
         }
-        if out.last().is_some_and(|(prev, _)| *prev >= key) {
-            return Err(Invalid::Corrupt(format!("index entry {ordinal}: not sorted by (tenant, series id, labels)")));
+        if out.last().is_some_and(|p| (p.device_hash, p.id) > (s.device_hash, s.id)) {
+            return Err(Invalid::Corrupt(format!("index entry {ordinal}: not sorted by (device_hash, series id)")));
         }
-        expected_offset = meta.offset.checked_add(meta.len).ok_or("block end overflows")?;
-        out.push((key, meta));
+        expected_offset = m.offset.checked_add(m.len).ok_or("block end overflows")?;
+        label_refs += s.labels.len() as u64;
+        out.push(s);
     }
-    if expected_offset != blocks_end || !c.is_empty() {
+    if expected_offset != blocks_end {
         return Err("index does not cover the blocks exactly".into());
     }
-    Ok(out)
+    check_postings(&mut c, symbols.len(), n, label_refs)?;
+    if !c.is_empty() {
+        return Err("trailing bytes after the postings".into());
+    }
+    Ok((scope, out))
 }
 
-fn parse_entry(c: &mut Cursor<'_>, tenants: &[TenantId], ordinal: u32) -> Result<(SeriesKey, BlockMeta), Invalid> {
-    let tenant = tenants.get(c.uvarint()? as usize).ok_or("index: tenant out of range")?.clone();
+/// Verifies the postings section: every bitmap decodes, references existing
+/// symbols and entries, and the postings cover exactly the series table's labels.
+fn check_postings(c: &mut Cursor<'_>, n_symbols: usize, n_entries: usize, label_refs: u64) -> Result<(), Invalid> {
+    let n = c.len(3)?;
+    let mut total = 0u64;
+    for _ in 0..n {
+        let (name, value) = (c.uvarint()?, c.uvarint()?);
+        let len = c.len(1)?;
+        let bytes = c.bytes(len)?;
+        if name as usize >= n_symbols || value as usize >= n_symbols {
+            return Err("postings: symbol out of range".into());
+        }
+        let b = Bitmap::try_deserialize::<Portable>(bytes).ok_or("postings: invalid bitmap")?;
+        if b.maximum().is_some_and(|m| m as usize >= n_entries) {
+            return Err("postings: series ordinal out of range".into());
+        }
+        total += b.cardinality();
+    }
+    if total != label_refs {
+        return Err("postings do not match the series table".into());
+    }
+    Ok(())
+}
+
+fn parse_entry(c: &mut Cursor<'_>, symbols: &[Arc<str>], ordinal: u32, offset: u64) -> Result<SegmentSeries, Invalid> {
     let id = SeriesId(c.u64_le()?);
+    let device_hash = c.u64_le()?;
     let n_labels = c.len(2)?;
-    let mut labels = Vec::with_capacity(n_labels);
+    let mut labels: LabelArcs = Vec::with_capacity(n_labels);
+    let sym = |i: u64| symbols.get(i as usize).cloned().ok_or("index: symbol out of range");
     for _ in 0..n_labels {
-        labels.push(Label { name: c.str()?, value: c.str()? });
+        let (n, v) = (sym(c.uvarint()?)?, sym(c.uvarint()?)?);
+        if v.is_empty() || labels.last().is_some_and(|(prev, _)| *prev >= n) {
+            return Err("index: labels not canonical".into());
+        }
+        labels.push((n, v));
     }
-    if !labels.windows(2).all(|w| w.first().map(|l| &l.name) < w.get(1).map(|l| &l.name))
-        || labels.iter().any(|l| l.value.is_empty())
-    {
-        return Err("index: labels not canonical".into());
+    let min_ts = c.ivarint()?;
+    let max_ts = min_ts.wrapping_add(c.uvarint()? as i64);
+    let count = u32::try_from(c.uvarint()?).map_err(|_| "index: sample count too large")?;
+    let len = c.uvarint()?;
+    if max_ts < min_ts {
+        return Err("index: max ts before min ts".into());
     }
-    let (min_ts, max_ts) = (c.ivarint()?, c.ivarint()?);
-    let (count, offset, len) = (c.uvarint()?, c.uvarint()?, c.uvarint()?);
-    let key = SeriesKey { tenant, id, labels: Labels::from_sorted(labels) };
-    Ok((key, BlockMeta { ordinal, min_ts, max_ts, count, offset, len }))
+    Ok(SegmentSeries { id, device_hash, labels, meta: BlockMeta { ordinal, count, min_ts, max_ts, offset, len } })
 }
 
 impl SegmentFile {
     /// Reads and verifies one sample block.
     pub(crate) fn read_block(&self, meta: &BlockMeta) -> Result<Vec<(i64, u64)>, ReadError> {
-        let location = || format!("{} block {} at offset {}", self.path.display(), meta.ordinal, meta.offset);
+        let location = || {
+            format!(
+                "{} (tenant {}, bucket {}) block {} at offset {}",
+                self.path.display(),
+                self.scope.tenant,
+                self.scope.bucket,
+                meta.ordinal,
+                meta.offset
+            )
+        };
         let corrupted = |detail: String| ReadError::Corrupted { location: location(), detail };
         let len = usize::try_from(meta.len).map_err(|_| corrupted("block length exceeds address space".into()))?;
         let mut buf = vec![0u8; len];
@@ -341,7 +479,11 @@ impl SegmentFile {
         let samples = decode_samples(body).map_err(|d| corrupted(d.to_owned()))?;
         let (first, last) = (samples.first().map(|s| s.0), samples.last().map(|s| s.0));
         let sorted = samples.windows(2).all(|w| w.first().map(|s| s.0) < w.get(1).map(|s| s.0));
-        if !sorted || samples.len() as u64 != meta.count || first != Some(meta.min_ts) || last != Some(meta.max_ts) {
+        if !sorted
+            || samples.len() as u64 != u64::from(meta.count)
+            || first != Some(meta.min_ts)
+            || last != Some(meta.max_ts)
+        {
             return Err(corrupted("block contents disagree with the index".into()));
         }
         Ok(samples)

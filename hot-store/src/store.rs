@@ -1,38 +1,88 @@
-//! [`HotStore`]: open/recover, apply, flush and compact.
+//! [`HotStore`]: open/recover, apply, flush and stats. Compaction, TTL expiry
+//! and quarantine are in `maintenance.rs`.
 //!
 //! Concurrency scheme:
 //!
 //! ```text
-//!  state: RwLock<State>   apply      write lock, O(samples in the batch)
-//!                         select     read lock to snapshot (memtable copies + Arc<Segment>s), file reads outside it
-//!                         flush      write lock to swap memtable → frozen, then again to install the segment
-//!  maintenance: Mutex     flush / compact hold it for their whole run, so they serialize
+//!  state: RwLock<State>     apply      write lock, O(samples in the batch)
+//!                           select     read lock to resolve postings and snapshot layers, block reads outside it
+//!                           flush      write lock to swap memtable → frozen, read lock to group, write lock to install
+//!  flush_lock: Mutex        one flush at a time (also taken inline by back-pressure)
+//!  compact_lock: Mutex      one compaction / expiry at a time; runs concurrently with flushes
+//!  manifest_lock: Mutex     read-modify-write of the manifest (short); the only place the manifest changes
 //! ```
 //!
-//! The manifest is only ever written while holding `maintenance`, so
-//! `State::manifest` is always the file's current content.
+//! `State::manifest` is always the file's current content: it is replaced
+//! under `manifest_lock` right after the file is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
-use strata_schemas::WriteBatch;
+use parking_lot::{Condvar, Mutex, RwLock};
+use strata_schemas::{Sample, TenantId, WriteBatch};
 
 use crate::config::HotStoreConfig;
 use crate::error::{Error, Result};
-use crate::format::{MANIFEST_FILE, SEGMENT_EXT, TEMP_EXT, segment_file_name};
-use crate::index::{SeriesIndex, SeriesKey, SeriesRef};
+use crate::format::{MANIFEST_FILE, QUARANTINE_DIR, SEGMENT_EXT, TEMP_EXT, segment_file_name};
+use crate::index::{SeriesIndex, SeriesRef};
 use crate::manifest::{self, Manifest, SegmentEntry};
 use crate::memtable::Memtable;
-use crate::segment::{BlockMeta, SegmentFile, SeriesRecord, open_segment, sync_dir, write_segment};
+use crate::segment::{
+    BlockMeta, LabelArcs, SegmentFile, SegmentScope, SegmentSeries, SeriesRecord, open_segment, sync_dir, write_segment,
+};
 
 /// A live segment and where each of its series' blocks lives.
 #[derive(Debug)]
 pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) seq: u64,
     pub(crate) file: SegmentFile,
-    pub(crate) blocks: HashMap<SeriesRef, BlockMeta>,
+    /// Sorted by series handle.
+    pub(crate) blocks: Vec<(SeriesRef, BlockMeta)>,
+}
+
+impl Segment {
+    pub(crate) fn block(&self, r: SeriesRef) -> Option<&BlockMeta> {
+        self.blocks.binary_search_by_key(&r, |b| b.0).ok().and_then(|i| self.blocks.get(i)).map(|b| &b.1)
+    }
+
+    pub(crate) fn scope(&self) -> &SegmentScope {
+        &self.file.scope
+    }
+
+    /// True when the segment's bucket may hold samples in `[start, end]`.
+    pub(crate) fn overlaps(&self, start: i64, end: i64) -> bool {
+        let s = self.scope();
+        s.bucket <= end && s.bucket.saturating_add(s.bucket_len - 1) >= start
+    }
+
+    fn entry(&self) -> SegmentEntry {
+        SegmentEntry {
+            id: self.id,
+            file: segment_file_name(self.id),
+            size: self.file.size,
+            tenant: self.scope().tenant.as_str().to_owned(),
+            bucket: self.scope().bucket,
+            seq: self.seq,
+        }
+    }
+}
+
+/// A segment moved aside because it failed a checksum or structural check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedSegment {
+    /// Where the file was (it now lives in `<dir>/quarantine/`).
+    pub path: PathBuf,
+    /// Tenant and bucket start (ms) of its data, when known.
+    pub tenant: String,
+    /// Bucket start (ms).
+    pub bucket: i64,
+    /// What was wrong.
+    pub detail: String,
 }
 
 /// Everything behind the state lock.
@@ -40,25 +90,42 @@ pub(crate) struct Segment {
 pub(crate) struct State {
     pub(crate) index: SeriesIndex,
     pub(crate) memtable: Memtable,
-    /// The memtable being flushed; readers see it until its segment is installed.
+    /// The memtable being flushed; readers see it until its segments are installed.
     pub(crate) frozen: Option<Arc<Memtable>>,
-    /// Live segments, oldest first.
+    /// Live segments, ordered by (seq, id): newer data last.
     pub(crate) segments: Vec<Arc<Segment>>,
     /// Per partition: the next offset `apply` accepts.
     next_offsets: BTreeMap<u32, u64>,
     /// The manifest as it is on disk.
-    manifest: Manifest,
-    next_segment_id: u64,
+    pub(crate) manifest: Manifest,
     /// Set when a flush failed half-way; the store then refuses writes.
-    poisoned: Option<String>,
+    pub(crate) poisoned: Option<String>,
+    /// Per tenant: samples below this were expired and are dropped on apply.
+    pub(crate) expired_before: HashMap<TenantId, i64>,
+    pub(crate) quarantined: Vec<QuarantinedSegment>,
+}
+
+impl State {
+    pub(crate) fn insert_segment(&mut self, seg: Arc<Segment>) {
+        let pos = self.segments.partition_point(|s| (s.seq, s.id) < (seg.seq, seg.id));
+        self.segments.insert(pos, seg);
+    }
 }
 
 /// The embedded hot store. `Send + Sync`; share it as `Arc<HotStore>`.
 pub struct HotStore {
-    dir: PathBuf,
-    config: HotStoreConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: HotStoreConfig,
+    pub(crate) bucket_ms: i64,
     pub(crate) state: RwLock<State>,
-    maintenance: Mutex<()>,
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) compact_lock: Mutex<()>,
+    pub(crate) manifest_lock: Mutex<()>,
+    next_id: AtomicU64,
+    /// Mirror of `state.memtable.samples()` readable without the lock (back-pressure).
+    mem_samples: AtomicUsize,
+    flush_done: (Mutex<()>, Condvar),
+    throttled: AtomicU64,
 }
 
 impl fmt::Debug for HotStore {
@@ -73,12 +140,14 @@ pub struct FlushOutcome {
     /// Per partition, the first log offset not yet durable in segments. The
     /// server may delete ingest-log data below these offsets.
     pub flushed_offsets: BTreeMap<u32, u64>,
-    /// Series written (0 when the memtable was empty).
+    /// Series blocks written (a series with data in two buckets counts twice).
     pub series: usize,
     /// Samples written (after de-duplication).
     pub samples: u64,
-    /// The segment file written, if any.
+    /// The last segment file written, if any.
     pub segment: Option<PathBuf>,
+    /// Every segment file written (one per tenant and bucket).
+    pub segments: Vec<PathBuf>,
 }
 
 /// What a [`HotStore::compact`] did.
@@ -86,11 +155,13 @@ pub struct FlushOutcome {
 pub struct CompactOutcome {
     /// Segments merged (0 when there was nothing to do).
     pub input_segments: usize,
-    /// The segment that replaced them, if any.
+    /// The last segment written, if any.
     pub segment: Option<PathBuf>,
-    /// Series in the output.
+    /// Buckets compacted.
+    pub buckets: usize,
+    /// Series blocks in the outputs.
     pub series: usize,
-    /// Samples in the output.
+    /// Samples in the outputs.
     pub samples: u64,
 }
 
@@ -101,41 +172,111 @@ pub struct HotStoreStats {
     pub series: usize,
     /// Samples in the active memtable (what the server compares with `max_memtable_samples`).
     pub memtable_samples: usize,
+    /// Approximate heap bytes of the active memtable's compressed chunks.
+    pub memtable_bytes: usize,
     /// Samples in a memtable currently being flushed.
     pub frozen_samples: usize,
     /// Live segment files.
     pub segments: usize,
+    /// Distinct (tenant, bucket) pairs with segments.
+    pub buckets: usize,
     /// Bytes of live segment files.
     pub disk_bytes: u64,
     /// Label sets kept apart because their series id collided with another's.
     pub id_collisions: usize,
+    /// Segments quarantined since open (corrupt; moved to `quarantine/`).
+    pub quarantined: usize,
+    /// Times `apply` waited for memory (back-pressure) since open.
+    pub throttled_applies: u64,
+}
+
+/// Start of the bucket holding `ts`.
+pub(crate) fn bucket_start(ts: i64, bucket_ms: i64) -> i64 {
+    ts.div_euclid(bucket_ms).saturating_mul(bucket_ms)
+}
+
+/// One series of a frozen memtable group, with what the segment needs.
+#[derive(Debug)]
+pub(crate) struct PendingSeries {
+    pub(crate) r: SeriesRef,
+    pub(crate) id: strata_schemas::SeriesId,
+    pub(crate) device_hash: u64,
+    pub(crate) labels: LabelArcs,
+}
+
+impl PendingSeries {
+    pub(crate) fn sort(v: &mut [PendingSeries]) {
+        v.sort_unstable_by(|a, b| {
+            (a.device_hash, a.id).cmp(&(b.device_hash, b.id)).then_with(|| a.labels.cmp(&b.labels))
+        });
+    }
 }
 
 impl HotStore {
     /// Opens (or creates) the store in `dir`: loads the manifest and the
-    /// index of every live segment, and deletes leftovers of a crash.
+    /// index of every live segment, quarantines corrupt segments, and
+    /// deletes leftovers of a crash.
     pub fn open(dir: &Path, mut config: HotStoreConfig) -> Result<HotStore> {
         config.validate();
         std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
         let manifest = match manifest::load(dir)? {
             Some(m) => m,
-            None => create_initial_manifest(dir)?,
+            None => create_initial_manifest(dir, config.bucket_ms())?,
         };
         remove_leftovers(dir, &manifest)?;
-        let mut state = State { next_offsets: manifest.flushed_offsets.clone(), ..State::default() };
-        for entry in &manifest.segments {
-            let (file, blocks) = open_listed_segment(dir, entry)?;
-            install_segment(&mut state, file, blocks);
+        let bucket_ms = if manifest.bucket_ms > 0 { manifest.bucket_ms } else { config.bucket_ms() };
+        if bucket_ms != config.bucket_ms() {
+            tracing::warn!(
+                configured = config.bucket_ms(),
+                stored = bucket_ms,
+                "hot_store.bucket differs from the store's; keeping the store's"
+            );
         }
-        state.next_segment_id = manifest.segments.iter().map(|s| s.id + 1).max().unwrap_or(1);
+        let mut state = State { next_offsets: manifest.flushed_offsets.clone(), ..State::default() };
+        for (t, &b) in &manifest.expired_before {
+            if let Ok(t) = TenantId::new(t.as_str()) {
+                state.expired_before.insert(t, b);
+            }
+        }
+        let mut corrupt = Vec::new();
+        for entry in &manifest.segments {
+            match open_listed_segment(dir, entry) {
+                Ok((file, series)) => install_segment(&mut state, entry.id, entry.seq, file, series),
+                Err(e)
+                    if e.kind() == strata_schemas::ErrorKind::Corruption
+                        && !matches!(e, Error::MissingSegment { .. }) =>
+                {
+                    corrupt.push((entry.clone(), e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let next_id = manifest.segments.iter().map(|s| s.id.max(s.seq) + 1).max().unwrap_or(1);
         state.manifest = manifest;
-        let store = HotStore { dir: dir.to_path_buf(), config, state: RwLock::new(state), maintenance: Mutex::new(()) };
+        let store = HotStore {
+            dir: dir.to_path_buf(),
+            config,
+            bucket_ms,
+            state: RwLock::new(state),
+            flush_lock: Mutex::new(()),
+            compact_lock: Mutex::new(()),
+            manifest_lock: Mutex::new(()),
+            next_id: AtomicU64::new(next_id),
+            mem_samples: AtomicUsize::new(0),
+            flush_done: (Mutex::new(()), Condvar::new()),
+            throttled: AtomicU64::new(0),
+        };
+        for (entry, detail) in corrupt {
+            store.quarantine_entry(&entry, detail)?;
+        }
         let stats = store.stats();
         tracing::info!(
             dir = %dir.display(),
             segments = stats.segments,
+            buckets = stats.buckets,
             series = stats.series,
             disk_bytes = stats.disk_bytes,
+            quarantined = stats.quarantined,
             flushed_offsets = ?store.flushed_offsets(),
             "hot store opened"
         );
@@ -156,7 +297,12 @@ impl HotStore {
     /// Applies one log record. Records of a partition arrive in increasing
     /// offset order; a record below the next expected offset was applied
     /// already (replay overlap) and is skipped, so `apply` is idempotent.
+    /// Samples in buckets that TTL expiry already removed are dropped.
+    ///
+    /// Back-pressure: when the memtable is at its hard limit this blocks
+    /// until a flush has swapped it out (flushing inline if none is running).
     pub fn apply(&self, partition: u32, offset: u64, batch: &WriteBatch) -> Result<()> {
+        self.throttle();
         let mut guard = self.state.write();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -166,14 +312,57 @@ impl HotStore {
             tracing::trace!(partition, offset, "skipping already applied record");
             return Ok(());
         }
+        let floor = st.expired_before.get(&batch.tenant).copied().unwrap_or(i64::MIN);
+        let bucket_ms = self.bucket_ms;
+        let mut kept: Vec<Sample> = Vec::new();
         for s in batch.series.iter().filter(|s| !s.samples.is_empty()) {
-            let r = st.index.resolve(&batch.tenant, s.id, &s.labels);
-            if let Some((min, max)) = st.memtable.insert(r, &s.samples) {
+            let samples: &[Sample] = if s.samples.iter().any(|x| x.ts < floor) {
+                kept.clear();
+                kept.extend(s.samples.iter().filter(|x| x.ts >= floor));
+                &kept
+            } else {
+                &s.samples
+            };
+            if samples.is_empty() {
+                continue;
+            }
+            let r = st.index.resolve(&batch.tenant, s.id, s.device_hash, &s.labels);
+            if let Some((min, max)) = st.memtable.insert(r, samples, |ts| bucket_start(ts, bucket_ms)) {
                 st.index.extend_range(r, min, max);
             }
         }
         st.next_offsets.insert(partition, offset.saturating_add(1));
+        self.mem_samples.store(st.memtable.samples(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Blocks while the memtable is at its hard limit (see [`HotStore::apply`]).
+    fn throttle(&self) {
+        let hard = self.config.hard_limit_samples();
+        let mut counted = false;
+        while self.mem_samples.load(Ordering::Relaxed) >= hard {
+            if !counted {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                counted = true;
+            }
+            if let Some(guard) = self.flush_lock.try_lock() {
+                let result = self.flush_locked();
+                drop(guard);
+                self.notify_flushed();
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "back-pressure flush failed");
+                    return;
+                }
+            } else {
+                let mut g = self.flush_done.0.lock();
+                self.flush_done.1.wait_for(&mut g, Duration::from_millis(50));
+            }
+        }
+    }
+
+    fn notify_flushed(&self) {
+        let _g = self.flush_done.0.lock();
+        self.flush_done.1.notify_all();
     }
 
     /// Samples in the active memtable.
@@ -186,31 +375,58 @@ impl HotStore {
         self.state.read().manifest.flushed_offsets.clone()
     }
 
+    /// Segments quarantined since open.
+    pub fn quarantined(&self) -> Vec<QuarantinedSegment> {
+        self.state.read().quarantined.clone()
+    }
+
     /// A summary of the store.
     pub fn stats(&self) -> HotStoreStats {
         let st = self.state.read();
+        let mut buckets: Vec<(&TenantId, i64)> =
+            st.segments.iter().map(|s| (&s.scope().tenant, s.scope().bucket)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
         HotStoreStats {
             series: st.index.len(),
             memtable_samples: st.memtable.samples(),
+            memtable_bytes: st.memtable.heap_bytes(),
             frozen_samples: st.frozen.as_ref().map_or(0, |f| f.samples()),
             segments: st.segments.len(),
+            buckets: buckets.len(),
             disk_bytes: st.segments.iter().map(|s| s.file.size).sum(),
             id_collisions: st.index.collisions(),
+            quarantined: st.quarantined.len(),
+            throttled_applies: self.throttled.load(Ordering::Relaxed),
         }
     }
 
-    /// Freezes the memtable, writes it as a segment, atomically replaces the
-    /// manifest (recording per-partition flushed offsets), then drops the
-    /// frozen memtable. Applies and reads continue while the file is written.
+    pub(crate) fn alloc_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Freezes the memtable, writes one segment per (tenant, bucket) it
+    /// holds, atomically replaces the manifest (recording per-partition
+    /// flushed offsets), then drops the frozen memtable. Applies and reads
+    /// continue while the files are written.
     ///
     /// On failure the store is poisoned (it keeps serving reads, refuses
     /// writes); after a restart the log replay restores the unflushed data.
     pub fn flush(&self) -> Result<FlushOutcome> {
-        let _maintenance = self.maintenance.lock();
-        let Some((frozen, keys, offsets, id)) = self.freeze()? else {
-            return Ok(FlushOutcome { flushed_offsets: self.flushed_offsets(), series: 0, samples: 0, segment: None });
+        let guard = self.flush_lock.lock();
+        let result = self.flush_locked();
+        drop(guard);
+        self.notify_flushed();
+        result
+    }
+
+    /// The flush body; the caller holds `flush_lock`.
+    fn flush_locked(&self) -> Result<FlushOutcome> {
+        let Some((frozen, offsets, seq)) = self.freeze()? else {
+            let flushed_offsets = self.flushed_offsets();
+            return Ok(FlushOutcome { flushed_offsets, series: 0, samples: 0, segment: None, segments: Vec::new() });
         };
-        self.write_frozen(&frozen, keys, offsets, id).inspect_err(|e| {
+        self.write_frozen(&frozen, offsets, seq).inspect_err(|e| {
             tracing::error!(error = %e, "flush failed; hot store poisoned until restart");
             self.state.write().poisoned = Some(e.to_string());
         })
@@ -218,7 +434,7 @@ impl HotStore {
 
     /// Swaps the memtable out; `None` when there is nothing new to persist.
     #[expect(clippy::type_complexity, reason = "private helper returning the pieces of one frozen memtable")]
-    fn freeze(&self) -> Result<Option<(Arc<Memtable>, Vec<(Arc<SeriesKey>, SeriesRef)>, BTreeMap<u32, u64>, u64)>> {
+    fn freeze(&self) -> Result<Option<(Arc<Memtable>, BTreeMap<u32, u64>, u64)>> {
         let mut guard = self.state.write();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -229,140 +445,170 @@ impl HotStore {
         }
         let frozen = Arc::new(std::mem::take(&mut st.memtable));
         st.frozen = Some(Arc::clone(&frozen));
-        let mut keys: Vec<(Arc<SeriesKey>, SeriesRef)> =
-            frozen.iter().filter_map(|(r, _)| st.index.get(r).map(|e| (Arc::clone(&e.key), r))).collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let id = st.next_segment_id;
-        st.next_segment_id += 1;
-        Ok(Some((frozen, keys, st.next_offsets.clone(), id)))
+        self.mem_samples.store(0, Ordering::Relaxed);
+        Ok(Some((frozen, st.next_offsets.clone(), self.alloc_id())))
     }
 
-    fn write_frozen(
-        &self,
-        frozen: &Memtable,
-        keys: Vec<(Arc<SeriesKey>, SeriesRef)>,
-        offsets: BTreeMap<u32, u64>,
-        id: u64,
-    ) -> Result<FlushOutcome> {
-        let mut new_manifest = self.state.read().manifest.clone();
-        new_manifest.generation += 1;
-        new_manifest.flushed_offsets = offsets.clone();
-        let mut outcome = FlushOutcome { flushed_offsets: offsets, series: 0, samples: 0, segment: None };
-        let mut installed = None;
-        if !keys.is_empty() {
-            let records = keys.into_iter().filter_map(|(key, r)| {
-                frozen.get(r).map(|buf| Ok(SeriesRecord { key, samples: buf.sorted_unique().into_owned() }))
+    /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
+    fn group(&self, frozen: &Memtable) -> BTreeMap<(TenantId, i64), Vec<PendingSeries>> {
+        let st = self.state.read();
+        let mut by_tenant: HashMap<u32, TenantId> = HashMap::new();
+        let mut groups: BTreeMap<(TenantId, i64), Vec<PendingSeries>> = BTreeMap::new();
+        for (r, bucket, _) in frozen.iter() {
+            let Some(e) = st.index.get(r) else { continue };
+            let tenant = match by_tenant.get(&e.tenant) {
+                Some(t) => t.clone(),
+                None => {
+                    let Some(t) = st.index.tenant_of(e) else { continue };
+                    by_tenant.insert(e.tenant, t.clone());
+                    t.clone()
+                }
+            };
+            let p = PendingSeries { r, id: e.id, device_hash: e.device_hash, labels: st.index.label_arcs(e) };
+            groups.entry((tenant, bucket)).or_default().push(p);
+        }
+        drop(st);
+        for v in groups.values_mut() {
+            PendingSeries::sort(v);
+        }
+        groups
+    }
+
+    fn write_frozen(&self, frozen: &Memtable, offsets: BTreeMap<u32, u64>, seq: u64) -> Result<FlushOutcome> {
+        let mut outcome = FlushOutcome {
+            flushed_offsets: offsets.clone(),
+            series: 0,
+            samples: 0,
+            segment: None,
+            segments: Vec::new(),
+        };
+        let mut installed = Vec::new();
+        for ((tenant, bucket), series) in self.group(frozen) {
+            let id = self.alloc_id();
+            let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
+            let refs: Vec<SeriesRef> = series.iter().map(|p| p.r).collect();
+            let records = series.into_iter().map(|p| {
+                let chunk = frozen.get(p.r).iter().find(|(b, _)| *b == bucket).map(|(_, c)| c);
+                let samples = chunk.map(|c| c.samples()).transpose().map_err(|detail| Error::Corrupted {
+                    path: PathBuf::from("<memtable>"),
+                    detail: detail.to_owned(),
+                })?;
+                Ok(SeriesRecord {
+                    id: p.id,
+                    device_hash: p.device_hash,
+                    labels: p.labels,
+                    samples: samples.unwrap_or_default(),
+                })
             });
-            let written = write_segment(&self.dir, id, records)?;
-            let (file, blocks) = open_segment(&written.path)?;
-            new_manifest.segments.push(SegmentEntry { id, file: segment_file_name(id), size: file.size });
-            (outcome.series, outcome.samples, outcome.segment) = (written.series, written.samples, Some(written.path));
-            installed = Some((file, blocks));
+            let written = write_segment(&self.dir, id, &scope, records)?;
+            let (file, entries) = open_segment(&written.path)?;
+            let blocks = refs.into_iter().zip(entries).map(|(r, s)| (r, s.meta)).collect();
+            outcome.series += written.series;
+            outcome.samples += written.samples;
+            outcome.segments.push(written.path.clone());
+            outcome.segment = Some(written.path);
+            installed.push(Arc::new(Segment { id, seq, file, blocks: sorted_blocks(blocks) }));
         }
-        manifest::store(&self.dir, &new_manifest)?;
-        let mut st = self.state.write();
-        if let Some((file, blocks)) = installed {
-            install_segment(&mut st, file, blocks);
-        }
-        st.frozen = None;
-        st.manifest = new_manifest;
-        tracing::info!(segment = ?outcome.segment, series = outcome.series, samples = outcome.samples, "hot store flushed");
+        crate::failpoint::hit("flush.after_segments")
+            .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
+        let entries: Vec<SegmentEntry> = installed.iter().map(|s| s.entry()).collect();
+        self.commit(
+            |m| {
+                m.segments.extend(entries);
+                m.segments.sort_by_key(|s| (s.seq, s.id));
+                m.flushed_offsets = offsets;
+                true
+            },
+            |st| {
+                for s in installed {
+                    st.insert_segment(s);
+                }
+                st.frozen = None;
+            },
+        )?;
+        tracing::debug!(
+            segments = outcome.segments.len(),
+            series = outcome.series,
+            samples = outcome.samples,
+            "hot store flushed"
+        );
         Ok(outcome)
     }
 
-    /// Merges every live segment into one (latest write wins), with the same
-    /// atomic manifest protocol as a flush, then deletes the inputs. Keeps the
-    /// segment count bounded until the time-bucketed engine lands.
-    pub fn compact(&self) -> Result<CompactOutcome> {
-        let _maintenance = self.maintenance.lock();
-        let Some((inputs, keys, id)) = self.plan_compaction()? else {
-            return Ok(CompactOutcome { input_segments: 0, segment: None, series: 0, samples: 0 });
-        };
-        let records =
-            keys.into_iter().map(|(key, r)| merge_segments(&inputs, r).map(|samples| SeriesRecord { key, samples }));
-        let written = write_segment(&self.dir, id, records)?;
-        let (file, blocks) = open_segment(&written.path)?;
-        let mut new_manifest = self.state.read().manifest.clone();
-        new_manifest.generation += 1;
-        new_manifest.segments = vec![SegmentEntry { id, file: segment_file_name(id), size: file.size }];
-        manifest::store(&self.dir, &new_manifest).inspect_err(|e| {
-            tracing::error!(error = %e, "compaction manifest write failed; hot store poisoned until restart");
-            self.state.write().poisoned = Some(e.to_string());
-        })?;
-        {
-            let mut st = self.state.write();
-            st.segments.clear();
-            install_segment(&mut st, file, blocks);
-            st.manifest = new_manifest;
+    /// Replaces the manifest with `edit` applied (if `edit` returns true),
+    /// then updates the in-memory state with `install`, under `manifest_lock`.
+    /// Returns whether the manifest was written.
+    pub(crate) fn commit(
+        &self,
+        edit: impl FnOnce(&mut Manifest) -> bool,
+        install: impl FnOnce(&mut State),
+    ) -> Result<bool> {
+        let _m = self.manifest_lock.lock();
+        let mut m = self.state.read().manifest.clone();
+        if !edit(&mut m) {
+            return Ok(false);
         }
-        self.remove_replaced(&inputs);
-        tracing::info!(inputs = inputs.len(), segment = %written.path.display(), "hot store compacted");
-        Ok(CompactOutcome {
-            input_segments: inputs.len(),
-            segment: Some(written.path),
-            series: written.series,
-            samples: written.samples,
-        })
-    }
-
-    /// The segments to merge, their series in file order, and the output id;
-    /// `None` when fewer than two segments are live.
-    #[expect(clippy::type_complexity, reason = "private helper returning the pieces of one compaction")]
-    fn plan_compaction(&self) -> Result<Option<(Vec<Arc<Segment>>, Vec<(Arc<SeriesKey>, SeriesRef)>, u64)>> {
+        m.generation += 1;
+        m.bucket_ms = self.bucket_ms;
+        manifest::store(&self.dir, &m)?;
         let mut st = self.state.write();
-        if let Some(cause) = &st.poisoned {
-            return Err(Error::Poisoned { operation: "compact", cause: cause.clone() });
-        }
-        if st.segments.len() < 2 {
-            return Ok(None);
-        }
-        let mut refs: Vec<SeriesRef> = st.segments.iter().flat_map(|s| s.blocks.keys().copied()).collect();
-        refs.sort_unstable();
-        refs.dedup();
-        let mut keys: Vec<(Arc<SeriesKey>, SeriesRef)> =
-            refs.into_iter().filter_map(|r| st.index.get(r).map(|e| (Arc::clone(&e.key), r))).collect();
-        keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let id = st.next_segment_id;
-        st.next_segment_id += 1;
-        Ok(Some((st.segments.clone(), keys, id)))
+        st.manifest = m;
+        install(&mut st);
+        Ok(true)
     }
 
-    /// Deletes segment files no manifest references any more. Failures only
-    /// warn: the next open deletes leftovers anyway.
-    fn remove_replaced(&self, inputs: &[Arc<Segment>]) {
-        for s in inputs {
-            if let Err(e) = std::fs::remove_file(&s.file.path) {
-                tracing::warn!(path = %s.file.path.display(), error = %e, "could not delete compacted segment");
-            }
-        }
-        if let Err(e) = sync_dir(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "could not sync directory after compaction");
-        }
+    /// Moves a listed-but-corrupt segment aside and drops it from the manifest.
+    pub(crate) fn quarantine_entry(&self, entry: &SegmentEntry, detail: String) -> Result<()> {
+        let path = self.dir.join(&entry.file);
+        tracing::error!(
+            path = %path.display(),
+            tenant = %entry.tenant,
+            bucket = entry.bucket,
+            detail = %detail,
+            "corrupt hot-store segment; quarantining it (its samples are no longer served)"
+        );
+        let id = entry.id;
+        let report =
+            QuarantinedSegment { path: path.clone(), tenant: entry.tenant.clone(), bucket: entry.bucket, detail };
+        self.commit(
+            |m| {
+                m.segments.retain(|s| s.id != id);
+                true
+            },
+            |st| {
+                st.segments.retain(|s| s.id != id);
+                st.quarantined.push(report);
+            },
+        )?;
+        move_to_quarantine(&self.dir, &path);
+        Ok(())
     }
 }
 
-/// Merges one series' blocks from `segments` (oldest first; newer wins).
-fn merge_segments(segments: &[Arc<Segment>], r: SeriesRef) -> Result<Vec<(i64, u64)>> {
-    let mut merged = BTreeMap::new();
-    for seg in segments {
-        if let Some(meta) = seg.blocks.get(&r) {
-            let samples = seg
-                .file
-                .read_block(meta)
-                .map_err(|source| Error::CompactRead { path: seg.file.path.clone(), source })?;
-            merged.extend(samples);
-        }
+/// Moves `path` into `<dir>/quarantine/` (best effort: failures only log).
+pub(crate) fn move_to_quarantine(dir: &Path, path: &Path) {
+    let qdir = dir.join(QUARANTINE_DIR);
+    let result = std::fs::create_dir_all(&qdir).and_then(|()| match path.file_name() {
+        Some(name) => std::fs::rename(path, qdir.join(name)),
+        None => Ok(()),
+    });
+    if let Err(e) = result.and_then(|()| sync_dir(dir)) {
+        tracing::warn!(path = %path.display(), error = %e, "could not move corrupt segment into quarantine/");
     }
-    Ok(merged.into_iter().collect())
 }
 
-fn create_initial_manifest(dir: &Path) -> Result<Manifest> {
+pub(crate) fn sorted_blocks(mut blocks: Vec<(SeriesRef, BlockMeta)>) -> Vec<(SeriesRef, BlockMeta)> {
+    blocks.sort_unstable_by_key(|b| b.0);
+    blocks
+}
+
+fn create_initial_manifest(dir: &Path, bucket_ms: i64) -> Result<Manifest> {
     let segments: Vec<String> =
         list_dir(dir)?.into_iter().filter(|n| n.ends_with(&format!(".{SEGMENT_EXT}"))).collect();
     if !segments.is_empty() {
         return Err(Error::ManifestMissing { path: manifest::manifest_path(dir), files: segments.join(", ") });
     }
-    let m = Manifest::default();
+    let m = Manifest { bucket_ms, ..Manifest::default() };
     manifest::store(dir, &m)?;
     tracing::info!(dir = %dir.display(), "created empty hot store");
     Ok(m)
@@ -379,12 +625,13 @@ fn list_dir(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Deletes segment and temp files the manifest does not reference: they are
-/// leftovers of a crash between writing a file and committing the manifest.
+/// leftovers of a crash between writing a file and committing the manifest
+/// (or between committing a compaction or expiry and deleting its inputs).
 fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<()> {
     let mut removed = false;
     for name in list_dir(dir)? {
         let ours = name.ends_with(&format!(".{SEGMENT_EXT}")) || name.ends_with(&format!(".{TEMP_EXT}"));
-        if name == MANIFEST_FILE || manifest.segments.iter().any(|s| s.file == name) {
+        if name == MANIFEST_FILE || name == QUARANTINE_DIR || manifest.segments.iter().any(|s| s.file == name) {
             continue;
         }
         let path = dir.join(&name);
@@ -392,7 +639,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<()> {
             tracing::warn!(path = %path.display(), "unknown file in hot-store directory; leaving it");
             continue;
         }
-        tracing::warn!(path = %path.display(), "deleting leftover of an interrupted flush or compaction");
+        tracing::warn!(path = %path.display(), "deleting leftover of an interrupted flush, compaction or expiry");
         std::fs::remove_file(&path).map_err(|source| Error::RemoveLeftover { path, source })?;
         removed = true;
     }
@@ -402,7 +649,7 @@ fn remove_leftovers(dir: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-fn open_listed_segment(dir: &Path, entry: &SegmentEntry) -> Result<(SegmentFile, Vec<(SeriesKey, BlockMeta)>)> {
+fn open_listed_segment(dir: &Path, entry: &SegmentEntry) -> Result<(SegmentFile, Vec<SegmentSeries>)> {
     let path = dir.join(&entry.file);
     if entry.file != segment_file_name(entry.id) {
         return Err(Error::Corrupted {
@@ -410,23 +657,31 @@ fn open_listed_segment(dir: &Path, entry: &SegmentEntry) -> Result<(SegmentFile,
             detail: format!("segment {} has unexpected file name {:?}", entry.id, entry.file),
         });
     }
-    let (file, blocks) = open_segment(&path)?;
+    let (file, series) = open_segment(&path)?;
     if file.size != entry.size {
         let detail = format!("file is {} bytes, the manifest recorded {}", file.size, entry.size);
         return Err(Error::Corrupted { path, detail });
     }
-    Ok((file, blocks))
+    if file.scope.tenant.as_str() != entry.tenant || file.scope.bucket != entry.bucket {
+        let detail = format!(
+            "segment holds tenant {} bucket {}, the manifest says {} {}",
+            file.scope.tenant, file.scope.bucket, entry.tenant, entry.bucket
+        );
+        return Err(Error::Corrupted { path, detail });
+    }
+    Ok((file, series))
 }
 
-/// Registers a segment's series in the index and appends it as the newest segment.
-fn install_segment(st: &mut State, file: SegmentFile, entries: Vec<(SeriesKey, BlockMeta)>) {
-    let mut blocks = HashMap::with_capacity(entries.len());
-    for (key, meta) in entries {
-        let r = st.index.resolve(&key.tenant, key.id, &key.labels);
-        st.index.extend_range(r, meta.min_ts, meta.max_ts);
-        blocks.insert(r, meta);
+/// Registers a segment's series in the index and inserts it in (seq, id) order.
+pub(crate) fn install_segment(st: &mut State, id: u64, seq: u64, file: SegmentFile, series: Vec<SegmentSeries>) {
+    let mut blocks = Vec::with_capacity(series.len());
+    let tenant = file.scope.tenant.clone();
+    for s in series {
+        let r = st.index.resolve(&tenant, s.id, s.device_hash, s.labels.as_slice());
+        st.index.extend_range(r, s.meta.min_ts, s.meta.max_ts);
+        blocks.push((r, s.meta));
     }
-    st.segments.push(Arc::new(Segment { file, blocks }));
+    st.insert_segment(Arc::new(Segment { id, seq, file, blocks: sorted_blocks(blocks) }));
 }
 
 #[cfg(test)]

@@ -80,29 +80,48 @@ fn corrupt_manifest_fails_open_naming_it() {
     assert_eq!(err.kind(), ErrorKind::Corruption);
 }
 
-#[test]
-fn corrupt_segment_index_fails_open_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+/// Two tenants' segments; returns the store dir's segment of tenant "a".
+fn two_tenants(dir: &std::path::Path) -> std::path::PathBuf {
+    let store = open(dir);
     store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (2, 2.0)])).unwrap();
     let path = store.flush().unwrap().segment.unwrap();
-    drop(store);
+    store.apply(0, 1, &batch("b", "m", &[(1, 5.0)])).unwrap();
+    store.flush().unwrap();
+    path
+}
+
+fn assert_quarantined(store: &HotStore, dir: &std::path::Path, path: &std::path::Path) {
+    let q = store.quarantined();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!((q[0].path.as_path(), q[0].tenant.as_str(), q[0].bucket), (path, "a", 0));
+    assert!(!path.exists(), "moved out of the live directory");
+    assert!(dir.join("quarantine").join(path.file_name().unwrap()).exists());
+    assert_eq!(store.stats().quarantined, 1);
+    let b = store.select(&tenant("b"), &[], TimeRange::ALL).unwrap();
+    assert_eq!(b.len(), 1, "the rest keeps serving");
+}
+
+#[test]
+fn corrupt_segment_index_is_quarantined_on_open_and_the_rest_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = two_tenants(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
     let n = bytes.len();
     bytes[n - 30] ^= 0x08; // last byte of the index section
     std::fs::write(&path, &bytes).unwrap();
-    let err = HotStore::open(dir.path(), HotStoreConfig::default()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Corruption);
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    let store = open(dir.path());
+    assert_quarantined(&store, dir.path(), &path);
+    assert!(store.quarantined()[0].detail.contains("checksum"), "{:?}", store.quarantined());
+    assert!(samples(&store).is_empty());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.stats().segments, 1, "the manifest no longer lists it");
 }
 
 #[test]
-fn corrupt_sample_block_fails_select_naming_file_and_block() {
+fn corrupt_sample_block_fails_select_naming_file_and_bucket_then_quarantines() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (2, 2.0)])).unwrap();
-    let path = store.flush().unwrap().segment.unwrap();
-    drop(store);
+    let path = two_tenants(dir.path());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[13] ^= 0x02; // inside block 0 (blocks start at byte 12)
     std::fs::write(&path, &bytes).unwrap();
@@ -110,26 +129,117 @@ fn corrupt_sample_block_fails_select_naming_file_and_block() {
     match store.select(&tenant("a"), &[], TimeRange::ALL) {
         Err(ReadError::Corrupted { location, .. }) => {
             assert!(location.contains(&path.display().to_string()) && location.contains("block 0"), "{location}");
+            assert!(location.contains("tenant a, bucket 0"), "{location}");
         }
         other => panic!("expected Corrupted, got {other:?}"),
     }
-    assert!(store.compact().is_ok(), "one segment: nothing to compact");
+    assert_quarantined(&store, dir.path(), &path);
+    assert!(samples(&store).is_empty(), "later queries serve what is left");
 }
 
 #[test]
-fn missing_or_truncated_segment_fails_open_naming_the_file() {
+fn corrupt_block_found_by_compaction_quarantines_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (2, 2.0)])).unwrap();
+    let path = store.flush().unwrap().segment.unwrap();
+    store.apply(0, 1, &batch("a", "m", &[(3, 3.0)])).unwrap();
+    store.flush().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[13] ^= 0x02;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = store.compact().unwrap();
+    assert_eq!(out.buckets, 0, "the bucket is skipped");
+    assert_eq!(store.quarantined().len(), 1);
+    assert_eq!(samples(&store), vec![(3, 3.0)]);
+}
+
+#[test]
+fn missing_segment_fails_open_and_truncated_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store.apply(0, 0, &batch("a", "m", &[(1, 1.0)])).unwrap();
     let path = store.flush().unwrap().segment.unwrap();
     drop(store);
     let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
-    let err = HotStore::open(dir.path(), HotStoreConfig::default()).unwrap_err();
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     std::fs::remove_file(&path).unwrap();
     let err = HotStore::open(dir.path(), HotStoreConfig::default()).unwrap_err();
     assert!(matches!(&err, Error::MissingSegment { path: p } if *p == path), "{err}");
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    let store = open(dir.path());
+    assert_eq!(store.quarantined().len(), 1);
+    assert!(store.quarantined()[0].detail.contains(&path.display().to_string()), "{:?}", store.quarantined());
+}
+
+/// Every crash point of a flush: reopen + replay returns exactly the acknowledged data.
+#[test]
+fn crash_at_every_flush_point_recovers_acknowledged_data() {
+    for point in [
+        "segment.before_fsync",
+        "segment.before_rename",
+        "flush.after_segments",
+        "manifest.before_fsync",
+        "manifest.before_rename",
+        "manifest.after_rename",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::default();
+        let store = open(dir.path());
+        log.append_and_apply(&store, 0, 1, batch("a", "m", &[(1, 1.0)]));
+        store.flush().unwrap();
+        log.append_and_apply(&store, 0, 1, batch("a", "m", &[(2, 2.0), (1, 9.0)]));
+        strata_hot_store::failpoint::arm(point);
+        assert!(store.flush().is_err(), "{point} was reached");
+        assert!(store.apply(0, 99, &batch("a", "m", &[(5, 5.0)])).is_err(), "poisoned after {point}");
+        drop(store);
+        let store = open(dir.path());
+        log.replay(&store);
+        assert_eq!(samples(&store), vec![(1, 9.0), (2, 2.0)], "{point}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+        );
+    }
+}
+
+/// Every crash point of a compaction and of an expiry.
+#[test]
+fn crash_at_every_compaction_and_expiry_point_is_clean() {
+    for (point, expiry) in [
+        ("compact.after_write", false),
+        ("manifest.before_rename", false),
+        ("manifest.after_rename", false),
+        ("compact.before_delete_inputs", false),
+        ("manifest.before_rename", true),
+        ("expire.before_delete", true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::default();
+        let store = open(dir.path());
+        for i in 0..3 {
+            log.append_and_apply(&store, 0, 1, batch("a", "m", &[(i, i as f64)]));
+            store.flush().unwrap();
+        }
+        log.append_and_apply(&store, 0, 1, batch("a", "m", &[(8_000_000, 7.0)]));
+        store.flush().unwrap();
+        strata_hot_store::failpoint::arm(point);
+        let failed =
+            if expiry { store.expire(2 * 3_600_000 + 7 * 86_400_000).is_err() } else { store.compact().is_err() };
+        assert!(failed, "{point} was reached");
+        drop(store);
+        let store = open(dir.path());
+        log.replay(&store);
+        let got = samples(&store);
+        let committed =
+            point == "manifest.after_rename" || point.starts_with("compact.before") || point.starts_with("expire.");
+        let want: Vec<(i64, f64)> = if expiry && committed {
+            vec![(8_000_000, 7.0)]
+        } else {
+            vec![(0, 0.0), (1, 1.0), (2, 2.0), (8_000_000, 7.0)]
+        };
+        assert_eq!(got, want, "{point} expiry={expiry}");
+        let live: Vec<_> = segment_files(dir.path());
+        assert_eq!(live.len(), store.stats().segments, "{point}: no leftover files after reopen");
+    }
 }
 
 #[test]
@@ -163,4 +273,32 @@ fn crash_after_compaction_manifest_before_deleting_inputs_is_clean() {
     let store = open(dir.path());
     assert_eq!(segment_files(dir.path()).len(), 1);
     assert_eq!(samples(&store), vec![(0, 0.0), (1, 1.0), (2, 2.0)]);
+}
+
+#[test]
+fn expiry_needs_ttl_and_cold_watermark_and_drops_late_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let hour = 3_600_000;
+    store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (2 * hour + 1, 2.0)])).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.stats().buckets, 2);
+    let now = 2 * hour + 7 * 86_400_000; // bucket 0 ended exactly TTL ago; bucket 1 not yet
+    store.set_cold_watermark(&tenant("a"), hour).unwrap();
+    assert_eq!(store.expire(now).unwrap().segments, 0, "the cold tier has not released bucket 0 yet");
+    store.set_cold_watermark(&tenant("a"), 2 * hour).unwrap();
+    store.set_cold_watermark(&tenant("a"), hour).unwrap(); // never moves back
+    let out = store.expire(now).unwrap();
+    assert_eq!((out.segments, out.series), (1, 0));
+    assert_eq!(samples(&store), vec![(2 * hour + 1, 2.0)]);
+    store.apply(0, 1, &batch("a", "m", &[(5, 5.0), (2 * hour + 2, 3.0)])).unwrap();
+    assert_eq!(
+        samples(&store),
+        vec![(2 * hour + 1, 2.0), (2 * hour + 2, 3.0)],
+        "late write into a deleted bucket is dropped"
+    );
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.cold_watermark(&tenant("a")), Some(2 * hour));
+    assert_eq!(segment_files(dir.path()).len(), 1);
 }

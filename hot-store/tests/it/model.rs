@@ -4,10 +4,47 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use strata_hot_store::HotStore;
+use std::time::Duration;
+
+use strata_hot_store::{HotStore, HotStoreConfig, failpoint};
 use strata_schemas::{BatchSeries, Labels, Matcher, ReadStore, Sample, SeriesId, TimeRange, WriteBatch};
 
-use crate::util::{Log, open, tenant};
+use crate::util::{Log, tenant};
+
+/// Small buckets so the generated timestamps (-5..60) span several of them.
+const BUCKET_MS: i64 = 20;
+/// Hot TTL of each tenant ("beta" has an override).
+const TTL_MS: [i64; 2] = [30, 50];
+
+fn config() -> HotStoreConfig {
+    HotStoreConfig {
+        bucket: Duration::from_millis(BUCKET_MS as u64),
+        default_hot_ttl: Duration::from_millis(TTL_MS[0] as u64),
+        tenant_hot_ttl: [("beta".to_owned(), humantime_serde::Serde::from(Duration::from_millis(TTL_MS[1] as u64)))]
+            .into(),
+        ..HotStoreConfig::default()
+    }
+}
+
+fn open(dir: &std::path::Path) -> HotStore {
+    HotStore::open(dir, config()).unwrap()
+}
+
+fn bucket_start(ts: i64) -> i64 {
+    ts.div_euclid(BUCKET_MS) * BUCKET_MS
+}
+
+/// Crash points exercised by the model, with the operation that reaches them.
+const CRASH_POINTS: [(&str, bool); 8] = [
+    ("segment.before_fsync", false),
+    ("segment.before_rename", false),
+    ("flush.after_segments", false),
+    ("manifest.before_rename", false),
+    ("manifest.after_rename", false),
+    ("compact.after_write", true),
+    ("compact.before_delete_inputs", true),
+    ("manifest.before_fsync", true),
+];
 
 const TENANTS: [&str; 2] = ["acme", "beta"];
 const SERIES_PER_TENANT: usize = 6;
@@ -40,6 +77,15 @@ enum Op {
     Compact,
     Reopen,
     CrashBeforeManifest,
+    /// Arm a crash point, run the flush or compaction that reaches it, "die", reopen and replay.
+    CrashAt(usize),
+    /// TTL expiry at wall-clock `now`.
+    Expire(i64),
+    /// The cold tier reports it holds the tenant's data below `ts`.
+    Watermark {
+        tenant: usize,
+        ts: i64,
+    },
     Select {
         tenant: usize,
         matcher: usize,
@@ -69,6 +115,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
         1 => Just(Op::CrashBeforeManifest),
+        1 => (0..CRASH_POINTS.len()).prop_map(Op::CrashAt),
+        1 => (0i64..150).prop_map(Op::Expire),
+        1 => (0..TENANTS.len(), -10i64..100).prop_map(|(tenant, ts)| Op::Watermark { tenant, ts }),
         3 => select,
     ]
 }
@@ -85,6 +134,15 @@ fn matchers(i: usize) -> Vec<Matcher> {
 }
 
 type Model = BTreeMap<(String, Labels), BTreeMap<i64, u64>>;
+
+/// Per tenant: expiry bound (samples below are gone and later dropped) and cold watermark.
+#[derive(Debug, Default, Clone, Copy)]
+struct TenantModel {
+    /// The store has seen a sample of this tenant (expiry only tracks known tenants).
+    known: bool,
+    expired_before: Option<i64>,
+    watermark: Option<i64>,
+}
 
 fn to_batch(t: usize, series: &[(usize, Vec<(i64, u64)>)]) -> WriteBatch {
     let name = TENANTS[t];
@@ -138,17 +196,50 @@ fn crash_before_manifest(dir: &std::path::Path, store: HotStore, log: &Log) -> H
     store
 }
 
+fn crash_at(dir: &std::path::Path, store: HotStore, log: &Log, point: usize) -> HotStore {
+    let (name, compaction) = CRASH_POINTS[point];
+    failpoint::arm(name);
+    let _ = if compaction { store.compact().map(|_| ()) } else { store.flush().map(|_| ()) };
+    failpoint::disarm();
+    drop(store); // the process dies here: nothing after the crash point ran
+    let store = open(dir);
+    log.replay(&store);
+    store
+}
+
+fn expire(model: &mut Model, tenants: &mut [TenantModel; 2], now: i64) {
+    for (t, tm) in tenants.iter_mut().enumerate().filter(|(_, tm)| tm.known) {
+        let mut bound = bucket_start(now - TTL_MS[t]);
+        if let Some(wm) = tm.watermark {
+            bound = bound.min(bucket_start(wm));
+        }
+        if tm.expired_before.is_none_or(|b| bound > b) {
+            tm.expired_before = Some(bound);
+        }
+        let b = tm.expired_before.unwrap_or(i64::MIN);
+        for ((tn, _), s) in model.iter_mut() {
+            if tn == TENANTS[t] {
+                s.retain(|&ts, _| ts >= b);
+            }
+        }
+    }
+    model.retain(|_, s| !s.is_empty());
+}
+
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
     let mut log = Log::default();
     let mut model = Model::new();
+    let mut tenants = [TenantModel::default(); 2];
     for op in ops {
         match op {
             Op::Apply { gap, tenant: t, series } => {
+                let floor = tenants[t].expired_before.unwrap_or(i64::MIN);
+                tenants[t].known |= series.iter().any(|(_, s)| !s.is_empty());
                 for (i, samples) in &series {
                     let entry = model.entry((TENANTS[t].to_owned(), series_labels(*i))).or_default();
-                    entry.extend(samples.iter().copied());
+                    entry.extend(samples.iter().copied().filter(|&(ts, _)| ts >= floor));
                 }
                 model.retain(|_, s| !s.is_empty());
                 for p in 0..3 {
@@ -164,7 +255,18 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Compact => {
                 store.compact().unwrap();
-                prop_assert!(store.stats().segments <= 1);
+                let stats = store.stats();
+                prop_assert_eq!(stats.segments, stats.buckets, "one segment per (tenant, bucket) after compaction");
+            }
+            Op::CrashAt(point) => store = crash_at(dir.path(), store, &log, point),
+            Op::Expire(now) => {
+                store.expire(now).unwrap();
+                expire(&mut model, &mut tenants, now);
+            }
+            Op::Watermark { tenant: t, ts } => {
+                store.set_cold_watermark(&tenant(TENANTS[t]), ts).unwrap();
+                let tm = &mut tenants[t];
+                tm.watermark = Some(tm.watermark.map_or(ts, |w| w.max(ts)));
             }
             Op::Reopen => {
                 drop(store);

@@ -1,0 +1,40 @@
+//! Crash-point injection for tests.
+//!
+//! Flush, compaction and manifest replacement call [`hit`] at the points a
+//! crash is interesting. A test arms one point with [`arm`]; when the armed
+//! point is reached on the same thread, the operation fails there with an
+//! I/O error, exactly as if the process had died at that instant (nothing
+//! after the point runs). The test then drops the store and reopens it. Not
+//! armed, a point costs one thread-local read.
+//!
+//! Points: `segment.before_fsync`, `segment.before_rename`,
+//! `manifest.before_fsync`, `manifest.before_rename`, `manifest.after_rename`,
+//! `flush.after_segments`, `compact.after_write`, `compact.before_delete_inputs`,
+//! `expire.before_delete`.
+
+use std::cell::Cell;
+
+thread_local! {
+    static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// Arms crash point `name` on the current thread (one shot).
+pub fn arm(name: &'static str) {
+    ARMED.with(|a| a.set(Some(name)));
+}
+
+/// Disarms any armed point on the current thread.
+pub fn disarm() {
+    ARMED.with(|a| a.set(None));
+}
+
+/// Fails with an I/O error if `name` is armed on this thread (and disarms it).
+pub(crate) fn hit(name: &'static str) -> std::io::Result<()> {
+    ARMED.with(|a| match a.get() {
+        Some(armed) if armed == name => {
+            a.set(None);
+            Err(std::io::Error::other(format!("failpoint {name}")))
+        }
+        _ => Ok(()),
+    })
+}
