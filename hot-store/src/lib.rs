@@ -36,10 +36,13 @@
 //! [`strata_schemas::SeriesId`]; a second label set with the same id is kept
 //! apart (compared by labels, stored in an overflow map), never merged.
 //!
-//! **Not in this version** (issue "hot-store engine"): time buckets, croaring
-//! postings (label matching scans the tenant's series), TTL/retention and
-//! time-window compaction. [`HotStore::compact`] merges all segments into one
-//! so the segment count stays bounded. File layouts: `hot-store/FORMAT.md`.
+//! **Layout.** Time buckets (config `bucket`, default 2 h): the memtable
+//! keeps compressed chunks per (series, bucket); a flush writes one segment
+//! per (tenant, bucket); [`HotStore::compact`] merges a bucket's segments;
+//! [`HotStore::expire`] deletes whole buckets older than the tenant's hot TTL
+//! and (if set) below its cold watermark ([`HotStore::set_cold_watermark`]).
+//! Matchers resolve through croaring postings. Corrupt segments are
+//! quarantined. File layouts: `hot-store/FORMAT.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
