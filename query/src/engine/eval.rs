@@ -38,6 +38,11 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Fails when the query was canceled or ran out of time.
+    /// What a worker thread needs to stop early: the deadline and the cancel flag.
+    pub(crate) fn stop(&self) -> Stop {
+        Stop { deadline: self.deadline, cancel: self.cancel.clone() }
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         if self.cancel.as_ref().is_some_and(|c| c.is_canceled()) {
             return Err(QueryError::Canceled("expression evaluation"));
@@ -158,6 +163,20 @@ pub(crate) fn fmt_duration(ms: i64) -> String {
     out
 }
 
+/// The `Send` part of [`Ctx::check`], for worker threads.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop {
+    deadline: Instant,
+    cancel: Option<super::CancelToken>,
+}
+
+impl Stop {
+    /// True once the query should stop (canceled or past its deadline).
+    pub(crate) fn stopped(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.is_canceled()) || Instant::now() > self.deadline
+    }
+}
+
 /// An instant-vector series over the steps: one optional value per step.
 #[derive(Debug, Clone)]
 pub(crate) struct StepSeries {
@@ -197,11 +216,43 @@ impl RangeData {
         &self,
         ev: &Evaluator<'_>,
         samples: &[strata_schemas::Sample],
+        f: impl FnMut(usize, &[strata_schemas::Sample], i64),
+    ) {
+        self.geometry(ev).for_each_window(samples, f);
+    }
+
+    /// The window geometry, free of the evaluator (shareable across threads).
+    pub(crate) fn geometry(&self, ev: &Evaluator<'_>) -> Windows {
+        Windows { start: ev.start, step: ev.step, n: ev.n, range: self.range, offset: self.offset, at: self.at }
+    }
+}
+
+/// Where the windows of a range vector lie at each step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    pub(crate) start: i64,
+    pub(crate) step: i64,
+    pub(crate) n: usize,
+    pub(crate) range: i64,
+    pub(crate) offset: i64,
+    pub(crate) at: Option<i64>,
+}
+
+impl Windows {
+    /// Timestamp of step `i`.
+    pub(crate) fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+
+    /// Calls `f(step, window, window_end)` for every step (see [`RangeData::for_each_window`]).
+    pub(crate) fn for_each_window(
+        &self,
+        samples: &[strata_schemas::Sample],
         mut f: impl FnMut(usize, &[strata_schemas::Sample], i64),
     ) {
         let (mut lo, mut hi) = (0usize, 0usize);
-        for i in 0..ev.n {
-            let end = self.at.unwrap_or(ev.ts(i)) - self.offset;
+        for i in 0..self.n {
+            let end = self.at.unwrap_or(self.ts(i)) - self.offset;
             let start = end - self.range;
             while hi < samples.len() && samples[hi].ts <= end {
                 hi += 1;

@@ -3,10 +3,10 @@
 //! Each function sees one left-open window `(end - range, end]` of one series
 //! at a time, as a borrowed slice of the fetched samples (no copying).
 
-use super::eval::{Evaluator, RangeData, StepSeries, merge_same_labels};
+use super::eval::{Evaluator, RangeData, StepSeries, Windows, merge_same_labels};
 use super::stats::{Mean, kahan_sum, linear_regression, quantile, variance};
 use crate::error::Result;
-use strata_schemas::Sample;
+use strata_schemas::{Sample, SeriesData};
 
 /// A function taking a range vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,23 +103,11 @@ pub(crate) fn eval(
     param: Option<Vec<f64>>,
     counter_anchor: Option<&str>,
 ) -> Result<Vec<StepSeries>> {
+    let geo = rd.geometry(ev);
+    let param = param.as_deref();
+    let all_points = compute_all(ev, geo, f, &rd.series, param)?;
     let mut out = Vec::with_capacity(rd.series.len());
-    let mut scratch: Vec<f64> = Vec::new();
-    for (idx, s) in rd.series.iter().enumerate() {
-        ev.ctx.check()?;
-        let mut points = vec![None; ev.n];
-        rd.for_each_window(ev, &s.samples, |i, w, end| {
-            if w.is_empty() {
-                return;
-            }
-            let win = Window { start: end - rd.range, end, range_secs: rd.range as f64 / 1000.0, t: ev.ts(i) };
-            let (p, p2) = match (&param, f) {
-                (Some(p), RangeFn::Holt) => (p[2 * i], p[2 * i + 1]),
-                (Some(p), _) => (p[i], 0.0),
-                (None, _) => (0.0, 0.0),
-            };
-            points[i] = apply(f, w, win, (p, p2), &mut scratch);
-        });
+    for (idx, (s, points)) in rd.series.iter().zip(all_points).enumerate() {
         if points.iter().any(Option::is_some) {
             if let (Some(at), Some(name)) = (counter_anchor, s.labels.get(strata_schemas::METRIC_NAME))
                 && !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| name.ends_with(suffix))
@@ -140,6 +128,81 @@ pub(crate) fn eval(
         }
     }
     merge_same_labels(out)
+}
+
+/// Windows (series × steps) above which the series are split across threads.
+const PARALLEL_MIN_WINDOWS: usize = 100_000;
+
+/// The points of every series, in parallel over series when there is enough work.
+fn compute_all(
+    ev: &Evaluator<'_>,
+    geo: Windows,
+    f: RangeFn,
+    series: &[SeriesData],
+    param: Option<&[f64]>,
+) -> Result<Vec<Vec<Option<f64>>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads < 2 || series.len() < 2 * threads || series.len() * geo.n < PARALLEL_MIN_WINDOWS {
+        let mut scratch = Vec::new();
+        let mut out = Vec::with_capacity(series.len());
+        for s in series {
+            ev.ctx.check()?;
+            out.push(series_points(geo, f, s, param, &mut scratch));
+        }
+        return Ok(out);
+    }
+    let stop = ev.ctx.stop();
+    let chunk = series.len().div_ceil(threads);
+    let parts: Vec<Vec<Vec<Option<f64>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = series
+            .chunks(chunk)
+            .map(|part| {
+                let stop = stop.clone();
+                scope.spawn(move || {
+                    let mut scratch = Vec::new();
+                    let mut out = Vec::with_capacity(part.len());
+                    for s in part {
+                        if stop.stopped() {
+                            break;
+                        }
+                        out.push(series_points(geo, f, s, param, &mut scratch));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    ev.ctx.check()?;
+    let out: Vec<Vec<Option<f64>>> = parts.into_iter().flatten().collect();
+    if out.len() != series.len() {
+        return Err(crate::error::QueryError::Internal("a worker thread of a range function failed".into()));
+    }
+    Ok(out)
+}
+
+/// One series' value per step.
+fn series_points(
+    geo: Windows,
+    f: RangeFn,
+    s: &SeriesData,
+    param: Option<&[f64]>,
+    scratch: &mut Vec<f64>,
+) -> Vec<Option<f64>> {
+    let mut points = vec![None; geo.n];
+    geo.for_each_window(&s.samples, |i, w, end| {
+        if w.is_empty() {
+            return;
+        }
+        let win = Window { start: end - geo.range, end, range_secs: geo.range as f64 / 1000.0, t: geo.ts(i) };
+        let (p, p2) = match (param, f) {
+            (Some(p), RangeFn::Holt) => (p[2 * i], p[2 * i + 1]),
+            (Some(p), _) => (p[i], 0.0),
+            (None, _) => (0.0, 0.0),
+        };
+        points[i] = apply(f, w, win, (p, p2), scratch);
+    });
+    points
 }
 
 fn apply(f: RangeFn, w: &[Sample], win: Window, (p, p2): (f64, f64), scratch: &mut Vec<f64>) -> Option<f64> {

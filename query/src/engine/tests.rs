@@ -378,3 +378,26 @@ fn limitk_and_limit_ratio() {
     assert!(instant(&e, "limit_ratio(0.5, m) and limit_ratio(-0.5, m)", 0).is_empty());
     assert_eq!(err(&e, "limitk(NaN, m)", 0).to_string(), "Parameter value is NaN");
 }
+
+#[test]
+fn range_functions_over_many_series_match_serial_results() {
+    // 200 series × 601 steps crosses the parallel threshold of range functions.
+    let load: String = (0..200).map(|i| format!("c{{i=\"{i}\"}} 0+{}x700\n", 60 * (i % 7 + 1))).collect();
+    let e = engine(&load);
+    let r = range(&e, "rate(c[5m])", 10 * MIN, 610 * MIN, MIN);
+    assert_eq!(r.len(), 200);
+    for (labels, points) in &r {
+        let i: i64 = labels.split('"').nth(1).unwrap().parse().unwrap();
+        assert_eq!(points.len(), 601, "{labels}");
+        assert!(points.iter().all(|&(_, v)| close(v, (i % 7 + 1) as f64)), "{labels}: {points:?}");
+    }
+    // Canceled before the work starts: the workers stop and the query reports it.
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let opts = QueryOptions { timeout: None, cancel: Some(cancel) };
+    let t = TenantId::default_tenant();
+    assert!(matches!(
+        e.query_range_with(&t, "rate(c[5m])", 10 * MIN, 610 * MIN, MIN, &opts),
+        Err(QueryError::Canceled(_))
+    ));
+}
