@@ -15,11 +15,11 @@
 //! from the request precision to milliseconds; a line without one gets the
 //! server time of the request.
 
+use crate::batcher::{BatchBuilder, SeriesKey};
 use crate::series_cache::SeriesCache;
-use std::collections::HashMap;
 use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
 use strata_schemas::time::Precision;
-use strata_schemas::{BatchSeries, Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
 use strata_schemas::{device_hash_of, series_id_of};
 
 /// A line that was not stored.
@@ -77,21 +77,11 @@ pub struct Converter<'a> {
     pub cache: Option<&'a SeriesCache>,
 }
 
-/// The identity of one series a line writes to.
-#[derive(Debug)]
-struct LineSeries {
-    id: SeriesId,
-    device_hash: u64,
-    labels: Labels,
-}
-
 impl Converter<'_> {
     /// Parses and converts a whole request body.
     pub fn convert(&self, body: &[u8]) -> Conversion {
         let mut out = Conversion::default();
-        let mut batches: HashMap<u32, WriteBatch> = HashMap::new();
-        // Series already seen in this request → (partition, index in its batch).
-        let mut seen: HashMap<SeriesId, (u32, usize)> = HashMap::new();
+        let mut batches = BatchBuilder::new(self.tenant, self.partitions);
         for parsed in parse_lines(body) {
             let line = match parsed {
                 Ok(line) => line,
@@ -105,15 +95,13 @@ impl Converter<'_> {
                     out.accepted_lines += 1;
                     for (series, sample) in series {
                         out.samples += 1;
-                        self.add(&mut batches, &mut seen, series, sample);
+                        batches.add(series, [sample]);
                     }
                 }
                 Err(reason) => out.rejected.push(LineError { line: line.line_no, column: None, reason }),
             }
         }
-        let mut batches: Vec<(u32, WriteBatch)> = batches.into_iter().collect();
-        batches.sort_unstable_by_key(|(p, _)| *p);
-        out.batches = batches;
+        out.batches = batches.finish();
         out
     }
 
@@ -122,7 +110,7 @@ impl Converter<'_> {
         &self,
         line: &ParsedLine<'_>,
         skipped: &mut Vec<SkippedField>,
-    ) -> Result<Vec<(LineSeries, Sample)>, String> {
+    ) -> Result<Vec<(SeriesKey, Sample)>, String> {
         let ts = match line.timestamp {
             Some(ts) => self
                 .precision
@@ -156,7 +144,7 @@ impl Converter<'_> {
             let metric: [&str; 3] = if key == "value" { [measurement, "", ""] } else { [measurement, "_", key] };
             let id = series_id_of(self.tenant, &metric, tags.iter().copied());
             let labels = self.labels_for(id, &metric, &tags);
-            out.push((LineSeries { id, device_hash: device.unwrap_or(id.0), labels }, Sample::new(ts, value)));
+            out.push((SeriesKey { id, device_hash: device.unwrap_or(id.0), labels }, Sample::new(ts, value)));
         }
         if out.is_empty() {
             return Err(format!(
@@ -188,35 +176,6 @@ impl Converter<'_> {
             cache.insert(id, labels.clone());
         }
         labels
-    }
-
-    fn add(
-        &self,
-        batches: &mut HashMap<u32, WriteBatch>,
-        seen: &mut HashMap<SeriesId, (u32, usize)>,
-        series: LineSeries,
-        sample: Sample,
-    ) {
-        let LineSeries { id, device_hash, labels } = series;
-        if let Some(&(p, i)) = seen.get(&id) {
-            let slot = batches.get_mut(&p).and_then(|b| b.series.get_mut(i));
-            if let Some(series) = slot.filter(|s| s.labels.ptr_eq(&labels) || s.labels == labels) {
-                series.samples.push(sample);
-                return;
-            }
-            // A 64-bit id collision within one request (astronomically rare):
-            // find the exact label set, or add it as a series of its own.
-            let existing = batches.values_mut().flat_map(|b| b.series.iter_mut()).find(|s| s.labels == labels);
-            if let Some(series) = existing {
-                series.samples.push(sample);
-                return;
-            }
-        }
-        let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
-        let batch =
-            batches.entry(partition).or_insert_with(|| WriteBatch { tenant: self.tenant.clone(), series: Vec::new() });
-        batch.series.push(BatchSeries { id, device_hash, labels, samples: vec![sample] });
-        seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }
 }
 

@@ -22,6 +22,7 @@
 //! Tenant limits and Prometheus remote write arrive in later issues.
 #![warn(missing_docs)]
 
+mod batcher;
 pub mod config;
 pub mod convert;
 pub mod error;

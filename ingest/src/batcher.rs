@@ -1,0 +1,76 @@
+//! Groups the series of one write request into one [`WriteBatch`] per log
+//! partition, shared by every write protocol.
+//!
+//! ```text
+//!  (series id, device_hash, labels, samples) ──► partition = device_hash % P ──► WriteBatch of that partition
+//! ```
+//!
+//! A series that appears several times in one request (several lines, or
+//! repeated entries of a remote-write request) becomes one [`BatchSeries`]
+//! whose samples keep arrival order. Two different label sets never merge,
+//! even when their 64-bit ids collide.
+
+use std::collections::HashMap;
+use strata_schemas::{BatchSeries, Labels, Sample, SeriesId, TenantId, WriteBatch};
+
+/// The identity of one series a request writes to.
+#[derive(Debug)]
+pub(crate) struct SeriesKey {
+    /// [`strata_schemas::series_id_of`] of the tenant and labels.
+    pub(crate) id: SeriesId,
+    /// [`strata_schemas::device_hash_of`] of the device label, or the id.
+    pub(crate) device_hash: u64,
+    /// The canonical label set.
+    pub(crate) labels: Labels,
+}
+
+/// Builds the per-partition batches of one request for one tenant.
+#[derive(Debug)]
+pub(crate) struct BatchBuilder<'a> {
+    tenant: &'a TenantId,
+    partitions: u32,
+    batches: HashMap<u32, WriteBatch>,
+    /// Series already seen in this request → (partition, index in its batch).
+    seen: HashMap<SeriesId, (u32, usize)>,
+}
+
+impl<'a> BatchBuilder<'a> {
+    /// An empty builder for `tenant` over a log of `partitions` partitions.
+    pub(crate) fn new(tenant: &'a TenantId, partitions: u32) -> Self {
+        Self { tenant, partitions, batches: HashMap::new(), seen: HashMap::new() }
+    }
+
+    /// Appends `samples` to the series `key`, creating it in its partition's batch when new.
+    pub(crate) fn add(&mut self, key: SeriesKey, samples: impl IntoIterator<Item = Sample>) {
+        let SeriesKey { id, device_hash, labels } = key;
+        if let Some(series) = self.existing(id, &labels) {
+            series.samples.extend(samples);
+            return;
+        }
+        let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
+        let tenant = self.tenant;
+        let batch =
+            self.batches.entry(partition).or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
+        batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
+        self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
+    }
+
+    /// The series with exactly `labels` added earlier in this request, if any.
+    fn existing(&mut self, id: SeriesId, labels: &Labels) -> Option<&mut BatchSeries> {
+        let &(p, i) = self.seen.get(&id)?;
+        let same = |s: &BatchSeries| s.labels.ptr_eq(labels) || s.labels == *labels;
+        if self.batches.get(&p).and_then(|b| b.series.get(i)).is_some_and(same) {
+            return self.batches.get_mut(&p).and_then(|b| b.series.get_mut(i));
+        }
+        // A 64-bit id collision within one request (astronomically rare):
+        // find the exact label set, or let the caller add it as a series of its own.
+        self.batches.values_mut().flat_map(|b| b.series.iter_mut()).find(|s| s.labels == *labels)
+    }
+
+    /// The batches, sorted by partition.
+    pub(crate) fn finish(self) -> Vec<(u32, WriteBatch)> {
+        let mut batches: Vec<(u32, WriteBatch)> = self.batches.into_iter().collect();
+        batches.sort_unstable_by_key(|(p, _)| *p);
+        batches
+    }
+}
