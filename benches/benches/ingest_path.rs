@@ -18,7 +18,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use strata_benches::iot_line;
 use strata_hot_store::{HotStore, HotStoreConfig};
-use strata_ingest::convert::Converter;
+use strata_ingest::convert::{Converter, LabelLimits};
 use strata_ingest::series_cache::SeriesCache;
 use strata_ingest::{IngestLog, LocalLog, LogConfig, LogRecord, LogSink};
 use strata_schemas::time::Precision;
@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
         device_label: "device",
         partitions: 8,
         cache: Some(&cache),
+        limits: LabelLimits::default(),
     };
 
     let mut g = c.benchmark_group("ingest_path");

@@ -239,6 +239,18 @@ impl HotStore {
         self.state.read().manifest.cold_watermarks.get(tenant.as_str()).copied()
     }
 
+    /// Replaces the runtime hot TTLs (tenant id → TTL), e.g. from the tenant
+    /// registry; they take precedence over `config.tenant_hot_ttl`, and
+    /// tenants without one keep the configured TTL.
+    pub fn set_hot_ttls(&self, ttls: BTreeMap<String, std::time::Duration>) {
+        *self.runtime_ttls.write() = ttls;
+    }
+
+    /// The hot TTL of `tenant`: runtime, else configured, else the default.
+    pub fn hot_ttl(&self, tenant: &str) -> std::time::Duration {
+        self.runtime_ttls.read().get(tenant).copied().unwrap_or_else(|| self.config.hot_ttl(tenant))
+    }
+
     /// Deletes every bucket that ended more than its tenant's hot TTL before
     /// `now_ms` (and, for a tenant with a cold watermark, at or below the
     /// watermark): whole segment files, plus the matching memtable chunks.
@@ -311,7 +323,7 @@ impl HotStore {
         tenants.dedup();
         let mut out = BTreeMap::new();
         for t in tenants {
-            let ttl = i64::try_from(self.config.hot_ttl(t.as_str()).as_millis()).unwrap_or(i64::MAX);
+            let ttl = i64::try_from(self.hot_ttl(t.as_str()).as_millis()).unwrap_or(i64::MAX);
             let mut bound = bucket_start(now_ms.saturating_sub(ttl), self.bucket_ms);
             if let Some(&wm) = st.manifest.cold_watermarks.get(t.as_str()) {
                 bound = bound.min(bucket_start(wm, self.bucket_ms));

@@ -126,6 +126,8 @@ pub struct HotStore {
     mem_samples: AtomicUsize,
     flush_done: (Mutex<()>, Condvar),
     throttled: AtomicU64,
+    /// Hot TTLs set at runtime (the tenant registry), over `config.tenant_hot_ttl`.
+    pub(crate) runtime_ttls: RwLock<BTreeMap<String, std::time::Duration>>,
 }
 
 impl fmt::Debug for HotStore {
@@ -260,6 +262,7 @@ impl HotStore {
             state: RwLock::new(state),
             flush_lock: Mutex::new(()),
             compact_lock: Mutex::new(()),
+            runtime_ttls: RwLock::new(BTreeMap::new()),
             manifest_lock: Mutex::new(()),
             next_id: AtomicU64::new(next_id),
             mem_samples: AtomicUsize::new(0),

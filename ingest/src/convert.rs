@@ -25,6 +25,9 @@ use strata_schemas::{device_hash_of, series_id_of};
 /// A line that was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LineError {
+    /// Why, as a short code for counters: `invalid_line`, `string_fields`, or the limit's name.
+    #[serde(skip)]
+    pub code: &'static str,
     /// 1-based line number in the request body.
     pub line: usize,
     /// 1-based byte column, when the problem has a position.
@@ -75,6 +78,94 @@ pub struct Converter<'a> {
     pub partitions: u32,
     /// Known series, shared across requests (None: build every label set).
     pub cache: Option<&'a SeriesCache>,
+    /// The tenant's label limits.
+    pub limits: LabelLimits,
+}
+
+/// The label limits a line is checked against (from the tenant's limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelLimits {
+    /// `max_labels_per_series` (`__name__` included).
+    pub max_labels_per_series: u32,
+    /// `max_label_name_length` in bytes.
+    pub max_label_name_length: u32,
+    /// `max_label_value_length` in bytes (the metric name counts as a value).
+    pub max_label_value_length: u32,
+}
+
+impl LabelLimits {
+    /// The label limits of a tenant's limits.
+    pub fn of(l: &strata_schemas::TenantLimits) -> Self {
+        Self {
+            max_labels_per_series: l.max_labels_per_series,
+            max_label_name_length: l.max_label_name_length,
+            max_label_value_length: l.max_label_value_length,
+        }
+    }
+
+    /// Checks one series (tags plus a metric name of `metric_len` bytes).
+    fn check(&self, tags: &[(&str, &str)], metric: &[&str; 3]) -> Result<(), (&'static str, String)> {
+        let labels = tags.len() + 1;
+        if labels > self.max_labels_per_series as usize {
+            return Err((
+                "max_labels_per_series",
+                format!(
+                    "limit max_labels_per_series exceeded: series {} has {labels} labels, the limit is {}",
+                    metric.concat(),
+                    self.max_labels_per_series
+                ),
+            ));
+        }
+        let metric_len: usize = metric.iter().map(|p| p.len()).sum();
+        if metric_len > self.max_label_value_length as usize {
+            return Err((
+                "max_label_value_length",
+                format!(
+                    "limit max_label_value_length exceeded: metric name is {metric_len} bytes, the limit is {}",
+                    self.max_label_value_length
+                ),
+            ));
+        }
+        for (k, v) in tags {
+            if k.len() > self.max_label_name_length as usize {
+                return Err((
+                    "max_label_name_length",
+                    format!(
+                        "limit max_label_name_length exceeded: label name {:?}… is {} bytes, the limit is {}",
+                        prefix(k),
+                        k.len(),
+                        self.max_label_name_length
+                    ),
+                ));
+            }
+            if v.len() > self.max_label_value_length as usize {
+                return Err((
+                    "max_label_value_length",
+                    format!(
+                        "limit max_label_value_length exceeded: value of label {k:?} is {} bytes, the limit is {}",
+                        v.len(),
+                        self.max_label_value_length
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for LabelLimits {
+    fn default() -> Self {
+        Self::of(&strata_schemas::TenantLimits::default())
+    }
+}
+
+/// The first 32 bytes of `s` (on a char boundary), for error messages.
+fn prefix(s: &str) -> &str {
+    let mut end = s.len().min(32);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl Converter<'_> {
@@ -86,7 +177,12 @@ impl Converter<'_> {
             let line = match parsed {
                 Ok(line) => line,
                 Err(e) => {
-                    out.rejected.push(LineError { line: e.line, column: Some(e.column), reason: e.message });
+                    out.rejected.push(LineError {
+                        code: "invalid_line",
+                        line: e.line,
+                        column: Some(e.column),
+                        reason: e.message,
+                    });
                     continue;
                 }
             };
@@ -98,7 +194,7 @@ impl Converter<'_> {
                         batches.add(series, [sample]);
                     }
                 }
-                Err(reason) => out.rejected.push(LineError { line: line.line_no, column: None, reason }),
+                Err((code, reason)) => out.rejected.push(LineError { code, line: line.line_no, column: None, reason }),
             }
         }
         out.batches = batches.finish();
@@ -110,18 +206,19 @@ impl Converter<'_> {
         &self,
         line: &ParsedLine<'_>,
         skipped: &mut Vec<SkippedField>,
-    ) -> Result<Vec<(SeriesKey, Sample)>, String> {
+    ) -> Result<Vec<(SeriesKey, Sample)>, (&'static str, String)> {
+        let invalid = |msg: String| ("invalid_line", msg);
         let ts = match line.timestamp {
             Some(ts) => self
                 .precision
                 .to_millis(ts)
-                .ok_or_else(|| format!("timestamp {ts} overflows in precision {:?}", self.precision))?,
+                .ok_or_else(|| invalid(format!("timestamp {ts} overflows in precision {:?}", self.precision)))?,
             None => self.now_ms,
         };
         let mut tags: Vec<(&str, &str)> = Vec::with_capacity(line.tags.len());
         for (k, v) in &line.tags {
             if k.starts_with("__") {
-                return Err(format!("tag key {k:?} uses the reserved prefix \"__\""));
+                return Err(invalid(format!("tag key {k:?} uses the reserved prefix \"__\"")));
             }
             tags.push((k.as_ref(), v.as_ref()));
         }
@@ -142,14 +239,18 @@ impl Converter<'_> {
                 }
             };
             let metric: [&str; 3] = if key == "value" { [measurement, "", ""] } else { [measurement, "_", key] };
+            self.limits.check(&tags, &metric)?;
             let id = series_id_of(self.tenant, &metric, tags.iter().copied());
             let labels = self.labels_for(id, &metric, &tags);
             out.push((SeriesKey { id, device_hash: device.unwrap_or(id.0), labels }, Sample::new(ts, value)));
         }
         if out.is_empty() {
-            return Err(format!(
-                "no numeric field: string field(s) {} cannot be stored (Strata stores numbers only)",
-                string_fields.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+            return Err((
+                "string_fields",
+                format!(
+                    "no numeric field: string field(s) {} cannot be stored (Strata stores numbers only)",
+                    string_fields.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+                ),
             ));
         }
         for f in string_fields {

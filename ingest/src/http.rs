@@ -16,10 +16,11 @@
 //! write (nothing is acknowledged then; retrying is safe).
 
 use crate::config::IngestConfig;
-use crate::convert::{Conversion, Converter, LineError, SkippedField};
+use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField};
 use crate::error::Error;
+use crate::limits::{RateLimiter, RateRefusal};
 use crate::log::{IngestLog, LogRecord};
-use crate::metrics::IngestMetrics;
+use crate::metrics::{IngestMetrics, TenantIngest};
 use crate::series_cache::SeriesCache;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -32,7 +33,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use strata_schemas::time::{Precision, now_millis};
-use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantResolver, WriteBatch};
+use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantLimits, TenantResolver, WriteBatch};
 
 /// Shared state of the write endpoints.
 #[derive(Debug, Clone)]
@@ -47,6 +48,58 @@ pub struct WriteState {
     pub metrics: Arc<IngestMetrics>,
     /// Known series across requests.
     pub series_cache: Arc<SeriesCache>,
+    /// The region this node serves: writes of tenants homed elsewhere are refused.
+    pub region: Arc<str>,
+    /// Per-tenant ingestion rate buckets.
+    pub rate_limiter: Arc<RateLimiter>,
+}
+
+/// A request's tenant and what it runs under.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// The tenant.
+    pub(crate) tenant: TenantId,
+    /// Its limits (defaults for tenants the registry does not know).
+    pub(crate) limits: TenantLimits,
+    /// Its counters.
+    pub(crate) counters: Arc<TenantIngest>,
+}
+
+/// Authenticates the request and checks that the tenant is homed here.
+pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Admitted, Refusal> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let tenant = state.resolver.resolve(auth, Access::Write).map_err(auth_error)?;
+    let policy = state.resolver.policy(&tenant);
+    let counters = state.metrics.tenant(&tenant);
+    if let Some(p) = &policy
+        && p.home_region != *state.region
+    {
+        counters.reject("wrong_region", 1);
+        let msg = format!(
+            "tenant {tenant:?} is homed in region {:?}, this node serves region {:?}: send its writes to a {}              ingest endpoint (nothing was stored)",
+            p.home_region.as_str(),
+            &*state.region,
+            p.home_region
+        );
+        return Err(refuse(StatusCode::FORBIDDEN, WriteErrorBody::simple("wrong region", msg)));
+    }
+    let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
+    Ok(Admitted { tenant, limits, counters })
+}
+
+/// Takes the request's samples from the tenant's rate bucket.
+pub(crate) fn admit_rate(state: &WriteState, who: &Admitted, samples: usize) -> Result<(), Refusal> {
+    state.rate_limiter.admit(&who.tenant, &who.limits, samples as u64).map_err(|r| {
+        who.counters.reject("ingestion_rate", samples as u64);
+        let mut resp =
+            answer(StatusCode::TOO_MANY_REQUESTS, WriteErrorBody::simple("too many requests", r.to_string()));
+        if let RateRefusal::Exceeded { retry_after_secs, .. } = r
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        Box::new(resp)
+    })
 }
 
 /// The write routes.
@@ -105,14 +158,17 @@ async fn write(
 ) -> Response {
     let m = &state.metrics;
     IngestMetrics::add(&m.requests, 1);
-    let (tenant, precision, body) = match prepare(&state, &params, &headers, body).await {
+    let (who, precision, body) = match prepare(&state, &params, &headers, body).await {
         Ok(v) => v,
         Err(resp) => {
             IngestMetrics::add(&m.requests_refused, 1);
             return *resp;
         }
     };
+    IngestMetrics::add(&who.counters.requests, 1);
     let converter_state = state.clone();
+    let tenant = who.tenant.clone();
+    let label_limits = LabelLimits::of(&who.limits);
     let conversion = tokio::task::spawn_blocking(move || {
         let config = &converter_state.config;
         Converter {
@@ -122,6 +178,7 @@ async fn write(
             device_label: &config.device_label,
             partitions: converter_state.log.partitions(),
             cache: Some(&converter_state.series_cache),
+            limits: label_limits,
         }
         .convert(&body)
     })
@@ -130,7 +187,10 @@ async fn write(
         Ok(c) => c,
         Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
     };
-    commit(&state, conversion).await
+    if let Err(resp) = admit_rate(&state, &who, conversion.samples) {
+        return *resp;
+    }
+    commit(&state, &who, conversion).await
 }
 
 /// Authenticates and reads the request: tenant, precision and the decompressed body.
@@ -139,16 +199,15 @@ async fn prepare(
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(TenantId, Precision, Bytes), Refusal> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let tenant = state.resolver.resolve(auth, Access::Write).map_err(auth_error)?;
+) -> Result<(Admitted, Precision, Bytes), Refusal> {
+    let who = admit_tenant(state, headers)?;
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Nanoseconds,
         Some(p) => p.parse().map_err(|e: strata_schemas::time::UnknownPrecision| {
             refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", e.to_string()))
         })?,
     };
-    let limit = state.config.max_body_bytes;
+    let limit = body_limit(state, &who);
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit, "request body"))?;
     IngestMetrics::add(&state.metrics.bytes_received, raw.len() as u64);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
@@ -162,7 +221,13 @@ async fn prepare(
             ));
         }
     };
-    Ok((tenant, precision, body))
+    Ok((who, precision, body))
+}
+
+/// The smaller of the node's body limit and the tenant's `max_request_bytes`.
+pub(crate) fn body_limit(state: &WriteState, who: &Admitted) -> usize {
+    let tenant = usize::try_from(who.limits.max_request_bytes).unwrap_or(usize::MAX);
+    state.config.max_body_bytes.min(tenant)
 }
 
 pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
@@ -182,7 +247,10 @@ pub(crate) fn too_large(limit: usize, what: &str) -> Refusal {
         StatusCode::PAYLOAD_TOO_LARGE,
         WriteErrorBody::simple(
             "request too large",
-            format!("{what} exceeds max_body_bytes ({limit} bytes); split the write into smaller batches"),
+            format!(
+                "limit max_request_bytes exceeded: {what} is larger than {limit} bytes; split the write into \
+                 smaller batches"
+            ),
         ),
     )
 }
@@ -196,10 +264,14 @@ pub(crate) fn auth_error(e: AuthError) -> Refusal {
 }
 
 /// Appends the converted batches and builds the answer.
-async fn commit(state: &WriteState, mut c: Conversion) -> Response {
+async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion) -> Response {
     let m = &state.metrics;
     if let Err(resp) = append_batches(state, std::mem::take(&mut c.batches)).await {
         return resp;
+    }
+    who.counters.samples_accepted.fetch_add(c.samples as u64, std::sync::atomic::Ordering::Relaxed);
+    for e in &c.rejected {
+        who.counters.reject(e.code, 1);
     }
     IngestMetrics::add(&m.lines_accepted, c.accepted_lines as u64);
     IngestMetrics::add(&m.lines_rejected, c.rejected.len() as u64);
@@ -276,7 +348,7 @@ mod tests {
     fn partial_message_names_the_first_error() {
         let c = Conversion {
             accepted_lines: 2,
-            rejected: vec![LineError { line: 3, column: Some(4), reason: "bad".into() }],
+            rejected: vec![LineError { code: "invalid_line", line: 3, column: Some(4), reason: "bad".into() }],
             ..Conversion::default()
         };
         assert_eq!(

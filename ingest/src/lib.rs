@@ -15,11 +15,13 @@
 //!
 //! * [`http`]: the InfluxDB-compatible write endpoints.
 //! * [`convert`]: line → Prometheus series mapping and per-partition batching.
+//! * [`remote_write`]: Prometheus remote write 1.0 (`POST /api/v1/write`, snappy + protobuf).
 //! * [`log`]: the ingest log contract and the embedded segment-file log.
 //! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
+//! * [`limits`]: per-tenant ingestion rate (token buckets).
 //! * [`metrics`]: counters exposed on `/metrics`.
 //!
-//! Tenant limits and Prometheus remote write arrive in later issues.
+//! Tenant limits arrive in a later issue.
 #![warn(missing_docs)]
 
 mod batcher;
@@ -27,8 +29,10 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod remote_write;
 pub mod series_cache;
 
 pub use config::IngestConfig;

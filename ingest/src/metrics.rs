@@ -1,7 +1,31 @@
 //! Write-path counters, rendered in the Prometheus text exposition format.
 
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use strata_schemas::TenantId;
+
+/// One tenant's write-path counters.
+#[derive(Debug, Default)]
+pub struct TenantIngest {
+    /// Samples made durable.
+    pub samples_accepted: AtomicU64,
+    /// Write requests that carried data for the tenant.
+    pub requests: AtomicU64,
+    /// Samples (or, for whole-line rejections, lines) rejected, by reason.
+    pub rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl TenantIngest {
+    /// Counts `n` rejections for `reason` (a limit name, `parse`, `rate_limited`, ...).
+    pub fn reject(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            *self.rejected.lock().entry(reason).or_default() += n;
+        }
+    }
+}
 
 /// Counters of the write path. Cheap to bump from any thread.
 #[derive(Debug, Default)]
@@ -22,6 +46,8 @@ pub struct IngestMetrics {
     pub requests_refused: AtomicU64,
     /// Requests that failed to reach the log (503/500).
     pub append_failures: AtomicU64,
+    /// Per-tenant counters.
+    pub tenants: RwLock<HashMap<TenantId, Arc<TenantIngest>>>,
 }
 
 impl IngestMetrics {
@@ -30,8 +56,42 @@ impl IngestMetrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The counters of `tenant` (created on first use).
+    pub fn tenant(&self, tenant: &TenantId) -> Arc<TenantIngest> {
+        if let Some(t) = self.tenants.read().get(tenant) {
+            return Arc::clone(t);
+        }
+        Arc::clone(self.tenants.write().entry(tenant.clone()).or_default())
+    }
+
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        self.render_totals(out);
+        self.render_tenants(out);
+    }
+
+    fn render_tenants(&self, out: &mut String) {
+        let tenants: Vec<(TenantId, Arc<TenantIngest>)> =
+            self.tenants.read().iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let _ = writeln!(out, "# HELP strata_tenant_samples_accepted_total Samples stored, per tenant.");
+        let _ = writeln!(out, "# TYPE strata_tenant_samples_accepted_total counter");
+        for (t, c) in &tenants {
+            let _ = writeln!(
+                out,
+                "strata_tenant_samples_accepted_total{{tenant=\"{t}\"}} {}",
+                c.samples_accepted.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP strata_tenant_rejected_total Samples or lines rejected, per tenant and reason.");
+        let _ = writeln!(out, "# TYPE strata_tenant_rejected_total counter");
+        for (t, c) in &tenants {
+            for (reason, n) in c.rejected.lock().iter() {
+                let _ = writeln!(out, "strata_tenant_rejected_total{{tenant=\"{t}\",reason=\"{reason}\"}} {n}");
+            }
+        }
+    }
+
+    fn render_totals(&self, out: &mut String) {
         let rows: [(&str, &str, &AtomicU64); 8] = [
             ("strata_ingest_requests_total", "Write requests received.", &self.requests),
             ("strata_ingest_received_bytes_total", "Write request body bytes received.", &self.bytes_received),

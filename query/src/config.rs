@@ -58,6 +58,25 @@ pub struct EffectiveLimits {
     pub max_range: Duration,
 }
 
+impl EffectiveLimits {
+    /// Lowers each limit to the tenant's registry limit where that is stricter
+    /// (0 means "no limit" on both sides).
+    pub fn tighten(&mut self, t: &strata_schemas::TenantLimits) {
+        let min_nonzero = |a: usize, b: usize| match (a, b) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.max_series = min_nonzero(self.max_series, usize::try_from(t.max_query_series).unwrap_or(usize::MAX));
+        self.max_samples = min_nonzero(self.max_samples, usize::try_from(t.max_query_samples).unwrap_or(usize::MAX));
+        self.max_range = match (self.max_range.is_zero(), t.max_query_range.is_zero()) {
+            (true, _) => t.max_query_range,
+            (_, true) => self.max_range,
+            _ => self.max_range.min(t.max_query_range),
+        };
+    }
+}
+
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
@@ -117,6 +136,22 @@ mod tests {
         assert_eq!(c.max_points_per_series, 11_000);
         let c: QueryConfig = serde_json::from_str(r#"{"lookback_delta":"1m","timeout":"30s"}"#).unwrap();
         assert_eq!(c.lookback_delta, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn registry_limits_tighten_but_never_loosen() {
+        let mut l = EffectiveLimits { max_series: 0, max_samples: 1000, max_range: Duration::from_secs(3600) };
+        let t = strata_schemas::TenantLimits {
+            max_query_series: 50,
+            max_query_samples: 5000,
+            max_query_range: Duration::from_secs(60),
+            ..strata_schemas::TenantLimits::default()
+        };
+        l.tighten(&t);
+        assert_eq!((l.max_series, l.max_samples, l.max_range), (50, 1000, Duration::from_secs(60)));
+        let mut open = EffectiveLimits { max_series: 10, max_samples: 10, max_range: Duration::ZERO };
+        open.tighten(&strata_schemas::TenantLimits { max_query_range: Duration::ZERO, ..t });
+        assert_eq!(open.max_range, Duration::ZERO, "0 on both sides stays unlimited");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use promql_parser::parser::{self, Expr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use strata_schemas::{ReadStore, Sample, TenantId};
+use strata_schemas::{ReadStore, Sample, TenantId, TenantResolver};
 
 /// A flag that cancels running queries that share it (e.g. when the HTTP client goes away).
 #[derive(Debug, Clone, Default)]
@@ -75,12 +75,21 @@ pub struct QueryOptions {
 pub struct Engine {
     store: Arc<dyn ReadStore>,
     config: QueryConfig,
+    policies: Option<Arc<dyn TenantResolver>>,
 }
 
 impl Engine {
     /// Builds an engine reading from `store`.
     pub fn new(store: Arc<dyn ReadStore>, config: QueryConfig) -> Self {
-        Self { store, config }
+        Self { store, config, policies: None }
+    }
+
+    /// Also applies each tenant's registry limits (`max_query_series`,
+    /// `max_query_samples`, `max_query_range`), whichever of them and the
+    /// configured limits is stricter.
+    pub fn with_policies(mut self, policies: Arc<dyn TenantResolver>) -> Self {
+        self.policies = Some(policies);
+        self
     }
 
     /// The engine's configuration.
@@ -180,7 +189,10 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Ctx<'a> {
         let timeout = opts.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
-        let limits = self.config.limits_for(tenant.as_str());
+        let mut limits = self.config.limits_for(tenant.as_str());
+        if let Some(p) = self.policies.as_ref().and_then(|p| p.policy(tenant)) {
+            limits.tighten(&p.limits);
+        }
         Ctx {
             store: self.store.as_ref(),
             tenant,

@@ -39,8 +39,12 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before closing.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
-    /// API tokens.
+    /// Static API tokens (the tenant registry issues managed ones).
     pub auth: AuthConfig,
+    /// Where the tenant registry lives.
+    pub registry: RegistryConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
     /// The write path.
     pub ingest: IngestConfig,
     /// The embedded ingest log.
@@ -57,6 +61,24 @@ pub struct ServerConfig {
 pub struct AuthConfig {
     /// `token = "tenant id"` pairs.
     pub tokens: BTreeMap<String, String>,
+}
+
+/// Tenant registry storage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Database URL: empty for the SQLite file `<data_dir>/registry.db`, or
+    /// `postgres://user:password@host/db` for a registry shared by a cluster.
+    pub url: String,
+}
+
+/// The admin API (`/admin/v1`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin token. Empty: one is generated on first start and kept in
+    /// `<data_dir>/admin.token` (mode 0600), which `strata admin` reads.
+    pub token: String,
 }
 
 /// Log output format.
@@ -80,6 +102,8 @@ impl Default for ServerConfig {
             log_level: "info".to_owned(),
             shutdown_timeout: Duration::from_secs(30),
             auth: AuthConfig::default(),
+            registry: RegistryConfig::default(),
+            admin: AdminConfig::default(),
             ingest: IngestConfig::default(),
             log: LogConfig::default(),
             hot_store: HotStoreConfig::default(),
@@ -136,6 +160,9 @@ impl ServerConfig {
         }
         if self.region.is_empty() {
             bail!("region must not be empty");
+        }
+        if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
+            bail!("admin.token must be at least 16 characters");
         }
         Ok(())
     }

@@ -6,10 +6,13 @@
 //! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
 //! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
 //! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges |
+//! | `/admin/v1/*` | tenants, tokens, limits, usage ([`crate::admin`]) |
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
 //! | `POST /internal/compact` | merge the hot store's segments into one now |
 
+use crate::admin::AdminState;
 use crate::node::Node;
+use crate::registry::Registry;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,16 +25,25 @@ use strata_query::{Engine, QueryState};
 use strata_schemas::{ReadStore, TenantResolver};
 
 /// Builds the full router of a node.
-pub fn app(node: Arc<Node>, resolver: Arc<dyn TenantResolver>) -> Router {
+pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> Router {
+    let resolver: Arc<dyn TenantResolver> = Arc::clone(&registry) as Arc<dyn TenantResolver>;
+    let usage_node = Arc::clone(&node);
+    let admin = crate::admin::router(AdminState {
+        registry,
+        admin_token,
+        usage: Arc::new(move |tenant| usage_node.usage(tenant)),
+    });
     let write = strata_ingest::http::router(WriteState {
         log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,
         resolver: Arc::clone(&resolver),
         config: Arc::new(node.config.ingest.clone()),
         metrics: Arc::clone(&node.ingest_metrics),
         series_cache: Arc::clone(&node.series_cache),
+        region: node.config.region.as_str().into(),
+        rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
     });
     let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
-    let engine = Arc::new(Engine::new(store, node.config.query.clone()));
+    let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let query = strata_query::router(QueryState::new(engine, resolver));
     let ops = Router::new()
         .route("/-/ready", get(ready))
@@ -40,7 +52,7 @@ pub fn app(node: Arc<Node>, resolver: Arc<dyn TenantResolver>) -> Router {
         .route("/internal/flush", post(flush).get(flush))
         .route("/internal/compact", post(compact).get(compact))
         .with_state(node);
-    ops.merge(write).merge(query)
+    ops.merge(write).merge(query).merge(admin)
 }
 
 async fn ready() -> &'static str {
@@ -88,7 +100,11 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let mut out = String::with_capacity(4096);
     node.ingest_metrics.render(&mut out);
     let stats = node.hot.stats();
-    let gauges: [(&str, &str, f64); 7] = [
+    let gauges: [(&str, &str, f64); 11] = [
+        ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),
+        ("strata_hot_buckets", "Time buckets with segments.", stats.buckets as f64),
+        ("strata_hot_quarantined_segments", "Corrupt segments moved to quarantine/.", stats.quarantined as f64),
+        ("strata_hot_throttled_applies", "Writes slowed by memtable back-pressure.", stats.throttled_applies as f64),
         ("strata_hot_series", "Series in the hot store index.", stats.series as f64),
         ("strata_hot_memtable_samples", "Samples in the active memtable.", stats.memtable_samples as f64),
         ("strata_hot_segments", "Live hot-store segment files.", stats.segments as f64),

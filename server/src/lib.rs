@@ -15,11 +15,15 @@
 //! * [`config`]: layered configuration (defaults → file → `STRATA_*` → flags).
 //! * [`node`]: opening storage, log replay, background flushes, shutdown.
 //! * [`http`]: the router of a node.
-//! * [`auth`]: token → tenant from the configuration.
+//! * [`auth`]: static tokens from the configuration.
+//! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
+//! * [`admin`]: the admin API.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod node;
+pub mod registry;

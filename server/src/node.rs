@@ -170,8 +170,11 @@ impl Node {
         .await??;
         *last = Instant::now();
         drop(last);
+        // Buckets hold one segment each after compaction; merge once flushes
+        // have added `compact_segments` extra ones.
         let limit = self.config.hot_store.compact_segments;
-        if limit > 0 && self.hot.stats().segments > limit {
+        let stats = self.hot.stats();
+        if limit > 0 && stats.segments >= stats.buckets + limit {
             self.compact().await?;
         }
         Ok(outcome)
@@ -194,6 +197,39 @@ impl Node {
             self.flush("interval").await?;
         }
         Ok(())
+    }
+
+    /// Applies the registry's hot TTLs and deletes expired hot buckets.
+    pub async fn expire(self: &Arc<Self>, registry: &crate::registry::Registry) -> anyhow::Result<()> {
+        let ttls = registry.hot_ttls().await?;
+        let hot = Arc::clone(&self.hot);
+        let out = tokio::task::spawn_blocking(move || {
+            hot.set_hot_ttls(ttls);
+            hot.expire(strata_schemas::time::now_millis())
+        })
+        .await??;
+        if out.segments > 0 {
+            tracing::info!(
+                segments = out.segments,
+                series = out.series,
+                "expired hot buckets past their tenant's hot_ttl"
+            );
+        }
+        Ok(())
+    }
+
+    /// A tenant's usage: what the write path counted and what the hot store holds.
+    pub fn usage(&self, tenant: &strata_schemas::TenantId) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.ingest_metrics.tenant(tenant);
+        let rejected: serde_json::Map<String, serde_json::Value> =
+            c.rejected.lock().iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect();
+        serde_json::json!({
+            "tenant": tenant.as_str(),
+            "write_requests": c.requests.load(Relaxed),
+            "samples_accepted": c.samples_accepted.load(Relaxed),
+            "rejected_by_reason": rejected,
+        })
     }
 
     /// Final flush and log close on shutdown.
@@ -224,10 +260,14 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let resolver = Arc::new(StaticTokens::new(&config.auth.tokens)?);
     let open_config = config.clone();
     let node = Arc::new(tokio::task::spawn_blocking(move || Node::open(open_config)).await??);
-    let app = http::app(Arc::clone(&node), resolver);
+    let url = Some(node.config.registry.url.as_str()).filter(|u| !u.is_empty());
+    let static_tokens = StaticTokens::new(&config.auth.tokens)?;
+    let registry = crate::registry::open_for(url, &node.data_dir, static_tokens, &config.region).await?;
+    let watcher = tokio::spawn(Arc::clone(&registry).watch());
+    let admin_token = admin_token(&node.config, &node.data_dir)?;
+    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %format!("http://{addr}"),
@@ -239,7 +279,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("strata {} listening on http://{addr} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
     println!("data dir: {}", node.data_dir.display());
 
-    let flusher = tokio::spawn(run_flusher(Arc::clone(&node)));
+    let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let mut rx = stop_rx;
@@ -254,18 +294,59 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("in-flight requests did not finish within shutdown_timeout; closing anyway"),
     }
     flusher.abort();
+    watcher.abort();
     node.shutdown().await?;
     tracing::info!("strata stopped cleanly");
     Ok(())
 }
 
-async fn run_flusher(node: Arc<Node>) {
+/// The admin token: configured, or generated once into `<data_dir>/admin.token`.
+fn admin_token(config: &ServerConfig, data_dir: &std::path::Path) -> anyhow::Result<Arc<str>> {
+    if !config.admin.token.is_empty() {
+        return Ok(config.admin.token.as_str().into());
+    }
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().into());
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the admin token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut f = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    tracing::info!(path = %path.display(), "generated the admin token (used by `strata admin`)");
+    Ok(token.into())
+}
+
+/// File in the data dir holding a generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+async fn run_flusher(node: Arc<Node>, registry: Arc<crate::registry::Registry>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        ticks += 1;
         if let Err(e) = node.flush_if_due().await {
             tracing::error!(error = %format!("{e:#}"), "background flush failed");
+        }
+        if ticks.is_multiple_of(10)
+            && let Err(e) = node.expire(&registry).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "hot-store expiry failed");
         }
     }
 }

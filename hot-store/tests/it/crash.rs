@@ -302,3 +302,19 @@ fn expiry_needs_ttl_and_cold_watermark_and_drops_late_writes() {
     assert_eq!(store.cold_watermark(&tenant("a")), Some(2 * hour));
     assert_eq!(segment_files(dir.path()).len(), 1);
 }
+
+#[test]
+fn runtime_hot_ttls_override_the_configured_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let hour = 3_600_000;
+    store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (4 * hour + 1, 2.0)])).unwrap();
+    store.flush().unwrap();
+    let now = 5 * hour;
+    assert_eq!(store.expire(now).unwrap().segments, 0, "the configured 7d TTL keeps both buckets");
+    store.set_hot_ttls(std::collections::BTreeMap::from([("a".to_owned(), std::time::Duration::from_secs(3600))]));
+    assert_eq!(store.hot_ttl("a"), std::time::Duration::from_secs(3600));
+    assert_eq!(store.hot_ttl("b"), std::time::Duration::from_secs(7 * 86_400));
+    assert_eq!(store.expire(now).unwrap().segments, 1, "a 1h TTL expires the bucket that ended 3h ago");
+    assert_eq!(samples(&store), vec![(4 * hour + 1, 2.0)]);
+}

@@ -6,8 +6,16 @@ fn tenant() -> TenantId {
 
 fn convert(body: &str, precision: Precision) -> Conversion {
     let t = tenant();
-    Converter { tenant: &t, precision, now_ms: 42, device_label: "device", partitions: 4, cache: None }
-        .convert(body.as_bytes())
+    Converter {
+        tenant: &t,
+        precision,
+        now_ms: 42,
+        device_label: "device",
+        partitions: 4,
+        cache: None,
+        limits: LabelLimits::default(),
+    }
+    .convert(body.as_bytes())
 }
 
 fn all_series(c: &Conversion) -> Vec<(String, Vec<Sample>)> {
@@ -101,8 +109,16 @@ fn cached_conversion_equals_uncached() {
     let cache = SeriesCache::new(1024);
     let body = "m,device=d1,farm=f x=1,y=2 1\nm,device=d2,farm=f x=3 1\nn,device=d1 value=4 2\n";
     let conv = |cache| {
-        Converter { tenant: &t, precision: Precision::Seconds, now_ms: 0, device_label: "device", partitions: 4, cache }
-            .convert(body.as_bytes())
+        Converter {
+            tenant: &t,
+            precision: Precision::Seconds,
+            now_ms: 0,
+            device_label: "device",
+            partitions: 4,
+            cache,
+            limits: LabelLimits::default(),
+        }
+        .convert(body.as_bytes())
     };
     let plain = conv(None);
     let cold = conv(Some(&cache));
@@ -120,4 +136,35 @@ fn labels_are_checks_every_part() {
     assert!(!labels_are(&l, &["m", "", ""], &[("a", "1"), ("b", "2")]));
     assert!(!labels_are(&l, &["m", "_", "x"], &[("a", "1")]));
     assert!(!labels_are(&l, &["m", "_", "x"], &[("a", "1"), ("b", "3")]));
+}
+
+#[test]
+fn label_limits_reject_the_line_with_the_limit_named() {
+    let t = tenant();
+    let limits = LabelLimits { max_labels_per_series: 3, max_label_name_length: 5, max_label_value_length: 8 };
+    let conv = |body: &str| {
+        Converter {
+            tenant: &t,
+            precision: Precision::Seconds,
+            now_ms: 0,
+            device_label: "device",
+            partitions: 4,
+            cache: None,
+            limits,
+        }
+        .convert(body.as_bytes())
+    };
+    let c = conv("m,a=1,b=2 v=1 1\nm,a=1,b=2,c=3 v=1 1\nm,longname=1 v=1 1\nm,a=123456789 v=1 1\nmeasurement v=1 1\n");
+    assert_eq!(c.accepted_lines, 1);
+    let reasons: Vec<&str> = c.rejected.iter().map(|e| e.reason.as_str()).collect();
+    assert!(
+        reasons[0].starts_with("limit max_labels_per_series exceeded: series m_v has 4 labels, the limit is 3"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("limit max_label_name_length exceeded"), "{reasons:?}");
+    assert!(
+        reasons[2].starts_with("limit max_label_value_length exceeded: value of label \"a\" is 9 bytes"),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].starts_with("limit max_label_value_length exceeded: metric name is 13 bytes"), "{reasons:?}");
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
 mod harness;
+mod tenancy;
 mod write_query;

@@ -1,5 +1,7 @@
 //! The `strata` command line.
 
+pub mod admin;
+
 use crate::config::{CliOverrides, LogFormat, ServerConfig, default_toml};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -22,6 +24,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the default configuration as TOML.
     DefaultConfig,
+    /// Manage tenants, limits and tokens through a node's admin API.
+    Admin(admin::AdminArgs),
 }
 
 /// Arguments of `strata serve`.
@@ -46,6 +50,19 @@ pub fn main() -> ExitCode {
             print!("{}", default_toml());
             ExitCode::SUCCESS
         }
+        Command::Admin(args) => match admin::run(args) {
+            Ok(out) => {
+                print!("{out}");
+                if !out.ends_with('\n') {
+                    println!();
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("strata admin: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             let overrides = CliOverrides { http_addr: args.http_addr, data_dir: args.data_dir };
             let config = match ServerConfig::load(args.config.as_deref(), std::env::vars(), &overrides) {

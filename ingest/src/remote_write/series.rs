@@ -1,0 +1,230 @@
+//! Remote-write series → validated, canonical label sets → per-partition batches.
+//!
+//! Each `TimeSeries` of a request is checked on its own; a bad one is
+//! reported with its index and reason while the others are stored:
+//!
+//! * at least one label; names and values valid UTF-8;
+//! * label names match `[a-zA-Z_][a-zA-Z0-9_]*` and appear once
+//!   (unsorted labels are sorted, duplicates are rejected);
+//! * `__name__` present and not empty.
+//!
+//! Labels with an empty value are dropped, as Prometheus treats them as
+//! absent. Series ids, device hashes and partitions are computed exactly as
+//! for line protocol, so the same series written through either protocol is
+//! the same series.
+
+use super::proto;
+use crate::batcher::{BatchBuilder, SeriesKey};
+use crate::series_cache::SeriesCache;
+use std::fmt::Write;
+use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{device_hash_of, series_id_of};
+
+/// Longest rendering of a rejected series' labels in an answer.
+const MAX_RENDERED: usize = 512;
+
+/// Why one series of a request was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeriesRejection {
+    /// The series has no labels at all.
+    #[error("series has no labels")]
+    NoLabels,
+    /// A label name is not UTF-8.
+    #[error("label name {name:?} is not valid UTF-8")]
+    NameNotUtf8 {
+        /// The name, lossily decoded.
+        name: String,
+    },
+    /// A label value is not UTF-8.
+    #[error("value of label {name:?} is not valid UTF-8")]
+    ValueNotUtf8 {
+        /// The label's name.
+        name: String,
+    },
+    /// A label name is empty or has characters outside `[a-zA-Z0-9_]`.
+    #[error("invalid label name {name:?} (must match [a-zA-Z_][a-zA-Z0-9_]*)")]
+    InvalidLabelName {
+        /// The name.
+        name: String,
+    },
+    /// A label name appears twice.
+    #[error("duplicate label name {name:?}")]
+    DuplicateLabelName {
+        /// The name.
+        name: String,
+    },
+    /// There is no `__name__` label.
+    #[error("missing metric name (label __name__)")]
+    MissingMetricName,
+    /// `__name__` is empty.
+    #[error("empty metric name (label __name__ is \"\")")]
+    EmptyMetricName,
+}
+
+/// A series that was not stored, as listed in a 400 answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeriesError {
+    /// 0-based index of the series in the request's `timeseries`.
+    pub index: usize,
+    /// Its labels, rendered like PromQL: `metric{a="b", c="d"}`.
+    pub series: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// The outcome of converting one request.
+#[derive(Debug, Default)]
+pub struct RemoteWriteConversion {
+    /// One batch per partition that received samples: `(partition, batch)`.
+    pub batches: Vec<(u32, WriteBatch)>,
+    /// Series that passed validation.
+    pub accepted_series: usize,
+    /// Float samples of those series.
+    pub samples: usize,
+    /// Series rejected, in request order.
+    pub rejected: Vec<SeriesError>,
+    /// Native histogram samples of accepted series that were not stored.
+    pub histograms_ignored: usize,
+    /// Exemplars of accepted series that were not stored.
+    pub exemplars_ignored: usize,
+}
+
+/// Converts remote-write requests for one tenant.
+#[derive(Debug)]
+pub struct SeriesConverter<'a> {
+    /// The tenant of the request.
+    pub tenant: &'a TenantId,
+    /// The tenant's device label.
+    pub device_label: &'a str,
+    /// Number of log partitions.
+    pub partitions: u32,
+    /// Known series, shared across requests (None: build every label set).
+    pub cache: Option<&'a SeriesCache>,
+}
+
+impl SeriesConverter<'_> {
+    /// Validates every series of `request` and groups the valid ones into batches.
+    pub fn convert(&self, request: &proto::WriteRequest) -> RemoteWriteConversion {
+        let mut out = RemoteWriteConversion::default();
+        let mut batches = BatchBuilder::new(self.tenant, self.partitions);
+        for (index, series) in request.timeseries.iter().enumerate() {
+            let key = match self.series_key(&series.labels) {
+                Ok(key) => key,
+                Err(e) => {
+                    out.rejected.push(SeriesError { index, series: render(&series.labels), reason: e.to_string() });
+                    continue;
+                }
+            };
+            out.accepted_series += 1;
+            out.histograms_ignored += series.histograms.len();
+            out.exemplars_ignored += series.exemplars.len();
+            if !series.samples.is_empty() {
+                out.samples += series.samples.len();
+                batches.add(key, series.samples.iter().map(|s| Sample::new(s.timestamp, s.value)));
+            }
+        }
+        out.batches = batches.finish();
+        out
+    }
+
+    /// The identity of a series, or why it is invalid.
+    fn series_key(&self, raw: &[proto::Label]) -> Result<SeriesKey, SeriesRejection> {
+        let pairs = label_pairs(raw)?;
+        let name = metric_name(&pairs)?;
+        let id = series_id_of(self.tenant, &[name], pairs.iter().copied());
+        let device = pairs.iter().find(|(k, v)| *k == self.device_label && !v.is_empty());
+        let device_hash = device.map_or(id.0, |(_, v)| device_hash_of(self.tenant, v));
+        let labels = self.labels_for(id, &pairs);
+        Ok(SeriesKey { id, device_hash, labels })
+    }
+
+    /// The label set of a series: from the cache when known, built otherwise.
+    fn labels_for(&self, id: SeriesId, pairs: &[(&str, &str)]) -> Labels {
+        if let Some(labels) = self.cache.and_then(|c| c.get(id, |l| labels_are(l, pairs))) {
+            return labels;
+        }
+        let labels = Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect());
+        if let Some(cache) = self.cache {
+            cache.insert(id, labels.clone());
+        }
+        labels
+    }
+}
+
+/// The labels as `(name, value)` strings sorted by name, after checking
+/// UTF-8, name syntax and uniqueness.
+fn label_pairs(raw: &[proto::Label]) -> Result<Vec<(&str, &str)>, SeriesRejection> {
+    if raw.is_empty() {
+        return Err(SeriesRejection::NoLabels);
+    }
+    let mut pairs = Vec::with_capacity(raw.len());
+    for l in raw {
+        let name = std::str::from_utf8(&l.name)
+            .map_err(|_| SeriesRejection::NameNotUtf8 { name: String::from_utf8_lossy(&l.name).into_owned() })?;
+        if !is_valid_label_name(name) {
+            return Err(SeriesRejection::InvalidLabelName { name: name.to_owned() });
+        }
+        let value =
+            std::str::from_utf8(&l.value).map_err(|_| SeriesRejection::ValueNotUtf8 { name: name.to_owned() })?;
+        pairs.push((name, value));
+    }
+    // Prometheus sends labels sorted; sort only when a client did not.
+    if !pairs.windows(2).all(|w| w[0].0 <= w[1].0) {
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(SeriesRejection::DuplicateLabelName { name: w[0].0.to_owned() });
+    }
+    Ok(pairs)
+}
+
+/// The value of `__name__` among sorted, unique pairs.
+fn metric_name<'a>(pairs: &[(&str, &'a str)]) -> Result<&'a str, SeriesRejection> {
+    match pairs.iter().find(|(k, _)| *k == METRIC_NAME) {
+        None => Err(SeriesRejection::MissingMetricName),
+        Some((_, "")) => Err(SeriesRejection::EmptyMetricName),
+        Some((_, v)) => Ok(v),
+    }
+}
+
+/// True for Prometheus's (legacy) label name syntax `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub(crate) fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// True when `labels` is exactly the sorted `pairs` without empty values.
+fn labels_are(labels: &Labels, pairs: &[(&str, &str)]) -> bool {
+    let mut expected = pairs.iter().filter(|(_, v)| !v.is_empty());
+    labels.iter().all(|l| expected.next().is_some_and(|(n, v)| l.name == *n && l.value == *v))
+        && expected.next().is_none()
+}
+
+/// Renders raw labels like PromQL (`metric{a="b", c="d"}`), in received
+/// order, lossily for invalid UTF-8, cut at [`MAX_RENDERED`] bytes.
+pub(crate) fn render(raw: &[proto::Label]) -> String {
+    let mut out = String::new();
+    if let Some(l) = raw.iter().find(|l| l.name.as_ref() == METRIC_NAME.as_bytes()) {
+        out.push_str(&String::from_utf8_lossy(&l.value));
+    }
+    out.push('{');
+    let mut first = true;
+    for l in raw.iter().filter(|l| l.name.as_ref() != METRIC_NAME.as_bytes()) {
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+        let _ = write!(out, "{}={:?}", String::from_utf8_lossy(&l.name), String::from_utf8_lossy(&l.value));
+    }
+    out.push('}');
+    if out.len() > MAX_RENDERED {
+        let mut cut = MAX_RENDERED;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}

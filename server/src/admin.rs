@@ -1,0 +1,314 @@
+//! The admin API under `/admin/v1`, guarded by the admin token.
+//!
+//! | method & path | does |
+//! |---|---|
+//! | `GET /admin/v1/tenants` | list tenants |
+//! | `POST /admin/v1/tenants` | create (`id`, optional `display_name`, `home_region`, `allowed_query_regions`, `export_policy`, `limits`) |
+//! | `GET /admin/v1/tenants/{id}` | one tenant |
+//! | `PATCH /admin/v1/tenants/{id}` | change any of the fields above (`limits` merges) |
+//! | `PUT /admin/v1/tenants/{id}/limits` | merge limits |
+//! | `DELETE /admin/v1/tenants/{id}?data=keep` | delete the tenant and revoke its tokens; `data` must say what happens to its samples |
+//! | `POST /admin/v1/tenants/{id}/tokens` | issue a token (`access`: `read`/`write`/`read_write`, `description`); the token is in this answer only |
+//! | `GET /admin/v1/tenants/{id}/tokens` | list tokens (ids, access, dates; never secrets) |
+//! | `DELETE /admin/v1/tenants/{id}/tokens/{token_id}` | revoke |
+//! | `GET /admin/v1/tenants/{id}/usage` | usage counters |
+//!
+//! Errors are `{"error": "..."}` with 400 (bad input), 401 (admin token),
+//! 404 (no such tenant or token), 409 (exists), 501 (not implemented yet).
+
+use crate::registry::store::TenantRow;
+use crate::registry::{Registry, TokenAccess, check_policy, now_ms};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use strata_schemas::{ExportPolicy, TenantId, TenantLimits, TenantPolicy};
+
+/// Reads a tenant's usage counters (provided by the node).
+pub type UsageFn = Arc<dyn Fn(&TenantId) -> Value + Send + Sync>;
+
+/// State of the admin routes.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// The admin token (compared in constant time).
+    pub admin_token: Arc<str>,
+    /// Usage of a tenant.
+    pub usage: UsageFn,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").field("registry", &self.registry).finish_non_exhaustive()
+    }
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/admin/v1/tenants/{id}", get(get_tenant).patch(update_tenant).delete(delete_tenant))
+        .route("/admin/v1/tenants/{id}/limits", put(set_limits))
+        .route("/admin/v1/tenants/{id}/tokens", get(list_tokens).post(issue_token))
+        .route("/admin/v1/tenants/{id}/tokens/{token_id}", delete(revoke_token))
+        .route("/admin/v1/tenants/{id}/usage", get(usage))
+        .with_state(state)
+}
+
+/// An admin API failure.
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "admin API failure");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn not_found(id: &TenantId) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("no tenant {:?}", id.as_str()))
+}
+
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
+    let ok = given.is_some_and(|t| {
+        let (a, b) = (t.as_bytes(), state.admin_token.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    });
+    if ok { Ok(()) } else { Err(ApiError(StatusCode::UNAUTHORIZED, "missing or wrong admin token".into())) }
+}
+
+fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
+    TenantId::new(id).map_err(|e| bad(e.to_string()))
+}
+
+fn tenant_json(row: &TenantRow) -> Value {
+    let mut v = serde_json::to_value(&row.policy).unwrap_or_default();
+    v["created_at_ms"] = row.created_at.into();
+    v["updated_at_ms"] = row.updated_at.into();
+    v
+}
+
+async fn list_tenants(State(s): State<AdminState>, headers: HeaderMap) -> ApiResult {
+    authorize(&s, &headers)?;
+    let rows = s.registry.tenants().await?;
+    Ok(axum::Json(rows.iter().map(tenant_json).collect::<Vec<_>>()).into_response())
+}
+
+async fn get_tenant(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    let row = s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(tenant_json(&row)).into_response())
+}
+
+/// Fields a create or update may set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFields {
+    id: Option<String>,
+    display_name: Option<String>,
+    home_region: Option<String>,
+    allowed_query_regions: Option<Vec<String>>,
+    export_policy: Option<ExportPolicy>,
+    limits: Option<Value>,
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+/// Applies `fields` onto `policy` (limits merge key by key).
+fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiError> {
+    if let Some(v) = f.display_name {
+        policy.display_name = v;
+    }
+    if let Some(v) = f.home_region {
+        policy.home_region = v;
+    }
+    if let Some(v) = f.allowed_query_regions {
+        policy.allowed_query_regions = v;
+    }
+    if let Some(v) = f.export_policy {
+        policy.export_policy = v;
+    }
+    if let Some(patch) = f.limits {
+        policy.limits = merge_limits(&policy.limits, patch)?;
+    }
+    check_policy(policy).map_err(|e| bad(e.to_string()))
+}
+
+fn merge_limits(current: &TenantLimits, patch: Value) -> Result<TenantLimits, ApiError> {
+    let Value::Object(patch) = patch else { return Err(bad("limits must be a JSON object")) };
+    let mut merged = serde_json::to_value(current).map_err(|e| bad(e.to_string()))?;
+    for (k, v) in patch {
+        merged[k] = v;
+    }
+    serde_json::from_value(merged).map_err(|e| bad(format!("invalid limits: {e}")))
+}
+
+async fn create_tenant(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    authorize(&s, &headers)?;
+    let mut fields: TenantFields = parse_body(&body)?;
+    let id = tenant_id(fields.id.take().as_deref().ok_or_else(|| bad("field `id` is required"))?)?;
+    let mut policy = TenantPolicy::new(id.clone(), s.registry.region());
+    apply_fields(&mut policy, fields)?;
+    if !s.registry.store().create_tenant(&policy, now_ms()).await? {
+        return Err(ApiError(StatusCode::CONFLICT, format!("tenant {:?} already exists", id.as_str())));
+    }
+    s.registry.reload().await?;
+    tracing::info!(tenant = %id, home_region = %policy.home_region, "tenant created");
+    let row = s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok((StatusCode::CREATED, axum::Json(tenant_json(&row))).into_response())
+}
+
+async fn change_tenant(s: &AdminState, id: &str, fields: TenantFields) -> ApiResult {
+    let id = tenant_id(id)?;
+    if fields.id.as_deref().is_some_and(|new| new != id.as_str()) {
+        return Err(bad("a tenant's id cannot change"));
+    }
+    let row = s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    let mut policy = row.policy;
+    apply_fields(&mut policy, fields)?;
+    if !s.registry.store().update_tenant(&policy, now_ms()).await? {
+        return Err(not_found(&id));
+    }
+    s.registry.reload().await?;
+    tracing::info!(tenant = %id, "tenant updated");
+    let row = s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(tenant_json(&row)).into_response())
+}
+
+async fn update_tenant(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    change_tenant(&s, &id, parse_body(&body)?).await
+}
+
+async fn set_limits(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let limits: Value = parse_body(&body)?;
+    change_tenant(&s, &id, TenantFields { limits: Some(limits), ..TenantFields::default() }).await
+}
+
+async fn delete_tenant(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    let data = match q.get("data").map(String::as_str) {
+        Some("keep") => "keep",
+        Some("purge") => {
+            return Err(ApiError(
+                StatusCode::NOT_IMPLEMENTED,
+                "data=purge is not implemented yet (it arrives with the compactor); use data=keep".into(),
+            ));
+        }
+        _ => {
+            return Err(bad(
+                "say what happens to the tenant's samples: ?data=keep (they stay stored, unreadable, until \
+                 hot_ttl expires them; re-creating the same id makes them readable again)",
+            ));
+        }
+    };
+    if !s.registry.store().delete_tenant(&id, now_ms()).await? {
+        return Err(not_found(&id));
+    }
+    s.registry.reload().await?;
+    tracing::warn!(tenant = %id, data, "tenant deleted; its tokens are revoked");
+    Ok(axum::Json(json!({
+        "deleted": id.as_str(),
+        "tokens": "revoked",
+        "data": "kept: samples stay stored until hot_ttl expires them; nobody can read them unless the id is re-created",
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    access: TokenAccess,
+    #[serde(default)]
+    description: String,
+}
+
+async fn issue_token(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    let req: TokenRequest = parse_body(&body)?;
+    s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    let (row, token) = s.registry.issue_token(&id, req.access, &req.description, now_ms()).await?;
+    tracing::info!(tenant = %id, token_id = %row.id, access = %row.access, "token issued");
+    let mut v = serde_json::to_value(&row).unwrap_or_default();
+    v["token"] = token.into();
+    v["note"] = "store the token now: it is not shown again".into();
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+async fn list_tokens(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json(s.registry.store().tokens(Some(&id)).await?).into_response())
+}
+
+async fn revoke_token(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path((id, token_id)): Path<(String, String)>,
+) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    if !s.registry.store().revoke_token(&id, &token_id, now_ms()).await? {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("tenant {id} has no live token {token_id:?}")));
+    }
+    s.registry.reload().await?;
+    tracing::info!(tenant = %id, token_id, "token revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn usage(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    authorize(&s, &headers)?;
+    let id = tenant_id(&id)?;
+    s.registry.store().tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    Ok(axum::Json((s.usage)(&id)).into_response())
+}

@@ -1,0 +1,366 @@
+//! `strata admin …`: the admin API from the command line.
+//!
+//! Prints tables for people and, with `--json`, the API's JSON for scripts.
+//! The admin token comes from `--admin-token`, `STRATA_ADMIN_TOKEN`, or the
+//! `admin.token` file a node writes into its data dir (`--data-dir`).
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// Options shared by every admin command.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Base URL of a Strata node.
+    #[arg(long, default_value = "http://127.0.0.1:9470", env = "STRATA_URL")]
+    pub url: String,
+    /// Admin token (default: `STRATA_ADMIN_TOKEN`, else `<data-dir>/admin.token`).
+    #[arg(long, env = "STRATA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Data dir of a local node, to read its generated admin token.
+    #[arg(long, default_value = "strata-data")]
+    pub data_dir: PathBuf,
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Admin commands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenants(TenantCommand),
+    /// Set limits: `strata admin limits set acme ingestion_rate=5000 hot_ttl=7d`.
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(TokenCommand),
+    /// A tenant's usage.
+    Usage {
+        /// Tenant id.
+        tenant: String,
+    },
+}
+
+/// `strata admin tenants …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// List tenants.
+    List,
+    /// Show one tenant.
+    Get {
+        /// Tenant id.
+        id: String,
+    },
+    /// Create a tenant.
+    Create {
+        /// Tenant id (`[A-Za-z0-9_.-]`, at most 64).
+        id: String,
+        /// Fields to set.
+        #[command(flatten)]
+        fields: TenantFieldArgs,
+    },
+    /// Change a tenant.
+    Update {
+        /// Tenant id.
+        id: String,
+        /// Fields to set.
+        #[command(flatten)]
+        fields: TenantFieldArgs,
+    },
+    /// Delete a tenant and revoke its tokens.
+    Delete {
+        /// Tenant id.
+        id: String,
+        /// What happens to its samples: `keep` (they stay until hot_ttl expires them).
+        #[arg(long)]
+        data: String,
+    },
+}
+
+/// Tenant fields settable from the command line.
+#[derive(Debug, Args)]
+pub struct TenantFieldArgs {
+    /// Name shown to people.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Home region (default: the node's region).
+    #[arg(long)]
+    pub home_region: Option<String>,
+    /// Regions allowed to query, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub query_regions: Option<Vec<String>>,
+    /// `none`, `aggregates` or `raw`.
+    #[arg(long)]
+    pub export_policy: Option<String>,
+}
+
+/// `strata admin limits …`
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Merge `name=value` limits into the tenant's limits.
+    Set {
+        /// Tenant id.
+        tenant: String,
+        /// `name=value` pairs (numbers, or durations like `7d`).
+        #[arg(required = true)]
+        limits: Vec<String>,
+    },
+}
+
+/// `strata admin tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token (printed once).
+    Issue {
+        /// Tenant id.
+        tenant: String,
+        /// `read`, `write` or `read_write`.
+        #[arg(long, default_value = "read_write")]
+        access: String,
+        /// Free text (what uses the token).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List {
+        /// Tenant id.
+        tenant: String,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// Tenant id.
+        tenant: String,
+        /// Token id (the part after `st_`).
+        token_id: String,
+    },
+}
+
+/// Runs an admin command; returns the text to print.
+pub fn run(args: AdminArgs) -> anyhow::Result<String> {
+    let token = match &args.admin_token {
+        Some(t) => t.clone(),
+        None => {
+            let path = args.data_dir.join(crate::node::ADMIN_TOKEN_FILE);
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!("no admin token: pass --admin-token, set STRATA_ADMIN_TOKEN, or point --data-dir at the node's data dir ({} not readable)", path.display())
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = Client { http: reqwest::Client::new(), base: args.url.trim_end_matches('/').to_owned(), token };
+    let value = rt.block_on(execute(&client, &args.command))?;
+    Ok(if args.json { serde_json::to_string_pretty(&value)? } else { render(&args.command, &value) })
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/admin/v1{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let value: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if !status.is_success() {
+            let msg = value.get("error").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_owned);
+            bail!("{status}: {msg}");
+        }
+        Ok(value)
+    }
+}
+
+fn tenant_body(id: Option<&str>, f: &TenantFieldArgs) -> Value {
+    let mut v = json!({});
+    if let Some(id) = id {
+        v["id"] = id.into();
+    }
+    if let Some(x) = &f.display_name {
+        v["display_name"] = x.as_str().into();
+    }
+    if let Some(x) = &f.home_region {
+        v["home_region"] = x.as_str().into();
+    }
+    if let Some(x) = &f.query_regions {
+        v["allowed_query_regions"] = x.clone().into();
+    }
+    if let Some(x) = &f.export_policy {
+        v["export_policy"] = x.as_str().into();
+    }
+    v
+}
+
+/// `name=value` pairs to a JSON object (numbers stay numbers).
+fn limits_body(pairs: &[String]) -> anyhow::Result<Value> {
+    let mut v = serde_json::Map::new();
+    for p in pairs {
+        let (k, val) = p.split_once('=').with_context(|| format!("{p:?} is not name=value"))?;
+        let parsed = val.parse::<f64>().ok().and_then(|n| {
+            if n.fract() == 0.0 && n.abs() < 9e15 {
+                Some(Value::from(n as i64))
+            } else {
+                serde_json::Number::from_f64(n).map(Value::Number)
+            }
+        });
+        v.insert(k.to_owned(), parsed.unwrap_or_else(|| Value::String(val.to_owned())));
+    }
+    Ok(Value::Object(v))
+}
+
+async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
+    use reqwest::Method;
+    match cmd {
+        AdminCommand::Tenants(TenantCommand::List) => c.call(Method::GET, "/tenants", None).await,
+        AdminCommand::Tenants(TenantCommand::Get { id }) => c.call(Method::GET, &format!("/tenants/{id}"), None).await,
+        AdminCommand::Tenants(TenantCommand::Create { id, fields }) => {
+            c.call(Method::POST, "/tenants", Some(tenant_body(Some(id), fields))).await
+        }
+        AdminCommand::Tenants(TenantCommand::Update { id, fields }) => {
+            c.call(Method::PATCH, &format!("/tenants/{id}"), Some(tenant_body(None, fields))).await
+        }
+        AdminCommand::Tenants(TenantCommand::Delete { id, data }) => {
+            c.call(Method::DELETE, &format!("/tenants/{id}?data={data}"), None).await
+        }
+        AdminCommand::Limits(LimitsCommand::Set { tenant, limits }) => {
+            c.call(Method::PUT, &format!("/tenants/{tenant}/limits"), Some(limits_body(limits)?)).await
+        }
+        AdminCommand::Tokens(TokenCommand::Issue { tenant, access, description }) => {
+            let body = json!({ "access": access, "description": description });
+            c.call(Method::POST, &format!("/tenants/{tenant}/tokens"), Some(body)).await
+        }
+        AdminCommand::Tokens(TokenCommand::List { tenant }) => {
+            c.call(Method::GET, &format!("/tenants/{tenant}/tokens"), None).await
+        }
+        AdminCommand::Tokens(TokenCommand::Revoke { tenant, token_id }) => {
+            c.call(Method::DELETE, &format!("/tenants/{tenant}/tokens/{token_id}"), None).await?;
+            Ok(json!({ "revoked": token_id }))
+        }
+        AdminCommand::Usage { tenant } => c.call(Method::GET, &format!("/tenants/{tenant}/usage"), None).await,
+    }
+}
+
+/// Formats rows as an aligned text table.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&width).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn tenant_rows(v: &Value) -> Vec<Vec<String>> {
+    let list = match v {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    list.iter()
+        .map(|t| {
+            let regions = t["allowed_query_regions"].as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(","));
+            vec![
+                s(&t["id"]),
+                s(&t["display_name"]),
+                s(&t["home_region"]),
+                regions.unwrap_or_default(),
+                s(&t["export_policy"]),
+            ]
+        })
+        .collect()
+}
+
+fn render(cmd: &AdminCommand, v: &Value) -> String {
+    match cmd {
+        AdminCommand::Tenants(TenantCommand::Delete { .. }) => {
+            format!("deleted tenant {}: tokens {}; data {}\n", s(&v["deleted"]), s(&v["tokens"]), s(&v["data"]))
+        }
+        AdminCommand::Tenants(_) => table(&["ID", "NAME", "HOME REGION", "QUERY REGIONS", "EXPORT"], tenant_rows(v)),
+        AdminCommand::Limits(_) => {
+            let rows = v["limits"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, x)| vec![k.clone(), s(x)]).collect())
+                .unwrap_or_default();
+            table(&["LIMIT", "VALUE"], rows)
+        }
+        AdminCommand::Tokens(TokenCommand::Issue { .. }) => format!(
+            "token {} for tenant {} ({} access):\n\n  {}\n\nStore it now: it is not shown again.\n",
+            s(&v["id"]),
+            s(&v["tenant_id"]),
+            s(&v["access"]),
+            s(&v["token"])
+        ),
+        AdminCommand::Tokens(TokenCommand::List { .. }) => {
+            let rows = v.as_array().map(|a| {
+                a.iter()
+                    .map(|t| {
+                        vec![
+                            s(&t["id"]),
+                            s(&t["access"]),
+                            s(&t["description"]),
+                            if t["revoked_at"].is_null() { "live".into() } else { "revoked".into() },
+                        ]
+                    })
+                    .collect()
+            });
+            table(&["TOKEN ID", "ACCESS", "DESCRIPTION", "STATE"], rows.unwrap_or_default())
+        }
+        AdminCommand::Tokens(TokenCommand::Revoke { token_id, .. }) => format!("revoked token {token_id}\n"),
+        AdminCommand::Usage { .. } => {
+            let rows =
+                v.as_object().map(|m| m.iter().map(|(k, x)| vec![k.clone(), s(x)]).collect()).unwrap_or_default();
+            table(&["USAGE", "VALUE"], rows)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_pairs_become_typed_json() {
+        let v = limits_body(&["ingestion_rate=5000".into(), "hot_ttl=7d".into(), "x=1.5".into()]).unwrap();
+        assert_eq!(v, json!({"ingestion_rate": 5000, "hot_ttl": "7d", "x": 1.5}));
+        assert!(limits_body(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["A", "B"], vec![vec!["x".into(), "yy".into()], vec!["long".into(), "z".into()]]);
+        assert_eq!(t, "A     B\nx     yy\nlong  z\n");
+    }
+}

@@ -1,0 +1,180 @@
+//! Tenancy through the real binary and the real CLI: create a tenant, issue
+//! tokens, write and query with them, hit each write limit and read the exact
+//! error, be refused in the wrong region, revoke, delete.
+
+use crate::harness::*;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `strata admin --url … --data-dir … <args>`; returns (success, stdout, stderr).
+fn admin(s: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &s.base, "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .expect("run strata admin");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn admin_json(s: &Server, dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = admin(s, dir, &all);
+    assert!(ok, "strata admin {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+async fn write_as(c: &reqwest::Client, s: &Server, token: &str, body: String) -> (u16, Option<String>, String) {
+    let r = c
+        .post(s.url("/api/v2/write?precision=ms"))
+        .header("Authorization", format!("Token {token}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, r.text().await.unwrap())
+}
+
+async fn query_as(c: &reqwest::Client, s: &Server, token: &str, q: &str, t_ms: i64) -> (u16, serde_json::Value) {
+    let r = c
+        .get(s.url("/api/v1/query"))
+        .header("Authorization", format!("Bearer {token}"))
+        .query(&[("query", q), ("time", &format!("{}", t_ms / 1000))])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[("STRATA_REGION", "eu")]);
+    let c = client();
+    let t = now_ms() / 1000 * 1000 - 60_000;
+
+    // Open mode before any tenant exists; the CLI reads the generated admin token.
+    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "list"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "ID  NAME  HOME REGION  QUERY REGIONS  EXPORT");
+    let created = admin_json(&s, dir.path(), &["tenants", "create", "acme", "--display-name", "ACME Farms"]);
+    assert_eq!(created["home_region"], "eu");
+    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "create", "acme"]);
+    assert!(!ok && err.contains("409") && err.contains("already exists"), "{err}");
+    admin_json(&s, dir.path(), &["tenants", "create", "brazil-co", "--home-region", "br"]);
+    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "list"]);
+    assert!(ok && out.contains("acme") && out.contains("ACME Farms") && out.contains("brazil-co"), "{out}");
+
+    let (ok, out, _) = admin(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write", "--description", "gw"]);
+    assert!(ok && out.contains("not shown again"), "{out}");
+    let writer = out.split_whitespace().find(|w| w.starts_with("st_")).unwrap().to_owned();
+    let reader = admin_json(&s, dir.path(), &["tokens", "issue", "acme", "--access", "read"])["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let br = admin_json(&s, dir.path(), &["tokens", "issue", "brazil-co"])["token"].as_str().unwrap().to_owned();
+
+    // Open mode ended: anonymous writes are refused; tokens act for their tenant only.
+    let anon = c.post(s.url("/api/v2/write")).body("m v=1").send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+    assert_eq!(write_as(&c, &s, &writer, format!("m,device=d1 v=1 {t}")).await.0, 204);
+    let (status, _, body) = write_as(&c, &s, &reader, format!("m,device=d1 v=1 {t}")).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, v) = query_as(&c, &s, &reader, "m_v", t + 1000).await;
+    assert_eq!(status, 200);
+    assert_eq!(single_value(&v["data"]), 1.0);
+    let (status, _) = query_as(&c, &s, &writer, "m_v", t + 1000).await;
+    assert_eq!(status, 403, "a write-only token cannot query");
+
+    // Residency: brazil-co is homed in br, this node is eu.
+    let (status, _, body) = write_as(&c, &s, &br, format!("m v=1 {t}")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("homed in region \\\"br\\\"") || body.contains("homed in region \"br\""), "{body}");
+
+    // Label limits: the exact limit, value and observed size, other lines still stored.
+    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_labels_per_series=3", "max_label_value_length=16"]);
+    let (status, _, body) = write_as(
+        &c,
+        &s,
+        &writer,
+        format!("m,device=d2 v=2 {t}\nm,device=d3,a=1,b=2 v=3 {t}\nm,device=dddddddddddddddddddd v=4 {t}\n"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["accepted_lines"], 1);
+    assert_eq!(
+        v["errors"][0]["reason"],
+        "limit max_labels_per_series exceeded: series m_v has 4 labels, the limit is 3"
+    );
+    assert_eq!(
+        v["errors"][1]["reason"],
+        "limit max_label_value_length exceeded: value of label \"device\" is 20 bytes, the limit is 16"
+    );
+
+    // Request size.
+    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=100"]);
+    let (status, _, body) = write_as(&c, &s, &writer, format!("m,device=d1 v=1 {t}\n").repeat(10)).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("limit max_request_bytes exceeded") && body.contains("100 bytes"), "{body}");
+
+    // Rate: 429 with Retry-After, nothing stored.
+    admin_json(
+        &s,
+        dir.path(),
+        &["limits", "set", "acme", "max_request_bytes=1000000", "ingestion_rate=1", "ingestion_burst=5"],
+    );
+    let five: String = (0..5).map(|i| format!("r,device=d{i} v=1 {t}\n")).collect();
+    let (status, _, body) = write_as(&c, &s, &writer, five.clone()).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, retry, body) = write_as(&c, &s, &writer, five.replace("r,", "q,")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
+    assert!(body.contains("limit ingestion_rate exceeded: 1 samples/s (burst 5)"), "{body}");
+    let (_, v) = query_as(&c, &s, &reader, "count(q_v)", t + 1000).await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0, "a refused write stores nothing");
+
+    // Usage.
+    let usage = admin_json(&s, dir.path(), &["usage", "acme"]);
+    assert_eq!(usage["samples_accepted"], 7);
+    assert_eq!(usage["rejected_by_reason"]["ingestion_rate"], 5);
+    assert_eq!(usage["rejected_by_reason"]["max_labels_per_series"], 1);
+    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 7"), "{metrics}");
+
+    // Revoke: refused within a second.
+    let tokens = admin_json(&s, dir.path(), &["tokens", "list", "acme"]);
+    let reader_id =
+        tokens.as_array().unwrap().iter().find(|t| t["access"] == "read").unwrap()["id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = admin(&s, dir.path(), &["tokens", "revoke", "acme", &reader_id]);
+    assert!(ok && out.contains("revoked"), "{out}");
+    assert_eq!(query_as(&c, &s, &reader, "m_v", t + 1000).await.0, 401);
+
+    // Delete: explicit about the data; tokens die with the tenant.
+    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "delete", "acme", "--data", "later"]);
+    assert!(!ok && err.contains("data=keep"), "{err}");
+    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "delete", "acme", "--data", "keep"]);
+    assert!(ok && out.contains("deleted tenant acme"), "{out}");
+    assert_eq!(write_as(&c, &s, &writer, format!("m v=1 {t}")).await.0, 401);
+    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "get", "acme"]);
+    assert!(!ok && err.contains("404"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_the_admin_token() {
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[("STRATA_ADMIN__TOKEN", "a-very-long-admin-token")]);
+    let c = client();
+    assert_eq!(c.get(s.url("/admin/v1/tenants")).send().await.unwrap().status(), 401);
+    let r = c.get(s.url("/admin/v1/tenants")).bearer_auth("a-very-long-admin-token").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!dir.path().join("admin.token").exists(), "a configured token is not written to disk");
+}
