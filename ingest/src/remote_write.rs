@@ -1,10 +1,10 @@
 //! Prometheus remote write 1.0: `POST /api/v1/write`.
 //!
 //! ```text
-//!  POST /api/v1/write ──► auth → tenant ──► headers ──► body ≤ max_body_bytes
+//!  POST /api/v1/write ──► auth → tenant, residency ──► headers ──► body ≤ max_body_bytes / max_request_bytes
 //!    snappy block ──► decompress_len ≤ max_body_bytes ──► protobuf prometheus.WriteRequest   (proto)
-//!      ──► per series: validate, sort labels, series id, device_hash % P                     (series)
-//!      ──► IngestLog::append, durable ──► 204 / 200 / 400
+//!      ──► per series: validate, label limits, sort labels, series id, device_hash % P      (series)
+//!      ──► tenant rate ──► IngestLog::append, durable ──► 204 / 200 / 400
 //! ```
 //!
 //! The protocol (<https://prometheus.io/docs/specs/prw/remote_write_spec/>):
@@ -17,6 +17,8 @@
 //!
 //! The tenant comes from the `Authorization` header (`Bearer <t>`, as
 //! Prometheus's `authorization: { credentials: … }` sends it, or `Token <t>`).
+//! Tenant policy applies as for line protocol ([`crate::http`]): residency,
+//! `max_request_bytes`, the label limits and the ingestion rate.
 //!
 //! Answers (Prometheus retries 5xx and 429, never other 4xx):
 //!
@@ -26,8 +28,9 @@
 //! | `200` | every series was stored, but exemplars or native histograms were not (unsupported) | JSON with the counts; also an `X-Strata-Warning` header |
 //! | `400` | some series are invalid: the valid ones are stored, retrying would not help | JSON listing each rejected series (`index`, `series`, `reason`) |
 //! | `400` | the body is not snappy or not a `WriteRequest` | JSON `code`/`message` |
-//! | `401`/`403` | missing/invalid token, or a token without write access | JSON |
-//! | `413` | body larger than `ingest.max_body_bytes`, as sent or decompressed | JSON |
+//! | `401`/`403` | missing/invalid token, a token without write access, or a tenant homed in another region | JSON |
+//! | `413` | body larger than `ingest.max_body_bytes` or the tenant's `max_request_bytes`, as sent or decompressed | JSON |
+//! | `429` + `Retry-After` | over the tenant's ingestion rate; nothing stored (Prometheus 2.x retries it only with `retry_on_http_429`) | JSON |
 //! | `415` | `Content-Encoding` other than `snappy`, or a `Content-Type` other than protobuf remote write 1.0 (remote write 2.0 is not supported) | JSON |
 //! | `503` + `Retry-After` / `500` | the ingest log failed; nothing is acknowledged and retrying is safe | JSON |
 //!
@@ -37,20 +40,20 @@ pub mod metrics;
 pub mod proto;
 pub mod series;
 
-use crate::config::IngestConfig;
-use crate::http::{Refusal, WriteErrorBody, WriteState, auth_error, log_error, refuse, too_large};
-use crate::log::{IngestLog, LogRecord};
+use crate::convert::LabelLimits;
+use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
+use crate::http::{admit_rate, admit_tenant, append_batches, body_limit, refuse, too_large};
 use crate::metrics::IngestMetrics;
-use crate::series_cache::SeriesCache;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Serialize;
 use std::sync::Arc;
-use strata_schemas::{Access, TenantId, TenantResolver, WriteBatch};
+use std::sync::atomic::Ordering;
+use strata_schemas::TenantId;
 
 pub use metrics::RemoteWriteMetrics;
 pub use proto::{DecodeError, WriteRequest, decode_request, encode_request};
@@ -66,31 +69,15 @@ pub fn router(state: WriteState) -> Router {
 
 /// The remote-write route, counting into `metrics`.
 pub fn router_with_metrics(state: WriteState, metrics: Arc<RemoteWriteMetrics>) -> Router {
-    routes(RemoteWriteState {
-        log: state.log,
-        resolver: state.resolver,
-        config: state.config,
-        ingest_metrics: state.metrics,
-        series_cache: state.series_cache,
-        metrics,
-    })
-}
-
-fn routes(state: RemoteWriteState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write))
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(RemoteWriteState { write: state, metrics })
 }
 
-/// What the endpoint uses of [`WriteState`], plus its own counters.
 #[derive(Debug, Clone)]
 struct RemoteWriteState {
-    log: Arc<dyn IngestLog>,
-    resolver: Arc<dyn TenantResolver>,
-    config: Arc<IngestConfig>,
-    ingest_metrics: Arc<IngestMetrics>,
-    series_cache: Arc<SeriesCache>,
+    write: WriteState,
     metrics: Arc<RemoteWriteMetrics>,
 }
 
@@ -109,43 +96,57 @@ struct RemoteWriteAnswer {
 
 async fn write(State(state): State<RemoteWriteState>, headers: HeaderMap, body: Body) -> Response {
     RemoteWriteMetrics::add(&state.metrics.requests, 1);
-    IngestMetrics::add(&state.ingest_metrics.requests, 1);
-    match receive(&state, &headers, body).await {
-        Ok(conversion) => commit(&state, conversion).await,
+    IngestMetrics::add(&state.write.metrics.requests, 1);
+    let (who, conversion) = match receive(&state, &headers, body).await {
+        Ok(v) => v,
         Err(resp) => {
             RemoteWriteMetrics::add(&state.metrics.requests_refused, 1);
-            IngestMetrics::add(&state.ingest_metrics.requests_refused, 1);
-            *resp
+            IngestMetrics::add(&state.write.metrics.requests_refused, 1);
+            return *resp;
         }
+    };
+    IngestMetrics::add(&who.counters.requests, 1);
+    // Like line protocol: over the tenant's rate, nothing is stored (429 + Retry-After).
+    if let Err(resp) = admit_rate(&state.write, &who, conversion.samples) {
+        return *resp;
     }
+    commit(&state, &who, conversion).await
 }
 
-/// Authenticates, reads, decodes and converts a request.
-async fn receive(state: &RemoteWriteState, headers: &HeaderMap, body: Body) -> Result<RemoteWriteConversion, Refusal> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let tenant = state.resolver.resolve(auth, Access::Write).map_err(auth_error)?;
+/// Admits the tenant (token, residency), reads, decodes and converts a request.
+async fn receive(
+    state: &RemoteWriteState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Admitted, RemoteWriteConversion), Refusal> {
+    let who = admit_tenant(&state.write, headers)?;
     check_headers(headers)?;
-    let limit = state.config.max_body_bytes;
+    let limit = body_limit(&state.write, &who);
     let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit, "request body"))?;
-    IngestMetrics::add(&state.ingest_metrics.bytes_received, raw.len() as u64);
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || decode_and_convert(&state, &tenant, &raw))
+    IngestMetrics::add(&state.write.metrics.bytes_received, raw.len() as u64);
+    let write = state.write.clone();
+    let tenant = who.tenant.clone();
+    let limits = LabelLimits::of(&who.limits);
+    let conversion = tokio::task::spawn_blocking(move || decode_and_convert(&write, &tenant, limits, &raw, limit))
         .await
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())))?
+        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())))??;
+    Ok((who, conversion))
 }
 
 fn decode_and_convert(
-    state: &RemoteWriteState,
+    write: &WriteState,
     tenant: &TenantId,
-    raw: &Bytes,
+    limits: LabelLimits,
+    raw: &[u8],
+    limit: usize,
 ) -> Result<RemoteWriteConversion, Refusal> {
-    let limit = state.config.max_body_bytes;
     let request = decode_request(raw, limit).map_err(|e| decode_refusal(e, limit))?;
     let converter = SeriesConverter {
         tenant,
-        device_label: &state.config.device_label,
-        partitions: state.log.partitions(),
-        cache: Some(&state.series_cache),
+        device_label: &write.config.device_label,
+        partitions: write.log.partitions(),
+        cache: Some(&write.series_cache),
+        limits,
     };
     Ok(converter.convert(&request))
 }
@@ -208,22 +209,16 @@ fn check_content_type(ct: &str) -> Result<(), String> {
 }
 
 /// Appends the batches and builds the answer.
-async fn commit(state: &RemoteWriteState, mut c: RemoteWriteConversion) -> Response {
-    if let Err(resp) = append(state, std::mem::take(&mut c.batches)).await {
+async fn commit(state: &RemoteWriteState, who: &Admitted, mut c: RemoteWriteConversion) -> Response {
+    if let Err(resp) = append_batches(&state.write, std::mem::take(&mut c.batches)).await {
         return resp;
     }
-    let m = &state.metrics;
-    RemoteWriteMetrics::add(&m.series_accepted, c.accepted_series);
-    RemoteWriteMetrics::add(&m.samples_accepted, c.samples);
-    RemoteWriteMetrics::add(&m.series_rejected, c.rejected.len());
-    RemoteWriteMetrics::add(&m.histograms_ignored, c.histograms_ignored);
-    RemoteWriteMetrics::add(&m.exemplars_ignored, c.exemplars_ignored);
-    IngestMetrics::add(&state.ingest_metrics.samples_accepted, c.samples as u64);
+    count(state, who, &c);
     let ignored = ignored_message(&c);
     if c.rejected.is_empty() && ignored.is_none() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let max = state.config.max_reported_errors;
+    let max = state.write.config.max_reported_errors;
     let (status, code, message) = if c.rejected.is_empty() {
         (StatusCode::OK, "ignored", ignored.clone().unwrap_or_default())
     } else {
@@ -245,20 +240,19 @@ async fn commit(state: &RemoteWriteState, mut c: RemoteWriteConversion) -> Respo
     resp
 }
 
-/// Appends one record per partition and waits until all are durable and
-/// applied; the error is the answer to send (503 + `Retry-After` or 500).
-async fn append(state: &RemoteWriteState, batches: Vec<(u32, WriteBatch)>) -> Result<(), Response> {
-    if batches.is_empty() {
-        return Ok(());
+/// Bumps the endpoint's, the write path's and the tenant's counters for a stored request.
+fn count(state: &RemoteWriteState, who: &Admitted, c: &RemoteWriteConversion) {
+    let m = &state.metrics;
+    RemoteWriteMetrics::add(&m.series_accepted, c.accepted_series);
+    RemoteWriteMetrics::add(&m.samples_accepted, c.samples);
+    RemoteWriteMetrics::add(&m.series_rejected, c.rejected.len());
+    RemoteWriteMetrics::add(&m.histograms_ignored, c.histograms_ignored);
+    RemoteWriteMetrics::add(&m.exemplars_ignored, c.exemplars_ignored);
+    IngestMetrics::add(&state.write.metrics.samples_accepted, c.samples as u64);
+    who.counters.samples_accepted.fetch_add(c.samples as u64, Ordering::Relaxed);
+    for e in &c.rejected {
+        who.counters.reject(e.code, 1);
     }
-    let records = batches
-        .into_iter()
-        .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
-        .collect();
-    state.log.append(records).await.map(|_| ()).map_err(|e| {
-        IngestMetrics::add(&state.ingest_metrics.append_failures, 1);
-        log_error(e)
-    })
 }
 
 /// What was received and not stored although its series was valid.

@@ -33,7 +33,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         admin_token,
         usage: Arc::new(move |tenant| usage_node.usage(tenant)),
     });
-    let write = strata_ingest::http::router(WriteState {
+    let write_state = WriteState {
         log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,
         resolver: Arc::clone(&resolver),
         config: Arc::new(node.config.ingest.clone()),
@@ -41,7 +41,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         series_cache: Arc::clone(&node.series_cache),
         region: node.config.region.as_str().into(),
         rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
-    });
+    };
+    let write = strata_ingest::http::router(write_state.clone());
     let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
     let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let query = strata_query::router(QueryState::new(engine, resolver));
@@ -52,7 +53,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         .route("/internal/flush", post(flush).get(flush))
         .route("/internal/compact", post(compact).get(compact))
         .with_state(node);
-    ops.merge(write).merge(query).merge(admin)
+    ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
 async fn ready() -> &'static str {

@@ -6,7 +6,9 @@
 //! * at least one label; names and values valid UTF-8;
 //! * label names match `[a-zA-Z_][a-zA-Z0-9_]*` and appear once
 //!   (unsorted labels are sorted, duplicates are rejected);
-//! * `__name__` present and not empty.
+//! * `__name__` present and not empty;
+//! * the tenant's label limits (`max_labels_per_series`, `max_label_name_length`,
+//!   `max_label_value_length`), with the same messages as for line protocol.
 //!
 //! Labels with an empty value are dropped, as Prometheus treats them as
 //! absent. Series ids, device hashes and partitions are computed exactly as
@@ -15,6 +17,7 @@
 
 use super::proto;
 use crate::batcher::{BatchBuilder, SeriesKey};
+use crate::convert::LabelLimits;
 use crate::series_cache::SeriesCache;
 use std::fmt::Write;
 use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
@@ -59,11 +62,66 @@ pub enum SeriesRejection {
     /// `__name__` is empty.
     #[error("empty metric name (label __name__ is \"\")")]
     EmptyMetricName,
+    /// More labels than the tenant's `max_labels_per_series`.
+    #[error("limit max_labels_per_series exceeded: series {metric} has {labels} labels, the limit is {limit}")]
+    TooManyLabels {
+        /// The metric name.
+        metric: String,
+        /// Labels of the series (`__name__` included).
+        labels: usize,
+        /// The limit.
+        limit: u32,
+    },
+    /// The metric name is longer than the tenant's `max_label_value_length`.
+    #[error("limit max_label_value_length exceeded: metric name is {len} bytes, the limit is {limit}")]
+    MetricNameTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: u32,
+    },
+    /// A label name is longer than the tenant's `max_label_name_length`.
+    #[error("limit max_label_name_length exceeded: label name {prefix:?}… is {len} bytes, the limit is {limit}")]
+    LabelNameTooLong {
+        /// Its first 32 bytes.
+        prefix: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: u32,
+    },
+    /// A label value is longer than the tenant's `max_label_value_length`.
+    #[error("limit max_label_value_length exceeded: value of label {name:?} is {len} bytes, the limit is {limit}")]
+    LabelValueTooLong {
+        /// The label's name.
+        name: String,
+        /// The value's length in bytes.
+        len: usize,
+        /// The limit.
+        limit: u32,
+    },
+}
+
+impl SeriesRejection {
+    /// A short code for the per-tenant rejection counters: the limit's name, or `invalid_series`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SeriesRejection::TooManyLabels { .. } => "max_labels_per_series",
+            SeriesRejection::LabelNameTooLong { .. } => "max_label_name_length",
+            SeriesRejection::MetricNameTooLong { .. } | SeriesRejection::LabelValueTooLong { .. } => {
+                "max_label_value_length"
+            }
+            _ => "invalid_series",
+        }
+    }
 }
 
 /// A series that was not stored, as listed in a 400 answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SeriesError {
+    /// [`SeriesRejection::code`], for counters.
+    #[serde(skip)]
+    pub code: &'static str,
     /// 0-based index of the series in the request's `timeseries`.
     pub index: usize,
     /// Its labels, rendered like PromQL: `metric{a="b", c="d"}`.
@@ -100,6 +158,8 @@ pub struct SeriesConverter<'a> {
     pub partitions: u32,
     /// Known series, shared across requests (None: build every label set).
     pub cache: Option<&'a SeriesCache>,
+    /// The tenant's label limits.
+    pub limits: LabelLimits,
 }
 
 impl SeriesConverter<'_> {
@@ -111,7 +171,8 @@ impl SeriesConverter<'_> {
             let key = match self.series_key(&series.labels) {
                 Ok(key) => key,
                 Err(e) => {
-                    out.rejected.push(SeriesError { index, series: render(&series.labels), reason: e.to_string() });
+                    let (code, series, reason) = (e.code(), render(&series.labels), e.to_string());
+                    out.rejected.push(SeriesError { code, index, series, reason });
                     continue;
                 }
             };
@@ -131,6 +192,7 @@ impl SeriesConverter<'_> {
     fn series_key(&self, raw: &[proto::Label]) -> Result<SeriesKey, SeriesRejection> {
         let pairs = label_pairs(raw)?;
         let name = metric_name(&pairs)?;
+        check_limits(&self.limits, name, &pairs)?;
         let id = series_id_of(self.tenant, &[name], pairs.iter().copied());
         let device = pairs.iter().find(|(k, v)| *k == self.device_label && !v.is_empty());
         let device_hash = device.map_or(id.0, |(_, v)| device_hash_of(self.tenant, v));
@@ -185,6 +247,40 @@ fn metric_name<'a>(pairs: &[(&str, &'a str)]) -> Result<&'a str, SeriesRejection
         Some((_, "")) => Err(SeriesRejection::EmptyMetricName),
         Some((_, v)) => Ok(v),
     }
+}
+
+/// Checks the tenant's label limits on sorted, unique pairs (empty values
+/// are not stored, so they do not count).
+fn check_limits(limits: &LabelLimits, metric: &str, pairs: &[(&str, &str)]) -> Result<(), SeriesRejection> {
+    let labels = pairs.iter().filter(|(_, v)| !v.is_empty()).count();
+    if labels > limits.max_labels_per_series as usize {
+        let (metric, limit) = (metric.to_owned(), limits.max_labels_per_series);
+        return Err(SeriesRejection::TooManyLabels { metric, labels, limit });
+    }
+    let value_limit = limits.max_label_value_length;
+    if metric.len() > value_limit as usize {
+        return Err(SeriesRejection::MetricNameTooLong { len: metric.len(), limit: value_limit });
+    }
+    for (name, value) in pairs.iter().filter(|(n, _)| *n != METRIC_NAME) {
+        if name.len() > limits.max_label_name_length as usize {
+            let (prefix, len, limit) = (prefix(name).to_owned(), name.len(), limits.max_label_name_length);
+            return Err(SeriesRejection::LabelNameTooLong { prefix, len, limit });
+        }
+        if value.len() > value_limit as usize {
+            let (name, len) = ((*name).to_owned(), value.len());
+            return Err(SeriesRejection::LabelValueTooLong { name, len, limit: value_limit });
+        }
+    }
+    Ok(())
+}
+
+/// The first 32 bytes of `s` (on a char boundary), for error messages.
+fn prefix(s: &str) -> &str {
+    let mut end = s.len().min(32);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }
 
 /// True for Prometheus's (legacy) label name syntax `[a-zA-Z_][a-zA-Z0-9_]*`.

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use prost::Message;
 use strata_schemas::labels::STALE_NAN_BITS;
 use strata_schemas::tenant::parse_authorization;
-use strata_schemas::{AuthError, TenantResolver, WriteBatch};
+use strata_schemas::{Access, AuthError, TenantLimits, TenantPolicy, TenantResolver, WriteBatch};
 use tower::ServiceExt;
 
 // ---------------------------------------------------------------- helpers
@@ -34,7 +34,8 @@ fn request(timeseries: Vec<TimeSeries>) -> WriteRequest {
 
 fn convert(req: &WriteRequest) -> RemoteWriteConversion {
     let t = tenant();
-    SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: None }.convert(req)
+    SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: None, limits: LabelLimits::default() }
+        .convert(req)
 }
 
 /// `(rendered labels, samples as (ts, value bits))`, sorted by labels.
@@ -152,6 +153,47 @@ fn rejects_invalid_series_with_exact_reasons_and_keeps_the_others() {
 }
 
 #[test]
+fn enforces_the_tenants_label_limits_with_line_protocol_messages() {
+    let t = tenant();
+    let limits = LabelLimits { max_labels_per_series: 3, max_label_name_length: 4, max_label_value_length: 5 };
+    let req = request(vec![
+        series(&[("__name__", "m"), ("a", "1"), ("b", "2"), ("c", "")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("a", "1"), ("b", "2"), ("c", "3")], &[(1, 1.0)]),
+        series(&[("__name__", "metric")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("abcde", "1")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("a", "123456")], &[(1, 1.0)]),
+    ]);
+    let c = SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: None, limits }.convert(&req);
+    assert_eq!(
+        reasons(&c),
+        vec![
+            (
+                1,
+                r#"m{a="1", b="2", c="3"}"#,
+                "limit max_labels_per_series exceeded: series m has 4 labels, the limit is 3"
+            ),
+            (2, "metric{}", "limit max_label_value_length exceeded: metric name is 6 bytes, the limit is 5"),
+            (
+                3,
+                r#"m{abcde="1"}"#,
+                r#"limit max_label_name_length exceeded: label name "abcde"… is 5 bytes, the limit is 4"#
+            ),
+            (
+                4,
+                r#"m{a="123456"}"#,
+                r#"limit max_label_value_length exceeded: value of label "a" is 6 bytes, the limit is 5"#
+            ),
+        ]
+    );
+    let codes: Vec<&str> = c.rejected.iter().map(|e| e.code).collect();
+    assert_eq!(
+        codes,
+        ["max_labels_per_series", "max_label_value_length", "max_label_name_length", "max_label_value_length"]
+    );
+    assert_eq!(c.accepted_series, 1, "an empty value does not count against max_labels_per_series");
+}
+
+#[test]
 fn rejects_labels_that_are_not_utf8() {
     let mut bad_name = series(&[("__name__", "m")], &[(1, 1.0)]);
     bad_name.labels.push(Label { name: bytes::Bytes::from_static(b"a\xff"), value: "v".into() });
@@ -214,7 +256,8 @@ fn cached_conversion_equals_uncached_and_shares_labels() {
     let cache = SeriesCache::new(1024);
     let req = request(vec![series(&[("__name__", "m"), ("a", "1"), ("b", "")], &[(1, 1.0)])]);
     let cached = |req: &WriteRequest| {
-        SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: Some(&cache) }.convert(req)
+        let limits = LabelLimits::default();
+        SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: Some(&cache), limits }.convert(req)
     };
     let first = cached(&req);
     let second = cached(&req);
@@ -332,16 +375,41 @@ impl IngestLog for MemLog {
     }
 }
 
-/// `Bearer writer-token` writes as `acme`; `Bearer reader-token` may only read.
+/// `Bearer writer-token` writes as `acme` (no policy: default limits);
+/// `Bearer reader-token` may only read; `Bearer tiny-token` writes as `tiny`
+/// (small limits); `Bearer far-token` writes as `far`, homed in region `br`.
 #[derive(Debug)]
 struct Tokens;
+
+/// The region of the test node.
+const REGION: &str = "eu";
 
 impl TenantResolver for Tokens {
     fn resolve(&self, authorization: Option<&str>, access: Access) -> Result<TenantId, AuthError> {
         match parse_authorization(authorization.ok_or(AuthError::MissingToken)?)? {
             "writer-token" => Ok(tenant()),
             "reader-token" if access == Access::Write => Err(AuthError::Forbidden { tenant: tenant(), access }),
+            "tiny-token" => Ok(TenantId::new("tiny").unwrap()),
+            "far-token" => Ok(TenantId::new("far").unwrap()),
             _ => Err(AuthError::InvalidToken),
+        }
+    }
+
+    fn policy(&self, tenant: &TenantId) -> Option<Arc<TenantPolicy>> {
+        match tenant.as_str() {
+            "tiny" => {
+                let mut p = TenantPolicy::new(tenant.clone(), REGION);
+                p.limits = TenantLimits {
+                    max_labels_per_series: 2,
+                    ingestion_rate: 1.0,
+                    ingestion_burst: 3,
+                    max_request_bytes: 2_048,
+                    ..TenantLimits::default()
+                };
+                Some(Arc::new(p))
+            }
+            "far" => Some(Arc::new(TenantPolicy::new(tenant.clone(), "br"))),
+            _ => None,
         }
     }
 }
@@ -349,21 +417,24 @@ impl TenantResolver for Tokens {
 struct Harness {
     log: Arc<MemLog>,
     metrics: Arc<RemoteWriteMetrics>,
+    ingest_metrics: Arc<IngestMetrics>,
     app: Router,
 }
 
 fn harness(fail: bool, max_body_bytes: usize) -> Harness {
     let log = Arc::new(MemLog { fail, ..MemLog::default() });
     let metrics = Arc::new(RemoteWriteMetrics::default());
-    let state = RemoteWriteState {
+    let ingest_metrics = Arc::new(IngestMetrics::default());
+    let state = WriteState {
         log: Arc::clone(&log) as Arc<dyn IngestLog>,
         resolver: Arc::new(Tokens),
         config: Arc::new(IngestConfig { max_body_bytes, max_reported_errors: 2, ..IngestConfig::default() }),
-        ingest_metrics: Arc::new(IngestMetrics::default()),
+        metrics: Arc::clone(&ingest_metrics),
         series_cache: Arc::new(SeriesCache::new(1024)),
-        metrics: Arc::clone(&metrics),
+        region: REGION.into(),
+        rate_limiter: Arc::new(crate::limits::RateLimiter::default()),
     };
-    Harness { log, app: routes(state), metrics }
+    Harness { log, app: router_with_metrics(state, Arc::clone(&metrics)), metrics, ingest_metrics }
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -558,4 +629,43 @@ async fn log_failures_answer_503_with_retry_after() {
 #[test]
 fn the_shared_metrics_are_one_instance() {
     assert!(Arc::ptr_eq(&RemoteWriteMetrics::shared(), &RemoteWriteMetrics::shared()));
+}
+
+fn with_token(token: &'static str) -> Vec<(&'static str, &'static str)> {
+    let mut headers: Vec<_> = rw_headers().into_iter().filter(|(k, _)| *k != "authorization").collect();
+    headers.push(("authorization", token));
+    headers
+}
+
+#[tokio::test]
+async fn applies_the_tenants_residency_size_label_and_rate_limits() {
+    let h = harness(false, 1 << 20);
+    let one = body_of(vec![series(&[("__name__", "up")], &[(1, 1.0)])]);
+
+    let (status, _, json) = post(&h, &with_token("Bearer far-token"), one.clone()).await;
+    assert_eq!((status, &json["code"]), (StatusCode::FORBIDDEN, &serde_json::json!("wrong region")), "{json}");
+    assert!(json["message"].as_str().unwrap().contains("\"br\""), "{json}");
+
+    let big = body_of(vec![series(&[("__name__", "m"), ("a", &"x".repeat(3_000))], &[(1, 1.0)])]);
+    let (status, _, json) = post(&h, &with_token("Bearer tiny-token"), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "the tenant's max_request_bytes applies: {json}");
+
+    let labels = body_of(vec![
+        series(&[("__name__", "m"), ("a", "1"), ("b", "2")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("a", "1")], &[(1, 1.0)]),
+    ]);
+    let (status, _, json) = post(&h, &with_token("Bearer tiny-token"), labels).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(
+        json["errors"][0]["reason"],
+        "limit max_labels_per_series exceeded: series m has 3 labels, the limit is 2"
+    );
+    let tiny = h.ingest_metrics.tenant(&TenantId::new("tiny").unwrap());
+    assert_eq!(tiny.rejected.lock().get("max_labels_per_series"), Some(&1));
+    assert_eq!(tiny.samples_accepted.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    let four = body_of(vec![series(&[("__name__", "up")], &[(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0)])]);
+    let (status, _, json) = post(&h, &with_token("Bearer tiny-token"), four).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "4 samples exceed a burst of 3: {json}");
+    assert_eq!(stored(&h.log.batches.lock()).len(), 1, "only the one valid series of the label test was stored");
 }

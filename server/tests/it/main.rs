@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
 mod harness;
+mod remote_write;
 mod tenancy;
 mod write_query;
