@@ -71,7 +71,7 @@ impl Default for TenantLimits {
             max_query_samples: 50_000_000,
             max_query_range: Duration::ZERO,
             max_concurrent_queries: 16,
-            hot_ttl: Duration::from_secs(15 * 86_400),
+            hot_ttl: Duration::from_secs(7 * 86_400),
             cold_retention: Duration::ZERO,
         }
     }

@@ -100,6 +100,7 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let mut out = String::with_capacity(4096);
     node.ingest_metrics.render(&mut out);
+    strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
     let stats = node.hot.stats();
     let gauges: [(&str, &str, f64); 11] = [
         ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),
