@@ -225,6 +225,21 @@ impl SeriesIndex {
         e.labels.iter().map(|&(n, v)| (Arc::clone(self.symbols.get(n)), Arc::clone(self.symbols.get(v)))).collect()
     }
 
+    /// Live series of `tenant`.
+    pub(crate) fn tenant_series(&self, tenant: &TenantId) -> u64 {
+        self.tenants.get(tenant).map_or(0, |(_, t)| t.all.cardinality())
+    }
+
+    /// True when `tenant` has a live series with exactly these id and labels.
+    pub(crate) fn contains(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool {
+        let Some((_, t)) = self.tenants.get(tenant) else { return false };
+        match t.by_id.get(&id) {
+            Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => true,
+            Some(_) => t.overflow.contains_key(labels),
+            None => false,
+        }
+    }
+
     /// Removes a series (no data of it is left anywhere).
     pub(crate) fn remove(&mut self, r: SeriesRef) {
         let Some(e) = self.entries.get_mut(r as usize).filter(|e| e.live) else { return };
@@ -400,6 +415,21 @@ mod tests {
         let a = idx.resolve(&t("a"), SeriesId(1), 0, &l);
         assert_eq!(idx.resolve(&t("a"), SeriesId(1), 0, &l), a);
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn counts_and_finds_a_tenants_series() {
+        let mut idx = SeriesIndex::default();
+        let l = Labels::from_pairs([("__name__", "m")]);
+        let other = Labels::from_pairs([("__name__", "n")]);
+        let r = idx.resolve(&t("a"), SeriesId(1), 0, &l);
+        assert!(idx.contains(&t("a"), SeriesId(1), &l));
+        assert!(!idx.contains(&t("a"), SeriesId(1), &other), "same id, other labels");
+        assert!(!idx.contains(&t("b"), SeriesId(1), &l), "other tenant");
+        assert_eq!(idx.tenant_series(&t("a")), 1);
+        idx.remove(r);
+        assert_eq!(idx.tenant_series(&t("a")), 0);
+        assert!(!idx.contains(&t("a"), SeriesId(1), &l));
     }
 
     #[test]

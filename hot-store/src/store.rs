@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use strata_schemas::{Sample, TenantId, WriteBatch};
+use strata_schemas::{Labels, Sample, SeriesId, TenantId, WriteBatch};
 
 use crate::config::HotStoreConfig;
 use crate::error::{Error, Result};
@@ -368,7 +368,17 @@ impl HotStore {
         self.flush_done.1.notify_all();
     }
 
-    /// Samples in the active memtable.
+    /// Live series of `tenant` (series with data in the memtable or a segment).
+    pub fn tenant_series(&self, tenant: &TenantId) -> u64 {
+        self.state.read().index.tenant_series(tenant)
+    }
+
+    /// True when `tenant` already has the series `id` with exactly `labels`.
+    pub fn contains_series(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool {
+        self.state.read().index.contains(tenant, id, labels)
+    }
+
+    /// Samples in the active memtable (what the server compares with `max_memtable_samples`).
     pub fn memtable_samples(&self) -> usize {
         self.state.read().memtable.samples()
     }
