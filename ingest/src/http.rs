@@ -33,7 +33,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use strata_schemas::time::{Precision, now_millis};
-use strata_schemas::{Access, AuthError, ErrorKind, TenantId, TenantLimits, TenantResolver, WriteBatch};
+use strata_schemas::{
+    Access, AuthError, ErrorKind, Labels, SeriesId, TenantId, TenantLimits, TenantResolver, WriteBatch,
+};
 
 /// Shared state of the write endpoints.
 #[derive(Debug, Clone)]
@@ -52,6 +54,74 @@ pub struct WriteState {
     pub region: Arc<str>,
     /// Per-tenant ingestion rate buckets.
     pub rate_limiter: Arc<RateLimiter>,
+    /// Which series tenants already have, for `max_active_series` (None: not enforced).
+    pub active_series: Option<Arc<dyn ActiveSeries>>,
+}
+
+/// Knows the series a tenant already holds (the hot store), so the write
+/// path can enforce `max_active_series` exactly.
+pub trait ActiveSeries: Send + Sync + std::fmt::Debug {
+    /// Live series of `tenant`.
+    fn count(&self, tenant: &TenantId) -> u64;
+    /// True when `tenant` already has this series.
+    fn contains(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool;
+}
+
+/// A series refused because its tenant is at `max_active_series`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeriesOverLimit {
+    /// The series, rendered like PromQL.
+    pub series: String,
+    /// Why.
+    pub reason: String,
+    /// Samples of it that were not stored.
+    #[serde(skip)]
+    pub samples: usize,
+}
+
+/// Removes from `batches` the new series that would take the tenant over
+/// `max_active_series`, and returns them. Series the tenant already has
+/// always pass. Only when the request could cross the limit is each series
+/// looked up, so the common case costs one count.
+pub(crate) fn admit_series(
+    state: &WriteState,
+    who: &Admitted,
+    batches: &mut Vec<(u32, WriteBatch)>,
+) -> Vec<SeriesOverLimit> {
+    let Some(active) = &state.active_series else { return Vec::new() };
+    let limit = who.limits.max_active_series;
+    let current = active.count(&who.tenant);
+    let distinct: u64 = batches.iter().map(|(_, b)| b.series.len() as u64).sum();
+    if current.saturating_add(distinct) <= limit {
+        return Vec::new();
+    }
+    let mut added = 0u64;
+    let mut refused = Vec::new();
+    for (_, batch) in batches.iter_mut() {
+        batch.series.retain(|s| {
+            if active.contains(&who.tenant, s.id, &s.labels) {
+                return true;
+            }
+            if current + added < limit {
+                added += 1;
+                return true;
+            }
+            refused.push(SeriesOverLimit {
+                series: s.labels.to_string(),
+                reason: format!(
+                    "limit max_active_series exceeded: tenant {} has {} active series, the limit is {limit}",
+                    who.tenant,
+                    current + added
+                ),
+                samples: s.samples.len(),
+            });
+            false
+        });
+    }
+    batches.retain(|(_, b)| !b.series.is_empty());
+    let samples: usize = refused.iter().map(|r| r.samples).sum();
+    who.counters.reject("max_active_series", samples as u64);
+    refused
 }
 
 /// A request's tenant and what it runs under.
@@ -124,6 +194,8 @@ pub(crate) struct WriteErrorBody {
     errors: Vec<LineError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     skipped_fields: Vec<SkippedField>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rejected_series: Vec<SeriesOverLimit>,
 }
 
 impl WriteErrorBody {
@@ -135,6 +207,7 @@ impl WriteErrorBody {
             rejected_lines: None,
             errors: Vec::new(),
             skipped_fields: Vec::new(),
+            rejected_series: Vec::new(),
         }
     }
 }
@@ -187,10 +260,13 @@ async fn write(
         Ok(c) => c,
         Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
     };
+    let mut conversion = conversion;
+    let over = admit_series(&state, &who, &mut conversion.batches);
+    conversion.samples -= over.iter().map(|o| o.samples).sum::<usize>();
     if let Err(resp) = admit_rate(&state, &who, conversion.samples) {
         return *resp;
     }
-    commit(&state, &who, conversion).await
+    commit(&state, &who, conversion, over).await
 }
 
 /// Authenticates and reads the request: tenant, precision and the decompressed body.
@@ -264,7 +340,7 @@ pub(crate) fn auth_error(e: AuthError) -> Refusal {
 }
 
 /// Appends the converted batches and builds the answer.
-async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion) -> Response {
+async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion, over: Vec<SeriesOverLimit>) -> Response {
     let m = &state.metrics;
     if let Err(resp) = append_batches(state, std::mem::take(&mut c.batches)).await {
         return resp;
@@ -277,11 +353,14 @@ async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion) -> Respon
     IngestMetrics::add(&m.lines_rejected, c.rejected.len() as u64);
     IngestMetrics::add(&m.samples_accepted, c.samples as u64);
     IngestMetrics::add(&m.string_fields_skipped, c.skipped.len() as u64);
-    if c.rejected.is_empty() && c.skipped.is_empty() {
+    if c.rejected.is_empty() && c.skipped.is_empty() && over.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
     let max = state.config.max_reported_errors;
-    let message = partial_message(&c, max);
+    let mut message = partial_message(&c, max);
+    if let Some(first) = over.first() {
+        message = format!("{} series not stored: {}; {message}", over.len(), first.reason);
+    }
     let body = WriteErrorBody {
         code: "invalid",
         message,
@@ -289,6 +368,7 @@ async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion) -> Respon
         rejected_lines: Some(c.rejected.len()),
         errors: c.rejected.into_iter().take(max).collect(),
         skipped_fields: c.skipped.into_iter().take(max).collect(),
+        rejected_series: over.into_iter().take(max).collect(),
     };
     answer(StatusCode::BAD_REQUEST, body)
 }

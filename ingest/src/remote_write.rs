@@ -42,7 +42,7 @@ pub mod series;
 
 use crate::convert::LabelLimits;
 use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
-use crate::http::{admit_rate, admit_tenant, append_batches, body_limit, refuse, too_large};
+use crate::http::{admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
 use crate::metrics::IngestMetrics;
 use axum::Router;
 use axum::body::Body;
@@ -106,6 +106,17 @@ async fn write(State(state): State<RemoteWriteState>, headers: HeaderMap, body: 
         }
     };
     IngestMetrics::add(&who.counters.requests, 1);
+    let mut conversion = conversion;
+    for over in admit_series(&state.write, &who, &mut conversion.batches) {
+        conversion.samples -= over.samples;
+        conversion.accepted_series -= 1;
+        conversion.rejected.push(SeriesError {
+            code: "max_active_series",
+            index: None,
+            series: over.series,
+            reason: over.reason,
+        });
+    }
     // Like line protocol: over the tenant's rate, nothing is stored (429 + Retry-After).
     if let Err(resp) = admit_rate(&state.write, &who, conversion.samples) {
         return *resp;
@@ -274,7 +285,8 @@ fn partial_message(c: &RemoteWriteConversion, max: usize, ignored: Option<&str>)
         c.accepted_series
     );
     if let Some(first) = c.rejected.first() {
-        msg.push_str(&format!("; first error: series {} {}: {}", first.index, first.series, first.reason));
+        let at = first.index.map(|i| format!("{i} ")).unwrap_or_default();
+        msg.push_str(&format!("; first error: series {at}{}: {}", first.series, first.reason));
     }
     if c.rejected.len() > max {
         msg.push_str(&format!(" (only the first {max} errors are listed)"));

@@ -41,6 +41,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         series_cache: Arc::clone(&node.series_cache),
         region: node.config.region.as_str().into(),
         rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
+        active_series: Some(Arc::new(HotActiveSeries(Arc::clone(&node.hot)))),
     };
     let write = strata_ingest::http::router(write_state.clone());
     let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
@@ -54,6 +55,25 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         .route("/internal/compact", post(compact).get(compact))
         .with_state(node);
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
+}
+
+/// `max_active_series` counts what the hot store holds.
+#[derive(Debug)]
+struct HotActiveSeries(Arc<strata_hot_store::HotStore>);
+
+impl strata_ingest::http::ActiveSeries for HotActiveSeries {
+    fn count(&self, tenant: &strata_schemas::TenantId) -> u64 {
+        self.0.tenant_series(tenant)
+    }
+
+    fn contains(
+        &self,
+        tenant: &strata_schemas::TenantId,
+        id: strata_schemas::SeriesId,
+        labels: &strata_schemas::Labels,
+    ) -> bool {
+        self.0.contains_series(tenant, id, labels)
+    }
 }
 
 async fn ready() -> &'static str {

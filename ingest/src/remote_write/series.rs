@@ -122,8 +122,10 @@ pub struct SeriesError {
     /// [`SeriesRejection::code`], for counters.
     #[serde(skip)]
     pub code: &'static str,
-    /// 0-based index of the series in the request's `timeseries`.
-    pub index: usize,
+    /// 0-based index of the series in the request's `timeseries` (absent
+    /// for series refused by `max_active_series`, decided after grouping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     /// Its labels, rendered like PromQL: `metric{a="b", c="d"}`.
     pub series: String,
     /// What is wrong.
@@ -172,7 +174,7 @@ impl SeriesConverter<'_> {
                 Ok(key) => key,
                 Err(e) => {
                     let (code, series, reason) = (e.code(), render(&series.labels), e.to_string());
-                    out.rejected.push(SeriesError { code, index, series, reason });
+                    out.rejected.push(SeriesError { code, index: Some(index), series, reason });
                     continue;
                 }
             };

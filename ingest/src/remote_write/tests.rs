@@ -50,7 +50,7 @@ fn stored(batches: &[(u32, WriteBatch)]) -> Vec<(String, Vec<(i64, u64)>)> {
 }
 
 fn reasons(c: &RemoteWriteConversion) -> Vec<(usize, &str, &str)> {
-    c.rejected.iter().map(|e| (e.index, e.series.as_str(), e.reason.as_str())).collect()
+    c.rejected.iter().map(|e| (e.index.unwrap_or(usize::MAX), e.series.as_str(), e.reason.as_str())).collect()
 }
 
 // ---------------------------------------------------------------- decoding
@@ -433,6 +433,7 @@ fn harness(fail: bool, max_body_bytes: usize) -> Harness {
         series_cache: Arc::new(SeriesCache::new(1024)),
         region: REGION.into(),
         rate_limiter: Arc::new(crate::limits::RateLimiter::default()),
+        active_series: None,
     };
     Harness { log, app: router_with_metrics(state, Arc::clone(&metrics)), metrics, ingest_metrics }
 }

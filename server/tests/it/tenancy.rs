@@ -126,11 +126,25 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("limit max_request_bytes exceeded") && body.contains("100 bytes"), "{body}");
 
+    // Active series: acme has m_v{device=d1} and m_v{device=d2}; a third fits, a fourth does not.
+    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=1000000", "max_active_series=3"]);
+    let (status, _, body) =
+        write_as(&c, &s, &writer, format!("m,device=d1 v=5 {t}\nm,device=d4 v=6 {t}\nm,device=d5 v=7 {t}\n")).await;
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["rejected_series"][0]["series"], "m_v{device=\"d5\"}", "{v}");
+    assert_eq!(
+        v["rejected_series"][0]["reason"],
+        "limit max_active_series exceeded: tenant acme has 3 active series, the limit is 3"
+    );
+    let (_, v) = query_as(&c, &s, &reader, "count(m_v)", t + 1000).await;
+    assert_eq!(single_value(&v["data"]), 3.0, "d1 and d4 stored, d5 not");
+
     // Rate: 429 with Retry-After, nothing stored.
     admin_json(
         &s,
         dir.path(),
-        &["limits", "set", "acme", "max_request_bytes=1000000", "ingestion_rate=1", "ingestion_burst=5"],
+        &["limits", "set", "acme", "max_active_series=100", "ingestion_rate=1", "ingestion_burst=5"],
     );
     let five: String = (0..5).map(|i| format!("r,device=d{i} v=1 {t}\n")).collect();
     let (status, _, body) = write_as(&c, &s, &writer, five.clone()).await;
@@ -144,11 +158,12 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
 
     // Usage.
     let usage = admin_json(&s, dir.path(), &["usage", "acme"]);
-    assert_eq!(usage["samples_accepted"], 7);
+    assert_eq!(usage["samples_accepted"], 9, "{usage}");
+    assert_eq!(usage["rejected_by_reason"]["max_active_series"], 1);
     assert_eq!(usage["rejected_by_reason"]["ingestion_rate"], 5);
     assert_eq!(usage["rejected_by_reason"]["max_labels_per_series"], 1);
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 7"), "{metrics}");
+    assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 9"), "{metrics}");
 
     // Revoke: refused within a second.
     let tokens = admin_json(&s, dir.path(), &["tokens", "list", "acme"]);
