@@ -9,6 +9,7 @@
 //! A dropped request (client gone) cancels its query through a [`CancelToken`].
 
 mod ast;
+mod concurrency;
 pub mod json;
 pub mod params;
 #[cfg(test)]
@@ -36,12 +37,31 @@ pub struct QueryState {
     pub engine: Arc<Engine>,
     /// Turns the `Authorization` header into a tenant.
     pub resolver: Arc<dyn TenantResolver>,
+    /// Per-tenant `max_concurrent_queries`.
+    concurrency: Arc<concurrency::TenantConcurrency>,
 }
 
 impl QueryState {
     /// Bundles an engine and a resolver.
     pub fn new(engine: Arc<Engine>, resolver: Arc<dyn TenantResolver>) -> Self {
-        Self { engine, resolver }
+        Self { engine, resolver, concurrency: Arc::default() }
+    }
+
+    /// Waits for a query slot of `tenant` (its `max_concurrent_queries`).
+    async fn slot(&self, tenant: &TenantId) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let limit = self.resolver.policy(tenant).map_or_else(
+            || strata_schemas::TenantLimits::default().max_concurrent_queries,
+            |p| p.limits.max_concurrent_queries,
+        );
+        let wait = self.engine.config().timeout;
+        self.concurrency.acquire(tenant, limit, wait).await.ok_or_else(|| ApiError {
+            status: 503,
+            error_type: "timeout",
+            msg: format!(
+                "limit max_concurrent_queries: tenant {tenant} already runs {limit} queries and none finished \
+                 within the query timeout ({wait:?})"
+            ),
+        })
     }
 }
 
@@ -176,6 +196,7 @@ async fn query(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q
     let cancel = CancelToken::new();
     let opts = query_options(&req.params, &cancel)?;
     let _guard = CancelOnDrop(cancel);
+    let _slot = st.slot(&req.tenant).await?;
     let engine = Arc::clone(&st.engine);
     let res = blocking(move || Ok(engine.query_instant_with(&req.tenant, &expr, t, &opts)?)).await?;
     Ok(json_response(StatusCode::OK, json::query_result(&res)))
@@ -197,6 +218,7 @@ async fn query_range(
     let cancel = CancelToken::new();
     let opts = query_options(p, &cancel)?;
     let _guard = CancelOnDrop(cancel);
+    let _slot = st.slot(&req.tenant).await?;
     let engine = Arc::clone(&st.engine);
     let res = blocking(move || Ok(engine.query_range_with(&req.tenant, &expr, start, end, step, &opts)?)).await?;
     Ok(json_response(StatusCode::OK, json::query_result(&res)))
