@@ -2,6 +2,8 @@
 # Installs the external programs the end-to-end tests run against.
 #
 #   prometheus   server/tests/it/remote_write.rs starts a real Prometheus that
+#                remote-writes into strata; server/tests/it/promtool.rs runs its
+#                promtool against strata.
 #                remote-writes into strata (Debian's `prometheus` package).
 #
 # Idempotent and non-interactive: does nothing when the program is already on

@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
 mod harness;
+mod promtool;
 mod remote_write;
 mod tenancy;
 mod write_query;
