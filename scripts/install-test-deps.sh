@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Installs the external programs the end-to-end tests run against.
 #
-#   prometheus   server/tests/it/remote_write.rs starts a real Prometheus that
-#                remote-writes into strata; server/tests/it/promtool.rs runs its
-#                promtool against strata.
-#                remote-writes into strata (Debian's `prometheus` package).
+#   prometheus   Debian's `prometheus` package: server/tests/it/remote_write.rs
+#                starts a real Prometheus that remote-writes into strata, and
+#                server/tests/it/promtool.rs runs its promtool against strata.
 #
 # Idempotent and non-interactive: does nothing when the program is already on
 # PATH. Needs root (or sudo) only when something must be installed.
