@@ -1,12 +1,45 @@
 //! # strata-cold-tier — Iceberg tables of Parquet on object storage
 //!
-//! Will own, per region, the Iceberg catalog (SQL catalog: SQLite by default,
-//! PostgreSQL in a cluster) and per tenant a samples table (metric, labels,
-//! series id, device_hash, ts, value) partitioned by day and device-hash
-//! bucket, written as zstd Parquet through `object_store`, and read back with
-//! partition, statistics and page-index pruning behind the
-//! `strata_schemas::ReadStore` contract.
+//! This crate owns one region's cold tier: the Iceberg SQL catalog (SQLite
+//! file by default, PostgreSQL in a cluster), per tenant a samples table
+//! (metric, labels map, series id, device_hash, ts, value) partitioned by
+//! `day(ts)` and `bucket[n](device_hash)` and sorted by (metric, series, ts),
+//! written as zstd Parquet with dictionaries and page statistics, and read
+//! back with partition, row-group and page-index pruning behind
+//! [`strata_schemas::ReadStore`] ([`ColdReadStore`]).
 //!
-//! Not implemented yet: this crate holds no behaviour until the cold-tier
-//! issue. Nothing in the server uses it.
+//! ```text
+//!            compactor                                   query (via ReadStore)
+//!               │ write_files → commit_files(source)        │ select / series
+//!               ▼                                           ▼
+//!  ColdTier ── SqlCatalog (iceberg_tables: metadata_location CAS) ── Table scan (pruned)
+//!               │                                           │
+//!               ▼                                           ▼
+//!  ObjectStoreStorage (iceberg Storage) ── object_store: LocalFileSystem | AmazonS3 | InMemory
+//! ```
+//!
+//! **Exactly once.** A commit is a fast append whose snapshot summary carries
+//! `strata.source` (e.g. `hot:acme:1700006400000`); [`ColdTier::commit_files`]
+//! refuses to commit a source twice, so a compactor that crashed after the
+//! commit but before advancing the hot store's watermark cannot duplicate
+//! data. Files written but never committed are invisible orphans.
+//!
+//! **I/O.** iceberg-rust 0.10's `FileIO` takes a custom
+//! [`iceberg::io::StorageFactory`]; [`ObjectStoreStorageFactory`] plugs
+//! `object_store` in, so one warehouse URL picks the backend
+//! (`file://`, `s3://`, `memory://`). Table layout: `cold-tier/FORMAT.md`.
 #![warn(missing_docs)]
+
+mod config;
+mod error;
+mod read;
+mod storage;
+pub mod table;
+mod tier;
+mod write;
+
+pub use config::ColdTierConfig;
+pub use error::{Error, Result};
+pub use read::ColdReadStore;
+pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};
+pub use tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, WrittenFiles, file_prefix};

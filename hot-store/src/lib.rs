@@ -43,6 +43,11 @@
 //! and (if set) below its cold watermark ([`HotStore::set_cold_watermark`]).
 //! Matchers resolve through croaring postings. Corrupt segments are
 //! quarantined. File layouts: `hot-store/FORMAT.md`.
+//!
+//! **Cold hand-off.** The compactor asks [`HotStore::sealed_buckets`] for
+//! buckets that are old enough and fully flushed, reads one with
+//! [`HotStore::read_bucket`], commits it to the cold tier, then calls
+//! [`HotStore::set_cold_watermark`] with the bucket's end.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
@@ -52,6 +57,7 @@ mod error;
 #[doc(hidden)]
 pub mod failpoint;
 mod format;
+mod handoff;
 mod index;
 mod maintenance;
 mod manifest;
@@ -63,6 +69,7 @@ mod store;
 pub use config::HotStoreConfig;
 pub use error::{Error, Result};
 pub use format::{FormatVersion, UnsupportedFormatVersion};
+pub use handoff::{BucketSeries, SealedBucket};
 pub use maintenance::ExpireOutcome;
 pub use store::{CompactOutcome, FlushOutcome, HotStore, HotStoreStats, QuarantinedSegment};
 

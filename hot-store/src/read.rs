@@ -29,15 +29,17 @@ use crate::store::{HotStore, Segment, State};
 
 /// One source of a series' samples, in age order.
 #[derive(Debug)]
-enum Layer {
+pub(crate) enum Layer {
     Block(Arc<Segment>, BlockMeta),
     Mem(Vec<(i64, u64)>),
 }
 
 #[derive(Debug)]
-struct Candidate {
-    labels: Labels,
-    layers: Vec<Layer>,
+pub(crate) struct Candidate {
+    pub(crate) labels: Labels,
+    pub(crate) id: strata_schemas::SeriesId,
+    pub(crate) device_hash: u64,
+    pub(crate) layers: Vec<Layer>,
 }
 
 fn mem_error(detail: &str) -> ReadError {
@@ -55,7 +57,12 @@ fn memtables(st: &State) -> impl Iterator<Item = &Memtable> {
 
 impl HotStore {
     /// Snapshots the layers of every matching series with samples possibly in `range`.
-    fn snapshot(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Candidate>, ReadError> {
+    pub(crate) fn snapshot(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+    ) -> Result<Vec<Candidate>, ReadError> {
         let st = self.state.read();
         let selected = st.index.select(tenant, matchers);
         let segs = tenant_segments(&st, tenant, range);
@@ -80,14 +87,14 @@ impl HotStore {
                 }
             }
             if !layers.is_empty() {
-                out.push(Candidate { labels: st.index.labels(e), layers });
+                out.push(Candidate { labels: st.index.labels(e), id: e.id, device_hash: e.device_hash, layers });
             }
         }
         Ok(out)
     }
 
     /// Reads and merges layers; a corrupt block quarantines its segment.
-    fn merge(&self, layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
+    pub(crate) fn merge(&self, layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
         let mut parts = Vec::with_capacity(layers.len());
         for layer in layers {
             match layer {

@@ -1,0 +1,134 @@
+//! Cold-tier configuration (the `[cold]` section of the server config).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Configuration of one region's cold tier.
+///
+/// ```toml
+/// [cold]
+/// # default: file://<data_dir>/cold/warehouse
+/// warehouse = "s3://strata-eu/warehouse"
+/// # default: SQLite at <data_dir>/cold/catalog.db
+/// catalog_url = "postgres://iceberg@db/iceberg"
+/// namespace = "eu"
+/// [cold.storage_options]
+/// aws_endpoint = "http://127.0.0.1:9000"
+/// aws_allow_http = "true"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ColdTierConfig {
+    /// Turns the cold tier on. Off: no catalog is opened, no bucket is rolled.
+    pub enabled: bool,
+    /// Where data and metadata files live: `file:///abs/path`, `s3://bucket/prefix`
+    /// or `memory://name` (tests). Empty = `file://<data_dir>/cold/warehouse`.
+    pub warehouse: String,
+    /// The Iceberg SQL catalog: `sqlite:///abs/path/catalog.db` or
+    /// `postgres://user:pass@host/db`. Empty = SQLite at `<data_dir>/cold/catalog.db`.
+    pub catalog_url: String,
+    /// The catalog name (the `catalog_name` column of `iceberg_tables`);
+    /// other engines must open the catalog under the same name.
+    pub catalog_name: String,
+    /// The Iceberg namespace holding this region's tenant tables.
+    pub namespace: String,
+    /// Target size of a Parquet data file in bytes; a writer rolls to a new
+    /// file once it passes this.
+    pub target_file_size: u64,
+    /// Number of `device_hash` buckets in the partition spec. Fixed when a
+    /// tenant's table is created.
+    pub device_buckets: u32,
+    /// Rows per Parquet row group (the unit of statistics pruning).
+    pub row_group_rows: usize,
+    /// The label whose value identifies a device (must match ingest's).
+    pub device_label: String,
+    /// Extra `object_store` options, e.g. `aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`. For
+    /// `s3://` the `AWS_*` environment variables are read first.
+    pub storage_options: BTreeMap<String, String>,
+}
+
+impl Default for ColdTierConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            warehouse: String::new(),
+            catalog_url: String::new(),
+            catalog_name: "strata".into(),
+            namespace: "strata".into(),
+            target_file_size: 128 * 1024 * 1024,
+            device_buckets: 16,
+            row_group_rows: 1 << 20,
+            device_label: strata_schemas::hash::DEFAULT_DEVICE_LABEL.into(),
+            storage_options: BTreeMap::new(),
+        }
+    }
+}
+
+impl ColdTierConfig {
+    /// Fixes harmless values (with a warning) and rejects dangerous ones.
+    pub fn validate(&mut self) -> Result<()> {
+        let d = Self::default();
+        if self.target_file_size < 1024 * 1024 {
+            tracing::warn!(value = self.target_file_size, "cold.target_file_size below 1 MiB; using 1 MiB");
+            self.target_file_size = 1024 * 1024;
+        }
+        if self.row_group_rows == 0 {
+            self.row_group_rows = d.row_group_rows;
+        }
+        if self.device_buckets == 0 {
+            return Err(Error::InvalidConfig { detail: "cold.device_buckets must be at least 1".into() });
+        }
+        for (what, v) in [("namespace", &self.namespace), ("catalog_name", &self.catalog_name)] {
+            if v.is_empty() || v.contains('.') {
+                return Err(Error::InvalidConfig { detail: format!("cold.{what} must be non-empty without '.'") });
+            }
+        }
+        Ok(())
+    }
+
+    /// The warehouse URL, defaulting under `data_dir`.
+    pub fn warehouse_url(&self, data_dir: &Path) -> String {
+        if self.warehouse.is_empty() {
+            format!("file://{}", data_dir.join("cold").join("warehouse").display())
+        } else {
+            self.warehouse.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The catalog URL, defaulting to SQLite under `data_dir` (created on open).
+    pub fn catalog_url(&self, data_dir: &Path) -> String {
+        if self.catalog_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", data_dir.join("cold").join("catalog.db").display())
+        } else {
+            self.catalog_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_live_under_the_data_dir() {
+        let c = ColdTierConfig::default();
+        assert_eq!(c.warehouse_url(Path::new("/d")), "file:///d/cold/warehouse");
+        assert_eq!(c.catalog_url(Path::new("/d")), "sqlite:///d/cold/catalog.db?mode=rwc");
+    }
+
+    #[test]
+    fn parses_partial_toml_and_validates() {
+        let mut c: ColdTierConfig = toml::from_str("enabled = true\nnamespace = \"eu\"\n").unwrap();
+        c.validate().unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.namespace, "eu");
+        assert_eq!(c.device_buckets, 16);
+        c.device_buckets = 0;
+        assert!(matches!(c.validate(), Err(Error::InvalidConfig { .. })));
+    }
+}

@@ -1,0 +1,137 @@
+//! The cold tier's error type.
+
+use strata_schemas::{ErrorKind, ReadError, TenantId};
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a cold-tier operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot work (bad URL, unknown scheme, …).
+    #[error("invalid cold-tier configuration: {detail}")]
+    InvalidConfig {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Building the object store behind the warehouse URL failed.
+    #[error("opening object store {url}: {source}")]
+    OpenObjectStore {
+        /// The warehouse URL.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Opening the SQL catalog failed.
+    #[error("opening iceberg catalog {url}: {source}")]
+    OpenCatalog {
+        /// The catalog URL (credentials are never part of the message: see config docs).
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// Creating the namespace or a tenant's table failed.
+    #[error("creating cold table for tenant {tenant}: {source}")]
+    CreateTable {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// Loading a tenant's table failed.
+    #[error("loading cold table of tenant {tenant}: {source}")]
+    LoadTable {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// Building an Arrow batch failed (a bug: the schema is ours).
+    #[error("building arrow batch for tenant {tenant}: {source}")]
+    BuildBatch {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    /// Writing Parquet data files failed.
+    #[error("writing data files for tenant {tenant}: {source}")]
+    WriteDataFiles {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// Committing a snapshot failed (nothing of it is visible).
+    #[error("committing to cold table of tenant {tenant} (source {source_id}): {source}")]
+    Commit {
+        /// The tenant.
+        tenant: TenantId,
+        /// The `strata.source` of the commit.
+        source_id: String,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// Scanning a table failed.
+    #[error("scanning cold table of tenant {tenant}: {source}")]
+    Scan {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// A data file does not have the layout this crate writes.
+    #[error("unexpected data in cold table of tenant {tenant}: {detail}")]
+    Corrupted {
+        /// The tenant.
+        tenant: TenantId,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
+            Error::Corrupted { .. } => ErrorKind::Corruption,
+            Error::BuildBatch { .. } => ErrorKind::Internal,
+            Error::OpenObjectStore { .. } => ErrorKind::Unavailable,
+            Error::OpenCatalog { source, .. }
+            | Error::CreateTable { source, .. }
+            | Error::LoadTable { source, .. }
+            | Error::WriteDataFiles { source, .. }
+            | Error::Commit { source, .. }
+            | Error::Scan { source, .. } => iceberg_kind(source),
+        }
+    }
+}
+
+fn iceberg_kind(e: &iceberg::Error) -> ErrorKind {
+    use iceberg::ErrorKind as K;
+    match e.kind() {
+        K::DataInvalid | K::FeatureUnsupported => ErrorKind::Internal,
+        K::TableNotFound | K::NamespaceNotFound => ErrorKind::NotFound,
+        _ => ErrorKind::Unavailable,
+    }
+}
+
+impl From<Error> for ReadError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Corrupted { tenant, detail } => {
+                ReadError::Corrupted { location: format!("cold table of tenant {tenant}"), detail }
+            }
+            other => ReadError::Io { location: "cold tier".into(), source: std::io::Error::other(other) },
+        }
+    }
+}

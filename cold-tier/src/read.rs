@@ -1,0 +1,216 @@
+//! The read path: a pruned Iceberg scan → series, behind [`ReadStore`].
+//!
+//! ```text
+//!  select(tenant, matchers, range)
+//!    predicate: ts in range (µs)  ∧ metric = m   (if __name__="m")
+//!                                ∧ device_hash = h (if <device_label>="d": h = device_hash_of(tenant, d))
+//!    scan planning prunes manifests/files by partition (day(ts), bucket(device_hash)) and column bounds,
+//!    the Parquet reader prunes row groups (statistics) and pages (page index)
+//!    projection: metric, labels, series_id, ts, value   (device_hash is never read)
+//!    rows → (series_id, labels) groups → remaining matchers → sort + de-duplicate by ts
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, MapArray, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use iceberg::expr::{Predicate, Reference};
+use iceberg::spec::Datum;
+use strata_schemas::{Labels, MatchOp, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
+
+use crate::error::{Error, Result};
+use crate::tier::ColdTier;
+
+/// Builds the scan predicate from the range and the pushable matchers.
+fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Predicate {
+    let mut p = Predicate::AlwaysTrue;
+    if range.start > i64::MIN {
+        p = p.and(
+            Reference::new("ts").greater_than_or_equal_to(Datum::timestamptz_micros(range.start.saturating_mul(1000))),
+        );
+    }
+    if range.end < i64::MAX {
+        p = p
+            .and(Reference::new("ts").less_than_or_equal_to(Datum::timestamptz_micros(range.end.saturating_mul(1000))));
+    }
+    for m in matchers.iter().filter(|m| matches!(m.op, MatchOp::Equal) && !m.value.is_empty()) {
+        if m.name == strata_schemas::METRIC_NAME {
+            p = p.and(Reference::new("metric").equal_to(Datum::string(&m.value)));
+        } else if m.name == tier.config.device_label {
+            let h = strata_schemas::device_hash_of(tenant, &m.value);
+            p = p.and(Reference::new("device_hash").equal_to(Datum::long(h as i64)));
+        }
+    }
+    p
+}
+
+/// Rows of one label set.
+#[derive(Debug)]
+struct Group {
+    labels: Labels,
+    samples: Vec<Sample>,
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, tenant: &TenantId) -> Result<&'a T> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| Error::Corrupted {
+        tenant: tenant.clone(),
+        detail: format!("column {name} missing or of an unexpected type"),
+    })
+}
+
+/// True when row `i`'s label map equals `labels` (no allocation).
+fn labels_equal(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize, labels: &Labels) -> bool {
+    let offsets = map.value_offsets();
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    end - start == labels.len()
+        && labels.iter().enumerate().all(|(j, l)| keys.value(start + j) == l.name && values.value(start + j) == l.value)
+}
+
+fn row_labels(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize) -> Labels {
+    let offsets = map.value_offsets();
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    Labels::from_pairs((start..end).map(|j| (keys.value(j), values.value(j))))
+}
+
+/// Folds one batch into the per-series groups.
+fn absorb(
+    batch: &RecordBatch,
+    tenant: &TenantId,
+    groups: &mut HashMap<i64, Vec<Group>>,
+    want_samples: bool,
+) -> Result<()> {
+    let map: &MapArray = column(batch, "labels", tenant)?;
+    let keys = map
+        .keys()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::Corrupted { tenant: tenant.clone(), detail: "labels keys are not strings".into() })?;
+    let values = map
+        .values()
+        .as_string_opt::<i32>()
+        .ok_or_else(|| Error::Corrupted { tenant: tenant.clone(), detail: "labels values are not strings".into() })?;
+    let ids = column::<arrow_array::PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
+    let ts = if want_samples {
+        Some(column::<arrow_array::PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?)
+    } else {
+        None
+    };
+    let vals = if want_samples {
+        Some(column::<arrow_array::PrimitiveArray<Float64Type>>(batch, "value", tenant)?)
+    } else {
+        None
+    };
+    let mut last: Option<(i64, usize)> = None;
+    for i in 0..batch.num_rows() {
+        let id = ids.value(i);
+        let list = groups.entry(id).or_default();
+        let idx = match last {
+            Some((lid, li))
+                if lid == id && list.get(li).is_some_and(|g| labels_equal(map, keys, values, i, &g.labels)) =>
+            {
+                li
+            }
+            _ => match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
+                Some(p) => p,
+                None => {
+                    list.push(Group { labels: row_labels(map, keys, values, i), samples: Vec::new() });
+                    list.len() - 1
+                }
+            },
+        };
+        last = Some((id, idx));
+        if let (Some(ts), Some(vals), Some(g)) = (ts, vals, list.get_mut(idx)) {
+            g.samples.push(Sample::new(ts.value(i).div_euclid(1000), vals.value(i)));
+        }
+    }
+    Ok(())
+}
+
+impl ColdTier {
+    /// Scans the tenant's table; `want_samples = false` reads no `ts`/`value` pages
+    /// beyond what the range predicate needs and returns series with no samples.
+    async fn scan_groups(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        want_samples: bool,
+    ) -> Result<Vec<Group>> {
+        if range.start > range.end {
+            return Ok(Vec::new());
+        }
+        let Some(table) = self.load_table(tenant).await? else { return Ok(Vec::new()) };
+        if table.metadata().current_snapshot().is_none() {
+            return Ok(Vec::new());
+        }
+        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let columns: &[&str] =
+            if want_samples { &["metric", "labels", "series_id", "ts", "value"] } else { &["labels", "series_id"] };
+        let scan = table
+            .scan()
+            .select(columns.iter().copied())
+            .with_filter(predicate(self, tenant, matchers, range))
+            .with_row_group_filtering_enabled(true)
+            .with_row_selection_enabled(true)
+            .build()
+            .map_err(scan_err)?;
+        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
+        let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
+        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
+            absorb(&batch, tenant, &mut groups, want_samples)?;
+        }
+        let mut out: Vec<Group> =
+            groups.into_values().flatten().filter(|g| Matcher::matches_all(matchers, &g.labels)).collect();
+        for g in &mut out {
+            g.samples.retain(|s| range.contains(s.ts));
+            g.samples.sort_by_key(|s| s.ts);
+            g.samples.dedup_by_key(|s| s.ts);
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// [`ReadStore::select`], async.
+    pub async fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>> {
+        let groups = self.scan_groups(tenant, matchers, range, true).await?;
+        Ok(groups
+            .into_iter()
+            .filter(|g| !g.samples.is_empty())
+            .map(|g| SeriesData { labels: g.labels, samples: g.samples })
+            .collect())
+    }
+
+    /// [`ReadStore::series`], async.
+    pub async fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>> {
+        Ok(self.scan_groups(tenant, matchers, range, false).await?.into_iter().map(|g| g.labels).collect())
+    }
+}
+
+/// [`ReadStore`] over a [`ColdTier`]: runs the async scan on `handle`.
+///
+/// Like every `ReadStore`, call it from a blocking thread (e.g.
+/// `spawn_blocking`), never from inside an async task: it blocks on the runtime.
+#[derive(Debug, Clone)]
+pub struct ColdReadStore {
+    tier: Arc<ColdTier>,
+    handle: tokio::runtime::Handle,
+}
+
+impl ColdReadStore {
+    /// A read store over `tier`, doing its I/O on `handle`.
+    pub fn new(tier: Arc<ColdTier>, handle: tokio::runtime::Handle) -> Self {
+        Self { tier, handle }
+    }
+}
+
+impl ReadStore for ColdReadStore {
+    fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        Ok(self.handle.block_on(self.tier.select(tenant, matchers, range))?)
+    }
+
+    fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        Ok(self.handle.block_on(self.tier.series(tenant, matchers, range))?)
+    }
+}

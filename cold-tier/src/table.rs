@@ -1,0 +1,141 @@
+//! The samples table layout: Iceberg schema, partition spec, sort order and
+//! table properties (documented in `cold-tier/FORMAT.md`; field ids are a
+//! storage format and never change).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use iceberg::spec::{
+    MapType, NestedField, NullOrder, PrimitiveType, Schema, SortDirection, SortField, SortOrder, Transform, Type,
+    UnboundPartitionSpec,
+};
+use iceberg::{NamespaceIdent, TableIdent};
+use strata_schemas::TenantId;
+
+/// Field id of `metric` (string, `__name__`).
+pub const FIELD_METRIC: i32 = 1;
+/// Field id of `labels` (map<string, string>, `__name__` included).
+pub const FIELD_LABELS: i32 = 2;
+/// Field id of `series_id` (long: the u64 `schemas::series_id`, bit-cast).
+pub const FIELD_SERIES_ID: i32 = 3;
+/// Field id of `device_hash` (long: the u64 `schemas::device_hash`, bit-cast).
+pub const FIELD_DEVICE_HASH: i32 = 4;
+/// Field id of `ts` (timestamptz, microseconds; Strata writes whole milliseconds).
+pub const FIELD_TS: i32 = 5;
+/// Field id of `value` (double; stale markers keep their NaN bits).
+pub const FIELD_VALUE: i32 = 6;
+/// Field id of the labels map key.
+pub const FIELD_LABELS_KEY: i32 = 7;
+/// Field id of the labels map value.
+pub const FIELD_LABELS_VALUE: i32 = 8;
+
+/// Snapshot summary key naming what a commit holds (its idempotency key).
+pub const SUMMARY_SOURCE: &str = "strata.source";
+/// Snapshot summary key: hot segment ids the data was read from (diagnostics).
+pub const SUMMARY_SOURCE_SEGMENTS: &str = "strata.source-segments";
+/// Snapshot summary key: rows (samples) in the commit.
+pub const SUMMARY_ROWS: &str = "strata.rows";
+/// Snapshot summary key: series in the commit.
+pub const SUMMARY_SERIES: &str = "strata.series";
+
+/// The Iceberg schema of a tenant's samples table.
+pub fn samples_schema() -> Schema {
+    let string = || Type::Primitive(PrimitiveType::String);
+    let labels = MapType::new(
+        NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
+        NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
+    );
+    Schema::builder()
+        .with_schema_id(0)
+        .with_fields(vec![
+            NestedField::required(FIELD_METRIC, "metric", string()).into(),
+            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
+            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            NestedField::required(FIELD_VALUE, "value", Type::Primitive(PrimitiveType::Double)).into(),
+        ])
+        .build()
+        .expect("static schema is valid")
+}
+
+/// Partition spec: `day(ts)` then `bucket[n](device_hash)`.
+pub fn samples_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
+    UnboundPartitionSpec::builder()
+        .with_spec_id(0)
+        .add_partition_field(FIELD_TS, "ts_day", Transform::Day)
+        .and_then(|b| b.add_partition_field(FIELD_DEVICE_HASH, "device_bucket", Transform::Bucket(device_buckets)))
+        .expect("static partition spec is valid")
+        .build()
+}
+
+/// Sort order 1: `metric, series_id, ts`, ascending, nulls first.
+pub fn samples_sort_order() -> SortOrder {
+    let field = |source_id| SortField {
+        source_id,
+        transform: Transform::Identity,
+        direction: SortDirection::Ascending,
+        null_order: NullOrder::First,
+    };
+    SortOrder::builder()
+        .with_order_id(1)
+        .with_sort_field(field(FIELD_METRIC))
+        .with_sort_field(field(FIELD_SERIES_ID))
+        .with_sort_field(field(FIELD_TS))
+        .build_unbound()
+        .expect("static sort order is valid")
+}
+
+/// Table properties recorded at creation (for other engines writing to the table).
+pub fn samples_properties(target_file_size: u64) -> HashMap<String, String> {
+    HashMap::from([
+        ("write.format.default".into(), "parquet".into()),
+        ("write.parquet.compression-codec".into(), "zstd".into()),
+        ("write.target-file-size-bytes".into(), target_file_size.to_string()),
+        ("strata.layout-version".into(), "1".into()),
+    ])
+}
+
+/// The table name of a tenant: `samples_<tenant>` with `.` written as `~`
+/// (dots separate namespace levels in other engines; `~` is not allowed in
+/// tenant ids, so the mapping is one-to-one).
+pub fn table_name(tenant: &TenantId) -> String {
+    format!("samples_{}", tenant.as_str().replace('.', "~"))
+}
+
+/// The identifier of a tenant's table in `namespace`.
+pub fn table_ident(namespace: &str, tenant: &TenantId) -> TableIdent {
+    TableIdent::new(NamespaceIdent::new(namespace.to_owned()), table_name(tenant))
+}
+
+/// Shared schema reference (cheap clones).
+pub fn schema_ref() -> Arc<Schema> {
+    Arc::new(samples_schema())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_injective_and_dot_free() {
+        let a = table_name(&TenantId::new("a.b").unwrap());
+        let b = table_name(&TenantId::new("a_b").unwrap());
+        assert_eq!(a, "samples_a~b");
+        assert_ne!(a, b);
+        assert!(!a.contains('.'));
+    }
+
+    #[test]
+    fn layout_field_ids_are_frozen() {
+        let s = samples_schema();
+        let ids: Vec<(i32, &str)> = s.as_struct().fields().iter().map(|f| (f.id, f.name.as_str())).collect();
+        assert_eq!(
+            ids,
+            vec![(1, "metric"), (2, "labels"), (3, "series_id"), (4, "device_hash"), (5, "ts"), (6, "value")]
+        );
+        let spec = samples_partition_spec(16);
+        assert_eq!(spec.fields().len(), 2);
+        assert_eq!(samples_sort_order().fields.len(), 3);
+    }
+}

@@ -1,0 +1,302 @@
+//! [`ColdTier`]: one region's catalog, its tenant tables, and commits.
+//!
+//! ```text
+//!  open(config, data_dir)
+//!    object store (warehouse URL) ──► ObjectStoreStorageFactory ──► SqlCatalog (SQLite / PostgreSQL)
+//!  write_files(tenant, series)   group rows by (day(ts), bucket(device_hash)), sort by
+//!                                (metric, series_id, ts), zstd Parquet via iceberg's rolling writer
+//!  commit_files(tenant, files, source)
+//!                                fast append; snapshot summary strata.source = <source>
+//!                                (no-op when a snapshot with that source exists)
+//! ```
+//!
+//! Data files written but never committed are invisible (orphans) and safe
+//! to delete; the commit is the compare-and-swap of `metadata_location` in
+//! the catalog's `iceberg_tables` row.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation};
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
+use strata_schemas::{Labels, Sample, SeriesId, TenantId};
+
+use crate::config::ColdTierConfig;
+use crate::error::{Error, Result};
+use crate::storage::{ObjectStoreStorageFactory, StoreSpec};
+use crate::table::{
+    SUMMARY_ROWS, SUMMARY_SERIES, SUMMARY_SOURCE, SUMMARY_SOURCE_SEGMENTS, samples_partition_spec, samples_properties,
+    samples_schema, samples_sort_order, table_ident,
+};
+
+/// One series and its samples, as handed to [`ColdTier::write_files`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    /// Labels, `__name__` included.
+    pub labels: Labels,
+    /// `schemas::series_id` of the labels.
+    pub series_id: SeriesId,
+    /// `schemas::device_hash` as ingest computed it.
+    pub device_hash: u64,
+    /// Sorted, unique timestamps (ms).
+    pub samples: Vec<Sample>,
+}
+
+/// What a commit records in its snapshot summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSource {
+    /// Idempotency key, e.g. `hot:<tenant>:<bucket_start_ms>`.
+    pub source: String,
+    /// Free-form provenance (hot segment ids), stored as `strata.source-segments`.
+    pub segments: String,
+}
+
+/// Data files written for one tenant, not yet committed.
+#[derive(Debug, Clone)]
+pub struct WrittenFiles {
+    /// The Iceberg data files.
+    pub files: Vec<DataFile>,
+    /// Rows written.
+    pub rows: u64,
+    /// Series written.
+    pub series: usize,
+    /// Bytes of Parquet written.
+    pub bytes: u64,
+}
+
+/// What [`ColdTier::commit_files`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new snapshot holds the files.
+    Committed {
+        /// Its id.
+        snapshot_id: i64,
+    },
+    /// A snapshot with the same source already existed; nothing was committed.
+    AlreadyCommitted {
+        /// The existing snapshot's id.
+        snapshot_id: i64,
+    },
+}
+
+/// One region's cold tier. `Send + Sync`; share as `Arc<ColdTier>`.
+#[derive(Debug)]
+pub struct ColdTier {
+    pub(crate) catalog: Arc<SqlCatalog>,
+    pub(crate) config: ColdTierConfig,
+    warehouse: String,
+    storage: ObjectStoreStorageFactory,
+}
+
+impl ColdTier {
+    /// Opens (creating if needed) the catalog and namespace of `config`, with
+    /// default locations under `data_dir`. Must run on a tokio runtime.
+    pub async fn open(config: &ColdTierConfig, data_dir: &Path) -> Result<ColdTier> {
+        let mut config = config.clone();
+        config.validate()?;
+        let warehouse = config.warehouse_url(data_dir);
+        let catalog_url = config.catalog_url(data_dir);
+        let spec = StoreSpec { url: warehouse.clone(), options: config.storage_options.clone() };
+        let storage = ObjectStoreStorageFactory::open(spec)?;
+        prepare_sqlite_dir(&catalog_url)?;
+        let bind = if catalog_url.starts_with("postgres") { SqlBindStyle::DollarNumeric } else { SqlBindStyle::QMark };
+        let props = HashMap::from([
+            ("uri".to_owned(), catalog_url.clone()),
+            ("warehouse".to_owned(), warehouse.clone()),
+            ("sql_bind_style".to_owned(), bind.to_string()),
+        ]);
+        let redacted = redact(&catalog_url);
+        let catalog = SqlCatalogBuilder::default()
+            .with_storage_factory(Arc::new(storage.clone()))
+            .load(config.catalog_name.clone(), props)
+            .await
+            .map_err(|source| Error::OpenCatalog { url: redacted.clone(), source: Box::new(source) })?;
+        let ns = NamespaceIdent::new(config.namespace.clone());
+        let exists = catalog
+            .namespace_exists(&ns)
+            .await
+            .map_err(|source| Error::OpenCatalog { url: redacted.clone(), source: Box::new(source) })?;
+        if !exists {
+            catalog
+                .create_namespace(&ns, HashMap::new())
+                .await
+                .map_err(|source| Error::OpenCatalog { url: redacted.clone(), source: Box::new(source) })?;
+        }
+        tracing::info!(warehouse = %warehouse, catalog = %redacted, namespace = %config.namespace, "cold tier open");
+        Ok(ColdTier { catalog: Arc::new(catalog), config, warehouse, storage })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &ColdTierConfig {
+        &self.config
+    }
+
+    /// The warehouse URL in use.
+    pub fn warehouse(&self) -> &str {
+        &self.warehouse
+    }
+
+    /// The object-store-backed storage factory (tests and tools use it to
+    /// look at files).
+    pub fn storage(&self) -> &ObjectStoreStorageFactory {
+        &self.storage
+    }
+
+    /// The catalog (for maintenance code and tests).
+    pub fn catalog(&self) -> &SqlCatalog {
+        &self.catalog
+    }
+
+    /// The tenant's table, if it was created.
+    pub async fn load_table(&self, tenant: &TenantId) -> Result<Option<Table>> {
+        let ident = table_ident(&self.config.namespace, tenant);
+        let load_err = |source: iceberg::Error| Error::LoadTable { tenant: tenant.clone(), source: Box::new(source) };
+        if !self.catalog.table_exists(&ident).await.map_err(load_err)? {
+            return Ok(None);
+        }
+        Ok(Some(self.catalog.load_table(&ident).await.map_err(load_err)?))
+    }
+
+    /// The tenant's table, created with the samples layout on first use.
+    pub async fn table(&self, tenant: &TenantId) -> Result<Table> {
+        if let Some(t) = self.load_table(tenant).await? {
+            return Ok(t);
+        }
+        let ident = table_ident(&self.config.namespace, tenant);
+        let creation = TableCreation::builder()
+            .name(ident.name().to_owned())
+            .schema(samples_schema())
+            .partition_spec(samples_partition_spec(self.config.device_buckets))
+            .sort_order(samples_sort_order())
+            .properties(samples_properties(self.config.target_file_size))
+            .build();
+        match self.catalog.create_table(ident.namespace(), creation).await {
+            Ok(t) => {
+                tracing::info!(tenant = %tenant, table = %ident, "created cold table");
+                Ok(t)
+            }
+            // Lost a creation race: the other creator's table is as good.
+            Err(e) => match self.load_table(tenant).await? {
+                Some(t) => Ok(t),
+                None => Err(Error::CreateTable { tenant: tenant.clone(), source: Box::new(e) }),
+            },
+        }
+    }
+
+    /// The id of a snapshot of the tenant's table whose summary has
+    /// `strata.source = source`, searching every retained snapshot.
+    pub async fn committed_source(&self, tenant: &TenantId, source: &str) -> Result<Option<i64>> {
+        let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
+        Ok(find_source(&table, source))
+    }
+
+    /// Writes `series` as Parquet data files of the tenant's table (creating
+    /// it if needed). Nothing is visible until [`ColdTier::commit_files`].
+    pub async fn write_files(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesSamples],
+        file_prefix: &str,
+    ) -> Result<WrittenFiles> {
+        let table = self.table(tenant).await?;
+        crate::write::write_files(&table, &self.config, tenant, series, file_prefix).await
+    }
+
+    /// Commits written files as one fast-append snapshot recording `source`.
+    /// Idempotent: when a snapshot with the same `source.source` exists
+    /// (a crash after an earlier commit), nothing is committed.
+    pub async fn commit_files(
+        &self,
+        tenant: &TenantId,
+        written: WrittenFiles,
+        source: &CommitSource,
+    ) -> Result<CommitOutcome> {
+        let table = self.table(tenant).await?;
+        if let Some(snapshot_id) = find_source(&table, &source.source) {
+            return Ok(CommitOutcome::AlreadyCommitted { snapshot_id });
+        }
+        let commit_err = |source_err: iceberg::Error| Error::Commit {
+            tenant: tenant.clone(),
+            source_id: source.source.clone(),
+            source: Box::new(source_err),
+        };
+        let props = HashMap::from([
+            (SUMMARY_SOURCE.to_owned(), source.source.clone()),
+            (SUMMARY_SOURCE_SEGMENTS.to_owned(), source.segments.clone()),
+            (SUMMARY_ROWS.to_owned(), written.rows.to_string()),
+            (SUMMARY_SERIES.to_owned(), written.series.to_string()),
+        ]);
+        let tx = Transaction::new(&table);
+        let action = tx.fast_append().set_snapshot_properties(props).add_data_files(written.files);
+        let tx = action.apply(tx).map_err(commit_err)?;
+        let table = tx.commit(self.catalog.as_ref()).await.map_err(commit_err)?;
+        let snapshot_id = find_source(&table, &source.source).ok_or_else(|| Error::Corrupted {
+            tenant: tenant.clone(),
+            detail: format!("committed snapshot for {} not found after commit", source.source),
+        })?;
+        Ok(CommitOutcome::Committed { snapshot_id })
+    }
+
+    /// Writes and commits in one go (see the two steps for crash semantics).
+    pub async fn append(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesSamples],
+        source: &CommitSource,
+    ) -> Result<(WrittenFiles, CommitOutcome)> {
+        if let Some(snapshot_id) = self.committed_source(tenant, &source.source).await? {
+            let empty = WrittenFiles { files: Vec::new(), rows: 0, series: 0, bytes: 0 };
+            return Ok((empty, CommitOutcome::AlreadyCommitted { snapshot_id }));
+        }
+        let written = self.write_files(tenant, series, &file_prefix(&source.source)).await?;
+        let outcome = self.commit_files(tenant, written.clone(), source).await?;
+        Ok((written, outcome))
+    }
+}
+
+/// A data-file name prefix derived from a source (`hot:acme:7200000` → `hot-7200000`)
+/// plus a unique suffix so a retried write never collides with an orphan.
+pub fn file_prefix(source: &str) -> String {
+    let tail = source.rsplit(':').next().unwrap_or("data");
+    format!("{}-{tail}-{}", source.split(':').next().unwrap_or("data"), uuid::Uuid::now_v7().simple())
+}
+
+fn find_source(table: &Table, source: &str) -> Option<i64> {
+    table
+        .metadata()
+        .snapshots()
+        .find(|s| s.summary().additional_properties.get(SUMMARY_SOURCE).map(String::as_str) == Some(source))
+        .map(|s| s.snapshot_id())
+}
+
+/// SQLite does not create missing parent directories.
+fn prepare_sqlite_dir(url: &str) -> Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else { return Ok(()) };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = Path::new(path).parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::InvalidConfig { detail: format!("creating {}: {e}", parent.display()) })?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for logs and errors.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The default data-file format.
+pub(crate) const FORMAT: DataFileFormat = DataFileFormat::Parquet;

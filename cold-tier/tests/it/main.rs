@@ -1,0 +1,6 @@
+//! Integration tests of the cold tier through its public API: write, commit,
+//! idempotent re-commit, pruned reads, and reading the table with PyIceberg.
+
+mod interop;
+mod roundtrip;
+mod util;

@@ -1,0 +1,66 @@
+//! The compactor's error type.
+
+use strata_schemas::{ErrorKind, ReadError, TenantId};
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a compactor step failed. Every step is safe to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading a sealed bucket from the hot store failed.
+    #[error("reading hot bucket {bucket_start} of tenant {tenant}: {source}")]
+    ReadHotBucket {
+        /// The tenant.
+        tenant: TenantId,
+        /// Bucket start (ms).
+        bucket_start: i64,
+        /// The underlying error.
+        #[source]
+        source: ReadError,
+    },
+    /// Advancing the hot store's cold watermark failed.
+    #[error("setting cold watermark {watermark} of tenant {tenant}: {source}")]
+    SetWatermark {
+        /// The tenant.
+        tenant: TenantId,
+        /// The watermark (ms).
+        watermark: i64,
+        /// The underlying error.
+        #[source]
+        source: strata_hot_store::Error,
+    },
+    /// A cold-tier write, commit or lookup failed.
+    #[error("cold tier, tenant {tenant}: {source}")]
+    Cold {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: strata_cold_tier::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("compactor task failed: {detail}")]
+    Task {
+        /// What happened.
+        detail: String,
+    },
+    /// A crash injected by a test at `point`.
+    #[error("injected failure at {point}")]
+    Injected {
+        /// The failpoint name.
+        point: &'static str,
+    },
+}
+
+impl Error {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::ReadHotBucket { source, .. } => source.kind(),
+            Error::SetWatermark { source, .. } => source.kind(),
+            Error::Cold { source, .. } => source.kind(),
+            Error::Task { .. } | Error::Injected { .. } => ErrorKind::Internal,
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Hot → cold roll-up of sealed buckets, exactly once.
+//!
+//! ```text
+//!  for each sealed (tenant, bucket) from HotStore::sealed_buckets(now, grace), oldest first:
+//!    source = "hot:<tenant>:<bucket_start_ms>"
+//!    cold has a snapshot with strata.source = source?  ── yes ──┐   (crash after commit, before watermark)
+//!      │ no                                                    │
+//!      ▼  failpoint before_write                               │
+//!    read_bucket (blocking thread) → write_files (Parquet)     │
+//!      ▼  failpoint after_write      (orphans if we stop here) │
+//!    commit_files (fast append, CAS in the catalog)            │
+//!      ▼  failpoint after_commit                               │
+//!    set_cold_watermark(tenant, bucket_end) ◄──────────────────┘
+//!      ▼  failpoint after_watermark
+//! ```
+//!
+//! Every crash point leaves each sample in exactly one place as seen by the
+//! federated read (hot answers `ts ≥ watermark`, cold `ts < watermark`): before
+//! the watermark moves, the bucket is still served by hot and the cold copy
+//! (if committed) lies above the watermark, where cold is not asked. A
+//! tenant's buckets roll in order and the first failure stops that tenant's
+//! pass, so the watermark never skips a bucket.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use strata_cold_tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, file_prefix};
+use strata_hot_store::{HotStore, SealedBucket};
+use strata_schemas::TenantId;
+
+use crate::config::CompactorConfig;
+use crate::error::{Error, Result};
+
+/// Crash points a test can arm with [`Compactor::arm_failpoint`].
+pub const FAILPOINTS: [&str; 4] = ["before_write", "after_write", "after_commit", "after_watermark"];
+
+/// What rolling one bucket did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketOutcome {
+    /// Written and committed now.
+    Committed {
+        /// Samples written.
+        samples: u64,
+        /// Series written.
+        series: usize,
+        /// Parquet bytes written.
+        bytes: u64,
+        /// Data files written.
+        files: usize,
+    },
+    /// Found already committed (an earlier run crashed before the watermark).
+    AlreadyCommitted,
+    /// The bucket held no samples; only the watermark moved.
+    Empty,
+}
+
+/// What one [`Compactor::roll_once`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollOutcome {
+    /// Buckets whose watermark advanced.
+    pub buckets: usize,
+    /// Samples committed.
+    pub samples: u64,
+    /// Parquet bytes committed.
+    pub bytes: u64,
+    /// Buckets found already committed.
+    pub already_committed: usize,
+    /// Tenants whose pass stopped on an error (logged).
+    pub failed_tenants: usize,
+}
+
+/// Counters for `/metrics` (monotonic since start).
+#[derive(Debug, Default)]
+pub struct CompactorMetrics {
+    /// Buckets rolled (watermark advanced).
+    pub buckets_rolled: AtomicU64,
+    /// Samples committed to the cold tier.
+    pub samples_rolled: AtomicU64,
+    /// Parquet bytes committed.
+    pub bytes_written: AtomicU64,
+    /// Data files committed.
+    pub files_written: AtomicU64,
+    /// Buckets found already committed after a crash.
+    pub duplicate_commits_avoided: AtomicU64,
+    /// Failed bucket rolls.
+    pub errors: AtomicU64,
+}
+
+impl CompactorMetrics {
+    /// Appends the counters in Prometheus text format.
+    pub fn render_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let rows: [(&str, &str, &AtomicU64); 6] = [
+            ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
+            ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
+            ("strata_compactor_bytes_written_total", "Parquet bytes committed", &self.bytes_written),
+            ("strata_compactor_files_written_total", "Parquet data files committed", &self.files_written),
+            (
+                "strata_compactor_duplicate_commits_avoided_total",
+                "buckets found already committed after a crash",
+                &self.duplicate_commits_avoided,
+            ),
+            ("strata_compactor_errors_total", "failed bucket rolls", &self.errors),
+        ];
+        for (name, help, v) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Moves sealed hot buckets into the cold tier. Share as `Arc<Compactor>`.
+#[derive(Debug)]
+pub struct Compactor {
+    hot: Arc<HotStore>,
+    cold: Arc<ColdTier>,
+    config: CompactorConfig,
+    metrics: Arc<CompactorMetrics>,
+    armed: Mutex<HashSet<&'static str>>,
+}
+
+impl Compactor {
+    /// A compactor over one hot store and one region's cold tier.
+    pub fn new(hot: Arc<HotStore>, cold: Arc<ColdTier>, config: CompactorConfig) -> Self {
+        Self { hot, cold, config, metrics: Arc::default(), armed: Mutex::default() }
+    }
+
+    /// The counters (shared; read them for `/metrics`).
+    pub fn metrics(&self) -> Arc<CompactorMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Test hook: the next time the compactor reaches `point` (one of
+    /// [`FAILPOINTS`]) it stops with [`Error::Injected`], as if the process
+    /// died there.
+    #[doc(hidden)]
+    pub fn arm_failpoint(&self, point: &'static str) {
+        self.armed.lock().insert(point);
+    }
+
+    fn failpoint(&self, point: &'static str) -> Result<()> {
+        if self.armed.lock().remove(point) { Err(Error::Injected { point }) } else { Ok(()) }
+    }
+
+    /// The grace period after a bucket's end before it is rolled.
+    pub fn grace(&self) -> Duration {
+        self.config.grace.unwrap_or_else(|| self.hot.config().bucket + self.hot.config().flush_interval)
+    }
+
+    /// Rolls every sealed bucket at `now_ms`. Per tenant, stops at the first
+    /// failure (logged, counted) so the watermark never skips a bucket; other
+    /// tenants continue. Returns an error only for an injected failure.
+    pub async fn roll_once(&self, now_ms: i64) -> Result<RollOutcome> {
+        self.adopt_new_tenants(now_ms).await?;
+        let sealed = self.hot.sealed_buckets(now_ms, self.grace());
+        let mut out = RollOutcome::default();
+        let mut failed: BTreeSet<TenantId> = BTreeSet::new();
+        let started = Instant::now();
+        for (i, bucket) in sealed.iter().take(self.config.max_buckets_per_pass).enumerate() {
+            if failed.contains(&bucket.tenant) {
+                continue;
+            }
+            match self.roll_bucket(bucket).await {
+                Ok(o) => {
+                    out.buckets += 1;
+                    match o {
+                        BucketOutcome::Committed { samples, bytes, .. } => {
+                            out.samples += samples;
+                            out.bytes += bytes;
+                        }
+                        BucketOutcome::AlreadyCommitted => out.already_committed += 1,
+                        BucketOutcome::Empty => {}
+                    }
+                }
+                Err(e @ Error::Injected { .. }) => return Err(e),
+                Err(e) => {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(tenant = %bucket.tenant, bucket = bucket.start, error = %e, "rolling hot bucket to cold failed; will retry");
+                    failed.insert(bucket.tenant.clone());
+                }
+            }
+            log_progress(i + 1, sealed.len(), &out, started);
+        }
+        out.failed_tenants = failed.len();
+        Ok(out)
+    }
+
+    /// Gives every tenant without a cold watermark one at the start of its
+    /// oldest hot bucket (nothing below it exists anywhere), or lower, at the
+    /// oldest bucket still open for late data (`now − grace`), so the hot
+    /// store keeps the tenant's buckets until the cold tier holds them
+    /// instead of expiring them by TTL alone.
+    async fn adopt_new_tenants(&self, now_ms: i64) -> Result<()> {
+        let hot = Arc::clone(&self.hot);
+        let grace_ms = i64::try_from(self.grace().as_millis()).unwrap_or(i64::MAX);
+        let bucket = self.hot.bucket_ms();
+        let open_from = now_ms.saturating_sub(grace_ms).div_euclid(bucket).saturating_mul(bucket);
+        tokio::task::spawn_blocking(move || {
+            for (tenant, oldest) in hot.oldest_buckets() {
+                let oldest = oldest.min(open_from);
+                if hot.cold_watermark(&tenant).is_none() {
+                    hot.set_cold_watermark(&tenant, oldest).map_err(|source| Error::SetWatermark {
+                        tenant: tenant.clone(),
+                        watermark: oldest,
+                        source,
+                    })?;
+                    tracing::info!(tenant = %tenant, watermark = oldest, "tenant joined the cold tier");
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Task { detail: e.to_string() })?
+    }
+
+    /// Rolls one sealed bucket (idempotent; see the module doc).
+    pub async fn roll_bucket(&self, bucket: &SealedBucket) -> Result<BucketOutcome> {
+        let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let source = CommitSource {
+            source: format!("hot:{}:{}", tenant, bucket.start),
+            segments: bucket.segments.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+        };
+        let outcome = if self.cold.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_some() {
+            tracing::info!(tenant = %tenant, bucket = bucket.start, "bucket already committed to cold; advancing watermark");
+            self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
+            BucketOutcome::AlreadyCommitted
+        } else {
+            self.write_and_commit(bucket, &source).await?
+        };
+        let (hot, t, end) = (Arc::clone(&self.hot), tenant.clone(), bucket.end);
+        tokio::task::spawn_blocking(move || hot.set_cold_watermark(&t, end))
+            .await
+            .map_err(|e| Error::Task { detail: e.to_string() })?
+            .map_err(|source| Error::SetWatermark { tenant: tenant.clone(), watermark: end, source })?;
+        self.metrics.buckets_rolled.fetch_add(1, Ordering::Relaxed);
+        self.failpoint("after_watermark")?;
+        Ok(outcome)
+    }
+
+    async fn write_and_commit(&self, bucket: &SealedBucket, source: &CommitSource) -> Result<BucketOutcome> {
+        let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let (hot, t, start) = (Arc::clone(&self.hot), tenant.clone(), bucket.start);
+        let series = tokio::task::spawn_blocking(move || hot.read_bucket(&t, start))
+            .await
+            .map_err(|e| Error::Task { detail: e.to_string() })?
+            .map_err(|source| Error::ReadHotBucket { tenant: tenant.clone(), bucket_start: start, source })?;
+        let series: Vec<SeriesSamples> = series
+            .into_iter()
+            .map(|s| SeriesSamples {
+                labels: s.labels,
+                series_id: s.series_id,
+                device_hash: s.device_hash,
+                samples: s.samples,
+            })
+            .collect();
+        if series.is_empty() {
+            return Ok(BucketOutcome::Empty);
+        }
+        self.failpoint("before_write")?;
+        let t0 = Instant::now();
+        let written = self.cold.write_files(tenant, &series, &file_prefix(&source.source)).await.map_err(cold_err)?;
+        self.failpoint("after_write")?;
+        let (samples, bytes, files, n_series) = (written.rows, written.bytes, written.files.len(), written.series);
+        let outcome = self.cold.commit_files(tenant, written, source).await.map_err(cold_err)?;
+        self.failpoint("after_commit")?;
+        if let CommitOutcome::AlreadyCommitted { .. } = outcome {
+            return Ok(BucketOutcome::AlreadyCommitted);
+        }
+        self.metrics.samples_rolled.fetch_add(samples, Ordering::Relaxed);
+        self.metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.files_written.fetch_add(files as u64, Ordering::Relaxed);
+        let secs = t0.elapsed().as_secs_f64().max(1e-6);
+        tracing::info!(
+            tenant = %tenant, bucket = bucket.start, samples, series = n_series, files, bytes,
+            bytes_per_sample = bytes as f64 / samples.max(1) as f64,
+            samples_per_sec = samples as f64 / secs,
+            "committed hot bucket to cold"
+        );
+        Ok(BucketOutcome::Committed { samples, series: n_series, bytes, files })
+    }
+
+    /// Runs [`Compactor::roll_once`] every `config.interval` until `shutdown`
+    /// resolves. Spawn it on the server's background runtime.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    if let Err(e) = self.roll_once(strata_schemas::time::now_millis()).await {
+                        tracing::error!(error = %e, "compactor pass failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_progress(done: usize, total: usize, out: &RollOutcome, started: Instant) {
+    if done == total || done.is_multiple_of(16) {
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        tracing::info!(
+            done,
+            total,
+            samples = out.samples,
+            bytes = out.bytes,
+            samples_per_sec = out.samples as f64 / secs,
+            "compactor pass progress"
+        );
+    }
+}

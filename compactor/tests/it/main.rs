@@ -1,0 +1,5 @@
+//! Integration tests of the hot → cold roll-up through the public APIs of
+//! the hot store, the cold tier and the compactor.
+
+mod crash;
+mod util;

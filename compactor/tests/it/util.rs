@@ -1,0 +1,136 @@
+//! A hot store + cold tier in a temp dir, a model of what was written, and
+//! the exactly-once check through the federated read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_cold_tier::{ColdReadStore, ColdTier, ColdTierConfig};
+use strata_compactor::{Compactor, CompactorConfig, FederatedReadStore};
+use strata_hot_store::{HotStore, HotStoreConfig};
+use strata_schemas::{BatchSeries, Labels, ReadStore, Sample, TenantId, TimeRange, WriteBatch};
+
+/// Bucket length of the test stores.
+pub(crate) const BUCKET_MS: i64 = 60_000;
+/// A realistic epoch (2023-11-14T22:13:20Z).
+pub(crate) const BASE: i64 = 1_700_000_000_000 / BUCKET_MS * BUCKET_MS;
+
+pub(crate) type Model = BTreeMap<(String, Labels), BTreeMap<i64, u64>>;
+
+pub(crate) fn tenant(s: &str) -> TenantId {
+    TenantId::new(s).unwrap()
+}
+
+pub(crate) fn labels(metric: &str, device: &str) -> Labels {
+    Labels::from_pairs([("__name__", metric), ("device", device), ("site", "north")])
+}
+
+pub(crate) struct Env {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) hot: Arc<HotStore>,
+    pub(crate) cold: Arc<ColdTier>,
+    pub(crate) compactor: Compactor,
+    pub(crate) model: Model,
+    offset: u64,
+}
+
+pub(crate) fn hot_config() -> HotStoreConfig {
+    HotStoreConfig {
+        bucket: Duration::from_millis(BUCKET_MS as u64),
+        default_hot_ttl: Duration::from_millis(1),
+        ..HotStoreConfig::default()
+    }
+}
+
+impl Env {
+    pub(crate) fn open(dir: &Path) -> Env {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let hot = Arc::new(HotStore::open(&dir.join("hot"), hot_config()).unwrap());
+        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+        let cold = Arc::new(rt.block_on(ColdTier::open(&config, dir)).unwrap());
+        let cc = CompactorConfig { grace: Some(Duration::ZERO), ..CompactorConfig::default() };
+        let compactor = Compactor::new(Arc::clone(&hot), Arc::clone(&cold), cc);
+        Env { rt, hot, cold, compactor, model: Model::new(), offset: 0 }
+    }
+
+    /// Simulates a process restart: everything reopened from disk.
+    pub(crate) fn reopen(self, dir: &Path) -> Env {
+        let (model, offset) = (self.model, self.offset);
+        drop(self.compactor);
+        drop(self.hot);
+        drop(self.cold);
+        drop(self.rt);
+        let mut env = Env::open(dir);
+        env.model = model;
+        env.offset = offset;
+        env
+    }
+
+    pub(crate) fn write(&mut self, t: &str, metric: &str, device: &str, samples: &[(i64, f64)]) {
+        let tid = tenant(t);
+        let l = labels(metric, device);
+        let batch = WriteBatch {
+            tenant: tid.clone(),
+            series: vec![BatchSeries {
+                id: strata_schemas::series_id(&tid, &l),
+                device_hash: strata_schemas::device_hash_of(&tid, device),
+                labels: l.clone(),
+                samples: samples.iter().map(|&(ts, v)| Sample::new(ts, v)).collect(),
+            }],
+        };
+        self.hot.apply(0, self.offset, &batch).unwrap();
+        self.offset += 1;
+        let m = self.model.entry((t.to_owned(), l)).or_default();
+        for &(ts, v) in samples {
+            m.insert(ts, v.to_bits());
+        }
+    }
+
+    pub(crate) fn federated(&self) -> FederatedReadStore {
+        let hot = Arc::clone(&self.hot);
+        let cold = ColdReadStore::new(Arc::clone(&self.cold), self.rt.handle().clone());
+        FederatedReadStore::new(
+            Arc::clone(&self.hot) as Arc<dyn ReadStore>,
+            Arc::new(cold),
+            Arc::new(move |t: &TenantId| hot.cold_watermark(t)),
+        )
+    }
+
+    pub(crate) fn cold_reader(&self) -> ColdReadStore {
+        ColdReadStore::new(Arc::clone(&self.cold), self.rt.handle().clone())
+    }
+
+    /// Asserts that the federated read returns exactly the model, per tenant.
+    pub(crate) fn assert_exactly_once(&self, context: &str) {
+        let fed = self.federated();
+        let tenants: std::collections::BTreeSet<&String> = self.model.keys().map(|(t, _)| t).collect();
+        for t in tenants {
+            let got = fed.select(&tenant(t), &[], TimeRange::ALL).unwrap();
+            let got: BTreeMap<Labels, BTreeMap<i64, u64>> = got
+                .into_iter()
+                .map(|s| (s.labels, s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect()))
+                .collect();
+            let want: BTreeMap<Labels, BTreeMap<i64, u64>> =
+                self.model.iter().filter(|((mt, _), _)| mt == t).map(|((_, l), v)| (l.clone(), v.clone())).collect();
+            assert_eq!(got, want, "{context}: tenant {t}");
+        }
+    }
+
+    /// Rows in the tenant's cold table per the snapshot summaries, and
+    /// whether every `strata.source` appears once.
+    pub(crate) fn cold_rows(&self, t: &str) -> (u64, bool) {
+        let Some(table) = self.rt.block_on(self.cold.load_table(&tenant(t))).unwrap() else { return (0, true) };
+        let mut sources = std::collections::BTreeSet::new();
+        let mut rows = 0;
+        let mut unique = true;
+        for s in table.metadata().snapshots() {
+            let p = &s.summary().additional_properties;
+            rows += p.get("strata.rows").map_or(0, |r| r.parse::<u64>().unwrap());
+            if let Some(src) = p.get("strata.source") {
+                unique &= sources.insert(src.clone());
+            }
+        }
+        (rows, unique)
+    }
+}
