@@ -25,8 +25,9 @@ use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use strata_schemas::{Sample, TenantId};
 
 use crate::config::ColdTierConfig;
@@ -140,8 +141,9 @@ fn build_batch(schema: &Arc<ArrowSchema>, rows: &[(&SeriesSamples, Sample)]) -> 
     )
 }
 
-/// Parquet settings: zstd, dictionaries, page-level statistics (column and
-/// offset index), row groups of `row_group_rows`.
+/// Parquet settings: zstd, dictionaries (except `ts`: delta binary packed),
+/// page-level statistics (column and offset index), row groups
+/// of `row_group_rows`.
 pub(crate) fn writer_properties(config: &ColdTierConfig) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
@@ -149,6 +151,10 @@ pub(crate) fn writer_properties(config: &ColdTierConfig) -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(config.row_group_rows))
         .set_created_by("strata-cold-tier".into())
+        // Sorted per series: timestamps delta-encode to a few bits each
+        // (decimal sensor values do best with the default dictionary).
+        .set_column_dictionary_enabled(ColumnPath::from("ts"), false)
+        .set_column_encoding(ColumnPath::from("ts"), Encoding::DELTA_BINARY_PACKED)
         .build()
 }
 

@@ -3,4 +3,5 @@
 
 mod interop;
 mod roundtrip;
+mod size;
 mod util;
