@@ -16,7 +16,7 @@
 //! server time of the request.
 
 use crate::batcher::{BatchBuilder, SeriesKey};
-use crate::series_cache::SeriesCache;
+use crate::series_cache::{LineShape, SeriesCache};
 use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
 use strata_schemas::time::Precision;
 use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
@@ -173,6 +173,7 @@ impl Converter<'_> {
     pub fn convert(&self, body: &[u8]) -> Conversion {
         let mut out = Conversion::default();
         let mut batches = BatchBuilder::new(self.tenant, self.partitions);
+        let mut key = Vec::with_capacity(256);
         for parsed in parse_lines(body) {
             let line = match parsed {
                 Ok(line) => line,
@@ -186,7 +187,7 @@ impl Converter<'_> {
                     continue;
                 }
             };
-            match self.line_samples(&line, &mut out.skipped) {
+            match self.line_samples(&line, &mut out.skipped, &mut key) {
                 Ok(series) => {
                     out.accepted_lines += 1;
                     for (series, sample) in series {
@@ -206,6 +207,7 @@ impl Converter<'_> {
         &self,
         line: &ParsedLine<'_>,
         skipped: &mut Vec<SkippedField>,
+        key: &mut Vec<u8>,
     ) -> Result<Vec<(SeriesKey, Sample)>, (&'static str, String)> {
         let invalid = |msg: String| ("invalid_line", msg);
         let ts = match line.timestamp {
@@ -215,6 +217,78 @@ impl Converter<'_> {
                 .ok_or_else(|| invalid(format!("timestamp {ts} overflows in precision {:?}", self.precision)))?,
             None => self.now_ms,
         };
+        let shape = self.cache.map(|cache| {
+            line_key(key, self.tenant, line);
+            let hash = xxhash_rust::xxh3::xxh3_64(key);
+            (cache, hash, cache.line(hash, key))
+        });
+        if let Some((_, _, Some(shape))) = &shape
+            && let Some(out) = self.samples_from_shape(line, shape, ts)
+        {
+            return Ok(out);
+        }
+        let out = self.line_samples_slow(line, skipped, ts)?;
+        if let Some((cache, hash, _)) = shape {
+            let device_hash = out
+                .first()
+                .map(|(s, _)| s.device_hash)
+                .filter(|_| line.tags.iter().any(|(k, _)| k == self.device_label));
+            let fields = line
+                .fields
+                .iter()
+                .filter(|(_, v)| !matches!(v, FieldValue::String(_)))
+                .zip(&out)
+                .map(|((k, _), (s, _))| (Box::from(k.as_ref()), s.id, s.labels.clone()))
+                .collect();
+            cache.insert_line(hash, LineShape { key: key.as_slice().into(), device_hash, fields });
+        }
+        Ok(out)
+    }
+
+    /// The fast path: every numeric field of the line is in its cached
+    /// shape and the line is within the label limits. `None` otherwise (the
+    /// slow path then gives the exact answer or error).
+    fn samples_from_shape(
+        &self,
+        line: &ParsedLine<'_>,
+        shape: &LineShape,
+        ts: i64,
+    ) -> Option<Vec<(SeriesKey, Sample)>> {
+        let l = &self.limits;
+        let within = line.tags.len() < l.max_labels_per_series as usize
+            && line.tags.iter().all(|(k, v)| {
+                k.len() <= l.max_label_name_length as usize && v.len() <= l.max_label_value_length as usize
+            });
+        if !within {
+            return None;
+        }
+        let mut out = Vec::with_capacity(line.fields.len());
+        for (key, value) in &line.fields {
+            let value = match value {
+                FieldValue::Float(f) => *f,
+                FieldValue::Integer(i) => *i as f64,
+                FieldValue::UInteger(u) => *u as f64,
+                FieldValue::Boolean(b) => f64::from(u8::from(*b)),
+                FieldValue::String(_) => return None,
+            };
+            let (_, id, labels) = shape.fields.iter().find(|(f, _, _)| **f == **key)?;
+            if labels.metric_name().len() > l.max_label_value_length as usize {
+                return None;
+            }
+            let series = SeriesKey { id: *id, device_hash: shape.device_hash.unwrap_or(id.0), labels: labels.clone() };
+            out.push((series, Sample::new(ts, value)));
+        }
+        Some(out)
+    }
+
+    /// The slow path: sort tags, hash every series, build or fetch its labels.
+    fn line_samples_slow(
+        &self,
+        line: &ParsedLine<'_>,
+        skipped: &mut Vec<SkippedField>,
+        ts: i64,
+    ) -> Result<Vec<(SeriesKey, Sample)>, (&'static str, String)> {
+        let invalid = |msg: String| ("invalid_line", msg);
         let mut tags: Vec<(&str, &str)> = Vec::with_capacity(line.tags.len());
         for (k, v) in &line.tags {
             if k.starts_with("__") {
@@ -277,6 +351,21 @@ impl Converter<'_> {
             cache.insert(id, labels.clone());
         }
         labels
+    }
+}
+
+/// The cache key of a line's shape: tenant, measurement and tags in input order.
+fn line_key(key: &mut Vec<u8>, tenant: &TenantId, line: &ParsedLine<'_>) {
+    key.clear();
+    key.extend_from_slice(tenant.as_str().as_bytes());
+    key.push(0xFF);
+    key.extend_from_slice(line.measurement.as_bytes());
+    key.push(0xFF);
+    for (k, v) in &line.tags {
+        key.extend_from_slice(k.as_bytes());
+        key.push(0xFE);
+        key.extend_from_slice(v.as_bytes());
+        key.push(0xFF);
     }
 }
 

@@ -8,6 +8,10 @@
 //! for series it has not seen. Label sets are `Arc`-shared, so the hot
 //! store's index can hold the very same allocation.
 //!
+//! In front of it sits a cache of *line shapes*: the exact bytes of a line's
+//! measurement and tags map to the series of each of its fields, so a known
+//! device's line costs one hash and one lookup for all its fields.
+//!
 //! The cache is sharded by id to keep lock hold times short under
 //! concurrent writes, and bounded: a shard that reaches its share of the
 //! capacity is cleared (cheap, rare, and only costs re-building labels).
@@ -15,6 +19,7 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use strata_schemas::{Labels, SeriesId};
 
 const SHARDS: usize = 64;
@@ -39,18 +44,58 @@ impl Hasher for IdHasher {
 
 type Shard = HashMap<u64, Labels, BuildHasherDefault<IdHasher>>;
 
-/// Bounded, sharded series id → labels cache.
+/// The series of one line shape: a measurement with a tag set (in the
+/// order the client sends them), and the series each of its fields maps to.
+#[derive(Debug)]
+pub(crate) struct LineShape {
+    /// The exact key the shape was stored under (checked on every hit).
+    pub(crate) key: Box<[u8]>,
+    /// Device hash of the line's device label, if it has one.
+    pub(crate) device_hash: Option<u64>,
+    /// `(field key, series id, labels)` of every numeric field seen so far.
+    pub(crate) fields: Box<[(Box<str>, SeriesId, Labels)]>,
+}
+
+type LineShard = HashMap<u64, Arc<LineShape>, BuildHasherDefault<IdHasher>>;
+
+/// Bounded, sharded series id → labels cache, plus line shape → series.
 #[derive(Debug)]
 pub struct SeriesCache {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
+    lines: Box<[Mutex<LineShard>]>,
+    lines_per_shard: usize,
 }
 
 impl SeriesCache {
     /// A cache holding up to about `capacity` series (0 disables it).
     pub fn new(capacity: usize) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect();
-        Self { shards, per_shard: capacity.div_ceil(SHARDS) }
+        let lines = (0..SHARDS).map(|_| Mutex::new(LineShard::default())).collect();
+        // A line shape serves several series (one per field).
+        let lines_per_shard = (capacity / 4).div_ceil(SHARDS);
+        Self { shards, per_shard: capacity.div_ceil(SHARDS), lines, lines_per_shard }
+    }
+
+    /// The shape stored under `hash`, if its key is exactly `key`.
+    pub(crate) fn line(&self, hash: u64, key: &[u8]) -> Option<Arc<LineShape>> {
+        if self.lines_per_shard == 0 {
+            return None;
+        }
+        let shard = self.lines[(hash >> 58) as usize % SHARDS].lock();
+        shard.get(&hash).filter(|s| *s.key == *key).cloned()
+    }
+
+    /// Stores (or replaces) the shape under `hash`.
+    pub(crate) fn insert_line(&self, hash: u64, shape: LineShape) {
+        if self.lines_per_shard == 0 {
+            return;
+        }
+        let mut shard = self.lines[(hash >> 58) as usize % SHARDS].lock();
+        if shard.len() >= self.lines_per_shard {
+            shard.clear();
+        }
+        shard.insert(hash, Arc::new(shape));
     }
 
     fn shard(&self, id: SeriesId) -> &Mutex<Shard> {

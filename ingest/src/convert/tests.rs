@@ -168,3 +168,40 @@ fn label_limits_reject_the_line_with_the_limit_named() {
     );
     assert!(reasons[3].starts_with("limit max_label_value_length exceeded: metric name is 13 bytes"), "{reasons:?}");
 }
+
+#[test]
+fn line_shapes_serve_known_lines_and_fall_back_exactly() {
+    let t = tenant();
+    let cache = SeriesCache::new(1024);
+    let conv = |body: &str, limits: LabelLimits| {
+        Converter {
+            tenant: &t,
+            precision: Precision::Seconds,
+            now_ms: 0,
+            device_label: "device",
+            partitions: 4,
+            cache: Some(&cache),
+            limits,
+        }
+        .convert(body.as_bytes())
+    };
+    let plain = |body: &str| convert(body, Precision::Seconds);
+    let warm_up = "m,device=d1,farm=f x=1,y=2 1\n";
+    conv(warm_up, LabelLimits::default());
+    // A known shape with a new field, a string field, and reordered fields all match the uncached answer.
+    for body in
+        ["m,device=d1,farm=f x=3,z=4 2\n", "m,device=d1,farm=f y=5,s=\"t\" 3\n", "m,device=d1,farm=f y=1,x=2 4\n"]
+    {
+        let (cached, uncached) = (conv(body, LabelLimits::default()), plain(body));
+        assert_eq!(cached.batches, uncached.batches, "{body}");
+        assert_eq!(cached.skipped, uncached.skipped, "{body}");
+    }
+    // Tightened limits apply to known shapes too.
+    let tight = LabelLimits { max_labels_per_series: 2, ..LabelLimits::default() };
+    let c = conv(warm_up, tight);
+    assert_eq!(c.rejected.len(), 1);
+    assert!(c.rejected[0].reason.starts_with("limit max_labels_per_series exceeded"), "{:?}", c.rejected);
+    // Same tags in another order is another shape, same series.
+    let reordered = conv("m,farm=f,device=d1 x=9 5\n", LabelLimits::default());
+    assert_eq!(reordered.batches, plain("m,farm=f,device=d1 x=9 5\n").batches);
+}
