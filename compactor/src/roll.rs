@@ -140,6 +140,12 @@ impl Compactor {
         self.armed.lock().insert(point);
     }
 
+    /// Disarms every failpoint that has not fired (tests).
+    #[doc(hidden)]
+    pub fn disarm_failpoints(&self) {
+        self.armed.lock().clear();
+    }
+
     fn failpoint(&self, point: &'static str) -> Result<()> {
         if self.armed.lock().remove(point) { Err(Error::Injected { point }) } else { Ok(()) }
     }

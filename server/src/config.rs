@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub hot_store: HotStoreConfig,
     /// The PromQL engine.
     pub query: QueryConfig,
+    /// The Iceberg cold tier (off by default).
+    pub cold: strata_cold_tier::ColdTierConfig,
+    /// The hot → cold roll-up (runs when the cold tier is on).
+    pub compactor: strata_compactor::CompactorConfig,
 }
 
 /// Token → tenant mapping. With no tokens, every request is the `default` tenant.
@@ -108,6 +112,8 @@ impl Default for ServerConfig {
             log: LogConfig::default(),
             hot_store: HotStoreConfig::default(),
             query: QueryConfig::default(),
+            cold: strata_cold_tier::ColdTierConfig::default(),
+            compactor: strata_compactor::CompactorConfig::default(),
         }
     }
 }
@@ -152,6 +158,8 @@ impl ServerConfig {
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         self.hot_store.validate();
         self.query.validate().map_err(anyhow::Error::msg)?;
+        self.cold.validate().map_err(|e| anyhow::anyhow!("[cold]: {e}"))?;
+        self.compactor.validate();
         for (token, tenant) in &self.auth.tokens {
             if token.len() < 8 {
                 bail!("auth.tokens: token for tenant {tenant:?} is shorter than 8 characters");

@@ -8,10 +8,11 @@
 //! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges |
 //! | `/admin/v1/*` | tenants, tokens, limits, usage ([`crate::admin`]) |
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
+//! | `POST /internal/roll` | roll sealed hot buckets into the cold tier now (when it is on) |
 //! | `POST /internal/compact` | merge the hot store's segments into one now |
 
 use crate::admin::AdminState;
-use crate::node::Node;
+use crate::node::{Cold, Node};
 use crate::registry::Registry;
 use axum::Router;
 use axum::extract::State;
@@ -25,7 +26,7 @@ use strata_query::{Engine, QueryState};
 use strata_schemas::{ReadStore, TenantResolver};
 
 /// Builds the full router of a node.
-pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> Router {
+pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold: Option<Cold>) -> Router {
     let resolver: Arc<dyn TenantResolver> = Arc::clone(&registry) as Arc<dyn TenantResolver>;
     let usage_node = Arc::clone(&node);
     let admin = crate::admin::router(AdminState {
@@ -44,7 +45,10 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         active_series: Some(Arc::new(HotActiveSeries(Arc::clone(&node.hot)))),
     };
     let write = strata_ingest::http::router(write_state.clone());
-    let store: Arc<dyn ReadStore> = Arc::clone(&node.hot) as Arc<dyn ReadStore>;
+    let store: Arc<dyn ReadStore> = match &cold {
+        Some(c) => Arc::clone(&c.store),
+        None => Arc::clone(&node.hot) as Arc<dyn ReadStore>,
+    };
     let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let query = strata_query::router(QueryState::new(engine, resolver));
     let ops = Router::new()
@@ -53,7 +57,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>) -> R
         .route("/metrics", get(metrics))
         .route("/internal/flush", post(flush).get(flush))
         .route("/internal/compact", post(compact).get(compact))
-        .with_state(node);
+        .route("/internal/roll", post(roll).get(roll))
+        .with_state(OpsState { node, cold });
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
@@ -84,7 +89,32 @@ async fn healthy() -> &'static str {
     "Strata is Healthy.\n"
 }
 
-async fn flush(State(node): State<Arc<Node>>) -> Response {
+/// State of the operational routes.
+#[derive(Debug, Clone)]
+struct OpsState {
+    node: Arc<Node>,
+    cold: Option<Cold>,
+}
+
+async fn roll(State(s): State<OpsState>) -> Response {
+    let Some(cold) = s.cold else {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(
+                serde_json::json!({"status": "error", "error": "the cold tier is off ([cold] enabled = false)"}),
+            ),
+        )
+            .into_response();
+    };
+    let result = cold.compactor.roll_once(strata_schemas::time::now_millis()).await;
+    json_outcome(
+        result
+            .map_err(anyhow::Error::from)
+            .map(|o| serde_json::json!({ "buckets": o.buckets, "samples": o.samples, "bytes": o.bytes })),
+    )
+}
+
+async fn flush(State(OpsState { node, .. }): State<OpsState>) -> Response {
     json_outcome(node.flush("requested").await.map(|o| {
         serde_json::json!({
             "series": o.series,
@@ -94,7 +124,7 @@ async fn flush(State(node): State<Arc<Node>>) -> Response {
     }))
 }
 
-async fn compact(State(node): State<Arc<Node>>) -> Response {
+async fn compact(State(OpsState { node, .. }): State<OpsState>) -> Response {
     json_outcome(
         node.compact().await.map(
             |o| serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples }),
@@ -117,8 +147,11 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
     }
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> Response {
+async fn metrics(State(OpsState { node, cold }): State<OpsState>) -> Response {
     let mut out = String::with_capacity(4096);
+    if let Some(c) = &cold {
+        c.compactor.metrics().render_prometheus(&mut out);
+    }
     node.ingest_metrics.render(&mut out);
     strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
     let stats = node.hot.stats();

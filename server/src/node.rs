@@ -267,7 +267,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let registry = crate::registry::open_for(url, &node.data_dir, static_tokens, &config.region).await?;
     let watcher = tokio::spawn(Arc::clone(&registry).watch());
     let admin_token = admin_token(&node.config, &node.data_dir)?;
-    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cold = open_cold(&node, stop_rx.clone()).await?;
+    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone());
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %format!("http://{addr}"),
@@ -280,7 +282,6 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("data dir: {}", node.data_dir.display());
 
     let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|stop| *stop).await;
@@ -298,6 +299,52 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     node.shutdown().await?;
     tracing::info!("strata stopped cleanly");
     Ok(())
+}
+
+/// The cold tier of a node: the compactor (rolling sealed hot buckets into
+/// Iceberg) and the store that reads hot and cold as one.
+#[derive(Clone)]
+pub struct Cold {
+    /// Rolls sealed hot buckets into the tenant tables.
+    pub compactor: Arc<strata_compactor::Compactor>,
+    /// Hot and cold split at each tenant's cold watermark.
+    pub store: Arc<dyn strata_schemas::ReadStore>,
+}
+
+impl std::fmt::Debug for Cold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cold").finish_non_exhaustive()
+    }
+}
+
+/// Opens the cold tier and starts the compactor loop, when `[cold] enabled`.
+async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Option<Cold>> {
+    let config = &node.config;
+    if !config.cold.enabled {
+        return Ok(None);
+    }
+    let tier = Arc::new(
+        strata_cold_tier::ColdTier::open(&config.cold, &node.data_dir).await.context("opening the cold tier")?,
+    );
+    let compactor =
+        Arc::new(strata_compactor::Compactor::new(Arc::clone(&node.hot), Arc::clone(&tier), config.compactor.clone()));
+    let mut stop = stop;
+    tokio::spawn(Arc::clone(&compactor).run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let cold_read = strata_cold_tier::ColdReadStore::new(tier, tokio::runtime::Handle::current());
+    let hot = Arc::clone(&node.hot);
+    let store = Arc::new(strata_compactor::FederatedReadStore::new(
+        Arc::clone(&node.hot) as Arc<dyn strata_schemas::ReadStore>,
+        Arc::new(cold_read),
+        Arc::new(move |t: &strata_schemas::TenantId| hot.cold_watermark(t)),
+    ));
+    tracing::info!(
+        warehouse = %config.cold.warehouse,
+        catalog = %config.cold.catalog_url,
+        "cold tier on: sealed hot buckets roll into Iceberg tables"
+    );
+    Ok(Some(Cold { compactor, store }))
 }
 
 /// The admin token: configured, or generated once into `<data_dir>/admin.token`.

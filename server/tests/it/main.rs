@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
+mod cold;
 mod harness;
 mod promtool;
 mod remote_write;
