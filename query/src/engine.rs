@@ -76,12 +76,51 @@ pub struct Engine {
     store: Arc<dyn ReadStore>,
     config: QueryConfig,
     policies: Option<Arc<dyn TenantResolver>>,
+    stats: TenantQueryStats,
+}
+
+/// Queries run and samples processed, per tenant.
+#[derive(Debug, Default)]
+pub struct TenantQueryStats {
+    by_tenant: parking_lot::Mutex<std::collections::BTreeMap<TenantId, (u64, u64)>>,
+}
+
+impl TenantQueryStats {
+    fn record(&self, tenant: &TenantId, samples: usize) {
+        let mut m = self.by_tenant.lock();
+        let e = m.entry(tenant.clone()).or_default();
+        e.0 += 1;
+        e.1 += samples as u64;
+    }
+
+    /// `(queries run, samples processed)` of `tenant`: samples loaded from
+    /// storage plus points produced, the quantity `max_samples` limits.
+    pub fn of(&self, tenant: &TenantId) -> (u64, u64) {
+        self.by_tenant.lock().get(tenant).copied().unwrap_or_default()
+    }
+
+    /// Appends the counters in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let m = self.by_tenant.lock();
+        let _ = writeln!(out, "# HELP strata_tenant_queries_total PromQL queries run, per tenant.");
+        let _ = writeln!(out, "# TYPE strata_tenant_queries_total counter");
+        for (t, (q, _)) in m.iter() {
+            let _ = writeln!(out, "strata_tenant_queries_total{{tenant=\"{t}\"}} {q}");
+        }
+        let _ =
+            writeln!(out, "# HELP strata_tenant_query_samples_total Samples loaded and points produced by queries.");
+        let _ = writeln!(out, "# TYPE strata_tenant_query_samples_total counter");
+        for (t, (_, n)) in m.iter() {
+            let _ = writeln!(out, "strata_tenant_query_samples_total{{tenant=\"{t}\"}} {n}");
+        }
+    }
 }
 
 impl Engine {
     /// Builds an engine reading from `store`.
     pub fn new(store: Arc<dyn ReadStore>, config: QueryConfig) -> Self {
-        Self { store, config, policies: None }
+        Self { store, config, policies: None, stats: TenantQueryStats::default() }
     }
 
     /// Also applies each tenant's registry limits (`max_query_series`,
@@ -129,10 +168,14 @@ impl Engine {
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
         let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts);
-        let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
-        let out = cleanup_names(ev.eval(&expr)?)?;
-        let value = instant_value(out, t_ms, is_ordered(&expr));
-        Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+        let result = (|| {
+            let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
+            let out = cleanup_names(ev.eval(&expr)?)?;
+            let value = instant_value(out, t_ms, is_ordered(&expr));
+            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+        })();
+        self.stats.record(tenant, ctx.samples.get());
+        result
     }
 
     /// [`Engine::query_range`] with a timeout and cancellation.
@@ -157,10 +200,19 @@ impl Engine {
             }
         }
         let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts);
-        let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
-        let out = cleanup_names(ev.eval(&expr)?)?;
-        let value = range_value(&ev, out)?;
-        Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+        let result = (|| {
+            let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
+            let out = cleanup_names(ev.eval(&expr)?)?;
+            let value = range_value(&ev, out)?;
+            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+        })();
+        self.stats.record(tenant, ctx.samples.get());
+        result
+    }
+
+    /// Per-tenant query counters.
+    pub fn stats(&self) -> &TenantQueryStats {
+        &self.stats
     }
 
     fn check_range(&self, start: i64, end: i64, step: i64) -> Result<()> {

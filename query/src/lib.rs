@@ -34,7 +34,7 @@ pub mod test_util;
 pub mod value;
 
 pub use config::QueryConfig;
-pub use engine::{CancelToken, Engine, QueryOptions};
+pub use engine::{CancelToken, Engine, QueryOptions, TenantQueryStats};
 pub use error::{QueryError, Result};
 pub use http::{QueryState, router};
 pub use value::{InstantSample, QueryResult, RangeSeries, Value};

@@ -28,11 +28,16 @@ use strata_schemas::{ReadStore, TenantResolver};
 /// Builds the full router of a node.
 pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold: Option<Cold>) -> Router {
     let resolver: Arc<dyn TenantResolver> = Arc::clone(&registry) as Arc<dyn TenantResolver>;
-    let usage_node = Arc::clone(&node);
+    let store: Arc<dyn ReadStore> = match &cold {
+        Some(c) => Arc::clone(&c.store),
+        None => Arc::clone(&node.hot) as Arc<dyn ReadStore>,
+    };
+    let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
+    let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let admin = crate::admin::router(AdminState {
         registry,
         admin_token,
-        usage: Arc::new(move |tenant| usage_node.usage(tenant)),
+        usage: Arc::new(move |tenant| usage_node.usage(tenant, usage_engine.stats().of(tenant))),
     });
     let write_state = WriteState {
         log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,
@@ -45,12 +50,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         active_series: Some(Arc::new(HotActiveSeries(Arc::clone(&node.hot)))),
     };
     let write = strata_ingest::http::router(write_state.clone());
-    let store: Arc<dyn ReadStore> = match &cold {
-        Some(c) => Arc::clone(&c.store),
-        None => Arc::clone(&node.hot) as Arc<dyn ReadStore>,
-    };
-    let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
-    let query = strata_query::router(QueryState::new(engine, resolver));
+    let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver));
     let ops = Router::new()
         .route("/-/ready", get(ready))
         .route("/-/healthy", get(healthy))
@@ -58,7 +58,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/internal/flush", post(flush).get(flush))
         .route("/internal/compact", post(compact).get(compact))
         .route("/internal/roll", post(roll).get(roll))
-        .with_state(OpsState { node, cold });
+        .with_state(OpsState { node, cold, engine });
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
@@ -94,6 +94,7 @@ async fn healthy() -> &'static str {
 struct OpsState {
     node: Arc<Node>,
     cold: Option<Cold>,
+    engine: Arc<Engine>,
 }
 
 async fn roll(State(s): State<OpsState>) -> Response {
@@ -147,8 +148,9 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
     }
 }
 
-async fn metrics(State(OpsState { node, cold }): State<OpsState>) -> Response {
+async fn metrics(State(OpsState { node, cold, engine }): State<OpsState>) -> Response {
     let mut out = String::with_capacity(4096);
+    engine.stats().render(&mut out);
     if let Some(c) = &cold {
         c.compactor.metrics().render_prometheus(&mut out);
     }

@@ -218,8 +218,9 @@ impl Node {
         Ok(())
     }
 
-    /// A tenant's usage: what the write path counted and what the hot store holds.
-    pub fn usage(&self, tenant: &strata_schemas::TenantId) -> serde_json::Value {
+    /// A tenant's usage: what the write path counted, what the hot store
+    /// holds, and `(queries, samples)` from the query engine.
+    pub fn usage(&self, tenant: &strata_schemas::TenantId, (queries, query_samples): (u64, u64)) -> serde_json::Value {
         use std::sync::atomic::Ordering::Relaxed;
         let c = self.ingest_metrics.tenant(tenant);
         let rejected: serde_json::Map<String, serde_json::Value> =
@@ -229,6 +230,9 @@ impl Node {
             "write_requests": c.requests.load(Relaxed),
             "samples_accepted": c.samples_accepted.load(Relaxed),
             "rejected_by_reason": rejected,
+            "active_series": self.hot.tenant_series(tenant),
+            "queries": queries,
+            "query_samples": query_samples,
         })
     }
 

@@ -160,6 +160,9 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     let usage = admin_json(&s, dir.path(), &["usage", "acme"]);
     assert_eq!(usage["samples_accepted"], 9, "{usage}");
     assert_eq!(usage["rejected_by_reason"]["max_active_series"], 1);
+    assert_eq!(usage["active_series"], 8, "m_v d1 d2 d4 and five r_v: {usage}");
+    assert_eq!(usage["queries"], 3, "{usage}");
+    assert!(usage["query_samples"].as_u64().unwrap() > 0, "{usage}");
     assert_eq!(usage["rejected_by_reason"]["ingestion_rate"], 5);
     assert_eq!(usage["rejected_by_reason"]["max_labels_per_series"], 1);
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
