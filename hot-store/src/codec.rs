@@ -26,19 +26,7 @@
 /// Why bytes could not be decoded; the caller adds the file and location.
 pub(crate) type DecodeError = &'static str;
 
-/// Appends `v` as an unsigned LEB128 varint.
-pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-/// Appends `v` zigzag-encoded as a varint.
-pub(crate) fn put_ivarint(buf: &mut Vec<u8>, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub(crate) use strata_schemas::varint::{put_ivarint, put_uvarint};
 
 /// Appends a string as uvarint length + UTF-8 bytes.
 pub(crate) fn put_str(buf: &mut Vec<u8>, s: &str) {

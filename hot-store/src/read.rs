@@ -194,11 +194,7 @@ impl ReadStore for HotStore {
             names.sort_unstable();
             return Ok(names);
         }
-        let mut names: Vec<String> =
-            self.series(tenant, matchers, range)?.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        Ok(strata_schemas::read::label_names_of(&self.series(tenant, matchers, range)?))
     }
 
     fn label_values(
@@ -221,10 +217,6 @@ impl ReadStore for HotStore {
             values.sort_unstable();
             return Ok(values);
         }
-        let mut values: Vec<String> =
-            self.series(tenant, matchers, range)?.iter().filter_map(|l| l.get(name).map(str::to_owned)).collect();
-        values.sort_unstable();
-        values.dedup();
-        Ok(values)
+        Ok(strata_schemas::read::label_values_of(&self.series(tenant, matchers, range)?, name))
     }
 }

@@ -95,7 +95,9 @@ pub fn parse_series_line(line: &str) -> Result<(Labels, Vec<Option<f64>>), Strin
     Ok((labels, expand_values(values)?))
 }
 
-fn series_desc_end(line: &str) -> usize {
+/// Byte index where a series descriptor at the start of `line` ends (first
+/// whitespace outside braces and quotes).
+pub fn series_desc_end(line: &str) -> usize {
     let mut in_braces = false;
     let mut in_quote = false;
     let mut prev = ' ';

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use strata_query::test_util::{MemStore, expand_values, parse_number, parse_series_desc, parse_test_time};
+use strata_query::test_util::{
+    MemStore, expand_values, parse_number, parse_series_desc, parse_test_time, series_desc_end,
+};
 use strata_query::{Engine, QueryConfig, QueryResult, Value};
 use strata_schemas::{Labels, METRIC_NAME, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
 
@@ -351,23 +353,6 @@ fn tokens(s: &str) -> Vec<String> {
         out.push(cur);
     }
     out
-}
-
-fn series_desc_end(line: &str) -> usize {
-    let mut in_braces = false;
-    let mut in_quote = false;
-    let mut prev = ' ';
-    for (i, c) in line.char_indices() {
-        match c {
-            '"' if prev != '\\' => in_quote = !in_quote,
-            '{' if !in_quote => in_braces = true,
-            '}' if !in_quote => in_braces = false,
-            c if c.is_whitespace() && !in_braces && !in_quote => return i,
-            _ => {}
-        }
-        prev = c;
-    }
-    line.len()
 }
 
 /// One `expect warn|info [msg|regex]: ...` line (`None` pattern: any annotation).

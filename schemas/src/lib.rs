@@ -35,7 +35,7 @@ pub mod policy;
 pub mod read;
 pub mod tenant;
 pub mod time;
-mod varint;
+pub mod varint;
 
 pub use batch::{BatchSeries, WriteBatch};
 pub use error::ErrorKind;

@@ -102,11 +102,7 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
 
     /// Sorted, de-duplicated label names of the matching series.
     fn label_names(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<String>, ReadError> {
-        let mut names: Vec<String> =
-            self.series(tenant, matchers, range)?.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        Ok(label_names_of(&self.series(tenant, matchers, range)?))
     }
 
     /// Sorted, de-duplicated values of label `name` among the matching series.
@@ -117,10 +113,22 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
         matchers: &[Matcher],
         range: TimeRange,
     ) -> Result<Vec<String>, ReadError> {
-        let mut values: Vec<String> =
-            self.series(tenant, matchers, range)?.iter().filter_map(|l| l.get(name).map(str::to_owned)).collect();
-        values.sort_unstable();
-        values.dedup();
-        Ok(values)
+        Ok(label_values_of(&self.series(tenant, matchers, range)?, name))
     }
+}
+
+/// Sorted, de-duplicated label names of `series`.
+pub fn label_names_of(series: &[Labels]) -> Vec<String> {
+    let mut names: Vec<String> = series.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Sorted, de-duplicated values of label `name` in `series`.
+pub fn label_values_of(series: &[Labels], name: &str) -> Vec<String> {
+    let mut values: Vec<String> = series.iter().filter_map(|l| l.get(name).map(str::to_owned)).collect();
+    values.sort_unstable();
+    values.dedup();
+    values
 }

@@ -1,7 +1,8 @@
-//! LEB128 varints and zigzag encoding used by [`crate::batch`].
+//! LEB128 varints and zigzag encoding: [`crate::batch`] and the hot-store
+//! segment format use them.
 
 /// Appends `v` as an unsigned LEB128 varint.
-pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -10,12 +11,12 @@ pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `v` zigzag-encoded as a varint.
-pub(crate) fn put_ivarint(buf: &mut Vec<u8>, v: i64) {
+pub fn put_ivarint(buf: &mut Vec<u8>, v: i64) {
     put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
 }
 
 /// Reads an unsigned LEB128 varint from the front of `buf`, advancing it.
-pub(crate) fn get_uvarint(buf: &mut &[u8]) -> Option<u64> {
+pub fn get_uvarint(buf: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0u32;
     loop {
@@ -36,7 +37,7 @@ pub(crate) fn get_uvarint(buf: &mut &[u8]) -> Option<u64> {
 }
 
 /// Reads a zigzag varint from the front of `buf`, advancing it.
-pub(crate) fn get_ivarint(buf: &mut &[u8]) -> Option<i64> {
+pub fn get_ivarint(buf: &mut &[u8]) -> Option<i64> {
     let u = get_uvarint(buf)?;
     Some(((u >> 1) as i64) ^ -((u & 1) as i64))
 }
