@@ -9,9 +9,12 @@
 set -euo pipefail
 tools="${STRATA_TOOLS:-$HOME/.cache/strata-tools}"
 venv="$tools/pyenv"
-if ! "$venv/bin/python" -c 'import pyiceberg, pyarrow, sqlalchemy' >/dev/null 2>&1; then
+# Pinned: the versions the interop test was written and last passed against.
+packages=(pyiceberg==0.12.0 pyarrow==26.0.1 sqlalchemy==2.1.9)
+check='import importlib.metadata as m, sys; sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))'
+if ! "$venv/bin/python" -c "$check" "${packages[@]}" >/dev/null 2>&1; then
     mkdir -p "$tools"
     python3 -m venv "$venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pyiceberg pyarrow sqlalchemy >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}" >&2
 fi
 echo "$venv/bin/python"
