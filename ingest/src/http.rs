@@ -54,17 +54,43 @@ pub struct WriteState {
     pub region: Arc<str>,
     /// Per-tenant ingestion rate buckets.
     pub rate_limiter: Arc<RateLimiter>,
-    /// Which series tenants already have, for `max_active_series` (None: not enforced).
-    pub active_series: Option<Arc<dyn ActiveSeries>>,
+    /// The store as the write path sees it: `max_active_series` and cold watermarks (None: neither enforced).
+    pub store_view: Option<Arc<dyn StoreView>>,
 }
 
-/// Knows the series a tenant already holds (the hot store), so the write
-/// path can enforce `max_active_series` exactly.
-pub trait ActiveSeries: Send + Sync + std::fmt::Debug {
+/// What the write path needs to know of the store: the series a tenant
+/// already holds (so `max_active_series` is exact) and how far its data has
+/// moved to the cold tier (so late samples are refused, not lost).
+pub trait StoreView: Send + Sync + std::fmt::Debug {
     /// Live series of `tenant`.
     fn count(&self, tenant: &TenantId) -> u64;
     /// True when `tenant` already has this series.
     fn contains(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool;
+    /// Samples of `tenant` older than this (ms) live in the cold tier, which
+    /// does not take late writes. `None`: no cold tier for the tenant.
+    fn cold_watermark(&self, tenant: &TenantId) -> Option<i64> {
+        let _ = tenant;
+        None
+    }
+}
+
+/// Removes samples older than the tenant's cold watermark from `batches`
+/// (their buckets were already rolled into the cold tier; stored hot they
+/// would never be served). Returns how many were removed and the watermark.
+pub(crate) fn admit_late(state: &WriteState, who: &Admitted, batches: &mut Vec<(u32, WriteBatch)>) -> (usize, i64) {
+    let Some(wm) = state.store_view.as_ref().and_then(|v| v.cold_watermark(&who.tenant)) else { return (0, 0) };
+    let mut late = 0;
+    for (_, batch) in batches.iter_mut() {
+        for series in &mut batch.series {
+            let before = series.samples.len();
+            series.samples.retain(|s| s.ts >= wm);
+            late += before - series.samples.len();
+        }
+        batch.series.retain(|s| !s.samples.is_empty());
+    }
+    batches.retain(|(_, b)| !b.series.is_empty());
+    who.counters.reject("older_than_cold_watermark", late as u64);
+    (late, wm)
 }
 
 /// A series refused because its tenant is at `max_active_series`.
@@ -88,7 +114,7 @@ pub(crate) fn admit_series(
     who: &Admitted,
     batches: &mut Vec<(u32, WriteBatch)>,
 ) -> Vec<SeriesOverLimit> {
-    let Some(active) = &state.active_series else { return Vec::new() };
+    let Some(active) = &state.store_view else { return Vec::new() };
     let limit = who.limits.max_active_series;
     let current = active.count(&who.tenant);
     let distinct: u64 = batches.iter().map(|(_, b)| b.series.len() as u64).sum();
@@ -261,12 +287,20 @@ async fn write(
         Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
     };
     let mut conversion = conversion;
+    let (late, watermark) = admit_late(&state, &who, &mut conversion.batches);
+    conversion.samples -= late;
     let over = admit_series(&state, &who, &mut conversion.batches);
     conversion.samples -= over.iter().map(|o| o.samples).sum::<usize>();
     if let Err(resp) = admit_rate(&state, &who, conversion.samples) {
         return *resp;
     }
-    commit(&state, &who, conversion, over).await
+    let late = (late > 0).then(|| {
+        format!(
+            "{late} sample(s) older than {watermark} ms were not stored: the tenant's data before that time has \
+             moved to the cold tier, which does not accept late writes"
+        )
+    });
+    commit(&state, &who, conversion, over, late).await
 }
 
 /// Authenticates and reads the request: tenant, precision and the decompressed body.
@@ -340,7 +374,13 @@ pub(crate) fn auth_error(e: AuthError) -> Refusal {
 }
 
 /// Appends the converted batches and builds the answer.
-async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion, over: Vec<SeriesOverLimit>) -> Response {
+async fn commit(
+    state: &WriteState,
+    who: &Admitted,
+    mut c: Conversion,
+    over: Vec<SeriesOverLimit>,
+    late: Option<String>,
+) -> Response {
     let m = &state.metrics;
     if let Err(resp) = append_batches(state, std::mem::take(&mut c.batches)).await {
         return resp;
@@ -353,14 +393,18 @@ async fn commit(state: &WriteState, who: &Admitted, mut c: Conversion, over: Vec
     IngestMetrics::add(&m.lines_rejected, c.rejected.len() as u64);
     IngestMetrics::add(&m.samples_accepted, c.samples as u64);
     IngestMetrics::add(&m.string_fields_skipped, c.skipped.len() as u64);
-    if c.rejected.is_empty() && c.skipped.is_empty() && over.is_empty() {
+    if c.rejected.is_empty() && c.skipped.is_empty() && over.is_empty() && late.is_none() {
         return StatusCode::NO_CONTENT.into_response();
     }
     let max = state.config.max_reported_errors;
-    let mut message = partial_message(&c, max);
+    let mut parts: Vec<String> = late.into_iter().collect();
     if let Some(first) = over.first() {
-        message = format!("{} series not stored: {}; {message}", over.len(), first.reason);
+        parts.push(format!("{} series not stored: {}", over.len(), first.reason));
     }
+    if !c.rejected.is_empty() || !c.skipped.is_empty() {
+        parts.push(partial_message(&c, max));
+    }
+    let message = parts.join("; ");
     let body = WriteErrorBody {
         code: "invalid",
         message,

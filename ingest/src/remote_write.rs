@@ -42,7 +42,7 @@ pub mod series;
 
 use crate::convert::LabelLimits;
 use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
-use crate::http::{admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
+use crate::http::{admit_late, admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
 use crate::metrics::IngestMetrics;
 use axum::Router;
 use axum::body::Body;
@@ -107,6 +107,19 @@ async fn write(State(state): State<RemoteWriteState>, headers: HeaderMap, body: 
     };
     IngestMetrics::add(&who.counters.requests, 1);
     let mut conversion = conversion;
+    let (late, watermark) = admit_late(&state.write, &who, &mut conversion.batches);
+    if late > 0 {
+        conversion.samples -= late;
+        conversion.rejected.push(SeriesError {
+            code: "older_than_cold_watermark",
+            index: None,
+            series: String::new(),
+            reason: format!(
+                "{late} sample(s) older than {watermark} ms were not stored: the tenant's data before that time has \
+                 moved to the cold tier, which does not accept late writes"
+            ),
+        });
+    }
     for over in admit_series(&state.write, &who, &mut conversion.batches) {
         conversion.samples -= over.samples;
         conversion.accepted_series -= 1;

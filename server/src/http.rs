@@ -47,7 +47,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         series_cache: Arc::clone(&node.series_cache),
         region: node.config.region.as_str().into(),
         rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
-        active_series: Some(Arc::new(HotActiveSeries(Arc::clone(&node.hot)))),
+        store_view: Some(Arc::new(HotStoreView(Arc::clone(&node.hot)))),
     };
     let write = strata_ingest::http::router(write_state.clone());
     let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver));
@@ -62,11 +62,11 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
-/// `max_active_series` counts what the hot store holds.
+/// The write path's view of the hot store: series counts and cold watermarks.
 #[derive(Debug)]
-struct HotActiveSeries(Arc<strata_hot_store::HotStore>);
+struct HotStoreView(Arc<strata_hot_store::HotStore>);
 
-impl strata_ingest::http::ActiveSeries for HotActiveSeries {
+impl strata_ingest::http::StoreView for HotStoreView {
     fn count(&self, tenant: &strata_schemas::TenantId) -> u64 {
         self.0.tenant_series(tenant)
     }
@@ -78,6 +78,10 @@ impl strata_ingest::http::ActiveSeries for HotActiveSeries {
         labels: &strata_schemas::Labels,
     ) -> bool {
         self.0.contains_series(tenant, id, labels)
+    }
+
+    fn cold_watermark(&self, tenant: &strata_schemas::TenantId) -> Option<i64> {
+        self.0.cold_watermark(tenant)
     }
 }
 

@@ -433,7 +433,7 @@ fn harness(fail: bool, max_body_bytes: usize) -> Harness {
         series_cache: Arc::new(SeriesCache::new(1024)),
         region: REGION.into(),
         rate_limiter: Arc::new(crate::limits::RateLimiter::default()),
-        active_series: None,
+        store_view: None,
     };
     Harness { log, app: router_with_metrics(state, Arc::clone(&metrics)), metrics, ingest_metrics }
 }

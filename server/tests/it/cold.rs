@@ -63,4 +63,20 @@ async fn sealed_buckets_roll_to_iceberg_and_stay_queryable_after_hot_expiry() {
     assert_eq!(single_value(&sum), (0..30).map(|i| 10 + i).sum::<i64>() as f64);
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("strata_compactor"), "compactor metrics exposed:\n{metrics}");
+
+    // A late sample for the rolled bucket is refused with the reason, not stored where nobody reads it.
+    let (status, body) = write(
+        &c,
+        &s,
+        "/api/v2/write?precision=ms",
+        format!("soil,device=d0 moisture=999 {}\n", t0 + 90_000).into_bytes(),
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.starts_with("1 sample(s) older than") && msg.ends_with("does not accept late writes"), "{msg}");
+    let count = query(&c, &s, "sum(count_over_time(soil_moisture[1h]))", at).await;
+    assert_eq!(single_value(&count), 60.0);
 }
