@@ -264,6 +264,14 @@ impl SeriesIndex {
         }
         if ts.by_id.get(&id) == Some(&r) {
             ts.by_id.remove(&id);
+            // A colliding series kept in the overflow takes over the id, so
+            // lookups by id keep finding it.
+            let entries = &self.entries;
+            let heir = ts.overflow.iter().find(|&(_, &x)| entries.get(x as usize).is_some_and(|e| e.id == id));
+            if let Some((labels, &x)) = heir.map(|(l, x)| (l.clone(), x)) {
+                ts.overflow.remove(&labels);
+                ts.by_id.insert(id, x);
+            }
         } else {
             ts.overflow.retain(|_, x| *x != r);
         }
@@ -415,6 +423,19 @@ mod tests {
         let a = idx.resolve(&t("a"), SeriesId(1), 0, &l);
         assert_eq!(idx.resolve(&t("a"), SeriesId(1), 0, &l), a);
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn removing_the_id_holder_hands_the_id_to_a_colliding_series() {
+        let mut idx = SeriesIndex::default();
+        let a = Labels::from_pairs([("__name__", "m"), ("x", "1")]);
+        let b = Labels::from_pairs([("__name__", "m"), ("x", "2")]);
+        let ra = idx.resolve(&t("t"), SeriesId(7), 0, &a);
+        let rb = idx.resolve(&t("t"), SeriesId(7), 0, &b);
+        idx.remove(ra);
+        assert_eq!(idx.resolve(&t("t"), SeriesId(7), 0, &b), rb, "b is found again, not duplicated");
+        assert!(idx.contains(&t("t"), SeriesId(7), &b));
+        assert_eq!(idx.tenant_series(&t("t")), 1);
     }
 
     #[test]
