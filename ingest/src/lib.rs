@@ -21,7 +21,8 @@
 //! * [`limits`]: per-tenant ingestion rate (token buckets).
 //! * [`metrics`]: counters exposed on `/metrics`.
 //!
-//! Tenant limits arrive in a later issue.
+//! Tenant policy (residency, label and size limits, `max_active_series`,
+//! cold watermark) is applied in [`http`] before anything reaches the log.
 #![warn(missing_docs)]
 
 mod batcher;

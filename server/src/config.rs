@@ -30,7 +30,7 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// Directory holding the ingest log and the hot store (created if missing).
     pub data_dir: PathBuf,
-    /// The region this node serves (tenants homed elsewhere are refused in a later issue).
+    /// The region this node serves: writes of tenants homed elsewhere are refused.
     pub region: String,
     /// Log output: `text` for people, `json` for log pipelines.
     pub log_format: LogFormat,
