@@ -251,6 +251,60 @@ impl HotStore {
         self.runtime_ttls.read().get(tenant).copied().unwrap_or_else(|| self.config.hot_ttl(tenant))
     }
 
+    /// Deletes everything the hot tier holds for `tenant`: its buffered
+    /// samples are flushed first (so the log never replays them), then every
+    /// segment of the tenant is dropped from the manifest and deleted, its
+    /// series are forgotten, and its expiry bound and cold watermark are
+    /// cleared so a tenant later created under the same id starts empty.
+    ///
+    /// Writes of the tenant racing with the purge may survive it; callers
+    /// refuse the tenant's writes (delete it from the registry) first.
+    pub fn purge_tenant(&self, tenant: &TenantId) -> Result<ExpireOutcome> {
+        self.flush()?;
+        let _f = self.flush_lock.lock();
+        let _c = self.compact_lock.lock();
+        let doomed: Vec<Arc<Segment>> = {
+            let st = self.state.read();
+            if let Some(cause) = &st.poisoned {
+                return Err(Error::Poisoned { operation: "purge", cause: cause.clone() });
+            }
+            st.segments.iter().filter(|s| &s.scope().tenant == tenant).cloned().collect()
+        };
+        let ids: Vec<u64> = doomed.iter().map(|s| s.id).collect();
+        let key = tenant.as_str().to_owned();
+        let bounds: BTreeMap<TenantId, i64> = [(tenant.clone(), i64::MAX)].into();
+        let bucket_ms = self.bucket_ms;
+        let mut forgotten = 0;
+        self.commit(
+            |m| {
+                m.segments.retain(|s| !ids.contains(&s.id));
+                m.expired_before.remove(&key);
+                m.cold_watermarks.remove(&key);
+                true
+            },
+            |st| {
+                st.segments.retain(|s| !ids.contains(&s.id));
+                st.expired_before.remove(tenant);
+                drop_expired_memtable(st, &bounds, bucket_ms);
+                forgotten = forget_dataless_series(st);
+            },
+        )?;
+        self.remove_files(doomed.iter().map(|s| &s.file.path));
+        let out = ExpireOutcome {
+            segments: doomed.len(),
+            bytes: doomed.iter().map(|s| s.file.size).sum(),
+            series: forgotten,
+        };
+        tracing::info!(
+            tenant = %tenant,
+            segments = out.segments,
+            bytes = out.bytes,
+            series = out.series,
+            "hot store purged tenant"
+        );
+        Ok(out)
+    }
+
     /// Deletes every bucket that ended more than its tenant's hot TTL before
     /// `now_ms` (and, for a tenant with a cold watermark, at or below the
     /// watermark): whole segment files, plus the matching memtable chunks.

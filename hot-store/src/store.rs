@@ -414,6 +414,17 @@ impl HotStore {
         }
     }
 
+    /// Bytes of live segment files per tenant (what the tenant stores on the
+    /// hot tier's disk; the memtable is not counted).
+    pub fn disk_bytes_by_tenant(&self) -> BTreeMap<String, u64> {
+        let st = self.state.read();
+        let mut out = BTreeMap::new();
+        for s in &st.segments {
+            *out.entry(s.scope().tenant.as_str().to_owned()).or_insert(0) += s.file.size;
+        }
+        out
+    }
+
     pub(crate) fn alloc_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

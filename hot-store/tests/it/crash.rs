@@ -318,3 +318,36 @@ fn runtime_hot_ttls_override_the_configured_ones() {
     assert_eq!(store.expire(now).unwrap().segments, 1, "a 1h TTL expires the bucket that ended 3h ago");
     assert_eq!(samples(&store), vec![(4 * hour + 1, 2.0)]);
 }
+
+#[test]
+fn purge_tenant_deletes_its_segments_and_buffered_samples_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let hour = 3_600_000;
+    store.apply(0, 0, &batch("a", "m", &[(1, 1.0), (2 * hour + 1, 2.0)])).unwrap();
+    store.apply(0, 1, &batch("b", "m", &[(1, 5.0)])).unwrap();
+    store.flush().unwrap();
+    store.set_cold_watermark(&tenant("a"), hour).unwrap();
+    store.apply(0, 2, &batch("a", "m", &[(3, 3.0)])).unwrap(); // buffered only
+    let bytes = store.disk_bytes_by_tenant();
+    assert_eq!(bytes.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert!(bytes["a"] > 0 && bytes["b"] > 0);
+    let before = segment_files(dir.path()).len();
+
+    let out = store.purge_tenant(&tenant("a")).unwrap();
+    assert_eq!(out.segments, 3, "two buckets flushed earlier plus the flushed buffer");
+    assert_eq!(out.series, 1);
+    assert!(store.select(&tenant("a"), &[], TimeRange::ALL).unwrap().is_empty());
+    assert_eq!(store.select(&tenant("b"), &[], TimeRange::ALL).unwrap().len(), 1, "other tenants keep their data");
+    assert_eq!(store.tenant_series(&tenant("a")), 0);
+    assert_eq!(store.cold_watermark(&tenant("a")), None);
+    assert_eq!(store.disk_bytes_by_tenant().keys().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(segment_files(dir.path()).len(), before + 1 - 3);
+
+    // A tenant created again under the same id starts empty and accepts old timestamps.
+    store.apply(0, 3, &batch("a", "m", &[(7, 7.0)])).unwrap();
+    assert_eq!(samples(&store), vec![(7, 7.0)]);
+    store.flush().unwrap();
+    drop(store);
+    assert_eq!(samples(&open(dir.path())), vec![(7, 7.0)], "the purge is durable; nothing purged comes back");
+}
