@@ -88,6 +88,45 @@ pub enum Error {
         #[source]
         source: Box<iceberg::Error>,
     },
+    /// A maintenance step (snapshot expiry, orphan removal, rewrite, purge)
+    /// failed; nothing of it is visible unless it committed.
+    #[error("cold-tier maintenance ({what}) of tenant {tenant}: {source}")]
+    Maintenance {
+        /// The tenant.
+        tenant: TenantId,
+        /// Which step.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    /// The catalog database refused or failed a metadata swap.
+    #[error("catalog update of tenant {tenant}'s table: {source}")]
+    CatalogSwap {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Another writer changed the table (or the files to replace are gone)
+    /// and retries did not help; nothing was committed.
+    #[error("concurrent change to the cold table of tenant {tenant}: {detail}")]
+    Conflict {
+        /// The tenant.
+        tenant: TenantId,
+        /// What conflicted.
+        detail: String,
+    },
+    /// Listing or deleting objects failed.
+    #[error("object store, tenant {tenant}: {source}")]
+    ObjectStore {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: object_store::Error,
+    },
     /// A data file does not have the layout this crate writes.
     #[error("unexpected data in cold table of tenant {tenant}: {detail}")]
     Corrupted {
@@ -105,13 +144,17 @@ impl Error {
             Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
             Error::Corrupted { .. } => ErrorKind::Corruption,
             Error::BuildBatch { .. } => ErrorKind::Internal,
-            Error::OpenObjectStore { .. } => ErrorKind::Unavailable,
+            Error::OpenObjectStore { .. } | Error::CatalogSwap { .. } | Error::ObjectStore { .. } => {
+                ErrorKind::Unavailable
+            }
+            Error::Conflict { .. } => ErrorKind::Unavailable,
             Error::OpenCatalog { source, .. }
             | Error::CreateTable { source, .. }
             | Error::LoadTable { source, .. }
             | Error::WriteDataFiles { source, .. }
             | Error::Commit { source, .. }
-            | Error::Scan { source, .. } => iceberg_kind(source),
+            | Error::Scan { source, .. }
+            | Error::Maintenance { source, .. } => iceberg_kind(source),
         }
     }
 }

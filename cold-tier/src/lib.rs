@@ -24,6 +24,12 @@
 //! commit but before advancing the hot store's watermark cannot duplicate
 //! data. Files written but never committed are invisible orphans.
 //!
+//! **Maintenance** (`maintenance.rs`): snapshot expiry, orphan-file removal,
+//! whole-file `delete` snapshots (retention), `replace` snapshots (small-file
+//! merge) and tenant purge. iceberg-rust 0.10.1 cannot commit snapshots that
+//! remove files, so those are written with its spec types and committed by a
+//! compare-and-swap of the catalog row (FORMAT.md, "Maintenance").
+//!
 //! **I/O.** iceberg-rust 0.10's `FileIO` takes a custom
 //! [`iceberg::io::StorageFactory`]; [`ObjectStoreStorageFactory`] plugs
 //! `object_store` in, so one warehouse URL picks the backend
@@ -32,6 +38,7 @@
 
 mod config;
 mod error;
+mod maintenance;
 mod read;
 mod storage;
 pub mod table;
@@ -40,6 +47,7 @@ mod write;
 
 pub use config::ColdTierConfig;
 pub use error::{Error, Result};
+pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::ColdReadStore;
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};
 pub use tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, WrittenFiles, file_prefix};

@@ -91,6 +91,18 @@ impl ObjectStoreStorage {
         }
     }
 
+    /// The object store behind this storage (maintenance lists and deletes
+    /// files through it).
+    pub fn object_store(&self) -> iceberg::Result<Arc<dyn ObjectStore>> {
+        self.store()
+    }
+
+    /// Maps an iceberg location (`file:///…`, `s3://bucket/…`, `memory://…`)
+    /// to the object path inside the store.
+    pub fn object_path(&self, location: &str) -> iceberg::Result<Path> {
+        self.path(location)
+    }
+
     /// Maps an iceberg location to the object path inside the store.
     fn path(&self, location: &str) -> iceberg::Result<Path> {
         let bad =

@@ -90,6 +90,12 @@ pub struct ColdTier {
     pub(crate) config: ColdTierConfig,
     warehouse: String,
     storage: ObjectStoreStorageFactory,
+    /// A second, small pool on the catalog database: the compare-and-swap of
+    /// `metadata_location` for snapshots iceberg-rust 0.10 cannot commit
+    /// (replace, delete; see `maintenance.rs`).
+    pub(crate) pool: sqlx::AnyPool,
+    /// `$n` placeholders (PostgreSQL) instead of `?` (SQLite).
+    pub(crate) dollar_binds: bool,
 }
 
 impl ColdTier {
@@ -126,8 +132,19 @@ impl ColdTier {
                 .await
                 .map_err(|source| Error::OpenCatalog { url: redacted.clone(), source: Box::new(source) })?;
         }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(2)
+            .idle_timeout(std::time::Duration::from_secs(10))
+            .connect(&catalog_url)
+            .await
+            .map_err(|e| Error::OpenCatalog {
+                url: redacted.clone(),
+                source: Box::new(iceberg::Error::new(iceberg::ErrorKind::Unexpected, "connecting").with_source(e)),
+            })?;
+        let dollar_binds = bind == SqlBindStyle::DollarNumeric;
         tracing::info!(warehouse = %warehouse, catalog = %redacted, namespace = %config.namespace, "cold tier open");
-        Ok(ColdTier { catalog: Arc::new(catalog), config, warehouse, storage })
+        Ok(ColdTier { catalog: Arc::new(catalog), config, warehouse, storage, pool, dollar_binds })
     }
 
     /// The validated configuration.
