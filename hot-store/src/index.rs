@@ -81,6 +81,12 @@ impl Symbols {
         self.ids.get(s).copied()
     }
 
+    /// Every interned string, indexed by symbol id (a cheap snapshot: the
+    /// strings are shared).
+    pub(crate) fn snapshot(&self) -> Arc<[Arc<str>]> {
+        self.strs.iter().cloned().collect()
+    }
+
     pub(crate) fn get(&self, id: u32) -> &Arc<str> {
         static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
         self.strs.get(id as usize).unwrap_or(&EMPTY)
@@ -218,11 +224,6 @@ impl SeriesIndex {
     pub(crate) fn labels(&self, e: &SeriesEntry) -> Labels {
         let pairs = e.labels.iter().map(|&(n, v)| Label::new(&**self.symbols.get(n), &**self.symbols.get(v)));
         Labels::from_sorted(pairs.collect())
-    }
-
-    /// The labels of an entry as shared strings (cheap clones).
-    pub(crate) fn label_arcs(&self, e: &SeriesEntry) -> Vec<(Arc<str>, Arc<str>)> {
-        e.labels.iter().map(|&(n, v)| (Arc::clone(self.symbols.get(n)), Arc::clone(self.symbols.get(v)))).collect()
     }
 
     /// Live series of `tenant`.

@@ -27,7 +27,7 @@ use strata_schemas::{ReadError, TenantId};
 
 use crate::error::{Error, Result};
 use crate::index::SeriesRef;
-use crate::segment::{SegmentScope, SeriesRecord, open_segment, sync_dir, write_segment};
+use crate::segment::{SegmentScope, SeriesRecord, sync_dir, write_segment};
 use crate::store::{HotStore, PendingSeries, Segment, bucket_start, move_to_quarantine, sorted_blocks};
 
 /// What a [`HotStore::expire`] did.
@@ -113,7 +113,7 @@ impl HotStore {
     fn compact_bucket(&self, inputs: &[Arc<Segment>]) -> Result<Option<(PathBuf, usize, u64)>> {
         let Some(first) = inputs.first() else { return Ok(None) };
         let scope: SegmentScope = first.scope().clone();
-        let series = {
+        let (series, symbols) = {
             let st = self.state.read();
             let mut refs: Vec<SeriesRef> = inputs.iter().flat_map(|s| s.blocks.iter().map(|b| b.0)).collect();
             refs.sort_unstable();
@@ -121,10 +121,12 @@ impl HotStore {
             let mut v: Vec<PendingSeries> = refs
                 .into_iter()
                 .filter_map(|r| st.index.get(r).map(|e| (r, e)))
-                .map(|(r, e)| PendingSeries { r, id: e.id, device_hash: e.device_hash, labels: st.index.label_arcs(e) })
+                .map(|(r, e)| PendingSeries::of(r, e))
                 .collect();
-            PendingSeries::sort(&mut v);
-            v
+            let symbols = st.index.symbols.snapshot();
+            drop(st);
+            PendingSeries::sort(&mut v, &symbols);
+            (v, symbols)
         };
         let id = self.alloc_id();
         let seq = inputs.iter().map(|s| s.seq).max().unwrap_or(0);
@@ -150,7 +152,12 @@ impl HotStore {
                     }
                 }
             }
-            Ok(SeriesRecord { id: p.id, device_hash: p.device_hash, labels: p.labels, samples: merge_layers(layers) })
+            Ok(SeriesRecord {
+                id: p.id,
+                device_hash: p.device_hash,
+                labels: p.label_arcs(&symbols),
+                samples: merge_layers(layers),
+            })
         });
         let written = match write_segment(&self.dir, id, &scope, records) {
             Ok(w) => w,
@@ -163,11 +170,11 @@ impl HotStore {
                 return Err(e);
             }
         };
-        let (file, entries) = open_segment(&written.path)?;
         crate::failpoint::hit("compact.after_write")
             .map_err(|source| Error::WriteSegment { path: written.path.clone(), source })?;
-        let blocks = sorted_blocks(refs.into_iter().zip(entries).map(|(r, s)| (r, s.meta)).collect());
-        let output = Arc::new(Segment { id, seq, file, blocks });
+        debug_assert_eq!(written.blocks.len(), refs.len());
+        let blocks = sorted_blocks(refs.into_iter().zip(written.blocks).collect());
+        let output = Arc::new(Segment { id, seq, file: written.file, blocks });
         let entry = output_entry(&output);
         let input_ids: Vec<u64> = inputs.iter().map(|s| s.id).collect();
         let committed = self
@@ -197,7 +204,7 @@ impl HotStore {
         crate::failpoint::hit("compact.before_delete_inputs")
             .map_err(|source| Error::WriteSegment { path: written.path.clone(), source })?;
         self.remove_files(inputs.iter().map(|s| &s.file.path));
-        Ok(Some((written.path, written.series, written.samples)))
+        Ok(Some((output.file.path.clone(), written.series, written.samples)))
     }
 
     /// Deletes files no manifest references any more. Failures only warn:

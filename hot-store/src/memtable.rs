@@ -204,6 +204,9 @@ impl Memtable {
             let pos = match chunks.iter().rposition(|(cb, _)| *cb == b) {
                 Some(p) => p,
                 None => {
+                    // Almost every series has one bucket: grow one at a time
+                    // (a Vec's first allocation is 4 slots, 3 of them wasted).
+                    chunks.reserve_exact(1);
                     chunks.push((b, Chunk::default()));
                     chunks.len() - 1
                 }

@@ -23,7 +23,7 @@
 //! temporary name, fsynced, renamed, and the directory fsynced before any
 //! manifest references them. Full layout: `hot-store/FORMAT.md`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -99,6 +99,11 @@ pub(crate) struct Written {
     pub(crate) path: PathBuf,
     pub(crate) series: usize,
     pub(crate) samples: u64,
+    /// The segment, open for reading (its index is not parsed again).
+    pub(crate) file: SegmentFile,
+    /// One entry per written series block, in file order (= the order of
+    /// the non-empty records given).
+    pub(crate) blocks: Vec<BlockMeta>,
 }
 
 /// Writes segment `id` into `dir` durably: temp file, fsync, rename, fsync dir.
@@ -112,7 +117,7 @@ pub(crate) fn write_segment(
     let path = dir.join(segment_file_name(id));
     let tmp = path.with_extension(format!("seg.{TEMP_EXT}"));
     let result = write_to(&tmp, scope, records);
-    let (series, samples) = match result {
+    let (series, samples, blocks) = match result {
         Ok(counts) => counts,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -124,7 +129,11 @@ pub(crate) fn write_segment(
     let io = |source| Error::WriteSegment { path: path.clone(), source };
     std::fs::rename(&tmp, &path).map_err(io)?;
     sync_dir(dir).map_err(io)?;
-    Ok(Written { path, series, samples })
+    let open_io = |source| Error::OpenSegment { path: path.clone(), source };
+    let f = File::open(&path).map_err(open_io)?;
+    let size = f.metadata().map_err(open_io)?.len();
+    let file = SegmentFile { path: path.clone(), size, scope: scope.clone(), file: f };
+    Ok(Written { path, series, samples, file, blocks })
 }
 
 /// Fsyncs a directory so renames and creations in it are durable.
@@ -136,7 +145,7 @@ fn write_to(
     tmp: &Path,
     scope: &SegmentScope,
     records: impl Iterator<Item = Result<SeriesRecord>>,
-) -> Result<(usize, u64)> {
+) -> Result<(usize, u64, Vec<BlockMeta>)> {
     let io = |source| Error::WriteSegment { path: tmp.to_path_buf(), source };
     let file = File::create(tmp).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -153,17 +162,18 @@ fn write_to(
         encode_samples(&record.samples, &mut block);
         block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
         w.write_all(&block).map_err(io)?;
-        index.push(record, block.len() as u64);
+        index.push(record, offset, block.len() as u64);
         offset += block.len() as u64;
     }
     let (series, samples) = (index.entries.len(), index.samples);
+    let blocks = index.block_metas();
     let index_bytes = index.finish(scope);
     w.write_all(&index_bytes).map_err(io)?;
     w.write_all(&trailer_bytes(offset, &index_bytes)).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     crate::failpoint::hit("segment.before_fsync").map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok((series, samples))
+    Ok((series, samples, blocks))
 }
 
 fn header_bytes() -> [u8; HEADER_LEN as usize] {
@@ -191,10 +201,14 @@ fn trailer_bytes(index_offset: u64, index: &[u8]) -> Vec<u8> {
 struct PendingEntry {
     id: SeriesId,
     device_hash: u64,
-    labels: LabelArcs,
+    /// `(name, value)` as ids into [`IndexBuilder::local`] (8 bytes a label
+    /// instead of two shared strings: a flush of a million series keeps
+    /// every entry until the index is written).
+    labels: Box<[(u32, u32)]>,
     min_ts: i64,
     max_ts: i64,
     count: u64,
+    offset: u64,
     len: u64,
 }
 
@@ -202,32 +216,54 @@ struct PendingEntry {
 #[derive(Debug, Default)]
 struct IndexBuilder {
     entries: Vec<PendingEntry>,
-    strings: BTreeSet<Arc<str>>,
+    /// Distinct strings in first-seen order, and their local ids.
+    strings: Vec<Arc<str>>,
+    local: HashMap<Arc<str>, u32>,
     samples: u64,
 }
 
 impl IndexBuilder {
-    fn push(&mut self, r: SeriesRecord, len: u64) {
-        for (n, v) in &r.labels {
-            if !self.strings.contains(n) {
-                self.strings.insert(Arc::clone(n));
-            }
-            if !self.strings.contains(v) {
-                self.strings.insert(Arc::clone(v));
-            }
+    fn local_id(&mut self, s: &Arc<str>) -> u32 {
+        if let Some(&id) = self.local.get(s) {
+            return id;
         }
+        let id = self.strings.len() as u32;
+        self.strings.push(Arc::clone(s));
+        self.local.insert(Arc::clone(s), id);
+        id
+    }
+
+    fn push(&mut self, r: SeriesRecord, offset: u64, len: u64) {
+        let labels: Box<[(u32, u32)]> = r.labels.iter().map(|(n, v)| (self.local_id(n), self.local_id(v))).collect();
         let (min_ts, max_ts) = (r.samples.first().map_or(0, |s| s.0), r.samples.last().map_or(0, |s| s.0));
         self.samples += r.samples.len() as u64;
         let count = r.samples.len() as u64;
         self.entries.push(PendingEntry {
             id: r.id,
             device_hash: r.device_hash,
-            labels: r.labels,
+            labels,
             min_ts,
             max_ts,
             count,
+            offset,
             len,
         });
+    }
+
+    /// Where each entry's block is, in file order.
+    fn block_metas(&self) -> Vec<BlockMeta> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(ordinal, e)| BlockMeta {
+                ordinal: ordinal as u32,
+                count: e.count as u32,
+                min_ts: e.min_ts,
+                max_ts: e.max_ts,
+                offset: e.offset,
+                len: e.len,
+            })
+            .collect()
     }
 
     fn finish(self, scope: &SegmentScope) -> Vec<u8> {
@@ -236,20 +272,24 @@ impl IndexBuilder {
         put_ivarint(&mut out, scope.bucket);
         put_uvarint(&mut out, scope.bucket_len as u64);
         put_uvarint(&mut out, self.strings.len() as u64);
-        let mut sym: std::collections::HashMap<&str, u32> =
-            std::collections::HashMap::with_capacity(self.strings.len());
-        for (i, st) in self.strings.iter().enumerate() {
+        // Symbols are numbered in sorted order: local id -> sorted id.
+        let mut order: Vec<(&Arc<str>, u32)> = self.strings.iter().zip(0u32..).collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut sorted_id = vec![0u32; self.strings.len()];
+        for (i, (st, local)) in order.iter().enumerate() {
             put_str(&mut out, st);
-            sym.insert(st, i as u32);
+            if let Some(slot) = sorted_id.get_mut(*local as usize) {
+                *slot = i as u32;
+            }
         }
-        let sym_of = |s: &str| sym.get(s).copied().unwrap_or(0);
+        let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
         let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
         put_uvarint(&mut out, self.entries.len() as u64);
         for (ordinal, e) in self.entries.iter().enumerate() {
             out.extend_from_slice(&e.id.0.to_le_bytes());
             out.extend_from_slice(&e.device_hash.to_le_bytes());
             put_uvarint(&mut out, e.labels.len() as u64);
-            for (n, v) in &e.labels {
+            for &(n, v) in e.labels.iter() {
                 let (n, v) = (sym_of(n), sym_of(v));
                 put_uvarint(&mut out, u64::from(n));
                 put_uvarint(&mut out, u64::from(v));

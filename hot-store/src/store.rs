@@ -197,20 +197,35 @@ pub(crate) fn bucket_start(ts: i64, bucket_ms: i64) -> i64 {
     ts.div_euclid(bucket_ms).saturating_mul(bucket_ms)
 }
 
-/// One series of a frozen memtable group, with what the segment needs.
+/// One series of a frozen memtable group (or of a bucket being compacted),
+/// with what the segment needs. Labels stay symbol ids until the series is
+/// written: a flush of a million series would otherwise hold a million
+/// vectors of shared strings at once.
 #[derive(Debug)]
 pub(crate) struct PendingSeries {
     pub(crate) r: SeriesRef,
     pub(crate) id: strata_schemas::SeriesId,
     pub(crate) device_hash: u64,
-    pub(crate) labels: LabelArcs,
+    /// `(name, value)` symbol ids, canonical order.
+    pub(crate) labels: Box<[(u32, u32)]>,
 }
 
 impl PendingSeries {
-    pub(crate) fn sort(v: &mut [PendingSeries]) {
+    pub(crate) fn of(r: SeriesRef, e: &crate::index::SeriesEntry) -> Self {
+        PendingSeries { r, id: e.id, device_hash: e.device_hash, labels: e.labels.clone() }
+    }
+
+    /// Segment order: (device_hash, series id, labels by string).
+    pub(crate) fn sort(v: &mut [PendingSeries], symbols: &[Arc<str>]) {
+        let text = |p: &PendingSeries| -> LabelArcs { p.label_arcs(symbols) };
         v.sort_unstable_by(|a, b| {
-            (a.device_hash, a.id).cmp(&(b.device_hash, b.id)).then_with(|| a.labels.cmp(&b.labels))
+            (a.device_hash, a.id).cmp(&(b.device_hash, b.id)).then_with(|| text(a).cmp(&text(b)))
         });
+    }
+
+    pub(crate) fn label_arcs(&self, symbols: &[Arc<str>]) -> LabelArcs {
+        let get = |i: u32| symbols.get(i as usize).cloned().unwrap_or_else(|| Arc::from(""));
+        self.labels.iter().map(|&(n, v)| (get(n), get(v))).collect()
     }
 }
 
@@ -474,7 +489,8 @@ impl HotStore {
     }
 
     /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
-    fn group(&self, frozen: &Memtable) -> BTreeMap<(TenantId, i64), Vec<PendingSeries>> {
+    #[expect(clippy::type_complexity, reason = "private helper: the groups and the symbols their ids refer to")]
+    fn group(&self, frozen: &Memtable) -> (BTreeMap<(TenantId, i64), Vec<PendingSeries>>, Arc<[Arc<str>]>) {
         let st = self.state.read();
         let mut by_tenant: HashMap<u32, TenantId> = HashMap::new();
         let mut groups: BTreeMap<(TenantId, i64), Vec<PendingSeries>> = BTreeMap::new();
@@ -488,14 +504,14 @@ impl HotStore {
                     t.clone()
                 }
             };
-            let p = PendingSeries { r, id: e.id, device_hash: e.device_hash, labels: st.index.label_arcs(e) };
-            groups.entry((tenant, bucket)).or_default().push(p);
+            groups.entry((tenant, bucket)).or_default().push(PendingSeries::of(r, e));
         }
+        let symbols = st.index.symbols.snapshot();
         drop(st);
         for v in groups.values_mut() {
-            PendingSeries::sort(v);
+            PendingSeries::sort(v, &symbols);
         }
-        groups
+        (groups, symbols)
     }
 
     fn write_frozen(&self, frozen: &Memtable, offsets: BTreeMap<u32, u64>, seq: u64) -> Result<FlushOutcome> {
@@ -507,7 +523,8 @@ impl HotStore {
             segments: Vec::new(),
         };
         let mut installed = Vec::new();
-        for ((tenant, bucket), series) in self.group(frozen) {
+        let (groups, symbols) = self.group(frozen);
+        for ((tenant, bucket), series) in groups {
             let id = self.alloc_id();
             let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
             let refs: Vec<SeriesRef> = series.iter().map(|p| p.r).collect();
@@ -520,18 +537,19 @@ impl HotStore {
                 Ok(SeriesRecord {
                     id: p.id,
                     device_hash: p.device_hash,
-                    labels: p.labels,
+                    labels: p.label_arcs(&symbols),
                     samples: samples.unwrap_or_default(),
                 })
             });
             let written = write_segment(&self.dir, id, &scope, records)?;
-            let (file, entries) = open_segment(&written.path)?;
-            let blocks = refs.into_iter().zip(entries).map(|(r, s)| (r, s.meta)).collect();
+            // Every frozen series has samples in its bucket, so blocks and refs pair up.
+            debug_assert_eq!(written.blocks.len(), refs.len());
+            let blocks = refs.into_iter().zip(written.blocks).collect();
             outcome.series += written.series;
             outcome.samples += written.samples;
             outcome.segments.push(written.path.clone());
             outcome.segment = Some(written.path);
-            installed.push(Arc::new(Segment { id, seq, file, blocks: sorted_blocks(blocks) }));
+            installed.push(Arc::new(Segment { id, seq, file: written.file, blocks: sorted_blocks(blocks) }));
         }
         crate::failpoint::hit("flush.after_segments")
             .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
