@@ -24,7 +24,7 @@
 //! all its lines.
 
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
-use crate::{Label, Labels, Sample, SeriesId, TenantId};
+use crate::{Label, Labels, Sample, SeriesId, Str, TenantId};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -116,7 +116,7 @@ impl WriteBatch {
         let tenant = TenantId::new(take_str(b)?).map_err(|_| BatchDecodeError::Malformed("invalid tenant id"))?;
         let table = if version >= 2 {
             let n = take_len(b, 1)?;
-            (0..n).map(|_| take_str(b)).collect::<Result<Vec<_>, _>>()?
+            (0..n).map(|_| take_str(b).map(Str::from)).collect::<Result<Vec<_>, _>>()?
         } else {
             Vec::new()
         };
@@ -131,7 +131,7 @@ impl WriteBatch {
                 let (name, value) = if version >= 2 {
                     (take_ref(b, &table)?, take_ref(b, &table)?)
                 } else {
-                    (take_str(b)?, take_str(b)?)
+                    (Str::from(take_str(b)?), Str::from(take_str(b)?))
                 };
                 labels.push(Label { name, value });
             }
@@ -209,7 +209,7 @@ fn take_samples(b: &mut &[u8]) -> Result<Vec<Sample>, BatchDecodeError> {
     Ok(samples)
 }
 
-fn take_ref(b: &mut &[u8], table: &[String]) -> Result<String, BatchDecodeError> {
+fn take_ref(b: &mut &[u8], table: &[Str]) -> Result<Str, BatchDecodeError> {
     let idx = get_uvarint(b).ok_or(BatchDecodeError::Malformed("truncated string index"))?;
     usize::try_from(idx)
         .ok()

@@ -11,18 +11,160 @@ use std::sync::Arc;
 /// The label that carries the metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// An immutable, shared string: cloning it is a reference-count increment.
+///
+/// Label names and values repeat across series (every series of a device
+/// carries the same `device`, `farm`, `region` values); holding them as
+/// `Str` lets label sets built from one another share the text instead of
+/// copying it, which is most of a series' memory in the write path's caches.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Str(Arc<str>);
+
+impl Str {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when both share one allocation (a cheap equality hint).
+    pub fn ptr_eq(&self, other: &Str) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Str {
+    fn from(s: &str) -> Self {
+        Str(Arc::from(s))
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Self {
+        Str(Arc::from(s))
+    }
+}
+
+impl From<&String> for Str {
+    fn from(s: &String) -> Self {
+        Str(Arc::from(s.as_str()))
+    }
+}
+
+impl From<Box<str>> for Str {
+    fn from(s: Box<str>) -> Self {
+        Str(Arc::from(s))
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for Str {
+    fn from(s: std::borrow::Cow<'_, str>) -> Self {
+        Str(Arc::from(s.as_ref()))
+    }
+}
+
+impl From<Arc<str>> for Str {
+    fn from(s: Arc<str>) -> Self {
+        Str(s)
+    }
+}
+
+impl From<&Arc<str>> for Str {
+    fn from(s: &Arc<str>) -> Self {
+        Str(Arc::clone(s))
+    }
+}
+
+impl From<&Str> for Str {
+    fn from(s: &Str) -> Self {
+        s.clone()
+    }
+}
+
+impl From<Str> for String {
+    fn from(s: Str) -> Self {
+        s.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Str {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Str> for str {
+    fn eq(&self, other: &Str) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<Str> for &str {
+    fn eq(&self, other: &Str) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<Str> for String {
+    fn eq(&self, other: &Str) -> bool {
+        **self == *other.0
+    }
+}
+
 /// One label: a name and a value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
     /// Label name, e.g. `device`.
-    pub name: String,
+    pub name: Str,
     /// Label value, e.g. `dev-0000042`.
-    pub value: String,
+    pub value: Str,
 }
 
 impl Label {
-    /// Builds a label from anything string-like.
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    /// Builds a label from anything string-like (a [`Str`] is shared, not copied).
+    pub fn new(name: impl Into<Str>, value: impl Into<Str>) -> Self {
         Self { name: name.into(), value: value.into() }
     }
 }
@@ -56,7 +198,7 @@ impl Labels {
     }
 
     /// Builds a label set from `(name, value)` pairs.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<Str>, V: Into<Str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
         Self::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect())
     }
 
@@ -116,7 +258,7 @@ impl Labels {
             Ok(i) if value.is_empty() => {
                 labels.remove(i);
             }
-            Ok(i) => labels[i].value = value.to_owned(),
+            Ok(i) => labels[i].value = value.into(),
             Err(i) => labels.insert(i, Label::new(name, value)),
         }
         self.0 = labels.into();

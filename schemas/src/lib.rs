@@ -40,7 +40,7 @@ pub mod varint;
 pub use batch::{BatchSeries, WriteBatch};
 pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
-pub use labels::{Label, Labels, METRIC_NAME, Sample};
+pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, TenantLimits, TenantPolicy};
 pub use read::{ReadError, ReadStore, SeriesData, TimeRange};

@@ -119,7 +119,7 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
 
 /// Sorted, de-duplicated label names of `series`.
 pub fn label_names_of(series: &[Labels]) -> Vec<String> {
-    let mut names: Vec<String> = series.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+    let mut names: Vec<String> = series.iter().flat_map(|l| l.iter().map(|l| l.name.to_string())).collect();
     names.sort_unstable();
     names.dedup();
     names

@@ -66,7 +66,7 @@ fn pyiceberg_read(
 fn pick(s: &strata_cold_tier::SeriesSamples, i: usize) -> serde_json::Value {
     let smp = s.samples[i];
     let labels: serde_json::Map<String, serde_json::Value> =
-        s.labels.iter().map(|l| (l.name.clone(), l.value.clone().into())).collect();
+        s.labels.iter().map(|l| (l.name.to_string(), l.value.to_string().into())).collect();
     serde_json::json!({
         "series_id": s.series_id.0 as i64, "ts_ms": smp.ts, "value": smp.value,
         "metric": s.labels.metric_name(), "labels": labels,
