@@ -19,7 +19,7 @@ use crate::batcher::{BatchBuilder, SeriesKey};
 use crate::series_cache::{LineShape, SeriesCache};
 use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
 use strata_schemas::time::Precision;
-use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, Str, TenantId, WriteBatch};
 use strata_schemas::{device_hash_of, series_id_of};
 
 /// A line that was not stored.
@@ -301,6 +301,8 @@ impl Converter<'_> {
         let measurement = line.measurement.as_ref();
         let mut out = Vec::with_capacity(line.fields.len());
         let mut string_fields = Vec::new();
+        // The tag labels of the line, built once and shared by its fields' label sets.
+        let mut tag_labels: Option<Vec<Label>> = None;
         for (key, value) in &line.fields {
             let value = match value {
                 FieldValue::Float(f) => *f,
@@ -315,7 +317,7 @@ impl Converter<'_> {
             let metric: [&str; 3] = if key == "value" { [measurement, "", ""] } else { [measurement, "_", key] };
             self.limits.check(&tags, &metric)?;
             let id = series_id_of(self.tenant, &metric, tags.iter().copied());
-            let labels = self.labels_for(id, &metric, &tags);
+            let labels = self.labels_for(id, &metric, &tags, &mut tag_labels);
             out.push((SeriesKey { id, device_hash: device.unwrap_or(id.0), labels }, Sample::new(ts, value)));
         }
         if out.is_empty() {
@@ -339,13 +341,23 @@ impl Converter<'_> {
     }
 
     /// The label set of a series: from the cache when known, built otherwise.
-    fn labels_for(&self, id: SeriesId, metric: &[&str; 3], tags: &[(&str, &str)]) -> Labels {
+    /// `tag_labels` holds the line's tags as labels once built, so the label
+    /// sets of one line's fields share the tag strings.
+    fn labels_for(
+        &self,
+        id: SeriesId,
+        metric: &[&str; 3],
+        tags: &[(&str, &str)],
+        tag_labels: &mut Option<Vec<Label>>,
+    ) -> Labels {
+        static NAME: std::sync::LazyLock<Str> = std::sync::LazyLock::new(|| Str::from(METRIC_NAME));
         if let Some(labels) = self.cache.and_then(|c| c.get(id, |l| labels_are(l, metric, tags))) {
             return labels;
         }
+        let tag_labels = tag_labels.get_or_insert_with(|| tags.iter().map(|(k, v)| Label::new(*k, *v)).collect());
         let mut all = Vec::with_capacity(tags.len() + 1);
-        all.push(Label::new(METRIC_NAME, metric.concat()));
-        all.extend(tags.iter().map(|(k, v)| Label::new(*k, *v)));
+        all.push(Label::new(NAME.clone(), metric.concat()));
+        all.extend(tag_labels.iter().cloned());
         let labels = Labels::new(all);
         if let Some(cache) = self.cache {
             cache.insert(id, labels.clone());
