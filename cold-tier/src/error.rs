@@ -107,7 +107,7 @@ pub enum Error {
         tenant: TenantId,
         /// The underlying error.
         #[source]
-        source: sqlx::Error,
+        source: Box<sqlx::Error>,
     },
     /// Another writer changed the table (or the files to replace are gone)
     /// and retries did not help; nothing was committed.
@@ -125,7 +125,7 @@ pub enum Error {
         tenant: TenantId,
         /// The underlying error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// A data file does not have the layout this crate writes.
     #[error("unexpected data in cold table of tenant {tenant}: {detail}")]

@@ -47,6 +47,8 @@ mod write;
 
 pub use config::ColdTierConfig;
 pub use error::{Error, Result};
+/// Iceberg's snapshot type, as seen by [`ColdTier::expire_snapshots`]' protect predicate.
+pub use iceberg::spec::Snapshot;
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::ColdReadStore;
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};

@@ -216,7 +216,7 @@ impl ColdTier {
         let store = storage.object_store().map_err(maint_err(tenant, "opening object store"))?;
         let prefix = storage.object_path(table.metadata().location()).map_err(path_err)?;
         let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
-        let os_err = |source| Error::ObjectStore { tenant: tenant.clone(), source };
+        let os_err = |source| Error::ObjectStore { tenant: tenant.clone(), source: Box::new(source) };
         let objects: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(os_err)?;
         let mut out = FilesDeleted { scanned: objects.len() as u64, ..FilesDeleted::default() };
         for o in objects {
@@ -305,7 +305,7 @@ impl ColdTier {
         let storage = self.storage().storage();
         let store = storage.object_store().map_err(maint_err(tenant, "opening object store"))?;
         let prefix = storage.object_path(&location).map_err(maint_err(tenant, "mapping locations"))?;
-        let os_err = |source| Error::ObjectStore { tenant: tenant.clone(), source };
+        let os_err = |source| Error::ObjectStore { tenant: tenant.clone(), source: Box::new(source) };
         let objects: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await.map_err(os_err)?;
         let mut out = FilesDeleted { scanned: objects.len() as u64, ..FilesDeleted::default() };
         for o in objects {
@@ -385,7 +385,7 @@ impl ColdTier {
             .bind(current)
             .execute(&self.pool)
             .await
-            .map_err(|source| Error::CatalogSwap { tenant: tenant.clone(), source })?;
+            .map_err(|source| Error::CatalogSwap { tenant: tenant.clone(), source: Box::new(source) })?;
         Ok(done.rows_affected() == 1)
     }
 }

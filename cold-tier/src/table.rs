@@ -103,6 +103,11 @@ pub fn table_name(tenant: &TenantId) -> String {
     format!("samples_{}", tenant.as_str().replace('.', "~"))
 }
 
+/// The tenant whose table is called `name` (inverse of [`table_name`]).
+pub fn tenant_of_table(name: &str) -> Option<TenantId> {
+    TenantId::new(name.strip_prefix("samples_")?.replace('~', ".")).ok()
+}
+
 /// The identifier of a tenant's table in `namespace`.
 pub fn table_ident(namespace: &str, tenant: &TenantId) -> TableIdent {
     TableIdent::new(NamespaceIdent::new(namespace.to_owned()), table_name(tenant))
@@ -124,6 +129,8 @@ mod tests {
         assert_eq!(a, "samples_a~b");
         assert_ne!(a, b);
         assert!(!a.contains('.'));
+        assert_eq!(tenant_of_table(&a), Some(TenantId::new("a.b").unwrap()));
+        assert_eq!(tenant_of_table("other"), None);
     }
 
     #[test]

@@ -168,6 +168,18 @@ impl ColdTier {
         &self.catalog
     }
 
+    /// Tenants that have a table in this region's namespace, sorted.
+    pub async fn tenants(&self) -> Result<Vec<TenantId>> {
+        let ns = NamespaceIdent::new(self.config.namespace.clone());
+        let tables = self.catalog.list_tables(&ns).await.map_err(|source| Error::OpenCatalog {
+            url: format!("namespace {}", self.config.namespace),
+            source: Box::new(source),
+        })?;
+        let mut out: Vec<TenantId> = tables.iter().filter_map(|t| crate::table::tenant_of_table(t.name())).collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// The tenant's table, if it was created.
     pub async fn load_table(&self, tenant: &TenantId) -> Result<Option<Table>> {
         let ident = table_ident(&self.config.namespace, tenant);

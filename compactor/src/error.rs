@@ -39,6 +39,22 @@ pub enum Error {
         #[source]
         source: strata_cold_tier::Error,
     },
+    /// Listing the cold tier's tenant tables failed.
+    #[error("listing cold tables: {source}")]
+    ListTables {
+        /// The underlying error.
+        #[source]
+        source: strata_cold_tier::Error,
+    },
+    /// Deleting a tenant's hot data failed.
+    #[error("purging hot data of tenant {tenant}: {source}")]
+    PurgeHot {
+        /// The tenant.
+        tenant: TenantId,
+        /// The underlying error.
+        #[source]
+        source: strata_hot_store::Error,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("compactor task failed: {detail}")]
     Task {
@@ -58,7 +74,8 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::ReadHotBucket { source, .. } => source.kind(),
-            Error::SetWatermark { source, .. } => source.kind(),
+            Error::SetWatermark { source, .. } | Error::PurgeHot { source, .. } => source.kind(),
+            Error::ListTables { source } => source.kind(),
             Error::Cold { source, .. } => source.kind(),
             Error::Task { .. } | Error::Injected { .. } => ErrorKind::Internal,
         }

@@ -8,27 +8,34 @@
 //!   store's cold watermark moves only after the commit), and exposes
 //!   progress counters ([`CompactorMetrics`]) for `/metrics`;
 //! * [`FederatedReadStore`] answers [`strata_schemas::ReadStore`] from cold
-//!   below the tenant's cold watermark and from hot at and above it.
+//!   below the tenant's cold watermark and from hot at and above it;
+//! * [`Compactor::maintain_once`] keeps the cold tables healthy: each
+//!   tenant's `cold_retention` (whole days, a `delete` snapshot), small-file
+//!   merge per partition (a `replace` snapshot), snapshot expiry (never a
+//!   snapshot exactly-once still needs) and orphan-file removal; every step
+//!   exactly once across crashes ([`MAINTENANCE_FAILPOINTS`]);
+//! * [`Compactor::purge_tenant`] deletes a tenant's hot and cold data.
 //!
 //! ```text
 //!  HotStore ──sealed_buckets / read_bucket──► Compactor ──write_files / commit_files──► ColdTier
-//!     ▲                                          │
-//!     └────────── set_cold_watermark(bucket end) ┘
+//!     ▲                                          │   maintain_once: retention → merge → expire → orphans
+//!     └────────── set_cold_watermark(bucket end) ┘   purge_tenant: hot.purge_tenant, cold.purge
 //!
 //!  query ──► FederatedReadStore ──ts ≥ W──► HotStore
 //!                               └─ts < W──► ColdReadStore
 //! ```
 //!
-//! Not here yet: small-file merge, snapshot/orphan expiry, cold retention,
-//! tenant deletion and the 5 m / 1 h rollups (see the crate README).
+//! Not here yet: the 5 m / 1 h rollups (see the crate README).
 #![warn(missing_docs)]
 
 mod config;
 mod error;
 mod federated;
+mod maintain;
 mod roll;
 
 pub use config::CompactorConfig;
 pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
+pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PurgeOutcome};
 pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, RollOutcome};

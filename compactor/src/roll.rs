@@ -34,7 +34,8 @@ use strata_schemas::TenantId;
 use crate::config::CompactorConfig;
 use crate::error::{Error, Result};
 
-/// Crash points a test can arm with [`Compactor::arm_failpoint`].
+/// Crash points of a roll a test can arm with [`Compactor::arm_failpoint`]
+/// (maintenance has its own: [`crate::MAINTENANCE_FAILPOINTS`]).
 pub const FAILPOINTS: [&str; 4] = ["before_write", "after_write", "after_commit", "after_watermark"];
 
 /// What rolling one bucket did.
@@ -87,13 +88,37 @@ pub struct CompactorMetrics {
     pub duplicate_commits_avoided: AtomicU64,
     /// Failed bucket rolls.
     pub errors: AtomicU64,
+    /// Maintenance passes finished.
+    pub maintenance_passes: AtomicU64,
+    /// Snapshots expired.
+    pub snapshots_expired: AtomicU64,
+    /// Unreferenced files deleted (orphans and files of expired snapshots).
+    pub orphan_files_deleted: AtomicU64,
+    /// Bytes of unreferenced files deleted.
+    pub orphan_bytes_deleted: AtomicU64,
+    /// Data files removed from tables by cold retention.
+    pub retention_files_removed: AtomicU64,
+    /// Samples removed from tables by cold retention.
+    pub retention_samples_removed: AtomicU64,
+    /// Partition merges committed.
+    pub merges: AtomicU64,
+    /// Small files replaced by merges.
+    pub merge_files_in: AtomicU64,
+    /// Files written by merges.
+    pub merge_files_out: AtomicU64,
+    /// Samples rewritten by merges.
+    pub merge_samples: AtomicU64,
+    /// Tenants purged (hot and cold data deleted).
+    pub tenants_purged: AtomicU64,
+    /// Failed maintenance steps (per tenant; retried next pass).
+    pub maintenance_errors: AtomicU64,
 }
 
 impl CompactorMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let rows: [(&str, &str, &AtomicU64); 6] = [
+        let rows: [(&str, &str, &AtomicU64); 18] = [
             ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
             ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
             ("strata_compactor_bytes_written_total", "Parquet bytes committed", &self.bytes_written),
@@ -104,6 +129,38 @@ impl CompactorMetrics {
                 &self.duplicate_commits_avoided,
             ),
             ("strata_compactor_errors_total", "failed bucket rolls", &self.errors),
+            ("strata_compactor_maintenance_passes_total", "cold maintenance passes finished", &self.maintenance_passes),
+            ("strata_compactor_snapshots_expired_total", "cold table snapshots expired", &self.snapshots_expired),
+            (
+                "strata_compactor_orphan_files_deleted_total",
+                "unreferenced cold files deleted (crashed writes, expired snapshots)",
+                &self.orphan_files_deleted,
+            ),
+            (
+                "strata_compactor_orphan_bytes_deleted_total",
+                "bytes of unreferenced cold files deleted",
+                &self.orphan_bytes_deleted,
+            ),
+            (
+                "strata_compactor_retention_files_removed_total",
+                "cold data files removed by cold_retention",
+                &self.retention_files_removed,
+            ),
+            (
+                "strata_compactor_retention_samples_removed_total",
+                "cold samples removed by cold_retention",
+                &self.retention_samples_removed,
+            ),
+            ("strata_compactor_merges_total", "cold partition merges committed", &self.merges),
+            ("strata_compactor_merge_files_in_total", "small cold files replaced by merges", &self.merge_files_in),
+            ("strata_compactor_merge_files_out_total", "cold files written by merges", &self.merge_files_out),
+            ("strata_compactor_merge_samples_total", "samples rewritten by merges", &self.merge_samples),
+            (
+                "strata_compactor_tenants_purged_total",
+                "tenants whose hot and cold data was purged",
+                &self.tenants_purged,
+            ),
+            ("strata_compactor_maintenance_errors_total", "failed cold maintenance steps", &self.maintenance_errors),
         ];
         for (name, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
@@ -114,17 +171,33 @@ impl CompactorMetrics {
 /// Moves sealed hot buckets into the cold tier. Share as `Arc<Compactor>`.
 #[derive(Debug)]
 pub struct Compactor {
-    hot: Arc<HotStore>,
-    cold: Arc<ColdTier>,
-    config: CompactorConfig,
-    metrics: Arc<CompactorMetrics>,
+    pub(crate) hot: Arc<HotStore>,
+    pub(crate) cold: Arc<ColdTier>,
+    pub(crate) config: CompactorConfig,
+    pub(crate) metrics: Arc<CompactorMetrics>,
     armed: Mutex<HashSet<&'static str>>,
+    /// Serialises passes (rolls, maintenance, purges): a purge never races a
+    /// roll that would re-create the table, and table commits never race
+    /// each other within one process.
+    pub(crate) pass: tokio::sync::Mutex<()>,
+    /// Per-tenant cold retention (absent or zero: keep forever).
+    pub(crate) retentions: Mutex<std::collections::BTreeMap<TenantId, Duration>>,
 }
 
 impl Compactor {
     /// A compactor over one hot store and one region's cold tier.
     pub fn new(hot: Arc<HotStore>, cold: Arc<ColdTier>, config: CompactorConfig) -> Self {
-        Self { hot, cold, config, metrics: Arc::default(), armed: Mutex::default() }
+        let mut config = config;
+        config.validate();
+        Self {
+            hot,
+            cold,
+            config,
+            metrics: Arc::default(),
+            armed: Mutex::default(),
+            pass: tokio::sync::Mutex::new(()),
+            retentions: Mutex::default(),
+        }
     }
 
     /// The counters (shared; read them for `/metrics`).
@@ -146,7 +219,7 @@ impl Compactor {
         self.armed.lock().clear();
     }
 
-    fn failpoint(&self, point: &'static str) -> Result<()> {
+    pub(crate) fn failpoint(&self, point: &'static str) -> Result<()> {
         if self.armed.lock().remove(point) { Err(Error::Injected { point }) } else { Ok(()) }
     }
 
@@ -159,6 +232,7 @@ impl Compactor {
     /// failure (logged, counted) so the watermark never skips a bucket; other
     /// tenants continue. Returns an error only for an injected failure.
     pub async fn roll_once(&self, now_ms: i64) -> Result<RollOutcome> {
+        let _pass = self.pass.lock().await;
         self.adopt_new_tenants(now_ms).await?;
         let sealed = self.hot.sealed_buckets(now_ms, self.grace());
         let mut out = RollOutcome::default();
@@ -289,18 +363,27 @@ impl Compactor {
         Ok(BucketOutcome::Committed { samples, series: n_series, bytes, files })
     }
 
-    /// Runs [`Compactor::roll_once`] every `config.interval` until `shutdown`
-    /// resolves. Spawn it on the server's background runtime.
+    /// Runs [`Compactor::roll_once`] every `config.interval`, and
+    /// [`Compactor::maintain_once`] every `config.maintenance_interval`
+    /// (first one interval after start), until `shutdown` resolves. Spawn it
+    /// on the server's background runtime.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.config.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_maintenance = Instant::now();
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
                     if let Err(e) = self.roll_once(strata_schemas::time::now_millis()).await {
                         tracing::error!(error = %e, "compactor pass failed");
+                    }
+                    if last_maintenance.elapsed() >= self.config.maintenance_interval {
+                        last_maintenance = Instant::now();
+                        if let Err(e) = self.maintain_once(strata_schemas::time::now_millis()).await {
+                            tracing::error!(error = %e, "cold maintenance pass failed");
+                        }
                     }
                 }
             }

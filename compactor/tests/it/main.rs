@@ -2,4 +2,6 @@
 //! the hot store, the cold tier and the compactor.
 
 mod crash;
+mod maintain;
+mod s3;
 mod util;

@@ -33,6 +33,8 @@ pub(crate) struct Env {
     pub(crate) compactor: Compactor,
     pub(crate) model: Model,
     offset: u64,
+    config: CompactorConfig,
+    cold_config: ColdTierConfig,
 }
 
 pub(crate) fn hot_config() -> HotStoreConfig {
@@ -45,23 +47,31 @@ pub(crate) fn hot_config() -> HotStoreConfig {
 
 impl Env {
     pub(crate) fn open(dir: &Path) -> Env {
+        Env::open_with(dir, CompactorConfig { grace: Some(Duration::ZERO), ..CompactorConfig::default() })
+    }
+
+    /// Like [`Env::open`] with a compactor configuration.
+    pub(crate) fn open_with(dir: &Path, cc: CompactorConfig) -> Env {
+        Env::open_with_cold(dir, cc, ColdTierConfig { enabled: true, ..ColdTierConfig::default() })
+    }
+
+    /// Like [`Env::open`] with compactor and cold-tier configurations.
+    pub(crate) fn open_with_cold(dir: &Path, cc: CompactorConfig, cold_config: ColdTierConfig) -> Env {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let hot = Arc::new(HotStore::open(&dir.join("hot"), hot_config()).unwrap());
-        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
-        let cold = Arc::new(rt.block_on(ColdTier::open(&config, dir)).unwrap());
-        let cc = CompactorConfig { grace: Some(Duration::ZERO), ..CompactorConfig::default() };
-        let compactor = Compactor::new(Arc::clone(&hot), Arc::clone(&cold), cc);
-        Env { rt, hot, cold, compactor, model: Model::new(), offset: 0 }
+        let cold = Arc::new(rt.block_on(ColdTier::open(&cold_config, dir)).unwrap());
+        let compactor = Compactor::new(Arc::clone(&hot), Arc::clone(&cold), cc.clone());
+        Env { rt, hot, cold, compactor, model: Model::new(), offset: 0, config: cc, cold_config }
     }
 
     /// Simulates a process restart: everything reopened from disk.
     pub(crate) fn reopen(self, dir: &Path) -> Env {
-        let (model, offset) = (self.model, self.offset);
+        let (model, offset, config, cold_config) = (self.model, self.offset, self.config, self.cold_config);
         drop(self.compactor);
         drop(self.hot);
         drop(self.cold);
         drop(self.rt);
-        let mut env = Env::open(dir);
+        let mut env = Env::open_with_cold(dir, config, cold_config);
         env.model = model;
         env.offset = offset;
         env

@@ -1,0 +1,301 @@
+//! Cold-table maintenance: retention, small-file merge, snapshot expiry,
+//! orphan-file removal, and tenant purge.
+//!
+//! ```text
+//!  maintain_once(now), per tenant with a cold table, each step retried next pass on error:
+//!    1 retention  cold_retention > 0: files whose ts_day ends ≤ now − retention
+//!                 ▼ failpoint retention_before_commit
+//!                 `delete` snapshot (strata.operation = retention)
+//!                 ▼ failpoint retention_after_commit
+//!    2 merge      per (day, bucket) partition with ≥ merge_min_files files < merge_small_file_bytes:
+//!                 ▼ failpoint merge_before_write
+//!                 read them, write their rows re-sorted into new files (target size)
+//!                 ▼ failpoint merge_after_write     (new files are orphans if we stop here)
+//!                 `replace` snapshot: old out, new in, atomically
+//!                 ▼ failpoint merge_after_commit
+//!    3 expiry     snapshots superseded > snapshot_retention ago, except those whose
+//!                 strata.source bucket is not yet below the hot watermark (exactly-once)
+//!    4 orphans    unreferenced files older than orphan_grace
+//!
+//!  purge_tenant(t): hot.purge_tenant(t), then cold.purge(t) (drop table, delete its files)
+//! ```
+//!
+//! A crash anywhere leaves every sample exactly once: the only visible step
+//! of retention and merge is one compare-and-swap of the table's metadata
+//! location; before it nothing changed (new files are invisible orphans),
+//! after it the next pass finds nothing left to do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use strata_cold_tier::{LiveFile, SUMMARY_OPERATION, file_prefix, whole_days_before};
+use strata_schemas::TenantId;
+
+use crate::error::{Error, Result};
+use crate::roll::Compactor;
+
+/// Crash points of maintenance a test can arm with
+/// [`Compactor::arm_failpoint`].
+pub const MAINTENANCE_FAILPOINTS: [&str; 5] = [
+    "retention_before_commit",
+    "retention_after_commit",
+    "merge_before_write",
+    "merge_after_write",
+    "merge_after_commit",
+];
+
+/// What one [`Compactor::maintain_once`] pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaintainOutcome {
+    /// Tenants with a cold table looked at.
+    pub tenants: usize,
+    /// Data files removed by cold retention.
+    pub retention_files: u64,
+    /// Samples removed by cold retention.
+    pub retention_samples: u64,
+    /// Partitions merged.
+    pub merges: u64,
+    /// Small files replaced by merges.
+    pub merge_files_in: u64,
+    /// Files written by merges.
+    pub merge_files_out: u64,
+    /// Snapshots expired.
+    pub snapshots_expired: u64,
+    /// Unreferenced files deleted.
+    pub orphan_files: u64,
+    /// Bytes of unreferenced files deleted.
+    pub orphan_bytes: u64,
+    /// Tenants where a step failed (logged, retried next pass).
+    pub failed_tenants: usize,
+}
+
+/// What [`Compactor::purge_tenant`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeOutcome {
+    /// Hot segment files deleted.
+    pub hot_segments: usize,
+    /// Hot bytes deleted.
+    pub hot_bytes: u64,
+    /// Cold objects (data, manifests, metadata) deleted.
+    pub cold_files: u64,
+    /// Cold bytes deleted.
+    pub cold_bytes: u64,
+}
+
+impl Compactor {
+    /// Replaces the per-tenant cold retentions (from the tenant registry's
+    /// `cold_retention` limits; zero or absent = keep forever).
+    pub fn set_cold_retentions(&self, retentions: BTreeMap<TenantId, Duration>) {
+        *self.retentions.lock() = retentions;
+    }
+
+    /// The cold retention in force for `tenant` (zero = forever).
+    pub fn cold_retention(&self, tenant: &TenantId) -> Duration {
+        self.retentions.lock().get(tenant).copied().unwrap_or(Duration::ZERO)
+    }
+
+    /// One maintenance pass over every tenant table (see the module doc).
+    /// `now_ms` is the data clock cold retention is measured against;
+    /// snapshot and orphan ages use the wall clock they were recorded in. A failing tenant is logged and counted, others go on.
+    /// Returns an error only for an injected failure.
+    pub async fn maintain_once(&self, now_ms: i64) -> Result<MaintainOutcome> {
+        let _pass = self.pass.lock().await;
+        let started = Instant::now();
+        let tenants = self.cold.tenants().await.map_err(|source| Error::ListTables { source })?;
+        let mut out = MaintainOutcome { tenants: tenants.len(), ..MaintainOutcome::default() };
+        let mut merges_left = self.config.max_merges_per_pass;
+        for (i, tenant) in tenants.iter().enumerate() {
+            match self.maintain_tenant(tenant, now_ms, &mut out, &mut merges_left).await {
+                Ok(()) => {}
+                Err(e @ Error::Injected { .. }) => return Err(e),
+                Err(e) => {
+                    out.failed_tenants += 1;
+                    self.metrics.maintenance_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(tenant = %tenant, error = %e, "cold maintenance failed; will retry next pass");
+                }
+            }
+            if (i + 1) % 16 == 0 || i + 1 == tenants.len() {
+                tracing::info!(
+                    done = i + 1,
+                    total = tenants.len(),
+                    merges = out.merges,
+                    merge_files_in = out.merge_files_in,
+                    retention_files = out.retention_files,
+                    snapshots_expired = out.snapshots_expired,
+                    orphan_files = out.orphan_files,
+                    tenants_per_sec = (i + 1) as f64 / started.elapsed().as_secs_f64().max(1e-6),
+                    "cold maintenance progress"
+                );
+            }
+        }
+        self.metrics.maintenance_passes.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    async fn maintain_tenant(
+        &self,
+        tenant: &TenantId,
+        now_ms: i64,
+        out: &mut MaintainOutcome,
+        merges_left: &mut usize,
+    ) -> Result<()> {
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        self.apply_retention(tenant, now_ms, out).await?;
+        self.merge_small_files(tenant, out, merges_left).await?;
+
+        // Exactly-once needs the snapshot of every committed bucket the
+        // watermark has not passed yet (`hot:<tenant>:<start>` with start ≥ W).
+        let watermark = self.hot.cold_watermark(tenant);
+        let prefix = format!("hot:{tenant}:");
+        let protect = move |s: &strata_cold_tier::Snapshot| {
+            let Some(src) = s.summary().additional_properties.get(strata_cold_tier::table::SUMMARY_SOURCE) else {
+                return false;
+            };
+            match (src.strip_prefix(&prefix).and_then(|b| b.parse::<i64>().ok()), watermark) {
+                (Some(start), Some(w)) => start >= w,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+        };
+        // Snapshot timestamps and file modification times are wall-clock
+        // times; `now_ms` is the data clock retention is measured on (the
+        // same in production, apart in tests).
+        let wall_ms = strata_schemas::time::now_millis();
+        let expired = self
+            .cold
+            .expire_snapshots(tenant, wall_ms, self.config.snapshot_retention, &protect)
+            .await
+            .map_err(cold_err)?;
+        out.snapshots_expired += expired.expired as u64;
+        self.metrics.snapshots_expired.fetch_add(expired.expired as u64, Ordering::Relaxed);
+        let gone = self.cold.remove_orphan_files(tenant, wall_ms, self.config.orphan_grace).await.map_err(cold_err)?;
+        out.orphan_files += gone.files;
+        out.orphan_bytes += gone.bytes;
+        self.metrics.orphan_files_deleted.fetch_add(gone.files, Ordering::Relaxed);
+        self.metrics.orphan_bytes_deleted.fetch_add(gone.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes whole day partitions that ended at or before
+    /// `now − cold_retention` with one `delete` snapshot.
+    async fn apply_retention(&self, tenant: &TenantId, now_ms: i64, out: &mut MaintainOutcome) -> Result<()> {
+        let retention = self.cold_retention(tenant);
+        if retention.is_zero() {
+            return Ok(());
+        }
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cutoff_ms = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let before_day = whole_days_before(cutoff_ms);
+        let live = self.cold.live_files(tenant).await.map_err(cold_err)?;
+        let doomed: Vec<&LiveFile> = live.iter().filter(|f| f.day < before_day).collect();
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = doomed.iter().map(|f| f.path.clone()).collect();
+        let days = {
+            let mut d: Vec<i32> = doomed.iter().map(|f| f.day).collect();
+            d.dedup();
+            d.len()
+        };
+        self.failpoint("retention_before_commit")?;
+        let props = HashMap::from([
+            (SUMMARY_OPERATION.to_owned(), "retention".to_owned()),
+            ("strata.retention-before-day".to_owned(), before_day.to_string()),
+        ]);
+        let t0 = Instant::now();
+        let done = self.cold.delete_files(tenant, &paths, props).await.map_err(cold_err)?;
+        self.failpoint("retention_after_commit")?;
+        out.retention_files += done.removed_files as u64;
+        out.retention_samples += done.removed_rows;
+        self.metrics.retention_files_removed.fetch_add(done.removed_files as u64, Ordering::Relaxed);
+        self.metrics.retention_samples_removed.fetch_add(done.removed_rows, Ordering::Relaxed);
+        tracing::info!(
+            tenant = %tenant, days, files = done.removed_files, samples = done.removed_rows,
+            retention_secs = retention.as_secs(), seconds = t0.elapsed().as_secs_f64(),
+            "cold retention removed whole days"
+        );
+        Ok(())
+    }
+
+    /// Merges the small files of each partition that has enough of them.
+    async fn merge_small_files(
+        &self,
+        tenant: &TenantId,
+        out: &mut MaintainOutcome,
+        merges_left: &mut usize,
+    ) -> Result<()> {
+        let min_files = self.config.merge_min_files;
+        if min_files == 0 || *merges_left == 0 {
+            return Ok(());
+        }
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let live = self.cold.live_files(tenant).await.map_err(cold_err)?;
+        let mut partitions: BTreeMap<(i32, i32), Vec<&LiveFile>> = BTreeMap::new();
+        for f in live.iter().filter(|f| f.bytes < self.config.merge_small_file_bytes) {
+            partitions.entry((f.day, f.bucket)).or_default().push(f);
+        }
+        for ((day, bucket), mut files) in partitions {
+            if files.len() < min_files.max(2) || *merges_left == 0 {
+                continue;
+            }
+            files.truncate(self.config.merge_max_files);
+            *merges_left -= 1;
+            let t0 = Instant::now();
+            let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            let bytes_in: u64 = files.iter().map(|f| f.bytes).sum();
+            self.failpoint("merge_before_write")?;
+            let series = self.cold.read_files(tenant, &paths).await.map_err(cold_err)?;
+            let prefix = file_prefix(&format!("merge:{tenant}:{day}-{bucket}"));
+            let written = self.cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?;
+            let rows_in: u64 = files.iter().map(|f| f.rows).sum();
+            if written.rows != rows_in {
+                // Duplicate timestamps across files collapse on read; the data
+                // a reader sees is unchanged, but say so.
+                tracing::warn!(tenant = %tenant, day, bucket, rows_in, rows_out = written.rows, "merge collapsed duplicate samples");
+            }
+            self.failpoint("merge_after_write")?;
+            let (files_out, bytes_out, rows) = (written.files.len(), written.bytes, written.rows);
+            let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "merge".to_owned())]);
+            let done = self.cold.replace_files(tenant, &paths, written, props).await.map_err(cold_err)?;
+            self.failpoint("merge_after_commit")?;
+            out.merges += 1;
+            out.merge_files_in += done.removed_files as u64;
+            out.merge_files_out += files_out as u64;
+            self.metrics.merges.fetch_add(1, Ordering::Relaxed);
+            self.metrics.merge_files_in.fetch_add(done.removed_files as u64, Ordering::Relaxed);
+            self.metrics.merge_files_out.fetch_add(files_out as u64, Ordering::Relaxed);
+            self.metrics.merge_samples.fetch_add(rows, Ordering::Relaxed);
+            let secs = t0.elapsed().as_secs_f64().max(1e-6);
+            tracing::info!(
+                tenant = %tenant, day, bucket, files_in = done.removed_files, files_out, bytes_in, bytes_out,
+                samples = rows, samples_per_sec = rows as f64 / secs, "merged small cold files"
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes everything stored for `tenant`: its hot data (segments,
+    /// buffered samples, series, cold watermark) and its cold table with
+    /// every file. Call after the tenant was deleted from the registry (its
+    /// writes are refused). Idempotent: re-run after a failure.
+    pub async fn purge_tenant(&self, tenant: &TenantId) -> Result<PurgeOutcome> {
+        let _pass = self.pass.lock().await;
+        let (hot, t) = (std::sync::Arc::clone(&self.hot), tenant.clone());
+        let hot_out = tokio::task::spawn_blocking(move || hot.purge_tenant(&t))
+            .await
+            .map_err(|e| Error::Task { detail: e.to_string() })?
+            .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source })?;
+        let cold_out =
+            self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        self.metrics.tenants_purged.fetch_add(1, Ordering::Relaxed);
+        let out = PurgeOutcome {
+            hot_segments: hot_out.segments,
+            hot_bytes: hot_out.bytes,
+            cold_files: cold_out.files,
+            cold_bytes: cold_out.bytes,
+        };
+        tracing::warn!(tenant = %tenant, ?out, "purged tenant data (hot and cold)");
+        Ok(out)
+    }
+}

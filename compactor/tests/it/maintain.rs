@@ -1,0 +1,236 @@
+//! Cold maintenance through the compactor: small-file merge, retention,
+//! snapshot expiry and orphan removal, purge — exactly once across crashes
+//! at every maintenance step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_compactor::{CompactorConfig, Error, MAINTENANCE_FAILPOINTS};
+use strata_schemas::{ReadStore, TimeRange};
+
+use crate::util::{BASE, BUCKET_MS, Env, tenant};
+
+const DAY: i64 = 86_400_000;
+/// Start of BASE's UTC day; buckets from here on stay within that day.
+const DAY0: i64 = BASE - BASE % DAY;
+
+/// Merges everything, expires at once, deletes orphans at once.
+fn eager() -> CompactorConfig {
+    CompactorConfig {
+        grace: Some(Duration::ZERO),
+        merge_min_files: 2,
+        snapshot_retention: Duration::ZERO,
+        orphan_grace: Duration::ZERO,
+        ..CompactorConfig::default()
+    }
+}
+
+fn parquet_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// `buckets` one-minute buckets, 2 devices × 2 metrics for acme, one for beta.
+fn fill(env: &mut Env, first: i64, buckets: i64) {
+    for b in 0..buckets {
+        let t0 = first + b * BUCKET_MS;
+        for d in ["d1", "d2"] {
+            let s: Vec<(i64, f64)> = (0..6).map(|i| (t0 + i * 10_000, (b * 100 + i) as f64 + 0.25)).collect();
+            env.write("acme", "temp", d, &s);
+            env.write("acme", "hum", d, &s);
+        }
+        env.write("beta", "temp", "x", &[(t0 + 5, b as f64)]);
+    }
+    env.hot.flush().unwrap();
+}
+
+fn live_files(env: &Env, t: &str) -> usize {
+    env.rt.block_on(env.cold.live_files(&tenant(t))).unwrap().len()
+}
+
+/// Asserts the federated read equals the model restricted by `keep`.
+fn assert_model_where(env: &Env, context: &str, keep: impl Fn(&str, i64) -> bool) {
+    let fed = env.federated();
+    for t in ["acme", "beta"] {
+        let got: BTreeMap<_, BTreeMap<i64, u64>> = fed
+            .select(&tenant(t), &[], TimeRange::ALL)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.labels, s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect()))
+            .collect();
+        let want: BTreeMap<_, BTreeMap<i64, u64>> = env
+            .model
+            .iter()
+            .filter(|((mt, _), _)| mt == t)
+            .map(|((_, l), v)| (l.clone(), v.iter().filter(|(ts, _)| keep(t, **ts)).map(|(a, b)| (*a, *b)).collect()))
+            .filter(|(_, v): &(_, BTreeMap<i64, u64>)| !v.is_empty())
+            .collect();
+        assert_eq!(got, want, "{context}: tenant {t}");
+    }
+}
+
+#[test]
+fn merge_turns_many_small_rolls_into_one_file_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open_with(dir.path(), eager());
+    fill(&mut env, DAY0 + BUCKET_MS, 12);
+    let now = DAY0 + 14 * BUCKET_MS;
+    env.rt.block_on(env.compactor.roll_once(now)).unwrap();
+    env.hot.expire(now).unwrap();
+    env.assert_exactly_once("after rolls");
+    let (acme_before, beta_before) = (live_files(&env, "acme"), live_files(&env, "beta"));
+    let partitions = {
+        let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
+        files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
+    };
+    assert!(acme_before >= 12, "one file per roll and partition: {acme_before}");
+    let t0 = Instant::now();
+    let out = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "merge: acme {acme_before} → {} files, beta {beta_before} → {} files, {} merges, {secs:.2}s for the pass ({out:?})",
+        live_files(&env, "acme"),
+        live_files(&env, "beta"),
+        out.merges
+    );
+    assert_eq!(live_files(&env, "acme"), partitions, "one file per partition");
+    assert_eq!(live_files(&env, "beta"), 1);
+    assert_eq!(out.merge_files_in as usize, acme_before + beta_before);
+    env.assert_exactly_once("after merge");
+    // Expiry and orphan removal ran in the same pass: only live files remain on disk.
+    assert!(out.snapshots_expired > 0, "{out:?}");
+    assert_eq!(parquet_files(dir.path()), partitions + 1, "replaced files deleted");
+    // Sort order kept: each merged file reads back sorted by (metric, series, ts).
+    let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
+    let series = env.rt.block_on(env.cold.read_files(&tenant("acme"), &[files[0].path.clone()])).unwrap();
+    assert!(series.iter().all(|s| s.samples.windows(2).all(|w| w[0].ts < w[1].ts)));
+    // A second pass has nothing to merge.
+    let again = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
+    assert_eq!(again.merges, 0);
+    let m = {
+        let mut s = String::new();
+        env.compactor.metrics().render_prometheus(&mut s);
+        s
+    };
+    assert_eq!(out.merges as usize, partitions + 1);
+    assert!(m.contains(&format!("strata_compactor_merges_total {}", out.merges)), "{m}");
+    assert!(m.contains("strata_compactor_snapshots_expired_total"), "{m}");
+    // Rolling continues on top of merged files.
+    fill(&mut env, DAY0 + 20 * BUCKET_MS, 2);
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 23 * BUCKET_MS)).unwrap();
+    env.assert_exactly_once("rolls after merge");
+}
+
+#[test]
+fn crash_at_every_maintenance_step_keeps_each_sample_exactly_once() {
+    for point in MAINTENANCE_FAILPOINTS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = Env::open_with(dir.path(), eager());
+        fill(&mut env, DAY0 + BUCKET_MS, 4);
+        // A second day for retention to leave alone.
+        fill(&mut env, DAY0 + DAY + BUCKET_MS, 3);
+        let now = DAY0 + DAY + 10 * BUCKET_MS;
+        env.rt.block_on(env.compactor.roll_once(now)).unwrap();
+        env.hot.expire(now).unwrap();
+        // Retention: day 0 goes once a whole day has passed after it.
+        let retention = BTreeMap::from([(tenant("acme"), Duration::from_secs(86_400))]);
+        let later = DAY0 + 2 * DAY + 1;
+        let kept = |t: &str, ts: i64| t != "acme" || ts >= DAY0 + DAY;
+        env.compactor.set_cold_retentions(retention.clone());
+        env.compactor.arm_failpoint(point);
+        let err = env.rt.block_on(env.compactor.maintain_once(later)).unwrap_err();
+        assert!(matches!(err, Error::Injected { point: p } if p == point), "{point}: {err}");
+        let retention_done = point != "retention_before_commit";
+        if retention_done {
+            assert_model_where(&env, &format!("{point}: right after the crash"), kept);
+        } else {
+            env.assert_exactly_once(&format!("{point}: right after the crash"));
+        }
+        let env = env.reopen(dir.path());
+        env.compactor.set_cold_retentions(retention);
+        let out = env.rt.block_on(env.compactor.maintain_once(later)).unwrap();
+        assert_model_where(&env, &format!("{point}: after the retry"), kept);
+        assert_eq!(out.retention_files > 0, !retention_done, "{point}: {out:?}");
+        // Everything merged, crash leftovers gone: disk holds exactly the live files.
+        let live = live_files(&env, "acme") + live_files(&env, "beta");
+        assert_eq!(parquet_files(dir.path()), live, "{point}: no orphan left");
+        let again = env.rt.block_on(env.compactor.maintain_once(later)).unwrap();
+        assert_eq!((again.merges, again.retention_files), (0, 0), "{point}: nothing left to do");
+        assert_model_where(&env, &format!("{point}: after a second pass"), kept);
+    }
+}
+
+#[test]
+fn expiry_keeps_the_snapshot_of_a_commit_the_watermark_has_not_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open_with(dir.path(), eager());
+    fill(&mut env, DAY0 + BUCKET_MS, 3);
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 3 * BUCKET_MS)).unwrap(); // buckets 1, 2
+    // Bucket 3 commits, then the process dies before its watermark step.
+    env.compactor.arm_failpoint("after_commit");
+    let now = DAY0 + 5 * BUCKET_MS;
+    assert!(env.rt.block_on(env.compactor.roll_once(now)).is_err());
+    let env = env.reopen(dir.path());
+    // Merge makes the commit non-current; expiry must still keep its snapshot.
+    let out = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
+    assert!(out.merges > 0 && out.snapshots_expired > 0, "{out:?}");
+    let roll = env.rt.block_on(env.compactor.roll_once(now)).unwrap();
+    assert_eq!(roll.already_committed, 1, "acme's bucket 3 found committed: {roll:?}");
+    env.assert_exactly_once("after the retry");
+    env.hot.expire(now).unwrap();
+    env.assert_exactly_once("after hot expiry");
+}
+
+#[test]
+fn retention_removes_only_whole_days_past_the_tenant_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open_with(dir.path(), eager());
+    fill(&mut env, DAY0 + BUCKET_MS, 2);
+    let now = DAY0 + 5 * BUCKET_MS;
+    env.rt.block_on(env.compactor.roll_once(now)).unwrap();
+    env.hot.expire(now).unwrap();
+    env.compactor.set_cold_retentions(BTreeMap::from([(tenant("acme"), Duration::from_secs(86_400))]));
+    // One day after the data, but day 0 has not wholly passed the retention yet.
+    let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + DAY + 10 * BUCKET_MS)).unwrap();
+    assert_eq!(out.retention_files, 0);
+    env.assert_exactly_once("inside retention");
+    let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + 2 * DAY)).unwrap();
+    assert!(out.retention_files > 0 && out.retention_samples == 2 * 2 * 2 * 6, "{out:?}");
+    assert_model_where(&env, "after retention", |t, _| t != "acme");
+    assert_eq!(live_files(&env, "acme"), 0);
+    assert_eq!(parquet_files(dir.path()), live_files(&env, "beta"), "acme's files deleted");
+}
+
+#[test]
+fn purge_deletes_hot_and_cold_data_of_one_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open_with(dir.path(), eager());
+    fill(&mut env, DAY0 + BUCKET_MS, 3);
+    // Bucket 1, 2 rolled to cold; bucket 3 stays hot.
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 3 * BUCKET_MS + 1)).unwrap();
+    assert!(live_files(&env, "acme") > 0);
+    let out = env.rt.block_on(env.compactor.purge_tenant(&tenant("acme"))).unwrap();
+    assert!(out.hot_segments > 0 && out.cold_files > 0, "{out:?}");
+    assert_model_where(&env, "after purge", |t, _| t != "acme");
+    assert!(env.rt.block_on(env.cold.load_table(&tenant("acme"))).unwrap().is_none());
+    assert!(!dir.path().join("cold/warehouse/strata/samples_acme").exists());
+    // Later passes do not bring anything back; the id can start over.
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 10 * BUCKET_MS)).unwrap();
+    assert_model_where(&env, "after a later roll", |t, _| t != "acme");
+    env.model.retain(|(t, _), _| t != "acme");
+    fill(&mut env, DAY0 + 20 * BUCKET_MS, 2);
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 30 * BUCKET_MS)).unwrap();
+    env.assert_exactly_once("the id starts over");
+}
