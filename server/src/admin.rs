@@ -7,14 +7,15 @@
 //! | `GET /admin/v1/tenants/{id}` | one tenant |
 //! | `PATCH /admin/v1/tenants/{id}` | change any of the fields above (`limits` merges) |
 //! | `PUT /admin/v1/tenants/{id}/limits` | merge limits |
-//! | `DELETE /admin/v1/tenants/{id}?data=keep` | delete the tenant and revoke its tokens; `data` must say what happens to its samples |
+//! | `DELETE /admin/v1/tenants/{id}?data=keep\|purge` | delete the tenant and revoke its tokens; `data` must say what happens to its samples: `keep` (stored until hot_ttl expires them), `purge` (hot and cold data deleted now; idempotent, so a failed purge is retried with the same request, also for an already deleted tenant) |
 //! | `POST /admin/v1/tenants/{id}/tokens` | issue a token (`access`: `read`/`write`/`read_write`, `description`); the token is in this answer only |
 //! | `GET /admin/v1/tenants/{id}/tokens` | list tokens (ids, access, dates; never secrets) |
 //! | `DELETE /admin/v1/tenants/{id}/tokens/{token_id}` | revoke |
 //! | `GET /admin/v1/tenants/{id}/usage` | usage counters |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad input), 401 (admin token),
-//! 404 (no such tenant or token), 409 (exists), 501 (not implemented yet).
+//! 404 (no such tenant or token), 409 (exists), 500 (a purge failed half-way;
+//! repeat it).
 
 use crate::registry::store::TenantRow;
 use crate::registry::{Registry, TokenAccess, check_policy, now_ms};
@@ -32,6 +33,52 @@ use strata_schemas::{ExportPolicy, TenantId, TenantLimits, TenantPolicy};
 /// Reads a tenant's usage counters (provided by the node).
 pub type UsageFn = Arc<dyn Fn(&TenantId) -> Value + Send + Sync>;
 
+/// Deletes everything stored for a tenant and says what went (provided by
+/// the node: [`purge_fn`]).
+pub type PurgeFn = Arc<
+    dyn Fn(TenantId) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Value>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The purge of a node: through the compactor when the cold tier is on (hot
+/// data, then the tenant's Iceberg table and files, serialised with rolls so
+/// none re-creates the table), else the hot store's alone.
+pub fn purge_fn(hot: Arc<strata_hot_store::HotStore>, compactor: Option<Arc<strata_compactor::Compactor>>) -> PurgeFn {
+    Arc::new(move |tenant: TenantId| {
+        let (hot, compactor) = (Arc::clone(&hot), compactor.clone());
+        Box::pin(async move {
+            match compactor {
+                Some(c) => {
+                    let o = c.purge_tenant(&tenant).await?;
+                    Ok(json!({
+                        "hot_segments": o.hot_segments, "hot_bytes": o.hot_bytes,
+                        "cold_files": o.cold_files, "cold_bytes": o.cold_bytes,
+                    }))
+                }
+                None => {
+                    let o = tokio::task::spawn_blocking(move || hot.purge_tenant(&tenant)).await??;
+                    Ok(json!({"hot_segments": o.segments, "hot_bytes": o.bytes, "cold_files": 0, "cold_bytes": 0}))
+                }
+            }
+        })
+    })
+}
+
+/// Keeps the compactor's per-tenant cold retentions (`limits.cold_retention`)
+/// in step with the registry, re-reading it every 30 s. Spawn it next to the
+/// compactor; it runs until the runtime stops.
+pub async fn sync_cold_retentions(registry: Arc<Registry>, compactor: Arc<strata_compactor::Compactor>) {
+    loop {
+        match registry.tenants().await {
+            Ok(rows) => compactor
+                .set_cold_retentions(rows.into_iter().map(|r| (r.policy.id, r.policy.limits.cold_retention)).collect()),
+            Err(e) => tracing::warn!(error = %e, "reading tenants' cold_retention failed; keeping the previous values"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
 /// State of the admin routes.
 #[derive(Clone)]
 pub struct AdminState {
@@ -41,6 +88,8 @@ pub struct AdminState {
     pub admin_token: Arc<str>,
     /// Usage of a tenant.
     pub usage: UsageFn,
+    /// Deletes a tenant's data (`DELETE …?data=purge`).
+    pub purge: PurgeFn,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -232,28 +281,49 @@ async fn delete_tenant(
     let id = tenant_id(&id)?;
     let data = match q.get("data").map(String::as_str) {
         Some("keep") => "keep",
-        Some("purge") => {
-            return Err(ApiError(
-                StatusCode::NOT_IMPLEMENTED,
-                "data=purge is not implemented yet (it arrives with the compactor); use data=keep".into(),
-            ));
-        }
+        Some("purge") => "purge",
         _ => {
             return Err(bad(
                 "say what happens to the tenant's samples: ?data=keep (they stay stored, unreadable, until \
-                 hot_ttl expires them; re-creating the same id makes them readable again)",
+                 hot_ttl expires them; re-creating the same id makes them readable again) or ?data=purge \
+                 (hot and cold data are deleted now)",
             ));
         }
     };
-    if !s.registry.store().delete_tenant(&id, now_ms()).await? {
+    let existed = s.registry.store().delete_tenant(&id, now_ms()).await?;
+    if !existed && data == "keep" {
         return Err(not_found(&id));
     }
+    // Reload before purging: this node refuses the tenant's writes from now on.
     s.registry.reload().await?;
-    tracing::warn!(tenant = %id, data, "tenant deleted; its tokens are revoked");
+    let tokens = if existed { "revoked" } else { "none (the tenant was already deleted)" };
+    if data == "keep" {
+        tracing::warn!(tenant = %id, data, "tenant deleted; its tokens are revoked");
+        return Ok(axum::Json(json!({
+            "deleted": id.as_str(),
+            "tokens": tokens,
+            "data": "kept: samples stay stored until hot_ttl expires them; nobody can read them unless the id is re-created",
+        }))
+        .into_response());
+    }
+    let purged = (s.purge)(id.clone()).await.map_err(|e| {
+        tracing::error!(tenant = %id, error = %e, "purging a deleted tenant's data failed");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("tenant {id} is deleted, but purging its data failed (repeat the same request to finish): {e:#}"),
+        )
+    })?;
+    tracing::warn!(tenant = %id, %purged, "tenant deleted and its data purged");
     Ok(axum::Json(json!({
         "deleted": id.as_str(),
-        "tokens": "revoked",
-        "data": "kept: samples stay stored until hot_ttl expires them; nobody can read them unless the id is re-created",
+        "tokens": tokens,
+        "data": format!(
+            "purged: {} hot segment(s), {} cold file(s), {} bytes",
+            purged["hot_segments"],
+            purged["cold_files"],
+            purged["hot_bytes"].as_u64().unwrap_or(0) + purged["cold_bytes"].as_u64().unwrap_or(0)
+        ),
+        "purged": purged,
     }))
     .into_response())
 }

@@ -38,6 +38,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         registry,
         admin_token,
         usage: Arc::new(move |tenant| usage_node.usage(tenant, usage_engine.stats().of(tenant))),
+        purge: crate::admin::purge_fn(Arc::clone(&node.hot), cold.as_ref().map(|c| Arc::clone(&c.compactor))),
     });
     let write_state = WriteState {
         log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,

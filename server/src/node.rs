@@ -273,6 +273,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let admin_token = admin_token(&node.config, &node.data_dir)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cold = open_cold(&node, stop_rx.clone()).await?;
+    if let Some(c) = &cold {
+        tokio::spawn(crate::admin::sync_cold_retentions(Arc::clone(&registry), Arc::clone(&c.compactor)));
+    }
     let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone());
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -80,3 +80,55 @@ async fn sealed_buckets_roll_to_iceberg_and_stay_queryable_after_hot_expiry() {
     let count = query(&c, &s, "sum(count_over_time(soil_moisture[1h]))", at).await;
     assert_eq!(single_value(&count), 60.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
+    let dir = data_dir();
+    let env = [
+        ("STRATA_COLD__ENABLED", "true"),
+        ("STRATA_COMPACTOR__GRACE", "1m"),
+        ("STRATA_COMPACTOR__INTERVAL", "1h"),
+        ("STRATA_HOT_STORE__DEFAULT_HOT_TTL", "1d"),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    // One old bucket (rolled to cold) and one recent sample (stays hot).
+    let t0 = (now_ms() - 10 * 3_600_000) / 1000 * 1000;
+    let mut body: String =
+        (0..20).map(|i| format!("soil,device=d{} moisture={i} {}\n", i % 2, t0 + i * 60_000)).collect();
+    let recent = now_ms() - 60_000;
+    body.push_str(&format!("soil,device=d0 moisture=7 {recent}\n"));
+    assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
+    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
+    let rolled: serde_json::Value = c.post(s.url("/internal/roll")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rolled["samples"], 20, "{rolled}");
+    assert!(parquet_files(&dir.path().join("cold")) >= 1);
+    let count = query(&c, &s, "sum(count_over_time(soil_moisture[1d]))", now_ms()).await;
+    assert_eq!(single_value(&count), 21.0, "cold + hot before the purge");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &s.base, "--data-dir"])
+        .arg(dir.path())
+        .args(["tenants", "delete", "default", "--data", "purge"])
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("purged:") && stdout.contains("cold file(s)"), "{stdout}");
+
+    assert_eq!(parquet_files(&dir.path().join("cold")), 0, "the tenant's Iceberg files are gone");
+    // (Deleting `default` ends open mode, so the hot side is checked through /metrics.)
+    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "strata_hot_buckets 0"), "the tenant's hot buckets are gone:\n{metrics}");
+    assert!(metrics.contains("strata_compactor_tenants_purged_total 1"), "{metrics}");
+    // Purging again is harmless (idempotent), e.g. to finish one that failed half-way.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &s.base, "--data-dir"])
+        .arg(dir.path())
+        .args(["tenants", "delete", "default", "--data", "purge"])
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+}
