@@ -83,7 +83,22 @@ pub struct PurgeOutcome {
     pub cold_bytes: u64,
 }
 
+/// Reads every tenant's cold retention (e.g. from the tenant registry);
+/// `None` when it cannot right now (the previous values stay).
+pub type RetentionSource = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<BTreeMap<TenantId, Duration>>> + Send>>
+        + Send
+        + Sync,
+>;
+
 impl Compactor {
+    /// Makes every [`Compactor::maintain_once`] start by reading the
+    /// retentions from `source` (so a changed `cold_retention` applies at the
+    /// next pass).
+    pub fn set_retention_source(&self, source: RetentionSource) {
+        *self.retention_source.lock() = Some(source);
+    }
+
     /// Replaces the per-tenant cold retentions (from the tenant registry's
     /// `cold_retention` limits; zero or absent = keep forever).
     pub fn set_cold_retentions(&self, retentions: BTreeMap<TenantId, Duration>) {
@@ -102,6 +117,12 @@ impl Compactor {
     pub async fn maintain_once(&self, now_ms: i64) -> Result<MaintainOutcome> {
         let _pass = self.pass.lock().await;
         let started = Instant::now();
+        let source = self.retention_source.lock().clone();
+        if let Some(source) = source
+            && let Some(retentions) = source().await
+        {
+            self.set_cold_retentions(retentions);
+        }
         let tenants = self.cold.tenants().await.map_err(|source| Error::ListTables { source })?;
         let mut out = MaintainOutcome { tenants: tenants.len(), ..MaintainOutcome::default() };
         let mut merges_left = self.config.max_merges_per_pass;
@@ -115,7 +136,8 @@ impl Compactor {
                     tracing::error!(tenant = %tenant, error = %e, "cold maintenance failed; will retry next pass");
                 }
             }
-            if (i + 1) % 16 == 0 || i + 1 == tenants.len() {
+            let did_work = out.merges + out.retention_files + out.snapshots_expired + out.orphan_files > 0;
+            if (i + 1) % 16 == 0 || (i + 1 == tenants.len() && did_work) {
                 tracing::info!(
                     done = i + 1,
                     total = tenants.len(),

@@ -169,7 +169,6 @@ impl CompactorMetrics {
 }
 
 /// Moves sealed hot buckets into the cold tier. Share as `Arc<Compactor>`.
-#[derive(Debug)]
 pub struct Compactor {
     pub(crate) hot: Arc<HotStore>,
     pub(crate) cold: Arc<ColdTier>,
@@ -182,6 +181,14 @@ pub struct Compactor {
     pub(crate) pass: tokio::sync::Mutex<()>,
     /// Per-tenant cold retention (absent or zero: keep forever).
     pub(crate) retentions: Mutex<std::collections::BTreeMap<TenantId, Duration>>,
+    /// Where [`Compactor::maintain_once`] reads retentions from, if set.
+    pub(crate) retention_source: Mutex<Option<crate::maintain::RetentionSource>>,
+}
+
+impl std::fmt::Debug for Compactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compactor").field("config", &self.config).field("cold", &self.cold).finish_non_exhaustive()
+    }
 }
 
 impl Compactor {
@@ -197,6 +204,7 @@ impl Compactor {
             armed: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
             retentions: Mutex::default(),
+            retention_source: Mutex::default(),
         }
     }
 

@@ -65,18 +65,22 @@ pub fn purge_fn(hot: Arc<strata_hot_store::HotStore>, compactor: Option<Arc<stra
     })
 }
 
-/// Keeps the compactor's per-tenant cold retentions (`limits.cold_retention`)
-/// in step with the registry, re-reading it every 30 s. Spawn it next to the
-/// compactor; it runs until the runtime stops.
+/// Makes the compactor read every tenant's `limits.cold_retention` from
+/// the registry at the start of each maintenance pass (a changed limit
+/// applies at the next pass). Returns at once; spawning it is fine.
 pub async fn sync_cold_retentions(registry: Arc<Registry>, compactor: Arc<strata_compactor::Compactor>) {
-    loop {
-        match registry.tenants().await {
-            Ok(rows) => compactor
-                .set_cold_retentions(rows.into_iter().map(|r| (r.policy.id, r.policy.limits.cold_retention)).collect()),
-            Err(e) => tracing::warn!(error = %e, "reading tenants' cold_retention failed; keeping the previous values"),
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-    }
+    compactor.set_retention_source(Arc::new(move || {
+        let registry = Arc::clone(&registry);
+        Box::pin(async move {
+            match registry.tenants().await {
+                Ok(rows) => Some(rows.into_iter().map(|r| (r.policy.id, r.policy.limits.cold_retention)).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading tenants' cold_retention failed; keeping the previous values");
+                    None
+                }
+            }
+        })
+    }));
 }
 
 /// State of the admin routes.

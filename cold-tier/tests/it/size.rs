@@ -49,3 +49,56 @@ fn parquet_bytes_per_sample_on_an_iot_bucket() {
     assert_eq!(written.rows, 720_000);
     assert!(bps < 4.5, "{bps} bytes/sample (4.04 measured when written)");
 }
+
+/// Figures for the small-file merge: 24 hourly commits of 200 devices (one
+/// sample a minute) into one day, then every partition's files merged.
+#[test]
+fn merge_figures_for_a_day_of_hourly_commits() {
+    use std::collections::{BTreeMap, HashMap};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let cold = open(&rt, dir.path());
+    let t = tenant("acme");
+    let day = BASE - BASE % 86_400_000;
+    let t0 = Instant::now();
+    for h in 0..24i64 {
+        let data: Vec<_> = (0..200)
+            .map(|d| {
+                let s: Vec<(i64, f64)> =
+                    (0..60).map(|m| (day + h * 3_600_000 + m * 60_000, (d * 10 + m) as f64 / 4.0)).collect();
+                series(&t, "temp", &format!("sensor-{d:03}"), &s)
+            })
+            .collect();
+        let source = CommitSource { source: format!("hot:acme:{h}"), segments: String::new() };
+        rt.block_on(cold.append(&t, &data, &source)).unwrap();
+    }
+    let write_secs = t0.elapsed().as_secs_f64();
+    let before = rt.block_on(cold.live_files(&t)).unwrap();
+    let bytes_before: u64 = before.iter().map(|f| f.bytes).sum();
+    let mut partitions: BTreeMap<(i32, i32), Vec<String>> = BTreeMap::new();
+    for f in &before {
+        partitions.entry((f.day, f.bucket)).or_default().push(f.path.clone());
+    }
+    let t1 = Instant::now();
+    let mut rows = 0;
+    for paths in partitions.values() {
+        let merged = rt.block_on(cold.read_files(&t, paths)).unwrap();
+        let written = rt.block_on(cold.write_files(&t, &merged, "merge-figures")).unwrap();
+        rows += written.rows;
+        rt.block_on(cold.replace_files(&t, paths, written, HashMap::new())).unwrap();
+    }
+    let merge_secs = t1.elapsed().as_secs_f64();
+    let after = rt.block_on(cold.live_files(&t)).unwrap();
+    let bytes_after: u64 = after.iter().map(|f| f.bytes).sum();
+    println!(
+        "merge: {} files ({bytes_before} bytes) → {} files ({bytes_after} bytes), {rows} samples in {merge_secs:.2}s \
+         ({:.0} samples/s); the 24 commits took {write_secs:.2}s",
+        before.len(),
+        after.len(),
+        rows as f64 / merge_secs
+    );
+    assert_eq!(rows, 24 * 200 * 60);
+    assert_eq!(after.len(), partitions.len());
+    assert!(bytes_after < bytes_before, "fewer, larger files compress better");
+}

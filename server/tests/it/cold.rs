@@ -132,3 +132,62 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
         .unwrap();
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
 }
+
+fn admin_cli(s: &Server, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &s.base, "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "strata admin {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
+    let dir = data_dir();
+    let env = [
+        ("STRATA_COLD__ENABLED", "true"),
+        ("STRATA_COMPACTOR__GRACE", "1m"),
+        ("STRATA_COMPACTOR__INTERVAL", "1s"),
+        ("STRATA_COMPACTOR__MAINTENANCE_INTERVAL", "1s"),
+        ("STRATA_COMPACTOR__SNAPSHOT_RETENTION", "0s"),
+        ("STRATA_COMPACTOR__ORPHAN_GRACE", "0s"),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    admin_cli(&s, dir.path(), &["tenants", "create", "acme"]);
+    admin_cli(&s, dir.path(), &["limits", "set", "acme", "cold_retention=1d"]);
+    let issued = admin_cli(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write"]);
+    let token = issued.split_whitespace().find(|w| w.starts_with("st_")).unwrap().to_owned();
+    // Three days old: rolled to cold by the compactor loop, then past the retention.
+    let t0 = (now_ms() - 3 * 86_400_000) / 1000 * 1000;
+    let body: String = (0..10).map(|i| format!("soil,device=d1 moisture={i} {}\n", t0 + i * 60_000)).collect();
+    let r = c
+        .post(s.url("/api/v2/write?precision=ms"))
+        .header("Authorization", format!("Token {token}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let removed = m.lines().any(|l| l == "strata_compactor_retention_samples_removed_total 10");
+        if removed && parquet_files(&dir.path().join("cold")) == 0 {
+            assert!(m.lines().any(|l| l == "strata_compactor_samples_rolled_total 10"), "{m}");
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let log = s.stderr.lock().unwrap().clone();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("compactor pass progress")).collect();
+            panic!("retention never removed the old day:\n{m}\nserver log:\n{}", tail.join("\n"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
