@@ -248,7 +248,7 @@ impl ColdTier {
         paths: &[String],
         properties: HashMap<String, String>,
     ) -> Result<RewriteOutcome> {
-        self.commit_rewrite(tenant, paths, Vec::new(), Operation::Delete, properties).await
+        self.commit_rewrite(tenant, paths, Vec::new(), Operation::Delete, properties, false).await
     }
 
     /// Commits a `replace` snapshot that swaps `paths` for `written`
@@ -260,7 +260,22 @@ impl ColdTier {
         written: WrittenFiles,
         properties: HashMap<String, String>,
     ) -> Result<RewriteOutcome> {
-        self.commit_rewrite(tenant, paths, written.files, Operation::Replace, properties).await
+        self.commit_rewrite(tenant, paths, written.files, Operation::Replace, properties, false).await
+    }
+
+    /// Folds the current snapshot's manifests into one with a `replace`
+    /// snapshot (same data files) when there are more than `max_manifests`
+    /// (every fast append adds one; scan planning reads them all). `None`
+    /// when nothing needed doing.
+    pub async fn compact_manifests(&self, tenant: &TenantId, max_manifests: usize) -> Result<Option<RewriteOutcome>> {
+        let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
+        let Some(cur) = table.metadata().current_snapshot() else { return Ok(None) };
+        let list = table.manifest_list_reader(cur).load().await.map_err(maint_err(tenant, "reading manifest list"))?;
+        if list.entries().len() <= max_manifests.max(1) {
+            return Ok(None);
+        }
+        let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "rewrite-manifests".to_owned())]);
+        self.commit_rewrite(tenant, &[], Vec::new(), Operation::Replace, props, true).await.map(Some)
     }
 
     /// Reads data files of the tenant's table back into series (labels,
@@ -339,6 +354,7 @@ impl ColdTier {
         add: Vec<DataFile>,
         operation: Operation,
         properties: HashMap<String, String>,
+        force_consolidate: bool,
     ) -> Result<RewriteOutcome> {
         let remove: BTreeSet<&str> = remove.iter().map(String::as_str).collect();
         for attempt in 0..4 {
@@ -346,7 +362,8 @@ impl ColdTier {
                 .load_table(tenant)
                 .await?
                 .ok_or_else(|| Error::Conflict { tenant: tenant.clone(), detail: "the table does not exist".into() })?;
-            let staged = stage_rewrite(&table, tenant, &remove, &add, operation.clone(), &properties).await?;
+            let staged =
+                stage_rewrite(&table, tenant, &remove, &add, operation.clone(), &properties, force_consolidate).await?;
             let cur = table.metadata_location().unwrap_or_default().to_owned();
             if self.swap_metadata_location(tenant, &cur, &staged.location).await? {
                 tracing::info!(
@@ -396,6 +413,9 @@ struct Staged {
     outcome: RewriteOutcome,
 }
 
+/// A rewrite folds the table's manifests into one when there are more.
+const MAX_MANIFESTS: usize = 32;
+
 async fn stage_rewrite(
     table: &Table,
     tenant: &TenantId,
@@ -403,6 +423,7 @@ async fn stage_rewrite(
     add: &[DataFile],
     operation: Operation,
     properties: &HashMap<String, String>,
+    force_consolidate: bool,
 ) -> Result<Staged> {
     let meta = table.metadata();
     let err = |what: &'static str| maint_err(tenant, what);
@@ -427,17 +448,32 @@ async fn stage_rewrite(
     let current = meta.current_snapshot();
     if let Some(cur) = current {
         let list = table.manifest_list_reader(cur).load().await.map_err(err("reading manifest list"))?;
+        // Many manifests (one per fast append) slow every scan plan: fold them into one.
+        let consolidate = force_consolidate || list.entries().len() > MAX_MANIFESTS;
+        let mut shared: Option<(iceberg::spec::ManifestWriter, usize)> = None;
         for mf in list.entries() {
-            if remove.is_empty() {
+            if !consolidate && remove.is_empty() {
                 manifests.push(mf.clone());
                 continue;
             }
             let manifest = mf.load_manifest(file_io).await.map_err(err("reading manifest"))?;
-            if !manifest.entries().iter().any(|e| e.is_alive() && remove.contains(e.file_path())) {
+            let touched = manifest.entries().iter().any(|e| e.is_alive() && remove.contains(e.file_path()));
+            if !consolidate && !touched {
                 manifests.push(mf.clone());
                 continue;
             }
-            let mut w = new_manifest(&mut manifest_n)?;
+            let mut own = None;
+            let (w, written) = if consolidate {
+                if shared.is_none() {
+                    shared = Some((new_manifest(&mut manifest_n)?, 0));
+                }
+                let (w, n) = shared.as_mut().expect("just set");
+                (w, n)
+            } else {
+                own = Some((new_manifest(&mut manifest_n)?, 0));
+                let (w, n) = own.as_mut().expect("just set");
+                (w, n)
+            };
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
                 let (Some(seq_no), Some(snap)) = (e.sequence_number(), e.snapshot_id()) else {
                     return Err(Error::Corrupted {
@@ -446,6 +482,7 @@ async fn stage_rewrite(
                     });
                 };
                 let df = e.data_file().clone();
+                *written += 1;
                 if remove.contains(e.file_path()) {
                     removed += 1;
                     removed_rows += df.record_count();
@@ -455,6 +492,13 @@ async fn stage_rewrite(
                     w.add_existing_file(df, snap, seq_no, e.file_sequence_number).map_err(err("writing manifest"))?;
                 }
             }
+            if let Some((w, _)) = own {
+                manifests.push(w.write_manifest_file().await.map_err(err("writing manifest"))?);
+            }
+        }
+        if let Some((w, n)) = shared
+            && n > 0
+        {
             manifests.push(w.write_manifest_file().await.map_err(err("writing manifest"))?);
         }
     }

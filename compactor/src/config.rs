@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 /// orphan_grace = "1d"
 /// merge_min_files = 8
 /// merge_small_file_bytes = 16777216
+/// merge_max_bytes = 67108864
+/// max_manifests = 32
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +52,12 @@ pub struct CompactorConfig {
     pub merge_min_files: usize,
     /// At most this many files are merged into one partition rewrite.
     pub merge_max_files: usize,
+    /// At most this many bytes (Parquet, compressed) are merged into one
+    /// partition rewrite; the merge holds the rows in memory.
+    pub merge_max_bytes: u64,
+    /// A table's manifests are folded into one once there are more than
+    /// this many (each roll adds one; scan planning reads them all).
+    pub max_manifests: usize,
     /// At most this many partition merges per maintenance pass.
     pub max_merges_per_pass: usize,
 }
@@ -66,6 +74,8 @@ impl Default for CompactorConfig {
             merge_small_file_bytes: 16 * 1024 * 1024,
             merge_min_files: 8,
             merge_max_files: 128,
+            merge_max_bytes: 64 * 1024 * 1024,
+            max_manifests: 32,
             max_merges_per_pass: 64,
         }
     }
@@ -88,6 +98,12 @@ impl CompactorConfig {
         }
         if self.merge_max_files < 2 {
             self.merge_max_files = d.merge_max_files;
+        }
+        if self.merge_max_bytes == 0 {
+            self.merge_max_bytes = d.merge_max_bytes;
+        }
+        if self.max_manifests == 0 {
+            self.max_manifests = d.max_manifests;
         }
         if self.max_merges_per_pass == 0 {
             self.max_merges_per_pass = d.max_merges_per_pass;

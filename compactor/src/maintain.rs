@@ -13,6 +13,7 @@
 //!                 ▼ failpoint merge_after_write     (new files are orphans if we stop here)
 //!                 `replace` snapshot: old out, new in, atomically
 //!                 ▼ failpoint merge_after_commit
+//!    2b manifests more than max_manifests: folded into one (`replace`, same files)
 //!    3 expiry     snapshots superseded > snapshot_retention ago, except those whose
 //!                 strata.source bucket is not yet below the hot watermark (exactly-once)
 //!    4 orphans    unreferenced files older than orphan_grace
@@ -165,6 +166,9 @@ impl Compactor {
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
         self.apply_retention(tenant, now_ms, out).await?;
         self.merge_small_files(tenant, out, merges_left).await?;
+        if let Some(done) = self.cold.compact_manifests(tenant, self.config.max_manifests).await.map_err(cold_err)? {
+            tracing::info!(tenant = %tenant, snapshot = done.snapshot_id, "folded the cold table's manifests into one");
+        }
 
         // Exactly-once needs the snapshot of every committed bucket the
         // watermark has not passed yet (`hot:<tenant>:<start>` with start ≥ W).
@@ -261,7 +265,18 @@ impl Compactor {
             if files.len() < min_files.max(2) || *merges_left == 0 {
                 continue;
             }
-            files.truncate(self.config.merge_max_files);
+            // Smallest first, bounded in count and bytes (the rows are held in memory).
+            files.sort_by_key(|f| f.bytes);
+            let mut total = 0u64;
+            let take = files
+                .iter()
+                .take(self.config.merge_max_files)
+                .take_while(|f| {
+                    total += f.bytes;
+                    total <= self.config.merge_max_bytes
+                })
+                .count();
+            files.truncate(take.max(2));
             *merges_left -= 1;
             let t0 = Instant::now();
             let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();

@@ -73,8 +73,8 @@ fn pick(s: &strata_cold_tier::SeriesSamples, i: usize) -> serde_json::Value {
     })
 }
 
-/// After a retention delete, a merge (replace), snapshot expiry and orphan
-/// removal, PyIceberg still reads exactly the remaining rows.
+/// After a retention delete, a merge (replace), folding the manifests, snapshot
+/// expiry and orphan removal, PyIceberg still reads exactly the remaining rows.
 #[test]
 fn pyiceberg_reads_the_table_after_delete_merge_and_expiry() {
     use std::collections::HashMap;
@@ -108,6 +108,7 @@ fn pyiceberg_reads_the_table_after_delete_merge_and_expiry() {
     let merged = rt.block_on(cold.read_files(&t, &small)).unwrap();
     let written = rt.block_on(cold.write_files(&t, &merged, "merge-interop")).unwrap();
     rt.block_on(cold.replace_files(&t, &small, written, HashMap::new())).unwrap();
+    assert!(rt.block_on(cold.compact_manifests(&t, 1)).unwrap().is_some(), "manifests folded into one");
     let later = strata_schemas::time::now_millis() + 2000;
     rt.block_on(cold.expire_snapshots(&t, later, Duration::ZERO, &|_| false)).unwrap();
     rt.block_on(cold.remove_orphan_files(&t, later, Duration::ZERO)).unwrap();

@@ -213,3 +213,32 @@ fn purge_drops_the_table_and_every_file() {
     append_all(&rt, &cold, &t);
     assert_eq!(snapshot_of(&rt, &cold, &t).values().map(BTreeMap::len).sum::<usize>(), 160);
 }
+
+#[test]
+fn many_appends_fold_into_one_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let cold = Arc::new(open(&rt, dir.path()));
+    let t = tenant("acme");
+    for i in 0..12 {
+        let source = CommitSource { source: format!("hot:acme:{i}"), segments: String::new() };
+        rt.block_on(cold.append(&t, &[series(&t, "temp", "d1", &[(BASE + i * 1000, i as f64)])], &source)).unwrap();
+    }
+    let manifests = |cold: &ColdTier| {
+        let table = rt.block_on(cold.load_table(&t)).unwrap().unwrap();
+        let cur = Arc::clone(table.metadata().current_snapshot().unwrap());
+        rt.block_on(table.manifest_list_reader(&cur).load()).unwrap().entries().len()
+    };
+    assert_eq!(manifests(&cold), 12);
+    let before = snapshot_of(&rt, &cold, &t);
+    assert!(rt.block_on(cold.compact_manifests(&t, 12)).unwrap().is_none(), "at the limit: nothing to do");
+    let out = rt.block_on(cold.compact_manifests(&t, 4)).unwrap().unwrap();
+    assert_eq!((out.removed_files, out.added_files), (0, 0));
+    assert_eq!(manifests(&cold), 1);
+    assert_eq!(rt.block_on(cold.live_files(&t)).unwrap().len(), 12);
+    assert_eq!(snapshot_of(&rt, &cold, &t), before);
+    // Later appends and deletes work on top of the folded manifest.
+    let live = rt.block_on(cold.live_files(&t)).unwrap();
+    rt.block_on(cold.delete_files(&t, &[live[0].path.clone()], HashMap::new())).unwrap();
+    assert_eq!(snapshot_of(&rt, &cold, &t).values().map(BTreeMap::len).sum::<usize>(), 11);
+}
