@@ -4,6 +4,12 @@
 #   prometheus   Debian's `prometheus` package: server/tests/it/remote_write.rs
 #                starts a real Prometheus that remote-writes into strata, and
 #                server/tests/it/promtool.rs runs its promtool against strata.
+#   tansu        a Kafka-compatible broker in Rust (crates.io `tansu`, pinned
+#                below, built with its in-memory storage engine): the broker
+#                server/tests/it/kafka.rs starts on loopback. Built once into
+#                ~/.cache/strata-tools/tansu-<version> (outside the clone, so CI
+#                caches it) with its own target dir; the tests look for it
+#                there, or at $STRATA_TANSU_BIN.
 #
 # Idempotent and non-interactive: does nothing when the program is already on
 # PATH. Needs root (or sudo) only when something must be installed.
@@ -34,3 +40,28 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 
 echo "install-test-deps: $(command -v prometheus): $(prometheus --version 2>&1 | head -n 1)"
+
+TANSU_VERSION=0.6.0
+TOOLS="${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}"
+TANSU_ROOT="$TOOLS/tansu-$TANSU_VERSION"
+if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+    # A build started by hand into tansu-build/ (same version and features):
+    # wait for it instead of starting a second one, then adopt it.
+    if [ -d "$TOOLS/tansu-build" ]; then
+        while [ ! -x "$TOOLS/tansu-build/bin/tansu" ] && pgrep -f "cargo install .*tansu-build" >/dev/null 2>&1; do
+            echo "install-test-deps: waiting for the tansu build running into $TOOLS/tansu-build"
+            sleep 30
+        done
+        if [ -x "$TOOLS/tansu-build/bin/tansu" ] && "$TOOLS/tansu-build/bin/tansu" --version 2>&1 | grep -q "$TANSU_VERSION"; then
+            mv "$TOOLS/tansu-build" "$TANSU_ROOT"
+        fi
+    fi
+fi
+if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+    echo "install-test-deps: building tansu $TANSU_VERSION into $TANSU_ROOT (takes a while, once)"
+    mkdir -p "$TOOLS"
+    # Its own target dir: CI exports CARGO_TARGET_DIR for the workspace.
+    (unset CARGO_TARGET_DIR; cargo install --locked "tansu@$TANSU_VERSION" --features dynostore \
+        --root "$TANSU_ROOT" --target-dir "$TOOLS/build")
+fi
+echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --version 2>&1 | head -n 1)"

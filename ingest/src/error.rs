@@ -84,6 +84,48 @@ pub enum Error {
         /// Partitions configured.
         configured: u32,
     },
+    /// The Kafka log's settings are unusable.
+    #[error("kafka ingest log configuration: {detail}")]
+    KafkaConfig {
+        /// What is wrong.
+        detail: String,
+    },
+    /// A Kafka client operation failed (creating a client, metadata, commit).
+    #[error("kafka {what}: {source}")]
+    KafkaClient {
+        /// The operation.
+        what: &'static str,
+        /// Cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The region's topic is missing or does not match the configuration.
+    #[error("kafka topic {topic}: {detail}")]
+    KafkaTopic {
+        /// Topic.
+        topic: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The brokers did not confirm a record (timeout, broker down, refused):
+    /// the write is not acknowledged and may be retried.
+    #[error("kafka did not confirm a record for {topic} partition {partition}: {source}")]
+    KafkaDeliver {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Cause.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Starting a Kafka log thread failed.
+    #[error("starting a kafka log thread: {source}")]
+    KafkaThread {
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A record is larger than the log accepts.
     #[error("record of {size} bytes exceeds the ingest log's maximum record size of {max} bytes")]
     RecordTooLarge {
@@ -99,9 +141,18 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Corrupted { .. } | Error::UnsupportedFormatVersion { .. } => ErrorKind::Corruption,
-            Error::Closed | Error::Poisoned { .. } | Error::WriteSegment { .. } => ErrorKind::Unavailable,
-            Error::RecordTooLarge { .. } | Error::PartitionCountChanged { .. } => ErrorKind::InvalidInput,
-            Error::OpenLog { .. } | Error::ReadSegment { .. } | Error::Apply { .. } => ErrorKind::Internal,
+            Error::Closed
+            | Error::Poisoned { .. }
+            | Error::WriteSegment { .. }
+            | Error::KafkaClient { .. }
+            | Error::KafkaDeliver { .. } => ErrorKind::Unavailable,
+            Error::RecordTooLarge { .. }
+            | Error::PartitionCountChanged { .. }
+            | Error::KafkaConfig { .. }
+            | Error::KafkaTopic { .. } => ErrorKind::InvalidInput,
+            Error::OpenLog { .. } | Error::ReadSegment { .. } | Error::Apply { .. } | Error::KafkaThread { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 }

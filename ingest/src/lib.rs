@@ -38,4 +38,4 @@ pub mod series_cache;
 
 pub use config::IngestConfig;
 pub use error::{Error, Result};
-pub use log::{IngestLog, LocalLog, LogConfig, LogRecord, LogSink};
+pub use log::{IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogKind, LogRecord, LogSink};

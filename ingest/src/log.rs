@@ -2,9 +2,16 @@
 //!
 //! A write is acknowledged only once its records are durable here. The log is
 //! split into P partitions (`device_hash % P`); each partition is a sequence
-//! of records numbered by a dense `u64` offset, like a Kafka partition, so
-//! the hot store can record "flushed up to offset N" per partition and replay
-//! only the tail after a restart.
+//! of records numbered by a `u64` offset, like a Kafka partition, so the hot
+//! store can record "flushed up to offset N" per partition and replay only the
+//! tail after a restart.
+//!
+//! Two implementations of the [`IngestLog`] contract, picked by `[log] kind`:
+//!
+//! * [`LocalLog`] (`kind = "local"`, the default): segment files on local
+//!   disk, see [`segment`] for the byte layout. The writer thread hands each
+//!   record to the [`LogSink`] right after its group commit, so a write is
+//!   applied to the hot store before it is acknowledged.
 //!
 //! ```text
 //!  HTTP write ──append(records)──► partition channel ──► writer thread (one per partition)
@@ -15,19 +22,97 @@
 //!                                                        ack every waiter of the group
 //! ```
 //!
-//! [`IngestLog`] is the contract the write path uses; [`LocalLog`] is the
-//! embedded implementation (segment files on local disk, see [`segment`]
-//! for the byte layout). A Kafka implementation follows in a later issue.
+//! * [`KafkaLog`] (`kind = "kafka"`): one Kafka topic per region
+//!   (`<topic_prefix>.<region>.ingest`), written by an idempotent producer
+//!   with `acks=all`; a write is acknowledged once the broker confirmed
+//!   every record. A consumer-group member applies the partitions assigned
+//!   to this node to the [`LogSink`]; the write becomes queryable when that
+//!   happens (usually milliseconds later, possibly on another node). See
+//!   [`kafka`].
+//!
+//! ```text
+//!  HTTP write ──append──► producer (lz4 batches) ──► broker, acks=all ──► delivery reports ──► ack
+//!                                                      │
+//!  consumer group member ◄── assigned partitions ──────┘  seek to sink.floor(p) on assignment
+//!        │ sink.apply(p, kafka offset, payload)
+//!        ▼ hot store;  after a flush: commit the flushed offsets to the group
+//! ```
 
+pub mod kafka;
 pub mod local;
 pub(crate) mod segment;
 
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use local::{LocalLog, LogConfig};
+pub use kafka::{KafkaLog, KafkaLogConfig, KafkaStatus, PartitionStatus};
+pub use local::LocalLog;
+
+/// Configuration of the ingest log (`[log]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Which implementation holds the log: `local` (segment files under the
+    /// data dir) or `kafka` (a topic per region on the brokers of `[log.kafka]`).
+    pub kind: LogKind,
+    /// Number of partitions; a device's records always go to `device_hash % partitions`.
+    /// Fixed when the log is created: opening an existing log with another count fails.
+    pub partitions: u32,
+    /// A partition starts a new segment file once the active one reaches this many bytes.
+    pub segment_bytes: u64,
+    /// Most records written and fsynced together in one group commit.
+    pub max_group_records: usize,
+    /// Records queued per partition before writers wait (back-pressure).
+    pub queue_depth: usize,
+    /// The Kafka log (used when `kind = "kafka"`).
+    pub kafka: KafkaLogConfig,
+}
+
+/// The ingest log implementations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogKind {
+    /// [`LocalLog`]: partitioned segment files on local disk.
+    #[default]
+    Local,
+    /// [`KafkaLog`]: a Kafka topic per region.
+    Kafka,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            kind: LogKind::Local,
+            partitions: 8,
+            segment_bytes: 64 << 20,
+            max_group_records: 1024,
+            queue_depth: 4096,
+            kafka: KafkaLogConfig::default(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// Rejects settings the log cannot run with.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.partitions == 0 || self.partitions > 4096 {
+            return Err(format!("log.partitions must be in 1..=4096, got {}", self.partitions));
+        }
+        if self.segment_bytes < 4096 {
+            return Err(format!("log.segment_bytes must be at least 4096, got {}", self.segment_bytes));
+        }
+        if self.max_group_records == 0 || self.queue_depth == 0 {
+            return Err("log.max_group_records and log.queue_depth must be positive".to_owned());
+        }
+        if self.kind == LogKind::Kafka {
+            self.kafka.validate()?;
+        }
+        Ok(())
+    }
+}
 
 /// The decoded form of a record, handed to the sink beside its bytes so the
 /// write path does not decode what it just encoded.
@@ -57,7 +142,9 @@ impl LogRecord {
 }
 
 /// Receives every record of the log, in offset order per partition, right
-/// after it became durable (and during replay).
+/// after it became durable (and during replay). With [`KafkaLog`] a record
+/// may arrive again after a restart or rebalance (offsets below the sink's
+/// floor are re-delivered); applying a record twice must be harmless.
 pub trait LogSink: Send + Sync {
     /// Applies record `offset` of `partition`. `decoded` is the record's
     /// decoded form when the writer supplied it (never during replay). An
@@ -81,8 +168,9 @@ pub trait IngestLog: Send + Sync + std::fmt::Debug {
     fn partitions(&self) -> u32;
 
     /// Appends records and resolves, with their offsets, once every one of
-    /// them is durable and applied. On error some records may still have
-    /// been stored; callers retry the whole write, which is idempotent (same
-    /// series and timestamps, same values).
+    /// them is durable ([`LocalLog`]: and applied to the sink; [`KafkaLog`]:
+    /// the consumer applies them shortly after). On error some records may
+    /// still have been stored; callers retry the whole write, which is
+    /// idempotent (same series and timestamps, same values).
     fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_>;
 }

@@ -47,7 +47,7 @@ pub struct ServerConfig {
     pub admin: AdminConfig,
     /// The write path.
     pub ingest: IngestConfig,
-    /// The embedded ingest log.
+    /// The ingest log: embedded segment files (default) or Kafka.
     pub log: LogConfig,
     /// The hot store.
     pub hot_store: HotStoreConfig,
@@ -57,6 +57,31 @@ pub struct ServerConfig {
     pub cold: strata_cold_tier::ColdTierConfig,
     /// The hot → cold roll-up (runs when the cold tier is on).
     pub compactor: strata_compactor::CompactorConfig,
+    /// The other hot-store nodes of the region that queries fan out to.
+    pub cluster: ClusterConfig,
+}
+
+/// Query fan-out across the nodes that split a region's Kafka partitions
+/// (`[cluster]`). Each node answers `/internal/v1/select` from its own hot
+/// store; a query merges the local answer with every peer's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Base URLs of the other nodes, e.g. `["http://10.0.0.2:9470"]`. Empty: no fan-out.
+    pub peers: Vec<String>,
+    /// Shared secret the nodes present to each other's `/internal/v1/select`
+    /// (at least 16 characters; required when `peers` is set, and the
+    /// endpoint is off without it).
+    pub token: String,
+    /// Time a peer has to answer one request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { peers: Vec::new(), token: String::new(), timeout: Duration::from_secs(10) }
+    }
 }
 
 /// Token → tenant mapping. With no tokens, every request is the `default` tenant.
@@ -114,6 +139,7 @@ impl Default for ServerConfig {
             query: QueryConfig::default(),
             cold: strata_cold_tier::ColdTierConfig::default(),
             compactor: strata_compactor::CompactorConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -168,6 +194,20 @@ impl ServerConfig {
         }
         if self.region.is_empty() {
             bail!("region must not be empty");
+        }
+        if !self.cluster.token.is_empty() && self.cluster.token.len() < 16 {
+            bail!("cluster.token must be at least 16 characters");
+        }
+        if !self.cluster.peers.is_empty() && self.cluster.token.is_empty() {
+            bail!("cluster.peers is set but cluster.token is empty: peers authenticate with the shared token");
+        }
+        for peer in &mut self.cluster.peers {
+            if !peer.starts_with("http://") && !peer.starts_with("https://") {
+                bail!("cluster.peers: {peer:?} is not an http:// or https:// URL");
+            }
+            while peer.ends_with('/') {
+                peer.pop();
+            }
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             bail!("admin.token must be at least 16 characters");
@@ -250,6 +290,33 @@ mod tests {
         assert_eq!(c.http_addr.port(), 2222);
         assert_eq!(c.region, "br");
         assert_eq!(c.log.partitions, 16);
+    }
+
+    #[test]
+    fn kafka_log_and_peers_come_from_the_environment() {
+        let c = ServerConfig::load(
+            None,
+            env(&[
+                ("STRATA_LOG__KIND", "kafka"),
+                ("STRATA_LOG__KAFKA__BROKERS", "127.0.0.1:9092"),
+                ("STRATA_LOG__KAFKA__TOPIC_PREFIX", "acme"),
+                ("STRATA_CLUSTER__PEERS", "[\"http://127.0.0.1:9471/\"]"),
+                ("STRATA_CLUSTER__TOKEN", "cluster-secret-123456"),
+            ]),
+            &CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.log.kind, strata_ingest::LogKind::Kafka);
+        assert_eq!(c.log.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(c.log.kafka.topic(&c.region), "acme.local.ingest");
+        assert_eq!(c.cluster.peers, ["http://127.0.0.1:9471"]);
+        let err = ServerConfig::load(
+            None,
+            env(&[("STRATA_CLUSTER__PEERS", "[\"http://127.0.0.1:9471\"]")]),
+            &CliOverrides::default(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("cluster.token"), "{err:#}");
     }
 
     #[test]

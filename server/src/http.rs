@@ -10,6 +10,8 @@
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
 //! | `POST /internal/roll` | roll sealed hot buckets into the cold tier now (when it is on) |
 //! | `POST /internal/compact` | merge the hot store's segments into one now |
+//! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate |
+//! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
 
 use crate::admin::AdminState;
 use crate::node::{Cold, Node};
@@ -21,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use strata_ingest::http::WriteState;
 use strata_query::{Engine, QueryState};
 use strata_schemas::{ReadStore, TenantResolver};
@@ -28,9 +31,27 @@ use strata_schemas::{ReadStore, TenantResolver};
 /// Builds the full router of a node.
 pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold: Option<Cold>) -> Router {
     let resolver: Arc<dyn TenantResolver> = Arc::clone(&registry) as Arc<dyn TenantResolver>;
-    let store: Arc<dyn ReadStore> = match &cold {
+    let local_store: Arc<dyn ReadStore> = match &cold {
         Some(c) => Arc::clone(&c.store),
         None => Arc::clone(&node.hot) as Arc<dyn ReadStore>,
+    };
+    let owns_node = Arc::clone(&node);
+    let owned = crate::cluster::ownership(
+        node.config.ingest.device_label.clone(),
+        node.config.log.partitions,
+        Arc::new(move |p| owns_node.owns_partition(p)),
+    );
+    let peer_errors = Arc::new(AtomicU64::new(0));
+    let store: Arc<dyn ReadStore> = if node.config.cluster.peers.is_empty() {
+        Arc::clone(&local_store)
+    } else {
+        Arc::new(crate::cluster::ClusterReadStore::new(
+            Arc::clone(&local_store),
+            Arc::clone(&owned),
+            &node.config.cluster,
+            tokio::runtime::Handle::current(),
+            Arc::clone(&peer_errors),
+        ))
     };
     let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
@@ -59,7 +80,10 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/internal/flush", post(flush).get(flush))
         .route("/internal/compact", post(compact).get(compact))
         .route("/internal/roll", post(roll).get(roll))
-        .with_state(OpsState { node, cold, engine });
+        .route("/internal/status", get(ingest_status))
+        .route("/api/v1/status/ingest", get(ingest_status))
+        .route("/internal/v1/select", post(peer_select))
+        .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors });
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
@@ -95,11 +119,75 @@ async fn healthy() -> &'static str {
 }
 
 /// State of the operational routes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct OpsState {
     node: Arc<Node>,
     cold: Option<Cold>,
     engine: Arc<Engine>,
+    /// This node's own data (hot, or hot and cold), without peers.
+    local_store: Arc<dyn ReadStore>,
+    owned: crate::cluster::Ownership,
+    peer_errors: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for OpsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsState").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// `GET /api/v1/status/ingest`: the ingest log's state, Prometheus-API style.
+async fn ingest_status(State(s): State<OpsState>) -> Response {
+    let node = &s.node;
+    let mut data = serde_json::json!({
+        "kind": node.config.log.kind,
+        "partitions": node.config.log.partitions,
+        "peers": node.config.cluster.peers,
+        "peer_errors": s.peer_errors.load(Ordering::Relaxed),
+        "hot_flushed_offsets": node.hot.flushed_offsets(),
+    });
+    if let Some(log) = &node.local_log {
+        let parts: Vec<_> = (0..node.config.log.partitions)
+            .map(|p| serde_json::json!({"partition": p, "first_offset": log.first_offset(p), "next_offset": log.next_offset(p)}))
+            .collect();
+        data["local"] = serde_json::json!({ "disk_bytes": log.disk_bytes(), "partitions": parts });
+        data["caught_up"] = true.into();
+    }
+    if let Some(kafka) = &node.kafka {
+        let status = kafka.status();
+        data["caught_up"] = status.caught_up().into();
+        data["kafka"] = serde_json::to_value(&status).unwrap_or_default();
+    }
+    axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+}
+
+/// `POST /internal/v1/select`: this node's own series for a peer's fan-out.
+async fn peer_select(
+    State(s): State<OpsState>,
+    headers: axum::http::HeaderMap,
+    axum::Json(req): axum::Json<crate::cluster::PeerSelect>,
+) -> Response {
+    let token = &s.node.config.cluster.token;
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if token.is_empty() || presented.is_none_or(|p| !constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        let body = serde_json::json!({"status": "error", "error": "peer select needs the [cluster] token"});
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    let (store, owned) = (Arc::clone(&s.local_store), Arc::clone(&s.owned));
+    match tokio::task::spawn_blocking(move || crate::cluster::answer(store.as_ref(), &owned, &req)).await {
+        Ok(Ok(answer)) => axum::Json(answer).into_response(),
+        Ok(Err(e)) => {
+            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
+        }
+        Err(e) => json_outcome(Err(anyhow::anyhow!("peer select task failed: {e}"))),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn roll(State(s): State<OpsState>) -> Response {
@@ -153,7 +241,7 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
     }
 }
 
-async fn metrics(State(OpsState { node, cold, engine }): State<OpsState>) -> Response {
+async fn metrics(State(OpsState { node, cold, engine, peer_errors, .. }): State<OpsState>) -> Response {
     let mut out = String::with_capacity(4096);
     engine.stats().render(&mut out);
     if let Some(c) = &cold {
@@ -162,7 +250,7 @@ async fn metrics(State(OpsState { node, cold, engine }): State<OpsState>) -> Res
     node.ingest_metrics.render(&mut out);
     strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
     let stats = node.hot.stats();
-    let gauges: [(&str, &str, f64); 11] = [
+    let gauges: [(&str, &str, f64); 10] = [
         ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),
         ("strata_hot_buckets", "Time buckets with segments.", stats.buckets as f64),
         ("strata_hot_quarantined_segments", "Corrupt segments moved to quarantine/.", stats.quarantined as f64),
@@ -172,18 +260,77 @@ async fn metrics(State(OpsState { node, cold, engine }): State<OpsState>) -> Res
         ("strata_hot_segments", "Live hot-store segment files.", stats.segments as f64),
         ("strata_hot_disk_bytes", "Bytes of live hot-store segment files.", stats.disk_bytes as f64),
         ("strata_hot_id_collisions", "Label sets whose series id collided with another's.", stats.id_collisions as f64),
-        ("strata_log_disk_bytes", "Bytes of ingest log segment files.", node.log.disk_bytes() as f64),
         ("strata_uptime_seconds", "Seconds since the node started.", node.started.elapsed().as_secs_f64()),
     ];
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
-    let _ = writeln!(out, "# HELP strata_log_next_offset Offset the next record of a partition gets.");
-    let _ = writeln!(out, "# TYPE strata_log_next_offset gauge");
-    for p in 0..node.config.log.partitions {
-        let _ = writeln!(out, "strata_log_next_offset{{partition=\"{p}\"}} {}", node.log.next_offset(p));
+    if let Some(log) = &node.local_log {
+        let _ = writeln!(out, "# HELP strata_log_disk_bytes Bytes of ingest log segment files.");
+        let _ = writeln!(out, "# TYPE strata_log_disk_bytes gauge\nstrata_log_disk_bytes {}", log.disk_bytes());
+        let _ = writeln!(out, "# HELP strata_log_next_offset Offset the next record of a partition gets.");
+        let _ = writeln!(out, "# TYPE strata_log_next_offset gauge");
+        for p in 0..node.config.log.partitions {
+            let _ = writeln!(out, "strata_log_next_offset{{partition=\"{p}\"}} {}", log.next_offset(p));
+        }
     }
+    if let Some(kafka) = &node.kafka {
+        render_kafka(&mut out, &kafka.status());
+    }
+    let _ = writeln!(out, "# HELP strata_cluster_peer_errors_total Peer requests of query fan-out that failed.");
+    let _ = writeln!(
+        out,
+        "# TYPE strata_cluster_peer_errors_total counter\nstrata_cluster_peer_errors_total {}",
+        peer_errors.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP strata_build_info Build information.\n# TYPE strata_build_info gauge");
     let _ = writeln!(out, "strata_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+/// The Kafka log's counters and per-partition gauges in Prometheus text format.
+fn render_kafka(out: &mut String, st: &strata_ingest::log::kafka::KafkaStatus) {
+    let topic = &st.topic;
+    let counters: [(&str, &str, u64); 5] = [
+        ("strata_kafka_produced_records_total", "Records delivered to the brokers by this node.", st.produced_records),
+        ("strata_kafka_produced_bytes_total", "Bytes of records delivered by this node.", st.produced_bytes),
+        (
+            "strata_kafka_delivery_failures_total",
+            "Records the brokers did not confirm (write failed).",
+            st.delivery_failures,
+        ),
+        ("strata_kafka_apply_errors_total", "Failed attempts to apply a consumed record (retried).", st.apply_errors),
+        ("strata_kafka_rebalances_total", "Partition assignments and revocations seen.", st.rebalances),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{topic=\"{topic}\"}} {v}");
+    }
+    type Field = fn(&strata_ingest::log::kafka::PartitionStatus) -> Option<f64>;
+    let gauges: [(&str, &str, &str, Field); 7] = [
+        ("strata_kafka_partition_assigned", "gauge", "1 while this node consumes the partition.", |p| {
+            Some(f64::from(u8::from(p.assigned)))
+        }),
+        ("strata_kafka_consumer_lag", "gauge", "Records of the partition not yet applied here.", |p| {
+            p.lag.map(|v| v as f64)
+        }),
+        ("strata_kafka_next_offset", "gauge", "Next offset this node applies.", |p| p.next_offset.map(|v| v as f64)),
+        ("strata_kafka_high_watermark", "gauge", "The partition's high watermark.", |p| {
+            p.high_watermark.map(|v| v as f64)
+        }),
+        ("strata_kafka_committed_offset", "gauge", "Offset committed to the group (flushed data).", |p| {
+            p.committed_offset.map(|v| v as f64)
+        }),
+        ("strata_kafka_applied_records_total", "counter", "Records applied to the hot store.", |p| {
+            Some(p.applied_records as f64)
+        }),
+        ("strata_kafka_apply_rate", "gauge", "Records applied per second (recent).", |p| Some(p.apply_rate)),
+    ];
+    for (name, kind, help, field) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for p in &st.partitions {
+            if let Some(v) = field(p) {
+                let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{}\"}} {v}", p.partition);
+            }
+        }
+    }
 }

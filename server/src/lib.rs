@@ -14,6 +14,7 @@
 //! * [`cli`]: the `strata` command line.
 //! * [`config`]: layered configuration (defaults → file → `STRATA_*` → flags).
 //! * [`node`]: opening storage, log replay, background flushes, shutdown.
+//! * [`cluster`]: query fan-out to the peers that hold the region's other Kafka partitions.
 //! * [`http`]: the router of a node.
 //! * [`auth`]: static tokens from the configuration.
 //! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
@@ -23,6 +24,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod node;

@@ -1,11 +1,26 @@
 //! One Strata node with every role in one process (`strata serve`).
 //!
+//! With the embedded log (`[log] kind = "local"`):
+//!
 //! ```text
 //! startup:  lock data dir → open hot store → open ingest log (floor = hot store's replay point)
 //!           → replay each partition's unflushed tail into the hot store → bind HTTP → serve
 //! running:  HTTP write → log (group-commit fsync) → LogSink → hot store memtable → 204
 //!           flusher: every second, flush the memtable when it is big or old, then release log segments
 //! shutdown: SIGINT/SIGTERM → stop accepting, finish in-flight requests → final flush → close log
+//! ```
+//!
+//! With Kafka (`[log] kind = "kafka"`) the write path and the apply path are
+//! decoupled by the broker:
+//!
+//! ```text
+//! startup:  lock data dir → open hot store → create/check the region's topic → join the consumer group
+//!           (each assigned partition is read from the hot store's flushed offset: the unflushed tail,
+//!           or everything within retention when the data dir is empty) → bind HTTP → serve
+//! running:  HTTP write → producer → acks=all delivery report → 204
+//!           consumer thread → LogSink → hot store memtable  (the write is queryable from here on)
+//!           flusher: flush the memtable, then commit the flushed offsets to the consumer group
+//! shutdown: … → final flush and commit → producer flush → leave the group
 //! ```
 
 use crate::auth::StaticTokens;
@@ -19,7 +34,7 @@ use std::time::{Duration, Instant};
 use strata_hot_store::HotStore;
 use strata_ingest::metrics::IngestMetrics;
 use strata_ingest::series_cache::SeriesCache;
-use strata_ingest::{LocalLog, LogSink};
+use strata_ingest::{IngestLog, KafkaLog, LocalLog, LogKind, LogSink};
 use strata_schemas::WriteBatch;
 
 /// Applies ingest-log records to the hot store.
@@ -54,8 +69,12 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// The hot store.
     pub hot: Arc<HotStore>,
-    /// The ingest log.
-    pub log: Arc<LocalLog>,
+    /// The ingest log the write path appends to (one of the two below).
+    pub log: Arc<dyn IngestLog>,
+    /// The embedded log, when `[log] kind = "local"`.
+    pub local_log: Option<Arc<LocalLog>>,
+    /// The Kafka log, when `[log] kind = "kafka"`.
+    pub kafka: Option<Arc<KafkaLog>>,
     /// Write-path counters.
     pub ingest_metrics: Arc<IngestMetrics>,
     /// Series id → labels across write requests.
@@ -79,14 +98,35 @@ impl Node {
         );
         let sink = Arc::new(HotStoreSink { hot: Arc::clone(&hot) });
         let floor_hot = Arc::clone(&hot);
-        let log = LocalLog::open(&data_dir.join("log"), &config.log, |p| floor_hot.replay_from(p), sink)
-            .with_context(|| format!("opening ingest log in {}", data_dir.join("log").display()))?;
+        let (log, local_log, kafka): (Arc<dyn IngestLog>, _, _) = match config.log.kind {
+            LogKind::Local => {
+                let log = LocalLog::open(&data_dir.join("log"), &config.log, |p| floor_hot.replay_from(p), sink)
+                    .with_context(|| format!("opening ingest log in {}", data_dir.join("log").display()))?;
+                let log = Arc::new(log);
+                (Arc::clone(&log) as Arc<dyn IngestLog>, Some(log), None)
+            }
+            LogKind::Kafka => {
+                if config.log.kafka.consume && hot.flushed_offsets().is_empty() {
+                    tracing::info!(
+                        "hot store is empty: the partitions assigned to this node are rebuilt from the Kafka topic \
+                         (everything within its retention); progress follows"
+                    );
+                }
+                let floor: Arc<dyn Fn(u32) -> u64 + Send + Sync> = Arc::new(move |p| floor_hot.replay_from(p));
+                let log = KafkaLog::open(&config.log.kafka, config.log.partitions, &config.region, floor, sink)
+                    .with_context(|| format!("opening the Kafka ingest log on {}", config.log.kafka.brokers))?;
+                let log = Arc::new(log);
+                (Arc::clone(&log) as Arc<dyn IngestLog>, None, Some(log))
+            }
+        };
         let series_cache = Arc::new(SeriesCache::new(config.ingest.series_cache_entries));
         let node = Self {
             config,
             data_dir,
             hot,
-            log: Arc::new(log),
+            log,
+            local_log,
+            kafka,
             ingest_metrics: Arc::new(IngestMetrics::default()),
             series_cache,
             started: Instant::now(),
@@ -97,24 +137,35 @@ impl Node {
         Ok(node)
     }
 
-    /// Replays every partition's records that the hot store has not flushed.
+    /// Whether this node answers queries for `partition`: always with the
+    /// embedded log; with Kafka, while its consumer holds the partition.
+    pub fn owns_partition(&self, partition: u32) -> bool {
+        match &self.kafka {
+            Some(k) => k.is_assigned(partition),
+            None => true,
+        }
+    }
+
+    /// Replays every partition's records that the hot store has not flushed
+    /// (embedded log only: the Kafka consumer replays on assignment).
     fn replay(&self) -> anyhow::Result<()> {
+        let Some(log) = &self.local_log else { return Ok(()) };
         let t0 = Instant::now();
         let partitions = self.config.log.partitions;
         let (mut records, mut samples) = (0u64, 0u64);
         let mut last_report = Instant::now();
         for p in 0..partitions {
             let from = self.hot.replay_from(p);
-            let end = self.log.next_offset(p);
-            if from < self.log.first_offset(p) {
+            let end = log.next_offset(p);
+            if from < log.first_offset(p) {
                 tracing::warn!(
                     partition = p,
                     needed = from,
-                    first_available = self.log.first_offset(p),
+                    first_available = log.first_offset(p),
                     "ingest log no longer holds records the hot store needs; they are lost"
                 );
             }
-            self.log.replay(p, from, &mut |offset, payload| {
+            log.replay(p, from, &mut |offset, payload| {
                 let batch = WriteBatch::decode(payload).map_err(|e| strata_ingest::Error::Apply {
                     partition: p,
                     offset,
@@ -146,15 +197,21 @@ impl Node {
     }
 
     /// Flushes the memtable to a segment and releases log segments the hot
-    /// store no longer needs. Concurrent calls serialize.
+    /// store no longer needs (Kafka: commits the flushed offsets to the
+    /// consumer group). Concurrent calls serialize.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         let mut last = self.flush_lock.lock().await;
         let node = Arc::clone(self);
         let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let outcome = node.hot.flush()?;
-            for (&p, &offset) in &outcome.flushed_offsets {
-                node.log.release(p, offset)?;
+            if let Some(log) = &node.local_log {
+                for (&p, &offset) in &outcome.flushed_offsets {
+                    log.release(p, offset)?;
+                }
+            }
+            if let Some(kafka) = &node.kafka {
+                kafka.commit(&outcome.flushed_offsets)?;
             }
             if outcome.samples > 0 {
                 tracing::info!(
@@ -239,8 +296,16 @@ impl Node {
     /// Final flush and log close on shutdown.
     pub async fn shutdown(self: &Arc<Self>) -> anyhow::Result<()> {
         let result = self.flush("shutdown").await;
-        let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || log.close()).await?;
+        let (local, kafka) = (self.local_log.clone(), self.kafka.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(log) = local {
+                log.close();
+            }
+            if let Some(log) = kafka {
+                log.close(Duration::from_secs(5));
+            }
+        })
+        .await?;
         result.map(|_| ())
     }
 }
@@ -283,6 +348,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         data_dir = %node.data_dir.display(),
         region = %node.config.region,
         partitions = node.config.log.partitions,
+        log = ?node.config.log.kind,
+        peers = node.config.cluster.peers.len(),
         "strata is ready"
     );
     println!("strata {} listening on http://{addr} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);

@@ -22,7 +22,7 @@
 //! damage followed by valid records is refused (see [`super::segment::scan_tail`]).
 
 use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
-use super::{AppendFuture, Decoded, IngestLog, LogRecord, LogSink};
+use super::{AppendFuture, Decoded, IngestLog, LogConfig, LogRecord, LogSink};
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -33,43 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
-
-/// Configuration of the embedded ingest log (`[log]` in the config file).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// Number of partitions; a device's records always go to `device_hash % partitions`.
-    /// Fixed when the log is created: opening an existing log with another count fails.
-    pub partitions: u32,
-    /// A partition starts a new segment file once the active one reaches this many bytes.
-    pub segment_bytes: u64,
-    /// Most records written and fsynced together in one group commit.
-    pub max_group_records: usize,
-    /// Records queued per partition before writers wait (back-pressure).
-    pub queue_depth: usize,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { partitions: 8, segment_bytes: 64 << 20, max_group_records: 1024, queue_depth: 4096 }
-    }
-}
-
-impl LogConfig {
-    /// Rejects settings the log cannot run with.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.partitions == 0 || self.partitions > 4096 {
-            return Err(format!("log.partitions must be in 1..=4096, got {}", self.partitions));
-        }
-        if self.segment_bytes < 4096 {
-            return Err(format!("log.segment_bytes must be at least 4096, got {}", self.segment_bytes));
-        }
-        if self.max_group_records == 0 || self.queue_depth == 0 {
-            return Err("log.max_group_records and log.queue_depth must be positive".to_owned());
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LogMeta {

@@ -2,6 +2,7 @@
 
 mod cold;
 mod harness;
+mod kafka;
 mod promtool;
 mod remote_write;
 mod tenancy;

@@ -1,0 +1,876 @@
+//! [`KafkaLog`]: the regional ingest log on a Kafka-protocol broker (`rdkafka`).
+//!
+//! ## Topic and records
+//!
+//! One topic per region, `<topic_prefix>.<region>.ingest` (default
+//! `strata.<region>.ingest`), with `[log] partitions` partitions. Opening the
+//! log creates the topic when it is missing (`create_topic`) and refuses to
+//! run when it exists with another partition count: the partition of a
+//! device is `device_hash % partitions`, so the count is fixed for the life
+//! of the topic.
+//!
+//! | part of a Kafka record | content |
+//! |---|---|
+//! | partition | `device_hash % P`, chosen by the write path (the producer never picks one) |
+//! | key | the partition number, 4 bytes big-endian (a record batches many devices of one partition) |
+//! | value | one `WriteBatch` in its log-record encoding (`schemas/src/batch.rs`, the same bytes [`super::LocalLog`] frames) |
+//! | offset | assigned by the broker; the hot store records it as the record's log offset |
+//!
+//! ## Producer (every node that takes writes)
+//!
+//! Idempotent (`enable.idempotence=true`, so `acks=all`, retries without
+//! duplicates or reordering), lz4-compressed batches (`compression`,
+//! `linger`, `batch_bytes`). [`IngestLog::append`] resolves once every
+//! record of the write has a delivery report; a failed or timed-out
+//! delivery (`delivery_timeout`, broker down) fails the write with an
+//! [`ErrorKind::Unavailable`](strata_schemas::ErrorKind) error, which the
+//! HTTP layer answers with `503` and `Retry-After`. Nothing is dropped
+//! silently: a record either has a broker offset or its write failed.
+//!
+//! ## Consumer (nodes with `consume = true`)
+//!
+//! A member of consumer group `group_id` on the topic. On every assignment
+//! each assigned partition is positioned at the sink's *floor* (the hot
+//! store's "first offset not yet in segments") rather than at the group's
+//! committed offset, so exactly the unflushed tail is replayed; records the
+//! hot store already holds in its memtable are skipped by it. An empty data
+//! dir has floor 0: the partition is rebuilt from the start of the topic's
+//! retention, with progress lines in the log. Records are applied in offset
+//! order on one thread; an apply error is retried every second (the
+//! partition never skips a record). [`KafkaLog::commit`] commits the offsets
+//! the hot store flushed into segments, so the group's committed offset
+//! never runs ahead of durable data.
+//!
+//! Per-partition state (assigned, next offset, high watermark, lag, commit,
+//! apply rate) is exported by [`KafkaLog::status`].
+
+use super::{AppendFuture, IngestLog, LogRecord, LogSink};
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Settings of the Kafka ingest log (`[log.kafka]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaLogConfig {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    pub brokers: String,
+    /// The region's topic is `<topic_prefix>.<region>.ingest`.
+    pub topic_prefix: String,
+    /// Consumer group of the hot-store nodes of the region; empty means `strata-<region>`.
+    pub group_id: String,
+    /// Whether this node consumes (applies its assigned partitions to its hot
+    /// store). `false` makes a write-only ingest node.
+    pub consume: bool,
+    /// Create the topic with `[log] partitions` partitions when it is missing.
+    pub create_topic: bool,
+    /// Replication factor of a topic this node creates.
+    pub replication_factor: i32,
+    /// Producer compression: `lz4` (default), `zstd` is not built in; `none`, `gzip`, `snappy` also work.
+    pub compression: String,
+    /// How long the producer waits to fill a batch (`linger.ms`).
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Largest producer batch per partition in bytes (`batch.size`).
+    pub batch_bytes: usize,
+    /// A record not confirmed by the brokers within this time fails its write (`message.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub delivery_timeout: Duration,
+    /// A consumer that misses heartbeats this long is dropped from the group
+    /// and its partitions move (`session.timeout.ms`).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Largest record (one write's batch for one partition) in bytes.
+    pub max_record_bytes: usize,
+    /// Further librdkafka properties for both clients, e.g. `{ "socket.timeout.ms" = "5000" }`.
+    pub options: BTreeMap<String, String>,
+}
+
+impl Default for KafkaLogConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            topic_prefix: "strata".to_owned(),
+            group_id: String::new(),
+            consume: true,
+            create_topic: true,
+            replication_factor: 1,
+            compression: "lz4".to_owned(),
+            linger: Duration::from_millis(5),
+            batch_bytes: 1 << 20,
+            delivery_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(6),
+            max_record_bytes: 8 << 20,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaLogConfig {
+    /// Rejects settings the Kafka log cannot run with.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.brokers.trim().is_empty() {
+            return Err("log.kafka.brokers must name at least one broker".to_owned());
+        }
+        if self.topic_prefix.is_empty() || !self.topic_prefix.chars().all(topic_char) {
+            return Err(format!(
+                "log.kafka.topic_prefix must be non-empty and use only [a-zA-Z0-9._-], got {:?}",
+                self.topic_prefix
+            ));
+        }
+        if self.replication_factor < 1 {
+            return Err("log.kafka.replication_factor must be at least 1".to_owned());
+        }
+        if self.delivery_timeout < Duration::from_millis(100) {
+            return Err("log.kafka.delivery_timeout must be at least 100ms".to_owned());
+        }
+        if self.max_record_bytes < 1024 {
+            return Err("log.kafka.max_record_bytes must be at least 1024".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The region's topic name.
+    pub fn topic(&self, region: &str) -> String {
+        let region: String = region.chars().map(|c| if topic_char(c) { c } else { '_' }).collect();
+        format!("{}.{region}.ingest", self.topic_prefix)
+    }
+
+    /// The consumer group of the region's hot-store nodes.
+    pub fn group(&self, region: &str) -> String {
+        if self.group_id.is_empty() { format!("strata-{region}") } else { self.group_id.clone() }
+    }
+}
+
+fn topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// `-1` stands for "unknown" in the partition gauges.
+const UNKNOWN: i64 = -1;
+
+/// Consumer-side state of one partition.
+#[derive(Debug)]
+struct PartitionState {
+    assigned: AtomicBool,
+    /// Offset of the next record to apply (the last applied + 1).
+    next: AtomicI64,
+    /// The broker's high watermark (offset the next produced record gets), from statistics.
+    high: AtomicI64,
+    /// Last offset committed to the group.
+    committed: AtomicI64,
+    /// High watermark when the partition was assigned: the replay target shown in progress lines.
+    replay_target: AtomicI64,
+    applied_records: AtomicU64,
+    applied_bytes: AtomicU64,
+    /// Records per second over the last rate window, as `f64` bits.
+    rate: AtomicU64,
+}
+
+impl Default for PartitionState {
+    fn default() -> Self {
+        Self {
+            assigned: AtomicBool::new(false),
+            next: AtomicI64::new(UNKNOWN),
+            high: AtomicI64::new(UNKNOWN),
+            committed: AtomicI64::new(UNKNOWN),
+            replay_target: AtomicI64::new(UNKNOWN),
+            applied_records: AtomicU64::new(0),
+            applied_bytes: AtomicU64::new(0),
+            rate: AtomicU64::new(0),
+        }
+    }
+}
+
+/// State shared by the log, its consumer thread and the client callbacks.
+#[derive(Debug, Default)]
+struct Shared {
+    partitions: Vec<PartitionState>,
+    produced_records: AtomicU64,
+    produced_bytes: AtomicU64,
+    delivery_failures: AtomicU64,
+    apply_errors: AtomicU64,
+    rebalances: AtomicU64,
+    /// Forced rejoins (the broker workaround, see [`ConsumerCtx`]).
+    rejoins: AtomicU64,
+    stop: AtomicBool,
+    /// Set by the rebalance callback: leave and rejoin the group (served by the consumer thread).
+    rejoin: AtomicBool,
+}
+
+impl Shared {
+    fn partition(&self, p: i32) -> Option<&PartitionState> {
+        usize::try_from(p).ok().and_then(|p| self.partitions.get(p))
+    }
+}
+
+/// One partition in [`KafkaStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionStatus {
+    /// Partition number.
+    pub partition: u32,
+    /// Whether this node's consumer holds the partition now.
+    pub assigned: bool,
+    /// Next offset this node applies (`None` before the first assignment).
+    pub next_offset: Option<i64>,
+    /// The broker's high watermark, as last reported (`None` until known).
+    pub high_watermark: Option<i64>,
+    /// Records produced but not yet applied here (`None` when unknown or not assigned).
+    pub lag: Option<i64>,
+    /// Offset last committed to the consumer group by this node.
+    pub committed_offset: Option<i64>,
+    /// Records applied since start.
+    pub applied_records: u64,
+    /// Bytes of records applied since start.
+    pub applied_bytes: u64,
+    /// Records applied per second (recent).
+    pub apply_rate: f64,
+}
+
+/// A snapshot of the Kafka log, for `/metrics` and the status endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KafkaStatus {
+    /// The region's topic.
+    pub topic: String,
+    /// The consumer group (`None` when this node does not consume).
+    pub group: Option<String>,
+    /// Records delivered by this node's producer.
+    pub produced_records: u64,
+    /// Bytes of records delivered by this node's producer.
+    pub produced_bytes: u64,
+    /// Records whose delivery failed (their writes got an error).
+    pub delivery_failures: u64,
+    /// Failed attempts to apply a record (retried).
+    pub apply_errors: u64,
+    /// Assignments and revocations seen by the consumer.
+    pub rebalances: u64,
+    /// Times the consumer left and rejoined the group to work around a broker
+    /// that handed back a departed member's stale assignment.
+    pub forced_rejoins: u64,
+    /// Per partition.
+    pub partitions: Vec<PartitionStatus>,
+}
+
+impl KafkaStatus {
+    /// True when every assigned partition has applied up to the last known high watermark.
+    pub fn caught_up(&self) -> bool {
+        self.partitions.iter().filter(|p| p.assigned).all(|p| p.lag == Some(0))
+    }
+}
+
+/// Client context of the consumer: positions assigned partitions at the
+/// sink's floor and records statistics.
+///
+/// It also works around a group-coordinator bug of tansu 0.6.0: when a
+/// member's session expires (a `kill -9`ed node) and the expiry is noticed on
+/// a heartbeat, tansu drops the member but keeps the group "formed" with the
+/// same generation and the old assignment map, so the survivors rejoin and
+/// get their *old* partitions back and the dead member's partitions are
+/// consumed by nobody (`tansu-broker` 0.6.0,
+/// `coordinator/group/administrator.rs`: `Inner<Formed>::heartbeat` removes the
+/// member itself, so the wrapper's `missed_heartbeat` no longer sees a change
+/// and does not move the group to `Forming`; `Inner<Formed>::sync` ignores the
+/// leader's new assignments). A revocation followed by the assignment of
+/// exactly the partitions just revoked, fewer than all, is that signature:
+/// the member then leaves and rejoins under a new member id, which makes
+/// tansu form the group anew (at most once per [`REJOIN_COOLDOWN`], so a
+/// broker that legitimately hands back the same set costs one extra
+/// rebalance, never a loop).
+struct ConsumerCtx {
+    topic: String,
+    shared: Arc<Shared>,
+    floor: Arc<dyn Fn(u32) -> u64 + Send + Sync>,
+    partitions: usize,
+    last_revoked: Mutex<Option<Vec<i32>>>,
+    last_rejoin: Mutex<Option<Instant>>,
+}
+
+/// Least time between two forced rejoins.
+const REJOIN_COOLDOWN: Duration = Duration::from_secs(30);
+
+impl ClientContext for ConsumerCtx {
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else { return };
+        for (&p, stats) in &topic.partitions {
+            if let Some(state) = self.shared.partition(p)
+                && stats.hi_offset >= 0
+            {
+                state.high.store(stats.hi_offset, Ordering::Release);
+                if state.assigned.load(Ordering::Acquire) && state.replay_target.load(Ordering::Acquire) == UNKNOWN {
+                    state.replay_target.store(stats.hi_offset, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, reason, topic = %self.topic, "kafka consumer error");
+    }
+}
+
+impl ConsumerContext for ConsumerCtx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        self.shared.rebalances.fetch_add(1, Ordering::Relaxed);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                assigned.sort_unstable();
+                let revoked = self.last_revoked.lock().take();
+                let mut last_rejoin = self.last_rejoin.lock();
+                if revoked.as_ref() == Some(&assigned)
+                    && assigned.len() < self.partitions
+                    && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_COOLDOWN)
+                {
+                    *last_rejoin = Some(Instant::now());
+                    self.shared.rejoin.store(true, Ordering::Release);
+                    tracing::warn!(
+                        partitions = ?assigned,
+                        "rebalance handed back exactly the revoked partitions: a departed member's partitions may \
+                         have no consumer (tansu 0.6.0 group coordinator); leaving and rejoining the group"
+                    );
+                }
+                drop(last_rejoin);
+                let mut seeks = Vec::new();
+                for elem in tpl.elements() {
+                    let p = elem.partition();
+                    let floor = u32::try_from(p).map(|p| (self.floor)(p)).unwrap_or(0);
+                    seeks.push((p, floor));
+                }
+                for &(p, floor) in &seeks {
+                    // Floor 0: the whole retained partition (the first retained offset may be above 0).
+                    let offset = if floor == 0 { Offset::Beginning } else { Offset::Offset(floor as i64) };
+                    if let Err(e) = tpl.set_partition_offset(&self.topic, p, offset) {
+                        tracing::error!(partition = p, error = %e, "cannot position assigned partition");
+                    }
+                    if let Some(state) = self.shared.partition(p) {
+                        state.next.store(floor as i64, Ordering::Release);
+                        state.replay_target.store(UNKNOWN, Ordering::Release);
+                        state.assigned.store(true, Ordering::Release);
+                    }
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "kafka assign failed");
+                }
+                let positions: Vec<String> = seeks.iter().map(|(p, f)| format!("{p}@{f}")).collect();
+                tracing::info!(
+                    topic = %self.topic,
+                    partitions = %positions.join(","),
+                    "kafka partitions assigned; replaying each from the hot store's flushed offset"
+                );
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<String> = tpl.elements().iter().map(|e| e.partition().to_string()).collect();
+                let mut set: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                set.sort_unstable();
+                *self.last_revoked.lock() = Some(set);
+                for elem in tpl.elements() {
+                    if let Some(state) = self.shared.partition(elem.partition()) {
+                        state.assigned.store(false, Ordering::Release);
+                    }
+                }
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "kafka unassign failed");
+                }
+                tracing::info!(topic = %self.topic, partitions = %revoked.join(","), "kafka partitions revoked");
+            }
+            other => {
+                tracing::error!(error = ?other, "kafka rebalance error; dropping the assignment");
+                for state in &self.shared.partitions {
+                    state.assigned.store(false, Ordering::Release);
+                }
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+type Consumer_ = BaseConsumer<ConsumerCtx>;
+
+/// The ingest log on Kafka: a producer for writes and, when `consume` is
+/// on, a consumer-group member applying assigned partitions to the sink.
+pub struct KafkaLog {
+    topic: String,
+    group: Option<String>,
+    partitions: u32,
+    max_record_bytes: usize,
+    producer: FutureProducer,
+    consumer: Option<Arc<Consumer_>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaLog {
+    /// Connects to the brokers, makes sure the region's topic exists with
+    /// `partitions` partitions, and (with `consume`) joins the consumer
+    /// group. `floor(p)` is the first offset of partition `p` the sink still
+    /// needs; assigned partitions are replayed from there into `sink`.
+    /// Blocking: call from a blocking thread.
+    pub fn open(
+        config: &KafkaLogConfig,
+        partitions: u32,
+        region: &str,
+        floor: Arc<dyn Fn(u32) -> u64 + Send + Sync>,
+        sink: Arc<dyn LogSink>,
+    ) -> Result<Self> {
+        config.validate().map_err(|detail| Error::KafkaConfig { detail })?;
+        let topic = config.topic(region);
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", &config.brokers)
+            .set("client.id", format!("strata-{region}"))
+            .set("message.max.bytes", (config.max_record_bytes + (64 << 10)).to_string());
+        for (k, v) in &config.options {
+            base.set(k, v);
+        }
+        ensure_topic(&base, &topic, partitions, config.replication_factor, config.create_topic)?;
+
+        let mut pconf = base.clone();
+        pconf
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &config.compression)
+            .set("linger.ms", config.linger.as_millis().to_string())
+            .set("batch.size", config.batch_bytes.to_string())
+            .set("batch.num.messages", "100000")
+            .set("message.timeout.ms", config.delivery_timeout.as_millis().to_string());
+        let producer: FutureProducer =
+            pconf.create().map_err(|source| Error::KafkaClient { what: "producer", source })?;
+
+        let shared = Arc::new(Shared {
+            partitions: (0..partitions).map(|_| PartitionState::default()).collect(),
+            ..Shared::default()
+        });
+        let mut log = Self {
+            topic: topic.clone(),
+            group: None,
+            partitions,
+            max_record_bytes: config.max_record_bytes,
+            producer,
+            consumer: None,
+            thread: Mutex::new(None),
+            shared: Arc::clone(&shared),
+        };
+        if config.consume {
+            let group = config.group(region);
+            let session_ms = config.session_timeout.as_millis().max(1000);
+            let mut cconf = base;
+            cconf
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .set("enable.auto.offset.store", "false")
+                .set("auto.offset.reset", "earliest")
+                .set("isolation.level", "read_uncommitted")
+                .set("session.timeout.ms", session_ms.to_string())
+                .set("heartbeat.interval.ms", (session_ms / 3).max(100).to_string())
+                .set("statistics.interval.ms", "1000")
+                .set("fetch.max.bytes", (config.max_record_bytes.max(1 << 20) * 4).to_string())
+                .set("max.partition.fetch.bytes", (config.max_record_bytes + (64 << 10)).to_string());
+            let ctx = ConsumerCtx {
+                topic: topic.clone(),
+                shared: Arc::clone(&shared),
+                floor,
+                partitions: partitions as usize,
+                last_revoked: Mutex::new(None),
+                last_rejoin: Mutex::new(None),
+            };
+            let consumer: Consumer_ =
+                cconf.create_with_context(ctx).map_err(|source| Error::KafkaClient { what: "consumer", source })?;
+            consumer.subscribe(&[&topic]).map_err(|source| Error::KafkaClient { what: "subscribe", source })?;
+            let consumer = Arc::new(consumer);
+            let (c, s, t) = (Arc::clone(&consumer), Arc::clone(&shared), topic.clone());
+            let thread = std::thread::Builder::new()
+                .name("kafka-consumer".to_owned())
+                .spawn(move || consume(&c, &s, sink.as_ref(), &t))
+                .map_err(|source| Error::KafkaThread { source })?;
+            *log.thread.lock() = Some(thread);
+            log.consumer = Some(consumer);
+            log.group = Some(group.clone());
+            tracing::info!(topic = %topic, group = %group, partitions, "joined the kafka consumer group");
+        }
+        Ok(log)
+    }
+
+    /// The region's topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether this node's consumer holds `partition` now.
+    pub fn is_assigned(&self, partition: u32) -> bool {
+        self.shared.partition(partition as i32).is_some_and(|s| s.assigned.load(Ordering::Acquire))
+    }
+
+    /// Commits to the consumer group, for the partitions this node holds,
+    /// the offsets below which the sink has flushed everything
+    /// (`FlushOutcome::flushed_offsets` of the hot store). Synchronous (one
+    /// broker round trip, once per flush): call from a blocking thread. The
+    /// result shows in [`KafkaLog::status`] (`committed_offset`).
+    pub fn commit(&self, flushed: &BTreeMap<u32, u64>) -> Result<()> {
+        let Some(consumer) = &self.consumer else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &offset) in flushed {
+            let Some(state) = self.shared.partition(p as i32) else { continue };
+            if !state.assigned.load(Ordering::Acquire) || offset == 0 {
+                continue;
+            }
+            if state.committed.load(Ordering::Acquire) == offset as i64 {
+                continue;
+            }
+            tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(offset as i64))
+                .map_err(|source| Error::KafkaClient { what: "commit", source })?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                for elem in tpl.elements() {
+                    if let (Some(s), Offset::Offset(o)) = (self.shared.partition(elem.partition()), elem.offset()) {
+                        s.committed.store(o, Ordering::Release);
+                    }
+                }
+                Ok(())
+            }
+            // Not in the group right now (rebalancing): the next flush commits again.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(source) => Err(Error::KafkaClient { what: "commit", source }),
+        }
+    }
+
+    /// A snapshot of producer and consumer state.
+    pub fn status(&self) -> KafkaStatus {
+        let known = |v: i64| (v >= 0).then_some(v);
+        let partitions = self
+            .shared
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(p, s)| {
+                let assigned = s.assigned.load(Ordering::Acquire);
+                let next = known(s.next.load(Ordering::Acquire));
+                let high = known(s.high.load(Ordering::Acquire));
+                let lag = match (assigned, next, high) {
+                    (true, Some(n), Some(h)) => Some((h - n).max(0)),
+                    _ => None,
+                };
+                PartitionStatus {
+                    partition: p as u32,
+                    assigned,
+                    next_offset: next,
+                    high_watermark: high,
+                    lag,
+                    committed_offset: known(s.committed.load(Ordering::Acquire)),
+                    applied_records: s.applied_records.load(Ordering::Relaxed),
+                    applied_bytes: s.applied_bytes.load(Ordering::Relaxed),
+                    apply_rate: f64::from_bits(s.rate.load(Ordering::Relaxed)),
+                }
+            })
+            .collect();
+        KafkaStatus {
+            topic: self.topic.clone(),
+            group: self.group.clone(),
+            produced_records: self.shared.produced_records.load(Ordering::Relaxed),
+            produced_bytes: self.shared.produced_bytes.load(Ordering::Relaxed),
+            delivery_failures: self.shared.delivery_failures.load(Ordering::Relaxed),
+            apply_errors: self.shared.apply_errors.load(Ordering::Relaxed),
+            rebalances: self.shared.rebalances.load(Ordering::Relaxed),
+            forced_rejoins: self.shared.rejoins.load(Ordering::Relaxed),
+            partitions,
+        }
+    }
+
+    /// Waits for queued records to be delivered (up to `timeout`), stops the
+    /// consumer and leaves the group. Blocking; idempotent.
+    pub fn close(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(timeout) {
+            tracing::warn!(error = %e, "kafka producer did not deliver everything before shutdown");
+        }
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.lock().take()
+            && t.join().is_err()
+        {
+            tracing::error!("kafka consumer thread panicked");
+        }
+    }
+
+    async fn append_all(&self, records: Vec<LogRecord>) -> Result<Vec<u64>> {
+        let mut waits = Vec::with_capacity(records.len());
+        for LogRecord { partition, payload, .. } in &records {
+            if payload.len() > self.max_record_bytes {
+                return Err(Error::RecordTooLarge { size: payload.len(), max: self.max_record_bytes });
+            }
+            if *partition >= self.partitions {
+                return Err(Error::KafkaConfig {
+                    detail: format!("partition {partition} outside the topic's {} partitions", self.partitions),
+                });
+            }
+        }
+        for LogRecord { partition, payload, .. } in &records {
+            let key = partition.to_be_bytes();
+            let record = FutureRecord::to(&self.topic).partition(*partition as i32).key(&key[..]).payload(payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => waits.push((*partition, payload.len(), delivery)),
+                Err((source, _)) => {
+                    self.shared.delivery_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(Error::KafkaDeliver { topic: self.topic.clone(), partition: *partition, source });
+                }
+            }
+        }
+        let mut offsets = Vec::with_capacity(waits.len());
+        let mut failure = None;
+        // Await every report even after a failure, so no record is left in flight unaccounted.
+        for (partition, bytes, delivery) in waits {
+            match delivery.await {
+                Ok(Ok(d)) => {
+                    self.shared.produced_records.fetch_add(1, Ordering::Relaxed);
+                    self.shared.produced_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                    offsets.push(d.offset as u64);
+                }
+                Ok(Err((source, _))) => {
+                    self.shared.delivery_failures.fetch_add(1, Ordering::Relaxed);
+                    failure.get_or_insert(Error::KafkaDeliver { topic: self.topic.clone(), partition, source });
+                }
+                Err(_) => {
+                    self.shared.delivery_failures.fetch_add(1, Ordering::Relaxed);
+                    failure.get_or_insert(Error::Closed);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(offsets),
+        }
+    }
+}
+
+impl Drop for KafkaLog {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl IngestLog for KafkaLog {
+    fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_> {
+        Box::pin(self.append_all(records))
+    }
+}
+
+/// Creates the topic if needed and checks its partition count.
+fn ensure_topic(base: &ClientConfig, topic: &str, partitions: u32, replication: i32, create: bool) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        base.create().map_err(|source| Error::KafkaClient { what: "admin client", source })?;
+    let timeout = Duration::from_secs(10);
+    let found = topic_partitions(&admin, topic, timeout)?;
+    if found.is_none() {
+        if !create {
+            return Err(Error::KafkaTopic {
+                topic: topic.to_owned(),
+                detail: "topic does not exist and log.kafka.create_topic is off".to_owned(),
+            });
+        }
+        let new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(replication));
+        let opts = AdminOptions::new().operation_timeout(Some(timeout));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|source| Error::KafkaThread { source })?;
+        let results = rt
+            .block_on(admin.create_topics([&new], &opts))
+            .map_err(|source| Error::KafkaClient { what: "create topic", source })?;
+        for r in results {
+            match r {
+                Ok(_) => tracing::info!(topic, partitions, replication, "created the region's ingest topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(Error::KafkaTopic { topic: topic.to_owned(), detail: format!("creating: {code}") });
+                }
+            }
+        }
+    }
+    // Metadata can lag a fresh topic by a moment.
+    let deadline = Instant::now() + timeout;
+    loop {
+        match topic_partitions(&admin, topic, timeout)? {
+            Some(n) if n == partitions => return Ok(()),
+            Some(n) if n > 0 => {
+                return Err(Error::KafkaTopic {
+                    topic: topic.to_owned(),
+                    detail: format!(
+                        "the topic has {n} partitions but log.partitions is {partitions}; the partition count of an \
+                         existing log cannot change"
+                    ),
+                });
+            }
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => {
+                return Err(Error::KafkaTopic {
+                    topic: topic.to_owned(),
+                    detail: "topic not visible in the brokers' metadata".to_owned(),
+                });
+            }
+        }
+    }
+}
+
+/// The topic's partition count, `None` when the brokers do not know it.
+fn topic_partitions(admin: &AdminClient<DefaultClientContext>, topic: &str, timeout: Duration) -> Result<Option<u32>> {
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| Error::KafkaClient { what: "fetch metadata", source })?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
+        if t.error().is_some() || t.partitions().is_empty() { None } else { Some(t.partitions().len() as u32) }
+    }))
+}
+
+/// The consumer loop: applies records in offset order until `stop`.
+fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &str) {
+    let mut last_rate = Instant::now();
+    let mut last_counts: Vec<u64> = vec![0; shared.partitions.len()];
+    let mut last_progress = Instant::now();
+    let mut caught_up: Vec<bool> = vec![false; shared.partitions.len()];
+    while !shared.stop.load(Ordering::Acquire) {
+        if shared.rejoin.swap(false, Ordering::AcqRel) {
+            rejoin(consumer, shared, topic);
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "kafka consumer poll failed");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Some(Ok(msg)) => {
+                let (p, offset) = (msg.partition(), msg.offset());
+                let payload = msg.payload().unwrap_or_default();
+                let Some(state) = shared.partition(p) else {
+                    tracing::error!(partition = p, "record of a partition beyond log.partitions; skipped");
+                    continue;
+                };
+                let mut attempt = 0u32;
+                loop {
+                    match sink.apply(p as u32, offset as u64, payload, None) {
+                        Ok(()) => break,
+                        Err(detail) => {
+                            attempt += 1;
+                            shared.apply_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                partition = p,
+                                offset,
+                                attempt,
+                                detail,
+                                "applying kafka record failed; retrying"
+                            );
+                            if shared.stop.load(Ordering::Acquire) {
+                                consumer.unsubscribe();
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+                state.next.store(offset + 1, Ordering::Release);
+                state.applied_records.fetch_add(1, Ordering::Relaxed);
+                state.applied_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            }
+        }
+        let elapsed = last_rate.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            for (i, s) in shared.partitions.iter().enumerate() {
+                let n = s.applied_records.load(Ordering::Relaxed);
+                let rate = (n - last_counts[i]) as f64 / elapsed.as_secs_f64();
+                s.rate.store(rate.to_bits(), Ordering::Relaxed);
+                last_counts[i] = n;
+            }
+            last_rate = Instant::now();
+        }
+        if last_progress.elapsed() >= Duration::from_secs(2) {
+            last_progress = Instant::now();
+            report_progress(shared, &mut caught_up);
+        }
+    }
+    // Leave the group so the partitions move to the other members now rather
+    // than after the session timeout; polling serves the revocation.
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && shared.partitions.iter().any(|s| s.assigned.load(Ordering::Acquire)) {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    tracing::info!("left the kafka consumer group");
+}
+
+/// Leaves the group (serving the revocation) and subscribes again under a new member id.
+fn rejoin(consumer: &Consumer_, shared: &Shared, topic: &str) {
+    shared.rejoins.fetch_add(1, Ordering::Relaxed);
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && shared.partitions.iter().any(|s| s.assigned.load(Ordering::Acquire)) {
+        // Records of revoked partitions are not applied: they are re-read from the floor by their next owner.
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    if let Err(e) = consumer.subscribe(&[topic]) {
+        tracing::error!(error = %e, topic, "resubscribing to the ingest topic failed");
+    }
+}
+
+/// Logs replay progress of assigned partitions behind their assignment-time high watermark.
+fn report_progress(shared: &Shared, caught_up: &mut [bool]) {
+    for (p, s) in shared.partitions.iter().enumerate() {
+        if !s.assigned.load(Ordering::Acquire) {
+            caught_up[p] = false;
+            continue;
+        }
+        let (next, target) = (s.next.load(Ordering::Acquire), s.replay_target.load(Ordering::Acquire));
+        if next < 0 || target < 0 {
+            continue;
+        }
+        if next < target {
+            caught_up[p] = false;
+            tracing::info!(
+                partition = p,
+                offset = next,
+                target,
+                remaining = target - next,
+                records_per_sec = f64::from_bits(s.rate.load(Ordering::Relaxed)) as u64,
+                "replaying kafka partition into the hot store"
+            );
+        } else if !caught_up[p] {
+            caught_up[p] = true;
+            tracing::info!(partition = p, offset = next, "kafka partition caught up");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

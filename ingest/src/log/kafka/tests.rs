@@ -1,0 +1,79 @@
+use super::*;
+
+#[test]
+fn topic_and_group_names_follow_the_region() {
+    let c = KafkaLogConfig::default();
+    assert_eq!(c.topic("eu-west"), "strata.eu-west.ingest");
+    assert_eq!(c.topic("bad region/x"), "strata.bad_region_x.ingest");
+    assert_eq!(c.group("eu"), "strata-eu");
+    let c = KafkaLogConfig { group_id: "hot".into(), topic_prefix: "acme".into(), ..c };
+    assert_eq!(c.group("eu"), "hot");
+    assert_eq!(c.topic("eu"), "acme.eu.ingest");
+}
+
+#[test]
+fn validate_rejects_unusable_settings() {
+    assert!(KafkaLogConfig::default().validate().is_ok());
+    for bad in [
+        KafkaLogConfig { brokers: " ".into(), ..KafkaLogConfig::default() },
+        KafkaLogConfig { topic_prefix: "a/b".into(), ..KafkaLogConfig::default() },
+        KafkaLogConfig { replication_factor: 0, ..KafkaLogConfig::default() },
+        KafkaLogConfig { delivery_timeout: Duration::from_millis(1), ..KafkaLogConfig::default() },
+        KafkaLogConfig { max_record_bytes: 10, ..KafkaLogConfig::default() },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn kafka_config_parses_from_toml() {
+    let c: crate::LogConfig = toml_like(
+        r#"{"kind":"kafka","partitions":4,"kafka":{"brokers":"b:1","linger":"20ms","options":{"socket.timeout.ms":"5000"}}}"#,
+    );
+    assert_eq!(c.kind, crate::LogKind::Kafka);
+    assert_eq!(c.kafka.brokers, "b:1");
+    assert_eq!(c.kafka.linger, Duration::from_millis(20));
+    assert_eq!(c.kafka.options.get("socket.timeout.ms").map(String::as_str), Some("5000"));
+    assert!(c.validate().is_ok());
+}
+
+fn toml_like(json: &str) -> crate::LogConfig {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn status_reports_lag_only_for_assigned_partitions_with_known_offsets() {
+    let shared = Shared { partitions: (0..3).map(|_| PartitionState::default()).collect(), ..Shared::default() };
+    shared.partitions[0].assigned.store(true, Ordering::Relaxed);
+    shared.partitions[0].next.store(5, Ordering::Relaxed);
+    shared.partitions[0].high.store(9, Ordering::Relaxed);
+    shared.partitions[1].high.store(9, Ordering::Relaxed);
+    let mut caught_up = vec![false; 3];
+    report_progress(&shared, &mut caught_up);
+    assert_eq!(caught_up, [false, false, false]);
+    shared.partitions[0].replay_target.store(5, Ordering::Relaxed);
+    report_progress(&shared, &mut caught_up);
+    assert_eq!(caught_up, [true, false, false]);
+}
+
+/// A log with an unreachable broker fails to open with a retryable error
+/// instead of hanging.
+#[test]
+fn open_without_a_broker_fails_as_unavailable() {
+    struct Nothing;
+    impl LogSink for Nothing {
+        fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&(dyn std::any::Any + Send)>) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = KafkaLogConfig {
+        brokers: format!("127.0.0.1:{port}"),
+        options: BTreeMap::from([("socket.connection.setup.timeout.ms".into(), "1000".into())]),
+        ..KafkaLogConfig::default()
+    };
+    let t0 = Instant::now();
+    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(Nothing)).unwrap_err();
+    assert_eq!(err.kind(), strata_schemas::ErrorKind::Unavailable, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}

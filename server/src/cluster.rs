@@ -1,0 +1,345 @@
+//! Query fan-out across the nodes of a region that split its Kafka partitions.
+//!
+//! With `[log] kind = "kafka"` every hot-store node consumes only the
+//! partitions the consumer group assigned to it, so no node holds all of a
+//! region's recent data. A node with `[cluster] peers` answers a query by
+//! merging, below the PromQL engine, its own hot store with the hot stores of
+//! its peers:
+//!
+//! ```text
+//!  PromQL ──► Engine ──► ClusterReadStore::select ──┬─► local store (hot, or hot+cold)
+//!                                                   └─► POST <peer>/internal/v1/select   (each peer's local store)
+//!                        merge per series, one sample per timestamp, the partition owner's sample first
+//! ```
+//!
+//! Each answer marks every series with whether the answering node currently
+//! holds the series' partition (`device_hash % P`). After a rebalance the
+//! previous owner may still hold older samples of a partition in its hot
+//! store; the merge keeps a single sample per (series, timestamp) and prefers
+//! the owner's, so a sample is counted once and an overwritten value is the
+//! owner's latest. Aggregation happens after the merge, so `sum`, `count` and
+//! friends see each sample exactly once.
+//!
+//! A peer that does not answer (down, timeout) is skipped with a warning and
+//! counted in `strata_cluster_peer_errors_total`: its partitions move to the
+//! remaining consumers after the session timeout and are rebuilt there from
+//! Kafka, so answers are complete again once they have caught up.
+//!
+//! Peers authenticate with the shared `[cluster] token` (bearer). The
+//! endpoint serves raw samples of any tenant: keep it on the private network.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use strata_schemas::{Labels, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
+
+/// Which partition a series belongs to and whether this node holds it.
+pub type Ownership = Arc<dyn Fn(&TenantId, &Labels) -> bool + Send + Sync>;
+
+/// Builds the [`Ownership`] test of a node: the series' partition is
+/// `device_hash % partitions`, and `owns(partition)` says whether the node holds it.
+pub fn ownership(device_label: String, partitions: u32, owns: Arc<dyn Fn(u32) -> bool + Send + Sync>) -> Ownership {
+    Arc::new(move |tenant: &TenantId, labels: &Labels| {
+        let id = strata_schemas::series_id(tenant, labels);
+        let hash = strata_schemas::hash::device_hash(tenant, labels, &device_label, id);
+        owns((hash % u64::from(partitions.max(1))) as u32)
+    })
+}
+
+/// The request body of `POST /internal/v1/select`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerSelect {
+    /// Tenant id.
+    pub tenant: String,
+    /// Label matchers.
+    pub matchers: Vec<WireMatcher>,
+    /// First millisecond.
+    pub start: i64,
+    /// Last millisecond.
+    pub end: i64,
+    /// Only label sets (`series`), no samples.
+    #[serde(default)]
+    pub series_only: bool,
+}
+
+/// A label matcher on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireMatcher {
+    /// Label name.
+    pub name: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    /// Value or regex.
+    pub value: String,
+}
+
+/// One series in a peer's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireSeries {
+    /// `[name, value]` pairs.
+    pub labels: Vec<(String, String)>,
+    /// Whether the answering node holds the series' partition.
+    pub owned: bool,
+    /// `[timestamp ms, f64 bits]` (bits keep NaN staleness markers exact).
+    #[serde(default)]
+    pub samples: Vec<(i64, u64)>,
+}
+
+/// The response body of `POST /internal/v1/select`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PeerAnswer {
+    /// Matching series.
+    pub series: Vec<WireSeries>,
+}
+
+impl WireMatcher {
+    fn from_matcher(m: &Matcher) -> Self {
+        use strata_schemas::matcher::MatchOp;
+        let op = match m.op {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex(_) => "=~",
+            MatchOp::NotRegex(_) => "!~",
+        };
+        Self { name: m.name.clone(), op: op.to_owned(), value: m.value.clone() }
+    }
+
+    /// The matcher this describes.
+    pub fn to_matcher(&self) -> Result<Matcher, String> {
+        match self.op.as_str() {
+            "=" => Ok(Matcher::equal(&self.name, &self.value)),
+            "!=" => Ok(Matcher::not_equal(&self.name, &self.value)),
+            "=~" => Matcher::regex(&self.name, &self.value).map_err(|e| e.to_string()),
+            "!~" => Matcher::not_regex(&self.name, &self.value).map_err(|e| e.to_string()),
+            other => Err(format!("unknown matcher operator {other:?}")),
+        }
+    }
+}
+
+/// Answers a peer's request from this node's local store.
+pub fn answer(store: &dyn ReadStore, owned: &Ownership, req: &PeerSelect) -> Result<PeerAnswer, String> {
+    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| e.to_string())?;
+    let matchers = req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>()?;
+    let range = TimeRange::new(req.start, req.end);
+    let wire = |labels: &Labels| labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect();
+    let series = if req.series_only {
+        store
+            .series(&tenant, &matchers, range)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|l| WireSeries { labels: wire(&l), owned: owned(&tenant, &l), samples: Vec::new() })
+            .collect()
+    } else {
+        store
+            .select(&tenant, &matchers, range)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|s| WireSeries {
+                labels: wire(&s.labels),
+                owned: owned(&tenant, &s.labels),
+                samples: s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect(),
+            })
+            .collect()
+    };
+    Ok(PeerAnswer { series })
+}
+
+/// A [`ReadStore`] that merges the local store with every peer's.
+pub struct ClusterReadStore {
+    local: Arc<dyn ReadStore>,
+    owned: Ownership,
+    peers: Vec<String>,
+    token: String,
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    peer_errors: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ClusterReadStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterReadStore").field("peers", &self.peers).finish_non_exhaustive()
+    }
+}
+
+impl ClusterReadStore {
+    /// Fans out to `peers` (base URLs) with `token`, on `handle`'s runtime.
+    /// Methods must be called from a blocking thread (as the query engine does).
+    pub fn new(
+        local: Arc<dyn ReadStore>,
+        owned: Ownership,
+        config: &crate::config::ClusterConfig,
+        handle: tokio::runtime::Handle,
+        peer_errors: Arc<AtomicU64>,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(1).min(config.timeout))
+            .build()
+            .unwrap_or_default();
+        Self { local, owned, peers: config.peers.clone(), token: config.token.clone(), client, handle, peer_errors }
+    }
+
+    /// Every peer's answer; unreachable peers are skipped (and counted).
+    fn ask_peers(&self, req: &PeerSelect) -> Vec<PeerAnswer> {
+        let tasks: Vec<_> = self
+            .peers
+            .iter()
+            .map(|peer| {
+                let (client, token, url) =
+                    (self.client.clone(), self.token.clone(), format!("{peer}/internal/v1/select"));
+                let req = req.clone();
+                self.handle.spawn(async move {
+                    let resp = client.post(&url).bearer_auth(token).json(&req).send().await?.error_for_status()?;
+                    resp.json::<PeerAnswer>().await
+                })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for (peer, task) in self.peers.iter().zip(tasks) {
+            match self.handle.block_on(task) {
+                Ok(Ok(a)) => answers.push(a),
+                Ok(Err(e)) => {
+                    self.peer_errors.fetch_add(1, Ordering::Relaxed);
+                    let mut chain = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        chain.push_str(": ");
+                        chain.push_str(&s.to_string());
+                        source = s.source();
+                    }
+                    tracing::warn!(peer = %peer, error = %chain, "peer did not answer; its partitions are missing from this result");
+                }
+                Err(e) => {
+                    self.peer_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %peer, error = %e, "peer request task failed");
+                }
+            }
+        }
+        answers
+    }
+
+    fn request(tenant: &TenantId, matchers: &[Matcher], range: TimeRange, series_only: bool) -> PeerSelect {
+        PeerSelect {
+            tenant: tenant.as_str().to_owned(),
+            matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
+            start: range.start,
+            end: range.end,
+            series_only,
+        }
+    }
+}
+
+/// Merges sources into one series list: per series one sample per
+/// timestamp, owners' samples first. Sorted by labels.
+fn merge(sources: Vec<(Labels, bool, Vec<Sample>)>) -> Vec<SeriesData> {
+    let mut by_series: BTreeMap<Labels, Vec<(bool, Vec<Sample>)>> = BTreeMap::new();
+    for (labels, owned, samples) in sources {
+        by_series.entry(labels).or_default().push((owned, samples));
+    }
+    by_series
+        .into_iter()
+        .map(|(labels, mut parts)| {
+            if parts.len() == 1 {
+                let samples = parts.pop().map(|(_, s)| s).unwrap_or_default();
+                return SeriesData { labels, samples };
+            }
+            // Owners first; the first sample seen for a timestamp wins.
+            parts.sort_by_key(|(owned, _)| !owned);
+            let mut merged: BTreeMap<i64, f64> = BTreeMap::new();
+            for (_, samples) in parts {
+                for s in samples {
+                    merged.entry(s.ts).or_insert(s.value);
+                }
+            }
+            SeriesData { labels, samples: merged.into_iter().map(|(ts, v)| Sample::new(ts, v)).collect() }
+        })
+        .collect()
+}
+
+fn from_wire(s: WireSeries) -> (Labels, bool, Vec<Sample>) {
+    let labels = Labels::from_pairs(s.labels);
+    let samples = s.samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
+    (labels, s.owned, samples)
+}
+
+impl ReadStore for ClusterReadStore {
+    fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        let req = Self::request(tenant, matchers, range, false);
+        let remote = self.ask_peers(&req);
+        let mut sources: Vec<(Labels, bool, Vec<Sample>)> = self
+            .local
+            .select(tenant, matchers, range)?
+            .into_iter()
+            .map(|s| {
+                let owned = (self.owned)(tenant, &s.labels);
+                (s.labels, owned, s.samples)
+            })
+            .collect();
+        for answer in remote {
+            sources.extend(answer.series.into_iter().map(from_wire));
+        }
+        Ok(merge(sources))
+    }
+
+    fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        let req = Self::request(tenant, matchers, range, true);
+        let remote = self.ask_peers(&req);
+        let mut all = self.local.series(tenant, matchers, range)?;
+        for answer in remote {
+            all.extend(answer.series.into_iter().map(|s| Labels::from_pairs(s.labels)));
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(device: &str) -> Labels {
+        Labels::from_pairs([("__name__", "t"), ("device", device)])
+    }
+
+    #[test]
+    fn merge_keeps_one_sample_per_timestamp_and_prefers_the_owner() {
+        let stale = (labels("a"), false, vec![Sample::new(1, 1.0), Sample::new(2, 9.0)]);
+        let owner = (labels("a"), true, vec![Sample::new(2, 2.0), Sample::new(3, 3.0)]);
+        let other = (labels("b"), false, vec![Sample::new(1, 5.0)]);
+        let out = merge(vec![stale, other, owner]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].labels, labels("a"));
+        assert_eq!(out[0].samples, vec![Sample::new(1, 1.0), Sample::new(2, 2.0), Sample::new(3, 3.0)]);
+        assert_eq!(out[1].samples, vec![Sample::new(1, 5.0)]);
+    }
+
+    #[test]
+    fn matchers_round_trip_over_the_wire() {
+        let ms = [
+            Matcher::equal("a", "1"),
+            Matcher::not_equal("b", "2"),
+            Matcher::regex("c", "x.*").unwrap(),
+            Matcher::not_regex("d", "y|z").unwrap(),
+        ];
+        for m in &ms {
+            let back = WireMatcher::from_matcher(m).to_matcher().unwrap();
+            assert_eq!((back.name.as_str(), back.value.as_str()), (m.name.as_str(), m.value.as_str()));
+            assert_eq!(std::mem::discriminant(&back.op), std::mem::discriminant(&m.op));
+        }
+        assert!(WireMatcher { name: "a".into(), op: "<".into(), value: "1".into() }.to_matcher().is_err());
+    }
+
+    #[test]
+    fn ownership_follows_the_write_path_partitioning() {
+        let t = TenantId::new("acme").unwrap();
+        let l = labels("dev-7");
+        let p = strata_schemas::hash::device_hash_of(&t, "dev-7") % 4;
+        let owns = ownership("device".into(), 4, Arc::new(move |q| u64::from(q) == p));
+        assert!(owns(&t, &l));
+        let none = ownership("device".into(), 4, Arc::new(|_| false));
+        assert!(!none(&t, &l));
+    }
+}

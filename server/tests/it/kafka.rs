@@ -1,0 +1,435 @@
+//! The Kafka ingest log end to end: a real Kafka-protocol broker (tansu, in
+//! memory) on loopback and real `strata` processes that produce through HTTP
+//! and consume as one consumer group.
+//!
+//! The broker binary comes from `scripts/install-test-deps.sh`
+//! (`~/.cache/strata-tools/tansu-0.6.0/bin/tansu`, or `$STRATA_TANSU_BIN`);
+//! these tests fail, not skip, when it is missing.
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CLUSTER_TOKEN: &str = "kafka-test-cluster-token";
+const PARTITIONS: u32 = 6;
+
+fn tansu_bin() -> PathBuf {
+    let path = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools/tansu-0.6.0/bin/tansu")
+    });
+    assert!(
+        path.is_file(),
+        "the tansu broker is missing at {}: run `bash scripts/install-test-deps.sh` (or set STRATA_TANSU_BIN)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A tansu broker with the in-memory storage engine.
+struct Broker {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "strata-test"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tansu");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (pipe, sink) = (child.stderr.take().unwrap(), Arc::clone(&log));
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen; stderr:\n{}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, port, log }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// How a strata node of these tests is configured.
+struct NodeSpec<'a> {
+    broker: &'a Broker,
+    prefix: &'a str,
+    port: u16,
+    peers: &'a [u16],
+    extra: &'a [(&'a str, &'a str)],
+}
+
+fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
+    let peers: Vec<String> = spec.peers.iter().map(|p| format!("\"http://127.0.0.1:{p}\"")).collect();
+    let mut env: Vec<(String, String)> = vec![
+        ("STRATA_LOG__KIND".into(), "kafka".into()),
+        ("STRATA_LOG__PARTITIONS".into(), PARTITIONS.to_string()),
+        ("STRATA_LOG__KAFKA__BROKERS".into(), spec.broker.addr()),
+        ("STRATA_LOG__KAFKA__TOPIC_PREFIX".into(), spec.prefix.into()),
+        ("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT".into(), "5s".into()),
+        ("STRATA_HOT_STORE__FLUSH_INTERVAL".into(), "1s".into()),
+        ("STRATA_CLUSTER__TOKEN".into(), CLUSTER_TOKEN.into()),
+        ("STRATA_CLUSTER__TIMEOUT".into(), "3s".into()),
+        ("STRATA_CLUSTER__PEERS".into(), format!("[{}]", peers.join(","))),
+    ];
+    env.extend(spec.extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{}", spec.port), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+        .envs(env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start strata");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let (pipe, sink) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let server = Server { child, base: format!("http://127.0.0.1:{}", spec.port), stderr };
+    server.wait_ready();
+    server
+}
+
+/// Samples of the test metric `kt` and what was acknowledged.
+#[derive(Default)]
+struct Ledger {
+    samples: u64,
+    sum: f64,
+}
+
+/// Line protocol for samples `from..to`: device `i % 40`, timestamp `base + i` ms, value `i % 97`.
+fn lines(base: i64, from: u64, to: u64) -> String {
+    (from..to).map(|i| format!("kt,device=d{} value={} {}\n", i % 40, i % 97, base + i as i64)).collect()
+}
+
+fn add(ledger: &mut Ledger, from: u64, to: u64) {
+    for i in from..to {
+        ledger.samples += 1;
+        ledger.sum += (i % 97) as f64;
+    }
+}
+
+/// Writes samples `from..to` through one of `targets`, retrying on the next
+/// target until one acknowledges (a retried write is idempotent).
+async fn write_acked(c: &reqwest::Client, targets: &[&Server], base: i64, from: u64, to: u64) {
+    let body = lines(base, from, to);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let s = targets[attempt % targets.len()];
+        let r = c.post(s.url("/api/v2/write?bucket=b&precision=ms")).body(body.clone()).send().await;
+        match r {
+            Ok(r) if r.status() == 204 => return,
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                assert!(Instant::now() < deadline, "write {from}..{to} never acknowledged: {status} {text}");
+            }
+            Err(e) => assert!(Instant::now() < deadline, "write {from}..{to} never acknowledged: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls `s` until the sample count and value sum of `kt` match the ledger.
+async fn wait_for_all(c: &reqwest::Client, s: &Server, ledger: &Ledger, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut last = (0.0, 0.0, 0.0);
+    while Instant::now() < deadline {
+        let at = now_ms();
+        let count = scalar(c, s, "sum(count_over_time(kt[1h]))", at).await;
+        let sum = scalar(c, s, "sum(sum_over_time(kt[1h]))", at).await;
+        let series = scalar(c, s, "count(count_over_time(kt[1h]))", at).await;
+        last = (count, sum, series);
+        if count == ledger.samples as f64 && sum == ledger.sum && series == 40.0 {
+            return;
+        }
+        assert!(count <= ledger.samples as f64, "{what}: more samples than acknowledged: {count} > {}", ledger.samples);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "{what}: expected {} samples (sum {}) in 40 series, last saw {last:?}; node log:\n{}",
+        ledger.samples,
+        ledger.sum,
+        s.stderr.lock().unwrap()
+    );
+}
+
+async fn scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64) -> f64 {
+    let t = format!("{:.3}", at as f64 / 1000.0);
+    let Ok(r) = c.get(s.url("/api/v1/query")).query(&[("query", q), ("time", &t)]).send().await else {
+        return -1.0;
+    };
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    match v["data"]["result"].as_array() {
+        Some(a) if a.len() == 1 => a[0]["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(-1.0),
+        Some(a) if a.is_empty() => 0.0,
+        _ => -1.0,
+    }
+}
+
+async fn status(c: &reqwest::Client, s: &Server) -> serde_json::Value {
+    c.get(s.url("/api/v1/status/ingest")).send().await.unwrap().json::<serde_json::Value>().await.unwrap()["data"]
+        .clone()
+}
+
+fn assigned(st: &serde_json::Value) -> Vec<u64> {
+    st["kafka"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["assigned"] == true)
+        .map(|p| p["partition"].as_u64().unwrap())
+        .collect()
+}
+
+/// Two nodes produce and consume one topic; one is killed with SIGKILL mid-stream and
+/// restarted, a third joins: every acknowledged sample is counted exactly once on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_split_partitions_survive_kill9_and_rebalance() {
+    let broker = Broker::start();
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let (da, db, dc) = (data_dir(), data_dir(), data_dir());
+    let prefix = "split";
+    let a = start_node(da.path(), &NodeSpec { broker: &broker, prefix, port: pa, peers: &[pb, pc], extra: &[] });
+    let b = start_node(db.path(), &NodeSpec { broker: &broker, prefix, port: pb, peers: &[pa, pc], extra: &[] });
+    let c = client();
+    let base = now_ms() - 20 * 60_000;
+    let mut ledger = Ledger::default();
+    let batch = 400u64;
+    let mut next = 0u64;
+
+    // Both nodes take writes while the group settles.
+    for round in 0..10 {
+        let target = if round % 2 == 0 { &a } else { &b };
+        write_acked(&c, &[target], base, next, next + batch).await;
+        add(&mut ledger, next, next + batch);
+        next += batch;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The two members split the partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (sa, sb) = (assigned(&status(&c, &a).await), assigned(&status(&c, &b).await));
+        if !sa.is_empty() && !sb.is_empty() && sa.len() + sb.len() == PARTITIONS as usize {
+            assert!(sa.iter().all(|p| !sb.contains(p)), "overlapping assignment {sa:?} {sb:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "partitions never split: a {sa:?} b {sb:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_for_all(&c, &a, &ledger, "two nodes, queried on a").await;
+    wait_for_all(&c, &b, &ledger, "two nodes, queried on b").await;
+
+    // Kill -9 b while writes keep coming in through a.
+    let writer = {
+        let c = c.clone();
+        let a_url = a.base.clone();
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            let mut next = next;
+            for _ in 0..20 {
+                let body = lines(base, next, next + batch);
+                loop {
+                    let r =
+                        c.post(format!("{a_url}/api/v2/write?bucket=b&precision=ms")).body(body.clone()).send().await;
+                    if r.is_ok_and(|r| r.status() == 204) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                written.push((next, next + batch));
+                next += batch;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (written, next)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    b.kill9();
+    let (written, after_kill) = writer.await.unwrap();
+    for (from, to) in written {
+        add(&mut ledger, from, to);
+    }
+    next = after_kill;
+    // While b is down, a takes over its partitions after the session timeout.
+    wait_for_all(&c, &a, &ledger, "b killed, queried on a").await;
+
+    // b comes back on the same data dir and port; a third node joins.
+    let b = start_node(db.path(), &NodeSpec { broker: &broker, prefix, port: pb, peers: &[pa, pc], extra: &[] });
+    write_acked(&c, &[&b, &a], base, next, next + batch).await;
+    add(&mut ledger, next, next + batch);
+    next += batch;
+    let cn = start_node(dc.path(), &NodeSpec { broker: &broker, prefix, port: pc, peers: &[pa, pb], extra: &[] });
+    for _ in 0..5 {
+        write_acked(&c, &[&cn, &a, &b], base, next, next + batch).await;
+        add(&mut ledger, next, next + batch);
+        next += batch;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let parts =
+            [assigned(&status(&c, &a).await), assigned(&status(&c, &b).await), assigned(&status(&c, &cn).await)];
+        if parts.iter().all(|p| !p.is_empty()) && parts.iter().map(Vec::len).sum::<usize>() == PARTITIONS as usize {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three nodes never split the partitions: {parts:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
+        wait_for_all(&c, s, &ledger, &format!("three nodes, queried on {name}")).await;
+    }
+    // Series metadata fans out too.
+    let r: serde_json::Value = c
+        .get(a.url("/api/v1/series"))
+        .query(&[("match[]", "kt"), ("start", &format!("{}", base / 1000 - 60))])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["data"].as_array().map(Vec::len), Some(40), "{r}");
+    // Lag and apply rate are visible.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = status(&c, &a).await;
+        if st["caught_up"] == true {
+            let p = &st["kafka"]["partitions"][assigned(&st)[0] as usize];
+            assert_eq!(p["lag"], 0, "{st}");
+            assert!(p["applied_records"].as_u64().unwrap() > 0, "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a never caught up: {st}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let metrics = c.get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in ["strata_kafka_consumer_lag{", "strata_kafka_apply_rate{", "strata_kafka_produced_records_total{"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    drop(broker);
+}
+
+/// With the broker gone, a write is refused with 503 and Retry-After, never acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_outage_turns_writes_into_503_with_retry_after() {
+    let mut broker = Broker::start();
+    let dir = data_dir();
+    let extra = [("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT", "2s")];
+    let s = start_node(
+        dir.path(),
+        &NodeSpec { broker: &broker, prefix: "outage", port: free_port(), peers: &[], extra: &extra },
+    );
+    let c = client();
+    let base = now_ms() - 60_000;
+    write_acked(&c, &[&s], base, 0, 10).await;
+    broker.kill9();
+    let t0 = Instant::now();
+    let r = c.post(s.url("/api/v2/write?bucket=b&precision=ms")).body(lines(base, 10, 20)).send().await.unwrap();
+    assert_eq!(r.status(), 503, "{:?}", r.text().await);
+    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let body = r.text().await.unwrap();
+    assert!(body.contains("kafka"), "{body}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
+    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("strata_kafka_delivery_failures_total{topic=\"outage.local.ingest\"} 0"), "{metrics}");
+    let _ = broker.log.lock().unwrap().len();
+}
+
+/// A node whose data dir is wiped rebuilds its partitions from the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiped_data_dir_is_rebuilt_from_the_topic() {
+    let broker = Broker::start();
+    let dir = data_dir();
+    let port = free_port();
+    let spec = NodeSpec { broker: &broker, prefix: "rebuild", port, peers: &[], extra: &[] };
+    let s = start_node(dir.path(), &spec);
+    let c = client();
+    let base = now_ms() - 30 * 60_000;
+    let mut ledger = Ledger::default();
+    for k in 0..8u64 {
+        write_acked(&c, &[&s], base, k * 500, (k + 1) * 500).await;
+        add(&mut ledger, k * 500, (k + 1) * 500);
+    }
+    wait_for_all(&c, &s, &ledger, "before the wipe").await;
+    let r = c.post(s.url("/internal/flush")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Flushed offsets reach the consumer group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = status(&c, &s).await;
+        let committed =
+            st["kafka"]["partitions"].as_array().unwrap().iter().any(|p| p["committed_offset"].as_i64() > Some(0));
+        if committed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no offset committed after a flush: {st}\nnode log:\n{}",
+            s.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status_code, _) = s.terminate();
+    assert!(status_code.success());
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let s = start_node(dir.path(), &spec);
+    wait_for_all(&c, &s, &ledger, "after the wipe").await;
+    // Progress lines: the rebuild is announced and every partition reports catching up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = s.stderr.lock().unwrap().clone();
+        assert!(log.contains("rebuilt from the Kafka topic"), "{log}");
+        if log.matches("kafka partition caught up").count() == PARTITIONS as usize {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no caught-up line per partition:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
