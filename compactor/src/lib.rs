@@ -37,5 +37,5 @@ mod roll;
 pub use config::CompactorConfig;
 pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
-pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PurgeOutcome, RetentionSource};
+pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PURGE_FAILPOINT, PurgeOutcome, RetentionSource};
 pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, RollOutcome};

@@ -46,6 +46,9 @@ pub const MAINTENANCE_FAILPOINTS: [&str; 5] = [
     "merge_after_commit",
 ];
 
+/// Crash point of [`Compactor::purge_tenant`]: hot data gone, cold not yet.
+pub const PURGE_FAILPOINT: &str = "purge_after_hot";
+
 /// What one [`Compactor::maintain_once`] pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MaintainOutcome {
@@ -323,6 +326,7 @@ impl Compactor {
             .await
             .map_err(|e| Error::Task { detail: e.to_string() })?
             .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source })?;
+        self.failpoint(PURGE_FAILPOINT)?;
         let cold_out =
             self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
         self.metrics.tenants_purged.fetch_add(1, Ordering::Relaxed);

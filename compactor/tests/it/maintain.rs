@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use strata_compactor::{CompactorConfig, Error, MAINTENANCE_FAILPOINTS};
+use proptest::prelude::*;
+use strata_compactor::{CompactorConfig, Error, FAILPOINTS, MAINTENANCE_FAILPOINTS, PURGE_FAILPOINT};
 use strata_schemas::{ReadStore, TimeRange};
 
 use crate::util::{BASE, BUCKET_MS, Env, tenant};
@@ -226,11 +227,66 @@ fn purge_deletes_hot_and_cold_data_of_one_tenant() {
     assert_model_where(&env, "after purge", |t, _| t != "acme");
     assert!(env.rt.block_on(env.cold.load_table(&tenant("acme"))).unwrap().is_none());
     assert!(!dir.path().join("cold/warehouse/strata/samples_acme").exists());
+    // A purge that died after the hot half finishes when repeated.
+    env.rt.block_on(env.compactor.roll_once(DAY0 + 4 * BUCKET_MS + 1)).unwrap();
+    assert!(live_files(&env, "beta") > 0);
+    env.compactor.arm_failpoint(PURGE_FAILPOINT);
+    assert!(env.rt.block_on(env.compactor.purge_tenant(&tenant("beta"))).is_err());
+    assert!(env.rt.block_on(env.cold.load_table(&tenant("beta"))).unwrap().is_some(), "cold half not done yet");
+    env.rt.block_on(env.compactor.purge_tenant(&tenant("beta"))).unwrap();
+    assert!(env.rt.block_on(env.cold.load_table(&tenant("beta"))).unwrap().is_none());
+    env.model.retain(|(t, _), _| t != "beta");
     // Later passes do not bring anything back; the id can start over.
     env.rt.block_on(env.compactor.roll_once(DAY0 + 10 * BUCKET_MS)).unwrap();
-    assert_model_where(&env, "after a later roll", |t, _| t != "acme");
+    assert_model_where(&env, "after a later roll", |t, _| t != "acme" && t != "beta");
     env.model.retain(|(t, _), _| t != "acme");
     fill(&mut env, DAY0 + 20 * BUCKET_MS, 2);
     env.rt.block_on(env.compactor.roll_once(DAY0 + 30 * BUCKET_MS)).unwrap();
     env.assert_exactly_once("the id starts over");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Random writes over eight buckets; after each chunk a roll and a
+    /// maintenance pass (eager merge, expiry and orphan removal), with a crash
+    /// at a random roll or maintenance step of a random chunk, restarts and hot
+    /// expiry: every sample exactly once throughout, and no orphan left at the end.
+    #[test]
+    fn exactly_once_across_rolls_merges_and_expiry(
+        writes in prop::collection::vec((0usize..2, 0usize..3, 0i64..8 * BUCKET_MS, -100.0f64..100.0), 1..60),
+        crash_at in prop::option::of((0usize..6, 0usize..9)),
+        steps in prop::collection::vec(0i64..2 * BUCKET_MS, 6),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = Env::open_with(dir.path(), eager());
+        let mut now = DAY0;
+        let points: Vec<&'static str> = FAILPOINTS.iter().chain(MAINTENANCE_FAILPOINTS.iter()).copied().collect();
+        for (i, chunk) in writes.chunks(10).enumerate() {
+            let open_from = DAY0 + (now - DAY0).div_euclid(BUCKET_MS) * BUCKET_MS;
+            for &(t, d, ts, v) in chunk {
+                env.write(["acme", "beta"][t], "temp", ["d0", "d1", "d2"][d], &[((DAY0 + ts).max(open_from), v)]);
+            }
+            env.hot.flush().unwrap();
+            now += steps[i % steps.len()];
+            if let Some((pass, point)) = crash_at && pass == i {
+                env.compactor.arm_failpoint(points[point]);
+            }
+            let rolled = env.rt.block_on(env.compactor.roll_once(now));
+            let maintained = if rolled.is_ok() { env.rt.block_on(env.compactor.maintain_once(now)).map(|_| ()) } else { Ok(()) };
+            env.compactor.disarm_failpoints();
+            env.assert_exactly_once("after a pass");
+            if rolled.is_err() || maintained.is_err() {
+                env = env.reopen(dir.path());
+                env.assert_exactly_once("after restart");
+            }
+            env.hot.expire(now).unwrap();
+            env.assert_exactly_once("after expiry");
+        }
+        env.rt.block_on(env.compactor.roll_once(DAY0 + 20 * BUCKET_MS)).unwrap();
+        env.rt.block_on(env.compactor.maintain_once(DAY0 + 20 * BUCKET_MS)).unwrap();
+        env.assert_exactly_once("final");
+        let live = live_files(&env, "acme") + live_files(&env, "beta");
+        prop_assert_eq!(parquet_files(dir.path()), live, "only live files remain");
+    }
 }
