@@ -150,7 +150,7 @@ fn write_to(
     let file = File::create(tmp).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(&header_bytes()).map_err(io)?;
-    let mut index = IndexBuilder::default();
+    let mut index = IndexBuilder { entries: Vec::with_capacity(records.size_hint().0), ..IndexBuilder::default() };
     let mut offset = HEADER_LEN;
     let mut block = Vec::new();
     for record in records {
@@ -167,9 +167,8 @@ fn write_to(
     }
     let (series, samples) = (index.entries.len(), index.samples);
     let blocks = index.block_metas();
-    let index_bytes = index.finish(scope);
-    w.write_all(&index_bytes).map_err(io)?;
-    w.write_all(&trailer_bytes(offset, &index_bytes)).map_err(io)?;
+    let (index_len, index_crc) = index.finish(scope, &mut w).map_err(io)?;
+    w.write_all(&trailer_bytes(offset, index_len, index_crc)).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     crate::failpoint::hit("segment.before_fsync").map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -185,11 +184,11 @@ fn header_bytes() -> [u8; HEADER_LEN as usize] {
     h
 }
 
-fn trailer_bytes(index_offset: u64, index: &[u8]) -> Vec<u8> {
+fn trailer_bytes(index_offset: u64, index_len: u64, index_crc: u32) -> Vec<u8> {
     let mut t = Vec::with_capacity(TRAILER_LEN as usize);
     t.extend_from_slice(&index_offset.to_le_bytes());
-    t.extend_from_slice(&(index.len() as u64).to_le_bytes());
-    t.extend_from_slice(&crc32fast::hash(index).to_le_bytes());
+    t.extend_from_slice(&index_len.to_le_bytes());
+    t.extend_from_slice(&index_crc.to_le_bytes());
     let crc = crc32fast::hash(&t);
     t.extend_from_slice(&crc.to_le_bytes());
     t.extend_from_slice(&SEGMENT_MAGIC);
@@ -266,8 +265,22 @@ impl IndexBuilder {
             .collect()
     }
 
-    fn finish(self, scope: &SegmentScope) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 32 + 1024);
+    /// Writes the index section to `w` in pieces (a million-series index is
+    /// tens of MB; it is never held whole); returns its length and CRC.
+    fn finish(self, scope: &SegmentScope, w: &mut impl Write) -> std::io::Result<(u64, u32)> {
+        const PIECE: usize = 1 << 20;
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0u64;
+        let mut spill = |out: &mut Vec<u8>, at_least: usize| -> std::io::Result<()> {
+            if out.len() >= at_least {
+                crc.update(out);
+                len += out.len() as u64;
+                w.write_all(out)?;
+                out.clear();
+            }
+            Ok(())
+        };
+        let mut out = Vec::with_capacity(PIECE + 4096);
         put_str(&mut out, scope.tenant.as_str());
         put_ivarint(&mut out, scope.bucket);
         put_uvarint(&mut out, scope.bucket_len as u64);
@@ -281,6 +294,7 @@ impl IndexBuilder {
             if let Some(slot) = sorted_id.get_mut(*local as usize) {
                 *slot = i as u32;
             }
+            spill(&mut out, PIECE)?;
         }
         let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
         let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
@@ -299,6 +313,7 @@ impl IndexBuilder {
             put_uvarint(&mut out, e.max_ts.wrapping_sub(e.min_ts) as u64);
             put_uvarint(&mut out, e.count);
             put_uvarint(&mut out, e.len);
+            spill(&mut out, PIECE)?;
         }
         put_uvarint(&mut out, postings.len() as u64);
         for ((n, v), ordinals) in postings {
@@ -309,8 +324,10 @@ impl IndexBuilder {
             put_uvarint(&mut out, u64::from(v));
             put_uvarint(&mut out, bytes.len() as u64);
             out.extend_from_slice(&bytes);
+            spill(&mut out, PIECE)?;
         }
-        out
+        spill(&mut out, 0)?;
+        Ok((len, crc.finalize()))
     }
 }
 
