@@ -3,6 +3,7 @@
 
 mod interop;
 mod maintenance;
+mod postgres;
 mod roundtrip;
 mod size;
 mod util;
