@@ -180,6 +180,11 @@ pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Ad
         return Err(refuse(StatusCode::FORBIDDEN, WriteErrorBody::simple("wrong region", msg)));
     }
     let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
+    if let Err(r) = state.rate_limiter.precheck(&tenant, &limits) {
+        // Refused before the body is read: a flood costs the node next to nothing.
+        counters.reject("ingestion_rate_unread_requests", 1);
+        return Err(rate_refusal(r));
+    }
     Ok(Admitted { tenant, limits, counters })
 }
 
@@ -187,15 +192,19 @@ pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Ad
 pub(crate) fn admit_rate(state: &WriteState, who: &Admitted, samples: usize) -> Result<(), Refusal> {
     state.rate_limiter.admit(&who.tenant, &who.limits, samples as u64).map_err(|r| {
         who.counters.reject("ingestion_rate", samples as u64);
-        let mut resp =
-            answer(StatusCode::TOO_MANY_REQUESTS, WriteErrorBody::simple("too many requests", r.to_string()));
-        if let RateRefusal::Exceeded { retry_after_secs, .. } = r
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        Box::new(resp)
+        rate_refusal(r)
     })
+}
+
+/// 429 with the refusal's explanation and, when waiting helps, `Retry-After`.
+fn rate_refusal(r: RateRefusal) -> Refusal {
+    let mut resp = answer(StatusCode::TOO_MANY_REQUESTS, WriteErrorBody::simple("too many requests", r.to_string()));
+    if let RateRefusal::Exceeded { retry_after_secs, .. } | RateRefusal::Exhausted { retry_after_secs, .. } = r
+        && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Box::new(resp)
 }
 
 /// The write routes.

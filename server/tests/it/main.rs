@@ -3,6 +3,7 @@
 mod cold;
 mod harness;
 mod kafka;
+mod postgres;
 mod promtool;
 mod remote_write;
 mod tenancy;

@@ -153,6 +153,10 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(status, 429, "{body}");
     assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
     assert!(body.contains("limit ingestion_rate exceeded: 1 samples/s (burst 5)"), "{body}");
+    // The next request, before the bucket refilled, is refused without reading it.
+    let (status, retry, body) = write_as(&c, &s, &writer, five.replace("r,", "p,")).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some() && body.contains("last refused request of 5") && body.contains("unread"), "{body}");
     let (_, v) = query_as(&c, &s, &reader, "count(q_v)", t + 1000).await;
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0, "a refused write stores nothing");
 
@@ -164,6 +168,7 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(usage["queries"], 3, "{usage}");
     assert!(usage["query_samples"].as_u64().unwrap() > 0, "{usage}");
     assert_eq!(usage["rejected_by_reason"]["ingestion_rate"], 5);
+    assert_eq!(usage["rejected_by_reason"]["ingestion_rate_unread_requests"], 1);
     assert_eq!(usage["rejected_by_reason"]["max_labels_per_series"], 1);
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 9"), "{metrics}");
