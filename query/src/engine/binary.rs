@@ -188,7 +188,9 @@ fn result_labels(many: &Labels, one: &Labels, op: TokenId, m: &BinModifier, dela
     if matches!(m.card, VectorMatchCardinality::OneToOne) {
         match &m.matching {
             Some(LabelModifier::Include(on)) => {
-                l = Labels::from_sorted(l.iter().filter(|x| on.labels.iter().any(|n| n == x.name.as_str())).cloned().collect());
+                l = Labels::from_sorted(
+                    l.iter().filter(|x| on.labels.iter().any(|n| n == x.name.as_str())).cloned().collect(),
+                );
             }
             Some(LabelModifier::Exclude(ign)) => ign.labels.iter().for_each(|n| l.remove(n)),
             None => {}
