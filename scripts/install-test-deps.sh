@@ -10,6 +10,10 @@
 #                ~/.cache/strata-tools/tansu-<version> (outside the clone, so CI
 #                caches it) with its own target dir; the tests look for it
 #                there, or at $STRATA_TANSU_BIN.
+#   postgresql   Debian's package (scripts/install-postgres.sh): the tenant
+#                registry and the cold tier's catalog on a real PostgreSQL.
+#   s3s-fs       an S3-compatible server on loopback (scripts/install-s3s.sh,
+#                cached like tansu): the cold tier on S3 for real.
 #
 # Idempotent and non-interactive: does nothing when the program is already on
 # PATH. Needs root (or sudo) only when something must be installed.
@@ -65,3 +69,8 @@ if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
         --root "$TANSU_ROOT" --target-dir "$TOOLS/build")
 fi
 echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --version 2>&1 | head -n 1)"
+
+# PostgreSQL server programs (server/tests/it/postgres.rs, the cold tier's
+# PostgreSQL catalog test) and s3s-fs (compactor/tests/it/s3.rs).
+bash "$(dirname "$0")/install-postgres.sh"
+bash "$(dirname "$0")/install-s3s.sh"
