@@ -190,6 +190,17 @@ impl ColdTier {
         Ok(Some(self.catalog.load_table(&ident).await.map_err(load_err)?))
     }
 
+    /// Bytes of the data files the tenant's table holds now (its current
+    /// snapshot's `total-files-size`; 0 without a table or a snapshot).
+    pub async fn stored_bytes(&self, tenant: &TenantId) -> Result<u64> {
+        let Some(table) = self.load_table(tenant).await? else { return Ok(0) };
+        let bytes = table
+            .metadata()
+            .current_snapshot()
+            .and_then(|s| s.summary().additional_properties.get("total-files-size").and_then(|v| v.parse().ok()));
+        Ok(bytes.unwrap_or(0))
+    }
+
     /// The tenant's table, created with the samples layout on first use.
     pub async fn table(&self, tenant: &TenantId) -> Result<Table> {
         if let Some(t) = self.load_table(tenant).await? {

@@ -197,6 +197,9 @@ impl Compactor {
             .await
             .map_err(cold_err)?;
         out.snapshots_expired += expired.expired as u64;
+        if let Ok(total) = self.cold.stored_bytes(tenant).await {
+            self.metrics.set_cold_bytes(tenant, Some(total));
+        }
         self.metrics.snapshots_expired.fetch_add(expired.expired as u64, Ordering::Relaxed);
         let gone = self.cold.remove_orphan_files(tenant, wall_ms, self.config.orphan_grace).await.map_err(cold_err)?;
         out.orphan_files += gone.files;
@@ -330,6 +333,7 @@ impl Compactor {
         let cold_out =
             self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
         self.metrics.tenants_purged.fetch_add(1, Ordering::Relaxed);
+        self.metrics.set_cold_bytes(tenant, None);
         let out = PurgeOutcome {
             hot_segments: hot_out.segments,
             hot_bytes: hot_out.bytes,

@@ -112,6 +112,9 @@ pub struct CompactorMetrics {
     pub tenants_purged: AtomicU64,
     /// Failed maintenance steps (per tenant; retried next pass).
     pub maintenance_errors: AtomicU64,
+    /// Per tenant: bytes of the data files its cold table holds, as of the
+    /// compactor's last commit or maintenance pass for it.
+    pub cold_bytes: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl CompactorMetrics {
@@ -165,6 +168,25 @@ impl CompactorMetrics {
         for (name, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
+        let name = "strata_tenant_cold_bytes";
+        let _ = writeln!(out, "# HELP {name} Bytes of data files in the tenant's cold table.\n# TYPE {name} gauge");
+        for (tenant, bytes) in self.cold_bytes.lock().iter() {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {bytes}");
+        }
+    }
+
+    /// Bytes of the tenant's cold table as last seen (None before the
+    /// compactor committed to it or maintained it since start).
+    pub fn cold_bytes(&self, tenant: &TenantId) -> Option<u64> {
+        self.cold_bytes.lock().get(tenant.as_str()).copied()
+    }
+
+    pub(crate) fn set_cold_bytes(&self, tenant: &TenantId, bytes: Option<u64>) {
+        let mut m = self.cold_bytes.lock();
+        match bytes {
+            Some(b) => m.insert(tenant.as_str().to_owned(), b),
+            None => m.remove(tenant.as_str()),
+        };
     }
 }
 
@@ -361,6 +383,9 @@ impl Compactor {
         self.metrics.samples_rolled.fetch_add(samples, Ordering::Relaxed);
         self.metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
         self.metrics.files_written.fetch_add(files as u64, Ordering::Relaxed);
+        if let Ok(total) = self.cold.stored_bytes(tenant).await {
+            self.metrics.set_cold_bytes(tenant, Some(total));
+        }
         let secs = t0.elapsed().as_secs_f64().max(1e-6);
         tracing::info!(
             tenant = %tenant, bucket = bucket.start, samples, series = n_series, files, bytes,

@@ -55,10 +55,18 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     };
     let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
+    let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
     let admin = crate::admin::router(AdminState {
         registry,
         admin_token,
-        usage: Arc::new(move |tenant| usage_node.usage(tenant, usage_engine.stats().of(tenant))),
+        usage: Arc::new(move |tenant| {
+            let mut usage = usage_node.usage(tenant, usage_engine.stats().of(tenant));
+            if let Some(m) = &usage_cold {
+                // Known once the compactor committed to or maintained the tenant's table since start.
+                usage["cold_bytes"] = m.cold_bytes(tenant).into();
+            }
+            usage
+        }),
         purge: crate::admin::purge_fn(Arc::clone(&node.hot), cold.as_ref().map(|c| Arc::clone(&c.compactor))),
     });
     let write_state = WriteState {
@@ -264,6 +272,11 @@ async fn metrics(State(OpsState { node, cold, engine, peer_errors, .. }): State<
     ];
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let _ = writeln!(out, "# HELP strata_tenant_hot_bytes Bytes of the tenant's hot-store segment files.");
+    let _ = writeln!(out, "# TYPE strata_tenant_hot_bytes gauge");
+    for (tenant, bytes) in node.hot.disk_bytes_by_tenant() {
+        let _ = writeln!(out, "strata_tenant_hot_bytes{{tenant=\"{tenant}\"}} {bytes}");
     }
     if let Some(log) = &node.local_log {
         let _ = writeln!(out, "# HELP strata_log_disk_bytes Bytes of ingest log segment files.");

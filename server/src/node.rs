@@ -288,6 +288,7 @@ impl Node {
             "samples_accepted": c.samples_accepted.load(Relaxed),
             "rejected_by_reason": rejected,
             "active_series": self.hot.tenant_series(tenant),
+            "hot_bytes": self.hot.disk_bytes_by_tenant().get(tenant.as_str()).copied().unwrap_or(0),
             "queries": queries,
             "query_samples": query_samples,
         })

@@ -105,6 +105,15 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     assert!(parquet_files(&dir.path().join("cold")) >= 1);
     let count = query(&c, &s, "sum(count_over_time(soil_moisture[1d]))", now_ms()).await;
     assert_eq!(single_value(&count), 21.0, "cold + hot before the purge");
+    // Bytes stored per tier, in usage and /metrics.
+    let usage: serde_json::Value =
+        serde_json::from_str(&admin_cli(&s, dir.path(), &["--json", "usage", "default"])).unwrap();
+    assert!(usage["hot_bytes"].as_u64().unwrap() > 0, "{usage}");
+    assert!(usage["cold_bytes"].as_u64().unwrap() > 0, "{usage}");
+    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let cold_line = format!("strata_tenant_cold_bytes{{tenant=\"default\"}} {}", usage["cold_bytes"]);
+    assert!(metrics.contains(&cold_line), "{cold_line}\n{metrics}");
+    assert!(metrics.contains("strata_tenant_hot_bytes{tenant=\"default\"}"), "{metrics}");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["admin", "--url", &s.base, "--data-dir"])
@@ -122,6 +131,8 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "strata_hot_buckets 0"), "the tenant's hot buckets are gone:\n{metrics}");
     assert!(metrics.contains("strata_compactor_tenants_purged_total 1"), "{metrics}");
+    assert!(!metrics.contains("strata_tenant_cold_bytes{tenant=\"default\"}"), "{metrics}");
+    assert!(!metrics.contains("strata_tenant_hot_bytes{tenant=\"default\"}"), "{metrics}");
     // Purging again is harmless (idempotent), e.g. to finish one that failed half-way.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["admin", "--url", &s.base, "--data-dir"])
