@@ -125,11 +125,9 @@ impl BitWriter {
 
     /// Writes the low `n` bits of `value` (1 <= n <= 64), most significant first.
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
-        let mut left = n;
-        while left > 0 {
-            if self.used == 0 {
-                self.buf.push(0);
-            }
+        let mut left = n.min(64);
+        if self.used != 0 && left > 0 {
+            // Fill the partly used last byte.
             let free = 8 - self.used;
             let take = free.min(left);
             let chunk = ((value >> (left - take)) & ((1u64 << take) - 1)) as u8;
@@ -138,6 +136,15 @@ impl BitWriter {
             }
             self.used = (self.used + take) % 8;
             left -= take;
+        }
+        // Whole bytes, then the rest at the top of a new byte.
+        while left >= 8 {
+            left -= 8;
+            self.buf.push((value >> left) as u8);
+        }
+        if left > 0 {
+            self.buf.push((value << (8 - left)) as u8);
+            self.used = left;
         }
     }
 }
@@ -269,21 +276,20 @@ fn decode_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
 /// (length - 1) + the meaningful bits.
 pub(crate) fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32, u32)>) {
     if x == 0 {
-        bits.write_bit(false);
+        bits.write_bits(0, 1);
         return;
     }
-    bits.write_bit(true);
     let (lead, trail) = (x.leading_zeros().min(31), x.trailing_zeros());
     match *window {
         Some((wl, wt)) if lead >= wl && trail >= wt => {
-            bits.write_bit(false);
+            // '10', then the meaningful bits inside the window.
+            bits.write_bits(0b10, 2);
             bits.write_bits(x >> wt, 64 - wl - wt);
         }
         _ => {
+            // '11', 5 bits of leading zeros, 6 bits of length - 1, the bits.
             let len = 64 - lead - trail;
-            bits.write_bit(true);
-            bits.write_bits(u64::from(lead), 5);
-            bits.write_bits(u64::from(len - 1), 6);
+            bits.write_bits((0b11 << 11) | (u64::from(lead) << 6) | u64::from(len - 1), 13);
             bits.write_bits(x >> trail, len);
             *window = Some((lead, trail));
         }

@@ -122,7 +122,9 @@ struct TenantIndex {
 pub(crate) struct SeriesIndex {
     entries: Vec<SeriesEntry>,
     tenant_ids: Vec<TenantId>,
-    tenants: HashMap<TenantId, (u32, TenantIndex)>,
+    /// Tenant → its slot in `tenant_ids` and `by_slot`.
+    tenants: HashMap<TenantId, u32>,
+    by_slot: Vec<TenantIndex>,
     pub(crate) symbols: Symbols,
     collisions: usize,
     live: usize,
@@ -152,6 +154,19 @@ impl LabelPairs for [(Arc<str>, Arc<str>)] {
 }
 
 impl SeriesIndex {
+    /// The slot of `tenant` (created if new): resolve a batch's series with
+    /// [`SeriesIndex::resolve_in`] after one tenant lookup, not one per series.
+    pub(crate) fn tenant_slot(&mut self, tenant: &TenantId) -> u32 {
+        if let Some(&t) = self.tenants.get(tenant) {
+            return t;
+        }
+        let t = self.tenant_ids.len() as u32;
+        self.tenant_ids.push(tenant.clone());
+        self.by_slot.push(TenantIndex::default());
+        self.tenants.insert(tenant.clone(), t);
+        t
+    }
+
     /// The handle of `(tenant, id, labels)`, creating the series if new.
     pub(crate) fn resolve<L: LabelPairs + ?Sized>(
         &mut self,
@@ -160,13 +175,20 @@ impl SeriesIndex {
         device_hash: u64,
         labels: &L,
     ) -> SeriesRef {
+        let slot = self.tenant_slot(tenant);
+        self.resolve_in(slot, id, device_hash, labels)
+    }
+
+    /// [`SeriesIndex::resolve`] for the tenant in `slot` (from [`SeriesIndex::tenant_slot`]).
+    pub(crate) fn resolve_in<L: LabelPairs + ?Sized>(
+        &mut self,
+        slot: u32,
+        id: SeriesId,
+        device_hash: u64,
+        labels: &L,
+    ) -> SeriesRef {
         let next = self.entries.len() as SeriesRef;
-        if !self.tenants.contains_key(tenant) {
-            let t = self.tenant_ids.len() as u32;
-            self.tenant_ids.push(tenant.clone());
-            self.tenants.insert(tenant.clone(), (t, TenantIndex::default()));
-        }
-        let Some((tenant_idx, ts)) = self.tenants.get_mut(tenant) else { return next };
+        let Some(ts) = self.by_slot.get_mut(slot as usize) else { return next };
         match ts.by_id.get(&id) {
             Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => return r,
             Some(_) => {
@@ -174,7 +196,8 @@ impl SeriesIndex {
                 if let Some(&r) = ts.overflow.get(&owned) {
                     return r;
                 }
-                tracing::warn!(%tenant, series_id = id.0, labels = %owned, "series id collision; keeping label sets apart");
+                let tenant = self.tenant_ids.get(slot as usize);
+                tracing::warn!(?tenant, series_id = id.0, labels = %owned, "series id collision; keeping label sets apart");
                 ts.overflow.insert(owned, next);
                 self.collisions += 1;
             }
@@ -190,7 +213,7 @@ impl SeriesIndex {
         }
         ts.all.add(next);
         self.entries.push(SeriesEntry {
-            tenant: *tenant_idx,
+            tenant: slot,
             id,
             device_hash,
             labels: syms.into_boxed_slice(),
@@ -228,12 +251,12 @@ impl SeriesIndex {
 
     /// Live series of `tenant`.
     pub(crate) fn tenant_series(&self, tenant: &TenantId) -> u64 {
-        self.tenants.get(tenant).map_or(0, |(_, t)| t.all.cardinality())
+        self.tenant(tenant).map_or(0, |t| t.all.cardinality())
     }
 
     /// True when `tenant` has a live series with exactly these id and labels.
     pub(crate) fn contains(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool {
-        let Some((_, t)) = self.tenants.get(tenant) else { return false };
+        let Some(t) = self.tenant(tenant) else { return false };
         match t.by_id.get(&id) {
             Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => true,
             Some(_) => t.overflow.contains_key(labels),
@@ -248,7 +271,7 @@ impl SeriesIndex {
         let labels = std::mem::take(&mut e.labels);
         let (id, tenant) = (e.id, e.tenant);
         self.live -= 1;
-        let Some((_, ts)) = self.tenant_ids.get(tenant as usize).and_then(|t| self.tenants.get_mut(t)) else { return };
+        let Some(ts) = self.by_slot.get_mut(tenant as usize) else { return };
         ts.all.remove(r);
         for &(n, v) in labels.iter() {
             if let Some(values) = ts.postings.get_mut(&n) {
@@ -280,7 +303,7 @@ impl SeriesIndex {
 
     /// Series of `tenant` whose labels satisfy every matcher, via the postings.
     pub(crate) fn select(&self, tenant: &TenantId, matchers: &[Matcher]) -> Bitmap {
-        let Some((_, t)) = self.tenants.get(tenant) else { return Bitmap::new() };
+        let Some(t) = self.tenant(tenant) else { return Bitmap::new() };
         // Matchers that do not match "" select from the postings directly: run them first.
         let mut order: Vec<&Matcher> = matchers.iter().collect();
         order.sort_by_key(|m| m.matches_empty());
@@ -346,13 +369,13 @@ impl SeriesIndex {
 
     /// Label names of `tenant` (from the postings).
     pub(crate) fn label_names(&self, tenant: &TenantId) -> Vec<String> {
-        let Some((_, t)) = self.tenants.get(tenant) else { return Vec::new() };
+        let Some(t) = self.tenant(tenant) else { return Vec::new() };
         t.postings.keys().map(|&n| self.symbols.get(n).to_string()).collect()
     }
 
     /// Values of label `name` of `tenant`, each with its postings.
     pub(crate) fn label_values(&self, tenant: &TenantId, name: &str) -> Vec<(&str, &Bitmap)> {
-        let Some((_, t)) = self.tenants.get(tenant) else { return Vec::new() };
+        let Some(t) = self.tenant(tenant) else { return Vec::new() };
         let Some(values) = self.symbols.lookup(name).and_then(|n| t.postings.get(&n)) else { return Vec::new() };
         values.iter().map(|(&v, b)| (&**self.symbols.get(v), b)).collect()
     }
@@ -364,7 +387,11 @@ impl SeriesIndex {
 
     /// The dense index of `tenant` stored in [`SeriesEntry::tenant`].
     pub(crate) fn tenant_index(&self, tenant: &TenantId) -> Option<u32> {
-        self.tenants.get(tenant).map(|(i, _)| *i)
+        self.tenants.get(tenant).copied()
+    }
+
+    fn tenant(&self, tenant: &TenantId) -> Option<&TenantIndex> {
+        self.tenants.get(tenant).and_then(|&i| self.by_slot.get(i as usize))
     }
 
     /// Every live series handle.

@@ -333,6 +333,7 @@ impl HotStore {
         let floor = st.expired_before.get(&batch.tenant).copied().unwrap_or(i64::MIN);
         let bucket_ms = self.bucket_ms;
         let mut kept: Vec<Sample> = Vec::new();
+        let slot = st.index.tenant_slot(&batch.tenant);
         for s in batch.series.iter().filter(|s| !s.samples.is_empty()) {
             let samples: &[Sample] = if s.samples.iter().any(|x| x.ts < floor) {
                 kept.clear();
@@ -344,7 +345,7 @@ impl HotStore {
             if samples.is_empty() {
                 continue;
             }
-            let r = st.index.resolve(&batch.tenant, s.id, s.device_hash, &s.labels);
+            let r = st.index.resolve_in(slot, s.id, s.device_hash, &s.labels);
             if let Some((min, max)) = st.memtable.insert(r, samples, |ts| bucket_start(ts, bucket_ms)) {
                 st.index.extend_range(r, min, max);
             }

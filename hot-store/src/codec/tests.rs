@@ -88,3 +88,30 @@ proptest! {
         prop_assert_eq!(round_trip(&s), s);
     }
 }
+
+/// The bit-at-a-time writer the byte-wise one replaced: the format's reference.
+fn reference_write_bits(buf: &mut Vec<u8>, used: &mut u32, value: u64, n: u32) {
+    for i in (0..n).rev() {
+        if *used == 0 {
+            buf.push(0);
+        }
+        let bit = ((value >> i) & 1) as u8;
+        if let Some(last) = buf.last_mut() {
+            *last |= bit << (7 - *used);
+        }
+        *used = (*used + 1) % 8;
+    }
+}
+
+proptest! {
+    #[test]
+    fn bit_writer_matches_the_bit_at_a_time_reference(writes in proptest::collection::vec((any::<u64>(), 1u32..=64), 0..64)) {
+        let mut w = BitWriter::default();
+        let (mut buf, mut used) = (Vec::new(), 0u32);
+        for &(v, n) in &writes {
+            w.write_bits(v, n);
+            reference_write_bits(&mut buf, &mut used, v, n);
+        }
+        prop_assert_eq!(w.buf, buf);
+    }
+}
