@@ -16,7 +16,8 @@ pub struct IngestConfig {
     /// response always carries the total count).
     pub max_reported_errors: usize,
     /// Series whose label sets the write path keeps to skip rebuilding them
-    /// (about 60 bytes each beyond the labels the hot store holds anyway; 0 disables).
+    /// (about 250 bytes each for six labels: the label set, its share of the
+    /// device's tag strings and the cache entry; 0 disables).
     pub series_cache_entries: usize,
 }
 

@@ -354,9 +354,10 @@ impl Converter<'_> {
         if let Some(labels) = self.cache.and_then(|c| c.get(id, |l| labels_are(l, metric, tags))) {
             return labels;
         }
-        let tag_labels = tag_labels.get_or_insert_with(|| tags.iter().map(|(k, v)| Label::new(*k, *v)).collect());
+        let name = |n: &str| self.cache.map_or_else(|| Str::from(n), |c| c.name(n));
+        let tag_labels = tag_labels.get_or_insert_with(|| tags.iter().map(|(k, v)| Label::new(name(k), *v)).collect());
         let mut all = Vec::with_capacity(tags.len() + 1);
-        all.push(Label::new(NAME.clone(), metric.concat()));
+        all.push(Label::new(NAME.clone(), name(&metric.concat())));
         all.extend(tag_labels.iter().cloned());
         let labels = Labels::new(all);
         if let Some(cache) = self.cache {

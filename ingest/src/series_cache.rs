@@ -5,8 +5,9 @@
 //! borrowed strings. The write path computes the id from the parsed line,
 //! looks the labels up here, checks they are the line's (so an id collision
 //! can never attach a sample to the wrong label set), and only builds labels
-//! for series it has not seen. Label sets are `Arc`-shared, so the hot
-//! store's index can hold the very same allocation.
+//! for series it has not seen. Label sets and their strings are shared
+//! ([`Str`]): the fields of one line share its tag strings, and label and
+//! metric names come from one small table of names.
 //!
 //! In front of it sits a cache of *line shapes*: the exact bytes of a line's
 //! measurement and tags map to the series of each of its fields, so a known
@@ -20,7 +21,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use strata_schemas::{Labels, SeriesId};
+use strata_schemas::{Labels, SeriesId, Str};
 
 const SHARDS: usize = 64;
 
@@ -65,7 +66,13 @@ pub struct SeriesCache {
     per_shard: usize,
     lines: Box<[Mutex<LineShard>]>,
     lines_per_shard: usize,
+    /// Label names and metric names (few distinct ones), shared by every
+    /// label set that uses them.
+    names: Mutex<HashMap<Str, ()>>,
 }
+
+/// Most distinct names kept shared; past it the table starts over.
+const MAX_NAMES: usize = 4096;
 
 impl SeriesCache {
     /// A cache holding up to about `capacity` series (0 disables it).
@@ -74,7 +81,21 @@ impl SeriesCache {
         let lines = (0..SHARDS).map(|_| Mutex::new(LineShard::default())).collect();
         // A line shape serves several series (one per field).
         let lines_per_shard = (capacity / 4).div_ceil(SHARDS);
-        Self { shards, per_shard: capacity.div_ceil(SHARDS), lines, lines_per_shard }
+        Self { shards, per_shard: capacity.div_ceil(SHARDS), lines, lines_per_shard, names: Mutex::default() }
+    }
+
+    /// `name` as a string shared with every other label set using it.
+    pub fn name(&self, name: &str) -> Str {
+        let mut names = self.names.lock();
+        if let Some((s, _)) = names.get_key_value(name) {
+            return s.clone();
+        }
+        if names.len() >= MAX_NAMES {
+            names.clear();
+        }
+        let s = Str::from(name);
+        names.insert(s.clone(), ());
+        s
     }
 
     /// The shape stored under `hash`, if its key is exactly `key`.
@@ -158,5 +179,16 @@ mod tests {
         let cache = SeriesCache::new(0);
         cache.insert(SeriesId(1), Labels::default());
         assert!(cache.get(SeriesId(1), |_| true).is_none());
+    }
+
+    #[test]
+    fn names_are_shared_and_the_table_stays_bounded() {
+        let cache = SeriesCache::new(16);
+        let (a, b) = (cache.name("device"), cache.name("device"));
+        assert!(a.ptr_eq(&b));
+        for i in 0..2 * MAX_NAMES {
+            assert_eq!(cache.name(&format!("n{i}")).as_str(), format!("n{i}"));
+        }
+        assert!(cache.names.lock().len() <= MAX_NAMES);
     }
 }

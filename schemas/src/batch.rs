@@ -85,8 +85,8 @@ impl WriteBatch {
             body.extend_from_slice(&s.device_hash.to_le_bytes());
             put_uvarint(&mut body, s.labels.len() as u64);
             for l in s.labels.iter() {
-                put_uvarint(&mut body, strings.index(&l.name));
-                put_uvarint(&mut body, strings.index(&l.value));
+                put_uvarint(&mut body, strings.index_shared(&l.name));
+                put_uvarint(&mut body, strings.index_shared(&l.value));
             }
             put_samples(&mut body, &s.samples);
         }
@@ -152,7 +152,29 @@ impl WriteBatch {
 #[derive(Default)]
 struct StringTable<'a> {
     index: HashMap<&'a str, u64, BuildHasherDefault<SeededXxh3>>,
+    /// Shared strings already seen, by address: label sets built from one
+    /// another share their strings, so most lookups skip hashing the text.
+    by_ptr: HashMap<(usize, usize), u64, BuildHasherDefault<PtrHasher>>,
     order: Vec<&'a str>,
+}
+
+/// Hashes the address and length of a string (already unique while the
+/// batch borrows it): one multiply.
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0 ^ i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
 }
 
 /// A seeded xxh3 per `write`: several times cheaper than SipHash on short
@@ -177,6 +199,16 @@ static HASH_SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
 });
 
 impl<'a> StringTable<'a> {
+    fn index_shared(&mut self, s: &'a Str) -> u64 {
+        let key = (s.as_ptr() as usize, s.len());
+        if let Some(&i) = self.by_ptr.get(&key) {
+            return i;
+        }
+        let i = self.index(s.as_str());
+        self.by_ptr.insert(key, i);
+        i
+    }
+
     fn index(&mut self, s: &'a str) -> u64 {
         let next = self.order.len() as u64;
         let idx = *self.index.entry(s).or_insert(next);
