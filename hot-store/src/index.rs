@@ -2,7 +2,7 @@
 //! strings and croaring postings per (tenant, label name, label value).
 //!
 //! ```text
-//!  symbols: Arc<str> ⇄ u32           every label name and value stored once
+//!  symbols: Str ⇄ u32              every label name and value stored once
 //!  tenant ──► TenantIndex ─┬─ by_id:    SeriesId ──► SeriesRef       (first label set seen with that id)
 //!                          ├─ overflow: Labels   ──► SeriesRef       (later label sets whose id collided)
 //!                          ├─ postings: name sym ──► value sym ──► Bitmap<SeriesRef>
@@ -29,7 +29,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use croaring::Bitmap;
-use strata_schemas::{Label, Labels, MatchOp, Matcher, SeriesId, TenantId};
+use strata_schemas::{Label, Labels, MatchOp, Matcher, SeriesId, Str, TenantId};
 
 /// Dense in-memory handle of one series.
 pub(crate) type SeriesRef = u32;
@@ -61,19 +61,20 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// Interned strings: each distinct label name or value is stored once.
 #[derive(Debug, Default)]
 pub(crate) struct Symbols {
-    ids: HashMap<Arc<str>, u32>,
-    strs: Vec<Arc<str>>,
+    ids: HashMap<Str, u32>,
+    strs: Vec<Str>,
 }
 
 impl Symbols {
-    pub(crate) fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+    /// The id of `s`, interning the very string given (not a copy), so
+    /// label sets built from the same shared strings compare by address.
+    pub(crate) fn intern(&mut self, s: &Str) -> u32 {
+        if let Some(&id) = self.ids.get(s.as_str()) {
             return id;
         }
         let id = self.strs.len() as u32;
-        let a: Arc<str> = Arc::from(s);
-        self.strs.push(Arc::clone(&a));
-        self.ids.insert(a, id);
+        self.strs.push(s.clone());
+        self.ids.insert(s.clone(), id);
         id
     }
 
@@ -83,12 +84,12 @@ impl Symbols {
 
     /// Every interned string, indexed by symbol id (a cheap snapshot: the
     /// strings are shared).
-    pub(crate) fn snapshot(&self) -> Arc<[Arc<str>]> {
+    pub(crate) fn snapshot(&self) -> Arc<[Str]> {
         self.strs.iter().cloned().collect()
     }
 
-    pub(crate) fn get(&self, id: u32) -> &Arc<str> {
-        static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    pub(crate) fn get(&self, id: u32) -> &Str {
+        static EMPTY: std::sync::LazyLock<Str> = std::sync::LazyLock::new(Str::default);
         self.strs.get(id as usize).unwrap_or(&EMPTY)
     }
 }
@@ -132,24 +133,24 @@ pub(crate) struct SeriesIndex {
 
 /// A borrowed label pair, from a [`Labels`] or from a segment's series table.
 pub(crate) trait LabelPairs {
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+    fn pairs(&self) -> impl Iterator<Item = (&Str, &Str)>;
     fn to_labels(&self) -> Labels {
         Labels::from_sorted(self.pairs().map(|(n, v)| Label::new(n, v)).collect())
     }
 }
 
 impl LabelPairs for Labels {
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    fn pairs(&self) -> impl Iterator<Item = (&Str, &Str)> {
+        self.iter().map(|l| (&l.name, &l.value))
     }
     fn to_labels(&self) -> Labels {
         self.clone()
     }
 }
 
-impl LabelPairs for [(Arc<str>, Arc<str>)] {
-    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.iter().map(|(n, v)| (&**n, &**v))
+impl LabelPairs for [(Str, Str)] {
+    fn pairs(&self) -> impl Iterator<Item = (&Str, &Str)> {
+        self.iter().map(|(n, v)| (n, v))
     }
 }
 
@@ -245,7 +246,7 @@ impl SeriesIndex {
 
     /// The labels of an entry as owned [`Labels`].
     pub(crate) fn labels(&self, e: &SeriesEntry) -> Labels {
-        let pairs = e.labels.iter().map(|&(n, v)| Label::new(&**self.symbols.get(n), &**self.symbols.get(v)));
+        let pairs = e.labels.iter().map(|&(n, v)| Label::new(self.symbols.get(n).clone(), self.symbols.get(v).clone()));
         Labels::from_sorted(pairs.collect())
     }
 
@@ -415,7 +416,8 @@ fn same_labels<L: LabelPairs + ?Sized>(entries: &[SeriesEntry], symbols: &Symbol
     let mut it = labels.pairs();
     for &(n, v) in e.labels.iter() {
         match it.next() {
-            Some((ln, lv)) if **symbols.get(n) == *ln && **symbols.get(v) == *lv => {}
+            // Str compares by address first: usually the very same strings.
+            Some((ln, lv)) if symbols.get(n) == ln && symbols.get(v) == lv => {}
             _ => return false,
         }
     }

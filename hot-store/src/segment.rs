@@ -28,10 +28,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use croaring::{Bitmap, Portable};
-use strata_schemas::{ReadError, SeriesId, TenantId};
+use strata_schemas::{ReadError, SeriesId, Str, TenantId};
 
 use crate::codec::{Cursor, decode_samples, encode_samples, put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Invalid, Result, check_crc};
@@ -41,7 +40,7 @@ const HEADER_LEN: u64 = 12;
 const TRAILER_LEN: u64 = 28;
 
 /// Label pairs as shared strings.
-pub(crate) type LabelArcs = Vec<(Arc<str>, Arc<str>)>;
+pub(crate) type LabelArcs = Vec<(Str, Str)>;
 
 /// One series to write: samples sorted by ts, unique ts, non-empty.
 #[derive(Debug)]
@@ -216,19 +215,19 @@ struct PendingEntry {
 struct IndexBuilder {
     entries: Vec<PendingEntry>,
     /// Distinct strings in first-seen order, and their local ids.
-    strings: Vec<Arc<str>>,
-    local: HashMap<Arc<str>, u32>,
+    strings: Vec<Str>,
+    local: HashMap<Str, u32>,
     samples: u64,
 }
 
 impl IndexBuilder {
-    fn local_id(&mut self, s: &Arc<str>) -> u32 {
+    fn local_id(&mut self, s: &Str) -> u32 {
         if let Some(&id) = self.local.get(s) {
             return id;
         }
         let id = self.strings.len() as u32;
-        self.strings.push(Arc::clone(s));
-        self.local.insert(Arc::clone(s), id);
+        self.strings.push(s.clone());
+        self.local.insert(s.clone(), id);
         id
     }
 
@@ -286,7 +285,7 @@ impl IndexBuilder {
         put_uvarint(&mut out, scope.bucket_len as u64);
         put_uvarint(&mut out, self.strings.len() as u64);
         // Symbols are numbered in sorted order: local id -> sorted id.
-        let mut order: Vec<(&Arc<str>, u32)> = self.strings.iter().zip(0u32..).collect();
+        let mut order: Vec<(&Str, u32)> = self.strings.iter().zip(0u32..).collect();
         order.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut sorted_id = vec![0u32; self.strings.len()];
         for (i, (st, local)) in order.iter().enumerate() {
@@ -426,9 +425,9 @@ fn parse_index(buf: &[u8], blocks_end: u64) -> Result<(SegmentScope, Vec<Segment
     }
     let scope = SegmentScope { tenant, bucket, bucket_len };
     let n_symbols = c.len(1)?;
-    let mut symbols: Vec<Arc<str>> = Vec::with_capacity(n_symbols);
+    let mut symbols: Vec<Str> = Vec::with_capacity(n_symbols);
     for _ in 0..n_symbols {
-        let s: Arc<str> = Arc::from(c.str()?);
+        let s = Str::from(c.str()?);
         if symbols.last().is_some_and(|prev| *prev >= s) {
             return Err("index: symbols not strictly sorted".into());
         }
@@ -485,7 +484,7 @@ fn check_postings(c: &mut Cursor<'_>, n_symbols: usize, n_entries: usize, label_
     Ok(())
 }
 
-fn parse_entry(c: &mut Cursor<'_>, symbols: &[Arc<str>], ordinal: u32, offset: u64) -> Result<SegmentSeries, Invalid> {
+fn parse_entry(c: &mut Cursor<'_>, symbols: &[Str], ordinal: u32, offset: u64) -> Result<SegmentSeries, Invalid> {
     let id = SeriesId(c.u64_le()?);
     let device_hash = c.u64_le()?;
     let n_labels = c.len(2)?;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use strata_schemas::{Labels, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{Labels, Sample, SeriesId, Str, TenantId, WriteBatch};
 
 use crate::config::HotStoreConfig;
 use crate::error::{Error, Result};
@@ -216,15 +216,15 @@ impl PendingSeries {
     }
 
     /// Segment order: (device_hash, series id, labels by string).
-    pub(crate) fn sort(v: &mut [PendingSeries], symbols: &[Arc<str>]) {
+    pub(crate) fn sort(v: &mut [PendingSeries], symbols: &[Str]) {
         let text = |p: &PendingSeries| -> LabelArcs { p.label_arcs(symbols) };
         v.sort_unstable_by(|a, b| {
             (a.device_hash, a.id).cmp(&(b.device_hash, b.id)).then_with(|| text(a).cmp(&text(b)))
         });
     }
 
-    pub(crate) fn label_arcs(&self, symbols: &[Arc<str>]) -> LabelArcs {
-        let get = |i: u32| symbols.get(i as usize).cloned().unwrap_or_else(|| Arc::from(""));
+    pub(crate) fn label_arcs(&self, symbols: &[Str]) -> LabelArcs {
+        let get = |i: u32| symbols.get(i as usize).cloned().unwrap_or_default();
         self.labels.iter().map(|&(n, v)| (get(n), get(v))).collect()
     }
 }
@@ -333,7 +333,9 @@ impl HotStore {
         let floor = st.expired_before.get(&batch.tenant).copied().unwrap_or(i64::MIN);
         let bucket_ms = self.bucket_ms;
         let mut kept: Vec<Sample> = Vec::new();
-        let slot = st.index.tenant_slot(&batch.tenant);
+        // Looked up once, at the first series with samples (an empty batch
+        // must not register the tenant).
+        let mut slot = None;
         for s in batch.series.iter().filter(|s| !s.samples.is_empty()) {
             let samples: &[Sample] = if s.samples.iter().any(|x| x.ts < floor) {
                 kept.clear();
@@ -345,7 +347,11 @@ impl HotStore {
             if samples.is_empty() {
                 continue;
             }
-            let r = st.index.resolve_in(slot, s.id, s.device_hash, &s.labels);
+            let t = match slot {
+                Some(t) => t,
+                None => *slot.insert(st.index.tenant_slot(&batch.tenant)),
+            };
+            let r = st.index.resolve_in(t, s.id, s.device_hash, &s.labels);
             if let Some((min, max)) = st.memtable.insert(r, samples, |ts| bucket_start(ts, bucket_ms)) {
                 st.index.extend_range(r, min, max);
             }
@@ -491,7 +497,7 @@ impl HotStore {
 
     /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
     #[expect(clippy::type_complexity, reason = "private helper: the groups and the symbols their ids refer to")]
-    fn group(&self, frozen: &Memtable) -> (BTreeMap<(TenantId, i64), Vec<PendingSeries>>, Arc<[Arc<str>]>) {
+    fn group(&self, frozen: &Memtable) -> (BTreeMap<(TenantId, i64), Vec<PendingSeries>>, Arc<[Str]>) {
         let st = self.state.read();
         let mut by_tenant: HashMap<u32, TenantId> = HashMap::new();
         let mut groups: BTreeMap<(TenantId, i64), Vec<PendingSeries>> = BTreeMap::new();

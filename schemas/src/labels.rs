@@ -17,8 +17,33 @@ pub const METRIC_NAME: &str = "__name__";
 /// carries the same `device`, `farm`, `region` values); holding them as
 /// `Str` lets label sets built from one another share the text instead of
 /// copying it, which is most of a series' memory in the write path's caches.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Default, Hash)]
 pub struct Str(Arc<str>);
+
+/// Equality and order are the text's; strings sharing one allocation are
+/// equal without reading it.
+impl PartialEq for Str {
+    fn eq(&self, other: &Str) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Str) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Str) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
 
 impl Str {
     /// The text.

@@ -2,7 +2,7 @@ use super::*;
 use crate::error::Error;
 
 fn labels(pairs: &[(&str, &str)]) -> LabelArcs {
-    pairs.iter().map(|(n, v)| (Arc::from(*n), Arc::from(*v))).collect()
+    pairs.iter().map(|(n, v)| (Str::from(*n), Str::from(*v))).collect()
 }
 
 fn scope() -> SegmentScope {
