@@ -17,8 +17,15 @@ pub const METRIC_NAME: &str = "__name__";
 /// carries the same `device`, `farm`, `region` values); holding them as
 /// `Str` lets label sets built from one another share the text instead of
 /// copying it, which is most of a series' memory in the write path's caches.
-#[derive(Clone, Default, Hash)]
+#[derive(Clone, Default)]
 pub struct Str(Arc<str>);
+
+impl std::hash::Hash for Str {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so lookups by `&str` (Borrow<str>) find it.
+        (*self.0).hash(state);
+    }
+}
 
 /// Equality and order are the text's; strings sharing one allocation are
 /// equal without reading it.
