@@ -11,8 +11,8 @@
 //!
 //! Writers: 4 concurrent tasks, each appending whole request bodies (1,000
 //! devices × 10 fields = 10,000 samples) and waiting for the acknowledgement,
-//! like 4 HTTP connections. Reported: samples/s (wall clock from the first
-//! append to the last apply) and CPU-seconds per million samples of this
+//! like 4 HTTP connections. Reported: when every write was acknowledged,
+//! samples/s (wall clock from the first append to the last apply) and CPU-seconds per million samples of this
 //! process (all its threads: writers, log, librdkafka, consumer; from
 //! `/proc/self/stat`) and, for Kafka, of the broker process too.
 //!
@@ -20,7 +20,7 @@
 //!
 //! ```sh
 //! cargo bench -p strata-benches --bench kafka_ingest
-//! # knobs: STRATA_BENCH_STEPS (bodies, default 200), STRATA_BENCH_KAFKA_COMPRESSION (lz4),
+//! # knobs: STRATA_BENCH_STEPS (bodies, default 200), STRATA_BENCH_WRITERS (4), STRATA_BENCH_KAFKA_COMPRESSION (lz4),
 //! #        STRATA_BENCH_KAFKA_LINGER_MS (5)
 //! ```
 
@@ -39,7 +39,10 @@ use strata_schemas::{TenantId, WriteBatch};
 
 const DEVICES: usize = 1000;
 const PARTITIONS: u32 = 8;
-const WRITERS: usize = 4;
+/// Concurrent writers (`STRATA_BENCH_WRITERS`, default 4).
+fn writers() -> usize {
+    std::env::var("STRATA_BENCH_WRITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+}
 
 fn body(step: usize) -> String {
     let mut out = String::with_capacity(DEVICES * 250);
@@ -91,6 +94,7 @@ fn cpu_seconds(pid: &str) -> f64 {
 struct Run {
     name: String,
     samples: u64,
+    acked: Duration,
     wall: Duration,
     cpu: f64,
     broker_cpu: Option<f64>,
@@ -106,7 +110,7 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, brok
     rt.block_on(async {
         let next = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
-        for _ in 0..WRITERS {
+        for _ in 0..writers() {
             let (next, log) = (Arc::clone(&next), Arc::clone(&log));
             let (bodies, tenant, cache) = (bodies.to_vec(), tenant.clone(), Arc::clone(&cache));
             tasks.push(tokio::spawn(async move {
@@ -136,6 +140,7 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, brok
             t.await.unwrap();
         }
     });
+    let acked = t0.elapsed();
     while sink.samples.load(Ordering::Relaxed) < expected {
         assert!(t0.elapsed() < Duration::from_secs(600), "{name}: samples never all applied");
         std::thread::sleep(Duration::from_millis(2));
@@ -144,6 +149,7 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, brok
     Run {
         name: name.to_owned(),
         samples: expected,
+        acked,
         wall,
         cpu: cpu_seconds("self") - cpu0,
         broker_cpu: broker_pid.map(|p| cpu_seconds(p) - broker0.unwrap_or(0.0)),
@@ -201,7 +207,12 @@ fn main() {
     if let Some(ms) = std::env::var("STRATA_BENCH_KAFKA_LINGER_MS").ok().and_then(|v| v.parse().ok()) {
         kc.linger = Duration::from_millis(ms);
     }
-    let label = format!("kafka (tansu, {}, linger {:?})", kc.compression, kc.linger);
+    for kv in std::env::var("STRATA_BENCH_KAFKA_OPTIONS").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
+        if let Some((k, v)) = kv.split_once('=') {
+            kc.options.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let label = format!("kafka (tansu, {}, linger {:?} {:?})", kc.compression, kc.linger, kc.options);
     let kafka = Arc::new(KafkaLog::open(&kc, PARTITIONS, "bench", Arc::new(|_| 0), Arc::clone(&sink) as _).unwrap());
     // Wait for the consumer to hold every partition before the clock starts.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -215,14 +226,17 @@ fn main() {
     let _ = broker.kill();
     let _ = broker.wait();
 
-    println!("\n| log | samples | wall s | samples/s | strata CPU s / M samples | broker CPU s / M samples |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "\n| log | samples | all acked s | all applied s | samples/s | strata CPU s / M samples | broker CPU s / M samples |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         let m = r.samples as f64 / 1e6;
         println!(
-            "| {} | {} | {:.2} | {:.0} | {:.2} | {} |",
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {} |",
             r.name,
             r.samples,
+            r.acked.as_secs_f64(),
             r.wall.as_secs_f64(),
             r.samples as f64 / r.wall.as_secs_f64(),
             r.cpu / m,

@@ -13,10 +13,15 @@
 //!                                                   IngestLog::append ──► durable ──► 204 / 400
 //! ```
 //!
+//! "Durable" means fsynced by the embedded [`LocalLog`] (`[log] kind =
+//! "local"`) or confirmed by the brokers of the region's topic with
+//! `acks=all` by [`KafkaLog`] (`kind = "kafka"`), whose consumer side applies
+//! the partitions a node is assigned. Record layouts: `ingest/FORMAT.md`.
+//!
 //! * [`http`]: the InfluxDB-compatible write endpoints.
 //! * [`convert`]: line → Prometheus series mapping and per-partition batching.
 //! * [`remote_write`]: Prometheus remote write 1.0 (`POST /api/v1/write`, snappy + protobuf).
-//! * [`log`]: the ingest log contract and the embedded segment-file log.
+//! * [`log`]: the ingest log contract, the embedded segment-file log and the Kafka log.
 //! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
 //! * [`limits`]: per-tenant ingestion rate (token buckets).
 //! * [`metrics`]: counters exposed on `/metrics`.

@@ -7,6 +7,7 @@
 //! ```text
 //!             ┌───────────── strata serve ─────────────┐
 //!  HTTP ──►   │ ingest::http ─► ingest::LocalLog ─► HotStoreSink ─► hot_store::HotStore │
+//!             │        (or ingest::KafkaLog: producer ─► topic ─► consumer ─► HotStoreSink)  │
 //!             │ query::http  ─► query::Engine ──(ReadStore)──────────────┘            │
 //!             └─────────────────────────────────────────┘
 //! ```

@@ -95,6 +95,12 @@ pub struct KafkaLogConfig {
     /// and its partitions move (`session.timeout.ms`).
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// Longest a consumer fetch waits at the broker for new records
+    /// (`fetch.wait.max.ms`). Short, because it bounds how soon an
+    /// acknowledged write becomes queryable on brokers that hold every fetch
+    /// for the full wait (tansu 0.6.0 does; Kafka answers as soon as data is there).
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait: Duration,
     /// Largest record (one write's batch for one partition) in bytes.
     pub max_record_bytes: usize,
     /// Further librdkafka properties for both clients, e.g. `{ "socket.timeout.ms" = "5000" }`.
@@ -115,6 +121,7 @@ impl Default for KafkaLogConfig {
             batch_bytes: 1 << 20,
             delivery_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(6),
+            fetch_wait: Duration::from_millis(20),
             max_record_bytes: 8 << 20,
             options: BTreeMap::new(),
         }
@@ -288,20 +295,52 @@ impl KafkaStatus {
 /// leader's new assignments). A revocation followed by the assignment of
 /// exactly the partitions just revoked, fewer than all, is that signature:
 /// the member then leaves and rejoins under a new member id, which makes
-/// tansu form the group anew (at most once per [`REJOIN_COOLDOWN`], so a
-/// broker that legitimately hands back the same set costs one extra
-/// rebalance, never a loop).
+/// tansu form the group anew. A broker that legitimately hands back the same
+/// set costs one extra rebalance: when the rejoin yields that set again it is
+/// taken as genuine for [`GENUINE_FOR`], which ends the chain of rejoins the
+/// other members' identical reaction would otherwise start.
 struct ConsumerCtx {
     topic: String,
     shared: Arc<Shared>,
     floor: Arc<dyn Fn(u32) -> u64 + Send + Sync>,
     partitions: usize,
-    last_revoked: Mutex<Option<Vec<i32>>>,
-    last_rejoin: Mutex<Option<Instant>>,
+    rejoin: Mutex<RejoinState>,
 }
 
-/// Least time between two forced rejoins.
-const REJOIN_COOLDOWN: Duration = Duration::from_secs(30);
+/// What the rejoin workaround remembers between rebalances.
+#[derive(Debug, Default)]
+struct RejoinState {
+    /// Partitions of the last revocation.
+    last_revoked: Option<Vec<i32>>,
+    /// The set a forced rejoin was made for, until the next assignment.
+    rejoined_for: Option<Vec<i32>>,
+    /// A set a forced rejoin gave back unchanged, and when.
+    genuine: Option<(Vec<i32>, Instant)>,
+}
+
+impl RejoinState {
+    /// Called with each (sorted) assignment: true when the member should
+    /// leave and rejoin the group.
+    fn on_assign(&mut self, assigned: &[i32], partitions: usize, now: Instant) -> bool {
+        let revoked = self.last_revoked.take();
+        if let Some(set) = self.rejoined_for.take() {
+            if set == assigned {
+                self.genuine = Some((set, now));
+            }
+            return false;
+        }
+        let recently_genuine =
+            self.genuine.as_ref().is_some_and(|(set, at)| set == assigned && now.duration_since(*at) < GENUINE_FOR);
+        if revoked.as_deref() == Some(assigned) && assigned.len() < partitions && !recently_genuine {
+            self.rejoined_for = Some(assigned.to_vec());
+            return true;
+        }
+        false
+    }
+}
+
+/// How long an assignment that survived a forced rejoin unchanged is not questioned again.
+const GENUINE_FOR: Duration = Duration::from_secs(20);
 
 impl ClientContext for ConsumerCtx {
     fn stats(&self, statistics: Statistics) {
@@ -330,13 +369,7 @@ impl ConsumerContext for ConsumerCtx {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let mut assigned: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 assigned.sort_unstable();
-                let revoked = self.last_revoked.lock().take();
-                let mut last_rejoin = self.last_rejoin.lock();
-                if revoked.as_ref() == Some(&assigned)
-                    && assigned.len() < self.partitions
-                    && last_rejoin.is_none_or(|t| t.elapsed() >= REJOIN_COOLDOWN)
-                {
-                    *last_rejoin = Some(Instant::now());
+                if self.rejoin.lock().on_assign(&assigned, self.partitions, Instant::now()) {
                     self.shared.rejoin.store(true, Ordering::Release);
                     tracing::warn!(
                         partitions = ?assigned,
@@ -344,7 +377,6 @@ impl ConsumerContext for ConsumerCtx {
                          have no consumer (tansu 0.6.0 group coordinator); leaving and rejoining the group"
                     );
                 }
-                drop(last_rejoin);
                 let mut seeks = Vec::new();
                 for elem in tpl.elements() {
                     let p = elem.partition();
@@ -377,7 +409,7 @@ impl ConsumerContext for ConsumerCtx {
                 let revoked: Vec<String> = tpl.elements().iter().map(|e| e.partition().to_string()).collect();
                 let mut set: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 set.sort_unstable();
-                *self.last_revoked.lock() = Some(set);
+                self.rejoin.lock().last_revoked = Some(set);
                 for elem in tpl.elements() {
                     if let Some(state) = self.shared.partition(elem.partition()) {
                         state.assigned.store(false, Ordering::Release);
@@ -487,6 +519,7 @@ impl KafkaLog {
                 .set("session.timeout.ms", session_ms.to_string())
                 .set("heartbeat.interval.ms", (session_ms / 3).max(100).to_string())
                 .set("statistics.interval.ms", "1000")
+                .set("fetch.wait.max.ms", config.fetch_wait.as_millis().clamp(1, 60_000).to_string())
                 .set("fetch.max.bytes", (config.max_record_bytes.max(1 << 20) * 4).to_string())
                 .set("max.partition.fetch.bytes", (config.max_record_bytes + (64 << 10)).to_string());
             let ctx = ConsumerCtx {
@@ -494,8 +527,7 @@ impl KafkaLog {
                 shared: Arc::clone(&shared),
                 floor,
                 partitions: partitions as usize,
-                last_revoked: Mutex::new(None),
-                last_rejoin: Mutex::new(None),
+                rejoin: Mutex::new(RejoinState::default()),
             };
             let consumer: Consumer_ =
                 cconf.create_with_context(ctx).map_err(|source| Error::KafkaClient { what: "consumer", source })?;

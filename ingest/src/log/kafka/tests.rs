@@ -77,3 +77,36 @@ fn open_without_a_broker_fails_as_unavailable() {
     assert_eq!(err.kind(), strata_schemas::ErrorKind::Unavailable, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn rejoin_only_when_a_rebalance_hands_back_the_revoked_subset() {
+    let t0 = Instant::now();
+    let mut st = RejoinState::default();
+    // First assignment: nothing was revoked.
+    assert!(!st.on_assign(&[0, 1, 2], 6, t0));
+    // A member died: revoked and handed back the same three (tansu 0.6.0): rejoin.
+    st.last_revoked = Some(vec![0, 1, 2]);
+    assert!(st.on_assign(&[0, 1, 2], 6, t0));
+    // Our own leave revokes them; the rejoin brings all six: fixed.
+    st.last_revoked = Some(vec![0, 1, 2]);
+    assert!(!st.on_assign(&[0, 1, 2, 3, 4, 5], 6, t0));
+    // Owning everything is never suspicious.
+    st.last_revoked = Some(vec![0, 1, 2, 3, 4, 5]);
+    assert!(!st.on_assign(&[0, 1, 2, 3, 4, 5], 6, t0));
+}
+
+#[test]
+fn a_genuinely_unchanged_assignment_ends_the_rejoin_chain() {
+    let t0 = Instant::now();
+    let mut st = RejoinState { last_revoked: Some(vec![3, 4, 5]), ..RejoinState::default() };
+    assert!(st.on_assign(&[3, 4, 5], 6, t0));
+    // The rejoin gives the same set back: the broker meant it.
+    st.last_revoked = Some(vec![3, 4, 5]);
+    assert!(!st.on_assign(&[3, 4, 5], 6, t0));
+    // The other member's own rejoin revokes and returns it again shortly after: no new rejoin.
+    st.last_revoked = Some(vec![3, 4, 5]);
+    assert!(!st.on_assign(&[3, 4, 5], 6, t0 + Duration::from_secs(5)));
+    // Much later the same signature is questioned again.
+    st.last_revoked = Some(vec![3, 4, 5]);
+    assert!(st.on_assign(&[3, 4, 5], 6, t0 + GENUINE_FOR + Duration::from_secs(1)));
+}
