@@ -24,6 +24,12 @@
 //! commit but before advancing the hot store's watermark cannot duplicate
 //! data. Files written but never committed are invisible orphans.
 //!
+//! **Rollups** (`rollup.rs`): per tenant `rollup5m_<tenant>` and
+//! `rollup1h_<tenant>` tables of per-(series, window) min, max, sum, count
+//! and last, windows `(end − w, end]`; [`ColdTier::rollup_view`] addresses
+//! them with the same commit and maintenance methods, and
+//! [`ColdReadStore`] answers `ReadStore::select_rollup` from them.
+//!
 //! **Maintenance** (`maintenance.rs`): snapshot expiry, orphan-file removal,
 //! whole-file `delete` snapshots (retention), `replace` snapshots (small-file
 //! merge) and tenant purge. iceberg-rust 0.10.1 cannot commit snapshots that
@@ -40,6 +46,7 @@ mod config;
 mod error;
 mod maintenance;
 mod read;
+mod rollup;
 mod storage;
 pub mod table;
 mod tier;
@@ -51,5 +58,7 @@ pub use error::{Error, Result};
 pub use iceberg::spec::Snapshot;
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::ColdReadStore;
+pub use rollup::{SeriesRollup, rollup_points, window_end};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};
+pub use table::{Rollup, TableKind};
 pub use tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, WrittenFiles, file_prefix};

@@ -47,7 +47,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use strata_schemas::{Labels, Sample, SeriesId, TenantId};
 
 use crate::error::{Error, Result};
-use crate::table::{table_ident, table_name};
 use crate::tier::{ColdTier, SeriesSamples, WrittenFiles};
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -307,7 +306,7 @@ impl ColdTier {
     /// under its location (data, manifests, metadata, orphans). Idempotent: a
     /// purge interrupted after the drop finishes the deletion when re-run.
     pub async fn purge(&self, tenant: &TenantId) -> Result<FilesDeleted> {
-        let ident = table_ident(&self.config.namespace, tenant);
+        let ident = self.ident(tenant);
         let location = match self.load_table(tenant).await? {
             Some(t) => {
                 let loc = t.metadata().location().to_owned();
@@ -315,7 +314,7 @@ impl ColdTier {
                 tracing::warn!(tenant = %tenant, table = %ident, "dropped cold table");
                 loc
             }
-            None => format!("{}/{}/{}", self.warehouse(), self.config.namespace, table_name(tenant)),
+            None => format!("{}/{}/{}", self.warehouse(), self.config.namespace, self.kind.table_name(tenant)),
         };
         let storage = self.storage().storage();
         let store = storage.object_store().map_err(maint_err(tenant, "opening object store"))?;
@@ -385,7 +384,7 @@ impl ColdTier {
     /// catalog schema the SQL catalog, PyIceberg and Spark share). False
     /// when another commit won.
     async fn swap_metadata_location(&self, tenant: &TenantId, current: &str, new: &str) -> Result<bool> {
-        let ident = table_ident(&self.config.namespace, tenant);
+        let ident = self.ident(tenant);
         let sql = if self.dollar_binds {
             "UPDATE iceberg_tables SET metadata_location = $1, previous_metadata_location = $2 \
              WHERE catalog_name = $3 AND table_namespace = $4 AND table_name = $5 AND metadata_location = $6"

@@ -19,13 +19,15 @@ use arrow_array::{Array, MapArray, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use iceberg::expr::{Predicate, Reference};
 use iceberg::spec::Datum;
-use strata_schemas::{Labels, MatchOp, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
+use strata_schemas::{
+    Labels, MatchOp, Matcher, ReadError, ReadStore, RollupData, Sample, SeriesData, TenantId, TimeRange,
+};
 
 use crate::error::{Error, Result};
 use crate::tier::ColdTier;
 
 /// Builds the scan predicate from the range and the pushable matchers.
-fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Predicate {
+pub(crate) fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Predicate {
     let mut p = Predicate::AlwaysTrue;
     if range.start > i64::MIN {
         p = p.and(
@@ -54,7 +56,7 @@ struct Group {
     samples: Vec<Sample>,
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, tenant: &TenantId) -> Result<&'a T> {
+pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, tenant: &TenantId) -> Result<&'a T> {
     batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| Error::Corrupted {
         tenant: tenant.clone(),
         detail: format!("column {name} missing or of an unexpected type"),
@@ -62,14 +64,20 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, tenant: &TenantId)
 }
 
 /// True when row `i`'s label map equals `labels` (no allocation).
-fn labels_equal(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize, labels: &Labels) -> bool {
+pub(crate) fn labels_equal(
+    map: &MapArray,
+    keys: &StringArray,
+    values: &StringArray,
+    i: usize,
+    labels: &Labels,
+) -> bool {
     let offsets = map.value_offsets();
     let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
     end - start == labels.len()
         && labels.iter().enumerate().all(|(j, l)| keys.value(start + j) == l.name && values.value(start + j) == l.value)
 }
 
-fn row_labels(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize) -> Labels {
+pub(crate) fn row_labels(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize) -> Labels {
     let offsets = map.value_offsets();
     let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
     Labels::from_pairs((start..end).map(|j| (keys.value(j), values.value(j))))
@@ -212,5 +220,21 @@ impl ReadStore for ColdReadStore {
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         Ok(self.handle.block_on(self.tier.series(tenant, matchers, range))?)
+    }
+
+    /// The rollup table of `width_ms` answers every window it has complete
+    /// data for (from the first bucket rolled with rollups on); whether the
+    /// rows are below the cold watermark is the federated store's business.
+    fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<RollupData>, ReadError> {
+        let Some(rollup) = crate::table::Rollup::of_width(width_ms) else { return Ok(None) };
+        let view = self.tier.rollup_view(rollup);
+        let series = self.handle.block_on(view.select_rollup(tenant, matchers, ends))?;
+        Ok(series.map(|series| RollupData { covered_end: ends.end, series }))
     }
 }

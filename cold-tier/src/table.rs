@@ -113,6 +113,111 @@ pub fn table_ident(namespace: &str, tenant: &TenantId) -> TableIdent {
     TableIdent::new(NamespaceIdent::new(namespace.to_owned()), table_name(tenant))
 }
 
+/// Field id of a rollup table's `min` (double).
+pub const FIELD_MIN: i32 = 9;
+/// Field id of a rollup table's `max` (double).
+pub const FIELD_MAX: i32 = 10;
+/// Field id of a rollup table's `sum` (double).
+pub const FIELD_SUM: i32 = 11;
+/// Field id of a rollup table's `count` (long).
+pub const FIELD_COUNT: i32 = 12;
+/// Field id of a rollup table's `last` (double).
+pub const FIELD_LAST: i32 = 13;
+/// Field id of a rollup table's `last_ts` (timestamptz).
+pub const FIELD_LAST_TS: i32 = 14;
+
+/// Table property of a rollup table: the start (ms) of the first hot
+/// bucket rolled with rollups; windows ending before `since + width` may
+/// lack older data and are never answered from the table.
+pub const PROPERTY_ROLLUP_SINCE: &str = "strata.rollup-since-ms";
+
+/// A rollup width the compactor maintains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rollup {
+    /// 5-minute windows.
+    FiveMinutes,
+    /// 1-hour windows.
+    OneHour,
+}
+
+impl Rollup {
+    /// Every rollup, finest first.
+    pub const ALL: [Rollup; 2] = [Rollup::FiveMinutes, Rollup::OneHour];
+
+    /// Window width in milliseconds.
+    pub fn width_ms(self) -> i64 {
+        match self {
+            Rollup::FiveMinutes => 300_000,
+            Rollup::OneHour => 3_600_000,
+        }
+    }
+
+    /// The rollup of a width, if Strata keeps one.
+    pub fn of_width(width_ms: i64) -> Option<Rollup> {
+        Rollup::ALL.into_iter().find(|r| r.width_ms() == width_ms)
+    }
+
+    /// Short name (`5m`, `1h`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rollup::FiveMinutes => "5m",
+            Rollup::OneHour => "1h",
+        }
+    }
+}
+
+/// Which of a tenant's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableKind {
+    /// `samples_<tenant>`: raw samples.
+    Samples,
+    /// `rollup5m_<tenant>` / `rollup1h_<tenant>`: per-window aggregates.
+    Rollup(Rollup),
+}
+
+impl TableKind {
+    /// The table name of `tenant` (`.` written as `~`, see [`table_name`]).
+    pub fn table_name(self, tenant: &TenantId) -> String {
+        match self {
+            TableKind::Samples => table_name(tenant),
+            TableKind::Rollup(r) => format!("rollup{}_{}", r.name(), tenant.as_str().replace('.', "~")),
+        }
+    }
+
+    /// The identifier of `tenant`'s table of this kind in `namespace`.
+    pub fn ident(self, namespace: &str, tenant: &TenantId) -> TableIdent {
+        TableIdent::new(NamespaceIdent::new(namespace.to_owned()), self.table_name(tenant))
+    }
+}
+
+/// The Iceberg schema of a rollup table: the samples table's series columns,
+/// `ts` = the window end, and the aggregates.
+pub fn rollup_schema() -> Schema {
+    let string = || Type::Primitive(PrimitiveType::String);
+    let double = || Type::Primitive(PrimitiveType::Double);
+    let labels = MapType::new(
+        NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
+        NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
+    );
+    Schema::builder()
+        .with_schema_id(0)
+        .with_fields(vec![
+            NestedField::required(FIELD_METRIC, "metric", string()).into(),
+            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
+            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            NestedField::required(FIELD_MIN, "min", double()).into(),
+            NestedField::required(FIELD_MAX, "max", double()).into(),
+            NestedField::required(FIELD_SUM, "sum", double()).into(),
+            NestedField::required(FIELD_COUNT, "count", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_LAST, "last", double()).into(),
+            NestedField::required(FIELD_LAST_TS, "last_ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+        ])
+        .build()
+        .expect("static schema is valid")
+}
+
 /// Shared schema reference (cheap clones).
 pub fn schema_ref() -> Arc<Schema> {
     Arc::new(samples_schema())

@@ -29,8 +29,8 @@ use crate::config::ColdTierConfig;
 use crate::error::{Error, Result};
 use crate::storage::{ObjectStoreStorageFactory, StoreSpec};
 use crate::table::{
-    SUMMARY_ROWS, SUMMARY_SERIES, SUMMARY_SOURCE, SUMMARY_SOURCE_SEGMENTS, samples_partition_spec, samples_properties,
-    samples_schema, samples_sort_order, table_ident,
+    SUMMARY_ROWS, SUMMARY_SERIES, SUMMARY_SOURCE, SUMMARY_SOURCE_SEGMENTS, TableKind, samples_partition_spec,
+    samples_properties, samples_schema, samples_sort_order,
 };
 
 /// One series and its samples, as handed to [`ColdTier::write_files`].
@@ -84,7 +84,11 @@ pub enum CommitOutcome {
 }
 
 /// One region's cold tier. `Send + Sync`; share as `Arc<ColdTier>`.
-#[derive(Debug)]
+///
+/// A `ColdTier` addresses one kind of table per tenant: the samples table,
+/// or (a view from [`ColdTier::rollup_view`]) a rollup table; every method
+/// (commit, maintenance, purge) works on the tables of its kind.
+#[derive(Debug, Clone)]
 pub struct ColdTier {
     pub(crate) catalog: Arc<SqlCatalog>,
     pub(crate) config: ColdTierConfig,
@@ -96,6 +100,8 @@ pub struct ColdTier {
     pub(crate) pool: sqlx::AnyPool,
     /// `$n` placeholders (PostgreSQL) instead of `?` (SQLite).
     pub(crate) dollar_binds: bool,
+    /// The tables this handle addresses.
+    pub(crate) kind: TableKind,
 }
 
 impl ColdTier {
@@ -144,7 +150,30 @@ impl ColdTier {
             })?;
         let dollar_binds = bind == SqlBindStyle::DollarNumeric;
         tracing::info!(warehouse = %warehouse, catalog = %redacted, namespace = %config.namespace, "cold tier open");
-        Ok(ColdTier { catalog: Arc::new(catalog), config, warehouse, storage, pool, dollar_binds })
+        Ok(ColdTier {
+            catalog: Arc::new(catalog),
+            config,
+            warehouse,
+            storage,
+            pool,
+            dollar_binds,
+            kind: TableKind::Samples,
+        })
+    }
+
+    /// The same catalog and store addressing the tenants' `rollup` tables
+    /// (cheap: shares the catalog, pool and store).
+    pub fn rollup_view(&self, rollup: crate::table::Rollup) -> ColdTier {
+        ColdTier { kind: TableKind::Rollup(rollup), ..self.clone() }
+    }
+
+    /// Which tables this handle addresses.
+    pub fn kind(&self) -> TableKind {
+        self.kind
+    }
+
+    pub(crate) fn ident(&self, tenant: &TenantId) -> iceberg::TableIdent {
+        self.kind.ident(&self.config.namespace, tenant)
     }
 
     /// The validated configuration.
@@ -182,7 +211,7 @@ impl ColdTier {
 
     /// The tenant's table, if it was created.
     pub async fn load_table(&self, tenant: &TenantId) -> Result<Option<Table>> {
-        let ident = table_ident(&self.config.namespace, tenant);
+        let ident = self.ident(tenant);
         let load_err = |source: iceberg::Error| Error::LoadTable { tenant: tenant.clone(), source: Box::new(source) };
         if !self.catalog.table_exists(&ident).await.map_err(load_err)? {
             return Ok(None);
@@ -201,18 +230,30 @@ impl ColdTier {
         Ok(bytes.unwrap_or(0))
     }
 
-    /// The tenant's table, created with the samples layout on first use.
+    /// The tenant's table of this handle's kind, created on first use.
     pub async fn table(&self, tenant: &TenantId) -> Result<Table> {
+        self.create_table(tenant, HashMap::new()).await
+    }
+
+    /// Creates the tenant's table of this handle's kind with extra table
+    /// properties (or loads it when it exists).
+    pub(crate) async fn create_table(&self, tenant: &TenantId, extra: HashMap<String, String>) -> Result<Table> {
         if let Some(t) = self.load_table(tenant).await? {
             return Ok(t);
         }
-        let ident = table_ident(&self.config.namespace, tenant);
+        let ident = self.ident(tenant);
+        let mut properties = samples_properties(self.config.target_file_size);
+        properties.extend(extra);
+        let schema = match self.kind {
+            TableKind::Samples => samples_schema(),
+            TableKind::Rollup(_) => crate::table::rollup_schema(),
+        };
         let creation = TableCreation::builder()
             .name(ident.name().to_owned())
-            .schema(samples_schema())
+            .schema(schema)
             .partition_spec(samples_partition_spec(self.config.device_buckets))
             .sort_order(samples_sort_order())
-            .properties(samples_properties(self.config.target_file_size))
+            .properties(properties)
             .build();
         match self.catalog.create_table(ident.namespace(), creation).await {
             Ok(t) => {

@@ -43,16 +43,29 @@ struct Row<'a> {
     samples: &'a [Sample],
 }
 
+/// Iceberg's `bucket[n]` of a device hash.
+pub(crate) struct DeviceBucket(iceberg::transform::BoxedTransformFunction);
+
+impl DeviceBucket {
+    pub(crate) fn new(buckets: u32) -> Result<Self, String> {
+        Ok(Self(create_transform_function(&Transform::Bucket(buckets)).map_err(|e| e.to_string())?))
+    }
+
+    pub(crate) fn of(&self, device_hash: u64) -> Result<i32, String> {
+        let b = self.0.transform_literal_result(&Datum::long(device_hash as i64)).map_err(|e| e.to_string())?;
+        match Literal::from(b) {
+            Literal::Primitive(iceberg::spec::PrimitiveLiteral::Int(v)) => Ok(v),
+            other => Err(format!("bucket transform returned {other:?}")),
+        }
+    }
+}
+
 /// Groups rows by partition `(day, device bucket)`, each group in sort order.
 fn partition_rows(series: &[SeriesSamples], buckets: u32) -> Result<BTreeMap<(i64, i32), Vec<Row<'_>>>, String> {
-    let bucket_fn = create_transform_function(&Transform::Bucket(buckets)).map_err(|e| e.to_string())?;
+    let bucket_fn = DeviceBucket::new(buckets)?;
     let mut groups: BTreeMap<(i64, i32), Vec<Row<'_>>> = BTreeMap::new();
     for s in series {
-        let b = bucket_fn.transform_literal_result(&Datum::long(s.device_hash as i64)).map_err(|e| e.to_string())?;
-        let bucket = match Literal::from(b) {
-            Literal::Primitive(iceberg::spec::PrimitiveLiteral::Int(v)) => v,
-            other => return Err(format!("bucket transform returned {other:?}")),
-        };
+        let bucket = bucket_fn.of(s.device_hash)?;
         for day in s.samples.chunk_by(|a, b| a.ts.div_euclid(MS_PER_DAY) == b.ts.div_euclid(MS_PER_DAY)) {
             let Some(first) = day.first() else { continue };
             groups.entry((first.ts.div_euclid(MS_PER_DAY), bucket)).or_default().push(Row { series: s, samples: day });
@@ -87,58 +100,90 @@ fn build_batches(schema: &Arc<ArrowSchema>, rows: &[Row<'_>]) -> Result<Vec<Reco
 }
 
 fn build_batch(schema: &Arc<ArrowSchema>, rows: &[(&SeriesSamples, Sample)]) -> Result<RecordBatch, ArrowError> {
-    let mut metric = StringBuilder::new();
-    let (mut keys, mut values) = (StringBuilder::new(), StringBuilder::new());
-    let mut offsets: Vec<i32> = Vec::with_capacity(rows.len() + 1);
-    offsets.push(0);
-    let (mut sid, mut dev) = (Int64Builder::new(), Int64Builder::new());
-    let (mut ts, mut val) = (TimestampMicrosecondBuilder::new(), Float64Builder::new());
-    let mut entries = 0i32;
+    let mut head = SeriesColumns::with_capacity(rows.len());
+    let mut val = Float64Builder::new();
     for (s, sample) in rows {
-        metric.append_value(s.labels.metric_name());
-        for l in s.labels.iter() {
-            keys.append_value(&l.name);
-            values.append_value(&l.value);
-        }
-        entries += s.labels.len() as i32;
-        offsets.push(entries);
-        sid.append_value(s.series_id.0 as i64);
-        dev.append_value(s.device_hash as i64);
-        ts.append_value(sample.ts.saturating_mul(1000));
+        head.push(&s.labels, s.series_id.0, s.device_hash, sample.ts);
         val.append_value(sample.value);
     }
-    let labels_field = schema.field_with_name("labels")?;
-    let DataType::Map(entries_field, sorted) = labels_field.data_type() else {
-        return Err(ArrowError::SchemaError("labels is not a map".into()));
-    };
-    let DataType::Struct(kv_fields) = entries_field.data_type() else {
-        return Err(ArrowError::SchemaError("map entries are not a struct".into()));
-    };
-    let kv = StructArray::try_new(
-        kv_fields.clone(),
-        vec![Arc::new(keys.finish()) as ArrayRef, Arc::new(values.finish())],
-        None,
-    )?;
-    let labels = MapArray::try_new(
-        Arc::clone(entries_field),
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        kv,
-        None,
-        *sorted,
-    )?;
-    let ts_type = schema.field_with_name("ts")?.data_type().clone();
-    let ts = ts.finish().with_data_type(ts_type);
-    RecordBatch::try_new(
-        Arc::clone(schema),
-        vec![
+    let mut columns = head.finish(schema)?;
+    columns.push(Arc::new(val.finish()));
+    RecordBatch::try_new(Arc::clone(schema), columns)
+}
+
+/// The leading columns both table kinds share: metric, labels, series_id, device_hash, ts.
+pub(crate) struct SeriesColumns {
+    metric: StringBuilder,
+    keys: StringBuilder,
+    values: StringBuilder,
+    offsets: Vec<i32>,
+    sid: Int64Builder,
+    dev: Int64Builder,
+    ts: TimestampMicrosecondBuilder,
+    entries: i32,
+}
+
+impl SeriesColumns {
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            metric: StringBuilder::new(),
+            keys: StringBuilder::new(),
+            values: StringBuilder::new(),
+            offsets,
+            sid: Int64Builder::new(),
+            dev: Int64Builder::new(),
+            ts: TimestampMicrosecondBuilder::new(),
+            entries: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, labels: &strata_schemas::Labels, series_id: u64, device_hash: u64, ts_ms: i64) {
+        self.metric.append_value(labels.metric_name());
+        for l in labels.iter() {
+            self.keys.append_value(&l.name);
+            self.values.append_value(&l.value);
+        }
+        self.entries += labels.len() as i32;
+        self.offsets.push(self.entries);
+        self.sid.append_value(series_id as i64);
+        self.dev.append_value(device_hash as i64);
+        self.ts.append_value(ts_ms.saturating_mul(1000));
+    }
+
+    /// The five columns, in schema order.
+    pub(crate) fn finish(self, schema: &Arc<ArrowSchema>) -> Result<Vec<ArrayRef>, ArrowError> {
+        let SeriesColumns { mut metric, mut keys, mut values, offsets, mut sid, mut dev, mut ts, .. } = self;
+        let labels_field = schema.field_with_name("labels")?;
+        let DataType::Map(entries_field, sorted) = labels_field.data_type() else {
+            return Err(ArrowError::SchemaError("labels is not a map".into()));
+        };
+        let DataType::Struct(kv_fields) = entries_field.data_type() else {
+            return Err(ArrowError::SchemaError("map entries are not a struct".into()));
+        };
+        let kv = StructArray::try_new(
+            kv_fields.clone(),
+            vec![Arc::new(keys.finish()) as ArrayRef, Arc::new(values.finish())],
+            None,
+        )?;
+        let labels = MapArray::try_new(
+            Arc::clone(entries_field),
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            kv,
+            None,
+            *sorted,
+        )?;
+        let ts_type = schema.field_with_name("ts")?.data_type().clone();
+        let ts = ts.finish().with_data_type(ts_type);
+        Ok(vec![
             Arc::new(metric.finish()),
             Arc::new(labels),
             Arc::new(sid.finish()),
             Arc::new(dev.finish()),
             Arc::new(ts),
-            Arc::new(val.finish()),
-        ],
-    )
+        ])
+    }
 }
 
 /// Parquet settings: zstd, dictionaries (except `ts`: delta binary packed),
@@ -166,14 +211,37 @@ pub(crate) async fn write_files(
     file_prefix: &str,
 ) -> Result<WrittenFiles> {
     let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
-    let write_err = |source: iceberg::Error| Error::WriteDataFiles { tenant: tenant.clone(), source: Box::new(source) };
-    let schema = Arc::clone(table.metadata().current_schema());
-    let spec = table.metadata().default_partition_spec().as_ref().clone();
-    let buckets = spec
+    let buckets = table_buckets(table).ok_or_else(|| corrupt("table has no device bucket partition field".into()))?;
+    let groups = partition_rows(series, buckets).map_err(corrupt)?;
+    let mut out =
+        write_groups(table, config, tenant, groups, |schema, rows| build_batches(schema, rows), file_prefix).await?;
+    out.series = series.len();
+    Ok(out)
+}
+
+/// `N` of the table's `bucket[N](device_hash)` partition field.
+pub(crate) fn table_buckets(table: &Table) -> Option<u32> {
+    table
+        .metadata()
+        .default_partition_spec()
         .fields()
         .iter()
         .find_map(|f| if let Transform::Bucket(n) = f.transform { Some(n) } else { None })
-        .ok_or_else(|| corrupt("table has no device bucket partition field".into()))?;
+}
+
+/// Writes each `(day, bucket)` group's batches as data files of that partition.
+pub(crate) async fn write_groups<G>(
+    table: &Table,
+    config: &ColdTierConfig,
+    tenant: &TenantId,
+    groups: BTreeMap<(i64, i32), G>,
+    build: impl Fn(&Arc<ArrowSchema>, &G) -> Result<Vec<RecordBatch>, ArrowError>,
+    file_prefix: &str,
+) -> Result<WrittenFiles> {
+    let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
+    let write_err = |source: iceberg::Error| Error::WriteDataFiles { tenant: tenant.clone(), source: Box::new(source) };
+    let schema = Arc::clone(table.metadata().current_schema());
+    let spec = table.metadata().default_partition_spec().as_ref().clone();
     let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).map_err(write_err)?);
     let location = DefaultLocationGenerator::new(table.metadata()).map_err(write_err)?;
     let names = DefaultFileNameGenerator::new(file_prefix.to_owned(), None, FORMAT);
@@ -186,8 +254,7 @@ pub(crate) async fn write_files(
         names,
     );
     let builder = DataFileWriterBuilder::new(rolling);
-    let groups = partition_rows(series, buckets).map_err(corrupt)?;
-    let mut out = WrittenFiles { files: Vec::new(), rows: 0, series: series.len(), bytes: 0 };
+    let mut out = WrittenFiles { files: Vec::new(), rows: 0, series: 0, bytes: 0 };
     for ((day, bucket), rows) in groups {
         let day = i32::try_from(day).map_err(|_| corrupt(format!("day {day} out of range")))?;
         let key = PartitionKey::new(
@@ -196,8 +263,8 @@ pub(crate) async fn write_files(
             Struct::from_iter([Some(Literal::date(day)), Some(Literal::int(bucket))]),
         );
         let mut writer = builder.build(Some(key)).await.map_err(write_err)?;
-        let batches = build_batches(&arrow_schema, &rows)
-            .map_err(|source| Error::BuildBatch { tenant: tenant.clone(), source })?;
+        let batches =
+            build(&arrow_schema, &rows).map_err(|source| Error::BuildBatch { tenant: tenant.clone(), source })?;
         for b in batches {
             out.rows += b.num_rows() as u64;
             writer.write(b).await.map_err(write_err)?;

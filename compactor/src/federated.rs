@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use strata_schemas::{Labels, Matcher, ReadError, ReadStore, SeriesData, TenantId, TimeRange};
+use strata_schemas::{Labels, Matcher, ReadError, ReadStore, RollupData, SeriesData, TenantId, TimeRange};
 
 /// Returns the tenant's cold watermark (ms, exclusive), if any.
 pub type WatermarkFn = Arc<dyn Fn(&TenantId) -> Option<i64> + Send + Sync>;
@@ -94,6 +94,33 @@ impl ReadStore for FederatedReadStore {
         let hot =
             if hot_range.start <= hot_range.end { self.hot.select(tenant, matchers, hot_range)? } else { Vec::new() };
         Ok(merge_series(cold, hot))
+    }
+
+    /// Rollups come from cold for the windows that end below the watermark
+    /// (every sample of such a window is in cold, and every bucket under the
+    /// watermark committed its rollup rows before the watermark moved); the
+    /// windows after `covered_end` are the caller's to aggregate from raw
+    /// samples. No watermark, or no complete window: `None`.
+    fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<RollupData>, ReadError> {
+        let Some(w) = (self.watermark)(tenant) else { return Ok(None) };
+        if width_ms <= 0 {
+            return Ok(None);
+        }
+        let covered_end = w.saturating_sub(1).div_euclid(width_ms).saturating_mul(width_ms).min(ends.end);
+        if covered_end < ends.start {
+            return Ok(None);
+        }
+        let cold = self.cold.select_rollup(tenant, matchers, width_ms, TimeRange::new(ends.start, covered_end))?;
+        Ok(cold.map(|mut d| {
+            d.covered_end = d.covered_end.min(covered_end);
+            d
+        }))
     }
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {

@@ -25,7 +25,10 @@
 //!                               └─ts < W──► ColdReadStore
 //! ```
 //!
-//! Not here yet: the 5 m / 1 h rollups (see the crate README).
+//! Rollups: every roll also commits the bucket's 5 m and 1 h windows (min,
+//! max, sum, count, last) to the tenant's rollup tables, exactly once per
+//! table, before the watermark moves; [`FederatedReadStore`] serves them
+//! (`ReadStore::select_rollup`) for windows ending below the watermark.
 #![warn(missing_docs)]
 
 mod config;

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use strata_cold_tier::{LiveFile, SUMMARY_OPERATION, file_prefix, whole_days_before};
+use strata_cold_tier::{ColdTier, LiveFile, Rollup, SUMMARY_OPERATION, TableKind, file_prefix, whole_days_before};
 use strata_schemas::TenantId;
 
 use crate::error::{Error, Result};
@@ -58,6 +58,8 @@ pub struct MaintainOutcome {
     pub retention_files: u64,
     /// Samples removed by cold retention.
     pub retention_samples: u64,
+    /// Rollup rows (5 m and 1 h windows) removed by cold retention.
+    pub retention_rollup_rows: u64,
     /// Partitions merged.
     pub merges: u64,
     /// Small files replaced by merges.
@@ -166,10 +168,26 @@ impl Compactor {
         out: &mut MaintainOutcome,
         merges_left: &mut usize,
     ) -> Result<()> {
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
-        self.apply_retention(tenant, now_ms, out).await?;
+        self.apply_retention(&self.cold, tenant, now_ms, out).await?;
         self.merge_small_files(tenant, out, merges_left).await?;
-        if let Some(done) = self.cold.compact_manifests(tenant, self.config.max_manifests).await.map_err(cold_err)? {
+        self.maintain_table(&self.cold, tenant, out).await?;
+        if let Ok(total) = self.cold.stored_bytes(tenant).await {
+            self.metrics.set_cold_bytes(tenant, Some(total));
+        }
+        // The rollup tables: the same retention, manifest folding, expiry
+        // and orphan removal (never merged: one small file per roll and day).
+        for r in Rollup::ALL {
+            let view = self.cold.rollup_view(r);
+            self.apply_retention(&view, tenant, now_ms, out).await?;
+            self.maintain_table(&view, tenant, out).await?;
+        }
+        Ok(())
+    }
+
+    /// Manifest folding, snapshot expiry and orphan removal of one table.
+    async fn maintain_table(&self, cold: &ColdTier, tenant: &TenantId, out: &mut MaintainOutcome) -> Result<()> {
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        if let Some(done) = cold.compact_manifests(tenant, self.config.max_manifests).await.map_err(cold_err)? {
             tracing::info!(tenant = %tenant, snapshot = done.snapshot_id, "folded the cold table's manifests into one");
         }
 
@@ -191,17 +209,11 @@ impl Compactor {
         // times; `now_ms` is the data clock retention is measured on (the
         // same in production, apart in tests).
         let wall_ms = strata_schemas::time::now_millis();
-        let expired = self
-            .cold
-            .expire_snapshots(tenant, wall_ms, self.config.snapshot_retention, &protect)
-            .await
-            .map_err(cold_err)?;
+        let expired =
+            cold.expire_snapshots(tenant, wall_ms, self.config.snapshot_retention, &protect).await.map_err(cold_err)?;
         out.snapshots_expired += expired.expired as u64;
-        if let Ok(total) = self.cold.stored_bytes(tenant).await {
-            self.metrics.set_cold_bytes(tenant, Some(total));
-        }
         self.metrics.snapshots_expired.fetch_add(expired.expired as u64, Ordering::Relaxed);
-        let gone = self.cold.remove_orphan_files(tenant, wall_ms, self.config.orphan_grace).await.map_err(cold_err)?;
+        let gone = cold.remove_orphan_files(tenant, wall_ms, self.config.orphan_grace).await.map_err(cold_err)?;
         out.orphan_files += gone.files;
         out.orphan_bytes += gone.bytes;
         self.metrics.orphan_files_deleted.fetch_add(gone.files, Ordering::Relaxed);
@@ -211,7 +223,13 @@ impl Compactor {
 
     /// Removes whole day partitions that ended at or before
     /// `now − cold_retention` with one `delete` snapshot.
-    async fn apply_retention(&self, tenant: &TenantId, now_ms: i64, out: &mut MaintainOutcome) -> Result<()> {
+    async fn apply_retention(
+        &self,
+        cold: &ColdTier,
+        tenant: &TenantId,
+        now_ms: i64,
+        out: &mut MaintainOutcome,
+    ) -> Result<()> {
         let retention = self.cold_retention(tenant);
         if retention.is_zero() {
             return Ok(());
@@ -219,7 +237,7 @@ impl Compactor {
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
         let cutoff_ms = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         let before_day = whole_days_before(cutoff_ms);
-        let live = self.cold.live_files(tenant).await.map_err(cold_err)?;
+        let live = cold.live_files(tenant).await.map_err(cold_err)?;
         let doomed: Vec<&LiveFile> = live.iter().filter(|f| f.day < before_day).collect();
         if doomed.is_empty() {
             return Ok(());
@@ -236,8 +254,13 @@ impl Compactor {
             ("strata.retention-before-day".to_owned(), before_day.to_string()),
         ]);
         let t0 = Instant::now();
-        let done = self.cold.delete_files(tenant, &paths, props).await.map_err(cold_err)?;
+        let done = cold.delete_files(tenant, &paths, props).await.map_err(cold_err)?;
         self.failpoint("retention_after_commit")?;
+        if cold.kind() != TableKind::Samples {
+            out.retention_rollup_rows += done.removed_rows;
+            tracing::info!(tenant = %tenant, table = ?cold.kind(), days, files = done.removed_files, rows = done.removed_rows, "cold retention removed whole days of rollups");
+            return Ok(());
+        }
         out.retention_files += done.removed_files as u64;
         out.retention_samples += done.removed_rows;
         self.metrics.retention_files_removed.fetch_add(done.removed_files as u64, Ordering::Relaxed);
@@ -330,8 +353,20 @@ impl Compactor {
             .map_err(|e| Error::Task { detail: e.to_string() })?
             .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source })?;
         self.failpoint(PURGE_FAILPOINT)?;
-        let cold_out =
-            self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let mut cold_out = strata_cold_tier::FilesDeleted::default();
+        for r in Rollup::ALL {
+            let gone = self
+                .cold
+                .rollup_view(r)
+                .purge(tenant)
+                .await
+                .map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+            cold_out.files += gone.files;
+            cold_out.bytes += gone.bytes;
+        }
+        let gone = self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        cold_out.files += gone.files;
+        cold_out.bytes += gone.bytes;
         self.metrics.tenants_purged.fetch_add(1, Ordering::Relaxed);
         self.metrics.set_cold_bytes(tenant, None);
         let out = PurgeOutcome {

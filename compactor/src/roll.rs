@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use strata_cold_tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, file_prefix};
+use strata_cold_tier::{
+    ColdTier, CommitOutcome, CommitSource, Rollup, SeriesRollup, SeriesSamples, file_prefix, rollup_points,
+};
 use strata_hot_store::{HotStore, SealedBucket};
 use strata_schemas::TenantId;
 
@@ -36,7 +38,8 @@ use crate::error::{Error, Result};
 
 /// Crash points of a roll a test can arm with [`Compactor::arm_failpoint`]
 /// (maintenance has its own: [`crate::MAINTENANCE_FAILPOINTS`]).
-pub const FAILPOINTS: [&str; 4] = ["before_write", "after_write", "after_commit", "after_watermark"];
+pub const FAILPOINTS: [&str; 6] =
+    ["before_write", "after_write", "after_commit", "rollup_after_write", "rollup_after_commit", "after_watermark"];
 
 /// What rolling one bucket did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +91,8 @@ pub struct CompactorMetrics {
     pub duplicate_commits_avoided: AtomicU64,
     /// Failed bucket rolls.
     pub errors: AtomicU64,
+    /// Rollup rows (per series and window, 5 m and 1 h) committed.
+    pub rollup_windows_written: AtomicU64,
     /// Maintenance passes finished.
     pub maintenance_passes: AtomicU64,
     /// Snapshots expired.
@@ -121,7 +126,7 @@ impl CompactorMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let rows: [(&str, &str, &AtomicU64); 18] = [
+        let rows: [(&str, &str, &AtomicU64); 19] = [
             ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
             ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
             ("strata_compactor_bytes_written_total", "Parquet bytes committed", &self.bytes_written),
@@ -132,6 +137,11 @@ impl CompactorMetrics {
                 &self.duplicate_commits_avoided,
             ),
             ("strata_compactor_errors_total", "failed bucket rolls", &self.errors),
+            (
+                "strata_compactor_rollup_windows_written_total",
+                "rollup rows (series x 5m/1h window) committed",
+                &self.rollup_windows_written,
+            ),
             ("strata_compactor_maintenance_passes_total", "cold maintenance passes finished", &self.maintenance_passes),
             ("strata_compactor_snapshots_expired_total", "cold table snapshots expired", &self.snapshots_expired),
             (
@@ -333,12 +343,22 @@ impl Compactor {
             source: format!("hot:{}:{}", tenant, bucket.start),
             segments: bucket.segments.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         };
-        let outcome = if self.cold.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_some() {
+        let samples_done = self.cold.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_some();
+        let mut rollups_missing = Vec::new();
+        for r in Rollup::ALL {
+            let view = self.cold.rollup_view(r);
+            if view.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_none() {
+                rollups_missing.push(r);
+            }
+        }
+        if samples_done {
             tracing::info!(tenant = %tenant, bucket = bucket.start, "bucket already committed to cold; advancing watermark");
             self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
+        }
+        let outcome = if samples_done && rollups_missing.is_empty() {
             BucketOutcome::AlreadyCommitted
         } else {
-            self.write_and_commit(bucket, &source).await?
+            self.write_and_commit(bucket, &source, samples_done, &rollups_missing).await?
         };
         let (hot, t, end) = (Arc::clone(&self.hot), tenant.clone(), bucket.end);
         tokio::task::spawn_blocking(move || hot.set_cold_watermark(&t, end))
@@ -350,9 +370,16 @@ impl Compactor {
         Ok(outcome)
     }
 
-    async fn write_and_commit(&self, bucket: &SealedBucket, source: &CommitSource) -> Result<BucketOutcome> {
+    /// Writes and commits what of the bucket is not committed yet: the
+    /// samples (unless `samples_done`), then each rollup of `rollups`.
+    async fn write_and_commit(
+        &self,
+        bucket: &SealedBucket,
+        source: &CommitSource,
+        samples_done: bool,
+        rollups: &[Rollup],
+    ) -> Result<BucketOutcome> {
         let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
         let (hot, t, start) = (Arc::clone(&self.hot), tenant.clone(), bucket.start);
         let series = tokio::task::spawn_blocking(move || hot.read_bucket(&t, start))
             .await
@@ -370,9 +397,91 @@ impl Compactor {
         if series.is_empty() {
             return Ok(BucketOutcome::Empty);
         }
+        let outcome = if samples_done {
+            BucketOutcome::AlreadyCommitted
+        } else {
+            self.commit_samples(bucket, source, &series).await?
+        };
+        self.commit_rollups(bucket, source, &series, rollups).await?;
+        Ok(outcome)
+    }
+
+    /// Writes and commits one rollup table per entry of `rollups` from the
+    /// bucket's samples, each with the bucket's source (exactly once per table).
+    async fn commit_rollups(
+        &self,
+        bucket: &SealedBucket,
+        source: &CommitSource,
+        series: &[SeriesSamples],
+        rollups: &[Rollup],
+    ) -> Result<()> {
+        let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let mut since = None;
+        for &r in rollups {
+            let rolled: Vec<SeriesRollup> = series
+                .iter()
+                .filter_map(|s| {
+                    let points = rollup_points(&s.samples, r.width_ms());
+                    (!points.is_empty()).then(|| SeriesRollup {
+                        labels: s.labels.clone(),
+                        series_id: s.series_id,
+                        device_hash: s.device_hash,
+                        points,
+                    })
+                })
+                .collect();
+            if rolled.is_empty() {
+                continue; // stale markers only: no windows
+            }
+            let view = self.cold.rollup_view(r);
+            let since = match since {
+                Some(s) => s,
+                None => *since.insert(self.rollup_since(bucket, source).await?),
+            };
+            let prefix = file_prefix(&format!("rollup{}:{}:{}", r.name(), tenant, bucket.start));
+            let written = view.write_rollup_files(tenant, &rolled, since, &prefix).await.map_err(cold_err)?;
+            self.failpoint("rollup_after_write")?;
+            let rows = written.rows;
+            let outcome = view.commit_files(tenant, written, source).await.map_err(cold_err)?;
+            self.failpoint("rollup_after_commit")?;
+            if let CommitOutcome::Committed { .. } = outcome {
+                self.metrics.rollup_windows_written.fetch_add(rows, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// What a rollup table created by this bucket's roll records as the
+    /// start of its complete data: `i64::MIN` when this bucket's samples
+    /// commit was the first with rows in the samples table (nothing older is
+    /// in cold, so every window is complete), else the bucket start (older
+    /// buckets were rolled before rollups existed).
+    async fn rollup_since(&self, bucket: &SealedBucket, source: &CommitSource) -> Result<i64> {
+        let tenant = &bucket.tenant;
+        let table =
+            self.cold.load_table(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let first = table.and_then(|t| {
+            let snap = t.metadata().snapshots().find(|s| {
+                s.summary().additional_properties.get(strata_cold_tier::table::SUMMARY_SOURCE) == Some(&source.source)
+            })?;
+            let p = &snap.summary().additional_properties;
+            Some(p.get("total-records").is_some() && p.get("total-records") == p.get("added-records"))
+        });
+        Ok(if first == Some(true) { i64::MIN } else { bucket.start })
+    }
+
+    async fn commit_samples(
+        &self,
+        bucket: &SealedBucket,
+        source: &CommitSource,
+        series: &[SeriesSamples],
+    ) -> Result<BucketOutcome> {
+        let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
         self.failpoint("before_write")?;
         let t0 = Instant::now();
-        let written = self.cold.write_files(tenant, &series, &file_prefix(&source.source)).await.map_err(cold_err)?;
+        let written = self.cold.write_files(tenant, series, &file_prefix(&source.source)).await.map_err(cold_err)?;
         self.failpoint("after_write")?;
         let (samples, bytes, files, n_series) = (written.rows, written.bytes, written.files.len(), written.series);
         let outcome = self.cold.commit_files(tenant, written, source).await.map_err(cold_err)?;

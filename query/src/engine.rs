@@ -20,6 +20,7 @@ mod functions;
 mod histogram;
 mod labels_fn;
 mod range_fns;
+mod rollup;
 mod selector;
 mod stats;
 /// Time helpers shared with the HTTP layer.
@@ -83,6 +84,7 @@ pub struct Engine {
 #[derive(Debug, Default)]
 pub struct TenantQueryStats {
     by_tenant: parking_lot::Mutex<std::collections::BTreeMap<TenantId, (u64, u64)>>,
+    rollup_selects: std::sync::atomic::AtomicU64,
 }
 
 impl TenantQueryStats {
@@ -91,6 +93,11 @@ impl TenantQueryStats {
         let e = m.entry(tenant.clone()).or_default();
         e.0 += 1;
         e.1 += samples as u64;
+    }
+
+    /// Range-function selectors answered from rollups (all tenants).
+    pub fn rollup_selects(&self) -> u64 {
+        self.rollup_selects.load(Ordering::Relaxed)
     }
 
     /// `(queries run, samples processed)` of `tenant`: samples loaded from
@@ -114,6 +121,10 @@ impl TenantQueryStats {
         for (t, (_, n)) in m.iter() {
             let _ = writeln!(out, "strata_tenant_query_samples_total{{tenant=\"{t}\"}} {n}");
         }
+        let _ =
+            writeln!(out, "# HELP strata_query_rollup_selects_total Range-function selectors answered from rollups.");
+        let _ = writeln!(out, "# TYPE strata_query_rollup_selects_total counter");
+        let _ = writeln!(out, "strata_query_rollup_selects_total {}", self.rollup_selects());
     }
 }
 
@@ -175,6 +186,7 @@ impl Engine {
             Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
         })();
         self.stats.record(tenant, ctx.samples.get());
+        self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
         result
     }
 
@@ -207,6 +219,7 @@ impl Engine {
             Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
         })();
         self.stats.record(tenant, ctx.samples.get());
+        self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
         result
     }
 
@@ -261,6 +274,7 @@ impl Engine {
             series: Default::default(),
             max_range: limits.max_range.as_millis() as i64,
             delayed_names: self.config.delayed_name_removal,
+            rollup_selects: Default::default(),
             warnings: Default::default(),
             infos: Default::default(),
             query,

@@ -43,5 +43,5 @@ pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, TenantLimits, TenantPolicy};
-pub use read::{ReadError, ReadStore, SeriesData, TimeRange};
+pub use read::{ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

@@ -7,6 +7,9 @@
 
 use crate::{ErrorKind, Labels, Matcher, Sample, TenantId};
 
+/// Rollup window widths a store may keep (ms): 5 minutes and 1 hour.
+pub const ROLLUP_WIDTHS_MS: [i64; 2] = [300_000, 3_600_000];
+
 /// An inclusive time range in milliseconds: `start <= ts <= end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
@@ -43,6 +46,110 @@ pub struct SeriesData {
     pub labels: Labels,
     /// Samples sorted by timestamp, unique timestamps.
     pub samples: Vec<Sample>,
+}
+
+/// The aggregates of one series over one rollup window `(end - width, end]`
+/// (left-open, right-closed, `end` a multiple of the width), stale markers
+/// excluded. Two partial windows of the same series and `end` (e.g. written
+/// from two hot buckets) combine with [`RollupPoint::merge`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupPoint {
+    /// The window's end (ms, included).
+    pub end: i64,
+    /// Prometheus `min_over_time` of the window (NaN only when every value is NaN).
+    pub min: f64,
+    /// Prometheus `max_over_time` of the window.
+    pub max: f64,
+    /// Sum of the values.
+    pub sum: f64,
+    /// Number of samples (at least 1).
+    pub count: u64,
+    /// Value of the latest sample.
+    pub last: f64,
+    /// Timestamp of the latest sample (ms).
+    pub last_ts: i64,
+}
+
+impl RollupPoint {
+    /// The aggregates of `samples` (sorted by ts, all in one window ending at
+    /// `end`); `None` when nothing but stale markers is left.
+    pub fn of(end: i64, samples: &[Sample]) -> Option<RollupPoint> {
+        let mut it = samples.iter().filter(|s| !s.is_stale_marker());
+        let first = it.next()?;
+        let mut p = RollupPoint {
+            end,
+            min: first.value,
+            max: first.value,
+            sum: first.value,
+            count: 1,
+            last: first.value,
+            last_ts: first.ts,
+        };
+        // Kahan–Neumaier within the window, like the engine's raw sums.
+        let (mut sum, mut c) = (first.value, 0.0f64);
+        for s in it {
+            let t = sum + s.value;
+            c += if t.is_infinite() {
+                0.0
+            } else if sum.abs() >= s.value.abs() {
+                (sum - t) + s.value
+            } else {
+                (s.value - t) + sum
+            };
+            sum = t;
+            p.merge(&RollupPoint {
+                end,
+                min: s.value,
+                max: s.value,
+                sum: s.value,
+                count: 1,
+                last: s.value,
+                last_ts: s.ts,
+            });
+        }
+        p.sum = if sum.is_infinite() { sum } else { sum + c };
+        Some(p)
+    }
+
+    /// Folds `later` (a window or partial window whose samples all follow
+    /// this one's) into `self` with Prometheus's `min/max_over_time` rules:
+    /// a NaN is replaced by any later value, a number only by a smaller
+    /// (larger) one, so folding window results in time order equals folding
+    /// the raw samples.
+    pub fn merge(&mut self, later: &RollupPoint) {
+        if later.min < self.min || self.min.is_nan() {
+            self.min = later.min;
+        }
+        if later.max > self.max || self.max.is_nan() {
+            self.max = later.max;
+        }
+        self.sum += later.sum;
+        self.count += later.count;
+        if later.last_ts >= self.last_ts {
+            self.last = later.last;
+            self.last_ts = later.last_ts;
+        }
+    }
+}
+
+/// Rollup windows of one series, sorted by `end`, one per `end`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupSeries {
+    /// The series' labels, `__name__` included.
+    pub labels: Labels,
+    /// Windows with at least one sample.
+    pub points: Vec<RollupPoint>,
+}
+
+/// What [`ReadStore::select_rollup`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupData {
+    /// Windows ending in `[ends.start, covered_end]` are complete in
+    /// `series`; windows ending after `covered_end` (data not in the rollups
+    /// yet, e.g. above the cold watermark) must come from raw samples.
+    pub covered_end: i64,
+    /// Series with at least one complete window, sorted by labels.
+    pub series: Vec<RollupSeries>,
 }
 
 /// Why a read failed.
@@ -114,6 +221,23 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
         range: TimeRange,
     ) -> Result<Vec<String>, ReadError> {
         Ok(label_values_of(&self.series(tenant, matchers, range)?, name))
+    }
+
+    /// Pre-aggregated windows of `width_ms` (one of [`ROLLUP_WIDTHS_MS`]) of
+    /// the matching series, for the windows whose end lies in `ends` (both
+    /// bounds multiples of the width). `Ok(None)`: no rollups for this
+    /// request (the default; the caller reads raw samples). A store that
+    /// answers must answer every window from `ends.start` to
+    /// [`RollupData::covered_end`] completely.
+    fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<RollupData>, ReadError> {
+        let _ = (tenant, matchers, width_ms, ends);
+        Ok(None)
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod crash;
 mod maintain;
+mod rollup;
 mod s3;
 mod util;

@@ -27,6 +27,7 @@ fn eager() -> CompactorConfig {
     }
 }
 
+/// Parquet files of the samples tables on disk (rollup tables excluded).
 fn parquet_files(dir: &Path) -> usize {
     let mut n = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -34,7 +35,9 @@ fn parquet_files(dir: &Path) -> usize {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
-                stack.push(p);
+                if !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rollup")) {
+                    stack.push(p);
+                }
             } else if p.extension().is_some_and(|x| x == "parquet") {
                 n += 1;
             }
@@ -59,6 +62,14 @@ fn fill(env: &mut Env, first: i64, buckets: i64) {
 
 fn live_files(env: &Env, t: &str) -> usize {
     env.rt.block_on(env.cold.live_files(&tenant(t))).unwrap().len()
+}
+
+/// Live data files of the tenant's 5 m and 1 h rollup tables.
+fn rollup_files(env: &Env, t: &str) -> usize {
+    strata_cold_tier::Rollup::ALL
+        .into_iter()
+        .map(|r| env.rt.block_on(env.cold.rollup_view(r).live_files(&tenant(t))).unwrap().len())
+        .sum()
 }
 
 /// Asserts the federated read equals the model restricted by `keep`.
@@ -204,13 +215,19 @@ fn retention_removes_only_whole_days_past_the_tenant_retention() {
     env.hot.expire(now).unwrap();
     env.compactor.set_cold_retentions(BTreeMap::from([(tenant("acme"), Duration::from_secs(86_400))]));
     // One day after the data, but day 0 has not wholly passed the retention yet.
+    let rollups_before = rollup_files(&env, "acme");
+    assert!(rollups_before > 0);
     let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + DAY + 10 * BUCKET_MS)).unwrap();
     assert_eq!(out.retention_files, 0);
+    assert_eq!(rollup_files(&env, "acme"), rollups_before);
     env.assert_exactly_once("inside retention");
     let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + 2 * DAY)).unwrap();
     assert!(out.retention_files > 0 && out.retention_samples == 2 * 2 * 2 * 6, "{out:?}");
     assert_model_where(&env, "after retention", |t, _| t != "acme");
     assert_eq!(live_files(&env, "acme"), 0);
+    assert_eq!(rollup_files(&env, "acme"), 0, "rollups of the same days removed");
+    assert!(out.retention_rollup_rows > 0, "{out:?}");
+    assert!(rollup_files(&env, "beta") > 0);
     assert_eq!(parquet_files(dir.path()), live_files(&env, "beta"), "acme's files deleted");
 }
 
@@ -222,11 +239,15 @@ fn purge_deletes_hot_and_cold_data_of_one_tenant() {
     // Bucket 1, 2 rolled to cold; bucket 3 stays hot.
     env.rt.block_on(env.compactor.roll_once(DAY0 + 3 * BUCKET_MS + 1)).unwrap();
     assert!(live_files(&env, "acme") > 0);
+    assert!(rollup_files(&env, "acme") > 0);
     let out = env.rt.block_on(env.compactor.purge_tenant(&tenant("acme"))).unwrap();
     assert!(out.hot_segments > 0 && out.cold_files > 0, "{out:?}");
     assert_model_where(&env, "after purge", |t, _| t != "acme");
     assert!(env.rt.block_on(env.cold.load_table(&tenant("acme"))).unwrap().is_none());
     assert!(!dir.path().join("cold/warehouse/strata/samples_acme").exists());
+    assert!(!dir.path().join("cold/warehouse/strata/rollup5m_acme").exists());
+    assert!(!dir.path().join("cold/warehouse/strata/rollup1h_acme").exists());
+    assert_eq!(rollup_files(&env, "acme"), 0);
     // A purge that died after the hot half finishes when repeated.
     env.rt.block_on(env.compactor.roll_once(DAY0 + 4 * BUCKET_MS + 1)).unwrap();
     assert!(live_files(&env, "beta") > 0);

@@ -35,6 +35,7 @@ pub(crate) struct Env {
     offset: u64,
     config: CompactorConfig,
     cold_config: ColdTierConfig,
+    hot_config: HotStoreConfig,
 }
 
 pub(crate) fn hot_config() -> HotStoreConfig {
@@ -57,21 +58,32 @@ impl Env {
 
     /// Like [`Env::open`] with compactor and cold-tier configurations.
     pub(crate) fn open_with_cold(dir: &Path, cc: CompactorConfig, cold_config: ColdTierConfig) -> Env {
+        Env::open_with_hot(dir, cc, cold_config, hot_config())
+    }
+
+    /// Like [`Env::open_with_cold`] with a hot-store configuration.
+    pub(crate) fn open_with_hot(
+        dir: &Path,
+        cc: CompactorConfig,
+        cold_config: ColdTierConfig,
+        hot_config: HotStoreConfig,
+    ) -> Env {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let hot = Arc::new(HotStore::open(&dir.join("hot"), hot_config()).unwrap());
+        let hot = Arc::new(HotStore::open(&dir.join("hot"), hot_config.clone()).unwrap());
         let cold = Arc::new(rt.block_on(ColdTier::open(&cold_config, dir)).unwrap());
         let compactor = Compactor::new(Arc::clone(&hot), Arc::clone(&cold), cc.clone());
-        Env { rt, hot, cold, compactor, model: Model::new(), offset: 0, config: cc, cold_config }
+        Env { rt, hot, cold, compactor, model: Model::new(), offset: 0, config: cc, cold_config, hot_config }
     }
 
     /// Simulates a process restart: everything reopened from disk.
     pub(crate) fn reopen(self, dir: &Path) -> Env {
-        let (model, offset, config, cold_config) = (self.model, self.offset, self.config, self.cold_config);
+        let (model, offset, config, cold_config, hot) =
+            (self.model, self.offset, self.config, self.cold_config, self.hot_config);
         drop(self.compactor);
         drop(self.hot);
         drop(self.cold);
         drop(self.rt);
-        let mut env = Env::open_with_cold(dir, config, cold_config);
+        let mut env = Env::open_with_hot(dir, config, cold_config, hot);
         env.model = model;
         env.offset = offset;
         env
@@ -95,6 +107,12 @@ impl Env {
         for &(ts, v) in samples {
             m.insert(ts, v.to_bits());
         }
+    }
+
+    /// Applies a batch to hot without recording it in the model (benchmarks).
+    pub(crate) fn write_batch(&mut self, batch: &WriteBatch) {
+        self.hot.apply(0, self.offset, batch).unwrap();
+        self.offset += 1;
     }
 
     pub(crate) fn federated(&self) -> FederatedReadStore {

@@ -30,6 +30,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) max_range: i64,
     /// Prometheus's `promql-delayed-name-removal`: `__name__` is dropped at the end, not per operator.
     pub(crate) delayed_names: bool,
+    /// Range-function selectors answered from rollups (`engine/rollup.rs`).
+    pub(crate) rollup_selects: Cell<u64>,
     pub(crate) warnings: RefCell<Vec<String>>,
     pub(crate) infos: RefCell<Vec<String>>,
     /// The query text, to attach Prometheus-style `(line:col)` positions to annotations.

@@ -108,6 +108,9 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
         }
         _ => None,
     };
+    if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
+        return Ok(out);
+    }
     let rd = match ev.eval(args[m])? {
         Eval::Matrix(rd) => rd,
         other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),

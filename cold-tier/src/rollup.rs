@@ -1,0 +1,306 @@
+//! Rollup tables: per (series, window) aggregates of the samples table.
+//!
+//! ```text
+//!  window (end - w, end], end a multiple of w (5 m, 1 h); stale markers excluded
+//!  compactor: bucket samples ─► rollup_points(w) ─► write_rollup_files ─► commit_files (same source as samples)
+//!  query:     select_rollup(tenant, matchers, ends) ─► scan rollup<w>_<tenant> (ts = window end, pruned
+//!             like the samples table) ─► partial windows of one (series, end) merged in time order
+//! ```
+//!
+//! A window that straddles two hot buckets (e.g. `(b - w, b]` for a bucket
+//! starting at `b`: its last millisecond `b` belongs to the next bucket) is
+//! written as two partial rows, one per bucket roll, each exactly once
+//! (per-table `strata.source`); readers merge partials with
+//! [`RollupPoint::merge`], which is exact for min, max, count and last.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, TimestampMicrosecondBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{MapArray, PrimitiveArray, RecordBatch};
+use arrow_schema::{ArrowError, Schema as ArrowSchema};
+use futures::TryStreamExt;
+use strata_schemas::{Labels, Matcher, RollupPoint, RollupSeries, Sample, SeriesId, TenantId, TimeRange};
+
+use crate::error::{Error, Result};
+use crate::read::{column, labels_equal, predicate, row_labels};
+use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
+use crate::tier::{ColdTier, WrittenFiles};
+use crate::write::{DeviceBucket, SeriesColumns, table_buckets, write_groups};
+
+const MS_PER_DAY: i64 = 86_400_000;
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// One series' rollup windows, as handed to [`ColdTier::write_rollup_files`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesRollup {
+    /// Labels, `__name__` included.
+    pub labels: Labels,
+    /// `schemas::series_id` of the labels.
+    pub series_id: SeriesId,
+    /// `schemas::device_hash` as ingest computed it.
+    pub device_hash: u64,
+    /// Windows sorted by end.
+    pub points: Vec<RollupPoint>,
+}
+
+/// The end of the window `(end - width, end]` holding `ts`.
+pub fn window_end(ts: i64, width_ms: i64) -> i64 {
+    -(-ts).div_euclid(width_ms) * width_ms
+}
+
+/// The windows of `width_ms` of sorted samples (stale markers excluded;
+/// windows of stale markers only are left out).
+pub fn rollup_points(samples: &[Sample], width_ms: i64) -> Vec<RollupPoint> {
+    samples
+        .chunk_by(|a, b| window_end(a.ts, width_ms) == window_end(b.ts, width_ms))
+        .filter_map(|c| RollupPoint::of(window_end(c[0].ts, width_ms), c))
+        .collect()
+}
+
+/// One series' windows of one day.
+type RollupRows<'a> = (&'a SeriesRollup, &'a [RollupPoint]);
+
+fn build_rollup_batches(schema: &Arc<ArrowSchema>, rows: &[RollupRows<'_>]) -> Result<Vec<RecordBatch>, ArrowError> {
+    let flat: Vec<(&SeriesRollup, &RollupPoint)> =
+        rows.iter().flat_map(|(s, pts)| pts.iter().map(move |p| (*s, p))).collect();
+    flat.chunks(BATCH_ROWS)
+        .map(|chunk| {
+            let mut head = SeriesColumns::with_capacity(chunk.len());
+            let (mut min, mut max, mut sum, mut last) =
+                (Float64Builder::new(), Float64Builder::new(), Float64Builder::new(), Float64Builder::new());
+            let (mut count, mut last_ts) = (Int64Builder::new(), TimestampMicrosecondBuilder::new());
+            for (s, p) in chunk {
+                head.push(&s.labels, s.series_id.0, s.device_hash, p.end);
+                min.append_value(p.min);
+                max.append_value(p.max);
+                sum.append_value(p.sum);
+                count.append_value(i64::try_from(p.count).unwrap_or(i64::MAX));
+                last.append_value(p.last);
+                last_ts.append_value(p.last_ts.saturating_mul(1000));
+            }
+            let ts_type = schema.field_with_name("last_ts")?.data_type().clone();
+            let mut columns = head.finish(schema)?;
+            columns.push(Arc::new(min.finish()));
+            columns.push(Arc::new(max.finish()));
+            columns.push(Arc::new(sum.finish()));
+            columns.push(Arc::new(count.finish()));
+            columns.push(Arc::new(last.finish()));
+            columns.push(Arc::new(last_ts.finish().with_data_type(ts_type)));
+            RecordBatch::try_new(Arc::clone(schema), columns)
+        })
+        .collect()
+}
+
+/// One label set's partial windows.
+struct Group {
+    labels: Labels,
+    points: Vec<RollupPoint>,
+}
+
+fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<Group>>) -> Result<()> {
+    let corrupt = |detail: &str| Error::Corrupted { tenant: tenant.clone(), detail: detail.into() };
+    let map: &MapArray = column(batch, "labels", tenant)?;
+    let keys = map.keys().as_string_opt::<i32>().ok_or_else(|| corrupt("labels keys are not strings"))?;
+    let values = map.values().as_string_opt::<i32>().ok_or_else(|| corrupt("labels values are not strings"))?;
+    let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
+    let ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?;
+    let min = column::<PrimitiveArray<Float64Type>>(batch, "min", tenant)?;
+    let max = column::<PrimitiveArray<Float64Type>>(batch, "max", tenant)?;
+    let sum = column::<PrimitiveArray<Float64Type>>(batch, "sum", tenant)?;
+    let count = column::<PrimitiveArray<Int64Type>>(batch, "count", tenant)?;
+    let last = column::<PrimitiveArray<Float64Type>>(batch, "last", tenant)?;
+    let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
+    let mut prev: Option<(i64, usize)> = None;
+    for i in 0..batch.num_rows() {
+        let id = ids.value(i);
+        let list = groups.entry(id).or_default();
+        let idx = match prev {
+            Some((pid, pi))
+                if pid == id && list.get(pi).is_some_and(|g| labels_equal(map, keys, values, i, &g.labels)) =>
+            {
+                pi
+            }
+            _ => match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
+                Some(p) => p,
+                None => {
+                    list.push(Group { labels: row_labels(map, keys, values, i), points: Vec::new() });
+                    list.len() - 1
+                }
+            },
+        };
+        prev = Some((id, idx));
+        list[idx].points.push(RollupPoint {
+            end: ts.value(i).div_euclid(1000),
+            min: min.value(i),
+            max: max.value(i),
+            sum: sum.value(i),
+            count: u64::try_from(count.value(i)).unwrap_or(0),
+            last: last.value(i),
+            last_ts: last_ts.value(i).div_euclid(1000),
+        });
+    }
+    Ok(())
+}
+
+/// Partials of one (series, end) merged in time order (by `last_ts`).
+fn merge_partials(points: &mut Vec<RollupPoint>) {
+    points.sort_by_key(|p| (p.end, p.last_ts));
+    let mut out: Vec<RollupPoint> = Vec::with_capacity(points.len());
+    for p in points.drain(..) {
+        match out.last_mut() {
+            Some(l) if l.end == p.end => l.merge(&p),
+            _ => out.push(p),
+        }
+    }
+    *points = out;
+}
+
+impl ColdTier {
+    fn rollup_of_view(&self, tenant: &TenantId) -> Result<Rollup> {
+        match self.kind {
+            TableKind::Rollup(r) => Ok(r),
+            TableKind::Samples => Err(Error::Corrupted {
+                tenant: tenant.clone(),
+                detail: "rollup access through a samples-table handle (use rollup_view)".into(),
+            }),
+        }
+    }
+
+    /// Writes rollup windows as data files of the tenant's rollup table of
+    /// this view (created on first use with `strata.rollup-since-ms` =
+    /// `since_ms`, the start of the first bucket rolled with rollups).
+    /// Nothing is visible until [`ColdTier::commit_files`].
+    pub async fn write_rollup_files(
+        &self,
+        tenant: &TenantId,
+        series: &[SeriesRollup],
+        since_ms: i64,
+        file_prefix: &str,
+    ) -> Result<WrittenFiles> {
+        self.rollup_of_view(tenant)?;
+        let table = self
+            .create_table(tenant, HashMap::from([(PROPERTY_ROLLUP_SINCE.to_owned(), since_ms.to_string())]))
+            .await?;
+        let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
+        let buckets = table_buckets(&table).ok_or_else(|| corrupt("rollup table has no device bucket field".into()))?;
+        let bucket_fn = DeviceBucket::new(buckets).map_err(corrupt)?;
+        let mut groups: BTreeMap<(i64, i32), Vec<RollupRows<'_>>> = BTreeMap::new();
+        for s in series {
+            let bucket = bucket_fn.of(s.device_hash).map_err(corrupt)?;
+            for day in s.points.chunk_by(|a, b| a.end.div_euclid(MS_PER_DAY) == b.end.div_euclid(MS_PER_DAY)) {
+                groups.entry((day[0].end.div_euclid(MS_PER_DAY), bucket)).or_default().push((s, day));
+            }
+        }
+        for rows in groups.values_mut() {
+            rows.sort_by(|(a, _), (b, _)| {
+                let ka = (a.labels.metric_name(), a.series_id.0 as i64);
+                let kb = (b.labels.metric_name(), b.series_id.0 as i64);
+                ka.cmp(&kb).then_with(|| a.labels.cmp(&b.labels))
+            });
+        }
+        let mut out =
+            write_groups(&table, &self.config, tenant, groups, |s, rows| build_rollup_batches(s, rows), file_prefix)
+                .await?;
+        out.series = series.len();
+        Ok(out)
+    }
+
+    /// The first window end this view's table answers completely for
+    /// `tenant` (`since + width`; `i64::MIN` when `since` is: the table
+    /// has held rollups since the tenant's first cold data), or `None`
+    /// without a table.
+    pub async fn rollup_complete_from(&self, tenant: &TenantId) -> Result<Option<i64>> {
+        let rollup = self.rollup_of_view(tenant)?;
+        let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
+        let since = table.metadata().properties().get(PROPERTY_ROLLUP_SINCE).and_then(|v| v.parse::<i64>().ok());
+        let width = rollup.width_ms();
+        Ok(since.map(|s| if s == i64::MIN { i64::MIN } else { window_end(s.saturating_add(width), width) }))
+    }
+
+    /// The windows of this view's rollup table ending in `ends`, per series
+    /// (partials merged), or `None` when the table does not answer all of
+    /// them: no table, or `ends.start` before the first complete window.
+    pub async fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        ends: TimeRange,
+    ) -> Result<Option<Vec<RollupSeries>>> {
+        let Some(from) = self.rollup_complete_from(tenant).await? else { return Ok(None) };
+        if ends.start < from {
+            return Ok(None);
+        }
+        if ends.start > ends.end {
+            return Ok(Some(Vec::new()));
+        }
+        let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
+        if table.metadata().current_snapshot().is_none() {
+            return Ok(Some(Vec::new()));
+        }
+        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let scan = table
+            .scan()
+            .select(["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"])
+            .with_filter(predicate(self, tenant, matchers, ends))
+            .with_row_group_filtering_enabled(true)
+            .with_row_selection_enabled(true)
+            .build()
+            .map_err(scan_err)?;
+        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
+        let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
+        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
+            absorb(&batch, tenant, &mut groups)?;
+        }
+        let mut out: Vec<RollupSeries> = groups
+            .into_values()
+            .flatten()
+            .filter(|g| Matcher::matches_all(matchers, &g.labels))
+            .map(|mut g| {
+                g.points.retain(|p| ends.contains(p.end));
+                merge_partials(&mut g.points);
+                RollupSeries { labels: g.labels, points: g.points }
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_left_open_right_closed() {
+        let w = 300_000;
+        assert_eq!(window_end(0, w), 0);
+        assert_eq!(window_end(1, w), w);
+        assert_eq!(window_end(w, w), w);
+        assert_eq!(window_end(w + 1, w), 2 * w);
+        assert_eq!(window_end(-1, w), 0);
+        assert_eq!(window_end(-w, w), -w);
+        let stale = f64::from_bits(strata_schemas::labels::STALE_NAN_BITS);
+        let s = [Sample::new(1, 2.0), Sample::new(w, 1.0), Sample::new(w + 1, stale), Sample::new(2 * w + 1, 5.0)];
+        let p = rollup_points(&s, w);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].end, p[0].min, p[0].max, p[0].sum, p[0].count, p[0].last), (w, 1.0, 2.0, 3.0, 2, 1.0));
+        assert_eq!((p[1].end, p[1].count, p[1].last_ts), (3 * w, 1, 2 * w + 1));
+    }
+
+    #[test]
+    fn partials_merge_in_time_order() {
+        let a = RollupPoint::of(10, &[Sample::new(3, f64::NAN), Sample::new(4, 2.0)]).unwrap();
+        let b = RollupPoint::of(10, &[Sample::new(10, 1.0)]).unwrap();
+        let mut v = vec![b, a];
+        merge_partials(&mut v);
+        let want = RollupPoint::of(10, &[Sample::new(3, f64::NAN), Sample::new(4, 2.0), Sample::new(10, 1.0)]).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].min, v[0].max, v[0].count, v[0].last, v[0].last_ts), (1.0, 2.0, 3, 1.0, 10));
+        assert_eq!((want.min, want.max), (1.0, 2.0));
+        assert!(v[0].sum.is_nan() && want.sum.is_nan());
+    }
+}
