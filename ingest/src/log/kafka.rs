@@ -43,6 +43,17 @@
 //!
 //! Per-partition state (assigned, next offset, high watermark, lag, commit,
 //! apply rate) is exported by [`KafkaLog::status`].
+//!
+//! ## Broker compatibility (tested: tansu 0.6.0, in-memory engine)
+//!
+//! Idempotent produce (`InitProducerId`), topic creation, metadata, fetch,
+//! consumer groups and offset commit/fetch work with librdkafka 2.12. Two
+//! tansu behaviours are worked around here: it keeps a session-expired
+//! member's partitions assigned to nobody (see `ConsumerCtx`: the member
+//! rejoins), and it holds every fetch for the full `fetch.wait.max.ms`
+//! (hence the short `fetch_wait` default). Consumers use eager `range`
+//! assignment; asynchronous commit results were never delivered to the
+//! consumer's callback in our tests, so commits are synchronous.
 
 use super::{AppendFuture, IngestLog, LogRecord, LogSink};
 use crate::error::{Error, Result};
@@ -512,6 +523,8 @@ impl KafkaLog {
             let mut cconf = base;
             cconf
                 .set("group.id", &group)
+                // Eager rebalancing: the callback revokes and assigns whole sets.
+                .set("partition.assignment.strategy", "range")
                 .set("enable.auto.commit", "false")
                 .set("enable.auto.offset.store", "false")
                 .set("auto.offset.reset", "earliest")
