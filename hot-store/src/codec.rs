@@ -119,10 +119,6 @@ pub(crate) struct BitWriter {
 }
 
 impl BitWriter {
-    pub(crate) fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
-    }
-
     /// Writes the low `n` bits of `value` (1 <= n <= 64), most significant first.
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
         let mut left = n.min(64);
@@ -185,17 +181,69 @@ impl<'a> BitReader<'a> {
     }
 }
 
-/// Encodes samples `(ts, value bits)`, sorted by ts with unique ts, appending to `out`.
+/// Writes a timestamp delta-of-delta as its zigzag encoding `zz` behind a
+/// prefix: '0' for 0 (a regular interval), '10'+7 bits, '110'+9, '1110'+14,
+/// '11110'+20, '11111'+64. Millisecond jitter of a few hundred ms (typical
+/// of device clocks) fits the 9-bit tier.
+pub(crate) fn write_dod(bits: &mut BitWriter, dod: i64) {
+    let zz = ((dod << 1) ^ (dod >> 63)) as u64;
+    match zz {
+        0 => bits.write_bits(0, 1),
+        _ if zz < 1 << 7 => bits.write_bits((0b10 << 7) | zz, 9),
+        _ if zz < 1 << 9 => bits.write_bits((0b110 << 9) | zz, 12),
+        _ if zz < 1 << 14 => bits.write_bits((0b1110 << 14) | zz, 18),
+        _ if zz < 1 << 20 => bits.write_bits((0b11110 << 20) | zz, 25),
+        _ => {
+            bits.write_bits(0b11111, 5);
+            bits.write_bits(zz, 64);
+        }
+    }
+}
+
+/// Reads what [`write_dod`] wrote.
+pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+    if !r.read_bit()? {
+        return Ok(0);
+    }
+    let width = if !r.read_bit()? {
+        7
+    } else if !r.read_bit()? {
+        9
+    } else if !r.read_bit()? {
+        14
+    } else if !r.read_bit()? {
+        20
+    } else {
+        64
+    };
+    let zz = r.read_bits(width)?;
+    Ok(((zz >> 1) as i64) ^ -((zz & 1) as i64))
+}
+
+/// Encodes samples `(ts, value bits)`, sorted by ts with unique ts, appending
+/// to `out`, in the current block layout ([`crate::FormatVersion::V3`]):
+/// count, first ts, the byte length and bit stream of the later timestamps'
+/// delta-of-deltas ([`write_dod`]: one bit for a regular interval), then the
+/// values.
 pub(crate) fn encode_samples(samples: &[(i64, u64)], out: &mut Vec<u8>) {
     put_uvarint(out, samples.len() as u64);
     let Some(&(t0, v0)) = samples.first() else { return };
     put_ivarint(out, t0);
+    let mut ts_bits = BitWriter::default();
     let (mut prev_ts, mut prev_delta) = (t0, 0i64);
     for &(ts, _) in samples.iter().skip(1) {
         let delta = ts.wrapping_sub(prev_ts);
-        put_ivarint(out, delta.wrapping_sub(prev_delta));
+        write_dod(&mut ts_bits, delta.wrapping_sub(prev_delta));
         (prev_ts, prev_delta) = (ts, delta);
     }
+    put_uvarint(out, ts_bits.buf.len() as u64);
+    out.extend_from_slice(&ts_bits.buf);
+    encode_values(samples, v0, out);
+}
+
+/// The value part of a block: a tag byte, then Gorilla XOR bits or the
+/// decimal encoding, whichever is smaller.
+fn encode_values(samples: &[(i64, u64)], v0: u64, out: &mut Vec<u8>) {
     let mut bits = BitWriter::default();
     bits.write_bits(v0, 64);
     let mut window: Option<(u32, u32)> = None;
@@ -296,11 +344,18 @@ pub(crate) fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32,
     }
 }
 
-/// Decodes a sample block produced by [`encode_samples`]. The whole input must
-/// be consumed (up to the zero padding of the last byte).
+/// Decodes a block in the current layout.
 pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError> {
+    decode_samples_of(buf, crate::FormatVersion::CURRENT)
+}
+
+/// Decodes a sample block produced by [`encode_samples`] (layout of `version`:
+/// V2 blocks hold varint delta-of-deltas instead of the bit stream). The
+/// whole input must be consumed (up to the zero padding of the last byte).
+pub(crate) fn decode_samples_of(buf: &[u8], version: crate::FormatVersion) -> Result<Vec<(i64, u64)>, DecodeError> {
     let mut cur = Cursor::new(buf);
-    // Each sample needs at least one timestamp byte (the first value needs 8).
+    // Each sample needs at least one bit of timestamp and one of value; the
+    // first value needs 8 bytes.
     let n = cur.len(1)?;
     let mut out = Vec::with_capacity(n);
     if n == 0 {
@@ -310,11 +365,26 @@ pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError>
     let t0 = cur.ivarint()?;
     ts.push(t0);
     let (mut prev_ts, mut prev_delta) = (t0, 0i64);
-    for _ in 1..n {
-        let delta = prev_delta.wrapping_add(cur.ivarint()?);
-        prev_ts = prev_ts.wrapping_add(delta);
-        prev_delta = delta;
-        ts.push(prev_ts);
+    if version >= crate::FormatVersion::V3 {
+        let len = cur.len(1)?;
+        let ts_bytes = cur.bytes(len)?;
+        if n - 1 > ts_bytes.len().saturating_mul(8) {
+            return Err("count exceeds timestamp bits");
+        }
+        let mut r = BitReader::new(ts_bytes);
+        for _ in 1..n {
+            let delta = prev_delta.wrapping_add(read_dod(&mut r)?);
+            prev_ts = prev_ts.wrapping_add(delta);
+            prev_delta = delta;
+            ts.push(prev_ts);
+        }
+    } else {
+        for _ in 1..n {
+            let delta = prev_delta.wrapping_add(cur.ivarint()?);
+            prev_ts = prev_ts.wrapping_add(delta);
+            prev_delta = delta;
+            ts.push(prev_ts);
+        }
     }
     let tag = *cur.bytes(1)?.first().ok_or("truncated value encoding")?;
     let values = match tag {

@@ -28,11 +28,15 @@ pub enum FormatVersion {
     /// Time buckets: one segment per (tenant, bucket), symbol table, series
     /// table, croaring postings; manifest entries carry tenant, bucket and seq.
     V2 = 2,
+    /// Sample blocks hold the timestamps' delta-of-deltas as a bit stream
+    /// (one bit per regular interval) instead of varints (a byte each).
+    /// Everything else as V2.
+    V3 = 3,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V2;
+    pub const CURRENT: FormatVersion = FormatVersion::V3;
     /// The oldest version this build reads.
     pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V2;
 
@@ -56,6 +60,7 @@ impl TryFrom<u8> for FormatVersion {
     fn try_from(found: u8) -> Result<Self, Self::Error> {
         match found {
             2 => Ok(FormatVersion::V2),
+            3 => Ok(FormatVersion::V3),
             _ => Err(UnsupportedFormatVersion { found }),
         }
     }
@@ -81,6 +86,7 @@ mod tests {
     fn persisted_constants_are_stable() {
         assert_eq!(FormatVersion::V1.as_u8(), 1);
         assert_eq!(FormatVersion::V2.as_u8(), 2);
+        assert_eq!(FormatVersion::V3.as_u8(), 3);
         assert_eq!(&SEGMENT_MAGIC, b"SHSG");
         assert_eq!(&MANIFEST_MAGIC, b"SHMF");
         assert_eq!(segment_file_name(7), "00000000000000000007.seg");
@@ -91,6 +97,7 @@ mod tests {
         assert_eq!(FormatVersion::try_from(2), Ok(FormatVersion::V2));
         assert_eq!(FormatVersion::try_from(0), Err(UnsupportedFormatVersion { found: 0 }));
         assert_eq!(FormatVersion::try_from(1), Err(UnsupportedFormatVersion { found: 1 }));
-        assert_eq!(FormatVersion::try_from(3), Err(UnsupportedFormatVersion { found: 3 }));
+        assert_eq!(FormatVersion::try_from(3), Ok(FormatVersion::V3));
+        assert_eq!(FormatVersion::try_from(4), Err(UnsupportedFormatVersion { found: 4 }));
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "SHMF"
-//! 4       1     format version (2)
+//! 4       1     format version (3; 2 still read)
 //! 5       3     reserved, zero
 //! 8       8     u64 LE body length
 //! 16      4     u32 LE CRC32 of the body
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn header_layout_is_stable() {
         let bytes = encode(&Manifest::default());
-        assert_eq!(&bytes[..8], b"SHMF\x02\0\0\0");
+        assert_eq!(&bytes[..8], b"SHMF\x03\0\0\0");
         assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
     }
 

@@ -18,7 +18,7 @@
 
 use strata_schemas::{Sample, TimeRange};
 
-use crate::codec::{BitReader, BitWriter, DecodeError, decode_xor, encode_xor};
+use crate::codec::{BitReader, BitWriter, DecodeError, decode_xor, encode_xor, read_dod, write_dod};
 use crate::index::SeriesRef;
 
 /// One series' samples within one time bucket.
@@ -139,37 +139,6 @@ impl Chunk {
     fn heap_bytes(&self) -> usize {
         self.bits.buf.capacity() + self.ooo.capacity() * 16
     }
-}
-
-fn write_dod(bits: &mut BitWriter, dod: i64) {
-    let zz = ((dod << 1) ^ (dod >> 63)) as u64;
-    match zz {
-        0 => bits.write_bit(false),
-        _ if zz < 1 << 7 => bits.write_bits((0b10 << 7) | zz, 9),
-        _ if zz < 1 << 14 => bits.write_bits((0b110 << 14) | zz, 17),
-        _ if zz < 1 << 20 => bits.write_bits((0b1110 << 20) | zz, 24),
-        _ => {
-            bits.write_bits(0b1111, 4);
-            bits.write_bits(zz, 64);
-        }
-    }
-}
-
-fn read_dod(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
-    if !r.read_bit()? {
-        return Ok(0);
-    }
-    let width = if !r.read_bit()? {
-        7
-    } else if !r.read_bit()? {
-        14
-    } else if !r.read_bit()? {
-        20
-    } else {
-        64
-    };
-    let zz = r.read_bits(width)?;
-    Ok(((zz >> 1) as i64) ^ -((zz & 1) as i64))
 }
 
 /// Buffered samples of every series since the last flush.

@@ -5,7 +5,7 @@
 //! ```text
 //! offset            size  field
 //! 0                 4     magic "SHSG"
-//! 4                 1     format version (2)
+//! 4                 1     format version (3; 2 still read)
 //! 5                 3     reserved, zero
 //! 8                 4     u32 LE CRC32 of bytes 0..8 (header checksum)
 //! 12                ..    series blocks, contiguous, sorted by (device_hash, series id, labels):
@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use croaring::{Bitmap, Portable};
 use strata_schemas::{ReadError, SeriesId, Str, TenantId};
 
-use crate::codec::{Cursor, decode_samples, encode_samples, put_ivarint, put_str, put_uvarint};
+use crate::codec::{Cursor, decode_samples_of, encode_samples, put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Invalid, Result, check_crc};
 use crate::format::{FormatVersion, SEGMENT_MAGIC, TEMP_EXT, segment_file_name};
 
@@ -89,6 +89,8 @@ pub(crate) struct SegmentFile {
     pub(crate) path: PathBuf,
     pub(crate) size: u64,
     pub(crate) scope: SegmentScope,
+    /// Layout of its sample blocks.
+    pub(crate) version: FormatVersion,
     file: File,
 }
 
@@ -131,7 +133,7 @@ pub(crate) fn write_segment(
     let open_io = |source| Error::OpenSegment { path: path.clone(), source };
     let f = File::open(&path).map_err(open_io)?;
     let size = f.metadata().map_err(open_io)?.len();
-    let file = SegmentFile { path: path.clone(), size, scope: scope.clone(), file: f };
+    let file = SegmentFile { path: path.clone(), size, scope: scope.clone(), version: FormatVersion::CURRENT, file: f };
     Ok(Written { path, series, samples, file, blocks })
 }
 
@@ -341,11 +343,11 @@ pub(crate) fn open_segment(path: &Path) -> Result<(SegmentFile, Vec<SegmentSerie
         other => other.map_err(io)?,
     };
     let size = file.metadata().map_err(io)?.len();
-    let (scope, entries) = read_index(&file, size).map_err(|e| match e {
+    let (scope, entries, version) = read_index(&file, size).map_err(|e| match e {
         ReadIndexError::Io(source) => io(source),
         ReadIndexError::Invalid(inv) => inv.at(path.to_path_buf()),
     })?;
-    Ok((SegmentFile { path: path.to_path_buf(), size, scope, file }, entries))
+    Ok((SegmentFile { path: path.to_path_buf(), size, scope, version, file }, entries))
 }
 
 #[derive(Debug)]
@@ -372,11 +374,11 @@ fn read_at(file: &File, offset: u64, len: u64) -> Result<Vec<u8>, ReadIndexError
     Ok(buf)
 }
 
-fn read_index(file: &File, size: u64) -> Result<(SegmentScope, Vec<SegmentSeries>), ReadIndexError> {
+fn read_index(file: &File, size: u64) -> Result<(SegmentScope, Vec<SegmentSeries>, FormatVersion), ReadIndexError> {
     if size < HEADER_LEN + TRAILER_LEN {
         return Err(Invalid::Corrupt(format!("file is {size} bytes, shorter than header + trailer")).into());
     }
-    check_header(&read_at(file, 0, HEADER_LEN)?)?;
+    let version = check_header(&read_at(file, 0, HEADER_LEN)?)?;
     let trailer = read_at(file, size - TRAILER_LEN, TRAILER_LEN)?;
     let (index_offset, index_len, index_crc) = parse_trailer(&trailer)?;
     if index_offset < HEADER_LEN || index_offset.checked_add(index_len) != Some(size - TRAILER_LEN) {
@@ -384,10 +386,11 @@ fn read_index(file: &File, size: u64) -> Result<(SegmentScope, Vec<SegmentSeries
     }
     let index = read_at(file, index_offset, index_len)?;
     check_crc("index", &index, index_crc)?;
-    Ok(parse_index(&index, index_offset)?)
+    let (scope, entries) = parse_index(&index, index_offset)?;
+    Ok((scope, entries, version))
 }
 
-fn check_header(h: &[u8]) -> Result<(), Invalid> {
+fn check_header(h: &[u8]) -> Result<FormatVersion, Invalid> {
     let mut c = Cursor::new(h);
     if c.bytes(4)? != SEGMENT_MAGIC {
         return Err("bad header magic (not a segment file)".into());
@@ -395,8 +398,7 @@ fn check_header(h: &[u8]) -> Result<(), Invalid> {
     let version = *c.bytes(4)?.first().ok_or("truncated header")?;
     let stored = u32::from_le_bytes(c.bytes(4)?.try_into().map_err(|_| "truncated header")?);
     check_crc("header", h.get(..8).ok_or("truncated header")?, stored)?;
-    FormatVersion::try_from(version).map_err(|e| Invalid::Version(e.found))?;
-    Ok(())
+    FormatVersion::try_from(version).map_err(|e| Invalid::Version(e.found))
 }
 
 fn parse_trailer(t: &[u8]) -> Result<(u64, u64, u32), Invalid> {
@@ -532,7 +534,7 @@ impl SegmentFile {
         if stored != actual {
             return Err(corrupted(format!("block checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")));
         }
-        let samples = decode_samples(body).map_err(|d| corrupted(d.to_owned()))?;
+        let samples = decode_samples_of(body, self.version).map_err(|d| corrupted(d.to_owned()))?;
         let (first, last) = (samples.first().map(|s| s.0), samples.last().map(|s| s.0));
         let sorted = samples.windows(2).all(|w| w.first().map(|s| s.0) < w.get(1).map(|s| s.0));
         if !sorted

@@ -51,9 +51,9 @@ fn round_trips_index_and_blocks() {
 fn header_layout_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(write(dir.path())).unwrap();
-    assert_eq!(&bytes[..8], b"SHSG\x02\0\0\0");
+    assert_eq!(&bytes[..8], b"SHSG\x03\0\0\0");
     assert_eq!(&bytes[bytes.len() - 4..], b"SHSG");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x02\0\0\0"));
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x03\0\0\0"));
 }
 
 #[test]

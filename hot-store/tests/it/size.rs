@@ -105,5 +105,5 @@ fn realistic_iot_series_stay_compact() {
         let b = bytes_per_sample(&[kind], 100, 50);
         println!("  {kind:?}: {b:.3} B/sample (100 series, ±50 ms jitter)");
     }
-    assert!(mixed < 2.5 && jittered < 3.0, "{mixed} / {jittered} bytes per sample");
+    assert!(mixed < 1.3 && jittered < 2.5, "{mixed} / {jittered} bytes per sample");
 }
