@@ -202,3 +202,76 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// `strata_query_rollup_selects_total` from `/metrics`.
+async fn rollup_selects(c: &reqwest::Client, s: &Server) -> u64 {
+    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    m.lines()
+        .find_map(|l| l.strip_prefix("strata_query_rollup_selects_total "))
+        .unwrap_or_else(|| panic!("no rollup counter in /metrics:\n{m}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_range_functions_answer_from_rollups_once_rolled_and_only_when_aligned() {
+    let dir = data_dir();
+    let env = [
+        ("STRATA_COLD__ENABLED", "true"),
+        ("STRATA_COMPACTOR__GRACE", "1m"),
+        ("STRATA_COMPACTOR__INTERVAL", "1h"),
+        ("STRATA_HOT_STORE__DEFAULT_HOT_TTL", "1h"),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    const H: i64 = 3_600_000;
+    // Four hours of a sample a minute (plus one on each hour), ending on an hour at least 3 h ago.
+    let h0 = (now_ms() / H - 3) * H;
+    let points: Vec<(i64, i64, i64)> = (0..2)
+        .flat_map(|d| {
+            (0..=4 * 60).map(move |i| (d, h0 - 4 * H + i * 60_000 + i64::from(i % 60 != 0), (i % 17) + 10 * d))
+        })
+        .collect();
+    let body: String = points.iter().map(|(d, t, v)| format!("soil,device=d{d} moisture={v} {t}\n")).collect();
+    assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
+    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
+    let rolled: serde_json::Value = c.post(s.url("/internal/roll")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(rolled["status"], "success", "{rolled}");
+    assert_eq!(rolled["samples"], points.len(), "{rolled}");
+    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        m.lines().any(|l| l.starts_with("strata_compactor_rollup_windows_written_total ") && !l.ends_with(" 0")),
+        "rollups written:\n{m}"
+    );
+
+    // The six functions over (t - 2h, t] of device d1, expected from the data.
+    let expect = |f: &str, t: i64| {
+        let w: Vec<f64> =
+            points.iter().filter(|(d, ts, _)| *d == 1 && *ts > t - 2 * H && *ts <= t).map(|p| p.2 as f64).collect();
+        let sum: f64 = w.iter().sum();
+        match f {
+            "avg_over_time" => sum / w.len() as f64,
+            "min_over_time" => w.iter().copied().fold(f64::INFINITY, f64::min),
+            "max_over_time" => w.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            "sum_over_time" => sum,
+            "count_over_time" => w.len() as f64,
+            _ => *w.last().unwrap(),
+        }
+    };
+    let funcs =
+        ["avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "last_over_time"];
+    for f in funcs {
+        let q = format!("{f}(soil_moisture{{device=\"d1\"}}[2h])");
+        // Aligned on the hour (the window ending exactly at h0 holds the sample at h0): rollups.
+        let before = rollup_selects(&c, &s).await;
+        assert_eq!(single_value(&query(&c, &s, &q, h0).await), expect(f, h0), "{q} @ h0");
+        assert_eq!(rollup_selects(&c, &s).await, before + 1, "{q} @ h0 answered from rollups");
+        // One second later: not aligned, raw samples, same semantics.
+        assert_eq!(single_value(&query(&c, &s, &q, h0 + 1000).await), expect(f, h0 + 1000), "{q} @ h0+1s");
+        assert_eq!(rollup_selects(&c, &s).await, before + 1, "{q} @ h0+1s from raw samples");
+    }
+    // Other functions never use rollups.
+    let before = rollup_selects(&c, &s).await;
+    query(&c, &s, "first_over_time(soil_moisture[2h])", h0).await;
+    assert_eq!(rollup_selects(&c, &s).await, before);
+}
