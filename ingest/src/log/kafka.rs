@@ -35,9 +35,10 @@
 //! committed offset, so exactly the unflushed tail is replayed; records the
 //! hot store already holds in its memtable are skipped by it. An empty data
 //! dir has floor 0: the partition is rebuilt from the start of the topic's
-//! retention, with progress lines in the log. Records are applied in offset
-//! order on one thread; an apply error is retried every second (the
-//! partition never skips a record). [`KafkaLog::commit`] commits the offsets
+//! retention, with progress lines in the log. One thread polls; records are
+//! applied by one worker per core, partition `p` always by worker
+//! `p % workers`, so each partition is applied in offset order; an apply
+//! error is retried every second (the partition never skips a record). [`KafkaLog::commit`] commits the offsets
 //! the hot store flushed into segments, so the group's committed offset
 //! never runs ahead of durable data.
 //!
@@ -800,8 +801,68 @@ fn topic_partitions(admin: &AdminClient<DefaultClientContext>, topic: &str, time
     }))
 }
 
-/// The consumer loop: applies records in offset order until `stop`.
+/// Records queued per apply worker before the consumer thread waits.
+const APPLY_QUEUE: usize = 256;
+
+/// One consumed record on its way to an apply worker.
+struct Job {
+    partition: i32,
+    offset: i64,
+    payload: Vec<u8>,
+}
+
+/// The consumer loop until `stop`: polls on this thread and applies on one
+/// worker per core (partition `p` always on worker `p % workers`, so each
+/// partition is applied in offset order).
 fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &str) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, shared.partitions.len().max(1));
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(APPLY_QUEUE);
+            let spawned = std::thread::Builder::new()
+                .name(format!("kafka-apply-{i}"))
+                .spawn_scoped(scope, move || apply_loop(&rx, shared, sink));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a kafka apply thread; the consumer stops");
+                return;
+            }
+            senders.push(tx);
+        }
+        poll_loop(consumer, shared, topic, &senders);
+    });
+    // Leave the group so the partitions move to the other members now rather
+    // than after the session timeout; polling serves the revocation.
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && shared.partitions.iter().any(|s| s.assigned.load(Ordering::Acquire)) {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    tracing::info!("left the kafka consumer group");
+}
+
+/// Applies one worker's records in order, retrying a failed apply every second.
+fn apply_loop(rx: &std::sync::mpsc::Receiver<Job>, shared: &Shared, sink: &dyn LogSink) {
+    while let Ok(Job { partition: p, offset, payload }) = rx.recv() {
+        let Some(state) = shared.partition(p) else { continue };
+        let mut attempt = 0u32;
+        while let Err(detail) = sink.apply(p as u32, offset as u64, &payload, None) {
+            attempt += 1;
+            shared.apply_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(partition = p, offset, attempt, detail, "applying kafka record failed; retrying");
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        state.next.store(offset + 1, Ordering::Release);
+        state.applied_records.fetch_add(1, Ordering::Relaxed);
+        state.applied_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Polls records and hands them to the apply workers; rate and progress bookkeeping.
+fn poll_loop(consumer: &Consumer_, shared: &Shared, topic: &str, workers: &[std::sync::mpsc::SyncSender<Job>]) {
     let mut last_rate = Instant::now();
     let mut last_counts: Vec<u64> = vec![0; shared.partitions.len()];
     let mut last_progress = Instant::now();
@@ -818,36 +879,15 @@ fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &st
             }
             Some(Ok(msg)) => {
                 let (p, offset) = (msg.partition(), msg.offset());
-                let payload = msg.payload().unwrap_or_default();
-                let Some(state) = shared.partition(p) else {
+                if shared.partition(p).is_none() {
                     tracing::error!(partition = p, "record of a partition beyond log.partitions; skipped");
                     continue;
-                };
-                let mut attempt = 0u32;
-                loop {
-                    match sink.apply(p as u32, offset as u64, payload, None) {
-                        Ok(()) => break,
-                        Err(detail) => {
-                            attempt += 1;
-                            shared.apply_errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::error!(
-                                partition = p,
-                                offset,
-                                attempt,
-                                detail,
-                                "applying kafka record failed; retrying"
-                            );
-                            if shared.stop.load(Ordering::Acquire) {
-                                consumer.unsubscribe();
-                                return;
-                            }
-                            std::thread::sleep(Duration::from_secs(1));
-                        }
-                    }
                 }
-                state.next.store(offset + 1, Ordering::Release);
-                state.applied_records.fetch_add(1, Ordering::Relaxed);
-                state.applied_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                let job = Job { partition: p, offset, payload: msg.payload().unwrap_or_default().to_vec() };
+                let worker = &workers[p.unsigned_abs() as usize % workers.len()];
+                if worker.send(job).is_err() {
+                    return; // the worker stopped (shutdown during a failing apply)
+                }
             }
         }
         let elapsed = last_rate.elapsed();
@@ -865,14 +905,6 @@ fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &st
             report_progress(shared, &mut caught_up);
         }
     }
-    // Leave the group so the partitions move to the other members now rather
-    // than after the session timeout; polling serves the revocation.
-    consumer.unsubscribe();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && shared.partitions.iter().any(|s| s.assigned.load(Ordering::Acquire)) {
-        let _ = consumer.poll(Duration::from_millis(100));
-    }
-    tracing::info!("left the kafka consumer group");
 }
 
 /// Leaves the group (serving the revocation) and subscribes again under a new member id.
