@@ -433,3 +433,19 @@ async fn wiped_data_dir_is_rebuilt_from_the_topic() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The ingest status endpoint also describes the embedded log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_status_describes_the_local_log_too() {
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[("STRATA_LOG__PARTITIONS", "2")]);
+    let c = client();
+    write_acked(&c, &[&s], now_ms() - 60_000, 0, 10).await;
+    let st = status(&c, &s).await;
+    assert_eq!(st["kind"], "local", "{st}");
+    assert_eq!(st["caught_up"], true, "{st}");
+    let next: u64 =
+        st["local"]["partitions"].as_array().unwrap().iter().map(|p| p["next_offset"].as_u64().unwrap()).sum();
+    assert!(next >= 1, "{st}");
+    assert!(st.get("kafka").is_none(), "{st}");
+}
