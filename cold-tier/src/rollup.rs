@@ -97,6 +97,7 @@ fn build_rollup_batches(schema: &Arc<ArrowSchema>, rows: &[RollupRows<'_>]) -> R
 /// One label set's partial windows.
 struct Group {
     labels: Labels,
+    device_hash: u64,
     points: Vec<RollupPoint>,
 }
 
@@ -113,6 +114,8 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
     let count = column::<PrimitiveArray<Int64Type>>(batch, "count", tenant)?;
     let last = column::<PrimitiveArray<Float64Type>>(batch, "last", tenant)?;
     let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
+    // Only read when merging files (queries do not project it).
+    let devs = batch.column_by_name("device_hash").and_then(|c| c.as_primitive_opt::<Int64Type>());
     let mut prev: Option<(i64, usize)> = None;
     for i in 0..batch.num_rows() {
         let id = ids.value(i);
@@ -126,7 +129,11 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
             _ => match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
                 Some(p) => p,
                 None => {
-                    list.push(Group { labels: row_labels(map, keys, values, i), points: Vec::new() });
+                    list.push(Group {
+                        labels: row_labels(map, keys, values, i),
+                        device_hash: devs.map_or(0, |d| d.value(i) as u64),
+                        points: Vec::new(),
+                    });
                     list.len() - 1
                 }
             },
@@ -145,6 +152,13 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
     Ok(())
 }
 
+/// The first window end `table` holds completely (see [`PROPERTY_ROLLUP_SINCE`]).
+fn complete_from(table: &iceberg::table::Table, rollup: Rollup) -> Option<i64> {
+    let since = table.metadata().properties().get(PROPERTY_ROLLUP_SINCE)?.parse::<i64>().ok()?;
+    let width = rollup.width_ms();
+    Some(if since == i64::MIN { i64::MIN } else { window_end(since.saturating_add(width), width) })
+}
+
 /// Partials of one (series, end) merged in time order (by `last_ts`).
 fn merge_partials(points: &mut Vec<RollupPoint>) {
     points.sort_by_key(|p| (p.end, p.last_ts));
@@ -159,6 +173,41 @@ fn merge_partials(points: &mut Vec<RollupPoint>) {
 }
 
 impl ColdTier {
+    /// Reads rollup data files of this view's table back into series
+    /// (partials of one window merged). Holds them in memory: meant for the
+    /// small-file merge.
+    pub async fn read_rollup_files(&self, tenant: &TenantId, paths: &[String]) -> Result<Vec<SeriesRollup>> {
+        use iceberg::io::Storage;
+        self.rollup_of_view(tenant)?;
+        let storage = self.storage().storage();
+        let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
+        let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
+        for p in paths {
+            let bytes = storage.read(p).await.map_err(|e| corrupt(format!("reading {p}: {e}")))?;
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .and_then(|b| b.build())
+                .map_err(|e| corrupt(format!("{p}: {e}")))?;
+            for batch in reader {
+                absorb(&batch.map_err(|e| corrupt(format!("{p}: {e}")))?, tenant, &mut groups)?;
+            }
+        }
+        let mut out: Vec<SeriesRollup> = groups
+            .into_iter()
+            .flat_map(|(id, list)| list.into_iter().map(move |g| (id, g)))
+            .map(|(id, mut g)| {
+                merge_partials(&mut g.points);
+                SeriesRollup {
+                    labels: g.labels,
+                    series_id: SeriesId(id as u64),
+                    device_hash: g.device_hash,
+                    points: g.points,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
     fn rollup_of_view(&self, tenant: &TenantId) -> Result<Rollup> {
         match self.kind {
             TableKind::Rollup(r) => Ok(r),
@@ -215,9 +264,7 @@ impl ColdTier {
     pub async fn rollup_complete_from(&self, tenant: &TenantId) -> Result<Option<i64>> {
         let rollup = self.rollup_of_view(tenant)?;
         let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
-        let since = table.metadata().properties().get(PROPERTY_ROLLUP_SINCE).and_then(|v| v.parse::<i64>().ok());
-        let width = rollup.width_ms();
-        Ok(since.map(|s| if s == i64::MIN { i64::MIN } else { window_end(s.saturating_add(width), width) }))
+        Ok(complete_from(&table, rollup))
     }
 
     /// The windows of this view's rollup table ending in `ends`, per series
@@ -229,15 +276,13 @@ impl ColdTier {
         matchers: &[Matcher],
         ends: TimeRange,
     ) -> Result<Option<Vec<RollupSeries>>> {
-        let Some(from) = self.rollup_complete_from(tenant).await? else { return Ok(None) };
-        if ends.start < from {
-            return Ok(None);
-        }
-        if ends.start > ends.end {
-            return Ok(Some(Vec::new()));
-        }
+        let rollup = self.rollup_of_view(tenant)?;
         let Some(table) = self.load_table(tenant).await? else { return Ok(None) };
-        if table.metadata().current_snapshot().is_none() {
+        match complete_from(&table, rollup) {
+            Some(from) if from <= ends.start => {}
+            _ => return Ok(None),
+        }
+        if ends.start > ends.end || table.metadata().current_snapshot().is_none() {
             return Ok(Some(Vec::new()));
         }
         let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };

@@ -60,6 +60,8 @@ pub struct MaintainOutcome {
     pub retention_samples: u64,
     /// Rollup rows (5 m and 1 h windows) removed by cold retention.
     pub retention_rollup_rows: u64,
+    /// Rollup-table partitions merged (not counted in `merges`).
+    pub rollup_merges: u64,
     /// Partitions merged.
     pub merges: u64,
     /// Small files replaced by merges.
@@ -169,16 +171,18 @@ impl Compactor {
         merges_left: &mut usize,
     ) -> Result<()> {
         self.apply_retention(&self.cold, tenant, now_ms, out).await?;
-        self.merge_small_files(tenant, out, merges_left).await?;
+        self.merge_small_files(&self.cold, tenant, out, merges_left).await?;
         self.maintain_table(&self.cold, tenant, out).await?;
         if let Ok(total) = self.cold.stored_bytes(tenant).await {
             self.metrics.set_cold_bytes(tenant, Some(total));
         }
-        // The rollup tables: the same retention, manifest folding, expiry
-        // and orphan removal (never merged: one small file per roll and day).
+        // The rollup tables: the same retention, small-file merge (partial
+        // windows of one series and end become one row), manifest folding,
+        // expiry and orphan removal; counted apart from the samples table.
         for r in Rollup::ALL {
             let view = self.cold.rollup_view(r);
             self.apply_retention(&view, tenant, now_ms, out).await?;
+            self.merge_small_files(&view, tenant, out, merges_left).await?;
             self.maintain_table(&view, tenant, out).await?;
         }
         Ok(())
@@ -276,6 +280,7 @@ impl Compactor {
     /// Merges the small files of each partition that has enough of them.
     async fn merge_small_files(
         &self,
+        cold: &ColdTier,
         tenant: &TenantId,
         out: &mut MaintainOutcome,
         merges_left: &mut usize,
@@ -285,7 +290,7 @@ impl Compactor {
             return Ok(());
         }
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
-        let live = self.cold.live_files(tenant).await.map_err(cold_err)?;
+        let live = cold.live_files(tenant).await.map_err(cold_err)?;
         let mut partitions: BTreeMap<(i32, i32), Vec<&LiveFile>> = BTreeMap::new();
         for f in live.iter().filter(|f| f.bytes < self.config.merge_small_file_bytes) {
             partitions.entry((f.day, f.bucket)).or_default().push(f);
@@ -311,11 +316,17 @@ impl Compactor {
             let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             let bytes_in: u64 = files.iter().map(|f| f.bytes).sum();
             self.failpoint("merge_before_write")?;
-            let series = self.cold.read_files(tenant, &paths).await.map_err(cold_err)?;
             let prefix = file_prefix(&format!("merge:{tenant}:{day}-{bucket}"));
-            let written = self.cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?;
+            let written = if let TableKind::Rollup(_) = cold.kind() {
+                // Partial windows of one (series, end) become one row.
+                let series = cold.read_rollup_files(tenant, &paths).await.map_err(cold_err)?;
+                cold.write_rollup_files(tenant, &series, i64::MIN, &prefix).await.map_err(cold_err)?
+            } else {
+                let series = cold.read_files(tenant, &paths).await.map_err(cold_err)?;
+                cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?
+            };
             let rows_in: u64 = files.iter().map(|f| f.rows).sum();
-            if written.rows != rows_in {
+            if written.rows != rows_in && cold.kind() == TableKind::Samples {
                 // Duplicate timestamps across files collapse on read; the data
                 // a reader sees is unchanged, but say so.
                 tracing::warn!(tenant = %tenant, day, bucket, rows_in, rows_out = written.rows, "merge collapsed duplicate samples");
@@ -323,8 +334,13 @@ impl Compactor {
             self.failpoint("merge_after_write")?;
             let (files_out, bytes_out, rows) = (written.files.len(), written.bytes, written.rows);
             let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "merge".to_owned())]);
-            let done = self.cold.replace_files(tenant, &paths, written, props).await.map_err(cold_err)?;
+            let done = cold.replace_files(tenant, &paths, written, props).await.map_err(cold_err)?;
             self.failpoint("merge_after_commit")?;
+            if cold.kind() != TableKind::Samples {
+                out.rollup_merges += 1;
+                tracing::info!(tenant = %tenant, table = ?cold.kind(), day, bucket, files_in = done.removed_files, files_out, rows, "merged small rollup files");
+                continue;
+            }
             out.merges += 1;
             out.merge_files_in += done.removed_files as u64;
             out.merge_files_out += files_out as u64;

@@ -215,11 +215,11 @@ fn retention_removes_only_whole_days_past_the_tenant_retention() {
     env.hot.expire(now).unwrap();
     env.compactor.set_cold_retentions(BTreeMap::from([(tenant("acme"), Duration::from_secs(86_400))]));
     // One day after the data, but day 0 has not wholly passed the retention yet.
-    let rollups_before = rollup_files(&env, "acme");
-    assert!(rollups_before > 0);
+    assert!(rollup_files(&env, "acme") > 0);
     let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + DAY + 10 * BUCKET_MS)).unwrap();
     assert_eq!(out.retention_files, 0);
-    assert_eq!(rollup_files(&env, "acme"), rollups_before);
+    assert!(out.rollup_merges > 0, "small rollup files merged: {out:?}");
+    assert!(rollup_files(&env, "acme") > 0, "rollups kept inside retention");
     env.assert_exactly_once("inside retention");
     let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + 2 * DAY)).unwrap();
     assert!(out.retention_files > 0 && out.retention_samples == 2 * 2 * 2 * 6, "{out:?}");

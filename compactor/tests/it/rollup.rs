@@ -318,6 +318,32 @@ fn rollup_benchmark() {
     roll_all(&env, T0 + days * DAY + HOUR);
     env.hot.expire(T0 + days * DAY + HOUR).unwrap();
     eprintln!("setup: {} samples rolled in {:.1?}", devices as i64 * days * 24 * 60, started.elapsed());
+    if std::env::var_os("STRATA_BENCH_NO_MERGE").is_none() {
+        // What maintenance does between rolls in production: small rollup and sample files merged.
+        let t0 = std::time::Instant::now();
+        let mut merges = (0, 0);
+        loop {
+            let out = env.rt.block_on(env.compactor.maintain_once(T0 + days * DAY + HOUR)).unwrap();
+            merges = (merges.0 + out.merges, merges.1 + out.rollup_merges);
+            if out.merges + out.rollup_merges == 0 {
+                break;
+            }
+        }
+        eprintln!("maintenance: {} sample and {} rollup partition merges in {:.1?}", merges.0, merges.1, t0.elapsed());
+    }
+    let fed = env.federated();
+    let m = [Matcher::equal("__name__", "temp")];
+    let t0 = std::time::Instant::now();
+    let r = fed.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
+    eprintln!(
+        "select_rollup 1h over 7d: {:.1?}, {} series, covered_end = end - {} h",
+        t0.elapsed(),
+        r.series.len(),
+        (T0 + days * DAY - r.covered_end) / HOUR
+    );
+    let t0 = std::time::Instant::now();
+    let raw = fed.select(&t, &m, TimeRange::new(T0 + days * DAY - HOUR + 1, T0 + days * DAY)).unwrap();
+    eprintln!("raw select of the last hour: {:.1?}, {} series", t0.elapsed(), raw.len());
     let (on, off) = engines(&env);
     for (q, start, step) in
         [("avg_over_time(temp[1d])", T0 + DAY, HOUR), ("avg_over_time(temp[1h])", T0 + 6 * DAY, 5 * MIN)]
@@ -339,4 +365,39 @@ fn rollup_benchmark() {
             );
         }
     }
+}
+
+#[test]
+fn merging_small_rollup_files_keeps_every_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let eager = strata_compactor::CompactorConfig {
+        grace: Some(std::time::Duration::ZERO),
+        merge_min_files: 2,
+        snapshot_retention: std::time::Duration::ZERO,
+        orphan_grace: std::time::Duration::ZERO,
+        ..strata_compactor::CompactorConfig::default()
+    };
+    let mut env = Env::open_with(dir.path(), eager);
+    fill(&mut env, &mut Lcg(5), -60, 5 * 60);
+    roll_all(&env, T0 + 6 * HOUR);
+    let files = |env: &Env| -> usize {
+        Rollup::ALL
+            .into_iter()
+            .map(|r| env.rt.block_on(env.cold.rollup_view(r).live_files(&tenant("acme"))).unwrap().len())
+            .sum()
+    };
+    let before = files(&env);
+    let check = |env: &Env, ctx: &str| {
+        let (on, off) = engines(env);
+        for f in FUNCS {
+            let q = format!("{f}(temp[1h])");
+            assert!(compare(&on, &off, &q, T0, T0 + 5 * HOUR, 5 * MIN), "{ctx}: {q}");
+        }
+    };
+    check(&env, "before the merge");
+    let out = env.rt.block_on(env.compactor.maintain_once(T0 + 6 * HOUR)).unwrap();
+    assert!(out.rollup_merges > 0, "{out:?}");
+    assert!(files(&env) < before, "{} -> {}", before, files(&env));
+    check(&env, "after the merge");
+    env.assert_exactly_once("after the merge");
 }
