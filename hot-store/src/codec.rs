@@ -103,6 +103,16 @@ impl<'a> Cursor<'a> {
         Ok(n as usize)
     }
 
+    /// Reads a count of elements that need at least one *bit* each (after a
+    /// first one), so a corrupt count cannot allocate more than 8× the input.
+    pub(crate) fn len_bits(&mut self) -> Result<usize, DecodeError> {
+        let n = self.uvarint()?;
+        if n > (self.buf.len() as u64).saturating_mul(8).saturating_add(1) {
+            return Err("count exceeds remaining bits");
+        }
+        Ok(n as usize)
+    }
+
     pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
         let n = self.len(1)?;
         let bytes = self.bytes(n)?;
@@ -354,9 +364,10 @@ pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError>
 /// whole input must be consumed (up to the zero padding of the last byte).
 pub(crate) fn decode_samples_of(buf: &[u8], version: crate::FormatVersion) -> Result<Vec<(i64, u64)>, DecodeError> {
     let mut cur = Cursor::new(buf);
-    // Each sample needs at least one bit of timestamp and one of value; the
-    // first value needs 8 bytes.
-    let n = cur.len(1)?;
+    // V2: each sample needs a timestamp byte. V3: after the first, only a bit
+    // of timestamp and one of value (a regular, constant series packs ~4
+    // samples a byte).
+    let n = if version >= crate::FormatVersion::V3 { cur.len_bits()? } else { cur.len(1)? };
     let mut out = Vec::with_capacity(n);
     if n == 0 {
         return if cur.is_empty() { Ok(out) } else { Err("trailing bytes after empty block") };

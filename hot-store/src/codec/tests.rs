@@ -166,4 +166,30 @@ fn regular_timestamps_cost_a_bit_each() {
     // regular ones a byte each: 121 bytes. V3: 24 + 118 bits = 18 bytes plus
     // a length byte.
     assert_eq!(v2.len() - v3.len(), 121 - 19, "v2 {} bytes, v3 {} bytes", v2.len(), v3.len());
+    // Fewer bytes than samples: the count's sanity bound must allow that.
+    assert!(v3.len() < samples.len());
+    assert_eq!(decode_samples(&v3).unwrap(), samples);
+    let long: Vec<(i64, u64)> = (0..5000).map(|i| (i * 1000, 0f64.to_bits())).collect();
+    let mut buf = Vec::new();
+    encode_samples(&long, &mut buf);
+    assert!(buf.len() * 3 < long.len(), "{} bytes", buf.len());
+    assert_eq!(decode_samples(&buf).unwrap(), long);
+}
+
+proptest! {
+    /// Highly compressible blocks (regular cadence, few distinct values) are
+    /// smaller than their sample count; they must decode all the same.
+    #[test]
+    fn compressible_blocks_round_trip(
+        start in any::<i32>(),
+        step in 1i64..100_000,
+        n in 1usize..3000,
+        values in proptest::collection::vec(prop_oneof![Just(0.0f64), Just(1.0), Just(21.5)], 1..4),
+    ) {
+        let samples: Vec<(i64, u64)> =
+            (0..n).map(|i| (i64::from(start) + i as i64 * step, values[i % values.len()].to_bits())).collect();
+        let mut buf = Vec::new();
+        encode_samples(&samples, &mut buf);
+        prop_assert_eq!(decode_samples(&buf).unwrap(), samples);
+    }
 }
