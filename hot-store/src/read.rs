@@ -148,15 +148,33 @@ fn has_sample_in(
 impl ReadStore for HotStore {
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         let mut out = Vec::new();
-        for c in self.snapshot(tenant, matchers, range)? {
+        self.select_each(tenant, matchers, range, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Snapshots the candidates (labels and block references, no samples),
+    /// sorts them by labels, then reads, merges and hands over one series at
+    /// a time.
+    fn select_each(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let mut candidates = self.snapshot(tenant, matchers, range)?;
+        candidates.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for c in candidates {
             let samples = self.merge(c.layers, range)?;
             if !samples.is_empty() {
                 let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
-                out.push(SeriesData { labels: c.labels, samples });
+                each(SeriesData { labels: c.labels, samples })?;
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
+        Ok(())
     }
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {

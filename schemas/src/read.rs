@@ -182,6 +182,10 @@ pub enum ReadError {
         /// Its value.
         limit: u64,
     },
+    /// A streamed read ([`ReadStore::select_each`]) was stopped by its
+    /// consumer, which reports its own error instead.
+    #[error("read stopped by its consumer")]
+    Stopped,
 }
 
 impl ReadError {
@@ -191,6 +195,7 @@ impl ReadError {
             ReadError::Corrupted { .. } => ErrorKind::Corruption,
             ReadError::Io { .. } => ErrorKind::Unavailable,
             ReadError::LimitExceeded { .. } => ErrorKind::QuotaExceeded,
+            ReadError::Stopped => ErrorKind::Internal,
         }
     }
 }
@@ -203,6 +208,24 @@ impl ReadError {
 pub trait ReadStore: Send + Sync + std::fmt::Debug {
     /// Series matching `matchers` that have samples in `range`, with those samples.
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError>;
+
+    /// [`ReadStore::select`], streamed: hands each series to `each`, in the
+    /// same (label) order, and stops at the first error `each` returns
+    /// ([`ReadError::Stopped`] to end it with the consumer's own error). A
+    /// store that reads lazily overrides it so a query holds one series' raw
+    /// samples at a time; the default collects [`ReadStore::select`].
+    fn select_each(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        for s in self.select(tenant, matchers, range)? {
+            each(s)?;
+        }
+        Ok(())
+    }
 
     /// Label sets of the series matching `matchers` with samples in `range`, sorted.
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError>;

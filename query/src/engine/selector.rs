@@ -5,7 +5,7 @@ use super::eval::{Evaluator, RangeData, StepSeries, duration_ms, offset_ms};
 use crate::error::{QueryError, Result};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{MatrixSelector, SubqueryExpr, VectorSelector};
-use strata_schemas::{METRIC_NAME, Matcher, Sample, SeriesData, TimeRange};
+use strata_schemas::{METRIC_NAME, Matcher, ReadError, Sample, SeriesData, TimeRange};
 
 /// Converts the parser's matchers (plus the metric name) to storage matchers.
 pub(crate) fn to_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
@@ -49,18 +49,37 @@ fn fetch(ev: &Evaluator<'_>, vs: &VectorSelector, range: TimeRange) -> Result<Ve
 /// An instant selector: per step, the latest sample in `(t - lookback, t]`,
 /// unless it is a staleness marker. With `timestamps`, the value is the
 /// sample's own timestamp in seconds (for `timestamp()`).
+///
+/// Streams from storage: each series' raw samples are turned into its step
+/// points as it arrives and dropped, and the series and sample limits stop
+/// the read as soon as they are exceeded.
 pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: bool) -> Result<Vec<StepSeries>> {
     let at = ev.at_ms(&vs.at);
     let offset = offset_ms(&vs.offset);
     let (first, last) = eff_span(ev, at, offset);
-    let data = fetch(ev, vs, TimeRange::new(first - ev.ctx.lookback + 1, last))?;
-    let mut out = Vec::with_capacity(data.len());
-    for s in data {
+    let range = TimeRange::new(first - ev.ctx.lookback + 1, last);
+    let matchers = to_matchers(vs)?;
+    ev.ctx.check_span(range.start - 1, range.end)?;
+    let mut out = Vec::new();
+    let mut failed: Option<QueryError> = None;
+    let mut each = |s: SeriesData| -> std::result::Result<(), ReadError> {
+        let accounted = ev.ctx.account_series(1).and_then(|()| ev.ctx.account(s.samples.len()));
+        if let Err(e) = accounted.and_then(|()| if out.len() % 1024 == 0 { ev.ctx.check() } else { Ok(()) }) {
+            failed = Some(e);
+            return Err(ReadError::Stopped);
+        }
         let points = lookback_points(ev, &s.samples, at, offset, timestamps);
         if points.iter().any(Option::is_some) {
             out.push(StepSeries::new(s.labels, points));
         }
+        Ok(())
+    };
+    let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, range, &mut each);
+    if let Some(e) = failed {
+        return Err(e);
     }
+    read?;
+    ev.ctx.check()?;
     Ok(out)
 }
 

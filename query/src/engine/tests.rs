@@ -401,3 +401,59 @@ fn range_functions_over_many_series_match_serial_results() {
         Err(QueryError::Canceled(_))
     ));
 }
+
+/// A store that streams and counts what it handed over.
+#[derive(Debug)]
+struct Counting {
+    inner: MemStore,
+    handed: std::sync::atomic::AtomicUsize,
+}
+
+impl strata_schemas::ReadStore for Counting {
+    fn select(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+    ) -> Result<Vec<strata_schemas::SeriesData>, strata_schemas::ReadError> {
+        self.inner.select(t, m, r)
+    }
+
+    fn select_each(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+        each: &mut dyn FnMut(strata_schemas::SeriesData) -> Result<(), strata_schemas::ReadError>,
+    ) -> Result<(), strata_schemas::ReadError> {
+        for s in self.inner.select(t, m, r)? {
+            self.handed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            each(s)?;
+        }
+        Ok(())
+    }
+
+    fn series(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+    ) -> Result<Vec<strata_schemas::Labels>, strata_schemas::ReadError> {
+        self.inner.series(t, m, r)
+    }
+}
+
+#[test]
+fn instant_selectors_stream_and_stop_reading_at_the_series_limit() {
+    let store = MemStore::new();
+    let load: String = (0..10).map(|i| format!("m{{i=\"{i}\"}} 1 2 3\n")).collect();
+    store.load(&TenantId::default_tenant(), MIN, &load).unwrap();
+    let counting = Arc::new(Counting { inner: store, handed: Default::default() });
+    let config = QueryConfig { max_series: 3, ..QueryConfig::default() };
+    let e = Engine::new(Arc::clone(&counting) as Arc<dyn strata_schemas::ReadStore>, config);
+    let msg = err(&e, "sum(m)", 2 * MIN).to_string();
+    assert!(msg.contains("maximum number of series"), "{msg}");
+    assert_eq!(counting.handed.load(std::sync::atomic::Ordering::Relaxed), 4, "the read stopped at the 4th series");
+    let e = Engine::new(Arc::clone(&counting) as Arc<dyn strata_schemas::ReadStore>, QueryConfig::default());
+    assert_eq!(one(&e, "sum(m)", 2 * MIN), 30.0);
+}
