@@ -111,10 +111,6 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
     if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
         return Ok(out);
     }
-    let rd = match ev.eval(args[m])? {
-        Eval::Matrix(rd) => rd,
-        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
-    };
     if f == RangeFn::Quantile
         && let Some(q) = param.as_ref().and_then(|p| p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0))
     {
@@ -125,8 +121,26 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
         e @ Expr::MatrixSelector(_) if matches!(f, RangeFn::Rate | RangeFn::Increase) => Some(anchor(e)),
         _ => None,
     };
+    if let Expr::MatrixSelector(ms) = unwrap_parens(args[m]) {
+        // Straight from storage: stream, a chunk of series at a time.
+        let mut out = Vec::new();
+        selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
+            out.extend(range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?);
+            Ok(())
+        })?;
+        return merge_same_labels(out);
+    }
+    let rd = match ev.eval(args[m])? {
+        Eval::Matrix(rd) => rd,
+        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
+    };
     range_fns::eval(ev, f, rd, param, counter_anchor.as_deref())
 }
+
+/// Series per chunk when a range function streams its selector: enough for
+/// the parallel split over series to pay, small enough that raw samples of
+/// a million-series query are never all in memory.
+const STREAM_CHUNK_SERIES: usize = 16_384;
 
 fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
     Some(match name {

@@ -103,8 +103,19 @@ pub(crate) fn eval(
     param: Option<Vec<f64>>,
     counter_anchor: Option<&str>,
 ) -> Result<Vec<StepSeries>> {
+    merge_same_labels(eval_chunk(ev, f, rd, param.as_deref(), counter_anchor)?)
+}
+
+/// [`eval`] for one chunk of a streamed range vector: the caller merges
+/// series whose labels became equal (name dropping) once all chunks are in.
+pub(crate) fn eval_chunk(
+    ev: &Evaluator<'_>,
+    f: RangeFn,
+    rd: RangeData,
+    param: Option<&[f64]>,
+    counter_anchor: Option<&str>,
+) -> Result<Vec<StepSeries>> {
     let geo = rd.geometry(ev);
-    let param = param.as_deref();
     let all_points = compute_all(ev, geo, f, &rd.series, param)?;
     let mut out = Vec::with_capacity(rd.series.len());
     for (idx, (s, points)) in rd.series.iter().zip(all_points).enumerate() {
@@ -127,7 +138,7 @@ pub(crate) fn eval(
             out.push(series);
         }
     }
-    merge_same_labels(out)
+    Ok(out)
 }
 
 /// Windows (series × steps) above which the series are split across threads.

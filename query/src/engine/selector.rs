@@ -116,6 +116,55 @@ pub(crate) fn eval_matrix(ev: &Evaluator<'_>, ms: &MatrixSelector) -> Result<Ran
     Ok(RangeData { series: data, drop_name: Vec::new(), range, offset, at })
 }
 
+/// A range selector `v[r]` streamed from storage in chunks of about
+/// `chunk_series` series: `f` gets each chunk (stale markers removed, empty
+/// series dropped) and the raw samples are freed before the next is read.
+/// The series and sample limits stop the read as soon as they are exceeded.
+pub(crate) fn stream_matrix(
+    ev: &Evaluator<'_>,
+    ms: &MatrixSelector,
+    chunk_series: usize,
+    mut f: impl FnMut(RangeData) -> Result<()>,
+) -> Result<()> {
+    let at = ev.at_ms(&ms.vs.at);
+    let offset = offset_ms(&ms.vs.offset);
+    let range = duration_ms(&ms.range);
+    let (first, last) = eff_span(ev, at, offset);
+    let span = TimeRange::new(first - range + 1, last);
+    let matchers = to_matchers(&ms.vs)?;
+    ev.ctx.check_span(span.start - 1, span.end)?;
+    let chunk = |series| RangeData { series, drop_name: Vec::new(), range, offset, at };
+    let mut pending: Vec<SeriesData> = Vec::new();
+    let mut failed: Option<QueryError> = None;
+    let mut each = |mut s: SeriesData| -> std::result::Result<(), ReadError> {
+        let accounted = ev.ctx.account_series(1).and_then(|()| ev.ctx.account(s.samples.len()));
+        if let Err(e) = accounted {
+            failed = Some(e);
+            return Err(ReadError::Stopped);
+        }
+        s.samples.retain(|p| !p.is_stale_marker());
+        if !s.samples.is_empty() {
+            pending.push(s);
+        }
+        if pending.len() >= chunk_series
+            && let Err(e) = ev.ctx.check().and_then(|()| f(chunk(std::mem::take(&mut pending))))
+        {
+            failed = Some(e);
+            return Err(ReadError::Stopped);
+        }
+        Ok(())
+    };
+    let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, span, &mut each);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    read?;
+    if !pending.is_empty() {
+        f(chunk(pending))?;
+    }
+    Ok(())
+}
+
 /// A subquery `expr[r:s]`: the inner expression evaluated at absolute
 /// multiples of `s` covering every outer window, then windowed like a range selector.
 pub(crate) fn eval_subquery(ev: &Evaluator<'_>, sq: &SubqueryExpr) -> Result<RangeData> {

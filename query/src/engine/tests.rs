@@ -457,3 +457,18 @@ fn instant_selectors_stream_and_stop_reading_at_the_series_limit() {
     let e = Engine::new(Arc::clone(&counting) as Arc<dyn strata_schemas::ReadStore>, QueryConfig::default());
     assert_eq!(one(&e, "sum(m)", 2 * MIN), 30.0);
 }
+
+#[test]
+fn range_functions_stream_their_selector_and_stop_at_the_sample_limit() {
+    let store = MemStore::new();
+    let load: String = (0..10).map(|i| format!("m{{i=\"{i}\"}} 1 2 3\n")).collect();
+    store.load(&TenantId::default_tenant(), MIN, &load).unwrap();
+    let counting = Arc::new(Counting { inner: store, handed: Default::default() });
+    let config = QueryConfig { max_samples: 7, ..QueryConfig::default() };
+    let e = Engine::new(Arc::clone(&counting) as Arc<dyn strata_schemas::ReadStore>, config);
+    assert!(matches!(err(&e, "sum(max_over_time(m[5m]))", 2 * MIN), QueryError::TooManySamples(_)));
+    assert_eq!(counting.handed.load(std::sync::atomic::Ordering::Relaxed), 3, "3 samples a series: stopped at the 3rd");
+    let e = Engine::new(Arc::clone(&counting) as Arc<dyn strata_schemas::ReadStore>, QueryConfig::default());
+    assert_eq!(one(&e, "sum(max_over_time(m[5m]))", 2 * MIN), 30.0);
+    assert_eq!(one(&e, "count(count_over_time(m[5m]))", 2 * MIN), 10.0);
+}
