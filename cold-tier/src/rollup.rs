@@ -116,38 +116,48 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
     let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
     // Only read when merging files (queries do not project it).
     let devs = batch.column_by_name("device_hash").and_then(|c| c.as_primitive_opt::<Int64Type>());
-    let mut prev: Option<(i64, usize)> = None;
+    let point = |i: usize| RollupPoint {
+        end: ts.value(i).div_euclid(1000),
+        min: min.value(i),
+        max: max.value(i),
+        sum: sum.value(i),
+        count: u64::try_from(count.value(i)).unwrap_or(0),
+        last: last.value(i),
+        last_ts: last_ts.value(i).div_euclid(1000),
+    };
+    // Rows come sorted by series: collect a run of one series' rows, then
+    // hand it to its group (one hash lookup per run, not per row).
+    let mut run: Option<(i64, usize, Labels)> = None;
+    let mut buf: Vec<RollupPoint> = Vec::new();
     for i in 0..batch.num_rows() {
         let id = ids.value(i);
+        if let Some((rid, _, labels)) = &run
+            && *rid == id
+            && labels_equal(map, keys, values, i, labels)
+        {
+            buf.push(point(i));
+            continue;
+        }
+        if let Some((rid, idx, _)) = run.take() {
+            groups.entry(rid).or_default()[idx].points.append(&mut buf);
+        }
         let list = groups.entry(id).or_default();
-        let idx = match prev {
-            Some((pid, pi))
-                if pid == id && list.get(pi).is_some_and(|g| labels_equal(map, keys, values, i, &g.labels)) =>
-            {
-                pi
+        let idx = match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
+            Some(p) => p,
+            None => {
+                list.push(Group {
+                    labels: row_labels(map, keys, values, i),
+                    device_hash: devs.map_or(0, |d| d.value(i) as u64),
+                    points: Vec::new(),
+                });
+                list.len() - 1
             }
-            _ => match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
-                Some(p) => p,
-                None => {
-                    list.push(Group {
-                        labels: row_labels(map, keys, values, i),
-                        device_hash: devs.map_or(0, |d| d.value(i) as u64),
-                        points: Vec::new(),
-                    });
-                    list.len() - 1
-                }
-            },
         };
-        prev = Some((id, idx));
-        list[idx].points.push(RollupPoint {
-            end: ts.value(i).div_euclid(1000),
-            min: min.value(i),
-            max: max.value(i),
-            sum: sum.value(i),
-            count: u64::try_from(count.value(i)).unwrap_or(0),
-            last: last.value(i),
-            last_ts: last_ts.value(i).div_euclid(1000),
-        });
+        run = Some((id, idx, list[idx].labels.clone()));
+        buf.push(point(i));
+    }
+    if let Some((rid, idx, _)) = run {
+        groups.entry(rid).or_default()[idx].points.append(&mut buf);
     }
     Ok(())
 }

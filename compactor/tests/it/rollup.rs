@@ -401,3 +401,69 @@ fn merging_small_rollup_files_keeps_every_answer() {
     check(&env, "after the merge");
     env.assert_exactly_once("after the merge");
 }
+
+/// The figure, rollup side only: 10,000 series × 30 days of 1 h
+/// rollup rows (written straight to the table: 7.2 M windows, no raw data),
+/// `avg_over_time(temp[1d])` over 30 days at a 1 h step through the engine.
+/// Run: `cargo test --release -p strata-compactor --test it rollup_benchmark_30d -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; prints figures"]
+fn rollup_benchmark_30d_10k_series() {
+    use strata_cold_tier::{ColdReadStore, CommitSource, SeriesRollup};
+    use strata_schemas::{RollupPoint, Sample};
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::open(dir.path());
+    let t = tenant("acme");
+    let view = env.cold.rollup_view(Rollup::OneHour);
+    let (devices, days) = (10_000usize, 31i64);
+    let started = std::time::Instant::now();
+    let series: Vec<(Labels, strata_schemas::SeriesId, u64)> = (0..devices)
+        .map(|d| {
+            let dev = format!("d{d:05}");
+            let l = crate::util::labels("temp", &dev);
+            (l.clone(), strata_schemas::series_id(&t, &l), strata_schemas::device_hash_of(&t, &dev))
+        })
+        .collect();
+    for day in 0..days {
+        let rolled: Vec<SeriesRollup> = series
+            .iter()
+            .enumerate()
+            .map(|(d, (l, id, dh))| SeriesRollup {
+                labels: l.clone(),
+                series_id: *id,
+                device_hash: *dh,
+                points: (1..=24)
+                    .map(|h| {
+                        let end = T0 + day * DAY + h * HOUR;
+                        let s: Vec<Sample> = (0..60)
+                            .map(|m| Sample::new(end - HOUR + (m + 1) * MIN, ((d as i64 + m) % 50) as f64))
+                            .collect();
+                        RollupPoint::of(end, &s).unwrap()
+                    })
+                    .collect(),
+            })
+            .collect();
+        let w = env.rt.block_on(view.write_rollup_files(&t, &rolled, i64::MIN, &format!("bench-{day}"))).unwrap();
+        let source = CommitSource { source: format!("hot:acme:{day}"), segments: String::new() };
+        env.rt.block_on(view.commit_files(&t, w, &source)).unwrap();
+    }
+    eprintln!("setup: {} windows written in {:.1?}", devices as i64 * days * 24, started.elapsed());
+    let store: Arc<dyn ReadStore> = Arc::new(ColdReadStore::new(Arc::clone(&env.cold), env.rt.handle().clone()));
+    let t0 = std::time::Instant::now();
+    let m = [Matcher::equal("__name__", "temp")];
+    let got = store.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
+    eprintln!("select_rollup alone: {:.1?}, {} series", t0.elapsed(), got.series.len());
+    drop(got);
+    let on = Engine::new(store, QueryConfig { max_samples: usize::MAX, ..QueryConfig::default() });
+    for _ in 0..2 {
+        let t0 = std::time::Instant::now();
+        let r = on.query_range(&t, "avg_over_time(temp[1d])", T0 + DAY, T0 + days * DAY, HOUR).unwrap();
+        let Value::Matrix(m) = r.value else { panic!() };
+        eprintln!(
+            "avg_over_time(temp[1d]) 30 d / 1 h over {} series from 1 h rollups: {:.1?} ({} rollup selects)",
+            m.len(),
+            t0.elapsed(),
+            on.stats().rollup_selects()
+        );
+    }
+}

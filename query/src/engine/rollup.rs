@@ -133,18 +133,19 @@ fn step_values(
     out
 }
 
+/// `f` over consecutive windows (sorted by end), computing only what `f`
+/// needs; the same results as folding them with [`RollupPoint::merge`].
 fn fold(f: RangeFn, w: &[RollupPoint]) -> Option<f64> {
-    let mut acc = *w.first()?;
-    for p in &w[1..] {
-        acc.merge(p);
-    }
+    let first = w.first()?;
+    let count = || w.iter().map(|p| p.count).sum::<u64>() as f64;
     Some(match f {
-        RangeFn::Min => acc.min,
-        RangeFn::Max => acc.max,
-        RangeFn::Count => acc.count as f64,
-        RangeFn::Last => acc.last,
+        RangeFn::Min => w[1..].iter().fold(first.min, |acc, p| if p.min < acc || acc.is_nan() { p.min } else { acc }),
+        RangeFn::Max => w[1..].iter().fold(first.max, |acc, p| if p.max > acc || acc.is_nan() { p.max } else { acc }),
+        RangeFn::Count => count(),
+        // The latest window holds the latest sample.
+        RangeFn::Last => w[w.len() - 1].last,
         RangeFn::Sum => kahan_sum(w.iter().map(|p| p.sum)),
-        RangeFn::Avg => kahan_sum(w.iter().map(|p| p.sum)) / acc.count as f64,
+        RangeFn::Avg => kahan_sum(w.iter().map(|p| p.sum)) / count(),
         _ => return None,
     })
 }
