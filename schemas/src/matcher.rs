@@ -91,8 +91,29 @@ impl Matcher {
     }
 }
 
+/// Compiles `re` anchored at both ends (PromQL semantics: `^(?s:re)$`).
+/// Compiled expressions are kept in a small process-wide cache: a dashboard
+/// sends the same few regexes again and again, and compiling one costs far
+/// more than evaluating a one-device query.
+pub fn anchored_regex(re: &str) -> Result<Regex, regex::Error> {
+    const MAX_CACHED: usize = 512;
+    static CACHE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Regex>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(r) = CACHE.lock().ok().and_then(|c| c.get(re).cloned()) {
+        return Ok(r);
+    }
+    let compiled = Regex::new(&format!("^(?s:{re})$"))?;
+    if let Ok(mut c) = CACHE.lock() {
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(re.to_owned(), compiled.clone());
+    }
+    Ok(compiled)
+}
+
 fn compile(label: &str, re: &str) -> Result<Regex, InvalidMatcher> {
-    Regex::new(&format!("^(?s:{re})$")).map_err(|e| InvalidMatcher {
+    anchored_regex(re).map_err(|e| InvalidMatcher {
         label: label.to_owned(),
         regex: re.to_owned(),
         reason: e.to_string(),
@@ -137,5 +158,22 @@ mod tests {
     fn invalid_regex_names_label() {
         let e = Matcher::regex("farm", "(").unwrap_err();
         assert!(e.to_string().contains("farm"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod regex_cache_tests {
+    use super::anchored_regex;
+
+    #[test]
+    fn anchored_regexes_are_cached_and_anchored() {
+        let a = anchored_regex("farm-(.*)").unwrap();
+        let b = anchored_regex("farm-(.*)").unwrap();
+        assert_eq!(a.as_str(), b.as_str());
+        assert!(a.is_match("farm-1") && !a.is_match("xfarm-1"));
+        assert!(anchored_regex("(").is_err(), "invalid patterns are errors, not cached");
+        for i in 0..2000 {
+            assert!(anchored_regex(&format!("x{i}")).unwrap().is_match(&format!("x{i}")));
+        }
     }
 }

@@ -3,7 +3,6 @@
 use super::eval::{Evaluator, StepSeries, merge_same_labels};
 use crate::error::{QueryError, Result};
 use promql_parser::parser::Expr;
-use regex::Regex;
 use std::cmp::Ordering;
 use strata_schemas::METRIC_NAME;
 
@@ -20,7 +19,7 @@ pub(crate) fn label_replace(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<St
     let repl = ev.eval_string(args[2])?;
     let src = ev.eval_string(args[3])?;
     let re_src = ev.eval_string(args[4])?;
-    let re = Regex::new(&format!("^(?s:{re_src})$"))
+    let re = strata_schemas::matcher::anchored_regex(&re_src)
         .map_err(|e| QueryError::bad(format!("invalid regular expression in label_replace(): {re_src}: {e}")))?;
     if !valid_label_name(&dst) {
         return Err(QueryError::bad(format!("invalid destination label name in label_replace(): {dst}")));
