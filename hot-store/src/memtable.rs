@@ -219,6 +219,11 @@ impl Memtable {
         self.samples
     }
 
+    /// Series with buffered samples.
+    pub(crate) fn series(&self) -> usize {
+        self.active
+    }
+
     /// True when nothing is buffered.
     pub(crate) fn is_empty(&self) -> bool {
         self.active == 0

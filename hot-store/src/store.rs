@@ -124,6 +124,8 @@ pub struct HotStore {
     next_id: AtomicU64,
     /// Mirror of `state.memtable.samples()` readable without the lock (back-pressure).
     mem_samples: AtomicUsize,
+    /// Mirror of `state.memtable.series()` (the flush threshold scales with it).
+    mem_series: AtomicUsize,
     flush_done: (Mutex<()>, Condvar),
     throttled: AtomicU64,
     /// Hot TTLs set at runtime (the tenant registry), over `config.tenant_hot_ttl`.
@@ -191,6 +193,10 @@ pub struct HotStoreStats {
     /// Times `apply` waited for memory (back-pressure) since open.
     pub throttled_applies: u64,
 }
+
+/// Samples per buffered series the flush threshold grows to (see
+/// [`HotStore::flush_threshold`]).
+pub(crate) const SAMPLES_PER_SERIES_PER_FLUSH: usize = 16;
 
 /// Start of the bucket holding `ts`.
 pub(crate) fn bucket_start(ts: i64, bucket_ms: i64) -> i64 {
@@ -281,6 +287,7 @@ impl HotStore {
             manifest_lock: Mutex::new(()),
             next_id: AtomicU64::new(next_id),
             mem_samples: AtomicUsize::new(0),
+            mem_series: AtomicUsize::new(0),
             flush_done: (Mutex::new(()), Condvar::new()),
             throttled: AtomicU64::new(0),
         };
@@ -358,14 +365,14 @@ impl HotStore {
         }
         st.next_offsets.insert(partition, offset.saturating_add(1));
         self.mem_samples.store(st.memtable.samples(), Ordering::Relaxed);
+        self.mem_series.store(st.memtable.series(), Ordering::Relaxed);
         Ok(())
     }
 
     /// Blocks while the memtable is at its hard limit (see [`HotStore::apply`]).
     fn throttle(&self) {
-        let hard = self.config.hard_limit_samples();
         let mut counted = false;
-        while self.mem_samples.load(Ordering::Relaxed) >= hard {
+        while self.mem_samples.load(Ordering::Relaxed) >= self.hard_limit() {
             if !counted {
                 self.throttled.fetch_add(1, Ordering::Relaxed);
                 counted = true;
@@ -383,6 +390,23 @@ impl HotStore {
                 self.flush_done.1.wait_for(&mut g, Duration::from_millis(50));
             }
         }
+    }
+
+    /// Samples at which the memtable should be flushed: `max_memtable_samples`,
+    /// raised to [`SAMPLES_PER_SERIES_PER_FLUSH`] per buffered series (at most
+    /// 8× the setting). With a million series, 2M samples would be two a
+    /// series: every segment would be mostly series table and postings, and
+    /// flushes would cost per series, not per sample. Buffered samples cost
+    /// ~2 bytes each, compressed; the series are in memory anyway.
+    pub fn flush_threshold(&self) -> usize {
+        let base = self.config.max_memtable_samples;
+        let per_series = self.mem_series.load(Ordering::Relaxed).saturating_mul(SAMPLES_PER_SERIES_PER_FLUSH);
+        per_series.clamp(base, base.saturating_mul(8))
+    }
+
+    /// Back-pressure limit: the configured one, or twice the flush threshold if higher.
+    fn hard_limit(&self) -> usize {
+        self.config.hard_limit_samples().max(self.flush_threshold().saturating_mul(2))
     }
 
     fn notify_flushed(&self) {
@@ -492,6 +516,7 @@ impl HotStore {
         let frozen = Arc::new(std::mem::take(&mut st.memtable));
         st.frozen = Some(Arc::clone(&frozen));
         self.mem_samples.store(0, Ordering::Relaxed);
+        self.mem_series.store(0, Ordering::Relaxed);
         Ok(Some((frozen, st.next_offsets.clone(), self.alloc_id())))
     }
 

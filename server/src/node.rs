@@ -248,7 +248,7 @@ impl Node {
         let cfg = &self.config.hot_store;
         let samples = self.hot.memtable_samples();
         let age = self.flush_lock.lock().await.elapsed();
-        if samples >= cfg.max_memtable_samples {
+        if samples >= self.hot.flush_threshold() {
             self.flush("memtable full").await?;
         } else if samples > 0 && age >= cfg.flush_interval {
             self.flush("interval").await?;

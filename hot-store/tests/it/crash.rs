@@ -351,3 +351,21 @@ fn purge_tenant_deletes_its_segments_and_buffered_samples_only() {
     drop(store);
     assert_eq!(samples(&open(dir.path())), vec![(7, 7.0)], "the purge is durable; nothing purged comes back");
 }
+
+#[test]
+fn flush_threshold_grows_with_buffered_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HotStoreConfig { max_memtable_samples: 100, ..HotStoreConfig::default() };
+    let store = HotStore::open(dir.path(), config).unwrap();
+    assert_eq!(store.flush_threshold(), 100);
+    for i in 0..20 {
+        store.apply(0, i, &batch("a", &format!("m{i}"), &[(1, 1.0)])).unwrap();
+    }
+    assert_eq!(store.flush_threshold(), 20 * 16, "16 samples per buffered series");
+    for i in 20..200 {
+        store.apply(0, i, &batch("a", &format!("m{i}"), &[(1, 1.0)])).unwrap();
+    }
+    assert_eq!(store.flush_threshold(), 800, "capped at 8x max_memtable_samples");
+    store.flush().unwrap();
+    assert_eq!(store.flush_threshold(), 100, "back to the setting once flushed");
+}
