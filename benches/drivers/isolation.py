@@ -15,11 +15,12 @@ and prints victim write/query latency percentiles for both phases, their
 ratio, the flooder's accepted rate vs its limit, how its requests were
 refused, and the server's CPU use. Python standard library only.
 
-  python3 benches/drivers/isolation.py --strata target/release/strata [--seconds 20]
+  python3 benches/drivers/isolation.py --strata target/release/strata [--seconds 40]
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -132,6 +133,19 @@ def victim_querier(port, token, stop, out, interval):
         time.sleep(max(0.0, next_at - time.monotonic()))
 
 
+def flood_process(port, token, seconds, body_devices, pace, results):
+    """One flooding connection in its own process (so the client's GIL never
+    delays the victim's requests); puts its list of statuses on `results`."""
+    stop = threading.Event()
+    out = []
+    t = threading.Thread(target=flooder, args=(port, token, stop, out, body_devices, pace))
+    t.start()
+    time.sleep(seconds)
+    stop.set()
+    t.join()
+    results.put(out)
+
+
 def flooder(port, token, stop, out, body_devices, pace):
     """Offers one request every `pace` seconds (or as fast as answered)."""
     c = Conn(port)
@@ -156,7 +170,7 @@ def summarize(samples):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--strata", required=True, help="path of the strata binary")
-    ap.add_argument("--seconds", type=float, default=20, help="length of each phase")
+    ap.add_argument("--seconds", type=float, default=40, help="length of each phase (p99 of shorter ones is noise)")
     ap.add_argument("--victim-devices", type=int, default=500, help="lines per victim write (3 samples each)")
     ap.add_argument("--victim-interval", type=float, default=0.1, help="seconds between victim writes")
     ap.add_argument("--query-interval", type=float, default=0.2, help="seconds between victim queries")
@@ -198,17 +212,23 @@ def main():
             threads = [threading.Thread(target=victim_writer,
                                         args=(port, vtok, stop, writes, a.victim_interval, a.victim_devices)),
                        threading.Thread(target=victim_querier, args=(port, vtok, stop, queries, a.query_interval))]
+            procs, results = [], multiprocessing.Queue()
             if phase == "flood":
-                threads += [threading.Thread(target=flooder,
-                                             args=(port, ftok, stop, floods, a.flood_devices, pace))
-                            for _ in range(a.flood_conns)]
+                procs = [multiprocessing.Process(target=flood_process,
+                                                 args=(port, ftok, a.seconds, a.flood_devices, pace, results))
+                         for _ in range(a.flood_conns)]
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            for p in procs:
+                p.start()
             for t in threads:
                 t.start()
             time.sleep(a.seconds)
             stop.set()
             for t in threads:
                 t.join()
+            for p in procs:
+                floods.extend(results.get(timeout=60))
+                p.join()
             wall = time.monotonic() - t0
             cpu = cpu_seconds(proc.pid) - cpu0
             accepted = sum(1 for s in floods if s == 204)
