@@ -137,6 +137,34 @@ fn absorb(
 }
 
 impl ColdTier {
+    /// Scans `table` for `columns` under the tenant/matcher/time predicate,
+    /// pruning by partition, row-group statistics and page index, and hands
+    /// every Arrow batch to `each` (samples and rollup tables alike).
+    pub(crate) async fn scan_batches(
+        &self,
+        table: &iceberg::table::Table,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        columns: &[&str],
+        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let scan = table
+            .scan()
+            .select(columns.iter().copied())
+            .with_filter(predicate(self, tenant, matchers, range))
+            .with_row_group_filtering_enabled(true)
+            .with_row_selection_enabled(true)
+            .build()
+            .map_err(scan_err)?;
+        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
+        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
+            each(&batch)?;
+        }
+        Ok(())
+    }
+
     /// Scans the tenant's table; `want_samples = false` reads no `ts`/`value` pages
     /// beyond what the range predicate needs and returns series with no samples.
     async fn scan_groups(
@@ -153,22 +181,13 @@ impl ColdTier {
         if table.metadata().current_snapshot().is_none() {
             return Ok(Vec::new());
         }
-        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
         let columns: &[&str] =
             if want_samples { &["metric", "labels", "series_id", "ts", "value"] } else { &["labels", "series_id"] };
-        let scan = table
-            .scan()
-            .select(columns.iter().copied())
-            .with_filter(predicate(self, tenant, matchers, range))
-            .with_row_group_filtering_enabled(true)
-            .with_row_selection_enabled(true)
-            .build()
-            .map_err(scan_err)?;
-        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
-        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
-            absorb(&batch, tenant, &mut groups, want_samples)?;
-        }
+        self.scan_batches(&table, tenant, matchers, range, columns, |batch| {
+            absorb(batch, tenant, &mut groups, want_samples)
+        })
+        .await?;
         let mut out: Vec<Group> =
             groups.into_values().flatten().filter(|g| Matcher::matches_all(matchers, &g.labels)).collect();
         for g in &mut out {

@@ -21,11 +21,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{MapArray, PrimitiveArray, RecordBatch};
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
-use futures::TryStreamExt;
 use strata_schemas::{Labels, Matcher, RollupPoint, RollupSeries, Sample, SeriesId, TenantId, TimeRange};
 
 use crate::error::{Error, Result};
-use crate::read::{column, labels_equal, predicate, row_labels};
+use crate::read::{column, labels_equal, row_labels};
 use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
 use crate::write::{DeviceBucket, SeriesColumns, table_buckets, write_groups};
@@ -295,20 +294,9 @@ impl ColdTier {
         if ends.start > ends.end || table.metadata().current_snapshot().is_none() {
             return Ok(Some(Vec::new()));
         }
-        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
-        let scan = table
-            .scan()
-            .select(["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"])
-            .with_filter(predicate(self, tenant, matchers, ends))
-            .with_row_group_filtering_enabled(true)
-            .with_row_selection_enabled(true)
-            .build()
-            .map_err(scan_err)?;
-        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
+        let columns = ["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"];
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
-        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
-            absorb(&batch, tenant, &mut groups)?;
-        }
+        self.scan_batches(&table, tenant, matchers, ends, &columns, |batch| absorb(batch, tenant, &mut groups)).await?;
         let mut out: Vec<RollupSeries> = groups
             .into_values()
             .flatten()
