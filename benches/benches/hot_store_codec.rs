@@ -99,7 +99,13 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("decode", |b| {
-        b.iter(|| encoded.iter().map(|e| decode_block(black_box(e)).unwrap().len()).sum::<usize>())
+        b.iter(|| {
+            encoded
+                .iter()
+                .zip(&blocks)
+                .map(|(e, blk)| decode_block(black_box(e), blk.len(), blk[0].0).unwrap().len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }

@@ -1,24 +1,33 @@
 //! Byte-level encodings shared by segments and the manifest: LEB128 varints,
 //! a bounds-checked read cursor, and the sample-block codec.
 //!
-//! A sample block encodes `n` samples sorted by timestamp with unique
-//! timestamps:
+//! A sample block encodes `n >= 1` samples sorted by timestamp with unique
+//! timestamps. Since format V4 the count `n` and the first timestamp `t0`
+//! live in the block's index entry (they are needed there anyway), so the
+//! block holds only what follows them:
 //!
 //! ```text
-//! uvarint  n
-//! ivarint  t0                     (zigzag)
-//! ivarint  dod_i for i in 1..n    dod_i = (t_i - t_{i-1}) - (t_{i-1} - t_{i-2}), with t_{-1} := t_0
-//! u8       value encoding: 0 = Gorilla, 1 = decimal
+//! uvarint  L, then L bytes: bit stream of dod_i for i in 1..n ('0' for a regular interval, see `write_dod`)
+//!          dod_i = (t_i - t_{i-1}) - (t_{i-1} - t_{i-2}), with t_{-1} := t_0
+//! u8       value encoding: 0 = Gorilla, 1 = decimal, 2 = packed decimal
 //!   0: bits     Gorilla XOR stream of the n values (f64 bit patterns, MSB first, zero-padded to a byte)
 //!   1: u8       exponent k (0..=9); then n ivarints: m_i - m_{i-1} (m_{-1} := 0), value_i = m_i / 10^k
+//!   2: u8       exponent k; ivarint m_0; u8 width w (0..=64); then n - 1 zigzag(m_i - m_{i-1}) of
+//!               w bits each, MSB first, zero-padded to a byte
 //! ```
 //!
-//! The encoder writes both value encodings and keeps the smaller. Decimal
-//! applies only when every value `v` of the block satisfies
+//! (V3 blocks start with `uvarint n, ivarint t0` and have no packed
+//! decimal; V2 blocks hold one ivarint per delta-of-delta instead of the bit
+//! stream. Both are still read.)
+//!
+//! The encoder writes every applicable value encoding and keeps the smallest.
+//! Decimal applies only when every value `v` of the block satisfies
 //! `(round(v * 10^k) / 10^k).to_bits() == v.to_bits()` with `|m| <= 2^53`
 //! (sensor readings with a fixed resolution, counters); Gorilla handles
 //! everything else (NaN, -0.0, arbitrary doubles). IEEE division is correctly
-//! rounded, so the decoder's `m / 10^k` reproduces the exact bits.
+//! rounded, so the decoder's `m / 10^k` reproduces the exact bits. Packed
+//! decimal spends the same number of bits on every step of a smooth
+//! reading (a pH walking by ±0.02 costs 3 bits a sample instead of a byte).
 //!
 //! All timestamp arithmetic wraps, so any `i64` round-trips. Values are
 //! stored as raw bit patterns, so NaN payloads (staleness markers) survive.
@@ -231,14 +240,13 @@ pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
 }
 
 /// Encodes samples `(ts, value bits)`, sorted by ts with unique ts, appending
-/// to `out`, in the current block layout ([`crate::FormatVersion::V3`]):
-/// count, first ts, the byte length and bit stream of the later timestamps'
-/// delta-of-deltas ([`write_dod`]: one bit for a regular interval), then the
-/// values.
+/// to `out`, in the current block layout ([`crate::FormatVersion::V4`]): the
+/// byte length and bit stream of the timestamps' delta-of-deltas after the
+/// first ([`write_dod`]: one bit for a regular interval), then the values.
+/// The count and the first timestamp are not written: they go into the
+/// block's index entry ([`decode_block`] takes them back).
 pub(crate) fn encode_samples(samples: &[(i64, u64)], out: &mut Vec<u8>) {
-    put_uvarint(out, samples.len() as u64);
     let Some(&(t0, v0)) = samples.first() else { return };
-    put_ivarint(out, t0);
     let mut ts_bits = BitWriter::default();
     let (mut prev_ts, mut prev_delta) = (t0, 0i64);
     for &(ts, _) in samples.iter().skip(1) {
@@ -251,8 +259,8 @@ pub(crate) fn encode_samples(samples: &[(i64, u64)], out: &mut Vec<u8>) {
     encode_values(samples, v0, out);
 }
 
-/// The value part of a block: a tag byte, then Gorilla XOR bits or the
-/// decimal encoding, whichever is smaller.
+/// The value part of a block: a tag byte, then Gorilla XOR bits, decimal
+/// varints or packed decimal, whichever is smallest.
 fn encode_values(samples: &[(i64, u64)], v0: u64, out: &mut Vec<u8>) {
     let mut bits = BitWriter::default();
     bits.write_bits(v0, 64);
@@ -262,20 +270,33 @@ fn encode_values(samples: &[(i64, u64)], v0: u64, out: &mut Vec<u8>) {
         encode_xor(&mut bits, v ^ prev, &mut window);
         prev = v;
     }
-    match encode_decimal(samples) {
-        Some(dec) if dec.len() < bits.buf.len() => {
-            out.push(VALUES_DECIMAL);
-            out.extend_from_slice(&dec);
-        }
-        _ => {
-            out.push(VALUES_GORILLA);
-            out.extend_from_slice(&bits.buf);
+    let gorilla = bits.buf.len();
+    let Some((k, mantissas)) = decimal_mantissas(samples) else {
+        out.push(VALUES_GORILLA);
+        out.extend_from_slice(&bits.buf);
+        return;
+    };
+    let (varint, (width, packed)) = (decimal_varint_len(&mantissas), decimal_packed_len(&mantissas));
+    if gorilla <= varint.min(packed) {
+        out.push(VALUES_GORILLA);
+        out.extend_from_slice(&bits.buf);
+    } else if packed < varint {
+        out.push(VALUES_PACKED_DECIMAL);
+        put_packed_decimal(k, width, &mantissas, out);
+    } else {
+        out.push(VALUES_DECIMAL);
+        out.push(k);
+        let mut prev = 0i64;
+        for &m in &mantissas {
+            put_ivarint(out, m.wrapping_sub(prev));
+            prev = m;
         }
     }
 }
 
 const VALUES_GORILLA: u8 = 0;
 const VALUES_DECIMAL: u8 = 1;
+const VALUES_PACKED_DECIMAL: u8 = 2;
 const MAX_DECIMAL_EXP: usize = 9;
 const POW10: [f64; MAX_DECIMAL_EXP + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
@@ -291,23 +312,104 @@ fn decimal_mantissa(v: f64, p: f64) -> Option<i64> {
     ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
 }
 
-/// The decimal encoding of the values, or `None` when some value has no
-/// exact decimal form with at most [`MAX_DECIMAL_EXP`] fraction digits.
-fn encode_decimal(samples: &[(i64, u64)]) -> Option<Vec<u8>> {
+/// The exponent `k` and mantissas `m_i` with `m_i / 10^k == v_i` bitwise, or
+/// `None` when some value has no exact decimal form with at most
+/// [`MAX_DECIMAL_EXP`] fraction digits.
+fn decimal_mantissas(samples: &[(i64, u64)]) -> Option<(u8, Vec<i64>)> {
     let mut k = 0;
     for &(_, bits) in samples {
         let v = f64::from_bits(bits);
         k = k.max((0..=MAX_DECIMAL_EXP).find(|&e| POW10.get(e).is_some_and(|&p| decimal_mantissa(v, p).is_some()))?);
     }
     let p = *POW10.get(k)?;
-    let mut out = vec![k as u8];
+    let mantissas =
+        samples.iter().map(|&(_, bits)| decimal_mantissa(f64::from_bits(bits), p)).collect::<Option<_>>()?;
+    Some((k as u8, mantissas))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(zz: u64) -> i64 {
+    ((zz >> 1) as i64) ^ -((zz & 1) as i64)
+}
+
+fn ivarint_len(v: i64) -> usize {
+    (64 - zigzag(v).leading_zeros()).max(1).div_ceil(7) as usize
+}
+
+/// Bytes of the decimal-varint value part (exponent byte included).
+fn decimal_varint_len(mantissas: &[i64]) -> usize {
     let mut prev = 0i64;
-    for &(_, bits) in samples {
-        let m = decimal_mantissa(f64::from_bits(bits), p)?;
-        put_ivarint(&mut out, m.wrapping_sub(prev));
-        prev = m;
+    1 + mantissas
+        .iter()
+        .map(|&m| {
+            let d = m.wrapping_sub(prev);
+            prev = m;
+            ivarint_len(d)
+        })
+        .sum::<usize>()
+}
+
+/// The bit width of the packed steps and the bytes of the packed-decimal
+/// value part (exponent, first mantissa, width, bits).
+fn decimal_packed_len(mantissas: &[i64]) -> (u32, usize) {
+    let width = mantissas
+        .windows(2)
+        .map(|w| match w {
+            [a, b] => 64 - zigzag(b.wrapping_sub(*a)).leading_zeros(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let steps = mantissas.len().saturating_sub(1) as u64;
+    let first = mantissas.first().map_or(1, |&m| ivarint_len(m));
+    (width, 2 + first + (steps * u64::from(width)).div_ceil(8) as usize)
+}
+
+fn put_packed_decimal(k: u8, width: u32, mantissas: &[i64], out: &mut Vec<u8>) {
+    out.push(k);
+    put_ivarint(out, mantissas.first().copied().unwrap_or(0));
+    out.push(width as u8);
+    if width == 0 {
+        return;
     }
-    Some(out)
+    let mut bits = BitWriter::default();
+    for w in mantissas.windows(2) {
+        if let [a, b] = w {
+            bits.write_bits(zigzag(b.wrapping_sub(*a)), width);
+        }
+    }
+    out.extend_from_slice(&bits.buf);
+}
+
+fn decode_packed_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+    let mut cur = Cursor::new(buf);
+    let k = *cur.bytes(1)?.first().ok_or("truncated decimal exponent")?;
+    let p = *POW10.get(usize::from(k)).ok_or("decimal exponent out of range")?;
+    let mut m = cur.ivarint()?;
+    let width = u32::from(*cur.bytes(1)?.first().ok_or("truncated packed width")?);
+    if width > 64 {
+        return Err("packed width exceeds 64 bits");
+    }
+    let rest = cur.remaining();
+    let steps = n.saturating_sub(1) as u64;
+    if (steps * u64::from(width)).div_ceil(8) != rest.len() as u64 {
+        return Err("packed decimal length disagrees with the count");
+    }
+    let mut bits = BitReader::new(rest);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 0 {
+            m = m.wrapping_add(unzigzag(bits.read_bits(width)?));
+        }
+        if m.unsigned_abs() > 1 << 53 {
+            return Err("decimal mantissa exceeds 2^53");
+        }
+        out.push((m as f64 / p).to_bits());
+    }
+    Ok(out)
 }
 
 fn decode_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
@@ -354,29 +456,36 @@ pub(crate) fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32,
     }
 }
 
-/// Decodes a block in the current layout.
-pub(crate) fn decode_samples(buf: &[u8]) -> Result<Vec<(i64, u64)>, DecodeError> {
-    decode_samples_of(buf, crate::FormatVersion::CURRENT)
-}
-
-/// Decodes a sample block produced by [`encode_samples`] (layout of `version`:
-/// V2 blocks hold varint delta-of-deltas instead of the bit stream). The
-/// whole input must be consumed (up to the zero padding of the last byte).
-pub(crate) fn decode_samples_of(buf: &[u8], version: crate::FormatVersion) -> Result<Vec<(i64, u64)>, DecodeError> {
+/// Decodes a sample block of `version`. A V4 block takes its sample count
+/// and first timestamp from its index entry (`count`, `t0`); older blocks
+/// carry both themselves (the arguments are then ignored; the caller checks
+/// the result against the index). The whole input must be consumed (up to
+/// the zero padding of the last byte).
+pub(crate) fn decode_block(
+    buf: &[u8],
+    version: crate::FormatVersion,
+    count: usize,
+    t0: i64,
+) -> Result<Vec<(i64, u64)>, DecodeError> {
+    use crate::FormatVersion as V;
     let mut cur = Cursor::new(buf);
     // V2: each sample needs a timestamp byte. V3: after the first, only a bit
     // of timestamp and one of value (a regular, constant series packs ~4
     // samples a byte).
-    let n = if version >= crate::FormatVersion::V3 { cur.len_bits()? } else { cur.len(1)? };
-    let mut out = Vec::with_capacity(n);
+    let n = match version {
+        V::V1 | V::V2 => cur.len(1)?,
+        V::V3 => cur.len_bits()?,
+        V::V4 => count,
+    };
+    let mut out = Vec::with_capacity(n.min(buf.len().saturating_mul(8).saturating_add(1)));
     if n == 0 {
         return if cur.is_empty() { Ok(out) } else { Err("trailing bytes after empty block") };
     }
-    let mut ts = Vec::with_capacity(n);
-    let t0 = cur.ivarint()?;
+    let t0 = if version >= V::V4 { t0 } else { cur.ivarint()? };
+    let mut ts = Vec::with_capacity(out.capacity());
     ts.push(t0);
     let (mut prev_ts, mut prev_delta) = (t0, 0i64);
-    if version >= crate::FormatVersion::V3 {
+    if version >= V::V3 {
         let len = cur.len(1)?;
         let ts_bytes = cur.bytes(len)?;
         if n - 1 > ts_bytes.len().saturating_mul(8) {
@@ -401,6 +510,7 @@ pub(crate) fn decode_samples_of(buf: &[u8], version: crate::FormatVersion) -> Re
     let values = match tag {
         VALUES_GORILLA => decode_gorilla(cur.remaining(), n)?,
         VALUES_DECIMAL => decode_decimal(cur.remaining(), n)?,
+        VALUES_PACKED_DECIMAL if version >= V::V4 => decode_packed_decimal(cur.remaining(), n)?,
         _ => return Err("unknown value encoding"),
     };
     out.extend(ts.into_iter().zip(values));

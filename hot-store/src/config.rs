@@ -15,7 +15,7 @@ pub struct HotStoreConfig {
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
     /// The server flushes as soon as the memtable holds more samples than
-    /// this, or than 16 per buffered series if that is more (up to 8× this
+    /// this, or than 64 per buffered series if that is more (up to 8× this
     /// value), so segments of many series are not mostly index. Bounds
     /// memory (about 2 bytes per buffered sample, compressed) and replay time.
     pub max_memtable_samples: usize,

@@ -32,11 +32,18 @@ pub enum FormatVersion {
     /// (one bit per regular interval) instead of varints (a byte each).
     /// Everything else as V2.
     V3 = 3,
+    /// Compact series entries (the series id only when it differs from
+    /// `schemas::series_id` of the labels, the device hash only when it
+    /// differs from the previous entry's, labels as changes to the previous
+    /// entry's, min ts relative to the bucket); sample blocks without their
+    /// count and first timestamp (they are in the entry); packed-decimal
+    /// values. Manifest unchanged.
+    V4 = 4,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V3;
+    pub const CURRENT: FormatVersion = FormatVersion::V4;
     /// The oldest version this build reads.
     pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V2;
 
@@ -61,6 +68,7 @@ impl TryFrom<u8> for FormatVersion {
         match found {
             2 => Ok(FormatVersion::V2),
             3 => Ok(FormatVersion::V3),
+            4 => Ok(FormatVersion::V4),
             _ => Err(UnsupportedFormatVersion { found }),
         }
     }
@@ -87,6 +95,7 @@ mod tests {
         assert_eq!(FormatVersion::V1.as_u8(), 1);
         assert_eq!(FormatVersion::V2.as_u8(), 2);
         assert_eq!(FormatVersion::V3.as_u8(), 3);
+        assert_eq!(FormatVersion::V4.as_u8(), 4);
         assert_eq!(&SEGMENT_MAGIC, b"SHSG");
         assert_eq!(&MANIFEST_MAGIC, b"SHMF");
         assert_eq!(segment_file_name(7), "00000000000000000007.seg");
@@ -98,6 +107,7 @@ mod tests {
         assert_eq!(FormatVersion::try_from(0), Err(UnsupportedFormatVersion { found: 0 }));
         assert_eq!(FormatVersion::try_from(1), Err(UnsupportedFormatVersion { found: 1 }));
         assert_eq!(FormatVersion::try_from(3), Ok(FormatVersion::V3));
-        assert_eq!(FormatVersion::try_from(4), Err(UnsupportedFormatVersion { found: 4 }));
+        assert_eq!(FormatVersion::try_from(4), Ok(FormatVersion::V4));
+        assert_eq!(FormatVersion::try_from(5), Err(UnsupportedFormatVersion { found: 5 }));
     }
 }

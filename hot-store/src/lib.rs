@@ -77,13 +77,14 @@ pub use store::{CompactOutcome, FlushOutcome, HotStore, HotStoreStats, Quarantin
 /// not a stable API.
 #[doc(hidden)]
 pub mod bench {
-    /// Encodes one segment sample block (sorted, unique `(ts, value bits)`).
+    /// Encodes one segment sample block (sorted, unique `(ts, value bits)`;
+    /// the count and first timestamp go into the index entry, not the block).
     pub fn encode_block(samples: &[(i64, u64)], out: &mut Vec<u8>) {
         crate::codec::encode_samples(samples, out);
     }
 
-    /// Decodes one segment sample block.
-    pub fn decode_block(buf: &[u8]) -> Result<Vec<(i64, u64)>, &'static str> {
-        crate::codec::decode_samples(buf)
+    /// Decodes one segment sample block of `count` samples starting at `t0`.
+    pub fn decode_block(buf: &[u8], count: usize, t0: i64) -> Result<Vec<(i64, u64)>, &'static str> {
+        crate::codec::decode_block(buf, crate::FormatVersion::CURRENT, count, t0)
     }
 }

@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn header_layout_is_stable() {
         let bytes = encode(&Manifest::default());
-        assert_eq!(&bytes[..8], b"SHMF\x03\0\0\0");
+        assert_eq!(&bytes[..8], b"SHMF\x04\0\0\0");
         assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
     }
 

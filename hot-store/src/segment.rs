@@ -1,11 +1,11 @@
-//! Segment files (format v2): one tenant, one time bucket; immutable series
+//! Segment files (format v4; v2 and v3 still read): one tenant, one time bucket; immutable series
 //! blocks plus an index footer with a deduplicated symbol table, the series
 //! table and croaring postings.
 //!
 //! ```text
 //! offset            size  field
 //! 0                 4     magic "SHSG"
-//! 4                 1     format version (3; 2 still read)
+//! 4                 1     format version (4; 2 and 3 still read)
 //! 5                 3     reserved, zero
 //! 8                 4     u32 LE CRC32 of bytes 0..8 (header checksum)
 //! 12                ..    series blocks, contiguous, sorted by (device_hash, series id, labels):
@@ -30,14 +30,20 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use croaring::{Bitmap, Portable};
-use strata_schemas::{ReadError, SeriesId, Str, TenantId};
+use strata_schemas::{METRIC_NAME, ReadError, SeriesId, Str, TenantId, series_id_of};
 
-use crate::codec::{Cursor, decode_samples_of, encode_samples, put_ivarint, put_str, put_uvarint};
+use crate::codec::{Cursor, decode_block, encode_samples, put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Invalid, Result, check_crc};
 use crate::format::{FormatVersion, SEGMENT_MAGIC, TEMP_EXT, segment_file_name};
 
 const HEADER_LEN: u64 = 12;
 const TRAILER_LEN: u64 = 28;
+
+/// V4 series entry flag: the device hash equals the previous entry's (not written).
+const ENTRY_SAME_DEVICE: u8 = 1;
+/// V4 series entry flag: the series id is written (it differs from
+/// `schemas::series_id` of the labels, which readers derive otherwise).
+const ENTRY_EXPLICIT_ID: u8 = 2;
 
 /// Label pairs as shared strings.
 pub(crate) type LabelArcs = Vec<(Str, Str)>;
@@ -298,23 +304,53 @@ impl IndexBuilder {
             spill(&mut out, PIECE)?;
         }
         let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
+        let text = |local: u32| self.strings.get(local as usize).map_or("", |s| s.as_str());
         let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
         put_uvarint(&mut out, self.entries.len() as u64);
+        let mut prev: Option<&PendingEntry> = None;
         for (ordinal, e) in self.entries.iter().enumerate() {
-            out.extend_from_slice(&e.id.0.to_le_bytes());
-            out.extend_from_slice(&e.device_hash.to_le_bytes());
+            let metric = e.labels.iter().find(|&&(n, _)| text(n) == METRIC_NAME).map_or("", |&(_, v)| text(v));
+            let derived = series_id_of(&scope.tenant, &[metric], e.labels.iter().map(|&(n, v)| (text(n), text(v))));
+            let same_device = prev.is_some_and(|p| p.device_hash == e.device_hash);
+            let mut flags = 0u8;
+            if same_device {
+                flags |= ENTRY_SAME_DEVICE;
+            }
+            if derived != e.id {
+                flags |= ENTRY_EXPLICIT_ID;
+            }
+            out.push(flags);
+            if !same_device {
+                out.extend_from_slice(&e.device_hash.to_le_bytes());
+            }
+            if derived != e.id {
+                out.extend_from_slice(&e.id.0.to_le_bytes());
+            }
             put_uvarint(&mut out, e.labels.len() as u64);
-            for &(n, v) in e.labels.iter() {
+            let mask = match prev {
+                Some(p) if p.labels.len() == e.labels.len() && e.labels.len() <= 64 => e
+                    .labels
+                    .iter()
+                    .zip(p.labels.iter())
+                    .enumerate()
+                    .fold(0u64, |m, (i, (a, b))| if a == b { m | 1u64 << i } else { m }),
+                _ => 0,
+            };
+            put_uvarint(&mut out, mask);
+            for (i, &(n, v)) in e.labels.iter().enumerate() {
                 let (n, v) = (sym_of(n), sym_of(v));
-                put_uvarint(&mut out, u64::from(n));
-                put_uvarint(&mut out, u64::from(v));
+                if i >= 64 || mask & (1u64 << i) == 0 {
+                    put_uvarint(&mut out, u64::from(n));
+                    put_uvarint(&mut out, u64::from(v));
+                }
                 postings.entry((n, v)).or_default().push(ordinal as u32);
             }
-            put_ivarint(&mut out, e.min_ts);
+            put_uvarint(&mut out, e.min_ts.wrapping_sub(scope.bucket) as u64);
             put_uvarint(&mut out, e.max_ts.wrapping_sub(e.min_ts) as u64);
             put_uvarint(&mut out, e.count);
             put_uvarint(&mut out, e.len);
             spill(&mut out, PIECE)?;
+            prev = Some(e);
         }
         put_uvarint(&mut out, postings.len() as u64);
         for ((n, v), ordinals) in postings {
@@ -386,7 +422,7 @@ fn read_index(file: &File, size: u64) -> Result<(SegmentScope, Vec<SegmentSeries
     }
     let index = read_at(file, index_offset, index_len)?;
     check_crc("index", &index, index_crc)?;
-    let (scope, entries) = parse_index(&index, index_offset)?;
+    let (scope, entries) = parse_index(&index, index_offset, version)?;
     Ok((scope, entries, version))
 }
 
@@ -418,7 +454,11 @@ fn u32_le(c: &mut Cursor<'_>) -> Result<u32, Invalid> {
     Ok(u32::from_le_bytes(c.bytes(4)?.try_into().map_err(|_| "truncated u32")?))
 }
 
-fn parse_index(buf: &[u8], blocks_end: u64) -> Result<(SegmentScope, Vec<SegmentSeries>), Invalid> {
+fn parse_index(
+    buf: &[u8],
+    blocks_end: u64,
+    version: FormatVersion,
+) -> Result<(SegmentScope, Vec<SegmentSeries>), Invalid> {
     let mut c = Cursor::new(buf);
     let tenant = TenantId::new(c.str()?).map_err(|e| Invalid::Corrupt(format!("index: {e}")))?;
     let (bucket, bucket_len) = (c.ivarint()?, c.uvarint()? as i64);
@@ -435,12 +475,16 @@ fn parse_index(buf: &[u8], blocks_end: u64) -> Result<(SegmentScope, Vec<Segment
         }
         symbols.push(s);
     }
-    let n = c.len(21)?;
+    let n = c.len(if version >= FormatVersion::V4 { 7 } else { 21 })?;
     let mut out: Vec<SegmentSeries> = Vec::with_capacity(n);
     let mut expected_offset = HEADER_LEN;
     let mut label_refs = 0u64;
     for ordinal in 0..n {
-        let s = parse_entry(&mut c, &symbols, ordinal as u32, expected_offset)?;
+        let s = if version >= FormatVersion::V4 {
+            parse_entry_v4(&mut c, &symbols, &scope, out.last(), ordinal as u32, expected_offset)?
+        } else {
+            parse_entry(&mut c, &symbols, ordinal as u32, expected_offset)?
+        };
         let m = s.meta;
         if m.len < 5 || m.count == 0 || m.min_ts < bucket || m.max_ts.wrapping_sub(bucket) >= bucket_len {
             return Err(Invalid::Corrupt(format!("index entry {ordinal}: invalid block length or range")));
@@ -486,6 +530,7 @@ fn check_postings(c: &mut Cursor<'_>, n_symbols: usize, n_entries: usize, label_
     Ok(())
 }
 
+/// A V2/V3 series entry.
 fn parse_entry(c: &mut Cursor<'_>, symbols: &[Str], ordinal: u32, offset: u64) -> Result<SegmentSeries, Invalid> {
     let id = SeriesId(c.u64_le()?);
     let device_hash = c.u64_le()?;
@@ -506,6 +551,61 @@ fn parse_entry(c: &mut Cursor<'_>, symbols: &[Str], ordinal: u32, offset: u64) -
     if max_ts < min_ts {
         return Err("index: max ts before min ts".into());
     }
+    Ok(SegmentSeries { id, device_hash, labels, meta: BlockMeta { ordinal, count, min_ts, max_ts, offset, len } })
+}
+
+/// A V4 series entry (see `FORMAT.md`): flags, device hash and series id
+/// when not implied, labels as changes to the previous entry's, min ts
+/// relative to the bucket.
+fn parse_entry_v4(
+    c: &mut Cursor<'_>,
+    symbols: &[Str],
+    scope: &SegmentScope,
+    prev: Option<&SegmentSeries>,
+    ordinal: u32,
+    offset: u64,
+) -> Result<SegmentSeries, Invalid> {
+    let flags = *c.bytes(1)?.first().ok_or("truncated entry flags")?;
+    if flags & !(ENTRY_SAME_DEVICE | ENTRY_EXPLICIT_ID) != 0 {
+        return Err("index: unknown series entry flags".into());
+    }
+    let device_hash = if flags & ENTRY_SAME_DEVICE != 0 {
+        prev.ok_or("index: first entry refers to a previous device")?.device_hash
+    } else {
+        c.u64_le()?
+    };
+    let explicit_id = if flags & ENTRY_EXPLICIT_ID != 0 { Some(SeriesId(c.u64_le()?)) } else { None };
+    let n_labels = c.len(1)?;
+    let mask = c.uvarint()?;
+    let prev_labels = prev.map_or(&[][..], |p| p.labels.as_slice());
+    let fits = prev_labels.len() == n_labels && (n_labels >= 64 || mask >> n_labels == 0) && n_labels <= 64;
+    if mask != 0 && !fits {
+        return Err("index: label reuse mask does not fit the previous entry".into());
+    }
+    let mut labels: LabelArcs = Vec::with_capacity(n_labels);
+    let sym = |i: u64| symbols.get(i as usize).cloned().ok_or("index: symbol out of range");
+    for i in 0..n_labels {
+        let (n, v) = if i < 64 && mask & (1u64 << i) != 0 {
+            prev_labels.get(i).cloned().ok_or("index: reused label out of range")?
+        } else {
+            (sym(c.uvarint()?)?, sym(c.uvarint()?)?)
+        };
+        if v.is_empty() || labels.last().is_some_and(|(prev, _)| *prev >= n) {
+            return Err("index: labels not canonical".into());
+        }
+        labels.push((n, v));
+    }
+    let min_ts = scope.bucket.wrapping_add(c.uvarint()? as i64);
+    let max_ts = min_ts.wrapping_add(c.uvarint()? as i64);
+    let count = u32::try_from(c.uvarint()?).map_err(|_| "index: sample count too large")?;
+    let len = c.uvarint()?;
+    if max_ts < min_ts {
+        return Err("index: max ts before min ts".into());
+    }
+    let id = explicit_id.unwrap_or_else(|| {
+        let metric = labels.iter().find(|(n, _)| n.as_str() == METRIC_NAME).map_or("", |(_, v)| v.as_str());
+        series_id_of(&scope.tenant, &[metric], labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    });
     Ok(SegmentSeries { id, device_hash, labels, meta: BlockMeta { ordinal, count, min_ts, max_ts, offset, len } })
 }
 
@@ -534,7 +634,8 @@ impl SegmentFile {
         if stored != actual {
             return Err(corrupted(format!("block checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")));
         }
-        let samples = decode_samples_of(body, self.version).map_err(|d| corrupted(d.to_owned()))?;
+        let samples =
+            decode_block(body, self.version, meta.count as usize, meta.min_ts).map_err(|d| corrupted(d.to_owned()))?;
         let (first, last) = (samples.first().map(|s| s.0), samples.last().map(|s| s.0));
         let sorted = samples.windows(2).all(|w| w.first().map(|s| s.0) < w.get(1).map(|s| s.0));
         if !sorted

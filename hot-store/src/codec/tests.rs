@@ -1,10 +1,18 @@
 use super::*;
 use proptest::prelude::*;
 
+use crate::FormatVersion;
+
+/// Decodes a current-layout block of `samples` (count and t0 from the
+/// samples, as the index entry hands them over).
+fn decode_as(buf: &[u8], samples: &[(i64, u64)]) -> Result<Vec<(i64, u64)>, DecodeError> {
+    decode_block(buf, FormatVersion::CURRENT, samples.len(), samples.first().map_or(0, |s| s.0))
+}
+
 fn round_trip(samples: &[(i64, u64)]) -> Vec<(i64, u64)> {
     let mut buf = Vec::new();
     encode_samples(samples, &mut buf);
-    decode_samples(&buf).expect("decodes what it encoded")
+    decode_as(&buf, samples).expect("decodes what it encoded")
 }
 
 #[test]
@@ -24,8 +32,8 @@ fn regular_series_compress_well() {
     let s: Vec<(i64, u64)> = (0..720).map(|i| (1_700_000_000_000 + i * 10_000, 42.0f64.to_bits())).collect();
     let mut buf = Vec::new();
     encode_samples(&s, &mut buf);
-    // 1 bit per value and 1 byte per timestamp, plus the first sample.
-    assert!(buf.len() < 720 + 720 / 8 + 20, "{} bytes", buf.len());
+    // A bit per timestamp, a constant value packs to nothing.
+    assert!(buf.len() < 720 / 8 + 20, "{} bytes", buf.len());
 }
 
 #[test]
@@ -34,7 +42,7 @@ fn rejects_truncated_blocks() {
     let mut buf = Vec::new();
     encode_samples(&s, &mut buf);
     for cut in 0..buf.len() {
-        assert!(decode_samples(&buf[..cut]).is_err(), "cut at {cut}");
+        assert!(decode_as(&buf[..cut], &s).is_err(), "cut at {cut}");
     }
 }
 
@@ -54,18 +62,18 @@ proptest! {
     }
 
     #[test]
-    fn never_panics_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        let _ = decode_samples(&bytes);
+    fn never_panics_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..200), n in 0usize..2000, t0 in any::<i64>()) {
+        for v in [FormatVersion::V2, FormatVersion::V3, FormatVersion::V4] {
+            let _ = decode_block(&bytes, v, n, t0);
+        }
     }
 }
 
 fn value_encoding(samples: &[(i64, u64)]) -> u8 {
     let mut buf = Vec::new();
     encode_samples(samples, &mut buf);
-    // count, t0, timestamp bits (length-prefixed), then the tag.
+    // timestamp bits (length-prefixed), then the tag.
     let mut c = Cursor::new(&buf);
-    c.len(1).unwrap();
-    c.ivarint().unwrap();
     let len = c.len(1).unwrap();
     c.bytes(len).unwrap();
     c.bytes(1).unwrap()[0]
@@ -82,6 +90,40 @@ fn fixed_resolution_values_use_the_decimal_encoding() {
     assert_eq!(value_encoding(&nan), VALUES_GORILLA);
     let neg_zero = [(0, (-0.0f64).to_bits()), (10, 1.5f64.to_bits())];
     assert_eq!(round_trip(&neg_zero), neg_zero, "-0.0 keeps its sign bit");
+}
+
+#[test]
+fn smooth_readings_use_packed_decimal() {
+    // A pH walking by at most ±0.03: 3 bits a step instead of a varint byte.
+    let mut m = 650i64;
+    let ph: Vec<(i64, u64)> = (0..60)
+        .map(|i| {
+            m += [1, -2, 3, 0, -1, 2, -3][i % 7];
+            (i as i64 * 30_000, (m as f64 / 100.0).to_bits())
+        })
+        .collect();
+    assert_eq!(value_encoding(&ph), VALUES_PACKED_DECIMAL);
+    assert_eq!(round_trip(&ph), ph);
+    let mut buf = Vec::new();
+    encode_samples(&ph, &mut buf);
+    // ts: length byte + 25 bits for the first interval + 58 bits; values:
+    // tag, k, m0 (2), width, 59 × 3 bits.
+    assert_eq!(buf.len(), 1 + 11 + 1 + 1 + 2 + 1 + 23, "{buf:?}");
+    let constant: Vec<(i64, u64)> = (0..60).map(|i| (i * 1000, 3.9f64.to_bits())).collect();
+    assert_eq!(value_encoding(&constant), VALUES_PACKED_DECIMAL, "width 0: no bits at all");
+    assert_eq!(round_trip(&constant), constant);
+}
+
+#[test]
+fn packed_decimal_rejects_inconsistent_lengths() {
+    let s: Vec<(i64, u64)> = (0..10).map(|i| (i, (f64::from(i as i32) / 10.0).to_bits())).collect();
+    let mut buf = Vec::new();
+    encode_samples(&s, &mut buf);
+    assert_eq!(value_encoding(&s), VALUES_PACKED_DECIMAL);
+    assert!(decode_as(&buf, &s).is_ok());
+    let more = [s.clone(), (10..14).map(|i| (i, 0)).collect()].concat();
+    assert!(decode_as(&buf, &more).is_err(), "a count larger than the packed bits");
+    assert!(decode_block(&buf, FormatVersion::V3, s.len(), 0).is_err(), "tag 2 is not a V3 encoding");
 }
 
 proptest! {
@@ -121,6 +163,32 @@ proptest! {
     }
 }
 
+/// Values as V2/V3 blocks hold them: the smaller of decimal varints (when
+/// they apply) and Gorilla.
+fn legacy_values(samples: &[(i64, u64)], v0: u64, out: &mut Vec<u8>) {
+    let mut bits = BitWriter::default();
+    bits.write_bits(v0, 64);
+    let (mut window, mut prev) = (None, v0);
+    for &(_, v) in samples.iter().skip(1) {
+        encode_xor(&mut bits, v ^ prev, &mut window);
+        prev = v;
+    }
+    if let Some((k, ms)) = decimal_mantissas(samples)
+        && decimal_varint_len(&ms) < bits.buf.len()
+    {
+        out.push(VALUES_DECIMAL);
+        out.push(k);
+        let mut prev = 0i64;
+        for m in ms {
+            put_ivarint(out, m.wrapping_sub(prev));
+            prev = m;
+        }
+        return;
+    }
+    out.push(VALUES_GORILLA);
+    out.extend_from_slice(&bits.buf);
+}
+
 /// The V2 block encoder (varint delta-of-deltas), kept to check V2 blocks
 /// written by earlier builds still decode.
 fn encode_samples_v2(samples: &[(i64, u64)], out: &mut Vec<u8>) {
@@ -133,26 +201,72 @@ fn encode_samples_v2(samples: &[(i64, u64)], out: &mut Vec<u8>) {
         put_ivarint(out, delta.wrapping_sub(prev_delta));
         (prev_ts, prev_delta) = (ts, delta);
     }
-    encode_values(samples, v0, out);
+    legacy_values(samples, v0, out);
+}
+
+/// The V3 block encoder: count and t0 in the block, then the timestamp bit stream.
+fn encode_samples_v3(samples: &[(i64, u64)], out: &mut Vec<u8>) {
+    put_uvarint(out, samples.len() as u64);
+    let Some(&(t0, v0)) = samples.first() else { return };
+    put_ivarint(out, t0);
+    let mut ts_bits = BitWriter::default();
+    let (mut prev_ts, mut prev_delta) = (t0, 0i64);
+    for &(ts, _) in samples.iter().skip(1) {
+        let delta = ts.wrapping_sub(prev_ts);
+        write_dod(&mut ts_bits, delta.wrapping_sub(prev_delta));
+        (prev_ts, prev_delta) = (ts, delta);
+    }
+    put_uvarint(out, ts_bits.buf.len() as u64);
+    out.extend_from_slice(&ts_bits.buf);
+    legacy_values(samples, v0, out);
 }
 
 fn sorted_samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
     proptest::collection::btree_map(any::<i64>(), any::<u64>(), 0..200).prop_map(|m| m.into_iter().collect())
 }
 
+fn decimal_samples() -> impl Strategy<Value = Vec<(i64, u64)>> {
+    (any::<i32>(), proptest::collection::vec(-500i64..500, 1..200), 0usize..4).prop_map(|(start, steps, k)| {
+        let mut m = 0i64;
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| {
+                m += d;
+                (i64::from(start) + i as i64 * 1000, (m as f64 / POW10[k]).to_bits())
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #[test]
-    fn v2_blocks_still_decode(samples in sorted_samples()) {
+    fn v2_blocks_still_decode(samples in prop_oneof![sorted_samples(), decimal_samples()]) {
         let mut buf = Vec::new();
         encode_samples_v2(&samples, &mut buf);
-        prop_assert_eq!(decode_samples_of(&buf, crate::FormatVersion::V2).unwrap(), samples);
+        prop_assert_eq!(decode_block(&buf, FormatVersion::V2, 0, 0).unwrap(), samples);
     }
 
     #[test]
-    fn v3_blocks_round_trip(samples in sorted_samples()) {
+    fn v3_blocks_still_decode(samples in prop_oneof![sorted_samples(), decimal_samples()]) {
         let mut buf = Vec::new();
-        encode_samples(&samples, &mut buf);
-        prop_assert_eq!(decode_samples_of(&buf, crate::FormatVersion::V3).unwrap(), samples);
+        encode_samples_v3(&samples, &mut buf);
+        prop_assert_eq!(decode_block(&buf, FormatVersion::V3, 0, 0).unwrap(), samples);
+    }
+
+    #[test]
+    fn v4_blocks_round_trip(samples in prop_oneof![sorted_samples(), decimal_samples()]) {
+        prop_assert_eq!(round_trip(&samples), samples);
+    }
+
+    /// The writer keeps the smallest value encoding: never larger than the
+    /// V3 block minus its count and first timestamp.
+    #[test]
+    fn v4_blocks_are_never_larger_than_v3(samples in prop_oneof![sorted_samples(), decimal_samples()]) {
+        let (mut v3, mut v4) = (Vec::new(), Vec::new());
+        encode_samples_v3(&samples, &mut v3);
+        encode_samples(&samples, &mut v4);
+        prop_assert!(v4.len() <= v3.len(), "v4 {} > v3 {}", v4.len(), v3.len());
     }
 }
 
@@ -161,19 +275,19 @@ fn regular_timestamps_cost_a_bit_each() {
     let samples: Vec<(i64, u64)> = (0..120).map(|i| (1_700_000_000_000 + i * 30_000, 21.5f64.to_bits())).collect();
     let (mut v2, mut v3) = (Vec::new(), Vec::new());
     encode_samples_v2(&samples, &mut v2);
-    encode_samples(&samples, &mut v3);
+    encode_samples_v3(&samples, &mut v3);
     // V2: the first delta-of-delta (30 000) takes 3 varint bytes, the 118
     // regular ones a byte each: 121 bytes. V3: 24 + 118 bits = 18 bytes plus
     // a length byte.
     assert_eq!(v2.len() - v3.len(), 121 - 19, "v2 {} bytes, v3 {} bytes", v2.len(), v3.len());
     // Fewer bytes than samples: the count's sanity bound must allow that.
     assert!(v3.len() < samples.len());
-    assert_eq!(decode_samples(&v3).unwrap(), samples);
+    assert_eq!(decode_block(&v3, FormatVersion::V3, 0, 0).unwrap(), samples);
     let long: Vec<(i64, u64)> = (0..5000).map(|i| (i * 1000, 0f64.to_bits())).collect();
     let mut buf = Vec::new();
     encode_samples(&long, &mut buf);
     assert!(buf.len() * 3 < long.len(), "{} bytes", buf.len());
-    assert_eq!(decode_samples(&buf).unwrap(), long);
+    assert_eq!(decode_as(&buf, &long).unwrap(), long);
 }
 
 proptest! {
@@ -190,6 +304,6 @@ proptest! {
             (0..n).map(|i| (i64::from(start) + i as i64 * step, values[i % values.len()].to_bits())).collect();
         let mut buf = Vec::new();
         encode_samples(&samples, &mut buf);
-        prop_assert_eq!(decode_samples(&buf).unwrap(), samples);
+        prop_assert_eq!(decode_as(&buf, &samples).unwrap(), samples);
     }
 }

@@ -51,9 +51,9 @@ fn round_trips_index_and_blocks() {
 fn header_layout_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(write(dir.path())).unwrap();
-    assert_eq!(&bytes[..8], b"SHSG\x03\0\0\0");
+    assert_eq!(&bytes[..8], b"SHSG\x04\0\0\0");
     assert_eq!(&bytes[bytes.len() - 4..], b"SHSG");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x03\0\0\0"));
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x04\0\0\0"));
 }
 
 #[test]
@@ -144,4 +144,138 @@ fn empty_segment_round_trips() {
     let w = write_segment(dir.path(), 3, &scope(), std::iter::empty()).unwrap();
     let (_, index) = open_segment(&w.path).unwrap();
     assert!(index.is_empty());
+}
+
+/// IoT-shaped records: `devices` × 10 metrics, ids and device hashes as
+/// ingest computes them, sorted like a flush sorts them.
+fn iot_records(devices: usize) -> Vec<SeriesRecord> {
+    let tenant = scope().tenant;
+    let mut out: Vec<SeriesRecord> = (0..devices)
+        .flat_map(|d| {
+            let tenant = tenant.clone();
+            (0..10).map(move |m| {
+                let dev = format!("dev-{d:05}");
+                let l = labels(&[
+                    ("__name__", &format!("sensors_f{m}")),
+                    ("device", &dev),
+                    ("farm", &format!("farm-{}", d / 20)),
+                    ("region", ["eu", "us", "br"][d % 3]),
+                ]);
+                let ls = strata_schemas::Labels::from_pairs(l.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                SeriesRecord {
+                    id: strata_schemas::series_id(&tenant, &ls),
+                    device_hash: strata_schemas::device_hash_of(&tenant, &dev),
+                    labels: l,
+                    samples: (0..60)
+                        .map(|i| (1000 + i * 30_000, ((d * 7 + i as usize) as f64 / 10.0).to_bits()))
+                        .collect(),
+                }
+            })
+        })
+        .collect();
+    out.sort_by_key(|r| (r.device_hash, r.id));
+    out
+}
+
+#[test]
+fn v4_entries_derive_ids_and_reuse_the_previous_entrys_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_segment(dir.path(), 1, &scope(), iot_records(200).into_iter().map(Ok)).unwrap();
+    let (file, index) = open_segment(&w.path).unwrap();
+    assert_eq!(file.version, FormatVersion::V4);
+    assert_eq!(index.len(), 2000);
+    for (s, rec) in index.iter().zip(iot_records(200)) {
+        assert_eq!((s.id, s.device_hash, &s.labels), (rec.id, rec.device_hash, &rec.labels));
+        assert_eq!(file.read_block(&s.meta).unwrap(), rec.samples);
+    }
+    // Series entries: a flags byte, the device hash once per device, labels
+    // as changes to the previous entry, short varints. The whole index
+    // (symbols, entries, postings) is ~21 bytes a series; the V3 writer's
+    // ~45 bytes of entries alone (16 bytes of ids, every label pair).
+    let bytes = std::fs::read(&w.path).unwrap();
+    let index_len = u64::from_le_bytes(bytes[bytes.len() - 20..bytes.len() - 12].try_into().unwrap());
+    assert!(index_len < 2000 * 24, "index {index_len} bytes for 2000 series");
+    let v3 = dir.path().join("v3.seg");
+    write_v3(&v3, &scope(), &iot_records(200));
+    let v3_bytes = std::fs::read(&v3).unwrap();
+    let v3_index = u64::from_le_bytes(v3_bytes[v3_bytes.len() - 20..v3_bytes.len() - 12].try_into().unwrap());
+    assert!(index_len * 2 < v3_index, "v4 index {index_len} bytes, v3 {v3_index}");
+}
+
+/// The V3 segment writer (series entries with both ids and every label, min
+/// ts absolute; blocks with their count and first timestamp), kept to check
+/// segments written by earlier builds still open and read.
+fn write_v3(path: &Path, scope: &SegmentScope, records: &[SeriesRecord]) {
+    let mut file = b"SHSG\x03\0\0\0".to_vec();
+    file.extend_from_slice(&crc32fast::hash(&file).to_le_bytes());
+    let mut symbols: Vec<&Str> = records.iter().flat_map(|r| r.labels.iter().flat_map(|(n, v)| [n, v])).collect();
+    symbols.sort();
+    symbols.dedup();
+    let sym = |s: &Str| symbols.binary_search(&s).unwrap() as u64;
+    let mut entries = Vec::new();
+    let mut postings: BTreeMap<(u64, u64), Vec<u32>> = BTreeMap::new();
+    for (ordinal, r) in records.iter().enumerate() {
+        let mut block = Vec::new();
+        put_uvarint(&mut block, r.samples.len() as u64);
+        put_ivarint(&mut block, r.samples[0].0);
+        crate::codec::encode_samples(&r.samples, &mut block);
+        block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
+        entries.extend_from_slice(&r.id.0.to_le_bytes());
+        entries.extend_from_slice(&r.device_hash.to_le_bytes());
+        put_uvarint(&mut entries, r.labels.len() as u64);
+        for (n, v) in &r.labels {
+            put_uvarint(&mut entries, sym(n));
+            put_uvarint(&mut entries, sym(v));
+            postings.entry((sym(n), sym(v))).or_default().push(ordinal as u32);
+        }
+        put_ivarint(&mut entries, r.samples[0].0);
+        put_uvarint(&mut entries, (r.samples.last().unwrap().0 - r.samples[0].0) as u64);
+        put_uvarint(&mut entries, r.samples.len() as u64);
+        put_uvarint(&mut entries, block.len() as u64);
+        file.extend_from_slice(&block);
+    }
+    let index_offset = file.len() as u64;
+    let mut index = Vec::new();
+    put_str(&mut index, scope.tenant.as_str());
+    put_ivarint(&mut index, scope.bucket);
+    put_uvarint(&mut index, scope.bucket_len as u64);
+    put_uvarint(&mut index, symbols.len() as u64);
+    for s in &symbols {
+        put_str(&mut index, s);
+    }
+    put_uvarint(&mut index, records.len() as u64);
+    index.extend_from_slice(&entries);
+    put_uvarint(&mut index, postings.len() as u64);
+    for ((n, v), ords) in postings {
+        let bytes = Bitmap::of(&ords).serialize::<Portable>();
+        put_uvarint(&mut index, n);
+        put_uvarint(&mut index, v);
+        put_uvarint(&mut index, bytes.len() as u64);
+        index.extend_from_slice(&bytes);
+    }
+    file.extend_from_slice(&index);
+    file.extend_from_slice(&trailer_bytes(index_offset, index.len() as u64, crc32fast::hash(&index)));
+    std::fs::write(path, file).unwrap();
+}
+
+#[test]
+fn v3_segments_still_open_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("00000000000000000001.seg");
+    // V3 blocks never hold packed decimals: values without a short decimal form.
+    let records: Vec<SeriesRecord> = iot_records(3)
+        .into_iter()
+        .map(|mut r| {
+            r.samples.iter_mut().for_each(|s| s.1 = (f64::from_bits(s.1) + 2.0).sqrt().to_bits());
+            r
+        })
+        .collect();
+    write_v3(&path, &scope(), &records);
+    let (file, index) = open_segment(&path).unwrap();
+    assert_eq!(file.version, FormatVersion::V3);
+    assert_eq!(index.len(), records.len());
+    for (s, rec) in index.iter().zip(&records) {
+        assert_eq!((s.id, s.device_hash, &s.labels), (rec.id, rec.device_hash, &rec.labels));
+        assert_eq!(file.read_block(&s.meta).unwrap(), rec.samples);
+    }
 }

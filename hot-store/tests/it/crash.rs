@@ -355,17 +355,17 @@ fn purge_tenant_deletes_its_segments_and_buffered_samples_only() {
 #[test]
 fn flush_threshold_grows_with_buffered_series() {
     let dir = tempfile::tempdir().unwrap();
-    let config = HotStoreConfig { max_memtable_samples: 100, ..HotStoreConfig::default() };
+    let config = HotStoreConfig { max_memtable_samples: 1000, ..HotStoreConfig::default() };
     let store = HotStore::open(dir.path(), config).unwrap();
-    assert_eq!(store.flush_threshold(), 100);
+    assert_eq!(store.flush_threshold(), 1000);
     for i in 0..20 {
         store.apply(0, i, &batch("a", &format!("m{i}"), &[(1, 1.0)])).unwrap();
     }
-    assert_eq!(store.flush_threshold(), 20 * 16, "16 samples per buffered series");
+    assert_eq!(store.flush_threshold(), 20 * 64, "64 samples per buffered series");
     for i in 20..200 {
         store.apply(0, i, &batch("a", &format!("m{i}"), &[(1, 1.0)])).unwrap();
     }
-    assert_eq!(store.flush_threshold(), 800, "capped at 8x max_memtable_samples");
+    assert_eq!(store.flush_threshold(), 8000, "capped at 8x max_memtable_samples");
     store.flush().unwrap();
-    assert_eq!(store.flush_threshold(), 100, "back to the setting once flushed");
+    assert_eq!(store.flush_threshold(), 1000, "back to the setting once flushed");
 }
