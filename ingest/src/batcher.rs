@@ -11,6 +11,7 @@
 //! even when their 64-bit ids collide.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use strata_schemas::{BatchSeries, Labels, Sample, SeriesId, TenantId, WriteBatch};
 
 /// The identity of one series a request writes to.
@@ -24,20 +25,40 @@ pub(crate) struct SeriesKey {
     pub(crate) labels: Labels,
 }
 
+/// Series ids are xxh3 hashes already: used as their own hash.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Builds the per-partition batches of one request for one tenant.
 #[derive(Debug)]
 pub(crate) struct BatchBuilder<'a> {
     tenant: &'a TenantId,
     partitions: u32,
-    batches: HashMap<u32, WriteBatch>,
+    /// One batch per partition, created on first use.
+    batches: Vec<Option<WriteBatch>>,
     /// Series already seen in this request → (partition, index in its batch).
-    seen: HashMap<SeriesId, (u32, usize)>,
+    seen: HashMap<SeriesId, (u32, usize), BuildHasherDefault<IdHasher>>,
 }
 
 impl<'a> BatchBuilder<'a> {
     /// An empty builder for `tenant` over a log of `partitions` partitions.
     pub(crate) fn new(tenant: &'a TenantId, partitions: u32) -> Self {
-        Self { tenant, partitions, batches: HashMap::new(), seen: HashMap::new() }
+        let batches = (0..partitions.max(1)).map(|_| None).collect();
+        Self { tenant, partitions, batches, seen: HashMap::default() }
     }
 
     /// Appends `samples` to the series `key`, creating it in its partition's batch when new.
@@ -49,8 +70,8 @@ impl<'a> BatchBuilder<'a> {
         }
         let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
         let tenant = self.tenant;
-        let batch =
-            self.batches.entry(partition).or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
+        let Some(slot) = self.batches.get_mut(partition as usize) else { return };
+        let batch = slot.get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
         batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
         self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }
@@ -59,18 +80,17 @@ impl<'a> BatchBuilder<'a> {
     fn existing(&mut self, id: SeriesId, labels: &Labels) -> Option<&mut BatchSeries> {
         let &(p, i) = self.seen.get(&id)?;
         let same = |s: &BatchSeries| s.labels.ptr_eq(labels) || s.labels == *labels;
-        if self.batches.get(&p).and_then(|b| b.series.get(i)).is_some_and(same) {
-            return self.batches.get_mut(&p).and_then(|b| b.series.get_mut(i));
+        let batch = |b: &Option<WriteBatch>| b.as_ref().and_then(|b| b.series.get(i)).is_some_and(same);
+        if self.batches.get(p as usize).is_some_and(batch) {
+            return self.batches.get_mut(p as usize)?.as_mut()?.series.get_mut(i);
         }
         // A 64-bit id collision within one request (astronomically rare):
         // find the exact label set, or let the caller add it as a series of its own.
-        self.batches.values_mut().flat_map(|b| b.series.iter_mut()).find(|s| s.labels == *labels)
+        self.batches.iter_mut().flatten().flat_map(|b| b.series.iter_mut()).find(|s| s.labels == *labels)
     }
 
     /// The batches, sorted by partition.
     pub(crate) fn finish(self) -> Vec<(u32, WriteBatch)> {
-        let mut batches: Vec<(u32, WriteBatch)> = self.batches.into_iter().collect();
-        batches.sort_unstable_by_key(|(p, _)| *p);
-        batches
+        (0u32..).zip(self.batches).filter_map(|(p, b)| Some((p, b?))).collect()
     }
 }

@@ -355,7 +355,9 @@ impl Converter<'_> {
             return labels;
         }
         let name = |n: &str| self.cache.map_or_else(|| Str::from(n), |c| c.name(n));
-        let tag_labels = tag_labels.get_or_insert_with(|| tags.iter().map(|(k, v)| Label::new(name(k), *v)).collect());
+        let value = |v: &str| self.cache.map_or_else(|| Str::from(v), |c| c.value(v));
+        let tag_labels =
+            tag_labels.get_or_insert_with(|| tags.iter().map(|(k, v)| Label::new(name(k), value(v))).collect());
         let mut all = Vec::with_capacity(tags.len() + 1);
         all.push(Label::new(NAME.clone(), name(&metric.concat())));
         all.extend(tag_labels.iter().cloned());

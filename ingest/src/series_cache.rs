@@ -69,10 +69,18 @@ pub struct SeriesCache {
     /// Label names and metric names (few distinct ones), shared by every
     /// label set that uses them.
     names: Mutex<HashMap<Str, ()>>,
+    /// Tag values, shared the same way: a farm, region or kind value is one
+    /// string across all its devices' label sets, and so the same string the
+    /// hot store's index holds (its label comparisons then stop at the
+    /// address instead of comparing text).
+    values: Mutex<HashMap<Str, ()>>,
 }
 
 /// Most distinct names kept shared; past it the table starts over.
 const MAX_NAMES: usize = 4096;
+/// Most distinct tag values kept shared (device ids among them); past it the
+/// table starts over.
+const MAX_VALUES: usize = 1 << 20;
 
 impl SeriesCache {
     /// A cache holding up to about `capacity` series (0 disables it).
@@ -81,21 +89,18 @@ impl SeriesCache {
         let lines = (0..SHARDS).map(|_| Mutex::new(LineShard::default())).collect();
         // A line shape serves several series (one per field).
         let lines_per_shard = (capacity / 4).div_ceil(SHARDS);
-        Self { shards, per_shard: capacity.div_ceil(SHARDS), lines, lines_per_shard, names: Mutex::default() }
+        let (names, values) = (Mutex::default(), Mutex::default());
+        Self { shards, per_shard: capacity.div_ceil(SHARDS), lines, lines_per_shard, names, values }
     }
 
     /// `name` as a string shared with every other label set using it.
     pub fn name(&self, name: &str) -> Str {
-        let mut names = self.names.lock();
-        if let Some((s, _)) = names.get_key_value(name) {
-            return s.clone();
-        }
-        if names.len() >= MAX_NAMES {
-            names.clear();
-        }
-        let s = Str::from(name);
-        names.insert(s.clone(), ());
-        s
+        shared(&self.names, MAX_NAMES, name)
+    }
+
+    /// Tag value `value` as a string shared with every other label set using it.
+    pub fn value(&self, value: &str) -> Str {
+        shared(&self.values, MAX_VALUES, value)
     }
 
     /// The shape stored under `hash`, if its key is exactly `key`.
@@ -156,6 +161,20 @@ impl SeriesCache {
     }
 }
 
+/// `s` from `table` (added when missing; the table starts over at `max`).
+fn shared(table: &Mutex<HashMap<Str, ()>>, max: usize, s: &str) -> Str {
+    let mut table = table.lock();
+    if let Some((k, _)) = table.get_key_value(s) {
+        return k.clone();
+    }
+    if table.len() >= max {
+        table.clear();
+    }
+    let k = Str::from(s);
+    table.insert(k.clone(), ());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +205,8 @@ mod tests {
         let cache = SeriesCache::new(16);
         let (a, b) = (cache.name("device"), cache.name("device"));
         assert!(a.ptr_eq(&b));
+        let (a, b) = (cache.value("eu"), cache.value("eu"));
+        assert!(a.ptr_eq(&b), "tag values are shared too");
         for i in 0..2 * MAX_NAMES {
             assert_eq!(cache.name(&format!("n{i}")).as_str(), format!("n{i}"));
         }

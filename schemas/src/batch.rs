@@ -80,14 +80,32 @@ impl WriteBatch {
         let mut strings = StringTable::default();
         let mut body = Vec::with_capacity(self.series.len() * 48);
         put_uvarint(&mut body, self.series.len() as u64);
+        // The previous series' labels and their string indexes: the series
+        // of one line protocol line share every tag string, so most labels
+        // are found here by address without a table lookup.
+        let mut prev: (&[Label], Vec<(u64, u64)>) = (&[], Vec::new());
+        let mut refs: Vec<(u64, u64)> = Vec::new();
         for s in &self.series {
             body.extend_from_slice(&s.id.0.to_le_bytes());
             body.extend_from_slice(&s.device_hash.to_le_bytes());
             put_uvarint(&mut body, s.labels.len() as u64);
-            for l in s.labels.iter() {
-                put_uvarint(&mut body, strings.index_shared(&l.name));
-                put_uvarint(&mut body, strings.index_shared(&l.value));
+            refs.clear();
+            for (i, l) in s.labels.iter().enumerate() {
+                let p = prev.0.get(i).zip(prev.1.get(i));
+                let n = match p {
+                    Some((pl, &(pn, _))) if pl.name.ptr_eq(&l.name) => pn,
+                    _ => strings.index_shared(&l.name),
+                };
+                let v = match p {
+                    Some((pl, &(_, pv))) if pl.value.ptr_eq(&l.value) => pv,
+                    _ => strings.index_shared(&l.value),
+                };
+                put_uvarint(&mut body, n);
+                put_uvarint(&mut body, v);
+                refs.push((n, v));
             }
+            prev.0 = s.labels.as_slice();
+            std::mem::swap(&mut prev.1, &mut refs);
             put_samples(&mut body, &s.samples);
         }
         buf.push(BATCH_VERSION);
@@ -363,5 +381,28 @@ mod tests {
         let bytes = batch.to_bytes();
         assert_eq!(bytes.windows(11).filter(|w| w == b"dev-0000042").count(), 1);
         assert_eq!(WriteBatch::decode(&bytes).unwrap(), batch);
+    }
+
+    proptest! {
+        /// Series whose labels share string allocations in any pattern (the
+        /// encoder reuses the previous series' string indexes by address):
+        /// equal texts in separate allocations, one allocation in several
+        /// positions, names reused as values.
+        #[test]
+        fn round_trips_series_sharing_strings(picks in prop::collection::vec(prop::collection::vec((0usize..6, 0usize..6), 1..4), 1..8)) {
+            let pool: Vec<Str> = ["a", "b", "c", "a", "b", "zz"].into_iter().map(Str::from).collect();
+            let series: Vec<BatchSeries> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, ls)| BatchSeries {
+                    id: SeriesId(i as u64),
+                    device_hash: 0,
+                    labels: Labels::new(ls.iter().map(|&(n, v)| Label { name: pool[n].clone(), value: pool[v].clone() }).collect()),
+                    samples: vec![Sample::new(i as i64, 1.0)],
+                })
+                .collect();
+            let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series };
+            prop_assert_eq!(WriteBatch::decode(&batch.to_bytes()).unwrap(), batch);
+        }
     }
 }

@@ -207,7 +207,12 @@ impl SeriesConverter<'_> {
         if let Some(labels) = self.cache.and_then(|c| c.get(id, |l| labels_are(l, pairs))) {
             return labels;
         }
-        let labels = Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect());
+        // Names and values shared with every other label set using them (and
+        // so with the hot store's index).
+        let labels = match self.cache {
+            Some(c) => Labels::new(pairs.iter().map(|(n, v)| Label::new(c.name(n), c.value(v))).collect()),
+            None => Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()),
+        };
         if let Some(cache) = self.cache {
             cache.insert(id, labels.clone());
         }
