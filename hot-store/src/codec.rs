@@ -138,6 +138,16 @@ pub(crate) struct BitWriter {
 }
 
 impl BitWriter {
+    /// A writer continuing `buf`, whose last byte has `used` bits in use (0 = full).
+    pub(crate) fn resume(buf: Vec<u8>, used: u32) -> Self {
+        Self { buf, used: used % 8 }
+    }
+
+    /// The bytes and the bits used in the last one.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, u32) {
+        (self.buf, self.used)
+    }
+
     /// Writes the low `n` bits of `value` (1 <= n <= 64), most significant first.
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
         let mut left = n.min(64);
@@ -298,11 +308,17 @@ const VALUES_GORILLA: u8 = 0;
 const VALUES_DECIMAL: u8 = 1;
 const VALUES_PACKED_DECIMAL: u8 = 2;
 const MAX_DECIMAL_EXP: usize = 9;
-const POW10: [f64; MAX_DECIMAL_EXP + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+pub(crate) const POW10: [f64; MAX_DECIMAL_EXP + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
 
-/// `m` with `m / 10^k == v` bitwise, if one exists.
-fn decimal_mantissa(v: f64, p: f64) -> Option<i64> {
+/// The smallest exponent `k` (at most [`MAX_DECIMAL_EXP`]) with an exact
+/// decimal form `m / 10^k` of `v`.
+pub(crate) fn decimal_exponent(v: f64) -> Option<usize> {
+    (0..=MAX_DECIMAL_EXP).find(|&e| POW10.get(e).is_some_and(|&p| decimal_mantissa(v, p).is_some()))
+}
+
+/// `m` with `m / 10^k == v` bitwise (`p` = 10^k), if one exists.
+pub(crate) fn decimal_mantissa(v: f64, p: f64) -> Option<i64> {
     let m = (v * p).round();
     if m.is_nan() || m.abs() > MAX_EXACT_INT {
         return None;
@@ -319,7 +335,7 @@ fn decimal_mantissas(samples: &[(i64, u64)]) -> Option<(u8, Vec<i64>)> {
     let mut k = 0;
     for &(_, bits) in samples {
         let v = f64::from_bits(bits);
-        k = k.max((0..=MAX_DECIMAL_EXP).find(|&e| POW10.get(e).is_some_and(|&p| decimal_mantissa(v, p).is_some()))?);
+        k = k.max(decimal_exponent(v)?);
     }
     let p = *POW10.get(k)?;
     let mantissas =

@@ -3,80 +3,220 @@
 //!
 //! ```text
 //!  Memtable.series[SeriesRef] ──► [(bucket start, Chunk)]   (usually one bucket per series)
-//!  Chunk ── bits: in-order samples, Gorilla-style bit stream:
-//!              first sample: ts (64 bits), value bits (64 bits)
-//!              then per sample: ts delta-of-delta (zigzag)  '0' = 0 | '10'+7 | '110'+14 | '1110'+20 | '1111'+64 bits
-//!                               value XOR previous           (the segment codec's Gorilla control bits)
+//!  Chunk ── bits: in-order samples as one bit stream:
+//!              first sample: ts (64 bits), value (64 bits: f64 bits, or the decimal mantissa)
+//!              then per sample: ts delta-of-delta (the segment codec's `write_dod` prefix code)
+//!                               value: decimal mode: zigzag(m_i - m_{i-1}) behind '0' | '10'+6 | '110'+13 | '1110'+24 | '1111'+64
+//!                                      Gorilla mode: XOR previous (the segment codec's control bits)
 //!        └─ ooo:  samples whose ts was <= the chunk's last ts (out of order or rewrites), arrival order
 //! ```
 //!
-//! A sample costs ~1–3 bytes in the bit stream instead of 16. Reading a chunk
-//! decodes the stream and applies `ooo` in arrival order on top. That is
-//! "latest write wins": a stream sample at `t` was appended when `t` exceeded
-//! every earlier sample, so any `ooo` sample with the same `t` arrived later.
-//! When `ooo` grows past half the chunk, the chunk is re-encoded with it merged.
+//! Sensor readings have a fixed decimal resolution: a chunk starts in decimal
+//! mode (values as integers `m / 10^k`, stepping by a few units: ~1 byte a
+//! sample with its timestamp bit) and falls back to Gorilla (a 2-decimal
+//! reading XORs to ~45 meaningful bits) when a value has no such form, by
+//! re-encoding itself; a value needing more decimals re-encodes it with the
+//! larger `k`. Reading a chunk decodes the stream and applies `ooo` in
+//! arrival order on top. That is "latest write wins": a stream sample at `t`
+//! was appended when `t` exceeded every earlier sample, so any `ooo` sample
+//! with the same `t` arrived later. When `ooo` grows past half the chunk, the
+//! chunk is re-encoded with it merged.
 
 use strata_schemas::{Sample, TimeRange};
 
-use crate::codec::{BitReader, BitWriter, DecodeError, decode_xor, encode_xor, read_dod, write_dod};
+use crate::codec::{
+    BitReader, BitWriter, DecodeError, POW10, decimal_exponent, decimal_mantissa, decode_xor, encode_xor, read_dod,
+    write_dod,
+};
 use crate::index::SeriesRef;
 
-/// One series' samples within one time bucket.
-#[derive(Debug, Default, Clone)]
+/// `Chunk::mode` of a chunk whose values are Gorilla XORs.
+const GORILLA: u8 = u8::MAX;
+/// `Chunk::window` before any XOR window was set.
+const NO_WINDOW: (u8, u8) = (u8::MAX, u8::MAX);
+
+/// One series' samples within one time bucket (72 bytes plus its stream).
+#[derive(Debug, Clone)]
 pub(crate) struct Chunk {
-    bits: BitWriter,
+    bits: Vec<u8>,
+    /// Bits used in the last byte of `bits` (0 = full).
+    used: u8,
+    /// Decimal exponent `k` of the values, or [`GORILLA`].
+    mode: u8,
+    /// Gorilla XOR window (leading, trailing zeros) of the last value;
+    /// [`NO_WINDOW`] before the first.
+    window: (u8, u8),
     n: u32,
     min_ts: i64,
     last_ts: i64,
     last_delta: i64,
+    /// The last value: its f64 bits (Gorilla) or its mantissa (decimal).
     last_val: u64,
-    window: Option<(u32, u32)>,
-    ooo: Vec<(i64, u64)>,
+    /// Boxed: out-of-order samples are rare, and a chunk per series per
+    /// bucket pays 8 bytes for the pointer instead of 24 for a `Vec`.
+    #[allow(clippy::box_collection)]
+    ooo: Option<Box<Vec<(i64, u64)>>>,
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk {
+            bits: Vec::new(),
+            used: 0,
+            mode: GORILLA,
+            window: NO_WINDOW,
+            n: 0,
+            min_ts: 0,
+            last_ts: 0,
+            last_delta: 0,
+            last_val: 0,
+            ooo: None,
+        }
+    }
 }
 
 const REBUILD_MIN_OOO: usize = 32;
 
+/// Writes a decimal mantissa step behind its prefix.
+fn write_step(bits: &mut BitWriter, step: i64) {
+    let zz = ((step << 1) ^ (step >> 63)) as u64;
+    match zz {
+        0 => bits.write_bits(0, 1),
+        _ if zz < 1 << 6 => bits.write_bits((0b10 << 6) | zz, 8),
+        _ if zz < 1 << 13 => bits.write_bits((0b110 << 13) | zz, 16),
+        _ if zz < 1 << 24 => bits.write_bits((0b1110 << 24) | zz, 28),
+        _ => {
+            bits.write_bits(0b1111, 4);
+            bits.write_bits(zz, 64);
+        }
+    }
+}
+
+/// Reads what [`write_step`] wrote.
+fn read_step(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+    let width = if !r.read_bit()? {
+        return Ok(0);
+    } else if !r.read_bit()? {
+        6
+    } else if !r.read_bit()? {
+        13
+    } else if !r.read_bit()? {
+        24
+    } else {
+        64
+    };
+    let zz = r.read_bits(width)?;
+    Ok(((zz >> 1) as i64) ^ -((zz & 1) as i64))
+}
+
 impl Chunk {
+    /// Runs `f` on the stream as a bit writer.
+    fn write(&mut self, f: impl FnOnce(&mut BitWriter)) {
+        let mut w = BitWriter::resume(std::mem::take(&mut self.bits), u32::from(self.used));
+        f(&mut w);
+        let (bits, used) = w.into_parts();
+        (self.bits, self.used) = (bits, used as u8);
+    }
+
     fn push(&mut self, ts: i64, bits: u64) {
         if self.n == 0 {
-            self.bits.write_bits(ts as u64, 64);
-            self.bits.write_bits(bits, 64);
-            (self.min_ts, self.last_ts, self.last_delta, self.last_val, self.n) = (ts, ts, 0, bits, 1);
+            self.mode = decimal_exponent(f64::from_bits(bits)).map_or(GORILLA, |k| k as u8);
+            self.push_first(ts, bits);
             return;
         }
         if ts <= self.last_ts {
-            self.ooo.push((ts, bits));
             self.min_ts = self.min_ts.min(ts);
-            if self.ooo.len() > REBUILD_MIN_OOO && self.ooo.len() > self.n as usize / 2 {
-                self.rebuild();
+            let ooo = self.ooo.get_or_insert_default();
+            ooo.push((ts, bits));
+            if ooo.len() > REBUILD_MIN_OOO && ooo.len() > self.n as usize / 2 {
+                self.rebuild(None);
             }
             return;
         }
-        let delta = ts.wrapping_sub(self.last_ts);
-        let dod = delta.wrapping_sub(self.last_delta);
-        write_dod(&mut self.bits, dod);
-        encode_xor(&mut self.bits, bits ^ self.last_val, &mut self.window);
-        (self.last_ts, self.last_delta, self.last_val) = (ts, delta, bits);
-        self.n += 1;
+        if !self.append(ts, bits) {
+            // No decimal form at this chunk's exponent: re-encode everything.
+            self.rebuild(Some((ts, bits)));
+        }
     }
 
-    /// Re-encodes the chunk with its out-of-order samples merged in.
-    fn rebuild(&mut self) {
-        let Ok(all) = self.samples() else { return };
-        let mut fresh = Chunk::default();
-        for (ts, v) in all {
-            fresh.push(ts, v);
+    /// The first sample of an empty chunk, in its (already chosen) mode.
+    fn push_first(&mut self, ts: i64, bits: u64) {
+        let first = self.value_word(bits).unwrap_or_else(|| {
+            self.mode = GORILLA;
+            bits
+        });
+        self.write(|w| {
+            w.write_bits(ts as u64, 64);
+            w.write_bits(first, 64);
+        });
+        (self.min_ts, self.last_ts, self.last_delta, self.last_val, self.n) = (ts, ts, 0, first, 1);
+    }
+
+    /// Appends a sample after the last one; false when its value does not
+    /// fit the chunk's mode (nothing is written then).
+    fn append(&mut self, ts: i64, bits: u64) -> bool {
+        let Some(word) = self.value_word(bits) else { return false };
+        let delta = ts.wrapping_sub(self.last_ts);
+        let dod = delta.wrapping_sub(self.last_delta);
+        let (mode, last) = (self.mode, self.last_val);
+        let mut window = (self.window != NO_WINDOW).then(|| (u32::from(self.window.0), u32::from(self.window.1)));
+        self.write(|w| {
+            write_dod(w, dod);
+            if mode == GORILLA {
+                encode_xor(w, word ^ last, &mut window);
+            } else {
+                write_step(w, (word as i64).wrapping_sub(last as i64));
+            }
+        });
+        self.window = window.map_or(NO_WINDOW, |(l, t)| (l as u8, t as u8));
+        (self.last_ts, self.last_delta, self.last_val) = (ts, delta, word);
+        self.n += 1;
+        true
+    }
+
+    /// What the stream holds for value `bits` in this chunk's mode: the bits
+    /// themselves (Gorilla) or the decimal mantissa; `None` when the value
+    /// has no decimal form at the chunk's exponent.
+    fn value_word(&self, bits: u64) -> Option<u64> {
+        match self.mode {
+            GORILLA => Some(bits),
+            k => decimal_mantissa(f64::from_bits(bits), *POW10.get(usize::from(k))?).map(|m| m as u64),
         }
-        *self = fresh;
+    }
+
+    /// Re-encodes the chunk with its out-of-order samples (and `extra`, newer
+    /// than every stream sample) merged in, in a mode all its values fit:
+    /// decimal at the largest exponent they need, else Gorilla.
+    fn rebuild(&mut self, extra: Option<(i64, u64)>) {
+        let Ok(mut all) = self.samples() else { return };
+        all.extend(extra);
+        all.sort_by_key(|s| s.0);
+        let k = all.iter().try_fold(0usize, |k, &(_, v)| decimal_exponent(f64::from_bits(v)).map(|e| k.max(e)));
+        let fits = |k: usize| {
+            POW10.get(k).is_some_and(|&p| all.iter().all(|&(_, v)| decimal_mantissa(f64::from_bits(v), p).is_some()))
+        };
+        let mode = k.filter(|&k| fits(k)).map_or(GORILLA, |k| k as u8);
+        // Gorilla takes any value: the second pass cannot fail.
+        for mode in [mode, GORILLA] {
+            let mut fresh = Chunk { mode, ..Chunk::default() };
+            let mut it = all.iter();
+            if let Some(&(ts, v)) = it.next() {
+                fresh.push_first(ts, v);
+            }
+            if it.all(|&(ts, v)| fresh.append(ts, v)) {
+                *self = fresh;
+                return;
+            }
+        }
     }
 
     /// Samples sorted by ts, one per ts (the last written wins).
     pub(crate) fn samples(&self) -> Result<Vec<(i64, u64)>, DecodeError> {
         let stream = self.decode_stream()?;
-        if self.ooo.is_empty() {
+        let Some(ooo) = self.ooo.as_deref().filter(|o| !o.is_empty()) else {
             return Ok(stream);
-        }
-        let mut late = self.ooo.clone();
+        };
+        let mut late = ooo.clone();
         late.sort_by_key(|&(ts, _)| ts); // stable: arrival order kept among equal ts
         let mut out: Vec<(i64, u64)> = Vec::with_capacity(stream.len() + late.len());
         let (mut a, mut b) = (stream.into_iter().peekable(), late.into_iter().peekable());
@@ -106,15 +246,23 @@ impl Chunk {
         if self.n == 0 {
             return Ok(out);
         }
-        let mut r = BitReader::new(&self.bits.buf);
-        let (mut ts, mut val) = (r.read_bits(64)? as i64, r.read_bits(64)?);
-        out.push((ts, val));
+        let mut r = BitReader::new(&self.bits);
+        let (mut ts, mut word) = (r.read_bits(64)? as i64, r.read_bits(64)?);
+        let value = |word: u64| match self.mode {
+            GORILLA => Ok(word),
+            k => POW10.get(usize::from(k)).map(|p| (word as i64 as f64 / p).to_bits()).ok_or("bad decimal exponent"),
+        };
+        out.push((ts, value(word)?));
         let (mut delta, mut window) = (0i64, None);
         for _ in 1..self.n {
             delta = delta.wrapping_add(read_dod(&mut r)?);
             ts = ts.wrapping_add(delta);
-            val ^= decode_xor(&mut r, &mut window)?;
-            out.push((ts, val));
+            if self.mode == GORILLA {
+                word ^= decode_xor(&mut r, &mut window)?;
+            } else {
+                word = (word as i64).wrapping_add(read_step(&mut r)?) as u64;
+            }
+            out.push((ts, value(word)?));
         }
         Ok(out)
     }
@@ -137,7 +285,7 @@ impl Chunk {
 
     /// Heap bytes held.
     fn heap_bytes(&self) -> usize {
-        self.bits.buf.capacity() + self.ooo.capacity() * 16
+        self.bits.capacity() + self.ooo.as_ref().map_or(0, |o| 24 + o.capacity() * 16)
     }
 }
 
@@ -245,6 +393,7 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn s(ts: i64, v: f64) -> Sample {
         Sample::new(ts, v)
@@ -298,8 +447,71 @@ mod tests {
         for i in 0..1000 {
             m.insert(0, &[s(1_700_000_000_000 + i * 10_000, 20.0 + (i % 10) as f64 * 0.25)], one_bucket);
         }
-        let per_sample = m.get(0)[0].1.bits.buf.len() as f64 / 1000.0;
-        assert!(per_sample < 2.0, "{per_sample} bytes/sample");
+        let per_sample = m.get(0)[0].1.bits.len() as f64 / 1000.0;
+        // A bit of timestamp, a byte of mantissa step (two at the wrap-around).
+        assert!(per_sample < 1.5, "{per_sample} bytes/sample");
+    }
+
+    #[test]
+    fn decimal_readings_cost_about_a_byte() {
+        // A 2-decimal temperature walking by up to ±0.05: Gorilla XORs such
+        // values to ~45 meaningful bits; as mantissa steps they take 8.
+        let mut m = Memtable::default();
+        let mut v = 1830i64;
+        for i in 0..1000 {
+            v += [3, -5, 1, 0, -2, 4, -1][i % 7];
+            m.insert(0, &[s(1_700_000_000_000 + i as i64 * 30_000, v as f64 / 100.0)], one_bucket);
+        }
+        let c = &m.get(0)[0].1;
+        assert_eq!(c.mode, 2);
+        assert!(std::mem::size_of::<Chunk>() <= 72, "a chunk per series per bucket: keep it small");
+        assert!(c.bits.len() < 1200, "{} bytes for 1000 samples", c.bits.len());
+        let back = c.samples().unwrap();
+        assert_eq!(back.len(), 1000);
+        assert!(back.iter().all(|&(_, b)| f64::from_bits(b) == (f64::from_bits(b) * 100.0).round() / 100.0));
+    }
+
+    #[test]
+    fn a_value_outside_the_decimal_mode_re_encodes_the_chunk() {
+        let mut m = Memtable::default();
+        let mut want = Vec::new();
+        let values = [20.5, 20.0, 21.25, f64::NAN, 3.0, -0.0, 1e300, 0.1 + 0.2, 7.0];
+        for (i, v) in values.into_iter().enumerate() {
+            m.insert(0, &[s(i as i64 * 1000, v)], one_bucket);
+            want.push((i as i64 * 1000, v.to_bits()));
+            assert_eq!(all(&m, 0), want, "after {v}");
+        }
+        assert_eq!(m.get(0)[0].1.mode, GORILLA);
+        // A value needing more decimals raises the exponent instead.
+        let mut m = Memtable::default();
+        for (i, v) in [1.0, 1.5, 1.25, 1.125].into_iter().enumerate() {
+            m.insert(0, &[s(i as i64, v)], one_bucket);
+        }
+        assert_eq!(m.get(0)[0].1.mode, 3);
+        assert_eq!(all(&m, 0).iter().map(|&(_, b)| f64::from_bits(b)).collect::<Vec<_>>(), [1.0, 1.5, 1.25, 1.125]);
+    }
+
+    proptest! {
+        /// Any mix of decimal readings, odd doubles (NaN payloads, -0.0,
+        /// huge values), rewrites and out-of-order samples reads back as the
+        /// latest write per timestamp, bit for bit.
+        #[test]
+        fn chunks_read_back_the_latest_write_per_timestamp(
+            writes in proptest::collection::vec((0i64..400, prop_oneof![
+                6 => (-5000i64..5000, 0u32..4).prop_map(|(m, k)| m as f64 / 10f64.powi(k as i32)),
+                1 => any::<u64>().prop_map(f64::from_bits),
+                1 => Just(-0.0),
+                1 => Just(9.0e15),
+            ]), 1..300),
+        ) {
+            let mut m = Memtable::default();
+            let mut want = std::collections::BTreeMap::new();
+            for &(ts, v) in &writes {
+                m.insert(0, &[s(ts * 1000, v)], one_bucket);
+                want.insert(ts * 1000, v.to_bits());
+            }
+            prop_assert_eq!(all(&m, 0), want.into_iter().collect::<Vec<_>>());
+        }
     }
 
     #[test]
