@@ -238,7 +238,7 @@ impl Converter<'_> {
                 .iter()
                 .filter(|(_, v)| !matches!(v, FieldValue::String(_)))
                 .zip(&out)
-                .map(|((k, _), (s, _))| (Box::from(k.as_ref()), s.id, s.labels.clone()))
+                .map(|((k, _), (s, _))| (Box::from(k.as_ref()), s.id, s.labels.clone(), s.labels.metric_name().len()))
                 .collect();
             cache.insert_line(hash, LineShape { key: key.as_slice().into(), device_hash, fields });
         }
@@ -263,7 +263,7 @@ impl Converter<'_> {
             return None;
         }
         let mut out = Vec::with_capacity(line.fields.len());
-        for (key, value) in &line.fields {
+        for (i, (key, value)) in line.fields.iter().enumerate() {
             let value = match value {
                 FieldValue::Float(f) => *f,
                 FieldValue::Integer(i) => *i as f64,
@@ -271,8 +271,12 @@ impl Converter<'_> {
                 FieldValue::Boolean(b) => f64::from(u8::from(*b)),
                 FieldValue::String(_) => return None,
             };
-            let (_, id, labels) = shape.fields.iter().find(|(f, _, _)| **f == **key)?;
-            if labels.metric_name().len() > l.max_label_value_length as usize {
+            // A device sends its fields in the same order every time.
+            let (_, id, labels, name_len) = match shape.fields.get(i) {
+                Some(f) if *f.0 == **key => f,
+                _ => shape.fields.iter().find(|f| *f.0 == **key)?,
+            };
+            if *name_len > l.max_label_value_length as usize {
                 return None;
             }
             let series = SeriesKey { id: *id, device_hash: shape.device_hash.unwrap_or(id.0), labels: labels.clone() };

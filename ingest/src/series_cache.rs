@@ -53,8 +53,10 @@ pub(crate) struct LineShape {
     pub(crate) key: Box<[u8]>,
     /// Device hash of the line's device label, if it has one.
     pub(crate) device_hash: Option<u64>,
-    /// `(field key, series id, labels)` of every numeric field seen so far.
-    pub(crate) fields: Box<[(Box<str>, SeriesId, Labels)]>,
+    /// `(field key, series id, labels, metric name length)` of every numeric
+    /// field seen so far, in the line's field order (the length is kept here
+    /// so the limit check does not touch the label set).
+    pub(crate) fields: Box<[(Box<str>, SeriesId, Labels, usize)]>,
 }
 
 type LineShard = HashMap<u64, Arc<LineShape>, BuildHasherDefault<IdHasher>>;
