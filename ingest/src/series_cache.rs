@@ -45,6 +45,10 @@ impl Hasher for IdHasher {
 
 type Shard = HashMap<u64, Labels, BuildHasherDefault<IdHasher>>;
 
+/// `(field key, series id, labels, metric name length)` of a line shape's
+/// field (the length is kept so the limit check does not touch the labels).
+pub(crate) type ShapeField = (Box<str>, SeriesId, Labels, usize);
+
 /// The series of one line shape: a measurement with a tag set (in the
 /// order the client sends them), and the series each of its fields maps to.
 #[derive(Debug)]
@@ -53,10 +57,8 @@ pub(crate) struct LineShape {
     pub(crate) key: Box<[u8]>,
     /// Device hash of the line's device label, if it has one.
     pub(crate) device_hash: Option<u64>,
-    /// `(field key, series id, labels, metric name length)` of every numeric
-    /// field seen so far, in the line's field order (the length is kept here
-    /// so the limit check does not touch the label set).
-    pub(crate) fields: Box<[(Box<str>, SeriesId, Labels, usize)]>,
+    /// Every numeric field seen so far, in the line's field order.
+    pub(crate) fields: Box<[ShapeField]>,
 }
 
 type LineShard = HashMap<u64, Arc<LineShape>, BuildHasherDefault<IdHasher>>;
