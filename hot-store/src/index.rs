@@ -303,31 +303,62 @@ impl SeriesIndex {
     }
 
     /// Series of `tenant` whose labels satisfy every matcher, via the postings.
+    ///
+    /// Matchers that do not match "" select from the postings directly and
+    /// run first, smallest result first; equality matchers intersect their
+    /// postings in place without copying them (a one-device query at a
+    /// million series would otherwise copy the metric name's postings, ~100k
+    /// series, on every call). Matchers that match "" then subtract what
+    /// they reject.
     pub(crate) fn select(&self, tenant: &TenantId, matchers: &[Matcher]) -> Bitmap {
         let Some(t) = self.tenant(tenant) else { return Bitmap::new() };
-        // Matchers that do not match "" select from the postings directly: run them first.
-        let mut order: Vec<&Matcher> = matchers.iter().collect();
-        order.sort_by_key(|m| m.matches_empty());
-        let mut acc: Option<Bitmap> = None;
-        for m in order {
-            let next = if m.matches_empty() {
-                let rejected = self.rejected(t, m);
-                let mut base = acc.take().unwrap_or_else(|| t.all.clone());
-                base.andnot_inplace(&rejected);
-                base
-            } else {
-                let mut selected = self.accepted(t, m);
-                if let Some(a) = acc.take() {
-                    selected.and_inplace(&a);
+        let mut borrowed: Vec<&Bitmap> = Vec::new();
+        let mut owned: Vec<Bitmap> = Vec::new();
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            if matches!(m.op, MatchOp::Equal) {
+                match self.equal_postings(t, m) {
+                    Some(b) => borrowed.push(b),
+                    None => return Bitmap::new(),
                 }
-                selected
-            };
-            if next.is_empty() {
-                return next;
+            } else {
+                let b = self.accepted(t, m);
+                if b.is_empty() {
+                    return b;
+                }
+                owned.push(b);
             }
-            acc = Some(next);
+        }
+        borrowed.sort_by_key(|b| b.cardinality());
+        owned.sort_by_key(Bitmap::cardinality);
+        let mut acc = match (borrowed.first(), owned.first()) {
+            (Some(b), Some(o)) if b.cardinality() < o.cardinality() => Some(borrowed.remove(0).clone()),
+            (_, Some(_)) => Some(owned.remove(0)),
+            (Some(_), None) => Some(borrowed.remove(0).clone()),
+            (None, None) => None,
+        };
+        if let Some(a) = acc.as_mut() {
+            for b in borrowed.iter().copied().chain(owned.iter()) {
+                a.and_inplace(b);
+                if a.is_empty() {
+                    return Bitmap::new();
+                }
+            }
+        }
+        for m in matchers.iter().filter(|m| m.matches_empty()) {
+            let rejected = self.rejected(t, m);
+            let base = acc.get_or_insert_with(|| t.all.clone());
+            base.andnot_inplace(&rejected);
+            if base.is_empty() {
+                return Bitmap::new();
+            }
         }
         acc.unwrap_or_else(|| t.all.clone())
+    }
+
+    /// The postings of an equality matcher's value (`None`: no series has it).
+    fn equal_postings<'a>(&'a self, t: &'a TenantIndex, m: &Matcher) -> Option<&'a Bitmap> {
+        let values = t.postings.get(&self.symbols.lookup(&m.name)?)?;
+        values.get(&self.symbols.lookup(&m.value)?)
     }
 
     /// Union of the postings of the values `m` accepts (for matchers that reject "").
@@ -507,6 +538,54 @@ mod tests {
         assert_eq!(idx.select(&t("a"), &[]).to_vec(), vec![a]);
         assert_eq!(idx.select(&t("b"), &[]).to_vec(), vec![b]);
         assert!(idx.select(&t("c"), &[]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Postings resolution equals filtering every series with the
+        /// matchers (a missing label matching as ""), for any mix of
+        /// equality, regex and negative matchers in any order.
+        #[test]
+        fn select_equals_a_brute_force_filter(
+            sets in proptest::collection::vec((0u8..3, proptest::option::of(0u8..4), proptest::option::of(0u8..3)), 1..40),
+            ms in proptest::collection::vec((0u8..3, 0u8..6, 0u8..4), 0..4),
+        ) {
+            let mut idx = SeriesIndex::default();
+            let mut all = Vec::new();
+            for (i, (m, dev, zone)) in sets.iter().enumerate() {
+                let mut pairs = vec![("__name__".to_owned(), format!("m{m}"))];
+                pairs.extend(dev.map(|d| ("dev".to_owned(), format!("d{d}"))));
+                pairs.extend(zone.map(|z| ("zone".to_owned(), format!("z{z}"))));
+                let l = Labels::from_pairs(pairs);
+                let r = idx.resolve(&t("a"), SeriesId(i as u64), 0, &l);
+                all.push((r, l));
+            }
+            let matchers: Vec<Matcher> = ms
+                .iter()
+                .map(|&(name, op, v)| {
+                    let name = ["__name__", "dev", "zone"][name as usize];
+                    let value = match (name, v) {
+                        (_, 3) => String::new(),
+                        ("__name__", v) => format!("m{v}"),
+                        ("dev", v) => format!("d{v}"),
+                        (_, v) => format!("z{v}"),
+                    };
+                    match op {
+                        0 | 1 => Matcher::equal(name, &value),
+                        2 => Matcher::not_equal(name, &value),
+                        3 => Matcher::regex(name, format!("{value}|.0")).unwrap(),
+                        4 => Matcher::not_regex(name, format!("{value}|.1")).unwrap(),
+                        _ => Matcher::regex(name, ".+").unwrap(),
+                    }
+                })
+                .collect();
+            let mut want: Vec<u32> = all
+                .iter()
+                .filter(|(_, l)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+                .map(|(r, _)| *r)
+                .collect();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(idx.select(&t("a"), &matchers).to_vec(), want);
+        }
     }
 
     #[test]

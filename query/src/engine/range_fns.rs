@@ -152,7 +152,11 @@ fn compute_all(
     series: &[SeriesData],
     param: Option<&[f64]>,
 ) -> Result<Vec<Vec<Option<f64>>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // Asked once: `available_parallelism` reads cgroup files on every call
+    // (tens of microseconds, a fifth of a one-device query).
+    static THREADS: std::sync::LazyLock<usize> =
+        std::sync::LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
+    let threads = *THREADS;
     if threads < 2 || series.len() < 2 * threads || series.len() * geo.n < PARALLEL_MIN_WINDOWS {
         let mut scratch = Vec::new();
         let mut out = Vec::with_capacity(series.len());
