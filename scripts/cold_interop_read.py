@@ -23,7 +23,7 @@ if arrow.num_rows != spec["rows"]:
 rows = arrow.to_pylist()
 index = {}
 for r in rows:
-    ts_ms = int(r["ts"].timestamp() * 1000 + 0.5) if r["ts"] is not None else None
+    ts_ms = int(r["ts"].timestamp() * 1000 + 0.5) if r.get("ts") is not None else None  # series tables: no ts
     index[(r["series_id"], ts_ms)] = r
 for s in spec["samples"]:
     r = index.get((s["series_id"], s["ts_ms"]))

@@ -30,6 +30,12 @@
 //! them with the same commit and maintenance methods, and
 //! [`ColdReadStore`] answers `ReadStore::select_rollup` from them.
 //!
+//! **Series tables** (`series.rs`): per tenant `series_<tenant>`, one row
+//! per series (metric, labels, id, device hash), appended by the compactor
+//! before the rollup rows that need it; [`ColdReadStore`]'s rollup read
+//! resolves matchers there and reads the rollup rows without their label
+//! maps ([`ColdTier::series_view`]).
+//!
 //! **Maintenance** (`maintenance.rs`): snapshot expiry, orphan-file removal,
 //! whole-file `delete` snapshots (retention), `replace` snapshots (small-file
 //! merge) and tenant purge. iceberg-rust 0.10.1 cannot commit snapshots that
@@ -47,6 +53,7 @@ mod error;
 mod maintenance;
 mod read;
 mod rollup;
+mod series;
 mod storage;
 pub mod table;
 mod tier;
@@ -59,6 +66,7 @@ pub use iceberg::spec::Snapshot;
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::ColdReadStore;
 pub use rollup::{SeriesRollup, rollup_points, window_end};
+pub use series::{SeriesEntry, series_key};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};
 pub use table::{Rollup, TableKind};
 pub use tier::{ColdTier, CommitOutcome, CommitSource, SeriesSamples, WrittenFiles, file_prefix};

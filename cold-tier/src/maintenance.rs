@@ -588,14 +588,18 @@ fn unique_snapshot_id(table: &Table) -> i64 {
     }
 }
 
-/// `(ts_day, device_bucket)` of a data file.
+/// `(ts_day, device_bucket)` of a data file; `(0, device_bucket)` for a
+/// series table's (partitioned by bucket only).
 fn partition_of(df: &DataFile) -> Option<(i32, i32)> {
     let f = df.partition().fields();
     let int = |v: &Option<Literal>| match v {
         Some(Literal::Primitive(PrimitiveLiteral::Int(i))) => Some(*i),
         _ => None,
     };
-    Some((int(f.first()?)?, int(f.get(1)?)?))
+    match f {
+        [bucket] => Some((0, int(bucket)?)),
+        _ => Some((int(f.first()?)?, int(f.get(1)?)?)),
+    }
 }
 
 /// The UTC day (days since the epoch) of `ts_ms`: every day partition

@@ -5,7 +5,8 @@
 //!    predicate: ts in range (µs)  ∧ metric = m   (if __name__="m")
 //!                                ∧ device_hash = h (if <device_label>="d": h = device_hash_of(tenant, d))
 //!    scan planning prunes manifests/files by partition (day(ts), bucket(device_hash)) and column bounds,
-//!    the Parquet reader prunes row groups (statistics) and pages (page index)
+//!    the Parquet reader prunes row groups (statistics) and pages (page index); a file whose day
+//!    lies inside the range is read with the predicate minus the range (no per-row ts test)
 //!    projection: metric, labels, series_id, ts, value   (device_hash is never read)
 //!    rows → (series_id, labels) groups → remaining matchers → sort + de-duplicate by ts
 //! ```
@@ -47,6 +48,18 @@ pub(crate) fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher]
         }
     }
     p
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The `ts_day` of a samples or rollup table file's partition (its first
+/// field, a date); `None` for a series table's (a bucket only).
+fn partition_day(partition: &iceberg::spec::Struct) -> Option<i32> {
+    use iceberg::spec::{Literal, PrimitiveLiteral};
+    match partition.fields() {
+        [Some(Literal::Primitive(PrimitiveLiteral::Int(day))), _] => Some(*day),
+        _ => None,
+    }
 }
 
 /// Rows of one label set.
@@ -158,7 +171,31 @@ impl ColdTier {
             .with_row_selection_enabled(true)
             .build()
             .map_err(scan_err)?;
-        let mut stream = scan.to_arrow().await.map_err(scan_err)?;
+        // A file whose whole day partition lies inside `range` needs no
+        // per-row `ts` test: its task gets the predicate without the range
+        // (the Parquet reader evaluates a task's predicate on every row).
+        let residual = predicate(self, tenant, matchers, TimeRange::ALL);
+        let tasks = scan.plan_files().await.map_err(scan_err)?.and_then(move |mut task| {
+            let inside = task.partition.as_ref().and_then(partition_day).is_some_and(|day| {
+                let start = i64::from(day) * MS_PER_DAY;
+                range.start <= start && start.saturating_add(MS_PER_DAY - 1) <= range.end
+            });
+            let rebound = match &residual {
+                _ if !inside => Ok(task.predicate.take()),
+                Predicate::AlwaysTrue => Ok(None),
+                p => iceberg::expr::Bind::bind(p, Arc::clone(&task.schema), task.case_sensitive).map(Some),
+            };
+            futures::future::ready(rebound.map(|p| {
+                task.predicate = p;
+                task
+            }))
+        });
+        let runtime = iceberg::Runtime::try_current().map_err(scan_err)?;
+        let reader = iceberg::arrow::ArrowReaderBuilder::new(table.file_io().clone(), runtime)
+            .with_row_group_filtering_enabled(true)
+            .with_row_selection_enabled(true)
+            .build();
+        let mut stream = reader.read(Box::pin(tasks)).map_err(scan_err)?.stream();
         while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
             each(&batch)?;
         }

@@ -25,6 +25,7 @@ use strata_schemas::{Labels, Matcher, RollupPoint, RollupSeries, Sample, SeriesI
 
 use crate::error::{Error, Result};
 use crate::read::{column, labels_equal, row_labels};
+use crate::series::SeriesIndex;
 use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
 use crate::write::{DeviceBucket, SeriesColumns, table_buckets, write_groups};
@@ -161,6 +162,60 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
     Ok(())
 }
 
+/// Folds one batch of a scan without `labels` into the series `index`
+/// selects: a run of one id's rows goes to its series, or is skipped when
+/// the series does not match; an id the index lacks sets `unresolved`.
+fn absorb_ids(
+    batch: &RecordBatch,
+    tenant: &TenantId,
+    index: &SeriesIndex,
+    points: &mut [Vec<RollupPoint>],
+    windows: usize,
+    unresolved: &mut bool,
+) -> Result<()> {
+    if *unresolved {
+        return Ok(()); // the labels-column read answers instead
+    }
+    let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
+    let ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?;
+    let min = column::<PrimitiveArray<Float64Type>>(batch, "min", tenant)?;
+    let max = column::<PrimitiveArray<Float64Type>>(batch, "max", tenant)?;
+    let sum = column::<PrimitiveArray<Float64Type>>(batch, "sum", tenant)?;
+    let count = column::<PrimitiveArray<Int64Type>>(batch, "count", tenant)?;
+    let last = column::<PrimitiveArray<Float64Type>>(batch, "last", tenant)?;
+    let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
+    let ids = ids.values();
+    let mut i = 0;
+    while i < ids.len() {
+        let id = ids[i];
+        let end = i + ids[i..].iter().position(|&x| x != id).unwrap_or(ids.len() - i);
+        match index.ids.get(&id) {
+            None => {
+                *unresolved = true;
+                return Ok(());
+            }
+            Some(None) => {}
+            Some(Some(slot)) => {
+                let out = &mut points[*slot as usize];
+                if out.capacity() == 0 {
+                    out.reserve(windows.max(end - i));
+                }
+                out.extend((i..end).map(|j| RollupPoint {
+                    end: ts.value(j).div_euclid(1000),
+                    min: min.value(j),
+                    max: max.value(j),
+                    sum: sum.value(j),
+                    count: u64::try_from(count.value(j)).unwrap_or(0),
+                    last: last.value(j),
+                    last_ts: last_ts.value(j).div_euclid(1000),
+                }));
+            }
+        }
+        i = end;
+    }
+    Ok(())
+}
+
 /// The first window end `table` holds completely (see [`PROPERTY_ROLLUP_SINCE`]).
 fn complete_from(table: &iceberg::table::Table, rollup: Rollup) -> Option<i64> {
     let since = table.metadata().properties().get(PROPERTY_ROLLUP_SINCE)?.parse::<i64>().ok()?;
@@ -168,17 +223,27 @@ fn complete_from(table: &iceberg::table::Table, rollup: Rollup) -> Option<i64> {
     Some(if since == i64::MIN { i64::MIN } else { window_end(since.saturating_add(width), width) })
 }
 
-/// Partials of one (series, end) merged in time order (by `last_ts`).
+/// Partials of one (series, end) merged in time order (by `last_ts`), in
+/// place (the common case, one row per window already in order, is one
+/// pass over the points).
 fn merge_partials(points: &mut Vec<RollupPoint>) {
-    points.sort_by_key(|p| (p.end, p.last_ts));
-    let mut out: Vec<RollupPoint> = Vec::with_capacity(points.len());
-    for p in points.drain(..) {
-        match out.last_mut() {
-            Some(l) if l.end == p.end => l.merge(&p),
-            _ => out.push(p),
+    if !points.is_sorted_by_key(|p| (p.end, p.last_ts)) {
+        points.sort_unstable_by_key(|p| (p.end, p.last_ts));
+    }
+    if points.windows(2).all(|w| w[0].end != w[1].end) {
+        return;
+    }
+    let mut kept = 0;
+    for i in 0..points.len() {
+        let p = points[i];
+        if kept > 0 && points[kept - 1].end == p.end {
+            points[kept - 1].merge(&p);
+        } else {
+            points[kept] = p;
+            kept += 1;
         }
     }
-    *points = out;
+    points.truncate(kept);
 }
 
 impl ColdTier {
@@ -220,7 +285,7 @@ impl ColdTier {
     fn rollup_of_view(&self, tenant: &TenantId) -> Result<Rollup> {
         match self.kind {
             TableKind::Rollup(r) => Ok(r),
-            TableKind::Samples => Err(Error::Corrupted {
+            TableKind::Samples | TableKind::Series => Err(Error::Corrupted {
                 tenant: tenant.clone(),
                 detail: "rollup access through a samples-table handle (use rollup_view)".into(),
             }),
@@ -293,6 +358,33 @@ impl ColdTier {
         }
         if ends.start > ends.end || table.metadata().current_snapshot().is_none() {
             return Ok(Some(Vec::new()));
+        }
+        if let Some(index) = self.series_view().series_index(tenant, matchers).await? {
+            let columns = ["series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"];
+            let mut points: Vec<Vec<RollupPoint>> = vec![Vec::new(); index.labels.len()];
+            let mut unresolved = false;
+            // At most one row per window (more only for partials): reserve that.
+            let windows = usize::try_from((ends.end - ends.start) / rollup.width_ms() + 1).unwrap_or(0).min(1 << 16);
+            self.scan_batches(&table, tenant, matchers, ends, &columns, |batch| {
+                absorb_ids(batch, tenant, &index, &mut points, windows, &mut unresolved)
+            })
+            .await?;
+            if !unresolved {
+                let mut out: Vec<RollupSeries> = index
+                    .labels
+                    .into_iter()
+                    .zip(points)
+                    .map(|(labels, mut points)| {
+                        points.retain(|p| ends.contains(p.end));
+                        merge_partials(&mut points);
+                        RollupSeries { labels, points }
+                    })
+                    .filter(|s| !s.points.is_empty())
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                return Ok(Some(out));
+            }
+            tracing::debug!(tenant = %tenant, table = ?self.kind, "rollup rows of series the series table lacks; reading their labels");
         }
         let columns = ["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"];
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();

@@ -173,6 +173,10 @@ pub enum TableKind {
     Samples,
     /// `rollup5m_<tenant>` / `rollup1h_<tenant>`: per-window aggregates.
     Rollup(Rollup),
+    /// `series_<tenant>`: one row per series (metric, labels, id, device
+    /// hash), so readers of the rollup tables need not decode every row's
+    /// labels.
+    Series,
 }
 
 impl TableKind {
@@ -181,6 +185,7 @@ impl TableKind {
         match self {
             TableKind::Samples => table_name(tenant),
             TableKind::Rollup(r) => format!("rollup{}_{}", r.name(), tenant.as_str().replace('.', "~")),
+            TableKind::Series => format!("series_{}", tenant.as_str().replace('.', "~")),
         }
     }
 
@@ -217,6 +222,58 @@ pub fn rollup_schema() -> Schema {
         .build()
         .expect("static schema is valid")
 }
+
+/// The Iceberg schema of a series table: the samples table's series
+/// columns (field ids 1–4, 7, 8), one row per series.
+pub fn series_schema() -> Schema {
+    let string = || Type::Primitive(PrimitiveType::String);
+    let labels = MapType::new(
+        NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
+        NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
+    );
+    Schema::builder()
+        .with_schema_id(0)
+        .with_fields(vec![
+            NestedField::required(FIELD_METRIC, "metric", string()).into(),
+            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
+            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
+        ])
+        .build()
+        .expect("static schema is valid")
+}
+
+/// Partition spec of a series table: `bucket[n](device_hash)` only (no
+/// day: a series is recorded once, whenever it first appears).
+pub fn series_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
+    UnboundPartitionSpec::builder()
+        .with_spec_id(0)
+        .add_partition_field(FIELD_DEVICE_HASH, "device_bucket", Transform::Bucket(device_buckets))
+        .expect("static partition spec is valid")
+        .build()
+}
+
+/// Sort order 1 of a series table: `metric, series_id`.
+pub fn series_sort_order() -> SortOrder {
+    let field = |source_id| SortField {
+        source_id,
+        transform: Transform::Identity,
+        direction: SortDirection::Ascending,
+        null_order: NullOrder::First,
+    };
+    SortOrder::builder()
+        .with_order_id(1)
+        .with_sort_field(field(FIELD_METRIC))
+        .with_sort_field(field(FIELD_SERIES_ID))
+        .build_unbound()
+        .expect("static sort order is valid")
+}
+
+/// Snapshot summary key of a series-table append: the source
+/// (`hot:<tenant>:<bucket_start_ms>`) whose roll recorded the series. Not
+/// `strata.source`: a series table append is not exactly-once (readers
+/// de-duplicate), so it carries no idempotency key.
+pub const SUMMARY_SERIES_OF: &str = "strata.series-of";
 
 /// Shared schema reference (cheap clones).
 pub fn schema_ref() -> Arc<Schema> {

@@ -167,6 +167,11 @@ impl ColdTier {
         ColdTier { kind: TableKind::Rollup(rollup), ..self.clone() }
     }
 
+    /// The same catalog and store addressing the tenants' series tables.
+    pub fn series_view(&self) -> ColdTier {
+        ColdTier { kind: TableKind::Series, ..self.clone() }
+    }
+
     /// Which tables this handle addresses.
     pub fn kind(&self) -> TableKind {
         self.kind
@@ -244,15 +249,23 @@ impl ColdTier {
         let ident = self.ident(tenant);
         let mut properties = samples_properties(self.config.target_file_size);
         properties.extend(extra);
-        let schema = match self.kind {
-            TableKind::Samples => samples_schema(),
-            TableKind::Rollup(_) => crate::table::rollup_schema(),
+        let buckets = self.config.device_buckets;
+        let (schema, spec, order) = match self.kind {
+            TableKind::Samples => (samples_schema(), samples_partition_spec(buckets), samples_sort_order()),
+            TableKind::Rollup(_) => {
+                (crate::table::rollup_schema(), samples_partition_spec(buckets), samples_sort_order())
+            }
+            TableKind::Series => (
+                crate::table::series_schema(),
+                crate::table::series_partition_spec(buckets),
+                crate::table::series_sort_order(),
+            ),
         };
         let creation = TableCreation::builder()
             .name(ident.name().to_owned())
             .schema(schema)
-            .partition_spec(samples_partition_spec(self.config.device_buckets))
-            .sort_order(samples_sort_order())
+            .partition_spec(spec)
+            .sort_order(order)
             .properties(properties)
             .build();
         match self.catalog.create_table(ident.namespace(), creation).await {

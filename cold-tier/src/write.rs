@@ -152,7 +152,7 @@ impl SeriesColumns {
         self.ts.append_value(ts_ms.saturating_mul(1000));
     }
 
-    /// The five columns, in schema order.
+    /// The five columns (four without a `ts` in `schema`), in schema order.
     pub(crate) fn finish(self, schema: &Arc<ArrowSchema>) -> Result<Vec<ArrayRef>, ArrowError> {
         let SeriesColumns { mut metric, mut keys, mut values, offsets, mut sid, mut dev, mut ts, .. } = self;
         let labels_field = schema.field_with_name("labels")?;
@@ -174,15 +174,13 @@ impl SeriesColumns {
             None,
             *sorted,
         )?;
-        let ts_type = schema.field_with_name("ts")?.data_type().clone();
-        let ts = ts.finish().with_data_type(ts_type);
-        Ok(vec![
-            Arc::new(metric.finish()),
-            Arc::new(labels),
-            Arc::new(sid.finish()),
-            Arc::new(dev.finish()),
-            Arc::new(ts),
-        ])
+        let mut out: Vec<ArrayRef> =
+            vec![Arc::new(metric.finish()), Arc::new(labels), Arc::new(sid.finish()), Arc::new(dev.finish())];
+        // Series tables have no `ts`.
+        if let Ok(f) = schema.field_with_name("ts") {
+            out.push(Arc::new(ts.finish().with_data_type(f.data_type().clone())));
+        }
+        Ok(out)
     }
 }
 
@@ -266,11 +264,12 @@ pub(crate) async fn write_groups<G>(
     let mut out = WrittenFiles { files: Vec::new(), rows: 0, series: 0, bytes: 0 };
     for ((day, bucket), rows) in groups {
         let day = i32::try_from(day).map_err(|_| corrupt(format!("day {day} out of range")))?;
-        let key = PartitionKey::new(
-            spec.clone(),
-            Arc::clone(&schema),
-            Struct::from_iter([Some(Literal::date(day)), Some(Literal::int(bucket))]),
-        );
+        // (day, bucket) for samples and rollup tables, (bucket) for series tables.
+        let values = spec.fields().iter().map(|f| match f.transform {
+            Transform::Day => Some(Literal::date(day)),
+            _ => Some(Literal::int(bucket)),
+        });
+        let key = PartitionKey::new(spec.clone(), Arc::clone(&schema), Struct::from_iter(values));
         let mut writer = builder.build(Some(key)).await.map_err(write_err)?;
         let batches =
             build(&arrow_schema, &rows).map_err(|source| Error::BuildBatch { tenant: tenant.clone(), source })?;

@@ -18,7 +18,8 @@
 //!                 strata.source bucket is not yet below the hot watermark (exactly-once)
 //!    4 orphans    unreferenced files older than orphan_grace
 //!
-//!  purge_tenant(t): hot.purge_tenant(t), then cold.purge(t) (drop table, delete its files)
+//!  purge_tenant(t): hot.purge_tenant(t), then cold.purge(t) of the rollup, series and samples
+//!                  tables (drop table, delete its files)
 //! ```
 //!
 //! A crash anywhere leaves every sample exactly once: the only visible step
@@ -185,6 +186,12 @@ impl Compactor {
             self.merge_small_files(&view, tenant, out, merges_left).await?;
             self.maintain_table(&view, tenant, out).await?;
         }
+        // The series table: no retention (a series first recorded long ago
+        // may still have recent rollups), but the same merge of the small
+        // files each roll with new series adds, folding, expiry, orphans.
+        let view = self.cold.series_view();
+        self.merge_small_files(&view, tenant, out, merges_left).await?;
+        self.maintain_table(&view, tenant, out).await?;
         Ok(())
     }
 
@@ -317,13 +324,21 @@ impl Compactor {
             let bytes_in: u64 = files.iter().map(|f| f.bytes).sum();
             self.failpoint("merge_before_write")?;
             let prefix = file_prefix(&format!("merge:{tenant}:{day}-{bucket}"));
-            let written = if let TableKind::Rollup(_) = cold.kind() {
-                // Partial windows of one (series, end) become one row.
-                let series = cold.read_rollup_files(tenant, &paths).await.map_err(cold_err)?;
-                cold.write_rollup_files(tenant, &series, i64::MIN, &prefix).await.map_err(cold_err)?
-            } else {
-                let series = cold.read_files(tenant, &paths).await.map_err(cold_err)?;
-                cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?
+            let written = match cold.kind() {
+                TableKind::Rollup(_) => {
+                    // Partial windows of one (series, end) become one row.
+                    let series = cold.read_rollup_files(tenant, &paths).await.map_err(cold_err)?;
+                    cold.write_rollup_files(tenant, &series, i64::MIN, &prefix).await.map_err(cold_err)?
+                }
+                TableKind::Series => {
+                    // A series recorded twice becomes one row.
+                    let series = cold.read_series_files(tenant, &paths).await.map_err(cold_err)?;
+                    cold.write_series_files(tenant, &series, &prefix).await.map_err(cold_err)?
+                }
+                TableKind::Samples => {
+                    let series = cold.read_files(tenant, &paths).await.map_err(cold_err)?;
+                    cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?
+                }
             };
             let rows_in: u64 = files.iter().map(|f| f.rows).sum();
             if written.rows != rows_in && cold.kind() == TableKind::Samples {
@@ -370,13 +385,10 @@ impl Compactor {
             .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source })?;
         self.failpoint(PURGE_FAILPOINT)?;
         let mut cold_out = strata_cold_tier::FilesDeleted::default();
-        for r in Rollup::ALL {
-            let gone = self
-                .cold
-                .rollup_view(r)
-                .purge(tenant)
-                .await
-                .map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        self.known_series.lock().remove(tenant);
+        let views = Rollup::ALL.map(|r| self.cold.rollup_view(r));
+        for view in views.iter().chain([&self.cold.series_view()]) {
+            let gone = view.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
             cold_out.files += gone.files;
             cold_out.bytes += gone.bytes;
         }

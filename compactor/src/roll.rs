@@ -10,6 +10,10 @@
 //!      ▼  failpoint after_write      (orphans if we stop here) │
 //!    commit_files (fast append, CAS in the catalog)            │
 //!      ▼  failpoint after_commit                               │
+//!    series not yet in series_<tenant> → write, commit          │  (only while a rollup is missing)
+//!      ▼  failpoints series_after_write, series_after_commit    │
+//!    per rollup table not committed for the source:            │
+//!      write, commit  ▼ failpoints rollup_after_write / _commit │
 //!    set_cold_watermark(tenant, bucket_end) ◄──────────────────┘
 //!      ▼  failpoint after_watermark
 //! ```
@@ -19,16 +23,20 @@
 //! the watermark moves, the bucket is still served by hot and the cold copy
 //! (if committed) lies above the watermark, where cold is not asked. A
 //! tenant's buckets roll in order and the first failure stops that tenant's
-//! pass, so the watermark never skips a bucket.
+//! pass, so the watermark never skips a bucket. The series table is appended
+//! before the rollup rows that need its rows, so every committed rollup row's
+//! series is recorded whatever the crash point (a retry may record a series
+//! twice; readers keep one).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use strata_cold_tier::{
-    ColdTier, CommitOutcome, CommitSource, Rollup, SeriesRollup, SeriesSamples, file_prefix, rollup_points,
+    ColdTier, CommitOutcome, CommitSource, Rollup, SeriesEntry, SeriesRollup, SeriesSamples, file_prefix,
+    rollup_points, series_key,
 };
 use strata_hot_store::{HotStore, SealedBucket};
 use strata_schemas::TenantId;
@@ -38,8 +46,16 @@ use crate::error::{Error, Result};
 
 /// Crash points of a roll a test can arm with [`Compactor::arm_failpoint`]
 /// (maintenance has its own: [`crate::MAINTENANCE_FAILPOINTS`]).
-pub const FAILPOINTS: [&str; 6] =
-    ["before_write", "after_write", "after_commit", "rollup_after_write", "rollup_after_commit", "after_watermark"];
+pub const FAILPOINTS: [&str; 8] = [
+    "before_write",
+    "after_write",
+    "after_commit",
+    "series_after_write",
+    "series_after_commit",
+    "rollup_after_write",
+    "rollup_after_commit",
+    "after_watermark",
+];
 
 /// What rolling one bucket did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +231,10 @@ pub struct Compactor {
     pub(crate) retentions: Mutex<std::collections::BTreeMap<TenantId, Duration>>,
     /// Where [`Compactor::maintain_once`] reads retentions from, if set.
     pub(crate) retention_source: Mutex<Option<crate::maintain::RetentionSource>>,
+    /// Per tenant, the [`strata_cold_tier::series_key`]s its series table
+    /// holds (loaded from the table on first use, extended after each
+    /// series commit, dropped on purge).
+    pub(crate) known_series: Mutex<HashMap<TenantId, HashSet<(i64, u64)>>>,
 }
 
 impl std::fmt::Debug for Compactor {
@@ -237,6 +257,7 @@ impl Compactor {
             pass: tokio::sync::Mutex::new(()),
             retentions: Mutex::default(),
             retention_source: Mutex::default(),
+            known_series: Mutex::default(),
         }
     }
 
@@ -417,6 +438,9 @@ impl Compactor {
     ) -> Result<()> {
         let tenant = &bucket.tenant;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        if !rollups.is_empty() {
+            self.record_series(bucket, source, series).await?;
+        }
         let mut since = None;
         for &r in rollups {
             let rolled: Vec<SeriesRollup> = series
@@ -449,6 +473,48 @@ impl Compactor {
                 self.metrics.rollup_windows_written.fetch_add(rows, Ordering::Relaxed);
             }
         }
+        Ok(())
+    }
+
+    /// Appends the bucket's series that the tenant's series table does not
+    /// hold yet, before any rollup row that needs them is committed (so a
+    /// crash at any point leaves every committed rollup row's series
+    /// recorded; a series recorded twice is harmless, readers keep one).
+    async fn record_series(
+        &self,
+        bucket: &SealedBucket,
+        source: &CommitSource,
+        series: &[SeriesSamples],
+    ) -> Result<()> {
+        let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let view = self.cold.series_view();
+        let loaded = self.known_series.lock().contains_key(tenant);
+        if !loaded {
+            let known = view.recorded_series(tenant).await.map_err(cold_err)?;
+            self.known_series.lock().entry(tenant.clone()).or_insert(known);
+        }
+        let new: Vec<SeriesEntry> = {
+            let known = self.known_series.lock();
+            let known = known.get(tenant);
+            series
+                .iter()
+                .filter(|s| !known.is_some_and(|k| k.contains(&series_key(s.series_id, &s.labels))))
+                .map(|s| SeriesEntry { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash })
+                .collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        let prefix = file_prefix(&format!("series:{}:{}", tenant, bucket.start));
+        let written = view.write_series_files(tenant, &new, &prefix).await.map_err(cold_err)?;
+        self.failpoint("series_after_write")?;
+        view.commit_series_files(tenant, written, &source.source).await.map_err(cold_err)?;
+        self.failpoint("series_after_commit")?;
+        if let Some(known) = self.known_series.lock().get_mut(tenant) {
+            known.extend(new.iter().map(|s| series_key(s.series_id, &s.labels)));
+        }
+        tracing::debug!(tenant = %tenant, bucket = bucket.start, series = new.len(), "recorded new series in the series table");
         Ok(())
     }
 

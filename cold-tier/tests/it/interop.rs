@@ -34,7 +34,8 @@ fn pyiceberg_reads_the_tenant_table_through_the_sqlite_catalog() {
     assert!(stdout.contains("device_bucket"), "{stdout}");
 }
 
-/// A rollup table is real Iceberg too: PyIceberg reads every window row.
+/// A rollup table is real Iceberg too: PyIceberg reads every window row,
+/// and every row of the series table.
 #[test]
 fn pyiceberg_reads_a_rollup_table() {
     use strata_cold_tier::{Rollup, SeriesRollup, rollup_points};
@@ -65,6 +66,21 @@ fn pyiceberg_reads_a_rollup_table() {
     assert_eq!(written.rows as usize, rows);
     rt.block_on(view.commit_files(&t, written, &source)).unwrap();
     let stdout = pyiceberg_read(dir.path(), &view, &t, rows, Vec::new());
+    assert!(stdout.contains("device_bucket"), "{stdout}");
+
+    // And the series table beside it: one row per series.
+    let series = cold.series_view();
+    let entries: Vec<strata_cold_tier::SeriesEntry> = data
+        .iter()
+        .map(|s| strata_cold_tier::SeriesEntry {
+            labels: s.labels.clone(),
+            series_id: s.series_id,
+            device_hash: s.device_hash,
+        })
+        .collect();
+    let written = rt.block_on(series.write_series_files(&t, &entries, "series-1")).unwrap();
+    rt.block_on(series.commit_series_files(&t, written, &source.source)).unwrap();
+    let stdout = pyiceberg_read(dir.path(), &series, &t, entries.len(), Vec::new());
     assert!(stdout.contains("device_bucket"), "{stdout}");
 }
 

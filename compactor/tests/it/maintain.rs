@@ -27,7 +27,7 @@ fn eager() -> CompactorConfig {
     }
 }
 
-/// Parquet files of the samples tables on disk (rollup tables excluded).
+/// Parquet files of the samples tables on disk (rollup and series tables excluded).
 fn parquet_files(dir: &Path) -> usize {
     let mut n = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -35,7 +35,8 @@ fn parquet_files(dir: &Path) -> usize {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
-                if !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("rollup")) {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if !name.starts_with("rollup") && !name.starts_with("series") {
                     stack.push(p);
                 }
             } else if p.extension().is_some_and(|x| x == "parquet") {

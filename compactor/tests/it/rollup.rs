@@ -402,14 +402,50 @@ fn merging_small_rollup_files_keeps_every_answer() {
     env.assert_exactly_once("after the merge");
 }
 
+#[test]
+fn rollups_written_before_series_tables_are_read_from_their_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open(dir.path());
+    let mut rng = Lcg(3);
+    // Minutes [-120, 4h): hum/d0, temp/d0, temp/d1, temp/nan, then drop the
+    // series table, as if those rollups were written before it existed.
+    fill(&mut env, &mut rng, -120, 4 * 60);
+    roll_all(&env, T0 + 4 * HOUR + 5 * MIN);
+    let t = tenant("acme");
+    let series_table = |env: &Env| env.rt.block_on(env.cold.series_view().load_table(&t)).unwrap();
+    assert!(series_table(&env).is_some(), "the compactor records series");
+    env.rt.block_on(env.cold.series_view().purge(&t)).unwrap();
+    env = env.reopen(dir.path());
+    let check = |env: &Env, ctx: &str| {
+        let (on, off) = engines(env);
+        for f in FUNCS {
+            for q in [format!("{f}(temp[1h])"), format!("{f}(hum[1h])"), format!("{f}(temp{{device=\"d0\"}}[1h])")] {
+                assert!(compare(&on, &off, &q, T0, T0 + 7 * HOUR, 5 * MIN), "{ctx}: {q}");
+            }
+        }
+    };
+    check(&env, "no series table");
+    // Later buckets record only what they hold: temp/d1 alone, so the older
+    // rows of the other series are unknown to the new series table.
+    for minute in 4 * 60..7 * 60 {
+        env.write("acme", "temp", "d1", &[(T0 + minute * MIN, minute as f64)]);
+    }
+    env.hot.flush().unwrap();
+    roll_all(&env, T0 + 7 * HOUR + 5 * MIN);
+    assert!(series_table(&env).is_some());
+    check(&env, "a series table lacking older series");
+    env.assert_exactly_once("mixed");
+}
+
 /// The figure, rollup side only: 10,000 series × 30 days of 1 h
-/// rollup rows (written straight to the table: 7.2 M windows, no raw data),
+/// rollup rows (written straight to the table: 7.2 M windows, no raw data;
+/// the series table written as the compactor does),
 /// `avg_over_time(temp[1d])` over 30 days at a 1 h step through the engine.
 /// Run: `cargo test --release -p strata-compactor --test it rollup_benchmark_30d -- --ignored --nocapture`
 #[test]
 #[ignore = "benchmark; prints figures"]
 fn rollup_benchmark_30d_10k_series() {
-    use strata_cold_tier::{ColdReadStore, CommitSource, SeriesRollup};
+    use strata_cold_tier::{ColdReadStore, CommitSource, SeriesEntry, SeriesRollup};
     use strata_schemas::{RollupPoint, Sample};
     let dir = tempfile::tempdir().unwrap();
     let env = Env::open(dir.path());
@@ -424,6 +460,11 @@ fn rollup_benchmark_30d_10k_series() {
             (l.clone(), strata_schemas::series_id(&t, &l), strata_schemas::device_hash_of(&t, &dev))
         })
         .collect();
+    let entries: Vec<SeriesEntry> =
+        series.iter().map(|(l, id, dh)| SeriesEntry { labels: l.clone(), series_id: *id, device_hash: *dh }).collect();
+    let sv = env.cold.series_view();
+    let w = env.rt.block_on(sv.write_series_files(&t, &entries, "bench-series")).unwrap();
+    env.rt.block_on(sv.commit_series_files(&t, w, "hot:acme:0")).unwrap();
     for day in 0..days {
         let rolled: Vec<SeriesRollup> = series
             .iter()
@@ -449,21 +490,28 @@ fn rollup_benchmark_30d_10k_series() {
     }
     eprintln!("setup: {} windows written in {:.1?}", devices as i64 * days * 24, started.elapsed());
     let store: Arc<dyn ReadStore> = Arc::new(ColdReadStore::new(Arc::clone(&env.cold), env.rt.handle().clone()));
-    let t0 = std::time::Instant::now();
     let m = [Matcher::equal("__name__", "temp")];
-    let got = store.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
-    eprintln!("select_rollup alone: {:.1?}, {} series", t0.elapsed(), got.series.len());
-    drop(got);
-    let on = Engine::new(store, QueryConfig { max_samples: usize::MAX, ..QueryConfig::default() });
-    for _ in 0..2 {
-        let t0 = std::time::Instant::now();
-        let r = on.query_range(&t, "avg_over_time(temp[1d])", T0 + DAY, T0 + days * DAY, HOUR).unwrap();
-        let Value::Matrix(m) = r.value else { panic!() };
-        eprintln!(
-            "avg_over_time(temp[1d]) 30 d / 1 h over {} series from 1 h rollups: {:.1?} ({} rollup selects)",
-            m.len(),
-            t0.elapsed(),
-            on.stats().rollup_selects()
-        );
-    }
+    let on = Engine::new(Arc::clone(&store), QueryConfig { max_samples: usize::MAX, ..QueryConfig::default() });
+    let run = |what: &str| {
+        for _ in 0..2 {
+            let t0 = std::time::Instant::now();
+            let got = store.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
+            eprintln!("{what}: select_rollup alone: {:.1?}, {} series", t0.elapsed(), got.series.len());
+        }
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            let r = on.query_range(&t, "avg_over_time(temp[1d])", T0 + DAY, T0 + days * DAY, HOUR).unwrap();
+            let Value::Matrix(m) = r.value else { panic!() };
+            eprintln!(
+                "{what}: avg_over_time(temp[1d]) 30 d / 1 h over {} series from 1 h rollups: {:.1?} ({} rollup selects)",
+                m.len(),
+                t0.elapsed(),
+                on.stats().rollup_selects()
+            );
+        }
+    };
+    run("series table");
+    // Tables written before series tables existed: labels from every rollup row.
+    env.rt.block_on(sv.purge(&t)).unwrap();
+    run("labels column");
 }
