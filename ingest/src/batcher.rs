@@ -11,8 +11,10 @@
 //! even when their 64-bit ids collide.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use strata_schemas::{BatchSeries, Labels, Sample, SeriesId, TenantId, WriteBatch};
+
+use crate::series_cache::IdHasher;
 
 /// The identity of one series a request writes to.
 #[derive(Debug)]
@@ -25,24 +27,6 @@ pub(crate) struct SeriesKey {
     pub(crate) labels: Labels,
 }
 
-/// Series ids are xxh3 hashes already: used as their own hash.
-#[derive(Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// Builds the per-partition batches of one request for one tenant.
 #[derive(Debug)]
 pub(crate) struct BatchBuilder<'a> {
@@ -50,7 +34,8 @@ pub(crate) struct BatchBuilder<'a> {
     partitions: u32,
     /// One batch per partition, created on first use.
     batches: Vec<Option<WriteBatch>>,
-    /// Series already seen in this request → (partition, index in its batch).
+    /// Series already seen in this request → (partition, index in its batch)
+    /// (ids are xxh3 hashes already: used as their own hash).
     seen: HashMap<SeriesId, (u32, usize), BuildHasherDefault<IdHasher>>,
 }
 
@@ -70,8 +55,12 @@ impl<'a> BatchBuilder<'a> {
         }
         let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
         let tenant = self.tenant;
-        let Some(slot) = self.batches.get_mut(partition as usize) else { return };
-        let batch = slot.get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
+        let p = partition as usize;
+        if self.batches.len() <= p {
+            // Not reached (one slot per partition from `new`); never drop a series.
+            self.batches.resize_with(p + 1, || None);
+        }
+        let batch = self.batches[p].get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
         batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
         self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }

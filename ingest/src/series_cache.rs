@@ -27,7 +27,7 @@ const SHARDS: usize = 64;
 
 /// Series ids are already well-mixed 64-bit hashes: use them as is.
 #[derive(Debug, Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
