@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::spec::{
-    MapType, NestedField, NullOrder, PrimitiveType, Schema, SortDirection, SortField, SortOrder, Transform, Type,
-    UnboundPartitionSpec,
+    MapType, NestedField, NestedFieldRef, NullOrder, PrimitiveType, Schema, SortDirection, SortField, SortOrder,
+    Transform, Type, UnboundPartitionSpec,
 };
 use iceberg::{NamespaceIdent, TableIdent};
 use strata_schemas::TenantId;
@@ -38,25 +38,35 @@ pub const SUMMARY_ROWS: &str = "strata.rows";
 /// Snapshot summary key: series in the commit.
 pub const SUMMARY_SERIES: &str = "strata.series";
 
-/// The Iceberg schema of a tenant's samples table.
-pub fn samples_schema() -> Schema {
+/// The series columns every table starts with: `metric`, `labels`,
+/// `series_id`, `device_hash` (field ids 1–4; the map's key and value 7, 8).
+fn series_fields() -> Vec<NestedFieldRef> {
     let string = || Type::Primitive(PrimitiveType::String);
     let labels = MapType::new(
         NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
         NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
     );
-    Schema::builder()
-        .with_schema_id(0)
-        .with_fields(vec![
-            NestedField::required(FIELD_METRIC, "metric", string()).into(),
-            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
-            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
-            NestedField::required(FIELD_VALUE, "value", Type::Primitive(PrimitiveType::Double)).into(),
-        ])
-        .build()
-        .expect("static schema is valid")
+    vec![
+        NestedField::required(FIELD_METRIC, "metric", string()).into(),
+        NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
+        NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
+        NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
+    ]
+}
+
+/// A schema of the series columns followed by `rest`.
+fn schema_with(rest: impl IntoIterator<Item = NestedFieldRef>) -> Schema {
+    let mut fields = series_fields();
+    fields.extend(rest);
+    Schema::builder().with_schema_id(0).with_fields(fields).build().expect("static schema is valid")
+}
+
+/// The Iceberg schema of a tenant's samples table.
+pub fn samples_schema() -> Schema {
+    schema_with([
+        NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+        NestedField::required(FIELD_VALUE, "value", Type::Primitive(PrimitiveType::Double)).into(),
+    ])
 }
 
 /// Partition spec: `day(ts)` then `bucket[n](device_hash)`.
@@ -198,49 +208,22 @@ impl TableKind {
 /// The Iceberg schema of a rollup table: the samples table's series columns,
 /// `ts` = the window end, and the aggregates.
 pub fn rollup_schema() -> Schema {
-    let string = || Type::Primitive(PrimitiveType::String);
     let double = || Type::Primitive(PrimitiveType::Double);
-    let labels = MapType::new(
-        NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
-        NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
-    );
-    Schema::builder()
-        .with_schema_id(0)
-        .with_fields(vec![
-            NestedField::required(FIELD_METRIC, "metric", string()).into(),
-            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
-            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
-            NestedField::required(FIELD_MIN, "min", double()).into(),
-            NestedField::required(FIELD_MAX, "max", double()).into(),
-            NestedField::required(FIELD_SUM, "sum", double()).into(),
-            NestedField::required(FIELD_COUNT, "count", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_LAST, "last", double()).into(),
-            NestedField::required(FIELD_LAST_TS, "last_ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
-        ])
-        .build()
-        .expect("static schema is valid")
+    schema_with([
+        NestedField::required(FIELD_TS, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+        NestedField::required(FIELD_MIN, "min", double()).into(),
+        NestedField::required(FIELD_MAX, "max", double()).into(),
+        NestedField::required(FIELD_SUM, "sum", double()).into(),
+        NestedField::required(FIELD_COUNT, "count", Type::Primitive(PrimitiveType::Long)).into(),
+        NestedField::required(FIELD_LAST, "last", double()).into(),
+        NestedField::required(FIELD_LAST_TS, "last_ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+    ])
 }
 
 /// The Iceberg schema of a series table: the samples table's series
 /// columns (field ids 1–4, 7, 8), one row per series.
 pub fn series_schema() -> Schema {
-    let string = || Type::Primitive(PrimitiveType::String);
-    let labels = MapType::new(
-        NestedField::map_key_element(FIELD_LABELS_KEY, string()).into(),
-        NestedField::map_value_element(FIELD_LABELS_VALUE, string(), true).into(),
-    );
-    Schema::builder()
-        .with_schema_id(0)
-        .with_fields(vec![
-            NestedField::required(FIELD_METRIC, "metric", string()).into(),
-            NestedField::required(FIELD_LABELS, "labels", Type::Map(labels)).into(),
-            NestedField::required(FIELD_SERIES_ID, "series_id", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(FIELD_DEVICE_HASH, "device_hash", Type::Primitive(PrimitiveType::Long)).into(),
-        ])
-        .build()
-        .expect("static schema is valid")
+    schema_with([])
 }
 
 /// Partition spec of a series table: `bucket[n](device_hash)` only (no
