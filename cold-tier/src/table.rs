@@ -79,21 +79,25 @@ pub fn samples_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
         .build()
 }
 
-/// Sort order 1: `metric, series_id, ts`, ascending, nulls first.
-pub fn samples_sort_order() -> SortOrder {
-    let field = |source_id| SortField {
-        source_id,
-        transform: Transform::Identity,
-        direction: SortDirection::Ascending,
-        null_order: NullOrder::First,
-    };
-    SortOrder::builder()
-        .with_order_id(1)
-        .with_sort_field(field(FIELD_METRIC))
-        .with_sort_field(field(FIELD_SERIES_ID))
-        .with_sort_field(field(FIELD_TS))
+/// Sort order 1 over `fields`, each ascending, nulls first.
+fn sort_order(fields: &[i32]) -> SortOrder {
+    fields
+        .iter()
+        .fold(SortOrder::builder().with_order_id(1), |b, &source_id| {
+            b.with_sort_field(SortField {
+                source_id,
+                transform: Transform::Identity,
+                direction: SortDirection::Ascending,
+                null_order: NullOrder::First,
+            })
+        })
         .build_unbound()
         .expect("static sort order is valid")
+}
+
+/// Sort order 1: `metric, series_id, ts`, ascending, nulls first.
+pub fn samples_sort_order() -> SortOrder {
+    sort_order(&[FIELD_METRIC, FIELD_SERIES_ID, FIELD_TS])
 }
 
 /// Table properties recorded at creation (for other engines writing to the table).
@@ -238,18 +242,7 @@ pub fn series_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
 
 /// Sort order 1 of a series table: `metric, series_id`.
 pub fn series_sort_order() -> SortOrder {
-    let field = |source_id| SortField {
-        source_id,
-        transform: Transform::Identity,
-        direction: SortDirection::Ascending,
-        null_order: NullOrder::First,
-    };
-    SortOrder::builder()
-        .with_order_id(1)
-        .with_sort_field(field(FIELD_METRIC))
-        .with_sort_field(field(FIELD_SERIES_ID))
-        .build_unbound()
-        .expect("static sort order is valid")
+    sort_order(&[FIELD_METRIC, FIELD_SERIES_ID])
 }
 
 /// Snapshot summary key of a series-table append: the source
