@@ -34,7 +34,12 @@ fn store(dir: &std::path::Path) -> HotStore {
                     ("region", ["eu", "us", "br"][d % 3].to_owned()),
                 ]);
                 let id = strata_schemas::series_id(&tenant, &labels);
-                BatchSeries { id, device_hash: d as u64, labels, samples: vec![Sample::new(1_700_000_000_000, 1.0)] }
+                BatchSeries {
+                    id,
+                    device_hash: d as u64,
+                    labels,
+                    samples: vec![Sample::new(1_700_000_000_000, 1.0)].into(),
+                }
             })
             .collect();
         store.apply(0, d as u64, &WriteBatch { tenant: tenant.clone(), series }).unwrap();

@@ -129,6 +129,9 @@ pub(crate) struct SeriesIndex {
     pub(crate) symbols: Symbols,
     collisions: usize,
     live: usize,
+    /// Series removed so far: a handle found by [`SeriesIndex::lookup_in`]
+    /// is only valid while this has not changed.
+    removals: u64,
 }
 
 /// A borrowed label pair, from a [`Labels`] or from a segment's series table.
@@ -166,6 +169,25 @@ impl SeriesIndex {
         self.by_slot.push(TenantIndex::default());
         self.tenants.insert(tenant.clone(), t);
         t
+    }
+
+    /// The slot of `tenant`, if it has one (no change).
+    pub(crate) fn slot_of(&self, tenant: &TenantId) -> Option<u32> {
+        self.tenants.get(tenant).copied()
+    }
+
+    /// The handle of an existing series with exactly this id and these
+    /// labels in `slot`, without changing anything: `None` when
+    /// [`SeriesIndex::resolve_in`] would create it (or its id collides).
+    /// The handle stays valid while [`SeriesIndex::removals`] is unchanged.
+    pub(crate) fn lookup_in<L: LabelPairs + ?Sized>(&self, slot: u32, id: SeriesId, labels: &L) -> Option<SeriesRef> {
+        let &r = self.by_slot.get(slot as usize)?.by_id.get(&id)?;
+        same_labels(&self.entries, &self.symbols, r, labels).then_some(r)
+    }
+
+    /// How many series have been removed so far (see [`SeriesIndex::lookup_in`]).
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// The handle of `(tenant, id, labels)`, creating the series if new.
@@ -269,6 +291,7 @@ impl SeriesIndex {
     pub(crate) fn remove(&mut self, r: SeriesRef) {
         let Some(e) = self.entries.get_mut(r as usize).filter(|e| e.live) else { return };
         e.live = false;
+        self.removals += 1;
         let labels = std::mem::take(&mut e.labels);
         let (id, tenant) = (e.id, e.tenant);
         self.live -= 1;
@@ -486,6 +509,23 @@ mod tests {
         assert_eq!(idx.len(), 1);
     }
 
+    #[test]
+    fn lookup_finds_only_existing_series_and_removals_invalidate_it() {
+        let mut idx = SeriesIndex::default();
+        let a = Labels::from_pairs([("__name__", "m"), ("x", "1")]);
+        let b = Labels::from_pairs([("__name__", "m"), ("x", "2")]);
+        assert_eq!(idx.slot_of(&t("t")), None, "a lookup registers no tenant");
+        let ra = idx.resolve(&t("t"), SeriesId(7), 0, &a);
+        let slot = idx.slot_of(&t("t")).unwrap();
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &a), Some(ra));
+        assert_eq!(idx.lookup_in(slot, SeriesId(8), &a), None, "unknown id");
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &b), None, "colliding labels are resolved under the write lock");
+        assert_eq!(idx.len(), 1, "lookups create nothing");
+        let before = idx.removals();
+        idx.remove(ra);
+        assert_ne!(idx.removals(), before, "handles found before the removal are stale");
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &a), None);
+    }
     #[test]
     fn removing_the_id_holder_hands_the_id_to_a_colliding_series() {
         let mut idx = SeriesIndex::default();

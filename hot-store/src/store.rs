@@ -328,6 +328,21 @@ impl HotStore {
     /// until a flush has swapped it out (flushing inline if none is running).
     pub fn apply(&self, partition: u32, offset: u64, batch: &WriteBatch) -> Result<()> {
         self.throttle();
+        // The series are looked up under the shared lock, so that the log's
+        // partitions (one writer thread each) and queries overlap here; the
+        // exclusive lock below then only appends samples (and creates the
+        // series seen for the first time).
+        let (known, removals) = {
+            let st = self.state.read();
+            if offset < st.next_offsets.get(&partition).copied().unwrap_or(0) {
+                tracing::trace!(partition, offset, "skipping already applied record");
+                return Ok(());
+            }
+            let slot = st.index.slot_of(&batch.tenant);
+            let known: Vec<Option<SeriesRef>> =
+                batch.series.iter().map(|s| slot.and_then(|t| st.index.lookup_in(t, s.id, &s.labels))).collect();
+            (known, st.index.removals())
+        };
         let mut guard = self.state.write();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -337,13 +352,18 @@ impl HotStore {
             tracing::trace!(partition, offset, "skipping already applied record");
             return Ok(());
         }
+        // A series removed in between (TTL, purge) invalidates the handles.
+        let known_valid = st.index.removals() == removals;
         let floor = st.expired_before.get(&batch.tenant).copied().unwrap_or(i64::MIN);
         let bucket_ms = self.bucket_ms;
         let mut kept: Vec<Sample> = Vec::new();
         // Looked up once, at the first series with samples (an empty batch
         // must not register the tenant).
         let mut slot = None;
-        for s in batch.series.iter().filter(|s| !s.samples.is_empty()) {
+        for (s, known) in batch.series.iter().zip(known) {
+            if s.samples.is_empty() {
+                continue;
+            }
             let samples: &[Sample] = if s.samples.iter().any(|x| x.ts < floor) {
                 kept.clear();
                 kept.extend(s.samples.iter().filter(|x| x.ts >= floor));
@@ -354,11 +374,16 @@ impl HotStore {
             if samples.is_empty() {
                 continue;
             }
-            let t = match slot {
-                Some(t) => t,
-                None => *slot.insert(st.index.tenant_slot(&batch.tenant)),
+            let r = match known.filter(|_| known_valid) {
+                Some(r) => r,
+                None => {
+                    let t = match slot {
+                        Some(t) => t,
+                        None => *slot.insert(st.index.tenant_slot(&batch.tenant)),
+                    };
+                    st.index.resolve_in(t, s.id, s.device_hash, &s.labels)
+                }
             };
-            let r = st.index.resolve_in(t, s.id, s.device_hash, &s.labels);
             if let Some((min, max)) = st.memtable.insert(r, samples, |ts| bucket_start(ts, bucket_ms)) {
                 st.index.extend_range(r, min, max);
             }

@@ -37,13 +37,17 @@ pub(crate) struct BatchBuilder<'a> {
     /// Series already seen in this request → (partition, index in its batch)
     /// (ids are xxh3 hashes already: used as their own hash).
     seen: HashMap<SeriesId, (u32, usize), BuildHasherDefault<IdHasher>>,
+    /// Series a partition's batch is created with room for.
+    per_batch: usize,
 }
 
 impl<'a> BatchBuilder<'a> {
-    /// An empty builder for `tenant` over a log of `partitions` partitions.
-    pub(crate) fn new(tenant: &'a TenantId, partitions: u32) -> Self {
+    /// An empty builder for `tenant` over a log of `partitions` partitions,
+    /// sized for about `series` series (a hint: growing past it is fine).
+    pub(crate) fn new(tenant: &'a TenantId, partitions: u32, series: usize) -> Self {
         let batches = (0..partitions.max(1)).map(|_| None).collect();
-        Self { tenant, partitions, batches, seen: HashMap::default() }
+        let seen = HashMap::with_capacity_and_hasher(series, BuildHasherDefault::default());
+        Self { tenant, partitions, batches, seen, per_batch: series.div_ceil(partitions.max(1) as usize) }
     }
 
     /// Appends `samples` to the series `key`, creating it in its partition's batch when new.
@@ -54,13 +58,14 @@ impl<'a> BatchBuilder<'a> {
             return;
         }
         let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
-        let tenant = self.tenant;
+        let (tenant, per_batch) = (self.tenant, self.per_batch);
         let p = partition as usize;
         if self.batches.len() <= p {
             // Not reached (one slot per partition from `new`); never drop a series.
             self.batches.resize_with(p + 1, || None);
         }
-        let batch = self.batches[p].get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::new() });
+        let batch = self.batches[p]
+            .get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::with_capacity(per_batch) });
         batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
         self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }

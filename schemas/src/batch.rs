@@ -25,6 +25,7 @@
 
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
 use crate::{Label, Labels, Sample, SeriesId, Str, TenantId};
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -32,6 +33,13 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub const BATCH_VERSION: u8 = 2;
 /// The oldest batch encoding version read.
 pub const OLDEST_BATCH_VERSION: u8 = 1;
+
+/// A series' samples in a batch: one is held inline, more on the heap.
+/// (An IoT request carries one sample per series — a reading per device
+/// per field — so a heap allocation for it would cost more than the
+/// sample; it would also be one more cache miss per series to encode and
+/// apply it.)
+pub type Samples = SmallVec<[Sample; 1]>;
 
 /// One series in a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +51,7 @@ pub struct BatchSeries {
     /// Canonical labels.
     pub labels: Labels,
     /// Samples in arrival order (not necessarily sorted; later wins on equal ts).
-    pub samples: Vec<Sample>,
+    pub samples: Samples,
 }
 
 /// One tenant's samples for one log partition.
@@ -247,9 +255,9 @@ fn put_samples(buf: &mut Vec<u8>, samples: &[Sample]) {
     }
 }
 
-fn take_samples(b: &mut &[u8]) -> Result<Vec<Sample>, BatchDecodeError> {
+fn take_samples(b: &mut &[u8]) -> Result<Samples, BatchDecodeError> {
     let n_samples = take_len(b, 9)?;
-    let mut samples = Vec::with_capacity(n_samples);
+    let mut samples = Samples::with_capacity(n_samples);
     let mut prev = 0i64;
     for _ in 0..n_samples {
         let delta = get_ivarint(b).ok_or(BatchDecodeError::Malformed("truncated timestamp"))?;
@@ -317,7 +325,7 @@ mod tests {
                     id: SeriesId(id),
                     device_hash: dh,
                     labels: Labels::from_pairs(labels),
-                    samples,
+                    samples: samples.into(),
                 });
         ("[a-z]{1,10}", prop::collection::vec(series, 0..6))
             .prop_map(|(t, series)| WriteBatch { tenant: TenantId::new(t).unwrap(), series })
@@ -370,13 +378,14 @@ mod tests {
         let b = WriteBatch::decode(v1).unwrap();
         assert_eq!(b.tenant.as_str(), "t");
         assert_eq!(b.series[0].labels, Labels::from_pairs([("a", "b")]));
-        assert_eq!(b.series[0].samples, vec![Sample::new(2, 1.0)]);
+        assert_eq!(b.series[0].samples[..], [Sample::new(2, 1.0)]);
     }
 
     #[test]
     fn shared_strings_are_stored_once() {
         let labels = |f: &str| Labels::from_pairs([("__name__", f), ("device", "dev-0000042"), ("farm", "farm-0002")]);
-        let series = |f: &str| BatchSeries { id: SeriesId(1), device_hash: 2, labels: labels(f), samples: vec![] };
+        let series =
+            |f: &str| BatchSeries { id: SeriesId(1), device_hash: 2, labels: labels(f), samples: vec![].into() };
         let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series: vec![series("a"), series("b")] };
         let bytes = batch.to_bytes();
         assert_eq!(bytes.windows(11).filter(|w| w == b"dev-0000042").count(), 1);
@@ -398,7 +407,7 @@ mod tests {
                     id: SeriesId(i as u64),
                     device_hash: 0,
                     labels: Labels::new(ls.iter().map(|&(n, v)| Label { name: pool[n].clone(), value: pool[v].clone() }).collect()),
-                    samples: vec![Sample::new(i as i64, 1.0)],
+                    samples: vec![Sample::new(i as i64, 1.0)].into(),
                 })
                 .collect();
             let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series };

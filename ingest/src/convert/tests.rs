@@ -23,7 +23,7 @@ fn all_series(c: &Conversion) -> Vec<(String, Vec<Sample>)> {
         .batches
         .iter()
         .flat_map(|(_, b)| b.series.iter())
-        .map(|s| (s.labels.to_string(), s.samples.clone()))
+        .map(|s| (s.labels.to_string(), s.samples.to_vec()))
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v

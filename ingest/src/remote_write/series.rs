@@ -168,7 +168,7 @@ impl SeriesConverter<'_> {
     /// Validates every series of `request` and groups the valid ones into batches.
     pub fn convert(&self, request: &proto::WriteRequest) -> RemoteWriteConversion {
         let mut out = RemoteWriteConversion::default();
-        let mut batches = BatchBuilder::new(self.tenant, self.partitions);
+        let mut batches = BatchBuilder::new(self.tenant, self.partitions, request.timeseries.len());
         for (index, series) in request.timeseries.iter().enumerate() {
             let key = match self.series_key(&series.labels) {
                 Ok(key) => key,
