@@ -85,6 +85,11 @@ fn dedup_keep_last(v: &mut Vec<strata_schemas::Sample>) {
 }
 
 impl ReadStore for FederatedReadStore {
+    /// Local when the range lies entirely above the cold watermark.
+    fn reads_locally(&self, tenant: &TenantId, range: TimeRange) -> bool {
+        self.split(tenant, range).0.is_none() && self.hot.reads_locally(tenant, range)
+    }
+
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         let (cold_range, hot_range) = self.split(tenant, range);
         let cold = match cold_range {
@@ -148,6 +153,10 @@ mod tests {
     struct Fixed(Vec<SeriesData>);
 
     impl ReadStore for Fixed {
+        fn reads_locally(&self, _: &TenantId, _: TimeRange) -> bool {
+            true
+        }
+
         fn select(&self, _: &TenantId, _: &[Matcher], r: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
             Ok(self
                 .0
@@ -190,7 +199,12 @@ mod tests {
         // Ranges entirely on one side.
         assert_eq!(fed.select(&t, &[], TimeRange::new(0, 5)).unwrap()[0].samples.len(), 2);
         assert_eq!(fed.select(&t, &[], TimeRange::new(10, 30)).unwrap()[0].samples[0].value, 2.0);
+        // Reads that reach the cold tier (object store) are never local.
+        assert!(fed.reads_locally(&t, TimeRange::new(10, 30)));
+        assert!(!fed.reads_locally(&t, TimeRange::new(9, 30)));
+        assert!(!fed.reads_locally(&t, TimeRange::ALL));
         let none = FederatedReadStore::new(hot, cold, Arc::new(|_: &TenantId| None));
+        assert!(none.reads_locally(&t, TimeRange::ALL), "no watermark: everything is hot");
         assert_eq!(none.select(&t, &[], TimeRange::ALL).unwrap()[0].samples.len(), 4);
         assert_eq!(none.series(&t, &[], TimeRange::ALL).unwrap().len(), 1);
     }

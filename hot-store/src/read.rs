@@ -146,6 +146,11 @@ fn has_sample_in(
 }
 
 impl ReadStore for HotStore {
+    /// Memtables and local segment files only.
+    fn reads_locally(&self, _tenant: &TenantId, _range: TimeRange) -> bool {
+        true
+    }
+
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         let mut out = Vec::new();
         self.select_each(tenant, matchers, range, &mut |s| {

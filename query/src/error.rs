@@ -32,6 +32,11 @@ pub enum QueryError {
     /// A bug or an unexpected failure (`internal`, HTTP 500).
     #[error("{0}")]
     Internal(String),
+    /// An inline run ([`crate::Engine::try_query_instant_inline`]) outgrew
+    /// its budget or needed a read that may block; the query is then run
+    /// on a blocking thread. Never reaches a client.
+    #[error("query too large to run inline")]
+    NotInline,
 }
 
 impl QueryError {
@@ -43,7 +48,7 @@ impl QueryError {
             QueryError::Timeout(_) | QueryError::Canceled(_) => ErrorKind::Unavailable,
             QueryError::TooManySamples(_) => ErrorKind::QuotaExceeded,
             QueryError::Read(e) => e.kind(),
-            QueryError::Internal(_) => ErrorKind::Internal,
+            QueryError::Internal(_) | QueryError::NotInline => ErrorKind::Internal,
         }
     }
 
@@ -59,7 +64,7 @@ impl QueryError {
                 ErrorKind::Unavailable => "unavailable",
                 _ => "internal",
             },
-            QueryError::Internal(_) => "internal",
+            QueryError::Internal(_) | QueryError::NotInline => "internal",
         }
     }
 

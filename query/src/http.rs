@@ -7,6 +7,8 @@
 //! ```
 //!
 //! A dropped request (client gone) cancels its query through a [`CancelToken`].
+//! A small query (a device's series) is first tried on the connection's own
+//! thread within a budget ([`crate::Engine::try_query_instant_inline`]).
 
 mod ast;
 mod concurrency;
@@ -197,6 +199,11 @@ async fn query(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q
     let opts = query_options(&req.params, &cancel)?;
     let _guard = CancelOnDrop(cancel);
     let _slot = st.slot(&req.tenant).await?;
+    // A small query (a device's series) is answered on this thread: a
+    // hand-off to a blocking thread and back would cost more than it.
+    if let Some(res) = st.engine.try_query_instant_inline(&req.tenant, &expr, t, &opts) {
+        return Ok(json_response(StatusCode::OK, json::query_result(&res?)));
+    }
     let engine = Arc::clone(&st.engine);
     let res = blocking(move || Ok(engine.query_instant_with(&req.tenant, &expr, t, &opts)?)).await?;
     Ok(json_response(StatusCode::OK, json::query_result(&res)))
@@ -219,6 +226,9 @@ async fn query_range(
     let opts = query_options(p, &cancel)?;
     let _guard = CancelOnDrop(cancel);
     let _slot = st.slot(&req.tenant).await?;
+    if let Some(res) = st.engine.try_query_range_inline(&req.tenant, &expr, (start, end, step), &opts) {
+        return Ok(json_response(StatusCode::OK, json::query_result(&res?)));
+    }
     let engine = Arc::clone(&st.engine);
     let res = blocking(move || Ok(engine.query_range_with(&req.tenant, &expr, start, end, step, &opts)?)).await?;
     Ok(json_response(StatusCode::OK, json::query_result(&res)))

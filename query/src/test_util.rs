@@ -78,6 +78,11 @@ impl MemStore {
 }
 
 impl ReadStore for MemStore {
+    /// Memory only.
+    fn reads_locally(&self, _tenant: &TenantId, _range: TimeRange) -> bool {
+        true
+    }
+
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         Ok(self.matching(tenant, matchers, range))
     }

@@ -204,8 +204,18 @@ impl ReadError {
 ///
 /// Matchers follow Prometheus semantics (see [`Matcher`]); an empty matcher
 /// list selects every series of the tenant. Methods are synchronous: callers
-/// on an async runtime run them on a blocking thread.
+/// on an async runtime run them on a blocking thread — except small reads
+/// for which [`ReadStore::reads_locally`] is true.
 pub trait ReadStore: Send + Sync + std::fmt::Debug {
+    /// True when reading `range` of `tenant` touches only this process's
+    /// memory and local files (no object store, no network, no waiting on
+    /// a runtime): a read of a few series of such a range may then run on
+    /// an async worker. The default, false, is always safe.
+    fn reads_locally(&self, tenant: &TenantId, range: TimeRange) -> bool {
+        let _ = (tenant, range);
+        false
+    }
+
     /// Series matching `matchers` that have samples in `range`, with those samples.
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError>;
 

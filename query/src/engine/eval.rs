@@ -6,9 +6,17 @@ use promql_parser::parser::{AtModifier, Expr, Offset};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
-use strata_schemas::{Labels, METRIC_NAME, ReadStore, SeriesData, TenantId};
+use strata_schemas::{Labels, METRIC_NAME, ReadStore, SeriesData, TenantId, TimeRange};
 
 /// State shared by every node of one query: store, tenant, limits.
+/// Most series an inline run loads (a device's fields, a few devices).
+pub(crate) const INLINE_MAX_SERIES: usize = 64;
+/// Most samples an inline run loads.
+pub(crate) const INLINE_MAX_SAMPLES: usize = 50_000;
+/// Most steps of an inline range query (with [`INLINE_MAX_SERIES`] below
+/// the range functions' parallel threshold, so an inline run stays on its thread).
+pub(crate) const INLINE_MAX_STEPS: i64 = 1_000;
+
 pub(crate) struct Ctx<'a> {
     pub(crate) store: &'a dyn ReadStore,
     pub(crate) tenant: &'a TenantId,
@@ -23,6 +31,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cancel: Option<super::CancelToken>,
     pub(crate) max_samples: usize,
     pub(crate) samples: Cell<usize>,
+    /// Running on an async worker ([`super::Engine::try_query_instant_inline`]):
+    /// past [`INLINE_MAX_SERIES`] series or [`INLINE_MAX_SAMPLES`] samples, or
+    /// at a read that may block, evaluation stops with [`QueryError::NotInline`].
+    pub(crate) inline: bool,
     /// Maximum number of series the selectors of one query may load (0: no limit).
     pub(crate) max_series: usize,
     pub(crate) series: Cell<usize>,
@@ -55,10 +67,22 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Fails an inline run before a read of `range` that may block (object
+    /// store, network): see [`strata_schemas::ReadStore::reads_locally`].
+    pub(crate) fn before_read(&self, range: TimeRange) -> Result<()> {
+        if self.inline && !self.store.reads_locally(self.tenant, range) {
+            return Err(QueryError::NotInline);
+        }
+        Ok(())
+    }
+
     /// Accounts `n` more samples held by the query.
     pub(crate) fn account(&self, n: usize) -> Result<()> {
         let total = self.samples.get().saturating_add(n);
         self.samples.set(total);
+        if self.inline && total > INLINE_MAX_SAMPLES {
+            return Err(QueryError::NotInline);
+        }
         if total > self.max_samples {
             return Err(QueryError::TooManySamples("query execution"));
         }
@@ -69,6 +93,9 @@ impl Ctx<'_> {
     pub(crate) fn account_series(&self, n: usize) -> Result<()> {
         let total = self.series.get().saturating_add(n);
         self.series.set(total);
+        if self.inline && total > INLINE_MAX_SERIES {
+            return Err(QueryError::NotInline);
+        }
         if self.max_series > 0 && total > self.max_series {
             return Err(QueryError::exec(format!(
                 "the query exceeded the maximum number of series (limit: {} series)",

@@ -39,6 +39,7 @@ fn eff_span(ev: &Evaluator<'_>, at: Option<i64>, offset: i64) -> (i64, i64) {
 fn fetch(ev: &Evaluator<'_>, vs: &VectorSelector, range: TimeRange) -> Result<Vec<SeriesData>> {
     let matchers = to_matchers(vs)?;
     ev.ctx.check_span(range.start - 1, range.end)?;
+    ev.ctx.before_read(range)?;
     let data = ev.ctx.store.select(ev.ctx.tenant, &matchers, range)?;
     ev.ctx.account_series(data.len())?;
     ev.ctx.account(data.iter().map(|s| s.samples.len()).sum())?;
@@ -74,6 +75,7 @@ pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: b
         }
         Ok(())
     };
+    ev.ctx.before_read(range)?;
     let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, range, &mut each);
     if let Some(e) = failed {
         return Err(e);
@@ -154,6 +156,7 @@ pub(crate) fn stream_matrix(
         }
         Ok(())
     };
+    ev.ctx.before_read(span)?;
     let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, span, &mut each);
     if let Some(e) = failed {
         return Err(e);

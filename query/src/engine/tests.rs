@@ -402,6 +402,44 @@ fn range_functions_over_many_series_match_serial_results() {
     ));
 }
 
+#[test]
+fn small_queries_run_inline_and_large_or_remote_ones_do_not() {
+    let load: String = (0..100).map(|i| format!("m{{d=\"{i}\"}} 0+1x10\n")).collect();
+    let e = engine(&load);
+    let t = TenantId::default_tenant();
+    let o = QueryOptions::default();
+    for q in ["m{d=\"7\"}", "max_over_time(m{d=\"7\"}[5m]) * 2", "m{d=~\"1|2\"} + on(d) m{d=\"1\"}"] {
+        let inline = e.try_query_instant_inline(&t, q, 5 * MIN, &o).expect("a few series run inline");
+        assert_eq!(inline.unwrap(), e.query_instant_with(&t, q, 5 * MIN, &o).unwrap(), "{q}");
+    }
+    let range = e.try_query_range_inline(&t, "m{d=\"7\"}", (0, 10 * MIN, MIN), &o).expect("11 steps run inline");
+    assert_eq!(range.unwrap(), e.query_range_with(&t, "m{d=\"7\"}", 0, 10 * MIN, MIN, &o).unwrap());
+    assert!(e.try_query_instant_inline(&t, "sum(m)", 5 * MIN, &o).is_none(), "100 series exceed the budget");
+    assert!(e.try_query_range_inline(&t, "m{d=\"7\"}", (0, 2000 * MIN, MIN), &o).is_none(), "2,001 steps");
+    assert!(
+        e.try_query_range_inline(&t, "m{d=\"7\"}[5m]", (0, MIN, MIN), &o).is_none(),
+        "errors come from the full run"
+    );
+    let bad = e.try_query_instant_inline(&t, "m{", 0, &o).expect("a parse error is an answer");
+    assert_eq!(bad.unwrap_err().error_type(), "bad_data");
+    let samples_before = e.stats().of(&t).1;
+    assert!(e.try_query_instant_inline(&t, "count(m)", 5 * MIN, &o).is_none());
+    assert_eq!(e.stats().of(&t).1, samples_before, "an abandoned inline run counts nothing");
+    // A store whose reads may block (object store, network) is never read inline.
+    let store = MemStore::new();
+    store.load(&t, MIN, "m{d=\"1\"} 1").unwrap();
+    let remote = Engine::new(Arc::new(Counting { inner: store, handed: Default::default() }), QueryConfig::default());
+    assert!(remote.try_query_instant_inline(&t, "m", 0, &o).is_none());
+    assert_eq!(
+        remote.query_instant_with(&t, "m", 0, &o).unwrap().value,
+        Value::Vector(vec![crate::value::InstantSample {
+            labels: strata_schemas::Labels::from_pairs([("__name__", "m"), ("d", "1")]),
+            t: 0,
+            v: 1.0
+        }])
+    );
+}
+
 /// A store that streams and counts what it handed over.
 #[derive(Debug)]
 struct Counting {
