@@ -103,6 +103,13 @@ pub(crate) struct SeriesEntry {
     pub(crate) device_hash: u64,
     /// `(name, value)` symbols, sorted by name (canonical label order). Empty once removed.
     pub(crate) labels: Box<[(u32, u32)]>,
+    /// [`Labels::addr`] of the label set the series was last resolved with
+    /// (0: none yet). The ingest path hands the same shared set for a series
+    /// request after request, so a lookup that finds this address under the
+    /// series' id skips comparing the label text. (A set freed and another
+    /// allocated at its address would also need the same 64-bit id as this
+    /// series — a hash collision — to be taken for it.)
+    pub(crate) labels_addr: usize,
     /// Smallest timestamp of any sample of the series (memtable or segment).
     pub(crate) min_ts: i64,
     /// Largest timestamp of any sample of the series.
@@ -137,6 +144,10 @@ pub(crate) struct SeriesIndex {
 /// A borrowed label pair, from a [`Labels`] or from a segment's series table.
 pub(crate) trait LabelPairs {
     fn pairs(&self) -> impl Iterator<Item = (&Str, &Str)>;
+    /// [`Labels::addr`] of a shared label set; 0 for anything else.
+    fn addr(&self) -> usize {
+        0
+    }
     fn to_labels(&self) -> Labels {
         Labels::from_sorted(self.pairs().map(|(n, v)| Label::new(n, v)).collect())
     }
@@ -145,6 +156,9 @@ pub(crate) trait LabelPairs {
 impl LabelPairs for Labels {
     fn pairs(&self) -> impl Iterator<Item = (&Str, &Str)> {
         self.iter().map(|l| (&l.name, &l.value))
+    }
+    fn addr(&self) -> usize {
+        Labels::addr(self)
     }
     fn to_labels(&self) -> Labels {
         self.clone()
@@ -180,9 +194,29 @@ impl SeriesIndex {
     /// labels in `slot`, without changing anything: `None` when
     /// [`SeriesIndex::resolve_in`] would create it (or its id collides).
     /// The handle stays valid while [`SeriesIndex::removals`] is unchanged.
-    pub(crate) fn lookup_in<L: LabelPairs + ?Sized>(&self, slot: u32, id: SeriesId, labels: &L) -> Option<SeriesRef> {
+    /// The flag is true when the labels were recognized by address (see
+    /// [`SeriesEntry::labels_addr`]); otherwise the caller may remember the
+    /// address with [`SeriesIndex::remember_labels_addr`].
+    pub(crate) fn lookup_in<L: LabelPairs + ?Sized>(
+        &self,
+        slot: u32,
+        id: SeriesId,
+        labels: &L,
+    ) -> Option<(SeriesRef, bool)> {
         let &r = self.by_slot.get(slot as usize)?.by_id.get(&id)?;
-        same_labels(&self.entries, &self.symbols, r, labels).then_some(r)
+        let addr = labels.addr();
+        if addr != 0 && self.entries.get(r as usize).is_some_and(|e| e.labels_addr == addr) {
+            return Some((r, true));
+        }
+        same_labels(&self.entries, &self.symbols, r, labels).then_some((r, false))
+    }
+
+    /// Records `addr` as the [`Labels::addr`] of series `r`'s label set
+    /// (after the labels were compared equal).
+    pub(crate) fn remember_labels_addr(&mut self, r: SeriesRef, addr: usize) {
+        if let Some(e) = self.entries.get_mut(r as usize) {
+            e.labels_addr = addr;
+        }
     }
 
     /// How many series have been removed so far (see [`SeriesIndex::lookup_in`]).
@@ -240,6 +274,7 @@ impl SeriesIndex {
             id,
             device_hash,
             labels: syms.into_boxed_slice(),
+            labels_addr: labels.addr(),
             min_ts: i64::MAX,
             max_ts: i64::MIN,
             live: true,
@@ -517,7 +552,13 @@ mod tests {
         assert_eq!(idx.slot_of(&t("t")), None, "a lookup registers no tenant");
         let ra = idx.resolve(&t("t"), SeriesId(7), 0, &a);
         let slot = idx.slot_of(&t("t")).unwrap();
-        assert_eq!(idx.lookup_in(slot, SeriesId(7), &a), Some(ra));
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &a), Some((ra, true)), "the set it was created with");
+        let copy = Labels::from_pairs([("__name__", "m"), ("x", "1")]);
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &copy), Some((ra, false)), "an equal set, compared");
+        idx.remember_labels_addr(ra, copy.addr());
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), &copy), Some((ra, true)));
+        let pairs: Vec<(Str, Str)> = a.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+        assert_eq!(idx.lookup_in(slot, SeriesId(7), pairs.as_slice()), Some((ra, false)), "no address: compared");
         assert_eq!(idx.lookup_in(slot, SeriesId(8), &a), None, "unknown id");
         assert_eq!(idx.lookup_in(slot, SeriesId(7), &b), None, "colliding labels are resolved under the write lock");
         assert_eq!(idx.len(), 1, "lookups create nothing");

@@ -339,7 +339,7 @@ impl HotStore {
                 return Ok(());
             }
             let slot = st.index.slot_of(&batch.tenant);
-            let known: Vec<Option<SeriesRef>> =
+            let known: Vec<Option<(SeriesRef, bool)>> =
                 batch.series.iter().map(|s| slot.and_then(|t| st.index.lookup_in(t, s.id, &s.labels))).collect();
             (known, st.index.removals())
         };
@@ -375,7 +375,11 @@ impl HotStore {
                 continue;
             }
             let r = match known.filter(|_| known_valid) {
-                Some(r) => r,
+                Some((r, true)) => r,
+                Some((r, false)) => {
+                    st.index.remember_labels_addr(r, s.labels.addr());
+                    r
+                }
                 None => {
                     let t = match slot {
                         Some(t) => t,

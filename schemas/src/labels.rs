@@ -301,6 +301,13 @@ impl Labels {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// The address of the shared label array (never 0): the same for every
+    /// clone of one set, so a cheap identity hint between sets alive at the
+    /// same time — never proof of equality on its own.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<Label>() as usize
+    }
+
     /// Removes label `name` if present.
     pub fn remove(&mut self, name: &str) {
         self.set(name, "");
