@@ -178,16 +178,7 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
-        let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts, false);
-        let result = (|| {
-            let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
-            let out = cleanup_names(ev.eval(&expr)?)?;
-            let value = instant_value(out, t_ms, is_ordered(&expr));
-            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
-        })();
-        self.stats.record(tenant, ctx.samples.get());
-        self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
-        result
+        self.run_instant(tenant, query, &expr, t_ms, opts, false)
     }
 
     /// [`Engine::query_range`] with a timeout and cancellation.
@@ -201,26 +192,8 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
         self.check_range(start_ms, end_ms, step_ms)?;
-        let expr = parse(query)?;
-        match expr.value_type() {
-            parser::value::ValueType::Vector | parser::value::ValueType::Scalar => {}
-            t => {
-                let name = if t == parser::value::ValueType::Matrix { "range vector" } else { "string" };
-                return Err(QueryError::bad(format!(
-                    "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
-                )));
-            }
-        }
-        let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts, false);
-        let result = (|| {
-            let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
-            let out = cleanup_names(ev.eval(&expr)?)?;
-            let value = range_value(&ev, out)?;
-            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
-        })();
-        self.stats.record(tenant, ctx.samples.get());
-        self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
-        result
+        let expr = range_expr(query)?;
+        self.run_range(tenant, query, &expr, (start_ms, end_ms, step_ms), opts, false)
     }
 
     /// [`Engine::query_instant_with`] for a small query, on the calling
@@ -245,18 +218,11 @@ impl Engine {
             Ok(e) => e,
             Err(e) => return Some(Err(e)),
         };
-        let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts, true);
-        let result = (|| {
-            let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
-            let out = cleanup_names(ev.eval(&expr)?)?;
-            let value = instant_value(out, t_ms, is_ordered(&expr));
-            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
-        })();
-        self.finish_inline(tenant, &ctx, result)
+        not_inline_to_none(self.run_instant(tenant, query, &expr, t_ms, opts, true))
     }
 
     /// [`Engine::try_query_instant_inline`] for a range query of at most
-    /// 1,000 steps.
+    /// 1,000 steps (anything invalid is left to [`Engine::query_range_with`]).
     pub fn try_query_range_inline(
         &self,
         tenant: &TenantId,
@@ -267,27 +233,57 @@ impl Engine {
         if step_ms <= 0 || end_ms < start_ms || (end_ms - start_ms) / step_ms >= eval::INLINE_MAX_STEPS {
             return None;
         }
-        let expr = parse(query).ok()?;
-        if !matches!(expr.value_type(), parser::value::ValueType::Vector | parser::value::ValueType::Scalar) {
-            return None;
-        }
-        let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts, true);
+        let expr = range_expr(query).ok()?;
+        not_inline_to_none(self.run_range(tenant, query, &expr, (start_ms, end_ms, step_ms), opts, true))
+    }
+
+    fn run_instant(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        expr: &Expr,
+        t_ms: i64,
+        opts: &QueryOptions,
+        inline: bool,
+    ) -> Result<QueryResult> {
+        let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts, inline);
+        let result = (|| {
+            let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
+            let out = cleanup_names(ev.eval(expr)?)?;
+            let value = instant_value(out, t_ms, is_ordered(expr));
+            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+        })();
+        self.record(tenant, &ctx, &result);
+        result
+    }
+
+    fn run_range(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        expr: &Expr,
+        (start_ms, end_ms, step_ms): (i64, i64, i64),
+        opts: &QueryOptions,
+        inline: bool,
+    ) -> Result<QueryResult> {
+        let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts, inline);
         let result = (|| {
             let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
-            let out = cleanup_names(ev.eval(&expr)?)?;
+            let out = cleanup_names(ev.eval(expr)?)?;
             let value = range_value(&ev, out)?;
             Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
         })();
-        self.finish_inline(tenant, &ctx, result)
+        self.record(tenant, &ctx, &result);
+        result
     }
 
-    fn finish_inline(&self, tenant: &TenantId, ctx: &Ctx<'_>, r: Result<QueryResult>) -> Option<Result<QueryResult>> {
-        if matches!(r, Err(QueryError::NotInline)) {
-            return None;
+    /// Counts a finished query (an abandoned inline run is not one).
+    fn record(&self, tenant: &TenantId, ctx: &Ctx<'_>, result: &Result<QueryResult>) {
+        if matches!(result, Err(QueryError::NotInline)) {
+            return;
         }
         self.stats.record(tenant, ctx.samples.get());
         self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
-        Some(r)
     }
 
     /// Per-tenant query counters.
@@ -354,6 +350,25 @@ impl Engine {
 /// Parses a PromQL expression, mapping parser errors to `bad_data`.
 pub fn parse(query: &str) -> Result<Expr> {
     parser::parse(query).map_err(|e| QueryError::bad(format!("invalid parameter \"query\": {e}")))
+}
+
+/// Parses the expression of a range query: an instant vector or a scalar.
+fn range_expr(query: &str) -> Result<Expr> {
+    let expr = parse(query)?;
+    match expr.value_type() {
+        parser::value::ValueType::Vector | parser::value::ValueType::Scalar => Ok(expr),
+        t => {
+            let name = if t == parser::value::ValueType::Matrix { "range vector" } else { "string" };
+            Err(QueryError::bad(format!(
+                "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+            )))
+        }
+    }
+}
+
+/// An inline run's answer: `None` when it gave up ([`QueryError::NotInline`]).
+fn not_inline_to_none(r: Result<QueryResult>) -> Option<Result<QueryResult>> {
+    (!matches!(r, Err(QueryError::NotInline))).then_some(r)
 }
 
 fn thousands(n: usize) -> String {
