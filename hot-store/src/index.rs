@@ -567,6 +567,7 @@ mod tests {
         assert_ne!(idx.removals(), before, "handles found before the removal are stale");
         assert_eq!(idx.lookup_in(slot, SeriesId(7), &a), None);
     }
+
     #[test]
     fn removing_the_id_holder_hands_the_id_to_a_colliding_series() {
         let mut idx = SeriesIndex::default();

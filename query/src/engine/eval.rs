@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 use strata_schemas::{Labels, METRIC_NAME, ReadStore, SeriesData, TenantId, TimeRange};
 
-/// State shared by every node of one query: store, tenant, limits.
 /// Most series an inline run loads (a device's fields, a few devices).
 pub(crate) const INLINE_MAX_SERIES: usize = 64;
 /// Most samples an inline run loads.
@@ -17,6 +16,7 @@ pub(crate) const INLINE_MAX_SAMPLES: usize = 50_000;
 /// the range functions' parallel threshold, so an inline run stays on its thread).
 pub(crate) const INLINE_MAX_STEPS: i64 = 1_000;
 
+/// State shared by every node of one query: store, tenant, limits.
 pub(crate) struct Ctx<'a> {
     pub(crate) store: &'a dyn ReadStore,
     pub(crate) tenant: &'a TenantId,
