@@ -28,7 +28,7 @@ use crate::read::{column, labels_equal, row_labels};
 use crate::series::SeriesIndex;
 use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
-use crate::write::{DeviceBucket, SeriesColumns, table_buckets, write_groups};
+use crate::write::{DeviceBucket, SeriesColumns, series_order, table_buckets, write_groups};
 
 const MS_PER_DAY: i64 = 86_400_000;
 const BATCH_ROWS: usize = 64 * 1024;
@@ -101,30 +101,53 @@ struct Group {
     points: Vec<RollupPoint>,
 }
 
+/// The window columns of a rollup scan batch: one [`RollupPoint`] per row.
+struct PointColumns<'a> {
+    ts: &'a PrimitiveArray<TimestampMicrosecondType>,
+    min: &'a PrimitiveArray<Float64Type>,
+    max: &'a PrimitiveArray<Float64Type>,
+    sum: &'a PrimitiveArray<Float64Type>,
+    count: &'a PrimitiveArray<Int64Type>,
+    last: &'a PrimitiveArray<Float64Type>,
+    last_ts: &'a PrimitiveArray<TimestampMicrosecondType>,
+}
+
+impl<'a> PointColumns<'a> {
+    fn of(batch: &'a RecordBatch, tenant: &TenantId) -> Result<Self> {
+        Ok(Self {
+            ts: column(batch, "ts", tenant)?,
+            min: column(batch, "min", tenant)?,
+            max: column(batch, "max", tenant)?,
+            sum: column(batch, "sum", tenant)?,
+            count: column(batch, "count", tenant)?,
+            last: column(batch, "last", tenant)?,
+            last_ts: column(batch, "last_ts", tenant)?,
+        })
+    }
+
+    /// Row `i` as a point (timestamps µs → ms).
+    fn point(&self, i: usize) -> RollupPoint {
+        RollupPoint {
+            end: self.ts.value(i).div_euclid(1000),
+            min: self.min.value(i),
+            max: self.max.value(i),
+            sum: self.sum.value(i),
+            count: u64::try_from(self.count.value(i)).unwrap_or(0),
+            last: self.last.value(i),
+            last_ts: self.last_ts.value(i).div_euclid(1000),
+        }
+    }
+}
+
 fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<Group>>) -> Result<()> {
     let corrupt = |detail: &str| Error::Corrupted { tenant: tenant.clone(), detail: detail.into() };
     let map: &MapArray = column(batch, "labels", tenant)?;
     let keys = map.keys().as_string_opt::<i32>().ok_or_else(|| corrupt("labels keys are not strings"))?;
     let values = map.values().as_string_opt::<i32>().ok_or_else(|| corrupt("labels values are not strings"))?;
     let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
-    let ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?;
-    let min = column::<PrimitiveArray<Float64Type>>(batch, "min", tenant)?;
-    let max = column::<PrimitiveArray<Float64Type>>(batch, "max", tenant)?;
-    let sum = column::<PrimitiveArray<Float64Type>>(batch, "sum", tenant)?;
-    let count = column::<PrimitiveArray<Int64Type>>(batch, "count", tenant)?;
-    let last = column::<PrimitiveArray<Float64Type>>(batch, "last", tenant)?;
-    let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
+    let cols = PointColumns::of(batch, tenant)?;
     // Only read when merging files (queries do not project it).
     let devs = batch.column_by_name("device_hash").and_then(|c| c.as_primitive_opt::<Int64Type>());
-    let point = |i: usize| RollupPoint {
-        end: ts.value(i).div_euclid(1000),
-        min: min.value(i),
-        max: max.value(i),
-        sum: sum.value(i),
-        count: u64::try_from(count.value(i)).unwrap_or(0),
-        last: last.value(i),
-        last_ts: last_ts.value(i).div_euclid(1000),
-    };
     // Rows come sorted by series: collect a run of one series' rows, then
     // hand it to its group (one hash lookup per run, not per row).
     let mut run: Option<(i64, usize, Labels)> = None;
@@ -135,7 +158,7 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
             && *rid == id
             && labels_equal(map, keys, values, i, labels)
         {
-            buf.push(point(i));
+            buf.push(cols.point(i));
             continue;
         }
         if let Some((rid, idx, _)) = run.take() {
@@ -154,7 +177,7 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
             }
         };
         run = Some((id, idx, list[idx].labels.clone()));
-        buf.push(point(i));
+        buf.push(cols.point(i));
     }
     if let Some((rid, idx, _)) = run {
         groups.entry(rid).or_default()[idx].points.append(&mut buf);
@@ -177,13 +200,7 @@ fn absorb_ids(
         return Ok(()); // the labels-column read answers instead
     }
     let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
-    let ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?;
-    let min = column::<PrimitiveArray<Float64Type>>(batch, "min", tenant)?;
-    let max = column::<PrimitiveArray<Float64Type>>(batch, "max", tenant)?;
-    let sum = column::<PrimitiveArray<Float64Type>>(batch, "sum", tenant)?;
-    let count = column::<PrimitiveArray<Int64Type>>(batch, "count", tenant)?;
-    let last = column::<PrimitiveArray<Float64Type>>(batch, "last", tenant)?;
-    let last_ts = column::<PrimitiveArray<TimestampMicrosecondType>>(batch, "last_ts", tenant)?;
+    let cols = PointColumns::of(batch, tenant)?;
     let ids = ids.values();
     let mut i = 0;
     while i < ids.len() {
@@ -200,15 +217,7 @@ fn absorb_ids(
                 if out.capacity() == 0 {
                     out.reserve(windows.max(end - i));
                 }
-                out.extend((i..end).map(|j| RollupPoint {
-                    end: ts.value(j).div_euclid(1000),
-                    min: min.value(j),
-                    max: max.value(j),
-                    sum: sum.value(j),
-                    count: u64::try_from(count.value(j)).unwrap_or(0),
-                    last: last.value(j),
-                    last_ts: last_ts.value(j).div_euclid(1000),
-                }));
+                out.extend((i..end).map(|j| cols.point(j)));
             }
         }
         i = end;
@@ -318,11 +327,7 @@ impl ColdTier {
             }
         }
         for rows in groups.values_mut() {
-            rows.sort_by(|(a, _), (b, _)| {
-                let ka = (a.labels.metric_name(), a.series_id.0 as i64);
-                let kb = (b.labels.metric_name(), b.series_id.0 as i64);
-                ka.cmp(&kb).then_with(|| a.labels.cmp(&b.labels))
-            });
+            rows.sort_by(|(a, _), (b, _)| series_order((&a.labels, a.series_id), (&b.labels, b.series_id)));
         }
         let mut out =
             write_groups(&table, &self.config, tenant, groups, |s, rows| build_rollup_batches(s, rows), file_prefix)

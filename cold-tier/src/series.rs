@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::read::{column, row_labels};
 use crate::table::{SUMMARY_ROWS, SUMMARY_SERIES_OF, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
-use crate::write::{DeviceBucket, SeriesColumns, table_buckets, write_groups};
+use crate::write::{DeviceBucket, SeriesColumns, series_order, table_buckets, write_groups};
 
 const BATCH_ROWS: usize = 64 * 1024;
 
@@ -129,11 +129,7 @@ impl ColdTier {
             groups.entry((0, bucket_fn.of(e.device_hash).map_err(corrupt)?)).or_default().push(e);
         }
         for rows in groups.values_mut() {
-            rows.sort_by(|a, b| {
-                let ka = (a.labels.metric_name(), a.series_id.0 as i64);
-                let kb = (b.labels.metric_name(), b.series_id.0 as i64);
-                ka.cmp(&kb).then_with(|| a.labels.cmp(&b.labels))
-            });
+            rows.sort_by(|a, b| series_order((&a.labels, a.series_id), (&b.labels, b.series_id)));
         }
         let mut out =
             write_groups(&table, &self.config, tenant, groups, |s, rows| build_series_batches(s, rows), file_prefix)

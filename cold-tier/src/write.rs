@@ -28,7 +28,7 @@ use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use strata_schemas::{Sample, TenantId};
+use strata_schemas::{Labels, Sample, SeriesId, TenantId};
 
 use crate::config::ColdTierConfig;
 use crate::error::{Error, Result};
@@ -73,12 +73,19 @@ fn partition_rows(series: &[SeriesSamples], buckets: u32) -> Result<BTreeMap<(i6
     }
     for rows in groups.values_mut() {
         rows.sort_by(|a, b| {
-            let ka = (a.series.labels.metric_name(), a.series.series_id.0 as i64);
-            let kb = (b.series.labels.metric_name(), b.series.series_id.0 as i64);
-            ka.cmp(&kb).then_with(|| a.series.labels.cmp(&b.series.labels))
+            series_order((&a.series.labels, a.series.series_id), (&b.series.labels, b.series.series_id))
         });
     }
     Ok(groups)
+}
+
+/// The order a file's rows are written in, every table alike: metric, then
+/// series id as its signed column holds it (the tables' sort order), then
+/// labels (ids that collide stay apart, in a stable order).
+pub(crate) fn series_order(a: (&Labels, SeriesId), b: (&Labels, SeriesId)) -> std::cmp::Ordering {
+    let ka = (a.0.metric_name(), a.1.0 as i64);
+    let kb = (b.0.metric_name(), b.1.0 as i64);
+    ka.cmp(&kb).then_with(|| a.0.cmp(b.0))
 }
 
 /// Builds Arrow batches of at most [`BATCH_ROWS`] rows (a series may span two).
