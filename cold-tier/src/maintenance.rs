@@ -43,10 +43,10 @@ use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, MetadataLocation};
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use strata_schemas::{Labels, Sample, SeriesId, TenantId};
 
 use crate::error::{Error, Result};
+use crate::read::each_file_batch;
 use crate::tier::{ColdTier, SeriesSamples, WrittenFiles};
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -285,14 +285,7 @@ impl ColdTier {
         let mut groups: BTreeMap<(i64, Labels), SeriesSamples> = BTreeMap::new();
         for p in paths {
             let bytes = storage.read(p).await.map_err(maint_err(tenant, "reading data file"))?;
-            let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
-                .map_err(|e| corrupt(format!("{p}: {e}")))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| corrupt(format!("{p}: {e}")))?;
-                absorb_rows(&batch, tenant, &mut groups)?;
-            }
+            each_file_batch(bytes, p, tenant, |batch| absorb_rows(batch, tenant, &mut groups))?;
         }
         let mut out: Vec<SeriesSamples> = groups.into_values().collect();
         for s in &mut out {

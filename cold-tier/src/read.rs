@@ -76,6 +76,26 @@ pub(crate) fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, tenant:
     })
 }
 
+/// Decodes one whole Parquet data file held in memory (`path` names it in
+/// errors), handing each record batch to `each`: the small-file merges of
+/// every table read their inputs this way.
+pub(crate) fn each_file_batch<T: parquet::file::reader::ChunkReader + 'static>(
+    bytes: T,
+    path: &str,
+    tenant: &TenantId,
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let corrupt =
+        |e: &dyn std::fmt::Display| Error::Corrupted { tenant: tenant.clone(), detail: format!("{path}: {e}") };
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.build())
+        .map_err(|e| corrupt(&e))?;
+    for batch in reader {
+        each(&batch.map_err(|e| corrupt(&e))?)?;
+    }
+    Ok(())
+}
+
 /// True when row `i`'s label map equals `labels` (no allocation).
 pub(crate) fn labels_equal(
     map: &MapArray,

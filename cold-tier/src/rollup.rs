@@ -24,7 +24,7 @@ use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use strata_schemas::{Labels, Matcher, RollupPoint, RollupSeries, Sample, SeriesId, TenantId, TimeRange};
 
 use crate::error::{Error, Result};
-use crate::read::{column, labels_equal, row_labels};
+use crate::read::{column, each_file_batch, labels_equal, row_labels};
 use crate::series::SeriesIndex;
 use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
@@ -267,12 +267,7 @@ impl ColdTier {
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
         for p in paths {
             let bytes = storage.read(p).await.map_err(|e| corrupt(format!("reading {p}: {e}")))?;
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
-                .map_err(|e| corrupt(format!("{p}: {e}")))?;
-            for batch in reader {
-                absorb(&batch.map_err(|e| corrupt(format!("{p}: {e}")))?, tenant, &mut groups)?;
-            }
+            each_file_batch(bytes, p, tenant, |batch| absorb(batch, tenant, &mut groups))?;
         }
         let mut out: Vec<SeriesRollup> = groups
             .into_iter()

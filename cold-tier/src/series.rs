@@ -33,7 +33,7 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use strata_schemas::{Labels, Matcher, SeriesId, TenantId, TimeRange};
 
 use crate::error::{Error, Result};
-use crate::read::{column, row_labels};
+use crate::read::{column, each_file_batch, row_labels};
 use crate::table::{SUMMARY_ROWS, SUMMARY_SERIES_OF, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
 use crate::write::{DeviceBucket, SeriesColumns, series_order, table_buckets, write_groups};
@@ -188,14 +188,11 @@ impl ColdTier {
         let mut seen: HashMap<(i64, u64), SeriesEntry> = HashMap::new();
         for p in paths {
             let bytes = storage.read(p).await.map_err(|e| corrupt(format!("reading {p}: {e}")))?;
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .and_then(|b| b.build())
-                .map_err(|e| corrupt(format!("{p}: {e}")))?;
-            for batch in reader {
-                entries_of(&batch.map_err(|e| corrupt(format!("{p}: {e}")))?, tenant, |e| {
+            each_file_batch(bytes, p, tenant, |batch| {
+                entries_of(batch, tenant, |e| {
                     seen.entry(series_key(e.series_id, &e.labels)).or_insert(e);
-                })?;
-            }
+                })
+            })?;
         }
         let mut out: Vec<SeriesEntry> = seen.into_values().collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
