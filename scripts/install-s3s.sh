@@ -31,6 +31,9 @@ mkdir -p "$TOOLS/build"
 echo "install-s3s: building s3s-fs $VERSION into $ROOT (takes minutes)"
 # CARGO_TARGET_DIR would override --target-dir and mix this build with the
 # workspace's; unset it for this command only.
+# The same light release profile as tansu's build (scripts/tool-build-profile.sh),
+# in the same target dir, so the two share their common dependencies.
+. "$(dirname "$0")/tool-build-profile.sh"
 env -u CARGO_TARGET_DIR nice -n 5 cargo install --locked "s3s-fs@$VERSION" --features binary \
     --root "$ROOT" --target-dir "$TOOLS/build"
 

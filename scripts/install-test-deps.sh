@@ -40,7 +40,11 @@ if ! command -v prometheus >/dev/null 2>&1; then
     as_root apt-get update -q
     # --no-install-recommends: the binary is all the tests need; the package's
     # service is not used (the tests start their own instances).
-    as_root apt-get install -y -q --no-install-recommends prometheus
+    # PostgreSQL in the same transaction when it is missing too (one
+    # `apt-get update`, one install; scripts/install-postgres.sh then finds it).
+    pkgs=(prometheus)
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pkgs+=(postgresql)
+    as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 fi
 
 echo "install-test-deps: $(command -v prometheus): $(prometheus --version 2>&1 | head -n 1)"
@@ -65,7 +69,10 @@ if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
     echo "install-test-deps: building tansu $TANSU_VERSION into $TANSU_ROOT (takes a while, once)"
     mkdir -p "$TOOLS"
     # Its own target dir: CI exports CARGO_TARGET_DIR for the workspace.
-    (unset CARGO_TARGET_DIR; cargo install --locked "tansu@$TANSU_VERSION" --features dynostore \
+    # A light release profile (no LTO, opt-level 1, many codegen units): the
+    # tests need a working broker, not a fast one, and this halves a cold build.
+    (unset CARGO_TARGET_DIR; . "$(dirname "$0")/tool-build-profile.sh"
+     cargo install --locked "tansu@$TANSU_VERSION" --features dynostore \
         --root "$TANSU_ROOT" --target-dir "$TOOLS/build")
 fi
 echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --version 2>&1 | head -n 1)"
