@@ -1,10 +1,13 @@
-//! Token → tenant resolution from the configuration.
+//! Token → tenant resolution from the configuration (`[auth] tokens`).
 //!
-//! With no tokens configured every request belongs to the `default` tenant
-//! (a single-user install needs no setup). With tokens configured, every
-//! request must carry `Authorization: Token <t>` or `Bearer <t>`. Tokens are
-//! compared in constant time. The tenant registry with hashed, revocable,
-//! read-only/write-only tokens replaces this in the tenancy issue.
+//! A fixed table of `token → tenant`, consulted by the tenant registry
+//! ([`crate::registry::Registry`]) for tokens that are not registry tokens
+//! (`st_…`). Every request must carry `Authorization: Token <t>` or
+//! `Bearer <t>`; a token that is not in the table is refused, and so is every
+//! token when the table is empty. Whether a node is in *open mode* (every
+//! request the tenant `default`, no token needed) is the registry's decision,
+//! never this table's: an empty table here means "no static token", not
+//! "anyone may act as `default`". Tokens are compared in constant time.
 
 use std::collections::BTreeMap;
 use strata_schemas::tenant::parse_authorization;
@@ -46,9 +49,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 impl TenantResolver for StaticTokens {
     fn resolve(&self, authorization: Option<&str>, _access: Access) -> Result<TenantId, AuthError> {
-        if self.tokens.is_empty() {
-            return Ok(TenantId::default_tenant());
-        }
         let token = parse_authorization(authorization.ok_or(AuthError::MissingToken)?)?;
         let mut found = None;
         for (t, tenant) in &self.tokens {
@@ -65,10 +65,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_tokens_means_default_tenant() {
+    fn an_empty_table_refuses_every_token() {
+        // Open mode is the registry's decision; the table never grants `default`.
         let r = StaticTokens::new(&BTreeMap::new()).unwrap();
-        assert_eq!(r.resolve(None, Access::Write).unwrap().as_str(), "default");
-        assert_eq!(r.resolve(Some("Token whatever"), Access::Read).unwrap().as_str(), "default");
+        assert_eq!(r.resolve(None, Access::Write), Err(AuthError::MissingToken));
+        assert_eq!(r.resolve(Some("Token whatever"), Access::Read), Err(AuthError::InvalidToken));
+        assert_eq!(r.resolve(Some("Bearer garbage"), Access::Write), Err(AuthError::InvalidToken));
     }
 
     #[test]

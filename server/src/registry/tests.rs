@@ -22,6 +22,28 @@ async fn open_mode_until_the_first_tenant() {
 }
 
 #[tokio::test]
+async fn after_open_mode_an_unknown_token_is_refused_whatever_its_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path()).await;
+    // Open mode: anything goes, as the tenant `default`.
+    assert_eq!(r.resolve(Some("Bearer garbage"), Access::Read).unwrap().as_str(), "default");
+    r.store().create_tenant(&acme(), 1).await.unwrap();
+    r.reload().await.unwrap();
+    // No static token is configured: nothing that is not a live registry
+    // token may act as any tenant, `default` included.
+    for header in ["Bearer garbage", "Token x", "Token st_nope", "Bearer st_abc_def", "Token default"] {
+        assert_eq!(r.resolve(Some(header), Access::Read), Err(AuthError::InvalidToken), "{header}");
+        assert_eq!(r.resolve(Some(header), Access::Write), Err(AuthError::InvalidToken), "{header}");
+    }
+    // The open-mode data stays the tenant `default`'s, reachable through a
+    // token issued for `default` once it is registered.
+    let default = TenantId::default_tenant();
+    r.store().create_tenant(&TenantPolicy::new(default.clone(), "eu"), 2).await.unwrap();
+    let (_, token) = r.issue_token(&default, TokenAccess::Read, "", 3).await.unwrap();
+    assert_eq!(r.resolve(Some(&format!("Bearer {token}")), Access::Read).unwrap(), default);
+}
+
+#[tokio::test]
 async fn tokens_resolve_with_their_access_and_die_when_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let r = registry(dir.path()).await;

@@ -201,3 +201,47 @@ async fn admin_api_needs_the_admin_token() {
     assert_eq!(r.status(), 200);
     assert!(!dir.path().join("admin.token").exists(), "a configured token is not written to disk");
 }
+
+/// Issue 13, item 2: once open mode has ended, a token that is not a live
+/// registry token (or a configured static token) is refused — it used to act
+/// as the tenant `default`, read and write, whatever its text (the admin
+/// token included). The open-mode data stays the tenant `default`'s,
+/// reachable only through a token issued for `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_open_mode_unknown_tokens_are_refused_and_open_mode_data_stays_defaults() {
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[("STRATA_ADMIN__TOKEN", "the-admin-token-of-this-node")]);
+    let c = client();
+    let t = now_ms() / 1000 * 1000 - 60_000;
+
+    // Open mode: no token needed.
+    let (status, body) = write(&c, &s, "/api/v2/write?precision=ms", format!("secret,device=d1 v=42 {t}").into(), false).await;
+    assert_eq!(status, 204, "{body}");
+    admin_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "acme"]);
+    // Past the registry's reload period, on this node or one sharing the registry.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+    for token in ["garbage", "x", "default", "the-admin-token-of-this-node", "st_nope", "st_abc_def"] {
+        let (status, v) = query_as(&c, &s, token, "secret_v", t + 1000).await;
+        assert_eq!(status, 401, "query with token {token:?} must be refused: {v}");
+        assert_eq!(v["errorType"], "unauthorized", "{v}");
+        let (status, _, body) = write_as(&c, &s, token, format!("secret,device=d1 v=666 {t}")).await;
+        assert_eq!(status, 401, "write with token {token:?} must be refused: {body}");
+    }
+    let anon = c.get(s.url("/api/v1/query")).query(&[("query", "secret_v")]).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+
+    // The open-mode sample is still there, unchanged, for a token issued for `default`.
+    admin_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "default"]);
+    let token = admin_json(
+        &s,
+        dir.path(),
+        &["--admin-token", "the-admin-token-of-this-node", "tokens", "issue", "default", "--access", "read"],
+    )["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, v) = query_as(&c, &s, &token, "secret_v", t + 1000).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(single_value(&v["data"]), 42.0, "{v}");
+}
