@@ -25,8 +25,9 @@
 //!
 //! ```text
 //! line        = measurement { "," tag } " "+ field { "," field } [ " "+ timestamp ] " "*
-//! tag         = key "=" key                    both non-empty; keys distinct
-//! field       = key "=" field_value            at least one; a repeated key keeps its last value
+//! tag         = key "=" key                    both non-empty; keys distinct; at most `max_tags`
+//! field       = key "=" field_value            at least one; a repeated key keeps its last value;
+//!                                              at most `max_fields` distinct keys
 //! field_value = float | integer | unsigned | boolean | string
 //! float       = [ "-" ] ( digits [ "." [ digits ] ] | "." digits ) [ ( "e" | "E" ) [ "+" | "-" ] digits ]
 //! integer     = [ "-" ] digits "i"             i64
@@ -42,6 +43,30 @@
 //! position of its first occurrence and the value of its last, as InfluxDB
 //! does. Naming rules beyond the syntax (such as the reference's reserved `_`
 //! prefix) are policy and belong to ingest validation.
+//!
+//! # Control characters
+//!
+//! Names (the measurement, tag keys and field keys) may not contain control
+//! characters (Unicode category Cc: C0 U+0000–U+001F, DEL U+007F, C1
+//! U+0080–U+009F), escaped or not; tag values may not either, except tab.
+//! The error points at the offending character. This is stricter than
+//! InfluxDB, and than Prometheus for values (it allows any UTF-8 there):
+//! names become Prometheus metric and label names, whose rules never allowed
+//! control characters; in values a NUL or an escape sequence is never a real
+//! device's tag but does cut strings in C-based tools and rewrites terminals
+//! that show a label, and refusing them keeps every stored label printable.
+//! Tab stays allowed in values as harmless whitespace. String field values
+//! are not checked: they are not stored.
+//!
+//! # Bounds
+//!
+//! [`ParseOptions`] caps the tags and the distinct fields of one line; the
+//! first key over a cap ends the line with an error at that key
+//! ([`ParseErrorKind::TooManyTags`], [`ParseErrorKind::TooManyFields`]), so a
+//! line of a million fields costs no more than the cap. Finding repeated
+//! keys is linear in the keys of the line whatever their number: a 64-bit
+//! filter and a short scan for the first few keys, then a hash index
+//! (SipHash with a random key, so a client cannot choose colliding keys).
 //!
 //! # Escaping
 //!
@@ -69,7 +94,11 @@
 //! from the input unless they contain an escape; simple floats are converted
 //! without going through `str::parse`. The only allocations per line are the
 //! tag and field vectors, sized from the previous line — or none at all with
-//! [`Lines::next_into`], which reuses the caller's [`ParsedLine`].
+//! [`Lines::next_into`], which reuses the caller's [`ParsedLine`] — and, on
+//! a line of more than 16 tags or fields, the duplicate-key index. The
+//! control-character check rides on the byte-class lookup the scan already
+//! does: a token is checked character by character only when it holds a byte
+//! that may start one.
 
 mod escape;
 mod number;
@@ -134,13 +163,48 @@ pub struct ParseError {
     pub column: usize,
     /// What was expected or what is wrong.
     pub message: String,
+    /// Which rule the line broke.
+    pub kind: ParseErrorKind,
+}
+
+/// What kind of rule a [`ParseError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// The syntax, UTF-8, a control character, a value out of range.
+    Invalid,
+    /// More tags than [`ParseOptions::max_tags`]; the column is the first tag over it.
+    TooManyTags,
+    /// More distinct fields than [`ParseOptions::max_fields`]; the column is the first field over it.
+    TooManyFields,
+}
+
+/// Bounds applied while parsing, so that an oversized line costs no more
+/// than its allowed part. The default bounds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Most tags on one line.
+    pub max_tags: usize,
+    /// Most distinct field keys on one line.
+    pub max_fields: usize,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self { max_tags: usize::MAX, max_fields: usize::MAX }
+    }
 }
 
 /// Iterates the lines of `input`, skipping blank lines and comments.
 ///
 /// Yields one result per point line; an error affects only its own line.
 pub fn parse_lines(input: &[u8]) -> Lines<'_> {
-    Lines { rest: input, line_no: 0, tags_hint: 0, fields_hint: 0 }
+    parse_lines_with(input, ParseOptions::default())
+}
+
+/// [`parse_lines`] with bounds on the tags and fields of a line.
+pub fn parse_lines_with(input: &[u8], options: ParseOptions) -> Lines<'_> {
+    Lines { rest: input, line_no: 0, tags_hint: 0, fields_hint: 0, options }
 }
 
 /// The iterator returned by [`parse_lines`].
@@ -153,6 +217,8 @@ pub struct Lines<'a> {
     /// Capacity for the next line's vectors: the previous line's counts.
     tags_hint: usize,
     fields_hint: usize,
+    /// Bounds of every line.
+    options: ParseOptions,
 }
 
 impl<'a> Lines<'a> {
@@ -187,12 +253,12 @@ impl<'a> Lines<'a> {
 
     fn parse_raw(&self, raw: &'a [u8], start: usize, out: &mut ParsedLine<'a>) -> Result<(), ParseError> {
         match std::str::from_utf8(raw) {
-            Ok(line) => parse::parse_line(line, start, self.line_no, out),
+            Ok(line) => parse::parse_line(line, start, self.line_no, self.options, out),
             Err(e) => {
                 let at = e.valid_up_to();
                 let byte = raw.get(at).copied().unwrap_or_default();
                 let message = format!("invalid UTF-8 (byte 0x{byte:02x}); line protocol must be UTF-8");
-                Err(ParseError { line: self.line_no, column: at + 1, message })
+                Err(ParseError { line: self.line_no, column: at + 1, message, kind: ParseErrorKind::Invalid })
             }
         }
     }

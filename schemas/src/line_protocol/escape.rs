@@ -12,6 +12,13 @@
 //! STRING       '"'                '"'  '\'               string field values (inside the quotes)
 //! VALUE        ','  ' '           (none)                 numbers and booleans
 //! ```
+//!
+//! A fifth bit, [`CONTROL`], marks the bytes that may start a control
+//! character (C0, DEL, and `0xC2`, the lead byte of the C1 controls
+//! U+0080–U+009F, shared with characters like `°`). It never ends a token:
+//! [`scan`] only reports that the token holds such a byte, so the caller
+//! checks the token precisely only then, and the common case costs nothing
+//! more than the table lookup it already does.
 
 use std::borrow::Cow;
 
@@ -23,6 +30,13 @@ pub(super) const KEY: u8 = 1 << 1;
 pub(super) const STRING: u8 = 1 << 2;
 /// Unquoted field values (numbers and booleans).
 pub(super) const VALUE: u8 = 1 << 3;
+/// Bytes that may start a control character (see the module doc).
+const CONTROL: u8 = 1 << 4;
+
+/// [`scan`] flag: the token contains a backslash, so it may need unescaping.
+pub(super) const HAS_BACKSLASH: u8 = 1;
+/// [`scan`] flag: the token contains a byte that may start a control character.
+pub(super) const MAYBE_CONTROL: u8 = 1 << 1;
 
 /// `CLASSES[b]` holds the class bits of every class byte `b` belongs to.
 static CLASSES: [u8; 256] = build_classes();
@@ -34,6 +48,13 @@ const fn build_classes() -> [u8; 256] {
     table[b'=' as usize] = KEY;
     table[b'"' as usize] = STRING;
     table[b'\\' as usize] = MEASUREMENT | KEY | STRING;
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = CONTROL;
+        b += 1;
+    }
+    table[0x7F] = CONTROL;
+    table[0xC2] = CONTROL;
     table
 }
 
@@ -46,25 +67,42 @@ pub(super) fn in_class(b: u8, class: u8) -> bool {
 /// Scans a token of `class` that starts at `start`.
 ///
 /// Returns the index of the first byte that ends the token (or `bytes.len()`)
-/// and whether the token contains a backslash, i.e. may need unescaping. A
-/// backslash always takes the next byte into the token: either that byte is
-/// escapable (so it is escaped) or it is an ordinary byte (so the backslash is
-/// literal), and every byte that ends an escapable token is escapable.
+/// and flags: [`HAS_BACKSLASH`] when the token contains a backslash, i.e. may
+/// need unescaping, and [`MAYBE_CONTROL`] when it contains a byte that may
+/// start a control character. A backslash always takes the next byte into the
+/// token: either that byte is escapable (so it is escaped) or it is an
+/// ordinary byte (so the backslash is literal), and every byte that ends an
+/// escapable token is escapable.
 #[inline(always)]
-pub(super) fn scan(bytes: &[u8], start: usize, class: u8) -> (usize, bool) {
+pub(super) fn scan(bytes: &[u8], start: usize, class: u8) -> (usize, u8) {
+    let stop = class | CONTROL;
     let mut i = start;
-    let mut backslash = false;
+    let mut flags = 0;
     while let Some(&b) = bytes.get(i) {
-        if in_class(b, class) {
-            if b != b'\\' {
-                return (i, backslash);
+        let c = CLASSES[usize::from(b)];
+        if c & stop != 0 {
+            if c & class == 0 {
+                flags |= MAYBE_CONTROL;
+            } else if b != b'\\' {
+                return (i, flags);
+            } else {
+                flags |= HAS_BACKSLASH;
+                i += 1;
+                if bytes.get(i).is_some_and(|&next| CLASSES[usize::from(next)] & CONTROL != 0) {
+                    flags |= MAYBE_CONTROL;
+                }
             }
-            backslash = true;
-            i += 1;
         }
         i += 1;
     }
-    (bytes.len(), backslash)
+    (bytes.len(), flags)
+}
+
+/// The first control character of `text` (Unicode category Cc: U+0000–U+001F
+/// and U+007F–U+009F), tab excepted when `allow_tab`: its byte offset and
+/// the character.
+pub(super) fn first_control(text: &str, allow_tab: bool) -> Option<(usize, char)> {
+    text.char_indices().find(|&(_, c)| c.is_control() && !(allow_tab && c == '\t'))
 }
 
 /// Removes the escaping backslashes of `class` from `raw`.

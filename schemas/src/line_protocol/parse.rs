@@ -6,10 +6,12 @@
 //! is and says what was expected there.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
-use super::escape::{self, KEY, MEASUREMENT, STRING, VALUE};
+use super::escape::{self, HAS_BACKSLASH, KEY, MAYBE_CONTROL, MEASUREMENT, STRING, VALUE};
 use super::number::{self, NumError};
-use super::{FieldValue, MAX_STRING_LEN, ParseError, ParsedLine};
+use super::{FieldValue, MAX_STRING_LEN, ParseError, ParseErrorKind, ParseOptions, ParsedLine};
 
 /// Parses `line` (without its line ending) into `out`, reusing the capacity of
 /// `out.tags` and `out.fields`. `start` is the index of the first byte after
@@ -18,13 +20,14 @@ pub(super) fn parse_line<'a>(
     line: &'a str,
     start: usize,
     line_no: usize,
+    options: ParseOptions,
     out: &mut ParsedLine<'a>,
 ) -> Result<(), ParseError> {
     out.line_no = line_no;
     out.tags.clear();
     out.fields.clear();
     out.timestamp = None;
-    let mut parser = LineParser { line, bytes: line.as_bytes(), pos: start, line_no };
+    let mut parser = LineParser { line, bytes: line.as_bytes(), pos: start, line_no, options };
     out.measurement = parser.measurement()?;
     parser.tag_set(&mut out.tags)?;
     parser.field_separator()?;
@@ -40,6 +43,7 @@ struct LineParser<'a> {
     /// Index of the next byte to read.
     pos: usize,
     line_no: usize,
+    options: ParseOptions,
 }
 
 impl<'a> LineParser<'a> {
@@ -48,18 +52,39 @@ impl<'a> LineParser<'a> {
     }
 
     fn error(&self, at: usize, message: String) -> ParseError {
-        ParseError { line: self.line_no, column: at + 1, message }
+        ParseError { line: self.line_no, column: at + 1, message, kind: ParseErrorKind::Invalid }
     }
 
     /// Scans a token of `class` from the cursor and unescapes it.
-    /// Returns the token and where it started.
-    fn token(&mut self, class: u8) -> (Cow<'a, str>, usize) {
+    /// Returns the token, where it started and whether it may hold a
+    /// control character (see [`Self::refuse_controls`]).
+    fn token(&mut self, class: u8) -> (Cow<'a, str>, usize, bool) {
         let start = self.pos;
-        let (end, backslash) = escape::scan(self.bytes, start, class);
+        let (end, flags) = escape::scan(self.bytes, start, class);
         self.pos = end;
         let raw = escape::ascii_slice(self.line, start, end);
-        let text = if backslash { escape::unescape(raw, class) } else { Cow::Borrowed(raw) };
-        (text, start)
+        let text = if flags & HAS_BACKSLASH != 0 { escape::unescape(raw, class) } else { Cow::Borrowed(raw) };
+        (text, start, flags & MAYBE_CONTROL != 0)
+    }
+
+    /// Refuses a control character in the token `start..self.pos` (as
+    /// written: escaping never removes one), tab excepted when `allow_tab`.
+    /// `what` names the token in the message.
+    fn refuse_controls(&self, start: usize, allow_tab: bool, what: impl FnOnce() -> String) -> Result<(), ParseError> {
+        let raw = escape::ascii_slice(self.line, start, self.pos);
+        match escape::first_control(raw, allow_tab) {
+            None => Ok(()),
+            Some((at, c)) => {
+                let allowed = if allow_tab { " (tab is the only one allowed there)" } else { "" };
+                let message =
+                    format!("control character U+{:04X} in {}: control characters are not allowed{allowed}", u32::from(c), what());
+                Err(self.error(start + at, message))
+            }
+        }
+    }
+
+    fn too_many(&self, at: usize, kind: ParseErrorKind, message: String) -> ParseError {
+        ParseError { line: self.line_no, column: at + 1, message, kind }
     }
 
     fn skip_spaces(&mut self) {
@@ -69,21 +94,34 @@ impl<'a> LineParser<'a> {
     }
 
     fn measurement(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        let (name, start) = self.token(MEASUREMENT);
+        let (name, start, control) = self.token(MEASUREMENT);
         if name.is_empty() {
             return Err(self.error(start, "missing measurement name before ','".into()));
+        }
+        if control {
+            self.refuse_controls(start, false, || "the measurement name".into())?;
         }
         Ok(name)
     }
 
     /// Parses `(',' key '=' value)*`, rejecting duplicate keys.
     fn tag_set(&mut self, tags: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Result<(), ParseError> {
-        let mut seen = KeyFilter::default();
+        let mut seen = KeySet::default();
         while self.peek() == Some(b',') {
             self.pos += 1;
-            let (key, key_start) = self.token(KEY);
+            if tags.len() >= self.options.max_tags {
+                let message = format!("more than {} tags on one line", self.options.max_tags);
+                return Err(self.too_many(self.pos, ParseErrorKind::TooManyTags, message));
+            }
+            let (key, key_start, control) = self.token(KEY);
+            if control {
+                self.refuse_controls(key_start, false, || "a tag key".into())?;
+            }
             self.expect_key(&key, key_start, "tag")?;
-            let (value, value_start) = self.token(KEY);
+            let (value, value_start, control) = self.token(KEY);
+            if control {
+                self.refuse_controls(value_start, true, || format!("the value of tag {}", quote(&key)))?;
+            }
             if value.is_empty() {
                 let message =
                     format!("missing value for tag {} (tag values cannot be empty; omit the tag)", quote(&key));
@@ -93,7 +131,7 @@ impl<'a> LineParser<'a> {
                 let message = format!("unescaped '=' in the value of tag {} (write it as \\=)", quote(&key));
                 return Err(self.error(self.pos, message));
             }
-            if seen.maybe_contains(&key) && tags.iter().any(|(k, _)| *k == key) {
+            if seen.find(tags, &key).is_some() {
                 return Err(self.error(key_start, format!("duplicate tag key {}", quote(&key))));
             }
             tags.push((key, value));
@@ -131,9 +169,12 @@ impl<'a> LineParser<'a> {
     /// Parses `key '=' value (',' key '=' value)*`; a repeated key keeps the
     /// position of its first occurrence and the value of its last.
     fn field_set(&mut self, fields: &mut Vec<(Cow<'a, str>, FieldValue<'a>)>) -> Result<(), ParseError> {
-        let mut seen = KeyFilter::default();
+        let mut seen = KeySet::default();
         loop {
-            let (key, key_start) = self.token(KEY);
+            let (key, key_start, control) = self.token(KEY);
+            if control {
+                self.refuse_controls(key_start, false, || "a field key".into())?;
+            }
             self.expect_key(&key, key_start, "field")?;
             let value = self.field_value(&key)?;
             let next = self.peek();
@@ -143,7 +184,19 @@ impl<'a> LineParser<'a> {
                     format!("expected ',' or ' ' after the value of field {}, found {}", quote(&key), describe(next));
                 return Err(self.error(self.pos, message));
             }
-            push_field(fields, &mut seen, key, value);
+            match seen.find(fields, &key) {
+                // A repeated key overwrites the earlier value in place.
+                Some(i) => {
+                    if let Some(slot) = fields.get_mut(i) {
+                        slot.1 = value;
+                    }
+                }
+                None if fields.len() >= self.options.max_fields => {
+                    let message = format!("more than {} distinct fields on one line", self.options.max_fields);
+                    return Err(self.too_many(key_start, ParseErrorKind::TooManyFields, message));
+                }
+                None => fields.push((key, value)),
+            }
             if next != Some(b',') {
                 return Ok(());
             }
@@ -168,7 +221,7 @@ impl<'a> LineParser<'a> {
     fn string_value(&mut self, key: &str) -> Result<FieldValue<'a>, ParseError> {
         let quote_at = self.pos;
         self.pos += 1;
-        let (text, _) = self.token(STRING);
+        let (text, _, _) = self.token(STRING);
         if self.peek() != Some(b'"') {
             let message =
                 format!("unterminated string for field {} (no closing '\"' before the end of the line)", quote(key));
@@ -197,7 +250,7 @@ impl<'a> LineParser<'a> {
         let timestamp = number::parse_i64(token.as_bytes()).map_err(|e| {
             let message = match e {
                 NumError::Syntax => format!("invalid timestamp {} (expected an integer)", quote(token)),
-                NumError::Range => format!("timestamp {token} out of range for i64"),
+                NumError::Range => format!("timestamp {} out of range for i64", cut(token)),
             };
             self.error(start, message)
         })?;
@@ -208,22 +261,6 @@ impl<'a> LineParser<'a> {
         }
         Ok(Some(timestamp))
     }
-}
-
-/// Adds a field; a repeated key overwrites the earlier value in place.
-fn push_field<'a>(
-    fields: &mut Vec<(Cow<'a, str>, FieldValue<'a>)>,
-    seen: &mut KeyFilter,
-    key: Cow<'a, str>,
-    value: FieldValue<'a>,
-) {
-    if seen.maybe_contains(&key)
-        && let Some(slot) = fields.iter_mut().find(|(k, _)| *k == key)
-    {
-        slot.1 = value;
-        return;
-    }
-    fields.push((key, value));
 }
 
 /// Classifies and parses a number or boolean token; the error is the message.
@@ -247,7 +284,7 @@ fn integer_value<'a>(token: &str, key: &str) -> Result<FieldValue<'a>, String> {
     let digits = token.strip_suffix('i').unwrap_or(token);
     number::parse_i64(digits.as_bytes()).map(FieldValue::Integer).map_err(|e| match e {
         NumError::Syntax => format!("invalid integer {} for field {}", quote(token), quote(key)),
-        NumError::Range => format!("integer {digits} out of range for i64 (field {})", quote(key)),
+        NumError::Range => format!("integer {} out of range for i64 (field {})", cut(digits), quote(key)),
     })
 }
 
@@ -258,7 +295,7 @@ fn unsigned_value<'a>(token: &str, key: &str) -> Result<FieldValue<'a>, String> 
     }
     number::parse_u64(digits.as_bytes()).map(FieldValue::UInteger).map_err(|e| match e {
         NumError::Syntax => format!("invalid unsigned integer {} for field {}", quote(token), quote(key)),
-        NumError::Range => format!("unsigned integer {digits} out of range for u64 (field {})", quote(key)),
+        NumError::Range => format!("unsigned integer {} out of range for u64 (field {})", cut(digits), quote(key)),
     })
 }
 
@@ -270,7 +307,7 @@ fn float_value<'a>(token: &str, key: &str) -> Result<FieldValue<'a>, String> {
             quote(token),
             quote(key)
         ),
-        NumError::Range => format!("float {token} out of range for f64 (field {})", quote(key)),
+        NumError::Range => format!("float {} out of range for f64 (field {})", cut(token), quote(key)),
     })
 }
 
@@ -290,22 +327,95 @@ fn nan_or_infinity(token: &str, key: &str) -> String {
     format!("invalid value {} for field {}: NaN and infinity are not supported", quote(token), quote(key))
 }
 
-/// A cheap summary of the keys seen on one line, so that duplicate checks
-/// stay linear: one bit per key, picked from its length and outer bytes. A
-/// clear bit proves the key is new; a set bit means "compare to be sure".
+/// The keys seen on one line, to find a repeated key in linear time.
+///
+/// For the first [`KeySet::SMALL`] keys (the common case) a 64-bit filter,
+/// one bit per key picked from its length and outer bytes, proves most keys
+/// new, and a possible repeat is confirmed by scanning at most that many keys.
+/// Past them the filter would be saturated, and every key would cost a scan
+/// of all keys before it (quadratic: seconds for tens of thousands of
+/// fields), so the set moves to a hash index: each key's SipHash, with a key
+/// drawn at random for the line so a client cannot choose colliding keys,
+/// maps to its position.
 #[derive(Default)]
-struct KeyFilter(u64);
+struct KeySet {
+    filter: u64,
+    index: Option<KeyIndex>,
+}
 
-impl KeyFilter {
-    /// Records `key`; returns whether it may have been recorded before.
+/// Position of the first key with each hash (keys of one line are distinct).
+struct KeyIndex {
+    hasher: RandomState,
+    first: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+}
+
+impl KeySet {
+    /// Keys handled by the filter and scan before moving to the index.
+    const SMALL: usize = 16;
+
+    /// The position of `key` among the distinct keys `items`, if it is there;
+    /// otherwise records that `key` will be pushed at `items.len()`.
+    fn find<T>(&mut self, items: &[(Cow<'_, str>, T)], key: &str) -> Option<usize> {
+        if items.len() < Self::SMALL {
+            if !self.maybe_contains(key) {
+                return None;
+            }
+            return items.iter().position(|(k, _)| k == key);
+        }
+        let index = self.index.get_or_insert_with(|| KeyIndex::of(items));
+        let hash = index.hasher.hash_one(key);
+        match index.first.get(&hash) {
+            None => {
+                index.first.insert(hash, items.len());
+                None
+            }
+            Some(&i) if items.get(i).is_some_and(|(k, _)| k == key) => Some(i),
+            // Two keys with one 64-bit hash (about never): scan, still correct;
+            // a later repeat of `key` takes this path again and finds it.
+            Some(_) => items.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    /// Records `key` in the filter; returns whether it may have been recorded before.
     fn maybe_contains(&mut self, key: &str) -> bool {
         let bytes = key.as_bytes();
         let first = bytes.first().copied().map_or(0, usize::from);
         let last = bytes.last().copied().map_or(0, usize::from);
         let bit = 1u64 << ((bytes.len().wrapping_mul(31) ^ first.wrapping_mul(7) ^ last) % 64);
-        let seen = self.0 & bit != 0;
-        self.0 |= bit;
+        let seen = self.filter & bit != 0;
+        self.filter |= bit;
         seen
+    }
+}
+
+impl KeyIndex {
+    fn of<T>(items: &[(Cow<'_, str>, T)]) -> Self {
+        let hasher = RandomState::new();
+        let mut first = HashMap::with_capacity_and_hasher(items.len() * 2, BuildHasherDefault::default());
+        for (i, (k, _)) in items.iter().enumerate() {
+            first.entry(hasher.hash_one(k.as_ref())).or_insert(i);
+        }
+        Self { hasher, first }
+    }
+}
+
+/// The hasher of [`KeyIndex`]'s map, whose keys are already SipHash values.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -319,15 +429,30 @@ fn describe(found: Option<u8>) -> String {
     }
 }
 
+/// The most bytes of a name or token echoed in an error message.
+const MAX_ECHO: usize = 64;
+
 /// Quotes a name or token for an error message, cut to a readable length.
 fn quote(text: &str) -> String {
-    const MAX: usize = 64;
-    if text.len() <= MAX {
+    if text.len() <= MAX_ECHO {
         return format!("{text:?}");
     }
-    let mut end = MAX;
+    format!("{:?}… ({} bytes)", head(text), text.len())
+}
+
+/// A token for an error message, unquoted (numbers), cut like [`quote`].
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return text.to_owned();
+    }
+    format!("{}… ({} bytes)", head(text), text.len())
+}
+
+/// The first [`MAX_ECHO`] bytes of `text`, on a char boundary.
+fn head(text: &str) -> &str {
+    let mut end = MAX_ECHO.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{:?}… ({} bytes)", text.get(..end).unwrap_or_default(), text.len())
+    text.get(..end).unwrap_or_default()
 }

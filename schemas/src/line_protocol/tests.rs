@@ -138,6 +138,110 @@ fn many_distinct_fields_are_all_kept() {
     assert_eq!(field(&line, "f199"), &FieldValue::Integer(199));
 }
 
+#[test]
+fn many_fields_with_repeats_keep_first_position_and_last_value() {
+    // Past the filter's few keys the duplicate check uses the hash index.
+    let mut text: Vec<String> = (0..100).map(|i| format!("f{i}={i}i")).collect();
+    text.extend((0..100).step_by(7).map(|i| format!("f{i}={}i", i + 1000)));
+    let input = format!("m {}", text.join(","));
+    let line = one(&input);
+    assert_eq!(line.fields.len(), 100);
+    assert_eq!(line.fields[7], (Cow::Borrowed("f7"), FieldValue::Integer(1007)));
+    assert_eq!(line.fields[8], (Cow::Borrowed("f8"), FieldValue::Integer(8)));
+}
+
+#[test]
+fn duplicate_tag_past_the_filter_is_found() {
+    let tags: Vec<String> = (0..40).map(|i| format!("t{i}=v")).collect();
+    let input = format!("m,{},t33=w f=1", tags.join(","));
+    let column = input.find("t33=w").unwrap() + 1;
+    assert_error(&input, column, "duplicate tag key \"t33\"");
+}
+
+#[test]
+fn a_line_of_many_fields_parses_in_linear_time() {
+    // 200,000 distinct fields: quadratic checking took minutes, linear takes milliseconds.
+    let text: Vec<String> = (0..200_000).map(|i| format!("f{i}=1")).collect();
+    let input = format!("m {}", text.join(","));
+    let started = std::time::Instant::now();
+    assert_eq!(one(&input).fields.len(), 200_000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
+
+// ---- bounds ------------------------------------------------------------------------
+
+fn bounded(input: &str, max_tags: usize, max_fields: usize) -> Result<ParsedLine<'_>, ParseError> {
+    let mut lines = parse_lines_with(input.as_bytes(), ParseOptions { max_tags, max_fields });
+    let line = lines.next().expect("one line");
+    assert!(lines.next().is_none());
+    line
+}
+
+#[test]
+fn tags_over_the_bound_are_refused_at_the_first_extra_tag() {
+    assert!(bounded("m,a=1,b=2 f=1", 2, 10).is_ok());
+    let e = bounded("m,a=1,b=2,c=3 f=1", 2, 10).unwrap_err();
+    assert_eq!((e.line, e.column, e.kind), (1, 11, ParseErrorKind::TooManyTags), "{e}");
+    assert!(e.message.contains("more than 2 tags"), "{e}");
+    assert_eq!(bounded("m,a=1 f=1", 0, 10).unwrap_err().kind, ParseErrorKind::TooManyTags);
+}
+
+#[test]
+fn distinct_fields_over_the_bound_are_refused_at_the_first_extra_field() {
+    assert!(bounded("m a=1,b=2,a=3,b=4", 10, 2).is_ok(), "repeats do not count");
+    let e = bounded("m a=1,b=2,c=3", 10, 2).unwrap_err();
+    assert_eq!((e.line, e.column, e.kind), (1, 11, ParseErrorKind::TooManyFields), "{e}");
+    assert!(e.message.contains("more than 2 distinct fields"), "{e}");
+}
+
+#[test]
+fn a_line_over_the_field_bound_stops_early_and_the_next_line_parses() {
+    let text: Vec<String> = (0..800_000).map(|i| format!("f{i}=1")).collect();
+    let input = format!("m {}\nm ok=1\n", text.join(","));
+    let results: Vec<_> = parse_lines_with(input.as_bytes(), ParseOptions { max_tags: 29, max_fields: 1000 }).collect();
+    assert_eq!(results.len(), 2);
+    let e = results[0].as_ref().unwrap_err();
+    assert_eq!((e.line, e.kind), (1, ParseErrorKind::TooManyFields));
+    assert_eq!(e.column, input.find("f1000=").unwrap() + 1);
+    assert_eq!(results[1].as_ref().unwrap().fields.len(), 1);
+}
+
+// ---- control characters ------------------------------------------------------------
+
+#[test]
+fn control_characters_in_names_are_refused_at_their_column() {
+    assert_error("c\0pu f=1", 2, "control character U+0000 in the measurement name");
+    assert_error("cpu,h\x01st=a f=1", 6, "control character U+0001 in a tag key");
+    assert_error("cpu,host=a f\x7f=1", 13, "control character U+007F in a field key");
+    assert_error("cpu\tx f=1", 4, "control character U+0009 in the measurement name");
+    // C1 controls (two bytes in UTF-8) and escaped ones too.
+    assert_error("cpu,h\u{85}=a f=1", 6, "control character U+0085 in a tag key");
+    assert_error("cpu,h\\\0=a f=1", 7, "control character U+0000 in a tag key");
+    assert_error("cpu f\\\x1b=1", 7, "control character U+001B in a field key");
+}
+
+#[test]
+fn control_characters_in_tag_values_are_refused_except_tab() {
+    assert_error("cpu,host=a\0b f=1", 11, "control character U+0000 in the value of tag \"host\"");
+    assert_error("cpu,host=\x1b[2J f=1", 10, "control character U+001B in the value of tag \"host\"");
+    assert_error("cpu,host=a\rb f=1", 11, "(tab is the only one allowed there)");
+    assert_eq!(tags(&one("cpu,host=a\tb f=1")), [("host", "a\tb")]);
+}
+
+#[test]
+fn printable_non_ascii_next_to_c1_bytes_is_accepted() {
+    // '°' and 'ß' are C2 B0 and C3 9F: a C1 lead byte or a C1-like second byte, not controls.
+    let line = one("temp°,unit=°C,ß=ß t°=1 1");
+    assert_eq!(line.measurement, "temp°");
+    assert_eq!(tags(&line), [("unit", "°C"), ("ß", "ß")]);
+}
+
+#[test]
+fn control_characters_in_string_fields_are_kept() {
+    let line = one("m s=\"a\0b\x1b\"");
+    assert_eq!(field(&line, "s"), &FieldValue::String(Cow::Borrowed("a\0b\x1b")));
+}
+
 // ---- lines, comments, blank lines -----------------------------------------------
 
 #[test]
@@ -534,6 +638,17 @@ fn error_messages_quote_and_shorten_long_tokens() {
 }
 
 #[test]
+fn out_of_range_numbers_are_echoed_shortened() {
+    let digits = "9".repeat(100_000);
+    for input in [format!("m x={digits}i"), format!("m x={digits}u"), format!("m x={digits}"), format!("m x=1 {digits}")]
+    {
+        let e = error(&input);
+        assert!(e.message.len() < 300, "{}", e.message.len());
+        assert!(e.message.contains("… (100000 bytes)") || e.message.contains("… (100001 bytes)"), "{e}");
+    }
+}
+
+#[test]
 fn error_display_has_line_and_column() {
     let e = parse_lines(b"m f=1\nm f=1,temp").find_map(Result::err).expect("an error");
     assert_eq!(e.to_string(), "line 2, column 11: expected '=' after field key \"temp\", found the end of the line");
@@ -606,19 +721,29 @@ mod properties {
 
     use super::*;
 
-    /// Characters for names and string values, weighted towards the ones that need escaping.
-    const ALPHABET: &[char] = &[
-        'a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', '=', ' ', '"', '\\', '\\', '#', '\t', '\r', 'é', '🍭',
-        't', 'i', 'u', 'e',
-    ];
+    /// Characters for names, weighted towards the ones that need escaping
+    /// (control characters are refused in names).
+    const ALPHABET: &[char] =
+        &['a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', '=', ' ', '"', '\\', '\\', '#', 'é', '🍭', '°', 't', 'i', 'u', 'e'];
+
+    /// Characters for tag values: names' plus tab, the one control character allowed there.
+    const VALUE_ALPHABET: &[char] =
+        &['a', 'z', '0', '_', ',', '=', ' ', '"', '\\', '\\', '#', '\t', 'é', '🍭', '°', 't', 'e'];
+
+    /// Characters for string field values: anything but a newline.
+    const STRING_ALPHABET: &[char] = &['a', 'z', ',', '=', ' ', '"', '\\', '\\', '#', '\t', '\r', '\0', 'é', '🍭'];
 
     fn text(max: usize) -> impl Strategy<Value = String> {
         prop::collection::vec(prop::sample::select(ALPHABET), 1..=max).prop_map(String::from_iter)
     }
 
+    fn value_text(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(VALUE_ALPHABET), 1..=max).prop_map(String::from_iter)
+    }
+
     fn measurement() -> impl Strategy<Value = String> {
-        // Leading '#' makes a comment and leading whitespace is skipped: not representable.
-        text(8).prop_map(|s| if s.starts_with(['#', '\t', '\r']) { format!("m{s}") } else { s })
+        // Leading '#' makes a comment: not representable.
+        text(8).prop_map(|s| if s.starts_with('#') { format!("m{s}") } else { s })
     }
 
     fn distinct<V>(pairs: Vec<(String, V)>) -> Vec<(String, V)> {
@@ -633,7 +758,7 @@ mod properties {
             any::<i64>().prop_map(FieldValue::Integer),
             any::<u64>().prop_map(FieldValue::UInteger),
             any::<bool>().prop_map(FieldValue::Boolean),
-            prop::collection::vec(prop::sample::select(ALPHABET), 0..12)
+            prop::collection::vec(prop::sample::select(STRING_ALPHABET), 0..12)
                 .prop_map(|chars| FieldValue::String(Cow::Owned(String::from_iter(chars)))),
         ]
     }
@@ -641,7 +766,7 @@ mod properties {
     fn valid_line() -> impl Strategy<Value = ParsedLine<'static>> {
         (
             measurement(),
-            prop::collection::vec((text(6), text(6)), 0..4),
+            prop::collection::vec((text(6), value_text(6)), 0..4),
             prop::collection::vec((text(6), field_value()), 1..5),
             any::<Option<i64>>(),
         )
@@ -672,6 +797,9 @@ mod properties {
         b"cpu f=1 12a",
         b"cpu f=1 1 2",
         b"cpu,t=\xff f=1",
+        b"c\0pu f=1",
+        b"cpu,t=a\x1b f=1",
+        b"cpu f\x7f=1",
     ];
 
     /// Bytes that matter to the grammar, to steer random input into the parser's corners.
@@ -737,6 +865,97 @@ mod properties {
                         prop_assert_eq!(result.map_err(|e| e.to_string()), Ok(want));
                     }
                 }
+            }
+        }
+    }
+
+    /// A line `m<tags> <fields>` of plain keys, and the column of each tag and field key.
+    fn plain_line(tag_keys: &[String], field_keys: &[String]) -> (String, Vec<usize>, Vec<usize>) {
+        let mut text = String::from("m");
+        let mut tag_columns = Vec::new();
+        for k in tag_keys {
+            text.push(',');
+            tag_columns.push(text.len() + 1);
+            text.push_str(&format!("{k}=v"));
+        }
+        let mut field_columns = Vec::new();
+        for (i, k) in field_keys.iter().enumerate() {
+            text.push(if i == 0 { ' ' } else { ',' });
+            field_columns.push(text.len() + 1);
+            text.push_str(&format!("{k}={i}i"));
+        }
+        (text, tag_columns, field_columns)
+    }
+
+    /// A control character to insert, and whether it is the one allowed in tag values.
+    const CONTROLS: &[char] = &['\0', '\u{1}', '\t', '\r', '\u{1b}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}'];
+
+    proptest! {
+        /// Few distinct keys, many repeats, on both sides of the filter's key count.
+        #[test]
+        fn duplicate_checks_agree_with_a_naive_model(
+            tag_keys in prop::collection::vec("[a-f]{1,2}", 0..60),
+            field_keys in prop::collection::vec("[a-f]{1,2}", 1..80),
+        ) {
+            let (text, tag_columns, _) = plain_line(&tag_keys, &field_keys);
+            let result = parse_lines(text.as_bytes()).next().expect("one line");
+            // Model: the first tag key seen before is an error at its column.
+            let first_repeat = (0..tag_keys.len()).find(|&i| tag_keys[..i].contains(&tag_keys[i]));
+            match first_repeat {
+                Some(i) => {
+                    let e = result.expect_err("a repeated tag key");
+                    prop_assert_eq!(e.column, tag_columns[i], "{}", e);
+                    prop_assert!(e.message.starts_with("duplicate tag key"), "{}", e);
+                }
+                None => {
+                    let line = result.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    // Model: fields in order of first occurrence, each with its last value.
+                    let mut want: Vec<(String, i64)> = Vec::new();
+                    for (i, k) in field_keys.iter().enumerate() {
+                        match want.iter_mut().find(|(w, _)| w == k) {
+                            Some(slot) => slot.1 = i as i64,
+                            None => want.push((k.clone(), i as i64)),
+                        }
+                    }
+                    let got: Vec<(String, i64)> = line
+                        .fields
+                        .iter()
+                        .map(|(k, v)| match v {
+                            FieldValue::Integer(i) => (k.to_string(), *i),
+                            other => panic!("{other:?}"),
+                        })
+                        .collect();
+                    prop_assert_eq!(got, want);
+                    prop_assert_eq!(line.tags.len(), tag_keys.len());
+                }
+            }
+        }
+
+        #[test]
+        fn control_characters_are_refused_at_their_column(
+            names in prop::collection::vec("[a-zé°]{1,4}", 4),
+            part in 0..4usize,
+            at in any::<prop::sample::Index>(),
+            control in prop::sample::select(CONTROLS),
+        ) {
+            let mut names = names;
+            let target = &mut names[part];
+            let boundaries: Vec<usize> = (0..=target.len()).filter(|&i| target.is_char_boundary(i)).collect();
+            let offset = *at.get(&boundaries);
+            // A leading tab is whitespace before the line, not part of the measurement.
+            prop_assume!(!(part == 0 && offset == 0 && control == '\t'));
+            target.insert(offset, control);
+            let [measurement, tag_key, tag_value, field_key] = [&names[0], &names[1], &names[2], &names[3]];
+            let text = format!("{measurement},{tag_key}={tag_value} {field_key}=1");
+            let column = [0, measurement.len() + 1, measurement.len() + tag_key.len() + 2, measurement.len() + tag_key.len() + tag_value.len() + 3][part] + offset + 1;
+            let result = parse_lines(text.as_bytes()).next().expect("one line");
+            if part == 2 && control == '\t' {
+                prop_assert!(result.is_ok(), "{:?}", result);
+            } else {
+                let e = result.expect_err("a control character");
+                prop_assert_eq!(e.column, column, "{}", e);
+                let code = format!("control character U+{:04X}", u32::from(control));
+                prop_assert!(e.message.starts_with(&code), "{}", e);
             }
         }
     }

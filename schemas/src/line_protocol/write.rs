@@ -12,7 +12,8 @@ use super::{FieldValue, ParsedLine};
 ///
 /// * the measurement, tag keys, tag values and field keys are non-empty,
 ///   there is at least one field, and tag keys are distinct;
-/// * nothing contains `\n` (the line protocol has no escape for it);
+/// * nothing contains `\n` (the line protocol has no escape for it), names
+///   contain no control character and tag values none but tab;
 /// * the measurement does not start with `#` (it would read as a comment) or
 ///   with ASCII whitespace other than a space (leading whitespace is skipped);
 /// * floats are finite.
