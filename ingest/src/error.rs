@@ -33,6 +33,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The disk (or quota) holding the log is full: the write was rolled back
+    /// and not acknowledged; the partition stays writable and the next write
+    /// succeeds once space is freed.
+    #[error("ingest log segment {path}: disk full, write not stored (free space on that file system): {source}")]
+    DiskFull {
+        /// Segment file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A log segment holds damaged data that is not a torn tail.
     #[error("ingest log segment {path} is corrupt at byte {position}: {detail}")]
     Corrupted {
@@ -53,7 +64,8 @@ pub enum Error {
         /// Version supported.
         supported: u8,
     },
-    /// An earlier write or fsync failed, so the partition refuses writes until restart.
+    /// An earlier write or fsync failed (for another reason than a full
+    /// disk), so the partition refuses writes until restart.
     #[error("ingest log partition {partition} is poisoned after an earlier write failure; restart required")]
     Poisoned {
         /// Partition.
@@ -144,6 +156,7 @@ impl Error {
             Error::Closed
             | Error::Poisoned { .. }
             | Error::WriteSegment { .. }
+            | Error::DiskFull { .. }
             | Error::KafkaClient { .. }
             | Error::KafkaDeliver { .. } => ErrorKind::Unavailable,
             Error::RecordTooLarge { .. }

@@ -3,7 +3,7 @@
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_schemas::TenantId;
 
@@ -23,6 +23,52 @@ impl TenantIngest {
     pub fn reject(&self, reason: &'static str, n: u64) {
         if n > 0 {
             *self.rejected.lock().entry(reason).or_default() += n;
+        }
+    }
+}
+
+/// Health of the local ingest log: damage quarantined on open, writes
+/// refused for a full disk. Owned by the log, rendered with [`IngestMetrics`].
+#[derive(Debug, Default)]
+pub struct LogHealth {
+    /// Segments in which damage (not a torn tail) was found and quarantined.
+    pub quarantined_segments: AtomicU64,
+    /// Damaged bytes moved aside (a copy of each damaged segment is in `quarantine/`).
+    pub quarantined_bytes: AtomicU64,
+    /// Record offsets lost to damage (for damage running to the end of the
+    /// newest segment, an upper bound: one per 16 damaged bytes).
+    pub lost_offsets: AtomicU64,
+    /// Records refused (rolled back, not acknowledged) because the disk was full.
+    pub disk_full_refusals: AtomicU64,
+}
+
+impl LogHealth {
+    /// Appends the counters in Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        let rows: [(&str, &str, &AtomicU64); 4] = [
+            (
+                "strata_ingest_log_quarantined_segments_total",
+                "Ingest log segments found damaged (not a torn tail) on open; a copy is in log/quarantine/.",
+                &self.quarantined_segments,
+            ),
+            (
+                "strata_ingest_log_quarantined_bytes_total",
+                "Damaged ingest log bytes quarantined on open.",
+                &self.quarantined_bytes,
+            ),
+            (
+                "strata_ingest_log_lost_offsets_total",
+                "Ingest log record offsets lost to damage (an upper bound when damage ends a segment).",
+                &self.lost_offsets,
+            ),
+            (
+                "strata_ingest_log_disk_full_refusals_total",
+                "Ingest log records refused and rolled back because the disk was full.",
+                &self.disk_full_refusals,
+            ),
+        ];
+        for (name, help, v) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
     }
 }
@@ -48,6 +94,8 @@ pub struct IngestMetrics {
     pub append_failures: AtomicU64,
     /// Per-tenant counters.
     pub tenants: RwLock<HashMap<TenantId, Arc<TenantIngest>>>,
+    /// The local ingest log's health counters, once the server plugged them in.
+    pub log_health: OnceLock<Arc<LogHealth>>,
 }
 
 impl IngestMetrics {
@@ -67,6 +115,9 @@ impl IngestMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         self.render_totals(out);
+        if let Some(h) = self.log_health.get() {
+            h.render(out);
+        }
         self.render_tenants(out);
     }
 

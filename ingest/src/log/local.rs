@@ -13,18 +13,42 @@
 //! while it was busy, writes their frames with one `write`, calls
 //! `fdatasync` once for the whole group (group commit), hands the records
 //! to the [`LogSink`] in offset order and then acknowledges the waiters.
-//! After a failed write or fsync the partition is poisoned and refuses
-//! writes until restart (the kernel may have dropped the dirty pages, so
-//! retrying the fsync would lie).
 //!
-//! On open, the newest segment of each partition is scanned: a torn tail (a
-//! group cut off by a crash, never acknowledged) is truncated with a warning;
-//! damage followed by valid records is refused (see [`super::segment::scan_tail`]).
+//! A write or fsync that fails because the disk (or quota) is full is rolled
+//! back: the file is cut back to the end of the last durable group and
+//! synced, the group's writers get [`Error::DiskFull`] (nothing of it is
+//! acknowledged), and the next group tries again, so writes resume on their
+//! own once space is freed. After any other failed write or fsync the
+//! partition is poisoned and refuses writes until restart (the kernel may
+//! have dropped the dirty pages, so retrying the fsync would lie).
+//!
+//! On open, every segment of each partition is scanned
+//! (see [`super::segment::scan_segment`]):
+//!
+//! * a **torn tail** of the newest segment (an incomplete last frame, or
+//!   zero bytes: a group cut off by a crash, never acknowledged) is
+//!   truncated with a warning;
+//! * **damage** (a complete frame failing its checksum, bytes followed by
+//!   valid frames, a damaged header) does not stop the node: a copy of the
+//!   segment goes to `quarantine/pNNNN-<base>.seg`, the valid records before
+//!   the damage stay, the valid records after it (the scan resynchronises on
+//!   the next frame whose header, offset and checksum validate) move to a
+//!   segment file of their own named by their first offset, and the loss
+//!   (file, byte range, lost offsets) is logged at error level and counted
+//!   in [`LogHealth`] (`strata_ingest_log_quarantined_*` in `/metrics`).
+//!
+//! Offsets are never reused: the lost offsets stay a gap between two files
+//! (replay skips it), and when damage runs to the end of the newest segment,
+//! numbering continues past every offset the damaged bytes could have held
+//! (one per 16 bytes), in a new segment. The hot store's flushed offset is
+//! still the floor, as before.
 
 use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
 use super::{AppendFuture, Decoded, IngestLog, LogConfig, LogRecord, LogSink};
 use crate::error::{Error, Result};
+use crate::metrics::LogHealth;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -33,6 +57,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
+
+/// Directory under the log directory holding copies of damaged segments.
+pub const QUARANTINE_DIR: &str = "quarantine";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LogMeta {
@@ -63,9 +90,13 @@ struct Shared {
     dir: PathBuf,
     /// Base offsets of the partition's segment files, ascending; the last is active.
     segments: Mutex<Vec<u64>>,
+    /// Segments whose records end before the next segment's base (damaged
+    /// records were quarantined): base → offset one past their last record.
+    gaps: Mutex<BTreeMap<u64, u64>>,
     /// Offset the next record gets (= one past the last durable record).
     next_offset: AtomicU64,
     poisoned: AtomicBool,
+    health: Arc<LogHealth>,
 }
 
 #[derive(Debug)]
@@ -80,6 +111,7 @@ struct Partition {
 pub struct LocalLog {
     dir: PathBuf,
     partitions: Vec<Partition>,
+    health: Arc<LogHealth>,
 }
 
 impl LocalLog {
@@ -93,8 +125,9 @@ impl LocalLog {
         std::fs::create_dir_all(dir).map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
         check_meta(dir, config.partitions)?;
         let mut partitions = Vec::with_capacity(config.partitions as usize);
+        let health = Arc::new(LogHealth::default());
         for id in 0..config.partitions {
-            let (shared, writer) = open_partition(dir, id, floor(id), config, Arc::clone(&sink))?;
+            let (shared, writer) = open_partition(dir, id, floor(id), config, Arc::clone(&sink), &health)?;
             let (tx, rx) = mpsc::channel(config.queue_depth);
             let thread = std::thread::Builder::new()
                 .name(format!("log-writer-{id}"))
@@ -102,7 +135,12 @@ impl LocalLog {
                 .map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
             partitions.push(Partition { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), shared });
         }
-        Ok(Self { dir: dir.to_owned(), partitions })
+        Ok(Self { dir: dir.to_owned(), partitions, health })
+    }
+
+    /// Damage found on open and writes refused for a full disk (rendered in `/metrics`).
+    pub fn health(&self) -> Arc<LogHealth> {
+        Arc::clone(&self.health)
     }
 
     /// The log directory.
@@ -126,9 +164,11 @@ impl LocalLog {
         let Some(shared) = self.shared(partition) else { return Ok(0) };
         let end = shared.next_offset.load(Ordering::Acquire);
         let bases = shared.segments.lock().clone();
+        let gaps = shared.gaps.lock().clone();
         let mut visited = 0;
         for (i, &base) in bases.iter().enumerate() {
-            let seg_end = bases.get(i + 1).copied().unwrap_or(end);
+            let next_base = bases.get(i + 1).copied().unwrap_or(end);
+            let seg_end = gaps.get(&base).map_or(next_base, |&e| e.min(next_base));
             if seg_end <= from {
                 continue;
             }
@@ -154,6 +194,7 @@ impl LocalLog {
             let path = shared.segment_path(segments[0]);
             std::fs::remove_file(&path).map_err(|source| Error::WriteSegment { path: path.clone(), source })?;
             tracing::debug!(partition, path = %path.display(), "released ingest log segment");
+            shared.gaps.lock().remove(&segments[0]);
             segments.remove(0);
             removed += 1;
         }
@@ -288,14 +329,16 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Opens one partition: lists its segments, repairs a torn tail, and
-/// returns its shared state and its writer.
+/// Opens one partition: lists its segments, checks every one of them
+/// (repairing a torn tail, quarantining damage), and returns its shared
+/// state and its writer.
 fn open_partition(
     dir: &Path,
     id: u32,
     floor: u64,
     config: &LogConfig,
     sink: Arc<dyn LogSink>,
+    health: &Arc<LogHealth>,
 ) -> Result<(Arc<Shared>, Writer)> {
     let pdir = dir.join(format!("p{id:04}"));
     std::fs::create_dir_all(&pdir).map_err(|source| Error::OpenLog { path: pdir.clone(), source })?;
@@ -304,14 +347,39 @@ fn open_partition(
         id,
         dir: pdir,
         segments: Mutex::new(Vec::new()),
+        gaps: Mutex::new(BTreeMap::new()),
         next_offset: AtomicU64::new(0),
         poisoned: AtomicBool::new(false),
+        health: Arc::clone(health),
     });
-    let (mut next, mut size) = match bases.last() {
-        Some(&base) => recover_tail(&shared.segment_path(base), id, base)?,
-        None => (floor, 0),
-    };
-    if bases.is_empty() || next < floor {
+    let mut gaps = BTreeMap::new();
+    // (records end of the newest segment, its size, offsets to skip past)
+    let mut tail = (floor, 0, None);
+    let mut i = 0;
+    while i < bases.len() {
+        let base = bases[i];
+        let limit = bases.get(i + 1).copied().unwrap_or(u64::MAX);
+        let newest = i + 1 == bases.len();
+        let r = recover_segment(dir, &shared, base, limit, newest)?;
+        let mut ends = vec![(base, r.end)];
+        for (k, &(b, end)) in r.moved.iter().enumerate() {
+            bases.insert(i + 1 + k, b);
+            ends.push((b, end));
+        }
+        for (k, &(b, end)) in ends.iter().enumerate() {
+            let next_base = ends.get(k + 1).map_or(limit, |e| e.0);
+            if end < next_base && next_base != u64::MAX {
+                gaps.insert(b, end);
+            }
+        }
+        i += 1 + r.moved.len();
+        if i == bases.len() {
+            tail = (ends.last().map_or(base, |e| e.1), r.last_size, r.skip_to);
+        }
+    }
+    let (last_end, mut size, skip_to) = tail;
+    let mut next = last_end.max(skip_to.unwrap_or(0));
+    if next < floor {
         if !bases.is_empty() {
             tracing::warn!(
                 partition = id,
@@ -322,15 +390,24 @@ fn open_partition(
             );
         }
         next = floor;
-        create_segment(&shared.dir, id, next)?;
+    }
+    if bases.is_empty() || next != last_end {
+        // Records are numbered densely within a file, so numbering that
+        // jumps (past lost offsets, or up to the floor) starts a new file.
+        if let Some(&b) = bases.last() {
+            gaps.insert(b, last_end);
+        }
+        create_segment(&shared.dir, id, next, &[])?;
         bases.push(next);
         size = HEADER_LEN as u64;
     }
     let active = *bases.last().unwrap_or(&next);
+    gaps.remove(&active);
     let path = shared.segment_path(active);
     let file =
         OpenOptions::new().append(true).open(&path).map_err(|source| Error::OpenLog { path: path.clone(), source })?;
     *shared.segments.lock() = bases;
+    *shared.gaps.lock() = gaps;
     shared.next_offset.store(next, Ordering::Release);
     let writer =
         Writer { shared: Arc::clone(&shared), file, path, size, config: config.clone(), sink, buf: Vec::new() };
@@ -356,44 +433,180 @@ fn list_segments(pdir: &Path) -> Result<Vec<u64>> {
     Ok(bases)
 }
 
-/// Scans the newest segment, truncates a torn tail, and returns (next offset, file size).
-fn recover_tail(path: &Path, partition: u32, base: u64) -> Result<(u64, u64)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadSegment { path: path.to_owned(), source })?;
-    let header_base = segment::decode_header(path, &bytes, partition)?;
-    if header_base != base {
-        return Err(Error::Corrupted {
-            path: path.to_owned(),
-            position: 0,
-            detail: format!("header base offset {header_base} does not match the file name"),
-        });
-    }
-    let scan = segment::scan_tail(path, &bytes, base)?;
-    if let Some((torn_bytes, reason)) = &scan.torn {
-        tracing::warn!(
-            path = %path.display(),
-            valid_bytes = scan.valid_len,
-            torn_bytes,
-            reason = %reason,
-            next_offset = scan.next_offset,
-            "truncating torn tail of ingest log segment (an unacknowledged write cut off by a crash)"
-        );
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|source| Error::WriteSegment { path: path.to_owned(), source })?;
-        f.set_len(scan.valid_len)
-            .and_then(|()| f.sync_all())
-            .map_err(|source| Error::WriteSegment { path: path.to_owned(), source })?;
-    }
-    Ok((scan.next_offset, scan.valid_len))
+/// What checking one segment on open left.
+struct Recovered {
+    /// Offset one past the last record kept in the file.
+    end: u64,
+    /// Segment files written for valid records found after damage:
+    /// `(base, end)`, ascending, all between this file's base and the next one's.
+    moved: Vec<(u64, u64)>,
+    /// Size of the last of the files (this one or the last moved one).
+    last_size: u64,
+    /// For the newest segment with damage running to its end: the offset
+    /// numbering must continue from, so no offset the damaged bytes may
+    /// have held is handed out again.
+    skip_to: Option<u64>,
 }
 
-/// Creates a new, empty segment durably (temp file, fsync, rename, dir fsync).
-fn create_segment(pdir: &Path, partition: u32, base: u64) -> Result<PathBuf> {
+/// Checks one segment. A torn tail of the newest segment is truncated with a
+/// warning. Damage is never fatal: a copy of the whole file goes to
+/// `<log dir>/quarantine/`, the valid records before the damage stay in
+/// the file (which is cut after them), the valid records found after it are
+/// written to segment files of their own (named by their first offset), and
+/// the loss is logged at error level and counted in [`LogHealth`].
+///
+/// Crash safety: the quarantine copy and the new files are durable before
+/// the original is cut; if a crash interrupts the repair, the next open
+/// finds the same damage again, and records of the original at or past the
+/// next file's base (`limit`) count as part of the damage, since that file
+/// holds them.
+fn recover_segment(log_dir: &Path, shared: &Shared, base: u64, limit: u64, newest: bool) -> Result<Recovered> {
+    let partition = shared.id;
+    let path = shared.segment_path(base);
+    let bytes = std::fs::read(&path).map_err(|source| Error::ReadSegment { path: path.clone(), source })?;
+    let header_ok = segment::header_intact(&bytes);
+    if header_ok {
+        // An intact header naming another partition, base or version is not
+        // damage but a misplaced or newer file: refuse it.
+        let header_base = segment::decode_header(&path, &bytes, partition)?;
+        if header_base != base {
+            return Err(Error::Corrupted {
+                path: path.clone(),
+                position: 0,
+                detail: format!("header base offset {header_base} does not match the file name"),
+            });
+        }
+    }
+    let scan = segment::scan_segment(&bytes, base, limit, newest);
+    let write_err = |source| Error::WriteSegment { path: path.clone(), source };
+    if let Some((pos, reason)) = &scan.torn {
+        tracing::warn!(
+            path = %path.display(),
+            valid_bytes = pos,
+            torn_bytes = bytes.len() - pos,
+            reason = %reason,
+            next_offset = scan.next_offset(base),
+            "truncating torn tail of ingest log segment (an unacknowledged write cut off by a crash)"
+        );
+    }
+    if header_ok && scan.damage.is_empty() {
+        let size = scan.torn.as_ref().map_or(bytes.len(), |t| t.0) as u64;
+        if scan.torn.is_some() {
+            truncate(&path, size).map_err(write_err)?;
+        }
+        return Ok(Recovered { end: scan.next_offset(base), moved: Vec::new(), last_size: size, skip_to: None });
+    }
+
+    let quarantined = quarantine_copy(log_dir, partition, base, &bytes)?;
+    let mut damaged_bytes = if header_ok { 0 } else { HEADER_LEN.min(bytes.len()) as u64 };
+    let mut lost_offsets = 0;
+    let mut skip_to = None;
+    if !header_ok {
+        tracing::error!(
+            path = %path.display(),
+            bytes = %format!("0..{}", HEADER_LEN.min(bytes.len())),
+            quarantine = %quarantined.display(),
+            "corrupt ingest log segment header (checksum or magic wrong): copy quarantined, \
+             header rewritten from the file name, records checked one by one"
+        );
+    }
+    for d in &scan.damage {
+        let lost_end = match d.resumed_at {
+            Some(at) => at,
+            None if limit != u64::MAX => limit,
+            None => {
+                // The damaged bytes held at most one record per frame header's worth.
+                let most = d.first_lost + ((d.end - d.start) / segment::FRAME_HEADER_LEN).max(1) as u64;
+                skip_to = Some(most);
+                most
+            }
+        };
+        let lost = lost_end - d.first_lost;
+        damaged_bytes += (d.end - d.start) as u64;
+        lost_offsets += lost;
+        tracing::error!(
+            path = %path.display(),
+            bytes = %format!("{}..{}", d.start, d.end),
+            damaged_bytes = d.end - d.start,
+            lost_offsets = %format!("{}..{lost_end}", d.first_lost),
+            records_lost = %if d.resumed_at.is_some() || limit != u64::MAX { lost.to_string() } else { format!("1 to {lost}") },
+            resumed_at = ?d.resumed_at,
+            detail = %d.detail,
+            quarantine = %quarantined.display(),
+            "corrupt ingest log segment (acknowledged records damaged, not a torn write): damaged bytes \
+             quarantined, their records are lost; valid records before and after are kept and the node keeps serving"
+        );
+    }
+    shared.health.quarantined_segments.fetch_add(1, Ordering::Relaxed);
+    shared.health.quarantined_bytes.fetch_add(damaged_bytes, Ordering::Relaxed);
+    shared.health.lost_offsets.fetch_add(lost_offsets, Ordering::Relaxed);
+
+    let keep_first = header_ok && scan.runs.first().is_some_and(|r| r.start == HEADER_LEN);
+    let (kept, others) = match keep_first {
+        true => (scan.runs.first(), scan.runs.get(1..).unwrap_or_default()),
+        false => (None, &scan.runs[..]),
+    };
+    // The original keeps its valid prefix (or, with a damaged header, is
+    // rewritten with the run that starts at its base, if any).
+    let (mut end, mut last_size) = (kept.map_or(base, |r| r.next), kept.map_or(HEADER_LEN, |r| r.end) as u64);
+    let mut moved = Vec::new();
+    for run in others {
+        create_segment(&shared.dir, partition, run.first, &bytes[run.start..run.end])?;
+        last_size = (HEADER_LEN + run.end - run.start) as u64;
+        if run.first == base {
+            end = run.next;
+        } else {
+            moved.push((run.first, run.next));
+        }
+    }
+    if header_ok {
+        truncate(&path, kept.map_or(HEADER_LEN, |r| r.end) as u64).map_err(write_err)?;
+    } else if others.first().is_none_or(|r| r.first != base) {
+        create_segment(&shared.dir, partition, base, &[])?;
+        if moved.is_empty() {
+            last_size = HEADER_LEN as u64;
+        }
+    }
+    Ok(Recovered { end, moved, last_size, skip_to })
+}
+
+/// Cuts a file to `len` bytes durably.
+fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}
+
+/// Writes a copy of a damaged segment to `<log dir>/quarantine/pNNNN-<base>.seg`
+/// (`.1.seg`, `.2.seg`, … if taken) durably, and returns its path.
+fn quarantine_copy(log_dir: &Path, partition: u32, base: u64, bytes: &[u8]) -> Result<PathBuf> {
+    let qdir = log_dir.join(QUARANTINE_DIR);
+    let io_err = |source| Error::WriteSegment { path: qdir.clone(), source };
+    std::fs::create_dir_all(&qdir).map_err(io_err)?;
+    let stem = format!("p{partition:04}-{base:020}");
+    let path = (0..)
+        .map(|n| match n {
+            0 => qdir.join(format!("{stem}.seg")),
+            n => qdir.join(format!("{stem}.{n}.seg")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| qdir.join(format!("{stem}.seg")));
+    let tmp = qdir.join(format!("{stem}.tmp"));
+    write_synced(&tmp, bytes).map_err(io_err)?;
+    std::fs::rename(&tmp, &path).map_err(io_err)?;
+    sync_dir(&qdir).and_then(|()| sync_dir(log_dir)).map_err(io_err)?;
+    Ok(path)
+}
+
+/// Creates a segment durably (temp file, fsync, rename, dir fsync): the
+/// header for `base`, then `frames` (already encoded, dense from `base`).
+fn create_segment(pdir: &Path, partition: u32, base: u64, frames: &[u8]) -> Result<PathBuf> {
     let path = pdir.join(format!("{base:020}.seg"));
     let tmp = pdir.join(format!("{base:020}.seg.tmp"));
     let write_err = |source| Error::WriteSegment { path: path.clone(), source };
-    write_synced(&tmp, &segment::encode_header(partition, base)).map_err(write_err)?;
+    let mut bytes = segment::encode_header(partition, base).to_vec();
+    bytes.extend_from_slice(frames);
+    write_synced(&tmp, &bytes).map_err(write_err)?;
     std::fs::rename(&tmp, &path).map_err(write_err)?;
     sync_dir(pdir).map_err(write_err)?;
     Ok(path)
@@ -489,6 +702,28 @@ impl Writer {
         }
         let first = self.shared.next_offset.load(Ordering::Acquire);
         if let Err(e) = self.write_group(group, first) {
+            if is_disk_full(&e) {
+                match self.roll_back() {
+                    Ok(()) => {
+                        self.shared.health.disk_full_refusals.fetch_add(group.len() as u64, Ordering::Relaxed);
+                        tracing::warn!(
+                            partition,
+                            path = %self.path.display(),
+                            error = %e,
+                            "ingest log disk full: write refused and rolled back; writes resume once space is freed"
+                        );
+                        let (path, kind, msg) = (self.path.clone(), e.kind(), e.to_string());
+                        for r in group.drain(..) {
+                            let source = std::io::Error::new(kind, msg.clone());
+                            let _ = r.done.send(Err(Error::DiskFull { path: path.clone(), source }));
+                        }
+                        return;
+                    }
+                    Err(rollback) => {
+                        tracing::error!(partition, error = %rollback, "rolling back a write refused for a full disk failed");
+                    }
+                }
+            }
             self.shared.poisoned.store(true, Ordering::Release);
             tracing::error!(partition, error = %e, "ingest log write failed; partition poisoned until restart");
             let (path, kind, msg) = (self.path.clone(), e.kind(), e.to_string());
@@ -524,15 +759,34 @@ impl Writer {
         Ok(())
     }
 
+    /// Cuts the active segment back to the end of the last durable group
+    /// (dropping whatever part of a failed group reached the file) and
+    /// syncs that. Sound after a failed fsync too: everything kept was
+    /// synced by an earlier, successful fsync, and the pages the failure may
+    /// have dropped belong to the bytes cut off.
+    fn roll_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.size)?;
+        self.file.sync_all()
+    }
+
     /// Starts a new segment whose first record will be `base`.
     fn roll(&mut self, base: u64) -> std::io::Result<()> {
-        let path = create_segment(&self.shared.dir, self.shared.id, base).map_err(std::io::Error::other)?;
+        let path = create_segment(&self.shared.dir, self.shared.id, base, &[]).map_err(|e| match e {
+            Error::WriteSegment { source, .. } => source,
+            other => std::io::Error::other(other),
+        })?;
         self.file = OpenOptions::new().append(true).open(&path)?;
         self.path = path;
         self.size = HEADER_LEN as u64;
         self.shared.segments.lock().push(base);
         Ok(())
     }
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full: a
+/// condition that goes away when space is freed, unlike a failing device.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 #[cfg(test)]

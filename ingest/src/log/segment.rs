@@ -18,9 +18,10 @@
 //! ```
 //!
 //! A frame is valid when its length is within limits, its CRC matches and
-//! its offset is the next expected one. The first invalid frame ends the
-//! readable part of a file; see [`scan_tail`] for how the open path tells a
-//! torn tail (truncated) from damage in the middle (refused).
+//! its offset is the next expected one. See [`scan_segment`] for how the
+//! open path tells a torn tail (an incomplete last frame: truncated) from
+//! damage (a complete frame that fails its checks, or bytes followed by
+//! valid frames: quarantined, with the valid frames after it kept).
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -129,63 +130,179 @@ pub(crate) fn decode_frame(bytes: &[u8], expected: u64, expected_exact: bool) ->
     Ok(Frame { offset, payload, size: FRAME_HEADER_LEN + len })
 }
 
-/// Where the valid part of a segment's records ends.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct TailScan {
-    /// Byte length of the valid prefix (header included).
-    pub(crate) valid_len: u64,
-    /// Offset the next appended record gets.
-    pub(crate) next_offset: u64,
-    /// Bytes after the valid prefix (a torn tail to truncate), and why.
-    pub(crate) torn: Option<(u64, String)>,
+/// A run of consecutive valid frames: bytes `start..end`, offsets `first..next`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Byte position of the run's first frame.
+    pub(crate) start: usize,
+    /// Byte position one past the run's last frame.
+    pub(crate) end: usize,
+    /// Offset of the run's first record.
+    pub(crate) first: u64,
+    /// Offset one past the run's last record.
+    pub(crate) next: u64,
 }
 
-/// Scans the records of the newest segment of a partition.
-///
-/// The valid prefix ends at the first frame that does not decode. If any
-/// valid frame with a later offset starts after that point, the damage is in
-/// the middle of acknowledged data and the scan fails with
-/// [`Error::Corrupted`]; otherwise the rest is a torn tail (a write cut off
-/// by a crash, never acknowledged) that the caller truncates.
-pub(crate) fn scan_tail(path: &Path, bytes: &[u8], base_offset: u64) -> Result<TailScan> {
-    let mut pos = HEADER_LEN;
-    let mut next = base_offset;
-    loop {
-        let rest = bytes.get(pos..).unwrap_or_default();
-        if rest.is_empty() {
-            return Ok(TailScan { valid_len: pos as u64, next_offset: next, torn: None });
-        }
-        match decode_frame(rest, next, true) {
-            Ok(frame) => {
-                pos += frame.size;
-                next += 1;
-            }
-            Err(err) => {
-                let detail = match err {
-                    FrameError::Truncated => "incomplete record".to_owned(),
-                    FrameError::Invalid(d) => d,
-                };
-                if let Some(later) = find_later_frame(bytes, pos + 1, next) {
-                    return Err(Error::Corrupted {
-                        path: path.to_owned(),
-                        position: pos as u64,
-                        detail: format!(
-                            "{detail} at record offset {next}, but a valid record follows at byte {later}: \
-                             refusing to drop acknowledged records (restore the file or move it away)"
-                        ),
-                    });
-                }
-                let torn_bytes = (bytes.len() - pos) as u64;
-                return Ok(TailScan { valid_len: pos as u64, next_offset: next, torn: Some((torn_bytes, detail)) });
-            }
-        }
+/// Damaged bytes `start..end` that are not a torn tail (acknowledged data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Byte position where the damage starts.
+    pub(crate) start: usize,
+    /// Byte position where the next valid frame starts (or the file ends).
+    pub(crate) end: usize,
+    /// Offset of the first record that could not be read.
+    pub(crate) first_lost: u64,
+    /// Offset of the valid record found after the damage, if any
+    /// (`first_lost..resumed_at` are lost).
+    pub(crate) resumed_at: Option<u64>,
+    /// What is wrong at `start`.
+    pub(crate) detail: String,
+}
+
+/// What a full scan of a segment's frames found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct SegmentScan {
+    /// Valid runs, in file order (offsets strictly increase).
+    pub(crate) runs: Vec<Run>,
+    /// Damaged regions between and after the runs.
+    pub(crate) damage: Vec<Damage>,
+    /// A torn tail: `(byte position, reason)`; everything from there to the
+    /// end of the file is an unacknowledged write cut off by a crash.
+    pub(crate) torn: Option<(usize, String)>,
+}
+
+impl SegmentScan {
+    /// Offset one past the last valid record (`base` when there is none).
+    pub(crate) fn next_offset(&self, base: u64) -> u64 {
+        self.runs.last().map_or(base, |r| r.next)
     }
 }
 
-/// Searches for any valid frame with offset `>= expected` starting at or after `from`.
-fn find_later_frame(bytes: &[u8], from: usize, expected: u64) -> Option<usize> {
-    (from..bytes.len().saturating_sub(FRAME_HEADER_LEN - 1))
-        .find(|&p| bytes.get(p..).is_some_and(|rest| decode_frame(rest, expected, false).is_ok()))
+/// Scans every frame of a segment whose header was checked (or is damaged:
+/// the frames are scanned from [`HEADER_LEN`] anyway), expecting offsets
+/// from `base` and below `limit` (the next segment's base).
+///
+/// Classification of the first frame that does not decode:
+///
+/// * **torn tail** (only when `tail_may_tear`, i.e. for the newest segment):
+///   the rest of the file is an incomplete frame (shorter than its declared
+///   length, and not a complete frame whose length field is damaged) or
+///   all zero bytes (space allocated by a write that never reached the
+///   disk), and no valid frame follows. Such a write never finished its
+///   fsync, so it was never acknowledged.
+/// * **damage**, everything else: a complete frame whose checksum or offset
+///   is wrong, garbage followed by valid frames, an incomplete frame in an
+///   older segment. The scan resynchronises on the next frame whose header,
+///   offset and checksum validate (see [`find_resync`]) and goes on from
+///   there; without one, the damage runs to the end of the file.
+pub(crate) fn scan_segment(bytes: &[u8], base: u64, limit: u64, tail_may_tear: bool) -> SegmentScan {
+    let mut scan = SegmentScan::default();
+    let mut pos = HEADER_LEN.min(bytes.len());
+    let mut next = base;
+    let mut run = (pos, next);
+    loop {
+        let rest = bytes.get(pos..).unwrap_or_default();
+        if rest.is_empty() {
+            break;
+        }
+        let err = match decode_frame(rest, next, true) {
+            Ok(frame) if next < limit => {
+                pos += frame.size;
+                next += 1;
+                continue;
+            }
+            Ok(_) => FrameError::Invalid(format!(
+                "record offset {next} is at or past the next segment's base {limit} (left by an interrupted repair)"
+            )),
+            Err(e) => e,
+        };
+        if pos > run.0 {
+            scan.runs.push(Run { start: run.0, end: pos, first: run.1, next });
+        }
+        let resync = find_resync(bytes, pos, next, limit);
+        if tail_may_tear
+            && resync.is_none()
+            && let Some(reason) = torn_reason(rest, &err)
+        {
+            scan.torn = Some((pos, reason));
+            return scan;
+        }
+        let detail = match err {
+            FrameError::Truncated => "incomplete record".to_owned(),
+            FrameError::Invalid(d) => d,
+        };
+        match resync {
+            Some((at, offset)) => {
+                scan.damage.push(Damage { start: pos, end: at, first_lost: next, resumed_at: Some(offset), detail });
+                pos = at;
+                next = offset;
+                run = (pos, next);
+            }
+            None => {
+                scan.damage.push(Damage { start: pos, end: bytes.len(), first_lost: next, resumed_at: None, detail });
+                return scan;
+            }
+        }
+    }
+    if pos > run.0 {
+        scan.runs.push(Run { start: run.0, end: pos, first: run.1, next });
+    }
+    scan
+}
+
+/// Why `rest` (the bytes from the first undecodable frame to the end of the
+/// file) is a torn tail, or `None` if it is not one.
+fn torn_reason(rest: &[u8], err: &FrameError) -> Option<String> {
+    if rest.iter().all(|&b| b == 0) {
+        return Some(format!("{} zero bytes (space of a write that never reached the disk)", rest.len()));
+    }
+    if *err != FrameError::Truncated {
+        return None; // a complete frame that fails its checks is damage
+    }
+    if let Some(head) = rest.get(..FRAME_HEADER_LEN) {
+        // A complete last frame whose length field was damaged would pass
+        // its checksum with the length the file actually leaves it.
+        let real_len = ((rest.len() - FRAME_HEADER_LEN) as u32).to_le_bytes();
+        let mut h = crc32fast::Hasher::new();
+        h.update(&real_len);
+        h.update(&head[8..16]);
+        h.update(&rest[FRAME_HEADER_LEN..]);
+        if h.finalize().to_le_bytes() == head[4..8] {
+            return None;
+        }
+    }
+    Some("incomplete record".to_owned())
+}
+
+/// Finds the first position after `damage_start` holding a valid frame whose
+/// offset is plausible: at least `expected`, below `limit`, and at most
+/// `expected` plus the number of frames (16 bytes or more each) the damaged
+/// bytes could have held. Returns `(position, offset)`. The cheap offset and
+/// length checks come first, so scanning a large damaged region stays linear.
+pub(crate) fn find_resync(bytes: &[u8], damage_start: usize, expected: u64, limit: u64) -> Option<(usize, u64)> {
+    let last = bytes.len().checked_sub(FRAME_HEADER_LEN)?;
+    (damage_start + 1..=last).find_map(|p| {
+        let head = bytes.get(p..p + FRAME_HEADER_LEN)?;
+        let offset = u64::from_le_bytes(head[8..16].try_into().ok()?);
+        let most = expected.saturating_add(((p - damage_start) / FRAME_HEADER_LEN) as u64);
+        if offset < expected || offset > most || offset >= limit {
+            return None;
+        }
+        let len = u32::from_le_bytes(head[0..4].try_into().ok()?) as usize;
+        if len > MAX_RECORD_BYTES || p + FRAME_HEADER_LEN + len > bytes.len() {
+            return None;
+        }
+        decode_frame(&bytes[p..], offset, true).ok().map(|_| (p, offset))
+    })
+}
+
+/// True when `bytes` start with an intact segment header (magic and
+/// checksum); a header that fails this is damage, while an intact header
+/// naming another partition or version is refused.
+pub(crate) fn header_intact(bytes: &[u8]) -> bool {
+    bytes.get(..HEADER_LEN).is_some_and(|h| {
+        h[0..8] == MAGIC && crc32fast::hash(&h[0..21]).to_le_bytes() == [h[21], h[22], h[23], h[24]]
+    })
 }
 
 #[cfg(test)]

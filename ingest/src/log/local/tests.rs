@@ -107,24 +107,206 @@ fn torn_tail_is_truncated_on_open_and_numbering_continues() {
     assert_eq!(replay_all(&log, 0, 3), vec![(3, b"after".to_vec())]);
 }
 
-#[test]
-fn corrupt_middle_record_refuses_to_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path(), 1);
+/// Appends `n` records of 10 bytes (`[i; 10]`) to partition 0, one group each.
+fn append_n(log: &LocalLog, n: u8) {
     rt().block_on(async {
-        for i in 0..3u8 {
+        for i in 0..n {
             log.append(vec![LogRecord::new(0, vec![i; 10])]).await.unwrap();
         }
     });
+}
+
+/// Byte position of the frame of record `i` in a segment of 10-byte records.
+fn frame_of(i: usize) -> usize {
+    HEADER_LEN + i * (segment::FRAME_HEADER_LEN + 10)
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+fn quarantined(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join(QUARANTINE_DIR))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn corrupt_middle_record_is_quarantined_and_the_records_around_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 5);
     let path = log.shared(0).unwrap().segment_path(0);
     drop(log);
+    let original = std::fs::read(&path).unwrap();
+    flip(&path, frame_of(2) + segment::FRAME_HEADER_LEN + 2); // payload of record 2
+
+    let (log, sink) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 3, 4], "records before and after the damage are kept");
+    assert_eq!(replay_all(&log, 0, 3), vec![(3, vec![3; 10]), (4, vec![4; 10])]);
+    assert_eq!(log.next_offset(0), 5);
+    assert_eq!(quarantined(dir.path()), vec!["p0000-00000000000000000000.seg"]);
+    let copy = std::fs::read(dir.path().join(QUARANTINE_DIR).join("p0000-00000000000000000000.seg")).unwrap();
+    assert_eq!(copy.len(), original.len(), "the quarantine holds the whole damaged file");
+    let h = log.health();
+    assert_eq!(h.quarantined_segments.load(Ordering::Relaxed), 1);
+    assert_eq!(h.quarantined_bytes.load(Ordering::Relaxed), (segment::FRAME_HEADER_LEN + 10) as u64);
+    assert_eq!(h.lost_offsets.load(Ordering::Relaxed), 1);
+    assert_eq!(*log.shared(0).unwrap().segments.lock(), vec![0, 3]);
+    rt().block_on(async { log.append(vec![LogRecord::new(0, b"after".to_vec())]).await.unwrap() });
+    assert_eq!(sink.0.lock()[&0], vec![(5, b"after".to_vec())]);
+    drop(log);
+
+    // The repair is durable: a second open finds nothing new.
+    let (log, _) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 3, 4, 5]);
+    assert_eq!(log.health().quarantined_segments.load(Ordering::Relaxed), 0);
+    assert_eq!(quarantined(dir.path()).len(), 1);
+}
+
+#[test]
+fn corrupt_last_complete_record_is_quarantined_as_corruption_not_truncated_as_torn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 3);
+    let path = log.shared(0).unwrap().segment_path(0);
+    drop(log);
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    flip(&path, len - 1); // last payload byte of record 2: the frame is complete
+
+    let (log, sink) = open(dir.path(), 1);
+    assert_eq!(replay_all(&log, 0, 0).len(), 2);
+    assert_eq!(quarantined(dir.path()).len(), 1, "damage is quarantined, not truncated as a torn tail");
+    let h = log.health();
+    assert_eq!(h.quarantined_segments.load(Ordering::Relaxed), 1);
+    assert_eq!(h.lost_offsets.load(Ordering::Relaxed), 1);
+    // Offset 2 (an acknowledged record) is never handed out again.
+    let next = log.next_offset(0);
+    assert!(next > 2, "{next}");
+    rt().block_on(async { log.append(vec![LogRecord::new(0, b"after".to_vec())]).await.unwrap() });
+    assert_eq!(sink.0.lock()[&0], vec![(next, b"after".to_vec())]);
+    drop(log);
+    let (log, _) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, next]);
+    assert_eq!(replay_all(&log, 0, 2), vec![(next, b"after".to_vec())]);
+    assert_eq!(log.next_offset(0), next + 1);
+}
+
+#[test]
+fn damage_in_an_older_segment_leaves_a_gap_that_replay_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    rt().block_on(async {
+        for i in 0..40u8 {
+            log.append(vec![LogRecord::new(0, vec![i; 500])]).await.unwrap();
+        }
+    });
+    let bases = log.shared(0).unwrap().segments.lock().clone();
+    assert!(bases.len() >= 3, "{bases:?}");
+    let path = log.shared(0).unwrap().segment_path(bases[0]);
+    drop(log);
+    // Damage the length field of record 1 so nothing after it in the file can be found by length.
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[HEADER_LEN + segment::FRAME_HEADER_LEN + 2] ^= 0xff; // payload of record 0
+    let second = HEADER_LEN + segment::FRAME_HEADER_LEN + 500;
+    bytes[second + 3] = 0x7f;
     std::fs::write(&path, &bytes).unwrap();
-    let sink = Arc::new(Recorder::default());
-    let err = LocalLog::open(dir.path(), &config(1), |_| 0, sink).unwrap_err();
-    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
-    assert!(err.to_string().contains("00000000000000000000.seg"), "{err}");
+
+    let (log, _) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    let expected: Vec<u64> = [0].into_iter().chain(2..40).collect();
+    assert_eq!(offsets, expected, "the scan resynchronises after the damaged frame");
+    assert_eq!(log.next_offset(0), 40);
+    assert_eq!(log.health().lost_offsets.load(Ordering::Relaxed), 1);
+    drop(log);
+    let (log, _) = open(dir.path(), 1);
+    assert_eq!(replay_all(&log, 0, 0).len(), 39);
+}
+
+#[test]
+fn unresyncable_damage_in_an_older_segment_loses_only_that_segments_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    rt().block_on(async {
+        for i in 0..40u8 {
+            log.append(vec![LogRecord::new(0, vec![i; 500])]).await.unwrap();
+        }
+    });
+    let bases = log.shared(0).unwrap().segments.lock().clone();
+    let path = log.shared(0).unwrap().segment_path(bases[0]);
+    drop(log);
+    // Damage every frame after the first one of the oldest segment.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second = HEADER_LEN + segment::FRAME_HEADER_LEN + 500;
+    for b in &mut bytes[second..] {
+        *b ^= 0x55;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (log, _) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    let expected: Vec<u64> = [0].into_iter().chain(bases[1]..40).collect();
+    assert_eq!(offsets, expected);
+    assert_eq!(log.health().lost_offsets.load(Ordering::Relaxed), bases[1] - 1);
+    assert_eq!(log.next_offset(0), 40);
+}
+
+#[test]
+fn damaged_header_is_rewritten_and_its_records_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 3);
+    let path = log.shared(0).unwrap().segment_path(0);
+    drop(log);
+    flip(&path, 10); // partition field, covered by the header checksum
+    let (log, _) = open(dir.path(), 1);
+    assert_eq!(replay_all(&log, 0, 0).len(), 3);
+    assert_eq!(log.next_offset(0), 3);
+    assert_eq!(quarantined(dir.path()).len(), 1);
+    assert_eq!(log.health().lost_offsets.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn an_interrupted_repair_is_finished_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 5);
+    let pdir = log.shared(0).unwrap().dir.clone();
+    let path = log.shared(0).unwrap().segment_path(0);
+    drop(log);
+    flip(&path, frame_of(2) + segment::FRAME_HEADER_LEN + 2);
+    // As if a crash hit after the records after the damage were moved to
+    // their own file, before the original was cut.
+    let bytes = std::fs::read(&path).unwrap();
+    create_segment(&pdir, 0, 3, &bytes[frame_of(3)..]).unwrap();
+
+    let (log, _) = open(dir.path(), 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 3, 4]);
+    assert_eq!(log.next_offset(0), 5);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), frame_of(2) as u64);
+}
+
+#[test]
+fn torn_tail_is_not_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 3);
+    let path = log.shared(0).unwrap().segment_path(0);
+    drop(log);
+    let len = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+    let (log, _) = open(dir.path(), 1);
+    assert_eq!(replay_all(&log, 0, 0).len(), 2);
+    assert_eq!(log.next_offset(0), 2, "an unacknowledged torn write's offset is reused");
+    assert!(quarantined(dir.path()).is_empty());
+    assert_eq!(log.health().quarantined_segments.load(Ordering::Relaxed), 0);
 }
 
 #[test]
@@ -193,4 +375,78 @@ fn append_after_close_fails_cleanly() {
     log.close();
     let err = rt().block_on(async { log.append(vec![LogRecord::new(0, b"x".to_vec())]).await.unwrap_err() });
     assert!(matches!(err, Error::Closed));
+}
+
+/// A small tmpfs mounted on a temporary directory (unmounted on drop), or
+/// `None` when this process may not mount (not root, no tmpfs).
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(bytes: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallFs { dir })
+    }
+
+    /// Fills the file system with `filler` until a write fails for lack of space.
+    fn fill(&self) -> PathBuf {
+        let path = self.dir.path().join("filler");
+        let mut f = File::create(&path).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        loop {
+            match f.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the small file system: {e}"),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_without_poisoning_and_they_resume_when_space_returns() {
+    let Some(fs) = SmallFs::mount(1 << 20) else {
+        eprintln!(
+            "SKIPPED a_full_disk_refuses_writes_without_poisoning_and_they_resume_when_space_returns: \
+             cannot mount a tmpfs here (needs root)"
+        );
+        return;
+    };
+    let dir = fs.dir.path().join("log");
+    let (log, sink) = open(&dir, 1);
+    append_n(&log, 3);
+    let filler = fs.fill();
+    let append = |payload: Vec<u8>| rt().block_on(async { log.append(vec![LogRecord::new(0, payload)]).await });
+    for _ in 0..2 {
+        match append(vec![9; 8000]) {
+            Err(Error::DiskFull { path, .. }) => assert!(path.starts_with(&dir), "{}", path.display()),
+            other => panic!("expected a disk-full error, got {other:?}"),
+        }
+    }
+    assert!(!log.shared(0).unwrap().poisoned.load(Ordering::Acquire));
+    assert_eq!(log.next_offset(0), 3);
+    assert_eq!(log.health().disk_full_refusals.load(Ordering::Relaxed), 2);
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(append(b"after".to_vec()).unwrap(), vec![3]);
+    assert_eq!(sink.0.lock()[&0].last().unwrap(), &(3, b"after".to_vec()));
+    drop(log);
+    // Nothing of the refused writes reached the file.
+    let (log, _) = open(&dir, 1);
+    let offsets: Vec<u64> = replay_all(&log, 0, 0).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3]);
+    assert!(quarantined(&dir).is_empty());
 }
