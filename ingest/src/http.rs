@@ -16,7 +16,7 @@
 //! write (nothing is acknowledged then; retrying is safe).
 
 use crate::config::IngestConfig;
-use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField};
+use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField, WriteBounds};
 use crate::error::Error;
 use crate::limits::{RateLimiter, RateRefusal};
 use crate::log::{IngestLog, LogRecord};
@@ -133,7 +133,7 @@ pub(crate) fn admit_series(
                 return true;
             }
             refused.push(SeriesOverLimit {
-                series: s.labels.to_string(),
+                series: crate::convert::cut(&s.labels.to_string(), 512),
                 reason: format!(
                     "limit max_active_series exceeded: tenant {} has {} active series, the limit is {limit}",
                     who.tenant,
@@ -277,18 +277,20 @@ async fn write(
     let converter_state = state.clone();
     let tenant = who.tenant.clone();
     let label_limits = LabelLimits::of(&who.limits);
+    let now_ms = now_millis();
+    let bounds = WriteBounds::new(&state.config, &who.limits, now_ms);
     let conversion = tokio::task::spawn_blocking(move || {
         let config = &converter_state.config;
         Converter {
             tenant: &tenant,
             precision,
-            now_ms: now_millis(),
+            now_ms,
             device_label: &config.device_label,
             partitions: converter_state.log.partitions(),
             cache: Some(&converter_state.series_cache),
             limits: label_limits,
         }
-        .convert(&body)
+        .convert_within(&body, &bounds)
     })
     .await;
     let conversion = match conversion {

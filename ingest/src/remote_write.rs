@@ -40,7 +40,7 @@ pub mod metrics;
 pub mod proto;
 pub mod series;
 
-use crate::convert::LabelLimits;
+use crate::convert::{LabelLimits, WriteBounds};
 use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
 use crate::http::{admit_late, admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
 use crate::metrics::IngestMetrics;
@@ -54,6 +54,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use strata_schemas::TenantId;
+use strata_schemas::time::now_millis;
 
 pub use metrics::RemoteWriteMetrics;
 pub use proto::{DecodeError, WriteRequest, decode_request, encode_request};
@@ -151,9 +152,12 @@ async fn receive(
     let write = state.write.clone();
     let tenant = who.tenant.clone();
     let limits = LabelLimits::of(&who.limits);
-    let conversion = tokio::task::spawn_blocking(move || decode_and_convert(&write, &tenant, limits, &raw, limit))
-        .await
-        .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())))??;
+    let bounds = WriteBounds::new(&state.write.config, &who.limits, now_millis());
+    let conversion = tokio::task::spawn_blocking(move || {
+        decode_and_convert(&write, &tenant, limits, &bounds, &raw, limit)
+    })
+    .await
+    .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())))??;
     Ok((who, conversion))
 }
 
@@ -161,6 +165,7 @@ fn decode_and_convert(
     write: &WriteState,
     tenant: &TenantId,
     limits: LabelLimits,
+    bounds: &WriteBounds,
     raw: &[u8],
     limit: usize,
 ) -> Result<RemoteWriteConversion, Refusal> {
@@ -172,7 +177,7 @@ fn decode_and_convert(
         cache: Some(&write.series_cache),
         limits,
     };
-    Ok(converter.convert(&request))
+    Ok(converter.convert_within(&request, bounds))
 }
 
 fn decode_refusal(e: DecodeError, limit: usize) -> Refusal {

@@ -18,6 +18,14 @@ pub struct QueryConfig {
     pub max_samples: usize,
     /// Maximum number of steps of a range query (Prometheus's fixed 11,000).
     pub max_points_per_series: usize,
+    /// Maximum bytes of label text one query may create (`label_replace`,
+    /// `label_join`, `count_values`); 0: no limit. The points a query holds
+    /// are bounded by `max_samples`.
+    pub max_bytes: usize,
+    /// Maximum length in bytes of a query's text (and of each `match[]`
+    /// selector); 0: no limit. The expression's depth is bounded too, by a
+    /// fixed [`crate::engine::prescan::MAX_EXPR_DEPTH`] levels.
+    pub max_query_length: usize,
     /// Step of subqueries written without one (`[1h:]`), Prometheus's global evaluation interval.
     #[serde(with = "humantime_serde")]
     pub default_subquery_step: Duration,
@@ -27,7 +35,7 @@ pub struct QueryConfig {
     /// range, lookback and the query's own range (0: no limit).
     #[serde(with = "humantime_serde")]
     pub max_range: Duration,
-    /// Per-tenant overrides of `max_series`, `max_samples` and `max_range`, by tenant id.
+    /// Per-tenant overrides of `max_series`, `max_samples`, `max_bytes` and `max_range`, by tenant id.
     pub tenant_limits: BTreeMap<String, QueryLimits>,
     /// Prometheus's `promql-delayed-name-removal` feature: `__name__` is removed
     /// at the end of evaluation instead of by each operator (off by default, as in Prometheus).
@@ -42,6 +50,8 @@ pub struct QueryLimits {
     pub max_series: Option<usize>,
     /// Maximum number of samples one query may hold in memory.
     pub max_samples: Option<usize>,
+    /// Maximum bytes of label text one query may create (0: no limit).
+    pub max_bytes: Option<usize>,
     /// Maximum time span one selector may read (0: no limit).
     #[serde(with = "humantime_serde")]
     pub max_range: Option<Duration>,
@@ -54,6 +64,8 @@ pub struct EffectiveLimits {
     pub max_series: usize,
     /// Maximum samples per query.
     pub max_samples: usize,
+    /// Maximum bytes of label text created per query (0: no limit).
+    pub max_bytes: usize,
     /// Maximum span per selector (zero: no limit).
     pub max_range: Duration,
 }
@@ -69,6 +81,7 @@ impl EffectiveLimits {
         };
         self.max_series = min_nonzero(self.max_series, usize::try_from(t.max_query_series).unwrap_or(usize::MAX));
         self.max_samples = min_nonzero(self.max_samples, usize::try_from(t.max_query_samples).unwrap_or(usize::MAX));
+        self.max_bytes = min_nonzero(self.max_bytes, usize::try_from(t.max_query_bytes).unwrap_or(usize::MAX));
         self.max_range = match (self.max_range.is_zero(), t.max_query_range.is_zero()) {
             (true, _) => t.max_query_range,
             (_, true) => self.max_range,
@@ -77,6 +90,9 @@ impl EffectiveLimits {
     }
 }
 
+/// Default of `max_bytes` (and of the registry's `max_query_bytes`): 512 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 512 << 20;
+
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
@@ -84,6 +100,8 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(120),
             max_samples: 50_000_000,
             max_points_per_series: 11_000,
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_query_length: crate::engine::prescan::DEFAULT_MAX_QUERY_LENGTH,
             default_subquery_step: Duration::from_secs(60),
             max_series: 0,
             max_range: Duration::ZERO,
@@ -100,6 +118,7 @@ impl QueryConfig {
         EffectiveLimits {
             max_series: o.and_then(|o| o.max_series).unwrap_or(self.max_series),
             max_samples: o.and_then(|o| o.max_samples).unwrap_or(self.max_samples),
+            max_bytes: o.and_then(|o| o.max_bytes).unwrap_or(self.max_bytes),
             max_range: o.and_then(|o| o.max_range).unwrap_or(self.max_range),
         }
     }
@@ -134,22 +153,27 @@ mod tests {
         assert_eq!(c, QueryConfig::default());
         assert_eq!(c.lookback_delta, Duration::from_secs(300));
         assert_eq!(c.max_points_per_series, 11_000);
+        assert_eq!(c.max_query_length, 65_536);
+        assert_eq!(c.max_bytes, 512 << 20);
         let c: QueryConfig = serde_json::from_str(r#"{"lookback_delta":"1m","timeout":"30s"}"#).unwrap();
         assert_eq!(c.lookback_delta, Duration::from_secs(60));
     }
 
     #[test]
     fn registry_limits_tighten_but_never_loosen() {
-        let mut l = EffectiveLimits { max_series: 0, max_samples: 1000, max_range: Duration::from_secs(3600) };
+        let mut l =
+            EffectiveLimits { max_series: 0, max_samples: 1000, max_bytes: 0, max_range: Duration::from_secs(3600) };
         let t = strata_schemas::TenantLimits {
             max_query_series: 50,
             max_query_samples: 5000,
+            max_query_bytes: 4096,
             max_query_range: Duration::from_secs(60),
             ..strata_schemas::TenantLimits::default()
         };
         l.tighten(&t);
         assert_eq!((l.max_series, l.max_samples, l.max_range), (50, 1000, Duration::from_secs(60)));
-        let mut open = EffectiveLimits { max_series: 10, max_samples: 10, max_range: Duration::ZERO };
+        assert_eq!(l.max_bytes, 4096, "0 (no limit) takes the registry's");
+        let mut open = EffectiveLimits { max_series: 10, max_samples: 10, max_bytes: 10, max_range: Duration::ZERO };
         open.tighten(&strata_schemas::TenantLimits { max_query_range: Duration::ZERO, ..t });
         assert_eq!(open.max_range, Duration::ZERO, "0 on both sides stays unlimited");
     }

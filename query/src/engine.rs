@@ -19,6 +19,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod labels_fn;
+pub mod prescan;
 mod range_fns;
 mod rollup;
 mod selector;
@@ -135,7 +136,7 @@ impl Engine {
     }
 
     /// Also applies each tenant's registry limits (`max_query_series`,
-    /// `max_query_samples`, `max_query_range`), whichever of them and the
+    /// `max_query_samples`, `max_query_bytes`, `max_query_range`), whichever of them and the
     /// configured limits is stricter.
     pub fn with_policies(mut self, policies: Arc<dyn TenantResolver>) -> Self {
         self.policies = Some(policies);
@@ -145,6 +146,11 @@ impl Engine {
     /// The engine's configuration.
     pub fn config(&self) -> &QueryConfig {
         &self.config
+    }
+
+    /// Parses `query` under this engine's `max_query_length` (see [`parse`]).
+    pub fn parse(&self, query: &str) -> Result<Expr> {
+        parse(query, self.config.max_query_length)
     }
 
     /// The store the engine reads from.
@@ -177,7 +183,7 @@ impl Engine {
         t_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let expr = self.parse(query)?;
         self.run_instant(tenant, query, &expr, t_ms, opts, false)
     }
 
@@ -192,7 +198,7 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryResult> {
         self.check_range(start_ms, end_ms, step_ms)?;
-        let expr = range_expr(query)?;
+        let expr = range_expr(self.parse(query)?)?;
         self.run_range(tenant, query, &expr, (start_ms, end_ms, step_ms), opts, false)
     }
 
@@ -214,7 +220,7 @@ impl Engine {
         t_ms: i64,
         opts: &QueryOptions,
     ) -> Option<Result<QueryResult>> {
-        let expr = match parse(query) {
+        let expr = match self.parse(query) {
             Ok(e) => e,
             Err(e) => return Some(Err(e)),
         };
@@ -233,7 +239,7 @@ impl Engine {
         if step_ms <= 0 || end_ms < start_ms || (end_ms - start_ms) / step_ms >= eval::INLINE_MAX_STEPS {
             return None;
         }
-        let expr = range_expr(query).ok()?;
+        let expr = range_expr(self.parse(query).ok()?).ok()?;
         not_inline_to_none(self.run_range(tenant, query, &expr, (start_ms, end_ms, step_ms), opts, true))
     }
 
@@ -334,6 +340,9 @@ impl Engine {
             cancel: opts.cancel.clone(),
             max_samples: limits.max_samples,
             samples: Default::default(),
+            max_bytes: limits.max_bytes,
+            bytes: Default::default(),
+            depth: Default::default(),
             inline,
             max_series: limits.max_series,
             series: Default::default(),
@@ -347,14 +356,18 @@ impl Engine {
     }
 }
 
-/// Parses a PromQL expression, mapping parser errors to `bad_data`.
-pub fn parse(query: &str) -> Result<Expr> {
+/// Parses a PromQL expression of at most `max_len` bytes (0: any length)
+/// and [`prescan::MAX_EXPR_DEPTH`] levels, mapping parser errors to
+/// `bad_data`. The length and depth are checked on the text before the
+/// parser runs (see [`prescan`]): every recursive walk of the tree (the
+/// parser's, evaluation, pretty-printing, `Drop`) is bounded by them.
+pub fn parse(query: &str, max_len: usize) -> Result<Expr> {
+    prescan::check(query, max_len).map_err(|e| QueryError::bad(format!("invalid parameter \"query\": {e}")))?;
     parser::parse(query).map_err(|e| QueryError::bad(format!("invalid parameter \"query\": {e}")))
 }
 
-/// Parses the expression of a range query: an instant vector or a scalar.
-fn range_expr(query: &str) -> Result<Expr> {
-    let expr = parse(query)?;
+/// The expression of a range query must be an instant vector or a scalar.
+fn range_expr(expr: Expr) -> Result<Expr> {
     match expr.value_type() {
         parser::value::ValueType::Vector | parser::value::ValueType::Scalar => Ok(expr),
         t => {

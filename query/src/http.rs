@@ -10,7 +10,7 @@
 //! A small query (a device's series) is first tried on the connection's own
 //! thread within a budget ([`crate::Engine::try_query_instant_inline`]).
 
-mod ast;
+pub(crate) mod ast;
 mod concurrency;
 pub mod json;
 pub mod params;
@@ -234,14 +234,16 @@ async fn query_range(
     Ok(json_response(StatusCode::OK, json::query_result(&res)))
 }
 
-/// Parses each `match[]` selector into storage matchers.
-fn parse_match(p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+/// Parses each `match[]` selector into storage matchers (length and depth
+/// checked first, as for queries: see [`crate::engine::prescan`]).
+fn parse_match(st: &QueryState, p: &Params, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let raw = p.all("match[]");
     if raw.is_empty() && required {
         return Err(ApiError::bad("no match[] parameter provided"));
     }
+    let max_len = st.engine.config().max_query_length;
     raw.into_iter()
-        .map(|s| match promql_parser::parser::parse(s) {
+        .map(|s| match crate::engine::prescan::check(s, max_len).and_then(|()| promql_parser::parser::parse(s)) {
             Ok(promql_parser::parser::Expr::VectorSelector(vs)) => {
                 crate::engine::selector_matchers(&vs).map_err(|e| ApiError::param("match[]", e))
             }
@@ -296,7 +298,7 @@ async fn series(
     body: Bytes,
 ) -> ApiResult {
     let req = request(&st, &m, &h, q, &body)?;
-    let sets = parse_match(&req.params, true)?;
+    let sets = parse_match(&st, &req.params, true)?;
     let (range, limit) = range_and_limit(&req.params)?;
     let engine = Arc::clone(&st.engine);
     let all: Vec<Labels> = blocking(move || {
@@ -328,7 +330,7 @@ async fn labels(
     body: Bytes,
 ) -> ApiResult {
     let req = request(&st, &m, &h, q, &body)?;
-    let sets = parse_match(&req.params, false)?;
+    let sets = parse_match(&st, &req.params, false)?;
     let (range, limit) = range_and_limit(&req.params)?;
     let engine = Arc::clone(&st.engine);
     let names = blocking(move || {
@@ -359,7 +361,7 @@ async fn label_values(
     if !valid {
         return Err(ApiError::bad(format!("invalid label name: {name:?}")));
     }
-    let sets = parse_match(&req.params, false)?;
+    let sets = parse_match(&st, &req.params, false)?;
     let (range, limit) = range_and_limit(&req.params)?;
     let engine = Arc::clone(&st.engine);
     let values = blocking(move || {
@@ -392,7 +394,7 @@ async fn format_query(
 ) -> ApiResult {
     use promql_parser::parser::Prettier;
     let req = request(&st, &m, &h, q, &body)?;
-    let expr = crate::engine::parse(req.params.get("query").unwrap_or(""))?;
+    let expr = st.engine.parse(req.params.get("query").unwrap_or(""))?;
     Ok(success(&serde_json::Value::String(expr.pretty(0, 100))))
 }
 
@@ -405,7 +407,7 @@ async fn parse_query(
     body: Bytes,
 ) -> ApiResult {
     let req = request(&st, &m, &h, q, &body)?;
-    let expr = crate::engine::parse(req.params.get("query").unwrap_or(""))?;
+    let expr = st.engine.parse(req.params.get("query").unwrap_or(""))?;
     Ok(success(&ast::translate(&expr)))
 }
 

@@ -44,6 +44,9 @@ pub struct TenantLimits {
     pub max_query_series: u64,
     /// Samples one query may load.
     pub max_query_samples: u64,
+    /// Bytes of label text one query may create (`label_replace`,
+    /// `label_join`, `count_values`).
+    pub max_query_bytes: u64,
     /// Longest time range one query may cover (`0s`: unlimited).
     #[serde(with = "humantime_serde")]
     pub max_query_range: Duration,
@@ -69,6 +72,7 @@ impl Default for TenantLimits {
             max_request_bytes: 64 << 20,
             max_query_series: 1_000_000,
             max_query_samples: 50_000_000,
+            max_query_bytes: 512 << 20,
             max_query_range: Duration::ZERO,
             max_concurrent_queries: 16,
             hot_ttl: Duration::from_secs(7 * 86_400),
@@ -80,7 +84,7 @@ impl Default for TenantLimits {
 impl TenantLimits {
     /// Rejects values that cannot work (zero rates, zero sizes).
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, f64); 9] = [
+        let positive: [(&str, f64); 10] = [
             ("ingestion_rate", self.ingestion_rate),
             ("ingestion_burst", self.ingestion_burst as f64),
             ("max_active_series", self.max_active_series as f64),
@@ -89,6 +93,7 @@ impl TenantLimits {
             ("max_label_value_length", f64::from(self.max_label_value_length)),
             ("max_request_bytes", self.max_request_bytes as f64),
             ("max_query_series", self.max_query_series as f64),
+            ("max_query_bytes", self.max_query_bytes as f64),
             ("max_concurrent_queries", f64::from(self.max_concurrent_queries)),
         ];
         for (name, v) in positive {
@@ -154,6 +159,8 @@ mod tests {
     fn validation_names_the_limit() {
         let l = TenantLimits { max_labels_per_series: 0, ..TenantLimits::default() };
         assert!(l.validate().unwrap_err().contains("max_labels_per_series"));
+        let l = TenantLimits { max_query_bytes: 0, ..TenantLimits::default() };
+        assert!(l.validate().unwrap_err().contains("max_query_bytes"));
         assert!(TenantLimits::default().validate().is_ok());
     }
 }

@@ -330,12 +330,21 @@ fn count_values(
         for (s, &g) in v.iter().zip(member_group) {
             let Some(x) = s.points[i] else { continue };
             let key = (g, if x.is_nan() { f64::NAN.to_bits() } else { (x + 0.0).to_bits() });
-            let o = *index.entry(key).or_insert_with(|| {
-                let mut labels = keys[g].clone();
-                labels.set(label, &format_go_f(x));
-                out.push(StepSeries::new(labels, vec![None; ev.n]));
-                out.len() - 1
-            });
+            let o = match index.get(&key) {
+                Some(&o) => o,
+                None => {
+                    // Up to one new series per input point: each new grid is
+                    // checked before it is built (and charged with the output).
+                    ev.ctx.reserve((out.len() + 1).saturating_mul(ev.n))?;
+                    let value = format_go_f(x);
+                    ev.ctx.account_bytes(label.len() + value.len())?;
+                    let mut labels = keys[g].clone();
+                    labels.set(label, &value);
+                    out.push(StepSeries::new(labels, vec![None; ev.n]));
+                    index.insert(key, out.len() - 1);
+                    out.len() - 1
+                }
+            };
             let p = &mut out[o].points[i];
             *p = Some(p.unwrap_or(0.0) + 1.0);
         }

@@ -30,7 +30,15 @@ pub(crate) struct Ctx<'a> {
     pub(crate) deadline: Instant,
     pub(crate) cancel: Option<super::CancelToken>,
     pub(crate) max_samples: usize,
+    /// Samples loaded plus points held (every step of every series a node
+    /// keeps, whether or not it has a value there), charged as they accrue.
     pub(crate) samples: Cell<usize>,
+    /// Maximum bytes of label text the query may create (0: no limit).
+    pub(crate) max_bytes: usize,
+    pub(crate) bytes: Cell<usize>,
+    /// Nodes being evaluated, one inside the other (a guard behind the
+    /// parse-time bound of [`super::prescan::MAX_EXPR_DEPTH`]).
+    pub(crate) depth: Cell<usize>,
     /// Running on an async worker ([`super::Engine::try_query_instant_inline`]):
     /// past [`INLINE_MAX_SERIES`] series or [`INLINE_MAX_SAMPLES`] samples, or
     /// at a read that may block, evaluation stops with [`QueryError::NotInline`].
@@ -87,6 +95,43 @@ impl Ctx<'_> {
             return Err(QueryError::TooManySamples("query execution"));
         }
         Ok(())
+    }
+
+    /// Fails unless `n` more points fit under the sample limit, without
+    /// charging them: called before allocating something that is charged
+    /// once it is known how much of it is kept (a grid of steps, a chunk).
+    pub(crate) fn reserve(&self, n: usize) -> Result<()> {
+        let total = self.samples.get().saturating_add(n);
+        if self.inline && total > INLINE_MAX_SAMPLES {
+            return Err(QueryError::NotInline);
+        }
+        if total > self.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
+        Ok(())
+    }
+
+    /// Accounts `n` more bytes of label text created by the query (`max_query_bytes`).
+    pub(crate) fn account_bytes(&self, n: usize) -> Result<()> {
+        let total = self.bytes.get().saturating_add(n);
+        self.bytes.set(total);
+        if self.max_bytes > 0 && total > self.max_bytes {
+            return Err(self.too_many_bytes());
+        }
+        Ok(())
+    }
+
+    /// Bytes of label text the query may still create (`usize::MAX`: no limit).
+    pub(crate) fn bytes_left(&self) -> usize {
+        if self.max_bytes == 0 { usize::MAX } else { self.max_bytes.saturating_sub(self.bytes.get()) }
+    }
+
+    pub(crate) fn too_many_bytes(&self) -> QueryError {
+        QueryError::exec(format!(
+            "the query exceeded the maximum number of bytes of label values it may create (limit max_query_bytes: \
+             {} bytes)",
+            self.max_bytes
+        ))
     }
 
     /// Accounts `n` more series loaded by a selector.
@@ -334,9 +379,37 @@ impl<'a> Evaluator<'a> {
         self.start + i as i64 * self.step
     }
 
+    /// Evaluates `expr`. Every value it returns has been charged to the
+    /// sample limit: a grid of `n` steps per series (scalars: one series),
+    /// and nothing is allocated for a grid that does not fit (subquery
+    /// steps included, see [`Ctx::reserve`]).
     pub(crate) fn eval(&self, expr: &Expr) -> Result<Eval> {
         self.ctx.check()?;
-        let out = match expr {
+        let depth = self.ctx.depth.get() + 1;
+        if depth > super::prescan::MAX_EXPR_DEPTH + 8 {
+            return Err(QueryError::bad("the expression is nested too deeply"));
+        }
+        self.ctx.depth.set(depth);
+        let out = self.eval_node(expr);
+        self.ctx.depth.set(depth - 1);
+        let out = out?;
+        if !charges_itself(expr) {
+            match &out {
+                Eval::Vector(v) => self.ctx.account(v.len().saturating_mul(self.n))?,
+                Eval::Scalar(v) => self.ctx.account(v.len())?,
+                Eval::String(_) | Eval::Matrix(_) => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn eval_node(&self, expr: &Expr) -> Result<Eval> {
+        if !matches!(expr, Expr::Paren(_) | Expr::StringLiteral(_) | Expr::MatrixSelector(_) | Expr::Subquery(_)) {
+            // Any other node holds at least one grid of `n` steps: a
+            // subquery of 10 years at 1 s must fail here, not allocate.
+            self.ctx.reserve(self.n)?;
+        }
+        Ok(match expr {
             Expr::NumberLiteral(n) => Eval::Scalar(vec![n.val; self.n]),
             Expr::StringLiteral(s) => Eval::String(s.val.clone()),
             Expr::Paren(p) => self.eval(&p.expr)?,
@@ -348,11 +421,7 @@ impl<'a> Evaluator<'a> {
             Expr::Aggregate(agg) => aggregate::eval(self, agg)?,
             Expr::Binary(b) => binary::eval(self, b)?,
             Expr::Extension(_) => return Err(QueryError::Unsupported("extension expressions".into())),
-        };
-        if let Eval::Vector(v) = &out {
-            self.ctx.account(v.iter().map(|s| s.points.iter().filter(|p| p.is_some()).count()).sum())?;
-        }
-        Ok(out)
+        })
     }
 
     fn eval_unary(&self, inner: &Expr) -> Result<Eval> {
@@ -408,6 +477,17 @@ impl<'a> Evaluator<'a> {
             AtModifier::End => self.ctx.query_end,
             AtModifier::At(t) => system_time_ms(*t),
         })
+    }
+}
+
+/// Nodes that charge the sample limit as they build their value (selectors
+/// per series, range functions per chunk), and parentheses, which pass
+/// their operand's value on.
+fn charges_itself(expr: &Expr) -> bool {
+    match expr {
+        Expr::Paren(_) | Expr::VectorSelector(_) | Expr::MatrixSelector(_) | Expr::Subquery(_) => true,
+        Expr::Call(c) => super::range_fns::RangeFn::lookup(c.func.name).is_some(),
+        _ => false,
     }
 }
 

@@ -24,11 +24,20 @@ pub(crate) fn label_replace(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<St
     if !valid_label_name(&dst) {
         return Err(QueryError::bad(format!("invalid destination label name in label_replace(): {dst}")));
     }
+    // Each `$` reference expands to at most the whole source value.
+    let refs = repl.matches('$').count();
     for s in &mut v {
         let value = s.labels.get(&src).unwrap_or("").to_owned();
         if let Some(caps) = re.captures(&value) {
+            // A 40 KB replacement of `$1$1…` over many series must stop at
+            // `max_query_bytes` before the strings are built, not after.
+            let bound = dst.len().saturating_add(repl.len()).saturating_add(refs.saturating_mul(value.len()));
+            if bound > ev.ctx.bytes_left() {
+                return Err(ev.ctx.too_many_bytes());
+            }
             let mut out = String::new();
             caps.expand(&repl, &mut out);
+            ev.ctx.account_bytes(dst.len() + out.len())?;
             s.labels.set(&dst, &out);
             if dst == METRIC_NAME {
                 s.drop_name = false;
@@ -49,6 +58,8 @@ pub(crate) fn label_join(ev: &Evaluator<'_>, args: &[&Expr]) -> Result<Vec<StepS
     }
     for s in &mut v {
         let joined: Vec<&str> = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect();
+        let len = joined.iter().map(|p| p.len()).sum::<usize>() + sep.len() * joined.len().saturating_sub(1);
+        ev.ctx.account_bytes(dst.len().saturating_add(len))?;
         let joined = joined.join(&sep);
         s.labels.set(&dst, &joined);
         if dst == METRIC_NAME {

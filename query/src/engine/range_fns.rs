@@ -116,6 +116,9 @@ pub(crate) fn eval_chunk(
     counter_anchor: Option<&str>,
 ) -> Result<Vec<StepSeries>> {
     let geo = rd.geometry(ev);
+    // Every series gets a grid of every step: checked before they are
+    // built, the kept ones charged below.
+    ev.ctx.reserve(rd.series.len().saturating_mul(geo.n))?;
     let all_points = compute_all(ev, geo, f, &rd.series, param)?;
     let mut out = Vec::with_capacity(rd.series.len());
     for (idx, (s, points)) in rd.series.iter().zip(all_points).enumerate() {
@@ -138,6 +141,7 @@ pub(crate) fn eval_chunk(
             out.push(series);
         }
     }
+    ev.ctx.account(out.len().saturating_mul(geo.n))?;
     Ok(out)
 }
 

@@ -89,6 +89,8 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
     ev.ctx.account(loaded)?;
     ev.ctx.check()?;
     ev.ctx.rollup_selects.set(ev.ctx.rollup_selects.get() + 1);
+    // A grid of every step per series: checked before, the kept ones charged after.
+    ev.ctx.reserve(by_labels.len().saturating_mul(ev.n))?;
     let mut out = Vec::with_capacity(by_labels.len());
     for (labels, points) in by_labels {
         let values = step_values(ev, f, &points, at, offset, range);
@@ -100,6 +102,7 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
             out.push(s);
         }
     }
+    ev.ctx.account(out.len().saturating_mul(ev.n))?;
     merge_same_labels(out).map(Some)
 }
 

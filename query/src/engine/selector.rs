@@ -69,9 +69,20 @@ pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: b
             failed = Some(e);
             return Err(ReadError::Stopped);
         }
-        let points = lookback_points(ev, &s.samples, at, offset, timestamps);
-        if points.iter().any(Option::is_some) {
-            out.push(StepSeries::new(s.labels, points));
+        // A kept series holds a grid of every step, with or without a value:
+        // checked before it is built, charged once kept.
+        let points = ev.ctx.reserve(ev.n).map(|()| lookback_points(ev, &s.samples, at, offset, timestamps));
+        let kept = match points {
+            Ok(points) if points.iter().any(Option::is_some) => {
+                out.push(StepSeries::new(s.labels, points));
+                ev.ctx.account(ev.n)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            failed = Some(e);
+            return Err(ReadError::Stopped);
         }
         Ok(())
     };

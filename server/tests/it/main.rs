@@ -2,6 +2,7 @@
 
 mod cold;
 mod harness;
+mod hostile_write;
 mod kafka;
 mod postgres;
 mod promtool;
