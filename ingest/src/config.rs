@@ -1,6 +1,7 @@
 //! Configuration of the write path (`[ingest]` in the config file).
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Write-path settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +20,22 @@ pub struct IngestConfig {
     /// (about 250 bytes each for six labels: the label set, its share of the
     /// device's tag strings and the cache entry; 0 disables).
     pub series_cache_entries: usize,
+    /// Most distinct fields on one line-protocol line: a line with more is
+    /// refused (error at the first field over it) and its other fields are
+    /// not parsed; the other lines are stored. Tags are bounded by the
+    /// tenant's `max_labels_per_series`.
+    pub max_fields_per_line: usize,
+    /// How far ahead of the node's clock a sample may be (Mimir's
+    /// `creation_grace_period`); later samples are refused, per line or
+    /// series, so a bad device clock cannot write samples that never expire.
+    #[serde(with = "humantime_serde")]
+    pub creation_grace_period: Duration,
+    /// How far behind the node's clock a sample may be (Mimir's
+    /// `past_grace_period`). `0s`: the tenant's `hot_ttl`, past which a
+    /// sample would be deleted before anyone reads it. With the cold tier,
+    /// samples older than the tenant's cold watermark are refused as well.
+    #[serde(with = "humantime_serde")]
+    pub past_grace_period: Duration,
 }
 
 impl Default for IngestConfig {
@@ -28,6 +45,9 @@ impl Default for IngestConfig {
             device_label: strata_schemas::hash::DEFAULT_DEVICE_LABEL.to_owned(),
             max_reported_errors: 1000,
             series_cache_entries: 1 << 20,
+            max_fields_per_line: 1000,
+            creation_grace_period: Duration::from_secs(600),
+            past_grace_period: Duration::ZERO,
         }
     }
 }
@@ -40,6 +60,9 @@ impl IngestConfig {
         }
         if self.device_label.is_empty() {
             return Err("ingest.device_label must not be empty".to_owned());
+        }
+        if self.max_fields_per_line == 0 {
+            return Err("ingest.max_fields_per_line must be at least 1".to_owned());
         }
         Ok(())
     }

@@ -14,13 +14,136 @@
 //! line with nothing but string fields is rejected. Timestamps are converted
 //! from the request precision to milliseconds; a line without one gets the
 //! server time of the request.
+//!
+//! A hostile or broken client is bounded per line ([`WriteBounds`]): tags by
+//! the tenant's `max_labels_per_series` and distinct fields by
+//! `ingest.max_fields_per_line`, both while parsing, so an oversized line
+//! costs no more than its allowed part; timestamps must fall in a window
+//! around the node's clock (`ingest.creation_grace_period` ahead,
+//! `ingest.past_grace_period` or the tenant's `hot_ttl` behind). Whatever
+//! an answer echoes of the input is cut to [`MAX_ECHO`] bytes per fragment
+//! and each reason to [`MAX_REASON`] bytes, so the error list stays small
+//! whatever the body held.
 
 use crate::batcher::{BatchBuilder, SeriesKey};
+use crate::config::IngestConfig;
 use crate::series_cache::{LineShape, SeriesCache};
-use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines};
+use humantime_serde::re::humantime::format_duration;
+use std::time::Duration;
+use strata_schemas::line_protocol::{
+    FieldValue, ParseError, ParseErrorKind, ParseOptions, ParsedLine, parse_lines_with,
+};
 use strata_schemas::time::Precision;
-use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, Str, TenantId, WriteBatch};
+use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, Str, TenantId, TenantLimits, WriteBatch};
 use strata_schemas::{device_hash_of, series_id_of};
+
+/// Most bytes of one piece of client input (a name, a value, a token)
+/// echoed in an error answer; longer ones are cut and marked with their length.
+pub const MAX_ECHO: usize = 64;
+
+/// Most bytes of one reason in an error answer (a safety net: every echoed
+/// fragment is already cut to [`MAX_ECHO`]).
+pub const MAX_REASON: usize = 1024;
+
+/// `text` quoted for an error message, cut to [`MAX_ECHO`] bytes:
+/// `"abc"…(70000 bytes)`.
+pub fn quote(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return format!("{text:?}");
+    }
+    format!("{:?}…({} bytes)", head(text, MAX_ECHO), text.len())
+}
+
+/// `text` unquoted, cut to `max` bytes and marked with its length: `abc…(70000 bytes)`.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    format!("{}…({} bytes)", head(text, max), text.len())
+}
+
+/// The first `max` bytes of `text`, on a char boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
+}
+
+/// Per-line bounds of a write beyond the tenant's label limits: the node's
+/// field bound and the accepted time window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBounds {
+    /// Most distinct fields on one line (`ingest.max_fields_per_line`).
+    pub max_fields_per_line: usize,
+    /// Oldest accepted sample timestamp (ms), inclusive.
+    pub oldest_ms: i64,
+    /// Newest accepted sample timestamp (ms), inclusive.
+    pub newest_ms: i64,
+    /// How far behind `now` the window reaches, and the setting that says so.
+    pub(crate) past: (Duration, &'static str),
+    /// How far ahead of `now` the window reaches.
+    pub(crate) future: Duration,
+}
+
+impl WriteBounds {
+    /// No bounds (tests and benches that convert fixed old data).
+    pub const NONE: Self = Self {
+        max_fields_per_line: usize::MAX,
+        oldest_ms: i64::MIN,
+        newest_ms: i64::MAX,
+        past: (Duration::MAX, "none"),
+        future: Duration::MAX,
+    };
+
+    /// The bounds of a write at `now_ms` for a tenant with `limits`: samples
+    /// from `now − past` to `now + creation_grace_period`, where `past` is
+    /// `ingest.past_grace_period`, or the tenant's `hot_ttl` when that is `0s`.
+    pub fn new(config: &IngestConfig, limits: &TenantLimits, now_ms: i64) -> Self {
+        let past = if config.past_grace_period.is_zero() {
+            (limits.hot_ttl, "the tenant's hot_ttl")
+        } else {
+            (config.past_grace_period, "ingest.past_grace_period")
+        };
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            max_fields_per_line: config.max_fields_per_line,
+            oldest_ms: now_ms.saturating_sub(ms(past.0)),
+            newest_ms: now_ms.saturating_add(ms(config.creation_grace_period)),
+            past,
+            future: config.creation_grace_period,
+        }
+    }
+
+    /// Checks a sample timestamp (ms): the refusal's code and reason when outside the window.
+    pub fn check(&self, ts: i64) -> Result<(), (&'static str, String)> {
+        if ts < self.oldest_ms {
+            return Err((
+                "sample_too_old",
+                format!(
+                    "timestamp {ts} ms is older than {} ms, {} before now ({}): it would be deleted before anyone \
+                     could read it",
+                    self.oldest_ms,
+                    format_duration(self.past.0),
+                    self.past.1
+                ),
+            ));
+        }
+        if ts > self.newest_ms {
+            return Err((
+                "sample_too_far_in_future",
+                format!(
+                    "timestamp {ts} ms is more than {} ahead of the server's clock (newest accepted: {} ms, \
+                     ingest.creation_grace_period); check the client's clock and the write's precision",
+                    format_duration(self.future),
+                    self.newest_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A line that was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -111,7 +234,7 @@ impl LabelLimits {
                 "max_labels_per_series",
                 format!(
                     "limit max_labels_per_series exceeded: series {} has {labels} labels, the limit is {}",
-                    metric.concat(),
+                    cut(&metric.concat(), MAX_ECHO),
                     self.max_labels_per_series
                 ),
             ));
@@ -132,7 +255,7 @@ impl LabelLimits {
                     "max_label_name_length",
                     format!(
                         "limit max_label_name_length exceeded: label name {:?}… is {} bytes, the limit is {}",
-                        prefix(k),
+                        head(k, 32),
                         k.len(),
                         self.max_label_name_length
                     ),
@@ -142,7 +265,8 @@ impl LabelLimits {
                 return Err((
                     "max_label_value_length",
                     format!(
-                        "limit max_label_value_length exceeded: value of label {k:?} is {} bytes, the limit is {}",
+                        "limit max_label_value_length exceeded: value of label {} is {} bytes, the limit is {}",
+                        quote(k),
                         v.len(),
                         self.max_label_value_length
                     ),
@@ -159,37 +283,34 @@ impl Default for LabelLimits {
     }
 }
 
-/// The first 32 bytes of `s` (on a char boundary), for error messages.
-fn prefix(s: &str) -> &str {
-    let mut end = s.len().min(32);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 impl Converter<'_> {
-    /// Parses and converts a whole request body.
+    /// Parses and converts a whole request body, with no [`WriteBounds`].
     pub fn convert(&self, body: &[u8]) -> Conversion {
+        self.convert_within(body, &WriteBounds::NONE)
+    }
+
+    /// Parses and converts a whole request body; lines outside `bounds`
+    /// are rejected, each with its reason.
+    pub fn convert_within(&self, body: &[u8], bounds: &WriteBounds) -> Conversion {
         let mut out = Conversion::default();
+        let options = ParseOptions {
+            // The series of a line carry its tags plus `__name__`.
+            max_tags: (self.limits.max_labels_per_series as usize).saturating_sub(1),
+            max_fields: bounds.max_fields_per_line,
+        };
         // A line's field (`name=1.5,`) with its share of the tags: ~20 bytes
         // on IoT data; the hint only sizes the builder's tables up front.
         let mut batches = BatchBuilder::new(self.tenant, self.partitions, (body.len() / 24).min(1 << 18));
         let mut key = Vec::with_capacity(256);
-        for parsed in parse_lines(body) {
+        for parsed in parse_lines_with(body, options) {
             let line = match parsed {
                 Ok(line) => line,
                 Err(e) => {
-                    out.rejected.push(LineError {
-                        code: "invalid_line",
-                        line: e.line,
-                        column: Some(e.column),
-                        reason: e.message,
-                    });
+                    out.rejected.push(self.parse_rejection(e));
                     continue;
                 }
             };
-            match self.line_samples(&line, &mut out.skipped, &mut key) {
+            match self.line_samples(&line, bounds, &mut out.skipped, &mut key) {
                 Ok(series) => {
                     out.accepted_lines += 1;
                     for (series, sample) in series {
@@ -197,26 +318,55 @@ impl Converter<'_> {
                         batches.add(series, [sample]);
                     }
                 }
-                Err((code, reason)) => out.rejected.push(LineError { code, line: line.line_no, column: None, reason }),
+                Err((code, reason)) => {
+                    let reason = cut(&reason, MAX_REASON);
+                    out.rejected.push(LineError { code, line: line.line_no, column: None, reason });
+                }
             }
         }
         out.batches = batches.finish();
         out
     }
 
+    /// The rejection of a line that does not parse, named after the bound it broke.
+    fn parse_rejection(&self, e: ParseError) -> LineError {
+        let (code, reason) = match e.kind {
+            ParseErrorKind::TooManyTags => {
+                let limit = self.limits.max_labels_per_series;
+                let reason = format!(
+                    "limit max_labels_per_series exceeded: the line has more than {} tags, so its series would have \
+                     more than {limit} labels (__name__ included), the limit is {limit}",
+                    limit.saturating_sub(1)
+                );
+                ("max_labels_per_series", reason)
+            }
+            ParseErrorKind::TooManyFields => (
+                "max_fields_per_line",
+                format!("limit max_fields_per_line exceeded: {} (node setting ingest.max_fields_per_line)", e.message),
+            ),
+            _ => ("invalid_line", e.message),
+        };
+        LineError { code, line: e.line, column: Some(e.column), reason: cut(&reason, MAX_REASON) }
+    }
+
     /// The series and sample of each numeric field of one line, or why the line is rejected.
     fn line_samples(
         &self,
         line: &ParsedLine<'_>,
+        bounds: &WriteBounds,
         skipped: &mut Vec<SkippedField>,
         key: &mut Vec<u8>,
     ) -> Result<Vec<(SeriesKey, Sample)>, (&'static str, String)> {
         let invalid = |msg: String| ("invalid_line", msg);
         let ts = match line.timestamp {
-            Some(ts) => self
-                .precision
-                .to_millis(ts)
-                .ok_or_else(|| invalid(format!("timestamp {ts} overflows in precision {:?}", self.precision)))?,
+            Some(ts) => {
+                let ms = self
+                    .precision
+                    .to_millis(ts)
+                    .ok_or_else(|| invalid(format!("timestamp {ts} overflows in precision {:?}", self.precision)))?;
+                bounds.check(ms)?;
+                ms
+            }
             None => self.now_ms,
         };
         let shape = self.cache.map(|cache| {
@@ -298,7 +448,7 @@ impl Converter<'_> {
         let mut tags: Vec<(&str, &str)> = Vec::with_capacity(line.tags.len());
         for (k, v) in &line.tags {
             if k.starts_with("__") {
-                return Err(invalid(format!("tag key {k:?} uses the reserved prefix \"__\"")));
+                return Err(invalid(format!("tag key {} uses the reserved prefix \"__\"", quote(k))));
             }
             tags.push((k.as_ref(), v.as_ref()));
         }
@@ -331,14 +481,14 @@ impl Converter<'_> {
                 "string_fields",
                 format!(
                     "no numeric field: string field(s) {} cannot be stored (Strata stores numbers only)",
-                    string_fields.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", ")
+                    quote_some(&string_fields, 5)
                 ),
             ));
         }
         for f in string_fields {
             skipped.push(SkippedField {
                 line: line.line_no,
-                field: f.to_owned(),
+                field: cut(f, MAX_ECHO),
                 reason: "string fields are not stored (Strata stores numbers only); the line's other fields were"
                     .to_owned(),
             });
@@ -373,6 +523,15 @@ impl Converter<'_> {
         }
         labels
     }
+}
+
+/// The first `max` of `names`, quoted and cut, then how many more there are.
+fn quote_some(names: &[&str], max: usize) -> String {
+    let mut out = names.iter().take(max).map(|n| quote(n)).collect::<Vec<_>>().join(", ");
+    if names.len() > max {
+        out.push_str(&format!(" and {} more", names.len() - max));
+    }
+    out
 }
 
 /// The cache key of a line's shape: tenant, measurement and tags in input order.

@@ -158,9 +158,13 @@ fn label_limits_reject_the_line_with_the_limit_named() {
     assert_eq!(c.accepted_lines, 1);
     let reasons: Vec<&str> = c.rejected.iter().map(|e| e.reason.as_str()).collect();
     assert!(
-        reasons[0].starts_with("limit max_labels_per_series exceeded: series m_v has 4 labels, the limit is 3"),
+        reasons[0].starts_with(
+            "limit max_labels_per_series exceeded: the line has more than 2 tags, so its series would have more \
+             than 3 labels"
+        ),
         "{reasons:?}"
     );
+    assert_eq!((c.rejected[0].code, c.rejected[0].column), ("max_labels_per_series", Some(11)));
     assert!(reasons[1].starts_with("limit max_label_name_length exceeded"), "{reasons:?}");
     assert!(
         reasons[2].starts_with("limit max_label_value_length exceeded: value of label \"a\" is 9 bytes"),
@@ -204,4 +208,98 @@ fn line_shapes_serve_known_lines_and_fall_back_exactly() {
     // Same tags in another order is another shape, same series.
     let reordered = conv("m,farm=f,device=d1 x=9 5\n", LabelLimits::default());
     assert_eq!(reordered.batches, plain("m,farm=f,device=d1 x=9 5\n").batches);
+}
+
+fn bounded(body: &str, bounds: &WriteBounds) -> Conversion {
+    let t = tenant();
+    Converter {
+        tenant: &t,
+        precision: Precision::Milliseconds,
+        now_ms: 1_000_000_000,
+        device_label: "device",
+        partitions: 4,
+        cache: None,
+        limits: LabelLimits::default(),
+    }
+    .convert_within(body.as_bytes(), bounds)
+}
+
+#[test]
+fn write_bounds_take_the_past_from_hot_ttl_unless_a_grace_period_is_set() {
+    let config = IngestConfig::default();
+    let limits = TenantLimits { hot_ttl: Duration::from_secs(3600), ..TenantLimits::default() };
+    let b = WriteBounds::new(&config, &limits, 10_000_000);
+    assert_eq!((b.oldest_ms, b.newest_ms), (10_000_000 - 3_600_000, 10_000_000 + 600_000));
+    assert_eq!(b.max_fields_per_line, 1000);
+    let config = IngestConfig { past_grace_period: Duration::from_secs(60), ..IngestConfig::default() };
+    assert_eq!(WriteBounds::new(&config, &limits, 10_000_000).oldest_ms, 10_000_000 - 60_000);
+    // Extreme settings saturate instead of overflowing.
+    let config = IngestConfig { creation_grace_period: Duration::MAX, ..IngestConfig::default() };
+    assert_eq!(WriteBounds::new(&config, &limits, 10).newest_ms, i64::MAX);
+}
+
+#[test]
+fn samples_outside_the_window_are_refused_per_line() {
+    let now = 1_000_000_000;
+    let config = IngestConfig::default();
+    let limits = TenantLimits { hot_ttl: Duration::from_secs(3600), ..TenantLimits::default() };
+    let b = WriteBounds::new(&config, &limits, now);
+    let body = format!(
+        "m v=1 {}\nm v=2 {}\nm v=3 {}\nm v=4\nm v=5 {}\nm v=6 {}\nm v=7 -9223372036854\n",
+        now - 3_600_000,
+        now - 3_600_001,
+        now + 600_000,
+        now + 600_001,
+        i64::MAX / 1_000_000
+    );
+    let c = bounded(&body, &b);
+    assert_eq!(c.accepted_lines, 3, "{:?}", c.rejected);
+    let got: Vec<(usize, &str)> = c.rejected.iter().map(|e| (e.line, e.code)).collect();
+    assert_eq!(
+        got,
+        [
+            (2, "sample_too_old"),
+            (5, "sample_too_far_in_future"),
+            (6, "sample_too_far_in_future"),
+            (7, "sample_too_old")
+        ]
+    );
+    assert!(c.rejected[0].reason.contains("1h before now (the tenant's hot_ttl)"), "{:?}", c.rejected[0]);
+    assert!(c.rejected[1].reason.contains("ingest.creation_grace_period"), "{:?}", c.rejected[1]);
+    // Without bounds (benches, fixed data) everything is stored.
+    assert_eq!(bounded(&body, &WriteBounds::NONE).accepted_lines, 7);
+}
+
+#[test]
+fn fields_over_the_node_bound_reject_the_line_with_its_column() {
+    let b = WriteBounds { max_fields_per_line: 3, ..WriteBounds::NONE };
+    let c = bounded("m a=1,b=2,c=3\nm a=1,b=2,c=3,d=4\n", &b);
+    assert_eq!(c.accepted_lines, 1);
+    let e = &c.rejected[0];
+    assert_eq!((e.code, e.line, e.column), ("max_fields_per_line", 2, Some(15)), "{e:?}");
+    assert!(e.reason.starts_with("limit max_fields_per_line exceeded: more than 3 distinct fields"), "{e:?}");
+}
+
+#[test]
+fn control_characters_reject_the_line_with_its_column() {
+    let c = convert("m,host=a\0b v=1\nm v=1\n", Precision::Milliseconds);
+    assert_eq!(c.accepted_lines, 1);
+    let e = &c.rejected[0];
+    assert_eq!((e.code, e.line, e.column), ("invalid_line", 1, Some(9)), "{e:?}");
+    assert!(e.reason.contains("U+0000"), "{e:?}");
+}
+
+#[test]
+fn echoed_input_is_cut() {
+    let long = "k".repeat(100_000);
+    let body = format!("m {long}=\"s\",{long}x=\"t\"\nm,__{long}=1 v=1\nm,a=1 v=1,{long}=\"s\"\n");
+    let c = convert(&body, Precision::Milliseconds);
+    assert_eq!(c.accepted_lines, 1);
+    for e in &c.rejected {
+        assert!(e.reason.len() < 400, "{} bytes: {}", e.reason.len(), &e.reason[..200]);
+        assert!(e.reason.contains("…(100000 bytes)") || e.reason.contains("…(100002 bytes)"), "{}", e.reason);
+    }
+    assert_eq!(c.skipped.len(), 1);
+    assert_eq!(c.skipped[0].field, format!("{}…(100000 bytes)", &long[..MAX_ECHO]));
+    assert_eq!(cut("aé", 2), "a…(3 bytes)", "cut on a char boundary");
 }

@@ -10,6 +10,10 @@
 //! * the tenant's label limits (`max_labels_per_series`, `max_label_name_length`,
 //!   `max_label_value_length`), with the same messages as for line protocol.
 //!
+//! Samples outside the write's time window ([`WriteBounds`]: the same as
+//! for line protocol) are not stored; each series that had some is listed
+//! with how many, and counts as rejected when none of its samples remained.
+//!
 //! Labels with an empty value are dropped, as Prometheus treats them as
 //! absent. Series ids, device hashes and partitions are computed exactly as
 //! for line protocol, so the same series written through either protocol is
@@ -17,7 +21,7 @@
 
 use super::proto;
 use crate::batcher::{BatchBuilder, SeriesKey};
-use crate::convert::LabelLimits;
+use crate::convert::{LabelLimits, WriteBounds};
 use crate::series_cache::SeriesCache;
 use std::fmt::Write;
 use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
@@ -167,6 +171,11 @@ pub struct SeriesConverter<'a> {
 impl SeriesConverter<'_> {
     /// Validates every series of `request` and groups the valid ones into batches.
     pub fn convert(&self, request: &proto::WriteRequest) -> RemoteWriteConversion {
+        self.convert_within(request, &WriteBounds::NONE)
+    }
+
+    /// [`Self::convert`], storing only the samples inside `bounds`' time window.
+    pub fn convert_within(&self, request: &proto::WriteRequest, bounds: &WriteBounds) -> RemoteWriteConversion {
         let mut out = RemoteWriteConversion::default();
         let mut batches = BatchBuilder::new(self.tenant, self.partitions, request.timeseries.len());
         for (index, series) in request.timeseries.iter().enumerate() {
@@ -178,12 +187,20 @@ impl SeriesConverter<'_> {
                     continue;
                 }
             };
+            let inside = |s: &&proto::Sample| bounds.check(s.timestamp).is_ok();
+            let kept = series.samples.iter().filter(inside).count();
+            if kept < series.samples.len() {
+                out.rejected.push(outside_window(index, &series.labels, &series.samples, bounds));
+                if kept == 0 {
+                    continue;
+                }
+            }
             out.accepted_series += 1;
             out.histograms_ignored += series.histograms.len();
             out.exemplars_ignored += series.exemplars.len();
-            if !series.samples.is_empty() {
-                out.samples += series.samples.len();
-                batches.add(key, series.samples.iter().map(|s| Sample::new(s.timestamp, s.value)));
+            if kept > 0 {
+                out.samples += kept;
+                batches.add(key, series.samples.iter().filter(inside).map(|s| Sample::new(s.timestamp, s.value)));
             }
         }
         out.batches = batches.finish();
@@ -218,6 +235,20 @@ impl SeriesConverter<'_> {
         }
         labels
     }
+}
+
+/// The error listing a series' samples outside the window: code and reason of the first one, and the count.
+fn outside_window(
+    index: usize,
+    labels: &[proto::Label],
+    samples: &[proto::Sample],
+    bounds: &WriteBounds,
+) -> SeriesError {
+    let mut outside = samples.iter().filter_map(|s| bounds.check(s.timestamp).err());
+    let (code, first) = outside.next().unwrap_or(("sample_out_of_window", String::new()));
+    let n = 1 + outside.count();
+    let reason = format!("{n} of its {} sample(s) not stored; the first: {first}", samples.len());
+    SeriesError { code, index: Some(index), series: render(labels), reason }
 }
 
 /// The labels as `(name, value)` strings sorted by name, after checking

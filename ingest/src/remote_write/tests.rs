@@ -32,6 +32,36 @@ fn request(timeseries: Vec<TimeSeries>) -> WriteRequest {
     WriteRequest { timeseries, metadata: Vec::new() }
 }
 
+#[test]
+fn samples_outside_the_window_are_dropped_and_their_series_listed() {
+    let t = tenant();
+    let bounds = WriteBounds { oldest_ms: 100, newest_ms: 200, ..WriteBounds::NONE };
+    let req = request(vec![
+        series(&[("__name__", "a")], &[(99, 1.0), (100, 2.0), (200, 3.0), (201, 4.0)]),
+        series(&[("__name__", "b")], &[(150, 5.0)]),
+        series(&[("__name__", "c")], &[(i64::MIN, 6.0), (i64::MAX, 7.0)]),
+    ]);
+    let c = SeriesConverter {
+        tenant: &t,
+        device_label: "device",
+        partitions: 4,
+        cache: None,
+        limits: LabelLimits::default(),
+    }
+    .convert_within(&req, &bounds);
+    assert_eq!((c.accepted_series, c.samples), (2, 3));
+    let got: Vec<(Option<usize>, &str)> = c.rejected.iter().map(|e| (e.index, e.code)).collect();
+    assert_eq!(got, [(Some(0), "sample_too_old"), (Some(2), "sample_too_old")]);
+    assert!(
+        c.rejected[0].reason.starts_with("2 of its 4 sample(s) not stored; the first: timestamp 99 ms"),
+        "{:?}",
+        c.rejected
+    );
+    assert_eq!(c.rejected[1].series, "c{}");
+    let stored: usize = c.batches.iter().flat_map(|(_, b)| &b.series).map(|s| s.samples.len()).sum();
+    assert_eq!(stored, 3);
+}
+
 fn convert(req: &WriteRequest) -> RemoteWriteConversion {
     let t = tenant();
     SeriesConverter { tenant: &t, device_label: "device", partitions: 4, cache: None, limits: LabelLimits::default() }
@@ -428,7 +458,13 @@ fn harness(fail: bool, max_body_bytes: usize) -> Harness {
     let state = WriteState {
         log: Arc::clone(&log) as Arc<dyn IngestLog>,
         resolver: Arc::new(Tokens),
-        config: Arc::new(IngestConfig { max_body_bytes, max_reported_errors: 2, ..IngestConfig::default() }),
+        // The requests here carry fixed timestamps from 1970: no past bound (the window has its own test).
+        config: Arc::new(IngestConfig {
+            max_body_bytes,
+            max_reported_errors: 2,
+            past_grace_period: std::time::Duration::MAX,
+            ..IngestConfig::default()
+        }),
         metrics: Arc::clone(&ingest_metrics),
         series_cache: Arc::new(SeriesCache::new(1024)),
         region: REGION.into(),

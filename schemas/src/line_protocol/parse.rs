@@ -76,8 +76,11 @@ impl<'a> LineParser<'a> {
             None => Ok(()),
             Some((at, c)) => {
                 let allowed = if allow_tab { " (tab is the only one allowed there)" } else { "" };
-                let message =
-                    format!("control character U+{:04X} in {}: control characters are not allowed{allowed}", u32::from(c), what());
+                let message = format!(
+                    "control character U+{:04X} in {}: control characters are not allowed{allowed}",
+                    u32::from(c),
+                    what()
+                );
                 Err(self.error(start + at, message))
             }
         }

@@ -640,7 +640,8 @@ fn error_messages_quote_and_shorten_long_tokens() {
 #[test]
 fn out_of_range_numbers_are_echoed_shortened() {
     let digits = "9".repeat(100_000);
-    for input in [format!("m x={digits}i"), format!("m x={digits}u"), format!("m x={digits}"), format!("m x=1 {digits}")]
+    for input in
+        [format!("m x={digits}i"), format!("m x={digits}u"), format!("m x={digits}"), format!("m x=1 {digits}")]
     {
         let e = error(&input);
         assert!(e.message.len() < 300, "{}", e.message.len());
@@ -723,8 +724,10 @@ mod properties {
 
     /// Characters for names, weighted towards the ones that need escaping
     /// (control characters are refused in names).
-    const ALPHABET: &[char] =
-        &['a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', '=', ' ', '"', '\\', '\\', '#', 'é', '🍭', '°', 't', 'i', 'u', 'e'];
+    const ALPHABET: &[char] = &[
+        'a', 'b', 'z', 'A', 'Z', '0', '9', '_', '-', '.', ',', '=', ' ', '"', '\\', '\\', '#', 'é', '🍭', '°', 't',
+        'i', 'u', 'e',
+    ];
 
     /// Characters for tag values: names' plus tab, the one control character allowed there.
     const VALUE_ALPHABET: &[char] =
