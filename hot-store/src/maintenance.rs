@@ -28,7 +28,9 @@ use strata_schemas::{ReadError, TenantId};
 use crate::error::{Error, Result};
 use crate::index::SeriesRef;
 use crate::segment::{SegmentScope, SeriesRecord, sync_dir, write_segment};
-use crate::store::{HotStore, PendingSeries, Segment, bucket_start, move_to_quarantine, sorted_blocks};
+use crate::store::{
+    HotStore, PendingSeries, Segment, bucket_start, disk_full_before_manifest, move_to_quarantine, sorted_blocks,
+};
 
 /// What a [`HotStore::expire`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,8 +196,14 @@ impl HotStore {
                 },
             )
             .inspect_err(|e| {
-                tracing::error!(error = %e, "compaction manifest write failed; hot store poisoned until restart");
-                self.state.write().poisoned = Some(e.to_string());
+                if disk_full_before_manifest(e) {
+                    // The manifest is unchanged: drop the output and try again later.
+                    tracing::warn!(error = %e, "compaction failed: disk full; its inputs stay");
+                    let _ = std::fs::remove_file(&written.path);
+                } else {
+                    tracing::error!(error = %e, "compaction manifest write failed; hot store poisoned until restart");
+                    self.state.write().poisoned = Some(e.to_string());
+                }
             })?;
         if !committed {
             let _ = std::fs::remove_file(&written.path);

@@ -92,6 +92,9 @@ pub(crate) struct State {
     pub(crate) memtable: Memtable,
     /// The memtable being flushed; readers see it until its segments are installed.
     pub(crate) frozen: Option<Arc<Memtable>>,
+    /// Set when a flush of `frozen` failed because the disk was full: its
+    /// offsets and sequence number, for the next flush to write it again.
+    pub(crate) retry_frozen: Option<(BTreeMap<u32, u64>, u64)>,
     /// Live segments, ordered by (seq, id): newer data last.
     pub(crate) segments: Vec<Arc<Segment>>,
     /// Per partition: the next offset `apply` accepts.
@@ -512,8 +515,13 @@ impl HotStore {
     /// flushed offsets), then drops the frozen memtable. Applies and reads
     /// continue while the files are written.
     ///
-    /// On failure the store is poisoned (it keeps serving reads, refuses
-    /// writes); after a restart the log replay restores the unflushed data.
+    /// A failure because the disk (or quota) is full before the manifest was
+    /// replaced changes nothing on disk (the files written so far are
+    /// deleted): the frozen memtable stays readable and the next flush
+    /// writes it again, so flushing resumes on its own once space is freed.
+    /// After any other failure the store is poisoned (it keeps serving
+    /// reads, refuses writes); after a restart the log replay restores the
+    /// unflushed data.
     pub fn flush(&self) -> Result<FlushOutcome> {
         let guard = self.flush_lock.lock();
         let result = self.flush_locked();
@@ -524,14 +532,40 @@ impl HotStore {
 
     /// The flush body; the caller holds `flush_lock`.
     fn flush_locked(&self) -> Result<FlushOutcome> {
+        if !self.flush_pending() {
+            return self.flush_once();
+        }
+        // First the memtable a flush failed to write for a full disk, then the current one.
+        let retried = self.flush_once()?;
+        let mut outcome = self.flush_once()?;
+        outcome.series += retried.series;
+        outcome.samples += retried.samples;
+        outcome.segment = outcome.segment.or(retried.segment);
+        outcome.segments.splice(0..0, retried.segments);
+        Ok(outcome)
+    }
+
+    /// Freezes and writes one memtable.
+    fn flush_once(&self) -> Result<FlushOutcome> {
         let Some((frozen, offsets, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
             return Ok(FlushOutcome { flushed_offsets, series: 0, samples: 0, segment: None, segments: Vec::new() });
         };
+        let retry = (offsets.clone(), seq);
         self.write_frozen(&frozen, offsets, seq).inspect_err(|e| {
-            tracing::error!(error = %e, "flush failed; hot store poisoned until restart");
-            self.state.write().poisoned = Some(e.to_string());
+            if disk_full_before_manifest(e) {
+                tracing::warn!(error = %e, "flush failed: disk full; the memtable stays in memory and is flushed again later");
+                self.state.write().retry_frozen = Some(retry);
+            } else {
+                tracing::error!(error = %e, "flush failed; hot store poisoned until restart");
+                self.state.write().poisoned = Some(e.to_string());
+            }
         })
+    }
+
+    /// True while a flush that failed for a full disk waits to be retried.
+    pub fn flush_pending(&self) -> bool {
+        self.state.read().retry_frozen.is_some()
     }
 
     /// Swaps the memtable out; `None` when there is nothing new to persist.
@@ -541,6 +575,11 @@ impl HotStore {
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned { operation: "flush", cause: cause.clone() });
+        }
+        if let (Some(frozen), Some((offsets, seq))) = (&st.frozen, st.retry_frozen.take()) {
+            // A flush failed for a full disk: write that memtable first (the
+            // current one follows with the next flush).
+            return Ok(Some((Arc::clone(frozen), offsets, seq)));
         }
         if st.memtable.is_empty() && st.next_offsets == st.manifest.flushed_offsets {
             return Ok(None);
@@ -587,6 +626,53 @@ impl HotStore {
             segments: Vec::new(),
         };
         let mut installed = Vec::new();
+        let written = self.write_frozen_segments(frozen, seq, &mut outcome, &mut installed);
+        let result = written.and_then(|()| {
+            crate::failpoint::hit("flush.after_segments")
+                .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
+            let entries: Vec<SegmentEntry> = installed.iter().map(|s| s.entry()).collect();
+            let installed = std::mem::take(&mut installed);
+            self.commit(
+                |m| {
+                    m.segments.extend(entries);
+                    m.segments.sort_by_key(|s| (s.seq, s.id));
+                    m.flushed_offsets = offsets;
+                    true
+                },
+                |st| {
+                    for s in installed {
+                        st.insert_segment(s);
+                    }
+                    st.frozen = None;
+                },
+            )
+        });
+        if let Err(e) = result {
+            if disk_full_before_manifest(&e) {
+                // Not in the manifest: gone, to free the space and not leak files.
+                for path in &outcome.segments {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            return Err(e);
+        }
+        tracing::debug!(
+            segments = outcome.segments.len(),
+            series = outcome.series,
+            samples = outcome.samples,
+            "hot store flushed"
+        );
+        Ok(outcome)
+    }
+
+    /// Writes one segment per (tenant, bucket) of a frozen memtable.
+    fn write_frozen_segments(
+        &self,
+        frozen: &Memtable,
+        seq: u64,
+        outcome: &mut FlushOutcome,
+        installed: &mut Vec<Arc<Segment>>,
+    ) -> Result<()> {
         let (groups, symbols) = self.group(frozen);
         for ((tenant, bucket), series) in groups {
             let id = self.alloc_id();
@@ -615,30 +701,7 @@ impl HotStore {
             outcome.segment = Some(written.path);
             installed.push(Arc::new(Segment { id, seq, file: written.file, blocks: sorted_blocks(blocks) }));
         }
-        crate::failpoint::hit("flush.after_segments")
-            .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
-        let entries: Vec<SegmentEntry> = installed.iter().map(|s| s.entry()).collect();
-        self.commit(
-            |m| {
-                m.segments.extend(entries);
-                m.segments.sort_by_key(|s| (s.seq, s.id));
-                m.flushed_offsets = offsets;
-                true
-            },
-            |st| {
-                for s in installed {
-                    st.insert_segment(s);
-                }
-                st.frozen = None;
-            },
-        )?;
-        tracing::debug!(
-            segments = outcome.segments.len(),
-            series = outcome.series,
-            samples = outcome.samples,
-            "hot store flushed"
-        );
-        Ok(outcome)
+        Ok(())
     }
 
     /// Replaces the manifest with `edit` applied (if `edit` returns true),
@@ -688,6 +751,23 @@ impl HotStore {
         )?;
         move_to_quarantine(&self.dir, &path);
         Ok(())
+    }
+}
+
+/// Whether a flush failed because the disk (or quota) was full before the
+/// manifest was replaced (a failure writing a segment or the manifest's
+/// temporary file), so nothing on disk refers to what it wrote and it can
+/// simply be tried again. A failure at or after the manifest's rename is
+/// not: the manifest on disk may already be the new one.
+pub(crate) fn disk_full_before_manifest(e: &Error) -> bool {
+    let full =
+        |s: &std::io::Error| matches!(s.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded);
+    match e {
+        Error::WriteSegment { source, .. } => full(source),
+        Error::WriteManifest { path, source } => {
+            full(source) && path.extension().is_some_and(|x| x == crate::format::TEMP_EXT)
+        }
+        _ => false,
     }
 }
 

@@ -463,6 +463,8 @@ fn partial_message(c: &Conversion, max: usize) -> String {
 pub(crate) fn log_error(e: Error) -> Response {
     tracing::warn!(error = %e, "write failed in the ingest log");
     let (status, code) = match e.kind() {
+        // A full disk is not retried away in a second: 507 names the path.
+        _ if matches!(e, Error::DiskFull { .. }) => (StatusCode::INSUFFICIENT_STORAGE, "insufficient storage"),
         ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         ErrorKind::InvalidInput => (StatusCode::PAYLOAD_TOO_LARGE, "request too large"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),

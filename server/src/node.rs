@@ -120,6 +120,10 @@ impl Node {
             }
         };
         let series_cache = Arc::new(SeriesCache::new(config.ingest.series_cache_entries));
+        let ingest_metrics = Arc::new(IngestMetrics::default());
+        if let Some(log) = &local_log {
+            let _ = ingest_metrics.log_health.set(log.health());
+        }
         let node = Self {
             config,
             data_dir,
@@ -127,7 +131,7 @@ impl Node {
             log,
             local_log,
             kafka,
-            ingest_metrics: Arc::new(IngestMetrics::default()),
+            ingest_metrics,
             series_cache,
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
@@ -252,6 +256,8 @@ impl Node {
             self.flush("memtable full").await?;
         } else if samples > 0 && age >= cfg.flush_interval {
             self.flush("interval").await?;
+        } else if self.hot.flush_pending() {
+            self.flush("retry after a full disk").await?;
         }
         Ok(())
     }

@@ -314,3 +314,59 @@ fn hot_store_is_send_and_sync() {
     assert_send_sync::<HotStore>();
     assert_send_sync::<Arc<HotStore>>();
 }
+
+#[test]
+fn a_flush_failing_for_a_full_disk_is_retried_without_poisoning_the_store() {
+    // A small tmpfs gives a real ENOSPC; mounting needs root.
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mnt.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED a_flush_failing_for_a_full_disk_is_retried_without_poisoning_the_store: cannot mount a tmpfs"
+        );
+        return;
+    }
+    struct Umount<'a>(&'a Path);
+    impl Drop for Umount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _umount = Umount(mnt.path());
+    let dir = mnt.path().join("hot");
+    let store = open(&dir);
+    let samples: Vec<(i64, f64)> = (0..20_000).map(|i| (i, (i * 7919 % 1000) as f64 / 3.0)).collect();
+    store.apply(0, 0, &one("a", "m", &samples)).unwrap();
+    let filler = mnt.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0xa5; 4096]).is_ok() {}
+    }
+    let err = store.flush().unwrap_err();
+    assert!(format!("{err}").contains("No space"), "{err}");
+    assert!(store.flush_pending());
+    // Not poisoned: applies go on, reads see both memtables.
+    store.apply(0, 1, &one("a", "m", &[(50_000, 1.0)])).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL)[0].1.len(), 20_001);
+    let leftovers = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+        .count();
+    assert_eq!(leftovers, 0, "files of the failed flush are deleted");
+
+    std::fs::remove_file(&filler).unwrap();
+    let out = store.flush().unwrap();
+    assert_eq!(out.samples, 20_001, "the retried memtable and the current one");
+    assert!(!store.flush_pending());
+    assert_eq!(out.flushed_offsets[&0], 2);
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(values(&store, "a", TimeRange::ALL)[0].1.len(), 20_001);
+    assert_eq!(store.replay_from(0), 2);
+}

@@ -300,9 +300,9 @@ pub(crate) fn find_resync(bytes: &[u8], damage_start: usize, expected: u64, limi
 /// checksum); a header that fails this is damage, while an intact header
 /// naming another partition or version is refused.
 pub(crate) fn header_intact(bytes: &[u8]) -> bool {
-    bytes.get(..HEADER_LEN).is_some_and(|h| {
-        h[0..8] == MAGIC && crc32fast::hash(&h[0..21]).to_le_bytes() == [h[21], h[22], h[23], h[24]]
-    })
+    bytes
+        .get(..HEADER_LEN)
+        .is_some_and(|h| h[0..8] == MAGIC && crc32fast::hash(&h[0..21]).to_le_bytes() == [h[21], h[22], h[23], h[24]])
 }
 
 #[cfg(test)]

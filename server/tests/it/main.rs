@@ -4,6 +4,7 @@ mod cold;
 mod harness;
 mod hostile_write;
 mod kafka;
+mod log_damage;
 mod postgres;
 mod promtool;
 mod remote_write;
