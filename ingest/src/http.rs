@@ -14,6 +14,11 @@
 //! while the valid lines are stored; `401`/`403` for tokens; `413` for
 //! oversized bodies; `503` with `Retry-After` when the log cannot take the
 //! write (nothing is acknowledged then; retrying is safe).
+//!
+//! A declared `Content-Length` over the limit is refused (`413`) before the
+//! body is read; a body that does not arrive within `http.body_read_timeout`
+//! is `408`. Decompression and parsing run on blocking threads, at most
+//! [`decode_slots`] requests at once, never on the async workers.
 
 use crate::config::IngestConfig;
 use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField, WriteBounds};
@@ -23,7 +28,7 @@ use crate::log::{IngestLog, LogRecord};
 use crate::metrics::{IngestMetrics, TenantIngest};
 use crate::series_cache::SeriesCache;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -273,30 +278,46 @@ async fn write(
             return *resp;
         }
     };
-    IngestMetrics::add(&who.counters.requests, 1);
     let converter_state = state.clone();
     let tenant = who.tenant.clone();
     let label_limits = LabelLimits::of(&who.limits);
     let now_ms = now_millis();
     let bounds = WriteBounds::new(&state.config, &who.limits, now_ms);
+    let limit = body_limit(&state, &who);
+    // Decompression and parsing are CPU work: on a blocking thread, never on
+    // the async workers (which must keep answering `/-/ready` and queries),
+    // and at most `decode_slots()` at once.
+    let permit = decode_permit().await;
     let conversion = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let body = match body {
+            Encoded::Identity(raw) => raw,
+            Encoded::Gzip(raw) => gunzip(&raw, limit)?,
+        };
         let config = &converter_state.config;
-        Converter {
-            tenant: &tenant,
-            precision,
-            now_ms,
-            device_label: &config.device_label,
-            partitions: converter_state.log.partitions(),
-            cache: Some(&converter_state.series_cache),
-            limits: label_limits,
-        }
-        .convert_within(&body, &bounds)
+        Ok::<_, Refusal>(
+            Converter {
+                tenant: &tenant,
+                precision,
+                now_ms,
+                device_label: &config.device_label,
+                partitions: converter_state.log.partitions(),
+                cache: Some(&converter_state.series_cache),
+                limits: label_limits,
+            }
+            .convert_within(&body, &bounds),
+        )
     })
     .await;
     let conversion = match conversion {
-        Ok(c) => c,
+        Ok(Ok(c)) => c,
+        Ok(Err(resp)) => {
+            IngestMetrics::add(&m.requests_refused, 1);
+            return *resp;
+        }
         Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
     };
+    IngestMetrics::add(&who.counters.requests, 1);
     let mut conversion = conversion;
     let (late, watermark) = admit_late(&state, &who, &mut conversion.batches);
     conversion.samples -= late;
@@ -314,13 +335,19 @@ async fn write(
     commit(&state, &who, conversion, over, late).await
 }
 
-/// Authenticates and reads the request: tenant, precision and the decompressed body.
+/// A request body as received.
+enum Encoded {
+    Identity(Bytes),
+    Gzip(Bytes),
+}
+
+/// Authenticates and reads the request: tenant, precision and the body as sent.
 async fn prepare(
     state: &WriteState,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Admitted, Precision, Bytes), Refusal> {
+) -> Result<(Admitted, Precision, Encoded), Refusal> {
     let who = admit_tenant(state, headers)?;
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Nanoseconds,
@@ -329,12 +356,10 @@ async fn prepare(
         })?,
     };
     let limit = body_limit(state, &who);
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit, "request body"))?;
-    IngestMetrics::add(&state.metrics.bytes_received, raw.len() as u64);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    let body = match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => raw,
-        "gzip" | "x-gzip" => gunzip(&raw, limit)?,
+    let gzip = match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => false,
+        "gzip" | "x-gzip" => true,
         other => {
             return Err(refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -342,7 +367,71 @@ async fn prepare(
             ));
         }
     };
-    Ok((who, precision, body))
+    let raw = read_body(state, headers, body, limit).await?;
+    Ok((who, precision, if gzip { Encoded::Gzip(raw) } else { Encoded::Identity(raw) }))
+}
+
+/// Reads a request body of at most `limit` bytes. A declared
+/// `Content-Length` over the limit is refused (`413`) before any of the body
+/// is read; a body that does not arrive within the server's body-read
+/// timeout is `408`, a broken one `400`.
+pub(crate) async fn read_body(
+    state: &WriteState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Refusal> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit, "request body (its Content-Length)"));
+    }
+    let mut body = body;
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(too_large(limit, "request body"));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Some(Err(e)) => {
+                let e = e.into_inner();
+                let timed_out = std::iter::successors(Some(&*e as &(dyn std::error::Error + 'static)), |e| e.source())
+                    .any(|e| {
+                        e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+                    });
+                let (status, code) = if timed_out {
+                    (StatusCode::REQUEST_TIMEOUT, "request timeout")
+                } else {
+                    (StatusCode::BAD_REQUEST, "invalid")
+                };
+                let mut resp = answer(status, WriteErrorBody::simple(code, format!("reading the request body: {e}")));
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(Box::new(resp));
+            }
+        }
+    }
+    IngestMetrics::add(&state.metrics.bytes_received, out.len() as u64);
+    Ok(Bytes::from(out))
+}
+
+/// How many request bodies are decompressed and parsed at once: one per
+/// core, so a burst of large or hostile bodies queues instead of taking
+/// every core (and the blocking-thread pool) at once.
+pub fn decode_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+/// A slot for decompressing and parsing one request body, held on the blocking thread that does it.
+pub(crate) async fn decode_permit() -> tokio::sync::SemaphorePermit<'static> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| tokio::sync::Semaphore::new(decode_slots()));
+    slots.acquire().await.expect("the decode semaphore is never closed")
 }
 
 /// The smaller of the node's body limit and the tenant's `max_request_bytes`.

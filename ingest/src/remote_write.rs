@@ -43,6 +43,7 @@ pub mod series;
 use crate::convert::{LabelLimits, WriteBounds};
 use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
 use crate::http::{admit_late, admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
+use crate::http::{decode_permit, read_body};
 use crate::metrics::IngestMetrics;
 use axum::Router;
 use axum::body::Body;
@@ -147,13 +148,15 @@ async fn receive(
     let who = admit_tenant(&state.write, headers)?;
     check_headers(headers)?;
     let limit = body_limit(&state.write, &who);
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|_| too_large(limit, "request body"))?;
-    IngestMetrics::add(&state.write.metrics.bytes_received, raw.len() as u64);
+    let raw = read_body(&state.write, headers, body, limit).await?;
     let write = state.write.clone();
     let tenant = who.tenant.clone();
     let limits = LabelLimits::of(&who.limits);
     let bounds = WriteBounds::new(&state.write.config, &who.limits, now_millis());
+    // Snappy and protobuf decoding on a blocking thread, bounded like line protocol.
+    let permit = decode_permit().await;
     let conversion = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         decode_and_convert(&write, &tenant, limits, &bounds, &raw, limit)
     })
     .await

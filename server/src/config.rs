@@ -59,6 +59,61 @@ pub struct ServerConfig {
     pub compactor: strata_compactor::CompactorConfig,
     /// The other hot-store nodes of the region that queries fan out to.
     pub cluster: ClusterConfig,
+    /// Connection limits and timeouts of the HTTP listener.
+    pub http: HttpConfig,
+    /// What `GET /metrics` shows.
+    pub metrics: MetricsConfig,
+}
+
+/// Connection limits and timeouts of the HTTP listener (`[http]`): what a
+/// client that opens connections and sends nothing, or sends very slowly,
+/// can hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Most client connections open at once. At the cap, the connection that
+    /// has been idle longest (no request in progress) is closed to make room;
+    /// when none is idle, new connections wait in the listen backlog until one
+    /// ends. Each connection is an open file: keep this well below the
+    /// process's open-file limit (`ulimit -n`, often 1024), which the data
+    /// files need too. Hitting the cap is logged (a warning, at most every 10 s).
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers once its first byte
+    /// arrived (slowloris); the connection is closed after it.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in progress that moves no byte for this
+    /// long is closed: before its first request, between keep-alive
+    /// requests, or while its client does not read a response.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time a request's whole body may take to arrive, counted from the end of
+    /// its headers; a slower body is refused (`408`) and the connection closed.
+    /// 64 MiB (the default `ingest.max_body_bytes`) in 60 s needs ~9 Mbit/s.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `GET /metrics` (`[metrics]`): node-level series are always shown (no
+/// token, for Prometheus scrapes); per-tenant series name every tenant id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Also show the per-tenant series (`strata_tenant_*`, labelled with
+    /// the tenant id) to every caller. Off: only a request carrying the
+    /// admin token (`Authorization: Bearer <admin token>`) sees them.
+    pub per_tenant: bool,
 }
 
 /// Query fan-out across the nodes that split a region's Kafka partitions
@@ -140,6 +195,8 @@ impl Default for ServerConfig {
             cold: strata_cold_tier::ColdTierConfig::default(),
             compactor: strata_compactor::CompactorConfig::default(),
             cluster: ClusterConfig::default(),
+            http: HttpConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -207,6 +264,18 @@ impl ServerConfig {
             }
             while peer.ends_with('/') {
                 peer.pop();
+            }
+        }
+        if self.http.max_connections == 0 {
+            bail!("http.max_connections must be at least 1");
+        }
+        for (name, d) in [
+            ("header_read_timeout", self.http.header_read_timeout),
+            ("idle_timeout", self.http.idle_timeout),
+            ("body_read_timeout", self.http.body_read_timeout),
+        ] {
+            if d.is_zero() {
+                bail!("http.{name} must be more than 0");
             }
         }
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {

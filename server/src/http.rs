@@ -5,12 +5,12 @@
 //! | `POST /api/v2/write`, `POST /write` | line protocol ([`strata_ingest::http`]) |
 //! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
 //! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
-//! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges |
+//! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges (per-tenant series: `[metrics] per_tenant` or the admin token) |
 //! | `/admin/v1/*` | tenants, tokens, limits, usage ([`crate::admin`]) |
-//! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations) |
-//! | `POST /internal/roll` | roll sealed hot buckets into the cold tier now (when it is on) |
-//! | `POST /internal/compact` | merge the hot store's segments into one now |
-//! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate |
+//! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations; admin token) |
+//! | `POST /internal/roll` | roll sealed hot buckets into the cold tier now (when it is on; admin token) |
+//! | `POST /internal/compact` | merge the hot store's segments into one now (admin token) |
+//! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate (admin token) |
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
 
 use crate::admin::AdminState;
@@ -56,6 +56,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
+    let ops_admin_token = Arc::clone(&admin_token);
     let admin = crate::admin::router(AdminState {
         registry,
         admin_token,
@@ -85,13 +86,13 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/-/ready", get(ready))
         .route("/-/healthy", get(healthy))
         .route("/metrics", get(metrics))
-        .route("/internal/flush", post(flush).get(flush))
-        .route("/internal/compact", post(compact).get(compact))
-        .route("/internal/roll", post(roll).get(roll))
+        .route("/internal/flush", post(flush))
+        .route("/internal/compact", post(compact))
+        .route("/internal/roll", post(roll))
         .route("/internal/status", get(ingest_status))
         .route("/api/v1/status/ingest", get(ingest_status))
         .route("/internal/v1/select", post(peer_select))
-        .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors });
+        .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
     ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
 }
 
@@ -136,6 +137,28 @@ struct OpsState {
     local_store: Arc<dyn ReadStore>,
     owned: crate::cluster::Ownership,
     peer_errors: Arc<AtomicU64>,
+    /// Guards the operational endpoints (`/internal/*`, `/api/v1/status/ingest`, per-tenant metrics).
+    admin_token: Arc<str>,
+}
+
+impl OpsState {
+    /// Whether the request carries the admin token (`Authorization: Bearer <t>` or `Token <t>`).
+    fn is_admin(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok())
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()))
+    }
+
+    /// `401` unless the request carries the admin token.
+    fn require_admin(&self, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+        if self.is_admin(headers) {
+            return Ok(());
+        }
+        let body = serde_json::json!({"status": "error", "error": "this endpoint needs the admin token (Authorization: Bearer <admin token>)"});
+        Err((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+    }
 }
 
 impl std::fmt::Debug for OpsState {
@@ -145,7 +168,10 @@ impl std::fmt::Debug for OpsState {
 }
 
 /// `GET /api/v1/status/ingest`: the ingest log's state, Prometheus-API style.
-async fn ingest_status(State(s): State<OpsState>) -> Response {
+async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(resp) = s.require_admin(&headers) {
+        return resp;
+    }
     let node = &s.node;
     let mut data = serde_json::json!({
         "kind": node.config.log.kind,
@@ -170,11 +196,7 @@ async fn ingest_status(State(s): State<OpsState>) -> Response {
 }
 
 /// `POST /internal/v1/select`: this node's own series for a peer's fan-out.
-async fn peer_select(
-    State(s): State<OpsState>,
-    headers: axum::http::HeaderMap,
-    axum::Json(req): axum::Json<crate::cluster::PeerSelect>,
-) -> Response {
+async fn peer_select(State(s): State<OpsState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
     let token = &s.node.config.cluster.token;
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -184,6 +206,14 @@ async fn peer_select(
         let body = serde_json::json!({"status": "error", "error": "peer select needs the [cluster] token"});
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     }
+    // Parsed only once the peer is authenticated.
+    let req: crate::cluster::PeerSelect = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let body = serde_json::json!({"status": "error", "error": format!("invalid peer select: {e}")});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+    };
     let (store, owned) = (Arc::clone(&s.local_store), Arc::clone(&s.owned));
     match tokio::task::spawn_blocking(move || crate::cluster::answer(store.as_ref(), &owned, &req)).await {
         Ok(Ok(answer)) => axum::Json(answer).into_response(),
@@ -198,7 +228,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn roll(State(s): State<OpsState>) -> Response {
+async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(resp) = s.require_admin(&headers) {
+        return resp;
+    }
     let Some(cold) = s.cold else {
         return (
             StatusCode::CONFLICT,
@@ -216,17 +249,22 @@ async fn roll(State(s): State<OpsState>) -> Response {
     )
 }
 
-async fn flush(State(OpsState { node, .. }): State<OpsState>) -> Response {
-    json_outcome(node.flush("requested").await.map(|o| {
-        serde_json::json!({
-            "series": o.series,
-            "samples": o.samples,
-            "segment": o.segment.map(|p| p.display().to_string()),
-        })
+async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(resp) = s.require_admin(&headers) {
+        return resp;
+    }
+    json_outcome(s.node.flush("requested").await.map(|o| {
+        // The segment's file name only: the data dir's absolute path is nobody's business.
+        let segment = o.segment.map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        serde_json::json!({ "series": o.series, "samples": o.samples, "segment": segment })
     }))
 }
 
-async fn compact(State(OpsState { node, .. }): State<OpsState>) -> Response {
+async fn compact(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(resp) = s.require_admin(&headers) {
+        return resp;
+    }
+    let node = s.node;
     json_outcome(
         node.compact().await.map(
             |o| serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples }),
@@ -249,7 +287,9 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
     }
 }
 
-async fn metrics(State(OpsState { node, cold, engine, peer_errors, .. }): State<OpsState>) -> Response {
+async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers);
+    let OpsState { node, cold, engine, peer_errors, .. } = s;
     let mut out = String::with_capacity(4096);
     engine.stats().render(&mut out);
     if let Some(c) = &cold {
@@ -298,7 +338,29 @@ async fn metrics(State(OpsState { node, cold, engine, peer_errors, .. }): State<
     );
     let _ = writeln!(out, "# HELP strata_build_info Build information.\n# TYPE strata_build_info gauge");
     let _ = writeln!(out, "strata_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    if !per_tenant {
+        out = without_tenant_series(&out);
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+/// The exposition without the per-tenant series (the `strata_tenant_*`
+/// families and any sample labelled `tenant`): they name every tenant.
+fn without_tenant_series(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let name = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+            Some(rest) => rest.split(' ').next().unwrap_or_default(),
+            None => line.split(['{', ' ']).next().unwrap_or_default(),
+        };
+        let labels = line.find('{').map_or("", |i| &line[i..]);
+        if name.starts_with("strata_tenant_") || labels.contains("tenant=\"") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The Kafka log's counters and per-partition gauges in Prometheus text format.

@@ -17,6 +17,7 @@
 //! * [`node`]: opening storage, log replay, background flushes, shutdown.
 //! * [`cluster`]: query fan-out to the peers that hold the region's other Kafka partitions.
 //! * [`http`]: the router of a node.
+//! * [`listener`]: the HTTP accept loop (connection cap, timeouts, graceful shutdown).
 //! * [`auth`]: static tokens from the configuration.
 //! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
 //! * [`admin`]: the admin API.
@@ -28,5 +29,6 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod listener;
 pub mod node;
 pub mod registry;

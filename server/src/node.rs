@@ -363,16 +363,12 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("data dir: {}", node.data_dir.display());
 
     let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(crate::listener::serve(listener, app, node.config.http.clone(), stop_rx));
     shutdown_signal().await;
     tracing::info!("shutdown requested: finishing in-flight requests");
     let _ = stop_tx.send(true);
     match tokio::time::timeout(node.config.shutdown_timeout, server).await {
-        Ok(result) => result??,
+        Ok(result) => result?,
         Err(_) => tracing::warn!("in-flight requests did not finish within shutdown_timeout; closing anyway"),
     }
     flusher.abort();

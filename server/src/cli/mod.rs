@@ -80,7 +80,13 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(crate::node::serve(config)) {
+            let result = runtime.block_on(crate::node::serve(config));
+            // Requests still running past `shutdown_timeout` (a long parse on a
+            // blocking thread) must not hold the exit: dropping the runtime
+            // would wait for every blocking task. Their writes were never
+            // acknowledged, and the log and hot store are closed by now.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "strata failed");

@@ -4,6 +4,11 @@
 
 use crate::harness::*;
 
+/// The node's generated admin token (`/internal/*` and per-tenant metrics need it).
+fn admin_token(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()
+}
+
 fn parquet_files(dir: &std::path::Path) -> usize {
     parquet_files_where(dir, |_| true)
 }
@@ -48,10 +53,18 @@ async fn sealed_buckets_roll_to_iceberg_and_stay_queryable_after_hot_expiry() {
         .flat_map(|i| (0..2).map(move |d| format!("soil,device=d{d} moisture={} {}\n", 10 * d + i, t0 + i * 60_000)))
         .collect();
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    let flushed = c.post(s.url("/internal/flush")).send().await.unwrap();
+    let flushed = c.post(s.url("/internal/flush")).bearer_auth(admin_token(dir.path())).send().await.unwrap();
     assert_eq!(flushed.status(), 200);
 
-    let rolled: serde_json::Value = c.post(s.url("/internal/roll")).send().await.unwrap().json().await.unwrap();
+    let rolled: serde_json::Value = c
+        .post(s.url("/internal/roll"))
+        .bearer_auth(admin_token(dir.path()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rolled["status"], "success", "{rolled}");
     assert!(rolled["buckets"].as_u64().unwrap() >= 1, "{rolled}");
     assert_eq!(rolled["samples"], 60, "{rolled}");
@@ -110,8 +123,19 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     let recent = now_ms() - 60_000;
     body.push_str(&format!("soil,device=d0 moisture=7 {recent}\n"));
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
-    let rolled: serde_json::Value = c.post(s.url("/internal/roll")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        c.post(s.url("/internal/flush")).bearer_auth(admin_token(dir.path())).send().await.unwrap().status(),
+        200
+    );
+    let rolled: serde_json::Value = c
+        .post(s.url("/internal/roll"))
+        .bearer_auth(admin_token(dir.path()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rolled["samples"], 20, "{rolled}");
     assert!(parquet_files(&dir.path().join("cold")) >= 1);
     let count = query(&c, &s, "sum(count_over_time(soil_moisture[1d]))", now_ms()).await;
@@ -121,7 +145,8 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
         serde_json::from_str(&admin_cli(&s, dir.path(), &["--json", "usage", "default"])).unwrap();
     assert!(usage["hot_bytes"].as_u64().unwrap() > 0, "{usage}");
     assert!(usage["cold_bytes"].as_u64().unwrap() > 0, "{usage}");
-    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        c.get(s.url("/metrics")).bearer_auth(admin_token(dir.path())).send().await.unwrap().text().await.unwrap();
     let cold_line = format!("strata_tenant_cold_bytes{{tenant=\"default\"}} {}", usage["cold_bytes"]);
     assert!(metrics.contains(&cold_line), "{cold_line}\n{metrics}");
     assert!(metrics.contains("strata_tenant_hot_bytes{tenant=\"default\"}"), "{metrics}");
@@ -139,7 +164,8 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
 
     assert_eq!(parquet_files(&dir.path().join("cold")), 0, "the tenant's Iceberg files are gone");
     // (Deleting `default` ends open mode, so the hot side is checked through /metrics.)
-    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        c.get(s.url("/metrics")).bearer_auth(admin_token(dir.path())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "strata_hot_buckets 0"), "the tenant's hot buckets are gone:\n{metrics}");
     assert!(metrics.contains("strata_compactor_tenants_purged_total 1"), "{metrics}");
     assert!(!metrics.contains("strata_tenant_cold_bytes{tenant=\"default\"}"), "{metrics}");
@@ -196,7 +222,10 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
-    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.post(s.url("/internal/flush")).bearer_auth(admin_token(dir.path())).send().await.unwrap().status(),
+        200
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -245,8 +274,19 @@ async fn long_range_functions_answer_from_rollups_once_rolled_and_only_when_alig
         .collect();
     let body: String = points.iter().map(|(d, t, v)| format!("soil,device=d{d} moisture={v} {t}\n")).collect();
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    assert_eq!(c.post(s.url("/internal/flush")).send().await.unwrap().status(), 200);
-    let rolled: serde_json::Value = c.post(s.url("/internal/roll")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        c.post(s.url("/internal/flush")).bearer_auth(admin_token(dir.path())).send().await.unwrap().status(),
+        200
+    );
+    let rolled: serde_json::Value = c
+        .post(s.url("/internal/roll"))
+        .bearer_auth(admin_token(dir.path()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rolled["status"], "success", "{rolled}");
     assert_eq!(rolled["samples"], points.len(), "{rolled}");
     let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();

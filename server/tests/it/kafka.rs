@@ -104,6 +104,7 @@ fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
         ("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT".into(), "5s".into()),
         ("STRATA_HOT_STORE__FLUSH_INTERVAL".into(), "1s".into()),
         ("STRATA_CLUSTER__TOKEN".into(), CLUSTER_TOKEN.into()),
+        ("STRATA_ADMIN__TOKEN".into(), ADMIN_TOKEN.into()),
         ("STRATA_CLUSTER__TIMEOUT".into(), "3s".into()),
         ("STRATA_CLUSTER__PEERS".into(), format!("[{}]", peers.join(","))),
     ];
@@ -208,9 +209,12 @@ async fn scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64) -> f64 {
 }
 
 async fn status(c: &reqwest::Client, s: &Server) -> serde_json::Value {
-    c.get(s.url("/api/v1/status/ingest")).send().await.unwrap().json::<serde_json::Value>().await.unwrap()["data"]
-        .clone()
+    let r = c.get(s.url("/api/v1/status/ingest")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    r.json::<serde_json::Value>().await.unwrap()["data"].clone()
 }
+
+/// The nodes' admin token (`/internal/*` and the ingest status need it).
+const ADMIN_TOKEN: &str = "kafka-test-admin-token";
 
 fn assigned(st: &serde_json::Value) -> Vec<u64> {
     st["kafka"]["partitions"]
@@ -391,7 +395,7 @@ async fn wiped_data_dir_is_rebuilt_from_the_topic() {
         add(&mut ledger, k * 500, (k + 1) * 500);
     }
     wait_for_all(&c, &s, &ledger, "before the wipe").await;
-    let r = c.post(s.url("/internal/flush")).send().await.unwrap();
+    let r = c.post(s.url("/internal/flush")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // Flushed offsets reach the consumer group.
     let deadline = Instant::now() + Duration::from_secs(30);

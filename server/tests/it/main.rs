@@ -2,6 +2,7 @@
 
 mod cold;
 mod harness;
+mod hostile_http;
 mod hostile_write;
 mod kafka;
 mod log_damage;

@@ -170,7 +170,11 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(usage["rejected_by_reason"]["ingestion_rate"], 5);
     assert_eq!(usage["rejected_by_reason"]["ingestion_rate_unread_requests"], 1);
     assert_eq!(usage["rejected_by_reason"]["max_labels_per_series"], 1);
-    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Per-tenant series name every tenant: only with the admin token (or `[metrics] per_tenant`).
+    let open = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!open.contains("tenant=\"acme\""), "{open}");
+    let admin_token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
+    let metrics = c.get(s.url("/metrics")).bearer_auth(admin_token.trim()).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 9"), "{metrics}");
 
     // Revoke: refused within a second.
@@ -215,7 +219,8 @@ async fn after_open_mode_unknown_tokens_are_refused_and_open_mode_data_stays_def
     let t = now_ms() / 1000 * 1000 - 60_000;
 
     // Open mode: no token needed.
-    let (status, body) = write(&c, &s, "/api/v2/write?precision=ms", format!("secret,device=d1 v=42 {t}").into(), false).await;
+    let (status, body) =
+        write(&c, &s, "/api/v2/write?precision=ms", format!("secret,device=d1 v=42 {t}").into(), false).await;
     assert_eq!(status, 204, "{body}");
     admin_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "acme"]);
     // Past the registry's reload period, on this node or one sharing the registry.

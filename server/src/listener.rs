@@ -1,0 +1,422 @@
+//! The HTTP accept loop: a connection cap, header, idle and body-read
+//! timeouts, and graceful shutdown (`[http]` in the configuration).
+//!
+//! ```text
+//! accept ──► at max_connections? ── close the longest-idle connection (none idle: wait for one to end)
+//!   └─► per connection: ConnIo (idle / header deadlines) ─► hyper HTTP/1 ─► Deadline body ─► axum Router
+//! shutdown: stop accepting ─► every connection finishes its request in progress and closes
+//! ```
+//!
+//! A connection is *idle* while no request is in progress and no byte of
+//! the next one has arrived; it is closed after `idle_timeout` without a
+//! byte moving. Once the first byte of a request head arrives the head must
+//! be complete within `header_read_timeout`. While a request is being
+//! handled neither applies; its body must arrive within `body_read_timeout`
+//! (the handler then sees an error, [`is_body_timeout`], and answers `408`),
+//! and the handler itself may take as long as it takes.
+
+use crate::config::HttpConfig;
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+/// Serves `app` on `listener` until `stop` turns true, then lets the
+/// connections finish their requests in progress. Returns once every
+/// connection has closed (the caller bounds the wait with `shutdown_timeout`).
+pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut stop: watch::Receiver<bool>) {
+    let conns = Arc::new(Conns::default());
+    // Each connection task holds a sender; `recv` returns None once all are gone.
+    let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut last_cap_warning: Option<Instant> = None;
+    loop {
+        // At the cap: make room by closing the longest-idle connection, or
+        // wait for one to end (busy ones are bounded by the timeouts).
+        while conns.len() >= config.max_connections {
+            let now = Instant::now();
+            if last_cap_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                last_cap_warning = Some(now);
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    "HTTP connection limit reached (http.max_connections): closing the longest-idle connection, \
+                     or holding new connections in the listen backlog until one ends"
+                );
+            }
+            if conns.evict_idle() {
+                break;
+            }
+            tokio::select! {
+                () = conns.closed.notified() => {}
+                () = stopped(&mut stop) => break,
+            }
+        }
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = conns.add();
+        let app = app.clone();
+        let (config, stop, alive) = (config.clone(), stop.clone(), alive_tx.clone());
+        let conns = Arc::clone(&conns);
+        tokio::spawn(async move {
+            serve_connection(stream, app, &config, Arc::clone(&state), stop).await;
+            conns.remove(&state);
+            drop(alive);
+        });
+    }
+    drop(alive_tx);
+    let _ = alive_rx.recv().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    config: &HttpConfig,
+    state: Arc<ConnState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let io = ConnIo::new(stream, Arc::clone(&state), config);
+    let body_timeout = config.body_read_timeout;
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut app = app.clone();
+        let guard = InFlight::start(Arc::clone(&state));
+        async move {
+            let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            let resp = tower::Service::call(&mut app, req).await;
+            drop(guard);
+            resp
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // Our own deadlines (ConnIo) replace hyper's header timer, which would
+    // also run while a connection waits for its next request.
+    builder.header_read_timeout(None).keep_alive(true);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => log_conn_error(result),
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            log_conn_error(conn.await);
+        }
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn log_conn_error(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended with an error");
+    }
+}
+
+/// Whether a request body read failed because it did not arrive within
+/// `http.body_read_timeout`.
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::TimedOut) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Conns {
+    map: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+    next_id: AtomicU64,
+    closed: tokio::sync::Notify,
+}
+
+impl Conns {
+    fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    fn add(&self) -> Arc<ConnState> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState { id, ..ConnState::default() });
+        self.map.lock().insert(id, Arc::clone(&state));
+        state
+    }
+
+    fn remove(&self, state: &ConnState) {
+        self.map.lock().remove(&state.id);
+        self.closed.notify_one();
+    }
+
+    /// Asks the longest-idle connection to close; false when none is idle.
+    fn evict_idle(&self) -> bool {
+        let map = self.map.lock();
+        let idle = map
+            .values()
+            .filter(|c| c.is_idle() && !c.evicted.load(Ordering::Relaxed))
+            .min_by_key(|c| *c.last_active.lock());
+        match idle {
+            Some(c) => {
+                c.evicted.store(true, Ordering::Relaxed);
+                if let Some(w) = c.waker.lock().take() {
+                    w.wake();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the accept loop and a connection's I/O share.
+#[derive(Debug)]
+struct ConnState {
+    id: u64,
+    /// Requests being handled (the handler has not answered yet).
+    in_flight: AtomicUsize,
+    /// A byte of the next request head has arrived.
+    head_started: AtomicBool,
+    /// The accept loop asked this connection to close (it is idle and the cap is reached).
+    evicted: AtomicBool,
+    last_active: Mutex<Instant>,
+    /// Woken to let an idle connection see `evicted`.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Default for ConnState {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            in_flight: AtomicUsize::new(0),
+            head_started: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            last_active: Mutex::new(Instant::now()),
+            waker: Mutex::new(None),
+        }
+    }
+}
+
+impl ConnState {
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && !self.head_started.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a request in progress on its connection.
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(state: Arc<ConnState>) -> Self {
+        state.in_flight.fetch_add(1, Ordering::Relaxed);
+        state.head_started.store(false, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.last_active.lock() = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A TCP stream that enforces the idle and header-read deadlines.
+struct ConnIo {
+    inner: TcpStream,
+    state: Arc<ConnState>,
+    idle_timeout: Duration,
+    header_timeout: Duration,
+    /// When the current request head's first byte arrived.
+    head_started_at: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+    sleep_deadline: Option<tokio::time::Instant>,
+}
+
+impl ConnIo {
+    fn new(inner: TcpStream, state: Arc<ConnState>, config: &HttpConfig) -> Self {
+        Self {
+            inner,
+            state,
+            idle_timeout: config.idle_timeout,
+            header_timeout: config.header_read_timeout,
+            head_started_at: None,
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            sleep_deadline: None,
+        }
+    }
+
+    /// Bytes moved: the idle clock restarts, and the first byte read
+    /// outside a request starts the next request head's clock.
+    fn progressed(&mut self, read: usize) {
+        let now = Instant::now();
+        *self.state.last_active.lock() = now;
+        if read > 0
+            && self.state.in_flight.load(Ordering::Relaxed) == 0
+            && !self.state.head_started.swap(true, Ordering::Relaxed)
+        {
+            self.head_started_at = Some(now);
+        }
+    }
+
+    /// Called when the socket is not ready: `Some(error)` when a deadline has passed.
+    fn check_deadline(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if self.state.evicted.load(Ordering::Relaxed) {
+            return Some(io::Error::new(io::ErrorKind::ConnectionAborted, "closed at http.max_connections"));
+        }
+        *self.state.waker.lock() = Some(cx.waker().clone());
+        if self.state.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let (deadline, what) = match (self.state.head_started.load(Ordering::Relaxed), self.head_started_at) {
+            (true, Some(started)) => {
+                (started + self.header_timeout, "request headers not received within http.header_read_timeout")
+            }
+            _ => (*self.state.last_active.lock() + self.idle_timeout, "connection idle for http.idle_timeout"),
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.sleep_deadline != Some(deadline) {
+            self.sleep.as_mut().reset(deadline);
+            self.sleep_deadline = Some(deadline);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Some(io::Error::new(io::ErrorKind::TimedOut, what)),
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.progressed(buf.filled().len() - before);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.check_deadline(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                this.progressed(0);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.check_deadline(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                this.progressed(0);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.check_deadline(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// A request body that fails with `TimedOut` once its deadline has passed.
+struct DeadlineBody<B> {
+    inner: B,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, timeout: Duration) -> Self {
+        Self { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+    }
+}
+
+impl<B> HttpBody for DeadlineBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    let msg = format!("request body not received within http.body_read_timeout ({:?})", this.timeout);
+                    Poll::Ready(Some(Err(Box::new(io::Error::new(io::ErrorKind::TimedOut, msg)))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
