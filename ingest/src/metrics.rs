@@ -35,8 +35,9 @@ pub struct LogHealth {
     pub quarantined_segments: AtomicU64,
     /// Damaged bytes moved aside (a copy of each damaged segment is in `quarantine/`).
     pub quarantined_bytes: AtomicU64,
-    /// Record offsets lost to damage (for damage running to the end of the
-    /// newest segment, an upper bound: one per 16 damaged bytes).
+    /// Records lost to damage: offsets of damaged records the hot store had
+    /// not flushed yet (for damage running to the end of the newest segment
+    /// that is not exactly one frame, an upper bound: one per 16 bytes).
     pub lost_offsets: AtomicU64,
     /// Records refused (rolled back, not acknowledged) because the disk was full.
     pub disk_full_refusals: AtomicU64,
@@ -58,7 +59,7 @@ impl LogHealth {
             ),
             (
                 "strata_ingest_log_lost_offsets_total",
-                "Ingest log record offsets lost to damage (an upper bound when damage ends a segment).",
+                "Ingest log records lost to damage, not yet in hot-store segments (an upper bound when damage ends a segment).",
                 &self.lost_offsets,
             ),
             (

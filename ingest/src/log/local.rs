@@ -40,7 +40,8 @@
 //! Offsets are never reused: the lost offsets stay a gap between two files
 //! (replay skips it), and when damage runs to the end of the newest segment,
 //! numbering continues past every offset the damaged bytes could have held
-//! (one per 16 bytes), in a new segment. The hot store's flushed offset is
+//! (one if they are one frame by its length field, else one per 16 bytes),
+//! in a new segment. The hot store's flushed offset is
 //! still the floor, as before.
 
 use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
@@ -360,7 +361,7 @@ fn open_partition(
         let base = bases[i];
         let limit = bases.get(i + 1).copied().unwrap_or(u64::MAX);
         let newest = i + 1 == bases.len();
-        let r = recover_segment(dir, &shared, base, limit, newest)?;
+        let r = recover_segment(dir, &shared, base, limit, newest, floor)?;
         let mut ends = vec![(base, r.end)];
         for (k, &(b, end)) in r.moved.iter().enumerate() {
             bases.insert(i + 1 + k, b);
@@ -460,7 +461,14 @@ struct Recovered {
 /// finds the same damage again, and records of the original at or past the
 /// next file's base (`limit`) count as part of the damage, since that file
 /// holds them.
-fn recover_segment(log_dir: &Path, shared: &Shared, base: u64, limit: u64, newest: bool) -> Result<Recovered> {
+fn recover_segment(
+    log_dir: &Path,
+    shared: &Shared,
+    base: u64,
+    limit: u64,
+    newest: bool,
+    floor: u64,
+) -> Result<Recovered> {
     let partition = shared.id;
     let path = shared.segment_path(base);
     let bytes = std::fs::read(&path).map_err(|source| Error::ReadSegment { path: path.clone(), source })?;
@@ -511,30 +519,37 @@ fn recover_segment(log_dir: &Path, shared: &Shared, base: u64, limit: u64, newes
         );
     }
     for d in &scan.damage {
-        let lost_end = match d.resumed_at {
-            Some(at) => at,
-            None if limit != u64::MAX => limit,
+        let (lost_end, exact) = match d.resumed_at {
+            Some(at) => (at, true),
+            None if limit != u64::MAX => (limit, true),
             None => {
-                // The damaged bytes held at most one record per frame header's worth.
-                let most = d.first_lost + ((d.end - d.start) / segment::FRAME_HEADER_LEN).max(1) as u64;
-                skip_to = Some(most);
-                most
+                // Damage to the end of the newest segment: exactly one record
+                // if the bytes are one frame by its length field, else at most
+                // one per frame header's worth of bytes.
+                let len = bytes.get(d.start..d.start + 4).map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]));
+                let one = len.is_some_and(|l| d.start + segment::FRAME_HEADER_LEN + l as usize == d.end);
+                let most = if one { 1 } else { ((d.end - d.start) / segment::FRAME_HEADER_LEN).max(1) as u64 };
+                skip_to = Some(d.first_lost + most);
+                (d.first_lost + most, one)
             }
         };
-        let lost = lost_end - d.first_lost;
+        // Records below the hot store's flushed offset are in its segments already.
+        let lost = lost_end.saturating_sub(d.first_lost.max(floor));
         damaged_bytes += (d.end - d.start) as u64;
         lost_offsets += lost;
         tracing::error!(
             path = %path.display(),
             bytes = %format!("{}..{}", d.start, d.end),
             damaged_bytes = d.end - d.start,
-            lost_offsets = %format!("{}..{lost_end}", d.first_lost),
-            records_lost = %if d.resumed_at.is_some() || limit != u64::MAX { lost.to_string() } else { format!("1 to {lost}") },
+            offsets = %format!("{}..{lost_end}", d.first_lost),
+            records_lost = %if exact { lost.to_string() } else { format!("at most {lost}") },
+            hot_store_flushed_to = floor,
             resumed_at = ?d.resumed_at,
             detail = %d.detail,
             quarantine = %quarantined.display(),
             "corrupt ingest log segment (acknowledged records damaged, not a torn write): damaged bytes \
-             quarantined, their records are lost; valid records before and after are kept and the node keeps serving"
+             quarantined, their records not yet in the hot store's segments are lost; the valid records \
+             before and after are kept and the node keeps serving"
         );
     }
     shared.health.quarantined_segments.fetch_add(1, Ordering::Relaxed);

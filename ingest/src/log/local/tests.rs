@@ -200,6 +200,22 @@ fn corrupt_last_complete_record_is_quarantined_as_corruption_not_truncated_as_to
 }
 
 #[test]
+fn damage_below_the_hot_stores_flushed_offset_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path(), 1);
+    append_n(&log, 5);
+    let path = log.shared(0).unwrap().segment_path(0);
+    drop(log);
+    flip(&path, frame_of(1) + segment::FRAME_HEADER_LEN + 2);
+    let sink = Arc::new(Recorder::default());
+    let log = LocalLog::open(dir.path(), &config(1), |_| 3, sink).unwrap();
+    assert_eq!(log.health().quarantined_segments.load(Ordering::Relaxed), 1);
+    assert_eq!(log.health().lost_offsets.load(Ordering::Relaxed), 0, "record 1 is in the hot store's segments");
+    assert_eq!(replay_all(&log, 0, 3).len(), 2);
+    assert_eq!(log.next_offset(0), 5);
+}
+
+#[test]
 fn damage_in_an_older_segment_leaves_a_gap_that_replay_skips() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path(), 1);
