@@ -90,8 +90,8 @@ impl EffectiveLimits {
     }
 }
 
-/// Default of `max_bytes` (and of the registry's `max_query_bytes`): 512 MiB.
-pub const DEFAULT_MAX_BYTES: usize = 512 << 20;
+/// Default of `max_bytes` (and of the registry's `max_query_bytes`): 256 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
 
 impl Default for QueryConfig {
     fn default() -> Self {
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(c.lookback_delta, Duration::from_secs(300));
         assert_eq!(c.max_points_per_series, 11_000);
         assert_eq!(c.max_query_length, 65_536);
-        assert_eq!(c.max_bytes, 512 << 20);
+        assert_eq!(c.max_bytes, 256 << 20);
         let c: QueryConfig = serde_json::from_str(r#"{"lookback_delta":"1m","timeout":"30s"}"#).unwrap();
         assert_eq!(c.lookback_delta, Duration::from_secs(60));
     }

@@ -72,7 +72,7 @@ impl Default for TenantLimits {
             max_request_bytes: 64 << 20,
             max_query_series: 1_000_000,
             max_query_samples: 50_000_000,
-            max_query_bytes: 512 << 20,
+            max_query_bytes: 256 << 20,
             max_query_range: Duration::ZERO,
             max_concurrent_queries: 16,
             hot_ttl: Duration::from_secs(7 * 86_400),

@@ -510,3 +510,80 @@ fn range_functions_stream_their_selector_and_stop_at_the_sample_limit() {
     assert_eq!(one(&e, "sum(max_over_time(m[5m]))", 2 * MIN), 30.0);
     assert_eq!(one(&e, "count(count_over_time(m[5m]))", 2 * MIN), 10.0);
 }
+
+/// `n` series `m{i="…"}` with one sample each at minute 0.
+fn sparse_engine(n: usize, config: QueryConfig) -> Engine {
+    let load: String = (0..n).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+    engine_with(&load, config)
+}
+
+#[test]
+fn subquery_steps_are_refused_before_they_are_built() {
+    // 315 million steps: refused at once, nothing allocated (the old engine built them all, 6+ GB).
+    let e = engine("m 1");
+    assert!(matches!(err(&e, "count_over_time(vector(1)[10y:1s])", MIN), QueryError::TooManySamples(_)));
+    // 31.5 million steps under a 100,000-sample limit: refused before the first grid too.
+    let e = engine_with("m 1", QueryConfig { max_samples: 100_000, ..QueryConfig::default() });
+    assert!(matches!(err(&e, "count_over_time(vector(1)[1y:1s])", MIN), QueryError::TooManySamples(_)));
+    assert!(matches!(err(&e, "count_over_time(m[1y:1s])", MIN), QueryError::TooManySamples(_)));
+    assert_eq!(one(&e, "count_over_time(vector(1)[1h:1s])", MIN), 3600.0, "3,600 steps fit");
+}
+
+#[test]
+fn a_range_query_charges_every_step_of_every_series_it_keeps() {
+    // 100 series with one sample each over 1,001 steps: 100 samples and 100
+    // points with values, but 100,100 points held (the grid).
+    let config = QueryConfig { max_samples: 50_000, ..QueryConfig::default() };
+    let e = sparse_engine(100, config.clone());
+    let t = TenantId::default_tenant();
+    let range = |q: &str| e.query_range(&t, q, 0, 1000 * MIN, MIN);
+    for q in ["m", "last_over_time(m[5m])", "m * 2", "label_replace(m, \"j\", \"$1\", \"i\", \"(.*)\")"] {
+        assert!(matches!(range(q), Err(QueryError::TooManySamples(_))), "{q}");
+    }
+    let e = sparse_engine(40, config);
+    let t = TenantId::default_tenant();
+    assert!(e.query_range(&t, "m", 0, 1000 * MIN, MIN).is_ok(), "40 × 1,001 points fit");
+}
+
+#[test]
+fn count_values_charges_each_new_series_before_building_it() {
+    // 1,001 distinct values over 1,001 steps: up to a million points.
+    let e = engine_with("m 0+1x1000", QueryConfig { max_samples: 100_000, ..QueryConfig::default() });
+    let t = TenantId::default_tenant();
+    let r = e.query_range(&t, "count_values(\"v\", m)", 0, 1000 * MIN, MIN);
+    assert!(matches!(r, Err(QueryError::TooManySamples(_))), "{r:?}");
+}
+
+#[test]
+fn label_functions_stop_at_max_query_bytes() {
+    let config = QueryConfig { max_bytes: 10_000, ..QueryConfig::default() };
+    let e = sparse_engine(100, config);
+    // 100 series × 100 bytes fits; × 200 bytes does not.
+    let ok = format!("count(label_replace(m, \"x\", \"{}\", \"i\", \"(.*)\"))", "a".repeat(90));
+    assert_eq!(one(&e, &ok, MIN), 100.0);
+    let big = format!("label_replace(m, \"x\", \"{}\", \"i\", \"(.*)\")", "a".repeat(200));
+    let msg = err(&e, &big, MIN).to_string();
+    assert!(msg.contains("max_query_bytes") && msg.contains("10000 bytes"), "{msg}");
+    // `$1` references are bounded before they are expanded.
+    let refs = format!("label_replace(m, \"x\", \"{}\", \"i\", \"(.*)\")", "$1".repeat(20_000));
+    assert!(err(&e, &refs, MIN).to_string().contains("max_query_bytes"));
+    let join = format!("label_join(m, \"x\", \"{}\", \"i\", \"i\")", "-".repeat(200));
+    assert!(err(&e, &join, MIN).to_string().contains("max_query_bytes"));
+    assert_eq!(err(&e, &join, MIN).error_type(), "execution");
+}
+
+#[test]
+fn too_long_or_too_deep_queries_are_bad_data() {
+    let e = engine_with("m 1", QueryConfig { max_query_length: 100, ..QueryConfig::default() });
+    let t = TenantId::default_tenant();
+    let long = err(&e, &format!("m{{a=\"{}\"}}", "x".repeat(100)), MIN);
+    assert_eq!(long.error_type(), "bad_data");
+    assert!(long.to_string().contains("query.max_query_length"), "{long}");
+    let deep = vec!["1"; 3000].join("+");
+    let e = engine("m 1");
+    for r in [e.query_instant(&t, &deep, MIN), e.query_range(&t, &deep, 0, MIN, MIN)] {
+        let e = r.expect_err("too deep");
+        assert_eq!(e.error_type(), "bad_data");
+        assert!(e.to_string().contains("nested too deeply"), "{e}");
+    }
+}

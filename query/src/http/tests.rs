@@ -195,3 +195,21 @@ async fn tenant_limits_apply() {
     let body = String::from_utf8(to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
     assert!(body.contains("the query time range exceeds the limit (query length: 2h, limit: 1h)"), "{body}");
 }
+
+#[tokio::test]
+async fn deep_queries_are_refused_with_bad_data_on_every_parsing_endpoint() {
+    let deep = format!("{}up{}", "abs(".repeat(3000), ")".repeat(3000));
+    let deep = deep.replace('(', "%28").replace(')', "%29");
+    for path in [
+        format!("/api/v1/query?query={deep}&time=60"),
+        format!("/api/v1/query_range?query={deep}&start=0&end=60&step=15"),
+        format!("/api/v1/format_query?query={deep}"),
+        format!("/api/v1/parse_query?query={deep}"),
+        format!("/api/v1/series?match[]={deep}"),
+    ] {
+        let (s, body) = get(&path, "a").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.starts_with(r#"{"status":"error","errorType":"bad_data","error":"invalid parameter"#), "{body}");
+        assert!(body.contains("nested too deeply"), "{body}");
+    }
+}

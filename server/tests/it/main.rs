@@ -3,6 +3,7 @@
 mod cold;
 mod harness;
 mod hostile_http;
+mod hostile_query;
 mod hostile_write;
 mod kafka;
 mod log_damage;

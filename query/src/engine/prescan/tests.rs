@@ -1,12 +1,12 @@
 use super::*;
+use crate::QueryConfig;
 use crate::engine::Engine;
 use crate::http::ast;
 use crate::test_util::MemStore;
-use crate::QueryConfig;
-use strata_schemas::TenantId;
 use promql_parser::parser::{Expr, Prettier};
 use proptest::prelude::*;
 use std::sync::Arc;
+use strata_schemas::TenantId;
 
 /// The real depth of a parsed tree, the quantity the estimate bounds.
 fn tree_depth(e: &Expr) -> usize {
@@ -152,4 +152,3 @@ proptest! {
         }
     }
 }
-
