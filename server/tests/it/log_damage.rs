@@ -120,6 +120,7 @@ async fn damage_in_the_last_complete_record_is_corruption_not_a_torn_tail() {
     assert!(log.contains("not a torn write"), "{log}");
     assert!(!log.contains("torn tail"), "acknowledged records are not called unacknowledged: {log}");
     assert_eq!(metric(&c, &s, "strata_ingest_log_quarantined_segments_total").await, 1.0);
+    assert_eq!(metric(&c, &s, "strata_ingest_log_lost_offsets_total").await, 1.0, "exactly one record lost");
     assert_eq!(quarantined(dir.path()), 1);
     let (status, body) = write(&c, &s, "/api/v2/write?bucket=b&precision=ms", lines(t0, 400, 100), false).await;
     assert_eq!(status, 204, "{body}");
