@@ -164,6 +164,36 @@ proptest! {
     }
 
     #[test]
+    fn one_flipped_byte_loses_exactly_its_record(
+        payloads in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 1..8),
+        at in any::<prop::sample::Index>(),
+        xor in 1..=255u8,
+    ) {
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let mut seg = segment(7, &refs);
+        let pos = HEADER_LEN + at.index(seg.len() - HEADER_LEN);
+        seg[pos] ^= xor;
+        let damaged = (0..refs.len()).rfind(|&i| frame_pos(&refs, i) <= pos).unwrap();
+        let scan = scan_segment(&seg, 7, u64::MAX, true);
+        prop_assert!(scan.torn.is_none(), "{:?}", scan.torn);
+        prop_assert_eq!(scan.damage.len(), 1);
+        prop_assert_eq!(scan.damage[0].first_lost, 7 + damaged as u64);
+        let mut kept = Vec::new();
+        for run in &scan.runs {
+            let mut p = run.start;
+            for offset in run.first..run.next {
+                let f = decode_frame(&seg[p..], offset, true).unwrap();
+                prop_assert_eq!(f.payload, refs[(offset - 7) as usize]);
+                kept.push(offset);
+                p += f.size;
+            }
+            prop_assert_eq!(p, run.end);
+        }
+        let expected: Vec<u64> = (0..refs.len() as u64).filter(|&i| i != damaged as u64).map(|i| 7 + i).collect();
+        prop_assert_eq!(kept, expected);
+    }
+
+    #[test]
     fn scanning_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         let mut seg = encode_header(3, 0).to_vec();
         seg.extend_from_slice(&bytes);
