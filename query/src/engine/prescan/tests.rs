@@ -112,7 +112,7 @@ fn deepest_accepted_queries_run_on_half_a_default_stack() {
                 assert!(tree_depth(&expr) <= MAX_EXPR_DEPTH, "the estimate bounds the tree");
                 let _ = expr.to_string();
                 let _ = expr.pretty(0, 100);
-                let _ = ast::translate(&expr);
+                let _ = ast::translate(&expr).to_string();
                 drop(expr);
                 engine.query_instant(&t, &q, 9 * 60_000).expect("instant");
                 engine.query_range(&t, &q, 0, 9 * 60_000, 60_000).expect("range");
