@@ -72,10 +72,11 @@ pub(super) fn in_class(b: u8, class: u8) -> bool {
 /// start a control character. A backslash always takes the next byte into the
 /// token: either that byte is escapable (so it is escaped) or it is an
 /// ordinary byte (so the backslash is literal), and every byte that ends an
-/// escapable token is escapable.
+/// escapable token is escapable. Without `CONTROLS` (tokens that are not
+/// checked for control characters), [`MAYBE_CONTROL`] is never set.
 #[inline(always)]
-pub(super) fn scan(bytes: &[u8], start: usize, class: u8) -> (usize, u8) {
-    let stop = class | CONTROL;
+pub(super) fn scan<const CONTROLS: bool>(bytes: &[u8], start: usize, class: u8) -> (usize, u8) {
+    let stop = if CONTROLS { class | CONTROL } else { class };
     let mut i = start;
     let mut flags = 0;
     while let Some(&b) = bytes.get(i) {
@@ -88,7 +89,7 @@ pub(super) fn scan(bytes: &[u8], start: usize, class: u8) -> (usize, u8) {
             } else {
                 flags |= HAS_BACKSLASH;
                 i += 1;
-                if bytes.get(i).is_some_and(|&next| CLASSES[usize::from(next)] & CONTROL != 0) {
+                if CONTROLS && bytes.get(i).is_some_and(|&next| CLASSES[usize::from(next)] & CONTROL != 0) {
                     flags |= MAYBE_CONTROL;
                 }
             }

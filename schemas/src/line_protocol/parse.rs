@@ -57,10 +57,11 @@ impl<'a> LineParser<'a> {
 
     /// Scans a token of `class` from the cursor and unescapes it.
     /// Returns the token, where it started and whether it may hold a
-    /// control character (see [`Self::refuse_controls`]).
-    fn token(&mut self, class: u8) -> (Cow<'a, str>, usize, bool) {
+    /// control character (see [`Self::refuse_controls`]; only looked for
+    /// with `CONTROLS`).
+    fn token<const CONTROLS: bool>(&mut self, class: u8) -> (Cow<'a, str>, usize, bool) {
         let start = self.pos;
-        let (end, flags) = escape::scan(self.bytes, start, class);
+        let (end, flags) = escape::scan::<CONTROLS>(self.bytes, start, class);
         self.pos = end;
         let raw = escape::ascii_slice(self.line, start, end);
         let text = if flags & HAS_BACKSLASH != 0 { escape::unescape(raw, class) } else { Cow::Borrowed(raw) };
@@ -97,7 +98,7 @@ impl<'a> LineParser<'a> {
     }
 
     fn measurement(&mut self) -> Result<Cow<'a, str>, ParseError> {
-        let (name, start, control) = self.token(MEASUREMENT);
+        let (name, start, control) = self.token::<true>(MEASUREMENT);
         if name.is_empty() {
             return Err(self.error(start, "missing measurement name before ','".into()));
         }
@@ -116,12 +117,12 @@ impl<'a> LineParser<'a> {
                 let message = format!("more than {} tags on one line", self.options.max_tags);
                 return Err(self.too_many(self.pos, ParseErrorKind::TooManyTags, message));
             }
-            let (key, key_start, control) = self.token(KEY);
+            let (key, key_start, control) = self.token::<true>(KEY);
             if control {
                 self.refuse_controls(key_start, false, || "a tag key".into())?;
             }
             self.expect_key(&key, key_start, "tag")?;
-            let (value, value_start, control) = self.token(KEY);
+            let (value, value_start, control) = self.token::<true>(KEY);
             if control {
                 self.refuse_controls(value_start, true, || format!("the value of tag {}", quote(&key)))?;
             }
@@ -174,7 +175,7 @@ impl<'a> LineParser<'a> {
     fn field_set(&mut self, fields: &mut Vec<(Cow<'a, str>, FieldValue<'a>)>) -> Result<(), ParseError> {
         let mut seen = KeySet::default();
         loop {
-            let (key, key_start, control) = self.token(KEY);
+            let (key, key_start, control) = self.token::<true>(KEY);
             if control {
                 self.refuse_controls(key_start, false, || "a field key".into())?;
             }
@@ -213,7 +214,7 @@ impl<'a> LineParser<'a> {
             Some(b'"') => self.string_value(key),
             Some(_) => {
                 let start = self.pos;
-                let (end, _) = escape::scan(self.bytes, start, VALUE);
+                let (end, _) = escape::scan::<false>(self.bytes, start, VALUE);
                 self.pos = end;
                 let token = escape::ascii_slice(self.line, start, end);
                 unquoted_value(token, key).map_err(|message| self.error(start, message))
@@ -224,7 +225,7 @@ impl<'a> LineParser<'a> {
     fn string_value(&mut self, key: &str) -> Result<FieldValue<'a>, ParseError> {
         let quote_at = self.pos;
         self.pos += 1;
-        let (text, _, _) = self.token(STRING);
+        let (text, _, _) = self.token::<false>(STRING);
         if self.peek() != Some(b'"') {
             let message =
                 format!("unterminated string for field {} (no closing '\"' before the end of the line)", quote(key));
@@ -343,7 +344,8 @@ fn nan_or_infinity(token: &str, key: &str) -> String {
 #[derive(Default)]
 struct KeySet {
     filter: u64,
-    index: Option<KeyIndex>,
+    /// Boxed: the set is built twice per line and is seldom needed.
+    index: Option<Box<KeyIndex>>,
 }
 
 /// Position of the first key with each hash (keys of one line are distinct).
@@ -358,6 +360,7 @@ impl KeySet {
 
     /// The position of `key` among the distinct keys `items`, if it is there;
     /// otherwise records that `key` will be pushed at `items.len()`.
+    #[inline]
     fn find<T>(&mut self, items: &[(Cow<'_, str>, T)], key: &str) -> Option<usize> {
         if items.len() < Self::SMALL {
             if !self.maybe_contains(key) {
@@ -365,7 +368,14 @@ impl KeySet {
             }
             return items.iter().position(|(k, _)| k == key);
         }
-        let index = self.index.get_or_insert_with(|| KeyIndex::of(items));
+        self.find_indexed(items, key)
+    }
+
+    /// [`Self::find`] past [`Self::SMALL`] keys, out of line: most lines never get here.
+    #[cold]
+    #[inline(never)]
+    fn find_indexed<T>(&mut self, items: &[(Cow<'_, str>, T)], key: &str) -> Option<usize> {
+        let index = self.index.get_or_insert_with(|| Box::new(KeyIndex::of(items)));
         let hash = index.hasher.hash_one(key);
         match index.first.get(&hash) {
             None => {
