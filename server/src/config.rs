@@ -404,6 +404,32 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_have_defaults_and_come_from_the_environment() {
+        let c = ServerConfig::load(None, [], &CliOverrides::default()).unwrap();
+        assert_eq!(c.http, HttpConfig::default());
+        assert!(!c.metrics.per_tenant);
+        let c = ServerConfig::load(
+            None,
+            env(&[
+                ("STRATA_HTTP__MAX_CONNECTIONS", "8"),
+                ("STRATA_HTTP__HEADER_READ_TIMEOUT", "1s"),
+                ("STRATA_HTTP__BODY_READ_TIMEOUT", "2s"),
+                ("STRATA_METRICS__PER_TENANT", "true"),
+            ]),
+            &CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 8);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(1));
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(2));
+        assert!(c.metrics.per_tenant);
+        for bad in [("STRATA_HTTP__MAX_CONNECTIONS", "0"), ("STRATA_HTTP__IDLE_TIMEOUT", "0s")] {
+            let err = ServerConfig::load(None, env(&[bad]), &CliOverrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("http."), "{err:#}");
+        }
+    }
+
+    #[test]
     fn unknown_settings_are_rejected_with_their_name() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("strata.toml");

@@ -151,13 +151,13 @@ impl OpsState {
             .is_some_and(|t| constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()))
     }
 
-    /// `401` unless the request carries the admin token.
-    fn require_admin(&self, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+    /// The `401` to answer unless the request carries the admin token.
+    fn admin_refusal(&self, headers: &axum::http::HeaderMap) -> Option<Response> {
         if self.is_admin(headers) {
-            return Ok(());
+            return None;
         }
         let body = serde_json::json!({"status": "error", "error": "this endpoint needs the admin token (Authorization: Bearer <admin token>)"});
-        Err((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+        Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
     }
 }
 
@@ -169,7 +169,7 @@ impl std::fmt::Debug for OpsState {
 
 /// `GET /api/v1/status/ingest`: the ingest log's state, Prometheus-API style.
 async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(resp) = s.require_admin(&headers) {
+    if let Some(resp) = s.admin_refusal(&headers) {
         return resp;
     }
     let node = &s.node;
@@ -229,7 +229,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(resp) = s.require_admin(&headers) {
+    if let Some(resp) = s.admin_refusal(&headers) {
         return resp;
     }
     let Some(cold) = s.cold else {
@@ -250,7 +250,7 @@ async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Resp
 }
 
 async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(resp) = s.require_admin(&headers) {
+    if let Some(resp) = s.admin_refusal(&headers) {
         return resp;
     }
     json_outcome(s.node.flush("requested").await.map(|o| {
@@ -261,7 +261,7 @@ async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Res
 }
 
 async fn compact(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(resp) = s.require_admin(&headers) {
+    if let Some(resp) = s.admin_refusal(&headers) {
         return resp;
     }
     let node = s.node;

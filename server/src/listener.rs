@@ -12,8 +12,8 @@
 //! byte moving. Once the first byte of a request head arrives the head must
 //! be complete within `header_read_timeout`. While a request is being
 //! handled neither applies; its body must arrive within `body_read_timeout`
-//! (the handler then sees an error, [`is_body_timeout`], and answers `408`),
-//! and the handler itself may take as long as it takes.
+//! (the handler then sees an `io::ErrorKind::TimedOut` error in the body
+//! and answers `408`), and the handler itself may take as long as it takes.
 
 use crate::config::HttpConfig;
 use axum::Router;
@@ -131,19 +131,6 @@ fn log_conn_error(result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
-}
-
-/// Whether a request body read failed because it did not arrive within
-/// `http.body_read_timeout`.
-pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if err.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::TimedOut) {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
 
 /// The open connections, oldest first.

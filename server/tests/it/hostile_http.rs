@@ -261,17 +261,17 @@ fn gzip_bombs_do_not_stall_ready() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let mut worst = Duration::ZERO;
+    let mut latencies = Vec::new();
     for _ in 0..8 {
-        let latency = ready_latency(&s, Duration::from_secs(3));
-        worst = worst.max(latency.unwrap_or(Duration::MAX));
+        latencies.push(ready_latency(&s, Duration::from_secs(3)));
         std::thread::sleep(Duration::from_millis(300));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let refused: usize = senders.into_iter().map(|t| t.join().unwrap()).sum();
     assert!(refused > 0, "no bomb was refused with 413");
     // A liveness bound, not a benchmark: inline inflation held it for seconds.
-    assert!(worst < Duration::from_secs(1), "/-/ready took {worst:?} under the bombs");
+    let slow = latencies.iter().any(|l| l.is_none_or(|l| l >= Duration::from_secs(1)));
+    assert!(!slow, "/-/ready under the bombs (None: no answer within 3 s): {latencies:?}");
 }
 
 /// Item 14: shutdown finishes within `shutdown_timeout` while a long parse runs.

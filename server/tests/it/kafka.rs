@@ -442,7 +442,7 @@ async fn wiped_data_dir_is_rebuilt_from_the_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_status_describes_the_local_log_too() {
     let dir = data_dir();
-    let s = Server::start(dir.path(), &[("STRATA_LOG__PARTITIONS", "2")]);
+    let s = Server::start(dir.path(), &[("STRATA_LOG__PARTITIONS", "2"), ("STRATA_ADMIN__TOKEN", ADMIN_TOKEN)]);
     let c = client();
     write_acked(&c, &[&s], now_ms() - 60_000, 0, 10).await;
     let st = status(&c, &s).await;
