@@ -24,18 +24,23 @@
 //! skipped. Stray or unbalanced brackets are left to the parser to reject.
 
 /// Deepest syntax tree a query may have (see the module doc for how depth is
-/// estimated). Chosen so that every recursive walk stays within half of a
-/// 2 MiB thread stack (tokio's worker and blocking threads) in a debug build,
-/// where one level of evaluation takes up to ~15 KB of stack (a
-/// `label_replace` call: `eval`, `eval_node`, `eval_call`, the function;
-/// 5 KB for a parenthesis, 8 KB for a binary operator), so 64 levels need
-/// under 1 MiB. Release builds use a fraction of that. The
-/// `deepest_accepted_queries_run_on_half_a_default_stack` test runs the
-/// deepest accepted query of each shape through parse, instant and range
-/// evaluation, pretty-printing, `parse_query` translation, `Display` and
-/// `Drop` on a 1 MiB stack. Prometheus has no such bound (Go stacks grow);
-/// real dashboards stay far below it.
-pub const MAX_EXPR_DEPTH: usize = 64;
+/// estimated). Chosen so that every recursive walk stays within half of
+/// [`QUERY_THREAD_STACK_BYTES`] in a debug build, where one level of
+/// evaluation takes up to ~15 KB of stack (a `label_replace` call: `eval`,
+/// `eval_node`, `eval_call`, the function; 5 KB for a parenthesis, 8 KB for a
+/// binary operator), so 256 levels need under 4 MiB. Release builds use a
+/// fraction of that. The `deepest_accepted_queries_run_on_half_a_query_stack`
+/// test runs the deepest accepted query of each shape through parse, instant
+/// and range evaluation, pretty-printing, `parse_query` translation, `Display`
+/// and `Drop` on a 4 MiB stack. Prometheus has no such bound (Go stacks grow);
+/// real dashboards stay far below it, and a sum of a couple of hundred named
+/// series (`a + b + …`) still fits.
+pub const MAX_EXPR_DEPTH: usize = 256;
+
+/// Stack size of every thread a query runs on: the server's runtime builds
+/// its async workers and blocking threads with it (tokio's default is 2 MiB).
+/// [`MAX_EXPR_DEPTH`] is sized against half of it.
+pub const QUERY_THREAD_STACK_BYTES: usize = 8 << 20;
 
 /// Default of `query.max_query_length`: 64 KiB of query text.
 pub const DEFAULT_MAX_QUERY_LENGTH: usize = 64 * 1024;

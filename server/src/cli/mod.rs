@@ -73,7 +73,14 @@ pub fn main() -> ExitCode {
                 }
             };
             init_tracing(&config);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            // Every thread a query may run on (async workers for small queries,
+            // blocking threads for the rest) gets the stack the query engine's
+            // expression-depth bound is sized against.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .thread_stack_size(strata_query::engine::prescan::QUERY_THREAD_STACK_BYTES)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("strata: starting the runtime: {e}");

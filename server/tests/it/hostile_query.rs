@@ -129,12 +129,12 @@ async fn deep_queries_are_bad_data_and_the_node_survives() {
             assert_refused(&out, 400, "bad_data", "nested too deeply");
         }
     }
-    // The deepest accepted query of the costliest shape (64 levels of
+    // The deepest accepted query of the costliest shape (256 levels of
     // `label_replace`, ~15 KB of stack a level in this debug build) runs on
     // the async worker (instant queries start there) and in the tree
     // translation of `parse_query`.
     let mut deepest = "up".to_owned();
-    for _ in 0..63 {
+    for _ in 0..255 {
         deepest = format!("label_replace({deepest}, \"b\", \"$1\", \"a\", \"(.*)\")");
     }
     for path in ["/api/v1/query", "/api/v1/format_query", "/api/v1/parse_query"] {
@@ -142,7 +142,7 @@ async fn deep_queries_are_bad_data_and_the_node_survives() {
         assert_eq!(out.0, 200, "{path}: {}", out.1);
     }
     let out = hostile(&c, &mut s, GIB, "/api/v1/query", &[("query", &format!("abs({deepest})")), ("time", &now)]).await;
-    assert_refused(&out, 400, "bad_data", "limit 64");
+    assert_refused(&out, 400, "bad_data", "limit 256");
 }
 
 /// Item 3: `count_over_time(vector(1)[10y:1s])` (40 bytes, no data) built

@@ -92,11 +92,11 @@ const SHAPES: [&str; 8] =
     ["parens", "abs", "sum", "label_replace", "scalar_chain", "vector_chain", "unary", "subquery"];
 
 /// Every recursive walk of the deepest accepted query of each shape fits in
-/// half of the smallest stack a query runs on (tokio's 2 MiB worker and
-/// blocking threads), in a debug build: parse, `Display`, pretty-printing,
+/// half of the stack a query runs on (the server's workers and blocking
+/// threads, QUERY_THREAD_STACK_BYTES), in a debug build: parse, `Display`, pretty-printing,
 /// the `parse_query` tree, instant and range evaluation, and `Drop`.
 #[test]
-fn deepest_accepted_queries_run_on_half_a_default_stack() {
+fn deepest_accepted_queries_run_on_half_a_query_stack() {
     let store = MemStore::new();
     let t = TenantId::default_tenant();
     store.load(&t, 60_000, "x{a=\"1\"} 1 2 3 4 5 6 7 8 9 10").unwrap();
@@ -106,7 +106,7 @@ fn deepest_accepted_queries_run_on_half_a_default_stack() {
         let engine = Arc::clone(&engine);
         let t = t.clone();
         let run = std::thread::Builder::new()
-            .stack_size(1 << 20)
+            .stack_size(QUERY_THREAD_STACK_BYTES / 2)
             .spawn(move || {
                 let expr = engine.parse(&q).expect("accepted");
                 assert!(tree_depth(&expr) <= MAX_EXPR_DEPTH, "the estimate bounds the tree");
