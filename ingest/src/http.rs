@@ -18,7 +18,10 @@
 //! A declared `Content-Length` over the limit is refused (`413`) before the
 //! body is read; a body that does not arrive within `http.body_read_timeout`
 //! is `408`. Decompression and parsing run on blocking threads, at most
-//! [`decode_slots`] requests at once, never on the async workers.
+//! [`decode_slots`] requests at once, never on the async workers. A gzip body
+//! refused as too large once inflated is charged to the tenant's ingestion
+//! rate (one sample per 64 bytes inflated), so a stream of bombs is soon
+//! refused (`429`) before its bodies are read.
 
 use crate::config::IngestConfig;
 use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField, WriteBounds};
@@ -313,6 +316,9 @@ async fn write(
         Ok(Ok(c)) => c,
         Ok(Err(resp)) => {
             IngestMetrics::add(&m.requests_refused, 1);
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                charge_refused_body(&state, &who, limit);
+            }
             return *resp;
         }
         Err(e) => return answer(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())),
@@ -450,6 +456,20 @@ pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
         return Err(too_large(limit, "decompressed request body"));
     }
     Ok(Bytes::from(out))
+}
+
+/// Decompressed bytes charged as one sample when a body is refused after inflating.
+const REFUSED_BYTES_PER_SAMPLE: usize = 64;
+
+/// Charges a body refused as too large once inflated (a decompression bomb)
+/// to the tenant's rate bucket, as `inflated / 64` samples (at most the
+/// burst): the node did that work, so a stream of bombs runs the bucket dry
+/// and is then refused before its bodies are read, like any flood.
+fn charge_refused_body(state: &WriteState, who: &Admitted, inflated: usize) {
+    let samples = ((inflated / REFUSED_BYTES_PER_SAMPLE) as u64).min(who.limits.ingestion_burst);
+    // A refusal here is the point: it marks the bucket, and the tenant's next
+    // requests are refused unread until it refills.
+    let _ = state.rate_limiter.admit(&who.tenant, &who.limits, samples);
 }
 
 pub(crate) fn too_large(limit: usize, what: &str) -> Refusal {
