@@ -111,9 +111,12 @@ impl Default for HttpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Also show the per-tenant series (`strata_tenant_*`, labelled with
-    /// the tenant id) to every caller. Off: only a request carrying the
-    /// admin token (`Authorization: Bearer <admin token>`) sees them.
+    /// the tenant id) to every caller. Off: only a request carrying `token`
+    /// or the admin token (`Authorization: Bearer <token>`) sees them.
     pub per_tenant: bool,
+    /// A token that shows the per-tenant series and grants nothing else, for
+    /// the Prometheus that scrapes the node (at least 16 characters; empty: none).
+    pub token: String,
 }
 
 /// Query fan-out across the nodes that split a region's Kafka partitions
@@ -265,6 +268,9 @@ impl ServerConfig {
             while peer.ends_with('/') {
                 peer.pop();
             }
+        }
+        if !self.metrics.token.is_empty() && self.metrics.token.len() < 16 {
+            bail!("metrics.token must be at least 16 characters");
         }
         if self.http.max_connections == 0 {
             bail!("http.max_connections must be at least 1");

@@ -5,7 +5,7 @@
 //! | `POST /api/v2/write`, `POST /write` | line protocol ([`strata_ingest::http`]) |
 //! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
 //! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
-//! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges (per-tenant series: `[metrics] per_tenant` or the admin token) |
+//! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges (per-tenant series: `[metrics] per_tenant`, `[metrics] token` or the admin token) |
 //! | `/admin/v1/*` | tenants, tokens, limits, usage ([`crate::admin`]) |
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations; admin token) |
 //! | `POST /internal/roll` | roll sealed hot buckets into the cold tier now (when it is on; admin token) |
@@ -151,6 +151,17 @@ impl OpsState {
             .is_some_and(|t| constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()))
     }
 
+    /// Whether the request carries `[metrics] token` (when one is set).
+    fn is_metrics_reader(&self, headers: &axum::http::HeaderMap) -> bool {
+        let token = &self.node.config.metrics.token;
+        !token.is_empty()
+            && headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok())
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    }
+
     /// The `401` to answer unless the request carries the admin token.
     fn admin_refusal(&self, headers: &axum::http::HeaderMap) -> Option<Response> {
         if self.is_admin(headers) {
@@ -288,7 +299,7 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
 }
 
 async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers);
+    let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers) || s.is_metrics_reader(&headers);
     let OpsState { node, cold, engine, peer_errors, .. } = s;
     let mut out = String::with_capacity(4096);
     engine.stats().render(&mut out);

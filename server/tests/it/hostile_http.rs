@@ -205,11 +205,12 @@ fn internal_endpoints_need_the_admin_token_and_post() {
     assert_eq!(request(&s, "GET", "/-/healthy", None, b"").0, 200);
 }
 
-/// Item 10: `/metrics` names no tenant unless `[metrics] per_tenant` or the admin token.
+/// Item 10: `/metrics` names no tenant unless `[metrics] per_tenant`, the metrics token or the admin token.
 #[test]
 fn metrics_name_tenants_only_when_asked() {
     let dir = data_dir();
-    let s = Server::start(dir.path(), &[("STRATA_ADMIN__TOKEN", ADMIN)]);
+    let scrape = "hostile-http-metrics-token";
+    let s = Server::start(dir.path(), &[("STRATA_ADMIN__TOKEN", ADMIN), ("STRATA_METRICS__TOKEN", scrape)]);
     let lines = format!("m,device=d1 v=1 {}\n", now_ms());
     assert_eq!(request(&s, "POST", "/api/v2/write?precision=ms", None, lines.as_bytes()).0, 204);
     assert_eq!(request(&s, "POST", "/internal/flush", Some(ADMIN), b"").0, 200);
@@ -220,6 +221,10 @@ fn metrics_name_tenants_only_when_asked() {
     assert!(!open.contains("strata_tenant_"), "{open}");
     let (_, admin) = request(&s, "GET", "/metrics", Some(ADMIN), b"");
     assert!(admin.contains("strata_tenant_samples_accepted_total{tenant=\"default\"} 1"), "{admin}");
+    let (_, scraped) = request(&s, "GET", "/metrics", Some(scrape), b"");
+    assert!(scraped.contains("strata_tenant_samples_accepted_total{tenant=\"default\"} 1"), "{scraped}");
+    // The metrics token grants nothing else.
+    assert_eq!(request(&s, "POST", "/internal/flush", Some(scrape), b"").0, 401);
     drop(s);
 
     let dir = data_dir();
