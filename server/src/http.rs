@@ -420,3 +420,21 @@ fn render_kafka(out: &mut String, st: &strata_ingest::log::kafka::KafkaStatus) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_series_are_removed_from_the_exposition() {
+        let text = "# HELP strata_hot_series Series.\n# TYPE strata_hot_series gauge\nstrata_hot_series 3\n\
+                    # HELP strata_tenant_hot_bytes Bytes.\n# TYPE strata_tenant_hot_bytes gauge\n\
+                    strata_tenant_hot_bytes{tenant=\"acme\"} 7\n\
+                    strata_compactor_x{tenant=\"acme\",table=\"t\"} 1\nstrata_kafka_lag{topic=\"t\"} 0\n";
+        assert_eq!(
+            without_tenant_series(text),
+            "# HELP strata_hot_series Series.\n# TYPE strata_hot_series gauge\nstrata_hot_series 3\n\
+             strata_kafka_lag{topic=\"t\"} 0\n"
+        );
+    }
+}

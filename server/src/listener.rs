@@ -39,7 +39,7 @@ pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut s
     let conns = Arc::new(Conns::default());
     // Each connection task holds a sender; `recv` returns None once all are gone.
     let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut last_cap_warning: Option<Instant> = None;
+    let (mut last_cap_warning, mut last_accept_warning): (Option<Instant>, Option<Instant>) = (None, None);
     loop {
         // At the cap: make room by closing the longest-idle connection, or
         // wait for one to end (busy ones are bounded by the timeouts).
@@ -65,8 +65,12 @@ pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut s
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    // EMFILE and friends: back off instead of spinning, and log at most every 10 s.
+                    let now = Instant::now();
+                    if last_accept_warning.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                        last_accept_warning = Some(now);
+                        tracing::warn!(error = %e, "accepting an HTTP connection failed (open-file limit?)");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -100,11 +104,13 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut app = app.clone();
         let guard = InFlight::start(Arc::clone(&state));
+        let responding = Responding::start(Arc::clone(&state));
         async move {
             let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
             let resp = tower::Service::call(&mut app, req).await;
             drop(guard);
-            resp
+            // Until hyper has written the whole answer, the connection is not idle (never evicted at the cap).
+            resp.map(|r| r.map(|b| Body::new(ResponseBody { inner: b, _responding: responding })))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -184,6 +190,8 @@ struct ConnState {
     id: u64,
     /// Requests being handled (the handler has not answered yet).
     in_flight: AtomicUsize,
+    /// Responses being written (their body not yet complete).
+    responding: AtomicUsize,
     /// A byte of the next request head has arrived.
     head_started: AtomicBool,
     /// The accept loop asked this connection to close (it is idle and the cap is reached).
@@ -198,6 +206,7 @@ impl Default for ConnState {
         Self {
             id: 0,
             in_flight: AtomicUsize::new(0),
+            responding: AtomicUsize::new(0),
             head_started: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             last_active: Mutex::new(Instant::now()),
@@ -208,7 +217,9 @@ impl Default for ConnState {
 
 impl ConnState {
     fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && !self.head_started.load(Ordering::Relaxed)
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.responding.load(Ordering::Relaxed) == 0
+            && !self.head_started.load(Ordering::Relaxed)
     }
 }
 
@@ -227,6 +238,48 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         *self.0.last_active.lock() = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Marks a response being written on its connection (dropped with its body).
+struct Responding(Arc<ConnState>);
+
+impl Responding {
+    fn start(state: Arc<ConnState>) -> Self {
+        state.responding.fetch_add(1, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for Responding {
+    fn drop(&mut self) {
+        self.0.responding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its connection marked as responding.
+struct ResponseBody {
+    inner: Body,
+    _responding: Responding,
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
