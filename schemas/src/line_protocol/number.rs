@@ -21,6 +21,7 @@ pub(super) enum NumError {
 }
 
 /// Parses `[-]digits` as an `i64` (integer fields and timestamps).
+#[inline]
 pub(super) fn parse_i64(token: &[u8]) -> Result<i64, NumError> {
     match token.split_first() {
         Some((b'-', digits)) => {
