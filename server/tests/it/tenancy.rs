@@ -113,7 +113,8 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(v["accepted_lines"], 1);
     assert_eq!(
         v["errors"][0]["reason"],
-        "limit max_labels_per_series exceeded: series m_v has 4 labels, the limit is 3"
+        "limit max_labels_per_series exceeded: the line has more than 2 tags, so its series would have more than \
+         3 labels (__name__ included), the limit is 3"
     );
     assert_eq!(
         v["errors"][1]["reason"],
