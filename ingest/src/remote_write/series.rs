@@ -7,6 +7,8 @@
 //! * label names match `[a-zA-Z_][a-zA-Z0-9_]*` and appear once
 //!   (unsorted labels are sorted, duplicates are rejected);
 //! * `__name__` present and not empty;
+//! * no control character (C0, DEL, C1) in the metric name or a label
+//!   value, tab excepted in values — the same rule as for line protocol;
 //! * the tenant's label limits (`max_labels_per_series`, `max_label_name_length`,
 //!   `max_label_value_length`), with the same messages as for line protocol.
 //!
@@ -53,6 +55,16 @@ pub enum SeriesRejection {
     InvalidLabelName {
         /// The name.
         name: String,
+    },
+    /// The metric name or a label value holds a control character.
+    #[error(
+        "control character U+{code:04X} in the value of label {name:?}: control characters are not allowed (tab excepted in values other than __name__)"
+    )]
+    ControlCharacter {
+        /// The label's name.
+        name: String,
+        /// The character.
+        code: u32,
     },
     /// A label name appears twice.
     #[error("duplicate label name {name:?}")]
@@ -260,12 +272,15 @@ fn label_pairs(raw: &[proto::Label]) -> Result<Vec<(&str, &str)>, SeriesRejectio
     let mut pairs = Vec::with_capacity(raw.len());
     for l in raw {
         let name = std::str::from_utf8(&l.name)
-            .map_err(|_| SeriesRejection::NameNotUtf8 { name: String::from_utf8_lossy(&l.name).into_owned() })?;
+            .map_err(|_| SeriesRejection::NameNotUtf8 { name: echo(&String::from_utf8_lossy(&l.name)) })?;
         if !is_valid_label_name(name) {
-            return Err(SeriesRejection::InvalidLabelName { name: name.to_owned() });
+            return Err(SeriesRejection::InvalidLabelName { name: echo(name) });
         }
-        let value =
-            std::str::from_utf8(&l.value).map_err(|_| SeriesRejection::ValueNotUtf8 { name: name.to_owned() })?;
+        let value = std::str::from_utf8(&l.value).map_err(|_| SeriesRejection::ValueNotUtf8 { name: echo(name) })?;
+        let allow_tab = name != METRIC_NAME;
+        if let Some(c) = value.chars().find(|&c| c.is_control() && !(allow_tab && c == '\t')) {
+            return Err(SeriesRejection::ControlCharacter { name: echo(name), code: c as u32 });
+        }
         pairs.push((name, value));
     }
     // Prometheus sends labels sorted; sort only when a client did not.
@@ -273,7 +288,7 @@ fn label_pairs(raw: &[proto::Label]) -> Result<Vec<(&str, &str)>, SeriesRejectio
         pairs.sort_by(|a, b| a.0.cmp(b.0));
     }
     if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(SeriesRejection::DuplicateLabelName { name: w[0].0.to_owned() });
+        return Err(SeriesRejection::DuplicateLabelName { name: echo(w[0].0) });
     }
     Ok(pairs)
 }
@@ -292,7 +307,7 @@ fn metric_name<'a>(pairs: &[(&str, &'a str)]) -> Result<&'a str, SeriesRejection
 fn check_limits(limits: &LabelLimits, metric: &str, pairs: &[(&str, &str)]) -> Result<(), SeriesRejection> {
     let labels = pairs.iter().filter(|(_, v)| !v.is_empty()).count();
     if labels > limits.max_labels_per_series as usize {
-        let (metric, limit) = (metric.to_owned(), limits.max_labels_per_series);
+        let (metric, limit) = (echo(metric), limits.max_labels_per_series);
         return Err(SeriesRejection::TooManyLabels { metric, labels, limit });
     }
     let value_limit = limits.max_label_value_length;
@@ -305,11 +320,17 @@ fn check_limits(limits: &LabelLimits, metric: &str, pairs: &[(&str, &str)]) -> R
             return Err(SeriesRejection::LabelNameTooLong { prefix, len, limit });
         }
         if value.len() > value_limit as usize {
-            let (name, len) = ((*name).to_owned(), value.len());
+            let (name, len) = (echo(name), value.len());
             return Err(SeriesRejection::LabelValueTooLong { name, len, limit: value_limit });
         }
     }
     Ok(())
+}
+
+/// A name echoed in a rejection, cut to [`crate::convert::MAX_ECHO`] bytes
+/// and marked with its length, so an answer never repeats a huge input.
+fn echo(name: &str) -> String {
+    crate::convert::cut(name, crate::convert::MAX_ECHO)
 }
 
 /// The first 32 bytes of `s` (on a char boundary), for error messages.

@@ -224,6 +224,28 @@ fn enforces_the_tenants_label_limits_with_line_protocol_messages() {
 }
 
 #[test]
+fn rejects_control_characters_and_cuts_echoed_names() {
+    let long = format!("x{}", "y".repeat(70_000));
+    let req = request(vec![
+        series(&[("__name__", "m\0"), ("a", "1")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("a", "x\u{1b}[2J")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), ("a", "tab\tok")], &[(1, 1.0)]),
+        series(&[("__name__", "m"), (&long, "1"), (&long, "2")], &[(1, 1.0)]),
+    ]);
+    let c = convert(&req);
+    let r = reasons(&c);
+    assert_eq!(
+        r[0].2,
+        "control character U+0000 in the value of label \"__name__\": control characters are not allowed (tab excepted in values other than __name__)"
+    );
+    assert!(r[1].2.starts_with("control character U+001B in the value of label \"a\""), "{:?}", r[1]);
+    assert_eq!(r[2].0, 3, "a tab in a value is kept: {r:?}");
+    assert!(r[2].2.len() < 200 && r[2].2.contains("(70001 bytes)"), "{}", r[2].2);
+    assert!(c.rejected.iter().all(|e| e.series.len() <= 600), "rendered series stay bounded");
+    assert_eq!(c.accepted_series, 1);
+}
+
+#[test]
 fn rejects_labels_that_are_not_utf8() {
     let mut bad_name = series(&[("__name__", "m")], &[(1, 1.0)]);
     bad_name.labels.push(Label { name: bytes::Bytes::from_static(b"a\xff"), value: "v".into() });
