@@ -1,10 +1,33 @@
-//! # strata-edge — the gateway agent
+//! # strata-edge — the gateway agent (foundation)
 //!
-//! Will own the agent that runs next to devices: it accepts line protocol
-//! (HTTP and MQTT), optionally pre-aggregates, buffers in a bounded disk
-//! queue while the uplink is down, and forwards idempotent batches
-//! (agent id, sequence) with backoff, losing nothing across restarts.
+//! Runs next to devices on a gateway with an intermittent uplink: accepts
+//! InfluxDB line protocol over HTTP, stores every accepted batch in a
+//! durable on-disk queue before it answers, and forwards the queue to a
+//! Strata server in order, moving its durable cursor only once a batch is
+//! acknowledged.
 //!
-//! Not implemented yet: this crate holds no behaviour until the edge-agent
-//! issue; it has no binary so nobody mistakes it for a working agent.
+//! ```text
+//! device ──POST /api/v2/write──► intake (parse, canonicalise: explicit ns timestamps)
+//!                                   │ append + fsync            ▲ 204 only after this
+//!                                   ▼
+//!                               queue/  segments + cursor
+//!                                   │ first unacked batch
+//!                                   ▼
+//!                               forwarder ──gzip, X-Strata-Agent-Id/-Seq──► strata /api/v2/write
+//!                                   │ 2xx (or a 400 that retrying cannot fix)
+//!                                   ▼
+//!                               ack(seq): cursor tmp + fsync + rename + fsync dir
+//! ```
+//!
+//! Delivery is at-least-once for now: the server does not yet deduplicate
+//! on (agent id, sequence), so a batch sent but whose acknowledgement was
+//! lost (the agent died between the server's answer and the cursor write)
+//! is sent again after a restart. Not built yet: MQTT intake,
+//! pre-aggregation, the hybrid logical clock, two lanes (live before
+//! backlog), zstd.
 #![warn(missing_docs)]
+
+pub mod error;
+pub mod queue;
+
+pub use error::{Error, Result};

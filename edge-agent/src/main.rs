@@ -1,0 +1,3 @@
+//! `strata-edge`: not wired yet (the queue comes first).
+
+fn main() {}

@@ -1,0 +1,686 @@
+//! The durable queue: checksummed segment files plus an acknowledged-position
+//! cursor, in one directory (byte layout in `src/queue/FORMAT.md`).
+//!
+//! ```text
+//! intake ──append(payload)──► [00000000000000000001.seg] [00000000000000000412.seg] ... (active, appended)
+//!                                   ▲ deleted once every frame is ≤ cursor
+//! forwarder ──first_unacked()──► send ──2xx──► ack(seq) ──► cursor (tmp + fsync + rename + fsync dir)
+//! ```
+//!
+//! * Every appended batch gets the next sequence number (1, 2, …). The
+//!   number is implicit in the files: the next one is one past the largest
+//!   of the last frame on disk and the cursor, so it never repeats across
+//!   restarts, even after every segment was acknowledged and deleted.
+//! * `append` returns once the frame is written and, under
+//!   [`FsyncPolicy::EveryBatch`] (the default), fsynced; only then may the
+//!   intake answer. A failed write or fsync poisons the queue: it refuses
+//!   appends until the agent restarts and reopens (and repairs) the files.
+//! * The bound ([`QueueConfig::max_bytes`]) counts the segment files on disk.
+//!   [`OverflowPolicy::Refuse`] (the default) refuses the append
+//!   ([`Error::Full`]) and keeps everything; [`OverflowPolicy::DropOldest`]
+//!   deletes the oldest segment, moving the cursor past it first, with a
+//!   counter and a warning per segment.
+//! * On open, an incomplete last frame of the last segment (a torn tail: the
+//!   process died mid-write) is cut off with a warning. Damage anywhere else
+//!   is an error: the agent refuses to start rather than skip data.
+
+mod format;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use format::{FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, RecordError, SEGMENT_HEADER_LEN};
+
+/// When appended frames are fsynced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// fsync every batch before the intake answers (default): an
+    /// acknowledged batch survives a crash of the process and of the machine.
+    #[default]
+    EveryBatch,
+    /// Never fsync segments (the cursor is still fsynced): an acknowledged
+    /// batch survives a crash of the process (`kill -9`), but batches the
+    /// kernel had not written back are lost on power loss.
+    Never,
+}
+
+/// What an append does when the queue is at its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Refuse the batch (the intake answers 503 with `Retry-After`) and
+    /// keep everything already queued (default).
+    #[default]
+    Refuse,
+    /// Delete the oldest segment(s) to make room, counting the dropped
+    /// batches and logging each dropped segment.
+    DropOldest,
+}
+
+/// Queue settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Most bytes of segment files on disk (headers and frames included).
+    pub max_bytes: u64,
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+    /// When frames are fsynced.
+    pub fsync: FsyncPolicy,
+    /// What happens at the bound.
+    pub overflow: OverflowPolicy,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 30,
+            segment_bytes: 8 << 20,
+            fsync: FsyncPolicy::EveryBatch,
+            overflow: OverflowPolicy::Refuse,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Rejects settings the queue cannot work with.
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_bytes < 4096 {
+            return Err(Error::Config(format!("queue.segment_bytes = {} is below 4096", self.segment_bytes)));
+        }
+        if self.max_bytes < self.segment_bytes {
+            return Err(Error::Config(format!(
+                "queue.max_bytes = {} is below queue.segment_bytes = {}",
+                self.max_bytes, self.segment_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One queued batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When it was queued (ms since the epoch).
+    pub enqueued_ms: i64,
+    /// The bytes appended.
+    pub payload: Vec<u8>,
+}
+
+/// What [`Queue::open`] found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Bytes cut off a torn tail (0: none).
+    pub torn_bytes: u64,
+    /// Segments deleted because every frame was behind the cursor.
+    pub deleted_segments: usize,
+}
+
+/// Counters and gauges of the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Batches not yet acknowledged.
+    pub unacked_batches: u64,
+    /// Frame bytes of those batches.
+    pub unacked_bytes: u64,
+    /// Bytes of segment files on disk.
+    pub disk_bytes: u64,
+    /// Enqueue time of the oldest unacknowledged batch.
+    pub oldest_unacked_ms: Option<i64>,
+    /// The acknowledged position.
+    pub acked_seq: u64,
+    /// The sequence number the next append gets.
+    pub next_seq: u64,
+    /// Batches deleted unsent by [`OverflowPolicy::DropOldest`] since open.
+    pub dropped_batches: u64,
+    /// Segments deleted unsent by [`OverflowPolicy::DropOldest`] since open.
+    pub dropped_segments: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameMeta {
+    seq: u64,
+    offset: u64,
+    len: u32,
+    enqueued_ms: i64,
+    payload_crc: u32,
+}
+
+impl FrameMeta {
+    fn size(&self) -> u64 {
+        FRAME_HEADER_LEN as u64 + u64::from(self.len)
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    first_seq: u64,
+    path: PathBuf,
+    bytes: u64,
+    frames: Vec<FrameMeta>,
+}
+
+impl Segment {
+    fn last_seq(&self) -> Option<u64> {
+        self.frames.last().map(|f| f.seq)
+    }
+}
+
+/// The on-disk queue. Synchronous: call it from a blocking thread.
+#[derive(Debug)]
+pub struct Queue {
+    dir: PathBuf,
+    config: QueueConfig,
+    segments: VecDeque<Segment>,
+    /// Append handle of the last segment, if it is still being written.
+    active: Option<File>,
+    acked: u64,
+    next_seq: u64,
+    disk_bytes: u64,
+    poisoned: bool,
+    dropped_batches: u64,
+    dropped_segments: u64,
+    scratch: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeleteMode {
+    Opening,
+    KeepActive,
+    Everything,
+}
+
+const CURSOR_FILE: &str = "cursor";
+const CURSOR_TMP: &str = "cursor.tmp";
+const SEGMENT_EXT: &str = "seg";
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.{SEGMENT_EXT}")
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Write { path: dir.to_owned(), source })
+}
+
+fn record_error(path: &Path, position: u64, e: RecordError) -> Error {
+    match e {
+        RecordError::Magic => {
+            Error::Corrupted { path: path.to_owned(), position, detail: "wrong magic bytes".to_owned() }
+        }
+        RecordError::Version(found) => {
+            Error::UnsupportedFormatVersion { path: path.to_owned(), found, supported: format::VERSION }
+        }
+        RecordError::Checksum(expected, actual) => {
+            Error::ChecksumMismatch { path: path.to_owned(), position, expected, actual }
+        }
+    }
+}
+
+impl Queue {
+    /// Opens (or creates) the queue in `dir`, repairing a torn tail.
+    pub fn open(dir: &Path, config: QueueConfig) -> Result<(Queue, OpenReport)> {
+        config.validate()?;
+        let open_err = |source| Error::OpenQueue { path: dir.to_owned(), source };
+        fs::create_dir_all(dir).map_err(open_err)?;
+        let _ = fs::remove_file(dir.join(CURSOR_TMP));
+        let acked = read_cursor(&dir.join(CURSOR_FILE))?;
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(open_err)? {
+            let entry = entry.map_err(open_err)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(&format!(".{SEGMENT_EXT}"))
+                && let Ok(first) = stem.parse::<u64>()
+            {
+                names.push((first, entry.path()));
+            }
+        }
+        names.sort();
+        let mut report = OpenReport::default();
+        let mut segments = VecDeque::new();
+        let count = names.len();
+        for (i, (first_seq, path)) in names.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let (segment, torn) = scan_segment(&path, first_seq, last)?;
+            report.torn_bytes += torn;
+            if let Some(segment) = segment {
+                segments.push_back(segment);
+            }
+        }
+        // Sequence continuity across segments.
+        let mut expected: Option<u64> = None;
+        for s in &segments {
+            if let Some(e) = expected
+                && s.first_seq != e
+                && !s.frames.is_empty()
+            {
+                return Err(Error::Corrupted {
+                    path: s.path.clone(),
+                    position: 0,
+                    detail: format!("segment starts at batch {} but the previous one ended before {e}", s.first_seq),
+                });
+            }
+            if let Some(l) = s.last_seq() {
+                expected = Some(l + 1);
+            }
+        }
+        let last_on_disk = segments.iter().rev().find_map(Segment::last_seq).unwrap_or(0);
+        let mut queue = Queue {
+            dir: dir.to_owned(),
+            config,
+            segments,
+            active: None,
+            acked,
+            next_seq: last_on_disk.max(acked) + 1,
+            disk_bytes: 0,
+            poisoned: false,
+            dropped_batches: 0,
+            dropped_segments: 0,
+            scratch: Vec::new(),
+        };
+        if let Some(first) = queue.segments.iter().find(|s| s.last_seq().is_some_and(|l| l > acked))
+            && first.first_seq > acked + 1
+        {
+            return Err(Error::Corrupted {
+                path: first.path.clone(),
+                position: 0,
+                detail: format!(
+                    "batches {}..{} are missing: the cursor is at {acked} but the oldest segment starts at {}",
+                    acked + 1,
+                    first.first_seq - 1,
+                    first.first_seq
+                ),
+            });
+        }
+        report.deleted_segments = queue.delete_acked_segments(DeleteMode::Opening)?;
+        queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
+        if let Some(last) = queue.segments.back()
+            && last.bytes < queue.config.segment_bytes
+        {
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&last.path)
+                .map_err(|source| Error::Write { path: last.path.clone(), source })?;
+            queue.active = Some(file);
+        }
+        Ok((queue, report))
+    }
+
+    /// The directory of the queue.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one batch; returns its sequence number once it is durable
+    /// (under the fsync policy).
+    pub fn append(&mut self, payload: &[u8], enqueued_ms: i64) -> Result<u64> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        let frame = FRAME_HEADER_LEN as u64 + payload.len() as u64;
+        let worst = frame + SEGMENT_HEADER_LEN as u64;
+        if payload.len() as u64 > u64::from(MAX_PAYLOAD_LEN) || worst > self.config.max_bytes {
+            return Err(Error::TooLarge { size: worst, max: self.config.max_bytes });
+        }
+        loop {
+            let needed = if self.needs_new_segment() { worst } else { frame };
+            if self.disk_bytes + needed <= self.config.max_bytes {
+                break;
+            }
+            // The active segment, once wholly acknowledged, is space to take back first.
+            if self.segments.front().is_some_and(|s| s.last_seq().is_some_and(|l| l <= self.acked)) {
+                self.delete_acked_segments(DeleteMode::Everything)?;
+                continue;
+            }
+            match self.config.overflow {
+                OverflowPolicy::Refuse => {
+                    return Err(Error::Full { used: self.disk_bytes, max: self.config.max_bytes, needed });
+                }
+                OverflowPolicy::DropOldest => {
+                    if !self.drop_oldest()? {
+                        return Err(Error::Full { used: self.disk_bytes, max: self.config.max_bytes, needed });
+                    }
+                }
+            }
+        }
+        if self.needs_new_segment() {
+            self.start_segment()?;
+        }
+        let seq = self.next_seq;
+        self.scratch.clear();
+        format::encode_frame(&mut self.scratch, seq, enqueued_ms, payload);
+        let segment = self.segments.back_mut().expect("start_segment leaves an active last segment");
+        let file = self.active.as_mut().expect("start_segment leaves an active last segment");
+        let offset = segment.bytes;
+        let written = file.write_all(&self.scratch).and_then(|()| match self.config.fsync {
+            FsyncPolicy::EveryBatch => file.sync_data(),
+            FsyncPolicy::Never => Ok(()),
+        });
+        if let Err(source) = written {
+            self.poisoned = true;
+            tracing::error!(path = %segment.path.display(), error = %source, "queue write failed; queue poisoned until restart");
+            return Err(Error::Write { path: segment.path.clone(), source });
+        }
+        segment.bytes += frame;
+        segment.frames.push(FrameMeta {
+            seq,
+            offset,
+            len: payload.len() as u32,
+            enqueued_ms,
+            payload_crc: crc32fast::hash(payload),
+        });
+        self.disk_bytes += frame;
+        self.next_seq += 1;
+        if segment.bytes >= self.config.segment_bytes {
+            self.active = None;
+        }
+        Ok(seq)
+    }
+
+    fn needs_new_segment(&self) -> bool {
+        self.active.is_none()
+    }
+
+    fn start_segment(&mut self) -> Result<()> {
+        let first_seq = self.next_seq;
+        let path = self.dir.join(segment_name(first_seq));
+        let werr = |source| Error::Write { path: path.clone(), source };
+        let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(werr)?;
+        let result = file.write_all(&format::encode_segment_header(first_seq)).and_then(|()| match self.config.fsync {
+            FsyncPolicy::EveryBatch => file.sync_data(),
+            FsyncPolicy::Never => Ok(()),
+        });
+        if let Err(source) = result {
+            self.poisoned = true;
+            let _ = fs::remove_file(&path);
+            return Err(werr(source));
+        }
+        if self.config.fsync == FsyncPolicy::EveryBatch
+            && let Err(e) = sync_dir(&self.dir)
+        {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.disk_bytes += SEGMENT_HEADER_LEN as u64;
+        self.segments.push_back(Segment { first_seq, path, bytes: SEGMENT_HEADER_LEN as u64, frames: Vec::new() });
+        self.active = Some(file);
+        Ok(())
+    }
+
+    /// Deletes the oldest segment, moving the cursor past it first; `false`
+    /// when there is nothing to drop.
+    fn drop_oldest(&mut self) -> Result<bool> {
+        let Some(oldest) = self.segments.front() else { return Ok(false) };
+        if self.segments.len() == 1 {
+            self.active = None;
+        }
+        let unacked = oldest.frames.iter().filter(|f| f.seq > self.acked).count() as u64;
+        let last = oldest.last_seq().unwrap_or(self.acked).max(self.acked);
+        let path = oldest.path.clone();
+        let first = oldest.first_seq;
+        self.store_cursor(last)?;
+        let oldest = self.segments.pop_front().expect("checked above");
+        self.disk_bytes -= oldest.bytes;
+        fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
+        self.dropped_batches += unacked;
+        self.dropped_segments += 1;
+        tracing::warn!(
+            path = %path.display(),
+            batches = unacked,
+            first_seq = first,
+            last_seq = last,
+            "queue full: dropped the oldest segment unsent (overflow = drop_oldest)"
+        );
+        Ok(true)
+    }
+
+    /// The oldest batch not yet acknowledged.
+    pub fn first_unacked(&self) -> Result<Option<Batch>> {
+        self.read(self.acked + 1)
+    }
+
+    /// The batch with sequence number `seq`, if it is still on disk.
+    pub fn read(&self, seq: u64) -> Result<Option<Batch>> {
+        let Some(segment) = self.segments.iter().rev().find(|s| s.first_seq <= seq) else { return Ok(None) };
+        let Some(meta) = segment.frames.iter().find(|f| f.seq == seq).copied() else { return Ok(None) };
+        let rerr = |source| Error::Read { path: segment.path.clone(), source };
+        let mut file = File::open(&segment.path).map_err(rerr)?;
+        file.seek(SeekFrom::Start(meta.offset + FRAME_HEADER_LEN as u64)).map_err(rerr)?;
+        let mut payload = vec![0; meta.len as usize];
+        file.read_exact(&mut payload).map_err(rerr)?;
+        let actual = crc32fast::hash(&payload);
+        if actual != meta.payload_crc {
+            return Err(Error::ChecksumMismatch {
+                path: segment.path.clone(),
+                position: meta.offset,
+                expected: meta.payload_crc,
+                actual,
+            });
+        }
+        Ok(Some(Batch { seq, enqueued_ms: meta.enqueued_ms, payload }))
+    }
+
+    /// Acknowledges every batch up to `seq`: persists the cursor atomically,
+    /// then deletes the segments wholly behind it.
+    pub fn ack(&mut self, seq: u64) -> Result<()> {
+        let seq = seq.min(self.next_seq - 1);
+        if seq <= self.acked {
+            return Ok(());
+        }
+        self.store_cursor(seq)?;
+        self.delete_acked_segments(DeleteMode::KeepActive)?;
+        Ok(())
+    }
+
+    fn store_cursor(&mut self, acked: u64) -> Result<()> {
+        let tmp = self.dir.join(CURSOR_TMP);
+        let path = self.dir.join(CURSOR_FILE);
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&format::encode_cursor(acked))?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        if let Err(source) = write() {
+            self.poisoned = true;
+            return Err(Error::Write { path, source });
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.acked = acked;
+        Ok(())
+    }
+
+    /// Deletes the segments whose frames are all acknowledged. Returns how many.
+    fn delete_acked_segments(&mut self, mode: DeleteMode) -> Result<usize> {
+        let opening = mode == DeleteMode::Opening;
+        let mut deleted = 0;
+        while let Some(s) = self.segments.front() {
+            // A wholly acknowledged active segment is kept for the next
+            // appends (no file churn while the uplink keeps up); its bytes
+            // are taken back when an append needs the space.
+            if mode == DeleteMode::KeepActive && self.segments.len() == 1 && self.active.is_some() {
+                break;
+            }
+            // Empty segments are kept only as the last (active) one.
+            let behind = match s.last_seq() {
+                Some(l) => l <= self.acked,
+                None => self.segments.len() > 1 || opening && s.first_seq <= self.acked,
+            };
+            if !behind {
+                break;
+            }
+            if self.segments.len() == 1 {
+                self.active = None;
+            }
+            let s = self.segments.pop_front().expect("front exists");
+            if !opening {
+                self.disk_bytes -= s.bytes;
+            }
+            fs::remove_file(&s.path).map_err(|source| Error::Write { path: s.path.clone(), source })?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Current counters and gauges.
+    pub fn stats(&self) -> QueueStats {
+        let mut unacked_batches = 0;
+        let mut unacked_bytes = 0;
+        let mut oldest = None;
+        for s in &self.segments {
+            for f in s.frames.iter().filter(|f| f.seq > self.acked) {
+                unacked_batches += 1;
+                unacked_bytes += f.size();
+                oldest.get_or_insert(f.enqueued_ms);
+            }
+        }
+        QueueStats {
+            unacked_batches,
+            unacked_bytes,
+            disk_bytes: self.disk_bytes,
+            oldest_unacked_ms: oldest,
+            acked_seq: self.acked,
+            next_seq: self.next_seq,
+            dropped_batches: self.dropped_batches,
+            dropped_segments: self.dropped_segments,
+        }
+    }
+
+    /// The configured bound and policies.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+}
+
+fn read_cursor(path: &Path) -> Result<u64> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(Error::Read { path: path.to_owned(), source }),
+    };
+    let Ok(record) = <[u8; format::CURSOR_LEN]>::try_from(bytes.as_slice()) else {
+        return Err(Error::Corrupted {
+            path: path.to_owned(),
+            position: 0,
+            detail: format!("cursor file has {} bytes, expected {}", bytes.len(), format::CURSOR_LEN),
+        });
+    };
+    format::decode_cursor(&record).map_err(|e| record_error(path, 0, e))
+}
+
+/// Reads a segment's frames. A torn tail of the last segment is cut off
+/// (returned: the bytes removed); any other damage is an error. `None`
+/// when the last segment was torn inside its header (it is deleted).
+fn scan_segment(path: &Path, first_seq: u64, last: bool) -> Result<(Option<Segment>, u64)> {
+    let bytes = fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    let file_len = bytes.len() as u64;
+    let Some(header) = bytes.first_chunk::<SEGMENT_HEADER_LEN>() else {
+        if last {
+            tracing::warn!(path = %path.display(), bytes = file_len, "queue: torn segment header, segment removed");
+            fs::remove_file(path).map_err(|source| Error::Write { path: path.to_owned(), source })?;
+            return Ok((None, file_len));
+        }
+        return Err(Error::Corrupted {
+            path: path.to_owned(),
+            position: 0,
+            detail: format!("segment of {file_len} bytes is shorter than its header"),
+        });
+    };
+    let named = format::decode_segment_header(header).map_err(|e| record_error(path, 0, e))?;
+    if named != first_seq {
+        return Err(Error::Corrupted {
+            path: path.to_owned(),
+            position: 0,
+            detail: format!("header says the first batch is {named}, the file name says {first_seq}"),
+        });
+    }
+    let mut frames = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut expected_seq = first_seq;
+    let mut torn_at: Option<(usize, &'static str)> = None;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let Some(h) = rest.first_chunk::<FRAME_HEADER_LEN>() else {
+            torn_at = Some((at, "incomplete frame header"));
+            break;
+        };
+        let header = match format::decode_frame_header(h) {
+            Ok(h) => h,
+            Err((expected, actual)) => {
+                if rest.iter().all(|&b| b == 0) {
+                    torn_at = Some((at, "zero-filled tail"));
+                    break;
+                }
+                return Err(Error::ChecksumMismatch { path: path.to_owned(), position: at as u64, expected, actual });
+            }
+        };
+        if header.seq != expected_seq || header.len > MAX_PAYLOAD_LEN {
+            return Err(Error::Corrupted {
+                path: path.to_owned(),
+                position: at as u64,
+                detail: format!("frame of batch {} (length {}), expected batch {expected_seq}", header.seq, header.len),
+            });
+        }
+        let end = at + FRAME_HEADER_LEN + header.len as usize;
+        if end > bytes.len() {
+            torn_at = Some((at, "incomplete frame payload"));
+            break;
+        }
+        let actual = crc32fast::hash(&bytes[at + FRAME_HEADER_LEN..end]);
+        if actual != header.payload_crc {
+            if end == bytes.len() {
+                torn_at = Some((at, "last frame's payload checksum mismatch"));
+                break;
+            }
+            return Err(Error::ChecksumMismatch {
+                path: path.to_owned(),
+                position: at as u64,
+                expected: header.payload_crc,
+                actual,
+            });
+        }
+        frames.push(FrameMeta {
+            seq: header.seq,
+            offset: at as u64,
+            len: header.len,
+            enqueued_ms: header.enqueued_ms,
+            payload_crc: header.payload_crc,
+        });
+        expected_seq += 1;
+        at = end;
+    }
+    let mut torn = 0;
+    if let Some((offset, why)) = torn_at {
+        if !last {
+            return Err(Error::Corrupted { path: path.to_owned(), position: offset as u64, detail: why.to_owned() });
+        }
+        torn = file_len - offset as u64;
+        tracing::warn!(
+            path = %path.display(),
+            offset,
+            bytes = torn,
+            reason = why,
+            "queue: torn tail truncated (the process stopped mid-write; that batch was never acknowledged)"
+        );
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| Error::Write { path: path.to_owned(), source })?;
+        f.set_len(offset as u64)
+            .and_then(|()| f.sync_all())
+            .map_err(|source| Error::Write { path: path.to_owned(), source })?;
+    }
+    Ok((Some(Segment { first_seq, path: path.to_owned(), bytes: at as u64, frames }), torn))
+}

@@ -1,0 +1,361 @@
+use super::*;
+use proptest::prelude::*;
+
+fn cfg() -> QueueConfig {
+    QueueConfig { max_bytes: 1 << 20, segment_bytes: 4096, ..QueueConfig::default() }
+}
+
+fn open(dir: &Path, config: QueueConfig) -> (Queue, OpenReport) {
+    Queue::open(dir, config).expect("open")
+}
+
+fn payload(i: u64) -> Vec<u8> {
+    format!("m,dev=d{i} v={i} {i}\n").into_bytes().repeat((i % 7 + 1) as usize)
+}
+
+fn drain(q: &mut Queue) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Some(b) = q.first_unacked().unwrap() {
+        out.push(b.seq);
+        q.ack(b.seq).unwrap();
+    }
+    out
+}
+
+#[test]
+fn appends_get_increasing_sequence_numbers_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=50 {
+        assert_eq!(q.append(&payload(i), i as i64).unwrap(), i);
+    }
+    for i in 1..=50 {
+        let b = q.read(i).unwrap().unwrap();
+        assert_eq!((b.seq, b.enqueued_ms, b.payload), (i, i as i64, payload(i)));
+    }
+    assert!(q.segments.len() > 1, "4 KiB segments roll");
+    assert_eq!(q.stats().unacked_batches, 50);
+    assert_eq!(q.stats().oldest_unacked_ms, Some(1));
+}
+
+#[test]
+fn acknowledged_batches_are_not_read_again_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=30 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    q.ack(20).unwrap();
+    drop(q);
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.first_unacked().unwrap().unwrap().seq, 21);
+    assert_eq!(drain(&mut q), (21..=30).collect::<Vec<_>>());
+    drop(q);
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.first_unacked().unwrap(), None);
+    // Sequence numbers never repeat, even with every segment deleted.
+    assert_eq!(q.append(b"x", 0).unwrap(), 31);
+}
+
+#[test]
+fn segments_wholly_behind_the_cursor_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=100 {
+        q.append(&[i as u8; 300], 0).unwrap();
+    }
+    let before = q.segments.len();
+    assert!(before > 3);
+    q.ack(100).unwrap();
+    let files = fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some()).count();
+    assert!(files <= 1, "only the active segment may stay, found {files} segment files");
+    assert_eq!(q.stats().unacked_batches, 0);
+    drop(q);
+    let (q, report) = open(dir.path(), cfg());
+    assert!(q.segments.is_empty());
+    assert!(report.deleted_segments <= 1);
+}
+
+#[test]
+fn refuses_when_full_and_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueueConfig { max_bytes: 8192, segment_bytes: 4096, ..QueueConfig::default() };
+    let (mut q, _) = open(dir.path(), config.clone());
+    let mut accepted = 0;
+    let err = loop {
+        match q.append(&[7; 500], 0) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    assert!(q.stats().disk_bytes <= 8192);
+    assert!(accepted >= 14);
+    drop(q);
+    let (mut q, _) = open(dir.path(), config);
+    assert_eq!(drain(&mut q).len(), accepted);
+    // Once acknowledged, the space is taken back.
+    q.append(&[7; 500], 0).unwrap();
+}
+
+#[test]
+fn drop_oldest_moves_the_cursor_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueueConfig {
+        max_bytes: 8192,
+        segment_bytes: 4096,
+        overflow: OverflowPolicy::DropOldest,
+        ..QueueConfig::default()
+    };
+    let (mut q, _) = open(dir.path(), config.clone());
+    for i in 1..=40 {
+        q.append(&[i as u8; 500], 0).unwrap();
+    }
+    let stats = q.stats();
+    assert!(stats.dropped_segments >= 2 && stats.dropped_batches >= 14, "{stats:?}");
+    assert!(stats.disk_bytes <= 8192);
+    assert_eq!(stats.unacked_batches + stats.dropped_batches, 40);
+    let first = q.first_unacked().unwrap().unwrap().seq;
+    assert_eq!(first, stats.dropped_batches + 1);
+    drop(q);
+    let (mut q, _) = open(dir.path(), config);
+    let seqs = drain(&mut q);
+    assert_eq!(seqs, (first..=40).collect::<Vec<_>>());
+}
+
+#[test]
+fn rejects_a_batch_larger_than_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), QueueConfig { max_bytes: 8192, segment_bytes: 4096, ..QueueConfig::default() });
+    assert!(matches!(q.append(&[0; 9000], 0), Err(Error::TooLarge { .. })));
+    assert_eq!(q.append(b"ok", 0).unwrap(), 1);
+}
+
+fn last_segment(dir: &Path) -> PathBuf {
+    let mut segs: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == SEGMENT_EXT))
+        .collect();
+    segs.sort();
+    segs.pop().expect("a segment")
+}
+
+#[test]
+fn torn_tail_at_every_byte_of_the_last_frame_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=5 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    let last_frame = q.segments.back().unwrap().frames.last().copied().unwrap();
+    drop(q);
+    let path = last_segment(dir.path());
+    let full = fs::read(&path).unwrap();
+    assert_eq!(full.len() as u64, last_frame.offset + last_frame.size());
+    for cut in last_frame.offset..full.len() as u64 {
+        fs::write(&path, &full[..cut as usize]).unwrap();
+        let (mut q, report) = open(dir.path(), cfg());
+        assert_eq!(report.torn_bytes, cut - last_frame.offset, "cut at {cut}");
+        assert_eq!(fs::metadata(&path).unwrap().len(), last_frame.offset);
+        assert_eq!(q.stats().unacked_batches, 4, "cut at {cut}");
+        for i in 1..=4 {
+            assert_eq!(q.read(i).unwrap().unwrap().payload, payload(i));
+        }
+        // The torn batch was never acknowledged; its number is given again.
+        assert_eq!(q.append(&payload(5), 0).unwrap(), 5);
+        drop(q);
+        let (q, report) = open(dir.path(), cfg());
+        assert_eq!(report.torn_bytes, 0);
+        assert_eq!(q.read(5).unwrap().unwrap().payload, payload(5));
+    }
+}
+
+#[test]
+fn torn_header_of_a_new_segment_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    q.append(b"one", 0).unwrap();
+    drop(q);
+    let path = dir.path().join(segment_name(2));
+    fs::write(&path, &format::encode_segment_header(2)[..10]).unwrap();
+    let (mut q, report) = open(dir.path(), cfg());
+    assert_eq!(report.torn_bytes, 10);
+    assert!(!path.exists());
+    assert_eq!(q.append(b"two", 0).unwrap(), 2);
+}
+
+#[test]
+fn damage_in_the_middle_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=5 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    let second = q.segments.back().unwrap().frames[1];
+    drop(q);
+    let path = last_segment(dir.path());
+    let good = fs::read(&path).unwrap();
+    // A flipped payload byte of frame 2, and a flipped header byte.
+    for at in [second.offset + FRAME_HEADER_LEN as u64 + 1, second.offset + 5] {
+        let mut bad = good.clone();
+        bad[at as usize] ^= 0x40;
+        fs::write(&path, &bad).unwrap();
+        let err = Queue::open(dir.path(), cfg()).unwrap_err();
+        assert!(matches!(err, Error::ChecksumMismatch { position, .. } if position == second.offset), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), bad, "nothing is cut off a damaged middle");
+    }
+}
+
+#[test]
+fn a_missing_segment_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=100 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    drop(q);
+    let mut segs: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    segs.retain(|p| p.extension().is_some_and(|e| e == SEGMENT_EXT));
+    segs.sort();
+    fs::remove_file(&segs[1]).unwrap();
+    assert!(matches!(Queue::open(dir.path(), cfg()), Err(Error::Corrupted { .. })));
+    fs::remove_file(&segs[0]).unwrap();
+    let err = Queue::open(dir.path(), cfg()).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn damaged_cursor_is_an_error_and_a_leftover_temp_file_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=3 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    q.ack(2).unwrap();
+    drop(q);
+    fs::write(dir.path().join(CURSOR_TMP), b"half").unwrap();
+    let (q, _) = open(dir.path(), cfg());
+    assert_eq!(q.first_unacked().unwrap().unwrap().seq, 3);
+    drop(q);
+    let mut cursor = fs::read(dir.path().join(CURSOR_FILE)).unwrap();
+    cursor[12] ^= 1;
+    fs::write(dir.path().join(CURSOR_FILE), &cursor).unwrap();
+    assert!(matches!(Queue::open(dir.path(), cfg()), Err(Error::ChecksumMismatch { .. })));
+}
+
+#[test]
+fn format_is_pinned() {
+    let mut frame = Vec::new();
+    format::encode_frame(&mut frame, 7, 1_700_000_000_000, b"m v=1 1\n");
+    assert_eq!(frame.len(), FRAME_HEADER_LEN + 8);
+    assert_eq!(&frame[..12], &[8, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&frame[12..20], &1_700_000_000_000i64.to_le_bytes());
+    assert_eq!(&frame[20..24], &crc32fast::hash(b"m v=1 1\n").to_le_bytes());
+    assert_eq!(&frame[24..28], &crc32fast::hash(&frame[..24]).to_le_bytes());
+    let header = format::encode_segment_header(42);
+    assert_eq!(&header[..12], b"STEDGSEG\x01\x00\x00\x00");
+    assert_eq!(&header[12..20], &42u64.to_le_bytes());
+    let cursor = format::encode_cursor(9);
+    assert_eq!(&cursor[..12], b"STEDGCUR\x01\x00\x00\x00");
+    let mut v2 = cursor;
+    v2[8] = 2;
+    let crc = crc32fast::hash(&v2[..20]);
+    v2[20..24].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(format::decode_cursor(&v2), Err(RecordError::Version(2)));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(u8, u16),
+    Ack(u8),
+    Reopen,
+    /// Cut this many bytes (modulo the last frame's size, at least 1) off the last frame, then reopen.
+    Tear(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (any::<u8>(), 0u16..1500).prop_map(|(b, n)| Op::Append(b, n)),
+        3 => any::<u8>().prop_map(Op::Ack),
+        1 => Just(Op::Reopen),
+        1 => any::<u16>().prop_map(Op::Tear),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig { max_bytes: 64 << 10, segment_bytes: 4096, ..QueueConfig::default() };
+        let (mut q, _) = open(dir.path(), config.clone());
+        // Model: unacknowledged (seq, payload) in order, the acked position, the last seq on disk.
+        let mut model: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut acked = 0u64;
+        let mut last = 0u64;
+        for op in ops {
+            match op {
+                Op::Append(b, n) => {
+                    let p = vec![b; n as usize];
+                    match q.append(&p, 0) {
+                        Ok(seq) => {
+                            prop_assert_eq!(seq, last.max(acked) + 1);
+                            last = seq;
+                            model.push((seq, p));
+                        }
+                        Err(Error::Full { .. }) => {
+                            let size: u64 = model.iter().map(|(_, p)| (FRAME_HEADER_LEN + p.len()) as u64).sum();
+                            prop_assert!(size + (FRAME_HEADER_LEN + p.len()) as u64 > config.max_bytes - 4 * 4096);
+                        }
+                        Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                    }
+                }
+                Op::Ack(k) => {
+                    let k = (k as usize) % (model.len() + 1);
+                    if k > 0 {
+                        let seq = model[k - 1].0;
+                        q.ack(seq).unwrap();
+                        acked = seq;
+                        model.drain(..k);
+                    }
+                }
+                Op::Reopen => {
+                    drop(q);
+                    let (q2, report) = open(dir.path(), config.clone());
+                    prop_assert_eq!(report.torn_bytes, 0);
+                    q = q2;
+                }
+                Op::Tear(cut) => {
+                    let target = q.segments.back().and_then(|s| s.frames.last().map(|f| (s.path.clone(), *f)));
+                    drop(q);
+                    if let Some((path, frame)) = target.clone() {
+                        let cut = 1 + u64::from(cut) % (frame.size() - 1);
+                        let f = OpenOptions::new().write(true).open(&path).unwrap();
+                        f.set_len(frame.offset + frame.size() - cut).unwrap();
+                        // The last frame on disk is always unacknowledged (a wholly acked active segment holds no
+                        // unacked frame, but it may still be on disk: then the torn batch was acked already).
+                        if frame.seq > acked {
+                            prop_assert_eq!(model.pop().map(|(s, _)| s), Some(frame.seq));
+                        }
+                        last = frame.seq - 1;
+                    }
+                    let (q2, report) = open(dir.path(), config.clone());
+                    prop_assert_eq!(report.torn_bytes > 0, target.is_some());
+                    q = q2;
+                }
+            }
+            let stats = q.stats();
+            prop_assert_eq!(stats.unacked_batches, model.len() as u64);
+            prop_assert!(stats.disk_bytes <= config.max_bytes);
+            prop_assert_eq!(stats.acked_seq, acked);
+        }
+        for (seq, p) in &model {
+            let b = q.read(*seq).unwrap().unwrap();
+            prop_assert_eq!(&b.payload, p);
+        }
+        let seqs = drain(&mut q);
+        prop_assert_eq!(seqs, model.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    }
+}
