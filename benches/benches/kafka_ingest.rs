@@ -158,7 +158,11 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, brok
 
 fn tansu() -> (Child, u16) {
     let bin = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools/tansu-0.6.0/bin/tansu")
+        // Where scripts/install-test-deps.sh puts it: $STRATA_TOOLS_DIR, else ~/.cache/strata-tools.
+        std::env::var_os("STRATA_TOOLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools"))
+            .join("tansu-0.6.0/bin/tansu")
     });
     assert!(bin.is_file(), "tansu missing at {}: run scripts/install-test-deps.sh", bin.display());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -3,7 +3,7 @@
 //! and consume as one consumer group.
 //!
 //! The broker binary comes from `scripts/install-test-deps.sh`
-//! (`~/.cache/strata-tools/tansu-0.6.0/bin/tansu`, or `$STRATA_TANSU_BIN`);
+//! (`$STRATA_TOOLS_DIR/tansu-0.6.0/bin/tansu`, `~/.cache/strata-tools` by default, or `$STRATA_TANSU_BIN`);
 //! these tests fail, not skip, when it is missing.
 
 use crate::harness::*;
@@ -19,7 +19,11 @@ const PARTITIONS: u32 = 6;
 
 fn tansu_bin() -> PathBuf {
     let path = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools/tansu-0.6.0/bin/tansu")
+        // Where scripts/install-test-deps.sh puts it: $STRATA_TOOLS_DIR, else ~/.cache/strata-tools.
+        std::env::var_os("STRATA_TOOLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools"))
+            .join("tansu-0.6.0/bin/tansu")
     });
     assert!(
         path.is_file(),
