@@ -27,7 +27,12 @@
 //! backlog), zstd.
 #![warn(missing_docs)]
 
+pub mod agent;
+pub mod config;
 pub mod error;
+pub mod forward;
+pub mod intake;
+pub mod metrics;
 pub mod queue;
 
 pub use error::{Error, Result};

@@ -1,3 +1,189 @@
-//! `strata-edge`: not wired yet (the queue comes first).
+//! `strata-edge`: the gateway agent binary. See `strata-edge --help`.
 
-fn main() {}
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use strata_edge::agent::Agent;
+use strata_edge::config::AgentConfig;
+use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
+
+/// Strata edge agent: accepts InfluxDB line protocol on a gateway, keeps it in
+/// a durable on-disk queue (fsynced before it answers 204) and forwards it to
+/// Strata servers, losing nothing acknowledged across outages and restarts.
+///
+/// Endpoints: POST /api/v2/write and /write (line protocol, gzip,
+/// ?precision=ns|us|ms|s), GET /metrics (Prometheus), GET /status (JSON),
+/// GET /-/ready.
+///
+/// Settings come from the TOML file given with --config (see the keys in
+/// brackets below); a flag overrides the file. Delivery is at-least-once until
+/// the server deduplicates batches by (agent id, sequence).
+#[derive(Debug, Parser)]
+#[command(name = "strata-edge", version)]
+struct Args {
+    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward]).
+    #[arg(long, short = 'c', env = "STRATA_EDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Identity sent as X-Strata-Agent-Id; keep it stable across restarts [agent_id; default: host name].
+    #[arg(long)]
+    agent_id: Option<String>,
+    /// Listen address of the HTTP intake and status endpoints [listen; default 127.0.0.1:8429].
+    #[arg(long)]
+    listen: Option<String>,
+    /// State directory; the queue is <data-dir>/queue [data_dir; default ./strata-edge-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Largest request body in bytes after gzip; larger ones get 413 [intake.max_body_bytes; default 16 MiB].
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Bound of the queue's segment files on disk, in bytes [queue.max_bytes; default 1 GiB].
+    #[arg(long)]
+    queue_max_bytes: Option<u64>,
+    /// Size at which a queue segment is closed, in bytes (>= 4096) [queue.segment_bytes; default 8 MiB].
+    #[arg(long)]
+    queue_segment_bytes: Option<u64>,
+    /// When queued batches are fsynced [queue.fsync; default every_batch]: every_batch = before the
+    /// intake answers (survives power loss); never = left to the kernel (survives kill -9, not power loss).
+    #[arg(long, value_enum)]
+    fsync: Option<FsyncPolicy>,
+    /// What happens at the queue bound [queue.overflow; default refuse]: refuse = answer 503 with
+    /// Retry-After and keep everything; drop_oldest = delete the oldest segment unsent (counted, logged).
+    #[arg(long, value_enum)]
+    overflow: Option<OverflowPolicy>,
+    /// Strata server base URL (http://host:port); repeat for failover, in order of preference
+    /// [forward.endpoints].
+    #[arg(long = "endpoint")]
+    endpoints: Vec<String>,
+    /// Token sent as "Authorization: Token <token>" [forward.token; default none].
+    #[arg(long, env = "STRATA_EDGE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// First retry delay after a failed send, e.g. 100ms [forward.backoff_initial; default 100ms].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    backoff_initial: Option<Duration>,
+    /// Longest retry delay (doubling with jitter up to it) [forward.backoff_max; default 5s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    backoff_max: Option<Duration>,
+    /// Timeout of one send [forward.request_timeout; default 10s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl Args {
+    fn config(self) -> Result<(AgentConfig, bool), String> {
+        let mut c = match &self.config {
+            Some(path) => AgentConfig::from_file(path).map_err(|e| e.to_string())?,
+            None => AgentConfig::default(),
+        };
+        macro_rules! set {
+            ($flag:expr => $field:expr) => {
+                if let Some(v) = $flag {
+                    $field = v;
+                }
+            };
+        }
+        set!(self.agent_id => c.agent_id);
+        set!(self.listen => c.listen);
+        set!(self.data_dir => c.data_dir);
+        set!(self.max_body_bytes => c.intake.max_body_bytes);
+        set!(self.queue_max_bytes => c.queue.max_bytes);
+        set!(self.queue_segment_bytes => c.queue.segment_bytes);
+        set!(self.fsync => c.queue.fsync);
+        set!(self.overflow => c.queue.overflow);
+        set!(self.backoff_initial => c.forward.backoff_initial);
+        set!(self.backoff_max => c.forward.backoff_max);
+        set!(self.request_timeout => c.forward.request_timeout);
+        if !self.endpoints.is_empty() {
+            c.forward.endpoints = self.endpoints;
+        }
+        if self.token.is_some() {
+            c.forward.token = self.token;
+        }
+        Ok((c, self.print_config))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let (config, print) = match Args::parse().config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if print {
+        let mut shown = config.clone();
+        if shown.forward.token.is_some() {
+            shown.forward.token = Some("<redacted>".to_owned());
+        }
+        match toml::to_string(&shown) {
+            Ok(t) => {
+                use std::io::Write as _;
+                let _ = std::io::stdout().write_all(t.as_bytes());
+                return std::process::ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: AgentConfig) -> Result<(), String> {
+    let agent = Agent::open(config).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&agent.config.listen)
+        .await
+        .map_err(|e| format!("listening on {}: {e}", agent.config.listen))?;
+    tracing::info!(
+        listen = %agent.config.listen,
+        agent_id = %agent.config.agent_id,
+        endpoints = ?agent.config.forward.endpoints,
+        "strata-edge ready"
+    );
+    let forwarder = tokio::spawn(strata_edge::forward::run(std::sync::Arc::clone(&agent)));
+    let app = agent.router();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
+    forwarder.abort();
+    served.map_err(|e| format!("serving: {e}"))
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

@@ -41,6 +41,7 @@ use format::{FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, RecordError, SEGMENT_HEADER_LEN}
 /// When appended frames are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum FsyncPolicy {
     /// fsync every batch before the intake answers (default): an
     /// acknowledged batch survives a crash of the process and of the machine.
@@ -55,6 +56,7 @@ pub enum FsyncPolicy {
 /// What an append does when the queue is at its bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum OverflowPolicy {
     /// Refuse the batch (the intake answers 503 with `Retry-After`) and
     /// keep everything already queued (default).

@@ -1,0 +1,189 @@
+//! Counters of the agent, rendered as Prometheus text (`/metrics`) and
+//! JSON (`/status`).
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::queue::QueueStats;
+
+/// The agent's counters; the queue's gauges come from [`QueueStats`].
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Write requests received.
+    pub intake_requests: AtomicU64,
+    /// Lines accepted into the queue.
+    pub intake_lines_accepted: AtomicU64,
+    /// Lines rejected at intake (per-line errors).
+    pub intake_lines_rejected: AtomicU64,
+    /// Requests refused because the queue is full (503).
+    pub intake_refused: AtomicU64,
+    /// Batches the server acknowledged (2xx).
+    pub sent_batches: AtomicU64,
+    /// Samples (numeric fields) in those batches.
+    pub sent_samples: AtomicU64,
+    /// Failed sends (network errors, 5xx, 401/403/404/429): retried.
+    pub send_errors: AtomicU64,
+    /// Batches the server refused in a way retrying cannot fix (400, 413,
+    /// 422): acknowledged and counted here, never retried.
+    pub server_rejected_batches: AtomicU64,
+    /// The last send or queue error, if any.
+    pub last_error: Mutex<Option<String>>,
+    /// The endpoint the forwarder sends to.
+    pub current_endpoint: Mutex<String>,
+}
+
+/// The JSON of `/status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// The agent's id.
+    pub agent_id: String,
+    /// Queue gauges.
+    pub queue: QueueStats,
+    /// The queue bound in bytes.
+    pub queue_max_bytes: u64,
+    /// Age of the oldest unsent batch, in seconds (0 when none).
+    pub oldest_unsent_age_seconds: f64,
+    /// See [`Metrics::sent_batches`].
+    pub sent_batches: u64,
+    /// See [`Metrics::sent_samples`].
+    pub sent_samples: u64,
+    /// See [`Metrics::send_errors`].
+    pub send_errors: u64,
+    /// See [`Metrics::server_rejected_batches`].
+    pub server_rejected_batches: u64,
+    /// See [`Metrics::intake_refused`].
+    pub intake_refused: u64,
+    /// See [`Metrics::intake_lines_accepted`].
+    pub intake_lines_accepted: u64,
+    /// See [`Metrics::intake_lines_rejected`].
+    pub intake_lines_rejected: u64,
+    /// See [`Metrics::last_error`].
+    pub last_error: Option<String>,
+    /// See [`Metrics::current_endpoint`].
+    pub current_endpoint: String,
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records the last error.
+    pub fn set_error(&self, e: impl Into<String>) {
+        *self.last_error.lock().expect("metrics lock is never poisoned") = Some(e.into());
+    }
+
+    /// A snapshot for `/status`.
+    pub fn status(&self, agent_id: &str, queue: QueueStats, max_bytes: u64, now_ms: i64) -> Status {
+        let age = queue.oldest_unacked_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
+        Status {
+            agent_id: agent_id.to_owned(),
+            queue,
+            queue_max_bytes: max_bytes,
+            oldest_unsent_age_seconds: age,
+            sent_batches: get(&self.sent_batches),
+            sent_samples: get(&self.sent_samples),
+            send_errors: get(&self.send_errors),
+            server_rejected_batches: get(&self.server_rejected_batches),
+            intake_refused: get(&self.intake_refused),
+            intake_lines_accepted: get(&self.intake_lines_accepted),
+            intake_lines_rejected: get(&self.intake_lines_rejected),
+            last_error: self.last_error.lock().expect("metrics lock is never poisoned").clone(),
+            current_endpoint: self.current_endpoint.lock().expect("metrics lock is never poisoned").clone(),
+        }
+    }
+}
+
+impl Status {
+    /// Prometheus text exposition.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        let q = &self.queue;
+        metric(
+            "strata_edge_queue_batches",
+            "gauge",
+            "Batches queued and not yet acknowledged by the server.",
+            q.unacked_batches as f64,
+        );
+        metric(
+            "strata_edge_queue_bytes",
+            "gauge",
+            "Bytes of the batches not yet acknowledged.",
+            q.unacked_bytes as f64,
+        );
+        metric("strata_edge_queue_disk_bytes", "gauge", "Bytes of queue segment files on disk.", q.disk_bytes as f64);
+        metric(
+            "strata_edge_queue_max_bytes",
+            "gauge",
+            "The queue bound (queue.max_bytes).",
+            self.queue_max_bytes as f64,
+        );
+        metric(
+            "strata_edge_queue_acked_seq",
+            "gauge",
+            "Sequence number of the last acknowledged batch.",
+            q.acked_seq as f64,
+        );
+        metric(
+            "strata_edge_oldest_unsent_age_seconds",
+            "gauge",
+            "Age of the oldest batch not yet acknowledged (0: none).",
+            self.oldest_unsent_age_seconds,
+        );
+        metric(
+            "strata_edge_sent_batches_total",
+            "counter",
+            "Batches the server acknowledged.",
+            self.sent_batches as f64,
+        );
+        metric(
+            "strata_edge_sent_samples_total",
+            "counter",
+            "Samples (numeric fields) in acknowledged batches.",
+            self.sent_samples as f64,
+        );
+        metric("strata_edge_send_errors_total", "counter", "Failed sends, retried.", self.send_errors as f64);
+        metric(
+            "strata_edge_server_rejected_batches_total",
+            "counter",
+            "Batches the server refused for good (400/413/422): not retried.",
+            self.server_rejected_batches as f64,
+        );
+        metric(
+            "strata_edge_dropped_batches_total",
+            "counter",
+            "Batches deleted unsent by overflow = drop_oldest.",
+            q.dropped_batches as f64,
+        );
+        metric(
+            "strata_edge_intake_refused_total",
+            "counter",
+            "Write requests refused with 503 because the queue was full.",
+            self.intake_refused as f64,
+        );
+        metric(
+            "strata_edge_intake_lines_accepted_total",
+            "counter",
+            "Lines accepted into the queue.",
+            self.intake_lines_accepted as f64,
+        );
+        metric(
+            "strata_edge_intake_lines_rejected_total",
+            "counter",
+            "Lines rejected at intake.",
+            self.intake_lines_rejected as f64,
+        );
+        out
+    }
+}
