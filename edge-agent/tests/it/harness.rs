@@ -1,0 +1,209 @@
+//! Starting the real binaries and talking plain HTTP/1.0 to them (no async
+//! runtime in the tests).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `(status, headers, body)` of one request; `None` when the connection fails.
+pub(crate) fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> Option<(u16, String, String)> {
+    let addr = base.strip_prefix("http://")?;
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
+}
+
+pub(crate) fn post(base: &str, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Option<(u16, String, String)> {
+    request(base, "POST", path, body, headers)
+}
+
+pub(crate) fn get(base: &str, path: &str) -> Option<(u16, String, String)> {
+    request(base, "GET", path, b"", &[])
+}
+
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// Unlabelled samples of a Prometheus text exposition.
+pub(crate) fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The single value of an instant query (0 when the result is empty).
+pub(crate) fn query_scalar(server: &Server, q: &str, at_ms: i64) -> f64 {
+    let path = format!("/api/v1/query?query={}&time={:.3}", encode(q), at_ms as f64 / 1000.0);
+    let (status, _, body) = get(&server.base, &path).expect("server answers");
+    assert_eq!(status, 200, "{q}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let result = v["data"]["result"].as_array().unwrap();
+    match result.as_slice() {
+        [] => 0.0,
+        [one] => one["value"][1].as_str().unwrap().parse().unwrap(),
+        _ => panic!("{q}: more than one series: {body}"),
+    }
+}
+
+fn spawn_logged(mut cmd: Command, what: &str) -> (Child, Arc<Mutex<String>>) {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let log = Arc::new(Mutex::new(String::new()));
+    let pipe = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    (child, log)
+}
+
+fn wait_ready(base: &str, child: &mut Child, log: &Mutex<String>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if get(base, "/-/ready").is_some_and(|r| r.0 == 200) {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status}:\n{}", log.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} not ready:\n{}", log.lock().unwrap());
+}
+
+/// The `strata` server binary, next to `strata-edge` in the target directory.
+fn strata_binary() -> PathBuf {
+    let edge = Path::new(env!("CARGO_BIN_EXE_strata-edge"));
+    let path = edge.with_file_name(format!("strata{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p strata` (`cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `strata serve`.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub(crate) fn start(data_dir: &Path, port: u16) -> Server {
+        let mut cmd = Command::new(strata_binary());
+        cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir);
+        cmd.env("RUST_LOG", "warn");
+        let (mut child, log) = spawn_logged(cmd, "strata");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base, &mut child, &log, "strata");
+        Server { child, base, log }
+    }
+
+    /// An unlabelled sample of the server's `/metrics`.
+    pub(crate) fn metric(&self, name: &str) -> f64 {
+        let text = get(&self.base, "/metrics").expect("server answers").2;
+        *parse_metrics(&text).get(name).unwrap_or_else(|| panic!("no {name}; log:\n{}", self.log.lock().unwrap()))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `strata-edge`.
+pub(crate) struct Agent {
+    child: Child,
+    pub(crate) base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    pub(crate) fn start(data_dir: &Path, endpoint: &str, extra: &[&str]) -> Agent {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata-edge"));
+        cmd.args(["--agent-id", "e2e-gw", "--listen", &format!("127.0.0.1:{port}"), "--endpoint", endpoint])
+            .args(["--backoff-initial", "50ms", "--backoff-max", "300ms", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info");
+        let (mut child, log) = spawn_logged(cmd, "strata-edge");
+        let base = format!("http://127.0.0.1:{port}");
+        wait_ready(&base, &mut child, &log, "strata-edge");
+        Agent { child, base, log }
+    }
+
+    pub(crate) fn metrics(&self) -> HashMap<String, f64> {
+        let (status, _, text) = get(&self.base, "/metrics").expect("agent answers");
+        assert_eq!(status, 200, "{text}");
+        parse_metrics(&text)
+    }
+
+    /// `kill -9`.
+    pub(crate) fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
