@@ -243,3 +243,50 @@ fn per_line_errors_gzip_and_precision() {
     let stamped = query_scalar(&server, "timestamp(edge_e2e{dev=\"b\"})", now_ms()) as i64;
     assert!((stamped - now_ms() / 1000).abs() < 60, "agent time stamped: {stamped}");
 }
+
+/// With the first endpoint down the agent fails over to the next one in
+/// the list and says so in `/status`.
+#[test]
+fn fails_over_to_the_next_endpoint() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_port());
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let agent = Agent::start(agent_dir.path(), &dead, &["--endpoint", &server.base]);
+    let base_ms = now_ms() - 120_000;
+    let mut expected = (0.0, 0.0);
+    for r in 0..5 {
+        let (body, sum) = request_body(r, base_ms);
+        assert_eq!(post(&agent.base, "/api/v2/write", body.as_bytes(), &[]).unwrap().0, 204);
+        expected.0 += SAMPLES_PER_REQUEST as f64;
+        expected.1 += sum;
+    }
+    wait_until("delivery", Duration::from_secs(30), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
+    assert_eq!(server_totals(&server, now_ms()), expected);
+    let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
+    assert_eq!(status["current_endpoint"], server.base.as_str(), "{status}");
+    assert!(status["send_errors"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["sent_batches"], 5, "{status}");
+}
+
+/// A batch the server refuses for good (here: a timestamp from 1970,
+/// outside the server's window, which the agent's parser cannot know) is
+/// acknowledged and counted, not retried for ever: the batches behind it
+/// arrive.
+#[test]
+fn a_batch_the_server_refuses_for_good_does_not_block_the_queue() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_port());
+    let agent = Agent::start(agent_dir.path(), &server.base, &[]);
+    assert_eq!(post(&agent.base, "/write", b"edge_e2e,dev=old value=5 1\n", &[]).unwrap().0, 204);
+    let (body, sum) = request_body(0, now_ms() - 60_000);
+    assert_eq!(post(&agent.base, "/write", body.as_bytes(), &[]).unwrap().0, 204);
+    wait_until("delivery", Duration::from_secs(30), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
+    let m = agent.metrics();
+    assert_eq!(m["strata_edge_server_rejected_batches_total"], 1.0, "{m:?}");
+    assert_eq!(m["strata_edge_sent_batches_total"], 1.0, "{m:?}");
+    assert_eq!(server_totals(&server, now_ms()), (SAMPLES_PER_REQUEST as f64, sum));
+    let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
+    assert!(status["last_error"].as_str().unwrap().contains("HTTP 400"), "{status}");
+}
