@@ -81,7 +81,7 @@ impl Default for IntakeConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
-    /// Base URLs of Strata servers (`http://host:port`), in order of
+    /// Base URLs of Strata servers (`http://host:port`; no TLS yet), in order of
     /// preference: the agent sends to one and moves to the next when it fails.
     pub endpoints: Vec<String>,
     /// Token sent as `Authorization: Token <token>` (none: no header).
@@ -128,8 +128,9 @@ impl AgentConfig {
             return Err(Error::Config("forward.endpoints is empty: name at least one Strata server".to_owned()));
         }
         for e in &self.forward.endpoints {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                return Err(Error::Config(format!("endpoint {e:?} must start with http:// or https://")));
+            // This build's HTTP client has no TLS.
+            if !e.starts_with("http://") {
+                return Err(Error::Config(format!("endpoint {e:?} must start with http:// (no TLS in this build)")));
             }
         }
         if self.forward.backoff_initial.is_zero() || self.forward.backoff_max < self.forward.backoff_initial {
@@ -186,5 +187,10 @@ mod tests {
         assert_eq!(c.queue.overflow, OverflowPolicy::Refuse);
         assert!(c.forward.backoff_max <= Duration::from_secs(5));
         assert!(c.validate().is_err(), "no endpoint");
+        let https = AgentConfig {
+            forward: ForwardConfig { endpoints: vec!["https://a:1".into()], ..ForwardConfig::default() },
+            ..AgentConfig::default()
+        };
+        assert!(https.validate().unwrap_err().to_string().contains("no TLS"));
     }
 }
