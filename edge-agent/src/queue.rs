@@ -189,6 +189,8 @@ pub struct Queue {
     acked: u64,
     next_seq: u64,
     disk_bytes: u64,
+    /// Frame bytes of the batches after `acked`.
+    unacked_bytes: u64,
     poisoned: bool,
     dropped_batches: u64,
     dropped_segments: u64,
@@ -284,6 +286,7 @@ impl Queue {
             acked,
             next_seq: last_on_disk.max(acked) + 1,
             disk_bytes: 0,
+            unacked_bytes: 0,
             poisoned: false,
             dropped_batches: 0,
             dropped_segments: 0,
@@ -305,6 +308,7 @@ impl Queue {
         }
         report.deleted_segments = queue.delete_acked_segments(DeleteMode::Opening)?;
         queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
+        queue.unacked_bytes = queue.bytes_between(acked, queue.next_seq - 1);
         if let Some(last) = queue.segments.back()
             && last.bytes < queue.config.segment_bytes
         {
@@ -381,6 +385,7 @@ impl Queue {
             payload_crc: crc32fast::hash(payload),
         });
         self.disk_bytes += frame;
+        self.unacked_bytes += frame;
         self.next_seq += 1;
         if segment.bytes >= self.config.segment_bytes {
             self.active = None;
@@ -452,8 +457,7 @@ impl Queue {
 
     /// The batch with sequence number `seq`, if it is still on disk.
     pub fn read(&self, seq: u64) -> Result<Option<Batch>> {
-        let Some(segment) = self.segments.iter().rev().find(|s| s.first_seq <= seq) else { return Ok(None) };
-        let Some(meta) = segment.frames.iter().find(|f| f.seq == seq).copied() else { return Ok(None) };
+        let Some((segment, meta)) = self.frame(seq) else { return Ok(None) };
         let rerr = |source| Error::Read { path: segment.path.clone(), source };
         let mut file = File::open(&segment.path).map_err(rerr)?;
         file.seek(SeekFrom::Start(meta.offset + FRAME_HEADER_LEN as u64)).map_err(rerr)?;
@@ -500,6 +504,7 @@ impl Queue {
             self.poisoned = true;
             return Err(e);
         }
+        self.unacked_bytes -= self.bytes_between(self.acked, acked);
         self.acked = acked;
         Ok(())
     }
@@ -536,23 +541,28 @@ impl Queue {
         Ok(deleted)
     }
 
-    /// Current counters and gauges.
+    /// The segment holding batch `seq` and the batch's frame (sequence
+    /// numbers are contiguous within and across segments).
+    fn frame(&self, seq: u64) -> Option<(&Segment, FrameMeta)> {
+        let i = self.segments.partition_point(|s| s.first_seq <= seq).checked_sub(1)?;
+        let segment = self.segments.get(i)?;
+        let meta = *segment.frames.get(usize::try_from(seq - segment.first_seq).ok()?)?;
+        debug_assert_eq!(meta.seq, seq, "frames of a segment are numbered from its first_seq");
+        Some((segment, meta))
+    }
+
+    /// Frame bytes of the batches after `from` up to `to`, that are on disk.
+    fn bytes_between(&self, from: u64, to: u64) -> u64 {
+        (from.saturating_add(1)..=to).filter_map(|seq| self.frame(seq)).map(|(_, f)| f.size()).sum()
+    }
+
+    /// Current counters and gauges (constant time).
     pub fn stats(&self) -> QueueStats {
-        let mut unacked_batches = 0;
-        let mut unacked_bytes = 0;
-        let mut oldest = None;
-        for s in &self.segments {
-            for f in s.frames.iter().filter(|f| f.seq > self.acked) {
-                unacked_batches += 1;
-                unacked_bytes += f.size();
-                oldest.get_or_insert(f.enqueued_ms);
-            }
-        }
         QueueStats {
-            unacked_batches,
-            unacked_bytes,
+            unacked_batches: self.next_seq - 1 - self.acked,
+            unacked_bytes: self.unacked_bytes,
             disk_bytes: self.disk_bytes,
-            oldest_unacked_ms: oldest,
+            oldest_unacked_ms: self.frame(self.acked + 1).map(|(_, f)| f.enqueued_ms),
             acked_seq: self.acked,
             next_seq: self.next_seq,
             dropped_batches: self.dropped_batches,

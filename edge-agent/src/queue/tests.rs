@@ -276,88 +276,116 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (any::<u8>(), 0u16..1500).prop_map(|(b, n)| Op::Append(b, n)),
-        3 => any::<u8>().prop_map(Op::Ack),
+        8 => (any::<u8>(), 0u16..3000).prop_map(|(b, n)| Op::Append(b, n)),
+        2 => any::<u8>().prop_map(Op::Ack),
         1 => Just(Op::Reopen),
         1 => any::<u16>().prop_map(Op::Tear),
     ]
+}
+
+/// Runs `ops` against a queue and a model: the unacknowledged batches in
+/// order, the acknowledged position and the last sequence number on disk.
+/// Under `DropOldest`, batches the queue dropped leave the model's front.
+fn check_against_model(ops: Vec<Op>, overflow: OverflowPolicy) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    // fsync is not observable without a machine crash; skipping it keeps the cases quick.
+    let config = QueueConfig { max_bytes: 24 << 10, segment_bytes: 4096, fsync: FsyncPolicy::Never, overflow };
+    let (mut q, _) = open(dir.path(), config.clone());
+    let mut model: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut acked = 0u64;
+    let mut last = 0u64;
+    let mut dropped_since_open = 0u64;
+    for op in ops {
+        match op {
+            Op::Append(b, n) => {
+                let p = vec![b; n as usize];
+                let seq_before = last.max(acked) + 1;
+                match q.append(&p, seq_before as i64) {
+                    Ok(seq) => {
+                        prop_assert_eq!(seq, seq_before);
+                        last = seq;
+                        model.push((seq, p));
+                    }
+                    Err(Error::Full { .. }) => {
+                        prop_assert_eq!(overflow, OverflowPolicy::Refuse);
+                        let size: u64 = model.iter().map(|(_, p)| (FRAME_HEADER_LEN + p.len()) as u64).sum();
+                        prop_assert!(size + (FRAME_HEADER_LEN + p.len()) as u64 > config.max_bytes - 8192);
+                    }
+                    Err(e) => return Err(TestCaseError::fail(e.to_string())),
+                }
+                // Drop-oldest: what the queue dropped is the model's front.
+                let stats = q.stats();
+                let dropped = stats.dropped_batches - dropped_since_open;
+                if dropped > 0 {
+                    prop_assert_eq!(overflow, OverflowPolicy::DropOldest);
+                    prop_assert!(dropped as usize <= model.len());
+                    model.drain(..dropped as usize);
+                    dropped_since_open = stats.dropped_batches;
+                    acked = stats.acked_seq;
+                }
+            }
+            Op::Ack(k) => {
+                let k = (k as usize) % (model.len() + 1);
+                if k > 0 {
+                    let seq = model[k - 1].0;
+                    q.ack(seq).unwrap();
+                    acked = seq;
+                    model.drain(..k);
+                }
+            }
+            Op::Reopen => {
+                drop(q);
+                let (q2, report) = open(dir.path(), config.clone());
+                prop_assert_eq!(report.torn_bytes, 0);
+                q = q2;
+                dropped_since_open = 0;
+            }
+            Op::Tear(cut) => {
+                let target = q.segments.back().and_then(|s| s.frames.last().map(|f| (s.path.clone(), *f)));
+                drop(q);
+                if let Some((path, frame)) = target.clone() {
+                    let cut = 1 + u64::from(cut) % (frame.size() - 1);
+                    let f = OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(frame.offset + frame.size() - cut).unwrap();
+                    // The last frame on disk is unacknowledged unless its (active) segment was wholly acknowledged.
+                    if frame.seq > acked {
+                        prop_assert_eq!(model.pop().map(|(s, _)| s), Some(frame.seq));
+                    }
+                    last = frame.seq - 1;
+                }
+                let (q2, report) = open(dir.path(), config.clone());
+                prop_assert_eq!(report.torn_bytes > 0, target.is_some());
+                q = q2;
+                dropped_since_open = 0;
+            }
+        }
+        let stats = q.stats();
+        prop_assert_eq!(stats.unacked_batches, model.len() as u64);
+        let bytes: u64 = model.iter().map(|(_, p)| (FRAME_HEADER_LEN + p.len()) as u64).sum();
+        prop_assert_eq!(stats.unacked_bytes, bytes);
+        prop_assert_eq!(stats.oldest_unacked_ms, model.first().map(|(s, _)| *s as i64));
+        prop_assert!(stats.disk_bytes <= config.max_bytes);
+        prop_assert_eq!(stats.acked_seq, acked);
+    }
+    for (seq, p) in &model {
+        let b = q.read(*seq).unwrap().unwrap();
+        prop_assert_eq!(&b.payload, p);
+    }
+    let seqs = drain(&mut q);
+    prop_assert_eq!(seqs, model.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 1..80)) {
-        let dir = tempfile::tempdir().unwrap();
-        // fsync is not observable without a machine crash; skipping it keeps 64 cases within a second.
-        let config =
-            QueueConfig { max_bytes: 64 << 10, segment_bytes: 4096, fsync: FsyncPolicy::Never, ..QueueConfig::default() };
-        let (mut q, _) = open(dir.path(), config.clone());
-        // Model: unacknowledged (seq, payload) in order, the acked position, the last seq on disk.
-        let mut model: Vec<(u64, Vec<u8>)> = Vec::new();
-        let mut acked = 0u64;
-        let mut last = 0u64;
-        for op in ops {
-            match op {
-                Op::Append(b, n) => {
-                    let p = vec![b; n as usize];
-                    match q.append(&p, 0) {
-                        Ok(seq) => {
-                            prop_assert_eq!(seq, last.max(acked) + 1);
-                            last = seq;
-                            model.push((seq, p));
-                        }
-                        Err(Error::Full { .. }) => {
-                            let size: u64 = model.iter().map(|(_, p)| (FRAME_HEADER_LEN + p.len()) as u64).sum();
-                            prop_assert!(size + (FRAME_HEADER_LEN + p.len()) as u64 > config.max_bytes - 4 * 4096);
-                        }
-                        Err(e) => return Err(TestCaseError::fail(e.to_string())),
-                    }
-                }
-                Op::Ack(k) => {
-                    let k = (k as usize) % (model.len() + 1);
-                    if k > 0 {
-                        let seq = model[k - 1].0;
-                        q.ack(seq).unwrap();
-                        acked = seq;
-                        model.drain(..k);
-                    }
-                }
-                Op::Reopen => {
-                    drop(q);
-                    let (q2, report) = open(dir.path(), config.clone());
-                    prop_assert_eq!(report.torn_bytes, 0);
-                    q = q2;
-                }
-                Op::Tear(cut) => {
-                    let target = q.segments.back().and_then(|s| s.frames.last().map(|f| (s.path.clone(), *f)));
-                    drop(q);
-                    if let Some((path, frame)) = target.clone() {
-                        let cut = 1 + u64::from(cut) % (frame.size() - 1);
-                        let f = OpenOptions::new().write(true).open(&path).unwrap();
-                        f.set_len(frame.offset + frame.size() - cut).unwrap();
-                        // The last frame on disk is always unacknowledged (a wholly acked active segment holds no
-                        // unacked frame, but it may still be on disk: then the torn batch was acked already).
-                        if frame.seq > acked {
-                            prop_assert_eq!(model.pop().map(|(s, _)| s), Some(frame.seq));
-                        }
-                        last = frame.seq - 1;
-                    }
-                    let (q2, report) = open(dir.path(), config.clone());
-                    prop_assert_eq!(report.torn_bytes > 0, target.is_some());
-                    q = q2;
-                }
-            }
-            let stats = q.stats();
-            prop_assert_eq!(stats.unacked_batches, model.len() as u64);
-            prop_assert!(stats.disk_bytes <= config.max_bytes);
-            prop_assert_eq!(stats.acked_seq, acked);
-        }
-        for (seq, p) in &model {
-            let b = q.read(*seq).unwrap().unwrap();
-            prop_assert_eq!(&b.payload, p);
-        }
-        let seqs = drain(&mut q);
-        prop_assert_eq!(seqs, model.iter().map(|(s, _)| *s).collect::<Vec<_>>());
+    fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 1..160)) {
+        check_against_model(ops, OverflowPolicy::Refuse)?;
+    }
+
+    #[test]
+    fn drop_oldest_behaves_like_a_vec_losing_its_front(ops in proptest::collection::vec(op(), 1..160)) {
+        check_against_model(ops, OverflowPolicy::DropOldest)?;
     }
 }
