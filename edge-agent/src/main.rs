@@ -44,7 +44,7 @@ struct Args {
     #[arg(long)]
     queue_segment_bytes: Option<u64>,
     /// When queued batches are fsynced [queue.fsync; default every_batch]: every_batch = before the
-    /// intake answers (survives power loss); never = left to the kernel (survives kill -9, not power loss).
+    /// intake answers (survives power loss); never = nothing fsynced, segments nor cursor (survives kill -9; on power loss loses or re-sends batches).
     #[arg(long, value_enum)]
     fsync: Option<FsyncPolicy>,
     /// What happens at the queue bound [queue.overflow; default refuse]: refuse = answer 503 with

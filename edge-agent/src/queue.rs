@@ -47,9 +47,11 @@ pub enum FsyncPolicy {
     /// acknowledged batch survives a crash of the process and of the machine.
     #[default]
     EveryBatch,
-    /// Never fsync segments (the cursor is still fsynced): an acknowledged
-    /// batch survives a crash of the process (`kill -9`), but batches the
-    /// kernel had not written back are lost on power loss.
+    /// Never fsync (neither segments nor the cursor; the cursor is still
+    /// replaced by an atomic rename): an acknowledged batch survives a crash
+    /// of the process (`kill -9`), but on power loss batches the kernel had
+    /// not written back are lost and acknowledged ones may be sent again.
+    /// For tests and disposable data.
     Never,
 }
 
@@ -490,17 +492,20 @@ impl Queue {
     fn store_cursor(&mut self, acked: u64) -> Result<()> {
         let tmp = self.dir.join(CURSOR_TMP);
         let path = self.dir.join(CURSOR_FILE);
+        let sync = self.config.fsync == FsyncPolicy::EveryBatch;
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&format::encode_cursor(acked))?;
-            f.sync_all()?;
+            if sync {
+                f.sync_all()?;
+            }
             fs::rename(&tmp, &path)
         };
         if let Err(source) = write() {
             self.poisoned = true;
             return Err(Error::Write { path, source });
         }
-        if let Err(e) = sync_dir(&self.dir) {
+        if sync && let Err(e) = sync_dir(&self.dir) {
             self.poisoned = true;
             return Err(e);
         }
