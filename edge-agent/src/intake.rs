@@ -166,15 +166,8 @@ pub(crate) async fn write(
         Err(e) => return simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string()),
     };
     if c.accepted_lines > 0 {
-        let payload = c.payload.into_bytes();
-        let queued = {
-            let agent = Arc::clone(&agent);
-            tokio::task::spawn_blocking(move || agent.append(&payload)).await
-        };
-        match queued {
-            Ok(Ok(_seq)) => {}
-            Ok(Err(e)) => return queue_refusal(&agent, e),
-            Err(e) => return simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error", e.to_string()),
+        if let Err(e) = agent.append(c.payload.into_bytes()).await {
+            return queue_refusal(&agent, e);
         }
         agent.wake.notify_one();
     }

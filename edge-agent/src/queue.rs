@@ -193,6 +193,8 @@ pub struct Queue {
     disk_bytes: u64,
     /// Frame bytes of the batches after `acked`.
     unacked_bytes: u64,
+    /// The active segment holds frames not yet fsynced.
+    dirty: bool,
     poisoned: bool,
     dropped_batches: u64,
     dropped_segments: u64,
@@ -289,6 +291,7 @@ impl Queue {
             next_seq: last_on_disk.max(acked) + 1,
             disk_bytes: 0,
             unacked_bytes: 0,
+            dirty: false,
             poisoned: false,
             dropped_batches: 0,
             dropped_segments: 0,
@@ -331,6 +334,45 @@ impl Queue {
     /// Appends one batch; returns its sequence number once it is durable
     /// (under the fsync policy).
     pub fn append(&mut self, payload: &[u8], enqueued_ms: i64) -> Result<u64> {
+        let seq = self.append_unsynced(payload, enqueued_ms)?;
+        self.sync()?;
+        Ok(seq)
+    }
+
+    /// Appends several batches with one fsync (group commit): each gets its
+    /// own result, in order (a batch may be refused by the bound while the
+    /// others are stored). The results are final only after the fsync, so a
+    /// failed fsync turns every stored batch's result into an error.
+    pub fn append_group(&mut self, batches: &[(&[u8], i64)]) -> Vec<Result<u64>> {
+        let mut out: Vec<Result<u64>> = batches.iter().map(|(p, ms)| self.append_unsynced(p, *ms)).collect();
+        if out.iter().any(Result::is_ok)
+            && let Err(e) = self.sync()
+        {
+            let message = e.to_string();
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(Error::Write { path: self.dir.clone(), source: std::io::Error::other(message.clone()) });
+            }
+        }
+        out
+    }
+
+    /// fsyncs the active segment if it holds unsynced frames (under `every_batch`).
+    fn sync(&mut self) -> Result<()> {
+        if !self.dirty || self.config.fsync == FsyncPolicy::Never {
+            return Ok(());
+        }
+        self.dirty = false;
+        let (Some(file), Some(segment)) = (&self.active, self.segments.back()) else { return Ok(()) };
+        if let Err(source) = file.sync_data() {
+            self.poisoned = true;
+            tracing::error!(path = %segment.path.display(), error = %source, "queue fsync failed; queue poisoned until restart");
+            return Err(Error::Write { path: segment.path.clone(), source });
+        }
+        Ok(())
+    }
+
+    /// Writes one frame without the fsync (see [`Queue::sync`]).
+    fn append_unsynced(&mut self, payload: &[u8], enqueued_ms: i64) -> Result<u64> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -369,11 +411,7 @@ impl Queue {
         let segment = self.segments.back_mut().expect("start_segment leaves an active last segment");
         let file = self.active.as_mut().expect("start_segment leaves an active last segment");
         let offset = segment.bytes;
-        let written = file.write_all(&self.scratch).and_then(|()| match self.config.fsync {
-            FsyncPolicy::EveryBatch => file.sync_data(),
-            FsyncPolicy::Never => Ok(()),
-        });
-        if let Err(source) = written {
+        if let Err(source) = file.write_all(&self.scratch) {
             self.poisoned = true;
             tracing::error!(path = %segment.path.display(), error = %source, "queue write failed; queue poisoned until restart");
             return Err(Error::Write { path: segment.path.clone(), source });
@@ -389,7 +427,10 @@ impl Queue {
         self.disk_bytes += frame;
         self.unacked_bytes += frame;
         self.next_seq += 1;
+        self.dirty = true;
         if segment.bytes >= self.config.segment_bytes {
+            // Closing the segment: its frames are synced now, as the last fsync it gets.
+            self.sync()?;
             self.active = None;
         }
         Ok(seq)

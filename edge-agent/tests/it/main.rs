@@ -290,3 +290,33 @@ fn a_batch_the_server_refuses_for_good_does_not_block_the_queue() {
     let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
     assert!(status["last_error"].as_str().unwrap().contains("HTTP 400"), "{status}");
 }
+
+/// Concurrent writers (their appends share fsyncs on the queue's writer
+/// thread): every acknowledged sample arrives.
+#[test]
+fn concurrent_writers_all_arrive() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_port());
+    let agent = Agent::start(agent_dir.path(), &server.base, &[]);
+    let base_ms = now_ms() - 120_000;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let url = agent.base.clone();
+            std::thread::spawn(move || {
+                let mut sum = 0.0;
+                for k in 0..10 {
+                    let (body, s) = request_body(w * 10 + k, base_ms);
+                    let (status, _, text) = post(&url, "/api/v2/write", body.as_bytes(), &[]).unwrap();
+                    assert_eq!(status, 204, "{text}");
+                    sum += s;
+                }
+                sum
+            })
+        })
+        .collect();
+    let sum: f64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    wait_until("delivery", Duration::from_secs(60), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
+    assert_eq!(server_totals(&server, now_ms()), (80.0 * SAMPLES_PER_REQUEST as f64, sum));
+    assert_eq!(agent.metrics()["strata_edge_sent_batches_total"], 80.0);
+}
