@@ -20,6 +20,8 @@
 //! backoff_initial = "100ms"
 //! backoff_max = "5s"
 //! request_timeout = "10s"
+//! connect_timeout = "2s"
+//! primary_retry = "30s"             # after a failover, try the first endpoint again this often
 //! ```
 
 use std::path::PathBuf;
@@ -96,6 +98,12 @@ pub struct ForwardConfig {
     /// Timeout of one send.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Timeout of connecting to an endpoint (at most `request_timeout`).
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// After moving off the first endpoint, how long until it is tried again.
+    #[serde(with = "humantime_serde")]
+    pub primary_retry: Duration,
 }
 
 impl Default for ForwardConfig {
@@ -106,6 +114,8 @@ impl Default for ForwardConfig {
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            primary_retry: Duration::from_secs(30),
         }
     }
 }

@@ -12,6 +12,12 @@
 //!                         wait backoff_initial · 2^k (≤ backoff_max), jittered to 50–100 %
 //! ```
 //!
+//! The endpoint list is an order of preference: after moving off the first
+//! endpoint, the forwarder tries it again once `forward.primary_retry` has
+//! passed (and moves on again if it still fails). Connecting times out after
+//! `forward.connect_timeout`, so a black-holed endpoint costs seconds, not the
+//! whole request timeout.
+//!
 //! Why a 400 is an acknowledgement: the agent already parsed every line with
 //! the server's parser, so what the server still rejects is policy (a
 //! timestamp outside its window, a tenant limit, string-only lines); the
@@ -96,7 +102,11 @@ fn gzip(payload: &[u8]) -> Vec<u8> {
 /// Runs the forwarder until the task is dropped.
 pub async fn run(agent: Arc<Agent>) {
     let cfg = agent.config.forward.clone();
-    let client = match reqwest::Client::builder().timeout(cfg.request_timeout).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(cfg.request_timeout)
+        .connect_timeout(cfg.connect_timeout.min(cfg.request_timeout))
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "forwarder: cannot build the HTTP client");
@@ -107,7 +117,15 @@ pub async fn run(agent: Arc<Agent>) {
     let m = &agent.metrics;
     let mut endpoint = 0usize;
     let mut failures = 0u32;
+    // When the forwarder last moved off the first endpoint.
+    let mut left_primary: Option<tokio::time::Instant> = None;
     loop {
+        if endpoint != 0 && left_primary.is_some_and(|t| t.elapsed() >= cfg.primary_retry) {
+            tracing::info!(endpoint = %cfg.endpoints[0], "trying the first endpoint again");
+            endpoint = 0;
+            left_primary = None;
+            *m.current_endpoint.lock().expect("metrics lock is never poisoned") = cfg.endpoints[0].clone();
+        }
         let next = {
             let agent = Arc::clone(&agent);
             tokio::task::spawn_blocking(move || {
@@ -189,6 +207,9 @@ pub async fn run(agent: Arc<Agent>) {
                 tracing::warn!(seq = batch.seq, endpoint = base, error = %why, "send failed; will retry");
                 m.set_error(why);
                 endpoint = (endpoint + 1) % cfg.endpoints.len();
+                if endpoint != 0 {
+                    left_primary.get_or_insert_with(tokio::time::Instant::now);
+                }
                 *m.current_endpoint.lock().expect("metrics lock is never poisoned") = cfg.endpoints[endpoint].clone();
                 let n = cfg.endpoints.len() as u32;
                 if failures.is_multiple_of(n) {

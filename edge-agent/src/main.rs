@@ -67,6 +67,13 @@ struct Args {
     /// Timeout of one send [forward.request_timeout; default 10s].
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
     request_timeout: Option<Duration>,
+    /// Timeout of connecting to an endpoint [forward.connect_timeout; default 2s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    connect_timeout: Option<Duration>,
+    /// After failing over from the first endpoint, try it again after this long
+    /// [forward.primary_retry; default 30s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    primary_retry: Option<Duration>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -96,6 +103,8 @@ impl Args {
         set!(self.backoff_initial => c.forward.backoff_initial);
         set!(self.backoff_max => c.forward.backoff_max);
         set!(self.request_timeout => c.forward.request_timeout);
+        set!(self.connect_timeout => c.forward.connect_timeout);
+        set!(self.primary_retry => c.forward.primary_retry);
         if !self.endpoints.is_empty() {
             c.forward.endpoints = self.endpoints;
         }

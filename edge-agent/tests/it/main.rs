@@ -320,3 +320,35 @@ fn concurrent_writers_all_arrive() {
     assert_eq!(server_totals(&server, now_ms()), (80.0 * SAMPLES_PER_REQUEST as f64, sum));
     assert_eq!(agent.metrics()["strata_edge_sent_batches_total"], 80.0);
 }
+
+/// After a failover the agent goes back to the first endpoint once it is
+/// up again (`--primary-retry`).
+#[test]
+fn returns_to_the_first_endpoint_when_it_is_back() {
+    let primary_dir = tempfile::tempdir().unwrap();
+    let secondary_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let secondary = Server::start(secondary_dir.path(), free_port());
+    let primary_port = free_port();
+    let primary_url = format!("http://127.0.0.1:{primary_port}");
+    let agent =
+        Agent::start(agent_dir.path(), &primary_url, &["--endpoint", &secondary.base, "--primary-retry", "500ms"]);
+    let base_ms = now_ms() - 120_000;
+    let (body, first_sum) = request_body(0, base_ms);
+    assert_eq!(post(&agent.base, "/write", body.as_bytes(), &[]).unwrap().0, 204);
+    wait_until("delivery to the second endpoint", Duration::from_secs(30), || {
+        agent.metrics().get("strata_edge_queue_batches") == Some(&0.0)
+    });
+    assert_eq!(server_totals(&secondary, now_ms()), (SAMPLES_PER_REQUEST as f64, first_sum));
+    let primary = Server::start(primary_dir.path(), primary_port);
+    std::thread::sleep(Duration::from_millis(700));
+    let (body, sum) = request_body(1, base_ms);
+    assert_eq!(post(&agent.base, "/write", body.as_bytes(), &[]).unwrap().0, 204);
+    wait_until("delivery to the first endpoint", Duration::from_secs(30), || {
+        agent.metrics().get("strata_edge_queue_batches") == Some(&0.0)
+    });
+    assert_eq!(server_totals(&primary, now_ms()), (SAMPLES_PER_REQUEST as f64, sum));
+    assert_eq!(server_totals(&secondary, now_ms()), (SAMPLES_PER_REQUEST as f64, first_sum));
+    let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
+    assert_eq!(status["current_endpoint"], primary_url.as_str(), "{status}");
+}
