@@ -1,4 +1,5 @@
 //! The agent's configuration: one TOML file, overridden by command-line flags.
+//! Every key is in `strata-edge.example.toml` (a test keeps it in step).
 //!
 //! ```toml
 //! agent_id = "farm-7-gw-1"          # sent as X-Strata-Agent-Id
@@ -188,6 +189,16 @@ mod tests {
         assert_eq!(c.forward.backoff_initial, Duration::from_millis(100));
         c.validate().unwrap();
         assert!(toml::from_str::<AgentConfig>("[queue]\nmax_byte = 1").is_err());
+    }
+
+    #[test]
+    fn the_example_file_parses_and_shows_the_defaults() {
+        let c: AgentConfig = toml::from_str(include_str!("../strata-edge.example.toml")).unwrap();
+        c.validate().unwrap();
+        let d = AgentConfig::default();
+        assert_eq!((c.intake, c.queue), (d.intake, d.queue));
+        assert_eq!(c.forward, ForwardConfig { endpoints: c.forward.endpoints.clone(), ..d.forward });
+        assert_eq!(c.listen, d.listen);
     }
 
     #[test]
