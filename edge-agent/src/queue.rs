@@ -493,8 +493,13 @@ impl Queue {
         Ok(true)
     }
 
-    /// The oldest batch not yet acknowledged.
+    /// The oldest batch not yet acknowledged. A poisoned queue answers
+    /// [`Error::Poisoned`]: a batch it cannot acknowledge would be sent again
+    /// and again.
     pub fn first_unacked(&self) -> Result<Option<Batch>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
         self.read(self.acked + 1)
     }
 
@@ -521,6 +526,9 @@ impl Queue {
     /// Acknowledges every batch up to `seq`: persists the cursor atomically,
     /// then deletes the segments wholly behind it.
     pub fn ack(&mut self, seq: u64) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
         let seq = seq.min(self.next_seq - 1);
         if seq <= self.acked {
             return Ok(());

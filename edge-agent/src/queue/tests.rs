@@ -151,6 +151,20 @@ fn a_group_is_committed_together_and_the_bound_applies_per_batch() {
     assert_eq!(q.stats().unacked_batches, 3);
 }
 
+#[test]
+fn a_poisoned_queue_refuses_appends_reads_and_acks_until_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    q.append(b"one", 0).unwrap();
+    q.poisoned = true; // as after a failed write or fsync
+    assert!(matches!(q.append(b"two", 0), Err(Error::Poisoned)));
+    assert!(matches!(q.first_unacked(), Err(Error::Poisoned)));
+    assert!(matches!(q.ack(1), Err(Error::Poisoned)));
+    drop(q);
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(drain(&mut q), vec![1]);
+}
+
 fn last_segment(dir: &Path) -> PathBuf {
     let mut segs: Vec<_> = fs::read_dir(dir)
         .unwrap()
