@@ -207,3 +207,75 @@ impl Drop for Agent {
         let _ = self.child.wait();
     }
 }
+
+/// One request a [`FakeServer`] received.
+#[derive(Debug, Clone)]
+pub(crate) struct Received {
+    pub(crate) request_line: String,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// A stand-in for a Strata server that records requests and answers each
+/// with the next status of its script (then 204).
+pub(crate) struct FakeServer {
+    pub(crate) base: String,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeServer {
+    pub(crate) fn start(script: Vec<u16>) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&received);
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let Some(request) = read_request(&stream) else { continue };
+                sink.lock().unwrap().push(request);
+                let status = script.next().unwrap_or(204);
+                let body = if status == 204 { "" } else { "{\"code\":\"scripted\",\"message\":\"scripted answer\"}" };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeServer { base, received }
+    }
+
+    pub(crate) fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Received> {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+    }
+    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Received { request_line: request_line.trim_end().to_owned(), headers, body })
+}
+
+pub(crate) fn gunzip(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut out).unwrap();
+    out
+}

@@ -352,3 +352,35 @@ fn returns_to_the_first_endpoint_when_it_is_back() {
     let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
     assert_eq!(status["current_endpoint"], primary_url.as_str(), "{status}");
 }
+
+/// What goes on the wire: one request per queued batch, in sequence order,
+/// gzip, `precision=ns`, the agent id and sequence headers, the token; a
+/// 500 and a 401 are retried (the same sequence number again), a 2xx moves on.
+#[test]
+fn sends_each_batch_with_its_sequence_number_and_retries_until_acknowledged() {
+    let agent_dir = tempfile::tempdir().unwrap();
+    let fake = harness::FakeServer::start(vec![500, 401, 204, 204]);
+    let agent = Agent::start(agent_dir.path(), &fake.base, &["--token", "s3cret"]);
+    for (i, line) in ["m,dev=a value=1 1000000000", "m,dev=a value=2"].iter().enumerate() {
+        let (status, _, text) = post(&agent.base, "/write", line.as_bytes(), &[]).unwrap();
+        assert_eq!(status, 204, "request {i}: {text}");
+    }
+    wait_until("delivery", Duration::from_secs(30), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
+    let received = fake.received();
+    let seqs: Vec<&str> = received.iter().map(|r| r.headers["x-strata-agent-seq"].as_str()).collect();
+    assert_eq!(seqs, ["1", "1", "1", "2"], "{received:?}");
+    for r in &received {
+        assert_eq!(r.request_line, "POST /api/v2/write?precision=ns HTTP/1.1");
+        assert_eq!(r.headers["x-strata-agent-id"], "e2e-gw");
+        assert_eq!(r.headers["authorization"], "Token s3cret");
+        assert_eq!(r.headers["content-encoding"], "gzip");
+    }
+    assert_eq!(harness::gunzip(&received[0].body), "m,dev=a value=1 1000000000\n");
+    let second = harness::gunzip(&received[3].body);
+    let stamped: i64 = second.trim_end().rsplit_once(' ').unwrap().1.parse().unwrap();
+    assert!((stamped / 1_000_000 - now_ms()).abs() < 60_000, "agent time in ns: {second}");
+    let m = agent.metrics();
+    assert_eq!(m["strata_edge_send_errors_total"], 2.0);
+    assert_eq!(m["strata_edge_sent_batches_total"], 2.0);
+    assert_eq!(m["strata_edge_sent_samples_total"], 2.0);
+}
