@@ -95,25 +95,76 @@ struct AppendRequest {
     reply: tokio::sync::oneshot::Sender<Result<u64>>,
 }
 
-/// Most appends committed with one fsync.
+/// Most appends merged into one batch.
 const MAX_GROUP: usize = 256;
 
-/// The writer thread: takes every append waiting, writes them, fsyncs
-/// once, answers each. Ends when the agent is dropped.
+/// Most payload bytes merged into one batch (and at most a quarter of the
+/// queue bound, so a merged batch never exceeds it where its parts would not).
+const MAX_GROUP_BYTES: usize = 1 << 20;
+
+/// The writer thread (group commit): takes the appends waiting, up to
+/// [`MAX_GROUP`] and [`MAX_GROUP_BYTES`], and queues them as **one** batch
+/// (their line protocol concatenated) with one write and one fsync; every
+/// request of the group gets the same answer. Concurrent writers thus share
+/// an fsync and a forwarder round trip. Ends when the agent is dropped.
 fn write_groups(queue: &Mutex<Queue>, requests: &std::sync::mpsc::Receiver<AppendRequest>) {
-    while let Ok(first) = requests.recv() {
+    let cap = {
+        let max = queue.lock().expect("queue lock is never poisoned").config().max_bytes / 4;
+        MAX_GROUP_BYTES.min(usize::try_from(max).unwrap_or(usize::MAX))
+    };
+    let mut carried: Option<AppendRequest> = None;
+    loop {
+        let first = match carried.take() {
+            Some(r) => r,
+            None => match requests.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+        };
+        let mut bytes = first.payload.len();
         let mut group = vec![first];
         while group.len() < MAX_GROUP
             && let Ok(more) = requests.try_recv()
         {
+            if bytes + more.payload.len() > cap {
+                carried = Some(more);
+                break;
+            }
+            bytes += more.payload.len();
             group.push(more);
         }
-        let batches: Vec<(&[u8], i64)> = group.iter().map(|r| (r.payload.as_slice(), r.enqueued_ms)).collect();
-        let results = queue.lock().expect("queue lock is never poisoned").append_group(&batches);
-        drop(batches);
-        for (request, result) in group.into_iter().zip(results) {
-            // The client may have gone away; its batch is queued all the same.
-            let _ = request.reply.send(result);
+        // The group's enqueue time is its oldest request's.
+        let enqueued_ms = group.iter().map(|r| r.enqueued_ms).min().unwrap_or_default();
+        let result = {
+            let mut queue = queue.lock().expect("queue lock is never poisoned");
+            match group.as_slice() {
+                [one] => queue.append(&one.payload, enqueued_ms),
+                many => {
+                    let mut merged = Vec::with_capacity(bytes);
+                    for r in many {
+                        merged.extend_from_slice(&r.payload);
+                    }
+                    queue.append(&merged, enqueued_ms)
+                }
+            }
+        };
+        for request in group {
+            // The client may have gone away; its lines are queued all the same.
+            let _ = request.reply.send(copy_result(&result));
+        }
+    }
+}
+
+/// The same answer for every request of a group (`Error` is not `Clone`).
+fn copy_result(result: &Result<u64>) -> Result<u64> {
+    use crate::Error;
+    match result {
+        Ok(seq) => Ok(*seq),
+        Err(Error::Full { used, max, needed }) => Err(Error::Full { used: *used, max: *max, needed: *needed }),
+        Err(Error::TooLarge { size, max }) => Err(Error::TooLarge { size: *size, max: *max }),
+        Err(Error::Poisoned) => Err(Error::Poisoned),
+        Err(e) => {
+            Err(Error::Write { path: std::path::PathBuf::from("queue"), source: std::io::Error::other(e.to_string()) })
         }
     }
 }
@@ -135,5 +186,53 @@ async fn status(State(agent): State<Arc<Agent>>) -> Response {
     match snapshot(agent).await {
         Ok(s) => axum::Json(s).into_response(),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{FsyncPolicy, QueueConfig};
+
+    fn run(config: QueueConfig, payloads: &[&[u8]]) -> (Vec<Result<u64>>, Queue, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (queue, _) = Queue::open(dir.path(), config.clone()).unwrap();
+        let queue = Mutex::new(queue);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut answers = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            tx.send(AppendRequest { payload: p.to_vec(), enqueued_ms: 10 - i as i64, reply }).unwrap();
+            answers.push(answer);
+        }
+        drop(tx);
+        write_groups(&queue, &rx);
+        let results = answers.into_iter().map(|a| a.blocking_recv().unwrap()).collect();
+        drop(queue);
+        // Reopen to read what is on disk.
+        let (queue, _) = Queue::open(dir.path(), config).unwrap();
+        (results, queue, dir)
+    }
+
+    #[test]
+    fn waiting_requests_are_queued_as_one_batch() {
+        let config = QueueConfig { fsync: FsyncPolicy::Never, ..QueueConfig::default() };
+        let (results, queue, _dir) = run(config, &[b"a v=1 1\n", b"b v=2 2\n", b"c v=3 3\n"]);
+        assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
+        let batch = queue.read(1).unwrap().unwrap();
+        assert_eq!(batch.payload, b"a v=1 1\nb v=2 2\nc v=3 3\n");
+        assert_eq!(batch.enqueued_ms, 8, "the oldest request's time");
+        assert_eq!(queue.stats().unacked_batches, 1);
+    }
+
+    #[test]
+    fn a_group_stays_within_a_quarter_of_the_bound() {
+        let config =
+            QueueConfig { max_bytes: 16384, segment_bytes: 4096, fsync: FsyncPolicy::Never, ..QueueConfig::default() };
+        let big = [b'x'; 3000];
+        let (results, queue, _dir) = run(config, &[&big, &big, &big]);
+        let seqs: Vec<u64> = results.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(queue.read(2).unwrap().unwrap().payload.len(), 3000);
     }
 }

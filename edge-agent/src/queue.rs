@@ -339,23 +339,6 @@ impl Queue {
         Ok(seq)
     }
 
-    /// Appends several batches with one fsync (group commit): each gets its
-    /// own result, in order (a batch may be refused by the bound while the
-    /// others are stored). The results are final only after the fsync, so a
-    /// failed fsync turns every stored batch's result into an error.
-    pub fn append_group(&mut self, batches: &[(&[u8], i64)]) -> Vec<Result<u64>> {
-        let mut out: Vec<Result<u64>> = batches.iter().map(|(p, ms)| self.append_unsynced(p, *ms)).collect();
-        if out.iter().any(Result::is_ok)
-            && let Err(e) = self.sync()
-        {
-            let message = e.to_string();
-            for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(Error::Write { path: self.dir.clone(), source: std::io::Error::other(message.clone()) });
-            }
-        }
-        out
-    }
-
     /// fsyncs the active segment if it holds unsynced frames (under `every_batch`).
     fn sync(&mut self) -> Result<()> {
         if !self.dirty || self.config.fsync == FsyncPolicy::Never {

@@ -132,26 +132,6 @@ fn rejects_a_batch_larger_than_the_bound() {
 }
 
 #[test]
-fn a_group_is_committed_together_and_the_bound_applies_per_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = QueueConfig { max_bytes: 8192, segment_bytes: 4096, ..QueueConfig::default() };
-    let (mut q, _) = open(dir.path(), config.clone());
-    let big = [1u8; 3000];
-    let results = q.append_group(&[(&big, 1), (&big, 2), (&big, 3), (b"small", 4)]);
-    assert!(matches!(results[0], Ok(1)), "{results:?}");
-    assert!(matches!(results[1], Ok(2)), "{results:?}");
-    assert!(matches!(results[2], Err(Error::Full { .. })), "a third big batch needs a new segment: {results:?}");
-    assert!(matches!(results[3], Ok(3)), "the small one still fits in the closed segment's room: {results:?}");
-    assert!(q.append_group(&[]).is_empty());
-    drop(q);
-    let (q, report) = open(dir.path(), config);
-    assert_eq!(report.torn_bytes, 0);
-    assert_eq!(q.read(2).unwrap().unwrap().payload, big);
-    assert_eq!(q.read(3).unwrap().unwrap(), Batch { seq: 3, enqueued_ms: 4, payload: b"small".to_vec() });
-    assert_eq!(q.stats().unacked_batches, 3);
-}
-
-#[test]
 fn a_poisoned_queue_refuses_appends_reads_and_acks_until_reopened() {
     let dir = tempfile::tempdir().unwrap();
     let (mut q, _) = open(dir.path(), cfg());

@@ -291,8 +291,8 @@ fn a_batch_the_server_refuses_for_good_does_not_block_the_queue() {
     assert!(status["last_error"].as_str().unwrap().contains("HTTP 400"), "{status}");
 }
 
-/// Concurrent writers (their appends share fsyncs on the queue's writer
-/// thread): every acknowledged sample arrives.
+/// Concurrent writers (requests waiting together are queued as one batch
+/// with one fsync): every acknowledged sample arrives.
 #[test]
 fn concurrent_writers_all_arrive() {
     let server_dir = tempfile::tempdir().unwrap();
@@ -318,7 +318,9 @@ fn concurrent_writers_all_arrive() {
     let sum: f64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     wait_until("delivery", Duration::from_secs(60), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
     assert_eq!(server_totals(&server, now_ms()), (80.0 * SAMPLES_PER_REQUEST as f64, sum));
-    assert_eq!(agent.metrics()["strata_edge_sent_batches_total"], 80.0);
+    let batches = agent.metrics()["strata_edge_sent_batches_total"];
+    assert!((1.0..=80.0).contains(&batches), "{batches} batches for 80 requests");
+    assert_eq!(agent.metrics()["strata_edge_sent_samples_total"], 80.0 * SAMPLES_PER_REQUEST as f64);
 }
 
 /// After a failover the agent goes back to the first endpoint once it is
