@@ -207,9 +207,9 @@ pub async fn run(agent: Arc<Agent>) {
                 tracing::warn!(seq = batch.seq, endpoint = base, error = %why, "send failed; will retry");
                 m.set_error(why);
                 endpoint = (endpoint + 1) % cfg.endpoints.len();
-                if endpoint != 0 {
-                    left_primary.get_or_insert_with(tokio::time::Instant::now);
-                }
+                // Back on the first endpoint by rotation: nothing to return to.
+                left_primary =
+                    if endpoint == 0 { None } else { left_primary.or_else(|| Some(tokio::time::Instant::now())) };
                 *m.current_endpoint.lock().expect("metrics lock is never poisoned") = cfg.endpoints[endpoint].clone();
                 let n = cfg.endpoints.len() as u32;
                 if failures.is_multiple_of(n) {
