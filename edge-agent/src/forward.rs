@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! loop:
-//!   batch = queue.first_unacked()          (none: wait for an append, or 1 s)
+//!   batch = queue.next_unacked(next)       (none: wait for an append, or 1 s)
 //!   POST <endpoint>/api/v2/write?precision=ns   gzip body
 //!        Authorization: Token <forward.token>   X-Strata-Agent-Id   X-Strata-Agent-Seq
-//!   2xx                 → ack(seq)             (cursor fsynced: never sent again after a restart)
+//!   2xx                 → ack(seq)             (cursor fsynced: never sent again after a restart);
+//!                         the ack is stored while the next batch is sent, and
+//!                         ack(seq + 1) starts only once ack(seq) is stored
 //!   400 / 413 / 422     → ack(seq), counted in strata_edge_server_rejected_batches_total, logged
 //!   anything else       → counted, next endpoint; after a whole round of failures,
 //!                         wait backoff_initial · 2^k (≤ backoff_max), jittered to 50–100 %
@@ -75,6 +77,20 @@ pub fn backoff(initial: Duration, max: Duration, round: u32, jitter: f64) -> Dur
     exp.min(max).mul_f64(jitter.clamp(0.5, 1.0))
 }
 
+/// Waits for a cursor write; `false` (logged, in `/status`) when it failed:
+/// the batches after the stored cursor are then sent again (at-least-once).
+async fn finish_ack(agent: &Agent, pending: Option<tokio::task::JoinHandle<crate::Result<()>>>) -> bool {
+    let Some(pending) = pending else { return true };
+    let failed = match pending.await {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(error = %failed, "forwarder: storing the cursor failed");
+    agent.metrics.set_error(format!("cursor: {failed}"));
+    false
+}
+
 /// An error with its sources (`error sending request: connection refused`).
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -119,6 +135,10 @@ pub async fn run(agent: Arc<Agent>) {
     let mut failures = 0u32;
     // When the forwarder last moved off the first endpoint.
     let mut left_primary: Option<tokio::time::Instant> = None;
+    // The next batch to send (0: the first unacknowledged one).
+    let mut next = 0u64;
+    // The cursor write of the last acknowledged batch, still running.
+    let mut pending: Option<tokio::task::JoinHandle<crate::Result<()>>> = None;
     loop {
         if endpoint != 0 && left_primary.is_some_and(|t| t.elapsed() >= cfg.primary_retry) {
             tracing::info!(endpoint = %cfg.endpoints[0], "trying the first endpoint again");
@@ -126,16 +146,21 @@ pub async fn run(agent: Arc<Agent>) {
             left_primary = None;
             *m.current_endpoint.lock().expect("metrics lock is never poisoned") = cfg.endpoints[0].clone();
         }
-        let next = {
+        let read = {
             let agent = Arc::clone(&agent);
             tokio::task::spawn_blocking(move || {
-                agent.queue.lock().expect("queue lock is never poisoned").first_unacked()
+                agent.queue.lock().expect("queue lock is never poisoned").next_unacked(next)
             })
             .await
         };
-        let batch: Batch = match next {
+        let batch: Batch = match read {
             Ok(Ok(Some(b))) => b,
             Ok(Ok(None)) => {
+                if !finish_ack(&agent, pending.take()).await {
+                    next = 0;
+                    tokio::time::sleep(cfg.backoff_max).await;
+                    continue;
+                }
                 let _ = tokio::time::timeout(Duration::from_secs(1), agent.wake.notified()).await;
                 continue;
             }
@@ -181,25 +206,18 @@ pub async fn run(agent: Arc<Agent>) {
                     Metrics::add(&m.sent_samples, crate::intake::count_samples(&batch.payload));
                 }
                 failures = 0;
-                let acked = {
-                    let agent = Arc::clone(&agent);
-                    let seq = batch.seq;
-                    tokio::task::spawn_blocking(move || {
-                        agent.queue.lock().expect("queue lock is never poisoned").ack(seq)
-                    })
-                    .await
-                };
-                let failed = match acked {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
-                if let Some(e) = failed {
-                    // The batch stays unacknowledged and is sent again (at-least-once).
-                    tracing::error!(error = %e, "forwarder: storing the cursor failed");
-                    m.set_error(format!("cursor: {e}"));
+                // Cursor writes stay in order: the previous one first.
+                if !finish_ack(&agent, pending.take()).await {
+                    next = 0;
                     tokio::time::sleep(cfg.backoff_max).await;
+                    continue;
                 }
+                let seq = batch.seq;
+                let writer = Arc::clone(&agent);
+                pending = Some(tokio::task::spawn_blocking(move || {
+                    writer.queue.lock().expect("queue lock is never poisoned").ack(seq)
+                }));
+                next = seq + 1;
             }
             Outcome::Retry(why) => {
                 Metrics::add(&m.send_errors, 1);

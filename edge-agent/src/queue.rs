@@ -486,6 +486,16 @@ impl Queue {
         self.read(self.acked + 1)
     }
 
+    /// The first unacknowledged batch numbered `seq` or later (the
+    /// forwarder's next batch while the acknowledgement of the previous one
+    /// is still being stored). Poisoned: [`Error::Poisoned`].
+    pub fn next_unacked(&self, seq: u64) -> Result<Option<Batch>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        self.read(seq.max(self.acked + 1))
+    }
+
     /// The batch with sequence number `seq`, if it is still on disk.
     pub fn read(&self, seq: u64) -> Result<Option<Batch>> {
         let Some((segment, meta)) = self.frame(seq) else { return Ok(None) };
