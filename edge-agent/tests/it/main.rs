@@ -386,3 +386,38 @@ fn sends_each_batch_with_its_sequence_number_and_retries_until_acknowledged() {
     assert_eq!(m["strata_edge_sent_batches_total"], 2.0);
     assert_eq!(m["strata_edge_sent_samples_total"], 2.0);
 }
+
+/// `overflow = drop_oldest`: every request is taken, the oldest batches are
+/// dropped (counted), and exactly the newest ones arrive.
+#[test]
+fn drop_oldest_keeps_the_newest_and_counts_what_it_dropped() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let server_port = free_port();
+    let endpoint = format!("http://127.0.0.1:{server_port}");
+    let base_ms = now_ms() - 120_000;
+    let agent = Agent::start(
+        agent_dir.path(),
+        &endpoint,
+        &["--queue-max-bytes", "16384", "--queue-segment-bytes", "4096", "--overflow", "drop_oldest"],
+    );
+    let mut sums = Vec::new();
+    for r in 0..40 {
+        let (body, sum) = request_body(r, base_ms);
+        let (status, _, text) = post(&agent.base, "/api/v2/write", body.as_bytes(), &[]).unwrap();
+        assert_eq!(status, 204, "{text}");
+        sums.push(sum);
+    }
+    let m = agent.metrics();
+    let dropped = m["strata_edge_dropped_batches_total"] as usize;
+    assert!(dropped > 0 && dropped < 40, "{m:?}");
+    assert_eq!(m["strata_edge_queue_batches"] as usize, 40 - dropped, "{m:?}");
+    assert!(m["strata_edge_queue_disk_bytes"] <= 16384.0);
+    let server = Server::start(server_dir.path(), server_port);
+    wait_until("the backlog to drain", Duration::from_secs(60), || {
+        agent.metrics().get("strata_edge_queue_batches") == Some(&0.0)
+    });
+    let kept = 40 - dropped;
+    let expected_sum: f64 = sums[dropped..].iter().sum();
+    assert_eq!(server_totals(&server, now_ms()), ((kept * SAMPLES_PER_REQUEST) as f64, expected_sum));
+}
