@@ -5,8 +5,9 @@
 //! error (line, column, reason) as from the server and the valid lines are
 //! kept. Accepted lines are rewritten with an explicit nanosecond timestamp
 //! (a line without one gets the agent's clock once per request) and queued
-//! as one batch; the answer (204, or 400 listing the rejected lines) is sent
-//! only after the batch is durable. A full queue answers 503 with
+//! (requests arriving together share one batch, see `agent.rs`); the answer
+//! (204, or 400 listing the rejected lines) is sent only after the batch is
+//! durable. A full queue answers 503 with
 //! `Retry-After` and queues nothing of the request.
 
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! device ──POST /api/v2/write──► intake (parse, canonicalise: explicit ns timestamps)
-//!                                   │ append + fsync            ▲ 204 only after this
+//!                                   │ append + fsync (group commit) ▲ 204 only after this
 //!                                   ▼
 //!                               queue/  segments + cursor
 //!                                   │ first unacked batch
@@ -17,6 +17,7 @@
 //!                                   │ 2xx (or a 400 that retrying cannot fix)
 //!                                   ▼
 //!                               ack(seq): cursor tmp + fsync + rename + fsync dir
+//!                                         (while the next batch is being sent)
 //! ```
 //!
 //! Delivery is at-least-once for now: the server does not yet deduplicate
