@@ -14,6 +14,9 @@
 #                registry and the cold tier's catalog on a real PostgreSQL.
 #   s3s-fs       an S3-compatible server on loopback (scripts/install-s3s.sh,
 #                cached like tansu): the cold tier on S3 for real.
+#   mosquitto    Debian's `mosquitto` and `mosquitto-clients`: the edge agent's
+#                MQTT intake against a real broker, `mosquitto_pub` publishing
+#                (edge-agent/tests/it/mqtt.rs; the broker is /usr/sbin/mosquitto).
 #
 # Idempotent and non-interactive: does nothing when the program is already on
 # PATH. Needs root (or sudo) only when something must be installed.
@@ -30,24 +33,35 @@ as_root() {
     fi
 }
 
-if ! command -v prometheus >/dev/null 2>&1; then
+# Mosquitto's broker lives in /usr/sbin, often not on a non-root PATH.
+have_mosquitto() {
+    { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && command -v mosquitto_pub >/dev/null 2>&1
+}
+
+# Debian packages, installed in one apt transaction (one `apt-get update`).
+pkgs=()
+command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus)
+# mosquitto (the broker) and mosquitto-clients (mosquitto_pub, a real MQTT
+# client): edge-agent/tests/it/mqtt.rs starts its own broker on loopback.
+have_mosquitto || pkgs+=(mosquitto mosquitto-clients)
+if [ "${#pkgs[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "install-test-deps: prometheus is missing and apt-get is not available; install Prometheus (>= 2.25) so that \`prometheus\` is on PATH" >&2
+        echo "install-test-deps: ${pkgs[*]} missing and apt-get is not available; install Prometheus (>= 2.25) so that \`prometheus\` is on PATH, and Mosquitto (broker and clients)" >&2
         exit 1
     fi
-    echo "install-test-deps: installing Debian's prometheus package"
+    echo "install-test-deps: installing Debian's ${pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -q
-    # --no-install-recommends: the binary is all the tests need; the package's
-    # service is not used (the tests start their own instances).
-    # PostgreSQL in the same transaction when it is missing too (one
-    # `apt-get update`, one install; scripts/install-postgres.sh then finds it).
-    pkgs=(prometheus)
+    # --no-install-recommends: the binaries are all the tests need; the
+    # packages' services are not used (the tests start their own instances).
+    # PostgreSQL in the same transaction when it is missing too
+    # (scripts/install-postgres.sh then finds it).
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || pkgs+=(postgresql)
     as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 fi
 
 echo "install-test-deps: $(command -v prometheus): $(prometheus --version 2>&1 | head -n 1)"
+echo "install-test-deps: $(command -v mosquitto || echo /usr/sbin/mosquitto): $("$(command -v mosquitto || echo /usr/sbin/mosquitto)" -h 2>&1 | head -n 1)"
 
 TANSU_VERSION=0.6.0
 TOOLS="${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}"
