@@ -71,7 +71,13 @@ impl Agent {
     pub fn status(&self) -> Status {
         let stats = self.queue.lock().expect("queue lock is never poisoned").stats();
         let now = strata_schemas::time::now_millis();
-        self.metrics.status(&self.config.agent_id, stats, self.config.queue.max_bytes, now)
+        let mut status = self.metrics.status(&self.config.agent_id, stats, self.config.queue.max_bytes, now);
+        let mqtt = &self.config.mqtt;
+        if let Some(host) = &mqtt.host {
+            let client_id = mqtt.client_id_or(&self.config.agent_id).to_owned();
+            status.mqtt = Some(self.metrics.mqtt.status(format!("{host}:{}", mqtt.port), client_id));
+        }
+        status
     }
 
     /// The HTTP routes: intake, `/metrics`, `/status`, `/-/ready`.

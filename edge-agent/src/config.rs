@@ -23,8 +23,22 @@
 //! request_timeout = "10s"
 //! connect_timeout = "2s"
 //! primary_retry = "30s"             # after a failover, try the first endpoint again this often
+//!
+//! [mqtt]                            # MQTT intake; off unless host is set
+//! host = "127.0.0.1"
+//! port = 1883
+//! client_id = "farm-7-gw-1"         # the broker keeps the session under it (default: agent_id)
+//!
+//! [[mqtt.subscriptions]]
+//! topic = "farms/+/+/soil"          # levels from 0: {1} = farm, {2} = device
+//! format = "json"                   # or "line_protocol"
+//! measurement = "soil"
+//! tags = { farm = "{1}", device = "{2}" }
+//! timestamp = "ts"                  # JSON member holding the time (default: the agent's time)
+//! precision = "ms"
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +64,8 @@ pub struct AgentConfig {
     pub queue: QueueConfig,
     /// Forwarder settings.
     pub forward: ForwardConfig,
+    /// MQTT intake (off unless `mqtt.host` is set).
+    pub mqtt: MqttConfig,
 }
 
 impl Default for AgentConfig {
@@ -61,6 +77,7 @@ impl Default for AgentConfig {
             intake: IntakeConfig::default(),
             queue: QueueConfig::default(),
             forward: ForwardConfig::default(),
+            mqtt: MqttConfig::default(),
         }
     }
 }
@@ -121,6 +138,201 @@ impl Default for ForwardConfig {
     }
 }
 
+/// MQTT intake settings: the agent subscribes to a broker with a persistent
+/// session (clean session off) at QoS 1 and acknowledges a message only once
+/// it is in the queue (see `mqtt.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address (none: MQTT intake off). Plain TCP, no TLS.
+    pub host: Option<String>,
+    /// Broker port.
+    pub port: u16,
+    /// MQTT client id; the broker keeps the session (subscriptions and
+    /// unacknowledged messages) under it, so it must be stable across
+    /// restarts and unique on the broker (default: `agent_id`).
+    pub client_id: Option<String>,
+    /// User name (none: anonymous).
+    pub username: Option<String>,
+    /// Password (with `username`).
+    pub password: Option<String>,
+    /// Keep-alive interval (at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Wait between connection attempts after the broker was lost.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_delay: Duration,
+    /// Largest message payload accepted; larger ones are rejected (counted, acknowledged).
+    pub max_message_bytes: usize,
+    /// Topic filters and how their messages become samples.
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: 1883,
+            client_id: None,
+            username: None,
+            password: None,
+            keep_alive: Duration::from_secs(30),
+            reconnect_delay: Duration::from_secs(1),
+            max_message_bytes: 1 << 20,
+            subscriptions: Vec::new(),
+        }
+    }
+}
+
+/// One subscription: a topic filter and the mapping of its messages.
+///
+/// Templates (`measurement`, tag values) may name topic levels as `{N}`,
+/// counted from 0: for `farms/f1/d7/soil`, `{1}` is `f1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// Topic filter, with `+` (one level) and `#` (the rest) wildcards.
+    pub topic: String,
+    /// How payloads are read.
+    pub format: PayloadFormat,
+    /// JSON: the measurement (template; required). Line protocol: not allowed
+    /// (the lines name theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<String>,
+    /// Tags added to every sample: key → template. For line protocol they
+    /// replace a tag of the same key in the line.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// JSON: the top-level member holding the timestamp (a number in
+    /// `precision`, or an RFC 3339 string); none, or a message without it:
+    /// the agent's time. Line protocol: not allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Unit of numeric timestamps (JSON member or line-protocol timestamps).
+    #[serde(default)]
+    pub precision: TimeUnit,
+}
+
+/// Payload format of a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// InfluxDB line protocol, one or more lines.
+    LineProtocol,
+    /// A JSON object (or an array of objects), one sample line per object.
+    Json,
+}
+
+/// Unit of a numeric timestamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeUnit {
+    /// Nanoseconds.
+    #[default]
+    #[serde(rename = "ns")]
+    Nanoseconds,
+    /// Microseconds.
+    #[serde(rename = "us")]
+    Microseconds,
+    /// Milliseconds.
+    #[serde(rename = "ms")]
+    Milliseconds,
+    /// Seconds.
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+impl TimeUnit {
+    /// Nanoseconds per unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            TimeUnit::Nanoseconds => 1,
+            TimeUnit::Microseconds => 1_000,
+            TimeUnit::Milliseconds => 1_000_000,
+            TimeUnit::Seconds => 1_000_000_000,
+        }
+    }
+
+    /// The line-protocol precision of the same unit.
+    pub fn precision(self) -> strata_schemas::time::Precision {
+        use strata_schemas::time::Precision;
+        match self {
+            TimeUnit::Nanoseconds => Precision::Nanoseconds,
+            TimeUnit::Microseconds => Precision::Microseconds,
+            TimeUnit::Milliseconds => Precision::Milliseconds,
+            TimeUnit::Seconds => Precision::Seconds,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The client id in use (`client_id`, else the agent id).
+    pub fn client_id_or<'a>(&'a self, agent_id: &'a str) -> &'a str {
+        self.client_id.as_deref().unwrap_or(agent_id)
+    }
+
+    /// Rejects MQTT settings the agent cannot run with.
+    pub fn validate(&self, agent_id: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("mqtt: {m}")));
+        let Some(host) = &self.host else {
+            if !self.subscriptions.is_empty() {
+                return bad("subscriptions are set but mqtt.host is not".to_owned());
+            }
+            return Ok(());
+        };
+        if host.is_empty() || self.port == 0 {
+            return bad("host must be non-empty and port non-zero".to_owned());
+        }
+        let id = self.client_id_or(agent_id);
+        if id.is_empty() || id.len() > 65535 {
+            return bad("client_id must be non-empty (the broker keeps the session under it)".to_owned());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return bad("password without username".to_owned());
+        }
+        if self.keep_alive < Duration::from_secs(1) {
+            return bad("keep_alive must be at least 1s".to_owned());
+        }
+        if self.max_message_bytes == 0 {
+            return bad("max_message_bytes must be > 0".to_owned());
+        }
+        if self.subscriptions.is_empty() {
+            return bad("mqtt.host is set but there is no [[mqtt.subscriptions]]".to_owned());
+        }
+        for s in &self.subscriptions {
+            s.validate().map_err(|m| Error::Config(format!("mqtt subscription {:?}: {m}", s.topic)))?;
+        }
+        Ok(())
+    }
+}
+
+impl Subscription {
+    fn validate(&self) -> std::result::Result<(), String> {
+        let levels = crate::mqtt::filter_levels(&self.topic)?;
+        let check = |t: &str| crate::mqtt::Template::parse(t, levels).map(|_| ());
+        match self.format {
+            PayloadFormat::Json => match &self.measurement {
+                None => return Err("format = \"json\" needs a measurement".to_owned()),
+                Some(m) => check(m)?,
+            },
+            PayloadFormat::LineProtocol => {
+                if self.measurement.is_some() || self.timestamp.is_some() {
+                    return Err("measurement and timestamp are for format = \"json\" (lines name their own)".to_owned());
+                }
+            }
+        }
+        for (k, v) in &self.tags {
+            if k.is_empty() {
+                return Err("empty tag key".to_owned());
+            }
+            check(v)?;
+        }
+        if self.timestamp.as_deref() == Some("") {
+            return Err("empty timestamp member".to_owned());
+        }
+        Ok(())
+    }
+}
+
 impl AgentConfig {
     /// Reads a TOML configuration file.
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
@@ -132,6 +344,7 @@ impl AgentConfig {
     /// Rejects settings the agent cannot run with.
     pub fn validate(&self) -> Result<()> {
         self.queue.validate()?;
+        self.mqtt.validate(&self.agent_id)?;
         if self.agent_id.is_empty() || !self.agent_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::Config(format!("agent_id {:?} must be non-empty printable ASCII", self.agent_id)));
         }
@@ -199,6 +412,44 @@ mod tests {
         assert_eq!((c.intake, c.queue), (d.intake, d.queue));
         assert_eq!(c.forward, ForwardConfig { endpoints: c.forward.endpoints.clone(), ..d.forward });
         assert_eq!(c.listen, d.listen);
+        let subscriptions = c.mqtt.subscriptions.clone();
+        assert_eq!(subscriptions.len(), 2);
+        assert_eq!(c.mqtt, MqttConfig { host: c.mqtt.host.clone(), subscriptions, ..d.mqtt });
+    }
+
+    #[test]
+    fn mqtt_subscriptions_are_checked() {
+        let parse = |extra: &str| {
+            let text = format!(
+                "[forward]\nendpoints = [\"http://a:1\"]\n[mqtt]\nhost = \"127.0.0.1\"\n[[mqtt.subscriptions]]\n{extra}"
+            );
+            toml::from_str::<AgentConfig>(&text).map_err(|e| e.to_string()).and_then(|c| {
+                c.validate().map_err(|e| e.to_string())?;
+                Ok(c)
+            })
+        };
+        let ok = parse(
+            "topic = \"farms/+/+/soil\"\nformat = \"json\"\nmeasurement = \"soil_{3}\"\ntags = { farm = \"{1}\" }\ntimestamp = \"ts\"\nprecision = \"ms\"",
+        )
+        .unwrap();
+        assert_eq!(ok.mqtt.subscriptions[0].precision, TimeUnit::Milliseconds);
+        assert_eq!(ok.mqtt.client_id_or(&ok.agent_id), ok.agent_id);
+        for (extra, wanted) in [
+            ("topic = \"a/+\"\nformat = \"json\"", "needs a measurement"),
+            ("topic = \"a/+\"\nformat = \"json\"\nmeasurement = \"{2}\"", "level 2"),
+            ("topic = \"a/#/b\"\nformat = \"line_protocol\"", "#"),
+            ("topic = \"a/b+\"\nformat = \"line_protocol\"", "+"),
+            ("topic = \"a\"\nformat = \"line_protocol\"\nmeasurement = \"m\"", "for format"),
+            ("topic = \"a/+\"\nformat = \"line_protocol\"\ntags = { t = \"{1\" }", "{"),
+            ("topic = \"a\"\nformat = \"xml\"", "unknown variant"),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
+        // `#` leaves deeper levels possible: checked per message instead.
+        parse("topic = \"a/#\"\nformat = \"line_protocol\"\ntags = { t = \"{5}\" }").unwrap();
+        let no_subs = "[forward]\nendpoints = [\"http://a:1\"]\n[mqtt]\nhost = \"h\"";
+        assert!(toml::from_str::<AgentConfig>(no_subs).unwrap().validate().is_err());
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! Delivery is at-least-once for now: the server does not yet deduplicate
 //! on (agent id, sequence), so a batch sent but whose acknowledgement was
 //! lost (the agent died between the server's answer and the cursor write)
-//! is sent again after a restart. Not built yet: MQTT intake,
+//! is sent again after a restart. MQTT intake (`mqtt.rs`) subscribes to a
+//! broker and acknowledges a message only once it is queued. Not built yet:
 //! pre-aggregation, the hybrid logical clock, two lanes (live before
 //! backlog), zstd.
 #![warn(missing_docs)]
@@ -34,6 +35,7 @@ pub mod error;
 pub mod forward;
 pub mod intake;
 pub mod metrics;
+pub mod mqtt;
 pub mod queue;
 
 pub use error::{Error, Result};

@@ -16,13 +16,19 @@ use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
 /// ?precision=ns|us|ms|s), GET /metrics (Prometheus), GET /status (JSON),
 /// GET /-/ready.
 ///
+/// MQTT: with --mqtt-host (or [mqtt] host) the agent subscribes to a broker at
+/// QoS 1 with a persistent session and acknowledges a message only once it is
+/// queued. Subscriptions (topic filter, format json|line_protocol, measurement
+/// and tags from topic levels "{N}", timestamp member, precision) are set in the
+/// file only: [[mqtt.subscriptions]], see strata-edge.example.toml.
+///
 /// Settings come from the TOML file given with --config (see the keys in
 /// brackets below); a flag overrides the file. Delivery is at-least-once until
 /// the server deduplicates batches by (agent id, sequence).
 #[derive(Debug, Parser)]
 #[command(name = "strata-edge", version)]
 struct Args {
-    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward]).
+    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward], [mqtt]).
     #[arg(long, short = 'c', env = "STRATA_EDGE_CONFIG")]
     config: Option<PathBuf>,
     /// Identity sent as X-Strata-Agent-Id; keep it stable across restarts [agent_id; default: host name].
@@ -74,6 +80,33 @@ struct Args {
     /// [forward.primary_retry; default 30s].
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
     primary_retry: Option<Duration>,
+    /// MQTT broker host; turns the MQTT intake on (plain TCP, no TLS) [mqtt.host; default none].
+    #[arg(long)]
+    mqtt_host: Option<String>,
+    /// MQTT broker port [mqtt.port; default 1883].
+    #[arg(long)]
+    mqtt_port: Option<u16>,
+    /// MQTT client id: the broker keeps the session (unacknowledged messages) under it, so keep
+    /// it stable and unique [mqtt.client_id; default: the agent id].
+    #[arg(long)]
+    mqtt_client_id: Option<String>,
+    /// MQTT user name [mqtt.username; default none: anonymous].
+    #[arg(long)]
+    mqtt_username: Option<String>,
+    /// MQTT password [mqtt.password; default none].
+    #[arg(long, env = "STRATA_EDGE_MQTT_PASSWORD", hide_env_values = true)]
+    mqtt_password: Option<String>,
+    /// MQTT keep-alive interval [mqtt.keep_alive; default 30s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    mqtt_keep_alive: Option<Duration>,
+    /// Wait between MQTT connection attempts, and between retries of a batch the full queue
+    /// refused (held unacknowledged) [mqtt.reconnect_delay; default 1s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    mqtt_reconnect_delay: Option<Duration>,
+    /// Largest MQTT message payload; larger ones are rejected (counted, acknowledged)
+    /// [mqtt.max_message_bytes; default 1 MiB].
+    #[arg(long)]
+    mqtt_max_message_bytes: Option<usize>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -105,6 +138,22 @@ impl Args {
         set!(self.request_timeout => c.forward.request_timeout);
         set!(self.connect_timeout => c.forward.connect_timeout);
         set!(self.primary_retry => c.forward.primary_retry);
+        if self.mqtt_host.is_some() {
+            c.mqtt.host = self.mqtt_host;
+        }
+        set!(self.mqtt_port => c.mqtt.port);
+        if self.mqtt_client_id.is_some() {
+            c.mqtt.client_id = self.mqtt_client_id;
+        }
+        if self.mqtt_username.is_some() {
+            c.mqtt.username = self.mqtt_username;
+        }
+        if self.mqtt_password.is_some() {
+            c.mqtt.password = self.mqtt_password;
+        }
+        set!(self.mqtt_keep_alive => c.mqtt.keep_alive);
+        set!(self.mqtt_reconnect_delay => c.mqtt.reconnect_delay);
+        set!(self.mqtt_max_message_bytes => c.mqtt.max_message_bytes);
         if !self.endpoints.is_empty() {
             c.forward.endpoints = self.endpoints;
         }
@@ -132,6 +181,9 @@ fn main() -> std::process::ExitCode {
         let mut shown = config.clone();
         if shown.forward.token.is_some() {
             shown.forward.token = Some("<redacted>".to_owned());
+        }
+        if shown.mqtt.password.is_some() {
+            shown.mqtt.password = Some("<redacted>".to_owned());
         }
         match toml::to_string(&shown) {
             Ok(t) => {
@@ -173,9 +225,11 @@ async fn run(config: AgentConfig) -> Result<(), String> {
         "strata-edge ready"
     );
     let forwarder = tokio::spawn(strata_edge::forward::run(std::sync::Arc::clone(&agent)));
+    let mqtt = tokio::spawn(strata_edge::mqtt::run(std::sync::Arc::clone(&agent)));
     let app = agent.router();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
     forwarder.abort();
+    mqtt.abort();
     served.map_err(|e| format!("serving: {e}"))
 }
 

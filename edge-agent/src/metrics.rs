@@ -33,6 +33,8 @@ pub struct Metrics {
     pub last_error: Mutex<Option<String>>,
     /// The endpoint the forwarder sends to.
     pub current_endpoint: Mutex<String>,
+    /// The MQTT intake's counters.
+    pub mqtt: crate::mqtt::MqttMetrics,
 }
 
 /// The JSON of `/status`.
@@ -64,6 +66,9 @@ pub struct Status {
     pub last_error: Option<String>,
     /// See [`Metrics::current_endpoint`].
     pub current_endpoint: String,
+    /// The MQTT intake (absent when `mqtt.host` is not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::mqtt::MqttStatus>,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -98,6 +103,7 @@ impl Metrics {
             intake_lines_rejected: get(&self.intake_lines_rejected),
             last_error: self.last_error.lock().expect("metrics lock is never poisoned").clone(),
             current_endpoint: self.current_endpoint.lock().expect("metrics lock is never poisoned").clone(),
+            mqtt: None,
         }
     }
 }
@@ -184,6 +190,64 @@ impl Status {
             "Lines rejected at intake.",
             self.intake_lines_rejected as f64,
         );
+        if let Some(mq) = &self.mqtt {
+            metric(
+                "strata_edge_mqtt_connected",
+                "gauge",
+                "1 while connected to the MQTT broker.",
+                f64::from(u8::from(mq.connected)),
+            );
+            metric(
+                "strata_edge_mqtt_reconnects_total",
+                "counter",
+                "MQTT connections made after the first one.",
+                mq.reconnects as f64,
+            );
+            metric(
+                "strata_edge_mqtt_connection_errors_total",
+                "counter",
+                "Failed MQTT connection attempts and lost connections.",
+                mq.connection_errors as f64,
+            );
+            metric(
+                "strata_edge_mqtt_messages_received_total",
+                "counter",
+                "MQTT messages received (a message delivered again counts again).",
+                mq.messages_received as f64,
+            );
+            metric(
+                "strata_edge_mqtt_messages_queued_total",
+                "counter",
+                "MQTT messages queued (then acknowledged).",
+                mq.messages_queued as f64,
+            );
+            metric(
+                "strata_edge_mqtt_lines_queued_total",
+                "counter",
+                "Lines queued from MQTT messages.",
+                mq.lines_queued as f64,
+            );
+            metric(
+                "strata_edge_mqtt_rejected_lines_total",
+                "counter",
+                "Bad lines in MQTT line-protocol messages whose other lines were queued.",
+                mq.rejected_lines as f64,
+            );
+            metric(
+                "strata_edge_mqtt_queue_full_total",
+                "counter",
+                "Appends of MQTT messages refused by a full queue (held unacknowledged, retried).",
+                mq.queue_full as f64,
+            );
+            let name = "strata_edge_mqtt_rejected_messages_total";
+            let _ = writeln!(
+                out,
+                "# HELP {name} MQTT messages rejected (acknowledged, never queued), by reason.\n# TYPE {name} counter"
+            );
+            for (reason, n) in &mq.messages_rejected {
+                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+            }
+        }
         out
     }
 }

@@ -1,0 +1,801 @@
+//! MQTT intake: the agent subscribes to a broker and queues what it receives.
+//!
+//! ```text
+//! broker ──PUBLISH (QoS 1)──► event loop task ──► processor task
+//!                                                   │ match the topic to a subscription,
+//!                                                   │ convert (JSON or line protocol → canonical lines)
+//!                                                   │ Agent::append (the HTTP intake's path: group
+//!                                                   ▼ commit, fsync policy, queue bound)
+//!                                                 PUBACK, in arrival order, only after the append
+//! ```
+//!
+//! * **Session.** Clean session off and a stable client id: the broker
+//!   keeps the subscriptions and every QoS 1 message not yet acknowledged
+//!   while the agent is away (down, restarting, `kill -9`) and delivers them
+//!   again when it reconnects. Subscriptions are made at QoS 1.
+//! * **Acknowledgement.** Manual: a PUBLISH is acknowledged only once the
+//!   batch holding it is in the queue (durable under `fsync =
+//!   "every_batch"`). A message the agent could not queue is never
+//!   acknowledged, so nothing acknowledged is lost; a message queued whose
+//!   PUBACK did not reach the broker (connection lost, `kill -9` right
+//!   after the append) is delivered again and queued twice (at-least-once:
+//!   with a timestamp in the message the copy overwrites itself in the
+//!   server; without one it gets a second agent time and is a second sample).
+//! * **Full queue.** The batch is held unacknowledged and the append retried
+//!   every `reconnect_delay` (counted in
+//!   `strata_edge_mqtt_queue_full_total`). The broker sends nothing more
+//!   once its in-flight window (Mosquitto: `max_inflight_messages`, 20) is
+//!   unacknowledged, and keeps the rest in the session; after a reconnect or
+//!   a restart it delivers the unacknowledged ones again. Messages held from
+//!   a connection that is gone are dropped when the new connection resumed
+//!   the session (the broker delivers them again) and kept otherwise.
+//! * **Bad messages** (not JSON, no numeric field, no valid line, a topic
+//!   level a template needs is missing, larger than `max_message_bytes`):
+//!   counted by reason, logged at most every 10 s with the topic, and
+//!   acknowledged, since delivering them again cannot help. Valid lines of a
+//!   line-protocol message with bad ones are queued; the bad lines are
+//!   counted in `strata_edge_mqtt_rejected_lines_total`.
+//!
+//! JSON mapping: the payload is an object (or an array of objects, one line
+//! each). Numbers become float fields, booleans boolean fields, nested
+//! objects are flattened with `_` (`{"soil": {"t": 1}}` → `soil_t`);
+//! strings, nulls and arrays are ignored; the timestamp member is not a
+//! field. The measurement and tags come from the subscription's templates.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode};
+use serde::Serialize;
+use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines, write_line};
+use strata_schemas::time::Precision;
+
+use crate::agent::Agent;
+use crate::config::{PayloadFormat, Subscription};
+use crate::error::Error;
+use crate::intake::canonicalise;
+use crate::metrics::Metrics;
+
+/// Most messages queued as one batch.
+const MAX_BATCH_MESSAGES: usize = 256;
+
+/// Most payload bytes (converted) queued as one batch, before the queue
+/// bound's quarter applies.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Bad messages are logged at most this often (the rest are counted).
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The shape of a topic filter: its number of levels and whether it ends
+/// with `#` (then topics may have more levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterShape {
+    /// Levels of the filter, `#` included.
+    pub levels: usize,
+    /// Ends with `#`.
+    pub open: bool,
+}
+
+/// Checks a topic filter: `+` and `#` fill a whole level, `#` only last.
+pub fn filter_levels(filter: &str) -> Result<FilterShape, String> {
+    if filter.is_empty() {
+        return Err("empty topic filter".to_owned());
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("`#` must be a whole level and the last one".to_owned());
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("`+` must be a whole level".to_owned());
+        }
+    }
+    Ok(FilterShape { levels: levels.len(), open: levels.last() == Some(&"#") })
+}
+
+/// Whether `topic` matches the filter (MQTT 3.1.1 rules: `a/#` matches `a`,
+/// wildcards at the first level do not match `$` topics).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let (mut f, mut t) = (filter.split('/'), topic.split('/'));
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A measurement or tag value with `{N}` placeholders for topic levels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Level(usize),
+}
+
+impl Template {
+    /// Parses `text`; a level the filter can never have is an error.
+    pub fn parse(text: &str, shape: FilterShape) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    parts.push(Part::Text(rest.to_owned()));
+                    break;
+                }
+                Some(i) if rest.as_bytes()[i] == b'}' => return Err(format!("unmatched `}}` in {text:?}")),
+                Some(i) => {
+                    if i > 0 {
+                        parts.push(Part::Text(rest[..i].to_owned()));
+                    }
+                    let close = rest[i..].find('}').ok_or_else(|| format!("unclosed `{{` in {text:?}"))? + i;
+                    let n: usize = rest[i + 1..close]
+                        .parse()
+                        .map_err(|_| format!("{text:?}: `{{...}}` must hold a topic level number, e.g. {{1}}"))?;
+                    if !shape.open && n >= shape.levels {
+                        return Err(format!(
+                            "{text:?} names topic level {n}; the filter has {} (from 0)",
+                            shape.levels
+                        ));
+                    }
+                    parts.push(Part::Level(n));
+                    rest = &rest[close + 1..];
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Err("empty template".to_owned());
+        }
+        Ok(Template { parts })
+    }
+
+    /// The text for a topic split into levels.
+    pub fn render(&self, levels: &[&str]) -> Result<String, String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Level(n) => match levels.get(*n) {
+                    Some(l) if !l.is_empty() => out.push_str(l),
+                    _ => return Err(format!("topic level {n} is missing or empty")),
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A subscription ready to convert messages.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The configured subscription.
+    pub sub: Subscription,
+    measurement: Option<Template>,
+    tags: Vec<(String, Template)>,
+}
+
+impl Route {
+    /// Compiles a (validated) subscription.
+    pub fn new(sub: &Subscription) -> Result<Route, String> {
+        let shape = filter_levels(&sub.topic)?;
+        let measurement = sub.measurement.as_deref().map(|m| Template::parse(m, shape)).transpose()?;
+        let tags =
+            sub.tags.iter().map(|(k, v)| Ok((k.clone(), Template::parse(v, shape)?))).collect::<Result<_, String>>()?;
+        Ok(Route { sub: sub.clone(), measurement, tags })
+    }
+}
+
+/// Why a message was rejected (the metric's `reason` label) and the detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// `invalid_json`, `no_fields`, `invalid_timestamp`, `invalid_line`,
+    /// `empty`, `topic`, `too_large`, `no_subscription`.
+    pub reason: &'static str,
+    /// What is wrong.
+    pub detail: String,
+}
+
+fn reject(reason: &'static str, detail: impl Into<String>) -> Rejection {
+    Rejection { reason, detail: detail.into() }
+}
+
+/// A message turned into canonical line protocol.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Converted {
+    /// Lines with nanosecond timestamps, each ending in `\n`.
+    pub payload: String,
+    /// Lines in `payload`.
+    pub lines: usize,
+    /// Lines of the message that were rejected (line protocol only), with
+    /// the first error.
+    pub rejected_lines: usize,
+    /// The first rejected line's error.
+    pub first_error: Option<String>,
+}
+
+/// Converts one message of `route` on `topic`; `now_ns` is the time given to
+/// samples without one.
+pub fn convert(route: &Route, topic: &str, payload: &[u8], now_ns: i64) -> Result<Converted, Rejection> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    let tags: Vec<(String, String)> = route
+        .tags
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.render(&levels).map_err(|e| reject("topic", e))?)))
+        .collect::<Result<_, Rejection>>()?;
+    let lines = match route.sub.format {
+        PayloadFormat::Json => {
+            let measurement = match &route.measurement {
+                Some(t) => t.render(&levels).map_err(|e| reject("topic", e))?,
+                None => return Err(reject("topic", "no measurement configured")),
+            };
+            json_lines(route, &measurement, &tags, payload, now_ns)?
+        }
+        PayloadFormat::LineProtocol => {
+            let c = canonicalise(payload, route.sub.precision.precision(), now_ns);
+            if c.accepted_lines == 0 {
+                return Err(match c.rejected.first() {
+                    None => reject("empty", "no line in the message"),
+                    Some(e) => reject("invalid_line", format!("line {}: {}", e.line, e.reason)),
+                });
+            }
+            let first_error = c.rejected.first().map(|e| format!("line {}: {}", e.line, e.reason));
+            let rejected_lines = c.rejected.len();
+            if tags.is_empty() {
+                return Ok(Converted { payload: c.payload, lines: c.accepted_lines, rejected_lines, first_error });
+            }
+            let mut out = String::with_capacity(c.payload.len() + 64);
+            for line in parse_lines(c.payload.as_bytes()).filter_map(Result::ok) {
+                let mut line = line;
+                for (k, v) in &tags {
+                    match line.tags.iter_mut().find(|(key, _)| key == k) {
+                        Some(slot) => slot.1 = v.as_str().into(),
+                        None => line.tags.push((k.as_str().into(), v.as_str().into())),
+                    }
+                }
+                write_line(&mut out, &line);
+            }
+            let mut converted = validate(&out, now_ns)?;
+            converted.rejected_lines = rejected_lines;
+            converted.first_error = first_error;
+            return Ok(converted);
+        }
+    };
+    validate(&lines, now_ns)
+}
+
+/// Re-parses generated lines with the server's parser, so a tag value from
+/// the topic or a JSON key the server would refuse is caught here.
+fn validate(lines: &str, now_ns: i64) -> Result<Converted, Rejection> {
+    let c = canonicalise(lines.as_bytes(), Precision::Nanoseconds, now_ns);
+    if let Some(e) = c.rejected.first() {
+        return Err(reject("invalid_line", format!("the mapped line is invalid: {}", e.reason)));
+    }
+    Ok(Converted { payload: c.payload, lines: c.accepted_lines, rejected_lines: 0, first_error: None })
+}
+
+fn json_lines(
+    route: &Route,
+    measurement: &str,
+    tags: &[(String, String)],
+    payload: &[u8],
+    now_ns: i64,
+) -> Result<String, Rejection> {
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| reject("invalid_json", e.to_string()))?;
+    let objects: Vec<&serde_json::Map<String, serde_json::Value>> = match &value {
+        serde_json::Value::Object(o) => vec![o],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_object().ok_or_else(|| reject("invalid_json", "an array member is not an object")))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(reject("invalid_json", "the payload is not a JSON object")),
+    };
+    if objects.is_empty() {
+        return Err(reject("empty", "an empty JSON array"));
+    }
+    let mut out = String::new();
+    for object in objects {
+        let ts = match route.sub.timestamp.as_deref().and_then(|k| object.get(k)) {
+            None => now_ns,
+            Some(v) => json_timestamp(v, route.sub.precision.nanos()).ok_or_else(|| {
+                reject("invalid_timestamp", format!("timestamp {v} is not a number or RFC 3339 time"))
+            })?,
+        };
+        let mut fields: Vec<(String, FieldValue<'static>)> = Vec::new();
+        flatten(object, "", route.sub.timestamp.as_deref(), &mut fields);
+        if fields.is_empty() {
+            return Err(reject("no_fields", "no numeric or boolean member"));
+        }
+        let line = ParsedLine {
+            line_no: 1,
+            measurement: measurement.into(),
+            tags: tags.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+            fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            timestamp: Some(ts),
+        };
+        write_line(&mut out, &line);
+    }
+    Ok(out)
+}
+
+fn json_timestamp(v: &serde_json::Value, factor: i64) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => i.checked_mul(factor),
+            None => {
+                let ns = n.as_f64()? * factor as f64;
+                (ns.is_finite() && ns.abs() < 9.2e18).then_some(ns.round() as i64)
+            }
+        },
+        serde_json::Value::String(s) => {
+            let t = humantime_serde::re::humantime::parse_rfc3339_weak(s).ok()?;
+            let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+            i64::try_from(d.as_nanos()).ok()
+        }
+        _ => None,
+    }
+}
+
+fn flatten(
+    object: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    skip: Option<&str>,
+    out: &mut Vec<(String, FieldValue<'static>)>,
+) {
+    for (k, v) in object {
+        if prefix.is_empty() && Some(k.as_str()) == skip {
+            continue;
+        }
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}_{k}") };
+        match v {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
+                    out.push((key, FieldValue::Float(f)));
+                }
+            }
+            serde_json::Value::Bool(b) => out.push((key, FieldValue::Boolean(*b))),
+            serde_json::Value::Object(o) => flatten(o, &key, None, out),
+            _ => {}
+        }
+    }
+}
+
+/// Counters and state of the MQTT intake.
+#[derive(Debug, Default)]
+pub struct MqttMetrics {
+    /// Connected to the broker now.
+    pub connected: AtomicBool,
+    /// Connections made (CONNACK received).
+    pub connections: AtomicU64,
+    /// Connection attempts that failed and connections lost.
+    pub connection_errors: AtomicU64,
+    /// Number of the current connection (1 for the first).
+    pub connection: AtomicU64,
+    /// Whether the current connection resumed a session the broker kept.
+    pub session_present: AtomicBool,
+    /// PUBLISH packets received.
+    pub received: AtomicU64,
+    /// Messages queued (then acknowledged).
+    pub queued: AtomicU64,
+    /// Lines queued from MQTT messages.
+    pub lines_queued: AtomicU64,
+    /// Messages rejected, by reason (acknowledged).
+    pub rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Bad lines in otherwise valid line-protocol messages.
+    pub rejected_lines: AtomicU64,
+    /// Appends refused because the queue was full (the messages are held
+    /// unacknowledged and retried).
+    pub queue_full: AtomicU64,
+    /// The last connection error, if any.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The `mqtt` member of `/status`.
+#[derive(Debug, Serialize)]
+pub struct MqttStatus {
+    /// `host:port`.
+    pub broker: String,
+    /// The client id (the broker's session key).
+    pub client_id: String,
+    /// See [`MqttMetrics::connected`].
+    pub connected: bool,
+    /// Reconnections: connections made after the first one.
+    pub reconnects: u64,
+    /// See [`MqttMetrics::connection_errors`].
+    pub connection_errors: u64,
+    /// See [`MqttMetrics::received`].
+    pub messages_received: u64,
+    /// See [`MqttMetrics::queued`].
+    pub messages_queued: u64,
+    /// See [`MqttMetrics::lines_queued`].
+    pub lines_queued: u64,
+    /// See [`MqttMetrics::rejected`].
+    pub messages_rejected: BTreeMap<&'static str, u64>,
+    /// See [`MqttMetrics::rejected_lines`].
+    pub rejected_lines: u64,
+    /// See [`MqttMetrics::queue_full`].
+    pub queue_full: u64,
+    /// See [`MqttMetrics::last_error`].
+    pub last_error: Option<String>,
+}
+
+impl MqttMetrics {
+    /// A snapshot for `/status`.
+    pub fn status(&self, broker: String, client_id: String) -> MqttStatus {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MqttStatus {
+            broker,
+            client_id,
+            connected: self.connected.load(Ordering::Relaxed),
+            reconnects: get(&self.connections).saturating_sub(1),
+            connection_errors: get(&self.connection_errors),
+            messages_received: get(&self.received),
+            messages_queued: get(&self.queued),
+            lines_queued: get(&self.lines_queued),
+            messages_rejected: self.rejected.lock().expect("metrics lock is never poisoned").clone(),
+            rejected_lines: get(&self.rejected_lines),
+            queue_full: get(&self.queue_full),
+            last_error: self.last_error.lock().expect("metrics lock is never poisoned").clone(),
+        }
+    }
+}
+
+/// Logs at most once per [`LOG_EVERY`], saying how many were not logged.
+#[derive(Debug, Default)]
+struct LogLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    fn warn(&mut self, topic: &str, what: &str, detail: &str) {
+        if self.last.is_some_and(|t| t.elapsed() < LOG_EVERY) {
+            self.suppressed += 1;
+            return;
+        }
+        self.last = Some(Instant::now());
+        let suppressed = std::mem::take(&mut self.suppressed);
+        tracing::warn!(topic, suppressed, "mqtt message {what}: {detail}");
+    }
+}
+
+/// A received message and the connection it came on.
+#[derive(Debug)]
+struct Received {
+    publish: Publish,
+    connection: u64,
+}
+
+/// The state of one message of a batch being processed.
+#[derive(Debug)]
+struct Item {
+    received: Received,
+    outcome: Result<Converted, Rejection>,
+    /// Appended to the queue (not to be appended again).
+    queued: bool,
+}
+
+/// Runs the MQTT intake until the task is aborted (does nothing when
+/// `mqtt.host` is not set).
+pub async fn run(agent: Arc<Agent>) {
+    let cfg = agent.config.mqtt.clone();
+    let Some(host) = cfg.host.clone() else { return };
+    let client_id = cfg.client_id_or(&agent.config.agent_id).to_owned();
+    let routes: Vec<Route> = cfg.subscriptions.iter().filter_map(|s| Route::new(s).ok()).collect();
+    let mut options = MqttOptions::new(client_id.clone(), host.clone(), cfg.port);
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_keep_alive(cfg.keep_alive);
+    // Larger packets than this break the connection (and would be delivered
+    // again for ever), so the limit is MQTT's own; `max_message_bytes` is
+    // checked per message instead (rejected, acknowledged).
+    options.set_max_packet_size(268_435_455, 1 << 20);
+    if let Some(user) = &cfg.username {
+        options.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let processor = tokio::spawn(process(Arc::clone(&agent), client.clone(), rx, routes));
+    let m = &agent.metrics.mqtt;
+    let filters: Vec<SubscribeFilter> =
+        cfg.subscriptions.iter().map(|s| SubscribeFilter::new(s.topic.clone(), QoS::AtLeastOnce)).collect();
+    let mut connection = 0u64;
+    let mut errors = LogLimiter::default();
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                connection += 1;
+                m.session_present.store(ack.session_present, Ordering::SeqCst);
+                m.connected.store(true, Ordering::SeqCst);
+                Metrics::add(&m.connections, 1);
+                m.connection.store(connection, Ordering::SeqCst);
+                tracing::info!(broker = %format!("{host}:{}", cfg.port), client_id, session_present = ack.session_present, "mqtt connected");
+                // The first connection of this process subscribes (the
+                // configuration may have changed); later ones only when the
+                // broker lost the session (re-subscribing would resend retained messages).
+                if (connection == 1 || !ack.session_present)
+                    && let Err(e) = client.try_subscribe_many(filters.clone())
+                {
+                    tracing::error!("mqtt subscribe: {e}");
+                    *m.last_error.lock().expect("metrics lock is never poisoned") = Some(format!("subscribe: {e}"));
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    let msg = format!("the broker refused a subscription: {:?}", ack.return_codes);
+                    tracing::error!("mqtt: {msg}");
+                    *m.last_error.lock().expect("metrics lock is never poisoned") = Some(msg);
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                Metrics::add(&m.received, 1);
+                if tx.send(Received { publish, connection }).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                m.connected.store(false, Ordering::SeqCst);
+                Metrics::add(&m.connection_errors, 1);
+                let msg = format!("{host}:{}: {e}", cfg.port);
+                errors.warn("", "broker connection failed", &msg);
+                *m.last_error.lock().expect("metrics lock is never poisoned") = Some(msg);
+                tokio::time::sleep(cfg.reconnect_delay).await;
+            }
+        }
+    }
+    processor.abort();
+}
+
+/// Takes the messages waiting, converts them, queues them as one batch and
+/// acknowledges them in arrival order.
+async fn process(
+    agent: Arc<Agent>,
+    client: AsyncClient,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    routes: Vec<Route>,
+) {
+    let max_message = agent.config.mqtt.max_message_bytes;
+    let cap = MAX_BATCH_BYTES.min(usize::try_from(agent.config.queue.max_bytes / 4).unwrap_or(usize::MAX)).max(1);
+    let mut bad = LogLimiter::default();
+    let mut refused = LogLimiter::default();
+    while let Some(first) = rx.recv().await {
+        let now_ns = strata_schemas::time::now_nanos();
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(received) = next.take() {
+            let outcome = convert_one(&routes, &received.publish, max_message, now_ns);
+            match &outcome {
+                Ok(c) => {
+                    bytes += c.payload.len();
+                    if let Some(e) = &c.first_error {
+                        bad.warn(&received.publish.topic, "has invalid lines", e);
+                    }
+                }
+                Err(r) => bad.warn(&received.publish.topic, &format!("rejected ({})", r.reason), &r.detail),
+            }
+            items.push(Item { received, outcome, queued: false });
+            if items.len() < MAX_BATCH_MESSAGES && bytes < cap {
+                next = rx.try_recv().ok();
+            }
+        }
+        queue_and_ack(&agent, &client, items, &mut refused).await;
+    }
+}
+
+fn convert_one(routes: &[Route], publish: &Publish, max_message: usize, now_ns: i64) -> Result<Converted, Rejection> {
+    if publish.payload.len() > max_message {
+        return Err(reject("too_large", format!("{} bytes > mqtt.max_message_bytes", publish.payload.len())));
+    }
+    let route = routes
+        .iter()
+        .find(|r| topic_matches(&r.sub.topic, &publish.topic))
+        .ok_or_else(|| reject("no_subscription", "the topic matches no configured subscription"))?;
+    convert(route, &publish.topic, &publish.payload, now_ns)
+}
+
+/// Queues the converted messages of `items` (retrying while the queue is
+/// full), then acknowledges every message still held, in order.
+async fn queue_and_ack(agent: &Agent, client: &AsyncClient, mut items: Vec<Item>, refused: &mut LogLimiter) {
+    let m = &agent.metrics.mqtt;
+    let retry = agent.config.mqtt.reconnect_delay.max(Duration::from_millis(100));
+    loop {
+        // Messages of a connection that is gone: the broker delivers them
+        // again when the new connection resumed the session.
+        let current = m.connection.load(Ordering::SeqCst);
+        if m.session_present.load(Ordering::SeqCst) {
+            items.retain(|i| i.queued || i.received.connection == current);
+        }
+        match append_items(agent, &mut items).await {
+            Ok(()) => break,
+            Err(Error::Full { .. }) => {
+                Metrics::add(&m.queue_full, 1);
+                refused.warn("", "batch not queued", "the queue is full; held unacknowledged, retrying");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mqtt: queue append failed; messages held unacknowledged");
+                agent.metrics.set_error(format!("queue: {e}"));
+            }
+        }
+        tokio::time::sleep(retry).await;
+    }
+    let current = m.connection.load(Ordering::SeqCst);
+    for item in items {
+        match &item.outcome {
+            Ok(c) => {
+                Metrics::add(&m.queued, 1);
+                Metrics::add(&m.lines_queued, c.lines as u64);
+                Metrics::add(&m.rejected_lines, c.rejected_lines as u64);
+            }
+            Err(r) => {
+                *m.rejected.lock().expect("metrics lock is never poisoned").entry(r.reason).or_default() += 1;
+            }
+        }
+        // A PUBACK belongs to the connection the PUBLISH came on; an older
+        // one's message is delivered again (and queued twice).
+        if item.received.connection == current && m.connected.load(Ordering::SeqCst) {
+            let _ = client.try_ack(&item.received.publish);
+        }
+    }
+}
+
+/// Appends the converted payloads of the items not yet queued as one batch
+/// and marks them queued; a batch larger than the queue bound is split, and
+/// a single message larger than it is rejected (`too_large`). On an error,
+/// the items queued so far stay marked.
+async fn append_items(agent: &Agent, items: &mut [Item]) -> crate::Result<()> {
+    let mut payload = Vec::new();
+    let mut pending = 0;
+    for item in items.iter() {
+        if let (Ok(c), false) = (&item.outcome, item.queued) {
+            payload.extend_from_slice(c.payload.as_bytes());
+            pending += 1;
+        }
+    }
+    if pending == 0 {
+        return Ok(());
+    }
+    match agent.append(payload).await {
+        Ok(_) => {
+            agent.wake.notify_one();
+            for item in items.iter_mut() {
+                item.queued = item.outcome.is_ok();
+            }
+            Ok(())
+        }
+        Err(Error::TooLarge { size, max }) if pending == 1 => {
+            for item in items.iter_mut().filter(|i| i.outcome.is_ok() && !i.queued) {
+                item.outcome =
+                    Err(reject("too_large", format!("{size} bytes queued would exceed the queue bound {max}")));
+            }
+            Ok(())
+        }
+        Err(Error::TooLarge { .. }) => {
+            let (a, b) = items.split_at_mut(items.len() / 2);
+            Box::pin(append_items(agent, a)).await?;
+            Box::pin(append_items(agent, b)).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TimeUnit;
+
+    fn route(toml_text: &str) -> Route {
+        let sub: Subscription = toml::from_str(toml_text).unwrap();
+        Route::new(&sub).unwrap()
+    }
+
+    #[test]
+    fn topics_match_like_the_broker() {
+        for (filter, topic, want) in [
+            ("farms/+/+/soil", "farms/f1/d7/soil", true),
+            ("farms/+/+/soil", "farms/f1/soil", false),
+            ("farms/+/+/soil", "farms/f1/d7/soil/x", false),
+            ("farms/#", "farms", true),
+            ("farms/#", "farms/a/b", true),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("a/+", "a/", true),
+            ("a", "a", true),
+            ("a", "b", false),
+        ] {
+            assert_eq!(topic_matches(filter, topic), want, "{filter} {topic}");
+        }
+    }
+
+    #[test]
+    fn templates_name_topic_levels() {
+        let shape = filter_levels("farms/+/+/soil").unwrap();
+        let t = Template::parse("m_{3}_{1}", shape).unwrap();
+        assert_eq!(t.render(&["farms", "f1", "d7", "soil"]).unwrap(), "m_soil_f1");
+        assert!(Template::parse("{4}", shape).unwrap_err().contains("level 4"));
+        assert!(Template::parse("{x}", shape).is_err());
+        assert!(Template::parse("a}", shape).is_err());
+        let open = Template::parse("{5}", filter_levels("a/#").unwrap()).unwrap();
+        assert!(open.render(&["a", "b"]).unwrap_err().contains("level 5"));
+        assert!(Template::parse("{1}", shape).unwrap().render(&["farms", ""]).is_err(), "empty level");
+    }
+
+    #[test]
+    fn json_messages_become_lines() {
+        let r = route(
+            r#"topic = "farms/+/+/soil"
+            format = "json"
+            measurement = "soil"
+            tags = { farm = "{1}", device = "{2}" }
+            timestamp = "ts"
+            precision = "ms""#,
+        );
+        let c = convert(
+            &r,
+            "farms/f1/d7/soil",
+            br#"{"ts": 1700000000123, "moisture": 31, "probe": {"temp": 18.5, "ok": true}, "note": "x", "n": null, "a": [1]}"#,
+            42,
+        )
+        .unwrap();
+        assert_eq!(c.payload, "soil,device=d7,farm=f1 moisture=31,probe_ok=true,probe_temp=18.5 1700000000123000000\n");
+        assert_eq!(c.lines, 1);
+        // Without the member: the agent's time; an array: one line per object; RFC 3339.
+        let c = convert(&r, "farms/f1/d7/soil", br#"[{"v": 1}, {"v": 2, "ts": "2023-11-14T22:13:20Z"}]"#, 42).unwrap();
+        assert_eq!(c.payload, "soil,device=d7,farm=f1 v=1 42\nsoil,device=d7,farm=f1 v=2 1700000000000000000\n");
+        for (payload, reason) in [
+            (&b"{not json"[..], "invalid_json"),
+            (b"[1]", "invalid_json"),
+            (b"[]", "empty"),
+            (br#"{"note": "x"}"#, "no_fields"),
+            (br#"{"ts": true, "v": 1}"#, "invalid_timestamp"),
+            (br#"{"ts": 1e300, "v": 1}"#, "invalid_timestamp"),
+            (br#"{"bad\nkey": 1}"#, "invalid_line"),
+        ] {
+            let e = convert(&r, "farms/f1/d7/soil", payload, 42).unwrap_err();
+            assert_eq!(e.reason, reason, "{}: {e:?}", String::from_utf8_lossy(payload));
+        }
+    }
+
+    #[test]
+    fn line_protocol_messages_get_topic_tags() {
+        let r = route(
+            r#"topic = "lp/#"
+            format = "line_protocol"
+            tags = { gw = "{1}" }
+            precision = "s""#,
+        );
+        let c = convert(&r, "lp/g1", b"m,gw=old,a=1 v=1 1700000000\nbad\nm v=2\n", 42).unwrap();
+        assert_eq!(c.payload, "m,gw=g1,a=1 v=1 1700000000000000000\nm,gw=g1 v=2 42\n");
+        assert_eq!((c.lines, c.rejected_lines), (2, 1));
+        assert!(c.first_error.unwrap().starts_with("line 2"));
+        assert_eq!(convert(&r, "lp", b"m v=1", 0).unwrap_err().reason, "topic");
+        assert_eq!(convert(&r, "lp/g1", b"bad", 0).unwrap_err().reason, "invalid_line");
+        assert_eq!(convert(&r, "lp/g1", b"\n\n", 0).unwrap_err().reason, "empty");
+        let plain = route("topic = \"x\"\nformat = \"line_protocol\"");
+        assert_eq!(plain.sub.precision, TimeUnit::Nanoseconds);
+        assert_eq!(convert(&plain, "x", b"m v=1 5", 0).unwrap().payload, "m v=1 5\n");
+    }
+
+    #[test]
+    fn messages_on_no_subscription_or_too_large_are_rejected() {
+        let routes = vec![route("topic = \"a/+\"\nformat = \"line_protocol\"")];
+        let publish = |topic: &str, payload: &[u8]| Publish::new(topic, QoS::AtLeastOnce, payload.to_vec());
+        assert_eq!(convert_one(&routes, &publish("b/c", b"m v=1"), 100, 0).unwrap_err().reason, "no_subscription");
+        assert_eq!(convert_one(&routes, &publish("a/c", &[b'x'; 101]), 100, 0).unwrap_err().reason, "too_large");
+        assert_eq!(convert_one(&routes, &publish("a/c", b"m v=1 1"), 100, 0).unwrap().payload, "m v=1 1\n");
+    }
+}
