@@ -461,14 +461,14 @@ struct LogLimiter {
 }
 
 impl LogLimiter {
-    fn warn(&mut self, topic: &str, what: &str, detail: &str) {
+    /// `Some(how many were not logged since the last time)` when one may be logged now.
+    fn allow(&mut self) -> Option<u64> {
         if self.last.is_some_and(|t| t.elapsed() < LOG_EVERY) {
             self.suppressed += 1;
-            return;
+            return None;
         }
         self.last = Some(Instant::now());
-        let suppressed = std::mem::take(&mut self.suppressed);
-        tracing::warn!(topic, suppressed, "mqtt message {what}: {detail}");
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -551,7 +551,9 @@ pub async fn run(agent: Arc<Agent>) {
                 m.connected.store(false, Ordering::SeqCst);
                 Metrics::add(&m.connection_errors, 1);
                 let msg = format!("{host}:{}: {e}", cfg.port);
-                errors.warn("", "broker connection failed", &msg);
+                if let Some(suppressed) = errors.allow() {
+                    tracing::warn!(suppressed, "mqtt: broker connection failed: {msg}");
+                }
                 *m.last_error.lock().expect("metrics lock is never poisoned") = Some(msg);
                 tokio::time::sleep(cfg.reconnect_delay).await;
             }
@@ -570,27 +572,53 @@ async fn process(
 ) {
     let max_message = agent.config.mqtt.max_message_bytes;
     let cap = MAX_BATCH_BYTES.min(usize::try_from(agent.config.queue.max_bytes / 4).unwrap_or(usize::MAX)).max(1);
+    let routes = Arc::new(routes);
     let mut bad = LogLimiter::default();
     let mut refused = LogLimiter::default();
     while let Some(first) = rx.recv().await {
-        let now_ns = strata_schemas::time::now_nanos();
-        let mut items = Vec::new();
-        let mut bytes = 0;
-        let mut next = Some(first);
-        while let Some(received) = next.take() {
-            let outcome = convert_one(&routes, &received.publish, max_message, now_ns);
-            match &outcome {
-                Ok(c) => {
-                    bytes += c.payload.len();
-                    if let Some(e) = &c.first_error {
-                        bad.warn(&received.publish.topic, "has invalid lines", e);
-                    }
+        let mut bytes = first.publish.payload.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_MESSAGES && bytes < cap {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += r.publish.payload.len();
+                    batch.push(r);
                 }
-                Err(r) => bad.warn(&received.publish.topic, &format!("rejected ({})", r.reason), &r.detail),
+                Err(_) => break,
             }
-            items.push(Item { received, outcome, queued: false });
-            if items.len() < MAX_BATCH_MESSAGES && bytes < cap {
-                next = rx.try_recv().ok();
+        }
+        // Parsing and rewriting on a blocking thread, like the HTTP intake.
+        let routes = Arc::clone(&routes);
+        let converted = tokio::task::spawn_blocking(move || {
+            let now_ns = strata_schemas::time::now_nanos();
+            batch
+                .into_iter()
+                .map(|received| {
+                    let outcome = convert_one(&routes, &received.publish, max_message, now_ns);
+                    Item { received, outcome, queued: false }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let items = match converted {
+            Ok(items) => items,
+            Err(e) => {
+                // Not acknowledged: the broker delivers them again after a reconnect.
+                tracing::error!("mqtt: converting messages failed: {e}");
+                continue;
+            }
+        };
+        for item in &items {
+            let topic = &item.received.publish.topic;
+            let problem = match &item.outcome {
+                Ok(Converted { first_error: Some(e), .. }) => Some(("has invalid lines".to_owned(), e)),
+                Ok(_) => None,
+                Err(r) => Some((format!("rejected ({})", r.reason), &r.detail)),
+            };
+            if let Some((what, detail)) = problem
+                && let Some(suppressed) = bad.allow()
+            {
+                tracing::warn!(topic, suppressed, "mqtt message {what}: {detail}");
             }
         }
         queue_and_ack(&agent, &client, items, &mut refused).await;
@@ -624,7 +652,9 @@ async fn queue_and_ack(agent: &Agent, client: &AsyncClient, mut items: Vec<Item>
             Ok(()) => break,
             Err(Error::Full { .. }) => {
                 Metrics::add(&m.queue_full, 1);
-                refused.warn("", "batch not queued", "the queue is full; held unacknowledged, retrying");
+                if let Some(suppressed) = refused.allow() {
+                    tracing::warn!(suppressed, "mqtt: the queue is full; messages held unacknowledged, retrying");
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "mqtt: queue append failed; messages held unacknowledged");
