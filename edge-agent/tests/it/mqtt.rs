@@ -40,12 +40,12 @@ fn running_as_root() -> bool {
 struct Mosquitto {
     child: Child,
     port: u16,
+    conf_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Mosquitto {
     fn start() -> Mosquitto {
-        let binary = find_program("mosquitto", &["/usr/sbin", "/usr/local/sbin"]);
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let persistence = dir.path().join("persistence");
@@ -61,9 +61,15 @@ impl Mosquitto {
         }
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).unwrap();
+        let child = Self::spawn(&conf_path, port);
+        Mosquitto { child, port, conf_path, _dir: dir }
+    }
+
+    fn spawn(conf_path: &Path, port: u16) -> Child {
+        let binary = find_program("mosquitto", &["/usr/sbin", "/usr/local/sbin"]);
         let mut child = Command::new(&binary)
             .arg("-c")
-            .arg(&conf_path)
+            .arg(conf_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -76,7 +82,16 @@ impl Mosquitto {
             assert!(Instant::now() < deadline, "mosquitto does not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Mosquitto { child, port, _dir: dir }
+        child
+    }
+
+    /// Stops the broker with SIGTERM (it saves its sessions) and starts it
+    /// again on the same port with the same persistence directory.
+    fn restart(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+        self.child = Self::spawn(&self.conf_path, self.port);
     }
 
     fn publish_lines(&self, topic: &str, messages: &[String]) {
@@ -363,4 +378,36 @@ fn mqtt_full_queue_holds_messages_unacknowledged_until_there_is_room() {
     assert_eq!(soil_totals(&server, now_ms()), (300.0, sum));
     let redelivered = metric(&agent, "strata_edge_mqtt_messages_received_total");
     assert!(redelivered >= 300.0 - queued, "received {redelivered} after the restart, {queued} queued before");
+}
+
+/// The broker restarts (sessions saved and restored): the agent reconnects
+/// (counted), resumes its session without subscribing again, and messages
+/// published before and after the restart all arrive.
+#[test]
+fn mqtt_broker_restart_resumes_the_session() {
+    let mut broker = Mosquitto::start();
+    let server_dir = tempfile::tempdir().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(server_dir.path(), free_port());
+    let config = write_config(agent_dir.path(), broker.port);
+    let agent = start_agent(agent_dir.path(), &server.base, &config, &[]);
+    let base_ms = now_ms() - 60_000;
+    let mut sum = publish_soil(&broker, 0, 50, base_ms);
+    wait_queued(&agent, 50.0);
+
+    broker.restart();
+    wait_until("the agent to reconnect", Duration::from_secs(30), || {
+        metric(&agent, "strata_edge_mqtt_reconnects_total") >= 1.0
+            && metric(&agent, "strata_edge_mqtt_connected") == 1.0
+    });
+    assert!(metric(&agent, "strata_edge_mqtt_connection_errors_total") >= 1.0);
+    // The broker restored the session, subscriptions included: not subscribed again.
+    assert!(agent.log().contains("session_present=true"), "{}", agent.log());
+    sum += publish_soil(&broker, 50, 50, base_ms);
+    wait_queued(&agent, 100.0);
+    wait_drained(&agent);
+    assert_eq!(soil_totals(&server, now_ms()), (100.0, sum));
+    let status: serde_json::Value = serde_json::from_str(&get(&agent.base, "/status").unwrap().2).unwrap();
+    assert!(status["mqtt"]["reconnects"].as_u64().unwrap() >= 1, "{status}");
+    assert!(status["mqtt"]["last_error"].is_string(), "{status}");
 }
