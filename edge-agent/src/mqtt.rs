@@ -657,7 +657,9 @@ async fn queue_and_ack(agent: &Agent, client: &AsyncClient, mut items: Vec<Item>
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "mqtt: queue append failed; messages held unacknowledged");
+                if let Some(suppressed) = refused.allow() {
+                    tracing::error!(error = %e, suppressed, "mqtt: queue append failed; messages held unacknowledged, retrying");
+                }
                 agent.metrics.set_error(format!("queue: {e}"));
             }
         }
