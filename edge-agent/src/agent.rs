@@ -69,9 +69,15 @@ impl Agent {
 
     /// Counters and queue gauges (blocking: takes the queue lock).
     pub fn status(&self) -> Status {
-        let stats = self.queue.lock().expect("queue lock is never poisoned").stats();
+        let fwd = &self.config.forward;
+        let (stats, lanes) = {
+            let queue = self.queue.lock().expect("queue lock is never poisoned");
+            let live_start = queue.live_start(crate::forward::live_cutoff(fwd.live_window));
+            (queue.stats(), queue.lanes(live_start))
+        };
         let now = strata_schemas::time::now_millis();
         let mut status = self.metrics.status(&self.config.agent_id, stats, self.config.queue.max_bytes, now);
+        status.lanes = self.metrics.lanes(lanes, fwd.live_window, fwd.backlog_rate, now);
         let mqtt = &self.config.mqtt;
         if let Some(host) = &mqtt.host {
             let client_id = mqtt.client_id_or(&self.config.agent_id).to_owned();

@@ -23,6 +23,8 @@
 //! request_timeout = "10s"
 //! connect_timeout = "2s"
 //! primary_retry = "30s"             # after a failover, try the first endpoint again this often
+//! live_window = "30s"               # batches queued this recently are the live lane (sent first)
+//! backlog_rate = 0                  # backlog batches per second (0: unlimited, still behind live)
 //!
 //! [mqtt]                            # MQTT intake; off unless host is set
 //! host = "127.0.0.1"
@@ -122,6 +124,15 @@ pub struct ForwardConfig {
     /// After moving off the first endpoint, how long until it is tried again.
     #[serde(with = "humantime_serde")]
     pub primary_retry: Duration,
+    /// Batches queued within this long before now are the live lane: the
+    /// forwarder sends the oldest unacknowledged live batch first, always
+    /// ahead of older (backlog) batches. `0s`: no live lane (oldest first).
+    #[serde(with = "humantime_serde")]
+    pub live_window: Duration,
+    /// Most backlog batches (queued before the live window) sent per second
+    /// (0: unlimited). Backlog batches go when the live lane is empty, or
+    /// one between two live batches.
+    pub backlog_rate: u32,
 }
 
 impl Default for ForwardConfig {
@@ -134,6 +145,8 @@ impl Default for ForwardConfig {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             primary_retry: Duration::from_secs(30),
+            live_window: Duration::from_secs(30),
+            backlog_rate: 0,
         }
     }
 }

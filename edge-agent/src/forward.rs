@@ -1,15 +1,33 @@
-//! The forwarder: sends the queue, oldest batch first, to the configured
-//! Strata servers, and moves the durable cursor only on an acknowledgement.
+//! The forwarder: sends the queue to the configured Strata servers in two
+//! lanes, live first, and acknowledges a batch durably only on an answer.
+//!
+//! **Lanes (live first after an outage).** A batch queued within
+//! `forward.live_window` (default 30 s) of now is *live*; older ones are the
+//! *backlog*. The age is the batch's enqueue time, so the split needs no
+//! state: after a restart or when the uplink returns, whatever was queued in
+//! the last window is live. The forwarder always sends the oldest
+//! unacknowledged live batch next (live data arrives in order); a backlog
+//! batch (oldest first) goes only when its turn under `forward.backlog_rate`
+//! (batches per second, 0 = unlimited) has come, and either the live lane is
+//! empty or the previous send was a live batch (never two backlog batches in
+//! a row while live data waits, so a busy live lane cannot starve the
+//! backlog). A live batch that ages past the window without being sent joins
+//! the backlog. Batches are therefore acknowledged out of order; the queue
+//! keeps the contiguous acknowledged prefix plus the acknowledged ranges
+//! above it in its cursor file (`queue/FORMAT.md`).
 //!
 //! ```text
 //! loop:
-//!   batch = queue.next_unacked(next)       (none: wait for an append, or 1 s)
+//!   live    = queue.next_unacked_below(max(live_start, live_next), ∞)
+//!   backlog = queue.next_unacked_below(backlog_next, live_start)   if its turn has come
+//!   batch   = live, unless a backlog batch may go (live empty, or the last send was live)
+//!             (none: wait for an append, the backlog's next turn, or 1 s)
 //!   POST <endpoint>/api/v2/write?precision=ns   gzip body
 //!        Authorization: Token <forward.token>   X-Strata-Agent-Id   X-Strata-Agent-Seq
-//!   2xx                 → ack(seq)             (cursor fsynced: never sent again after a restart);
+//!   2xx                 → ack_one(seq)         (cursor fsynced: never sent again after a restart);
 //!                         the ack is stored while the next batch is sent, and
-//!                         ack(seq + 1) starts only once ack(seq) is stored
-//!   400 / 413 / 422     → ack(seq), counted in strata_edge_server_rejected_batches_total, logged
+//!                         the next ack starts only once this one is stored
+//!   400 / 413 / 422     → ack_one(seq), counted in strata_edge_server_rejected_batches_total, logged
 //!   anything else       → counted, next endpoint; after a whole round of failures,
 //!                         wait backoff_initial · 2^k (≤ backoff_max), jittered to 50–100 %
 //! ```
@@ -115,6 +133,76 @@ fn gzip(payload: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
+/// The lane a batch was sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Queued within `forward.live_window`.
+    Live,
+    /// Older.
+    Backlog,
+}
+
+/// Where each lane looks for its next batch (0: from the first
+/// unacknowledged one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Next {
+    /// The live lane's next sequence number.
+    pub live: u64,
+    /// The backlog lane's next sequence number.
+    pub backlog: u64,
+    /// The batch whose acknowledgement is being stored (0: none): neither
+    /// lane picks it again.
+    pub storing: u64,
+}
+
+/// What the forwarder sends next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selected {
+    /// This batch, in this lane.
+    Batch(Batch, Lane),
+    /// Nothing now: only backlog batches wait, before their turn.
+    BacklogWaits,
+    /// Nothing to send.
+    Nothing,
+}
+
+/// The enqueue time from which a batch is live (ms since the epoch).
+pub fn live_cutoff(window: Duration) -> i64 {
+    strata_schemas::time::now_millis().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Picks the next batch (see the module doc): the oldest unacknowledged live
+/// batch, unless the backlog's turn has come (`backlog_due`) and the live
+/// lane is empty or the previous send (`last`) was live.
+pub fn select(
+    queue: &crate::queue::Queue,
+    next: Next,
+    cutoff_ms: i64,
+    backlog_due: bool,
+    last: Lane,
+) -> crate::Result<Selected> {
+    let live_start = queue.live_start(cutoff_ms);
+    let find = |from: u64, below: u64| match queue.next_unacked_below(from, below)? {
+        Some(b) if b.seq == next.storing => queue.next_unacked_below(b.seq + 1, below),
+        other => Ok(other),
+    };
+    let backlog = |_: &crate::queue::Queue| find(next.backlog, live_start);
+    let live = find(next.live.max(live_start), u64::MAX)?;
+    if backlog_due
+        && (live.is_none() || last == Lane::Live)
+        && let Some(b) = backlog(queue)?
+    {
+        return Ok(Selected::Batch(b, Lane::Backlog));
+    }
+    if let Some(b) = live {
+        return Ok(Selected::Batch(b, Lane::Live));
+    }
+    if backlog_due {
+        return Ok(Selected::Nothing);
+    }
+    Ok(if backlog(queue)?.is_some() { Selected::BacklogWaits } else { Selected::Nothing })
+}
+
 /// Runs the forwarder until the task is dropped.
 pub async fn run(agent: Arc<Agent>) {
     let cfg = agent.config.forward.clone();
@@ -135,10 +223,15 @@ pub async fn run(agent: Arc<Agent>) {
     let mut failures = 0u32;
     // When the forwarder last moved off the first endpoint.
     let mut left_primary: Option<tokio::time::Instant> = None;
-    // The next batch to send (0: the first unacknowledged one).
-    let mut next = 0u64;
+    // The next batch of each lane to consider (0: the first unacknowledged
+    // one); they skip the batch whose acknowledgement is still being stored.
+    let mut next = Next::default();
     // The cursor write of the last acknowledged batch, still running.
     let mut pending: Option<tokio::task::JoinHandle<crate::Result<()>>> = None;
+    // When the backlog may send its next batch (backlog_rate).
+    let mut backlog_turn = tokio::time::Instant::now();
+    let backlog_interval = (cfg.backlog_rate > 0).then(|| Duration::from_secs(1) / cfg.backlog_rate);
+    let mut last_lane = Lane::Backlog;
     loop {
         if endpoint != 0 && left_primary.is_some_and(|t| t.elapsed() >= cfg.primary_retry) {
             tracing::info!(endpoint = %cfg.endpoints[0], "trying the first endpoint again");
@@ -146,19 +239,33 @@ pub async fn run(agent: Arc<Agent>) {
             left_primary = None;
             *m.current_endpoint.lock().expect("metrics lock is never poisoned") = cfg.endpoints[0].clone();
         }
+        let backlog_due = tokio::time::Instant::now() >= backlog_turn;
         let read = {
             let agent = Arc::clone(&agent);
+            let cutoff = live_cutoff(cfg.live_window);
             tokio::task::spawn_blocking(move || {
-                agent.queue.lock().expect("queue lock is never poisoned").next_unacked(next)
+                let queue = agent.queue.lock().expect("queue lock is never poisoned");
+                select(&queue, next, cutoff, backlog_due, last_lane)
             })
             .await
         };
-        let batch: Batch = match read {
-            Ok(Ok(Some(b))) => b,
-            Ok(Ok(None)) => {
+        let (batch, lane): (Batch, Lane) = match read {
+            Ok(Ok(Selected::Batch(b, lane))) => (b, lane),
+            Ok(Ok(Selected::BacklogWaits)) => {
+                // Only backlog batches wait, and it is not their turn yet.
+                let _ = tokio::time::timeout_at(backlog_turn, agent.wake.notified()).await;
+                continue;
+            }
+            Ok(Ok(Selected::Nothing)) => {
                 if !finish_ack(&agent, pending.take()).await {
-                    next = 0;
+                    next = Next::default();
                     tokio::time::sleep(cfg.backoff_max).await;
+                    continue;
+                }
+                if next != Next::default() {
+                    // Look once more from the start (the acknowledgement is
+                    // stored now; a clock step may have moved the lanes).
+                    next = Next::default();
                     continue;
                 }
                 let _ = tokio::time::timeout(Duration::from_secs(1), agent.wake.notified()).await;
@@ -176,6 +283,12 @@ pub async fn run(agent: Arc<Agent>) {
                 continue;
             }
         };
+        if lane == Lane::Backlog
+            && let Some(interval) = backlog_interval
+        {
+            backlog_turn = tokio::time::Instant::now() + interval;
+        }
+        last_lane = lane;
         let base = cfg.endpoints[endpoint].trim_end_matches('/');
         let mut req = client
             .post(format!("{base}/api/v2/write?precision=ns"))
@@ -205,19 +318,27 @@ pub async fn run(agent: Arc<Agent>) {
                     Metrics::add(&m.sent_batches, 1);
                     Metrics::add(&m.sent_samples, crate::intake::count_samples(&batch.payload));
                 }
+                match lane {
+                    Lane::Live => Metrics::add(&m.sent_live_batches, 1),
+                    Lane::Backlog => m.backlog_sent(std::time::Instant::now()),
+                }
                 failures = 0;
                 // Cursor writes stay in order: the previous one first.
                 if !finish_ack(&agent, pending.take()).await {
-                    next = 0;
+                    next = Next::default();
                     tokio::time::sleep(cfg.backoff_max).await;
                     continue;
                 }
                 let seq = batch.seq;
                 let writer = Arc::clone(&agent);
                 pending = Some(tokio::task::spawn_blocking(move || {
-                    writer.queue.lock().expect("queue lock is never poisoned").ack(seq)
+                    writer.queue.lock().expect("queue lock is never poisoned").ack_one(seq)
                 }));
-                next = seq + 1;
+                match lane {
+                    Lane::Live => next.live = seq + 1,
+                    Lane::Backlog => next.backlog = seq + 1,
+                }
+                next.storing = seq;
             }
             Outcome::Retry(why) => {
                 Metrics::add(&m.send_errors, 1);
@@ -251,6 +372,69 @@ mod tests {
         for s in [401, 403, 404, 429, 500, 503, 507] {
             assert!(matches!(classify(s, ""), Outcome::Retry(_)), "{s}");
         }
+    }
+
+    fn seq(s: crate::Result<Selected>) -> (u64, Lane) {
+        match s.unwrap() {
+            Selected::Batch(b, lane) => (b.seq, lane),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Backlog 1..=4 (old), live 5..=7: live goes first in order, one
+    /// backlog batch between live ones when its turn has come, the backlog
+    /// oldest first; a batch whose ack is being stored is not picked again.
+    #[test]
+    fn live_first_then_backlog_between_live_sends() {
+        use crate::queue::{FsyncPolicy, Queue, QueueConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig { fsync: FsyncPolicy::Never, ..QueueConfig::default() };
+        let (mut q, _) = Queue::open(dir.path(), config).unwrap();
+        let (old, now) = (1_000, 100_000);
+        for i in 0..4 {
+            q.append(b"old v=1 1\n", old + i).unwrap();
+        }
+        for i in 0..3 {
+            q.append(b"new v=1 1\n", now + i).unwrap();
+        }
+        let cutoff = now - 30_000;
+        assert_eq!(q.live_start(cutoff), 5);
+        let mut next = Next::default();
+        // Not the backlog's turn: live, in order.
+        assert_eq!(seq(select(&q, next, cutoff, false, Lane::Backlog)), (5, Lane::Live));
+        next.live = 6;
+        next.storing = 5;
+        // The backlog's turn, but the last send was backlog: live still first.
+        assert_eq!(seq(select(&q, next, cutoff, true, Lane::Backlog)), (6, Lane::Live));
+        // After a live send the backlog gets one batch, oldest first.
+        assert_eq!(seq(select(&q, next, cutoff, true, Lane::Live)), (1, Lane::Backlog));
+        q.ack_one(5).unwrap();
+        q.ack_one(1).unwrap();
+        next.backlog = 2;
+        next.storing = 1;
+        assert_eq!(seq(select(&q, next, cutoff, true, Lane::Backlog)), (6, Lane::Live));
+        for s in [6, 7] {
+            q.ack_one(s).unwrap();
+        }
+        next.live = 8;
+        // Live lane empty: the backlog waits for its turn, then goes.
+        assert_eq!(select(&q, next, cutoff, false, Lane::Live).unwrap(), Selected::BacklogWaits);
+        assert_eq!(seq(select(&q, next, cutoff, true, Lane::Live)), (2, Lane::Backlog));
+        // The batch being stored is skipped, whichever lane finds it.
+        assert_eq!(
+            seq(select(&q, Next { storing: 2, ..Next::default() }, cutoff, true, Lane::Live)),
+            (3, Lane::Backlog)
+        );
+        for s in [2, 3, 4] {
+            q.ack_one(s).unwrap();
+        }
+        assert_eq!(select(&q, Next::default(), cutoff, true, Lane::Live).unwrap(), Selected::Nothing);
+        assert_eq!(select(&q, Next::default(), cutoff, false, Lane::Live).unwrap(), Selected::Nothing);
+        assert_eq!(q.stats().acked_seq, 7);
+        // No live window (cutoff in the future): everything is backlog, oldest first.
+        q.append(b"x v=1 1\n", now).unwrap();
+        assert_eq!(q.live_start(i64::MAX), 9);
+        assert_eq!(seq(select(&q, Next::default(), i64::MAX, true, Lane::Live)), (8, Lane::Backlog));
     }
 
     #[test]

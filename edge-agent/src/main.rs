@@ -80,6 +80,15 @@ struct Args {
     /// [forward.primary_retry; default 30s].
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
     primary_retry: Option<Duration>,
+    /// Live first: batches queued within this window before now are the live lane, sent ahead of
+    /// the older backlog, oldest live batch first; 0s = no live lane [forward.live_window; default 30s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    live_window: Option<Duration>,
+    /// Most backlog batches (queued before the live window) sent per second, 0 = unlimited; the
+    /// backlog goes when the live lane is empty, or one batch between two live ones
+    /// [forward.backlog_rate; default 0].
+    #[arg(long)]
+    backlog_rate: Option<u32>,
     /// MQTT broker host; turns the MQTT intake on (plain TCP, no TLS) [mqtt.host; default none].
     #[arg(long)]
     mqtt_host: Option<String>,
@@ -138,6 +147,8 @@ impl Args {
         set!(self.request_timeout => c.forward.request_timeout);
         set!(self.connect_timeout => c.forward.connect_timeout);
         set!(self.primary_retry => c.forward.primary_retry);
+        set!(self.live_window => c.forward.live_window);
+        set!(self.backlog_rate => c.forward.backlog_rate);
         if self.mqtt_host.is_some() {
             c.mqtt.host = self.mqtt_host;
         }

@@ -1,9 +1,11 @@
 //! Counters of the agent, rendered as Prometheus text (`/metrics`) and
 //! JSON (`/status`).
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -33,8 +35,40 @@ pub struct Metrics {
     pub last_error: Mutex<Option<String>>,
     /// The endpoint the forwarder sends to.
     pub current_endpoint: Mutex<String>,
+    /// Batches sent in the live lane and acknowledged (2xx or refused for good).
+    pub sent_live_batches: AtomicU64,
+    /// Batches sent in the backlog lane and acknowledged (2xx or refused for good).
+    pub sent_backlog_batches: AtomicU64,
+    /// When the backlog batches of the last [`DRAIN_WINDOW`] were acknowledged.
+    backlog_sends: Mutex<VecDeque<Instant>>,
     /// The MQTT intake's counters.
     pub mqtt: crate::mqtt::MqttMetrics,
+}
+
+/// The window over which the backlog drain rate is measured.
+pub const DRAIN_WINDOW: Duration = Duration::from_secs(5);
+
+/// The forwarder's two lanes in `/status` (see `forward.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LanesStatus {
+    /// `forward.live_window`, in seconds.
+    pub live_window_seconds: f64,
+    /// `forward.backlog_rate` (batches per second, 0: unlimited).
+    pub backlog_rate: u32,
+    /// Unacknowledged batches queued within the live window.
+    pub live_batches: u64,
+    /// Unacknowledged batches queued before it.
+    pub backlog_batches: u64,
+    /// Age of the oldest unacknowledged live batch, in seconds (0: none).
+    pub live_oldest_unsent_age_seconds: f64,
+    /// Age of the oldest unacknowledged backlog batch, in seconds (0: none).
+    pub backlog_oldest_unsent_age_seconds: f64,
+    /// See [`Metrics::sent_live_batches`].
+    pub sent_live_batches: u64,
+    /// See [`Metrics::sent_backlog_batches`].
+    pub sent_backlog_batches: u64,
+    /// Backlog batches acknowledged per second over the last 5 s.
+    pub backlog_drain_rate: f64,
 }
 
 /// The JSON of `/status`.
@@ -66,6 +100,8 @@ pub struct Status {
     pub last_error: Option<String>,
     /// See [`Metrics::current_endpoint`].
     pub current_endpoint: String,
+    /// The live and backlog lanes.
+    pub lanes: LanesStatus,
     /// The MQTT intake (absent when `mqtt.host` is not set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::mqtt::MqttStatus>,
@@ -103,7 +139,40 @@ impl Metrics {
             intake_lines_rejected: get(&self.intake_lines_rejected),
             last_error: self.last_error.lock().expect("metrics lock is never poisoned").clone(),
             current_endpoint: self.current_endpoint.lock().expect("metrics lock is never poisoned").clone(),
+            lanes: LanesStatus::default(),
             mqtt: None,
+        }
+    }
+
+    /// Counts a backlog batch acknowledged at `now`.
+    pub fn backlog_sent(&self, now: Instant) {
+        Self::add(&self.sent_backlog_batches, 1);
+        let mut sends = self.backlog_sends.lock().expect("metrics lock is never poisoned");
+        sends.push_back(now);
+        while sends.front().is_some_and(|&t| now.duration_since(t) > DRAIN_WINDOW) {
+            sends.pop_front();
+        }
+    }
+
+    /// The lanes' part of `/status`: counters, and the queue's lane gauges
+    /// at `now_ms`.
+    pub fn lanes(&self, q: crate::queue::LaneStats, window: Duration, rate: u32, now_ms: i64) -> LanesStatus {
+        let age = |t: Option<i64>| t.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
+        let now = Instant::now();
+        let recent = {
+            let sends = self.backlog_sends.lock().expect("metrics lock is never poisoned");
+            sends.iter().filter(|&&t| now.duration_since(t) <= DRAIN_WINDOW).count()
+        };
+        LanesStatus {
+            live_window_seconds: window.as_secs_f64(),
+            backlog_rate: rate,
+            live_batches: q.live_batches,
+            backlog_batches: q.backlog_batches,
+            live_oldest_unsent_age_seconds: age(q.live_oldest_ms),
+            backlog_oldest_unsent_age_seconds: age(q.backlog_oldest_ms),
+            sent_live_batches: get(&self.sent_live_batches),
+            sent_backlog_batches: get(&self.sent_backlog_batches),
+            backlog_drain_rate: recent as f64 / DRAIN_WINDOW.as_secs_f64(),
         }
     }
 }
@@ -160,6 +229,49 @@ impl Status {
             self.sent_samples as f64,
         );
         metric("strata_edge_send_errors_total", "counter", "Failed sends, retried.", self.send_errors as f64);
+        let l = &self.lanes;
+        metric(
+            "strata_edge_live_batches",
+            "gauge",
+            "Unacknowledged batches queued within forward.live_window (the live lane, sent first).",
+            l.live_batches as f64,
+        );
+        metric(
+            "strata_edge_backlog_batches",
+            "gauge",
+            "Unacknowledged batches queued before forward.live_window (the backlog lane).",
+            l.backlog_batches as f64,
+        );
+        metric(
+            "strata_edge_live_oldest_unsent_age_seconds",
+            "gauge",
+            "Age of the oldest unacknowledged live batch (0: none).",
+            l.live_oldest_unsent_age_seconds,
+        );
+        metric(
+            "strata_edge_backlog_oldest_unsent_age_seconds",
+            "gauge",
+            "Age of the oldest unacknowledged backlog batch (0: none).",
+            l.backlog_oldest_unsent_age_seconds,
+        );
+        metric(
+            "strata_edge_sent_live_batches_total",
+            "counter",
+            "Batches acknowledged that were sent in the live lane.",
+            l.sent_live_batches as f64,
+        );
+        metric(
+            "strata_edge_sent_backlog_batches_total",
+            "counter",
+            "Batches acknowledged that were sent in the backlog lane.",
+            l.sent_backlog_batches as f64,
+        );
+        metric(
+            "strata_edge_backlog_drain_rate",
+            "gauge",
+            "Backlog batches acknowledged per second over the last 5 s.",
+            l.backlog_drain_rate,
+        );
         metric(
             "strata_edge_server_rejected_batches_total",
             "counter",

@@ -28,7 +28,7 @@ mod format;
 #[cfg(test)]
 mod tests;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use format::{FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, RecordError, SEGMENT_HEADER_LEN};
+use format::{CursorError, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, RecordError, SEGMENT_HEADER_LEN};
 
 /// When appended frames are fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -141,14 +141,31 @@ pub struct QueueStats {
     pub disk_bytes: u64,
     /// Enqueue time of the oldest unacknowledged batch.
     pub oldest_unacked_ms: Option<i64>,
-    /// The acknowledged position.
+    /// The acknowledged position: every batch up to it is acknowledged
+    /// (batches above it may be too, see `acked_above`).
     pub acked_seq: u64,
+    /// Batches above `acked_seq` acknowledged out of order (sent by the
+    /// live lane ahead of older ones).
+    pub acked_above: u64,
     /// The sequence number the next append gets.
     pub next_seq: u64,
     /// Batches deleted unsent by [`OverflowPolicy::DropOldest`] since open.
     pub dropped_batches: u64,
     /// Segments deleted unsent by [`OverflowPolicy::DropOldest`] since open.
     pub dropped_segments: u64,
+}
+
+/// The two lanes of the forwarder (see `forward.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LaneStats {
+    /// Unacknowledged batches queued before the live window.
+    pub backlog_batches: u64,
+    /// Unacknowledged batches queued within the live window.
+    pub live_batches: u64,
+    /// Enqueue time of the oldest unacknowledged backlog batch.
+    pub backlog_oldest_ms: Option<i64>,
+    /// Enqueue time of the oldest unacknowledged live batch.
+    pub live_oldest_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +206,8 @@ pub struct Queue {
     /// Append handle of the last segment, if it is still being written.
     active: Option<File>,
     acked: u64,
+    /// Batches above `acked` acknowledged out of order (persisted with it).
+    above: AckedRanges,
     next_seq: u64,
     disk_bytes: u64,
     /// Frame bytes of the batches after `acked`.
@@ -241,7 +260,8 @@ impl Queue {
         let open_err = |source| Error::OpenQueue { path: dir.to_owned(), source };
         fs::create_dir_all(dir).map_err(open_err)?;
         let _ = fs::remove_file(dir.join(CURSOR_TMP));
-        let acked = read_cursor(&dir.join(CURSOR_FILE))?;
+        let (acked, ranges) = read_cursor(&dir.join(CURSOR_FILE))?;
+        let above = AckedRanges::from_ranges(&ranges);
         let mut names = Vec::new();
         for entry in fs::read_dir(dir).map_err(open_err)? {
             let entry = entry.map_err(open_err)?;
@@ -288,7 +308,8 @@ impl Queue {
             segments,
             active: None,
             acked,
-            next_seq: last_on_disk.max(acked) + 1,
+            next_seq: last_on_disk.max(acked).max(above.max().unwrap_or(0)) + 1,
+            above,
             disk_bytes: 0,
             unacked_bytes: 0,
             dirty: false,
@@ -313,7 +334,8 @@ impl Queue {
         }
         report.deleted_segments = queue.delete_acked_segments(DeleteMode::Opening)?;
         queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
-        queue.unacked_bytes = queue.bytes_between(acked, queue.next_seq - 1);
+        queue.unacked_bytes = queue.bytes_between(acked, queue.next_seq - 1)
+            - ranges.iter().map(|&(f, l)| queue.bytes_between(f - 1, l)).sum::<u64>();
         if let Some(last) = queue.segments.back()
             && last.bytes < queue.config.segment_bytes
         {
@@ -456,11 +478,18 @@ impl Queue {
         if self.segments.len() == 1 {
             self.active = None;
         }
-        let unacked = oldest.frames.iter().filter(|f| f.seq > self.acked).count() as u64;
+        let unacked: Vec<u64> =
+            oldest.frames.iter().map(|f| f.seq).filter(|&s| s > self.acked && !self.above.contains(s)).collect();
+        let unacked_bytes: u64 = unacked.iter().filter_map(|&s| self.frame(s)).map(|(_, f)| f.size()).sum();
         let last = oldest.last_seq().unwrap_or(self.acked).max(self.acked);
         let path = oldest.path.clone();
         let first = oldest.first_seq;
-        self.store_cursor(last)?;
+        let mut above = self.above.clone();
+        above.remove_up_to(last);
+        let acked = above.absorb(last);
+        self.store_cursor(acked, above)?;
+        self.unacked_bytes -= unacked_bytes;
+        let unacked = unacked.len() as u64;
         let oldest = self.segments.pop_front().expect("checked above");
         self.disk_bytes -= oldest.bytes;
         fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
@@ -483,7 +512,7 @@ impl Queue {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        self.read(self.acked + 1)
+        self.next_unacked(0)
     }
 
     /// The first unacknowledged batch numbered `seq` or later (the
@@ -493,7 +522,63 @@ impl Queue {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        self.read(seq.max(self.acked + 1))
+        self.next_unacked_below(seq, u64::MAX)
+    }
+
+    /// The first unacknowledged batch numbered from `from` up to (not
+    /// including) `below`, skipping batches acknowledged out of order.
+    /// Poisoned: [`Error::Poisoned`].
+    pub fn next_unacked_below(&self, from: u64, below: u64) -> Result<Option<Batch>> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        match self.first_unacked_seq(from) {
+            Some(seq) if seq < below => self.read(seq),
+            _ => Ok(None),
+        }
+    }
+
+    /// The first unacknowledged sequence number at or after `from` that is on disk.
+    fn first_unacked_seq(&self, from: u64) -> Option<u64> {
+        let seq = self.above.skip(from.max(self.acked + 1));
+        (seq < self.next_seq).then_some(seq)
+    }
+
+    /// The first sequence number of the live lane: the oldest batch queued at
+    /// or after `cutoff_ms`, found by binary search on the enqueue times
+    /// (they grow with the sequence numbers unless the clock stepped back;
+    /// then the boundary is approximate, and both lanes are still sent).
+    /// `next_seq` when no batch is that young.
+    pub fn live_start(&self, cutoff_ms: i64) -> u64 {
+        let i = self.segments.partition_point(|s| s.frames.first().is_some_and(|f| f.enqueued_ms < cutoff_ms));
+        // The boundary is in segment i - 1 (or at the start of segment i).
+        if let Some(s) = i.checked_sub(1).and_then(|j| self.segments.get(j)) {
+            let k = s.frames.partition_point(|f| f.enqueued_ms < cutoff_ms);
+            if let Some(f) = s.frames.get(k) {
+                return f.seq;
+            }
+        }
+        self.segments.iter().skip(i).find_map(|s| s.frames.first().map(|f| f.seq)).unwrap_or(self.next_seq)
+    }
+
+    /// Depth and oldest enqueue time of the backlog lane (unacknowledged
+    /// batches before `live_start`) and the live lane (from it on).
+    pub fn lanes(&self, live_start: u64) -> LaneStats {
+        let count = |from: u64, to: u64| {
+            // Unacknowledged batches in from..to.
+            let from = from.max(self.acked + 1);
+            if from >= to { 0 } else { to - from - self.above.count_in(from, to) }
+        };
+        let oldest = |from: u64, to: u64| {
+            self.first_unacked_seq(from).filter(|&s| s < to).and_then(|s| self.frame(s)).map(|(_, f)| f.enqueued_ms)
+        };
+        let live_start = live_start.min(self.next_seq);
+        LaneStats {
+            backlog_batches: count(0, live_start),
+            live_batches: count(live_start, self.next_seq),
+            backlog_oldest_ms: oldest(0, live_start),
+            live_oldest_ms: oldest(live_start, self.next_seq),
+        }
     }
 
     /// The batch with sequence number `seq`, if it is still on disk.
@@ -526,18 +611,48 @@ impl Queue {
         if seq <= self.acked {
             return Ok(());
         }
-        self.store_cursor(seq)?;
+        let mut above = self.above.clone();
+        let newly = (self.acked + 1..=seq).filter(|s| !above.contains(*s)).collect::<Vec<_>>();
+        above.remove_up_to(seq);
+        let acked = above.absorb(seq);
+        self.store_cursor(acked, above)?;
+        for s in newly {
+            self.unacked_bytes -= self.frame(s).map_or(0, |(_, f)| f.size());
+        }
         self.delete_acked_segments(DeleteMode::KeepActive)?;
         Ok(())
     }
 
-    fn store_cursor(&mut self, acked: u64) -> Result<()> {
+    /// Acknowledges exactly batch `seq`, in any order: persists the cursor
+    /// (the contiguous acknowledged prefix and the acknowledged ranges above
+    /// it) atomically, then deletes the segments wholly behind the prefix.
+    /// A batch acknowledged before, or never appended, changes nothing.
+    pub fn ack_one(&mut self, seq: u64) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if seq <= self.acked || seq >= self.next_seq || self.above.contains(seq) {
+            return Ok(());
+        }
+        let mut above = self.above.clone();
+        above.insert(seq);
+        let acked = above.absorb(self.acked);
+        self.store_cursor(acked, above)?;
+        self.unacked_bytes -= self.frame(seq).map_or(0, |(_, f)| f.size());
+        self.delete_acked_segments(DeleteMode::KeepActive)?;
+        Ok(())
+    }
+
+    /// Replaces the cursor file with (`acked`, `above`), then takes them as
+    /// the state. A failure poisons the queue (the state is unchanged).
+    fn store_cursor(&mut self, acked: u64, above: AckedRanges) -> Result<()> {
         let tmp = self.dir.join(CURSOR_TMP);
         let path = self.dir.join(CURSOR_FILE);
         let sync = self.config.fsync == FsyncPolicy::EveryBatch;
+        let bytes = format::encode_cursor(acked, &above.ranges());
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
-            f.write_all(&format::encode_cursor(acked))?;
+            f.write_all(&bytes)?;
             if sync {
                 f.sync_all()?;
             }
@@ -551,8 +666,8 @@ impl Queue {
             self.poisoned = true;
             return Err(e);
         }
-        self.unacked_bytes -= self.bytes_between(self.acked, acked);
         self.acked = acked;
+        self.above = above;
         Ok(())
     }
 
@@ -606,11 +721,12 @@ impl Queue {
     /// Current counters and gauges (constant time).
     pub fn stats(&self) -> QueueStats {
         QueueStats {
-            unacked_batches: self.next_seq - 1 - self.acked,
+            unacked_batches: self.next_seq - 1 - self.acked - self.above.count_in(0, u64::MAX),
             unacked_bytes: self.unacked_bytes,
             disk_bytes: self.disk_bytes,
             oldest_unacked_ms: self.frame(self.acked + 1).map(|(_, f)| f.enqueued_ms),
             acked_seq: self.acked,
+            acked_above: self.above.count_in(0, u64::MAX),
             next_seq: self.next_seq,
             dropped_batches: self.dropped_batches,
             dropped_segments: self.dropped_segments,
@@ -623,20 +739,122 @@ impl Queue {
     }
 }
 
-fn read_cursor(path: &Path) -> Result<u64> {
+fn read_cursor(path: &Path) -> Result<(u64, Vec<(u64, u64)>)> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
         Err(source) => return Err(Error::Read { path: path.to_owned(), source }),
     };
-    let Ok(record) = <[u8; format::CURSOR_LEN]>::try_from(bytes.as_slice()) else {
-        return Err(Error::Corrupted {
-            path: path.to_owned(),
-            position: 0,
-            detail: format!("cursor file has {} bytes, expected {}", bytes.len(), format::CURSOR_LEN),
-        });
-    };
-    format::decode_cursor(&record).map_err(|e| record_error(path, 0, e))
+    format::decode_cursor(&bytes).map_err(|e| match e {
+        CursorError::Record(e) => record_error(path, 0, e),
+        CursorError::Layout(detail) => Error::Corrupted { path: path.to_owned(), position: 0, detail },
+    })
+}
+
+/// Batches acknowledged above the contiguous prefix: inclusive ranges
+/// `first → last`, disjoint and not adjacent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AckedRanges {
+    ranges: BTreeMap<u64, u64>,
+    /// Batches in the ranges.
+    count: u64,
+}
+
+impl AckedRanges {
+    fn from_ranges(ranges: &[(u64, u64)]) -> Self {
+        let mut out = AckedRanges::default();
+        for &(f, l) in ranges {
+            out.ranges.insert(f, l);
+            out.count += l - f + 1;
+        }
+        out
+    }
+
+    fn ranges(&self) -> Vec<(u64, u64)> {
+        self.ranges.iter().map(|(&f, &l)| (f, l)).collect()
+    }
+
+    fn max(&self) -> Option<u64> {
+        self.ranges.last_key_value().map(|(_, &l)| l)
+    }
+
+    /// The range holding `seq`, if any.
+    fn containing(&self, seq: u64) -> Option<(u64, u64)> {
+        self.ranges.range(..=seq).next_back().map(|(&f, &l)| (f, l)).filter(|&(_, l)| l >= seq)
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        self.containing(seq).is_some()
+    }
+
+    /// The first sequence number at or after `seq` not in a range.
+    fn skip(&self, seq: u64) -> u64 {
+        self.containing(seq).map_or(seq, |(_, l)| l + 1)
+    }
+
+    fn insert(&mut self, seq: u64) {
+        if self.contains(seq) {
+            return;
+        }
+        let (mut first, mut last) = (seq, seq);
+        if let Some((f, _)) = seq.checked_sub(1).and_then(|p| self.containing(p)) {
+            self.ranges.remove(&f);
+            first = f;
+        }
+        if let Some(l) = self.ranges.remove(&(seq + 1)) {
+            last = l;
+        }
+        self.ranges.insert(first, last);
+        self.count += 1;
+    }
+
+    /// Forgets every batch up to `seq`.
+    fn remove_up_to(&mut self, seq: u64) {
+        while let Some((&f, &l)) = self.ranges.first_key_value() {
+            if f > seq {
+                break;
+            }
+            self.ranges.remove(&f);
+            if l > seq {
+                self.ranges.insert(seq + 1, l);
+                self.count -= seq + 1 - f;
+                break;
+            }
+            self.count -= l - f + 1;
+        }
+    }
+
+    /// With every batch up to `acked` acknowledged: moves the range that
+    /// continues it into the prefix; returns the new prefix.
+    fn absorb(&mut self, acked: u64) -> u64 {
+        self.remove_up_to(acked);
+        match self.ranges.remove(&(acked + 1)) {
+            Some(l) => {
+                self.count -= l - acked;
+                l
+            }
+            None => acked,
+        }
+    }
+
+    /// Batches in the ranges within `from..to`.
+    fn count_in(&self, from: u64, to: u64) -> u64 {
+        if from == 0 && to == u64::MAX {
+            return self.count;
+        }
+        if from >= to {
+            return 0;
+        }
+        let mut n = 0;
+        let start = self.containing(from).map_or(from, |(f, _)| f);
+        for (&f, &l) in self.ranges.range(start..to) {
+            let (a, b) = (f.max(from), l.min(to.saturating_sub(1)));
+            if a <= b {
+                n += b - a + 1;
+            }
+        }
+        n
+    }
 }
 
 /// Reads a segment's frames. A torn tail of the last segment is cut off

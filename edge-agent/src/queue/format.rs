@@ -6,7 +6,9 @@
 //! header   = "STEDGSEG" version:u16 reserved:u16 first_seq:u64 crc32(previous 20 bytes):u32      24 bytes
 //! frame    = len:u32 seq:u64 enqueued_ms:i64 payload_crc:u32 header_crc:u32 payload[len]     28 + len bytes
 //!            header_crc = crc32 of the 24 bytes before it; payload_crc = crc32(payload)
-//! cursor   = "STEDGCUR" version:u16 reserved:u16 acked_seq:u64 crc32(previous 20 bytes):u32      24 bytes
+//! cursor v1 = "STEDGCUR" 1:u16 reserved:u16 acked_seq:u64 crc32(previous 20 bytes):u32          24 bytes (read only)
+//! cursor v2 = "STEDGCUR" 2:u16 reserved:u16 acked_seq:u64 n:u32 (first:u64 last:u64)*n crc32(all before):u32
+//!                                                                                        28 + 16·n bytes
 //! ```
 //!
 //! All integers are little-endian.
@@ -15,14 +17,20 @@
 pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"STEDGSEG";
 /// Magic of the cursor file.
 pub(crate) const CURSOR_MAGIC: &[u8; 8] = b"STEDGCUR";
-/// The format version this build writes and reads.
+/// The version of segment files (their layout is unchanged since version 1).
 pub(crate) const VERSION: u16 = 1;
+/// The version of the cursor file this build writes (it also reads version 1).
+pub(crate) const CURSOR_VERSION: u16 = 2;
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER_LEN: usize = 24;
 /// Bytes of a frame header.
 pub(crate) const FRAME_HEADER_LEN: usize = 28;
-/// Bytes of the cursor file.
-pub(crate) const CURSOR_LEN: usize = 24;
+/// Bytes of a version 1 cursor file.
+pub(crate) const CURSOR_V1_LEN: usize = 24;
+/// Bytes of a version 2 cursor file without ranges.
+pub(crate) const CURSOR_V2_MIN_LEN: usize = 28;
+/// Most ranges a version 2 cursor may declare (more is damage).
+pub(crate) const MAX_CURSOR_RANGES: u32 = 1 << 20;
 /// The largest payload a frame may declare (a larger length is damage).
 pub(crate) const MAX_PAYLOAD_LEN: u32 = 256 << 20;
 
@@ -92,14 +100,89 @@ pub(crate) fn decode_segment_header(b: &[u8; 24]) -> Result<u64, RecordError> {
     decode_record(SEGMENT_MAGIC, b)
 }
 
-/// The cursor file's bytes for acknowledged sequence `acked`.
-pub(crate) fn encode_cursor(acked: u64) -> [u8; 24] {
-    encode_record(CURSOR_MAGIC, acked)
+/// The cursor file (version 2): the contiguous acknowledged prefix
+/// `acked` and the acknowledged ranges above it (inclusive, ascending,
+/// disjoint, not adjacent, all above `acked + 1`).
+pub(crate) fn encode_cursor(acked: u64, ranges: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CURSOR_V2_MIN_LEN + 16 * ranges.len());
+    out.extend_from_slice(CURSOR_MAGIC);
+    out.extend_from_slice(&CURSOR_VERSION.to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&acked.to_le_bytes());
+    let n = u32::try_from(ranges.len()).expect("fewer than 2^32 ranges");
+    out.extend_from_slice(&n.to_le_bytes());
+    for (first, last) in ranges {
+        out.extend_from_slice(&first.to_le_bytes());
+        out.extend_from_slice(&last.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
-/// The acknowledged sequence stored in a cursor file.
-pub(crate) fn decode_cursor(b: &[u8; 24]) -> Result<u64, RecordError> {
-    decode_record(CURSOR_MAGIC, b)
+/// Why a cursor file did not decode.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CursorError {
+    /// A record error (magic, version, checksum).
+    Record(RecordError),
+    /// Wrong size or inconsistent ranges.
+    Layout(String),
+}
+
+/// The contiguous acknowledged prefix and the acknowledged ranges above it,
+/// from a version 1 (no ranges) or version 2 cursor file.
+pub(crate) fn decode_cursor(b: &[u8]) -> Result<(u64, Vec<(u64, u64)>), CursorError> {
+    if b.len() < CURSOR_V1_LEN {
+        return Err(CursorError::Layout(format!(
+            "cursor file has {} bytes, at least {CURSOR_V1_LEN} expected",
+            b.len()
+        )));
+    }
+    if &b[..8] != CURSOR_MAGIC {
+        return Err(CursorError::Record(RecordError::Magic));
+    }
+    match le_u16(b, 8) {
+        1 => {
+            let record = <&[u8; CURSOR_V1_LEN]>::try_from(b).map_err(|_| {
+                CursorError::Layout(format!("version 1 cursor file has {} bytes, expected {CURSOR_V1_LEN}", b.len()))
+            })?;
+            decode_record(CURSOR_MAGIC, record).map(|acked| (acked, Vec::new())).map_err(CursorError::Record)
+        }
+        2 => {
+            if b.len() < CURSOR_V2_MIN_LEN {
+                return Err(CursorError::Layout(format!("version 2 cursor file has {} bytes", b.len())));
+            }
+            let n = le_u32(b, 20);
+            let want = CURSOR_V2_MIN_LEN as u64 + 16 * u64::from(n);
+            if n > MAX_CURSOR_RANGES || b.len() as u64 != want {
+                return Err(CursorError::Layout(format!(
+                    "version 2 cursor file has {} bytes, {want} expected for {n} ranges",
+                    b.len()
+                )));
+            }
+            let end = b.len() - 4;
+            let stored = le_u32(b, end);
+            let actual = crc32fast::hash(&b[..end]);
+            if stored != actual {
+                return Err(CursorError::Record(RecordError::Checksum(stored, actual)));
+            }
+            let acked = le_u64(b, 12);
+            let mut ranges = Vec::with_capacity(n as usize);
+            let mut floor = acked.saturating_add(1);
+            for i in 0..n as usize {
+                let (first, last) = (le_u64(b, 24 + 16 * i), le_u64(b, 32 + 16 * i));
+                if first <= floor || last < first {
+                    return Err(CursorError::Layout(format!(
+                        "acknowledged range {first}..={last} is not above {floor} (prefix {acked})"
+                    )));
+                }
+                ranges.push((first, last));
+                floor = last.saturating_add(1);
+            }
+            Ok((acked, ranges))
+        }
+        v => Err(CursorError::Record(RecordError::Version(v))),
+    }
 }
 
 /// Appends one frame to `out`.

@@ -270,13 +270,178 @@ fn format_is_pinned() {
     let header = format::encode_segment_header(42);
     assert_eq!(&header[..12], b"STEDGSEG\x01\x00\x00\x00");
     assert_eq!(&header[12..20], &42u64.to_le_bytes());
-    let cursor = format::encode_cursor(9);
-    assert_eq!(&cursor[..12], b"STEDGCUR\x01\x00\x00\x00");
-    let mut v2 = cursor;
-    v2[8] = 2;
-    let crc = crc32fast::hash(&v2[..20]);
-    v2[20..24].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(format::decode_cursor(&v2), Err(RecordError::Version(2)));
+    let cursor = format::encode_cursor(9, &[(11, 12), (20, 20)]);
+    assert_eq!(cursor.len(), 28 + 2 * 16);
+    assert_eq!(&cursor[..12], b"STEDGCUR\x02\x00\x00\x00");
+    assert_eq!(&cursor[12..20], &9u64.to_le_bytes());
+    assert_eq!(&cursor[20..24], &2u32.to_le_bytes());
+    assert_eq!(&cursor[24..40], &[11, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&cursor[56..], &crc32fast::hash(&cursor[..56]).to_le_bytes());
+    assert_eq!(format::decode_cursor(&cursor), Ok((9, vec![(11, 12), (20, 20)])));
+    // Version 1 (24 bytes, no ranges) is still read.
+    let mut v1 = [0u8; 24];
+    v1[..12].copy_from_slice(b"STEDGCUR\x01\x00\x00\x00");
+    v1[12..20].copy_from_slice(&9u64.to_le_bytes());
+    let crc = crc32fast::hash(&v1[..20]);
+    v1[20..24].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(format::decode_cursor(&v1), Ok((9, vec![])));
+    let mut v3 = v1;
+    v3[8] = 3;
+    assert_eq!(format::decode_cursor(&v3), Err(format::CursorError::Record(RecordError::Version(3))));
+    // Ranges must lie above the prefix, ascending, not adjacent.
+    for bad in [vec![(10, 12)], vec![(11, 12), (13, 14)], vec![(12, 11)], vec![(20, 21), (11, 12)]] {
+        assert!(
+            matches!(format::decode_cursor(&format::encode_cursor(9, &bad)), Err(format::CursorError::Layout(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn a_version_1_cursor_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=5 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    drop(q);
+    let mut v1 = [0u8; 24];
+    v1[..12].copy_from_slice(b"STEDGCUR\x01\x00\x00\x00");
+    v1[12..20].copy_from_slice(&3u64.to_le_bytes());
+    let crc = crc32fast::hash(&v1[..20]);
+    v1[20..24].copy_from_slice(&crc.to_le_bytes());
+    fs::write(dir.path().join(CURSOR_FILE), v1).unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.stats().acked_seq, 3);
+    q.ack_one(5).unwrap();
+    assert_eq!(drain(&mut q), [4]);
+    assert_eq!(fs::read(dir.path().join(CURSOR_FILE)).unwrap()[8], 2, "rewritten as version 2");
+}
+
+#[test]
+fn acked_ranges_merge_and_count() {
+    let mut r = AckedRanges::default();
+    for s in [5, 7, 6, 10, 12, 11, 20] {
+        r.insert(s);
+    }
+    r.insert(6);
+    assert_eq!(r.ranges(), [(5, 7), (10, 12), (20, 20)]);
+    assert_eq!(r.count_in(0, u64::MAX), 7);
+    assert_eq!(r.count_in(6, 11), 3);
+    assert_eq!(r.count_in(8, 10), 0);
+    assert_eq!(r.count_in(11, 11), 0);
+    assert_eq!(r.skip(5), 8);
+    assert_eq!(r.skip(8), 8);
+    assert_eq!(r.skip(11), 13);
+    assert_eq!(r.absorb(3), 3);
+    assert_eq!(r.absorb(4), 7);
+    assert_eq!(r.ranges(), [(10, 12), (20, 20)]);
+    r.remove_up_to(11);
+    assert_eq!(r.ranges(), [(12, 12), (20, 20)]);
+    assert_eq!(r.count_in(0, u64::MAX), 2);
+    assert_eq!(r.max(), Some(20));
+}
+
+/// Out-of-order acknowledgements: the state a reopen finds.
+fn unacked_after_reopen(dir: &Path) -> Vec<u64> {
+    let (q, _) = open(dir, cfg());
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(b) = q.next_unacked_below(from, u64::MAX).unwrap() {
+        out.push(b.seq);
+        from = b.seq + 1;
+    }
+    out
+}
+
+#[test]
+fn out_of_order_acks_survive_reopen_and_segments_go_only_behind_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=60 {
+        q.append(&[i as u8; 300], i as i64).unwrap();
+    }
+    let segments = q.segments.len();
+    // The live lane acknowledges the newest half first.
+    for s in 31..=60 {
+        q.ack_one(s).unwrap();
+    }
+    assert_eq!(q.segments.len(), segments, "nothing is behind the prefix yet");
+    assert_eq!(q.stats().unacked_batches, 30);
+    assert_eq!(q.stats().acked_seq, 0);
+    assert_eq!(q.stats().acked_above, 30);
+    assert_eq!(q.stats().unacked_bytes, 30 * (FRAME_HEADER_LEN as u64 + 300));
+    drop(q);
+    assert_eq!(unacked_after_reopen(dir.path()), (1..=30).collect::<Vec<_>>());
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.stats().unacked_bytes, 30 * (FRAME_HEADER_LEN as u64 + 300));
+    for s in 1..=29 {
+        q.ack_one(s).unwrap();
+    }
+    assert_eq!(q.stats().acked_seq, 29);
+    assert_eq!(q.first_unacked().unwrap().unwrap().seq, 30);
+    q.ack_one(30).unwrap();
+    assert_eq!(q.stats().acked_seq, 60, "the ranges above join the prefix");
+    assert_eq!(q.stats().acked_above, 0);
+    assert!(q.segments.len() <= 1, "all but the active segment deleted");
+    drop(q);
+    assert_eq!(unacked_after_reopen(dir.path()), Vec::<u64>::new());
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.append(b"x", 0).unwrap(), 61, "numbers never repeat");
+}
+
+#[test]
+fn sequence_numbers_stay_above_acknowledged_ranges_after_the_segments_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=3 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    q.ack_one(3).unwrap();
+    drop(q);
+    // Even if the frames above the prefix were lost (fsync = never and a power loss).
+    for e in fs::read_dir(dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == SEGMENT_EXT) {
+            fs::remove_file(p).unwrap();
+        }
+    }
+    fs::write(dir.path().join(CURSOR_FILE), format::encode_cursor(2, &[(4, 4)])).unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    assert_eq!(q.append(b"x", 0).unwrap(), 5);
+}
+
+/// A crash at any byte of writing the cursor: the temp file is cut there
+/// (it is ignored), or the rename happened (the new cursor is whole). A
+/// cursor file cut short (a broken rename) is an error, never a guess.
+#[test]
+fn crash_at_every_byte_of_the_cursor_write_is_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = open(dir.path(), cfg());
+    for i in 1..=10 {
+        q.append(&payload(i), 0).unwrap();
+    }
+    for s in [2, 1, 5, 6, 9] {
+        q.ack_one(s).unwrap();
+    }
+    drop(q);
+    let before = fs::read(dir.path().join(CURSOR_FILE)).unwrap();
+    let unacked_before = unacked_after_reopen(dir.path());
+    assert_eq!(unacked_before, [3, 4, 7, 8, 10]);
+    // The write that would acknowledge 7 too.
+    let after = format::encode_cursor(2, &[(5, 7), (9, 9)]);
+    for cut in 0..=after.len() {
+        fs::write(dir.path().join(CURSOR_TMP), &after[..cut]).unwrap();
+        assert_eq!(unacked_after_reopen(dir.path()), unacked_before, "temp file cut at {cut}");
+        assert!(!dir.path().join(CURSOR_TMP).exists());
+        assert_eq!(fs::read(dir.path().join(CURSOR_FILE)).unwrap(), before);
+    }
+    for cut in 0..after.len() {
+        fs::write(dir.path().join(CURSOR_FILE), &after[..cut]).unwrap();
+        assert!(Queue::open(dir.path(), cfg()).is_err(), "cursor cut at {cut} must not open");
+    }
+    fs::write(dir.path().join(CURSOR_FILE), &after).unwrap();
+    assert_eq!(unacked_after_reopen(dir.path()), [3, 4, 8, 10]);
 }
 
 #[derive(Debug, Clone)]
@@ -390,8 +555,119 @@ fn check_against_model(ops: Vec<Op>, overflow: OverflowPolicy) -> Result<(), Tes
     Ok(())
 }
 
+#[derive(Debug, Clone)]
+enum AckOp {
+    Append(u16),
+    /// Acknowledge the k-th (mod count) unacknowledged batch.
+    AckOne(u16),
+    /// Acknowledge everything up to the k-th (mod count) unacknowledged batch.
+    AckPrefix(u16),
+    /// Acknowledge a batch acknowledged before (or never appended).
+    AckAgain(u16),
+    Reopen,
+}
+
+fn ack_op() -> impl Strategy<Value = AckOp> {
+    prop_oneof![
+        6 => (0u16..600).prop_map(AckOp::Append),
+        6 => any::<u16>().prop_map(AckOp::AckOne),
+        1 => any::<u16>().prop_map(AckOp::AckPrefix),
+        1 => any::<u16>().prop_map(AckOp::AckAgain),
+        2 => Just(AckOp::Reopen),
+    ]
+}
+
+/// Random out-of-order acknowledgements and reopens against a model (the
+/// set of unacknowledged batches): after every step exactly the
+/// unacknowledged batches are delivered (in order, with their payloads),
+/// nothing acknowledged is delivered again, and only segments wholly
+/// behind the contiguous prefix are deleted.
+fn check_out_of_order_acks(ops: Vec<AckOp>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueueConfig { max_bytes: 1 << 20, segment_bytes: 4096, fsync: FsyncPolicy::Never, ..cfg() };
+    let (mut q, _) = open(dir.path(), config.clone());
+    let mut unacked: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut appended = 0u64;
+    for op in ops {
+        match op {
+            AckOp::Append(n) => {
+                let p = vec![(appended % 251) as u8; n as usize];
+                appended += 1;
+                prop_assert_eq!(q.append(&p, appended as i64).unwrap(), appended);
+                unacked.insert(appended, p);
+            }
+            AckOp::AckOne(k) if !unacked.is_empty() => {
+                let seq = *unacked.keys().nth(k as usize % unacked.len()).unwrap();
+                q.ack_one(seq).unwrap();
+                unacked.remove(&seq);
+            }
+            AckOp::AckPrefix(k) if !unacked.is_empty() => {
+                let seq = *unacked.keys().nth(k as usize % unacked.len()).unwrap();
+                q.ack(seq).unwrap();
+                unacked.retain(|&s, _| s > seq);
+            }
+            AckOp::AckAgain(k) => {
+                let seq = u64::from(k) % (appended + 2);
+                q.ack_one(seq).unwrap();
+                if seq >= 1 && seq <= appended {
+                    // Acknowledging an unacknowledged one is fine too.
+                    unacked.remove(&seq);
+                }
+            }
+            AckOp::Reopen => {
+                drop(q);
+                q = open(dir.path(), config.clone()).0;
+            }
+            AckOp::AckOne(_) | AckOp::AckPrefix(_) => {}
+        }
+        let stats = q.stats();
+        prop_assert_eq!(stats.unacked_batches, unacked.len() as u64);
+        let bytes: u64 = unacked.values().map(|p| (FRAME_HEADER_LEN + p.len()) as u64).sum();
+        prop_assert_eq!(stats.unacked_bytes, bytes);
+        let prefix = unacked.keys().next().map_or(appended, |s| s - 1);
+        prop_assert_eq!(stats.acked_seq, prefix);
+        prop_assert_eq!(stats.next_seq, appended + 1);
+        // Segments: every one on disk has a frame above the prefix, except
+        // the active one; every unacknowledged frame is on disk.
+        for (i, s) in q.segments.iter().enumerate() {
+            let last = i + 1 == q.segments.len();
+            prop_assert!(last || s.last_seq().is_some_and(|l| l > prefix), "segment {} kept", s.first_seq);
+        }
+        let lanes = q.lanes(0);
+        prop_assert_eq!(lanes.live_batches, unacked.len() as u64);
+        prop_assert_eq!(lanes.backlog_batches, 0);
+    }
+    drop(q);
+    let (q, _) = open(dir.path(), config);
+    let mut from = 0;
+    let mut delivered = Vec::new();
+    while let Some(b) = q.next_unacked_below(from, u64::MAX).unwrap() {
+        prop_assert_eq!(Some(&b.payload), unacked.get(&b.seq));
+        delivered.push(b.seq);
+        from = b.seq + 1;
+    }
+    prop_assert_eq!(delivered, unacked.keys().copied().collect::<Vec<_>>());
+    // The lanes split the same set at any boundary.
+    let mid = appended / 2 + 1;
+    let lanes = q.lanes(mid);
+    prop_assert_eq!(lanes.backlog_batches, unacked.range(..mid).count() as u64);
+    prop_assert_eq!(lanes.live_batches, unacked.range(mid..).count() as u64);
+    prop_assert_eq!(lanes.backlog_oldest_ms, unacked.range(..mid).next().map(|(s, _)| *s as i64));
+    prop_assert_eq!(lanes.live_oldest_ms, unacked.range(mid..).next().map(|(s, _)| *s as i64));
+    // Enqueue times are the sequence numbers here: the live lane found by
+    // cutoff holds exactly the unacknowledged batches queued from it on.
+    let by_time = q.lanes(q.live_start(mid as i64));
+    prop_assert_eq!(by_time, lanes);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn out_of_order_acks_deliver_exactly_the_unacknowledged(ops in proptest::collection::vec(ack_op(), 1..200)) {
+        check_out_of_order_acks(ops)?;
+    }
 
     #[test]
     fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 1..160)) {

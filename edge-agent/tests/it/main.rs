@@ -12,6 +12,7 @@
 //! server's `strata_ingest_samples_total`).
 
 mod harness;
+mod lanes;
 mod mqtt;
 
 use harness::{Agent, Server, free_port, get, post, query_scalar};
