@@ -22,6 +22,12 @@ use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
 /// and tags from topic levels "{N}", timestamp member, precision) are set in the
 /// file only: [[mqtt.subscriptions]], see strata-edge.example.toml.
 ///
+/// Live first: batches queued within --live-window of now are sent ahead of the
+/// older backlog (oldest live batch first); the backlog drains oldest first at
+/// most --backlog-rate batches per second, when no live batch waits or one
+/// between two live ones. Batches acknowledged out of order are recorded in
+/// the queue's cursor, so a restart re-sends neither lane's acknowledged batches.
+///
 /// Settings come from the TOML file given with --config (see the keys in
 /// brackets below); a flag overrides the file. Delivery is at-least-once until
 /// the server deduplicates batches by (agent id, sequence).

@@ -3,9 +3,14 @@
 //!
 //! ```text
 //! intake ──append(payload)──► [00000000000000000001.seg] [00000000000000000412.seg] ... (active, appended)
-//!                                   ▲ deleted once every frame is ≤ cursor
-//! forwarder ──first_unacked()──► send ──2xx──► ack(seq) ──► cursor (tmp + fsync + rename + fsync dir)
+//!                                   ▲ deleted once every frame is ≤ the cursor's prefix
+//! forwarder ──next_unacked_below()──► send ──2xx──► ack_one(seq) ──► cursor (tmp + fsync + rename + fsync dir)
 //! ```
+//!
+//! * The cursor holds the contiguous acknowledged prefix and the ranges of
+//!   batches acknowledged above it (the forwarder's live lane goes ahead of
+//!   the backlog). Reads skip every acknowledged batch; segments are deleted
+//!   only behind the prefix.
 //!
 //! * Every appended batch gets the next sequence number (1, 2, …). The
 //!   number is implicit in the files: the next one is one past the largest
