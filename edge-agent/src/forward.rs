@@ -181,26 +181,26 @@ pub fn select(
     backlog_due: bool,
     last: Lane,
 ) -> crate::Result<Selected> {
+    if queue.is_poisoned() {
+        return Err(crate::Error::Poisoned);
+    }
     let live_start = queue.live_start(cutoff_ms);
-    let find = |from: u64, below: u64| match queue.next_unacked_below(from, below)? {
-        Some(b) if b.seq == next.storing => queue.next_unacked_below(b.seq + 1, below),
-        other => Ok(other),
+    // Sequence numbers first, so only the batch sent is read from disk.
+    let find = |from: u64, below: u64| match queue.next_unacked_seq_below(from, below) {
+        Some(seq) if seq == next.storing => queue.next_unacked_seq_below(seq + 1, below),
+        other => other,
     };
-    let backlog = |_: &crate::queue::Queue| find(next.backlog, live_start);
-    let live = find(next.live.max(live_start), u64::MAX)?;
-    if backlog_due
-        && (live.is_none() || last == Lane::Live)
-        && let Some(b) = backlog(queue)?
-    {
-        return Ok(Selected::Batch(b, Lane::Backlog));
+    let live = find(next.live.max(live_start), u64::MAX);
+    let backlog = find(next.backlog, live_start);
+    let read = |seq: u64, lane: Lane| -> crate::Result<Selected> {
+        Ok(queue.read(seq)?.map_or(Selected::Nothing, |b| Selected::Batch(b, lane)))
+    };
+    match (live, backlog) {
+        (live, Some(b)) if backlog_due && (live.is_none() || last == Lane::Live) => read(b, Lane::Backlog),
+        (Some(l), _) => read(l, Lane::Live),
+        (None, Some(_)) => Ok(Selected::BacklogWaits),
+        (None, None) => Ok(Selected::Nothing),
     }
-    if let Some(b) = live {
-        return Ok(Selected::Batch(b, Lane::Live));
-    }
-    if backlog_due {
-        return Ok(Selected::Nothing);
-    }
-    Ok(if backlog(queue)?.is_some() { Selected::BacklogWaits } else { Selected::Nothing })
 }
 
 /// Runs the forwarder until the task is dropped.

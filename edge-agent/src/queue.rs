@@ -543,6 +543,17 @@ impl Queue {
         }
     }
 
+    /// The first unacknowledged sequence number from `from` up to (not
+    /// including) `below`, without reading the batch.
+    pub fn next_unacked_seq_below(&self, from: u64, below: u64) -> Option<u64> {
+        self.first_unacked_seq(from).filter(|&s| s < below)
+    }
+
+    /// Whether a failed write or fsync poisoned the queue (until reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     /// The first unacknowledged sequence number at or after `from` that is on disk.
     fn first_unacked_seq(&self, from: u64) -> Option<u64> {
         let seq = self.above.skip(from.max(self.acked + 1));
