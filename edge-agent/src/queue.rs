@@ -500,6 +500,9 @@ impl Queue {
         fs::remove_file(&path).map_err(|source| Error::Write { path: path.clone(), source })?;
         self.dropped_batches += unacked;
         self.dropped_segments += 1;
+        // The prefix may now reach past the next segments (their batches
+        // were acknowledged out of order): those go too.
+        self.delete_acked_segments(DeleteMode::KeepActive)?;
         tracing::warn!(
             path = %path.display(),
             batches = unacked,

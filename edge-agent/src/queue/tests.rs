@@ -581,20 +581,37 @@ fn ack_op() -> impl Strategy<Value = AckOp> {
 /// set of unacknowledged batches): after every step exactly the
 /// unacknowledged batches are delivered (in order, with their payloads),
 /// nothing acknowledged is delivered again, and only segments wholly
-/// behind the contiguous prefix are deleted.
-fn check_out_of_order_acks(ops: Vec<AckOp>) -> Result<(), TestCaseError> {
+/// behind the contiguous prefix are deleted. Under `DropOldest` (a small
+/// bound) the batches a dropped segment held leave the model: exactly the
+/// unacknowledged ones up to the new prefix, as many as counted.
+fn check_out_of_order_acks(ops: Vec<AckOp>, overflow: OverflowPolicy) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
-    let config = QueueConfig { max_bytes: 1 << 20, segment_bytes: 4096, fsync: FsyncPolicy::Never, ..cfg() };
+    let max_bytes = if overflow == OverflowPolicy::DropOldest { 12 << 10 } else { 1 << 20 };
+    let config = QueueConfig { max_bytes, segment_bytes: 4096, fsync: FsyncPolicy::Never, overflow };
+    let mut dropped_seen = 0u64;
     let (mut q, _) = open(dir.path(), config.clone());
     let mut unacked: std::collections::BTreeMap<u64, Vec<u8>> = std::collections::BTreeMap::new();
     let mut appended = 0u64;
     for op in ops {
         match op {
             AckOp::Append(n) => {
-                let p = vec![(appended % 251) as u8; n as usize];
+                // Larger batches under DropOldest, so the bound is reached often.
+                let scale = if overflow == OverflowPolicy::DropOldest { 4 } else { 1 };
+                let p = vec![(appended % 251) as u8; n as usize * scale];
                 appended += 1;
                 prop_assert_eq!(q.append(&p, appended as i64).unwrap(), appended);
                 unacked.insert(appended, p);
+                let stats = q.stats();
+                if stats.dropped_batches > dropped_seen {
+                    prop_assert_eq!(overflow, OverflowPolicy::DropOldest);
+                    let gone: Vec<u64> = unacked.range(..=stats.acked_seq).map(|(s, _)| *s).collect();
+                    prop_assert_eq!(gone.len() as u64, stats.dropped_batches - dropped_seen);
+                    for s in gone {
+                        unacked.remove(&s);
+                    }
+                    dropped_seen = stats.dropped_batches;
+                }
+                prop_assert!(stats.disk_bytes <= config.max_bytes);
             }
             AckOp::AckOne(k) if !unacked.is_empty() => {
                 let seq = *unacked.keys().nth(k as usize % unacked.len()).unwrap();
@@ -617,6 +634,7 @@ fn check_out_of_order_acks(ops: Vec<AckOp>) -> Result<(), TestCaseError> {
             AckOp::Reopen => {
                 drop(q);
                 q = open(dir.path(), config.clone()).0;
+                dropped_seen = 0;
             }
             AckOp::AckOne(_) | AckOp::AckPrefix(_) => {}
         }
@@ -666,7 +684,12 @@ proptest! {
 
     #[test]
     fn out_of_order_acks_deliver_exactly_the_unacknowledged(ops in proptest::collection::vec(ack_op(), 1..200)) {
-        check_out_of_order_acks(ops)?;
+        check_out_of_order_acks(ops, OverflowPolicy::Refuse)?;
+    }
+
+    #[test]
+    fn out_of_order_acks_with_drop_oldest_lose_exactly_what_was_counted(ops in proptest::collection::vec(ack_op(), 1..200)) {
+        check_out_of_order_acks(ops, OverflowPolicy::DropOldest)?;
     }
 
     #[test]
