@@ -348,17 +348,23 @@ impl ConnIo {
     }
 }
 
-impl AsyncRead for ConnIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                this.progressed(buf.filled().len() - before);
-                Poll::Ready(Ok(()))
+impl ConnIo {
+    /// What one poll of the socket means for the deadlines: progress on
+    /// success (`read` bytes of it read), the deadline's error while pending
+    /// past it.
+    fn account<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        read: impl FnOnce(&T) -> usize,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(Ok(v)) => {
+                self.progressed(read(&v));
+                Poll::Ready(Ok(v))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.check_deadline(cx) {
+            Poll::Pending => match self.check_deadline(cx) {
                 Some(e) => Poll::Ready(Err(e)),
                 None => Poll::Pending,
             },
@@ -366,20 +372,21 @@ impl AsyncRead for ConnIo {
     }
 }
 
+impl AsyncRead for ConnIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        this.account(cx, polled, |()| read)
+    }
+}
+
 impl AsyncWrite for ConnIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.progressed(0);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.check_deadline(cx) {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.account(cx, polled, |_| 0)
     }
 
     fn poll_write_vectored(
@@ -388,17 +395,8 @@ impl AsyncWrite for ConnIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.progressed(0);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.check_deadline(cx) {
-                Some(e) => Poll::Ready(Err(e)),
-                None => Poll::Pending,
-            },
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.account(cx, polled, |_| 0)
     }
 
     fn is_write_vectored(&self) -> bool {
