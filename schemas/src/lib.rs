@@ -20,7 +20,8 @@
 //! * [`read`]: the read contract ([`ReadStore`]) the query engine consumes,
 //!   implemented by the hot store (and later the cold tier).
 //! * [`tenant`]: tenant identity and the token → tenant resolution contract.
-//! * [`policy`]: tenant policy (home region, query regions, export policy, limits).
+//! * [`policy`]: tenant policy (data regions, query regions, per-jurisdiction export policy, residency label, limits).
+//! * [`region`]: the region directory (regions, their jurisdictions and endpoints).
 //!
 //! The crate is synchronous and I/O-free.
 #![warn(missing_docs)]
@@ -33,6 +34,7 @@ pub mod line_protocol;
 pub mod matcher;
 pub mod policy;
 pub mod read;
+pub mod region;
 pub mod tenant;
 pub mod time;
 pub mod varint;
@@ -42,6 +44,7 @@ pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
-pub use policy::{ExportPolicy, TenantLimits, TenantPolicy};
+pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};
+pub use region::{RegionDirectory, RegionEntry};
 pub use read::{ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

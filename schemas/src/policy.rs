@@ -7,16 +7,17 @@
 
 use crate::TenantId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What may leave the tenant's home region.
+/// What may leave a jurisdiction that holds the tenant's data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportPolicy {
-    /// Nothing: queries from other regions are refused.
+    /// Nothing: the data is not reachable from outside its jurisdiction.
     #[default]
     None,
-    /// Only aggregated query results (aggregation pushed down to the home region).
+    /// Only aggregated query results (the aggregation is pushed down to a region holding the data).
     Aggregates,
     /// Raw samples too.
     Raw,
@@ -112,20 +113,56 @@ impl TenantLimits {
 }
 
 /// Everything the system knows about a tenant.
+///
+/// **Residency.** `data_regions` are the regions that may store the tenant's
+/// raw data (any number, in any jurisdictions; empty means `[home_region]`,
+/// the single-home tenants of earlier versions). For data stored in a
+/// jurisdiction, `exports` says what may leave it for a query node in
+/// another jurisdiction (`export_policy` for jurisdictions it does not list);
+/// within one jurisdiction data is always read raw. `residency`, when set,
+/// names a label whose value says which jurisdiction a line belongs to: a
+/// line labelled for another jurisdiction is refused at ingest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantPolicy {
     /// The tenant.
     pub id: TenantId,
     /// Name shown to people.
     pub display_name: String,
-    /// Region where the tenant's raw data is stored; ingest elsewhere is refused.
+    /// The tenant's first data region (the only one when `data_regions` is empty).
     pub home_region: String,
+    /// Regions that may store the tenant's raw data (empty: `[home_region]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_regions: Vec<String>,
     /// Regions whose query nodes may read the tenant's data.
     pub allowed_query_regions: Vec<String>,
-    /// What may cross a region border.
+    /// What may leave a jurisdiction that `exports` does not list.
     pub export_policy: ExportPolicy,
+    /// Per jurisdiction: what may leave it (to a query node in another jurisdiction).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exports: BTreeMap<String, ExportPolicy>,
+    /// The label that pins a series to a jurisdiction, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<Residency>,
     /// Limits.
     pub limits: TenantLimits,
+}
+
+/// A label whose value pins a series to a jurisdiction (e.g. `country`:
+/// `de` → `eu`, `br` → `br`). Values the map does not list are not pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Residency {
+    /// Label name.
+    pub label: String,
+    /// Label value → jurisdiction.
+    pub jurisdictions: BTreeMap<String, String>,
+}
+
+impl Residency {
+    /// The jurisdiction a series with `value` for the residency label belongs to.
+    pub fn jurisdiction_of(&self, value: &str) -> Option<&str> {
+        self.jurisdictions.get(value).map(String::as_str)
+    }
 }
 
 impl TenantPolicy {
@@ -135,10 +172,44 @@ impl TenantPolicy {
             display_name: id.as_str().to_owned(),
             id,
             home_region: region.to_owned(),
+            data_regions: Vec::new(),
             allowed_query_regions: vec![region.to_owned()],
             export_policy: ExportPolicy::None,
+            exports: BTreeMap::new(),
+            residency: None,
             limits: TenantLimits::default(),
         }
+    }
+
+    /// Regions that may store the tenant's raw data, in preference order.
+    pub fn data_regions(&self) -> Vec<&str> {
+        if self.data_regions.is_empty() {
+            vec![self.home_region.as_str()]
+        } else {
+            self.data_regions.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// Whether `region` may store the tenant's raw data.
+    pub fn stores_in(&self, region: &str) -> bool {
+        self.data_regions().contains(&region)
+    }
+
+    /// What may leave `jurisdiction` for a query node elsewhere.
+    pub fn export_of(&self, jurisdiction: &str) -> ExportPolicy {
+        self.exports.get(jurisdiction).copied().unwrap_or(self.export_policy)
+    }
+
+    /// What a query node in jurisdiction `asking` may read of data stored in
+    /// jurisdiction `data`: everything within one jurisdiction, else the
+    /// data jurisdiction's export policy.
+    pub fn readable(&self, data: &str, asking: &str) -> ExportPolicy {
+        if data == asking { ExportPolicy::Raw } else { self.export_of(data) }
+    }
+
+    /// Whether a query node of `region` may query the tenant.
+    pub fn queryable_from(&self, region: &str) -> bool {
+        self.allowed_query_regions.iter().any(|r| r == region)
     }
 }
 
@@ -162,5 +233,35 @@ mod tests {
         let l = TenantLimits { max_query_bytes: 0, ..TenantLimits::default() };
         assert!(l.validate().unwrap_err().contains("max_query_bytes"));
         assert!(TenantLimits::default().validate().is_ok());
+    }
+
+    #[test]
+    fn single_home_policies_read_as_one_data_region() {
+        // A policy stored by an earlier version (no data_regions, exports, residency).
+        let old = r#"{"id":"acme","display_name":"Acme","home_region":"eu-central",
+            "allowed_query_regions":["eu-central"],"export_policy":"none","limits":{}}"#;
+        let p: TenantPolicy = serde_json::from_str(old).unwrap();
+        assert_eq!(p.data_regions(), vec!["eu-central"]);
+        assert!(p.stores_in("eu-central") && !p.stores_in("eu-west"));
+        assert_eq!(p.export_of("eu"), ExportPolicy::None);
+        assert_eq!(p.readable("eu", "eu"), ExportPolicy::Raw);
+        assert_eq!(p.readable("eu", "us"), ExportPolicy::None);
+        // Written back without the new fields.
+        let back = serde_json::to_string(&p).unwrap();
+        assert!(!back.contains("data_regions") && !back.contains("exports") && !back.contains("residency"));
+    }
+
+    #[test]
+    fn exports_are_per_jurisdiction_with_a_default() {
+        let mut p = TenantPolicy::new(TenantId::new("acme").unwrap(), "us-east");
+        p.data_regions = vec!["us-east".into(), "us-west".into(), "eu-central".into()];
+        p.exports.insert("eu".into(), ExportPolicy::Aggregates);
+        p.export_policy = ExportPolicy::Raw;
+        assert_eq!(p.readable("eu", "us"), ExportPolicy::Aggregates);
+        assert_eq!(p.readable("us", "eu"), ExportPolicy::Raw);
+        assert_eq!(p.data_regions(), vec!["us-east", "us-west", "eu-central"]);
+        let r = Residency { label: "country".into(), jurisdictions: [("de".into(), "eu".into())].into() };
+        assert_eq!(r.jurisdiction_of("de"), Some("eu"));
+        assert_eq!(r.jurisdiction_of("us"), None);
     }
 }

@@ -186,6 +186,14 @@ pub enum ReadError {
     /// consumer, which reports its own error instead.
     #[error("read stopped by its consumer")]
     Stopped,
+    /// A region holding part of the data did not answer (and partial
+    /// answers were not accepted). The message names the region.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A region holding part of the data refused the read under the
+    /// tenant's policy (a geo-fence decision). The message names the rule.
+    #[error("{0}")]
+    GeoFence(String),
 }
 
 impl ReadError {
@@ -196,6 +204,8 @@ impl ReadError {
             ReadError::Io { .. } => ErrorKind::Unavailable,
             ReadError::LimitExceeded { .. } => ErrorKind::QuotaExceeded,
             ReadError::Stopped => ErrorKind::Internal,
+            ReadError::Unavailable(_) => ErrorKind::Unavailable,
+            ReadError::GeoFence(_) => ErrorKind::InvalidInput,
         }
     }
 }
