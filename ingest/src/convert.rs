@@ -24,17 +24,25 @@
 //! an answer echoes of the input is cut to [`MAX_ECHO`] bytes per fragment
 //! and each reason to [`MAX_REASON`] bytes, so the error list stays small
 //! whatever the body held.
+//!
+//! A tenant with a residency label ([`ResidencyCheck`]) has each line whose
+//! value of that label belongs to another jurisdiction than this node's
+//! refused (code `residency`), naming the regions that take it; nothing of
+//! the line is stored. Without one (or when none of its values leaves this
+//! jurisdiction) the check costs nothing.
 
 use crate::batcher::{BatchBuilder, SeriesKey};
 use crate::config::IngestConfig;
 use crate::series_cache::{LineShape, SeriesCache};
 use humantime_serde::re::humantime::format_duration;
+use std::collections::HashMap;
 use std::time::Duration;
 use strata_schemas::line_protocol::{
     FieldValue, ParseError, ParseErrorKind, ParseOptions, ParsedLine, parse_lines_with,
 };
 use strata_schemas::time::Precision;
 use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, Str, TenantId, TenantLimits, WriteBatch};
+use strata_schemas::{RegionDirectory, TenantPolicy};
 use strata_schemas::{device_hash_of, series_id_of};
 
 /// Most bytes of one piece of client input (a name, a value, a token)
@@ -142,6 +150,86 @@ impl WriteBounds {
             ));
         }
         Ok(())
+    }
+}
+
+/// The code of a line or series refused by the tenant's residency label.
+pub const RESIDENCY: &str = "residency";
+
+/// The tenant's residency label as this node applies it: for each value of
+/// the label that places a series in another jurisdiction than this node's,
+/// the reason a line or series carrying it is refused here. Built once per
+/// request ([`ResidencyCheck::of`]); `None` when the tenant has no residency
+/// label or none of its values leaves this jurisdiction, so a write without
+/// one pays nothing per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResidencyCheck {
+    /// The label name.
+    label: String,
+    /// Label value → reason of the refusal (only values of other jurisdictions).
+    refused: HashMap<String, String>,
+}
+
+impl ResidencyCheck {
+    /// The check of `policy`'s residency label on the node of `regions`
+    /// (its local region and jurisdiction), or `None` when nothing is refused.
+    pub fn of(policy: &TenantPolicy, regions: &RegionDirectory) -> Option<Self> {
+        let residency = policy.residency.as_ref()?;
+        let (here, here_j) = (regions.local(), regions.local_jurisdiction());
+        let refused: HashMap<String, String> = residency
+            .jurisdictions
+            .iter()
+            .filter(|(_, j)| j.as_str() != here_j)
+            .map(|(value, j)| {
+                let accepting: Vec<&str> =
+                    policy.data_regions().into_iter().filter(|r| regions.jurisdiction_of(r) == Some(j)).collect();
+                let send = if accepting.is_empty() {
+                    format!(
+                        "none of the tenant's data regions is in jurisdiction {j} (its data regions: {})",
+                        regions.describe(policy.data_regions())
+                    )
+                } else {
+                    format!("send it to {}", regions.describe(accepting))
+                };
+                let reason = format!(
+                    "label {}={} places this series in jurisdiction {j}; this node is region {here} (jurisdiction \
+                     {here_j}): {send}",
+                    residency.label,
+                    quote(value),
+                );
+                (value.clone(), cut(&reason, MAX_REASON))
+            })
+            .collect();
+        if refused.is_empty() {
+            return None;
+        }
+        Some(Self { label: residency.label.clone(), refused })
+    }
+
+    /// The residency label's name.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Checks the value of the residency label: the refusal's code and
+    /// reason when it places the series in another jurisdiction.
+    pub fn check(&self, value: &str) -> Result<(), (&'static str, String)> {
+        match self.refused.get(value) {
+            None => Ok(()),
+            Some(reason) => Err((RESIDENCY, reason.clone())),
+        }
+    }
+
+    /// Checks a label set (`(name, value)` pairs): [`Self::check`] on the
+    /// value of the residency label, if the set has it.
+    pub fn check_labels<'a>(
+        &self,
+        mut labels: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), (&'static str, String)> {
+        match labels.find(|(k, _)| *k == self.label) {
+            Some((_, v)) => self.check(v),
+            None => Ok(()),
+        }
     }
 }
 
@@ -292,6 +380,12 @@ impl Converter<'_> {
     /// Parses and converts a whole request body; lines outside `bounds`
     /// are rejected, each with its reason.
     pub fn convert_within(&self, body: &[u8], bounds: &WriteBounds) -> Conversion {
+        self.convert_checked(body, bounds, None)
+    }
+
+    /// [`Self::convert_within`], also refusing the lines that `residency`
+    /// places in another jurisdiction (code `residency`).
+    pub fn convert_checked(&self, body: &[u8], bounds: &WriteBounds, residency: Option<&ResidencyCheck>) -> Conversion {
         let mut out = Conversion::default();
         let options = ParseOptions {
             // The series of a line carry its tags plus `__name__`.
@@ -310,7 +404,7 @@ impl Converter<'_> {
                     continue;
                 }
             };
-            match self.line_samples(&line, bounds, &mut out.skipped, &mut key) {
+            match self.line_samples(&line, bounds, residency, &mut out.skipped, &mut key) {
                 Ok(series) => {
                     out.accepted_lines += 1;
                     for (series, sample) in series {
@@ -354,10 +448,14 @@ impl Converter<'_> {
         &self,
         line: &ParsedLine<'_>,
         bounds: &WriteBounds,
+        residency: Option<&ResidencyCheck>,
         skipped: &mut Vec<SkippedField>,
         key: &mut Vec<u8>,
     ) -> Result<Vec<(SeriesKey, Sample)>, (&'static str, String)> {
         let invalid = |msg: String| ("invalid_line", msg);
+        if let Some(residency) = residency {
+            residency.check_labels(line.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))?;
+        }
         let ts = match line.timestamp {
             Some(ts) => {
                 let ms = self

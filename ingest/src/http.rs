@@ -11,7 +11,10 @@
 //!
 //! Answers: `204` when every line was stored; `400` with a JSON body listing
 //! each rejected line (number, column, reason) and skipped string field
-//! while the valid lines are stored; `401`/`403` for tokens; `413` for
+//! while the valid lines are stored (a line whose value of the tenant's
+//! residency label belongs to another jurisdiction is one of them, code
+//! `residency`, its reason naming the regions that take it); `401`/`403` for
+//! tokens and for tenants that do not store data in this region; `413` for
 //! oversized bodies; `503` with `Retry-After` when the log cannot take the
 //! write (nothing is acknowledged then; retrying is safe).
 //!
@@ -24,7 +27,7 @@
 //! refused (`429`) before its bodies are read.
 
 use crate::config::IngestConfig;
-use crate::convert::{Conversion, Converter, LabelLimits, LineError, SkippedField, WriteBounds};
+use crate::convert::{Conversion, Converter, LabelLimits, LineError, ResidencyCheck, SkippedField, WriteBounds};
 use crate::error::Error;
 use crate::limits::{RateLimiter, RateRefusal};
 use crate::log::{IngestLog, LogRecord};
@@ -58,8 +61,9 @@ pub struct WriteState {
     pub metrics: Arc<IngestMetrics>,
     /// Known series across requests.
     pub series_cache: Arc<SeriesCache>,
-    /// The region this node serves: writes of tenants homed elsewhere are refused.
-    pub region: Arc<str>,
+    /// The region directory, this node's region in it: writes of tenants
+    /// that do not store data here are refused, naming where to send them.
+    pub regions: Arc<strata_schemas::RegionDirectory>,
     /// Per-tenant ingestion rate buckets.
     pub rate_limiter: Arc<RateLimiter>,
     /// The store as the write path sees it: `max_active_series` and cold watermarks (None: neither enforced).
@@ -165,6 +169,8 @@ pub(crate) struct Admitted {
     pub(crate) tenant: TenantId,
     /// Its limits (defaults for tenants the registry does not know).
     pub(crate) limits: TenantLimits,
+    /// Its residency label as this node applies it (None: nothing refused by it).
+    pub(crate) residency: Option<Arc<ResidencyCheck>>,
     /// Its counters.
     pub(crate) counters: Arc<TenantIngest>,
 }
@@ -176,24 +182,27 @@ pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Ad
     let policy = state.resolver.policy(&tenant);
     let counters = state.metrics.tenant(&tenant);
     if let Some(p) = &policy
-        && p.home_region != *state.region
+        && !p.stores_in(state.regions.local())
     {
         counters.reject("wrong_region", 1);
         let msg = format!(
-            "tenant {tenant:?} is homed in region {:?}, this node serves region {:?}: send its writes to a {}              ingest endpoint (nothing was stored)",
-            p.home_region.as_str(),
-            &*state.region,
-            p.home_region
+            "tenant {:?} does not store data in region {:?} (jurisdiction {}): send its writes to one of its \
+             data regions: {} (nothing was stored)",
+            tenant.as_str(),
+            state.regions.local(),
+            state.regions.local_jurisdiction(),
+            state.regions.describe(p.data_regions()),
         );
         return Err(refuse(StatusCode::FORBIDDEN, WriteErrorBody::simple("wrong region", msg)));
     }
-    let limits = policy.map(|p| p.limits.clone()).unwrap_or_default();
+    let limits = policy.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
     if let Err(r) = state.rate_limiter.precheck(&tenant, &limits) {
         // Refused before the body is read: a flood costs the node next to nothing.
         counters.reject("ingestion_rate_unread_requests", 1);
         return Err(rate_refusal(r));
     }
-    Ok(Admitted { tenant, limits, counters })
+    let residency = policy.and_then(|p| ResidencyCheck::of(&p, &state.regions)).map(Arc::new);
+    Ok(Admitted { tenant, limits, residency, counters })
 }
 
 /// Takes the request's samples from the tenant's rate bucket.
@@ -284,6 +293,7 @@ async fn write(
     let converter_state = state.clone();
     let tenant = who.tenant.clone();
     let label_limits = LabelLimits::of(&who.limits);
+    let residency = who.residency.clone();
     let now_ms = now_millis();
     let bounds = WriteBounds::new(&state.config, &who.limits, now_ms);
     let limit = body_limit(&state, &who);
@@ -308,7 +318,7 @@ async fn write(
                 cache: Some(&converter_state.series_cache),
                 limits: label_limits,
             }
-            .convert_within(&body, &bounds),
+            .convert_checked(&body, &bounds, residency.as_deref()),
         )
     })
     .await;
@@ -613,5 +623,185 @@ mod tests {
         assert_eq!(gunzip(&gz, 10_000).unwrap().len(), 10_000);
         assert_eq!(gunzip(&gz, 9_999).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(gunzip(b"not gzip", 100).unwrap_err().status(), StatusCode::BAD_REQUEST);
+    }
+
+    /// Residency through the line-protocol endpoint: a node of region
+    /// `us-east` (jurisdiction `us`) in a directory that also knows
+    /// `eu-central` (`eu`) and `br-south` (`br`).
+    mod residency {
+        use super::*;
+        use crate::log::AppendFuture;
+        use axum::http::Request;
+        use strata_schemas::{RegionDirectory, RegionEntry, Residency, TenantPolicy};
+        use tower::ServiceExt;
+
+        #[derive(Debug, Default)]
+        struct MemLog(parking_lot::Mutex<Vec<WriteBatch>>);
+
+        impl IngestLog for MemLog {
+            fn partitions(&self) -> u32 {
+                4
+            }
+
+            fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_> {
+                Box::pin(async move {
+                    let mut batches = self.0.lock();
+                    for r in records {
+                        batches.push(WriteBatch::decode(&r.payload).expect("valid batch"));
+                    }
+                    Ok(Vec::new())
+                })
+            }
+        }
+
+        /// Token `<tenant>` writes as tenant `<tenant>`: `fleet` stores in
+        /// us-east and eu-central with `country` us → us, de → eu, br → br;
+        /// `plain` has no residency label.
+        #[derive(Debug)]
+        struct Tenants;
+
+        impl TenantResolver for Tenants {
+            fn resolve(&self, authorization: Option<&str>, _: Access) -> Result<TenantId, AuthError> {
+                let token = strata_schemas::tenant::parse_authorization(authorization.ok_or(AuthError::MissingToken)?)?;
+                TenantId::new(token).map_err(|_| AuthError::InvalidToken)
+            }
+
+            fn policy(&self, tenant: &TenantId) -> Option<Arc<TenantPolicy>> {
+                let mut p = TenantPolicy::new(tenant.clone(), "us-east");
+                if tenant.as_str() == "fleet" {
+                    p.data_regions = vec!["us-east".into(), "eu-central".into()];
+                    p.residency = Some(fleet_residency());
+                }
+                Some(Arc::new(p))
+            }
+        }
+
+        fn fleet_residency() -> Residency {
+            let map = [("us", "us"), ("de", "eu"), ("br", "br")];
+            Residency {
+                label: "country".into(),
+                jurisdictions: map.iter().map(|(v, j)| (v.to_string(), j.to_string())).collect(),
+            }
+        }
+
+        fn directory() -> RegionDirectory {
+            let entry = |name: &str, j: &str| RegionEntry {
+                name: name.into(),
+                jurisdiction: j.into(),
+                endpoint: format!("http://{name}.example"),
+            };
+            let entries = vec![entry("us-east", "us"), entry("eu-central", "eu"), entry("br-south", "br")];
+            RegionDirectory::new("us-east", entries).unwrap()
+        }
+
+        fn state(log: Arc<MemLog>) -> WriteState {
+            WriteState {
+                log,
+                resolver: Arc::new(Tenants),
+                config: Arc::new(IngestConfig {
+                    past_grace_period: std::time::Duration::MAX,
+                    ..IngestConfig::default()
+                }),
+                metrics: Arc::new(IngestMetrics::default()),
+                series_cache: Arc::new(SeriesCache::new(1024)),
+                regions: Arc::new(directory()),
+                rate_limiter: Arc::new(RateLimiter::default()),
+                store_view: None,
+            }
+        }
+
+        async fn write(state: &WriteState, token: &str, body: &str) -> (StatusCode, serde_json::Value) {
+            let req = Request::post("/api/v2/write?precision=ms")
+                .header("authorization", format!("Token {token}"))
+                .body(Body::from(body.to_owned()))
+                .unwrap();
+            let resp = router(state.clone()).oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+            let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+            (status, json)
+        }
+
+        fn stored(log: &MemLog) -> Vec<String> {
+            let mut v: Vec<String> =
+                log.0.lock().iter().flat_map(|b| b.series.iter()).map(|s| s.labels.to_string()).collect();
+            v.sort();
+            v
+        }
+
+        #[tokio::test]
+        async fn a_line_of_another_jurisdiction_is_refused_naming_where_it_goes() {
+            let log = Arc::new(MemLog::default());
+            let state = state(Arc::clone(&log));
+            let body = "m,country=us,device=a v=1 1000\nm,device=b v=2 1000\nm,country=de,device=c v=3,w=4 1000\n\
+                        m,country=br,device=d v=5 1000\nm,country=fr,device=e v=6 1000\n";
+            let (status, v) = write(&state, "fleet", body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+            assert_eq!((v["accepted_lines"].as_u64(), v["rejected_lines"].as_u64()), (Some(3), Some(2)), "{v}");
+            assert_eq!(v["errors"][0]["line"], 3);
+            assert_eq!(
+                v["errors"][0]["reason"],
+                "label country=\"de\" places this series in jurisdiction eu; this node is region us-east \
+                 (jurisdiction us): send it to eu-central (eu, http://eu-central.example)"
+            );
+            assert_eq!(v["errors"][1]["line"], 4);
+            assert_eq!(
+                v["errors"][1]["reason"],
+                "label country=\"br\" places this series in jurisdiction br; this node is region us-east \
+                 (jurisdiction us): none of the tenant's data regions is in jurisdiction br (its data regions: \
+                 us-east (us, http://us-east.example), eu-central (eu, http://eu-central.example))"
+            );
+            assert!(
+                v["message"].as_str().unwrap().starts_with(
+                    "partial write: 2 of 5 lines rejected, the other 3 stored; first error: line 3: label \
+                     country=\"de\" places this series in jurisdiction eu"
+                ),
+                "{v}"
+            );
+            // Nothing of the refused lines (neither of line 3's fields); the others,
+            // including the unpinned value fr and the line without the label.
+            assert_eq!(
+                stored(&log),
+                ["m_v{country=\"fr\", device=\"e\"}", "m_v{country=\"us\", device=\"a\"}", "m_v{device=\"b\"}"]
+            );
+            let counters = state.metrics.tenant(&TenantId::new("fleet").unwrap());
+            assert_eq!(counters.rejected.lock().get("residency"), Some(&2));
+            assert_eq!(state.metrics.lines_rejected.load(std::sync::atomic::Ordering::Relaxed), 2);
+        }
+
+        #[tokio::test]
+        async fn without_a_residency_label_nothing_changes() {
+            let log = Arc::new(MemLog::default());
+            let state = state(Arc::clone(&log));
+            let (status, v) = write(&state, "plain", "m,country=de v=1 1000\nm,country=br v=2 1000\n").await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+            assert_eq!(stored(&log).len(), 2);
+        }
+
+        #[test]
+        fn the_check_exists_only_when_a_value_leaves_this_jurisdiction() {
+            let d = directory();
+            let mut p = TenantPolicy::new(TenantId::new("t").unwrap(), "us-east");
+            assert_eq!(ResidencyCheck::of(&p, &d), None, "no residency label");
+            p.residency =
+                Some(Residency { label: "country".into(), jurisdictions: [("us".to_owned(), "us".to_owned())].into() });
+            assert_eq!(ResidencyCheck::of(&p, &d), None, "every value stays in us");
+            p.residency = Some(fleet_residency());
+            let check = ResidencyCheck::of(&p, &d).unwrap();
+            assert_eq!(check.label(), "country");
+            assert!(check.check("us").is_ok() && check.check("xx").is_ok());
+            assert_eq!(check.check("de").unwrap_err().0, "residency");
+            // Another node, in eu, refuses us and br instead.
+            let eu = RegionDirectory::new("eu-central", d.entries().to_vec()).unwrap();
+            let check = ResidencyCheck::of(&p, &eu).unwrap();
+            assert!(check.check("de").is_ok());
+            let (_, reason) = check.check("us").unwrap_err();
+            assert!(
+                reason.ends_with(
+                    "this node is region eu-central (jurisdiction eu): send it to us-east (us, http://us-east.example)"
+                ),
+                "{reason}"
+            );
+        }
     }
 }

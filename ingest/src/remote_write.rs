@@ -1,9 +1,9 @@
 //! Prometheus remote write 1.0: `POST /api/v1/write`.
 //!
 //! ```text
-//!  POST /api/v1/write ──► auth → tenant, residency ──► headers ──► body ≤ max_body_bytes / max_request_bytes
+//!  POST /api/v1/write ──► auth → tenant, data region ──► headers ──► body ≤ max_body_bytes / max_request_bytes
 //!    snappy block ──► decompress_len ≤ max_body_bytes ──► protobuf prometheus.WriteRequest   (proto)
-//!      ──► per series: validate, label limits, sort labels, series id, device_hash % P      (series)
+//!      ──► per series: validate, residency label, label limits, sort labels, series id, device_hash % P  (series)
 //!      ──► tenant rate ──► IngestLog::append, durable ──► 204 / 200 / 400
 //! ```
 //!
@@ -17,8 +17,9 @@
 //!
 //! The tenant comes from the `Authorization` header (`Bearer <t>`, as
 //! Prometheus's `authorization: { credentials: … }` sends it, or `Token <t>`).
-//! Tenant policy applies as for line protocol ([`crate::http`]): residency,
-//! `max_request_bytes`, the label limits and the ingestion rate.
+//! Tenant policy applies as for line protocol ([`crate::http`]): data
+//! regions, the residency label (per series), `max_request_bytes`, the label
+//! limits and the ingestion rate.
 //!
 //! Answers (Prometheus retries 5xx and 429, never other 4xx):
 //!
@@ -26,9 +27,9 @@
 //! |---|---|---|
 //! | `204` | every series was stored | none |
 //! | `200` | every series was stored, but exemplars or native histograms were not (unsupported) | JSON with the counts; also an `X-Strata-Warning` header |
-//! | `400` | some series are invalid: the valid ones are stored, retrying would not help | JSON listing each rejected series (`index`, `series`, `reason`) |
+//! | `400` | some series are invalid or belong, by the tenant's residency label, to another jurisdiction: the others are stored, retrying would not help | JSON listing each rejected series (`index`, `series`, `reason`) |
 //! | `400` | the body is not snappy or not a `WriteRequest` | JSON `code`/`message` |
-//! | `401`/`403` | missing/invalid token, a token without write access, or a tenant homed in another region | JSON |
+//! | `401`/`403` | missing/invalid token, a token without write access, or a tenant that does not store data in this region | JSON |
 //! | `413` | body larger than `ingest.max_body_bytes` or the tenant's `max_request_bytes`, as sent or decompressed | JSON |
 //! | `429` + `Retry-After` | over the tenant's ingestion rate; nothing stored (Prometheus 2.x retries it only with `retry_on_http_429`) | JSON |
 //! | `415` | `Content-Encoding` other than `snappy`, or a `Content-Type` other than protobuf remote write 1.0 (remote write 2.0 is not supported) | JSON |
@@ -40,7 +41,7 @@ pub mod metrics;
 pub mod proto;
 pub mod series;
 
-use crate::convert::{LabelLimits, WriteBounds};
+use crate::convert::{LabelLimits, ResidencyCheck, WriteBounds};
 use crate::http::{Admitted, Refusal, WriteErrorBody, WriteState};
 use crate::http::{admit_late, admit_rate, admit_series, admit_tenant, append_batches, body_limit, refuse, too_large};
 use crate::http::{decode_permit, read_body};
@@ -139,7 +140,7 @@ async fn write(State(state): State<RemoteWriteState>, headers: HeaderMap, body: 
     commit(&state, &who, conversion).await
 }
 
-/// Admits the tenant (token, residency), reads, decodes and converts a request.
+/// Admits the tenant (token, data regions), reads, decodes and converts a request.
 async fn receive(
     state: &RemoteWriteState,
     headers: &HeaderMap,
@@ -153,11 +154,12 @@ async fn receive(
     let tenant = who.tenant.clone();
     let limits = LabelLimits::of(&who.limits);
     let bounds = WriteBounds::new(&state.write.config, &who.limits, now_millis());
+    let residency = who.residency.clone();
     // Snappy and protobuf decoding on a blocking thread, bounded like line protocol.
     let permit = decode_permit().await;
     let conversion = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        decode_and_convert(&write, &tenant, limits, &bounds, &raw, limit)
+        decode_and_convert(&write, &tenant, limits, &bounds, residency.as_deref(), &raw, limit)
     })
     .await
     .map_err(|e| refuse(StatusCode::INTERNAL_SERVER_ERROR, WriteErrorBody::simple("internal", e.to_string())))??;
@@ -169,6 +171,7 @@ fn decode_and_convert(
     tenant: &TenantId,
     limits: LabelLimits,
     bounds: &WriteBounds,
+    residency: Option<&ResidencyCheck>,
     raw: &[u8],
     limit: usize,
 ) -> Result<RemoteWriteConversion, Refusal> {
@@ -180,7 +183,7 @@ fn decode_and_convert(
         cache: Some(&write.series_cache),
         limits,
     };
-    Ok(converter.convert_within(&request, bounds))
+    Ok(converter.convert_checked(&request, bounds, residency))
 }
 
 fn decode_refusal(e: DecodeError, limit: usize) -> Refusal {

@@ -10,7 +10,10 @@
 //! * no control character (C0, DEL, C1) in the metric name or a label
 //!   value, tab excepted in values — the same rule as for line protocol;
 //! * the tenant's label limits (`max_labels_per_series`, `max_label_name_length`,
-//!   `max_label_value_length`), with the same messages as for line protocol.
+//!   `max_label_value_length`), with the same messages as for line protocol;
+//! * the tenant's residency label ([`ResidencyCheck`]): a series whose value
+//!   of it belongs to another jurisdiction than this node's is refused (code
+//!   `residency`), with the same message as for line protocol.
 //!
 //! Samples outside the write's time window ([`WriteBounds`]: the same as
 //! for line protocol) are not stored; each series that had some is listed
@@ -23,7 +26,7 @@
 
 use super::proto;
 use crate::batcher::{BatchBuilder, SeriesKey};
-use crate::convert::{LabelLimits, WriteBounds};
+use crate::convert::{LabelLimits, ResidencyCheck, WriteBounds};
 use crate::series_cache::SeriesCache;
 use std::fmt::Write;
 use strata_schemas::{Label, Labels, METRIC_NAME, Sample, SeriesId, TenantId, WriteBatch};
@@ -116,6 +119,12 @@ pub enum SeriesRejection {
         /// The limit.
         limit: u32,
     },
+    /// The tenant's residency label places the series in another jurisdiction.
+    #[error("{reason}")]
+    Residency {
+        /// Which jurisdiction and which regions take it.
+        reason: String,
+    },
 }
 
 impl SeriesRejection {
@@ -127,6 +136,7 @@ impl SeriesRejection {
             SeriesRejection::MetricNameTooLong { .. } | SeriesRejection::LabelValueTooLong { .. } => {
                 "max_label_value_length"
             }
+            SeriesRejection::Residency { .. } => crate::convert::RESIDENCY,
             _ => "invalid_series",
         }
     }
@@ -188,10 +198,21 @@ impl SeriesConverter<'_> {
 
     /// [`Self::convert`], storing only the samples inside `bounds`' time window.
     pub fn convert_within(&self, request: &proto::WriteRequest, bounds: &WriteBounds) -> RemoteWriteConversion {
+        self.convert_checked(request, bounds, None)
+    }
+
+    /// [`Self::convert_within`], also refusing the series that `residency`
+    /// places in another jurisdiction (code `residency`).
+    pub fn convert_checked(
+        &self,
+        request: &proto::WriteRequest,
+        bounds: &WriteBounds,
+        residency: Option<&ResidencyCheck>,
+    ) -> RemoteWriteConversion {
         let mut out = RemoteWriteConversion::default();
         let mut batches = BatchBuilder::new(self.tenant, self.partitions, request.timeseries.len());
         for (index, series) in request.timeseries.iter().enumerate() {
-            let key = match self.series_key(&series.labels) {
+            let key = match self.series_key(&series.labels, residency) {
                 Ok(key) => key,
                 Err(e) => {
                     let (code, series, reason) = (e.code(), render(&series.labels), e.to_string());
@@ -220,9 +241,18 @@ impl SeriesConverter<'_> {
     }
 
     /// The identity of a series, or why it is invalid.
-    fn series_key(&self, raw: &[proto::Label]) -> Result<SeriesKey, SeriesRejection> {
+    fn series_key(
+        &self,
+        raw: &[proto::Label],
+        residency: Option<&ResidencyCheck>,
+    ) -> Result<SeriesKey, SeriesRejection> {
         let pairs = label_pairs(raw)?;
         let name = metric_name(&pairs)?;
+        if let Some(residency) = residency {
+            residency
+                .check_labels(pairs.iter().copied())
+                .map_err(|(_, reason)| SeriesRejection::Residency { reason })?;
+        }
         check_limits(&self.limits, name, &pairs)?;
         let id = series_id_of(self.tenant, &[name], pairs.iter().copied());
         let device = pairs.iter().find(|(k, v)| *k == self.device_label && !v.is_empty());

@@ -429,7 +429,10 @@ impl IngestLog for MemLog {
 
 /// `Bearer writer-token` writes as `acme` (no policy: default limits);
 /// `Bearer reader-token` may only read; `Bearer tiny-token` writes as `tiny`
-/// (small limits); `Bearer far-token` writes as `far`, homed in region `br`.
+/// (small limits); `Bearer far-token` writes as `far`, homed in region `br`;
+/// `Bearer fleet-token` writes as `fleet`, stored here and in `us-east` (a
+/// region this node's directory does not know), with the residency label
+/// `country` (de → eu, us → us).
 #[derive(Debug)]
 struct Tokens;
 
@@ -443,6 +446,7 @@ impl TenantResolver for Tokens {
             "reader-token" if access == Access::Write => Err(AuthError::Forbidden { tenant: tenant(), access }),
             "tiny-token" => Ok(TenantId::new("tiny").unwrap()),
             "far-token" => Ok(TenantId::new("far").unwrap()),
+            "fleet-token" => Ok(TenantId::new("fleet").unwrap()),
             _ => Err(AuthError::InvalidToken),
         }
     }
@@ -461,6 +465,12 @@ impl TenantResolver for Tokens {
                 Some(Arc::new(p))
             }
             "far" => Some(Arc::new(TenantPolicy::new(tenant.clone(), "br"))),
+            "fleet" => {
+                let mut p = TenantPolicy::new(tenant.clone(), REGION);
+                p.data_regions = vec![REGION.into(), "us-east".into()];
+                p.residency = Some(country_residency());
+                Some(Arc::new(p))
+            }
             _ => None,
         }
     }
@@ -489,7 +499,7 @@ fn harness(fail: bool, max_body_bytes: usize) -> Harness {
         }),
         metrics: Arc::clone(&ingest_metrics),
         series_cache: Arc::new(SeriesCache::new(1024)),
-        region: REGION.into(),
+        regions: Arc::new(strata_schemas::RegionDirectory::single(REGION, REGION, "http://127.0.0.1:9470")),
         rate_limiter: Arc::new(crate::limits::RateLimiter::default()),
         store_view: None,
     };
@@ -703,7 +713,11 @@ async fn applies_the_tenants_residency_size_label_and_rate_limits() {
 
     let (status, _, json) = post(&h, &with_token("Bearer far-token"), one.clone()).await;
     assert_eq!((status, &json["code"]), (StatusCode::FORBIDDEN, &serde_json::json!("wrong region")), "{json}");
-    assert!(json["message"].as_str().unwrap().contains("\"br\""), "{json}");
+    assert_eq!(
+        json["message"],
+        "tenant \"far\" does not store data in region \"eu\" (jurisdiction eu): send its writes to one of its data \
+         regions: br (nothing was stored)"
+    );
 
     let big = body_of(vec![series(&[("__name__", "m"), ("a", &"x".repeat(3_000))], &[(1, 1.0)])]);
     let (status, _, json) = post(&h, &with_token("Bearer tiny-token"), big).await;
@@ -727,4 +741,80 @@ async fn applies_the_tenants_residency_size_label_and_rate_limits() {
     let (status, _, json) = post(&h, &with_token("Bearer tiny-token"), four).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "4 samples exceed a burst of 3: {json}");
     assert_eq!(stored(&h.log.batches.lock()).len(), 1, "only the one valid series of the label test was stored");
+}
+
+// ---------------------------------------------------------------- residency
+
+fn country_residency() -> strata_schemas::Residency {
+    strata_schemas::Residency {
+        label: "country".into(),
+        jurisdictions: [("de", "eu"), ("us", "us")].iter().map(|(v, j)| (v.to_string(), j.to_string())).collect(),
+    }
+}
+
+#[test]
+fn a_series_of_another_jurisdiction_is_refused_naming_the_regions_that_take_it() {
+    use crate::convert::ResidencyCheck;
+    use strata_schemas::{RegionDirectory, RegionEntry};
+    let entry = |name: &str, j: &str| RegionEntry {
+        name: name.into(),
+        jurisdiction: j.into(),
+        endpoint: format!("http://{name}.example"),
+    };
+    let regions = RegionDirectory::new("us-east", vec![entry("us-east", "us"), entry("eu-central", "eu")]).unwrap();
+    let mut policy = TenantPolicy::new(tenant(), "us-east");
+    policy.data_regions = vec!["us-east".into(), "eu-central".into()];
+    policy.residency = Some(country_residency());
+    let check = ResidencyCheck::of(&policy, &regions).unwrap();
+    let req = request(vec![
+        series(&[("__name__", "up"), ("country", "us")], &[(1, 1.0)]),
+        series(&[("__name__", "up"), ("country", "de")], &[(1, 1.0), (2, 1.0)]),
+        series(&[("__name__", "up")], &[(1, 1.0)]),
+    ]);
+    let t = tenant();
+    let converter = SeriesConverter {
+        tenant: &t,
+        device_label: "device",
+        partitions: 4,
+        cache: None,
+        limits: LabelLimits::default(),
+    };
+    let c = converter.convert_checked(&req, &WriteBounds::NONE, Some(&check));
+    assert_eq!((c.accepted_series, c.samples), (2, 2));
+    assert_eq!(
+        c.rejected,
+        [SeriesError {
+            code: "residency",
+            index: Some(1),
+            series: "up{country=\"de\"}".into(),
+            reason: "label country=\"de\" places this series in jurisdiction eu; this node is region us-east \
+                     (jurisdiction us): send it to eu-central (eu, http://eu-central.example)"
+                .into(),
+        }]
+    );
+    assert_eq!(stored(&c.batches).iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["up{country=\"us\"}", "up{}"]);
+    // No check: every series is stored, as before.
+    assert_eq!(converter.convert_checked(&req, &WriteBounds::NONE, None).accepted_series, 3);
+}
+
+#[tokio::test]
+async fn residency_refusals_use_the_per_series_answer_and_are_counted() {
+    let h = harness(false, 1 << 20);
+    let body = body_of(vec![
+        series(&[("__name__", "up"), ("country", "de")], &[(1, 1.0)]),
+        series(&[("__name__", "up"), ("country", "us")], &[(1, 1.0)]),
+    ]);
+    let (status, _, json) = post(&h, &with_token("Bearer fleet-token"), body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!((json["accepted_series"].as_u64(), json["rejected_series"].as_u64()), (Some(1), Some(1)), "{json}");
+    assert_eq!(json["errors"][0]["index"], 1);
+    assert_eq!(json["errors"][0]["series"], "up{country=\"us\"}");
+    assert_eq!(
+        json["errors"][0]["reason"],
+        "label country=\"us\" places this series in jurisdiction us; this node is region eu (jurisdiction eu): none \
+         of the tenant's data regions is in jurisdiction us (its data regions: eu (eu, http://127.0.0.1:9470), us-east)"
+    );
+    assert_eq!(stored(&h.log.batches.lock()), [("up{country=\"de\"}".to_owned(), vec![(1, 1f64.to_bits())])]);
+    let fleet = h.ingest_metrics.tenant(&TenantId::new("fleet").unwrap());
+    assert_eq!(fleet.rejected.lock().get("residency"), Some(&1));
 }
