@@ -16,6 +16,7 @@
 mod aggregate;
 mod binary;
 mod eval;
+pub(crate) mod federate;
 mod functions;
 mod histogram;
 mod labels_fn;
@@ -33,6 +34,7 @@ mod tests;
 
 use crate::config::QueryConfig;
 use crate::error::{QueryError, Result};
+use crate::federation::{FederatedQuery, Federation, Grid, PartialSeries};
 use crate::value::{InstantSample, QueryResult, RangeSeries, Value};
 use eval::{Ctx, Eval, Evaluator};
 use promql_parser::parser::{self, Expr};
@@ -63,12 +65,22 @@ impl CancelToken {
 }
 
 /// Per-query options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QueryOptions {
     /// Lowers the configured timeout for this query.
     pub timeout: Option<Duration>,
     /// Cancels the query when triggered.
     pub cancel: Option<CancelToken>,
+    /// Thanos's `partial_response` (default true): a jurisdiction or region
+    /// that does not answer is a warning naming it; false makes it fail the
+    /// query ([`QueryError::Unavailable`], or a storage read's `unavailable`).
+    pub partial_response: bool,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        Self { timeout: None, cancel: None, partial_response: true }
+    }
 }
 
 /// The PromQL engine. Cheap to share behind an `Arc`; evaluation is synchronous
@@ -78,6 +90,7 @@ pub struct Engine {
     store: Arc<dyn ReadStore>,
     config: QueryConfig,
     policies: Option<Arc<dyn TenantResolver>>,
+    federation: Option<Arc<dyn Federation>>,
     stats: TenantQueryStats,
 }
 
@@ -132,7 +145,21 @@ impl TenantQueryStats {
 impl Engine {
     /// Builds an engine reading from `store`.
     pub fn new(store: Arc<dyn ReadStore>, config: QueryConfig) -> Self {
-        Self { store, config, policies: None, stats: TenantQueryStats::default() }
+        Self { store, config, policies: None, federation: None, stats: TenantQueryStats::default() }
+    }
+
+    /// Federates queries across jurisdictions (see [`crate::federation`]):
+    /// each query asks `federation` for its federated part, reads raw series
+    /// through it, pushes aggregations down to aggregates-only jurisdictions
+    /// and enforces the tenant's geo-fence.
+    pub fn with_federation(mut self, federation: Arc<dyn Federation>) -> Self {
+        self.federation = Some(federation);
+        self
+    }
+
+    /// The federation set by [`Engine::with_federation`].
+    pub fn federation(&self) -> Option<&Arc<dyn Federation>> {
+        self.federation.as_ref()
     }
 
     /// Also applies each tenant's registry limits (`max_query_series`,
@@ -224,6 +251,9 @@ impl Engine {
             Ok(e) => e,
             Err(e) => return Some(Err(e)),
         };
+        if let Err(r) = self.inline_federation(tenant, query, opts) {
+            return r;
+        }
         not_inline_to_none(self.run_instant(tenant, query, &expr, t_ms, opts, true))
     }
 
@@ -240,6 +270,9 @@ impl Engine {
             return None;
         }
         let expr = range_expr(self.parse(query).ok()?).ok()?;
+        if let Err(r) = self.inline_federation(tenant, query, opts) {
+            return r;
+        }
         not_inline_to_none(self.run_range(tenant, query, &expr, (start_ms, end_ms, step_ms), opts, true))
     }
 
@@ -252,12 +285,14 @@ impl Engine {
         opts: &QueryOptions,
         inline: bool,
     ) -> Result<QueryResult> {
-        let ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts, inline);
+        let fq = if inline { None } else { self.begin(tenant, query, opts)? };
+        let mut ctx = self.ctx(tenant, query, (t_ms, t_ms, 0), opts, inline);
+        attach(&mut ctx, fq.as_deref(), expr);
         let result = (|| {
             let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
             let out = cleanup_names(ev.eval(expr)?)?;
             let value = instant_value(out, t_ms, is_ordered(expr));
-            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+            finish(&ctx, value)
         })();
         self.record(tenant, &ctx, &result);
         result
@@ -272,19 +307,88 @@ impl Engine {
         opts: &QueryOptions,
         inline: bool,
     ) -> Result<QueryResult> {
-        let ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts, inline);
+        let fq = if inline { None } else { self.begin(tenant, query, opts)? };
+        let mut ctx = self.ctx(tenant, query, (start_ms, end_ms, step_ms), opts, inline);
+        attach(&mut ctx, fq.as_deref(), expr);
         let result = (|| {
             let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
             let out = cleanup_names(ev.eval(expr)?)?;
             let value = range_value(&ev, out)?;
-            Ok(QueryResult { value, warnings: ctx.take_warnings(), infos: ctx.take_infos() })
+            finish(&ctx, value)
+        })();
+        self.record(tenant, &ctx, &result);
+        result
+    }
+
+    /// The federated part of a query of `tenant` (`None`: nothing to federate).
+    fn begin(&self, tenant: &TenantId, query: &str, opts: &QueryOptions) -> Result<Option<Box<dyn FederatedQuery>>> {
+        match &self.federation {
+            None => Ok(None),
+            Some(f) => f.begin(tenant, query, opts.partial_response).map_err(QueryError::GeoFence),
+        }
+    }
+
+    /// Before an inline run: `Err(answer)` when it must not run inline
+    /// (`Err(None)`: the query is federated, run it on a blocking thread;
+    /// `Err(Some(error))`: the geo-fence refuses it).
+    fn inline_federation(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        opts: &QueryOptions,
+    ) -> std::result::Result<(), Option<Result<QueryResult>>> {
+        match self.begin(tenant, query, opts) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(None),
+            Err(e) => Err(Some(Err(e))),
+        }
+    }
+
+    /// The data region's side of a push-down (see [`crate::federation`]):
+    /// evaluates each of `exprs` (partial aggregations, each checked with
+    /// [`crate::federation::check_pushable`]: `bad_data` otherwise) over this
+    /// engine's own store on `grid`, without federation, under the tenant's
+    /// sample and series limits. One list of series per expression, in
+    /// order; names are removed as in a query's result, and series without
+    /// any value are left out.
+    pub fn evaluate_partials(
+        &self,
+        tenant: &TenantId,
+        exprs: &[String],
+        grid: Grid,
+        opts: &QueryOptions,
+    ) -> Result<Vec<Vec<PartialSeries>>> {
+        self.check_range(grid.start, grid.end, grid.step)?;
+        let mut aggs = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let parsed = self.parse(e)?;
+            let agg = federate::pushable_root(&parsed)
+                .map_err(|why| QueryError::bad(format!("not a pushable partial aggregation: {e}: {why}")))?;
+            aggs.push(agg.clone());
+        }
+        let text = exprs.join("\n");
+        let step = if grid.start == grid.end { 0 } else { grid.step };
+        let ctx = self.ctx(tenant, &text, (grid.query_start, grid.query_end, step), opts, false);
+        let result = (|| {
+            let ev = Evaluator::new(&ctx, grid.start, grid.end, grid.step);
+            let parts = federate::eval_partials(&ev, &aggs)?;
+            Ok(parts
+                .into_iter()
+                .map(|series| {
+                    series
+                        .into_iter()
+                        .filter(|s| s.points.iter().any(Option::is_some))
+                        .map(|s| PartialSeries { labels: s.labels, points: s.points })
+                        .collect()
+                })
+                .collect())
         })();
         self.record(tenant, &ctx, &result);
         result
     }
 
     /// Counts a finished query (an abandoned inline run is not one).
-    fn record(&self, tenant: &TenantId, ctx: &Ctx<'_>, result: &Result<QueryResult>) {
+    fn record<T>(&self, tenant: &TenantId, ctx: &Ctx<'_>, result: &Result<T>) {
         if matches!(result, Err(QueryError::NotInline)) {
             return;
         }
@@ -352,6 +456,11 @@ impl Engine {
             warnings: Default::default(),
             infos: Default::default(),
             query,
+            fed: None,
+            partial_response: opts.partial_response,
+            in_push: Default::default(),
+            root_agg: 0,
+            fenced: Default::default(),
         }
     }
 }
@@ -421,6 +530,63 @@ fn cleanup_names(out: Eval) -> Result<Eval> {
         }
         other => other,
     })
+}
+
+/// [`cleanup_names`] of an instant vector.
+pub(crate) fn cleanup_vector(v: Vec<eval::StepSeries>) -> Result<Vec<eval::StepSeries>> {
+    match cleanup_names(Eval::Vector(v))? {
+        Eval::Vector(v) => Ok(v),
+        other => Err(QueryError::Internal(format!("name cleanup turned a vector into a {}", other.type_name()))),
+    }
+}
+
+/// Makes `ctx` evaluate the federated query `fq`: raw reads through its
+/// store, push points, and an info per excluded jurisdiction.
+fn attach<'a>(ctx: &mut Ctx<'a>, fq: Option<&'a dyn FederatedQuery>, expr: &Expr) {
+    let Some(fq) = fq else { return };
+    ctx.store = fq.store();
+    ctx.fed = Some(fq);
+    let mut root = expr;
+    while let Expr::Paren(p) = root {
+        root = &p.expr;
+    }
+    if let Expr::Aggregate(agg) = root {
+        ctx.root_agg = std::ptr::from_ref(agg) as usize;
+    }
+    for j in fq.excluded_jurisdictions() {
+        ctx.infos
+            .borrow_mut()
+            .push(format!("jurisdiction {j}: the tenant's policy keeps its data there; it is not part of this result"));
+    }
+}
+
+/// The result with its annotations (a federated query's warnings included);
+/// an empty answer of a query that left out excluded jurisdictions is the
+/// geo-fence error.
+fn finish(ctx: &Ctx<'_>, value: Value) -> Result<QueryResult> {
+    let mut warnings = ctx.take_warnings();
+    if let Some(fq) = ctx.fed {
+        for w in fq.warnings() {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        let excluded = fq.excluded_jurisdictions();
+        let empty = match &value {
+            Value::Vector(v) => v.is_empty(),
+            Value::Matrix(m) => m.is_empty(),
+            Value::Scalar { .. } | Value::String { .. } => false,
+        };
+        if empty && !excluded.is_empty() {
+            let list = excluded.join(", ");
+            return Err(QueryError::GeoFence(format!(
+                "geo-fence: tenant {:?} has no data for this query outside jurisdiction {list}: it can only be \
+                 answered from data of jurisdiction {list}, which the tenant's policy keeps there",
+                ctx.tenant.as_str()
+            )));
+        }
+    }
+    Ok(QueryResult { value, warnings, infos: ctx.take_infos() })
 }
 
 /// True when the top-level expression defines the result order (sort functions).

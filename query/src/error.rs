@@ -32,6 +32,15 @@ pub enum QueryError {
     /// A bug or an unexpected failure (`internal`, HTTP 500).
     #[error("{0}")]
     Internal(String),
+    /// The tenant's geo-fence forbids answering the query from here
+    /// (`execution`, HTTP 422): the message names the tenant's rule and the
+    /// jurisdiction (see [`crate::federation`]).
+    #[error("{0}")]
+    GeoFence(String),
+    /// A jurisdiction holding part of the data did not answer and the request
+    /// set `partial_response=false` (`unavailable`, HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
     /// An inline run ([`crate::Engine::try_query_instant_inline`]) outgrew
     /// its budget or needed a read that may block; the query is then run
     /// on a blocking thread. Never reaches a client.
@@ -48,6 +57,8 @@ impl QueryError {
             QueryError::Timeout(_) | QueryError::Canceled(_) => ErrorKind::Unavailable,
             QueryError::TooManySamples(_) => ErrorKind::QuotaExceeded,
             QueryError::Read(e) => e.kind(),
+            QueryError::GeoFence(_) => ErrorKind::InvalidInput,
+            QueryError::Unavailable(_) => ErrorKind::Unavailable,
             QueryError::Internal(_) | QueryError::NotInline => ErrorKind::Internal,
         }
     }
@@ -59,6 +70,8 @@ impl QueryError {
             QueryError::Execution(_) | QueryError::Unsupported(_) | QueryError::TooManySamples(_) => "execution",
             QueryError::Timeout(_) => "timeout",
             QueryError::Canceled(_) => "canceled",
+            QueryError::GeoFence(_) | QueryError::Read(ReadError::GeoFence(_)) => "execution",
+            QueryError::Unavailable(_) => "unavailable",
             QueryError::Read(e) => match e.kind() {
                 ErrorKind::QuotaExceeded => "execution",
                 ErrorKind::Unavailable => "unavailable",

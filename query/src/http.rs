@@ -188,7 +188,61 @@ fn query_options(p: &Params, cancel: &CancelToken) -> Result<QueryOptions, ApiEr
         }
         None => None,
     };
-    Ok(QueryOptions { timeout, cancel: Some(cancel.clone()) })
+    Ok(QueryOptions { timeout, cancel: Some(cancel.clone()), partial_response: partial_response(p)? })
+}
+
+/// Thanos's `partial_response` parameter (`true`/`false`, default true).
+fn partial_response(p: &Params) -> Result<bool, ApiError> {
+    match p.get("partial_response").filter(|s| !s.is_empty()) {
+        None => Ok(true),
+        Some(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(true),
+        Some(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(false),
+        Some(s) => Err(ApiError::param("partial_response", format!("cannot parse {s:?}: must be true or false"))),
+    }
+}
+
+/// What a metadata request (series, labels, label values) reads: the
+/// engine's store, or for a federated tenant the raw-reachable store of its
+/// federated part, with infos naming the jurisdictions whose metadata is
+/// not shown and the federated part's warnings.
+struct Metadata {
+    fq: Option<Box<dyn crate::federation::FederatedQuery>>,
+    engine: Arc<Engine>,
+}
+
+impl Metadata {
+    fn begin(engine: Arc<Engine>, tenant: &TenantId, what: &str, partial: bool) -> Result<Self, ApiError> {
+        let fq = match engine.federation() {
+            Some(f) => f.begin(tenant, what, partial).map_err(QueryError::GeoFence)?,
+            None => None,
+        };
+        Ok(Self { fq, engine })
+    }
+
+    fn store(&self) -> &dyn strata_schemas::ReadStore {
+        match &self.fq {
+            Some(fq) => fq.store(),
+            None => self.engine.store().as_ref(),
+        }
+    }
+
+    /// `(warnings, infos)` once the reads are done; `shown` names what is
+    /// listed ("series", "label names and values").
+    fn annotations(&self, shown: &str) -> (Vec<String>, Vec<String>) {
+        let Some(fq) = &self.fq else { return (Vec::new(), Vec::new()) };
+        let mut infos = Vec::new();
+        for j in fq.aggregate_jurisdictions() {
+            infos.push(format!(
+                "{shown} of jurisdiction {j} are not shown here: the tenant's policy lets only aggregates leave it"
+            ));
+        }
+        for j in fq.excluded_jurisdictions() {
+            infos.push(format!(
+                "{shown} of jurisdiction {j} are not shown here: the tenant's policy keeps its data there"
+            ));
+        }
+        (fq.warnings(), infos)
+    }
 }
 
 async fn query(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> ApiResult {
@@ -276,7 +330,7 @@ fn truncate<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, Vec<String>) {
     (v, Vec::new())
 }
 
-fn list_response(items: impl Iterator<Item = String>, warnings: &[String]) -> Response {
+fn list_response(items: impl Iterator<Item = String>, warnings: &[String], infos: &[String]) -> Response {
     let mut out = String::from("{\"status\":\"success\",\"data\":[");
     for (i, item) in items.enumerate() {
         if i > 0 {
@@ -286,6 +340,7 @@ fn list_response(items: impl Iterator<Item = String>, warnings: &[String]) -> Re
     }
     out.push(']');
     json::push_warnings(&mut out, warnings);
+    json::push_annotations(&mut out, "infos", infos);
     out.push('}');
     json_response(StatusCode::OK, out)
 }
@@ -300,18 +355,24 @@ async fn series(
     let req = request(&st, &m, &h, q, &body)?;
     let sets = parse_match(&st, &req.params, true)?;
     let (range, limit) = range_and_limit(&req.params)?;
+    let partial = partial_response(&req.params)?;
+    let what = format!("series {}", req.params.all("match[]").join(" "));
+    let what = what.trim_end().to_owned();
     let engine = Arc::clone(&st.engine);
-    let all: Vec<Labels> = blocking(move || {
+    let (all, fed_warnings, infos): (Vec<Labels>, _, _) = blocking(move || {
+        let md = Metadata::begin(engine, &req.tenant, &what, partial)?;
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(engine.store().series(&req.tenant, ms, range).map_err(QueryError::from)?);
+            all.extend(md.store().series(&req.tenant, ms, range).map_err(QueryError::from)?);
         }
         all.sort();
         all.dedup();
-        Ok(all)
+        let (w, i) = md.annotations("series");
+        Ok((all, w, i))
     })
     .await?;
-    let (all, warnings) = truncate(all, limit);
+    let (all, mut warnings) = truncate(all, limit);
+    warnings.extend(fed_warnings);
     Ok(list_response(
         all.iter().map(|l| {
             let mut s = String::new();
@@ -319,6 +380,7 @@ async fn series(
             s
         }),
         &warnings,
+        &infos,
     ))
 }
 
@@ -332,20 +394,25 @@ async fn labels(
     let req = request(&st, &m, &h, q, &body)?;
     let sets = parse_match(&st, &req.params, false)?;
     let (range, limit) = range_and_limit(&req.params)?;
+    let partial = partial_response(&req.params)?;
+    let what = format!("labels {}", req.params.all("match[]").join(" "));
     let engine = Arc::clone(&st.engine);
-    let names = blocking(move || {
+    let (names, fed_warnings, infos) = blocking(move || {
+        let md = Metadata::begin(engine, &req.tenant, what.trim_end(), partial)?;
         let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(engine.store().label_names(&req.tenant, ms, range).map_err(QueryError::from)?);
+            all.extend(md.store().label_names(&req.tenant, ms, range).map_err(QueryError::from)?);
         }
         all.sort();
         all.dedup();
-        Ok(all)
+        let (w, i) = md.annotations("label names and values");
+        Ok((all, w, i))
     })
     .await?;
-    let (names, warnings) = truncate(names, limit);
-    Ok(list_response(names.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings))
+    let (names, mut warnings) = truncate(names, limit);
+    warnings.extend(fed_warnings);
+    Ok(list_response(names.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings, &infos))
 }
 
 async fn label_values(
@@ -363,20 +430,25 @@ async fn label_values(
     }
     let sets = parse_match(&st, &req.params, false)?;
     let (range, limit) = range_and_limit(&req.params)?;
+    let partial = partial_response(&req.params)?;
+    let what = format!("label values {name} {}", req.params.all("match[]").join(" "));
     let engine = Arc::clone(&st.engine);
-    let values = blocking(move || {
+    let (values, fed_warnings, infos) = blocking(move || {
+        let md = Metadata::begin(engine, &req.tenant, what.trim_end(), partial)?;
         let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(engine.store().label_values(&req.tenant, &name, ms, range).map_err(QueryError::from)?);
+            all.extend(md.store().label_values(&req.tenant, &name, ms, range).map_err(QueryError::from)?);
         }
         all.sort();
         all.dedup();
-        Ok(all)
+        let (w, i) = md.annotations("label names and values");
+        Ok((all, w, i))
     })
     .await?;
-    let (values, warnings) = truncate(values, limit);
-    Ok(list_response(values.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings))
+    let (values, mut warnings) = truncate(values, limit);
+    warnings.extend(fed_warnings);
+    Ok(list_response(values.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings, &infos))
 }
 
 /// `{"status":"success","data":<data>}`.

@@ -21,13 +21,18 @@
 //!   `query_exemplars`) with Prometheus's JSON envelope.
 //! * [`config`]: [`QueryConfig`] (lookback, timeout, sample and resolution limits).
 //!
-//! Later: federation across hot, cold and peer regions, and geo-fencing of
-//! what may cross a border.
+//! * [`federation`]: queries across jurisdictions ([`Engine::with_federation`]):
+//!   raw reads where the tenant's policy allows them, aggregations pushed
+//!   down to aggregates-only jurisdictions and combined exactly
+//!   ([`Engine::evaluate_partials`] is the data region's side), and the
+//!   geo-fence error for anything that would need raw series from across a
+//!   closed border.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod federation;
 pub mod http;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;

@@ -13,9 +13,16 @@ use strata_schemas::{Labels, METRIC_NAME};
 
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
+    let v = ev.eval_vector(&agg.expr)?;
+    apply(ev, agg, v).map(Eval::Vector)
+}
+
+/// Runs the aggregation `agg` over its already evaluated operand `v` (its
+/// parameter is evaluated here). Federation runs partial aggregations and
+/// the final `topk`/`bottomk` through this same code.
+pub(crate) fn apply(ev: &Evaluator<'_>, agg: &AggregateExpr, v: Vec<StepSeries>) -> Result<Vec<StepSeries>> {
     let op = agg.op.id();
     let param = agg.param.as_deref();
-    let v = ev.eval_vector(&agg.expr)?;
     let (keys, member_group) = group(&v, agg.modifier.as_ref());
     let out = match op {
         token::T_TOPK | token::T_BOTTOMK => {
@@ -56,7 +63,24 @@ pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
             fold(ev, op, &v, keys, &member_group, q.as_deref())?
         }
     };
-    Ok(Eval::Vector(out))
+    Ok(out)
+}
+
+/// Folds `v` with `op` (`sum`, `min`, `max`, `group`) per identical label
+/// set: how federation combines partial results of the same group.
+pub(crate) fn fold_by_labels(ev: &Evaluator<'_>, op: TokenId, v: &[StepSeries]) -> Result<Vec<StepSeries>> {
+    let mut index: HashMap<&Labels, usize> = HashMap::new();
+    let mut keys = Vec::new();
+    let member_group: Vec<usize> = v
+        .iter()
+        .map(|s| {
+            *index.entry(&s.labels).or_insert_with(|| {
+                keys.push(s.labels.clone());
+                keys.len() - 1
+            })
+        })
+        .collect();
+    fold(ev, op, v, keys, &member_group, None)
 }
 
 fn missing_param(agg: &AggregateExpr) -> QueryError {
@@ -329,7 +353,8 @@ fn count_values(
     for i in 0..ev.n {
         for (s, &g) in v.iter().zip(member_group) {
             let Some(x) = s.points[i] else { continue };
-            let key = (g, if x.is_nan() { f64::NAN.to_bits() } else { (x + 0.0).to_bits() });
+            // Keyed like the label value (`-0` and `0` are two values, as in Prometheus), every NaN alike.
+            let key = (g, if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() });
             let o = match index.get(&key) {
                 Some(&o) => o,
                 None => {

@@ -2,11 +2,12 @@
 
 use super::{aggregate, binary, functions, selector};
 use crate::error::{QueryError, Result};
+use crate::federation::{FederatedQuery, RemoteError};
 use promql_parser::parser::{AtModifier, Expr, Offset};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
-use strata_schemas::{Labels, METRIC_NAME, ReadStore, SeriesData, TenantId, TimeRange};
+use strata_schemas::{Labels, METRIC_NAME, Matcher, ReadStore, SeriesData, TenantId, TimeRange};
 
 /// Most series an inline run loads (a device's fields, a few devices).
 pub(crate) const INLINE_MAX_SERIES: usize = 64;
@@ -56,6 +57,20 @@ pub(crate) struct Ctx<'a> {
     pub(crate) infos: RefCell<Vec<String>>,
     /// The query text, to attach Prometheus-style `(line:col)` positions to annotations.
     pub(crate) query: &'a str,
+    /// The federated part of the query (see [`crate::federation`]): set when
+    /// the tenant's data spans jurisdictions this node cannot read raw.
+    pub(crate) fed: Option<&'a dyn FederatedQuery>,
+    /// A jurisdiction that does not answer is a warning (true) or fails the query.
+    pub(crate) partial_response: bool,
+    /// Evaluating the operand of a push point locally: its selectors read
+    /// this node's raw-reachable data as a partial, not as a raw read.
+    pub(crate) in_push: Cell<bool>,
+    /// Address of the aggregation at the root of the query (0: none), the
+    /// one push point whose output may still carry a pending name drop.
+    pub(crate) root_agg: usize,
+    /// Selectors (text and read range) already checked against the
+    /// aggregates-only jurisdictions.
+    pub(crate) fenced: RefCell<Vec<(String, TimeRange)>>,
 }
 
 impl Ctx<'_> {
@@ -82,6 +97,49 @@ impl Ctx<'_> {
             return Err(QueryError::NotInline);
         }
         Ok(())
+    }
+
+    /// Before a raw read of `selector` (its storage matchers and read
+    /// range) outside a push point: fails with the geo-fence error when a
+    /// jurisdiction that lets only aggregates leave holds matching series.
+    pub(crate) fn raw_read(&self, selector: &dyn Fn() -> String, matchers: &[Matcher], range: TimeRange) -> Result<()> {
+        let Some(fq) = self.fed else { return Ok(()) };
+        if self.in_push.get() || fq.aggregate_jurisdictions().is_empty() {
+            return Ok(());
+        }
+        let text = selector();
+        if self.fenced.borrow().iter().any(|(t, r)| *t == text && *r == range) {
+            return Ok(());
+        }
+        for j in fq.aggregate_jurisdictions() {
+            self.check()?;
+            match fq.count_series(j, matchers, range, self.deadline) {
+                Ok(0) => {}
+                Ok(_) => {
+                    return Err(QueryError::GeoFence(format!(
+                        "geo-fence: tenant {:?} allows only aggregates to leave jurisdiction {j}, and {text} needs its \
+                         raw series there; aggregate it ({}) or query from a region in {j}",
+                        self.tenant.as_str(),
+                        crate::federation::PUSHABLE_OPS,
+                    )));
+                }
+                Err(RemoteError::Refused(m)) => return Err(QueryError::GeoFence(m)),
+                Err(RemoteError::Unreachable(m)) => self.unreachable(j, &m)?,
+            }
+        }
+        self.fenced.borrow_mut().push((text, range));
+        Ok(())
+    }
+
+    /// Jurisdiction `j` did not answer: a warning, or the query fails when
+    /// partial responses are off.
+    pub(crate) fn unreachable(&self, j: &str, msg: &str) -> Result<()> {
+        if self.partial_response {
+            self.warn(format!("jurisdiction {j} unreachable: {msg}; its data is missing from this result"));
+            Ok(())
+        } else {
+            Err(QueryError::Unavailable(format!("jurisdiction {j} unreachable and partial_response=false: {msg}")))
+        }
     }
 
     /// Accounts `n` more samples held by the query.
@@ -418,7 +476,10 @@ impl<'a> Evaluator<'a> {
             Expr::MatrixSelector(ms) => Eval::Matrix(selector::eval_matrix(self, ms)?),
             Expr::Subquery(sq) => Eval::Matrix(selector::eval_subquery(self, sq)?),
             Expr::Call(call) => functions::eval_call(self, call)?,
-            Expr::Aggregate(agg) => aggregate::eval(self, agg)?,
+            Expr::Aggregate(agg) => match super::federate::try_push(self, agg)? {
+                Some(v) => Eval::Vector(v),
+                None => aggregate::eval(self, agg)?,
+            },
             Expr::Binary(b) => binary::eval(self, b)?,
             Expr::Extension(_) => return Err(QueryError::Unsupported("extension expressions".into())),
         })

@@ -142,6 +142,11 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
 /// a million-series query are never all in memory.
 const STREAM_CHUNK_SERIES: usize = 16_384;
 
+/// Whether `name` is one of the element-wise math functions (`abs`, `exp`, `sin`, ...).
+pub(crate) fn is_math_fn(name: &str) -> bool {
+    math_fn(name).is_some()
+}
+
 fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
     Some(match name {
         "abs" => f64::abs,

@@ -65,6 +65,7 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
     let matchers = to_matchers(&ms.vs)?;
     ev.ctx.check_span(first_end - range, last_end)?;
     let ends = TimeRange::new(first_end - range + w, last_end);
+    ev.ctx.raw_read(&|| ms.to_string(), &matchers, TimeRange::new(first_end - range + 1, last_end))?;
     ev.ctx.before_read(TimeRange::new(first_end - range, last_end))?;
     let Some(data) = ev.ctx.store.select_rollup(ev.ctx.tenant, &matchers, w, ends)? else { return Ok(None) };
     let mut loaded: usize = data.series.iter().map(|s| s.points.len()).sum();

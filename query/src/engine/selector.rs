@@ -36,9 +36,10 @@ fn eff_span(ev: &Evaluator<'_>, at: Option<i64>, offset: i64) -> (i64, i64) {
     }
 }
 
-fn fetch(ev: &Evaluator<'_>, vs: &VectorSelector, range: TimeRange) -> Result<Vec<SeriesData>> {
-    let matchers = to_matchers(vs)?;
+fn fetch(ev: &Evaluator<'_>, ms: &MatrixSelector, range: TimeRange) -> Result<Vec<SeriesData>> {
+    let matchers = to_matchers(&ms.vs)?;
     ev.ctx.check_span(range.start - 1, range.end)?;
+    ev.ctx.raw_read(&|| ms.to_string(), &matchers, range)?;
     ev.ctx.before_read(range)?;
     let data = ev.ctx.store.select(ev.ctx.tenant, &matchers, range)?;
     ev.ctx.account_series(data.len())?;
@@ -86,6 +87,7 @@ pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: b
         }
         Ok(())
     };
+    ev.ctx.raw_read(&|| vs.to_string(), &matchers, range)?;
     ev.ctx.before_read(range)?;
     let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, range, &mut each);
     if let Some(e) = failed {
@@ -121,7 +123,7 @@ pub(crate) fn eval_matrix(ev: &Evaluator<'_>, ms: &MatrixSelector) -> Result<Ran
     let offset = offset_ms(&ms.vs.offset);
     let range = duration_ms(&ms.range);
     let (first, last) = eff_span(ev, at, offset);
-    let mut data = fetch(ev, &ms.vs, TimeRange::new(first - range + 1, last))?;
+    let mut data = fetch(ev, ms, TimeRange::new(first - range + 1, last))?;
     for s in &mut data {
         s.samples.retain(|p| !p.is_stale_marker());
     }
@@ -167,6 +169,7 @@ pub(crate) fn stream_matrix(
         }
         Ok(())
     };
+    ev.ctx.raw_read(&|| ms.to_string(), &matchers, span)?;
     ev.ctx.before_read(span)?;
     let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, span, &mut each);
     if let Some(e) = failed {

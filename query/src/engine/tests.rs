@@ -254,9 +254,9 @@ fn limits_timeout_and_cancellation() {
     let t = TenantId::default_tenant();
     let cancel = CancelToken::new();
     cancel.cancel();
-    let opts = QueryOptions { timeout: None, cancel: Some(cancel) };
+    let opts = QueryOptions { timeout: None, cancel: Some(cancel), ..QueryOptions::default() };
     assert!(matches!(e.query_instant_with(&t, "m", 0, &opts), Err(QueryError::Canceled(_))));
-    let opts = QueryOptions { timeout: Some(Duration::ZERO), cancel: None };
+    let opts = QueryOptions { timeout: Some(Duration::ZERO), cancel: None, ..QueryOptions::default() };
     let r = e.query_instant_with(&t, "m", 0, &opts);
     assert!(matches!(r, Err(QueryError::Timeout(_))), "{r:?}");
 }
@@ -394,7 +394,7 @@ fn range_functions_over_many_series_match_serial_results() {
     // Canceled before the work starts: the workers stop and the query reports it.
     let cancel = CancelToken::new();
     cancel.cancel();
-    let opts = QueryOptions { timeout: None, cancel: Some(cancel) };
+    let opts = QueryOptions { timeout: None, cancel: Some(cancel), ..QueryOptions::default() };
     let t = TenantId::default_tenant();
     assert!(matches!(
         e.query_range_with(&t, "rate(c[5m])", 10 * MIN, 610 * MIN, MIN, &opts),
