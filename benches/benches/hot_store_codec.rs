@@ -64,7 +64,7 @@ fn bytes_per_sample() -> f64 {
                 BatchSeries { id: strata_schemas::series_id(&tenant, &labels), device_hash: d as u64, labels, samples }
             })
             .collect();
-        store.apply(0, d as u64, &WriteBatch { tenant: tenant.clone(), series }).unwrap();
+        store.apply(0, d as u64, &WriteBatch { tenant: tenant.clone(), series, origin: None }).unwrap();
     }
     let mem = store.stats().memtable_bytes;
     store.flush().unwrap();

@@ -42,7 +42,7 @@ fn store(dir: &std::path::Path) -> HotStore {
                 }
             })
             .collect();
-        store.apply(0, d as u64, &WriteBatch { tenant: tenant.clone(), series }).unwrap();
+        store.apply(0, d as u64, &WriteBatch { tenant: tenant.clone(), series, origin: None }).unwrap();
     }
     println!("indexed {} series in {:.2?}", store.stats().series, t0.elapsed());
     store

@@ -491,7 +491,7 @@ pub(crate) fn decode_block(
     let n = match version {
         V::V1 | V::V2 => cur.len(1)?,
         V::V3 => cur.len_bits()?,
-        V::V4 => count,
+        V::V4 | V::V5 => count,
     };
     let mut out = Vec::with_capacity(n.min(buf.len().saturating_mul(8).saturating_add(1)));
     if n == 0 {

@@ -38,6 +38,16 @@ pub struct HotStoreConfig {
     /// `apply` blocks until a flush has swapped it out (flushing inline if no
     /// flush is running). 0 = twice `max_memtable_samples`.
     pub memtable_hard_limit_samples: usize,
+    /// Edge batches applied once: at most this many agents are remembered
+    /// per log partition; past it the agent seen least recently is
+    /// forgotten (counted), and a batch it re-sends after that is applied
+    /// again. 0 = the default (100,000).
+    pub edge_dedup_max_agents: usize,
+    /// At most this many ranges of applied sequence numbers are remembered
+    /// per agent and partition (the contiguous prefix plus the ranges above
+    /// it; a gap that never fills costs one); past it the lowest range is
+    /// forgotten (counted, warned). 0 = the default (64).
+    pub edge_dedup_max_ranges: usize,
 }
 
 impl Default for HotStoreConfig {
@@ -50,6 +60,8 @@ impl Default for HotStoreConfig {
             default_hot_ttl: Duration::from_secs(7 * 24 * 3600),
             tenant_hot_ttl: BTreeMap::new(),
             memtable_hard_limit_samples: 0,
+            edge_dedup_max_agents: 100_000,
+            edge_dedup_max_ranges: 64,
         }
     }
 }
@@ -69,6 +81,12 @@ impl HotStoreConfig {
                 "hot_store.max_memtable_samples is 0; using the default"
             );
             self.max_memtable_samples = default.max_memtable_samples;
+        }
+        if self.edge_dedup_max_agents == 0 {
+            self.edge_dedup_max_agents = default.edge_dedup_max_agents;
+        }
+        if self.edge_dedup_max_ranges == 0 {
+            self.edge_dedup_max_ranges = default.edge_dedup_max_ranges;
         }
         if self.bucket.as_millis() == 0 {
             tracing::warn!(default = ?default.bucket, "hot_store.bucket is below 1ms; using the default");
@@ -118,6 +136,8 @@ mod tests {
             flush_interval: Duration::ZERO,
             max_memtable_samples: 0,
             bucket: Duration::ZERO,
+            edge_dedup_max_agents: 0,
+            edge_dedup_max_ranges: 0,
             ..HotStoreConfig::default()
         };
         c.validate();

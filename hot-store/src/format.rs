@@ -39,11 +39,15 @@ pub enum FormatVersion {
     /// count and first timestamp (they are in the entry); packed-decimal
     /// values. Manifest unchanged.
     V4 = 4,
+    /// The manifest records, per log partition, the edge batches (agent id,
+    /// sequence numbers) applied as of its flushed offsets (`edge_origins`).
+    /// Segments unchanged (their version byte follows).
+    V5 = 5,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V4;
+    pub const CURRENT: FormatVersion = FormatVersion::V5;
     /// The oldest version this build reads.
     pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V2;
 
@@ -69,6 +73,7 @@ impl TryFrom<u8> for FormatVersion {
             2 => Ok(FormatVersion::V2),
             3 => Ok(FormatVersion::V3),
             4 => Ok(FormatVersion::V4),
+            5 => Ok(FormatVersion::V5),
             _ => Err(UnsupportedFormatVersion { found }),
         }
     }
@@ -96,6 +101,7 @@ mod tests {
         assert_eq!(FormatVersion::V2.as_u8(), 2);
         assert_eq!(FormatVersion::V3.as_u8(), 3);
         assert_eq!(FormatVersion::V4.as_u8(), 4);
+        assert_eq!(FormatVersion::V5.as_u8(), 5);
         assert_eq!(&SEGMENT_MAGIC, b"SHSG");
         assert_eq!(&MANIFEST_MAGIC, b"SHMF");
         assert_eq!(segment_file_name(7), "00000000000000000007.seg");
@@ -108,6 +114,7 @@ mod tests {
         assert_eq!(FormatVersion::try_from(1), Err(UnsupportedFormatVersion { found: 1 }));
         assert_eq!(FormatVersion::try_from(3), Ok(FormatVersion::V3));
         assert_eq!(FormatVersion::try_from(4), Ok(FormatVersion::V4));
-        assert_eq!(FormatVersion::try_from(5), Err(UnsupportedFormatVersion { found: 5 }));
+        assert_eq!(FormatVersion::try_from(5), Ok(FormatVersion::V5));
+        assert_eq!(FormatVersion::try_from(6), Err(UnsupportedFormatVersion { found: 6 }));
     }
 }

@@ -62,6 +62,7 @@ mod index;
 mod maintenance;
 mod manifest;
 mod memtable;
+mod origins;
 mod read;
 mod segment;
 mod store;

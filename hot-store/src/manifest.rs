@@ -4,12 +4,13 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "SHMF"
-//! 4       1     format version (3; 2 still read)
+//! 4       1     format version (5; 2, 3 and 4 still read)
 //! 5       3     reserved, zero
 //! 8       8     u64 LE body length
 //! 16      4     u32 LE CRC32 of the body
 //! 20      ..    body: JSON {"generation", "bucket_ms", "segments": [{"id","file","size","tenant","bucket","seq"}],
-//!                     "flushed_offsets": {"<partition>": offset}, "expired_before": {..}, "cold_watermarks": {..}}
+//!                     "flushed_offsets": {"<partition>": offset}, "expired_before": {..}, "cold_watermarks": {..},
+//!                     "edge_origins": {"<partition>": {"<agent id>": "<lo>[-<hi>],… @<last offset>"}}}  (V5)
 //! ```
 //!
 //! Replaced atomically: written to `MANIFEST.tmp`, fsynced, renamed over
@@ -48,6 +49,11 @@ pub(crate) struct Manifest {
     /// Per tenant: the cold tier holds everything below this timestamp (ms).
     #[serde(default)]
     pub(crate) cold_watermarks: BTreeMap<String, i64>,
+    /// Per log partition, per edge agent: the sequence numbers applied in
+    /// that partition as of `flushed_offsets` (`crate::origins`); absent
+    /// before V5 and when no edge batch was applied.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) edge_origins: BTreeMap<u32, BTreeMap<String, String>>,
 }
 
 /// One live segment.
@@ -152,6 +158,7 @@ mod tests {
             flushed_offsets: BTreeMap::from([(0, 10), (7, 3)]),
             expired_before: BTreeMap::from([("acme".into(), 0)]),
             cold_watermarks: BTreeMap::new(),
+            edge_origins: BTreeMap::from([(7, BTreeMap::from([("gw-1".into(), "1-3,9 @2".into())]))]),
         }
     }
 
@@ -163,7 +170,7 @@ mod tests {
     #[test]
     fn header_layout_is_stable() {
         let bytes = encode(&Manifest::default());
-        assert_eq!(&bytes[..8], b"SHMF\x04\0\0\0");
+        assert_eq!(&bytes[..8], b"SHMF\x05\0\0\0");
         assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
     }
 
@@ -176,6 +183,46 @@ mod tests {
             assert!(decode(&b).is_err(), "flip at {i}");
             assert!(decode(&bytes[..i]).is_err(), "cut at {i}");
         }
+    }
+
+    /// A version-4 manifest (before edge origins), frozen.
+    const FROZEN_V4: &[u8] = include_bytes!("../tests/fixtures/MANIFEST-v4");
+    /// A version-5 manifest with edge origins, frozen: what this build writes.
+    const FROZEN_V5: &[u8] = include_bytes!("../tests/fixtures/MANIFEST-v5");
+
+    fn frozen(generation: u64, edge_origins: BTreeMap<u32, BTreeMap<String, String>>) -> Manifest {
+        Manifest {
+            generation,
+            bucket_ms: 7_200_000,
+            segments: Vec::new(),
+            flushed_offsets: BTreeMap::from([(0, 5), (3, 2)]),
+            expired_before: BTreeMap::from([("acme".into(), 0)]),
+            cold_watermarks: BTreeMap::new(),
+            edge_origins,
+        }
+    }
+
+    #[test]
+    fn still_reads_version_4() {
+        assert_eq!(FROZEN_V4[4], 4);
+        assert_eq!(decode(FROZEN_V4).unwrap(), frozen(3, BTreeMap::new()));
+    }
+
+    #[test]
+    fn version_5_is_frozen() {
+        let agents = |v: &[(&str, &str)]| v.iter().map(|&(a, s)| (a.to_owned(), s.to_owned())).collect();
+        let m = frozen(
+            4,
+            BTreeMap::from([
+                (0, agents(&[("gw-1", "1-3,9 @4"), ("gw-2", "7 @2")])),
+                (3, agents(&[("gw-1", "1-3 @1")])),
+            ]),
+        );
+        assert_eq!(decode(FROZEN_V5).unwrap(), m);
+        assert_eq!(encode(&m), FROZEN_V5);
+        // Without edge origins the body is a version-4 body.
+        let v4 = frozen(3, BTreeMap::new());
+        assert_eq!(encode(&v4)[20..], FROZEN_V4[20..]);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::format::{MANIFEST_FILE, QUARANTINE_DIR, SEGMENT_EXT, TEMP_EXT, segmen
 use crate::index::{SeriesIndex, SeriesRef};
 use crate::manifest::{self, Manifest, SegmentEntry};
 use crate::memtable::Memtable;
+use crate::origins::{self, PartitionOrigins};
 use crate::segment::{
     BlockMeta, LabelArcs, SegmentFile, SegmentScope, SegmentSeries, SeriesRecord, open_segment, sync_dir, write_segment,
 };
@@ -93,12 +94,15 @@ pub(crate) struct State {
     /// The memtable being flushed; readers see it until its segments are installed.
     pub(crate) frozen: Option<Arc<Memtable>>,
     /// Set when a flush of `frozen` failed because the disk was full: its
-    /// offsets and sequence number, for the next flush to write it again.
-    pub(crate) retry_frozen: Option<(BTreeMap<u32, u64>, u64)>,
+    /// offsets, edge origins and sequence number, for the next flush to write it again.
+    pub(crate) retry_frozen: Option<(BTreeMap<u32, u64>, Origins, u64)>,
     /// Live segments, ordered by (seq, id): newer data last.
     pub(crate) segments: Vec<Arc<Segment>>,
     /// Per partition: the next offset `apply` accepts.
     next_offsets: BTreeMap<u32, u64>,
+    /// Per partition: the edge batches applied up to `next_offsets`
+    /// (copy on write: a flush holds the state as of its offsets).
+    origins: Origins,
     /// The manifest as it is on disk.
     pub(crate) manifest: Manifest,
     /// Set when a flush failed half-way; the store then refuses writes.
@@ -113,6 +117,17 @@ impl State {
         let pos = self.segments.partition_point(|s| (s.seq, s.id) < (seg.seq, seg.id));
         self.segments.insert(pos, seg);
     }
+}
+
+/// Per log partition, the edge batch origins applied (`crate::origins`).
+pub(crate) type Origins = BTreeMap<u32, Arc<PartitionOrigins>>;
+
+/// Counters of edge batch de-duplication since open.
+#[derive(Debug, Default)]
+struct EdgeCounters {
+    duplicates_skipped: AtomicU64,
+    agents_evicted: AtomicU64,
+    ranges_dropped: AtomicU64,
 }
 
 /// The embedded hot store. `Send + Sync`; share it as `Arc<HotStore>`.
@@ -131,6 +146,7 @@ pub struct HotStore {
     mem_series: AtomicUsize,
     flush_done: (Mutex<()>, Condvar),
     throttled: AtomicU64,
+    edge: EdgeCounters,
     /// Hot TTLs set at runtime (the tenant registry), over `config.tenant_hot_ttl`.
     pub(crate) runtime_ttls: RwLock<BTreeMap<String, std::time::Duration>>,
 }
@@ -195,6 +211,15 @@ pub struct HotStoreStats {
     pub quarantined: usize,
     /// Times `apply` waited for memory (back-pressure) since open.
     pub throttled_applies: u64,
+    /// Records skipped since open because their edge batch (agent id,
+    /// sequence number) was applied already in their partition (replay included).
+    pub edge_duplicates_skipped: u64,
+    /// Edge agents forgotten since open because a partition remembered
+    /// `edge_dedup_max_agents` (a batch they re-send is applied again).
+    pub edge_agents_evicted: u64,
+    /// Ranges of applied sequence numbers forgotten since open because an
+    /// agent had more than `edge_dedup_max_ranges` in a partition.
+    pub edge_ranges_dropped: u64,
 }
 
 /// Samples per buffered series the flush threshold grows to (see
@@ -259,6 +284,11 @@ impl HotStore {
             );
         }
         let mut state = State { next_offsets: manifest.flushed_offsets.clone(), ..State::default() };
+        for (&p, agents) in &manifest.edge_origins {
+            let o = PartitionOrigins::from_persisted(agents)
+                .map_err(|detail| Error::Corrupted { path: manifest::manifest_path(dir), detail })?;
+            state.origins.insert(p, Arc::new(o));
+        }
         for (t, &b) in &manifest.expired_before {
             if let Ok(t) = TenantId::new(t.as_str()) {
                 state.expired_before.insert(t, b);
@@ -293,6 +323,7 @@ impl HotStore {
             mem_series: AtomicUsize::new(0),
             flush_done: (Mutex::new(()), Condvar::new()),
             throttled: AtomicU64::new(0),
+            edge: EdgeCounters::default(),
         };
         for (entry, detail) in corrupt {
             store.quarantine_entry(&entry, detail)?;
@@ -325,7 +356,10 @@ impl HotStore {
     /// Applies one log record. Records of a partition arrive in increasing
     /// offset order; a record below the next expected offset was applied
     /// already (replay overlap) and is skipped, so `apply` is idempotent.
-    /// Samples in buckets that TTL expiry already removed are dropped.
+    /// A record carrying an edge batch origin (agent id, sequence number)
+    /// already applied in this partition is skipped too (a re-sent batch;
+    /// see `origins.rs`). Samples in buckets that TTL expiry already removed
+    /// are dropped.
     ///
     /// Back-pressure: when the memtable is at its hard limit this blocks
     /// until a flush has swapped it out (flushing inline if none is running).
@@ -354,6 +388,43 @@ impl HotStore {
         if offset < st.next_offsets.get(&partition).copied().unwrap_or(0) {
             tracing::trace!(partition, offset, "skipping already applied record");
             return Ok(());
+        }
+        if let Some(origin) = &batch.origin {
+            let limits = origins::Limits {
+                max_agents: self.config.edge_dedup_max_agents,
+                max_ranges: self.config.edge_dedup_max_ranges,
+            };
+            let adm = Arc::make_mut(st.origins.entry(partition).or_default()).admit(origin, offset, limits);
+            if adm.agents_evicted > 0 {
+                self.edge.agents_evicted.fetch_add(adm.agents_evicted, Ordering::Relaxed);
+                tracing::debug!(
+                    partition,
+                    max_agents = limits.max_agents,
+                    "forgot the edge agent seen least recently in this partition (a batch it re-sends is applied again)"
+                );
+            }
+            if adm.ranges_dropped > 0 {
+                self.edge.ranges_dropped.fetch_add(adm.ranges_dropped, Ordering::Relaxed);
+                tracing::warn!(
+                    partition,
+                    agent = origin.agent_id(),
+                    max_ranges = limits.max_ranges,
+                    "edge agent has too many gaps in its applied sequence numbers; forgot its lowest range \
+                     (a batch in it that is re-sent is applied again)"
+                );
+            }
+            if adm.duplicate {
+                self.edge.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    partition,
+                    offset,
+                    agent = origin.agent_id(),
+                    seq = origin.seq(),
+                    "skipping a re-sent edge batch already applied"
+                );
+                st.next_offsets.insert(partition, offset.saturating_add(1));
+                return Ok(());
+            }
         }
         // A series removed in between (TTL, purge) invalidates the handles.
         let known_valid = st.index.removals() == removals;
@@ -492,6 +563,9 @@ impl HotStore {
             id_collisions: st.index.collisions(),
             quarantined: st.quarantined.len(),
             throttled_applies: self.throttled.load(Ordering::Relaxed),
+            edge_duplicates_skipped: self.edge.duplicates_skipped.load(Ordering::Relaxed),
+            edge_agents_evicted: self.edge.agents_evicted.load(Ordering::Relaxed),
+            edge_ranges_dropped: self.edge.ranges_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -547,12 +621,12 @@ impl HotStore {
 
     /// Freezes and writes one memtable.
     fn flush_once(&self) -> Result<FlushOutcome> {
-        let Some((frozen, offsets, seq)) = self.freeze()? else {
+        let Some((frozen, offsets, origins, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
             return Ok(FlushOutcome { flushed_offsets, series: 0, samples: 0, segment: None, segments: Vec::new() });
         };
-        let retry = (offsets.clone(), seq);
-        self.write_frozen(&frozen, offsets, seq).inspect_err(|e| {
+        let retry = (offsets.clone(), origins.clone(), seq);
+        self.write_frozen(&frozen, offsets, &origins, seq).inspect_err(|e| {
             if disk_full_before_manifest(e) {
                 tracing::warn!(error = %e, "flush failed: disk full; the memtable stays in memory and is flushed again later");
                 self.state.write().retry_frozen = Some(retry);
@@ -570,16 +644,16 @@ impl HotStore {
 
     /// Swaps the memtable out; `None` when there is nothing new to persist.
     #[expect(clippy::type_complexity, reason = "private helper returning the pieces of one frozen memtable")]
-    fn freeze(&self) -> Result<Option<(Arc<Memtable>, BTreeMap<u32, u64>, u64)>> {
+    fn freeze(&self) -> Result<Option<(Arc<Memtable>, BTreeMap<u32, u64>, Origins, u64)>> {
         let mut guard = self.state.write();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
             return Err(Error::Poisoned { operation: "flush", cause: cause.clone() });
         }
-        if let (Some(frozen), Some((offsets, seq))) = (&st.frozen, st.retry_frozen.take()) {
+        if let (Some(frozen), Some((offsets, origins, seq))) = (&st.frozen, st.retry_frozen.take()) {
             // A flush failed for a full disk: write that memtable first (the
             // current one follows with the next flush).
-            return Ok(Some((Arc::clone(frozen), offsets, seq)));
+            return Ok(Some((Arc::clone(frozen), offsets, origins, seq)));
         }
         if st.memtable.is_empty() && st.next_offsets == st.manifest.flushed_offsets {
             return Ok(None);
@@ -588,7 +662,9 @@ impl HotStore {
         st.frozen = Some(Arc::clone(&frozen));
         self.mem_samples.store(0, Ordering::Relaxed);
         self.mem_series.store(0, Ordering::Relaxed);
-        Ok(Some((frozen, st.next_offsets.clone(), self.alloc_id())))
+        // The origins as of these offsets: one `Arc` per partition, copied
+        // by the next apply to it while this flush holds them.
+        Ok(Some((frozen, st.next_offsets.clone(), st.origins.clone(), self.alloc_id())))
     }
 
     /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
@@ -617,7 +693,13 @@ impl HotStore {
         (groups, symbols)
     }
 
-    fn write_frozen(&self, frozen: &Memtable, offsets: BTreeMap<u32, u64>, seq: u64) -> Result<FlushOutcome> {
+    fn write_frozen(
+        &self,
+        frozen: &Memtable,
+        offsets: BTreeMap<u32, u64>,
+        origins: &Origins,
+        seq: u64,
+    ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome {
             flushed_offsets: offsets.clone(),
             series: 0,
@@ -631,12 +713,18 @@ impl HotStore {
             crate::failpoint::hit("flush.after_segments")
                 .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
             let entries: Vec<SegmentEntry> = installed.iter().map(|s| s.entry()).collect();
+            let edge_origins: BTreeMap<u32, BTreeMap<String, String>> = origins
+                .iter()
+                .map(|(&p, o)| (p, o.to_persisted()))
+                .filter(|(_, o)| !o.is_empty())
+                .collect();
             let installed = std::mem::take(&mut installed);
             self.commit(
                 |m| {
                     m.segments.extend(entries);
                     m.segments.sort_by_key(|s| (s.seq, s.id));
                     m.flushed_offsets = offsets;
+                    m.edge_origins = edge_origins;
                     true
                 },
                 |st| {

@@ -64,8 +64,11 @@ impl<'a> BatchBuilder<'a> {
             // Not reached (one slot per partition from `new`); never drop a series.
             self.batches.resize_with(p + 1, || None);
         }
-        let batch = self.batches[p]
-            .get_or_insert_with(|| WriteBatch { tenant: tenant.clone(), series: Vec::with_capacity(per_batch) });
+        let batch = self.batches[p].get_or_insert_with(|| WriteBatch {
+            tenant: tenant.clone(),
+            series: Vec::with_capacity(per_batch),
+            origin: None,
+        });
         batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
         self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }

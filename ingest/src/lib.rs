@@ -20,6 +20,7 @@
 //!
 //! * [`http`]: the InfluxDB-compatible write endpoints.
 //! * [`convert`]: line → Prometheus series mapping and per-partition batching.
+//! * [`edge_origin`]: an edge agent's `(X-Strata-Agent-Id, X-Strata-Agent-Seq)`, stamped on the request's records.
 //! * [`remote_write`]: Prometheus remote write 1.0 (`POST /api/v1/write`, snappy + protobuf).
 //! * [`log`]: the ingest log contract, the embedded segment-file log and the Kafka log.
 //! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
@@ -33,6 +34,7 @@
 mod batcher;
 pub mod config;
 pub mod convert;
+pub mod edge_origin;
 pub mod error;
 pub mod http;
 pub mod limits;

@@ -5,15 +5,18 @@
 //! flushed them), documented in `schemas/FORMAT.md`:
 //!
 //! ```text
-//! u8       version (= 2; version 1 is still read)
+//! u8       version (= 3; versions 1 and 2 are still read)
 //! str      tenant                        str = uvarint length + UTF-8 bytes
-//! uvarint  string count, then that many str      (v2: every distinct label name and value, once)
+//! u8       origin (v3 only): 0 = none; 1 = an edge agent's batch, followed by
+//!            str      agent id (1..=128 bytes of printable ASCII, no space)
+//!            uvarint  the agent's sequence number of the batch
+//! uvarint  string count, then that many str      (v2, v3: every distinct label name and value, once)
 //! uvarint  series count
 //! per series:
 //!   u64 LE   series id
 //!   u64 LE   device hash
 //!   uvarint  label count, then per label (sorted by name):
-//!            v2: uvarint name index, uvarint value index into the string table
+//!            v2, v3: uvarint name index, uvarint value index into the string table
 //!            v1: str name, str value
 //!   uvarint  sample count, then per sample:
 //!            ivarint ts delta (first sample: delta from 0), u64 LE value bits
@@ -22,6 +25,12 @@
 //! The string table makes a record of many series of few devices small: a
 //! line's tags are shared by all its fields' series, and a device's tags by
 //! all its lines.
+//!
+//! The origin is what makes an edge agent's batch apply once: the server
+//! stamps `(X-Strata-Agent-Id, X-Strata-Agent-Seq)` on every record of the
+//! request, and the hot store skips a record whose origin it already applied
+//! in that partition (a retry after a lost answer is appended again and
+//! skipped when applied, deterministically, in log order).
 
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
 use crate::{Label, Labels, Sample, SeriesId, Str, TenantId};
@@ -30,7 +39,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// The batch encoding version written.
-pub const BATCH_VERSION: u8 = 2;
+pub const BATCH_VERSION: u8 = 3;
 /// The oldest batch encoding version read.
 pub const OLDEST_BATCH_VERSION: u8 = 1;
 
@@ -61,6 +70,55 @@ pub struct WriteBatch {
     pub tenant: TenantId,
     /// Its series.
     pub series: Vec<BatchSeries>,
+    /// The edge agent batch this record carries (all records of one request
+    /// carry the same), if the writer was an edge agent.
+    pub origin: Option<BatchOrigin>,
+}
+
+/// Longest agent id an origin may carry, in bytes.
+pub const MAX_AGENT_ID_BYTES: usize = 128;
+
+/// Which edge agent batch a record holds: the agent's id and the batch's
+/// sequence number in the agent's queue (`X-Strata-Agent-Id`,
+/// `X-Strata-Agent-Seq`). Two records with equal origins hold the same
+/// batch (a re-send); the hot store applies the first one of a partition only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchOrigin {
+    agent_id: Str,
+    seq: u64,
+}
+
+impl BatchOrigin {
+    /// An origin, if `agent_id` is 1..=[`MAX_AGENT_ID_BYTES`] bytes of
+    /// printable ASCII without spaces (what the agent's config accepts).
+    pub fn new(agent_id: &str, seq: u64) -> Result<Self, &'static str> {
+        Self::check_agent_id(agent_id)?;
+        Ok(Self { agent_id: Str::from(agent_id), seq })
+    }
+
+    /// Why `agent_id` is not a valid agent id, if it is not.
+    pub fn check_agent_id(agent_id: &str) -> Result<(), &'static str> {
+        if agent_id.is_empty() {
+            return Err("agent id is empty");
+        }
+        if agent_id.len() > MAX_AGENT_ID_BYTES {
+            return Err("agent id is longer than 128 bytes");
+        }
+        if !agent_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("agent id is not printable ASCII (spaces and control characters are not allowed)");
+        }
+        Ok(())
+    }
+
+    /// The agent's id.
+    pub fn agent_id(&self) -> &str {
+        self.agent_id.as_str()
+    }
+
+    /// The batch's sequence number in the agent's queue.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 /// Why bytes are not a valid batch.
@@ -118,6 +176,14 @@ impl WriteBatch {
         }
         buf.push(BATCH_VERSION);
         put_str(buf, self.tenant.as_str());
+        match &self.origin {
+            None => buf.push(0),
+            Some(o) => {
+                buf.push(1);
+                put_str(buf, o.agent_id());
+                put_uvarint(buf, o.seq);
+            }
+        }
         put_uvarint(buf, strings.order.len() as u64);
         for s in &strings.order {
             put_str(buf, s);
@@ -140,6 +206,7 @@ impl WriteBatch {
             return Err(BatchDecodeError::UnsupportedVersion { found: version });
         }
         let tenant = TenantId::new(take_str(b)?).map_err(|_| BatchDecodeError::Malformed("invalid tenant id"))?;
+        let origin = if version >= 3 { take_origin(b)? } else { None };
         let table = if version >= 2 {
             let n = take_len(b, 1)?;
             (0..n).map(|_| take_str(b).map(Str::from)).collect::<Result<Vec<_>, _>>()?
@@ -170,7 +237,19 @@ impl WriteBatch {
         if !b.is_empty() {
             return Err(BatchDecodeError::Malformed("trailing bytes"));
         }
-        Ok(WriteBatch { tenant, series })
+        Ok(WriteBatch { tenant, series, origin })
+    }
+}
+
+fn take_origin(b: &mut &[u8]) -> Result<Option<BatchOrigin>, BatchDecodeError> {
+    match take_u8(b)? {
+        0 => Ok(None),
+        1 => {
+            let agent = take_str(b)?;
+            let seq = get_uvarint(b).ok_or(BatchDecodeError::Malformed("truncated origin sequence number"))?;
+            BatchOrigin::new(&agent, seq).map(Some).map_err(BatchDecodeError::Malformed)
+        }
+        _ => Err(BatchDecodeError::Malformed("unknown origin kind")),
     }
 }
 
@@ -327,8 +406,13 @@ mod tests {
                     labels: Labels::from_pairs(labels),
                     samples: samples.into(),
                 });
-        ("[a-z]{1,10}", prop::collection::vec(series, 0..6))
-            .prop_map(|(t, series)| WriteBatch { tenant: TenantId::new(t).unwrap(), series })
+        let origin = prop::option::of(("[!-~]{1,128}", any::<u64>()))
+            .prop_map(|o| o.map(|(a, seq)| BatchOrigin::new(&a, seq).unwrap()));
+        ("[a-z]{1,10}", prop::collection::vec(series, 0..6), origin).prop_map(|(t, series, origin)| WriteBatch {
+            tenant: TenantId::new(t).unwrap(),
+            series,
+            origin,
+        })
     }
 
     proptest! {
@@ -338,6 +422,7 @@ mod tests {
             let back = WriteBatch::decode(&bytes).unwrap();
             // Compare bitwise: NaN payloads (staleness markers) must survive.
             prop_assert_eq!(back.tenant, batch.tenant);
+            prop_assert_eq!(back.origin, batch.origin);
             prop_assert_eq!(back.series.len(), batch.series.len());
             for (a, b) in back.series.iter().zip(&batch.series) {
                 prop_assert_eq!(&a.labels, &b.labels);
@@ -381,12 +466,95 @@ mod tests {
         assert_eq!(b.series[0].samples[..], [Sample::new(2, 1.0)]);
     }
 
+    /// The batch the frozen version-2 and version-3 records below hold
+    /// (the v3 one with an origin).
+    fn frozen_batch(origin: Option<BatchOrigin>) -> WriteBatch {
+        WriteBatch {
+            tenant: TenantId::new("acme").unwrap(),
+            series: vec![BatchSeries {
+                id: SeriesId(7),
+                device_hash: 9,
+                labels: Labels::from_pairs([("__name__", "temp"), ("device", "d1")]),
+                samples: vec![Sample::new(1000, 1.5), Sample::new(990, 2.0)].into(),
+            }],
+            origin,
+        }
+    }
+
+    /// A version-2 record (string table, no origin), as written before origins.
+    const FROZEN_V2: &[u8] = &[
+        2, 4, b'a', b'c', b'm', b'e', // version, tenant "acme"
+        4, 8, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 4, b't', b'e', b'm', b'p', 6, b'd', b'e', b'v', b'i',
+        b'c', b'e', 2, b'd', b'1', // string table: __name__, temp, device, d1
+        1,    // one series
+        7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, // id 7, device hash 9
+        2, 0, 1, 2, 3, // two labels: (0, 1), (2, 3)
+        2, 0xd0, 0x0f, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, // two samples: ts +1000, 1.5
+        0x13, 0, 0, 0, 0, 0, 0, 0, 0x40, // ts −10, 2.0
+    ];
+
+    /// The version-3 encoding of `frozen_batch` with origin ("gw-1", 300):
+    /// what this build writes, byte for byte.
+    const FROZEN_V3: &[u8] = &[
+        3, 4, b'a', b'c', b'm', b'e', // version, tenant "acme"
+        1, 4, b'g', b'w', b'-', b'1', 0xac, 0x02, // origin: agent "gw-1", seq 300
+        4, 8, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 4, b't', b'e', b'm', b'p', 6, b'd', b'e', b'v', b'i',
+        b'c', b'e', 2, b'd', b'1', // string table: __name__, temp, device, d1
+        1,    // one series
+        7, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, // id 7, device hash 9
+        2, 0, 1, 2, 3, // two labels: (0, 1), (2, 3)
+        2, 0xd0, 0x0f, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, // two samples: ts +1000, 1.5
+        0x13, 0, 0, 0, 0, 0, 0, 0, 0x40, // ts −10, 2.0
+    ];
+
+    #[test]
+    fn still_reads_version_2() {
+        assert_eq!(WriteBatch::decode(FROZEN_V2).unwrap(), frozen_batch(None));
+    }
+
+    #[test]
+    fn version_3_is_frozen() {
+        let batch = frozen_batch(Some(BatchOrigin::new("gw-1", 300).unwrap()));
+        assert_eq!(batch.to_bytes(), FROZEN_V3);
+        assert_eq!(WriteBatch::decode(FROZEN_V3).unwrap(), batch);
+        // Without an origin: one zero byte where the origin goes.
+        let mut none = FROZEN_V3.to_vec();
+        none.splice(6..14, [0]);
+        assert_eq!(frozen_batch(None).to_bytes(), none);
+        assert_eq!(WriteBatch::decode(&none).unwrap(), frozen_batch(None));
+    }
+
+    #[test]
+    fn rejects_invalid_origins() {
+        let with = |origin: &[u8]| {
+            let mut b = FROZEN_V3.to_vec();
+            b.splice(6..14, origin.iter().copied());
+            WriteBatch::decode(&b)
+        };
+        assert!(with(&[2]).is_err(), "unknown origin kind");
+        assert!(with(&[1, 0, 1]).is_err(), "empty agent id");
+        assert!(with(&[1, 2, b'a', b' ', 1]).is_err(), "space in the agent id");
+        assert!(with(&[1, 2, b'a', 0x7f, 1]).is_err(), "control character");
+        let mut long = vec![1, 129, 1];
+        long.extend([b'a'; 129]);
+        long.push(1);
+        assert!(with(&long).is_err(), "129 bytes");
+        let mut ok = vec![1, 128, 1];
+        ok.extend([b'a'; 128]);
+        ok.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        let b = with(&ok).unwrap().origin.unwrap();
+        assert_eq!((b.agent_id().len(), b.seq()), (128, u64::MAX));
+        assert_eq!(BatchOrigin::new("", 1), Err("agent id is empty"));
+        assert!(BatchOrigin::new("gw-1", 0).is_ok());
+    }
+
     #[test]
     fn shared_strings_are_stored_once() {
         let labels = |f: &str| Labels::from_pairs([("__name__", f), ("device", "dev-0000042"), ("farm", "farm-0002")]);
         let series =
             |f: &str| BatchSeries { id: SeriesId(1), device_hash: 2, labels: labels(f), samples: vec![].into() };
-        let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series: vec![series("a"), series("b")] };
+        let batch =
+            WriteBatch { tenant: TenantId::new("t").unwrap(), series: vec![series("a"), series("b")], origin: None };
         let bytes = batch.to_bytes();
         assert_eq!(bytes.windows(11).filter(|w| w == b"dev-0000042").count(), 1);
         assert_eq!(WriteBatch::decode(&bytes).unwrap(), batch);
@@ -410,7 +578,7 @@ mod tests {
                     samples: vec![Sample::new(i as i64, 1.0)].into(),
                 })
                 .collect();
-            let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series };
+            let batch = WriteBatch { tenant: TenantId::new("t").unwrap(), series, origin: None };
             prop_assert_eq!(WriteBatch::decode(&batch.to_bytes()).unwrap(), batch);
         }
     }

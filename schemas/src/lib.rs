@@ -39,7 +39,7 @@ pub mod tenant;
 pub mod time;
 pub mod varint;
 
-pub use batch::{BatchSeries, Samples, WriteBatch};
+pub use batch::{BatchOrigin, BatchSeries, Samples, WriteBatch};
 pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};

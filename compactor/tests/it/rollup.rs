@@ -309,7 +309,7 @@ fn rollup_benchmark() {
                 }
             })
             .collect();
-        env.write_batch(&WriteBatch { tenant: t.clone(), series });
+        env.write_batch(&WriteBatch { tenant: t.clone(), series, origin: None });
         if bucket % 6 == 5 {
             env.hot.flush().unwrap();
         }

@@ -100,6 +100,7 @@ impl Env {
                 labels: l.clone(),
                 samples: samples.iter().map(|&(ts, v)| Sample::new(ts, v)).collect(),
             }],
+            origin: None,
         };
         self.hot.apply(0, self.offset, &batch).unwrap();
         self.offset += 1;

@@ -23,6 +23,7 @@ fn batch(tenant: &str, device: &str, samples: &[(i64, f64)]) -> WriteBatch {
             labels,
             samples: samples.iter().map(|&(ts, v)| Sample::new(ts, v)).collect(),
         }],
+        origin: None,
     }
 }
 

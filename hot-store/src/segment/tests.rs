@@ -51,9 +51,9 @@ fn round_trips_index_and_blocks() {
 fn header_layout_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(write(dir.path())).unwrap();
-    assert_eq!(&bytes[..8], b"SHSG\x04\0\0\0");
+    assert_eq!(&bytes[..8], b"SHSG\x05\0\0\0");
     assert_eq!(&bytes[bytes.len() - 4..], b"SHSG");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x04\0\0\0"));
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x05\0\0\0"));
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn v4_entries_derive_ids_and_reuse_the_previous_entrys_labels() {
     let dir = tempfile::tempdir().unwrap();
     let w = write_segment(dir.path(), 1, &scope(), iot_records(200).into_iter().map(Ok)).unwrap();
     let (file, index) = open_segment(&w.path).unwrap();
-    assert_eq!(file.version, FormatVersion::V4);
+    assert_eq!(file.version, FormatVersion::CURRENT);
     assert_eq!(index.len(), 2000);
     for (s, rec) in index.iter().zip(iot_records(200)) {
         assert_eq!((s.id, s.device_hash, &s.labels), (rec.id, rec.device_hash, &rec.labels));

@@ -16,7 +16,7 @@ fn series(tenant: &str, pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> Batch
 }
 
 fn batch(tenant: &str, series: Vec<BatchSeries>) -> WriteBatch {
-    WriteBatch { tenant: t(tenant), series }
+    WriteBatch { tenant: t(tenant), series, origin: None }
 }
 
 fn one(tenant: &str, metric: &str, samples: &[(i64, f64)]) -> WriteBatch {
@@ -369,4 +369,162 @@ fn a_flush_failing_for_a_full_disk_is_retried_without_poisoning_the_store() {
     let store = open(&dir);
     assert_eq!(values(&store, "a", TimeRange::ALL)[0].1.len(), 20_001);
     assert_eq!(store.replay_from(0), 2);
+}
+
+fn edge(agent: &str, seq: u64, mut b: WriteBatch) -> WriteBatch {
+    b.origin = Some(strata_schemas::BatchOrigin::new(agent, seq).unwrap());
+    b
+}
+
+#[test]
+fn an_edge_batch_is_applied_once_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &edge("gw-1", 7, one("a", "m", &[(1, 1.0)]))).unwrap();
+    // The re-sent batch (here with another value, to make a second apply visible).
+    store.apply(0, 1, &edge("gw-1", 7, one("a", "m", &[(1, 2.0), (2, 2.0)]))).unwrap();
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0)])]);
+    assert_eq!(store.stats().edge_duplicates_skipped, 1);
+    assert_eq!(store.stats().memtable_samples, 1, "the duplicate never reached the memtable");
+    // Another sequence number, agent or partition is another batch.
+    store.apply(0, 2, &edge("gw-1", 6, one("a", "m", &[(3, 1.0)]))).unwrap();
+    store.apply(0, 3, &edge("gw-2", 7, one("a", "m", &[(4, 1.0)]))).unwrap();
+    store.apply(1, 0, &edge("gw-1", 7, one("a", "n", &[(1, 1.0)]))).unwrap();
+    // Without an origin: applied as always (latest write wins).
+    store.apply(0, 4, &one("a", "m", &[(4, 5.0)])).unwrap();
+    assert_eq!(
+        values(&store, "a", TimeRange::ALL),
+        vec![("m{}".into(), vec![(1, 1.0), (3, 1.0), (4, 5.0)]), ("n{}".into(), vec![(1, 1.0)])]
+    );
+    assert_eq!(store.stats().edge_duplicates_skipped, 1);
+    // A duplicate consumes its offset: a flush records it.
+    store.apply(0, 5, &edge("gw-2", 7, one("a", "m", &[(4, 9.0)]))).unwrap();
+    assert_eq!(store.flush().unwrap().flushed_offsets, BTreeMap::from([(0, 6), (1, 1)]));
+    assert_eq!(store.stats().edge_duplicates_skipped, 2);
+}
+
+/// The in-memory log of a test: records per partition in offset order.
+struct TestLog(BTreeMap<u32, Vec<WriteBatch>>);
+
+impl TestLog {
+    fn append(&mut self, store: &HotStore, p: u32, b: WriteBatch) {
+        let records = self.0.entry(p).or_default();
+        store.apply(p, records.len() as u64, &b).unwrap();
+        records.push(b);
+    }
+
+    /// What the server does on open: every partition from its flushed offset.
+    fn replay(&self, store: &HotStore) {
+        for (&p, records) in &self.0 {
+            for (o, b) in records.iter().enumerate().skip(store.replay_from(p) as usize) {
+                store.apply(p, o as u64, b).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn applied_edge_batches_survive_flush_restart_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = TestLog(BTreeMap::new());
+    let store = open(dir.path());
+    // Out of order, as the agent's two lanes send: 5, 1, 2, 9.
+    for (seq, ts) in [(5, 5), (1, 1), (2, 2), (9, 9)] {
+        log.append(&store, 0, edge("gw-1", seq, one("a", "m", &[(ts, 1.0)])));
+        log.append(&store, 1, edge("gw-1", seq, one("a", "n", &[(ts, 1.0)])));
+    }
+    store.flush().unwrap();
+    // After the flush, not flushed: seq 3 in partition 0 only.
+    log.append(&store, 0, edge("gw-1", 3, one("a", "m", &[(3, 1.0)])));
+    drop(store); // a crash: the memtable is lost, the log is not
+
+    let manifest = manifest::load(dir.path()).unwrap().unwrap();
+    assert_eq!(manifest.edge_origins[&0]["gw-1"], "1-2,5,9 @3");
+    assert_eq!(manifest.edge_origins[&1]["gw-1"], "1-2,5,9 @3");
+    let store = open(dir.path());
+    log.replay(&store);
+    assert_eq!(store.stats().edge_duplicates_skipped, 0, "replay applies what was not flushed, once");
+    // Re-sends of every batch, with other values: all skipped, in both partitions.
+    for seq in [1, 2, 3, 5, 9] {
+        log.append(&store, 0, edge("gw-1", seq, one("a", "m", &[(seq as i64, 2.0)])));
+    }
+    for seq in [1, 2, 5, 9] {
+        log.append(&store, 1, edge("gw-1", seq, one("a", "n", &[(seq as i64, 2.0)])));
+    }
+    assert_eq!(store.stats().edge_duplicates_skipped, 9);
+    // Seq 3 never reached partition 1: applied there.
+    log.append(&store, 1, edge("gw-1", 3, one("a", "n", &[(3, 1.0)])));
+    let want = |m: &str| (format!("{m}{{}}"), vec![(1, 1.0), (2, 1.0), (3, 1.0), (5, 1.0), (9, 1.0)]);
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![want("m"), want("n")]);
+
+    // Flush, restart, replay again (nothing left to replay), re-send again.
+    store.flush().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    log.replay(&store);
+    log.append(&store, 0, edge("gw-1", 3, one("a", "m", &[(3, 3.0)])));
+    log.append(&store, 1, edge("gw-1", 3, one("a", "n", &[(3, 3.0)])));
+    assert_eq!(store.stats().edge_duplicates_skipped, 2);
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![want("m"), want("n")]);
+
+    // A crash without any flush after the last restart: replay from the
+    // flushed offsets rebuilds the same decisions.
+    drop(store);
+    let store = open(dir.path());
+    log.replay(&store);
+    assert_eq!(store.stats().edge_duplicates_skipped, 2);
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![want("m"), want("n")]);
+}
+
+#[test]
+fn applies_during_a_flush_do_not_leak_into_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &edge("gw-1", 1, one("a", "m", &[(1, 1.0)]))).unwrap();
+    let (frozen, offsets, origins, seq) = store.freeze().unwrap().unwrap();
+    // Applied while the flush writes: not part of the flushed state.
+    store.apply(0, 1, &edge("gw-1", 2, one("a", "m", &[(2, 1.0)]))).unwrap();
+    store.write_frozen(&frozen, offsets, &origins, seq).unwrap();
+    let m = manifest::load(dir.path()).unwrap().unwrap();
+    assert_eq!((m.flushed_offsets[&0], m.edge_origins[&0]["gw-1"].as_str()), (1, "1 @0"));
+    store.flush().unwrap();
+    let m = manifest::load(dir.path()).unwrap().unwrap();
+    assert_eq!((m.flushed_offsets[&0], m.edge_origins[&0]["gw-1"].as_str()), (2, "1-2 @1"));
+}
+
+#[test]
+fn too_many_agents_or_ranges_are_forgotten_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HotStoreConfig { edge_dedup_max_agents: 2, edge_dedup_max_ranges: 2, ..HotStoreConfig::default() };
+    let store = HotStore::open(dir.path(), config).unwrap();
+    let mut o = 0;
+    let mut apply = |agent: &str, seq: u64| {
+        store.apply(0, o, &edge(agent, seq, one("a", "m", &[(o as i64, 1.0)]))).unwrap();
+        o += 1;
+    };
+    apply("a", 1);
+    apply("a", 3);
+    apply("a", 5); // three ranges: {1} forgotten
+    apply("b", 1);
+    apply("c", 1); // a third agent: "a" (seen least recently) forgotten
+    apply("a", 5); // applied again
+    let s = store.stats();
+    assert_eq!((s.edge_ranges_dropped, s.edge_agents_evicted, s.edge_duplicates_skipped), (1, 2, 0));
+}
+
+#[test]
+fn a_version_4_store_opens_and_is_written_as_version_5() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("MANIFEST"), include_bytes!("../../tests/fixtures/MANIFEST-v4")).unwrap();
+    let store = open(dir.path());
+    assert_eq!((store.replay_from(0), store.replay_from(3)), (5, 2));
+    store.apply(0, 5, &edge("gw-1", 1, one("a", "m", &[(1, 1.0)]))).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let bytes = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    assert_eq!(bytes[4], 5);
+    let store = open(dir.path());
+    store.apply(0, 6, &edge("gw-1", 1, one("a", "m", &[(1, 2.0)]))).unwrap();
+    assert_eq!(store.stats().edge_duplicates_skipped, 1);
+    assert_eq!(values(&store, "a", TimeRange::ALL), vec![("m{}".into(), vec![(1, 1.0)])]);
 }

@@ -155,7 +155,7 @@ fn to_batch(t: usize, series: &[(usize, Vec<(i64, u64)>)]) -> WriteBatch {
             samples: samples.iter().map(|&(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect(),
         })
         .collect();
-    WriteBatch { tenant: tenant(name), series }
+    WriteBatch { tenant: tenant(name), series, origin: None }
 }
 
 /// The model's answer: per series (sorted by labels), its samples in range.

@@ -85,8 +85,11 @@ fn bytes_per_sample(kinds: &[Kind], series: usize, jitter_ms: u64) -> f64 {
             })
             .collect();
         let id = strata_schemas::series_id(&tenant("acme"), &labels);
-        let b =
-            WriteBatch { tenant: tenant("acme"), series: vec![BatchSeries { id, device_hash: 0, labels, samples }] };
+        let b = WriteBatch {
+            tenant: tenant("acme"),
+            series: vec![BatchSeries { id, device_hash: 0, labels, samples }],
+            origin: None,
+        };
         store.apply(0, s as u64, &b).unwrap();
     }
     store.flush().unwrap();

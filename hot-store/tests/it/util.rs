@@ -23,6 +23,7 @@ pub(crate) fn batch(t: &str, metric: &str, samples: &[(i64, f64)]) -> WriteBatch
             labels,
             samples: samples.iter().map(|&(ts, v)| Sample::new(ts, v)).collect(),
         }],
+        origin: None,
     }
 }
 
