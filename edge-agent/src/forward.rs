@@ -46,10 +46,11 @@
 //! ever. 413 and 422 are the same: the batch will not change. 401, 403, 404
 //! and 429 are retried (a token or a route can be fixed, a rate limit passes).
 //!
-//! Delivery is at-least-once: the server does not deduplicate on
-//! `(X-Strata-Agent-Id, X-Strata-Agent-Seq)` yet, so a batch whose answer
-//! was lost (timeout, agent killed between the answer and the cursor write)
-//! is stored twice.
+//! A batch whose answer was lost (timeout, agent killed between the answer
+//! and the cursor write) is sent again with the same
+//! `(X-Strata-Agent-Id, X-Strata-Agent-Seq)`; the server answers 204 and
+//! applies it once (it skips a record whose origin it already applied in
+//! that log partition; bounds in `hot-store/FORMAT.md`, "Edge batch origins").
 
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;

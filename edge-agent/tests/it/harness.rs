@@ -253,7 +253,7 @@ impl FakeServer {
     }
 }
 
-fn read_request(stream: &TcpStream) -> Option<Received> {
+pub(crate) fn read_request(stream: &TcpStream) -> Option<Received> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;

@@ -6,11 +6,14 @@
 //! so does `cargo build -p strata`. A test fails with that hint if it is
 //! missing. Each test uses its own data directories and free ports.
 //!
-//! The server overwrites a (series, timestamp) written twice, so a re-sent
-//! batch does not change counts or sums; duplicates are checked with the
-//! counters instead (the agent's `strata_edge_sent_batches_total` and the
-//! server's `strata_ingest_samples_total`).
+//! The server applies a re-sent batch (same agent id and sequence number)
+//! once, and overwrites a (series, timestamp) written twice anyway, so a
+//! re-send does not change counts or sums; re-sends are checked with the
+//! counters instead (the agent's `strata_edge_sent_batches_total`, the
+//! server's `strata_ingest_samples_total`, which counts at the write path,
+//! and `strata_ingest_edge_duplicates_skipped_total`).
 
+mod dedup;
 mod harness;
 mod lanes;
 mod mqtt;
@@ -135,7 +138,7 @@ fn outage_and_kill9_lose_nothing_acknowledged_and_restart_resends_nothing() {
 
 /// `kill -9` of the agent while it drains a backlog into a running server:
 /// after the restart everything arrives (a batch sent but not yet marked may
-/// be sent twice: at-least-once until the server deduplicates).
+/// be sent twice; the server then skips it: `dedup.rs`).
 #[test]
 fn kill9_mid_send_loses_nothing() {
     let server_dir = tempfile::tempdir().unwrap();
