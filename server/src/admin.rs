@@ -3,15 +3,27 @@
 //! | method & path | does |
 //! |---|---|
 //! | `GET /admin/v1/tenants` | list tenants |
-//! | `POST /admin/v1/tenants` | create (`id`, optional `display_name`, `home_region`, `allowed_query_regions`, `export_policy`, `limits`) |
+//! | `POST /admin/v1/tenants` | create (`id`, optional `display_name`, `home_region`, `data_regions`, `allowed_query_regions`, `export_policy`, `exports`, `residency`, `limits`; see below) |
 //! | `GET /admin/v1/tenants/{id}` | one tenant |
-//! | `PATCH /admin/v1/tenants/{id}` | change any of the fields above (`limits` merges) |
+//! | `PATCH /admin/v1/tenants/{id}` | change any of the fields above (`limits` merges; the others replace) |
 //! | `PUT /admin/v1/tenants/{id}/limits` | merge limits |
 //! | `DELETE /admin/v1/tenants/{id}?data=keep\|purge` | delete the tenant and revoke its tokens; `data` must say what happens to its samples: `keep` (stored until hot_ttl expires them), `purge` (hot and cold data deleted now; idempotent, so a failed purge is retried with the same request, also for an already deleted tenant) |
 //! | `POST /admin/v1/tenants/{id}/tokens` | issue a token (`access`: `read`/`write`/`read_write`, `description`); the token is in this answer only |
 //! | `GET /admin/v1/tenants/{id}/tokens` | list tokens (ids, access, dates; never secrets) |
 //! | `DELETE /admin/v1/tenants/{id}/tokens/{token_id}` | revoke |
 //! | `GET /admin/v1/tenants/{id}/usage` | usage counters |
+//!
+//! Policy fields (every change applies to the next request on every node, as
+//! the registry reloads):
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `home_region` | string | the first data region (default: the first of `data_regions`, else this node's region) |
+//! | `data_regions` | list of strings | regions that may store the tenant's raw data (`[]`: `[home_region]`) |
+//! | `allowed_query_regions` | list of strings | regions whose query nodes may read the tenant |
+//! | `export_policy` | `none` \| `aggregates` \| `raw` | what may leave a jurisdiction `exports` does not list |
+//! | `exports` | object, jurisdiction → `none` \| `aggregates` \| `raw` | what may leave that jurisdiction (`{}` clears) |
+//! | `residency` | `{"label": "country", "jurisdictions": {"de": "eu"}}` or `null` | a label whose value pins a series to a jurisdiction: a line labelled for another jurisdiction than the node's is refused at ingest (`null` removes it) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad input), 401 (admin token),
 //! 404 (no such tenant or token), 409 (exists), 500 (a purge failed half-way;
@@ -26,9 +38,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use strata_schemas::{ExportPolicy, TenantId, TenantLimits, TenantPolicy};
+use strata_schemas::{ExportPolicy, Residency, TenantId, TenantLimits, TenantPolicy};
 
 /// Reads a tenant's usage counters (provided by the node).
 pub type UsageFn = Arc<dyn Fn(&TenantId) -> Value + Send + Sync>;
@@ -157,8 +170,15 @@ fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
     TenantId::new(id).map_err(|e| bad(e.to_string()))
 }
 
+/// A tenant as the API shows it: its policy with every residency field
+/// present (`data_regions` as it applies: `[home_region]` when none is set;
+/// `exports` `{}` and `residency` `null` when unset).
 fn tenant_json(row: &TenantRow) -> Value {
-    let mut v = serde_json::to_value(&row.policy).unwrap_or_default();
+    let p = &row.policy;
+    let mut v = serde_json::to_value(p).unwrap_or_default();
+    v["data_regions"] = json!(p.data_regions());
+    v["exports"] = json!(p.exports);
+    v["residency"] = json!(p.residency);
     v["created_at_ms"] = row.created_at.into();
     v["updated_at_ms"] = row.updated_at.into();
     v
@@ -184,19 +204,38 @@ struct TenantFields {
     id: Option<String>,
     display_name: Option<String>,
     home_region: Option<String>,
+    data_regions: Option<Vec<String>>,
     allowed_query_regions: Option<Vec<String>>,
     export_policy: Option<ExportPolicy>,
+    exports: Option<BTreeMap<String, ExportPolicy>>,
+    /// `null` removes the residency label (hence the double option).
+    #[serde(default, deserialize_with = "present")]
+    residency: Option<Option<Residency>>,
     limits: Option<Value>,
+}
+
+/// A field that is present, even as `null` (`Some(None)`), unlike an absent one (`None`).
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
 }
 
-/// Applies `fields` onto `policy` (limits merge key by key).
+/// Applies `fields` onto `policy` (limits merge key by key). Setting
+/// `data_regions` without `home_region` makes the first data region the home.
 fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiError> {
     if let Some(v) = f.display_name {
         policy.display_name = v;
+    }
+    if let Some(v) = f.data_regions {
+        if f.home_region.is_none()
+            && let Some(first) = v.first()
+        {
+            policy.home_region = first.clone();
+        }
+        policy.data_regions = v;
     }
     if let Some(v) = f.home_region {
         policy.home_region = v;
@@ -206,6 +245,12 @@ fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiErr
     }
     if let Some(v) = f.export_policy {
         policy.export_policy = v;
+    }
+    if let Some(v) = f.exports {
+        policy.exports = v;
+    }
+    if let Some(v) = f.residency {
+        policy.residency = v;
     }
     if let Some(patch) = f.limits {
         policy.limits = merge_limits(&policy.limits, patch)?;

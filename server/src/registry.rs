@@ -258,15 +258,60 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Validates a policy from the admin API against this node's view.
+/// Validates a policy from the admin API against this node's view: region
+/// and jurisdiction names non-empty and listed once, `home_region` one of
+/// the `data_regions` (when they are set), the residency label a valid label
+/// name with at least one value, each mapped to a named jurisdiction.
 pub fn check_policy(policy: &TenantPolicy) -> anyhow::Result<()> {
     policy.limits.validate().map_err(anyhow::Error::msg)?;
     anyhow::ensure!(!policy.home_region.is_empty(), "home_region must not be empty");
+    distinct_names("allowed_query_regions", &policy.allowed_query_regions)?;
+    distinct_names("data_regions", &policy.data_regions)?;
     anyhow::ensure!(
-        policy.allowed_query_regions.iter().all(|r| !r.is_empty()),
-        "empty region in allowed_query_regions"
+        policy.data_regions.is_empty() || policy.stores_in(&policy.home_region),
+        "home_region {:?} is not one of data_regions {:?}: the home region is the tenant's first data region",
+        policy.home_region,
+        policy.data_regions
     );
+    anyhow::ensure!(policy.exports.keys().all(|j| !j.is_empty()), "exports: a jurisdiction name must not be empty");
+    if let Some(r) = &policy.residency {
+        anyhow::ensure!(
+            is_label_name(&r.label),
+            "residency.label {:?} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with \"__\")",
+            r.label
+        );
+        anyhow::ensure!(
+            !r.jurisdictions.is_empty(),
+            "residency.jurisdictions must map at least one value of label {:?} to a jurisdiction",
+            r.label
+        );
+        for (value, jurisdiction) in &r.jurisdictions {
+            anyhow::ensure!(!value.is_empty(), "residency.jurisdictions: a label value must not be empty");
+            anyhow::ensure!(
+                !jurisdiction.is_empty(),
+                "residency.jurisdictions: value {value:?} is mapped to an empty jurisdiction"
+            );
+        }
+    }
     Ok(())
+}
+
+/// Checks that a list of names has no empty and no repeated name.
+fn distinct_names(field: &str, names: &[String]) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        anyhow::ensure!(!n.is_empty(), "empty region in {field}");
+        anyhow::ensure!(seen.insert(n.as_str()), "region {n:?} is listed twice in {field}");
+    }
+    Ok(())
+}
+
+/// Prometheus's label name syntax, without the reserved `__` prefix.
+fn is_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.starts_with("__")
 }
 
 /// Current time in ms (registry timestamps).

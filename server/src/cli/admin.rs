@@ -90,15 +90,41 @@ pub struct TenantFieldArgs {
     /// Name shown to people.
     #[arg(long)]
     pub display_name: Option<String>,
-    /// Home region (default: the node's region).
+    /// Home region (default: the first of `--data-regions`, else the node's region).
     #[arg(long)]
     pub home_region: Option<String>,
+    /// Regions that may store the tenant's raw data, comma-separated (replaces the list).
+    #[arg(long, value_delimiter = ',')]
+    pub data_regions: Option<Vec<String>>,
     /// Regions allowed to query, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub query_regions: Option<Vec<String>>,
-    /// `none`, `aggregates` or `raw`.
+    /// What may leave a jurisdiction `--export` does not name: `none`, `aggregates` or `raw`.
     #[arg(long)]
     pub export_policy: Option<String>,
+    /// What may leave one jurisdiction: `eu=aggregates` (`none`, `aggregates`
+    /// or `raw`); repeat or comma-separate for several. Replaces the tenant's
+    /// per-jurisdiction exports.
+    #[arg(
+        long = "export",
+        value_name = "JURISDICTION=POLICY",
+        value_delimiter = ',',
+        conflicts_with = "clear_exports"
+    )]
+    pub exports: Vec<String>,
+    /// Remove every per-jurisdiction export (`export_policy` then applies everywhere).
+    #[arg(long)]
+    pub clear_exports: bool,
+    /// The label whose value pins a series to a jurisdiction (with `--residency`).
+    #[arg(long, requires = "residency", conflicts_with = "clear_residency")]
+    pub residency_label: Option<String>,
+    /// Label value → jurisdiction: `de=eu,br=br` (repeatable; with `--residency-label`).
+    /// Replaces the tenant's residency map.
+    #[arg(long, value_name = "VALUE=JURISDICTION", value_delimiter = ',', requires = "residency_label")]
+    pub residency: Vec<String>,
+    /// Remove the residency label.
+    #[arg(long)]
+    pub clear_residency: bool,
 }
 
 /// `strata admin limits …`
@@ -188,7 +214,7 @@ impl Client {
     }
 }
 
-fn tenant_body(id: Option<&str>, f: &TenantFieldArgs) -> Value {
+fn tenant_body(id: Option<&str>, f: &TenantFieldArgs) -> anyhow::Result<Value> {
     let mut v = json!({});
     if let Some(id) = id {
         v["id"] = id.into();
@@ -202,10 +228,33 @@ fn tenant_body(id: Option<&str>, f: &TenantFieldArgs) -> Value {
     if let Some(x) = &f.query_regions {
         v["allowed_query_regions"] = x.clone().into();
     }
+    if let Some(x) = &f.data_regions {
+        v["data_regions"] = x.clone().into();
+    }
     if let Some(x) = &f.export_policy {
         v["export_policy"] = x.as_str().into();
     }
-    v
+    if f.clear_exports {
+        v["exports"] = json!({});
+    } else if !f.exports.is_empty() {
+        v["exports"] = pairs("--export", &f.exports)?;
+    }
+    if f.clear_residency {
+        v["residency"] = Value::Null;
+    } else if let Some(label) = &f.residency_label {
+        v["residency"] = json!({ "label": label, "jurisdictions": pairs("--residency", &f.residency)? });
+    }
+    Ok(v)
+}
+
+/// `key=value` pairs to a JSON object of strings.
+fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
+    let mut v = serde_json::Map::new();
+    for p in items {
+        let (k, val) = p.split_once('=').with_context(|| format!("{flag} {p:?} is not key=value"))?;
+        v.insert(k.trim().to_owned(), Value::String(val.trim().to_owned()));
+    }
+    Ok(Value::Object(v))
 }
 
 /// `name=value` pairs to a JSON object (numbers stay numbers).
@@ -231,10 +280,10 @@ async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
         AdminCommand::Tenants(TenantCommand::List) => c.call(Method::GET, "/tenants", None).await,
         AdminCommand::Tenants(TenantCommand::Get { id }) => c.call(Method::GET, &format!("/tenants/{id}"), None).await,
         AdminCommand::Tenants(TenantCommand::Create { id, fields }) => {
-            c.call(Method::POST, "/tenants", Some(tenant_body(Some(id), fields))).await
+            c.call(Method::POST, "/tenants", Some(tenant_body(Some(id), fields)?)).await
         }
         AdminCommand::Tenants(TenantCommand::Update { id, fields }) => {
-            c.call(Method::PATCH, &format!("/tenants/{id}"), Some(tenant_body(None, fields))).await
+            c.call(Method::PATCH, &format!("/tenants/{id}"), Some(tenant_body(None, fields)?)).await
         }
         AdminCommand::Tenants(TenantCommand::Delete { id, data }) => {
             c.call(Method::DELETE, &format!("/tenants/{id}?data={data}"), None).await
@@ -289,15 +338,30 @@ fn tenant_rows(v: &Value) -> Vec<Vec<String>> {
         Value::Array(a) => a.clone(),
         other => vec![other.clone()],
     };
+    let joined = |x: &Value| x.as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let entries =
+        |x: &Value| x.as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join(","));
     list.iter()
         .map(|t| {
-            let regions = t["allowed_query_regions"].as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(","));
+            // The default export policy, then the per-jurisdiction ones: `none eu=aggregates`.
+            let mut export = s(&t["export_policy"]);
+            if let Some(e) = entries(&t["exports"]).filter(|e| !e.is_empty()) {
+                export = format!("{export} {e}");
+            }
+            let residency = match &t["residency"] {
+                r @ Value::Object(_) => {
+                    format!("{}:{}", s(&r["label"]), entries(&r["jurisdictions"]).unwrap_or_default())
+                }
+                _ => "-".to_owned(),
+            };
             vec![
                 s(&t["id"]),
                 s(&t["display_name"]),
                 s(&t["home_region"]),
-                regions.unwrap_or_default(),
-                s(&t["export_policy"]),
+                joined(&t["data_regions"]),
+                joined(&t["allowed_query_regions"]),
+                export,
+                residency,
             ]
         })
         .collect()
@@ -308,7 +372,10 @@ fn render(cmd: &AdminCommand, v: &Value) -> String {
         AdminCommand::Tenants(TenantCommand::Delete { .. }) => {
             format!("deleted tenant {}: tokens {}; data {}\n", s(&v["deleted"]), s(&v["tokens"]), s(&v["data"]))
         }
-        AdminCommand::Tenants(_) => table(&["ID", "NAME", "HOME REGION", "QUERY REGIONS", "EXPORT"], tenant_rows(v)),
+        AdminCommand::Tenants(_) => table(
+            &["ID", "NAME", "HOME REGION", "DATA REGIONS", "QUERY REGIONS", "EXPORT", "RESIDENCY"],
+            tenant_rows(v),
+        ),
         AdminCommand::Limits(_) => {
             let rows = v["limits"]
                 .as_object()
@@ -356,6 +423,59 @@ mod tests {
         let v = limits_body(&["ingestion_rate=5000".into(), "hot_ttl=7d".into(), "x=1.5".into()]).unwrap();
         assert_eq!(v, json!({"ingestion_rate": 5000, "hot_ttl": "7d", "x": 1.5}));
         assert!(limits_body(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn policy_flags_become_the_api_fields() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            fields: TenantFieldArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--data-regions",
+            "us-east,eu-central",
+            "--export",
+            "eu=aggregates",
+            "--export",
+            "br=none,us=raw",
+            "--residency-label",
+            "country",
+            "--residency",
+            "de=eu,us=us",
+        ])
+        .unwrap();
+        assert_eq!(
+            tenant_body(Some("acme"), &cli.fields).unwrap(),
+            json!({
+                "id": "acme",
+                "data_regions": ["us-east", "eu-central"],
+                "exports": {"eu": "aggregates", "br": "none", "us": "raw"},
+                "residency": {"label": "country", "jurisdictions": {"de": "eu", "us": "us"}},
+            })
+        );
+        let cli = Cli::try_parse_from(["x", "--clear-residency", "--clear-exports"]).unwrap();
+        assert_eq!(tenant_body(None, &cli.fields).unwrap(), json!({"exports": {}, "residency": null}));
+        assert!(Cli::try_parse_from(["x", "--residency-label", "country"]).is_err(), "a label needs its map");
+        assert!(Cli::try_parse_from(["x", "--residency", "de=eu"]).is_err(), "a map needs its label");
+        let cli = Cli::try_parse_from(["x", "--export", "eu"]).unwrap();
+        assert!(tenant_body(None, &cli.fields).unwrap_err().to_string().contains("--export \"eu\" is not key=value"));
+    }
+
+    #[test]
+    fn the_tenant_table_shows_the_residency_fields() {
+        let t = json!({
+            "id": "acme", "display_name": "Acme", "home_region": "us-east",
+            "data_regions": ["us-east", "eu-central"], "allowed_query_regions": ["us-east"],
+            "export_policy": "none", "exports": {"eu": "aggregates"},
+            "residency": {"label": "country", "jurisdictions": {"de": "eu", "us": "us"}},
+        });
+        assert_eq!(
+            tenant_rows(&t),
+            [["acme", "Acme", "us-east", "us-east,eu-central", "us-east", "none eu=aggregates", "country:de=eu,us=us"]]
+        );
     }
 
     #[test]

@@ -11,5 +11,6 @@ mod log_damage;
 mod postgres;
 mod promtool;
 mod remote_write;
+mod residency;
 mod tenancy;
 mod write_query;
