@@ -293,7 +293,8 @@ impl Engine {
             let out = cleanup_names(ev.eval(expr)?)?;
             let value = instant_value(out, t_ms, is_ordered(expr));
             finish(&ctx, value)
-        })();
+        })()
+        .map_err(QueryError::federated);
         self.record(tenant, &ctx, &result);
         result
     }
@@ -315,7 +316,8 @@ impl Engine {
             let out = cleanup_names(ev.eval(expr)?)?;
             let value = range_value(&ev, out)?;
             finish(&ctx, value)
-        })();
+        })()
+        .map_err(QueryError::federated);
         self.record(tenant, &ctx, &result);
         result
     }

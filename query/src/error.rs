@@ -92,6 +92,17 @@ impl QueryError {
         }
     }
 
+    /// A federated read's geo-fence refusal or missing region as the
+    /// query's own error ([`QueryError::GeoFence`], [`QueryError::Unavailable`]),
+    /// without the "reading series" prefix.
+    pub(crate) fn federated(self) -> Self {
+        match self {
+            QueryError::Read(ReadError::GeoFence(m)) => QueryError::GeoFence(m),
+            QueryError::Read(ReadError::Unavailable(m)) => QueryError::Unavailable(m),
+            e => e,
+        }
+    }
+
     pub(crate) fn exec(msg: impl Into<String>) -> Self {
         QueryError::Execution(msg.into())
     }

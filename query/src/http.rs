@@ -363,7 +363,7 @@ async fn series(
         let md = Metadata::begin(engine, &req.tenant, &what, partial)?;
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(md.store().series(&req.tenant, ms, range).map_err(QueryError::from)?);
+            all.extend(md.store().series(&req.tenant, ms, range).map_err(|e| QueryError::from(e).federated())?);
         }
         all.sort();
         all.dedup();
@@ -402,7 +402,7 @@ async fn labels(
         let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(md.store().label_names(&req.tenant, ms, range).map_err(QueryError::from)?);
+            all.extend(md.store().label_names(&req.tenant, ms, range).map_err(|e| QueryError::from(e).federated())?);
         }
         all.sort();
         all.dedup();
@@ -438,7 +438,9 @@ async fn label_values(
         let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(md.store().label_values(&req.tenant, &name, ms, range).map_err(QueryError::from)?);
+            all.extend(
+                md.store().label_values(&req.tenant, &name, ms, range).map_err(|e| QueryError::from(e).federated())?,
+            );
         }
         all.sort();
         all.dedup();

@@ -225,6 +225,7 @@ struct World {
     eu_store: Arc<MemStore>,
     eu_mode: Mutex<Eu>,
     excluded: Vec<String>,
+    aggregates: Vec<String>,
     calls: Arc<Mutex<Vec<String>>>,
 }
 
@@ -253,6 +254,9 @@ impl FederatedQuery for Fq {
         grid: Grid,
         _deadline: Instant,
     ) -> Result<Vec<Vec<PartialSeries>>, RemoteError> {
+        if jurisdiction == "eu2" {
+            return Err(RemoteError::Unreachable("region eu2-a: timeout".into()));
+        }
         assert_eq!(jurisdiction, "eu");
         self.world.calls.lock().push(format!("partials {}", exprs.join(" ; ")));
         for e in exprs {
@@ -276,6 +280,9 @@ impl FederatedQuery for Fq {
         range: TimeRange,
         _deadline: Instant,
     ) -> Result<u64, RemoteError> {
+        if jurisdiction == "eu2" {
+            return Err(RemoteError::Unreachable("region eu2-a: timeout".into()));
+        }
         assert_eq!(jurisdiction, "eu");
         self.world.calls.lock().push("count".into());
         match *self.world.eu_mode.lock() {
@@ -302,7 +309,7 @@ impl Federation for World {
                 "geo-fence: tenant \"blocked\" may not be queried from region us-east (rule: residency eu)".into()
             );
         }
-        Ok(Some(Box::new(Fq { world: Arc::new(self.clone_shallow()), aggregates: vec!["eu".into()] })))
+        Ok(Some(Box::new(Fq { world: Arc::new(self.clone_shallow()), aggregates: self.aggregates.clone() })))
     }
 }
 
@@ -314,6 +321,7 @@ impl World {
             eu_store: Arc::clone(&self.eu_store),
             eu_mode: Mutex::new(*self.eu_mode.lock()),
             excluded: self.excluded.clone(),
+            aggregates: self.aggregates.clone(),
             calls: Arc::clone(&self.calls),
         }
     }
@@ -358,11 +366,18 @@ fn world_calls(
         eu_store: Arc::clone(&stores[1]),
         eu_mode: Mutex::new(eu_mode),
         excluded: excluded.iter().map(|s| (*s).to_owned()).collect(),
+        aggregates: vec!["eu".into()],
         calls: Arc::default(),
     };
     let calls = Arc::clone(&w.calls);
+    let w = World { aggregates: AGGREGATES.with(|a| a.borrow().clone()), ..w };
     let fed = Engine::new(Arc::clone(&stores[0]) as Arc<dyn ReadStore>, config).with_federation(Arc::new(w));
     (oracle, fed, calls)
+}
+
+thread_local! {
+    /// The aggregates-only jurisdictions of the worlds this thread builds.
+    static AGGREGATES: std::cell::RefCell<Vec<String>> = std::cell::RefCell::new(vec!["eu".to_owned()]);
 }
 
 fn series(name: &str, farm: &str, device: &str, values: &[(i64, f64)]) -> (Labels, Vec<Sample>) {
@@ -572,7 +587,22 @@ fn delayed_name_removal_keeps_partials_exact() {
 // ---------------------------------------------------------------- differential property test
 
 fn arb_series() -> impl Strategy<Value = Vec<(usize, Labels, Vec<Sample>)>> {
-    let one = (0usize..3, 0usize..3, 0usize..2, prop::collection::btree_map(0i64..1200, -1000.0f64..1000.0, 1..25));
+    let one = (
+        0usize..3,
+        0usize..3,
+        0usize..2,
+        prop::collection::btree_map(
+            0i64..1200,
+            prop_oneof![
+                40 => -1000.0f64..1000.0,
+                1 => Just(f64::NAN),
+                1 => Just(f64::INFINITY),
+                1 => Just(f64::NEG_INFINITY),
+                1 => Just(1e308),
+            ],
+            1..25,
+        ),
+    );
     prop::collection::vec(one, 1..14).prop_map(|v| {
         v.into_iter()
             .enumerate()
@@ -632,7 +662,11 @@ fn arb_query() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    // 200 cases unless PROPTEST_CASES says otherwise.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(200),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn federated_equals_union(
@@ -666,5 +700,83 @@ proptest! {
         let calls = calls.lock();
         prop_assert_eq!(calls.iter().filter(|c| c.starts_with("partials")).count(), 2);
         prop_assert!(!calls.iter().any(|c| c == "count"));
+    }
+}
+
+#[test]
+fn several_aggregates_jurisdictions_are_asked_in_parallel() {
+    AGGREGATES.with(|a| *a.borrow_mut() = vec!["eu".to_owned(), "eu2".to_owned()]);
+    let (oracle, fed) = fixed_world(Eu::Answers, &[]);
+    AGGREGATES.with(|a| *a.borrow_mut() = vec!["eu".to_owned()]);
+    let a = run(&oracle, "sum by (farm) (x)", 300_000, true).expect("oracle");
+    let b = run(&fed, "sum by (farm) (x)", 300_000, true).expect("federated");
+    same(&a.value, &b.value).expect("eu answered, eu2 holds nothing it could add");
+    assert!(b.warnings.iter().any(|w| w.contains("jurisdiction eu2 unreachable: region eu2-a: timeout")), "{b:?}");
+    assert!(matches!(run(&fed, "sum(x)", 300_000, false), Err(QueryError::Unavailable(m)) if m.contains("eu2")));
+}
+
+/// A raw store whose regions refuse (`geo`) or do not answer.
+#[derive(Debug)]
+struct Failing {
+    geo: bool,
+}
+
+impl ReadStore for Failing {
+    fn select(&self, _: &TenantId, _: &[Matcher], _: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        Err(if self.geo {
+            ReadError::GeoFence("geo-fence: region eu-west refuses raw reads of tenant acme".into())
+        } else {
+            ReadError::Unavailable("region br-south did not answer and partial_response=false".into())
+        })
+    }
+
+    fn series(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        self.select(t, m, r).map(|_| Vec::new())
+    }
+}
+
+struct FailingQuery(Failing);
+
+impl FederatedQuery for FailingQuery {
+    fn store(&self) -> &dyn ReadStore {
+        &self.0
+    }
+    fn aggregate_jurisdictions(&self) -> &[String] {
+        &[]
+    }
+    fn excluded_jurisdictions(&self) -> &[String] {
+        &[]
+    }
+    fn partials(&self, _: &str, _: &[String], _: Grid, _: Instant) -> Result<Vec<Vec<PartialSeries>>, RemoteError> {
+        Err(RemoteError::Unreachable("unused".into()))
+    }
+    fn count_series(&self, _: &str, _: &[Matcher], _: TimeRange, _: Instant) -> Result<u64, RemoteError> {
+        Err(RemoteError::Unreachable("unused".into()))
+    }
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[derive(Debug)]
+struct FailingFederation {
+    geo: bool,
+}
+
+impl Federation for FailingFederation {
+    fn begin(&self, _: &TenantId, _: &str, _: bool) -> Result<Option<Box<dyn FederatedQuery>>, String> {
+        Ok(Some(Box::new(FailingQuery(Failing { geo: self.geo }))))
+    }
+}
+
+#[test]
+fn raw_store_refusals_and_missing_regions_keep_their_error_type() {
+    for (geo, status, kind) in [(true, 422, "execution"), (false, 503, "unavailable")] {
+        let fed = Engine::new(Arc::new(MemStore::new()), QueryConfig::default())
+            .with_federation(Arc::new(FailingFederation { geo }));
+        let e = fed.query_instant(&tenant(), "sum(x)", 0).expect_err("fails");
+        assert_eq!((e.http_status(), e.error_type()), (status, kind), "{e:?}");
+        assert!(matches!(e, QueryError::GeoFence(_) | QueryError::Unavailable(_)), "{e:?}");
+        assert!(!e.to_string().starts_with("reading series"), "{e}");
     }
 }

@@ -213,3 +213,133 @@ async fn deep_queries_are_refused_with_bad_data_on_every_parsing_endpoint() {
         assert!(body.contains("nested too deeply"), "{body}");
     }
 }
+
+/// A federation for tenant `a`: the raw store is the router's own data,
+/// `eu` lets only aggregates leave (it holds `up`; its partials answer
+/// nothing, or it is down), `br` is excluded.
+#[derive(Debug)]
+struct Fed {
+    store: Arc<MemStore>,
+    eu_down: bool,
+}
+
+struct FedQuery {
+    store: Arc<MemStore>,
+    eu_down: bool,
+    aggregates: Vec<String>,
+    excluded: Vec<String>,
+}
+
+impl crate::federation::FederatedQuery for FedQuery {
+    fn store(&self) -> &dyn strata_schemas::ReadStore {
+        self.store.as_ref()
+    }
+
+    fn aggregate_jurisdictions(&self) -> &[String] {
+        &self.aggregates
+    }
+
+    fn excluded_jurisdictions(&self) -> &[String] {
+        &self.excluded
+    }
+
+    fn partials(
+        &self,
+        _: &str,
+        exprs: &[String],
+        _: crate::federation::Grid,
+        _: std::time::Instant,
+    ) -> Result<Vec<Vec<crate::federation::PartialSeries>>, crate::federation::RemoteError> {
+        if self.eu_down {
+            return Err(crate::federation::RemoteError::Unreachable("region eu-west timed out".into()));
+        }
+        Ok(vec![Vec::new(); exprs.len()])
+    }
+
+    fn count_series(
+        &self,
+        _: &str,
+        matchers: &[strata_schemas::Matcher],
+        _: strata_schemas::TimeRange,
+        _: std::time::Instant,
+    ) -> Result<u64, crate::federation::RemoteError> {
+        let up = matchers.iter().any(|m| m.name == "__name__" && m.matches("up"));
+        Ok(u64::from(up))
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        vec!["region us-west did not answer; its data is missing".into()]
+    }
+}
+
+impl crate::federation::Federation for Fed {
+    fn begin(
+        &self,
+        tenant: &TenantId,
+        _: &str,
+        _: bool,
+    ) -> Result<Option<Box<dyn crate::federation::FederatedQuery>>, String> {
+        if tenant.as_str() != "a" {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(FedQuery {
+            store: Arc::clone(&self.store),
+            eu_down: self.eu_down,
+            aggregates: vec!["eu".into()],
+            excluded: vec!["br".into()],
+        })))
+    }
+}
+
+async fn get_fed(uri: &str, eu_down: bool) -> (StatusCode, serde_json::Value) {
+    let store = Arc::new(MemStore::new());
+    let a = TenantId::new("a").unwrap();
+    store.load(&a, 60_000, "up{job=\"x\"} 1 1 0\nreq_total{job=\"x\"} 0+60x10").unwrap();
+    let engine = Engine::new(Arc::clone(&store) as Arc<dyn strata_schemas::ReadStore>, QueryConfig::default())
+        .with_federation(Arc::new(Fed { store, eu_down }));
+    let app = router(QueryState::new(Arc::new(engine), Arc::new(Resolver)));
+    let req = Request::get(uri).header(header::AUTHORIZATION, "Bearer a").body(Body::empty()).unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn federated_queries_report_geo_fence_and_missing_jurisdictions() {
+    // A raw read of `up`, which eu holds: 422 geo-fence.
+    let (s, v) = get_fed("/api/v1/query?query=up&time=60", false).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["errorType"], "execution");
+    assert!(v["error"].as_str().unwrap().contains("jurisdiction eu"), "{v}");
+    // Pushed down: eu answers nothing here, the local data is summed; br is an info.
+    let (s, v) = get_fed("/api/v1/query?query=sum(up)&time=60", false).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+    assert!(v["infos"][0].as_str().unwrap().contains("jurisdiction br"), "{v}");
+    assert_eq!(v["warnings"][0], "region us-west did not answer; its data is missing");
+    // eu down: a warning, or 503 with partial_response=false.
+    let (s, v) = get_fed("/api/v1/query_range?query=sum(up)&start=0&end=120&step=60", true).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("jurisdiction eu")), "{v}");
+    let (s, v) = get_fed("/api/v1/query?query=sum(up)&time=60&partial_response=false", true).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["errorType"], "unavailable");
+    let (s, v) = get_fed("/api/v1/query?query=sum(up)&time=60&partial_response=maybe", true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    // Metadata: the raw-reachable store, and infos naming what is not shown.
+    let (s, v) = get_fed("/api/v1/labels", false).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"], serde_json::json!(["__name__", "job"]));
+    let infos = v["infos"].as_array().unwrap();
+    assert!(
+        infos[0].as_str().unwrap().contains("jurisdiction eu") && infos[0].as_str().unwrap().contains("aggregates")
+    );
+    assert!(infos[1].as_str().unwrap().contains("jurisdiction br"), "{v}");
+    assert_eq!(v["warnings"][0], "region us-west did not answer; its data is missing");
+    let (_, v) = get_fed("/api/v1/series?match[]=up", false).await;
+    assert!(v["infos"][0].as_str().unwrap().starts_with("series of jurisdiction eu"), "{v}");
+    let (_, v) = get_fed("/api/v1/label/job/values?partial_response=false", false).await;
+    assert_eq!(v["data"], serde_json::json!(["x"]));
+    assert_eq!(v["infos"].as_array().unwrap().len(), 2);
+}
