@@ -474,6 +474,18 @@ fn pushed_aggregations_equal_the_union() {
         same(&a.value, &b.value).unwrap_or_else(|e| panic!("{q}: {e}"));
         assert_eq!(b.warnings, vec!["region br-south answered late".to_owned()], "{q}");
     }
+    for q in [
+        "sum(x @ start())",
+        "avg by (farm) (x @ end())",
+        "max(x offset 1m)",
+        "topk by (farm) (1, rate(x[2m]))",
+        "stdvar without (device) (x)",
+        "max_over_time(sum by (farm) (x)[2m:30s])",
+    ] {
+        let a = oracle.query_range(&tenant(), q, 60_000, 540_000, 45_000).expect(q);
+        let b = fed.query_range(&tenant(), q, 60_000, 540_000, 45_000).expect(q);
+        same(&a.value, &b.value).unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
     // The exact numbers of one: farms f1 = 1+3, f2 = 2+5, f3 = 4 (×10 at t=300).
     let r = run(&fed, "quantile(0.5, sum by (farm) (x))", 300_000, true).expect("quantile");
     let Value::Vector(v) = r.value else { panic!() };
