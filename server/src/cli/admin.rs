@@ -62,17 +62,17 @@ pub enum TenantCommand {
     Create {
         /// Tenant id (`[A-Za-z0-9_.-]`, at most 64).
         id: String,
-        /// Fields to set.
+        /// Fields to set (boxed: they are most of the command's size).
         #[command(flatten)]
-        fields: TenantFieldArgs,
+        fields: Box<TenantFieldArgs>,
     },
     /// Change a tenant.
     Update {
         /// Tenant id.
         id: String,
-        /// Fields to set.
+        /// Fields to set (boxed: they are most of the command's size).
         #[command(flatten)]
-        fields: TenantFieldArgs,
+        fields: Box<TenantFieldArgs>,
     },
     /// Delete a tenant and revoke its tokens.
     Delete {
