@@ -114,12 +114,12 @@ async fn malformed_agent_headers_are_refused_naming_the_header() {
         (&[("X-Strata-Agent-Seq", "1")], "X-Strata-Agent-Id"),
     ];
     for (headers, named) in cases {
-        let (status, body) = send(&c, &s, headers, body(t0, 1.0)).await;
-        assert_eq!(status, 400, "{headers:?}: {body}");
-        assert!(body.contains(named), "{headers:?}: {body}");
+        let (status, text) = send(&c, &s, headers, body(t0, 1.0)).await;
+        assert_eq!(status, 400, "{headers:?}: {text}");
+        assert!(text.contains(named), "{headers:?}: {text}");
     }
-    let (status, body) = send(&c, &s, &[("X-Strata-Agent-Id", "gw-1")], body(t0, 1.0)).await;
-    assert!(status == 400 && body.contains("X-Strata-Agent-Seq"), "{status} {body}");
+    let (status, text) = send(&c, &s, &[("X-Strata-Agent-Id", "gw-1")], body(t0, 1.0)).await;
+    assert!(status == 400 && text.contains("X-Strata-Agent-Seq"), "{status} {text}");
     // Nothing of the refused requests was stored.
     assert_eq!(query(&c, &s, "edge_temp", t0).await["result"].as_array().unwrap().len(), 0);
     // The largest id and sequence number are fine.
