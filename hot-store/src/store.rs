@@ -713,11 +713,8 @@ impl HotStore {
             crate::failpoint::hit("flush.after_segments")
                 .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
             let entries: Vec<SegmentEntry> = installed.iter().map(|s| s.entry()).collect();
-            let edge_origins: BTreeMap<u32, BTreeMap<String, String>> = origins
-                .iter()
-                .map(|(&p, o)| (p, o.to_persisted()))
-                .filter(|(_, o)| !o.is_empty())
-                .collect();
+            let edge_origins: BTreeMap<u32, BTreeMap<String, String>> =
+                origins.iter().map(|(&p, o)| (p, o.to_persisted())).filter(|(_, o)| !o.is_empty()).collect();
             let installed = std::mem::take(&mut installed);
             self.commit(
                 |m| {

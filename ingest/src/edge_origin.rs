@@ -47,7 +47,9 @@ fn parse(headers: &HeaderMap) -> Result<Option<BatchOrigin>, String> {
             return Err(format!("{AGENT_SEQ_HEADER} needs {AGENT_ID_HEADER}: the {AGENT_ID_HEADER} header is missing"));
         }
         (Some(_), None) => {
-            return Err(format!("{AGENT_ID_HEADER} needs {AGENT_SEQ_HEADER}: the {AGENT_SEQ_HEADER} header is missing"));
+            return Err(format!(
+                "{AGENT_ID_HEADER} needs {AGENT_SEQ_HEADER}: the {AGENT_SEQ_HEADER} header is missing"
+            ));
         }
     };
     let id = std::str::from_utf8(id).map_err(|_| format!("invalid {AGENT_ID_HEADER} header: not ASCII"))?;

@@ -290,6 +290,14 @@ async fn write(
             return *resp;
         }
     };
+    // An edge agent's batch: its (agent id, seq) goes into every record, so a re-send is applied once.
+    let origin = match crate::edge_origin::from_headers(&headers) {
+        Ok(o) => o,
+        Err(resp) => {
+            IngestMetrics::add(&m.requests_refused, 1);
+            return *resp;
+        }
+    };
     let converter_state = state.clone();
     let tenant = who.tenant.clone();
     let label_limits = LabelLimits::of(&who.limits);
@@ -348,6 +356,7 @@ async fn write(
              moved to the cold tier, which does not accept late writes"
         )
     });
+    crate::edge_origin::stamp(&mut conversion.batches, origin);
     commit(&state, &who, conversion, over, late).await
 }
 

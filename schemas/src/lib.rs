@@ -45,6 +45,6 @@ pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};
-pub use region::{RegionDirectory, RegionEntry};
 pub use read::{ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange};
+pub use region::{RegionDirectory, RegionEntry};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

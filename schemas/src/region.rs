@@ -49,8 +49,11 @@ impl RegionDirectory {
 
     /// A directory of one region (a node without federation).
     pub fn single(region: &str, jurisdiction: &str, endpoint: &str) -> Self {
-        let entry =
-            RegionEntry { name: region.to_owned(), jurisdiction: jurisdiction.to_owned(), endpoint: endpoint.to_owned() };
+        let entry = RegionEntry {
+            name: region.to_owned(),
+            jurisdiction: jurisdiction.to_owned(),
+            endpoint: endpoint.to_owned(),
+        };
         Self { local: region.to_owned(), entries: vec![entry] }
     }
 

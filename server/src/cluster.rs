@@ -95,7 +95,7 @@ pub struct PeerAnswer {
 }
 
 impl WireMatcher {
-    fn from_matcher(m: &Matcher) -> Self {
+    pub(crate) fn from_matcher(m: &Matcher) -> Self {
         use strata_schemas::matcher::MatchOp;
         let op = match m.op {
             MatchOp::Equal => "=",
@@ -233,7 +233,7 @@ impl ClusterReadStore {
 
 /// Merges sources into one series list: per series one sample per
 /// timestamp, owners' samples first. Sorted by labels.
-fn merge(sources: Vec<(Labels, bool, Vec<Sample>)>) -> Vec<SeriesData> {
+pub(crate) fn merge(sources: Vec<(Labels, bool, Vec<Sample>)>) -> Vec<SeriesData> {
     let mut by_series: BTreeMap<Labels, Vec<(bool, Vec<Sample>)>> = BTreeMap::new();
     for (labels, owned, samples) in sources {
         by_series.entry(labels).or_default().push((owned, samples));
@@ -258,7 +258,7 @@ fn merge(sources: Vec<(Labels, bool, Vec<Sample>)>) -> Vec<SeriesData> {
         .collect()
 }
 
-fn from_wire(s: WireSeries) -> (Labels, bool, Vec<Sample>) {
+pub(crate) fn from_wire(s: WireSeries) -> (Labels, bool, Vec<Sample>) {
     let labels = Labels::from_pairs(s.labels);
     let samples = s.samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
     (labels, s.owned, samples)

@@ -30,7 +30,8 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     /// Directory holding the ingest log and the hot store (created if missing).
     pub data_dir: PathBuf,
-    /// The region this node serves: writes of tenants homed elsewhere are refused.
+    /// The region this node serves: writes of tenants that do not store data
+    /// here are refused (see `[federation]` for the other regions).
     pub region: String,
     /// Log output: `text` for people, `json` for log pipelines.
     pub log_format: LogFormat,
@@ -63,6 +64,95 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// What `GET /metrics` shows.
     pub metrics: MetricsConfig,
+    /// This region's jurisdiction, the other regions, and how regions
+    /// authenticate to each other.
+    pub federation: FederationConfig,
+}
+
+/// Regions and jurisdictions (`[federation]`): the region directory and the
+/// inter-region credentials. A node with no other region configured serves
+/// its own region only (no inter-region endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// The jurisdiction (legal border) this node's region lies in, e.g. `eu`.
+    /// Empty: the region's name.
+    pub jurisdiction: String,
+    /// The service credential this region presents to the others (at least
+    /// 16 characters; required when `regions` names another region). Set it
+    /// with `STRATA_FEDERATION__CREDENTIAL` rather than in a file.
+    pub credential: String,
+    /// Time another region has to answer one request.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The region directory: every region this one may talk to (its own may be
+    /// listed too, to give its endpoint).
+    pub regions: Vec<RegionConfig>,
+    /// The append-only audit log of cross-region requests (default
+    /// `<data_dir>/audit`).
+    pub audit_dir: Option<PathBuf>,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            jurisdiction: String::new(),
+            credential: String::new(),
+            timeout: Duration::from_secs(10),
+            regions: Vec::new(),
+            audit_dir: None,
+        }
+    }
+}
+
+/// One region of the directory (`[[federation.regions]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Region name, e.g. `eu-central`.
+    pub name: String,
+    /// Its jurisdiction, e.g. `eu`.
+    pub jurisdiction: String,
+    /// Base URL of its API, e.g. `https://eu-central.strata.example:9470`.
+    pub endpoint: String,
+    /// SHA-256 (hex) of the credential that region presents; a request from
+    /// it with any other credential is refused (`printf %s "$CREDENTIAL" |
+    /// sha256sum` prints it). Not needed for this node's own entry.
+    #[serde(default)]
+    pub credential_sha256: String,
+}
+
+impl ServerConfig {
+    /// This node's jurisdiction.
+    pub fn jurisdiction(&self) -> &str {
+        if self.federation.jurisdiction.is_empty() { &self.region } else { &self.federation.jurisdiction }
+    }
+
+    /// The region directory: `[federation] regions`, with this node's own
+    /// region added (endpoint: its HTTP address) when not listed.
+    pub fn region_directory(&self) -> anyhow::Result<strata_schemas::RegionDirectory> {
+        let mut entries: Vec<strata_schemas::RegionEntry> = self
+            .federation
+            .regions
+            .iter()
+            .map(|r| strata_schemas::RegionEntry {
+                name: r.name.clone(),
+                jurisdiction: r.jurisdiction.clone(),
+                endpoint: r.endpoint.clone(),
+            })
+            .collect();
+        if !entries.iter().any(|e| e.name == self.region) {
+            entries.insert(
+                0,
+                strata_schemas::RegionEntry {
+                    name: self.region.clone(),
+                    jurisdiction: self.jurisdiction().to_owned(),
+                    endpoint: format!("http://{}", self.http_addr),
+                },
+            );
+        }
+        strata_schemas::RegionDirectory::new(&self.region, entries).map_err(anyhow::Error::msg)
+    }
 }
 
 /// Connection limits and timeouts of the HTTP listener (`[http]`): what a
@@ -198,6 +288,7 @@ impl Default for ServerConfig {
             cold: strata_cold_tier::ColdTierConfig::default(),
             compactor: strata_compactor::CompactorConfig::default(),
             cluster: ClusterConfig::default(),
+            federation: FederationConfig::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -287,6 +378,45 @@ impl ServerConfig {
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             bail!("admin.token must be at least 16 characters");
         }
+        self.validate_federation()
+    }
+
+    fn validate_federation(&mut self) -> anyhow::Result<()> {
+        let jurisdiction = self.jurisdiction().to_owned();
+        for r in &mut self.federation.regions {
+            if !r.endpoint.starts_with("http://") && !r.endpoint.starts_with("https://") {
+                bail!(
+                    "federation.regions: endpoint {:?} of region {:?} is not an http:// or https:// URL",
+                    r.endpoint,
+                    r.name
+                );
+            }
+            while r.endpoint.ends_with('/') {
+                r.endpoint.pop();
+            }
+            if r.name == self.region {
+                if r.jurisdiction != jurisdiction {
+                    bail!(
+                        "federation.regions lists this node's region {:?} in jurisdiction {:?}, but \
+                         federation.jurisdiction is {:?}",
+                        r.name,
+                        r.jurisdiction,
+                        jurisdiction
+                    );
+                }
+            } else if r.credential_sha256.len() != 64 || !r.credential_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "federation.regions: region {:?} needs credential_sha256, the SHA-256 (64 hex digits) of the \
+                     credential it presents",
+                    r.name
+                );
+            }
+        }
+        let others = self.federation.regions.iter().any(|r| r.name != self.region);
+        if others && self.federation.credential.len() < 16 {
+            bail!("federation.credential must be at least 16 characters when federation.regions names other regions");
+        }
+        self.region_directory()?;
         Ok(())
     }
 }

@@ -12,6 +12,8 @@
 //! | `POST /internal/compact` | merge the hot store's segments into one now (admin token) |
 //! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate (admin token) |
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
+//! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
+//! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
 
 use crate::admin::AdminState;
 use crate::node::{Cold, Node};
@@ -53,10 +55,25 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
             Arc::clone(&peer_errors),
         ))
     };
-    let engine = Arc::new(Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver)));
+    let regions = match regions_of(&node, &resolver, &store) {
+        Ok(r) => r,
+        Err(e) => {
+            // The audit log could not be opened: no region may be asked or answered unrecorded.
+            tracing::error!(error = %format!("{e:#}"), "federation is off: the audit log could not be opened");
+            None
+        }
+    };
+    let mut engine = Engine::new(store, node.config.query.clone()).with_policies(Arc::clone(&resolver));
+    if let Some(r) = &regions {
+        engine = engine.with_federation(Arc::new(crate::regions::RegionFederation(Arc::clone(r))));
+    }
+    let engine = Arc::new(engine);
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
     let ops_admin_token = Arc::clone(&admin_token);
+    let region_routes = regions.map(|regions| {
+        crate::regions::router(crate::regions::RegionState { regions, admin_token: Arc::clone(&admin_token) })
+    });
     let admin = crate::admin::router(AdminState {
         registry,
         admin_token,
@@ -76,7 +93,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         config: Arc::new(node.config.ingest.clone()),
         metrics: Arc::clone(&node.ingest_metrics),
         series_cache: Arc::clone(&node.series_cache),
-        region: node.config.region.as_str().into(),
+        regions: Arc::clone(&node.regions),
         rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
         store_view: Some(Arc::new(HotStoreView(Arc::clone(&node.hot)))),
     };
@@ -93,7 +110,41 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/api/v1/status/ingest", get(ingest_status))
         .route("/internal/v1/select", post(peer_select))
         .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
-    ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin)
+    let app = ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin);
+    match region_routes {
+        Some(r) => app.merge(r),
+        None => app,
+    }
+}
+
+/// The node's inter-region side, when `[federation] regions` names another region.
+fn regions_of(
+    node: &Arc<Node>,
+    resolver: &Arc<dyn TenantResolver>,
+    store: &Arc<dyn ReadStore>,
+) -> anyhow::Result<Option<Arc<crate::regions::Regions>>> {
+    let config = &node.config;
+    if !config.federation.regions.iter().any(|r| r.name != config.region) {
+        return Ok(None);
+    }
+    let dir = config.federation.audit_dir.clone().unwrap_or_else(|| node.data_dir.join("audit"));
+    let audit = Arc::new(crate::audit::AuditLog::open(&dir)?);
+    let regions = crate::regions::Regions::new(
+        config,
+        Arc::clone(&node.regions),
+        Arc::clone(resolver),
+        Arc::clone(store),
+        audit,
+        tokio::runtime::Handle::current(),
+    );
+    tracing::info!(
+        region = %config.region,
+        jurisdiction = %config.jurisdiction(),
+        regions = config.federation.regions.len(),
+        audit_dir = %dir.display(),
+        "federation on: inter-region endpoints serve the regions of the directory"
+    );
+    Ok(Some(Arc::new(regions)))
 }
 
 /// The write path's view of the hot store: series counts and cold watermarks.
@@ -323,6 +374,26 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
     ];
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    let edge_dedup: [(&str, &str, u64); 3] = [
+        (
+            "strata_ingest_edge_duplicates_skipped_total",
+            "Log records not applied because their edge batch (agent id, sequence number) was already applied in their partition (since start, replay included).",
+            stats.edge_duplicates_skipped,
+        ),
+        (
+            "strata_ingest_edge_dedup_agents_evicted_total",
+            "Edge agents forgotten by de-duplication (over hot_store.edge_dedup_max_agents in a partition): a batch they re-send is applied again.",
+            stats.edge_agents_evicted,
+        ),
+        (
+            "strata_ingest_edge_dedup_ranges_dropped_total",
+            "Ranges of applied edge sequence numbers forgotten (over hot_store.edge_dedup_max_ranges for an agent in a partition).",
+            stats.edge_ranges_dropped,
+        ),
+    ];
+    for (name, help, v) in edge_dedup {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     }
     let _ = writeln!(out, "# HELP strata_tenant_hot_bytes Bytes of the tenant's hot-store segment files.");
     let _ = writeln!(out, "# TYPE strata_tenant_hot_bytes gauge");

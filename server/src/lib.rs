@@ -16,6 +16,8 @@
 //! * [`config`]: layered configuration (defaults → file → `STRATA_*` → flags).
 //! * [`node`]: opening storage, log replay, background flushes, shutdown.
 //! * [`cluster`]: query fan-out to the peers that hold the region's other Kafka partitions.
+//! * [`regions`]: sovereign regions: inter-region endpoints, credentials, the federation's wire.
+//! * [`audit`]: the append-only audit log of cross-region requests.
 //! * [`http`]: the router of a node.
 //! * [`listener`]: the HTTP accept loop (connection cap, timeouts, graceful shutdown).
 //! * [`auth`]: static tokens from the configuration.
@@ -24,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
@@ -31,4 +34,5 @@ pub mod config;
 pub mod http;
 pub mod listener;
 pub mod node;
+pub mod regions;
 pub mod registry;

@@ -79,6 +79,8 @@ pub struct Node {
     pub ingest_metrics: Arc<IngestMetrics>,
     /// Series id → labels across write requests.
     pub series_cache: Arc<SeriesCache>,
+    /// The region directory (this node's region and jurisdiction in it).
+    pub regions: Arc<strata_schemas::RegionDirectory>,
     /// When the node started.
     pub started: Instant,
     flush_lock: tokio::sync::Mutex<Instant>,
@@ -120,6 +122,7 @@ impl Node {
             }
         };
         let series_cache = Arc::new(SeriesCache::new(config.ingest.series_cache_entries));
+        let regions = Arc::new(config.region_directory()?);
         let ingest_metrics = Arc::new(IngestMetrics::default());
         if let Some(log) = &local_log {
             let _ = ingest_metrics.log_health.set(log.health());
@@ -133,6 +136,7 @@ impl Node {
             kafka,
             ingest_metrics,
             series_cache,
+            regions,
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
             _lock: lock,

@@ -28,6 +28,11 @@ impl Server {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd, format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Spawns `cmd` (a `strata serve` with stderr piped) serving `base`, and waits until it is ready.
+    pub(crate) fn spawn(mut cmd: Command, base: String) -> Server {
         let mut child = cmd.spawn().expect("start strata");
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
@@ -39,7 +44,7 @@ impl Server {
                 s.push('\n');
             }
         });
-        let server = Server { child, base: format!("http://127.0.0.1:{port}"), stderr };
+        let server = Server { child, base, stderr };
         server.wait_ready();
         server
     }

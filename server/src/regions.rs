@@ -1,0 +1,1032 @@
+//! Sovereign regions: the inter-region endpoints, their credentials, and the
+//! query side of federation ([`strata_query::federation`]).
+//!
+//! ```text
+//!  query at us-east ──► Engine (planner in strata_query::federation)
+//!     │ raw-reachable (own jurisdiction, `raw` jurisdictions):  RawStore = local store
+//!     │      + POST <region>/internal/v1/region/select     (raw series; data side checks policy = raw)
+//!     │ `aggregates` jurisdictions:
+//!     │      POST <region>/internal/v1/region/partials      (partial aggregations; data side re-checks
+//!     │                                                       the expressions and the policy, evaluates
+//!     │                                                       over its whole jurisdiction)
+//!     │      POST <region>/internal/v1/region/count         (matching-series count, for the geo-fence)
+//!     └ `none` jurisdictions: not asked; the answer says so in `infos`
+//! ```
+//!
+//! **Authentication.** A region presents its service credential
+//! (`[federation] credential`) as `Authorization: Bearer <credential>` and
+//! its name as `X-Strata-Region`. The receiver looks the name up in its own
+//! region directory and compares SHA-256 of the credential with the
+//! directory's `credential_sha256` in constant time: a region that is not
+//! in the directory, or a wrong credential, is refused (401). Tenant tokens
+//! are never accepted here. The asking region's jurisdiction is the one the
+//! *receiver's* directory gives it, never a claim of the request.
+//!
+//! **The data region decides.** Every request names a tenant; the receiver
+//! reads the tenant's policy from its own registry and allows a raw read
+//! only when the tenant's export policy for the receiver's jurisdiction is
+//! `raw` towards the asker's jurisdiction (within one jurisdiction: always),
+//! partials and counts only when it is `raw` or `aggregates` and every
+//! expression passes [`strata_query::federation::check_pushable`]. Refusals
+//! are `403` with `errorType: "geo_fence"` and a message naming the rule.
+//!
+//! **Audit.** Both sides record every request in the node's audit log
+//! ([`crate::audit`]); the data side fsyncs its record before the answer
+//! leaves, and refuses the request if it cannot.
+//!
+//! **Outages.** A jurisdiction's partials are asked of the tenant's data
+//! regions there in policy order, the first that answers wins (it reads its
+//! sibling regions raw, within the jurisdiction). Regions that do not answer
+//! within `[federation] timeout` (and the query's deadline) become
+//! Prometheus warnings, or errors with `partial_response=false`. The same
+//! series stored in two regions (written to a sibling during an outage) is
+//! merged per (series, timestamp), like the cluster merge.
+
+use crate::audit::{AuditLog, Record};
+use crate::cluster::{PeerAnswer, WireMatcher};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata_query::federation::{FederatedQuery, Federation, Grid, PartialSeries, RemoteError};
+use strata_query::{Engine, QueryConfig, QueryOptions};
+use strata_schemas::{
+    ExportPolicy, Labels, Matcher, ReadError, ReadStore, RegionDirectory, SeriesData, TenantId, TenantPolicy,
+    TenantResolver, TimeRange,
+};
+
+/// The header carrying the asking region's name.
+pub const REGION_HEADER: &str = "x-strata-region";
+
+/// Request body of `/internal/v1/region/select`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionSelect {
+    /// Tenant id.
+    pub tenant: String,
+    /// The query this read is for (audit only).
+    #[serde(default)]
+    pub query: String,
+    /// Label matchers.
+    pub matchers: Vec<WireMatcher>,
+    /// First ms.
+    pub start: i64,
+    /// Last ms.
+    pub end: i64,
+    /// Label sets only (metadata APIs).
+    #[serde(default)]
+    pub series_only: bool,
+}
+
+/// Request body of `/internal/v1/region/partials`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionPartials {
+    /// Tenant id.
+    pub tenant: String,
+    /// The query the partials are part of (audit only).
+    #[serde(default)]
+    pub query: String,
+    /// Partial aggregations, PromQL text.
+    pub exprs: Vec<String>,
+    /// Steps to evaluate them at.
+    pub grid: Grid,
+}
+
+/// One partial series on the wire: labels and per-step f64 bits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WirePartial {
+    /// `[name, value]` pairs.
+    pub labels: Vec<(String, String)>,
+    /// f64 bits per step (`null`: no value).
+    pub points: Vec<Option<u64>>,
+}
+
+/// Response body of `/internal/v1/region/partials`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PartialsAnswer {
+    /// One list per expression.
+    pub results: Vec<Vec<WirePartial>>,
+    /// Regions of the data jurisdiction that did not answer the data region.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Request body of `/internal/v1/region/count`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegionCount {
+    /// Tenant id.
+    pub tenant: String,
+    /// The query (audit only).
+    #[serde(default)]
+    pub query: String,
+    /// Label matchers.
+    pub matchers: Vec<WireMatcher>,
+    /// First ms.
+    pub start: i64,
+    /// Last ms.
+    pub end: i64,
+}
+
+/// Response body of `/internal/v1/region/count`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CountAnswer {
+    /// Matching series in the data region's jurisdiction.
+    pub count: u64,
+    /// Regions of the data jurisdiction that did not answer.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Everything a node needs to talk to other regions.
+pub struct Regions {
+    directory: Arc<RegionDirectory>,
+    /// SHA-256 of each other region's credential.
+    credentials: BTreeMap<String, [u8; 32]>,
+    credential: String,
+    timeout: Duration,
+    client: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    resolver: Arc<dyn TenantResolver>,
+    /// This region's own data (hot, cold, Kafka peers), without other regions.
+    region_store: Arc<dyn ReadStore>,
+    query_config: QueryConfig,
+    audit: Arc<AuditLog>,
+}
+
+impl std::fmt::Debug for Regions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Regions").field("local", &self.directory.local()).finish_non_exhaustive()
+    }
+}
+
+impl Regions {
+    /// Builds the inter-region side of a node.
+    pub fn new(
+        config: &crate::config::ServerConfig,
+        directory: Arc<RegionDirectory>,
+        resolver: Arc<dyn TenantResolver>,
+        region_store: Arc<dyn ReadStore>,
+        audit: Arc<AuditLog>,
+        handle: tokio::runtime::Handle,
+    ) -> Self {
+        let credentials = config
+            .federation
+            .regions
+            .iter()
+            .filter(|r| r.name != config.region)
+            .filter_map(|r| Some((r.name.clone(), unhex32(&r.credential_sha256)?)))
+            .collect();
+        let timeout = config.federation.timeout;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(1).min(timeout))
+            .build()
+            .unwrap_or_default();
+        Self {
+            directory,
+            credentials,
+            credential: config.federation.credential.clone(),
+            timeout,
+            client,
+            handle,
+            resolver,
+            region_store,
+            query_config: config.query.clone(),
+            audit,
+        }
+    }
+
+    /// Whether any other region is configured.
+    pub fn federated(&self) -> bool {
+        !self.credentials.is_empty()
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    fn local(&self) -> &str {
+        self.directory.local()
+    }
+
+    fn jurisdiction(&self) -> &str {
+        self.directory.local_jurisdiction()
+    }
+
+    /// The asking region of an inter-region request: `(name, jurisdiction)`.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<(String, String), String> {
+        let name = headers.get(REGION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
+        let Some(expected) = self.credentials.get(name) else {
+            return Err(format!(
+                "region {name:?} is not in region {}'s directory: inter-region requests need a known region's \
+                 credential (tenant tokens are not accepted here)",
+                self.local()
+            ));
+        };
+        let ok = presented.is_some_and(|p| constant_time_eq(&Sha256::digest(p.as_bytes()), expected));
+        if !ok {
+            return Err(format!(
+                "the credential presented for region {name:?} is not the one region {} knows",
+                self.local()
+            ));
+        }
+        let jurisdiction = self.directory.jurisdiction_of(name).unwrap_or(name).to_owned();
+        Ok((name.to_owned(), jurisdiction))
+    }
+
+    /// Posts `body` to `region`'s `path`; the answer and its size in bytes.
+    fn post<B: Serialize, T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        region: &str,
+        path: &str,
+        body: &B,
+        deadline: Instant,
+    ) -> Result<(T, u64), RemoteError> {
+        let Some(entry) = self.directory.get(region) else {
+            return Err(RemoteError::Unreachable(format!("region {region} is not in the region directory")));
+        };
+        let url = format!("{}{path}", entry.endpoint);
+        let left = deadline.saturating_duration_since(Instant::now()).min(self.timeout);
+        if left.is_zero() {
+            return Err(RemoteError::Unreachable(format!("region {region}: no time left in the query")));
+        }
+        let request = self
+            .client
+            .post(&url)
+            .timeout(left)
+            .bearer_auth(&self.credential)
+            .header(REGION_HEADER, self.local())
+            .json(body);
+        let region = region.to_owned();
+        let task = self.handle.spawn(async move {
+            let resp = request
+                .send()
+                .await
+                .map_err(|e| RemoteError::Unreachable(format!("region {region}: {}", chain(&e))))?;
+            let status = resp.status();
+            let bytes =
+                resp.bytes().await.map_err(|e| RemoteError::Unreachable(format!("region {region}: {}", chain(&e))))?;
+            if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+                let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                return Err(RemoteError::Refused(format!("region {region} refused: {msg}")));
+            }
+            if !status.is_success() {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+                return Err(RemoteError::Unreachable(format!("region {region} answered {status}: {text}")));
+            }
+            let n = bytes.len() as u64;
+            serde_json::from_slice::<T>(&bytes)
+                .map(|v| (v, n))
+                .map_err(|e| RemoteError::Unreachable(format!("region {region}: invalid answer: {e}")))
+        });
+        self.handle
+            .block_on(task)
+            .unwrap_or_else(|e| Err(RemoteError::Unreachable(format!("request task failed: {e}"))))
+    }
+
+    /// Records a request this node sent.
+    #[allow(clippy::too_many_arguments)]
+    fn record_sent(
+        &self,
+        tenant: &TenantId,
+        data_region: &str,
+        query: &str,
+        crossed: &str,
+        result: &Result<(u64, u64), RemoteError>,
+        rule: &str,
+    ) {
+        let (decision, rule) = match result {
+            Ok(_) => ("allowed", rule.to_owned()),
+            Err(RemoteError::Refused(m)) => ("refused", m.clone()),
+            Err(RemoteError::Unreachable(m)) => ("unanswered", m.clone()),
+        };
+        let mut r = Record::new("sent", tenant.as_str(), self.local(), data_region, query, crossed, decision, rule);
+        if let Ok((series, bytes)) = result {
+            (r.series, r.bytes) = (*series, *bytes);
+        }
+        let _ = self.audit.must_append(&r);
+    }
+
+    /// The tenant's data regions grouped by jurisdiction, in policy order:
+    /// `(jurisdiction, regions)`; regions missing from the directory are returned apart.
+    fn jurisdictions_of(&self, policy: &TenantPolicy) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        let mut unknown = Vec::new();
+        for region in policy.data_regions() {
+            let Some(j) = self.directory.jurisdiction_of(region) else {
+                unknown.push(region.to_owned());
+                continue;
+            };
+            match out.iter_mut().find(|(x, _)| x == j) {
+                Some((_, rs)) => rs.push(region.to_owned()),
+                None => out.push((j.to_owned(), vec![region.to_owned()])),
+            }
+        }
+        (out, unknown)
+    }
+
+    /// A store over this region and the other regions in `raw_regions`.
+    fn raw_store(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        query: &str,
+        raw_regions: Vec<String>,
+        partial_response: bool,
+    ) -> Arc<RawStore> {
+        Arc::new(RawStore {
+            regions: Arc::clone(self),
+            tenant: tenant.clone(),
+            query: query.to_owned(),
+            remote: raw_regions,
+            partial_response,
+            warnings: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The tenant's other data regions in this node's jurisdiction.
+    fn siblings(&self, policy: &TenantPolicy) -> Vec<String> {
+        policy
+            .data_regions()
+            .into_iter()
+            .filter(|r| *r != self.local() && self.directory.jurisdiction_of(r) == Some(self.jurisdiction()))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The federation a node's engine uses.
+#[derive(Debug)]
+pub struct RegionFederation(pub Arc<Regions>);
+
+impl Federation for RegionFederation {
+    fn begin(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        partial_response: bool,
+    ) -> Result<Option<Box<dyn FederatedQuery>>, String> {
+        let regions = &self.0;
+        let Some(policy) = regions.resolver.policy(tenant) else { return Ok(None) };
+        if !policy.queryable_from(regions.local()) {
+            return Err(format!(
+                "geo-fence: tenant {:?} may not be queried from region {} (its query regions: {})",
+                tenant.as_str(),
+                regions.local(),
+                policy.allowed_query_regions.join(", ")
+            ));
+        }
+        let (by_jurisdiction, unknown) = regions.jurisdictions_of(&policy);
+        let mut raw = Vec::new();
+        let mut aggregates = Vec::new();
+        let mut excluded = Vec::new();
+        let mut targets = BTreeMap::new();
+        for (j, rs) in by_jurisdiction {
+            match policy.readable(&j, regions.jurisdiction()) {
+                ExportPolicy::Raw => raw.extend(rs.into_iter().filter(|r| r != regions.local())),
+                ExportPolicy::Aggregates => {
+                    aggregates.push(j.clone());
+                    targets.insert(j, rs);
+                }
+                ExportPolicy::None => excluded.push(j),
+            }
+        }
+        let warnings: Vec<String> = unknown
+            .iter()
+            .map(|r| format!("region {r} holds data of tenant {:?} but is not in this node's region directory; its data is missing from this result", tenant.as_str()))
+            .collect();
+        if raw.is_empty() && aggregates.is_empty() && excluded.is_empty() && warnings.is_empty() {
+            return Ok(None);
+        }
+        let store = regions.raw_store(tenant, query, raw, partial_response);
+        store.warnings.lock().extend(warnings);
+        Ok(Some(Box::new(RegionQuery {
+            regions: Arc::clone(regions),
+            tenant: tenant.clone(),
+            query: query.to_owned(),
+            store,
+            aggregates,
+            excluded,
+            targets,
+            policy,
+        })))
+    }
+}
+
+/// One federated query at the asking node.
+struct RegionQuery {
+    regions: Arc<Regions>,
+    tenant: TenantId,
+    query: String,
+    store: Arc<RawStore>,
+    aggregates: Vec<String>,
+    excluded: Vec<String>,
+    /// Per aggregates jurisdiction: the tenant's data regions there, in order.
+    targets: BTreeMap<String, Vec<String>>,
+    policy: Arc<TenantPolicy>,
+}
+
+impl RegionQuery {
+    /// Asks the regions of `jurisdiction` in order until one answers.
+    fn ask<B: Serialize, T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        jurisdiction: &str,
+        path: &str,
+        body: &B,
+        crossed: &str,
+        deadline: Instant,
+        size: impl Fn(&T) -> u64,
+    ) -> Result<T, RemoteError> {
+        let rule = format!("{jurisdiction}: {}", policy_name(self.policy.export_of(jurisdiction)));
+        let mut failures = Vec::new();
+        for region in self.targets.get(jurisdiction).into_iter().flatten() {
+            let out = self.regions.post::<B, T>(region, path, body, deadline);
+            let counted = out.as_ref().map(|(v, n)| (size(v), *n)).map_err(Clone::clone);
+            self.regions.record_sent(&self.tenant, region, &self.query, crossed, &counted, &rule);
+            match out {
+                Ok((v, _)) => return Ok(v),
+                Err(RemoteError::Refused(m)) => return Err(RemoteError::Refused(m)),
+                Err(RemoteError::Unreachable(m)) => failures.push(m),
+            }
+        }
+        Err(RemoteError::Unreachable(format!(
+            "no region of jurisdiction {jurisdiction} answered ({})",
+            if failures.is_empty() { "none configured".to_owned() } else { failures.join("; ") }
+        )))
+    }
+}
+
+impl FederatedQuery for RegionQuery {
+    fn store(&self) -> &dyn ReadStore {
+        self.store.as_ref()
+    }
+
+    fn aggregate_jurisdictions(&self) -> &[String] {
+        &self.aggregates
+    }
+
+    fn excluded_jurisdictions(&self) -> &[String] {
+        &self.excluded
+    }
+
+    fn partials(
+        &self,
+        jurisdiction: &str,
+        exprs: &[String],
+        grid: Grid,
+        deadline: Instant,
+    ) -> Result<Vec<Vec<PartialSeries>>, RemoteError> {
+        let body =
+            RegionPartials { tenant: self.tenant.to_string(), query: self.query.clone(), exprs: exprs.to_vec(), grid };
+        let answer: PartialsAnswer = self.ask(
+            jurisdiction,
+            "/internal/v1/region/partials",
+            &body,
+            "aggregate_series",
+            deadline,
+            |a: &PartialsAnswer| a.results.iter().map(|r| r.len() as u64).sum(),
+        )?;
+        if answer.results.len() != exprs.len() {
+            return Err(RemoteError::Unreachable(format!(
+                "jurisdiction {jurisdiction} answered {} partials for {} expressions",
+                answer.results.len(),
+                exprs.len()
+            )));
+        }
+        self.store.warnings.lock().extend(answer.warnings);
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|series| {
+                series
+                    .into_iter()
+                    .map(|w| PartialSeries {
+                        labels: Labels::from_pairs(w.labels),
+                        points: w.points.into_iter().map(|p| p.map(f64::from_bits)).collect(),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn count_series(
+        &self,
+        jurisdiction: &str,
+        matchers: &[Matcher],
+        range: TimeRange,
+        deadline: Instant,
+    ) -> Result<u64, RemoteError> {
+        let body = RegionCount {
+            tenant: self.tenant.to_string(),
+            query: self.query.clone(),
+            matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
+            start: range.start,
+            end: range.end,
+        };
+        let answer: CountAnswer =
+            self.ask(jurisdiction, "/internal/v1/region/count", &body, "series_count", deadline, |_| 0)?;
+        self.store.warnings.lock().extend(answer.warnings);
+        Ok(answer.count)
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.store.warnings.lock().clone()
+    }
+}
+
+/// This region's store merged with other regions' raw series (one sample
+/// per (series, timestamp), this region's first).
+#[derive(Debug)]
+struct RawStore {
+    regions: Arc<Regions>,
+    tenant: TenantId,
+    query: String,
+    remote: Vec<String>,
+    partial_response: bool,
+    warnings: parking_lot::Mutex<Vec<String>>,
+}
+
+impl RawStore {
+    fn check_tenant(&self, tenant: &TenantId) -> Result<(), ReadError> {
+        if *tenant != self.tenant {
+            return Err(ReadError::GeoFence(format!(
+                "a federated read of tenant {} asked for tenant {tenant}",
+                self.tenant
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every remote region's answer; unreachable ones become warnings (or an error).
+    fn ask_remote(&self, req: &RegionSelect) -> Result<Vec<PeerAnswer>, ReadError> {
+        let crossed = if req.series_only { "metadata" } else { "raw_series" };
+        let deadline = Instant::now() + self.regions.timeout;
+        let mut out = Vec::new();
+        for region in &self.remote {
+            let jurisdiction = self.regions.directory.jurisdiction_of(region).unwrap_or(region);
+            let rule = if jurisdiction == self.regions.jurisdiction() {
+                format!("same jurisdiction ({jurisdiction})")
+            } else {
+                format!("{jurisdiction}: raw")
+            };
+            let answer = self.regions.post::<_, PeerAnswer>(region, "/internal/v1/region/select", req, deadline);
+            let counted = answer.as_ref().map(|(a, n)| (a.series.len() as u64, *n)).map_err(Clone::clone);
+            self.regions.record_sent(&self.tenant, region, &req.query, crossed, &counted, &rule);
+            match answer {
+                Ok((a, _)) => out.push(a),
+                Err(RemoteError::Refused(m)) => return Err(ReadError::GeoFence(m)),
+                Err(RemoteError::Unreachable(m)) => {
+                    if !self.partial_response {
+                        return Err(ReadError::Unavailable(format!(
+                            "region {region} ({jurisdiction}) did not answer and partial_response=false: {m}"
+                        )));
+                    }
+                    tracing::warn!(region = %region, error = %m, "region did not answer; its data is missing from this result");
+                    let w = format!(
+                        "region {region} ({jurisdiction}) did not answer; its data is missing from this result: {m}"
+                    );
+                    let mut ws = self.warnings.lock();
+                    if !ws.contains(&w) {
+                        ws.push(w);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn request(&self, matchers: &[Matcher], range: TimeRange, series_only: bool) -> RegionSelect {
+        RegionSelect {
+            tenant: self.tenant.to_string(),
+            query: self.query.clone(),
+            matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
+            start: range.start,
+            end: range.end,
+            series_only,
+        }
+    }
+}
+
+impl ReadStore for RawStore {
+    fn select_each(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        if self.remote.is_empty() {
+            self.check_tenant(tenant)?;
+            return self.regions.region_store.select_each(tenant, matchers, range, each);
+        }
+        for s in self.select(tenant, matchers, range)? {
+            each(s)?;
+        }
+        Ok(())
+    }
+
+    fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<strata_schemas::RollupData>, ReadError> {
+        // Rollups cover this region's data only: with other raw regions the engine reads raw samples.
+        if !self.remote.is_empty() {
+            return Ok(None);
+        }
+        self.check_tenant(tenant)?;
+        self.regions.region_store.select_rollup(tenant, matchers, width_ms, ends)
+    }
+
+    fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        self.check_tenant(tenant)?;
+        let local = self.regions.region_store.select(tenant, matchers, range)?;
+        if self.remote.is_empty() {
+            return Ok(local);
+        }
+        let remote = self.ask_remote(&self.request(matchers, range, false))?;
+        let mut sources: Vec<_> = local.into_iter().map(|s| (s.labels, true, s.samples)).collect();
+        for answer in remote {
+            sources.extend(answer.series.into_iter().map(|mut s| {
+                s.owned = false;
+                crate::cluster::from_wire(s)
+            }));
+        }
+        Ok(crate::cluster::merge(sources))
+    }
+
+    fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        self.check_tenant(tenant)?;
+        let mut all = self.regions.region_store.series(tenant, matchers, range)?;
+        if !self.remote.is_empty() {
+            for answer in self.ask_remote(&self.request(matchers, range, true))? {
+                all.extend(answer.series.into_iter().map(|s| Labels::from_pairs(s.labels)));
+            }
+            all.sort_unstable();
+            all.dedup();
+        }
+        Ok(all)
+    }
+}
+
+// ---------------------------------------------------------------- data side
+
+/// State of the inter-region routes.
+#[derive(Clone, Debug)]
+pub struct RegionState {
+    /// The node's regions.
+    pub regions: Arc<Regions>,
+    /// Guards `GET /admin/v1/audit`.
+    pub admin_token: Arc<str>,
+}
+
+/// The inter-region endpoints and `GET /admin/v1/audit`.
+pub fn router(state: RegionState) -> Router {
+    Router::new()
+        .route("/internal/v1/region/select", post(select))
+        .route("/internal/v1/region/partials", post(partials))
+        .route("/internal/v1/region/count", post(count))
+        .route("/admin/v1/audit", get(audit))
+        .with_state(state)
+}
+
+fn refusal(status: StatusCode, msg: String) -> Response {
+    let body = serde_json::json!({"status": "error", "errorType": "geo_fence", "error": msg});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Authenticates the asker, parses the body, and checks the tenant's policy
+/// for this region's data: `Ok((asker, policy, rule))` or the refusal (audited).
+fn admit<T: serde::de::DeserializeOwned>(
+    s: &RegionState,
+    headers: &HeaderMap,
+    body: &[u8],
+    tenant_of: impl Fn(&T) -> (&str, &str),
+    crossed: &str,
+    needs: ExportPolicy,
+) -> Result<(T, String, TenantId, String), Response> {
+    let r = &s.regions;
+    let (asker, asker_j) = match r.authenticate(headers) {
+        Ok(a) => a,
+        Err(msg) => {
+            let claimed = headers.get(REGION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let rec = Record::new("received", "", &claimed, r.local(), "", crossed, "refused", msg.clone());
+            let _ = r.audit.must_append(&rec);
+            tracing::warn!(claimed_region = %claimed, "inter-region request refused: {msg}");
+            return Err(refusal(StatusCode::UNAUTHORIZED, msg));
+        }
+    };
+    let req: T = serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"status": "error", "error": format!("invalid request: {e}")})),
+        )
+            .into_response()
+    })?;
+    let (tenant_text, query) = tenant_of(&req);
+    let refuse = |msg: String| {
+        let rec = Record::new("received", tenant_text, &asker, r.local(), query, crossed, "refused", msg.clone());
+        if let Err(e) = r.audit.must_append(&rec) {
+            return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
+        }
+        tracing::warn!(tenant = tenant_text, asking_region = %asker, "inter-region request refused: {msg}");
+        refusal(StatusCode::FORBIDDEN, msg)
+    };
+    let tenant = TenantId::new(tenant_text).map_err(|e| refuse(format!("invalid tenant id: {e}")))?;
+    let Some(policy) = r.resolver.policy(&tenant) else {
+        return Err(refuse(format!("tenant {tenant_text:?} is not known in region {}", r.local())));
+    };
+    let allowed = policy.readable(r.jurisdiction(), &asker_j);
+    let rule = if asker_j == r.jurisdiction() {
+        format!("same jurisdiction ({asker_j})")
+    } else {
+        format!("{}: {}", r.jurisdiction(), policy_name(allowed))
+    };
+    let ok = match needs {
+        ExportPolicy::Raw => allowed == ExportPolicy::Raw,
+        ExportPolicy::Aggregates => allowed != ExportPolicy::None,
+        ExportPolicy::None => true,
+    };
+    if !ok {
+        let what = if needs == ExportPolicy::Raw { "raw series" } else { "aggregates" };
+        return Err(refuse(format!(
+            "geo-fence: tenant {tenant_text:?} lets {} leave jurisdiction {} for jurisdiction {asker_j} (rule {rule}); \
+             region {asker} asked for {what}",
+            match allowed {
+                ExportPolicy::Raw => "raw data",
+                ExportPolicy::Aggregates => "only aggregates",
+                ExportPolicy::None => "nothing",
+            },
+            r.jurisdiction()
+        )));
+    }
+    Ok((req, asker, tenant, rule))
+}
+
+fn policy_name(p: ExportPolicy) -> &'static str {
+    match p {
+        ExportPolicy::Raw => "raw",
+        ExportPolicy::Aggregates => "aggregates",
+        ExportPolicy::None => "none",
+    }
+}
+
+/// Records an allowed answer before it leaves; a failed record refuses it.
+#[allow(clippy::too_many_arguments)]
+fn answer_audited(
+    s: &RegionState,
+    tenant: &TenantId,
+    asker: &str,
+    query: &str,
+    crossed: &str,
+    rule: String,
+    series: u64,
+    body: Vec<u8>,
+) -> Response {
+    let r = &s.regions;
+    let mut rec = Record::new("received", tenant.as_str(), asker, r.local(), query, crossed, "allowed", rule);
+    (rec.series, rec.bytes) = (series, body.len() as u64);
+    if let Err(e) = r.audit.must_append(&rec) {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
+    }
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({"status": "error", "error": e.to_string()})))
+        .into_response()
+}
+
+/// `POST /internal/v1/region/select`: this region's raw series (raw policy only).
+async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
+    let crossed = if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["series_only"] == true) {
+        "metadata"
+    } else {
+        "raw_series"
+    };
+    let (req, asker, tenant, rule) = match admit::<RegionSelect>(
+        &s,
+        &headers,
+        &body,
+        |r| (r.tenant.as_str(), r.query.as_str()),
+        crossed,
+        ExportPolicy::Raw,
+    ) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let store = Arc::clone(&s.regions.region_store);
+    let all = Arc::new(|_: &TenantId, _: &Labels| true) as crate::cluster::Ownership;
+    let peer = crate::cluster::PeerSelect {
+        tenant: req.tenant.clone(),
+        matchers: req.matchers.clone(),
+        start: req.start,
+        end: req.end,
+        series_only: req.series_only,
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        crate::cluster::answer(store.as_ref(), &all, &peer).and_then(|a| {
+            let n = a.series.len() as u64;
+            serde_json::to_vec(&a).map(|b| (n, b)).map_err(|e| e.to_string())
+        })
+    })
+    .await;
+    match out {
+        Ok(Ok((n, bytes))) => answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes),
+        Ok(Err(e)) => {
+            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// An engine over this region's jurisdiction (this region plus the tenant's
+/// sibling data regions, raw), for the data side of partials and counts.
+fn jurisdiction_store(s: &RegionState, tenant: &TenantId, query: &str) -> Arc<RawStore> {
+    let r = &s.regions;
+    let siblings = r.resolver.policy(tenant).map(|p| r.siblings(&p)).unwrap_or_default();
+    r.raw_store(tenant, query, siblings, true)
+}
+
+/// `POST /internal/v1/region/partials`: partial aggregations over this jurisdiction.
+async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, asker, tenant, rule) = match admit::<RegionPartials>(
+        &s,
+        &headers,
+        &body,
+        |r| (r.tenant.as_str(), r.query.as_str()),
+        "aggregate_series",
+        ExportPolicy::Aggregates,
+    ) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    // The data region decides what leaves: every expression must be a pushable aggregation.
+    for e in &req.exprs {
+        if let Err(why) = strata_query::federation::check_pushable(e) {
+            let msg = format!("geo-fence: {e:?} is not an aggregation region {} may answer: {why}", s.regions.local());
+            let rec = Record::new(
+                "received",
+                tenant.as_str(),
+                &asker,
+                s.regions.local(),
+                &req.query,
+                "aggregate_series",
+                "refused",
+                msg.clone(),
+            );
+            if let Err(e) = s.regions.audit.must_append(&rec) {
+                return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
+            }
+            return refusal(StatusCode::FORBIDDEN, msg);
+        }
+    }
+    let store = jurisdiction_store(&s, &tenant, &req.query);
+    let engine = Engine::new(Arc::clone(&store) as Arc<dyn ReadStore>, s.regions.query_config.clone())
+        .with_policies(Arc::clone(&s.regions.resolver));
+    let (t, exprs, grid) = (tenant.clone(), req.exprs.clone(), req.grid);
+    let out = tokio::task::spawn_blocking(move || {
+        let results = engine.evaluate_partials(&t, &exprs, grid, &QueryOptions::default())?;
+        let wire: Vec<Vec<WirePartial>> = results
+            .into_iter()
+            .map(|series| {
+                series
+                    .into_iter()
+                    .map(|p| WirePartial {
+                        labels: p.labels.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect(),
+                        points: p.points.iter().map(|x| x.map(f64::to_bits)).collect(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let n = wire.iter().map(|r| r.len() as u64).sum::<u64>();
+        let answer = PartialsAnswer { results: wire, warnings: store.warnings.lock().clone() };
+        Ok::<_, strata_query::QueryError>((n, serde_json::to_vec(&answer).unwrap_or_default()))
+    })
+    .await;
+    match out {
+        Ok(Ok((n, bytes))) => answer_audited(&s, &tenant, &asker, &req.query, "aggregate_series", rule, n, bytes),
+        Ok(Err(e)) => {
+            let body = serde_json::json!({"status": "error", "errorType": e.error_type(), "error": e.to_string()});
+            (StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY), axum::Json(body))
+                .into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /internal/v1/region/count`: how many series match (a count may cross under `aggregates`).
+async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (req, asker, tenant, rule) = match admit::<RegionCount>(
+        &s,
+        &headers,
+        &body,
+        |r| (r.tenant.as_str(), r.query.as_str()),
+        "series_count",
+        ExportPolicy::Aggregates,
+    ) {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    let matchers = match req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>() {
+        Ok(m) => m,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e})))
+                .into_response();
+        }
+    };
+    let store = jurisdiction_store(&s, &tenant, &req.query);
+    let (t, range) = (tenant.clone(), TimeRange::new(req.start, req.end));
+    let out = tokio::task::spawn_blocking(move || {
+        let n = store.series(&t, &matchers, range)?.len() as u64;
+        let answer = CountAnswer { count: n, warnings: store.warnings.lock().clone() };
+        Ok::<_, ReadError>(serde_json::to_vec(&answer).unwrap_or_default())
+    })
+    .await;
+    match out {
+        Ok(Ok(bytes)) => answer_audited(&s, &tenant, &asker, &req.query, "series_count", rule, 0, bytes),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /admin/v1/audit?tenant=&region=&decision=&side=&since_ms=&limit=` (admin token).
+async fn audit(
+    State(s): State<RegionState>,
+    headers: HeaderMap,
+    axum::extract::Query(filter): axum::extract::Query<crate::audit::Filter>,
+) -> Response {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
+    if presented.is_none_or(|p| !constant_time_eq(p.as_bytes(), s.admin_token.as_bytes())) {
+        let body = serde_json::json!({"status": "error", "error": "the audit log needs the admin token (Authorization: Bearer <admin token>)"});
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    let audit = Arc::clone(&s.regions.audit);
+    match tokio::task::spawn_blocking(move || audit.list(&filter)).await {
+        Ok(Ok(records)) => axum::Json(serde_json::json!({"status": "success", "data": records})).into_response(),
+        Ok(Err(e)) => internal(format!("{e:#}")),
+        Err(e) => internal(e),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Hex SHA-256 of a credential, what `credential_sha256` holds.
+pub fn credential_sha256(credential: &str) -> String {
+    Sha256::digest(credential.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_hashes_round_trip_through_hex() {
+        let h = credential_sha256("a-region-credential-1234");
+        assert_eq!(h.len(), 64);
+        assert_eq!(unhex32(&h).unwrap().to_vec(), Sha256::digest(b"a-region-credential-1234").to_vec());
+        assert!(unhex32("zz").is_none());
+    }
+}
