@@ -34,6 +34,15 @@
 //! ([`crate::audit`]); the data side fsyncs its record before the answer
 //! leaves, and refuses the request if it cannot.
 //!
+//! **What a request carries out of its jurisdiction.** The query's text
+//! stays where it was typed: requests to another jurisdiction carry
+//! `sha256:<16 hex>` of it (the asker's audit record has text and hash, the
+//! data side's the hash and, for partials, the expressions it evaluated).
+//! A raw read from a region of another jurisdiction sends only the
+//! metric-name matchers and filters the answer locally, so label values
+//! typed here (a device id) do not leave; partial aggregations necessarily
+//! carry their selectors to the data region.
+//!
 //! **Outages.** A jurisdiction's partials are asked of the tenant's data
 //! regions there in policy order, the first that answers wins (it reads its
 //! sibling regions raw, within the jurisdiction). Regions that do not answer
@@ -531,7 +540,7 @@ impl FederatedQuery for RegionQuery {
     ) -> Result<u64, RemoteError> {
         let body = RegionCount {
             tenant: self.tenant.to_string(),
-            query: self.query.clone(),
+            query: query_hash(&self.query),
             matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
             start: range.start,
             end: range.end,
@@ -571,22 +580,50 @@ impl RawStore {
     }
 
     /// Every remote region's answer; unreachable ones become warnings (or an error).
-    fn ask_remote(&self, req: &RegionSelect) -> Result<Vec<PeerAnswer>, ReadError> {
-        let crossed = if req.series_only { "metadata" } else { "raw_series" };
+    ///
+    /// What leaves this node's jurisdiction is kept to what the read needs:
+    /// a region of another jurisdiction gets only the metric-name matchers
+    /// (label values typed in a query here, such as a device id, stay here;
+    /// the answer is filtered locally by the full matchers) and the query's
+    /// hash instead of its text.
+    fn ask_remote(&self, matchers: &[Matcher], range: TimeRange, series_only: bool) -> Result<Vec<PeerAnswer>, ReadError> {
+        let crossed = if series_only { "metadata" } else { "raw_series" };
         let deadline = Instant::now() + self.regions.timeout;
         let mut out = Vec::new();
         for region in &self.remote {
             let jurisdiction = self.regions.directory.jurisdiction_of(region).unwrap_or(region);
-            let rule = if jurisdiction == self.regions.jurisdiction() {
-                format!("same jurisdiction ({jurisdiction})")
+            let same = jurisdiction == self.regions.jurisdiction();
+            let rule = if same { format!("same jurisdiction ({jurisdiction})") } else { format!("{jurisdiction}: raw") };
+            let sent: Vec<Matcher> = if same {
+                matchers.to_vec()
             } else {
-                format!("{jurisdiction}: raw")
+                matchers.iter().filter(|m| m.name == strata_schemas::METRIC_NAME).cloned().collect()
             };
-            let answer = self.regions.post::<_, PeerAnswer>(region, "/internal/v1/region/select", req, deadline);
+            let req = RegionSelect {
+                tenant: self.tenant.to_string(),
+                query: if same { self.query.clone() } else { query_hash(&self.query) },
+                matchers: sent.iter().map(WireMatcher::from_matcher).collect(),
+                start: range.start,
+                end: range.end,
+                series_only,
+            };
+            let answer = self.regions.post::<_, PeerAnswer>(region, "/internal/v1/region/select", &req, deadline);
             let counted = answer.as_ref().map(|(a, n)| (a.series.len() as u64, *n)).map_err(Clone::clone);
-            self.regions.record_sent(&self.tenant, region, &req.query, crossed, &counted, &rule);
+            self.regions.record_sent(&self.tenant, region, &self.query, crossed, &counted, &rule);
             match answer {
-                Ok((a, _)) => out.push(a),
+                Ok((mut a, _)) => {
+                    if sent.len() < matchers.len() {
+                        a.series.retain(|s| {
+                            s.labels.iter().all(|(n, v)| {
+                                matchers.iter().filter(|m| m.name == *n).all(|m| m.matches(v))
+                            }) && matchers
+                                .iter()
+                                .filter(|m| !s.labels.iter().any(|(n, _)| *n == m.name))
+                                .all(Matcher::matches_empty)
+                        });
+                    }
+                    out.push(a)
+                }
                 Err(RemoteError::Refused(m)) => return Err(ReadError::GeoFence(m)),
                 Err(RemoteError::Unreachable(m)) => {
                     if !self.partial_response {
@@ -595,9 +632,7 @@ impl RawStore {
                         )));
                     }
                     tracing::warn!(region = %region, error = %m, "region did not answer; its data is missing from this result");
-                    let w = format!(
-                        "region {region} ({jurisdiction}) did not answer; its data is missing from this result: {m}"
-                    );
+                    let w = format!("region {region} ({jurisdiction}) did not answer; its data is missing from this result: {m}");
                     let mut ws = self.warnings.lock();
                     if !ws.contains(&w) {
                         ws.push(w);
@@ -607,17 +642,12 @@ impl RawStore {
         }
         Ok(out)
     }
+}
 
-    fn request(&self, matchers: &[Matcher], range: TimeRange, series_only: bool) -> RegionSelect {
-        RegionSelect {
-            tenant: self.tenant.to_string(),
-            query: self.query.clone(),
-            matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
-            start: range.start,
-            end: range.end,
-            series_only,
-        }
-    }
+/// What stands for a query's text in a request that leaves the jurisdiction.
+fn query_hash(query: &str) -> String {
+    let h = Sha256::digest(query.as_bytes());
+    format!("sha256:{}", h.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 impl ReadStore for RawStore {
@@ -659,7 +689,7 @@ impl ReadStore for RawStore {
         if self.remote.is_empty() {
             return Ok(local);
         }
-        let remote = self.ask_remote(&self.request(matchers, range, false))?;
+        let remote = self.ask_remote(matchers, range, false)?;
         let mut sources: Vec<_> = local.into_iter().map(|s| (s.labels, true, s.samples)).collect();
         for answer in remote {
             sources.extend(answer.series.into_iter().map(|mut s| {
@@ -674,7 +704,7 @@ impl ReadStore for RawStore {
         self.check_tenant(tenant)?;
         let mut all = self.regions.region_store.series(tenant, matchers, range)?;
         if !self.remote.is_empty() {
-            for answer in self.ask_remote(&self.request(matchers, range, true))? {
+            for answer in self.ask_remote(matchers, range, true)? {
                 all.extend(answer.series.into_iter().map(|s| Labels::from_pairs(s.labels)));
             }
             all.sort_unstable();
@@ -920,7 +950,11 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
     })
     .await;
     match out {
-        Ok(Ok((n, bytes))) => answer_audited(&s, &tenant, &asker, &req.query, "aggregate_series", rule, n, bytes),
+        Ok(Ok((n, bytes))) => {
+            // The asker's query arrives as its hash; the record also shows what was evaluated here.
+            let what = format!("{} {}", req.query, req.exprs.join(" ; "));
+            answer_audited(&s, &tenant, &asker, &what, "aggregate_series", rule, n, bytes)
+        }
         Ok(Err(e)) => {
             let body = serde_json::json!({"status": "error", "errorType": e.error_type(), "error": e.to_string()});
             (StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY), axum::Json(body))
