@@ -586,14 +586,20 @@ impl RawStore {
     /// (label values typed in a query here, such as a device id, stay here;
     /// the answer is filtered locally by the full matchers) and the query's
     /// hash instead of its text.
-    fn ask_remote(&self, matchers: &[Matcher], range: TimeRange, series_only: bool) -> Result<Vec<PeerAnswer>, ReadError> {
+    fn ask_remote(
+        &self,
+        matchers: &[Matcher],
+        range: TimeRange,
+        series_only: bool,
+    ) -> Result<Vec<PeerAnswer>, ReadError> {
         let crossed = if series_only { "metadata" } else { "raw_series" };
         let deadline = Instant::now() + self.regions.timeout;
         let mut out = Vec::new();
         for region in &self.remote {
             let jurisdiction = self.regions.directory.jurisdiction_of(region).unwrap_or(region);
             let same = jurisdiction == self.regions.jurisdiction();
-            let rule = if same { format!("same jurisdiction ({jurisdiction})") } else { format!("{jurisdiction}: raw") };
+            let rule =
+                if same { format!("same jurisdiction ({jurisdiction})") } else { format!("{jurisdiction}: raw") };
             let sent: Vec<Matcher> = if same {
                 matchers.to_vec()
             } else {
@@ -614,12 +620,11 @@ impl RawStore {
                 Ok((mut a, _)) => {
                     if sent.len() < matchers.len() {
                         a.series.retain(|s| {
-                            s.labels.iter().all(|(n, v)| {
-                                matchers.iter().filter(|m| m.name == *n).all(|m| m.matches(v))
-                            }) && matchers
-                                .iter()
-                                .filter(|m| !s.labels.iter().any(|(n, _)| *n == m.name))
-                                .all(Matcher::matches_empty)
+                            s.labels.iter().all(|(n, v)| matchers.iter().filter(|m| m.name == *n).all(|m| m.matches(v)))
+                                && matchers
+                                    .iter()
+                                    .filter(|m| !s.labels.iter().any(|(n, _)| *n == m.name))
+                                    .all(Matcher::matches_empty)
                         });
                     }
                     out.push(a)
@@ -632,7 +637,9 @@ impl RawStore {
                         )));
                     }
                     tracing::warn!(region = %region, error = %m, "region did not answer; its data is missing from this result");
-                    let w = format!("region {region} ({jurisdiction}) did not answer; its data is missing from this result: {m}");
+                    let w = format!(
+                        "region {region} ({jurisdiction}) did not answer; its data is missing from this result: {m}"
+                    );
                     let mut ws = self.warnings.lock();
                     if !ws.contains(&w) {
                         ws.push(w);
@@ -740,6 +747,9 @@ fn refusal(status: StatusCode, msg: String) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// An admitted inter-region request: `(request, asking region, tenant, rule)`.
+type Admitted<T> = (T, String, TenantId, String);
+
 /// Authenticates the asker, parses the body, and checks the tenant's policy
 /// for this region's data: `Ok((asker, policy, rule))` or the refusal (audited).
 fn admit<T: serde::de::DeserializeOwned>(
@@ -749,7 +759,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     tenant_of: impl Fn(&T) -> (&str, &str),
     crossed: &str,
     needs: ExportPolicy,
-) -> Result<(T, String, TenantId, String), Response> {
+) -> Result<Admitted<T>, Box<Response>> {
     let r = &s.regions;
     let (asker, asker_j) = match r.authenticate(headers) {
         Ok(a) => a,
@@ -758,16 +768,18 @@ fn admit<T: serde::de::DeserializeOwned>(
             let rec = Record::new("received", "", &claimed, r.local(), "", crossed, "refused", msg.clone());
             let _ = r.audit.must_append(&rec);
             tracing::warn!(claimed_region = %claimed, "inter-region request refused: {msg}");
-            return Err(refusal(StatusCode::UNAUTHORIZED, msg));
+            return Err(Box::new(refusal(StatusCode::UNAUTHORIZED, msg)));
         }
     };
-    let req: T = serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({"status": "error", "error": format!("invalid request: {e}")})),
-        )
-            .into_response()
-    })?;
+    let req: T = serde_json::from_slice(body)
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"status": "error", "error": format!("invalid request: {e}")})),
+            )
+                .into_response()
+        })
+        .map_err(Box::new)?;
     let (tenant_text, query) = tenant_of(&req);
     let refuse = |msg: String| {
         let rec = Record::new("received", tenant_text, &asker, r.local(), query, crossed, "refused", msg.clone());
@@ -777,9 +789,9 @@ fn admit<T: serde::de::DeserializeOwned>(
         tracing::warn!(tenant = tenant_text, asking_region = %asker, "inter-region request refused: {msg}");
         refusal(StatusCode::FORBIDDEN, msg)
     };
-    let tenant = TenantId::new(tenant_text).map_err(|e| refuse(format!("invalid tenant id: {e}")))?;
+    let tenant = TenantId::new(tenant_text).map_err(|e| Box::new(refuse(format!("invalid tenant id: {e}"))))?;
     let Some(policy) = r.resolver.policy(&tenant) else {
-        return Err(refuse(format!("tenant {tenant_text:?} is not known in region {}", r.local())));
+        return Err(Box::new(refuse(format!("tenant {tenant_text:?} is not known in region {}", r.local()))));
     };
     let allowed = policy.readable(r.jurisdiction(), &asker_j);
     let rule = if asker_j == r.jurisdiction() {
@@ -794,7 +806,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     };
     if !ok {
         let what = if needs == ExportPolicy::Raw { "raw series" } else { "aggregates" };
-        return Err(refuse(format!(
+        return Err(Box::new(refuse(format!(
             "geo-fence: tenant {tenant_text:?} lets {} leave jurisdiction {} for jurisdiction {asker_j} (rule {rule}); \
              region {asker} asked for {what}",
             match allowed {
@@ -803,7 +815,7 @@ fn admit<T: serde::de::DeserializeOwned>(
                 ExportPolicy::None => "nothing",
             },
             r.jurisdiction()
-        )));
+        ))));
     }
     Ok((req, asker, tenant, rule))
 }
@@ -858,7 +870,7 @@ async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -
         ExportPolicy::Raw,
     ) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let store = Arc::clone(&s.regions.region_store);
     let all = Arc::new(|_: &TenantId, _: &Labels| true) as crate::cluster::Ownership;
@@ -904,7 +916,7 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
         ExportPolicy::Aggregates,
     ) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     // The data region decides what leaves: every expression must be a pushable aggregation.
     for e in &req.exprs {
@@ -975,7 +987,7 @@ async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) ->
         ExportPolicy::Aggregates,
     ) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let matchers = match req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>() {
         Ok(m) => m,
