@@ -46,6 +46,24 @@ pub enum AdminCommand {
         /// Tenant id.
         tenant: String,
     },
+    /// The audit log of cross-region requests, oldest first (the newest `--limit`).
+    Audit {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only requests this region asked or answered.
+        #[arg(long)]
+        region: Option<String>,
+        /// `allowed`, `refused` or `unanswered`.
+        #[arg(long)]
+        decision: Option<String>,
+        /// `sent` (this node asked) or `received` (this node answered).
+        #[arg(long)]
+        side: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// `strata admin tenants …`
@@ -303,6 +321,19 @@ async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
             Ok(json!({ "revoked": token_id }))
         }
         AdminCommand::Usage { tenant } => c.call(Method::GET, &format!("/tenants/{tenant}/usage"), None).await,
+        AdminCommand::Audit { tenant, region, decision, side, limit } => {
+            let mut query = format!("/audit?limit={limit}");
+            for (k, v) in [("tenant", tenant), ("region", region), ("decision", decision), ("side", side)] {
+                if let Some(v) = v {
+                    anyhow::ensure!(
+                        v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                        "--{k} {v:?}: only letters, digits, '-', '_' and '.'"
+                    );
+                    query.push_str(&format!("&{k}={v}"));
+                }
+            }
+            Ok(c.call(Method::GET, &query, None).await?["data"].take())
+        }
     }
 }
 
@@ -411,12 +442,53 @@ fn render(cmd: &AdminCommand, v: &Value) -> String {
                 v.as_object().map(|m| m.iter().map(|(k, x)| vec![k.clone(), s(x)]).collect()).unwrap_or_default();
             table(&["USAGE", "VALUE"], rows)
         }
+        AdminCommand::Audit { .. } => table(
+            &["TIME MS", "SIDE", "TENANT", "ASKING", "DATA", "CROSSED", "SERIES", "BYTES", "DECISION", "RULE", "QUERY"],
+            audit_rows(v),
+        ),
     }
+}
+
+fn audit_rows(v: &Value) -> Vec<Vec<String>> {
+    let cut =
+        |x: String, n: usize| if x.chars().count() > n { x.chars().take(n).collect::<String>() + "…" } else { x };
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    vec![
+                        s(&r["time_ms"]),
+                        s(&r["side"]),
+                        s(&r["tenant"]),
+                        s(&r["asking_region"]),
+                        s(&r["data_region"]),
+                        s(&r["crossed"]),
+                        s(&r["series"]),
+                        s(&r["bytes"]),
+                        s(&r["decision"]),
+                        cut(s(&r["rule"]), 60),
+                        cut(s(&r["query"]), 60),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_records_become_a_table() {
+        let v = json!([{"time_ms": 1, "side": "received", "tenant": "agro", "asking_region": "us-east",
+            "data_region": "eu-central", "crossed": "aggregate_series", "series": 3, "bytes": 812,
+            "decision": "allowed", "rule": "eu: aggregates", "query": "sha256:00 sum(x)"}]);
+        let cmd = AdminCommand::Audit { tenant: None, region: None, decision: None, side: None, limit: 10 };
+        let out = render(&cmd, &v);
+        assert!(out.starts_with("TIME MS  SIDE"), "{out}");
+        assert!(out.contains("us-east") && out.contains("eu: aggregates") && out.contains("812"), "{out}");
+    }
 
     #[test]
     fn limits_pairs_become_typed_json() {

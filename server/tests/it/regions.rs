@@ -380,6 +380,26 @@ async fn five_regions_answer_as_one_and_no_canary_leaves_eu() {
         "{v}"
     );
 
+    // The same through `strata admin audit`.
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "admin",
+            "--url",
+            &eu_central,
+            "--admin-token",
+            ADMIN,
+            "audit",
+            "--decision",
+            "refused",
+            "--side",
+            "received",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("TIME MS") && text.contains("mars-1") && text.contains("refused"), "{text}");
+
     // No byte that left eu carries the canary.
     check_no_canary_left_eu(&conns, &all);
 
