@@ -498,8 +498,12 @@ impl FederatedQuery for RegionQuery {
         grid: Grid,
         deadline: Instant,
     ) -> Result<Vec<Vec<PartialSeries>>, RemoteError> {
-        let body =
-            RegionPartials { tenant: self.tenant.to_string(), query: self.query.clone(), exprs: exprs.to_vec(), grid };
+        let body = RegionPartials {
+            tenant: self.tenant.to_string(),
+            query: query_hash(&self.query),
+            exprs: exprs.to_vec(),
+            grid,
+        };
         let answer: PartialsAnswer = self.ask(
             jurisdiction,
             "/internal/v1/region/partials",

@@ -370,6 +370,13 @@ async fn five_regions_answer_as_one_and_no_canary_leaves_eu() {
             && r["bytes"].as_u64() > Some(0)),
         "{v}"
     );
+    // The query's text stays in us: eu records its hash and the partials it evaluated.
+    for r in v["data"].as_array().unwrap() {
+        let q = r["query"].as_str().unwrap();
+        if r["asking_region"] == "us-east" {
+            assert!(q.starts_with("sha256:"), "text of a us query reached eu: {r}");
+        }
+    }
     let (_, v) = get_json(&c, servers[0].as_ref().unwrap(), "/admin/v1/audit", ADMIN, &[("side", "sent".into())]).await;
     assert!(
         v["data"]
