@@ -26,6 +26,12 @@ pub struct Agent {
     pub metrics: Metrics,
     /// Wakes the forwarder after an append.
     pub wake: tokio::sync::Notify,
+    /// What the server de-duplicates batches by (`X-Strata-Agent-Id`):
+    /// `<agent_id>.<queue id>`, the queue id made when the queue was created.
+    /// A re-installed gateway (new queue, sequence numbers from 1 again)
+    /// under the same `agent_id` is a new origin, so the server cannot mistake
+    /// its new batches for re-sends of the old queue's.
+    pub origin_id: String,
 }
 
 impl Agent {
@@ -33,6 +39,7 @@ impl Agent {
     pub fn open(config: AgentConfig) -> Result<Arc<Agent>> {
         config.validate()?;
         let (queue, report) = Queue::open(&config.data_dir.join("queue"), config.queue.clone())?;
+        let origin_id = format!("{}.{}", config.agent_id, queue_id(queue.dir())?);
         let stats = queue.stats();
         tracing::info!(
             dir = %queue.dir().display(),
@@ -40,6 +47,7 @@ impl Agent {
             acked_seq = stats.acked_seq,
             next_seq = stats.next_seq,
             torn_bytes = report.torn_bytes,
+            origin = %origin_id,
             "queue opened"
         );
         let metrics = Metrics::default();
@@ -51,7 +59,7 @@ impl Agent {
             .name("queue-writer".to_owned())
             .spawn(move || write_groups(&writer_queue, &requests))
             .map_err(|e| crate::Error::OpenQueue { path: config.data_dir.clone(), source: e })?;
-        Ok(Arc::new(Agent { config, queue, appends, metrics, wake: tokio::sync::Notify::new() }))
+        Ok(Arc::new(Agent { config, queue, appends, metrics, wake: tokio::sync::Notify::new(), origin_id }))
     }
 
     /// Appends one batch; returns its sequence number once it is durable.
@@ -201,6 +209,36 @@ async fn status(State(agent): State<Arc<Agent>>) -> Response {
     }
 }
 
+/// The queue's id: 16 hex digits in `<queue dir>/QUEUE_ID`, made (and
+/// fsynced) the first time the queue is opened.
+fn queue_id(dir: &std::path::Path) -> Result<String> {
+    use std::hash::{BuildHasher, Hasher};
+    let path = dir.join("QUEUE_ID");
+    let io = |source: std::io::Error| crate::Error::OpenQueue { path: path.clone(), source };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id.to_owned());
+        }
+        tracing::warn!(path = %path.display(), "QUEUE_ID is damaged; the queue gets a new id (its unsent batches may be applied twice)");
+    }
+    // Randomly keyed by the OS (RandomState), mixed with the time and pid: unique enough to tell queues apart.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    let id = format!("{:016x}", h.finish());
+    let tmp = dir.join("QUEUE_ID.tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(id.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +284,16 @@ mod tests {
         let seqs: Vec<u64> = results.into_iter().map(|r| r.unwrap()).collect();
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(queue.read(2).unwrap().unwrap().payload.len(), 3000);
+    }
+
+    #[test]
+    fn a_queue_keeps_its_id_and_a_new_queue_gets_another() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let id = super::queue_id(a.path()).unwrap();
+        assert_eq!(id.len(), 16);
+        assert_eq!(super::queue_id(a.path()).unwrap(), id, "read back, not made again");
+        assert_ne!(super::queue_id(b.path()).unwrap(), id);
+        std::fs::write(a.path().join("QUEUE_ID"), "garbage").unwrap();
+        assert_ne!(super::queue_id(a.path()).unwrap(), id, "a damaged id is replaced");
     }
 }

@@ -361,6 +361,13 @@ impl AgentConfig {
         if self.agent_id.is_empty() || !self.agent_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::Config(format!("agent_id {:?} must be non-empty printable ASCII", self.agent_id)));
         }
+        // Sent as `<agent_id>.<16 hex queue id>`, which the server takes up to 128 bytes.
+        if self.agent_id.len() > 111 {
+            return Err(Error::Config(format!(
+                "agent_id is {} bytes, at most 111 (the server takes origin ids of up to 128 bytes)",
+                self.agent_id.len()
+            )));
+        }
         if self.forward.endpoints.is_empty() {
             return Err(Error::Config("forward.endpoints is empty: name at least one Strata server".to_owned()));
         }

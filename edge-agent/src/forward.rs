@@ -295,7 +295,7 @@ pub async fn run(agent: Arc<Agent>) {
             .post(format!("{base}/api/v2/write?precision=ns"))
             .header("Content-Encoding", "gzip")
             .header("Content-Type", "text/plain; charset=utf-8")
-            .header("X-Strata-Agent-Id", &agent.config.agent_id)
+            .header("X-Strata-Agent-Id", &agent.origin_id)
             .header("X-Strata-Agent-Seq", batch.seq.to_string())
             .body(gzip(&batch.payload));
         if let Some(token) = &cfg.token {

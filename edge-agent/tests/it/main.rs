@@ -376,9 +376,13 @@ fn sends_each_batch_with_its_sequence_number_and_retries_until_acknowledged() {
     let received = fake.received();
     let seqs: Vec<&str> = received.iter().map(|r| r.headers["x-strata-agent-seq"].as_str()).collect();
     assert_eq!(seqs, ["1", "1", "1", "2"], "{received:?}");
+    // `<agent_id>.<queue id>`: one id for the queue, 16 hex digits after the agent id.
+    let origin = received[0].headers["x-strata-agent-id"].clone();
+    let (id, queue) = origin.split_once('.').unwrap();
+    assert!(id == "e2e-gw" && queue.len() == 16 && queue.bytes().all(|b| b.is_ascii_hexdigit()), "{origin}");
     for r in &received {
         assert_eq!(r.request_line, "POST /api/v2/write?precision=ns HTTP/1.1");
-        assert_eq!(r.headers["x-strata-agent-id"], "e2e-gw");
+        assert_eq!(r.headers["x-strata-agent-id"], origin);
         assert_eq!(r.headers["authorization"], "Token s3cret");
         assert_eq!(r.headers["content-encoding"], "gzip");
     }
