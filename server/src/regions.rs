@@ -71,6 +71,10 @@ use strata_schemas::{
     TenantResolver, TimeRange,
 };
 
+/// Most refusals of unauthenticated requests recorded in the audit log per
+/// second; the others are counted in the next record.
+pub const UNAUTHENTICATED_RECORDS_PER_SECOND: u32 = 20;
+
 /// The header carrying the asking region's name.
 pub const REGION_HEADER: &str = "x-strata-region";
 
@@ -166,6 +170,10 @@ pub struct Regions {
     region_store: Arc<dyn ReadStore>,
     query_config: QueryConfig,
     audit: Arc<AuditLog>,
+    /// Unauthenticated refusals recorded in the current second, and those
+    /// not recorded since the last record (anyone who reaches the port can
+    /// send them: recording each would let them fill the disk).
+    unauthenticated: parking_lot::Mutex<(Instant, u32, u64)>,
 }
 
 impl std::fmt::Debug for Regions {
@@ -208,6 +216,7 @@ impl Regions {
             region_store,
             query_config: config.query.clone(),
             audit,
+            unauthenticated: parking_lot::Mutex::new((Instant::now(), 0, 0)),
         }
     }
 
@@ -227,6 +236,23 @@ impl Regions {
 
     fn jurisdiction(&self) -> &str {
         self.directory.local_jurisdiction()
+    }
+
+    /// Whether an unauthenticated refusal may be recorded now: `Some(n)` with
+    /// the refusals left unrecorded since the last record, `None` past
+    /// [`UNAUTHENTICATED_RECORDS_PER_SECOND`] in this second.
+    fn admit_unauthenticated_record(&self) -> Option<u64> {
+        let mut g = self.unauthenticated.lock();
+        if g.0.elapsed() >= Duration::from_secs(1) {
+            g.0 = Instant::now();
+            g.1 = 0;
+        }
+        if g.1 >= UNAUTHENTICATED_RECORDS_PER_SECOND {
+            g.2 += 1;
+            return None;
+        }
+        g.1 += 1;
+        Some(std::mem::take(&mut g.2))
     }
 
     /// The asking region of an inter-region request: `(name, jurisdiction)`.
@@ -768,10 +794,20 @@ fn admit<T: serde::de::DeserializeOwned>(
     let (asker, asker_j) = match r.authenticate(headers) {
         Ok(a) => a,
         Err(msg) => {
-            let claimed = headers.get(REGION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            let rec = Record::new("received", "", &claimed, r.local(), "", crossed, "refused", msg.clone());
-            let _ = r.audit.must_append(&rec);
-            tracing::warn!(claimed_region = %claimed, "inter-region request refused: {msg}");
+            if let Some(suppressed) = r.admit_unauthenticated_record() {
+                let claimed: String =
+                    headers.get(REGION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(64).collect();
+                let rule = if suppressed > 0 {
+                    format!(
+                        "{msg} ({suppressed} earlier unauthenticated requests not recorded: over {UNAUTHENTICATED_RECORDS_PER_SECOND}/s)"
+                    )
+                } else {
+                    msg.clone()
+                };
+                let rec = Record::new("received", "", &claimed, r.local(), "", crossed, "refused", rule);
+                let _ = r.audit.must_append(&rec);
+                tracing::warn!(claimed_region = %claimed, suppressed, "inter-region request refused: {msg}");
+            }
             return Err(Box::new(refusal(StatusCode::UNAUTHORIZED, msg)));
         }
     };

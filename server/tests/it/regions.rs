@@ -387,6 +387,23 @@ async fn five_regions_answer_as_one_and_no_canary_leaves_eu() {
         "{v}"
     );
 
+    // A flood of unauthenticated requests cannot fill eu's disk with audit records.
+    for _ in 0..200 {
+        let (st, _) =
+            post(eu_central.clone(), "/internal/v1/region/count", "mars-2", credential("mars-2"), select.clone()).await;
+        assert_eq!(st, 401);
+    }
+    let (_, v) = get_json(
+        &c,
+        servers[2].as_ref().unwrap(),
+        "/admin/v1/audit",
+        ADMIN,
+        &[("region", "mars-2".into()), ("limit", "1000".into())],
+    )
+    .await;
+    let recorded = v["data"].as_array().unwrap().len();
+    assert!((1..150).contains(&recorded), "{recorded} of 200 unauthenticated refusals recorded");
+
     // The same through `strata admin audit`.
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args([
