@@ -53,6 +53,7 @@
 
 use crate::audit::{AuditLog, Record};
 use crate::cluster::{PeerAnswer, WireMatcher};
+use crate::registry::{constant_time_eq, unhex32};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -1082,21 +1083,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Hex SHA-256 of a credential, what `credential_sha256` holds.
