@@ -5,9 +5,11 @@
 //!
 //! The tenant comes from the `Authorization: Token <t>` / `Bearer <t>`
 //! header; `org`, `bucket` and `db` are accepted for client compatibility
-//! and do not change where data goes. Bodies may be gzip-compressed
-//! (`Content-Encoding: gzip`); both the body as sent and the decompressed
-//! body are limited to `ingest.max_body_bytes`.
+//! and do not change where data goes. Bodies may be compressed
+//! (`Content-Encoding: gzip` or `zstd`); both the body as sent and the
+//! decompressed body are limited to `ingest.max_body_bytes`. Edge agents'
+//! headers (batch identity, hybrid logical clock, jurisdiction) are in
+//! `edge_origin`; every answer carries this node's clock (`X-Strata-Hlc`).
 //!
 //! Answers: `204` when every line was stored; `400` with a JSON body listing
 //! each rejected line (number, column, reason) and skipped string field
@@ -15,7 +17,8 @@
 //! residency label belongs to another jurisdiction is one of them, code
 //! `residency`, its reason naming the regions that take it); `401`/`403` for
 //! tokens and for tenants that do not store data in this region; `413` for
-//! oversized bodies; `503` with `Retry-After` when the log cannot take the
+//! oversized bodies; `421` for an edge agent's batch meant for another
+//! jurisdiction (`X-Strata-Jurisdiction`); `503` with `Retry-After` when the log cannot take the
 //! write (nothing is acknowledged then; retrying is safe).
 //!
 //! A declared `Content-Length` over the limit is refused (`413`) before the
@@ -281,6 +284,26 @@ async fn write(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // An edge agent's clock and jurisdiction (see `edge_origin`): a batch
+    // meant for another jurisdiction is refused before anything is read; the
+    // answer carries this node's HLC whatever it is.
+    let mut resp = match crate::edge_origin::admit_agent(&state, &headers) {
+        Ok(()) => write_admitted(state, params, headers, body).await,
+        Err(resp) => {
+            IngestMetrics::add(&state.metrics.requests_refused, 1);
+            *resp
+        }
+    };
+    crate::edge_origin::stamp_clock(resp.headers_mut());
+    resp
+}
+
+async fn write_admitted(
+    state: WriteState,
+    params: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let m = &state.metrics;
     IngestMetrics::add(&m.requests, 1);
     let (who, precision, body) = match prepare(&state, &params, &headers, body).await {
@@ -314,6 +337,7 @@ async fn write(
         let body = match body {
             Encoded::Identity(raw) => raw,
             Encoded::Gzip(raw) => gunzip(&raw, limit)?,
+            Encoded::Zstd(raw) => unzstd(&raw, limit)?,
         };
         let config = &converter_state.config;
         Ok::<_, Refusal>(
@@ -364,6 +388,7 @@ async fn write(
 enum Encoded {
     Identity(Bytes),
     Gzip(Bytes),
+    Zstd(Bytes),
 }
 
 /// Authenticates and reads the request: tenant, precision and the body as sent.
@@ -382,18 +407,22 @@ async fn prepare(
     };
     let limit = body_limit(state, &who);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    let gzip = match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => false,
-        "gzip" | "x-gzip" => true,
+    let wrap: fn(Bytes) -> Encoded = match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Encoded::Identity,
+        "gzip" | "x-gzip" => Encoded::Gzip,
+        "zstd" => Encoded::Zstd,
         other => {
             return Err(refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                WriteErrorBody::simple("invalid", format!("unsupported Content-Encoding {other:?} (use gzip or none)")),
+                WriteErrorBody::simple(
+                    "invalid",
+                    format!("unsupported Content-Encoding {other:?} (use gzip, zstd or none)"),
+                ),
             ));
         }
     };
     let raw = read_body(state, headers, body, limit).await?;
-    Ok((who, precision, if gzip { Encoded::Gzip(raw) } else { Encoded::Identity(raw) }))
+    Ok((who, precision, wrap(raw)))
 }
 
 /// Reads a request body of at most `limit` bytes. A declared
@@ -471,6 +500,21 @@ pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
     decoder.read_to_end(&mut out).map_err(|e| {
         refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", format!("invalid gzip body: {e}")))
     })?;
+    if out.len() > limit {
+        return Err(too_large(limit, "decompressed request body"));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decompresses a zstd body (`Content-Encoding: zstd`, what `strata-edge`
+/// sends), refusing more than `limit` decompressed bytes without producing them.
+pub(crate) fn unzstd(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
+    let invalid = |e: std::io::Error| {
+        refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", format!("invalid zstd body: {e}")))
+    };
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+    let decoder = zstd::stream::read::Decoder::new(raw).map_err(invalid)?;
+    decoder.take(limit as u64 + 1).read_to_end(&mut out).map_err(invalid)?;
     if out.len() > limit {
         return Err(too_large(limit, "decompressed request body"));
     }
@@ -632,6 +676,15 @@ mod tests {
         assert_eq!(gunzip(&gz, 10_000).unwrap().len(), 10_000);
         assert_eq!(gunzip(&gz, 9_999).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(gunzip(b"not gzip", 100).unwrap_err().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn unzstd_enforces_the_limit() {
+        let body = vec![b'x'; 10_000];
+        let packed = zstd::encode_all(&body[..], 3).unwrap();
+        assert_eq!(unzstd(&packed, 10_000).unwrap().len(), 10_000);
+        assert_eq!(unzstd(&packed, 9_999).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(unzstd(b"not zstd", 100).unwrap_err().status(), StatusCode::BAD_REQUEST);
     }
 
     /// Residency through the line-protocol endpoint: a node of region

@@ -93,6 +93,9 @@ pub struct IngestMetrics {
     pub requests_refused: AtomicU64,
     /// Requests that failed to reach the log (503/500).
     pub append_failures: AtomicU64,
+    /// Edge agent clocks left out of the node's HLC: more than
+    /// [`crate::edge_origin::MAX_AGENT_AHEAD_MS`] ahead of this node's clock.
+    pub edge_clock_ahead: AtomicU64,
     /// Per-tenant counters.
     pub tenants: RwLock<HashMap<TenantId, Arc<TenantIngest>>>,
     /// The local ingest log's health counters, once the server plugged them in.
@@ -144,7 +147,7 @@ impl IngestMetrics {
     }
 
     fn render_totals(&self, out: &mut String) {
-        let rows: [(&str, &str, &AtomicU64); 8] = [
+        let rows: [(&str, &str, &AtomicU64); 9] = [
             ("strata_ingest_requests_total", "Write requests received.", &self.requests),
             ("strata_ingest_received_bytes_total", "Write request body bytes received.", &self.bytes_received),
             ("strata_ingest_lines_accepted_total", "Line-protocol lines stored.", &self.lines_accepted),
@@ -157,6 +160,11 @@ impl IngestMetrics {
             ),
             ("strata_ingest_requests_refused_total", "Write requests refused before parsing.", &self.requests_refused),
             ("strata_ingest_append_failures_total", "Write requests the ingest log failed.", &self.append_failures),
+            (
+                "strata_ingest_edge_clock_ahead_total",
+                "Edge agent writes whose clock (X-Strata-Agent-Hlc) was too far ahead of this node's to fold in.",
+                &self.edge_clock_ahead,
+            ),
         ];
         for (name, help, v) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));

@@ -29,6 +29,7 @@
 pub mod batch;
 pub mod error;
 pub mod hash;
+pub mod hlc;
 pub mod labels;
 pub mod line_protocol;
 pub mod matcher;
@@ -42,6 +43,7 @@ pub mod varint;
 pub use batch::{BatchOrigin, BatchSeries, Samples, WriteBatch};
 pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
+pub use hlc::{Fold, Hlc, HlcTimestamp};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};

@@ -457,3 +457,80 @@ async fn ingest_status_describes_the_local_log_too() {
     assert!(next >= 1, "{st}");
     assert!(st.get("kafka").is_none(), "{st}");
 }
+
+/// An edge agent's batch re-sent (its acknowledgement lost) through another
+/// node of the cluster: both nodes produce it to the topic, the consumer
+/// applying the partition skips the copy, whichever node consumes it; and
+/// so does a node that replays the topic after a `kill -9`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resent_edge_batch_is_applied_once_through_kafka_on_any_node() {
+    let broker = Broker::start();
+    let (dir_a, dir_b) = (data_dir(), data_dir());
+    let (port_a, port_b) = (free_port(), free_port());
+    let spec_a = NodeSpec { broker: &broker, prefix: "edge", port: port_a, peers: &[port_b], extra: &[] };
+    let spec_b = NodeSpec { broker: &broker, prefix: "edge", port: port_b, peers: &[port_a], extra: &[] };
+    let a = start_node(dir_a.path(), &spec_a);
+    let b = start_node(dir_b.path(), &spec_b);
+    let c = client();
+    let t0 = now_ms() - 10 * 60_000;
+    let batch =
+        |value: f64| -> String { (0..40).map(|i| format!("edge_k,device=d{i} value={value} {}\n", t0 + i)).collect() };
+    let send = |s: &Server, body: String, edge: bool| {
+        let mut r = c.post(s.url("/api/v2/write?precision=ms")).body(body);
+        if edge {
+            r = r.header("X-Strata-Agent-Id", "gw-kafka.00000000000000aa").header("X-Strata-Agent-Seq", "7");
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status();
+            assert_eq!(status, 204, "{}", r.text().await.unwrap());
+        }
+    };
+    // A barrier after each step: a plain write of the same series; once it
+    // is visible, every record produced before it to those partitions was
+    // consumed (a partition is applied in order).
+    let barrier = |n: i64| -> (String, i64) {
+        let at = t0 + 100_000 * n;
+        ((0..40).map(|i| format!("edge_k,device=d{i} value=100 {}\n", at + i)).collect(), at + 30_000)
+    };
+    send(&a, batch(1.0), true).await;
+    send(&b, batch(2.0), true).await; // the re-send, through the other node
+    let (body, at) = barrier(1);
+    send(&a, body, false).await;
+    for s in [&a, &b] {
+        wait_until_scalar(&c, s, "sum(count_over_time(edge_k[1m]))", at, 40.0).await;
+        assert_eq!(
+            scalar(&c, s, "sum(sum_over_time(edge_k[1m]))", t0 + 30_000).await,
+            40.0,
+            "applied once, the first copy"
+        );
+    }
+    // kill -9 of a node and a re-send to it after its restart (it consumes again from the committed offsets).
+    a.kill9();
+    let a = start_node(dir_a.path(), &spec_a);
+    send(&a, batch(3.0), true).await;
+    let (body, at) = barrier(2);
+    send(&a, body, false).await;
+    for s in [&a, &b] {
+        wait_until_scalar(&c, s, "sum(count_over_time(edge_k[1m]))", at, 40.0).await;
+        assert_eq!(scalar(&c, s, "sum(sum_over_time(edge_k[1m]))", t0 + 30_000).await, 40.0, "still once");
+        assert_eq!(scalar(&c, s, "sum(count_over_time(edge_k[1m]))", t0 + 30_000).await, 40.0);
+    }
+}
+
+/// Polls until `q` at `at` equals `want` on `s` (90 s at most).
+async fn wait_until_scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = scalar(c, s, q, at).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{q} at {at}: {got}, {want} expected; node log:\n{}",
+            s.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
