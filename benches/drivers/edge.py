@@ -41,9 +41,14 @@ Scenarios (each agent runs the same timeline, concurrently):
   bound        queue/disk bound of 1 MiB (strata-edge: queue.max_bytes =
                1048576, segment_bytes 262144, overflow at its default,
                "refuse"; vmagent: -remoteWrite.maxDiskUsagePerURL=1048576);
-               uplink cut for --bound-outage s, restored
+               --bound-rate samples/s (default 10,000, requests of
+               --bound-batch 500 lines: vmagent's queue holds compressed
+               blocks, ~8 bytes a sample here, so at 2,000/s its 1 MiB would
+               take minutes to fill); uplink cut for --bound-outage s, restored
   live-first   uplink cut for --long-outage s, restored; fresh-sample latency
-               and backlog drain time
+               and backlog drain time (strata-edge's live lane is what was
+               queued within forward.live_window, default 30 s: set
+               --edge-live-window to change it)
   rss          (agents one after the other, uplink up, no proxy) --rss-rate
                samples/s in requests of --rss-batch lines from --rss-writers
                keep-alive connections for --rss-seconds s; VmRSS and VmHWM of
@@ -51,7 +56,9 @@ Scenarios (each agent runs the same timeline, concurrently):
 
 After the writer stops, the driver waits until the agent is quiet (nothing
 pending in it: strata-edge's strata_edge_queue_batches is 0; vmagent's
-pending data bytes and in-memory blocks are 0 and its last send did not fail)
+pending data bytes and in-memory blocks are 0 and the last "re-sending the
+block in X seconds" of its log has passed: a block waiting for its retry is
+in neither counter)
 and the server's count has not moved for 2 s (when every acknowledged sample
 is there) or --settle s (when some are missing), at most --drain-timeout s.
 Then it reads every stored sample of the series (a range-vector query) and
@@ -93,16 +100,18 @@ step fails). Everything it started is stopped on exit, failures and Ctrl-C
 included. Python standard library only.
 
   cargo build --release -p strata -p strata-edge
-  python3 benches/drivers/edge.py                    # every scenario, ~7 min
-  python3 benches/drivers/edge.py --quick            # shorter timeline, ~3 min
+  python3 benches/drivers/edge.py                    # every scenario, ~8 min
+  python3 benches/drivers/edge.py --quick            # shorter timeline, ~2.5 min
   python3 benches/drivers/edge.py --only kill,bound --json out.json
   python3 benches/drivers/edge.py --summarize r1.json r2.json r3.json   # medians
 """
 
 import argparse
+import calendar
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -118,6 +127,7 @@ import urllib.parse
 AGENTS = ["edge", "vmagent"]
 SCENARIOS = ["outage", "kill", "kill-outage", "kill-drained", "bound", "live-first", "rss"]
 MIB = 1024 * 1024
+RESEND = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z\twarn\t.*re-sending the block in ([\d.]+) seconds", re.M)
 STARTED = []  # every Popen this driver started
 STARTED_LOCK = threading.Lock()
 
@@ -504,19 +514,26 @@ class VmAgent(Agent):
         return a
 
     def pending(self, m, state):
-        """Data pending, or a block held for a retry (the last send failed)."""
-        errors = metric(m, "vmagent_remotewrite_errors_total")
-        sent = metric(m, "vmagent_remotewrite_blocks_sent_total")
-        last = state.get("vm")
-        if last is not None:
-            if errors != last[0]:
-                state["holding"] = True
-            elif sent != last[1]:
-                state["holding"] = False
-        state["vm"] = (errors, sent)
+        """Data pending in its queue, or a block it holds for a retry: every
+        failed send logs "re-sending the block in X seconds"; until the last
+        of those moments (of the running process) has passed, a block may be
+        held outside the queue's counters."""
         return (metric(m, "vmagent_remotewrite_pending_data_bytes") > 0
                 or metric(m, "vmagent_remotewrite_pending_inmemory_blocks") > 0
-                or state.get("holding", False))
+                or time.time() < self.held_until() + 1.0)
+
+    def held_until(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return 0.0
+        text = text.rsplit("\n=== ", 1)[-1]  # this process's lines
+        until = 0.0
+        for mt in RESEND.finditer(text):
+            t = calendar.timegm(time.strptime(mt.group(1), "%Y-%m-%dT%H:%M:%S")) + float(mt.group(2) or 0)
+            until = max(until, t + float(mt.group(3)))
+        return until
 
     def notes(self, m):
         keys = ["vm_persistentqueue_bytes_dropped_total", "vm_persistentqueue_blocks_dropped_total",
@@ -852,6 +869,8 @@ def run_scenario(name, server, opts, work, binaries):
             agent = agent_classes[a](binaries[a], work, name, upstream, opts, bound=(name == "bound"))
             if name == "rss":
                 runs.append(Run(name, agent, server, proxy, opts, opts.rss_rate, opts.rss_batch, opts.rss_writers))
+            elif name == "bound":
+                runs.append(Run(name, agent, server, proxy, opts, opts.bound_rate, opts.bound_batch))
             else:
                 runs.append(Run(name, agent, server, proxy, opts, opts.rate, opts.batch))
         before = server.counters()
@@ -1047,23 +1066,26 @@ def main():
     ap.add_argument("--vmagent", default="/usr/bin/vmagent")
     ap.add_argument("--agents", default="edge,vmagent", help="comma-separated: edge, vmagent (default both)")
     ap.add_argument("--only", default=",".join(SCENARIOS), help="scenarios to run (default: %(default)s)")
-    ap.add_argument("--quick", action="store_true", help="a shorter timeline (~3 min in all)")
+    ap.add_argument("--quick", action="store_true", help="a shorter timeline (~2.5 min in all)")
     ap.add_argument("--rate", type=int, default=2000, help="samples/s per agent (default 2000)")
     ap.add_argument("--batch", type=int, default=100, help="lines per request (default 100)")
-    ap.add_argument("--pre", type=float, help="steady intake before the event, s (default 5; quick 3)")
-    ap.add_argument("--post", type=float, help="intake after the restore/restart, s (default 8; quick 4)")
-    ap.add_argument("--outage", type=float, help="uplink cut, s (default 15; quick 8)")
+    ap.add_argument("--pre", type=float, help="steady intake before the event, s (default 5; quick 2)")
+    ap.add_argument("--post", type=float, help="intake after the restore/restart, s (default 8; quick 3)")
+    ap.add_argument("--outage", type=float, help="uplink cut, s (default 15; quick 6)")
     ap.add_argument("--down", type=float, help="agent down after kill -9, s (default 2; quick 1)")
-    ap.add_argument("--bound-outage", type=float, help="outage of the bound scenario, s (default 30; quick 15)")
-    ap.add_argument("--long-outage", type=float, help="outage of live-first, s (default 60; quick 25)")
+    ap.add_argument("--bound-outage", type=float, help="outage of the bound scenario, s (default 40; quick 18)")
+    ap.add_argument("--bound-rate", type=int, default=10000,
+                    help="samples/s per agent in the bound scenario (default 10000)")
+    ap.add_argument("--bound-batch", type=int, default=500, help="lines per request in the bound scenario (default 500)")
+    ap.add_argument("--long-outage", type=float, help="outage of live-first, s (default 60; quick 15)")
     ap.add_argument("--settle", type=float, help="no progress for this long ends the wait when samples are "
-                    "missing, s (default 15; quick 8)")
+                    "missing, s (default 15; quick 5)")
     ap.add_argument("--drain-timeout", type=float, help="longest wait for the drain, s (default 120; quick 60)")
     ap.add_argument("--edge-live-window", help="strata-edge forward.live_window (default: the agent's, 30s)")
     ap.add_argument("--rss-rate", type=int, default=10000, help="samples/s of the rss scenario (default 10000)")
     ap.add_argument("--rss-batch", type=int, default=500, help="lines per request of the rss scenario (default 500)")
     ap.add_argument("--rss-writers", type=int, default=2, help="connections of the rss scenario (default 2)")
-    ap.add_argument("--rss-seconds", type=float, help="length of the rss scenario per agent (default 30; quick 10)")
+    ap.add_argument("--rss-seconds", type=float, help="length of the rss scenario per agent (default 30; quick 6)")
     ap.add_argument("--json", dest="json_out", help="write the report (every number, timelines) here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, data, logs)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the median table of saved reports and exit")
@@ -1083,8 +1105,8 @@ def main():
         print(side_by_side(median_results(reports), agents))
         return
 
-    defaults = {"pre": (5, 3), "post": (8, 4), "outage": (15, 8), "down": (2, 1), "bound_outage": (30, 15),
-                "long_outage": (60, 25), "settle": (15, 8), "drain_timeout": (120, 60), "rss_seconds": (30, 10)}
+    defaults = {"pre": (5, 2), "post": (8, 3), "outage": (15, 6), "down": (2, 1), "bound_outage": (40, 18),
+                "long_outage": (60, 15), "settle": (15, 5), "drain_timeout": (120, 60), "rss_seconds": (30, 6)}
     for k, (full, quick) in defaults.items():
         if getattr(o, k) is None:
             setattr(o, k, quick if o.quick else full)
