@@ -62,7 +62,7 @@ pub const NODE_HLC_HEADER: &str = "X-Strata-Hlc";
 pub const NODE_TIME_HEADER: &str = "X-Strata-Time";
 /// How far (ms) an agent's clock may be ahead of this node's wall clock and
 /// still be folded into the node's clock.
-pub const MAX_AGENT_AHEAD_MS: i64 = 60_000;
+pub const MAX_AGENT_AHEAD_MS: i64 = 5_000;
 
 /// The node's hybrid logical clock (one per process).
 static NODE_CLOCK: Mutex<Hlc> = Mutex::new(Hlc::starting_at(HlcTimestamp::new(0, 0)));
