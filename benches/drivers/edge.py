@@ -1052,6 +1052,8 @@ def median_results(reports):
                     m[k] = None
                     continue
                 v = statistics.median(vs)
+                if all(isinstance(x, int) for x in vs):
+                    v = int(round(v))
                 m[k] = v
             if any(k.startswith("rss.") for k in m):
                 m["rss"] = {k[4:]: m.pop(k) for k in list(m) if k.startswith("rss.")}
