@@ -564,10 +564,33 @@ async fn commit(
     over: Vec<SeriesOverLimit>,
     late: Option<String>,
 ) -> Response {
-    let m = &state.metrics;
-    if let Err(resp) = append_batches(state, std::mem::take(&mut c.batches)).await {
-        return resp;
+    let token = match append_batches(state, std::mem::take(&mut c.batches)).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let mut resp = commit_answer(state, who, c, over, late);
+    stamp_token(&mut resp, &token);
+    resp
+}
+
+/// Sets `X-Strata-Write-Token` on a write's answer (when it appended anything).
+pub(crate) fn stamp_token(resp: &mut Response, token: &crate::write_token::WriteToken) {
+    if !token.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&token.to_string())
+    {
+        resp.headers_mut().insert(crate::write_token::WRITE_TOKEN_HEADER, v);
     }
+}
+
+/// The answer of a write whose batches are in the log.
+fn commit_answer(
+    state: &WriteState,
+    who: &Admitted,
+    c: Conversion,
+    over: Vec<SeriesOverLimit>,
+    late: Option<String>,
+) -> Response {
+    let m = &state.metrics;
     who.counters.samples_accepted.fetch_add(c.samples as u64, std::sync::atomic::Ordering::Relaxed);
     for e in &c.rejected {
         who.counters.reject(e.code, 1);
@@ -601,19 +624,25 @@ async fn commit(
 }
 
 /// Appends one batch per partition to the log and waits until all are
-/// durable and applied; the error is the response to send.
-pub(crate) async fn append_batches(state: &WriteState, batches: Vec<(u32, WriteBatch)>) -> Result<(), Response> {
+/// durable (and, on the embedded log, applied): the positions reached (the
+/// read-your-writes token), or the response to send.
+pub(crate) async fn append_batches(
+    state: &WriteState,
+    batches: Vec<(u32, WriteBatch)>,
+) -> Result<crate::write_token::WriteToken, Response> {
     if batches.is_empty() {
-        return Ok(());
+        return Ok(crate::write_token::WriteToken::default());
     }
+    let partitions: Vec<u32> = batches.iter().map(|(p, _)| *p).collect();
     let records: Vec<LogRecord> = batches
         .into_iter()
         .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
         .collect();
-    state.log.append(records).await.map(|_| ()).map_err(|e| {
+    let offsets = state.log.append(records).await.map_err(|e| {
         IngestMetrics::add(&state.metrics.append_failures, 1);
         log_error(e)
-    })
+    })?;
+    Ok(crate::write_token::WriteToken::from_positions(partitions.into_iter().zip(offsets)))
 }
 
 fn partial_message(c: &Conversion, max: usize) -> String {

@@ -42,6 +42,7 @@ pub mod log;
 pub mod metrics;
 pub mod remote_write;
 pub mod series_cache;
+pub mod write_token;
 
 pub use config::IngestConfig;
 pub use error::{Error, Result};

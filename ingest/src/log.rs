@@ -173,4 +173,13 @@ pub trait IngestLog: Send + Sync + std::fmt::Debug {
     /// still have been stored; callers retry the whole write, which is
     /// idempotent (same series and timestamps, same values).
     fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_>;
+
+    /// How far this node has applied `partition` (read-your-writes,
+    /// `write_token`): `Some(next)` when it applies the partition and every
+    /// record below offset `next` is applied; `None` when another node
+    /// applies it (or none does right now).
+    fn applied(&self, partition: u32) -> Option<u64> {
+        let _ = partition;
+        None
+    }
 }

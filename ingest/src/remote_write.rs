@@ -245,9 +245,17 @@ fn check_content_type(ct: &str) -> Result<(), String> {
 
 /// Appends the batches and builds the answer.
 async fn commit(state: &RemoteWriteState, who: &Admitted, mut c: RemoteWriteConversion) -> Response {
-    if let Err(resp) = append_batches(&state.write, std::mem::take(&mut c.batches)).await {
-        return resp;
-    }
+    let token = match append_batches(&state.write, std::mem::take(&mut c.batches)).await {
+        Ok(t) => t,
+        Err(resp) => return resp,
+    };
+    let mut resp = commit_answer(state, who, c);
+    crate::http::stamp_token(&mut resp, &token);
+    resp
+}
+
+/// The answer of a write whose batches are in the log.
+fn commit_answer(state: &RemoteWriteState, who: &Admitted, c: RemoteWriteConversion) -> Response {
     count(state, who, &c);
     let ignored = ignored_message(&c);
     if c.rejected.is_empty() && ignored.is_none() {

@@ -224,11 +224,20 @@ pub struct ClusterConfig {
     /// Time a peer has to answer one request.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// How long a query presenting a write token (`X-Strata-Read-After`)
+    /// waits for the write to be applied before failing with 503.
+    #[serde(with = "humantime_serde")]
+    pub read_after_timeout: Duration,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { peers: Vec::new(), token: String::new(), timeout: Duration::from_secs(10) }
+        Self {
+            peers: Vec::new(),
+            token: String::new(),
+            timeout: Duration::from_secs(10),
+            read_after_timeout: Duration::from_secs(10),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! | `POST /internal/compact` | merge the hot store's segments into one now (admin token) |
 //! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate (admin token) |
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
+//! | `GET /internal/v1/applied` | how far this node applied each partition it holds, for a peer's read-your-writes wait ([`crate::read_after`]; `[cluster] token`) |
 //! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
 //! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
 
@@ -98,7 +99,10 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         store_view: Some(Arc::new(HotStoreView(Arc::clone(&node.hot)))),
     };
     let write = strata_ingest::http::router(write_state.clone());
-    let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver));
+    // Read-your-writes: a query with a write token waits for the write (`read_after`).
+    let read_after = Arc::new(crate::read_after::ReadAfter::new(Arc::clone(&node.log), &node.config.cluster));
+    let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver))
+        .layer(axum::middleware::from_fn_with_state(read_after, crate::read_after::layer));
     let ops = Router::new()
         .route("/-/ready", get(ready))
         .route("/-/healthy", get(healthy))
@@ -109,6 +113,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/internal/status", get(ingest_status))
         .route("/api/v1/status/ingest", get(ingest_status))
         .route("/internal/v1/select", post(peer_select))
+        .route("/internal/v1/applied", get(peer_applied))
         .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
     let app = ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin);
     match region_routes {
@@ -258,15 +263,31 @@ async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap
 }
 
 /// `POST /internal/v1/select`: this node's own series for a peer's fan-out.
-async fn peer_select(State(s): State<OpsState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+/// `None` when the request carries the `[cluster] token`; else the 401 to send.
+fn peer_refusal(s: &OpsState, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
     let token = &s.node.config.cluster.token;
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if token.is_empty() || presented.is_none_or(|p| !constant_time_eq(p.as_bytes(), token.as_bytes())) {
-        let body = serde_json::json!({"status": "error", "error": "peer select needs the [cluster] token"});
-        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        let body = serde_json::json!({"status": "error", "error": format!("{what} needs the [cluster] token")});
+        return Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
+    }
+    None
+}
+
+/// How far this node has applied each partition it holds (a peer's read-your-writes wait).
+async fn peer_applied(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(refused) = peer_refusal(&s, &headers, "peer applied") {
+        return refused;
+    }
+    axum::Json(crate::read_after::applied(s.node.log.as_ref())).into_response()
+}
+
+async fn peer_select(State(s): State<OpsState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(refused) = peer_refusal(&s, &headers, "peer select") {
+        return refused;
     }
     // Parsed only once the peer is authenticated.
     let req: crate::cluster::PeerSelect = match serde_json::from_slice(&body) {

@@ -34,5 +34,6 @@ pub mod config;
 pub mod http;
 pub mod listener;
 pub mod node;
+pub mod read_after;
 pub mod regions;
 pub mod registry;

@@ -731,6 +731,15 @@ impl IngestLog for KafkaLog {
     fn append(&self, records: Vec<LogRecord>) -> AppendFuture<'_> {
         Box::pin(self.append_all(records))
     }
+
+    /// The consumer's next offset to apply, while this node holds the partition.
+    fn applied(&self, partition: u32) -> Option<u64> {
+        let s = self.shared.partition(i32::try_from(partition).ok()?)?;
+        if !s.assigned.load(Ordering::Acquire) {
+            return None;
+        }
+        u64::try_from(s.next.load(Ordering::Acquire)).ok()
+    }
 }
 
 /// Creates the topic if needed and checks its partition count.

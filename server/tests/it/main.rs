@@ -10,6 +10,7 @@ mod kafka;
 mod log_damage;
 mod postgres;
 mod promtool;
+mod read_your_writes;
 mod regions;
 mod remote_write;
 mod residency;
