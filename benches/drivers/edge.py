@@ -33,6 +33,9 @@ Scenarios (each agent runs the same timeline, concurrently):
 
   outage       steady intake; the uplink is cut for --outage s, restored
   kill         kill -9 of the agent with the uplink up; restarted after --down s
+               (every kill -9 comes at a random 0..--jitter s after its
+               nominal time, the same for both agents, so it lands anywhere
+               in their flush cycles)
   kill-outage  uplink cut; kill -9 half way through the outage; restart after
                --down s; uplink restored at the end of the outage
   kill-drained uplink cut for --outage s, restored; once the server holds
@@ -111,6 +114,7 @@ import calendar
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -649,8 +653,9 @@ class Writer:
 class Run:
     """One agent's timeline in one scenario."""
 
-    def __init__(self, scenario, agent, server, proxy, opts, rate, batch, conns=1):
+    def __init__(self, scenario, agent, server, proxy, opts, rate, batch, conns=1, jitter=0.0):
         self.scenario = scenario
+        self.jitter = jitter
         self.agent = agent
         self.server = server
         self.proxy = proxy
@@ -786,7 +791,7 @@ class Run:
                 self.mark()
                 self.sleep(o.post)
             elif s == "kill":
-                self.sleep(o.pre)
+                self.sleep(o.pre + self.jitter)
                 self.kill9()
                 self.sleep(o.down)
                 self.restart()
@@ -795,11 +800,11 @@ class Run:
             elif s == "kill-outage":
                 self.sleep(o.pre)
                 self.cut()
-                self.sleep(o.outage / 2.0)
+                self.sleep(o.outage / 2.0 + self.jitter)
                 self.kill9()
                 self.sleep(o.down)
                 self.restart()
-                self.sleep(max(0.0, o.outage / 2.0 - o.down))
+                self.sleep(max(0.0, o.outage / 2.0 - o.down - self.jitter))
                 self.restore()
                 self.mark()
                 self.sleep(o.post)
@@ -810,7 +815,7 @@ class Run:
                 self.restore()
                 self.mark()
                 self.wait_backlog(o.drain_timeout)
-                self.sleep(1.0)
+                self.sleep(1.0 + self.jitter)
                 self.kill9()
                 self.sleep(o.down)
                 self.restart()
@@ -853,10 +858,12 @@ class Run:
 
 
 def run_scenario(name, server, opts, work, binaries):
-    print("\n== %s" % name, flush=True)
     runs = []
     proxies = []
     agent_classes = {"edge": EdgeAgent, "vmagent": VmAgent}
+    # A kill -9 lands at a random point of the agents' flush cycles (the same for both).
+    jitter = round(opts.rng.uniform(0.0, opts.jitter), 3) if name.startswith("kill") else 0.0
+    print("\n== %s%s" % (name, " (kill -9 %.3f s after its nominal time)" % jitter if jitter else ""), flush=True)
     try:
         for a in opts.agents:
             if name == "rss":
@@ -872,7 +879,7 @@ def run_scenario(name, server, opts, work, binaries):
             elif name == "bound":
                 runs.append(Run(name, agent, server, proxy, opts, opts.bound_rate, opts.bound_batch))
             else:
-                runs.append(Run(name, agent, server, proxy, opts, opts.rate, opts.batch))
+                runs.append(Run(name, agent, server, proxy, opts, opts.rate, opts.batch, jitter=jitter))
         before = server.counters()
         if name == "rss":
             for r in runs:  # one after the other: the box has few cores
@@ -952,7 +959,7 @@ def result_of(r, server, received, skipped, opts):
         "fresh_note": r.fresh_note, "settled": r.settled, "error": r.error,
         "timestamp_mismatches": mismatched, "events": r.events,
         "agent_counters": r.agent.notes(r.agent_metrics) if r.agent_metrics else None,
-        "starts": r.agent.starts, "log": r.agent.log,
+        "starts": r.agent.starts, "log": r.agent.log, "kill_jitter_s": r.jitter,
     }
     if r.rss:
         half = [x[1] for x in r.rss[len(r.rss) // 2:]]
@@ -1088,6 +1095,10 @@ def main():
     ap.add_argument("--rss-batch", type=int, default=500, help="lines per request of the rss scenario (default 500)")
     ap.add_argument("--rss-writers", type=int, default=2, help="connections of the rss scenario (default 2)")
     ap.add_argument("--rss-seconds", type=float, help="length of the rss scenario per agent (default 30; quick 6)")
+    ap.add_argument("--jitter", type=float, default=1.0,
+                    help="a kill -9 comes up to this many s later than its nominal time, uniformly at random, "
+                         "the same for both agents (default 1.0)")
+    ap.add_argument("--seed", type=int, help="of the jitter (default: random, printed)")
     ap.add_argument("--json", dest="json_out", help="write the report (every number, timelines) here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, data, logs)")
     ap.add_argument("--summarize", nargs="+", metavar="JSON", help="print the median table of saved reports and exit")
@@ -1112,6 +1123,9 @@ def main():
     for k, (full, quick) in defaults.items():
         if getattr(o, k) is None:
             setattr(o, k, quick if o.quick else full)
+    if o.seed is None:
+        o.seed = random.SystemRandom().randrange(1 << 31)
+    o.rng = random.Random(o.seed)
     o.only = [s for s in o.only.split(",") if s]
     if any(s not in SCENARIOS for s in o.only):
         ap.error("--only: a comma-separated list of %s" % ", ".join(SCENARIOS))
@@ -1128,7 +1142,7 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
 
     work = tempfile.mkdtemp(prefix="strata-edge-bench-")
-    report = {"args": {k: v for k, v in vars(o).items() if k != "summarize"},
+    report = {"args": {k: v for k, v in vars(o).items() if k not in ("summarize", "rng")},
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": {}}
     t_all = time.monotonic()
     status = 0
@@ -1137,8 +1151,8 @@ def main():
         server.start()
         print("strata %s, strata-edge %s, vmagent %s; server on 127.0.0.1:%d; work dir %s" % (
             o.strata, o.strata_edge, o.vmagent, server.port, work))
-        print("rate %d samples/s per agent in requests of %d lines; load average %.2f %.2f %.2f on %d cores" % (
-            (o.rate, o.batch) + os.getloadavg() + (os.cpu_count(),)))
+        print("rate %d samples/s per agent in requests of %d lines; seed %d; load average %.2f %.2f %.2f on %d cores"
+              % ((o.rate, o.batch, o.seed) + os.getloadavg() + (os.cpu_count(),)))
         for s in o.only:
             report["results"][s] = run_scenario(s, server, o, work, binaries)
             if server.proc.poll() is not None:
