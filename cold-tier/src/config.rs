@@ -23,7 +23,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ColdTierConfig {
-    /// Turns the cold tier on. Off: no catalog is opened, no bucket is rolled.
+    /// Turns the cold tier on (the default: a local Iceberg warehouse and
+    /// SQLite catalog under the data dir). Off: no catalog is opened, no
+    /// bucket is rolled. A node on a Kafka log with `[cluster] peers` keeps it
+    /// off whatever this says (rolls are not yet owned per partition, so two
+    /// nodes could roll the same bucket), with a startup line saying so.
     pub enabled: bool,
     /// Where data and metadata files live: `file:///abs/path`, `s3://bucket/prefix`
     /// or `memory://name` (tests). Empty = `file://<data_dir>/cold/warehouse`.
@@ -58,7 +62,7 @@ pub struct ColdTierConfig {
 impl Default for ColdTierConfig {
     fn default() -> Self {
         Self {
-            enabled: false,
+            enabled: true,
             warehouse: String::new(),
             catalog_url: String::new(),
             catalog_name: "strata".into(),

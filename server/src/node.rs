@@ -402,8 +402,17 @@ impl std::fmt::Debug for Cold {
 async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Option<Cold>> {
     let config = &node.config;
     if !config.cold.enabled {
+        tracing::info!("cold tier off ([cold] enabled = false): data stays in the hot store until its retention");
         return Ok(None);
     }
+    if config.log.kind == strata_ingest::LogKind::Kafka && !config.cluster.peers.is_empty() {
+        tracing::warn!(
+            "cold tier off: this node shares a Kafka log with [cluster] peers, and rolls are not yet owned per \
+             partition (two nodes could roll the same bucket); data stays in the hot store"
+        );
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
     let tier = Arc::new(
         strata_cold_tier::ColdTier::open(&config.cold, &node.data_dir).await.context("opening the cold tier")?,
     );
@@ -421,11 +430,20 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         Arc::new(move |t: &strata_schemas::TenantId| hot.cold_watermark(t)),
     ));
     tracing::info!(
-        warehouse = %config.cold.warehouse,
-        catalog = %config.cold.catalog_url,
-        "cold tier on: sealed hot buckets roll into Iceberg tables"
+        warehouse = %config.cold.warehouse_url(&node.data_dir),
+        catalog = %redact_userinfo(&config.cold.catalog_url(&node.data_dir)),
+        opened_ms = started.elapsed().as_millis() as u64,
+        "cold tier on: sealed hot buckets roll into Iceberg tables (off: [cold] enabled = false)"
     );
     Ok(Some(Cold { compactor, store }))
+}
+
+/// `scheme://user:secret@host/…` without its user info, for log lines.
+fn redact_userinfo(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
 }
 
 /// The admin token: configured, or generated once into `<data_dir>/admin.token`.
@@ -497,5 +515,17 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_lines_do_not_show_catalog_passwords() {
+        assert_eq!(super::redact_userinfo("postgres://ice:s3cret@db:5432/ice"), "postgres://***@db:5432/ice");
+        assert_eq!(
+            super::redact_userinfo("sqlite:///d/cold/catalog.db?mode=rwc"),
+            "sqlite:///d/cold/catalog.db?mode=rwc"
+        );
     }
 }

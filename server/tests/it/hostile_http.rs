@@ -188,7 +188,12 @@ fn internal_endpoints_need_the_admin_token_and_post() {
     let (status, body) = request(&s, "POST", "/internal/flush", Some(ADMIN), b"");
     assert_eq!(status, 200, "{body}");
     assert_eq!(request(&s, "POST", "/internal/compact", Some(ADMIN), b"").0, 200);
-    assert_eq!(request(&s, "POST", "/internal/roll", Some(ADMIN), b"").0, 409, "cold tier off");
+    assert_eq!(request(&s, "POST", "/internal/roll", Some(ADMIN), b"").0, 200, "the cold tier is on by default");
+    {
+        let off_dir = data_dir();
+        let off = Server::start(off_dir.path(), &[("STRATA_ADMIN__TOKEN", ADMIN), ("STRATA_COLD__ENABLED", "false")]);
+        assert_eq!(request(&off, "POST", "/internal/roll", Some(ADMIN), b"").0, 409, "cold tier off");
+    }
     let lines = format!("m,device=d1 v=1 {}\n", now_ms());
     assert_eq!(request(&s, "POST", "/api/v2/write?precision=ms", None, lines.as_bytes()).0, 204);
     let (status, body) = request(&s, "POST", "/internal/flush", Some(ADMIN), b"");
