@@ -21,8 +21,8 @@ use strata_hot_store::{HotStore, HotStoreConfig};
 use strata_ingest::convert::{Converter, LabelLimits};
 use strata_ingest::series_cache::SeriesCache;
 use strata_ingest::{IngestLog, LocalLog, LogConfig, LogRecord, LogSink};
+use strata_schemas::TenantId;
 use strata_schemas::time::Precision;
-use strata_schemas::{TenantId, WriteBatch};
 
 const DEVICES: usize = 1000;
 
@@ -32,22 +32,6 @@ fn body(step: usize) -> String {
         iot_line(&mut out, d, step, 1_700_000_000_000_000_000 + step as i64 * 10_000_000_000);
     }
     out
-}
-
-#[derive(Debug)]
-struct Sink(Arc<HotStore>);
-
-impl LogSink for Sink {
-    fn apply(
-        &self,
-        partition: u32,
-        offset: u64,
-        _payload: &[u8],
-        decoded: Option<&(dyn std::any::Any + Send)>,
-    ) -> Result<(), String> {
-        let batch = decoded.and_then(|d| d.downcast_ref::<WriteBatch>()).ok_or("no decoded batch")?;
-        self.0.apply(partition, offset, batch).map_err(|e| e.to_string())
-    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -79,8 +63,9 @@ fn bench(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());
-    let log = LocalLog::open(&dir.path().join("log"), &LogConfig::default(), |_| 0, Arc::new(Sink(Arc::clone(&hot))))
-        .unwrap();
+    let log =
+        LocalLog::open(&dir.path().join("log"), &LogConfig::default(), |_| 0, Arc::clone(&hot) as Arc<dyn LogSink>)
+            .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut step = 0;
     g.bench_function("log_and_hot_store", |b| {

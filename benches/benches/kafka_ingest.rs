@@ -33,9 +33,9 @@ use strata_benches::iot_line;
 use strata_hot_store::{HotStore, HotStoreConfig};
 use strata_ingest::convert::{Converter, LabelLimits};
 use strata_ingest::series_cache::SeriesCache;
-use strata_ingest::{IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogRecord, LogSink};
+use strata_ingest::{IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogRecord};
+use strata_schemas::TenantId;
 use strata_schemas::time::Precision;
-use strata_schemas::{TenantId, WriteBatch};
 
 const DEVICES: usize = 1000;
 const PARTITIONS: u32 = 8;
@@ -52,33 +52,10 @@ fn body(step: usize) -> String {
     out
 }
 
-/// Applies records to the hot store (decoding when the log did not hand over the batch) and counts samples.
-#[derive(Debug)]
-struct Sink {
-    hot: Arc<HotStore>,
-    samples: AtomicU64,
-}
-
-impl LogSink for Sink {
-    fn apply(
-        &self,
-        partition: u32,
-        offset: u64,
-        payload: &[u8],
-        decoded: Option<&(dyn std::any::Any + Send)>,
-    ) -> Result<(), String> {
-        let owned;
-        let batch = match decoded.and_then(|d| d.downcast_ref::<WriteBatch>()) {
-            Some(b) => b,
-            None => {
-                owned = WriteBatch::decode(payload).map_err(|e| e.to_string())?;
-                &owned
-            }
-        };
-        self.hot.apply(partition, offset, batch).map_err(|e| e.to_string())?;
-        self.samples.fetch_add(batch.sample_count() as u64, Ordering::Relaxed);
-        Ok(())
-    }
+/// Samples the hot store has taken in (nothing is flushed during a run).
+fn applied_samples(hot: &HotStore) -> u64 {
+    let s = hot.stats();
+    (s.memtable_samples + s.frozen_samples) as u64
 }
 
 /// utime + stime of a process in seconds (clock ticks of 10 ms).
@@ -100,7 +77,7 @@ struct Run {
     broker_cpu: Option<f64>,
 }
 
-fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, broker_pid: Option<&str>) -> Run {
+fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, hot: &HotStore, broker_pid: Option<&str>) -> Run {
     let tenant = TenantId::new("acme").unwrap();
     let cache = Arc::new(SeriesCache::new(1 << 20));
     let expected = (bodies.len() * DEVICES * 10) as u64;
@@ -141,7 +118,7 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, sink: &Sink, brok
         }
     });
     let acked = t0.elapsed();
-    while sink.samples.load(Ordering::Relaxed) < expected {
+    while applied_samples(hot) < expected {
         assert!(t0.elapsed() < Duration::from_secs(600), "{name}: samples never all applied");
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -193,17 +170,15 @@ fn main() {
 
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());
-    let sink = Arc::new(Sink { hot, samples: AtomicU64::new(0) });
     let config = LogConfig { partitions: PARTITIONS, ..LogConfig::default() };
-    let local = Arc::new(LocalLog::open(&dir.path().join("log"), &config, |_| 0, Arc::clone(&sink) as _).unwrap());
-    runs.push(run("local log", &bodies, Arc::clone(&local) as _, &sink, None));
+    let local = Arc::new(LocalLog::open(&dir.path().join("log"), &config, |_| 0, Arc::clone(&hot) as _).unwrap());
+    runs.push(run("local log", &bodies, Arc::clone(&local) as _, &hot, None));
     local.close();
     drop(dir);
 
     let (mut broker, port) = tansu();
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());
-    let sink = Arc::new(Sink { hot, samples: AtomicU64::new(0) });
     let mut kc = KafkaLogConfig { brokers: format!("127.0.0.1:{port}"), ..KafkaLogConfig::default() };
     if let Ok(c) = std::env::var("STRATA_BENCH_KAFKA_COMPRESSION") {
         kc.compression = c;
@@ -217,7 +192,7 @@ fn main() {
         }
     }
     let label = format!("kafka (tansu, {}, linger {:?} {:?})", kc.compression, kc.linger, kc.options);
-    let kafka = Arc::new(KafkaLog::open(&kc, PARTITIONS, "bench", Arc::new(|_| 0), Arc::clone(&sink) as _).unwrap());
+    let kafka = Arc::new(KafkaLog::open(&kc, PARTITIONS, "bench", Arc::new(|_| 0), Arc::clone(&hot) as _).unwrap());
     // Wait for the consumer to hold every partition before the clock starts.
     let deadline = Instant::now() + Duration::from_secs(60);
     while kafka.status().partitions.iter().any(|p| !p.assigned) {
@@ -225,7 +200,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let pid = broker.id().to_string();
-    runs.push(run(&label, &bodies, Arc::clone(&kafka) as _, &sink, Some(&pid)));
+    runs.push(run(&label, &bodies, Arc::clone(&kafka) as _, &hot, Some(&pid)));
     kafka.close(Duration::from_secs(5));
     let _ = broker.kill();
     let _ = broker.wait();

@@ -65,6 +65,7 @@ mod memtable;
 mod origins;
 mod read;
 mod segment;
+mod sink;
 mod store;
 
 pub use config::HotStoreConfig;

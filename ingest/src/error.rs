@@ -81,6 +81,8 @@ pub enum Error {
         partition: u32,
         /// Offset.
         offset: u64,
+        /// The sink's classification (a store refusing writes for now is Unavailable).
+        kind: ErrorKind,
         /// Description.
         detail: String,
     },
@@ -163,9 +165,8 @@ impl Error {
             | Error::PartitionCountChanged { .. }
             | Error::KafkaConfig { .. }
             | Error::KafkaTopic { .. } => ErrorKind::InvalidInput,
-            Error::OpenLog { .. } | Error::ReadSegment { .. } | Error::Apply { .. } | Error::KafkaThread { .. } => {
-                ErrorKind::Internal
-            }
+            Error::Apply { kind, .. } => *kind,
+            Error::OpenLog { .. } | Error::ReadSegment { .. } | Error::KafkaThread { .. } => ErrorKind::Internal,
         }
     }
 }

@@ -44,9 +44,9 @@ pub(crate) mod segment;
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use strata_schemas::WriteBatch;
 
 pub use kafka::{KafkaLog, KafkaLogConfig, KafkaStatus, PartitionStatus};
 pub use local::LocalLog;
@@ -116,7 +116,7 @@ impl LogConfig {
 
 /// The decoded form of a record, handed to the sink beside its bytes so the
 /// write path does not decode what it just encoded.
-pub type Decoded = Box<dyn Any + Send>;
+pub type Decoded = Box<WriteBatch>;
 
 /// One record to append.
 pub struct LogRecord {
@@ -141,23 +141,9 @@ impl LogRecord {
     }
 }
 
-/// Receives every record of the log, in offset order per partition, right
-/// after it became durable (and during replay). With [`KafkaLog`] a record
-/// may arrive again after a restart or rebalance (offsets below the sink's
-/// floor are re-delivered); applying a record twice must be harmless.
-pub trait LogSink: Send + Sync {
-    /// Applies record `offset` of `partition`. `decoded` is the record's
-    /// decoded form when the writer supplied it (never during replay). An
-    /// error fails the write that produced the record (the record itself
-    /// stays in the log).
-    fn apply(
-        &self,
-        partition: u32,
-        offset: u64,
-        payload: &[u8],
-        decoded: Option<&(dyn Any + Send)>,
-    ) -> std::result::Result<(), String>;
-}
+/// Where records go: [`strata_schemas::LogSink`] (typed batches, errors
+/// with their kind), re-exported here beside the logs that call it.
+pub use strata_schemas::{ApplyError, LogSink};
 
 /// A boxed future returned by [`IngestLog::append`].
 pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u64>>> + Send + 'a>>;

@@ -5,11 +5,11 @@
 //! every other one:
 //!
 //! ```text
-//!             ┌───────────── strata serve ─────────────┐
-//!  HTTP ──►   │ ingest::http ─► ingest::LocalLog ─► HotStoreSink ─► hot_store::HotStore │
-//!             │        (or ingest::KafkaLog: producer ─► topic ─► consumer ─► HotStoreSink)  │
-//!             │ query::http  ─► query::Engine ──(ReadStore)──────────────┘            │
-//!             └─────────────────────────────────────────┘
+//!             ┌──────────────────────────── strata serve ─────────────────────────────┐
+//!  HTTP ──►   │ ingest::http ─► ingest::LocalLog ───────────────────► hot_store::HotStore │
+//!             │   (or ingest::KafkaLog: producer ─► topic ─► consumer ─►) (its LogSink)   │
+//!             │ query::http  ─► query::Engine ──(ReadStore)─────────────────┘           │
+//!             └───────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! * [`cli`]: the `strata` command line.

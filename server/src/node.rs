@@ -37,29 +37,6 @@ use strata_ingest::series_cache::SeriesCache;
 use strata_ingest::{IngestLog, KafkaLog, LocalLog, LogKind, LogSink};
 use strata_schemas::WriteBatch;
 
-/// Applies ingest-log records to the hot store.
-#[derive(Debug)]
-pub struct HotStoreSink {
-    hot: Arc<HotStore>,
-}
-
-impl LogSink for HotStoreSink {
-    fn apply(
-        &self,
-        partition: u32,
-        offset: u64,
-        payload: &[u8],
-        decoded: Option<&(dyn std::any::Any + Send)>,
-    ) -> Result<(), String> {
-        // The write path hands over the batch it encoded; replay decodes.
-        if let Some(batch) = decoded.and_then(|d| d.downcast_ref::<WriteBatch>()) {
-            return self.hot.apply(partition, offset, batch).map_err(|e| e.to_string());
-        }
-        let batch = WriteBatch::decode(payload).map_err(|e| e.to_string())?;
-        self.hot.apply(partition, offset, &batch).map_err(|e| e.to_string())
-    }
-}
-
 /// The running parts of a node, shared by the HTTP handlers and background tasks.
 #[derive(Debug)]
 pub struct Node {
@@ -98,7 +75,8 @@ impl Node {
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
         );
-        let sink = Arc::new(HotStoreSink { hot: Arc::clone(&hot) });
+        // The hot store is the log's sink (`impl LogSink for HotStore`).
+        let sink = Arc::clone(&hot) as Arc<dyn LogSink>;
         let floor_hot = Arc::clone(&hot);
         let (log, local_log, kafka): (Arc<dyn IngestLog>, _, _) = match config.log.kind {
             LogKind::Local => {
@@ -177,12 +155,14 @@ impl Node {
                 let batch = WriteBatch::decode(payload).map_err(|e| strata_ingest::Error::Apply {
                     partition: p,
                     offset,
+                    kind: strata_schemas::ErrorKind::Corruption,
                     detail: e.to_string(),
                 })?;
                 samples += batch.sample_count() as u64;
                 self.hot.apply(p, offset, &batch).map_err(|e| strata_ingest::Error::Apply {
                     partition: p,
                     offset,
+                    kind: e.kind(),
                     detail: e.to_string(),
                 })?;
                 records += 1;

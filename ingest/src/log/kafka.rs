@@ -855,7 +855,8 @@ fn apply_loop(rx: &std::sync::mpsc::Receiver<Job>, shared: &Shared, sink: &dyn L
     while let Ok(Job { partition: p, offset, payload }) = rx.recv() {
         let Some(state) = shared.partition(p) else { continue };
         let mut attempt = 0u32;
-        while let Err(detail) = sink.apply(p as u32, offset as u64, &payload, None) {
+        while let Err(e) = sink.apply(p as u32, offset as u64, &payload, None) {
+            let detail = e.to_string();
             attempt += 1;
             shared.apply_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(partition = p, offset, attempt, detail, "applying kafka record failed; retrying");

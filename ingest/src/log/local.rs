@@ -761,7 +761,7 @@ impl Writer {
                 .sink
                 .apply(partition, offset, &r.payload, r.decoded.as_deref())
                 .map(|()| offset)
-                .map_err(|detail| Error::Apply { partition, offset, detail });
+                .map_err(|e| Error::Apply { partition, offset, kind: e.kind, detail: e.message });
             let _ = r.done.send(result);
         }
     }

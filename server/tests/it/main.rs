@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
+mod apply_refusal;
 mod cold;
 mod edge_dedup;
 mod harness;

@@ -62,7 +62,13 @@ fn status_reports_lag_only_for_assigned_partitions_with_known_offsets() {
 fn open_without_a_broker_fails_as_unavailable() {
     struct Nothing;
     impl LogSink for Nothing {
-        fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&(dyn std::any::Any + Send)>) -> Result<(), String> {
+        fn apply(
+            &self,
+            _: u32,
+            _: u64,
+            _: &[u8],
+            _: Option<&strata_schemas::WriteBatch>,
+        ) -> Result<(), strata_schemas::ApplyError> {
             Ok(())
         }
     }

@@ -14,8 +14,8 @@ impl LogSink for Recorder {
         partition: u32,
         offset: u64,
         payload: &[u8],
-        _decoded: Option<&(dyn std::any::Any + Send)>,
-    ) -> std::result::Result<(), String> {
+        _decoded: Option<&strata_schemas::WriteBatch>,
+    ) -> std::result::Result<(), strata_schemas::ApplyError> {
         self.0.lock().entry(partition).or_default().push((offset, payload.to_vec()));
         Ok(())
     }
