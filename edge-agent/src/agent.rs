@@ -32,6 +32,9 @@ pub struct Agent {
     /// under the same `agent_id` is a new origin, so the server cannot mistake
     /// its new batches for re-sends of the old queue's.
     pub origin_id: String,
+    /// The aggregator (`aggregate.rs`), with `[[aggregate]]` rules: the
+    /// forwarder acknowledges a batch only once its state file covers it.
+    pub aggregate: Option<Arc<crate::aggregate::Handle>>,
 }
 
 impl Agent {
@@ -50,6 +53,7 @@ impl Agent {
             origin = %origin_id,
             "queue opened"
         );
+        let aggregate = crate::aggregate::open(&config, &origin_id, &queue)?;
         let metrics = Metrics::default();
         *metrics.current_endpoint.lock().expect("fresh lock") = config.forward.endpoints[0].clone();
         let queue = Arc::new(Mutex::new(queue));
@@ -59,7 +63,20 @@ impl Agent {
             .name("queue-writer".to_owned())
             .spawn(move || write_groups(&writer_queue, &requests))
             .map_err(|e| crate::Error::OpenQueue { path: config.data_dir.clone(), source: e })?;
-        Ok(Arc::new(Agent { config, queue, appends, metrics, wake: tokio::sync::Notify::new(), origin_id }))
+        let handle = aggregate.as_ref().map(|(h, _)| Arc::clone(h));
+        let agent = Arc::new(Agent {
+            config,
+            queue,
+            appends,
+            metrics,
+            wake: tokio::sync::Notify::new(),
+            origin_id,
+            aggregate: handle,
+        });
+        if let Some((handle, aggregator)) = aggregate {
+            crate::aggregate::spawn(&agent, aggregator, handle)?;
+        }
+        Ok(agent)
     }
 
     /// Appends one batch; returns its sequence number once it is durable.
@@ -73,6 +90,19 @@ impl Agent {
         };
         self.appends.send(AppendRequest { payload, enqueued_ms, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// [`Agent::append`] from a thread outside the runtime (the aggregator's
+    /// emissions): the same writer thread, group commit and answer.
+    pub fn append_blocking(&self, payload: Vec<u8>) -> Result<u64> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let enqueued_ms = strata_schemas::time::now_millis();
+        let stopped = || crate::Error::Write {
+            path: self.config.data_dir.clone(),
+            source: std::io::Error::other("the queue writer thread stopped"),
+        };
+        self.appends.send(AppendRequest { payload, enqueued_ms, reply }).map_err(|_| stopped())?;
+        answer.blocking_recv().map_err(|_| stopped())?
     }
 
     /// Counters and queue gauges (blocking: takes the queue lock).
@@ -91,6 +121,7 @@ impl Agent {
             let client_id = mqtt.client_id_or(&self.config.agent_id).to_owned();
             status.mqtt = Some(self.metrics.mqtt.status(format!("{host}:{}", mqtt.port), client_id));
         }
+        status.aggregate = self.aggregate.as_ref().map(|a| a.status());
         status
     }
 

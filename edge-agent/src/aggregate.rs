@@ -128,7 +128,7 @@ impl AggregateRule {
         if m.is_empty() || m.starts_with('#') || m.contains('\n') || m.chars().any(char::is_control) {
             return Err(format!("measurement {m:?} must be non-empty, without control characters or a leading #"));
         }
-        if self.window < Duration::from_secs(1) || self.window.subsec_nanos() % 1_000_000 != 0 {
+        if self.window < Duration::from_secs(1) || !self.window.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(format!("{m}: window must be at least 1s and whole milliseconds"));
         }
         if self.window > Duration::from_secs(7 * 86_400) || self.max_late > Duration::from_secs(7 * 86_400) {
@@ -381,6 +381,8 @@ pub struct Aggregator {
     /// Batches numbered from here were appended by this process: their
     /// emission sections are this aggregator's own.
     run_start: u64,
+    /// Emission payloads are cut at about this size.
+    max_emission_bytes: usize,
     counters: Counters,
     last_late_log: Option<Instant>,
     late_unlogged: u64,
@@ -410,25 +412,41 @@ impl Aggregator {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(source) => return Err(StateError::Read { path, source }),
         };
-        if !state.origin.is_empty() && state.origin != origin {
+        let queue_id = |o: &str| o.rsplit_once('.').map(|(_, q)| q.to_owned());
+        if state.origin.is_empty() {
+            state.origin = origin.to_owned();
+        } else if queue_id(&state.origin) != queue_id(origin) {
             tracing::warn!(
                 path = %path.display(), found = %state.origin, queue = %origin,
                 "aggregate state belongs to another queue (the queue was re-created); starting empty"
             );
-            state = State::default();
+            state = State { origin: origin.to_owned(), ..State::default() };
+        } else if state.origin != origin {
+            // The same queue under a new agent_id: its windows were (partly)
+            // emitted under the old label; a new label would count them twice.
+            tracing::warn!(
+                found = %state.origin, agent = %origin,
+                "agent_id changed: aggregates keep the label edge_agent={} for this queue", state.origin
+            );
         }
-        state.origin = origin.to_owned();
         Ok(Aggregator {
             rules,
             path,
             fsync,
             state,
             run_start: next_seq,
+            max_emission_bytes: MAX_EMISSION_BYTES,
             counters: Counters::default(),
             last_late_log: None,
             late_unlogged: 0,
             changed: true,
         })
+    }
+
+    /// Cuts emission payloads at about `bytes` (at least one window each),
+    /// so that they fit a small queue bound.
+    pub fn set_max_emission_bytes(&mut self, bytes: usize) {
+        self.max_emission_bytes = bytes.clamp(1, MAX_EMISSION_BYTES);
     }
 
     /// Every batch up to this one is folded.
@@ -606,11 +624,10 @@ impl Aggregator {
     }
 
     /// Moves the horizon to `now_ms` (call when every batch queued is folded).
+    /// Not a change worth a state file of its own: an older horizon after a
+    /// restart only closes windows later.
     pub fn advance_horizon(&mut self, now_ms: i64) {
-        if now_ms > self.state.horizon_ms {
-            self.state.horizon_ms = now_ms;
-            self.changed = true;
-        }
+        self.state.horizon_ms = self.state.horizon_ms.max(now_ms);
     }
 
     /// The windows due for emission at `now_ms`: never emitted and past
@@ -634,7 +651,7 @@ impl Aggregator {
             }
             write_window(&mut out, &key.0, key.1, w, &self.state.origin);
             windows.push((key.clone(), w.emitted_seq == 0));
-            if out.len() >= MAX_EMISSION_BYTES {
+            if out.len() >= self.max_emission_bytes {
                 break;
             }
         }
@@ -730,7 +747,10 @@ fn write_window(out: &mut String, series: &SeriesKey, end: i64, w: &Window, orig
         if s.sum.is_finite() {
             fields.push((Cow::Owned(format!("{prefix}sum")), FieldValue::Float(s.sum)));
         }
-        fields.push((Cow::Owned(format!("{prefix}count")), FieldValue::Integer(i64::try_from(s.count).unwrap_or(i64::MAX))));
+        fields.push((
+            Cow::Owned(format!("{prefix}count")),
+            FieldValue::Integer(i64::try_from(s.count).unwrap_or(i64::MAX)),
+        ));
         fields.push((Cow::Owned(format!("{prefix}last")), FieldValue::Float(s.last)));
     }
     let line = ParsedLine {

@@ -38,6 +38,13 @@
 //! tags = { farm = "{1}", device = "{2}" }
 //! timestamp = "ts"                  # JSON member holding the time (default: the agent's time)
 //! precision = "ms"
+//!
+//! [[aggregate]]                     # pre-aggregation (aggregate.rs), one table per measurement
+//! measurement = "soil"
+//! window = "5m"                     # soil_moisture_{min,max,sum,count,last}{edge_agent=...} per 5 m
+//! passthrough = false               # true: the raw lines are forwarded too
+//! delay = "10s"                     # first emitted this long after the window's end
+//! max_late = "1h"                   # later samples correct it until then; after: dropped, counted
 //! ```
 
 use std::collections::BTreeMap;
@@ -68,6 +75,10 @@ pub struct AgentConfig {
     pub forward: ForwardConfig,
     /// MQTT intake (off unless `mqtt.host` is set).
     pub mqtt: MqttConfig,
+    /// Pre-aggregation rules, one per measurement (`[[aggregate]]`; none:
+    /// off): windows of min, max, sum, count and last per series, forwarded
+    /// as `<metric>_min`, … with the label `edge_agent` (`aggregate.rs`).
+    pub aggregate: Vec<crate::aggregate::AggregateRule>,
 }
 
 impl Default for AgentConfig {
@@ -80,6 +91,7 @@ impl Default for AgentConfig {
             queue: QueueConfig::default(),
             forward: ForwardConfig::default(),
             mqtt: MqttConfig::default(),
+            aggregate: Vec::new(),
         }
     }
 }
@@ -358,6 +370,7 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<()> {
         self.queue.validate()?;
         self.mqtt.validate(&self.agent_id)?;
+        crate::aggregate::validate_rules(&self.aggregate)?;
         if self.agent_id.is_empty() || !self.agent_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::Config(format!("agent_id {:?} must be non-empty printable ASCII", self.agent_id)));
         }

@@ -91,6 +91,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The aggregator's state file (`aggregate/FORMAT.md`) or its thread.
+    #[error(transparent)]
+    Aggregate(#[from] crate::aggregate::StateError),
 }
 
 impl Error {
@@ -103,6 +106,7 @@ impl Error {
             Error::Full { .. } | Error::Poisoned => ErrorKind::Unavailable,
             Error::TooLarge { .. } | Error::Config(_) => ErrorKind::InvalidInput,
             Error::OpenQueue { .. } | Error::Read { .. } | Error::Write { .. } => ErrorKind::Internal,
+            Error::Aggregate(e) => e.kind(),
         }
     }
 }

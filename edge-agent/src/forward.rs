@@ -291,6 +291,8 @@ pub async fn run(agent: Arc<Agent>) {
         }
         last_lane = lane;
         let base = cfg.endpoints[endpoint].trim_end_matches('/');
+        // Raw lines of aggregated measurements stay here (aggregate.rs); nothing left: nothing to send.
+        let batch = crate::aggregate::strip_batch(&agent.config.aggregate, batch);
         let mut req = client
             .post(format!("{base}/api/v2/write?precision=ns"))
             .header("Content-Encoding", "gzip")
@@ -301,13 +303,17 @@ pub async fn run(agent: Arc<Agent>) {
         if let Some(token) = &cfg.token {
             req = req.header("Authorization", format!("Token {token}"));
         }
-        let outcome = match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let body = resp.text().await.unwrap_or_default();
-                classify(status, &body)
+        let outcome = if batch.payload.is_empty() {
+            Outcome::Sent
+        } else {
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.text().await.unwrap_or_default();
+                    classify(status, &body)
+                }
+                Err(e) => Outcome::Retry(format!("{base}: {}", chain(&e))),
             }
-            Err(e) => Outcome::Retry(format!("{base}: {}", chain(&e))),
         };
         match outcome {
             Outcome::Sent | Outcome::Rejected(_) => {
@@ -333,6 +339,8 @@ pub async fn run(agent: Arc<Agent>) {
                 let seq = batch.seq;
                 let writer = Arc::clone(&agent);
                 pending = Some(tokio::task::spawn_blocking(move || {
+                    // Only once the aggregator's state file covers it (aggregate.rs).
+                    crate::aggregate::wait_durable(&writer, seq)?;
                     writer.queue.lock().expect("queue lock is never poisoned").ack_one(seq)
                 }));
                 match lane {

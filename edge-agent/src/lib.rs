@@ -24,12 +24,13 @@
 //! on (agent id, sequence), so a batch sent but whose acknowledgement was
 //! lost (the agent died between the server's answer and the cursor write)
 //! is sent again after a restart. MQTT intake (`mqtt.rs`) subscribes to a
-//! broker and acknowledges a message only once it is queued. Not built yet:
-//! pre-aggregation, the hybrid logical clock, two lanes (live before
-//! backlog), zstd.
+//! broker and acknowledges a message only once it is queued. Pre-aggregation
+//! (`aggregate.rs`) folds configured measurements into windows forwarded as
+//! their own series. Not built yet: the hybrid logical clock, zstd.
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod aggregate;
 pub mod config;
 pub mod error;
 pub mod forward;

@@ -28,13 +28,18 @@ use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
 /// between two live ones. Batches acknowledged out of order are recorded in
 /// the queue's cursor, so a restart re-sends neither lane's acknowledged batches.
 ///
+/// Pre-aggregation: [[aggregate]] tables in the file (measurement, window, passthrough, delay,
+/// max_late; see strata-edge.example.toml) fold a measurement's samples into windows and forward
+/// <metric>_min/_max/_sum/_count/_last per series with the label edge_agent; late samples replace
+/// an emitted window (never add to it); merge agents with sum/min/max without (edge_agent).
+///
 /// Settings come from the TOML file given with --config (see the keys in
 /// brackets below); a flag overrides the file. Delivery is at-least-once until
 /// the server deduplicates batches by (agent id, sequence).
 #[derive(Debug, Parser)]
 #[command(name = "strata-edge", version)]
 struct Args {
-    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward], [mqtt]).
+    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward], [mqtt], [[aggregate]]).
     #[arg(long, short = 'c', env = "STRATA_EDGE_CONFIG")]
     config: Option<PathBuf>,
     /// Identity sent as X-Strata-Agent-Id; keep it stable across restarts [agent_id; default: host name].

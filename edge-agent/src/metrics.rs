@@ -102,6 +102,9 @@ pub struct Status {
     pub current_endpoint: String,
     /// The live and backlog lanes.
     pub lanes: LanesStatus,
+    /// Pre-aggregation (absent without `[[aggregate]]` rules; `aggregate.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<crate::aggregate::AggregateStatus>,
     /// The MQTT intake (absent when `mqtt.host` is not set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::mqtt::MqttStatus>,
@@ -140,6 +143,7 @@ impl Metrics {
             last_error: self.last_error.lock().expect("metrics lock is never poisoned").clone(),
             current_endpoint: self.current_endpoint.lock().expect("metrics lock is never poisoned").clone(),
             lanes: LanesStatus::default(),
+            aggregate: None,
             mqtt: None,
         }
     }
@@ -359,6 +363,9 @@ impl Status {
             for (reason, n) in &mq.messages_rejected {
                 let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
             }
+        }
+        if let Some(a) = &self.aggregate {
+            a.prometheus(&mut out);
         }
         out
     }

@@ -557,6 +557,12 @@ impl Queue {
         self.poisoned
     }
 
+    /// Whether batch `seq` is acknowledged (in the prefix or a range above
+    /// it; a batch dropped by `drop_oldest` counts as acknowledged).
+    pub fn is_acked(&self, seq: u64) -> bool {
+        seq <= self.acked || self.above.contains(seq)
+    }
+
     /// The first unacknowledged sequence number at or after `from` that is on disk.
     fn first_unacked_seq(&self, from: u64) -> Option<u64> {
         let seq = self.above.skip(from.max(self.acked + 1));

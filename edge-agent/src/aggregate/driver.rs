@@ -60,21 +60,36 @@ impl AggregateStatus {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
         let c = &self.counters;
-        metric("strata_edge_aggregate_windows_open", "gauge", "Aggregation windows held (open or correctable).", self.windows_open);
+        metric(
+            "strata_edge_aggregate_windows_open",
+            "gauge",
+            "Aggregation windows held (open or correctable).",
+            self.windows_open,
+        );
         metric(
             "strata_edge_aggregate_corrections_pending",
             "gauge",
             "Emitted windows changed since, waiting for their previous emission to be acknowledged.",
             self.corrections_pending,
         );
-        metric("strata_edge_aggregate_folded_through", "gauge", "Every queued batch up to this one is folded.", self.folded_through);
+        metric(
+            "strata_edge_aggregate_folded_through",
+            "gauge",
+            "Every queued batch up to this one is folded.",
+            self.folded_through,
+        );
         metric(
             "strata_edge_aggregate_durable_through",
             "gauge",
             "The aggregate state file covers the batches up to this one.",
             self.durable_through,
         );
-        metric("strata_edge_aggregate_samples_folded_total", "counter", "Samples folded into windows.", c.samples_folded);
+        metric(
+            "strata_edge_aggregate_samples_folded_total",
+            "counter",
+            "Samples folded into windows.",
+            c.samples_folded,
+        );
         metric(
             "strata_edge_aggregate_late_samples_dropped_total",
             "counter",
@@ -88,7 +103,12 @@ impl AggregateStatus {
             "Corrected emissions of windows queued (replacing the earlier one).",
             c.corrections,
         );
-        metric("strata_edge_aggregate_windows_closed_total", "counter", "Windows closed after max_late.", c.windows_closed);
+        metric(
+            "strata_edge_aggregate_windows_closed_total",
+            "counter",
+            "Windows closed after max_late.",
+            c.windows_closed,
+        );
         metric("strata_edge_aggregate_checkpoints_total", "counter", "Aggregate state files written.", c.checkpoints);
     }
 }
@@ -165,7 +185,9 @@ pub fn open(config: &AgentConfig, origin: &str, queue: &Queue) -> crate::Result<
         return Ok(None);
     }
     let fsync = config.queue.fsync == FsyncPolicy::EveryBatch;
-    let agg = Aggregator::open(&dir, Rules::new(&config.aggregate), origin, queue.stats().next_seq, fsync)?;
+    let mut agg = Aggregator::open(&dir, Rules::new(&config.aggregate), origin, queue.stats().next_seq, fsync)?;
+    // Well within the writer thread's group cap (a quarter of the bound).
+    agg.set_max_emission_bytes(usize::try_from(config.queue.max_bytes / 8).unwrap_or(usize::MAX));
     let (windows, dirty) = agg.windows();
     tracing::info!(
         dir = %dir.display(),

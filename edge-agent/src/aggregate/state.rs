@@ -252,7 +252,14 @@ fn decode_body(body: &[u8]) -> Result<State, String> {
         let mut fields = BTreeMap::new();
         for _ in 0..r.count(52)? {
             let name = r.str()?;
-            let s = Stats { min: r.f64()?, max: r.f64()?, sum: r.f64()?, count: r.u64()?, last: r.f64()?, last_ts: r.i64()? };
+            let s = Stats {
+                min: r.f64()?,
+                max: r.f64()?,
+                sum: r.f64()?,
+                count: r.u64()?,
+                last: r.f64()?,
+                last_ts: r.i64()?,
+            };
             fields.insert(name, s);
         }
         if start >= end {

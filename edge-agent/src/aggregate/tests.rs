@@ -173,7 +173,7 @@ fn emission_sections_merged_into_intake_batches_are_recognised() {
         // The writer thread merged the emission with an intake request.
         let merged = format!("m v=5 {}\n{}", 1_012 * SEC, String::from_utf8(p).unwrap());
         payloads.push(merged.clone());
-        Ok(q.lock().unwrap().append(merged.as_bytes(), 1_011_000)?)
+        q.lock().unwrap().append(merged.as_bytes(), 1_011_000)
     })
     .unwrap();
     round(&mut agg, &q, 1_011_100);
@@ -186,9 +186,10 @@ fn emission_sections_merged_into_intake_batches_are_recognised() {
 fn rules_are_validated_and_the_example_file_shows_the_defaults() {
     let c: crate::config::AgentConfig = toml::from_str(include_str!("../../strata-edge.example.toml")).unwrap();
     assert_eq!(c.aggregate, [rule("soil", 300, 10, 3600, false)]);
-    let parsed: crate::config::AgentConfig =
-        toml::from_str("[forward]\nendpoints = [\"http://a:1\"]\n[[aggregate]]\nmeasurement = \"m\"\nwindow = \"5m\"\n")
-            .unwrap();
+    let parsed: crate::config::AgentConfig = toml::from_str(
+        "[forward]\nendpoints = [\"http://a:1\"]\n[[aggregate]]\nmeasurement = \"m\"\nwindow = \"5m\"\n",
+    )
+    .unwrap();
     assert_eq!(parsed.aggregate, [rule("m", 300, 10, 3600, false)], "defaults");
     parsed.validate().unwrap();
     let bad = |rules: Vec<AggregateRule>| validate_rules(&rules).unwrap_err().to_string();
@@ -286,9 +287,11 @@ fn a_torn_state_write_leaves_the_previous_state() {
         assert_eq!((agg.folded_through(), agg.windows()), (1, (1, 0)));
         assert!(!dir.path().join("aggregate/state.tmp").exists());
     }
-    // A state file of another queue is set aside.
+    // The same queue under a new agent_id keeps its state (and label); another queue's is set aside.
+    let renamed = Aggregator::open(&dir.path().join("aggregate"), Rules::new(&rules), "gw2.q", 2, false).unwrap();
+    assert_eq!((renamed.folded_through(), renamed.state.origin.as_str()), (1, "gw.q"));
     let other = Aggregator::open(&dir.path().join("aggregate"), Rules::new(&rules), "gw.other", 2, false).unwrap();
-    assert_eq!(other.folded_through(), 0);
+    assert_eq!((other.folded_through(), other.state.origin.as_str()), (0, "gw.other"));
 }
 
 // ---- convergence ----
@@ -354,7 +357,8 @@ impl SimAgent {
     fn open(dir: tempfile::TempDir, origin: String) -> SimAgent {
         let queue = open_queue(dir.path());
         let next = queue.lock().unwrap().stats().next_seq;
-        let agg = Aggregator::open(&dir.path().join("aggregate"), Rules::new(&sim_rules()), &origin, next, false).unwrap();
+        let agg =
+            Aggregator::open(&dir.path().join("aggregate"), Rules::new(&sim_rules()), &origin, next, false).unwrap();
         let durable = agg.folded_through();
         SimAgent { dir, origin, queue, agg, durable, answered: Vec::new() }
     }
@@ -365,13 +369,16 @@ impl SimAgent {
     }
 }
 
+/// A stored point: (metric, sorted labels, ms).
+type Point = (String, Vec<(String, String)>, i64);
+
 /// The server: applies an (origin, seq) once; for equal (series, timestamp)
 /// keeps the write applied later.
 #[derive(Default)]
 struct Server {
     applied: HashSet<(String, u64)>,
     /// (metric, labels, ms) → value.
-    values: BTreeMap<(String, Vec<(String, String)>, i64), f64>,
+    values: BTreeMap<Point, f64>,
 }
 
 impl Server {
@@ -390,7 +397,8 @@ impl Server {
                     FieldValue::Integer(i) => *i as f64,
                     other => panic!("{other:?}"),
                 };
-                let metric = if k == "value" { line.measurement.to_string() } else { format!("{}_{k}", line.measurement) };
+                let metric =
+                    if k == "value" { line.measurement.to_string() } else { format!("{}_{k}", line.measurement) };
                 self.values.insert((metric, labels.clone(), line.timestamp.unwrap() / 1_000_000), v);
             }
         }
@@ -434,7 +442,7 @@ fn run_sim(agents: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Round(a) => {
                 let s = &mut sim[a];
                 let q = &s.queue;
-                s.agg.round(q, *now_ms, &mut |p| Ok(q.lock().unwrap().append(&p, *now_ms)?)).unwrap();
+                s.agg.round(q, *now_ms, &mut |p| q.lock().unwrap().append(&p, *now_ms)).unwrap();
             }
             Op::Checkpoint(a) => sim[a].durable = sim[a].agg.checkpoint().unwrap(),
             Op::Advance(ms) => *now_ms += i64::from(ms),

@@ -13,6 +13,7 @@
 //! server's `strata_ingest_samples_total`, which counts at the write path,
 //! and `strata_ingest_edge_duplicates_skipped_total`).
 
+mod aggregate;
 mod dedup;
 mod harness;
 mod lanes;
