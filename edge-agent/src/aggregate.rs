@@ -543,12 +543,13 @@ impl Aggregator {
         if n == 0 {
             return;
         }
-        let start = ts.div_euclid(rule.window_ns) * rule.window_ns;
         let closed = |end: i64| self.state.closed.get(line.measurement.as_ref()).is_some_and(|&c| end <= c);
-        let end = match start.checked_add(rule.window_ns) {
-            Some(end) if !closed(end) && enqueued_ms <= floor_ms(end).saturating_add(rule.max_late_ms) => end,
-            _ => return self.late(n, line, ts),
-        };
+        let window = ts.div_euclid(rule.window_ns).checked_mul(rule.window_ns).and_then(|start| {
+            let end = start.checked_add(rule.window_ns)?;
+            (!closed(end) && enqueued_ms <= floor_ms(end).saturating_add(rule.max_late_ms)).then_some((start, end))
+        });
+        // Outside i64 nanoseconds, a closed window or past max_late: dropped, counted.
+        let Some((start, end)) = window else { return self.late(n, line, ts) };
         let w = self.state.windows.entry((SeriesKey::of(line), end)).or_insert_with(|| Window {
             start,
             emitted_seq: 0,

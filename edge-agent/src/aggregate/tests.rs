@@ -640,3 +640,13 @@ fn acknowledging_before_the_state_file_covers_a_batch_loses_samples() {
     round(&mut s.agg, &s.queue, 1_100_000);
     assert_eq!(s.agg.counters().samples_folded, 0, "the sample is gone: hence the gate");
 }
+
+#[test]
+fn timestamps_at_the_ends_of_i64_are_counted_as_late_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open_queue(dir.path());
+    let mut agg = open_agg(dir.path(), &[rule("m", 7, 1, 60, false)], &q);
+    append(&q, &format!("m v=1 {}\nm v=2 {}\n", i64::MAX, i64::MIN + 1), 1_000);
+    round(&mut agg, &q, 2_000);
+    assert_eq!((agg.counters().late_samples_dropped, agg.windows()), (2, (0, 0)));
+}

@@ -107,11 +107,16 @@ fn aggregates_equal_the_raw_truth_across_a_late_sample_and_kill9_mid_window() {
     truth.write(&agent, open_window_ms + 20, 20, 2000.0);
     truth.write(&agent, open_window_ms + 60, 20, 3000.0);
     agent.kill9();
-    let agent = Agent::start(agent_dir.path(), &server.base, &["--config", &config]);
+    let mut agent = Agent::start(agent_dir.path(), &server.base, &["--config", &config]);
     truth.write(&agent, open_window_ms + 100, 10, 4000.0);
     // And a later window after the restart, plus one more late sample for the first one.
     truth.write(&agent, open_window_ms + WINDOW_MS + 10, 10, 5000.0);
     truth.write(&agent, first_window_ms + 700, 1, 6000.0);
+    // kill -9 again around the open window's emission (end + delay): mid-emission, -send or -ack.
+    let emission_at = open_window_ms + WINDOW_MS + 500;
+    std::thread::sleep(Duration::from_millis((emission_at + 100 - now_ms()).max(0) as u64));
+    agent.kill9();
+    let agent = Agent::start(agent_dir.path(), &server.base, &["--config", &config]);
 
     let expected = totals(&truth.agg, None);
     wait_until("every window emitted, corrected and acknowledged", Duration::from_secs(60), || {
