@@ -1,13 +1,13 @@
 //! The aggregator thread and the handle the forwarder and `/status` use.
 //!
 //! ```text
-//! loop (every 200 ms, or at once when the forwarder waits):
+//! loop (every 200 ms, or when the forwarder waits: at once, at most every 20 ms):
 //!   now = clock
 //!   catch_up(queue)                 fold every batch appended since the last round
 //!   advance_horizon(now)            everything queued is folded
 //!   close(acked)                    windows past end + max_late, clean and acknowledged
 //!   due(now, acked) → Agent::append_blocking(emission) → emitted(seq)   (queue full: retried next round)
-//!   checkpoint if changed and (1 s since the last one, or the forwarder waits)
+//!   checkpoint if changed and (1 s since the last one, or the forwarder waits and 20 ms passed)
 //!   durable_through = folded_through of the file written → wake the forwarder
 //! ```
 //!
@@ -29,6 +29,9 @@ use crate::queue::{FsyncPolicy, Queue};
 const TICK: Duration = Duration::from_millis(200);
 /// Least time between two state files written on the aggregator's own account.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// Least time between two state files the forwarder asked for: under load
+/// one file covers the batches of ~20 ms, not one file per batch.
+const ASKED_GAP: Duration = Duration::from_millis(20);
 
 /// The aggregator as `/status` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -214,17 +217,24 @@ pub fn spawn(agent: &Arc<Agent>, agg: Aggregator, handle: Arc<Handle>) -> crate:
 fn run(agent: &Weak<Agent>, mut agg: Aggregator, handle: &Handle) {
     let mut last_checkpoint: Option<Instant> = None;
     let mut last_log: Option<Instant> = None;
-    let mut wrote = false;
+    // The forwarder asked but the last round had nothing new to write.
+    let mut stalled = false;
     loop {
         {
             let p = handle.progress.lock().expect("aggregate lock is never poisoned");
-            if !(wrote && p.wanted > p.durable) {
-                drop(handle.signal.wait_timeout(p, TICK).expect("aggregate lock is never poisoned"));
+            let since = last_checkpoint.map_or(ASKED_GAP, |t| t.elapsed());
+            let wait = if p.wanted > p.durable && !stalled { ASKED_GAP.saturating_sub(since) } else { TICK };
+            if !wait.is_zero() {
+                // Woken early by the forwarder asking.
+                drop(handle.signal.wait_timeout(p, wait).expect("aggregate lock is never poisoned"));
             }
         }
         let Some(agent) = agent.upgrade() else { return };
         match step(&agent, &mut agg, handle, &mut last_checkpoint, &mut last_log) {
-            Ok(w) => wrote = w,
+            Ok(()) => {
+                let p = handle.progress.lock().expect("aggregate lock is never poisoned");
+                stalled = p.wanted > p.durable && !agg.changed();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "aggregator stopped: the aggregate state cannot be written; restart the agent");
                 handle.set_error(e.to_string());
@@ -236,14 +246,14 @@ fn run(agent: &Weak<Agent>, mut agg: Aggregator, handle: &Handle) {
     }
 }
 
-/// One round (see the module doc). `Ok(true)` when a state file was written.
+/// One round (see the module doc).
 fn step(
     agent: &Agent,
     agg: &mut Aggregator,
     handle: &Handle,
     last_checkpoint: &mut Option<Instant>,
     last_log: &mut Option<Instant>,
-) -> Result<bool, StateError> {
+) -> Result<(), StateError> {
     let mut log = |e: String| {
         if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             tracing::warn!(error = %e, "aggregator: will retry");
@@ -264,8 +274,9 @@ fn step(
         let p = handle.progress.lock().expect("aggregate lock is never poisoned");
         (p.wanted, p.durable)
     };
-    let asked = wanted > durable_before;
-    let wrote = agg.changed() && (asked || last_checkpoint.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY));
+    let since = last_checkpoint.map_or(CHECKPOINT_EVERY, |t| t.elapsed());
+    let asked = wanted > durable_before && since >= ASKED_GAP;
+    let wrote = agg.changed() && (asked || since >= CHECKPOINT_EVERY);
     let durable = if wrote {
         let through = agg.checkpoint()?;
         *last_checkpoint = Some(Instant::now());
@@ -283,5 +294,5 @@ fn step(
     s.folded_through = agg.folded_through();
     s.durable_through = durable;
     s.counters = agg.counters();
-    Ok(wrote)
+    Ok(())
 }
