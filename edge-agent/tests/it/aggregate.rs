@@ -148,3 +148,68 @@ fn aggregates_equal_the_raw_truth_across_a_late_sample_and_kill9_mid_window() {
     let merged = query_scalar(&server, "count(count by (edge_agent) (agg_e2e_v_count))", at);
     assert_eq!(merged, 1.0, "one agent, one origin across the restart");
 }
+
+/// Two agents covering the same devices (an HA pair), each sample sent to
+/// one of them: merging over `edge_agent` on the server (the README's
+/// PromQL) gives exactly the aggregates of all the samples.
+#[test]
+fn an_ha_pair_merges_exactly_over_edge_agent() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("agent.toml");
+    std::fs::write(&config, "[[aggregate]]\nmeasurement = \"agg_ha\"\nwindow = \"2s\"\ndelay = \"300ms\"\n").unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let server = Server::start(server_dir.path(), free_port());
+    let agents: Vec<Agent> =
+        dirs.iter().map(|d| Agent::start(d.path(), &server.base, &["--config", &config])).collect();
+    let base = now_ms() - 3 * WINDOW_MS;
+    let mut samples: Vec<(usize, i64, f64)> = Vec::new();
+    for r in 0..6 {
+        let mut bodies = [String::new(), String::new()];
+        for i in 0..40 {
+            let k = r * 40 + i;
+            let (dev, ts, v) = (k % 4, base + (k as i64) * 20, (k * 7 % 101) as f64);
+            bodies[(k / 3) % 2].push_str(&format!("agg_ha,dev=d{dev} v={v} {ts}\n"));
+            samples.push((dev, ts, v));
+        }
+        for (agent, body) in agents.iter().zip(&bodies) {
+            let (status, _, text) = post(&agent.base, "/write?precision=ms", body.as_bytes(), &[]).unwrap();
+            assert_eq!(status, 204, "{text}");
+        }
+    }
+    let at = || now_ms();
+    let expected = |dev: usize| totals(&samples, Some(dev));
+    let answers = |dev: usize| {
+        (
+            query_scalar(
+                &server,
+                &format!("sum without (edge_agent) (sum_over_time(agg_ha_v_count{{dev=\"d{dev}\"}}[1h]))"),
+                at(),
+            ),
+            query_scalar(
+                &server,
+                &format!("sum without (edge_agent) (sum_over_time(agg_ha_v_sum{{dev=\"d{dev}\"}}[1h]))"),
+                at(),
+            ),
+            query_scalar(
+                &server,
+                &format!("min without (edge_agent) (min_over_time(agg_ha_v_min{{dev=\"d{dev}\"}}[1h]))"),
+                at(),
+            ),
+            query_scalar(
+                &server,
+                &format!("max without (edge_agent) (max_over_time(agg_ha_v_max{{dev=\"d{dev}\"}}[1h]))"),
+                at(),
+            ),
+        )
+    };
+    wait_until("both agents' windows on the server", Duration::from_secs(60), || {
+        (0..4).all(|dev| answers(dev) == expected(dev))
+    });
+    for agent in &agents {
+        assert_eq!(agent.metrics()["strata_edge_aggregate_late_samples_dropped_total"], 0.0);
+    }
+    let origins = query_scalar(&server, "count(count by (edge_agent) (agg_ha_v_count))", at());
+    assert_eq!(origins, 2.0, "one contribution per agent");
+}
