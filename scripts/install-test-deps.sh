@@ -14,6 +14,11 @@
 #                registry and the cold tier's catalog on a real PostgreSQL.
 #   s3s-fs       an S3-compatible server on loopback (scripts/install-s3s.sh,
 #                cached like tansu): the cold tier on S3 for real.
+#   vmalert      Debian's `victoria-metrics` package: server/tests/it/clients.rs
+#                runs vmalert's recording and alerting rules against strata (and
+#                benches/drivers/edge.py compares strata-edge with its vmagent).
+#   influxdb-client  InfluxData's Python client from PyPI (pinned below):
+#                server/tests/it/clients.rs writes through it unchanged.
 #   mosquitto    Debian's `mosquitto` and `mosquitto-clients`: the edge agent's
 #                MQTT intake against a real broker, `mosquitto_pub` publishing
 #                (edge-agent/tests/it/mqtt.rs; the broker is /usr/sbin/mosquitto).
@@ -44,6 +49,7 @@ command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus)
 # mosquitto (the broker) and mosquitto-clients (mosquitto_pub, a real MQTT
 # client): edge-agent/tests/it/mqtt.rs starts its own broker on loopback.
 have_mosquitto || pkgs+=(mosquitto mosquitto-clients)
+command -v vmalert >/dev/null 2>&1 || pkgs+=(victoria-metrics)
 if [ "${#pkgs[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "install-test-deps: ${pkgs[*]} missing and apt-get is not available; install Prometheus (>= 2.25) so that \`prometheus\` is on PATH, and Mosquitto (broker and clients)" >&2
@@ -61,6 +67,15 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
 fi
 
 echo "install-test-deps: $(command -v prometheus): $(prometheus --version 2>&1 | head -n 1)"
+echo "install-test-deps: vmalert at $(command -v vmalert)"
+
+INFLUXDB_CLIENT_VERSION=1.50.0
+if ! python3 -c 'import influxdb_client' >/dev/null 2>&1; then
+    echo "install-test-deps: installing influxdb-client $INFLUXDB_CLIENT_VERSION (PyPI)"
+    python3 -m pip install -q "influxdb-client==$INFLUXDB_CLIENT_VERSION" \
+        || python3 -m pip install -q --break-system-packages "influxdb-client==$INFLUXDB_CLIENT_VERSION"
+fi
+echo "install-test-deps: influxdb-client $(python3 -c 'import influxdb_client; print(influxdb_client.__version__)')"
 echo "install-test-deps: $(command -v mosquitto || echo /usr/sbin/mosquitto): $("$(command -v mosquitto || echo /usr/sbin/mosquitto)" -h 2>&1 | head -n 1)"
 
 TANSU_VERSION=0.6.0

@@ -234,6 +234,7 @@ pub fn router(state: WriteState) -> Router {
         .route("/write", post(write))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
+        .merge(crate::influx_compat::router())
 }
 
 /// JSON body of every non-204 answer (InfluxDB's `code`/`message`, plus details).

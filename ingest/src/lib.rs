@@ -37,6 +37,7 @@ pub mod convert;
 pub mod edge_origin;
 pub mod error;
 pub mod http;
+pub mod influx_compat;
 pub mod limits;
 pub mod log;
 pub mod metrics;

@@ -14,6 +14,8 @@
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
 //! | `GET /internal/v1/applied` | how far this node applied each partition it holds, for a peer's read-your-writes wait ([`crate::read_after`]; `[cluster] token`) |
 //! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
+//! | `GET /api/v1/rules`, `GET /api/v1/alerts` | empty lists in Prometheus's shape (Grafana asks; rules run in vmalert) |
+//! | `GET /ping`, `/health`, `/ready`, `/query` (CREATE DATABASE) | what InfluxDB clients ask besides writes ([`strata_ingest::influx_compat`]) |
 //! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
 
 use crate::admin::AdminState;
@@ -114,6 +116,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/api/v1/status/ingest", get(ingest_status))
         .route("/internal/v1/select", post(peer_select))
         .route("/internal/v1/applied", get(peer_applied))
+        .route("/api/v1/rules", get(no_rules))
+        .route("/api/v1/alerts", get(no_alerts))
         .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
     let app = ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin);
     match region_routes {
@@ -263,6 +267,17 @@ async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap
 }
 
 /// `POST /internal/v1/select`: this node's own series for a peer's fan-out.
+/// Grafana asks a Prometheus data source for its rules and alerts: Strata
+/// evaluates none (run vmalert or Prometheus's rule engine against it), so
+/// both lists are empty, in Prometheus's shape.
+async fn no_rules() -> Response {
+    axum::Json(serde_json::json!({"status": "success", "data": {"groups": []}})).into_response()
+}
+
+async fn no_alerts() -> Response {
+    axum::Json(serde_json::json!({"status": "success", "data": {"alerts": []}})).into_response()
+}
+
 /// `None` when the request carries the `[cluster] token`; else the 401 to send.
 fn peer_refusal(s: &OpsState, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
     let token = &s.node.config.cluster.token;
