@@ -133,6 +133,22 @@ def proc_cpu_s(pid):
         return None
 
 
+def runq_wait_s(pid):
+    """Seconds the process's threads have spent runnable but waiting for a CPU
+    (/proc/PID/task/*/schedstat, field 2): the server's share of CPU contention."""
+    tot = 0
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                    tot += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    except OSError:
+        return None
+    return tot / 1e9
+
+
 def host_cpu():
     """(busy, total, irq+softirq) jiffies of the whole host."""
     with open("/proc/stat") as f:
@@ -582,6 +598,14 @@ def ramp(target, a, out):
     """Closed-loop capacity search."""
     print("\n[%s] capacity: closed loop, %d lines/request, %.0f s per level" % (target.name, a.lines, a.ramp_step),
           flush=True)
+    if a.warmup > 0:
+        # every device (series) written at least once before anything is timed: series creation
+        # is a one-off cost and is not what a sustained-load latency measures
+        recs, cpu, _ = run_load(target, a, "closed", a.client_procs, 2, a.warmup)
+        ok = sum(1 for r in recs if 200 <= r[3] < 300)
+        print("  warm-up: %.0f s closed loop, %d requests (%d lines; %d devices), %d errors, not counted" % (
+            a.warmup, ok, ok * a.lines, a.devices, len(recs) - ok), flush=True)
+        out["warmup"] = {"seconds": a.warmup, "requests": ok, "errors": len(recs) - ok}
     print("  %5s %6s %10s %12s %9s %9s %8s %8s %8s %8s %6s" % (
         "conns", "procs", "req/s", "samples/s", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "other", "host", "errs"))
     levels = []
@@ -712,6 +736,17 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
     def go():
         box["r"] = run_load(target, a, "open", procs, a.conns_per_proc, a.duration, rate)
 
+    samples = []  # (monotonic, server cpu s, host busy, host total, server run-queue wait s)
+    sampler_stop = threading.Event()
+
+    def sampler():
+        while not sampler_stop.is_set():
+            b, t, _ = host_cpu()
+            samples.append((time.monotonic(), proc_cpu_s(target.proc.pid), b, t, runq_wait_s(target.proc.pid)))
+            sampler_stop.wait(0.5)
+
+    sm = threading.Thread(target=sampler, daemon=True)
+    sm.start()
     th = threading.Thread(target=go)
     th.start()
     if fr is not None:
@@ -721,8 +756,24 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
     th.join()
     if fr is not None:
         fr.join(30)
+    sampler_stop.set()
+    sm.join(5)
     recs, cpu, start = box["r"]
     m1 = target.metrics()
+
+    def win_cpu(t0, t1):
+        """(server cores, host cores, server run-queue wait s/s) between the samples nearest t0 and t1."""
+        if len(samples) < 2:
+            return None, None, None
+        s0 = min(samples, key=lambda x: abs(x[0] - t0))
+        s1 = min(samples, key=lambda x: abs(x[0] - t1))
+        if s1[0] <= s0[0] or s0[1] is None or s1[1] is None:
+            return None, None, None
+        ncpu = os.cpu_count() or 1
+        dt = s1[0] - s0[0]
+        return (round((s1[1] - s0[1]) / dt, 2),
+                round((s1[2] - s0[2]) / max(1, s1[3] - s0[3]) * ncpu, 2),
+                round((s1[4] - s0[4]) / dt, 2) if s0[4] is not None and s1[4] is not None else None)
     flushes = [f for f in target.flush_times()]
     start_wall = time.time() - (time.monotonic() - start)
     # per window
@@ -733,20 +784,25 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         if 0 <= k < len(wins):
             wins[k].append(r)
     rows = []
-    print("  %7s %8s %8s %8s %8s %8s %9s %6s %8s %7s" % (
-        "window", "req/s", "p50", "p90", "p99", "p99.9", "max", "errs", "lag p99", "flushes"))
+    print("  %7s %8s %8s %8s %8s %8s %9s %6s %8s %7s %7s %8s %6s" % (
+        "window", "req/s", "p50", "p90", "p99", "p99.9", "max", "errs", "lag p99", "flushes", "srv cpu", "srv wait",
+        "host"))
     for k, w in enumerate(wins):
         ok = [r for r in w if 200 <= r[3] < 300]
         lat = summary_ms([r[2] - r[0] for r in ok])
         lag = summary_ms([r[1] - r[0] for r in w])
         wl0, wl1 = start_wall + k * WINDOW, start_wall + (k + 1) * WINDOW
         nfl = sum(1 for f in flushes if wl0 <= f[0] < wl1)
+        scpu, hcpu, swait = win_cpu(start + k * WINDOW, start + (k + 1) * WINDOW)
         row = {"t": round(k * WINDOW), "req_per_s": round(len(ok) / WINDOW, 1), "latency_ms": lat,
-               "errors": len(w) - len(ok), "client_lag_p99_ms": lag["p99"], "flushes": nfl}
+               "errors": len(w) - len(ok), "client_lag_p99_ms": lag["p99"], "flushes": nfl,
+               "server_cores": scpu, "server_runq_wait": swait, "host_cores": hcpu}
         rows.append(row)
-        print("  %3.0f-%-3.0f %8.1f %8s %8s %8s %8s %9s %6d %8s %7d" % (
+        print("  %3.0f-%-3.0f %8.1f %8s %8s %8s %8s %9s %6d %8s %7d %7s %8s %6s" % (
             k * WINDOW, (k + 1) * WINDOW, row["req_per_s"], lat["p50"], lat["p90"], lat["p99"], lat["p99.9"],
-            lat["max"], row["errors"], lag["p99"], nfl), flush=True)
+            lat["max"], row["errors"], lag["p99"], nfl, scpu, swait, hcpu), flush=True)
+    _, _, run_wait = win_cpu(start, start + a.duration)
+    cpu["server_runq_wait"] = run_wait
     ok = [r for r in recs if 200 <= r[3] < 300]
     total = summary_ms([r[2] - r[0] for r in ok])
     service = summary_ms([r[2] - r[1] for r in ok])
@@ -772,10 +828,10 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
               total["max"], errs, "" if errs == 0 else statuses))
     print("  service time (send -> answer) p50 %s p99 %s ms; client lag (schedule -> send) p50 %s p99 %s max %s ms" % (
         service["p50"], service["p99"], lag["p50"], lag["p99"], lag["max"]))
-    print("  cpu cores: server %s, load generator %s (per proc %s), others %s (of which irq %s), host %s of %d; "
-          "memtable flushes %d" % (
-        cpu["server_cores"], cpu["client_cores"], cpu["client_proc_cores"], cpu["other_cores"], cpu["irq_cores"],
-        cpu["host_cores"],
+    print("  cpu cores: server %s (its threads waited %s s/s for a CPU), load generator %s (per proc %s), "
+          "others %s (of which irq %s), host %s of %d; memtable flushes %d" % (
+        cpu["server_cores"], run_wait, cpu["client_cores"], cpu["client_proc_cores"], cpu["other_cores"],
+        cpu["irq_cores"], cpu["host_cores"],
         cpu["ncpu"], len(run_fl)))
     if mdelta:
         print("  /metrics deltas: " + ", ".join("%s %+g" % (k, v) for k, v in mdelta.items()))
@@ -847,6 +903,7 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per open-loop run")
     ap.add_argument("--ramp-step", type=float, default=8.0, help="seconds per closed-loop level")
     ap.add_argument("--ramp-conns", default="1,2,4,8,16,32")
+    ap.add_argument("--warmup", type=float, default=8.0, help="untimed closed-loop seconds before the ramp")
     ap.add_argument("--fractions", default="0.5,0.8")
     ap.add_argument("--client-procs", type=int, default=2, help="load generator processes")
     ap.add_argument("--conns-per-proc", type=int, default=8, help="connections per process (open loop)")
@@ -857,7 +914,7 @@ def main(argv=None):
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args(argv)
     if a.quick:
-        a.duration, a.ramp_step = 20.0, 4.0
+        a.duration, a.ramp_step, a.warmup = 20.0, 4.0, 4.0
         a.ramp_conns = "1,2,4,8,16"
     a.ramp_conns = [int(x) for x in a.ramp_conns.split(",")]
     a.fractions = [float(x) for x in a.fractions.split(",")]
@@ -868,7 +925,7 @@ def main(argv=None):
     report = {"command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg_before": loadavg(),
               "ncpu": os.cpu_count(), "strata": a.strata,
-              "params": {k: getattr(a, k) for k in ("lines", "devices", "duration", "ramp_step", "ramp_conns",
+              "params": {k: getattr(a, k) for k in ("lines", "devices", "duration", "ramp_step", "ramp_conns", "warmup",
                                                     "fractions", "client_procs", "conns_per_proc",
                                                     "probe_interval", "quick")},
               "targets": {}}
