@@ -46,7 +46,9 @@
 //!   its window's end, or whose window was already closed, is dropped,
 //!   counted (`strata_edge_aggregate_late_samples_dropped_total`) and logged
 //!   at most once a minute. Decisions use the batch's enqueue time, so a
-//!   re-fold after a crash decides the same.
+//!   re-fold after a crash decides the same (except that a window closed
+//!   after the last state file is open again: a sample the first fold found
+//!   late for it is then kept, never the other way round).
 //! * **Restart.** Emission sections of batches queued before this process
 //!   started (made by the previous one, maybe unknown to the state file) mark
 //!   their windows emitted at that batch and dirty: the window is emitted
