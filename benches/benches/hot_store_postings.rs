@@ -7,11 +7,14 @@
 //! gen_iot labels (`device`, `farm` (50 devices each), `kind`, `region`), one
 //! sample each, held in the memtable.
 //!
+//! Also the cardinality statistics of `/api/v1/status/tsdb` over the same
+//! 1M series (`hot_store_cardinality_1M`).
+//!
 //! Run: `cargo bench -p strata-benches --bench hot_store_postings`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use strata_hot_store::{HotStore, HotStoreConfig};
+use strata_hot_store::{CardinalityRequest, HotStore, HotStoreConfig};
 use strata_schemas::{BatchSeries, Labels, Matcher, ReadStore, Sample, TenantId, TimeRange, WriteBatch};
 
 const DEVICES: usize = 100_000;
@@ -76,6 +79,30 @@ fn bench(c: &mut Criterion) {
         let m = vec![Matcher::equal("device", "dev-0012345")];
         b.iter(|| store.select(&tenant, black_box(&m), TimeRange::ALL).unwrap().len())
     });
+    g.finish();
+    // `/api/v1/status/tsdb`'s work (hot_store::cardinality): the whole
+    // tenant, one metric with a focus label, and one day.
+    let mut g = c.benchmark_group("hot_store_cardinality_1M");
+    let cases = [
+        ("all_series_top10", CardinalityRequest { top_n: 10, ..CardinalityRequest::default() }),
+        (
+            "one_metric_focus_farm",
+            CardinalityRequest {
+                matchers: vec![Matcher::equal("__name__", "sensors_temp")],
+                focus_label: Some("farm".into()),
+                top_n: 10,
+                ..CardinalityRequest::default()
+            },
+        ),
+        (
+            "one_day_top10",
+            CardinalityRequest { range: Some((1_699_920_000_000, 1_700_006_399_999)), top_n: 10, ..Default::default() },
+        ),
+    ];
+    for (name, req) in &cases {
+        println!("{name}: {} series", store.cardinality(&tenant, req).total_series);
+        g.bench_function(*name, |b| b.iter(|| store.cardinality(&tenant, black_box(req)).total_series));
+    }
     g.finish();
 }
 

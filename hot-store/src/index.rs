@@ -117,11 +117,14 @@ pub(crate) struct SeriesEntry {
     pub(crate) live: bool,
 }
 
+/// Label name symbol → label value symbol → the series with that pair.
+pub(crate) type Postings = IdMap<u32, IdMap<u32, Bitmap>>;
+
 #[derive(Debug, Default)]
 struct TenantIndex {
     by_id: IdMap<SeriesId, SeriesRef>,
     overflow: HashMap<Labels, SeriesRef>,
-    postings: IdMap<u32, IdMap<u32, Bitmap>>,
+    postings: Postings,
     all: Bitmap,
 }
 
@@ -478,6 +481,17 @@ impl SeriesIndex {
     /// The dense index of `tenant` stored in [`SeriesEntry::tenant`].
     pub(crate) fn tenant_index(&self, tenant: &TenantId) -> Option<u32> {
         self.tenants.get(tenant).copied()
+    }
+
+    /// The postings of `tenant` (name sym → value sym → series) and all its
+    /// series, for statistics (`cardinality.rs`).
+    pub(crate) fn postings_of(&self, tenant: &TenantId) -> Option<(&Postings, &Bitmap)> {
+        self.tenant(tenant).map(|t| (&t.postings, &t.all))
+    }
+
+    /// Every entry, by [`SeriesRef`] (removed ones included, with `live` false).
+    pub(crate) fn entries(&self) -> &[SeriesEntry] {
+        &self.entries
     }
 
     fn tenant(&self, tenant: &TenantId) -> Option<&TenantIndex> {

@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 
+mod cardinality;
 mod codec;
 mod config;
 mod error;
@@ -68,6 +69,7 @@ mod segment;
 mod sink;
 mod store;
 
+pub use cardinality::{Cardinality, CardinalityRequest, Count};
 pub use config::HotStoreConfig;
 pub use error::{Error, Result};
 pub use format::{FormatVersion, UnsupportedFormatVersion};

@@ -14,6 +14,7 @@
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
 //! | `GET /internal/v1/applied` | how far this node applied each partition it holds, for a peer's read-your-writes wait ([`crate::read_after`]; `[cluster] token`) |
 //! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
+//! | `GET /api/v1/status/tsdb` | cardinality of the token's tenant: series by metric, label, pair; `activeSeries` against `max_active_series` ([`crate::cardinality`]) |
 //! | `GET /api/v1/rules`, `GET /api/v1/alerts` | empty lists in Prometheus's shape (Grafana asks; rules run in vmalert) |
 //! | `GET /ping`, `/health`, `/ready`, `/query` (CREATE DATABASE) | what InfluxDB clients ask besides writes ([`strata_ingest::influx_compat`]) |
 //! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
@@ -73,6 +74,9 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let engine = Arc::new(engine);
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
+    let usage_resolver = Arc::clone(&resolver);
+    let cardinality =
+        crate::cardinality::CardinalityState { hot: Arc::clone(&node.hot), resolver: Arc::clone(&resolver) };
     let ops_admin_token = Arc::clone(&admin_token);
     let region_routes = regions.map(|regions| {
         crate::regions::router(crate::regions::RegionState { regions, admin_token: Arc::clone(&admin_token) })
@@ -82,6 +86,14 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         admin_token,
         usage: Arc::new(move |tenant| {
             let mut usage = usage_node.usage(tenant, usage_engine.stats().of(tenant));
+            // How close the tenant is to refused writes (the cardinality page shows the same).
+            let limit = usage_resolver.policy(tenant).map_or_else(
+                || strata_schemas::TenantLimits::default().max_active_series,
+                |p| p.limits.max_active_series,
+            );
+            let used = usage["active_series"].as_u64().unwrap_or(0);
+            usage["max_active_series"] = limit.into();
+            usage["active_series_ratio"] = if limit == 0 { 0.0 } else { used as f64 / limit as f64 }.into();
             if let Some(m) = &usage_cold {
                 // Known once the compactor committed to or maintained the tenant's table since start.
                 usage["cold_bytes"] = m.cold_bytes(tenant).into();
@@ -119,7 +131,12 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/api/v1/rules", get(no_rules))
         .route("/api/v1/alerts", get(no_alerts))
         .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
-    let app = ops.merge(write).merge(strata_ingest::remote_write::router(write_state)).merge(query).merge(admin);
+    let app = ops
+        .merge(write)
+        .merge(strata_ingest::remote_write::router(write_state))
+        .merge(query)
+        .merge(crate::cardinality::router(cardinality))
+        .merge(admin);
     match region_routes {
         Some(r) => app.merge(r),
         None => app,

@@ -28,6 +28,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod cardinality;
 pub mod cli;
 pub mod cluster;
 pub mod config;

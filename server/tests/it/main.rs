@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
 mod apply_refusal;
+mod cardinality;
 mod clients;
 mod cold;
 mod edge_dedup;
