@@ -24,6 +24,8 @@ pub struct Agent {
     appends: std::sync::mpsc::Sender<AppendRequest>,
     /// Counters.
     pub metrics: Metrics,
+    /// The hybrid logical clock and the gateway clock's skew (`clock.rs`).
+    pub clock: crate::clock::Clock,
     /// Wakes the forwarder after an append.
     pub wake: tokio::sync::Notify,
     /// What the server de-duplicates batches by (`X-Strata-Agent-Id`):
@@ -41,6 +43,9 @@ impl Agent {
     /// Opens the queue in `<data_dir>/queue` (repairing a torn tail).
     pub fn open(config: AgentConfig) -> Result<Arc<Agent>> {
         config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| crate::Error::OpenQueue { path: config.data_dir.clone(), source: e })?;
+        let clock = crate::clock::Clock::open(&config.data_dir, config.clock.clone())?;
         let (queue, report) = Queue::open(&config.data_dir.join("queue"), config.queue.clone())?;
         let origin_id = format!("{}.{}", config.agent_id, queue_id(queue.dir())?);
         let stats = queue.stats();
@@ -69,6 +74,7 @@ impl Agent {
             queue,
             appends,
             metrics,
+            clock,
             wake: tokio::sync::Notify::new(),
             origin_id,
             aggregate: handle,
@@ -83,7 +89,7 @@ impl Agent {
     /// Concurrent appends share one fsync (group commit on the writer thread).
     pub async fn append(&self, payload: Vec<u8>) -> Result<u64> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let enqueued_ms = strata_schemas::time::now_millis();
+        let enqueued_ms = self.clock.wall_ms();
         let stopped = || crate::Error::Write {
             path: self.config.data_dir.clone(),
             source: std::io::Error::other("the queue writer thread stopped"),
@@ -96,7 +102,7 @@ impl Agent {
     /// emissions): the same writer thread, group commit and answer.
     pub fn append_blocking(&self, payload: Vec<u8>) -> Result<u64> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let enqueued_ms = strata_schemas::time::now_millis();
+        let enqueued_ms = self.clock.wall_ms();
         let stopped = || crate::Error::Write {
             path: self.config.data_dir.clone(),
             source: std::io::Error::other("the queue writer thread stopped"),
@@ -110,12 +116,13 @@ impl Agent {
         let fwd = &self.config.forward;
         let (stats, lanes) = {
             let queue = self.queue.lock().expect("queue lock is never poisoned");
-            let live_start = queue.live_start(crate::forward::live_cutoff(fwd.live_window));
+            let live_start = queue.live_start(crate::forward::live_cutoff(self.clock.wall_ms(), fwd.live_window));
             (queue.stats(), queue.lanes(live_start))
         };
-        let now = strata_schemas::time::now_millis();
+        let now = self.clock.wall_ms();
         let mut status = self.metrics.status(&self.config.agent_id, stats, self.config.queue.max_bytes, now);
         status.lanes = self.metrics.lanes(lanes, fwd.live_window, fwd.backlog_rate, now);
+        status.clock = Some(self.clock.status());
         let mqtt = &self.config.mqtt;
         if let Some(host) = &mqtt.host {
             let client_id = mqtt.client_id_or(&self.config.agent_id).to_owned();

@@ -17,6 +17,8 @@
 //!
 //! [forward]
 //! endpoints = ["http://strata-eu-1:9090", "http://strata-eu-2:9090"]
+//! jurisdiction = "eu"               # sent with every batch; a server elsewhere refuses it (421)
+//! compression = "zstd"              # or "gzip"
 //! token = "..."                     # Authorization: Token ...
 //! backoff_initial = "100ms"
 //! backoff_max = "5s"
@@ -25,6 +27,10 @@
 //! primary_retry = "30s"             # after a failover, try the first endpoint again this often
 //! live_window = "30s"               # batches queued this recently are the live lane (sent first)
 //! backlog_rate = 0                  # backlog batches per second (0: unlimited, still behind live)
+//!
+//! [clock]
+//! max_skew = "10s"                  # a gateway clock further off the server's is reported
+//! correct_timestamps = true         # samples without a timestamp get the server-aligned time
 //!
 //! [mqtt]                            # MQTT intake; off unless host is set
 //! host = "127.0.0.1"
@@ -53,6 +59,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::ClockConfig;
 use crate::error::{Error, Result};
 use crate::queue::QueueConfig;
 
@@ -73,6 +80,8 @@ pub struct AgentConfig {
     pub queue: QueueConfig,
     /// Forwarder settings.
     pub forward: ForwardConfig,
+    /// Clock settings (skew detection and correction).
+    pub clock: ClockConfig,
     /// MQTT intake (off unless `mqtt.host` is set).
     pub mqtt: MqttConfig,
     /// Pre-aggregation rules, one per measurement (`[[aggregate]]`; none:
@@ -90,6 +99,7 @@ impl Default for AgentConfig {
             intake: IntakeConfig::default(),
             queue: QueueConfig::default(),
             forward: ForwardConfig::default(),
+            clock: ClockConfig::default(),
             mqtt: MqttConfig::default(),
             aggregate: Vec::new(),
         }
@@ -117,7 +127,17 @@ impl Default for IntakeConfig {
 pub struct ForwardConfig {
     /// Base URLs of Strata servers (`http://host:port`; no TLS yet), in order of
     /// preference: the agent sends to one and moves to the next when it fails.
+    /// With `jurisdiction` set they are the regions of that jurisdiction.
     pub endpoints: Vec<String>,
+    /// The jurisdiction this gateway's raw data must stay in (e.g. `eu`;
+    /// none: not checked). Sent with every batch as `X-Strata-Jurisdiction`:
+    /// a server of another jurisdiction refuses the batch (421) before
+    /// storing anything, and the agent moves on to its next endpoint, so a
+    /// wrong endpoint in the list can never carry data across the border.
+    pub jurisdiction: Option<String>,
+    /// Body compression of the batches sent: `zstd` (default) or `gzip`
+    /// (for servers older than zstd support).
+    pub compression: Compression,
     /// Token sent as `Authorization: Token <token>` (none: no header).
     pub token: Option<String>,
     /// First retry delay after a failed send.
@@ -151,6 +171,8 @@ impl Default for ForwardConfig {
     fn default() -> Self {
         Self {
             endpoints: Vec::new(),
+            jurisdiction: None,
+            compression: Compression::Zstd,
             token: None,
             backoff_initial: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -161,6 +183,16 @@ impl Default for ForwardConfig {
             backlog_rate: 0,
         }
     }
+}
+
+/// Body compression of the batches sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// `Content-Encoding: zstd` (level 3).
+    Zstd,
+    /// `Content-Encoding: gzip` (fast).
+    Gzip,
 }
 
 /// MQTT intake settings: the agent subscribes to a broker with a persistent
@@ -390,6 +422,11 @@ impl AgentConfig {
                 return Err(Error::Config(format!("endpoint {e:?} must start with http:// (no TLS in this build)")));
             }
         }
+        if let Some(j) = &self.forward.jurisdiction
+            && (j.is_empty() || !j.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::Config(format!("forward.jurisdiction {j:?} must be non-empty printable ASCII")));
+        }
         if self.forward.backoff_initial.is_zero() || self.forward.backoff_max < self.forward.backoff_initial {
             return Err(Error::Config("forward.backoff_initial must be > 0 and <= forward.backoff_max".to_owned()));
         }
@@ -443,7 +480,15 @@ mod tests {
         c.validate().unwrap();
         let d = AgentConfig::default();
         assert_eq!((c.intake, c.queue), (d.intake, d.queue));
-        assert_eq!(c.forward, ForwardConfig { endpoints: c.forward.endpoints.clone(), ..d.forward });
+        assert_eq!(
+            c.forward,
+            ForwardConfig {
+                endpoints: c.forward.endpoints.clone(),
+                jurisdiction: c.forward.jurisdiction.clone(),
+                ..d.forward
+            }
+        );
+        assert_eq!(c.clock, d.clock);
         assert_eq!(c.listen, d.listen);
         let subscriptions = c.mqtt.subscriptions.clone();
         assert_eq!(subscriptions.len(), 2);

@@ -22,12 +22,15 @@
 //!   backlog = queue.next_unacked_below(backlog_next, live_start)   if its turn has come
 //!   batch   = live, unless a backlog batch may go (live empty, or the last send was live)
 //!             (none: wait for an append, the backlog's next turn, or 1 s)
-//!   POST <endpoint>/api/v2/write?precision=ns   gzip body
+//!   POST <endpoint>/api/v2/write?precision=ns   zstd (or gzip) body
 //!        Authorization: Token <forward.token>   X-Strata-Agent-Id   X-Strata-Agent-Seq
+//!        X-Strata-Agent-Hlc (clock.rs)   X-Strata-Jurisdiction (forward.jurisdiction)
+//!        the answer's X-Strata-Hlc is folded into the agent's clock
 //!   2xx                 → ack_one(seq)         (cursor fsynced: never sent again after a restart);
 //!                         the ack is stored while the next batch is sent, and
 //!                         the next ack starts only once this one is stored
 //!   400 / 413 / 422     → ack_one(seq), counted in strata_edge_server_rejected_batches_total, logged
+//!   421                 → the endpoint is in another jurisdiction (nothing stored): logged, next endpoint
 //!   anything else       → counted, next endpoint; after a whole round of failures,
 //!                         wait backoff_initial · 2^k (≤ backoff_max), jittered to 50–100 %
 //! ```
@@ -56,6 +59,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
+
+use strata_schemas::HlcTimestamp;
 
 use crate::agent::Agent;
 use crate::metrics::Metrics;
@@ -167,9 +172,10 @@ pub enum Selected {
     Nothing,
 }
 
-/// The enqueue time from which a batch is live (ms since the epoch).
-pub fn live_cutoff(window: Duration) -> i64 {
-    strata_schemas::time::now_millis().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+/// The enqueue time from which a batch is live (ms since the epoch), at
+/// `now_ms` on the agent's wall clock (the clock batches are queued by).
+pub fn live_cutoff(now_ms: i64, window: Duration) -> i64 {
+    now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Picks the next batch (see the module doc): the oldest unacknowledged live
@@ -204,6 +210,80 @@ pub fn select(
     }
 }
 
+/// Sends one batch (`None`: an empty write, to measure the clock) to
+/// `base`: the status and body of the answer, whose `X-Strata-Hlc` has been
+/// folded into the agent's clock; `Err` when no answer came.
+async fn send(
+    agent: &Agent,
+    client: &reqwest::Client,
+    base: &str,
+    batch: Option<&Batch>,
+) -> Result<(u16, String), String> {
+    let cfg = &agent.config.forward;
+    let hlc = agent.clock.tick().map_err(|e| format!("clock: {e}"))?;
+    let payload = batch.map_or(&[][..], |b| &b.payload[..]);
+    let (encoding, body) = match cfg.compression {
+        // Compressing into memory fails only when allocation does: gzip then.
+        crate::config::Compression::Zstd => match zstd::bulk::compress(payload, 3) {
+            Ok(packed) => ("zstd", packed),
+            Err(_) => ("gzip", gzip(payload)),
+        },
+        crate::config::Compression::Gzip => ("gzip", gzip(payload)),
+    };
+    let mut req = client
+        .post(format!("{base}/api/v2/write?precision=ns"))
+        .header("Content-Encoding", encoding)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("X-Strata-Agent-Hlc", hlc.to_string())
+        .body(body);
+    if let Some(batch) = batch {
+        req = req.header("X-Strata-Agent-Id", &agent.origin_id).header("X-Strata-Agent-Seq", batch.seq.to_string());
+    }
+    if let Some(j) = &cfg.jurisdiction {
+        req = req.header("X-Strata-Jurisdiction", j);
+    }
+    if let Some(token) = &cfg.token {
+        req = req.header("Authorization", format!("Token {token}"));
+    }
+    let sent_ms = agent.clock.wall_ms();
+    let resp = req.send().await.map_err(|e| format!("{base}: {}", chain(&e)))?;
+    let received_ms = agent.clock.wall_ms();
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+    let server = header("X-Strata-Hlc").map(HlcTimestamp::parse);
+    let server_ms = header("X-Strata-Time").and_then(|t| t.parse::<i64>().ok());
+    if let Some(Ok(server)) = server
+        && let Err(e) = agent.clock.observe_server(server, server_ms, sent_ms, received_ms)
+    {
+        tracing::error!(error = %e, "storing the clock failed");
+        agent.metrics.set_error(format!("clock: {e}"));
+    }
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    if status == 421 {
+        tracing::error!(
+            endpoint = base,
+            jurisdiction = cfg.jurisdiction.as_deref().unwrap_or(""),
+            answer = cut(&body),
+            "the endpoint is in another jurisdiction: nothing was stored there; trying the next endpoint \
+             (remove it from forward.endpoints)"
+        );
+    }
+    Ok((status, body))
+}
+
+/// Measures the clock against the first endpoint that answers (an empty
+/// write), so samples without a timestamp are corrected from the start.
+async fn probe_clock(agent: &Agent, client: &reqwest::Client) {
+    for base in &agent.config.forward.endpoints {
+        if let Ok((status, body)) = send(agent, client, base.trim_end_matches('/'), None).await {
+            if (200..300).contains(&status) {
+                return;
+            }
+            tracing::debug!(endpoint = %base, status, body = cut(&body), "clock probe answered");
+        }
+    }
+}
+
 /// Runs the forwarder until the task is dropped.
 pub async fn run(agent: Arc<Agent>) {
     let cfg = agent.config.forward.clone();
@@ -219,6 +299,7 @@ pub async fn run(agent: Arc<Agent>) {
             return;
         }
     };
+    probe_clock(&agent, &client).await;
     let m = &agent.metrics;
     let mut endpoint = 0usize;
     let mut failures = 0u32;
@@ -243,7 +324,7 @@ pub async fn run(agent: Arc<Agent>) {
         let backlog_due = tokio::time::Instant::now() >= backlog_turn;
         let read = {
             let agent = Arc::clone(&agent);
-            let cutoff = live_cutoff(cfg.live_window);
+            let cutoff = live_cutoff(agent.clock.wall_ms(), cfg.live_window);
             tokio::task::spawn_blocking(move || {
                 let queue = agent.queue.lock().expect("queue lock is never poisoned");
                 select(&queue, next, cutoff, backlog_due, last_lane)
@@ -293,26 +374,12 @@ pub async fn run(agent: Arc<Agent>) {
         let base = cfg.endpoints[endpoint].trim_end_matches('/');
         // Raw lines of aggregated measurements stay here (aggregate.rs); nothing left: nothing to send.
         let batch = crate::aggregate::strip_batch(&agent.config.aggregate, batch);
-        let mut req = client
-            .post(format!("{base}/api/v2/write?precision=ns"))
-            .header("Content-Encoding", "gzip")
-            .header("Content-Type", "text/plain; charset=utf-8")
-            .header("X-Strata-Agent-Id", &agent.origin_id)
-            .header("X-Strata-Agent-Seq", batch.seq.to_string())
-            .body(gzip(&batch.payload));
-        if let Some(token) = &cfg.token {
-            req = req.header("Authorization", format!("Token {token}"));
-        }
         let outcome = if batch.payload.is_empty() {
             Outcome::Sent
         } else {
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body = resp.text().await.unwrap_or_default();
-                    classify(status, &body)
-                }
-                Err(e) => Outcome::Retry(format!("{base}: {}", chain(&e))),
+            match send(&agent, &client, base, Some(&batch)).await {
+                Ok((status, body)) => classify(status, &body),
+                Err(why) => Outcome::Retry(why),
             }
         };
         match outcome {

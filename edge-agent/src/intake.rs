@@ -143,7 +143,7 @@ pub(crate) async fn write(
         }
     };
     let limit = agent.config.intake.max_body_bytes;
-    let now_ns = strata_schemas::time::now_nanos();
+    let now_ns = agent.clock.sample_time_ns();
     let work = tokio::task::spawn_blocking(move || {
         let body = if gzip {
             let mut out = Vec::new();

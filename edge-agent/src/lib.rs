@@ -1,4 +1,4 @@
-//! # strata-edge — the gateway agent (foundation)
+//! # strata-edge — the gateway agent
 //!
 //! Runs next to devices on a gateway with an intermittent uplink: accepts
 //! InfluxDB line protocol over HTTP, stores every accepted batch in a
@@ -7,30 +7,38 @@
 //! acknowledged.
 //!
 //! ```text
-//! device ──POST /api/v2/write──► intake (parse, canonicalise: explicit ns timestamps)
-//!                                   │ append + fsync (group commit) ▲ 204 only after this
+//! device ──POST /api/v2/write──► intake (parse, canonicalise: explicit ns timestamps;
+//!        MQTT (mqtt.rs) ─────────►  a sample without one gets the server-aligned time, clock.rs)
+//!                                   │ append + fsync (group commit) ▲ 204 / PUBACK only after this
 //!                                   ▼
 //!                               queue/  segments + cursor
-//!                                   │ first unacked batch
+//!                                   │ live lane first, then the backlog (forward.rs)
 //!                                   ▼
-//!                               forwarder ──gzip, X-Strata-Agent-Id/-Seq──► strata /api/v2/write
-//!                                   │ 2xx (or a 400 that retrying cannot fix)
+//!                               forwarder ──zstd, X-Strata-Agent-Id/-Seq/-Hlc, X-Strata-Jurisdiction──► strata
+//!                                   │ 2xx (or a 400 that retrying cannot fix); the answer's clock folded in
 //!                                   ▼
 //!                               ack(seq): cursor tmp + fsync + rename + fsync dir
 //!                                         (while the next batch is being sent)
 //! ```
 //!
-//! Delivery is at-least-once for now: the server does not yet deduplicate
-//! on (agent id, sequence), so a batch sent but whose acknowledgement was
-//! lost (the agent died between the server's answer and the cursor write)
-//! is sent again after a restart. MQTT intake (`mqtt.rs`) subscribes to a
-//! broker and acknowledges a message only once it is queued. Pre-aggregation
-//! (`aggregate.rs`) folds configured measurements into windows forwarded as
-//! their own series. Not built yet: the hybrid logical clock, zstd.
+//! Exactly once: the server applies a batch once per (agent id, sequence
+//! number), so a batch whose acknowledgement was lost (the agent died
+//! between the server's answer and the cursor write) is re-sent and skipped.
+//! Every batch carries the agent's hybrid logical clock (`clock.rs`:
+//! persisted, never backwards, the server's folded in, the gateway clock's
+//! skew measured and corrected for samples without a timestamp). With
+//! `forward.jurisdiction` a server of another jurisdiction refuses the batch
+//! before storing anything and the agent fails over within its own. MQTT
+//! intake (`mqtt.rs`) acknowledges a message only once it is queued.
+//! Pre-aggregation (`aggregate.rs`) folds configured measurements into
+//! windows forwarded as their own series.
+//! Pre-aggregation (`aggregate.rs`) folds configured measurements into
+//! windows forwarded as their own series.
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod aggregate;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod forward;

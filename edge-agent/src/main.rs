@@ -28,18 +28,26 @@ use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
 /// between two live ones. Batches acknowledged out of order are recorded in
 /// the queue's cursor, so a restart re-sends neither lane's acknowledged batches.
 ///
+/// Exactly once: each batch carries (agent id, sequence number); the server
+/// applies a re-sent batch once. Clocks: every batch carries the agent's
+/// hybrid logical clock (never backwards, persisted in <data-dir>/clock); the
+/// server's clock in each answer is folded in and the gateway clock's skew
+/// measured: beyond --max-skew it is logged and shown, and samples without a
+/// timestamp get the server-aligned time. Jurisdiction: with --jurisdiction
+/// every batch names it and a server of another jurisdiction refuses it (421)
+/// before storing anything; the agent moves on to its next endpoint.
+///
 /// Pre-aggregation: [[aggregate]] tables in the file (measurement, window, passthrough, delay,
 /// max_late; see strata-edge.example.toml) fold a measurement's samples into windows and forward
 /// <metric>_min/_max/_sum/_count/_last per series with the label edge_agent; late samples replace
 /// an emitted window (never add to it); merge agents with sum/min/max without (edge_agent).
 ///
 /// Settings come from the TOML file given with --config (see the keys in
-/// brackets below); a flag overrides the file. Delivery is at-least-once until
-/// the server deduplicates batches by (agent id, sequence).
+/// brackets below); a flag overrides the file.
 #[derive(Debug, Parser)]
 #[command(name = "strata-edge", version)]
 struct Args {
-    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward], [mqtt], [[aggregate]]).
+    /// TOML configuration file (keys: agent_id, listen, data_dir, [intake], [queue], [forward], [clock], [mqtt], [[aggregate]]).
     #[arg(long, short = 'c', env = "STRATA_EDGE_CONFIG")]
     config: Option<PathBuf>,
     /// Identity sent as X-Strata-Agent-Id; keep it stable across restarts [agent_id; default: host name].
@@ -72,6 +80,18 @@ struct Args {
     /// [forward.endpoints].
     #[arg(long = "endpoint")]
     endpoints: Vec<String>,
+    /// The jurisdiction this gateway's data must stay in, e.g. eu; list only endpoints of it
+    /// [forward.jurisdiction; default none: not checked].
+    #[arg(long)]
+    jurisdiction: Option<String>,
+    /// Body compression of the batches sent: zstd, or gzip for older servers
+    /// [forward.compression; default zstd].
+    #[arg(long, value_enum)]
+    compression: Option<strata_edge::config::Compression>,
+    /// A gateway clock further than this off the server's is logged and shown, and samples
+    /// without a timestamp get the server-aligned time [clock.max_skew; default 10s].
+    #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
+    max_skew: Option<Duration>,
     /// Token sent as "Authorization: Token <token>" [forward.token; default none].
     #[arg(long, env = "STRATA_EDGE_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -160,6 +180,11 @@ impl Args {
         set!(self.primary_retry => c.forward.primary_retry);
         set!(self.live_window => c.forward.live_window);
         set!(self.backlog_rate => c.forward.backlog_rate);
+        set!(self.compression => c.forward.compression);
+        set!(self.max_skew => c.clock.max_skew);
+        if self.jurisdiction.is_some() {
+            c.forward.jurisdiction = self.jurisdiction;
+        }
         if self.mqtt_host.is_some() {
             c.mqtt.host = self.mqtt_host;
         }

@@ -108,6 +108,9 @@ pub struct Status {
     /// The MQTT intake (absent when `mqtt.host` is not set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<crate::mqtt::MqttStatus>,
+    /// The agent's clocks: HLC, skew against the server, steps back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<crate::clock::ClockStatus>,
 }
 
 fn get(c: &AtomicU64) -> u64 {
@@ -145,6 +148,7 @@ impl Metrics {
             lanes: LanesStatus::default(),
             aggregate: None,
             mqtt: None,
+            clock: None,
         }
     }
 
@@ -233,6 +237,28 @@ impl Status {
             self.sent_samples as f64,
         );
         metric("strata_edge_send_errors_total", "counter", "Failed sends, retried.", self.send_errors as f64);
+        if let Some(c) = &self.clock {
+            if let Some(skew) = c.skew_ms {
+                metric(
+                    "strata_edge_clock_skew_seconds",
+                    "gauge",
+                    "The server's clock minus the gateway's, measured on the last answer.",
+                    skew as f64 / 1000.0,
+                );
+            }
+            metric(
+                "strata_edge_clock_skewed",
+                "gauge",
+                "1 when the gateway's clock is further than clock.max_skew off the server's.",
+                f64::from(u8::from(c.skewed)),
+            );
+            metric(
+                "strata_edge_clock_steps_back_total",
+                "counter",
+                "Times the gateway's wall clock stepped back by more than a second.",
+                c.steps_back as f64,
+            );
+        }
         let l = &self.lanes;
         metric(
             "strata_edge_live_batches",

@@ -589,8 +589,8 @@ async fn process(
         }
         // Parsing and rewriting on a blocking thread, like the HTTP intake.
         let routes = Arc::clone(&routes);
+        let now_ns = agent.clock.sample_time_ns();
         let converted = tokio::task::spawn_blocking(move || {
-            let now_ns = strata_schemas::time::now_nanos();
             batch
                 .into_iter()
                 .map(|received| {

@@ -138,9 +138,17 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(data_dir: &Path, port: u16) -> Server {
+        Server::start_env(data_dir, port, &[])
+    }
+
+    /// A server with `STRATA_*` settings (e.g. its region and jurisdiction).
+    pub(crate) fn start_env(data_dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(strata_binary());
         cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir);
         cmd.env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let (mut child, log) = spawn_logged(cmd, "strata");
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&base, &mut child, &log, "strata");
@@ -170,6 +178,11 @@ pub(crate) struct Agent {
 
 impl Agent {
     pub(crate) fn start(data_dir: &Path, endpoint: &str, extra: &[&str]) -> Agent {
+        Agent::start_env(data_dir, endpoint, extra, &[])
+    }
+
+    /// An agent with environment variables set (e.g. a test clock offset file).
+    pub(crate) fn start_env(data_dir: &Path, endpoint: &str, extra: &[&str], env: &[(&str, &Path)]) -> Agent {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata-edge"));
         cmd.args(["--agent-id", "e2e-gw", "--listen", &format!("127.0.0.1:{port}"), "--endpoint", endpoint])
@@ -177,6 +190,9 @@ impl Agent {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let (mut child, log) = spawn_logged(cmd, "strata-edge");
         let base = format!("http://127.0.0.1:{port}");
         wait_ready(&base, &mut child, &log, "strata-edge");
@@ -272,6 +288,15 @@ pub(crate) fn read_request(stream: &TcpStream) -> Option<Received> {
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
     Some(Received { request_line: request_line.trim_end().to_owned(), headers, body })
+}
+
+/// A recorded request's body as text, decompressed per its `Content-Encoding`.
+pub(crate) fn body_text(r: &Received) -> String {
+    match r.headers.get("content-encoding").map(String::as_str) {
+        Some("zstd") => String::from_utf8(zstd::decode_all(&r.body[..]).unwrap()).unwrap(),
+        Some("gzip") => gunzip(&r.body),
+        _ => String::from_utf8(r.body.clone()).unwrap(),
+    }
 }
 
 pub(crate) fn gunzip(bytes: &[u8]) -> String {

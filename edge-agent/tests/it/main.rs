@@ -14,10 +14,12 @@
 //! and `strata_ingest_edge_duplicates_skipped_total`).
 
 mod aggregate;
+mod clock;
 mod dedup;
 mod harness;
 mod lanes;
 mod mqtt;
+mod server_restart;
 
 use harness::{Agent, Server, free_port, get, post, query_scalar};
 use std::time::{Duration, Instant};
@@ -363,18 +365,27 @@ fn returns_to_the_first_endpoint_when_it_is_back() {
 
 /// What goes on the wire: one request per queued batch, in sequence order,
 /// gzip, `precision=ns`, the agent id and sequence headers, the token; a
-/// 500 and a 401 are retried (the same sequence number again), a 2xx moves on.
+/// 500 and a 401 are retried (the same sequence number again), a 2xx moves
+/// on. Every request carries the agent's clock, growing; the first is the
+/// empty clock probe.
 #[test]
 fn sends_each_batch_with_its_sequence_number_and_retries_until_acknowledged() {
     let agent_dir = tempfile::tempdir().unwrap();
-    let fake = harness::FakeServer::start(vec![500, 401, 204, 204]);
+    let fake = harness::FakeServer::start(vec![204, 500, 401, 204, 204]);
     let agent = Agent::start(agent_dir.path(), &fake.base, &["--token", "s3cret"]);
     for (i, line) in ["m,dev=a value=1 1000000000", "m,dev=a value=2"].iter().enumerate() {
         let (status, _, text) = post(&agent.base, "/write", line.as_bytes(), &[]).unwrap();
         assert_eq!(status, 204, "request {i}: {text}");
     }
     wait_until("delivery", Duration::from_secs(30), || agent.metrics().get("strata_edge_queue_batches") == Some(&0.0));
-    let received = fake.received();
+    let all = fake.received();
+    let hlcs: Vec<strata_schemas::HlcTimestamp> =
+        all.iter().map(|r| strata_schemas::HlcTimestamp::parse(&r.headers["x-strata-agent-hlc"]).unwrap()).collect();
+    assert!(hlcs.windows(2).all(|w| w[0] < w[1]), "{hlcs:?}");
+    let (probe, received): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|r| !r.headers.contains_key("x-strata-agent-seq"));
+    assert_eq!(probe.len(), 1, "one clock probe");
+    assert!(harness::body_text(&probe[0]).is_empty());
     let seqs: Vec<&str> = received.iter().map(|r| r.headers["x-strata-agent-seq"].as_str()).collect();
     assert_eq!(seqs, ["1", "1", "1", "2"], "{received:?}");
     // `<agent_id>.<queue id>`: one id for the queue, 16 hex digits after the agent id.
@@ -385,10 +396,10 @@ fn sends_each_batch_with_its_sequence_number_and_retries_until_acknowledged() {
         assert_eq!(r.request_line, "POST /api/v2/write?precision=ns HTTP/1.1");
         assert_eq!(r.headers["x-strata-agent-id"], origin);
         assert_eq!(r.headers["authorization"], "Token s3cret");
-        assert_eq!(r.headers["content-encoding"], "gzip");
+        assert_eq!(r.headers["content-encoding"], "zstd");
     }
-    assert_eq!(harness::gunzip(&received[0].body), "m,dev=a value=1 1000000000\n");
-    let second = harness::gunzip(&received[3].body);
+    assert_eq!(harness::body_text(&received[0]), "m,dev=a value=1 1000000000\n");
+    let second = harness::body_text(&received[3]);
     let stamped: i64 = second.trim_end().rsplit_once(' ').unwrap().1.parse().unwrap();
     assert!((stamped / 1_000_000 - now_ms()).abs() < 60_000, "agent time in ns: {second}");
     let m = agent.metrics();
