@@ -103,7 +103,7 @@ step fails). Everything it started is stopped on exit, failures and Ctrl-C
 included. Python standard library only.
 
   cargo build --release -p strata -p strata-edge
-  python3 benches/drivers/edge.py                    # every scenario, ~8 min
+  python3 benches/drivers/edge.py                    # every scenario, ~7 min
   python3 benches/drivers/edge.py --quick            # shorter timeline, ~2.5 min
   python3 benches/drivers/edge.py --only kill,bound --json out.json
   python3 benches/drivers/edge.py --summarize r1.json r2.json r3.json   # medians
@@ -1070,9 +1070,11 @@ def median_results(reports):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--strata", default=default_binary("strata"))
-    ap.add_argument("--strata-edge", default=default_binary("strata-edge"))
-    ap.add_argument("--vmagent", default="/usr/bin/vmagent")
+    ap.add_argument("--strata", default=default_binary("strata"),
+                    help="the server (default: $CARGO_TARGET_DIR/release/strata, else target/release/strata)")
+    ap.add_argument("--strata-edge", default=default_binary("strata-edge"),
+                    help="the agent (default: next to strata, the same way)")
+    ap.add_argument("--vmagent", default="/usr/bin/vmagent", help="default: %(default)s (apt-get install victoria-metrics)")
     ap.add_argument("--agents", default="edge,vmagent", help="comma-separated: edge, vmagent (default both)")
     ap.add_argument("--only", default=",".join(SCENARIOS), help="scenarios to run (default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="a shorter timeline (~2.5 min in all)")
@@ -1140,6 +1142,7 @@ def main():
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
 
     work = tempfile.mkdtemp(prefix="strata-edge-bench-")
     report = {"args": {k: v for k, v in vars(o).items() if k not in ("summarize", "rng")},
@@ -1166,6 +1169,9 @@ def main():
     except SetupError as e:
         print("setup failed: %s" % e, file=sys.stderr)
         status = 1
+    except KeyboardInterrupt:
+        print("interrupted; stopping what was started", file=sys.stderr)
+        status = 130
     finally:
         stop_everything()
         if o.keep:
