@@ -19,6 +19,8 @@
 #                benches/drivers/edge.py compares strata-edge with its vmagent).
 #   influxdb-client  InfluxData's Python client from PyPI (pinned below):
 #                server/tests/it/clients.rs writes through it unchanged.
+#   opentelemetry-sdk + opentelemetry-exporter-otlp-proto-http  from PyPI
+#                (pinned below): clients.rs exports metrics over OTLP/HTTP.
 #   mosquitto    Debian's `mosquitto` and `mosquitto-clients`: the edge agent's
 #                MQTT intake against a real broker, `mosquitto_pub` publishing
 #                (edge-agent/tests/it/mqtt.rs; the broker is /usr/sbin/mosquitto).
@@ -76,6 +78,15 @@ if ! python3 -c 'import influxdb_client' >/dev/null 2>&1; then
         || python3 -m pip install -q --break-system-packages "influxdb-client==$INFLUXDB_CLIENT_VERSION"
 fi
 echo "install-test-deps: influxdb-client $(python3 -c 'import influxdb_client; print(influxdb_client.__version__)')"
+
+OTEL_VERSION=1.45.2
+if ! python3 -c 'import opentelemetry.exporter.otlp.proto.http.metric_exporter' >/dev/null 2>&1; then
+    echo "install-test-deps: installing the OpenTelemetry Python SDK $OTEL_VERSION and its OTLP/HTTP exporter (PyPI)"
+    python3 -m pip install -q "opentelemetry-sdk==$OTEL_VERSION" "opentelemetry-exporter-otlp-proto-http==$OTEL_VERSION" \
+        || python3 -m pip install -q --break-system-packages "opentelemetry-sdk==$OTEL_VERSION" \
+            "opentelemetry-exporter-otlp-proto-http==$OTEL_VERSION"
+fi
+echo "install-test-deps: opentelemetry-sdk $(python3 -c 'from importlib.metadata import version; print(version("opentelemetry-sdk"))')"
 echo "install-test-deps: $(command -v mosquitto || echo /usr/sbin/mosquitto): $("$(command -v mosquitto || echo /usr/sbin/mosquitto)" -h 2>&1 | head -n 1)"
 
 TANSU_VERSION=0.6.0

@@ -174,6 +174,8 @@ pub(crate) struct Admitted {
     pub(crate) limits: TenantLimits,
     /// Its residency label as this node applies it (None: nothing refused by it).
     pub(crate) residency: Option<Arc<ResidencyCheck>>,
+    /// Its OTLP promoted resource attributes.
+    pub(crate) otlp_promoted: Vec<String>,
     /// Its counters.
     pub(crate) counters: Arc<TenantIngest>,
 }
@@ -204,8 +206,9 @@ pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Ad
         counters.reject("ingestion_rate_unread_requests", 1);
         return Err(rate_refusal(r));
     }
+    let otlp_promoted = policy.as_ref().map(|p| p.otlp_promoted_attributes.clone()).unwrap_or_default();
     let residency = policy.and_then(|p| ResidencyCheck::of(&p, &state.regions)).map(Arc::new);
-    Ok(Admitted { tenant, limits, residency, counters })
+    Ok(Admitted { tenant, limits, residency, otlp_promoted, counters })
 }
 
 /// Takes the request's samples from the tenant's rate bucket.

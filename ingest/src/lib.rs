@@ -41,6 +41,7 @@ pub mod influx_compat;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod otlp;
 pub mod remote_write;
 pub mod series_cache;
 pub mod write_token;

@@ -143,6 +143,10 @@ pub struct TenantPolicy {
     /// The label that pins a series to a jurisdiction, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub residency: Option<Residency>,
+    /// OTLP resource attributes copied onto every series of the resource
+    /// (e.g. `host.name`, `deployment.environment`), besides `job` and `instance`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub otlp_promoted_attributes: Vec<String>,
     /// Limits.
     pub limits: TenantLimits,
 }
@@ -177,6 +181,7 @@ impl TenantPolicy {
             export_policy: ExportPolicy::None,
             exports: BTreeMap::new(),
             residency: None,
+            otlp_promoted_attributes: Vec::new(),
             limits: TenantLimits::default(),
         }
     }

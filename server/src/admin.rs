@@ -24,6 +24,7 @@
 //! | `export_policy` | `none` \| `aggregates` \| `raw` | what may leave a jurisdiction `exports` does not list |
 //! | `exports` | object, jurisdiction → `none` \| `aggregates` \| `raw` | what may leave that jurisdiction (`{}` clears) |
 //! | `residency` | `{"label": "country", "jurisdictions": {"de": "eu"}}` or `null` | a label whose value pins a series to a jurisdiction: a line labelled for another jurisdiction than the node's is refused at ingest (`null` removes it) |
+//! | `otlp_promoted_attributes` | list of strings | OTLP resource attributes copied onto every series (`[]` clears; they are always in `target_info`) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad input), 401 (admin token),
 //! 404 (no such tenant or token), 409 (exists), 500 (a purge failed half-way;
@@ -211,6 +212,7 @@ struct TenantFields {
     /// `null` removes the residency label (hence the double option).
     #[serde(default, deserialize_with = "present")]
     residency: Option<Option<Residency>>,
+    otlp_promoted_attributes: Option<Vec<String>>,
     limits: Option<Value>,
 }
 
@@ -251,6 +253,9 @@ fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiErr
     }
     if let Some(v) = f.residency {
         policy.residency = v;
+    }
+    if let Some(v) = f.otlp_promoted_attributes {
+        policy.otlp_promoted_attributes = v;
     }
     if let Some(patch) = f.limits {
         policy.limits = merge_limits(&policy.limits, patch)?;

@@ -3,6 +3,7 @@
 //! | path | what |
 //! |---|---|
 //! | `POST /api/v2/write`, `POST /write` | line protocol ([`strata_ingest::http`]) |
+//! | `POST /otlp/v1/metrics` | OpenTelemetry metrics, OTLP/HTTP protobuf or JSON ([`strata_ingest::otlp`]) |
 //! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
 //! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
 //! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges (per-tenant series: `[metrics] per_tenant`, `[metrics] token` or the admin token) |
@@ -133,6 +134,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
     let app = ops
         .merge(write)
+        .merge(strata_ingest::otlp::router(write_state.clone()))
         .merge(strata_ingest::remote_write::router(write_state))
         .merge(query)
         .merge(crate::cardinality::router(cardinality))

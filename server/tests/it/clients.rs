@@ -198,3 +198,100 @@ fn alertmanager_stand_in() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Strin
     });
     (url, bodies)
 }
+
+const OTEL_SCRIPT: &str = r#"
+import sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.metrics import Observation
+
+exporter = OTLPMetricExporter(endpoint=sys.argv[1] + "/otlp/v1/metrics")
+reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60000)
+resource = Resource.create({"service.name": "farm-gw", "service.instance.id": "gw-1", "host.name": "farm7"})
+provider = MeterProvider(resource=resource, metric_readers=[reader])
+meter = provider.get_meter("strata-test")
+readings = meter.create_counter("soil.readings", unit="{reading}")
+readings.add(5, {"farm": "f1"})
+readings.add(5, {"farm": "f1"})
+meter.create_observable_gauge("soil.temperature", callbacks=[lambda options: [Observation(21.5, {"farm": "f1"})]], unit="Cel")
+latency = meter.create_histogram("probe.latency", unit="ms")
+for v in (5, 50, 500):
+    latency.record(v, {"farm": "f1"})
+assert provider.force_flush(10000), "flush"
+provider.shutdown()
+print("ok")
+"#;
+
+fn python_with_otel() -> &'static str {
+    let ok = Command::new("python3")
+        .args(["-c", "import opentelemetry.exporter.otlp.proto.http.metric_exporter"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with opentelemetry-sdk and its OTLP/HTTP exporter is missing: run `bash scripts/install-test-deps.sh`"
+    );
+    "python3"
+}
+
+/// The OpenTelemetry Python SDK's OTLP/HTTP exporter, unchanged: a counter,
+/// an observable gauge and a histogram read back with PromQL under
+/// Prometheus 3's names, `job`/`instance` from the resource and
+/// `target_info` with the rest of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opentelemetry_sdk_metrics_are_queryable_under_prometheus_names() {
+    let python = python_with_otel();
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[]);
+    let out = Command::new(python).args(["-c", OTEL_SCRIPT, &s.base]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let c = client();
+    let sel = "{job=\"farm-gw\",instance=\"gw-1\",farm=\"f1\"}";
+    assert_eq!(scalar(&c, &s, &format!("soil_readings_total{sel}")).await, Some(10.0));
+    assert_eq!(scalar(&c, &s, &format!("soil_temperature_celsius{sel}")).await, Some(21.5));
+    let le = |b: &str| format!("probe_latency_milliseconds_bucket{{job=\"farm-gw\",farm=\"f1\",le=\"{b}\"}}");
+    assert_eq!(scalar(&c, &s, &le("+Inf")).await, Some(3.0));
+    assert_eq!(scalar(&c, &s, &le("10")).await, Some(1.0));
+    assert_eq!(scalar(&c, &s, "probe_latency_milliseconds_sum{job=\"farm-gw\"}").await, Some(555.0));
+    assert_eq!(scalar(&c, &s, "probe_latency_milliseconds_count{job=\"farm-gw\"}").await, Some(3.0));
+    assert_eq!(scalar(&c, &s, "target_info{job=\"farm-gw\",instance=\"gw-1\",host_name=\"farm7\"}").await, Some(1.0));
+}
+
+/// OTLP/JSON, and what is refused: a delta sum is reported in the partial
+/// success (the cumulative gauge beside it is stored), an unknown content
+/// type is 415, a body that does not decode is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_partial_success_and_refusals() {
+    let dir = data_dir();
+    let s = Server::start(dir.path(), &[]);
+    let c = client();
+    let ns = (now_ms() * 1_000_000).to_string();
+    let body = serde_json::json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "tank"}}]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "tank.level", "unit": "1", "gauge": {"dataPoints": [
+                {"timeUnixNano": ns, "asDouble": 0.75, "attributes": [{"key": "tank", "value": {"stringValue": "t1"}}]}]}},
+            {"name": "pumped", "unit": "l", "sum": {"aggregationTemporality": 1, "isMonotonic": true,
+                "dataPoints": [{"timeUnixNano": ns, "asInt": "12"}]}}
+        ]}]
+    }]});
+    let r = c.post(s.url("/otlp/v1/metrics")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["partialSuccess"]["rejectedDataPoints"], "1", "{v}");
+    assert!(v["partialSuccess"]["errorMessage"].as_str().unwrap().contains("delta temporality"), "{v}");
+    assert_eq!(scalar(&c, &s, "tank_level_ratio{job=\"tank\",tank=\"t1\"}").await, Some(0.75));
+    let r = c.post(s.url("/otlp/v1/metrics")).header("Content-Type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = c
+        .post(s.url("/otlp/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(vec![0xff, 0xff, 0xff])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
