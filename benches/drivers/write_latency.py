@@ -149,6 +149,25 @@ def runq_wait_s(pid):
     return tot / 1e9
 
 
+def fsync_probe(dir, n=200, size=60000):
+    """fdatasync latency of appending `size` bytes in `dir` (the data dir's disk): the
+    floor under any write path that fsyncs before it answers."""
+    path = os.path.join(dir, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat = []
+    try:
+        buf = b"x" * size
+        for _ in range(n):
+            os.write(fd, buf)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return summary_ms(lat)
+
+
 def host_cpu():
     """(busy, total, irq+softirq) jiffies of the whole host."""
     with open("/proc/stat") as f:
@@ -651,6 +670,8 @@ def ramp(target, a, out):
     else:
         verdict = ("no CPU saturated (host %.2f of %d cores): throughput limited by latency/concurrency, "
                    "not CPU" % (cpu["host_cores"], ncpu))
+    if best is levels[-1] and len(levels) == len(a.ramp_conns):
+        verdict += "; throughput still grew at the last level (--ramp-conns), so capacity may be higher"
     out["ramp"] = levels
     out["capacity"] = {"samples_per_s": best["samples_per_s"], "req_per_s": best["req_per_s"],
                        "conns": best["conns"], "saturation": verdict}
@@ -801,6 +822,10 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         print("  %3.0f-%-3.0f %8.1f %8s %8s %8s %8s %9s %6d %8s %7d %7s %8s %6s" % (
             k * WINDOW, (k + 1) * WINDOW, row["req_per_s"], lat["p50"], lat["p90"], lat["p99"], lat["p99.9"],
             lat["max"], row["errors"], lag["p99"], nfl, scpu, swait, hcpu), flush=True)
+    wf = [r["latency_ms"]["p99"] for r in rows if r["flushes"] and r["latency_ms"]["p99"] is not None]
+    wn = [r["latency_ms"]["p99"] for r in rows if not r["flushes"] and r["latency_ms"]["p99"] is not None]
+    flush_effect = {"windows_with_flush": len(wf), "median_p99_with_flush": statistics.median(wf) if wf else None,
+                    "windows_without": len(wn), "median_p99_without": statistics.median(wn) if wn else None}
     _, _, run_wait = win_cpu(start, start + a.duration)
     cpu["server_runq_wait"] = run_wait
     ok = [r for r in recs if 200 <= r[3] < 300]
@@ -818,7 +843,7 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
     res = {"fraction": frac, "target_req_per_s": round(rate, 2), "achieved_req_per_s": round(achieved, 2),
            "achieved_samples_per_s": round(achieved * a.lines * len(FIELDS)), "latency_ms": total,
            "service_ms": service, "client_lag_ms": lag, "errors": errs, "statuses": statuses,
-           "windows": rows, "cpu": cpu, "flushes": len(run_fl),
+           "windows": rows, "cpu": cpu, "flushes": len(run_fl), "flush_effect": flush_effect,
            "flush_samples": [f[1] for f in run_fl], "metrics_delta": mdelta,
            "metrics_after": {k: v for k, v in m1.items()},
            "p99_target_met": total["p99"] is not None and total["p99"] < TARGET_P99_MS and errs == 0}
@@ -833,6 +858,9 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         cpu["server_cores"], run_wait, cpu["client_cores"], cpu["client_proc_cores"], cpu["other_cores"],
         cpu["irq_cores"], cpu["host_cores"],
         cpu["ncpu"], len(run_fl)))
+    if target.name == "strata":
+        print("  median window p99: %s ms in the %d windows with a memtable flush, %s ms in the %d without" % (
+            flush_effect["median_p99_with_flush"], len(wf), flush_effect["median_p99_without"], len(wn)))
     if mdelta:
         print("  /metrics deltas: " + ", ".join("%s %+g" % (k, v) for k, v in mdelta.items()))
     print("  p99 %s ms vs target < %.0f ms: %s" % (total["p99"], TARGET_P99_MS,
@@ -925,12 +953,18 @@ def main(argv=None):
     report = {"command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "loadavg_before": loadavg(),
               "ncpu": os.cpu_count(), "strata": a.strata,
+              "strata_mtime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(a.strata))),
               "params": {k: getattr(a, k) for k in ("lines", "devices", "duration", "ramp_step", "ramp_conns", "warmup",
                                                     "fractions", "client_procs", "conns_per_proc",
                                                     "probe_interval", "quick")},
               "targets": {}}
-    print("write_latency: %d lines x %d fields per request, %d devices (%d series), %d cores, loadavg %s" % (
-        a.lines, len(FIELDS), a.devices, a.devices * len(FIELDS), os.cpu_count(), report["loadavg_before"]))
+    print("write_latency: %s (built %s); %d lines x %d fields per request, %d devices (%d series), %d cores, "
+          "loadavg %s" % (a.strata, report["strata_mtime"], a.lines, len(FIELDS), a.devices, a.devices * len(FIELDS),
+                          os.cpu_count(), report["loadavg_before"]))
+    fp = fsync_probe(tmp)
+    report["fsync_probe_before_ms"] = fp
+    print("disk: fdatasync of a 60 kB append in %s: p50 %s p99 %s max %s ms (200 tries)" % (
+        tmp, fp["p50"], fp["p99"], fp["max"]), flush=True)
     targets = [Strata(a, tmp)]
     if a.peer == "victoriametrics":
         targets.append(VictoriaMetrics(a, tmp))
@@ -946,6 +980,13 @@ def main(argv=None):
     finally:
         for t in targets:
             t.stop()
+        try:
+            fp = fsync_probe(tmp)
+            report["fsync_probe_after_ms"] = fp
+            print("disk: fdatasync of a 60 kB append after the runs: p50 %s p99 %s max %s ms" % (
+                fp["p50"], fp["p99"], fp["max"]))
+        except OSError:
+            pass
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     report["loadavg_after"] = loadavg()
