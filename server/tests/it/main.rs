@@ -4,6 +4,7 @@ mod apply_refusal;
 mod cardinality;
 mod clients;
 mod cold;
+mod differential;
 mod edge_dedup;
 mod harness;
 mod hostile_http;
