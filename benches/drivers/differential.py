@@ -864,8 +864,15 @@ def _std_explained(q, params, pbase, sbase):
     e.g. stdvar of timestamps: mean 1.8e9, sigma 0.1)."""
     nan = cond = False
     for sub in _agg_calls(q, ("stddev", "stdvar")):
-        _, pa = norm(run_query(pbase, sub, params))
-        _, sa = norm(run_query(sbase, sub, params))
+        p = params
+        if _in_subquery(q, q.index(sub)):
+            # Inside a subquery it is evaluated at multiples of the subquery step (10 s .. 2 m) up to
+            # 30 m + 17 m before the query's first time: a 5 s grid over that span covers every one.
+            first = float(params.get("start", params.get("time")))
+            last = float(params.get("end", params.get("time")))
+            p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+        _, pa = norm(run_query(pbase, sub, p))
+        _, sa = norm(run_query(sbase, sub, p))
         if not isinstance(pa, dict) or not isinstance(sa, dict) or set(pa) != set(sa):
             return None
         op = "stddev" if sub.startswith("stddev") else "stdvar"
@@ -882,8 +889,8 @@ def _std_explained(q, params, pbase, sbase):
                     nan = True
                     continue
                 if stats is None:
-                    _, mean = norm(run_query(pbase, "avg" + sub[len(op):], params))
-                    _, cnt = norm(run_query(pbase, "count" + sub[len(op):], params))
+                    _, mean = norm(run_query(pbase, "avg" + sub[len(op):], p))
+                    _, cnt = norm(run_query(pbase, "count" + sub[len(op):], p))
                     if not isinstance(mean, dict) or not isinstance(cnt, dict):
                         return None
                     stats = (mean, cnt)
