@@ -88,17 +88,37 @@ fn missing_param(agg: &AggregateExpr) -> QueryError {
 }
 
 /// Group label sets (deduplicated) and, per input series, its group index.
+///
+/// A series' group is found by a hash of the labels it keeps, computed
+/// without building them: only the first series of each group allocates its
+/// label set (a fleet query has many series and few groups).
 fn group(v: &[StepSeries], modifier: Option<&LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut keys = Vec::new();
+    let has = |names: &PLabels, n: &str| names.labels.iter().any(|x| x == n);
+    let keep = |name: &str| match modifier {
+        None => false,
+        Some(LabelModifier::Include(names)) => has(names, name),
+        Some(LabelModifier::Exclude(names)) => name != METRIC_NAME && !has(names, name),
+    };
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut keys: Vec<Labels> = Vec::new();
     let members = v
         .iter()
         .map(|s| {
-            let key = group_labels(&s.labels, modifier);
-            *index.entry(key.clone()).or_insert_with(|| {
-                keys.push(key);
-                keys.len() - 1
-            })
+            let kept = || s.labels.iter().filter(|l| keep(&l.name));
+            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+            for l in kept() {
+                h.update(l.name.as_bytes());
+                h.update(&[0xff]);
+                h.update(l.value.as_bytes());
+                h.update(&[0xff]);
+            }
+            let slot = index.entry(h.digest()).or_default();
+            if let Some(&g) = slot.iter().find(|&&g| keys.get(g).is_some_and(|k| k.iter().eq(kept()))) {
+                return g;
+            }
+            keys.push(group_labels(&s.labels, modifier));
+            slot.push(keys.len() - 1);
+            keys.len() - 1
         })
         .collect();
     (keys, members)
