@@ -824,8 +824,10 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
             lat["max"], row["errors"], lag["p99"], nfl, scpu, swait, hcpu), flush=True)
     wf = [r["latency_ms"]["p99"] for r in rows if r["flushes"] and r["latency_ms"]["p99"] is not None]
     wn = [r["latency_ms"]["p99"] for r in rows if not r["flushes"] and r["latency_ms"]["p99"] is not None]
-    flush_effect = {"windows_with_flush": len(wf), "median_p99_with_flush": statistics.median(wf) if wf else None,
-                    "windows_without": len(wn), "median_p99_without": statistics.median(wn) if wn else None}
+    flush_effect = {"windows_with_flush": len(wf),
+                    "median_p99_with_flush": round(statistics.median(wf), 1) if wf else None,
+                    "windows_without": len(wn),
+                    "median_p99_without": round(statistics.median(wn), 1) if wn else None}
     _, _, run_wait = win_cpu(start, start + a.duration)
     cpu["server_runq_wait"] = run_wait
     ok = [r for r in recs if 200 <= r[3] < 300]
