@@ -121,3 +121,30 @@ echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --vers
 # PostgreSQL catalog test) and s3s-fs (compactor/tests/it/s3.rs).
 bash "$(dirname "$0")/install-postgres.sh"
 bash "$(dirname "$0")/install-s3s.sh"
+
+# --- the web console's browser test (server/tests/it/console.rs) -------------
+#   chromium         Debian's package, driven headless by
+#   playwright-core  from npm (pinned below, no bundled browser download),
+#                    installed under ~/.cache/strata-tools/node, where
+#                    server/tests/browser/console.mjs looks for it
+#                    (or $PLAYWRIGHT_CORE_DIR); Node.js from Debian if missing.
+# Node is only for the test: the console itself is plain files in the binary.
+PLAYWRIGHT_CORE_VERSION=1.65.1
+console_pkgs=()
+[ -x /usr/bin/chromium ] || console_pkgs+=(chromium)
+command -v node >/dev/null 2>&1 || console_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || console_pkgs+=(npm)
+if [ "${#console_pkgs[@]}" -gt 0 ]; then
+    echo "install-test-deps: installing Debian's ${console_pkgs[*]} (the console's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends "${console_pkgs[@]}"
+fi
+NODE_TOOLS="${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}/node"
+if ! grep -qs "\"version\": \"$PLAYWRIGHT_CORE_VERSION\"" "$NODE_TOOLS/node_modules/playwright-core/package.json"; then
+    echo "install-test-deps: installing playwright-core $PLAYWRIGHT_CORE_VERSION (npm) into $NODE_TOOLS"
+    mkdir -p "$NODE_TOOLS"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$NODE_TOOLS" --no-audit --no-fund --silent \
+        "playwright-core@$PLAYWRIGHT_CORE_VERSION"
+fi
+echo "install-test-deps: $(/usr/bin/chromium --version 2>/dev/null | head -n 1), node $(node --version), playwright-core $PLAYWRIGHT_CORE_VERSION"
