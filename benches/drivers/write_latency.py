@@ -582,6 +582,7 @@ class Strata(Target):
                 for ln in f:
                     if "hot store flushed" not in ln:
                         continue
+                    ln = re.sub(r"\x1b\[[0-9;]*m", "", ln)  # the log is coloured
                     m = re.match(r"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", ln)
                     if not m:
                         continue
@@ -859,7 +860,7 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
           "others %s (of which irq %s), host %s of %d; memtable flushes %d" % (
         cpu["server_cores"], run_wait, cpu["client_cores"], cpu["client_proc_cores"], cpu["other_cores"],
         cpu["irq_cores"], cpu["host_cores"],
-        cpu["ncpu"], len(run_fl)))
+        cpu["ncpu"], len(run_fl)) + (" (samples each: %s)" % [f[1] for f in run_fl] if run_fl else ""))
     if target.name == "strata":
         print("  median window p99: %s ms in the %d windows with a memtable flush, %s ms in the %d without" % (
             flush_effect["median_p99_with_flush"], len(wf), flush_effect["median_p99_without"], len(wn)))
