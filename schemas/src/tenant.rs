@@ -80,6 +80,8 @@ pub enum Access {
     Write,
     /// Read samples and metadata.
     Read,
+    /// Delete samples (erasure requests): only tokens with `admin` access.
+    Delete,
 }
 
 /// Why a request could not be attributed to a tenant.

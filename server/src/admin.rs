@@ -13,6 +13,10 @@
 //! | `DELETE /admin/v1/tenants/{id}/tokens/{token_id}` | revoke |
 //! | `GET /admin/v1/tenants/{id}/usage` | usage counters |
 //!
+//! Delete requests (`POST /admin/v1/tenants/{id}/delete`, `GET
+//! /admin/v1/deletes/{id}`, `GET /admin/v1/tenants/{id}/deletes`) are served
+//! by [`crate::erasure`].
+//!
 //! Policy fields (every change applies to the next request on every node, as
 //! the registry reloads):
 //!

@@ -60,6 +60,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
             Arc::clone(&peer_errors),
         ))
     };
+    // Delete requests hide what they cover from every read (`erasure`).
+    let store: Arc<dyn ReadStore> = Arc::new(crate::erasure::ErasingStore::new(store, Arc::clone(&registry)));
     let regions = match regions_of(&node, &resolver, &store) {
         Ok(r) => r,
         Err(e) => {
@@ -78,6 +80,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let usage_resolver = Arc::clone(&resolver);
     let cardinality =
         crate::cardinality::CardinalityState { hot: Arc::clone(&node.hot), resolver: Arc::clone(&resolver) };
+    let erasure =
+        crate::erasure::ErasureState { registry: Arc::clone(&registry), admin_token: Arc::clone(&admin_token) };
     let ops_admin_token = Arc::clone(&admin_token);
     let region_routes = regions.map(|regions| {
         crate::regions::router(crate::regions::RegionState { regions, admin_token: Arc::clone(&admin_token) })
@@ -138,6 +142,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .merge(strata_ingest::remote_write::router(write_state))
         .merge(query)
         .merge(crate::cardinality::router(cardinality))
+        .merge(crate::console::router())
+        .merge(crate::erasure::router(erasure))
         .merge(admin);
     match region_routes {
         Some(r) => app.merge(r),

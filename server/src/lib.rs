@@ -32,6 +32,8 @@ pub mod cardinality;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod console;
+pub mod erasure;
 pub mod http;
 pub mod listener;
 pub mod node;

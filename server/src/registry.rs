@@ -40,6 +40,8 @@ pub enum TokenAccess {
     Write,
     /// Both.
     ReadWrite,
+    /// Read, write and delete (erasure requests through the Prometheus API).
+    Admin,
 }
 
 impl TokenAccess {
@@ -49,6 +51,7 @@ impl TokenAccess {
             TokenAccess::Read => "read",
             TokenAccess::Write => "write",
             TokenAccess::ReadWrite => "read_write",
+            TokenAccess::Admin => "admin",
         }
     }
 
@@ -57,6 +60,7 @@ impl TokenAccess {
             "read" => TokenAccess::Read,
             "write" => TokenAccess::Write,
             "read_write" => TokenAccess::ReadWrite,
+            "admin" => TokenAccess::Admin,
             _ => return None,
         })
     }
@@ -64,7 +68,10 @@ impl TokenAccess {
     fn allows(self, access: Access) -> bool {
         matches!(
             (self, access),
-            (TokenAccess::ReadWrite, _) | (TokenAccess::Read, Access::Read) | (TokenAccess::Write, Access::Write)
+            (TokenAccess::Admin, _)
+                | (TokenAccess::ReadWrite, Access::Read | Access::Write)
+                | (TokenAccess::Read, Access::Read)
+                | (TokenAccess::Write, Access::Write)
         )
     }
 }
@@ -80,8 +87,11 @@ struct LiveToken {
 #[derive(Debug, Default)]
 struct Snapshot {
     generation: i64,
+    deletes_generation: i64,
     tenants: HashMap<TenantId, Arc<TenantPolicy>>,
     tokens: HashMap<String, LiveToken>,
+    /// Delete requests still to apply at read time (`crate::erasure`).
+    tombstones: HashMap<TenantId, Arc<[crate::erasure::Tombstone]>>,
 }
 
 /// The registry: the database plus an in-memory snapshot for resolution.
@@ -99,7 +109,7 @@ impl Registry {
         let store = RegistryStore::open(url).await?;
         let registry = Arc::new(Self {
             store,
-            snapshot: RwLock::new(Arc::new(Snapshot { generation: -1, ..Snapshot::default() })),
+            snapshot: RwLock::new(Arc::new(Snapshot { generation: -1, deletes_generation: -1, ..Snapshot::default() })),
             static_tokens,
             region: region.to_owned(),
         });
@@ -120,12 +130,19 @@ impl Registry {
     /// Reloads the snapshot if the registry changed since the last load.
     pub async fn reload(&self) -> anyhow::Result<bool> {
         let generation = self.store.generation().await?;
-        if generation == self.snapshot.read().generation {
-            return Ok(false);
+        let deletes_generation = self.store.deletes_generation().await?;
+        {
+            let s = self.snapshot.read();
+            if generation == s.generation && deletes_generation == s.deletes_generation {
+                return Ok(false);
+            }
         }
         let tenants = self.store.tenants().await?;
         let tokens = self.store.tokens(None).await?;
-        let snapshot = build_snapshot(generation, tenants, tokens);
+        let deletes = self.store.deletes(None).await?;
+        let mut snapshot = build_snapshot(generation, tenants, tokens);
+        snapshot.tombstones = tombstones(&deletes);
+        snapshot.deletes_generation = deletes_generation;
         tracing::debug!(generation, tenants = snapshot.tenants.len(), "tenant registry reloaded");
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(true)
@@ -141,6 +158,11 @@ impl Registry {
                 tracing::warn!(error = %format!("{e:#}"), "tenant registry reload failed; keeping the last snapshot");
             }
         }
+    }
+
+    /// The tenant's tombstones (`None`: nothing of it is deleted).
+    pub fn tombstones(&self, tenant: &TenantId) -> Option<Arc<[crate::erasure::Tombstone]>> {
+        self.snapshot.read().tombstones.get(tenant).cloned()
     }
 
     /// True while the registry was never changed (generation 0: no tenant
@@ -217,6 +239,18 @@ impl TenantResolver for Registry {
     }
 }
 
+/// Per tenant, the tombstones of its delete requests.
+fn tombstones(rows: &[store::DeleteRow]) -> HashMap<TenantId, Arc<[crate::erasure::Tombstone]>> {
+    let mut by_tenant: HashMap<TenantId, Vec<crate::erasure::Tombstone>> = HashMap::new();
+    for row in rows {
+        match (TenantId::new(row.tenant_id.as_str()), crate::erasure::Tombstone::of(row)) {
+            (Ok(t), Some(stone)) => by_tenant.entry(t).or_default().push(stone),
+            _ => tracing::error!(id = %row.id, "a delete request in the registry does not parse; it is not applied"),
+        }
+    }
+    by_tenant.into_iter().map(|(t, v)| (t, Arc::from(v))).collect()
+}
+
 fn build_snapshot(generation: i64, tenants: Vec<TenantRow>, tokens: Vec<TokenRow>) -> Snapshot {
     let tenants: HashMap<TenantId, Arc<TenantPolicy>> =
         tenants.into_iter().map(|t| (t.policy.id.clone(), Arc::new(t.policy))).collect();
@@ -230,7 +264,7 @@ fn build_snapshot(generation: i64, tenants: Vec<TenantRow>, tokens: Vec<TokenRow
             Some((t.id, LiveToken { tenant, hash, access }))
         })
         .collect();
-    Snapshot { generation, tenants, tokens }
+    Snapshot { generation, deletes_generation: -1, tenants, tokens, tombstones: HashMap::new() }
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {

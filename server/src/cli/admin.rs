@@ -46,6 +46,26 @@ pub enum AdminCommand {
         /// Tenant id.
         tenant: String,
     },
+    /// Delete a tenant's samples matching selectors over a time range (hidden
+    /// from every read at once; `strata admin delete-status <id>` shows progress).
+    Delete {
+        /// Tenant id.
+        tenant: String,
+        /// Series selector, e.g. '{device="d-17"}' (repeat for several).
+        #[arg(long = "match", required = true)]
+        selectors: Vec<String>,
+        /// First millisecond (default: the beginning).
+        #[arg(long)]
+        start: Option<i64>,
+        /// Last millisecond (default: now).
+        #[arg(long)]
+        end: Option<i64>,
+    },
+    /// A delete request's status.
+    DeleteStatus {
+        /// Request id (`del_…`).
+        id: String,
+    },
     /// The audit log of cross-region requests, oldest first (the newest `--limit`).
     Audit {
         /// Only this tenant.
@@ -165,7 +185,7 @@ pub enum TokenCommand {
     Issue {
         /// Tenant id.
         tenant: String,
-        /// `read`, `write` or `read_write`.
+        /// `read`, `write`, `read_write` or `admin` (also deletes through the Prometheus API).
         #[arg(long, default_value = "read_write")]
         access: String,
         /// Free text (what uses the token).
@@ -321,6 +341,17 @@ async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
             Ok(json!({ "revoked": token_id }))
         }
         AdminCommand::Usage { tenant } => c.call(Method::GET, &format!("/tenants/{tenant}/usage"), None).await,
+        AdminCommand::Delete { tenant, selectors, start, end } => {
+            let body = json!({ "match": selectors, "start": start, "end": end });
+            c.call(Method::POST, &format!("/tenants/{tenant}/delete"), Some(body)).await
+        }
+        AdminCommand::DeleteStatus { id } => {
+            anyhow::ensure!(
+                id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "request id {id:?} is not del_…"
+            );
+            c.call(Method::GET, &format!("/deletes/{id}"), None).await
+        }
         AdminCommand::Audit { tenant, region, decision, side, limit } => {
             let mut query = format!("/audit?limit={limit}");
             for (k, v) in [("tenant", tenant), ("region", region), ("decision", decision), ("side", side)] {
@@ -441,6 +472,9 @@ fn render(cmd: &AdminCommand, v: &Value) -> String {
             let rows =
                 v.as_object().map(|m| m.iter().map(|(k, x)| vec![k.clone(), s(x)]).collect()).unwrap_or_default();
             table(&["USAGE", "VALUE"], rows)
+        }
+        AdminCommand::Delete { .. } | AdminCommand::DeleteStatus { .. } => {
+            serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
         }
         AdminCommand::Audit { .. } => table(
             &["TIME MS", "SIDE", "TENANT", "ASKING", "DATA", "CROSSED", "SERIES", "BYTES", "DECISION", "RULE", "QUERY"],

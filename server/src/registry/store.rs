@@ -8,10 +8,15 @@
 //! strata_tokens         (id TEXT PRIMARY KEY, tenant_id TEXT,        id = the token's public part
 //!                        secret_hash TEXT, access TEXT,              secret_hash = hex SHA-256 of the whole token
 //!                        description TEXT, created_at BIGINT, revoked_at BIGINT NULL)
+//! strata_deletes        (id TEXT PRIMARY KEY, tenant_id TEXT,        request = DeleteSpec as JSON (selectors, range, who)
+//!                        request TEXT, status TEXT,                  status = its progress as JSON
+//!                        requested_at BIGINT, completed_at BIGINT NULL)
 //! ```
 //!
-//! Every change bumps `generation`; nodes poll it (cheap) and reload the
-//! tables only when it moved, so changes reach every node within a second.
+//! Every change bumps `generation` (a delete request bumps
+//! `deletes_generation` instead, so it does not end open mode); nodes poll
+//! both (cheap) and reload the tables only when one moved, so changes reach
+//! every node within a second.
 
 use anyhow::{Context, bail};
 use sqlx::any::AnyPoolOptions;
@@ -92,6 +97,9 @@ impl RegistryStore {
             "CREATE TABLE IF NOT EXISTS strata_tokens (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, \
              secret_hash TEXT NOT NULL, access TEXT NOT NULL, description TEXT NOT NULL, \
              created_at BIGINT NOT NULL, revoked_at BIGINT)",
+            // Added without a schema version change: older builds ignore it.
+            "CREATE TABLE IF NOT EXISTS strata_deletes (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, \
+             request TEXT NOT NULL, status TEXT NOT NULL, requested_at BIGINT NOT NULL, completed_at BIGINT)",
         ];
         for stmt in ddl {
             sqlx::query(stmt).execute(&self.pool).await.context("creating registry tables")?;
@@ -116,7 +124,28 @@ impl RegistryStore {
             }
             Some(_) => {}
         }
+        // Delete requests count apart from tenant and token changes, so a
+        // delete does not end open mode (`Registry::open_mode`).
+        let deletes: Option<i64> =
+            sqlx::query("SELECT value FROM strata_registry_meta WHERE key = 'deletes_generation'")
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        if deletes.is_none() {
+            sqlx::query("INSERT INTO strata_registry_meta (key, value) VALUES ('deletes_generation', 0)")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// The change counter of delete requests.
+    pub async fn deletes_generation(&self) -> anyhow::Result<i64> {
+        let row = sqlx::query("SELECT value FROM strata_registry_meta WHERE key = 'deletes_generation'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// The change counter.
@@ -269,6 +298,77 @@ impl RegistryStore {
         self.bump(&mut tx).await?;
         tx.commit().await?;
         Ok(n > 0)
+    }
+}
+
+/// A delete request as stored (`crate::erasure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteRow {
+    /// Request id.
+    pub id: String,
+    /// Tenant whose data it deletes.
+    pub tenant_id: String,
+    /// The request (selectors, range, who asked), JSON.
+    pub request: String,
+    /// Its progress, JSON.
+    pub status: String,
+    /// When it was acknowledged, ms since the epoch.
+    pub requested_at: i64,
+    /// When it completed.
+    pub completed_at: Option<i64>,
+}
+
+impl RegistryStore {
+    /// Records a delete request (a tombstone every node applies at its next reload).
+    pub async fn insert_delete(&self, d: &DeleteRow) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO strata_deletes (id, tenant_id, request, status, requested_at, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&d.id)
+        .bind(&d.tenant_id)
+        .bind(&d.request)
+        .bind(&d.status)
+        .bind(d.requested_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE strata_registry_meta SET value = value + 1 WHERE key = 'deletes_generation'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete requests (all, or of one tenant), oldest first.
+    pub async fn deletes(&self, tenant: Option<&TenantId>) -> anyhow::Result<Vec<DeleteRow>> {
+        let sql = "SELECT id, tenant_id, request, status, requested_at, completed_at FROM strata_deletes";
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(&format!("{sql} WHERE tenant_id = $1 ORDER BY requested_at, id"))
+                    .bind(t.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query(&format!("{sql} ORDER BY requested_at, id")).fetch_all(&self.pool).await?,
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(DeleteRow {
+                    id: r.try_get(0)?,
+                    tenant_id: r.try_get(1)?,
+                    request: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                    requested_at: r.try_get(4)?,
+                    completed_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One delete request.
+    pub async fn delete_request(&self, id: &str) -> anyhow::Result<Option<DeleteRow>> {
+        Ok(self.deletes(None).await?.into_iter().find(|d| d.id == id))
     }
 }
 
