@@ -143,8 +143,11 @@
     if (t === state.token) return;
     state.token = t;
     if (t) localStorage.setItem(TOKEN_KEY, t); else localStorage.removeItem(TOKEN_KEY);
-    // Forget everything fetched or typed under the previous token.
+    // Forget everything fetched or typed under the previous token (an
+    // expression in the address too).
     state.generation++;
+    const bare = window.location.hash.split('?')[0];
+    if (bare !== window.location.hash) history.replaceState(null, '', bare || '#/explorer');
     state.completion = { metrics: null, labels: null, values: new Map() };
     state.explorer = { expr: '', tab: 'table', range: '1h', end: '', step: '' };
     loadBuild();
@@ -202,6 +205,8 @@
     if (inBraces && value) return { kind: 'value', label: value[1], prefix: value[3] };
     const word = /([a-zA-Z_:][a-zA-Z0-9_:]*)$/.exec(text);
     const prefix = word ? word[1] : '';
+    // Grouping and matching clauses name labels: sum by (room), on (job).
+    if (/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*$/.test(text)) return { kind: 'label', prefix };
     if (inBraces) {
       const tail = text.slice(open + 1);
       if (/(^|,)\s*[a-zA-Z0-9_]*$/.test(tail)) return { kind: 'label', prefix };
@@ -299,6 +304,14 @@
     return Number.isFinite(t) ? t / 1000 : Date.now() / 1000;
   }
 
+  // A step in seconds: `15`, `15s`, `1m`, `2h` (else null: automatic).
+  function parseStep(text) {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec((text || '').trim());
+    if (!m) return null;
+    const v = Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[m[2] || 's'];
+    return v > 0 ? v : null;
+  }
+
   function autoStep(seconds) {
     // About 250 points, rounded to a whole second.
     return Math.max(1, Math.round(seconds / 250));
@@ -320,7 +333,7 @@
     range.value = ex.range;
     const end = el('input', { id: 'end', type: 'datetime-local', step: 1, title: 'end time (empty: now)' });
     end.value = ex.end;
-    const step = el('input', { id: 'step', type: 'text', size: 6, placeholder: 'auto', title: 'step in seconds (empty: about 250 points)' });
+    const step = el('input', { id: 'step', type: 'text', size: 6, placeholder: 'auto', title: 'step: 15, 15s, 1m, 1h (empty: about 250 points)' });
     step.value = ex.step;
     const graphOpts = el('span', { class: 'row' }, 'Range', range, 'End', end,
       el('button', { type: 'button', text: 'now', onclick: () => { end.value = ''; ex.end = ''; run(); } }), 'Step', step);
@@ -403,7 +416,7 @@
     const span = RANGES[ex.range] || 3600;
     const end = endTime();
     const start = end - span;
-    const stepS = ex.step && Number(ex.step) > 0 ? Number(ex.step) : autoStep(span);
+    const stepS = parseStep(ex.step) || autoStep(span);
     const r = await api('/api/v1/query_range', [['query', expr], ['start', String(start)], ['end', String(end)], ['step', String(stepS)]]);
     clear(out);
     if (!r.ok || !r.body || r.body.status !== 'success') {

@@ -116,6 +116,17 @@ try {
   await page.keyboard.type('{ro', { delay: 30 });
   await page.waitForSelector('#completion li[data-value="room"]');
   await page.keyboard.press('Escape');
+  // ... and in a grouping clause, with the value completion after `room="`.
+  await page.fill('#expr', '');
+  await page.keyboard.type('sum by (ro', { delay: 30 });
+  await page.waitForSelector('#completion li[data-value="room"]');
+  await page.keyboard.press('Escape');
+  await page.fill('#expr', '');
+  await page.keyboard.type(metric + '{room="ki', { delay: 30 });
+  await page.waitForSelector('#completion li[data-value="kitchen"]');
+  await page.keyboard.press('Tab');
+  const withValue = await page.inputValue('#expr');
+  if (withValue !== metric + '{room="kitchen"') throw new Error('value completion gave ' + JSON.stringify(withValue));
   await page.fill('#expr', metric);
 
   step('run the instant query');
