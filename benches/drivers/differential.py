@@ -1013,7 +1013,13 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
         if set(a) == set(b) and all(_values_close(a[t], b[t], False) for t in a):
             return "ties", "same sorted values at every timestamp"
         for inner in _topk_args(q):
-            if _has_ties(pbase, inner, params):
+            p = params
+            if _in_subquery(q, q.index(inner)):
+                # inside a subquery: every subquery step (a 5 s grid over the span it reads)
+                first = float(params.get("start", params.get("time")))
+                last = float(params.get("end", params.get("time")))
+                p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+            if _has_ties(pbase, inner, p):
                 return "ties", "a topk/bottomk argument has equal values among its series: %s" % inner
     if re.search(r"\bstd(dev|var)\s*(\(|by|without)", q):
         why = _std_explained(q, params, pbase, sbase)
