@@ -610,51 +610,25 @@ fn parse_entry_v4(
 }
 
 impl SegmentFile {
-    /// Where a block lives, for error messages.
-    fn block_location(&self, meta: &BlockMeta) -> String {
-        format!(
-            "{} (tenant {}, bucket {}) block {} at offset {}",
-            self.path.display(),
-            self.scope.tenant,
-            self.scope.bucket,
-            meta.ordinal,
-            meta.offset
-        )
-    }
-
     /// Reads and verifies one sample block.
     pub(crate) fn read_block(&self, meta: &BlockMeta) -> Result<Vec<(i64, u64)>, ReadError> {
-        let corrupted = |detail: String| ReadError::Corrupted { location: self.block_location(meta), detail };
+        let location = || {
+            format!(
+                "{} (tenant {}, bucket {}) block {} at offset {}",
+                self.path.display(),
+                self.scope.tenant,
+                self.scope.bucket,
+                meta.ordinal,
+                meta.offset
+            )
+        };
+        let corrupted = |detail: String| ReadError::Corrupted { location: location(), detail };
         let len = usize::try_from(meta.len).map_err(|_| corrupted("block length exceeds address space".into()))?;
         let mut buf = vec![0u8; len];
         self.file
             .read_exact_at(&mut buf, meta.offset)
-            .map_err(|source| ReadError::Io { location: self.block_location(meta), source })?;
-        self.decode_block_bytes(meta, &buf)
-    }
-
-    /// Reads `buf.len()` bytes at `offset` (a run of whole blocks, read at once
-    /// by a query that needs several of them; see `read.rs`).
-    pub(crate) fn read_span(&self, buf: &mut [u8], offset: u64) -> Result<(), ReadError> {
-        self.file.read_exact_at(buf, offset).map_err(|source| ReadError::Io {
-            location: format!(
-                "{} (tenant {}, bucket {}) at offset {offset}",
-                self.path.display(),
-                self.scope.tenant,
-                self.scope.bucket
-            ),
-            source,
-        })
-    }
-
-    /// Verifies and decodes the bytes of one block (`meta.len` bytes read
-    /// from `meta.offset`, its CRC included): the checks of [`SegmentFile::read_block`].
-    pub(crate) fn decode_block_bytes(&self, meta: &BlockMeta, buf: &[u8]) -> Result<Vec<(i64, u64)>, ReadError> {
-        let corrupted = |detail: String| ReadError::Corrupted { location: self.block_location(meta), detail };
-        if buf.len() as u64 != meta.len {
-            return Err(corrupted("block shorter than its index entry".into()));
-        }
-        let (body, crc) = buf.split_at(buf.len().saturating_sub(4));
+            .map_err(|source| ReadError::Io { location: location(), source })?;
+        let (body, crc) = buf.split_at(len.saturating_sub(4));
         let stored = u32::from_le_bytes(crc.try_into().map_err(|_| corrupted("block shorter than its CRC".into()))?);
         let actual = crc32fast::hash(body);
         if stored != actual {
