@@ -157,7 +157,7 @@ pub struct ForwardConfig {
     #[serde(with = "humantime_serde")]
     pub primary_retry: Duration,
     /// Batches queued within this long before now are the live lane: the
-    /// forwarder sends the oldest unacknowledged live batch first, always
+    /// forwarder sends the newest unacknowledged live batch first, always
     /// ahead of older (backlog) batches. `0s`: no live lane (oldest first).
     #[serde(with = "humantime_serde")]
     pub live_window: Duration,

@@ -5,8 +5,10 @@
 //! `forward.live_window` (default 30 s) of now is *live*; older ones are the
 //! *backlog*. The age is the batch's enqueue time, so the split needs no
 //! state: after a restart or when the uplink returns, whatever was queued in
-//! the last window is live. The forwarder always sends the oldest
-//! unacknowledged live batch next (live data arrives in order); a backlog
+//! the last window is live. The forwarder always sends the newest
+//! unacknowledged live batch next: fresh data overtakes whatever queued
+//! during an outage (within the live window the server receives batches
+//! newest first; it stores samples in any order, and each batch once); a backlog
 //! batch (oldest first) goes only when its turn under `forward.backlog_rate`
 //! (batches per second, 0 = unlimited) has come, and either the live lane is
 //! empty or the previous send was a live batch (never two backlog batches in
@@ -18,7 +20,7 @@
 //!
 //! ```text
 //! loop:
-//!   live    = queue.next_unacked_below(max(live_start, live_next), ∞)
+//!   live    = queue.last_unacked_below(live_start, ∞)               newest first
 //!   backlog = queue.next_unacked_below(backlog_next, live_start)   if its turn has come
 //!   batch   = live, unless a backlog batch may go (live empty, or the last send was live)
 //!             (none: wait for an append, the backlog's next turn, or 1 s)
@@ -148,12 +150,10 @@ pub enum Lane {
     Backlog,
 }
 
-/// Where each lane looks for its next batch (0: from the first
-/// unacknowledged one).
+/// Where the backlog lane looks for its next batch (0: from the first
+/// unacknowledged one), and the batch neither lane may pick.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Next {
-    /// The live lane's next sequence number.
-    pub live: u64,
     /// The backlog lane's next sequence number.
     pub backlog: u64,
     /// The batch whose acknowledgement is being stored (0: none): neither
@@ -178,7 +178,7 @@ pub fn live_cutoff(now_ms: i64, window: Duration) -> i64 {
     now_ms.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Picks the next batch (see the module doc): the oldest unacknowledged live
+/// Picks the next batch (see the module doc): the newest unacknowledged live
 /// batch, unless the backlog's turn has come (`backlog_due`) and the live
 /// lane is empty or the previous send (`last`) was live.
 pub fn select(
@@ -197,7 +197,11 @@ pub fn select(
         Some(seq) if seq == next.storing => queue.next_unacked_seq_below(seq + 1, below),
         other => other,
     };
-    let live = find(next.live.max(live_start), u64::MAX);
+    // The live lane goes newest first: fresh data is never behind an outage's worth of batches.
+    let live = match queue.last_unacked_seq_below(live_start, u64::MAX) {
+        Some(seq) if seq == next.storing => queue.last_unacked_seq_below(live_start, seq),
+        other => other,
+    };
     let backlog = find(next.backlog, live_start);
     let read = |seq: u64, lane: Lane| -> crate::Result<Selected> {
         Ok(queue.read(seq)?.map_or(Selected::Nothing, |b| Selected::Batch(b, lane)))
@@ -410,9 +414,8 @@ pub async fn run(agent: Arc<Agent>) {
                     crate::aggregate::wait_durable(&writer, seq)?;
                     writer.queue.lock().expect("queue lock is never poisoned").ack_one(seq)
                 }));
-                match lane {
-                    Lane::Live => next.live = seq + 1,
-                    Lane::Backlog => next.backlog = seq + 1,
+                if lane == Lane::Backlog {
+                    next.backlog = seq + 1;
                 }
                 next.storing = seq;
             }
@@ -457,11 +460,11 @@ mod tests {
         }
     }
 
-    /// Backlog 1..=4 (old), live 5..=7: live goes first in order, one
+    /// Backlog 1..=4 (old), live 5..=7: live goes first, newest first, one
     /// backlog batch between live ones when its turn has come, the backlog
     /// oldest first; a batch whose ack is being stored is not picked again.
     #[test]
-    fn live_first_then_backlog_between_live_sends() {
+    fn live_first_newest_first_then_backlog_between_live_sends() {
         use crate::queue::{FsyncPolicy, Queue, QueueConfig};
         let dir = tempfile::tempdir().unwrap();
         let config = QueueConfig { fsync: FsyncPolicy::Never, ..QueueConfig::default() };
@@ -476,23 +479,24 @@ mod tests {
         let cutoff = now - 30_000;
         assert_eq!(q.live_start(cutoff), 5);
         let mut next = Next::default();
-        // Not the backlog's turn: live, in order.
-        assert_eq!(seq(select(&q, next, cutoff, false, Lane::Backlog)), (5, Lane::Live));
-        next.live = 6;
-        next.storing = 5;
+        // Not the backlog's turn: live, the freshest batch first.
+        assert_eq!(seq(select(&q, next, cutoff, false, Lane::Backlog)), (7, Lane::Live));
+        next.storing = 7;
         // The backlog's turn, but the last send was backlog: live still first.
         assert_eq!(seq(select(&q, next, cutoff, true, Lane::Backlog)), (6, Lane::Live));
         // After a live send the backlog gets one batch, oldest first.
         assert_eq!(seq(select(&q, next, cutoff, true, Lane::Live)), (1, Lane::Backlog));
-        q.ack_one(5).unwrap();
+        q.ack_one(7).unwrap();
         q.ack_one(1).unwrap();
         next.backlog = 2;
         next.storing = 1;
         assert_eq!(seq(select(&q, next, cutoff, true, Lane::Backlog)), (6, Lane::Live));
-        for s in [6, 7] {
+        // A batch queued now overtakes the older live ones.
+        q.append(b"fresh v=1 1\n", now + 10).unwrap();
+        assert_eq!(seq(select(&q, next, cutoff, false, Lane::Backlog)), (8, Lane::Live));
+        for s in [8, 6, 5] {
             q.ack_one(s).unwrap();
         }
-        next.live = 8;
         // Live lane empty: the backlog waits for its turn, then goes.
         assert_eq!(select(&q, next, cutoff, false, Lane::Live).unwrap(), Selected::BacklogWaits);
         assert_eq!(seq(select(&q, next, cutoff, true, Lane::Live)), (2, Lane::Backlog));
@@ -506,11 +510,11 @@ mod tests {
         }
         assert_eq!(select(&q, Next::default(), cutoff, true, Lane::Live).unwrap(), Selected::Nothing);
         assert_eq!(select(&q, Next::default(), cutoff, false, Lane::Live).unwrap(), Selected::Nothing);
-        assert_eq!(q.stats().acked_seq, 7);
+        assert_eq!(q.stats().acked_seq, 8);
         // No live window (cutoff in the future): everything is backlog, oldest first.
         q.append(b"x v=1 1\n", now).unwrap();
-        assert_eq!(q.live_start(i64::MAX), 9);
-        assert_eq!(seq(select(&q, Next::default(), i64::MAX, true, Lane::Live)), (8, Lane::Backlog));
+        assert_eq!(q.live_start(i64::MAX), 10);
+        assert_eq!(seq(select(&q, Next::default(), i64::MAX, true, Lane::Live)), (9, Lane::Backlog));
     }
 
     #[test]

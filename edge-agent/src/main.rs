@@ -23,7 +23,7 @@ use strata_edge::queue::{FsyncPolicy, OverflowPolicy};
 /// file only: [[mqtt.subscriptions]], see strata-edge.example.toml.
 ///
 /// Live first: batches queued within --live-window of now are sent ahead of the
-/// older backlog (oldest live batch first); the backlog drains oldest first at
+/// older backlog (newest live batch first); the backlog drains oldest first at
 /// most --backlog-rate batches per second, when no live batch waits or one
 /// between two live ones. Batches acknowledged out of order are recorded in
 /// the queue's cursor, so a restart re-sends neither lane's acknowledged batches.
@@ -112,7 +112,7 @@ struct Args {
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
     primary_retry: Option<Duration>,
     /// Live first: batches queued within this window before now are the live lane, sent ahead of
-    /// the older backlog, oldest live batch first; 0s = no live lane [forward.live_window; default 30s].
+    /// the older backlog, newest live batch first; 0s = no live lane [forward.live_window; default 30s].
     #[arg(long, value_parser = humantime_serde::re::humantime::parse_duration)]
     live_window: Option<Duration>,
     /// Most backlog batches (queued before the live window) sent per second, 0 = unlimited; the

@@ -552,6 +552,21 @@ impl Queue {
         self.first_unacked_seq(from).filter(|&s| s < below)
     }
 
+    /// The last (newest) unacknowledged sequence number from `from` up to
+    /// (not including) `below`, without reading the batch.
+    pub fn last_unacked_seq_below(&self, from: u64, below: u64) -> Option<u64> {
+        let low = from.max(self.acked + 1);
+        let mut end = below.min(self.next_seq);
+        while end > low {
+            let seq = end - 1;
+            match self.above.containing(seq) {
+                Some((first, _)) => end = first,
+                None => return Some(seq),
+            }
+        }
+        None
+    }
+
     /// Whether a failed write or fsync poisoned the queue (until reopened).
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
