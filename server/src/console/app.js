@@ -258,27 +258,30 @@
     async function update() {
       const mine = ++seq;
       const text = textarea.value.slice(0, textarea.selectionStart);
-      ctx = completionContext(text);
-      if (!ctx) return close();
+      // This call's own context: a newer keystroke may change `ctx` (or
+      // clear it) while the label lists load.
+      const here = completionContext(text);
+      if (!here) { ctx = null; return close(); }
       let found;
       try {
-        if (ctx.kind === 'metric') {
+        if (here.kind === 'metric') {
           const metrics = await completionList('metric');
-          found = metrics.filter((m) => m.startsWith(ctx.prefix)).map((m) => ({ value: m, kind: 'metric' }))
-            .concat(FUNCTIONS.filter((f) => f.startsWith(ctx.prefix)).map((f) => ({ value: f, kind: 'function' })));
-        } else if (ctx.kind === 'label') {
+          found = metrics.filter((m) => m.startsWith(here.prefix)).map((m) => ({ value: m, kind: 'metric' }))
+            .concat(FUNCTIONS.filter((f) => f.startsWith(here.prefix)).map((f) => ({ value: f, kind: 'function' })));
+        } else if (here.kind === 'label') {
           const labels = await completionList('label');
-          found = labels.filter((l) => l.startsWith(ctx.prefix)).map((l) => ({ value: l, kind: 'label' }));
+          found = labels.filter((l) => l.startsWith(here.prefix)).map((l) => ({ value: l, kind: 'label' }));
         } else {
-          const values = await completionList('value', ctx.label);
-          found = values.filter((v) => v.startsWith(ctx.prefix)).map((v) => ({ value: v, kind: ctx.label }));
+          const values = await completionList('value', here.label);
+          found = values.filter((v) => v.startsWith(here.prefix)).map((v) => ({ value: v, kind: here.label }));
         }
       } catch (e) {
         if (e instanceof Stale) return;
         throw e;
       }
       if (mine !== seq) return;
-      items = found.filter((it) => it.value !== ctx.prefix || ctx.kind === 'value').slice(0, 50);
+      ctx = here;
+      items = found.filter((it) => it.value !== here.prefix || here.kind === 'value').slice(0, 50);
       sel = 0;
       render();
     }
