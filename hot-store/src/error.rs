@@ -87,6 +87,29 @@ pub enum Error {
         #[source]
         source: ReadError,
     },
+    /// An erase request was refused before anything was touched.
+    #[error("invalid erase request for tenant {tenant}: {detail}")]
+    InvalidErase {
+        /// The request's tenant.
+        tenant: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A segment's sample block could not be read while erasing or verifying an erasure.
+    #[error("reading segment {path} for erasure: {source}")]
+    EraseRead {
+        /// The segment file.
+        path: PathBuf,
+        /// The read error.
+        #[source]
+        source: ReadError,
+    },
+    /// A memtable chunk failed to decode while erasing or verifying an erasure.
+    #[error("decoding the memtable for erasure: {detail}")]
+    EraseMemtable {
+        /// What the decoder reported.
+        detail: String,
+    },
     /// A leftover file from a crash could not be removed.
     #[error("removing leftover file {path}: {source}")]
     RemoveLeftover {
@@ -156,7 +179,9 @@ impl Error {
             | Error::MissingSegment { .. }
             | Error::ManifestMissing { .. }
             | Error::UnsupportedFormatVersion { .. } => ErrorKind::Corruption,
-            Error::CompactRead { source, .. } => source.kind(),
+            Error::CompactRead { source, .. } | Error::EraseRead { source, .. } => source.kind(),
+            Error::InvalidErase { .. } => ErrorKind::InvalidInput,
+            Error::EraseMemtable { .. } => ErrorKind::Corruption,
             Error::ApplyRefused { .. } | Error::Poisoned { .. } => ErrorKind::Unavailable,
             Error::CreateDir { .. }
             | Error::AccessDir { .. }

@@ -10,17 +10,33 @@
 //! Points: `segment.before_fsync`, `segment.before_rename`,
 //! `manifest.before_fsync`, `manifest.before_rename`, `manifest.after_rename`,
 //! `flush.after_segments`, `compact.after_write`, `compact.before_delete_inputs`,
-//! `expire.before_delete`.
+//! `expire.before_delete`, `erase.after_memtable`, `erase.after_write`,
+//! `erase.before_delete_input`.
+//!
+//! [`arm_nth`] fires at a later pass through a point (an erase passes
+//! `segment.before_fsync` once for its flush and once per rewritten segment).
 
 use std::cell::Cell;
 
 thread_local! {
-    static ARMED: Cell<Option<&'static str>> = const { Cell::new(None) };
+    /// The armed point and how many passes through it to let go first.
+    static ARMED: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
 }
 
 /// Arms crash point `name` on the current thread (one shot).
 pub fn arm(name: &'static str) {
-    ARMED.with(|a| a.set(Some(name)));
+    arm_nth(name, 0);
+}
+
+/// Arms crash point `name` on the current thread to fire on its pass
+/// number `skip` (0-based; one shot).
+pub fn arm_nth(name: &'static str, skip: u32) {
+    ARMED.with(|a| a.set(Some((name, skip))));
+}
+
+/// True while a point is armed and has not fired.
+pub fn armed() -> bool {
+    ARMED.with(|a| a.get().is_some())
 }
 
 /// Disarms any armed point on the current thread.
@@ -31,9 +47,13 @@ pub fn disarm() {
 /// Fails with an I/O error if `name` is armed on this thread (and disarms it).
 pub(crate) fn hit(name: &'static str) -> std::io::Result<()> {
     ARMED.with(|a| match a.get() {
-        Some(armed) if armed == name => {
+        Some((armed, 0)) if armed == name => {
             a.set(None);
             Err(std::io::Error::other(format!("failpoint {name}")))
+        }
+        Some((armed, skip)) if armed == name => {
+            a.set(Some((armed, skip - 1)));
+            Ok(())
         }
         _ => Ok(()),
     })

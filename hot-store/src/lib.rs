@@ -44,6 +44,16 @@
 //! Matchers resolve through croaring postings. Corrupt segments are
 //! quarantined. File layouts: `hot-store/FORMAT.md`.
 //!
+//! **Erasure** (right to erasure, issue 18). [`HotStore::erase`] physically
+//! removes a tenant's samples matching selectors over a time range: it
+//! strips them from the memtable, flushes, and rewrites every segment
+//! holding some (or drops it when nothing else is in it) through the
+//! compaction's write-new-file + manifest-commit protocol; series left
+//! without data leave the index. It is idempotent, so a crashed erase is
+//! finished by running it again. [`HotStore::verify_erased`] scans the
+//! live segment files and the memtable and counts what is still covered
+//! (the proof). Details: `erase.rs`.
+//!
 //! **Cold hand-off.** The compactor asks [`HotStore::sealed_buckets`] for
 //! buckets that are old enough and fully flushed, reads one with
 //! [`HotStore::read_bucket`], commits it to the cold tier, then calls
@@ -54,6 +64,7 @@
 mod cardinality;
 mod codec;
 mod config;
+mod erase;
 mod error;
 #[doc(hidden)]
 pub mod failpoint;
@@ -71,6 +82,7 @@ mod store;
 
 pub use cardinality::{Cardinality, CardinalityRequest, Count};
 pub use config::HotStoreConfig;
+pub use erase::{EraseRequest, HotEraseReport, HotVerifyReport};
 pub use error::{Error, Result};
 pub use format::{FormatVersion, UnsupportedFormatVersion};
 pub use handoff::{BucketSeries, SealedBucket};

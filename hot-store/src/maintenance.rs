@@ -217,7 +217,7 @@ impl HotStore {
 
     /// Deletes files no manifest references any more. Failures only warn:
     /// the next open deletes leftovers anyway.
-    fn remove_files<'a>(&self, paths: impl Iterator<Item = &'a PathBuf>) {
+    pub(crate) fn remove_files<'a>(&self, paths: impl Iterator<Item = &'a PathBuf>) {
         for p in paths {
             if let Err(e) = std::fs::remove_file(p) {
                 tracing::warn!(path = %p.display(), error = %e, "could not delete replaced segment");
@@ -422,7 +422,7 @@ impl HotStore {
     }
 }
 
-fn output_entry(seg: &Segment) -> crate::manifest::SegmentEntry {
+pub(crate) fn output_entry(seg: &Segment) -> crate::manifest::SegmentEntry {
     crate::manifest::SegmentEntry {
         id: seg.id,
         file: crate::format::segment_file_name(seg.id),
@@ -443,7 +443,7 @@ fn drop_expired_memtable(st: &mut crate::store::State, bounds: &BTreeMap<TenantI
 }
 
 /// Removes series that no segment or memtable mentions any more.
-fn forget_dataless_series(st: &mut crate::store::State) -> usize {
+pub(crate) fn forget_dataless_series(st: &mut crate::store::State) -> usize {
     let mut present = Bitmap::new();
     for s in &st.segments {
         for (r, _) in &s.blocks {

@@ -283,6 +283,30 @@ impl Chunk {
         Ok(all)
     }
 
+    /// Drops the samples with ts in `[start, end]` (erasure), re-encoding
+    /// the rest from scratch so no bit of a dropped sample stays in the
+    /// stream; returns how many distinct timestamps were dropped.
+    pub(crate) fn remove_range(&mut self, start: i64, end: i64) -> Result<usize, DecodeError> {
+        if self.n == 0 || end < self.min_ts || start > self.last_ts {
+            return Ok(0);
+        }
+        let mut kept = self.samples()?;
+        let before = kept.len();
+        kept.retain(|&(ts, _)| ts < start || ts > end);
+        let removed = before - kept.len();
+        if removed > 0 {
+            let mut fresh = Chunk { ooo: Some(Box::new(kept)), ..Chunk::default() };
+            fresh.rebuild(None);
+            *self = fresh;
+        }
+        Ok(removed)
+    }
+
+    /// True when the chunk holds no sample.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// Smallest and largest timestamp held.
     #[cfg(test)]
     pub(crate) fn bounds(&self) -> (i64, i64) {
@@ -366,6 +390,26 @@ impl Memtable {
                 *cs = Vec::new();
             }
         }
+    }
+
+    /// Drops series `r`'s samples with ts in `[start, end]`; returns how many
+    /// were dropped. A chunk left empty is freed.
+    pub(crate) fn remove_range(&mut self, r: SeriesRef, start: i64, end: i64) -> Result<usize, DecodeError> {
+        let Some(cs) = self.series.get_mut(r as usize) else { return Ok(0) };
+        if cs.is_empty() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for (_, c) in cs.iter_mut() {
+            removed += c.remove_range(start, end)?;
+        }
+        cs.retain(|(_, c)| !c.is_empty());
+        if cs.is_empty() {
+            *cs = Vec::new();
+            self.active -= 1;
+        }
+        self.samples = self.samples.saturating_sub(removed);
+        Ok(removed)
     }
 
     /// Samples appended (duplicates included).
@@ -518,6 +562,29 @@ mod tests {
             }
             prop_assert_eq!(all(&m, 0), want.into_iter().collect::<Vec<_>>());
         }
+    }
+
+    #[test]
+    fn remove_range_drops_only_the_range_and_keeps_the_rest_bit_for_bit() {
+        let mut m = Memtable::default();
+        let odd = f64::from_bits(0x7ff8_0000_dead_beef);
+        m.insert(0, &[s(1, 1.5), s(5, odd), s(3, 2.25), s(9, -0.0), s(3, 7.0)], one_bucket);
+        m.insert(1, &[s(4, 1.0)], one_bucket);
+        assert_eq!(m.remove_range(0, 3, 5).unwrap(), 2, "ts 3 (rewritten once) and 5");
+        assert_eq!(all(&m, 0), vec![(1, 1.5f64.to_bits()), (9, (-0.0f64).to_bits())]);
+        assert_eq!(m.samples(), 4);
+        m.insert(0, &[s(10, odd), s(2, 3.0)], one_bucket);
+        assert_eq!(
+            all(&m, 0),
+            vec![(1, 1.5f64.to_bits()), (2, 3.0f64.to_bits()), (9, 0x8000_0000_0000_0000), (10, odd.to_bits())]
+        );
+        assert_eq!(m.remove_range(0, 20, 30).unwrap(), 0);
+        assert_eq!(m.remove_range(7, 0, 30).unwrap(), 0, "unknown series");
+        assert_eq!(m.series(), 2);
+        assert_eq!(m.remove_range(0, i64::MIN, i64::MAX).unwrap(), 4);
+        assert_eq!(m.series(), 1, "an emptied series is no longer buffered");
+        assert!(m.get(0).is_empty());
+        assert_eq!(all(&m, 1), vec![(4, 1.0f64.to_bits())]);
     }
 
     #[test]

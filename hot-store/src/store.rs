@@ -580,6 +580,13 @@ impl HotStore {
         out
     }
 
+    /// Refreshes the lock-free mirrors of the memtable's size after samples
+    /// were removed from it (erasure).
+    pub(crate) fn sync_mem_counters(&self, st: &State) {
+        self.mem_samples.store(st.memtable.samples(), Ordering::Relaxed);
+        self.mem_series.store(st.memtable.series(), Ordering::Relaxed);
+    }
+
     pub(crate) fn alloc_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

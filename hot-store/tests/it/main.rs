@@ -1,7 +1,8 @@
 //! Integration tests of the hot store through its public API:
-//! a model-based property test and crash-recovery scenarios.
+//! model-based property tests (store, erasure) and crash-recovery scenarios.
 
 mod crash;
+mod erase;
 mod model;
 mod size;
 mod util;
