@@ -3,7 +3,9 @@
 Usage: python cold_interop_read.py <expect.json>
 
 expect.json: {"catalog_uri", "catalog_name", "warehouse", "table",
-              "rows", "samples": [{"series_id", "ts_ms", "value", "metric", "labels"}]}
+              "rows", "samples": [{"series_id", "ts_ms", "value", "metric", "labels"}],
+              optional "value_sum" (sum of the non-NaN values, within 1e-9 relative)
+              and "absent": [{"series_id", "ts_ms"}] (rows that must not be there)}
 
 Checks the row count and every listed sample; prints one JSON line with what
 it saw; exits non-zero on any mismatch.
@@ -32,6 +34,13 @@ for s in spec["samples"]:
         continue
     if r["value"] != s["value"] or r["metric"] != s["metric"] or dict(r["labels"]) != s["labels"]:
         errors.append(f"sample {s} read back as value={r['value']} metric={r['metric']} labels={r['labels']}")
+if "value_sum" in spec:
+    total = sum(r["value"] for r in rows if r["value"] == r["value"])
+    if abs(total - spec["value_sum"]) > 1e-9 * max(1.0, abs(spec["value_sum"])):
+        errors.append(f"value sum {total} != {spec['value_sum']}")
+for s in spec.get("absent", []):
+    if (s["series_id"], s["ts_ms"]) in index:
+        errors.append(f"row {s} is still there")
 spec_fields = [f.name for f in table.spec().fields]
 print(json.dumps({"rows": arrow.num_rows, "partition_fields": spec_fields, "errors": errors}))
 sys.exit(1 if errors else 0)

@@ -127,6 +127,21 @@ pub enum Error {
         #[source]
         source: Box<object_store::Error>,
     },
+    /// An erase request cannot be applied as given (no selector, a selector
+    /// that matches every series, `start` after `end`).
+    #[error("invalid erase request for tenant {tenant}: {detail}")]
+    InvalidEraseRequest {
+        /// The tenant.
+        tenant: TenantId,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A failure injected by a crash test ([`crate::ColdTier::arm_failpoint`]).
+    #[error("injected failure at {point}")]
+    Injected {
+        /// The failpoint's name.
+        point: String,
+    },
     /// A data file does not have the layout this crate writes.
     #[error("unexpected data in cold table of tenant {tenant}: {detail}")]
     Corrupted {
@@ -141,7 +156,8 @@ impl Error {
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
+            Error::InvalidConfig { .. } | Error::InvalidEraseRequest { .. } => ErrorKind::InvalidInput,
+            Error::Injected { .. } => ErrorKind::Internal,
             Error::Corrupted { .. } => ErrorKind::Corruption,
             Error::BuildBatch { .. } => ErrorKind::Internal,
             Error::OpenObjectStore { .. } | Error::CatalogSwap { .. } | Error::ObjectStore { .. } => {

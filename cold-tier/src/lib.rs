@@ -42,6 +42,12 @@
 //! remove files, so those are written with its spec types and committed by a
 //! compare-and-swap of the catalog row (FORMAT.md, "Maintenance").
 //!
+//! **Erasure** (`erase.rs`): [`ColdTier::erase`] rewrites the samples,
+//! rollup and series files holding what an [`EraseRequest`] covers (one
+//! `strata.operation = erase` snapshot per table), expires the snapshots
+//! that still reference the removed files and deletes their objects;
+//! [`ColdTier::verify_erased`] proves it.
+//!
 //! **I/O.** iceberg-rust 0.10's `FileIO` takes a custom
 //! [`iceberg::io::StorageFactory`]; [`ObjectStoreStorageFactory`] plugs
 //! `object_store` in, so one warehouse URL picks the backend
@@ -49,6 +55,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod erase;
 mod error;
 mod maintenance;
 mod read;
@@ -60,6 +67,10 @@ mod tier;
 mod write;
 
 pub use config::ColdTierConfig;
+pub use erase::{
+    ColdEraseReport, ColdVerifyReport, EraseOptions, EraseRequest, OPERATION_ERASE, SUMMARY_ERASE_END,
+    SUMMARY_ERASE_ROWS, SUMMARY_ERASE_START,
+};
 pub use error::{Error, Result};
 /// Iceberg's snapshot type, as seen by [`ColdTier::expire_snapshots`]' protect predicate.
 pub use iceberg::spec::Snapshot;

@@ -184,34 +184,7 @@ impl ColdTier {
         let Some(table) = self.load_table(tenant).await? else { return Ok(FilesDeleted::default()) };
         let storage = self.storage().storage();
         let path_err = maint_err(tenant, "mapping locations");
-        let mut keep: HashSet<String> = HashSet::new();
-        let mut note = |loc: &str| -> Result<()> {
-            keep.insert(storage.object_path(loc).map_err(maint_err(tenant, "mapping locations"))?.to_string());
-            Ok(())
-        };
-        if let Some(loc) = table.metadata_location() {
-            note(loc)?;
-        }
-        for log in table.metadata().metadata_log() {
-            note(&log.metadata_file)?;
-        }
-        let mut seen_manifests: HashSet<String> = HashSet::new();
-        for snap in table.metadata().snapshots() {
-            note(snap.manifest_list())?;
-            let list =
-                table.manifest_list_reader(snap).load().await.map_err(maint_err(tenant, "reading manifest list"))?;
-            for mf in list.entries() {
-                note(&mf.manifest_path)?;
-                if !seen_manifests.insert(mf.manifest_path.clone()) {
-                    continue;
-                }
-                let manifest =
-                    mf.load_manifest(table.file_io()).await.map_err(maint_err(tenant, "reading manifest"))?;
-                for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                    note(e.file_path())?;
-                }
-            }
-        }
+        let keep = referenced_objects(&table, tenant, storage).await?;
         let store = storage.object_store().map_err(maint_err(tenant, "opening object store"))?;
         let prefix = storage.object_path(table.metadata().location()).map_err(path_err)?;
         let cutoff = now_ms.saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
@@ -339,7 +312,7 @@ impl ColdTier {
     /// and adds `add`, retrying on a concurrent commit (each attempt starts
     /// from the freshly loaded table; a removed file that is no longer live
     /// fails with [`Error::Conflict`]).
-    async fn commit_rewrite(
+    pub(crate) async fn commit_rewrite(
         &self,
         tenant: &TenantId,
         remove: &[String],
@@ -399,6 +372,43 @@ impl ColdTier {
     }
 }
 
+/// Object paths (in the warehouse's store) of everything `table` still
+/// needs: the current and logged metadata files, and per retained snapshot
+/// its manifest list, manifests and live data files.
+pub(crate) async fn referenced_objects(
+    table: &Table,
+    tenant: &TenantId,
+    storage: &crate::storage::ObjectStoreStorage,
+) -> Result<HashSet<String>> {
+    let mut keep: HashSet<String> = HashSet::new();
+    let mut note = |loc: &str| -> Result<()> {
+        keep.insert(storage.object_path(loc).map_err(maint_err(tenant, "mapping locations"))?.to_string());
+        Ok(())
+    };
+    if let Some(loc) = table.metadata_location() {
+        note(loc)?;
+    }
+    for log in table.metadata().metadata_log() {
+        note(&log.metadata_file)?;
+    }
+    let mut seen_manifests: HashSet<String> = HashSet::new();
+    for snap in table.metadata().snapshots() {
+        note(snap.manifest_list())?;
+        let list = table.manifest_list_reader(snap).load().await.map_err(maint_err(tenant, "reading manifest list"))?;
+        for mf in list.entries() {
+            note(&mf.manifest_path)?;
+            if !seen_manifests.insert(mf.manifest_path.clone()) {
+                continue;
+            }
+            let manifest = mf.load_manifest(table.file_io()).await.map_err(maint_err(tenant, "reading manifest"))?;
+            for e in manifest.entries().iter().filter(|e| e.is_alive()) {
+                note(e.file_path())?;
+            }
+        }
+    }
+    Ok(keep)
+}
+
 /// A written, not yet visible, rewrite.
 struct Staged {
     location: String,
@@ -433,6 +443,9 @@ async fn stage_rewrite(
         Ok(ManifestWriterBuilder::new(out, Some(snapshot_id), Arc::clone(&schema), spec.as_ref().clone())
             .build_v2_data())
     };
+    // An erase's removed files may have a covered series' labels as their
+    // column bounds: their DELETED entries go without bounds.
+    let erase = properties.get(SUMMARY_OPERATION).is_some_and(|o| o == crate::erase::OPERATION_ERASE);
     let mut collector = SnapshotSummaryCollector::default();
     let mut manifests: Vec<ManifestFile> = Vec::new();
     let mut removed = 0usize;
@@ -476,6 +489,7 @@ async fn stage_rewrite(
                 let df = e.data_file().clone();
                 *written += 1;
                 if remove.contains(e.file_path()) {
+                    let df = if erase { without_bounds(&df).map_err(err("writing manifest"))? } else { df };
                     removed += 1;
                     removed_rows += df.record_count();
                     collector.remove_file(&df, Arc::clone(&schema), Arc::clone(&spec));
@@ -552,6 +566,27 @@ async fn stage_rewrite(
     })
 }
 
+/// `df` without its column bounds (counts and sizes kept).
+fn without_bounds(df: &DataFile) -> iceberg::Result<DataFile> {
+    let mut b = iceberg::spec::DataFileBuilder::default();
+    b.content(df.content_type())
+        .file_path(df.file_path().to_owned())
+        .file_format(df.file_format())
+        .partition(df.partition().clone())
+        .record_count(df.record_count())
+        .file_size_in_bytes(df.file_size_in_bytes())
+        .column_sizes(df.column_sizes().clone())
+        .value_counts(df.value_counts().clone())
+        .null_value_counts(df.null_value_counts().clone())
+        .nan_value_counts(df.nan_value_counts().clone())
+        .split_offsets(df.split_offsets().map(<[i64]>::to_vec));
+    // partition_spec_id: the builder's default, 0, the only spec Strata's tables have.
+    if let Some(id) = df.sort_order_id() {
+        b.sort_order_id(id);
+    }
+    b.build().map_err(|e| iceberg::Error::new(iceberg::ErrorKind::Unexpected, e.to_string()))
+}
+
 /// `total-*` keys from the previous snapshot's totals and this one's
 /// `added-*` / `deleted-*` (what iceberg does for its own snapshots).
 fn add_totals(props: &mut HashMap<String, String>, previous: Option<&Summary>) {
@@ -583,7 +618,7 @@ fn unique_snapshot_id(table: &Table) -> i64 {
 
 /// `(ts_day, device_bucket)` of a data file; `(0, device_bucket)` for a
 /// series table's (partitioned by bucket only).
-fn partition_of(df: &DataFile) -> Option<(i32, i32)> {
+pub(crate) fn partition_of(df: &DataFile) -> Option<(i32, i32)> {
     let f = df.partition().fields();
     let int = |v: &Option<Literal>| match v {
         Some(Literal::Primitive(PrimitiveLiteral::Int(i))) => Some(*i),
@@ -602,7 +637,7 @@ pub fn whole_days_before(ts_ms: i64) -> i32 {
     i32::try_from(d).unwrap_or(if d < 0 { i32::MIN } else { i32::MAX })
 }
 
-fn maint_err<'a>(tenant: &'a TenantId, what: &'static str) -> impl Fn(iceberg::Error) -> Error + 'a {
+pub(crate) fn maint_err<'a>(tenant: &'a TenantId, what: &'static str) -> impl Fn(iceberg::Error) -> Error + 'a {
     move |source| Error::Maintenance { tenant: tenant.clone(), what, source: Box::new(source) }
 }
 

@@ -260,6 +260,18 @@ impl ColdTier {
     /// (partials of one window merged). Holds them in memory: meant for the
     /// small-file merge.
     pub async fn read_rollup_files(&self, tenant: &TenantId, paths: &[String]) -> Result<Vec<SeriesRollup>> {
+        self.read_rollups(tenant, paths, true).await
+    }
+
+    /// Like [`ColdTier::read_rollup_files`] but every row as stored:
+    /// partial rows of one window stay apart (sorted by `(end, last_ts)`).
+    /// The erase rewrites files with it, leaving rows it does not cover as
+    /// they were.
+    pub(crate) async fn read_rollup_rows(&self, tenant: &TenantId, paths: &[String]) -> Result<Vec<SeriesRollup>> {
+        self.read_rollups(tenant, paths, false).await
+    }
+
+    async fn read_rollups(&self, tenant: &TenantId, paths: &[String], merge: bool) -> Result<Vec<SeriesRollup>> {
         use iceberg::io::Storage;
         self.rollup_of_view(tenant)?;
         let storage = self.storage().storage();
@@ -273,7 +285,11 @@ impl ColdTier {
             .into_iter()
             .flat_map(|(id, list)| list.into_iter().map(move |g| (id, g)))
             .map(|(id, mut g)| {
-                merge_partials(&mut g.points);
+                if merge {
+                    merge_partials(&mut g.points);
+                } else {
+                    g.points.sort_by_key(|p| (p.end, p.last_ts));
+                }
                 SeriesRollup {
                     labels: g.labels,
                     series_id: SeriesId(id as u64),

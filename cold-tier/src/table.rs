@@ -251,6 +251,16 @@ pub fn series_sort_order() -> SortOrder {
 /// de-duplicate), so it carries no idempotency key.
 pub const SUMMARY_SERIES_OF: &str = "strata.series-of";
 
+/// Table property: comma-separated `strata.source`s of snapshots an erase
+/// expired (the most recent [`ERASED_SOURCES_KEPT`]), so the exactly-once
+/// check still finds those commits (`tier.rs`, `find_source`).
+pub const PROPERTY_ERASED_SOURCES: &str = "strata.erased-sources";
+
+/// How many erased sources [`PROPERTY_ERASED_SOURCES`] keeps (newest last):
+/// only sources not yet below the hot store's cold watermark matter, a few
+/// rolls' worth.
+pub const ERASED_SOURCES_KEPT: usize = 512;
+
 /// Shared schema reference (cheap clones).
 pub fn schema_ref() -> Arc<Schema> {
     Arc::new(samples_schema())

@@ -29,8 +29,8 @@ use crate::config::ColdTierConfig;
 use crate::error::{Error, Result};
 use crate::storage::{ObjectStoreStorageFactory, StoreSpec};
 use crate::table::{
-    SUMMARY_ROWS, SUMMARY_SERIES, SUMMARY_SOURCE, SUMMARY_SOURCE_SEGMENTS, TableKind, samples_partition_spec,
-    samples_properties, samples_schema, samples_sort_order,
+    PROPERTY_ERASED_SOURCES, SUMMARY_ROWS, SUMMARY_SERIES, SUMMARY_SOURCE, SUMMARY_SOURCE_SEGMENTS, TableKind,
+    samples_partition_spec, samples_properties, samples_schema, samples_sort_order,
 };
 
 /// One series and its samples, as handed to [`ColdTier::write_files`].
@@ -102,6 +102,9 @@ pub struct ColdTier {
     pub(crate) dollar_binds: bool,
     /// The tables this handle addresses.
     pub(crate) kind: TableKind,
+    /// Armed failpoints (crash tests): the next pass through one fails with
+    /// [`Error::Injected`]. Shared by every view of this tier.
+    failpoints: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl ColdTier {
@@ -158,6 +161,7 @@ impl ColdTier {
             pool,
             dollar_binds,
             kind: TableKind::Samples,
+            failpoints: Arc::default(),
         })
     }
 
@@ -167,9 +171,27 @@ impl ColdTier {
         ColdTier { kind: TableKind::Rollup(rollup), ..self.clone() }
     }
 
+    /// The same catalog and store addressing the tenants' tables of `kind`.
+    pub(crate) fn with_kind(&self, kind: TableKind) -> ColdTier {
+        ColdTier { kind, ..self.clone() }
+    }
+
     /// The same catalog and store addressing the tenants' series tables.
     pub fn series_view(&self) -> ColdTier {
         ColdTier { kind: TableKind::Series, ..self.clone() }
+    }
+
+    /// Arms a failpoint for crash tests: the next time an operation passes
+    /// `point` (e.g. `erase_after_samples`, see `erase.rs`) it fails with
+    /// [`Error::Injected`] instead, once.
+    pub fn arm_failpoint(&self, point: &str) {
+        self.failpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(point.to_owned());
+    }
+
+    /// Fails with [`Error::Injected`] if `point` is armed (disarming it).
+    pub(crate) fn failpoint(&self, point: &str) -> Result<()> {
+        let hit = self.failpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(point);
+        if hit { Err(Error::Injected { point: point.to_owned() }) } else { Ok(()) }
     }
 
     /// Which tables this handle addresses.
@@ -359,12 +381,19 @@ pub fn file_prefix(source: &str) -> String {
     format!("{}-{tail}-{}", source.split(':').next().unwrap_or("data"), uuid::Uuid::now_v7().simple())
 }
 
+/// The snapshot that committed `source`: one whose summary carries it, or,
+/// when an erase expired that snapshot, the current one if the table's
+/// [`PROPERTY_ERASED_SOURCES`] lists it (the commit happened; only its
+/// snapshot is gone).
 fn find_source(table: &Table, source: &str) -> Option<i64> {
-    table
-        .metadata()
-        .snapshots()
+    let meta = table.metadata();
+    meta.snapshots()
         .find(|s| s.summary().additional_properties.get(SUMMARY_SOURCE).map(String::as_str) == Some(source))
         .map(|s| s.snapshot_id())
+        .or_else(|| {
+            let erased = meta.properties().get(PROPERTY_ERASED_SOURCES)?;
+            erased.split(',').any(|s| s == source).then(|| meta.current_snapshot_id()).flatten()
+        })
 }
 
 /// SQLite does not create missing parent directories.

@@ -92,7 +92,19 @@ fn pyiceberg_read(
     rows: usize,
     picks: Vec<serde_json::Value>,
 ) -> String {
-    let expect = serde_json::json!({
+    pyiceberg_read_with(dir, cold, t, rows, picks, serde_json::Map::new())
+}
+
+/// [`pyiceberg_read`] with more checks for the script (`value_sum`, `absent`).
+pub(crate) fn pyiceberg_read_with(
+    dir: &std::path::Path,
+    cold: &strata_cold_tier::ColdTier,
+    t: &strata_schemas::TenantId,
+    rows: usize,
+    picks: Vec<serde_json::Value>,
+    extra: serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let mut expect = serde_json::json!({
         "catalog_uri": format!("sqlite:///{}", dir.join("cold/catalog.db").display()),
         "catalog_name": cold.config().catalog_name,
         "warehouse": cold.warehouse(),
@@ -100,6 +112,9 @@ fn pyiceberg_read(
         "rows": rows,
         "samples": picks,
     });
+    if let Some(obj) = expect.as_object_mut() {
+        obj.extend(extra);
+    }
     let spec = dir.join("expect.json");
     std::fs::write(&spec, serde_json::to_vec(&expect).unwrap()).unwrap();
 
@@ -113,7 +128,7 @@ fn pyiceberg_read(
     stdout
 }
 
-fn pick(s: &strata_cold_tier::SeriesSamples, i: usize) -> serde_json::Value {
+pub(crate) fn pick(s: &strata_cold_tier::SeriesSamples, i: usize) -> serde_json::Value {
     let smp = s.samples[i];
     let labels: serde_json::Map<String, serde_json::Value> =
         s.labels.iter().map(|l| (l.name.to_string(), l.value.to_string().into())).collect();

@@ -1,6 +1,7 @@
 //! Integration tests of the cold tier through its public API: write, commit,
 //! idempotent re-commit, pruned reads, and reading the table with PyIceberg.
 
+mod erase;
 mod interop;
 mod maintenance;
 mod postgres;
