@@ -380,7 +380,8 @@ impl ColdTier {
             let mut points: Vec<Vec<RollupPoint>> = vec![Vec::new(); index.labels.len()];
             let mut unresolved = false;
             // At most one row per window (more only for partials): reserve that.
-            let windows = usize::try_from((ends.end - ends.start) / rollup.width_ms() + 1).unwrap_or(0).min(1 << 16);
+            let windows =
+                usize::try_from(ends.end.saturating_sub(ends.start) / rollup.width_ms() + 1).unwrap_or(0).min(1 << 16);
             self.scan_batches(&table, tenant, matchers, ends, &columns, |batch| {
                 absorb_ids(batch, tenant, &index, &mut points, windows, &mut unresolved)
             })

@@ -275,7 +275,7 @@ fn check_erased(
         assert_eq!(n, 0, "snapshot {snap} still holds covered rows");
     }
     let v = rt.block_on(cold.verify_erased(t, req)).unwrap();
-    assert!(v.snapshots_scanned > 0 && v.files_scanned > 0, "{v:?}");
+    assert!(v.snapshots_scanned > 0, "{v:?}");
     assert_eq!((v.rows_found, v.rollup_rows_found, v.series_rows_found, v.unreferenced_objects), (0, 0, 0, 0), "{v:?}");
 }
 
