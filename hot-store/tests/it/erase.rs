@@ -141,24 +141,24 @@ fn to_batch(t: usize, series: &[(usize, Vec<(i64, u64)>)]) -> WriteBatch {
 
 /// Every tenant's whole history, its series and device values equal the model.
 fn check(store: &HotStore, model: &Model) -> Result<(), TestCaseError> {
-    for t in 0..TENANTS.len() {
+    for (t, name) in TENANTS.iter().enumerate() {
         let want: Vec<(Labels, Vec<(i64, u64)>)> = model
             .iter()
             .filter(|((tn, _), s)| *tn == t && !s.is_empty())
             .map(|((_, l), s)| (l.clone(), s.iter().map(|(&k, &v)| (k, v)).collect()))
             .collect();
         let got: Vec<(Labels, Vec<(i64, u64)>)> = store
-            .select(&tenant(TENANTS[t]), &[], TimeRange::ALL)
+            .select(&tenant(name), &[], TimeRange::ALL)
             .unwrap()
             .into_iter()
             .map(|s| (s.labels, s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect()))
             .collect();
-        prop_assert_eq!(&got, &want, "tenant {}", TENANTS[t]);
+        prop_assert_eq!(&got, &want, "tenant {}", name);
         let mut devs: Vec<String> = want.iter().filter_map(|(l, _)| l.get("dev").map(str::to_owned)).collect();
         devs.sort();
         let all = TimeRange::ALL;
-        prop_assert_eq!(store.label_values(&tenant(TENANTS[t]), "dev", &[], all).unwrap(), devs, "index");
-        prop_assert_eq!(store.tenant_series(&tenant(TENANTS[t])), want.len() as u64, "index");
+        prop_assert_eq!(store.label_values(&tenant(name), "dev", &[], all).unwrap(), devs, "index");
+        prop_assert_eq!(store.tenant_series(&tenant(name)), want.len() as u64, "index");
     }
     Ok(())
 }
@@ -343,4 +343,72 @@ fn a_partial_range_removes_the_device_from_the_buckets_it_covers() {
     let got = store.select(&tenant("farm"), &[Matcher::equal("device", "d-17")], TimeRange::ALL).unwrap();
     let ts: Vec<i64> = got[0].samples.iter().map(|s| s.ts).collect();
     assert_eq!(ts, vec![0, 5, 10, 15, 65, 70, 75, 80, 85, 90, 95]);
+}
+
+/// Samples of one device of the fleet at the given timestamps.
+fn device_batch(d: usize, ts: &[i64], v: f64) -> WriteBatch {
+    let mut b = to_device(d, 0);
+    b.series[0].samples = ts.iter().map(|&t| Sample::new(t, v + t as f64)).collect();
+    b
+}
+
+#[test]
+fn writes_applied_while_erases_run_are_kept() {
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let mut offsets = [0u64; 10];
+    for (d, next) in offsets.iter_mut().enumerate() {
+        store.apply(d as u32, *next, &device_batch(d, &(0..100).collect::<Vec<_>>(), 0.0)).unwrap();
+        *next += 1;
+    }
+    store.flush().unwrap();
+    let req = EraseRequest { start: 0, end: 500, ..d17() };
+    let req = EraseRequest { selectors: vec![vec![Matcher::equal("device", "d-3")]], ..req };
+    const ROUNDS: i64 = 300;
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for round in 0..ROUNDS {
+                for (d, next) in offsets.iter_mut().enumerate() {
+                    // New samples of every device, and late ones inside the erased range.
+                    let ts = [1000 + round, 200 + round % 300];
+                    store.apply(d as u32, *next, &device_batch(d, &ts, 1.0)).unwrap();
+                    *next += 1;
+                }
+                if round % 7 == 0 {
+                    store.flush().unwrap();
+                }
+                if round % 13 == 0 {
+                    store.compact().unwrap();
+                }
+            }
+            ROUNDS
+        })
+    };
+    let mut erases = 0;
+    while !writer.is_finished() || erases < 5 {
+        store.erase(&req).unwrap();
+        erases += 1;
+    }
+    let rounds = writer.join().unwrap();
+    store.erase(&req).unwrap();
+    let v = store.verify_erased(&req).unwrap();
+    assert_eq!((v.samples_found, v.memtable_samples_found, v.series_found), (0, 0, 0), "after {erases} erases");
+    let got = store.select(&tenant("farm"), &[], TimeRange::ALL).unwrap();
+    assert_eq!(got.len(), 10);
+    for s in got {
+        let d: usize = s.labels.get("device").unwrap().trim_start_matches("d-").parse().unwrap();
+        let mut want: BTreeMap<i64, f64> = (0..100).map(|t| (t, t as f64)).collect();
+        for round in 0..rounds {
+            want.insert(1000 + round, 1.0 + (1000 + round) as f64);
+            want.insert(200 + round % 300, 1.0 + (200 + round % 300) as f64);
+        }
+        if d == 3 {
+            want.retain(|&t, _| !(0..=500).contains(&t));
+        }
+        let got: BTreeMap<i64, f64> = s.samples.iter().map(|x| (x.ts, x.value)).collect();
+        assert_eq!(got, want, "device d-{d}");
+    }
 }
