@@ -350,6 +350,22 @@ fn erasing_one_device_over_one_day_removes_it_from_every_table_and_snapshot_and_
     assert_zero(&rt.block_on(cold.erase(&t, &req)).unwrap());
     assert_eq!(locations(&rt, &cold, &t), locs, "no table changed");
 
+    // The rolls whose snapshots the erase expired still count as committed
+    // (exactly once): a re-roll of a day-1 bucket commits nothing.
+    let src = format!("hot:{t}:{}", day0() + DAY + 2 * HOUR);
+    for view in [(*cold).clone(), cold.rollup_view(Rollup::FiveMinutes), cold.rollup_view(Rollup::OneHour)] {
+        assert!(
+            rt.block_on(view.committed_source(&t, &src)).unwrap().is_some(),
+            "{src} forgotten by {:?}",
+            view.kind()
+        );
+    }
+    let table = rt.block_on(cold.load_table(&t)).unwrap().unwrap();
+    assert!(
+        table.metadata().snapshots().all(|s| s.summary().additional_properties.get("strata.source") != Some(&src)),
+        "the snapshot of {src} was expired"
+    );
+
     // Writes after the erase for the same series are kept.
     let late = series(&t, "temp", VICTIM, &[(day0() + DAY + 5, 1.5)]);
     let late = SeriesSamples { labels: data[18].labels.clone(), series_id: data[18].series_id, ..late };
@@ -426,4 +442,43 @@ fn an_erase_interrupted_at_any_step_is_completed_by_the_next() {
     assert_eq!(reports["erase_after_samples"].rows_removed, 0);
     assert_eq!(reports["erase_after_samples"].rollup_rows_recomputed, full.rollup_rows_recomputed);
     assert_eq!(reports["erase_after_series"].rollup_rows_recomputed, 0);
+}
+
+/// Figures for the closing note (debug build; run with
+/// `cargo test -p strata-cold-tier --test it erase_cost -- --ignored --nocapture`):
+/// 1 device of 1,000 (5-minute samples, 30 days rolled in daily buckets)
+/// erased over 1 day, then another over all 30 days.
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn erase_cost_one_device_of_a_thousand_over_one_and_thirty_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let cold = Arc::new(open(&rt, dir.path()));
+    let t = tenant("acme");
+    let data = fleet(&t, 1000, 30, 300_000);
+    let t0 = Instant::now();
+    roll(&rt, &cold, &t, &data, DAY);
+    let stored = rt.block_on(cold.stored_bytes(&t)).unwrap();
+    eprintln!(
+        "rolled 1000 devices x 30 days ({} samples, {stored} B of samples files) in {:.1?}",
+        1000 * 30 * 288,
+        t0.elapsed()
+    );
+    let opts = EraseOptions { orphan_grace: std::time::Duration::ZERO };
+    for (device, start, end) in [("dev-500", day0() + 10 * DAY, day0() + 11 * DAY - 1), ("dev-501", i64::MIN, i64::MAX)]
+    {
+        let req = request(device, start, end);
+        let t0 = Instant::now();
+        let r = rt.block_on(cold.erase_with(&t, &req, &opts)).unwrap();
+        let took = t0.elapsed();
+        let t1 = Instant::now();
+        let v = rt.block_on(cold.verify_erased(&t, &req)).unwrap();
+        eprintln!(
+            "erase {device} over {} days: {took:.2?} (verify {:.2?}): {}",
+            if start == i64::MIN { 30 } else { 1 },
+            t1.elapsed(),
+            serde_json::to_string(&r).unwrap()
+        );
+        assert_eq!((v.rows_found, v.rollup_rows_found, v.series_rows_found, v.unreferenced_objects), (0, 0, 0, 0));
+    }
 }
