@@ -412,3 +412,54 @@ fn writes_applied_while_erases_run_are_kept() {
         assert_eq!(got, want, "device d-{d}");
     }
 }
+
+/// Figures for the closing note, not a speed check: 10,000 devices
+/// with a sample every 5 minutes for one day (2 h buckets, one segment per
+/// bucket), one device erased over the day. Every segment of the range
+/// holds the device, so each is rewritten in full: the bytes rewritten are
+/// the tenant's hot bytes in the range. Run by hand:
+/// `cargo test -p strata-hot-store --release --test it erase_figures -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, run by hand"]
+fn erase_figures_one_device_of_ten_thousand_over_a_day() {
+    const DEVICES: usize = 10_000;
+    const STEP_MS: i64 = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = HotStore::open(dir.path(), HotStoreConfig::default()).unwrap();
+    let day0 = 1_764_720_000_000i64; // a bucket boundary
+    let labels: Vec<Labels> = (0..DEVICES)
+        .map(|d| Labels::from_pairs([("__name__", "soil_moisture"), ("device", &format!("d-{d}"))]))
+        .collect();
+    for k in 0..288i64 {
+        let ts = day0 + k * STEP_MS;
+        let series = labels
+            .iter()
+            .enumerate()
+            .map(|(d, l)| BatchSeries {
+                id: strata_schemas::series_id(&tenant("farm"), l),
+                device_hash: d as u64,
+                labels: l.clone(),
+                samples: vec![Sample::new(ts, 20.0 + (d % 50) as f64 * 0.25)].into(),
+            })
+            .collect();
+        store.apply(0, k as u64, &WriteBatch { tenant: tenant("farm"), series, origin: None }).unwrap();
+        if k % 24 == 23 {
+            store.flush().unwrap();
+        }
+    }
+    let before = store.stats();
+    let req = EraseRequest { start: day0, end: day0 + 86_400_000 - 1, ..d17() };
+    let t0 = std::time::Instant::now();
+    let report = store.erase(&req).unwrap();
+    let erase_ms = t0.elapsed().as_millis();
+    let t1 = std::time::Instant::now();
+    let verify = store.verify_erased(&req).unwrap();
+    let verify_ms = t1.elapsed().as_millis();
+    assert_eq!((report.segments_rewritten, report.samples_removed, verify.samples_found), (12, 288, 0));
+    eprintln!(
+        "10k devices x 288 samples, {} segments, {} bytes: erase {erase_ms} ms {report:?}; verify {verify_ms} ms {verify:?}; after: {} bytes",
+        before.segments,
+        before.disk_bytes,
+        store.stats().disk_bytes
+    );
+}
