@@ -1,6 +1,6 @@
 //! Crash-point injection for tests.
 //!
-//! Flush, compaction and manifest replacement call [`hit`] at the points a
+//! Flush, compaction, erasure and manifest replacement call `hit` at the points a
 //! crash is interesting. A test arms one point with [`arm`]; when the armed
 //! point is reached on the same thread, the operation fails there with an
 //! I/O error, exactly as if the process had died at that instant (nothing

@@ -496,7 +496,7 @@ impl HotStore {
     }
 
     /// Samples at which the memtable should be flushed: `max_memtable_samples`,
-    /// raised to [`SAMPLES_PER_SERIES_PER_FLUSH`] per buffered series (at most
+    /// raised to `SAMPLES_PER_SERIES_PER_FLUSH` per buffered series (at most
     /// 8× the setting). With a million series, 2M samples would be two a
     /// series: every segment would be mostly series table and postings, and
     /// flushes would cost per series, not per sample. Buffered samples cost
