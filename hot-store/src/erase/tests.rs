@@ -245,3 +245,25 @@ fn verify_reads_the_files_not_the_index() {
     let v = store.verify_erased(&req("a", "d-1", 0, 10)).unwrap();
     assert_eq!((v.samples_found, v.series_found), (1, 1), "{v:?}");
 }
+
+#[test]
+fn a_corrupt_block_met_while_erasing_quarantines_its_segment_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.apply(0, 0, &dev("a", "d-1", &[(5, 1.0), (6, 2.0), (7, 3.0)])).unwrap();
+    store.apply(0, 1, &dev("a", "d-2", &[(5, 1.0)])).unwrap();
+    store.flush().unwrap();
+    let file = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[14] ^= 0x40; // inside the first sample block (the header is 12 bytes)
+    std::fs::write(&file, &bytes).unwrap();
+    let e = store.erase(&req("a", "d-1", 6, 6)).unwrap_err();
+    assert!(matches!(e, Error::EraseRead { .. }) && e.kind() == ErrorKind::Corruption, "{e}");
+    assert_eq!(store.quarantined().len(), 1);
+    assert!(segment_files(dir.path()).is_empty(), "the corrupt file left the live directory");
+    let again = store.erase(&req("a", "d-1", 6, 6)).unwrap();
+    // Nothing live is left to erase from; the quarantined segment's series,
+    // which quarantine leaves in the index, have no data and are forgotten.
+    assert_eq!(again, HotEraseReport { series_forgotten: 2, ..HotEraseReport::default() });
+    assert_eq!(store.tenant_series(&t("a")), 0);
+}
