@@ -312,7 +312,9 @@ impl ColdTier {
                     add_report(report, &step);
                     return Ok(());
                 }
-                Err(Error::Conflict { .. }) if attempt + 1 < ATTEMPTS => continue,
+                Err(Error::Conflict { detail, .. }) if attempt + 1 < ATTEMPTS => {
+                    tracing::info!(tenant = %tenant, table = ?self.kind, attempt, %detail, "cold erase re-plans after a concurrent change");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -385,7 +387,9 @@ impl ColdTier {
                     report.bytes_rewritten += bytes;
                     return Ok(());
                 }
-                Err(Error::Conflict { .. }) if attempt + 1 < ATTEMPTS => continue,
+                Err(Error::Conflict { detail, .. }) if attempt + 1 < ATTEMPTS => {
+                    tracing::info!(tenant = %tenant, table = ?self.kind, attempt, %detail, "cold erase re-plans after a concurrent change");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -475,7 +479,9 @@ impl ColdTier {
                     report.bytes_rewritten += bytes;
                     return Ok(());
                 }
-                Err(Error::Conflict { .. }) if attempt + 1 < ATTEMPTS => continue,
+                Err(Error::Conflict { detail, .. }) if attempt + 1 < ATTEMPTS => {
+                    tracing::info!(tenant = %tenant, table = ?self.kind, attempt, %detail, "cold erase re-plans after a concurrent change");
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -488,6 +488,13 @@ fn erase_cost_one_device_of_a_thousand_over_one_and_thirty_days() {
 /// rollup tables with more than one file (a rollup window's partial rows
 /// become one row).
 fn merge_all(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId) {
+    assert_eq!(merge_all_racing(rt, cold, t), 0, "no concurrent writer");
+}
+
+/// [`merge_all`], a merge that lost its files to a concurrent erase
+/// skipped (as the compactor does); returns how many were.
+fn merge_all_racing(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId) -> usize {
+    let mut lost = 0;
     let mut views = vec![cold.clone()];
     views.extend(Rollup::ALL.map(|r| cold.rollup_view(r)));
     for view in views {
@@ -505,9 +512,14 @@ fn merge_all(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId) {
                 let series = rt.block_on(view.read_rollup_files(t, paths)).unwrap();
                 rt.block_on(view.write_rollup_files(t, &series, i64::MIN, &prefix)).unwrap()
             };
-            rt.block_on(view.replace_files(t, paths, written, HashMap::new())).unwrap();
+            match rt.block_on(view.replace_files(t, paths, written, HashMap::new())) {
+                Ok(_) => {}
+                Err(strata_cold_tier::Error::Conflict { .. }) => lost += 1,
+                Err(e) => panic!("merge: {e}"),
+            }
         }
     }
+    lost
 }
 
 const FAILPOINTS: [&str; 8] = [
@@ -567,11 +579,12 @@ proptest::proptest! {
     }
 }
 
-/// Rolls of later buckets commit while an erase runs (compare-and-swap
-/// races on every table): both land, and the erase still removes exactly
-/// what it covers.
+/// Rolls of later buckets and small-file merges commit while an erase runs
+/// (compare-and-swap races on every table, files the erase planned to
+/// rewrite replaced under it): everything lands, and the erase still
+/// removes exactly what it covers.
 #[test]
-fn an_erase_concurrent_with_rolls_keeps_their_commits() {
+fn an_erase_concurrent_with_rolls_and_merges_keeps_their_commits() {
     let rt = runtime();
     let t = tenant("acme");
     let dir = tempfile::tempdir().unwrap();
@@ -591,8 +604,18 @@ fn an_erase_concurrent_with_rolls_keeps_their_commits() {
         let rt = runtime();
         roll(&rt, &c2, &t2, &later2, 2 * HOUR);
     });
-    let report = rt.block_on(cold.erase(&t, &req)).unwrap();
+    let (c3, t3) = (Arc::clone(&cold), t.clone());
+    let merger = std::thread::spawn(move || merge_all_racing(&runtime(), &c3, &t3));
+    // Under contention an erase may give up with a conflict: the caller retries.
+    let report = loop {
+        match rt.block_on(cold.erase(&t, &req)) {
+            Err(strata_cold_tier::Error::Conflict { .. }) => continue,
+            other => break other.unwrap(),
+        }
+    };
     roller.join().unwrap();
+    let lost = merger.join().unwrap();
+    eprintln!("concurrent merges that lost their files to the erase: {lost}");
     assert_eq!(report.rows_removed, 289, "{report:?}");
     // The series table got nothing new from the later rolls (the roll helper
     // records every series with its first bucket).
