@@ -29,7 +29,8 @@
 //! ```text
 //!  1 samples   live files of the current snapshot that may hold covered rows
 //!              (partition day × device bucket, column bounds of ts, device_hash, metric)
-//!              → read → rows kept → new files (prefix "erase-"), or none when all rows were covered
+//!              → count covered rows (labels, series_id, ts only) → if any: stream the rows kept
+//!              into new files of the same partition (prefix "erase-"), none when all were covered
 //!              → one `overwrite` (`delete` when nothing is added) snapshot, strata.operation = erase
 //!  2 rollups   5m, 1h (every `Rollup::ALL`): rows of covered series whose window (end − w, end]
 //!              meets [start, end] → recomputed from the samples left (step 1 is committed):
@@ -56,9 +57,8 @@
 //! compare-and-swap of the catalog row (the `replace_files` path); a
 //! concurrent commit makes it re-stage, and a file a concurrent merge
 //! replaced makes the step re-plan (up to 4 times, then [`Error::Conflict`]).
-//! Rows that are not covered are copied as stored (values' NaN bits, partial
-//! rollup rows); a rewritten samples file is re-sorted and keeps one sample
-//! per (series, ts), which readers already did.
+//! Rows that are not covered are copied as stored, in their order (values'
+//! NaN bits, duplicate timestamps, partial rollup rows).
 //!
 //! **Caller's part.** Run one erase per tenant at a time. A roll whose
 //! samples are committed but whose rollups are not yet (the compactor's
@@ -66,13 +66,15 @@
 //! stored partial. Snapshot summaries carry the counts and the range, never
 //! the selectors (they hold personal data; keep them in the request log).
 //!
-//! **Limits.** A samples or rollup file with covered rows is read whole into
-//! memory (files are at most `target_file_size`). Rollup windows written as
+//! **Limits.** A samples file is streamed (`rewrite.rs`: its compressed bytes
+//! and one record batch in memory); a rollup or series file with covered
+//! rows is decoded whole (they are a small fraction of the samples). Rollup windows written as
 //! one merged row by the small-file merge are recomputed as one row: min,
 //! max, count and last are exact, the sum is the Kahan sum of the remaining
 //! samples rather than a sum of per-roll partial sums (equal up to rounding).
 
 mod plan;
+mod rewrite;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -87,7 +89,7 @@ use crate::maintenance::SUMMARY_OPERATION;
 use crate::rollup::SeriesRollup;
 use crate::series::SeriesEntry;
 use crate::table::{Rollup, TableKind};
-use crate::tier::{ColdTier, SeriesSamples};
+use crate::tier::ColdTier;
 use plan::Prune;
 
 /// `strata.operation` of an erase snapshot.
@@ -288,17 +290,17 @@ impl ColdTier {
                     continue;
                 }
                 let path = df.file_path().to_owned();
-                let (kept, removed) = split_samples(self.read_files(tenant, std::slice::from_ref(&path)).await?, req);
-                if removed == 0 {
+                if self.count_covered(tenant, &path, req).await? == 0 {
                     continue;
                 }
+                let (written, removed) =
+                    self.rewrite_without(&table, tenant, &df, req, &erase_prefix("samples")).await?;
                 step.rows_removed += removed;
                 remove.push(path);
-                if kept.is_empty() {
+                if written.files.is_empty() {
                     step.files_removed += 1;
                     continue;
                 }
-                let written = self.write_files(tenant, &kept, &erase_prefix("samples")).await?;
                 step.files_rewritten += 1;
                 step.bytes_rewritten += written.bytes;
                 add.extend(written.files);
@@ -520,24 +522,6 @@ fn add_report(into: &mut ColdEraseReport, step: &ColdEraseReport) {
     into.files_removed += step.files_removed;
     into.rows_removed += step.rows_removed;
     into.bytes_rewritten += step.bytes_rewritten;
-}
-
-/// The series with their covered samples taken out (series left empty
-/// dropped), and how many samples were taken out.
-fn split_samples(series: Vec<SeriesSamples>, req: &EraseRequest) -> (Vec<SeriesSamples>, u64) {
-    let mut removed = 0u64;
-    let mut kept = Vec::with_capacity(series.len());
-    for mut s in series {
-        if req.selects(&s.labels) {
-            let before = s.samples.len();
-            s.samples.retain(|x| !req.in_range(x.ts));
-            removed += (before - s.samples.len()) as u64;
-        }
-        if !s.samples.is_empty() {
-            kept.push(s);
-        }
-    }
-    (kept, removed)
 }
 
 /// Recomputes, in place, the windows of `points` (one series' rows sorted

@@ -292,6 +292,50 @@ pub(crate) async fn write_groups<G>(
     Ok(out)
 }
 
+/// Writes the batches `next` yields (rows already in the table's sort
+/// order, all of the partition `partition`) as data files of that
+/// partition, one batch in memory at a time; `next` gets the table's Arrow
+/// schema to build them with. No file is written when no batch comes.
+pub(crate) async fn write_partition_stream(
+    table: &Table,
+    config: &ColdTierConfig,
+    tenant: &TenantId,
+    partition: Struct,
+    file_prefix: &str,
+    mut next: impl FnMut(&Arc<ArrowSchema>) -> Result<Option<RecordBatch>>,
+) -> Result<WrittenFiles> {
+    let write_err = |source: iceberg::Error| Error::WriteDataFiles { tenant: tenant.clone(), source: Box::new(source) };
+    let schema = Arc::clone(table.metadata().current_schema());
+    let spec = table.metadata().default_partition_spec().as_ref().clone();
+    let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema).map_err(write_err)?);
+    let location = DefaultLocationGenerator::new(table.metadata()).map_err(write_err)?;
+    let names = DefaultFileNameGenerator::new(file_prefix.to_owned(), None, FORMAT);
+    let parquet = ParquetWriterBuilder::new(writer_properties(config), Arc::clone(&schema));
+    let rolling = RollingFileWriterBuilder::new(
+        parquet,
+        usize::try_from(config.target_file_size).unwrap_or(usize::MAX),
+        table.file_io().clone(),
+        location,
+        names,
+    );
+    let builder = DataFileWriterBuilder::new(rolling);
+    let mut out = WrittenFiles { files: Vec::new(), rows: 0, series: 0, bytes: 0 };
+    let Some(first) = next(&arrow_schema)? else { return Ok(out) };
+    let key = PartitionKey::new(spec, Arc::clone(&schema), partition);
+    let mut writer = builder.build(Some(key)).await.map_err(write_err)?;
+    let mut batch = Some(first);
+    while let Some(b) = batch {
+        out.rows += b.num_rows() as u64;
+        writer.write(b).await.map_err(write_err)?;
+        batch = next(&arrow_schema)?;
+    }
+    for f in writer.close().await.map_err(write_err)? {
+        out.bytes += f.file_size_in_bytes();
+        out.files.push(f);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use strata_schemas::{Labels, SeriesId};

@@ -1,4 +1,4 @@
-use strata_schemas::{Labels, Matcher, RollupPoint, Sample, TenantId};
+use strata_schemas::{Matcher, RollupPoint, Sample, TenantId};
 
 use super::*;
 
@@ -21,22 +21,6 @@ fn rejects_requests_that_select_nothing_or_everything() {
     let empty_set = EraseRequest { selectors: vec![vec![]], ..ok.clone() };
     assert!(matches!(empty_set.validate(&t()), Err(Error::InvalidEraseRequest { .. })));
     assert!(matches!(req(11, 10).validate(&t()), Err(Error::InvalidEraseRequest { .. })));
-}
-
-#[test]
-fn split_takes_out_only_covered_samples_of_selected_series() {
-    let mk = |dev: &str| SeriesSamples {
-        labels: Labels::from_pairs([("__name__", "temp"), ("device", dev)]),
-        series_id: strata_schemas::SeriesId(1),
-        device_hash: 7,
-        samples: (0..10).map(|i| Sample::new(i * 10, i as f64)).collect(),
-    };
-    let (kept, removed) = split_samples(vec![mk("d-1"), mk("d-2")], &req(20, 50));
-    assert_eq!(removed, 4);
-    assert_eq!(kept[0].samples.iter().map(|s| s.ts).collect::<Vec<_>>(), vec![0, 10, 60, 70, 80, 90]);
-    assert_eq!(kept[1].samples.len(), 10);
-    let (kept, removed) = split_samples(vec![mk("d-1")], &req(0, 100));
-    assert_eq!((kept.len(), removed), (0, 10));
 }
 
 /// A window of width 100 ending at 200 written as two partials (one per
@@ -73,4 +57,15 @@ fn a_partial_with_nothing_left_is_dropped_and_windows_outside_stay() {
     assert!(same_points(&points, &[RollupPoint::of(100, &s[2..]).unwrap(), outside]));
     assert_eq!(recompute_windows(&mut points, 100, (0, 199), &[]), 1);
     assert!(same_points(&points, &[outside]));
+}
+
+/// The server runs erases on spawned tasks: the futures must be `Send`.
+#[test]
+fn erase_and_verify_futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    fn check(tier: &ColdTier, t: &TenantId, r: &EraseRequest) {
+        is_send(&tier.erase(t, r));
+        is_send(&tier.verify_erased(t, r));
+    }
+    let _ = check;
 }

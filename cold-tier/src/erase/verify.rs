@@ -65,11 +65,7 @@ impl ColdTier {
             out.files_scanned += 1;
             let one = std::slice::from_ref(path);
             match self.kind {
-                TableKind::Samples => {
-                    for s in self.read_files(tenant, one).await?.iter().filter(|s| req.selects(&s.labels)) {
-                        out.rows_found += s.samples.iter().filter(|x| req.in_range(x.ts)).count() as u64;
-                    }
-                }
+                TableKind::Samples => out.rows_found += self.count_covered(tenant, path, req).await?,
                 TableKind::Rollup(r) => {
                     let (lo, hi) = req.window_ends(r.width_ms());
                     for s in self.read_rollup_rows(tenant, one).await? {
