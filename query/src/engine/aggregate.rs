@@ -23,6 +23,11 @@ pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
 pub(crate) fn apply(ev: &Evaluator<'_>, agg: &AggregateExpr, v: Vec<StepSeries>) -> Result<Vec<StepSeries>> {
     let op = agg.op.id();
     let param = agg.param.as_deref();
+    if op == token::T_COUNT_VALUES {
+        // Grouped after relabelling, by its own rule.
+        let label = ev.eval_string(param.ok_or_else(|| missing_param(agg))?)?;
+        return count_values(ev, &v, agg.modifier.as_ref(), &label);
+    }
     let (keys, member_group) = group(&v, agg.modifier.as_ref());
     let out = match op {
         token::T_TOPK | token::T_BOTTOMK => {
@@ -37,10 +42,6 @@ pub(crate) fn apply(ev: &Evaluator<'_>, agg: &AggregateExpr, v: Vec<StepSeries>)
             let p = param.ok_or_else(|| missing_param(agg))?;
             let r = ev.eval_scalar(p)?;
             limit_ratio(ev, v, &r, &p.to_string())?
-        }
-        token::T_COUNT_VALUES => {
-            let label = ev.eval_string(param.ok_or_else(|| missing_param(agg))?)?;
-            count_values(ev, &v, &keys, &member_group, &label)?
         }
         _ => {
             let q = match op {
@@ -356,11 +357,17 @@ fn rank_cmp(a: f64, b: f64, top: bool) -> std::cmp::Ordering {
 }
 
 /// `count_values("label", v)`: per group, how many elements have each value.
+///
+/// As Prometheus's `aggregationCountValues` (promql/engine.go) does, each
+/// element is first relabelled with `label="<its value>"` and only then
+/// grouped, so the value label is one of the grouping labels (added to a
+/// `by` list; kept by `without` unless listed there) and replaces any label
+/// of that name the input had: `count_values without () ("val", m)` over
+/// `m{val="17"} 1` and `m{val="20"} 1` is one series `{val="1"} 2`.
 fn count_values(
     ev: &Evaluator<'_>,
     v: &[StepSeries],
-    keys: &[Labels],
-    member_group: &[usize],
+    modifier: Option<&LabelModifier>,
     label: &str,
 ) -> Result<Vec<StepSeries>> {
     let valid = label.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -368,23 +375,46 @@ fn count_values(
     if !valid {
         return Err(QueryError::exec(format!("invalid label name {label:?}")));
     }
+    // Group by everything the relabelled series keeps except the value label,
+    // then (when it is a grouping label) by the value too. The input's own
+    // `label` never matters: the relabelling overwrote it.
+    let listed = |names: &PLabels| names.labels.iter().any(|n| n == label);
+    let (base, by_value): (LabelModifier, bool) = match modifier {
+        None => (LabelModifier::Include(PLabels::new(vec![])), true),
+        Some(LabelModifier::Include(names)) => {
+            let kept = names.labels.iter().filter(|n| *n != label).map(String::as_str).collect();
+            (LabelModifier::Include(PLabels::new(kept)), true)
+        }
+        Some(LabelModifier::Exclude(names)) if listed(names) => (LabelModifier::Exclude(names.clone()), false),
+        Some(LabelModifier::Exclude(names)) => (LabelModifier::Exclude(names.clone().append(label.to_string())), true),
+    };
+    let (keys, member_group) = group(v, Some(&base));
     let mut index: HashMap<(usize, u64), usize> = HashMap::new();
     let mut out: Vec<StepSeries> = Vec::new();
     for i in 0..ev.n {
-        for (s, &g) in v.iter().zip(member_group) {
+        for (s, &g) in v.iter().zip(&member_group) {
             let Some(x) = s.points[i] else { continue };
             // Keyed like the label value (`-0` and `0` are two values, as in Prometheus), every NaN alike.
-            let key = (g, if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() });
+            let value_key = if !by_value {
+                0
+            } else if x.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                x.to_bits()
+            };
+            let key = (g, value_key);
             let o = match index.get(&key) {
                 Some(&o) => o,
                 None => {
                     // Up to one new series per input point: each new grid is
                     // checked before it is built (and charged with the output).
                     ev.ctx.reserve((out.len() + 1).saturating_mul(ev.n))?;
-                    let value = format_go_f(x);
-                    ev.ctx.account_bytes(label.len() + value.len())?;
                     let mut labels = keys[g].clone();
-                    labels.set(label, &value);
+                    if by_value {
+                        let value = format_go_f(x);
+                        ev.ctx.account_bytes(label.len() + value.len())?;
+                        labels.set(label, &value);
+                    }
                     out.push(StepSeries::new(labels, vec![None; ev.n]));
                     index.insert(key, out.len() - 1);
                     out.len() - 1

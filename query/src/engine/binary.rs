@@ -223,9 +223,22 @@ fn vector_vector(
     let mut pairs: HashMap<(usize, usize), usize> = HashMap::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<StepSeries> = Vec::new();
+    // Per output series, the last step a (kept or filtered) pair claimed it: the
+    // many-to-one uniqueness check of Prometheus (`matchedSigs`) counts pairs
+    // before a filtering comparison drops them.
+    let mut claimed: Vec<usize> = Vec::new();
     let comparison = is_comparison(op);
+    let filter = comparison && !m.return_bool;
     for i in 0..ev.n {
         ev.ctx.check()?;
+        // Prometheus's `VectorBinop` returns at once when either side is empty
+        // at this step ("Short-circuit: nothing is going to match"), before any
+        // cardinality check: duplicates on the one side are then no error.
+        // An empty one side matches nothing below, so only the many side needs
+        // looking at.
+        if !many.iter().any(|s| s.points[i].is_some()) {
+            continue;
+        }
         one_at.iter_mut().for_each(|x| *x = None);
         matched.iter_mut().for_each(|x| *x = false);
         for (j, s) in one.iter().enumerate() {
@@ -250,7 +263,10 @@ fn vector_vector(
                 matched[many_sig[k]] = true;
             }
             let (val, keep) = scalar_op(op, l, r, m.return_bool);
-            if comparison && !keep {
+            // One-to-one: a pair the filter drops is simply skipped (the
+            // one-to-one check above already counted it). Many-to-one: its
+            // result label set still takes part in the uniqueness check.
+            if filter && !keep && one_to_one {
                 continue;
             }
             let o = *pairs.entry((k, j)).or_insert_with(|| {
@@ -260,10 +276,11 @@ fn vector_vector(
                     // Comparisons without `bool` keep the many side's pending drop.
                     series.drop_name = if m.return_bool { ev.ctx.delayed_names } else { comparison && s.drop_name };
                     out.push(series);
+                    claimed.push(usize::MAX);
                     out.len() - 1
                 })
             });
-            if out[o].points[i].is_some() {
+            if claimed[o] == i {
                 let msg = if one_to_one {
                     "vector cannot contain metrics with the same labelset"
                 } else {
@@ -271,8 +288,16 @@ fn vector_vector(
                 };
                 return Err(QueryError::exec(msg));
             }
+            claimed[o] = i;
+            if filter && !keep {
+                continue;
+            }
             out[o].points[i] = Some(val);
         }
+    }
+    if filter && !one_to_one {
+        // Series only filtered pairs claimed.
+        out.retain(|s| s.points.iter().any(Option::is_some));
     }
     Ok(out)
 }

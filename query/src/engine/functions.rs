@@ -276,8 +276,12 @@ fn clamp(ev: &Evaluator<'_>, name: &str, args: &[&Expr]) -> Result<Eval> {
     Ok(Eval::Vector(merge_same_labels(v)?))
 }
 
-/// Labels of `absent(selector)`: the selector's equality matchers, except
-/// names that appear in more than one of them.
+/// Labels of `absent(selector)`, as Prometheus's `createLabelsForAbsentFunction`
+/// (promql/functions.go) builds them: the matchers in their written order,
+/// where the first equality matcher of a label sets it and every other matcher
+/// of that label (an earlier or later `!=`, `=~`, `!~`, or a second `=`)
+/// removes it. So `{zone!="z2",zone="z2"}` gives `zone="z2"` and
+/// `{zone="z2",zone!="z2"}` gives no `zone`.
 fn absent_labels(arg: &Expr) -> Labels {
     let vs = match unwrap_parens(arg) {
         Expr::VectorSelector(vs) => vs,
@@ -285,18 +289,17 @@ fn absent_labels(arg: &Expr) -> Labels {
         _ => return Labels::default(),
     };
     let mut labels = Labels::default();
-    let mut seen: Vec<&str> = Vec::new();
+    // Labels an equality matcher has set (Prometheus's `has` map).
+    let mut set_once: Vec<&str> = Vec::new();
     for m in &vs.matchers.matchers {
         if m.name == METRIC_NAME {
             continue;
         }
-        if seen.contains(&m.name.as_str()) {
-            labels.remove(&m.name);
-            continue;
-        }
-        seen.push(&m.name);
-        if m.op == PMatchOp::Equal {
+        if m.op == PMatchOp::Equal && !set_once.contains(&m.name.as_str()) {
             labels.set(&m.name, &m.value);
+            set_once.push(&m.name);
+        } else {
+            labels.remove(&m.name);
         }
     }
     labels

@@ -587,3 +587,105 @@ fn too_long_or_too_deep_queries_are_bad_data() {
         assert!(e.to_string().contains("nested too deeply"), "{e}");
     }
 }
+
+/// Sorted `(labels, value)` of an instant query, for results whose order is unspecified.
+fn sorted(e: &Engine, q: &str, t: i64) -> Vec<(String, f64)> {
+    let mut v = instant(e, q, t);
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn binop_with_an_empty_side_matches_nothing_before_any_cardinality_check() {
+    // Prometheus `VectorBinop`: `if len(lhs) == 0 || len(rhs) == 0 { return nil }` ("Short-circuit:
+    // nothing is going to match") comes before the duplicate-series check of the one side.
+    let e = engine("a{i=\"1\",g=\"x\"} _x6 1\nb{i=\"1\",g=\"x\"} 1x6\nb{i=\"2\",g=\"x\"} 2x6");
+    assert!(instant(&e, "a{i=\"nope\"} + on(g) b", 6 * MIN).is_empty());
+    assert!(instant(&e, "b * on(g) group_right a{i=\"nope\"}", 6 * MIN).is_empty());
+    assert!(instant(&e, "b == on(g) a{i=\"nope\"}", 6 * MIN).is_empty());
+    // Per step: `a` is absent before 6m, so those steps short-circuit; at 6m `b` has two series
+    // in the match group and it is an error.
+    assert!(range(&e, "a + on(g) b", 0, 5 * MIN, MIN).is_empty());
+    let msg = err(&e, "a + on(g) b", 6 * MIN).to_string();
+    assert!(msg.starts_with("found duplicate series for the match group {g=\"x\"} on the right hand-side"), "{msg}");
+    let r = e.query_range(&TenantId::default_tenant(), "a + on(g) b", 0, 6 * MIN, MIN);
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[test]
+fn filter_binop_checks_cardinality_before_filtering() {
+    // Prometheus >= 3.9 (commit 4cad87ca, "Fix insufficient cardinality checking for filter ops";
+    // operators.test `many_side > on(job) one_side`): the matching checks of `VectorBinop` run for
+    // every matched pair, and only then `if !keep && !returnBool` drops the filtered ones. 2.42 and
+    // 3.0-3.8 skipped filtered pairs first (`case !keep: continue`) and answered `{g="x"} 2` here.
+    let e = engine("a{g=\"x\"} 1\nb{i=\"1\",g=\"x\"} 1\nb{i=\"2\",g=\"x\"} 2");
+    for q in ["b > on(g) a", "b >= on(g) a", "b < on(g) a", "b > bool on(g) a"] {
+        let msg = err(&e, q, 0).to_string();
+        assert!(msg.contains("many-to-one matching must be explicit"), "{q}: {msg}");
+    }
+    assert_eq!(instant(&e, "b > on(g) group_left a", 0), vec![("b{g=\"x\", i=\"2\"}".into(), 2.0)]);
+    // Many-to-one: two many-side series whose result label sets collide (`group_left(x)` copies the
+    // one side's `x` over theirs) are an error even when the filter keeps only one of them.
+    let e = engine("m{i=\"1\",x=\"a\"} 1\nm{i=\"1\",x=\"b\"} 5\no{i=\"1\",x=\"c\"} 3");
+    for q in ["m > on(i) group_left(x) o", "m < on(i) group_left(x) o", "m > bool on(i) group_left(x) o"] {
+        let msg = err(&e, q, 0).to_string();
+        assert!(msg.contains("grouping labels must ensure unique matches"), "{q}: {msg}");
+    }
+    // Without the collision the filter works as before, and filtered series leave no trace.
+    assert_eq!(instant(&e, "m > on(i) group_left o", 0), vec![("m{i=\"1\", x=\"b\"}".into(), 5.0)]);
+    assert_eq!(one(&e, "count(m > on(i) group_left o)", 0), 1.0);
+    let r = range(&e, "m > on(i) group_left o", 0, 2 * MIN, MIN);
+    assert_eq!(r, vec![("m{i=\"1\", x=\"b\"}".into(), vec![(0, 5.0), (MIN, 5.0), (2 * MIN, 5.0)])]);
+}
+
+#[test]
+fn count_values_groups_after_setting_the_value_label() {
+    // Prometheus `aggregationCountValues`: `lb.Set(valueLabel, value)` first, then
+    // `generateGroupingKey` / `generateGroupingLabels` of the relabelled series, with the value
+    // label added to a `by` list.
+    let e = engine("m{val=\"17\",k=\"a\"} 1\nm{val=\"20\",k=\"a\"} 1\nm{val=\"23\",k=\"b\"} 2");
+    let q = |q: &str| sorted(&e, q, 0);
+    assert_eq!(
+        q("count_values without () (\"val\", m)"),
+        vec![("{k=\"a\", val=\"1\"}".into(), 2.0), ("{k=\"b\", val=\"2\"}".into(), 1.0)]
+    );
+    assert_eq!(
+        q("count_values without (k) (\"val\", m)"),
+        vec![("{val=\"1\"}".into(), 2.0), ("{val=\"2\"}".into(), 1.0)]
+    );
+    assert_eq!(q("count_values (\"val\", m)"), vec![("{val=\"1\"}".into(), 2.0), ("{val=\"2\"}".into(), 1.0)]);
+    assert_eq!(q("count_values by (val) (\"val\", m)"), vec![("{val=\"1\"}".into(), 2.0), ("{val=\"2\"}".into(), 1.0)]);
+    assert_eq!(
+        q("count_values by (k, val) (\"val\", m)"),
+        vec![("{k=\"a\", val=\"1\"}".into(), 2.0), ("{k=\"b\", val=\"2\"}".into(), 1.0)]
+    );
+    // `without` the value label: grouped without it, and the result has none.
+    assert_eq!(
+        q("count_values without (val) (\"val\", m)"),
+        vec![("{k=\"a\"}".into(), 2.0), ("{k=\"b\"}".into(), 1.0)]
+    );
+    assert_eq!(q("count_values without (val, k) (\"val\", m)"), vec![("{}".into(), 3.0)]);
+    // A different value label leaves `val` as an ordinary grouping label.
+    assert_eq!(q("count_values without () (\"v\", m)").len(), 3);
+    // Range query: the relabelled groups are per step.
+    let e = engine("m{val=\"1\"} 1 1\nm{val=\"2\"} 1 2");
+    let mut r = range(&e, "count_values without () (\"val\", m)", 0, MIN, MIN);
+    r.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(r, vec![("{val=\"1\"}".into(), vec![(0, 2.0), (MIN, 1.0)]), ("{val=\"2\"}".into(), vec![(MIN, 1.0)])]);
+}
+
+#[test]
+fn absent_labels_follow_matcher_order() {
+    // Prometheus `createLabelsForAbsentFunction`: matchers in order; the first `=` of a label sets
+    // it (the `has` map), any other matcher of that label deletes it.
+    let e = engine("present{zone=\"z1\"} 1");
+    let q = |q: &str| instant(&e, q, 0);
+    assert_eq!(q("absent(nosuch{zone!=\"z2\",zone=\"z2\"})"), vec![("{zone=\"z2\"}".into(), 1.0)]);
+    assert_eq!(q("absent(nosuch{zone=\"z2\",zone!=\"z2\"})"), vec![("{}".into(), 1.0)]);
+    assert_eq!(q("absent(nosuch{zone=~\".*\",zone=\"z2\"})"), vec![("{zone=\"z2\"}".into(), 1.0)]);
+    assert_eq!(q("absent(nosuch{job=\"a\",job=\"b\",foo=\"bar\"})"), vec![("{foo=\"bar\"}".into(), 1.0)]);
+    // "arguably wrong", but Prometheus's answer: a repeated equal matcher deletes the label.
+    assert_eq!(q("absent(nosuch{job=\"a\",job=\"a\"})"), vec![("{}".into(), 1.0)]);
+    assert_eq!(q("absent(nosuch{job=\"a\",zone=\"z1\",zone=\"z2\",zone=\"z3\"})"), vec![("{job=\"a\"}".into(), 1.0)]);
+    assert_eq!(q("absent_over_time(nosuch{zone!~\"z1\",zone=\"z2\"}[1m])"), vec![("{zone=\"z2\"}".into(), 1.0)]);
+}
