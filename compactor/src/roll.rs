@@ -261,6 +261,18 @@ impl Compactor {
         }
     }
 
+    /// Holds off rolls, maintenance passes and purges while the guard
+    /// lives: the server's erasure erases hot and cold under it, so no roll
+    /// that read a bucket before the hot erase commits it after the cold one.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.pass.lock().await
+    }
+
+    /// The cold tier it rolls into.
+    pub fn cold(&self) -> &Arc<ColdTier> {
+        &self.cold
+    }
+
     /// The counters (shared; read them for `/metrics`).
     pub fn metrics(&self) -> Arc<CompactorMetrics> {
         Arc::clone(&self.metrics)

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     /// This region's jurisdiction, the other regions, and how regions
     /// authenticate to each other.
     pub federation: FederationConfig,
+    /// The purge of delete requests: its bound and how often it runs.
+    pub erasure: crate::erasure::ErasureConfig,
 }
 
 /// Regions and jurisdictions (`[federation]`): the region directory and the
@@ -300,6 +302,7 @@ impl Default for ServerConfig {
             federation: FederationConfig::default(),
             http: HttpConfig::default(),
             metrics: MetricsConfig::default(),
+            erasure: crate::erasure::ErasureConfig::default(),
         }
     }
 }
@@ -346,6 +349,7 @@ impl ServerConfig {
         self.query.validate().map_err(anyhow::Error::msg)?;
         self.cold.validate().map_err(|e| anyhow::anyhow!("[cold]: {e}"))?;
         self.compactor.validate();
+        self.erasure.validate().map_err(anyhow::Error::msg)?;
         for (token, tenant) in &self.auth.tokens {
             if token.len() < 8 {
                 bail!("auth.tokens: token for tenant {tenant:?} is shorter than 8 characters");

@@ -1,5 +1,7 @@
-//! Right to erasure, first part: delete requests that make a selector's
-//! samples invisible at once, durably, on every node sharing the registry.
+//! Right to erasure: delete requests that make a selector's samples
+//! invisible at once, durably, on every node sharing the registry, and a
+//! purge worker that removes them physically from every tier within a bound
+//! and proves it.
 //!
 //! ```text
 //!  POST /admin/v1/tenants/{id}/delete            {"match": ["{device=\"d-17\"}"], "start": ms, "end": ms}   admin token
@@ -7,6 +9,10 @@
 //!    ──► registry row strata_deletes (the tombstone; committed before the answer: survives kill -9)
 //!    ──► 202 {"id": "del_…", "status": {…}}      every node applies it at its next registry reload (≤ 1 s)
 //!  GET /admin/v1/deletes/{id}, GET /admin/v1/tenants/{id}/deletes                admin token
+//!  GET /admin/v1/erasure/audit[?tenant=…]        the audit records of completed requests
+//!
+//!  purge worker (every [erasure] check_interval, one per node; `worker`):
+//!    log (seal, flush, release) → hot erase → cold erase → verify → completed (status, audit, /metrics)
 //! ```
 //!
 //! **Invisible**: the query engine reads through [`ErasingStore`], which
@@ -14,17 +20,27 @@
 //! inside the request's `[start, end]` (and a series with no sample left);
 //! metadata (series, label names and values) leaves out a series a
 //! tombstone touches unless one of its samples in the queried range
-//! survives; rollups are not used for a tenant
-//! with tombstones (they may include deleted samples), so answers come from
-//! raw samples. Writes after the request are accepted and shown (a tombstone
+//! survives. Rollups are not used for a tenant with a request not yet
+//! completed (they may include deleted samples); once all of a tenant's
+//! requests are completed (the cold erase recomputed the rollup windows
+//! without the samples) they are used again, and tombstones keep filtering
+//! raw reads. Writes after the request are accepted and shown (a tombstone
 //! only covers samples up to `min(end, the request's time)`).
 //!
-//! **Not done yet** (the request's status says so): rewriting the hot
-//! segments, the cold tier's Parquet files and rollups, and the log
-//! segments, so the bytes are still on disk until retention removes them;
-//! the verification scan. Tombstones are kept until then.
+//! **Purged**: [`worker::Worker`] takes each request through this node's
+//! tiers ([`tiers::NodeTiers`]), writing the status ([`status::Status`])
+//! before and after each step; completion records the verification (all
+//! zeros), whether the bound `[erasure] purge_within` was met, and an audit
+//! line ([`audit::ErasureAudit`]).
+
+pub mod audit;
+pub mod status;
+pub mod tiers;
+pub mod worker;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -57,6 +73,8 @@ pub struct DeleteSpec {
 /// A tombstone as the read path applies it.
 #[derive(Debug, Clone)]
 pub struct Tombstone {
+    /// The request completed: every tier was purged (rollups recomputed) and verified.
+    pub purged: bool,
     /// The request id.
     pub id: String,
     /// Matcher sets (a series matching any one set is covered).
@@ -72,7 +90,13 @@ impl Tombstone {
     pub fn of(row: &DeleteRow) -> Option<Tombstone> {
         let spec: DeleteSpec = serde_json::from_str(&row.request).ok()?;
         let selectors = spec.selectors.iter().map(|s| parse_selector(s)).collect::<Result<Vec<_>, _>>().ok()?;
-        Some(Tombstone { id: row.id.clone(), selectors, start: spec.start, end: spec.end })
+        Some(Tombstone {
+            purged: row.completed_at.is_some(),
+            id: row.id.clone(),
+            selectors,
+            start: spec.start,
+            end: spec.end,
+        })
     }
 
     fn matches(&self, labels: &Labels) -> bool {
@@ -189,8 +213,9 @@ impl ReadStore for ErasingStore {
         width_ms: i64,
         ends: TimeRange,
     ) -> Result<Option<RollupData>, ReadError> {
-        // Rollup windows may include deleted samples: raw samples answer instead.
-        if self.registry.tombstones(tenant).is_some() {
+        // Until every request of the tenant is purged, rollup windows may
+        // include deleted samples: raw samples answer instead.
+        if self.registry.tombstones(tenant).is_some_and(|t| t.iter().any(|s| !s.purged)) {
             return Ok(None);
         }
         self.inner.select_rollup(tenant, matchers, width_ms, ends)
@@ -204,6 +229,10 @@ pub struct ErasureState {
     pub registry: Arc<Registry>,
     /// The admin token.
     pub admin_token: Arc<str>,
+    /// `[erasure] purge_within` (a new request's deadline).
+    pub purge_within: Duration,
+    /// The audit records of completed requests.
+    pub audit: Arc<audit::ErasureAudit>,
 }
 
 /// The routes (see the module doc).
@@ -212,6 +241,7 @@ pub fn router(state: ErasureState) -> Router {
         .route("/admin/v1/tenants/{id}/delete", post(admin_delete))
         .route("/admin/v1/tenants/{id}/deletes", get(list_deletes))
         .route("/admin/v1/deletes/{id}", get(get_delete))
+        .route("/admin/v1/erasure/audit", get(audit_records))
         .route("/api/v1/admin/tsdb/delete_series", post(prometheus_delete).put(prometheus_delete))
         .with_state(state)
 }
@@ -318,21 +348,12 @@ async fn record(
     }
     let id = format!("del_{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
     let spec = DeleteSpec { selectors, start, end, requested_by };
-    let status = json!({
-        "state": "invisible",
-        "invisible_at": now,
-        "tiers": {
-            "queries": "invisible on every node at its next registry reload (within a second)",
-            "hot": "not purged: rewriting hot segments is not implemented yet",
-            "cold": "not purged: rewriting Parquet files and rollups is not implemented yet",
-            "log": "not purged: the ingest log's segments are released by retention",
-        },
-    });
+    let status = status::Status::new(now, i64::try_from(s.purge_within.as_millis()).unwrap_or(i64::MAX));
     let row = DeleteRow {
         id: id.clone(),
         tenant_id: tenant.as_str().to_owned(),
         request: serde_json::to_string(&spec).unwrap_or_default(),
-        status: status.to_string(),
+        status: serde_json::to_string(&status).unwrap_or_default(),
         requested_at: now,
         completed_at: None,
     };
@@ -369,6 +390,23 @@ async fn get_delete(State(s): State<ErasureState>, Path(id): Path<String>, heade
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    tenant: Option<String>,
+}
+
+async fn audit_records(State(s): State<ErasureState>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
+    if !is_admin(&s, &headers) {
+        return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
+    }
+    let audit = Arc::clone(&s.audit);
+    match tokio::task::spawn_blocking(move || audit.list(q.tenant.as_deref())).await {
+        Ok(Ok(records)) => axum::Json(json!({"status": "success", "data": records})).into_response(),
+        Ok(Err(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the erasure audit log: {e:#}")),
+        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("audit task failed: {e}")),
+    }
+}
+
 async fn list_deletes(State(s): State<ErasureState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if !is_admin(&s, &headers) {
         return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
@@ -378,6 +416,163 @@ async fn list_deletes(State(s): State<ErasureState>, Path(id): Path<String>, hea
         Ok(rows) => axum::Json(json!({"deletes": rows.iter().map(describe).collect::<Vec<_>>()})).into_response(),
         Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
+}
+
+/// The purge (`[erasure]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ErasureConfig {
+    /// The bound: every delete request is purged from every tier (ingest
+    /// log, hot segments and memtable, Parquet files, rollups, old snapshots
+    /// and their objects) and verified within this time of the request. Its
+    /// status says whether it was (`bound_met`); a miss is logged and
+    /// counted (`strata_erasure_bound_missed_total`).
+    #[serde(with = "humantime_serde")]
+    pub purge_within: Duration,
+    /// How often the purge worker looks for requests to purge (a request
+    /// starts being purged at most this long after it was made).
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+}
+
+impl Default for ErasureConfig {
+    fn default() -> Self {
+        Self { purge_within: Duration::from_secs(3600), check_interval: Duration::from_secs(30) }
+    }
+}
+
+impl ErasureConfig {
+    /// Rejects a zero interval; warns when the check interval leaves no room for the bound.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.check_interval.is_zero() {
+            return Err("erasure.check_interval must be more than 0".to_owned());
+        }
+        if self.purge_within.is_zero() {
+            return Err("erasure.purge_within must be more than 0".to_owned());
+        }
+        if self.check_interval >= self.purge_within {
+            tracing::warn!(
+                check_interval = ?self.check_interval,
+                purge_within = ?self.purge_within,
+                "erasure.check_interval is not below erasure.purge_within: requests will miss their bound"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Starts this node's purge worker (see [`worker`]); it stops when `stop` turns true.
+pub fn start(
+    node: Arc<crate::node::Node>,
+    registry: Arc<Registry>,
+    compactor: Option<Arc<strata_compactor::Compactor>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let config = node.config.erasure.clone();
+    let audit = Arc::new(audit::ErasureAudit::new(&audit_dir(&node.config, &node.data_dir)));
+    let tiers = Arc::new(tiers::NodeTiers::new(Arc::clone(&node), compactor)?);
+    let on_complete: worker::OnComplete = Arc::new(move |req, status| {
+        let m = metrics();
+        m.completed.fetch_add(1, Ordering::Relaxed);
+        if status.bound_met == Some(false) {
+            m.bound_missed.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(id = %req.id, deadline = status.deadline, completed_at = ?status.completed_at,
+                "delete request completed after its bound ([erasure] purge_within)");
+        }
+        if let Some(done) = status.completed_at {
+            m.completion_ms_sum.fetch_add(u64::try_from(done - req.requested_at).unwrap_or(0), Ordering::Relaxed);
+        }
+        if let Err(e) = audit.append(&audit::ErasureAudit::record(req, status)) {
+            tracing::error!(id = %req.id, error = %format!("{e:#}"), "erasure audit record not written");
+        }
+    });
+    let worker = Arc::new(worker::Worker::new(registry, tiers, config.purge_within, on_complete));
+    tracing::info!(purge_within = ?config.purge_within, check_interval = ?config.check_interval,
+        "erasure purge worker started");
+    tokio::spawn(worker.run(config.check_interval, stop));
+    Ok(())
+}
+
+/// Where the audit logs live (`[federation] audit_dir`, default `<data_dir>/audit`).
+pub fn audit_dir(config: &crate::config::ServerConfig, data_dir: &std::path::Path) -> std::path::PathBuf {
+    config.federation.audit_dir.clone().unwrap_or_else(|| data_dir.join("audit"))
+}
+
+/// Counters of the purge (`/metrics`).
+#[derive(Debug, Default)]
+pub struct ErasureMetrics {
+    /// Requests completed by this node's update.
+    pub completed: AtomicU64,
+    /// Of those, completed after their bound.
+    pub bound_missed: AtomicU64,
+    /// Samples and rows removed by this node's steps.
+    pub samples_removed: AtomicU64,
+    /// Sum of request → completion times, ms.
+    pub completion_ms_sum: AtomicU64,
+    /// Time this node spent purging, µs, and how many purges.
+    pub purge_us_sum: AtomicU64,
+    /// See `purge_us_sum`.
+    pub purges: AtomicU64,
+    /// Requests not completed at the last check.
+    pub pending: AtomicU64,
+}
+
+impl ErasureMetrics {
+    /// Adds one node purge's duration.
+    pub fn record_purge_time(&self, d: Duration) {
+        self.purge_us_sum.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.purges.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters: [(&str, &str, u64); 3] = [
+            (
+                "strata_erasure_requests_completed_total",
+                "Delete requests completed (purged and verified).",
+                get(&self.completed),
+            ),
+            (
+                "strata_erasure_bound_missed_total",
+                "Delete requests completed after [erasure] purge_within.",
+                get(&self.bound_missed),
+            ),
+            (
+                "strata_erasure_samples_removed_total",
+                "Samples and rows removed from the hot store and the cold tier by erasure.",
+                get(&self.samples_removed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strata_erasure_purge_duration_seconds Time this node spent purging a request (all its steps)."
+        );
+        let _ = writeln!(out, "# TYPE strata_erasure_purge_duration_seconds summary");
+        let _ = writeln!(out, "strata_erasure_purge_duration_seconds_sum {}", get(&self.purge_us_sum) as f64 / 1e6);
+        let _ = writeln!(out, "strata_erasure_purge_duration_seconds_count {}", get(&self.purges));
+        let _ = writeln!(out, "# HELP strata_erasure_completion_seconds Time from a delete request to its completion.");
+        let _ = writeln!(out, "# TYPE strata_erasure_completion_seconds summary");
+        let _ = writeln!(out, "strata_erasure_completion_seconds_sum {}", get(&self.completion_ms_sum) as f64 / 1e3);
+        let _ = writeln!(out, "strata_erasure_completion_seconds_count {}", get(&self.completed));
+        let _ =
+            writeln!(out, "# HELP strata_erasure_pending_requests Delete requests not completed at the last check.");
+        let _ = writeln!(
+            out,
+            "# TYPE strata_erasure_pending_requests gauge\nstrata_erasure_pending_requests {}",
+            get(&self.pending)
+        );
+    }
+}
+
+/// The process's erasure counters.
+pub fn metrics() -> &'static ErasureMetrics {
+    static METRICS: std::sync::OnceLock<ErasureMetrics> = std::sync::OnceLock::new();
+    METRICS.get_or_init(ErasureMetrics::default)
 }
 
 #[cfg(test)]
@@ -394,6 +589,7 @@ mod tests {
     #[test]
     fn a_tombstone_removes_only_its_series_and_range() {
         let stone = Tombstone {
+            purged: false,
             id: "d".into(),
             selectors: vec![parse_selector("{device=\"d-17\"}").unwrap()],
             start: 10,

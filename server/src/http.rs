@@ -80,8 +80,15 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let usage_resolver = Arc::clone(&resolver);
     let cardinality =
         crate::cardinality::CardinalityState { hot: Arc::clone(&node.hot), resolver: Arc::clone(&resolver) };
-    let erasure =
-        crate::erasure::ErasureState { registry: Arc::clone(&registry), admin_token: Arc::clone(&admin_token) };
+    let erasure = crate::erasure::ErasureState {
+        registry: Arc::clone(&registry),
+        admin_token: Arc::clone(&admin_token),
+        purge_within: node.config.erasure.purge_within,
+        audit: Arc::new(crate::erasure::audit::ErasureAudit::new(&crate::erasure::audit_dir(
+            &node.config,
+            &node.data_dir,
+        ))),
+    };
     let ops_admin_token = Arc::clone(&admin_token);
     let region_routes = regions.map(|regions| {
         crate::regions::router(crate::regions::RegionState { regions, admin_token: Arc::clone(&admin_token) })
@@ -420,6 +427,7 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
     }
     node.ingest_metrics.render(&mut out);
     strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
+    crate::erasure::metrics().render(&mut out);
     let stats = node.hot.stats();
     let gauges: [(&str, &str, f64); 10] = [
         ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),

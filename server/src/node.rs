@@ -347,6 +347,13 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     println!("data dir: {}", node.data_dir.display());
 
     let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
+    // The purge of delete requests (`erasure::worker`).
+    crate::erasure::start(
+        Arc::clone(&node),
+        Arc::clone(&registry),
+        cold.as_ref().map(|c| Arc::clone(&c.compactor)),
+        stop_rx.clone(),
+    )?;
     let server = tokio::spawn(crate::listener::serve(listener, app, node.config.http.clone(), stop_rx));
     shutdown_signal().await;
     tracing::info!("shutdown requested: finishing in-flight requests");

@@ -202,6 +202,15 @@ impl LocalLog {
         Ok(removed)
     }
 
+    /// Closes the active segment of `partition` (when it holds records) and
+    /// starts a new one, so that once the consumer has flushed past every
+    /// record written so far, [`LocalLog::release`] deletes all of their
+    /// files, whatever arrives meanwhile. The server's erasure purge seals,
+    /// flushes the hot store, then releases. Blocking: call from a blocking thread.
+    pub fn seal(&self, partition: u32) -> Result<()> {
+        self.roll(partition)
+    }
+
     /// Asks the writer of `partition` to start a new segment if the active
     /// one holds records. Blocking: call from a blocking thread.
     fn roll(&self, partition: u32) -> Result<()> {

@@ -47,10 +47,16 @@ pub enum AdminCommand {
         tenant: String,
     },
     /// Delete a tenant's samples matching selectors over a time range (hidden
-    /// from every read at once; `strata admin delete-status <id>` shows progress).
+    /// from every read at once, purged from every tier within `[erasure]
+    /// purge_within`; `strata admin delete status <id>` shows progress).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Delete {
+        /// `status <id>`: a request's progress (same as `delete-status <id>`).
+        #[command(subcommand)]
+        sub: Option<DeleteSub>,
         /// Tenant id.
-        tenant: String,
+        #[arg(required = true)]
+        tenant: Option<String>,
         /// Series selector, e.g. '{device="d-17"}' (repeat for several).
         #[arg(long = "match", required = true)]
         selectors: Vec<String>,
@@ -83,6 +89,16 @@ pub enum AdminCommand {
         /// At most this many records.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+    },
+}
+
+/// `strata admin delete …`
+#[derive(Debug, Subcommand)]
+pub enum DeleteSub {
+    /// A delete request's status: per tier, what was rewritten and removed; the verification.
+    Status {
+        /// Request id (`del_…`).
+        id: String,
     },
 }
 
@@ -341,16 +357,17 @@ async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
             Ok(json!({ "revoked": token_id }))
         }
         AdminCommand::Usage { tenant } => c.call(Method::GET, &format!("/tenants/{tenant}/usage"), None).await,
-        AdminCommand::Delete { tenant, selectors, start, end } => {
-            let body = json!({ "match": selectors, "start": start, "end": end });
-            c.call(Method::POST, &format!("/tenants/{tenant}/delete"), Some(body)).await
-        }
-        AdminCommand::DeleteStatus { id } => {
+        AdminCommand::Delete { sub: Some(DeleteSub::Status { id }), .. } | AdminCommand::DeleteStatus { id } => {
             anyhow::ensure!(
                 id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
                 "request id {id:?} is not del_…"
             );
             c.call(Method::GET, &format!("/deletes/{id}"), None).await
+        }
+        AdminCommand::Delete { sub: None, tenant, selectors, start, end } => {
+            let tenant = tenant.as_deref().context("a tenant id is needed")?;
+            let body = json!({ "match": selectors, "start": start, "end": end });
+            c.call(Method::POST, &format!("/tenants/{tenant}/delete"), Some(body)).await
         }
         AdminCommand::Audit { tenant, region, decision, side, limit } => {
             let mut query = format!("/audit?limit={limit}");
@@ -473,14 +490,104 @@ fn render(cmd: &AdminCommand, v: &Value) -> String {
                 v.as_object().map(|m| m.iter().map(|(k, x)| vec![k.clone(), s(x)]).collect()).unwrap_or_default();
             table(&["USAGE", "VALUE"], rows)
         }
-        AdminCommand::Delete { .. } | AdminCommand::DeleteStatus { .. } => {
-            serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
-        }
+        AdminCommand::Delete { .. } | AdminCommand::DeleteStatus { .. } => delete_status(v),
         AdminCommand::Audit { .. } => table(
             &["TIME MS", "SIDE", "TENANT", "ASKING", "DATA", "CROSSED", "SERIES", "BYTES", "DECISION", "RULE", "QUERY"],
             audit_rows(v),
         ),
     }
+}
+
+/// Unix ms as RFC 3339 (UTC, ms), `-` when absent.
+fn time(v: &Value) -> String {
+    match v.as_i64().and_then(|ms| u64::try_from(ms).ok()) {
+        Some(ms) => humantime_serde::re::humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+        )
+        .to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// A delete request and its progress, for people.
+fn delete_status(v: &Value) -> String {
+    let st = &v["status"];
+    let req = &v["request"];
+    let bound = match st["bound_met"].as_bool() {
+        Some(true) => "met",
+        Some(false) => "MISSED",
+        None => "-",
+    };
+    let range = |x: &Value| match x.as_i64() {
+        Some(i64::MIN) | Some(i64::MAX) | None => "-".to_owned(),
+        Some(_) => time(x),
+    };
+    let mut out = format!(
+        "request {}  tenant {}  state {}\n\
+         asked by {}: {} from {} to {}\n\
+         requested {}  deadline {}  completed {}  bound {}\n\n",
+        s(&v["id"]),
+        s(&v["tenant"]),
+        s(&st["state"]),
+        s(&req["requested_by"]),
+        req["selectors"].as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(" or ")).unwrap_or_default(),
+        range(&req["start"]),
+        range(&req["end"]),
+        time(&v["requested_at"]),
+        time(&st["deadline"]),
+        time(&v["completed_at"]),
+        bound,
+    );
+    let rows = ["log", "hot", "cold", "verify"]
+        .iter()
+        .map(|k| {
+            let t = &st["tiers"][k];
+            vec![
+                (*k).to_owned(),
+                t["state"].as_str().unwrap_or("pending").to_owned(),
+                s(&t["files_rewritten"]),
+                s(&t["files_deleted"]),
+                s(&t["rows_removed"]),
+                s(&t["bytes_rewritten"]),
+                time(&t["finished_at"]),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["TIER", "STATE", "FILES REWRITTEN", "FILES DELETED", "ROWS REMOVED", "BYTES REWRITTEN", "FINISHED"],
+        rows,
+    ));
+    let ver = &st["verification"];
+    if ver.is_object() {
+        out.push_str(&format!(
+            "\nverification at {}: hot samples {}, hot series {}, cold rows {}, unreferenced cold objects {}, \
+             log samples {} ({} log segments, {} records scanned)\n",
+            time(&ver["at"]),
+            s(&ver["hot_samples"]),
+            s(&ver["hot_series"]),
+            s(&ver["cold_rows"]),
+            s(&ver["cold_unreferenced_objects"]),
+            s(&ver["log_samples"]),
+            s(&ver["log_segments_scanned"]),
+            s(&ver["log_records_scanned"]),
+        ));
+        for n in ver["not_scanned"].as_array().into_iter().flatten() {
+            out.push_str(&format!("not scanned: {}\n", s(n)));
+        }
+    } else {
+        out.push_str("\nverification: not yet\n");
+    }
+    if let Some(nodes) = st["nodes"].as_object() {
+        for (node, p) in nodes {
+            if let Some(e) = p["last_error"].as_str() {
+                out.push_str(&format!("node {node}: last error: {e}\n"));
+            }
+        }
+    }
+    if let Some(policy) = st["log_policy"].as_str().filter(|p| !p.is_empty()) {
+        out.push_str(&format!("log: {policy}\n"));
+    }
+    out
 }
 
 fn audit_rows(v: &Value) -> Vec<Vec<String>> {
@@ -522,6 +629,48 @@ mod tests {
         let out = render(&cmd, &v);
         assert!(out.starts_with("TIME MS  SIDE"), "{out}");
         assert!(out.contains("us-east") && out.contains("eu: aggregates") && out.contains("812"), "{out}");
+    }
+
+    #[test]
+    fn delete_status_is_accepted_in_both_spellings() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: AdminCommand,
+        }
+        let a = Cli::try_parse_from(["x", "delete", "status", "del_ab12"]).unwrap();
+        assert!(
+            matches!(a.cmd, AdminCommand::Delete { sub: Some(DeleteSub::Status { ref id }), .. } if id == "del_ab12")
+        );
+        let b = Cli::try_parse_from(["x", "delete-status", "del_ab12"]).unwrap();
+        assert!(matches!(b.cmd, AdminCommand::DeleteStatus { ref id } if id == "del_ab12"));
+        let c = Cli::try_parse_from(["x", "delete", "farm", "--match", "{device=\"d-17\"}", "--start", "5"]).unwrap();
+        assert!(
+            matches!(c.cmd, AdminCommand::Delete { sub: None, tenant: Some(ref t), start: Some(5), .. } if t == "farm")
+        );
+        assert!(Cli::try_parse_from(["x", "delete", "farm"]).is_err(), "--match is required");
+    }
+
+    #[test]
+    fn a_completed_delete_shows_tiers_and_the_verification() {
+        let v = json!({"id": "del_1", "tenant": "farm", "requested_at": 0, "completed_at": 1000,
+            "request": {"selectors": ["{device=\"d-17\"}"], "start": i64::MIN, "end": 500, "requested_by": "admin"},
+            "status": {"state": "completed", "deadline": 3_600_000, "bound_met": true,
+                "tiers": {"hot": {"state": "done", "files_rewritten": 2, "files_deleted": 1, "rows_removed": 40,
+                    "bytes_rewritten": 9000, "finished_at": 900}},
+                "verification": {"at": 1000, "hot_samples": 0, "cold_rows": 0, "log_samples": 0, "not_scanned": []},
+                "log_policy": "embedded log"}});
+        let out = delete_status(&v);
+        assert!(out.starts_with("request del_1  tenant farm  state completed\n"), "{out}");
+        assert!(out.contains("from - to 1970-01-01T00:00:00.500Z"), "{out}");
+        assert!(out.contains("bound met"), "{out}");
+        assert!(
+            out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["hot", "done", "2", "1", "40", "9000", "1970-01-01T00:00:00.900Z"]),
+            "{out}"
+        );
+        assert!(out.contains("verification at 1970-01-01T00:00:01.000Z: hot samples 0"), "{out}");
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!                        secret_hash TEXT, access TEXT,              secret_hash = hex SHA-256 of the whole token
 //!                        description TEXT, created_at BIGINT, revoked_at BIGINT NULL)
 //! strata_deletes        (id TEXT PRIMARY KEY, tenant_id TEXT,        request = DeleteSpec as JSON (selectors, range, who)
-//!                        request TEXT, status TEXT,                  status = its progress as JSON
-//!                        requested_at BIGINT, completed_at BIGINT NULL)
+//!                        request TEXT, status TEXT,                  status = its progress as JSON (`erasure::status`),
+//!                        requested_at BIGINT, completed_at BIGINT NULL)  updated by compare-and-swap; completed_at set
+//!                                                                    once every node purged and verified
 //! ```
 //!
 //! Every change bumps `generation` (a delete request bumps
@@ -352,24 +353,74 @@ impl RegistryStore {
             }
             None => sqlx::query(&format!("{sql} ORDER BY requested_at, id")).fetch_all(&self.pool).await?,
         };
-        rows.iter()
-            .map(|r| {
-                Ok(DeleteRow {
-                    id: r.try_get(0)?,
-                    tenant_id: r.try_get(1)?,
-                    request: r.try_get(2)?,
-                    status: r.try_get(3)?,
-                    requested_at: r.try_get(4)?,
-                    completed_at: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(delete_row).collect()
     }
 
     /// One delete request.
     pub async fn delete_request(&self, id: &str) -> anyhow::Result<Option<DeleteRow>> {
-        Ok(self.deletes(None).await?.into_iter().find(|d| d.id == id))
+        let row = sqlx::query(
+            "SELECT id, tenant_id, request, status, requested_at, completed_at FROM strata_deletes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(delete_row).transpose()
     }
+
+    /// Delete requests not completed yet, oldest first (the purge worker's queue).
+    pub async fn pending_deletes(&self) -> anyhow::Result<Vec<DeleteRow>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, request, status, requested_at, completed_at FROM strata_deletes \
+             WHERE completed_at IS NULL ORDER BY requested_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delete_row).collect()
+    }
+
+    /// Replaces a request's status if it is still `old` (compare-and-swap:
+    /// the nodes of a cluster each update their own part of it). With
+    /// `completed_at`, also completes the request and bumps
+    /// `deletes_generation` so every node reloads its tombstones. False when
+    /// the status changed in between (read it again and retry).
+    pub async fn swap_delete_status(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+        completed_at: Option<i64>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE strata_deletes SET status = $1, completed_at = COALESCE(completed_at, $2) \
+             WHERE id = $3 AND status = $4",
+        )
+        .bind(new)
+        .bind(completed_at)
+        .bind(id)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 && completed_at.is_some() {
+            sqlx::query("UPDATE strata_registry_meta SET value = value + 1 WHERE key = 'deletes_generation'")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+}
+
+fn delete_row(r: &sqlx::any::AnyRow) -> anyhow::Result<DeleteRow> {
+    Ok(DeleteRow {
+        id: r.try_get(0)?,
+        tenant_id: r.try_get(1)?,
+        request: r.try_get(2)?,
+        status: r.try_get(3)?,
+        requested_at: r.try_get(4)?,
+        completed_at: r.try_get(5)?,
+    })
 }
 
 fn tenant_row(r: &sqlx::any::AnyRow) -> anyhow::Result<TenantRow> {

@@ -8,6 +8,7 @@ mod console;
 mod differential;
 mod edge_dedup;
 mod erasure;
+mod erasure_purge;
 mod harness;
 mod hostile_http;
 mod hostile_query;
