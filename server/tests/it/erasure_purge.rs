@@ -166,6 +166,10 @@ async fn a_delete_is_purged_from_log_hot_cold_and_rollups_and_verified() {
     let ids = |d: &str| cold_before["devices"][d]["series_ids"].clone();
     assert!(cold_before["devices"][device(7)]["rows"].as_u64().unwrap() >= 240, "{cold_before}");
 
+    // The byte scans below can fail: before the delete the device's id is in the hot segments and the log.
+    for sub in ["hot", "log"] {
+        assert!(!files_containing(&dir.path().join(sub), device(7).as_bytes()).is_empty(), "{sub} holds device 7");
+    }
     // Device 7: its whole history. Device 11: the second hour of the old data (60 samples, cold and hot).
     let (gone, part) = (device(7), device(11));
     let (p0, p1) = (old0 + H, old0 + 2 * H - 1);
