@@ -397,6 +397,14 @@ fn erasing_a_whole_device_leaves_no_file_in_the_warehouse_that_names_it() {
     let index = rt.block_on(cold.series_view().recorded_series(&t)).unwrap();
     assert_eq!(index.len(), 23, "the series table lost exactly the erased series");
     assert_zero(&rt.block_on(cold.erase(&t, &req)).unwrap());
+    // A tenant without cold tables: nothing to do, nothing found.
+    let other = tenant("nobody");
+    assert_zero(&rt.block_on(cold.erase(&other, &req)).unwrap());
+    let v = rt.block_on(cold.verify_erased(&other, &req)).unwrap();
+    assert_eq!((v.snapshots_scanned, v.rows_found, v.unreferenced_objects), (0, 0, 0));
+    // Bad input is refused before anything is read.
+    let bad = EraseRequest { start: 10, end: 9, ..req.clone() };
+    assert!(matches!(rt.block_on(cold.erase(&t, &bad)), Err(strata_cold_tier::Error::InvalidEraseRequest { .. })));
 }
 
 /// An erase interrupted at each step, then run again, ends where an
