@@ -459,6 +459,13 @@ fn an_erase_interrupted_at_any_step_is_completed_by_the_next() {
 /// over 1 day and another over all 30 days. Debug build figures unless run
 /// with `--release`:
 /// `cargo test -p strata-cold-tier --test it erase_cost -- --ignored --nocapture`.
+///
+/// 2026-12-03, debug build, 2 shared cores, local files + SQLite:
+///
+/// | devices | rolled | erase 1 device, 1 day | erase 1 device, 30 days |
+/// | --- | --- | --- | --- |
+/// | 1,000 | 8.6 M samples, 7.2 MB | 1.5 s, 0.21 MB rewritten | 8.6 s, 5.2 MB rewritten |
+/// | 10,000 | 86 M samples, 112 MB | 7.5 s, 2.95 MB rewritten | 102 s, 77 MB rewritten |
 #[test]
 #[ignore = "benchmark: prints figures"]
 fn erase_cost_one_device_over_one_and_thirty_days() {
