@@ -65,6 +65,14 @@
 //! crash window) is safe: step 2 never counts samples after a window's last
 //! stored partial. Snapshot summaries carry the counts and the range, never
 //! the selectors (they hold personal data; keep them in the request log).
+//! When `series_rows_removed > 0`, a compactor that caches the series it
+//! recorded (`known_series`) must forget the tenant's cache, or a later roll
+//! of the same series will not record it again (reads then fall back to the
+//! rollup rows' labels: correct, slower). Crash tests arm the failpoints
+//! `erase_samples_before_commit`, `erase_after_samples`,
+//! `erase_rollup_before_commit`, `erase_after_rollup5m`, `erase_after_rollup1h`,
+//! `erase_after_series`, `erase_before_expiry`, `erase_after_expiry` with
+//! [`ColdTier::arm_failpoint`].
 //!
 //! **Limits.** A samples file is streamed (`rewrite.rs`: its compressed bytes
 //! and one record batch in memory); a rollup or series file with covered
