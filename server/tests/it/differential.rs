@@ -110,6 +110,19 @@ const CASES: &[Case] = &[
         expected_failure: false,
     },
     Case {
+        // The many-to-one side of the same Prometheus 3.9 change (found by a 10-minute run after the one-to-one
+        // case above was settled, e.g. `(dc_bytes_total) == on () group_left (zone) (vector(100))`): 3.9's
+        // VectorBinop inserts every matched pair's result label set into `matchedSigs` before `if !keep`, so
+        // two `m` series that differ only by the `zone` group_left overwrites (here: deletes) are an error
+        // even when the filter keeps one. 2.42 and 3.0-3.8 answer `m{i="1"} 5`.
+        name: "binop_filter_group_left_checks_uniqueness_before_filtering",
+        lines: &["m,i=1,zone=z1 value=1 {t}", "m,i=1,zone=z2 value=5 {t}", "a,i=1 value=3 {t}"],
+        query: "m > on(i) group_left(zone) a",
+        prometheus: Err("multiple matches for labels: grouping labels must ensure unique matches"),
+        strata_then: "m{i=\"1\"} 5 before 5d4df79 (2.42's answer)",
+        expected_failure: false,
+    },
+    Case {
         // Found as `count_values without () ("val", round(count_values ("val", round(dc_bytes_total{..} ^ 0.5))))`.
         // Prometheus (aggregationCountValues in 3, aggregation's COUNT_VALUES branch in 2.42) sets the value
         // label first, then computes the grouping key from the relabelled series.
