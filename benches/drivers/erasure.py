@@ -98,6 +98,7 @@ def start(binary, data):
         "STRATA_COMPACTOR__GRACE": "1m",
         "STRATA_COMPACTOR__INTERVAL": "1h",
         "STRATA_HOT_STORE__DEFAULT_HOT_TTL": "400d",
+        "STRATA_INGEST__PAST_GRACE_PERIOD": "400d",
         "STRATA_ERASURE__CHECK_INTERVAL": "1s",
         "STRATA_ERASURE__PURGE_WITHIN": "1h",
         "RUST_LOG": "warn,strata::erasure=info",
@@ -209,7 +210,13 @@ def main():
               flush=True)
         t0 = time.time()
         http(base, "POST", "/internal/flush")
-        code, rolled = http(base, "POST", "/internal/roll")
+        rolled = {"buckets": 0, "samples": 0, "bytes": 0}
+        while True:  # a pass rolls at most a few hundred buckets
+            code, r = http(base, "POST", "/internal/roll")
+            if code != 200 or not r.get("buckets"):
+                break
+            for k in rolled:
+                rolled[k] += r[k]
         print(f"flush + roll: {time.time() - t0:.1f} s: {rolled}", flush=True)
         sizes = {k: dir_bytes(os.path.join(data, k)) for k in ("hot", "log", "cold")}
         print(f"bytes on disk: {sizes}", flush=True)

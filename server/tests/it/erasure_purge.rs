@@ -97,6 +97,12 @@ async fn wait_completed(c: &reqwest::Client, s: &Server, id: &str, limit: Durati
     }
 }
 
+/// `strata_query_rollup_selects_total` from `/metrics`.
+async fn rollup_selects(c: &reqwest::Client, s: &Server) -> u64 {
+    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    m.lines().find_map(|l| l.strip_prefix("strata_query_rollup_selects_total ")).unwrap().parse().unwrap()
+}
+
 /// Files under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
@@ -201,6 +207,14 @@ async fn a_delete_is_purged_from_log_hot_cold_and_rollups_and_verified() {
     let w = format!("soil,device={part} temp=5000 {later}\n");
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", w.into_bytes(), false).await.0, 204);
 
+    // Until the requests complete, rollups (which still hold the samples) are not used.
+    let h = old0 + 3 * H;
+    let rollup_q = format!("sum_over_time(soil_temp{{device=\"{part}\"}}[2h])");
+    let expect: i64 = (61..=180).filter(|m| !(60..120).contains(m)).map(|m| (m % 13) + 11).sum();
+    let before = rollup_selects(&c, &s).await;
+    assert_eq!(single_value(&query(&c, &s, &rollup_q, h).await), expect as f64);
+    assert_eq!(rollup_selects(&c, &s).await, before, "raw samples answer while a request is pending");
+
     let id7 = r7["id"].as_str().unwrap().to_owned();
     let id11 = r11["id"].as_str().unwrap().to_owned();
     let st7 = wait_completed(&c, &s, &id7, Duration::from_secs(120)).await;
@@ -238,6 +252,11 @@ async fn a_delete_is_purged_from_log_hot_cold_and_rollups_and_verified() {
     }
     let kept = query(&c, &s, &format!("soil_temp{{device=\"{part}\"}}"), later + 1).await;
     assert_eq!(single_value(&kept), 5000.0, "the write after the request is kept");
+
+    // Once completed, rollups (recomputed by the cold erase) answer again, with the same value.
+    let before = rollup_selects(&c, &s).await;
+    assert_eq!(single_value(&query(&c, &s, &rollup_q, h).await), expect as f64, "recomputed rollups");
+    assert_eq!(rollup_selects(&c, &s).await, before + 1, "rollups are used again after completion");
 
     // Bytes: no hot segment, log segment or cold file holds the deleted device's id.
     for sub in ["hot", "log", "cold"] {
