@@ -292,9 +292,12 @@ impl Queue {
         // Sequence continuity across segments.
         let mut expected: Option<u64> = None;
         for s in &segments {
+            // A segment may start past the previous one's end only over
+            // batches acknowledged already (see the active segment below).
             if let Some(e) = expected
                 && s.first_seq != e
                 && !s.frames.is_empty()
+                && !(s.first_seq > e && above.skip(e.max(acked + 1)) >= s.first_seq)
             {
                 return Err(Error::Corrupted {
                     path: s.path.clone(),
@@ -341,8 +344,12 @@ impl Queue {
         queue.disk_bytes = queue.segments.iter().map(|s| s.bytes).sum();
         queue.unacked_bytes = queue.bytes_between(acked, queue.next_seq - 1)
             - ranges.iter().map(|&(f, l)| queue.bytes_between(f - 1, l)).sum::<u64>();
+        // Appends continue the last segment only if its frames end right
+        // before `next_seq`: when the cursor acknowledged batches past them
+        // (their frames lost with a torn tail), a new segment starts at `next_seq`.
         if let Some(last) = queue.segments.back()
             && last.bytes < queue.config.segment_bytes
+            && last.first_seq + last.frames.len() as u64 == queue.next_seq
         {
             let file = OpenOptions::new()
                 .append(true)
@@ -652,13 +659,12 @@ impl Queue {
             return Ok(());
         }
         let mut above = self.above.clone();
-        let newly = (self.acked + 1..=seq).filter(|s| !above.contains(*s)).collect::<Vec<_>>();
+        let newly: u64 =
+            self.frames_between(self.acked, seq).filter(|f| !above.contains(f.seq)).map(FrameMeta::size).sum();
         above.remove_up_to(seq);
         let acked = above.absorb(seq);
         self.store_cursor(acked, above)?;
-        for s in newly {
-            self.unacked_bytes -= self.frame(s).map_or(0, |(_, f)| f.size());
-        }
+        self.unacked_bytes -= newly;
         self.delete_acked_segments(DeleteMode::KeepActive)?;
         Ok(())
     }
@@ -755,7 +761,14 @@ impl Queue {
 
     /// Frame bytes of the batches after `from` up to `to`, that are on disk.
     fn bytes_between(&self, from: u64, to: u64) -> u64 {
-        (from.saturating_add(1)..=to).filter_map(|seq| self.frame(seq)).map(|(_, f)| f.size()).sum()
+        self.frames_between(from, to).map(FrameMeta::size).sum()
+    }
+
+    /// The frames on disk numbered after `from` up to `to`, oldest first: a
+    /// walk over the frames there are, not over the numbers (a cursor's
+    /// numbers may span far more batches than the disk holds).
+    fn frames_between(&self, from: u64, to: u64) -> impl Iterator<Item = &FrameMeta> {
+        self.segments.iter().flat_map(|s| &s.frames).skip_while(move |f| f.seq <= from).take_while(move |f| f.seq <= to)
     }
 
     /// Current counters and gauges (constant time).

@@ -104,3 +104,60 @@ pub mod bench {
         crate::codec::decode_block(buf, crate::FormatVersion::CURRENT, count, t0)
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz-targets/` (manifest and
+/// segment decoding as opening a store does it); not a stable API.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::Path;
+
+    /// One series of a segment: labels and samples `(ts, value bits)`.
+    pub type SeriesSamples = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+    /// Decodes manifest file bytes (magic, version, length, CRC, JSON body);
+    /// on success returns the manifest encoded again in the current version.
+    pub fn manifest_reencode(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let m = crate::manifest::decode(bytes).map_err(|e| e.at(Path::new("MANIFEST").to_path_buf()).to_string())?;
+        Ok(crate::manifest::encode(&m))
+    }
+
+    /// Opens the segment file at `path` (header, trailer, index and their
+    /// checksums) and returns each sample block's `(offset, length with its CRC)`.
+    pub fn segment_blocks(path: &Path) -> crate::Result<Vec<(u64, u64)>> {
+        let (_, series) = crate::segment::open_segment(path)?;
+        Ok(series.iter().map(|s| (s.meta.offset, s.meta.len)).collect())
+    }
+
+    /// Opens the segment file at `path` and reads every sample block (CRC,
+    /// decoding, agreement with the index), in file order.
+    pub fn segment_read(path: &Path) -> Result<Vec<SeriesSamples>, String> {
+        let (file, series) = crate::segment::open_segment(path).map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(series.len());
+        for s in &series {
+            let samples = file.read_block(&s.meta).map_err(|e| e.to_string())?;
+            let labels = s.labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            out.push((labels, samples));
+        }
+        Ok(out)
+    }
+
+    /// Reads the segment at `path` and writes what it holds (same tenant and
+    /// bucket, current version) as segment 1 of `dir`; returns its path.
+    pub fn segment_rewrite(path: &Path, dir: &Path) -> Result<std::path::PathBuf, String> {
+        let (file, series) = crate::segment::open_segment(path).map_err(|e| e.to_string())?;
+        let mut records = Vec::with_capacity(series.len());
+        for s in series {
+            let samples = file.read_block(&s.meta).map_err(|e| e.to_string())?;
+            records.push(crate::segment::SeriesRecord {
+                id: s.id,
+                device_hash: s.device_hash,
+                labels: s.labels,
+                samples,
+            });
+        }
+        records.sort_by(|a, b| (a.device_hash, a.id, &a.labels).cmp(&(b.device_hash, b.id, &b.labels)));
+        let written = crate::segment::write_segment(dir, 1, &file.scope, records.into_iter().map(Ok))
+            .map_err(|e| e.to_string())?;
+        Ok(written.path)
+    }
+}

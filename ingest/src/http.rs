@@ -498,7 +498,11 @@ pub(crate) fn body_limit(state: &WriteState, who: &Admitted) -> usize {
     state.config.max_body_bytes.min(tenant)
 }
 
-pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
+/// Decompresses a gzip body (`Content-Encoding: gzip`), refusing more than
+/// `limit` decompressed bytes without producing them. Public for the fuzz
+/// targets (`fuzz-targets/`); not a stable API.
+#[doc(hidden)]
+pub fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
     let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
     decoder.read_to_end(&mut out).map_err(|e| {
@@ -512,7 +516,9 @@ pub(crate) fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
 
 /// Decompresses a zstd body (`Content-Encoding: zstd`, what `strata-edge`
 /// sends), refusing more than `limit` decompressed bytes without producing them.
-pub(crate) fn unzstd(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
+/// Public for the fuzz targets (`fuzz-targets/`); not a stable API.
+#[doc(hidden)]
+pub fn unzstd(raw: &[u8], limit: usize) -> Result<Bytes, Refusal> {
     let invalid = |e: std::io::Error| {
         refuse(StatusCode::BAD_REQUEST, WriteErrorBody::simple("invalid", format!("invalid zstd body: {e}")))
     };

@@ -589,9 +589,12 @@ fn recover_segment(
             moved.push((run.first, run.next));
         }
     }
-    if header_ok {
+    // A run that starts at the base offset (after damage, with or without an
+    // intact header) was just written under this file's name: it is the file now.
+    let rewritten = others.first().is_some_and(|r| r.first == base);
+    if header_ok && !rewritten {
         truncate(&path, kept.map_or(HEADER_LEN, |r| r.end) as u64).map_err(write_err)?;
-    } else if others.first().is_none_or(|r| r.first != base) {
+    } else if !header_ok && !rewritten {
         create_segment(&shared.dir, partition, base, &[])?;
         if moved.is_empty() {
             last_size = HEADER_LEN as u64;

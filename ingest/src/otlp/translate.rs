@@ -192,7 +192,8 @@ fn metric(
                 let v = |x: f64| if stale { f64::from_bits(STALE_NAN) } else { x };
                 let mut cumulative = 0u64;
                 for (i, bound) in p.explicit_bounds.iter().enumerate() {
-                    cumulative += p.bucket_counts.get(i).copied().unwrap_or(0);
+                    // Saturating: counts are client data, and a sum past u64 must not wrap to a small count.
+                    cumulative = cumulative.saturating_add(p.bucket_counts.get(i).copied().unwrap_or(0));
                     b.add(
                         &format!("{name}_bucket"),
                         &labels,
