@@ -97,6 +97,9 @@ Columns, per scenario and agent:
   fresh s    seconds from the 2xx of the first request posted after the
              restore (restart) until its last sample was queryable (polled
              every 100 ms)
+  present s  seconds from the restore (restart) until the server held a
+             sample the agent had acknowledged at most 1 s before (what a
+             dashboard of "now" needs; polled every 100 ms)
 
 A benchmark, not a test: it exits 0 whatever it measures (1 only if a setup
 step fails). Everything it started is stopped on exit, failures and Ctrl-C
@@ -669,6 +672,7 @@ class Run:
         self.drain_polls = []
         self.fresh = None
         self.fresh_note = None
+        self.present = None
         self.events = []
         self.poll_stop = threading.Event()
         self.pollers = []
@@ -703,7 +707,7 @@ class Run:
         """The restore / restart: drain and fresh-sample pollers start."""
         self.event = (time.monotonic(), self.writer.seq_now())
         self.log("boundary at seq %d" % self.event[1])
-        for f in (self._poll_drain, self._poll_fresh):
+        for f in (self._poll_drain, self._poll_fresh, self._poll_present):
             t = threading.Thread(target=f, daemon=True)
             t.start()
             self.pollers.append(t)
@@ -737,6 +741,19 @@ class Run:
                 return
             self.poll_stop.wait(0.1)
         self.fresh_note = "not seen before the end"
+
+    def _poll_present(self):
+        t_ev, _ = self.event
+        while not self.poll_stop.is_set():
+            now = time.monotonic()
+            recent = [r for r in list(self.writer.records)
+                      if 200 <= r[2] < 300 and t_ev <= r[4] <= now - 1.0]
+            if recent:
+                first = max(r[0] for r in recent)
+                if self.server.count(self.metric_name, self.base_ms + first, self.base_ms + 10 ** 12):
+                    self.present = time.monotonic() - t_ev
+                    return
+            self.poll_stop.wait(0.1)
 
     def wait_backlog(self, timeout):
         """Until the server holds every sample acknowledged before the event."""
@@ -956,6 +973,7 @@ def result_of(r, server, received, skipped, opts):
         "posted": n, "requests": tally["requests"], "statuses": tally["statuses"],
         "rate_achieved": round(n / elapsed, 1) if elapsed else None,
         "drain_s": drain, "fresh_s": round(r.fresh, 3) if r.fresh is not None else None,
+        "present_s": round(r.present, 3) if r.present is not None else None,
         "fresh_note": r.fresh_note, "settled": r.settled, "error": r.error,
         "timestamp_mismatches": mismatched, "events": r.events,
         "agent_counters": r.agent.notes(r.agent_metrics) if r.agent_metrics else None,
@@ -979,10 +997,11 @@ def fmt(v, digits=2):
 
 def print_result(scenario, agent, x):
     print("  %-8s acked %d, arrived %d, lost %d (%.3f %%), dup %d (applied %s, dedup-skipped batches %d), "
-          "refused %d, no answer %d, unacked arrived %d; drain %s s, fresh %s s; %.0f samples/s posted; settled %s"
+          "refused %d, no answer %d, unacked arrived %d; drain %s s, fresh %s s, present %s s; %.0f samples/s posted; "
+          "settled %s"
           % (agent, x["acked"], x["arrived"], x["lost"], x["lost_pct"], x["dup"], x["dup_applied"],
              x["dedup_skipped_batches"], x["refused"], x["no_answer"], x["unacked_arrived"], fmt(x["drain_s"]),
-             fmt(x["fresh_s"], 3), x["rate_achieved"] or 0, x["settled"]))
+             fmt(x["fresh_s"], 3), fmt(x.get("present_s"), 3), x["rate_achieved"] or 0, x["settled"]))
     if x["lost_ranges"]:
         print("           lost seq ranges: %s" % ", ".join("%d-%d" % tuple(r) for r in x["lost_ranges"][:8]))
     if x["fresh_note"]:
@@ -1004,7 +1023,7 @@ def side_by_side(results, agents):
     """The markdown table; `results` {scenario: {agent: result}} (or medians)."""
     cols = [("acked", "acked"), ("arrived", "arrived"), ("lost", "lost"), ("lost_pct", "lost %"),
             ("dup", "dup (re-sent)"), ("dup_applied", "dup applied"), ("refused", "refused"),
-            ("drain_s", "drain s"), ("fresh_s", "fresh s")]
+            ("drain_s", "drain s"), ("fresh_s", "fresh s"), ("present_s", "present s")]
     out = ["| scenario | " + " | ".join(h for _, h in cols) + " |",
            "|---|" + "---|" * len(cols)]
     out[0] = out[0].replace("| scenario |", "| scenario (%s) |" % " / ".join(
@@ -1017,7 +1036,7 @@ def side_by_side(results, agents):
             vals = []
             for a in agents:
                 v = per.get(a, {}).get(k)
-                vals.append(fmt(v, 3 if k in ("fresh_s", "lost_pct") else 2))
+                vals.append(fmt(v, 3 if k in ("fresh_s", "present_s", "lost_pct") else 2))
             cells.append(" / ".join(vals))
         out.append("| %s | %s |" % (s, " | ".join(cells)))
     if "rss" in results:
@@ -1044,7 +1063,7 @@ def median_results(reports):
                 for k, v in x.items():
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         d.setdefault(k, []).append(v)
-                    elif v is None and k in ("drain_s", "fresh_s"):
+                    elif v is None and k in ("drain_s", "fresh_s", "present_s"):
                         d.setdefault(k, []).append(None)
                 if "rss" in x:
                     for k, v in x["rss"].items():
