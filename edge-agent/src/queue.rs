@@ -310,13 +310,19 @@ impl Queue {
             }
         }
         let last_on_disk = segments.iter().rev().find_map(Segment::last_seq).unwrap_or(0);
+        let next_seq =
+            last_on_disk.max(acked).max(above.max().unwrap_or(0)).checked_add(1).ok_or_else(|| Error::Corrupted {
+                path: dir.to_owned(),
+                position: 0,
+                detail: "the cursor or a segment holds the last possible sequence number (2^64 - 1)".to_owned(),
+            })?;
         let mut queue = Queue {
             dir: dir.to_owned(),
             config,
             segments,
             active: None,
             acked,
-            next_seq: last_on_disk.max(acked).max(above.max().unwrap_or(0)) + 1,
+            next_seq,
             above,
             disk_bytes: 0,
             unacked_bytes: 0,

@@ -439,6 +439,11 @@ fn list_segments(pdir: &Path) -> Result<Vec<u64>> {
         if let Some(stem) = name.strip_suffix(".seg")
             && let Ok(base) = stem.parse::<u64>()
         {
+            // u64::MAX stands for "no next segment" in recovery: no file starts there.
+            if base == u64::MAX {
+                let detail = "a segment file named after offset 2^64 - 1 (no record can have it)".to_owned();
+                return Err(Error::Corrupted { path: pdir.join(&*name), position: 0, detail });
+            }
             bases.push(base);
         } else if name.ends_with(".seg.tmp") {
             // A segment whose creation was cut off by a crash: it holds no record.
@@ -544,8 +549,9 @@ fn recover_segment(
                 let len = bytes.get(d.start..d.start + 4).map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]));
                 let one = len.is_some_and(|l| d.start + segment::FRAME_HEADER_LEN + l as usize == d.end);
                 let most = if one { 1 } else { ((d.end - d.start) / segment::FRAME_HEADER_LEN).max(1) as u64 };
-                skip_to = Some(d.first_lost + most);
-                (d.first_lost + most, one)
+                // Saturating: a damaged segment may be named after an offset near u64::MAX.
+                skip_to = Some(d.first_lost.saturating_add(most));
+                (d.first_lost.saturating_add(most), one)
             }
         };
         // Records below the hot store's flushed offset are in its segments already.
