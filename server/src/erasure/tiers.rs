@@ -159,8 +159,11 @@ impl Tiers for NodeTiers {
         &self.node_id
     }
 
+    /// This node plus its `[cluster] peers` when they share the registry
+    /// (`[registry] url`); with a registry of its own (SQLite in the data
+    /// dir) no other node sees the request, so this node's part is all of it.
     fn nodes_expected(&self) -> u32 {
-        1 + self.node.config.cluster.peers.len() as u32
+        if self.node.config.registry.url.is_empty() { 1 } else { 1 + self.node.config.cluster.peers.len() as u32 }
     }
 
     fn log_policy(&self) -> String {

@@ -597,3 +597,6 @@ async fn a_write_token_makes_a_query_on_another_node_see_the_write() {
         "read-your-writes: {rounds} rounds; without the token {stale_without} answers missed the write just acknowledged"
     );
 }
+
+#[path = "erasure_kafka.rs"]
+mod erasure_kafka;
