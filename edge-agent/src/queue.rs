@@ -399,6 +399,11 @@ impl Queue {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
+        if self.next_seq == u64::MAX {
+            // Only a damaged cursor or segment gets here: numbers are never reused.
+            let detail = "sequence numbers are exhausted (the next would be 2^64 - 1)".to_owned();
+            return Err(Error::Corrupted { path: self.dir.clone(), position: 0, detail });
+        }
         let frame = FRAME_HEADER_LEN as u64 + payload.len() as u64;
         let worst = frame + SEGMENT_HEADER_LEN as u64;
         if payload.len() as u64 > u64::from(MAX_PAYLOAD_LEN) || worst > self.config.max_bytes {

@@ -395,6 +395,12 @@ fn open_partition(
     }
     let (last_end, mut size, skip_to) = tail;
     let mut next = last_end.max(skip_to.unwrap_or(0));
+    // Offsets stay below 2^63 (as Kafka's do), so appends never overflow:
+    // only a damaged segment header or file name leads past it.
+    if next > i64::MAX as u64 {
+        let detail = format!("partition {id} would continue at offset {next}, past 2^63 - 1 (a damaged segment name?)");
+        return Err(Error::Corrupted { path: shared.dir.clone(), position: 0, detail });
+    }
     if next < floor {
         if !bases.is_empty() {
             tracing::warn!(
