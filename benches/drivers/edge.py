@@ -750,7 +750,7 @@ class Run:
                       if 200 <= r[2] < 300 and t_ev <= r[4] <= now - 1.0]
             if recent:
                 first = max(r[0] for r in recent)
-                if self.server.count(self.metric_name, self.base_ms + first, self.base_ms + 10 ** 12):
+                if self.server.count(self.metric_name, self.base_ms + first, self.base_ms + 10 ** 7):
                     self.present = time.monotonic() - t_ev
                     return
             self.poll_stop.wait(0.1)
