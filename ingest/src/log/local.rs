@@ -395,12 +395,6 @@ fn open_partition(
     }
     let (last_end, mut size, skip_to) = tail;
     let mut next = last_end.max(skip_to.unwrap_or(0));
-    // Offsets stay below 2^63 (as Kafka's do), so appends never overflow:
-    // only a damaged segment header or file name leads past it.
-    if next > i64::MAX as u64 {
-        let detail = format!("partition {id} would continue at offset {next}, past 2^63 - 1 (a damaged segment name?)");
-        return Err(Error::Corrupted { path: shared.dir.clone(), position: 0, detail });
-    }
     if next < floor {
         if !bases.is_empty() {
             tracing::warn!(
@@ -414,6 +408,11 @@ fn open_partition(
         next = floor;
     }
     if bases.is_empty() || next != last_end {
+        if next > i64::MAX as u64 {
+            // The file it would start is one the next open refuses (see `list_segments`).
+            let detail = format!("partition {id} would start a segment at offset {next}, past 2^63 - 1");
+            return Err(Error::Corrupted { path: shared.dir.clone(), position: 0, detail });
+        }
         // Records are numbered densely within a file, so numbering that
         // jumps (past lost offsets, or up to the floor) starts a new file.
         if let Some(&b) = bases.last() {
@@ -445,9 +444,11 @@ fn list_segments(pdir: &Path) -> Result<Vec<u64>> {
         if let Some(stem) = name.strip_suffix(".seg")
             && let Ok(base) = stem.parse::<u64>()
         {
-            // u64::MAX stands for "no next segment" in recovery: no file starts there.
-            if base == u64::MAX {
-                let detail = "a segment file named after offset 2^64 - 1 (no record can have it)".to_owned();
+            // Offsets stay below 2^63 (as Kafka's do): a file named past it is
+            // damage, and would break recovery ("no next segment" is u64::MAX)
+            // or overflow the offsets of the next appends.
+            if base > i64::MAX as u64 {
+                let detail = format!("segment file named after offset {base}, past 2^63 - 1");
                 return Err(Error::Corrupted { path: pdir.join(&*name), position: 0, detail });
             }
             bases.push(base);
