@@ -2,7 +2,10 @@
 
 /// What kind of failure an error is, independent of which crate raised it.
 ///
-/// `server` maps a kind to an HTTP status in one place.
+/// Each HTTP surface maps a kind to its status: the write path in
+/// `ingest::http::log_error` (503 with `Retry-After` for `Unavailable`), the
+/// query API through `query::QueryError::error_type` (Prometheus's
+/// `errorType` and status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The caller sent something invalid; retrying the same request fails again.

@@ -4,9 +4,9 @@
 //! the contracts between them live here:
 //!
 //! ```text
-//!  ingest ──(WriteBatch bytes)──► ingest log ──► hot-store
-//!     │                                            │
-//!     └── line_protocol::parse ──► Labels/Sample   └── implements ReadStore ◄── query
+//!  ingest ──(WriteBatch bytes)──► ingest log ──► hot-store ──(compactor)──► cold-tier
+//!     │                                            │                          │
+//!     └── line_protocol::parse ──► Labels/Sample   └── both implement ReadStore ◄── query
 //! ```
 //!
 //! * [`labels`]: the Prometheus data model (a series is a metric name plus a
@@ -18,7 +18,9 @@
 //!   ingest-log record.
 //! * [`matcher`]: label matchers (`=`, `!=`, `=~`, `!~`).
 //! * [`read`]: the read contract ([`ReadStore`]) the query engine consumes,
-//!   implemented by the hot store (and later the cold tier).
+//!   implemented by the hot store and the cold tier, and wrapped by the
+//!   compactor's `FederatedReadStore` (hot/cold split at the watermark) and
+//!   the server's cluster, erasure and region stores.
 //! * [`tenant`]: tenant identity and the token → tenant resolution contract.
 //! * [`policy`]: tenant policy (data regions, query regions, per-jurisdiction export policy, residency label, limits).
 //! * [`region`]: the region directory (regions, their jurisdictions and endpoints).
