@@ -405,6 +405,9 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     );
     let compactor =
         Arc::new(strata_compactor::Compactor::new(Arc::clone(&node.hot), Arc::clone(&tier), config.compactor.clone()));
+    if let Some(kafka) = node.kafka.clone().filter(|_| config.log.kafka.consume) {
+        hold_rolls_until_replayed(&compactor, kafka, config.log.partitions, stop.clone()).await;
+    }
     let mut stop = stop;
     tokio::spawn(Arc::clone(&compactor).run(async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -423,6 +426,40 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         "cold tier on: sealed hot buckets roll into Iceberg tables (off: [cold] enabled = false)"
     );
     Ok(Some(Cold { compactor, store }))
+}
+
+/// With a Kafka log, the records past the hot store's flushed offsets are
+/// applied only once the consumer group assigns the partitions (seconds
+/// after a restart). A bucket rolled before that would move the cold
+/// watermark past the replayed samples, which queries then never read (the
+/// fault campaign, `benches/drivers/faults.py`, lost acknowledged samples so).
+/// Holds the compactor's pass lock — rolls, maintenance, purges and
+/// `/internal/roll` wait — until every partition is assigned and caught up.
+async fn hold_rolls_until_replayed(
+    compactor: &Arc<strata_compactor::Compactor>,
+    kafka: Arc<KafkaLog>,
+    partitions: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (held, is_held) = tokio::sync::oneshot::channel();
+    let compactor = Arc::clone(compactor);
+    tokio::spawn(async move {
+        let _pass = compactor.exclusive().await;
+        let _ = held.send(());
+        tracing::info!("cold rolls wait until this node has replayed its Kafka partitions");
+        loop {
+            let st = kafka.status();
+            if st.partitions.iter().filter(|p| p.assigned).count() == partitions as usize && st.caught_up() {
+                tracing::info!("Kafka partitions replayed; cold rolls start");
+                return;
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    });
+    let _ = is_held.await;
 }
 
 /// `scheme://user:secret@host/…` without its user info, for log lines.
