@@ -186,9 +186,9 @@ mod tests {
     }
 
     /// A version-4 manifest (before edge origins), frozen.
-    const FROZEN_V4: &[u8] = include_bytes!("../tests/fixtures/MANIFEST-v4");
+    const FROZEN_V4: &[u8] = include_bytes!("../tests/fixtures/manifest/v4/MANIFEST");
     /// A version-5 manifest with edge origins, frozen: what this build writes.
-    const FROZEN_V5: &[u8] = include_bytes!("../tests/fixtures/MANIFEST-v5");
+    const FROZEN_V5: &[u8] = include_bytes!("../tests/fixtures/manifest/v5/MANIFEST");
 
     fn frozen(generation: u64, edge_origins: BTreeMap<u32, BTreeMap<String, String>>) -> Manifest {
         Manifest {

@@ -515,7 +515,7 @@ fn too_many_agents_or_ranges_are_forgotten_and_counted() {
 #[test]
 fn a_version_4_store_opens_and_is_written_as_version_5() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("MANIFEST"), include_bytes!("../../tests/fixtures/MANIFEST-v4")).unwrap();
+    std::fs::write(dir.path().join("MANIFEST"), include_bytes!("../../tests/fixtures/manifest/v4/MANIFEST")).unwrap();
     let store = open(dir.path());
     assert_eq!((store.replay_from(0), store.replay_from(3)), (5, 2));
     store.apply(0, 5, &edge("gw-1", 1, one("a", "m", &[(1, 1.0)]))).unwrap();

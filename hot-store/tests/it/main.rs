@@ -3,6 +3,7 @@
 
 mod crash;
 mod erase;
+mod fixtures;
 mod model;
 mod size;
 mod util;
