@@ -9,6 +9,7 @@ mod differential;
 mod edge_dedup;
 mod erasure;
 mod erasure_purge;
+mod faults;
 mod harness;
 mod hostile_http;
 mod hostile_query;
