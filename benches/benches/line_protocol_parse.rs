@@ -11,6 +11,11 @@
 //! * `iter`: `parse_lines`, one owned `ParsedLine` (two small `Vec`s) per point;
 //! * `next_into`: `Lines::next_into`, reusing one `ParsedLine` (no allocation).
 //!
+//! * `wide_line/<n>`: one line of `n` distinct fields (10k, 100k): the
+//!   duplicate-key check must stay linear in keys per line (a quadratic
+//!   check took 9.5 s of CPU for 80,000 fields, issue #13); the time per
+//!   field should not grow with `n`.
+//!
 //! Throughput is in input bytes. For scale: InfluxData's `influxdb-line-protocol`
 //! crate parses this shape at about 80 MB/s per core on the reference machine.
 //!
@@ -124,5 +129,27 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_parse);
+fn bench_wide_line(c: &mut Criterion) {
+    let mut group = c.benchmark_group("wide_line");
+    group.sample_size(10);
+    for n in [10_000usize, 100_000] {
+        let mut input = String::from("m ");
+        for i in 0..n {
+            if i > 0 {
+                input.push(',');
+            }
+            let _ = write!(input, "f{i}=1");
+        }
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(n.to_string(), |b| {
+            b.iter(|| {
+                let line = parse_lines(black_box(input.as_bytes())).next();
+                black_box(line.map(|l| l.map(|l| l.fields.len())))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_wide_line);
 criterion_main!(benches);
