@@ -24,6 +24,13 @@
 //! commit but before advancing the hot store's watermark cannot duplicate
 //! data. Files written but never committed are invisible orphans.
 //!
+//! **Roll state per log partition** (`roll.rs`): a roll commit claims a
+//! bucket of a set of ingest-log partitions and sets the table properties
+//! `strata.roll.p<partition> = <bucket end>` in the same compare-and-swap
+//! of the catalog row as its data ([`ColdTier::commit_claim`]), refusing
+//! when a claimed partition is already past the bucket, so nodes sharing a
+//! Kafka topic commit each (partition, bucket) once across rebalances.
+//!
 //! **Rollups** (`rollup.rs`): per tenant `rollup5m_<tenant>` and
 //! `rollup1h_<tenant>` tables of per-(series, window) min, max, sum, count
 //! and last, windows `(end − w, end]`; [`ColdTier::rollup_view`] addresses
@@ -59,6 +66,7 @@ mod erase;
 mod error;
 mod maintenance;
 mod read;
+mod roll;
 mod rollup;
 mod series;
 mod storage;
@@ -76,6 +84,10 @@ pub use error::{Error, Result};
 pub use iceberg::spec::Snapshot;
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::ColdReadStore;
+pub use roll::{
+    ClaimOutcome, PROPERTY_ROLL_PREFIX, RollClaim, SUMMARY_ROLL_END, SUMMARY_ROLL_PARTITIONS, SUMMARY_ROLL_START,
+    roll_state_of,
+};
 pub use rollup::{SeriesRollup, rollup_points, window_end};
 pub use series::{SeriesEntry, series_key};
 pub use storage::{ObjectStoreStorage, ObjectStoreStorageFactory, StoreSpec};

@@ -327,8 +327,17 @@ impl ColdTier {
                 .load_table(tenant)
                 .await?
                 .ok_or_else(|| Error::Conflict { tenant: tenant.clone(), detail: "the table does not exist".into() })?;
-            let staged =
-                stage_rewrite(&table, tenant, &remove, &add, operation.clone(), &properties, force_consolidate).await?;
+            let staged = stage_rewrite(
+                &table,
+                tenant,
+                &remove,
+                &add,
+                operation.clone(),
+                &properties,
+                &HashMap::new(),
+                force_consolidate,
+            )
+            .await?;
             let cur = table.metadata_location().unwrap_or_default().to_owned();
             if self.swap_metadata_location(tenant, &cur, &staged.location).await? {
                 tracing::info!(
@@ -349,7 +358,7 @@ impl ColdTier {
     /// Compare-and-swap of the catalog row's `metadata_location` (the JDBC
     /// catalog schema the SQL catalog, PyIceberg and Spark share). False
     /// when another commit won.
-    async fn swap_metadata_location(&self, tenant: &TenantId, current: &str, new: &str) -> Result<bool> {
+    pub(crate) async fn swap_metadata_location(&self, tenant: &TenantId, current: &str, new: &str) -> Result<bool> {
         let ident = self.ident(tenant);
         let sql = if self.dollar_binds {
             "UPDATE iceberg_tables SET metadata_location = $1, previous_metadata_location = $2 \
@@ -410,21 +419,27 @@ pub(crate) async fn referenced_objects(
 }
 
 /// A written, not yet visible, rewrite.
-struct Staged {
-    location: String,
-    outcome: RewriteOutcome,
+pub(crate) struct Staged {
+    pub(crate) location: String,
+    pub(crate) outcome: RewriteOutcome,
 }
 
 /// A rewrite folds the table's manifests into one when there are more.
 const MAX_MANIFESTS: usize = 32;
 
-async fn stage_rewrite(
+/// Writes the manifests, manifest list and metadata file of a snapshot of
+/// `table` that removes `remove` and adds `add` (summary `properties`) and
+/// sets the table properties `table_props`; nothing is visible until the
+/// caller swaps the catalog row to [`Staged::location`].
+#[expect(clippy::too_many_arguments, reason = "one internal builder shared by rewrites and roll commits")]
+pub(crate) async fn stage_rewrite(
     table: &Table,
     tenant: &TenantId,
     remove: &BTreeSet<&str>,
     add: &[DataFile],
     operation: Operation,
     properties: &HashMap<String, String>,
+    table_props: &HashMap<String, String>,
     force_consolidate: bool,
 ) -> Result<Staged> {
     let meta = table.metadata();
@@ -552,6 +567,7 @@ async fn stage_rewrite(
         .clone()
         .into_builder(Some(cur_loc.to_owned()))
         .set_branch_snapshot(snapshot, MAIN_BRANCH)
+        .and_then(|b| if table_props.is_empty() { Ok(b) } else { b.set_properties(table_props.clone()) })
         .and_then(|b| b.build())
         .map_err(err("building metadata"))?
         .metadata;

@@ -56,7 +56,7 @@ pub struct CommitSource {
 }
 
 /// Data files written for one tenant, not yet committed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WrittenFiles {
     /// The Iceberg data files.
     pub files: Vec<DataFile>,
@@ -385,7 +385,7 @@ pub fn file_prefix(source: &str) -> String {
 /// when an erase expired that snapshot, the current one if the table's
 /// [`PROPERTY_ERASED_SOURCES`] lists it (the commit happened; only its
 /// snapshot is gone).
-fn find_source(table: &Table, source: &str) -> Option<i64> {
+pub(crate) fn find_source(table: &Table, source: &str) -> Option<i64> {
     let meta = table.metadata();
     meta.snapshots()
         .find(|s| s.summary().additional_properties.get(SUMMARY_SOURCE).map(String::as_str) == Some(source))

@@ -67,6 +67,18 @@ pub enum Error {
         /// The failpoint name.
         point: &'static str,
     },
+    /// Another node committed some of the partitions this roll claimed for
+    /// the bucket (a rebalance in flight); nothing was committed, the next
+    /// pass plans the bucket again from the catalog's roll state.
+    #[error("roll of tenant {tenant} up to {end} lost partitions {partitions:?} to another node's commit")]
+    RollLost {
+        /// The tenant.
+        tenant: TenantId,
+        /// The partitions found committed.
+        partitions: Vec<u32>,
+        /// The bucket end claimed.
+        end: i64,
+    },
 }
 
 impl Error {
@@ -78,6 +90,7 @@ impl Error {
             Error::ListTables { source } => source.kind(),
             Error::Cold { source, .. } => source.kind(),
             Error::Task { .. } | Error::Injected { .. } => ErrorKind::Internal,
+            Error::RollLost { .. } => ErrorKind::Unavailable,
         }
     }
 }

@@ -28,15 +28,15 @@
 //! series is recorded whatever the crash point (a retry may record a series
 //! twice; readers keep one).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use strata_cold_tier::{
-    ColdTier, CommitOutcome, CommitSource, Rollup, SeriesEntry, SeriesRollup, SeriesSamples, file_prefix,
-    rollup_points, series_key,
+    ClaimOutcome, ColdTier, CommitSource, RollClaim, Rollup, SeriesEntry, SeriesRollup, SeriesSamples, WrittenFiles,
+    file_prefix, rollup_points, series_key,
 };
 use strata_hot_store::{HotStore, SealedBucket};
 use strata_schemas::TenantId;
@@ -235,6 +235,8 @@ pub struct Compactor {
     /// holds (loaded from the table on first use, extended after each
     /// series commit, dropped on purge).
     pub(crate) known_series: Mutex<HashMap<TenantId, HashSet<(i64, u64)>>>,
+    /// The ingest-log partitions and which this node may roll.
+    partitioning: Mutex<Partitioning>,
 }
 
 impl std::fmt::Debug for Compactor {
@@ -258,6 +260,7 @@ impl Compactor {
             retentions: Mutex::default(),
             retention_source: Mutex::default(),
             known_series: Mutex::default(),
+            partitioning: Mutex::default(),
         }
     }
 
@@ -301,21 +304,55 @@ impl Compactor {
         self.config.grace.unwrap_or_else(|| self.hot.config().bucket + self.hot.config().flush_interval)
     }
 
+    /// Declares how the node's hot store maps to the ingest log: `count`
+    /// partitions (a series' partition is `device_hash % count`), of which
+    /// `rollable(p)` says whether this node may roll partition `p` now (it
+    /// holds the partition and has applied it up to the log's end), and
+    /// whether other nodes share the log (`shared`: a Kafka consumer group),
+    /// in which case a tenant joins the cold tier at watermark `i64::MIN`
+    /// (other nodes may hold older data) and the roll state of partitions
+    /// without data on this node is advanced too (module doc). Default: one
+    /// partition, always rollable, not shared.
+    pub fn set_partitioning(&self, count: u32, rollable: RollableFn, shared: bool) {
+        *self.partitioning.lock() = Partitioning { count: count.max(1), rollable, shared };
+    }
+
+    fn partitioning(&self) -> Partitioning {
+        self.partitioning.lock().clone()
+    }
+
     /// Rolls every sealed bucket at `now_ms`. Per tenant, stops at the first
     /// failure (logged, counted) so the watermark never skips a bucket; other
     /// tenants continue. Returns an error only for an injected failure.
     pub async fn roll_once(&self, now_ms: i64) -> Result<RollOutcome> {
         let _pass = self.pass.lock().await;
-        self.adopt_new_tenants(now_ms).await?;
+        let part = self.partitioning();
+        // Which partitions this pass may roll, decided once at its start.
+        let rollable: BTreeSet<u32> = (0..part.count).filter(|&p| (part.rollable)(p)).collect();
+        self.adopt_new_tenants(now_ms, part.shared).await?;
         let sealed = self.hot.sealed_buckets(now_ms, self.grace());
         let mut out = RollOutcome::default();
         let mut failed: BTreeSet<TenantId> = BTreeSet::new();
+        // Per tenant, the start of its first sealed bucket this pass did not roll.
+        let mut stopped: BTreeMap<TenantId, i64> = BTreeMap::new();
         let started = Instant::now();
-        for (i, bucket) in sealed.iter().take(self.config.max_buckets_per_pass).enumerate() {
+        let taken = sealed.len().min(self.config.max_buckets_per_pass);
+        for b in sealed.iter().skip(taken) {
+            stopped.entry(b.tenant.clone()).or_insert(b.start);
+        }
+        for (i, bucket) in sealed.iter().take(taken).enumerate() {
             if failed.contains(&bucket.tenant) {
                 continue;
             }
-            match self.roll_bucket(bucket).await {
+            let rolled = match self.roll_bucket_claimed(bucket, &part, &rollable).await {
+                Ok(o) => self.raise_watermark(&bucket.tenant, &part).await.map(|()| o),
+                Err(e) => Err(e),
+            };
+            let rolled = match rolled {
+                Ok(o) => self.failpoint("after_watermark").map(|()| o),
+                Err(e) => Err(e),
+            };
+            match rolled {
                 Ok(o) => {
                     out.buckets += 1;
                     match o {
@@ -332,27 +369,35 @@ impl Compactor {
                     self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(tenant = %bucket.tenant, bucket = bucket.start, error = %e, "rolling hot bucket to cold failed; will retry");
                     failed.insert(bucket.tenant.clone());
+                    stopped.entry(bucket.tenant.clone()).or_insert(bucket.start);
                 }
             }
             log_progress(i + 1, sealed.len(), &out, started);
         }
+        if part.shared {
+            self.advance_empty_partitions(now_ms, &part, &rollable, &stopped, &mut failed).await?;
+        }
+        self.refresh_watermarks(&part).await;
         out.failed_tenants = failed.len();
         Ok(out)
     }
 
-    /// Gives every tenant without a cold watermark one at the start of its
-    /// oldest hot bucket (nothing below it exists anywhere), or lower, at the
-    /// oldest bucket still open for late data (`now − grace`), so the hot
-    /// store keeps the tenant's buckets until the cold tier holds them
-    /// instead of expiring them by TTL alone.
-    async fn adopt_new_tenants(&self, now_ms: i64) -> Result<()> {
+    /// Gives every tenant without a cold watermark one: with a log of its
+    /// own (`shared` false), at the start of its oldest hot bucket (nothing
+    /// below it exists anywhere), or lower, at the oldest bucket still open
+    /// for late data (`now − grace`); on a shared Kafka log at `i64::MIN`
+    /// (another node may own older data of the tenant: the watermark rises to
+    /// the lowest partition's roll state as the cold tier fills). Either way
+    /// the hot store keeps the tenant's buckets until the cold tier holds
+    /// them instead of expiring them by TTL alone.
+    async fn adopt_new_tenants(&self, now_ms: i64, shared: bool) -> Result<()> {
         let hot = Arc::clone(&self.hot);
         let grace_ms = i64::try_from(self.grace().as_millis()).unwrap_or(i64::MAX);
         let bucket = self.hot.bucket_ms();
         let open_from = now_ms.saturating_sub(grace_ms).div_euclid(bucket).saturating_mul(bucket);
         tokio::task::spawn_blocking(move || {
             for (tenant, oldest) in hot.oldest_buckets() {
-                let oldest = oldest.min(open_from);
+                let oldest = if shared { i64::MIN } else { oldest.min(open_from) };
                 if hot.cold_watermark(&tenant).is_none() {
                     hot.set_cold_watermark(&tenant, oldest).map_err(|source| Error::SetWatermark {
                         tenant: tenant.clone(),
@@ -368,124 +413,248 @@ impl Compactor {
         .map_err(|e| Error::Task { detail: e.to_string() })?
     }
 
-    /// Rolls one sealed bucket (idempotent; see the module doc).
-    pub async fn roll_bucket(&self, bucket: &SealedBucket) -> Result<BucketOutcome> {
-        let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
-        let source = CommitSource {
-            source: format!("hot:{}:{}", tenant, bucket.start),
-            segments: bucket.segments.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
-        };
-        let samples_done = self.cold.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_some();
-        let mut rollups_missing = Vec::new();
-        for r in Rollup::ALL {
-            let view = self.cold.rollup_view(r);
-            if view.committed_source(tenant, &source.source).await.map_err(cold_err)?.is_none() {
-                rollups_missing.push(r);
+    /// Raises each tenant's hot cold watermark to the lowest roll state of
+    /// its samples table over every partition (once every partition has
+    /// one): every sample below it, of every partition, is in the cold tier.
+    /// Never lowers it. Errors are logged (the next pass retries).
+    async fn refresh_watermarks(&self, part: &Partitioning) {
+        let mut tenants: BTreeSet<TenantId> = self.hot.oldest_buckets().into_keys().collect();
+        if part.shared {
+            tenants.extend(self.cold.tenants().await.unwrap_or_default());
+        }
+        for tenant in tenants {
+            if let Err(e) = self.raise_watermark(&tenant, part).await {
+                tracing::warn!(tenant = %tenant, error = %e, "raising the cold watermark failed; the next pass retries");
             }
         }
-        if samples_done {
-            tracing::info!(tenant = %tenant, bucket = bucket.start, "bucket already committed to cold; advancing watermark");
-            self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
-        }
-        let outcome = if samples_done && rollups_missing.is_empty() {
-            BucketOutcome::AlreadyCommitted
-        } else {
-            self.write_and_commit(bucket, &source, samples_done, &rollups_missing).await?
-        };
-        let (hot, t, end) = (Arc::clone(&self.hot), tenant.clone(), bucket.end);
-        tokio::task::spawn_blocking(move || hot.set_cold_watermark(&t, end))
-            .await
-            .map_err(|e| Error::Task { detail: e.to_string() })?
-            .map_err(|source| Error::SetWatermark { tenant: tenant.clone(), watermark: end, source })?;
-        self.metrics.buckets_rolled.fetch_add(1, Ordering::Relaxed);
-        self.failpoint("after_watermark")?;
-        Ok(outcome)
     }
 
-    /// Writes and commits what of the bucket is not committed yet: the
-    /// samples (unless `samples_done`), then each rollup of `rollups`.
-    async fn write_and_commit(
+    /// Raises the tenant's hot cold watermark to the lowest roll state of
+    /// its samples table over every partition, if every partition has one
+    /// and it is higher.
+    async fn raise_watermark(&self, tenant: &TenantId, part: &Partitioning) -> Result<()> {
+        let state =
+            self.cold.roll_state(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let Some(low) = (0..part.count).map(|p| state.get(&p).copied()).min().flatten() else { return Ok(()) };
+        if self.hot.cold_watermark(tenant).is_some_and(|w| w >= low) {
+            return Ok(());
+        }
+        let (hot, t) = (Arc::clone(&self.hot), tenant.clone());
+        tokio::task::spawn_blocking(move || hot.set_cold_watermark(&t, low))
+            .await
+            .map_err(|e| Error::Task { detail: e.to_string() })?
+            .map_err(|source| Error::SetWatermark { tenant: tenant.clone(), watermark: low, source })?;
+        tracing::debug!(tenant = %tenant, watermark = low, "cold watermark raised");
+        Ok(())
+    }
+
+    /// On a shared log: advances the roll state of every partition this
+    /// node may roll, for every tenant, over buckets where this node holds no
+    /// data of the partition, up to the newest sealed bucket end, but never
+    /// past the first bucket this pass did not roll (failed, over the pass
+    /// limit) nor the first bucket with unflushed samples. The node has
+    /// applied the partition up to the log's end, so nothing of it exists
+    /// below that point except what is already committed. Without this a
+    /// partition where a tenant writes nothing would hold the tenant's
+    /// watermark back forever.
+    async fn advance_empty_partitions(
+        &self,
+        now_ms: i64,
+        part: &Partitioning,
+        rollable: &BTreeSet<u32>,
+        stopped: &BTreeMap<TenantId, i64>,
+        failed: &mut BTreeSet<TenantId>,
+    ) -> Result<()> {
+        if rollable.is_empty() {
+            return Ok(());
+        }
+        let grace_ms = i64::try_from(self.grace().as_millis()).unwrap_or(i64::MAX);
+        let bucket = self.hot.bucket_ms();
+        let sealed_end = now_ms.saturating_sub(grace_ms).div_euclid(bucket).saturating_mul(bucket);
+        let unflushed = self.hot.unflushed_buckets();
+        let mut tenants: BTreeSet<TenantId> = self.hot.oldest_buckets().into_keys().collect();
+        tenants.extend(self.cold.tenants().await.map_err(|source| Error::ListTables { source })?);
+        for tenant in tenants {
+            if failed.contains(&tenant) {
+                continue;
+            }
+            let mut target = sealed_end;
+            for limit in [stopped.get(&tenant), unflushed.get(&tenant)].into_iter().flatten() {
+                target = target.min(*limit);
+            }
+            let res = self.advance_tenant(&tenant, part, rollable, target).await;
+            match res {
+                Ok(()) => {}
+                Err(e @ Error::Injected { .. }) => return Err(e),
+                Err(e) => {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(tenant = %tenant, target, error = %e, "advancing the roll state of empty partitions failed; will retry");
+                    failed.insert(tenant);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Empty claims up to `target` for the tenant's rollable partitions
+    /// behind it, rollup tables first, the samples table last.
+    async fn advance_tenant(
+        &self,
+        tenant: &TenantId,
+        part: &Partitioning,
+        rollable: &BTreeSet<u32>,
+        target: i64,
+    ) -> Result<()> {
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let samples_state = self.cold.roll_state(tenant).await.map_err(cold_err)?;
+        let behind = |state: &BTreeMap<u32, i64>| -> BTreeSet<u32> {
+            rollable.iter().copied().filter(|p| state.get(p).is_none_or(|&e| e < target)).collect()
+        };
+        if behind(&samples_state).is_empty() {
+            return Ok(());
+        }
+        let views: Vec<ColdTier> =
+            Rollup::ALL.iter().map(|&r| self.cold.rollup_view(r)).chain([(*self.cold).clone()]).collect();
+        for view in views {
+            let state = view.roll_state(tenant).await.map_err(cold_err)?;
+            let partitions = behind(&state);
+            if partitions.is_empty() {
+                continue;
+            }
+            let from = partitions.iter().filter_map(|p| state.get(p)).min().copied().unwrap_or(i64::MIN);
+            let claim = RollClaim { partitions, start: from, end: target };
+            let source = CommitSource {
+                source: format!("empty:{tenant}:{target}:p{}", list(&claim.partitions, part.count)),
+                segments: String::new(),
+            };
+            match view.commit_claim(tenant, WrittenFiles::default(), &source, &claim).await.map_err(cold_err)? {
+                ClaimOutcome::Lost { partitions } => return Err(lost(tenant, &partitions, target)),
+                ClaimOutcome::Committed { .. } | ClaimOutcome::AlreadyCommitted => {}
+            }
+        }
+        tracing::debug!(tenant = %tenant, target, "advanced the roll state of partitions without data");
+        Ok(())
+    }
+
+    /// Rolls one sealed bucket for the partitions this node may roll now:
+    /// per table (rollups first, the samples table last, so a partition's
+    /// samples state never passes its rollups), the partitions whose roll
+    /// state is behind the bucket are claimed and their series' data
+    /// committed with the claim (idempotent; see the module doc).
+    async fn roll_bucket_claimed(
         &self,
         bucket: &SealedBucket,
-        source: &CommitSource,
-        samples_done: bool,
-        rollups: &[Rollup],
+        part: &Partitioning,
+        rollable: &BTreeSet<u32>,
     ) -> Result<BucketOutcome> {
         let tenant = &bucket.tenant;
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let behind = |state: &BTreeMap<u32, i64>| -> BTreeSet<u32> {
+            rollable.iter().copied().filter(|p| state.get(p).is_none_or(|&e| e < bucket.end)).collect()
+        };
+        let samples_claim = behind(&self.cold.roll_state(tenant).await.map_err(cold_err)?);
+        let mut rollup_claims = Vec::new();
+        for r in Rollup::ALL {
+            let claim = behind(&self.cold.rollup_view(r).roll_state(tenant).await.map_err(cold_err)?);
+            if !claim.is_empty() {
+                rollup_claims.push((r, claim));
+            }
+        }
+        if samples_claim.is_empty() && rollup_claims.is_empty() {
+            // Nothing this node may roll is behind: committed already (here
+            // or by another owner), or no partition is rollable now.
+            if rollable.is_empty() {
+                return Ok(BucketOutcome::Empty);
+            }
+            tracing::info!(tenant = %tenant, bucket = bucket.start, "bucket already committed to cold");
+            self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
+            return Ok(BucketOutcome::AlreadyCommitted);
+        }
         let (hot, t, start) = (Arc::clone(&self.hot), tenant.clone(), bucket.start);
-        let series = tokio::task::spawn_blocking(move || hot.read_bucket(&t, start))
+        let all = tokio::task::spawn_blocking(move || hot.read_bucket(&t, start))
             .await
             .map_err(|e| Error::Task { detail: e.to_string() })?
             .map_err(|source| Error::ReadHotBucket { tenant: tenant.clone(), bucket_start: start, source })?;
-        let series: Vec<SeriesSamples> = series
-            .into_iter()
-            .map(|s| SeriesSamples {
-                labels: s.labels,
-                series_id: s.series_id,
-                device_hash: s.device_hash,
-                samples: s.samples,
-            })
-            .collect();
-        if series.is_empty() {
-            return Ok(BucketOutcome::Empty);
-        }
-        let outcome = if samples_done {
-            BucketOutcome::AlreadyCommitted
-        } else {
-            self.commit_samples(bucket, source, &series).await?
+        let count = u64::from(part.count);
+        let of = |claim: &BTreeSet<u32>| -> Vec<SeriesSamples> {
+            all.iter()
+                .filter(|s| claim.contains(&((s.device_hash % count) as u32)))
+                .map(|s| SeriesSamples {
+                    labels: s.labels.clone(),
+                    series_id: s.series_id,
+                    device_hash: s.device_hash,
+                    samples: s.samples.clone(),
+                })
+                .collect()
         };
-        self.commit_rollups(bucket, source, &series, rollups).await?;
-        Ok(outcome)
+        let segments = bucket.segments.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let source_of = |claim: &BTreeSet<u32>| CommitSource {
+            source: if claim.len() == part.count as usize {
+                format!("hot:{}:{}", tenant, bucket.start)
+            } else {
+                format!("hot:{}:{}:p{}", tenant, bucket.start, list(claim, part.count))
+            },
+            segments: segments.clone(),
+        };
+        for (r, claim) in &rollup_claims {
+            let series = of(claim);
+            let source = source_of(claim);
+            self.record_series(bucket, &source, &series).await?;
+            self.commit_rollup(bucket, &source, &series, *r, claim).await?;
+        }
+        if samples_claim.is_empty() {
+            self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
+            return Ok(BucketOutcome::AlreadyCommitted);
+        }
+        let series = of(&samples_claim);
+        self.commit_samples(bucket, &source_of(&samples_claim), &series, &samples_claim).await
     }
 
-    /// Writes and commits one rollup table per entry of `rollups` from the
-    /// bucket's samples, each with the bucket's source (exactly once per table).
-    async fn commit_rollups(
+    /// Writes and commits one rollup table's rows of `series` with `claim`
+    /// (an empty claim commit when the series hold no window).
+    async fn commit_rollup(
         &self,
         bucket: &SealedBucket,
         source: &CommitSource,
         series: &[SeriesSamples],
-        rollups: &[Rollup],
+        r: Rollup,
+        claim: &BTreeSet<u32>,
     ) -> Result<()> {
         let tenant = &bucket.tenant;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
-        if !rollups.is_empty() {
-            self.record_series(bucket, source, series).await?;
-        }
-        let mut since = None;
-        for &r in rollups {
-            let rolled: Vec<SeriesRollup> = series
-                .iter()
-                .filter_map(|s| {
-                    let points = rollup_points(&s.samples, r.width_ms());
-                    (!points.is_empty()).then(|| SeriesRollup {
-                        labels: s.labels.clone(),
-                        series_id: s.series_id,
-                        device_hash: s.device_hash,
-                        points,
-                    })
+        let rolled: Vec<SeriesRollup> = series
+            .iter()
+            .filter_map(|s| {
+                let points = rollup_points(&s.samples, r.width_ms());
+                (!points.is_empty()).then(|| SeriesRollup {
+                    labels: s.labels.clone(),
+                    series_id: s.series_id,
+                    device_hash: s.device_hash,
+                    points,
                 })
-                .collect();
-            if rolled.is_empty() {
-                continue; // stale markers only: no windows
-            }
-            let view = self.cold.rollup_view(r);
-            let since = match since {
-                Some(s) => s,
-                None => *since.insert(self.rollup_since(bucket, source).await?),
-            };
+            })
+            .collect();
+        let view = self.cold.rollup_view(r);
+        let written = if rolled.is_empty() {
+            WrittenFiles::default()
+        } else {
+            let since = self.rollup_since(bucket).await?;
             let prefix = file_prefix(&format!("rollup{}:{}:{}", r.name(), tenant, bucket.start));
-            let written = view.write_rollup_files(tenant, &rolled, since, &prefix).await.map_err(cold_err)?;
-            self.failpoint("rollup_after_write")?;
-            let rows = written.rows;
-            let outcome = view.commit_files(tenant, written, source).await.map_err(cold_err)?;
-            self.failpoint("rollup_after_commit")?;
-            if let CommitOutcome::Committed { .. } = outcome {
+            view.write_rollup_files(tenant, &rolled, since, &prefix).await.map_err(cold_err)?
+        };
+        self.failpoint("rollup_after_write")?;
+        let rows = written.rows;
+        let claim = RollClaim { partitions: claim.clone(), start: bucket.start, end: bucket.end };
+        let outcome = view.commit_claim(tenant, written, source, &claim).await.map_err(cold_err)?;
+        self.failpoint("rollup_after_commit")?;
+        match outcome {
+            ClaimOutcome::Committed { .. } => {
                 self.metrics.rollup_windows_written.fetch_add(rows, Ordering::Relaxed);
+                Ok(())
             }
+            ClaimOutcome::AlreadyCommitted => Ok(()),
+            ClaimOutcome::Lost { partitions } => Err(lost(tenant, &partitions, bucket.end)),
         }
-        Ok(())
     }
 
     /// Appends the bucket's series that the tenant's series table does not
@@ -531,22 +700,25 @@ impl Compactor {
     }
 
     /// What a rollup table created by this bucket's roll records as the
-    /// start of its complete data: `i64::MIN` when this bucket's samples
-    /// commit was the first with rows in the samples table (nothing older is
-    /// in cold, so every window is complete), else the bucket start (older
-    /// buckets were rolled before rollups existed).
-    async fn rollup_since(&self, bucket: &SealedBucket, source: &CommitSource) -> Result<i64> {
+    /// start of its complete data: `i64::MIN` when the samples table holds
+    /// no rows yet (nothing older is in cold, so every window is complete),
+    /// else the bucket start (older buckets were rolled before rollups existed).
+    async fn rollup_since(&self, bucket: &SealedBucket) -> Result<i64> {
         let tenant = &bucket.tenant;
         let table =
             self.cold.load_table(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
-        let first = table.and_then(|t| {
-            let snap = t.metadata().snapshots().find(|s| {
-                s.summary().additional_properties.get(strata_cold_tier::table::SUMMARY_SOURCE) == Some(&source.source)
-            })?;
-            let p = &snap.summary().additional_properties;
-            Some(p.get("total-records").is_some() && p.get("total-records") == p.get("added-records"))
-        });
-        Ok(if first == Some(true) { i64::MIN } else { bucket.start })
+        let rows = table
+            .and_then(|t| {
+                t.metadata()
+                    .current_snapshot()?
+                    .summary()
+                    .additional_properties
+                    .get("total-records")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        Ok(if rows == 0 { i64::MIN } else { bucket.start })
     }
 
     async fn commit_samples(
@@ -554,18 +726,33 @@ impl Compactor {
         bucket: &SealedBucket,
         source: &CommitSource,
         series: &[SeriesSamples],
+        claim: &BTreeSet<u32>,
     ) -> Result<BucketOutcome> {
         let tenant = &bucket.tenant;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
         self.failpoint("before_write")?;
         let t0 = Instant::now();
-        let written = self.cold.write_files(tenant, series, &file_prefix(&source.source)).await.map_err(cold_err)?;
+        let written = if series.is_empty() {
+            WrittenFiles::default()
+        } else {
+            self.cold.write_files(tenant, series, &file_prefix(&source.source)).await.map_err(cold_err)?
+        };
         self.failpoint("after_write")?;
         let (samples, bytes, files, n_series) = (written.rows, written.bytes, written.files.len(), written.series);
-        let outcome = self.cold.commit_files(tenant, written, source).await.map_err(cold_err)?;
+        let claim = RollClaim { partitions: claim.clone(), start: bucket.start, end: bucket.end };
+        let outcome = self.cold.commit_claim(tenant, written, source, &claim).await.map_err(cold_err)?;
         self.failpoint("after_commit")?;
-        if let CommitOutcome::AlreadyCommitted { .. } = outcome {
-            return Ok(BucketOutcome::AlreadyCommitted);
+        match outcome {
+            ClaimOutcome::Committed { .. } => {}
+            ClaimOutcome::AlreadyCommitted => {
+                self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
+                return Ok(BucketOutcome::AlreadyCommitted);
+            }
+            ClaimOutcome::Lost { partitions } => return Err(lost(tenant, &partitions, bucket.end)),
+        }
+        self.metrics.buckets_rolled.fetch_add(1, Ordering::Relaxed);
+        if samples == 0 {
+            return Ok(BucketOutcome::Empty);
         }
         self.metrics.samples_rolled.fetch_add(samples, Ordering::Relaxed);
         self.metrics.bytes_written.fetch_add(bytes, Ordering::Relaxed);
@@ -575,7 +762,8 @@ impl Compactor {
         }
         let secs = t0.elapsed().as_secs_f64().max(1e-6);
         tracing::info!(
-            tenant = %tenant, bucket = bucket.start, samples, series = n_series, files, bytes,
+            tenant = %tenant, bucket = bucket.start, partitions = %list(&claim.partitions, u32::MAX), samples,
+            series = n_series, files, bytes,
             bytes_per_sample = bytes as f64 / samples.max(1) as f64,
             samples_per_sec = samples as f64 / secs,
             "committed hot bucket to cold"
@@ -609,6 +797,37 @@ impl Compactor {
             }
         }
     }
+}
+
+/// How the node's hot store maps to the ingest log ([`Compactor::set_partitioning`]).
+#[derive(Clone)]
+pub(crate) struct Partitioning {
+    count: u32,
+    rollable: RollableFn,
+    shared: bool,
+}
+
+impl Default for Partitioning {
+    fn default() -> Self {
+        Self { count: 1, rollable: Arc::new(|_| true), shared: false }
+    }
+}
+
+/// Whether this node may roll a log partition now: it holds the partition
+/// and has applied it up to the log's end.
+pub type RollableFn = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+
+/// `0,2,5`, or `all` when the set is every partition of `count`.
+fn list(ps: &BTreeSet<u32>, count: u32) -> String {
+    if ps.len() == count as usize {
+        "all".to_owned()
+    } else {
+        ps.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn lost(tenant: &TenantId, partitions: &[u32], end: i64) -> Error {
+    Error::RollLost { tenant: tenant.clone(), partitions: partitions.to_vec(), end }
 }
 
 fn log_progress(done: usize, total: usize, out: &RollOutcome, started: Instant) {

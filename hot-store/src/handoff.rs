@@ -98,6 +98,25 @@ impl HotStore {
         out.into_values().collect()
     }
 
+    /// Per tenant with samples in the memtable (or a memtable being
+    /// flushed), the start of the oldest such bucket: [`HotStore::sealed_buckets`]
+    /// holds that bucket and every later one of the tenant back. The
+    /// compactor of a node sharing a Kafka log advances a partition's roll
+    /// state over buckets without data only below it.
+    pub fn unflushed_buckets(&self) -> BTreeMap<TenantId, i64> {
+        let st = self.state.read();
+        let mut out: BTreeMap<TenantId, i64> = BTreeMap::new();
+        for m in st.frozen.as_deref().into_iter().chain(Some(&st.memtable)) {
+            for (r, bucket, _) in m.iter() {
+                if let Some(t) = st.index.get(r).and_then(|e| st.index.tenant_of(e)) {
+                    let e = out.entry(t.clone()).or_insert(bucket);
+                    *e = (*e).min(bucket);
+                }
+            }
+        }
+        out
+    }
+
     /// Per tenant holding any data (segments or memtables), the start of its
     /// oldest bucket. The compactor gives a tenant without a cold watermark
     /// one at this point, so that from then on expiry waits for the cold tier
