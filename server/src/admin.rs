@@ -164,10 +164,7 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
-    let ok = given.is_some_and(|t| {
-        let (a, b) = (t.as_bytes(), state.admin_token.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    });
+    let ok = given.is_some_and(|t| crate::auth::token_eq(t.as_bytes(), state.admin_token.as_bytes()));
     if ok { Ok(()) } else { Err(ApiError(StatusCode::UNAUTHORIZED, "missing or wrong admin token".into())) }
 }
 

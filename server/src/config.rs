@@ -149,7 +149,8 @@ impl ServerConfig {
                 strata_schemas::RegionEntry {
                     name: self.region.clone(),
                     jurisdiction: self.jurisdiction().to_owned(),
-                    endpoint: format!("http://{}", self.http_addr),
+                    // The inter-region routes live on the admin listener when there is one.
+                    endpoint: format!("{}://{}", self.scheme(), self.http.admin_addr.unwrap_or(self.http_addr)),
                 },
             );
         }
@@ -184,6 +185,23 @@ pub struct HttpConfig {
     /// 64 MiB (the default `ingest.max_body_bytes`) in 60 s needs ~9 Mbit/s.
     #[serde(with = "humantime_serde")]
     pub body_read_timeout: Duration,
+    /// Largest request head (request line and header fields, in bytes); a
+    /// larger one is answered `431` naming this setting and the connection
+    /// closed.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request; more are answered `431` naming
+    /// this setting and the connection closed.
+    pub max_headers: usize,
+    /// PEM certificate chain (server certificate first): with `tls_key`, every
+    /// listener serves HTTPS only. Unset: plain HTTP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// A second listener for `/admin/*` and `/internal/*` (e.g. on a private
+    /// interface). When set, those routes are served there only and the main
+    /// listener answers `404` for them; peers and other regions must then be
+    /// given this address. Unset: one listener serves everything.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -193,6 +211,11 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_read_timeout: Duration::from_secs(60),
+            max_header_bytes: 64 << 10,
+            max_headers: 100,
+            tls_cert: None,
+            tls_key: None,
+            admin_addr: None,
         }
     }
 }
@@ -388,10 +411,35 @@ impl ServerConfig {
                 bail!("http.{name} must be more than 0");
             }
         }
+        self.validate_http()?;
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
             bail!("admin.token must be at least 16 characters");
         }
         self.validate_federation()
+    }
+
+    fn validate_http(&self) -> anyhow::Result<()> {
+        let h = &self.http;
+        if h.max_header_bytes < 1024 {
+            bail!("http.max_header_bytes must be at least 1024, got {}", h.max_header_bytes);
+        }
+        if h.max_headers == 0 {
+            bail!("http.max_headers must be at least 1");
+        }
+        match (&h.tls_cert, &h.tls_key) {
+            (Some(_), None) => bail!("http.tls_cert is set but http.tls_key is not: HTTPS needs both"),
+            (None, Some(_)) => bail!("http.tls_key is set but http.tls_cert is not: HTTPS needs both"),
+            _ => {}
+        }
+        if h.admin_addr == Some(self.http_addr) && self.http_addr.port() != 0 {
+            bail!("http.admin_addr is the same address as http_addr ({})", self.http_addr);
+        }
+        Ok(())
+    }
+
+    /// `https` when the listeners serve TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.http.tls_cert.is_some() { "https" } else { "http" }
     }
 
     fn validate_federation(&mut self) -> anyhow::Result<()> {
@@ -575,6 +623,32 @@ mod tests {
         for bad in [("STRATA_HTTP__MAX_CONNECTIONS", "0"), ("STRATA_HTTP__IDLE_TIMEOUT", "0s")] {
             let err = ServerConfig::load(None, env(&[bad]), &CliOverrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains("http."), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_the_admin_listener_its_own_address() {
+        let c = ServerConfig::load(
+            None,
+            env(&[
+                ("STRATA_HTTP__TLS_CERT", "/etc/strata/cert.pem"),
+                ("STRATA_HTTP__TLS_KEY", "/etc/strata/key.pem"),
+                ("STRATA_HTTP__ADMIN_ADDR", "127.0.0.1:9471"),
+            ]),
+            &CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.scheme(), "https");
+        assert_eq!(c.http.admin_addr, Some("127.0.0.1:9471".parse().unwrap()));
+        assert_eq!(c.region_directory().unwrap().entries()[0].endpoint, "https://127.0.0.1:9471");
+        for (bad, named) in [
+            (&[("STRATA_HTTP__TLS_CERT", "/c.pem")][..], "http.tls_key"),
+            (&[("STRATA_HTTP__TLS_KEY", "/k.pem")][..], "http.tls_cert"),
+            (&[("STRATA_HTTP__ADMIN_ADDR", DEFAULT_HTTP_ADDR)][..], "http.admin_addr"),
+            (&[("STRATA_HTTP__MAX_HEADER_BYTES", "100")][..], "http.max_header_bytes"),
+        ] {
+            let err = ServerConfig::load(None, env(bad), &CliOverrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{err:#}");
         }
     }
 

@@ -256,7 +256,7 @@ fn is_admin(s: &ErasureState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    !s.admin_token.is_empty() && crate::registry::constant_time_eq(presented.as_bytes(), s.admin_token.as_bytes())
+    !s.admin_token.is_empty() && crate::auth::token_eq(presented.as_bytes(), s.admin_token.as_bytes())
 }
 
 #[derive(Debug, Deserialize)]

@@ -158,6 +158,33 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     }
 }
 
+/// Whether `path` belongs to the admin listener when `[http] admin_addr` is set.
+pub fn is_admin_path(path: &str) -> bool {
+    ["/admin", "/internal"]
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// The routes one listener serves when `[http] admin_addr` splits them:
+/// the admin listener (`admin`) serves `/admin/*`, `/internal/*` and the
+/// health checks; the main one everything else, answering `404` for the
+/// admin listener's paths.
+pub fn for_listener(app: Router, admin: bool) -> Router {
+    app.layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| async move {
+        let path = req.uri().path();
+        let health = matches!(path, "/-/ready" | "/-/healthy");
+        if is_admin_path(path) == admin || (admin && health) {
+            return next.run(req).await;
+        }
+        let msg = if admin {
+            "not found: this is the admin listener (http.admin_addr); it serves /admin and /internal only"
+        } else {
+            "not found: /admin and /internal are served on the admin listener (http.admin_addr) only"
+        };
+        (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"status": "error", "error": msg}))).into_response()
+    }))
+}
+
 /// The node's inter-region side, when `[federation] regions` names another region.
 fn regions_of(
     node: &Arc<Node>,
@@ -240,7 +267,7 @@ impl OpsState {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok())
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), self.admin_token.as_bytes()))
+            .is_some_and(|t| crate::auth::token_eq(t.as_bytes(), self.admin_token.as_bytes()))
     }
 
     /// Whether the request carries `[metrics] token` (when one is set).
@@ -251,7 +278,7 @@ impl OpsState {
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok())
-                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+                .is_some_and(|t| crate::auth::token_eq(t.as_bytes(), token.as_bytes()))
     }
 
     /// The `401` to answer unless the request carries the admin token.
@@ -317,7 +344,7 @@ fn peer_refusal(s: &OpsState, headers: &axum::http::HeaderMap, what: &str) -> Op
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if token.is_empty() || presented.is_none_or(|p| !constant_time_eq(p.as_bytes(), token.as_bytes())) {
+    if token.is_empty() || presented.is_none_or(|p| !crate::auth::token_eq(p.as_bytes(), token.as_bytes())) {
         let body = serde_json::json!({"status": "error", "error": format!("{what} needs the [cluster] token")});
         return Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
     }
@@ -352,10 +379,6 @@ async fn peer_select(State(s): State<OpsState>, headers: axum::http::HeaderMap, 
         }
         Err(e) => json_outcome(Err(anyhow::anyhow!("peer select task failed: {e}"))),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {

@@ -23,9 +23,12 @@
 //! * [`auth`]: static tokens from the configuration.
 //! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
 //! * [`admin`]: the admin API.
+//! * [`admin_audit`]: the audit log of admin actions.
+//! * [`tls`]: HTTPS on the listeners (rustls).
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_audit;
 pub mod audit;
 pub mod auth;
 pub mod cardinality;
@@ -40,3 +43,4 @@ pub mod node;
 pub mod read_after;
 pub mod regions;
 pub mod registry;
+pub mod tls;

@@ -14,6 +14,15 @@
 //! handled neither applies; its body must arrive within `body_read_timeout`
 //! (the handler then sees an `io::ErrorKind::TimedOut` error in the body
 //! and answers `408`), and the handler itself may take as long as it takes.
+//!
+//! With `[http] tls_cert` the TLS layer ([`crate::tls`]) sits between the
+//! raw-byte deadlines and HTTP, so a handshake is bounded like a request
+//! head. [`head_limit`] bounds each request head's bytes and header fields
+//! (`http.max_header_bytes`, `http.max_headers`) on the plaintext side and
+//! answers `431` naming the limit. Each request carries its client's
+//! address as a [`PeerAddr`] extension (the admin audit log records it).
+
+mod head_limit;
 
 use crate::config::HttpConfig;
 use axum::Router;
@@ -32,10 +41,21 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-/// Serves `app` on `listener` until `stop` turns true, then lets the
-/// connections finish their requests in progress. Returns once every
-/// connection has closed (the caller bounds the wait with `shutdown_timeout`).
-pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut stop: watch::Receiver<bool>) {
+/// The client address of a request (a request extension set by the listener).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+/// Serves `app` on `listener` (HTTPS when `tls` is given) until `stop` turns
+/// true, then lets the connections finish their requests in progress.
+/// Returns once every connection has closed (the caller bounds the wait with
+/// `shutdown_timeout`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: HttpConfig,
+    tls: Option<crate::tls::Acceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     let conns = Arc::new(Conns::default());
     // Each connection task holds a sender; `recv` returns None once all are gone.
     let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -61,7 +81,7 @@ pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut s
                 () = stopped(&mut stop) => break,
             }
         }
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -80,10 +100,17 @@ pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut s
         let _ = stream.set_nodelay(true);
         let state = conns.add();
         let app = app.clone();
-        let (config, stop, alive) = (config.clone(), stop.clone(), alive_tx.clone());
+        let (config, stop, alive, tls) = (config.clone(), stop.clone(), alive_tx.clone(), tls.clone());
         let conns = Arc::clone(&conns);
         tokio::spawn(async move {
-            serve_connection(stream, app, &config, Arc::clone(&state), stop).await;
+            let io = ConnIo::new(stream, Arc::clone(&state), &config);
+            match tls {
+                None => serve_connection(io, peer, app, &config, Arc::clone(&state), stop).await,
+                Some(tls) => match tls.accept(io).await {
+                    Ok(io) => serve_connection(io, peer, app, &config, Arc::clone(&state), stop).await,
+                    Err(e) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                },
+            }
             conns.remove(&state);
             drop(alive);
         });
@@ -92,21 +119,25 @@ pub async fn serve(listener: TcpListener, app: Router, config: HttpConfig, mut s
     let _ = alive_rx.recv().await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<I>(
+    io: I,
+    peer: std::net::SocketAddr,
     app: Router,
     config: &HttpConfig,
     state: Arc<ConnState>,
     mut stop: watch::Receiver<bool>,
-) {
-    let io = ConnIo::new(stream, Arc::clone(&state), config);
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = head_limit::HeadLimit::new(io, Arc::clone(&state), config);
     let body_timeout = config.body_read_timeout;
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let mut app = app.clone();
         let guard = InFlight::start(Arc::clone(&state));
         let responding = Responding::start(Arc::clone(&state));
         async move {
-            let req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            let mut req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            req.extensions_mut().insert(PeerAddr(peer));
             let resp = tower::Service::call(&mut app, req).await;
             drop(guard);
             // Until hyper has written the whole answer, the connection is not idle (never evicted at the cap).
@@ -117,6 +148,9 @@ async fn serve_connection(
     // Our own deadlines (ConnIo) replace hyper's header timer, which would
     // also run while a connection waits for its next request.
     builder.header_read_timeout(None).keep_alive(true);
+    // Backstops behind `HeadLimit`, which answers first and names the limits
+    // (hyper's own 431 has no body).
+    builder.max_buf_size(config.max_header_bytes.saturating_add(16 << 10)).max_headers(config.max_headers + 16);
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
@@ -194,6 +228,8 @@ struct ConnState {
     responding: AtomicUsize,
     /// A byte of the next request head has arrived.
     head_started: AtomicBool,
+    /// Requests handed to the router so far (a new head starts after each).
+    requests: AtomicU64,
     /// The accept loop asked this connection to close (it is idle and the cap is reached).
     evicted: AtomicBool,
     last_active: Mutex<Instant>,
@@ -208,6 +244,7 @@ impl Default for ConnState {
             in_flight: AtomicUsize::new(0),
             responding: AtomicUsize::new(0),
             head_started: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             last_active: Mutex::new(Instant::now()),
             waker: Mutex::new(None),
@@ -229,6 +266,7 @@ struct InFlight(Arc<ConnState>);
 impl InFlight {
     fn start(state: Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::Relaxed);
+        state.requests.fetch_add(1, Ordering::Relaxed);
         state.head_started.store(false, Ordering::Relaxed);
         Self(state)
     }

@@ -316,10 +316,22 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
 
 /// Runs `strata serve` until SIGINT/SIGTERM.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    // Certificate and key first: a bad file stops startup before anything is opened.
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = config.scheme();
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
     let addr = listener.local_addr()?;
+    let admin_listener = match config.http.admin_addr {
+        Some(a) => {
+            Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding http.admin_addr {a}"))?)
+        }
+        None => None,
+    };
     let open_config = config.clone();
     let node = Arc::new(tokio::task::spawn_blocking(move || Node::open(open_config)).await??);
     let url = Some(node.config.registry.url.as_str()).filter(|u| !u.is_empty());
@@ -332,10 +344,24 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     if let Some(c) = &cold {
         tokio::spawn(crate::admin::sync_cold_retentions(Arc::clone(&registry), Arc::clone(&c.compactor)));
     }
-    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone());
+    let admin_audit =
+        Arc::new(crate::admin_audit::AdminAudit::open(&crate::erasure::audit_dir(&node.config, &node.data_dir))?);
+    let audit_state = crate::admin_audit::AuditState {
+        log: Arc::clone(&admin_audit),
+        admin_token: Arc::clone(&admin_token),
+        static_tokens: StaticTokens::new(&config.auth.tokens)?,
+    };
+    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone())
+        .layer(axum::middleware::from_fn_with_state(audit_state, crate::admin_audit::layer));
+    let admin_listen = match &admin_listener {
+        Some(l) => Some(format!("{scheme}://{}", l.local_addr()?)),
+        None => None,
+    };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        listen = %format!("http://{addr}"),
+        listen = %format!("{scheme}://{addr}"),
+        admin_listen = admin_listen.as_deref().unwrap_or("(the main listener)"),
+        admin_audit = %admin_audit.path().display(),
         data_dir = %node.data_dir.display(),
         region = %node.config.region,
         partitions = node.config.log.partitions,
@@ -343,7 +369,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         peers = node.config.cluster.peers.len(),
         "strata is ready"
     );
-    println!("strata {} listening on http://{addr} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
+    println!("strata {} listening on {scheme}://{addr} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
+    if let Some(a) = &admin_listen {
+        println!("admin listener (/admin, /internal) on {a}");
+    }
     println!("data dir: {}", node.data_dir.display());
 
     let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
@@ -354,11 +383,27 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         cold.as_ref().map(|c| Arc::clone(&c.compactor)),
         stop_rx.clone(),
     )?;
-    let server = tokio::spawn(crate::listener::serve(listener, app, node.config.http.clone(), stop_rx));
+    let http_config = node.config.http.clone();
+    let (main_app, admin_server) = match admin_listener {
+        Some(l) => {
+            let admin_app = http::for_listener(app.clone(), true);
+            let serve = crate::listener::serve(l, admin_app, http_config.clone(), tls.clone(), stop_rx.clone());
+            (http::for_listener(app, false), Some(tokio::spawn(serve)))
+        }
+        None => (app, None),
+    };
+    let server = tokio::spawn(crate::listener::serve(listener, main_app, http_config, tls, stop_rx));
     shutdown_signal().await;
     tracing::info!("shutdown requested: finishing in-flight requests");
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(node.config.shutdown_timeout, server).await {
+    let servers = async move {
+        server.await?;
+        if let Some(admin) = admin_server {
+            admin.await?;
+        }
+        Ok::<_, tokio::task::JoinError>(())
+    };
+    match tokio::time::timeout(node.config.shutdown_timeout, servers).await {
         Ok(result) => result?,
         Err(_) => tracing::warn!("in-flight requests did not finish within shutdown_timeout; closing anyway"),
     }

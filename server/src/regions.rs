@@ -1062,7 +1062,7 @@ async fn audit(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
-    if presented.is_none_or(|p| !constant_time_eq(p.as_bytes(), s.admin_token.as_bytes())) {
+    if presented.is_none_or(|p| !crate::auth::token_eq(p.as_bytes(), s.admin_token.as_bytes())) {
         let body = serde_json::json!({"status": "error", "error": "the audit log needs the admin token (Authorization: Bearer <admin token>)"});
         return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
     }

@@ -21,6 +21,10 @@ pub struct AdminArgs {
     /// Data dir of a local node, to read its generated admin token.
     #[arg(long, default_value = "strata-data")]
     pub data_dir: PathBuf,
+    /// PEM file of the CA (or self-signed certificate) to trust for an
+    /// `https://` URL, besides the system's roots.
+    #[arg(long, env = "STRATA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -237,23 +241,42 @@ pub fn run(args: AdminArgs) -> anyhow::Result<String> {
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = Client { http: reqwest::Client::new(), base: args.url.trim_end_matches('/').to_owned(), token };
+    let client =
+        Client { http: http_client(args.ca_cert.as_deref())?, base: args.url.trim_end_matches('/').to_owned(), token };
     let value = rt.block_on(execute(&client, &args.command))?;
     Ok(if args.json { serde_json::to_string_pretty(&value)? } else { render(&args.command, &value) })
 }
 
+/// The HTTP(S) client (reqwest 0.13 with rustls: the one object_store builds),
+/// trusting `ca_cert` besides the system's roots.
+fn http_client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest_tls::Client> {
+    let mut builder = reqwest_tls::Client::builder()
+        .user_agent(concat!("strata-admin/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(300));
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
+        let certs = reqwest_tls::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-cert {}: not a PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("--ca-cert {}: no PEM CERTIFICATE block in the file", path.display());
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().context("building the HTTP client")
+}
+
 struct Client {
-    http: reqwest::Client,
+    http: reqwest_tls::Client,
     base: String,
     token: String,
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(&self, method: reqwest_tls::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}/admin/v1{path}", self.base);
         let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.header("content-type", "application/json").body(serde_json::to_vec(&b)?);
         }
         let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
@@ -329,7 +352,7 @@ fn limits_body(pairs: &[String]) -> anyhow::Result<Value> {
 }
 
 async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
-    use reqwest::Method;
+    use reqwest_tls::Method;
     match cmd {
         AdminCommand::Tenants(TenantCommand::List) => c.call(Method::GET, "/tenants", None).await,
         AdminCommand::Tenants(TenantCommand::Get { id }) => c.call(Method::GET, &format!("/tenants/{id}"), None).await,

@@ -1,0 +1,354 @@
+//! The admin audit log: one durable JSON line per admin action, a sibling
+//! of the cross-region log ([`crate::audit`]) and the erasure log
+//! ([`crate::erasure::audit`]) in the same directory (`[federation]
+//! audit_dir`, default `<data_dir>/audit`).
+//!
+//! Every request under `/admin/` (tenants, limits, tokens, deletes, the audit
+//! readers themselves; everything `strata admin` does), the Prometheus
+//! delete API (`/api/v1/admin/…`) and the operational `POST
+//! /internal/{flush,compact,roll}` is recorded by [`layer`] once its answer
+//! is known and before the answer leaves, refused ones (`401`) included.
+//!
+//! ## Format (version 1)
+//!
+//! File `<audit_dir>/admin.jsonl`, append-only, fsynced per record, never
+//! rewritten. A line that does not parse (a torn last write after a crash)
+//! is skipped by readers; the writer starts a new line after it. Each line:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `v` | format version (1) |
+//! | `time_ms` | when the request arrived (Unix ms) |
+//! | `duration_ms` | how long it took to answer |
+//! | `who` | `admin` (the admin token), `token:<id>` (a registry token's public id), `static-token` (an `[auth] tokens` entry), `invalid-token` (a token that is none of these) or `none` (no `Authorization`) |
+//! | `client` | the client's address (`ip:port`) |
+//! | `user_agent` | its `User-Agent` (cut to 256 bytes; `strata admin` sends `strata-admin/<version>`) |
+//! | `method`, `path`, `query` | what was asked (the query string as sent, cut to 1 KiB) |
+//! | `route` | the route it matched, e.g. `/admin/v1/tenants/{id}/limits` (`null`: none) |
+//! | `tenant` | the tenant the path names (`{id}` of a tenant route), when it does |
+//! | `request` | the request's JSON body (limits, policy fields, selectors; cut to 4 KiB, else `{"bytes": n}`); `null` for an empty body |
+//! | `status` | the HTTP status answered |
+//! | `result` | `ok` (2xx), `refused` (4xx) or `failed` (5xx) |
+//! | `error` | the answer's error text (non-2xx; cut to 1 KiB) |
+//! | `token_id` | the id of a token issued by this request |
+//!
+//! Secrets never enter the log: tokens are named by their public id, and
+//! the answer of a token issue (which carries the new token) is read only
+//! for its `id`. A crash after an action and before its record is written
+//! loses the record (the action's own effect, e.g. the registry row, stays).
+//! When the record cannot be written the answer is still sent (the action
+//! happened), with the failure logged as an error naming the file.
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Format version of a record.
+pub const VERSION: u32 = 1;
+/// File name in the audit directory.
+pub const FILE: &str = "admin.jsonl";
+/// Largest request body the layer reads for an audited route (admin bodies are small JSON).
+pub const MAX_BODY: usize = 1 << 20;
+const MAX_RECORDED_BODY: usize = 4096;
+const MAX_TEXT: usize = 1024;
+
+/// The admin audit log of a node.
+#[derive(Debug)]
+pub struct AdminAudit {
+    path: PathBuf,
+    lock: parking_lot::Mutex<()>,
+    failures: AtomicU64,
+}
+
+impl AdminAudit {
+    /// The log in `dir`; creates the directory and checks the file can be
+    /// appended to, so a misconfigured directory stops startup.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the audit directory {}", dir.display()))?;
+        let path = dir.join(FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening the admin audit log {}", path.display()))?;
+        Ok(Self { path, lock: parking_lot::Mutex::new(()), failures: AtomicU64::new(0) })
+    }
+
+    /// Where the records go.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that could not be written since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Appends `record` and fsyncs it.
+    pub fn append(&self, record: &Value) -> anyhow::Result<()> {
+        let _guard = self.lock.lock();
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let len = file.metadata()?.len();
+        let mut line = Vec::new();
+        if len > 0 && !ends_with_newline(&self.path) {
+            line.push(b'\n');
+        }
+        serde_json::to_writer(&mut line, record)?;
+        line.push(b'\n');
+        file.write_all(&line)?;
+        file.sync_data()?;
+        if len == 0
+            && let Some(dir) = self.path.parent()
+        {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` records, oldest first, optionally of one tenant.
+    pub fn list(&self, tenant: Option<&str>, limit: usize) -> anyhow::Result<Vec<Value>> {
+        let _guard = self.lock.lock();
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = std::collections::VecDeque::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(v) = serde_json::from_str::<Value>(&line?) else { continue };
+            if tenant.is_none_or(|t| v["tenant"] == t) {
+                if out.len() == limit.max(1) {
+                    out.pop_front();
+                }
+                out.push_back(v);
+            }
+        }
+        Ok(out.into())
+    }
+}
+
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else { return true };
+    if f.seek(SeekFrom::End(-1)).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
+}
+
+/// What the audit layer needs.
+#[derive(Debug, Clone)]
+pub struct AuditState {
+    /// The log.
+    pub log: Arc<AdminAudit>,
+    /// The admin token (to tell `admin` from other tokens; never recorded).
+    pub admin_token: Arc<str>,
+    /// Static tokens of `[auth] tokens` (never recorded).
+    pub static_tokens: crate::auth::StaticTokens,
+}
+
+/// Whether a request is an admin action the log records.
+pub fn audited(method: &axum::http::Method, path: &str) -> bool {
+    path.starts_with("/admin/")
+        || path.starts_with("/api/v1/admin/")
+        || (method == axum::http::Method::POST
+            && matches!(path, "/internal/flush" | "/internal/compact" | "/internal/roll"))
+}
+
+/// Who a request's `Authorization` names, without its secret.
+fn who(state: &AuditState, headers: &HeaderMap) -> String {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return "none".into() };
+    let Some(token) = value.to_str().ok().and_then(|h| strata_schemas::tenant::parse_authorization(h).ok()) else {
+        return "invalid-token".into();
+    };
+    if crate::auth::token_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+        return "admin".into();
+    }
+    if let Some(id) = token.strip_prefix("st_").and_then(|rest| rest.split_once('_')).map(|(id, _)| id)
+        && !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return format!("token:{id}");
+    }
+    if state.static_tokens.contains(token) { "static-token".into() } else { "invalid-token".into() }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// The tenant a route's path names (`/admin/v1/tenants/{id}/…`).
+fn tenant_of(route: Option<&str>, path: &str) -> Option<String> {
+    let route = route?;
+    let idx = route.split('/').position(|seg| seg == "{id}")?;
+    if !route.starts_with("/admin/v1/tenants/") {
+        return None;
+    }
+    path.split('/').nth(idx).map(str::to_owned)
+}
+
+fn recorded_body(body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if body.len() <= MAX_RECORDED_BODY => v,
+        _ => json!({ "bytes": body.len() }),
+    }
+}
+
+/// The middleware: records each audited request (see the module doc).
+pub async fn layer(State(state): State<AuditState>, req: Request, next: Next) -> Response {
+    if !audited(req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
+    let started = std::time::Instant::now();
+    let time_ms = crate::registry::now_ms();
+    let (parts, body) = req.into_parts();
+    let route = parts.extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let mut record = json!({
+        "v": VERSION,
+        "time_ms": time_ms,
+        "who": who(&state, &parts.headers),
+        "client": parts.extensions.get::<crate::listener::PeerAddr>().map(|p| p.0.to_string()),
+        "user_agent": parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| cut(s, 256)),
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query().map(|q| cut(q, MAX_TEXT)),
+        "route": route,
+        "tenant": tenant_of(route.as_deref(), parts.uri.path()),
+    });
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            let msg = format!("admin request body not read (at most {MAX_BODY} bytes for an admin route): {e}");
+            let resp = (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({"error": msg}))).into_response();
+            return finish(&state, record, resp, started).await;
+        }
+    };
+    record["request"] = recorded_body(&bytes);
+    let is_token_issue =
+        parts.method == axum::http::Method::POST && route.as_deref() == Some("/admin/v1/tenants/{id}/tokens");
+    let resp = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if is_token_issue && resp.status().is_success() {
+        // The answer carries the new token: keep only its id.
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+        record["token_id"] = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("id").cloned()).into();
+        return finish(&state, record, Response::from_parts(parts, Body::from(bytes)), started).await;
+    }
+    finish(&state, record, resp, started).await
+}
+
+/// Completes the record with the answer, appends it, and returns the answer.
+async fn finish(state: &AuditState, mut record: Value, resp: Response, started: std::time::Instant) -> Response {
+    let status = resp.status();
+    record["status"] = status.as_u16().into();
+    record["result"] = if status.is_success() || status.is_redirection() {
+        "ok"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "failed"
+    }
+    .into();
+    let resp = if status.is_success() {
+        resp
+    } else {
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+        let error = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        record["error"] = cut(&error, MAX_TEXT).into();
+        Response::from_parts(parts, Body::from(bytes))
+    };
+    record["duration_ms"] = (started.elapsed().as_millis() as u64).into();
+    let log = Arc::clone(&state.log);
+    let appended = tokio::task::spawn_blocking(move || log.append(&record)).await;
+    if let Err(e) = appended.map_err(anyhow::Error::from).and_then(|r| r) {
+        state.log.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %format!("{e:#}"), path = %state.log.path().display(), "admin audit record not written");
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_a_torn_line_and_filter_by_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AdminAudit::open(dir.path()).unwrap();
+        log.append(&json!({"v": 1, "tenant": "acme", "path": "/a"})).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(dir.path().join(FILE)).unwrap();
+        f.write_all(b"{\"v\":1,\"ten").unwrap();
+        drop(f);
+        log.append(&json!({"v": 1, "tenant": "other", "path": "/b"})).unwrap();
+        log.append(&json!({"v": 1, "tenant": "acme", "path": "/c"})).unwrap();
+        assert_eq!(log.list(None, 100).unwrap().len(), 3, "the torn line is skipped");
+        let acme = log.list(Some("acme"), 1).unwrap();
+        assert_eq!(acme.len(), 1);
+        assert_eq!(acme[0]["path"], "/c", "the newest is kept");
+    }
+
+    #[test]
+    fn tenants_are_read_from_tenant_routes_only() {
+        assert_eq!(
+            tenant_of(Some("/admin/v1/tenants/{id}/limits"), "/admin/v1/tenants/acme/limits").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(tenant_of(Some("/admin/v1/deletes/{id}"), "/admin/v1/deletes/del_1"), None);
+        assert_eq!(tenant_of(None, "/admin/v1/tenants/x"), None);
+    }
+
+    #[test]
+    fn audited_routes() {
+        use axum::http::Method;
+        assert!(audited(&Method::GET, "/admin/v1/tenants"));
+        assert!(audited(&Method::POST, "/api/v1/admin/tsdb/delete_series"));
+        assert!(audited(&Method::POST, "/internal/flush"));
+        assert!(!audited(&Method::GET, "/internal/status"));
+        assert!(!audited(&Method::POST, "/internal/v1/select"));
+        assert!(!audited(&Method::POST, "/api/v1/write"));
+    }
+
+    #[test]
+    fn who_names_tokens_by_their_public_id_only() {
+        let state = AuditState {
+            log: Arc::new(AdminAudit::open(tempfile::tempdir().unwrap().path()).unwrap()),
+            admin_token: Arc::from("the-admin-token-123"),
+            static_tokens: crate::auth::StaticTokens::new(&std::collections::BTreeMap::from([(
+                "static-secret-1".to_owned(),
+                "acme".to_owned(),
+            )]))
+            .unwrap(),
+        };
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::AUTHORIZATION, v.parse().unwrap());
+            m
+        };
+        assert_eq!(who(&state, &HeaderMap::new()), "none");
+        assert_eq!(who(&state, &h("Bearer the-admin-token-123")), "admin");
+        assert_eq!(who(&state, &h("Token st_ab12_secretsecret")), "token:ab12");
+        assert_eq!(who(&state, &h("Bearer static-secret-1")), "static-token");
+        assert_eq!(who(&state, &h("Bearer guess")), "invalid-token");
+    }
+}
