@@ -1,0 +1,3 @@
+//! Integration tests of the ingest crate through its public API.
+
+mod fixtures;
