@@ -1,0 +1,3 @@
+//! Integration tests of the shared schemas through their public API.
+
+mod fixtures;
