@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
 
+mod admin_audit;
 mod apply_refusal;
 mod cardinality;
 mod clients;
@@ -23,4 +24,5 @@ mod regions;
 mod remote_write;
 mod residency;
 mod tenancy;
+mod tls;
 mod write_query;

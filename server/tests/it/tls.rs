@@ -1,0 +1,278 @@
+//! HTTPS end to end (issue 20, item 4): a throwaway CA and server
+//! certificate made with the `openssl` CLI, the real binary serving TLS, and
+//! real clients trusting that CA: curl, Python `requests` (`verify=` the CA),
+//! Prometheus `remote_write` with `tls_config`, and `strata admin
+//! --ca-cert` on the separate admin listener. Plain HTTP and an untrusted
+//! client are refused; a certificate file that does not parse stops startup
+//! with its path in the error.
+//!
+//! Needs `openssl`, `curl`, `python3` with `requests` and `prometheus` on
+//! `PATH` (`scripts/install-test-deps.sh`); without them the tests fail, they
+//! never skip.
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "tls-e2e-token-1";
+const TENANT: &str = "tlstenant";
+const ADMIN: &str = "tls-e2e-admin-token";
+
+/// The CA, and a server certificate for `localhost` and 127.0.0.1 it signed.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e} (scripts/install-test-deps.sh)"));
+    assert!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn make_pki(dir: &Path) -> Pki {
+    let p = |name: &str| dir.join(name);
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Strata test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+            "-keyout",
+        ])
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem")));
+    run(Command::new("openssl")
+        .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr")));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("server.pem"))
+        .arg("-extfile")
+        .arg(p("ext.cnf")));
+    Pki { ca: p("ca.pem"), cert: p("server.pem"), key: p("server.key") }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `curl` with the test CA: (exit code, HTTP status, body).
+fn curl(ca: Option<&Path>, args: &[&str]) -> (i32, u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"]);
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd.args(args).output().expect("curl on PATH (scripts/install-test-deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (out.status.code().unwrap_or(-1), status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Starts `strata serve` with TLS (and an admin listener on `admin_port`) and waits until curl sees it ready.
+fn start_tls(dir: &Path, pki: &Pki, port: u16, admin_port: u16) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .env("STRATA_HTTP__TLS_CERT", &pki.cert)
+        .env("STRATA_HTTP__TLS_KEY", &pki.key)
+        .env("STRATA_HTTP__ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
+        .env("STRATA_ADMIN__TOKEN", ADMIN)
+        .env("STRATA_AUTH__TOKENS", format!("{{ \"{TOKEN}\" = \"{TENANT}\" }}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start strata");
+    let stderr = Arc::new(Mutex::new(String::new()));
+    for pipe in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+    }
+    let server = Server { child, base: format!("https://localhost:{port}"), stderr };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while curl(Some(&pki.ca), &[&server.url("/-/ready")]).1 != 200 {
+        assert!(Instant::now() < deadline, "strata (TLS) not ready:\n{}", server.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn prometheus_config(port: u16, write_url: &str, ca: &Path) -> String {
+    format!(
+        r#"global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+remote_write:
+  - url: "{write_url}"
+    authorization:
+      credentials: "{TOKEN}"
+    tls_config:
+      ca_file: "{}"
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+"#,
+        ca.display()
+    )
+}
+
+#[test]
+fn https_serves_curl_python_requests_prometheus_and_strata_admin() {
+    let dir = data_dir();
+    let pki = make_pki(dir.path());
+    let (port, admin_port) = (free_port(), free_port());
+    let s = start_tls(&dir.path().join("strata"), &pki, port, admin_port);
+    let ca = Some(pki.ca.as_path());
+    let log = s.stderr.lock().unwrap().clone();
+    assert!(log.contains(&format!("listening on https://127.0.0.1:{port}")), "{log}");
+    assert!(log.contains(&format!("admin listener (/admin, /internal) on https://127.0.0.1:{admin_port}")), "{log}");
+
+    // curl: a write and a query over HTTPS, trusting the test CA.
+    let t = now_ms();
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    let line = format!("tls_probe,device=d1 value=42 {}", t * 1_000_000);
+    let (code, status, body) =
+        curl(ca, &["-X", "POST", "-H", &auth, "--data-binary", &line, &s.url("/api/v2/write?precision=ns")]);
+    assert_eq!((code, status), (0, 204), "{body}");
+    let query = format!("{}?query=tls_probe&time={:.3}", s.url("/api/v1/query"), t as f64 / 1000.0);
+    let (code, status, body) = curl(ca, &["-H", &auth, &query]);
+    assert_eq!((code, status), (0, 200), "{body}");
+    assert!(body.contains("\"42\""), "{body}");
+
+    // An untrusting client, and plain HTTP on the TLS port, get nothing.
+    let (code, _, body) = curl(None, &[&s.url("/-/ready")]);
+    assert_eq!(code, 60, "curl without the CA must fail verification (exit 60): {body}");
+    let (code, status, _) = curl(None, &[&format!("http://127.0.0.1:{port}/-/ready")]);
+    assert!(code != 0 && status != 200, "plain HTTP answered on the TLS listener ({code}, {status})");
+
+    // Python requests with verify= the CA (and refused with the system's roots only).
+    let script = r#"
+import sys, requests
+url, ca, token = sys.argv[1], sys.argv[2], sys.argv[3]
+r = requests.get(url + "/api/v1/query", params={"query": "tls_probe"}, headers={"Authorization": "Bearer " + token}, verify=ca, timeout=10)
+print(r.status_code, r.json()["data"]["result"][0]["value"][1])
+try:
+    requests.get(url + "/-/ready", timeout=10)
+    print("unverified-ok")
+except requests.exceptions.SSLError:
+    print("unverified-refused")
+"#;
+    let out = run(Command::new("python3").arg("-c").arg(script).arg(&s.base).arg(&pki.ca).arg(TOKEN));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["200 42", "unverified-refused"], "{text}");
+
+    // strata admin over HTTPS on the admin listener, trusting the CA; the main listener hides /admin.
+    let admin_url = format!("https://localhost:{admin_port}");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &admin_url, "--admin-token", ADMIN, "--ca-cert"])
+        .arg(&pki.ca)
+        .args(["tenants", "create", "tls-admin-made"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tls-admin-made"), "{out:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &admin_url, "--admin-token", ADMIN, "tenants", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "strata admin without --ca-cert trusted the test CA");
+    let admin_auth = format!("Authorization: Bearer {ADMIN}");
+    let (_, status, body) = curl(ca, &["-H", &admin_auth, &s.url("/admin/v1/tenants")]);
+    assert_eq!(status, 404, "{body}");
+
+    // Prometheus remote_write over HTTPS with tls_config.ca_file.
+    let prom_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom_port = free_port();
+    let config = prom_dir.join("prometheus.yml");
+    std::fs::write(&config, prometheus_config(prom_port, &s.url("/api/v1/write"), &pki.ca)).unwrap();
+    let mut prom = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", prom_dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus on PATH (scripts/install-test-deps.sh)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let up = loop {
+        let q = format!("{}?query=up", s.url("/api/v1/query"));
+        let (_, status, body) = curl(ca, &["-H", &auth, &q]);
+        if status == 200 && body.contains(&format!("127.0.0.1:{prom_port}")) {
+            break body;
+        }
+        if Instant::now() > deadline {
+            let _ = prom.kill();
+            panic!("no remote-written `up` in Strata after 60 s: {body}\n{}", s.stderr.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(up.contains("\"job\":\"prometheus\""), "{up}");
+}
+
+#[test]
+fn an_unreadable_certificate_stops_startup_naming_the_file() {
+    let dir = data_dir();
+    let bad = dir.path().join("not-a-cert.pem");
+    std::fs::write(&bad, "this is not PEM\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STRATA_HTTP__TLS_CERT", &bad)
+        .env("STRATA_HTTP__TLS_KEY", &bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a bad certificate: {err}");
+    assert!(err.contains("http.tls_cert") && err.contains(&bad.display().to_string()), "{err}");
+    let missing = dir.path().join("missing-key.pem");
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("STRATA_HTTP__TLS_CERT", make_pki(dir.path()).cert)
+        .env("STRATA_HTTP__TLS_KEY", &missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("http.tls_key") && err.contains("missing-key.pem"), "{err}");
+}
