@@ -551,8 +551,9 @@ pub(crate) fn too_large(limit: usize, what: &str) -> Refusal {
         WriteErrorBody::simple(
             "request too large",
             format!(
-                "limit max_request_bytes exceeded: {what} is larger than {limit} bytes; split the write into \
-                 smaller batches"
+                "limit max_request_bytes exceeded: {what} is larger than {limit} bytes (the tenant's \
+                 max_request_bytes or the node's ingest.max_body_bytes, whichever is smaller); split the write \
+                 into smaller batches"
             ),
         ),
     )

@@ -414,7 +414,7 @@ impl Engine {
         }
         if (end - start) / step > self.config.max_points_per_series as i64 {
             return Err(QueryError::bad(format!(
-                "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+                "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX) (limit query.max_points_per_series)",
                 thousands(self.config.max_points_per_series)
             )));
         }

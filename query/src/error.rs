@@ -24,7 +24,9 @@ pub enum QueryError {
     #[error("query was canceled in {0}")]
     Canceled(&'static str),
     /// The query would load more samples than `max_samples` (`execution`, HTTP 422).
-    #[error("query processing would load too many samples into memory in {0}")]
+    #[error(
+        "query processing would load too many samples into memory in {0} (limit max_query_samples / query.max_samples)"
+    )]
     TooManySamples(&'static str),
     /// The storage read failed.
     #[error("reading series: {0}")]

@@ -103,7 +103,8 @@ pub async fn serve(
         let (config, stop, alive, tls) = (config.clone(), stop.clone(), alive_tx.clone(), tls.clone());
         let conns = Arc::clone(&conns);
         tokio::spawn(async move {
-            let io = ConnIo::new(stream, Arc::clone(&state), &config);
+            let mut io = ConnIo::new(stream, Arc::clone(&state), &config);
+            io.plaintext = tls.is_none();
             match tls {
                 None => serve_connection(io, peer, app, &config, Arc::clone(&state), stop).await,
                 Some(tls) => match tls.accept(io).await {
@@ -321,6 +322,16 @@ impl HttpBody for ResponseBody {
     }
 }
 
+/// The answer to a request head not complete within `http.header_read_timeout`.
+fn head_timeout_answer() -> Vec<u8> {
+    let body = r#"{"status":"error","errorType":"timeout","error":"request headers not received within http.header_read_timeout"}"#;
+    format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// A TCP stream that enforces the idle and header-read deadlines.
 struct ConnIo {
     inner: TcpStream,
@@ -331,6 +342,8 @@ struct ConnIo {
     head_started_at: Option<Instant>,
     sleep: Pin<Box<Sleep>>,
     sleep_deadline: Option<tokio::time::Instant>,
+    /// No TLS above: a request head cut by its deadline is answered `408`.
+    plaintext: bool,
 }
 
 impl ConnIo {
@@ -343,6 +356,7 @@ impl ConnIo {
             head_started_at: None,
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             sleep_deadline: None,
+            plaintext: true,
         }
     }
 
@@ -368,7 +382,8 @@ impl ConnIo {
         if self.state.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
         }
-        let (deadline, what) = match (self.state.head_started.load(Ordering::Relaxed), self.head_started_at) {
+        let in_head = self.state.head_started.load(Ordering::Relaxed);
+        let (deadline, what) = match (in_head, self.head_started_at) {
             (true, Some(started)) => {
                 (started + self.header_timeout, "request headers not received within http.header_read_timeout")
             }
@@ -380,7 +395,14 @@ impl ConnIo {
             self.sleep_deadline = Some(deadline);
         }
         match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Some(io::Error::new(io::ErrorKind::TimedOut, what)),
+            Poll::Ready(()) => {
+                if in_head && self.plaintext {
+                    // Best effort (a few hundred bytes fit any socket buffer); under TLS
+                    // these raw bytes would break the stream, so the connection just closes.
+                    let _ = self.inner.try_write(&head_timeout_answer());
+                }
+                Some(io::Error::new(io::ErrorKind::TimedOut, what))
+            }
             Poll::Pending => None,
         }
     }

@@ -201,7 +201,7 @@ impl Ctx<'_> {
         }
         if self.max_series > 0 && total > self.max_series {
             return Err(QueryError::exec(format!(
-                "the query exceeded the maximum number of series (limit: {} series)",
+                "the query exceeded the maximum number of series (limit: {} series): max_query_series / query.max_series",
                 self.max_series
             )));
         }
