@@ -44,7 +44,9 @@ impl FederatedReadStore {
     /// The (cold, hot) sub-ranges of `range` for `tenant`.
     fn split(&self, tenant: &TenantId, range: TimeRange) -> (Option<TimeRange>, TimeRange) {
         match (self.watermark)(tenant) {
-            None => (None, range),
+            // No watermark, or `i64::MIN` (a node on a shared log before every
+            // partition has a roll state): the cold tier is not asked.
+            None | Some(i64::MIN) => (None, range),
             Some(w) => {
                 let cold = TimeRange::new(range.start, range.end.min(w.saturating_sub(1)));
                 let hot = TimeRange::new(range.start.max(w), range.end);

@@ -10,13 +10,36 @@
 //!      ▼  failpoint after_write      (orphans if we stop here) │
 //!    commit_files (fast append, CAS in the catalog)            │
 //!      ▼  failpoint after_commit                               │
+//!    (order since roll state: series, rollups, then samples; each commit
+//!     claims the bucket's partitions, see "Several nodes" below)
 //!    series not yet in series_<tenant> → write, commit          │  (only while a rollup is missing)
 //!      ▼  failpoints series_after_write, series_after_commit    │
-//!    per rollup table not committed for the source:            │
+//!    per rollup table not committed for the claim:             │
 //!      write, commit  ▼ failpoints rollup_after_write / _commit │
-//!    set_cold_watermark(tenant, bucket_end) ◄──────────────────┘
+//!    set_cold_watermark(tenant, lowest partition roll state) ◄─┘
 //!      ▼  failpoint after_watermark
 //! ```
+//!
+//! **Several nodes on one Kafka log.** Rolls are owned per log partition
+//! (`device_hash % partitions`): at the start of a pass the compactor asks
+//! which partitions it may roll ([`Compactor::set_partitioning`]: the node
+//! holds the partition and has applied it up to the broker's high
+//! watermark), and rolls each sealed bucket for those of them whose roll
+//! state in the catalog (`strata.roll.p<n>`, cold-tier FORMAT.md) is behind
+//! the bucket, committing only their series, with the claim, in one
+//! compare-and-swap ([`strata_cold_tier::ColdTier::commit_claim`]). Per table
+//! (rollups first, samples last) the claim is what that table lacks. A stale
+//! owner (the node that held a partition before a rebalance, or a restarted
+//! node with old copies) either does not roll it (not held now) or loses the
+//! swap; a new owner continues from the roll state. The hot store's cold
+//! watermark becomes the lowest samples roll state over every partition
+//! (never lowered); on a shared log a tenant joins at `i64::MIN` and
+//! partitions without data in a bucket are advanced by empty claims, up to
+//! the newest sealed bucket but never past a bucket this pass did not roll
+//! or a bucket with unflushed samples. Known limit: a write below a
+//! partition's roll state accepted by a node whose own watermark still lags
+//! lands in the hot store below the watermark (as any write later than the
+//! grace; the grace must cover the write path's retries).
 //!
 //! Every crash point leaves each sample in exactly one place as seen by the
 //! federated read (hot answers `ts ≥ watermark`, cold `ts < watermark`): before

@@ -283,6 +283,22 @@ impl ReadStore for ClusterReadStore {
         Ok(merge(sources))
     }
 
+    /// Rollups come from the local store, whose cold watermark is the
+    /// lowest roll state of the tenant's table over every log partition (as
+    /// read from the shared catalog): every window it answers as complete is
+    /// complete for the partitions of every node, so peers are not asked.
+    /// Windows after its `covered_end` are aggregated from raw samples,
+    /// which [`ClusterReadStore::select`] gathers from every node.
+    fn select_rollup(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<strata_schemas::RollupData>, ReadError> {
+        self.local.select_rollup(tenant, matchers, width_ms, ends)
+    }
+
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         let req = Self::request(tenant, matchers, range, true);
         let remote = self.ask_peers(&req);

@@ -437,10 +437,14 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         tracing::info!("cold tier off ([cold] enabled = false): data stays in the hot store until its retention");
         return Ok(None);
     }
-    if config.log.kind == strata_ingest::LogKind::Kafka && !config.cluster.peers.is_empty() {
+    if config.log.kind == strata_ingest::LogKind::Kafka
+        && !config.cluster.peers.is_empty()
+        && std::env::var("STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS").as_deref() != Ok("1")
+    {
         tracing::warn!(
-            "cold tier off: this node shares a Kafka log with [cluster] peers, and rolls are not yet owned per \
-             partition (two nodes could roll the same bucket); data stays in the hot store"
+            "cold tier off: this node shares a Kafka log with [cluster] peers; rolls owned per log partition \
+             (roll state in the catalog commit) are experimental until their multi-node test passes: \
+             STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS=1 turns them on; data stays in the hot store"
         );
         return Ok(None);
     }
@@ -450,6 +454,19 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     );
     let compactor =
         Arc::new(strata_compactor::Compactor::new(Arc::clone(&node.hot), Arc::clone(&tier), config.compactor.clone()));
+    // Rolls are owned per log partition: this node rolls a partition only
+    // while it holds it and has applied it up to the log's end; the roll
+    // state in the catalog lets the next owner continue (compactor docs).
+    let rollable: strata_compactor::RollableFn = match &node.kafka {
+        Some(kafka) => {
+            let kafka = Arc::clone(kafka);
+            Arc::new(move |p: u32| {
+                kafka.status().partitions.get(p as usize).is_some_and(|s| s.assigned && s.lag == Some(0))
+            })
+        }
+        None => Arc::new(|_| true),
+    };
+    compactor.set_partitioning(config.log.partitions, rollable, node.kafka.is_some());
     if let Some(kafka) = node.kafka.clone().filter(|_| config.log.kafka.consume) {
         hold_rolls_until_replayed(&compactor, kafka, config.log.partitions, stop.clone()).await;
     }

@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLUSTER_TOKEN: &str = "kafka-test-cluster-token";
-const PARTITIONS: u32 = 6;
+pub(crate) const CLUSTER_TOKEN: &str = "kafka-test-cluster-token";
+pub(crate) const PARTITIONS: u32 = 6;
 
 fn tansu_bin() -> PathBuf {
     let path = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
@@ -33,19 +33,19 @@ fn tansu_bin() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A tansu broker with the in-memory storage engine.
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
     port: u16,
     log: Arc<Mutex<String>>,
 }
 
 impl Broker {
-    fn start() -> Broker {
+    pub(crate) fn start() -> Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut child = Command::new(tansu_bin())
@@ -90,15 +90,15 @@ impl Drop for Broker {
 }
 
 /// How a strata node of these tests is configured.
-struct NodeSpec<'a> {
-    broker: &'a Broker,
-    prefix: &'a str,
-    port: u16,
-    peers: &'a [u16],
-    extra: &'a [(&'a str, &'a str)],
+pub(crate) struct NodeSpec<'a> {
+    pub(crate) broker: &'a Broker,
+    pub(crate) prefix: &'a str,
+    pub(crate) port: u16,
+    pub(crate) peers: &'a [u16],
+    pub(crate) extra: &'a [(&'a str, &'a str)],
 }
 
-fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
+pub(crate) fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
     let peers: Vec<String> = spec.peers.iter().map(|p| format!("\"http://127.0.0.1:{p}\"")).collect();
     let mut env: Vec<(String, String)> = vec![
         ("STRATA_LOG__KIND".into(), "kafka".into()),
@@ -137,17 +137,17 @@ fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
 
 /// Samples of the test metric `kt` and what was acknowledged.
 #[derive(Default)]
-struct Ledger {
-    samples: u64,
-    sum: f64,
+pub(crate) struct Ledger {
+    pub(crate) samples: u64,
+    pub(crate) sum: f64,
 }
 
 /// Line protocol for samples `from..to`: device `i % 40`, timestamp `base + i` ms, value `i % 97`.
-fn lines(base: i64, from: u64, to: u64) -> String {
+pub(crate) fn lines(base: i64, from: u64, to: u64) -> String {
     (from..to).map(|i| format!("kt,device=d{} value={} {}\n", i % 40, i % 97, base + i as i64)).collect()
 }
 
-fn add(ledger: &mut Ledger, from: u64, to: u64) {
+pub(crate) fn add(ledger: &mut Ledger, from: u64, to: u64) {
     for i in from..to {
         ledger.samples += 1;
         ledger.sum += (i % 97) as f64;
@@ -156,7 +156,7 @@ fn add(ledger: &mut Ledger, from: u64, to: u64) {
 
 /// Writes samples `from..to` through one of `targets`, retrying on the next
 /// target until one acknowledges (a retried write is idempotent).
-async fn write_acked(c: &reqwest::Client, targets: &[&Server], base: i64, from: u64, to: u64) {
+pub(crate) async fn write_acked(c: &reqwest::Client, targets: &[&Server], base: i64, from: u64, to: u64) {
     let body = lines(base, from, to);
     let deadline = Instant::now() + Duration::from_secs(60);
     for attempt in 0.. {
@@ -199,7 +199,7 @@ async fn wait_for_all(c: &reqwest::Client, s: &Server, ledger: &Ledger, what: &s
     );
 }
 
-async fn scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64) -> f64 {
+pub(crate) async fn scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64) -> f64 {
     let t = format!("{:.3}", at as f64 / 1000.0);
     let Ok(r) = c.get(s.url("/api/v1/query")).query(&[("query", q), ("time", &t)]).send().await else {
         return -1.0;
@@ -212,15 +212,15 @@ async fn scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64) -> f64 {
     }
 }
 
-async fn status(c: &reqwest::Client, s: &Server) -> serde_json::Value {
+pub(crate) async fn status(c: &reqwest::Client, s: &Server) -> serde_json::Value {
     let r = c.get(s.url("/api/v1/status/ingest")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
     r.json::<serde_json::Value>().await.unwrap()["data"].clone()
 }
 
 /// The nodes' admin token (`/internal/*` and the ingest status need it).
-const ADMIN_TOKEN: &str = "kafka-test-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "kafka-test-admin-token";
 
-fn assigned(st: &serde_json::Value) -> Vec<u64> {
+pub(crate) fn assigned(st: &serde_json::Value) -> Vec<u64> {
     st["kafka"]["partitions"]
         .as_array()
         .unwrap()

@@ -16,6 +16,7 @@ mod hostile_http;
 mod hostile_query;
 mod hostile_write;
 mod kafka;
+mod kafka_cold;
 mod limits;
 mod log_damage;
 mod postgres;

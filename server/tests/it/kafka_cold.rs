@@ -1,0 +1,173 @@
+//! The cold tier on a shared Kafka log (issue 17 item 2): several `strata`
+//! nodes consume one topic (tansu) and share one Iceberg catalog and
+//! warehouse; each rolls only the partitions it holds and has applied, and
+//! records a partition's roll state in the same catalog commit as its data.
+//! Through a `kill -9` and two rebalances in the middle of rolls, the
+//! Iceberg table ends up with every acknowledged sample exactly once
+//! (PyIceberg count and sum) and every node answers the same.
+
+use crate::harness::*;
+use crate::kafka::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Hot bucket length of these nodes: short, so buckets seal while the test runs.
+const BUCKET_MS: i64 = 5_000;
+
+/// Environment of a node: cold tier on with the shared catalog and warehouse,
+/// 5 s buckets rolled 3 s after they end, a compactor pass every second.
+fn cold_env(shared: &Path) -> Vec<(String, String)> {
+    vec![
+        ("STRATA_COLD__ENABLED".into(), "true".into()),
+        ("STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS".into(), "1".into()),
+        ("STRATA_COLD__CATALOG_URL".into(), format!("sqlite://{}?mode=rwc", shared.join("catalog.db").display())),
+        ("STRATA_COLD__WAREHOUSE".into(), format!("file://{}", shared.join("warehouse").display())),
+        ("STRATA_HOT_STORE__BUCKET".into(), "5s".into()),
+        ("STRATA_COMPACTOR__GRACE".into(), "3s".into()),
+        ("STRATA_COMPACTOR__INTERVAL".into(), "1s".into()),
+        ("STRATA_LOG__KAFKA__SESSION_TIMEOUT".into(), "6s".into()),
+    ]
+}
+
+fn node(broker: &Broker, dir: &Path, port: u16, peers: &[u16], env: &[(String, String)]) -> Server {
+    let extra: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    start_node(dir, &NodeSpec { broker, prefix: "cold", port, peers, extra: &extra })
+}
+
+/// Runs `scripts/kafka_cold_check.py` (PyIceberg) on the shared catalog.
+fn pyiceberg(shared: &Path, until: i64) -> (bool, serde_json::Value) {
+    let spec = serde_json::json!({
+        "catalog_uri": format!("sqlite:///{}", shared.join("catalog.db").display()),
+        "catalog_name": "strata",
+        "warehouse": format!("file://{}", shared.join("warehouse").display()),
+        "table": "strata.samples_default",
+        "metric": "kt",
+        "partitions": PARTITIONS,
+        "until": until,
+        "wait_s": 60,
+    });
+    let path = shared.join("check.json");
+    std::fs::write(&path, spec.to_string()).unwrap();
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let env = std::process::Command::new("bash").arg(scripts.join("pyiceberg-env.sh")).output().unwrap();
+    assert!(env.status.success(), "pyiceberg-env.sh failed: {}", String::from_utf8_lossy(&env.stderr));
+    let python = String::from_utf8(env.stdout).unwrap().trim().to_owned();
+    let out = std::process::Command::new(python).arg(scripts.join("kafka_cold_check.py")).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("kafka_cold_check.py printed no JSON ({e}):\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.success(), v)
+}
+
+/// Writes `per_tick` samples every 100 ms for `ticks` ticks through the
+/// targets in turn (timestamps follow the clock: `base + i` ms), retrying a
+/// write on the next node until one acknowledges.
+async fn write_for(
+    c: &reqwest::Client,
+    targets: &[&Server],
+    base: i64,
+    next: &mut u64,
+    ledger: &mut Ledger,
+    ticks: usize,
+) {
+    let per_tick = 100u64;
+    for i in 0..ticks {
+        let t: Vec<&Server> = targets.iter().cycle().skip(i % targets.len()).take(targets.len()).copied().collect();
+        write_acked(c, &t, base, *next, *next + per_tick).await;
+        add(ledger, *next, *next + per_tick);
+        *next += per_tick;
+        // Keep the timestamps near the clock (a write far ahead would seal late).
+        let ahead = base + *next as i64 - now_ms();
+        if ahead > 0 {
+            tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
+        }
+    }
+}
+
+/// Two nodes, one killed with SIGKILL while both roll, restarted, then a
+/// third joins: the Iceberg table holds every acknowledged sample once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_exactly_once() {
+    let started = Instant::now();
+    let broker = Broker::start();
+    let shared = data_dir();
+    let env = cold_env(shared.path());
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let (da, db, dc) = (data_dir(), data_dir(), data_dir());
+    let a = node(&broker, da.path(), pa, &[pb, pc], &env);
+    let b = node(&broker, db.path(), pb, &[pa, pc], &env);
+    let c = client();
+    let base = now_ms();
+    let mut ledger = Ledger::default();
+    let mut next = 0u64;
+
+    // Both nodes take writes and roll for ~8 s (the first buckets seal and roll).
+    write_for(&c, &[&a, &b], base, &mut next, &mut ledger, 80).await;
+    // kill -9 b in the middle of its rolls; a takes its partitions after the session timeout.
+    b.kill9();
+    write_for(&c, &[&a], base, &mut next, &mut ledger, 60).await;
+    // b comes back on the same data dir (stale copies of partitions a now holds), a third node joins.
+    let b = node(&broker, db.path(), pb, &[pa, pc], &env);
+    write_for(&c, &[&b, &a], base, &mut next, &mut ledger, 20).await;
+    let cn = node(&broker, dc.path(), pc, &[pa, pb], &env);
+    write_for(&c, &[&cn, &a, &b], base, &mut next, &mut ledger, 60).await;
+    let last_ts = base + next as i64 - 1;
+    let until = (last_ts.div_euclid(BUCKET_MS) + 1) * BUCKET_MS;
+
+    // Every partition's roll state passes the last sample's bucket: the table holds everything.
+    let (ok, v) = pyiceberg(shared.path(), until);
+    if !ok {
+        for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
+            let log = s.stderr.lock().unwrap();
+            let lines: Vec<&str> =
+                log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("roll")).collect();
+            eprintln!("--- {name} ({} lines):\n{}", lines.len(), lines[lines.len().saturating_sub(40)..].join("\n"));
+            let st = status(&c, s).await;
+            eprintln!("{name} status: {}", st["kafka"]["partitions"]);
+        }
+        panic!("{v}");
+    }
+    assert_eq!(v["duplicate_sources"], serde_json::json!([]), "{v}");
+    assert_eq!(v["rows"].as_u64().unwrap(), ledger.samples, "every acknowledged sample once: {v}");
+    assert_eq!(v["distinct"].as_u64().unwrap(), ledger.samples, "no (series, ts) twice: {v}");
+    assert_eq!(v["sum"].as_f64().unwrap(), ledger.sum, "{v}");
+    assert_eq!(v["series"], 40, "{v}");
+
+    // Every node answers the same, from cold below its watermark and hot above.
+    let at = last_ts + 1;
+    let range = format!("{}s", (at - base) / 1000 + 2);
+    for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let count = scalar(&c, s, &format!("sum(count_over_time(kt[{range}]))"), at).await;
+            let sum = scalar(&c, s, &format!("sum(sum_over_time(kt[{range}]))"), at).await;
+            if count == ledger.samples as f64 && sum == ledger.sum {
+                break;
+            }
+            assert!(count <= ledger.samples as f64, "{name}: more samples than acknowledged: {count}");
+            assert!(
+                Instant::now() < deadline,
+                "{name}: count {count} sum {sum}, want {} {}; log:\n{}",
+                ledger.samples,
+                ledger.sum,
+                s.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let metrics = c.get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let rolled: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_compactor_samples_rolled_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(rolled > 0.0, "node a rolled samples itself:\n{metrics}");
+    eprintln!(
+        "kafka cold: {} samples, {} snapshots, state {}, {:.1} s",
+        ledger.samples,
+        v["snapshots"],
+        v["state"],
+        started.elapsed().as_secs_f64()
+    );
+}
