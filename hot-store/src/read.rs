@@ -55,6 +55,29 @@ fn memtables(st: &State) -> impl Iterator<Item = &Memtable> {
     st.frozen.as_deref().into_iter().chain(Some(&st.memtable))
 }
 
+/// [`Segment::block`] for series handles asked in ascending order: `pos` is
+/// where the previous lookup ended (start at 0). Gallops forward from there,
+/// so a walk over many series touches the block table in order instead of
+/// binary-searching all of it (a cache miss per level) for each one.
+fn block_from<'a>(seg: &'a Segment, pos: &mut usize, r: SeriesRef) -> Option<&'a BlockMeta> {
+    seek_from(&seg.blocks, pos, r).map(|(_, b)| b)
+}
+
+/// The entry keyed `r` of `sorted` (ascending keys), searching from `*pos`
+/// and leaving `*pos` at the first entry whose key is `>= r`.
+fn seek_from<'a, T>(sorted: &'a [(SeriesRef, T)], pos: &mut usize, r: SeriesRef) -> Option<&'a (SeriesRef, T)> {
+    let rest = sorted.get(*pos..).unwrap_or_default();
+    let mut hi = 1usize;
+    while rest.get(hi).is_some_and(|b| b.0 < r) {
+        hi = hi.saturating_mul(2);
+    }
+    let window = rest.get(..hi.saturating_add(1).min(rest.len())).unwrap_or_default();
+    let found = window.binary_search_by_key(&r, |b| b.0);
+    let (Ok(i) | Err(i)) = found;
+    *pos = pos.saturating_add(i);
+    found.ok().and_then(|_| sorted.get(*pos))
+}
+
 impl HotStore {
     /// Snapshots the layers of every matching series with samples possibly in `range`.
     pub(crate) fn snapshot(
@@ -66,6 +89,8 @@ impl HotStore {
         let st = self.state.read();
         let selected = st.index.select(tenant, matchers);
         let segs = tenant_segments(&st, tenant, range);
+        // One forward cursor per segment: `selected` iterates in ascending order.
+        let mut cursors = vec![0usize; segs.len()];
         let mut out = Vec::new();
         for r in selected.iter() {
             let Some(e) = st.index.get(r) else { continue };
@@ -74,7 +99,8 @@ impl HotStore {
             }
             let mut layers: Vec<Layer> = segs
                 .iter()
-                .filter_map(|s| s.block(r).map(|b| (s, b)))
+                .zip(cursors.iter_mut())
+                .filter_map(|(s, pos)| block_from(s, pos, r).map(|b| (s, b)))
                 .filter(|(_, b)| range.overlaps(b.min_ts, b.max_ts))
                 .map(|(s, b)| Layer::Block(Arc::clone(s), *b))
                 .collect();
@@ -95,10 +121,20 @@ impl HotStore {
 
     /// Reads and merges layers; a corrupt block quarantines its segment.
     pub(crate) fn merge(&self, layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
+        self.merge_with(layers, range, &mut Vec::new())
+    }
+
+    /// [`Self::merge`] reading blocks through the reusable buffer `scratch`.
+    pub(crate) fn merge_with(
+        &self,
+        layers: Vec<Layer>,
+        range: TimeRange,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<(i64, u64)>, ReadError> {
         let mut parts = Vec::with_capacity(layers.len());
         for layer in layers {
             match layer {
-                Layer::Block(seg, meta) => match seg.file.read_block(&meta) {
+                Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
                     Ok(mut v) => {
                         v.retain(|&(ts, _)| range.contains(ts));
                         parts.push(v);
@@ -172,8 +208,9 @@ impl ReadStore for HotStore {
     ) -> Result<(), ReadError> {
         let mut candidates = self.snapshot(tenant, matchers, range)?;
         candidates.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut scratch = Vec::new();
         for c in candidates {
-            let samples = self.merge(c.layers, range)?;
+            let samples = self.merge_with(c.layers, range, &mut scratch)?;
             if !samples.is_empty() {
                 let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
                 each(SeriesData { labels: c.labels, samples })?;
@@ -241,5 +278,30 @@ impl ReadStore for HotStore {
             return Ok(values);
         }
         Ok(strata_schemas::read::label_values_of(&self.series(tenant, matchers, range)?, name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::seek_from;
+
+    proptest! {
+        /// Lookups in ascending order through the cursor find exactly what a
+        /// binary search over the whole table finds.
+        #[test]
+        fn cursor_finds_what_binary_search_finds(
+            keys in proptest::collection::btree_set(0u32..2000, 0..300),
+            asked in proptest::collection::btree_set(0u32..2100, 0..300),
+        ) {
+            let table: Vec<(u32, u32)> = keys.iter().map(|&k| (k, k.wrapping_mul(7))).collect();
+            let mut pos = 0;
+            for r in asked {
+                let expected = table.binary_search_by_key(&r, |e| e.0).ok().and_then(|i| table.get(i));
+                prop_assert_eq!(seek_from(&table, &mut pos, r), expected);
+                prop_assert!(table.get(..pos).unwrap_or_default().iter().all(|e| e.0 < r));
+            }
+        }
     }
 }

@@ -612,6 +612,17 @@ fn parse_entry_v4(
 impl SegmentFile {
     /// Reads and verifies one sample block.
     pub(crate) fn read_block(&self, meta: &BlockMeta) -> Result<Vec<(i64, u64)>, ReadError> {
+        self.read_block_with(meta, &mut Vec::new())
+    }
+
+    /// [`Self::read_block`] reading the block's bytes into `scratch`, which
+    /// only grows: a query reading thousands of blocks allocates (and
+    /// zeroes, and faults in) its read buffer once instead of per block.
+    pub(crate) fn read_block_with(
+        &self,
+        meta: &BlockMeta,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<(i64, u64)>, ReadError> {
         let location = || {
             format!(
                 "{} (tenant {}, bucket {}) block {} at offset {}",
@@ -624,10 +635,11 @@ impl SegmentFile {
         };
         let corrupted = |detail: String| ReadError::Corrupted { location: location(), detail };
         let len = usize::try_from(meta.len).map_err(|_| corrupted("block length exceeds address space".into()))?;
-        let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, meta.offset)
-            .map_err(|source| ReadError::Io { location: location(), source })?;
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
+        let buf = scratch.get_mut(..len).ok_or_else(|| corrupted("block buffer too short".into()))?;
+        self.file.read_exact_at(buf, meta.offset).map_err(|source| ReadError::Io { location: location(), source })?;
         let (body, crc) = buf.split_at(len.saturating_sub(4));
         let stored = u32::from_le_bytes(crc.try_into().map_err(|_| corrupted("block shorter than its CRC".into()))?);
         let actual = crc32fast::hash(body);

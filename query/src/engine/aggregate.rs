@@ -7,14 +7,77 @@ use super::stats::{Mean, format_go_f, kahan_inc, quantile, variance};
 use crate::error::{QueryError, Result};
 use promql_parser::label::Labels as PLabels;
 use promql_parser::parser::token::{self, TokenId};
-use promql_parser::parser::{AggregateExpr, LabelModifier};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::HashMap;
 use strata_schemas::{Labels, METRIC_NAME};
 
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
+    if let Some(out) = fold_selector(ev, agg)? {
+        return Ok(Eval::Vector(out));
+    }
     let v = ev.eval_vector(&agg.expr)?;
     apply(ev, agg, v).map(Eval::Vector)
+}
+
+/// `sum`/`avg`/`count`/`min`/`max`/`group` straight over an instant
+/// selector: each series is folded into its group's per-step accumulators
+/// as storage hands it over, so no per-series grid is kept. The values are
+/// folded in the same (storage) order as [`fold`] folds them, so the result
+/// is the same bit for bit; the limits are charged as the selector charges
+/// them. `None` for any other shape.
+fn fold_selector(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<StepSeries>>> {
+    let op = agg.op.id();
+    if agg.param.is_some()
+        || !matches!(op, token::T_SUM | token::T_AVG | token::T_COUNT | token::T_MIN | token::T_MAX | token::T_GROUP)
+    {
+        return Ok(None);
+    }
+    let mut expr = agg.expr.as_ref();
+    while let Expr::Paren(p) = expr {
+        expr = p.expr.as_ref();
+    }
+    let Expr::VectorSelector(vs) = expr else { return Ok(None) };
+    // What `Evaluator::eval` does for the selector node.
+    ev.ctx.check()?;
+    ev.ctx.reserve(ev.n)?;
+    let n = ev.n;
+    let mut grouper = Grouper::new(agg.modifier.as_ref());
+    let mut accs: Vec<Acc> = Vec::new();
+    super::selector::stream_vector(ev, vs, false, |labels, points| {
+        let g = grouper.id(&labels);
+        if g * n >= accs.len() {
+            accs.resize((g + 1) * n, Acc::default());
+        }
+        let row = &mut accs[g * n..(g + 1) * n];
+        for (a, p) in row.iter_mut().zip(points) {
+            if let Some(x) = *p {
+                accumulate(op, a, x);
+            }
+        }
+        Ok(())
+    })?;
+    let out = grouper
+        .keys
+        .into_iter()
+        .enumerate()
+        .map(|(g, labels)| {
+            let row = &accs[g * n..(g + 1) * n];
+            StepSeries::new(labels, row.iter().map(|a| (a.n > 0).then(|| finish(op, a))).collect())
+        })
+        .collect();
+    Ok(Some(out))
+}
+
+/// The value of a non-empty accumulator of `sum`/`avg`/`count`/`group`/`min`/`max`.
+fn finish(op: TokenId, a: &Acc) -> f64 {
+    match op {
+        token::T_SUM => finish_sum(a),
+        token::T_AVG => a.mean.value(),
+        token::T_COUNT => a.n as f64,
+        token::T_GROUP => 1.0,
+        _ => a.val,
+    }
 }
 
 /// Runs the aggregation `agg` over its already evaluated operand `v` (its
@@ -89,40 +152,57 @@ fn missing_param(agg: &AggregateExpr) -> QueryError {
 }
 
 /// Group label sets (deduplicated) and, per input series, its group index.
+fn group(v: &[StepSeries], modifier: Option<&LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
+    let mut grouper = Grouper::new(modifier);
+    let members = v.iter().map(|s| grouper.id(&s.labels)).collect();
+    (grouper.keys, members)
+}
+
+/// Assigns group ids (0, 1, … in order of first appearance) to label sets.
 ///
 /// A series' group is found by a hash of the labels it keeps, computed
 /// without building them: only the first series of each group allocates its
 /// label set (a fleet query has many series and few groups).
-fn group(v: &[StepSeries], modifier: Option<&LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
-    let has = |names: &PLabels, n: &str| names.labels.iter().any(|x| x == n);
-    let keep = |name: &str| match modifier {
-        None => false,
-        Some(LabelModifier::Include(names)) => has(names, name),
-        Some(LabelModifier::Exclude(names)) => name != METRIC_NAME && !has(names, name),
-    };
-    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
-    let mut keys: Vec<Labels> = Vec::new();
-    let members = v
-        .iter()
-        .map(|s| {
-            let kept = || s.labels.iter().filter(|l| keep(&l.name));
-            let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-            for l in kept() {
-                h.update(l.name.as_bytes());
-                h.update(&[0xff]);
-                h.update(l.value.as_bytes());
-                h.update(&[0xff]);
-            }
-            let slot = index.entry(h.digest()).or_default();
-            if let Some(&g) = slot.iter().find(|&&g| keys.get(g).is_some_and(|k| k.iter().eq(kept()))) {
+struct Grouper<'m> {
+    modifier: Option<&'m LabelModifier>,
+    index: HashMap<u64, Vec<usize>>,
+    keys: Vec<Labels>,
+}
+
+impl<'m> Grouper<'m> {
+    fn new(modifier: Option<&'m LabelModifier>) -> Self {
+        Self { modifier, index: HashMap::new(), keys: Vec::new() }
+    }
+
+    fn keep(&self, name: &str) -> bool {
+        let has = |names: &PLabels, n: &str| names.labels.iter().any(|x| x == n);
+        match self.modifier {
+            None => false,
+            Some(LabelModifier::Include(names)) => has(names, name),
+            Some(LabelModifier::Exclude(names)) => name != METRIC_NAME && !has(names, name),
+        }
+    }
+
+    fn id(&mut self, labels: &Labels) -> usize {
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        for l in labels.iter().filter(|l| self.keep(&l.name)) {
+            h.update(l.name.as_bytes());
+            h.update(&[0xff]);
+            h.update(l.value.as_bytes());
+            h.update(&[0xff]);
+        }
+        let digest = h.digest();
+        if let Some(slot) = self.index.get(&digest) {
+            let kept = || labels.iter().filter(|l| self.keep(&l.name));
+            if let Some(&g) = slot.iter().find(|&&g| self.keys.get(g).is_some_and(|k| k.iter().eq(kept()))) {
                 return g;
             }
-            keys.push(group_labels(&s.labels, modifier));
-            slot.push(keys.len() - 1);
-            keys.len() - 1
-        })
-        .collect();
-    (keys, members)
+        }
+        self.keys.push(group_labels(labels, self.modifier));
+        let g = self.keys.len() - 1;
+        self.index.entry(digest).or_default().push(g);
+        g
+    }
 }
 
 pub(crate) fn group_labels(l: &Labels, modifier: Option<&LabelModifier>) -> Labels {
@@ -218,16 +298,16 @@ fn finish_sum(a: &Acc) -> f64 {
 /// elements (NaN ranks last), with their original labels.
 fn top_k(
     ev: &Evaluator<'_>,
-    v: Vec<StepSeries>,
+    mut v: Vec<StepSeries>,
     member_group: &[usize],
     n_groups: usize,
     k: &[f64],
     top: bool,
 ) -> Result<Vec<StepSeries>> {
-    let mut out: Vec<StepSeries> = v
-        .iter()
-        .map(|s| StepSeries { labels: s.labels.clone(), points: vec![None; ev.n], drop_name: s.drop_name })
-        .collect();
+    // Per input series, its output points once it is selected at some step:
+    // only selected series get a grid (and their labels, moved from `v`).
+    let mut chosen: Vec<Option<Vec<Option<f64>>>> = Vec::new();
+    chosen.resize_with(v.len(), || None);
     let mut per_group: Vec<Vec<(f64, usize)>> = vec![Vec::new(); n_groups];
     for (i, &k) in k.iter().enumerate().take(ev.n) {
         ev.ctx.check()?;
@@ -244,26 +324,38 @@ fn top_k(
             }
         }
         for members in &mut per_group {
-            members.sort_by(|a, b| rank_cmp(a.0, b.0, top));
             let take = (k.min(members.len() as f64)) as usize;
+            if take == 0 {
+                continue;
+            }
+            // The first `take` of a stable sort by rank: ties rank in input order.
+            let by_rank = |a: &(f64, usize), b: &(f64, usize)| rank_cmp(a.0, b.0, top).then(a.1.cmp(&b.1));
+            if take < members.len() {
+                members.select_nth_unstable_by(take - 1, by_rank);
+            }
             for &(x, idx) in &members[..take] {
-                out[idx].points[i] = Some(x);
+                chosen[idx].get_or_insert_with(|| vec![None; ev.n])[i] = Some(x);
             }
         }
     }
+    let mut out: Vec<(usize, StepSeries)> = chosen
+        .into_iter()
+        .enumerate()
+        .filter_map(|(idx, points)| {
+            let points = points?;
+            let s = &mut v[idx];
+            Some((idx, StepSeries { labels: std::mem::take(&mut s.labels), points, drop_name: s.drop_name }))
+        })
+        .collect();
     if ev.n == 1 {
         // Instant queries return each group's elements in rank order, like Prometheus.
-        let mut order: Vec<(usize, usize)> = (0..out.len()).map(|i| (member_group[i], i)).collect();
-        order.sort_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                rank_cmp(out[a.1].points[0].unwrap_or(f64::NAN), out[b.1].points[0].unwrap_or(f64::NAN), top)
-            })
+        out.sort_by(|a, b| {
+            member_group[a.0]
+                .cmp(&member_group[b.0])
+                .then_with(|| rank_cmp(a.1.points[0].unwrap_or(f64::NAN), b.1.points[0].unwrap_or(f64::NAN), top))
         });
-        let mut slots: Vec<Option<StepSeries>> = out.into_iter().map(Some).collect();
-        out = order.into_iter().filter_map(|(_, i)| slots[i].take()).collect();
     }
-    out.retain(|s| s.points.iter().any(Option::is_some));
-    Ok(out)
+    Ok(out.into_iter().map(|(_, s)| s).collect())
 }
 
 /// `limitk(k, v)`: per step and group, the first k elements in input order.

@@ -56,29 +56,48 @@ fn fetch(ev: &Evaluator<'_>, ms: &MatrixSelector, range: TimeRange) -> Result<Ve
 /// points as it arrives and dropped, and the series and sample limits stop
 /// the read as soon as they are exceeded.
 pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: bool) -> Result<Vec<StepSeries>> {
+    let mut out = Vec::new();
+    stream_vector(ev, vs, timestamps, |labels, points| {
+        out.push(StepSeries::new(labels, points.to_vec()));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`eval_vector`] without collecting: `f` gets each kept series (one with
+/// a value at some step) with its step points, in storage order, and the
+/// points buffer is reused for the next series. Charges the limits exactly
+/// as [`eval_vector`] does (a grid of `n` steps per kept series).
+pub(crate) fn stream_vector(
+    ev: &Evaluator<'_>,
+    vs: &VectorSelector,
+    timestamps: bool,
+    mut f: impl FnMut(strata_schemas::Labels, &[Option<f64>]) -> Result<()>,
+) -> Result<()> {
     let at = ev.at_ms(&vs.at);
     let offset = offset_ms(&vs.offset);
     let (first, last) = eff_span(ev, at, offset);
     let range = TimeRange::new(first - ev.ctx.lookback + 1, last);
     let matchers = to_matchers(vs)?;
     ev.ctx.check_span(range.start - 1, range.end)?;
-    let mut out = Vec::new();
+    let mut kept_n = 0usize;
+    let mut points: Vec<Option<f64>> = Vec::with_capacity(ev.n);
     let mut failed: Option<QueryError> = None;
     let mut each = |s: SeriesData| -> std::result::Result<(), ReadError> {
         let accounted = ev.ctx.account_series(1).and_then(|()| ev.ctx.account(s.samples.len()));
-        if let Err(e) = accounted.and_then(|()| if out.len() % 1024 == 0 { ev.ctx.check() } else { Ok(()) }) {
+        if let Err(e) = accounted.and_then(|()| if kept_n.is_multiple_of(1024) { ev.ctx.check() } else { Ok(()) }) {
             failed = Some(e);
             return Err(ReadError::Stopped);
         }
         // A kept series holds a grid of every step, with or without a value:
         // checked before it is built, charged once kept.
-        let points = ev.ctx.reserve(ev.n).map(|()| lookback_points(ev, &s.samples, at, offset, timestamps));
-        let kept = match points {
-            Ok(points) if points.iter().any(Option::is_some) => {
-                out.push(StepSeries::new(s.labels, points));
-                ev.ctx.account(ev.n)
+        let built = ev.ctx.reserve(ev.n).map(|()| lookback_into(ev, &s.samples, at, offset, timestamps, &mut points));
+        let kept = match built {
+            Ok(()) if points.iter().any(Option::is_some) => {
+                kept_n += 1;
+                f(s.labels, &points).and_then(|()| ev.ctx.account(ev.n))
             }
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) => Err(e),
         };
         if let Err(e) = kept {
@@ -95,11 +114,19 @@ pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: b
     }
     read?;
     ev.ctx.check()?;
-    Ok(out)
+    Ok(())
 }
 
-fn lookback_points(ev: &Evaluator<'_>, samples: &[Sample], at: Option<i64>, offset: i64, ts: bool) -> Vec<Option<f64>> {
-    let mut points = Vec::with_capacity(ev.n);
+/// The step points of one series into `points` (cleared first).
+fn lookback_into(
+    ev: &Evaluator<'_>,
+    samples: &[Sample],
+    at: Option<i64>,
+    offset: i64,
+    ts: bool,
+    points: &mut Vec<Option<f64>>,
+) {
+    points.clear();
     let mut next = 0usize; // index of the first sample after the current time
     for i in 0..ev.n {
         let t = at.unwrap_or(ev.ts(i)) - offset;
@@ -114,7 +141,6 @@ fn lookback_points(ev: &Evaluator<'_>, samples: &[Sample], at: Option<i64>, offs
         };
         points.push(p);
     }
-    points
 }
 
 /// A range selector `v[r]`: the samples of the whole span, stale markers removed.
