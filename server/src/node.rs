@@ -467,7 +467,9 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         None => Arc::new(|_| true),
     };
     compactor.set_partitioning(config.log.partitions, rollable, node.kafka.is_some());
-    if let Some(kafka) = node.kafka.clone().filter(|_| config.log.kafka.consume) {
+    // With [cluster] peers the node never holds every partition: the
+    // per-partition gate above (held and caught up) replaces the hold.
+    if let Some(kafka) = node.kafka.clone().filter(|_| config.log.kafka.consume && config.cluster.peers.is_empty()) {
         hold_rolls_until_replayed(&compactor, kafka, config.log.partitions, stop.clone()).await;
     }
     let mut stop = stop;
