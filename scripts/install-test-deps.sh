@@ -17,6 +17,8 @@
 #   vmalert      Debian's `victoria-metrics` package: server/tests/it/clients.rs
 #                runs vmalert's recording and alerting rules against strata (and
 #                benches/drivers/edge.py compares strata-edge with its vmagent).
+#   openssl, curl, requests  server/tests/it/tls.rs: a throwaway CA (openssl
+#                CLI), HTTPS clients (curl; Python requests from PyPI, pinned below).
 #   influxdb-client  InfluxData's Python client from PyPI (pinned below):
 #                server/tests/it/clients.rs writes through it unchanged.
 #   opentelemetry-sdk + opentelemetry-exporter-otlp-proto-http  from PyPI
@@ -52,6 +54,10 @@ command -v prometheus >/dev/null 2>&1 || pkgs+=(prometheus)
 # client): edge-agent/tests/it/mqtt.rs starts its own broker on loopback.
 have_mosquitto || pkgs+=(mosquitto mosquitto-clients)
 command -v vmalert >/dev/null 2>&1 || pkgs+=(victoria-metrics)
+# openssl and curl: server/tests/it/tls.rs makes a throwaway CA with the openssl
+# CLI and talks HTTPS to strata with curl.
+command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+command -v curl >/dev/null 2>&1 || pkgs+=(curl)
 if [ "${#pkgs[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
         echo "install-test-deps: ${pkgs[*]} missing and apt-get is not available; install Prometheus (>= 2.25) so that \`prometheus\` is on PATH, and Mosquitto (broker and clients)" >&2
@@ -70,6 +76,14 @@ fi
 
 echo "install-test-deps: $(command -v prometheus): $(prometheus --version 2>&1 | head -n 1)"
 echo "install-test-deps: vmalert at $(command -v vmalert)"
+
+# requests (PyPI): server/tests/it/tls.rs's Python HTTPS client (verify= the test CA).
+REQUESTS_VERSION=2.32.3
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+    echo "install-test-deps: installing requests $REQUESTS_VERSION (PyPI)"
+    python3 -m pip install -q "requests==$REQUESTS_VERSION" \
+        || python3 -m pip install -q --break-system-packages "requests==$REQUESTS_VERSION"
+fi
 
 INFLUXDB_CLIENT_VERSION=1.50.0
 if ! python3 -c 'import influxdb_client' >/dev/null 2>&1; then
