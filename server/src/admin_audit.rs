@@ -8,6 +8,7 @@
 //! delete API (`/api/v1/admin/…`) and the operational `POST
 //! /internal/{flush,compact,roll}` is recorded by [`layer`] once its answer
 //! is known and before the answer leaves, refused ones (`401`) included.
+//! `GET /admin/v1/actions` ([`router`]) and `strata admin actions` read it.
 //!
 //! ## Format (version 1)
 //!
@@ -154,6 +155,38 @@ pub struct AuditState {
     pub admin_token: Arc<str>,
     /// Static tokens of `[auth] tokens` (never recorded).
     pub static_tokens: crate::auth::StaticTokens,
+}
+
+/// `GET /admin/v1/actions?tenant=&limit=`: the newest records (default 100,
+/// at most 10000), oldest first, as `{"status":"success","data":[…]}`.
+pub fn router(state: AuditState) -> axum::Router {
+    axum::Router::new().route("/admin/v1/actions", axum::routing::get(list_actions)).with_state(state)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ActionsQuery {
+    tenant: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_actions(
+    State(state): State<AuditState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ActionsQuery>,
+) -> Response {
+    let err = |status: axum::http::StatusCode, msg: String| {
+        (status, axum::Json(json!({"status": "error", "error": msg}))).into_response()
+    };
+    if who(&state, &headers) != "admin" {
+        return err(axum::http::StatusCode::UNAUTHORIZED, "the admin API needs the admin token".into());
+    }
+    let log = Arc::clone(&state.log);
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    match tokio::task::spawn_blocking(move || log.list(q.tenant.as_deref(), limit)).await {
+        Ok(Ok(records)) => axum::Json(json!({"status": "success", "data": records})).into_response(),
+        Ok(Err(e)) => err(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("reading the admin audit log: {e:#}")),
+        Err(e) => err(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("audit task failed: {e}")),
+    }
 }
 
 /// Whether a request is an admin action the log records.

@@ -352,6 +352,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         static_tokens: StaticTokens::new(&config.auth.tokens)?,
     };
     let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone())
+        .merge(crate::admin_audit::router(audit_state.clone()))
         .layer(axum::middleware::from_fn_with_state(audit_state, crate::admin_audit::layer));
     let admin_listen = match &admin_listener {
         Some(l) => Some(format!("{scheme}://{}", l.local_addr()?)),

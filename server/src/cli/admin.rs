@@ -76,6 +76,15 @@ pub enum AdminCommand {
         /// Request id (`del_…`).
         id: String,
     },
+    /// The admin audit log: who did what through the admin API, oldest first (the newest `--limit`).
+    Actions {
+        /// Only actions on this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// The audit log of cross-region requests, oldest first (the newest `--limit`).
     Audit {
         /// Only this tenant.
@@ -392,6 +401,13 @@ async fn execute(c: &Client, cmd: &AdminCommand) -> anyhow::Result<Value> {
             let body = json!({ "match": selectors, "start": start, "end": end });
             c.call(Method::POST, &format!("/tenants/{tenant}/delete"), Some(body)).await
         }
+        AdminCommand::Actions { tenant, limit } => {
+            let mut query = format!("/actions?limit={limit}");
+            if let Some(t) = tenant {
+                query.push_str(&format!("&tenant={}", tenant_id_arg(t)?));
+            }
+            Ok(c.call(Method::GET, &query, None).await?["data"].take())
+        }
         AdminCommand::Audit { tenant, region, decision, side, limit } => {
             let mut query = format!("/audit?limit={limit}");
             for (k, v) in [("tenant", tenant), ("region", region), ("decision", decision), ("side", side)] {
@@ -514,11 +530,45 @@ fn render(cmd: &AdminCommand, v: &Value) -> String {
             table(&["USAGE", "VALUE"], rows)
         }
         AdminCommand::Delete { .. } | AdminCommand::DeleteStatus { .. } => delete_status(v),
+        AdminCommand::Actions { .. } => {
+            table(&["TIME", "WHO", "CLIENT", "ACTION", "TENANT", "STATUS", "ERROR"], action_rows(v))
+        }
         AdminCommand::Audit { .. } => table(
             &["TIME MS", "SIDE", "TENANT", "ASKING", "DATA", "CROSSED", "SERIES", "BYTES", "DECISION", "RULE", "QUERY"],
             audit_rows(v),
         ),
     }
+}
+
+/// A tenant id given on the command line, checked before it goes into a URL.
+fn tenant_id_arg(t: &str) -> anyhow::Result<&str> {
+    anyhow::ensure!(
+        t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+        "--tenant {t:?}: only letters, digits, '-', '_' and '.'"
+    );
+    Ok(t)
+}
+
+/// Rows of the admin audit log.
+fn action_rows(v: &Value) -> Vec<Vec<String>> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let query = r["query"].as_str().map(|q| format!("?{q}")).unwrap_or_default();
+                    vec![
+                        time(&r["time_ms"]),
+                        s(&r["who"]),
+                        s(&r["client"]),
+                        format!("{} {}{query}", s(&r["method"]), s(&r["path"])),
+                        s(&r["tenant"]),
+                        s(&r["status"]),
+                        s(&r["error"]),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Unix ms as RFC 3339 (UTC, ms), `-` when absent.

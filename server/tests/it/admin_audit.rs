@@ -109,6 +109,17 @@ async fn admin_routes_live_on_the_admin_listener_and_every_action_is_audited() {
     let text = std::fs::read_to_string(dir.path().join("audit/admin.jsonl")).unwrap();
     assert!(!text.contains(ADMIN) && !text.contains(&token) && !text.contains("guess-guess"), "{text}");
 
+    // `strata admin actions` reads the log back (the reads are recorded too).
+    let listed: Value = serde_json::from_str(&strata_admin(&admin_url, &["actions", "--tenant", "acme"])).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert!(listed.len() >= 4 && listed.iter().all(|r| r["tenant"] == "acme"), "{listed:?}");
+    let table = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &admin_url, "--admin-token", ADMIN, "actions", "--limit", "3"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("TIME") && table.contains("GET /admin/v1/actions?limit=100&tenant=acme"), "{table}");
+
     // A registry token is named by its public id (the Prometheus delete API is an admin action too).
     let issued: Value =
         serde_json::from_str(&strata_admin(&admin_url, &["tokens", "issue", "acme", "--access", "admin"])).unwrap();
