@@ -452,7 +452,10 @@ pub struct KafkaLog {
     group: Option<String>,
     partitions: u32,
     max_record_bytes: usize,
-    producer: FutureProducer,
+    /// Replaced after a fatal error (see [`KafkaLog::replace_fatal_producer`]).
+    producer: Mutex<FutureProducer>,
+    /// What a replacement producer is created from.
+    producer_config: ClientConfig,
     consumer: Option<Arc<Consumer_>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     shared: Arc<Shared>,
@@ -513,7 +516,8 @@ impl KafkaLog {
             group: None,
             partitions,
             max_record_bytes: config.max_record_bytes,
-            producer,
+            producer: Mutex::new(producer),
+            producer_config: pconf,
             consumer: None,
             thread: Mutex::new(None),
             shared: Arc::clone(&shared),
@@ -653,7 +657,8 @@ impl KafkaLog {
     /// Waits for queued records to be delivered (up to `timeout`), stops the
     /// consumer and leaves the group. Blocking; idempotent.
     pub fn close(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
+        let producer = self.producer.lock().clone();
+        if let Err(e) = producer.flush(timeout) {
             tracing::warn!(error = %e, "kafka producer did not deliver everything before shutdown");
         }
         self.shared.stop.store(true, Ordering::Release);
@@ -676,10 +681,11 @@ impl KafkaLog {
                 });
             }
         }
+        let producer = self.producer.lock().clone();
         for LogRecord { partition, payload, .. } in &records {
             let key = partition.to_be_bytes();
             let record = FutureRecord::to(&self.topic).partition(*partition as i32).key(&key[..]).payload(payload);
-            match self.producer.send_result(record) {
+            match producer.send_result(record) {
                 Ok(delivery) => waits.push((*partition, payload.len(), delivery)),
                 Err((source, _)) => {
                     self.shared.delivery_failures.fetch_add(1, Ordering::Relaxed);
@@ -708,8 +714,49 @@ impl KafkaLog {
             }
         }
         match failure {
-            Some(e) => Err(e),
+            Some(e) => {
+                let fenced = matches!(
+                    &e,
+                    Error::KafkaDeliver { source: KafkaError::MessageProduction(code), .. } if matches!(
+                        code,
+                        RDKafkaErrorCode::ProducerFenced
+                            | RDKafkaErrorCode::InvalidProducerEpoch
+                            | RDKafkaErrorCode::UnknownProducerId
+                            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    )
+                );
+                self.replace_fatal_producer(&producer, fenced);
+                Err(e)
+            }
             None => Ok(offsets),
+        }
+    }
+
+    /// After a fatal producer error, or a delivery refused for the
+    /// producer's identity (`ProducerFenced` and kin: after an outage timed
+    /// out in-flight records of the idempotent producer, tansu 0.6.0 fences
+    /// its epoch bump), every later send fails, so the node would refuse
+    /// writes until restart. librdkafka's rule is to destroy such a producer
+    /// and create a new one (a new producer id); the old one's records
+    /// already failed their writes.
+    fn replace_fatal_producer(&self, failed: &FutureProducer, fenced: bool) {
+        let (code, reason) = match failed.client().fatal_error() {
+            Some((code, reason)) => (code, reason),
+            None if fenced => (RDKafkaErrorCode::ProducerFenced, "delivery refused for the producer id".to_owned()),
+            None => return,
+        };
+        let mut current = self.producer.lock();
+        if current.client().native_ptr() != failed.client().native_ptr() {
+            return; // another write replaced it already
+        }
+        match self.producer_config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(error = ?code, %reason, "kafka producer hit a fatal error; replaced with a new producer");
+                *current = fresh;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "kafka producer hit a fatal error and a new one could not be created")
+            }
         }
     }
 }

@@ -216,3 +216,277 @@ async fn a_frozen_peer_does_not_hang_a_fan_out_query() {
     }
     drop(b);
 }
+
+/// One sample per line, `series{device=d<i%20>} v=<i> <t0+i>`, for `i` in `from..to`:
+/// unique values, and unique timestamps per series.
+fn unique_lines(metric: &str, t0: i64, from: u64, to: u64) -> Vec<u8> {
+    (from..to)
+        .map(|i| format!("{metric},device=d{} v={i} {}\n", i % 20, t0 + i as i64))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// Every stored sample of `<metric>_v` over the last hour: value -> times read.
+async fn raw_values(c: &reqwest::Client, s: &Server, metric: &str) -> std::collections::HashMap<u64, u32> {
+    let data = query(c, s, &format!("{metric}_v[1h]"), now_ms()).await;
+    let mut out = std::collections::HashMap::new();
+    for series in data["result"].as_array().unwrap() {
+        for point in series["values"].as_array().unwrap() {
+            let v: f64 = point[1].as_str().unwrap().parse().unwrap();
+            *out.entry(v as u64).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// The Kafka broker frozen (SIGSTOP) for 6 s under a steady stream of
+/// writes, then resumed: while it is frozen writes get 503 with
+/// `Retry-After` naming Kafka (none hangs past the delivery timeout), writes
+/// are acknowledged again by themselves (the producer fenced after the
+/// outage is replaced), and after a restart of the node every acknowledged
+/// sample is read back exactly once (a refused one at most once: it may
+/// have reached the broker). tansu's only local storage engine is in
+/// memory, so a killed and restarted broker would come back empty; freezing
+/// it is the outage that keeps the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_kafka_broker_gives_503s_and_writes_resume_and_nothing_acknowledged_is_lost() {
+    frozen_broker(true).await;
+}
+
+/// As above without restarting the node: its consumer, whose group session
+/// timed out during the freeze, should rejoin and apply the acknowledged
+/// writes by itself. Open: against tansu 0.6.0 the consumer's partitions are
+/// revoked at the session timeout and never assigned again (status:
+/// nothing assigned, 60 s after the broker resumed), so the writes stay in
+/// the topic and show only after a restart (the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open: the consumer does not rejoin the group after a broker freeze (tansu 0.6.0); see the doc"]
+async fn a_frozen_kafka_broker_consumer_rejoins_by_itself() {
+    frozen_broker(false).await;
+}
+
+async fn frozen_broker(restart: bool) {
+    let broker = Broker::start();
+    let dir = data_dir();
+    let port = free_port();
+    let extra = [("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT", "2s")];
+    let mut s = kafka_node(dir.path(), &broker, "frozen-broker", port, &[], &extra);
+    let c = client();
+    let t0 = now_ms() - 20 * 60_000;
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    let (mut next, batch) = (0u64, 20u64);
+    let mut frozen_at = None;
+    let mut thawed_at: Option<Instant> = None;
+    let mut recovered_after = None;
+    let started = Instant::now();
+    loop {
+        if frozen_at.is_none() && started.elapsed() > Duration::from_secs(1) {
+            signal(broker.child.id(), "-STOP");
+            frozen_at = Some(Instant::now());
+        }
+        if thawed_at.is_none() && frozen_at.is_some_and(|f| f.elapsed() > Duration::from_secs(6)) {
+            signal(broker.child.id(), "-CONT");
+            thawed_at = Some(Instant::now());
+        }
+        let sent = Instant::now();
+        let r = c.post(s.url("/api/v2/write?precision=ms")).body(unique_lines("bko", t0, next, next + batch)).send();
+        let r = r.await.expect("the node answers while the broker is frozen");
+        let (status, retry) = (r.status().as_u16(), r.headers().get("retry-after").cloned());
+        let text = r.text().await.unwrap();
+        assert!(sent.elapsed() < Duration::from_secs(8), "a write hung {:?}: {status} {text}", sent.elapsed());
+        match status {
+            204 => {
+                acked.push((next, next + batch));
+                if let (Some(t), None) = (thawed_at, recovered_after) {
+                    recovered_after = Some(t.elapsed());
+                }
+            }
+            503 => {
+                assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"), "{text}");
+                assert!(text.contains("kafka"), "{text}");
+                refused.push((next, next + batch));
+            }
+            other => panic!("write answered {other}: {text}"),
+        }
+        next += batch;
+        if thawed_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
+            break;
+        }
+        if recovered_after.is_some() && acked.last().is_some_and(|a| a.1 == next) && acked.len() >= 10 {
+            let after: usize = acked.iter().filter(|(from, _)| *from >= refused.last().map_or(0, |r| r.1)).count();
+            if after >= 10 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "frozen broker: {} batches acknowledged, {} refused with 503; first acknowledgement {:?} after SIGCONT",
+        acked.len(),
+        refused.len(),
+        recovered_after
+    );
+    assert!(!refused.is_empty(), "no write was refused while the broker was frozen");
+    let Some(recovered) = recovered_after else {
+        panic!("writes never succeeded again after the broker resumed; node log:\n{}", s.stderr.lock().unwrap());
+    };
+    assert!(recovered < Duration::from_secs(30), "{recovered:?}");
+    if restart {
+        s.kill9();
+        s = kafka_node(dir.path(), &broker, "frozen-broker", port, &[], &extra);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = raw_values(&c, &s, "bko").await;
+        let lost: Vec<u64> = acked.iter().flat_map(|&(a, b)| a..b).filter(|v| !got.contains_key(v)).collect();
+        let dup: Vec<(&u64, &u32)> = got.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(dup.is_empty(), "samples read more than once: {dup:?}");
+        if lost.is_empty() {
+            let refused_stored = refused.iter().flat_map(|&(a, b)| a..b).filter(|v| got.contains_key(v)).count();
+            println!("refused samples stored anyway (delivered once the broker resumed): {refused_stored}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let r = c.get(s.url("/api/v1/status/ingest")).bearer_auth(ADMIN).send().await.unwrap();
+            panic!(
+                "{} acknowledged samples lost: {:?}…; ingest status {}; node log:\n{}",
+                lost.len(),
+                &lost[..lost.len().min(10)],
+                r.text().await.unwrap(),
+                s.stderr.lock().unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Builds the `LD_PRELOAD` shim that fails `fsync` and `fdatasync` with EIO
+/// on files whose path contains `$STRATA_FAULT_FSYNC_MATCH`, while the file
+/// `$STRATA_FAULT_FSYNC_TRIGGER` exists.
+fn fsync_shim(dir: &Path) -> PathBuf {
+    let src = dir.join("fsync_shim.c");
+    std::fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static int fail(int fd) {
+    const char *trigger = getenv("STRATA_FAULT_FSYNC_TRIGGER"), *match = getenv("STRATA_FAULT_FSYNC_MATCH");
+    char link[64], path[4096];
+    if (!trigger || access(trigger, F_OK) != 0) return 0;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n < 0) return 0;
+    path[n] = 0;
+    return !match || strstr(path, match) != NULL;
+}
+int fsync(int fd) {
+    static int (*real)(int);
+    if (fail(fd)) { errno = EIO; return -1; }
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    return real(fd);
+}
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (fail(fd)) { errno = EIO; return -1; }
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    return real(fd);
+}
+"#,
+    )
+    .unwrap();
+    let so = dir.join("fsync_shim.so");
+    let out = Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(&so).arg(&src).arg("-ldl").output();
+    let out = out.expect("cc (the C compiler Rust links with) builds the fsync shim");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    so
+}
+
+/// A node whose fsyncs of paths containing `matching` fail while `trigger` exists.
+fn node_with_failing_fsync(data: &Path, shim: &Path, trigger: &Path, matching: &str) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .env("LD_PRELOAD", shim)
+        .env("STRATA_FAULT_FSYNC_TRIGGER", trigger)
+        .env("STRATA_FAULT_FSYNC_MATCH", matching)
+        .env("STRATA_LOG__PARTITIONS", "1")
+        .env("STRATA_HOT_STORE__FLUSH_INTERVAL", "1h")
+        .env("STRATA_ADMIN__TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    Server::spawn(cmd, format!("http://127.0.0.1:{port}"))
+}
+
+const W: &str = "/api/v2/write?bucket=b&precision=ms";
+
+/// An fsync of the ingest log that fails: the write is not acknowledged, the
+/// partition is poisoned (refuses writes even once fsync works again) until a
+/// restart, after which every acknowledged sample is there and writes work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_ingest_log_fsync_poisons_the_partition_until_restart() {
+    let tmp = data_dir();
+    let (data, trigger) = (tmp.path().join("data"), tmp.path().join("fail-fsync"));
+    let shim = fsync_shim(tmp.path());
+    let s = node_with_failing_fsync(&data, &shim, &trigger, "/log/");
+    let c = client();
+    let t0 = now_ms() - 10 * 60_000;
+    assert_eq!(write(&c, &s, W, unique_lines("fsy", t0, 0, 100), false).await.0, 204);
+    std::fs::write(&trigger, b"").unwrap();
+    let (status, body) = write(&c, &s, W, unique_lines("fsy", t0, 100, 200), false).await;
+    assert!(status >= 500, "a write whose fsync failed was answered {status}: {body}");
+    std::fs::remove_file(&trigger).unwrap();
+    let (status, body) = write(&c, &s, W, unique_lines("fsy", t0, 200, 300), false).await;
+    assert!(status >= 500, "the poisoned log took a write ({status}): {body}");
+    println!("after the failed fsync: {status} {body}");
+    let log = s.stderr.lock().unwrap().clone();
+    assert!(log.contains("poisoned until restart"), "{log}");
+    s.kill9();
+    let s = Server::start(&data, &[("STRATA_LOG__PARTITIONS", "1"), ("STRATA_ADMIN__TOKEN", ADMIN)]);
+    assert_eq!(write(&c, &s, W, unique_lines("fsy", t0, 300, 400), false).await.0, 204, "writes work after a restart");
+    let got = raw_values(&c, &s, "fsy").await;
+    for v in (0..100).chain(300..400) {
+        assert_eq!(got.get(&v), Some(&1), "acknowledged sample {v}");
+    }
+    assert!((200..300).all(|v| !got.contains_key(&v)), "a write refused by the poisoned log was stored");
+}
+
+/// An fsync of the hot store that fails during a flush poisons the hot
+/// store: the flush fails, writes are refused with 503 even once fsync works
+/// again, until a restart replays the log; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_hot_store_fsync_poisons_it_until_restart() {
+    let tmp = data_dir();
+    let (data, trigger) = (tmp.path().join("data"), tmp.path().join("fail-fsync"));
+    let shim = fsync_shim(tmp.path());
+    let s = node_with_failing_fsync(&data, &shim, &trigger, "/hot/");
+    let c = client();
+    let t0 = now_ms() - 10 * 60_000;
+    assert_eq!(write(&c, &s, W, unique_lines("fsh", t0, 0, 100), false).await.0, 204);
+    std::fs::write(&trigger, b"").unwrap();
+    let flush = c.post(s.url("/internal/flush")).bearer_auth(ADMIN).send().await.unwrap();
+    let flush_status = flush.status();
+    assert!(!flush_status.is_success(), "a flush whose fsync failed succeeded: {}", flush.text().await.unwrap());
+    std::fs::remove_file(&trigger).unwrap();
+    let (status, body) = write(&c, &s, W, unique_lines("fsh", t0, 100, 200), false).await;
+    println!("flush {flush_status}; then a write: {status} {body}");
+    assert_eq!(status, 503, "the poisoned hot store took a write: {body}");
+    let flush = c.post(s.url("/internal/flush")).bearer_auth(ADMIN).send().await.unwrap();
+    assert!(!flush.status().is_success(), "a poisoned hot store flushed again");
+    s.kill9();
+    let s = Server::start(&data, &[("STRATA_LOG__PARTITIONS", "1"), ("STRATA_ADMIN__TOKEN", ADMIN)]);
+    assert_eq!(write(&c, &s, W, unique_lines("fsh", t0, 200, 300), false).await.0, 204);
+    let flush = c.post(s.url("/internal/flush")).bearer_auth(ADMIN).send().await.unwrap();
+    assert!(flush.status().is_success(), "{}", flush.text().await.unwrap());
+    let got = raw_values(&c, &s, "fsh").await;
+    for v in (0..100).chain(200..300) {
+        assert_eq!(got.get(&v), Some(&1), "acknowledged sample {v}");
+    }
+    assert!(got.values().all(|n| *n == 1), "a sample read twice");
+}
