@@ -103,9 +103,11 @@ pub async fn serve(
         let (config, stop, alive, tls) = (config.clone(), stop.clone(), alive_tx.clone(), tls.clone());
         let conns = Arc::clone(&conns);
         tokio::spawn(async move {
+            let plain_on_tls = tls.is_some() && !starts_like_tls(&stream, config.idle_timeout).await;
             let mut io = ConnIo::new(stream, Arc::clone(&state), &config);
             io.plaintext = tls.is_none();
             match tls {
+                _ if plain_on_tls => refuse_plain_http(io.inner).await,
                 None => serve_connection(io, peer, app, &config, Arc::clone(&state), stop).await,
                 Some(tls) => match tls.accept(io).await {
                     Ok(io) => serve_connection(io, peer, app, &config, Arc::clone(&state), stop).await,
@@ -161,6 +163,29 @@ async fn serve_connection<I>(
             log_conn_error(conn.await);
         }
     }
+}
+
+/// Whether a connection to a TLS listener starts with a TLS handshake record
+/// (byte 0x16), looking without consuming; a silent one counts as TLS (the
+/// handshake's own deadlines then close it).
+async fn starts_like_tls(stream: &TcpStream, idle_timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(idle_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        _ => true,
+    }
+}
+
+/// Answers a plain-HTTP request sent to a TLS listener with a readable `400`, then closes.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"status":"error","error":"this listener speaks HTTPS only (http.tls_cert): use https://"}"#;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

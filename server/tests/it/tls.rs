@@ -183,8 +183,9 @@ fn https_serves_curl_python_requests_prometheus_and_strata_admin() {
     // An untrusting client, and plain HTTP on the TLS port, get nothing.
     let (code, _, body) = curl(None, &[&s.url("/-/ready")]);
     assert_eq!(code, 60, "curl without the CA must fail verification (exit 60): {body}");
-    let (code, status, _) = curl(None, &[&format!("http://127.0.0.1:{port}/-/ready")]);
-    assert!(code != 0 && status != 200, "plain HTTP answered on the TLS listener ({code}, {status})");
+    let (_, status, body) = curl(None, &[&format!("http://127.0.0.1:{port}/-/ready")]);
+    assert_eq!(status, 400, "plain HTTP on the TLS listener: {body}");
+    assert!(body.contains("HTTPS only"), "{body}");
 
     // Python requests with verify= the CA (and refused with the system's roots only).
     let script = r#"
