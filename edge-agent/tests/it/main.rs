@@ -16,6 +16,7 @@
 mod aggregate;
 mod clock;
 mod dedup;
+mod fixtures;
 mod harness;
 mod lanes;
 mod mqtt;
