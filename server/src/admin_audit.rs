@@ -21,7 +21,7 @@
 //! | `v` | format version (1) |
 //! | `time_ms` | when the request arrived (Unix ms) |
 //! | `duration_ms` | how long it took to answer |
-//! | `who` | `admin` (the admin token), `token:<id>` (a registry token's public id), `static-token` (an `[auth] tokens` entry), `invalid-token` (a token that is none of these) or `none` (no `Authorization`) |
+//! | `who` | `admin` (the admin token), `token:<id>` (a registry token's public id; a `401` makes it `invalid-token`), `static-token` (an `[auth] tokens` entry), `invalid-token` (a token that is none of these) or `none` (no `Authorization`) |
 //! | `client` | the client's address (`ip:port`) |
 //! | `user_agent` | its `User-Agent` (cut to 256 bytes; `strata admin` sends `strata-admin/<version>`) |
 //! | `method`, `path`, `query` | what was asked (the query string as sent, cut to 1 KiB) |
@@ -32,6 +32,7 @@
 //! | `result` | `ok` (2xx), `refused` (4xx) or `failed` (5xx) |
 //! | `error` | the answer's error text (non-2xx; cut to 1 KiB) |
 //! | `token_id` | the id of a token issued by this request |
+//! | `dropped_before` | records of requests without a valid token not written since the last one (more than 10 a second) |
 //!
 //! Secrets never enter the log: tokens are named by their public id, and
 //! the answer of a token issue (which carries the new token) is read only
@@ -59,6 +60,10 @@ pub const FILE: &str = "admin.jsonl";
 pub const MAX_BODY: usize = 1 << 20;
 const MAX_RECORDED_BODY: usize = 4096;
 const MAX_TEXT: usize = 1024;
+/// Records of requests without a valid token written per second at most: a
+/// flood of bad tokens cannot fill the disk or its fsyncs; the next record
+/// written says how many were dropped (`dropped_before`).
+pub const MAX_ANONYMOUS_PER_SECOND: u32 = 10;
 
 /// The admin audit log of a node.
 #[derive(Debug)]
@@ -66,6 +71,8 @@ pub struct AdminAudit {
     path: PathBuf,
     lock: parking_lot::Mutex<()>,
     failures: AtomicU64,
+    /// Records of unauthenticated requests this second: (second, written, dropped since the last written).
+    anonymous: parking_lot::Mutex<(i64, u32, u64)>,
 }
 
 impl AdminAudit {
@@ -80,12 +87,34 @@ impl AdminAudit {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening the admin audit log {}", path.display()))?;
-        Ok(Self { path, lock: parking_lot::Mutex::new(()), failures: AtomicU64::new(0) })
+        Ok(Self {
+            path,
+            lock: parking_lot::Mutex::new(()),
+            failures: AtomicU64::new(0),
+            anonymous: parking_lot::Mutex::new((0, 0, 0)),
+        })
     }
 
     /// Where the records go.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether an unauthenticated request's record may be written now (at
+    /// most [`MAX_ANONYMOUS_PER_SECOND`]); `Some(n)`: yes, and `n` were
+    /// dropped since the last one written.
+    fn admit_anonymous(&self, now_ms: i64) -> Option<u64> {
+        let mut a = self.anonymous.lock();
+        let second = now_ms / 1000;
+        if a.0 != second {
+            *a = (second, 0, a.2);
+        }
+        if a.1 >= MAX_ANONYMOUS_PER_SECOND {
+            a.2 += 1;
+            return None;
+        }
+        a.1 += 1;
+        Some(std::mem::take(&mut a.2))
     }
 
     /// Records that could not be written since start.
@@ -290,6 +319,18 @@ pub async fn layer(State(state): State<AuditState>, req: Request, next: Next) ->
 /// Completes the record with the answer, appends it, and returns the answer.
 async fn finish(state: &AuditState, mut record: Value, resp: Response, started: std::time::Instant) -> Response {
     let status = resp.status();
+    if status == axum::http::StatusCode::UNAUTHORIZED && record["who"].as_str().is_some_and(|w| w.starts_with("token:"))
+    {
+        // `st_<id>_…` with a wrong secret: the id was only claimed.
+        record["who"] = "invalid-token".into();
+    }
+    if matches!(record["who"].as_str(), Some("none" | "invalid-token")) {
+        match state.log.admit_anonymous(crate::registry::now_ms()) {
+            None => return resp,
+            Some(0) => {}
+            Some(dropped) => record["dropped_before"] = dropped.into(),
+        }
+    }
     record["status"] = status.as_u16().into();
     record["result"] = if status.is_success() || status.is_redirection() {
         "ok"
@@ -339,6 +380,18 @@ mod tests {
         let acme = log.list(Some("acme"), 1).unwrap();
         assert_eq!(acme.len(), 1);
         assert_eq!(acme[0]["path"], "/c", "the newest is kept");
+    }
+
+    #[test]
+    fn records_of_unauthenticated_requests_are_bounded_per_second() {
+        let log = AdminAudit::open(tempfile::tempdir().unwrap().path()).unwrap();
+        for _ in 0..MAX_ANONYMOUS_PER_SECOND {
+            assert_eq!(log.admit_anonymous(5_000), Some(0));
+        }
+        assert_eq!(log.admit_anonymous(5_999), None);
+        assert_eq!(log.admit_anonymous(5_999), None);
+        assert_eq!(log.admit_anonymous(6_000), Some(2), "the next second's first record counts the dropped");
+        assert_eq!(log.admit_anonymous(6_001), Some(0));
     }
 
     #[test]

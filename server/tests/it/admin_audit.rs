@@ -109,6 +109,23 @@ async fn admin_routes_live_on_the_admin_listener_and_every_action_is_audited() {
     let text = std::fs::read_to_string(dir.path().join("audit/admin.jsonl")).unwrap();
     assert!(!text.contains(ADMIN) && !text.contains(&token) && !text.contains("guess-guess"), "{text}");
 
+    // A flood of bad tokens is recorded at most 10 a second; the next record counts the rest.
+    let before = records(dir.path()).len();
+    for _ in 0..50 {
+        let r = c.get(format!("{admin_url}/admin/v1/tenants")).bearer_auth("st_x_flood").send().await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = c.get(format!("{admin_url}/admin/v1/tenants")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let flood: Vec<Value> = records(dir.path()).split_off(before);
+    assert!(flood.len() <= 21, "{} records of 51 unauthenticated requests", flood.len());
+    assert!(flood.iter().all(|r| r["who"] == "invalid-token" || r["who"] == "none"), "{flood:?}");
+    let last = flood.last().unwrap();
+    assert_eq!(last["who"], "none");
+    let dropped: u64 = flood.iter().filter_map(|r| r["dropped_before"].as_u64()).sum();
+    assert_eq!(dropped + flood.len() as u64, 51, "every unauthenticated request is recorded or counted");
+
     // `strata admin actions` reads the log back (the reads are recorded too).
     let listed: Value = serde_json::from_str(&strata_admin(&admin_url, &["actions", "--tenant", "acme"])).unwrap();
     let listed = listed.as_array().unwrap();
