@@ -2,6 +2,7 @@
 //! idempotent re-commit, pruned reads, and reading the table with PyIceberg.
 
 mod erase;
+mod fixtures;
 mod interop;
 mod maintenance;
 mod postgres;
