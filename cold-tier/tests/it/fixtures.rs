@@ -113,7 +113,7 @@ fn cold_table_v1_fixture_reads_back_exactly() {
     let rt = runtime();
     let cold = Arc::new(open(&rt, root.path()));
     let t = tenant("acme");
-    assert_eq!(rt.block_on(cold.tenants()).unwrap(), [t.clone()]);
+    assert_eq!(rt.block_on(cold.tenants()).unwrap(), std::slice::from_ref(&t));
     let reader = ColdReadStore::new(Arc::clone(&cold), rt.handle().clone());
     assert_eq!(bits(&reader.select(&t, &[], TimeRange::ALL).unwrap()), expected());
 

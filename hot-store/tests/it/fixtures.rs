@@ -22,6 +22,11 @@ const BUCKET: i64 = 1_700_006_400_000;
 /// labels (a V4+ entry then carries it explicitly).
 const EXPLICIT_ID: u64 = 0x0123_4567_89ab_cdef;
 
+/// Samples as `(ts, value bits)`: NaN payloads compare.
+type Bits = Vec<(i64, u64)>;
+/// Series as `(labels text, samples)`, sorted by labels.
+type Contents = Vec<(String, Bits)>;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(FIXTURES).join(rel)
 }
@@ -31,24 +36,23 @@ fn fixture(rel: &str) -> PathBuf {
 /// exact and jittered cadences, decimal and smooth (packed) readings,
 /// arbitrary doubles and a staleness marker (Gorilla), two series of one
 /// device, an id that is not the labels' hash.
-fn fixture_series() -> Vec<(Labels, Option<u64>, Vec<(i64, u64)>)> {
-    let temp: Vec<(i64, u64)> = (0..20)
+fn fixture_series() -> Vec<(Labels, Option<u64>, Bits)> {
+    let temp: Bits = (0..20)
         .map(|i| {
             let m = 2037 + [0, 1, -1, 2, 0, -3, 1][i as usize % 7] * i;
             (BUCKET + 60_000 + i * 30_000, (m as f64 / 100.0).to_bits())
         })
         .collect();
     let jitter = [0, 13, -7, 250, -120, 0, 0, 31, -255, 4];
-    let hum: Vec<(i64, u64)> = (0..20)
+    let hum: Bits = (0..20)
         .map(|i| {
             (BUCKET + 61_000 + i * 30_000 + jitter[i as usize % 10], (f64::from(555 + (i % 4) as i32) / 10.0).to_bits())
         })
         .collect();
-    let mut status: Vec<(i64, u64)> =
+    let mut status: Bits =
         (0..7).map(|i| (BUCKET + 3_600_000 + i * 15_000, (i as f64 + 2.0).sqrt().to_bits())).collect();
     status.push((BUCKET + 3_600_000 + 7 * 15_000, STALE_NAN_BITS));
-    let pkts: Vec<(i64, u64)> =
-        (0..10).map(|i| (BUCKET + 7_140_000 + i * 6_000, ((i * i * 5) as f64).to_bits())).collect();
+    let pkts: Bits = (0..10).map(|i| (BUCKET + 7_140_000 + i * 6_000, ((i * i * 5) as f64).to_bits())).collect();
     let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
     vec![
         (l(&[("__name__", "temp"), ("dev", "d1"), ("site", "s1")]), None, temp),
@@ -59,7 +63,7 @@ fn fixture_series() -> Vec<(Labels, Option<u64>, Vec<(i64, u64)>)> {
 }
 
 /// The fixture series as `(labels text, samples)`, sorted by labels.
-fn expected() -> Vec<(String, Vec<(i64, u64)>)> {
+fn expected() -> Contents {
     let mut v: Vec<_> = fixture_series().into_iter().map(|(l, _, s)| (l.to_string(), s)).collect();
     v.sort();
     v
@@ -67,7 +71,7 @@ fn expected() -> Vec<(String, Vec<(i64, u64)>)> {
 
 /// Everything tenant `acme` holds, as [`expected`] lays it out (value bits,
 /// so NaN payloads compare).
-fn read_all(store: &HotStore) -> Result<Vec<(String, Vec<(i64, u64)>)>, ReadError> {
+fn read_all(store: &HotStore) -> Result<Contents, ReadError> {
     let got = store.select(&tenant("acme"), &[], TimeRange::ALL)?;
     let mut v: Vec<_> = got
         .into_iter()
@@ -111,7 +115,7 @@ fn segment_fixture_reads_exactly(v: u8) {
     }
     assert_eq!(store.replay_from(0), 4, "v{v}: the manifest's flushed offset");
 
-    let mut direct: Vec<(String, Vec<(i64, u64)>)> = strata_hot_store::fuzz::segment_read(&seg)
+    let mut direct: Contents = strata_hot_store::fuzz::segment_read(&seg)
         .unwrap()
         .into_iter()
         .map(|(labels, samples)| (Labels::from_pairs(labels).to_string(), samples))

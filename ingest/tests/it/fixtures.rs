@@ -36,7 +36,10 @@ fn open(dir: &Path) -> strata_ingest::Result<LocalLog> {
     LocalLog::open(dir, &config(), |_| 0, Arc::new(NullSink))
 }
 
-fn batch(tenant: &str, origin: Option<(&str, u64)>, series: &[(&[(&str, &str)], &[(i64, u64)])]) -> WriteBatch {
+/// One series of [`batch`]: labels and `(ts, value bits)`.
+type SeriesSpec<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, u64)]);
+
+fn batch(tenant: &str, origin: Option<(&str, u64)>, series: &[SeriesSpec<'_>]) -> WriteBatch {
     let tenant = TenantId::new(tenant).unwrap();
     let series = series
         .iter()
@@ -83,12 +86,15 @@ fn fixture_records() -> [Vec<WriteBatch>; 2] {
     [p0, p1]
 }
 
+/// A series of [`Bits`]: id, device hash, labels text, `(ts, value bits)`.
+type BitsSeries = (SeriesId, u64, String, Vec<(i64, u64)>);
+
 /// A batch with its values as bit patterns (NaN compares equal to itself).
 #[derive(Debug, PartialEq)]
 struct Bits {
     tenant: String,
     origin: Option<BatchOrigin>,
-    series: Vec<(SeriesId, u64, String, Vec<(i64, u64)>)>,
+    series: Vec<BitsSeries>,
 }
 
 fn bits(b: &WriteBatch) -> Bits {
