@@ -58,7 +58,7 @@ pub enum Error {
         actual: u32,
     },
     /// A file names a format version this build cannot read.
-    #[error("queue file {path} has format version {found}, this build reads {supported}")]
+    #[error("queue file {path} has format version {found}, this build reads versions up to {supported}")]
     UnsupportedFormatVersion {
         /// File.
         path: PathBuf,

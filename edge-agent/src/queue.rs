@@ -244,14 +244,13 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|source| Error::Write { path: dir.to_owned(), source })
 }
 
-fn record_error(path: &Path, position: u64, e: RecordError) -> Error {
+/// `supported`: the newest version of this kind of file the build reads.
+fn record_error(path: &Path, position: u64, e: RecordError, supported: u16) -> Error {
     match e {
         RecordError::Magic => {
             Error::Corrupted { path: path.to_owned(), position, detail: "wrong magic bytes".to_owned() }
         }
-        RecordError::Version(found) => {
-            Error::UnsupportedFormatVersion { path: path.to_owned(), found, supported: format::VERSION }
-        }
+        RecordError::Version(found) => Error::UnsupportedFormatVersion { path: path.to_owned(), found, supported },
         RecordError::Checksum(expected, actual) => {
             Error::ChecksumMismatch { path: path.to_owned(), position, expected, actual }
         }
@@ -810,7 +809,7 @@ fn read_cursor(path: &Path) -> Result<(u64, Vec<(u64, u64)>)> {
         Err(source) => return Err(Error::Read { path: path.to_owned(), source }),
     };
     format::decode_cursor(&bytes).map_err(|e| match e {
-        CursorError::Record(e) => record_error(path, 0, e),
+        CursorError::Record(e) => record_error(path, 0, e, format::CURSOR_VERSION),
         CursorError::Layout(detail) => Error::Corrupted { path: path.to_owned(), position: 0, detail },
     })
 }
@@ -939,7 +938,7 @@ fn scan_segment(path: &Path, first_seq: u64, last: bool) -> Result<(Option<Segme
             detail: format!("segment of {file_len} bytes is shorter than its header"),
         });
     };
-    let named = format::decode_segment_header(header).map_err(|e| record_error(path, 0, e))?;
+    let named = format::decode_segment_header(header).map_err(|e| record_error(path, 0, e, format::VERSION))?;
     if named != first_seq {
         return Err(Error::Corrupted {
             path: path.to_owned(),

@@ -142,10 +142,9 @@ fn queue_segment_of_another_version_refuses_to_open() {
 fn damaged_cursors_refuse_to_open() {
     let (path, err) = open_err("cursor", "flipped-cursor");
     assert!(matches!(&err, Error::ChecksumMismatch { path: p, .. } if *p == path), "{err}");
-    // `supported` is not checked: for a cursor it names the segment
-    // version (1), not the cursor versions read (1 and 2).
+    // A cursor names the newest cursor version read (2), not the segment's (1).
     let (path, err) = open_err("cursor", "cursor-version-3");
-    assert!(matches!(&err, Error::UnsupportedFormatVersion { path: p, found: 3, .. } if *p == path), "{err}");
+    assert!(matches!(&err, Error::UnsupportedFormatVersion { path: p, found: 3, supported: 2 } if *p == path), "{err}");
 }
 
 /// Writes the current version's fixture (`queue/v<CURRENT>/`) and its
