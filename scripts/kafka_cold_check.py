@@ -45,7 +45,9 @@ sources = Counter(
     for s in table.metadata.snapshots
     if s.summary is not None and s.summary.additional_properties.get("strata.source")
 )
+by_part = Counter(r["device_hash"] % spec["partitions"] for r in rows)
 print(json.dumps({
+    "by_partition": {str(k): v for k, v in sorted(by_part.items())},
     "rows": len(rows),
     "sum": total,
     "distinct": len(pairs),

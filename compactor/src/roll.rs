@@ -329,8 +329,8 @@ impl Compactor {
 
     /// Declares how the node's hot store maps to the ingest log: `count`
     /// partitions (a series' partition is `device_hash % count`), of which
-    /// `rollable(p)` says whether this node may roll partition `p` now (it
-    /// holds the partition and has applied it up to the log's end), and
+    /// `rollable(count)` lists those this node may roll now (it holds them
+    /// and has applied them up to the log's end), and
     /// whether other nodes share the log (`shared`: a Kafka consumer group),
     /// in which case a tenant joins the cold tier at watermark `i64::MIN`
     /// (other nodes may hold older data) and the roll state of partitions
@@ -350,8 +350,15 @@ impl Compactor {
     pub async fn roll_once(&self, now_ms: i64) -> Result<RollOutcome> {
         let _pass = self.pass.lock().await;
         let part = self.partitioning();
-        // Which partitions this pass may roll, decided once at its start.
-        let rollable: BTreeSet<u32> = (0..part.count).filter(|&p| (part.rollable)(p)).collect();
+        // Which partitions this pass may roll, decided once at its start
+        // (may ask the broker: a blocking thread).
+        let (ask, count) = (Arc::clone(&part.rollable), part.count);
+        let rollable: BTreeSet<u32> = tokio::task::spawn_blocking(move || ask(count))
+            .await
+            .map_err(|e| Error::Task { detail: e.to_string() })?
+            .into_iter()
+            .filter(|&p| p < count)
+            .collect();
         self.adopt_new_tenants(now_ms, part.shared).await?;
         let sealed = self.hot.sealed_buckets(now_ms, self.grace());
         let mut out = RollOutcome::default();
@@ -832,13 +839,14 @@ pub(crate) struct Partitioning {
 
 impl Default for Partitioning {
     fn default() -> Self {
-        Self { count: 1, rollable: Arc::new(|_| true), shared: false }
+        Self { count: 1, rollable: Arc::new(|count| (0..count).collect()), shared: false }
     }
 }
 
-/// Whether this node may roll a log partition now: it holds the partition
-/// and has applied it up to the log's end.
-pub type RollableFn = Arc<dyn Fn(u32) -> bool + Send + Sync>;
+/// Given the partition count, the log partitions this node may roll now:
+/// those it holds and has applied up to the log's end. Called once per pass,
+/// on a blocking thread.
+pub type RollableFn = Arc<dyn Fn(u32) -> BTreeSet<u32> + Send + Sync>;
 
 /// `0,2,5`, or `all` when the set is every partition of `count`.
 fn list(ps: &BTreeSet<u32>, count: u32) -> String {

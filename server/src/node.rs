@@ -355,7 +355,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .merge(crate::admin_audit::router(audit_state.clone()))
         .layer(axum::middleware::from_fn_with_state(audit_state, crate::admin_audit::layer));
     let admin_listen = match &admin_listener {
-        Some(l) => Some(format!("{scheme}://{}", l.local_addr()?)),
+        Some(l) => Some(format!("{}://{}", config.admin_scheme(), l.local_addr()?)),
         None => None,
     };
     tracing::info!(
@@ -388,7 +388,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let (main_app, admin_server) = match admin_listener {
         Some(l) => {
             let admin_app = http::for_listener(app.clone(), true);
-            let serve = crate::listener::serve(l, admin_app, http_config.clone(), tls.clone(), stop_rx.clone());
+            let admin_tls = if http_config.admin_tls { tls.clone() } else { None };
+            let serve = crate::listener::serve(l, admin_app, http_config.clone(), admin_tls, stop_rx.clone());
             (http::for_listener(app, false), Some(tokio::spawn(serve)))
         }
         None => (app, None),
@@ -461,11 +462,26 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     let rollable: strata_compactor::RollableFn = match &node.kafka {
         Some(kafka) => {
             let kafka = Arc::clone(kafka);
-            Arc::new(move |p: u32| {
-                kafka.status().partitions.get(p as usize).is_some_and(|s| s.assigned && s.lag == Some(0))
+            Arc::new(move |count: u32| {
+                // The broker's high watermarks now (the statistics' may predate a
+                // reassignment), then what this node has applied: a partition
+                // is rollable when every record below them is applied here.
+                let high = match kafka.fetch_high_watermarks(Duration::from_secs(5)) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ask the broker for high watermarks; no partition rolls this pass");
+                        return std::collections::BTreeSet::new();
+                    }
+                };
+                (0..count)
+                    .filter(|&p| {
+                        let applied = kafka.applied(p).and_then(|n| i64::try_from(n).ok());
+                        matches!((applied, high.get(p as usize)), (Some(n), Some(&h)) if n >= h)
+                    })
+                    .collect()
             })
         }
-        None => Arc::new(|_| true),
+        None => Arc::new(|count: u32| (0..count).collect()),
     };
     compactor.set_partitioning(config.log.partitions, rollable, node.kafka.is_some());
     // With [cluster] peers the node never holds every partition: the

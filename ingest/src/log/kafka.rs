@@ -612,6 +612,25 @@ impl KafkaLog {
         }
     }
 
+    /// The broker's high watermark (the offset the next record gets) of
+    /// every partition, asked now rather than taken from the last
+    /// statistics report (which, after a reassignment, may predate it).
+    /// Blocking: one request per partition, each up to `timeout`. The cold
+    /// tier's compactor rolls a partition only when this node has applied it
+    /// up to this offset.
+    pub fn fetch_high_watermarks(&self, timeout: Duration) -> Result<Vec<i64>> {
+        let producer = self.producer.lock().clone();
+        (0..self.partitions)
+            .map(|p| {
+                let (_, high) = producer
+                    .client()
+                    .fetch_watermarks(&self.topic, p as i32, timeout)
+                    .map_err(|source| Error::KafkaClient { what: "fetch watermarks", source })?;
+                Ok(high)
+            })
+            .collect()
+    }
+
     /// A snapshot of producer and consumer state.
     pub fn status(&self) -> KafkaStatus {
         let known = |v: i64| (v >= 0).then_some(v);

@@ -60,29 +60,40 @@ fn pyiceberg(shared: &Path, until: i64) -> (bool, serde_json::Value) {
     (out.status.success(), v)
 }
 
-/// Writes `per_tick` samples every 100 ms for `ticks` ticks through the
-/// targets in turn (timestamps follow the clock: `base + i` ms), retrying a
-/// write on the next node until one acknowledges.
-async fn write_for(
-    c: &reqwest::Client,
-    targets: &[&Server],
-    base: i64,
-    next: &mut u64,
-    ledger: &mut Ledger,
-    ticks: usize,
-) {
+/// Writes 100 samples every 100 ms for `ticks` ticks through the targets in
+/// turn, retrying a write on the next node until one acknowledges. Sample
+/// `i` is `kt{device="d<i % 40>"} = i % 97`; timestamps follow the clock
+/// (each tick's start at `max(now, previous end)`, one ms apart), so every
+/// write is as timely as a live fleet's, whatever the host's speed.
+async fn write_for(c: &reqwest::Client, targets: &[&Server], w: &mut Writer, ledger: &mut Ledger, ticks: usize) {
     let per_tick = 100u64;
     for i in 0..ticks {
         let t: Vec<&Server> = targets.iter().cycle().skip(i % targets.len()).take(targets.len()).copied().collect();
-        write_acked(c, &t, base, *next, *next + per_tick).await;
-        add(ledger, *next, *next + per_tick);
-        *next += per_tick;
-        // Keep the timestamps near the clock (a write far ahead would seal late).
-        let ahead = base + *next as i64 - now_ms();
-        if ahead > 0 {
-            tokio::time::sleep(Duration::from_millis(ahead as u64)).await;
-        }
+        let start = now_ms().max(w.next_ts);
+        write_acked(c, &t, start - w.next as i64, w.next, w.next + per_tick).await;
+        add(ledger, w.next, w.next + per_tick);
+        w.next += per_tick;
+        w.next_ts = start + per_tick as i64;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Where [`write_for`] continues.
+struct Writer {
+    /// Index of the next sample.
+    next: u64,
+    /// Its earliest timestamp.
+    next_ts: i64,
+}
+
+/// `strata_compactor_samples_rolled_total` of a node.
+async fn rolled_samples(c: &reqwest::Client, s: &Server) -> f64 {
+    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_compactor_samples_rolled_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Two nodes, one killed with SIGKILL while both roll, restarted, then a
@@ -100,19 +111,25 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
     let c = client();
     let base = now_ms();
     let mut ledger = Ledger::default();
-    let mut next = 0u64;
+    let mut w = Writer { next: 0, next_ts: base };
 
     // Both nodes take writes and roll for ~8 s (the first buckets seal and roll).
-    write_for(&c, &[&a, &b], base, &mut next, &mut ledger, 80).await;
-    // kill -9 b in the middle of its rolls; a takes its partitions after the session timeout.
+    write_for(&c, &[&a, &b], &mut w, &mut ledger, 80).await;
+    // kill -9 b in the middle of its rolls (it passes every second, and has
+    // committed some already); a takes its partitions after the session timeout.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rolled_samples(&c, &b).await == 0.0 {
+        assert!(Instant::now() < deadline, "b never rolled; log:\n{}", b.stderr.lock().unwrap());
+        write_for(&c, &[&a, &b], &mut w, &mut ledger, 5).await;
+    }
     b.kill9();
-    write_for(&c, &[&a], base, &mut next, &mut ledger, 60).await;
+    write_for(&c, &[&a], &mut w, &mut ledger, 60).await;
     // b comes back on the same data dir (stale copies of partitions a now holds), a third node joins.
     let b = node(&broker, db.path(), pb, &[pa, pc], &env);
-    write_for(&c, &[&b, &a], base, &mut next, &mut ledger, 20).await;
+    write_for(&c, &[&b, &a], &mut w, &mut ledger, 20).await;
     let cn = node(&broker, dc.path(), pc, &[pa, pb], &env);
-    write_for(&c, &[&cn, &a, &b], base, &mut next, &mut ledger, 60).await;
-    let last_ts = base + next as i64 - 1;
+    write_for(&c, &[&cn, &a, &b], &mut w, &mut ledger, 60).await;
+    let last_ts = w.next_ts - 1;
     let until = (last_ts.div_euclid(BUCKET_MS) + 1) * BUCKET_MS;
 
     // Every partition's roll state passes the last sample's bucket: the table holds everything.
@@ -156,13 +173,9 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    let metrics = c.get(a.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let rolled: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("strata_compactor_samples_rolled_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    assert!(rolled > 0.0, "node a rolled samples itself:\n{metrics}");
+    for (s, name) in [(&a, "a"), (&cn, "c")] {
+        assert!(rolled_samples(&c, s).await > 0.0, "node {name} rolled samples itself");
+    }
     eprintln!(
         "kafka cold: {} samples, {} snapshots, state {}, {:.1} s",
         ledger.samples,
