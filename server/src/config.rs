@@ -150,7 +150,7 @@ impl ServerConfig {
                     name: self.region.clone(),
                     jurisdiction: self.jurisdiction().to_owned(),
                     // The inter-region routes live on the admin listener when there is one.
-                    endpoint: format!("{}://{}", self.scheme(), self.http.admin_addr.unwrap_or(self.http_addr)),
+                    endpoint: format!("{}://{}", self.admin_scheme(), self.http.admin_addr.unwrap_or(self.http_addr)),
                 },
             );
         }
@@ -202,6 +202,11 @@ pub struct HttpConfig {
     /// listener answers `404` for them; peers and other regions must then be
     /// given this address. Unset: one listener serves everything.
     pub admin_addr: Option<SocketAddr>,
+    /// Whether the admin listener serves HTTPS too when `tls_cert` is set.
+    /// `false`: plain HTTP there (a private interface), which is what peers
+    /// (`[cluster] peers`) and other regions need for now: their clients do
+    /// not speak HTTPS yet.
+    pub admin_tls: bool,
 }
 
 impl Default for HttpConfig {
@@ -216,6 +221,7 @@ impl Default for HttpConfig {
             tls_cert: None,
             tls_key: None,
             admin_addr: None,
+            admin_tls: true,
         }
     }
 }
@@ -437,9 +443,14 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// `https` when the listeners serve TLS, else `http`.
+    /// `https` when the main listener serves TLS, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.http.tls_cert.is_some() { "https" } else { "http" }
+    }
+
+    /// `https` when the admin listener (or, without one, the main listener) serves TLS.
+    pub fn admin_scheme(&self) -> &'static str {
+        if self.http.admin_addr.is_some() && !self.http.admin_tls { "http" } else { self.scheme() }
     }
 
     fn validate_federation(&mut self) -> anyhow::Result<()> {
@@ -641,6 +652,9 @@ mod tests {
         assert_eq!(c.scheme(), "https");
         assert_eq!(c.http.admin_addr, Some("127.0.0.1:9471".parse().unwrap()));
         assert_eq!(c.region_directory().unwrap().entries()[0].endpoint, "https://127.0.0.1:9471");
+        let mut plain_admin = c.clone();
+        plain_admin.http.admin_tls = false;
+        assert_eq!((plain_admin.scheme(), plain_admin.admin_scheme()), ("https", "http"));
         for (bad, named) in [
             (&[("STRATA_HTTP__TLS_CERT", "/c.pem")][..], "http.tls_key"),
             (&[("STRATA_HTTP__TLS_KEY", "/k.pem")][..], "http.tls_cert"),
