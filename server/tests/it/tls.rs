@@ -98,7 +98,7 @@ fn curl(ca: Option<&Path>, args: &[&str]) -> (i32, u16, String) {
 }
 
 /// Starts `strata serve` with TLS (and an admin listener on `admin_port`) and waits until curl sees it ready.
-fn start_tls(dir: &Path, pki: &Pki, port: u16, admin_port: u16) -> Server {
+fn start_tls(dir: &Path, pki: &Pki, port: u16, admin_port: u16, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
@@ -108,6 +108,7 @@ fn start_tls(dir: &Path, pki: &Pki, port: u16, admin_port: u16) -> Server {
         .env("STRATA_HTTP__ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("STRATA_ADMIN__TOKEN", ADMIN)
         .env("STRATA_AUTH__TOKENS", format!("{{ \"{TOKEN}\" = \"{TENANT}\" }}"))
+        .envs(extra_env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start strata");
@@ -162,7 +163,7 @@ fn https_serves_curl_python_requests_prometheus_and_strata_admin() {
     let dir = data_dir();
     let pki = make_pki(dir.path());
     let (port, admin_port) = (free_port(), free_port());
-    let s = start_tls(&dir.path().join("strata"), &pki, port, admin_port);
+    let s = start_tls(&dir.path().join("strata"), &pki, port, admin_port, &[]);
     let ca = Some(pki.ca.as_path());
     let log = s.stderr.lock().unwrap().clone();
     assert!(log.contains(&format!("listening on https://127.0.0.1:{port}")), "{log}");
@@ -249,6 +250,21 @@ except requests.exceptions.SSLError:
     let _ = prom.kill();
     let _ = prom.wait();
     assert!(up.contains("\"job\":\"prometheus\""), "{up}");
+}
+
+#[test]
+fn admin_tls_false_keeps_the_admin_listener_on_plain_http() {
+    let dir = data_dir();
+    let pki = make_pki(dir.path());
+    let (port, admin_port) = (free_port(), free_port());
+    let s = start_tls(&dir.path().join("strata"), &pki, port, admin_port, &[("STRATA_HTTP__ADMIN_TLS", "false")]);
+    let admin_auth = format!("Authorization: Bearer {ADMIN}");
+    let (code, status, body) =
+        curl(None, &["-H", &admin_auth, &format!("http://127.0.0.1:{admin_port}/admin/v1/tenants")]);
+    assert_eq!((code, status), (0, 200), "{body}");
+    assert_eq!(curl(Some(&pki.ca), &[&s.url("/-/ready")]).1, 200, "the main listener stays HTTPS");
+    let (_, status, _) = curl(None, &[&format!("http://127.0.0.1:{port}/-/ready")]);
+    assert_eq!(status, 400, "plain HTTP on the main listener");
 }
 
 #[test]
