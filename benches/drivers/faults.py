@@ -412,9 +412,8 @@ def main():
             for k, v in t["ops_done"].items():
                 cold["internal_" + k] = cold.get("internal_" + k, 0) + v
         inflight_kills = {}
-        for t in trials:
-            for k in t["inflight"]:
-                k = "write" if k.startswith("write") else k
+        for t in trials:  # trials killed with at least one such request of the driver unanswered
+            for k in {"write" if k.startswith("write") else k for k in t["inflight"]}:
                 inflight_kills[k] = inflight_kills.get(k, 0) + 1
         summary = {"trials": len(trials), "acknowledged": r["acked"], "in_doubt": r["doubt"],
                    "refused": ledger.refused, "lost": r["lost"], "duplicated": r["duplicated"],
