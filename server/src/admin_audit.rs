@@ -24,6 +24,7 @@
 //! | `who` | `admin` (the admin token), `token:<id>` (a registry token's public id; a `401` makes it `invalid-token`), `static-token` (an `[auth] tokens` entry), `invalid-token` (a token that is none of these) or `none` (no `Authorization`) |
 //! | `client` | the client's address (`ip:port`) |
 //! | `user_agent` | its `User-Agent` (cut to 256 bytes; `strata admin` sends `strata-admin/<version>`) |
+//! | `actor` | the `X-Strata-Actor` header as the client declared it (cut to 128 bytes; `strata admin` sends `$USER@host`), unverified: the admin token is what authenticates |
 //! | `method`, `path`, `query` | what was asked (the query string as sent, cut to 1 KiB) |
 //! | `route` | the route it matched, e.g. `/admin/v1/tenants/{id}/limits` (`null`: none) |
 //! | `tenant` | the tenant the path names (`{id}` of a tenant route), when it does |
@@ -56,6 +57,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const VERSION: u32 = 1;
 /// File name in the audit directory.
 pub const FILE: &str = "admin.jsonl";
+/// Header in which a client names the person or system acting
+/// (`strata admin` sends `$USER@host`); recorded as `actor`, as declared.
+pub const ACTOR_HEADER: &str = "x-strata-actor";
 /// Largest request body the layer reads for an audited route (admin bodies are small JSON).
 pub const MAX_BODY: usize = 1 << 20;
 const MAX_RECORDED_BODY: usize = 4096;
@@ -288,6 +292,7 @@ pub async fn layer(State(state): State<AuditState>, req: Request, next: Next) ->
         "who": who(&state, &parts.headers),
         "client": parts.extensions.get::<crate::listener::PeerAddr>().map(|p| p.0.to_string()),
         "user_agent": parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| cut(s, 256)),
+        "actor": parts.headers.get(ACTOR_HEADER).and_then(|v| v.to_str().ok()).map(|s| cut(s, 128)),
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
         "query": parts.uri.query().map(|q| cut(q, MAX_TEXT)),

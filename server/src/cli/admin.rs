@@ -259,8 +259,13 @@ pub fn run(args: AdminArgs) -> anyhow::Result<String> {
 /// The HTTP(S) client (reqwest 0.13 with rustls: the one object_store builds),
 /// trusting `ca_cert` besides the system's roots.
 fn http_client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest_tls::Client> {
+    let mut headers = reqwest_tls::header::HeaderMap::new();
+    if let Ok(actor) = reqwest_tls::header::HeaderValue::from_str(&actor()) {
+        headers.insert(crate::admin_audit::ACTOR_HEADER, actor);
+    }
     let mut builder = reqwest_tls::Client::builder()
         .user_agent(concat!("strata-admin/", env!("CARGO_PKG_VERSION")))
+        .default_headers(headers)
         .timeout(std::time::Duration::from_secs(300));
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
@@ -272,6 +277,18 @@ fn http_client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest_tls:
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().context("building the HTTP client")
+}
+
+/// Who runs the command, for the node's admin audit log: `$USER@host`.
+fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    format!("{user}@{host}")
 }
 
 struct Client {

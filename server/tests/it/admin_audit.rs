@@ -14,6 +14,7 @@ const ADMIN: &str = "audit-e2e-admin-token";
 fn strata_admin(admin_url: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args(["admin", "--url", admin_url, "--admin-token", ADMIN, "--json"])
+        .env("USER", "audit-e2e-operator")
         .args(args)
         .output()
         .unwrap();
@@ -89,6 +90,7 @@ async fn admin_routes_live_on_the_admin_listener_and_every_action_is_audited() {
     assert_eq!(create["request"]["id"], "acme");
     assert_eq!(create["status"], 201);
     assert!(create["user_agent"].as_str().is_some_and(|u| u.starts_with("strata-admin/")), "{create}");
+    assert!(create["actor"].as_str().is_some_and(|a| a.starts_with("audit-e2e-operator@")), "{create}");
     assert!(create["client"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{create}");
     assert!(create["time_ms"].as_i64().is_some_and(|t| (now_ms() - t).abs() < 60_000), "{create}");
     let issue = find("POST", "/admin/v1/tenants/{id}/tokens");
