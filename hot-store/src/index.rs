@@ -307,7 +307,7 @@ impl SeriesIndex {
     /// The labels of an entry as owned [`Labels`].
     pub(crate) fn labels(&self, e: &SeriesEntry) -> Labels {
         let pairs = e.labels.iter().map(|&(n, v)| Label::new(self.symbols.get(n).clone(), self.symbols.get(v).clone()));
-        Labels::from_sorted(pairs.collect())
+        Labels::from_sorted_iter(pairs)
     }
 
     /// Live series of `tenant`.

@@ -36,6 +36,7 @@ pub(crate) enum Layer {
 
 #[derive(Debug)]
 pub(crate) struct Candidate {
+    pub(crate) r: SeriesRef,
     pub(crate) labels: Labels,
     pub(crate) id: strata_schemas::SeriesId,
     pub(crate) device_hash: u64,
@@ -113,7 +114,7 @@ impl HotStore {
                 }
             }
             if !layers.is_empty() {
-                out.push(Candidate { labels: st.index.labels(e), id: e.id, device_hash: e.device_hash, layers });
+                out.push(Candidate { r, labels: st.index.labels(e), id: e.id, device_hash: e.device_hash, layers });
             }
         }
         Ok(out)
@@ -207,7 +208,9 @@ impl ReadStore for HotStore {
         each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
     ) -> Result<(), ReadError> {
         let mut candidates = self.snapshot(tenant, matchers, range)?;
-        candidates.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // In place (a stable sort allocates a scratch copy of every candidate);
+        // equal label sets, if any, keep the order of their series handles.
+        candidates.sort_unstable_by(|a, b| a.labels.cmp(&b.labels).then(a.r.cmp(&b.r)));
         let mut scratch = Vec::new();
         for c in candidates {
             let samples = self.merge_with(c.layers, range, &mut scratch)?;

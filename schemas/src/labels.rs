@@ -242,6 +242,18 @@ impl Labels {
         Self(labels.into())
     }
 
+    /// [`Self::from_sorted`] from an iterator of known length: the shared
+    /// slice is allocated once, without an intermediate `Vec`.
+    pub fn from_sorted_iter<I>(labels: I) -> Self
+    where
+        I: IntoIterator<Item = Label>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let labels: Arc<[Label]> = labels.into_iter().collect();
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted/unique");
+        Self(labels)
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.binary_search_by(|l| l.name.as_str().cmp(name)).ok().map(|i| self.0[i].value.as_str())
