@@ -152,7 +152,7 @@ pub struct ClusterReadStore {
     owned: Ownership,
     peers: Vec<String>,
     token: String,
-    client: reqwest::Client,
+    client: crate::outbound::Client,
     handle: tokio::runtime::Handle,
     peer_errors: Arc<AtomicU64>,
 }
@@ -164,20 +164,18 @@ impl std::fmt::Debug for ClusterReadStore {
 }
 
 impl ClusterReadStore {
-    /// Fans out to `peers` (base URLs) with `token`, on `handle`'s runtime.
+    /// Fans out to `peers` (base URLs) with `token`, on `handle`'s runtime,
+    /// over HTTP or HTTPS (trusting `http`'s `client_ca_cert`, see `outbound`).
     /// Methods must be called from a blocking thread (as the query engine does).
     pub fn new(
         local: Arc<dyn ReadStore>,
         owned: Ownership,
         config: &crate::config::ClusterConfig,
+        http: &crate::config::HttpConfig,
         handle: tokio::runtime::Handle,
         peer_errors: Arc<AtomicU64>,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(1).min(config.timeout))
-            .build()
-            .unwrap_or_default();
+        let client = crate::outbound::client_or_log(http, config.timeout, Duration::from_secs(1).min(config.timeout));
         Self { local, owned, peers: config.peers.clone(), token: config.token.clone(), client, handle, peer_errors }
     }
 
@@ -191,8 +189,8 @@ impl ClusterReadStore {
                     (self.client.clone(), self.token.clone(), format!("{peer}/internal/v1/select"));
                 let req = req.clone();
                 self.handle.spawn(async move {
-                    let resp = client.post(&url).bearer_auth(token).json(&req).send().await?.error_for_status()?;
-                    resp.json::<PeerAnswer>().await
+                    let req = crate::outbound::json_body(client.post(&url).bearer_auth(token), &req);
+                    crate::outbound::answer::<PeerAnswer>(req).await
                 })
             })
             .collect();

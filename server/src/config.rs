@@ -203,10 +203,15 @@ pub struct HttpConfig {
     /// given this address. Unset: one listener serves everything.
     pub admin_addr: Option<SocketAddr>,
     /// Whether the admin listener serves HTTPS too when `tls_cert` is set.
-    /// `false`: plain HTTP there (a private interface), which is what peers
-    /// (`[cluster] peers`) and other regions need for now: their clients do
-    /// not speak HTTPS yet.
+    /// `false`: plain HTTP there (e.g. a private interface); peers and other
+    /// regions then reach it with `http://`.
     pub admin_tls: bool,
+    /// PEM bundle of CA certificates this node trusts, besides the platform's
+    /// roots, when it calls `https://` peers (`[cluster] peers`) and other
+    /// regions (`[[federation.regions]] endpoint`): e.g. the private CA that
+    /// signed every node's `tls_cert`. Unset: the platform's roots only. A
+    /// file that cannot be read or holds no certificate stops startup.
+    pub client_ca_cert: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -222,6 +227,7 @@ impl Default for HttpConfig {
             tls_key: None,
             admin_addr: None,
             admin_tls: true,
+            client_ca_cert: None,
         }
     }
 }
@@ -436,6 +442,9 @@ impl ServerConfig {
             (Some(_), None) => bail!("http.tls_cert is set but http.tls_key is not: HTTPS needs both"),
             (None, Some(_)) => bail!("http.tls_key is set but http.tls_cert is not: HTTPS needs both"),
             _ => {}
+        }
+        if let Some(ca) = &h.client_ca_cert {
+            crate::outbound::load_ca("http.client_ca_cert", ca)?;
         }
         if h.admin_addr == Some(self.http_addr) && self.http_addr.port() != 0 {
             bail!("http.admin_addr is the same address as http_addr ({})", self.http_addr);

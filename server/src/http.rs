@@ -56,6 +56,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
             Arc::clone(&local_store),
             Arc::clone(&owned),
             &node.config.cluster,
+            &node.config.http,
             tokio::runtime::Handle::current(),
             Arc::clone(&peer_errors),
         ))
@@ -126,7 +127,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     };
     let write = strata_ingest::http::router(write_state.clone());
     // Read-your-writes: a query with a write token waits for the write (`read_after`).
-    let read_after = Arc::new(crate::read_after::ReadAfter::new(Arc::clone(&node.log), &node.config.cluster));
+    let read_after =
+        Arc::new(crate::read_after::ReadAfter::new(Arc::clone(&node.log), &node.config.cluster, &node.config.http));
     let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver))
         .layer(axum::middleware::from_fn_with_state(read_after, crate::read_after::layer));
     let ops = Router::new()

@@ -40,6 +40,7 @@ pub mod erasure;
 pub mod http;
 pub mod listener;
 pub mod node;
+pub mod outbound;
 pub mod read_after;
 pub mod regions;
 pub mod registry;

@@ -56,18 +56,20 @@ pub struct ReadAfter {
     log: Arc<dyn IngestLog>,
     peers: Vec<String>,
     cluster_token: String,
-    client: reqwest::Client,
+    client: crate::outbound::Client,
     timeout: Duration,
 }
 
 impl ReadAfter {
-    /// Waits on `log` and `[cluster] peers`.
-    pub fn new(log: Arc<dyn IngestLog>, config: &crate::config::ClusterConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout.min(Duration::from_secs(2)))
-            .connect_timeout(Duration::from_secs(1))
-            .build()
-            .unwrap_or_default();
+    /// Waits on `log` and `[cluster] peers` (HTTP or HTTPS, trusting
+    /// `http`'s `client_ca_cert`, see `outbound`).
+    pub fn new(
+        log: Arc<dyn IngestLog>,
+        config: &crate::config::ClusterConfig,
+        http: &crate::config::HttpConfig,
+    ) -> Self {
+        let client =
+            crate::outbound::client_or_log(http, config.timeout.min(Duration::from_secs(2)), Duration::from_secs(1));
         Self {
             log,
             peers: config.peers.clone(),
@@ -134,12 +136,7 @@ impl ReadAfter {
     async fn ask_peers(&self) -> Vec<Applied> {
         let asks = self.peers.iter().map(|peer| {
             let req = self.client.get(format!("{peer}/internal/v1/applied")).bearer_auth(&self.cluster_token);
-            async move {
-                match req.send().await.and_then(reqwest::Response::error_for_status) {
-                    Ok(r) => r.json::<Applied>().await.ok(),
-                    Err(_) => None,
-                }
-            }
+            async move { crate::outbound::answer::<Applied>(req).await.ok() }
         });
         futures_join_all(asks).await.into_iter().flatten().collect()
     }

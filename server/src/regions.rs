@@ -164,7 +164,7 @@ pub struct Regions {
     credentials: BTreeMap<String, [u8; 32]>,
     credential: String,
     timeout: Duration,
-    client: reqwest::Client,
+    client: crate::outbound::Client,
     handle: tokio::runtime::Handle,
     resolver: Arc<dyn TenantResolver>,
     /// This region's own data (hot, cold, Kafka peers), without other regions.
@@ -201,11 +201,8 @@ impl Regions {
             .filter_map(|r| Some((r.name.clone(), unhex32(&r.credential_sha256)?)))
             .collect();
         let timeout = config.federation.timeout;
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(1).min(timeout))
-            .build()
-            .unwrap_or_default();
+        // HTTP or HTTPS endpoints, trusting `[http] client_ca_cert` (see `outbound`).
+        let client = crate::outbound::client_or_log(&config.http, timeout, Duration::from_secs(1).min(timeout));
         Self {
             directory,
             credentials,
@@ -297,13 +294,10 @@ impl Regions {
         if left.is_zero() {
             return Err(RemoteError::Unreachable(format!("region {region}: no time left in the query")));
         }
-        let request = self
-            .client
-            .post(&url)
-            .timeout(left)
-            .bearer_auth(&self.credential)
-            .header(REGION_HEADER, self.local())
-            .json(body);
+        let request = crate::outbound::json_body(
+            self.client.post(&url).timeout(left).bearer_auth(&self.credential).header(REGION_HEADER, self.local()),
+            body,
+        );
         let region = region.to_owned();
         let task = self.handle.spawn(async move {
             let resp = request

@@ -4,7 +4,9 @@
 //! Prometheus `remote_write` with `tls_config`, and `strata admin
 //! --ca-cert` on the separate admin listener. Plain HTTP and an untrusted
 //! client are refused; a certificate file that does not parse stops startup
-//! with its path in the error.
+//! with its path in the error. Two regions federate over HTTPS, the node's
+//! own client trusting the CA through `http.client_ca_cert` (and refusing
+//! the other region's certificate without it).
 //!
 //! Needs `openssl`, `curl`, `python3` with `requests` and `prometheus` on
 //! `PATH` (`scripts/install-test-deps.sh`); without them the tests fail, they
@@ -99,8 +101,24 @@ fn curl(ca: Option<&Path>, args: &[&str]) -> (i32, u16, String) {
 
 /// Starts `strata serve` with TLS (and an admin listener on `admin_port`) and waits until curl sees it ready.
 fn start_tls(dir: &Path, pki: &Pki, port: u16, admin_port: u16, extra_env: &[(&str, &str)]) -> Server {
+    start_tls_with(dir, None, pki, port, admin_port, extra_env)
+}
+
+/// [`start_tls`] with a configuration file.
+fn start_tls_with(
+    dir: &Path,
+    config: Option<&Path>,
+    pki: &Pki,
+    port: u16,
+    admin_port: u16,
+    extra_env: &[(&str, &str)],
+) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+    cmd.arg("serve");
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.args(["--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "info")
         .env("STRATA_HTTP__TLS_CERT", &pki.cert)
@@ -292,4 +310,114 @@ fn an_unreadable_certificate_stops_startup_naming_the_file() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("http.tls_key") && err.contains("missing-key.pem"), "{err}");
+}
+
+/// `curl` with the CA; the JSON body of a success.
+fn curl_json(ca: &Path, args: &[&str]) -> serde_json::Value {
+    let (code, status, body) = curl(Some(ca), args);
+    assert!(code == 0 && (200..300).contains(&status), "curl {args:?}: exit {code}, {status}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// `us-east` and `us-west` (one jurisdiction) with HTTPS on every listener
+/// and each other's admin listener as `https://` endpoint. us-east trusts the
+/// test CA through `http.client_ca_cert` and answers with us-west's data;
+/// us-west has the platform's roots only and reports us-east unreachable,
+/// naming the certificate.
+#[test]
+fn regions_federate_over_https_trusting_client_ca_cert() {
+    let dir = data_dir();
+    let pki = make_pki(dir.path());
+    let names = ["us-east", "us-west"];
+    let ports: Vec<(u16, u16)> = names.iter().map(|_| (free_port(), free_port())).collect();
+    let credential = |name: &str| format!("tls-credential-of-{name}-0123456789");
+    let mut servers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut config = format!(
+            "region = \"{name}\"\n[federation]\njurisdiction = \"us\"\ncredential = \"{}\"\ntimeout = \"3s\"\n",
+            credential(name)
+        );
+        for (other, (_, admin_port)) in names.iter().zip(&ports) {
+            let sha = strata::regions::credential_sha256(&credential(other));
+            config.push_str(&format!(
+                "[[federation.regions]]\nname = \"{other}\"\njurisdiction = \"us\"\n\
+                 endpoint = \"https://localhost:{admin_port}\"\ncredential_sha256 = \"{sha}\"\n"
+            ));
+        }
+        let file = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&file, config).unwrap();
+        let ca = pki.ca.display().to_string();
+        let env: Vec<(&str, &str)> = if i == 0 { vec![("STRATA_HTTP__CLIENT_CA_CERT", &ca)] } else { vec![] };
+        let (port, admin_port) = ports[i];
+        servers.push(start_tls_with(&dir.path().join(name), Some(&file), &pki, port, admin_port, &env));
+    }
+
+    // One tenant with data in both regions; a token and a sample in each.
+    let t = now_ms() - 10_000;
+    let policy = r#"{"id": "fed", "home_region": "us-east", "data_regions": ["us-east", "us-west"],
+        "allowed_query_regions": ["us-east", "us-west"], "exports": {"us": "raw"}}"#;
+    let admin_auth = format!("Authorization: Bearer {ADMIN}");
+    let json = "Content-Type: application/json";
+    let mut tokens = Vec::new();
+    for (_, admin_port) in &ports {
+        let admin = format!("https://localhost:{admin_port}/admin/v1/tenants");
+        curl_json(&pki.ca, &["-X", "POST", "-H", &admin_auth, "-H", json, "--data-binary", policy, &admin]);
+        let body = r#"{"access": "read_write"}"#;
+        let token = curl_json(
+            &pki.ca,
+            &["-X", "POST", "-H", &admin_auth, "-H", json, "--data-binary", body, &format!("{admin}/fed/tokens")],
+        );
+        tokens.push(format!("Authorization: Bearer {}", token["token"].as_str().unwrap()));
+    }
+    // As in regions.rs: new tenants and tokens reach the request path within a second.
+    std::thread::sleep(Duration::from_millis(1200));
+    for (i, auth) in tokens.iter().enumerate() {
+        let line = format!("tls_fed,device=d-{i} value={} {}", 5 + 2 * i, t * 1_000_000);
+        let write = servers[i].url("/api/v2/write?precision=ns");
+        let (code, status, body) = curl(Some(&pki.ca), &["-X", "POST", "-H", auth, "--data-binary", &line, &write]);
+        assert_eq!((code, status), (0, 204), "write to {}: {body}", names[i]);
+    }
+    let query = |i: usize| {
+        let q = format!("{}?query=sum(tls_fed)&time={:.3}", servers[i].url("/api/v1/query"), t as f64 / 1000.0);
+        curl_json(&pki.ca, &["-H", &tokens[i], &q])
+    };
+
+    // us-east trusts the CA: its answer holds us-west's 7 with its own 5.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = query(0);
+        if v["data"]["result"][0]["value"][1] == "12" || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(v["data"]["result"][0]["value"][1], "12", "{v}\n{}", servers[0].stderr.lock().unwrap());
+    assert!(v.get("warnings").is_none_or(|w| w.as_array().is_some_and(Vec::is_empty)), "{v}");
+
+    // us-west does not: us-east's certificate is refused, its data missing and named.
+    let v = query(1);
+    assert_eq!(v["data"]["result"][0]["value"][1], "7", "{v}");
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("us-east") && warnings.contains("certificate"), "{v}");
+}
+
+#[test]
+fn an_unreadable_client_ca_cert_stops_startup_naming_the_file() {
+    let dir = data_dir();
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "this is not PEM\n").unwrap();
+    for (path, what) in [(bad.clone(), "no PEM CERTIFICATE"), (dir.path().join("missing-ca.pem"), "missing-ca.pem")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["serve", "--http-addr", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+            .arg(dir.path().join("data"))
+            .env("STRATA_HTTP__CLIENT_CA_CERT", &path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with a bad client_ca_cert: {err}");
+        assert!(
+            err.contains("http.client_ca_cert") && err.contains(&path.display().to_string()) && err.contains(what),
+            "{err}"
+        );
+    }
 }
