@@ -6,7 +6,8 @@
 //! client are refused; a certificate file that does not parse stops startup
 //! with its path in the error. Two regions federate over HTTPS, the node's
 //! own client trusting the CA through `http.client_ca_cert` (and refusing
-//! the other region's certificate without it).
+//! the other region's certificate without it), and a node fans a query out
+//! to a cluster peer over HTTPS the same way.
 //!
 //! Needs `openssl`, `curl`, `python3` with `requests` and `prometheus` on
 //! `PATH` (`scripts/install-test-deps.sh`); without them the tests fail, they
@@ -420,4 +421,51 @@ fn an_unreadable_client_ca_cert_stops_startup_naming_the_file() {
             "{err}"
         );
     }
+}
+
+/// Query fan-out to a cluster peer over HTTPS, on the embedded log (no
+/// broker: each node holds its own writes, the peer's series come only
+/// through `/internal/v1/select`). Node `a` trusts the CA through
+/// `http.client_ca_cert` and answers with the peer's series; node `c`, with
+/// the same peer but no CA, answers without them and counts the peer error.
+#[test]
+fn cluster_peers_answer_over_https_trusting_client_ca_cert() {
+    let dir = data_dir();
+    let pki = make_pki(dir.path());
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let peers = format!("[\"https://localhost:{}\"]", ports[1].1);
+    let ca = pki.ca.display().to_string();
+    let cluster = [("STRATA_CLUSTER__TOKEN", "tls-cluster-token-0123456789")];
+    let env = [
+        [&cluster[..], &[("STRATA_CLUSTER__PEERS", peers.as_str()), ("STRATA_HTTP__CLIENT_CA_CERT", &ca)]].concat(),
+        cluster.to_vec(),
+        [&cluster[..], &[("STRATA_CLUSTER__PEERS", peers.as_str())]].concat(),
+    ];
+    let nodes: Vec<Server> = ["a", "b", "c"]
+        .iter()
+        .zip(&ports)
+        .zip(&env)
+        .map(|((name, &(port, admin_port)), env)| start_tls(&dir.path().join(name), &pki, port, admin_port, env))
+        .collect();
+
+    let t = now_ms() - 10_000;
+    let auth = format!("Authorization: Bearer {TOKEN}");
+    for (i, node) in nodes.iter().enumerate() {
+        let line = format!("tls_peer,device=d-{i} value={} {}", 1 + i, t * 1_000_000);
+        let write = node.url("/api/v2/write?precision=ns");
+        let (code, status, body) = curl(Some(&pki.ca), &["-X", "POST", "-H", &auth, "--data-binary", &line, &write]);
+        assert_eq!((code, status), (0, 204), "{body}");
+    }
+    let sum = |node: &Server| {
+        let q = format!("{}?query=sum(tls_peer)&time={:.3}", node.url("/api/v1/query"), t as f64 / 1000.0);
+        let v = curl_json(&pki.ca, &["-H", &auth, &q]);
+        v["data"]["result"][0]["value"][1].as_str().unwrap_or_else(|| panic!("{v}")).to_owned()
+    };
+    // a: its own 1 and peer b's 2.
+    assert_eq!(sum(&nodes[0]), "3", "{}", nodes[0].stderr.lock().unwrap());
+    // c: its own 3 only; b's certificate is refused and logged.
+    assert_eq!(sum(&nodes[2]), "3");
+    let log = nodes[2].stderr.lock().unwrap().clone();
+    assert!(log.contains("peer did not answer") && log.contains("certificate"), "{log}");
+    assert!(!nodes[0].stderr.lock().unwrap().contains("peer did not answer"));
 }
