@@ -45,8 +45,16 @@ sources = Counter(
     for s in table.metadata.snapshots
     if s.summary is not None and s.summary.additional_properties.get("strata.source")
 )
+actual = Counter(
+    f"{dict(r['labels'])['device']}|{int(r['ts'].timestamp() * 1000 + 0.5) // spec['bucket_ms'] * spec['bucket_ms']}"
+    for r in rows
+)
+part_of = {dict(r["labels"])["device"]: r["device_hash"] % spec["partitions"] for r in rows}
+expected = spec.get("expected", {})
+diff = {k: [expected.get(k, 0), actual.get(k, 0)] for k in set(expected) | set(actual) if expected.get(k, 0) != actual.get(k, 0)}
 by_part = Counter(r["device_hash"] % spec["partitions"] for r in rows)
 print(json.dumps({
+    "differences": {f"p{part_of.get(k.split('|')[0])}|{k}": v for k, v in sorted(diff.items())[:80]},
     "by_partition": {str(k): v for k, v in sorted(by_part.items())},
     "rows": len(rows),
     "sum": total,

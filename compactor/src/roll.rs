@@ -562,7 +562,7 @@ impl Compactor {
                 ClaimOutcome::Committed { .. } | ClaimOutcome::AlreadyCommitted => {}
             }
         }
-        tracing::debug!(tenant = %tenant, target, "advanced the roll state of partitions without data");
+        tracing::debug!(tenant = %tenant, target, partitions = ?rollable, "advanced the roll state of partitions without data");
         Ok(())
     }
 
@@ -637,6 +637,10 @@ impl Compactor {
             return Ok(BucketOutcome::AlreadyCommitted);
         }
         let series = of(&samples_claim);
+        tracing::debug!(
+            tenant = %tenant, bucket = bucket.start, claim = ?samples_claim, read = all.len(), claimed = series.len(),
+            "rolling bucket for partitions"
+        );
         self.commit_samples(bucket, &source_of(&samples_claim), &series, &samples_claim).await
     }
 

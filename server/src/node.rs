@@ -462,6 +462,7 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     let rollable: strata_compactor::RollableFn = match &node.kafka {
         Some(kafka) => {
             let kafka = Arc::clone(kafka);
+            let last_rollable = parking_lot::Mutex::new(std::collections::BTreeSet::new());
             Arc::new(move |count: u32| {
                 // The broker's high watermarks now (the statistics' may predate a
                 // reassignment), then what this node has applied: a partition
@@ -473,12 +474,19 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
                         return std::collections::BTreeSet::new();
                     }
                 };
-                (0..count)
+                let applied: Vec<Option<u64>> = (0..count).map(|p| kafka.applied(p)).collect();
+                let rollable: std::collections::BTreeSet<u32> = (0..count)
                     .filter(|&p| {
-                        let applied = kafka.applied(p).and_then(|n| i64::try_from(n).ok());
-                        matches!((applied, high.get(p as usize)), (Some(n), Some(&h)) if n >= h)
+                        let n = applied[p as usize].and_then(|n| i64::try_from(n).ok());
+                        matches!((n, high.get(p as usize)), (Some(n), Some(&h)) if n >= h)
                     })
-                    .collect()
+                    .collect();
+                let mut last = last_rollable.lock();
+                if *last != rollable {
+                    tracing::info!(?rollable, ?high, ?applied, "partitions this node may roll changed");
+                    *last = rollable.clone();
+                }
+                rollable
             })
         }
         None => Arc::new(|count: u32| (0..count).collect()),

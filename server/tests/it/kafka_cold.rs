@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 const BUCKET_MS: i64 = 5_000;
 
 /// Environment of a node: cold tier on with the shared catalog and warehouse,
-/// 5 s buckets rolled 3 s after they end, a compactor pass every second.
+/// 5 s buckets rolled 8 s after they end (the grace must cover the slowest
+/// acknowledged write: a write acknowledged later than that for a rolled
+/// bucket is the known limit in the compactor docs), a compactor pass every second.
 fn cold_env(shared: &Path) -> Vec<(String, String)> {
     vec![
         ("STRATA_COLD__ENABLED".into(), "true".into()),
@@ -23,7 +25,7 @@ fn cold_env(shared: &Path) -> Vec<(String, String)> {
         ("STRATA_COLD__CATALOG_URL".into(), format!("sqlite://{}?mode=rwc", shared.join("catalog.db").display())),
         ("STRATA_COLD__WAREHOUSE".into(), format!("file://{}", shared.join("warehouse").display())),
         ("STRATA_HOT_STORE__BUCKET".into(), "5s".into()),
-        ("STRATA_COMPACTOR__GRACE".into(), "3s".into()),
+        ("STRATA_COMPACTOR__GRACE".into(), "8s".into()),
         ("STRATA_COMPACTOR__INTERVAL".into(), "1s".into()),
         ("STRATA_LOG__KAFKA__SESSION_TIMEOUT".into(), "6s".into()),
     ]
@@ -35,7 +37,11 @@ fn node(broker: &Broker, dir: &Path, port: u16, peers: &[u16], env: &[(String, S
 }
 
 /// Runs `scripts/kafka_cold_check.py` (PyIceberg) on the shared catalog.
-fn pyiceberg(shared: &Path, until: i64) -> (bool, serde_json::Value) {
+fn pyiceberg(
+    shared: &Path,
+    until: i64,
+    expected: &std::collections::BTreeMap<String, u64>,
+) -> (bool, serde_json::Value) {
     let spec = serde_json::json!({
         "catalog_uri": format!("sqlite:///{}", shared.join("catalog.db").display()),
         "catalog_name": "strata",
@@ -45,6 +51,8 @@ fn pyiceberg(shared: &Path, until: i64) -> (bool, serde_json::Value) {
         "partitions": PARTITIONS,
         "until": until,
         "wait_s": 60,
+        "bucket_ms": BUCKET_MS,
+        "expected": expected,
     });
     let path = shared.join("check.json");
     std::fs::write(&path, spec.to_string()).unwrap();
@@ -71,6 +79,10 @@ async fn write_for(c: &reqwest::Client, targets: &[&Server], w: &mut Writer, led
         let t: Vec<&Server> = targets.iter().cycle().skip(i % targets.len()).take(targets.len()).copied().collect();
         let start = now_ms().max(w.next_ts);
         write_acked(c, &t, start - w.next as i64, w.next, w.next + per_tick).await;
+        for j in w.next..w.next + per_tick {
+            let ts = start + (j - w.next) as i64;
+            *w.expected.entry(format!("d{}|{}", j % 40, ts.div_euclid(BUCKET_MS) * BUCKET_MS)).or_default() += 1;
+        }
         add(ledger, w.next, w.next + per_tick);
         w.next += per_tick;
         w.next_ts = start + per_tick as i64;
@@ -84,6 +96,8 @@ struct Writer {
     next: u64,
     /// Its earliest timestamp.
     next_ts: i64,
+    /// Samples acknowledged per `d<device>|<bucket start>`.
+    expected: std::collections::BTreeMap<String, u64>,
 }
 
 /// `strata_compactor_samples_rolled_total` of a node.
@@ -111,7 +125,7 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
     let c = client();
     let base = now_ms();
     let mut ledger = Ledger::default();
-    let mut w = Writer { next: 0, next_ts: base };
+    let mut w = Writer { next: 0, next_ts: base, expected: Default::default() };
 
     // Both nodes take writes and roll for ~8 s (the first buckets seal and roll).
     write_for(&c, &[&a, &b], &mut w, &mut ledger, 80).await;
@@ -133,7 +147,7 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
     let until = (last_ts.div_euclid(BUCKET_MS) + 1) * BUCKET_MS;
 
     // Every partition's roll state passes the last sample's bucket: the table holds everything.
-    let (ok, v) = pyiceberg(shared.path(), until);
+    let (ok, v) = pyiceberg(shared.path(), until, &w.expected);
     if !ok {
         for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
             let log = s.stderr.lock().unwrap();
@@ -144,6 +158,23 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
             eprintln!("{name} status: {}", st["kafka"]["partitions"]);
         }
         panic!("{v}");
+    }
+    if v["rows"].as_u64() != Some(ledger.samples) {
+        for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
+            let log = s.stderr.lock().unwrap();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    l.contains("committed hot bucket")
+                        || l.contains("assigned")
+                        || l.contains("WARN")
+                        || l.contains("may roll")
+                        || l.contains("rolling bucket")
+                        || l.contains("advanced the roll")
+                })
+                .collect();
+            eprintln!("--- {name}:\n{}", lines.join("\n"));
+        }
     }
     assert_eq!(v["duplicate_sources"], serde_json::json!([]), "{v}");
     assert_eq!(v["rows"].as_u64().unwrap(), ledger.samples, "every acknowledged sample once: {v}");
