@@ -150,10 +150,16 @@ async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_ex
     let (ok, v) = pyiceberg(shared.path(), until, &w.expected);
     if !ok {
         for (s, name) in [(&a, "a"), (&b, "b"), (&cn, "c")] {
-            let log = s.stderr.lock().unwrap();
-            let lines: Vec<&str> =
-                log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("roll")).collect();
-            eprintln!("--- {name} ({} lines):\n{}", lines.len(), lines[lines.len().saturating_sub(40)..].join("\n"));
+            {
+                let log = s.stderr.lock().unwrap();
+                let lines: Vec<&str> =
+                    log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("roll")).collect();
+                eprintln!(
+                    "--- {name} ({} lines):\n{}",
+                    lines.len(),
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                );
+            }
             let st = status(&c, s).await;
             eprintln!("{name} status: {}", st["kafka"]["partitions"]);
         }
