@@ -689,3 +689,27 @@ fn absent_labels_follow_matcher_order() {
     assert_eq!(q("absent(nosuch{job=\"a\",zone=\"z1\",zone=\"z2\",zone=\"z3\"})"), vec![("{job=\"a\"}".into(), 1.0)]);
     assert_eq!(q("absent_over_time(nosuch{zone!~\"z1\",zone=\"z2\"}[1m])"), vec![("{zone=\"z2\"}".into(), 1.0)]);
 }
+
+#[test]
+fn fleet_queries_skip_the_inline_attempt() {
+    let load: String = (0..10).map(|i| format!("m{{d=\"{i}\"}} 0+1x10\n")).collect();
+    let e = engine(&load);
+    let t = TenantId::default_tenant();
+    let o = QueryOptions::default();
+    // 10 series would fit the inline budget, but no selector names a label
+    // value: the caller runs them on a blocking thread, with the same answer.
+    for q in ["sum(m)", "count by (d) (m)", "m{d!=\"3\"}", "topk(2, max_over_time(m[5m]))", "m + on(d) m{d=\"1\"}"] {
+        assert!(e.try_query_instant_inline(&t, q, 5 * MIN, &o).is_none(), "{q}");
+        assert!(e.try_query_range_inline(&t, q, (0, 5 * MIN, MIN), &o).is_none(), "{q}");
+        assert!(e.query_instant_with(&t, q, 5 * MIN, &o).is_ok(), "{q}");
+    }
+    for q in [
+        "m{d=\"3\"}",
+        "sum(m{d=~\"1|2\"})",
+        "absent(m{d=\"x\"})",
+        "time()",
+        "label_replace(m{d=\"1\"}, \"a\", \"$1\", \"d\", \"(.*)\")",
+    ] {
+        assert!(e.try_query_instant_inline(&t, q, 5 * MIN, &o).is_some(), "{q}");
+    }
+}
