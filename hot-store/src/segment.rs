@@ -1,11 +1,11 @@
-//! Segment files (format v4; v2 and v3 still read): one tenant, one time bucket; immutable series
+//! Segment files (format v5, laid out as v4; v2, v3 and v4 still read): one tenant, one time bucket; immutable series
 //! blocks plus an index footer with a deduplicated symbol table, the series
 //! table and croaring postings.
 //!
 //! ```text
 //! offset            size  field
 //! 0                 4     magic "SHSG"
-//! 4                 1     format version (4; 2 and 3 still read)
+//! 4                 1     format version (5; 2, 3 and 4 still read)
 //! 5                 3     reserved, zero
 //! 8                 4     u32 LE CRC32 of bytes 0..8 (header checksum)
 //! 12                ..    series blocks, contiguous, sorted by (device_hash, series id, labels):
