@@ -296,7 +296,7 @@ impl Engine {
         attach(&mut ctx, fq.as_deref(), expr);
         let result = (|| {
             let ev = Evaluator::new(&ctx, t_ms, t_ms, 1);
-            let out = cleanup_names(ev.eval(expr)?)?;
+            let out = cleanup_names(eval_collecting_store_warnings(&ctx, &ev, expr)?)?;
             let value = instant_value(out, t_ms, is_ordered(expr));
             finish(&ctx, value)
         })()
@@ -319,7 +319,7 @@ impl Engine {
         attach(&mut ctx, fq.as_deref(), expr);
         let result = (|| {
             let ev = Evaluator::new(&ctx, start_ms, end_ms, step_ms);
-            let out = cleanup_names(ev.eval(expr)?)?;
+            let out = cleanup_names(eval_collecting_store_warnings(&ctx, &ev, expr)?)?;
             let value = range_value(&ev, out)?;
             finish(&ctx, value)
         })()
@@ -595,6 +595,17 @@ fn attach<'a>(ctx: &mut Ctx<'a>, fq: Option<&'a dyn FederatedQuery>, expr: &Expr
             .borrow_mut()
             .push(format!("jurisdiction {j}: the tenant's policy keeps its data there; it is not part of this result"));
     }
+}
+
+/// Evaluates `expr`, adding the warnings the store raised while it was read
+/// (a cluster peer that did not answer: see `strata_schemas::read_warnings`)
+/// to the query's own.
+fn eval_collecting_store_warnings(ctx: &Ctx<'_>, ev: &Evaluator<'_>, expr: &Expr) -> Result<Eval> {
+    let (out, raised) = strata_schemas::read_warnings::collect(|| ev.eval(expr));
+    for w in raised {
+        ctx.warn(w);
+    }
+    out
 }
 
 /// The result with its annotations (a federated query's warnings included);

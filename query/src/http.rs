@@ -204,10 +204,12 @@ fn partial_response(p: &Params) -> Result<bool, ApiError> {
 /// What a metadata request (series, labels, label values) reads: the
 /// engine's store, or for a federated tenant the raw-reachable store of its
 /// federated part, with infos naming the jurisdictions whose metadata is
-/// not shown and the federated part's warnings.
+/// not shown, the federated part's warnings and those the store raised
+/// while it was read (`strata_schemas::read_warnings`).
 struct Metadata {
     fq: Option<Box<dyn crate::federation::FederatedQuery>>,
     engine: Arc<Engine>,
+    raised: std::cell::RefCell<Vec<String>>,
 }
 
 impl Metadata {
@@ -216,20 +218,30 @@ impl Metadata {
             Some(f) => f.begin(tenant, what, partial).map_err(QueryError::GeoFence)?,
             None => None,
         };
-        Ok(Self { fq, engine })
+        Ok(Self { fq, engine, raised: Default::default() })
     }
 
-    fn store(&self) -> &dyn strata_schemas::ReadStore {
-        match &self.fq {
+    /// Runs one read of the store, keeping the warnings it raises.
+    fn read<T>(&self, f: impl FnOnce(&dyn strata_schemas::ReadStore) -> T) -> T {
+        let store = match &self.fq {
             Some(fq) => fq.store(),
             None => self.engine.store().as_ref(),
+        };
+        let (out, raised) = strata_schemas::read_warnings::collect(|| f(store));
+        let mut all = self.raised.borrow_mut();
+        for w in raised {
+            if !all.contains(&w) {
+                all.push(w);
+            }
         }
+        out
     }
 
     /// `(warnings, infos)` once the reads are done; `shown` names what is
     /// listed ("series", "label names and values").
     fn annotations(&self, shown: &str) -> (Vec<String>, Vec<String>) {
-        let Some(fq) = &self.fq else { return (Vec::new(), Vec::new()) };
+        let raised = self.raised.take();
+        let Some(fq) = &self.fq else { return (raised, Vec::new()) };
         let mut infos = Vec::new();
         for j in fq.aggregate_jurisdictions() {
             infos.push(format!(
@@ -241,7 +253,13 @@ impl Metadata {
                 "{shown} of jurisdiction {j} are not shown here: the tenant's policy keeps its data there"
             ));
         }
-        (fq.warnings(), infos)
+        let mut warnings = fq.warnings();
+        for w in raised {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+        (warnings, infos)
     }
 }
 
@@ -363,7 +381,7 @@ async fn series(
         let md = Metadata::begin(engine, &req.tenant, &what, partial)?;
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(md.store().series(&req.tenant, ms, range).map_err(|e| QueryError::from(e).federated())?);
+            all.extend(md.read(|s| s.series(&req.tenant, ms, range)).map_err(|e| QueryError::from(e).federated())?);
         }
         all.sort();
         all.dedup();
@@ -402,7 +420,9 @@ async fn labels(
         let sets = if sets.is_empty() { vec![Vec::new()] } else { sets };
         let mut all = Vec::new();
         for ms in &sets {
-            all.extend(md.store().label_names(&req.tenant, ms, range).map_err(|e| QueryError::from(e).federated())?);
+            all.extend(
+                md.read(|s| s.label_names(&req.tenant, ms, range)).map_err(|e| QueryError::from(e).federated())?,
+            );
         }
         all.sort();
         all.dedup();
@@ -439,7 +459,8 @@ async fn label_values(
         let mut all = Vec::new();
         for ms in &sets {
             all.extend(
-                md.store().label_values(&req.tenant, &name, ms, range).map_err(|e| QueryError::from(e).federated())?,
+                md.read(|s| s.label_values(&req.tenant, &name, ms, range))
+                    .map_err(|e| QueryError::from(e).federated())?,
             );
         }
         all.sort();

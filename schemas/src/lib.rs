@@ -21,6 +21,8 @@
 //!   implemented by the hot store and the cold tier, and wrapped by the
 //!   compactor's `FederatedReadStore` (hot/cold split at the watermark) and
 //!   the server's cluster, erasure and region stores.
+//! * [`read_warnings`]: warnings a store raises while a query reads it (a
+//!   peer that did not answer), collected into the answer's `warnings`.
 //! * [`tenant`]: tenant identity and the token → tenant resolution contract.
 //! * [`policy`]: tenant policy (data regions, query regions, per-jurisdiction export policy, residency label, limits).
 //! * [`region`]: the region directory (regions, their jurisdictions and endpoints).
@@ -37,6 +39,7 @@ pub mod line_protocol;
 pub mod matcher;
 pub mod policy;
 pub mod read;
+pub mod read_warnings;
 pub mod region;
 pub mod sink;
 pub mod tenant;

@@ -20,8 +20,10 @@
 //! owner's latest. Aggregation happens after the merge, so `sum`, `count` and
 //! friends see each sample exactly once.
 //!
-//! A peer that does not answer (down, timeout) is skipped with a warning and
-//! counted in `strata_cluster_peer_errors_total`: its partitions move to the
+//! A peer that does not answer (down, frozen, past `cluster.timeout`) is
+//! skipped: the query's answer carries a Prometheus warning naming it
+//! (`strata_schemas::read_warnings`), the log says why, and it is counted in
+//! `strata_cluster_peer_errors_total`. Its partitions move to the
 //! remaining consumers after the session timeout and are rebuilt there from
 //! Kafka, so answers are complete again once they have caught up.
 //!
@@ -33,7 +35,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use strata_schemas::{Labels, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange};
+use strata_schemas::{Labels, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange, read_warnings};
 
 /// Which partition a series belongs to and whether this node holds it.
 pub type Ownership = Arc<dyn Fn(&TenantId, &Labels) -> bool + Send + Sync>;
@@ -208,10 +210,16 @@ impl ClusterReadStore {
                         source = s.source();
                     }
                     tracing::warn!(peer = %peer, error = %chain, "peer did not answer; its partitions are missing from this result");
+                    read_warnings::raise(format!(
+                        "cluster peer {peer} did not answer ({chain}): the log partitions it holds are missing from this result"
+                    ));
                 }
                 Err(e) => {
                     self.peer_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer = %peer, error = %e, "peer request task failed");
+                    read_warnings::raise(format!(
+                        "cluster peer {peer} was not asked ({e}): the log partitions it holds are missing from this result"
+                    ));
                 }
             }
         }

@@ -195,8 +195,19 @@ async fn a_frozen_peer_does_not_hang_a_fan_out_query() {
     let took = started.elapsed();
     let status = r.status();
     let v: serde_json::Value = r.json().await.unwrap();
+    // The metadata API too: the frozen peer's series are missing, with a warning.
+    let r = c.get(a.url("/api/v1/series")).query(&[("match[]", "frz_v")]).send().await.unwrap();
+    let series: serde_json::Value = r.json().await.unwrap();
     signal(b.child.id(), "-CONT");
     println!("query with a frozen peer: {status} in {took:?}: {v}");
+    println!("series with a frozen peer: {series}");
+    let warned = |v: &serde_json::Value| {
+        v["warnings"].as_array().is_some_and(|w| {
+            w.iter().any(|w| w.as_str().is_some_and(|w| w.contains("cluster peer") && w.contains("did not answer")))
+        })
+    };
+    assert!(warned(&v), "the answer carries no warning naming the frozen peer: {v}");
+    assert!(warned(&series), "the series answer carries no warning naming the frozen peer: {series}");
     assert_eq!(status, 200, "{v}");
     assert!(took >= Duration::from_millis(1900), "answered before the peer timeout: {took:?} {v}");
     assert!(took < Duration::from_secs(6), "a frozen peer held the query {took:?}");
