@@ -48,7 +48,6 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,54 +128,23 @@ impl AdminAudit {
     /// Appends `record` and fsyncs it.
     pub fn append(&self, record: &Value) -> anyhow::Result<()> {
         let _guard = self.lock.lock();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let len = file.metadata()?.len();
-        let mut line = Vec::new();
-        if len > 0 && !ends_with_newline(&self.path) {
-            line.push(b'\n');
-        }
-        serde_json::to_writer(&mut line, record)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        file.sync_data()?;
-        if len == 0
-            && let Some(dir) = self.path.parent()
-        {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::jsonl::append(&self.path, record)
     }
 
     /// The newest `limit` records, oldest first, optionally of one tenant.
     pub fn list(&self, tenant: Option<&str>, limit: usize) -> anyhow::Result<Vec<Value>> {
         let _guard = self.lock.lock();
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
         let mut out = std::collections::VecDeque::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let Ok(v) = serde_json::from_str::<Value>(&line?) else { continue };
+        crate::jsonl::read(&self.path, |v| {
             if tenant.is_none_or(|t| v["tenant"] == t) {
                 if out.len() == limit.max(1) {
                     out.pop_front();
                 }
                 out.push_back(v);
             }
-        }
+        })?;
         Ok(out.into())
     }
-}
-
-fn ends_with_newline(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return true };
-    if f.seek(SeekFrom::End(-1)).is_err() {
-        return true;
-    }
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
 /// What the audit layer needs.
@@ -370,6 +338,7 @@ async fn finish(state: &AuditState, mut record: Value, resp: Response, started: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn records_survive_a_torn_line_and_filter_by_tenant() {

@@ -38,6 +38,7 @@ pub mod config;
 pub mod console;
 pub mod erasure;
 pub mod http;
+pub mod jsonl;
 pub mod listener;
 pub mod node;
 pub mod outbound;

@@ -28,7 +28,6 @@
 //! not the proof, which stays in the request's status
 //! (`GET /admin/v1/deletes/{id}`).
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -103,59 +102,26 @@ impl ErasureAudit {
     /// Appends `record` and fsyncs it.
     pub fn append(&self, record: &Value) -> anyhow::Result<()> {
         let _guard = self.lock.lock();
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let len = file.metadata()?.len();
-        let mut line = Vec::new();
-        if len > 0 && !ends_with_newline(&self.path) {
-            line.push(b'\n');
-        }
-        serde_json::to_writer(&mut line, record)?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        file.sync_data()?;
-        if len == 0
-            && let Some(dir) = self.path.parent()
-        {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::jsonl::append(&self.path, record)
     }
 
     /// Every record, oldest first, optionally of one tenant.
     pub fn list(&self, tenant: Option<&str>) -> anyhow::Result<Vec<Value>> {
         let _guard = self.lock.lock();
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
         let mut out = Vec::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let Ok(v) = serde_json::from_str::<Value>(&line?) else { continue };
+        crate::jsonl::read(&self.path, |v| {
             if tenant.is_none_or(|t| v["tenant"] == t) {
                 out.push(v);
             }
-        }
+        })?;
         Ok(out)
     }
-}
-
-fn ends_with_newline(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return true };
-    if f.seek(SeekFrom::End(-1)).is_err() {
-        return true;
-    }
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn records_are_appended_after_a_torn_line_and_filtered_by_tenant() {
