@@ -13,6 +13,19 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A free port below Linux's ephemeral range (32768–60999), for a server
+/// started long after the port is chosen (a server that is down at first):
+/// a port from `free_port` can meanwhile be handed to another test's
+/// listener or outgoing connection, one from here cannot.
+pub(crate) fn reserved_port() -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    (0..1000u64)
+        .map(|i| 20_000 + ((seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i * 7_919)) % 12_000) as u16)
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port in 20000..32000")
+}
+
 /// `(status, headers, body)` of one request; `None` when the connection fails.
 pub(crate) fn request(
     base: &str,

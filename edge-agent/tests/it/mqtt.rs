@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::harness::{Agent, Server, free_port, get, query_scalar};
+use super::harness::{Agent, Server, free_port, get, query_scalar, reserved_port};
 use super::{now_ms, wait_until};
 
 const INSTALL_HINT: &str = "run scripts/install-test-deps.sh (installs Debian's mosquitto and mosquitto-clients)";
@@ -284,7 +284,7 @@ fn mqtt_messages_are_acknowledged_into_the_queue_while_the_server_is_down() {
     let broker = Mosquitto::start();
     let server_dir = tempfile::tempdir().unwrap();
     let agent_dir = tempfile::tempdir().unwrap();
-    let server_port = free_port();
+    let server_port = reserved_port();
     let endpoint = format!("http://127.0.0.1:{server_port}");
     let config = write_config(agent_dir.path(), broker.port);
     let mut agent = start_agent(agent_dir.path(), &endpoint, &config, &[]);
