@@ -38,6 +38,7 @@ pub mod labels;
 pub mod line_protocol;
 pub mod matcher;
 pub mod policy;
+pub mod progress;
 pub mod read;
 pub mod read_warnings;
 pub mod region;
