@@ -9,6 +9,31 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// A free loopback port for a test's server, below Linux's ephemeral range
+/// (32768–60999): a port the kernel hands out for `bind(:0)` can be taken
+/// by another test's listener or outgoing connection as soon as it is
+/// released, so a server restarted on it after a kill (or started after the
+/// port was handed to a client) could find it taken or answer the wrong
+/// test. Ports come from one sequence per test process, starting at a
+/// random point.
+pub(crate) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+    const BASE: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let seed = u64::from(std::process::id()) ^ SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let _ = NEXT.compare_exchange(
+        u64::MAX,
+        seed.wrapping_mul(6_364_136_223_846_793_005) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    (0..SPAN)
+        .map(|_| (BASE + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16)
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port in 20000..32000")
+}
+
 /// A running `strata serve` child process.
 pub(crate) struct Server {
     pub(crate) child: Child,
@@ -18,7 +43,7 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
         cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data_dir)

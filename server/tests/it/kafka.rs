@@ -8,7 +8,6 @@
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -33,9 +32,7 @@ fn tansu_bin() -> PathBuf {
     path
 }
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub(crate) use crate::harness::free_port;
 
 /// A tansu broker with the in-memory storage engine.
 pub(crate) struct Broker {
