@@ -51,4 +51,4 @@ pub use config::CompactorConfig;
 pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
 pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PURGE_FAILPOINT, PurgeOutcome, RetentionSource};
-pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, RollOutcome, RollableFn};
+pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, PassHook, RollOutcome, RollableFn};

@@ -260,7 +260,13 @@ pub struct Compactor {
     pub(crate) known_series: Mutex<HashMap<TenantId, HashSet<(i64, u64)>>>,
     /// The ingest-log partitions and which this node may roll.
     partitioning: Mutex<Partitioning>,
+    /// Test hook called at named points of a pass ([`Compactor::set_pass_hook`]).
+    hook: Mutex<Option<PassHook>>,
 }
+
+/// A test's code run at a named point of a pass (`"planned"`: the sealed
+/// buckets and the unflushed ones were read, nothing rolled yet).
+pub type PassHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl std::fmt::Debug for Compactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -284,6 +290,7 @@ impl Compactor {
             retention_source: Mutex::default(),
             known_series: Mutex::default(),
             partitioning: Mutex::default(),
+            hook: Mutex::default(),
         }
     }
 
@@ -316,6 +323,21 @@ impl Compactor {
     #[doc(hidden)]
     pub fn disarm_failpoints(&self) {
         self.armed.lock().clear();
+    }
+
+    /// Test hook: `hook` runs at each named point of every later pass (on
+    /// the pass's task; keep it short). Lets a test change the hot store
+    /// between a pass's plan and its commits (a flush, a late write).
+    #[doc(hidden)]
+    pub fn set_pass_hook(&self, hook: PassHook) {
+        *self.hook.lock() = Some(hook);
+    }
+
+    fn pass_hook(&self, point: &'static str) {
+        let hook = self.hook.lock().clone();
+        if let Some(h) = hook {
+            h(point);
+        }
     }
 
     pub(crate) fn failpoint(&self, point: &'static str) -> Result<()> {
@@ -360,7 +382,11 @@ impl Compactor {
             .filter(|&p| p < count)
             .collect();
         self.adopt_new_tenants(now_ms, part.shared).await?;
-        let sealed = self.hot.sealed_buckets(now_ms, self.grace());
+        // The sealed buckets and, from the same instant, each tenant's first
+        // bucket still in the memtable: every bucket holding data now is one
+        // or the other (advance_empty_partitions relies on it).
+        let (sealed, unflushed) = self.hot.handoff_plan(now_ms, self.grace());
+        self.pass_hook("planned");
         let mut out = RollOutcome::default();
         let mut failed: BTreeSet<TenantId> = BTreeSet::new();
         // Per tenant, the start of its first sealed bucket this pass did not roll.
@@ -405,7 +431,7 @@ impl Compactor {
             log_progress(i + 1, sealed.len(), &out, started);
         }
         if part.shared {
-            self.advance_empty_partitions(now_ms, &part, &rollable, &stopped, &mut failed).await?;
+            self.advance_empty_partitions(now_ms, &part, &rollable, &stopped, &unflushed, &mut failed).await?;
         }
         self.refresh_watermarks(&part).await;
         out.failed_tenants = failed.len();
@@ -482,17 +508,26 @@ impl Compactor {
     /// node may roll, for every tenant, over buckets where this node holds no
     /// data of the partition, up to the newest sealed bucket end, but never
     /// past the first bucket this pass did not roll (failed, over the pass
-    /// limit) nor the first bucket with unflushed samples. The node has
-    /// applied the partition up to the log's end, so nothing of it exists
-    /// below that point except what is already committed. Without this a
-    /// partition where a tenant writes nothing would hold the tenant's
-    /// watermark back forever.
+    /// limit) nor the first bucket with unflushed samples — as the pass's
+    /// plan saw it (`planned_unflushed`, read with the sealed buckets) and as
+    /// it is now. The node has applied the partition up to the log's end, so
+    /// nothing of it exists below that point except what is already
+    /// committed. Without this a partition where a tenant writes nothing
+    /// would hold the tenant's watermark back forever.
+    ///
+    /// The plan's limit is the one that matters: a bucket held back from the
+    /// plan by its memtable samples and flushed while the pass ran is
+    /// neither rolled nor unflushed any more; limited by the current
+    /// memtable alone, it was advanced over as if it held no data, and its
+    /// samples of every claimed partition never reached the table (the loss
+    /// of whole (device, bucket) cells kafka_cold found, issue 17).
     async fn advance_empty_partitions(
         &self,
         now_ms: i64,
         part: &Partitioning,
         rollable: &BTreeSet<u32>,
         stopped: &BTreeMap<TenantId, i64>,
+        planned_unflushed: &BTreeMap<TenantId, i64>,
         failed: &mut BTreeSet<TenantId>,
     ) -> Result<()> {
         if rollable.is_empty() {
@@ -509,8 +544,19 @@ impl Compactor {
                 continue;
             }
             let mut target = sealed_end;
-            for limit in [stopped.get(&tenant), unflushed.get(&tenant)].into_iter().flatten() {
+            for limit in
+                [stopped.get(&tenant), unflushed.get(&tenant), planned_unflushed.get(&tenant)].into_iter().flatten()
+            {
                 target = target.min(*limit);
+            }
+            if let Some(&planned) = planned_unflushed.get(&tenant)
+                && planned < sealed_end
+                && unflushed.get(&tenant).is_none_or(|&now| now > planned)
+            {
+                tracing::info!(
+                    tenant = %tenant, bucket = planned, target,
+                    "bucket flushed during the pass after the plan held it back; empty partitions advance only below it"
+                );
             }
             let res = self.advance_tenant(&tenant, part, rollable, target).await;
             match res {
@@ -543,9 +589,12 @@ impl Compactor {
         if behind(&samples_state).is_empty() {
             return Ok(());
         }
-        let views: Vec<ColdTier> =
-            Rollup::ALL.iter().map(|&r| self.cold.rollup_view(r)).chain([(*self.cold).clone()]).collect();
-        for view in views {
+        let views: Vec<(String, ColdTier)> = Rollup::ALL
+            .iter()
+            .map(|&r| (format!("rollup{}", r.name()), self.cold.rollup_view(r)))
+            .chain([("samples".to_owned(), (*self.cold).clone())])
+            .collect();
+        for (table, view) in views {
             let state = view.roll_state(tenant).await.map_err(cold_err)?;
             let partitions = behind(&state);
             if partitions.is_empty() {
@@ -559,7 +608,11 @@ impl Compactor {
             };
             match view.commit_claim(tenant, WrittenFiles::default(), &source, &claim).await.map_err(cold_err)? {
                 ClaimOutcome::Lost { partitions } => return Err(lost(tenant, &partitions, target)),
-                ClaimOutcome::Committed { .. } | ClaimOutcome::AlreadyCommitted => {}
+                ClaimOutcome::Committed { .. } => tracing::info!(
+                    tenant = %tenant, table, partitions = %list(&claim.partitions, u32::MAX),
+                    from, target, "advanced the roll state of partitions without data here"
+                ),
+                ClaimOutcome::AlreadyCommitted => {}
             }
         }
         tracing::debug!(tenant = %tenant, target, partitions = ?rollable, "advanced the roll state of partitions without data");
@@ -637,10 +690,21 @@ impl Compactor {
             return Ok(BucketOutcome::AlreadyCommitted);
         }
         let series = of(&samples_claim);
-        tracing::debug!(
-            tenant = %tenant, bucket = bucket.start, claim = ?samples_claim, read = all.len(), claimed = series.len(),
-            "rolling bucket for partitions"
-        );
+        if part.shared {
+            // Per claimed partition: series/samples of this node's copy (the
+            // trail to follow when a (partition, bucket) looks short in cold).
+            let mut per: BTreeMap<u32, (usize, usize)> = samples_claim.iter().map(|&p| (p, (0, 0))).collect();
+            for s in &series {
+                let e = per.entry((s.device_hash % count) as u32).or_default();
+                e.0 += 1;
+                e.1 += s.samples.len();
+            }
+            let per: Vec<String> = per.iter().map(|(p, (n, k))| format!("p{p}:{n}/{k}")).collect();
+            tracing::info!(
+                tenant = %tenant, bucket = bucket.start, read = all.len(), claimed = series.len(),
+                partitions = %per.join(","), "rolling bucket for partitions (series/samples each)"
+            );
+        }
         self.commit_samples(bucket, &source_of(&samples_claim), &series, &samples_claim).await
     }
 

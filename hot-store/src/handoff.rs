@@ -67,6 +67,17 @@ impl HotStore {
     /// was handed over lands below the watermark and is not served (the
     /// federated read answers that range from the cold tier).
     pub fn sealed_buckets(&self, now_ms: i64, grace: Duration) -> Vec<SealedBucket> {
+        self.handoff_plan(now_ms, grace).0
+    }
+
+    /// [`HotStore::sealed_buckets`] and [`HotStore::unflushed_buckets`] read
+    /// from one state, so that every bucket holding data at that instant is
+    /// either sealed or at or above its tenant's first unflushed bucket. The
+    /// compactor of a node sharing a Kafka log advances partitions without
+    /// data only below both: taken apart, a flush between the two calls would
+    /// hide a bucket that was neither (held back by its memtable samples,
+    /// then flushed), and that bucket would count as empty.
+    pub fn handoff_plan(&self, now_ms: i64, grace: Duration) -> (Vec<SealedBucket>, BTreeMap<TenantId, i64>) {
         let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         let st = self.state.read();
         // Per tenant, the oldest bucket with unflushed samples: it and every
@@ -95,7 +106,7 @@ impl HotStore {
                 .segments
                 .push(seg.id);
         }
-        out.into_values().collect()
+        (out.into_values().collect(), first_unflushed)
     }
 
     /// Per tenant with samples in the memtable (or a memtable being

@@ -5,4 +5,5 @@ mod crash;
 mod maintain;
 mod rollup;
 mod s3;
+mod shared;
 mod util;
