@@ -45,6 +45,7 @@ mod config;
 mod error;
 mod federated;
 mod maintain;
+mod progress;
 mod roll;
 
 pub use config::CompactorConfig;

@@ -302,6 +302,8 @@ impl Compactor {
         for f in live.iter().filter(|f| f.bytes < self.config.merge_small_file_bytes) {
             partitions.entry((f.day, f.bucket)).or_default().push(f);
         }
+        let planned = partitions.values().filter(|f| f.len() >= min_files.max(2)).count().min(*merges_left);
+        let task = crate::progress::merge_task(tenant, planned);
         for ((day, bucket), mut files) in partitions {
             if files.len() < min_files.max(2) || *merges_left == 0 {
                 continue;
@@ -350,6 +352,9 @@ impl Compactor {
             let (files_out, bytes_out, rows) = (written.files.len(), written.bytes, written.rows);
             let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "merge".to_owned())]);
             let done = cold.replace_files(tenant, &paths, written, props).await.map_err(cold_err)?;
+            if let Some(t) = &task {
+                t.add(1);
+            }
             self.failpoint("merge_after_commit")?;
             if cold.kind() != TableKind::Samples {
                 out.rollup_merges += 1;
@@ -368,6 +373,9 @@ impl Compactor {
                 tenant = %tenant, day, bucket, files_in = done.removed_files, files_out, bytes_in, bytes_out,
                 samples = rows, samples_per_sec = rows as f64 / secs, "merged small cold files"
             );
+        }
+        if let Some(t) = task {
+            t.finish();
         }
         Ok(())
     }

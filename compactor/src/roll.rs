@@ -262,6 +262,10 @@ pub struct Compactor {
     partitioning: Mutex<Partitioning>,
     /// Test hook called at named points of a pass ([`Compactor::set_pass_hook`]).
     hook: Mutex<Option<PassHook>>,
+    /// Per tenant, its samples table's roll state as last read from the
+    /// catalog (every pass reads it for each tenant): what the write path
+    /// refuses below, per partition ([`Compactor::partition_roll_state`]).
+    roll_states: Mutex<HashMap<TenantId, BTreeMap<u32, i64>>>,
 }
 
 /// A test's code run at a named point of a pass (`"planned"`: the sealed
@@ -291,6 +295,7 @@ impl Compactor {
             known_series: Mutex::default(),
             partitioning: Mutex::default(),
             hook: Mutex::default(),
+            roll_states: Mutex::default(),
         }
     }
 
@@ -362,6 +367,19 @@ impl Compactor {
         *self.partitioning.lock() = Partitioning { count: count.max(1), rollable, shared };
     }
 
+    /// The roll state of `partition` in `tenant`'s samples table as this
+    /// compactor last read it (each pass, and after each of its commits):
+    /// every sample of the partition below it is in the cold tier, or is
+    /// being committed by the node that claimed it. On a shared log it runs
+    /// ahead of the tenant's watermark (the lowest over every partition);
+    /// the write path refuses samples below it, which stored here would
+    /// never reach cold. It lags another node's commit by up to one pass
+    /// (`[compactor] interval`), which the grace must cover, as it covers
+    /// writes that are slow to be acknowledged.
+    pub fn partition_roll_state(&self, tenant: &TenantId, partition: u32) -> Option<i64> {
+        self.roll_states.lock().get(tenant)?.get(&partition).copied()
+    }
+
     fn partitioning(&self) -> Partitioning {
         self.partitioning.lock().clone()
     }
@@ -396,6 +414,7 @@ impl Compactor {
         for b in sealed.iter().skip(taken) {
             stopped.entry(b.tenant.clone()).or_insert(b.start);
         }
+        let mut progress = crate::progress::RollProgress::new(sealed.iter().take(taken).map(|b| &b.tenant));
         for (i, bucket) in sealed.iter().take(taken).enumerate() {
             if failed.contains(&bucket.tenant) {
                 continue;
@@ -427,6 +446,9 @@ impl Compactor {
                     failed.insert(bucket.tenant.clone());
                     stopped.entry(bucket.tenant.clone()).or_insert(bucket.start);
                 }
+            }
+            if !failed.contains(&bucket.tenant) {
+                progress.bucket_done(&bucket.tenant);
             }
             log_progress(i + 1, sealed.len(), &out, started);
         }
@@ -477,6 +499,8 @@ impl Compactor {
         let mut tenants: BTreeSet<TenantId> = self.hot.oldest_buckets().into_keys().collect();
         if part.shared {
             tenants.extend(self.cold.tenants().await.unwrap_or_default());
+            // A purged tenant's state goes with its tables.
+            self.roll_states.lock().retain(|t, _| tenants.contains(t));
         }
         for tenant in tenants {
             if let Err(e) = self.raise_watermark(&tenant, part).await {
@@ -491,6 +515,9 @@ impl Compactor {
     async fn raise_watermark(&self, tenant: &TenantId, part: &Partitioning) -> Result<()> {
         let state =
             self.cold.roll_state(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        if part.shared {
+            self.roll_states.lock().insert(tenant.clone(), state.clone());
+        }
         let Some(low) = (0..part.count).map(|p| state.get(&p).copied()).min().flatten() else { return Ok(()) };
         if self.hot.cold_watermark(tenant).is_some_and(|w| w >= low) {
             return Ok(());
