@@ -405,6 +405,7 @@ impl ConsumerContext for ConsumerCtx {
                         state.next.store(floor as i64, Ordering::Release);
                         state.replay_target.store(UNKNOWN, Ordering::Release);
                         state.assigned.store(true, Ordering::Release);
+                        progress::assigned(p, floor);
                     }
                 }
                 if let Err(e) = consumer.assign(tpl) {
@@ -1000,6 +1001,9 @@ fn rejoin(consumer: &Consumer_, shared: &Shared, topic: &str) {
 /// Logs replay progress of assigned partitions behind their assignment-time high watermark.
 fn report_progress(shared: &Shared, caught_up: &mut [bool]) {
     for (p, s) in shared.partitions.iter().enumerate() {
+        let (assigned, next, target) =
+            (s.assigned.load(Ordering::Acquire), s.next.load(Ordering::Acquire), s.replay_target.load(Ordering::Acquire));
+        progress::update(p as i32, assigned, next, target);
         if !s.assigned.load(Ordering::Acquire) {
             caught_up[p] = false;
             continue;
@@ -1024,6 +1028,8 @@ fn report_progress(shared: &Shared, caught_up: &mut [bool]) {
         }
     }
 }
+
+mod progress;
 
 #[cfg(test)]
 mod tests;
