@@ -16,6 +16,8 @@
 //! | `GET /internal/v1/applied` | how far this node applied each partition it holds, for a peer's read-your-writes wait ([`crate::read_after`]; `[cluster] token`) |
 //! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
 //! | `GET /api/v1/status/tsdb` | cardinality of the token's tenant: series by metric, label, pair; `activeSeries` against `max_active_series` ([`crate::cardinality`]) |
+//! | `GET /api/v1/status/tasks` | long-running work (replay, rebuild, roll, merge): done/total, rate, ETA; a tenant sees its own ([`crate::progress`]) |
+//! | `GET /api/v1/status/cold` | per tenant: cold watermark, snapshots, files and bytes of the samples, rollup and series tables ([`crate::cold_status`]) |
 //! | `GET /api/v1/rules`, `GET /api/v1/alerts` | empty lists in Prometheus's shape (Grafana asks; rules run in vmalert) |
 //! | `GET /ping`, `/health`, `/ready`, `/query` (CREATE DATABASE) | what InfluxDB clients ask besides writes ([`strata_ingest::influx_compat`]) |
 //! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
@@ -91,6 +93,18 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         ))),
     };
     let ops_admin_token = Arc::clone(&admin_token);
+    let tasks = crate::progress::TasksState {
+        resolver: Arc::clone(&resolver),
+        registry: Arc::clone(&registry),
+        admin_token: Arc::clone(&admin_token),
+    };
+    let cold_status = crate::cold_status::ColdStatusState {
+        hot: Arc::clone(&node.hot),
+        cold: cold.as_ref().map(|c| Arc::clone(c.compactor.cold())),
+        resolver: Arc::clone(&resolver),
+        registry: Arc::clone(&registry),
+        admin_token: Arc::clone(&admin_token),
+    };
     let region_routes = regions.map(|regions| {
         crate::regions::router(crate::regions::RegionState { regions, admin_token: Arc::clone(&admin_token) })
     });
@@ -152,6 +166,8 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .merge(query)
         .merge(crate::cardinality::router(cardinality))
         .merge(crate::console::router())
+        .merge(crate::progress::router(tasks))
+        .merge(crate::cold_status::router(cold_status))
         .merge(crate::erasure::router(erasure))
         .merge(admin);
     match region_routes {
@@ -453,6 +469,7 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
     node.ingest_metrics.render(&mut out);
     strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
     crate::erasure::metrics().render(&mut out);
+    crate::progress::render_metrics(&mut out);
     let stats = node.hot.stats();
     let gauges: [(&str, &str, f64); 10] = [
         ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),

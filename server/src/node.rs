@@ -139,10 +139,18 @@ impl Node {
         let t0 = Instant::now();
         let partitions = self.config.log.partitions;
         let (mut records, mut samples) = (0u64, 0u64);
-        let mut last_report = Instant::now();
+        // Progress per partition: `crate::progress` logs it every 2 s and shows it on the storage page.
+        crate::progress::start_reporter();
         for p in 0..partitions {
             let from = self.hot.replay_from(p);
             let end = log.next_offset(p);
+            let task = strata_schemas::progress::global().start(
+                strata_schemas::progress::TaskKind::Replay,
+                None,
+                Some(p),
+                "records",
+                Some(end.saturating_sub(from)),
+            );
             if from < log.first_offset(p) {
                 tracing::warn!(
                     partition = p,
@@ -166,12 +174,12 @@ impl Node {
                     detail: e.to_string(),
                 })?;
                 records += 1;
-                if last_report.elapsed() >= Duration::from_secs(2) {
-                    last_report = Instant::now();
-                    tracing::info!(partition = p, offset, end, records, samples, "replaying ingest log");
-                }
+                task.add(1);
                 Ok(())
             })?;
+            // Gaps (quarantined records) make the range larger than what was replayed.
+            task.set_total(task.done());
+            task.finish();
         }
         let secs = t0.elapsed().as_secs_f64();
         tracing::info!(
