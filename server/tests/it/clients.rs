@@ -28,10 +28,6 @@ fn vmalert() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn scalar(c: &reqwest::Client, s: &Server, q: &str) -> Option<f64> {
     let data = query(c, s, q, now_ms()).await;
     data["result"][0]["value"][1].as_str().and_then(|x| x.parse().ok())

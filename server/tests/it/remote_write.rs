@@ -7,7 +7,6 @@
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -95,10 +94,6 @@ remote_write:
       send_interval: 1s
 "#
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An instant query as the test's tenant: `(HTTP status, body)`.
