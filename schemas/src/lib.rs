@@ -17,6 +17,8 @@
 //! * [`batch`]: the binary encoding of a write batch, the payload of every
 //!   ingest-log record.
 //! * [`matcher`]: label matchers (`=`, `!=`, `=~`, `!~`).
+//! * [`metrics_text`]: the one Prometheus text-exposition renderer the
+//!   crates' `/metrics` families are written with.
 //! * [`read`]: the read contract ([`ReadStore`]) the query engine consumes,
 //!   implemented by the hot store and the cold tier, and wrapped by the
 //!   compactor's `FederatedReadStore` (hot/cold split at the watermark) and
@@ -37,6 +39,7 @@ pub mod hlc;
 pub mod labels;
 pub mod line_protocol;
 pub mod matcher;
+pub mod metrics_text;
 pub mod policy;
 pub mod progress;
 pub mod read;
