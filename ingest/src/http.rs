@@ -87,25 +87,44 @@ pub trait StoreView: Send + Sync + std::fmt::Debug {
         let _ = tenant;
         None
     }
+    /// Samples of `tenant` in ingest-log `partition` older than this (ms)
+    /// are in the cold tier (or claimed by a node rolling them). With
+    /// several nodes on one Kafka log a partition's roll state runs ahead of
+    /// this node's tenant watermark (the lowest over every partition), and a
+    /// sample below it stored here would never reach cold. Default: the
+    /// tenant's watermark.
+    fn cold_watermark_in(&self, tenant: &TenantId, partition: u32) -> Option<i64> {
+        let _ = partition;
+        self.cold_watermark(tenant)
+    }
 }
 
-/// Removes samples older than the tenant's cold watermark from `batches`
-/// (their buckets were already rolled into the cold tier; stored hot they
-/// would never be served). Returns how many were removed and the watermark.
+/// Removes samples older than the cold watermark of their tenant and log
+/// partition from `batches` (their buckets were already rolled into the
+/// cold tier; stored hot they would never be served). Returns how many were
+/// removed and the highest watermark that removed any (else the lowest seen).
 pub(crate) fn admit_late(state: &WriteState, who: &Admitted, batches: &mut Vec<(u32, WriteBatch)>) -> (usize, i64) {
-    let Some(wm) = state.store_view.as_ref().and_then(|v| v.cold_watermark(&who.tenant)) else { return (0, 0) };
+    let Some(view) = state.store_view.as_ref() else { return (0, 0) };
     let mut late = 0;
-    for (_, batch) in batches.iter_mut() {
+    let mut shown: Option<i64> = None;
+    let mut refusing: Option<i64> = None;
+    for (partition, batch) in batches.iter_mut() {
+        let Some(wm) = view.cold_watermark_in(&who.tenant, *partition) else { continue };
+        shown = Some(shown.map_or(wm, |s| s.min(wm)));
+        let before_batch = late;
         for series in &mut batch.series {
             let before = series.samples.len();
             series.samples.retain(|s| s.ts >= wm);
             late += before - series.samples.len();
         }
+        if late > before_batch {
+            refusing = Some(refusing.map_or(wm, |r| r.max(wm)));
+        }
         batch.series.retain(|s| !s.samples.is_empty());
     }
     batches.retain(|(_, b)| !b.series.is_empty());
     who.counters.reject("older_than_cold_watermark", late as u64);
-    (late, wm)
+    (late, refusing.or(shown).unwrap_or(0))
 }
 
 /// A series refused because its tenant is at `max_active_series`.
@@ -878,6 +897,61 @@ mod tests {
             let (status, v) = write(&state, "plain", "m,country=de v=1 1000\nm,country=br v=2 1000\n").await;
             assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
             assert_eq!(stored(&log).len(), 2);
+        }
+
+        /// A node sharing a Kafka log: the tenant's watermark (lowest over
+        /// every partition) lags the roll state of the partition another
+        /// node rolled. A sample below its own partition's state is refused
+        /// (stored here it would never reach cold); the same timestamp in a
+        /// partition not rolled that far is stored.
+        #[derive(Debug)]
+        struct PartitionWatermarks {
+            rolled: u32,
+        }
+
+        impl StoreView for PartitionWatermarks {
+            fn count(&self, _: &TenantId) -> u64 {
+                0
+            }
+            fn contains(&self, _: &TenantId, _: strata_schemas::SeriesId, _: &strata_schemas::Labels) -> bool {
+                false
+            }
+            fn cold_watermark(&self, _: &TenantId) -> Option<i64> {
+                Some(1_000)
+            }
+            fn cold_watermark_in(&self, _: &TenantId, partition: u32) -> Option<i64> {
+                Some(if partition == self.rolled { 5_000 } else { 1_000 })
+            }
+        }
+
+        #[tokio::test]
+        async fn a_sample_below_its_partitions_roll_state_is_refused_though_the_tenant_watermark_lags() {
+            let tenant = TenantId::new("plain").unwrap();
+            let partition = |d: &str| (strata_schemas::device_hash_of(&tenant, d) % 4) as u32;
+            let rolled = partition("a");
+            let other = (0..).map(|i| format!("o{i}")).find(|d| partition(d) != rolled).unwrap();
+            let log = Arc::new(MemLog::default());
+            let mut state = state(Arc::clone(&log));
+            state.store_view = Some(Arc::new(PartitionWatermarks { rolled }));
+            let body = format!("m,device=a v=1 3000\nm,device={other} v=2 3000\nm,device=a v=3 6000\n");
+            let (status, v) = write(&state, "plain", &body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+            assert!(v["message"].as_str().unwrap().contains("older than 5000 ms"), "{v}");
+            let stored: Vec<(String, Vec<i64>)> = log
+                .0
+                .lock()
+                .iter()
+                .flat_map(|b| b.series.iter())
+                .map(|s| (s.labels.to_string(), s.samples.iter().map(|x| x.ts).collect()))
+                .collect();
+            let mut stored = stored;
+            stored.sort();
+            let mut want =
+                vec![("m_v{device=\"a\"}".to_owned(), vec![6000]), (format!("m_v{{device=\"{other}\"}}"), vec![3000])];
+            want.sort();
+            assert_eq!(stored, want);
+            let counters = state.metrics.tenant(&tenant);
+            assert_eq!(counters.rejected.lock().get("older_than_cold_watermark"), Some(&1));
         }
 
         #[test]

@@ -137,7 +137,10 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         series_cache: Arc::clone(&node.series_cache),
         regions: Arc::clone(&node.regions),
         rate_limiter: Arc::new(strata_ingest::limits::RateLimiter::default()),
-        store_view: Some(Arc::new(HotStoreView(Arc::clone(&node.hot)))),
+        store_view: Some(Arc::new(HotStoreView(
+            Arc::clone(&node.hot),
+            cold.as_ref().map(|c| Arc::clone(&c.compactor)),
+        ))),
     };
     let write = strata_ingest::http::router(write_state.clone());
     // Read-your-writes: a query with a write token waits for the write (`read_after`).
@@ -233,9 +236,12 @@ fn regions_of(
     Ok(Some(Arc::new(regions)))
 }
 
-/// The write path's view of the hot store: series counts and cold watermarks.
+/// The write path's view of the hot store: series counts and cold
+/// watermarks, per log partition from the compactor's roll state when the
+/// cold tier is on (on a shared Kafka log a partition rolled by another node
+/// runs ahead of this node's tenant watermark).
 #[derive(Debug)]
-struct HotStoreView(Arc<strata_hot_store::HotStore>);
+struct HotStoreView(Arc<strata_hot_store::HotStore>, Option<Arc<strata_compactor::Compactor>>);
 
 impl strata_ingest::http::StoreView for HotStoreView {
     fn count(&self, tenant: &strata_schemas::TenantId) -> u64 {
@@ -253,6 +259,14 @@ impl strata_ingest::http::StoreView for HotStoreView {
 
     fn cold_watermark(&self, tenant: &strata_schemas::TenantId) -> Option<i64> {
         self.0.cold_watermark(tenant)
+    }
+
+    fn cold_watermark_in(&self, tenant: &strata_schemas::TenantId, partition: u32) -> Option<i64> {
+        let rolled = self.1.as_ref().and_then(|c| c.partition_roll_state(tenant, partition));
+        match (self.0.cold_watermark(tenant), rolled) {
+            (Some(w), Some(r)) => Some(w.max(r)),
+            (w, r) => w.or(r),
+        }
     }
 }
 

@@ -124,11 +124,15 @@ fn two_nodes_roll_their_own_partitions_and_a_moved_partition_continues_from_its_
     hb.flush().unwrap();
     env.rt.block_on(a.roll_once(NOW)).unwrap();
     env.rt.block_on(b.roll_once(NOW)).unwrap();
+    // What the write path refuses below, per partition: A has not seen B's
+    // commit yet (it lags by up to one pass), B has.
+    let acme = tenant("acme");
+    assert_eq!(a.partition_roll_state(&acme, 0), Some(BASE + 2 * BUCKET_MS));
+    assert_eq!(a.partition_roll_state(&acme, 1), None);
+    assert_eq!(b.partition_roll_state(&acme, 1), Some(BASE + 2 * BUCKET_MS));
     // Bucket 2 and 3: p1 moves to A, which replays it from the start; B keeps its copy.
     *b_rolls.lock() = BTreeSet::new();
-    for (o, device, samples) in [(1u64, &d1, vec![(BASE + 3, 3.0), (BASE + BUCKET_MS + 3, 5.0)])] {
-        ha.apply(1, o, &batch(device, &samples)).unwrap();
-    }
+    ha.apply(1, 1, &batch(&d1, &[(BASE + 3, 3.0), (BASE + BUCKET_MS + 3, 5.0)])).unwrap();
     write(&[ha], &d1, &[(BASE + 2 * BUCKET_MS + 7, 6.0)]);
     write(&[ha], &d0, &[(BASE + 3 * BUCKET_MS + 8, 7.0)]);
     *a_rolls.lock() = BTreeSet::from([0, 1]);
@@ -145,6 +149,10 @@ fn two_nodes_roll_their_own_partitions_and_a_moved_partition_continues_from_its_
     assert_eq!(got, model, "the cold table holds every sample once");
     assert_eq!(env.cold_rows("acme"), (7, true));
     for (h, name) in [(ha, "a"), (hb, "b")] {
-        assert_eq!(h.cold_watermark(&tenant("acme")), Some(BASE + 4 * BUCKET_MS), "{name}");
+        assert_eq!(h.cold_watermark(&acme), Some(BASE + 4 * BUCKET_MS), "{name}");
+    }
+    for p in 0..PARTITIONS {
+        assert_eq!(a.partition_roll_state(&acme, p), Some(BASE + 4 * BUCKET_MS));
+        assert_eq!(b.partition_roll_state(&acme, p), Some(BASE + 4 * BUCKET_MS));
     }
 }
