@@ -40,6 +40,19 @@ pub struct QueryConfig {
     /// Prometheus's `promql-delayed-name-removal` feature: `__name__` is removed
     /// at the end of evaluation instead of by each operator (off by default, as in Prometheus).
     pub delayed_name_removal: bool,
+    /// The query front (`crate::front`): coalesce identical in-flight
+    /// queries, and split range queries by UTC day with a cache of the
+    /// settled parts.
+    pub front: bool,
+    /// Byte bound of the front's cache (0: no cache, coalescing only).
+    pub front_cache_bytes: usize,
+    /// Steps whose reads all end this long before now are served from the
+    /// front's cache; later ones are always evaluated.
+    #[serde(with = "humantime_serde")]
+    pub front_settle: Duration,
+    /// Longest life of a cached part (earlier, at random, with XFetch).
+    #[serde(with = "humantime_serde")]
+    pub front_ttl: Duration,
 }
 
 /// Per-tenant query limits; unset fields fall back to the global [`QueryConfig`] values.
@@ -107,6 +120,10 @@ impl Default for QueryConfig {
             max_range: Duration::ZERO,
             tenant_limits: BTreeMap::new(),
             delayed_name_removal: false,
+            front: true,
+            front_cache_bytes: 64 << 20,
+            front_settle: Duration::from_secs(60),
+            front_ttl: Duration::from_secs(600),
         }
     }
 }

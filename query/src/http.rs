@@ -19,6 +19,7 @@ mod tests;
 
 use crate::engine::{CancelToken, Engine, QueryOptions};
 use crate::error::QueryError;
+use crate::front::QueryFront;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -41,12 +42,20 @@ pub struct QueryState {
     pub resolver: Arc<dyn TenantResolver>,
     /// Per-tenant `max_concurrent_queries`.
     concurrency: Arc<concurrency::TenantConcurrency>,
+    /// The query front (coalescing, split range queries and their cache), when on.
+    front: Option<Arc<QueryFront>>,
 }
 
 impl QueryState {
     /// Bundles an engine and a resolver.
     pub fn new(engine: Arc<Engine>, resolver: Arc<dyn TenantResolver>) -> Self {
-        Self { engine, resolver, concurrency: Arc::default() }
+        Self { engine, resolver, concurrency: Arc::default(), front: None }
+    }
+
+    /// Answers `query` and `query_range` through `front` (when it is enabled).
+    pub fn with_front(mut self, front: Arc<QueryFront>) -> Self {
+        self.front = front.enabled().then_some(front);
+        self
     }
 
     /// Waits for a query slot of `tenant` (its `max_concurrent_queries`).
@@ -84,7 +93,7 @@ pub fn router(state: QueryState) -> Router {
 }
 
 /// A failed request: HTTP status, Prometheus `errorType` and message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ApiError {
     status: u16,
     error_type: &'static str,
@@ -269,16 +278,36 @@ async fn query(State(st): State<QueryState>, m: Method, h: HeaderMap, RawQuery(q
     let t = opt_time(&req.params, "time", now_ms())?;
     let cancel = CancelToken::new();
     let opts = query_options(&req.params, &cancel)?;
+    if let Some(front) = st.front.clone() {
+        let reads = front.analyze(&st.engine, &expr, t, t);
+        let key = front_key("query", &req, &h, &expr, &[t]);
+        let tenant = req.tenant.clone();
+        let work = async move { rendered(eval_instant(st, req.tenant, expr, t, opts).await) };
+        return coalesced(front.coalesce(key, &tenant, reads, cancel, work).await);
+    }
     let _guard = CancelOnDrop(cancel);
-    let _slot = st.slot(&req.tenant).await?;
+    let res = eval_instant(st, req.tenant, expr, t, opts).await?;
+    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+}
+
+async fn eval_instant(
+    st: QueryState,
+    tenant: TenantId,
+    expr: String,
+    t: i64,
+    opts: QueryOptions,
+) -> Result<crate::QueryResult, ApiError> {
+    let _slot = st.slot(&tenant).await?;
+    if let Some(f) = &st.front {
+        f.count_evaluation();
+    }
     // A small query (a device's series) is answered on this thread: a
     // hand-off to a blocking thread and back would cost more than it.
-    if let Some(res) = st.engine.try_query_instant_inline(&req.tenant, &expr, t, &opts) {
-        return Ok(json_response(StatusCode::OK, json::query_result(&res?)));
+    if let Some(res) = st.engine.try_query_instant_inline(&tenant, &expr, t, &opts) {
+        return Ok(res?);
     }
     let engine = Arc::clone(&st.engine);
-    let res = blocking(move || Ok(engine.query_instant_with(&req.tenant, &expr, t, &opts)?)).await?;
-    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+    blocking(move || Ok(engine.query_instant_with(&tenant, &expr, t, &opts)?)).await
 }
 
 async fn query_range(
@@ -296,14 +325,75 @@ async fn query_range(
     let expr = p.get("query").unwrap_or("").to_owned();
     let cancel = CancelToken::new();
     let opts = query_options(p, &cancel)?;
+    if let Some(front) = st.front.clone() {
+        let reads = front.analyze(&st.engine, &expr, start, end);
+        let key = front_key("query_range", &req, &h, &expr, &[start, end, step]);
+        let tenant = req.tenant.clone();
+        let work = async move { rendered(eval_range(st, req.tenant, expr, (start, end, step), opts).await) };
+        return coalesced(front.coalesce(key, &tenant, reads, cancel, work).await);
+    }
     let _guard = CancelOnDrop(cancel);
-    let _slot = st.slot(&req.tenant).await?;
-    if let Some(res) = st.engine.try_query_range_inline(&req.tenant, &expr, (start, end, step), &opts) {
-        return Ok(json_response(StatusCode::OK, json::query_result(&res?)));
+    let res = eval_range(st, req.tenant, expr, (start, end, step), opts).await?;
+    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+}
+
+async fn eval_range(
+    st: QueryState,
+    tenant: TenantId,
+    expr: String,
+    (start, end, step): (i64, i64, i64),
+    opts: QueryOptions,
+) -> Result<crate::QueryResult, ApiError> {
+    let _slot = st.slot(&tenant).await?;
+    if let Some(front) = st.front.clone().filter(|f| f.caching()) {
+        let engine = Arc::clone(&st.engine);
+        return blocking(move || Ok(front.query_range(&engine, &tenant, &expr, (start, end, step), &opts)?)).await;
+    }
+    if let Some(f) = &st.front {
+        f.count_evaluation();
+    }
+    if let Some(res) = st.engine.try_query_range_inline(&tenant, &expr, (start, end, step), &opts) {
+        return Ok(res?);
     }
     let engine = Arc::clone(&st.engine);
-    let res = blocking(move || Ok(engine.query_range_with(&req.tenant, &expr, start, end, step, &opts)?)).await?;
-    Ok(json_response(StatusCode::OK, json::query_result(&res)))
+    blocking(move || Ok(engine.query_range_with(&tenant, &expr, start, end, step, &opts)?)).await
+}
+
+/// The coalescing key of a request: endpoint, tenant, query text (as sent:
+/// annotations name positions in it), its resolved times and every other parameter (and read-after header) as sent.
+fn front_key(endpoint: &str, req: &Req, h: &HeaderMap, query: &str, times: &[i64]) -> String {
+    use std::fmt::Write;
+    let mut key = format!("{endpoint}\0{}\0{query}\0", req.tenant);
+    for t in times {
+        let _ = write!(key, "{t},");
+    }
+    let mut rest: Vec<(&str, &str)> =
+        req.params.pairs().filter(|(k, _)| !matches!(*k, "query" | "time" | "start" | "end" | "step")).collect();
+    rest.sort_unstable();
+    for (k, v) in rest {
+        let _ = write!(key, "\0{k}={v}");
+    }
+    if let Some(v) = h.get("x-strata-read-after") {
+        key.push_str("\0read-after=");
+        key.push_str(&String::from_utf8_lossy(v.as_bytes()));
+    }
+    key
+}
+
+/// A query's answer as the front shares it among coalesced requests.
+fn rendered(res: Result<crate::QueryResult, ApiError>) -> crate::front::CoalescedAnswer {
+    match res {
+        Ok(r) => (200, Bytes::from(json::query_result(&r))),
+        Err(e) => (e.status, Bytes::from(json::error(e.error_type, &e.msg))),
+    }
+}
+
+fn coalesced(answer: Option<crate::front::CoalescedAnswer>) -> ApiResult {
+    let Some((status, body)) = answer else {
+        return Err(ApiError { status: 500, error_type: "internal", msg: "the query's evaluation panicked".into() });
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Parses each `match[]` selector into storage matchers (length and depth

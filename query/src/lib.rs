@@ -21,6 +21,8 @@
 //!   `query_exemplars`) with Prometheus's JSON envelope.
 //! * [`config`]: [`QueryConfig`] (lookback, timeout, sample and resolution limits).
 //!
+//! * [`front`]: the query front: identical in-flight queries coalesced,
+//!   range queries split by UTC day with the settled parts cached.
 //! * [`federation`]: queries across jurisdictions ([`Engine::with_federation`]):
 //!   raw reads where the tenant's policy allows them, aggregations pushed
 //!   down to aggregates-only jurisdictions and combined exactly
@@ -33,6 +35,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod federation;
+pub mod front;
 pub mod http;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
