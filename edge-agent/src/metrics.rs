@@ -2,12 +2,12 @@
 //! JSON (`/status`).
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use strata_schemas::metrics_text::{MetricKind, MetricsText};
 
 use crate::queue::QueueStats;
 
@@ -188,73 +188,60 @@ impl Metrics {
 impl Status {
     /// Prometheus text exposition.
     pub fn prometheus(&self) -> String {
+        use MetricKind::{Counter, Gauge};
         let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let mut m = MetricsText::new(&mut out);
+        let mut metric = |name: &str, kind: MetricKind, help: &str, value: f64| {
+            m.family(name, kind, help).sample(name, &[], value);
         };
         let q = &self.queue;
         metric(
             "strata_edge_queue_batches",
-            "gauge",
+            Gauge,
             "Batches queued and not yet acknowledged by the server.",
             q.unacked_batches as f64,
         );
-        metric(
-            "strata_edge_queue_bytes",
-            "gauge",
-            "Bytes of the batches not yet acknowledged.",
-            q.unacked_bytes as f64,
-        );
-        metric("strata_edge_queue_disk_bytes", "gauge", "Bytes of queue segment files on disk.", q.disk_bytes as f64);
-        metric(
-            "strata_edge_queue_max_bytes",
-            "gauge",
-            "The queue bound (queue.max_bytes).",
-            self.queue_max_bytes as f64,
-        );
+        metric("strata_edge_queue_bytes", Gauge, "Bytes of the batches not yet acknowledged.", q.unacked_bytes as f64);
+        metric("strata_edge_queue_disk_bytes", Gauge, "Bytes of queue segment files on disk.", q.disk_bytes as f64);
+        metric("strata_edge_queue_max_bytes", Gauge, "The queue bound (queue.max_bytes).", self.queue_max_bytes as f64);
         metric(
             "strata_edge_queue_acked_seq",
-            "gauge",
+            Gauge,
             "Sequence number of the last acknowledged batch.",
             q.acked_seq as f64,
         );
         metric(
             "strata_edge_oldest_unsent_age_seconds",
-            "gauge",
+            Gauge,
             "Age of the oldest batch not yet acknowledged (0: none).",
             self.oldest_unsent_age_seconds,
         );
-        metric(
-            "strata_edge_sent_batches_total",
-            "counter",
-            "Batches the server acknowledged.",
-            self.sent_batches as f64,
-        );
+        metric("strata_edge_sent_batches_total", Counter, "Batches the server acknowledged.", self.sent_batches as f64);
         metric(
             "strata_edge_sent_samples_total",
-            "counter",
+            Counter,
             "Samples (numeric fields) in acknowledged batches.",
             self.sent_samples as f64,
         );
-        metric("strata_edge_send_errors_total", "counter", "Failed sends, retried.", self.send_errors as f64);
+        metric("strata_edge_send_errors_total", Counter, "Failed sends, retried.", self.send_errors as f64);
         if let Some(c) = &self.clock {
             if let Some(skew) = c.skew_ms {
                 metric(
                     "strata_edge_clock_skew_seconds",
-                    "gauge",
+                    Gauge,
                     "The server's clock minus the gateway's, measured on the last answer.",
                     skew as f64 / 1000.0,
                 );
             }
             metric(
                 "strata_edge_clock_skewed",
-                "gauge",
+                Gauge,
                 "1 when the gateway's clock is further than clock.max_skew off the server's.",
                 f64::from(u8::from(c.skewed)),
             );
             metric(
                 "strata_edge_clock_steps_back_total",
-                "counter",
+                Counter,
                 "Times the gateway's wall clock stepped back by more than a second.",
                 c.steps_back as f64,
             );
@@ -262,132 +249,129 @@ impl Status {
         let l = &self.lanes;
         metric(
             "strata_edge_live_batches",
-            "gauge",
+            Gauge,
             "Unacknowledged batches queued within forward.live_window (the live lane, sent first).",
             l.live_batches as f64,
         );
         metric(
             "strata_edge_backlog_batches",
-            "gauge",
+            Gauge,
             "Unacknowledged batches queued before forward.live_window (the backlog lane).",
             l.backlog_batches as f64,
         );
         metric(
             "strata_edge_live_oldest_unsent_age_seconds",
-            "gauge",
+            Gauge,
             "Age of the oldest unacknowledged live batch (0: none).",
             l.live_oldest_unsent_age_seconds,
         );
         metric(
             "strata_edge_backlog_oldest_unsent_age_seconds",
-            "gauge",
+            Gauge,
             "Age of the oldest unacknowledged backlog batch (0: none).",
             l.backlog_oldest_unsent_age_seconds,
         );
         metric(
             "strata_edge_sent_live_batches_total",
-            "counter",
+            Counter,
             "Batches acknowledged that were sent in the live lane.",
             l.sent_live_batches as f64,
         );
         metric(
             "strata_edge_sent_backlog_batches_total",
-            "counter",
+            Counter,
             "Batches acknowledged that were sent in the backlog lane.",
             l.sent_backlog_batches as f64,
         );
         metric(
             "strata_edge_backlog_drain_rate",
-            "gauge",
+            Gauge,
             "Backlog batches acknowledged per second over the last 5 s.",
             l.backlog_drain_rate,
         );
         metric(
             "strata_edge_server_rejected_batches_total",
-            "counter",
+            Counter,
             "Batches the server refused for good (400/413/422): not retried.",
             self.server_rejected_batches as f64,
         );
         metric(
             "strata_edge_dropped_batches_total",
-            "counter",
+            Counter,
             "Batches deleted unsent by overflow = drop_oldest.",
             q.dropped_batches as f64,
         );
         metric(
             "strata_edge_intake_refused_total",
-            "counter",
+            Counter,
             "Write requests refused with 503 because the queue was full.",
             self.intake_refused as f64,
         );
         metric(
             "strata_edge_intake_lines_accepted_total",
-            "counter",
+            Counter,
             "Lines accepted into the queue.",
             self.intake_lines_accepted as f64,
         );
         metric(
             "strata_edge_intake_lines_rejected_total",
-            "counter",
+            Counter,
             "Lines rejected at intake.",
             self.intake_lines_rejected as f64,
         );
         if let Some(mq) = &self.mqtt {
             metric(
                 "strata_edge_mqtt_connected",
-                "gauge",
+                Gauge,
                 "1 while connected to the MQTT broker.",
                 f64::from(u8::from(mq.connected)),
             );
             metric(
                 "strata_edge_mqtt_reconnects_total",
-                "counter",
+                Counter,
                 "MQTT connections made after the first one.",
                 mq.reconnects as f64,
             );
             metric(
                 "strata_edge_mqtt_connection_errors_total",
-                "counter",
+                Counter,
                 "Failed MQTT connection attempts and lost connections.",
                 mq.connection_errors as f64,
             );
             metric(
                 "strata_edge_mqtt_messages_received_total",
-                "counter",
+                Counter,
                 "MQTT messages received (a message delivered again counts again).",
                 mq.messages_received as f64,
             );
             metric(
                 "strata_edge_mqtt_messages_queued_total",
-                "counter",
+                Counter,
                 "MQTT messages queued (then acknowledged).",
                 mq.messages_queued as f64,
             );
             metric(
                 "strata_edge_mqtt_lines_queued_total",
-                "counter",
+                Counter,
                 "Lines queued from MQTT messages.",
                 mq.lines_queued as f64,
             );
             metric(
                 "strata_edge_mqtt_rejected_lines_total",
-                "counter",
+                Counter,
                 "Bad lines in MQTT line-protocol messages whose other lines were queued.",
                 mq.rejected_lines as f64,
             );
             metric(
                 "strata_edge_mqtt_queue_full_total",
-                "counter",
+                Counter,
                 "Appends of MQTT messages refused by a full queue (held unacknowledged, retried).",
                 mq.queue_full as f64,
             );
             let name = "strata_edge_mqtt_rejected_messages_total";
-            let _ = writeln!(
-                out,
-                "# HELP {name} MQTT messages rejected (acknowledged, never queued), by reason.\n# TYPE {name} counter"
-            );
+            m.family(name, Counter, "MQTT messages rejected (acknowledged, never queued), by reason.");
             for (reason, n) in &mq.messages_rejected {
-                let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+                m.sample(name, &[("reason", reason)], *n);
             }
         }
         if let Some(a) = &self.aggregate {

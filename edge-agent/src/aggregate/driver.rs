@@ -58,61 +58,57 @@ pub struct AggregateStatus {
 impl AggregateStatus {
     /// Appends the Prometheus text of these gauges and counters.
     pub fn prometheus(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        use strata_schemas::metrics_text::MetricKind::{self, Counter, Gauge};
+        let mut m = strata_schemas::metrics_text::MetricsText::new(out);
+        let mut metric = |name: &str, kind: MetricKind, help: &str, value: u64| {
+            m.family(name, kind, help).sample(name, &[], value);
         };
         let c = &self.counters;
         metric(
             "strata_edge_aggregate_windows_open",
-            "gauge",
+            Gauge,
             "Aggregation windows held (open or correctable).",
             self.windows_open,
         );
         metric(
             "strata_edge_aggregate_corrections_pending",
-            "gauge",
+            Gauge,
             "Emitted windows changed since, waiting for their previous emission to be acknowledged.",
             self.corrections_pending,
         );
         metric(
             "strata_edge_aggregate_folded_through",
-            "gauge",
+            Gauge,
             "Every queued batch up to this one is folded.",
             self.folded_through,
         );
         metric(
             "strata_edge_aggregate_durable_through",
-            "gauge",
+            Gauge,
             "The aggregate state file covers the batches up to this one.",
             self.durable_through,
         );
-        metric(
-            "strata_edge_aggregate_samples_folded_total",
-            "counter",
-            "Samples folded into windows.",
-            c.samples_folded,
-        );
+        metric("strata_edge_aggregate_samples_folded_total", Counter, "Samples folded into windows.", c.samples_folded);
         metric(
             "strata_edge_aggregate_late_samples_dropped_total",
-            "counter",
+            Counter,
             "Samples dropped because their window was closed or they came after max_late.",
             c.late_samples_dropped,
         );
-        metric("strata_edge_aggregate_emissions_total", "counter", "First emissions of windows queued.", c.emissions);
+        metric("strata_edge_aggregate_emissions_total", Counter, "First emissions of windows queued.", c.emissions);
         metric(
             "strata_edge_aggregate_corrections_total",
-            "counter",
+            Counter,
             "Corrected emissions of windows queued (replacing the earlier one).",
             c.corrections,
         );
         metric(
             "strata_edge_aggregate_windows_closed_total",
-            "counter",
+            Counter,
             "Windows closed after max_late.",
             c.windows_closed,
         );
-        metric("strata_edge_aggregate_checkpoints_total", "counter", "Aggregate state files written.", c.checkpoints);
+        metric("strata_edge_aggregate_checkpoints_total", Counter, "Aggregate state files written.", c.checkpoints);
     }
 }
 
