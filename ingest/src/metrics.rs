@@ -2,10 +2,10 @@
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use strata_schemas::TenantId;
+use strata_schemas::metrics_text::{MetricKind, MetricsText};
 
 /// One tenant's write-path counters.
 #[derive(Debug, Default)]
@@ -68,8 +68,9 @@ impl LogHealth {
                 &self.disk_full_refusals,
             ),
         ];
+        let mut m = MetricsText::new(out);
         for (name, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            m.counter(name, help, v.load(Ordering::Relaxed));
         }
     }
 }
@@ -128,20 +129,17 @@ impl IngestMetrics {
     fn render_tenants(&self, out: &mut String) {
         let tenants: Vec<(TenantId, Arc<TenantIngest>)> =
             self.tenants.read().iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
-        let _ = writeln!(out, "# HELP strata_tenant_samples_accepted_total Samples stored, per tenant.");
-        let _ = writeln!(out, "# TYPE strata_tenant_samples_accepted_total counter");
+        let mut m = MetricsText::new(out);
+        let name = "strata_tenant_samples_accepted_total";
+        m.family(name, MetricKind::Counter, "Samples stored, per tenant.");
         for (t, c) in &tenants {
-            let _ = writeln!(
-                out,
-                "strata_tenant_samples_accepted_total{{tenant=\"{t}\"}} {}",
-                c.samples_accepted.load(Ordering::Relaxed)
-            );
+            m.sample(name, &[("tenant", t.as_str())], c.samples_accepted.load(Ordering::Relaxed));
         }
-        let _ = writeln!(out, "# HELP strata_tenant_rejected_total Samples or lines rejected, per tenant and reason.");
-        let _ = writeln!(out, "# TYPE strata_tenant_rejected_total counter");
+        let name = "strata_tenant_rejected_total";
+        m.family(name, MetricKind::Counter, "Samples or lines rejected, per tenant and reason.");
         for (t, c) in &tenants {
             for (reason, n) in c.rejected.lock().iter() {
-                let _ = writeln!(out, "strata_tenant_rejected_total{{tenant=\"{t}\",reason=\"{reason}\"}} {n}");
+                m.sample(name, &[("tenant", t.as_str()), ("reason", reason)], *n);
             }
         }
     }
@@ -166,8 +164,44 @@ impl IngestMetrics {
                 &self.edge_clock_ahead,
             ),
         ];
+        let mut m = MetricsText::new(out);
         for (name, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            m.counter(name, help, v.load(Ordering::Relaxed));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_keeps_its_text() {
+        let m = IngestMetrics::default();
+        IngestMetrics::add(&m.requests, 3);
+        let acme = TenantId::new("acme").expect("valid tenant id");
+        let t = m.tenant(&acme);
+        IngestMetrics::add(&t.samples_accepted, 5);
+        t.reject("parse", 2);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.starts_with(
+                "# HELP strata_ingest_requests_total Write requests received.\n\
+                 # TYPE strata_ingest_requests_total counter\nstrata_ingest_requests_total 3\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "# HELP strata_tenant_samples_accepted_total Samples stored, per tenant.\n\
+                 # TYPE strata_tenant_samples_accepted_total counter\n\
+                 strata_tenant_samples_accepted_total{tenant=\"acme\"} 5\n\
+                 # HELP strata_tenant_rejected_total Samples or lines rejected, per tenant and reason.\n\
+                 # TYPE strata_tenant_rejected_total counter\n\
+                 strata_tenant_rejected_total{tenant=\"acme\",reason=\"parse\"} 2\n"
+            ),
+            "{out}"
+        );
     }
 }

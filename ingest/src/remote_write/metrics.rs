@@ -3,9 +3,9 @@
 //! [`crate::metrics::IngestMetrics`] count requests, bytes and samples of
 //! every protocol; these add what only remote write has).
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use strata_schemas::metrics_text::MetricsText;
 
 /// Remote-write counters. Cheap to bump from any thread.
 #[derive(Debug, Default)]
@@ -65,8 +65,9 @@ impl RemoteWriteMetrics {
                 &self.exemplars_ignored,
             ),
         ];
+        let mut m = MetricsText::new(out);
         for (name, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            m.counter(name, help, v.load(Ordering::Relaxed));
         }
     }
 }
