@@ -64,6 +64,11 @@
 //! pushed and `topk`/`bottomk` only at the root of the query (otherwise the
 //! aggregation reads raw series and is geo-fenced like any raw read). Sums
 //! differ from a single evaluation in the last bits (summation order). A
+//! `stddev`/`stdvar` whose computation overflows f64 (values near ±1.8e308)
+//! is non-finite both ways, but not always the same non-finite value: one
+//! pass over all the values ends in NaN, +Inf or -Inf depending on their
+//! order, the merge of partials in NaN (a partial mean not finite, or two
+//! means further apart than the largest f64) or +Inf. A
 //! series stored in two jurisdictions (a device that moved) contributes to
 //! both jurisdictions' partials where both have a value at a step, where a
 //! merged raw read would have taken one sample. Annotations raised while a

@@ -458,11 +458,21 @@ pub(crate) fn avg_of(m: &[[f64; 3]]) -> f64 {
 
 /// Population variance from per-source `[count, mean, variance]` with Chan
 /// et al.'s parallel merge of (count, mean, M2), M2 = variance · count.
+///
+/// Overflow follows one pass of Welford over all the values, which ends in
+/// NaN once a step's delta to the running mean is infinite (the mean turns
+/// infinite, then Inf − Inf; NaN stays) and in +Inf when only M2 overflows:
+/// a source whose mean is not finite (it had a ±Inf or NaN among its
+/// values; the mean of finite values stays finite) or two means further
+/// apart than the largest f64 make the merge NaN.
 pub(crate) fn chan_variance(m: &[[f64; 3]]) -> f64 {
     let (mut n, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
     for &[nb, mean_b, var_b] in m {
         if nb <= 0.0 {
             continue;
+        }
+        if !mean_b.is_finite() {
+            return f64::NAN;
         }
         if n == 0.0 {
             (n, mean, m2) = (nb, mean_b, var_b * nb);
@@ -470,6 +480,9 @@ pub(crate) fn chan_variance(m: &[[f64; 3]]) -> f64 {
         }
         let total = n + nb;
         let delta = mean_b - mean;
+        if !delta.is_finite() {
+            return f64::NAN;
+        }
         mean += delta * (nb / total);
         m2 += var_b * nb + delta * delta * (n * nb / total);
         n = total;

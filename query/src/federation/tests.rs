@@ -409,7 +409,19 @@ fn run(e: &Engine, q: &str, t: i64, partial: bool) -> crate::Result<QueryResult>
 }
 
 fn close(a: f64, b: f64) -> bool {
+    if OVERFLOW_ANY_NON_FINITE.with(std::cell::Cell::get) && !a.is_finite() && !b.is_finite() {
+        return true;
+    }
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) + 1e-9
+}
+
+thread_local! {
+    /// Set while comparing `stddev`/`stdvar`: where the variance overflows
+    /// f64, one pass of Welford over the union ends in NaN, +Inf or even
+    /// -Inf depending on the order of the values, and the Chan merge of
+    /// partials in NaN or +Inf; both are non-finite, which is what is
+    /// compared then (see `chan_variance`).
+    static OVERFLOW_ANY_NON_FINITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The two values are the same: same series (labels), same timestamps, close values.
@@ -660,6 +672,20 @@ fn arb_query() -> impl Strategy<Value = String> {
         "rate(x[5m])",
         "avg_over_time(x[5m])",
         "max_over_time(x[3m])",
+        "increase(x[5m])",
+        "sum_over_time(x[4m])",
+        "count_over_time(x[5m])",
+        "min_over_time(x[3m])",
+        "last_over_time(x[2m])",
+        "present_over_time(x[2m])",
+        "stddev_over_time(x[5m])",
+        "stdvar_over_time(x[5m])",
+        "quantile_over_time(0.5, x[5m])",
+        "delta(x[5m])",
+        "irate(x[3m])",
+        "changes(x[5m])",
+        "resets(x[5m])",
+        "deriv(x[5m])",
         "abs(x)",
         "x * 2",
         "-x",
@@ -695,6 +721,7 @@ proptest! {
         }
         let (oracle, fed, calls) =
             world_calls([&split[0], &split[1], &split[2]], Eu::Answers, &[], QueryConfig::default());
+        OVERFLOW_ANY_NON_FINITE.with(|f| f.set(q.starts_with("stddev") || q.starts_with("stdvar")));
         let a = run(&oracle, &q, t * 1000, true);
         let b = run(&fed, &q, t * 1000, true);
         match (a, b) {
