@@ -78,6 +78,16 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         engine = engine.with_federation(Arc::new(crate::regions::RegionFederation(Arc::clone(r))));
     }
     let engine = Arc::new(engine);
+    // The query front: its cache only where every write lands on this node.
+    let front_registry = Arc::clone(&registry);
+    let front = Arc::new(
+        strata_query::front::QueryFront::new(
+            strata_query::front::FrontSettings::of(&node.config.query),
+            node.config.cluster.peers.is_empty() && regions.is_none(),
+        )
+        .with_epoch(Arc::new(move |t| tombstone_epoch(&front_registry, t))),
+    );
+    node.write_hook.attach(&front);
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
     let usage_resolver = Arc::clone(&resolver);
@@ -127,7 +137,10 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
             }
             usage
         }),
-        purge: crate::admin::purge_fn(Arc::clone(&node.hot), cold.as_ref().map(|c| Arc::clone(&c.compactor))),
+        purge: purge_invalidating(
+            crate::admin::purge_fn(Arc::clone(&node.hot), cold.as_ref().map(|c| Arc::clone(&c.compactor))),
+            Arc::clone(&front),
+        ),
     });
     let write_state = WriteState {
         log: Arc::clone(&node.log) as Arc<dyn strata_ingest::IngestLog>,
@@ -146,7 +159,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     // Read-your-writes: a query with a write token waits for the write (`read_after`).
     let read_after =
         Arc::new(crate::read_after::ReadAfter::new(Arc::clone(&node.log), &node.config.cluster, &node.config.http));
-    let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver))
+    let query = strata_query::router(QueryState::new(Arc::clone(&engine), resolver).with_front(Arc::clone(&front)))
         .layer(axum::middleware::from_fn_with_state(read_after, crate::read_after::layer));
     let ops = Router::new()
         .route("/-/ready", get(ready))
@@ -161,7 +174,16 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         .route("/internal/v1/applied", get(peer_applied))
         .route("/api/v1/rules", get(no_rules))
         .route("/api/v1/alerts", get(no_alerts))
-        .with_state(OpsState { node, cold, engine, local_store, owned, peer_errors, admin_token: ops_admin_token });
+        .with_state(OpsState {
+            node,
+            cold,
+            engine,
+            front,
+            local_store,
+            owned,
+            peer_errors,
+            admin_token: ops_admin_token,
+        });
     let app = ops
         .merge(write)
         .merge(strata_ingest::otlp::router(write_state.clone()))
@@ -236,6 +258,34 @@ fn regions_of(
     Ok(Some(Arc::new(regions)))
 }
 
+/// A fingerprint of `tenant`'s delete requests (ids, spans, purged flags):
+/// the query front drops cached parts computed under another one.
+fn tombstone_epoch(registry: &Registry, tenant: &strata_schemas::TenantId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(stones) = registry.tombstones(tenant) else { return 0 };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for t in stones.iter() {
+        (&t.id, t.start, t.end, t.purged).hash(&mut h);
+    }
+    h.finish() | 1
+}
+
+/// `purge`, then every cached query part of the tenant dropped (also when
+/// the purge failed part-way: some data may be gone).
+fn purge_invalidating(
+    purge: crate::admin::PurgeFn,
+    front: Arc<strata_query::front::QueryFront>,
+) -> crate::admin::PurgeFn {
+    Arc::new(move |tenant| {
+        let (purge, front) = (Arc::clone(&purge), Arc::clone(&front));
+        Box::pin(async move {
+            let out = purge(tenant.clone()).await;
+            front.invalidate_tenant(&tenant);
+            out
+        })
+    })
+}
+
 /// The write path's view of the hot store: series counts and cold
 /// watermarks, per log partition from the compactor's roll state when the
 /// cold tier is on (on a shared Kafka log a partition rolled by another node
@@ -284,6 +334,8 @@ struct OpsState {
     node: Arc<Node>,
     cold: Option<Cold>,
     engine: Arc<Engine>,
+    /// The query front (its counters are in `/metrics`).
+    front: Arc<strata_query::front::QueryFront>,
     /// This node's own data (hot, or hot and cold), without peers.
     local_store: Arc<dyn ReadStore>,
     owned: crate::cluster::Ownership,
@@ -474,9 +526,10 @@ fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
 
 async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
     let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers) || s.is_metrics_reader(&headers);
-    let OpsState { node, cold, engine, peer_errors, .. } = s;
+    let OpsState { node, cold, engine, front, peer_errors, .. } = s;
     let mut out = String::with_capacity(4096);
     engine.stats().render(&mut out);
+    front.render(&mut out);
     if let Some(c) = &cold {
         c.compactor.metrics().render_prometheus(&mut out);
     }

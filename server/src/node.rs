@@ -58,6 +58,8 @@ pub struct Node {
     pub series_cache: Arc<SeriesCache>,
     /// The region directory (this node's region and jurisdiction in it).
     pub regions: Arc<strata_schemas::RegionDirectory>,
+    /// Every batch the hot store applied, for the query front's cache.
+    pub write_hook: Arc<strata_query::front::WriteHook>,
     /// When the node started.
     pub started: Instant,
     flush_lock: tokio::sync::Mutex<Instant>,
@@ -75,8 +77,10 @@ impl Node {
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
         );
-        // The hot store is the log's sink (`impl LogSink for HotStore`).
-        let sink = Arc::clone(&hot) as Arc<dyn LogSink>;
+        // The hot store is the log's sink (`impl LogSink for HotStore`), each
+        // applied batch then reported to the query front (`ObservedSink`).
+        let write_hook = Arc::new(strata_query::front::WriteHook::default());
+        let sink = Arc::new(ObservedSink { hot: Arc::clone(&hot), hook: Arc::clone(&write_hook) }) as Arc<dyn LogSink>;
         let floor_hot = Arc::clone(&hot);
         let (log, local_log, kafka): (Arc<dyn IngestLog>, _, _) = match config.log.kind {
             LogKind::Local => {
@@ -115,6 +119,7 @@ impl Node {
             ingest_metrics,
             series_cache,
             regions,
+            write_hook,
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
             _lock: lock,
@@ -636,6 +641,40 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// The log's sink: the hot store, then the query front's write hook (after
+/// the batch is visible, so the front's cache never keeps what it missed).
+struct ObservedSink {
+    hot: Arc<HotStore>,
+    hook: Arc<strata_query::front::WriteHook>,
+}
+
+impl LogSink for ObservedSink {
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        payload: &[u8],
+        decoded: Option<&strata_schemas::WriteBatch>,
+    ) -> Result<(), strata_schemas::ApplyError> {
+        // Decoded once here (replay, Kafka) and handed to the store as such;
+        // a record that does not decode is left to the store's own error.
+        let owned;
+        let batch = match decoded {
+            Some(b) => b,
+            None => match strata_schemas::WriteBatch::decode(payload) {
+                Ok(b) => {
+                    owned = b;
+                    &owned
+                }
+                Err(_) => return <HotStore as LogSink>::apply(&self.hot, partition, offset, payload, None),
+            },
+        };
+        <HotStore as LogSink>::apply(&self.hot, partition, offset, payload, Some(batch))?;
+        self.hook.applied(batch);
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ mod limits;
 mod log_damage;
 mod postgres;
 mod promtool;
+mod query_front;
 mod read_your_writes;
 mod regions;
 mod remote_write;
