@@ -31,6 +31,11 @@ pub struct QueryConfig {
     pub default_subquery_step: Duration,
     /// Maximum number of series the selectors of one query may load (0: no limit).
     pub max_series: usize,
+    /// Maximum number of items one metadata answer (`/api/v1/series`,
+    /// `/labels`, `/label/<name>/values`) lists; past it the answer is cut
+    /// with a warning naming this setting, as a request's `limit` cuts it
+    /// (0: no limit; a request's smaller `limit` still applies).
+    pub max_metadata_results: usize,
     /// Maximum time span one query may read through one selector, including
     /// range, lookback and the query's own range (0: no limit).
     #[serde(with = "humantime_serde")]
@@ -103,6 +108,9 @@ impl EffectiveLimits {
     }
 }
 
+/// Default of `max_metadata_results`: VictoriaMetrics's `-search.maxTagValues`.
+pub const DEFAULT_MAX_METADATA_RESULTS: usize = 100_000;
+
 /// Default of `max_bytes` (and of the registry's `max_query_bytes`): 256 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
 
@@ -117,6 +125,7 @@ impl Default for QueryConfig {
             max_query_length: crate::engine::prescan::DEFAULT_MAX_QUERY_LENGTH,
             default_subquery_step: Duration::from_secs(60),
             max_series: 0,
+            max_metadata_results: DEFAULT_MAX_METADATA_RESULTS,
             max_range: Duration::ZERO,
             tenant_limits: BTreeMap::new(),
             delayed_name_removal: false,

@@ -219,6 +219,8 @@ struct Metadata {
     fq: Option<Box<dyn crate::federation::FederatedQuery>>,
     engine: Arc<Engine>,
     raised: std::cell::RefCell<Vec<String>>,
+    /// The request's `partial_response`: false makes a store that misses data fail the read.
+    partial: bool,
 }
 
 impl Metadata {
@@ -227,7 +229,7 @@ impl Metadata {
             Some(f) => f.begin(tenant, what, partial).map_err(QueryError::GeoFence)?,
             None => None,
         };
-        Ok(Self { fq, engine, raised: Default::default() })
+        Ok(Self { fq, engine, raised: Default::default(), partial })
     }
 
     /// Runs one read of the store, keeping the warnings it raises.
@@ -236,7 +238,7 @@ impl Metadata {
             Some(fq) => fq.store(),
             None => self.engine.store().as_ref(),
         };
-        let (out, raised) = strata_schemas::read_warnings::collect(|| f(store));
+        let (out, raised) = strata_schemas::read_warnings::collect_with(self.partial, || f(store));
         let mut all = self.raised.borrow_mut();
         for w in raised {
             if !all.contains(&w) {
@@ -430,10 +432,25 @@ fn range_and_limit(p: &Params) -> Result<(TimeRange, usize), ApiError> {
     Ok((TimeRange::new(start, end), limit))
 }
 
-fn truncate<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, Vec<String>) {
-    if limit > 0 && v.len() > limit {
-        v.truncate(limit);
-        return (v, vec!["results truncated due to limit".into()]);
+/// Cuts a metadata answer to the request's `limit` and to the server's
+/// `query.max_metadata_results` (0: none), whichever is smaller, with
+/// Prometheus's warning; cut by the server's bound, the warning names the
+/// setting (it starts with Prometheus's text, so clients that look for it
+/// still see a truncated answer).
+fn truncate<T>(mut v: Vec<T>, limit: usize, server_max: usize) -> (Vec<T>, Vec<String>) {
+    let by_server = server_max > 0 && (limit == 0 || server_max < limit);
+    let cut = if by_server { server_max } else { limit };
+    if cut > 0 && v.len() > cut {
+        v.truncate(cut);
+        let warning = if by_server {
+            format!(
+                "results truncated due to limit: query.max_metadata_results ({server_max}) caps every series, \
+                 label names and label values answer; narrow match[] or the time range"
+            )
+        } else {
+            "results truncated due to limit".to_owned()
+        };
+        return (v, vec![warning]);
     }
     (v, Vec::new())
 }
@@ -479,7 +496,7 @@ async fn series(
         Ok((all, w, i))
     })
     .await?;
-    let (all, mut warnings) = truncate(all, limit);
+    let (all, mut warnings) = truncate(all, limit, st.engine.config().max_metadata_results);
     warnings.extend(fed_warnings);
     Ok(list_response(
         all.iter().map(|l| {
@@ -520,7 +537,7 @@ async fn labels(
         Ok((all, w, i))
     })
     .await?;
-    let (names, mut warnings) = truncate(names, limit);
+    let (names, mut warnings) = truncate(names, limit, st.engine.config().max_metadata_results);
     warnings.extend(fed_warnings);
     Ok(list_response(names.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings, &infos))
 }
@@ -559,7 +576,7 @@ async fn label_values(
         Ok((all, w, i))
     })
     .await?;
-    let (values, mut warnings) = truncate(values, limit);
+    let (values, mut warnings) = truncate(values, limit, st.engine.config().max_metadata_results);
     warnings.extend(fed_warnings);
     Ok(list_response(values.iter().map(|n| serde_json::to_string(n).unwrap_or_default()), &warnings, &infos))
 }

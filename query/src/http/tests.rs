@@ -343,3 +343,20 @@ async fn federated_queries_report_geo_fence_and_missing_jurisdictions() {
     assert_eq!(v["data"], serde_json::json!(["x"]));
     assert_eq!(v["infos"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn metadata_answers_are_cut_by_the_smaller_of_limit_and_max_metadata_results() {
+    use super::truncate;
+    let v = || (0..10).collect::<Vec<u32>>();
+    assert_eq!(truncate(v(), 0, 0), (v(), vec![]), "no bound at all");
+    assert_eq!(truncate(v(), 0, 10), (v(), vec![]), "at the bound: whole, no warning");
+    let (cut, w) = truncate(v(), 0, 4);
+    assert_eq!(cut, [0, 1, 2, 3]);
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("results truncated due to limit") && w[0].contains("query.max_metadata_results (4)"));
+    let (cut, w) = truncate(v(), 3, 4);
+    assert_eq!((cut.len(), w), (3, vec!["results truncated due to limit".to_owned()]), "the request's smaller limit");
+    let (cut, w) = truncate(v(), 8, 4);
+    assert_eq!(cut.len(), 4, "a request cannot raise the server's bound");
+    assert!(w[0].contains("query.max_metadata_results"), "{w:?}");
+}

@@ -15,6 +15,7 @@
 //! | `query.max_series` | a selector of 6 series, limit 5 |
 //! | `query.max_samples` | a range query holding 2 × 901 points, limit 1000 |
 //! | `query.max_points_per_series` | a range query of 1001 steps, limit 1000 |
+//! | `query.max_metadata_results` | `/api/v1/series` of 6 series, limit 4: 200 with 4 and a warning naming it (also `/label/…/values`; a request's smaller `limit` still cuts with Prometheus's own warning) |
 //! | `http.header_read_timeout` | a head that stops half-way |
 //! | `http.body_read_timeout` | a body that stops half-way |
 //! | `http.idle_timeout` | a connection that sends nothing (closed; nothing to answer) |
@@ -192,6 +193,12 @@ fn cases() -> Vec<Case> {
             names: "query.max_points_per_series",
         },
         Case {
+            limit: "query.max_metadata_results",
+            send: Send::Query("/api/v1/series", vec![("match[]", "m".to_owned())]),
+            status: 200,
+            names: "results truncated due to limit: query.max_metadata_results (4)",
+        },
+        Case {
             limit: "http.header_read_timeout",
             send: Send::Stalled(b"GET /-/ready HTTP/1.1\r\nHost: x\r\n".to_vec()),
             status: 408,
@@ -228,6 +235,7 @@ async fn each_limit_is_refused_by_name_and_the_node_and_other_tenants_carry_on()
             ("STRATA_QUERY__MAX_SERIES", "5"),
             ("STRATA_QUERY__MAX_SAMPLES", "1000"),
             ("STRATA_QUERY__MAX_POINTS_PER_SERIES", "1000"),
+            ("STRATA_QUERY__MAX_METADATA_RESULTS", "4"),
         ],
     );
     let c = client();
@@ -255,6 +263,20 @@ async fn each_limit_is_refused_by_name_and_the_node_and_other_tenants_carry_on()
         others_unaffected(&c, &s, round + 1).await;
         eprintln!("{}: {status} in {:?}", case.limit, started.elapsed());
     }
+
+    // query.max_metadata_results: the answers are cut to the bound, the request's smaller limit still applies.
+    let get = |path: &str| c.get(s.url(path)).bearer_auth(TOKEN_A).send();
+    let v: serde_json::Value = get("/api/v1/series?match[]=m").await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(4), "{v}");
+    let v: serde_json::Value = get("/api/v1/label/i/values").await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], serde_json::json!(["0", "1", "2", "3"]), "{v}");
+    assert!(v["warnings"][0].as_str().is_some_and(|w| w.contains("query.max_metadata_results (4)")), "{v}");
+    let v: serde_json::Value = get("/api/v1/label/i/values?limit=2").await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], serde_json::json!(["0", "1"]), "{v}");
+    assert_eq!(v["warnings"], serde_json::json!(["results truncated due to limit"]), "{v}");
+    let v: serde_json::Value = get("/api/v1/labels").await.unwrap().json().await.unwrap();
+    assert_eq!(v["data"], serde_json::json!(["__name__", "i"]), "under the bound: whole, no warning: {v}");
+    assert!(v.get("warnings").is_none(), "{v}");
 
     // http.idle_timeout: a connection that sends nothing is closed (there is no request to answer).
     let mut idle = TcpStream::connect(s.base.strip_prefix("http://").unwrap()).unwrap();
