@@ -599,9 +599,10 @@ fn attach<'a>(ctx: &mut Ctx<'a>, fq: Option<&'a dyn FederatedQuery>, expr: &Expr
 
 /// Evaluates `expr`, adding the warnings the store raised while it was read
 /// (a cluster peer that did not answer: see `strata_schemas::read_warnings`)
-/// to the query's own.
+/// to the query's own; with `partial_response=false` such a store fails
+/// the read instead.
 fn eval_collecting_store_warnings(ctx: &Ctx<'_>, ev: &Evaluator<'_>, expr: &Expr) -> Result<Eval> {
-    let (out, raised) = strata_schemas::read_warnings::collect(|| ev.eval(expr));
+    let (out, raised) = strata_schemas::read_warnings::collect_with(ctx.partial_response, || ev.eval(expr));
     for w in raised {
         ctx.warn(w);
     }

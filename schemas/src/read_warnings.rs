@@ -15,11 +15,40 @@
 //!
 //! Outside a collection (a compaction reading the store, a test), `raise`
 //! does nothing; the store still logs and counts what went wrong.
+//!
+//! A query may refuse partial answers (Thanos's `partial_response=false`):
+//! the engine then collects with [`collect_with`]`(false, …)`, and a store
+//! that would raise a warning for missing data asks [`partial_response`]
+//! first and fails the read instead (`ReadError::Unavailable`, 503).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     static COLLECTING: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    static PARTIAL_RESPONSE: Cell<bool> = const { Cell::new(true) };
+}
+
+/// As [`collect`], with the query's `partial_response` setting in force
+/// while `f` runs (see [`partial_response`]); the previous setting is put
+/// back afterwards (also when `f` panics).
+pub fn collect_with<R>(partial_response: bool, f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    /// Puts the previous setting back.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PARTIAL_RESPONSE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(PARTIAL_RESPONSE.with(|c| c.replace(partial_response)));
+    collect(f)
+}
+
+/// Whether the query reading on this thread accepts a partial answer (a
+/// warning for missing data) rather than an error: false only inside
+/// [`collect_with`]`(false, …)`; true elsewhere (the default of the
+/// Prometheus-API parameter).
+pub fn partial_response() -> bool {
+    PARTIAL_RESPONSE.with(Cell::get)
 }
 
 /// Runs `f`, returning its result and every distinct warning raised with
@@ -95,6 +124,20 @@ mod tests {
         assert_eq!(outer, ["after"]);
         let ((), w) = collect(|| {});
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn partial_response_holds_inside_collect_with_only() {
+        assert!(partial_response());
+        let (inner, _) = collect_with(false, || {
+            let nested = collect(partial_response).0;
+            (partial_response(), nested, collect_with(true, partial_response).0, partial_response())
+        });
+        assert_eq!(inner, (false, false, true, false), "nested collections keep the setting; collect_with sets it");
+        assert!(partial_response(), "restored afterwards");
+        let caught = std::panic::catch_unwind(|| collect_with(false, || panic!("boom")));
+        assert!(caught.is_err());
+        assert!(partial_response(), "restored after a panic");
     }
 
     #[test]

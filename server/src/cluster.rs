@@ -23,7 +23,9 @@
 //! A peer that does not answer (down, frozen, past `cluster.timeout`) is
 //! skipped: the query's answer carries a Prometheus warning naming it
 //! (`strata_schemas::read_warnings`), the log says why, and it is counted in
-//! `strata_cluster_peer_errors_total`. Its partitions move to the
+//! `strata_cluster_peer_errors_total`. A query with `partial_response=false`
+//! fails instead (`unavailable`, 503, naming the peer), as it does for a
+//! region that does not answer. Its partitions move to the
 //! remaining consumers after the session timeout and are rebuilt there from
 //! Kafka, so answers are complete again once they have caught up.
 //!
@@ -181,8 +183,10 @@ impl ClusterReadStore {
         Self { local, owned, peers: config.peers.clone(), token: config.token.clone(), client, handle, peer_errors }
     }
 
-    /// Every peer's answer; unreachable peers are skipped (and counted).
-    fn ask_peers(&self, req: &PeerSelect) -> Vec<PeerAnswer> {
+    /// Every peer's answer; unreachable peers are skipped (and counted), or
+    /// fail the read when the query refuses partial answers.
+    fn ask_peers(&self, req: &PeerSelect) -> Result<Vec<PeerAnswer>, ReadError> {
+        let partial = read_warnings::partial_response();
         let tasks: Vec<_> = self
             .peers
             .iter()
@@ -197,7 +201,12 @@ impl ClusterReadStore {
             })
             .collect();
         let mut answers = Vec::with_capacity(tasks.len());
+        let mut refused = None;
         for (peer, task) in self.peers.iter().zip(tasks) {
+            if refused.is_some() {
+                task.abort();
+                continue;
+            }
             match self.handle.block_on(task) {
                 Ok(Ok(a)) => answers.push(a),
                 Ok(Err(e)) => {
@@ -209,6 +218,13 @@ impl ClusterReadStore {
                         chain.push_str(&s.to_string());
                         source = s.source();
                     }
+                    if !partial {
+                        tracing::warn!(peer = %peer, error = %chain, "peer did not answer; the query refuses partial answers");
+                        refused = Some(ReadError::Unavailable(format!(
+                            "cluster peer {peer} did not answer and partial_response=false: {chain}"
+                        )));
+                        continue;
+                    }
                     tracing::warn!(peer = %peer, error = %chain, "peer did not answer; its partitions are missing from this result");
                     read_warnings::raise(format!(
                         "cluster peer {peer} did not answer ({chain}): the log partitions it holds are missing from this result"
@@ -217,13 +233,22 @@ impl ClusterReadStore {
                 Err(e) => {
                     self.peer_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer = %peer, error = %e, "peer request task failed");
+                    if !partial {
+                        refused = Some(ReadError::Unavailable(format!(
+                            "cluster peer {peer} was not asked ({e}) and partial_response=false"
+                        )));
+                        continue;
+                    }
                     read_warnings::raise(format!(
                         "cluster peer {peer} was not asked ({e}): the log partitions it holds are missing from this result"
                     ));
                 }
             }
         }
-        answers
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(answers),
+        }
     }
 
     fn request(tenant: &TenantId, matchers: &[Matcher], range: TimeRange, series_only: bool) -> PeerSelect {
@@ -273,7 +298,7 @@ pub(crate) fn from_wire(s: WireSeries) -> (Labels, bool, Vec<Sample>) {
 impl ReadStore for ClusterReadStore {
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         let req = Self::request(tenant, matchers, range, false);
-        let remote = self.ask_peers(&req);
+        let remote = self.ask_peers(&req)?;
         let mut sources: Vec<(Labels, bool, Vec<Sample>)> = self
             .local
             .select(tenant, matchers, range)?
@@ -307,7 +332,7 @@ impl ReadStore for ClusterReadStore {
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         let req = Self::request(tenant, matchers, range, true);
-        let remote = self.ask_peers(&req);
+        let remote = self.ask_peers(&req)?;
         let mut all = self.local.series(tenant, matchers, range)?;
         for answer in remote {
             all.extend(answer.series.into_iter().map(|s| Labels::from_pairs(s.labels)));
