@@ -48,10 +48,13 @@
 //! ## Broker compatibility (tested: tansu 0.6.0, in-memory engine)
 //!
 //! Idempotent produce (`InitProducerId`), topic creation, metadata, fetch,
-//! consumer groups and offset commit/fetch work with librdkafka 2.12. Two
+//! consumer groups and offset commit/fetch work with librdkafka 2.12. Three
 //! tansu behaviours are worked around here: it keeps a session-expired
 //! member's partitions assigned to nobody (see `ConsumerCtx`: the member
-//! rejoins), and it holds every fetch for the full `fetch.wait.max.ms`
+//! rejoins); after a broker outage longer than the session timeout it keeps
+//! the departed member as the group's leader, so no member is ever assigned
+//! anything (see `GroupRepair`: the group is deleted and joined anew); and it
+//! holds every fetch for the full `fetch.wait.max.ms`
 //! (hence the short `fetch_wait` default). Consumers use eager `range`
 //! assignment; asynchronous commit results were never delivered to the
 //! consumer's callback in our tests, so commits are synchronous.
@@ -227,6 +230,11 @@ struct Shared {
     rebalances: AtomicU64,
     /// Forced rejoins (the broker workaround, see [`ConsumerCtx`]).
     rejoins: AtomicU64,
+    /// Group resets (the broker workaround, see [`GroupRepair`]).
+    group_resets: AtomicU64,
+    /// Whether the last rebalance event was an assignment (possibly of no
+    /// partition: a member beyond the partition count), i.e. the group synced.
+    synced: AtomicBool,
     stop: AtomicBool,
     /// Set by the rebalance callback: leave and rejoin the group (served by the consumer thread).
     rejoin: AtomicBool,
@@ -281,14 +289,31 @@ pub struct KafkaStatus {
     /// Times the consumer left and rejoined the group to work around a broker
     /// that handed back a departed member's stale assignment.
     pub forced_rejoins: u64,
+    /// Times the consumer group was deleted and joined anew because nobody
+    /// had held a partition for [`KafkaLog`]'s stuck-group delay while the
+    /// broker answered (see `GroupRepair`).
+    pub group_resets: u64,
     /// Per partition.
     pub partitions: Vec<PartitionStatus>,
 }
 
 impl KafkaStatus {
-    /// True when every assigned partition has applied up to the last known high watermark.
+    /// Partitions this node's consumer holds now.
+    pub fn assigned(&self) -> usize {
+        self.partitions.iter().filter(|p| p.assigned).count()
+    }
+
+    /// True when this node consumes, holds at least one partition, and every
+    /// partition it holds has applied up to the last known high watermark.
+    /// A consumer with no partition (before the group's first assignment,
+    /// after a session timeout revoked them) is not caught up: it applies
+    /// nothing. A node that does not consume (`consume = false`) has
+    /// nothing to catch up with: true.
     pub fn caught_up(&self) -> bool {
-        self.partitions.iter().filter(|p| p.assigned).all(|p| p.lag == Some(0))
+        if self.group.is_none() {
+            return true;
+        }
+        self.assigned() > 0 && self.partitions.iter().filter(|p| p.assigned).all(|p| p.lag == Some(0))
     }
 }
 
@@ -411,6 +436,7 @@ impl ConsumerContext for ConsumerCtx {
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "kafka assign failed");
                 }
+                self.shared.synced.store(true, Ordering::Release);
                 let positions: Vec<String> = seeks.iter().map(|(p, f)| format!("{p}@{f}")).collect();
                 tracing::info!(
                     topic = %self.topic,
@@ -423,6 +449,7 @@ impl ConsumerContext for ConsumerCtx {
                 let mut set: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 set.sort_unstable();
                 self.rejoin.lock().last_revoked = Some(set);
+                self.shared.synced.store(false, Ordering::Release);
                 for elem in tpl.elements() {
                     if let Some(state) = self.shared.partition(elem.partition()) {
                         state.assigned.store(false, Ordering::Release);
@@ -435,6 +462,7 @@ impl ConsumerContext for ConsumerCtx {
             }
             other => {
                 tracing::error!(error = ?other, "kafka rebalance error; dropping the assignment");
+                self.shared.synced.store(false, Ordering::Release);
                 for state in &self.shared.partitions {
                     state.assigned.store(false, Ordering::Release);
                 }
@@ -526,7 +554,7 @@ impl KafkaLog {
         if config.consume {
             let group = config.group(region);
             let session_ms = config.session_timeout.as_millis().max(1000);
-            let mut cconf = base;
+            let mut cconf = base.clone();
             cconf
                 .set("group.id", &group)
                 // Eager rebalancing: the callback revokes and assigns whole sets.
@@ -553,9 +581,10 @@ impl KafkaLog {
             consumer.subscribe(&[&topic]).map_err(|source| Error::KafkaClient { what: "subscribe", source })?;
             let consumer = Arc::new(consumer);
             let (c, s, t) = (Arc::clone(&consumer), Arc::clone(&shared), topic.clone());
+            let repair = GroupRepair::new(group.clone(), base.clone(), config.session_timeout);
             let thread = std::thread::Builder::new()
                 .name("kafka-consumer".to_owned())
-                .spawn(move || consume(&c, &s, sink.as_ref(), &t))
+                .spawn(move || consume(&c, &s, sink.as_ref(), &t, repair))
                 .map_err(|source| Error::KafkaThread { source })?;
             *log.thread.lock() = Some(thread);
             log.consumer = Some(consumer);
@@ -670,6 +699,7 @@ impl KafkaLog {
             apply_errors: self.shared.apply_errors.load(Ordering::Relaxed),
             rebalances: self.shared.rebalances.load(Ordering::Relaxed),
             forced_rejoins: self.shared.rejoins.load(Ordering::Relaxed),
+            group_resets: self.shared.group_resets.load(Ordering::Relaxed),
             partitions,
         }
     }
@@ -890,7 +920,7 @@ struct Job {
 /// The consumer loop until `stop`: polls on this thread and applies on one
 /// worker per core (partition `p` always on worker `p % workers`, so each
 /// partition is applied in offset order).
-fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &str) {
+fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &str, repair: GroupRepair) {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, shared.partitions.len().max(1));
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(workers);
@@ -905,7 +935,7 @@ fn consume(consumer: &Consumer_, shared: &Shared, sink: &dyn LogSink, topic: &st
             }
             senders.push(tx);
         }
-        poll_loop(consumer, shared, topic, &senders);
+        poll_loop(consumer, shared, topic, &senders, repair);
     });
     // Leave the group so the partitions move to the other members now rather
     // than after the session timeout; polling serves the revocation.
@@ -939,13 +969,24 @@ fn apply_loop(rx: &std::sync::mpsc::Receiver<Job>, shared: &Shared, sink: &dyn L
 }
 
 /// Polls records and hands them to the apply workers; rate and progress bookkeeping.
-fn poll_loop(consumer: &Consumer_, shared: &Shared, topic: &str, workers: &[std::sync::mpsc::SyncSender<Job>]) {
+fn poll_loop(
+    consumer: &Consumer_,
+    shared: &Shared,
+    topic: &str,
+    workers: &[std::sync::mpsc::SyncSender<Job>],
+    mut repair: GroupRepair,
+) {
     let mut last_rate = Instant::now();
     let mut last_counts: Vec<u64> = vec![0; shared.partitions.len()];
     let mut last_progress = Instant::now();
     let mut caught_up: Vec<bool> = vec![false; shared.partitions.len()];
     while !shared.stop.load(Ordering::Acquire) {
         if shared.rejoin.swap(false, Ordering::AcqRel) {
+            shared.rejoins.fetch_add(1, Ordering::Relaxed);
+            rejoin(consumer, shared, topic);
+        }
+        if repair.due(shared, Instant::now()) && repair.reset_if_stuck(consumer) {
+            shared.group_resets.fetch_add(1, Ordering::Relaxed);
             rejoin(consumer, shared, topic);
         }
         match consumer.poll(Duration::from_millis(100)) {
@@ -984,9 +1025,161 @@ fn poll_loop(consumer: &Consumer_, shared: &Shared, topic: &str, workers: &[std:
     }
 }
 
+/// The second tansu 0.6.0 group-coordinator workaround: a group whose leader
+/// is gone for good.
+///
+/// When the broker stops answering for longer than the session timeout (a
+/// frozen or partitioned broker), librdkafka drops its assignment and joins
+/// again under a new member id. tansu, meanwhile, has removed the old member
+/// on a missed heartbeat but kept it as the group's *leader*
+/// (`tansu-broker` 0.6.0, `coordinator/group/administrator.rs`:
+/// `Inner<Formed>::join` moves the group to `Forming` with
+/// `leader: Some(self.state.leader)` without checking that the leader is still
+/// a member, and `Inner<Forming>::join` only elects a leader when there is
+/// none). Every JoinGroup then answers with the departed leader's id, the
+/// joining members are followers, nobody sends the assignment, and SyncGroup
+/// fails with "rebalance in progress" / "unknown member" forever: no node
+/// consumes until the group state is gone. Leaving and rejoining does not
+/// help (the leader is group state, not member state), nor does a new
+/// consumer.
+///
+/// So when this consumer has had no assignment at all for `after` (not even
+/// an empty one: a member beyond the partition count gets an empty
+/// assignment, so the group synced) while the broker answers (ListGroups),
+/// and the group's description, when the broker lists the group, shows no
+/// member holding a partition either, the group is deleted (DeleteGroups)
+/// and joined anew (tansu 0.6.0 lists a group only once it has committed
+/// offsets); tansu then starts a fresh group whose first member
+/// leads. Nothing is lost: partitions are positioned at the hot store's floor,
+/// not at the committed offsets (which the delete removes and the next flush
+/// commits again). A broker with a working coordinator (Kafka) never gets
+/// here; if it did, its DeleteGroups refuses a group with members
+/// (`NON_EMPTY_GROUP`), which is logged and otherwise harmless.
+struct GroupRepair {
+    group: String,
+    admin_config: ClientConfig,
+    /// How long without any partition (nobody in the group holding one) before the group is reset.
+    after: Duration,
+    unassigned_since: Option<Instant>,
+    last_attempt: Option<Instant>,
+}
+
+impl GroupRepair {
+    fn new(group: String, admin_config: ClientConfig, session_timeout: Duration) -> Self {
+        let after = (session_timeout * 3).max(Duration::from_secs(20));
+        Self { group, admin_config, after, unassigned_since: None, last_attempt: None }
+    }
+
+    /// Whether the consumer has had no assignment for `after` (and no attempt was made within `after`).
+    fn due(&mut self, shared: &Shared, now: Instant) -> bool {
+        if shared.synced.load(Ordering::Acquire) {
+            self.unassigned_since = None;
+            return false;
+        }
+        let since = *self.unassigned_since.get_or_insert(now);
+        now.duration_since(since) >= self.after
+            && self.last_attempt.is_none_or(|at| now.duration_since(at) >= self.after)
+    }
+
+    /// Deletes the group when the broker describes it and no member holds a
+    /// partition; true when it was deleted (the caller rejoins).
+    fn reset_if_stuck(&mut self, consumer: &Consumer_) -> bool {
+        self.last_attempt = Some(Instant::now());
+        let timeout = Duration::from_secs(5);
+        let list = match consumer.fetch_group_list(Some(&self.group), timeout) {
+            Ok(list) => list,
+            Err(e) => {
+                // The broker does not answer: an outage, not a stuck group.
+                tracing::warn!(group = %self.group, error = %e, "no kafka partition assigned, and the group cannot be described");
+                return false;
+            }
+        };
+        let group = list.groups().iter().find(|g| g.name() == self.group);
+        let holding: usize = group
+            .map(|g| g.members().iter().map(|m| assigned_partitions(m.assignment().unwrap_or_default())).sum())
+            .unwrap_or(0);
+        if holding > 0 {
+            tracing::debug!(group = %self.group, holding, "no kafka assignment here; other members hold partitions");
+            return false;
+        }
+        tracing::warn!(
+            group = %self.group,
+            state = group.map_or("not listed", |g| g.state()),
+            members = group.map_or(0, |g| g.members().len()),
+            unassigned_for_s = self.unassigned_since.map_or(0, |t| t.elapsed().as_secs()),
+            "no member of the kafka consumer group has held a partition for a while although the broker answers \
+             (tansu 0.6.0 keeps a departed leader after a session timeout); deleting the group and joining anew"
+        );
+        let admin: AdminClient<DefaultClientContext> = match self.admin_config.create() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create a kafka admin client to reset the consumer group");
+                return false;
+            }
+        };
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a runtime to reset the consumer group");
+                return false;
+            }
+        };
+        let opts = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        match rt.block_on(admin.delete_groups(&[&self.group], &opts)) {
+            Ok(results) => match results.into_iter().next() {
+                Some(Ok(_)) | None => {
+                    tracing::info!(group = %self.group, "deleted the stuck kafka consumer group; rejoining");
+                    true
+                }
+                Some(Err((_, code))) => {
+                    tracing::warn!(group = %self.group, error = %code, "deleting the kafka consumer group failed");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "deleting the kafka consumer group failed");
+                false
+            }
+        }
+    }
+}
+
+/// Partitions in a consumer-protocol member assignment (version i16, then
+/// topics: name (i16 length + bytes) and partitions (i32 count + i32 each);
+/// big-endian). 0 when empty or unreadable.
+fn assigned_partitions(bytes: &[u8]) -> usize {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(head)
+    }
+    fn i16_(b: &mut &[u8]) -> Option<i16> {
+        take(b, 2).map(|x| i16::from_be_bytes([x[0], x[1]]))
+    }
+    fn i32_(b: &mut &[u8]) -> Option<i32> {
+        take(b, 4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+    }
+    let mut b = bytes;
+    let mut total = 0usize;
+    let parse = |b: &mut &[u8], total: &mut usize| -> Option<()> {
+        i16_(b)?;
+        let topics = i32_(b)?;
+        for _ in 0..topics.max(0) {
+            let len = i16_(b)?;
+            take(b, usize::try_from(len).unwrap_or(0))?;
+            let n = i32_(b)?;
+            take(b, 4 * usize::try_from(n).unwrap_or(0))?;
+            *total += usize::try_from(n).unwrap_or(0);
+        }
+        Some(())
+    };
+    let _ = parse(&mut b, &mut total);
+    total
+}
+
 /// Leaves the group (serving the revocation) and subscribes again under a new member id.
 fn rejoin(consumer: &Consumer_, shared: &Shared, topic: &str) {
-    shared.rejoins.fetch_add(1, Ordering::Relaxed);
+    shared.synced.store(false, Ordering::Release);
     consumer.unsubscribe();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline && shared.partitions.iter().any(|s| s.assigned.load(Ordering::Acquire)) {
@@ -1001,8 +1194,11 @@ fn rejoin(consumer: &Consumer_, shared: &Shared, topic: &str) {
 /// Logs replay progress of assigned partitions behind their assignment-time high watermark.
 fn report_progress(shared: &Shared, caught_up: &mut [bool]) {
     for (p, s) in shared.partitions.iter().enumerate() {
-        let (assigned, next, target) =
-            (s.assigned.load(Ordering::Acquire), s.next.load(Ordering::Acquire), s.replay_target.load(Ordering::Acquire));
+        let (assigned, next, target) = (
+            s.assigned.load(Ordering::Acquire),
+            s.next.load(Ordering::Acquire),
+            s.replay_target.load(Ordering::Acquire),
+        );
         progress::update(p as i32, assigned, next, target);
         if !s.assigned.load(Ordering::Acquire) {
             caught_up[p] = false;

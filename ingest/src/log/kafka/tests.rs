@@ -116,3 +116,79 @@ fn a_genuinely_unchanged_assignment_ends_the_rejoin_chain() {
     st.last_revoked = Some(vec![3, 4, 5]);
     assert!(st.on_assign(&[3, 4, 5], 6, t0 + GENUINE_FOR + Duration::from_secs(1)));
 }
+
+fn status(group: Option<&str>, parts: &[(bool, Option<i64>)]) -> KafkaStatus {
+    KafkaStatus {
+        topic: "t".into(),
+        group: group.map(str::to_owned),
+        produced_records: 0,
+        produced_bytes: 0,
+        delivery_failures: 0,
+        apply_errors: 0,
+        rebalances: 0,
+        forced_rejoins: 0,
+        group_resets: 0,
+        partitions: parts
+            .iter()
+            .enumerate()
+            .map(|(i, &(assigned, lag))| PartitionStatus {
+                partition: i as u32,
+                assigned,
+                next_offset: None,
+                high_watermark: None,
+                lag,
+                committed_offset: None,
+                applied_records: 0,
+                applied_bytes: 0,
+                apply_rate: 0.0,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_consumer_holding_no_partition_is_not_caught_up() {
+    let none = status(Some("g"), &[(false, None), (false, None)]);
+    assert_eq!(none.assigned(), 0);
+    assert!(!none.caught_up(), "nothing assigned: nothing is being applied");
+    assert!(status(Some("g"), &[(true, Some(0)), (false, None)]).caught_up());
+    assert!(!status(Some("g"), &[(true, Some(0)), (true, Some(3))]).caught_up());
+    assert!(!status(Some("g"), &[(true, None)]).caught_up(), "lag unknown yet");
+    assert!(status(None, &[(false, None)]).caught_up(), "a node that does not consume has nothing to catch up");
+}
+
+#[test]
+fn assigned_partitions_reads_consumer_protocol_assignments() {
+    // version 0; one topic "t" with partitions 0, 2, 3; user data absent (-1).
+    let mut a = vec![0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 3];
+    for p in [0i32, 2, 3] {
+        a.extend_from_slice(&p.to_be_bytes());
+    }
+    a.extend_from_slice(&(-1i32).to_be_bytes());
+    assert_eq!(assigned_partitions(&a), 3);
+    // No topics (what a member without partitions carries), empty, and cut short.
+    assert_eq!(assigned_partitions(&[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), 0);
+    assert_eq!(assigned_partitions(&[]), 0);
+    assert_eq!(assigned_partitions(&a[..10]), 0);
+}
+
+#[test]
+fn group_repair_is_due_only_after_a_long_spell_without_an_assignment() {
+    let shared = Shared { partitions: (0..2).map(|_| PartitionState::default()).collect(), ..Shared::default() };
+    let mut r = GroupRepair::new("g".into(), ClientConfig::new(), Duration::from_secs(6));
+    assert_eq!(r.after, Duration::from_secs(20), "three session timeouts, at least 20 s");
+    let t0 = Instant::now();
+    assert!(!r.due(&shared, t0));
+    assert!(!r.due(&shared, t0 + Duration::from_secs(19)));
+    assert!(r.due(&shared, t0 + Duration::from_secs(20)));
+    // An attempt waits another `after` before the next one.
+    r.last_attempt = Some(t0 + Duration::from_secs(20));
+    assert!(!r.due(&shared, t0 + Duration::from_secs(30)));
+    assert!(r.due(&shared, t0 + Duration::from_secs(40)));
+    // An assignment (even of no partition) starts the spell again.
+    shared.synced.store(true, Ordering::Release);
+    assert!(!r.due(&shared, t0 + Duration::from_secs(60)));
+    shared.synced.store(false, Ordering::Release);
+    assert!(!r.due(&shared, t0 + Duration::from_secs(61)));
+    assert!(r.due(&shared, t0 + Duration::from_secs(101)));
+}
