@@ -8,8 +8,10 @@
 //!
 //! Pages (hash routing): `#/explorer` (PromQL, instant table and range graph),
 //! `#/cardinality` (`/api/v1/status/tsdb`), `#/ingest` (`/api/v1/status/ingest`,
-//! admin token), `#/storage` (the `strata_hot_*`, `strata_compactor_*` and
-//! `strata_cold_*` families of `/metrics`), `#/tenants` (the admin API). The
+//! admin token), `#/storage` (work in progress from `/api/v1/status/tasks`
+//! every 2 s, the cold tier from `/api/v1/status/cold`, and the
+//! `strata_hot_*`, `strata_compactor_*`, `strata_cold_*` and
+//! `strata_progress_*` families of `/metrics`), `#/tenants` (the admin API). The
 //! console holds no data of its own: every request carries the token typed in
 //! its token field (`Authorization: Bearer`), the server decides what that
 //! token may see, and the console drops what it shows when the token changes.

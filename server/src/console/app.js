@@ -657,19 +657,97 @@
     return families;
   }
 
+  function fmtTime(ms) {
+    if (ms === null || ms === undefined) return '—';
+    return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
+
+  function fmtSecs(s) {
+    if (s === null || s === undefined) return '—';
+    if (s < 90) return s.toFixed(s < 10 ? 1 : 0) + ' s';
+    if (s < 5400) return (s / 60).toFixed(1) + ' min';
+    return (s / 3600).toFixed(1) + ' h';
+  }
+
+  // Long-running work (/api/v1/status/tasks): running tasks with a bar, then the recent ones.
+  function tasksCard(r) {
+    const card = el('section', { class: 'card', id: 'tasks' }, el('h3', { text: 'Work in progress' }));
+    if (!r.ok || !r.body || r.body.status !== 'success') {
+      card.appendChild(el('div', { class: 'error', text: failure(r) }));
+      return card;
+    }
+    const d = r.body.data;
+    const where = (t) => [t.tenant ? 'tenant ' + t.tenant : null, t.partition === null || t.partition === undefined ? null : 'partition ' + t.partition].filter(Boolean).join(', ') || 'node';
+    const progress = (t) => {
+      const f = t.total === null || t.total === undefined ? null : (t.total === 0 ? 1 : Math.min(1, t.done / t.total));
+      const text = fmtNum(t.done) + ' / ' + (t.total === null || t.total === undefined ? '?' : fmtNum(t.total)) + ' ' + t.unit + (f === null ? '' : ' (' + (100 * f).toFixed(1) + ' %)');
+      return el('span', { class: 'share' }, f === null ? '' : bar(f), text);
+    };
+    const running = table(['Task', 'Where', 'Progress', 'Started', 'Rate', 'ETA'],
+      d.running.map((t) => [t.kind, where(t), progress(t), fmtTime(t.started_ms), fmtNum(Math.round(t.rate_per_sec)) + ' ' + t.unit + '/s', fmtSecs(t.eta_secs)]), [4, 5]);
+    running.id = 'tasks-running';
+    if (!d.running.length) running.querySelector('tbody').appendChild(el('tr', {}, el('td', { colspan: 6, class: 'muted', text: 'nothing running (replay, rebuild, roll and merge tasks show here while they run)' })));
+    card.appendChild(running);
+    const recent = table(['Task', 'Where', 'Done', 'State', 'Started', 'Took', 'Rate'],
+      d.recent.slice(0, 10).map((t) => [t.kind, where(t), fmtNum(t.done) + ' / ' + (t.total === null || t.total === undefined ? '?' : fmtNum(t.total)) + ' ' + t.unit, t.state, fmtTime(t.started_ms), fmtSecs(t.elapsed_secs), fmtNum(Math.round(t.rate_per_sec)) + ' ' + t.unit + '/s']), [5, 6]);
+    recent.id = 'tasks-recent';
+    if (!d.recent.length) recent.querySelector('tbody').appendChild(el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'none yet' })));
+    card.appendChild(el('h3', { text: 'Recently ended' }), recent);
+    if (d.scope !== 'all') card.appendChild(el('div', { class: 'muted', text: "This token's tenant's tasks; node-wide work (log replay, rebuild) shows with the admin token." }));
+    return card;
+  }
+
+  // The cold tier per tenant (/api/v1/status/cold): watermark, then each table's snapshots, files and bytes.
+  function coldCard(r) {
+    const card = el('section', { class: 'card', id: 'cold' }, el('h3', { text: 'Cold tier' }));
+    if (!r.ok || !r.body || r.body.status !== 'success') {
+      card.appendChild(el('div', { class: 'error', text: failure(r) }));
+      return card;
+    }
+    const d = r.body.data;
+    if (!d.enabled) {
+      card.appendChild(el('div', { class: 'info', text: 'The cold tier is off on this node ([cold] enabled = false).' }));
+      return card;
+    }
+    const rows = [];
+    for (const t of d.tenants) {
+      for (const tb of t.tables) {
+        rows.push([t.tenant, fmtTime(t.watermark_ms), tb.table, tb.exists ? fmtNum(tb.snapshots) : '—', tb.exists ? fmtNum(tb.data_files) : '—',
+          tb.exists ? fmtNum(tb.records) : '—', tb.exists ? fmtBytes(tb.bytes) : '—',
+          tb.error ? tb.error : (tb.exists ? (tb.complete_from_ms ? 'complete from ' + fmtTime(tb.complete_from_ms) : '') : 'no table yet')]);
+      }
+    }
+    const t = table(['Tenant', 'Watermark (cold below)', 'Table', 'Snapshots', 'Data files', 'Rows', 'Bytes', ''], rows, [3, 4, 5, 6]);
+    t.id = 'cold-tables';
+    if (!rows.length) t.querySelector('tbody').appendChild(el('tr', {}, el('td', { colspan: 8, class: 'muted', text: 'no cold tables yet' })));
+    card.appendChild(t);
+    return card;
+  }
+
   async function storagePage(main) {
+    const live = el('div', { id: 'storage-live' });
     const out = el('div', { id: 'storage' });
     main.appendChild(el('h2', { text: 'Storage' }));
-    main.appendChild(el('p', { class: 'muted', text: 'From the node\'s /metrics: the hot store (strata_hot_*), the cold tier\'s compactor (strata_compactor_*) and tables (strata_cold_*). Refreshed every 5 s.' }));
+    main.appendChild(el('p', { class: 'muted', text: 'Work in progress (/api/v1/status/tasks, every 2 s), the cold tier per tenant (/api/v1/status/cold), and the node\'s /metrics: the hot store (strata_hot_*), the cold tier\'s compactor (strata_compactor_*) and tables (strata_cold_*). Refreshed every 5 s.' }));
+    main.appendChild(live);
     main.appendChild(out);
+    const tasksSlot = el('div');
+    const coldSlot = el('div');
+    live.appendChild(tasksSlot);
+    live.appendChild(coldSlot);
     const groups = [
       ['Hot store', 'strata_hot_'],
       ['Cold tier: compactor', 'strata_compactor_'],
       ['Cold tier: tables', 'strata_cold_'],
       ['Progress', 'strata_progress_'],
     ];
+    async function loadTasks() {
+      const r = await api('/api/v1/status/tasks');
+      clear(tasksSlot).appendChild(tasksCard(r));
+    }
     async function load() {
-      const r = await api('/metrics', [], { text: true });
+      const [c, r] = await Promise.all([api('/api/v1/status/cold'), api('/metrics', [], { text: true })]);
+      clear(coldSlot).appendChild(coldCard(c));
       clear(out);
       if (!r.ok) {
         out.appendChild(el('div', { class: 'error', text: failure(r) }));
@@ -691,13 +769,15 @@
         t.id = 'storage-' + prefix.replace(/_$/, '');
         out.appendChild(el('section', { class: 'card' }, el('h3', { text: title }), t));
       }
-      if (!families.has('strata_compactor_buckets_rolled_total') && !families.has('strata_cold_tables')) {
-        out.appendChild(el('div', { class: 'info', text: 'The cold tier is off on this node (no strata_compactor_* or strata_cold_* series).' }));
-      }
       if (!shown) out.appendChild(el('div', { class: 'muted', text: 'no storage metrics found' }));
     }
-    await load();
-    autoRefresh(load);
+    await Promise.all([loadTasks(), load()]);
+    // One timer (route() clears state.timer): the tasks every 2 s, the rest every 6 s.
+    let ticks = 0;
+    state.timer = setInterval(() => {
+      loadTasks().catch(ignoreStale);
+      if (++ticks % 3 === 0) load().catch(ignoreStale);
+    }, 2000);
   }
 
   // ------------------------------------------------------------ tenants --
