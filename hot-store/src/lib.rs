@@ -76,6 +76,7 @@ mod manifest;
 mod memtable;
 mod origins;
 mod read;
+mod read_pool;
 mod segment;
 mod sink;
 mod store;

@@ -132,26 +132,69 @@ impl HotStore {
         range: TimeRange,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<(i64, u64)>, ReadError> {
-        let mut parts = Vec::with_capacity(layers.len());
-        for layer in layers {
-            match layer {
-                Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
-                    Ok(mut v) => {
-                        v.retain(|&(ts, _)| range.contains(ts));
-                        parts.push(v);
-                    }
-                    Err(e) => {
-                        if matches!(e, ReadError::Corrupted { .. }) {
-                            self.quarantine_segment(&seg, e.to_string());
-                        }
-                        return Err(e);
-                    }
-                },
-                Layer::Mem(v) => parts.push(v),
+        read_layers(layers, range, scratch).map_err(|(e, seg)| {
+            if let Some(seg) = seg {
+                self.quarantine_segment(&seg, e.to_string());
+            }
+            e
+        })
+    }
+}
+
+impl HotStore {
+    /// Reads, merges and hands over the (sorted) candidates one series at a
+    /// time; with `split`, chunks are decoded on the read pool's workers too
+    /// ([`crate::read_pool`]), delivered in the same order.
+    pub(crate) fn read_candidates(
+        &self,
+        candidates: Vec<Candidate>,
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+        split: bool,
+    ) -> Result<(), ReadError> {
+        if split {
+            let quarantine = |seg: &Arc<Segment>, e: &ReadError| self.quarantine_segment(seg, e.to_string());
+            return crate::read_pool::read_in_order(candidates, range, each, &quarantine);
+        }
+        let mut scratch = Vec::new();
+        for c in candidates {
+            let samples = self.merge_with(c.layers, range, &mut scratch)?;
+            if !samples.is_empty() {
+                let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
+                each(SeriesData { labels: c.labels, samples })?;
             }
         }
-        Ok(merge_layers(parts))
+        Ok(())
     }
+}
+
+/// A failed layer read, with the segment to quarantine when a block was corrupt.
+pub(crate) type LayerError = (ReadError, Option<Arc<Segment>>);
+
+/// Reads and merges layers through the reusable buffer `scratch`; on a
+/// corrupt block, the error comes with the segment to quarantine.
+pub(crate) fn read_layers(
+    layers: Vec<Layer>,
+    range: TimeRange,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<(i64, u64)>, LayerError> {
+    let mut parts = Vec::with_capacity(layers.len());
+    for layer in layers {
+        match layer {
+            Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
+                Ok(mut v) => {
+                    v.retain(|&(ts, _)| range.contains(ts));
+                    parts.push(v);
+                }
+                Err(e) => {
+                    let corrupt = matches!(e, ReadError::Corrupted { .. });
+                    return Err((e, corrupt.then_some(seg)));
+                }
+            },
+            Layer::Mem(v) => parts.push(v),
+        }
+    }
+    Ok(merge_layers(parts))
 }
 
 /// True when the series has a sample in `range`, deciding from the index and
@@ -211,15 +254,8 @@ impl ReadStore for HotStore {
         // In place (a stable sort allocates a scratch copy of every candidate);
         // equal label sets, if any, keep the order of their series handles.
         candidates.sort_unstable_by(|a, b| a.labels.cmp(&b.labels).then(a.r.cmp(&b.r)));
-        let mut scratch = Vec::new();
-        for c in candidates {
-            let samples = self.merge_with(c.layers, range, &mut scratch)?;
-            if !samples.is_empty() {
-                let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
-                each(SeriesData { labels: c.labels, samples })?;
-            }
-        }
-        Ok(())
+        let split = candidates.len() >= crate::read_pool::PARALLEL_MIN_SERIES && crate::read_pool::workers() > 0;
+        self.read_candidates(candidates, range, each, split)
     }
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
