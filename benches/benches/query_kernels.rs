@@ -9,7 +9,10 @@
 //! segment. Queries run at the last sample + 7.5 s; range queries cover the
 //! 30 minutes at a 60 s step, like peer-bench.
 //!
-//! Run: `cargo bench -p strata-benches --bench query_kernels`
+//! Run: `cargo bench -p strata-benches --bench query_kernels`; with
+//! `STRATA_READ_THREADS=0` the hot store decodes every query on the calling
+//! thread (default: the read pool's workers split a read of 1,024 series
+//! or more), so the two runs compare one core with all of them.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -75,6 +78,9 @@ fn bench(c: &mut Criterion) {
         ("max_by_region", "max by (region) (sensors_temp)"),
         ("count_by_kind", "count by (kind) (sensors_battery)"),
         ("negative_matchers", "count by (kind) (sensors_battery{kind!=\"drone\", region!~\"br|us\"})"),
+        // Range functions streamed into the aggregation, at every step.
+        ("avg_over_time_by_farm_range", "avg by (farm) (avg_over_time(sensors_moisture[5m]))"),
+        ("sum_rate_by_region_range", "sum by (region) (rate(sensors_temp[5m]))"),
     ];
     let mut g = c.benchmark_group("query_fleet_100k_series");
     g.sample_size(20);

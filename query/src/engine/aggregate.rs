@@ -16,6 +16,9 @@ pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
     if let Some(out) = fold_selector(ev, agg)? {
         return Ok(Eval::Vector(out));
     }
+    if let Some(out) = fold_range_fn(ev, agg)? {
+        return Ok(Eval::Vector(out));
+    }
     let v = ev.eval_vector(&agg.expr)?;
     apply(ev, agg, v).map(Eval::Vector)
 }
@@ -69,6 +72,148 @@ fn fold_selector(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
     Ok(Some(out))
 }
 
+/// What the aggregation keeps of each input series while a range function
+/// streams into it.
+enum Sink {
+    /// `sum`/`avg`/`count`/`min`/`max`/`group`: per-(group, step) accumulators.
+    Acc(Vec<Acc>),
+    /// `quantile`/`stddev`/`stdvar`: per (group, step), the values in input order.
+    Values(Vec<Vec<f64>>),
+    /// `topk`/`bottomk`: the series themselves (labels moved, name not dropped yet).
+    Series(Vec<StepSeries>),
+}
+
+/// An aggregation straight over a range function over a selector that
+/// names its metric (`avg by (farm) (avg_over_time(m[10m]))`,
+/// `topk(10, max_over_time(m[1h]))`): each series' step points are folded
+/// into its group as the range function produces them (chunk by chunk from
+/// storage), without the per-series output the function alone builds (its
+/// labels rebuilt without the metric name, a merge by label set). Values
+/// meet in the same order as in [`fold`] / [`top_k`], so results are the
+/// same bit for bit; the limits are charged as the function charges them.
+/// `None` for any other shape (and when grouping by `__name__`, which the
+/// function would have dropped).
+fn fold_range_fn(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<StepSeries>>> {
+    let op = agg.op.id();
+    let mut sink = match op {
+        token::T_SUM | token::T_AVG | token::T_COUNT | token::T_MIN | token::T_MAX | token::T_GROUP
+            if agg.param.is_none() =>
+        {
+            Sink::Acc(Vec::new())
+        }
+        token::T_QUANTILE | token::T_STDDEV | token::T_STDVAR => Sink::Values(Vec::new()),
+        token::T_TOPK | token::T_BOTTOMK => Sink::Series(Vec::new()),
+        _ => return Ok(None),
+    };
+    if let Some(LabelModifier::Include(names)) = agg.modifier.as_ref()
+        && names.labels.iter().any(|n| n == METRIC_NAME)
+    {
+        return Ok(None);
+    }
+    let mut expr = agg.expr.as_ref();
+    while let Expr::Paren(p) = expr {
+        expr = p.expr.as_ref();
+    }
+    let Expr::Call(call) = expr else { return Ok(None) };
+    if super::range_fns::RangeFn::lookup(call.func.name).is_none() {
+        return Ok(None);
+    }
+    // What `Evaluator::eval` does for the call node.
+    ev.ctx.check()?;
+    ev.ctx.reserve(ev.n)?;
+    let n = ev.n;
+    let mut grouper = Grouper::new(agg.modifier.as_ref());
+    let mut each = |labels: Labels, points: Vec<Option<f64>>| -> Result<()> {
+        match &mut sink {
+            Sink::Acc(accs) => {
+                let g = grouper.id(&labels);
+                if g * n >= accs.len() {
+                    accs.resize((g + 1) * n, Acc::default());
+                }
+                for (a, p) in accs[g * n..(g + 1) * n].iter_mut().zip(&points) {
+                    if let Some(x) = *p {
+                        accumulate(op, a, x);
+                    }
+                }
+            }
+            Sink::Values(values) => {
+                let g = grouper.id(&labels);
+                if g * n >= values.len() {
+                    values.resize_with((g + 1) * n, Vec::new);
+                }
+                for (vs, p) in values[g * n..(g + 1) * n].iter_mut().zip(&points) {
+                    if let Some(x) = *p {
+                        vs.push(x);
+                    }
+                }
+            }
+            Sink::Series(v) => v.push(StepSeries::new(labels, points)),
+        }
+        Ok(())
+    };
+    let f = match super::functions::stream_range_fn(ev, call, &mut each)? {
+        None => return Ok(None),
+        Some(super::functions::RangeFnStream::Answered(v)) => return apply(ev, agg, v).map(Some),
+        Some(super::functions::RangeFnStream::Streamed(f)) => f,
+    };
+    let out = match sink {
+        Sink::Acc(accs) => grouper
+            .keys
+            .into_iter()
+            .enumerate()
+            .map(|(g, labels)| {
+                let row = &accs[g * n..(g + 1) * n];
+                StepSeries::new(labels, row.iter().map(|a| (a.n > 0).then(|| finish(op, a))).collect())
+            })
+            .collect(),
+        Sink::Values(mut values) => {
+            // The parameter is evaluated after the operand, as in `apply`.
+            let q = match op {
+                token::T_QUANTILE => Some(quantile_param(ev, agg)?),
+                _ => None,
+            };
+            let mut out: Vec<StepSeries> =
+                grouper.keys.into_iter().map(|labels| StepSeries::new(labels, vec![None; n])).collect();
+            for i in 0..n {
+                ev.ctx.check()?;
+                for (g, o) in out.iter_mut().enumerate() {
+                    let vs = &mut values[g * n + i];
+                    if vs.is_empty() {
+                        continue;
+                    }
+                    o.points[i] = Some(match op {
+                        token::T_STDVAR => variance(vs.iter().copied()),
+                        token::T_STDDEV => variance(vs.iter().copied()).sqrt(),
+                        _ => quantile(q.as_ref().map_or(f64::NAN, |q| q[i]), vs),
+                    });
+                }
+            }
+            out
+        }
+        Sink::Series(v) => {
+            let mut out = apply(ev, agg, v)?;
+            if !f.keeps_name() {
+                out.iter_mut().for_each(|s| ev.ctx.drop_name(s));
+            }
+            out
+        }
+    };
+    Ok(Some(out))
+}
+
+/// `quantile`'s φ per step, with Prometheus's warning when out of [0, 1].
+fn quantile_param(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Vec<f64>> {
+    let p = agg.param.as_deref().ok_or_else(|| missing_param(agg))?;
+    let q = ev.eval_scalar(p)?;
+    if let Some(x) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
+        ev.ctx.warn_at(
+            format!("PromQL warning: quantile value should be between 0 and 1, got {}", format_go_f(*x)),
+            &super::eval::anchor(p),
+        );
+    }
+    Ok(q)
+}
+
 /// The value of a non-empty accumulator of `sum`/`avg`/`count`/`group`/`min`/`max`.
 fn finish(op: TokenId, a: &Acc) -> f64 {
     match op {
@@ -108,20 +253,7 @@ pub(crate) fn apply(ev: &Evaluator<'_>, agg: &AggregateExpr, v: Vec<StepSeries>)
         }
         _ => {
             let q = match op {
-                token::T_QUANTILE => {
-                    let p = param.ok_or_else(|| missing_param(agg))?;
-                    let q = ev.eval_scalar(p)?;
-                    if let Some(x) = q.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0) {
-                        ev.ctx.warn_at(
-                            format!(
-                                "PromQL warning: quantile value should be between 0 and 1, got {}",
-                                format_go_f(*x)
-                            ),
-                            &super::eval::anchor(p),
-                        );
-                    }
-                    Some(q)
-                }
+                token::T_QUANTILE => Some(quantile_param(ev, agg)?),
                 _ => None,
             };
             fold(ev, op, &v, keys, &member_group, q.as_deref())?

@@ -87,7 +87,75 @@ fn min_max_of(ev: &Evaluator<'_>, max: bool, args: &[&Expr]) -> Result<Eval> {
 
 fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<StepSeries>> {
     let m = f.matrix_arg();
-    let param = match f {
+    let param = range_fn_param(ev, f, args)?;
+    if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
+        return Ok(out);
+    }
+    let counter_anchor = range_fn_notes(ev, f, args, param.as_deref());
+    if let Expr::MatrixSelector(ms) = unwrap_parens(args[m]) {
+        // Straight from storage: stream, a chunk of series at a time.
+        let mut out = Vec::new();
+        selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
+            out.extend(range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?);
+            Ok(())
+        })?;
+        return merge_same_labels(out);
+    }
+    let rd = match ev.eval(args[m])? {
+        Eval::Matrix(rd) => rd,
+        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
+    };
+    range_fns::eval(ev, f, rd, param, counter_anchor.as_deref())
+}
+
+/// How [`stream_range_fn`] answered.
+pub(crate) enum RangeFnStream {
+    /// Every series went to the callback.
+    Streamed(RangeFn),
+    /// A rollup tier answered: the function's value, as [`eval_call`] returns it.
+    Answered(Vec<StepSeries>),
+}
+
+/// A range function straight over a selector that names its metric (e.g.
+/// `avg_over_time(m{a="b"}[5m])`), for an aggregation to fold: `each` gets
+/// every series with a value at some step, in storage order, with its own
+/// labels (the metric name still there: the caller drops it where the
+/// function does, see [`RangeFn::keeps_name`]) and its step points.
+/// Dropping the one shared name cannot make two label sets equal, so no
+/// merge is needed and the sequence is exactly what [`eval_call`] returns,
+/// with the same limits charged and the same annotations. `None`, before
+/// evaluating anything, for any other shape.
+pub(crate) fn stream_range_fn(
+    ev: &Evaluator<'_>,
+    call: &Call,
+    each: &mut dyn FnMut(Labels, Vec<Option<f64>>) -> Result<()>,
+) -> Result<Option<RangeFnStream>> {
+    let Some(f) = RangeFn::lookup(call.func.name) else { return Ok(None) };
+    let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+    let m = f.matrix_arg();
+    let Some(Expr::MatrixSelector(ms)) = args.get(m).map(|a| unwrap_parens(a)) else { return Ok(None) };
+    let names_metric = ms.vs.name.is_some()
+        || ms.vs.matchers.matchers.iter().any(|x| x.name == METRIC_NAME && matches!(x.op, PMatchOp::Equal));
+    if !names_metric || !ms.vs.matchers.or_matchers.is_empty() {
+        return Ok(None);
+    }
+    let param = range_fn_param(ev, f, &args)?;
+    if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
+        return Ok(Some(RangeFnStream::Answered(out)));
+    }
+    let counter_anchor = range_fn_notes(ev, f, &args, param.as_deref());
+    selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
+        range_fns::eval_chunk_each(ev, f, rd, param.as_deref(), counter_anchor.as_deref(), &mut |labels, points, _| {
+            each(labels, points)
+        })
+    })?;
+    Ok(Some(RangeFnStream::Streamed(f)))
+}
+
+/// The scalar parameter of a range function per step (φ, t, the two Holt
+/// factors interleaved), checked.
+fn range_fn_param(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Option<Vec<f64>>> {
+    Ok(match f {
         RangeFn::Quantile => Some(ev.eval_scalar(args[0])?),
         RangeFn::PredictLinear => Some(ev.eval_scalar(args[1])?),
         RangeFn::Holt => {
@@ -107,34 +175,22 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
             Some(sf.iter().zip(&tf).flat_map(|(s, t)| [*s, *t]).collect())
         }
         _ => None,
-    };
-    if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
-        return Ok(out);
-    }
+    })
+}
+
+/// The quantile-range warning, and where the "might not be a counter" info
+/// of rate/increase over a selector points (its anchor).
+fn range_fn_notes(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr], param: Option<&[f64]>) -> Option<String> {
     if f == RangeFn::Quantile
-        && let Some(q) = param.as_ref().and_then(|p| p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0))
+        && let Some(q) = param.and_then(|p| p.iter().find(|q| q.is_nan() || **q < 0.0 || **q > 1.0))
     {
         ev.ctx.warn_at(format!("PromQL warning: quantile value should be between 0 and 1, got {q}"), &anchor(args[0]));
     }
     // Prometheus's "might not be a counter" info applies to rate/increase over a selector.
-    let counter_anchor = match unwrap_parens(args[m]) {
+    match unwrap_parens(args[f.matrix_arg()]) {
         e @ Expr::MatrixSelector(_) if matches!(f, RangeFn::Rate | RangeFn::Increase) => Some(anchor(e)),
         _ => None,
-    };
-    if let Expr::MatrixSelector(ms) = unwrap_parens(args[m]) {
-        // Straight from storage: stream, a chunk of series at a time.
-        let mut out = Vec::new();
-        selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
-            out.extend(range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?);
-            Ok(())
-        })?;
-        return merge_same_labels(out);
     }
-    let rd = match ev.eval(args[m])? {
-        Eval::Matrix(rd) => rd,
-        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
-    };
-    range_fns::eval(ev, f, rd, param, counter_anchor.as_deref())
 }
 
 /// Series per chunk when a range function streams its selector: enough for

@@ -79,7 +79,7 @@ impl RangeFn {
         usize::from(self == RangeFn::Quantile)
     }
 
-    fn keeps_name(self) -> bool {
+    pub(crate) fn keeps_name(self) -> bool {
         matches!(self, RangeFn::Last | RangeFn::First)
     }
 }
@@ -115,13 +115,39 @@ pub(crate) fn eval_chunk(
     param: Option<&[f64]>,
     counter_anchor: Option<&str>,
 ) -> Result<Vec<StepSeries>> {
+    let mut out = Vec::with_capacity(rd.series.len());
+    eval_chunk_each(ev, f, rd, param, counter_anchor, &mut |labels, points, drop_name| {
+        let mut series = StepSeries::new(labels, points);
+        series.drop_name = drop_name;
+        if !f.keeps_name() {
+            ev.ctx.drop_name(&mut series);
+        }
+        out.push(series);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`eval_chunk`] without building the output: `each` gets every series
+/// with a value at some step, in order, with its labels as read (the metric
+/// name not dropped yet), its points and whether it carries a pending name
+/// drop. Charges the limits as [`eval_chunk`] does.
+pub(crate) fn eval_chunk_each(
+    ev: &Evaluator<'_>,
+    f: RangeFn,
+    rd: RangeData,
+    param: Option<&[f64]>,
+    counter_anchor: Option<&str>,
+    each: &mut dyn FnMut(strata_schemas::Labels, Vec<Option<f64>>, bool) -> Result<()>,
+) -> Result<()> {
     let geo = rd.geometry(ev);
     // Every series gets a grid of every step: checked before they are
     // built, the kept ones charged below.
     ev.ctx.reserve(rd.series.len().saturating_mul(geo.n))?;
     let all_points = compute_all(ev, geo, f, &rd.series, param)?;
-    let mut out = Vec::with_capacity(rd.series.len());
-    for (idx, (s, points)) in rd.series.iter().zip(all_points).enumerate() {
+    let mut kept = 0usize;
+    let drops: Vec<bool> = (0..rd.series.len()).map(|i| rd.drops_name(i)).collect();
+    for ((s, points), drop_name) in rd.series.into_iter().zip(all_points).zip(drops) {
         if points.iter().any(Option::is_some) {
             if let (Some(at), Some(name)) = (counter_anchor, s.labels.get(strata_schemas::METRIC_NAME))
                 && !["_total", "_sum", "_count", "_bucket"].iter().any(|suffix| name.ends_with(suffix))
@@ -133,16 +159,12 @@ pub(crate) fn eval_chunk(
                     at,
                 );
             }
-            let mut series = StepSeries::new(s.labels.clone(), points);
-            series.drop_name = rd.drops_name(idx);
-            if !f.keeps_name() {
-                ev.ctx.drop_name(&mut series);
-            }
-            out.push(series);
+            kept += 1;
+            each(s.labels, points, drop_name)?;
         }
     }
-    ev.ctx.account(out.len().saturating_mul(geo.n))?;
-    Ok(out)
+    ev.ctx.account(kept.saturating_mul(geo.n))?;
+    Ok(())
 }
 
 /// Windows (series × steps) above which the series are split across threads.
