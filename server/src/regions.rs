@@ -13,6 +13,15 @@
 //!     └ `none` jurisdictions: not asked; the answer says so in `infos`
 //! ```
 //!
+//! **Raw reads.** A raw read is sent to every raw-readable region at once,
+//! and their answers (binary, [`wire`]: label strings once per answer,
+//! delta timestamps, f64 bits; JSON only for clients that do not ask for
+//! it) are decoded on the runtime while the asking thread reads its own
+//! store; then one sort-merge keeps one sample per (series, timestamp),
+//! the local store's first. A data region's own read warnings (a cluster
+//! peer of it that did not answer) travel back with its answer, for raw
+//! reads, partials and counts alike.
+//!
 //! **Authentication.** A region presents its service credential
 //! (`[federation] credential`) as `Authorization: Bearer <credential>` and
 //! its name as `X-Strata-Region`. The receiver looks the name up in its own
@@ -52,7 +61,7 @@
 //! merged per (series, timestamp), like the cluster merge.
 
 use crate::audit::{AuditLog, Record};
-use crate::cluster::{PeerAnswer, WireMatcher};
+use crate::cluster::WireMatcher;
 use crate::registry::{constant_time_eq, unhex32};
 use axum::Router;
 use axum::body::Bytes;
@@ -71,6 +80,8 @@ use strata_schemas::{
     ExportPolicy, Labels, Matcher, ReadError, ReadStore, RegionDirectory, SeriesData, TenantId, TenantPolicy,
     TenantResolver, TimeRange,
 };
+
+pub mod wire;
 
 /// Most refusals of unauthenticated requests recorded in the audit log per
 /// second; the others are counted in the next record.
@@ -286,6 +297,25 @@ impl Regions {
         body: &B,
         deadline: Instant,
     ) -> Result<(T, u64), RemoteError> {
+        let task = self.send(region, path, body, deadline, None, |b: &[u8]| {
+            serde_json::from_slice::<T>(b).map_err(|e| e.to_string())
+        })?;
+        self.wait(task)
+    }
+
+    /// Starts posting `body` to `region`'s `path` (asking for `accept`
+    /// when given); the answer is decoded by `decode` on the runtime, so
+    /// requests to several regions and their decoding run concurrently
+    /// with the caller. [`Regions::wait`] for it.
+    fn send<B: Serialize, T: Send + 'static>(
+        &self,
+        region: &str,
+        path: &str,
+        body: &B,
+        deadline: Instant,
+        accept: Option<&'static str>,
+        decode: impl FnOnce(&[u8]) -> Result<T, String> + Send + 'static,
+    ) -> Result<Pending<T>, RemoteError> {
         let Some(entry) = self.directory.get(region) else {
             return Err(RemoteError::Unreachable(format!("region {region} is not in the region directory")));
         };
@@ -294,12 +324,14 @@ impl Regions {
         if left.is_zero() {
             return Err(RemoteError::Unreachable(format!("region {region}: no time left in the query")));
         }
-        let request = crate::outbound::json_body(
-            self.client.post(&url).timeout(left).bearer_auth(&self.credential).header(REGION_HEADER, self.local()),
-            body,
-        );
+        let mut builder =
+            self.client.post(&url).timeout(left).bearer_auth(&self.credential).header(REGION_HEADER, self.local());
+        if let Some(accept) = accept {
+            builder = builder.header(reqwest_tls::header::ACCEPT, accept);
+        }
+        let request = crate::outbound::json_body(builder, body);
         let region = region.to_owned();
-        let task = self.handle.spawn(async move {
+        Ok(self.handle.spawn(async move {
             let resp = request
                 .send()
                 .await
@@ -319,10 +351,14 @@ impl Regions {
                 return Err(RemoteError::Unreachable(format!("region {region} answered {status}: {text}")));
             }
             let n = bytes.len() as u64;
-            serde_json::from_slice::<T>(&bytes)
+            decode(&bytes)
                 .map(|v| (v, n))
                 .map_err(|e| RemoteError::Unreachable(format!("region {region}: invalid answer: {e}")))
-        });
+        }))
+    }
+
+    /// The answer of a request [`Regions::send`] started.
+    fn wait<T>(&self, task: Pending<T>) -> Result<(T, u64), RemoteError> {
         self.handle
             .block_on(task)
             .unwrap_or_else(|e| Err(RemoteError::Unreachable(format!("request task failed: {e}"))))
@@ -397,6 +433,9 @@ impl Regions {
             .collect()
     }
 }
+
+/// A request to another region under way: its decoded answer and size in bytes.
+type Pending<T> = tokio::task::JoinHandle<Result<(T, u64), RemoteError>>;
 
 /// The federation a node's engine uses.
 #[derive(Debug)]
@@ -604,27 +643,22 @@ impl RawStore {
         Ok(())
     }
 
-    /// Every remote region's answer; unreachable ones become warnings (or an error).
+    /// Sends the read to every remote region at once (they answer, and
+    /// their answers are decoded, while this node reads its own store);
+    /// [`RawStore::gather`] collects them.
     ///
     /// What leaves this node's jurisdiction is kept to what the read needs:
     /// a region of another jurisdiction gets only the metric-name matchers
     /// (label values typed in a query here, such as a device id, stay here;
     /// the answer is filtered locally by the full matchers) and the query's
-    /// hash instead of its text.
-    fn ask_remote(
-        &self,
-        matchers: &[Matcher],
-        range: TimeRange,
-        series_only: bool,
-    ) -> Result<Vec<PeerAnswer>, ReadError> {
-        let crossed = if series_only { "metadata" } else { "raw_series" };
+    /// hash instead of its text. Answers come in the binary encoding of
+    /// [`wire`].
+    fn scatter(&self, matchers: &[Matcher], range: TimeRange, series_only: bool) -> Vec<RemoteRead> {
         let deadline = Instant::now() + self.regions.timeout;
         let mut out = Vec::new();
         for region in &self.remote {
-            let jurisdiction = self.regions.directory.jurisdiction_of(region).unwrap_or(region);
+            let jurisdiction = self.regions.directory.jurisdiction_of(region).unwrap_or(region).to_owned();
             let same = jurisdiction == self.regions.jurisdiction();
-            let rule =
-                if same { format!("same jurisdiction ({jurisdiction})") } else { format!("{jurisdiction}: raw") };
             let sent: Vec<Matcher> = if same {
                 matchers.to_vec()
             } else {
@@ -638,28 +672,61 @@ impl RawStore {
                 end: range.end,
                 series_only,
             };
-            let answer = self.regions.post::<_, PeerAnswer>(region, "/internal/v1/region/select", &req, deadline);
-            let counted = answer.as_ref().map(|(a, n)| (a.series.len() as u64, *n)).map_err(Clone::clone);
-            self.regions.record_sent(&self.tenant, region, &self.query, crossed, &counted, &rule);
+            let filter = (sent.len() < matchers.len()).then(|| matchers.to_vec());
+            let task = self.regions.send(
+                region,
+                "/internal/v1/region/select",
+                &req,
+                deadline,
+                Some(wire::CONTENT_TYPE),
+                move |bytes: &[u8]| {
+                    let (mut series, warnings) = wire::decode(bytes)?;
+                    if let Some(matchers) = filter {
+                        series.retain(|s| matches_all(&matchers, &s.labels));
+                    }
+                    Ok((series, warnings))
+                },
+            );
+            out.push(RemoteRead { region: region.clone(), jurisdiction, same, task });
+        }
+        out
+    }
+
+    /// The answers of [`RawStore::scatter`], in region order; unreachable
+    /// regions become warnings (or an error).
+    fn gather(&self, reads: Vec<RemoteRead>, series_only: bool) -> Result<Vec<Vec<SeriesData>>, ReadError> {
+        let crossed = if series_only { "metadata" } else { "raw_series" };
+        let mut out = Vec::new();
+        let mut failed = None;
+        for read in reads {
+            let RemoteRead { region, jurisdiction, same, task } = read;
+            let rule =
+                if same { format!("same jurisdiction ({jurisdiction})") } else { format!("{jurisdiction}: raw") };
+            let answer = task.and_then(|t| self.regions.wait(t));
+            let counted = answer.as_ref().map(|((a, _), n)| (a.len() as u64, *n)).map_err(Clone::clone);
+            self.regions.record_sent(&self.tenant, &region, &self.query, crossed, &counted, &rule);
+            if failed.is_some() {
+                continue;
+            }
             match answer {
-                Ok((mut a, _)) => {
-                    if sent.len() < matchers.len() {
-                        a.series.retain(|s| {
-                            s.labels.iter().all(|(n, v)| matchers.iter().filter(|m| m.name == *n).all(|m| m.matches(v)))
-                                && matchers
-                                    .iter()
-                                    .filter(|m| !s.labels.iter().any(|(n, _)| *n == m.name))
-                                    .all(Matcher::matches_empty)
-                        });
+                Ok(((a, warnings), _)) => {
+                    // What the data region's own read missed (a peer of its cluster).
+                    let mut ws = self.warnings.lock();
+                    for w in warnings {
+                        let w = format!("region {region}: {w}");
+                        if !ws.contains(&w) {
+                            ws.push(w);
+                        }
                     }
                     out.push(a)
                 }
-                Err(RemoteError::Refused(m)) => return Err(ReadError::GeoFence(m)),
+                Err(RemoteError::Refused(m)) => failed = Some(ReadError::GeoFence(m)),
                 Err(RemoteError::Unreachable(m)) => {
                     if !self.partial_response {
-                        return Err(ReadError::Unavailable(format!(
+                        failed = Some(ReadError::Unavailable(format!(
                             "region {region} ({jurisdiction}) did not answer and partial_response=false: {m}"
                         )));
+                        continue;
                     }
                     tracing::warn!(region = %region, error = %m, "region did not answer; its data is missing from this result");
                     let w = format!(
@@ -672,8 +739,25 @@ impl RawStore {
                 }
             }
         }
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
+}
+
+/// A raw read sent to one region.
+struct RemoteRead {
+    region: String,
+    jurisdiction: String,
+    same: bool,
+    /// The series and the data region's warnings.
+    task: Result<Pending<(Vec<SeriesData>, Vec<String>)>, RemoteError>,
+}
+
+/// Whether a label set matches every matcher (a missing label is the empty value).
+fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
+    matchers.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
 }
 
 /// What stands for a query's text in a request that leaves the jurisdiction.
@@ -717,31 +801,32 @@ impl ReadStore for RawStore {
 
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         self.check_tenant(tenant)?;
-        let local = self.regions.region_store.select(tenant, matchers, range)?;
         if self.remote.is_empty() {
-            return Ok(local);
+            return self.regions.region_store.select(tenant, matchers, range);
         }
-        let remote = self.ask_remote(matchers, range, false)?;
-        let mut sources: Vec<_> = local.into_iter().map(|s| (s.labels, true, s.samples)).collect();
-        for answer in remote {
-            sources.extend(answer.series.into_iter().map(|mut s| {
-                s.owned = false;
-                crate::cluster::from_wire(s)
-            }));
-        }
-        Ok(crate::cluster::merge(sources))
+        let reads = self.scatter(matchers, range, false);
+        let local = self.regions.region_store.select(tenant, matchers, range);
+        // Every answer is awaited and audited, even when the local read failed.
+        let remote = self.gather(reads, false);
+        let mut sources = vec![local?];
+        sources.extend(remote?);
+        Ok(wire::merge(sources))
     }
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         self.check_tenant(tenant)?;
-        let mut all = self.regions.region_store.series(tenant, matchers, range)?;
-        if !self.remote.is_empty() {
-            for answer in self.ask_remote(matchers, range, true)? {
-                all.extend(answer.series.into_iter().map(|s| Labels::from_pairs(s.labels)));
-            }
-            all.sort_unstable();
-            all.dedup();
+        if self.remote.is_empty() {
+            return self.regions.region_store.series(tenant, matchers, range);
         }
+        let reads = self.scatter(matchers, range, true);
+        let local = self.regions.region_store.series(tenant, matchers, range);
+        let remote = self.gather(reads, true);
+        let mut all = local?;
+        for answer in remote? {
+            all.extend(answer.into_iter().map(|s| s.labels));
+        }
+        all.sort_unstable();
+        all.dedup();
         Ok(all)
     }
 }
@@ -874,6 +959,7 @@ fn answer_audited(
     rule: String,
     series: u64,
     body: Vec<u8>,
+    content_type: &'static str,
 ) -> Response {
     let r = &s.regions;
     let mut rec = Record::new("received", tenant.as_str(), asker, r.local(), query, crossed, "allowed", rule);
@@ -881,7 +967,7 @@ fn answer_audited(
     if let Err(e) = r.audit.must_append(&rec) {
         return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
     }
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -908,28 +994,55 @@ async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -
         Err(resp) => return *resp,
     };
     let store = Arc::clone(&s.regions.region_store);
-    let all = Arc::new(|_: &TenantId, _: &Labels| true) as crate::cluster::Ownership;
-    let peer = crate::cluster::PeerSelect {
-        tenant: req.tenant.clone(),
-        matchers: req.matchers.clone(),
-        start: req.start,
-        end: req.end,
-        series_only: req.series_only,
-    };
+    let binary = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == wire::CONTENT_TYPE));
     let out = tokio::task::spawn_blocking(move || {
+        if binary {
+            return answer_binary(store.as_ref(), &req).map(|(n, b)| (n, b, wire::CONTENT_TYPE, req));
+        }
+        let all = Arc::new(|_: &TenantId, _: &Labels| true) as crate::cluster::Ownership;
+        let peer = crate::cluster::PeerSelect {
+            tenant: req.tenant.clone(),
+            matchers: req.matchers.clone(),
+            start: req.start,
+            end: req.end,
+            series_only: req.series_only,
+        };
         crate::cluster::answer(store.as_ref(), &all, &peer).and_then(|a| {
             let n = a.series.len() as u64;
-            serde_json::to_vec(&a).map(|b| (n, b)).map_err(|e| e.to_string())
+            serde_json::to_vec(&a).map(|b| (n, b, "application/json", req)).map_err(|e| e.to_string())
         })
     })
     .await;
     match out {
-        Ok(Ok((n, bytes))) => answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes),
+        Ok(Ok((n, bytes, content_type, req))) => {
+            answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes, content_type)
+        }
         Ok(Err(e)) => {
             (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
         }
         Err(e) => internal(e),
     }
+}
+
+/// A raw select answered in the binary encoding ([`wire`]): `(series, bytes)`.
+fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<u8>), String> {
+    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| e.to_string())?;
+    let matchers = req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>()?;
+    let range = TimeRange::new(req.start, req.end);
+    // A cluster peer of this region that did not answer is a warning for the asker.
+    let (series, warnings) = strata_schemas::read_warnings::collect(|| {
+        if req.series_only {
+            let labels = store.series(&tenant, &matchers, range)?;
+            Ok(labels.into_iter().map(|labels| SeriesData { labels, samples: Vec::new() }).collect())
+        } else {
+            store.select(&tenant, &matchers, range)
+        }
+    });
+    let series: Vec<SeriesData> = series.map_err(|e: ReadError| e.to_string())?;
+    Ok((series.len() as u64, wire::encode(&series, &warnings)))
 }
 
 /// An engine over this region's jurisdiction (this region plus the tenant's
@@ -977,8 +1090,13 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
     let engine = Engine::new(Arc::clone(&store) as Arc<dyn ReadStore>, s.regions.query_config.clone())
         .with_policies(Arc::clone(&s.regions.resolver));
     let (t, exprs, grid) = (tenant.clone(), req.exprs.clone(), req.grid);
+    let local = s.regions.local().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        let results = engine.evaluate_partials(&t, &exprs, grid, &QueryOptions::default())?;
+        // Warnings of this region's own reads (a cluster peer that did not answer) go back too.
+        let (results, raised) = strata_schemas::read_warnings::collect(|| {
+            engine.evaluate_partials(&t, &exprs, grid, &QueryOptions::default())
+        });
+        let results = results?;
         let wire: Vec<Vec<WirePartial>> = results
             .into_iter()
             .map(|series| {
@@ -992,7 +1110,9 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
             })
             .collect();
         let n = wire.iter().map(|r| r.len() as u64).sum::<u64>();
-        let answer = PartialsAnswer { results: wire, warnings: store.warnings.lock().clone() };
+        let mut warnings = store.warnings.lock().clone();
+        warnings.extend(raised.into_iter().map(|w| format!("region {}: {w}", local)));
+        let answer = PartialsAnswer { results: wire, warnings };
         Ok::<_, strata_query::QueryError>((n, serde_json::to_vec(&answer).unwrap_or_default()))
     })
     .await;
@@ -1000,7 +1120,7 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
         Ok(Ok((n, bytes))) => {
             // The asker's query arrives as its hash; the record also shows what was evaluated here.
             let what = format!("{} {}", req.query, req.exprs.join(" ; "));
-            answer_audited(&s, &tenant, &asker, &what, "aggregate_series", rule, n, bytes)
+            answer_audited(&s, &tenant, &asker, &what, "aggregate_series", rule, n, bytes, "application/json")
         }
         Ok(Err(e)) => {
             let body = serde_json::json!({"status": "error", "errorType": e.error_type(), "error": e.to_string()});
@@ -1033,14 +1153,19 @@ async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) ->
     };
     let store = jurisdiction_store(&s, &tenant, &req.query);
     let (t, range) = (tenant.clone(), TimeRange::new(req.start, req.end));
+    let local = s.regions.local().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        let n = store.series(&t, &matchers, range)?.len() as u64;
-        let answer = CountAnswer { count: n, warnings: store.warnings.lock().clone() };
+        let (n, raised) = strata_schemas::read_warnings::collect(|| store.series(&t, &matchers, range));
+        let mut warnings = store.warnings.lock().clone();
+        warnings.extend(raised.into_iter().map(|w| format!("region {local}: {w}")));
+        let answer = CountAnswer { count: n?.len() as u64, warnings };
         Ok::<_, ReadError>(serde_json::to_vec(&answer).unwrap_or_default())
     })
     .await;
     match out {
-        Ok(Ok(bytes)) => answer_audited(&s, &tenant, &asker, &req.query, "series_count", rule, 0, bytes),
+        Ok(Ok(bytes)) => {
+            answer_audited(&s, &tenant, &asker, &req.query, "series_count", rule, 0, bytes, "application/json")
+        }
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }

@@ -19,20 +19,20 @@ use std::time::Duration;
 
 const CANARY_DEVICE: &str = "d-canary-7731";
 const CANARY_VALUE: &str = "417.90561";
-const ADMIN: &str = "region-test-admin-token";
+pub(crate) const ADMIN: &str = "region-test-admin-token";
 
-struct Region {
-    name: &'static str,
-    jurisdiction: &'static str,
-    port: u16,
-    proxy_port: u16,
+pub(crate) struct Region {
+    pub(crate) name: &'static str,
+    pub(crate) jurisdiction: &'static str,
+    pub(crate) port: u16,
+    pub(crate) proxy_port: u16,
 }
 
-fn credential(region: &str) -> String {
+pub(crate) fn credential(region: &str) -> String {
     format!("credential-of-{region}-0123456789")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -85,7 +85,7 @@ fn proxy(listen: u16, target: u16, name: &'static str, log: Arc<Mutex<Vec<Arc<Mu
     });
 }
 
-fn config(me: &Region, all: &[Region]) -> String {
+pub(crate) fn config(me: &Region, all: &[Region]) -> String {
     let mut out = format!(
         "region = \"{}\"\n[federation]\njurisdiction = \"{}\"\ncredential = \"{}\"\ntimeout = \"3s\"\n",
         me.name,
@@ -104,7 +104,7 @@ fn config(me: &Region, all: &[Region]) -> String {
     out
 }
 
-fn start(r: &Region, all: &[Region], dir: &Path) -> Server {
+pub(crate) fn start(r: &Region, all: &[Region], dir: &Path) -> Server {
     let file = dir.join(format!("{}.toml", r.name));
     std::fs::write(&file, config(r, all)).unwrap();
     let data = dir.join(r.name);
@@ -121,7 +121,12 @@ fn start(r: &Region, all: &[Region], dir: &Path) -> Server {
     Server::spawn(cmd, format!("http://127.0.0.1:{}", r.port))
 }
 
-async fn admin_post(c: &reqwest::Client, s: &Server, path: &str, body: serde_json::Value) -> serde_json::Value {
+pub(crate) async fn admin_post(
+    c: &reqwest::Client,
+    s: &Server,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
     let r = c.post(s.url(path)).bearer_auth(ADMIN).json(&body).send().await.unwrap();
     let status = r.status();
     let v: serde_json::Value = r.json().await.unwrap();
@@ -129,7 +134,7 @@ async fn admin_post(c: &reqwest::Client, s: &Server, path: &str, body: serde_jso
     v
 }
 
-async fn get_json(
+pub(crate) async fn get_json(
     c: &reqwest::Client,
     s: &Server,
     path: &str,
@@ -141,13 +146,13 @@ async fn get_json(
     (status, r.json().await.unwrap_or_default())
 }
 
-fn value_of(v: &serde_json::Value) -> f64 {
+pub(crate) fn value_of(v: &serde_json::Value) -> f64 {
     let result = v["data"]["result"].as_array().unwrap_or_else(|| panic!("no result: {v}"));
     assert_eq!(result.len(), 1, "{v}");
     result[0]["value"][1].as_str().unwrap().parse().unwrap()
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
@@ -515,11 +520,14 @@ fn check_no_canary_left_eu(conns: &Arc<Mutex<Vec<Arc<Mutex<Conn>>>>>, all: &[Reg
         };
         checked += 1;
         // The value as text and as the f64 bits the inter-region answers carry.
-        let bits = CANARY_VALUE.parse::<f64>().unwrap().to_bits().to_string();
-        for needle in [CANARY_DEVICE, CANARY_VALUE, bits.as_str()] {
+        // (and as the 8 little-endian bytes of the binary raw-series encoding).
+        let bits = CANARY_VALUE.parse::<f64>().unwrap().to_bits();
+        let (text, le) = (bits.to_string(), bits.to_le_bytes());
+        for needle in [CANARY_DEVICE.as_bytes(), CANARY_VALUE.as_bytes(), text.as_bytes(), le.as_slice()] {
             assert!(
-                !out.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{needle} left eu on a connection {from} -> {}",
+                !out.windows(needle.len()).any(|w| w == needle),
+                "{} left eu on a connection {from} -> {}",
+                String::from_utf8_lossy(needle),
                 c.target
             );
         }
