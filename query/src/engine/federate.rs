@@ -256,13 +256,23 @@ pub(crate) fn try_push(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option
     }
     let aggs = partials(agg, split);
     let texts: Vec<String> = aggs.iter().map(ToString::to_string).collect();
-    ctx.in_push.set(true);
-    let local = eval_partials(ev, &aggs);
-    ctx.in_push.set(false);
-    let mut sources = vec![local?];
     let grid =
         Grid { start: ev.start, end: ev.end, step: ev.step, query_start: ctx.query_start, query_end: ctx.query_end };
-    for (j, answer) in ask_all(fq, remote, &texts, grid, ctx.deadline) {
+    let deadline = ctx.deadline;
+    // The other jurisdictions evaluate their partials while this thread
+    // evaluates the local ones (its raw reads of other regions included):
+    // the push point costs the slower of the two, and a region that does
+    // not answer costs one `[federation] timeout`, not two.
+    ctx.in_push.set(true);
+    let (local, answers) = std::thread::scope(|scope| {
+        let texts = &texts;
+        let remote_answers = scope.spawn(move || ask_all(fq, remote, texts, grid, deadline));
+        let local = eval_partials(ev, &aggs);
+        (local, remote_answers.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    ctx.in_push.set(false);
+    let mut sources = vec![local?];
+    for (j, answer) in answers {
         match answer {
             Ok(parts) => sources.push(to_steps(ev, j, parts, texts.len())?),
             Err(RemoteError::Refused(m)) => return Err(QueryError::GeoFence(m)),
