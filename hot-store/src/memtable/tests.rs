@@ -1,0 +1,168 @@
+use super::*;
+use proptest::prelude::*;
+
+fn s(ts: i64, v: f64) -> Sample {
+    Sample::new(ts, v)
+}
+
+fn one_bucket(_: i64) -> i64 {
+    0
+}
+
+fn all(m: &Memtable, r: SeriesRef) -> Vec<(i64, u64)> {
+    m.get(r)[0].1.samples().unwrap()
+}
+
+#[test]
+fn later_write_wins_on_equal_timestamps() {
+    let mut m = Memtable::default();
+    m.insert(0, &[s(2, 1.0), s(1, 5.0), s(2, 3.0)], one_bucket);
+    m.insert(0, &[s(1, 7.0)], one_bucket);
+    assert_eq!(all(&m, 0), vec![(1, 7.0f64.to_bits()), (2, 3.0f64.to_bits())]);
+    assert_eq!(m.samples(), 4);
+}
+
+#[test]
+fn round_trips_any_timestamps_and_values() {
+    let mut m = Memtable::default();
+    let mut want = std::collections::BTreeMap::new();
+    let mut x = 0x1234_5678u64;
+    let mut ts = -1_000_000i64;
+    for i in 0..5000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ts += match i % 7 {
+            0 => 10_000,
+            1 => (x % 200) as i64 - 100,
+            2 => (x % 100_000) as i64,
+            3 => -((x % 50) as i64),
+            4 => (x >> 20) as i64,
+            _ => 10_000 + (x % 3) as i64,
+        };
+        let v = if i % 5 == 0 { f64::from_bits(x) } else { (i % 13) as f64 * 0.25 };
+        m.insert(0, &[s(ts, v)], one_bucket);
+        want.insert(ts, v.to_bits());
+    }
+    assert_eq!(all(&m, 0), want.into_iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn compresses_regular_series() {
+    let mut m = Memtable::default();
+    for i in 0..1000 {
+        m.insert(0, &[s(1_700_000_000_000 + i * 10_000, 20.0 + (i % 10) as f64 * 0.25)], one_bucket);
+    }
+    let per_sample = m.get(0)[0].1.bits.len() as f64 / 1000.0;
+    // A bit of timestamp, a byte of mantissa step (two at the wrap-around).
+    assert!(per_sample < 1.5, "{per_sample} bytes/sample");
+}
+
+#[test]
+fn decimal_readings_cost_about_a_byte() {
+    // A 2-decimal temperature walking by up to ±0.05: Gorilla XORs such
+    // values to ~45 meaningful bits; as mantissa steps they take 8.
+    let mut m = Memtable::default();
+    let mut v = 1830i64;
+    for i in 0..1000 {
+        v += [3, -5, 1, 0, -2, 4, -1][i % 7];
+        m.insert(0, &[s(1_700_000_000_000 + i as i64 * 30_000, v as f64 / 100.0)], one_bucket);
+    }
+    let c = &m.get(0)[0].1;
+    assert_eq!(c.mode, 2);
+    assert!(std::mem::size_of::<Chunk>() <= 72, "a chunk per series per bucket: keep it small");
+    assert!(c.bits.len() < 1200, "{} bytes for 1000 samples", c.bits.len());
+    let back = c.samples().unwrap();
+    assert_eq!(back.len(), 1000);
+    assert!(back.iter().all(|&(_, b)| f64::from_bits(b) == (f64::from_bits(b) * 100.0).round() / 100.0));
+}
+
+#[test]
+fn a_value_outside_the_decimal_mode_re_encodes_the_chunk() {
+    let mut m = Memtable::default();
+    let mut want = Vec::new();
+    let values = [20.5, 20.0, 21.25, f64::NAN, 3.0, -0.0, 1e300, 0.1 + 0.2, 7.0];
+    for (i, v) in values.into_iter().enumerate() {
+        m.insert(0, &[s(i as i64 * 1000, v)], one_bucket);
+        want.push((i as i64 * 1000, v.to_bits()));
+        assert_eq!(all(&m, 0), want, "after {v}");
+    }
+    assert_eq!(m.get(0)[0].1.mode, GORILLA);
+    // A value needing more decimals raises the exponent instead.
+    let mut m = Memtable::default();
+    for (i, v) in [1.0, 1.5, 1.25, 1.125].into_iter().enumerate() {
+        m.insert(0, &[s(i as i64, v)], one_bucket);
+    }
+    assert_eq!(m.get(0)[0].1.mode, 3);
+    assert_eq!(all(&m, 0).iter().map(|&(_, b)| f64::from_bits(b)).collect::<Vec<_>>(), [1.0, 1.5, 1.25, 1.125]);
+}
+
+proptest! {
+    /// Any mix of decimal readings, odd doubles (NaN payloads, -0.0,
+    /// huge values), rewrites and out-of-order samples reads back as the
+    /// latest write per timestamp, bit for bit.
+    #[test]
+    fn chunks_read_back_the_latest_write_per_timestamp(
+        writes in proptest::collection::vec((0i64..400, prop_oneof![
+            6 => (-5000i64..5000, 0u32..4).prop_map(|(m, k)| m as f64 / 10f64.powi(k as i32)),
+            1 => any::<u64>().prop_map(f64::from_bits),
+            1 => Just(-0.0),
+            1 => Just(9.0e15),
+        ]), 1..300),
+    ) {
+        let mut m = Memtable::default();
+        let mut want = std::collections::BTreeMap::new();
+        for &(ts, v) in &writes {
+            m.insert(0, &[s(ts * 1000, v)], one_bucket);
+            want.insert(ts * 1000, v.to_bits());
+        }
+        prop_assert_eq!(all(&m, 0), want.into_iter().collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn remove_range_drops_only_the_range_and_keeps_the_rest_bit_for_bit() {
+    let mut m = Memtable::default();
+    let odd = f64::from_bits(0x7ff8_0000_dead_beef);
+    m.insert(0, &[s(1, 1.5), s(5, odd), s(3, 2.25), s(9, -0.0), s(3, 7.0)], one_bucket);
+    m.insert(1, &[s(4, 1.0)], one_bucket);
+    assert_eq!(m.remove_range(0, 3, 5).unwrap(), 2, "ts 3 (rewritten once) and 5");
+    assert_eq!(all(&m, 0), vec![(1, 1.5f64.to_bits()), (9, (-0.0f64).to_bits())]);
+    assert_eq!(m.samples(), 4);
+    m.insert(0, &[s(10, odd), s(2, 3.0)], one_bucket);
+    assert_eq!(
+        all(&m, 0),
+        vec![(1, 1.5f64.to_bits()), (2, 3.0f64.to_bits()), (9, 0x8000_0000_0000_0000), (10, odd.to_bits())]
+    );
+    assert_eq!(m.remove_range(0, 20, 30).unwrap(), 0);
+    assert_eq!(m.remove_range(7, 0, 30).unwrap(), 0, "unknown series");
+    assert_eq!(m.series(), 2);
+    assert_eq!(m.remove_range(0, i64::MIN, i64::MAX).unwrap(), 4);
+    assert_eq!(m.series(), 1, "an emptied series is no longer buffered");
+    assert!(m.get(0).is_empty());
+    assert_eq!(all(&m, 1), vec![(4, 1.0f64.to_bits())]);
+}
+
+#[test]
+fn in_range_is_inclusive_on_both_ends() {
+    let mut m = Memtable::default();
+    m.insert(0, &[s(5, 0.0), s(1, 0.0), s(3, 0.0), s(9, 0.0)], one_bucket);
+    let c = &m.get(0)[0].1;
+    let ts: Vec<i64> = c.in_range(TimeRange::new(3, 5)).unwrap().iter().map(|x| x.0).collect();
+    assert_eq!(ts, vec![3, 5]);
+    assert!(c.in_range(TimeRange::new(6, 4)).unwrap().is_empty());
+    assert_eq!(c.bounds(), (1, 9));
+}
+
+#[test]
+fn splits_samples_by_bucket_and_drops_old_buckets() {
+    let mut m = Memtable::default();
+    assert_eq!(m.insert(0, &[], one_bucket), None);
+    assert!(m.is_empty());
+    assert_eq!(m.insert(0, &[s(4, 0.0), s(-2, 0.0), s(15, 1.0)], |ts| ts.div_euclid(10) * 10), Some((-2, 15)));
+    assert_eq!(m.iter().map(|(_, b, _)| b).collect::<Vec<_>>(), vec![0, -10, 10]);
+    m.drop_before(10, |_| true);
+    assert_eq!(m.iter().map(|(_, b, _)| b).collect::<Vec<_>>(), vec![10]);
+    m.drop_before(20, |_| true);
+    assert!(m.is_empty());
+}
