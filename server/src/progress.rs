@@ -42,10 +42,10 @@ pub fn start_reporter() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         let spawned = std::thread::Builder::new().name("progress-log".into()).spawn(|| {
-            let mut last_ended = 0u64;
+            let mut logged = std::collections::HashSet::new();
             loop {
                 std::thread::sleep(REPORT_EVERY);
-                last_ended = report(progress::global(), last_ended);
+                report(progress::global(), &mut logged);
             }
         });
         if let Err(e) = spawned {
@@ -54,9 +54,11 @@ pub fn start_reporter() {
     });
 }
 
-/// Logs the running tasks and the tasks that ended since `last_ended` (an
-/// id); returns the newest ended id seen.
-fn report(registry: &progress::Registry, last_ended: u64) -> u64 {
+/// Logs the running tasks, and the ended tasks not in `logged` (the ids of
+/// those already seen; kept to the registry's recent ones). Tasks end in
+/// any order (Kafka partitions catch up concurrently), hence a set, not the
+/// newest id.
+fn report(registry: &progress::Registry, logged: &mut std::collections::HashSet<u64>) {
     for t in registry.running().iter().filter(|t| t.elapsed_secs >= REPORT_EVERY.as_secs_f64()) {
         tracing::info!(
             task = t.kind.as_str(),
@@ -72,10 +74,11 @@ fn report(registry: &progress::Registry, last_ended: u64) -> u64 {
             "task progress"
         );
     }
-    let mut newest = last_ended;
     let recent = registry.recent();
-    for t in recent.iter().rev().filter(|t| t.id > last_ended) {
-        newest = newest.max(t.id);
+    for t in recent.iter().rev() {
+        if !logged.insert(t.id) {
+            continue;
+        }
         let always = matches!(t.kind, TaskKind::Replay | TaskKind::Rebuild);
         if !always && t.elapsed_secs < REPORT_EVERY.as_secs_f64() {
             continue;
@@ -93,7 +96,7 @@ fn report(registry: &progress::Registry, last_ended: u64) -> u64 {
             "{msg}"
         );
     }
-    newest
+    logged.retain(|id| recent.iter().any(|t| t.id == *id));
 }
 
 /// What the tasks endpoint needs.
@@ -244,16 +247,19 @@ mod tests {
     }
 
     #[test]
-    fn the_reporter_remembers_which_ended_tasks_it_logged() {
+    fn the_reporter_logs_each_ended_task_once_in_any_order() {
         let r = progress::Registry::new();
-        let a = r.start(TaskKind::Replay, None, Some(0), "records", Some(1));
-        a.add(1);
-        let a_id = a.finish().id;
-        assert_eq!(report(&r, 0), a_id);
-        assert_eq!(report(&r, a_id), a_id, "nothing new");
-        let b = r.start(TaskKind::Roll, Some(&tenant("acme")), None, "buckets", Some(1));
-        let b_id = b.id();
-        drop(b);
-        assert_eq!(report(&r, a_id), b_id);
+        let first = r.start(TaskKind::Rebuild, None, Some(0), "records", Some(1));
+        let second = r.start(TaskKind::Rebuild, None, Some(1), "records", Some(1));
+        let second_id = second.finish().id;
+        let mut logged = std::collections::HashSet::new();
+        report(&r, &mut logged);
+        assert_eq!(logged, [second_id].into());
+        // The older task ends after the newer one was logged: it is still logged.
+        let first_id = first.finish().id;
+        report(&r, &mut logged);
+        assert_eq!(logged, [first_id, second_id].into());
+        report(&r, &mut logged);
+        assert_eq!(logged.len(), 2, "nothing new");
     }
 }

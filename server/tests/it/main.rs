@@ -20,6 +20,7 @@ mod kafka_cold;
 mod limits;
 mod log_damage;
 mod postgres;
+mod progress;
 mod promtool;
 mod query_front;
 mod read_your_writes;
