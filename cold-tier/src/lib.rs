@@ -59,6 +59,12 @@
 //! [`iceberg::io::StorageFactory`]; [`ObjectStoreStorageFactory`] plugs
 //! `object_store` in, so one warehouse URL picks the backend
 //! (`file://`, `s3://`, `memory://`). Table layout: `cold-tier/FORMAT.md`.
+//!
+//! Modules: `tier` (catalog, tables, commits), `table` (layout), `write`
+//! (series → Parquet), `read` (pruned scan, `ReadStore`), `roll`, `rollup`,
+//! `series`, `maintenance`, `erase`, `storage` (object_store I/O), `config`
+//! (`[cold]`), `error`. Module by module, with paths and "when you change X":
+//! `cold-tier/README.md`.
 #![warn(missing_docs)]
 
 mod config;

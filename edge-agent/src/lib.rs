@@ -32,8 +32,12 @@
 //! intake (`mqtt.rs`) acknowledges a message only once it is queued.
 //! Pre-aggregation (`aggregate.rs`) folds configured measurements into
 //! windows forwarded as their own series.
-//! Pre-aggregation (`aggregate.rs`) folds configured measurements into
-//! windows forwarded as their own series.
+//!
+//! Modules: [`intake`] (HTTP), [`mqtt`], [`queue`] (the durable queue and its
+//! format), [`forward`], [`clock`], [`aggregate`], [`agent`] (shared state,
+//! writer thread, router), [`metrics`] (`/metrics`, `/status`), [`config`],
+//! [`error`]. Module by module, with paths and "when you change X":
+//! `edge-agent/README.md`.
 #![warn(missing_docs)]
 
 pub mod agent;

@@ -38,6 +38,10 @@
 //! named files in `fuzz-targets/regressions/<target>/`; `tests/it` replays
 //! both in CI and runs a short mutation campaign (`STRATA_FUZZ_SECONDS` per
 //! target). `scripts/fuzz.sh` runs the libFuzzer binaries of `fuzz/`.
+//!
+//! Modules: `text` (line protocol, PromQL), `ingest` (remote write, OTLP,
+//! body decoding), `storage` (write batch, hot segment and manifest, ingest
+//! log, edge queue), `scratch` (per-thread scratch directories, `block_on`).
 #![warn(missing_docs)]
 
 mod ingest;

@@ -26,6 +26,13 @@
 //! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
 //! * [`limits`]: per-tenant ingestion rate (token buckets).
 //! * [`metrics`]: counters exposed on `/metrics`.
+//! * [`otlp`]: OpenTelemetry metrics over OTLP/HTTP (`POST /otlp/v1/metrics`).
+//! * [`influx_compat`]: `/ping`, `/health`, `/ready`, `/query` for InfluxDB clients.
+//! * [`write_token`]: `X-Strata-Write-Token`, the log positions a write reached.
+//! * `batcher`: one `WriteBatch` per log partition, shared by every protocol.
+//! * [`config`], [`error`]: `[ingest]` settings; the crate's error and its kind.
+//!
+//! Module by module, with paths and "when you change X": `ingest/README.md`.
 //!
 //! Tenant policy (residency, label and size limits, `max_active_series`,
 //! cold watermark) is applied in [`http`] before anything reaches the log.

@@ -28,6 +28,13 @@
 //! * [`tenant`]: tenant identity and the token → tenant resolution contract.
 //! * [`policy`]: tenant policy (data regions, query regions, per-jurisdiction export policy, residency label, limits).
 //! * [`region`]: the region directory (regions, their jurisdictions and endpoints).
+//! * [`sink`]: the [`LogSink`] contract between the ingest log and the store it feeds.
+//! * [`hlc`]: hybrid logical clocks, shared by the edge agent and the write path.
+//! * [`progress`]: the registry of long-running tasks (replay, rebuild, roll, merge).
+//! * [`error`]: [`ErrorKind`], the classification every crate's errors map to.
+//! * [`time`], [`varint`]: timestamp precisions; LEB128 varints and zigzag.
+//!
+//! Module by module, with paths and "when you change X": `schemas/README.md`.
 //!
 //! The crate is synchronous and I/O-free.
 #![warn(missing_docs)]
