@@ -12,6 +12,18 @@
 //! passed. No double count: the two ranges are disjoint, and cold rows at or
 //! above `W` (a commit whose watermark step has not run yet) are never asked
 //! for. A tenant without a watermark is answered by hot alone.
+//!
+//! On a shared Kafka log (several nodes, rolls owned per log partition) `W`
+//! is the lowest roll state over every partition, not a per-partition split,
+//! and the split stays exact: below `W` every partition's samples are in
+//! cold (each partition's state is at or above `W`); at or above `W` this
+//! node answers from hot, and the partition's owner answers completely
+//! (cold below its own `W`, hot above: its hot store applied the whole
+//! partition and expires nothing at or above its `W`); the cluster read
+//! merges the nodes' answers one sample per (series, ts), the owner's first. A partition rolled further than `W` is read from hot between `W`
+//! and its own state, which costs speed and hot retention, not exactness;
+//! a split per partition would need the partition of every series on the
+//! cold side, and would save only that.
 
 use std::sync::Arc;
 

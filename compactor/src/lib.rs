@@ -30,10 +30,10 @@
 //! records `strata.roll.p<n>` in the same catalog swap as its data, so a new
 //! owner continues where the old one stopped and a stale owner's commit is
 //! refused; the hot watermark is the lowest partition's roll state (details:
-//! `roll.rs`, cold-tier `FORMAT.md`). The server turns this on for nodes with
-//! `[cluster]` peers only with `STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS=1`: a late
-//! write accepted by a node whose watermark lags a partition's roll state is
-//! not yet refused.
+//! `roll.rs`, cold-tier `FORMAT.md`). The server runs it for nodes with
+//! `[cluster]` peers when they name a shared catalog and warehouse; its write
+//! path refuses a sample below its partition's roll state
+//! ([`Compactor::partition_roll_state`]).
 //!
 //! Rollups: every roll also commits the bucket's 5 m and 1 h windows (min,
 //! max, sum, count, last) to the tenant's rollup tables, exactly once per

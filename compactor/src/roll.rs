@@ -36,10 +36,15 @@
 //! (never lowered); on a shared log a tenant joins at `i64::MIN` and
 //! partitions without data in a bucket are advanced by empty claims, up to
 //! the newest sealed bucket but never past a bucket this pass did not roll
-//! or a bucket with unflushed samples. Known limit: a write below a
-//! partition's roll state accepted by a node whose own watermark still lags
-//! lands in the hot store below the watermark (as any write later than the
-//! grace; the grace must cover the write path's retries).
+//! or a bucket with unflushed samples when the pass planned (sealed and
+//! unflushed buckets are read from one hot-store state, so a bucket flushed
+//! while the pass runs is not mistaken for an empty one). The write path
+//! refuses a sample below its partition's roll state
+//! ([`Compactor::partition_roll_state`], read each pass), not only below
+//! the tenant's watermark; that state lags another node's commit by up to
+//! one pass, so the grace must cover it as it covers the write path's
+//! retries: a write acknowledged later than that lands in the hot store
+//! below the roll state and never reaches cold.
 //!
 //! Every crash point leaves each sample in exactly one place as seen by the
 //! federated read (hot answers `ts ≥ watermark`, cold `ts < watermark`): before

@@ -452,14 +452,19 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         tracing::info!("cold tier off ([cold] enabled = false): data stays in the hot store until its retention");
         return Ok(None);
     }
+    // Nodes sharing a Kafka log roll per log partition into one set of
+    // tables: each must name the shared catalog and warehouse. The per-node
+    // defaults under the data dir would each hold only this node's
+    // partitions, whose roll state never covers the others, so the watermark
+    // would never rise and the hot store would keep everything.
     if config.log.kind == strata_ingest::LogKind::Kafka
         && !config.cluster.peers.is_empty()
-        && std::env::var("STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS").as_deref() != Ok("1")
+        && (config.cold.catalog_url.is_empty() || config.cold.warehouse.is_empty())
     {
         tracing::warn!(
-            "cold tier off: this node shares a Kafka log with [cluster] peers; rolls owned per log partition \
-             (roll state in the catalog commit) are experimental until their multi-node test passes: \
-             STRATA_EXPERIMENTAL_SHARED_LOG_ROLLS=1 turns them on; data stays in the hot store"
+            "cold tier off: this node shares a Kafka log with [cluster] peers, and rolls of a shared log need the \
+             catalog and warehouse every node uses: set [cold] catalog_url (e.g. postgres://) and warehouse \
+             (e.g. s3://) on every node, or [cold] enabled = false to silence this; data stays in the hot store"
         );
         return Ok(None);
     }
