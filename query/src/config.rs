@@ -217,6 +217,26 @@ mod tests {
     }
 
     #[test]
+    fn the_front_is_on_by_default_and_configurable() {
+        let c = QueryConfig::default();
+        assert!(c.front);
+        assert_eq!(
+            (c.front_cache_bytes, c.front_settle, c.front_ttl),
+            (64 << 20, Duration::from_secs(60), Duration::from_secs(600))
+        );
+        let c: QueryConfig =
+            serde_json::from_str(r#"{"front":false,"front_cache_bytes":0,"front_settle":"5m","front_ttl":"1h"}"#)
+                .unwrap();
+        assert!(!c.front);
+        assert_eq!(
+            (c.front_cache_bytes, c.front_settle, c.front_ttl),
+            (0, Duration::from_secs(300), Duration::from_secs(3600))
+        );
+        let s = crate::front::FrontSettings::of(&c);
+        assert_eq!((s.enabled, s.cache_bytes, s.settle_ms, s.ttl_ms), (false, 0, 300_000, 3_600_000));
+    }
+
+    #[test]
     fn validate_rejects_zero_timeout() {
         let mut c = QueryConfig { timeout: Duration::ZERO, ..QueryConfig::default() };
         assert!(c.validate().is_err());
