@@ -752,8 +752,11 @@ struct RemoteRead {
     jurisdiction: String,
     same: bool,
     /// The series and the data region's warnings.
-    task: Result<Pending<(Vec<SeriesData>, Vec<String>)>, RemoteError>,
+    task: Result<Pending<RawAnswer>, RemoteError>,
 }
+
+/// A decoded raw answer: the series and the data region's read warnings.
+type RawAnswer = (Vec<SeriesData>, Vec<String>);
 
 /// Whether a label set matches every matcher (a missing label is the empty value).
 fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {

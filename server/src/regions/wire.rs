@@ -111,7 +111,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Vec<SeriesData>, Vec<String>), String> {
     let mut table: Vec<Str> = Vec::new();
     let mut out = Vec::with_capacity(n as usize);
     let get_str = |r: &mut &[u8], table: &mut Vec<Str>| -> Result<Str, String> {
-        let pos = at(*r);
+        let pos = at(r);
         let k = get_uvarint(r).ok_or_else(|| format!("truncated string reference at offset {pos}"))?;
         if k > 0 {
             return table

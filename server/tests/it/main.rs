@@ -25,6 +25,7 @@ mod promtool;
 mod query_front;
 mod read_your_writes;
 mod regions;
+mod regions_differential;
 mod regions_edge;
 mod regions_kafka;
 mod regions_stalled;
