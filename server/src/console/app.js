@@ -692,7 +692,8 @@
       d.recent.slice(0, 10).map((t) => [t.kind, where(t), fmtNum(t.done) + ' / ' + (t.total === null || t.total === undefined ? '?' : fmtNum(t.total)) + ' ' + t.unit, t.state, fmtTime(t.started_ms), fmtSecs(t.elapsed_secs), fmtNum(Math.round(t.rate_per_sec)) + ' ' + t.unit + '/s']), [5, 6]);
     recent.id = 'tasks-recent';
     if (!d.recent.length) recent.querySelector('tbody').appendChild(el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'none yet' })));
-    card.appendChild(el('h3', { text: 'Recently ended' }), recent);
+    card.appendChild(el('h3', { text: 'Recently ended' }));
+    card.appendChild(recent);
     if (d.scope !== 'all') card.appendChild(el('div', { class: 'muted', text: "This token's tenant's tasks; node-wide work (log replay, rebuild) shows with the admin token." }));
     return card;
   }

@@ -12,6 +12,8 @@
 //   CONSOLE_SERIES        how many series the metric has (default 2)
 //   STRATA_TOKEN          a tenant token to type in the token field (optional)
 //   STRATA_ADMIN_TOKEN    the admin token, for the ingest and tenants pages (optional)
+//   CONSOLE_ROLLED        a tenant whose buckets were rolled: the storage page must list its
+//                         finished roll task and its cold tables (optional)
 //   STRATA_OTHER_TOKEN    another tenant's token, which must see none of the data
 //                         (default: an invalid token)
 //   CHROMIUM_BIN          the browser (default /usr/bin/chromium)
@@ -167,7 +169,21 @@ try {
   await page.waitForSelector('#storage-strata_hot tbody tr');
   const storage = await page.textContent('#storage-strata_hot');
   if (!storage.includes('strata_hot_series')) throw new Error('the storage page lacks strata_hot_series: ' + storage);
+  step('the storage page: work in progress and the cold tier');
+  await page.waitForSelector('#tasks-recent tbody tr');
+  await page.waitForSelector('#cold-tables tbody tr');
+  const tasks = await page.textContent('#tasks');
+  if (!/Work in progress/.test(tasks) || !/nothing running|roll|replay|merge/.test(tasks)) throw new Error('no tasks panel: ' + tasks);
+  if (process.env.CONSOLE_ROLLED) {
+    const recent = await page.textContent('#tasks-recent');
+    if (!/roll/.test(recent) || !/tenant /.test(recent) || !/finished/.test(recent)) throw new Error('the finished roll is not listed: ' + recent);
+    const cold = await page.textContent('#cold-tables');
+    for (const want of ['samples', 'rollup 5m', 'rollup 1h', 'series', process.env.CONSOLE_ROLLED]) {
+      if (!cold.includes(want)) throw new Error('the cold panel lacks ' + want + ': ' + cold);
+    }
+  }
   await page.screenshot({ path: path.join(artifacts, 'storage.png'), fullPage: true });
+  step('saved storage.png');
 
   if (adminToken) {
     step('the ingest page with the admin token');

@@ -1,8 +1,9 @@
 //! The web console at `/` in a real headless browser: the real binary, two
 //! tenants with data, and `server/tests/browser/console.mjs` (playwright-core
 //! driving Debian's chromium) typing a query, checking the table and the graph,
-//! the cardinality, storage, ingest and tenants pages, and that another token
-//! sees none of it. Screenshots are saved as artifacts
+//! the cardinality, storage (its work-in-progress panel with the finished
+//! roll, and the cold tier's tables), ingest and tenants pages, and that
+//! another token sees none of it. Screenshots are saved as artifacts
 //! (`$STRATA_CONSOLE_ARTIFACTS`, else `$CARGO_TARGET_DIR/console-artifacts`,
 //! else a temporary directory; the path is printed).
 //!
@@ -65,7 +66,14 @@ async fn console_in_a_real_browser() {
         );
     }
     let dir = data_dir();
-    let s = Server::start(dir.path(), &[("STRATA_ADMIN__TOKEN", ADMIN)]);
+    // The cold tier is on so the storage page has a table, a watermark and a finished roll to show.
+    let env = [
+        ("STRATA_ADMIN__TOKEN", ADMIN),
+        ("STRATA_COLD__ENABLED", "true"),
+        ("STRATA_COMPACTOR__GRACE", "1m"),
+        ("STRATA_COMPACTOR__INTERVAL", "1h"),
+    ];
+    let s = Server::start(dir.path(), &env);
     let c = client();
 
     // The console itself: served with its content types and a strict policy.
@@ -109,6 +117,16 @@ async fn console_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    // Ten hours old samples of another metric, rolled into acme's cold table (the storage page's cold panel).
+    let old = (now - 10 * 3_600_000) / 1000 * 1000;
+    let archive: String =
+        (0..6).map(|i| format!("console_archive,room=attic value={i} {}\n", old + i * 60_000)).collect();
+    let r = c.post(s.url("/api/v2/write?precision=ms")).bearer_auth(&tokens[0]).body(archive).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    for path in ["/internal/flush", "/internal/roll"] {
+        let r = c.post(s.url(path)).bearer_auth(ADMIN).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", r.text().await.unwrap());
+    }
     // The last samples: kitchen 20 + 19 * 0.25, cellar 11 + 4 * 0.5.
     let expect = "24.75,13";
 
@@ -127,6 +145,7 @@ async fn console_in_a_real_browser() {
             .env("CONSOLE_METRIC", "console_temp")
             .env("CONSOLE_EXPECT", expect)
             .env("CONSOLE_SERIES", "2")
+            .env("CONSOLE_ROLLED", "acme")
             .env("STRATA_TOKEN", &acme)
             .env("STRATA_OTHER_TOKEN", &other)
             .env("STRATA_ADMIN_TOKEN", ADMIN)
