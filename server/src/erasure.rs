@@ -34,6 +34,7 @@
 //! line ([`audit::ErasureAudit`]).
 
 pub mod audit;
+mod crash;
 pub mod status;
 pub mod tiers;
 pub mod worker;
@@ -233,6 +234,12 @@ pub struct ErasureState {
     pub purge_within: Duration,
     /// The audit records of completed requests.
     pub audit: Arc<audit::ErasureAudit>,
+    /// `[cluster] peers`: told to reload the registry before a request is acknowledged.
+    pub peers: Vec<String>,
+    /// `[cluster] token` (peers call `/internal/v1/erasure/reload` with it).
+    pub cluster_token: Arc<str>,
+    /// The client those calls go through (`[cluster] timeout`).
+    pub client: crate::outbound::Client,
 }
 
 /// The routes (see the module doc).
@@ -243,6 +250,7 @@ pub fn router(state: ErasureState) -> Router {
         .route("/admin/v1/deletes/{id}", get(get_delete))
         .route("/admin/v1/erasure/audit", get(audit_records))
         .route("/api/v1/admin/tsdb/delete_series", post(prometheus_delete).put(prometheus_delete))
+        .route("/internal/v1/erasure/reload", post(peer_reload))
         .with_state(state)
 }
 
@@ -360,12 +368,62 @@ async fn record(
     if let Err(e) = s.registry.store().insert_delete(&row).await {
         return err(StatusCode::SERVICE_UNAVAILABLE, format!("the delete request was not recorded: {e:#}"));
     }
-    // This node hides the samples from now on; the others at their next reload.
+    // This node hides the samples from now on; the peers once they reloaded
+    // (asked now, before the answer; one that does not answer at its next
+    // reload, within a second, or when it starts).
     if let Err(e) = s.registry.reload().await {
         tracing::warn!(error = %format!("{e:#}"), "registry reload after a delete request failed; the watcher retries");
     }
-    tracing::info!(tenant = %tenant, id = %id, selectors = ?spec.selectors, start, end, "delete request recorded");
-    (StatusCode::ACCEPTED, axum::Json(describe(&row))).into_response()
+    let (hiding, unreached) = tell_peers(s).await;
+    tracing::info!(tenant = %tenant, id = %id, selectors = ?spec.selectors, start, end, peers_hiding = hiding.len(),
+        peers_unreached = unreached.len(), "delete request recorded");
+    let mut body = describe(&row);
+    body["peers"] = json!({"hiding": hiding, "unreached": unreached});
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// Asks every `[cluster] peer` to reload the registry (so it hides the new
+/// request's samples); the peers that did, and those that did not answer
+/// (`{"peer", "error"}`).
+async fn tell_peers(s: &ErasureState) -> (Vec<String>, Vec<serde_json::Value>) {
+    let asks: Vec<_> = s
+        .peers
+        .iter()
+        .map(|peer| {
+            let req = s.client.post(format!("{peer}/internal/v1/erasure/reload")).bearer_auth(&*s.cluster_token);
+            (peer.clone(), tokio::spawn(async move { crate::outbound::answer::<serde_json::Value>(req).await }))
+        })
+        .collect();
+    let (mut hiding, mut unreached) = (Vec::new(), Vec::new());
+    for (peer, task) in asks {
+        match task.await.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+            Ok(_) => hiding.push(peer),
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "peer did not reload the registry after a delete request; \
+                    it hides the samples at its next reload");
+                unreached.push(json!({"peer": peer, "error": e}));
+            }
+        }
+    }
+    (hiding, unreached)
+}
+
+/// `POST /internal/v1/erasure/reload` (`[cluster] token`): reloads the
+/// registry now, so a delete recorded through a peer is hidden here before
+/// that peer acknowledges it.
+async fn peer_reload(State(s): State<ErasureState>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if s.cluster_token.is_empty() || !crate::auth::token_eq(presented.as_bytes(), s.cluster_token.as_bytes()) {
+        return err(StatusCode::UNAUTHORIZED, "erasure reload needs the [cluster] token");
+    }
+    match s.registry.reload().await {
+        Ok(changed) => axum::Json(json!({"status": "success", "reloaded": changed})).into_response(),
+        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, format!("registry reload failed: {e:#}")),
+    }
 }
 
 fn describe(row: &DeleteRow) -> serde_json::Value {

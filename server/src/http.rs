@@ -14,6 +14,7 @@
 //! | `GET /api/v1/status/ingest`, `GET /internal/status` | ingest log state: per-partition offsets, Kafka lag and apply rate (admin token) |
 //! | `POST /internal/v1/select` | this node's raw series for a peer's query fan-out ([`crate::cluster`]; `[cluster] token`) |
 //! | `GET /internal/v1/applied` | how far this node applied each partition it holds, for a peer's read-your-writes wait ([`crate::read_after`]; `[cluster] token`) |
+//! | `POST /internal/v1/erasure/reload` | reload the registry now: a peer recording a delete request asks before acknowledging it ([`crate::erasure`]; `[cluster] token`) |
 //! | `POST /internal/v1/region/{select,partials,count}` | another region's federated reads ([`crate::regions`]; region credential) |
 //! | `GET /api/v1/status/tsdb` | cardinality of the token's tenant: series by metric, label, pair; `activeSeries` against `max_active_series` ([`crate::cardinality`]) |
 //! | `GET /api/v1/status/tasks` | long-running work (replay, rebuild, roll, merge): done/total, rate, ETA; a tenant sees its own ([`crate::progress`]) |
@@ -101,6 +102,13 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
             &node.config,
             &node.data_dir,
         ))),
+        peers: node.config.cluster.peers.clone(),
+        cluster_token: node.config.cluster.token.as_str().into(),
+        client: crate::outbound::client_or_log(
+            &node.config.http,
+            node.config.cluster.timeout,
+            node.config.cluster.timeout.min(std::time::Duration::from_secs(1)),
+        ),
     };
     let ops_admin_token = Arc::clone(&admin_token);
     let tasks = crate::progress::TasksState {

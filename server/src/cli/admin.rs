@@ -651,7 +651,7 @@ fn delete_status(v: &Value) -> String {
     if ver.is_object() {
         out.push_str(&format!(
             "\nverification at {}: hot samples {}, hot series {}, cold rows {}, unreferenced cold objects {}, \
-             log samples {} ({} log segments, {} records scanned)\n",
+             log samples {} ({} log segments, {} records scanned), quarantined hot segments {}\n",
             time(&ver["at"]),
             s(&ver["hot_samples"]),
             s(&ver["hot_series"]),
@@ -660,6 +660,7 @@ fn delete_status(v: &Value) -> String {
             s(&ver["log_samples"]),
             s(&ver["log_segments_scanned"]),
             s(&ver["log_records_scanned"]),
+            s(&ver["hot_quarantined_segments"]),
         ));
         for n in ver["not_scanned"].as_array().into_iter().flatten() {
             out.push_str(&format!("not scanned: {}\n", s(n)));

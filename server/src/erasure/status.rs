@@ -121,6 +121,14 @@ pub struct Verification {
     pub log_segments_scanned: u64,
     /// See `log_segments_scanned`.
     pub log_records_scanned: u64,
+    /// Quarantined hot segments (moved aside as corrupt: unreadable, served
+    /// by no query) of the tenant, or of an unknown tenant, whose bucket
+    /// starts at or before the request's end. Neither scanned nor erased:
+    /// their content cannot be decoded reliably, and deleting them would
+    /// remove other series' data, which a delete never does. Listed in
+    /// `not_scanned` with their paths; not part of [`Verification::clean`]
+    /// (an operator deletes or restores them by hand).
+    pub hot_quarantined_segments: u64,
     /// What was not scanned, and why (e.g. a Kafka topic).
     pub not_scanned: Vec<String>,
 }
@@ -256,6 +264,7 @@ impl Status {
                 v.hot_series += n.hot_series;
                 v.cold_rows += n.cold_rows;
                 v.cold_unreferenced_objects += n.cold_unreferenced_objects;
+                v.hot_quarantined_segments += n.hot_quarantined_segments;
                 v.log_samples += n.log_samples;
                 v.log_segments_scanned += n.log_segments_scanned;
                 v.log_records_scanned += n.log_records_scanned;

@@ -5,8 +5,7 @@
 //!                 → release every segment below the flushed offsets (all records
 //!                 written before the step: they are in hot segments now)
 //!       Kafka:    flush and commit; the topic's retention removes the records
-//!                 (Strata deletes no records: a partition moving to another node
-//!                 is rebuilt from the topic)
+//!                 (Strata deletes no records; see "Kafka records" below)
 //! hot   HotStore::erase (segments rewritten without the samples, or dropped;
 //!       the memtable), under the compactor's pass lock so no roll reads a
 //!       bucket half-way and carries erased samples into the cold tier
@@ -20,6 +19,39 @@
 //! The order matters: the log goes first, so no replay after a crash brings
 //! back what the hot erase removed; hot before cold, so no later roll brings
 //! back what the cold erase removed.
+//!
+//! ## Kafka records
+//!
+//! Kafka cannot rewrite a record; `DeleteRecords` (API key 21, rdkafka's
+//! `AdminClient::delete_records`) only moves a partition's start offset up
+//! to X, dropping every record below X, of every device and tenant. The
+//! records holding a request's samples lie anywhere below the high watermark
+//! at the time of the request, so removing them means dropping the
+//! partition's prefix, and that is safe only for records nothing needs
+//! again. A node taking over a partition replays it from its own hot store's
+//! floor (`KafkaLog` doc: the flushed offset, 0 for a node that never held
+//! it, positioned at the partition's start when that is higher), so a
+//! dropped record is lost unless the cold tier holds all its samples. The
+//! exact bound per partition p is therefore X_p = min(the group's committed
+//! offset of p, the first offset of p whose record (one tenant's batch)
+//! holds a sample at or after that tenant's roll state `strata.roll.p<p>`
+//! (cold-tier FORMAT.md: every sample of p before it is in the table; a
+//! tenant without a table: no sample is)). Records below X_p are all in
+//! segments and in the cold tier; a request's samples in records at or
+//! above X_p (not rolled yet) stay until they roll and a later purge moves
+//! X_p past them, or retention removes them. Finding X_p means reading p
+//! from its start up to that record. Not implemented: the broker of the
+//! tests (tansu 0.6.0, `memory://` engine, built with `dynostore` only)
+//! advertises DeleteRecords v0-2 but its engine hits a `todo!()`
+//! (tansu-storage `dynostore.rs:616`: the broker thread panics and the
+//! connection drops), so no test could exercise it. On a real Kafka
+//! broker, DeleteRecords makes the records unreadable at once, but their
+//! bytes stay on disk until the segment holding them lies wholly below the
+//! new start offset and the next retention check
+//! (`log.retention.check.interval.ms`, 5 min by default) deletes it, so a
+//! bound on physical removal also needs the topic's `segment.ms`. Until
+//! then the status names the topic's `retention.ms` as the bound, and the
+//! verification lists the topic as not scanned.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +96,7 @@ impl NodeTiers {
         let partitions = self.node.config.log.partitions;
         let sealer = Arc::clone(&log);
         tokio::task::spawn_blocking(move || (0..partitions).try_for_each(|p| sealer.seal(p))).await??;
+        super::crash::point("log.sealed");
         // Flushing releases every segment below the flushed offsets (`Node::flush`).
         self.node.flush("erasure").await?;
         let after = segment_files(&dir)?;
@@ -88,7 +121,16 @@ impl NodeTiers {
             start: req.spec.start,
             end: req.spec.end,
         };
-        let r = tokio::task::spawn_blocking(move || hot.erase(&erase)).await??;
+        let r = tokio::task::spawn_blocking(move || {
+            // Test hook (`super::crash`): the hot-store failpoints are per thread.
+            if let Some((point, nth)) = super::crash::hot_failpoint() {
+                strata_hot_store::failpoint::arm_nth(point, nth);
+            }
+            let r = hot.erase(&erase);
+            super::crash::after_hot_erase();
+            r
+        })
+        .await??;
         Ok(StepProgress {
             files_rewritten: r.segments_rewritten,
             files_deleted: r.segments_dropped,
@@ -107,7 +149,10 @@ impl NodeTiers {
             start: req.spec.start,
             end: req.spec.end,
         };
-        let r = c.cold().erase(&req.tenant, &erase).await?;
+        if let Some(point) = super::crash::cold_failpoint() {
+            c.cold().arm_failpoint(point);
+        }
+        let r = c.cold().erase(&req.tenant, &erase).await.inspect_err(super::crash::after_cold_erase)?;
         Ok(StepProgress {
             files_rewritten: r.files_rewritten + r.rollup_files_rewritten,
             files_deleted: r.objects_deleted,
@@ -130,6 +175,18 @@ impl NodeTiers {
         let h = tokio::task::spawn_blocking(move || hot.verify_erased(&erase)).await??;
         v.hot_samples = h.samples_found + h.memtable_samples_found;
         v.hot_series = h.series_found;
+        for q in self.node.hot.quarantined() {
+            if (q.tenant.is_empty() || q.tenant == req.tenant.as_str()) && q.bucket <= req.spec.end {
+                v.hot_quarantined_segments += 1;
+                v.not_scanned.push(format!(
+                    "quarantined hot segment {} (tenant {:?}, bucket {}): corrupt, unreadable, served by no query; \
+                     not erased (it may hold other series' data): delete or restore it by hand",
+                    q.path.display(),
+                    q.tenant,
+                    q.bucket
+                ));
+            }
+        }
         if let Some(c) = &self.compactor {
             let erase = strata_cold_tier::EraseRequest {
                 selectors: req.selectors.clone(),
@@ -172,7 +229,8 @@ impl Tiers for NodeTiers {
                         hot store has flushed past them (forced by the purge), within the purge bound"
                 .to_owned(),
             None => "kafka: records stay in the topic until its retention (retention.ms) removes them; Strata \
-                     does not delete records, since a partition that moves to another node is rebuilt from the topic"
+                     does not delete records (DeleteRecords drops a partition's whole prefix, every device's \
+                     records, and a node taking over a partition replays it from the topic)"
                 .to_owned(),
         }
     }

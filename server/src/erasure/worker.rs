@@ -16,7 +16,8 @@
 //! A crash anywhere leaves the row saying which step was running; the next
 //! pass runs it again (the tiers' erase calls are idempotent). A failing
 //! step is recorded in `last_error` and retried at the next check. Tests
-//! crash the process after any step with `STRATA_ERASURE_CRASH_AFTER`.
+//! crash the process at any point of the purge with `STRATA_ERASURE_CRASH_AT`
+//! (`super::crash`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,19 +207,21 @@ impl Worker {
                 n.steps.insert(step.key().to_owned(), p);
             })
             .await?;
+            super::crash::step_point(step, "started");
             if step == Step::Verify {
                 let v = self.tiers.verify(req).await?;
-                crash_point(step);
+                super::crash::step_point(step, "done");
                 self.finish_verify(req, v).await?;
             } else {
                 let report = self.tiers.run(step, req).await?;
-                crash_point(step);
+                super::crash::step_point(step, "done");
                 tracing::info!(id = %req.id, step = step.key(), rows_removed = report.rows_removed,
                     files_rewritten = report.files_rewritten, files_deleted = report.files_deleted,
                     bytes_rewritten = report.bytes_rewritten, "erasure step done");
                 super::metrics().samples_removed.fetch_add(report.rows_removed, std::sync::atomic::Ordering::Relaxed);
                 self.update(req, |n| set_state(n, step, StepState::Done, Some(report.clone()))).await?;
             }
+            super::crash::step_point(step, "recorded");
         }
     }
 
@@ -281,17 +284,6 @@ impl Worker {
         if let Err(e) = self.registry.reload().await {
             tracing::warn!(error = %format!("{e:#}"), "registry reload after a completed delete failed");
         }
-    }
-}
-
-/// Test hook: with `STRATA_ERASURE_CRASH_AFTER=<step>` (`log`, `hot`,
-/// `cold`, `verify`) in its environment the process aborts right after that
-/// step did its work and before its status says so, as a `kill -9` there
-/// would (the crash tests of `server/tests/it/erasure_purge.rs`).
-fn crash_point(step: Step) {
-    if std::env::var("STRATA_ERASURE_CRASH_AFTER").is_ok_and(|v| v == step.key()) {
-        tracing::error!(step = step.key(), "STRATA_ERASURE_CRASH_AFTER: aborting (test hook)");
-        std::process::abort();
     }
 }
 

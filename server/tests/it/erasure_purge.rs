@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const ADMIN: &str = "erasure-purge-admin-token-0123";
+pub(crate) const ADMIN: &str = "erasure-purge-admin-token-0123";
 const H: i64 = 3_600_000;
 const DEVICES: usize = 20;
 
@@ -33,7 +33,7 @@ fn device(i: usize) -> String {
     format!("sensor-{i:04}")
 }
 
-async fn admin(
+pub(crate) async fn admin(
     c: &reqwest::Client,
     s: &Server,
     method: reqwest::Method,
@@ -74,13 +74,13 @@ fn fleet(now: i64) -> (String, i64) {
     (body, old0)
 }
 
-async fn internal(c: &reqwest::Client, s: &Server, path: &str) -> serde_json::Value {
+pub(crate) async fn internal(c: &reqwest::Client, s: &Server, path: &str) -> serde_json::Value {
     let r = c.post(s.url(path)).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(r.status(), 200, "{path}");
     r.json().await.unwrap()
 }
 
-async fn wait_completed(c: &reqwest::Client, s: &Server, id: &str, limit: Duration) -> serde_json::Value {
+pub(crate) async fn wait_completed(c: &reqwest::Client, s: &Server, id: &str, limit: Duration) -> serde_json::Value {
     let deadline = Instant::now() + limit;
     loop {
         let (code, st) = admin(c, s, reqwest::Method::GET, &format!("/admin/v1/deletes/{id}"), None).await;
@@ -104,7 +104,7 @@ async fn rollup_selects(c: &reqwest::Client, s: &Server) -> u64 {
 }
 
 /// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -122,7 +122,7 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     out
 }
 
-fn pyiceberg(dir: &Path, spec: serde_json::Value) -> (bool, serde_json::Value) {
+pub(crate) fn pyiceberg(dir: &Path, spec: serde_json::Value) -> (bool, serde_json::Value) {
     let mut spec = spec;
     spec["catalog_uri"] = format!("sqlite:///{}", dir.join("cold/catalog.db").display()).into();
     spec["catalog_name"] = "strata".into();
@@ -305,14 +305,15 @@ async fn a_delete_is_purged_from_log_hot_cold_and_rollups_and_verified() {
     assert!(m.contains("strata_erasure_purge_duration_seconds_count"), "{m}");
 }
 
-/// Waits for a node that aborts itself (`STRATA_ERASURE_CRASH_AFTER`) to die.
+/// Waits for a node that aborts itself (`STRATA_ERASURE_CRASH_AFTER`: the
+/// hook says `STRATA_ERASURE_CRASH_AT <point>: aborting`) to die.
 fn wait_crashed(mut s: Server, step: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = s.child.try_wait().unwrap() {
             assert!(!status.success(), "the node exited cleanly instead of crashing after {step}");
             let log = s.stderr.lock().unwrap().clone();
-            assert!(log.contains("STRATA_ERASURE_CRASH_AFTER"), "crashed for another reason:\n{log}");
+            assert!(log.contains("STRATA_ERASURE_CRASH_AT"), "crashed for another reason:\n{log}");
             return;
         }
         if Instant::now() >= deadline {

@@ -9,6 +9,7 @@ mod console;
 mod differential;
 mod edge_dedup;
 mod erasure;
+mod erasure_crash;
 mod erasure_purge;
 mod faults;
 mod harness;

@@ -208,3 +208,6 @@ async fn two_nodes_share_a_postgresql_registry() {
     b.terminate();
     a.terminate();
 }
+
+#[path = "erasure_postgres.rs"]
+mod erasure_postgres;
