@@ -51,7 +51,7 @@ pub fn router(state: ColdStatusState) -> Router {
 async fn cold_status(State(st): State<ColdStatusState>, headers: HeaderMap) -> Response {
     let scope = match scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode()) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let Some(cold) = &st.cold else {
         return axum::Json(json!({"status": "success", "data": {"enabled": false, "tenants": []}})).into_response();

@@ -156,7 +156,7 @@ pub fn scope(
     admin_token: &str,
     resolver: &dyn TenantResolver,
     open_mode: bool,
-) -> Result<Scope, Response> {
+) -> Result<Scope, Box<Response>> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = auth.and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
     if !admin_token.is_empty() && token.is_some_and(|t| crate::auth::token_eq(t.as_bytes(), admin_token.as_bytes())) {
@@ -164,15 +164,15 @@ pub fn scope(
     }
     match resolver.resolve(auth, Access::Read) {
         Ok(tenant) => Ok(Scope::Tenant { tenant, node_wide: open_mode }),
-        Err(e @ AuthError::Forbidden { .. }) => Err(error(StatusCode::FORBIDDEN, "forbidden", e.to_string())),
-        Err(e) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
+        Err(e @ AuthError::Forbidden { .. }) => Err(Box::new(error(StatusCode::FORBIDDEN, "forbidden", e.to_string()))),
+        Err(e) => Err(Box::new(error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))),
     }
 }
 
 async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Response {
     let scope = match scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode()) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let registry = progress::global();
     let running: Vec<TaskSnapshot> = registry.running().into_iter().filter(|t| scope.sees(t)).collect();
@@ -188,12 +188,15 @@ async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
+/// A `/metrics` family: name, help, type, and a task's contribution.
+type Family = (&'static str, &'static str, &'static str, fn(&TaskSnapshot) -> u64);
+
 /// Appends the `strata_progress_*` families (per task kind; node-wide figures, no tenant label).
 pub fn render_metrics(out: &mut String) {
     let registry = progress::global();
     let running = registry.running();
     let per_kind = |kind: TaskKind| running.iter().filter(move |t| t.kind == kind);
-    let families: [(&str, &str, &str, fn(&TaskSnapshot) -> u64); 3] = [
+    let families: [Family; 3] = [
         (
             "strata_progress_running_tasks",
             "Long-running tasks (replay, rebuild, roll, merge) in progress.",
