@@ -107,6 +107,15 @@ pub struct RegionSelect {
     /// Label sets only (metadata APIs).
     #[serde(default)]
     pub series_only: bool,
+    /// The asking query's `partial_response`: when false, a cluster peer of
+    /// the data region that does not answer fails the read (503) instead
+    /// of being a warning.
+    #[serde(default = "yes")]
+    pub partial_response: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Request body of `/internal/v1/region/partials`.
@@ -121,6 +130,9 @@ pub struct RegionPartials {
     pub exprs: Vec<String>,
     /// Steps to evaluate them at.
     pub grid: Grid,
+    /// As [`RegionSelect::partial_response`].
+    #[serde(default = "yes")]
+    pub partial_response: bool,
 }
 
 /// One partial series on the wire: labels and per-step f64 bits.
@@ -156,6 +168,9 @@ pub struct RegionCount {
     pub start: i64,
     /// Last ms.
     pub end: i64,
+    /// As [`RegionSelect::partial_response`].
+    #[serde(default = "yes")]
+    pub partial_response: bool,
 }
 
 /// Response body of `/internal/v1/region/count`.
@@ -563,6 +578,7 @@ impl FederatedQuery for RegionQuery {
             query: query_hash(&self.query),
             exprs: exprs.to_vec(),
             grid,
+            partial_response: self.store.partial_response,
         };
         let answer: PartialsAnswer = self.ask(
             jurisdiction,
@@ -608,6 +624,7 @@ impl FederatedQuery for RegionQuery {
             matchers: matchers.iter().map(WireMatcher::from_matcher).collect(),
             start: range.start,
             end: range.end,
+            partial_response: self.store.partial_response,
         };
         let answer: CountAnswer =
             self.ask(jurisdiction, "/internal/v1/region/count", &body, "series_count", deadline, |_| 0)?;
@@ -671,6 +688,7 @@ impl RawStore {
                 start: range.start,
                 end: range.end,
                 series_only,
+                partial_response: self.partial_response,
             };
             let filter = (sent.len() < matchers.len()).then(|| matchers.to_vec());
             let task = self.regions.send(
@@ -1013,30 +1031,35 @@ async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -
             end: req.end,
             series_only: req.series_only,
         };
-        crate::cluster::answer(store.as_ref(), &all, &peer).and_then(|a| {
-            let n = a.series.len() as u64;
-            serde_json::to_vec(&a).map(|b| (n, b, "application/json", req)).map_err(|e| e.to_string())
-        })
+        crate::cluster::answer(store.as_ref(), &all, &peer)
+            .and_then(|a| {
+                let n = a.series.len() as u64;
+                serde_json::to_vec(&a).map(|b| (n, b, "application/json", req)).map_err(|e| e.to_string())
+            })
+            .map_err(|e| (StatusCode::BAD_REQUEST, e))
     })
     .await;
     match out {
         Ok(Ok((n, bytes, content_type, req))) => {
             answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes, content_type)
         }
-        Ok(Err(e)) => {
-            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
+        Ok(Err((status, e))) => {
+            (status, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
         }
         Err(e) => internal(e),
     }
 }
 
 /// A raw select answered in the binary encoding ([`wire`]): `(series, bytes)`.
-fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<u8>), String> {
-    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| e.to_string())?;
-    let matchers = req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>()?;
+/// A read this region cannot complete (a cluster peer of it that does not
+/// answer, when the asker's `partial_response` is false) is 503.
+fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<u8>), (StatusCode, String)> {
+    let bad = |e: String| (StatusCode::BAD_REQUEST, e);
+    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| bad(e.to_string()))?;
+    let matchers = req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let range = TimeRange::new(req.start, req.end);
     // A cluster peer of this region that did not answer is a warning for the asker.
-    let (series, warnings) = strata_schemas::read_warnings::collect(|| {
+    let (series, warnings) = strata_schemas::read_warnings::collect_with(req.partial_response, || {
         if req.series_only {
             let labels = store.series(&tenant, &matchers, range)?;
             Ok(labels.into_iter().map(|labels| SeriesData { labels, samples: Vec::new() }).collect())
@@ -1044,16 +1067,23 @@ fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<
             store.select(&tenant, &matchers, range)
         }
     });
-    let series: Vec<SeriesData> = series.map_err(|e: ReadError| e.to_string())?;
+    let series: Vec<SeriesData> = series.map_err(|e: ReadError| {
+        let status = if matches!(e, ReadError::Unavailable(_)) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        (status, e.to_string())
+    })?;
     Ok((series.len() as u64, wire::encode(&series, &warnings)))
 }
 
 /// An engine over this region's jurisdiction (this region plus the tenant's
 /// sibling data regions, raw), for the data side of partials and counts.
-fn jurisdiction_store(s: &RegionState, tenant: &TenantId, query: &str) -> Arc<RawStore> {
+fn jurisdiction_store(s: &RegionState, tenant: &TenantId, query: &str, partial_response: bool) -> Arc<RawStore> {
     let r = &s.regions;
     let siblings = r.resolver.policy(tenant).map(|p| r.siblings(&p)).unwrap_or_default();
-    r.raw_store(tenant, query, siblings, true)
+    r.raw_store(tenant, query, siblings, partial_response)
 }
 
 /// `POST /internal/v1/region/partials`: partial aggregations over this jurisdiction.
@@ -1089,15 +1119,16 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
             return refusal(StatusCode::FORBIDDEN, msg);
         }
     }
-    let store = jurisdiction_store(&s, &tenant, &req.query);
+    let store = jurisdiction_store(&s, &tenant, &req.query, req.partial_response);
     let engine = Engine::new(Arc::clone(&store) as Arc<dyn ReadStore>, s.regions.query_config.clone())
         .with_policies(Arc::clone(&s.regions.resolver));
-    let (t, exprs, grid) = (tenant.clone(), req.exprs.clone(), req.grid);
+    let (t, exprs, grid, partial_response) = (tenant.clone(), req.exprs.clone(), req.grid, req.partial_response);
     let local = s.regions.local().to_owned();
     let out = tokio::task::spawn_blocking(move || {
         // Warnings of this region's own reads (a cluster peer that did not answer) go back too.
-        let (results, raised) = strata_schemas::read_warnings::collect(|| {
-            engine.evaluate_partials(&t, &exprs, grid, &QueryOptions::default())
+        let opts = QueryOptions { partial_response, ..QueryOptions::default() };
+        let (results, raised) = strata_schemas::read_warnings::collect_with(partial_response, || {
+            engine.evaluate_partials(&t, &exprs, grid, &opts)
         });
         let results = results?;
         let wire: Vec<Vec<WirePartial>> = results
@@ -1154,11 +1185,12 @@ async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) ->
                 .into_response();
         }
     };
-    let store = jurisdiction_store(&s, &tenant, &req.query);
-    let (t, range) = (tenant.clone(), TimeRange::new(req.start, req.end));
+    let store = jurisdiction_store(&s, &tenant, &req.query, req.partial_response);
+    let (t, range, partial_response) = (tenant.clone(), TimeRange::new(req.start, req.end), req.partial_response);
     let local = s.regions.local().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        let (n, raised) = strata_schemas::read_warnings::collect(|| store.series(&t, &matchers, range));
+        let (n, raised) =
+            strata_schemas::read_warnings::collect_with(partial_response, || store.series(&t, &matchers, range));
         let mut warnings = store.warnings.lock().clone();
         warnings.extend(raised.into_iter().map(|w| format!("region {local}: {w}")));
         let answer = CountAnswer { count: n?.len() as u64, warnings };

@@ -93,6 +93,18 @@ async fn wait_whole(c: &reqwest::Client, s: &Server, at: i64, want: (f64, f64), 
     }
 }
 
+/// With `partial_response=false`, node B's silent peer is an error at B and
+/// so at eu: 503, not a warning (the flag travels with the request).
+async fn strict_is_503(c: &reqwest::Client, eu: &Server, at: i64, what: &str) {
+    let params = [
+        ("query", "sum(count_over_time(kfed[1h]))".to_owned()),
+        ("time", format!("{:.3}", at as f64 / 1000.0)),
+        ("partial_response", "false".to_owned()),
+    ];
+    let (st, v) = get_json(c, eu, "/api/v1/query", TOKEN, &params).await;
+    assert_eq!(st, 503, "{what}: partial_response=false with us-east's peer down: {v}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_group_region_federates_and_survives_losing_a_node() {
     let broker = Broker::start();
@@ -174,6 +186,7 @@ async fn a_kafka_group_region_federates_and_survives_losing_a_node() {
     // Node A dies: B takes its partitions over; eu's answer is whole again.
     a.kill9();
     wait_whole(&c, &eu, at, (count, sum), true, "eu-central after node A died, us aggregates").await;
+    strict_is_503(&c, &eu, at, "us aggregates").await;
     for (s, admin) in [(&b, ADMIN_TOKEN), (&eu, crate::regions::ADMIN)] {
         let r = c
             .patch(s.url("/admin/v1/tenants/agro"))
@@ -186,5 +199,6 @@ async fn a_kafka_group_region_federates_and_survives_losing_a_node() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     wait_whole(&c, &eu, at, (count, sum), true, "eu-central after node A died, us raw").await;
+    strict_is_503(&c, &eu, at, "us raw").await;
     wait_whole(&c, &b, at, (count, sum), true, "us-east node B alone").await;
 }
