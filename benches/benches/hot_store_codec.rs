@@ -9,6 +9,7 @@
 //!
 //! Run: `cargo bench -p strata-benches --bench hot_store_codec`
 //! (the bytes-per-sample figure is printed once before the benches run).
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;

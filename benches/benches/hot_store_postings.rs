@@ -11,6 +11,7 @@
 //! 1M series (`hot_store_cardinality_1M`).
 //!
 //! Run: `cargo bench -p strata-benches --bench hot_store_postings`
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -12,6 +12,7 @@
 //! million samples on this core.
 //!
 //! Run: `cargo bench -p strata-benches --bench ingest_path`
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -23,6 +23,7 @@
 //! # knobs: STRATA_BENCH_STEPS (bodies, default 200), STRATA_BENCH_WRITERS (4), STRATA_BENCH_KAFKA_COMPRESSION (lz4),
 //! #        STRATA_BENCH_KAFKA_LINGER_MS (5)
 //! ```
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -21,6 +21,7 @@
 //!
 //! Run: `cargo bench -p strata-benches --bench line_protocol_parse`
 //! (append `-- --quick` for a fast, rougher figure).
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use std::fmt::Write as _;
 use std::hint::black_box;

@@ -13,6 +13,7 @@
 //! `STRATA_READ_THREADS=0` the hot store decodes every query on the calling
 //! thread (default: the read pool's workers split a read of 1,024 series
 //! or more), so the two runs compare one core with all of them.
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;

@@ -290,10 +290,18 @@ impl ColdReadStore {
 }
 
 impl ReadStore for ColdReadStore {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the cold tier's async reads run on the server's runtime handle, never from a runtime worker"
+    )]
     fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
         Ok(self.handle.block_on(self.tier.select(tenant, matchers, range))?)
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the cold tier's async reads run on the server's runtime handle, never from a runtime worker"
+    )]
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         Ok(self.handle.block_on(self.tier.series(tenant, matchers, range))?)
     }
@@ -301,6 +309,10 @@ impl ReadStore for ColdReadStore {
     /// The rollup table of `width_ms` answers every window it has complete
     /// data for (from the first bucket rolled with rollups on); whether the
     /// rows are below the cold watermark is the federated store's business.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the cold tier's async reads run on the server's runtime handle, never from a runtime worker"
+    )]
     fn select_rollup(
         &self,
         tenant: &TenantId,

@@ -1,4 +1,8 @@
 //! `strata-edge`: the gateway agent binary. See `strata-edge --help`.
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the agent's main builds its runtime and spawns its long-lived tasks: the runtime owner"
+)]
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! Individual failures are reported, not asserted, while the engine grows;
 //! the test fails when a file passes fewer cases than its floor in
 //! `promql_conformance.baseline` (a regression) or the directory is missing. `STRATA_PROMQL_VERBOSE=1` prints every failure.
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use promql_parser::parser::{AtModifier, Expr, VectorSelector};
 use regex::Regex;

@@ -185,6 +185,10 @@ impl ClusterReadStore {
 
     /// Every peer's answer; unreachable peers are skipped (and counted), or
     /// fail the read when the query refuses partial answers.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the peers' HTTP answers are awaited on the server's runtime handle, never from a runtime worker"
+    )]
     fn ask_peers(&self, req: &PeerSelect) -> Result<Vec<PeerAnswer>, ReadError> {
         let partial = read_warnings::partial_response();
         let tasks: Vec<_> = self

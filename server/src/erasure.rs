@@ -385,6 +385,7 @@ async fn record(
 /// Asks every `[cluster] peer` to reload the registry (so it hides the new
 /// request's samples); the peers that did, and those that did not answer
 /// (`{"peer", "error"}`).
+#[expect(clippy::disallowed_methods, reason = "peers are told in parallel; every task is awaited before the answer")]
 async fn tell_peers(s: &ErasureState) -> (Vec<String>, Vec<serde_json::Value>) {
     let asks: Vec<_> = s
         .peers
@@ -520,6 +521,10 @@ impl ErasureConfig {
 }
 
 /// Starts this node's purge worker (see [`worker`]); it stops when `stop` turns true.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the erasure worker lives as long as the node; start() is called by node::serve, the runtime owner, which holds the stop channel"
+)]
 pub fn start(
     node: Arc<crate::node::Node>,
     registry: Arc<Registry>,

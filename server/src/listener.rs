@@ -49,6 +49,10 @@ pub struct PeerAddr(pub std::net::SocketAddr);
 /// true, then lets the connections finish their requests in progress.
 /// Returns once every connection has closed (the caller bounds the wait with
 /// `shutdown_timeout`).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "one task per connection; serve() counts them and, on stop, returns only after every one has ended (the alive channel)"
+)]
 pub async fn serve(
     listener: TcpListener,
     app: Router,

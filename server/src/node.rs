@@ -22,6 +22,10 @@
 //!           flusher: flush the memtable, then commit the flushed offsets to the consumer group
 //! shutdown: … → final flush and commit → producer flush → leave the group
 //! ```
+#![expect(
+    clippy::disallowed_methods,
+    reason = "node::serve owns the node's lifetime: it spawns the node's long-lived tasks and stops them on shutdown"
+)]
 
 use crate::auth::StaticTokens;
 use crate::config::ServerConfig;

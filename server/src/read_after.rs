@@ -143,6 +143,10 @@ impl ReadAfter {
 }
 
 /// Runs the futures concurrently (a small `join_all`, without another dependency).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "every task is awaited here (join_all); they exist only to run the nodes' waits in parallel"
+)]
 async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
     F::Output: Send + 'static,

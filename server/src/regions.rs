@@ -373,6 +373,10 @@ impl Regions {
     }
 
     /// The answer of a request [`Regions::send`] started.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the federated ReadStore is synchronous (the engine runs on blocking threads): region answers are awaited on the server's runtime handle, never from a runtime worker"
+    )]
     fn wait<T>(&self, task: Pending<T>) -> Result<(T, u64), RemoteError> {
         self.handle
             .block_on(task)

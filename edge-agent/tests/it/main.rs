@@ -12,6 +12,7 @@
 //! counters instead (the agent's `strata_edge_sent_batches_total`, the
 //! server's `strata_ingest_samples_total`, which counts at the write path,
 //! and `strata_ingest_edge_duplicates_skipped_total`).
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 mod aggregate;
 mod clock;

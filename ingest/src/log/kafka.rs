@@ -840,6 +840,10 @@ impl IngestLog for KafkaLog {
 }
 
 /// Creates the topic if needed and checks its partition count.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "called once at startup, before the consumer and producer threads exist: a throwaway current-thread runtime waits for rdkafka's async topic creation"
+)]
 fn ensure_topic(base: &ClientConfig, topic: &str, partitions: u32, replication: i32, create: bool) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         base.create().map_err(|source| Error::KafkaClient { what: "admin client", source })?;
@@ -1083,6 +1087,10 @@ impl GroupRepair {
 
     /// Deletes the group when the broker describes it and no member holds a
     /// partition; true when it was deleted (the caller rejoins).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "rdkafka's admin API is async; the consumer's own thread (no runtime there) waits for the group deletion on a throwaway current-thread runtime"
+    )]
     fn reset_if_stuck(&mut self, consumer: &Consumer_) -> bool {
         self.last_attempt = Some(Instant::now());
         let timeout = Duration::from_secs(5);

@@ -79,6 +79,10 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     /// registered with `begin` (`(tenant, seq)`) and finished with `end`.
     /// `None` when the work panicked.
     #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "one evaluation shared by every waiter must not die with the first caller's request future; it is cancelled when the last waiter leaves"
+    )]
     pub(super) async fn run<F>(
         &self,
         key: String,

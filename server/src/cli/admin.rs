@@ -3,6 +3,10 @@
 //! Prints tables for people and, with `--json`, the API's JSON for scripts.
 //! The admin token comes from `--admin-token`, `STRATA_ADMIN_TOKEN`, or the
 //! `admin.token` file a node writes into its data dir (`--data-dir`).
+#![expect(
+    clippy::disallowed_methods,
+    reason = "`strata admin` is a short-lived client process: it builds its own runtime and blocks on one request"
+)]
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};

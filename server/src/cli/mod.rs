@@ -1,4 +1,8 @@
 //! The `strata` command line.
+#![expect(
+    clippy::disallowed_methods,
+    reason = "the CLI builds the server's runtime and blocks on it: the runtime owner"
+)]
 
 pub mod admin;
 

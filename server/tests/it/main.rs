@@ -1,4 +1,5 @@
 //! End-to-end tests of the real `strata` binary (one integration target).
+#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 mod admin_audit;
 mod apply_refusal;
