@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::erasure_purge::{ADMIN, admin, files_containing, internal, pyiceberg, wait_completed};
+use crate::erasure_purge::{ADMIN, admin, env, files_containing, internal, pyiceberg, wait_completed};
 use crate::harness::*;
 
 const H: i64 = 3_600_000;
@@ -78,19 +78,6 @@ const MUST_CRASH: &[&str] = &[
     "verify.started",
     "verify.done",
 ];
-
-fn env(check: &'static str) -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("STRATA_ADMIN__TOKEN", ADMIN),
-        ("STRATA_COLD__ENABLED", "true"),
-        ("STRATA_COMPACTOR__GRACE", "1m"),
-        ("STRATA_COMPACTOR__INTERVAL", "1h"),
-        // Rolled buckets stay hot too: both copies are purged.
-        ("STRATA_HOT_STORE__DEFAULT_HOT_TTL", "1d"),
-        ("STRATA_ERASURE__CHECK_INTERVAL", check),
-        ("STRATA_ERASURE__PURGE_WITHIN", "10m"),
-    ]
-}
 
 /// splitmix64: a small deterministic generator (the seed replays a case).
 struct Rng(u64);

@@ -16,7 +16,8 @@ pub(crate) const ADMIN: &str = "erasure-purge-admin-token-0123";
 const H: i64 = 3_600_000;
 const DEVICES: usize = 20;
 
-fn env(check: &'static str) -> Vec<(&'static str, &'static str)> {
+/// The node settings of the erasure tests (also erasure_crash's).
+pub(crate) fn env(check: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![
         ("STRATA_ADMIN__TOKEN", ADMIN),
         ("STRATA_COLD__ENABLED", "true"),
