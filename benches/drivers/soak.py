@@ -170,22 +170,7 @@ def stream_load_proc(cfg, proc_index, out_q):
         pending = []
         counter = [0]
         q = queue.Queue()
-        interval = cfg["procs"] / cfg["rate"]
-        offset = interval * proc_index / cfg["procs"]
-
-        def scheduler():
-            i = 0
-            while True:
-                t = start + offset + i * interval
-                if t >= end:
-                    break
-                d = t - time.monotonic()
-                if d > 0:
-                    time.sleep(d)
-                q.put(t)
-                i += 1
-            for _ in range(cfg["conns"]):
-                q.put(None)
+        scheduler = wl.open_loop_scheduler(q, cfg, proc_index, start, end)
 
         def worker():
             conn = wl.RawConn(cfg["port"])

@@ -342,6 +342,31 @@ def make_body(lines, ts_ms):
     return sep.join(lines) + sep
 
 
+def open_loop_scheduler(q, cfg, proc_index, start, end):
+    """The open loop's clock for one load process: a function that puts each
+    request's scheduled send time (monotonic s) on `q`, this process's share
+    of `cfg["rate"]` requests/s spread evenly from `start` to `end`, then one
+    `None` per connection so the workers stop."""
+    interval = cfg["procs"] / cfg["rate"]
+    offset = interval * proc_index / cfg["procs"]
+
+    def scheduler():
+        i = 0
+        while True:
+            t = start + offset + i * interval
+            if t >= end:
+                break
+            d = t - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+            q.put(t)
+            i += 1
+        for _ in range(cfg["conns"]):
+            q.put(None)
+
+    return scheduler
+
+
 def load_proc(cfg, proc_index, out_q):
     """One load process. cfg['mode'] is 'closed' (each thread loops) or 'open'
     (a scheduler thread releases requests at fixed times; sender threads take
@@ -390,22 +415,7 @@ def load_proc(cfg, proc_index, out_q):
             threads = [threading.Thread(target=closed_worker, daemon=True) for _ in range(cfg["conns"])]
         else:
             q = queue.Queue()
-            interval = cfg["procs"] / cfg["rate"]
-            offset = interval * proc_index / cfg["procs"]
-
-            def scheduler():
-                i = 0
-                while True:
-                    t = start + offset + i * interval
-                    if t >= end:
-                        break
-                    d = t - time.monotonic()
-                    if d > 0:
-                        time.sleep(d)
-                    q.put(t)
-                    i += 1
-                for _ in range(cfg["conns"]):
-                    q.put(None)
+            scheduler = open_loop_scheduler(q, cfg, proc_index, start, end)
 
             def open_worker():
                 conn = RawConn(cfg["port"])
