@@ -34,6 +34,21 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port in 20000..32000")
 }
 
+/// Collects `child`'s piped stderr, line by line, into a shared string (for
+/// assertions on its log and for failure messages).
+pub(crate) fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (pipe, sink) = (child.stderr.take().expect("stderr piped"), Arc::clone(&log));
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    log
+}
+
 /// A running `strata serve` child process.
 pub(crate) struct Server {
     pub(crate) child: Child,
@@ -59,16 +74,7 @@ impl Server {
     /// Spawns `cmd` (a `strata serve` with stderr piped) serving `base`, and waits until it is ready.
     pub(crate) fn spawn(mut cmd: Command, base: String) -> Server {
         let mut child = cmd.spawn().expect("start strata");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let stderr = capture_stderr(&mut child);
         let server = Server { child, base, stderr };
         server.wait_ready();
         server

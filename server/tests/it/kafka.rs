@@ -7,7 +7,6 @@
 //! these tests fail, not skip, when it is missing.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -53,15 +52,7 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start tansu");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().unwrap(), Arc::clone(&log));
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let log = crate::harness::capture_stderr(&mut child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "tansu did not listen; stderr:\n{}", log.lock().unwrap());
@@ -118,15 +109,7 @@ pub(crate) fn start_node(dir: &Path, spec: &NodeSpec<'_>) -> Server {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start strata");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (pipe, sink) = (child.stderr.take().unwrap(), Arc::clone(&stderr));
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
+    let stderr = crate::harness::capture_stderr(&mut child);
     let server = Server { child, base: format!("http://127.0.0.1:{}", spec.port), stderr };
     server.wait_ready();
     server

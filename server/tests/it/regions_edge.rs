@@ -15,7 +15,6 @@
 
 use crate::harness::{Server, client, now_ms};
 use crate::regions::{ADMIN, Region, admin_post, close, config, free_port, get_json, value_of};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -77,15 +76,7 @@ impl Agent {
             cmd.args(["--endpoint", e]);
         }
         let mut child = cmd.spawn().expect("start strata-edge");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().unwrap(), Arc::clone(&log));
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let log = crate::harness::capture_stderr(&mut child);
         let agent = Agent { child, base: format!("http://127.0.0.1:{port}"), log };
         agent.wait(Duration::from_secs(60), "ready", |a| crate::harness::http_status(&a.base, "/-/ready") == Some(200));
         agent

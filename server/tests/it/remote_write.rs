@@ -6,7 +6,6 @@
 //! installs Debian's package); without it the test fails, it never skips.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -36,16 +35,7 @@ impl Prometheus {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start prometheus");
-        let log = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
+        let log = crate::harness::capture_stderr(&mut child);
         Prometheus { child, port, log }
     }
 
