@@ -7,6 +7,7 @@
 //!
 //! The library holds shared data generators for the benches.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 /// One line of IoT telemetry shaped like `../shared/peer-bench/gen_iot.py`

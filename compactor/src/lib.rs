@@ -40,6 +40,7 @@
 //! table, before the watermark moves; [`FederatedReadStore`] serves them
 //! (`ReadStore::select_rollup`) for windows ending below the watermark.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 mod config;

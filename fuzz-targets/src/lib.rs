@@ -43,6 +43,7 @@
 //! body decoding), `storage` (write batch, hot segment and manifest, ingest
 //! log, edge queue), `scratch` (per-thread scratch directories, `block_on`).
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 mod ingest;

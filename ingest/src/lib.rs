@@ -37,6 +37,7 @@
 //! Tenant policy (residency, label and size limits, `max_active_series`,
 //! cold watermark) is applied in [`http`] before anything reaches the log.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 mod batcher;

@@ -30,6 +30,7 @@
 //!   geo-fence error for anything that would need raw series from across a
 //!   closed border.
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 pub mod config;

@@ -26,6 +26,7 @@
 //! * [`admin_audit`]: the audit log of admin actions.
 //! * [`tls`]: HTTPS on the listeners (rustls).
 #![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 pub mod admin;

@@ -387,11 +387,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         peers = node.config.cluster.peers.len(),
         "strata is ready"
     );
-    println!("strata {} listening on {scheme}://{addr} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
-    if let Some(a) = &admin_listen {
-        println!("admin listener (/admin, /internal) on {a}");
-    }
-    println!("data dir: {}", node.data_dir.display());
+    print_ready(&format!("{scheme}://{addr}"), admin_listen.as_deref(), &node);
 
     let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
     // The purge of delete requests (`erasure::worker`).
@@ -431,6 +427,17 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     node.shutdown().await?;
     tracing::info!("strata stopped cleanly");
     Ok(())
+}
+
+/// The `serve` command's start-up lines on stdout (scripts and the tests'
+/// harness wait for "listening on").
+#[expect(clippy::print_stdout, reason = "the serve command's own output, not library logging")]
+fn print_ready(listen: &str, admin_listen: Option<&str>, node: &Node) {
+    println!("strata {} listening on {listen} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
+    if let Some(a) = admin_listen {
+        println!("admin listener (/admin, /internal) on {a}");
+    }
+    println!("data dir: {}", node.data_dir.display());
 }
 
 /// The cold tier of a node: the compactor (rolling sealed hot buckets into

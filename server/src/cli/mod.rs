@@ -3,6 +3,7 @@
     clippy::disallowed_methods,
     reason = "the CLI builds the server's runtime and blocks on it: the runtime owner"
 )]
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "the command line's own output and error lines")]
 
 pub mod admin;
 
