@@ -55,6 +55,10 @@ fn series_fields() -> Vec<NestedFieldRef> {
 }
 
 /// A schema of the series columns followed by `rest`.
+#[expect(
+    clippy::expect_used,
+    reason = "fixed field names and ids, so it cannot fail at run time; every table the tests create builds it"
+)]
 fn schema_with(rest: impl IntoIterator<Item = NestedFieldRef>) -> Schema {
     let mut fields = series_fields();
     fields.extend(rest);
@@ -70,6 +74,10 @@ pub fn samples_schema() -> Schema {
 }
 
 /// Partition spec: `day(ts)` then `bucket[n](device_hash)`.
+#[expect(
+    clippy::expect_used,
+    reason = "fixed field names and ids, so it cannot fail at run time; every table the tests create builds it"
+)]
 pub fn samples_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
     UnboundPartitionSpec::builder()
         .with_spec_id(0)
@@ -80,6 +88,10 @@ pub fn samples_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
 }
 
 /// Sort order 1 over `fields`, each ascending, nulls first.
+#[expect(
+    clippy::expect_used,
+    reason = "fixed field names and ids, so it cannot fail at run time; every table the tests create builds it"
+)]
 fn sort_order(fields: &[i32]) -> SortOrder {
     fields
         .iter()
@@ -152,17 +164,20 @@ pub enum Rollup {
     FiveMinutes,
     /// 1-hour windows.
     OneHour,
+    /// 1-day windows (UTC days: `(d, d + 1 d]`, `d` a multiple of 86,400,000 ms).
+    OneDay,
 }
 
 impl Rollup {
     /// Every rollup, finest first.
-    pub const ALL: [Rollup; 2] = [Rollup::FiveMinutes, Rollup::OneHour];
+    pub const ALL: [Rollup; 3] = [Rollup::FiveMinutes, Rollup::OneHour, Rollup::OneDay];
 
     /// Window width in milliseconds.
     pub fn width_ms(self) -> i64 {
         match self {
             Rollup::FiveMinutes => 300_000,
             Rollup::OneHour => 3_600_000,
+            Rollup::OneDay => 86_400_000,
         }
     }
 
@@ -171,11 +186,12 @@ impl Rollup {
         Rollup::ALL.into_iter().find(|r| r.width_ms() == width_ms)
     }
 
-    /// Short name (`5m`, `1h`).
+    /// Short name (`5m`, `1h`, `1d`).
     pub fn name(self) -> &'static str {
         match self {
             Rollup::FiveMinutes => "5m",
             Rollup::OneHour => "1h",
+            Rollup::OneDay => "1d",
         }
     }
 }
@@ -185,7 +201,8 @@ impl Rollup {
 pub enum TableKind {
     /// `samples_<tenant>`: raw samples.
     Samples,
-    /// `rollup5m_<tenant>` / `rollup1h_<tenant>`: per-window aggregates.
+    /// `rollup5m_<tenant>` / `rollup1h_<tenant>` / `rollup1d_<tenant>`:
+    /// per-window aggregates.
     Rollup(Rollup),
     /// `series_<tenant>`: one row per series (metric, labels, id, device
     /// hash), so readers of the rollup tables need not decode every row's
@@ -232,6 +249,10 @@ pub fn series_schema() -> Schema {
 
 /// Partition spec of a series table: `bucket[n](device_hash)` only (no
 /// day: a series is recorded once, whenever it first appears).
+#[expect(
+    clippy::expect_used,
+    reason = "fixed field names and ids, so it cannot fail at run time; every table the tests create builds it"
+)]
 pub fn series_partition_spec(device_buckets: u32) -> UnboundPartitionSpec {
     UnboundPartitionSpec::builder()
         .with_spec_id(0)
@@ -289,6 +310,11 @@ mod tests {
             ids,
             vec![(1, "metric"), (2, "labels"), (3, "series_id"), (4, "device_hash"), (5, "ts"), (6, "value")]
         );
+        let widths: Vec<(i64, &str)> = Rollup::ALL.iter().map(|r| (r.width_ms(), r.name())).collect();
+        assert_eq!(widths, vec![(300_000, "5m"), (3_600_000, "1h"), (86_400_000, "1d")]);
+        let t = TenantId::new("a.b").unwrap();
+        assert_eq!(TableKind::Rollup(Rollup::OneDay).table_name(&t), "rollup1d_a~b");
+        assert_eq!(Rollup::of_width(86_400_000), Some(Rollup::OneDay));
         let spec = samples_partition_spec(16);
         assert_eq!(spec.fields().len(), 2);
         assert_eq!(samples_sort_order().fields.len(), 3);
