@@ -104,16 +104,23 @@ pub(crate) fn labels_equal(
     i: usize,
     labels: &Labels,
 ) -> bool {
-    let offsets = map.value_offsets();
-    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-    end - start == labels.len()
-        && labels.iter().enumerate().all(|(j, l)| keys.value(start + j) == l.name && values.value(start + j) == l.value)
+    let span = label_span(map, i);
+    span.len() == labels.len()
+        && labels.iter().zip(span).all(|(l, j)| keys.value(j) == l.name && values.value(j) == l.value)
 }
 
 pub(crate) fn row_labels(map: &MapArray, keys: &StringArray, values: &StringArray, i: usize) -> Labels {
-    let offsets = map.value_offsets();
-    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
-    Labels::from_pairs((start..end).map(|j| (keys.value(j), values.value(j))))
+    Labels::from_pairs(label_span(map, i).map(|j| (keys.value(j), values.value(j))))
+}
+
+/// Row `i`'s entries in the label map's key and value arrays. Arrow keeps
+/// `len + 1` offsets in a map array, so a row of the batch always has its
+/// two; a row past the end would read as no labels, never panic.
+pub(crate) fn label_span(map: &MapArray, i: usize) -> std::ops::Range<usize> {
+    match map.value_offsets().get(i..i + 2) {
+        Some(&[start, end]) => start as usize..end as usize,
+        _ => 0..0,
+    }
 }
 
 /// Folds one batch into the per-series groups.

@@ -56,7 +56,7 @@ pub fn window_end(ts: i64, width_ms: i64) -> i64 {
 pub fn rollup_points(samples: &[Sample], width_ms: i64) -> Vec<RollupPoint> {
     samples
         .chunk_by(|a, b| window_end(a.ts, width_ms) == window_end(b.ts, width_ms))
-        .filter_map(|c| RollupPoint::of(window_end(c[0].ts, width_ms), c))
+        .filter_map(|c| RollupPoint::of(window_end(c.first()?.ts, width_ms), c))
         .collect()
 }
 
@@ -162,27 +162,36 @@ fn absorb(batch: &RecordBatch, tenant: &TenantId, groups: &mut HashMap<i64, Vec<
             continue;
         }
         if let Some((rid, idx, _)) = run.take() {
-            groups.entry(rid).or_default()[idx].points.append(&mut buf);
+            hand_over(groups, rid, idx, &mut buf);
         }
         let list = groups.entry(id).or_default();
-        let idx = match list.iter().position(|g| labels_equal(map, keys, values, i, &g.labels)) {
-            Some(p) => p,
+        let (idx, labels) = match list.iter().enumerate().find(|(_, g)| labels_equal(map, keys, values, i, &g.labels)) {
+            Some((p, g)) => (p, g.labels.clone()),
             None => {
+                let labels = row_labels(map, keys, values, i);
                 list.push(Group {
-                    labels: row_labels(map, keys, values, i),
+                    labels: labels.clone(),
                     device_hash: devs.map_or(0, |d| d.value(i) as u64),
                     points: Vec::new(),
                 });
-                list.len() - 1
+                (list.len() - 1, labels)
             }
         };
-        run = Some((id, idx, list[idx].labels.clone()));
+        run = Some((id, idx, labels));
         buf.push(cols.point(i));
     }
     if let Some((rid, idx, _)) = run {
-        groups.entry(rid).or_default()[idx].points.append(&mut buf);
+        hand_over(groups, rid, idx, &mut buf);
     }
     Ok(())
+}
+
+/// Moves a run's points to group `idx` of series id `id` (`absorb` made
+/// both; a missing group would drop the run, never panic).
+fn hand_over(groups: &mut HashMap<i64, Vec<Group>>, id: i64, idx: usize, buf: &mut Vec<RollupPoint>) {
+    if let Some(g) = groups.get_mut(&id).and_then(|list| list.get_mut(idx)) {
+        g.points.append(buf);
+    }
 }
 
 /// Folds one batch of a scan without `labels` into the series `index`
@@ -201,26 +210,28 @@ fn absorb_ids(
     }
     let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
     let cols = PointColumns::of(batch, tenant)?;
-    let ids = ids.values();
-    let mut i = 0;
-    while i < ids.len() {
-        let id = ids[i];
-        let end = i + ids[i..].iter().position(|&x| x != id).unwrap_or(ids.len() - i);
-        match index.ids.get(&id) {
+    let mut start = 0;
+    for run in ids.values().chunk_by(|a, b| a == b) {
+        let end = start + run.len();
+        let Some(id) = run.first() else { continue };
+        match index.ids.get(id) {
             None => {
                 *unresolved = true;
                 return Ok(());
             }
             Some(None) => {}
             Some(Some(slot)) => {
-                let out = &mut points[*slot as usize];
+                let out = points.get_mut(*slot as usize).ok_or_else(|| Error::Corrupted {
+                    tenant: tenant.clone(),
+                    detail: format!("series index slot {slot} of series id {id} is past its {} series", points.len()),
+                })?;
                 if out.capacity() == 0 {
-                    out.reserve(windows.max(end - i));
+                    out.reserve(windows.max(run.len()));
                 }
-                out.extend((i..end).map(|j| cols.point(j)));
+                out.extend((start..end).map(|j| cols.point(j)));
             }
         }
-        i = end;
+        start = end;
     }
     Ok(())
 }
@@ -239,20 +250,14 @@ fn merge_partials(points: &mut Vec<RollupPoint>) {
     if !points.is_sorted_by_key(|p| (p.end, p.last_ts)) {
         points.sort_unstable_by_key(|p| (p.end, p.last_ts));
     }
-    if points.windows(2).all(|w| w[0].end != w[1].end) {
-        return;
-    }
-    let mut kept = 0;
-    for i in 0..points.len() {
-        let p = points[i];
-        if kept > 0 && points[kept - 1].end == p.end {
-            points[kept - 1].merge(&p);
-        } else {
-            points[kept] = p;
-            kept += 1;
+    // `dedup_by` hands each point with the point kept before it.
+    points.dedup_by(|later, kept| {
+        let same = later.end == kept.end;
+        if same {
+            kept.merge(later);
         }
-    }
-    points.truncate(kept);
+        same
+    });
 }
 
 impl ColdTier {
@@ -334,7 +339,8 @@ impl ColdTier {
         for s in series {
             let bucket = bucket_fn.of(s.device_hash).map_err(corrupt)?;
             for day in s.points.chunk_by(|a, b| a.end.div_euclid(MS_PER_DAY) == b.end.div_euclid(MS_PER_DAY)) {
-                groups.entry((day[0].end.div_euclid(MS_PER_DAY), bucket)).or_default().push((s, day));
+                let Some(first) = day.first() else { continue };
+                groups.entry((first.end.div_euclid(MS_PER_DAY), bucket)).or_default().push((s, day));
             }
         }
         for rows in groups.values_mut() {
