@@ -2,10 +2,13 @@
 
 /// What kind of failure an error is, independent of which crate raised it.
 ///
-/// Each HTTP surface maps a kind to its status: the write path in
-/// `ingest::http::log_error` (503 with `Retry-After` for `Unavailable`), the
-/// query API through `query::QueryError::error_type` (Prometheus's
-/// `errorType` and status).
+/// Kinds are mapped to HTTP statuses in three places, not one: the write
+/// path in `ingest::http::log_error` (503 with `Retry-After` for
+/// `Unavailable`), the query API through `query::QueryError::error_type` and
+/// `http_status` (Prometheus's `errorType` and status), and the server's own
+/// handlers (admin, erasure, the inter-region endpoints of
+/// `server/src/regions.rs`), which choose a status per handler. When a kind
+/// is added or its meaning changes, touch all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The caller sent something invalid; retrying the same request fails again.
