@@ -221,9 +221,10 @@ fn absorb_ids(
             }
             Some(None) => {}
             Some(Some(slot)) => {
+                let len = points.len();
                 let out = points.get_mut(*slot as usize).ok_or_else(|| Error::Corrupted {
                     tenant: tenant.clone(),
-                    detail: format!("series index slot {slot} of series id {id} is past its {} series", points.len()),
+                    detail: format!("series index slot {slot} of series id {id} is past its {len} series"),
                 })?;
                 if out.capacity() == 0 {
                     out.reserve(windows.max(run.len()));
