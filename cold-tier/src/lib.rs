@@ -91,7 +91,7 @@ pub use error::{Error, Result};
 /// Iceberg's snapshot type, as seen by [`ColdTier::expire_snapshots`]' protect predicate.
 pub use iceberg::spec::Snapshot;
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
-pub use read::ColdReadStore;
+pub use read::{ColdReadStore, ReadPath, ReadStats};
 pub use roll::{
     ClaimOutcome, PROPERTY_ROLL_PREFIX, RollClaim, SUMMARY_ROLL_END, SUMMARY_ROLL_PARTITIONS, SUMMARY_ROLL_START,
     roll_state_of,

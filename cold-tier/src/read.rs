@@ -7,9 +7,26 @@
 //!    scan planning prunes manifests/files by partition (day(ts), bucket(device_hash)) and column bounds,
 //!    the Parquet reader prunes row groups (statistics) and pages (page index); a file whose day
 //!    lies inside the range is read with the predicate minus the range (no per-row ts test)
+//!
+//!  ReadPath::Indexed (select's default)
+//!    series_<tenant> scan, same predicate ─► SeriesIndex: id → labels when every matcher matches
+//!    matching ids ≤ IN_LIMIT (200):
+//!      census: samples scan projecting series_id only; an id the series table lacks ─► Labels path
+//!      data:   predicate ∧ series_id IN (ids) ─► row groups / pages without those ids skipped
+//!    more ids: data scan with the predicate alone, rows of non-matching ids dropped by the index
+//!    projection: series_id, ts, value (no label map); an unknown id met ─► Labels path
+//!    rows → per-series samples (labels from the index) → sort + de-duplicate by ts
+//!
+//!  ReadPath::Labels (no series table, an id collision, a series the table lacks)
 //!    projection: metric, labels, series_id, ts, value   (device_hash is never read)
 //!    rows → (series_id, labels) groups → remaining matchers → sort + de-duplicate by ts
 //! ```
+//!
+//! The data files are sorted by (metric, series_id, ts) (FORMAT.md), so a
+//! series' rows are contiguous in each file and the `series_id` bounds of
+//! row groups and pages are narrow: an `IN` of a few ids skips most of a
+//! metric's pages. Memory holds the matching series' samples and one record
+//! batch at a time, not the rows the predicate lets through.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +42,7 @@ use strata_schemas::{
 };
 
 use crate::error::{Error, Result};
+use crate::series::SeriesIndex;
 use crate::tier::ColdTier;
 
 /// Builds the scan predicate from the range and the pushable matchers.
@@ -176,6 +194,107 @@ fn absorb(
     Ok(())
 }
 
+/// At most this many matching series ids are pushed into the scan as
+/// `series_id IN (…)`: iceberg-rust prunes row groups and pages by an `IN`
+/// of at most 200 values and evaluates it per row as one comparison per
+/// value, so a larger set reads the predicate's rows and drops the others
+/// by the series index instead.
+const IN_LIMIT: usize = 200;
+
+/// How [`ColdTier::select_via`] reads the samples table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadPath {
+    /// Matchers resolved against the series table first; the samples table
+    /// read without its label map (`series_id`, `ts`, `value`), with
+    /// `series_id IN (matching ids)` pushed down when they are few. Falls
+    /// back to [`ReadPath::Labels`] when the series table lacks a series.
+    #[default]
+    Indexed,
+    /// Every row's label map read and grouped (the path before series
+    /// tables; the reference the indexed path is tested against).
+    Labels,
+}
+
+/// What one cold read read, summed over its scans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// The path that answered.
+    pub path: ReadPath,
+    /// Data files the scans opened (after partition and file-statistics pruning).
+    pub files: u64,
+    /// Bytes the Parquet reader fetched (footers, row groups, pages).
+    pub bytes_read: u64,
+    /// Rows the data scan returned after row-group, page and row filtering.
+    pub rows: u64,
+    /// Rows the indexed path's census returned (its `series_id` column only).
+    pub census_rows: u64,
+    /// Record batches the reader returned.
+    pub batches: u64,
+    /// Series ids pushed into the scan as `series_id IN`, when they were.
+    pub id_filter: Option<usize>,
+}
+
+impl ReadStats {
+    fn add(&mut self, s: &ScanStats) {
+        self.files += s.files;
+        self.bytes_read += s.bytes_read;
+        self.rows += s.rows;
+        self.batches += s.batches;
+    }
+}
+
+/// What one scan read.
+#[derive(Debug, Default)]
+pub(crate) struct ScanStats {
+    files: u64,
+    bytes_read: u64,
+    rows: u64,
+    batches: u64,
+}
+
+/// Folds one `series_id, ts, value` batch into the samples of the series
+/// `index` resolves (a run of one id is looked up once); sets `unresolved`
+/// (and stops) at an id the index lacks.
+fn absorb_ids(
+    batch: &RecordBatch,
+    tenant: &TenantId,
+    index: &SeriesIndex,
+    samples: &mut [Vec<Sample>],
+    unresolved: &mut bool,
+) -> Result<()> {
+    if *unresolved {
+        return Ok(());
+    }
+    let ids = column::<arrow_array::PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
+    let ts = column::<arrow_array::PrimitiveArray<TimestampMicrosecondType>>(batch, "ts", tenant)?;
+    let vals = column::<arrow_array::PrimitiveArray<Float64Type>>(batch, "value", tenant)?;
+    let mut start = 0;
+    for run in ids.values().chunk_by(|a, b| a == b) {
+        let end = start + run.len();
+        let Some(id) = run.first() else { continue };
+        match index.ids.get(id) {
+            None => {
+                *unresolved = true;
+                return Ok(());
+            }
+            Some(None) => {}
+            Some(Some(slot)) => {
+                let len = samples.len();
+                let out = samples.get_mut(*slot as usize).ok_or_else(|| Error::Corrupted {
+                    tenant: tenant.clone(),
+                    detail: format!("series index slot {slot} of series id {id} is past its {len} series"),
+                })?;
+                let (t, v) = (ts.values().get(start..end), vals.values().get(start..end));
+                if let (Some(t), Some(v)) = (t, v) {
+                    out.extend(t.iter().zip(v).map(|(&t, &v)| Sample::new(t.div_euclid(1000), v)));
+                }
+            }
+        }
+        start = end;
+    }
+    Ok(())
+}
+
 impl ColdTier {
     /// Scans `table` for `columns` under the tenant/matcher/time predicate,
     /// pruning by partition, row-group statistics and page index, and hands
@@ -187,13 +306,35 @@ impl ColdTier {
         matchers: &[Matcher],
         range: TimeRange,
         columns: &[&str],
-        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+        each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
+        self.scan_filtered(table, tenant, matchers, None, range, columns, each).await.map(|_| ())
+    }
+
+    /// [`ColdTier::scan_batches`] with `series_id IN ids` added to the
+    /// predicate when `ids` is given (row groups and pages whose `series_id`
+    /// bounds hold none of them are skipped, other rows filtered); returns
+    /// what the scan read.
+    #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
+    async fn scan_filtered(
+        &self,
+        table: &iceberg::table::Table,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        ids: Option<&[i64]>,
+        range: TimeRange,
+        columns: &[&str],
+        mut each: impl FnMut(&RecordBatch) -> Result<()>,
+    ) -> Result<ScanStats> {
         let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let with_ids = |p: Predicate| match ids {
+            Some(ids) => p.and(Reference::new("series_id").is_in(ids.iter().map(|&id| Datum::long(id)))),
+            None => p,
+        };
         let scan = table
             .scan()
             .select(columns.iter().copied())
-            .with_filter(predicate(self, tenant, matchers, range))
+            .with_filter(with_ids(predicate(self, tenant, matchers, range)))
             .with_row_group_filtering_enabled(true)
             .with_row_selection_enabled(true)
             .build()
@@ -201,8 +342,11 @@ impl ColdTier {
         // A file whose whole day partition lies inside `range` needs no
         // per-row `ts` test: its task gets the predicate without the range
         // (the Parquet reader evaluates a task's predicate on every row).
-        let residual = predicate(self, tenant, matchers, TimeRange::ALL);
+        let residual = with_ids(predicate(self, tenant, matchers, TimeRange::ALL));
+        let files = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Arc::clone(&files);
         let tasks = scan.plan_files().await.map_err(scan_err)?.and_then(move |mut task| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let inside = task.partition.as_ref().and_then(partition_day).is_some_and(|day| {
                 let start = i64::from(day) * MS_PER_DAY;
                 range.start <= start && start.saturating_add(MS_PER_DAY - 1) <= range.end
@@ -222,11 +366,18 @@ impl ColdTier {
             .with_row_group_filtering_enabled(true)
             .with_row_selection_enabled(true)
             .build();
-        let mut stream = reader.read(Box::pin(tasks)).map_err(scan_err)?.stream();
+        let result = reader.read(Box::pin(tasks)).map_err(scan_err)?;
+        let metrics = result.metrics().clone();
+        let mut stream = result.stream();
+        let mut stats = ScanStats::default();
         while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
+            stats.batches += 1;
+            stats.rows += batch.num_rows() as u64;
             each(&batch)?;
         }
-        Ok(())
+        stats.files = files.load(std::sync::atomic::Ordering::Relaxed);
+        stats.bytes_read = metrics.bytes_read();
+        Ok(stats)
     }
 
     /// Scans the tenant's table; `want_samples = false` reads no `ts`/`value` pages
@@ -237,6 +388,7 @@ impl ColdTier {
         matchers: &[Matcher],
         range: TimeRange,
         want_samples: bool,
+        stats: &mut ReadStats,
     ) -> Result<Vec<Group>> {
         if range.start > range.end {
             return Ok(Vec::new());
@@ -248,10 +400,12 @@ impl ColdTier {
         let columns: &[&str] =
             if want_samples { &["metric", "labels", "series_id", "ts", "value"] } else { &["labels", "series_id"] };
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
-        self.scan_batches(&table, tenant, matchers, range, columns, |batch| {
-            absorb(batch, tenant, &mut groups, want_samples)
-        })
-        .await?;
+        let read = self
+            .scan_filtered(&table, tenant, matchers, None, range, columns, |batch| {
+                absorb(batch, tenant, &mut groups, want_samples)
+            })
+            .await?;
+        stats.add(&read);
         let mut out: Vec<Group> =
             groups.into_values().flatten().filter(|g| Matcher::matches_all(matchers, &g.labels)).collect();
         for g in &mut out {
@@ -263,19 +417,125 @@ impl ColdTier {
         Ok(out)
     }
 
-    /// [`ReadStore::select`], async.
+    /// [`ReadStore::select`], async: [`ReadPath::Indexed`].
     pub async fn select(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>> {
-        let groups = self.scan_groups(tenant, matchers, range, true).await?;
-        Ok(groups
+        Ok(self.select_via(tenant, matchers, range, ReadPath::Indexed).await?.0)
+    }
+
+    /// [`ColdTier::select`] by the given path, with what it read (the
+    /// indexed path's answer equals the labels path's; tests and benchmarks
+    /// compare them).
+    pub async fn select_via(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        path: ReadPath,
+    ) -> Result<(Vec<SeriesData>, ReadStats)> {
+        if range.start > range.end {
+            return Ok((Vec::new(), ReadStats::default()));
+        }
+        if path == ReadPath::Indexed {
+            let Some(table) = self.load_table(tenant).await? else { return Ok((Vec::new(), ReadStats::default())) };
+            if table.metadata().current_snapshot().is_none() {
+                return Ok((Vec::new(), ReadStats::default()));
+            }
+            if let Some(index) = self.series_view().series_index(tenant, matchers).await? {
+                if let Some(out) = self.select_indexed(&table, tenant, matchers, range, index).await? {
+                    return Ok(out);
+                }
+                tracing::debug!(tenant = %tenant, "samples of series the series table lacks; reading their labels");
+            }
+        }
+        let mut stats = ReadStats { path: ReadPath::Labels, ..ReadStats::default() };
+        let groups = self.scan_groups(tenant, matchers, range, true, &mut stats).await?;
+        let out = groups
             .into_iter()
             .filter(|g| !g.samples.is_empty())
             .map(|g| SeriesData { labels: g.labels, samples: g.samples })
-            .collect())
+            .collect();
+        Ok((out, stats))
+    }
+
+    /// The indexed read (module docs); `None` when a row's series id is not
+    /// in the series table (the labels path answers instead).
+    async fn select_indexed(
+        &self,
+        table: &iceberg::table::Table,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        index: SeriesIndex,
+    ) -> Result<Option<(Vec<SeriesData>, ReadStats)>> {
+        let mut stats = ReadStats { path: ReadPath::Indexed, ..ReadStats::default() };
+        let mut ids: Vec<i64> = index.ids.iter().filter(|(_, slot)| slot.is_some()).map(|(&id, _)| id).collect();
+        ids.sort_unstable();
+        let pushed = ids.len() <= IN_LIMIT;
+        if pushed {
+            // The census: every series id the predicate lets through must be
+            // recorded, or the id filter could drop a matching series the
+            // series table lacks. It reads the sorted, run-length encoded
+            // `series_id` column only.
+            let mut unknown = false;
+            let census = self
+                .scan_filtered(table, tenant, matchers, None, range, &["series_id"], |batch| {
+                    let col = column::<arrow_array::PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
+                    unknown |= col
+                        .values()
+                        .chunk_by(|a, b| a == b)
+                        .any(|run| run.first().is_some_and(|id| !index.ids.contains_key(id)));
+                    Ok(())
+                })
+                .await?;
+            stats.files += census.files;
+            stats.bytes_read += census.bytes_read;
+            stats.batches += census.batches;
+            stats.census_rows += census.rows;
+            if unknown {
+                return Ok(None);
+            }
+            if ids.is_empty() {
+                stats.id_filter = Some(0);
+                return Ok(Some((Vec::new(), stats)));
+            }
+        }
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); index.labels.len()];
+        let mut unresolved = false;
+        let data = self
+            .scan_filtered(
+                table,
+                tenant,
+                matchers,
+                pushed.then_some(ids.as_slice()),
+                range,
+                &["series_id", "ts", "value"],
+                |batch| absorb_ids(batch, tenant, &index, &mut samples, &mut unresolved),
+            )
+            .await?;
+        stats.add(&data);
+        stats.id_filter = pushed.then_some(ids.len());
+        if unresolved {
+            return Ok(None);
+        }
+        let mut out: Vec<SeriesData> = index
+            .labels
+            .into_iter()
+            .zip(samples)
+            .filter_map(|(labels, mut samples)| {
+                samples.retain(|s| range.contains(s.ts));
+                samples.sort_by_key(|s| s.ts);
+                samples.dedup_by_key(|s| s.ts);
+                (!samples.is_empty()).then_some(SeriesData { labels, samples })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(Some((out, stats)))
     }
 
     /// [`ReadStore::series`], async.
     pub async fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>> {
-        Ok(self.scan_groups(tenant, matchers, range, false).await?.into_iter().map(|g| g.labels).collect())
+        let mut stats = ReadStats::default();
+        Ok(self.scan_groups(tenant, matchers, range, false, &mut stats).await?.into_iter().map(|g| g.labels).collect())
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod erase;
 mod fixtures;
+mod indexed_read;
 mod interop;
 mod maintenance;
 mod postgres;
