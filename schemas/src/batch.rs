@@ -31,6 +31,7 @@
 //! request, and the hot store skips a record whose origin it already applied
 //! in that partition (a retry after a lost answer is appended again and
 //! skipped when applied, deterministically, in log order).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 
 use crate::varint::{get_ivarint, get_uvarint, put_ivarint, put_uvarint};
 use crate::{Label, Labels, Sample, SeriesId, Str, TenantId};
@@ -228,7 +229,7 @@ impl WriteBatch {
                 };
                 labels.push(Label { name, value });
             }
-            if !labels.windows(2).all(|w| w[0].name < w[1].name) || labels.iter().any(|l| l.value.is_empty()) {
+            if !labels.is_sorted_by(|a, b| a.name < b.name) || labels.iter().any(|l| l.value.is_empty()) {
                 return Err(BatchDecodeError::Malformed("labels not canonical"));
             }
             let samples = take_samples(b)?;
@@ -385,7 +386,7 @@ fn take_len(b: &mut &[u8], min_elem_bytes: usize) -> Result<usize, BatchDecodeEr
 
 fn take_str(b: &mut &[u8]) -> Result<String, BatchDecodeError> {
     let n = take_len(b, 1)?;
-    let (s, rest) = b.split_at(n);
+    let (s, rest) = b.split_at_checked(n).ok_or(BatchDecodeError::Malformed("truncated string"))?;
     *b = rest;
     String::from_utf8(s.to_vec()).map_err(|_| BatchDecodeError::Malformed("string is not UTF-8"))
 }

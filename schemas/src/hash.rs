@@ -11,6 +11,7 @@
 //! ```
 //!
 //! `0xFE` and `0xFF` never occur in UTF-8, so the encoding is unambiguous.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 
 use crate::labels::{Labels, METRIC_NAME};
 use crate::tenant::TenantId;

@@ -15,6 +15,7 @@
 //! of the local wall clock is not folded in (counted by the caller): a
 //! gateway whose clock is an hour fast must not drag every clock it talks to
 //! an hour into the future. This is the usual HLC bound on clock offset.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 
 use std::fmt;
 

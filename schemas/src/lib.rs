@@ -36,7 +36,10 @@
 //!
 //! Module by module, with paths and "when you change X": `schemas/README.md`.
 //!
-//! The crate is synchronous and I/O-free.
+//! The crate is synchronous and I/O-free. The codecs (`batch`, `line_protocol`,
+//! `varint`, `hash`, `hlc`, `metrics_text`) deny `unwrap`, `expect` and
+//! indexing outside tests, as the hot store does: malformed input is an
+//! error, never a panic.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)

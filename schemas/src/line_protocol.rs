@@ -99,6 +99,7 @@
 //! control-character check rides on the byte-class lookup the scan already
 //! does: a token is checked character by character only when it holds a byte
 //! that may start one.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 
 mod escape;
 mod number;

@@ -22,6 +22,7 @@
 //! Metric and label names are the caller's constants and are not escaped
 //! (debug builds assert they are valid names); label values and help text
 //! may be anything and are escaped.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 

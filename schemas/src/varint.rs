@@ -1,5 +1,6 @@
 //! LEB128 varints and zigzag encoding: [`crate::batch`] and the hot-store
 //! segment format use them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))] // a codec: malformed input is an error, never a panic
 
 /// Appends `v` as an unsigned LEB128 varint.
 pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {

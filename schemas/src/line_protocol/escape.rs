@@ -41,6 +41,10 @@ pub(super) const MAYBE_CONTROL: u8 = 1 << 1;
 /// `CLASSES[b]` holds the class bits of every class byte `b` belongs to.
 static CLASSES: [u8; 256] = build_classes();
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time (a static's initialiser): an index out of range fails the build"
+)]
 const fn build_classes() -> [u8; 256] {
     let mut table = [0u8; 256];
     table[b',' as usize] = MEASUREMENT | KEY | VALUE;
@@ -58,10 +62,17 @@ const fn build_classes() -> [u8; 256] {
     table
 }
 
+/// The class bits of byte `b` (a `u8` always indexes the 256-entry table:
+/// the compiler drops the bounds check and the fallback).
+#[inline(always)]
+fn class_of(b: u8) -> u8 {
+    CLASSES.get(usize::from(b)).copied().unwrap_or(0)
+}
+
 /// Whether `b` ends (or, for a backslash, escapes within) a token of `class`.
 #[inline(always)]
 pub(super) fn in_class(b: u8, class: u8) -> bool {
-    CLASSES[usize::from(b)] & class != 0
+    class_of(b) & class != 0
 }
 
 /// Scans a token of `class` that starts at `start`.
@@ -80,7 +91,7 @@ pub(super) fn scan<const CONTROLS: bool>(bytes: &[u8], start: usize, class: u8) 
     let mut i = start;
     let mut flags = 0;
     while let Some(&b) = bytes.get(i) {
-        let c = CLASSES[usize::from(b)];
+        let c = class_of(b);
         if c & stop != 0 {
             if c & class == 0 {
                 flags |= MAYBE_CONTROL;
@@ -89,7 +100,7 @@ pub(super) fn scan<const CONTROLS: bool>(bytes: &[u8], start: usize, class: u8) 
             } else {
                 flags |= HAS_BACKSLASH;
                 i += 1;
-                if CONTROLS && bytes.get(i).is_some_and(|&next| CLASSES[usize::from(next)] & CONTROL != 0) {
+                if CONTROLS && bytes.get(i).is_some_and(|&next| class_of(next) & CONTROL != 0) {
                     flags |= MAYBE_CONTROL;
                 }
             }
