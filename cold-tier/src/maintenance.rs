@@ -484,15 +484,13 @@ pub(crate) async fn stage_rewrite(
             }
             let mut own = None;
             let (w, written) = if consolidate {
-                if shared.is_none() {
-                    shared = Some((new_manifest(&mut manifest_n)?, 0));
-                }
-                let (w, n) = shared.as_mut().expect("just set");
-                (w, n)
+                let slot = match shared.take() {
+                    Some(slot) => slot,
+                    None => (new_manifest(&mut manifest_n)?, 0),
+                };
+                shared.insert(slot)
             } else {
-                own = Some((new_manifest(&mut manifest_n)?, 0));
-                let (w, n) = own.as_mut().expect("just set");
-                (w, n)
+                own.insert((new_manifest(&mut manifest_n)?, 0))
             };
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
                 let (Some(seq_no), Some(snap)) = (e.sequence_number(), e.snapshot_id()) else {
@@ -675,7 +673,11 @@ fn absorb_rows(
     let offsets = map.value_offsets();
     let mut last: Option<(i64, Labels)> = None;
     for i in 0..batch.num_rows() {
-        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let Some(&[start, end]) = offsets.get(i..i + 2) else {
+            let detail = format!("labels map has no offsets for row {i} of {}", batch.num_rows());
+            return Err(Error::Corrupted { tenant: tenant.clone(), detail });
+        };
+        let (start, end) = (start as usize, end as usize);
         let id = ids.value(i);
         let same = last.as_ref().is_some_and(|(lid, l)| {
             *lid == id
