@@ -307,6 +307,7 @@ def soak(target, a, req_per_s, report):
         time.sleep(0.01)
     ql = QueryLoop(target.port, a.query_pause, end)
     ql.start()
+    all_q = []  # every query record, for the per-query summary
     pid = target.proc.pid
     writes = []  # (sched, done, status), drained from the queue
     done_procs = set()
@@ -357,6 +358,7 @@ def soak(target, a, req_per_s, report):
         win = [r for r in writes if r[1] < w1]
         ok = [r[1] - r[0] for r in win if 200 <= r[2] < 300]
         qs = [r for r in ql.take()]
+        all_q.extend(qs)
         qok = [r[2] for r in qs if r[3] == 200]
         dt = now - t_prev
         d = {c: m.get(c, 0.0) - m_prev.get(c, 0.0) for c in COUNTERS}
@@ -404,6 +406,12 @@ def soak(target, a, req_per_s, report):
     report["writes_answered_after_the_last_row"] = len(writes)
     report["load_errors"] = errors
     report["query_errors_first"] = ql.errors[:10]
+    all_q.extend(ql.take())
+    report["per_query"] = {  # latency of each dashboard query over the run (answered ones), and its failures
+        name: {"n": len(ok), "errors": len(lat) - len(ok), "p50_ms": pct_ms(ok, 0.5), "p99_ms": pct_ms(ok, 0.99),
+               "max_ms": round(max(ok) * 1000, 2) if ok else None}
+        for name, lat, ok in ((n, [r for r in all_q if r[1] == n], [r[2] for r in all_q if r[1] == n and r[3] == 200])
+                              for n, _, _ in QUERIES)}
     report["target_req_per_s"] = round(rate, 2)
     return rows
 
