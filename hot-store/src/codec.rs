@@ -31,6 +31,12 @@
 //!
 //! All timestamp arithmetic wraps, so any `i64` round-trips. Values are
 //! stored as raw bit patterns, so NaN payloads (staleness markers) survive.
+//!
+//! The memtable's chunk stream (timestamp dods and values interleaved, the
+//! values as decimal mantissa steps or Gorilla XORs) is decoded here too
+//! ([`decode_stream`]): since V6 a flush copies it into a segment as a
+//! *stream block* (`u8 mode`, then the stream after its first timestamp;
+//! [`decode_stream_block`]).
 
 /// Why bytes could not be decoded; the caller adds the file and location.
 pub(crate) type DecodeError = &'static str;
@@ -472,6 +478,102 @@ pub(crate) fn encode_xor(bits: &mut BitWriter, x: u64, window: &mut Option<(u32,
     }
 }
 
+/// `mode` of a chunk stream whose values are Gorilla XORs (any other mode
+/// byte is the decimal exponent `k` of its mantissas).
+pub(crate) const STREAM_GORILLA: u8 = u8::MAX;
+
+/// Writes a decimal mantissa step of a chunk stream behind its prefix:
+/// zigzag(step) as '0' (0) | '10'+6 | '110'+13 | '1110'+24 | '1111'+64 bits.
+pub(crate) fn write_step(bits: &mut BitWriter, step: i64) {
+    let zz = zigzag(step);
+    match zz {
+        0 => bits.write_bits(0, 1),
+        _ if zz < 1 << 6 => bits.write_bits((0b10 << 6) | zz, 8),
+        _ if zz < 1 << 13 => bits.write_bits((0b110 << 13) | zz, 16),
+        _ if zz < 1 << 24 => bits.write_bits((0b1110 << 24) | zz, 28),
+        _ => {
+            bits.write_bits(0b1111, 4);
+            bits.write_bits(zz, 64);
+        }
+    }
+}
+
+/// Reads what [`write_step`] wrote.
+pub(crate) fn read_step(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+    let width = if !r.read_bit()? {
+        return Ok(0);
+    } else if !r.read_bit()? {
+        6
+    } else if !r.read_bit()? {
+        13
+    } else if !r.read_bit()? {
+        24
+    } else {
+        64
+    };
+    Ok(unzigzag(r.read_bits(width)?))
+}
+
+/// Decodes the part of a chunk stream after its first timestamp (the
+/// memtable's chunk from bit 64 on; a V6 stream block after its mode
+/// byte): the first value word (64 bits), then per further sample a
+/// timestamp delta-of-delta ([`write_dod`]) and the value (`mode`
+/// [`STREAM_GORILLA`]: an XOR, [`encode_xor`]; else a mantissa step at
+/// exponent `mode`, [`write_step`]). `n` samples, the first at `t0`.
+/// The input must end within its last byte (zero padding only): a
+/// chunk's buffer holds no spare bytes, and neither does a block.
+pub(crate) fn decode_stream(bits: &[u8], mode: u8, n: usize, t0: i64) -> Result<Vec<(i64, u64)>, DecodeError> {
+    let mut out = Vec::with_capacity(n.min(bits.len().saturating_mul(8).saturating_add(1)));
+    if n == 0 {
+        return if bits.is_empty() { Ok(out) } else { Err("trailing bytes after empty stream") };
+    }
+    let p = match mode {
+        STREAM_GORILLA => None,
+        k => Some(*POW10.get(usize::from(k)).ok_or("stream decimal exponent out of range")?),
+    };
+    let value = |word: u64| match p {
+        None => Ok(word),
+        Some(p) => {
+            let m = word as i64;
+            if m.unsigned_abs() > 1 << 53 {
+                return Err("decimal mantissa exceeds 2^53");
+            }
+            Ok((m as f64 / p).to_bits())
+        }
+    };
+    let mut r = BitReader::new(bits);
+    let (mut ts, mut word) = (t0, r.read_bits(64)?);
+    out.push((ts, value(word)?));
+    let (mut delta, mut window) = (0i64, None);
+    for _ in 1..n {
+        delta = delta.wrapping_add(read_dod(&mut r)?);
+        ts = ts.wrapping_add(delta);
+        if p.is_none() {
+            word ^= decode_xor(&mut r, &mut window)?;
+        } else {
+            word = (word as i64).wrapping_add(read_step(&mut r)?) as u64;
+        }
+        out.push((ts, value(word)?));
+    }
+    if r.pos.div_ceil(8) != bits.len() {
+        return Err("trailing bytes after the stream");
+    }
+    Ok(out)
+}
+
+/// Decodes a V6 stream block (`mode` byte, then [`decode_stream`]'s bits)
+/// of `count` samples starting at `t0` (both from the block's index entry).
+pub(crate) fn decode_stream_block(buf: &[u8], count: usize, t0: i64) -> Result<Vec<(i64, u64)>, DecodeError> {
+    let (&mode, bits) = buf.split_first().ok_or("truncated stream mode")?;
+    if count == 0 {
+        return Err("empty stream block");
+    }
+    if count - 1 > bits.len().saturating_mul(8) {
+        return Err("count exceeds stream bits");
+    }
+    decode_stream(bits, mode, count, t0)
+}
+
 /// Decodes a sample block of `version`. A V4 block takes its sample count
 /// and first timestamp from its index entry (`count`, `t0`); older blocks
 /// carry both themselves (the arguments are then ignored; the caller checks
@@ -491,7 +593,7 @@ pub(crate) fn decode_block(
     let n = match version {
         V::V1 | V::V2 => cur.len(1)?,
         V::V3 => cur.len_bits()?,
-        V::V4 | V::V5 => count,
+        V::V4 | V::V5 | V::V6 => count,
     };
     let mut out = Vec::with_capacity(n.min(buf.len().saturating_mul(8).saturating_add(1)));
     if n == 0 {

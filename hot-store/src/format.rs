@@ -43,11 +43,17 @@ pub enum FormatVersion {
     /// sequence numbers) applied as of its flushed offsets (`edge_origins`).
     /// Segments unchanged (their version byte follows).
     V5 = 5,
+    /// Series blocks may be *stream blocks* (series entry flag `STREAM`): a
+    /// memtable chunk's bit stream copied as is by a flush (a mode byte,
+    /// then the first value and per sample a timestamp delta-of-delta and a
+    /// value code), so a flush does not decode and re-encode samples;
+    /// compaction rewrites them in the V4 block layout. Manifest unchanged.
+    V6 = 6,
 }
 
 impl FormatVersion {
     /// The version this build writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V5;
+    pub const CURRENT: FormatVersion = FormatVersion::V6;
     /// The oldest version this build reads.
     pub const OLDEST_SUPPORTED: FormatVersion = FormatVersion::V2;
 
@@ -74,6 +80,7 @@ impl TryFrom<u8> for FormatVersion {
             3 => Ok(FormatVersion::V3),
             4 => Ok(FormatVersion::V4),
             5 => Ok(FormatVersion::V5),
+            6 => Ok(FormatVersion::V6),
             _ => Err(UnsupportedFormatVersion { found }),
         }
     }
@@ -102,6 +109,7 @@ mod tests {
         assert_eq!(FormatVersion::V3.as_u8(), 3);
         assert_eq!(FormatVersion::V4.as_u8(), 4);
         assert_eq!(FormatVersion::V5.as_u8(), 5);
+        assert_eq!(FormatVersion::V6.as_u8(), 6);
         assert_eq!(&SEGMENT_MAGIC, b"SHSG");
         assert_eq!(&MANIFEST_MAGIC, b"SHMF");
         assert_eq!(segment_file_name(7), "00000000000000000007.seg");
@@ -115,6 +123,7 @@ mod tests {
         assert_eq!(FormatVersion::try_from(3), Ok(FormatVersion::V3));
         assert_eq!(FormatVersion::try_from(4), Ok(FormatVersion::V4));
         assert_eq!(FormatVersion::try_from(5), Ok(FormatVersion::V5));
-        assert_eq!(FormatVersion::try_from(6), Err(UnsupportedFormatVersion { found: 6 }));
+        assert_eq!(FormatVersion::try_from(6), Ok(FormatVersion::V6));
+        assert_eq!(FormatVersion::try_from(7), Err(UnsupportedFormatVersion { found: 7 }));
     }
 }

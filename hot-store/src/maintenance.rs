@@ -2,7 +2,7 @@
 //! watermark, and quarantine of segments found corrupt while reading.
 //!
 //! ```text
-//!  compact():  for each (tenant, bucket) with ≥ 2 segments:
+//!  compact():  for each (tenant, bucket) with ≥ 2 segments, or 1 with stream blocks (copied by a flush):
 //!                merge inputs oldest→newest per series → <id>.seg (tmp, fsync, rename, fsync dir)
 //!                manifest: inputs → output (seq = newest input's)      ← commit point
 //!                delete inputs
@@ -75,7 +75,10 @@ pub(crate) fn merge_layers(mut layers: Vec<Vec<(i64, u64)>>) -> Vec<(i64, u64)> 
 impl HotStore {
     /// Merges the segments of every (tenant, bucket) holding two or more into
     /// one (latest write wins), with the same atomic manifest protocol as a
-    /// flush, then deletes the inputs. Applies, flushes and reads continue.
+    /// flush, then deletes the inputs; a bucket's only segment is rewritten
+    /// when it holds stream blocks (a flush copies memtable chunks; every
+    /// block compaction writes is in the V4 layout). Applies, flushes and
+    /// reads continue.
     pub fn compact(&self) -> Result<crate::CompactOutcome> {
         let _c = self.compact_lock.lock();
         let plans = {
@@ -87,7 +90,12 @@ impl HotStore {
             for s in &st.segments {
                 by_bucket.entry((s.scope().tenant.clone(), s.scope().bucket)).or_default().push(Arc::clone(s));
             }
-            by_bucket.into_values().filter(|v| v.len() >= 2).collect::<Vec<_>>()
+            // Two or more segments, or one holding stream blocks (a flush's
+            // copies of memtable chunks, rewritten in the smaller V4 layout).
+            by_bucket
+                .into_values()
+                .filter(|v| v.len() >= 2 || v.iter().any(|s| s.has_stream_blocks()))
+                .collect::<Vec<_>>()
         };
         let mut out = crate::CompactOutcome { input_segments: 0, segment: None, buckets: 0, series: 0, samples: 0 };
         for inputs in plans {

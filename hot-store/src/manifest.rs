@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "SHMF"
-//! 4       1     format version (5; 2, 3 and 4 still read)
+//! 4       1     format version (6; 2 to 5 still read; V6 changed segments only)
 //! 5       3     reserved, zero
 //! 8       8     u64 LE body length
 //! 16      4     u32 LE CRC32 of the body
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn header_layout_is_stable() {
         let bytes = encode(&Manifest::default());
-        assert_eq!(&bytes[..8], b"SHMF\x05\0\0\0");
+        assert_eq!(&bytes[..8], b"SHMF\x06\0\0\0");
         assert_eq!(u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize, bytes.len() - 20);
     }
 
@@ -187,8 +187,11 @@ mod tests {
 
     /// A version-4 manifest (before edge origins), frozen.
     const FROZEN_V4: &[u8] = include_bytes!("../tests/fixtures/manifest/v4/MANIFEST");
-    /// A version-5 manifest with edge origins, frozen: what this build writes.
+    /// A version-5 manifest with edge origins, frozen.
     const FROZEN_V5: &[u8] = include_bytes!("../tests/fixtures/manifest/v5/MANIFEST");
+    /// The same manifest in version 6 (segments changed, the manifest body
+    /// did not), frozen: what this build writes.
+    const FROZEN_V6: &[u8] = include_bytes!("../tests/fixtures/manifest/v6/MANIFEST");
 
     fn frozen(generation: u64, edge_origins: BTreeMap<u32, BTreeMap<String, String>>) -> Manifest {
         Manifest {
@@ -208,18 +211,30 @@ mod tests {
         assert_eq!(decode(FROZEN_V4).unwrap(), frozen(3, BTreeMap::new()));
     }
 
-    #[test]
-    fn version_5_is_frozen() {
+    fn with_origins() -> Manifest {
         let agents = |v: &[(&str, &str)]| v.iter().map(|&(a, s)| (a.to_owned(), s.to_owned())).collect();
-        let m = frozen(
+        frozen(
             4,
             BTreeMap::from([
                 (0, agents(&[("gw-1", "1-3,9 @4"), ("gw-2", "7 @2")])),
                 (3, agents(&[("gw-1", "1-3 @1")])),
             ]),
-        );
-        assert_eq!(decode(FROZEN_V5).unwrap(), m);
-        assert_eq!(encode(&m), FROZEN_V5);
+        )
+    }
+
+    #[test]
+    fn still_reads_version_5() {
+        assert_eq!(FROZEN_V5[4], 5);
+        assert_eq!(decode(FROZEN_V5).unwrap(), with_origins());
+    }
+
+    #[test]
+    fn version_6_is_frozen() {
+        let m = with_origins();
+        assert_eq!(decode(FROZEN_V6).unwrap(), m);
+        assert_eq!(encode(&m), FROZEN_V6);
+        // Only the version byte changed from V5.
+        assert_eq!((&FROZEN_V6[..4], &FROZEN_V6[5..]), (&FROZEN_V5[..4], &FROZEN_V5[5..]));
         // Without edge origins the body is a version-4 body.
         let v4 = frozen(3, BTreeMap::new());
         assert_eq!(encode(&v4)[20..], FROZEN_V4[20..]);

@@ -21,17 +21,22 @@
 //! was appended when `t` exceeded every earlier sample, so any `ooo` sample
 //! with the same `t` arrived later. When `ooo` grows past an eighth of the
 //! chunk (and 2 samples), the chunk is re-encoded with it merged.
+//!
+//! A flush copies a chunk with nothing aside in `ooo` into its segment as a
+//! stream block (the stream from bit 64 on, behind a mode byte: format V6,
+//! `FORMAT.md` "Stream blocks"), so the stream's layout is persisted: the
+//! codec (`codec::decode_stream`, `write_step`) decodes both.
 
 use strata_schemas::{Sample, TimeRange};
 
 use crate::codec::{
-    BitReader, BitWriter, DecodeError, POW10, decimal_exponent, decimal_mantissa, decode_xor, encode_xor, read_dod,
-    write_dod,
+    BitWriter, DecodeError, POW10, STREAM_GORILLA, decimal_exponent, decimal_mantissa, decode_stream, encode_xor,
+    write_dod, write_step,
 };
 use crate::index::SeriesRef;
 
 /// `Chunk::mode` of a chunk whose values are Gorilla XORs.
-const GORILLA: u8 = u8::MAX;
+const GORILLA: u8 = STREAM_GORILLA;
 /// `Chunk::window` before any XOR window was set.
 const NO_WINDOW: (u8, u8) = (u8::MAX, u8::MAX);
 
@@ -82,38 +87,6 @@ impl Default for Chunk {
 /// simulation of peer-bench data with every other timestamp late: memtable
 /// 98 MB with 32 and a half, 43 MB with these).
 const REBUILD_MIN_OOO: usize = 2;
-
-/// Writes a decimal mantissa step behind its prefix.
-fn write_step(bits: &mut BitWriter, step: i64) {
-    let zz = ((step << 1) ^ (step >> 63)) as u64;
-    match zz {
-        0 => bits.write_bits(0, 1),
-        _ if zz < 1 << 6 => bits.write_bits((0b10 << 6) | zz, 8),
-        _ if zz < 1 << 13 => bits.write_bits((0b110 << 13) | zz, 16),
-        _ if zz < 1 << 24 => bits.write_bits((0b1110 << 24) | zz, 28),
-        _ => {
-            bits.write_bits(0b1111, 4);
-            bits.write_bits(zz, 64);
-        }
-    }
-}
-
-/// Reads what [`write_step`] wrote.
-fn read_step(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
-    let width = if !r.read_bit()? {
-        return Ok(0);
-    } else if !r.read_bit()? {
-        6
-    } else if !r.read_bit()? {
-        13
-    } else if !r.read_bit()? {
-        24
-    } else {
-        64
-    };
-    let zz = r.read_bits(width)?;
-    Ok(((zz >> 1) as i64) ^ -((zz & 1) as i64))
-}
 
 impl Chunk {
     /// Runs `f` on the stream as a bit writer.
@@ -248,29 +221,24 @@ impl Chunk {
     }
 
     fn decode_stream(&self) -> Result<Vec<(i64, u64)>, DecodeError> {
-        let mut out = Vec::with_capacity(self.n as usize);
         if self.n == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let mut r = BitReader::new(&self.bits);
-        let (mut ts, mut word) = (r.read_bits(64)? as i64, r.read_bits(64)?);
-        let value = |word: u64| match self.mode {
-            GORILLA => Ok(word),
-            k => POW10.get(usize::from(k)).map(|p| (word as i64 as f64 / p).to_bits()).ok_or("bad decimal exponent"),
-        };
-        out.push((ts, value(word)?));
-        let (mut delta, mut window) = (0i64, None);
-        for _ in 1..self.n {
-            delta = delta.wrapping_add(read_dod(&mut r)?);
-            ts = ts.wrapping_add(delta);
-            if self.mode == GORILLA {
-                word ^= decode_xor(&mut r, &mut window)?;
-            } else {
-                word = (word as i64).wrapping_add(read_step(&mut r)?) as u64;
-            }
-            out.push((ts, value(word)?));
+        let (t0, rest) = self.bits.split_first_chunk::<8>().ok_or("chunk shorter than its first timestamp")?;
+        decode_stream(rest, self.mode, self.n as usize, i64::from_be_bytes(*t0))
+    }
+
+    /// The chunk as a segment stream block when it can be copied as is (no
+    /// out-of-order samples aside): its mode byte, its stream after the
+    /// first timestamp (which the block's index entry carries), the count
+    /// and the first and last timestamps. See `FORMAT.md`, "Stream blocks".
+    pub(crate) fn stream_block(&self) -> Option<StreamView<'_>> {
+        if self.n == 0 || self.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
+            return None;
         }
-        Ok(out)
+        let (t0, bits) = self.bits.split_first_chunk::<8>()?;
+        let min_ts = i64::from_be_bytes(*t0);
+        Some(StreamView { mode: self.mode, bits, count: self.n, min_ts, max_ts: self.last_ts })
     }
 
     /// The sorted, unique samples within `range`.
@@ -317,6 +285,18 @@ impl Chunk {
     fn heap_bytes(&self) -> usize {
         self.bits.capacity() + self.ooo.as_ref().map_or(0, |o| 24 + o.capacity() * 16)
     }
+}
+
+/// A chunk's in-order samples as they are encoded in memory, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamView<'a> {
+    /// Decimal exponent of the mantissas, or `codec::STREAM_GORILLA`.
+    pub(crate) mode: u8,
+    /// The stream after the first timestamp: first value word, then per sample dod and value.
+    pub(crate) bits: &'a [u8],
+    pub(crate) count: u32,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
 }
 
 /// Buffered samples of every series since the last flush.

@@ -1,11 +1,12 @@
-//! Segment files (format v5, laid out as v4; v2, v3 and v4 still read): one tenant, one time bucket; immutable series
+//! Segment files (format v6; v2–v5 still read): one tenant, one time bucket; immutable series
 //! blocks plus an index footer with a deduplicated symbol table, the series
-//! table and croaring postings.
+//! table and croaring postings. A series block is a V4 sample block or
+//! (V6, entry flag `STREAM`) a memtable chunk's stream copied by a flush.
 //!
 //! ```text
 //! offset            size  field
 //! 0                 4     magic "SHSG"
-//! 4                 1     format version (5; 2, 3 and 4 still read)
+//! 4                 1     format version (6; 2 to 5 still read)
 //! 5                 3     reserved, zero
 //! 8                 4     u32 LE CRC32 of bytes 0..8 (header checksum)
 //! 12                ..    series blocks, contiguous, sorted by (device_hash, series id, labels):
@@ -23,7 +24,7 @@
 //! temporary name, fsynced, renamed, and the directory fsynced before any
 //! manifest references them. Full layout: `hot-store/FORMAT.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -32,9 +33,11 @@ use std::path::{Path, PathBuf};
 use croaring::{Bitmap, Portable};
 use strata_schemas::{METRIC_NAME, ReadError, SeriesId, Str, TenantId, series_id_of};
 
-use crate::codec::{Cursor, decode_block, encode_samples, put_ivarint, put_str, put_uvarint};
+use crate::codec::{Cursor, decode_block, decode_stream_block, encode_samples, put_ivarint, put_str, put_uvarint};
 use crate::error::{Error, Invalid, Result, check_crc};
 use crate::format::{FormatVersion, SEGMENT_MAGIC, TEMP_EXT, segment_file_name};
+use crate::index::IdMap;
+use crate::memtable::StreamView;
 
 const HEADER_LEN: u64 = 12;
 const TRAILER_LEN: u64 = 28;
@@ -44,6 +47,9 @@ const ENTRY_SAME_DEVICE: u8 = 1;
 /// V4 series entry flag: the series id is written (it differs from
 /// `schemas::series_id` of the labels, which readers derive otherwise).
 const ENTRY_EXPLICIT_ID: u8 = 2;
+/// V6 series entry flag: the block is a stream block (a memtable chunk's
+/// stream copied by a flush, `codec::decode_stream_block`), not a V4 block.
+const ENTRY_STREAM: u8 = 4;
 
 /// Label pairs as shared strings.
 pub(crate) type LabelArcs = Vec<(Str, Str)>;
@@ -55,6 +61,43 @@ pub(crate) struct SeriesRecord {
     pub(crate) device_hash: u64,
     pub(crate) labels: LabelArcs,
     pub(crate) samples: Vec<(i64, u64)>,
+}
+
+/// What one series block is written from.
+#[derive(Debug)]
+pub(crate) enum BlockData<'a> {
+    /// Samples sorted by ts, unique ts: encoded as a V4 block (the smallest
+    /// of its value encodings).
+    Samples(Vec<(i64, u64)>),
+    /// A memtable chunk's in-order stream, copied as a stream block.
+    Stream(StreamView<'a>),
+}
+
+/// The labels of a series to write.
+#[derive(Debug)]
+pub(crate) enum RecordLabels<'a> {
+    /// As shared strings.
+    Arcs(LabelArcs),
+    /// As `(name, value)` ids into a symbol table (the store's): a flush of
+    /// a million series then hashes each distinct string once, not every
+    /// label of every series.
+    Symbols(Box<[(u32, u32)]>, &'a [Str]),
+}
+
+/// One series to write, from samples or from a memtable chunk's stream.
+#[derive(Debug)]
+pub(crate) struct BlockRecord<'a> {
+    pub(crate) id: SeriesId,
+    pub(crate) device_hash: u64,
+    pub(crate) labels: RecordLabels<'a>,
+    pub(crate) data: BlockData<'a>,
+}
+
+impl From<SeriesRecord> for BlockRecord<'static> {
+    fn from(r: SeriesRecord) -> Self {
+        let labels = RecordLabels::Arcs(r.labels);
+        BlockRecord { id: r.id, device_hash: r.device_hash, labels, data: BlockData::Samples(r.samples) }
+    }
 }
 
 /// What a segment holds: one tenant's samples of one time bucket.
@@ -87,6 +130,8 @@ pub(crate) struct BlockMeta {
     pub(crate) offset: u64,
     /// Block length including its trailing CRC.
     pub(crate) len: u64,
+    /// A stream block (V6, entry flag `STREAM`) rather than a V2–V4 block.
+    pub(crate) stream: bool,
 }
 
 /// An open segment file.
@@ -114,12 +159,24 @@ pub(crate) struct Written {
 }
 
 /// Writes segment `id` into `dir` durably: temp file, fsync, rename, fsync dir.
-/// `records` must be sorted by (device_hash, series id, labels).
+/// `records` must be sorted by (device_hash, series id, labels). Every
+/// block is encoded in the V4 layout.
 pub(crate) fn write_segment(
     dir: &Path,
     id: u64,
     scope: &SegmentScope,
     records: impl Iterator<Item = Result<SeriesRecord>>,
+) -> Result<Written> {
+    write_segment_blocks(dir, id, scope, records.map(|r| r.map(BlockRecord::from)))
+}
+
+/// [`write_segment`] from records whose blocks may be copied memtable
+/// streams (a flush).
+pub(crate) fn write_segment_blocks<'a>(
+    dir: &Path,
+    id: u64,
+    scope: &SegmentScope,
+    records: impl Iterator<Item = Result<BlockRecord<'a>>>,
 ) -> Result<Written> {
     let path = dir.join(segment_file_name(id));
     let tmp = path.with_extension(format!("seg.{TEMP_EXT}"));
@@ -148,10 +205,10 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_to(
+fn write_to<'a>(
     tmp: &Path,
     scope: &SegmentScope,
-    records: impl Iterator<Item = Result<SeriesRecord>>,
+    records: impl Iterator<Item = Result<BlockRecord<'a>>>,
 ) -> Result<(usize, u64, Vec<BlockMeta>)> {
     let io = |source| Error::WriteSegment { path: tmp.to_path_buf(), source };
     let file = File::create(tmp).map_err(io)?;
@@ -162,14 +219,22 @@ fn write_to(
     let mut block = Vec::new();
     for record in records {
         let record = record?;
-        if record.samples.is_empty() {
-            continue;
-        }
         block.clear();
-        encode_samples(&record.samples, &mut block);
+        let span = match &record.data {
+            BlockData::Samples(samples) => {
+                let (Some(first), Some(last)) = (samples.first(), samples.last()) else { continue };
+                encode_samples(samples, &mut block);
+                Span { min_ts: first.0, max_ts: last.0, count: samples.len() as u64, stream: false }
+            }
+            BlockData::Stream(v) => {
+                block.push(v.mode);
+                block.extend_from_slice(v.bits);
+                Span { min_ts: v.min_ts, max_ts: v.max_ts, count: u64::from(v.count), stream: true }
+            }
+        };
         block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
         w.write_all(&block).map_err(io)?;
-        index.push(record, offset, block.len() as u64);
+        index.push(record, span, offset, block.len() as u64);
         offset += block.len() as u64;
     }
     let (series, samples) = (index.entries.len(), index.samples);
@@ -202,6 +267,15 @@ fn trailer_bytes(index_offset: u64, index_len: u64, index_crc: u32) -> Vec<u8> {
     t
 }
 
+/// What a written block covers.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    min_ts: i64,
+    max_ts: i64,
+    count: u64,
+    stream: bool,
+}
+
 /// One series-table entry before symbols are numbered.
 #[derive(Debug)]
 struct PendingEntry {
@@ -216,6 +290,7 @@ struct PendingEntry {
     count: u64,
     offset: u64,
     len: u64,
+    stream: bool,
 }
 
 /// Accumulates the index section; symbols are numbered in sorted order at the end.
@@ -225,6 +300,9 @@ struct IndexBuilder {
     /// Distinct strings in first-seen order, and their local ids.
     strings: Vec<Str>,
     local: HashMap<Str, u32>,
+    /// Local id of each symbol id of [`RecordLabels::Symbols`] seen so far
+    /// (`u32::MAX`: not yet), so each distinct symbol is hashed once.
+    by_symbol: Vec<u32>,
     samples: u64,
 }
 
@@ -239,11 +317,35 @@ impl IndexBuilder {
         id
     }
 
-    fn push(&mut self, r: SeriesRecord, offset: u64, len: u64) {
-        let labels: Box<[(u32, u32)]> = r.labels.iter().map(|(n, v)| (self.local_id(n), self.local_id(v))).collect();
-        let (min_ts, max_ts) = (r.samples.first().map_or(0, |s| s.0), r.samples.last().map_or(0, |s| s.0));
-        self.samples += r.samples.len() as u64;
-        let count = r.samples.len() as u64;
+    /// The local id of symbol `sym` of `symbols`.
+    fn symbol_id(&mut self, sym: u32, symbols: &[Str]) -> u32 {
+        let i = sym as usize;
+        if let Some(&id) = self.by_symbol.get(i).filter(|&&id| id != u32::MAX) {
+            return id;
+        }
+        static EMPTY: std::sync::LazyLock<Str> = std::sync::LazyLock::new(Str::default);
+        let id = self.local_id(symbols.get(i).unwrap_or(&EMPTY));
+        if self.by_symbol.len() <= i {
+            self.by_symbol.resize(i + 1, u32::MAX);
+        }
+        if let Some(slot) = self.by_symbol.get_mut(i) {
+            *slot = id;
+        }
+        id
+    }
+
+    fn push(&mut self, r: BlockRecord<'_>, span: Span, offset: u64, len: u64) {
+        let labels: Box<[(u32, u32)]> = match r.labels {
+            RecordLabels::Arcs(arcs) => arcs.iter().map(|(n, v)| (self.local_id(n), self.local_id(v))).collect(),
+            RecordLabels::Symbols(mut ids, symbols) => {
+                for pair in ids.iter_mut() {
+                    *pair = (self.symbol_id(pair.0, symbols), self.symbol_id(pair.1, symbols));
+                }
+                ids
+            }
+        };
+        self.samples += span.count;
+        let Span { min_ts, max_ts, count, stream } = span;
         self.entries.push(PendingEntry {
             id: r.id,
             device_hash: r.device_hash,
@@ -253,6 +355,7 @@ impl IndexBuilder {
             count,
             offset,
             len,
+            stream,
         });
     }
 
@@ -268,6 +371,7 @@ impl IndexBuilder {
                 max_ts: e.max_ts,
                 offset: e.offset,
                 len: e.len,
+                stream: e.stream,
             })
             .collect()
     }
@@ -305,7 +409,10 @@ impl IndexBuilder {
         }
         let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
         let text = |local: u32| self.strings.get(local as usize).map_or("", |s| s.as_str());
-        let mut postings: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+        // Keyed by (name << 32 | value) sorted symbol ids; sorted once at the
+        // end (a flush of a million series posts millions of labels: a
+        // tree lookup each cost more than the rest of the index).
+        let mut postings: IdMap<u64, Vec<u32>> = IdMap::default();
         put_uvarint(&mut out, self.entries.len() as u64);
         let mut prev: Option<&PendingEntry> = None;
         for (ordinal, e) in self.entries.iter().enumerate() {
@@ -318,6 +425,9 @@ impl IndexBuilder {
             }
             if derived != e.id {
                 flags |= ENTRY_EXPLICIT_ID;
+            }
+            if e.stream {
+                flags |= ENTRY_STREAM;
             }
             out.push(flags);
             if !same_device {
@@ -343,7 +453,7 @@ impl IndexBuilder {
                     put_uvarint(&mut out, u64::from(n));
                     put_uvarint(&mut out, u64::from(v));
                 }
-                postings.entry((n, v)).or_default().push(ordinal as u32);
+                postings.entry((u64::from(n) << 32) | u64::from(v)).or_default().push(ordinal as u32);
             }
             put_uvarint(&mut out, e.min_ts.wrapping_sub(scope.bucket) as u64);
             put_uvarint(&mut out, e.max_ts.wrapping_sub(e.min_ts) as u64);
@@ -353,7 +463,10 @@ impl IndexBuilder {
             prev = Some(e);
         }
         put_uvarint(&mut out, postings.len() as u64);
-        for ((n, v), ordinals) in postings {
+        let mut postings: Vec<(u64, Vec<u32>)> = postings.into_iter().collect();
+        postings.sort_unstable_by_key(|p| p.0);
+        for (key, ordinals) in postings {
+            let (n, v) = ((key >> 32) as u32, key as u32);
             let mut b = Bitmap::of(&ordinals);
             b.run_optimize();
             let bytes = b.serialize::<Portable>();
@@ -481,7 +594,7 @@ fn parse_index(
     let mut label_refs = 0u64;
     for ordinal in 0..n {
         let s = if version >= FormatVersion::V4 {
-            parse_entry_v4(&mut c, &symbols, &scope, out.last(), ordinal as u32, expected_offset)?
+            parse_entry_v4(&mut c, version, &symbols, &scope, out.last(), ordinal as u32, expected_offset)?
         } else {
             parse_entry(&mut c, &symbols, ordinal as u32, expected_offset)?
         };
@@ -551,7 +664,8 @@ fn parse_entry(c: &mut Cursor<'_>, symbols: &[Str], ordinal: u32, offset: u64) -
     if max_ts < min_ts {
         return Err("index: max ts before min ts".into());
     }
-    Ok(SegmentSeries { id, device_hash, labels, meta: BlockMeta { ordinal, count, min_ts, max_ts, offset, len } })
+    let meta = BlockMeta { ordinal, count, min_ts, max_ts, offset, len, stream: false };
+    Ok(SegmentSeries { id, device_hash, labels, meta })
 }
 
 /// A V4 series entry (see `FORMAT.md`): flags, device hash and series id
@@ -559,6 +673,7 @@ fn parse_entry(c: &mut Cursor<'_>, symbols: &[Str], ordinal: u32, offset: u64) -
 /// relative to the bucket.
 fn parse_entry_v4(
     c: &mut Cursor<'_>,
+    version: FormatVersion,
     symbols: &[Str],
     scope: &SegmentScope,
     prev: Option<&SegmentSeries>,
@@ -566,7 +681,8 @@ fn parse_entry_v4(
     offset: u64,
 ) -> Result<SegmentSeries, Invalid> {
     let flags = *c.bytes(1)?.first().ok_or("truncated entry flags")?;
-    if flags & !(ENTRY_SAME_DEVICE | ENTRY_EXPLICIT_ID) != 0 {
+    let known = ENTRY_SAME_DEVICE | ENTRY_EXPLICIT_ID | if version >= FormatVersion::V6 { ENTRY_STREAM } else { 0 };
+    if flags & !known != 0 {
         return Err("index: unknown series entry flags".into());
     }
     let device_hash = if flags & ENTRY_SAME_DEVICE != 0 {
@@ -606,7 +722,9 @@ fn parse_entry_v4(
         let metric = labels.iter().find(|(n, _)| n.as_str() == METRIC_NAME).map_or("", |(_, v)| v.as_str());
         series_id_of(&scope.tenant, &[metric], labels.iter().map(|(n, v)| (n.as_str(), v.as_str())))
     });
-    Ok(SegmentSeries { id, device_hash, labels, meta: BlockMeta { ordinal, count, min_ts, max_ts, offset, len } })
+    let stream = flags & ENTRY_STREAM != 0;
+    let meta = BlockMeta { ordinal, count, min_ts, max_ts, offset, len, stream };
+    Ok(SegmentSeries { id, device_hash, labels, meta })
 }
 
 impl SegmentFile {
@@ -646,8 +764,12 @@ impl SegmentFile {
         if stored != actual {
             return Err(corrupted(format!("block checksum mismatch: stored {stored:#010x}, computed {actual:#010x}")));
         }
-        let samples =
-            decode_block(body, self.version, meta.count as usize, meta.min_ts).map_err(|d| corrupted(d.to_owned()))?;
+        let samples = if meta.stream {
+            decode_stream_block(body, meta.count as usize, meta.min_ts)
+        } else {
+            decode_block(body, self.version, meta.count as usize, meta.min_ts)
+        }
+        .map_err(|d| corrupted(d.to_owned()))?;
         let (first, last) = (samples.first().map(|s| s.0), samples.last().map(|s| s.0));
         let sorted = samples.windows(2).all(|w| w.first().map(|s| s.0) < w.get(1).map(|s| s.0));
         if !sorted

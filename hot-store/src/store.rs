@@ -30,10 +30,11 @@ use crate::error::{Error, Result};
 use crate::format::{MANIFEST_FILE, QUARANTINE_DIR, SEGMENT_EXT, TEMP_EXT, segment_file_name};
 use crate::index::{SeriesIndex, SeriesRef};
 use crate::manifest::{self, Manifest, SegmentEntry};
-use crate::memtable::Memtable;
+use crate::memtable::{Chunk, Memtable};
 use crate::origins::{self, PartitionOrigins};
 use crate::segment::{
-    BlockMeta, LabelArcs, SegmentFile, SegmentScope, SegmentSeries, SeriesRecord, open_segment, sync_dir, write_segment,
+    BlockData, BlockMeta, BlockRecord, LabelArcs, RecordLabels, SegmentFile, SegmentScope, SegmentSeries, open_segment,
+    sync_dir, write_segment_blocks,
 };
 
 /// A live segment and where each of its series' blocks lives.
@@ -49,6 +50,11 @@ pub(crate) struct Segment {
 impl Segment {
     pub(crate) fn block(&self, r: SeriesRef) -> Option<&BlockMeta> {
         self.blocks.binary_search_by_key(&r, |b| b.0).ok().and_then(|i| self.blocks.get(i)).map(|b| &b.1)
+    }
+
+    /// True when some block is a stream block (written by a flush).
+    pub(crate) fn has_stream_blocks(&self) -> bool {
+        self.blocks.iter().any(|(_, b)| b.stream)
     }
 
     pub(crate) fn scope(&self) -> &SegmentScope {
@@ -770,20 +776,25 @@ impl HotStore {
             let id = self.alloc_id();
             let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
             let refs: Vec<SeriesRef> = series.iter().map(|p| p.r).collect();
+            // A chunk with no out-of-order samples aside is copied as a stream
+            // block (no decoding, no re-encoding); the others are merged and
+            // encoded. Compaction rewrites stream blocks in the V4 layout.
             let records = series.into_iter().map(|p| {
                 let chunk = frozen.get(p.r).iter().find(|(b, _)| *b == bucket).map(|(_, c)| c);
-                let samples = chunk.map(|c| c.samples()).transpose().map_err(|detail| Error::Corrupted {
-                    path: PathBuf::from("<memtable>"),
-                    detail: detail.to_owned(),
-                })?;
-                Ok(SeriesRecord {
-                    id: p.id,
-                    device_hash: p.device_hash,
-                    labels: p.label_arcs(&symbols),
-                    samples: samples.unwrap_or_default(),
-                })
+                let data = match chunk.and_then(Chunk::stream_block) {
+                    Some(view) => BlockData::Stream(view),
+                    None => {
+                        let samples = chunk.map(|c| c.samples()).transpose().map_err(|detail| Error::Corrupted {
+                            path: PathBuf::from("<memtable>"),
+                            detail: detail.to_owned(),
+                        })?;
+                        BlockData::Samples(samples.unwrap_or_default())
+                    }
+                };
+                let labels = RecordLabels::Symbols(p.labels, &symbols);
+                Ok(BlockRecord { id: p.id, device_hash: p.device_hash, labels, data })
             });
-            let written = write_segment(&self.dir, id, &scope, records)?;
+            let written = write_segment_blocks(&self.dir, id, &scope, records)?;
             // Every frozen series has samples in its bucket, so blocks and refs pair up.
             debug_assert_eq!(written.blocks.len(), refs.len());
             let blocks = refs.into_iter().zip(written.blocks).collect();

@@ -66,6 +66,20 @@ proptest! {
         for v in [FormatVersion::V2, FormatVersion::V3, FormatVersion::V4] {
             let _ = decode_block(&bytes, v, n, t0);
         }
+        let _ = decode_stream_block(&bytes, n, t0);
+    }
+
+    /// What `write_step` writes, `read_step` reads, for any step.
+    #[test]
+    fn mantissa_steps_round_trip(steps in prop::collection::vec(any::<i64>(), 0..100)) {
+        let mut w = BitWriter::default();
+        for &s in &steps {
+            write_step(&mut w, s);
+        }
+        let mut r = BitReader::new(&w.buf);
+        for &s in &steps {
+            prop_assert_eq!(read_step(&mut r).unwrap(), s);
+        }
     }
 }
 
@@ -306,4 +320,27 @@ proptest! {
         encode_samples(&samples, &mut buf);
         prop_assert_eq!(decode_as(&buf, &samples).unwrap(), samples);
     }
+}
+
+/// A stream block names its own mode; bad modes, a missing mode byte, a
+/// count the bits cannot hold and trailing bytes are errors.
+#[test]
+fn stream_blocks_reject_what_does_not_fit() {
+    // mode 0 (integers), m_0 = 5, then 30 s later a step of +1.
+    let mut w = BitWriter::default();
+    w.write_bits(5, 64);
+    write_dod(&mut w, 30_000);
+    write_step(&mut w, 1);
+    let mut block = vec![0u8];
+    block.extend_from_slice(&w.buf);
+    assert_eq!(decode_stream_block(&block, 2, 1000).unwrap(), vec![(1000, 5f64.to_bits()), (31_000, 6f64.to_bits())]);
+    assert_eq!(decode_stream_block(&[], 1, 0), Err("truncated stream mode"));
+    let mut bad = block.clone();
+    bad[0] = 10;
+    assert_eq!(decode_stream_block(&bad, 2, 1000), Err("stream decimal exponent out of range"));
+    let mut long = block.clone();
+    long.push(0);
+    assert_eq!(decode_stream_block(&long, 2, 1000), Err("trailing bytes after the stream"));
+    assert_eq!(decode_stream_block(&block, 1000, 0), Err("count exceeds stream bits"));
+    assert_eq!(decode_stream_block(&block, 0, 0), Err("empty stream block"));
 }

@@ -1,4 +1,6 @@
 use super::*;
+use std::collections::BTreeMap;
+
 use crate::error::Error;
 
 fn labels(pairs: &[(&str, &str)]) -> LabelArcs {
@@ -51,9 +53,9 @@ fn round_trips_index_and_blocks() {
 fn header_layout_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(write(dir.path())).unwrap();
-    assert_eq!(&bytes[..8], b"SHSG\x05\0\0\0");
+    assert_eq!(&bytes[..8], b"SHSG\x06\0\0\0");
     assert_eq!(&bytes[bytes.len() - 4..], b"SHSG");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x05\0\0\0"));
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), crc32fast::hash(b"SHSG\x06\0\0\0"));
 }
 
 #[test]
@@ -278,4 +280,88 @@ fn v3_segments_still_open_and_read() {
         assert_eq!((s.id, s.device_hash, &s.labels), (rec.id, rec.device_hash, &rec.labels));
         assert_eq!(file.read_block(&s.meta).unwrap(), rec.samples);
     }
+}
+
+/// A memtable of three series: decimal readings in order, odd doubles with
+/// a staleness marker in order (Gorilla), and one with a late sample aside.
+fn stream_memtable() -> crate::memtable::Memtable {
+    use strata_schemas::Sample;
+    let stale = f64::from_bits(strata_schemas::labels::STALE_NAN_BITS);
+    let mut m = crate::memtable::Memtable::default();
+    let dec: Vec<Sample> =
+        (0..50).map(|i| Sample::new(1000 + i * 30_000 + i % 3, 20.0 + (i % 7) as f64 * 0.25)).collect();
+    m.insert(0, &dec, |_| 0);
+    let odd =
+        [Sample::new(1000, 0.1 + 0.2), Sample::new(2000, -0.0), Sample::new(3000, stale), Sample::new(4000, 1e308)];
+    m.insert(1, &odd, |_| 0);
+    m.insert(2, &[Sample::new(5000, 1.0), Sample::new(9000, 2.0), Sample::new(7000, 3.0)], |_| 0);
+    m
+}
+
+/// Records as a flush makes them: stream blocks where the chunk allows.
+fn stream_records(m: &crate::memtable::Memtable) -> Vec<BlockRecord<'_>> {
+    (0..3u32)
+        .map(|r| {
+            let chunk = &m.get(r)[0].1;
+            let data = match chunk.stream_block() {
+                Some(v) => BlockData::Stream(v),
+                None => BlockData::Samples(chunk.samples().unwrap()),
+            };
+            let labels = RecordLabels::Arcs(labels(&[("i", r.to_string().as_str())]));
+            BlockRecord { id: SeriesId(u64::from(r)), device_hash: 0, labels, data }
+        })
+        .collect()
+}
+
+fn write_streams(dir: &Path, m: &crate::memtable::Memtable) -> PathBuf {
+    write_segment_blocks(dir, 1, &scope(), stream_records(m).into_iter().map(Ok)).unwrap().path
+}
+
+#[test]
+fn stream_blocks_round_trip_beside_v4_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = stream_memtable();
+    let path = write_streams(dir.path(), &m);
+    let (file, index) = open_segment(&path).unwrap();
+    assert_eq!(index.iter().map(|s| s.meta.stream).collect::<Vec<_>>(), [true, true, false]);
+    for (r, s) in index.iter().enumerate() {
+        let want = m.get(r as u32)[0].1.samples().unwrap();
+        assert_eq!(file.read_block(&s.meta).unwrap(), want, "series {r}");
+        assert_eq!(
+            (s.meta.min_ts, s.meta.max_ts, s.meta.count as usize),
+            (want[0].0, want[want.len() - 1].0, want.len())
+        );
+    }
+}
+
+#[test]
+fn every_flipped_byte_of_a_stream_segment_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_streams(dir.path(), &stream_memtable());
+    let good = std::fs::read(&path).unwrap();
+    for i in 0..good.len() {
+        let mut bytes = good.clone();
+        bytes[i] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        let detected = match open_segment(&path) {
+            Err(_) => true,
+            Ok((file, index)) => index.iter().any(|s| file.read_block(&s.meta).is_err()),
+        };
+        assert!(detected, "flip at byte {i} went unnoticed");
+    }
+}
+
+/// The stream flag exists from V6 on: a V5 header over the same index is
+/// a corrupt segment, not a misread one.
+#[test]
+fn a_stream_block_in_a_version_5_segment_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_streams(dir.path(), &stream_memtable());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[4] = 5;
+    let crc = crc32fast::hash(&bytes[..8]);
+    bytes[8..12].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let err = open_segment(&path).unwrap_err();
+    assert!(err.to_string().contains("unknown series entry flags"), "{err}");
 }

@@ -144,11 +144,33 @@ fn segment_v5_fixture_reads_exactly() {
     segment_fixture_reads_exactly(5);
 }
 
+/// V6: the segment a flush wrote holds stream blocks (memtable chunks
+/// copied), in decimal and Gorilla modes.
+#[test]
+fn segment_v6_fixture_reads_exactly() {
+    segment_fixture_reads_exactly(6);
+}
+
+/// The v6 fixture's stream blocks are what makes compaction rewrite a
+/// bucket's only segment: afterwards its blocks are V4 blocks (a second
+/// compaction has nothing to do) with the same samples.
+#[test]
+fn v6_stream_blocks_compact_into_v4_blocks_with_the_same_samples() {
+    let dir = copy_dir("segment/v6");
+    let store = open(dir.path());
+    let out = store.compact().unwrap();
+    assert_eq!((out.buckets, out.input_segments, out.samples), (1, 1, 58));
+    assert_eq!(read_all(&store).unwrap(), expected());
+    assert_eq!(store.compact().unwrap().buckets, 0, "nothing left to rewrite");
+    drop(store);
+    assert_eq!(read_all(&open(dir.path())).unwrap(), expected(), "after reopening");
+}
+
 /// An old segment in a bucket that gets a new flush is rewritten in the
 /// current version by compaction, with the same samples.
 #[test]
 fn old_segments_compact_into_the_current_version() {
-    for v in [2, 3, 4] {
+    for v in [2, 3, 4, 5] {
         let dir = copy_dir(&format!("segment/v{v}"));
         let store = open(dir.path());
         let batch = crate::util::batch("acme", "extra", &[(BUCKET + 5, 1.0)]);
@@ -276,11 +298,11 @@ fn segment_with_an_unsupported_version_is_refused_and_quarantined() {
 // ---- manifest ----
 
 /// Every shipped manifest version opens: v2 and v3 (the segment fixture
-/// directories' own), v4 and v5 (`manifest/`; the v5 one with edge
+/// directories' own), v4, v5 and v6 (`manifest/`; v5 and v6 with edge
 /// origins), and the store writes the current version on its next flush.
 #[test]
 fn every_manifest_version_opens_and_is_rewritten_as_current() {
-    for rel in ["segment/v2", "segment/v3", "manifest/v4", "manifest/v5"] {
+    for rel in ["segment/v2", "segment/v3", "manifest/v4", "manifest/v5", "manifest/v6"] {
         let dir = copy_dir(rel);
         let v = std::fs::read(dir.path().join("MANIFEST")).unwrap()[4];
         let store = open(dir.path());
@@ -385,7 +407,7 @@ fn regenerate_current_fixtures() {
     write(&format!("version-{}.seg", v + 1), &with_header(b"SHSG", v + 1));
 
     // Manifest variants, from the current version's frozen manifest
-    // (written byte for byte by `manifest::tests::version_5_is_frozen`).
+    // (written byte for byte by `manifest::tests::version_6_is_frozen`).
     let out = fixture(&format!("manifest/v{v}/corrupt"));
     std::fs::create_dir_all(&out).unwrap();
     let good = std::fs::read(fixture(&format!("manifest/v{v}/MANIFEST"))).unwrap();
