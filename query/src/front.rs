@@ -69,6 +69,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use strata_schemas::metrics_text::MetricsText;
 use strata_schemas::{Labels, Sample, TenantId, WriteBatch};
 
 /// Invalidations remembered per tenant for in-flight evaluations.
@@ -564,59 +565,70 @@ impl QueryFront {
 
     /// Appends the front's counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
         let m = &self.metrics;
         let (bytes, entries, evictions, invalidations) = {
             let st = self.state.lock();
             (st.cache.bytes(), st.cache.len(), st.cache.evictions, st.cache.invalidations)
         };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let counters: [(&str, &str, u64); 10] = [
             (
-                "flights_total",
+                "strata_query_front_flights_total",
                 "Queries the front evaluated for a flight of identical requests (leaders).",
-                m.flights.load(Ordering::Relaxed),
+                load(&m.flights),
             ),
             (
-                "coalesced_total",
+                "strata_query_front_coalesced_total",
                 "Requests answered by another identical request's evaluation.",
-                m.coalesced.load(Ordering::Relaxed),
+                load(&m.coalesced),
             ),
             (
-                "evaluations_total",
+                "strata_query_front_evaluations_total",
                 "Engine evaluations run for the front's requests (whole queries and parts).",
-                m.evaluations.load(Ordering::Relaxed),
+                load(&m.evaluations),
             ),
-            ("cache_hits_total", "Settled range-query parts answered from the cache.", m.hits.load(Ordering::Relaxed)),
-            ("cache_misses_total", "Settled range-query parts evaluated and stored.", m.misses.load(Ordering::Relaxed)),
             (
-                "cache_extends_total",
+                "strata_query_front_cache_hits_total",
+                "Settled range-query parts answered from the cache.",
+                load(&m.hits),
+            ),
+            (
+                "strata_query_front_cache_misses_total",
+                "Settled range-query parts evaluated and stored.",
+                load(&m.misses),
+            ),
+            (
+                "strata_query_front_cache_extends_total",
                 "Cached parts extended by the steps settled since.",
-                m.extends.load(Ordering::Relaxed),
+                load(&m.extends),
             ),
-            ("cache_evictions_total", "Cached parts evicted for room (front_cache_bytes).", evictions),
-            ("cache_invalidations_total", "Cached parts dropped by writes, delete requests or purges.", invalidations),
             (
-                "cache_not_stored_total",
+                "strata_query_front_cache_evictions_total",
+                "Cached parts evicted for room (front_cache_bytes).",
+                evictions,
+            ),
+            (
+                "strata_query_front_cache_invalidations_total",
+                "Cached parts dropped by writes, delete requests or purges.",
+                invalidations,
+            ),
+            (
+                "strata_query_front_cache_not_stored_total",
                 "Parts not stored because a write touched them while they were computed.",
-                m.not_stored.load(Ordering::Relaxed),
+                load(&m.not_stored),
             ),
             (
-                "bypassed_total",
+                "strata_query_front_bypassed_total",
                 "Range queries evaluated unsplit: @ start()/end(), annotations or failing parts.",
-                m.bypassed.load(Ordering::Relaxed),
+                load(&m.bypassed),
             ),
         ];
+        let mut text = MetricsText::new(out);
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP strata_query_front_{name} {help}");
-            let _ = writeln!(out, "# TYPE strata_query_front_{name} counter");
-            let _ = writeln!(out, "strata_query_front_{name} {v}");
+            text.counter(name, help, v);
         }
-        let _ = writeln!(out, "# HELP strata_query_front_cache_bytes Estimated bytes held by the front's cache.");
-        let _ = writeln!(out, "# TYPE strata_query_front_cache_bytes gauge");
-        let _ = writeln!(out, "strata_query_front_cache_bytes {bytes}");
-        let _ = writeln!(out, "# HELP strata_query_front_cache_entries Parts held by the front's cache.");
-        let _ = writeln!(out, "# TYPE strata_query_front_cache_entries gauge");
-        let _ = writeln!(out, "strata_query_front_cache_entries {entries}");
+        text.gauge("strata_query_front_cache_bytes", "Estimated bytes held by the front's cache.", bytes);
+        text.gauge("strata_query_front_cache_entries", "Parts held by the front's cache.", entries);
     }
 }
 

@@ -50,6 +50,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::{
     Access, AuthError, Labels, Matcher, ReadError, ReadStore, RollupData, SeriesData, TenantId, TenantResolver,
     TimeRange,
@@ -589,7 +590,6 @@ impl ErasureMetrics {
 
     /// Prometheus text exposition.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let counters: [(&str, &str, u64); 3] = [
             (
@@ -608,26 +608,35 @@ impl ErasureMetrics {
                 get(&self.samples_removed),
             ),
         ];
+        let mut text = MetricsText::new(out);
         for (name, help, v) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            text.counter(name, help, v);
         }
-        let _ = writeln!(
-            out,
-            "# HELP strata_erasure_purge_duration_seconds Time this node spent purging a request (all its steps)."
-        );
-        let _ = writeln!(out, "# TYPE strata_erasure_purge_duration_seconds summary");
-        let _ = writeln!(out, "strata_erasure_purge_duration_seconds_sum {}", get(&self.purge_us_sum) as f64 / 1e6);
-        let _ = writeln!(out, "strata_erasure_purge_duration_seconds_count {}", get(&self.purges));
-        let _ = writeln!(out, "# HELP strata_erasure_completion_seconds Time from a delete request to its completion.");
-        let _ = writeln!(out, "# TYPE strata_erasure_completion_seconds summary");
-        let _ = writeln!(out, "strata_erasure_completion_seconds_sum {}", get(&self.completion_ms_sum) as f64 / 1e3);
-        let _ = writeln!(out, "strata_erasure_completion_seconds_count {}", get(&self.completed));
-        let _ =
-            writeln!(out, "# HELP strata_erasure_pending_requests Delete requests not completed at the last check.");
-        let _ = writeln!(
-            out,
-            "# TYPE strata_erasure_pending_requests gauge\nstrata_erasure_pending_requests {}",
-            get(&self.pending)
+        let summaries: [(&str, &str, f64, u64); 2] = [
+            (
+                "strata_erasure_purge_duration_seconds",
+                "Time this node spent purging a request (all its steps).",
+                get(&self.purge_us_sum) as f64 / 1e6,
+                get(&self.purges),
+            ),
+            (
+                "strata_erasure_completion_seconds",
+                "Time from a delete request to its completion.",
+                get(&self.completion_ms_sum) as f64 / 1e3,
+                get(&self.completed),
+            ),
+        ];
+        for (name, help, sum, count) in summaries {
+            text.family(name, MetricKind::Summary, help).sample(&format!("{name}_sum"), &[], sum).sample(
+                &format!("{name}_count"),
+                &[],
+                count,
+            );
+        }
+        text.gauge(
+            "strata_erasure_pending_requests",
+            "Delete requests not completed at the last check.",
+            get(&self.pending),
         );
     }
 }

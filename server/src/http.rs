@@ -31,11 +31,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_ingest::http::WriteState;
 use strata_query::{Engine, QueryState};
+use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::{ReadStore, TenantResolver};
 
 /// Builds the full router of a node.
@@ -558,8 +558,9 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
         ("strata_hot_id_collisions", "Label sets whose series id collided with another's.", stats.id_collisions as f64),
         ("strata_uptime_seconds", "Seconds since the node started.", node.started.elapsed().as_secs_f64()),
     ];
+    let mut text = MetricsText::new(&mut out);
     for (name, help, v) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        text.gauge(name, help, v);
     }
     let edge_dedup: [(&str, &str, u64); 3] = [
         (
@@ -579,33 +580,34 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
         ),
     ];
     for (name, help, v) in edge_dedup {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        text.counter(name, help, v);
     }
-    let _ = writeln!(out, "# HELP strata_tenant_hot_bytes Bytes of the tenant's hot-store segment files.");
-    let _ = writeln!(out, "# TYPE strata_tenant_hot_bytes gauge");
+    let name = "strata_tenant_hot_bytes";
+    text.family(name, MetricKind::Gauge, "Bytes of the tenant's hot-store segment files.");
     for (tenant, bytes) in node.hot.disk_bytes_by_tenant() {
-        let _ = writeln!(out, "strata_tenant_hot_bytes{{tenant=\"{tenant}\"}} {bytes}");
+        text.sample(name, &[("tenant", tenant.as_str())], bytes);
     }
     if let Some(log) = &node.local_log {
-        let _ = writeln!(out, "# HELP strata_log_disk_bytes Bytes of ingest log segment files.");
-        let _ = writeln!(out, "# TYPE strata_log_disk_bytes gauge\nstrata_log_disk_bytes {}", log.disk_bytes());
-        let _ = writeln!(out, "# HELP strata_log_next_offset Offset the next record of a partition gets.");
-        let _ = writeln!(out, "# TYPE strata_log_next_offset gauge");
+        text.gauge("strata_log_disk_bytes", "Bytes of ingest log segment files.", log.disk_bytes());
+        let name = "strata_log_next_offset";
+        text.family(name, MetricKind::Gauge, "Offset the next record of a partition gets.");
         for p in 0..node.config.log.partitions {
-            let _ = writeln!(out, "strata_log_next_offset{{partition=\"{p}\"}} {}", log.next_offset(p));
+            text.sample(name, &[("partition", &p.to_string())], log.next_offset(p));
         }
     }
     if let Some(kafka) = &node.kafka {
-        render_kafka(&mut out, &kafka.status());
+        render_kafka(&mut text, &kafka.status());
     }
-    let _ = writeln!(out, "# HELP strata_cluster_peer_errors_total Peer requests of query fan-out that failed.");
-    let _ = writeln!(
-        out,
-        "# TYPE strata_cluster_peer_errors_total counter\nstrata_cluster_peer_errors_total {}",
-        peer_errors.load(Ordering::Relaxed)
+    text.counter(
+        "strata_cluster_peer_errors_total",
+        "Peer requests of query fan-out that failed.",
+        peer_errors.load(Ordering::Relaxed),
     );
-    let _ = writeln!(out, "# HELP strata_build_info Build information.\n# TYPE strata_build_info gauge");
-    let _ = writeln!(out, "strata_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    text.family("strata_build_info", MetricKind::Gauge, "Build information.").sample(
+        "strata_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1u64,
+    );
     if !per_tenant {
         out = without_tenant_series(&out);
     }
@@ -632,8 +634,8 @@ fn without_tenant_series(text: &str) -> String {
 }
 
 /// The Kafka log's counters and per-partition gauges in Prometheus text format.
-fn render_kafka(out: &mut String, st: &strata_ingest::log::kafka::KafkaStatus) {
-    let topic = &st.topic;
+fn render_kafka(text: &mut MetricsText<'_>, st: &strata_ingest::log::kafka::KafkaStatus) {
+    let topic = st.topic.as_str();
     let counters: [(&str, &str, u64); 5] = [
         ("strata_kafka_produced_records_total", "Records delivered to the brokers by this node.", st.produced_records),
         ("strata_kafka_produced_bytes_total", "Bytes of records delivered by this node.", st.produced_bytes),
@@ -646,33 +648,35 @@ fn render_kafka(out: &mut String, st: &strata_ingest::log::kafka::KafkaStatus) {
         ("strata_kafka_rebalances_total", "Partition assignments and revocations seen.", st.rebalances),
     ];
     for (name, help, v) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{topic=\"{topic}\"}} {v}");
+        text.family(name, MetricKind::Counter, help).sample(name, &[("topic", topic)], v);
     }
     type Field = fn(&strata_ingest::log::kafka::PartitionStatus) -> Option<f64>;
-    let gauges: [(&str, &str, &str, Field); 7] = [
-        ("strata_kafka_partition_assigned", "gauge", "1 while this node consumes the partition.", |p| {
+    let gauges: [(&str, MetricKind, &str, Field); 7] = [
+        ("strata_kafka_partition_assigned", MetricKind::Gauge, "1 while this node consumes the partition.", |p| {
             Some(f64::from(u8::from(p.assigned)))
         }),
-        ("strata_kafka_consumer_lag", "gauge", "Records of the partition not yet applied here.", |p| {
+        ("strata_kafka_consumer_lag", MetricKind::Gauge, "Records of the partition not yet applied here.", |p| {
             p.lag.map(|v| v as f64)
         }),
-        ("strata_kafka_next_offset", "gauge", "Next offset this node applies.", |p| p.next_offset.map(|v| v as f64)),
-        ("strata_kafka_high_watermark", "gauge", "The partition's high watermark.", |p| {
+        ("strata_kafka_next_offset", MetricKind::Gauge, "Next offset this node applies.", |p| {
+            p.next_offset.map(|v| v as f64)
+        }),
+        ("strata_kafka_high_watermark", MetricKind::Gauge, "The partition's high watermark.", |p| {
             p.high_watermark.map(|v| v as f64)
         }),
-        ("strata_kafka_committed_offset", "gauge", "Offset committed to the group (flushed data).", |p| {
+        ("strata_kafka_committed_offset", MetricKind::Gauge, "Offset committed to the group (flushed data).", |p| {
             p.committed_offset.map(|v| v as f64)
         }),
-        ("strata_kafka_applied_records_total", "counter", "Records applied to the hot store.", |p| {
+        ("strata_kafka_applied_records_total", MetricKind::Counter, "Records applied to the hot store.", |p| {
             Some(p.applied_records as f64)
         }),
-        ("strata_kafka_apply_rate", "gauge", "Records applied per second (recent).", |p| Some(p.apply_rate)),
+        ("strata_kafka_apply_rate", MetricKind::Gauge, "Records applied per second (recent).", |p| Some(p.apply_rate)),
     ];
     for (name, kind, help, field) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        text.family(name, kind, help);
         for p in &st.partitions {
             if let Some(v) = field(p) {
-                let _ = writeln!(out, "{name}{{topic=\"{topic}\",partition=\"{}\"}} {v}", p.partition);
+                text.sample(name, &[("topic", topic), ("partition", &p.partition.to_string())], v);
             }
         }
     }

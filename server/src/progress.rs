@@ -28,9 +28,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::progress::{self, TaskKind, TaskSnapshot, TaskState};
 use strata_schemas::{Access, AuthError, TenantResolver};
 
@@ -189,7 +189,7 @@ async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Response {
 }
 
 /// A `/metrics` family: name, help, type, and a task's contribution.
-type Family = (&'static str, &'static str, &'static str, fn(&TaskSnapshot) -> u64);
+type Family = (&'static str, &'static str, MetricKind, fn(&TaskSnapshot) -> u64);
 
 /// Appends the `strata_progress_*` families (per task kind; node-wide figures, no tenant label).
 pub fn render_metrics(out: &mut String) {
@@ -200,28 +200,31 @@ pub fn render_metrics(out: &mut String) {
         (
             "strata_progress_running_tasks",
             "Long-running tasks (replay, rebuild, roll, merge) in progress.",
-            "gauge",
+            MetricKind::Gauge,
             |_| 1,
         ),
-        ("strata_progress_done_units", "Units (records, buckets, merges) done by the running tasks.", "gauge", |t| {
-            t.done
-        }),
-        ("strata_progress_total_units", "Units of the running tasks whose total is known.", "gauge", |t| {
+        (
+            "strata_progress_done_units",
+            "Units (records, buckets, merges) done by the running tasks.",
+            MetricKind::Gauge,
+            |t| t.done,
+        ),
+        ("strata_progress_total_units", "Units of the running tasks whose total is known.", MetricKind::Gauge, |t| {
             t.total.unwrap_or(0)
         }),
     ];
-    for (name, help, ty, f) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+    let mut text = MetricsText::new(out);
+    for (name, help, kind_of_metric, f) in families {
+        text.family(name, kind_of_metric, help);
         for kind in TaskKind::ALL {
             let v: u64 = per_kind(kind).map(f).sum();
-            let _ = writeln!(out, "{name}{{task=\"{}\"}} {v}", kind.as_str());
+            text.sample(name, &[("task", kind.as_str())], v);
         }
     }
     let name = "strata_progress_ended_tasks_total";
-    let _ =
-        writeln!(out, "# HELP {name} Long-running tasks that finished or stopped since start.\n# TYPE {name} counter");
+    text.family(name, MetricKind::Counter, "Long-running tasks that finished or stopped since start.");
     for kind in TaskKind::ALL {
-        let _ = writeln!(out, "{name}{{task=\"{}\"}} {}", kind.as_str(), registry.ended_count(kind));
+        text.sample(name, &[("task", kind.as_str())], registry.ended_count(kind));
     }
 }
 
