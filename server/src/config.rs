@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before closing.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How often long-running work (log replay, Kafka rebuild, rolls,
+    /// merges) logs a `task progress` line while it runs.
+    #[serde(with = "humantime_serde")]
+    pub progress_log_interval: Duration,
     /// Static API tokens (the tenant registry issues managed ones).
     pub auth: AuthConfig,
     /// Where the tenant registry lives.
@@ -324,6 +328,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
             shutdown_timeout: Duration::from_secs(30),
+            progress_log_interval: crate::progress::REPORT_EVERY,
             auth: AuthConfig::default(),
             registry: RegistryConfig::default(),
             admin: AdminConfig::default(),
@@ -393,6 +398,9 @@ impl ServerConfig {
         }
         if self.region.is_empty() {
             bail!("region must not be empty");
+        }
+        if self.progress_log_interval < Duration::from_millis(100) {
+            bail!("progress_log_interval must be at least 100ms, got {:?}", self.progress_log_interval);
         }
         if !self.cluster.token.is_empty() && self.cluster.token.len() < 16 {
             bail!("cluster.token must be at least 16 characters");

@@ -15,6 +15,9 @@
 //! console holds no data of its own: every request carries the token typed in
 //! its token field (`Authorization: Bearer`), the server decides what that
 //! token may see, and the console drops what it shows when the token changes.
+//! While the node starts (log replay: [`crate::startup`]) these routes are
+//! served already; a banner shows `/-/ready`'s 503 text until the node is
+//! ready, then the page reloads its data.
 //!
 //! Every answer carries a strict `Content-Security-Policy` (scripts, styles
 //! and requests from this origin only, no inline script, no framing).

@@ -5,7 +5,7 @@
 //! | `POST /api/v2/write`, `POST /write` | line protocol ([`strata_ingest::http`]) |
 //! | `POST /otlp/v1/metrics` | OpenTelemetry metrics, OTLP/HTTP protobuf or JSON ([`strata_ingest::otlp`]) |
 //! | `/api/v1/*` | Prometheus HTTP API ([`strata_query::http`]) |
-//! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness (200 once storage is open) |
+//! | `GET /-/ready`, `GET /-/healthy` | readiness / liveness: 200 (while the node starts, [`crate::startup`] answers them: 503 / 200) |
 //! | `GET /metrics` | Prometheus text exposition of the node's counters and gauges (per-tenant series: `[metrics] per_tenant`, `[metrics] token` or the admin token) |
 //! | `/admin/v1/*` | tenants, tokens, limits, usage ([`crate::admin`]) |
 //! | `POST /internal/flush` | flush the memtable to a segment now (benchmarks, operations; admin token) |
@@ -536,6 +536,7 @@ async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> R
     let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers) || s.is_metrics_reader(&headers);
     let OpsState { node, cold, engine, front, peer_errors, .. } = s;
     let mut out = String::with_capacity(4096);
+    crate::startup::render_ready(&mut strata_schemas::metrics_text::MetricsText::new(&mut out), true);
     engine.stats().render(&mut out);
     front.render(&mut out);
     if let Some(c) = &cold {

@@ -49,4 +49,5 @@ pub mod progress;
 pub mod read_after;
 pub mod regions;
 pub mod registry;
+pub mod startup;
 pub mod tls;

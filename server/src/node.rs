@@ -3,8 +3,10 @@
 //! With the embedded log (`[log] kind = "local"`):
 //!
 //! ```text
-//! startup:  lock data dir → open hot store → open ingest log (floor = hot store's replay point)
-//!           → replay each partition's unflushed tail into the hot store → bind HTTP → serve
+//! startup:  bind HTTP → lock data dir → open the tenant registry → serve the startup routes
+//!           (crate::startup: status, console, /metrics; /-/ready, queries, writes → 503)
+//!           → open hot store → open ingest log (floor = hot store's replay point)
+//!           → replay each partition's unflushed tail into the hot store → cold tier → full API → ready
 //! running:  HTTP write → log (group-commit fsync) → LogSink → hot store memtable → 204
 //!           flusher: every second, flush the memtable when it is big or old, then release log segments
 //! shutdown: SIGINT/SIGTERM → stop accepting, finish in-flight requests → final flush → close log
@@ -14,9 +16,12 @@
 //! decoupled by the broker:
 //!
 //! ```text
-//! startup:  lock data dir → open hot store → create/check the region's topic → join the consumer group
-//!           (each assigned partition is read from the hot store's flushed offset: the unflushed tail,
-//!           or everything within retention when the data dir is empty) → bind HTTP → serve
+//! startup:  bind HTTP → lock data dir → registry → startup routes (as above) → open hot store
+//!           → create/check the region's topic → join the consumer group (each assigned partition
+//!           is read from the hot store's flushed offset: the unflushed tail, or everything within
+//!           retention when the data dir is empty) → cold tier → full API → ready
+//!           The node is ready before the consumer caught up: a `replay`/`rebuild` task per
+//!           assigned partition shows the catching up (cold rolls wait for it).
 //! running:  HTTP write → producer → acks=all delivery report → 204
 //!           consumer thread → LogSink → hot store memtable  (the write is queryable from here on)
 //!           flusher: flush the memtable, then commit the flushed offsets to the consumer group
@@ -70,13 +75,46 @@ pub struct Node {
     _lock: File,
 }
 
-impl Node {
-    /// Opens storage and replays the log. Blocking; call before serving.
-    pub fn open(config: ServerConfig) -> anyhow::Result<Self> {
+/// The data directory: created, made absolute and locked for this process
+/// (the lock is held as long as the value, then by the [`Node`]).
+#[derive(Debug)]
+pub struct DataDir {
+    /// Absolute path.
+    pub path: PathBuf,
+    lock: File,
+}
+
+impl DataDir {
+    /// Creates `config.data_dir` if missing and takes its exclusive lock.
+    pub fn lock(config: &ServerConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let data_dir = std::fs::canonicalize(&config.data_dir)?;
-        let lock = lock_data_dir(&data_dir)?;
+        let path = std::fs::canonicalize(&config.data_dir)?;
+        let lock = lock_data_dir(&path)?;
+        Ok(Self { path, lock })
+    }
+}
+
+/// A node whose storage is open but whose embedded log is not replayed yet:
+/// the hot store misses the log's unflushed tail, so nothing may read it
+/// (no `Arc<Node>` exists) until [`Unreplayed::replay`] returns the node.
+#[derive(Debug)]
+pub struct Unreplayed(Node);
+
+impl Unreplayed {
+    /// Replays every partition's unflushed records into the hot store
+    /// (a progress task per partition). Blocking.
+    pub fn replay(self) -> anyhow::Result<Node> {
+        self.0.replay()?;
+        Ok(self.0)
+    }
+}
+
+impl Node {
+    /// Opens the hot store and the ingest log in the locked `dir`; the
+    /// embedded log's tail is replayed by [`Unreplayed::replay`]. Blocking.
+    pub fn open(config: ServerConfig, dir: DataDir) -> anyhow::Result<Unreplayed> {
+        let DataDir { path: data_dir, lock } = dir;
         let hot = Arc::new(
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
@@ -128,8 +166,7 @@ impl Node {
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
             _lock: lock,
         };
-        node.replay()?;
-        Ok(node)
+        Ok(Unreplayed(node))
     }
 
     /// Whether this node answers queries for `partition`: always with the
@@ -148,8 +185,17 @@ impl Node {
         let t0 = Instant::now();
         let partitions = self.config.log.partitions;
         let (mut records, mut samples) = (0u64, 0u64);
-        // Progress per partition: `crate::progress` logs it every 2 s and shows it on the storage page.
-        crate::progress::start_reporter();
+        let pending: u64 = (0..partitions)
+            .map(|p| log.next_offset(p).saturating_sub(self.hot.replay_from(p).max(log.first_offset(p))))
+            .sum();
+        if pending > 0 {
+            tracing::info!(
+                records = pending,
+                partitions,
+                "replaying the ingest log past the hot store's flushed offsets; /-/ready answers 503 until it is done"
+            );
+        }
+        // Progress per partition: `crate::progress` logs it and shows it on the storage page.
         for p in 0..partitions {
             let from = self.hot.replay_from(p);
             let end = log.next_offset(p);
@@ -332,88 +378,89 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
 }
 
 /// Runs `strata serve` until SIGINT/SIGTERM.
+///
+/// The listeners serve as soon as the data directory is locked and the
+/// tenant registry is open ([`crate::startup`]): while the hot store opens
+/// and the embedded log replays, `/-/healthy`, `/metrics`, the console and
+/// `GET /api/v1/status/tasks` answer, `/-/ready` answers 503 saying how far
+/// the replay is, and every other request (queries, writes, peers, other
+/// regions, the admin API) answers 503 with `Retry-After`. Nothing reads the
+/// hot store before the replay ended; then the full API is swapped in.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     // Certificate and key first: a bad file stops startup before anything is opened.
     let tls = match (&config.http.tls_cert, &config.http.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
         _ => None,
     };
-    let scheme = config.scheme();
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
-    let addr = listener.local_addr()?;
     let admin_listener = match config.http.admin_addr {
         Some(a) => {
             Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding http.admin_addr {a}"))?)
         }
         None => None,
     };
-    let open_config = config.clone();
-    let node = Arc::new(tokio::task::spawn_blocking(move || Node::open(open_config)).await??);
-    let url = Some(node.config.registry.url.as_str()).filter(|u| !u.is_empty());
+    let lock_config = config.clone();
+    let dir = tokio::task::spawn_blocking(move || DataDir::lock(&lock_config)).await??;
+    let data_dir = dir.path.clone();
+    let url = Some(config.registry.url.as_str()).filter(|u| !u.is_empty());
     let static_tokens = StaticTokens::new(&config.auth.tokens)?;
-    let registry = crate::registry::open_for(url, &node.data_dir, static_tokens, &config.region).await?;
+    let registry = crate::registry::open_for(url, &data_dir, static_tokens, &config.region).await?;
     let watcher = tokio::spawn(Arc::clone(&registry).watch());
-    let admin_token = admin_token(&node.config, &node.data_dir)?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let cold = open_cold(&node, stop_rx.clone()).await?;
-    if let Some(c) = &cold {
-        tokio::spawn(crate::admin::sync_cold_retentions(Arc::clone(&registry), Arc::clone(&c.compactor)));
-    }
-    let admin_audit =
-        Arc::new(crate::admin_audit::AdminAudit::open(&crate::erasure::audit_dir(&node.config, &node.data_dir))?);
-    let audit_state = crate::admin_audit::AuditState {
-        log: Arc::clone(&admin_audit),
+    let admin_token = admin_token(&config, &data_dir)?;
+    // Progress lines of replays, rebuilds (Kafka), rolls and merges.
+    crate::progress::start_reporter(config.progress_log_interval);
+
+    // Serve the startup routes now; the full app replaces them once ready.
+    let startup = crate::startup::Startup::new(config.log.partitions);
+    let gate = startup.router(crate::progress::TasksState {
+        resolver: Arc::clone(&registry) as Arc<dyn strata_schemas::TenantResolver>,
+        registry: Arc::clone(&registry),
         admin_token: Arc::clone(&admin_token),
-        static_tokens: StaticTokens::new(&config.auth.tokens)?,
-    };
-    let app = http::app(Arc::clone(&node), Arc::clone(&registry), admin_token, cold.clone())
-        .merge(crate::admin_audit::router(audit_state.clone()))
-        .layer(axum::middleware::from_fn_with_state(audit_state, crate::admin_audit::layer));
-    let admin_listen = match &admin_listener {
-        Some(l) => Some(format!("{}://{}", config.admin_scheme(), l.local_addr()?)),
-        None => None,
-    };
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let listeners = Listeners::start(listener, admin_listener, gate, &config, tls, &stop_rx)?;
+    tracing::info!(
+        listen = %listeners.listen,
+        admin_listen = listeners.admin_listen.as_deref().unwrap_or("(the main listener)"),
+        "HTTP listener open while the node starts: /-/healthy, /metrics, /api/v1/status/tasks and the console \
+         answer; /-/ready, queries and writes answer 503 until the node is ready"
+    );
+    print_listening(&listeners.listen, listeners.admin_listen.as_deref(), &config.region, &data_dir);
+
+    let open_config = config.clone();
+    let unreplayed = tokio::task::spawn_blocking(move || Node::open(open_config, dir)).await??;
+    startup.set_phase(crate::startup::Phase::Replaying);
+    let node = Arc::new(tokio::task::spawn_blocking(move || unreplayed.replay()).await??);
+    startup.set_phase(crate::startup::Phase::Wiring);
+    let (app, admin_audit, flusher) = wire(&node, &registry, admin_token, &stop_rx).await?;
+    // A delete request recorded while the node started hides its data from the first query on.
+    if let Err(e) = registry.reload().await {
+        tracing::warn!(error = %format!("{e:#}"), "tenant registry reload failed; keeping the last snapshot");
+    }
+    startup.ready(app);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        listen = %format!("{scheme}://{addr}"),
-        admin_listen = admin_listen.as_deref().unwrap_or("(the main listener)"),
-        admin_audit = %admin_audit.path().display(),
+        listen = %listeners.listen,
+        admin_listen = listeners.admin_listen.as_deref().unwrap_or("(the main listener)"),
+        admin_audit = %admin_audit.display(),
         data_dir = %node.data_dir.display(),
         region = %node.config.region,
         partitions = node.config.log.partitions,
         log = ?node.config.log.kind,
         peers = node.config.cluster.peers.len(),
+        startup_ms = startup.elapsed().as_millis() as u64,
         "strata is ready"
     );
-    print_ready(&format!("{scheme}://{addr}"), admin_listen.as_deref(), &node);
+    print_ready(startup.elapsed());
 
-    let flusher = tokio::spawn(run_flusher(Arc::clone(&node), Arc::clone(&registry)));
-    // The purge of delete requests (`erasure::worker`).
-    crate::erasure::start(
-        Arc::clone(&node),
-        Arc::clone(&registry),
-        cold.as_ref().map(|c| Arc::clone(&c.compactor)),
-        stop_rx.clone(),
-    )?;
-    let http_config = node.config.http.clone();
-    let (main_app, admin_server) = match admin_listener {
-        Some(l) => {
-            let admin_app = http::for_listener(app.clone(), true);
-            let admin_tls = if http_config.admin_tls { tls.clone() } else { None };
-            let serve = crate::listener::serve(l, admin_app, http_config.clone(), admin_tls, stop_rx.clone());
-            (http::for_listener(app, false), Some(tokio::spawn(serve)))
-        }
-        None => (app, None),
-    };
-    let server = tokio::spawn(crate::listener::serve(listener, main_app, http_config, tls, stop_rx));
     shutdown_signal().await;
     tracing::info!("shutdown requested: finishing in-flight requests");
     let _ = stop_tx.send(true);
     let servers = async move {
-        server.await?;
-        if let Some(admin) = admin_server {
+        listeners.main.await?;
+        if let Some(admin) = listeners.admin {
             admin.await?;
         }
         Ok::<_, tokio::task::JoinError>(())
@@ -429,15 +476,93 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `serve` command's start-up lines on stdout (scripts and the tests'
-/// harness wait for "listening on").
+/// The serving listeners (the main one, and the admin one when `[http] admin_addr` is set).
+struct Listeners {
+    main: tokio::task::JoinHandle<()>,
+    admin: Option<tokio::task::JoinHandle<()>>,
+    /// `scheme://addr` of the main listener.
+    listen: String,
+    /// `scheme://addr` of the admin listener.
+    admin_listen: Option<String>,
+}
+
+impl Listeners {
+    /// Serves `app` on the bound listeners (the admin listener its own paths
+    /// only, the main one the rest) until `stop`.
+    fn start(
+        listener: tokio::net::TcpListener,
+        admin_listener: Option<tokio::net::TcpListener>,
+        app: axum::Router,
+        config: &ServerConfig,
+        tls: Option<crate::tls::Acceptor>,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let listen = format!("{}://{}", config.scheme(), listener.local_addr()?);
+        let (main_app, admin, admin_listen) = match admin_listener {
+            Some(l) => {
+                let admin_listen = format!("{}://{}", config.admin_scheme(), l.local_addr()?);
+                let admin_app = http::for_listener(app.clone(), true);
+                let admin_tls = if config.http.admin_tls { tls.clone() } else { None };
+                let serve = crate::listener::serve(l, admin_app, config.http.clone(), admin_tls, stop.clone());
+                (http::for_listener(app, false), Some(tokio::spawn(serve)), Some(admin_listen))
+            }
+            None => (app, None, None),
+        };
+        let main = tokio::spawn(crate::listener::serve(listener, main_app, config.http.clone(), tls, stop.clone()));
+        Ok(Self { main, admin, listen, admin_listen })
+    }
+}
+
+/// Once the log is replayed: the cold tier, the full app (with the admin
+/// audit layer), the flusher and the erasure worker. Returns the app, the
+/// admin audit log's path and the flusher's task.
+async fn wire(
+    node: &Arc<Node>,
+    registry: &Arc<crate::registry::Registry>,
+    admin_token: Arc<str>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<(axum::Router, PathBuf, tokio::task::JoinHandle<()>)> {
+    let cold = open_cold(node, stop.clone()).await?;
+    if let Some(c) = &cold {
+        tokio::spawn(crate::admin::sync_cold_retentions(Arc::clone(registry), Arc::clone(&c.compactor)));
+    }
+    let admin_audit =
+        Arc::new(crate::admin_audit::AdminAudit::open(&crate::erasure::audit_dir(&node.config, &node.data_dir))?);
+    let audit_state = crate::admin_audit::AuditState {
+        log: Arc::clone(&admin_audit),
+        admin_token: Arc::clone(&admin_token),
+        static_tokens: StaticTokens::new(&node.config.auth.tokens)?,
+    };
+    let app = http::app(Arc::clone(node), Arc::clone(registry), admin_token, cold.clone())
+        .merge(crate::admin_audit::router(audit_state.clone()))
+        .layer(axum::middleware::from_fn_with_state(audit_state, crate::admin_audit::layer));
+    let flusher = tokio::spawn(run_flusher(Arc::clone(node), Arc::clone(registry)));
+    // The purge of delete requests (`erasure::worker`).
+    crate::erasure::start(
+        Arc::clone(node),
+        Arc::clone(registry),
+        cold.as_ref().map(|c| Arc::clone(&c.compactor)),
+        stop.clone(),
+    )?;
+    Ok((app, admin_audit.path().to_path_buf(), flusher))
+}
+
+/// The `serve` command's start-up lines on stdout when the listeners open
+/// (scripts and the tests' harness wait for "listening on"; `/-/ready`
+/// says when queries and writes are served).
 #[expect(clippy::print_stdout, reason = "the serve command's own output, not library logging")]
-fn print_ready(listen: &str, admin_listen: Option<&str>, node: &Node) {
-    println!("strata {} listening on {listen} (region {})", env!("CARGO_PKG_VERSION"), node.config.region);
+fn print_listening(listen: &str, admin_listen: Option<&str>, region: &str, data_dir: &std::path::Path) {
+    println!("strata {} listening on {listen} (region {region}); starting", env!("CARGO_PKG_VERSION"));
     if let Some(a) = admin_listen {
         println!("admin listener (/admin, /internal) on {a}");
     }
-    println!("data dir: {}", node.data_dir.display());
+    println!("data dir: {}", data_dir.display());
+}
+
+/// The `serve` command's line on stdout once the node serves queries and writes.
+#[expect(clippy::print_stdout, reason = "the serve command's own output, not library logging")]
+fn print_ready(after: Duration) {
+    println!("strata is ready ({:.1} s after the listener opened)", after.as_secs_f64());
 }
 
 /// The cold tier of a node: the compactor (rolling sealed hot buckets into

@@ -18,8 +18,11 @@
 //! ```
 //!
 //! The log rate is bounded: one line per running task every
-//! [`REPORT_EVERY`], one when it ends; a task shorter than that (most roll
-//! and merge passes) logs nothing here (the compactor's own pass lines remain).
+//! `progress_log_interval` (default [`REPORT_EVERY`], 2 s), one when it
+//! ends; a roll or merge shorter than that (most passes) logs nothing here
+//! (the compactor's own pass lines remain). The reporter starts with the
+//! node, before the listeners open, so the startup replay and Kafka
+//! rebuilds are reported too.
 
 use crate::registry::Registry;
 use axum::Router;
@@ -34,18 +37,19 @@ use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::progress::{self, TaskKind, TaskSnapshot, TaskState};
 use strata_schemas::{Access, AuthError, TenantResolver};
 
-/// How often the reporter logs running tasks.
+/// How often the reporter logs running tasks by default (`progress_log_interval`).
 pub const REPORT_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts the reporter thread once per process (later calls do nothing).
-pub fn start_reporter() {
+/// Starts the reporter thread once per process, logging `every` interval
+/// (later calls do nothing).
+pub fn start_reporter(every: Duration) {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let spawned = std::thread::Builder::new().name("progress-log".into()).spawn(|| {
+        let spawned = std::thread::Builder::new().name("progress-log".into()).spawn(move || {
             let mut logged = std::collections::HashSet::new();
             loop {
-                std::thread::sleep(REPORT_EVERY);
-                report(progress::global(), &mut logged);
+                std::thread::sleep(every);
+                report(progress::global(), &mut logged, every);
             }
         });
         if let Err(e) = spawned {
@@ -54,12 +58,12 @@ pub fn start_reporter() {
     });
 }
 
-/// Logs the running tasks, and the ended tasks not in `logged` (the ids of
-/// those already seen; kept to the registry's recent ones). Tasks end in
-/// any order (Kafka partitions catch up concurrently), hence a set, not the
-/// newest id.
-fn report(registry: &progress::Registry, logged: &mut std::collections::HashSet<u64>) {
-    for t in registry.running().iter().filter(|t| t.elapsed_secs >= REPORT_EVERY.as_secs_f64()) {
+/// Logs the tasks running for at least `every`, and the ended tasks not in
+/// `logged` (the ids of those already seen; kept to the registry's recent
+/// ones). Tasks end in any order (Kafka partitions catch up concurrently),
+/// hence a set, not the newest id.
+fn report(registry: &progress::Registry, logged: &mut std::collections::HashSet<u64>, every: Duration) {
+    for t in registry.running().iter().filter(|t| t.elapsed_secs >= every.as_secs_f64()) {
         tracing::info!(
             task = t.kind.as_str(),
             tenant = t.tenant.as_ref().map_or("", |x| x.as_str()),
@@ -80,7 +84,7 @@ fn report(registry: &progress::Registry, logged: &mut std::collections::HashSet<
             continue;
         }
         let always = matches!(t.kind, TaskKind::Replay | TaskKind::Rebuild);
-        if !always && t.elapsed_secs < REPORT_EVERY.as_secs_f64() {
+        if !always && t.elapsed_secs < every.as_secs_f64() {
             continue;
         }
         let msg = if t.state == TaskState::Finished { "task finished" } else { "task stopped" };
@@ -259,13 +263,13 @@ mod tests {
         let second = r.start(TaskKind::Rebuild, None, Some(1), "records", Some(1));
         let second_id = second.finish().id;
         let mut logged = std::collections::HashSet::new();
-        report(&r, &mut logged);
+        report(&r, &mut logged, REPORT_EVERY);
         assert_eq!(logged, [second_id].into());
         // The older task ends after the newer one was logged: it is still logged.
         let first_id = first.finish().id;
-        report(&r, &mut logged);
+        report(&r, &mut logged, REPORT_EVERY);
         assert_eq!(logged, [first_id, second_id].into());
-        report(&r, &mut logged);
+        report(&r, &mut logged, REPORT_EVERY);
         assert_eq!(logged.len(), 2, "nothing new");
     }
 }

@@ -163,6 +163,35 @@
     } catch (e) { if (!(e instanceof Stale)) throw e; }
   }
 
+  // While the node starts (its log replay), /-/ready answers 503 saying what
+  // it does: shown above every page, polled each second until ready, then
+  // the page is loaded again (queries and writes answer from then on).
+  let starting = false;
+  async function watchReady() {
+    const banner = document.getElementById('starting');
+    let r;
+    try {
+      r = await fetch('/-/ready', { cache: 'no-store', credentials: 'omit' });
+    } catch (_) {
+      setTimeout(watchReady, 2000);
+      return;
+    }
+    const text = (await r.text()).trim();
+    if (r.status === 503) {
+      banner.textContent = text + ' Queries and writes are answered once it is ready; the Storage page shows the replay (admin token or open mode).';
+      banner.hidden = false;
+      starting = true;
+      setTimeout(watchReady, 1000);
+      return;
+    }
+    banner.hidden = true;
+    if (starting) {
+      starting = false;
+      loadBuild();
+      route();
+    }
+  }
+
   // ----------------------------------------------------------- explorer --
   const FUNCTIONS = ['abs', 'absent', 'absent_over_time', 'avg', 'avg_over_time', 'bottomk', 'ceil', 'changes', 'clamp', 'clamp_max',
     'clamp_min', 'count', 'count_over_time', 'count_values', 'day_of_month', 'day_of_week', 'delta', 'deriv', 'exp', 'floor',
@@ -832,6 +861,7 @@
     window.addEventListener('hashchange', route);
     loadBuild();
     route();
+    watchReady();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);

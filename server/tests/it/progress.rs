@@ -5,13 +5,22 @@
 //! and that `/metrics` counts; `GET /api/v1/status/cold` shows the rolled
 //! table's snapshots, files and the tenant's watermark.
 //!
-//! Nothing here depends on speed: the replay is checked after startup (the
-//! HTTP listener opens once replay is done) and the roll by its finished
-//! task; a running state seen while polling during the roll is checked for
-//! consistency when it is seen, and reported either way.
+//! The listener opens before the replay (`strata::startup`): a replay of a
+//! few hundred thousand samples is watched while it runs (the tasks API,
+//! `/-/ready` answering 503 with its progress, queries and writes refused
+//! with 503 and `Retry-After`, `task progress` lines at a short
+//! `progress_log_interval`). A node starting on a Kafka topic that holds
+//! data shows a `rebuild` task per partition until it caught up.
+//!
+//! The other checks do not depend on speed: the first replay test checks
+//! the finished tasks once the node is ready, the roll test its finished
+//! task; running states seen while polling are checked for consistency
+//! when seen, and reported either way.
 
 use crate::harness::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "progress-test-admin-token-0123456789";
@@ -262,4 +271,293 @@ async fn a_roll_is_a_tenant_task_and_the_cold_status_shows_its_table() {
     assert!(!cold_other.to_string().contains("acme"), "{cold_other}");
     let (_, cold_all) = get_json(&c, &s, "/api/v1/status/cold", Some(ADMIN)).await;
     assert_eq!(cold_all["data"]["tenants"].as_array().unwrap().len(), 2, "{cold_all}");
+}
+
+/// Starts `strata serve` without waiting for `/-/ready` (the caller watches the startup).
+fn spawn_starting(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.args(["serve", "--http-addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start strata");
+    let stderr = capture_stderr(&mut child);
+    Server { child, base: format!("http://127.0.0.1:{port}"), stderr }
+}
+
+/// Requests and lines per request of the replay test's log: about a second
+/// or more of replay in the test profile (write and replay take ~4 s here).
+const REPLAY_REQUESTS: i64 = 240;
+const REPLAY_LINES: i64 = 1000;
+
+/// What the poll loop saw while the node started.
+#[derive(Default, Debug)]
+struct Seen {
+    /// (task id, partition, done, total) of each running replay task observed.
+    running: Vec<(u64, u64, u64, u64)>,
+    /// Bodies of `/-/ready` while it answered 503.
+    not_ready: Vec<String>,
+    /// Queries and writes refused with 503 while starting.
+    refused_queries: usize,
+    refused_writes: usize,
+}
+
+/// Polls the starting node until `/-/ready` answers 200: its tasks, its
+/// readiness and, every few rounds, a query and a write, each checked.
+async fn watch_startup(c: &reqwest::Client, s: &Server, expected: &str) -> Seen {
+    let mut seen = Seen::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 0u64.. {
+        assert!(Instant::now() < deadline, "not ready within 60 s: {seen:?}\n{}", s.stderr.lock().unwrap());
+        let (_, tasks) = get_json(c, s, "/api/v1/status/tasks", Some(ADMIN)).await;
+        for t in tasks_of(&tasks["data"], "running", "replay") {
+            let (done, total) = (t["done"].as_u64().unwrap(), t["total"].as_u64().unwrap());
+            assert!(done <= total, "{t}");
+            seen.running.push((t["id"].as_u64().unwrap(), t["partition"].as_u64().unwrap(), done, total));
+        }
+        if round % 4 == 1 {
+            // A query answers 503 while starting, or (sent as the node turned ready) the whole answer.
+            let r = c
+                .get(s.url("/api/v1/query"))
+                .query(&[("query", "sum(count_over_time(live_temp[1h]))")])
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            let (status, retry) = (r.status().as_u16(), r.headers().get("retry-after").cloned());
+            let v: Value = r.json().await.unwrap();
+            if status == 503 {
+                assert_eq!(retry.as_ref().map(|h| h.to_str().unwrap()), Some("2"), "{v}");
+                assert_eq!(
+                    (v["status"].as_str(), v["errorType"].as_str()),
+                    (Some("error"), Some("unavailable")),
+                    "{v}"
+                );
+                assert!(v["error"].as_str().unwrap().starts_with("the node is starting ("), "{v}");
+                seen.refused_queries += 1;
+            } else {
+                assert_eq!(status, 200, "{v}");
+                assert_eq!(v["data"]["result"][0]["value"][1], expected, "never a partial answer: {v}");
+            }
+            let r = c
+                .post(s.url("/api/v2/write?precision=ms"))
+                .body(format!("live_probe,device=p value=1 {}\n", now_ms()))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").cloned();
+            let body = r.text().await.unwrap();
+            if status == 503 {
+                assert!(retry.is_some(), "{body}");
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["code"], "unavailable", "{v}");
+                seen.refused_writes += 1;
+            } else {
+                assert_eq!(status, 204, "{body}");
+            }
+        }
+        let r = c.get(s.url("/-/ready")).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        if status == 200 {
+            return seen;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(body.starts_with("Strata is not ready: "), "{body}");
+        seen.not_ready.push(body);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_startup_replay_is_watched_while_it_runs_and_nothing_is_answered_before_it_ended() {
+    let dir = data_dir();
+    let env = [
+        ("STRATA_ADMIN__TOKEN", ADMIN),
+        ("STRATA_LOG_FORMAT", "json"),
+        ("STRATA_HOT_STORE__FLUSH_INTERVAL", "1h"),
+        ("STRATA_LOG__PARTITIONS", "2"),
+        ("STRATA_PROGRESS_LOG_INTERVAL", "100ms"),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let c = client();
+    let t0 = Instant::now();
+    let start = now_ms() - 50 * 60_000;
+    let bodies: Vec<String> = (0..REPLAY_REQUESTS)
+        .map(|r| {
+            (0..REPLAY_LINES)
+                .map(|l| {
+                    format!("live_temp,device=d{} value={} {}\n", l % 100, r + l, start + (r * 10 + l / 100) * 100)
+                })
+                .collect()
+        })
+        .collect();
+    // Four writers at once: the log's group commit takes their records together.
+    let mut writers = tokio::task::JoinSet::new();
+    for chunk in bodies.chunks(bodies.len().div_ceil(4)) {
+        let (c, url, chunk) = (c.clone(), s.url("/api/v2/write?precision=ms"), chunk.to_vec());
+        writers.spawn(async move {
+            for body in chunk {
+                let r = c.post(&url).body(body).send().await.unwrap();
+                assert_eq!(r.status(), 204);
+            }
+        });
+    }
+    while let Some(r) = writers.join_next().await {
+        r.unwrap();
+    }
+    let expected = (REPLAY_REQUESTS * REPLAY_LINES).to_string();
+    let wrote = t0.elapsed();
+    s.kill9();
+
+    let t1 = Instant::now();
+    let s = spawn_starting(dir.path(), &env);
+    while http_status(&s.base, "/-/healthy") != Some(200) {
+        assert!(t1.elapsed() < Duration::from_secs(30), "listener never opened:\n{}", s.stderr.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let listener_open = t1.elapsed();
+    let seen = watch_startup(&c, &s, &expected).await;
+    let ready = t1.elapsed();
+    println!(
+        "wrote {expected} samples in {wrote:?}; restart: listener open after {listener_open:?}, ready after {ready:?}; \
+         seen while starting: {} running replay states, {} /-/ready 503s, {} queries and {} writes refused",
+        seen.running.len(),
+        seen.not_ready.len(),
+        seen.refused_queries,
+        seen.refused_writes
+    );
+    // Live: a running replay with done < total whose done rose between two looks.
+    assert!(seen.running.iter().any(|&(_, _, done, total)| done < total), "no running replay seen: {seen:?}");
+    let mut by_task: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(id, _, done, _) in &seen.running {
+        by_task.entry(id).or_default().push(done);
+    }
+    assert!(by_task.values().all(|d| d.windows(2).all(|w| w[0] <= w[1])), "done never goes back: {by_task:?}");
+    assert!(by_task.values().any(|d| d.first() < d.last()), "no replay seen progressing: {by_task:?}");
+    assert!(
+        seen.not_ready.iter().any(|b| b.starts_with("Strata is not ready: replaying the ingest log: partition ")),
+        "/-/ready never said which partition it replays: {:?}",
+        seen.not_ready
+    );
+    assert!(seen.refused_queries > 0 && seen.refused_writes > 0, "{seen:?}");
+
+    // Ready: the whole data, the replay tasks finished.
+    let (status, q) = get_json(&c, &s, "/api/v1/query?query=sum(count_over_time(live_temp[1h]))", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q["data"]["result"][0]["value"][1], expected.as_str(), "{q}");
+    let (_, tasks) = get_json(&c, &s, "/api/v1/status/tasks", Some(ADMIN)).await;
+    let replays = tasks_of(&tasks["data"], "recent", "replay");
+    assert_eq!(replays.len(), 2, "{tasks}");
+    assert!(replays.iter().all(|t| t["state"] == "finished" && t["done"] == t["total"]), "{tasks}");
+
+    // The log: the listener opened early, progress lines while replaying, then ready.
+    let log = wait_for_log(
+        &s,
+        |l| log_fields(l, "task finished", "replay").len() >= 2,
+        "no 'task finished' line per partition",
+    );
+    let progress = log_fields(&log, "task progress", "replay");
+    assert!(
+        progress.iter().any(|f| f["done"].as_u64() < f["total"].as_u64() && f["percent"].as_f64() < Some(100.0)),
+        "no 'task progress' line while the replay ran: {progress:?}"
+    );
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"));
+    let open = at("HTTP listener open while the node starts");
+    let replaying = at("replaying the ingest log past the hot store's flushed offsets");
+    let ready_line = at("strata is ready");
+    assert!(open < replaying && replaying < ready_line, "startup lines out of order:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starting_on_a_kafka_topic_with_data_shows_a_rebuild_task_per_partition_until_caught_up() {
+    use crate::kafka::{ADMIN_TOKEN, Broker, NodeSpec, PARTITIONS, scalar, start_node, status, write_acked};
+    let broker = Broker::start();
+    let extra = [("STRATA_LOG_FORMAT", "json"), ("STRATA_PROGRESS_LOG_INTERVAL", "200ms")];
+    let (dir_a, dir_b) = (data_dir(), data_dir());
+    let spec = NodeSpec { broker: &broker, prefix: "progress", port: free_port(), peers: &[], extra: &extra };
+    let a = start_node(dir_a.path(), &spec);
+    let c = client();
+    let base = now_ms() - 10 * 60_000;
+    for k in 0..4u64 {
+        write_acked(&c, &[&a], base, k * 500, (k + 1) * 500).await;
+    }
+    // Acknowledged: in the topic (acks=all). The node leaves; another with an empty data dir starts.
+    let (code, _) = a.terminate();
+    assert!(code.success());
+    let spec = NodeSpec { port: free_port(), ..spec };
+    let b = start_node(dir_b.path(), &spec);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut running_seen = Vec::new();
+    let finished = loop {
+        let (code, tasks) = get_json(&c, &b, "/api/v1/status/tasks", Some(ADMIN_TOKEN)).await;
+        assert_eq!(code, 200, "{tasks}");
+        for t in tasks_of(&tasks["data"], "running", "rebuild") {
+            running_seen.push(t.clone());
+        }
+        let finished: Vec<Value> = tasks_of(&tasks["data"], "recent", "rebuild")
+            .into_iter()
+            .filter(|t| t["state"] == "finished")
+            .cloned()
+            .collect();
+        if finished.len() == PARTITIONS as usize {
+            break finished;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every partition's rebuild finished: {tasks}\n{}",
+            b.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let states: std::collections::BTreeSet<(u64, u64, Option<u64>)> = running_seen
+        .iter()
+        .map(|t| (t["partition"].as_u64().unwrap(), t["done"].as_u64().unwrap(), t["total"].as_u64()))
+        .collect();
+    println!("rebuild tasks seen running, as (partition, done, total): {states:?}");
+    assert!(
+        tasks_of(&get_json(&c, &b, "/api/v1/status/tasks", Some(ADMIN_TOKEN)).await.1["data"], "running", "replay")
+            .is_empty()
+    );
+    // Each partition's task counted the records up to its high watermark.
+    let (st, high) = loop {
+        let st = status(&c, &b).await;
+        let high: BTreeMap<u64, u64> = st["kafka"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| Some((p["partition"].as_u64()?, p["high_watermark"].as_u64()?)))
+            .collect();
+        if high.len() == PARTITIONS as usize {
+            break (st, high);
+        }
+        assert!(Instant::now() < deadline, "no high watermark of every partition: {st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut partitions: Vec<u64> = finished.iter().map(|t| t["partition"].as_u64().unwrap()).collect();
+    partitions.sort_unstable();
+    assert_eq!(partitions, (0..u64::from(PARTITIONS)).collect::<Vec<_>>(), "{finished:?}");
+    for t in &finished {
+        let p = t["partition"].as_u64().unwrap();
+        assert_eq!((t["unit"].as_str(), t["tenant"].as_str()), (Some("records"), None), "{t}");
+        assert_eq!(t["done"].as_u64(), Some(high[&p]), "partition {p} rebuilt up to its high watermark: {t} {st}");
+        assert_eq!(t["done"], t["total"], "{t}");
+    }
+    for t in &running_seen {
+        assert!(t["total"].is_null() || t["done"].as_u64() <= t["total"].as_u64(), "{t}");
+    }
+    assert!(high.values().sum::<u64>() > 0, "{st}");
+    // Every acknowledged sample is on the new node, and the log said each rebuild finished.
+    assert_eq!(scalar(&c, &b, "sum(count_over_time(kt[1h]))", now_ms()).await, 2000.0);
+    let log = wait_for_log(
+        &b,
+        |l| log_fields(l, "task finished", "rebuild").len() >= PARTITIONS as usize,
+        "no 'task finished' line per rebuilt partition",
+    );
+    assert_eq!(log_fields(&log, "task finished", "rebuild").len(), PARTITIONS as usize, "{log}");
 }
