@@ -9,10 +9,10 @@
 //! of distinct label pairs.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use croaring::Bitmap;
-use strata_schemas::{Matcher, TenantId};
+use strata_schemas::{Labels, Matcher, TenantId};
 
 use crate::store::HotStore;
 
@@ -61,10 +61,12 @@ pub struct Cardinality {
     pub series_count_by_focus_label_value: Vec<Count>,
 }
 
-/// Keeps the `n` largest counts.
+/// Keeps the `n` largest counts; among equal counts the smallest names (the
+/// order the lists are shown in), whatever order they are offered in.
 struct Top {
     n: usize,
-    heap: BinaryHeap<Reverse<(u64, String)>>,
+    /// A min-heap on (count, name descending): its top is the entry to drop next.
+    heap: BinaryHeap<Reverse<(u64, Reverse<String>)>>,
 }
 
 impl Top {
@@ -76,17 +78,23 @@ impl Top {
         if self.n == 0 || value == 0 {
             return;
         }
-        if self.heap.len() == self.n && self.heap.peek().is_some_and(|Reverse((v, _))| *v >= value) {
+        let full = self.heap.len() == self.n;
+        if full && self.heap.peek().is_some_and(|Reverse((v, _))| *v > value) {
             return;
         }
-        self.heap.push(Reverse((value, name())));
+        let name = name();
+        if full && self.heap.peek().is_some_and(|Reverse((v, Reverse(kept)))| *v == value && *kept <= name) {
+            return;
+        }
+        self.heap.push(Reverse((value, Reverse(name))));
         if self.heap.len() > self.n {
             self.heap.pop();
         }
     }
 
     fn into_sorted(self) -> Vec<Count> {
-        let mut v: Vec<Count> = self.heap.into_iter().map(|Reverse((value, name))| Count { name, value }).collect();
+        let mut v: Vec<Count> =
+            self.heap.into_iter().map(|Reverse((value, Reverse(name)))| Count { name, value }).collect();
         v.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
         v
     }
@@ -169,9 +177,57 @@ impl HotStore {
     }
 }
 
+/// The same statistics over label sets read elsewhere (the series of a past
+/// day the cold tier holds): `series` are the tenant's distinct series that
+/// already match the request's matchers and day. `min_time` and `max_time`
+/// are 0: label sets carry no sample times.
+pub fn cardinality_of(series: &[Labels], req: &CardinalityRequest) -> Cardinality {
+    // label name → value → series with that pair
+    let mut postings: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
+    for labels in series {
+        for l in labels.iter() {
+            *postings.entry(&*l.name).or_default().entry(&*l.value).or_default() += 1;
+        }
+    }
+    let mut by_metric = Top::new(req.top_n);
+    let mut values_by_label = Top::new(req.top_n);
+    let mut bytes_by_label = Top::new(req.top_n);
+    let mut by_pair = Top::new(req.top_n);
+    let mut by_focus = Top::new(req.top_n);
+    let mut pairs = 0u64;
+    for (&name, values) in &postings {
+        let mut bytes = 0u64;
+        for (&value, &c) in values {
+            bytes += value.len() as u64;
+            if name == strata_schemas::METRIC_NAME {
+                by_metric.offer(c, || value.to_string());
+            }
+            if req.focus_label.as_deref() == Some(name) {
+                by_focus.offer(c, || value.to_string());
+            }
+            by_pair.offer(c, || format!("{name}={value}"));
+        }
+        let distinct = values.len() as u64;
+        pairs += distinct;
+        values_by_label.offer(distinct, || name.to_string());
+        bytes_by_label.offer(bytes, || name.to_string());
+    }
+    Cardinality {
+        total_series: series.len() as u64,
+        total_label_value_pairs: pairs,
+        min_time: 0,
+        max_time: 0,
+        series_count_by_metric_name: by_metric.into_sorted(),
+        label_value_count_by_label_name: values_by_label.into_sorted(),
+        memory_in_bytes_by_label_name: bytes_by_label.into_sorted(),
+        series_count_by_label_value_pair: by_pair.into_sorted(),
+        series_count_by_focus_label_value: by_focus.into_sorted(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use strata_schemas::{BatchSeries, Labels, Sample, WriteBatch};
+    use strata_schemas::{BatchSeries, Sample, TimeRange, WriteBatch};
 
     use super::*;
 
@@ -253,5 +309,50 @@ mod tests {
         assert_eq!(c.total_series, 4);
         assert_eq!(c.series_count_by_focus_label_value, vec![Count { name: "f0".into(), value: 4 }]);
         assert_eq!(hot.cardinality(&t("nobody"), &day), Cardinality::default());
+    }
+
+    #[test]
+    fn ties_at_the_cut_keep_the_smallest_names_in_any_order() {
+        for order in [["b", "a", "c"], ["c", "b", "a"], ["a", "c", "b"]] {
+            let mut top = Top::new(2);
+            top.offer(9, || "big".into());
+            top.offer(1, || "small".into());
+            for n in order {
+                top.offer(5, || n.to_string());
+            }
+            let kept: Vec<(String, u64)> = top.into_sorted().into_iter().map(|c| (c.name, c.value)).collect();
+            assert_eq!(kept, [("big".to_owned(), 9), ("a".to_owned(), 5)], "{order:?}");
+        }
+    }
+
+    #[test]
+    fn label_sets_give_the_same_counts_as_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let hot = store(dir.path());
+        let all = TimeRange::new(i64::MIN, i64::MAX);
+        for req in [
+            CardinalityRequest { top_n: 3, ..Default::default() },
+            CardinalityRequest { top_n: 100, focus_label: Some("farm".into()), ..Default::default() },
+            CardinalityRequest {
+                matchers: vec![Matcher::equal("farm", "f1")],
+                top_n: 5,
+                focus_label: Some("device".into()),
+                ..Default::default()
+            },
+        ] {
+            let matchers = if req.matchers.is_empty() {
+                vec![Matcher::regex("__name__", ".+").unwrap()]
+            } else {
+                req.matchers.clone()
+            };
+            let series = strata_schemas::ReadStore::series(&hot, &t("acme"), &matchers, all).unwrap();
+            let from_index = hot.cardinality(&t("acme"), &req);
+            let from_sets = cardinality_of(&series, &req);
+            assert_eq!(Cardinality { min_time: 0, max_time: 0, ..from_index }, from_sets, "{req:?}");
+        }
+        assert_eq!(
+            cardinality_of(&[], &CardinalityRequest { top_n: 10, ..Default::default() }),
+            Cardinality::default()
+        );
     }
 }

@@ -83,7 +83,7 @@ mod segment;
 mod sink;
 mod store;
 
-pub use cardinality::{Cardinality, CardinalityRequest, Count};
+pub use cardinality::{Cardinality, CardinalityRequest, Count, cardinality_of};
 pub use config::HotStoreConfig;
 pub use erase::{EraseRequest, HotEraseReport, HotVerifyReport};
 pub use error::{Error, Result};

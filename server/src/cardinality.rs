@@ -15,9 +15,14 @@
 //! `activeSeries` — the tenant's live series against its
 //! `max_active_series` limit (`used`, `limit`, `ratio`), the figure to watch
 //! before writes start being refused. Counted from this node's hot index
-//! (postings cardinalities, `hot_store::cardinality`): in a Kafka cluster each
-//! node holds its partitions' series, so ask each node. The token's tenant
-//! only: nothing of another tenant is counted or named.
+//! (postings cardinalities, `hot_store::cardinality`), except for a `date`
+//! that starts below the tenant's cold watermark (a day already rolled, whose
+//! series the hot store may have dropped): that day is counted from the
+//! series the node's hot and cold tiers hold with samples on it (the cold
+//! tier's samples table, pruned to the day; `hot_store::cardinality_of`),
+//! deleted series hidden; `minTime`/`maxTime` are then 0. In a Kafka cluster
+//! each node holds its partitions' series, so ask each node. The token's
+//! tenant only: nothing of another tenant is counted or named.
 
 use std::sync::Arc;
 
@@ -27,8 +32,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
-use strata_hot_store::{CardinalityRequest, Count, HotStore};
-use strata_schemas::{Access, AuthError, Matcher, TenantResolver};
+use strata_hot_store::{Cardinality, CardinalityRequest, Count, HotStore};
+use strata_schemas::{Access, AuthError, Matcher, ReadStore, TenantId, TenantResolver, TimeRange};
 
 /// Most entries per list.
 pub const MAX_TOP_N: usize = 1000;
@@ -40,6 +45,9 @@ pub struct CardinalityState {
     pub hot: Arc<HotStore>,
     /// Token → tenant, and the tenant's limits.
     pub resolver: Arc<dyn TenantResolver>,
+    /// Hot and cold split at the cold watermark, deletes hidden (when the
+    /// cold tier is on): the series of a rolled day.
+    pub store: Option<Arc<dyn ReadStore>>,
 }
 
 /// The route.
@@ -66,10 +74,9 @@ async fn tsdb_status(
         Ok(r) => r,
         Err(msg) => return error(StatusCode::BAD_REQUEST, "bad_data", msg),
     };
-    let (hot, t) = (Arc::clone(&st.hot), tenant.clone());
-    let c = match tokio::task::spawn_blocking(move || hot.cardinality(&t, &req)).await {
+    let c = match count(&st, &tenant, req).await {
         Ok(c) => c,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        Err(resp) => return *resp,
     };
     let limit = st
         .resolver
@@ -102,6 +109,45 @@ async fn tsdb_status(
         }
     }))
     .into_response()
+}
+
+/// The statistics: from the hot index, or for a rolled day from the hot and cold tiers' series.
+async fn count(
+    st: &CardinalityState,
+    tenant: &TenantId,
+    req: CardinalityRequest,
+) -> Result<Cardinality, Box<Response>> {
+    let internal = |e: String| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e));
+    let t = tenant.clone();
+    let rolled_day = match (&st.store, req.range) {
+        (Some(store), Some((start, end))) if st.hot.cold_watermark(tenant).is_some_and(|w| start < w) => {
+            Some((Arc::clone(store), TimeRange::new(start, end)))
+        }
+        _ => None,
+    };
+    let Some((store, day)) = rolled_day else {
+        let hot = Arc::clone(&st.hot);
+        return tokio::task::spawn_blocking(move || hot.cardinality(&t, &req))
+            .await
+            .map_err(|e| internal(e.to_string()));
+    };
+    let matchers = if req.matchers.is_empty() {
+        vec![Matcher::regex(strata_schemas::METRIC_NAME, ".+").map_err(|e| internal(e.to_string()))?]
+    } else {
+        req.matchers.clone()
+    };
+    let counted = tokio::task::spawn_blocking(move || {
+        store.series(&t, &matchers, day).map(|series| strata_hot_store::cardinality_of(&series, &req))
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?;
+    counted.map_err(|e| {
+        let status = match e.kind() {
+            strata_schemas::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Box::new(error(status, "internal", format!("reading the series of the day from the cold tier: {e}")))
+    })
 }
 
 /// The request's parameters (see the module doc).

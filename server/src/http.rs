@@ -92,8 +92,15 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let (usage_node, usage_engine) = (Arc::clone(&node), Arc::clone(&engine));
     let usage_cold = cold.as_ref().map(|c| c.compactor.metrics());
     let usage_resolver = Arc::clone(&resolver);
-    let cardinality =
-        crate::cardinality::CardinalityState { hot: Arc::clone(&node.hot), resolver: Arc::clone(&resolver) };
+    let cardinality = crate::cardinality::CardinalityState {
+        hot: Arc::clone(&node.hot),
+        resolver: Arc::clone(&resolver),
+        // A rolled day's series: this node's hot and cold tiers, deletes hidden.
+        store: cold.as_ref().map(|_| {
+            Arc::new(crate::erasure::ErasingStore::new(Arc::clone(&local_store), Arc::clone(&registry)))
+                as Arc<dyn ReadStore>
+        }),
+    };
     let erasure = crate::erasure::ErasureState {
         registry: Arc::clone(&registry),
         admin_token: Arc::clone(&admin_token),

@@ -85,6 +85,16 @@ async fn sealed_buckets_roll_to_iceberg_and_stay_queryable_after_hot_expiry() {
     let at = t0 + 30 * 60_000;
     let count = query(&c, &s, "sum(count_over_time(soil_moisture[1h]))", at).await;
     assert_eq!(single_value(&count), 60.0, "every sample exactly once, now from cold");
+    // The cardinality of that (rolled) day is counted from the cold tier: the hot index holds none of it now.
+    let r = c.get(s.url("/api/v1/status/tsdb")).query(&[("date", utc_day(t0).as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["totalSeries"], 2, "{v}");
+    assert_eq!(v["data"]["seriesCountByMetricName"], serde_json::json!([{"name": "soil_moisture", "value": 2}]), "{v}");
+    assert_eq!(
+        v["data"]["seriesCountByLabelValuePair"][0],
+        serde_json::json!({"name": "__name__=soil_moisture", "value": 2})
+    );
     let sum = query(&c, &s, "sum_over_time(soil_moisture{device=\"d1\"}[1h])", at).await;
     assert_eq!(single_value(&sum), (0..30).map(|i| 10 + i).sum::<i64>() as f64);
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -302,4 +312,19 @@ async fn long_range_functions_answer_from_rollups_once_rolled_and_only_when_alig
     let before = rollup_selects(&c, &s).await;
     query(&c, &s, "first_over_time(soil_moisture[2h])", h0).await;
     assert_eq!(rollup_selects(&c, &s).await, before);
+}
+
+/// `YYYY-MM-DD` of the UTC day holding `ms`.
+fn utc_day(ms: i64) -> String {
+    // Civil from days (proleptic Gregorian), Howard Hinnant's algorithm.
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }
