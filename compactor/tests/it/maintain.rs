@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use strata_compactor::{CompactorConfig, Error, FAILPOINTS, MAINTENANCE_FAILPOINTS, PURGE_FAILPOINT};
+use strata_schemas::progress::{TaskKind, TaskState};
 use strata_schemas::{ReadStore, TimeRange};
 
 use crate::util::{BASE, BUCKET_MS, Env, tenant};
@@ -109,6 +110,8 @@ fn merge_turns_many_small_rolls_into_one_file_per_partition() {
         files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
     };
     assert!(acme_before >= 12, "one file per roll and partition: {acme_before}");
+    let tasks = strata_schemas::progress::global();
+    let before = tasks.running().iter().chain(tasks.recent().iter()).map(|t| t.id).max().unwrap_or(0);
     let t0 = Instant::now();
     let out = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
     let secs = t0.elapsed().as_secs_f64();
@@ -118,6 +121,17 @@ fn merge_turns_many_small_rolls_into_one_file_per_partition() {
         live_files(&env, "beta"),
         out.merges
     );
+    // Each tenant's planned merges were a progress task (the server logs it and
+    // shows it on the console's storage page), finished with every merge done.
+    let merges: Vec<_> = tasks.recent().into_iter().filter(|t| t.kind == TaskKind::Merge && t.id > before).collect();
+    for (t, n) in [("acme", partitions as u64), ("beta", 1)] {
+        assert!(
+            merges.iter().any(|m| m.tenant.as_ref().map(|x| x.as_str()) == Some(t)
+                && m.state == TaskState::Finished
+                && (m.done, m.total, m.unit) == (n, Some(n), "merges")),
+            "no finished merge task of {n} merges for {t}: {merges:?}"
+        );
+    }
     assert_eq!(live_files(&env, "acme"), partitions, "one file per partition");
     assert_eq!(live_files(&env, "beta"), 1);
     assert_eq!(out.merge_files_in as usize, acme_before + beta_before);
