@@ -31,8 +31,8 @@
 //! when a claimed partition is already past the bucket, so nodes sharing a
 //! Kafka topic commit each (partition, bucket) once across rebalances.
 //!
-//! **Rollups** (`rollup.rs`): per tenant `rollup5m_<tenant>` and
-//! `rollup1h_<tenant>` tables of per-(series, window) min, max, sum, count
+//! **Rollups** (`rollup.rs`): per tenant `rollup5m_<tenant>`,
+//! `rollup1h_<tenant>` and `rollup1d_<tenant>` tables of per-(series, window) min, max, sum, count
 //! and last, windows `(end − w, end]`; [`ColdTier::rollup_view`] addresses
 //! them with the same commit and maintenance methods, and
 //! [`ColdReadStore`] answers `ReadStore::select_rollup` from them.

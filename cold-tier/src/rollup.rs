@@ -1,7 +1,7 @@
 //! Rollup tables: per (series, window) aggregates of the samples table.
 //!
 //! ```text
-//!  window (end - w, end], end a multiple of w (5 m, 1 h); stale markers excluded
+//!  window (end - w, end], end a multiple of w (5 m, 1 h, 1 d: UTC days); stale markers excluded
 //!  compactor: bucket samples ─► rollup_points(w) ─► write_rollup_files ─► commit_files (same source as samples)
 //!  query:     select_rollup(tenant, matchers, ends) ─► scan rollup<w>_<tenant> (ts = window end, pruned
 //!             like the samples table) ─► partial windows of one (series, end) merged in time order
@@ -12,6 +12,10 @@
 //! written as two partial rows, one per bucket roll, each exactly once
 //! (per-table `strata.source`); readers merge partials with
 //! [`RollupPoint::merge`], which is exact for min, max, count and last.
+//! A 1 d window spans many buckets (twelve of the default 2 h): each bucket's
+//! roll writes its partial row of the day, and readers merge them the same
+//! way (the small-file merge of maintenance stores them merged, one row per
+//! series and day).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

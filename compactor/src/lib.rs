@@ -35,7 +35,7 @@
 //! path refuses a sample below its partition's roll state
 //! ([`Compactor::partition_roll_state`]).
 //!
-//! Rollups: every roll also commits the bucket's 5 m and 1 h windows (min,
+//! Rollups: every roll also commits the bucket's 5 m, 1 h and 1 d windows (min,
 //! max, sum, count, last) to the tenant's rollup tables, exactly once per
 //! table, before the watermark moves; [`FederatedReadStore`] serves them
 //! (`ReadStore::select_rollup`) for windows ending below the watermark.

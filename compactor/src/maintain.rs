@@ -59,7 +59,7 @@ pub struct MaintainOutcome {
     pub retention_files: u64,
     /// Samples removed by cold retention.
     pub retention_samples: u64,
-    /// Rollup rows (5 m and 1 h windows) removed by cold retention.
+    /// Rollup rows (5 m, 1 h and 1 d windows) removed by cold retention.
     pub retention_rollup_rows: u64,
     /// Rollup-table partitions merged (not counted in `merges`).
     pub rollup_merges: u64,

@@ -135,7 +135,7 @@ pub struct CompactorMetrics {
     pub duplicate_commits_avoided: AtomicU64,
     /// Failed bucket rolls.
     pub errors: AtomicU64,
-    /// Rollup rows (per series and window, 5 m and 1 h) committed.
+    /// Rollup rows (per series and window, 5 m, 1 h and 1 d) committed.
     pub rollup_windows_written: AtomicU64,
     /// Maintenance passes finished.
     pub maintenance_passes: AtomicU64,
@@ -183,7 +183,7 @@ impl CompactorMetrics {
             ("strata_compactor_errors_total", "failed bucket rolls", &self.errors),
             (
                 "strata_compactor_rollup_windows_written_total",
-                "rollup rows (series x 5m/1h window) committed",
+                "rollup rows (series x 5m/1h/1d window) committed",
                 &self.rollup_windows_written,
             ),
             ("strata_compactor_maintenance_passes_total", "cold maintenance passes finished", &self.maintenance_passes),

@@ -98,7 +98,7 @@ pub struct Engine {
 #[derive(Debug, Default)]
 pub struct TenantQueryStats {
     by_tenant: parking_lot::Mutex<std::collections::BTreeMap<TenantId, (u64, u64)>>,
-    rollup_selects: std::sync::atomic::AtomicU64,
+    rollup_selects: rollup::TierCounters,
 }
 
 impl TenantQueryStats {
@@ -111,7 +111,13 @@ impl TenantQueryStats {
 
     /// Range-function selectors answered from rollups (all tenants).
     pub fn rollup_selects(&self) -> u64 {
-        self.rollup_selects.load(Ordering::Relaxed)
+        self.rollup_selects.total()
+    }
+
+    /// Range-function selectors answered from rollups per tier (`5m`,
+    /// `1h`, `1d`), finest first (all tenants).
+    pub fn rollup_selects_by_tier(&self) -> Vec<(&'static str, u64)> {
+        self.rollup_selects.by_tier()
     }
 
     /// `(queries run, samples processed)` of `tenant`: samples loaded from
@@ -135,10 +141,8 @@ impl TenantQueryStats {
         for (t, (_, n)) in m.iter() {
             let _ = writeln!(out, "strata_tenant_query_samples_total{{tenant=\"{t}\"}} {n}");
         }
-        let _ =
-            writeln!(out, "# HELP strata_query_rollup_selects_total Range-function selectors answered from rollups.");
-        let _ = writeln!(out, "# TYPE strata_query_rollup_selects_total counter");
-        let _ = writeln!(out, "strata_query_rollup_selects_total {}", self.rollup_selects());
+        drop(m);
+        self.rollup_selects.render(out);
     }
 }
 
@@ -401,7 +405,7 @@ impl Engine {
             return;
         }
         self.stats.record(tenant, ctx.samples.get());
-        self.stats.rollup_selects.fetch_add(ctx.rollup_selects.get(), Ordering::Relaxed);
+        self.stats.rollup_selects.add(&ctx.rollup_selects);
     }
 
     /// Per-tenant query counters.

@@ -7,8 +7,8 @@
 
 use crate::{ErrorKind, Labels, Matcher, Sample, TenantId};
 
-/// Rollup window widths a store may keep (ms): 5 minutes and 1 hour.
-pub const ROLLUP_WIDTHS_MS: [i64; 2] = [300_000, 3_600_000];
+/// Rollup window widths a store may keep (ms): 5 minutes, 1 hour and 1 day.
+pub const ROLLUP_WIDTHS_MS: [i64; 3] = [300_000, 3_600_000, 86_400_000];
 
 /// An inclusive time range in milliseconds: `start <= ts <= end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

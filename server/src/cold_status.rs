@@ -1,6 +1,6 @@
 //! `GET /api/v1/status/cold`: the cold tier as the console's storage page
 //! shows it — per tenant its cold watermark (below it queries read the
-//! cold tables) and, per table (raw samples, the 5 m and 1 h rollup tiers,
+//! cold tables) and, per table (raw samples, the 5 m, 1 h and 1 d rollup tiers,
 //! the series table), the snapshot count and the current snapshot's data
 //! files, records and bytes (from the Iceberg snapshot summary: a metadata
 //! read per table, no data file is opened).

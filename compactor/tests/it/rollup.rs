@@ -1,7 +1,9 @@
-//! Rollups: the compactor writes 5 m / 1 h windows exactly once, and the
-//! query engine answers the six rollup functions from them exactly like
+//! Rollups: the compactor writes 5 m / 1 h / 1 d windows exactly once, and
+//! the query engine answers the six rollup functions from them exactly like
 //! from raw samples (engine over the federated store with and without
 //! `select_rollup`), across the hot/cold seam, and only when the plan allows.
+//! The figures (a year of 1 d windows, raw vs rollups) are
+//! `benches/benches/rollup_year.rs`.
 
 use std::sync::Arc;
 
@@ -168,7 +170,7 @@ fn the_six_functions_answer_from_rollups_exactly_like_raw_samples_across_the_sea
     let (on, off) = engines(&env);
     let end = T0 + 26 * HOUR;
     for f in FUNCS {
-        // Aligned: answered from rollups (5 m for ranges ≥ 1 h, 1 h for ranges ≥ 1 d).
+        // Aligned: answered from rollups (the coarsest tier the range, step and ends align with).
         for (range, step, start) in
             [("1h", 5 * MIN, T0), ("2h", HOUR, T0 - HOUR), ("1d", HOUR, T0 + DAY), ("1d", 2 * HOUR, T0 + DAY)]
         {
@@ -242,7 +244,7 @@ fn rollup_rows(env: &Env, r: Rollup) -> (u64, bool) {
 
 #[test]
 fn a_crash_at_any_roll_step_leaves_each_rollup_window_exactly_once() {
-    let mut reference: Option<(u64, u64)> = None;
+    let mut reference: Option<Vec<u64>> = None;
     for point in FAILPOINTS {
         let dir = tempfile::tempdir().unwrap();
         let mut env = Env::open(dir.path());
@@ -253,116 +255,17 @@ fn a_crash_at_any_roll_step_leaves_each_rollup_window_exactly_once() {
         env = env.reopen(dir.path());
         roll_all(&env, T0 + 4 * HOUR);
         env.assert_exactly_once(point);
-        let rows = (rollup_rows(&env, Rollup::FiveMinutes), rollup_rows(&env, Rollup::OneHour));
-        assert!(rows.0.1 && rows.1.1, "{point}: a rollup source committed twice");
-        match reference {
-            None => reference = Some((rows.0.0, rows.1.0)),
-            Some(want) => assert_eq!((rows.0.0, rows.1.0), want, "{point}: rollup rows differ from a clean roll"),
+        let rows: Vec<(u64, bool)> = Rollup::ALL.iter().map(|&r| rollup_rows(&env, r)).collect();
+        assert!(rows.iter().all(|r| r.1), "{point}: a rollup source committed twice");
+        let rows: Vec<u64> = rows.into_iter().map(|r| r.0).collect();
+        assert!(rows.iter().all(|&n| n > 0), "{point}: every tier has rows: {rows:?}");
+        match &reference {
+            None => reference = Some(rows),
+            Some(want) => assert_eq!(&rows, want, "{point}: rollup rows differ from a clean roll"),
         }
         let (on, off) = engines(&env);
         for f in FUNCS {
             assert!(compare(&on, &off, &format!("{f}(temp[1h])"), T0 + HOUR, T0 + 3 * HOUR, 5 * MIN), "{point}");
-        }
-    }
-}
-
-/// The benchmark figure: `avg_over_time(temp[1d])` over 7 days at a 1 h
-/// step (and `avg_over_time(temp[1h])` over 1 day at 5 m), 200 series with
-/// a sample a minute (2 M samples, 2 h hot buckets), all cold, from rollups
-/// and from raw samples. Run:
-/// `cargo test -p strata-compactor --test it rollup_benchmark -- --ignored --nocapture`
-#[test]
-#[ignore = "benchmark; prints figures"]
-fn rollup_benchmark() {
-    use strata_schemas::{BatchSeries, Sample, WriteBatch};
-    let dir = tempfile::tempdir().unwrap();
-    let hot = strata_hot_store::HotStoreConfig {
-        bucket: std::time::Duration::from_secs(7200),
-        default_hot_ttl: std::time::Duration::from_millis(1),
-        ..strata_hot_store::HotStoreConfig::default()
-    };
-    let cc = strata_compactor::CompactorConfig {
-        grace: Some(std::time::Duration::ZERO),
-        ..strata_compactor::CompactorConfig::default()
-    };
-    let cold = strata_cold_tier::ColdTierConfig { enabled: true, ..strata_cold_tier::ColdTierConfig::default() };
-    let mut env = Env::open_with_hot(dir.path(), cc, cold, hot);
-    let (devices, days) = (200usize, 7i64);
-    let t = tenant("acme");
-    let started = std::time::Instant::now();
-    for bucket in 0..days * 12 {
-        let from = T0 + bucket * 2 * HOUR;
-        let series = (0..devices)
-            .map(|d| {
-                let dev = format!("d{d:03}");
-                let labels = crate::util::labels("temp", &dev);
-                BatchSeries {
-                    id: strata_schemas::series_id(&t, &labels),
-                    device_hash: strata_schemas::device_hash_of(&t, &dev),
-                    labels,
-                    samples: (0..120)
-                        .map(|m| {
-                            let ts = from + m * MIN + 1;
-                            Sample::new(ts, 20.0 + ((ts / MIN + d as i64) % 97) as f64 / 8.0)
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        env.write_batch(&WriteBatch { tenant: t.clone(), series, origin: None });
-        if bucket % 6 == 5 {
-            env.hot.flush().unwrap();
-        }
-    }
-    env.hot.flush().unwrap();
-    roll_all(&env, T0 + days * DAY + HOUR);
-    env.hot.expire(T0 + days * DAY + HOUR).unwrap();
-    eprintln!("setup: {} samples rolled in {:.1?}", devices as i64 * days * 24 * 60, started.elapsed());
-    if std::env::var_os("STRATA_BENCH_NO_MERGE").is_none() {
-        // What maintenance does between rolls in production: small rollup and sample files merged.
-        let t0 = std::time::Instant::now();
-        let mut merges = (0, 0);
-        loop {
-            let out = env.rt.block_on(env.compactor.maintain_once(T0 + days * DAY + HOUR)).unwrap();
-            merges = (merges.0 + out.merges, merges.1 + out.rollup_merges);
-            if out.merges + out.rollup_merges == 0 {
-                break;
-            }
-        }
-        eprintln!("maintenance: {} sample and {} rollup partition merges in {:.1?}", merges.0, merges.1, t0.elapsed());
-    }
-    let fed = env.federated();
-    let m = [Matcher::equal("__name__", "temp")];
-    let t0 = std::time::Instant::now();
-    let r = fed.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
-    eprintln!(
-        "select_rollup 1h over 7d: {:.1?}, {} series, covered_end = end - {} h",
-        t0.elapsed(),
-        r.series.len(),
-        (T0 + days * DAY - r.covered_end) / HOUR
-    );
-    let t0 = std::time::Instant::now();
-    let raw = fed.select(&t, &m, TimeRange::new(T0 + days * DAY - HOUR + 1, T0 + days * DAY)).unwrap();
-    eprintln!("raw select of the last hour: {:.1?}, {} series", t0.elapsed(), raw.len());
-    let (on, off) = engines(&env);
-    for (q, start, step) in
-        [("avg_over_time(temp[1d])", T0 + DAY, HOUR), ("avg_over_time(temp[1h])", T0 + 6 * DAY, 5 * MIN)]
-    {
-        let end = T0 + days * DAY;
-        for (name, engine) in [("rollups", &on), ("raw", &off)] {
-            let before = engine.stats().of(&t).1;
-            let t0 = std::time::Instant::now();
-            let r = engine.query_range(&t, q, start, end, step).unwrap();
-            let took = t0.elapsed();
-            let Value::Matrix(m) = r.value else { panic!() };
-            eprintln!(
-                "{q} [{}d, step {}m] {name}: {:.1?}, {} series, samples processed {}",
-                (end - start) / DAY,
-                step / MIN,
-                took,
-                m.len(),
-                engine.stats().of(&t).1 - before
-            );
         }
     }
 }
@@ -437,81 +340,126 @@ fn rollups_written_before_series_tables_are_read_from_their_labels() {
     env.assert_exactly_once("mixed");
 }
 
-/// The figure, rollup side only: 10,000 series × 30 days of 1 h
-/// rollup rows (written straight to the table: 7.2 M windows, no raw data;
-/// the series table written as the compactor does),
-/// `avg_over_time(temp[1d])` over 30 days at a 1 h step through the engine.
-/// Run: `cargo test --release -p strata-compactor --test it rollup_benchmark_30d -- --ignored --nocapture`
-#[test]
-#[ignore = "benchmark; prints figures"]
-fn rollup_benchmark_30d_10k_series() {
-    use strata_cold_tier::{ColdReadStore, CommitSource, SeriesEntry, SeriesRollup};
-    use strata_schemas::{RollupPoint, Sample};
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::open(dir.path());
-    let t = tenant("acme");
-    let view = env.cold.rollup_view(Rollup::OneHour);
-    let (devices, days) = (10_000usize, 31i64);
-    let started = std::time::Instant::now();
-    let series: Vec<(Labels, strata_schemas::SeriesId, u64)> = (0..devices)
-        .map(|d| {
-            let dev = format!("d{d:05}");
-            let l = crate::util::labels("temp", &dev);
-            (l.clone(), strata_schemas::series_id(&t, &l), strata_schemas::device_hash_of(&t, &dev))
-        })
-        .collect();
-    let entries: Vec<SeriesEntry> =
-        series.iter().map(|(l, id, dh)| SeriesEntry { labels: l.clone(), series_id: *id, device_hash: *dh }).collect();
-    let sv = env.cold.series_view();
-    let w = env.rt.block_on(sv.write_series_files(&t, &entries, "bench-series")).unwrap();
-    env.rt.block_on(sv.commit_series_files(&t, w, "hot:acme:0")).unwrap();
-    for day in 0..days {
-        let rolled: Vec<SeriesRollup> = series
-            .iter()
-            .enumerate()
-            .map(|(d, (l, id, dh))| SeriesRollup {
-                labels: l.clone(),
-                series_id: *id,
-                device_hash: *dh,
-                points: (1..=24)
-                    .map(|h| {
-                        let end = T0 + day * DAY + h * HOUR;
-                        let s: Vec<Sample> = (0..60)
-                            .map(|m| Sample::new(end - HOUR + (m + 1) * MIN, ((d as i64 + m) % 50) as f64))
-                            .collect();
-                        RollupPoint::of(end, &s).unwrap()
-                    })
-                    .collect(),
-            })
-            .collect();
-        let w = env.rt.block_on(view.write_rollup_files(&t, &rolled, i64::MIN, &format!("bench-{day}"))).unwrap();
-        let source = CommitSource { source: format!("hot:acme:{day}"), segments: String::new() };
-        env.rt.block_on(view.commit_files(&t, w, &source)).unwrap();
-    }
-    eprintln!("setup: {} windows written in {:.1?}", devices as i64 * days * 24, started.elapsed());
-    let store: Arc<dyn ReadStore> = Arc::new(ColdReadStore::new(Arc::clone(&env.cold), env.rt.handle().clone()));
-    let m = [Matcher::equal("__name__", "temp")];
-    let on = Engine::new(Arc::clone(&store), QueryConfig { max_samples: usize::MAX, ..QueryConfig::default() });
-    let run = |what: &str| {
-        for _ in 0..2 {
-            let t0 = std::time::Instant::now();
-            let got = store.select_rollup(&t, &m, HOUR, TimeRange::new(T0 + HOUR, T0 + days * DAY)).unwrap().unwrap();
-            eprintln!("{what}: select_rollup alone: {:.1?}, {} series", t0.elapsed(), got.series.len());
+/// Which tiers (`5m`, `1h`, `1d`) answered since `before`.
+fn tiers_since(on: &Engine, before: &[(&'static str, u64)]) -> Vec<&'static str> {
+    on.stats().rollup_selects_by_tier().iter().zip(before).filter(|(a, b)| a.1 > b.1).map(|(a, _)| a.0).collect()
+}
+
+/// Four days and a half of sparse samples (every sample on a midnight, a
+/// bucket start or an hour edge, quarter values, stale markers, NaNs) in
+/// 4 h hot buckets.
+fn fill_days(env: &mut Env, rng: &mut Lcg, hours: std::ops::Range<i64>) {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    for hour in hours {
+        if hour % 4 != 0 && rng.next().is_multiple_of(3) {
+            continue;
         }
-        for _ in 0..3 {
-            let t0 = std::time::Instant::now();
-            let r = on.query_range(&t, "avg_over_time(temp[1d])", T0 + DAY, T0 + days * DAY, HOUR).unwrap();
-            let Value::Matrix(m) = r.value else { panic!() };
-            eprintln!(
-                "{what}: avg_over_time(temp[1d]) 30 d / 1 h over {} series from 1 h rollups: {:.1?} ({} rollup selects)",
-                m.len(),
-                t0.elapsed(),
-                on.stats().rollup_selects()
-            );
+        let t0 = T0 + hour * HOUR;
+        for (metric, dev) in [("temp", "d0"), ("temp", "d1"), ("hum", "d0"), ("temp", "nan")] {
+            let mut samples = Vec::new();
+            for off in [0, 1, 30 * MIN, HOUR - 1] {
+                if rng.next().is_multiple_of(3) {
+                    continue;
+                }
+                let v = match rng.next() % 10 {
+                    0 => stale,
+                    1 if dev == "nan" => f64::NAN,
+                    _ => (rng.next() % 4000) as f64 / 4.0 - 500.0,
+                };
+                samples.push((t0 + off, v));
+            }
+            if !samples.is_empty() {
+                env.write("acme", metric, dev, &samples);
+            }
+        }
+    }
+    env.hot.flush().unwrap();
+}
+
+/// The 1 d tier end to end: each day's window is written by six 4 h bucket
+/// rolls (plus the next day's first, for a sample at exactly midnight) as
+/// partial rows, exactly once; the read merges them into the day's
+/// aggregates; the six functions over whole days answer from the 1 d tier
+/// bit for bit like raw samples across the hot/cold seam, before and after
+/// the small-file merge stores one row per day; other alignments use the
+/// 1 h tier, and `/metrics`' per-tier counter says which.
+#[test]
+fn day_windows_merge_the_buckets_of_each_day_and_answer_like_raw_samples() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let hot = strata_hot_store::HotStoreConfig {
+        bucket: Duration::from_secs(4 * 3600),
+        default_hot_ttl: Duration::from_millis(1),
+        ..strata_hot_store::HotStoreConfig::default()
+    };
+    let cc = strata_compactor::CompactorConfig {
+        grace: Some(Duration::ZERO),
+        merge_min_files: 2,
+        snapshot_retention: Duration::ZERO,
+        orphan_grace: Duration::ZERO,
+        ..strata_compactor::CompactorConfig::default()
+    };
+    let cold = strata_cold_tier::ColdTierConfig { enabled: true, ..strata_cold_tier::ColdTierConfig::default() };
+    let mut env = Env::open_with_hot(dir.path(), cc, cold, hot);
+    // Hours [0, 4 d + 12 h): cold below T0 + 4 d (day windows up to T0 + 3 d
+    // answered by the 1 d tier: a sample at T0 + 4 d lies in the next
+    // bucket), hot above.
+    fill_days(&mut env, &mut Lcg(13), 0..4 * 24 + 12);
+    roll_all(&env, T0 + 4 * DAY);
+    let t = tenant("acme");
+    let w = env.hot.cold_watermark(&t).unwrap();
+    assert!(w > T0 + 3 * DAY && w <= T0 + 4 * DAY, "watermark {w}");
+    env.hot.expire(T0 + 4 * DAY).unwrap();
+    env.assert_exactly_once("rolled");
+    let (rows, unique) = rollup_rows(&env, Rollup::OneDay);
+    assert!(unique, "a 1 d source committed twice");
+    // Stored: one partial row per (series, day, bucket with samples of the day).
+    assert!(rows > 4 * 5, "partial rows per bucket, more than (series, day) pairs: {rows}");
+    let day = env.cold.rollup_view(Rollup::OneDay);
+    let m = [Matcher::equal("__name__", "temp"), Matcher::equal("device", "d0")];
+    let days = TimeRange::new(T0 + DAY, T0 + 3 * DAY);
+    let got = env.rt.block_on(day.select_rollup(&t, &m, days)).unwrap().unwrap();
+    let model = &env.model[&("acme".to_owned(), crate::util::labels("temp", "d0"))];
+    let samples: Vec<strata_schemas::Sample> =
+        model.iter().map(|(&ts, &bits)| strata_schemas::Sample::new(ts, f64::from_bits(bits))).collect();
+    let want: Vec<_> =
+        strata_cold_tier::rollup_points(&samples, DAY).into_iter().filter(|p| days.contains(p.end)).collect();
+    assert_eq!(got[0].points, want, "the partial rows of each day merged equal the day's aggregates");
+
+    // Shapes: whole days (1 d tier, the last windows from finer tiers and
+    // raw samples above the watermark), then alignments only 1 h windows
+    // tile (the query crate's `day_rollups_answer_like_raw_samples` draws
+    // many more). `shapes` of them are checked (CI time).
+    let check = |env: &Env, ctx: &str, shapes: usize| {
+        let (on, off) = engines(env);
+        let t = tenant("acme");
+        for f in FUNCS {
+            let end = T0 + 5 * DAY;
+            let all = [
+                (format!("{f}(temp[1d])"), T0 + DAY, DAY, "1d"),
+                (format!("{f}(temp[2d] offset 1d)"), T0 + 2 * DAY, DAY, "1d"),
+                (format!("{f}(hum[3d] @ {})", (T0 + 3 * DAY) / 1000), T0 + DAY, DAY, "1d"),
+                (format!("{f}(temp{{device=\"d0\"}}[1d])"), T0 + DAY + HOUR, DAY, "1h"),
+                (format!("{f}(temp[25h])"), T0 + 2 * DAY, 6 * HOUR, "1h"),
+            ];
+            for (q, start, step, tier) in all.into_iter().take(shapes) {
+                // Bit for bit (quarter values: every sum is exact).
+                let before = on.stats().rollup_selects_by_tier();
+                let got = on.query_range(&t, &q, start, end, step).unwrap();
+                let want = off.query_range(&t, &q, start, end, step).unwrap();
+                assert_same(&got, &want, true, &format!("{ctx}: {q} / {step}"));
+                assert_eq!(tiers_since(&on, &before), [tier], "{ctx}: {q} / {step}");
+                if let Value::Matrix(m) = &want.value {
+                    assert!(!m.is_empty(), "{q}: the comparison must see data");
+                }
+            }
         }
     };
-    run("series table");
-    // Tables written before series tables existed: labels from every rollup row.
-    env.rt.block_on(sv.purge(&t)).unwrap();
-    run("labels column");
+    check(&env, "partial rows", 5);
+    let out = env.rt.block_on(env.compactor.maintain_once(T0 + 4 * DAY)).unwrap();
+    assert!(out.rollup_merges > 0, "{out:?}");
+    let got = env.rt.block_on(day.select_rollup(&t, &m, days)).unwrap().unwrap();
+    assert_eq!(got[0].points, want, "merged rows");
+    check(&env, "merged rows", 2);
+    env.assert_exactly_once("merged");
 }

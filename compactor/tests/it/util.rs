@@ -110,12 +110,6 @@ impl Env {
         }
     }
 
-    /// Applies a batch to hot without recording it in the model (benchmarks).
-    pub(crate) fn write_batch(&mut self, batch: &WriteBatch) {
-        self.hot.apply(0, self.offset, batch).unwrap();
-        self.offset += 1;
-    }
-
     pub(crate) fn federated(&self) -> FederatedReadStore {
         let hot = Arc::clone(&self.hot);
         let cold = ColdReadStore::new(Arc::clone(&self.cold), self.rt.handle().clone());
@@ -147,13 +141,19 @@ impl Env {
         }
     }
 
-    /// The 5 m rollup windows the federated store answers (those ending
-    /// below the watermark) equal the windows of the model's samples: a
-    /// window missing or committed twice would show. (With 1-minute buckets
-    /// the first window is complete only once 3 to 7 buckets are rolled;
-    /// before, the store answers nothing and there is nothing to check.)
+    /// The rollup windows of every tier (5 m, 1 h, 1 d) the federated store
+    /// answers (those ending below the watermark) equal the windows of the
+    /// model's samples: a window missing or committed twice would show.
+    /// (With 1-minute buckets the first window is complete only once 3 to 7
+    /// buckets are rolled; before, the store answers nothing and there is
+    /// nothing to check.)
     pub(crate) fn assert_rollups_exactly_once(&self, t: &str, context: &str) {
-        const W: i64 = 300_000;
+        for r in strata_cold_tier::Rollup::ALL {
+            self.assert_tier_exactly_once(t, r.width_ms(), &format!("{context} ({})", r.name()));
+        }
+    }
+
+    fn assert_tier_exactly_once(&self, t: &str, width: i64, context: &str) {
         let model: BTreeMap<&Labels, Vec<Sample>> = self
             .model
             .iter()
@@ -161,12 +161,12 @@ impl Env {
             .map(|((_, l), v)| (l, v.iter().map(|(&ts, &bits)| Sample::new(ts, f64::from_bits(bits))).collect()))
             .collect();
         let Some(first) = model.values().filter_map(|s| s.first()).map(|s| s.ts).min() else { return };
-        let ends = TimeRange::new(strata_cold_tier::window_end(first, W), i64::MAX / 2 / W * W);
-        let Some(got) = self.federated().select_rollup(&tenant(t), &[], W, ends).unwrap() else { return };
+        let ends = TimeRange::new(strata_cold_tier::window_end(first, width), i64::MAX / 2 / width * width);
+        let Some(got) = self.federated().select_rollup(&tenant(t), &[], width, ends).unwrap() else { return };
         let want: BTreeMap<&Labels, Vec<strata_schemas::RollupPoint>> = model
             .iter()
             .map(|(l, s)| {
-                let pts = strata_cold_tier::rollup_points(s, W);
+                let pts = strata_cold_tier::rollup_points(s, width);
                 (*l, pts.into_iter().filter(|p| p.end <= got.covered_end).collect::<Vec<_>>())
             })
             .filter(|(_, p)| !p.is_empty())

@@ -52,7 +52,7 @@ pub(crate) struct Ctx<'a> {
     /// Prometheus's `promql-delayed-name-removal`: `__name__` is dropped at the end, not per operator.
     pub(crate) delayed_names: bool,
     /// Range-function selectors answered from rollups (`engine/rollup.rs`).
-    pub(crate) rollup_selects: Cell<u64>,
+    pub(crate) rollup_selects: super::rollup::TierCells,
     pub(crate) warnings: RefCell<Vec<String>>,
     pub(crate) infos: RefCell<Vec<String>>,
     /// The query text, to attach Prometheus-style `(line:col)` positions to annotations.

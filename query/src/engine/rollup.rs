@@ -1,16 +1,26 @@
 //! Range functions answered from rollups (`ReadStore::select_rollup`).
 //!
 //! ```text
-//!  f(v[r]) with f ∈ {avg, min, max, sum, count, last}_over_time, v a plain selector, and
-//!    w = 1h if r ≥ 1d, else w = 5m if r ≥ 1h        (only when it pays)
-//!    r % w = 0, every window end t' = (@ or t) − offset is a multiple of w
+//!  f(v[r]) with f ∈ {avg, min, max, sum, count, last}_over_time, v a plain selector, r ≥ 1h
+//!    (shorter ranges do not pay), and w the coarsest of 1d, 1h, 5m with
+//!    r % w = 0, every window end t' = (@ or t) − offset a multiple of w
 //!    (first end aligned and step % w = 0)            (then (t' − r, t'] is exactly r / w windows)
-//!  ─► select_rollup(matchers, w, ends = [first_end − r + w, last_end])
-//!       None ─────────────────────────────────► raw samples, exactly as before
-//!       Some { covered_end, series } ─► windows ≤ covered_end from the rollups,
-//!                                       windows > covered_end aggregated here from raw samples
-//!  per step: fold the r / w windows ending in (t' − r, t'] in time order
+//!  covered = first_end − r; for each aligned w, coarsest first (a finer one divides it;
+//!  after 1 h windows answered, no 5 m ones: they would save less than an hour of raw reads):
+//!    select_rollup(matchers, w, ends = [covered + w, last_end])
+//!       None ─► the next tier (e.g. no 1 d table yet, or not complete that far back)
+//!       Some { covered_end, series } ─► windows in (covered, covered_end] from this tier;
+//!                                       covered = covered_end
+//!  no tier answered ─► raw samples, exactly as before
+//!  windows > covered aggregated here from raw samples (e.g. above the cold watermark)
+//!  per step: fold the windows ending in (t' − r, t'] in time order
 //! ```
+//!
+//! A finer window inside a coarser one lies in `(t' − r, t']` exactly when
+//! the coarser one does (both bounds are multiples of the coarser width), so
+//! the fold mixes tiers freely. The coarsest tier that answered is counted,
+//! per query ([`TierCells`]) and since start ([`TierCounters`]:
+//! `strata_query_rollup_tier_selects_total{tier}`).
 //!
 //! Exact for min, max, count and last (the window folds use Prometheus's
 //! rules, see `RollupPoint::merge`). `sum_over_time` adds window sums
@@ -18,7 +28,9 @@
 //! so they can differ from the raw answer in the last bits (and avg
 //! overflows to ±Inf where Prometheus's incremental mean would not).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::eval::{Evaluator, StepSeries, duration_ms, merge_same_labels, offset_ms};
 use super::range_fns::RangeFn;
@@ -32,19 +44,83 @@ const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
-/// Rollup widths, coarsest first, with the shortest range each is used for.
-const PLANS: [(i64, i64); 2] = [(HOUR, DAY), (5 * MINUTE, HOUR)];
+/// Rollup tiers (window width, name in `/metrics`), finest first.
+pub(crate) const TIERS: [(i64, &str); 3] = [(5 * MINUTE, "5m"), (HOUR, "1h"), (DAY, "1d")];
 
-/// The rollup width that answers `f` over windows of `range` ending at
-/// `first_end + k * step` exactly and cheaply, if any (`step` 0: one window).
-pub(crate) fn plan(f: RangeFn, range: i64, first_end: i64, step: i64) -> Option<i64> {
+/// Ranges shorter than this read raw samples (a few windows do not pay
+/// for a second read).
+const MIN_RANGE: i64 = HOUR;
+
+/// The rollup widths whose windows answer `f` over windows of `range`
+/// ending at `first_end + k * step` exactly, coarsest first (`step` 0: one
+/// window). Each divides the coarser ones.
+pub(crate) fn plans(f: RangeFn, range: i64, first_end: i64, step: i64) -> Vec<i64> {
     use RangeFn::*;
-    if !matches!(f, Avg | Min | Max | Sum | Count | Last) {
-        return None;
+    if !matches!(f, Avg | Min | Max | Sum | Count | Last) || range < MIN_RANGE {
+        return Vec::new();
     }
-    PLANS.into_iter().find_map(|(w, min_range)| {
-        (range >= min_range && range % w == 0 && first_end.rem_euclid(w) == 0 && step % w == 0).then_some(w)
-    })
+    TIERS
+        .into_iter()
+        .rev()
+        .map(|(w, _)| w)
+        .filter(|&w| range % w == 0 && first_end.rem_euclid(w) == 0 && step % w == 0)
+        .collect()
+}
+
+/// The coarsest of [`plans`].
+#[cfg(test)]
+fn plan(f: RangeFn, range: i64, first_end: i64, step: i64) -> Option<i64> {
+    plans(f, range, first_end, step).first().copied()
+}
+
+/// Per query: range-function selectors each tier of [`TIERS`] answered.
+#[derive(Debug, Default)]
+pub(crate) struct TierCells([Cell<u64>; TIERS.len()]);
+
+impl TierCells {
+    fn hit(&self, width: i64) {
+        if let Some(i) = TIERS.iter().position(|(w, _)| *w == width) {
+            self.0[i].set(self.0[i].get() + 1);
+        }
+    }
+}
+
+/// Since start, all tenants: range-function selectors each tier answered.
+#[derive(Debug, Default)]
+pub(crate) struct TierCounters([AtomicU64; TIERS.len()]);
+
+impl TierCounters {
+    /// Adds one query's counts.
+    pub(crate) fn add(&self, cells: &TierCells) {
+        for (a, c) in self.0.iter().zip(&cells.0) {
+            a.fetch_add(c.get(), Ordering::Relaxed);
+        }
+    }
+
+    /// Every tier together.
+    pub(crate) fn total(&self) -> u64 {
+        self.0.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+    }
+
+    /// `(tier name, selectors)` per tier, finest first.
+    pub(crate) fn by_tier(&self) -> Vec<(&'static str, u64)> {
+        TIERS.iter().zip(&self.0).map(|((_, name), a)| (*name, a.load(Ordering::Relaxed))).collect()
+    }
+
+    /// The total (`strata_query_rollup_selects_total`) and the per-tier
+    /// counters in Prometheus text format.
+    pub(crate) fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let name = "strata_query_rollup_selects_total";
+        let _ = writeln!(out, "# HELP {name} Range-function selectors answered from rollups.");
+        let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", self.total());
+        let name = "strata_query_rollup_tier_selects_total";
+        let _ = writeln!(out, "# HELP {name} Range-function selectors answered from rollups, per tier (window width).");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (tier, n) in self.by_tier() {
+            let _ = writeln!(out, "{name}{{tier=\"{tier}\"}} {n}");
+        }
+    }
 }
 
 /// Evaluates `f(arg)` from rollups when the plan allows and the store has
@@ -61,35 +137,56 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
         Some(t) => (t - offset, t - offset, 0),
         None => (ev.start - offset, ev.ts(ev.n - 1) - offset, if ev.n > 1 { ev.step } else { 0 }),
     };
-    let Some(w) = plan(f, range, first_end, step) else { return Ok(None) };
+    let widths = plans(f, range, first_end, step);
+    if widths.is_empty() {
+        return Ok(None);
+    }
     let matchers = to_matchers(&ms.vs)?;
     ev.ctx.check_span(first_end - range, last_end)?;
-    let ends = TimeRange::new(first_end - range + w, last_end);
     ev.ctx.raw_read(&|| ms.to_string(), &matchers, TimeRange::new(first_end - range + 1, last_end))?;
     ev.ctx.before_read(TimeRange::new(first_end - range, last_end))?;
-    let Some(data) = ev.ctx.store.select_rollup(ev.ctx.tenant, &matchers, w, ends)? else { return Ok(None) };
-    let mut loaded: usize = data.series.iter().map(|s| s.points.len()).sum();
-    let covered_end = data.covered_end.max(ends.start - w);
-    let mut by_labels: BTreeMap<Labels, Vec<RollupPoint>> = data
-        .series
-        .into_iter()
-        .map(|s| (s.labels, s.points.into_iter().filter(|p| p.end <= covered_end).collect()))
-        .collect();
-    if covered_end < last_end {
+    // Tiers coarsest first: each answers the windows after what the coarser
+    // ones covered (`covered`, a multiple of every finer width) up to its
+    // own covered end; the rest comes from raw samples.
+    let mut covered = first_end - range;
+    let mut answered: Option<i64> = None;
+    let mut loaded = 0usize;
+    let mut by_labels: BTreeMap<Labels, Vec<RollupPoint>> = BTreeMap::new();
+    for &w in &widths {
+        if answered.is_some_and(|a| a <= HOUR) {
+            // A tier lags the watermark by less than its width: after 1 h
+            // windows, 5 m ones would save less than an hour of raw samples.
+            break;
+        }
+        let ends = TimeRange::new(covered + w, last_end);
+        if ends.start > ends.end {
+            break;
+        }
+        let Some(data) = ev.ctx.store.select_rollup(ev.ctx.tenant, &matchers, w, ends)? else { continue };
+        let upto = data.covered_end.max(covered);
+        for s in data.series {
+            let mut points = s.points;
+            points.retain(|p| p.end <= upto);
+            loaded += points.len();
+            add_points(&mut by_labels, s.labels, points);
+        }
+        answered.get_or_insert(w);
+        covered = upto;
+    }
+    let Some(w) = answered else { return Ok(None) };
+    if covered < last_end {
         // Windows the rollups do not hold yet (e.g. above the cold watermark): aggregate raw samples.
-        let raw = ev.ctx.store.select(ev.ctx.tenant, &matchers, TimeRange::new(covered_end + 1, last_end))?;
+        let raw = ev.ctx.store.select(ev.ctx.tenant, &matchers, TimeRange::new(covered + 1, last_end))?;
         for s in raw {
             loaded += s.samples.len();
-            let points = windows_of(&s.samples, w);
-            if !points.is_empty() {
-                by_labels.entry(s.labels).or_default().extend(points);
-            }
+            // Windows of `w` (partial ones after a finer tier's end lie in the same `w` window).
+            add_points(&mut by_labels, s.labels, windows_of(&s.samples, w));
         }
     }
     ev.ctx.account_series(by_labels.len())?;
     ev.ctx.account(loaded)?;
     ev.ctx.check()?;
-    ev.ctx.rollup_selects.set(ev.ctx.rollup_selects.get() + 1);
+    ev.ctx.rollup_selects.hit(w);
     // A grid of every step per series: checked before, the kept ones charged after.
     ev.ctx.reserve(by_labels.len().saturating_mul(ev.n))?;
     let mut out = Vec::with_capacity(by_labels.len());
@@ -105,6 +202,19 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
     }
     ev.ctx.account(out.len().saturating_mul(ev.n))?;
     merge_same_labels(out).map(Some)
+}
+
+/// Appends a series' later windows (moved, not copied, when it has none yet).
+fn add_points(by_labels: &mut BTreeMap<Labels, Vec<RollupPoint>>, labels: Labels, points: Vec<RollupPoint>) {
+    if points.is_empty() {
+        return;
+    }
+    match by_labels.entry(labels) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(points);
+        }
+        std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().extend(points),
+    }
 }
 
 /// Windows of `width` of sorted samples (stale markers excluded).
@@ -187,7 +297,8 @@ mod tests {
             w: i64,
             ends: TimeRange,
         ) -> std::result::Result<Option<RollupData>, ReadError> {
-            let covered_end = self.covered_end.min(ends.end);
+            // Like the federated store: the last whole window below the covered point.
+            let covered_end = self.covered_end.div_euclid(w).saturating_mul(w).min(ends.end);
             if covered_end < ends.start {
                 return Ok(None);
             }
@@ -218,12 +329,17 @@ mod tests {
         ["avg_over_time", "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "last_over_time"];
 
     #[test]
-    fn plans_only_aligned_long_ranges_of_the_six_functions() {
+    fn plans_the_coarsest_aligned_tier_of_long_ranges_of_the_six_functions() {
         let m = 5 * MINUTE;
         assert_eq!(plan(RangeFn::Avg, HOUR, 0, m), Some(m));
-        assert_eq!(plan(RangeFn::Avg, DAY, HOUR, HOUR), Some(HOUR));
+        assert_eq!(plan(RangeFn::Avg, HOUR, 0, HOUR), Some(HOUR));
+        assert_eq!(plan(RangeFn::Avg, DAY, HOUR, HOUR), Some(HOUR), "end not at midnight: 1 h windows");
         assert_eq!(plan(RangeFn::Avg, DAY, m, HOUR), Some(m), "end not on the hour: 5 m windows");
-        assert_eq!(plan(RangeFn::Last, DAY, 0, 0), Some(HOUR));
+        assert_eq!(plan(RangeFn::Last, DAY, 0, 0), Some(DAY));
+        assert_eq!(plan(RangeFn::Avg, DAY, 3 * DAY, DAY), Some(DAY));
+        assert_eq!(plan(RangeFn::Sum, 7 * DAY, -DAY, 2 * DAY), Some(DAY));
+        assert_eq!(plan(RangeFn::Avg, 25 * HOUR, DAY, DAY), Some(HOUR), "range not whole days");
+        assert_eq!(plan(RangeFn::Avg, DAY, DAY, 6 * HOUR), Some(HOUR), "step not whole days");
         assert_eq!(plan(RangeFn::Avg, HOUR - m, 0, m), None, "too short to pay");
         assert_eq!(plan(RangeFn::Avg, HOUR + 1, 0, m), None);
         assert_eq!(plan(RangeFn::Avg, HOUR, 1, m), None);
@@ -275,8 +391,60 @@ mod tests {
             let aligned = range_i < 3 && step_i != 2 && start_i != 2 && offset_i != 2;
             let first_end = start - [0, 5 * MINUTE, MINUTE][offset_i];
             let range_ms = [HOUR, 2 * HOUR, 65 * MINUTE][range_i.min(2)];
-            let has = covered * 5 * MINUTE >= first_end - range_ms + 5 * MINUTE;
-            prop_assert_eq!(on.stats().rollup_selects() > 0, aligned && has, "{}", q);
+            // The coarsest aligned tier holding the first window answers (1 h
+            // for hour-aligned ranges, steps and ends, else 5 m).
+            let tier = [(HOUR, "1h"), (5 * MINUTE, "5m")]
+                .into_iter()
+                .filter(|(w, _)| range_ms % w == 0 && step % w == 0 && first_end % w == 0)
+                .find(|(w, _)| (covered * 5 * MINUTE).div_euclid(*w) * w >= first_end - range_ms + w)
+                .filter(|_| aligned);
+            prop_assert_eq!(on.stats().rollup_selects() > 0, tier.is_some(), "{}", q);
+            let used: Vec<(&str, u64)> = on.stats().rollup_selects_by_tier().into_iter().filter(|t| t.1 > 0).collect();
+            prop_assert_eq!(used, tier.map(|(_, n)| vec![(n, 1)]).unwrap_or_default(), "{}", q);
+        }
+
+        /// The same at the scale of days: samples over five days (on hour
+        /// and day edges), ranges of whole days or not, steps of days or
+        /// hours; whole-day plans use the 1 d tier, bit for bit like raw.
+        #[test]
+        fn day_rollups_answer_like_raw_samples(
+            samples in prop::collection::vec((0usize..2, 0i64..5 * 24, 0i64..3, -400i32..400), 1..200),
+            covered in 0i64..5 * 24,
+            f in 0usize..6,
+            range_i in 0usize..4,
+            step_i in 0usize..3,
+            start_i in 0usize..3,
+            offset_i in 0usize..3,
+        ) {
+            let t = TenantId::new("t").unwrap();
+            let raw = Arc::new(MemStore::new());
+            for (s, slot, edge, v) in samples {
+                let ts = slot * HOUR + [0, 1, HOUR - 1][edge as usize];
+                let v = match v {
+                    -400 => f64::from_bits(STALE_NAN_BITS),
+                    -399 => f64::NAN,
+                    v => v as f64 / 4.0,
+                };
+                raw.add(&t, Labels::from_pairs([("__name__", "x"), ("s", ["a", "b"][s])]), &[Sample::new(ts, v)]);
+            }
+            let on = Engine::new(Arc::new(Rolled { raw: Arc::clone(&raw), covered_end: covered * HOUR }), QueryConfig::default());
+            let off = Engine::new(raw, QueryConfig::default());
+            let (range, range_ms) = [("1d", DAY), ("2d", 2 * DAY), ("25h", 25 * HOUR), ("3d", 3 * DAY)][range_i];
+            let step = [DAY, 2 * DAY, 6 * HOUR][step_i];
+            let start = [DAY, 2 * DAY, 36 * HOUR][start_i];
+            let (offset, offset_ms) = [("", 0), (" offset 1d", DAY), (" offset 1h", HOUR)][offset_i];
+            let q = format!("{}(x[{range}]{offset})", FUNCS[f]);
+            let end = 5 * DAY;
+            let got = on.query_range(&t, &q, start, end, step).unwrap();
+            let want = off.query_range(&t, &q, start, end, step).unwrap();
+            prop_assert_eq!(bits(&got.value), bits(&want.value), "{}", q);
+            let first_end = start - offset_ms;
+            let tier = [(DAY, "1d"), (HOUR, "1h")]
+                .into_iter()
+                .filter(|(w, _)| range_ms % w == 0 && step % w == 0 && first_end % w == 0)
+                .find(|(w, _)| (covered * HOUR).div_euclid(*w) * w >= first_end - range_ms + w);
+            let used: Vec<(&str, u64)> = on.stats().rollup_selects_by_tier().into_iter().filter(|t| t.1 > 0).collect();
+            prop_assert_eq!(used, tier.map(|(_, n)| vec![(n, 1)]).unwrap_or_default(), "{}", q);
         }
     }
 }

@@ -259,7 +259,7 @@ async fn a_roll_is_a_tenant_task_and_the_cold_status_shows_its_table() {
     assert!(tenants[0]["watermark_ms"].as_i64().unwrap() >= start + 24 * bucket, "{cold}");
     let tables = tenants[0]["tables"].as_array().unwrap();
     let names: Vec<&str> = tables.iter().map(|t| t["table"].as_str().unwrap()).collect();
-    assert_eq!(names, ["samples", "rollup 5m", "rollup 1h", "series"], "{cold}");
+    assert_eq!(names, ["samples", "rollup 5m", "rollup 1h", "rollup 1d", "series"], "{cold}");
     let samples = &tables[0];
     assert_eq!(samples["exists"], true, "{cold}");
     assert_eq!(samples["records"], 120, "{cold}");
