@@ -241,6 +241,26 @@ impl Chunk {
         Some(StreamView { mode: self.mode, bits, count: self.n, min_ts, max_ts: self.last_ts })
     }
 
+    /// A copy of the chunk with its out-of-order samples merged into the
+    /// stream, in the chunk's own mode (no search for a decimal exponent:
+    /// the flush's way to a stream block); `None` when it has none aside,
+    /// or when a merged value does not fit the mode (the caller encodes
+    /// the samples instead).
+    pub(crate) fn merged(&self) -> Option<Chunk> {
+        if self.ooo.as_deref().is_none_or(|o| o.is_empty()) {
+            return None;
+        }
+        let all = self.samples().ok()?;
+        let mut fresh = Chunk { mode: self.mode, ..Chunk::default() };
+        let mut it = all.iter();
+        let &(ts, v) = it.next()?;
+        fresh.push_first(ts, v);
+        if fresh.mode != self.mode {
+            return None;
+        }
+        it.all(|&(ts, v)| fresh.append(ts, v)).then_some(fresh)
+    }
+
     /// The sorted, unique samples within `range`.
     pub(crate) fn in_range(&self, range: TimeRange) -> Result<Vec<(i64, u64)>, DecodeError> {
         if !range.overlaps(self.min_ts, self.last_ts) {

@@ -37,7 +37,7 @@ use crate::codec::{Cursor, decode_block, decode_stream_block, encode_samples, pu
 use crate::error::{Error, Invalid, Result, check_crc};
 use crate::format::{FormatVersion, SEGMENT_MAGIC, TEMP_EXT, segment_file_name};
 use crate::index::IdMap;
-use crate::memtable::StreamView;
+use crate::memtable::{Chunk, StreamView};
 
 const HEADER_LEN: u64 = 12;
 const TRAILER_LEN: u64 = 28;
@@ -71,6 +71,9 @@ pub(crate) enum BlockData<'a> {
     Samples(Vec<(i64, u64)>),
     /// A memtable chunk's in-order stream, copied as a stream block.
     Stream(StreamView<'a>),
+    /// A chunk made for the flush (out-of-order samples merged), written
+    /// as a stream block.
+    Merged(Box<Chunk>),
 }
 
 /// The labels of a series to write.
@@ -226,11 +229,11 @@ fn write_to<'a>(
                 encode_samples(samples, &mut block);
                 Span { min_ts: first.0, max_ts: last.0, count: samples.len() as u64, stream: false }
             }
-            BlockData::Stream(v) => {
-                block.push(v.mode);
-                block.extend_from_slice(v.bits);
-                Span { min_ts: v.min_ts, max_ts: v.max_ts, count: u64::from(v.count), stream: true }
-            }
+            BlockData::Stream(v) => stream_block(v, &mut block),
+            BlockData::Merged(c) => match c.stream_block() {
+                Some(v) => stream_block(&v, &mut block),
+                None => continue, // an empty chunk: nothing to write
+            },
         };
         block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
         w.write_all(&block).map_err(io)?;
@@ -265,6 +268,13 @@ fn trailer_bytes(index_offset: u64, index_len: u64, index_crc: u32) -> Vec<u8> {
     t.extend_from_slice(&crc.to_le_bytes());
     t.extend_from_slice(&SEGMENT_MAGIC);
     t
+}
+
+/// Writes `v` as a stream block (without its CRC) into `block`.
+fn stream_block(v: &StreamView<'_>, block: &mut Vec<u8>) -> Span {
+    block.push(v.mode);
+    block.extend_from_slice(v.bits);
+    Span { min_ts: v.min_ts, max_ts: v.max_ts, count: u64::from(v.count), stream: true }
 }
 
 /// What a written block covers.

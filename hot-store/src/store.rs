@@ -777,13 +777,15 @@ impl HotStore {
             let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
             let refs: Vec<SeriesRef> = series.iter().map(|p| p.r).collect();
             // A chunk with no out-of-order samples aside is copied as a stream
-            // block (no decoding, no re-encoding); the others are merged and
-            // encoded. Compaction rewrites stream blocks in the V4 layout.
+            // block (no decoding, no re-encoding); one with some is merged in
+            // its own mode and then copied; the rest are encoded. Compaction
+            // rewrites stream blocks in the V4 layout.
             let records = series.into_iter().map(|p| {
                 let chunk = frozen.get(p.r).iter().find(|(b, _)| *b == bucket).map(|(_, c)| c);
-                let data = match chunk.and_then(Chunk::stream_block) {
-                    Some(view) => BlockData::Stream(view),
-                    None => {
+                let data = match (chunk.and_then(Chunk::stream_block), chunk.and_then(Chunk::merged)) {
+                    (Some(view), _) => BlockData::Stream(view),
+                    (None, Some(merged)) => BlockData::Merged(Box::new(merged)),
+                    (None, None) => {
                         let samples = chunk.map(|c| c.samples()).transpose().map_err(|detail| Error::Corrupted {
                             path: PathBuf::from("<memtable>"),
                             detail: detail.to_owned(),

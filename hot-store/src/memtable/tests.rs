@@ -166,3 +166,25 @@ fn splits_samples_by_bucket_and_drops_old_buckets() {
     m.drop_before(20, |_| true);
     assert!(m.is_empty());
 }
+
+#[test]
+fn merged_folds_late_samples_into_the_stream_in_the_chunks_mode() {
+    let mut m = Memtable::default();
+    m.insert(0, &[s(1000, 1.5), s(3000, 2.5), s(2000, 2.0), s(3000, 3.5)], one_bucket);
+    let c = &m.get(0)[0].1;
+    assert!(c.stream_block().is_none(), "two samples aside");
+    let merged = c.merged().expect("every value fits exponent 1");
+    assert_eq!((merged.mode, merged.ooo.is_none()), (c.mode, true));
+    assert_eq!(merged.samples().unwrap(), c.samples().unwrap());
+    let v = merged.stream_block().expect("a stream block now");
+    assert_eq!((v.count, v.min_ts, v.max_ts), (3, 1000, 3000));
+
+    // A late value needing more decimals than the chunk's mode: no merge.
+    let mut m = Memtable::default();
+    m.insert(0, &[s(1000, 1.5), s(3000, 2.5), s(2000, 2.25)], one_bucket);
+    assert!(m.get(0)[0].1.merged().is_none());
+    // Nothing aside: nothing to merge.
+    let mut m = Memtable::default();
+    m.insert(0, &[s(1000, 1.5), s(3000, 2.5)], one_bucket);
+    assert!(m.get(0)[0].1.merged().is_none());
+}
