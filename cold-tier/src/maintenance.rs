@@ -431,6 +431,12 @@ const MAX_MANIFESTS: usize = 32;
 /// `table` that removes `remove` and adds `add` (summary `properties`) and
 /// sets the table properties `table_props`; nothing is visible until the
 /// caller swaps the catalog row to [`Staged::location`].
+///
+/// Three steps, each a method of [`Rewrite`]: the manifests
+/// ([`Rewrite::rewrite_manifests`] for the current ones,
+/// [`Rewrite::added_manifest`] for `add`), the manifest list
+/// ([`Rewrite::write_manifest_list`]) and the new metadata file
+/// ([`Rewrite::write_metadata`]).
 #[expect(clippy::too_many_arguments, reason = "one internal builder shared by rewrites and roll commits")]
 pub(crate) async fn stage_rewrite(
     table: &Table,
@@ -442,142 +448,248 @@ pub(crate) async fn stage_rewrite(
     table_props: &HashMap<String, String>,
     force_consolidate: bool,
 ) -> Result<Staged> {
-    let meta = table.metadata();
-    let err = |what: &'static str| maint_err(tenant, what);
-    let file_io = table.file_io();
-    let schema = Arc::clone(meta.current_schema());
-    let spec = Arc::clone(meta.default_partition_spec());
-    let snapshot_id = unique_snapshot_id(table);
-    let seq = meta.next_sequence_number();
-    let commit_uuid = uuid::Uuid::now_v7().simple().to_string();
-    let mut manifest_n = 0usize;
-    let new_manifest = |n: &mut usize| -> Result<iceberg::spec::ManifestWriter> {
-        let path = format!("{}/metadata/{commit_uuid}-m{}.avro", meta.location(), *n);
-        *n += 1;
-        let out = file_io.new_output(path).map_err(maint_err(tenant, "creating manifest"))?;
-        Ok(ManifestWriterBuilder::new(out, Some(snapshot_id), Arc::clone(&schema), spec.as_ref().clone())
-            .build_v2_data())
-    };
+    let mut rw = Rewrite::new(table, tenant);
     // An erase's removed files may have a covered series' labels as their
     // column bounds: their DELETED entries go without bounds.
     let erase = properties.get(SUMMARY_OPERATION).is_some_and(|o| o == crate::erase::OPERATION_ERASE);
-    let mut collector = SnapshotSummaryCollector::default();
-    let mut manifests: Vec<ManifestFile> = Vec::new();
-    let mut removed = 0usize;
-    let mut removed_rows = 0u64;
-    let current = meta.current_snapshot();
-    if let Some(cur) = current {
-        let list = table.manifest_list_reader(cur).load().await.map_err(err("reading manifest list"))?;
+    let mut kept = rw.rewrite_manifests(remove, force_consolidate, erase).await?;
+    if kept.removed != remove.len() {
+        return Err(Error::Conflict {
+            tenant: tenant.clone(),
+            detail: format!("{} of {} files to remove are no longer live", remove.len() - kept.removed, remove.len()),
+        });
+    }
+    if !add.is_empty() {
+        kept.manifests.push(rw.added_manifest(add).await?);
+    }
+    let list_path = rw.write_manifest_list(kept.manifests).await?;
+    let location = rw.write_metadata(list_path, operation, properties, table_props).await?;
+    Ok(Staged {
+        location,
+        outcome: RewriteOutcome {
+            snapshot_id: rw.snapshot_id,
+            removed_files: kept.removed,
+            removed_rows: kept.removed_rows,
+            added_files: add.len(),
+        },
+    })
+}
+
+/// One staged rewrite of a table: the snapshot it builds (id, sequence
+/// number, the uuid its files are named with) and the summary of the
+/// files it adds and removes.
+struct Rewrite<'a> {
+    table: &'a Table,
+    tenant: &'a TenantId,
+    schema: iceberg::spec::SchemaRef,
+    spec: iceberg::spec::PartitionSpecRef,
+    snapshot_id: i64,
+    seq: i64,
+    commit_uuid: String,
+    manifests_made: usize,
+    collector: SnapshotSummaryCollector,
+}
+
+/// The current snapshot's manifests as the rewrite keeps them.
+struct KeptManifests {
+    manifests: Vec<ManifestFile>,
+    /// Files of `remove` found live (and written as DELETED entries).
+    removed: usize,
+    removed_rows: u64,
+}
+
+impl<'a> Rewrite<'a> {
+    fn new(table: &'a Table, tenant: &'a TenantId) -> Self {
+        let meta = table.metadata();
+        Self {
+            table,
+            tenant,
+            schema: Arc::clone(meta.current_schema()),
+            spec: Arc::clone(meta.default_partition_spec()),
+            snapshot_id: unique_snapshot_id(table),
+            seq: meta.next_sequence_number(),
+            commit_uuid: uuid::Uuid::now_v7().simple().to_string(),
+            manifests_made: 0,
+            collector: SnapshotSummaryCollector::default(),
+        }
+    }
+
+    fn err(&self, what: &'static str) -> impl Fn(iceberg::Error) -> Error + 'a {
+        maint_err(self.tenant, what)
+    }
+
+    /// A writer of the next manifest file of this snapshot.
+    fn new_manifest(&mut self) -> Result<iceberg::spec::ManifestWriter> {
+        let path =
+            format!("{}/metadata/{}-m{}.avro", self.table.metadata().location(), self.commit_uuid, self.manifests_made);
+        self.manifests_made += 1;
+        let out = self.table.file_io().new_output(path).map_err(self.err("creating manifest"))?;
+        Ok(ManifestWriterBuilder::new(
+            out,
+            Some(self.snapshot_id),
+            Arc::clone(&self.schema),
+            self.spec.as_ref().clone(),
+        )
+        .build_v2_data())
+    }
+
+    /// The current snapshot's manifests without the files of `remove`:
+    /// a manifest holding none of them is kept as it is; one holding some
+    /// is rewritten with them as DELETED entries (without column bounds
+    /// when `erase`) and the others as EXISTING; with more than
+    /// [`MAX_MANIFESTS`] manifests (or `force_consolidate`) every live entry
+    /// goes into one new manifest.
+    async fn rewrite_manifests(
+        &mut self,
+        remove: &BTreeSet<&str>,
+        force_consolidate: bool,
+        erase: bool,
+    ) -> Result<KeptManifests> {
+        let mut kept = KeptManifests { manifests: Vec::new(), removed: 0, removed_rows: 0 };
+        let table = self.table;
+        let Some(cur) = table.metadata().current_snapshot() else { return Ok(kept) };
+        let file_io = table.file_io();
+        let list = table.manifest_list_reader(cur).load().await.map_err(self.err("reading manifest list"))?;
         // Many manifests (one per fast append) slow every scan plan: fold them into one.
         let consolidate = force_consolidate || list.entries().len() > MAX_MANIFESTS;
         let mut shared: Option<(iceberg::spec::ManifestWriter, usize)> = None;
         for mf in list.entries() {
             if !consolidate && remove.is_empty() {
-                manifests.push(mf.clone());
+                kept.manifests.push(mf.clone());
                 continue;
             }
-            let manifest = mf.load_manifest(file_io).await.map_err(err("reading manifest"))?;
+            let manifest = mf.load_manifest(file_io).await.map_err(self.err("reading manifest"))?;
             let touched = manifest.entries().iter().any(|e| e.is_alive() && remove.contains(e.file_path()));
             if !consolidate && !touched {
-                manifests.push(mf.clone());
+                kept.manifests.push(mf.clone());
                 continue;
             }
             let mut own = None;
             let (w, written) = if consolidate {
                 let slot = match shared.take() {
                     Some(slot) => slot,
-                    None => (new_manifest(&mut manifest_n)?, 0),
+                    None => (self.new_manifest()?, 0),
                 };
                 shared.insert(slot)
             } else {
-                own.insert((new_manifest(&mut manifest_n)?, 0))
+                own.insert((self.new_manifest()?, 0))
             };
             for e in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let (Some(seq_no), Some(snap)) = (e.sequence_number(), e.snapshot_id()) else {
-                    return Err(Error::Corrupted {
-                        tenant: tenant.clone(),
-                        detail: format!("manifest entry {} without sequence number or snapshot", e.file_path()),
-                    });
-                };
-                let df = e.data_file().clone();
                 *written += 1;
-                if remove.contains(e.file_path()) {
-                    let df = if erase { without_bounds(&df).map_err(err("writing manifest"))? } else { df };
-                    removed += 1;
-                    removed_rows += df.record_count();
-                    collector.remove_file(&df, Arc::clone(&schema), Arc::clone(&spec));
-                    w.add_delete_file(df, seq_no, e.file_sequence_number).map_err(err("writing manifest"))?;
-                } else {
-                    w.add_existing_file(df, snap, seq_no, e.file_sequence_number).map_err(err("writing manifest"))?;
-                }
+                self.keep_entry(w, e, remove, erase, &mut kept)?;
             }
             if let Some((w, _)) = own {
-                manifests.push(w.write_manifest_file().await.map_err(err("writing manifest"))?);
+                kept.manifests.push(w.write_manifest_file().await.map_err(self.err("writing manifest"))?);
             }
         }
         if let Some((w, n)) = shared
             && n > 0
         {
-            manifests.push(w.write_manifest_file().await.map_err(err("writing manifest"))?);
+            kept.manifests.push(w.write_manifest_file().await.map_err(self.err("writing manifest"))?);
         }
+        Ok(kept)
     }
-    if removed != remove.len() {
-        return Err(Error::Conflict {
-            tenant: tenant.clone(),
-            detail: format!("{} of {} files to remove are no longer live", remove.len() - removed, remove.len()),
-        });
-    }
-    if !add.is_empty() {
-        let mut w = new_manifest(&mut manifest_n)?;
-        for df in add {
-            collector.add_file(df, Arc::clone(&schema), Arc::clone(&spec));
-            w.add_file(df.clone(), seq).map_err(err("writing manifest"))?;
-        }
-        manifests.push(w.write_manifest_file().await.map_err(err("writing manifest"))?);
-    }
-    let list_path = format!("{}/metadata/snap-{snapshot_id}-0-{commit_uuid}.avro", meta.location());
-    let writer = file_io
-        .new_output(&list_path)
-        .map_err(err("creating manifest list"))?
-        .writer()
-        .await
-        .map_err(err("creating manifest list"))?;
-    let mut list = ManifestListWriter::v2(writer, snapshot_id, meta.current_snapshot_id(), seq);
-    list.add_manifests(manifests.into_iter()).map_err(err("writing manifest list"))?;
-    list.close().await.map_err(err("writing manifest list"))?;
 
-    let mut props = properties.clone();
-    props.extend(collector.build());
-    add_totals(&mut props, current.map(|c| c.summary()));
-    let snapshot = Snapshot::builder()
-        .with_manifest_list(list_path)
-        .with_snapshot_id(snapshot_id)
-        .with_parent_snapshot_id(meta.current_snapshot_id())
-        .with_sequence_number(seq)
-        .with_summary(Summary { operation, additional_properties: props })
-        .with_schema_id(meta.current_schema_id())
-        .with_timestamp_ms(strata_schemas::time::now_millis().max(meta.last_updated_ms()))
-        .build();
-    let cur_loc = table
-        .metadata_location()
-        .ok_or_else(|| Error::Corrupted { tenant: tenant.clone(), detail: "table has no metadata location".into() })?;
-    let new_meta = meta
-        .clone()
-        .into_builder(Some(cur_loc.to_owned()))
-        .set_branch_snapshot(snapshot, MAIN_BRANCH)
-        .and_then(|b| if table_props.is_empty() { Ok(b) } else { b.set_properties(table_props.clone()) })
-        .and_then(|b| b.build())
-        .map_err(err("building metadata"))?
-        .metadata;
-    let new_loc = MetadataLocation::from_str(cur_loc)
-        .map_err(err("naming metadata"))?
-        .with_next_version()
-        .with_new_metadata(&new_meta);
-    new_meta.write_to(file_io, &new_loc).await.map_err(err("writing metadata"))?;
-    Ok(Staged {
-        location: new_loc.to_string(),
-        outcome: RewriteOutcome { snapshot_id, removed_files: removed, removed_rows, added_files: add.len() },
-    })
+    /// Writes live entry `e` of a rewritten manifest to `w`: DELETED when
+    /// `remove` names its file, EXISTING otherwise.
+    fn keep_entry(
+        &mut self,
+        w: &mut iceberg::spec::ManifestWriter,
+        e: &iceberg::spec::ManifestEntry,
+        remove: &BTreeSet<&str>,
+        erase: bool,
+        kept: &mut KeptManifests,
+    ) -> Result<()> {
+        let (Some(seq_no), Some(snap)) = (e.sequence_number(), e.snapshot_id()) else {
+            return Err(Error::Corrupted {
+                tenant: self.tenant.clone(),
+                detail: format!("manifest entry {} without sequence number or snapshot", e.file_path()),
+            });
+        };
+        let df = e.data_file().clone();
+        if remove.contains(e.file_path()) {
+            let df = if erase { without_bounds(&df).map_err(self.err("writing manifest"))? } else { df };
+            kept.removed += 1;
+            kept.removed_rows += df.record_count();
+            self.collector.remove_file(&df, Arc::clone(&self.schema), Arc::clone(&self.spec));
+            w.add_delete_file(df, seq_no, e.file_sequence_number).map_err(self.err("writing manifest"))
+        } else {
+            w.add_existing_file(df, snap, seq_no, e.file_sequence_number).map_err(self.err("writing manifest"))
+        }
+    }
+
+    /// A manifest of the files `add` (ADDED entries of this snapshot).
+    async fn added_manifest(&mut self, add: &[DataFile]) -> Result<ManifestFile> {
+        let mut w = self.new_manifest()?;
+        for df in add {
+            self.collector.add_file(df, Arc::clone(&self.schema), Arc::clone(&self.spec));
+            w.add_file(df.clone(), self.seq).map_err(self.err("writing manifest"))?;
+        }
+        w.write_manifest_file().await.map_err(self.err("writing manifest"))
+    }
+
+    /// Writes the snapshot's manifest list; returns its path.
+    async fn write_manifest_list(&self, manifests: Vec<ManifestFile>) -> Result<String> {
+        let meta = self.table.metadata();
+        let list_path = format!("{}/metadata/snap-{}-0-{}.avro", meta.location(), self.snapshot_id, self.commit_uuid);
+        let writer = self
+            .table
+            .file_io()
+            .new_output(&list_path)
+            .map_err(self.err("creating manifest list"))?
+            .writer()
+            .await
+            .map_err(self.err("creating manifest list"))?;
+        let mut list = ManifestListWriter::v2(writer, self.snapshot_id, meta.current_snapshot_id(), self.seq);
+        list.add_manifests(manifests.into_iter()).map_err(self.err("writing manifest list"))?;
+        list.close().await.map_err(self.err("writing manifest list"))?;
+        Ok(list_path)
+    }
+
+    /// Writes the next metadata file: the table's metadata with the new
+    /// snapshot (summary `properties` plus the collected file counts and
+    /// totals) on the main branch and `table_props` set; returns its
+    /// location (the catalog row still points at the current one).
+    async fn write_metadata(
+        &mut self,
+        list_path: String,
+        operation: Operation,
+        properties: &HashMap<String, String>,
+        table_props: &HashMap<String, String>,
+    ) -> Result<String> {
+        let (table, tenant) = (self.table, self.tenant);
+        let meta = table.metadata();
+        let mut props = properties.clone();
+        props.extend(std::mem::take(&mut self.collector).build());
+        add_totals(&mut props, meta.current_snapshot().map(|c| c.summary()));
+        let snapshot = Snapshot::builder()
+            .with_manifest_list(list_path)
+            .with_snapshot_id(self.snapshot_id)
+            .with_parent_snapshot_id(meta.current_snapshot_id())
+            .with_sequence_number(self.seq)
+            .with_summary(Summary { operation, additional_properties: props })
+            .with_schema_id(meta.current_schema_id())
+            .with_timestamp_ms(strata_schemas::time::now_millis().max(meta.last_updated_ms()))
+            .build();
+        let cur_loc = table.metadata_location().ok_or_else(|| Error::Corrupted {
+            tenant: tenant.clone(),
+            detail: "table has no metadata location".into(),
+        })?;
+        let new_meta = meta
+            .clone()
+            .into_builder(Some(cur_loc.to_owned()))
+            .set_branch_snapshot(snapshot, MAIN_BRANCH)
+            .and_then(|b| if table_props.is_empty() { Ok(b) } else { b.set_properties(table_props.clone()) })
+            .and_then(|b| b.build())
+            .map_err(self.err("building metadata"))?
+            .metadata;
+        let new_loc = MetadataLocation::from_str(cur_loc)
+            .map_err(self.err("naming metadata"))?
+            .with_next_version()
+            .with_new_metadata(&new_meta);
+        new_meta.write_to(table.file_io(), &new_loc).await.map_err(self.err("writing metadata"))?;
+        Ok(new_loc.to_string())
+    }
 }
 
 /// `df` without its column bounds (counts and sizes kept).
