@@ -5,10 +5,12 @@
 #                starts a real Prometheus that remote-writes into strata, and
 #                server/tests/it/promtool.rs runs its promtool against strata.
 #   tansu        a Kafka-compatible broker in Rust (crates.io `tansu`, pinned
-#                below, built with its in-memory storage engine): the broker
-#                server/tests/it/kafka.rs starts on loopback. Built once into
-#                ~/.cache/strata-tools/tansu-<version> (outside the clone, so CI
-#                caches it) with its own target dir; the tests look for it
+#                below, built from scripts/tansu/ with its in-memory engine
+#                `memory://` and its SlateDB engine `slatedb://memory`, the one
+#                whose DeleteRecords works; see scripts/tansu/Cargo.toml): the
+#                broker server/tests/it/kafka.rs starts on loopback. Built once
+#                into ~/.cache/strata-tools/tansu-<version> (outside the clone,
+#                so CI caches it) with its own target dir; the tests look for it
 #                there, or at $STRATA_TANSU_BIN.
 #   postgresql   Debian's package (scripts/install-postgres.sh): the tenant
 #                registry and the cold tier's catalog on a real PostgreSQL.
@@ -106,7 +108,14 @@ echo "install-test-deps: $(command -v mosquitto || echo /usr/sbin/mosquitto): $(
 TANSU_VERSION=0.6.0
 TOOLS="${STRATA_TOOLS_DIR:-$HOME/.cache/strata-tools}"
 TANSU_ROOT="$TOOLS/tansu-$TANSU_VERSION"
-if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+# A usable binary has this version and both engines (a cache built before
+# scripts/tansu/, with dynostore only, is rebuilt).
+tansu_ok() {
+    [ -x "$1/bin/tansu" ] || return 1
+    grep -q "$TANSU_VERSION" <<<"$("$1/bin/tansu" --version 2>&1)" \
+        && grep -q "^Storage engines:.*dynostore.*slatedb" <<<"$("$1/bin/tansu" --help 2>&1)"
+}
+if ! tansu_ok "$TANSU_ROOT"; then
     # A build started by hand into tansu-build/ (same version and features):
     # wait for it instead of starting a second one, then adopt it.
     if [ -d "$TOOLS/tansu-build" ]; then
@@ -114,19 +123,20 @@ if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
             echo "install-test-deps: waiting for the tansu build running into $TOOLS/tansu-build"
             sleep 30
         done
-        if [ -x "$TOOLS/tansu-build/bin/tansu" ] && "$TOOLS/tansu-build/bin/tansu" --version 2>&1 | grep -q "$TANSU_VERSION"; then
+        if tansu_ok "$TOOLS/tansu-build"; then
+            rm -rf "$TANSU_ROOT"
             mv "$TOOLS/tansu-build" "$TANSU_ROOT"
         fi
     fi
 fi
-if [ ! -x "$TANSU_ROOT/bin/tansu" ]; then
+if ! tansu_ok "$TANSU_ROOT"; then
     echo "install-test-deps: building tansu $TANSU_VERSION into $TANSU_ROOT (takes a while, once)"
     mkdir -p "$TOOLS"
     # Its own target dir: CI exports CARGO_TARGET_DIR for the workspace.
     # A light release profile (no LTO, opt-level 1, many codegen units): the
     # tests need a working broker, not a fast one, and this halves a cold build.
     (unset CARGO_TARGET_DIR; . "$(dirname "$0")/tool-build-profile.sh"
-     cargo install --locked "tansu@$TANSU_VERSION" --features dynostore \
+     cargo install --locked --force --path "$(dirname "$0")/tansu" \
         --root "$TANSU_ROOT" --target-dir "$TOOLS/build")
 fi
 echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --version 2>&1 | head -n 1)"

@@ -39,6 +39,7 @@
 //! ```
 
 pub mod kafka;
+pub mod kafka_records;
 pub mod local;
 pub(crate) mod segment;
 
@@ -49,6 +50,7 @@ use std::pin::Pin;
 use strata_schemas::WriteBatch;
 
 pub use kafka::{KafkaLog, KafkaLogConfig, KafkaStatus, PartitionStatus};
+pub use kafka_records::KafkaRecords;
 pub use local::LocalLog;
 
 /// Configuration of the ingest log (`[log]` in the config file).

@@ -117,6 +117,15 @@ pub struct Verification {
     pub cold_unreferenced_objects: u64,
     /// Covered samples in the remaining embedded log segments.
     pub log_samples: u64,
+    /// Covered samples still in the Kafka topic's records (partitions this
+    /// node holds, from their low watermarks): records that could not be
+    /// deleted yet (their buckets not rolled to the cold tier, or not
+    /// flushed). Not part of [`Verification::clean`]: while there are any
+    /// the request stays open and the worker deletes again at the next
+    /// check, until the request's bound passes (`tiers.rs`, "Kafka records").
+    pub kafka_samples: u64,
+    /// Kafka partitions scanned (their records count in `log_records_scanned`).
+    pub kafka_partitions_scanned: u64,
     /// Log segments and records scanned.
     pub log_segments_scanned: u64,
     /// See `log_segments_scanned`.
@@ -171,6 +180,16 @@ impl NodeProgress {
     pub fn restart(&mut self) {
         for s in self.steps.values_mut() {
             s.state = StepState::Pending;
+        }
+    }
+
+    /// Sets the log and verify steps back to pending, the others staying
+    /// done (Kafka records wait for their buckets to roll).
+    pub fn restart_log(&mut self) {
+        for step in [Step::Log, Step::Verify] {
+            if let Some(s) = self.steps.get_mut(step.key()) {
+                s.state = StepState::Pending;
+            }
         }
     }
 }
@@ -266,6 +285,8 @@ impl Status {
                 v.cold_unreferenced_objects += n.cold_unreferenced_objects;
                 v.hot_quarantined_segments += n.hot_quarantined_segments;
                 v.log_samples += n.log_samples;
+                v.kafka_samples += n.kafka_samples;
+                v.kafka_partitions_scanned += n.kafka_partitions_scanned;
                 v.log_segments_scanned += n.log_segments_scanned;
                 v.log_records_scanned += n.log_records_scanned;
                 v.not_scanned.extend(n.not_scanned.iter().cloned());

@@ -4,8 +4,8 @@
 //! log   embedded: seal every partition's active segment → flush the hot store
 //!                 → release every segment below the flushed offsets (all records
 //!                 written before the step: they are in hot segments now)
-//!       Kafka:    flush and commit; the topic's retention removes the records
-//!                 (Strata deletes no records; see "Kafka records" below)
+//!       Kafka:    flush and commit → per partition this node holds, delete the
+//!                 records below the safe bound (`kafka.rs`; "Kafka records" below)
 //! hot   HotStore::erase (segments rewritten without the samples, or dropped;
 //!       the memtable), under the compactor's pass lock so no roll reads a
 //!       bucket half-way and carries erased samples into the cold tier
@@ -13,7 +13,8 @@
 //!       recomputed, series rows, old snapshots expired, unreferenced objects
 //!       deleted), under the same lock
 //! verify HotStore::verify_erased + ColdTier::verify_erased + a scan of every
-//!       remaining embedded log segment's records for a covered sample
+//!       remaining embedded log segment's records, or of the held Kafka
+//!       partitions from their low watermarks, for a covered sample
 //! ```
 //!
 //! The order matters: the log goes first, so no replay after a crash brings
@@ -32,26 +33,39 @@
 //! floor (`KafkaLog` doc: the flushed offset, 0 for a node that never held
 //! it, positioned at the partition's start when that is higher), so a
 //! dropped record is lost unless the cold tier holds all its samples. The
-//! exact bound per partition p is therefore X_p = min(the group's committed
-//! offset of p, the first offset of p whose record (one tenant's batch)
-//! holds a sample at or after that tenant's roll state `strata.roll.p<p>`
-//! (cold-tier FORMAT.md: every sample of p before it is in the table; a
-//! tenant without a table: no sample is)). Records below X_p are all in
-//! segments and in the cold tier; a request's samples in records at or
-//! above X_p (not rolled yet) stay until they roll and a later purge moves
-//! X_p past them, or retention removes them. Finding X_p means reading p
-//! from its start up to that record. Not implemented: the broker of the
-//! tests (tansu 0.6.0, `memory://` engine, built with `dynostore` only)
-//! advertises DeleteRecords v0-2 but its engine hits a `todo!()`
-//! (tansu-storage `dynostore.rs:616`: the broker thread panics and the
-//! connection drops), so no test could exercise it. On a real Kafka
-//! broker, DeleteRecords makes the records unreadable at once, but their
-//! bytes stay on disk until the segment holding them lies wholly below the
-//! new start offset and the next retention check
+//! bound per partition p is therefore X_p = min(the group's committed offset
+//! of p, the first offset of p whose record (one tenant's batch) holds a
+//! sample at or after that tenant's cold watermark (every sample below it,
+//! of every partition, is in the cold tier; a tenant without one: no sample
+//! is; an undecodable record: never dropped)). The tenant's watermark rather
+//! than p's own roll state (cold-tier FORMAT.md, `strata.roll.p<p>`, which
+//! may run ahead of it) keeps every dropped sample below the query's
+//! hot/cold split too. Finding X_p means reading p from its start; the
+//! verification reads it again and counts the covered samples still there
+//! (`Verification::kafka_samples`).
+//!
+//! So a request's samples in records at or above X_p (their bucket not
+//! rolled yet, or not flushed) stay until they roll: while any are left the
+//! request stays open and the log step runs again at each check (the hot and
+//! cold steps are not repeated), until the request's bound passes; then it
+//! completes with `bound_met` false, the verification counting them and
+//! `not_scanned` saying they wait for the topic's retention. The log step's
+//! report lists per partition the offsets deleted and those waiting.
+//! Each node deletes in the partitions it holds (assigned to it, an offset
+//! committed by it); the others are listed as skipped.
+//!
+//! On Apache Kafka, DeleteRecords makes the records unreadable at once, but
+//! their bytes stay on disk until the segment holding them lies wholly below
+//! the new start offset and the next retention check
 //! (`log.retention.check.interval.ms`, 5 min by default) deletes it, so a
-//! bound on physical removal also needs the topic's `segment.ms`. Until
-//! then the status names the topic's `retention.ms` as the bound, and the
-//! verification lists the topic as not scanned.
+//! bound on physical removal also needs the topic's `segment.ms`. Brokers of
+//! the tests: tansu 0.6.0 implements DeleteRecords only in its SlateDB engine
+//! (`slatedb://memory`; the in-memory `memory://` engine hits a `todo!()` and
+//! the connection drops, postgres deletes at and above the offset), which
+//! deletes whole producer batches with a base offset below X: a batch
+//! straddling X would lose its records at and above X (Kafka keeps them).
+//! A broker that refuses the delete leaves the records (the step reports
+//! `delete_error`; the request waits as above).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,6 +79,8 @@ use super::status::{Step, StepProgress, Verification};
 use super::worker::{BoxFuture, Request, Tiers};
 use crate::node::Node;
 
+mod kafka;
+
 /// File in the data dir holding this node's id in request status.
 pub const NODE_ID_FILE: &str = "node.id";
 
@@ -74,22 +90,30 @@ pub struct NodeTiers {
     node: Arc<Node>,
     compactor: Option<Arc<strata_compactor::Compactor>>,
     node_id: String,
+    /// The Kafka log's topic, read and trimmed outside the group.
+    kafka_records: Option<strata_ingest::log::KafkaRecords>,
 }
 
 impl NodeTiers {
     /// The tiers of `node`, with the cold tier when `compactor` is given.
     pub fn new(node: Arc<Node>, compactor: Option<Arc<strata_compactor::Compactor>>) -> anyhow::Result<Self> {
         let node_id = node_id(&node.data_dir)?;
-        Ok(Self { node, compactor, node_id })
+        let c = &node.config;
+        let kafka_records = node
+            .kafka
+            .as_ref()
+            .map(|_| strata_ingest::log::KafkaRecords::new(&c.log.kafka, c.log.partitions, &c.region));
+        Ok(Self { node, compactor, node_id, kafka_records })
     }
 
-    async fn log(&self) -> anyhow::Result<StepProgress> {
+    async fn log(&self, req: &Request) -> anyhow::Result<StepProgress> {
         let Some(log) = self.node.local_log.clone() else {
             self.node.flush("erasure").await?;
-            return Ok(StepProgress {
-                detail: json!({"kind": "kafka", "policy": self.log_policy()}),
-                ..Default::default()
-            });
+            let (Some(topic_log), Some(records)) = (&self.node.kafka, &self.kafka_records) else {
+                return Ok(StepProgress::default());
+            };
+            let (removed, detail) = kafka::purge(topic_log, records, req, &self.node.hot).await?;
+            return Ok(StepProgress { rows_removed: removed, detail, ..Default::default() });
         };
         let dir = log.dir().to_owned();
         let before = segment_files(&dir)?;
@@ -205,9 +229,49 @@ impl NodeTiers {
                 v.log_records_scanned = scan.records;
                 v.log_segments_scanned = segment_files(&dir)?.len() as u64;
             }
-            None => v.not_scanned.push(format!("kafka topic: {}", self.log_policy())),
+            None => self.verify_kafka(req, &mut v).await?,
         }
         Ok(v)
+    }
+
+    /// The verification's scan of the held Kafka partitions.
+    async fn verify_kafka(&self, req: &Request, v: &mut Verification) -> anyhow::Result<()> {
+        let (Some(topic_log), Some(records)) = (&self.node.kafka, &self.kafka_records) else { return Ok(()) };
+        let (held, other) = kafka::held(topic_log);
+        let ps: Vec<u32> = held.iter().map(|(p, _)| *p).collect();
+        let scans = {
+            let (records, req, hot) = (records.clone(), req.clone(), Arc::clone(&self.node.hot));
+            tokio::task::spawn_blocking(move || kafka::scan(&records, &ps, &req, &move |t| hot.cold_watermark(t)))
+                .await??
+        };
+        v.kafka_partitions_scanned = scans.len() as u64;
+        v.log_records_scanned += scans.iter().map(|s| s.records).sum::<u64>();
+        v.kafka_samples = scans.iter().map(|s| s.covered_from(s.low)).sum();
+        if !other.is_empty() {
+            v.not_scanned.push(format!(
+                "kafka topic {}: partitions {other:?} are held by other nodes (their verifications scan them)",
+                records.topic()
+            ));
+        }
+        if v.kafka_samples > 0 {
+            let at: Vec<String> = scans
+                .iter()
+                .filter(|s| !s.covered.is_empty())
+                .map(|s| {
+                    let (a, b) = (s.covered.keys().next().unwrap_or(&0), s.covered.keys().last().unwrap_or(&0));
+                    format!("partition {} offsets {a}..={b}", s.partition)
+                })
+                .collect();
+            v.not_scanned.push(format!(
+                "kafka topic {}: {} covered samples are still in records ({}) that cannot be deleted yet \
+                 (their buckets are not rolled to the cold tier, or not flushed): deleted at a later check \
+                 until the request's bound; past it, the topic's retention (retention.ms) removes them",
+                records.topic(),
+                v.kafka_samples,
+                at.join(", ")
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -228,9 +292,11 @@ impl Tiers for NodeTiers {
             Some(_) => "embedded log: segments holding records written before the purge are released once the \
                         hot store has flushed past them (forced by the purge), within the purge bound"
                 .to_owned(),
-            None => "kafka: records stay in the topic until its retention (retention.ms) removes them; Strata \
-                     does not delete records (DeleteRecords drops a partition's whole prefix, every device's \
-                     records, and a node taking over a partition replays it from the topic)"
+            None => "kafka: per partition, the records below the first one whose samples are not all in the \
+                     cold tier (and below the group's committed offset) are deleted (DeleteRecords drops a \
+                     partition's prefix, every device's records); records holding covered samples above that \
+                     wait for their buckets to roll and are deleted at a later check, until the request's \
+                     bound; past it, the topic's retention (retention.ms) removes them"
                 .to_owned(),
         }
     }
@@ -242,7 +308,7 @@ impl Tiers for NodeTiers {
     fn run<'a>(&'a self, step: Step, req: &'a Request) -> BoxFuture<'a, anyhow::Result<StepProgress>> {
         Box::pin(async move {
             match step {
-                Step::Log => self.log().await.context("purging the ingest log"),
+                Step::Log => self.log(req).await.context("purging the ingest log"),
                 Step::Hot => self.hot(req).await.context("erasing from the hot store"),
                 Step::Cold => self.cold(req).await.context("erasing from the cold tier"),
                 Step::Verify => anyhow::bail!("verify is not a purge step"),

@@ -211,7 +211,10 @@ impl Worker {
             if step == Step::Verify {
                 let v = self.tiers.verify(req).await?;
                 super::crash::step_point(step, "done");
-                self.finish_verify(req, v).await?;
+                if self.finish_verify(req, v).await? {
+                    super::crash::step_point(step, "recorded");
+                    return Ok(false);
+                }
             } else {
                 let report = self.tiers.run(step, req).await?;
                 super::crash::step_point(step, "done");
@@ -225,17 +228,27 @@ impl Worker {
         }
     }
 
-    async fn finish_verify(&self, req: &Request, v: Verification) -> anyhow::Result<()> {
+    /// Records a verification: done when clean; every step again when it
+    /// found covered data; true (the log step again at the next check) when
+    /// only Kafka records wait for their buckets to roll and the request's
+    /// bound has not passed.
+    async fn finish_verify(&self, req: &Request, v: Verification) -> anyhow::Result<bool> {
         let now = crate::registry::now_ms();
         let clean = v.clean();
+        let waiting = clean && v.kafka_samples > 0 && now < req.requested_at.saturating_add(self.purge_within_ms());
         if !clean {
             tracing::warn!(id = %req.id, verification = ?v, "erasure verification found covered data; purging again");
+        } else if waiting {
+            tracing::info!(id = %req.id, kafka_samples = v.kafka_samples,
+                "covered samples wait in kafka records for their buckets to roll; deleting again at the next check");
         }
         self.update(req, |n| {
             n.attempts += 1;
             n.verification = Some(v.clone());
             n.last_error = None;
-            if clean {
+            if waiting {
+                n.restart_log();
+            } else if clean {
                 set_state(n, Step::Verify, StepState::Done, None);
                 n.done_at = Some(now);
             } else {
@@ -243,7 +256,7 @@ impl Worker {
             }
         })
         .await?;
-        Ok(())
+        Ok(waiting)
     }
 
     /// Applies `f` to this node's entry of the request's status and stores

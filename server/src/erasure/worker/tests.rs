@@ -12,6 +12,8 @@ struct Fake {
     calls: Arc<Mutex<Vec<String>>>,
     fail_once: Mutex<Option<Step>>,
     dirty_verifications: Mutex<u32>,
+    /// Verifications that find covered samples only in Kafka records (waiting for rolls).
+    kafka_waiting: Mutex<u32>,
 }
 
 impl Fake {
@@ -23,6 +25,7 @@ impl Fake {
             calls: Arc::clone(calls),
             fail_once: Mutex::new(None),
             dirty_verifications: Mutex::new(0),
+            kafka_waiting: Mutex::new(0),
         }
     }
 }
@@ -60,7 +63,14 @@ impl Tiers for Fake {
             } else {
                 0
             };
-            Ok(Verification { at: 1, hot_samples: found, ..Default::default() })
+            let mut waiting = self.kafka_waiting.lock().unwrap();
+            let kafka_samples = if *waiting > 0 {
+                *waiting -= 1;
+                3
+            } else {
+                0
+            };
+            Ok(Verification { at: 1, hot_samples: found, kafka_samples, ..Default::default() })
         })
     }
 }
@@ -186,4 +196,50 @@ async fn a_cluster_request_completes_once_every_node_purged_its_part() {
     assert_eq!(s.nodes["n2"].step(Step::Cold).state, StepState::Off);
     assert_eq!(s.tiers["cold"].state, StepState::Done, "done on n1, off on n2");
     assert_eq!(*done.lock().unwrap(), 1, "one audit record");
+}
+
+#[tokio::test]
+async fn kafka_records_waiting_for_rolls_repeat_only_the_log_step_until_they_are_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path()).await;
+    request(&reg, "del_k").await;
+    let calls = Arc::default();
+    let done = Arc::default();
+    let fake = Fake::new("n1", 1, &calls);
+    *fake.kafka_waiting.lock().unwrap() = 2;
+    let w = worker(&reg, Arc::new(fake), &done);
+    // Each pass: one round, then it waits for the next check.
+    assert_eq!(w.pass().await.unwrap(), 0);
+    assert_eq!(*calls.lock().unwrap(), ["n1:log", "n1:hot", "n1:cold", "n1:verify"]);
+    let (s, completed_at) = status(&reg, "del_k").await;
+    assert_eq!((s.state.as_str(), completed_at), (PURGING, None));
+    assert_eq!(s.nodes["n1"].verification.as_ref().unwrap().kafka_samples, 3);
+    assert_eq!(w.pass().await.unwrap(), 0);
+    assert_eq!(w.pass().await.unwrap(), 1);
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls[4..], ["n1:log", "n1:verify", "n1:log", "n1:verify"], "hot and cold are not repeated");
+    let (s, _) = status(&reg, "del_k").await;
+    assert_eq!(s.state, COMPLETED);
+    assert_eq!(s.verification.unwrap().kafka_samples, 0);
+    assert_eq!(s.nodes["n1"].attempts, 3);
+}
+
+#[tokio::test]
+async fn kafka_records_still_waiting_when_the_bound_passes_complete_the_request_and_stay_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path()).await;
+    request(&reg, "del_b").await;
+    let calls = Arc::default();
+    let done: Arc<Mutex<u32>> = Arc::default();
+    let fake = Fake::new("n1", 1, &calls);
+    *fake.kafka_waiting.lock().unwrap() = 5;
+    let c = Arc::clone(&done);
+    // A bound already passed when the worker looks.
+    let w =
+        Worker::new(Arc::clone(&reg), Arc::new(fake), Duration::ZERO, Arc::new(move |_, _| *c.lock().unwrap() += 1));
+    assert_eq!(w.pass().await.unwrap(), 1);
+    let (s, _) = status(&reg, "del_b").await;
+    assert_eq!(s.state, COMPLETED);
+    assert_eq!(s.verification.unwrap().kafka_samples, 3, "what is left is shown");
+    assert_eq!(*done.lock().unwrap(), 1);
 }
