@@ -138,7 +138,8 @@ pub struct Verification {
     /// `not_scanned` with their paths; not part of [`Verification::clean`]
     /// (an operator deletes or restores them by hand).
     pub hot_quarantined_segments: u64,
-    /// What was not scanned, and why (e.g. a Kafka topic).
+    /// What was not scanned, and why (e.g. Kafka partitions held by other
+    /// nodes, quarantined hot segments), and Kafka records left waiting.
     pub not_scanned: Vec<String>,
 }
 

@@ -166,12 +166,10 @@ pub(super) async fn purge(
         let deleted = s.covered_below(low_after);
         removed += deleted;
         let waiting = s.covered_from(low_after);
-        let waits_for = (waiting > 0).then(|| {
-            if s.first_not_cold <= committed {
-                "its bucket to roll to the cold tier"
-            } else {
-                "the hot store to flush past it"
-            }
+        let waits_for = (waiting > 0).then_some(if s.first_not_cold <= committed {
+            "its bucket to roll to the cold tier"
+        } else {
+            "the hot store to flush past it"
         });
         parts.push(json!({
             "partition": s.partition,
