@@ -13,6 +13,7 @@ ALLOWED = {
     "strata-schemas": set(),
     "strata-ingest": {"strata-schemas"},
     "strata-hot-store": {"strata-schemas"},
+    "strata-hot-scylla": {"strata-schemas"},  # the ScyllaDB hot tier: a sibling of hot-store
     "strata-cold-tier": {"strata-schemas"},
     "strata-compactor": {"strata-schemas", "strata-hot-store", "strata-cold-tier"},
     "strata-query": {"strata-schemas"},

@@ -12,6 +12,10 @@
 #                into ~/.cache/strata-tools/tansu-<version> (outside the clone,
 #                so CI caches it) with its own target dir; the tests look for it
 #                there, or at $STRATA_TANSU_BIN.
+#   kassandra    an in-memory CQL v4 server (crates.io `kassandra`, served by
+#                scripts/kassandra-server): the ScyllaDB hot tier's tests
+#                (hot-scylla/tests/it, server/tests/it/scylla.rs). Built once
+#                into ~/.cache/strata-tools/kassandra-<version>, like tansu.
 #   postgresql   Debian's package (scripts/install-postgres.sh): the tenant
 #                registry and the cold tier's catalog on a real PostgreSQL.
 #   s3s-fs       an S3-compatible server on loopback (scripts/install-s3s.sh,
@@ -140,6 +144,26 @@ if ! tansu_ok "$TANSU_ROOT"; then
         --root "$TANSU_ROOT" --target-dir "$TOOLS/build")
 fi
 echo "install-test-deps: $TANSU_ROOT/bin/tansu: $("$TANSU_ROOT/bin/tansu" --version 2>&1 | head -n 1)"
+
+# kassandra (crates.io `kassandra`, pinned in scripts/kassandra-server/Cargo.toml):
+# an in-memory, single-node CQL v4 server the ScyllaDB hot tier's tests run
+# against (hot-scylla/tests/it, server/tests/it/scylla.rs). The crate is a
+# library; scripts/kassandra-server is the small program serving it. Built
+# once into ~/.cache/strata-tools/kassandra-<version> like tansu (light
+# profile, the shared tools target dir); the tests look for it there, or at
+# $STRATA_KASSANDRA_BIN.
+KASSANDRA_VERSION=0.14.0
+KASSANDRA_ROOT="$TOOLS/kassandra-$KASSANDRA_VERSION"
+# The serving program's revision (its --version): a cache built from an older one is rebuilt.
+KASSANDRA_SERVER_REV=r2
+if ! "$KASSANDRA_ROOT/bin/kassandra" --version 2>/dev/null | grep -q "$KASSANDRA_SERVER_REV (kassandra $KASSANDRA_VERSION"; then
+    echo "install-test-deps: building the kassandra CQL server ($KASSANDRA_VERSION) into $KASSANDRA_ROOT (once)"
+    mkdir -p "$TOOLS"
+    (unset CARGO_TARGET_DIR; . "$(dirname "$0")/tool-build-profile.sh"
+     cargo install --locked --force --path "$(dirname "$0")/kassandra-server" \
+        --root "$KASSANDRA_ROOT" --target-dir "$TOOLS/build")
+fi
+echo "install-test-deps: $KASSANDRA_ROOT/bin/kassandra: $("$KASSANDRA_ROOT/bin/kassandra" --version 2>&1 | head -n 1)"
 
 # PostgreSQL server programs (server/tests/it/postgres.rs, the cold tier's
 # PostgreSQL catalog test) and s3s-fs (compactor/tests/it/s3.rs).
