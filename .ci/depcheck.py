@@ -21,7 +21,10 @@ ALLOWED = {
     "strata": None,  # the top: anything
     "strata-benches": None,
     "strata-fuzz-targets": None,  # fuzz targets drive every decoder (outermost, like the benches)
+    "strata-test-support": set(),  # throwaway servers for tests: std and tempfile only
 }
+# Crates every other crate may take as a dev-dependency only.
+DEV_ONLY = {"strata-test-support"}
 
 meta = json.loads(subprocess.check_output(["cargo", "metadata", "--format-version", "1", "--no-deps"]))
 members = {p["name"] for p in meta["packages"]}
@@ -31,6 +34,9 @@ for p in meta["packages"]:
     if p["name"] not in ALLOWED:
         bad.append(f"{p['name']}: not in the architecture's crate table (.ci/depcheck.py)")
         continue
+    for d in p["dependencies"]:
+        if d["name"] in DEV_ONLY and d.get("kind") != "dev":
+            bad.append(f"{p['name']} depends on {d['name']} outside [dev-dependencies]")
     if allowed is None:
         continue
     for d in p["dependencies"]:

@@ -5,117 +5,21 @@
 //! Fails (never skips) when PostgreSQL is missing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_cold_tier::{ColdTier, ColdTierConfig, CommitSource};
+use strata_test_support::postgres::Postgres;
 
 use crate::maintenance::{snapshot_of, three_days};
 use crate::util::{runtime, tenant};
-
-/// A throwaway PostgreSQL cluster on a free loopback port.
-struct Postgres {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-/// PostgreSQL's server programs: `STRATA_TEST_PG_BIN`, or the newest
-/// `/usr/lib/postgresql/<version>/bin` (Debian's layout).
-fn pg_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("STRATA_TEST_PG_BIN") {
-        return PathBuf::from(dir);
-    }
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((v, bin))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, p)| p).expect(
-        "PostgreSQL server programs not found under /usr/lib/postgresql/*/bin: \
-         run scripts/install-test-deps.sh (installs Debian's postgresql) or set STRATA_TEST_PG_BIN",
-    )
-}
-
-/// PostgreSQL refuses to run as root: run its programs as `postgres` then.
-fn pg_command(bin: &Path, program: &str) -> Command {
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if is_root {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"]).arg(bin.join(program));
-        c
-    } else {
-        Command::new(bin.join(program))
-    }
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let bin = pg_bin();
-        let dir = tempfile::Builder::new().prefix("strata-cold-pg").tempdir().unwrap();
-        let data = dir.path().join("data");
-        let _ = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status();
-        let out = pg_command(&bin, "initdb")
-            .args(["-A", "trust", "-U", "strata", "-E", "UTF8", "--no-sync", "-D"])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = pg_command(&bin, "postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-k"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start postgres");
-        let pg = Postgres { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postgres did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        pg
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // SIGINT: fast shutdown, no shared memory left behind.
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn maintenance_commits_through_a_postgresql_catalog() {
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let config = ColdTierConfig {
-        enabled: true,
-        catalog_url: format!("postgres://strata@127.0.0.1:{}/postgres", pg.port),
-        ..ColdTierConfig::default()
-    };
+    let config = ColdTierConfig { enabled: true, catalog_url: pg.url(), ..ColdTierConfig::default() };
     let cold = Arc::new(rt.block_on(ColdTier::open(&config, dir.path())).unwrap());
     let t = tenant("acme.eu");
     for (src, data) in three_days(&t) {
@@ -152,11 +56,7 @@ fn erase_commits_through_a_postgresql_catalog() {
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let config = ColdTierConfig {
-        enabled: true,
-        catalog_url: format!("postgres://strata@127.0.0.1:{}/postgres", pg.port),
-        ..ColdTierConfig::default()
-    };
+    let config = ColdTierConfig { enabled: true, catalog_url: pg.url(), ..ColdTierConfig::default() };
     let cold = Arc::new(rt.block_on(ColdTier::open(&config, dir.path())).unwrap());
     let t = tenant("acme.eu");
     let data = crate::erase::fleet(&t, 8, 2, 600_000);

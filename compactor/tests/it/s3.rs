@@ -7,68 +7,27 @@
 //! Fails (never skips) when the binary is missing.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use strata_cold_tier::ColdTierConfig;
 use strata_compactor::CompactorConfig;
+use strata_test_support::s3s::{ACCESS_KEY, S3sFs, SECRET_KEY};
 
 use crate::util::{BASE, BUCKET_MS, Env, tenant};
 
 const BUCKET: &str = "strata-test";
-const ACCESS_KEY: &str = "strata-access";
-const SECRET_KEY: &str = "strata-secret-key-for-tests";
-
-/// The s3s-fs binary: `$STRATA_S3S_FS`, else where `scripts/install-s3s.sh` puts it.
-fn s3s_fs_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("STRATA_S3S_FS") {
-        return PathBuf::from(p);
-    }
-    let tools = std::env::var("STRATA_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/strata-tools"));
-    tools.join("s3s-fs-0.14.1/bin/s3s-fs")
+/// The warehouse on an s3s-fs server: its object-store options and the
+/// objects in its directory.
+trait Warehouse {
+    fn cold_config(&self) -> ColdTierConfig;
+    fn objects(&self, rel: &str, ext: &str) -> Vec<PathBuf>;
 }
 
-/// A running s3s-fs, killed on drop.
-struct S3sFs {
-    child: Child,
-    port: u16,
-    root: PathBuf,
-}
-
-impl S3sFs {
-    fn start(root: &Path) -> S3sFs {
-        let bin = s3s_fs_binary();
-        assert!(
-            bin.exists(),
-            "s3s-fs not found at {} — run `bash scripts/install-s3s.sh` (or set STRATA_S3S_FS)",
-            bin.display()
-        );
-        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let server = S3sFs { child, port, root: root.to_path_buf() };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
+impl Warehouse for S3sFs {
     fn cold_config(&self) -> ColdTierConfig {
         let options = BTreeMap::from([
-            ("aws_endpoint".to_owned(), format!("http://127.0.0.1:{}", self.port)),
+            ("aws_endpoint".to_owned(), self.endpoint()),
             ("aws_access_key_id".to_owned(), ACCESS_KEY.to_owned()),
             ("aws_secret_access_key".to_owned(), SECRET_KEY.to_owned()),
             ("aws_region".to_owned(), "us-east-1".to_owned()),
@@ -86,7 +45,7 @@ impl S3sFs {
     /// Files (objects) under `warehouse/<rel>` in the server's directory.
     fn objects(&self, rel: &str, ext: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let mut stack = vec![self.root.join(BUCKET).join("warehouse").join(rel)];
+        let mut stack = vec![self.root().join(BUCKET).join("warehouse").join(rel)];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
@@ -101,17 +60,10 @@ impl S3sFs {
     }
 }
 
-impl Drop for S3sFs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn rolls_reads_and_maintains_the_warehouse_on_a_real_s3_server() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3sFs::start(&dir.path().join("s3"));
+    let s3 = S3sFs::start(&dir.path().join("s3"), &[BUCKET]);
     let cc = CompactorConfig {
         grace: Some(Duration::ZERO),
         merge_min_files: 2,

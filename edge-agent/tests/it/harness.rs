@@ -9,40 +9,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A free port for a server or agent of a test. Every port comes from
-/// [`reserved_port`]: a port the kernel hands out for `bind(:0)` can be
-/// reused for another test's listener or outgoing connection as soon as it
-/// is released, so a server that starts later (or restarts after a kill) on
-/// it can find it taken, and an agent pointed at a server that is not up
-/// yet could reach another test's fake server (seen in CI: one test's
-/// `FakeServer` recorded another agent's retries).
-pub(crate) fn free_port() -> u16 {
-    reserved_port()
-}
-
-/// A free port below Linux's ephemeral range (32768–60999), so neither the
-/// kernel's `bind(:0)` nor an outgoing connection can take it between the
-/// choice and the server's start. Ports are handed out from one sequence per
-/// test process (tests run as threads of one process), starting at a random
-/// point so consecutive runs do not reuse the same ports at once.
-pub(crate) fn reserved_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
-    const BASE: u64 = 20_000;
-    const SPAN: u64 = 12_000;
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let _ = NEXT.compare_exchange(
-        u64::MAX,
-        seed.wrapping_mul(6_364_136_223_846_793_005) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    (0..SPAN)
-        .map(|_| (BASE + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16)
-        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .expect("a free port in 20000..32000")
-}
+/// A free port for a server or agent of a test, below the kernel's
+/// ephemeral range, never handed to another test of this process (see
+/// `strata_test_support::port`: a port from `bind(:0)` could be reused by
+/// another test's listener or connection, as seen in CI).
+pub(crate) use strata_test_support::port::free_port;
+/// The same as [`free_port`] (the MQTT tests' name for it).
+pub(crate) use strata_test_support::port::free_port as reserved_port;
 
 /// `(status, headers, body)` of one request; `None` when the connection fails.
 pub(crate) fn request(

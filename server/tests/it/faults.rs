@@ -10,10 +10,10 @@
 //! (as in `kafka.rs`); these tests fail, not skip, when it is missing.
 
 use crate::harness::*;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use strata_test_support::tansu::Broker;
 
 const ADMIN: &str = "faults-test-admin-token-0123456789";
 const CLUSTER_TOKEN: &str = "faults-test-cluster-token";
@@ -50,7 +50,7 @@ fn summary_value(text: &str, name: &str) -> u64 {
 /// Four kill -9 trials with the cold tier and the Kafka log: every acknowledged sample read back exactly once.
 #[test]
 fn kill9_campaign_with_kafka_and_cold_tier_loses_and_duplicates_nothing() {
-    let _ = tansu_bin();
+    let _ = strata_test_support::tansu::binary();
     let text = run_driver(&["--trials", "4", "--max-run", "2"]);
     println!("{text}");
     assert_eq!(summary_value(&text, "trials"), 4, "{text}");
@@ -70,59 +70,9 @@ fn kill9_campaign_on_the_embedded_log_loses_and_duplicates_nothing() {
     assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
 }
 
-fn tansu_bin() -> PathBuf {
-    let path = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("STRATA_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools"))
-            .join("tansu-0.6.0/bin/tansu")
-    });
-    assert!(path.is_file(), "tansu missing at {}: run `bash scripts/install-test-deps.sh`", path.display());
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
     assert!(ok, "kill {sig} {pid}");
-}
-
-/// A tansu broker (in-memory engine) on loopback.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "strata-faults"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, port }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A strata node on the Kafka log of `broker` (topic prefix `prefix`).
@@ -134,7 +84,7 @@ fn kafka_node(dir: &Path, broker: &Broker, prefix: &str, port: u16, peers: &[u16
         .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
         .env("STRATA_LOG__KIND", "kafka")
         .env("STRATA_LOG__PARTITIONS", "4")
-        .env("STRATA_LOG__KAFKA__BROKERS", format!("127.0.0.1:{}", broker.port))
+        .env("STRATA_LOG__KAFKA__BROKERS", broker.addr())
         .env("STRATA_LOG__KAFKA__TOPIC_PREFIX", prefix)
         .env("STRATA_ADMIN__TOKEN", ADMIN)
         .env("STRATA_CLUSTER__TOKEN", CLUSTER_TOKEN)
@@ -168,7 +118,7 @@ async fn assigned(c: &reqwest::Client, s: &Server) -> usize {
 /// After SIGCONT the answer is whole again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_frozen_peer_does_not_hang_a_fan_out_query() {
-    let broker = Broker::start();
+    let broker = Broker::start("strata-faults");
     let (da, db) = (data_dir(), data_dir());
     let (pa, pb) = (free_port(), free_port());
     let extra = [("STRATA_CLUSTER__TIMEOUT", "2s")];
@@ -303,7 +253,7 @@ async fn ingest_state(c: &reqwest::Client, s: &Server) -> (usize, bool) {
 }
 
 async fn frozen_broker(restart: bool) {
-    let broker = Broker::start();
+    let broker = Broker::start("strata-faults");
     let dir = data_dir();
     let port = free_port();
     let extra = [("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT", "2s")];
@@ -325,11 +275,11 @@ async fn frozen_broker(restart: bool) {
             statuses.push(ingest_state(&c, &s).await);
         }
         if frozen_at.is_none() && started.elapsed() > Duration::from_secs(1) {
-            signal(broker.child.id(), "-STOP");
+            signal(broker.pid(), "-STOP");
             frozen_at = Some(Instant::now());
         }
         if thawed_at.is_none() && frozen_at.is_some_and(|f| f.elapsed() > freeze) {
-            signal(broker.child.id(), "-CONT");
+            signal(broker.pid(), "-CONT");
             thawed_at = Some(Instant::now());
         }
         let sent = Instant::now();

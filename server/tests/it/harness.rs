@@ -1,53 +1,16 @@
 //! Shared harness of the end-to-end tests: start the real `strata` binary on
 //! a free loopback port, talk to it over HTTP, kill it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A free loopback port for a test's server, below Linux's ephemeral range
-/// (32768–60999): a port the kernel hands out for `bind(:0)` can be taken
-/// by another test's listener or outgoing connection as soon as it is
-/// released, so a server restarted on it after a kill (or started after the
-/// port was handed to a client) could find it taken or answer the wrong
-/// test. Ports come from one sequence per test process, starting at a
-/// random point.
-pub(crate) fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
-    const BASE: u64 = 20_000;
-    const SPAN: u64 = 12_000;
-    let seed = u64::from(std::process::id()) ^ SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let _ = NEXT.compare_exchange(
-        u64::MAX,
-        seed.wrapping_mul(6_364_136_223_846_793_005) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    (0..SPAN)
-        .map(|_| (BASE + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16)
-        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .expect("a free port in 20000..32000")
-}
-
-/// Collects `child`'s piped stderr, line by line, into a shared string (for
-/// assertions on its log and for failure messages).
-pub(crate) fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
-    let log = Arc::new(Mutex::new(String::new()));
-    let (pipe, sink) = (child.stderr.take().expect("stderr piped"), Arc::clone(&log));
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    log
-}
+/// Ports below the ephemeral range and the piped-stderr collector: see `strata-test-support`.
+pub(crate) use strata_test_support::port::free_port;
+pub(crate) use strata_test_support::process::capture_stderr;
 
 /// A running `strata serve` child process.
 pub(crate) struct Server {

@@ -32,9 +32,7 @@ pub(crate) fn credential(region: &str) -> String {
     format!("credential-of-{region}-0123456789")
 }
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub(crate) use crate::harness::free_port;
 
 /// One proxied connection: the bytes each way.
 #[derive(Default)]

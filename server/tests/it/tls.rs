@@ -15,7 +15,6 @@
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -81,10 +80,6 @@ fn make_pki(dir: &Path) -> Pki {
         .arg("-extfile")
         .arg(p("ext.cnf")));
     Pki { ca: p("ca.pem"), cert: p("server.pem"), key: p("server.key") }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `curl` with the test CA: (exit code, HTTP status, body).

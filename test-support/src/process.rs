@@ -1,0 +1,62 @@
+//! Child processes of a test: their stderr and their listening port.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Collects `child`'s piped stderr, line by line, into a shared string (for
+/// assertions on its log and for failure messages). Panics when stderr was
+/// not piped.
+pub fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    let (pipe, sink) = (child.stderr.take().expect("stderr piped"), Arc::clone(&log));
+    std::thread::Builder::new()
+        .name("test-stderr".into())
+        .spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+        .expect("spawn the stderr reader");
+    log
+}
+
+/// Waits until `127.0.0.1:port` accepts a connection; panics naming `what`
+/// after `timeout`.
+pub fn wait_listening(port: u16, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on 127.0.0.1:{port} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    #[test]
+    fn stderr_lines_are_collected_in_order() {
+        let mut child =
+            Command::new("sh").args(["-c", "echo one >&2; echo two >&2"]).stderr(Stdio::piped()).spawn().unwrap();
+        let log = capture_stderr(&mut child);
+        child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().as_str() != "one\ntwo\n" {
+            assert!(Instant::now() < deadline, "got {:?}", log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "nothing did not listen")]
+    fn a_port_nobody_listens_on_panics_with_its_name() {
+        let port = crate::port::free_port();
+        wait_listening(port, "nothing", Duration::from_millis(200));
+    }
+}
