@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// The hot store.
     pub hot_store: HotStoreConfig,
+    /// Where hot data lives: the embedded hot store (default) or a ScyllaDB
+    /// cluster (`[hot] kind = "scylla"`, `[hot.scylla]`).
+    pub hot: crate::hot_tier::HotConfig,
     /// The PromQL engine.
     pub query: QueryConfig,
     /// The Iceberg cold tier (off by default).
@@ -335,6 +338,7 @@ impl Default for ServerConfig {
             ingest: IngestConfig::default(),
             log: LogConfig::default(),
             hot_store: HotStoreConfig::default(),
+            hot: crate::hot_tier::HotConfig::default(),
             query: QueryConfig::default(),
             cold: strata_cold_tier::ColdTierConfig::default(),
             compactor: strata_compactor::CompactorConfig::default(),
@@ -386,6 +390,7 @@ impl ServerConfig {
         self.log.validate().map_err(anyhow::Error::msg)?;
         self.ingest.validate().map_err(anyhow::Error::msg)?;
         self.hot_store.validate();
+        self.hot.validate()?;
         self.query.validate().map_err(anyhow::Error::msg)?;
         self.cold.validate().map_err(|e| anyhow::anyhow!("[cold]: {e}"))?;
         self.compactor.validate();

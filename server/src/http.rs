@@ -43,7 +43,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let resolver: Arc<dyn TenantResolver> = Arc::clone(&registry) as Arc<dyn TenantResolver>;
     let local_store: Arc<dyn ReadStore> = match &cold {
         Some(c) => Arc::clone(&c.store),
-        None => Arc::clone(&node.hot) as Arc<dyn ReadStore>,
+        None => node.hot_read(),
     };
     let owns_node = Arc::clone(&node);
     let owned = crate::cluster::ownership(

@@ -40,6 +40,7 @@ pub mod cold_status;
 pub mod config;
 pub mod console;
 pub mod erasure;
+pub mod hot_tier;
 pub mod http;
 pub mod jsonl;
 pub mod listener;

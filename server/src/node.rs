@@ -55,6 +55,10 @@ pub struct Node {
     pub data_dir: PathBuf,
     /// The hot store.
     pub hot: Arc<HotStore>,
+    /// The ScyllaDB hot tier, when `[hot] kind = "scylla"`: then it, not
+    /// `hot` (open but empty), is the log's sink and the queries' hot store
+    /// (`crate::hot_tier`).
+    pub scylla: Option<Arc<strata_hot_scylla::ScyllaHot>>,
     /// The ingest log the write path appends to (one of the two below).
     pub log: Arc<dyn IngestLog>,
     /// The embedded log, when `[log] kind = "local"`.
@@ -122,8 +126,13 @@ impl Node {
         // The hot store is the log's sink (`impl LogSink for HotStore`), each
         // applied batch then reported to the query front (`ObservedSink`).
         let write_hook = Arc::new(strata_query::front::WriteHook::default());
-        let sink = Arc::new(ObservedSink { hot: Arc::clone(&hot), hook: Arc::clone(&write_hook) }) as Arc<dyn LogSink>;
-        let floor_hot = Arc::clone(&hot);
+        let scylla = crate::hot_tier::open(&config, &data_dir)?;
+        let store: Arc<dyn LogSink> = match &scylla {
+            Some(s) => Arc::clone(s) as Arc<dyn LogSink>,
+            None => Arc::clone(&hot) as Arc<dyn LogSink>,
+        };
+        let sink = Arc::new(ObservedSink { store, hook: Arc::clone(&write_hook) }) as Arc<dyn LogSink>;
+        let floor_hot = crate::hot_tier::Floor { hot: Arc::clone(&hot), scylla: scylla.clone() };
         let (log, local_log, kafka): (Arc<dyn IngestLog>, _, _) = match config.log.kind {
             LogKind::Local => {
                 let log = LocalLog::open(&data_dir.join("log"), &config.log, |p| floor_hot.replay_from(p), sink)
@@ -132,7 +141,7 @@ impl Node {
                 (Arc::clone(&log) as Arc<dyn IngestLog>, Some(log), None)
             }
             LogKind::Kafka => {
-                if config.log.kafka.consume && hot.flushed_offsets().is_empty() {
+                if config.log.kafka.consume && scylla.is_none() && hot.flushed_offsets().is_empty() {
                     tracing::info!(
                         "hot store is empty: the partitions assigned to this node are rebuilt from the Kafka topic \
                          (everything within its retention); progress follows"
@@ -155,6 +164,7 @@ impl Node {
             config,
             data_dir,
             hot,
+            scylla,
             log,
             local_log,
             kafka,
@@ -167,6 +177,19 @@ impl Node {
             _lock: lock,
         };
         Ok(Unreplayed(node))
+    }
+
+    /// The first log offset of `partition` the hot tier needs replayed.
+    fn replay_from(&self, partition: u32) -> u64 {
+        crate::hot_tier::Floor { hot: Arc::clone(&self.hot), scylla: self.scylla.clone() }.replay_from(partition)
+    }
+
+    /// The hot tier queries read: the ScyllaDB tier or the hot store.
+    pub fn hot_read(&self) -> Arc<dyn strata_schemas::ReadStore> {
+        match &self.scylla {
+            Some(s) => Arc::clone(s) as Arc<dyn strata_schemas::ReadStore>,
+            None => Arc::clone(&self.hot) as Arc<dyn strata_schemas::ReadStore>,
+        }
     }
 
     /// Whether this node answers queries for `partition`: always with the
@@ -186,7 +209,7 @@ impl Node {
         let partitions = self.config.log.partitions;
         let (mut records, mut samples) = (0u64, 0u64);
         let pending: u64 = (0..partitions)
-            .map(|p| log.next_offset(p).saturating_sub(self.hot.replay_from(p).max(log.first_offset(p))))
+            .map(|p| log.next_offset(p).saturating_sub(self.replay_from(p).max(log.first_offset(p))))
             .sum();
         if pending > 0 {
             tracing::info!(
@@ -197,7 +220,7 @@ impl Node {
         }
         // Progress per partition: `crate::progress` logs it and shows it on the storage page.
         for p in 0..partitions {
-            let from = self.hot.replay_from(p);
+            let from = self.replay_from(p);
             let end = log.next_offset(p);
             let task = strata_schemas::progress::global().start(
                 strata_schemas::progress::TaskKind::Replay,
@@ -222,12 +245,11 @@ impl Node {
                     detail: e.to_string(),
                 })?;
                 samples += batch.sample_count() as u64;
-                self.hot.apply(p, offset, &batch).map_err(|e| strata_ingest::Error::Apply {
-                    partition: p,
-                    offset,
-                    kind: e.kind(),
-                    detail: e.to_string(),
-                })?;
+                let applied = match &self.scylla {
+                    Some(s) => s.apply(p, offset, &batch).map_err(|e| (e.kind(), e.to_string())),
+                    None => self.hot.apply(p, offset, &batch).map_err(|e| (e.kind(), e.to_string())),
+                };
+                applied.map_err(|(kind, detail)| strata_ingest::Error::Apply { partition: p, offset, kind, detail })?;
                 records += 1;
                 task.add(1);
                 Ok(())
@@ -255,7 +277,11 @@ impl Node {
         let node = Arc::clone(self);
         let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let t0 = Instant::now();
-            let outcome = node.hot.flush()?;
+            let mut outcome = node.hot.flush()?;
+            // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
+            if let Some(s) = &node.scylla {
+                outcome.flushed_offsets = s.flush()?;
+            }
             if let Some(log) = &node.local_log {
                 for (&p, &offset) in &outcome.flushed_offsets {
                     log.release(p, offset)?;
@@ -312,6 +338,9 @@ impl Node {
     /// Applies the registry's hot TTLs and deletes expired hot buckets.
     pub async fn expire(self: &Arc<Self>, registry: &crate::registry::Registry) -> anyhow::Result<()> {
         let ttls = registry.hot_ttls().await?;
+        if let Some(s) = &self.scylla {
+            crate::hot_tier::set_ttls(s, &self.config, ttls.clone());
+        }
         let hot = Arc::clone(&self.hot);
         let out = tokio::task::spawn_blocking(move || {
             hot.set_hot_ttls(ttls);
@@ -588,6 +617,13 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         tracing::info!("cold tier off ([cold] enabled = false): data stays in the hot store until its retention");
         return Ok(None);
     }
+    if node.scylla.is_some() {
+        tracing::warn!(
+            "cold tier off: rolls from the ScyllaDB hot tier ([hot] kind = \"scylla\") are not built yet; data stays \
+             in the cluster until its hot TTL"
+        );
+        return Ok(None);
+    }
     // Nodes sharing a Kafka log roll per log partition into one set of
     // tables: each must name the shared catalog and warehouse. The per-node
     // defaults under the data dir would each hold only this node's
@@ -788,7 +824,8 @@ async fn shutdown_signal() {
 /// The log's sink: the hot store, then the query front's write hook (after
 /// the batch is visible, so the front's cache never keeps what it missed).
 struct ObservedSink {
-    hot: Arc<HotStore>,
+    /// The hot store or the ScyllaDB tier.
+    store: Arc<dyn LogSink>,
     hook: Arc<strata_query::front::WriteHook>,
 }
 
@@ -810,10 +847,10 @@ impl LogSink for ObservedSink {
                     owned = b;
                     &owned
                 }
-                Err(_) => return <HotStore as LogSink>::apply(&self.hot, partition, offset, payload, None),
+                Err(_) => return self.store.apply(partition, offset, payload, None),
             },
         };
-        <HotStore as LogSink>::apply(&self.hot, partition, offset, payload, Some(batch))?;
+        self.store.apply(partition, offset, payload, Some(batch))?;
         self.hook.applied(batch);
         Ok(())
     }

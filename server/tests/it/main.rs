@@ -33,6 +33,7 @@ mod regions_kafka;
 mod regions_stalled;
 mod remote_write;
 mod residency;
+mod scylla;
 mod tenancy;
 mod tls;
 mod write_query;
