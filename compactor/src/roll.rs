@@ -169,7 +169,7 @@ pub struct CompactorMetrics {
 impl CompactorMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        use std::fmt::Write as _;
+        use strata_schemas::metrics_text::{MetricKind, MetricsText};
         let rows: [(&str, &str, &AtomicU64); 19] = [
             ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
             ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
@@ -219,13 +219,14 @@ impl CompactorMetrics {
             ),
             ("strata_compactor_maintenance_errors_total", "failed cold maintenance steps", &self.maintenance_errors),
         ];
+        let mut text = MetricsText::new(out);
         for (name, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            text.counter(name, help, v.load(Ordering::Relaxed));
         }
         let name = "strata_tenant_cold_bytes";
-        let _ = writeln!(out, "# HELP {name} Bytes of data files in the tenant's cold table.\n# TYPE {name} gauge");
+        text.family(name, MetricKind::Gauge, "Bytes of data files in the tenant's cold table.");
         for (tenant, bytes) in self.cold_bytes.lock().iter() {
-            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {bytes}");
+            text.sample(name, &[("tenant", tenant.as_str())], *bytes);
         }
     }
 

@@ -128,18 +128,18 @@ impl TenantQueryStats {
 
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
+        use strata_schemas::metrics_text::{MetricKind, MetricsText};
         let m = self.by_tenant.lock();
-        let _ = writeln!(out, "# HELP strata_tenant_queries_total PromQL queries run, per tenant.");
-        let _ = writeln!(out, "# TYPE strata_tenant_queries_total counter");
+        let mut text = MetricsText::new(out);
+        let name = "strata_tenant_queries_total";
+        text.family(name, MetricKind::Counter, "PromQL queries run, per tenant.");
         for (t, (q, _)) in m.iter() {
-            let _ = writeln!(out, "strata_tenant_queries_total{{tenant=\"{t}\"}} {q}");
+            text.sample(name, &[("tenant", t.as_str())], *q);
         }
-        let _ =
-            writeln!(out, "# HELP strata_tenant_query_samples_total Samples loaded and points produced by queries.");
-        let _ = writeln!(out, "# TYPE strata_tenant_query_samples_total counter");
+        let name = "strata_tenant_query_samples_total";
+        text.family(name, MetricKind::Counter, "Samples loaded and points produced by queries.");
         for (t, (_, n)) in m.iter() {
-            let _ = writeln!(out, "strata_tenant_query_samples_total{{tenant=\"{t}\"}} {n}");
+            text.sample(name, &[("tenant", t.as_str())], *n);
         }
         drop(m);
         self.rollup_selects.render(out);

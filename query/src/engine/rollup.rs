@@ -110,15 +110,21 @@ impl TierCounters {
     /// The total (`strata_query_rollup_selects_total`) and the per-tier
     /// counters in Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        use std::fmt::Write;
-        let name = "strata_query_rollup_selects_total";
-        let _ = writeln!(out, "# HELP {name} Range-function selectors answered from rollups.");
-        let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", self.total());
+        use strata_schemas::metrics_text::{MetricKind, MetricsText};
+        let mut text = MetricsText::new(out);
+        text.counter(
+            "strata_query_rollup_selects_total",
+            "Range-function selectors answered from rollups.",
+            self.total(),
+        );
         let name = "strata_query_rollup_tier_selects_total";
-        let _ = writeln!(out, "# HELP {name} Range-function selectors answered from rollups, per tier (window width).");
-        let _ = writeln!(out, "# TYPE {name} counter");
+        text.family(
+            name,
+            MetricKind::Counter,
+            "Range-function selectors answered from rollups, per tier (window width).",
+        );
         for (tier, n) in self.by_tier() {
-            let _ = writeln!(out, "{name}{{tier=\"{tier}\"}} {n}");
+            text.sample(name, &[("tier", tier)], n);
         }
     }
 }
