@@ -306,9 +306,10 @@ fn erasing_one_device_over_one_day_removes_it_from_every_table_and_snapshot_and_
     assert_eq!(report.rows_removed, 1440);
     assert_eq!(report.files_removed, 0, "the device shares its partitions' files with others");
     assert!(report.files_rewritten >= 1 && report.bytes_rewritten > 0, "{report:?}");
-    // Day 1's 288 5 m and 24 1 h windows, plus the window ending at midnight
-    // after the day (its last sample is covered): recomputed or dropped.
-    assert_eq!(report.rollup_rows_recomputed, 288 + 24 + 2, "{report:?}");
+    // In each tier, the windows ending in (day 1, day 2] (288 5 m, 24 1 h,
+    // one 1 d) plus the one ending at day 1's midnight, which holds the
+    // range's first sample (windows are left-open): recomputed or dropped.
+    assert_eq!(report.rollup_rows_recomputed, (288 + 1) + (24 + 1) + (1 + 1), "{report:?}");
     assert_eq!(report.series_rows_removed, 0, "day 0 is left: the series stays");
     assert!(report.snapshots_expired > 0 && report.objects_deleted > 0, "{report:?}");
 

@@ -68,10 +68,11 @@ fn live_files(env: &Env, t: &str) -> usize {
 
 /// Live data files of the tenant's 5 m and 1 h rollup tables.
 fn rollup_files(env: &Env, t: &str) -> usize {
-    strata_cold_tier::Rollup::ALL
-        .into_iter()
-        .map(|r| env.rt.block_on(env.cold.rollup_view(r).live_files(&tenant(t))).unwrap().len())
-        .sum()
+    strata_cold_tier::Rollup::ALL.into_iter().map(|r| tier_files(env, t, r)).sum()
+}
+
+fn tier_files(env: &Env, t: &str, r: strata_cold_tier::Rollup) -> usize {
+    env.rt.block_on(env.cold.rollup_view(r).live_files(&tenant(t))).unwrap().len()
 }
 
 /// Asserts the federated read equals the model restricted by `keep`.
@@ -240,8 +241,17 @@ fn retention_removes_only_whole_days_past_the_tenant_retention() {
     assert!(out.retention_files > 0 && out.retention_samples == 2 * 2 * 2 * 6, "{out:?}");
     assert_model_where(&env, "after retention", |t, _| t != "acme");
     assert_eq!(live_files(&env, "acme"), 0);
-    assert_eq!(rollup_files(&env, "acme"), 0, "rollups of the same days removed");
+    // The same whole days of the 5 m and 1 h tables go; a 1 d window ends at
+    // midnight, so day 0's lives in day 1 (cold-tier/FORMAT.md, Maintenance)
+    // and goes with day 1.
+    use strata_cold_tier::Rollup;
+    assert_eq!(tier_files(&env, "acme", Rollup::FiveMinutes) + tier_files(&env, "acme", Rollup::OneHour), 0);
+    assert!(tier_files(&env, "acme", Rollup::OneDay) > 0, "day 0's 1 d window lives in day 1");
     assert!(out.retention_rollup_rows > 0, "{out:?}");
+    assert!(rollup_files(&env, "beta") > 0);
+    let out = env.rt.block_on(env.compactor.maintain_once(DAY0 + 3 * DAY)).unwrap();
+    assert_eq!(out.retention_files, 0, "{out:?}");
+    assert_eq!(rollup_files(&env, "acme"), 0, "the 1 d window goes with day 1: {out:?}");
     assert!(rollup_files(&env, "beta") > 0);
     assert_eq!(parquet_files(dir.path()), live_files(&env, "beta"), "acme's files deleted");
 }
