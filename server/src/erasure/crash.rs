@@ -13,7 +13,7 @@
 //!                      e.g. erase.after_write, erase.before_delete_input, segment.before_fsync,
 //!                      manifest.before_rename), on its pass number n (0-based, default 0)
 //!   cold:<point>       inside ColdTier::erase, at a cold-tier failpoint (cold-tier/src/erase.rs, e.g.
-//!                      erase_samples_before_commit, erase_after_rollup1h, erase_before_expiry)
+//!                      erase_samples_before_commit, erase_after_rollup1h, erase_after_rollup1d, erase_before_expiry)
 //! ```
 //!
 //! A tier failpoint makes the erase fail at that instant (nothing after the

@@ -56,6 +56,7 @@ const POINTS: &[&str] = &[
     "cold:erase_rollup_before_commit",
     "cold:erase_after_rollup5m",
     "cold:erase_after_rollup1h",
+    "cold:erase_after_rollup1d",
     "cold:erase_after_series",
     "cold:erase_before_expiry",
     "cold:erase_after_expiry",
@@ -322,7 +323,7 @@ async fn crash_at(c: &reqwest::Client, dir: &Path, id: &str, point: &'static str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_crashed_at_any_point_resumes_and_matches_the_model() {
-    // The suite runs a fixed case that reaches all 27 points; `random`
+    // The suite runs a fixed case that reaches all 28 points; `random`
     // draws a new one. A case reaches the points that rewrite a hot segment
     // or a cold file only when its range covers a sample there (the model
     // says which): seed 1796315619771599777 of a CI run drew
