@@ -60,7 +60,6 @@ async fn count_and_sum(c: &reqwest::Client, s: &Server, at: i64) -> (f64, f64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "written at the end of session 7 and not run yet (issue 17): run with --ignored, then un-ignore"]
 async fn the_scylla_hot_tier_serves_writes_across_restarts_and_nodes() {
     let k = kassandra();
     let env = env(&k);
