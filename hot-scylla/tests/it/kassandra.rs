@@ -3,13 +3,12 @@
 //! by default) on a free loopback port and connects the tier to it.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use strata_hot_scylla::{ConsistencyLevel, HotTtls, ScyllaConfig, ScyllaHot};
+use strata_test_support::port::free_port;
 
 fn bin() -> PathBuf {
     if let Some(p) = std::env::var_os("STRATA_KASSANDRA_BIN") {
@@ -25,24 +24,6 @@ fn bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// A free loopback port below the ephemeral range (see the server harness).
-fn free_port() -> u16 {
-    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
-    const BASE: u64 = 20_000;
-    const SPAN: u64 = 12_000;
-    let seed = u64::from(std::process::id()) ^ SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let _ = NEXT.compare_exchange(
-        u64::MAX,
-        seed.wrapping_mul(6_364_136_223_846_793_005) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    (0..SPAN)
-        .map(|_| (BASE + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16)
-        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .expect("a free port in 20000..32000")
 }
 
 /// A running kassandra; killed on drop.

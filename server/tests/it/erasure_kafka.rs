@@ -13,23 +13,7 @@ use strata_schemas::WriteBatch;
 
 /// A tansu broker on the SlateDB engine over an in-memory object store.
 fn slatedb_broker() -> Broker {
-    let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut child = Command::new(tansu_bin())
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "slatedb://memory", "--cluster-id", "strata-erasure"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tansu");
-    let log = crate::harness::capture_stderr(&mut child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen; stderr:\n{}", log.lock().unwrap());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Broker { child, port, log }
+    Broker::start_with("strata-erasure", "slatedb://memory")
 }
 
 /// The node's topic, read by a consumer of the test's own.

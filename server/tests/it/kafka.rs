@@ -7,75 +7,19 @@
 //! these tests fail, not skip, when it is missing.
 
 use crate::harness::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) const CLUSTER_TOKEN: &str = "kafka-test-cluster-token";
 pub(crate) const PARTITIONS: u32 = 6;
 
-fn tansu_bin() -> PathBuf {
-    let path = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        // Where scripts/install-test-deps.sh puts it: $STRATA_TOOLS_DIR, else ~/.cache/strata-tools.
-        std::env::var_os("STRATA_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools"))
-            .join("tansu-0.6.0/bin/tansu")
-    });
-    assert!(
-        path.is_file(),
-        "the tansu broker is missing at {}: run `bash scripts/install-test-deps.sh` (or set STRATA_TANSU_BIN)",
-        path.display()
-    );
-    path
-}
-
 pub(crate) use crate::harness::free_port;
+/// The tests' tansu broker (memory engine).
+pub(crate) use strata_test_support::tansu::Broker;
 
-/// A tansu broker with the in-memory storage engine.
-pub(crate) struct Broker {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Broker {
-    pub(crate) fn start() -> Broker {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "strata-test"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tansu");
-        let log = crate::harness::capture_stderr(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen; stderr:\n{}", log.lock().unwrap());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, port, log }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+/// The cluster id of the tests' brokers.
+pub(crate) const TANSU_CLUSTER: &str = "strata-test";
 
 /// How a strata node of these tests is configured.
 pub(crate) struct NodeSpec<'a> {
@@ -214,7 +158,7 @@ pub(crate) fn assigned(st: &serde_json::Value) -> Vec<u64> {
 /// restarted, a third joins: every acknowledged sample is counted exactly once on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_split_partitions_survive_kill9_and_rebalance() {
-    let broker = Broker::start();
+    let broker = Broker::start(TANSU_CLUSTER);
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
     let (da, db, dc) = (data_dir(), data_dir(), data_dir());
     let prefix = "split";
@@ -341,7 +285,7 @@ async fn two_nodes_split_partitions_survive_kill9_and_rebalance() {
 /// With the broker gone, a write is refused with 503 and Retry-After, never acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_turns_writes_into_503_with_retry_after() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start(TANSU_CLUSTER);
     let dir = data_dir();
     let extra = [("STRATA_LOG__KAFKA__DELIVERY_TIMEOUT", "2s")];
     let s = start_node(
@@ -361,13 +305,13 @@ async fn broker_outage_turns_writes_into_503_with_retry_after() {
     assert!(t0.elapsed() < Duration::from_secs(15), "took {:?}", t0.elapsed());
     let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("strata_kafka_delivery_failures_total{topic=\"outage.local.ingest\"} 0"), "{metrics}");
-    let _ = broker.log.lock().unwrap().len();
+    let _ = broker.stderr().len();
 }
 
 /// A node whose data dir is wiped rebuilds its partitions from the topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wiped_data_dir_is_rebuilt_from_the_topic() {
-    let broker = Broker::start();
+    let broker = Broker::start(TANSU_CLUSTER);
     let dir = data_dir();
     let port = free_port();
     let spec = NodeSpec { broker: &broker, prefix: "rebuild", port, peers: &[], extra: &[] };
@@ -445,7 +389,7 @@ async fn ingest_status_describes_the_local_log_too() {
 /// so does a node that replays the topic after a `kill -9`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resent_edge_batch_is_applied_once_through_kafka_on_any_node() {
-    let broker = Broker::start();
+    let broker = Broker::start(TANSU_CLUSTER);
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let (port_a, port_b) = (free_port(), free_port());
     let spec_a = NodeSpec { broker: &broker, prefix: "edge", port: port_a, peers: &[port_b], extra: &[] };
@@ -523,7 +467,7 @@ async fn wait_until_scalar(c: &reqwest::Client, s: &Server, q: &str, at: i64, wa
 /// acknowledgement) — counted and printed, and it happened in our runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_write_token_makes_a_query_on_another_node_see_the_write() {
-    let broker = Broker::start();
+    let broker = Broker::start(TANSU_CLUSTER);
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let (port_a, port_b) = (free_port(), free_port());
     let a = start_node(

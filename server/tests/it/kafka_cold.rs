@@ -122,7 +122,7 @@ async fn rolled_samples(c: &reqwest::Client, s: &Server) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_then_three_kafka_nodes_roll_every_acknowledged_sample_to_iceberg_exactly_once() {
     let started = Instant::now();
-    let broker = Broker::start();
+    let broker = Broker::start(crate::kafka::TANSU_CLUSTER);
     let shared = data_dir();
     let env = cold_env(shared.path());
     let (pa, pb, pc) = (free_port(), free_port(), free_port());

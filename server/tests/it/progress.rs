@@ -477,7 +477,7 @@ async fn a_startup_replay_is_watched_while_it_runs_and_nothing_is_answered_befor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_starting_on_a_kafka_topic_with_data_shows_a_rebuild_task_per_partition_until_caught_up() {
     use crate::kafka::{ADMIN_TOKEN, Broker, NodeSpec, PARTITIONS, scalar, start_node, status, write_acked};
-    let broker = Broker::start();
+    let broker = Broker::start(crate::kafka::TANSU_CLUSTER);
     let extra = [("STRATA_LOG_FORMAT", "json"), ("STRATA_PROGRESS_LOG_INTERVAL", "200ms")];
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let spec = NodeSpec { broker: &broker, prefix: "progress", port: free_port(), peers: &[], extra: &extra };

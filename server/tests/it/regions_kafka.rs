@@ -107,7 +107,7 @@ async fn strict_is_503(c: &reqwest::Client, eu: &Server, at: i64, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_group_region_federates_and_survives_losing_a_node() {
-    let broker = Broker::start();
+    let broker = Broker::start(crate::kafka::TANSU_CLUSTER);
     let (pa, pb, pe) = (free_port(), free_port(), free_port());
     let (da, db, de) = (data_dir(), data_dir(), data_dir());
     let a = kafka_node(da.path(), &broker, pa, pb, pe);
