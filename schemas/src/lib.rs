@@ -32,6 +32,8 @@
 //! * [`hlc`]: hybrid logical clocks, shared by the edge agent and the write path.
 //! * [`progress`]: the registry of long-running tasks (replay, rebuild, roll, merge).
 //! * [`error`]: [`ErrorKind`], the classification every crate's errors map to.
+//! * [`config`]: [`ConfigError`], what every crate's `XxxConfig::validate`
+//!   returns (section, key, value, the rule broken).
 //! * [`time`], [`varint`]: timestamp precisions; LEB128 varints and zigzag.
 //!
 //! Module by module, with paths and "when you change X": `schemas/README.md`.
@@ -45,6 +47,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
 
 pub mod batch;
+pub mod config;
 pub mod error;
 pub mod hash;
 pub mod hlc;
@@ -63,6 +66,7 @@ pub mod time;
 pub mod varint;
 
 pub use batch::{BatchOrigin, BatchSeries, Samples, WriteBatch};
+pub use config::ConfigError;
 pub use error::ErrorKind;
 pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use hlc::{Fold, Hlc, HlcTimestamp};
