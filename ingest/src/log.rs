@@ -47,7 +47,7 @@ use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
-use strata_schemas::WriteBatch;
+use strata_schemas::{ConfigError, WriteBatch};
 
 pub use kafka::{KafkaLog, KafkaLogConfig, KafkaStatus, PartitionStatus};
 pub use kafka_records::KafkaRecords;
@@ -98,16 +98,19 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
-    /// Rejects settings the log cannot run with.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Rejects settings the log cannot run with (nothing is fixed in place),
+    /// `[log.kafka]`'s too when `kind = "kafka"`.
+    pub fn validate(&mut self) -> std::result::Result<(), ConfigError> {
         if self.partitions == 0 || self.partitions > 4096 {
-            return Err(format!("log.partitions must be in 1..=4096, got {}", self.partitions));
+            return Err(ConfigError::invalid("log", "partitions", self.partitions, "must be in 1..=4096"));
         }
         if self.segment_bytes < 4096 {
-            return Err(format!("log.segment_bytes must be at least 4096, got {}", self.segment_bytes));
+            return Err(ConfigError::invalid("log", "segment_bytes", self.segment_bytes, "must be at least 4096"));
         }
-        if self.max_group_records == 0 || self.queue_depth == 0 {
-            return Err("log.max_group_records and log.queue_depth must be positive".to_owned());
+        for (key, v) in [("max_group_records", self.max_group_records), ("queue_depth", self.queue_depth)] {
+            if v == 0 {
+                return Err(ConfigError::invalid("log", key, v, "must be positive"));
+            }
         }
         if self.kind == LogKind::Kafka {
             self.kafka.validate()?;
@@ -169,5 +172,33 @@ pub trait IngestLog: Send + Sync + std::fmt::Debug {
     fn applied(&self, partition: u32) -> Option<u64> {
         let _ = partition;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        LogConfig::default().validate().unwrap();
+        let bad = |f: fn(&mut LogConfig)| {
+            let mut c = LogConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.partitions = 0).to_string(), "[log] partitions = 0: must be in 1..=4096");
+        assert_eq!(bad(|c| c.partitions = 5000).path(), "log.partitions");
+        assert_eq!(bad(|c| c.segment_bytes = 100).path(), "log.segment_bytes");
+        assert_eq!(bad(|c| c.max_group_records = 0).path(), "log.max_group_records");
+        assert_eq!(bad(|c| c.queue_depth = 0).path(), "log.queue_depth");
+        let kafka = |c: &mut LogConfig| {
+            c.kind = LogKind::Kafka;
+            c.kafka.brokers = String::new();
+        };
+        assert_eq!(bad(kafka).section, "log.kafka", "[log.kafka] is checked when kind = \"kafka\"");
+        let mut local =
+            LogConfig { kafka: KafkaLogConfig { brokers: String::new(), ..Default::default() }, ..Default::default() };
+        local.validate().unwrap();
     }
 }

@@ -59,13 +59,7 @@ impl KafkaRecords {
     /// The topic of `region` on the brokers of `config` (the same client
     /// settings as the log's own clients). Creates no connection yet.
     pub fn new(config: &KafkaLogConfig, partitions: u32, region: &str) -> Self {
-        let mut base = ClientConfig::new();
-        base.set("bootstrap.servers", &config.brokers)
-            .set("client.id", format!("strata-{region}-erasure"))
-            .set("message.max.bytes", (config.max_record_bytes + (64 << 10)).to_string());
-        for (k, v) in &config.options {
-            base.set(k, v);
-        }
+        let base = config.base_client(&format!("strata-{region}-erasure"));
         Self { base, topic: config.topic(region), partitions, deleted: Arc::default() }
     }
 

@@ -1,4 +1,10 @@
+use super::consume::report_progress;
+use super::group_repair::{GroupRepair, assigned_partitions};
+use super::rebalance::{GENUINE_FOR, RejoinState};
+use super::status::PartitionState;
 use super::*;
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 #[test]
 fn topic_and_group_names_follow_the_region() {
@@ -12,22 +18,37 @@ fn topic_and_group_names_follow_the_region() {
 }
 
 #[test]
-fn validate_rejects_unusable_settings() {
+fn validate_rejects_unusable_settings_naming_the_key() {
     assert!(KafkaLogConfig::default().validate().is_ok());
-    for bad in [
-        KafkaLogConfig { brokers: " ".into(), ..KafkaLogConfig::default() },
-        KafkaLogConfig { topic_prefix: "a/b".into(), ..KafkaLogConfig::default() },
-        KafkaLogConfig { replication_factor: 0, ..KafkaLogConfig::default() },
-        KafkaLogConfig { delivery_timeout: Duration::from_millis(1), ..KafkaLogConfig::default() },
-        KafkaLogConfig { max_record_bytes: 10, ..KafkaLogConfig::default() },
+    let d = KafkaLogConfig::default;
+    for (key, mut bad) in [
+        ("brokers", KafkaLogConfig { brokers: " ".into(), ..d() }),
+        ("topic_prefix", KafkaLogConfig { topic_prefix: "a/b".into(), ..d() }),
+        ("replication_factor", KafkaLogConfig { replication_factor: 0, ..d() }),
+        ("delivery_timeout", KafkaLogConfig { delivery_timeout: Duration::from_millis(1), ..d() }),
+        ("max_record_bytes", KafkaLogConfig { max_record_bytes: 10, ..d() }),
     ] {
-        assert!(bad.validate().is_err(), "{bad:?}");
+        let e = bad.validate().unwrap_err();
+        assert_eq!(e.path(), format!("log.kafka.{key}"), "{bad:?}");
+        assert_eq!(e.kind(), strata_schemas::ErrorKind::InvalidInput);
     }
+    let e = KafkaLogConfig { topic_prefix: "a/b".into(), ..d() }.validate().unwrap_err();
+    assert_eq!(e.to_string(), r#"[log.kafka] topic_prefix = "a/b": must be non-empty and use only [a-zA-Z0-9._-]"#);
+}
+
+/// `KafkaLog::open` checks the settings too: a bad one fails before any
+/// broker is asked, as a configuration error naming the key.
+#[test]
+fn open_refuses_a_bad_config_before_connecting() {
+    let config = KafkaLogConfig { replication_factor: 0, ..KafkaLogConfig::default() };
+    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(NoSink)).unwrap_err();
+    assert!(matches!(err, Error::KafkaConfig { .. }), "{err}");
+    assert!(err.to_string().contains("[log.kafka] replication_factor = 0: must be at least 1"), "{err}");
 }
 
 #[test]
 fn kafka_config_parses_from_toml() {
-    let c: crate::LogConfig = toml_like(
+    let mut c: crate::LogConfig = toml_like(
         r#"{"kind":"kafka","partitions":4,"kafka":{"brokers":"b:1","linger":"20ms","options":{"socket.timeout.ms":"5000"}}}"#,
     );
     assert_eq!(c.kind, crate::LogKind::Kafka);
@@ -35,6 +56,21 @@ fn kafka_config_parses_from_toml() {
     assert_eq!(c.kafka.linger, Duration::from_millis(20));
     assert_eq!(c.kafka.options.get("socket.timeout.ms").map(String::as_str), Some("5000"));
     assert!(c.validate().is_ok());
+}
+
+/// A sink that takes every record (the tests here never reach a broker).
+struct NoSink;
+
+impl LogSink for NoSink {
+    fn apply(
+        &self,
+        _: u32,
+        _: u64,
+        _: &[u8],
+        _: Option<&strata_schemas::WriteBatch>,
+    ) -> Result<(), strata_schemas::ApplyError> {
+        Ok(())
+    }
 }
 
 fn toml_like(json: &str) -> crate::LogConfig {
@@ -60,18 +96,6 @@ fn status_reports_lag_only_for_assigned_partitions_with_known_offsets() {
 /// instead of hanging.
 #[test]
 fn open_without_a_broker_fails_as_unavailable() {
-    struct Nothing;
-    impl LogSink for Nothing {
-        fn apply(
-            &self,
-            _: u32,
-            _: u64,
-            _: &[u8],
-            _: Option<&strata_schemas::WriteBatch>,
-        ) -> Result<(), strata_schemas::ApplyError> {
-            Ok(())
-        }
-    }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = KafkaLogConfig {
         brokers: format!("127.0.0.1:{port}"),
@@ -79,7 +103,7 @@ fn open_without_a_broker_fails_as_unavailable() {
         ..KafkaLogConfig::default()
     };
     let t0 = Instant::now();
-    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(Nothing)).unwrap_err();
+    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(NoSink)).unwrap_err();
     assert_eq!(err.kind(), strata_schemas::ErrorKind::Unavailable, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
