@@ -1,4 +1,4 @@
-//! The PromQL conformance suite (query/tests/promql_conformance/suite.rs),
+//! The PromQL conformance suite (query/tests/it/promql_conformance/suite.rs),
 //! unchanged, over the tier on kassandra: every `load` is written as log
 //! records through `ScyllaHot::apply`, every query reads through its
 //! `ReadStore`. A `clear` moves to a fresh tenant (the server cannot
@@ -15,7 +15,7 @@ use strata_schemas::{
 
 use crate::kassandra::Kassandra;
 
-#[path = "../../../query/tests/promql_conformance/suite.rs"]
+#[path = "../../../query/tests/it/promql_conformance/suite.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod suite;
 

@@ -5,7 +5,6 @@
 //! the buildinfo probe and health check, the template-variable queries, then every
 //! panel target with `$__interval`, `$__rate_interval`, `$__range` and the
 //! variables substituted the way Grafana substitutes them. Each must succeed and return data.
-#![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 use serde_json::Value;
 use std::sync::Arc;

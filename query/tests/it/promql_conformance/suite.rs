@@ -8,7 +8,7 @@
 //! `promql_conformance.baseline` (a regression) or the directory is missing.
 //! `STRATA_PROMQL_VERBOSE=1` prints every failure. The store is pluggable so
 //! that other stores run the same suite unchanged: `../promql_conformance.rs`
-//! runs it over the in-memory [`MemStore`], the ScyllaDB hot tier's
+//! (in this crate's `tests/it`) runs it over the in-memory [`MemStore`], the ScyllaDB hot tier's
 //! `hot-scylla/tests/it/conformance.rs` (which includes this file) over a CQL server.
 
 use promql_parser::parser::{AtModifier, Expr, VectorSelector};
