@@ -34,6 +34,7 @@ Needs: the peer-bench directory (--peer-bench, default ../shared/peer-bench
 next to the repository, for gen_iot.py, load.py, queries.json).
 """
 import argparse
+import glob
 import http.client
 import json
 import math
@@ -148,13 +149,14 @@ class Server:
         return json.loads(body)["data"]
 
 
-def strata_server(name, binary, data_dir, logdir, extra_env=None):
+def strata_server(name, binary, data_dir, logdir, extra_env=None, wrap=None):
     # The compactor's pass interval is pushed out so the loaded bucket is never
     # rolled to the cold tier while measuring: the queries read the hot store
     # through FederatedReadStore without a watermark, as in peer-bench.
     env = dict(os.environ, STRATA_ADMIN__TOKEN=ADMIN_TOKEN, STRATA_COMPACTOR__INTERVAL="1000h")
     env.update(extra_env or {})
-    return Server(name, lambda port, d: [binary, "serve", "--http-addr", "127.0.0.1:%d" % port, "--data-dir", d],
+    return Server(name, lambda port, d: (wrap or []) + [binary, "serve", "--http-addr", "127.0.0.1:%d" % port,
+                                                        "--data-dir", d],
                   data_dir, logdir, env=env, headers={"Authorization": "Bearer " + ADMIN_TOKEN})
 
 
@@ -285,6 +287,74 @@ def measure(srv, q, a):
     return (cpu_s(pid) - c0) * 1000.0 / n, n, data, statistics.median(walls)
 
 
+def callgrind_total(path):
+    """The instruction count (Ir) of one callgrind dump."""
+    found = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                found[line.split(":")[0]] = int(line.split()[1])
+    # The header's `summary:` reads 0 in dumps taken with callgrind_control; `totals:` closes the file.
+    if "totals" in found or "summary" in found:
+        return found.get("totals", found.get("summary"))
+    raise SystemExit("no totals in %s" % path)
+
+
+def callgrind(a, bins, envs, queries, sdir, logdir):
+    """Ir per query and binary (see --callgrind): a figure a busy host does not move."""
+    if not os.path.exists(loaded_marker(sdir)):
+        raise SystemExit("--callgrind needs a loaded data set in %s: run once without --callgrind first" % sdir)
+    os.makedirs(a.callgrind, exist_ok=True)
+    ir = {}
+    for name, path in bins:
+        out = os.path.join(a.callgrind, "%s.cg" % name)
+        for old in glob.glob(out + "*"):
+            os.remove(old)
+        env = dict(envs.get(name) or {}, STRATA_READ_THREADS="0")
+        srv = strata_server(name, path, sdir, logdir, env,
+                            wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                  "--callgrind-out-file=" + out])
+        log("callgrind: starting %s under valgrind (slow)" % name)
+        srv.start("/-/ready", timeout=1800)
+        try:
+            pid = str(srv.proc.pid)
+            for q in queries:
+                srv.query(q)
+                subprocess.check_call(["callgrind_control", "-z", pid], stdout=subprocess.DEVNULL)
+                subprocess.check_call(["callgrind_control", "-i", "on", pid], stdout=subprocess.DEVNULL)
+                data = None
+                for _ in range(a.cg_reps):
+                    data = srv.query(q)
+                subprocess.check_call(["callgrind_control", "-i", "off", pid], stdout=subprocess.DEVNULL)
+                before = set(glob.glob(out + "*"))
+                subprocess.check_call(["callgrind_control", "-d", q["name"], pid], stdout=subprocess.DEVNULL)
+                new = sorted(set(glob.glob(out + "*")) - before, key=os.path.getmtime)
+                if not new:
+                    raise SystemExit("callgrind wrote no dump for %s" % q["name"])
+                n = callgrind_total(new[-1]) / a.cg_reps
+                ir.setdefault(q["name"], {})[name] = (n, normalise(data))
+                log("  %-10s %-28s %14.0f Ir/query" % (name, q["name"], n))
+        finally:
+            srv.stop()
+    names = [n for n, _ in bins]
+    hdr = "| query | " + " | ".join("%s Ir/query" % n for n in names)
+    if len(names) > 1:
+        hdr += " | " + " | ".join("%s / %s" % (n, names[0]) for n in names[1:])
+    print(hdr + " |")
+    print("|" + "---|" * hdr.count("|"))
+    for q in queries:
+        row = ir[q["name"]]
+        first = row[names[0]]
+        cells = ["%.0f%s" % (row[n][0], "" if same_answer(first[1], row[n][1], q.get("ties_ok", False)) else " DIFF")
+                 for n in names]
+        cells += ["%.3f" % (row[n][0] / first[0]) for n in names[1:]]
+        print("| %s | %s |" % (q["name"], " | ".join(cells)))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({q: {n: v[0] for n, v in row.items()} for q, row in ir.items()}, f, indent=1)
+    return 0
+
+
 def ensure_dataset(a, gen_iot):
     os.makedirs(a.work, exist_ok=True)
     lp = os.path.join(a.work, "data-%dx%d.lp" % (a.devices, a.points))
@@ -337,6 +407,13 @@ def main():
                     help="instead of measuring: per query, `perf record --call-graph dwarf` the first --bin while "
                          "the query loops for --perf-s seconds; DIR/<query>.data and a DIR/<query>.txt report")
     ap.add_argument("--perf-s", type=float, default=8.0)
+    ap.add_argument("--callgrind", metavar="DIR",
+                    help="instead of measuring CPU time: every --bin runs under valgrind --tool=callgrind with "
+                         "STRATA_READ_THREADS=0 (one decoding thread, so counts are deterministic); per query, one "
+                         "warm-up, then the instructions executed by the whole server over --cg-reps runs "
+                         "(callgrind_control: zero, instrument, dump); prints Ir per query. Needs a loaded data set "
+                         "(run once without it first). Instruction counts do not move with the host's load")
+    ap.add_argument("--cg-reps", type=int, default=3)
     a = ap.parse_args()
 
     sys.path.insert(0, a.peer_bench)
@@ -394,6 +471,8 @@ def main():
         name, _, kv = e.partition(":")
         var, _, val = kv.partition("=")
         envs.setdefault(name, {})[var] = val
+    if a.callgrind:
+        return callgrind(a, bins, envs, queries, sdir, logdir)
     for name, path in bins:
         targets.append((name, lambda n=name, p=path: strata_server(n, p, sdir, logdir, envs.get(n)), sdir, "/-/ready",
                         "strata"))

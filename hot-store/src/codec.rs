@@ -199,8 +199,38 @@ impl<'a> BitReader<'a> {
         Ok(bit == 1)
     }
 
-    /// Reads `n` bits (0 <= n <= 64), a byte at a time.
+    /// Reads `n` bits (0 <= n <= 64): up to 56 bits from one big-endian
+    /// 8-byte window (zero-padded past the end of the buffer), more a byte
+    /// at a time. Fails when the buffer holds fewer than `n` more bits.
     pub(crate) fn read_bits(&mut self, n: u32) -> Result<u64, DecodeError> {
+        if n == 0 || n > 56 {
+            return self.read_bits_bytewise(n);
+        }
+        let end = self.pos.saturating_add(n as usize);
+        if end > self.buf.len().saturating_mul(8) {
+            return Err("value bits truncated");
+        }
+        let at = self.pos / 8;
+        let word = match self.buf.get(at..at.saturating_add(8)) {
+            Some(w) => <[u8; 8]>::try_from(w).map_or(0, u64::from_be_bytes),
+            None => {
+                let tail = self.buf.get(at..).unwrap_or_default();
+                let mut w = [0u8; 8];
+                for (d, s) in w.iter_mut().zip(tail) {
+                    *d = *s;
+                }
+                u64::from_be_bytes(w)
+            }
+        };
+        // `pos % 8 + n <= 63`: the window holds every bit asked for.
+        let v = (word << (self.pos % 8)) >> (64 - n);
+        self.pos = end;
+        Ok(v)
+    }
+
+    /// [`Self::read_bits`] a byte at a time (any `n`, and the reference the
+    /// windowed read is tested against).
+    pub(crate) fn read_bits_bytewise(&mut self, n: u32) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         let mut left = n;
         while left > 0 {
@@ -406,7 +436,9 @@ fn put_packed_decimal(k: u8, width: u32, mantissas: &[i64], out: &mut Vec<u8>) {
     out.extend_from_slice(&bits.buf);
 }
 
-fn decode_packed_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+/// The values of packed decimal mode into `out[i].1` (`out.len()` samples).
+fn decode_packed_decimal(buf: &[u8], out: &mut [(i64, u64)]) -> Result<(), DecodeError> {
+    let n = out.len();
     let mut cur = Cursor::new(buf);
     let k = *cur.bytes(1)?.first().ok_or("truncated decimal exponent")?;
     let p = *POW10.get(usize::from(k)).ok_or("decimal exponent out of range")?;
@@ -421,36 +453,35 @@ fn decode_packed_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> 
         return Err("packed decimal length disagrees with the count");
     }
     let mut bits = BitReader::new(rest);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, slot) in out.iter_mut().enumerate() {
         if i > 0 {
             m = m.wrapping_add(unzigzag(bits.read_bits(width)?));
         }
         if m.unsigned_abs() > 1 << 53 {
             return Err("decimal mantissa exceeds 2^53");
         }
-        out.push((m as f64 / p).to_bits());
+        slot.1 = (m as f64 / p).to_bits();
     }
-    Ok(out)
+    Ok(())
 }
 
-fn decode_decimal(buf: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+/// The values of decimal mode into `out[i].1` (`out.len()` samples).
+fn decode_decimal(buf: &[u8], out: &mut [(i64, u64)]) -> Result<(), DecodeError> {
     let mut cur = Cursor::new(buf);
     let k = *cur.bytes(1)?.first().ok_or("truncated decimal exponent")?;
     let p = *POW10.get(usize::from(k)).ok_or("decimal exponent out of range")?;
     let mut prev = 0i64;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
+    for slot in out.iter_mut() {
         prev = prev.wrapping_add(cur.ivarint()?);
         if prev.unsigned_abs() > 1 << 53 {
             return Err("decimal mantissa exceeds 2^53");
         }
-        out.push((prev as f64 / p).to_bits());
+        slot.1 = (prev as f64 / p).to_bits();
     }
     if !cur.is_empty() {
         return Err("trailing bytes after decimal values");
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Gorilla XOR control bits: `0` same value; `10` meaningful bits fit the
@@ -600,8 +631,9 @@ pub(crate) fn decode_block(
         return if cur.is_empty() { Ok(out) } else { Err("trailing bytes after empty block") };
     }
     let t0 = if version >= V::V4 { t0 } else { cur.ivarint()? };
-    let mut ts = Vec::with_capacity(out.capacity());
-    ts.push(t0);
+    // Timestamps first, with a value of 0 each; the values are then
+    // decoded into place (one vector per block, no zip of two).
+    out.push((t0, 0));
     let (mut prev_ts, mut prev_delta) = (t0, 0i64);
     if version >= V::V3 {
         let len = cur.len(1)?;
@@ -614,42 +646,41 @@ pub(crate) fn decode_block(
             let delta = prev_delta.wrapping_add(read_dod(&mut r)?);
             prev_ts = prev_ts.wrapping_add(delta);
             prev_delta = delta;
-            ts.push(prev_ts);
+            out.push((prev_ts, 0));
         }
     } else {
         for _ in 1..n {
             let delta = prev_delta.wrapping_add(cur.ivarint()?);
             prev_ts = prev_ts.wrapping_add(delta);
             prev_delta = delta;
-            ts.push(prev_ts);
+            out.push((prev_ts, 0));
         }
     }
     let tag = *cur.bytes(1)?.first().ok_or("truncated value encoding")?;
-    let values = match tag {
-        VALUES_GORILLA => decode_gorilla(cur.remaining(), n)?,
-        VALUES_DECIMAL => decode_decimal(cur.remaining(), n)?,
-        VALUES_PACKED_DECIMAL if version >= V::V4 => decode_packed_decimal(cur.remaining(), n)?,
+    match tag {
+        VALUES_GORILLA => decode_gorilla(cur.remaining(), &mut out)?,
+        VALUES_DECIMAL => decode_decimal(cur.remaining(), &mut out)?,
+        VALUES_PACKED_DECIMAL if version >= V::V4 => decode_packed_decimal(cur.remaining(), &mut out)?,
         _ => return Err("unknown value encoding"),
-    };
-    out.extend(ts.into_iter().zip(values));
+    }
     Ok(out)
 }
 
-fn decode_gorilla(rest: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+/// The values of Gorilla mode into `out[i].1` (`out.len()` samples).
+fn decode_gorilla(rest: &[u8], out: &mut [(i64, u64)]) -> Result<(), DecodeError> {
     let mut bits = BitReader::new(rest);
     let mut value = bits.read_bits(64)?;
     let mut window = None;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+    for (i, slot) in out.iter_mut().enumerate() {
         if i > 0 {
             value ^= decode_xor(&mut bits, &mut window)?;
         }
-        out.push(value);
+        slot.1 = value;
     }
     if bits.pos.div_ceil(8) != rest.len() {
         return Err("trailing bytes after value bits");
     }
-    Ok(out)
+    Ok(())
 }
 
 pub(crate) fn decode_xor(bits: &mut BitReader<'_>, window: &mut Option<(u32, u32)>) -> Result<u64, DecodeError> {

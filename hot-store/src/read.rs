@@ -178,23 +178,35 @@ pub(crate) fn read_layers(
     range: TimeRange,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<(i64, u64)>, LayerError> {
+    if layers.len() == 1 {
+        // One block or chunk (a fleet query's usual case): no merge to do.
+        return match layers.into_iter().next() {
+            Some(layer) => read_layer(layer, range, scratch),
+            None => Ok(Vec::new()),
+        };
+    }
     let mut parts = Vec::with_capacity(layers.len());
     for layer in layers {
-        match layer {
-            Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
-                Ok(mut v) => {
-                    v.retain(|&(ts, _)| range.contains(ts));
-                    parts.push(v);
-                }
-                Err(e) => {
-                    let corrupt = matches!(e, ReadError::Corrupted { .. });
-                    return Err((e, corrupt.then_some(seg)));
-                }
-            },
-            Layer::Mem(v) => parts.push(v),
-        }
+        parts.push(read_layer(layer, range, scratch)?);
     }
     Ok(merge_layers(parts))
+}
+
+/// The samples of one layer in `range` (a block read and checked through `scratch`).
+fn read_layer(layer: Layer, range: TimeRange, scratch: &mut Vec<u8>) -> Result<Vec<(i64, u64)>, LayerError> {
+    Ok(match layer {
+        Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
+            Ok(mut v) => {
+                v.retain(|&(ts, _)| range.contains(ts));
+                v
+            }
+            Err(e) => {
+                let corrupt = matches!(e, ReadError::Corrupted { .. });
+                return Err((e, corrupt.then_some(seg)));
+            }
+        },
+        Layer::Mem(v) => v,
+    })
 }
 
 /// True when the series has a sample in `range`, deciding from the index and
