@@ -88,22 +88,31 @@ pub(crate) fn series_order(a: (&Labels, SeriesId), b: (&Labels, SeriesId)) -> st
     ka.cmp(&kb).then_with(|| a.0.cmp(b.0))
 }
 
-/// Builds Arrow batches of at most [`BATCH_ROWS`] rows (a series may span two).
-fn build_batches(schema: &Arc<ArrowSchema>, rows: &[Row<'_>]) -> Result<Vec<RecordBatch>, ArrowError> {
-    let flat = rows.iter().flat_map(|r| r.samples.iter().map(move |s| (r.series, *s)));
-    let mut out = Vec::new();
+/// The next Arrow batch of at most [`BATCH_ROWS`] rows of `rows` (a series
+/// may span two) from `at` = (row, sample) on, advancing it; `None` at the
+/// end. Batches are built one at a time as the writer takes them: a
+/// partition of a roll or a merge holds millions of rows, and as Arrow
+/// (each row with its labels map) they took ~150 bytes a row — several GiB
+/// when a whole partition was built before writing (the soak of 2026-12-03
+/// night saw RSS spikes to 10 GiB during merges).
+fn next_batch(
+    schema: &Arc<ArrowSchema>,
+    rows: &[Row<'_>],
+    at: &mut (usize, usize),
+) -> Option<Result<RecordBatch, ArrowError>> {
     let mut chunk: Vec<(&SeriesSamples, Sample)> = Vec::with_capacity(BATCH_ROWS);
-    for item in flat {
-        chunk.push(item);
-        if chunk.len() == BATCH_ROWS {
-            out.push(build_batch(schema, &chunk)?);
-            chunk.clear();
+    while chunk.len() < BATCH_ROWS {
+        let Some(row) = rows.get(at.0) else { break };
+        let rest = row.samples.get(at.1..).unwrap_or_default();
+        let n = rest.len().min(BATCH_ROWS - chunk.len());
+        chunk.extend(rest.iter().take(n).map(|s| (row.series, *s)));
+        if n == rest.len() {
+            *at = (at.0 + 1, 0);
+        } else {
+            at.1 += n;
         }
     }
-    if !chunk.is_empty() {
-        out.push(build_batch(schema, &chunk)?);
-    }
-    Ok(out)
+    (!chunk.is_empty()).then(|| build_batch(schema, &chunk))
 }
 
 fn build_batch(schema: &Arc<ArrowSchema>, rows: &[(&SeriesSamples, Sample)]) -> Result<RecordBatch, ArrowError> {
@@ -227,8 +236,15 @@ pub(crate) async fn write_files(
     let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
     let buckets = table_buckets(table).ok_or_else(|| corrupt("table has no device bucket partition field".into()))?;
     let groups = partition_rows(series, buckets).map_err(corrupt)?;
-    let mut out =
-        write_groups(table, config, tenant, groups, |schema, rows| build_batches(schema, rows), file_prefix).await?;
+    let mut out = write_groups_lazily(
+        table,
+        config,
+        tenant,
+        groups,
+        |schema, rows: &Vec<Row<'_>>, at| next_batch(schema, rows, at),
+        file_prefix,
+    )
+    .await?;
     out.series = series.len();
     Ok(out)
 }
@@ -250,6 +266,29 @@ pub(crate) async fn write_groups<G>(
     tenant: &TenantId,
     groups: BTreeMap<(i64, i32), G>,
     build: impl Fn(&Arc<ArrowSchema>, &G) -> Result<Vec<RecordBatch>, ArrowError>,
+    file_prefix: &str,
+) -> Result<WrittenFiles> {
+    let next = |schema: &Arc<ArrowSchema>, g: &G, built: &mut Option<std::vec::IntoIter<RecordBatch>>| {
+        if built.is_none() {
+            match build(schema, g) {
+                Ok(v) => *built = Some(v.into_iter()),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        built.as_mut().and_then(Iterator::next).map(Ok)
+    };
+    write_groups_lazily(table, config, tenant, groups, next, file_prefix).await
+}
+
+/// [`write_groups`] with batches built as the writer takes them: `next`
+/// returns a group's next batch (from its state `S`, fresh per group) or
+/// `None` after the last, so one batch per partition is in memory at a time.
+pub(crate) async fn write_groups_lazily<G, S: Default>(
+    table: &Table,
+    config: &ColdTierConfig,
+    tenant: &TenantId,
+    groups: BTreeMap<(i64, i32), G>,
+    next: impl Fn(&Arc<ArrowSchema>, &G, &mut S) -> Option<Result<RecordBatch, ArrowError>>,
     file_prefix: &str,
 ) -> Result<WrittenFiles> {
     let corrupt = |detail: String| Error::Corrupted { tenant: tenant.clone(), detail };
@@ -278,9 +317,9 @@ pub(crate) async fn write_groups<G>(
         });
         let key = PartitionKey::new(spec.clone(), Arc::clone(&schema), Struct::from_iter(values));
         let mut writer = builder.build(Some(key)).await.map_err(write_err)?;
-        let batches =
-            build(&arrow_schema, &rows).map_err(|source| Error::BuildBatch { tenant: tenant.clone(), source })?;
-        for b in batches {
+        let mut state = S::default();
+        while let Some(b) = next(&arrow_schema, &rows, &mut state) {
+            let b = b.map_err(|source| Error::BuildBatch { tenant: tenant.clone(), source })?;
             out.rows += b.num_rows() as u64;
             writer.write(b).await.map_err(write_err)?;
         }
@@ -338,6 +377,7 @@ pub(crate) async fn write_partition_stream(
 
 #[cfg(test)]
 mod tests {
+    use arrow_array::cast::AsArray;
     use strata_schemas::{Labels, SeriesId};
 
     use super::*;
@@ -361,5 +401,42 @@ mod tests {
         let order: Vec<(&str, i64)> =
             day0.iter().map(|r| (r.series.labels.metric_name(), r.series.series_id.0 as i64)).collect();
         assert_eq!(order, vec![("a", -1), ("a", 5), ("b", 1)]);
+    }
+
+    #[test]
+    fn batches_are_built_one_at_a_time_and_together_hold_every_row_in_order() {
+        // Series of 0, 1, BATCH_ROWS - 1, BATCH_ROWS + 1 and 2 * BATCH_ROWS + 3
+        // samples: batches cross series boundaries and series cross batches.
+        let lens = [0usize, 1, BATCH_ROWS - 1, BATCH_ROWS + 1, 2 * BATCH_ROWS + 3];
+        let series: Vec<SeriesSamples> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let ts: Vec<i64> = (0..n as i64).collect();
+                s(1, "m", i as u64 + 1, &ts)
+            })
+            .collect();
+        let rows: Vec<Row<'_>> = series.iter().map(|x| Row { series: x, samples: &x.samples }).collect();
+        let schema = Arc::new(
+            iceberg::arrow::schema_to_arrow_schema(&crate::table::samples_schema()).expect("samples schema converts"),
+        );
+        let mut at = (0, 0);
+        let mut seen: Vec<(i64, i64)> = Vec::new();
+        let mut sizes = Vec::new();
+        while let Some(b) = next_batch(&schema, &rows, &mut at) {
+            let b = b.expect("batch builds");
+            sizes.push(b.num_rows());
+            let ids = b.column_by_name("series_id").expect("series_id").as_primitive::<arrow_array::types::Int64Type>();
+            let ts = b.column_by_name("ts").expect("ts").as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+            seen.extend(ids.values().iter().zip(ts.values()).map(|(&id, &t)| (id, t / 1000)));
+        }
+        let total: usize = lens.iter().sum();
+        assert!(sizes.iter().all(|&n| n <= BATCH_ROWS && n > 0), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), total);
+        assert_eq!(sizes.len(), total.div_ceil(BATCH_ROWS));
+        let want: Vec<(i64, i64)> =
+            series.iter().flat_map(|x| x.samples.iter().map(|p| (x.series_id.0 as i64, p.ts))).collect();
+        assert_eq!(seen, want);
+        assert!(next_batch(&schema, &rows, &mut at).is_none(), "the end stays the end");
     }
 }

@@ -77,6 +77,18 @@ pub struct MaintainOutcome {
     pub orphan_bytes: u64,
     /// Tenants where a step failed (logged, retried next pass).
     pub failed_tenants: usize,
+    /// Partitions were left to merge: the pass's time budget
+    /// ([`Compactor::maintain_within`]) or `max_merges_per_pass` ran out.
+    pub unfinished: bool,
+}
+
+/// What is left of a maintenance pass's merges: a count
+/// (`max_merges_per_pass`) and an optional time after which none starts.
+struct Merges<'a> {
+    left: &'a mut usize,
+    deadline: Option<Instant>,
+    /// A merge started in this pass (the first one always may).
+    ran: bool,
 }
 
 /// What [`Compactor::purge_tenant`] deleted.
@@ -124,8 +136,18 @@ impl Compactor {
     /// snapshot and orphan ages use the wall clock they were recorded in. A failing tenant is logged and counted, others go on.
     /// Returns an error only for an injected failure.
     pub async fn maintain_once(&self, now_ms: i64) -> Result<MaintainOutcome> {
+        self.maintain_within(now_ms, None).await
+    }
+
+    /// [`Compactor::maintain_once`] that starts no further merge once
+    /// `budget` has passed (the merge running then finishes; at least one
+    /// runs); [`MaintainOutcome::unfinished`] says merges are left. The
+    /// background loop ([`Compactor::run`]) gives each pass one roll
+    /// interval, so rolls are not held back behind a merge backlog.
+    pub async fn maintain_within(&self, now_ms: i64, budget: Option<std::time::Duration>) -> Result<MaintainOutcome> {
         let _pass = self.pass.lock().await;
         let started = Instant::now();
+        let deadline = budget.map(|b| started + b);
         let source = self.retention_source.lock().clone();
         if let Some(source) = source
             && let Some(retentions) = source().await
@@ -135,8 +157,9 @@ impl Compactor {
         let tenants = self.cold.tenants().await.map_err(|source| Error::ListTables { source })?;
         let mut out = MaintainOutcome { tenants: tenants.len(), ..MaintainOutcome::default() };
         let mut merges_left = self.config.max_merges_per_pass;
+        let mut merges = Merges { left: &mut merges_left, deadline, ran: false };
         for (i, tenant) in tenants.iter().enumerate() {
-            match self.maintain_tenant(tenant, now_ms, &mut out, &mut merges_left).await {
+            match self.maintain_tenant(tenant, now_ms, &mut out, &mut merges).await {
                 Ok(()) => {}
                 Err(e @ Error::Injected { .. }) => return Err(e),
                 Err(e) => {
@@ -169,10 +192,10 @@ impl Compactor {
         tenant: &TenantId,
         now_ms: i64,
         out: &mut MaintainOutcome,
-        merges_left: &mut usize,
+        merges: &mut Merges<'_>,
     ) -> Result<()> {
         self.apply_retention(&self.cold, tenant, now_ms, out).await?;
-        self.merge_small_files(&self.cold, tenant, out, merges_left).await?;
+        self.merge_small_files(&self.cold, tenant, out, merges).await?;
         self.maintain_table(&self.cold, tenant, out).await?;
         if let Ok(total) = self.cold.stored_bytes(tenant).await {
             self.metrics.set_cold_bytes(tenant, Some(total));
@@ -183,14 +206,14 @@ impl Compactor {
         for r in Rollup::ALL {
             let view = self.cold.rollup_view(r);
             self.apply_retention(&view, tenant, now_ms, out).await?;
-            self.merge_small_files(&view, tenant, out, merges_left).await?;
+            self.merge_small_files(&view, tenant, out, merges).await?;
             self.maintain_table(&view, tenant, out).await?;
         }
         // The series table: no retention (a series first recorded long ago
         // may still have recent rollups), but the same merge of the small
         // files each roll with new series adds, folding, expiry, orphans.
         let view = self.cold.series_view();
-        self.merge_small_files(&view, tenant, out, merges_left).await?;
+        self.merge_small_files(&view, tenant, out, merges).await?;
         self.maintain_table(&view, tenant, out).await?;
         Ok(())
     }
@@ -284,16 +307,17 @@ impl Compactor {
         Ok(())
     }
 
-    /// Merges the small files of each partition that has enough of them.
+    /// Merges the small files of each partition that has enough of them,
+    /// while the pass has merges (count and time) left.
     async fn merge_small_files(
         &self,
         cold: &ColdTier,
         tenant: &TenantId,
         out: &mut MaintainOutcome,
-        merges_left: &mut usize,
+        merges: &mut Merges<'_>,
     ) -> Result<()> {
         let min_files = self.config.merge_min_files;
-        if min_files == 0 || *merges_left == 0 {
+        if min_files == 0 {
             return Ok(());
         }
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
@@ -302,11 +326,17 @@ impl Compactor {
         for f in live.iter().filter(|f| f.bytes < self.config.merge_small_file_bytes) {
             partitions.entry((f.day, f.bucket)).or_default().push(f);
         }
-        let planned = partitions.values().filter(|f| f.len() >= min_files.max(2)).count().min(*merges_left);
+        let planned = partitions.values().filter(|f| f.len() >= min_files.max(2)).count().min(*merges.left);
         let task = crate::progress::merge_task(tenant, planned);
         for ((day, bucket), mut files) in partitions {
-            if files.len() < min_files.max(2) || *merges_left == 0 {
+            if files.len() < min_files.max(2) {
                 continue;
+            }
+            let late = merges.ran && merges.deadline.is_some_and(|d| Instant::now() >= d);
+            if *merges.left == 0 || late {
+                *merges.left = 0;
+                out.unfinished = true;
+                break;
             }
             // Smallest first, bounded in count and bytes (the rows are held in memory).
             files.sort_by_key(|f| f.bytes);
@@ -320,7 +350,8 @@ impl Compactor {
                 })
                 .count();
             files.truncate(take.max(2));
-            *merges_left -= 1;
+            *merges.left -= 1;
+            merges.ran = true;
             let t0 = Instant::now();
             let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             let bytes_in: u64 = files.iter().map(|f| f.bytes).sum();

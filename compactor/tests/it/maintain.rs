@@ -162,6 +162,45 @@ fn merge_turns_many_small_rolls_into_one_file_per_partition() {
 }
 
 #[test]
+fn a_time_budget_cuts_a_pass_after_one_merge_and_the_next_passes_finish_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = Env::open_with(dir.path(), eager());
+    fill(&mut env, DAY0 + BUCKET_MS, 12);
+    let now = DAY0 + 14 * BUCKET_MS;
+    env.rt.block_on(env.compactor.roll_once(now)).unwrap();
+    env.hot.expire(now).unwrap();
+    let partitions = {
+        let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
+        files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
+    };
+    let wanted = partitions + 1; // acme's partitions and beta's one
+    assert!(wanted >= 3, "the case needs several merges: {wanted}");
+    // A zero budget: each pass starts exactly one merge (the first always runs).
+    let mut merged = 0;
+    let mut passes = 0;
+    loop {
+        let out = env.rt.block_on(env.compactor.maintain_within(now, Some(Duration::ZERO))).unwrap();
+        passes += 1;
+        merged += out.merges;
+        // Samples, rollup and series tables' merges alike: one per pass.
+        let started = out.merges + out.rollup_merges;
+        assert!(started <= 1, "pass {passes} started {started} merges past its budget: {out:?}");
+        env.assert_exactly_once(&format!("after budgeted pass {passes}"));
+        if !out.unfinished {
+            break;
+        }
+        assert_eq!(started, 1, "an unfinished pass merged something: {out:?}");
+        assert!(passes <= 4 * wanted, "passes go on after every merge was done: {out:?}");
+    }
+    assert_eq!(merged as usize, wanted);
+    assert_eq!(live_files(&env, "acme"), partitions, "one file per partition");
+    assert_eq!(live_files(&env, "beta"), 1);
+    // Without a budget nothing is left.
+    let again = env.rt.block_on(env.compactor.maintain_within(now, None)).unwrap();
+    assert_eq!((again.merges, again.unfinished), (0, false));
+}
+
+#[test]
 fn crash_at_every_maintenance_step_keeps_each_sample_exactly_once() {
     for point in MAINTENANCE_FAILPOINTS {
         let dir = tempfile::tempdir().unwrap();
