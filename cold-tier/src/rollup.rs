@@ -16,13 +16,19 @@
 //! roll writes its partial row of the day, and readers merge them the same
 //! way (the small-file merge of maintenance stores them merged, one row per
 //! series and day).
+//!
+//! Merged sums are not the raw samples' compensated sum in general, so each
+//! row also stores `exp` ([`RollupPoint::exp`], layout version 2): with the
+//! counts and min/max it proves when a sum of windows is exact
+//! ([`RollupPoint::sums_exactly`]); the engine uses sum and avg rows only
+//! then. Version 1 tables (no `exp` column) are read with `exp` = `None`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, TimestampMicrosecondBuilder};
+use arrow_array::builder::{Float64Builder, Int32Builder, Int64Builder, TimestampMicrosecondBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{MapArray, PrimitiveArray, RecordBatch};
 use arrow_schema::{ArrowError, Schema as ArrowSchema};
 use strata_schemas::{Labels, Matcher, RollupPoint, RollupSeries, Sample, SeriesId, TenantId, TimeRange};
@@ -76,6 +82,7 @@ fn build_rollup_batches(schema: &Arc<ArrowSchema>, rows: &[RollupRows<'_>]) -> R
             let (mut min, mut max, mut sum, mut last) =
                 (Float64Builder::new(), Float64Builder::new(), Float64Builder::new(), Float64Builder::new());
             let (mut count, mut last_ts) = (Int64Builder::new(), TimestampMicrosecondBuilder::new());
+            let mut exp = Int32Builder::new();
             for (s, p) in chunk {
                 head.push(&s.labels, s.series_id.0, s.device_hash, p.end);
                 min.append_value(p.min);
@@ -84,6 +91,7 @@ fn build_rollup_batches(schema: &Arc<ArrowSchema>, rows: &[RollupRows<'_>]) -> R
                 count.append_value(i64::try_from(p.count).unwrap_or(i64::MAX));
                 last.append_value(p.last);
                 last_ts.append_value(p.last_ts.saturating_mul(1000));
+                exp.append_option(p.exp);
             }
             let ts_type = schema.field_with_name("last_ts")?.data_type().clone();
             let mut columns = head.finish(schema)?;
@@ -93,6 +101,10 @@ fn build_rollup_batches(schema: &Arc<ArrowSchema>, rows: &[RollupRows<'_>]) -> R
             columns.push(Arc::new(count.finish()));
             columns.push(Arc::new(last.finish()));
             columns.push(Arc::new(last_ts.finish().with_data_type(ts_type)));
+            // Layout version 2 (tables created before have no `exp`).
+            if schema.field_with_name("exp").is_ok() {
+                columns.push(Arc::new(exp.finish()));
+            }
             RecordBatch::try_new(Arc::clone(schema), columns)
         })
         .collect()
@@ -114,6 +126,8 @@ struct PointColumns<'a> {
     count: &'a PrimitiveArray<Int64Type>,
     last: &'a PrimitiveArray<Float64Type>,
     last_ts: &'a PrimitiveArray<TimestampMicrosecondType>,
+    /// Absent in tables of layout version 1 (every row's `exp` is then `None`).
+    exp: Option<&'a PrimitiveArray<Int32Type>>,
 }
 
 impl<'a> PointColumns<'a> {
@@ -126,6 +140,10 @@ impl<'a> PointColumns<'a> {
             count: column(batch, "count", tenant)?,
             last: column(batch, "last", tenant)?,
             last_ts: column(batch, "last_ts", tenant)?,
+            exp: match batch.column_by_name("exp") {
+                None => None,
+                Some(_) => Some(column(batch, "exp", tenant)?),
+            },
         })
     }
 
@@ -139,6 +157,7 @@ impl<'a> PointColumns<'a> {
             count: u64::try_from(self.count.value(i)).unwrap_or(0),
             last: self.last.value(i),
             last_ts: self.last_ts.value(i).div_euclid(1000),
+            exp: self.exp.and_then(|e| arrow_array::Array::is_valid(e, i).then(|| e.value(i))),
         }
     }
 }
@@ -386,8 +405,17 @@ impl ColdTier {
         if ends.start > ends.end || table.metadata().current_snapshot().is_none() {
             return Ok(Some(Vec::new()));
         }
+        // `exp` only where the table has it (layout version 2).
+        let has_exp = table.metadata().current_schema().field_by_name("exp").is_some();
+        let with_exp = |cols: &[&'static str]| {
+            let mut v = cols.to_vec();
+            if has_exp {
+                v.push("exp");
+            }
+            v
+        };
         if let Some(index) = self.series_view().series_index(tenant, matchers).await? {
-            let columns = ["series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"];
+            let columns = with_exp(&["series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"]);
             let mut points: Vec<Vec<RollupPoint>> = vec![Vec::new(); index.labels.len()];
             let mut unresolved = false;
             // At most one row per window (more only for partials): reserve that.
@@ -414,7 +442,7 @@ impl ColdTier {
             }
             tracing::debug!(tenant = %tenant, table = ?self.kind, "rollup rows of series the series table lacks; reading their labels");
         }
-        let columns = ["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"];
+        let columns = with_exp(&["labels", "series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"]);
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
         self.scan_batches(&table, tenant, matchers, ends, &columns, |batch| absorb(batch, tenant, &mut groups)).await?;
         let mut out: Vec<RollupSeries> = groups
@@ -452,6 +480,99 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].end, p[0].min, p[0].max, p[0].sum, p[0].count, p[0].last), (w, 1.0, 2.0, 3.0, 2, 1.0));
         assert_eq!((p[1].end, p[1].count, p[1].last_ts), (3 * w, 1, 2 * w + 1));
+    }
+
+    /// Layout version 2: `exp` is written and read back (null for a window
+    /// holding NaN), a 1 d table has one device bucket, a 1 h table the
+    /// configured number. A table created at layout version 1 (no `exp`
+    /// column, as before 2026-12-04) is still written and read, every row
+    /// with `exp` = `None`.
+    #[test]
+    fn layout_two_stores_exp_and_layout_one_tables_stay_readable() {
+        use crate::config::ColdTierConfig;
+        use crate::table::{FIELD_EXP, rollup_schema, samples_partition_spec, samples_sort_order};
+        use crate::tier::CommitSource;
+        use iceberg::Catalog;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
+        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % MS_PER_DAY;
+        let rolled = |t: &TenantId, w: i64| -> Vec<SeriesRollup> {
+            [("quarter", [0.25, -3.5, 8.0]), ("decimal", [0.1, 0.2, 0.3]), ("nan", [1.0, f64::NAN, 2.0])]
+                .into_iter()
+                .map(|(device, values)| {
+                    let labels = Labels::from_pairs([("__name__", "m"), ("device", device)]);
+                    let samples: Vec<Sample> =
+                        values.iter().enumerate().map(|(i, &v)| Sample::new(day0 + 1 + i as i64 * 60_000, v)).collect();
+                    SeriesRollup {
+                        series_id: strata_schemas::series_id(t, &labels),
+                        device_hash: strata_schemas::device_hash_of(t, device),
+                        points: rollup_points(&samples, w),
+                        labels,
+                    }
+                })
+                .collect()
+        };
+        let write_and_read = |view: &ColdTier, t: &TenantId, w: i64| -> Vec<RollupSeries> {
+            rt.block_on(async {
+                let written = view.write_rollup_files(t, &rolled(t, w), i64::MIN, "test").await.unwrap();
+                let source = CommitSource { source: format!("hot:{t}:{day0}"), segments: String::new() };
+                view.commit_files(t, written, &source).await.unwrap();
+                let m = [Matcher::equal("__name__", "m")];
+                view.select_rollup(t, &m, TimeRange::new(day0, day0 + MS_PER_DAY)).await.unwrap().unwrap()
+            })
+        };
+        let exps = |series: &[RollupSeries]| -> Vec<(String, Option<i32>, bool)> {
+            series
+                .iter()
+                .map(|s| {
+                    let p = &s.points;
+                    (s.labels.get("device").unwrap_or_default().to_owned(), p[0].exp, RollupPoint::sums_exactly(p))
+                })
+                .collect()
+        };
+        let new = TenantId::new("new").unwrap();
+        for (r, buckets) in [(Rollup::OneDay, 1), (Rollup::OneHour, config.device_buckets)] {
+            let view = cold.rollup_view(r);
+            let got = write_and_read(&view, &new, r.width_ms());
+            assert_eq!(
+                exps(&got),
+                vec![
+                    ("decimal".into(), Some(-55), false),
+                    ("nan".into(), Some(strata_schemas::EXP_NAN), true),
+                    ("quarter".into(), Some(-2), true)
+                ],
+                "{r:?}"
+            );
+            let table = rt.block_on(view.load_table(&new)).unwrap().unwrap();
+            assert_eq!(table_buckets(&table), Some(buckets), "{r:?}");
+            assert_eq!(table.metadata().properties().get("strata.layout-version").map(String::as_str), Some("2"));
+        }
+        // A version 1 table: the rollup schema without field 15.
+        let old = TenantId::new("old").unwrap();
+        let view = cold.rollup_view(Rollup::OneDay);
+        let fields =
+            rollup_schema().as_struct().fields().iter().filter(|f| f.id != FIELD_EXP).cloned().collect::<Vec<_>>();
+        let schema = iceberg::spec::Schema::builder().with_schema_id(0).with_fields(fields).build().unwrap();
+        let ident = view.ident(&old);
+        let creation = iceberg::TableCreation::builder()
+            .name(ident.name().to_owned())
+            .schema(schema)
+            .partition_spec(samples_partition_spec(8))
+            .sort_order(samples_sort_order())
+            .properties(HashMap::from([
+                (PROPERTY_ROLLUP_SINCE.to_owned(), i64::MIN.to_string()),
+                ("strata.layout-version".to_owned(), "1".to_owned()),
+            ]))
+            .build();
+        rt.block_on(cold.catalog().create_table(ident.namespace(), creation)).unwrap();
+        let got = write_and_read(&view, &old, MS_PER_DAY);
+        assert_eq!(
+            exps(&got),
+            vec![("decimal".into(), None, false), ("nan".into(), None, false), ("quarter".into(), None, false)]
+        );
+        assert_eq!(got[2].points[0].sum, 4.75, "the rest of the row as written");
     }
 
     #[test]

@@ -151,6 +151,12 @@ pub const FIELD_COUNT: i32 = 12;
 pub const FIELD_LAST: i32 = 13;
 /// Field id of a rollup table's `last_ts` (timestamptz).
 pub const FIELD_LAST_TS: i32 = 14;
+/// Field id of `exp` (optional int: `RollupPoint::exp`; rollup layout version 2).
+pub const FIELD_EXP: i32 = 15;
+
+/// `strata.layout-version` of rollup tables created now (2: with `exp`;
+/// tables of version 1 have no `exp` and stay readable).
+pub const ROLLUP_LAYOUT_VERSION: &str = "2";
 
 /// Table property of a rollup table: the start (ms) of the first hot
 /// bucket rolled with rollups; windows ending before `since + width` may
@@ -238,6 +244,7 @@ pub fn rollup_schema() -> Schema {
         NestedField::required(FIELD_COUNT, "count", Type::Primitive(PrimitiveType::Long)).into(),
         NestedField::required(FIELD_LAST, "last", double()).into(),
         NestedField::required(FIELD_LAST_TS, "last_ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+        NestedField::optional(FIELD_EXP, "exp", Type::Primitive(PrimitiveType::Int)).into(),
     ])
 }
 

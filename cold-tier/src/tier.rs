@@ -274,7 +274,10 @@ impl ColdTier {
         let buckets = self.config.device_buckets;
         let (schema, spec, order) = match self.kind {
             TableKind::Samples => (samples_schema(), samples_partition_spec(buckets), samples_sort_order()),
-            TableKind::Rollup(_) => {
+            TableKind::Rollup(r) => {
+                properties.insert("strata.layout-version".into(), crate::table::ROLLUP_LAYOUT_VERSION.into());
+                // One row per series and day: splitting a day by device only multiplies files.
+                let buckets = if r == crate::table::Rollup::OneDay { 1 } else { buckets };
                 (crate::table::rollup_schema(), samples_partition_spec(buckets), samples_sort_order())
             }
             TableKind::Series => (

@@ -73,7 +73,10 @@ pub use hlc::{Fold, Hlc, HlcTimestamp};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};
-pub use read::{ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange};
+pub use read::{
+    EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange,
+    exact_exp,
+};
 pub use region::{RegionDirectory, RegionEntry};
 pub use sink::{ApplyError, LogSink};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

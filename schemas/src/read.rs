@@ -68,6 +68,50 @@ pub struct RollupPoint {
     pub last: f64,
     /// Timestamp of the latest sample (ms).
     pub last_ts: i64,
+    /// `Some(e)`: every value is finite and an integer multiple of `2^e`
+    /// ([`exact_exp`]; [`EXP_NONE_SET`] for a window of zeros), or
+    /// `Some(`[`EXP_NAN`]`)`: a value is NaN; `None`: a value is ±Inf (and
+    /// none NaN), or the row was stored without it. With `count` and
+    /// `min`/`max` it proves when sums of windows are exact
+    /// ([`RollupPoint::sums_exactly`]).
+    pub exp: Option<i32>,
+}
+
+/// [`RollupPoint::exp`] of a window holding a NaN value: every sum and
+/// mean over it is NaN, raw or from rollups.
+pub const EXP_NAN: i32 = i32::MIN;
+
+/// [`RollupPoint::exp`] of a window holding only zeros (multiples of any
+/// power of two; above every finite value's exponent).
+pub const EXP_NONE_SET: i32 = 1024;
+
+/// The largest `e` such that `v` is an integer multiple of `2^e` (the
+/// weight of its lowest set mantissa bit), [`EXP_NONE_SET`] for ±0,
+/// [`EXP_NAN`] for NaN, `None` for ±Inf.
+pub fn exact_exp(v: f64) -> Option<i32> {
+    if v.is_nan() {
+        return Some(EXP_NAN);
+    }
+    if v.is_infinite() {
+        return None;
+    }
+    let bits = v.to_bits();
+    let (biased, mantissa) = (((bits >> 52) & 0x7ff) as i32, bits & ((1u64 << 52) - 1));
+    let (m, e0) = if biased == 0 { (mantissa, -1074) } else { (mantissa | (1u64 << 52), biased - 1075) };
+    if m == 0 {
+        return Some(EXP_NONE_SET);
+    }
+    Some(e0 + m.trailing_zeros() as i32)
+}
+
+/// `2^n` for `n` in `-1074..`, `+Inf` from 1024 on.
+fn pow2(n: i32) -> f64 {
+    match n {
+        1024.. => f64::INFINITY,
+        -1022.. => f64::from_bits(((n + 1023) as u64) << 52),
+        -1074.. => f64::from_bits(1u64 << (n + 1074)),
+        _ => 0.0,
+    }
 }
 
 impl RollupPoint {
@@ -84,6 +128,7 @@ impl RollupPoint {
             count: 1,
             last: first.value,
             last_ts: first.ts,
+            exp: exact_exp(first.value),
         };
         // Kahan–Neumaier within the window, like the engine's raw sums.
         let (mut sum, mut c) = (first.value, 0.0f64);
@@ -105,6 +150,7 @@ impl RollupPoint {
                 count: 1,
                 last: s.value,
                 last_ts: s.ts,
+                exp: exact_exp(s.value),
             });
         }
         p.sum = if sum.is_infinite() { sum } else { sum + c };
@@ -129,6 +175,35 @@ impl RollupPoint {
             self.last = later.last;
             self.last_ts = later.last_ts;
         }
+        self.exp = match (self.exp, later.exp) {
+            (Some(EXP_NAN), _) | (_, Some(EXP_NAN)) => Some(EXP_NAN),
+            (a, b) => a.zip(b).map(|(a, b)| a.min(b)),
+        };
+    }
+
+    /// Whether, for these windows and every subset of them (one step's
+    /// windows), the compensated sum of the window sums is bit for bit the
+    /// compensated sum of the raw samples (Prometheus's `sum_over_time`, and
+    /// `avg_over_time` = sum / count without the overflow fallback).
+    /// Windows holding a NaN ([`EXP_NAN`]) are left aside: any sum over one
+    /// is NaN both ways (NaN is sticky in the compensated sum and in the
+    /// mean). Every sum of the others' values, added in any order and
+    /// grouping, must be exact: every value is an integer multiple
+    /// of `2^e` (`e` the smallest [`RollupPoint::exp`]) and
+    /// `Σ count × max(|min|, |max|)`, a bound of every partial sum, is
+    /// below `2^(51 + e)` (one bit of margin for the rounding of the bound
+    /// itself), so every partial sum is a multiple of `2^e` with fewer than
+    /// 53 significant bits: representable, no rounding, no overflow (a
+    /// subset has a larger `e` and a smaller bound). `false` when a window
+    /// has no `exp` (±Inf, or not stored).
+    pub fn sums_exactly(windows: &[RollupPoint]) -> bool {
+        let (mut e, mut bound) = (EXP_NONE_SET, 0.0f64);
+        for w in windows.iter().filter(|w| w.exp != Some(EXP_NAN)) {
+            let Some(x) = w.exp else { return false };
+            e = e.min(x);
+            bound += w.count as f64 * w.min.abs().max(w.max.abs());
+        }
+        bound.is_finite() && bound < f64::MAX / 4.0 && bound < pow2(51 + e)
     }
 }
 
@@ -298,4 +373,66 @@ pub fn label_values_of(series: &[Labels], name: &str) -> Vec<String> {
     values.sort_unstable();
     values.dedup();
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_exp_is_the_weight_of_the_lowest_set_bit() {
+        assert_eq!(exact_exp(1.0), Some(0));
+        assert_eq!(exact_exp(0.25), Some(-2));
+        assert_eq!(exact_exp(-0.75), Some(-2));
+        assert_eq!(exact_exp(6.0), Some(1));
+        assert_eq!(exact_exp(0.0), Some(EXP_NONE_SET));
+        assert_eq!(exact_exp(-0.0), Some(EXP_NONE_SET));
+        assert_eq!(exact_exp(f64::from_bits(1)), Some(-1074));
+        assert_eq!(exact_exp(f64::MIN_POSITIVE), Some(-1022));
+        assert_eq!(exact_exp(f64::MAX), Some(1023 - 52));
+        // 0.1 has a full mantissa: its lowest bit weighs 2^-56 × 2 (…9A ends in one zero).
+        assert_eq!(exact_exp(0.1), Some(-55));
+        assert_eq!(exact_exp(f64::NAN), Some(EXP_NAN));
+        assert_eq!(exact_exp(f64::NEG_INFINITY), None);
+        assert_eq!(pow2(-1074), f64::from_bits(1));
+        assert_eq!(pow2(-1023), f64::MIN_POSITIVE / 2.0);
+        assert_eq!(pow2(0), 1.0);
+        assert_eq!(pow2(1023), 2f64.powi(1023));
+        assert_eq!(pow2(1024), f64::INFINITY);
+    }
+
+    fn window(end: i64, values: &[f64]) -> RollupPoint {
+        let s: Vec<Sample> = values.iter().enumerate().map(|(i, &v)| Sample::new(end - 10 + i as i64, v)).collect();
+        RollupPoint::of(end, &s).unwrap()
+    }
+
+    #[test]
+    fn sums_are_exact_only_for_short_multiples_of_a_power_of_two() {
+        let a = window(100, &[0.25, -3.5, 1024.0]);
+        let b = window(200, &[7.0, 0.0]);
+        assert_eq!((a.exp, b.exp), (Some(-2), Some(0)));
+        assert!(RollupPoint::sums_exactly(&[a, b]));
+        assert!(RollupPoint::sums_exactly(&[window(100, &[0.0, -0.0])]));
+        // Decimal fractions are not: their sums round.
+        assert!(!RollupPoint::sums_exactly(&[window(100, &[0.1, 0.2])]));
+        assert!(!RollupPoint::sums_exactly(&[window(100, &[0.25]), window(200, &[0.1])]));
+        // Integers near 2^53 are multiples of 1 but their sum has too many bits.
+        assert!(!RollupPoint::sums_exactly(&[window(100, &[2f64.powi(52), 1.0, 3.0])]));
+        assert!(RollupPoint::sums_exactly(&[window(100, &[2f64.powi(48), 1.0, 3.0])]));
+        assert!(RollupPoint::sums_exactly(&[window(100, &[0.1, f64::NAN]), window(200, &[0.25])]), "NaN both ways");
+        assert!(
+            !RollupPoint::sums_exactly(&[window(100, &[f64::NAN]), window(200, &[0.1, 0.2])]),
+            "a step of the second window alone is not NaN"
+        );
+        assert_eq!(window(100, &[f64::NAN, 0.5]).exp, Some(EXP_NAN));
+        assert!(!RollupPoint::sums_exactly(&[window(100, &[f64::INFINITY])]));
+        assert!(!RollupPoint::sums_exactly(&[window(100, &[f64::MAX, f64::MAX])]), "would overflow");
+        let mut merged = a;
+        merged.merge(&window(100, &[0.125]));
+        assert_eq!(merged.exp, Some(-3));
+        merged.merge(&RollupPoint { exp: None, ..b });
+        assert_eq!(merged.exp, None, "a partial without exp makes the window unknown");
+        merged.merge(&window(100, &[f64::NAN]));
+        assert_eq!(merged.exp, Some(EXP_NAN), "but a NaN makes it NaN");
+    }
 }
