@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use strata_schemas::ConfigError;
 
 /// Configuration of one region's cold tier.
 ///
@@ -78,7 +78,7 @@ impl Default for ColdTierConfig {
 
 impl ColdTierConfig {
     /// Fixes harmless values (with a warning) and rejects dangerous ones.
-    pub fn validate(&mut self) -> Result<()> {
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         let d = Self::default();
         if self.target_file_size < 1024 * 1024 {
             tracing::warn!(value = self.target_file_size, "cold.target_file_size below 1 MiB; using 1 MiB");
@@ -88,11 +88,11 @@ impl ColdTierConfig {
             self.row_group_rows = d.row_group_rows;
         }
         if self.device_buckets == 0 {
-            return Err(Error::InvalidConfig { detail: "cold.device_buckets must be at least 1".into() });
+            return Err(ConfigError::invalid("cold", "device_buckets", self.device_buckets, "must be at least 1"));
         }
-        for (what, v) in [("namespace", &self.namespace), ("catalog_name", &self.catalog_name)] {
+        for (key, v) in [("namespace", &self.namespace), ("catalog_name", &self.catalog_name)] {
             if v.is_empty() || v.contains('.') {
-                return Err(Error::InvalidConfig { detail: format!("cold.{what} must be non-empty without '.'") });
+                return Err(ConfigError::invalid("cold", key, v, "must be non-empty without '.'"));
             }
         }
         Ok(())
@@ -136,6 +136,23 @@ mod tests {
         assert_eq!(c.namespace, "eu");
         assert_eq!(c.device_buckets, 8);
         c.device_buckets = 0;
-        assert!(matches!(c.validate(), Err(Error::InvalidConfig { .. })));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.to_string(), "[cold] device_buckets = 0: must be at least 1");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        for (bad, key) in [
+            (ColdTierConfig { namespace: "eu.west".into(), ..ColdTierConfig::default() }, "cold.namespace"),
+            (ColdTierConfig { catalog_name: String::new(), ..ColdTierConfig::default() }, "cold.catalog_name"),
+            (ColdTierConfig { device_buckets: 0, ..ColdTierConfig::default() }, "cold.device_buckets"),
+        ] {
+            let e = bad.clone().validate().unwrap_err();
+            assert_eq!(e.path(), key, "{e}");
+            assert_eq!(e.kind(), strata_schemas::ErrorKind::InvalidInput);
+        }
+        let mut fixed = ColdTierConfig { target_file_size: 1, row_group_rows: 0, ..ColdTierConfig::default() };
+        fixed.validate().unwrap();
+        assert_eq!((fixed.target_file_size, fixed.row_group_rows), (1024 * 1024, 1 << 20), "harmless values fixed");
     }
 }

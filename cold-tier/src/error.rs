@@ -14,6 +14,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// A `[cold]` setting breaks a rule ([`crate::ColdTierConfig::validate`]).
+    #[error(transparent)]
+    Config(#[from] strata_schemas::ConfigError),
     /// Building the object store behind the warehouse URL failed.
     #[error("opening object store {url}: {source}")]
     OpenObjectStore {
@@ -156,7 +159,9 @@ impl Error {
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidConfig { .. } | Error::InvalidEraseRequest { .. } => ErrorKind::InvalidInput,
+            Error::InvalidConfig { .. } | Error::Config(_) | Error::InvalidEraseRequest { .. } => {
+                ErrorKind::InvalidInput
+            }
             Error::Injected { .. } => ErrorKind::Internal,
             Error::Corrupted { .. } => ErrorKind::Corruption,
             Error::BuildBatch { .. } => ErrorKind::Internal,

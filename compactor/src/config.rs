@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strata_schemas::ConfigError;
 
 /// Configuration of the hot → cold roll-up and of cold-table maintenance.
 ///
@@ -82,8 +83,18 @@ impl Default for CompactorConfig {
 }
 
 impl CompactorConfig {
-    /// Fixes harmless values: zero intervals or pass sizes.
-    pub fn validate(&mut self) {
+    /// Fixes harmless values: zero intervals or pass sizes. No value is
+    /// rejected today (zero `snapshot_retention` and `orphan_grace` are
+    /// allowed: tests use them); the `Result` is the signature every crate's
+    /// config shares ([`ConfigError`]).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        self.fix_harmless();
+        Ok(())
+    }
+
+    /// The fixes of [`Self::validate`], for [`crate::Compactor::new`], which
+    /// takes a config as given and cannot fail.
+    pub(crate) fn fix_harmless(&mut self) {
         let d = Self::default();
         if self.interval.is_zero() {
             tracing::warn!("compactor.interval is zero; using {:?}", d.interval);
@@ -108,5 +119,26 @@ impl CompactorConfig {
         if self.max_merges_per_pass == 0 {
             self.max_merges_per_pass = d.max_merges_per_pass;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_replaces_zero_values_with_defaults() {
+        let mut c = CompactorConfig {
+            interval: Duration::ZERO,
+            maintenance_interval: Duration::ZERO,
+            max_buckets_per_pass: 0,
+            merge_max_files: 1,
+            merge_max_bytes: 0,
+            max_manifests: 0,
+            max_merges_per_pass: 0,
+            ..CompactorConfig::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c, CompactorConfig::default());
     }
 }

@@ -288,7 +288,7 @@ impl Compactor {
     /// A compactor over one hot store and one region's cold tier.
     pub fn new(hot: Arc<HotStore>, cold: Arc<ColdTier>, config: CompactorConfig) -> Self {
         let mut config = config;
-        config.validate();
+        config.fix_harmless();
         Self {
             hot,
             cold,

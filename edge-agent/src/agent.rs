@@ -41,7 +41,7 @@ pub struct Agent {
 
 impl Agent {
     /// Opens the queue in `<data_dir>/queue` (repairing a torn tail).
-    pub fn open(config: AgentConfig) -> Result<Arc<Agent>> {
+    pub fn open(mut config: AgentConfig) -> Result<Arc<Agent>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| crate::Error::OpenQueue { path: config.data_dir.clone(), source: e })?;

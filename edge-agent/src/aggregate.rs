@@ -73,6 +73,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use strata_schemas::ConfigError;
 use strata_schemas::line_protocol::{FieldValue, ParsedLine, parse_lines, write_line};
 
 pub use driver::{AggregateStatus, Handle, open, spawn};
@@ -125,31 +126,38 @@ pub struct AggregateRule {
 }
 
 impl AggregateRule {
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let m = &self.measurement;
+        let bad = |key: &str, value: Duration, rule: &str| {
+            Err(ConfigError::invalid("aggregate", key, value, format!("{rule} (the rule of measurement {m:?})")))
+        };
         if m.is_empty() || m.starts_with('#') || m.contains('\n') || m.chars().any(char::is_control) {
-            return Err(format!("measurement {m:?} must be non-empty, without control characters or a leading #"));
+            let rule = "must be non-empty, without control characters or a leading #";
+            return Err(ConfigError::invalid("aggregate", "measurement", m, rule));
         }
         if self.window < Duration::from_secs(1) || !self.window.subsec_nanos().is_multiple_of(1_000_000) {
-            return Err(format!("{m}: window must be at least 1s and whole milliseconds"));
+            return bad("window", self.window, "must be at least 1s and whole milliseconds");
         }
-        if self.window > Duration::from_secs(7 * 86_400) || self.max_late > Duration::from_secs(7 * 86_400) {
-            return Err(format!("{m}: window and max_late are at most 7 days"));
+        if self.window > Duration::from_secs(7 * 86_400) {
+            return bad("window", self.window, "must be at most 7 days");
+        }
+        if self.max_late > Duration::from_secs(7 * 86_400) {
+            return bad("max_late", self.max_late, "must be at most 7 days");
         }
         if self.max_late < self.delay {
-            return Err(format!("{m}: max_late must be at least delay"));
+            return bad("max_late", self.max_late, &format!("must be at least delay ({:?})", self.delay));
         }
         Ok(())
     }
 }
 
 /// Checks the `[[aggregate]]` rules: each valid, one per measurement.
-pub fn validate_rules(rules: &[AggregateRule]) -> crate::Result<()> {
+pub fn validate_rules(rules: &[AggregateRule]) -> Result<(), ConfigError> {
     let mut seen = std::collections::BTreeSet::new();
     for r in rules {
-        r.validate().map_err(|e| crate::Error::Config(format!("aggregate: {e}")))?;
+        r.validate()?;
         if !seen.insert(r.measurement.as_str()) {
-            return Err(crate::Error::Config(format!("aggregate: measurement {:?} has two rules", r.measurement)));
+            return Err(ConfigError::invalid("aggregate", "measurement", &r.measurement, "has two rules"));
         }
     }
     Ok(())

@@ -62,6 +62,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::ClockConfig;
 use crate::error::{Error, Result};
 use crate::queue::QueueConfig;
+use strata_schemas::ConfigError;
 
 /// Everything the agent reads from its configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,35 +329,43 @@ impl MqttConfig {
     }
 
     /// Rejects MQTT settings the agent cannot run with.
-    pub fn validate(&self, agent_id: &str) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("mqtt: {m}")));
+    pub fn validate(&mut self, agent_id: &str) -> std::result::Result<(), ConfigError> {
+        const S: &str = "mqtt";
         let Some(host) = &self.host else {
             if !self.subscriptions.is_empty() {
-                return bad("subscriptions are set but mqtt.host is not".to_owned());
+                return Err(ConfigError::new(S, "host", "is not set but [[mqtt.subscriptions]] are"));
             }
             return Ok(());
         };
-        if host.is_empty() || self.port == 0 {
-            return bad("host must be non-empty and port non-zero".to_owned());
+        if host.is_empty() {
+            return Err(ConfigError::invalid(S, "host", host, "must be non-empty"));
+        }
+        if self.port == 0 {
+            return Err(ConfigError::invalid(S, "port", self.port, "must be non-zero"));
         }
         let id = self.client_id_or(agent_id);
         if id.is_empty() || id.len() > 65535 {
-            return bad("client_id must be non-empty (the broker keeps the session under it)".to_owned());
+            let rule = "must be non-empty, at most 65535 bytes (the broker keeps the session under it)";
+            return Err(ConfigError::invalid(S, "client_id", id, rule));
         }
         if self.password.is_some() && self.username.is_none() {
-            return bad("password without username".to_owned());
+            return Err(ConfigError::new(S, "password", "is set without username"));
         }
         if self.keep_alive < Duration::from_secs(1) {
-            return bad("keep_alive must be at least 1s".to_owned());
+            return Err(ConfigError::invalid(S, "keep_alive", self.keep_alive, "must be at least 1s"));
         }
         if self.max_message_bytes == 0 {
-            return bad("max_message_bytes must be > 0".to_owned());
+            return Err(ConfigError::invalid(S, "max_message_bytes", 0, "must be > 0"));
         }
         if self.subscriptions.is_empty() {
-            return bad("mqtt.host is set but there is no [[mqtt.subscriptions]]".to_owned());
+            return Err(ConfigError::new(
+                S,
+                "subscriptions",
+                "is empty but mqtt.host is set: add [[mqtt.subscriptions]]",
+            ));
         }
         for s in &self.subscriptions {
-            s.validate().map_err(|m| Error::Config(format!("mqtt subscription {:?}: {m}", s.topic)))?;
+            s.validate().map_err(|rule| ConfigError::invalid("mqtt.subscriptions", "topic", &s.topic, rule))?;
         }
         Ok(())
     }
@@ -398,37 +407,46 @@ impl AgentConfig {
         toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Rejects settings the agent cannot run with.
-    pub fn validate(&self) -> Result<()> {
+    /// Rejects settings the agent cannot run with (nothing is fixed in
+    /// place): `[queue]`, `[mqtt]`, `[[aggregate]]`, then the agent's own.
+    pub fn validate(&mut self) -> std::result::Result<(), ConfigError> {
         self.queue.validate()?;
         self.mqtt.validate(&self.agent_id)?;
         crate::aggregate::validate_rules(&self.aggregate)?;
         if self.agent_id.is_empty() || !self.agent_id.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::Config(format!("agent_id {:?} must be non-empty printable ASCII", self.agent_id)));
+            return Err(ConfigError::invalid("", "agent_id", &self.agent_id, "must be non-empty printable ASCII"));
         }
         // Sent as `<agent_id>.<16 hex queue id>`, which the server takes up to 128 bytes.
         if self.agent_id.len() > 111 {
-            return Err(Error::Config(format!(
-                "agent_id is {} bytes, at most 111 (the server takes origin ids of up to 128 bytes)",
+            let rule = format!(
+                "is {} bytes, at most 111 (the server takes origin ids of up to 128 bytes)",
                 self.agent_id.len()
-            )));
+            );
+            return Err(ConfigError::invalid("", "agent_id", &self.agent_id, rule));
         }
-        if self.forward.endpoints.is_empty() {
-            return Err(Error::Config("forward.endpoints is empty: name at least one Strata server".to_owned()));
+        self.validate_forward()
+    }
+
+    fn validate_forward(&self) -> std::result::Result<(), ConfigError> {
+        const S: &str = "forward";
+        let f = &self.forward;
+        if f.endpoints.is_empty() {
+            return Err(ConfigError::new(S, "endpoints", "is empty: name at least one Strata server"));
         }
-        for e in &self.forward.endpoints {
+        for e in &f.endpoints {
             // This build's HTTP client has no TLS.
             if !e.starts_with("http://") {
-                return Err(Error::Config(format!("endpoint {e:?} must start with http:// (no TLS in this build)")));
+                return Err(ConfigError::invalid(S, "endpoints", e, "must start with http:// (no TLS in this build)"));
             }
         }
-        if let Some(j) = &self.forward.jurisdiction
+        if let Some(j) = &f.jurisdiction
             && (j.is_empty() || !j.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(Error::Config(format!("forward.jurisdiction {j:?} must be non-empty printable ASCII")));
+            return Err(ConfigError::invalid(S, "jurisdiction", j, "must be non-empty printable ASCII"));
         }
-        if self.forward.backoff_initial.is_zero() || self.forward.backoff_max < self.forward.backoff_initial {
-            return Err(Error::Config("forward.backoff_initial must be > 0 and <= forward.backoff_max".to_owned()));
+        if f.backoff_initial.is_zero() || f.backoff_max < f.backoff_initial {
+            let rule = format!("must be > 0 and <= forward.backoff_max ({:?})", f.backoff_max);
+            return Err(ConfigError::invalid(S, "backoff_initial", f.backoff_initial, rule));
         }
         Ok(())
     }
@@ -443,104 +461,4 @@ fn default_agent_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queue::{FsyncPolicy, OverflowPolicy};
-
-    #[test]
-    fn parses_a_full_file_and_rejects_unknown_keys() {
-        let c: AgentConfig = toml::from_str(
-            r#"
-            agent_id = "gw-1"
-            listen = "0.0.0.0:1"
-            data_dir = "/tmp/x"
-            [queue]
-            max_bytes = 100000000
-            fsync = "never"
-            overflow = "drop_oldest"
-            [forward]
-            endpoints = ["http://a:1", "http://b:2"]
-            token = "t"
-            backoff_max = "2s"
-            "#,
-        )
-        .unwrap();
-        assert_eq!(c.agent_id, "gw-1");
-        assert_eq!(c.queue.fsync, FsyncPolicy::Never);
-        assert_eq!(c.queue.overflow, OverflowPolicy::DropOldest);
-        assert_eq!(c.forward.backoff_max, Duration::from_secs(2));
-        assert_eq!(c.forward.backoff_initial, Duration::from_millis(100));
-        c.validate().unwrap();
-        assert!(toml::from_str::<AgentConfig>("[queue]\nmax_byte = 1").is_err());
-    }
-
-    #[test]
-    fn the_example_file_parses_and_shows_the_defaults() {
-        let c: AgentConfig = toml::from_str(include_str!("../strata-edge.example.toml")).unwrap();
-        c.validate().unwrap();
-        let d = AgentConfig::default();
-        assert_eq!((c.intake, c.queue), (d.intake, d.queue));
-        assert_eq!(
-            c.forward,
-            ForwardConfig {
-                endpoints: c.forward.endpoints.clone(),
-                jurisdiction: c.forward.jurisdiction.clone(),
-                ..d.forward
-            }
-        );
-        assert_eq!(c.clock, d.clock);
-        assert_eq!(c.listen, d.listen);
-        let subscriptions = c.mqtt.subscriptions.clone();
-        assert_eq!(subscriptions.len(), 2);
-        assert_eq!(c.mqtt, MqttConfig { host: c.mqtt.host.clone(), subscriptions, ..d.mqtt });
-    }
-
-    #[test]
-    fn mqtt_subscriptions_are_checked() {
-        let parse = |extra: &str| {
-            let text = format!(
-                "[forward]\nendpoints = [\"http://a:1\"]\n[mqtt]\nhost = \"127.0.0.1\"\n[[mqtt.subscriptions]]\n{extra}"
-            );
-            toml::from_str::<AgentConfig>(&text).map_err(|e| e.to_string()).and_then(|c| {
-                c.validate().map_err(|e| e.to_string())?;
-                Ok(c)
-            })
-        };
-        let ok = parse(
-            "topic = \"farms/+/+/soil\"\nformat = \"json\"\nmeasurement = \"soil_{3}\"\ntags = { farm = \"{1}\" }\ntimestamp = \"ts\"\nprecision = \"ms\"",
-        )
-        .unwrap();
-        assert_eq!(ok.mqtt.subscriptions[0].precision, TimeUnit::Milliseconds);
-        assert_eq!(ok.mqtt.client_id_or(&ok.agent_id), ok.agent_id);
-        for (extra, wanted) in [
-            ("topic = \"a/+\"\nformat = \"json\"", "needs a measurement"),
-            ("topic = \"a/+\"\nformat = \"json\"\nmeasurement = \"{2}\"", "level 2"),
-            ("topic = \"a/#/b\"\nformat = \"line_protocol\"", "#"),
-            ("topic = \"a/b+\"\nformat = \"line_protocol\"", "+"),
-            ("topic = \"a\"\nformat = \"line_protocol\"\nmeasurement = \"m\"", "for format"),
-            ("topic = \"a/+\"\nformat = \"line_protocol\"\ntags = { t = \"{1\" }", "{"),
-            ("topic = \"a\"\nformat = \"xml\"", "unknown variant"),
-        ] {
-            let e = parse(extra).unwrap_err();
-            assert!(e.contains(wanted), "{extra}: {e}");
-        }
-        // `#` leaves deeper levels possible: checked per message instead.
-        parse("topic = \"a/#\"\nformat = \"line_protocol\"\ntags = { t = \"{5}\" }").unwrap();
-        let no_subs = "[forward]\nendpoints = [\"http://a:1\"]\n[mqtt]\nhost = \"h\"";
-        assert!(toml::from_str::<AgentConfig>(no_subs).unwrap().validate().is_err());
-    }
-
-    #[test]
-    fn defaults_are_safe() {
-        let c = AgentConfig::default();
-        assert_eq!(c.queue.fsync, FsyncPolicy::EveryBatch);
-        assert_eq!(c.queue.overflow, OverflowPolicy::Refuse);
-        assert!(c.forward.backoff_max <= Duration::from_secs(5));
-        assert!(c.validate().is_err(), "no endpoint");
-        let https = AgentConfig {
-            forward: ForwardConfig { endpoints: vec!["https://a:1".into()], ..ForwardConfig::default() },
-            ..AgentConfig::default()
-        };
-        assert!(https.validate().unwrap_err().to_string().contains("no TLS"));
-    }
-}
+mod tests;

@@ -88,9 +88,12 @@ pub enum Error {
     /// An earlier write or fsync failed; the queue refuses writes until restart.
     #[error("queue poisoned by an earlier write failure; restart the agent")]
     Poisoned,
-    /// The configuration is invalid.
+    /// The configuration file cannot be read or parsed.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A setting breaks a rule ([`crate::config::AgentConfig::validate`]).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(#[from] strata_schemas::ConfigError),
     /// The aggregator's state file (`aggregate/FORMAT.md`) or its thread.
     #[error(transparent)]
     Aggregate(#[from] crate::aggregate::StateError),
@@ -104,7 +107,7 @@ impl Error {
                 ErrorKind::Corruption
             }
             Error::Full { .. } | Error::Poisoned => ErrorKind::Unavailable,
-            Error::TooLarge { .. } | Error::Config(_) => ErrorKind::InvalidInput,
+            Error::TooLarge { .. } | Error::Config(_) | Error::InvalidConfig(_) => ErrorKind::InvalidInput,
             Error::OpenQueue { .. } | Error::Read { .. } | Error::Write { .. } => ErrorKind::Internal,
             Error::Aggregate(e) => e.kind(),
         }

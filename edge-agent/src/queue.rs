@@ -39,6 +39,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use strata_schemas::ConfigError;
 
 use crate::error::{Error, Result};
 use format::{CursorError, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN, RecordError, SEGMENT_HEADER_LEN};
@@ -100,16 +101,14 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
-    /// Rejects settings the queue cannot work with.
-    pub fn validate(&self) -> Result<()> {
+    /// Rejects settings the queue cannot work with (nothing is fixed in place).
+    pub fn validate(&mut self) -> std::result::Result<(), ConfigError> {
         if self.segment_bytes < 4096 {
-            return Err(Error::Config(format!("queue.segment_bytes = {} is below 4096", self.segment_bytes)));
+            return Err(ConfigError::invalid("queue", "segment_bytes", self.segment_bytes, "must be at least 4096"));
         }
         if self.max_bytes < self.segment_bytes {
-            return Err(Error::Config(format!(
-                "queue.max_bytes = {} is below queue.segment_bytes = {}",
-                self.max_bytes, self.segment_bytes
-            )));
+            let reason = format!("must be at least queue.segment_bytes ({})", self.segment_bytes);
+            return Err(ConfigError::invalid("queue", "max_bytes", self.max_bytes, reason));
         }
         Ok(())
     }
@@ -259,7 +258,7 @@ fn record_error(path: &Path, position: u64, e: RecordError, supported: u16) -> E
 
 impl Queue {
     /// Opens (or creates) the queue in `dir`, repairing a torn tail.
-    pub fn open(dir: &Path, config: QueueConfig) -> Result<(Queue, OpenReport)> {
+    pub fn open(dir: &Path, mut config: QueueConfig) -> Result<(Queue, OpenReport)> {
         config.validate()?;
         let open_err = |source| Error::OpenQueue { path: dir.to_owned(), source };
         fs::create_dir_all(dir).map_err(open_err)?;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strata_schemas::ConfigError;
 
 /// Consistency level of every read and write (`[hot.scylla] consistency`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,10 +74,11 @@ impl Default for ScyllaConfig {
 }
 
 impl ScyllaConfig {
-    /// Rejects values the tier cannot run with.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects values the tier cannot run with (nothing is fixed in place).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        const S: &str = "hot.scylla";
         if self.nodes.is_empty() {
-            return Err("hot.scylla.nodes is empty: name at least one contact point (host:port)".into());
+            return Err(ConfigError::new(S, "nodes", "is empty: name at least one contact point (host:port)"));
         }
         let ident = |s: &str| {
             s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -84,25 +86,33 @@ impl ScyllaConfig {
                 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         };
         if !ident(&self.keyspace) {
-            return Err(format!(
-                "hot.scylla.keyspace {:?} is not a keyspace name: lower-case letters, digits and _, \
-                 starting with a letter, at most 48 characters",
-                self.keyspace
+            return Err(ConfigError::invalid(
+                S,
+                "keyspace",
+                &self.keyspace,
+                "is not a keyspace name: lower-case letters, digits and _, starting with a letter, at most 48 \
+                 characters",
             ));
         }
         let r = self.replication.trim();
         if !(r.starts_with('{') && r.ends_with('}')) || r.contains(';') {
-            return Err(format!(
-                "hot.scylla.replication {:?} is not a CQL map such as \
-                 {{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}}",
-                self.replication
+            return Err(ConfigError::invalid(
+                S,
+                "replication",
+                &self.replication,
+                "is not a CQL map such as {'class': 'NetworkTopologyStrategy', 'replication_factor': 3}",
             ));
         }
         if self.bucket < Duration::from_secs(1) || !self.bucket.as_millis().is_multiple_of(1000) {
-            return Err(format!("hot.scylla.bucket {:?} must be a whole number of seconds, at least 1s", self.bucket));
+            return Err(ConfigError::invalid(
+                S,
+                "bucket",
+                self.bucket,
+                "must be a whole number of seconds, at least 1s",
+            ));
         }
         if self.request_timeout.is_zero() {
-            return Err("hot.scylla.request_timeout must be more than 0".into());
+            return Err(ConfigError::invalid(S, "request_timeout", self.request_timeout, "must be more than 0"));
         }
         Ok(())
     }
@@ -125,10 +135,17 @@ mod tests {
             f(&mut c);
             c.validate().unwrap_err()
         };
-        assert!(bad(|c| c.nodes.clear()).contains("hot.scylla.nodes"));
-        assert!(bad(|c| c.keyspace = "Strata-Hot".into()).contains("hot.scylla.keyspace"));
-        assert!(bad(|c| c.replication = "{'class': 'x'}; DROP".into()).contains("hot.scylla.replication"));
-        assert!(bad(|c| c.bucket = Duration::from_millis(1500)).contains("hot.scylla.bucket"));
+        assert_eq!(bad(|c| c.nodes.clear()).path(), "hot.scylla.nodes");
+        assert_eq!(bad(|c| c.keyspace = "Strata-Hot".into()).path(), "hot.scylla.keyspace");
+        assert_eq!(bad(|c| c.replication = "{'class': 'x'}; DROP".into()).path(), "hot.scylla.replication");
+        assert_eq!(bad(|c| c.bucket = Duration::from_millis(1500)).path(), "hot.scylla.bucket");
+        assert_eq!(bad(|c| c.request_timeout = Duration::ZERO).path(), "hot.scylla.request_timeout");
+        assert!(
+            bad(|c| c.keyspace = "Strata-Hot".into())
+                .to_string()
+                .starts_with("[hot.scylla] keyspace = \"Strata-Hot\": "),
+            "the message shows the value"
+        );
     }
 
     #[test]

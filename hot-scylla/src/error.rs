@@ -8,9 +8,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What failed, named after the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration cannot be used.
-    #[error("invalid [hot.scylla] configuration: {0}")]
-    InvalidConfig(String),
+    /// A `[hot.scylla]` setting breaks a rule ([`crate::ScyllaConfig::validate`]).
+    #[error(transparent)]
+    InvalidConfig(#[from] strata_schemas::ConfigError),
     /// No contact point answered, or the session could not be built.
     #[error("connecting to the CQL cluster at {nodes}: {detail}")]
     Connect {

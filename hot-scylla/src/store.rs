@@ -151,7 +151,7 @@ impl ScyllaHot {
     /// format version and bucket width recorded in the keyspace, and
     /// prepares the statements. Blocking. `log_id` names this region's log
     /// in the offsets table when the config leaves it empty.
-    pub fn connect(config: ScyllaConfig, log_id: &str, ttls: HotTtls) -> Result<Self> {
+    pub fn connect(mut config: ScyllaConfig, log_id: &str, ttls: HotTtls) -> Result<Self> {
         config.validate().map_err(Error::InvalidConfig)?;
         #[expect(
             clippy::disallowed_methods,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use strata_schemas::ConfigError;
 
 /// Configuration of the hot store (the `[hot_store]` section of the server config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +69,10 @@ impl Default for HotStoreConfig {
 
 impl HotStoreConfig {
     /// Fixes harmless values with a warning: a zero flush interval or a zero
-    /// sample limit would make the server flush continuously.
-    pub fn validate(&mut self) {
+    /// sample limit would make the server flush continuously. No value is
+    /// rejected today; the `Result` is the signature every crate's config
+    /// shares ([`ConfigError`]).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         let default = Self::default();
         if self.flush_interval.is_zero() {
             tracing::warn!(default = ?default.flush_interval, "hot_store.flush_interval is 0; using the default");
@@ -92,6 +95,7 @@ impl HotStoreConfig {
             tracing::warn!(default = ?default.bucket, "hot_store.bucket is below 1ms; using the default");
             self.bucket = default.bucket;
         }
+        Ok(())
     }
 
     /// Bucket length in milliseconds.
@@ -140,7 +144,7 @@ mod tests {
             edge_dedup_max_ranges: 0,
             ..HotStoreConfig::default()
         };
-        c.validate();
+        c.validate().unwrap();
         assert_eq!(c, HotStoreConfig::default());
     }
 }

@@ -10,6 +10,9 @@ use crate::format::FormatVersion;
 /// Everything that can go wrong in the hot store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A `[hot_store]` setting breaks a rule ([`crate::HotStoreConfig::validate`]).
+    #[error(transparent)]
+    Config(#[from] strata_schemas::ConfigError),
     /// The store directory could not be created.
     #[error("creating hot-store directory {path}: {source}")]
     CreateDir {
@@ -180,7 +183,7 @@ impl Error {
             | Error::ManifestMissing { .. }
             | Error::UnsupportedFormatVersion { .. } => ErrorKind::Corruption,
             Error::CompactRead { source, .. } | Error::EraseRead { source, .. } => source.kind(),
-            Error::InvalidErase { .. } => ErrorKind::InvalidInput,
+            Error::InvalidErase { .. } | Error::Config(_) => ErrorKind::InvalidInput,
             Error::EraseMemtable { .. } => ErrorKind::Corruption,
             Error::ApplyRefused { .. } | Error::Poisoned { .. } => ErrorKind::Unavailable,
             Error::CreateDir { .. }

@@ -274,7 +274,7 @@ impl HotStore {
     /// index of every live segment, quarantines corrupt segments, and
     /// deletes leftovers of a crash.
     pub fn open(dir: &Path, mut config: HotStoreConfig) -> Result<HotStore> {
-        config.validate();
+        config.validate()?;
         std::fs::create_dir_all(dir).map_err(|source| Error::CreateDir { path: dir.to_path_buf(), source })?;
         let manifest = match manifest::load(dir)? {
             Some(m) => m,

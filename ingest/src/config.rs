@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use strata_schemas::ConfigError;
 
 /// Write-path settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,17 +54,42 @@ impl Default for IngestConfig {
 }
 
 impl IngestConfig {
-    /// Rejects settings the write path cannot run with.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Rejects settings the write path cannot run with (nothing is fixed in place).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         if self.max_body_bytes < 1024 {
-            return Err(format!("ingest.max_body_bytes must be at least 1024, got {}", self.max_body_bytes));
+            return Err(ConfigError::invalid("ingest", "max_body_bytes", self.max_body_bytes, "must be at least 1024"));
         }
         if self.device_label.is_empty() {
-            return Err("ingest.device_label must not be empty".to_owned());
+            return Err(ConfigError::new("ingest", "device_label", "must not be empty"));
         }
         if self.max_fields_per_line == 0 {
-            return Err("ingest.max_fields_per_line must be at least 1".to_owned());
+            return Err(ConfigError::invalid("ingest", "max_fields_per_line", 0, "must be at least 1"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        IngestConfig::default().validate().unwrap();
+        let small_body = IngestConfig { max_body_bytes: 10, ..IngestConfig::default() };
+        let no_label = IngestConfig { device_label: String::new(), ..IngestConfig::default() };
+        let no_fields = IngestConfig { max_fields_per_line: 0, ..IngestConfig::default() };
+        for (mut bad, key) in [
+            (small_body, "ingest.max_body_bytes"),
+            (no_label, "ingest.device_label"),
+            (no_fields, "ingest.max_fields_per_line"),
+        ] {
+            assert_eq!(bad.validate().unwrap_err().path(), key);
+        }
+        let mut small_body = IngestConfig { max_body_bytes: 10, ..IngestConfig::default() };
+        assert_eq!(
+            small_body.validate().unwrap_err().to_string(),
+            "[ingest] max_body_bytes = 10: must be at least 1024"
+        );
     }
 }

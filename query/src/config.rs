@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
+use strata_schemas::ConfigError;
 
 /// Limits and defaults of the PromQL engine. Every field has a serde default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,7 +151,7 @@ impl QueryConfig {
     }
 
     /// Fixes harmless values (with a warning) and rejects dangerous ones.
-    pub fn validate(&mut self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
         if self.lookback_delta.is_zero() {
             tracing::warn!("query.lookback_delta of 0 is not allowed, using 5m");
             self.lookback_delta = Duration::from_secs(300);
@@ -160,10 +161,12 @@ impl QueryConfig {
             self.default_subquery_step = Duration::from_secs(60);
         }
         if self.timeout.is_zero() {
-            return Err("query.timeout must be positive".into());
+            return Err(ConfigError::invalid("query", "timeout", self.timeout, "must be positive"));
         }
-        if self.max_samples == 0 || self.max_points_per_series == 0 {
-            return Err("query.max_samples and query.max_points_per_series must be positive".into());
+        for (key, v) in [("max_samples", self.max_samples), ("max_points_per_series", self.max_points_per_series)] {
+            if v == 0 {
+                return Err(ConfigError::invalid("query", key, v, "must be positive"));
+            }
         }
         Ok(())
     }
@@ -239,6 +242,22 @@ mod tests {
     #[test]
     fn validate_rejects_zero_timeout() {
         let mut c = QueryConfig { timeout: Duration::ZERO, ..QueryConfig::default() };
-        assert!(c.validate().is_err());
+        assert_eq!(c.validate().unwrap_err().to_string(), "[query] timeout = 0ns: must be positive");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let zero_samples = QueryConfig { max_samples: 0, ..QueryConfig::default() };
+        let zero_points = QueryConfig { max_points_per_series: 0, ..QueryConfig::default() };
+        for (mut bad, key) in [(zero_samples, "query.max_samples"), (zero_points, "query.max_points_per_series")] {
+            assert_eq!(bad.validate().unwrap_err().path(), key);
+        }
+        let mut fixed = QueryConfig {
+            lookback_delta: Duration::ZERO,
+            default_subquery_step: Duration::ZERO,
+            ..QueryConfig::default()
+        };
+        fixed.validate().unwrap();
+        assert_eq!(fixed, QueryConfig::default(), "zero lookback and subquery step take the defaults");
     }
 }

@@ -6,6 +6,7 @@
 //! are stored.
 
 use crate::TenantId;
+use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,30 +84,32 @@ impl Default for TenantLimits {
 }
 
 impl TenantLimits {
-    /// Rejects values that cannot work (zero rates, zero sizes).
-    pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, f64); 10] = [
-            ("ingestion_rate", self.ingestion_rate),
-            ("ingestion_burst", self.ingestion_burst as f64),
-            ("max_active_series", self.max_active_series as f64),
-            ("max_labels_per_series", f64::from(self.max_labels_per_series)),
-            ("max_label_name_length", f64::from(self.max_label_name_length)),
-            ("max_label_value_length", f64::from(self.max_label_value_length)),
-            ("max_request_bytes", self.max_request_bytes as f64),
-            ("max_query_series", self.max_query_series as f64),
-            ("max_query_bytes", self.max_query_bytes as f64),
-            ("max_concurrent_queries", f64::from(self.max_concurrent_queries)),
+    /// Rejects values that cannot work (zero rates, zero sizes), naming the
+    /// limit (section `limits`, the field of [`TenantPolicy::limits`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const S: &str = "limits";
+        if !(self.ingestion_rate > 0.0 && self.ingestion_rate.is_finite()) {
+            return Err(ConfigError::invalid(S, "ingestion_rate", self.ingestion_rate, "must be a positive number"));
+        }
+        let positive: [(&str, u64); 10] = [
+            ("ingestion_burst", self.ingestion_burst),
+            ("max_active_series", self.max_active_series),
+            ("max_labels_per_series", u64::from(self.max_labels_per_series)),
+            ("max_label_name_length", u64::from(self.max_label_name_length)),
+            ("max_label_value_length", u64::from(self.max_label_value_length)),
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_query_series", self.max_query_series),
+            ("max_query_samples", self.max_query_samples),
+            ("max_query_bytes", self.max_query_bytes),
+            ("max_concurrent_queries", u64::from(self.max_concurrent_queries)),
         ];
-        for (name, v) in positive {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(format!("limit {name} must be a positive number, got {v}"));
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(ConfigError::invalid(S, key, v, "must be positive"));
             }
         }
-        if self.max_query_samples == 0 {
-            return Err("limit max_query_samples must be positive".to_owned());
-        }
         if self.hot_ttl.is_zero() {
-            return Err("limit hot_ttl must be positive".to_owned());
+            return Err(ConfigError::invalid(S, "hot_ttl", self.hot_ttl, "must be positive"));
         }
         Ok(())
     }
@@ -234,9 +237,13 @@ mod tests {
     #[test]
     fn validation_names_the_limit() {
         let l = TenantLimits { max_labels_per_series: 0, ..TenantLimits::default() };
-        assert!(l.validate().unwrap_err().contains("max_labels_per_series"));
+        assert_eq!(l.validate().unwrap_err().to_string(), "[limits] max_labels_per_series = 0: must be positive");
         let l = TenantLimits { max_query_bytes: 0, ..TenantLimits::default() };
-        assert!(l.validate().unwrap_err().contains("max_query_bytes"));
+        assert_eq!(l.validate().unwrap_err().path(), "limits.max_query_bytes");
+        let l = TenantLimits { ingestion_rate: f64::NAN, ..TenantLimits::default() };
+        assert_eq!(l.validate().unwrap_err().to_string(), "[limits] ingestion_rate = NaN: must be a positive number");
+        let l = TenantLimits { hot_ttl: Duration::ZERO, ..TenantLimits::default() };
+        assert_eq!(l.validate().unwrap_err().path(), "limits.hot_ttl");
         assert!(TenantLimits::default().validate().is_ok());
     }
 

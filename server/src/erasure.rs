@@ -503,12 +503,13 @@ impl Default for ErasureConfig {
 
 impl ErasureConfig {
     /// Rejects a zero interval; warns when the check interval leaves no room for the bound.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&mut self) -> Result<(), strata_schemas::ConfigError> {
+        use strata_schemas::ConfigError;
         if self.check_interval.is_zero() {
-            return Err("erasure.check_interval must be more than 0".to_owned());
+            return Err(ConfigError::invalid("erasure", "check_interval", self.check_interval, "must be more than 0"));
         }
         if self.purge_within.is_zero() {
-            return Err("erasure.purge_within must be more than 0".to_owned());
+            return Err(ConfigError::invalid("erasure", "purge_within", self.purge_within, "must be more than 0"));
         }
         if self.check_interval >= self.purge_within {
             tracing::warn!(
@@ -673,5 +674,14 @@ mod tests {
         assert_eq!(ErasingStore::filter(&stones, series("d-17", &[12])), None, "nothing left: the series goes");
         assert_eq!(ErasingStore::filter(&stones, series("d-18", &[12])).unwrap().samples.len(), 1);
         assert!(parse_selector("rate(x[5m])").unwrap_err().contains("not a series selector"));
+    }
+
+    #[test]
+    fn a_zero_interval_names_its_key() {
+        ErasureConfig::default().validate().unwrap();
+        let mut c = ErasureConfig { check_interval: Duration::ZERO, ..ErasureConfig::default() };
+        assert_eq!(c.validate().unwrap_err().to_string(), "[erasure] check_interval = 0ns: must be more than 0");
+        let mut c = ErasureConfig { purge_within: Duration::ZERO, ..ErasureConfig::default() };
+        assert_eq!(c.validate().unwrap_err().path(), "erasure.purge_within");
     }
 }

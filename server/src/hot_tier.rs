@@ -40,9 +40,9 @@ pub struct HotConfig {
 
 impl HotConfig {
     /// Checks `[hot.scylla]` when it is used.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&mut self) -> Result<(), strata_schemas::ConfigError> {
         if self.kind == HotKind::Scylla {
-            self.scylla.validate().map_err(anyhow::Error::msg)?;
+            self.scylla.validate()?;
         }
         Ok(())
     }
@@ -97,10 +97,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.kind, HotKind::Scylla);
         assert_eq!(c.scylla.nodes, vec!["10.0.0.1:9042"]);
-        assert!(c.validate().is_ok());
+        assert!(c.clone().validate().is_ok());
         let mut bad = c.clone();
         bad.scylla.nodes.clear();
-        assert!(bad.validate().unwrap_err().to_string().contains("hot.scylla.nodes"));
+        assert_eq!(bad.validate().unwrap_err().path(), "hot.scylla.nodes");
         bad.kind = HotKind::Embedded;
         assert!(bad.validate().is_ok(), "unused settings are not checked");
         assert!(toml::from_str::<HotConfig>("kind = \"cassandra\"").is_err());

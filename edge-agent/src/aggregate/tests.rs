@@ -186,7 +186,7 @@ fn emission_sections_merged_into_intake_batches_are_recognised() {
 fn rules_are_validated_and_the_example_file_shows_the_defaults() {
     let c: crate::config::AgentConfig = toml::from_str(include_str!("../../strata-edge.example.toml")).unwrap();
     assert_eq!(c.aggregate, [rule("soil", 300, 10, 3600, false)]);
-    let parsed: crate::config::AgentConfig = toml::from_str(
+    let mut parsed: crate::config::AgentConfig = toml::from_str(
         "[forward]\nendpoints = [\"http://a:1\"]\n[[aggregate]]\nmeasurement = \"m\"\nwindow = \"5m\"\n",
     )
     .unwrap();
