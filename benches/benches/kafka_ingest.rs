@@ -6,8 +6,9 @@
 //!
 //! * `local`: `LocalLog` (group commit, fdatasync; the writer thread applies).
 //! * `kafka`: `KafkaLog` against a tansu broker (in-memory engine) started on
-//!   loopback: idempotent producer, `acks=all`, lz4 batches; a consumer-group
-//!   member decodes and applies every record, as `strata serve` does.
+//!   loopback (`strata_test_support::tansu::Broker`): idempotent producer,
+//!   `acks=all`, lz4 batches; a consumer-group member decodes and applies
+//!   every record, as `strata serve` does.
 //!
 //! Writers: 4 concurrent tasks, each appending whole request bodies (1,000
 //! devices × 10 fields = 10,000 samples) and waiting for the acknowledgement,
@@ -25,8 +26,6 @@
 //! ```
 #![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +36,7 @@ use strata_ingest::series_cache::SeriesCache;
 use strata_ingest::{IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogRecord};
 use strata_schemas::TenantId;
 use strata_schemas::time::Precision;
+use strata_test_support::tansu::Broker;
 
 const DEVICES: usize = 1000;
 const PARTITIONS: u32 = 8;
@@ -134,33 +134,6 @@ fn run(name: &str, bodies: &[String], log: Arc<dyn IngestLog>, hot: &HotStore, b
     }
 }
 
-fn tansu() -> (Child, u16) {
-    let bin = std::env::var_os("STRATA_TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        // Where scripts/install-test-deps.sh puts it: $STRATA_TOOLS_DIR, else ~/.cache/strata-tools.
-        std::env::var_os("STRATA_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/strata-tools"))
-            .join("tansu-0.6.0/bin/tansu")
-    });
-    assert!(bin.is_file(), "tansu missing at {}: run scripts/install-test-deps.sh", bin.display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(bin)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, port)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs a smoke pass.
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -177,10 +150,10 @@ fn main() {
     local.close();
     drop(dir);
 
-    let (mut broker, port) = tansu();
+    let broker = Broker::start("bench");
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());
-    let mut kc = KafkaLogConfig { brokers: format!("127.0.0.1:{port}"), ..KafkaLogConfig::default() };
+    let mut kc = KafkaLogConfig { brokers: broker.addr(), ..KafkaLogConfig::default() };
     if let Ok(c) = std::env::var("STRATA_BENCH_KAFKA_COMPRESSION") {
         kc.compression = c;
     }
@@ -200,11 +173,10 @@ fn main() {
         assert!(Instant::now() < deadline, "consumer never got its partitions");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid = broker.id().to_string();
+    let pid = broker.pid().to_string();
     runs.push(run(&label, &bodies, Arc::clone(&kafka) as _, &hot, Some(&pid)));
     kafka.close(Duration::from_secs(5));
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
 
     println!(
         "\n| log | samples | all acked s | all applied s | samples/s | strata CPU s / M samples | broker CPU s / M samples |"

@@ -1,6 +1,6 @@
-//! Child processes of a test: their stderr and their listening port.
+//! Child processes of a test: their output (stderr, or both pipes) and their listening port.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
@@ -11,9 +11,26 @@ use std::time::{Duration, Instant};
 /// not piped.
 pub fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
-    let (pipe, sink) = (child.stderr.take().expect("stderr piped"), Arc::clone(&log));
+    collect_lines(child.stderr.take().expect("stderr piped"), &log, "test-stderr");
+    log
+}
+
+/// [`capture_stderr`] for a child that writes to both pipes (a program
+/// that logs to stdout): stderr and stdout lines go into one shared string,
+/// each line whole, in the order they arrive. Panics when either was not
+/// piped.
+pub fn capture_output(child: &mut Child) -> Arc<Mutex<String>> {
+    let log = Arc::new(Mutex::new(String::new()));
+    collect_lines(child.stderr.take().expect("stderr piped"), &log, "test-stderr");
+    collect_lines(child.stdout.take().expect("stdout piped"), &log, "test-stdout");
+    log
+}
+
+/// Appends each line of `pipe` to `log` on a thread of its own until the pipe closes.
+fn collect_lines(pipe: impl Read + Send + 'static, log: &Arc<Mutex<String>>, thread: &str) {
+    let sink = Arc::clone(log);
     std::thread::Builder::new()
-        .name("test-stderr".into())
+        .name(thread.into())
         .spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();
@@ -21,8 +38,7 @@ pub fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
                 s.push('\n');
             }
         })
-        .expect("spawn the stderr reader");
-    log
+        .expect("spawn the output reader");
 }
 
 /// Waits until `127.0.0.1:port` accepts a connection; panics naming `what`
@@ -51,6 +67,30 @@ mod tests {
             assert!(Instant::now() < deadline, "got {:?}", log.lock().unwrap());
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn both_pipes_are_collected_line_by_line() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo out-1; echo err-1 >&2; echo out-2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = capture_output(&mut child);
+        child.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut lines: Vec<String> = log.lock().unwrap().lines().map(str::to_owned).collect();
+            lines.sort();
+            if lines == ["err-1", "out-1", "out-2"] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "got {lines:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let text = log.lock().unwrap().clone();
+        assert!(text.find("out-1") < text.find("out-2"), "one pipe's lines keep their order: {text:?}");
     }
 
     #[test]
