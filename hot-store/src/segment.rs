@@ -223,18 +223,7 @@ fn write_to<'a>(
     for record in records {
         let record = record?;
         block.clear();
-        let span = match &record.data {
-            BlockData::Samples(samples) => {
-                let (Some(first), Some(last)) = (samples.first(), samples.last()) else { continue };
-                encode_samples(samples, &mut block);
-                Span { min_ts: first.0, max_ts: last.0, count: samples.len() as u64, stream: false }
-            }
-            BlockData::Stream(v) => stream_block(v, &mut block),
-            BlockData::Merged(c) => match c.stream_block() {
-                Some(v) => stream_block(&v, &mut block),
-                None => continue, // an empty chunk: nothing to write
-            },
-        };
+        let Some(span) = encode_block(&record.data, &mut block) else { continue };
         block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
         w.write_all(&block).map_err(io)?;
         index.push(record, span, offset, block.len() as u64);
@@ -268,6 +257,21 @@ fn trailer_bytes(index_offset: u64, index_len: u64, index_crc: u32) -> Vec<u8> {
     t.extend_from_slice(&crc.to_le_bytes());
     t.extend_from_slice(&SEGMENT_MAGIC);
     t
+}
+
+/// Encodes a series block (without its CRC) into `block`: samples as a V4
+/// block, a memtable stream as a stream block. `None`: nothing to write (no
+/// samples, an empty chunk).
+fn encode_block(data: &BlockData<'_>, block: &mut Vec<u8>) -> Option<Span> {
+    match data {
+        BlockData::Samples(samples) => {
+            let (Some(first), Some(last)) = (samples.first(), samples.last()) else { return None };
+            encode_samples(samples, block);
+            Some(Span { min_ts: first.0, max_ts: last.0, count: samples.len() as u64, stream: false })
+        }
+        BlockData::Stream(v) => Some(stream_block(v, block)),
+        BlockData::Merged(c) => c.stream_block().map(|v| stream_block(&v, block)),
+    }
 }
 
 /// Writes `v` as a stream block (without its CRC) into `block`.
@@ -388,106 +392,188 @@ impl IndexBuilder {
 
     /// Writes the index section to `w` in pieces (a million-series index is
     /// tens of MB; it is never held whole); returns its length and CRC.
+    /// In order: the scope (tenant, bucket, bucket length), the symbol
+    /// table, the series table, the postings (`hot-store/FORMAT.md`).
     fn finish(self, scope: &SegmentScope, w: &mut impl Write) -> std::io::Result<(u64, u32)> {
-        const PIECE: usize = 1 << 20;
-        let mut crc = crc32fast::Hasher::new();
-        let mut len = 0u64;
-        let mut spill = |out: &mut Vec<u8>, at_least: usize| -> std::io::Result<()> {
-            if out.len() >= at_least {
-                crc.update(out);
-                len += out.len() as u64;
-                w.write_all(out)?;
-                out.clear();
-            }
-            Ok(())
-        };
-        let mut out = Vec::with_capacity(PIECE + 4096);
-        put_str(&mut out, scope.tenant.as_str());
-        put_ivarint(&mut out, scope.bucket);
-        put_uvarint(&mut out, scope.bucket_len as u64);
-        put_uvarint(&mut out, self.strings.len() as u64);
-        // Symbols are numbered in sorted order: local id -> sorted id.
+        let mut section = IndexSection::new(w);
+        put_str(&mut section.out, scope.tenant.as_str());
+        put_ivarint(&mut section.out, scope.bucket);
+        put_uvarint(&mut section.out, scope.bucket_len as u64);
+        let sorted_id = self.write_symbols(&mut section)?;
+        let postings = self.write_series_table(scope, &sorted_id, &mut section)?;
+        write_postings(postings, &mut section)?;
+        section.finish()
+    }
+
+    /// The symbol table: every distinct string once, numbered in sorted
+    /// order. Returns the sorted id of each local id.
+    fn write_symbols(&self, section: &mut IndexSection<'_, impl Write>) -> std::io::Result<Vec<u32>> {
+        put_uvarint(&mut section.out, self.strings.len() as u64);
         let mut order: Vec<(&Str, u32)> = self.strings.iter().zip(0u32..).collect();
         order.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut sorted_id = vec![0u32; self.strings.len()];
         for (i, (st, local)) in order.iter().enumerate() {
-            put_str(&mut out, st);
+            put_str(&mut section.out, st);
             if let Some(slot) = sorted_id.get_mut(*local as usize) {
                 *slot = i as u32;
             }
-            spill(&mut out, PIECE)?;
+            section.spill()?;
         }
+        Ok(sorted_id)
+    }
+
+    /// The series table, one entry per block in file order, and the
+    /// postings of its labels, keyed by `(name << 32 | value)` sorted
+    /// symbol ids: collected unsorted and sorted once by [`write_postings`]
+    /// (a flush of a million series posts millions of labels: a tree
+    /// lookup each cost more than the rest of the index).
+    fn write_series_table(
+        &self,
+        scope: &SegmentScope,
+        sorted_id: &[u32],
+        section: &mut IndexSection<'_, impl Write>,
+    ) -> std::io::Result<IdMap<u64, Vec<u32>>> {
         let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
-        let text = |local: u32| self.strings.get(local as usize).map_or("", |s| s.as_str());
-        // Keyed by (name << 32 | value) sorted symbol ids; sorted once at the
-        // end (a flush of a million series posts millions of labels: a
-        // tree lookup each cost more than the rest of the index).
         let mut postings: IdMap<u64, Vec<u32>> = IdMap::default();
-        put_uvarint(&mut out, self.entries.len() as u64);
+        put_uvarint(&mut section.out, self.entries.len() as u64);
         let mut prev: Option<&PendingEntry> = None;
         for (ordinal, e) in self.entries.iter().enumerate() {
-            let metric = e.labels.iter().find(|&&(n, _)| text(n) == METRIC_NAME).map_or("", |&(_, v)| text(v));
-            let derived = series_id_of(&scope.tenant, &[metric], e.labels.iter().map(|&(n, v)| (text(n), text(v))));
-            let same_device = prev.is_some_and(|p| p.device_hash == e.device_hash);
-            let mut flags = 0u8;
-            if same_device {
-                flags |= ENTRY_SAME_DEVICE;
+            self.write_entry(scope, e, prev, sorted_id, &mut section.out);
+            for &(n, v) in e.labels.iter() {
+                postings.entry((u64::from(sym_of(n)) << 32) | u64::from(sym_of(v))).or_default().push(ordinal as u32);
             }
-            if derived != e.id {
-                flags |= ENTRY_EXPLICIT_ID;
-            }
-            if e.stream {
-                flags |= ENTRY_STREAM;
-            }
-            out.push(flags);
-            if !same_device {
-                out.extend_from_slice(&e.device_hash.to_le_bytes());
-            }
-            if derived != e.id {
-                out.extend_from_slice(&e.id.0.to_le_bytes());
-            }
-            put_uvarint(&mut out, e.labels.len() as u64);
-            let mask = match prev {
-                Some(p) if p.labels.len() == e.labels.len() && e.labels.len() <= 64 => e
-                    .labels
-                    .iter()
-                    .zip(p.labels.iter())
-                    .enumerate()
-                    .fold(0u64, |m, (i, (a, b))| if a == b { m | 1u64 << i } else { m }),
-                _ => 0,
-            };
-            put_uvarint(&mut out, mask);
-            for (i, &(n, v)) in e.labels.iter().enumerate() {
-                let (n, v) = (sym_of(n), sym_of(v));
-                if i >= 64 || mask & (1u64 << i) == 0 {
-                    put_uvarint(&mut out, u64::from(n));
-                    put_uvarint(&mut out, u64::from(v));
-                }
-                postings.entry((u64::from(n) << 32) | u64::from(v)).or_default().push(ordinal as u32);
-            }
-            put_uvarint(&mut out, e.min_ts.wrapping_sub(scope.bucket) as u64);
-            put_uvarint(&mut out, e.max_ts.wrapping_sub(e.min_ts) as u64);
-            put_uvarint(&mut out, e.count);
-            put_uvarint(&mut out, e.len);
-            spill(&mut out, PIECE)?;
+            section.spill()?;
             prev = Some(e);
         }
-        put_uvarint(&mut out, postings.len() as u64);
-        let mut postings: Vec<(u64, Vec<u32>)> = postings.into_iter().collect();
-        postings.sort_unstable_by_key(|p| p.0);
-        for (key, ordinals) in postings {
-            let (n, v) = ((key >> 32) as u32, key as u32);
-            let mut b = Bitmap::of(&ordinals);
-            b.run_optimize();
-            let bytes = b.serialize::<Portable>();
-            put_uvarint(&mut out, u64::from(n));
-            put_uvarint(&mut out, u64::from(v));
-            put_uvarint(&mut out, bytes.len() as u64);
-            out.extend_from_slice(&bytes);
-            spill(&mut out, PIECE)?;
+        Ok(postings)
+    }
+
+    /// One series-table entry: flags, the device hash (unless the previous
+    /// entry's), the series id (unless derived from the labels), the labels
+    /// (those equal to the previous entry's at the same position left out,
+    /// by mask), the time span, the sample count and the block length.
+    fn write_entry(
+        &self,
+        scope: &SegmentScope,
+        e: &PendingEntry,
+        prev: Option<&PendingEntry>,
+        sorted_id: &[u32],
+        out: &mut Vec<u8>,
+    ) {
+        let text = |local: u32| self.strings.get(local as usize).map_or("", |s| s.as_str());
+        let metric = e.labels.iter().find(|&&(n, _)| text(n) == METRIC_NAME).map_or("", |&(_, v)| text(v));
+        let derived = series_id_of(&scope.tenant, &[metric], e.labels.iter().map(|&(n, v)| (text(n), text(v))));
+        let same_device = prev.is_some_and(|p| p.device_hash == e.device_hash);
+        out.push(entry_flags(same_device, derived != e.id, e.stream));
+        if !same_device {
+            out.extend_from_slice(&e.device_hash.to_le_bytes());
         }
-        spill(&mut out, 0)?;
-        Ok((len, crc.finalize()))
+        if derived != e.id {
+            out.extend_from_slice(&e.id.0.to_le_bytes());
+        }
+        put_uvarint(out, e.labels.len() as u64);
+        let mask = same_labels_mask(e, prev);
+        put_uvarint(out, mask);
+        let sym_of = |local: u32| sorted_id.get(local as usize).copied().unwrap_or(0);
+        for (i, &(n, v)) in e.labels.iter().enumerate() {
+            if i >= 64 || mask & (1u64 << i) == 0 {
+                put_uvarint(out, u64::from(sym_of(n)));
+                put_uvarint(out, u64::from(sym_of(v)));
+            }
+        }
+        put_uvarint(out, e.min_ts.wrapping_sub(scope.bucket) as u64);
+        put_uvarint(out, e.max_ts.wrapping_sub(e.min_ts) as u64);
+        put_uvarint(out, e.count);
+        put_uvarint(out, e.len);
+    }
+}
+
+/// The flags byte of a series-table entry.
+fn entry_flags(same_device: bool, explicit_id: bool, stream: bool) -> u8 {
+    let mut flags = 0u8;
+    if same_device {
+        flags |= ENTRY_SAME_DEVICE;
+    }
+    if explicit_id {
+        flags |= ENTRY_EXPLICIT_ID;
+    }
+    if stream {
+        flags |= ENTRY_STREAM;
+    }
+    flags
+}
+
+/// Bit `i` set: label `i` of `e` equals label `i` of the previous entry
+/// (only when both have the same number of labels, at most 64).
+fn same_labels_mask(e: &PendingEntry, prev: Option<&PendingEntry>) -> u64 {
+    match prev {
+        Some(p) if p.labels.len() == e.labels.len() && e.labels.len() <= 64 => e
+            .labels
+            .iter()
+            .zip(p.labels.iter())
+            .enumerate()
+            .fold(0u64, |m, (i, (a, b))| if a == b { m | 1u64 << i } else { m }),
+        _ => 0,
+    }
+}
+
+/// The postings: per `(name, value)` pair of sorted symbol ids, in that
+/// order, a portable croaring bitmap of the ordinals of the entries with it.
+fn write_postings(postings: IdMap<u64, Vec<u32>>, section: &mut IndexSection<'_, impl Write>) -> std::io::Result<()> {
+    put_uvarint(&mut section.out, postings.len() as u64);
+    let mut postings: Vec<(u64, Vec<u32>)> = postings.into_iter().collect();
+    postings.sort_unstable_by_key(|p| p.0);
+    for (key, ordinals) in postings {
+        let (n, v) = ((key >> 32) as u32, key as u32);
+        let mut b = Bitmap::of(&ordinals);
+        b.run_optimize();
+        let bytes = b.serialize::<Portable>();
+        put_uvarint(&mut section.out, u64::from(n));
+        put_uvarint(&mut section.out, u64::from(v));
+        put_uvarint(&mut section.out, bytes.len() as u64);
+        section.out.extend_from_slice(&bytes);
+        section.spill()?;
+    }
+    Ok(())
+}
+
+/// The index section on its way to the file: encoded into `out`, handed to
+/// the writer a piece of about [`IndexSection::PIECE`] bytes at a time, and
+/// summed (length, CRC32) as it goes.
+struct IndexSection<'w, W: Write> {
+    w: &'w mut W,
+    /// Encoded bytes not yet handed to `w`.
+    out: Vec<u8>,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<'w, W: Write> IndexSection<'w, W> {
+    const PIECE: usize = 1 << 20;
+
+    fn new(w: &'w mut W) -> Self {
+        Self { w, out: Vec::with_capacity(Self::PIECE + 4096), crc: crc32fast::Hasher::new(), len: 0 }
+    }
+
+    /// Hands `out` to the writer once it holds a piece.
+    fn spill(&mut self) -> std::io::Result<()> {
+        self.spill_at(Self::PIECE)
+    }
+
+    fn spill_at(&mut self, at_least: usize) -> std::io::Result<()> {
+        if self.out.len() >= at_least {
+            self.crc.update(&self.out);
+            self.len += self.out.len() as u64;
+            self.w.write_all(&self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Hands the rest to the writer; the section's length and CRC32.
+    fn finish(mut self) -> std::io::Result<(u64, u32)> {
+        self.spill_at(0)?;
+        Ok((self.len, self.crc.finalize()))
     }
 }
 
