@@ -328,6 +328,19 @@ pub(crate) struct Memtable {
 }
 
 impl Memtable {
+    /// An empty memtable with `slots` series slots already made (see
+    /// [`Memtable::slots`]), so inserts up to that series handle do not grow it.
+    pub(crate) fn with_slots(slots: usize) -> Self {
+        let mut series = Vec::with_capacity(slots);
+        series.resize_with(slots, Vec::new);
+        Memtable { series, samples: 0, active: 0 }
+    }
+
+    /// Series slots: one past the highest series handle ever inserted.
+    pub(crate) fn slots(&self) -> usize {
+        self.series.len()
+    }
+
     /// Appends `samples` (arrival order) to series `r`, each into the chunk of
     /// its bucket (`bucket_of(ts)`); returns their (min, max) ts.
     pub(crate) fn insert(

@@ -228,6 +228,9 @@ pub struct HotStoreStats {
     pub edge_ranges_dropped: u64,
 }
 
+/// Memtable entries a flush groups per hold of the state's read lock.
+const GROUP_SLICE: usize = 16_384;
+
 /// Samples per buffered series the flush threshold grows to (see
 /// [`HotStore::flush_threshold`]).
 pub(crate) const SAMPLES_PER_SERIES_PER_FLUSH: usize = 64;
@@ -658,6 +661,10 @@ impl HotStore {
     /// Swaps the memtable out; `None` when there is nothing new to persist.
     #[expect(clippy::type_complexity, reason = "private helper returning the pieces of one frozen memtable")]
     fn freeze(&self) -> Result<Option<(Arc<Memtable>, BTreeMap<u32, u64>, Origins, u64)>> {
+        // The next memtable, sized for the series the current one has seen,
+        // is built before the lock: growing it to a million slots on the
+        // first apply after the swap would hold the write lock meanwhile.
+        let fresh = Memtable::with_slots(self.state.read().memtable.slots());
         let mut guard = self.state.write();
         let st = &mut *guard;
         if let Some(cause) = &st.poisoned {
@@ -671,7 +678,7 @@ impl HotStore {
         if st.memtable.is_empty() && st.next_offsets == st.manifest.flushed_offsets {
             return Ok(None);
         }
-        let frozen = Arc::new(std::mem::take(&mut st.memtable));
+        let frozen = Arc::new(std::mem::replace(&mut st.memtable, fresh));
         st.frozen = Some(Arc::clone(&frozen));
         self.mem_samples.store(0, Ordering::Relaxed);
         self.mem_series.store(0, Ordering::Relaxed);
@@ -682,24 +689,35 @@ impl HotStore {
 
     /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
     #[expect(clippy::type_complexity, reason = "private helper: the groups and the symbols their ids refer to")]
+    ///
+    /// The state lock is taken for [`GROUP_SLICE`] chunks at a time and let
+    /// go in between: applies wait for the write lock, and a flush of a
+    /// million series would otherwise hold them off for the whole walk
+    /// (the frozen memtable itself is immutable; an index entry removed
+    /// meanwhile is skipped, as it would have been before the walk). The
+    /// symbol table only grows, so the snapshot taken last covers every id.
     fn group(&self, frozen: &Memtable) -> (BTreeMap<(TenantId, i64), Vec<PendingSeries>>, Arc<[Str]>) {
-        let st = self.state.read();
         let mut by_tenant: HashMap<u32, TenantId> = HashMap::new();
         let mut groups: BTreeMap<(TenantId, i64), Vec<PendingSeries>> = BTreeMap::new();
-        for (r, bucket, _) in frozen.iter() {
-            let Some(e) = st.index.get(r) else { continue };
-            let tenant = match by_tenant.get(&e.tenant) {
-                Some(t) => t.clone(),
-                None => {
-                    let Some(t) = st.index.tenant_of(e) else { continue };
-                    by_tenant.insert(e.tenant, t.clone());
-                    t.clone()
-                }
-            };
-            groups.entry((tenant, bucket)).or_default().push(PendingSeries::of(r, e));
-        }
-        let symbols = st.index.symbols.snapshot();
-        drop(st);
+        let mut chunks = frozen.iter().peekable();
+        let symbols = loop {
+            let st = self.state.read();
+            for (r, bucket, _) in chunks.by_ref().take(GROUP_SLICE) {
+                let Some(e) = st.index.get(r) else { continue };
+                let tenant = match by_tenant.get(&e.tenant) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let Some(t) = st.index.tenant_of(e) else { continue };
+                        by_tenant.insert(e.tenant, t.clone());
+                        t.clone()
+                    }
+                };
+                groups.entry((tenant, bucket)).or_default().push(PendingSeries::of(r, e));
+            }
+            if chunks.peek().is_none() {
+                break st.index.symbols.snapshot();
+            }
+        };
         for v in groups.values_mut() {
             PendingSeries::sort(v, &symbols);
         }

@@ -36,6 +36,7 @@ use crate::limits::{RateLimiter, RateRefusal};
 use crate::log::{IngestLog, LogRecord};
 use crate::metrics::{IngestMetrics, TenantIngest};
 use crate::series_cache::SeriesCache;
+use crate::stages::Stage;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Query, State};
@@ -310,6 +311,7 @@ async fn write(
     // An edge agent's clock and jurisdiction (see `edge_origin`): a batch
     // meant for another jurisdiction is refused before anything is read; the
     // answer carries this node's HLC whatever it is.
+    let t0 = std::time::Instant::now();
     let mut resp = match crate::edge_origin::admit_agent(&state, &headers) {
         Ok(()) => write_admitted(state, params, headers, body).await,
         Err(resp) => {
@@ -318,6 +320,7 @@ async fn write(
         }
     };
     crate::edge_origin::stamp_clock(resp.headers_mut());
+    crate::stages::global().observe(Stage::Request, t0.elapsed());
     resp
 }
 
@@ -354,6 +357,7 @@ async fn write_admitted(
     // Decompression and parsing are CPU work: on a blocking thread, never on
     // the async workers (which must keep answering `/-/ready` and queries),
     // and at most `decode_slots()` at once.
+    let decode_started = std::time::Instant::now();
     let permit = decode_permit().await;
     let conversion = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -377,6 +381,7 @@ async fn write_admitted(
         )
     })
     .await;
+    crate::stages::global().observe(Stage::Decode, decode_started.elapsed());
     let conversion = match conversion {
         Ok(Ok(c)) => c,
         Ok(Err(resp)) => {
@@ -668,7 +673,10 @@ pub(crate) async fn append_batches(
         .into_iter()
         .map(|(partition, batch)| LogRecord { partition, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) })
         .collect();
-    let offsets = state.log.append(records).await.map_err(|e| {
+    let t0 = std::time::Instant::now();
+    let appended = state.log.append(records).await;
+    crate::stages::global().observe(Stage::Append, t0.elapsed());
+    let offsets = appended.map_err(|e| {
         IngestMetrics::add(&state.metrics.append_failures, 1);
         log_error(e)
     })?;

@@ -26,6 +26,7 @@
 //! * [`series_cache`]: series id → shared label set, so known series cost no allocation.
 //! * [`limits`]: per-tenant ingestion rate (token buckets).
 //! * [`metrics`]: counters exposed on `/metrics`.
+//! * [`stages`]: per-stage latency histograms of the write path (`strata_write_stage_seconds`).
 //! * [`otlp`]: OpenTelemetry metrics over OTLP/HTTP (`POST /otlp/v1/metrics`).
 //! * [`influx_compat`]: `/ping`, `/health`, `/ready`, `/query` for InfluxDB clients.
 //! * [`write_token`]: `X-Strata-Write-Token`, the log positions a write reached.
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod remote_write;
 pub mod series_cache;
+pub mod stages;
 pub mod write_token;
 
 pub use config::IngestConfig;

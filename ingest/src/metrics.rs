@@ -123,6 +123,7 @@ impl IngestMetrics {
         if let Some(h) = self.log_health.get() {
             h.render(out);
         }
+        crate::stages::global().render(out);
         self.render_tenants(out);
     }
 

@@ -637,3 +637,53 @@ fn stream_blocks_are_read_after_a_restart() {
     assert_eq!(block_kinds(&store), (2, 2));
     assert_eq!(all_bits(&store), held);
 }
+
+#[test]
+fn a_flush_walking_the_memtable_in_slices_keeps_every_series_while_applies_go_on() {
+    // More series than one hold of the read lock groups (`GROUP_SLICE`), in
+    // two tenants and two buckets, flushed while a writer creates series and
+    // appends to old ones between the slices; then flushed again, reopened
+    // and read back exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let n = GROUP_SLICE * 2 + 100;
+    let bucket = store.bucket_ms;
+    let mk = |tenant: &str, i: usize, ts: i64| {
+        series(tenant, &[("__name__", "m"), ("s", &i.to_string())], &[(ts, i as f64)])
+    };
+    store.apply(0, 0, &batch("a", (0..n).map(|i| mk("a", i, 1)).collect())).unwrap();
+    store.apply(0, 1, &batch("b", (0..1000).map(|i| mk("b", i, bucket + 1)).collect())).unwrap();
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for k in 0..50usize {
+                let new = (0..200).map(|j| mk("a", n + k * 200 + j, 2));
+                let old = (k * 100..k * 100 + 100).map(|i| mk("a", i, 3));
+                store.apply(1, k as u64, &batch("a", new.chain(old).collect())).unwrap();
+            }
+        })
+    };
+    let flushed = store.flush().unwrap();
+    writer.join().unwrap();
+    assert!(flushed.series >= n + 1000, "the first flush holds every series applied before it: {}", flushed.series);
+    store.flush().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let expect = |i: usize| -> Vec<(i64, f64)> {
+        match i {
+            i if i >= n => vec![(2, i as f64)],
+            i if i < 50 * 100 => vec![(1, i as f64), (3, i as f64)],
+            i => vec![(1, i as f64)],
+        }
+    };
+    let mut got = values(&store, "a", TimeRange::ALL);
+    assert_eq!(got.len(), n + 50 * 200);
+    got.sort_by_key(|(labels, _)| labels.clone());
+    for (labels, samples) in got {
+        let i: usize = labels.split("s=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().parse().unwrap();
+        assert_eq!(samples, expect(i), "{labels}");
+    }
+    let b = values(&store, "b", TimeRange::ALL);
+    assert_eq!(b.len(), 1000);
+    assert!(b.iter().all(|(_, s)| s.len() == 1 && s[0].0 == bucket + 1));
+}

@@ -48,6 +48,7 @@ use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
 use super::{AppendFuture, Decoded, IngestLog, LogConfig, LogRecord, LogSink};
 use crate::error::{Error, Result};
 use crate::metrics::LogHealth;
+use crate::stages::{self, Stage};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -57,6 +58,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Directory under the log directory holding copies of damaged segments.
@@ -73,6 +75,8 @@ struct Request {
     payload: Vec<u8>,
     decoded: Option<Decoded>,
     done: oneshot::Sender<Result<u64>>,
+    /// When it was queued (`strata_write_stage_seconds{stage="log_queue"}`).
+    queued: Instant,
 }
 
 /// What a partition's writer thread is asked to do.
@@ -269,7 +273,8 @@ impl LocalLog {
             }
             let tx = p.tx.lock().clone().ok_or(Error::Closed)?;
             let (done, rx) = oneshot::channel();
-            tx.send(Command::Append(Request { payload, decoded, done })).await.map_err(|_| Error::Closed)?;
+            let queued = Instant::now();
+            tx.send(Command::Append(Request { payload, decoded, done, queued })).await.map_err(|_| Error::Closed)?;
             waits.push(rx);
         }
         let mut offsets = Vec::with_capacity(waits.len());
@@ -707,7 +712,10 @@ impl Writer {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Roll(reply) => {
-                        let _ = reply.send(self.roll_if_used());
+                        let t0 = Instant::now();
+                        let rolled = self.roll_if_used();
+                        stages::global().observe(Stage::LogRoll, t0.elapsed());
+                        let _ = reply.send(rolled);
                     }
                     Command::Append(first) => {
                         group.push(first);
@@ -746,6 +754,10 @@ impl Writer {
             }
             return;
         }
+        let taken = Instant::now();
+        for r in group.iter() {
+            stages::global().observe(Stage::LogQueue, taken.saturating_duration_since(r.queued));
+        }
         let first = self.shared.next_offset.load(Ordering::Acquire);
         if let Err(e) = self.write_group(group, first) {
             if is_disk_full(&e) {
@@ -782,25 +794,33 @@ impl Writer {
         self.shared.next_offset.store(first + group.len() as u64, Ordering::Release);
         for (i, r) in group.drain(..).enumerate() {
             let offset = first + i as u64;
+            let t0 = Instant::now();
             let result = self
                 .sink
                 .apply(partition, offset, &r.payload, r.decoded.as_deref())
                 .map(|()| offset)
                 .map_err(|e| Error::Apply { partition, offset, kind: e.kind, detail: e.message });
+            stages::global().observe(Stage::Apply, t0.elapsed());
             let _ = r.done.send(result);
         }
     }
 
     fn write_group(&mut self, group: &[Request], first: u64) -> std::io::Result<()> {
         if self.size >= self.config.segment_bytes {
+            let t0 = Instant::now();
             self.roll(first)?;
+            stages::global().observe(Stage::LogRoll, t0.elapsed());
         }
         self.buf.clear();
         for (i, r) in group.iter().enumerate() {
             segment::encode_frame(&mut self.buf, first + i as u64, &r.payload);
         }
+        let t0 = Instant::now();
         self.file.write_all(&self.buf)?;
+        let written = Instant::now();
+        stages::global().observe(Stage::LogWrite, written - t0);
         self.file.sync_data()?;
+        stages::global().observe(Stage::LogSync, written.elapsed());
         self.size += self.buf.len() as u64;
         Ok(())
     }
