@@ -11,8 +11,10 @@ use crate::format::FormatVersion;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A `[hot_store]` setting breaks a rule ([`crate::HotStoreConfig::validate`]).
+    /// Boxed: a `ConfigError` is four strings, and this enum is every
+    /// store operation's `Err` (and nested in the compactor's).
     #[error(transparent)]
-    Config(#[from] strata_schemas::ConfigError),
+    Config(Box<strata_schemas::ConfigError>),
     /// The store directory could not be created.
     #[error("creating hot-store directory {path}: {source}")]
     CreateDir {
@@ -194,6 +196,12 @@ impl Error {
             | Error::WriteSegment { .. }
             | Error::RemoveLeftover { .. } => ErrorKind::Internal,
         }
+    }
+}
+
+impl From<strata_schemas::ConfigError> for Error {
+    fn from(e: strata_schemas::ConfigError) -> Self {
+        Error::Config(Box::new(e))
     }
 }
 
