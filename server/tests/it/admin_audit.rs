@@ -33,7 +33,7 @@ fn records(dir: &std::path::Path) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_live_on_the_admin_listener_and_every_action_is_audited() {
     let dir = data_dir();
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin_port = free_port();
     let admin_url = format!("http://127.0.0.1:{admin_port}");
     let s = Server::start(
         dir.path(),

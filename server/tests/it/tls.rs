@@ -14,11 +14,10 @@
 //! never skip.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strata_test_support::process::capture_output;
 
 const TOKEN: &str = "tls-e2e-token-1";
 const TENANT: &str = "tlstenant";
@@ -126,20 +125,7 @@ fn start_tls_with(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start strata");
-    let stderr = Arc::new(Mutex::new(String::new()));
-    for pipe in [
-        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stdout.take().unwrap()),
-    ] {
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-    }
+    let stderr = capture_output(&mut child);
     let server = Server { child, base: format!("https://localhost:{port}"), stderr };
     let deadline = Instant::now() + Duration::from_secs(60);
     while curl(Some(&pki.ca), &[&server.url("/-/ready")]).1 != 200 {
