@@ -58,6 +58,25 @@
 //! buckets that are old enough and fully flushed, reads one with
 //! [`HotStore::read_bucket`], commits it to the cold tier, then calls
 //! [`HotStore::set_cold_watermark`] with the bucket's end.
+//!
+//! **Modules** (details and "when you change X": `hot-store/README.md`):
+//!
+//! * `store`: [`HotStore`]: open and recovery, `apply` with back-pressure,
+//!   flush, stats; the locking scheme.
+//! * `sink`: the [`strata_schemas::LogSink`] of the store (errors keep their kind).
+//! * `memtable`: compressed chunks per (series, bucket), out-of-order list.
+//! * `index`: the series index (interned labels, ids, croaring postings, matchers).
+//! * `segment`, `manifest`, `format`, `codec`: the segment files, the
+//!   manifest, format versions and magics, the block codecs (`hot-store/FORMAT.md`).
+//! * `read`, `read_pool`: the [`strata_schemas::ReadStore`] implementation
+//!   and the pool large reads decode on.
+//! * `maintenance`: compaction, TTL expiry, quarantine.
+//! * `erase`: the right to erasure ([`HotStore::erase`], [`HotStore::verify_erased`]).
+//! * `handoff`: sealed buckets for the compactor's roll to the cold tier.
+//! * `origins`: edge batches applied once (per agent, per partition).
+//! * `cardinality`: per-tenant series cardinality (`/api/v1/status/tsdb`).
+//! * `config`: [`HotStoreConfig`]; `error`: [`Error`] and `kind()`;
+//!   `failpoint`: crash points for tests.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print

@@ -29,6 +29,14 @@
 //!   ([`Engine::evaluate_partials`] is the data region's side), and the
 //!   geo-fence error for anything that would need raw series from across a
 //!   closed border.
+//! * [`value`]: the four PromQL value types of a result ([`QueryResult`]).
+//! * [`error`]: [`QueryError`], with Prometheus's `errorType` and the HTTP
+//!   status of each kind.
+//! * `test_util` (feature `test-util`): `MemStore`, an in-memory `ReadStore`,
+//!   and the promqltest series notation, for the tests of the engine, the
+//!   fuzz targets and the ScyllaDB tier.
+//!
+//! Module by module, with paths and "when you change X": `query/README.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)

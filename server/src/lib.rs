@@ -24,7 +24,18 @@
 //! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
 //! * [`admin`]: the admin API.
 //! * [`admin_audit`]: the audit log of admin actions.
-//! * [`tls`]: HTTPS on the listeners (rustls).
+//! * [`tls`]: HTTPS on the listeners (rustls); [`outbound`]: the HTTP(S)
+//!   client to peers and regions.
+//! * [`startup`]: what a starting node answers (health, readiness with the
+//!   replay's progress, 503 + `Retry-After` for the rest).
+//! * [`hot_tier`]: `[hot]`, the embedded hot store or the ScyllaDB tier.
+//! * [`read_after`]: read-your-writes (write tokens).
+//! * [`erasure`]: delete requests and the purge worker.
+//! * [`jsonl`]: the fsynced JSON-lines append shared by the audit logs.
+//! * [`progress`], [`cardinality`], [`cold_status`]: `/api/v1/status/{tasks,tsdb,cold}`.
+//! * [`console`]: the web console at `/`.
+//!
+//! Module by module, with paths and "when you change X": `server/README.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
