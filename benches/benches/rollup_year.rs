@@ -20,14 +20,17 @@
 //! roll does), one commit per 30 days, one row per (series, day): what the
 //! small-file merge of maintenance leaves of the per-bucket partial rows.
 //! Window aggregates are synthetic (count 280–288, values multiples of
-//! 0.25). The raw slice is rolled like the compactor rolls a bucket
+//! 0.25, `exp` = −2: sums provably exact, so `avg_over_time` may be
+//! answered from rollups). The raw slice is rolled like the compactor rolls a bucket
 //! (`rollup_points` of the samples, written and committed).
 //!
 //! Run (release; the host is shared: note the load):
 //! `CARGO_TARGET_DIR=/root/.cache/strata-target-q cargo bench -p strata-benches --bench rollup_year`
 //! with `FARMS`, `DAYS` (365), `RUNS` (5), `RAW_DAYS`, `RAW_INTERVAL_S`,
 //! `DEVICE_BUCKETS` (`cold.device_buckets`, default 8: files per day
-//! partition), `BENCH_DIR` (default: a temporary directory) in the environment.
+//! partition of the samples table; a 1 d table created at rollup layout
+//! version 2 has one), `BENCH_DIR` (default: a temporary directory) in the
+//! environment.
 //! Prints every run, the median, the load average and the run-queue wait
 //! of the process (from `/proc/self/task/*/schedstat`) per run.
 #![allow(clippy::disallowed_methods)] // bench code owns its runtimes and threads (clippy.toml)
@@ -264,7 +267,7 @@ fn main() {
         let f = farms(&year, n);
         rt.block_on(write_year(&cold, &year, &f, days));
         println!(
-            "setup: {} 1 d rows ({n} series × {days} days, {buckets} device buckets) written in {:.1?}",
+            "setup: {} 1 d rows ({n} series × {days} days; samples table {buckets} device buckets, 1 d table 1) written in {:.1?}",
             n as i64 * days,
             started.elapsed()
         );
