@@ -41,4 +41,4 @@ mod store;
 
 pub use config::{ConsistencyLevel, ScyllaConfig};
 pub use error::{Error, Result};
-pub use store::{HotTtls, ScyllaHot};
+pub use store::{BucketSeries, HotTtls, ScyllaHot};

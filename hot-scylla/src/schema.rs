@@ -11,7 +11,11 @@
 use strata_schemas::{Label, Labels};
 
 /// The layout version written to `meta` (`format_version`).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The one partition of the `tenants` table (every tenant of the keyspace
+/// is a row of it: a few hundred rows, read once per compactor pass).
+pub(crate) const TENANTS_SHARD: i32 = 0;
 
 /// Seed of [`labels_hash`] (distinct from the series id's hash).
 const LABELS_HASH_SEED: u64 = 0x5c11_a7e5_0000_0001;
@@ -42,6 +46,7 @@ pub(crate) fn ddl(ks: &str, replication: &str, bucket_secs: u64) -> Vec<String> 
             "CREATE TABLE IF NOT EXISTS {ks}.tenant_buckets (tenant text, bucket bigint, \
              PRIMARY KEY ((tenant), bucket))"
         ),
+        format!("CREATE TABLE IF NOT EXISTS {ks}.tenants (shard int, tenant text, PRIMARY KEY ((shard), tenant))"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.series (tenant text, series bigint, lhash bigint, device_hash bigint, \
              labels text, PRIMARY KEY ((tenant), series, lhash))"
@@ -64,7 +69,7 @@ fn using_ttl(secs: u32) -> String {
 
 /// Insert statements of one TTL (the TTL is part of the text: a bind
 /// marker for it is not understood by every CQL server the tier runs on).
-pub(crate) fn inserts(ks: &str, ttl_secs: u32, index_ttl_secs: u32) -> [String; 5] {
+pub(crate) fn inserts(ks: &str, ttl_secs: u32, index_ttl_secs: u32) -> [String; 6] {
     let (t, i) = (using_ttl(ttl_secs), using_ttl(index_ttl_secs));
     [
         format!(
@@ -77,11 +82,13 @@ pub(crate) fn inserts(ks: &str, ttl_secs: u32, index_ttl_secs: u32) -> [String; 
         format!("INSERT INTO {ks}.tenant_buckets (tenant, bucket) VALUES (?, ?){i}"),
         format!("INSERT INTO {ks}.series (tenant, series, lhash, device_hash, labels) VALUES (?, ?, ?, ?, ?){i}"),
         format!("INSERT INTO {ks}.postings (tenant, name, value, series, lhash) VALUES (?, ?, ?, ?, ?){i}"),
+        format!("INSERT INTO {ks}.tenants (shard, tenant) VALUES (?, ?){i}"),
     ]
 }
 
 /// Read and bookkeeping statements.
 pub(crate) struct Reads {
+    pub(crate) tenants: String,
     pub(crate) buckets: String,
     pub(crate) bucket_series: String,
     pub(crate) series_labels: String,
@@ -95,6 +102,7 @@ pub(crate) struct Reads {
 
 pub(crate) fn reads(ks: &str) -> Reads {
     Reads {
+        tenants: format!("SELECT tenant FROM {ks}.tenants WHERE shard = ?"),
         buckets: format!("SELECT bucket FROM {ks}.tenant_buckets WHERE tenant = ?"),
         bucket_series: format!(
             "SELECT series, lhash, device_hash FROM {ks}.bucket_series WHERE tenant = ? AND bucket = ?"
@@ -164,7 +172,9 @@ mod tests {
     #[test]
     fn statements_restrict_by_equality_only() {
         let r = reads("ks");
-        for s in [&r.buckets, &r.bucket_series, &r.series_labels, &r.postings, &r.samples, &r.offsets, &r.meta] {
+        for s in
+            [&r.tenants, &r.buckets, &r.bucket_series, &r.series_labels, &r.postings, &r.samples, &r.offsets, &r.meta]
+        {
             assert!(!s.contains('<') && !s.contains('>') && !s.contains(" IN ") && !s.contains("ORDER"), "{s}");
         }
         assert!(inserts("ks", 0, 0)[0].ends_with("?)"));

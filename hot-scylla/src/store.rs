@@ -77,10 +77,12 @@ struct Inserts {
     tenant_bucket: PreparedStatement,
     series: PreparedStatement,
     posting: PreparedStatement,
+    tenant: PreparedStatement,
 }
 
 #[derive(Debug)]
 struct Reads {
+    tenants: PreparedStatement,
     buckets: PreparedStatement,
     bucket_series: PreparedStatement,
     series_labels: PreparedStatement,
@@ -222,13 +224,14 @@ impl ScyllaHot {
         }
         let inner = Arc::clone(&self.inner);
         let prepared = self.wait(async move {
-            let [a, b, c, d, e] = schema::inserts(&inner.config.keyspace, ttl, index_ttl);
+            let [a, b, c, d, e, f] = schema::inserts(&inner.config.keyspace, ttl, index_ttl);
             Ok::<_, Error>(Inserts {
                 sample: prepare(&inner.session, &inner.config, a).await?,
                 bucket_series: prepare(&inner.session, &inner.config, b).await?,
                 tenant_bucket: prepare(&inner.session, &inner.config, c).await?,
                 series: prepare(&inner.session, &inner.config, d).await?,
                 posting: prepare(&inner.session, &inner.config, e).await?,
+                tenant: prepare(&inner.session, &inner.config, f).await?,
             })
         })??;
         let prepared = Arc::new(prepared);
@@ -279,6 +282,58 @@ impl ScyllaHot {
                 rows(&inner.session, &inner.reads.offsets, (&inner.log_id,), "log_offsets").await?;
             Ok::<_, Error>(rows.into_iter().map(|(p, o)| (p as u32, o.max(0) as u64)).collect())
         })?
+    }
+
+    /// The bucket width in milliseconds (recorded in the keyspace).
+    pub fn bucket_ms(&self) -> i64 {
+        self.inner.config.bucket_ms()
+    }
+
+    /// Every tenant with data in the keyspace (the `tenants` table; a tenant
+    /// whose rows all expired drops out with them).
+    pub fn tenants(&self) -> Result<Vec<TenantId>> {
+        let inner = Arc::clone(&self.inner);
+        let names = self.wait(async move {
+            let r: Vec<(String,)> =
+                rows(&inner.session, &inner.reads.tenants, (schema::TENANTS_SHARD,), "tenants").await?;
+            Ok::<_, Error>(r)
+        })??;
+        names
+            .into_iter()
+            .map(|(t,)| {
+                TenantId::new(t.clone())
+                    .map_err(|e| Error::Corrupted { what: "tenants", detail: format!("tenant {t:?}: {e}") })
+            })
+            .collect()
+    }
+
+    /// Starts of the tenant's buckets holding data, ascending.
+    pub fn tenant_buckets(&self, tenant: &TenantId) -> Result<Vec<i64>> {
+        let inner = Arc::clone(&self.inner);
+        let tenant = tenant.as_str().to_owned();
+        let mut out: Vec<i64> = self
+            .wait(async move {
+                let r: Vec<(i64,)> =
+                    rows(&inner.session, &inner.reads.buckets, (tenant.as_str(),), "tenant_buckets").await?;
+                Ok::<_, Error>(r)
+            })??
+            .into_iter()
+            .map(|(b,)| b)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Every series of one bucket with its samples (sorted, one per
+    /// timestamp), for the compactor's roll into the cold tier: the
+    /// bucket's `bucket_series` rows, their labels, and one `samples`
+    /// slice per series. A listed series without labels is an error (the
+    /// index rows outlive the samples, so it means damage, not expiry).
+    pub fn read_bucket(&self, tenant: &TenantId, bucket_start: i64) -> Result<Vec<BucketSeries>> {
+        let inner = Arc::clone(&self.inner);
+        let tenant = tenant.as_str().to_owned();
+        self.wait(async move { read_bucket(&inner, &tenant, bucket_start).await })?
     }
 
     fn plan(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Planned>> {
@@ -363,6 +418,7 @@ async fn setup(config: ScyllaConfig, log_id: String, ttls: HotTtls) -> Result<In
     let put_meta = prepare(&session, &config, r.put_meta).await?;
     check_meta(&session, &config, &meta, &put_meta).await?;
     let reads = Reads {
+        tenants: prepare(&session, &config, r.tenants).await?,
         buckets: prepare(&session, &config, r.buckets).await?,
         bucket_series: prepare(&session, &config, r.bucket_series).await?,
         series_labels: prepare(&session, &config, r.series_labels).await?,
@@ -476,6 +532,17 @@ impl WritePlan {
             }
         }
         let buckets: BTreeSet<i64> = self.index.iter().map(|(b, ..)| *b).collect();
+        if !buckets.is_empty() {
+            // The tenant list the compactor rolls from (refreshed with each
+            // new bucket, so its TTL follows the tenant's newest data).
+            requests.push(Box::pin(async move {
+                session
+                    .execute_unpaged(&ins.tenant, (schema::TENANTS_SHARD, tenant))
+                    .await
+                    .map(|_| ())
+                    .map_err(werr("tenants"))
+            }));
+        }
         for b in buckets {
             requests.push(Box::pin(async move {
                 session
@@ -551,27 +618,7 @@ async fn plan(inner: &Inner, tenant: &str, matchers: &[Matcher], range: TimeRang
         found.retain(|k, _| keys.contains(k));
     }
     // Labels: cached, else read (rows never change once written).
-    let missing: Vec<Key> = {
-        let cache = inner.labels.read();
-        found.keys().filter(|k| !cache.contains_key(&(tenant.to_owned(), **k))).copied().collect()
-    };
-    let fetched = futures::stream::iter(missing.into_iter().map(|key| async move {
-        let r: Vec<(String,)> = rows(session, &inner.reads.series_labels, (tenant, key.0, key.1), "series").await?;
-        Ok::<_, Error>((key, r))
-    }))
-    .buffer_unordered(IN_FLIGHT)
-    .try_collect::<Vec<_>>()
-    .await?;
-    {
-        let mut cache = inner.labels.write();
-        for (key, r) in fetched {
-            if let Some((json,)) = r.into_iter().next() {
-                let labels =
-                    schema::decode_labels(&json).map_err(|detail| Error::Corrupted { what: "series", detail })?;
-                cache.insert((tenant.to_owned(), key), labels);
-            }
-        }
-    }
+    load_labels(inner, tenant, found.keys().copied()).await?;
     let cache = inner.labels.read();
     let mut out: Vec<Planned> = found
         .into_iter()
@@ -586,6 +633,79 @@ async fn plan(inner: &Inner, tenant: &str, matchers: &[Matcher], range: TimeRang
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
+}
+
+/// One series of a bucket, as [`ScyllaHot::read_bucket`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BucketSeries {
+    /// The series' labels, `__name__` included.
+    pub labels: Labels,
+    /// `strata_schemas::series_id` of the labels (the `series` column).
+    pub series_id: u64,
+    /// `strata_schemas::device_hash` as computed at ingest.
+    pub device_hash: u64,
+    /// The bucket's samples, sorted by timestamp, one per timestamp.
+    pub samples: Vec<Sample>,
+}
+
+async fn read_bucket(inner: &Inner, tenant: &str, bucket: i64) -> Result<Vec<BucketSeries>> {
+    let session = &inner.session;
+    let listed: Vec<(i64, i64, i64)> =
+        rows(session, &inner.reads.bucket_series, (tenant, bucket), "bucket_series").await?;
+    let keys: Vec<(Key, i64)> = listed.into_iter().map(|(s, l, dh)| ((s, l), dh)).collect();
+    load_labels(inner, tenant, keys.iter().map(|(k, _)| *k)).await?;
+    let planned: Vec<(Labels, Key, i64)> = {
+        let cache = inner.labels.read();
+        keys.into_iter()
+            .map(|(key, dh)| match cache.get(&(tenant.to_owned(), key)) {
+                Some(l) => Ok((l.clone(), key, dh)),
+                None => Err(Error::Corrupted {
+                    what: "series",
+                    detail: format!(
+                        "tenant {tenant} bucket {bucket}: series {}/{} is listed in bucket_series but has no labels",
+                        key.0, key.1
+                    ),
+                }),
+            })
+            .collect::<Result<_>>()?
+    };
+    let reads = planned.into_iter().map(|(labels, key, dh)| async move {
+        let r: Vec<(i64, f64)> =
+            rows(session, &inner.reads.samples, (tenant, bucket, dh, key.0, key.1), "samples").await?;
+        let mut samples: Vec<Sample> = r.into_iter().map(|(ts, v)| Sample::new(ts, v)).collect();
+        samples.sort_by_key(|s| s.ts);
+        samples.dedup_by_key(|s| s.ts);
+        Ok::<_, Error>(BucketSeries { labels, series_id: key.0 as u64, device_hash: dh as u64, samples })
+    });
+    let mut all: Vec<BucketSeries> = futures::stream::iter(reads).buffered(IN_FLIGHT).try_collect().await?;
+    all.retain(|s| !s.samples.is_empty());
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(all)
+}
+
+/// Reads the labels of `keys` not in the cache into it (rows never change
+/// once written, so the cache is exact).
+async fn load_labels(inner: &Inner, tenant: &str, keys: impl Iterator<Item = Key>) -> Result<()> {
+    let session = &inner.session;
+    let missing: Vec<Key> = {
+        let cache = inner.labels.read();
+        keys.filter(|k| !cache.contains_key(&(tenant.to_owned(), *k))).collect()
+    };
+    let fetched = futures::stream::iter(missing.into_iter().map(|key| async move {
+        let r: Vec<(String,)> = rows(session, &inner.reads.series_labels, (tenant, key.0, key.1), "series").await?;
+        Ok::<_, Error>((key, r))
+    }))
+    .buffer_unordered(IN_FLIGHT)
+    .try_collect::<Vec<_>>()
+    .await?;
+    let mut cache = inner.labels.write();
+    for (key, r) in fetched {
+        if let Some((json,)) = r.into_iter().next() {
+            let labels = schema::decode_labels(&json).map_err(|detail| Error::Corrupted { what: "series", detail })?;
+            cache.insert((tenant.to_owned(), key), labels);
+        }
+    }
+    Ok(())
 }
 
 /// Samples of `planned` in `range`; series without any are left out.

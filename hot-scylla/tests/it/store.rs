@@ -162,3 +162,52 @@ fn a_keyspace_of_another_bucket_width_is_refused() {
     assert!(matches!(e, Error::Incompatible { .. }), "{e}");
     assert!(e.to_string().contains("bucket_ms 3600000"), "{e}");
 }
+
+#[test]
+fn sealed_buckets_are_listed_per_tenant_and_read_back_whole_for_the_roll() {
+    let k = Kassandra::start();
+    let store = k.connect("roll", HOUR);
+    let d1 = series(
+        "acme",
+        temp("d1", "north"),
+        &[(2 * H + 5, 3.0), (H + 1, 1.0), (H + 2, f64::from_bits(0x7ff8_0000_0000_0001))],
+    );
+    let d2 = series("acme", temp("d2", "south"), &[(H + 7, 4.0)]);
+    store.apply(0, 0, &batch("acme", vec![d1.clone(), d2.clone()])).unwrap();
+    store.apply(1, 0, &batch("beta", vec![series("beta", temp("d1", "north"), &[(10, 9.0)])])).unwrap();
+    // A later write of one timestamp wins.
+    store.apply(0, 1, &batch("acme", vec![series("acme", temp("d1", "north"), &[(H + 1, 1.5)])])).unwrap();
+
+    let mut tenants: Vec<String> = store.tenants().unwrap().iter().map(|t| t.as_str().to_owned()).collect();
+    tenants.sort();
+    assert_eq!(tenants, ["acme", "beta"]);
+    assert_eq!(store.tenant_buckets(&tenant("acme")).unwrap(), vec![H, 2 * H]);
+    assert_eq!(store.tenant_buckets(&tenant("beta")).unwrap(), vec![0]);
+    assert_eq!(store.bucket_ms(), H);
+
+    let got = store.read_bucket(&tenant("acme"), H).unwrap();
+    /// (labels, series id, device hash, (ts, value bits)).
+    type Row = (String, u64, u64, Vec<(i64, u64)>);
+    let view: Vec<Row> = got
+        .iter()
+        .map(|s| {
+            let samples = s.samples.iter().map(|p| (p.ts, p.value.to_bits())).collect();
+            (s.labels.to_string(), s.series_id, s.device_hash, samples)
+        })
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            (
+                temp("d1", "north").to_string(),
+                d1.id.0,
+                d1.device_hash,
+                vec![(H + 1, 1.5f64.to_bits()), (H + 2, 0x7ff8_0000_0000_0001)]
+            ),
+            (temp("d2", "south").to_string(), d2.id.0, d2.device_hash, vec![(H + 7, 4.0f64.to_bits())]),
+        ],
+        "sorted by labels, samples sorted, the later write of a timestamp, NaN payload bits kept"
+    );
+    assert_eq!(store.read_bucket(&tenant("acme"), 2 * H).unwrap().len(), 1);
+    assert!(store.read_bucket(&tenant("acme"), 5 * H).unwrap().is_empty(), "a bucket without rows");
+}
