@@ -5,7 +5,9 @@ use strata_schemas::{ErrorKind, ReadError, TenantId};
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a compactor step failed. Every step is safe to retry.
+/// Why a compactor step failed. Every step is safe to retry. (The hot-store
+/// and cold-tier errors are boxed: with their config variants they are
+/// large, and this enum is every roll step's `Err`.)
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading a sealed bucket from the hot store failed.
@@ -19,6 +21,13 @@ pub enum Error {
         #[source]
         source: ReadError,
     },
+    /// Listing the hot tier's sealed buckets or tenants failed.
+    #[error("listing the hot tier's buckets: {source}")]
+    ListHot {
+        /// The underlying error.
+        #[source]
+        source: ReadError,
+    },
     /// Advancing the hot store's cold watermark failed.
     #[error("setting cold watermark {watermark} of tenant {tenant}: {source}")]
     SetWatermark {
@@ -28,7 +37,7 @@ pub enum Error {
         watermark: i64,
         /// The underlying error.
         #[source]
-        source: strata_hot_store::Error,
+        source: Box<strata_hot_store::Error>,
     },
     /// A cold-tier write, commit or lookup failed.
     #[error("cold tier, tenant {tenant}: {source}")]
@@ -37,14 +46,14 @@ pub enum Error {
         tenant: TenantId,
         /// The underlying error.
         #[source]
-        source: strata_cold_tier::Error,
+        source: Box<strata_cold_tier::Error>,
     },
     /// Listing the cold tier's tenant tables failed.
     #[error("listing cold tables: {source}")]
     ListTables {
         /// The underlying error.
         #[source]
-        source: strata_cold_tier::Error,
+        source: Box<strata_cold_tier::Error>,
     },
     /// Deleting a tenant's hot data failed.
     #[error("purging hot data of tenant {tenant}: {source}")]
@@ -53,7 +62,7 @@ pub enum Error {
         tenant: TenantId,
         /// The underlying error.
         #[source]
-        source: strata_hot_store::Error,
+        source: Box<strata_hot_store::Error>,
     },
     /// A blocking task panicked or was cancelled.
     #[error("compactor task failed: {detail}")]
@@ -85,7 +94,7 @@ impl Error {
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::ReadHotBucket { source, .. } => source.kind(),
+            Error::ReadHotBucket { source, .. } | Error::ListHot { source } => source.kind(),
             Error::SetWatermark { source, .. } | Error::PurgeHot { source, .. } => source.kind(),
             Error::ListTables { source } => source.kind(),
             Error::Cold { source, .. } => source.kind(),

@@ -35,6 +35,11 @@
 //! path refuses a sample below its partition's roll state
 //! ([`Compactor::partition_roll_state`]).
 //!
+//! Roll sources ([`RollSource`]): the embedded hot store by default, or
+//! another hot tier ([`Compactor::with_source`]; the server's ScyllaDB tier)
+//! listing sealed buckets and reading one bucket's series and samples; the
+//! cold watermark stays in the embedded store's manifest either way.
+//!
 //! Rollups: every roll also commits the bucket's 5 m, 1 h and 1 d windows (min,
 //! max, sum, count, last) to the tenant's rollup tables, exactly once per
 //! table, before the watermark moves; [`FederatedReadStore`] serves them
@@ -49,9 +54,11 @@ mod federated;
 mod maintain;
 mod progress;
 mod roll;
+mod source;
 
 pub use config::CompactorConfig;
 pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
 pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PURGE_FAILPOINT, PurgeOutcome, RetentionSource};
 pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, PassHook, RollOutcome, RollableFn};
+pub use source::{RollSource, sealed_from_listing};

@@ -154,7 +154,7 @@ impl Compactor {
         {
             self.set_cold_retentions(retentions);
         }
-        let tenants = self.cold.tenants().await.map_err(|source| Error::ListTables { source })?;
+        let tenants = self.cold.tenants().await.map_err(|source| Error::ListTables { source: Box::new(source) })?;
         let mut out = MaintainOutcome { tenants: tenants.len(), ..MaintainOutcome::default() };
         let mut merges_left = self.config.max_merges_per_pass;
         let mut merges = Merges { left: &mut merges_left, deadline, ran: false };
@@ -220,7 +220,7 @@ impl Compactor {
 
     /// Manifest folding, snapshot expiry and orphan removal of one table.
     async fn maintain_table(&self, cold: &ColdTier, tenant: &TenantId, out: &mut MaintainOutcome) -> Result<()> {
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         if let Some(done) = cold.compact_manifests(tenant, self.config.max_manifests).await.map_err(cold_err)? {
             tracing::info!(tenant = %tenant, snapshot = done.snapshot_id, "folded the cold table's manifests into one");
         }
@@ -268,7 +268,7 @@ impl Compactor {
         if retention.is_zero() {
             return Ok(());
         }
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let cutoff_ms = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         let before_day = whole_days_before(cutoff_ms);
         let live = cold.live_files(tenant).await.map_err(cold_err)?;
@@ -320,7 +320,7 @@ impl Compactor {
         if min_files == 0 {
             return Ok(());
         }
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let live = cold.live_files(tenant).await.map_err(cold_err)?;
         let mut partitions: BTreeMap<(i32, i32), Vec<&LiveFile>> = BTreeMap::new();
         for f in live.iter().filter(|f| f.bytes < self.config.merge_small_file_bytes) {
@@ -421,17 +421,24 @@ impl Compactor {
         let hot_out = tokio::task::spawn_blocking(move || hot.purge_tenant(&t))
             .await
             .map_err(|e| Error::Task { detail: e.to_string() })?
-            .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source })?;
+            .map_err(|source| Error::PurgeHot { tenant: tenant.clone(), source: Box::new(source) })?;
         self.failpoint(PURGE_FAILPOINT)?;
         let mut cold_out = strata_cold_tier::FilesDeleted::default();
         self.known_series.lock().remove(tenant);
         let views = Rollup::ALL.map(|r| self.cold.rollup_view(r));
         for view in views.iter().chain([&self.cold.series_view()]) {
-            let gone = view.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+            let gone = view
+                .purge(tenant)
+                .await
+                .map_err(|source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) })?;
             cold_out.files += gone.files;
             cold_out.bytes += gone.bytes;
         }
-        let gone = self.cold.purge(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let gone = self
+            .cold
+            .purge(tenant)
+            .await
+            .map_err(|source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) })?;
         cold_out.files += gone.files;
         cold_out.bytes += gone.bytes;
         self.metrics.tenants_purged.fetch_add(1, Ordering::Relaxed);

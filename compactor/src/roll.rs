@@ -71,6 +71,7 @@ use strata_schemas::TenantId;
 
 use crate::config::CompactorConfig;
 use crate::error::{Error, Result};
+use crate::source::RollSource;
 
 /// Crash points of a roll a test can arm with [`Compactor::arm_failpoint`]
 /// (maintenance has its own: [`crate::MAINTENANCE_FAILPOINTS`]).
@@ -247,7 +248,11 @@ impl CompactorMetrics {
 
 /// Moves sealed hot buckets into the cold tier. Share as `Arc<Compactor>`.
 pub struct Compactor {
+    /// The node's embedded hot store: keeps the cold watermark (its
+    /// manifest), and is the roll source unless another is given.
     pub(crate) hot: Arc<HotStore>,
+    /// Where sealed buckets are read from ([`Compactor::with_source`]).
+    source: Arc<dyn RollSource>,
     pub(crate) cold: Arc<ColdTier>,
     pub(crate) config: CompactorConfig,
     pub(crate) metrics: Arc<CompactorMetrics>,
@@ -287,10 +292,26 @@ impl std::fmt::Debug for Compactor {
 impl Compactor {
     /// A compactor over one hot store and one region's cold tier.
     pub fn new(hot: Arc<HotStore>, cold: Arc<ColdTier>, config: CompactorConfig) -> Self {
+        let source = Arc::clone(&hot) as Arc<dyn RollSource>;
+        Self::with_source(hot, source, cold, config)
+    }
+
+    /// A compactor rolling the sealed buckets of `source` (e.g. the
+    /// ScyllaDB tier) into `cold`, the cold watermark kept in `hot`'s
+    /// manifest (the node's embedded store, empty when another tier holds
+    /// the data): the write path's late-write refusal and the federated
+    /// read ask it there, whatever the source.
+    pub fn with_source(
+        hot: Arc<HotStore>,
+        source: Arc<dyn RollSource>,
+        cold: Arc<ColdTier>,
+        config: CompactorConfig,
+    ) -> Self {
         let mut config = config;
         config.fix_harmless();
         Self {
             hot,
+            source,
             cold,
             config,
             metrics: Arc::default(),
@@ -336,8 +357,9 @@ impl Compactor {
         self.armed.lock().clear();
     }
 
-    /// Test hook: `hook` runs at each named point of every later pass (on
-    /// the pass's task; keep it short). Lets a test change the hot store
+    /// Test hook: `hook` runs at each named point of every later pass
+    /// (`planned`, then each of [`FAILPOINTS`] the pass reaches; on the
+    /// pass's task; keep it short). Lets a test change the hot store
     /// between a pass's plan and its commits (a flush, a late write).
     #[doc(hidden)]
     pub fn set_pass_hook(&self, hook: PassHook) {
@@ -351,13 +373,29 @@ impl Compactor {
         }
     }
 
+    /// Runs `f` on the roll source on a blocking thread (a source may wait
+    /// on the network).
+    async fn on_source<T: Send + 'static>(&self, f: impl FnOnce(&dyn RollSource) -> T + Send + 'static) -> Result<T> {
+        let source = Arc::clone(&self.source);
+        tokio::task::spawn_blocking(move || f(&*source)).await.map_err(|e| Error::Task { detail: e.to_string() })
+    }
+
+    /// The tenants holding data in the roll source with their oldest bucket.
+    async fn source_tenants(&self) -> Result<BTreeMap<TenantId, i64>> {
+        self.on_source(|s| s.oldest_buckets()).await?.map_err(|source| Error::ListHot { source })
+    }
+
     pub(crate) fn failpoint(&self, point: &'static str) -> Result<()> {
+        // The pass hook sees every failpoint too (a server test hook aborts
+        // the process at one, as a `kill -9` there would).
+        self.pass_hook(point);
         if self.armed.lock().remove(point) { Err(Error::Injected { point }) } else { Ok(()) }
     }
 
     /// The grace period after a bucket's end before it is rolled.
     pub fn grace(&self) -> Duration {
-        self.config.grace.unwrap_or_else(|| self.hot.config().bucket + self.hot.config().flush_interval)
+        let bucket = Duration::from_millis(u64::try_from(self.source.bucket_ms()).unwrap_or(0));
+        self.config.grace.unwrap_or_else(|| bucket + self.hot.config().flush_interval)
     }
 
     /// Declares how the node's hot store maps to the ingest log: `count`
@@ -409,7 +447,16 @@ impl Compactor {
         // The sealed buckets and, from the same instant, each tenant's first
         // bucket still in the memtable: every bucket holding data now is one
         // or the other (advance_empty_partitions relies on it).
-        let (sealed, unflushed) = self.hot.handoff_plan(now_ms, self.grace());
+        let grace = self.grace();
+        let (sealed, unflushed) = self
+            .on_source(move |s| s.handoff_plan(now_ms, grace))
+            .await?
+            .map_err(|source| Error::ListHot { source })?;
+        // Buckets at or below the watermark are in the cold tier already
+        // (the embedded store leaves them out itself; another source cannot
+        // know the watermark, kept in the embedded store's manifest).
+        let sealed: Vec<SealedBucket> =
+            sealed.into_iter().filter(|b| self.hot.cold_watermark(&b.tenant).is_none_or(|w| b.end > w)).collect();
         self.pass_hook("planned");
         let mut out = RollOutcome::default();
         let mut failed: BTreeSet<TenantId> = BTreeSet::new();
@@ -477,16 +524,17 @@ impl Compactor {
     async fn adopt_new_tenants(&self, now_ms: i64, shared: bool) -> Result<()> {
         let hot = Arc::clone(&self.hot);
         let grace_ms = i64::try_from(self.grace().as_millis()).unwrap_or(i64::MAX);
-        let bucket = self.hot.bucket_ms();
+        let bucket = self.source.bucket_ms();
         let open_from = now_ms.saturating_sub(grace_ms).div_euclid(bucket).saturating_mul(bucket);
+        let oldest_buckets = self.source_tenants().await?;
         tokio::task::spawn_blocking(move || {
-            for (tenant, oldest) in hot.oldest_buckets() {
+            for (tenant, oldest) in oldest_buckets {
                 let oldest = if shared { i64::MIN } else { oldest.min(open_from) };
                 if hot.cold_watermark(&tenant).is_none() {
                     hot.set_cold_watermark(&tenant, oldest).map_err(|source| Error::SetWatermark {
                         tenant: tenant.clone(),
                         watermark: oldest,
-                        source,
+                        source: Box::new(source),
                     })?;
                     tracing::info!(tenant = %tenant, watermark = oldest, "tenant joined the cold tier");
                 }
@@ -502,7 +550,13 @@ impl Compactor {
     /// one): every sample below it, of every partition, is in the cold tier.
     /// Never lowers it. Errors are logged (the next pass retries).
     async fn refresh_watermarks(&self, part: &Partitioning) {
-        let mut tenants: BTreeSet<TenantId> = self.hot.oldest_buckets().into_keys().collect();
+        let mut tenants: BTreeSet<TenantId> = match self.source_tenants().await {
+            Ok(t) => t.into_keys().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the hot tier's tenants failed; the next pass retries");
+                BTreeSet::new()
+            }
+        };
         if part.shared {
             tenants.extend(self.cold.tenants().await.unwrap_or_default());
             // A purged tenant's state goes with its tables.
@@ -519,8 +573,11 @@ impl Compactor {
     /// its samples table over every partition, if every partition has one
     /// and it is higher.
     async fn raise_watermark(&self, tenant: &TenantId, part: &Partitioning) -> Result<()> {
-        let state =
-            self.cold.roll_state(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let state = self
+            .cold
+            .roll_state(tenant)
+            .await
+            .map_err(|source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) })?;
         if part.shared {
             self.roll_states.lock().insert(tenant.clone(), state.clone());
         }
@@ -532,7 +589,11 @@ impl Compactor {
         tokio::task::spawn_blocking(move || hot.set_cold_watermark(&t, low))
             .await
             .map_err(|e| Error::Task { detail: e.to_string() })?
-            .map_err(|source| Error::SetWatermark { tenant: tenant.clone(), watermark: low, source })?;
+            .map_err(|source| Error::SetWatermark {
+                tenant: tenant.clone(),
+                watermark: low,
+                source: Box::new(source),
+            })?;
         tracing::debug!(tenant = %tenant, watermark = low, "cold watermark raised");
         Ok(())
     }
@@ -567,11 +628,11 @@ impl Compactor {
             return Ok(());
         }
         let grace_ms = i64::try_from(self.grace().as_millis()).unwrap_or(i64::MAX);
-        let bucket = self.hot.bucket_ms();
+        let bucket = self.source.bucket_ms();
         let sealed_end = now_ms.saturating_sub(grace_ms).div_euclid(bucket).saturating_mul(bucket);
-        let unflushed = self.hot.unflushed_buckets();
-        let mut tenants: BTreeSet<TenantId> = self.hot.oldest_buckets().into_keys().collect();
-        tenants.extend(self.cold.tenants().await.map_err(|source| Error::ListTables { source })?);
+        let unflushed = self.on_source(|s| s.unflushed_buckets()).await?;
+        let mut tenants: BTreeSet<TenantId> = self.source_tenants().await?.into_keys().collect();
+        tenants.extend(self.cold.tenants().await.map_err(|source| Error::ListTables { source: Box::new(source) })?);
         for tenant in tenants {
             if failed.contains(&tenant) {
                 continue;
@@ -614,7 +675,7 @@ impl Compactor {
         rollable: &BTreeSet<u32>,
         target: i64,
     ) -> Result<()> {
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let samples_state = self.cold.roll_state(tenant).await.map_err(cold_err)?;
         let behind = |state: &BTreeMap<u32, i64>| -> BTreeSet<u32> {
             rollable.iter().copied().filter(|p| state.get(p).is_none_or(|&e| e < target)).collect()
@@ -664,7 +725,7 @@ impl Compactor {
         rollable: &BTreeSet<u32>,
     ) -> Result<BucketOutcome> {
         let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let behind = |state: &BTreeMap<u32, i64>| -> BTreeSet<u32> {
             rollable.iter().copied().filter(|p| state.get(p).is_none_or(|&e| e < bucket.end)).collect()
         };
@@ -686,11 +747,12 @@ impl Compactor {
             self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
             return Ok(BucketOutcome::AlreadyCommitted);
         }
-        let (hot, t, start) = (Arc::clone(&self.hot), tenant.clone(), bucket.start);
-        let all = tokio::task::spawn_blocking(move || hot.read_bucket(&t, start))
-            .await
-            .map_err(|e| Error::Task { detail: e.to_string() })?
-            .map_err(|source| Error::ReadHotBucket { tenant: tenant.clone(), bucket_start: start, source })?;
+        let (t, start) = (tenant.clone(), bucket.start);
+        let all = self.on_source(move |s| s.read_bucket(&t, start)).await?.map_err(|source| Error::ReadHotBucket {
+            tenant: tenant.clone(),
+            bucket_start: start,
+            source,
+        })?;
         let count = u64::from(part.count);
         let of = |claim: &BTreeSet<u32>| -> Vec<SeriesSamples> {
             all.iter()
@@ -752,7 +814,7 @@ impl Compactor {
         claim: &BTreeSet<u32>,
     ) -> Result<()> {
         let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let rolled: Vec<SeriesRollup> = series
             .iter()
             .filter_map(|s| {
@@ -799,7 +861,7 @@ impl Compactor {
         series: &[SeriesSamples],
     ) -> Result<()> {
         let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let view = self.cold.series_view();
         let loaded = self.known_series.lock().contains_key(tenant);
         if !loaded {
@@ -836,8 +898,11 @@ impl Compactor {
     /// else the bucket start (older buckets were rolled before rollups existed).
     async fn rollup_since(&self, bucket: &SealedBucket) -> Result<i64> {
         let tenant = &bucket.tenant;
-        let table =
-            self.cold.load_table(tenant).await.map_err(|source| Error::Cold { tenant: tenant.clone(), source })?;
+        let table = self
+            .cold
+            .load_table(tenant)
+            .await
+            .map_err(|source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) })?;
         let rows = table
             .and_then(|t| {
                 t.metadata()
@@ -860,7 +925,7 @@ impl Compactor {
         claim: &BTreeSet<u32>,
     ) -> Result<BucketOutcome> {
         let tenant = &bucket.tenant;
-        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source };
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         self.failpoint("before_write")?;
         let t0 = Instant::now();
         let written = if series.is_empty() {

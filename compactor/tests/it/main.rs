@@ -7,4 +7,5 @@ mod maintain;
 mod rollup;
 mod s3;
 mod shared;
+mod source;
 mod util;
