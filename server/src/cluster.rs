@@ -159,6 +159,9 @@ pub struct ClusterReadStore {
     client: crate::outbound::Client,
     handle: tokio::runtime::Handle,
     peer_errors: Arc<AtomicU64>,
+    /// Whether the local store's rollups cover every node's data
+    /// ([`ClusterReadStore::rollups_cover_the_cluster`]).
+    local_rollups: bool,
 }
 
 impl std::fmt::Debug for ClusterReadStore {
@@ -180,7 +183,27 @@ impl ClusterReadStore {
         peer_errors: Arc<AtomicU64>,
     ) -> Self {
         let client = crate::outbound::client_or_log(http, config.timeout, Duration::from_secs(1).min(config.timeout));
-        Self { local, owned, peers: config.peers.clone(), token: config.token.clone(), client, handle, peer_errors }
+        Self {
+            local,
+            owned,
+            peers: config.peers.clone(),
+            token: config.token.clone(),
+            client,
+            handle,
+            peer_errors,
+            local_rollups: false,
+        }
+    }
+
+    /// Declares that the local store's rollups cover the data of every
+    /// node: the nodes share the log (Kafka) or the hot tier (ScyllaDB) and
+    /// roll it into one catalog (the server starts the cold tier of such
+    /// nodes only with a shared catalog). Not so (the default), each node
+    /// rolls only what it ingested itself: rollups are not answered, and
+    /// the engine aggregates the raw samples gathered from every node.
+    pub fn rollups_cover_the_cluster(mut self, yes: bool) -> Self {
+        self.local_rollups = yes;
+        self
     }
 
     /// Every peer's answer; unreachable peers are skipped (and counted), or
@@ -318,12 +341,16 @@ impl ReadStore for ClusterReadStore {
         Ok(merge(sources))
     }
 
-    /// Rollups come from the local store, whose cold watermark is the
-    /// lowest roll state of the tenant's table over every log partition (as
-    /// read from the shared catalog): every window it answers as complete is
-    /// complete for the partitions of every node, so peers are not asked.
-    /// Windows after its `covered_end` are aggregated from raw samples,
-    /// which [`ClusterReadStore::select`] gathers from every node.
+    /// Rollups come from the local store when its tables cover every node
+    /// ([`ClusterReadStore::rollups_cover_the_cluster`]): its cold watermark
+    /// is the lowest roll state of the tenant's table over every log
+    /// partition (as read from the shared catalog), so every window it
+    /// answers as complete is complete for the partitions of every node,
+    /// and peers are not asked. Windows after its `covered_end` are
+    /// aggregated from raw samples, which [`ClusterReadStore::select`]
+    /// gathers from every node. Nodes that each roll only their own writes
+    /// (embedded logs, embedded hot stores) answer `None`: a local rollup
+    /// would leave the peers' samples out.
     fn select_rollup(
         &self,
         tenant: &TenantId,
@@ -331,6 +358,9 @@ impl ReadStore for ClusterReadStore {
         width_ms: i64,
         ends: TimeRange,
     ) -> Result<Option<strata_schemas::RollupData>, ReadError> {
+        if !self.local_rollups {
+            return Ok(None);
+        }
         self.local.select_rollup(tenant, matchers, width_ms, ends)
     }
 

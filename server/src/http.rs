@@ -55,14 +55,18 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
     let store: Arc<dyn ReadStore> = if node.config.cluster.peers.is_empty() {
         Arc::clone(&local_store)
     } else {
-        Arc::new(crate::cluster::ClusterReadStore::new(
-            Arc::clone(&local_store),
-            Arc::clone(&owned),
-            &node.config.cluster,
-            &node.config.http,
-            tokio::runtime::Handle::current(),
-            Arc::clone(&peer_errors),
-        ))
+        Arc::new(
+            crate::cluster::ClusterReadStore::new(
+                Arc::clone(&local_store),
+                Arc::clone(&owned),
+                &node.config.cluster,
+                &node.config.http,
+                tokio::runtime::Handle::current(),
+                Arc::clone(&peer_errors),
+            )
+            // Rollups of a shared log or hot tier cover every node (cluster.rs).
+            .rollups_cover_the_cluster(node.config.log.kind == strata_ingest::LogKind::Kafka || node.scylla.is_some()),
+        )
     };
     // Delete requests hide what they cover from every read (`erasure`).
     let store: Arc<dyn ReadStore> = Arc::new(crate::erasure::ErasingStore::new(store, Arc::clone(&registry)));

@@ -617,10 +617,18 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         tracing::info!("cold tier off ([cold] enabled = false): data stays in the hot store until its retention");
         return Ok(None);
     }
-    if node.scylla.is_some() {
+    // Nodes sharing the ScyllaDB tier roll one keyspace: into one set of
+    // tables (the catalog's roll state decides which node commits a
+    // bucket), never each into a warehouse of its own.
+    if node.scylla.is_some()
+        && !config.cluster.peers.is_empty()
+        && (config.cold.catalog_url.is_empty() || config.cold.warehouse.is_empty())
+    {
         tracing::warn!(
-            "cold tier off: rolls from the ScyllaDB hot tier ([hot] kind = \"scylla\") are not built yet; data stays \
-             in the cluster until its hot TTL"
+            "cold tier off: this node shares the ScyllaDB hot tier with [cluster] peers, and rolls of a shared tier \
+             need the catalog and warehouse every node uses: set [cold] catalog_url (e.g. postgres://) and \
+             warehouse (e.g. s3://) on every node, or [cold] enabled = false to silence this; data stays in the \
+             cluster until its hot TTL"
         );
         return Ok(None);
     }
@@ -644,8 +652,23 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     let tier = Arc::new(
         strata_cold_tier::ColdTier::open(&config.cold, &node.data_dir).await.context("opening the cold tier")?,
     );
-    let compactor =
-        Arc::new(strata_compactor::Compactor::new(Arc::clone(&node.hot), Arc::clone(&tier), config.compactor.clone()));
+    // The roll source: the embedded hot store, or the ScyllaDB tier (the
+    // watermark stays in the embedded store's manifest either way).
+    let compactor = Arc::new(match &node.scylla {
+        Some(s) => strata_compactor::Compactor::with_source(
+            Arc::clone(&node.hot),
+            Arc::new(crate::hot_tier::ScyllaRollSource(Arc::clone(s))),
+            Arc::clone(&tier),
+            config.compactor.clone(),
+        ),
+        None => strata_compactor::Compactor::new(Arc::clone(&node.hot), Arc::clone(&tier), config.compactor.clone()),
+    });
+    if node.scylla.is_some()
+        && let Some(problem) = crate::hot_tier::roll_ttl_problem(config, compactor.grace())
+    {
+        tracing::warn!("{problem}; raise the TTL or lower the grace");
+    }
+    arm_roll_crash(&compactor);
     // Rolls are owned per log partition: this node rolls a partition only
     // while it holds it and has applied it up to the log's end; the roll
     // state in the catalog lets the next owner continue (compactor docs).
@@ -694,7 +717,7 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     let cold_read = strata_cold_tier::ColdReadStore::new(tier, tokio::runtime::Handle::current());
     let hot = Arc::clone(&node.hot);
     let store = Arc::new(strata_compactor::FederatedReadStore::new(
-        Arc::clone(&node.hot) as Arc<dyn strata_schemas::ReadStore>,
+        node.hot_read(),
         Arc::new(cold_read),
         Arc::new(move |t: &strata_schemas::TenantId| hot.cold_watermark(t)),
     ));
@@ -702,9 +725,25 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         warehouse = %config.cold.warehouse_url(&node.data_dir),
         catalog = %redact_userinfo(&config.cold.catalog_url(&node.data_dir)),
         opened_ms = started.elapsed().as_millis() as u64,
+        source = if node.scylla.is_some() { "scylla" } else { "embedded" },
         "cold tier on: sealed hot buckets roll into Iceberg tables (off: [cold] enabled = false)"
     );
     Ok(Some(Cold { compactor, store }))
+}
+
+/// Test hook: `STRATA_ROLL_CRASH_AT=<point>` (one of
+/// [`strata_compactor::FAILPOINTS`], e.g. `after_commit`) aborts the process
+/// the first time a roll reaches that point, as a `kill -9` there would
+/// (`server/tests/it/scylla.rs`). Unset: nothing is armed.
+fn arm_roll_crash(compactor: &strata_compactor::Compactor) {
+    let Some(point) = std::env::var("STRATA_ROLL_CRASH_AT").ok().filter(|p| !p.is_empty()) else { return };
+    tracing::warn!(point = %point, "STRATA_ROLL_CRASH_AT: the process aborts when a roll reaches this point (test hook)");
+    compactor.set_pass_hook(Arc::new(move |at| {
+        if at == point {
+            tracing::error!(point = at, "STRATA_ROLL_CRASH_AT: aborting (test hook)");
+            std::process::abort();
+        }
+    }));
 }
 
 /// With a Kafka log, the records past the hot store's flushed offsets are

@@ -5,6 +5,7 @@ mod admin_audit;
 mod apply_refusal;
 mod cardinality;
 mod clients;
+mod cluster_rollups;
 mod cold;
 mod console;
 mod differential;
