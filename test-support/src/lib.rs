@@ -3,7 +3,7 @@
 //! The pieces every crate's integration tests used to copy: a port for a
 //! server that starts later, the piped-output collectors, a throwaway
 //! PostgreSQL cluster, a tansu Kafka broker (in-memory engine), an `s3s-fs`
-//! S3 server and a kassandra CQL server. Each server is a real process on
+//! S3 server, a kassandra CQL server and a Prometheus. Each server is a real process on
 //! loopback, started synchronously (the tests have no runtime of their own at that point) and
 //! stopped on drop. A missing program fails the test with the command that
 //! installs it: tests never skip.
@@ -17,6 +17,7 @@
 //!  tansu::Broker::start()        tansu broker, memory engine; tansu::binary() for a custom start
 //!  s3s::S3sFs::start(root)       s3s-fs serving `root` with fixed test credentials
 //!  kassandra::Kassandra::start() the kassandra CQL server (ScyllaDB's stand-in) on a free port
+//!  prometheus::Prometheus::start(dir, config) a real Prometheus with the test's configuration
 //! ```
 //!
 //! Programs: PostgreSQL from Debian's `postgresql` (`STRATA_TEST_PG_BIN`
@@ -32,6 +33,7 @@ pub mod kassandra;
 pub mod port;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod s3s;
 pub mod tansu;
 

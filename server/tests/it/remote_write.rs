@@ -6,62 +6,11 @@
 //! installs Debian's package); without it the test fails, it never skips.
 
 use crate::harness::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strata_test_support::prometheus::{self, Prometheus};
 
 const TOKEN: &str = "rw-e2e-token-1";
 const TENANT: &str = "promtenant";
-
-/// A running Prometheus, killed on drop.
-struct Prometheus {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping itself every second and remote-writing to `write_url`.
-    fn start(dir: &Path, write_url: &str) -> Prometheus {
-        let port = free_port();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(&config, prometheus_config(port, write_url)).unwrap();
-        let mut child = Command::new(prometheus_binary())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start prometheus");
-        let log = crate::harness::capture_stderr(&mut child);
-        Prometheus { child, port, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `prometheus` binary, or a failure that says how to install it.
-fn prometheus_binary() -> &'static str {
-    match Command::new("prometheus").arg("--version").output() {
-        Ok(out) if out.status.success() => "prometheus",
-        Ok(out) => panic!("`prometheus --version` failed ({}); run scripts/install-test-deps.sh", out.status),
-        Err(e) => panic!(
-            "the remote-write end-to-end test needs the `prometheus` binary on PATH ({e}); \
-             run scripts/install-test-deps.sh to install it"
-        ),
-    }
-}
 
 fn prometheus_config(port: u16, write_url: &str) -> String {
     format!(
@@ -125,18 +74,19 @@ async fn wait_for(c: &reqwest::Client, s: &Server, p: &Prometheus, q: &str) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_remote_writes_into_strata() {
-    prometheus_binary(); // fail fast, with install instructions, before starting anything
+    prometheus::binary(); // fail fast, with install instructions, before starting anything
     let dir = data_dir();
     let tokens = format!("{{ \"{TOKEN}\" = \"{TENANT}\" }}");
     let s = Server::start(&dir.path().join("strata"), &[("STRATA_AUTH__TOKENS", &tokens)]);
     let prom_dir = dir.path().join("prometheus");
     std::fs::create_dir_all(&prom_dir).unwrap();
-    let p = Prometheus::start(&prom_dir, &s.url("/api/v1/write"));
+    let write_url = s.url("/api/v1/write");
+    let p = Prometheus::start(&prom_dir, |port| prometheus_config(port, &write_url));
     let c = client();
 
     let up = wait_for(&c, &s, &p, r#"up{job="prometheus"}"#).await;
     assert_eq!(up.len(), 1, "{up:?}");
-    assert_eq!(up[0]["metric"]["instance"], format!("127.0.0.1:{}", p.port));
+    assert_eq!(up[0]["metric"]["instance"], format!("127.0.0.1:{}", p.port()));
     assert_eq!(up[0]["value"][1], "1");
 
     let build = wait_for(&c, &s, &p, r#"prometheus_build_info{job="prometheus"}"#).await;

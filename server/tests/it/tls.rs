@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use strata_test_support::process::capture_output;
+use strata_test_support::prometheus::Prometheus;
 
 const TOKEN: &str = "tls-e2e-token-1";
 const TENANT: &str = "tlstenant";
@@ -223,17 +224,9 @@ except requests.exceptions.SSLError:
     // Prometheus remote_write over HTTPS with tls_config.ca_file.
     let prom_dir = dir.path().join("prometheus");
     std::fs::create_dir_all(&prom_dir).unwrap();
-    let prom_port = free_port();
-    let config = prom_dir.join("prometheus.yml");
-    std::fs::write(&config, prometheus_config(prom_port, &s.url("/api/v1/write"), &pki.ca)).unwrap();
-    let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", prom_dir.join("tsdb").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus on PATH (scripts/install-test-deps.sh)");
+    let write_url = s.url("/api/v1/write");
+    let prom = Prometheus::start(&prom_dir, |port| prometheus_config(port, &write_url, &pki.ca));
+    let prom_port = prom.port();
     let deadline = Instant::now() + Duration::from_secs(60);
     let up = loop {
         let q = format!("{}?query=up", s.url("/api/v1/query"));
@@ -242,13 +235,11 @@ except requests.exceptions.SSLError:
             break body;
         }
         if Instant::now() > deadline {
-            let _ = prom.kill();
             panic!("no remote-written `up` in Strata after 60 s: {body}\n{}", s.stderr.lock().unwrap());
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert!(up.contains("\"job\":\"prometheus\""), "{up}");
 }
 
