@@ -44,6 +44,12 @@
 //! max, sum, count, last) to the tenant's rollup tables, exactly once per
 //! table, before the watermark moves; [`FederatedReadStore`] serves them
 //! (`ReadStore::select_rollup`) for windows ending below the watermark.
+//!
+//! **Modules:** `roll` ([`Compactor`], the roll pass, failpoints, metrics),
+//! `maintain` (retention, merge, snapshot expiry, orphans, purge),
+//! `federated` ([`FederatedReadStore`]), `source` ([`RollSource`]), `progress`
+//! (roll and merge tasks), `config` ([`CompactorConfig`]), `error` ([`Error`]
+//! and `kind()`). Paths and "when you change X": `compactor/README.md`.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)

@@ -31,6 +31,12 @@
 //! **Expiry and compaction** are the cluster's: rows carry `USING TTL`
 //! (the tenant's hot TTL; index rows one bucket longer) and the time-series
 //! tables use TimeWindowCompactionStrategy with one window per bucket.
+//!
+//! **Modules:** `store` ([`ScyllaHot`]: connect, apply, flush, the
+//! `ReadStore` reads and the compactor's roll reads), [`schema`] (DDL,
+//! statement texts, the labels codec), [`config`] ([`ScyllaConfig`],
+//! `[hot.scylla]`), [`error`] ([`Error`] and `kind()`). Paths and "when you
+//! change X": `hot-scylla/README.md`.
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
