@@ -76,6 +76,8 @@ pub struct Node {
     /// When the node started.
     pub started: Instant,
     flush_lock: tokio::sync::Mutex<Instant>,
+    /// Set while a compaction started by [`Node::flush`] runs.
+    compacting: std::sync::atomic::AtomicBool,
     _lock: File,
 }
 
@@ -174,6 +176,7 @@ impl Node {
             write_hook,
             started: Instant::now(),
             flush_lock: tokio::sync::Mutex::new(Instant::now()),
+            compacting: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         };
         Ok(Unreplayed(node))
@@ -272,10 +275,15 @@ impl Node {
     /// Flushes the memtable to a segment and releases log segments the hot
     /// store no longer needs (Kafka: commits the flushed offsets to the
     /// consumer group). Concurrent calls serialize.
+    ///
+    /// The flush runs on a thread of its own at a lower CPU priority
+    /// ([`background`]): writes are acknowledged from the memtable, so the
+    /// flush only has to keep up on average, while a write waiting behind it
+    /// for a core is a write whose acknowledgement is late.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         let mut last = self.flush_lock.lock().await;
         let node = Arc::clone(self);
-        let outcome = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let (outcome, stats) = background("strata-flush", move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = node.hot.flush()?;
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
@@ -299,25 +307,37 @@ impl Node {
                     "flushed memtable to segment"
                 );
             }
-            Ok(outcome)
+            // Walks the memtable under the read lock: off the async workers.
+            let stats = node.hot.stats();
+            Ok((outcome, stats))
         })
         .await??;
         *last = Instant::now();
         drop(last);
         // Buckets hold one segment each after compaction; merge once flushes
-        // have added `compact_segments` extra ones.
+        // have added `compact_segments` extra ones. In a task of its own: the
+        // next flush must not wait for it (the store runs the two side by
+        // side), or a long compaction would leave the memtable to grow into
+        // its hard limit, where applies flush inline and writes stall.
+        use std::sync::atomic::Ordering;
         let limit = self.config.hot_store.compact_segments;
-        let stats = self.hot.stats();
-        if limit > 0 && stats.segments >= stats.buckets + limit {
-            self.compact().await?;
+        if limit > 0 && stats.segments >= stats.buckets + limit && !self.compacting.swap(true, Ordering::AcqRel) {
+            let node = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(e) = node.compact().await {
+                    tracing::error!(error = %format!("{e:#}"), "hot-store compaction after a flush failed");
+                }
+                node.compacting.store(false, Ordering::Release);
+            });
         }
         Ok(outcome)
     }
 
-    /// Merges the hot store's segments into one.
+    /// Merges the hot store's segments into one, on a thread of its own at
+    /// a lower CPU priority ([`background`]).
     pub async fn compact(self: &Arc<Self>) -> anyhow::Result<strata_hot_store::CompactOutcome> {
         let hot = Arc::clone(&self.hot);
-        Ok(tokio::task::spawn_blocking(move || hot.compact()).await??)
+        Ok(background("strata-compact", move || hot.compact()).await??)
     }
 
     /// Flushes when the memtable is over its sample budget or older than the flush interval.
@@ -391,6 +411,51 @@ impl Node {
         .await?;
         result.map(|_| ())
     }
+}
+
+/// Nice value of the flush and compaction threads ([`background`]): under
+/// CPU contention a nice-0 thread gets ~9× the CPU time of a nice-10 one, so
+/// the write path's threads (log writers, request decoding, the async
+/// workers) run first, and an idle core is still the flush's in full. A
+/// memtable that outgrows its hard limit meanwhile is flushed inline by the
+/// applying writer at normal priority (back-pressure), so a starved flush
+/// cannot let memory grow without bound.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Runs `f` on a new thread named `name` whose CPU priority is lowered to
+/// [`BACKGROUND_NICE`] (Linux: the nice value is per thread), and waits for
+/// its result without blocking an async worker. A new thread per call: the
+/// priority must not stay with a pooled thread that later decodes a write.
+async fn background<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = name.to_owned();
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            lower_priority(&thread);
+            let _ = tx.send(f());
+        })
+        .with_context(|| format!("starting the {name} thread"))?;
+    rx.await.with_context(|| format!("the {name} thread ended without an answer (panicked?)"))
+}
+
+/// Adds [`BACKGROUND_NICE`] to the calling thread's nice value (at most
+/// 19: a node started under `nice` keeps its order). A failure only logs:
+/// the work then runs at the thread's inherited priority.
+fn lower_priority(thread: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        // `{get,set}priority(PRIO_PROCESS, 0, …)` act on the calling thread
+        // on Linux, not the whole process (man 2 setpriority, "Bugs").
+        use rustix::process::{getpriority_process, setpriority_process};
+        let lowered = getpriority_process(None)
+            .and_then(|nice| setpriority_process(None, nice.saturating_add(BACKGROUND_NICE).min(19)));
+        if let Err(e) = lowered {
+            tracing::debug!(thread, error = %e, "could not lower the thread's CPU priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = thread;
 }
 
 /// Takes an exclusive lock on the data directory so two processes never share it.
@@ -897,6 +962,24 @@ impl LogSink for ObservedSink {
 
 #[cfg(test)]
 mod tests {
+    /// Flushes and compactions run on a named thread of their own whose nice
+    /// value is the caller's plus `BACKGROUND_NICE` (capped at 19); the
+    /// caller's own priority is left alone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn background_work_runs_on_its_own_thread_at_a_lower_priority() {
+        use rustix::process::getpriority_process;
+        let caller = getpriority_process(None).unwrap();
+        let (name, nice) = super::background("strata-test-bg", || {
+            (std::thread::current().name().map(str::to_owned), getpriority_process(None).unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("strata-test-bg"));
+        assert_eq!(nice, (caller + super::BACKGROUND_NICE).min(19));
+        assert_eq!(getpriority_process(None).unwrap(), caller, "the calling thread keeps its priority");
+    }
+
     #[test]
     fn log_lines_do_not_show_catalog_passwords() {
         assert_eq!(super::redact_userinfo("postgres://ice:s3cret@db:5432/ice"), "postgres://***@db:5432/ice");
