@@ -118,6 +118,56 @@ def summary_ms(lat_s):
     return out
 
 
+STAGE = "strata_write_stage_seconds"
+STAGES_SHOWN = ("decode", "log_queue", "log_sync", "apply", "append")
+
+
+def stage_hists(m):
+    """{stage: ([(le, cumulative count)...], sum_s, count)} from a metrics() dict."""
+    out = {}
+    for k, v in m.items():
+        mm = re.match(r'^%s_bucket\{stage="([a-z_]+)",le="([^"]+)"\}$' % STAGE, k)
+        if mm:
+            out.setdefault(mm.group(1), [[], 0.0, 0.0])[0].append((float(mm.group(2)), v))
+            continue
+        mm = re.match(r'^%s_(sum|count)\{stage="([a-z_]+)"\}$' % STAGE, k)
+        if mm:
+            e = out.setdefault(mm.group(2), [[], 0.0, 0.0])
+            e[1 if mm.group(1) == "sum" else 2] = v
+    for e in out.values():
+        e[0].sort()
+    return out
+
+
+def stage_delta(h0, h1):
+    """Per stage between two stage_hists: {stage: {n, mean_ms, p50_ms, p99_ms, max_bucket_ms}}; the
+    quantiles are the upper bound of the bucket they fall in (buckets double from 0.25 ms)."""
+    out = {}
+    for st, (b1, s1, c1) in h1.items():
+        b0, s0, c0 = h0.get(st, ([], 0.0, 0.0))
+        base = dict(b0)
+        cum = [(le, c - base.get(le, 0.0)) for le, c in b1]
+        n = c1 - c0
+        if n <= 0:
+            out[st] = {"n": 0}
+            continue
+
+        def q(x):
+            for le, c in cum:
+                if c >= x * n:
+                    return None if le == float("inf") else round(le * 1000, 2)
+            return None
+        top = None
+        prev = 0.0
+        for le, c in cum:
+            if c > prev:
+                top = le
+            prev = c
+        out[st] = {"n": int(n), "mean_ms": round((s1 - s0) / n * 1000, 3), "p50_ms": q(0.5), "p99_ms": q(0.99),
+                   "max_bucket_ms": None if top is None or top == float("inf") else round(top * 1000, 2)}
+    return out
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return f.read().strip()
@@ -582,7 +632,7 @@ class Strata(Target):
 
     def keep_metric(self, name):
         return name.startswith(("strata_hot_", "strata_ingest_requests", "strata_ingest_samples",
-                                "strata_ingest_append", "strata_ingest_log", "strata_ingest_lines"))
+                                "strata_ingest_append", "strata_ingest_log", "strata_ingest_lines", STAGE))
 
     def flush_times(self):
         """Wall-clock times (epoch s) of 'hot store flushed' log lines, with samples."""
@@ -769,12 +819,19 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         box["r"] = run_load(target, a, "open", procs, a.conns_per_proc, a.duration, rate)
 
     samples = []  # (monotonic, server cpu s, host busy, host total, server run-queue wait s)
+    stage_samples = []  # (monotonic, stage_hists) once a second (Strata's write-path stages)
     sampler_stop = threading.Event()
 
     def sampler():
+        k = 0
         while not sampler_stop.is_set():
             b, t, _ = host_cpu()
             samples.append((time.monotonic(), proc_cpu_s(target.proc.pid), b, t, runq_wait_s(target.proc.pid)))
+            if target.name == "strata" and k % 2 == 0:
+                h = stage_hists(target.metrics())
+                if h:
+                    stage_samples.append((time.monotonic(), h))
+            k += 1
             sampler_stop.wait(0.5)
 
     sm = threading.Thread(target=sampler, daemon=True)
@@ -815,10 +872,16 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         k = int((r[0] - start) // WINDOW)
         if 0 <= k < len(wins):
             wins[k].append(r)
+    def win_stages(t0, t1):
+        if len(stage_samples) < 2:
+            return None
+        s0 = min(stage_samples, key=lambda x: abs(x[0] - t0))
+        s1 = min(stage_samples, key=lambda x: abs(x[0] - t1))
+        return stage_delta(s0[1], s1[1]) if s1[0] > s0[0] else None
     rows = []
     print("  %7s %8s %8s %8s %8s %8s %9s %6s %8s %7s %7s %8s %6s" % (
         "window", "req/s", "p50", "p90", "p99", "p99.9", "max", "errs", "lag p99", "flushes", "srv cpu", "srv wait",
-        "host"))
+        "host") + ("   stage p99 ms (bucket bound): " + " ".join(STAGES_SHOWN) if stage_samples else ""))
     for k, w in enumerate(wins):
         ok = [r for r in w if 200 <= r[3] < 300]
         lat = summary_ms([r[2] - r[0] for r in ok])
@@ -826,13 +889,17 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         wl0, wl1 = start_wall + k * WINDOW, start_wall + (k + 1) * WINDOW
         nfl = sum(1 for f in flushes if wl0 <= f[0] < wl1)
         scpu, hcpu, swait = win_cpu(start + k * WINDOW, start + (k + 1) * WINDOW)
+        ws = win_stages(start + k * WINDOW, start + (k + 1) * WINDOW)
         row = {"t": round(k * WINDOW), "req_per_s": round(len(ok) / WINDOW, 1), "latency_ms": lat,
                "errors": len(w) - len(ok), "client_lag_p99_ms": lag["p99"], "flushes": nfl,
-               "server_cores": scpu, "server_runq_wait": swait, "host_cores": hcpu}
+               "server_cores": scpu, "server_runq_wait": swait, "host_cores": hcpu, "stages": ws}
         rows.append(row)
+        st_txt = ""
+        if ws:
+            st_txt = "   " + " ".join("%s" % (ws.get(n, {}).get("p99_ms")) for n in STAGES_SHOWN)
         print("  %3.0f-%-3.0f %8.1f %8s %8s %8s %8s %9s %6d %8s %7d %7s %8s %6s" % (
             k * WINDOW, (k + 1) * WINDOW, row["req_per_s"], lat["p50"], lat["p90"], lat["p99"], lat["p99.9"],
-            lat["max"], row["errors"], lag["p99"], nfl, scpu, swait, hcpu), flush=True)
+            lat["max"], row["errors"], lag["p99"], nfl, scpu, swait, hcpu) + st_txt, flush=True)
     wf = [r["latency_ms"]["p99"] for r in rows if r["flushes"] and r["latency_ms"]["p99"] is not None]
     wn = [r["latency_ms"]["p99"] for r in rows if not r["flushes"] and r["latency_ms"]["p99"] is not None]
     flush_effect = {"windows_with_flush": len(wf),
@@ -851,13 +918,14 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
         statuses[str(r[3])] = statuses.get(str(r[3]), 0) + 1
     achieved = len(ok) / a.duration
     run_fl = [f for f in flushes if start_wall <= f[0] < start_wall + a.duration]
+    stages = stage_delta(stage_hists(m0), stage_hists(m1)) if target.name == "strata" else {}
     mdelta = {k: round(m1[k] - m0.get(k, 0.0), 3) for k in sorted(m1)
-              if m1[k] != m0.get(k, 0.0)}
+              if m1[k] != m0.get(k, 0.0) and not k.startswith(STAGE)}
     res = {"fraction": frac, "target_req_per_s": round(rate, 2), "achieved_req_per_s": round(achieved, 2),
            "achieved_samples_per_s": round(achieved * a.lines * len(FIELDS)), "latency_ms": total,
            "service_ms": service, "client_lag_ms": lag, "errors": errs, "statuses": statuses,
            "windows": rows, "cpu": cpu, "flushes": len(run_fl), "flush_effect": flush_effect,
-           "flush_samples": [f[1] for f in run_fl], "metrics_delta": mdelta,
+           "flush_samples": [f[1] for f in run_fl], "metrics_delta": mdelta, "stages": stages,
            "metrics_after": {k: v for k, v in m1.items()},
            "p99_target_met": total["p99"] is not None and total["p99"] < TARGET_P99_MS and errs == 0}
     print("  whole run: %.1f req/s achieved (%.0f samples/s), latency from schedule p50 %s p90 %s p99 %s "
@@ -874,6 +942,12 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
     if target.name == "strata":
         print("  median window p99: %s ms in the %d windows with a memtable flush, %s ms in the %d without" % (
             flush_effect["median_p99_with_flush"], len(wf), flush_effect["median_p99_without"], len(wn)))
+    if stages:
+        print("  write stages (strata_write_stage_seconds over the run; p50/p99 = bucket upper bound):")
+        for n, d in stages.items():
+            if d.get("n"):
+                print("    %-10s n %7d  mean %8s ms  p50 <= %7s  p99 <= %7s  top bucket <= %s ms" % (
+                    n, d["n"], d["mean_ms"], d["p50_ms"], d["p99_ms"], d["max_bucket_ms"]))
     if mdelta:
         print("  /metrics deltas: " + ", ".join("%s %+g" % (k, v) for k, v in mdelta.items()))
     print("  p99 %s ms vs target < %.0f ms: %s" % (total["p99"], TARGET_P99_MS,
