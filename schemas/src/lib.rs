@@ -74,8 +74,8 @@ pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};
 pub use read::{
-    EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData, TimeRange,
-    exact_exp,
+    EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData,
+    TimeRange, exact_exp,
 };
 pub use region::{RegionDirectory, RegionEntry};
 pub use sink::{ApplyError, LogSink};
