@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use strata_edge::queue::{FsyncPolicy, OverflowPolicy, Queue, QueueConfig};
 use strata_hot_store::fuzz::{manifest_reencode, segment_blocks, segment_read, segment_rewrite};
 use strata_ingest::{IngestLog, LocalLog, LogConfig, LogRecord};
-use strata_schemas::{ApplyError, LogSink, WriteBatch};
+use strata_schemas::{DiscardSink, LogSink, WriteBatch};
 
 use crate::scratch::{block_on, fresh_dir, put_crc, u32_at, u64_at, write};
 
@@ -101,16 +101,6 @@ fn split_files(split: bool, rest: &[u8]) -> Vec<&[u8]> {
     vec![a, b]
 }
 
-/// A sink that applies nothing (the log, not the hot store, is under test).
-#[derive(Debug)]
-struct NoSink;
-
-impl LogSink for NoSink {
-    fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&WriteBatch>) -> Result<(), ApplyError> {
-        Ok(())
-    }
-}
-
 const APPENDED: &[u8] = b"appended after open";
 
 /// The embedded ingest log (`ingest/src/log`): partition 0 of a one-partition
@@ -139,7 +129,7 @@ pub fn ingest_log(data: &[u8]) {
         }
     }
     let config = LogConfig { partitions: 1, ..LogConfig::default() };
-    let sink: Arc<dyn LogSink> = Arc::new(NoSink);
+    let sink: Arc<dyn LogSink> = Arc::new(DiscardSink);
     let Ok(log) = LocalLog::open(&dir, &config, |_| 0, Arc::clone(&sink)) else { return };
     let mut records = replay(&log);
     let end = log.next_offset(0);

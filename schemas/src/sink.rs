@@ -45,3 +45,14 @@ pub trait LogSink: Send + Sync {
         decoded: Option<&WriteBatch>,
     ) -> Result<(), ApplyError>;
 }
+
+/// A sink that takes every record and keeps nothing: where the log itself is
+/// what runs (its fuzz targets, format fixtures and tests), not a store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiscardSink;
+
+impl LogSink for DiscardSink {
+    fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&WriteBatch>) -> Result<(), ApplyError> {
+        Ok(())
+    }
+}

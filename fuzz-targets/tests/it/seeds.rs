@@ -18,7 +18,7 @@ use strata_ingest::remote_write::proto::{Label, Sample, TimeSeries};
 use strata_ingest::remote_write::{WriteRequest, encode_request};
 use strata_ingest::{IngestLog, LocalLog, LogConfig, LogRecord};
 use strata_schemas::time::Precision;
-use strata_schemas::{ApplyError, LogSink, TenantId, WriteBatch};
+use strata_schemas::{DiscardSink, TenantId, WriteBatch};
 
 const LINE_PROTOCOL: [&str; 6] = [
     "weather,location=us\\ midwest,station=KX-12 temp=82.5,ok=true,count=12i,note=\"calm, \\\"dry\\\"\" 1465839830100400200\n",
@@ -92,15 +92,6 @@ fn gzip(b: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-#[derive(Debug)]
-struct NoSink;
-
-impl LogSink for NoSink {
-    fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&WriteBatch>) -> Result<(), ApplyError> {
-        Ok(())
-    }
-}
-
 /// A hot store with two flushes: its manifest and its segment files.
 fn hot_store_files() -> (Vec<u8>, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +133,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn log_segment() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { partitions: 1, ..LogConfig::default() };
-    let log = LocalLog::open(dir.path(), &config, |_| 0, std::sync::Arc::new(NoSink)).unwrap();
+    let log = LocalLog::open(dir.path(), &config, |_| 0, std::sync::Arc::new(DiscardSink)).unwrap();
     let records = LINE_PROTOCOL[..3].iter().flat_map(|b| batches(b)).map(|b| LogRecord::new(0, b.to_bytes())).collect();
     let fut = log.append(records);
     futures_lite_block_on(fut).unwrap();

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use strata_ingest::log::IngestLog;
-use strata_ingest::{Error, LocalLog, LogConfig, LogRecord, LogSink};
+use strata_ingest::{Error, LocalLog, LogConfig, LogRecord};
 use strata_schemas::labels::STALE_NAN_BITS;
-use strata_schemas::{ApplyError, BatchOrigin, BatchSeries, ErrorKind, Labels, Sample, SeriesId, TenantId, WriteBatch};
+use strata_schemas::{
+    BatchOrigin, BatchSeries, DiscardSink, ErrorKind, Labels, Sample, SeriesId, TenantId, WriteBatch,
+};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/log");
 /// The log format version this build writes (segment header byte 8).
@@ -19,21 +21,12 @@ const CURRENT: u8 = 1;
 /// Partition 0's only segment in the fixture.
 const P0_SEGMENT: &str = "p0000/00000000000000000000.seg";
 
-/// Accepts everything (replay, not the sink, is what the tests read).
-struct NullSink;
-
-impl LogSink for NullSink {
-    fn apply(&self, _: u32, _: u64, _: &[u8], _: Option<&WriteBatch>) -> Result<(), ApplyError> {
-        Ok(())
-    }
-}
-
 fn config() -> LogConfig {
     LogConfig { partitions: 2, ..LogConfig::default() }
 }
 
 fn open(dir: &Path) -> strata_ingest::Result<LocalLog> {
-    LocalLog::open(dir, &config(), |_| 0, Arc::new(NullSink))
+    LocalLog::open(dir, &config(), |_| 0, Arc::new(DiscardSink))
 }
 
 /// One series of [`batch`]: labels and `(ts, value bits)`.

@@ -41,7 +41,7 @@ fn validate_rejects_unusable_settings_naming_the_key() {
 #[test]
 fn open_refuses_a_bad_config_before_connecting() {
     let config = KafkaLogConfig { replication_factor: 0, ..KafkaLogConfig::default() };
-    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(NoSink)).unwrap_err();
+    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(strata_schemas::DiscardSink)).unwrap_err();
     assert!(matches!(err, Error::KafkaConfig { .. }), "{err}");
     assert!(err.to_string().contains("[log.kafka] replication_factor = 0: must be at least 1"), "{err}");
 }
@@ -56,21 +56,6 @@ fn kafka_config_parses_from_toml() {
     assert_eq!(c.kafka.linger, Duration::from_millis(20));
     assert_eq!(c.kafka.options.get("socket.timeout.ms").map(String::as_str), Some("5000"));
     assert!(c.validate().is_ok());
-}
-
-/// A sink that takes every record (the tests here never reach a broker).
-struct NoSink;
-
-impl LogSink for NoSink {
-    fn apply(
-        &self,
-        _: u32,
-        _: u64,
-        _: &[u8],
-        _: Option<&strata_schemas::WriteBatch>,
-    ) -> Result<(), strata_schemas::ApplyError> {
-        Ok(())
-    }
 }
 
 fn toml_like(json: &str) -> crate::LogConfig {
@@ -103,7 +88,7 @@ fn open_without_a_broker_fails_as_unavailable() {
         ..KafkaLogConfig::default()
     };
     let t0 = Instant::now();
-    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(NoSink)).unwrap_err();
+    let err = KafkaLog::open(&config, 2, "test", Arc::new(|_| 0), Arc::new(strata_schemas::DiscardSink)).unwrap_err();
     assert_eq!(err.kind(), strata_schemas::ErrorKind::Unavailable, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
