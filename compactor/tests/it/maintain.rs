@@ -96,20 +96,30 @@ fn assert_model_where(env: &Env, context: &str, keep: impl Fn(&str, i64) -> bool
     }
 }
 
-#[test]
-fn merge_turns_many_small_rolls_into_one_file_per_partition() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = Env::open_with(dir.path(), eager());
+/// Twelve buckets rolled one by one (a small file per roll and partition),
+/// the hot copies expired; returns the env and the time of the roll.
+fn twelve_small_rolls(dir: &Path) -> (Env, i64) {
+    let mut env = Env::open_with(dir, eager());
     fill(&mut env, DAY0 + BUCKET_MS, 12);
     let now = DAY0 + 14 * BUCKET_MS;
     env.rt.block_on(env.compactor.roll_once(now)).unwrap();
     env.hot.expire(now).unwrap();
+    (env, now)
+}
+
+/// How many (day, bucket) partitions acme's live cold files span.
+fn acme_partitions(env: &Env) -> usize {
+    let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
+    files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
+}
+
+#[test]
+fn merge_turns_many_small_rolls_into_one_file_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut env, now) = twelve_small_rolls(dir.path());
     env.assert_exactly_once("after rolls");
     let (acme_before, beta_before) = (live_files(&env, "acme"), live_files(&env, "beta"));
-    let partitions = {
-        let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
-        files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
-    };
+    let partitions = acme_partitions(&env);
     assert!(acme_before >= 12, "one file per roll and partition: {acme_before}");
     let tasks = strata_schemas::progress::global();
     let before = tasks.running().iter().chain(tasks.recent().iter()).map(|t| t.id).max().unwrap_or(0);
@@ -164,15 +174,8 @@ fn merge_turns_many_small_rolls_into_one_file_per_partition() {
 #[test]
 fn a_time_budget_cuts_a_pass_after_one_merge_and_the_next_passes_finish_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = Env::open_with(dir.path(), eager());
-    fill(&mut env, DAY0 + BUCKET_MS, 12);
-    let now = DAY0 + 14 * BUCKET_MS;
-    env.rt.block_on(env.compactor.roll_once(now)).unwrap();
-    env.hot.expire(now).unwrap();
-    let partitions = {
-        let files = env.rt.block_on(env.cold.live_files(&tenant("acme"))).unwrap();
-        files.iter().map(|f| (f.day, f.bucket)).collect::<std::collections::BTreeSet<_>>().len()
-    };
+    let (env, now) = twelve_small_rolls(dir.path());
+    let partitions = acme_partitions(&env);
     let wanted = partitions + 1; // acme's partitions and beta's one
     assert!(wanted >= 3, "the case needs several merges: {wanted}");
     // A zero budget: each pass starts exactly one merge (the first always runs).
