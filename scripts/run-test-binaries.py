@@ -7,9 +7,12 @@ other test binary in turn. The binaries are those `cargo test --workspace
 resolution, so nothing is rebuilt: two `cargo test` runs of different package
 sets would unify features differently and rebuild shared crates). Each
 binary runs as cargo would run it: from its package's directory, with
-CARGO_MANIFEST_DIR and CARGO_PKG_NAME set. Lines are prefixed with the
-group's name; a group's failures are printed again at the end; the exit
-status is non-zero when any binary failed."""
+CARGO_MANIFEST_DIR and CARGO_PKG_NAME set. A binary's output lines are
+prefixed with its group's name, except its `test result:` line, which is
+printed as cargo prints it (after a `Running` line naming the binary), so
+that tools reading cargo's output count every binary's tests; a total over
+all binaries follows, and a group's failures are printed again at the end.
+The exit status is non-zero when any binary failed."""
 import json
 import os
 import subprocess
@@ -57,10 +60,35 @@ def run_group(name, bins, failures, lock):
         for line in p.stdout:
             lines.append(line)
             with lock:
-                sys.stdout.write("[%s] %s" % (name, line))
+                if line.startswith("test result:"):
+                    # cargo's own shape, unprefixed, with the binary it belongs to
+                    sys.stdout.write("     Running %s (%s)\n%s" % (b["target"], b["exe"], line))
+                    totals.add(line)
+                else:
+                    sys.stdout.write("[%s] %s" % (name, line))
                 sys.stdout.flush()
         if p.wait() != 0:
             failures.append((name, b, lines))
+
+
+class Totals:
+    """Sums the counts of the `test result:` lines seen."""
+
+    KEYS = ("passed", "failed", "ignored", "measured", "filtered out")
+
+    def __init__(self):
+        self.counts = dict.fromkeys(self.KEYS, 0)
+        self.binaries = 0
+
+    def add(self, line):
+        self.binaries += 1
+        for part in line.split(";"):
+            words = part.replace("test result: ok.", "").replace("test result: FAILED.", "").split()
+            if len(words) >= 2 and words[0].isdigit() and " ".join(words[1:]).strip() in self.KEYS:
+                self.counts[" ".join(words[1:]).strip()] += int(words[0])
+
+
+totals = Totals()
 
 
 def main():
@@ -75,6 +103,9 @@ def main():
     for t in threads:
         t.join()
     print("ran %d test binaries (%d beside the rest)" % (len(bins), len(long)))
+    c = totals.counts
+    print("all %d binaries: %d passed; %d failed; %d ignored; %d filtered out"
+          % (totals.binaries, c["passed"], c["failed"], c["ignored"], c["filtered out"]))
     for name, b, lines in failures:
         print("\n=== %s failed (%s); its failures again:" % (b["exe"], name))
         text = "".join(lines)
