@@ -8,8 +8,8 @@ resolution, so nothing is rebuilt: two `cargo test` runs of different package
 sets would unify features differently and rebuild shared crates). Each
 binary runs as cargo would run it: from its package's directory, with
 CARGO_MANIFEST_DIR and CARGO_PKG_NAME set. A binary's output lines are
-prefixed with its group's name, except its `test result:` line, which is
-printed as cargo prints it (after a `Running` line naming the binary), so
+prefixed with its group's name, except its `running N tests` and `test
+result:` lines, which are printed as cargo prints them (after a `Running` line naming the binary), so
 that tools reading cargo's output count every binary's tests; a total over
 all binaries follows, and a group's failures are printed again at the end.
 The exit status is non-zero when any binary failed."""
@@ -64,6 +64,8 @@ def run_group(name, bins, failures, lock):
                     # cargo's own shape, unprefixed, with the binary it belongs to
                     sys.stdout.write("     Running %s (%s)\n%s" % (b["target"], b["exe"], line))
                     totals.add(line)
+                elif line.startswith("running ") and line.rstrip().endswith((" tests", " test")):
+                    sys.stdout.write(line)  # cargo's "running N tests", unprefixed too
                 else:
                     sys.stdout.write("[%s] %s" % (name, line))
                 sys.stdout.flush()
