@@ -322,6 +322,24 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// The newest sample of each series matching `matchers` in `range` (its
+    /// latest sample at or before `range.end`, not before `range.start`),
+    /// streamed like [`ReadStore::select_each`]: the same series in the same
+    /// order, each with exactly one sample, the last one `select_each` would
+    /// give — a staleness marker included (the newest sample is what decides
+    /// staleness). All an instant vector selector at one time needs. A store
+    /// that can find it without decoding the whole range overrides this; the
+    /// default reads the range and keeps each series' last sample.
+    fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        self.select_each(tenant, matchers, range, &mut |s| each(keep_newest(s)))
+    }
+
     /// Label sets of the series matching `matchers` with samples in `range`, sorted.
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError>;
 
@@ -357,6 +375,15 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
         let _ = (tenant, matchers, width_ms, ends);
         Ok(None)
     }
+}
+
+/// `s` with its last (newest) sample only: the default
+/// [`ReadStore::select_newest`] applied to one series of `select_each`.
+pub fn keep_newest(mut s: SeriesData) -> SeriesData {
+    if s.samples.len() > 1 {
+        s.samples = s.samples.last().copied().into_iter().collect();
+    }
+    s
 }
 
 /// Sorted, de-duplicated label names of `series`.
@@ -434,5 +461,57 @@ mod tests {
         assert_eq!(merged.exp, None, "a partial without exp makes the window unknown");
         merged.merge(&window(100, &[f64::NAN]));
         assert_eq!(merged.exp, Some(EXP_NAN), "but a NaN makes it NaN");
+    }
+
+    /// Two series, the second ending with a staleness marker.
+    #[derive(Debug)]
+    struct Two;
+
+    impl ReadStore for Two {
+        fn select(&self, _: &TenantId, _: &[Matcher], range: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+            let stale = Sample::new(30, f64::from_bits(crate::labels::STALE_NAN_BITS));
+            let all = [
+                (Labels::from_pairs([("__name__", "a")]), vec![Sample::new(10, 1.0), Sample::new(20, 2.0)]),
+                (Labels::from_pairs([("__name__", "b")]), vec![Sample::new(10, 5.0), stale]),
+            ];
+            Ok(all
+                .into_iter()
+                .map(|(labels, samples)| SeriesData {
+                    labels,
+                    samples: samples.into_iter().filter(|x| range.contains(x.ts)).collect(),
+                })
+                .filter(|s| !s.samples.is_empty())
+                .collect())
+        }
+
+        fn series(&self, _: &TenantId, _: &[Matcher], _: TimeRange) -> Result<Vec<Labels>, ReadError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn newest(range: TimeRange) -> Vec<(String, i64, u64)> {
+        let mut out = Vec::new();
+        let t = TenantId::new("t").unwrap();
+        Two.select_newest(&t, &[], range, &mut |s| {
+            assert_eq!(s.samples.len(), 1, "{s:?}");
+            out.push((s.labels.to_string(), s.samples[0].ts, s.samples[0].value.to_bits()));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn default_select_newest_keeps_each_series_last_sample_stale_markers_included() {
+        let stale = crate::labels::STALE_NAN_BITS;
+        let (a, b) = ("a{}".to_string(), "b{}".to_string());
+        assert_eq!(newest(TimeRange::ALL), vec![(a.clone(), 20, 2f64.to_bits()), (b.clone(), 30, stale)]);
+        assert_eq!(
+            newest(TimeRange::new(0, 25)),
+            vec![(a.clone(), 20, 2f64.to_bits()), (b.clone(), 10, 5f64.to_bits())]
+        );
+        assert_eq!(newest(TimeRange::new(25, 40)), vec![(b, 30, stale)], "a has nothing in the range");
+        assert!(newest(TimeRange::new(31, 40)).is_empty());
+        assert_eq!(keep_newest(SeriesData { labels: Labels::default(), samples: Vec::new() }).samples, Vec::new());
     }
 }
