@@ -18,6 +18,10 @@
 //!                 strata.source bucket is not yet below the hot watermark (exactly-once)
 //!    4 orphans    unreferenced files older than orphan_grace
 //!
+//!  maintain_within(now, budget): the same pass; no merge starts after `budget` (unfinished = true)
+//!  continue_merges(now, budget): step 2 only, for every table (the background loop's
+//!                  continuation of an unfinished pass; 1, 3, 4 wait for the next full pass)
+//!
 //!  purge_tenant(t): hot.purge_tenant(t), then cold.purge(t) of the rollup, series and samples
 //!                  tables (drop table, delete its files)
 //! ```
@@ -80,6 +84,20 @@ pub struct MaintainOutcome {
     /// Partitions were left to merge: the pass's time budget
     /// ([`Compactor::maintain_within`]) or `max_merges_per_pass` ran out.
     pub unfinished: bool,
+    /// Tables whose retention was applied (tenants with a cold retention;
+    /// each lists the table's live files). Zero in a merge continuation.
+    pub retention_tables: u64,
+    /// Tables whose manifests were checked for folding, snapshots expired
+    /// and location listed for orphans. Zero in a merge continuation.
+    pub swept_tables: u64,
+}
+
+/// What a maintenance pass runs: everything, or only the merges a budgeted
+/// pass left ([`Compactor::continue_merges`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassKind {
+    Full,
+    MergesOnly,
 }
 
 /// What is left of a maintenance pass's merges: a count
@@ -145,10 +163,29 @@ impl Compactor {
     /// background loop ([`Compactor::run`]) gives each pass one roll
     /// interval, so rolls are not held back behind a merge backlog.
     pub async fn maintain_within(&self, now_ms: i64, budget: Option<std::time::Duration>) -> Result<MaintainOutcome> {
+        self.maintenance_pass(now_ms, budget, PassKind::Full).await
+    }
+
+    /// Continues a pass [`Compactor::maintain_within`] left unfinished: only
+    /// the small-file merges (same budget rule), no retention, manifest
+    /// folding, snapshot expiry or orphan listing — those run at the full
+    /// pass's own interval (on S3 each is a listing per table; repeated every
+    /// roll interval while a merge backlog lasted). [`MaintainOutcome::unfinished`]
+    /// says merges are still left.
+    pub async fn continue_merges(&self, now_ms: i64, budget: Option<std::time::Duration>) -> Result<MaintainOutcome> {
+        self.maintenance_pass(now_ms, budget, PassKind::MergesOnly).await
+    }
+
+    async fn maintenance_pass(
+        &self,
+        now_ms: i64,
+        budget: Option<std::time::Duration>,
+        kind: PassKind,
+    ) -> Result<MaintainOutcome> {
         let _pass = self.pass.lock().await;
         let started = Instant::now();
         let deadline = budget.map(|b| started + b);
-        let source = self.retention_source.lock().clone();
+        let source = self.retention_source.lock().clone().filter(|_| kind == PassKind::Full);
         if let Some(source) = source
             && let Some(retentions) = source().await
         {
@@ -159,7 +196,7 @@ impl Compactor {
         let mut merges_left = self.config.max_merges_per_pass;
         let mut merges = Merges { left: &mut merges_left, deadline, ran: false };
         for (i, tenant) in tenants.iter().enumerate() {
-            match self.maintain_tenant(tenant, now_ms, &mut out, &mut merges).await {
+            match self.maintain_tenant(tenant, now_ms, kind, &mut out, &mut merges).await {
                 Ok(()) => {}
                 Err(e @ Error::Injected { .. }) => return Err(e),
                 Err(e) => {
@@ -191,9 +228,17 @@ impl Compactor {
         &self,
         tenant: &TenantId,
         now_ms: i64,
+        kind: PassKind,
         out: &mut MaintainOutcome,
         merges: &mut Merges<'_>,
     ) -> Result<()> {
+        if kind == PassKind::MergesOnly {
+            self.merge_small_files(&self.cold, tenant, out, merges).await?;
+            for r in Rollup::ALL {
+                self.merge_small_files(&self.cold.rollup_view(r), tenant, out, merges).await?;
+            }
+            return self.merge_small_files(&self.cold.series_view(), tenant, out, merges).await;
+        }
         self.apply_retention(&self.cold, tenant, now_ms, out).await?;
         self.merge_small_files(&self.cold, tenant, out, merges).await?;
         self.maintain_table(&self.cold, tenant, out).await?;
@@ -220,6 +265,7 @@ impl Compactor {
 
     /// Manifest folding, snapshot expiry and orphan removal of one table.
     async fn maintain_table(&self, cold: &ColdTier, tenant: &TenantId, out: &mut MaintainOutcome) -> Result<()> {
+        out.swept_tables += 1;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         if let Some(done) = cold.compact_manifests(tenant, self.config.max_manifests).await.map_err(cold_err)? {
             tracing::info!(tenant = %tenant, snapshot = done.snapshot_id, "folded the cold table's manifests into one");
@@ -268,6 +314,7 @@ impl Compactor {
         if retention.is_zero() {
             return Ok(());
         }
+        out.retention_tables += 1;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
         let cutoff_ms = now_ms.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         let before_day = whole_days_before(cutoff_ms);

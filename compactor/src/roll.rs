@@ -974,7 +974,8 @@ impl Compactor {
     ///
     /// Rolls come first: a maintenance pass gets one interval
     /// ([`Compactor::maintain_within`]) and, when merges are left, goes on
-    /// after the next tick's roll. (Run to the end, a backlog of merges held
+    /// after the next tick's roll with the merges only
+    /// ([`Compactor::continue_merges`]). (Run to the end, a backlog of merges held
     /// every roll back for minutes: in the soak of 2026-12-03 night eight
     /// merges of ~30 s each stalled rolls for ~7 minutes, twice the hot
     /// buckets piled up and queries slowed down.)
@@ -996,7 +997,13 @@ impl Compactor {
                             last_maintenance = Instant::now();
                         }
                         let now = strata_schemas::time::now_millis();
-                        merges_owed = match self.maintain_within(now, Some(self.config.interval)).await {
+                        let budget = Some(self.config.interval);
+                        let pass = if merges_owed {
+                            self.continue_merges(now, budget).await
+                        } else {
+                            self.maintain_within(now, budget).await
+                        };
+                        merges_owed = match pass {
                             Ok(out) => out.unfinished,
                             Err(e) => {
                                 tracing::error!(error = %e, "cold maintenance pass failed");

@@ -204,6 +204,46 @@ fn a_time_budget_cuts_a_pass_after_one_merge_and_the_next_passes_finish_the_rest
 }
 
 #[test]
+fn a_continuation_runs_only_the_merges_and_leaves_retention_expiry_and_orphans_to_the_full_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, now) = twelve_small_rolls(dir.path());
+    let partitions = acme_partitions(&env);
+    let wanted = partitions + 1;
+    // A retention that removes nothing yet still lists each table's files when applied.
+    env.compactor.set_cold_retentions(BTreeMap::from([(tenant("acme"), Duration::from_secs(30 * 86_400))]));
+    let first = env.rt.block_on(env.compactor.maintain_within(now, Some(Duration::ZERO))).unwrap();
+    assert!(first.unfinished, "the case needs a backlog: {first:?}");
+    // acme's samples, three rollup tables: retention; every table of both tenants: the sweep.
+    assert_eq!(first.retention_tables, 4, "{first:?}");
+    assert_eq!(first.swept_tables, 2 * 5, "{first:?}");
+    let mut merged = first.merges;
+    let mut passes = 0;
+    loop {
+        let out = env.rt.block_on(env.compactor.continue_merges(now, Some(Duration::ZERO))).unwrap();
+        passes += 1;
+        let started = out.merges + out.rollup_merges;
+        assert!(started <= 1, "continuation {passes} started {started} merges past its budget: {out:?}");
+        assert_eq!((out.retention_tables, out.swept_tables), (0, 0), "continuation {passes} swept: {out:?}");
+        assert_eq!((out.snapshots_expired, out.orphan_files), (0, 0), "continuation {passes}: {out:?}");
+        merged += out.merges;
+        env.assert_exactly_once(&format!("after continuation {passes}"));
+        if !out.unfinished {
+            break;
+        }
+        assert!(passes <= 4 * wanted, "continuations go on after every merge was done: {out:?}");
+    }
+    assert_eq!(merged as usize, wanted);
+    assert_eq!(live_files(&env, "acme"), partitions, "one file per partition");
+    // The replaced files wait for the next full pass's expiry and orphan removal.
+    let on_disk = parquet_files(dir.path());
+    assert!(on_disk > partitions + 1, "replaced files deleted by a continuation: {on_disk}");
+    let full = env.rt.block_on(env.compactor.maintain_within(now, None)).unwrap();
+    assert!(full.snapshots_expired > 0 && full.orphan_files > 0, "{full:?}");
+    assert_eq!(parquet_files(dir.path()), partitions + 1, "the full pass removed the replaced files");
+    env.assert_exactly_once("after the full pass");
+}
+
+#[test]
 fn crash_at_every_maintenance_step_keeps_each_sample_exactly_once() {
     for point in MAINTENANCE_FAILPOINTS {
         let dir = tempfile::tempdir().unwrap();
