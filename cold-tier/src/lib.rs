@@ -73,6 +73,7 @@
 mod config;
 mod erase;
 mod error;
+mod group_rollup;
 mod maintenance;
 mod read;
 mod roll;
@@ -91,6 +92,7 @@ pub use erase::{
 pub use error::{Error, Result};
 /// Iceberg's snapshot type, as seen by [`ColdTier::expire_snapshots`]' protect predicate.
 pub use iceberg::spec::Snapshot;
+pub use group_rollup::{group_label_value, group_of, group_points};
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::{ColdReadStore, ReadPath, ReadStats};
 pub use roll::{

@@ -280,7 +280,7 @@ impl ColdTier {
                 tracing::warn!(tenant = %tenant, table = %ident, "dropped cold table");
                 loc
             }
-            None => format!("{}/{}/{}", self.warehouse(), self.config.namespace, self.kind.table_name(tenant)),
+            None => format!("{}/{}/{}", self.warehouse(), self.config.namespace, self.ident(tenant).name()),
         };
         let storage = self.storage().storage();
         let store = storage.object_store().map_err(maint_err(tenant, "opening object store"))?;

@@ -102,6 +102,9 @@ pub struct ColdTier {
     pub(crate) dollar_binds: bool,
     /// The tables this handle addresses.
     pub(crate) kind: TableKind,
+    /// A group rollup view ([`ColdTier::group_view`]): the declaration id
+    /// that names its rollup tables (`group<w>_<id>_<tenant>`).
+    pub(crate) group: Option<u64>,
     /// Armed failpoints (crash tests): the next pass through one fails with
     /// [`Error::Injected`]. Shared by every view of this tier.
     failpoints: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -161,6 +164,7 @@ impl ColdTier {
             pool,
             dollar_binds,
             kind: TableKind::Samples,
+            group: None,
             failpoints: Arc::default(),
         })
     }
@@ -168,7 +172,16 @@ impl ColdTier {
     /// The same catalog and store addressing the tenants' `rollup` tables
     /// (cheap: shares the catalog, pool and store).
     pub fn rollup_view(&self, rollup: crate::table::Rollup) -> ColdTier {
-        ColdTier { kind: TableKind::Rollup(rollup), ..self.clone() }
+        ColdTier { kind: TableKind::Rollup(rollup), group: None, ..self.clone() }
+    }
+
+    /// The same catalog and store addressing the tenants' group rollup
+    /// tables `group<w>_<id>_<tenant>` of declaration `id` (rollup tables in
+    /// every respect but their name; see `group_rollup.rs`). Its series
+    /// view names a table that never exists, so rollup reads through it
+    /// resolve series from the rows' own labels.
+    pub fn group_view(&self, rollup: crate::table::Rollup, id: u64) -> ColdTier {
+        ColdTier { kind: TableKind::Rollup(rollup), group: Some(id), ..self.clone() }
     }
 
     /// The same catalog and store addressing the tenants' tables of `kind`.
@@ -200,7 +213,10 @@ impl ColdTier {
     }
 
     pub(crate) fn ident(&self, tenant: &TenantId) -> iceberg::TableIdent {
-        self.kind.ident(&self.config.namespace, tenant)
+        match self.group {
+            Some(id) => crate::group_rollup::group_ident(&self.config.namespace, self.kind, id, tenant),
+            None => self.kind.ident(&self.config.namespace, tenant),
+        }
     }
 
     /// The validated configuration.

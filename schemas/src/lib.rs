@@ -72,7 +72,7 @@ pub use hash::{SeriesId, device_hash, device_hash_of, series_id, series_id_of};
 pub use hlc::{Fold, Hlc, HlcTimestamp};
 pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
-pub use policy::{ExportPolicy, Residency, TenantLimits, TenantPolicy};
+pub use policy::{ExportPolicy, GROUP_LABEL, GroupRollup, Residency, TenantLimits, TenantPolicy, group_rollup_id};
 pub use read::{
     EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData,
     TimeRange, exact_exp,

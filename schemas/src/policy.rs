@@ -150,8 +150,93 @@ pub struct TenantPolicy {
     /// (e.g. `host.name`, `deployment.environment`), besides `job` and `instance`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub otlp_promoted_attributes: Vec<String>,
+    /// Group rollups the compactor maintains for the tenant ([`GroupRollup`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_rollups: Vec<GroupRollup>,
     /// Limits.
     pub limits: TenantLimits,
+}
+
+/// The reserved label of a group rollup's series: the declaration's
+/// [`GroupRollup::id`] as 16 hex digits. Never on an ingested series (names
+/// starting with `__` are refused at ingest).
+pub const GROUP_LABEL: &str = "__group__";
+
+/// A group rollup declaration: the compactor stores, per window of the
+/// rollup tiers (5 m, 1 h, 1 d), the min, max, sum and count of `metric`'s
+/// samples per group of series with equal values of the `by` labels, as one
+/// series per group (cold-tier `FORMAT.md`, "Group rollup tables"). The
+/// engine answers `max by (by) (max_over_time(metric[r]))`, `min … min_over_time`,
+/// `sum … sum_over_time` and `sum … count_over_time` from it when that is
+/// exactly the raw answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRollup {
+    /// The metric (`__name__`).
+    pub metric: String,
+    /// The grouping labels (order and duplicates do not matter).
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+impl GroupRollup {
+    /// The `by` labels sorted, without duplicates.
+    pub fn by_sorted(&self) -> Vec<&str> {
+        let mut by: Vec<&str> = self.by.iter().map(String::as_str).collect();
+        by.sort_unstable();
+        by.dedup();
+        by
+    }
+
+    /// The declaration's id: xxh3 of the metric and the sorted `by` labels,
+    /// so an engine that sees `agg by (l…) (f(metric[r]))` computes it from
+    /// the query alone. Stable: it names the declaration's cold tables.
+    pub fn id(&self) -> u64 {
+        group_rollup_id(&self.metric, &self.by_sorted())
+    }
+
+    /// Refuses an empty or malformed metric, `by` labels that are not label
+    /// names (or start with `__`), naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok_metric = !self.metric.is_empty()
+            && self
+                .metric
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()));
+        if !ok_metric {
+            return Err(format!(
+                "group_rollups: metric {:?} is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                self.metric
+            ));
+        }
+        for l in &self.by {
+            let ok = !l.starts_with("__")
+                && !l.is_empty()
+                && l.chars()
+                    .enumerate()
+                    .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+            if !ok {
+                return Err(format!(
+                    "group_rollups: by label {l:?} of metric {:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with \"__\")",
+                    self.metric
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`GroupRollup::id`] of `metric` grouped by `by` (sorted, distinct).
+pub fn group_rollup_id(metric: &str, by: &[&str]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"group-rollup-v1\xff");
+    h.update(metric.as_bytes());
+    for l in by {
+        h.update(b"\xff");
+        h.update(l.as_bytes());
+    }
+    h.digest()
 }
 
 /// A label whose value pins a series to a jurisdiction (e.g. `country`:
@@ -185,6 +270,7 @@ impl TenantPolicy {
             exports: BTreeMap::new(),
             residency: None,
             otlp_promoted_attributes: Vec::new(),
+            group_rollups: Vec::new(),
             limits: TenantLimits::default(),
         }
     }
