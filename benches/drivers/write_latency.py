@@ -119,7 +119,7 @@ def summary_ms(lat_s):
 
 
 STAGE = "strata_write_stage_seconds"
-STAGES_SHOWN = ("decode", "log_queue", "log_sync", "apply", "append")
+STAGES_SHOWN = ("decode", "log_queue", "log_sync", "log_round", "apply", "append")
 
 
 def stage_hists(m):

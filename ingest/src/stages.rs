@@ -6,14 +6,17 @@
 //!          └ append      records handed to the log … every partition acknowledged
 //!               ├ log_queue   a record in its partition's queue until a writer group takes it
 //!               ├ log_write   one group's frames written (one `write`)
-//!               ├ log_sync    the group's `fdatasync`
+//!               ├ log_sync    waiting for the group's file to be synced (`fdatasync` by the shared
+//!               │             sync thread: the round in progress, gathering, then this file's sync)
+//!               ├ log_round   one round of the sync thread: the `fdatasync` of every partition
+//!               │             written since the last round, one after the other
 //!               ├ log_roll    a new segment file started (size limit or release)
 //!               └ apply       one record applied to the sink (hot store memtable, lock waits included)
 //! ```
 //!
 //! `decode`, `append` and `request` count requests; `log_queue` and `apply`
 //! count records (a request has one record per partition it touches);
-//! `log_write`, `log_sync` and `log_roll` count groups. The stages of the
+//! `log_write`, `log_sync` and `log_roll` count groups, `log_round` rounds. The stages of the
 //! local log are only observed with `[log] kind = "local"`.
 //!
 //! The histograms are process-wide ([`global`]): one node per process, and
@@ -36,8 +39,10 @@ pub enum Stage {
     LogQueue,
     /// Writing one group's frames.
     LogWrite,
-    /// The group's `fdatasync`.
+    /// Waiting for the group's file to be synced by the shared sync thread.
     LogSync,
+    /// One round of the sync thread (every partition written since the last round).
+    LogRound,
     /// Starting a new segment file.
     LogRoll,
     /// Applying one record to the sink.
@@ -48,12 +53,13 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in rendering order.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Decode,
         Stage::Append,
         Stage::LogQueue,
         Stage::LogWrite,
         Stage::LogSync,
+        Stage::LogRound,
         Stage::LogRoll,
         Stage::Apply,
         Stage::Request,
@@ -67,6 +73,7 @@ impl Stage {
             Stage::LogQueue => "log_queue",
             Stage::LogWrite => "log_write",
             Stage::LogSync => "log_sync",
+            Stage::LogRound => "log_round",
             Stage::LogRoll => "log_roll",
             Stage::Apply => "apply",
             Stage::Request => "request",
@@ -163,8 +170,8 @@ impl WriteStages {
         m.family(
             NAME,
             MetricKind::Histogram,
-            "Time spent per stage of the write path: decode, append (log_queue, log_write, log_sync, log_roll, \
-             apply on the embedded log) and the whole request.",
+            "Time spent per stage of the write path: decode, append (log_queue, log_write, log_sync, log_round, \
+             log_roll, apply on the embedded log) and the whole request.",
         );
         for stage in Stage::ALL {
             let Some(h) = self.stages.get(stage.index()) else { continue };

@@ -10,9 +10,13 @@
 //! ```
 //!
 //! Each partition has one writer thread. It drains every request queued
-//! while it was busy, writes their frames with one `write`, calls
-//! `fdatasync` once for the whole group (group commit), hands the records
-//! to the [`LogSink`] in offset order and then acknowledges the waiters.
+//! while it was busy, writes their frames with one `write`, has the file
+//! synced once for the whole group (group commit), hands the records to the
+//! [`LogSink`] in offset order and then acknowledges the waiters. The syncs
+//! of all partitions are done by one shared thread in rounds (group commit
+//! across partitions, see [`syncer`]): a request whose records go to several
+//! partitions waits for one round of `fdatasync`s, not for several
+//! independent ones.
 //!
 //! A write or fsync that fails because the disk (or quota) is full is rolled
 //! back: the file is cut back to the end of the last durable group and
@@ -58,8 +62,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use syncer::Syncer;
 use tokio::sync::{mpsc, oneshot};
+
+pub(crate) mod syncer;
 
 /// Directory under the log directory holding copies of damaged segments.
 pub const QUARANTINE_DIR: &str = "quarantine";
@@ -117,6 +124,8 @@ pub struct LocalLog {
     dir: PathBuf,
     partitions: Vec<Partition>,
     health: Arc<LogHealth>,
+    syncer: Syncer,
+    sync_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LocalLog {
@@ -127,20 +136,41 @@ impl LocalLog {
     /// lost or replaced), numbering continues from the floor so no new
     /// record is mistaken for one already applied.
     pub fn open(dir: &Path, config: &LogConfig, floor: impl Fn(u32) -> u64, sink: Arc<dyn LogSink>) -> Result<Self> {
+        Self::open_gathering(dir, config, floor, sink, syncer::GATHER_MAX)
+    }
+
+    /// [`LocalLog::open`] with the sync rounds' gather bound given (see [`syncer`]).
+    fn open_gathering(
+        dir: &Path,
+        config: &LogConfig,
+        floor: impl Fn(u32) -> u64,
+        sink: Arc<dyn LogSink>,
+        gather_max: Duration,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
         check_meta(dir, config.partitions)?;
-        let mut partitions = Vec::with_capacity(config.partitions as usize);
         let health = Arc::new(LogHealth::default());
+        let (syncer, sync_thread) = Syncer::start(config.partitions as usize, gather_max)
+            .map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
+        // Built now so that an error below still stops the threads started.
+        let mut log = Self {
+            dir: dir.to_owned(),
+            partitions: Vec::with_capacity(config.partitions as usize),
+            health: Arc::clone(&health),
+            syncer: syncer.clone(),
+            sync_thread: Mutex::new(Some(sync_thread)),
+        };
         for id in 0..config.partitions {
-            let (shared, writer) = open_partition(dir, id, floor(id), config, Arc::clone(&sink), &health)?;
+            let (shared, writer) =
+                open_partition(dir, id, floor(id), config, Arc::clone(&sink), &health, syncer.clone())?;
             let (tx, rx) = mpsc::channel(config.queue_depth);
             let thread = std::thread::Builder::new()
                 .name(format!("log-writer-{id}"))
                 .spawn(move || writer.run(rx))
                 .map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
-            partitions.push(Partition { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), shared });
+            log.partitions.push(Partition { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), shared });
         }
-        Ok(Self { dir: dir.to_owned(), partitions, health })
+        Ok(log)
     }
 
     /// Damage found on open and writes refused for a full disk (rendered in `/metrics`).
@@ -255,6 +285,18 @@ impl LocalLog {
                 tracing::error!(partition = p.shared.id, "ingest log writer thread panicked");
             }
         }
+        // The writers have synced everything they took; now the sync thread can go.
+        self.syncer.close();
+        if let Some(t) = self.sync_thread.lock().take()
+            && t.join().is_err()
+        {
+            tracing::error!("ingest log sync thread panicked");
+        }
+    }
+
+    /// Sync rounds started so far (one round syncs every partition written since the last).
+    pub fn sync_rounds(&self) -> u64 {
+        self.syncer.rounds()
     }
 
     fn shared(&self, partition: u32) -> Option<&Arc<Shared>> {
@@ -262,7 +304,7 @@ impl LocalLog {
     }
 
     async fn append_all(&self, records: Vec<LogRecord>) -> Result<Vec<u64>> {
-        let mut waits = Vec::with_capacity(records.len());
+        let mut sends = Vec::with_capacity(records.len());
         for LogRecord { partition, payload, decoded } in records {
             if payload.len() > MAX_RECORD_BYTES {
                 return Err(Error::RecordTooLarge { size: payload.len(), max: MAX_RECORD_BYTES });
@@ -272,9 +314,24 @@ impl LocalLog {
                 return Err(Error::Poisoned { partition });
             }
             let tx = p.tx.lock().clone().ok_or(Error::Closed)?;
+            sends.push((partition, tx, payload, decoded));
+        }
+        // Every record is owed before the first is queued, so the sync round
+        // that takes the first waits for the others (see `syncer`).
+        let mut owed = Owed { syncer: &self.syncer, unsent: sends.iter().map(|s| s.0).collect() };
+        owed.unsent.reverse();
+        for p in owed.unsent.iter() {
+            self.syncer.owe(*p as usize, 1);
+        }
+        let mut waits = Vec::with_capacity(sends.len());
+        for (_, tx, payload, decoded) in sends {
             let (done, rx) = oneshot::channel();
             let queued = Instant::now();
-            tx.send(Command::Append(Request { payload, decoded, done, queued })).await.map_err(|_| Error::Closed)?;
+            let sent = tx.send(Command::Append(Request { payload, decoded, done, queued })).await;
+            if sent.is_err() {
+                return Err(Error::Closed); // `owed` forgives this one and the rest
+            }
+            owed.unsent.pop();
             waits.push(rx);
         }
         let mut offsets = Vec::with_capacity(waits.len());
@@ -282,6 +339,23 @@ impl LocalLog {
             offsets.push(rx.await.map_err(|_| Error::Closed)??);
         }
         Ok(offsets)
+    }
+}
+
+/// Records owed to the sync rounds but not queued yet: forgiven on drop
+/// (a failed send, or the append's future dropped half-way), so no round
+/// waits for records that will never come.
+struct Owed<'a> {
+    syncer: &'a Syncer,
+    /// Partitions of the records not queued yet, the next one last.
+    unsent: Vec<u32>,
+}
+
+impl Drop for Owed<'_> {
+    fn drop(&mut self) {
+        for &p in &self.unsent {
+            self.syncer.forgive(p as usize, 1);
+        }
     }
 }
 
@@ -360,6 +434,7 @@ fn open_partition(
     config: &LogConfig,
     sink: Arc<dyn LogSink>,
     health: &Arc<LogHealth>,
+    syncer: Syncer,
 ) -> Result<(Arc<Shared>, Writer)> {
     let pdir = dir.join(format!("p{id:04}"));
     std::fs::create_dir_all(&pdir).map_err(|source| Error::OpenLog { path: pdir.clone(), source })?;
@@ -435,8 +510,17 @@ fn open_partition(
     *shared.segments.lock() = bases;
     *shared.gaps.lock() = gaps;
     shared.next_offset.store(next, Ordering::Release);
-    let writer =
-        Writer { shared: Arc::clone(&shared), file, path, size, config: config.clone(), sink, buf: Vec::new() };
+    let writer = Writer {
+        shared: Arc::clone(&shared),
+        file: Arc::new(file),
+        path,
+        size,
+        config: config.clone(),
+        sink,
+        buf: Vec::new(),
+        syncer,
+        sync_reply: std::sync::mpsc::sync_channel(1),
+    };
     Ok((shared, writer))
 }
 
@@ -696,12 +780,16 @@ fn replay_segment(
 /// The writer thread of one partition.
 struct Writer {
     shared: Arc<Shared>,
-    file: File,
+    /// The active segment (shared with the sync thread during a round).
+    file: Arc<File>,
     path: PathBuf,
     size: u64,
     config: LogConfig,
     sink: Arc<dyn LogSink>,
     buf: Vec<u8>,
+    syncer: Syncer,
+    /// This writer's channel for the sync thread's answers.
+    sync_reply: (std::sync::mpsc::SyncSender<std::io::Result<()>>, std::sync::mpsc::Receiver<std::io::Result<()>>),
 }
 
 impl Writer {
@@ -749,6 +837,7 @@ impl Writer {
     fn commit(&mut self, group: &mut Vec<Request>) {
         let partition = self.shared.id;
         if self.shared.poisoned.load(Ordering::Acquire) {
+            self.syncer.forgive(partition as usize, group.len() as u64);
             for r in group.drain(..) {
                 let _ = r.done.send(Err(Error::Poisoned { partition }));
             }
@@ -805,7 +894,24 @@ impl Writer {
         }
     }
 
+    /// Writes one group's frames and has them synced by the shared sync
+    /// thread (the group's records are owed to it until then).
     fn write_group(&mut self, group: &[Request], first: u64) -> std::io::Result<()> {
+        let records = group.len() as u64;
+        let written = self.write_frames(group, first);
+        if let Err(e) = written {
+            self.syncer.forgive(self.shared.id as usize, records);
+            return Err(e);
+        }
+        let t0 = Instant::now();
+        self.syncer.sync(self.shared.id as usize, &self.file, records, &self.sync_reply)?;
+        stages::global().observe(Stage::LogSync, t0.elapsed());
+        self.size += self.buf.len() as u64;
+        Ok(())
+    }
+
+    /// Rolls if the active segment is full, then writes the group's frames (one `write`).
+    fn write_frames(&mut self, group: &[Request], first: u64) -> std::io::Result<()> {
         if self.size >= self.config.segment_bytes {
             let t0 = Instant::now();
             self.roll(first)?;
@@ -816,12 +922,8 @@ impl Writer {
             segment::encode_frame(&mut self.buf, first + i as u64, &r.payload);
         }
         let t0 = Instant::now();
-        self.file.write_all(&self.buf)?;
-        let written = Instant::now();
-        stages::global().observe(Stage::LogWrite, written - t0);
-        self.file.sync_data()?;
-        stages::global().observe(Stage::LogSync, written.elapsed());
-        self.size += self.buf.len() as u64;
+        (&*self.file).write_all(&self.buf)?;
+        stages::global().observe(Stage::LogWrite, t0.elapsed());
         Ok(())
     }
 
@@ -841,7 +943,7 @@ impl Writer {
             Error::WriteSegment { source, .. } => source,
             other => std::io::Error::other(other),
         })?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.file = Arc::new(OpenOptions::new().append(true).open(&path)?);
         self.path = path;
         self.size = HEADER_LEN as u64;
         self.shared.segments.lock().push(base);

@@ -466,3 +466,123 @@ fn a_full_disk_refuses_writes_without_poisoning_and_they_resume_when_space_retur
     assert_eq!(offsets, vec![0, 1, 2, 3]);
     assert!(quarantined(&dir).is_empty());
 }
+
+#[test]
+fn a_request_spanning_every_partition_is_made_durable_by_one_sync_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Recorder::default());
+    // A gather bound that never runs out: the count of rounds does not depend on scheduling.
+    let gather = std::time::Duration::from_secs(3600);
+    let log = LocalLog::open_gathering(dir.path(), &config(8), |_| 0, Arc::clone(&sink) as _, gather).unwrap();
+    assert_eq!(log.sync_rounds(), 0);
+    for n in 1..=3u64 {
+        let records = (0..8).map(|p| LogRecord::new(p, format!("r{n}-p{p}").into_bytes())).collect();
+        let offsets = rt().block_on(log.append(records)).unwrap();
+        assert_eq!(offsets, vec![n - 1; 8]);
+        assert_eq!(log.sync_rounds(), n, "request {n}: its 8 partitions synced in one round");
+    }
+    drop(log);
+    let (log, _) = open(dir.path(), 8);
+    for p in 0..8u32 {
+        let payloads: Vec<Vec<u8>> = replay_all(&log, p, 0).into_iter().map(|r| r.1).collect();
+        let want: Vec<Vec<u8>> = (1..=3).map(|n| format!("r{n}-p{p}").into_bytes()).collect();
+        assert_eq!(payloads, want, "partition {p}");
+    }
+}
+
+/// Environment variable naming the log directory of [`crash_child_appends_until_killed`].
+const CRASH_CHILD_DIR: &str = "STRATA_TEST_LOG_CRASH_CHILD_DIR";
+
+/// Partitions, writer tasks and segment size of the kill -9 test.
+const CRASH_PARTITIONS: u32 = 8;
+
+fn crash_config() -> LogConfig {
+    LogConfig { partitions: CRASH_PARTITIONS, segment_bytes: 16 << 10, ..LogConfig::default() }
+}
+
+/// The child process of
+/// [`a_kill_9_between_partition_writes_loses_nothing_acknowledged`]: does
+/// nothing unless started by it. Four tasks append requests of one record
+/// per partition and print `ack <task> <n>` once a request is acknowledged,
+/// until the process is killed.
+#[test]
+fn crash_child_appends_until_killed() {
+    let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) else { return };
+    let sink = Arc::new(Recorder::default());
+    let log = Arc::new(LocalLog::open(Path::new(&dir), &crash_config(), |_| 0, sink).unwrap());
+    rt().block_on(async {
+        let tasks: Vec<_> = (0..4u32)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    for n in 0u64.. {
+                        let records = (0..CRASH_PARTITIONS)
+                            .map(|p| LogRecord::new(p, format!("{t} {n} {p} {}", "x".repeat(200)).into_bytes()))
+                            .collect();
+                        log.append(records).await.unwrap();
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ack {t} {n}").unwrap();
+                        out.flush().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_kill_9_between_partition_writes_loses_nothing_acknowledged() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    for round in 0..2 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "log::local::tests::crash_child_appends_until_killed", "--nocapture", "--test-threads=1"])
+            .env(CRASH_CHILD_DIR, &log_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut acked = Vec::new();
+        // Killed while its writers are mid-request: 300 acknowledged, others in flight.
+        while acked.len() < 300 {
+            let line = lines.next().expect("the child stopped before 300 acknowledgements").unwrap();
+            if let Some(ack) = line.strip_prefix("ack ") {
+                acked.push(ack.to_owned());
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Acknowledgements printed before the kill and still in the pipe count too.
+        acked.extend(lines.map_while(|l| l.ok()).filter_map(|l| l.strip_prefix("ack ").map(str::to_owned)));
+
+        let (log, _) = open_with(&log_dir, crash_config());
+        for p in 0..CRASH_PARTITIONS {
+            let mut seen = std::collections::HashSet::new();
+            for (_, payload) in replay_all(&log, p, 0) {
+                let text = String::from_utf8(payload).unwrap();
+                let mut f = text.split(' ');
+                let (t, n, part) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                assert_eq!(part, p.to_string(), "a record of partition {part} in partition {p}");
+                assert!(seen.insert(format!("{t} {n}")), "round {round}: {t} {n} twice in partition {p}");
+            }
+            for a in &acked {
+                assert!(seen.contains(a), "round {round}: acknowledged request {a} missing from partition {p}");
+            }
+        }
+        assert!(quarantined(&log_dir).is_empty(), "a kill -9 leaves at most a torn tail, never damage");
+        // Each round starts from an empty directory (the child's request numbers restart at 0).
+        drop(log);
+        std::fs::remove_dir_all(&log_dir).unwrap();
+    }
+}
+
+fn open_with(dir: &Path, config: LogConfig) -> (LocalLog, Arc<Recorder>) {
+    let sink = Arc::new(Recorder::default());
+    let log = LocalLog::open(dir, &config, |_| 0, Arc::clone(&sink) as Arc<dyn LogSink>).unwrap();
+    (log, sink)
+}
