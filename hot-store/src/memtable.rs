@@ -271,6 +271,32 @@ impl Chunk {
         Ok(all)
     }
 
+    /// The newest sample within `range` (what [`Chunk::in_range`] would
+    /// end with). When the chunk's last timestamp lies in the range, that is
+    /// the stream's last sample (kept decoded in the chunk), or the latest
+    /// out-of-order rewrite of the same timestamp: nothing is decoded.
+    pub(crate) fn newest_in(&self, range: TimeRange) -> Result<Option<(i64, u64)>, DecodeError> {
+        if self.n == 0 || !range.overlaps(self.min_ts, self.last_ts) {
+            return Ok(None);
+        }
+        if self.last_ts > range.end {
+            return Ok(self.in_range(range)?.last().copied());
+        }
+        // Arrival order: the last rewrite of `last_ts` wins over the stream's.
+        if let Some(&late) = self.ooo.as_deref().and_then(|o| o.iter().rev().find(|s| s.0 == self.last_ts)) {
+            return Ok(Some(late));
+        }
+        let bits = match self.mode {
+            GORILLA => self.last_val,
+            // As `codec::decode_stream` turns a mantissa into its value.
+            k => {
+                let p = *POW10.get(usize::from(k)).ok_or("chunk decimal exponent out of range")?;
+                (self.last_val as i64 as f64 / p).to_bits()
+            }
+        };
+        Ok(Some((self.last_ts, bits)))
+    }
+
     /// Drops the samples with ts in `[start, end]` (erasure), re-encoding
     /// the rest from scratch so no bit of a dropped sample stays in the
     /// stream; returns how many distinct timestamps were dropped.

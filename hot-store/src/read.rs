@@ -8,6 +8,14 @@
 //!    ── unlocked ──   read + CRC-check blocks, merge layers (newer overwrites older per ts)
 //! ```
 //!
+//! `select_newest` (an instant selector's read: each series' newest sample in
+//! the range) snapshots the same layers, but a memtable chunk whose last
+//! sample lies in the range answers with it without decoding (the chunk
+//! keeps it; a later out-of-order rewrite of that timestamp wins), and the
+//! layers are visited from the latest possible timestamp down, stopping at
+//! the first that cannot hold anything newer: a series costs one block
+//! decode at most, none when the memtable has a sample in the range.
+//!
 //! `series`/`label_names`/`label_values` answer from the index alone when the
 //! range is [`TimeRange::ALL`]; otherwise a series qualifies when a memtable
 //! holds a sample in range or a block's min or max lies in range, and only a
@@ -41,6 +49,17 @@ pub(crate) struct Candidate {
     pub(crate) id: strata_schemas::SeriesId,
     pub(crate) device_hash: u64,
     pub(crate) layers: Vec<Layer>,
+}
+
+/// What a read hands over of each series' samples in the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Every sample ([`ReadStore::select_each`]).
+    All,
+    /// The newest sample only ([`ReadStore::select_newest`]): memtable
+    /// chunks answer from their last sample, and of the blocks only those
+    /// that may hold something newer than what was found are decoded.
+    Newest,
 }
 
 fn mem_error(detail: &str) -> ReadError {
@@ -87,6 +106,18 @@ impl HotStore {
         matchers: &[Matcher],
         range: TimeRange,
     ) -> Result<Vec<Candidate>, ReadError> {
+        self.snapshot_for(tenant, matchers, range, Want::All)
+    }
+
+    /// [`Self::snapshot`]; for [`Want::Newest`] a memtable chunk's layer
+    /// holds only its newest sample in `range`.
+    pub(crate) fn snapshot_for(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        want: Want,
+    ) -> Result<Vec<Candidate>, ReadError> {
         let st = self.state.read();
         let selected = st.index.select(tenant, matchers);
         let segs = tenant_segments(&st, tenant, range);
@@ -107,7 +138,11 @@ impl HotStore {
                 .collect();
             for m in memtables(&st) {
                 for (_, chunk) in m.get(r) {
-                    let v = chunk.in_range(range).map_err(mem_error)?;
+                    let v = match want {
+                        Want::All => chunk.in_range(range),
+                        Want::Newest => chunk.newest_in(range).map(|s| s.into_iter().collect()),
+                    }
+                    .map_err(mem_error)?;
                     if !v.is_empty() {
                         layers.push(Layer::Mem(v));
                     }
@@ -122,17 +157,19 @@ impl HotStore {
 
     /// Reads and merges layers; a corrupt block quarantines its segment.
     pub(crate) fn merge(&self, layers: Vec<Layer>, range: TimeRange) -> Result<Vec<(i64, u64)>, ReadError> {
-        self.merge_with(layers, range, &mut Vec::new())
+        self.merge_with(layers, range, Want::All, &mut Vec::new())
     }
 
-    /// [`Self::merge`] reading blocks through the reusable buffer `scratch`.
+    /// [`Self::merge`] (or the newest sample only) reading blocks through
+    /// the reusable buffer `scratch`.
     pub(crate) fn merge_with(
         &self,
         layers: Vec<Layer>,
         range: TimeRange,
+        want: Want,
         scratch: &mut Vec<u8>,
     ) -> Result<Vec<(i64, u64)>, ReadError> {
-        read_layers(layers, range, scratch).map_err(|(e, seg)| {
+        read_wanted(layers, range, want, scratch).map_err(|(e, seg)| {
             if let Some(seg) = seg {
                 self.quarantine_segment(&seg, e.to_string());
             }
@@ -149,16 +186,17 @@ impl HotStore {
         &self,
         candidates: Vec<Candidate>,
         range: TimeRange,
+        want: Want,
         each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
         split: bool,
     ) -> Result<(), ReadError> {
         if split {
             let quarantine = |seg: &Arc<Segment>, e: &ReadError| self.quarantine_segment(seg, e.to_string());
-            return crate::read_pool::read_in_order(candidates, range, each, &quarantine);
+            return crate::read_pool::read_in_order(candidates, range, want, each, &quarantine);
         }
         let mut scratch = Vec::new();
         for c in candidates {
-            let samples = self.merge_with(c.layers, range, &mut scratch)?;
+            let samples = self.merge_with(c.layers, range, want, &mut scratch)?;
             if !samples.is_empty() {
                 let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
                 each(SeriesData { labels: c.labels, samples })?;
@@ -170,6 +208,63 @@ impl HotStore {
 
 /// A failed layer read, with the segment to quarantine when a block was corrupt.
 pub(crate) type LayerError = (ReadError, Option<Arc<Segment>>);
+
+/// [`read_layers`] or [`newest_of_layers`], as `want` asks.
+pub(crate) fn read_wanted(
+    layers: Vec<Layer>,
+    range: TimeRange,
+    want: Want,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<(i64, u64)>, LayerError> {
+    match want {
+        Want::All => read_layers(layers, range, scratch),
+        Want::Newest => Ok(newest_of_layers(layers, range, scratch)?.into_iter().collect()),
+    }
+}
+
+impl Layer {
+    /// The latest timestamp the layer may hold within `range`, and whether
+    /// it may hold one at all.
+    fn newest_bound(&self, range: TimeRange) -> Option<i64> {
+        let (min, max) = match self {
+            Layer::Block(_, b) => (b.min_ts, b.max_ts),
+            Layer::Mem(v) => (v.first()?.0, v.last()?.0),
+        };
+        range.overlaps(min, max).then_some(max.min(range.end))
+    }
+}
+
+/// The newest sample within `range` of the merged layers (oldest first;
+/// a newer layer wins a shared timestamp), decoding as few as it can:
+/// layers are visited from the latest possible timestamp down, and one
+/// that cannot beat what was found (its bound is older, or equal but it is
+/// an older layer) ends the walk. Usually that is one chunk or one block.
+pub(crate) fn newest_of_layers(
+    layers: Vec<Layer>,
+    range: TimeRange,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<(i64, u64)>, LayerError> {
+    let mut order: Vec<(i64, usize, Layer)> = layers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(age, l)| l.newest_bound(range).map(|bound| (bound, age, l)))
+        .collect();
+    // Latest bound first; among equal bounds, the newer layer first.
+    order.sort_unstable_by_key(|&(bound, age, _)| std::cmp::Reverse((bound, age)));
+    let mut best: Option<((i64, u64), usize)> = None;
+    for (bound, age, layer) in order {
+        if let Some(((ts, _), best_age)) = best
+            && (bound < ts || (bound == ts && age < best_age))
+        {
+            break;
+        }
+        let Some(&s) = read_layer(layer, range, scratch)?.last() else { continue };
+        if best.is_none_or(|((ts, _), best_age)| s.0 > ts || (s.0 == ts && age > best_age)) {
+            best = Some((s, age));
+        }
+    }
+    Ok(best.map(|(s, _)| s))
+}
 
 /// Reads and merges layers through the reusable buffer `scratch`; on a
 /// corrupt block, the error comes with the segment to quarantine.
@@ -237,6 +332,27 @@ fn has_sample_in(
     Ok(false)
 }
 
+impl HotStore {
+    /// Snapshots the candidates (labels and block references, no samples),
+    /// sorts them by labels, then reads, merges and hands over one series at
+    /// a time.
+    fn read_sorted(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        want: Want,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let mut candidates = self.snapshot_for(tenant, matchers, range, want)?;
+        // In place (a stable sort allocates a scratch copy of every candidate);
+        // equal label sets, if any, keep the order of their series handles.
+        candidates.sort_unstable_by(|a, b| a.labels.cmp(&b.labels).then(a.r.cmp(&b.r)));
+        let split = candidates.len() >= crate::read_pool::PARALLEL_MIN_SERIES && crate::read_pool::workers() > 0;
+        self.read_candidates(candidates, range, want, each, split)
+    }
+}
+
 impl ReadStore for HotStore {
     /// Memtables and local segment files only.
     fn reads_locally(&self, _tenant: &TenantId, _range: TimeRange) -> bool {
@@ -262,12 +378,22 @@ impl ReadStore for HotStore {
         range: TimeRange,
         each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
     ) -> Result<(), ReadError> {
-        let mut candidates = self.snapshot(tenant, matchers, range)?;
-        // In place (a stable sort allocates a scratch copy of every candidate);
-        // equal label sets, if any, keep the order of their series handles.
-        candidates.sort_unstable_by(|a, b| a.labels.cmp(&b.labels).then(a.r.cmp(&b.r)));
-        let split = candidates.len() >= crate::read_pool::PARALLEL_MIN_SERIES && crate::read_pool::workers() > 0;
-        self.read_candidates(candidates, range, each, split)
+        self.read_sorted(tenant, matchers, range, Want::All, each)
+    }
+
+    /// Like [`ReadStore::select_each`], but a memtable chunk answers from
+    /// its last sample without decoding, and a series' blocks are decoded
+    /// only while they may hold something newer than what was found: an
+    /// instant query over a window of thousands of samples per series
+    /// decodes at most one block per series, usually none.
+    fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        self.read_sorted(tenant, matchers, range, Want::Newest, each)
     }
 
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
@@ -333,26 +459,4 @@ impl ReadStore for HotStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::seek_from;
-
-    proptest! {
-        /// Lookups in ascending order through the cursor find exactly what a
-        /// binary search over the whole table finds.
-        #[test]
-        fn cursor_finds_what_binary_search_finds(
-            keys in proptest::collection::btree_set(0u32..2000, 0..300),
-            asked in proptest::collection::btree_set(0u32..2100, 0..300),
-        ) {
-            let table: Vec<(u32, u32)> = keys.iter().map(|&k| (k, k.wrapping_mul(7))).collect();
-            let mut pos = 0;
-            for r in asked {
-                let expected = table.binary_search_by_key(&r, |e| e.0).ok().and_then(|i| table.get(i));
-                prop_assert_eq!(seek_from(&table, &mut pos, r), expected);
-                prop_assert!(table.get(..pos).unwrap_or_default().iter().all(|e| e.0 < r));
-            }
-        }
-    }
-}
+mod tests;

@@ -8,7 +8,8 @@
 //! querying thread hands the decoded series to the caller strictly in
 //! candidate order. The caller sees exactly the sequence a single-threaded
 //! read gives (same series, same samples, same order, the same error after
-//! the same series), so answers stay bit-identical.
+//! the same series), so answers stay bit-identical. A newest-sample read
+//! (`select_newest`) splits the same way.
 //!
 //! ```text
 //!  chunks:     0    1    2    3    4   …      (CHUNK_SERIES candidates each)
@@ -31,7 +32,7 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 use strata_schemas::{ReadError, Sample, SeriesData, TimeRange};
 
-use crate::read::{Candidate, LayerError, read_layers};
+use crate::read::{Candidate, LayerError, Want, read_wanted};
 use crate::store::Segment;
 
 /// Candidates below which a read stays on the querying thread.
@@ -109,6 +110,7 @@ struct Shared {
     progress: Mutex<Progress>,
     changed: Condvar,
     range: TimeRange,
+    want: Want,
 }
 
 impl Shared {
@@ -128,7 +130,7 @@ impl Shared {
 
     fn decode_and_store(&self, i: usize, chunk: Vec<Candidate>) {
         // A panic must not leave the reader waiting for this chunk forever.
-        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(chunk, self.range)))
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(chunk, self.range, self.want)))
             .unwrap_or_else(|_| {
                 let e = ReadError::Corrupted {
                     location: "hot-store read worker".into(),
@@ -154,11 +156,11 @@ impl Drop for StopOnDrop<'_> {
 }
 
 /// Reads, merges and decodes the candidates of one chunk.
-fn decode(chunk: Vec<Candidate>, range: TimeRange) -> Decoded {
+fn decode(chunk: Vec<Candidate>, range: TimeRange, want: Want) -> Decoded {
     let mut scratch = Vec::new();
     let mut out = Vec::with_capacity(chunk.len());
     for c in chunk {
-        match read_layers(c.layers, range, &mut scratch) {
+        match read_wanted(c.layers, range, want, &mut scratch) {
             Ok(samples) if samples.is_empty() => {}
             Ok(samples) => {
                 let samples = samples.into_iter().map(|(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect();
@@ -176,6 +178,7 @@ fn decode(chunk: Vec<Candidate>, range: TimeRange) -> Decoded {
 pub(crate) fn read_in_order(
     candidates: Vec<Candidate>,
     range: TimeRange,
+    want: Want,
     each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
     quarantine: &dyn Fn(&Arc<Segment>, &ReadError),
 ) -> Result<(), ReadError> {
@@ -199,6 +202,7 @@ pub(crate) fn read_in_order(
         }),
         changed: Condvar::new(),
         range,
+        want,
     });
     let _stop = StopOnDrop(&shared);
     for _ in 0..workers().min(n.saturating_sub(1)) {
@@ -301,6 +305,7 @@ mod tests {
         let r = store.read_candidates(
             candidates,
             range,
+            crate::read::Want::All,
             &mut |s| {
                 if got.len() == limit {
                     return Err(ReadError::Stopped);
