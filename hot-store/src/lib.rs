@@ -75,6 +75,7 @@
 //! * `handoff`: sealed buckets for the compactor's roll to the cold tier.
 //! * `origins`: edge batches applied once (per agent, per partition).
 //! * `cardinality`: per-tenant series cardinality (`/api/v1/status/tsdb`).
+//! * `metrics`: the store's `/metrics` families ([`HotStore::render_metrics`]).
 //! * `config`: [`HotStoreConfig`]; `error`: [`Error`] and `kind()`;
 //!   `failpoint`: crash points for tests.
 #![warn(missing_docs)]
@@ -95,6 +96,7 @@ mod index;
 mod maintenance;
 mod manifest;
 mod memtable;
+mod metrics;
 mod origins;
 mod read;
 mod read_pool;

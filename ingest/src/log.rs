@@ -41,6 +41,7 @@
 pub mod kafka;
 pub mod kafka_records;
 pub mod local;
+mod metrics;
 pub(crate) mod segment;
 
 use crate::error::Result;
