@@ -10,11 +10,12 @@
 //!
 //!  ReadPath::Indexed (select's default)
 //!    series_<tenant> scan, same predicate ─► SeriesIndex: id → labels when every matcher matches
-//!    matching ids ≤ IN_LIMIT (32) and ≤ 1/4 of the ids the predicate lets through:
-//!      census: samples scan projecting series_id only; an id the series table lacks ─► Labels path
-//!      data:   predicate ∧ series_id IN (ids) ─► row groups / pages without those ids skipped
-//!    more ids: data scan with the predicate alone, rows of non-matching ids dropped by the index
-//!    projection: series_id, ts, value (no label map); an unknown id met ─► Labels path
+//!    some recorded series do not match ─► selection.rs, per data file:
+//!      pages by `ts`/`metric` bounds; `series_id` decoded ─► runs: matching / skipped /
+//!      unknown (an unknown run possibly of the query's metric and device ─► Labels path);
+//!      `ts`, `value` decoded for the matching runs only (a RowSelection)
+//!    every recorded series matches: one scan of series_id, ts, value with the predicate;
+//!      an unknown id met ─► Labels path
 //!    rows → per-series samples (labels from the index) → sort + de-duplicate by ts
 //!
 //!  ReadPath::Labels (no series table, an id collision, a series the table lacks)
@@ -23,10 +24,10 @@
 //! ```
 //!
 //! The data files are sorted by (metric, series_id, ts) (FORMAT.md), so a
-//! series' rows are contiguous in each file and the `series_id` bounds of
-//! row groups and pages are narrow: an `IN` of a few ids skips most of a
-//! metric's pages. Memory holds the matching series' samples and one record
-//! batch at a time, not the rows the predicate lets through.
+//! series' rows are contiguous in each file: a selection of some series
+//! decodes their rows, whatever their number. Memory holds the matching
+//! series' samples and one record batch at a time, not the rows the
+//! predicate lets through.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ use strata_schemas::{
 use crate::error::{Error, Result};
 use crate::series::SeriesIndex;
 use crate::tier::ColdTier;
+
+mod selection;
 
 /// Builds the scan predicate from the range and the pushable matchers.
 pub(crate) fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Predicate {
@@ -194,23 +197,14 @@ fn absorb(
     Ok(())
 }
 
-/// At most this many matching series ids are pushed into the scan as
-/// `series_id IN (…)`, and only when they are at most a quarter of the
-/// series the rest of the predicate lets through. iceberg-rust evaluates an
-/// `IN` per row as one comparison per value (a 200-id `IN` made a 10-farm
-/// query twice as slow as reading the metric's rows), and when the
-/// predicate alone (e.g. one device) already selects mostly matching series
-/// the census scan would cost more than the pages it saves.
-const IN_LIMIT: usize = 32;
-
 /// How [`ColdTier::select_via`] reads the samples table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReadPath {
     /// Matchers resolved against the series table first; the samples table
-    /// read without its label map (`series_id`, `ts`, `value`), with
-    /// `series_id IN (matching ids)` pushed down when they are few (a
-    /// census of the ids in range first). Falls
-    /// back to [`ReadPath::Labels`] when the series table lacks a series.
+    /// read without its label map (`series_id`, `ts`, `value`); when some
+    /// recorded series do not match, `ts` and `value` only of the rows a
+    /// selection from the `series_id` column takes. Falls back to
+    /// [`ReadPath::Labels`] when the series table lacks a series that may match.
     #[default]
     Indexed,
     /// Every row's label map read and grouped (the path before series
@@ -227,13 +221,15 @@ pub struct ReadStats {
     pub files: u64,
     /// Bytes the Parquet reader fetched (footers, row groups, pages).
     pub bytes_read: u64,
-    /// Rows the data scan returned after row-group, page and row filtering.
+    /// Rows the data scan returned after row-group, page and row filtering
+    /// (the selected read: rows whose `ts` and `value` it decoded).
     pub rows: u64,
-    /// Rows the indexed path's census returned (its `series_id` column only).
+    /// Rows whose `series_id` the selected read decoded to build its selection.
     pub census_rows: u64,
     /// Record batches the reader returned.
     pub batches: u64,
-    /// Series ids pushed into the scan as `series_id IN`, when they were.
+    /// Matching series the selected read selected rows of, when it ran
+    /// (some recorded series did not match).
     pub id_filter: Option<usize>,
 }
 
@@ -311,33 +307,24 @@ impl ColdTier {
         columns: &[&str],
         each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        self.scan_filtered(table, tenant, matchers, None, range, columns, each).await.map(|_| ())
+        self.scan_filtered(table, tenant, matchers, range, columns, each).await.map(|_| ())
     }
 
-    /// [`ColdTier::scan_batches`] with `series_id IN ids` added to the
-    /// predicate when `ids` is given (row groups and pages whose `series_id`
-    /// bounds hold none of them are skipped, other rows filtered); returns
-    /// what the scan read.
-    #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
+    /// [`ColdTier::scan_batches`], returning what the scan read.
     async fn scan_filtered(
         &self,
         table: &iceberg::table::Table,
         tenant: &TenantId,
         matchers: &[Matcher],
-        ids: Option<&[i64]>,
         range: TimeRange,
         columns: &[&str],
         mut each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<ScanStats> {
         let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
-        let with_ids = |p: Predicate| match ids {
-            Some(ids) => p.and(Reference::new("series_id").is_in(ids.iter().map(|&id| Datum::long(id)))),
-            None => p,
-        };
         let scan = table
             .scan()
             .select(columns.iter().copied())
-            .with_filter(with_ids(predicate(self, tenant, matchers, range)))
+            .with_filter(predicate(self, tenant, matchers, range))
             .with_row_group_filtering_enabled(true)
             .with_row_selection_enabled(true)
             .build()
@@ -345,7 +332,7 @@ impl ColdTier {
         // A file whose whole day partition lies inside `range` needs no
         // per-row `ts` test: its task gets the predicate without the range
         // (the Parquet reader evaluates a task's predicate on every row).
-        let residual = with_ids(predicate(self, tenant, matchers, TimeRange::ALL));
+        let residual = predicate(self, tenant, matchers, TimeRange::ALL);
         let files = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = Arc::clone(&files);
         let tasks = scan.plan_files().await.map_err(scan_err)?.and_then(move |mut task| {
@@ -404,7 +391,7 @@ impl ColdTier {
             if want_samples { &["metric", "labels", "series_id", "ts", "value"] } else { &["labels", "series_id"] };
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
         let read = self
-            .scan_filtered(&table, tenant, matchers, None, range, columns, |batch| {
+            .scan_filtered(&table, tenant, matchers, range, columns, |batch| {
                 absorb(batch, tenant, &mut groups, want_samples)
             })
             .await?;
@@ -471,55 +458,37 @@ impl ColdTier {
         index: SeriesIndex,
     ) -> Result<Option<(Vec<SeriesData>, ReadStats)>> {
         let mut stats = ReadStats { path: ReadPath::Indexed, ..ReadStats::default() };
-        let mut ids: Vec<i64> = index.ids.iter().filter(|(_, slot)| slot.is_some()).map(|(&id, _)| id).collect();
-        ids.sort_unstable();
-        let pushed = ids.len() <= IN_LIMIT && ids.len().saturating_mul(4) <= index.ids.len();
-        if pushed {
-            // The census: every series id the predicate lets through must be
-            // recorded, or the id filter could drop a matching series the
-            // series table lacks. It reads the sorted, run-length encoded
-            // `series_id` column only.
-            let mut unknown = false;
-            let census = self
-                .scan_filtered(table, tenant, matchers, None, range, &["series_id"], |batch| {
-                    let col = column::<arrow_array::PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
-                    unknown |= col
-                        .values()
-                        .chunk_by(|a, b| a == b)
-                        .any(|run| run.first().is_some_and(|id| !index.ids.contains_key(id)));
-                    Ok(())
-                })
-                .await?;
-            stats.files += census.files;
-            stats.bytes_read += census.bytes_read;
-            stats.batches += census.batches;
-            stats.census_rows += census.rows;
-            if unknown {
+        let matching = index.labels.len();
+        let samples = if matching < index.ids.len() {
+            // Some recorded series do not match: a row selection from the
+            // `series_id` column reads only the matching ones' `ts`/`value`.
+            let want = selection::Wanted::new(self, tenant, matchers, range, &index);
+            let read = selection::read_selected(table, tenant, predicate(self, tenant, matchers, range), &want).await?;
+            stats.files += read.files;
+            stats.bytes_read += read.bytes_read;
+            stats.batches += read.batches;
+            stats.census_rows += read.census_rows;
+            stats.rows += read.rows;
+            stats.id_filter = Some(matching);
+            if read.unresolved {
                 return Ok(None);
             }
-            if ids.is_empty() {
-                stats.id_filter = Some(0);
-                return Ok(Some((Vec::new(), stats)));
+            read.samples
+        } else {
+            // Every recorded series matches: nothing to select by id.
+            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); matching];
+            let mut unresolved = false;
+            let data = self
+                .scan_filtered(table, tenant, matchers, range, &["series_id", "ts", "value"], |batch| {
+                    absorb_ids(batch, tenant, &index, &mut samples, &mut unresolved)
+                })
+                .await?;
+            stats.add(&data);
+            if unresolved {
+                return Ok(None);
             }
-        }
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); index.labels.len()];
-        let mut unresolved = false;
-        let data = self
-            .scan_filtered(
-                table,
-                tenant,
-                matchers,
-                pushed.then_some(ids.as_slice()),
-                range,
-                &["series_id", "ts", "value"],
-                |batch| absorb_ids(batch, tenant, &index, &mut samples, &mut unresolved),
-            )
-            .await?;
-        stats.add(&data);
-        stats.id_filter = pushed.then_some(ids.len());
-        if unresolved {
-            return Ok(None);
-        }
+            samples
+        };
         let mut out: Vec<SeriesData> = index
             .labels
             .into_iter()
