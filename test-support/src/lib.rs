@@ -13,6 +13,7 @@
 //!  process::capture_stderr()     a child's stderr lines into an Arc<Mutex<String>>
 //!  process::capture_output()     a child's stderr and stdout lines into one Arc<Mutex<String>>
 //!  process::wait_listening()     poll a loopback port until it accepts (or panic at the deadline)
+//!  process::wait_child_listening() the same for a child server; panics with its status if it exits first
 //!  postgres::Postgres::start()   initdb + postgres on a free port, trust auth, user `strata`
 //!  tansu::Broker::start()        tansu broker, memory engine; tansu::binary() for a custom start
 //!  s3s::S3sFs::start(root)       s3s-fs serving `root` with fixed test credentials

@@ -51,6 +51,20 @@ pub fn wait_listening(port: u16, what: &str, timeout: Duration) {
     }
 }
 
+/// Waits until `child`, a server started to listen on `127.0.0.1:port`,
+/// accepts a connection; panics naming `what` when the child exits first
+/// (with its exit status) or after `timeout`.
+pub fn wait_child_listening(child: &mut Child, port: u16, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on 127.0.0.1:{port}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on 127.0.0.1:{port} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +112,23 @@ mod tests {
     fn a_port_nobody_listens_on_panics_with_its_name() {
         let port = crate::port::free_port();
         wait_listening(port, "nothing", Duration::from_millis(200));
+    }
+
+    #[test]
+    #[should_panic(expected = "quitter exited with exit status: 3 before listening")]
+    fn a_child_that_exits_before_listening_panics_with_its_status() {
+        let port = crate::port::free_port();
+        let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        wait_child_listening(&mut child, port, "quitter", Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_listening_child_is_waited_for() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        wait_child_listening(&mut child, port, "sleeper", Duration::from_secs(10));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

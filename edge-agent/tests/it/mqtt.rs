@@ -10,10 +10,11 @@
 //! a skip.
 
 use std::io::Write as _;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use strata_test_support::process::wait_child_listening;
 
 use super::harness::{Agent, Server, free_port, get, query_scalar, reserved_port};
 use super::{now_ms, wait_until};
@@ -74,14 +75,7 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", binary.display()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("mosquitto exited with {status}");
-            }
-            assert!(Instant::now() < deadline, "mosquitto does not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_child_listening(&mut child, port, "mosquitto", Duration::from_secs(20));
         child
     }
 
