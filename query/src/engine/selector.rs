@@ -54,7 +54,11 @@ fn fetch(ev: &Evaluator<'_>, ms: &MatrixSelector, range: TimeRange) -> Result<Ve
 ///
 /// Streams from storage: each series' raw samples are turned into its step
 /// points as it arrives and dropped, and the series and sample limits stop
-/// the read as soon as they are exceeded.
+/// the read as soon as they are exceeded. When every step evaluates at the
+/// same time (an instant query, or an `@` modifier), only each series'
+/// newest sample in the window can matter: storage is asked for that alone
+/// ([`strata_schemas::ReadStore::select_newest`]), and a staleness marker
+/// there still hides the series.
 pub(crate) fn eval_vector(ev: &Evaluator<'_>, vs: &VectorSelector, timestamps: bool) -> Result<Vec<StepSeries>> {
     let mut out = Vec::new();
     stream_vector(ev, vs, timestamps, |labels, points| {
@@ -108,7 +112,11 @@ pub(crate) fn stream_vector(
     };
     ev.ctx.raw_read(&|| vs.to_string(), &matchers, range)?;
     ev.ctx.before_read(range)?;
-    let read = ev.ctx.store.select_each(ev.ctx.tenant, &matchers, range, &mut each);
+    let read = if first == last {
+        ev.ctx.store.select_newest(ev.ctx.tenant, &matchers, range, &mut each)
+    } else {
+        ev.ctx.store.select_each(ev.ctx.tenant, &matchers, range, &mut each)
+    };
     if let Some(e) = failed {
         return Err(e);
     }

@@ -843,3 +843,93 @@ fn aggregations_over_streamed_range_functions_equal_the_general_path() {
     }
     assert_eq!(checked, aggs.len() * mods.len() * fns.len());
 }
+
+/// A store that counts which read each selector asked for.
+#[derive(Debug, Default)]
+struct Which {
+    inner: MemStore,
+    newest: std::sync::atomic::AtomicUsize,
+    each: std::sync::atomic::AtomicUsize,
+}
+
+impl Which {
+    /// (newest reads, full reads) since the last call.
+    fn take(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.newest.swap(0, Relaxed), self.each.swap(0, Relaxed))
+    }
+}
+
+impl strata_schemas::ReadStore for Which {
+    fn select(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+    ) -> Result<Vec<strata_schemas::SeriesData>, strata_schemas::ReadError> {
+        self.each.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.select(t, m, r)
+    }
+
+    fn select_newest(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+        each: &mut dyn FnMut(strata_schemas::SeriesData) -> Result<(), strata_schemas::ReadError>,
+    ) -> Result<(), strata_schemas::ReadError> {
+        self.newest.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for s in self.inner.select(t, m, r)? {
+            each(strata_schemas::read::keep_newest(s))?;
+        }
+        Ok(())
+    }
+
+    fn series(
+        &self,
+        t: &TenantId,
+        m: &[strata_schemas::Matcher],
+        r: strata_schemas::TimeRange,
+    ) -> Result<Vec<strata_schemas::Labels>, strata_schemas::ReadError> {
+        self.inner.series(t, m, r)
+    }
+}
+
+#[test]
+fn instant_selectors_at_one_time_read_only_the_newest_sample() {
+    let store = Which::default();
+    let load = "m{i=\"a\"} 1 2 3 4\nm{i=\"b\"} 10 20 30 40\nm{i=\"s\"} 5 6 stale\nn 7 _ _ _";
+    store.inner.load(&TenantId::default_tenant(), MIN, load).unwrap();
+    let store = Arc::new(store);
+    let e = Engine::new(Arc::clone(&store) as Arc<dyn strata_schemas::ReadStore>, QueryConfig::default());
+    let t = TenantId::default_tenant();
+    // Instant queries: aggregations, binary operations, offset, staleness, lookback.
+    assert_eq!(one(&e, "sum(m)", 3 * MIN), 44.0, "the stale series is left out");
+    assert_eq!(one(&e, "sum(m)", 2 * MIN), 33.0, "3 + 30, the marker hides the third");
+    assert_eq!(store.take(), (2, 0));
+    assert_eq!(instant(&e, "m - m offset 1m", 3 * MIN), vec![("{i=\"a\"}".into(), 1.0), ("{i=\"b\"}".into(), 10.0)]);
+    assert_eq!(store.take(), (2, 0));
+    assert_eq!(one(&e, "m{i=\"s\"}", MIN), 6.0);
+    assert!(instant(&e, "m{i=\"s\"}", 2 * MIN).is_empty(), "the newest sample is the marker");
+    assert_eq!(one(&e, "n", 5 * MIN - 1), 7.0, "within the lookback");
+    assert!(instant(&e, "n", 5 * MIN).is_empty(), "older than the lookback");
+    assert_eq!(one(&e, "timestamp(n)", 4 * MIN), 0.0);
+    assert_eq!(store.take(), (5, 0));
+    // `@` pins every step of a range query to one time: newest too.
+    let r = e.query_range(&t, "sum(m @ 120)", 0, 3 * MIN, MIN).unwrap();
+    match r.value {
+        Value::Matrix(m) => assert_eq!(m[0].samples.iter().map(|p| p.value).collect::<Vec<_>>(), vec![33.0; 4]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.take(), (1, 0));
+    // A range query without `@`, and range selectors, read every sample.
+    let r = e.query_range(&t, "sum(m)", 0, 3 * MIN, MIN).unwrap();
+    match r.value {
+        Value::Matrix(m) => {
+            assert_eq!(m[0].samples.iter().map(|p| p.value).collect::<Vec<_>>(), vec![16.0, 28.0, 33.0, 44.0])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(one(&e, "sum(max_over_time(m[5m]))", 3 * MIN), 50.0);
+    assert_eq!(store.take(), (0, 2));
+}
