@@ -5,6 +5,8 @@
 //!  compactor: bucket samples ─► rollup_points(w) ─► write_rollup_files ─► commit_files (same source as samples)
 //!  query:     select_rollup(tenant, matchers, ends) ─► scan rollup<w>_<tenant> (ts = window end, pruned
 //!             like the samples table) ─► partial windows of one (series, end) merged in time order
+//!             (a range of several days: cut at day boundaries into one part per core, each part
+//!             scanned on its own runtime task, each series' rows joined in part order)
 //! ```
 //!
 //! A window that straddles two hot buckets (e.g. `(b - w, b]` for a bucket
@@ -217,47 +219,133 @@ fn hand_over(groups: &mut HashMap<i64, Vec<Group>>, id: i64, idx: usize, buf: &m
     }
 }
 
-/// Folds one batch of a scan without `labels` into the series `index`
-/// selects: a run of one id's rows goes to its series, or is skipped when
-/// the series does not match; an id the index lacks sets `unresolved`.
-fn absorb_ids(
-    batch: &RecordBatch,
-    tenant: &TenantId,
-    index: &SeriesIndex,
-    points: &mut [Vec<RollupPoint>],
+/// Rows a scan without `labels` buffers before handing them to their
+/// series (~64 MB of decoded batches).
+const HAND_OVER_ROWS: usize = 1 << 20;
+
+/// Hands the rows of a scan without `labels` to the series `index`
+/// selects (a run of one id's rows to its series, skipped when the series
+/// does not match; an id the index lacks sets `unresolved`), a block of
+/// batches at a time: rows come grouped by file (a day), so handing each
+/// row over as it comes writes one point into every series' vector per
+/// file (a cache and TLB miss per row, a year of days); a block sorted by
+/// series (a stable counting sort: each series' rows keep their scan
+/// order) writes each series' points of the block's days together.
+struct IdAbsorber<'a> {
+    tenant: &'a TenantId,
+    index: &'a SeriesIndex,
+    /// Per index slot: the rows handed over, in scan order.
+    points: IdPoints,
+    /// Capacity for a series' first rows (its expected windows).
     windows: usize,
-    unresolved: &mut bool,
-) -> Result<()> {
-    if *unresolved {
-        return Ok(()); // the labels-column read answers instead
+    /// Batches not yet handed over, with their rows as `(slot, row)`.
+    pending: Vec<(RecordBatch, Vec<(u32, u32)>)>,
+    pending_rows: usize,
+    unresolved: bool,
+}
+
+impl<'a> IdAbsorber<'a> {
+    fn new(tenant: &'a TenantId, index: &'a SeriesIndex, windows: usize) -> Self {
+        Self {
+            tenant,
+            index,
+            points: vec![Vec::new(); index.labels.len()],
+            windows,
+            pending: Vec::new(),
+            pending_rows: 0,
+            unresolved: false,
+        }
     }
-    let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", tenant)?;
-    let cols = PointColumns::of(batch, tenant)?;
-    let mut start = 0;
-    for run in ids.values().chunk_by(|a, b| a == b) {
-        let end = start + run.len();
-        let Some(id) = run.first() else { continue };
-        match index.ids.get(id) {
-            None => {
-                *unresolved = true;
-                return Ok(());
-            }
-            Some(None) => {}
-            Some(Some(slot)) => {
-                let len = points.len();
-                let out = points.get_mut(*slot as usize).ok_or_else(|| Error::Corrupted {
-                    tenant: tenant.clone(),
-                    detail: format!("series index slot {slot} of series id {id} is past its {len} series"),
-                })?;
-                if out.capacity() == 0 {
-                    out.reserve(windows.max(run.len()));
+
+    fn absorb(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.unresolved {
+            return Ok(()); // the labels-column read answers instead
+        }
+        let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", self.tenant)?;
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let mut start = 0u32;
+        for run in ids.values().chunk_by(|a, b| a == b) {
+            let end = start + u32::try_from(run.len()).unwrap_or(u32::MAX);
+            let Some(id) = run.first() else { continue };
+            match self.index.ids.get(id) {
+                None => {
+                    self.unresolved = true;
+                    self.pending.clear();
+                    return Ok(());
                 }
-                out.extend((start..end).map(|j| cols.point(j)));
+                Some(None) => {}
+                Some(Some(slot)) => {
+                    if *slot as usize >= self.points.len() {
+                        return Err(Error::Corrupted {
+                            tenant: self.tenant.clone(),
+                            detail: format!(
+                                "series index slot {slot} of series id {id} is past its {} series",
+                                self.points.len()
+                            ),
+                        });
+                    }
+                    rows.extend((start..end).map(|j| (*slot, j)));
+                }
+            }
+            start = end;
+        }
+        self.pending_rows += rows.len();
+        self.pending.push((batch.clone(), rows));
+        if self.pending_rows >= HAND_OVER_ROWS { self.hand_over() } else { Ok(()) }
+    }
+
+    /// Hands the pending rows to their series, series by series.
+    fn hand_over(&mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let cols = pending.iter().map(|(b, _)| PointColumns::of(b, self.tenant)).collect::<Result<Vec<_>>>()?;
+        // Counting sort by slot (`absorb` checked every slot): rows per
+        // slot, then each slot's first place in `order`, moved to its end
+        // as its rows are placed.
+        let mut next = vec![0usize; self.points.len()];
+        for &(slot, _) in pending.iter().flat_map(|(_, rows)| rows) {
+            if let Some(n) = next.get_mut(slot as usize) {
+                *n += 1;
             }
         }
-        start = end;
+        let mut total = 0;
+        for n in &mut next {
+            (*n, total) = (total, total + *n);
+        }
+        let mut order = vec![(0u32, 0u32); total];
+        for (b, (_, rows)) in pending.iter().enumerate() {
+            for &(slot, row) in rows {
+                if let Some(n) = next.get_mut(slot as usize)
+                    && let Some(o) = order.get_mut(*n)
+                {
+                    *o = (b as u32, row);
+                    *n += 1;
+                }
+            }
+        }
+        let mut start = 0;
+        for (out, &end) in self.points.iter_mut().zip(&next) {
+            let rows = order.get(start..end).unwrap_or_default();
+            start = end;
+            if rows.is_empty() {
+                continue;
+            }
+            if out.capacity() == 0 {
+                out.reserve(self.windows.max(rows.len()));
+            }
+            out.extend(rows.iter().filter_map(|&(b, row)| Some(cols.get(b as usize)?.point(row as usize))));
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Every row handed over, per slot; `None` when a row's id was not in the index.
+    fn finish(mut self) -> Result<Option<IdPoints>> {
+        if self.unresolved {
+            return Ok(None);
+        }
+        self.hand_over()?;
+        Ok(Some(self.points))
+    }
 }
 
 /// The first window end `table` holds completely (see [`PROPERTY_ROLLUP_SINCE`]).
@@ -282,6 +370,126 @@ fn merge_partials(points: &mut Vec<RollupPoint>) {
         }
         same
     });
+}
+
+/// Cores a long rollup read uses: one scan per part of its days.
+fn read_parallelism() -> usize {
+    let on_workers = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_workers { std::thread::available_parallelism().map_or(1, |n| n.get()).min(8) } else { 1 }
+}
+
+/// `ends` cut into at most `parts` consecutive ranges of whole UTC days
+/// (every range but the outer ends' starts and ends on a day boundary, so
+/// each day partition lies in one range), in time order. One range when
+/// `ends` spans fewer days than `parts`.
+fn scan_parts(ends: TimeRange, parts: usize) -> Vec<TimeRange> {
+    let first_day = ends.start.div_euclid(MS_PER_DAY);
+    let days = ends.end.div_euclid(MS_PER_DAY).saturating_sub(first_day).saturating_add(1);
+    let parts = i64::try_from(parts).unwrap_or(1).clamp(1, days.max(1));
+    if parts <= 1 || ends.start > ends.end {
+        return vec![ends];
+    }
+    (0..parts)
+        .map(|k| {
+            let from = first_day + days * k / parts;
+            let to = first_day + days * (k + 1) / parts;
+            let start = if k == 0 { ends.start } else { from * MS_PER_DAY };
+            let end = if k == parts - 1 { ends.end } else { to * MS_PER_DAY - 1 };
+            TimeRange::new(start, end)
+        })
+        .collect()
+}
+
+/// Per series (slots of a [`SeriesIndex`]): its rows' windows as read.
+type IdPoints = Vec<Vec<RollupPoint>>;
+
+impl ColdTier {
+    /// The rows of `table` in `ends` of the series `index` resolves, per
+    /// index slot, in file order; `None` when a row's series id is not in
+    /// the index (the caller reads the labels column instead).
+    #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
+    async fn scan_ids(
+        &self,
+        table: &iceberg::table::Table,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        ends: TimeRange,
+        columns: &[&str],
+        index: &SeriesIndex,
+        width_ms: i64,
+    ) -> Result<Option<IdPoints>> {
+        // At most one row per window (more only for partials): reserve that.
+        let windows = usize::try_from(ends.end.saturating_sub(ends.start) / width_ms + 1).unwrap_or(0).min(1 << 16);
+        let mut absorber = IdAbsorber::new(tenant, index, windows);
+        self.scan_batches(table, tenant, matchers, ends, columns, |batch| absorber.absorb(batch)).await?;
+        absorber.finish()
+    }
+
+    /// [`ColdTier::scan_ids`] of each of `parts` (consecutive, in time
+    /// order) on its own runtime task, so a year's files are decoded on
+    /// every core; each series' rows joined in part order (what one scan
+    /// of all parts would read, up to the order of files within a part,
+    /// which [`merge_partials`] restores).
+    #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "one task per part of a single read, all awaited here before it returns (none outlives the call)"
+    )]
+    async fn scan_ids_parallel(
+        &self,
+        table: &iceberg::table::Table,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        parts: &[TimeRange],
+        columns: &[&str],
+        index: &Arc<SeriesIndex>,
+        width_ms: i64,
+    ) -> Result<Option<IdPoints>> {
+        let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        let tasks: Vec<_> = parts
+            .iter()
+            .map(|&part| {
+                let (me, table, tenant) = (self.clone(), table.clone(), tenant.clone());
+                let (matchers, columns, index) = (matchers.to_vec(), columns.clone(), Arc::clone(index));
+                tokio::task::spawn(async move {
+                    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                    me.scan_ids(&table, &tenant, &matchers, part, &columns, &index, width_ms).await
+                })
+            })
+            .collect();
+        let mut joined: Option<IdPoints> = None;
+        let (mut unresolved, mut failed) = (false, None);
+        // Every task is awaited (none is left running) before an error returns.
+        for task in tasks {
+            let part = task.await.unwrap_or_else(|e| {
+                let source = iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("rollup read task: {e}"));
+                Err(Error::Scan { tenant: tenant.clone(), source: Box::new(source) })
+            });
+            match part {
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+                Ok(None) => unresolved = true,
+                Ok(Some(p)) => match &mut joined {
+                    None => joined = Some(p),
+                    Some(all) => {
+                        for (dst, mut src) in all.iter_mut().zip(p) {
+                            if dst.is_empty() {
+                                *dst = src;
+                            } else {
+                                dst.append(&mut src);
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(if unresolved { None } else { joined })
+    }
 }
 
 impl ColdTier {
@@ -416,16 +624,16 @@ impl ColdTier {
         };
         if let Some(index) = self.series_view().series_index(tenant, matchers).await? {
             let columns = with_exp(&["series_id", "ts", "min", "max", "sum", "count", "last", "last_ts"]);
-            let mut points: Vec<Vec<RollupPoint>> = vec![Vec::new(); index.labels.len()];
-            let mut unresolved = false;
-            // At most one row per window (more only for partials): reserve that.
-            let windows =
-                usize::try_from(ends.end.saturating_sub(ends.start) / rollup.width_ms() + 1).unwrap_or(0).min(1 << 16);
-            self.scan_batches(&table, tenant, matchers, ends, &columns, |batch| {
-                absorb_ids(batch, tenant, &index, &mut points, windows, &mut unresolved)
-            })
-            .await?;
-            if !unresolved {
+            let index = Arc::new(index);
+            let parts = scan_parts(ends, read_parallelism());
+            let mut points = if parts.len() == 1 {
+                self.scan_ids(&table, tenant, matchers, ends, &columns, &index, rollup.width_ms()).await?
+            } else {
+                self.scan_ids_parallel(&table, tenant, matchers, &parts, &columns, &index, rollup.width_ms()).await?
+            };
+            if let Some(points) = points.take() {
+                let index = Arc::try_unwrap(index)
+                    .unwrap_or_else(|shared| SeriesIndex { ids: Default::default(), labels: shared.labels.clone() });
                 let mut out: Vec<RollupSeries> = index
                     .labels
                     .into_iter()
@@ -573,6 +781,112 @@ mod tests {
             vec![("decimal".into(), None, false), ("nan".into(), None, false), ("quarter".into(), None, false)]
         );
         assert_eq!(got[2].points[0].sum, 4.75, "the rest of the row as written");
+    }
+
+    #[test]
+    fn scan_parts_cut_whole_days_in_time_order() {
+        let d = MS_PER_DAY;
+        assert_eq!(scan_parts(TimeRange::new(5 * d, 5 * d), 2), vec![TimeRange::new(5 * d, 5 * d)]);
+        assert_eq!(scan_parts(TimeRange::new(d, 365 * d), 1), vec![TimeRange::new(d, 365 * d)]);
+        for (ends, parts) in [
+            (TimeRange::new(d, 365 * d), 2),
+            (TimeRange::new(3_600_000, 10 * d), 3),
+            (TimeRange::new(-4 * d, 4 * d - 300_000), 8),
+            (TimeRange::new(d, 2 * d), 8),
+        ] {
+            let got = scan_parts(ends, parts);
+            assert!(got.len() <= parts && got.len() > 1, "{ends:?}: {got:?}");
+            assert_eq!((got[0].start, got[got.len() - 1].end), (ends.start, ends.end));
+            for pair in got.windows(2) {
+                assert_eq!(pair[1].start, pair[0].end + 1, "{got:?}");
+                assert_eq!(pair[1].start.rem_euclid(d), 0, "a cut at a day boundary: {got:?}");
+                assert!(pair[0].start <= pair[0].end);
+            }
+        }
+    }
+
+    /// A read of many days (cut into parts read on their own tasks on a
+    /// multi-thread runtime, rows handed to series a block at a time)
+    /// answers what the rows hold: partial rows of one window in separate
+    /// files merged in time order, a series of another metric left out,
+    /// and a series the series table lacks read through the labels column.
+    #[test]
+    fn a_long_read_in_parts_answers_every_window_of_every_series() {
+        use crate::config::ColdTierConfig;
+        use crate::series::SeriesEntry;
+        use crate::tier::CommitSource;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
+        let t = TenantId::new("parts").unwrap();
+        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % MS_PER_DAY;
+        let days = 12i64;
+        let series = |name: &str, device: &str| {
+            let labels = Labels::from_pairs([("__name__", name), ("device", device)]);
+            (strata_schemas::series_id(&t, &labels), strata_schemas::device_hash_of(&t, device), labels)
+        };
+        let all = [series("m", "a"), series("m", "b"), series("other", "a"), series("m", "unrecorded")];
+        let entries: Vec<SeriesEntry> = all[..3]
+            .iter()
+            .map(|(id, dev, labels)| SeriesEntry { labels: labels.clone(), series_id: *id, device_hash: *dev })
+            .collect();
+        // Samples every 6 h; each day's window in two partial rows (before
+        // and after noon), written by separate commits: separate files.
+        let sample = |k: usize, i: i64| Sample::new(day0 + i * 6 * 3_600_000 + 1, (k as f64 + 1.0) * 0.5 + i as f64);
+        let samples: Vec<Vec<Sample>> = (0..all.len()).map(|k| (0..days * 4).map(|i| sample(k, i)).collect()).collect();
+        let view = cold.rollup_view(Rollup::OneDay);
+        let m = [Matcher::equal("__name__", "m")];
+        // Every window but the first and the last.
+        let ends = TimeRange::new(day0 + 2 * MS_PER_DAY, day0 + (days - 1) * MS_PER_DAY);
+        let want: Vec<RollupSeries> = [0usize, 1, 3]
+            .into_iter()
+            .map(|k| RollupSeries {
+                labels: all[k].2.clone(),
+                points: rollup_points(&samples[k], MS_PER_DAY).into_iter().filter(|p| ends.contains(p.end)).collect(),
+            })
+            .collect();
+        assert_eq!(want[0].points.len(), (days - 2) as usize);
+        assert_eq!(want[2].labels.get("device"), Some("unrecorded"), "sorted by labels");
+        rt.block_on(async {
+            let sv = cold.series_view();
+            let w = sv.write_series_files(&t, &entries, "test-series").await.unwrap();
+            sv.commit_series_files(&t, w, "hot:parts:0").await.unwrap();
+            let view = cold.rollup_view(Rollup::OneDay);
+            // The unrecorded series last, whole days in one commit.
+            for (half, of) in [(0i64, 0..3), (1, 0..3), (2, 3..4)] {
+                let rolled: Vec<SeriesRollup> = all[of.clone()]
+                    .iter()
+                    .zip(&samples[of])
+                    .map(|((id, dev, labels), s)| {
+                        let part: Vec<Sample> = s
+                            .iter()
+                            .filter(|x| {
+                                half == 2 || ((x.ts - day0).rem_euclid(MS_PER_DAY) >= MS_PER_DAY / 2) as i64 == half
+                            })
+                            .copied()
+                            .collect();
+                        SeriesRollup {
+                            labels: labels.clone(),
+                            series_id: *id,
+                            device_hash: *dev,
+                            points: rollup_points(&part, MS_PER_DAY),
+                        }
+                    })
+                    .collect();
+                let written = view.write_rollup_files(&t, &rolled, i64::MIN, &format!("half{half}")).await.unwrap();
+                let source = CommitSource { source: format!("hot:parts:{half}"), segments: String::new() };
+                view.commit_files(&t, written, &source).await.unwrap();
+                if half == 1 {
+                    // Every row's series recorded: the series-table path.
+                    let got = view.select_rollup(&t, &m, ends).await.unwrap().unwrap();
+                    assert_eq!(got, want[..2].to_vec());
+                }
+            }
+        });
+        let got = rt.block_on(view.select_rollup(&t, &m, ends)).unwrap().unwrap();
+        // A row of a series the series table lacks: the labels column's path.
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use strata_schemas::{Labels, METRIC_NAME};
 
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
+    if let Some(out) = super::group_rollup::try_eval(ev, agg)? {
+        return Ok(Eval::Vector(out));
+    }
     if let Some(out) = fold_selector(ev, agg)? {
         return Ok(Eval::Vector(out));
     }
@@ -153,7 +156,6 @@ fn fold_range_fn(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
     };
     let f = match super::functions::stream_range_fn(ev, call, &mut each)? {
         None => return Ok(None),
-        Some(super::functions::RangeFnStream::Answered(v)) => return apply(ev, agg, v).map(Some),
         Some(super::functions::RangeFnStream::Streamed(f)) => f,
     };
     let out = match sink {

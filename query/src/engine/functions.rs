@@ -110,10 +110,8 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
 
 /// How [`stream_range_fn`] answered.
 pub(crate) enum RangeFnStream {
-    /// Every series went to the callback.
+    /// Every series went to the callback (from raw samples or a rollup tier).
     Streamed(RangeFn),
-    /// A rollup tier answered: the function's value, as [`eval_call`] returns it.
-    Answered(Vec<StepSeries>),
 }
 
 /// A range function straight over a selector that names its metric (e.g.
@@ -140,8 +138,8 @@ pub(crate) fn stream_range_fn(
         return Ok(None);
     }
     let param = range_fn_param(ev, f, &args)?;
-    if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
-        return Ok(Some(RangeFnStream::Answered(out)));
+    if super::rollup::try_stream(ev, f, args[m], each)? {
+        return Ok(Some(RangeFnStream::Streamed(f)));
     }
     let counter_anchor = range_fn_notes(ev, f, &args, param.as_deref());
     selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {

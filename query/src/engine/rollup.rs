@@ -16,6 +16,11 @@
 //!  per step: fold the windows ending in (t' − r, t'] in time order
 //! ```
 //!
+//! An aggregation straight over such a function (`avg by (farm)
+//! (avg_over_time(m[1d]))`) gets the series one at a time ([`try_stream`],
+//! in the order [`try_eval`] returns them) and folds each into its group,
+//! so no grid of every series' steps is built.
+//!
 //! A finer window inside a coarser one lies in `(t' − r, t']` exactly when
 //! the coarser one does (both bounds are multiples of the coarser width), so
 //! the fold mixes tiers freely. The coarsest tier that answered is counted,
@@ -142,6 +147,78 @@ impl TierCounters {
 /// Evaluates `f(arg)` from rollups when the plan allows and the store has
 /// them; `None`: evaluate from raw samples.
 pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Option<Vec<StepSeries>>> {
+    let Some(loaded) = load(ev, f, arg)? else { return Ok(None) };
+    let mut out = Vec::with_capacity(loaded.by_labels.len());
+    loaded.each_series(ev, f, &mut |labels, values| {
+        let mut s = StepSeries::new(labels, values);
+        if f != RangeFn::Last {
+            ev.ctx.drop_name(&mut s);
+        }
+        out.push(s);
+        Ok(())
+    })?;
+    ev.ctx.account(out.len().saturating_mul(ev.n))?;
+    merge_same_labels(out).map(Some)
+}
+
+/// [`try_eval`] for an aggregation that folds series as they come
+/// (`functions::stream_range_fn`): `each` gets every series with a value
+/// at some step, in the order [`try_eval`] returns them, with its own
+/// labels (the metric name still there: the caller drops it where `f`
+/// does) and its step values, and no per-series grid of the whole answer
+/// is kept. The caller has made sure no two series' labels can become
+/// equal once the name is dropped (the selector names one metric), so
+/// [`try_eval`]'s merge would change nothing. `false`: nothing evaluated,
+/// read raw samples.
+pub(crate) fn try_stream(
+    ev: &Evaluator<'_>,
+    f: RangeFn,
+    arg: &Expr,
+    each: &mut dyn FnMut(Labels, Vec<Option<f64>>) -> Result<()>,
+) -> Result<bool> {
+    let Some(loaded) = load(ev, f, arg)? else { return Ok(false) };
+    let mut kept = 0usize;
+    loaded.each_series(ev, f, &mut |labels, values| {
+        kept += 1;
+        each(labels, values)
+    })?;
+    ev.ctx.account(kept.saturating_mul(ev.n))?;
+    Ok(true)
+}
+
+/// One selector's windows from the tiers (and raw samples above them),
+/// per label set, checked and charged, ready for the per-step folds.
+struct Loaded {
+    by_labels: BTreeMap<Labels, Vec<RollupPoint>>,
+    at: Option<i64>,
+    offset: i64,
+    range: i64,
+}
+
+impl Loaded {
+    /// Hands each series with a value at some step to `each`, in label
+    /// order, its windows freed as it goes.
+    fn each_series(
+        self,
+        ev: &Evaluator<'_>,
+        f: RangeFn,
+        each: &mut dyn FnMut(Labels, Vec<Option<f64>>) -> Result<()>,
+    ) -> Result<()> {
+        let Loaded { by_labels, at, offset, range } = self;
+        for (labels, points) in by_labels {
+            let values = step_values(ev, f, &points, at, offset, range);
+            if values.iter().any(Option::is_some) {
+                each(labels, values)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads `f(arg)`'s windows from the rollup tiers when the plan allows,
+/// the store has them and they answer exactly; `None`: evaluate from raw
+/// samples.
+fn load(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Option<Loaded>> {
     let Expr::MatrixSelector(ms) = arg else { return Ok(None) };
     if ev.n == 0 {
         return Ok(None);
@@ -208,19 +285,7 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
     ev.ctx.rollup_selects.hit(w);
     // A grid of every step per series: checked before, the kept ones charged after.
     ev.ctx.reserve(by_labels.len().saturating_mul(ev.n))?;
-    let mut out = Vec::with_capacity(by_labels.len());
-    for (labels, points) in by_labels {
-        let values = step_values(ev, f, &points, at, offset, range);
-        if values.iter().any(Option::is_some) {
-            let mut s = StepSeries::new(labels, values);
-            if f != RangeFn::Last {
-                ev.ctx.drop_name(&mut s);
-            }
-            out.push(s);
-        }
-    }
-    ev.ctx.account(out.len().saturating_mul(ev.n))?;
-    merge_same_labels(out).map(Some)
+    Ok(Some(Loaded { by_labels, at, offset, range }))
 }
 
 /// Whether `f` folded over any run of each series' windows equals `f` over
