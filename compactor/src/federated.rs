@@ -27,6 +27,7 @@
 
 use std::sync::Arc;
 
+use strata_schemas::read::keep_newest;
 use strata_schemas::{Labels, Matcher, ReadError, ReadStore, RollupData, SeriesData, TenantId, TimeRange};
 
 /// Returns the tenant's cold watermark (ms, exclusive), if any.
@@ -155,6 +156,41 @@ impl ReadStore for FederatedReadStore {
         cold.try_for_each(each)
     }
 
+    /// The hot store's newest samples when the range lies above the
+    /// watermark (an instant query's usual window), the cold tier's when it
+    /// lies below. Across it, a series' newest sample is its hot one when it
+    /// has one (hot's range follows cold's), else its cold one.
+    fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let (cold_range, hot_range) = self.split(tenant, range);
+        let hot_empty = hot_range.start > hot_range.end;
+        let cold_range = match cold_range {
+            None if hot_empty => return Ok(()),
+            None => return self.hot.select_newest(tenant, matchers, hot_range, each),
+            Some(r) if hot_empty => return self.cold.select_newest(tenant, matchers, r, each),
+            Some(r) => r,
+        };
+        let mut cold = Vec::new();
+        self.cold.select_newest(tenant, matchers, cold_range, &mut |s| {
+            cold.push(s);
+            Ok(())
+        })?;
+        let mut cold = merge_series(cold, Vec::new()).into_iter().map(keep_newest).peekable();
+        self.hot.select_newest(tenant, matchers, hot_range, &mut |h: SeriesData| {
+            while let Some(c) = cold.next_if(|c| c.labels < h.labels) {
+                each(c)?;
+            }
+            cold.next_if(|c| c.labels == h.labels);
+            each(h)
+        })?;
+        cold.try_for_each(each)
+    }
+
     /// Rollups come from cold for the windows that end below the watermark
     /// (every sample of such a window is in cold, and every bucket under the
     /// watermark committed its rollup rows before the watermark moved); the
@@ -245,6 +281,16 @@ mod tests {
         out
     }
 
+    fn newest(fed: &FederatedReadStore, t: &TenantId, r: TimeRange) -> Vec<SeriesData> {
+        let mut out = Vec::new();
+        fed.select_newest(t, &[], r, &mut |s| {
+            out.push(s);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     proptest::proptest! {
         /// `select_each` hands over exactly what `select` returns, in order,
         /// whatever the series on each side, the watermark and the range.
@@ -277,6 +323,9 @@ mod tests {
             let t = TenantId::new("t").unwrap();
             let r = TimeRange::new(start, start + len);
             proptest::prop_assert_eq!(streamed(&fed, &t, r), fed.select(&t, &[], r).unwrap());
+            // And `select_newest` each series' last sample of it.
+            let last: Vec<SeriesData> = fed.select(&t, &[], r).unwrap().into_iter().map(keep_newest).collect();
+            proptest::prop_assert_eq!(newest(&fed, &t, r), last);
         }
     }
 
