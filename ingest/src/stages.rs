@@ -6,17 +6,16 @@
 //!          └ append      records handed to the log … every partition acknowledged
 //!               ├ log_queue   a record in its partition's queue until a writer group takes it
 //!               ├ log_write   one group's frames written (one `write`)
-//!               ├ log_sync    waiting for the group's file to be synced (`fdatasync` by the shared
-//!               │             sync thread: the round in progress, gathering, then this file's sync)
-//!               ├ log_round   one round of the sync thread: the `fdatasync` of every partition
-//!               │             written since the last round, one after the other
+//!               ├ log_round   the group's wait for its sync round (gathering the partitions of the
+//!               │             requests in flight, see `log::local::syncer`)
+//!               ├ log_sync    the group's `fdatasync`
 //!               ├ log_roll    a new segment file started (size limit or release)
 //!               └ apply       one record applied to the sink (hot store memtable, lock waits included)
 //! ```
 //!
 //! `decode`, `append` and `request` count requests; `log_queue` and `apply`
 //! count records (a request has one record per partition it touches);
-//! `log_write`, `log_sync` and `log_roll` count groups, `log_round` rounds. The stages of the
+//! `log_write`, `log_round`, `log_sync` and `log_roll` count groups. The stages of the
 //! local log are only observed with `[log] kind = "local"`.
 //!
 //! The histograms are process-wide ([`global`]): one node per process, and
@@ -39,9 +38,9 @@ pub enum Stage {
     LogQueue,
     /// Writing one group's frames.
     LogWrite,
-    /// Waiting for the group's file to be synced by the shared sync thread.
+    /// The group's `fdatasync`.
     LogSync,
-    /// One round of the sync thread (every partition written since the last round).
+    /// The group's wait for its sync round.
     LogRound,
     /// Starting a new segment file.
     LogRoll,

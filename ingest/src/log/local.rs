@@ -12,11 +12,11 @@
 //! Each partition has one writer thread. It drains every request queued
 //! while it was busy, writes their frames with one `write`, has the file
 //! synced once for the whole group (group commit), hands the records to the
-//! [`LogSink`] in offset order and then acknowledges the waiters. The syncs
-//! of all partitions are done by one shared thread in rounds (group commit
-//! across partitions, see [`syncer`]): a request whose records go to several
-//! partitions waits for one round of `fdatasync`s, not for several
-//! independent ones.
+//! [`LogSink`] in offset order and then acknowledges the waiters. The
+//! writers' syncs start in rounds (group commit across partitions, see
+//! [`syncer`]): the records of a request that go to several partitions are
+//! synced together, by concurrent `fdatasync`s started at the same moment,
+//! not at several unrelated ones.
 //!
 //! A write or fsync that fails because the disk (or quota) is full is rolled
 //! back: the file is cut back to the end of the last durable group and
@@ -285,7 +285,7 @@ impl LocalLog {
                 tracing::error!(partition = p.shared.id, "ingest log writer thread panicked");
             }
         }
-        // The writers have synced everything they took; now the sync thread can go.
+        // The writers have synced everything they took; now the round thread can go.
         self.syncer.close();
         if let Some(t) = self.sync_thread.lock().take()
             && t.join().is_err()
@@ -294,7 +294,7 @@ impl LocalLog {
         }
     }
 
-    /// Sync rounds started so far (one round syncs every partition written since the last).
+    /// Sync rounds so far (a round lets every partition written since the last one sync).
     pub fn sync_rounds(&self) -> u64 {
         self.syncer.rounds()
     }
@@ -512,14 +512,14 @@ fn open_partition(
     shared.next_offset.store(next, Ordering::Release);
     let writer = Writer {
         shared: Arc::clone(&shared),
-        file: Arc::new(file),
+        file,
         path,
         size,
         config: config.clone(),
         sink,
         buf: Vec::new(),
         syncer,
-        sync_reply: std::sync::mpsc::sync_channel(1),
+        sync_turn: std::sync::mpsc::sync_channel(1),
     };
     Ok((shared, writer))
 }
@@ -780,16 +780,15 @@ fn replay_segment(
 /// The writer thread of one partition.
 struct Writer {
     shared: Arc<Shared>,
-    /// The active segment (shared with the sync thread during a round).
-    file: Arc<File>,
+    file: File,
     path: PathBuf,
     size: u64,
     config: LogConfig,
     sink: Arc<dyn LogSink>,
     buf: Vec<u8>,
     syncer: Syncer,
-    /// This writer's channel for the sync thread's answers.
-    sync_reply: (std::sync::mpsc::SyncSender<std::io::Result<()>>, std::sync::mpsc::Receiver<std::io::Result<()>>),
+    /// This writer's channel for the round thread's "go".
+    sync_turn: (std::sync::mpsc::SyncSender<()>, std::sync::mpsc::Receiver<()>),
 }
 
 impl Writer {
@@ -894,8 +893,8 @@ impl Writer {
         }
     }
 
-    /// Writes one group's frames and has them synced by the shared sync
-    /// thread (the group's records are owed to it until then).
+    /// Writes one group's frames and syncs them in the next round (the
+    /// group's records are owed to the rounds until then, see [`syncer`]).
     fn write_group(&mut self, group: &[Request], first: u64) -> std::io::Result<()> {
         let records = group.len() as u64;
         let written = self.write_frames(group, first);
@@ -903,9 +902,7 @@ impl Writer {
             self.syncer.forgive(self.shared.id as usize, records);
             return Err(e);
         }
-        let t0 = Instant::now();
-        self.syncer.sync(self.shared.id as usize, &self.file, records, &self.sync_reply)?;
-        stages::global().observe(Stage::LogSync, t0.elapsed());
+        self.syncer.sync(self.shared.id as usize, &self.file, records, &self.sync_turn)?;
         self.size += self.buf.len() as u64;
         Ok(())
     }
@@ -922,7 +919,7 @@ impl Writer {
             segment::encode_frame(&mut self.buf, first + i as u64, &r.payload);
         }
         let t0 = Instant::now();
-        (&*self.file).write_all(&self.buf)?;
+        self.file.write_all(&self.buf)?;
         stages::global().observe(Stage::LogWrite, t0.elapsed());
         Ok(())
     }
@@ -943,7 +940,7 @@ impl Writer {
             Error::WriteSegment { source, .. } => source,
             other => std::io::Error::other(other),
         })?;
-        self.file = Arc::new(OpenOptions::new().append(true).open(&path)?);
+        self.file = OpenOptions::new().append(true).open(&path)?;
         self.path = path;
         self.size = HEADER_LEN as u64;
         self.shared.segments.lock().push(base);

@@ -1,34 +1,34 @@
-//! [`Syncer`]: one fsync round for every partition written since the last one
-//! (group commit across partitions).
+//! [`Syncer`]: the partitions' `fdatasync`s started in rounds (group commit
+//! across partitions).
 //!
 //! A write request of many devices has one record per partition it touches
 //! (300 IoT lines touch all 8 of the default partitions) and is acknowledged
-//! when every one of them is durable. With one `fdatasync` per partition
-//! writer, the 8 writers synced on schedules of their own, 8 syncs ran at
-//! once on the same file system (on ext4, concurrent `fdatasync`s of appending
-//! files queue on the journal: measured on this host 4–8 ms p50 for 8
-//! concurrent ones against 1–2 ms for the same 8 from one thread), and a
-//! request waited for the slowest of 8 independent queues.
+//! when every one of them is durable. With each partition writer syncing on
+//! a schedule of its own, a request's 8 records were written and synced at 8
+//! unrelated moments, and the request waited for the slowest of 8
+//! independent queues.
 //!
-//! Now the partition writers only `write` their group's frames; the sync is
-//! the syncer's. Its thread takes every partition that wrote since the last
-//! round and calls `fdatasync` on each of their files, one after the other
-//! (the first one commits the journal transaction holding all of them; the
-//! others find little left to do), answering each writer as soon as its file
-//! is synced. So the records of a request are made durable by one round.
+//! Now a writer that has written its group asks the syncer for a turn; the
+//! syncer's thread lets a **round** of writers go at once — every partition
+//! that wrote since the last round — and each of them then calls
+//! `fdatasync` on its own file, all at the same moment, so the file system
+//! commits them together (on ext4 one journal commit serves concurrent
+//! `fdatasync`s; one after the other, each needs its own: measured on this
+//! host under other processes' I/O, 8 files synced from one thread took
+//! 20–30 ms p50 against 1–1.2 ms for 8 concurrent ones, see
+//! docs/benchmarks/2026-12-03-write-latency.md, session 9).
 //!
-//! **Gathering.** Before a round starts, the syncer waits until every
+//! **Gathering.** Before a round goes, the syncer waits until every
 //! partition that has records handed to it (queued or being written, see
-//! [`Syncer::owe`]) has submitted them, at most `gather_max` (2 ms by
+//! [`Syncer::owe`]) has asked for its turn, at most `gather_max` (2 ms by
 //! default: a writer thread that did not get a CPU in time). A request's
-//! records, handed to their partitions together, so land in the same round
-//! instead of being split across two.
+//! records, handed to their partitions together, so start their syncs in
+//! the same round instead of two.
 //!
-//! **Durability** is unchanged: a writer acknowledges a group only after the
-//! syncer's `fdatasync` of its file, started after the group's `write`,
-//! returned successfully; an error is handed back to that writer, which rolls
-//! back (disk full) or poisons its partition as before. The segment format is
-//! unchanged.
+//! **Durability** is unchanged: a writer acknowledges a group only after its
+//! own `fdatasync` of its file, called after the group's `write`, returned
+//! successfully; an error is that writer's, which rolls back (disk full) or
+//! poisons its partition as before. The segment format is unchanged.
 
 use crate::stages::{self, Stage};
 use parking_lot::{Condvar, Mutex};
@@ -43,11 +43,10 @@ use std::time::{Duration, Instant};
 /// How long a round waits at most for partitions that owe records.
 pub(crate) const GATHER_MAX: Duration = Duration::from_millis(2);
 
-/// A writer's request to have its file synced in the next round.
+/// A writer's request for a turn in the next round.
 struct Ticket {
     partition: usize,
-    file: Arc<File>,
-    reply: SyncSender<io::Result<()>>,
+    go: SyncSender<()>,
 }
 
 #[derive(Default)]
@@ -69,7 +68,7 @@ struct Inner {
     rounds: AtomicU64,
 }
 
-/// Handle to the shared sync thread of a [`super::LocalLog`] (cheap to clone).
+/// Handle to the shared round thread of a [`super::LocalLog`] (cheap to clone).
 #[derive(Clone)]
 pub(crate) struct Syncer(Arc<Inner>);
 
@@ -90,7 +89,7 @@ impl Syncer {
             rounds: AtomicU64::new(0),
         });
         let run = Arc::clone(&inner);
-        let thread = std::thread::Builder::new().name("log-sync".to_owned()).spawn(move || run.run())?;
+        let thread = std::thread::Builder::new().name("log-rounds".to_owned()).spawn(move || run.run())?;
         Ok((Syncer(inner), thread))
     }
 
@@ -112,38 +111,44 @@ impl Syncer {
         self.0.wake.notify_one();
     }
 
-    /// Has `file` (written with the `records` owed by `partition`) synced in
-    /// the next round and waits for the result. `reply` is the writer's own
-    /// channel, reused for every sync.
+    /// Waits for the next round that lets `partition` (whose writer has
+    /// written the `records` it owed) go, then calls `fdatasync` on `file`.
+    /// `go` is the writer's own channel, reused for every sync.
     pub(crate) fn sync(
         &self,
         partition: usize,
-        file: &Arc<File>,
+        file: &File,
         records: u64,
-        reply: &(SyncSender<io::Result<()>>, Receiver<io::Result<()>>),
+        go: &(SyncSender<()>, Receiver<()>),
     ) -> io::Result<()> {
+        let t0 = Instant::now();
         {
             let mut state = self.0.state.lock();
             if let Some(o) = self.0.owed.get(partition) {
                 o.fetch_sub(records, Ordering::AcqRel);
             }
-            if state.closed || partition >= state.submitted.len() {
+            if !state.closed && partition < state.submitted.len() {
+                state.pending.push(Ticket { partition, go: go.0.clone() });
+                state.submitted[partition] = true;
+                self.0.wake.notify_one();
                 drop(state);
-                return file.sync_data();
+                // An error means the round thread is gone (closing): sync anyway.
+                let _ = go.1.recv();
             }
-            state.pending.push(Ticket { partition, file: Arc::clone(file), reply: reply.0.clone() });
-            state.submitted[partition] = true;
-            self.0.wake.notify_one();
         }
-        reply.1.recv().unwrap_or_else(|_| Err(io::Error::other("the ingest log's sync thread is gone")))
+        let turn = Instant::now();
+        stages::global().observe(Stage::LogRound, turn - t0);
+        let synced = file.sync_data();
+        stages::global().observe(Stage::LogSync, turn.elapsed());
+        synced
     }
 
-    /// Sync rounds started so far.
+    /// Rounds let go so far.
     pub(crate) fn rounds(&self) -> u64 {
         self.0.rounds.load(Ordering::Acquire)
     }
 
-    /// Lets the thread finish the pending round and exit (join its handle after).
+    /// Lets the thread release the pending round and exit (join its handle after).
     pub(crate) fn close(&self) {
         self.0.state.lock().closed = true;
         self.0.wake.notify_one();
@@ -180,15 +185,12 @@ impl Inner {
         self.owed.iter().zip(&state.submitted).all(|(owed, &submitted)| submitted || owed.load(Ordering::Acquire) == 0)
     }
 
-    /// Syncs every file of the round, answering each writer as soon as its
-    /// file is done.
+    /// Lets every writer of the round go (each then syncs its own file).
     fn round(&self, round: Vec<Ticket>) {
         self.rounds.fetch_add(1, Ordering::AcqRel);
-        let t0 = Instant::now();
         for t in round {
-            let _ = t.reply.send(t.file.sync_data());
+            let _ = t.go.send(());
         }
-        stages::global().observe(Stage::LogRound, t0.elapsed());
     }
 }
 
@@ -196,8 +198,8 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn file(dir: &std::path::Path, name: &str) -> Arc<File> {
-        Arc::new(File::create(dir.join(name)).unwrap())
+    fn file(dir: &std::path::Path, name: &str) -> File {
+        File::create(dir.join(name)).unwrap()
     }
 
     /// Waits (without a time bound: a bug shows as a hang) until `partition` has a ticket in the next round.
