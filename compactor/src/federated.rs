@@ -39,6 +39,16 @@ pub struct FederatedReadStore {
     hot: Arc<dyn ReadStore>,
     cold: Arc<dyn ReadStore>,
     watermark: WatermarkFn,
+    /// Group rollup reads ([`FederatedReadStore::with_group_rollups`]).
+    groups: Option<GroupReads>,
+}
+
+/// What the federated read needs to answer from group rollup tables.
+#[derive(Clone)]
+struct GroupReads {
+    tier: Arc<strata_cold_tier::ColdTier>,
+    handle: tokio::runtime::Handle,
+    declared: crate::group::GroupRollups,
 }
 
 impl std::fmt::Debug for FederatedReadStore {
@@ -51,7 +61,49 @@ impl FederatedReadStore {
     /// Combines `hot` and `cold`; `watermark` is usually
     /// `move |t| hot_store.cold_watermark(t)`.
     pub fn new(hot: Arc<dyn ReadStore>, cold: Arc<dyn ReadStore>, watermark: WatermarkFn) -> Self {
-        Self { hot, cold, watermark }
+        Self { hot, cold, watermark, groups: None }
+    }
+
+    /// Answers [`ReadStore::select_rollup`] with a `__group__` matcher from
+    /// the group rollup tables of `tier` (reads on `handle`), for the
+    /// declarations `declared` publishes (the compactor's
+    /// [`crate::Compactor::group_rollups`]); without this, or for an id not
+    /// published, such a request gets `None`.
+    pub fn with_group_rollups(
+        mut self,
+        tier: Arc<strata_cold_tier::ColdTier>,
+        handle: tokio::runtime::Handle,
+        declared: crate::group::GroupRollups,
+    ) -> Self {
+        self.groups = Some(GroupReads { tier, handle, declared });
+        self
+    }
+
+    /// [`ReadStore::select_rollup`] of a group rollup: its windows ending
+    /// in `ends` (already clipped to the watermark), from the declaration's
+    /// table, or `None` when it is not published or its table does not
+    /// hold every window from `ends.start` on.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the cold tier's async reads run on the server's runtime handle, never from a runtime worker"
+    )]
+    fn select_group_rollup(
+        &self,
+        tenant: &TenantId,
+        id: u64,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+    ) -> Result<Option<RollupData>, ReadError> {
+        let Some(g) = &self.groups else { return Ok(None) };
+        let Some(rollup) = strata_cold_tier::Rollup::of_width(width_ms) else { return Ok(None) };
+        let published = g.declared.read().get(tenant).is_some_and(|l| l.iter().any(|d| d.id() == id));
+        if !published {
+            return Ok(None);
+        }
+        let view = g.tier.group_view(rollup, id);
+        let series = g.handle.block_on(view.select_rollup(tenant, matchers, ends))?;
+        Ok(series.map(|series| RollupData { covered_end: ends.end, series }))
     }
 
     /// The (cold, hot) sub-ranges of `range` for `tenant`.
@@ -210,6 +262,10 @@ impl ReadStore for FederatedReadStore {
         let covered_end = w.saturating_sub(1).div_euclid(width_ms).saturating_mul(width_ms).min(ends.end);
         if covered_end < ends.start {
             return Ok(None);
+        }
+        if let Some(id) = strata_cold_tier::group_of(matchers) {
+            // Group rows come only from the group table: no raw or per-series fallback here.
+            return self.select_group_rollup(tenant, id, matchers, width_ms, TimeRange::new(ends.start, covered_end));
         }
         let cold = self.cold.select_rollup(tenant, matchers, width_ms, TimeRange::new(ends.start, covered_end))?;
         Ok(cold.map(|mut d| {

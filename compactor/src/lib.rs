@@ -57,6 +57,7 @@
 mod config;
 mod error;
 mod federated;
+mod group;
 mod maintain;
 mod progress;
 mod roll;
@@ -65,6 +66,7 @@ mod source;
 pub use config::CompactorConfig;
 pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
+pub use group::{GroupRollupSource, GroupRollups};
 pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PURGE_FAILPOINT, PurgeOutcome, RetentionSource};
 pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, PassHook, RollOutcome, RollableFn};
 pub use source::{RollSource, sealed_from_listing};

@@ -237,6 +237,9 @@ impl Compactor {
             for r in Rollup::ALL {
                 self.merge_small_files(&self.cold.rollup_view(r), tenant, out, merges).await?;
             }
+            for (_, view) in self.group_views(tenant) {
+                self.merge_small_files(&view, tenant, out, merges).await?;
+            }
             return self.merge_small_files(&self.cold.series_view(), tenant, out, merges).await;
         }
         self.apply_retention(&self.cold, tenant, now_ms, out).await?;
@@ -248,8 +251,9 @@ impl Compactor {
         // The rollup tables: the same retention, small-file merge (partial
         // windows of one series and end become one row), manifest folding,
         // expiry and orphan removal; counted apart from the samples table.
-        for r in Rollup::ALL {
-            let view = self.cold.rollup_view(r);
+        // The declared group rollup tables (`group.rs`) likewise.
+        let groups = self.group_views(tenant).into_iter().map(|(_, v)| v);
+        for view in Rollup::ALL.map(|r| self.cold.rollup_view(r)).into_iter().chain(groups) {
             self.apply_retention(&view, tenant, now_ms, out).await?;
             self.merge_small_files(&view, tenant, out, merges).await?;
             self.maintain_table(&view, tenant, out).await?;
@@ -472,8 +476,13 @@ impl Compactor {
         self.failpoint(PURGE_FAILPOINT)?;
         let mut cold_out = strata_cold_tier::FilesDeleted::default();
         self.known_series.lock().remove(tenant);
-        let views = Rollup::ALL.map(|r| self.cold.rollup_view(r));
-        for view in views.iter().chain([&self.cold.series_view()]) {
+        let views: Vec<strata_cold_tier::ColdTier> = Rollup::ALL
+            .map(|r| self.cold.rollup_view(r))
+            .into_iter()
+            .chain(self.group_views(tenant).into_iter().map(|(_, v)| v))
+            .chain([self.cold.series_view()])
+            .collect();
+        for view in &views {
             let gone = view
                 .purge(tenant)
                 .await

@@ -138,6 +138,8 @@ pub struct CompactorMetrics {
     pub errors: AtomicU64,
     /// Rollup rows (per series and window, 5 m, 1 h and 1 d) committed.
     pub rollup_windows_written: AtomicU64,
+    /// Group rollup rows (per declared group and window) committed.
+    pub group_rollup_rows_written: AtomicU64,
     /// Maintenance passes finished.
     pub maintenance_passes: AtomicU64,
     /// Snapshots expired.
@@ -171,7 +173,7 @@ impl CompactorMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
         use strata_schemas::metrics_text::{MetricKind, MetricsText};
-        let rows: [(&str, &str, &AtomicU64); 19] = [
+        let rows: [(&str, &str, &AtomicU64); 20] = [
             ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
             ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
             ("strata_compactor_bytes_written_total", "Parquet bytes committed", &self.bytes_written),
@@ -186,6 +188,11 @@ impl CompactorMetrics {
                 "strata_compactor_rollup_windows_written_total",
                 "rollup rows (series x 5m/1h/1d window) committed",
                 &self.rollup_windows_written,
+            ),
+            (
+                "strata_compactor_group_rollup_rows_written_total",
+                "group rollup rows (declared group x 5m/1h/1d window) committed",
+                &self.group_rollup_rows_written,
             ),
             ("strata_compactor_maintenance_passes_total", "cold maintenance passes finished", &self.maintenance_passes),
             ("strata_compactor_snapshots_expired_total", "cold table snapshots expired", &self.snapshots_expired),
@@ -277,6 +284,10 @@ pub struct Compactor {
     /// catalog (every pass reads it for each tenant): what the write path
     /// refuses below, per partition ([`Compactor::partition_roll_state`]).
     roll_states: Mutex<HashMap<TenantId, BTreeMap<u32, i64>>>,
+    /// The published group rollup declarations (`group.rs`).
+    pub(crate) group_rollups: crate::group::GroupRollups,
+    /// Where each roll pass reads the declarations from, if set.
+    pub(crate) group_source: Mutex<Option<crate::group::GroupRollupSource>>,
 }
 
 /// A test's code run at a named point of a pass (`"planned"`: the sealed
@@ -323,6 +334,8 @@ impl Compactor {
             partitioning: Mutex::default(),
             hook: Mutex::default(),
             roll_states: Mutex::default(),
+            group_rollups: Arc::default(),
+            group_source: Mutex::default(),
         }
     }
 
@@ -444,6 +457,7 @@ impl Compactor {
             .filter(|&p| p < count)
             .collect();
         self.adopt_new_tenants(now_ms, part.shared).await?;
+        self.refresh_group_rollups().await?;
         // The sealed buckets and, from the same instant, each tenant's first
         // bucket still in the memtable: every bucket holding data now is one
         // or the other (advance_empty_partitions relies on it).
@@ -686,6 +700,7 @@ impl Compactor {
         let views: Vec<(String, ColdTier)> = Rollup::ALL
             .iter()
             .map(|&r| (format!("rollup{}", r.name()), self.cold.rollup_view(r)))
+            .chain(self.group_views(tenant))
             .chain([("samples".to_owned(), (*self.cold).clone())])
             .collect();
         for (table, view) in views {
@@ -780,6 +795,7 @@ impl Compactor {
             self.record_series(bucket, &source, &series).await?;
             self.commit_rollup(bucket, &source, &series, *r, claim).await?;
         }
+        self.commit_group_rollups(bucket, rollable, &of, &source_of).await?;
         if samples_claim.is_empty() {
             self.metrics.duplicate_commits_avoided.fetch_add(1, Ordering::Relaxed);
             return Ok(BucketOutcome::AlreadyCommitted);
@@ -896,7 +912,7 @@ impl Compactor {
     /// start of its complete data: `i64::MIN` when the samples table holds
     /// no rows yet (nothing older is in cold, so every window is complete),
     /// else the bucket start (older buckets were rolled before rollups existed).
-    async fn rollup_since(&self, bucket: &SealedBucket) -> Result<i64> {
+    pub(crate) async fn rollup_since(&self, bucket: &SealedBucket) -> Result<i64> {
         let tenant = &bucket.tenant;
         let table = self
             .cold

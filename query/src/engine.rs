@@ -18,6 +18,7 @@ mod binary;
 mod eval;
 pub(crate) mod federate;
 mod functions;
+mod group_rollup;
 mod histogram;
 mod labels_fn;
 pub mod prescan;
@@ -109,6 +110,12 @@ impl TenantQueryStats {
         e.1 += samples as u64;
     }
 
+    /// Aggregations answered from a declared group rollup since start, in
+    /// this process (every engine: `strata_query_group_rollup_selects_total`).
+    pub fn group_rollup_selects(&self) -> u64 {
+        group_rollup::group_selects()
+    }
+
     /// Range-function selectors answered from rollups (all tenants).
     pub fn rollup_selects(&self) -> u64 {
         self.rollup_selects.total()
@@ -143,6 +150,7 @@ impl TenantQueryStats {
         }
         drop(m);
         self.rollup_selects.render(out);
+        group_rollup::render(out);
     }
 }
 

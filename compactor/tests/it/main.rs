@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 mod crash;
+mod group;
 mod maintain;
 mod rollup;
 mod s3;

@@ -90,8 +90,12 @@ impl Env {
     }
 
     pub(crate) fn write(&mut self, t: &str, metric: &str, device: &str, samples: &[(i64, f64)]) {
+        self.write_series(t, labels(metric, device), device, samples);
+    }
+
+    /// Writes one series with any labels (`device` for its device hash).
+    pub(crate) fn write_series(&mut self, t: &str, l: Labels, device: &str, samples: &[(i64, f64)]) {
         let tid = tenant(t);
-        let l = labels(metric, device);
         let batch = WriteBatch {
             tenant: tid.clone(),
             series: vec![BatchSeries {

@@ -13,6 +13,9 @@ use strata_schemas::{Labels, METRIC_NAME};
 
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
+    if let Some(out) = super::group_rollup::try_eval(ev, agg)? {
+        return Ok(Eval::Vector(out));
+    }
     if let Some(out) = fold_selector(ev, agg)? {
         return Ok(Eval::Vector(out));
     }
