@@ -177,8 +177,8 @@ impl Compactor {
         &self,
         bucket: &SealedBucket,
         rollable: &BTreeSet<u32>,
-        of: &dyn Fn(&BTreeSet<u32>) -> Vec<SeriesSamples>,
-        source_of: &dyn Fn(&BTreeSet<u32>) -> CommitSource,
+        of: &(dyn Fn(&BTreeSet<u32>) -> Vec<SeriesSamples> + Sync),
+        source_of: &(dyn Fn(&BTreeSet<u32>) -> CommitSource + Sync),
     ) -> Result<()> {
         let tenant = &bucket.tenant;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };

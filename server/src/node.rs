@@ -619,6 +619,7 @@ async fn wire(
     let cold = open_cold(node, stop.clone()).await?;
     if let Some(c) = &cold {
         tokio::spawn(crate::admin::sync_cold_retentions(Arc::clone(registry), Arc::clone(&c.compactor)));
+        c.compactor.set_group_rollup_source(group_rollup_source(Arc::clone(registry)));
     }
     let admin_audit =
         Arc::new(crate::admin_audit::AdminAudit::open(&crate::erasure::audit_dir(&node.config, &node.data_dir))?);
@@ -779,13 +780,16 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     tokio::spawn(Arc::clone(&compactor).run(async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
-    let cold_read = strata_cold_tier::ColdReadStore::new(tier, tokio::runtime::Handle::current());
+    let cold_read = strata_cold_tier::ColdReadStore::new(Arc::clone(&tier), tokio::runtime::Handle::current());
     let hot = Arc::clone(&node.hot);
-    let store = Arc::new(strata_compactor::FederatedReadStore::new(
-        node.hot_read(),
-        Arc::new(cold_read),
-        Arc::new(move |t: &strata_schemas::TenantId| hot.cold_watermark(t)),
-    ));
+    let store = Arc::new(
+        strata_compactor::FederatedReadStore::new(
+            node.hot_read(),
+            Arc::new(cold_read),
+            Arc::new(move |t: &strata_schemas::TenantId| hot.cold_watermark(t)),
+        )
+        .with_group_rollups(tier, tokio::runtime::Handle::current(), compactor.group_rollups()),
+    );
     tracing::info!(
         warehouse = %config.cold.warehouse_url(&node.data_dir),
         catalog = %redact_userinfo(&config.cold.catalog_url(&node.data_dir)),
@@ -794,6 +798,28 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
         "cold tier on: sealed hot buckets roll into Iceberg tables (off: [cold] enabled = false)"
     );
     Ok(Some(Cold { compactor, store }))
+}
+
+/// Where the compactor reads the tenants' group rollup declarations
+/// (`TenantPolicy::group_rollups`) at the start of each roll pass.
+fn group_rollup_source(registry: Arc<crate::registry::Registry>) -> strata_compactor::GroupRollupSource {
+    Arc::new(move || {
+        let registry = Arc::clone(&registry);
+        Box::pin(async move {
+            match registry.tenants().await {
+                Ok(rows) => Some(
+                    rows.into_iter()
+                        .filter(|r| !r.policy.group_rollups.is_empty())
+                        .map(|r| (r.policy.id, r.policy.group_rollups))
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading tenants' group rollups failed; keeping the previous ones");
+                    None
+                }
+            }
+        })
+    })
 }
 
 /// Test hook: `STRATA_ROLL_CRASH_AT=<point>` (one of

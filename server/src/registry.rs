@@ -303,6 +303,9 @@ pub fn check_policy(policy: &TenantPolicy) -> anyhow::Result<()> {
     anyhow::ensure!(!policy.home_region.is_empty(), "home_region must not be empty");
     distinct_names("allowed_query_regions", &policy.allowed_query_regions)?;
     distinct_names("data_regions", &policy.data_regions)?;
+    for d in &policy.group_rollups {
+        d.validate().map_err(anyhow::Error::msg)?;
+    }
     anyhow::ensure!(
         policy.data_regions.is_empty() || policy.stores_in(&policy.home_region),
         "home_region {:?} is not one of data_regions {:?}: the home region is the tenant's first data region",

@@ -176,6 +176,9 @@ impl NodeTiers {
         if let Some(point) = super::crash::cold_failpoint() {
             c.cold().arm_failpoint(point);
         }
+        // Group rollups are not rewritten by the erase: their tables go, and
+        // start afresh at the next roll (only later windows answered from them).
+        c.purge_group_rollups(&req.tenant).await?;
         let r = c.cold().erase(&req.tenant, &erase).await.inspect_err(super::crash::after_cold_erase)?;
         Ok(StepProgress {
             files_rewritten: r.files_rewritten + r.rollup_files_rewritten,
