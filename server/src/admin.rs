@@ -214,6 +214,8 @@ struct TenantFields {
     #[serde(default, deserialize_with = "present")]
     residency: Option<Option<Residency>>,
     otlp_promoted_attributes: Option<Vec<String>>,
+    /// Group rollups (`[{"metric": "temp", "by": ["farm"]}]`): replaces the list.
+    group_rollups: Option<Vec<strata_schemas::GroupRollup>>,
     limits: Option<Value>,
 }
 
@@ -257,6 +259,9 @@ fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiErr
     }
     if let Some(v) = f.otlp_promoted_attributes {
         policy.otlp_promoted_attributes = v;
+    }
+    if let Some(v) = f.group_rollups {
+        policy.group_rollups = v;
     }
     if let Some(patch) = f.limits {
         policy.limits = merge_limits(&policy.limits, patch)?;
