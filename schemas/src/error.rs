@@ -2,13 +2,16 @@
 
 /// What kind of failure an error is, independent of which crate raised it.
 ///
-/// Kinds are mapped to HTTP statuses in three places, not one: the write
-/// path in `ingest::http::log_error` (503 with `Retry-After` for
-/// `Unavailable`), the query API through `query::QueryError::error_type` and
-/// `http_status` (Prometheus's `errorType` and status), and the server's own
-/// handlers (admin, erasure, the inter-region endpoints of
-/// `server/src/regions.rs`), which choose a status per handler. When a kind
-/// is added or its meaning changes, touch all three.
+/// Kinds are mapped to HTTP statuses in three places, one per API family:
+/// the write path in `ingest::http::log_error` (503 with `Retry-After` for
+/// `Unavailable`; InfluxDB's statuses), the query API through
+/// `query::QueryError::error_type` and `http_status` (Prometheus's
+/// `errorType` and status), and the server's own handlers (admin, erasure,
+/// status pages, `/internal/*`) through `server/src/error.rs`
+/// (`status_of(kind)`; 401, 403, 409 and 413 by their own variants). The
+/// inter-region endpoints of `server/src/regions.rs` answer refusals with
+/// `errorType: "geo_fence"`. When a kind is added or its meaning changes,
+/// touch all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The caller sent something invalid; retrying the same request fails again.

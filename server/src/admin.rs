@@ -30,10 +30,12 @@
 //! | `residency` | `{"label": "country", "jurisdictions": {"de": "eu"}}` or `null` | a label whose value pins a series to a jurisdiction: a line labelled for another jurisdiction than the node's is refused at ingest (`null` removes it) |
 //! | `otlp_promoted_attributes` | list of strings | OTLP resource attributes copied onto every series (`[]` clears; they are always in `target_info`) |
 //!
-//! Errors are `{"error": "..."}` with 400 (bad input), 401 (admin token),
-//! 404 (no such tenant or token), 409 (exists), 500 (a purge failed half-way;
-//! repeat it).
+//! Errors are [`crate::error::Error`]s, answered `{"status": "error",
+//! "errorType": ..., "error": "..."}` with 400 (bad input), 401 (admin token),
+//! 404 (no such tenant or token), 409 (exists), 500 (a registry failure, or a
+//! purge failed half-way; repeat it).
 
+use crate::error::{Error, Result};
 use crate::registry::store::TenantRow;
 use crate::registry::{Registry, TokenAccess, check_policy, now_ms};
 use axum::Router;
@@ -132,43 +134,26 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// An admin API failure.
-#[derive(Debug)]
-struct ApiError(StatusCode, String);
+type ApiResult = Result<Response>;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
-    }
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadRequest(msg.into())
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "admin API failure");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
-    }
+fn not_found(id: &TenantId) -> Error {
+    Error::NotFound(format!("no tenant {:?}", id.as_str()))
 }
 
-type ApiResult = Result<Response, ApiError>;
-
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, msg.into())
-}
-
-fn not_found(id: &TenantId) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no tenant {:?}", id.as_str()))
-}
-
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<()> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
     let ok = given.is_some_and(|t| crate::auth::token_eq(t.as_bytes(), state.admin_token.as_bytes()));
-    if ok { Ok(()) } else { Err(ApiError(StatusCode::UNAUTHORIZED, "missing or wrong admin token".into())) }
+    if ok { Ok(()) } else { Err(Error::Unauthenticated("missing or wrong admin token".into())) }
 }
 
-fn tenant_id(id: &str) -> Result<TenantId, ApiError> {
+fn tenant_id(id: &str) -> Result<TenantId> {
     TenantId::new(id).map_err(|e| bad(e.to_string()))
 }
 
@@ -224,13 +209,13 @@ fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(d: D) -> Resul
     T::deserialize(d).map(Some)
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
 }
 
 /// Applies `fields` onto `policy` (limits merge key by key). Setting
 /// `data_regions` without `home_region` makes the first data region the home.
-fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiError> {
+fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<()> {
     if let Some(v) = f.display_name {
         policy.display_name = v;
     }
@@ -269,7 +254,7 @@ fn apply_fields(policy: &mut TenantPolicy, f: TenantFields) -> Result<(), ApiErr
     check_policy(policy).map_err(|e| bad(e.to_string()))
 }
 
-fn merge_limits(current: &TenantLimits, patch: Value) -> Result<TenantLimits, ApiError> {
+fn merge_limits(current: &TenantLimits, patch: Value) -> Result<TenantLimits> {
     let Value::Object(patch) = patch else { return Err(bad("limits must be a JSON object")) };
     let mut merged = serde_json::to_value(current).map_err(|e| bad(e.to_string()))?;
     for (k, v) in patch {
@@ -285,7 +270,7 @@ async fn create_tenant(State(s): State<AdminState>, headers: HeaderMap, body: ax
     let mut policy = TenantPolicy::new(id.clone(), s.registry.region());
     apply_fields(&mut policy, fields)?;
     if !s.registry.store().create_tenant(&policy, now_ms()).await? {
-        return Err(ApiError(StatusCode::CONFLICT, format!("tenant {:?} already exists", id.as_str())));
+        return Err(Error::Conflict(format!("tenant {:?} already exists", id.as_str())));
     }
     s.registry.reload().await?;
     tracing::info!(tenant = %id, home_region = %policy.home_region, "tenant created");
@@ -368,10 +353,9 @@ async fn delete_tenant(
     }
     let purged = (s.purge)(id.clone()).await.map_err(|e| {
         tracing::error!(tenant = %id, error = %e, "purging a deleted tenant's data failed");
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("tenant {id} is deleted, but purging its data failed (repeat the same request to finish): {e:#}"),
-        )
+        Error::Internal(e.context(format!(
+            "tenant {id} is deleted, but purging its data failed (repeat the same request to finish)"
+        )))
     })?;
     tracing::warn!(tenant = %id, %purged, "tenant deleted and its data purged");
     Ok(axum::Json(json!({
@@ -429,7 +413,7 @@ async fn revoke_token(
     authorize(&s, &headers)?;
     let id = tenant_id(&id)?;
     if !s.registry.store().revoke_token(&id, &token_id, now_ms()).await? {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("tenant {id} has no live token {token_id:?}")));
+        return Err(Error::NotFound(format!("tenant {id} has no live token {token_id:?}")));
     }
     s.registry.reload().await?;
     tracing::info!(tenant = %id, token_id, "token revoked");

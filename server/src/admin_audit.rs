@@ -42,6 +42,7 @@
 //! When the record cannot be written the answer is still sent (the action
 //! happened), with the failure logged as an error naming the file.
 
+use crate::error::Error;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, header};
@@ -174,20 +175,17 @@ async fn list_actions(
     State(state): State<AuditState>,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<ActionsQuery>,
-) -> Response {
-    let err = |status: axum::http::StatusCode, msg: String| {
-        (status, axum::Json(json!({"status": "error", "error": msg}))).into_response()
-    };
+) -> Result<Response, Error> {
     if who(&state, &headers) != "admin" {
-        return err(axum::http::StatusCode::UNAUTHORIZED, "the admin API needs the admin token".into());
+        return Err(Error::Unauthenticated("the admin API needs the admin token".into()));
     }
     let log = Arc::clone(&state.log);
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    match tokio::task::spawn_blocking(move || log.list(q.tenant.as_deref(), limit)).await {
-        Ok(Ok(records)) => axum::Json(json!({"status": "success", "data": records})).into_response(),
-        Ok(Err(e)) => err(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("reading the admin audit log: {e:#}")),
-        Err(e) => err(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("audit task failed: {e}")),
-    }
+    let records = tokio::task::spawn_blocking(move || log.list(q.tenant.as_deref(), limit))
+        .await
+        .map_err(Error::task("audit"))?
+        .map_err(|source| Error::ReadAudit { log: "admin", source })?;
+    Ok(axum::Json(json!({"status": "success", "data": records})).into_response())
 }
 
 /// Whether a request is an admin action the log records.
@@ -271,7 +269,7 @@ pub async fn layer(State(state): State<AuditState>, req: Request, next: Next) ->
         Ok(b) => b,
         Err(e) => {
             let msg = format!("admin request body not read (at most {MAX_BODY} bytes for an admin route): {e}");
-            let resp = (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({"error": msg}))).into_response();
+            let resp = Error::BodyTooLarge(msg).into_response();
             return finish(&state, record, resp, started).await;
         }
     };

@@ -26,14 +26,15 @@
 
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use strata_hot_store::{Cardinality, CardinalityRequest, Count, HotStore};
-use strata_schemas::{Access, AuthError, Matcher, ReadStore, TenantId, TenantResolver, TimeRange};
+use strata_schemas::{Access, Matcher, ReadStore, TenantId, TenantResolver, TimeRange};
 
 /// Most entries per list.
 pub const MAX_TOP_N: usize = 1000;
@@ -55,36 +56,22 @@ pub fn router(state: CardinalityState) -> Router {
     Router::new().route("/api/v1/status/tsdb", get(tsdb_status)).with_state(state)
 }
 
-fn error(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"status": "error", "errorType": kind, "error": msg.into()}))).into_response()
-}
-
 async fn tsdb_status(
     State(st): State<CardinalityState>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
-) -> Response {
+) -> Result<Response> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let tenant = match st.resolver.resolve(auth, Access::Read) {
-        Ok(t) => t,
-        Err(e @ AuthError::Forbidden { .. }) => return error(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-        Err(e) => return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()),
-    };
-    let req = match request(&params) {
-        Ok(r) => r,
-        Err(msg) => return error(StatusCode::BAD_REQUEST, "bad_data", msg),
-    };
-    let c = match count(&st, &tenant, req).await {
-        Ok(c) => c,
-        Err(resp) => return *resp,
-    };
+    let tenant = st.resolver.resolve(auth, Access::Read)?;
+    let req = request(&params).map_err(Error::BadRequest)?;
+    let c = count(&st, &tenant, req).await?;
     let limit = st
         .resolver
         .policy(&tenant)
         .map_or_else(|| strata_schemas::TenantLimits::default().max_active_series, |p| p.limits.max_active_series);
     let used = st.hot.tenant_series(&tenant);
     let list = |v: &[Count]| v.iter().map(|c| json!({"name": c.name, "value": c.value})).collect::<Vec<_>>();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "status": "success",
         "data": {
             "headStats": {
@@ -108,16 +95,11 @@ async fn tsdb_status(
             },
         }
     }))
-    .into_response()
+    .into_response())
 }
 
 /// The statistics: from the hot index, or for a rolled day from the hot and cold tiers' series.
-async fn count(
-    st: &CardinalityState,
-    tenant: &TenantId,
-    req: CardinalityRequest,
-) -> Result<Cardinality, Box<Response>> {
-    let internal = |e: String| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e));
+async fn count(st: &CardinalityState, tenant: &TenantId, req: CardinalityRequest) -> Result<Cardinality> {
     let t = tenant.clone();
     let rolled_day = match (&st.store, req.range) {
         (Some(store), Some((start, end))) if st.hot.cold_watermark(tenant).is_some_and(|w| start < w) => {
@@ -129,10 +111,10 @@ async fn count(
         let hot = Arc::clone(&st.hot);
         return tokio::task::spawn_blocking(move || hot.cardinality(&t, &req))
             .await
-            .map_err(|e| internal(e.to_string()));
+            .map_err(Error::task("cardinality"));
     };
     let matchers = if req.matchers.is_empty() {
-        vec![Matcher::regex(strata_schemas::METRIC_NAME, ".+").map_err(|e| internal(e.to_string()))?]
+        vec![Matcher::regex(strata_schemas::METRIC_NAME, ".+").map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?]
     } else {
         req.matchers.clone()
     };
@@ -140,14 +122,8 @@ async fn count(
         store.series(&t, &matchers, day).map(|series| strata_hot_store::cardinality_of(&series, &req))
     })
     .await
-    .map_err(|e| internal(e.to_string()))?;
-    counted.map_err(|e| {
-        let status = match e.kind() {
-            strata_schemas::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Box::new(error(status, "internal", format!("reading the series of the day from the cold tier: {e}")))
-    })
+    .map_err(Error::task("cardinality"))?;
+    counted.map_err(|source| Error::ReadSeries { context: "reading the series of the day from the cold tier", source })
 }
 
 /// The request's parameters (see the module doc).

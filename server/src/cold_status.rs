@@ -9,6 +9,7 @@
 //! token sees its own tables; the admin token every tenant with a table.
 //! `enabled: false` when the node runs without a cold tier.
 
+use crate::error::Error;
 use crate::progress::{Scope, scope};
 use crate::registry::Registry;
 use axum::Router;
@@ -48,30 +49,20 @@ pub fn router(state: ColdStatusState) -> Router {
     Router::new().route("/api/v1/status/cold", get(cold_status)).with_state(state)
 }
 
-async fn cold_status(State(st): State<ColdStatusState>, headers: HeaderMap) -> Response {
-    let scope = match scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode()) {
-        Ok(s) => s,
-        Err(resp) => return *resp,
-    };
+async fn cold_status(State(st): State<ColdStatusState>, headers: HeaderMap) -> Result<Response, Error> {
+    let scope = scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode())?;
     let Some(cold) = &st.cold else {
-        return axum::Json(json!({"status": "success", "data": {"enabled": false, "tenants": []}})).into_response();
+        return Ok(axum::Json(json!({"status": "success", "data": {"enabled": false, "tenants": []}})).into_response());
     };
     let tenants = match &scope {
-        Scope::All => match cold.tenants().await {
-            Ok(t) => t,
-            Err(e) => {
-                let body =
-                    json!({"status": "error", "errorType": "internal", "error": format!("listing cold tables: {e}")});
-                return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
-            }
-        },
+        Scope::All => cold.tenants().await.map_err(|source| Error::ListColdTables(Box::new(source)))?,
         Scope::Tenant { tenant, .. } => vec![tenant.clone()],
     };
     let mut out = Vec::with_capacity(tenants.len());
     for tenant in &tenants {
         out.push(tenant_status(&st.hot, cold, tenant).await);
     }
-    axum::Json(json!({"status": "success", "data": {"enabled": true, "tenants": out}})).into_response()
+    Ok(axum::Json(json!({"status": "success", "data": {"enabled": true, "tenants": out}})).into_response())
 }
 
 async fn tenant_status(hot: &HotStore, cold: &ColdTier, tenant: &TenantId) -> Value {

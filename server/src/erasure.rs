@@ -56,6 +56,7 @@ use strata_schemas::{
     TimeRange,
 };
 
+use crate::error::Error;
 use crate::registry::Registry;
 use crate::registry::store::DeleteRow;
 
@@ -169,6 +170,25 @@ impl ReadStore for ErasingStore {
         })
     }
 
+    /// Forwarded unless a tombstone of the tenant overlaps the range: then
+    /// the newest sample that survives it (the range read and filtered).
+    fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let stones = self.registry.tombstones(tenant);
+        let Some(stones) = stones.filter(|s| s.iter().any(|t| t.start <= range.end && t.end >= range.start)) else {
+            return self.inner.select_newest(tenant, matchers, range, each);
+        };
+        self.inner.select_each(tenant, matchers, range, &mut |s| match Self::filter(&stones, s) {
+            Some(s) => each(strata_schemas::read::keep_newest(s)),
+            None => Ok(()),
+        })
+    }
+
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         let out = self.inner.series(tenant, matchers, range)?;
         let Some(stones) = self.registry.tombstones(tenant) else { return Ok(out) };
@@ -255,8 +275,15 @@ pub fn router(state: ErasureState) -> Router {
         .with_state(state)
 }
 
-fn err(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"status": "error", "error": msg.into()}))).into_response()
+const NEEDS_ADMIN: &str = "the admin API needs the admin token (Authorization: Bearer)";
+
+/// `Ok` when the request carries the admin token; else the 401.
+fn admin_only(s: &ErasureState, headers: &HeaderMap) -> crate::error::Result<()> {
+    if is_admin(s, headers) { Ok(()) } else { Err(Error::Unauthenticated(NEEDS_ADMIN.into())) }
+}
+
+fn tenant_id(id: &str) -> crate::error::Result<TenantId> {
+    TenantId::new(id).map_err(|_| Error::BadRequest("invalid tenant id".into()))
 }
 
 fn is_admin(s: &ErasureState, headers: &HeaderMap) -> bool {
@@ -282,15 +309,11 @@ async fn admin_delete(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    if !is_admin(&s, &headers) {
-        return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
-    }
-    let Ok(tenant) = TenantId::new(id.as_str()) else { return err(StatusCode::BAD_REQUEST, "invalid tenant id") };
-    let b: AdminBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return err(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")),
-    };
+) -> crate::error::Result<Response> {
+    admin_only(&s, &headers)?;
+    let tenant = tenant_id(&id)?;
+    let b: AdminBody =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
     record(&s, &tenant, b.selectors, b.start, b.end, "admin".to_owned()).await
 }
 
@@ -298,15 +321,12 @@ async fn prometheus_delete(
     State(s): State<ErasureState>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
-) -> Response {
+) -> crate::error::Result<Response> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let tenant = match s.registry.resolve(auth, Access::Delete) {
-        Ok(t) => t,
-        Err(e @ AuthError::Forbidden { .. }) => {
-            return err(StatusCode::FORBIDDEN, format!("{e}: deleting needs a token with admin access"));
-        }
-        Err(e) => return err(StatusCode::UNAUTHORIZED, e.to_string()),
-    };
+    let tenant = s.registry.resolve(auth, Access::Delete).map_err(|e| match e {
+        AuthError::Forbidden { .. } => Error::Forbidden(format!("{e}: deleting needs a token with admin access")),
+        e => Error::Unauthenticated(e.to_string()),
+    })?;
     let selectors: Vec<String> = params.iter().filter(|(k, _)| k == "match[]").map(|(_, v)| v.clone()).collect();
     let time = |name: &str| -> Result<Option<i64>, String> {
         match params.iter().find(|(k, _)| k == name) {
@@ -314,10 +334,7 @@ async fn prometheus_delete(
             Some((_, v)) => parse_time(v).map(Some).map_err(|e| format!("invalid parameter \"{name}\": {e}")),
         }
     };
-    let (start, end) = match (time("start"), time("end")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return err(StatusCode::BAD_REQUEST, e),
-    };
+    let (start, end) = (time("start").map_err(Error::BadRequest)?, time("end").map_err(Error::BadRequest)?);
     record(&s, &tenant, selectors, start, end, format!("token:{tenant}")).await
 }
 
@@ -336,24 +353,22 @@ async fn record(
     start: Option<i64>,
     end: Option<i64>,
     requested_by: String,
-) -> Response {
+) -> crate::error::Result<Response> {
     if selectors.is_empty() {
-        return err(StatusCode::BAD_REQUEST, "no match[] selector: say which series to delete");
+        return Err(Error::BadRequest("no match[] selector: say which series to delete".into()));
     }
     for sel in &selectors {
-        if let Err(e) = parse_selector(sel) {
-            return err(StatusCode::BAD_REQUEST, e);
-        }
+        parse_selector(sel).map_err(Error::BadRequest)?;
     }
     let now = crate::registry::now_ms();
     let start = start.unwrap_or(i64::MIN);
     let end = end.unwrap_or(i64::MAX).min(now);
     if end < start {
-        return err(StatusCode::BAD_REQUEST, "end is before start");
+        return Err(Error::BadRequest("end is before start".into()));
     }
     let mut raw = [0u8; 12];
     if getrandom::fill(&mut raw).is_err() {
-        return err(StatusCode::INTERNAL_SERVER_ERROR, "no randomness for a request id");
+        return Err(Error::Internal(anyhow::anyhow!("no randomness for a request id")));
     }
     let id = format!("del_{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>());
     let spec = DeleteSpec { selectors, start, end, requested_by };
@@ -366,9 +381,11 @@ async fn record(
         requested_at: now,
         completed_at: None,
     };
-    if let Err(e) = s.registry.store().insert_delete(&row).await {
-        return err(StatusCode::SERVICE_UNAVAILABLE, format!("the delete request was not recorded: {e:#}"));
-    }
+    s.registry
+        .store()
+        .insert_delete(&row)
+        .await
+        .map_err(|source| Error::Registry { context: "the delete request was not recorded".into(), source })?;
     // This node hides the samples from now on; the peers once they reloaded
     // (asked now, before the answer; one that does not answer at its next
     // reload, within a second, or when it starts).
@@ -380,7 +397,7 @@ async fn record(
         peers_unreached = unreached.len(), "delete request recorded");
     let mut body = describe(&row);
     body["peers"] = json!({"hiding": hiding, "unreached": unreached});
-    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
 /// Asks every `[cluster] peer` to reload the registry (so it hides the new
@@ -413,19 +430,21 @@ async fn tell_peers(s: &ErasureState) -> (Vec<String>, Vec<serde_json::Value>) {
 /// `POST /internal/v1/erasure/reload` (`[cluster] token`): reloads the
 /// registry now, so a delete recorded through a peer is hidden here before
 /// that peer acknowledges it.
-async fn peer_reload(State(s): State<ErasureState>, headers: HeaderMap) -> Response {
+async fn peer_reload(State(s): State<ErasureState>, headers: HeaderMap) -> crate::error::Result<Response> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if s.cluster_token.is_empty() || !crate::auth::token_eq(presented.as_bytes(), s.cluster_token.as_bytes()) {
-        return err(StatusCode::UNAUTHORIZED, "erasure reload needs the [cluster] token");
+        return Err(Error::Unauthenticated("erasure reload needs the [cluster] token".into()));
     }
-    match s.registry.reload().await {
-        Ok(changed) => axum::Json(json!({"status": "success", "reloaded": changed})).into_response(),
-        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, format!("registry reload failed: {e:#}")),
-    }
+    let changed = s
+        .registry
+        .reload()
+        .await
+        .map_err(|source| Error::Registry { context: "registry reload failed".into(), source })?;
+    Ok(axum::Json(json!({"status": "success", "reloaded": changed})).into_response())
 }
 
 fn describe(row: &DeleteRow) -> serde_json::Value {
@@ -439,15 +458,20 @@ fn describe(row: &DeleteRow) -> serde_json::Value {
     })
 }
 
-async fn get_delete(State(s): State<ErasureState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if !is_admin(&s, &headers) {
-        return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
-    }
-    match s.registry.store().delete_request(&id).await {
-        Ok(Some(row)) => axum::Json(describe(&row)).into_response(),
-        Ok(None) => err(StatusCode::NOT_FOUND, format!("no delete request {id:?}")),
-        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
-    }
+async fn get_delete(
+    State(s): State<ErasureState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> crate::error::Result<Response> {
+    admin_only(&s, &headers)?;
+    let row = s
+        .registry
+        .store()
+        .delete_request(&id)
+        .await
+        .map_err(|source| Error::Registry { context: format!("reading delete request {id:?}"), source })?;
+    let row = row.ok_or_else(|| Error::NotFound(format!("no delete request {id:?}")))?;
+    Ok(axum::Json(describe(&row)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -455,27 +479,32 @@ struct AuditQuery {
     tenant: Option<String>,
 }
 
-async fn audit_records(State(s): State<ErasureState>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> Response {
-    if !is_admin(&s, &headers) {
-        return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
-    }
+async fn audit_records(
+    State(s): State<ErasureState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> crate::error::Result<Response> {
+    admin_only(&s, &headers)?;
     let audit = Arc::clone(&s.audit);
-    match tokio::task::spawn_blocking(move || audit.list(q.tenant.as_deref())).await {
-        Ok(Ok(records)) => axum::Json(json!({"status": "success", "data": records})).into_response(),
-        Ok(Err(e)) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the erasure audit log: {e:#}")),
-        Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, format!("audit task failed: {e}")),
-    }
+    let records = tokio::task::spawn_blocking(move || audit.list(q.tenant.as_deref()))
+        .await
+        .map_err(Error::task("audit"))?
+        .map_err(|source| Error::ReadAudit { log: "erasure", source })?;
+    Ok(axum::Json(json!({"status": "success", "data": records})).into_response())
 }
 
-async fn list_deletes(State(s): State<ErasureState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if !is_admin(&s, &headers) {
-        return err(StatusCode::UNAUTHORIZED, "the admin API needs the admin token (Authorization: Bearer)");
-    }
-    let Ok(tenant) = TenantId::new(id.as_str()) else { return err(StatusCode::BAD_REQUEST, "invalid tenant id") };
-    match s.registry.store().deletes(Some(&tenant)).await {
-        Ok(rows) => axum::Json(json!({"deletes": rows.iter().map(describe).collect::<Vec<_>>()})).into_response(),
-        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
-    }
+async fn list_deletes(
+    State(s): State<ErasureState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> crate::error::Result<Response> {
+    admin_only(&s, &headers)?;
+    let tenant = tenant_id(&id)?;
+    let rows = s.registry.store().deletes(Some(&tenant)).await.map_err(|source| Error::Registry {
+        context: format!("reading the delete requests of tenant {tenant}"),
+        source,
+    })?;
+    Ok(axum::Json(json!({"deletes": rows.iter().map(describe).collect::<Vec<_>>()})).into_response())
 }
 
 /// The purge (`[erasure]`).

@@ -24,18 +24,17 @@
 //! | `GET /admin/v1/audit` | the audit log of cross-region requests ([`crate::audit`]; admin token) |
 
 use crate::admin::AdminState;
+use crate::error::{Error, Result};
 use crate::node::{Cold, Node};
 use crate::registry::Registry;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_ingest::http::WriteState;
 use strata_query::{Engine, QueryState};
-use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::{ReadStore, TenantResolver};
 
 /// Builds the full router of a node.
@@ -243,7 +242,7 @@ pub fn for_listener(app: Router, admin: bool) -> Router {
         } else {
             "not found: /admin and /internal are served on the admin listener (http.admin_addr) only"
         };
-        (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"status": "error", "error": msg}))).into_response()
+        Error::NotFound(msg.into()).into_response()
     }))
 }
 
@@ -385,12 +384,11 @@ impl OpsState {
     }
 
     /// The `401` to answer unless the request carries the admin token.
-    fn admin_refusal(&self, headers: &axum::http::HeaderMap) -> Option<Response> {
+    fn admin_only(&self, headers: &axum::http::HeaderMap) -> Result<()> {
         if self.is_admin(headers) {
-            return None;
+            return Ok(());
         }
-        let body = serde_json::json!({"status": "error", "error": "this endpoint needs the admin token (Authorization: Bearer <admin token>)"});
-        Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+        Err(Error::Unauthenticated("this endpoint needs the admin token (Authorization: Bearer <admin token>)".into()))
     }
 }
 
@@ -401,10 +399,8 @@ impl std::fmt::Debug for OpsState {
 }
 
 /// `GET /api/v1/status/ingest`: the ingest log's state, Prometheus-API style.
-async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(resp) = s.admin_refusal(&headers) {
-        return resp;
-    }
+async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    s.admin_only(&headers)?;
     let node = &s.node;
     let mut data = serde_json::json!({
         "kind": node.config.log.kind,
@@ -425,7 +421,7 @@ async fn ingest_status(State(s): State<OpsState>, headers: axum::http::HeaderMap
         data["caught_up"] = status.caught_up().into();
         data["kafka"] = serde_json::to_value(&status).unwrap_or_default();
     }
-    axum::Json(serde_json::json!({"status": "success", "data": data})).into_response()
+    Ok(axum::Json(serde_json::json!({"status": "success", "data": data})).into_response())
 }
 
 /// `POST /internal/v1/select`: this node's own series for a peer's fan-out.
@@ -440,274 +436,80 @@ async fn no_alerts() -> Response {
     axum::Json(serde_json::json!({"status": "success", "data": {"alerts": []}})).into_response()
 }
 
-/// `None` when the request carries the `[cluster] token`; else the 401 to send.
-fn peer_refusal(s: &OpsState, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
+/// `Ok` when the request carries the `[cluster] token`; else the 401 to send.
+fn peer_only(s: &OpsState, headers: &axum::http::HeaderMap, what: &str) -> Result<()> {
     let token = &s.node.config.cluster.token;
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if token.is_empty() || presented.is_none_or(|p| !crate::auth::token_eq(p.as_bytes(), token.as_bytes())) {
-        let body = serde_json::json!({"status": "error", "error": format!("{what} needs the [cluster] token")});
-        return Some((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
+        return Err(Error::Unauthenticated(format!("{what} needs the [cluster] token")));
     }
-    None
+    Ok(())
 }
 
 /// How far this node has applied each partition it holds (a peer's read-your-writes wait).
-async fn peer_applied(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(refused) = peer_refusal(&s, &headers, "peer applied") {
-        return refused;
-    }
-    axum::Json(crate::read_after::applied(s.node.log.as_ref())).into_response()
+async fn peer_applied(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    peer_only(&s, &headers, "peer applied")?;
+    Ok(axum::Json(crate::read_after::applied(s.node.log.as_ref())).into_response())
 }
 
-async fn peer_select(State(s): State<OpsState>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Some(refused) = peer_refusal(&s, &headers, "peer select") {
-        return refused;
-    }
+async fn peer_select(
+    State(s): State<OpsState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    peer_only(&s, &headers, "peer select")?;
     // Parsed only once the peer is authenticated.
-    let req: crate::cluster::PeerSelect = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let body = serde_json::json!({"status": "error", "error": format!("invalid peer select: {e}")});
-            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
-        }
-    };
+    let req: crate::cluster::PeerSelect =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("invalid peer select: {e}")))?;
     let (store, owned) = (Arc::clone(&s.local_store), Arc::clone(&s.owned));
-    match tokio::task::spawn_blocking(move || crate::cluster::answer(store.as_ref(), &owned, &req)).await {
-        Ok(Ok(answer)) => axum::Json(answer).into_response(),
-        Ok(Err(e)) => {
-            (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
-        }
-        Err(e) => json_outcome(Err(anyhow::anyhow!("peer select task failed: {e}"))),
-    }
+    let answer = tokio::task::spawn_blocking(move || crate::cluster::answer(store.as_ref(), &owned, &req))
+        .await
+        .map_err(Error::task("peer select"))?
+        .map_err(Error::BadRequest)?;
+    Ok(axum::Json(answer).into_response())
 }
 
-async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(resp) = s.admin_refusal(&headers) {
-        return resp;
-    }
+async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    s.admin_only(&headers)?;
     let Some(cold) = s.cold else {
-        return (
-            StatusCode::CONFLICT,
-            axum::Json(
-                serde_json::json!({"status": "error", "error": "the cold tier is off ([cold] enabled = false)"}),
-            ),
-        )
-            .into_response();
+        return Err(Error::Conflict("the cold tier is off ([cold] enabled = false)".into()));
     };
-    let result = cold.compactor.roll_once(strata_schemas::time::now_millis()).await;
-    json_outcome(
-        result
-            .map_err(anyhow::Error::from)
-            .map(|o| serde_json::json!({ "buckets": o.buckets, "samples": o.samples, "bytes": o.bytes })),
-    )
+    let o = cold.compactor.roll_once(strata_schemas::time::now_millis()).await?;
+    Ok(success(serde_json::json!({ "buckets": o.buckets, "samples": o.samples, "bytes": o.bytes })))
 }
 
-async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(resp) = s.admin_refusal(&headers) {
-        return resp;
-    }
-    json_outcome(s.node.flush("requested").await.map(|o| {
-        // The segment's file name only: the data dir's absolute path is nobody's business.
-        let segment = o.segment.map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        serde_json::json!({ "series": o.series, "samples": o.samples, "segment": segment })
-    }))
+async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    s.admin_only(&headers)?;
+    let o = s.node.flush("requested").await?;
+    // The segment's file name only: the data dir's absolute path is nobody's business.
+    let segment = o.segment.map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    Ok(success(serde_json::json!({ "series": o.series, "samples": o.samples, "segment": segment })))
 }
 
-async fn compact(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
-    if let Some(resp) = s.admin_refusal(&headers) {
-        return resp;
-    }
-    let node = s.node;
-    json_outcome(
-        node.compact().await.map(
-            |o| serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples }),
-        ),
-    )
+async fn compact(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
+    s.admin_only(&headers)?;
+    let o = s.node.compact().await?;
+    Ok(success(serde_json::json!({ "input_segments": o.input_segments, "series": o.series, "samples": o.samples })))
 }
 
-/// `{"status":"success", ...fields}` or a 500 with `{"status":"error","error":...}`.
-fn json_outcome(result: anyhow::Result<serde_json::Value>) -> Response {
-    match result {
-        Ok(mut fields) => {
-            fields["status"] = "success".into();
-            axum::Json(fields).into_response()
-        }
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(serde_json::json!({"status": "error", "error": format!("{e:#}")})),
-        )
-            .into_response(),
-    }
+/// `{"status":"success", ...fields}`.
+fn success(mut fields: serde_json::Value) -> Response {
+    fields["status"] = "success".into();
+    axum::Json(fields).into_response()
 }
 
 async fn metrics(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Response {
     let per_tenant = s.node.config.metrics.per_tenant || s.is_admin(&headers) || s.is_metrics_reader(&headers);
-    let OpsState { node, cold, engine, front, peer_errors, .. } = s;
-    let mut out = String::with_capacity(4096);
-    crate::startup::render_ready(&mut strata_schemas::metrics_text::MetricsText::new(&mut out), true);
-    engine.stats().render(&mut out);
-    front.render(&mut out);
-    if let Some(c) = &cold {
-        c.compactor.metrics().render_prometheus(&mut out);
-    }
-    node.ingest_metrics.render(&mut out);
-    strata_ingest::remote_write::RemoteWriteMetrics::shared().render(&mut out);
-    crate::erasure::metrics().render(&mut out);
-    crate::progress::render_metrics(&mut out);
-    let stats = node.hot.stats();
-    let gauges: [(&str, &str, f64); 10] = [
-        ("strata_hot_memtable_bytes", "Bytes of compressed memtable chunks.", stats.memtable_bytes as f64),
-        ("strata_hot_buckets", "Time buckets with segments.", stats.buckets as f64),
-        ("strata_hot_quarantined_segments", "Corrupt segments moved to quarantine/.", stats.quarantined as f64),
-        ("strata_hot_throttled_applies", "Writes slowed by memtable back-pressure.", stats.throttled_applies as f64),
-        ("strata_hot_series", "Series in the hot store index.", stats.series as f64),
-        ("strata_hot_memtable_samples", "Samples in the active memtable.", stats.memtable_samples as f64),
-        ("strata_hot_segments", "Live hot-store segment files.", stats.segments as f64),
-        ("strata_hot_disk_bytes", "Bytes of live hot-store segment files.", stats.disk_bytes as f64),
-        ("strata_hot_id_collisions", "Label sets whose series id collided with another's.", stats.id_collisions as f64),
-        ("strata_uptime_seconds", "Seconds since the node started.", node.started.elapsed().as_secs_f64()),
-    ];
-    let mut text = MetricsText::new(&mut out);
-    for (name, help, v) in gauges {
-        text.gauge(name, help, v);
-    }
-    let edge_dedup: [(&str, &str, u64); 3] = [
-        (
-            "strata_ingest_edge_duplicates_skipped_total",
-            "Log records not applied because their edge batch (agent id, sequence number) was already applied in their partition (since start, replay included).",
-            stats.edge_duplicates_skipped,
-        ),
-        (
-            "strata_ingest_edge_dedup_agents_evicted_total",
-            "Edge agents forgotten by de-duplication (over hot_store.edge_dedup_max_agents in a partition): a batch they re-send is applied again.",
-            stats.edge_agents_evicted,
-        ),
-        (
-            "strata_ingest_edge_dedup_ranges_dropped_total",
-            "Ranges of applied edge sequence numbers forgotten (over hot_store.edge_dedup_max_ranges for an agent in a partition).",
-            stats.edge_ranges_dropped,
-        ),
-    ];
-    for (name, help, v) in edge_dedup {
-        text.counter(name, help, v);
-    }
-    let name = "strata_tenant_hot_bytes";
-    text.family(name, MetricKind::Gauge, "Bytes of the tenant's hot-store segment files.");
-    for (tenant, bytes) in node.hot.disk_bytes_by_tenant() {
-        text.sample(name, &[("tenant", tenant.as_str())], bytes);
-    }
-    if let Some(log) = &node.local_log {
-        text.gauge("strata_log_disk_bytes", "Bytes of ingest log segment files.", log.disk_bytes());
-        let name = "strata_log_next_offset";
-        text.family(name, MetricKind::Gauge, "Offset the next record of a partition gets.");
-        for p in 0..node.config.log.partitions {
-            text.sample(name, &[("partition", &p.to_string())], log.next_offset(p));
-        }
-    }
-    if let Some(kafka) = &node.kafka {
-        render_kafka(&mut text, &kafka.status());
-    }
-    text.counter(
-        "strata_cluster_peer_errors_total",
-        "Peer requests of query fan-out that failed.",
-        peer_errors.load(Ordering::Relaxed),
-    );
-    text.family("strata_build_info", MetricKind::Gauge, "Build information.").sample(
-        "strata_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        1u64,
-    );
-    if !per_tenant {
-        out = without_tenant_series(&out);
-    }
+    let sources = crate::metrics::Sources {
+        node: &s.node,
+        cold: s.cold.as_ref(),
+        engine: &s.engine,
+        front: &s.front,
+        peer_errors: s.peer_errors.load(Ordering::Relaxed),
+    };
+    let out = crate::metrics::exposition(&sources, per_tenant);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
-}
-
-/// The exposition without the per-tenant series (the `strata_tenant_*`
-/// families and any sample labelled `tenant`): they name every tenant.
-fn without_tenant_series(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let name = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
-            Some(rest) => rest.split(' ').next().unwrap_or_default(),
-            None => line.split(['{', ' ']).next().unwrap_or_default(),
-        };
-        let labels = line.find('{').map_or("", |i| &line[i..]);
-        if name.starts_with("strata_tenant_") || labels.contains("tenant=\"") {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The Kafka log's counters and per-partition gauges in Prometheus text format.
-fn render_kafka(text: &mut MetricsText<'_>, st: &strata_ingest::log::kafka::KafkaStatus) {
-    let topic = st.topic.as_str();
-    let counters: [(&str, &str, u64); 5] = [
-        ("strata_kafka_produced_records_total", "Records delivered to the brokers by this node.", st.produced_records),
-        ("strata_kafka_produced_bytes_total", "Bytes of records delivered by this node.", st.produced_bytes),
-        (
-            "strata_kafka_delivery_failures_total",
-            "Records the brokers did not confirm (write failed).",
-            st.delivery_failures,
-        ),
-        ("strata_kafka_apply_errors_total", "Failed attempts to apply a consumed record (retried).", st.apply_errors),
-        ("strata_kafka_rebalances_total", "Partition assignments and revocations seen.", st.rebalances),
-    ];
-    for (name, help, v) in counters {
-        text.family(name, MetricKind::Counter, help).sample(name, &[("topic", topic)], v);
-    }
-    type Field = fn(&strata_ingest::log::kafka::PartitionStatus) -> Option<f64>;
-    let gauges: [(&str, MetricKind, &str, Field); 7] = [
-        ("strata_kafka_partition_assigned", MetricKind::Gauge, "1 while this node consumes the partition.", |p| {
-            Some(f64::from(u8::from(p.assigned)))
-        }),
-        ("strata_kafka_consumer_lag", MetricKind::Gauge, "Records of the partition not yet applied here.", |p| {
-            p.lag.map(|v| v as f64)
-        }),
-        ("strata_kafka_next_offset", MetricKind::Gauge, "Next offset this node applies.", |p| {
-            p.next_offset.map(|v| v as f64)
-        }),
-        ("strata_kafka_high_watermark", MetricKind::Gauge, "The partition's high watermark.", |p| {
-            p.high_watermark.map(|v| v as f64)
-        }),
-        ("strata_kafka_committed_offset", MetricKind::Gauge, "Offset committed to the group (flushed data).", |p| {
-            p.committed_offset.map(|v| v as f64)
-        }),
-        ("strata_kafka_applied_records_total", MetricKind::Counter, "Records applied to the hot store.", |p| {
-            Some(p.applied_records as f64)
-        }),
-        ("strata_kafka_apply_rate", MetricKind::Gauge, "Records applied per second (recent).", |p| Some(p.apply_rate)),
-    ];
-    for (name, kind, help, field) in gauges {
-        text.family(name, kind, help);
-        for p in &st.partitions {
-            if let Some(v) = field(p) {
-                text.sample(name, &[("topic", topic), ("partition", &p.partition.to_string())], v);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tenant_series_are_removed_from_the_exposition() {
-        let text = "# HELP strata_hot_series Series.\n# TYPE strata_hot_series gauge\nstrata_hot_series 3\n\
-                    # HELP strata_tenant_hot_bytes Bytes.\n# TYPE strata_tenant_hot_bytes gauge\n\
-                    strata_tenant_hot_bytes{tenant=\"acme\"} 7\n\
-                    strata_compactor_x{tenant=\"acme\",table=\"t\"} 1\nstrata_kafka_lag{topic=\"t\"} 0\n";
-        assert_eq!(
-            without_tenant_series(text),
-            "# HELP strata_hot_series Series.\n# TYPE strata_hot_series gauge\nstrata_hot_series 3\n\
-             strata_kafka_lag{topic=\"t\"} 0\n"
-        );
-    }
 }

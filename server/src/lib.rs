@@ -19,6 +19,7 @@
 //! * [`regions`]: sovereign regions: inter-region endpoints, credentials, the federation's wire.
 //! * [`audit`]: the append-only audit log of cross-region requests.
 //! * [`http`]: the router of a node.
+//! * [`error`]: the server's error, its `kind()` and the one mapping of kinds to HTTP statuses.
 //! * [`listener`]: the HTTP accept loop (connection cap, timeouts, graceful shutdown).
 //! * [`auth`]: static tokens from the configuration.
 //! * [`registry`]: the tenant registry (SQLite / PostgreSQL) and token resolution.
@@ -34,6 +35,7 @@
 //! * [`jsonl`]: the fsynced JSON-lines append shared by the audit logs.
 //! * [`progress`], [`cardinality`], [`cold_status`]: `/api/v1/status/{tasks,tsdb,cold}`.
 //! * [`console`]: the web console at `/`.
+//! * [`metrics`]: `GET /metrics`, every crate's families concatenated.
 //!
 //! Module by module, with paths and "when you change X": `server/README.md`.
 #![warn(missing_docs)]
@@ -51,10 +53,12 @@ pub mod cold_status;
 pub mod config;
 pub mod console;
 pub mod erasure;
+pub mod error;
 pub mod hot_tier;
 pub mod http;
 pub mod jsonl;
 pub mod listener;
+pub mod metrics;
 pub mod node;
 pub mod outbound;
 pub mod progress;

@@ -24,10 +24,11 @@
 //! node, before the listeners open, so the startup replay and Kafka
 //! rebuilds are reported too.
 
+use crate::error::Error;
 use crate::registry::Registry;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -35,7 +36,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use strata_schemas::metrics_text::{MetricKind, MetricsText};
 use strata_schemas::progress::{self, TaskKind, TaskSnapshot, TaskState};
-use strata_schemas::{Access, AuthError, TenantResolver};
+use strata_schemas::{Access, TenantResolver};
 
 /// How often the reporter logs running tasks by default (`progress_log_interval`).
 pub const REPORT_EVERY: Duration = Duration::from_secs(2);
@@ -125,10 +126,6 @@ pub fn router(state: TasksState) -> Router {
     Router::new().route("/api/v1/status/tasks", get(tasks)).with_state(state)
 }
 
-fn error(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"status": "error", "errorType": kind, "error": msg.into()}))).into_response()
-}
-
 /// Who may see what: every task, or one tenant's (and node-wide work in open mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -160,7 +157,7 @@ pub fn scope(
     admin_token: &str,
     resolver: &dyn TenantResolver,
     open_mode: bool,
-) -> Result<Scope, Box<Response>> {
+) -> Result<Scope, Error> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let token = auth.and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
     if !admin_token.is_empty() && token.is_some_and(|t| crate::auth::token_eq(t.as_bytes(), admin_token.as_bytes())) {
@@ -168,20 +165,16 @@ pub fn scope(
     }
     match resolver.resolve(auth, Access::Read) {
         Ok(tenant) => Ok(Scope::Tenant { tenant, node_wide: open_mode }),
-        Err(e @ AuthError::Forbidden { .. }) => Err(Box::new(error(StatusCode::FORBIDDEN, "forbidden", e.to_string()))),
-        Err(e) => Err(Box::new(error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Response {
-    let scope = match scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode()) {
-        Ok(s) => s,
-        Err(resp) => return *resp,
-    };
+async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Result<Response, Error> {
+    let scope = scope(&headers, &st.admin_token, st.resolver.as_ref(), st.registry.open_mode())?;
     let registry = progress::global();
     let running: Vec<TaskSnapshot> = registry.running().into_iter().filter(|t| scope.sees(t)).collect();
     let recent: Vec<TaskSnapshot> = registry.recent().into_iter().filter(|t| scope.sees(t)).collect();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "status": "success",
         "data": {
             "scope": if scope == Scope::All { "all" } else { "tenant" },
@@ -189,7 +182,7 @@ async fn tasks(State(st): State<TasksState>, headers: HeaderMap) -> Response {
             "recent": recent,
         }
     }))
-    .into_response()
+    .into_response())
 }
 
 /// A `/metrics` family: name, help, type, and a task's contribution.

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -81,11 +81,11 @@ impl ReadAfter {
 
     /// Resolves once every position of `token` is applied where it is held;
     /// the error names what is still missing at the timeout.
-    pub async fn wait(&self, token: &WriteToken) -> Result<(), (StatusCode, String)> {
+    pub async fn wait(&self, token: &WriteToken) -> Result<(), Error> {
         let partitions = self.log.partitions();
         if let Some((&p, _)) = token.positions().iter().find(|(p, _)| **p >= partitions) {
             let msg = format!("read_after names partition {p}, but this region's log has {partitions} partitions");
-            return Err((StatusCode::BAD_REQUEST, msg));
+            return Err(Error::BadRequest(msg));
         }
         let deadline = Instant::now() + self.timeout;
         let mut pending: BTreeMap<u32, u64> = token.positions().clone();
@@ -108,7 +108,7 @@ impl ReadAfter {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err((StatusCode::SERVICE_UNAVAILABLE, self.describe(&pending, &held_by_peer)));
+                return Err(Error::ReadAfterTimeout(self.describe(&pending, &held_by_peer)));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -172,25 +172,18 @@ pub async fn layer(State(ra): State<Arc<ReadAfter>>, request: Request, next: Nex
     });
     let text = match (from_header, from_param) {
         (Some(Ok(t)), _) => Some(t),
-        (Some(Err(_)), _) => return error(StatusCode::BAD_REQUEST, "bad_data", "X-Strata-Read-After is not ASCII"),
+        (Some(Err(_)), _) => return Error::BadRequest("X-Strata-Read-After is not ASCII".into()).into_response(),
         (None, p) => p,
     };
     let Some(text) = text.filter(|t| !t.is_empty()) else { return next.run(request).await };
     let token = match WriteToken::parse(&text) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_data", &format!("invalid read_after: {e}")),
+        Err(e) => return Error::BadRequest(format!("invalid read_after: {e}")).into_response(),
     };
     match ra.wait(&token).await {
         Ok(()) => next.run(request).await,
-        Err((status, msg)) => {
-            let kind = if status == StatusCode::BAD_REQUEST { "bad_data" } else { "timeout" };
-            error(status, kind, &msg)
-        }
+        Err(e) => e.into_response(),
     }
-}
-
-fn error(status: StatusCode, kind: &str, msg: &str) -> Response {
-    (status, axum::Json(serde_json::json!({"status": "error", "errorType": kind, "error": msg}))).into_response()
 }
 
 /// `%XX` and `+` decoding of a URL parameter value (tokens are ASCII; `:` and `,` may come encoded).

@@ -11,7 +11,7 @@
 //!   (`strata_query_rollup_tier_selects_total` moves).
 
 use crate::harness::*;
-use crate::scylla::{HOUR, answers, iceberg_rows, kassandra, metric, old_window, queries};
+use crate::scylla::{HOUR, Kassandra, answers, iceberg_rows, metric, old_window, queries};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -35,41 +35,50 @@ fn node(dir: &Path, port: u16, peer: u16, extra: &[(&'static str, String)]) -> S
     Server::spawn(cmd, format!("http://127.0.0.1:{port}"))
 }
 
-async fn internal(c: &reqwest::Client, s: &Server, path: &str) -> serde_json::Value {
-    let r = c.post(s.url(path)).bearer_auth(ADMIN).send().await.unwrap();
-    let v: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(v["status"], "success", "{path}: {v}");
-    v
+/// Two peered nodes, each written half of the old window's devices, and
+/// their raw answers before any roll.
+struct Pair {
+    a: Server,
+    b: Server,
+    c: reqwest::Client,
+    /// Samples and their sum over both halves.
+    n: u64,
+    sum: f64,
+    qs: Vec<(String, i64)>,
+    /// The answers to `qs` from the raw samples (both nodes give them).
+    raw: Vec<f64>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-/// Writes the old window's devices `a_devices` to `a` and the others to
-/// `b`; returns the count and sum of both halves.
-async fn write_halves(c: &reqwest::Client, a: &Server, b: &Server, t0: i64) -> (u64, f64) {
+/// Starts the pair with `env`, writes devices 0..6 to `a` and 6..12 to `b`
+/// ten hours back, and checks both nodes answer the whole count and sum.
+async fn pair(env: &[(&'static str, String)]) -> Pair {
+    let (da, db) = (data_dir(), data_dir());
+    let (pa, pb) = (free_port(), free_port());
+    let a = node(da.path(), pa, pb, env);
+    let b = node(db.path(), pb, pa, env);
+    let c = client();
+    let now = now_ms() / 1000 * 1000;
+    let t0 = (now - 10 * HOUR).div_euclid(HOUR) * HOUR;
     let (body_a, n_a, sum_a) = old_window(t0, 0..6);
     let (body_b, n_b, sum_b) = old_window(t0, 6..12);
-    assert_eq!(write(c, a, "/api/v2/write?precision=ms", body_a.into_bytes(), false).await.0, 204);
-    assert_eq!(write(c, b, "/api/v2/write?precision=ms", body_b.into_bytes(), false).await.0, 204);
-    (n_a + n_b, sum_a + sum_b)
+    assert_eq!(write(&c, &a, "/api/v2/write?precision=ms", body_a.into_bytes(), false).await.0, 204);
+    assert_eq!(write(&c, &b, "/api/v2/write?precision=ms", body_b.into_bytes(), false).await.0, 204);
+    let (n, sum) = (n_a + n_b, sum_a + sum_b);
+    let qs = queries(t0, now);
+    let raw = answers(&c, &a, &qs).await;
+    assert_eq!((raw[0], raw[1]), (n as f64, sum), "{raw:?}");
+    assert_eq!(answers(&c, &b, &qs).await, raw);
+    Pair { a, b, c, n, sum, qs, raw, _dirs: (da, db) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_rolling_only_their_own_writes_answer_long_ranges_from_every_nodes_raw_samples() {
-    let (da, db) = (data_dir(), data_dir());
-    let (pa, pb) = (free_port(), free_port());
-    let a = node(da.path(), pa, pb, &[]);
-    let b = node(db.path(), pb, pa, &[]);
-    let c = client();
-    let now = now_ms() / 1000 * 1000;
-    let t0 = (now - 10 * HOUR).div_euclid(HOUR) * HOUR;
-    let (n, sum) = write_halves(&c, &a, &b, t0).await;
-    let qs = queries(t0, now);
     // Raw: nothing is rolled yet; both nodes see both halves.
-    let raw = answers(&c, &a, &qs).await;
-    assert_eq!((raw[0], raw[1]), (n as f64, sum), "{raw:?}");
-    assert_eq!(answers(&c, &b, &qs).await, raw);
+    let Pair { a, b, c, n, qs, raw, _dirs, .. } = pair(&[]).await;
     for s in [&a, &b] {
-        internal(&c, s, "/internal/flush").await;
-        let rolled = internal(&c, s, "/internal/roll").await;
+        internal(&c, s, ADMIN, "/internal/flush").await;
+        let rolled = internal(&c, s, ADMIN, "/internal/roll").await;
         assert_eq!(rolled["samples"], n / 2, "each node rolls its own half: {rolled}");
     }
     // Each node's rollups hold its half only: the answers stay the raw ones.
@@ -79,7 +88,7 @@ async fn nodes_rolling_only_their_own_writes_answer_long_ranges_from_every_nodes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_sharing_the_scylla_tier_and_catalog_roll_once_and_answer_from_the_shared_rollups() {
-    let k = kassandra();
+    let k = Kassandra::start();
     let shared = tempfile::Builder::new().prefix("strata-e2e-shared").tempdir().unwrap();
     let mut env = crate::scylla::env(&k);
     env.retain(|(name, _)| *name != "STRATA_COLD__ENABLED");
@@ -88,18 +97,7 @@ async fn nodes_sharing_the_scylla_tier_and_catalog_roll_once_and_answer_from_the
         ("STRATA_COLD__CATALOG_URL", format!("sqlite://{}?mode=rwc", shared.path().join("catalog.db").display())),
         ("STRATA_COLD__WAREHOUSE", format!("file://{}", shared.path().join("warehouse").display())),
     ]);
-    let (da, db) = (data_dir(), data_dir());
-    let (pa, pb) = (free_port(), free_port());
-    let a = node(da.path(), pa, pb, &env);
-    let b = node(db.path(), pb, pa, &env);
-    let c = client();
-    let now = now_ms() / 1000 * 1000;
-    let t0 = (now - 10 * HOUR).div_euclid(HOUR) * HOUR;
-    let (n, sum) = write_halves(&c, &a, &b, t0).await;
-    let qs = queries(t0, now);
-    let raw = answers(&c, &a, &qs).await;
-    assert_eq!((raw[0], raw[1]), (n as f64, sum), "{raw:?}");
-    assert_eq!(answers(&c, &b, &qs).await, raw);
+    let Pair { a, b, c, n, sum, qs, raw, _dirs } = pair(&env).await;
     // Both nodes roll the shared keyspace at once: the catalog's compare-and-swap
     // lets one commit each bucket; a pass that lost one retries, and a second
     // pass of each raises its watermark to the shared roll state.
@@ -108,7 +106,8 @@ async fn nodes_sharing_the_scylla_tier_and_catalog_roll_once_and_answer_from_the
         c.post(b.url("/internal/roll")).bearer_auth(ADMIN).send()
     );
     assert!(ra.unwrap().status().is_success() && rb.unwrap().status().is_success());
-    let (again_a, again_b) = (internal(&c, &a, "/internal/roll").await, internal(&c, &b, "/internal/roll").await);
+    let (again_a, again_b) =
+        (internal(&c, &a, ADMIN, "/internal/roll").await, internal(&c, &b, ADMIN, "/internal/roll").await);
     let rolled = metric(&c, &a, "strata_compactor_samples_rolled_total").await
         + metric(&c, &b, "strata_compactor_samples_rolled_total").await;
     assert_eq!(rolled, n as f64, "every sample rolled by exactly one node ({again_a}, {again_b})");

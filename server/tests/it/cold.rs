@@ -4,19 +4,15 @@
 
 use crate::harness::*;
 
-/// The node's generated admin token (`/internal/*` and per-tenant metrics need it).
-fn admin_token(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()
+/// `/internal/flush` then `/internal/roll` with the node's generated admin
+/// token: the roll's JSON answer (both asserted successful).
+async fn flush_and_roll(c: &reqwest::Client, s: &Server, dir: &std::path::Path) -> serde_json::Value {
+    flush(c, s, dir).await;
+    internal(c, s, &admin_token(dir), "/internal/roll").await
 }
 
-/// POSTs to one of the node's `/internal/*` endpoints with its admin token.
-async fn internal(c: &reqwest::Client, s: &Server, dir: &std::path::Path, path: &str) -> reqwest::Response {
-    c.post(s.url(path)).bearer_auth(admin_token(dir)).send().await.unwrap()
-}
-
-/// `/internal/roll`'s JSON answer.
-async fn roll(c: &reqwest::Client, s: &Server, dir: &std::path::Path) -> serde_json::Value {
-    internal(c, s, dir, "/internal/roll").await.json().await.unwrap()
+async fn flush(c: &reqwest::Client, s: &Server, dir: &std::path::Path) {
+    internal(c, s, &admin_token(dir), "/internal/flush").await;
 }
 
 fn parquet_files(dir: &std::path::Path) -> usize {
@@ -63,11 +59,7 @@ async fn sealed_buckets_roll_to_iceberg_and_stay_queryable_after_hot_expiry() {
         .flat_map(|i| (0..2).map(move |d| format!("soil,device=d{d} moisture={} {}\n", 10 * d + i, t0 + i * 60_000)))
         .collect();
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    let flushed = internal(&c, &s, dir.path(), "/internal/flush").await;
-    assert_eq!(flushed.status(), 200);
-
-    let rolled = roll(&c, &s, dir.path()).await;
-    assert_eq!(rolled["status"], "success", "{rolled}");
+    let rolled = flush_and_roll(&c, &s, dir.path()).await;
     assert!(rolled["buckets"].as_u64().unwrap() >= 1, "{rolled}");
     assert_eq!(rolled["samples"], 60, "{rolled}");
     assert!(parquet_files(&dir.path().join("cold")) >= 1, "Parquet data files under <data_dir>/cold");
@@ -135,8 +127,7 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     let recent = now_ms() - 60_000;
     body.push_str(&format!("soil,device=d0 moisture=7 {recent}\n"));
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    assert_eq!(internal(&c, &s, dir.path(), "/internal/flush").await.status(), 200);
-    let rolled = roll(&c, &s, dir.path()).await;
+    let rolled = flush_and_roll(&c, &s, dir.path()).await;
     assert_eq!(rolled["samples"], 20, "{rolled}");
     assert!(parquet_files(&dir.path().join("cold")) >= 1);
     let count = query(&c, &s, "sum(count_over_time(soil_moisture[1d]))", now_ms()).await;
@@ -223,7 +214,7 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
-    assert_eq!(internal(&c, &s, dir.path(), "/internal/flush").await.status(), 200);
+    flush(&c, &s, dir.path()).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -272,9 +263,7 @@ async fn long_range_functions_answer_from_rollups_once_rolled_and_only_when_alig
         .collect();
     let body: String = points.iter().map(|(d, t, v)| format!("soil,device=d{d} moisture={v} {t}\n")).collect();
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    assert_eq!(internal(&c, &s, dir.path(), "/internal/flush").await.status(), 200);
-    let rolled = roll(&c, &s, dir.path()).await;
-    assert_eq!(rolled["status"], "success", "{rolled}");
+    let rolled = flush_and_roll(&c, &s, dir.path()).await;
     assert_eq!(rolled["samples"], points.len(), "{rolled}");
     let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(

@@ -95,16 +95,7 @@ async fn a_delete_request_hides_exactly_its_selector_and_range_at_once_and_durab
         .unwrap();
     assert_eq!(r.status(), 202);
     assert_eq!(ask(&c, &s, &token, &count("d-18"), at).await, 0.0);
-    let series: serde_json::Value = c
-        .get(s.url("/api/v1/series"))
-        .bearer_auth(&token)
-        .query(&[("match[]", "soil_temp")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series = json(c.get(s.url("/api/v1/series")).bearer_auth(&token).query(&[("match[]", "soil_temp")])).await;
     assert!(!series.to_string().contains("d-18"), "metadata hides a fully deleted series: {series}");
     let values: serde_json::Value =
         c.get(s.url("/api/v1/label/device/values")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();

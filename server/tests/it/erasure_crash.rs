@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::erasure_purge::{ADMIN, admin, env, files_containing, internal, pyiceberg, wait_completed};
+use crate::erasure_purge::{ADMIN, admin, env, files_containing, pyiceberg, wait_completed};
 use crate::harness::*;
 
 const H: i64 = 3_600_000;
@@ -377,10 +377,10 @@ async fn a_purge_crashed_at_any_point_resumes_and_matches_the_model() {
         let s = Server::start(template.path(), &env("1h"));
         let (first, late): (Vec<Sample>, Vec<Sample>) = samples.iter().partition(|s| s.ts < late_from);
         assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", line_protocol(&first).into_bytes(), false).await.0, 204);
-        internal(&c, &s, "/internal/flush").await;
+        internal(&c, &s, ADMIN, "/internal/flush").await;
         // The roll takes every 2 h bucket (the hot store's default) ending a grace (1 min) ago.
         let sealed_end = (now_ms() - 60_000).div_euclid(2 * H) * (2 * H);
-        internal(&c, &s, "/internal/roll").await;
+        internal(&c, &s, ADMIN, "/internal/roll").await;
         let samples: Vec<Sample> =
             samples.into_iter().map(|x| Sample { rolled: x.ts < late_from && x.ts < sealed_end, ..x }).collect();
         assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", line_protocol(&late).into_bytes(), false).await.0, 204);

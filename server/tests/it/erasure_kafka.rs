@@ -40,12 +40,6 @@ fn holds_device(b: &WriteBatch, device: &str) -> bool {
     b.series.iter().any(|s| s.labels.get("device") == Some(device))
 }
 
-async fn post(c: &reqwest::Client, s: &Server, path: &str) -> serde_json::Value {
-    let r = c.post(s.url(path)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delete_on_a_kafka_node_deletes_the_rolled_records_and_keeps_later_writes() {
     let broker = slatedb_broker();
@@ -73,8 +67,8 @@ async fn a_delete_on_a_kafka_node_deletes_the_rolled_records_and_keeps_later_wri
         assert!(Instant::now() < deadline, "not applied:\n{}", a.stderr.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    post(&c, &a, "/internal/flush").await;
-    let rolled = post(&c, &a, "/internal/roll").await;
+    internal(&c, &a, ADMIN_TOKEN, "/internal/flush").await;
+    let rolled = internal(&c, &a, ADMIN_TOKEN, "/internal/roll").await;
     assert_eq!(rolled["samples"], 1600, "{rolled}");
     let t = topic(&broker, prefix);
     let before = tokio::task::spawn_blocking({
@@ -98,15 +92,7 @@ async fn a_delete_on_a_kafka_node_deletes_the_rolled_records_and_keeps_later_wri
     let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);
     let st = loop {
-        let st: serde_json::Value = c
-            .get(a.url(&format!("/admin/v1/deletes/{id}")))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st = json(c.get(a.url(&format!("/admin/v1/deletes/{id}"))).bearer_auth(ADMIN_TOKEN)).await;
         if st["status"]["state"] == "completed" {
             break st;
         }

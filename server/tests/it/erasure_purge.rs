@@ -75,12 +75,6 @@ fn fleet(now: i64) -> (String, i64) {
     (body, old0)
 }
 
-pub(crate) async fn internal(c: &reqwest::Client, s: &Server, path: &str) -> serde_json::Value {
-    let r = c.post(s.url(path)).bearer_auth(ADMIN).send().await.unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap()
-}
-
 pub(crate) async fn wait_completed(c: &reqwest::Client, s: &Server, id: &str, limit: Duration) -> serde_json::Value {
     let deadline = Instant::now() + limit;
     loop {
@@ -153,8 +147,8 @@ async fn a_delete_is_purged_from_log_hot_cold_and_rollups_and_verified() {
     let now = now_ms();
     let (body, old0) = fleet(now);
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    internal(&c, &s, "/internal/flush").await;
-    let rolled = internal(&c, &s, "/internal/roll").await;
+    internal(&c, &s, ADMIN, "/internal/flush").await;
+    let rolled = internal(&c, &s, ADMIN, "/internal/roll").await;
     // (The first recent samples may fall in a sealed bucket too.)
     assert!(rolled["samples"].as_u64().unwrap() >= (DEVICES * 240) as u64, "{rolled}");
     // More recent writes, still in the memtable and the log.
@@ -332,8 +326,8 @@ async fn a_purge_crashed_after_every_step_resumes_and_completes() {
     let now = now_ms();
     let (body, _) = fleet(now);
     assert_eq!(write(&c, &s, "/api/v2/write?precision=ms", body.into_bytes(), false).await.0, 204);
-    internal(&c, &s, "/internal/flush").await;
-    internal(&c, &s, "/internal/roll").await;
+    internal(&c, &s, ADMIN, "/internal/flush").await;
+    internal(&c, &s, ADMIN, "/internal/roll").await;
     let gone = device(3);
     let (code, r) = admin(
         &c,

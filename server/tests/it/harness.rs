@@ -120,6 +120,27 @@ pub(crate) async fn query(c: &reqwest::Client, s: &Server, q: &str, t_ms: i64) -
     v["data"].clone()
 }
 
+/// `strata serve`'s generated admin token (`<data dir>/admin.token`).
+pub(crate) fn admin_token(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()
+}
+
+/// Sends `req` and returns its JSON body, whatever the status (the caller asserts on it).
+pub(crate) async fn json(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// POSTs to one of the node's `/internal/*` endpoints (`/internal/roll`,
+/// `/internal/flush`, `/internal/compact`) with the admin token `token`;
+/// asserts a 200 with `"status": "success"` and returns the JSON answer.
+pub(crate) async fn internal(c: &reqwest::Client, s: &Server, token: &str, path: &str) -> serde_json::Value {
+    let r = c.post(s.url(path)).bearer_auth(token).send().await.unwrap();
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((status.as_u16(), &v["status"]), (200, &serde_json::json!("success")), "{path}: {v}");
+    v
+}
+
 /// The single value of an instant vector result with one series.
 pub(crate) fn single_value(data: &serde_json::Value) -> f64 {
     let result = data["result"].as_array().unwrap();

@@ -251,15 +251,8 @@ async fn two_nodes_split_partitions_survive_kill9_and_rebalance() {
         wait_for_all(&c, s, &ledger, &format!("three nodes, queried on {name}")).await;
     }
     // Series metadata fans out too.
-    let r: serde_json::Value = c
-        .get(a.url("/api/v1/series"))
-        .query(&[("match[]", "kt"), ("start", &format!("{}", base / 1000 - 60))])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let start = format!("{}", base / 1000 - 60);
+    let r = json(c.get(a.url("/api/v1/series")).query(&[("match[]", "kt"), ("start", &start)])).await;
     assert_eq!(r["data"].as_array().map(Vec::len), Some(40), "{r}");
     // Lag and apply rate are visible.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -324,8 +317,7 @@ async fn wiped_data_dir_is_rebuilt_from_the_topic() {
         add(&mut ledger, k * 500, (k + 1) * 500);
     }
     wait_for_all(&c, &s, &ledger, "before the wipe").await;
-    let r = c.post(s.url("/internal/flush")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    internal(&c, &s, ADMIN_TOKEN, "/internal/flush").await;
     // Flushed offsets reach the consumer group.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

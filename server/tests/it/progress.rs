@@ -207,8 +207,7 @@ async fn a_roll_is_a_tenant_task_and_the_cold_status_shows_its_table() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let r = c.post(s.url("/internal/flush")).bearer_auth(ADMIN).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    internal(&c, &s, ADMIN, "/internal/flush").await;
 
     // Roll while polling acme's view of the tasks.
     let roll = {

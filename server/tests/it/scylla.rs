@@ -9,40 +9,13 @@
 //! middle of a roll.
 
 use crate::harness::*;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
-pub(crate) struct Kassandra(Child, pub(crate) String);
-
-impl Drop for Kassandra {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(crate) fn kassandra() -> Kassandra {
-    let bin = std::env::var_os("STRATA_KASSANDRA_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let tools = std::env::var_os("STRATA_TOOLS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/strata-tools"));
-        tools.join("kassandra-0.14.0/bin/kassandra")
-    });
-    assert!(bin.is_file(), "kassandra missing at {}: run `bash scripts/install-test-deps.sh`", bin.display());
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut child =
-        Command::new(bin).args(["--addr", &addr]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("kassandra listening"), "{line:?}");
-    Kassandra(child, addr)
-}
+use std::process::Command;
+pub(crate) use strata_test_support::kassandra::Kassandra;
 
 pub(crate) fn env(k: &Kassandra) -> Vec<(&'static str, String)> {
     vec![
         ("STRATA_HOT__KIND", "scylla".to_owned()),
-        ("STRATA_HOT__SCYLLA__NODES", format!("[\"{}\"]", k.1)),
+        ("STRATA_HOT__SCYLLA__NODES", format!("[\"{}\"]", k.addr())),
         ("STRATA_HOT__SCYLLA__KEYSPACE", "e2e".to_owned()),
         ("STRATA_HOT__SCYLLA__REPLICATION", "{'class': 'SimpleStrategy', 'replication_factor': 1}".to_owned()),
         ("STRATA_HOT__SCYLLA__CONSISTENCY", "one".to_owned()),
@@ -63,7 +36,7 @@ async fn count_and_sum(c: &reqwest::Client, s: &Server, at: i64) -> (f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scylla_hot_tier_serves_writes_across_restarts_and_nodes() {
-    let k = kassandra();
+    let k = Kassandra::start();
     let env = env(&k);
     let dir = data_dir();
     let c = client();
@@ -100,11 +73,6 @@ async fn the_scylla_hot_tier_serves_writes_across_restarts_and_nodes() {
     assert_eq!(count_and_sum(&c, &b, at).await, want);
     drop(b);
     drop(s);
-}
-
-/// `strata serve`'s generated admin token.
-pub(crate) fn admin_token(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()
 }
 
 /// The sum of a counter's samples in `/metrics` (every label set).
@@ -190,7 +158,7 @@ pub(crate) fn old_window(t0: i64, devices: std::ops::Range<i64>) -> (String, u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_buckets_roll_from_the_scylla_tier_to_iceberg_exactly_once_across_a_kill() {
-    let k = kassandra();
+    let k = Kassandra::start();
     let mut env: Vec<(&'static str, String)> =
         env(&k).into_iter().filter(|(name, _)| *name != "STRATA_COLD__ENABLED").collect();
     env.extend([
@@ -236,16 +204,7 @@ async fn sealed_buckets_roll_from_the_scylla_tier_to_iceberg_exactly_once_across
     // Restart: the same answers whatever the roll state; then every sealed bucket rolls.
     let s = start(dir.path(), &env);
     assert_eq!(answers(&c, &s, &qs).await, before, "after the crash in the roll");
-    let roll: serde_json::Value = c
-        .post(s.url("/internal/roll"))
-        .bearer_auth(admin_token(dir.path()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(roll["status"], "success", "{roll}");
+    internal(&c, &s, &admin_token(dir.path()), "/internal/roll").await;
     let rollup_selects = metric(&c, &s, "strata_query_rollup_tier_selects_total").await;
     assert_eq!(answers(&c, &s, &qs).await, before, "after the roll: cold below the watermark, hot above");
     assert!(

@@ -73,15 +73,7 @@ async fn writes_plain_and_gzip_and_queries_them_back() {
     let values: serde_json::Value =
         c.get(s.url("/api/v1/label/device/values")).send().await.unwrap().json().await.unwrap();
     assert_eq!(values["data"], serde_json::json!(["d1", "d2", "d3"]));
-    let series: serde_json::Value = c
-        .get(s.url("/api/v1/series"))
-        .query(&[("match[]", r#"sensors_moisture"#)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series = json(c.get(s.url("/api/v1/series")).query(&[("match[]", "sensors_moisture")])).await;
     assert_eq!(series["data"].as_array().unwrap().len(), 2, "{series}");
 
     let bad: serde_json::Value =
