@@ -45,7 +45,8 @@
 //! table, before the watermark moves; [`FederatedReadStore`] serves them
 //! (`ReadStore::select_rollup`) for windows ending below the watermark.
 //!
-//! **Modules:** `roll` ([`Compactor`], the roll pass, failpoints, metrics),
+//! **Modules:** `roll` ([`Compactor`], the roll pass, failpoints, the
+//! [`CompactorMetrics`] counters), `metrics` (their `/metrics` rendering),
 //! `maintain` (retention, merge, snapshot expiry, orphans, purge),
 //! `federated` ([`FederatedReadStore`]), `source` ([`RollSource`]), `progress`
 //! (roll and merge tasks), `config` ([`CompactorConfig`]), `error` ([`Error`]
@@ -59,6 +60,7 @@ mod error;
 mod federated;
 mod group;
 mod maintain;
+mod metrics;
 mod progress;
 mod roll;
 mod source;
