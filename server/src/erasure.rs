@@ -141,6 +141,13 @@ impl ErasingStore {
         s.samples.retain(|x| !covering.iter().any(|t| x.ts >= t.start && x.ts <= t.end));
         (!s.samples.is_empty()).then_some(s)
     }
+
+    /// Whether a tombstone of `stones` covers part of `range`: then a
+    /// series' newest sample there may be hidden, and the newest one that
+    /// survives is found by reading the range.
+    fn may_hide(stones: &[Tombstone], range: TimeRange) -> bool {
+        stones.iter().any(|t| t.start <= range.end && t.end >= range.start)
+    }
 }
 
 impl ReadStore for ErasingStore {
@@ -180,7 +187,7 @@ impl ReadStore for ErasingStore {
         each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
     ) -> Result<(), ReadError> {
         let stones = self.registry.tombstones(tenant);
-        let Some(stones) = stones.filter(|s| s.iter().any(|t| t.start <= range.end && t.end >= range.start)) else {
+        let Some(stones) = stones.filter(|s| Self::may_hide(s, range)) else {
             return self.inner.select_newest(tenant, matchers, range, each);
         };
         self.inner.select_each(tenant, matchers, range, &mut |s| match Self::filter(&stones, s) {
@@ -703,6 +710,11 @@ mod tests {
         assert_eq!(ErasingStore::filter(&stones, series("d-17", &[12])), None, "nothing left: the series goes");
         assert_eq!(ErasingStore::filter(&stones, series("d-18", &[12])).unwrap().samples.len(), 1);
         assert!(parse_selector("rate(x[5m])").unwrap_err().contains("not a series selector"));
+        // A newest-sample read is forwarded only past every tombstone.
+        assert!(ErasingStore::may_hide(&stones, TimeRange::new(20, 30)));
+        assert!(ErasingStore::may_hide(&stones, TimeRange::new(0, 10)));
+        assert!(!ErasingStore::may_hide(&stones, TimeRange::new(21, 300)));
+        assert!(!ErasingStore::may_hide(&stones, TimeRange::new(0, 9)));
     }
 
     #[test]

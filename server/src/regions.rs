@@ -809,6 +809,20 @@ impl ReadStore for RawStore {
         Ok(())
     }
 
+    fn select_newest(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        range: TimeRange,
+        each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        if self.remote.is_empty() {
+            self.check_tenant(tenant)?;
+            return self.regions.region_store.select_newest(tenant, matchers, range, each);
+        }
+        self.select_each(tenant, matchers, range, &mut |s| each(strata_schemas::read::keep_newest(s)))
+    }
+
     fn select_rollup(
         &self,
         tenant: &TenantId,
