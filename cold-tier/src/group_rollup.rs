@@ -141,7 +141,8 @@ mod tests {
         let mut rev = input.clone();
         rev.reverse();
         let again = group_points(&decl, &t, &rev);
-        let bits = |v: &[SeriesRollup]| -> Vec<(Labels, Vec<(i64, u64, u64, u64, u64)>)> {
+        type Bits = Vec<(Labels, Vec<(i64, u64, u64, u64, u64)>)>;
+        let bits = |v: &[SeriesRollup]| -> Bits {
             v.iter()
                 .map(|s| {
                     let p =
