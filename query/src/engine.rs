@@ -21,6 +21,7 @@ mod functions;
 mod group_rollup;
 mod histogram;
 mod labels_fn;
+mod metrics;
 pub mod prescan;
 mod range_fns;
 mod rollup;
@@ -133,25 +134,6 @@ impl TenantQueryStats {
         self.by_tenant.lock().get(tenant).copied().unwrap_or_default()
     }
 
-    /// Appends the counters in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        use strata_schemas::metrics_text::{MetricKind, MetricsText};
-        let m = self.by_tenant.lock();
-        let mut text = MetricsText::new(out);
-        let name = "strata_tenant_queries_total";
-        text.family(name, MetricKind::Counter, "PromQL queries run, per tenant.");
-        for (t, (q, _)) in m.iter() {
-            text.sample(name, &[("tenant", t.as_str())], *q);
-        }
-        let name = "strata_tenant_query_samples_total";
-        text.family(name, MetricKind::Counter, "Samples loaded and points produced by queries.");
-        for (t, (_, n)) in m.iter() {
-            text.sample(name, &[("tenant", t.as_str())], *n);
-        }
-        drop(m);
-        self.rollup_selects.render(out);
-        group_rollup::render(out);
-    }
 }
 
 impl Engine {

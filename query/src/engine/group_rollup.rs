@@ -48,16 +48,6 @@ pub(crate) fn group_selects() -> u64 {
     GROUP_SELECTS.load(Ordering::Relaxed)
 }
 
-/// `strata_query_group_rollup_selects_total` in Prometheus text format.
-pub(crate) fn render(out: &mut String) {
-    use strata_schemas::metrics_text::MetricsText;
-    MetricsText::new(out).counter(
-        "strata_query_group_rollup_selects_total",
-        "Aggregations answered from a declared group rollup.",
-        group_selects(),
-    );
-}
-
 /// The shape a group rollup can answer: metric, sorted distinct `by`
 /// labels, range function, range.
 struct Shape<'a> {

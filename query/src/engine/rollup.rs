@@ -122,26 +122,6 @@ impl TierCounters {
         TIERS.iter().zip(&self.0).map(|((_, name), a)| (*name, a.load(Ordering::Relaxed))).collect()
     }
 
-    /// The total (`strata_query_rollup_selects_total`) and the per-tier
-    /// counters in Prometheus text format.
-    pub(crate) fn render(&self, out: &mut String) {
-        use strata_schemas::metrics_text::{MetricKind, MetricsText};
-        let mut text = MetricsText::new(out);
-        text.counter(
-            "strata_query_rollup_selects_total",
-            "Range-function selectors answered from rollups.",
-            self.total(),
-        );
-        let name = "strata_query_rollup_tier_selects_total";
-        text.family(
-            name,
-            MetricKind::Counter,
-            "Range-function selectors answered from rollups, per tier (window width).",
-        );
-        for (tier, n) in self.by_tier() {
-            text.sample(name, &[("tier", tier)], n);
-        }
-    }
 }
 
 /// Evaluates `f(arg)` from rollups when the plan allows and the store has
