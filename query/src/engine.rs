@@ -133,7 +133,6 @@ impl TenantQueryStats {
     pub fn of(&self, tenant: &TenantId) -> (u64, u64) {
         self.by_tenant.lock().get(tenant).copied().unwrap_or_default()
     }
-
 }
 
 impl Engine {

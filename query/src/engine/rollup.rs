@@ -121,7 +121,6 @@ impl TierCounters {
     pub(crate) fn by_tier(&self) -> Vec<(&'static str, u64)> {
         TIERS.iter().zip(&self.0).map(|((_, name), a)| (*name, a.load(Ordering::Relaxed))).collect()
     }
-
 }
 
 /// Evaluates `f(arg)` from rollups when the plan allows and the store has
