@@ -51,6 +51,11 @@ fn farm_of(dev: usize) -> Option<String> {
 /// and one device without a farm, metrics `temp` and `hum`, a sample in
 /// about one minute of five, quarter values (exact sums), stale markers.
 fn fleet(env: &mut Env, rng: &mut Lcg, from: i64, to: i64) {
+    fleet_of(env, rng, from, to, &|r| (r % 4000) as f64 / 4.0 + 0.25 - 500.0);
+}
+
+/// [`fleet`] with values drawn by `value` from a random number.
+fn fleet_of(env: &mut Env, rng: &mut Lcg, from: i64, to: i64, value: &dyn Fn(u64) -> f64) {
     let stale = f64::from_bits(STALE_NAN_BITS);
     for dev in 0..13 {
         let device = format!("d{dev}");
@@ -67,7 +72,7 @@ fn fleet(env: &mut Env, rng: &mut Lcg, from: i64, to: i64) {
                 }
                 let v = match rng.next() % 40 {
                     0 => stale,
-                    _ => (rng.next() % 4000) as f64 / 4.0 + 0.25 - 500.0,
+                    _ => value(rng.next()),
                 };
                 samples.push((T0 + minute * MIN + (rng.next() % 1000) as i64, v));
             }
@@ -251,6 +256,9 @@ fn equal_bits(got: &QueryResult, want: &QueryResult, ctx: &str) {
     assert_eq!(g, w, "{ctx}");
 }
 
+/// The group rollup counter is process-wide: the tests that read it run one at a time.
+static COUNTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `query` as a range and an instant query on both engines; returns
 /// whether a group rollup answered.
 fn compare(on: &Engine, off: &Engine, query: &str, start: i64, end: i64, step: i64) -> bool {
@@ -267,6 +275,7 @@ fn compare(on: &Engine, off: &Engine, query: &str, start: i64, end: i64, step: i
 
 #[test]
 fn matching_aggregations_are_answered_from_the_group_rollup_bit_for_bit_and_others_as_before() {
+    let _one_at_a_time = COUNTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let mut env = open_env(dir.path());
     declare(&env, vec![temp_by_farm()]);
@@ -316,4 +325,39 @@ fn matching_aggregations_are_answered_from_the_group_rollup_bit_for_bit_and_othe
     let mut text = String::new();
     on.stats().render(&mut text);
     assert!(text.contains("strata_query_group_rollup_selects_total"), "{text}");
+}
+
+#[test]
+fn zeros_of_either_sign_and_nans_are_answered_like_raw_samples_and_refused_where_the_fold_order_shows() {
+    let _one_at_a_time = COUNTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = open_env(dir.path());
+    declare(&env, vec![temp_by_farm()]);
+    let mut rng = Lcg(23);
+    // Mostly ±0 and NaN, a few small negatives: group maxima of 0 from series of either sign.
+    let value = |r: u64| match r % 8 {
+        0..=2 => 0.0,
+        3..=5 => -0.0,
+        6 => f64::NAN,
+        _ => -((r % 3) as f64) - 1.0,
+    };
+    fleet_of(&mut env, &mut rng, 0, 12 * 60, &value);
+    roll_all(&env, T0 + 12 * HOUR + 5 * MIN);
+    let fed: Arc<dyn ReadStore> = Arc::new(federated(&env));
+    let on = Engine::new(Arc::clone(&fed), QueryConfig::default());
+    let off = Engine::new(Arc::new(RawOnly(fed)), QueryConfig::default());
+    let mut refused = 0;
+    for q in [
+        "max by (farm) (max_over_time(temp[1h]))",
+        "min by (farm) (min_over_time(temp[1h]))",
+        "sum by (farm) (sum_over_time(temp[1h]))",
+        "sum by (farm) (count_over_time(temp[1h]))",
+    ] {
+        // Equal bit for bit whichever way it is answered.
+        if !compare(&on, &off, q, T0 + HOUR, T0 + 10 * HOUR, HOUR) {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1, "a zero or NaN step sends the query to the usual evaluation");
+    assert!(compare(&on, &off, "sum by (farm) (count_over_time(temp[1h]))", T0 + HOUR, T0 + 10 * HOUR, HOUR));
 }
