@@ -6,7 +6,7 @@
 //! | family | type | from |
 //! |---|---|---|
 //! | `strata_compactor_*_total` (rolls, rollups, group rollups, maintenance, merges, retention, purges, errors) | counter | the [`CompactorMetrics`] counters the roll and maintenance passes bump |
-//! | `strata_tenant_cold_bytes{tenant}` | gauge | [`CompactorMetrics::cold_bytes`] (per tenant: the server drops it unless the reader may see tenants) |
+//! | `strata_tenant_cold_bytes{tenant}` | gauge | `CompactorMetrics::cold_bytes` (per tenant: the server drops it unless the reader may see tenants) |
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
