@@ -17,7 +17,8 @@ points answered. The query front's result cache is off
 
 `--data DIR` keeps the data directory: a second invocation with the same DIR
 (and another `--strata`) skips the writes and queries the same data, so two
-binaries are compared on identical cold files.
+binaries are compared on identical cold files. `--query NAME,KIND,EXPR` adds a
+query of one's own (e.g. a fleet-wide range query), `--only` picks by name.
 
   python3 benches/drivers/cold_query.py --strata BIN --data /tmp/cq --json before.json
   python3 benches/drivers/cold_query.py --strata BIN2 --data /tmp/cq --json after.json
@@ -154,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--conns", type=int, default=4)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated query names")
+    ap.add_argument("--query", action="append", default=[], metavar="NAME,KIND,EXPR",
+                    help="an extra query (KIND instant or range) run after soak.py's; repeatable")
     ap.add_argument("--json", help="write the per-query records here")
     a = ap.parse_args(argv)
     meta_path = os.path.join(a.data, "cold_query.json")
@@ -177,7 +180,8 @@ def main(argv=None):
         out = {"strata": a.strata, "data": meta, "loadavg_start": os.getloadavg(), "queries": {}}
         answers = {}
         print("%-24s %s" % ("query", "  ".join("run%d s / RSS peak-before MiB" % (r + 1) for r in range(a.runs))))
-        for name, kind, expr in soak.QUERIES:
+        extra = [tuple(q.split(",", 2)) for q in a.query]
+        for name, kind, expr in soak.QUERIES + extra:
             if only and name not in only:
                 continue
             recs = []
