@@ -277,6 +277,13 @@ async fn read_file(
             }
         }
     }
+    // The selections below are over the rows S0 selects (`and_then` panics otherwise).
+    if runs.iter().map(|r| r.1).sum::<usize>() != s0.row_count() {
+        return Err(iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            format!("{path}: the series_id read returned another number of rows than selected"),
+        ));
+    }
     let takes: Vec<Take> = runs
         .iter()
         .map(|(id, _)| match want.index.ids.get(id) {
