@@ -321,6 +321,25 @@ mod tests {
     }
 
     #[test]
+    fn a_group_rollup_declaration_is_validated_and_its_id_ignores_label_order() {
+        let d: GroupRollup = serde_json::from_str(r#"{"metric": "soil_moisture", "by": ["region", "farm"]}"#).unwrap();
+        assert!(d.validate().is_ok());
+        let same =
+            GroupRollup { metric: "soil_moisture".into(), by: vec!["farm".into(), "region".into(), "farm".into()] };
+        assert_eq!(d.id(), same.id());
+        assert_eq!(d.id(), group_rollup_id("soil_moisture", &["farm", "region"]));
+        assert_ne!(d.id(), group_rollup_id("soil_moisture", &["farm"]));
+        let bad = GroupRollup { metric: "temp".into(), by: vec!["__name__".into()] };
+        assert!(bad.validate().unwrap_err().contains("\"__name__\""));
+        let bad = GroupRollup { metric: "1temp".into(), by: vec![] };
+        assert!(bad.validate().unwrap_err().contains("metric \"1temp\""));
+        assert!(
+            serde_json::from_str::<GroupRollup>(r#"{"metric": "t", "agg": "avg"}"#).is_err(),
+            "unknown fields refused"
+        );
+    }
+
+    #[test]
     fn validation_names_the_limit() {
         let l = TenantLimits { max_labels_per_series: 0, ..TenantLimits::default() };
         assert_eq!(l.validate().unwrap_err().to_string(), "[limits] max_labels_per_series = 0: must be positive");
