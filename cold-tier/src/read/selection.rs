@@ -262,28 +262,7 @@ async fn read_file(
     let Some((groups, s0)) = prune(meta.metadata(), cols, want) else { return Ok(out) };
     let file = File { read, size, meta, groups, path };
 
-    // 1: the runs of `series_id` under S0.
-    let mut runs: Vec<(i64, usize)> = Vec::new();
-    let mut ids = file.stream(&[cols.series_id], s0.clone())?;
-    while let Some(batch) = ids.try_next().await.map_err(parquet_err(path))? {
-        out.batches += 1;
-        out.census_rows += batch.num_rows() as u64;
-        let col = i64_values(batch.column(0)).ok_or_else(|| bad_column(path, "series_id"))?;
-        for run in col.chunk_by(|a, b| a == b) {
-            let (Some(&id), n) = (run.first(), run.len()) else { continue };
-            match runs.last_mut() {
-                Some((last, len)) if *last == id => *len += n,
-                _ => runs.push((id, n)),
-            }
-        }
-    }
-    // The selections below are over the rows S0 selects (`and_then` panics otherwise).
-    if runs.iter().map(|r| r.1).sum::<usize>() != s0.row_count() {
-        return Err(iceberg::Error::new(
-            iceberg::ErrorKind::Unexpected,
-            format!("{path}: the series_id read returned another number of rows than selected"),
-        ));
-    }
+    let runs = census(&file, &s0, cols, &mut out).await?;
     let takes: Vec<Take> = runs
         .iter()
         .map(|(id, _)| match want.index.ids.get(id) {
@@ -301,14 +280,62 @@ async fn read_file(
         return Ok(out);
     }
 
-    // 2: `ts`, `value` of the taken runs.
-    let taken = select_runs(&runs, &takes, |t| matches!(t, Take::Slot(_)), false);
+    read_taken(&file, &s0, &runs, &takes, cols, want, &mut out).await?;
+    Ok(out)
+}
+
+/// Step 1: the runs of `series_id` under S0, each (id, rows).
+async fn census(
+    file: &File<'_>,
+    s0: &RowSelection,
+    cols: Columns,
+    out: &mut FileOut,
+) -> iceberg::Result<Vec<(i64, usize)>> {
+    let path = file.path;
+    let mut runs: Vec<(i64, usize)> = Vec::new();
+    let mut ids = file.stream(&[cols.series_id], s0.clone())?;
+    while let Some(batch) = ids.try_next().await.map_err(parquet_err(path))? {
+        out.batches += 1;
+        out.census_rows += batch.num_rows() as u64;
+        let col = batch.column_by_name("series_id").and_then(i64_values);
+        let col = col.ok_or_else(|| bad_column(path, "series_id"))?;
+        for run in col.chunk_by(|a, b| a == b) {
+            let (Some(&id), n) = (run.first(), run.len()) else { continue };
+            match runs.last_mut() {
+                Some((last, len)) if *last == id => *len += n,
+                _ => runs.push((id, n)),
+            }
+        }
+    }
+    // The selections built on the runs are over the rows S0 selects
+    // (`RowSelection::and_then` panics otherwise).
+    if runs.iter().map(|r| r.1).sum::<usize>() != s0.row_count() {
+        return Err(iceberg::Error::new(
+            iceberg::ErrorKind::Unexpected,
+            format!("{path}: the series_id read returned another number of rows than selected"),
+        ));
+    }
+    Ok(runs)
+}
+
+/// Step 2: `ts` and `value` of the taken runs, into `out.runs`.
+async fn read_taken(
+    file: &File<'_>,
+    s0: &RowSelection,
+    runs: &[(i64, usize)],
+    takes: &[Take],
+    cols: Columns,
+    want: &Wanted<'_>,
+    out: &mut FileOut,
+) -> iceberg::Result<()> {
+    let path = file.path;
+    let taken = select_runs(runs, takes, |t| matches!(t, Take::Slot(_)), false);
     if !taken.selects_any() {
-        return Ok(out);
+        return Ok(());
     }
     let targets: Vec<(u32, usize)> = runs
         .iter()
-        .zip(&takes)
+        .zip(takes)
         .filter_map(|((_, n), t)| if let Take::Slot(slot) = t { Some((*slot, *n)) } else { None })
         .collect();
     let (lo, hi) = want.range_us;
@@ -348,7 +375,7 @@ async fn read_file(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Step 1b: reads `metric` and `device_hash` of the first and last row of
