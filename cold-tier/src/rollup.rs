@@ -401,13 +401,20 @@ fn scan_parts(ends: TimeRange, parts: usize) -> Vec<TimeRange> {
         .collect()
 }
 
+/// Window ends of `width_ms` in `ends`: at most one row per series and
+/// window (more only for partials), the room a series' vector gets.
+fn windows_in(ends: TimeRange, width_ms: i64) -> usize {
+    usize::try_from(ends.end.saturating_sub(ends.start) / width_ms.max(1) + 1).unwrap_or(0).min(1 << 16)
+}
+
 /// Per series (slots of a [`SeriesIndex`]): its rows' windows as read.
 type IdPoints = Vec<Vec<RollupPoint>>;
 
 impl ColdTier {
     /// The rows of `table` in `ends` of the series `index` resolves, per
-    /// index slot, in file order; `None` when a row's series id is not in
-    /// the index (the caller reads the labels column instead).
+    /// index slot, in file order (each slot's vector made with room for
+    /// `windows` rows); `None` when a row's series id is not in the index
+    /// (the caller reads the labels column instead).
     #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
     async fn scan_ids(
         &self,
@@ -417,10 +424,8 @@ impl ColdTier {
         ends: TimeRange,
         columns: &[&str],
         index: &SeriesIndex,
-        width_ms: i64,
+        windows: usize,
     ) -> Result<Option<IdPoints>> {
-        // At most one row per window (more only for partials): reserve that.
-        let windows = usize::try_from(ends.end.saturating_sub(ends.start) / width_ms + 1).unwrap_or(0).min(1 << 16);
         let mut absorber = IdAbsorber::new(tenant, index, windows);
         self.scan_batches(table, tenant, matchers, ends, columns, |batch| absorber.absorb(batch)).await?;
         absorber.finish()
@@ -447,14 +452,21 @@ impl ColdTier {
         width_ms: i64,
     ) -> Result<Option<IdPoints>> {
         let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        let all_windows = match (parts.first(), parts.last()) {
+            (Some(first), Some(last)) => windows_in(TimeRange::new(first.start, last.end), width_ms),
+            _ => 0,
+        };
         let tasks: Vec<_> = parts
             .iter()
-            .map(|&part| {
+            .enumerate()
+            .map(|(k, &part)| {
                 let (me, table, tenant) = (self.clone(), table.clone(), tenant.clone());
                 let (matchers, columns, index) = (matchers.to_vec(), columns.clone(), Arc::clone(index));
+                // The first part's vectors take the others' rows: room for all of them.
+                let windows = if k == 0 { all_windows } else { windows_in(part, width_ms) };
                 tokio::task::spawn(async move {
                     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-                    me.scan_ids(&table, &tenant, &matchers, part, &columns, &index, width_ms).await
+                    me.scan_ids(&table, &tenant, &matchers, part, &columns, &index, windows).await
                 })
             })
             .collect();
@@ -627,7 +639,8 @@ impl ColdTier {
             let index = Arc::new(index);
             let parts = scan_parts(ends, read_parallelism());
             let mut points = if parts.len() == 1 {
-                self.scan_ids(&table, tenant, matchers, ends, &columns, &index, rollup.width_ms()).await?
+                let windows = windows_in(ends, rollup.width_ms());
+                self.scan_ids(&table, tenant, matchers, ends, &columns, &index, windows).await?
             } else {
                 self.scan_ids_parallel(&table, tenant, matchers, &parts, &columns, &index, rollup.width_ms()).await?
             };
