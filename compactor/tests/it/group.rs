@@ -361,3 +361,34 @@ fn zeros_of_either_sign_and_nans_are_answered_like_raw_samples_and_refused_where
     assert!(refused >= 1, "a zero or NaN step sends the query to the usual evaluation");
     assert!(compare(&on, &off, "sum by (farm) (count_over_time(temp[1h]))", T0 + HOUR, T0 + 10 * HOUR, HOUR));
 }
+
+#[test]
+fn purged_group_tables_after_an_erasure_answer_only_windows_rolled_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = open_env(dir.path());
+    declare(&env, vec![temp_by_farm()]);
+    let mut rng = Lcg(31);
+    fleet(&mut env, &mut rng, 0, 6 * 60);
+    roll_all(&env, T0 + 6 * HOUR + 5 * MIN);
+    let m = group_matchers(&temp_by_farm());
+    let fed = federated(&env);
+    let all = TimeRange::new(T0 + HOUR, T0 + 4 * HOUR);
+    assert!(fed.select_rollup(&tenant("acme"), &m, HOUR, all).unwrap().is_some());
+    // What the server's erasure does before its cold erase.
+    let files = env.rt.block_on(env.compactor.purge_group_rollups(&tenant("acme"))).unwrap();
+    assert!(files > 0);
+    assert!(
+        fed.select_rollup(&tenant("acme"), &m, HOUR, all).unwrap().is_none(),
+        "nothing answered from a purged table"
+    );
+    fleet(&mut env, &mut rng, 6 * 60 + 5, 12 * 60);
+    roll_all(&env, T0 + 12 * HOUR + 5 * MIN);
+    assert!(
+        fed.select_rollup(&tenant("acme"), &m, HOUR, all).unwrap().is_none(),
+        "windows before the purge stay unanswered"
+    );
+    let later = TimeRange::new(T0 + 8 * HOUR, T0 + 10 * HOUR);
+    let data = fed.select_rollup(&tenant("acme"), &m, HOUR, later).unwrap().expect("windows rolled after it are");
+    let got: usize = data.series.iter().map(|s| s.points.len()).sum();
+    assert_eq!(got, expected(&env, HOUR, later).values().map(|m| m.len()).sum::<usize>());
+}
