@@ -220,17 +220,19 @@ fn hand_over(groups: &mut HashMap<i64, Vec<Group>>, id: i64, idx: usize, buf: &m
 }
 
 /// Rows a scan without `labels` buffers before handing them to their
-/// series (~64 MB of decoded batches).
+/// series (64 MB of points).
 const HAND_OVER_ROWS: usize = 1 << 20;
 
 /// Hands the rows of a scan without `labels` to the series `index`
 /// selects (a run of one id's rows to its series, skipped when the series
 /// does not match; an id the index lacks sets `unresolved`), a block of
-/// batches at a time: rows come grouped by file (a day), so handing each
-/// row over as it comes writes one point into every series' vector per
-/// file (a cache and TLB miss per row, a year of days); a block sorted by
-/// series (a stable counting sort: each series' rows keep their scan
-/// order) writes each series' points of the block's days together.
+/// rows at a time: rows come grouped by file (a day), so handing each row
+/// over as it comes writes one point into every series' vector per file
+/// (a cache and TLB miss per row, a year of days). Each batch's rows are
+/// decoded in order into one buffer of points, and a block of them, sorted
+/// by series (a stable counting sort: each series' rows keep their scan
+/// order), is written series by series: each series' points of the block's
+/// days together.
 struct IdAbsorber<'a> {
     tenant: &'a TenantId,
     index: &'a SeriesIndex,
@@ -238,9 +240,9 @@ struct IdAbsorber<'a> {
     points: IdPoints,
     /// Capacity for a series' first rows (its expected windows).
     windows: usize,
-    /// Batches not yet handed over, with their rows as `(slot, row)`.
-    pending: Vec<(RecordBatch, Vec<(u32, u32)>)>,
-    pending_rows: usize,
+    /// Rows not yet handed over, in scan order, and their slots.
+    pending: Vec<RollupPoint>,
+    slots: Vec<u32>,
     unresolved: bool,
 }
 
@@ -252,7 +254,7 @@ impl<'a> IdAbsorber<'a> {
             points: vec![Vec::new(); index.labels.len()],
             windows,
             pending: Vec::new(),
-            pending_rows: 0,
+            slots: Vec::new(),
             unresolved: false,
         }
     }
@@ -262,15 +264,15 @@ impl<'a> IdAbsorber<'a> {
             return Ok(()); // the labels-column read answers instead
         }
         let ids = column::<PrimitiveArray<Int64Type>>(batch, "series_id", self.tenant)?;
-        let mut rows = Vec::with_capacity(batch.num_rows());
-        let mut start = 0u32;
+        let cols = PointColumns::of(batch, self.tenant)?;
+        let mut start = 0usize;
         for run in ids.values().chunk_by(|a, b| a == b) {
-            let end = start + u32::try_from(run.len()).unwrap_or(u32::MAX);
+            let end = start + run.len();
             let Some(id) = run.first() else { continue };
             match self.index.ids.get(id) {
                 None => {
                     self.unresolved = true;
-                    self.pending.clear();
+                    (self.pending, self.slots) = (Vec::new(), Vec::new());
                     return Ok(());
                 }
                 Some(None) => {}
@@ -284,26 +286,23 @@ impl<'a> IdAbsorber<'a> {
                             ),
                         });
                     }
-                    rows.extend((start..end).map(|j| (*slot, j)));
+                    self.pending.extend((start..end).map(|j| cols.point(j)));
+                    self.slots.extend(std::iter::repeat_n(*slot, end - start));
                 }
             }
             start = end;
         }
-        self.pending_rows += rows.len();
-        self.pending.push((batch.clone(), rows));
-        if self.pending_rows >= HAND_OVER_ROWS { self.hand_over() } else { Ok(()) }
+        if self.pending.len() >= HAND_OVER_ROWS { self.hand_over() } else { Ok(()) }
     }
 
     /// Hands the pending rows to their series, series by series.
     fn hand_over(&mut self) -> Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        self.pending_rows = 0;
-        let cols = pending.iter().map(|(b, _)| PointColumns::of(b, self.tenant)).collect::<Result<Vec<_>>>()?;
+        let (pending, slots) = (std::mem::take(&mut self.pending), std::mem::take(&mut self.slots));
         // Counting sort by slot (`absorb` checked every slot): rows per
         // slot, then each slot's first place in `order`, moved to its end
         // as its rows are placed.
         let mut next = vec![0usize; self.points.len()];
-        for &(slot, _) in pending.iter().flat_map(|(_, rows)| rows) {
+        for &slot in &slots {
             if let Some(n) = next.get_mut(slot as usize) {
                 *n += 1;
             }
@@ -312,15 +311,13 @@ impl<'a> IdAbsorber<'a> {
         for n in &mut next {
             (*n, total) = (total, total + *n);
         }
-        let mut order = vec![(0u32, 0u32); total];
-        for (b, (_, rows)) in pending.iter().enumerate() {
-            for &(slot, row) in rows {
-                if let Some(n) = next.get_mut(slot as usize)
-                    && let Some(o) = order.get_mut(*n)
-                {
-                    *o = (b as u32, row);
-                    *n += 1;
-                }
+        let mut order = vec![0u32; total];
+        for (i, &slot) in slots.iter().enumerate() {
+            if let Some(n) = next.get_mut(slot as usize)
+                && let Some(o) = order.get_mut(*n)
+            {
+                *o = i as u32;
+                *n += 1;
             }
         }
         let mut start = 0;
@@ -333,7 +330,7 @@ impl<'a> IdAbsorber<'a> {
             if out.capacity() == 0 {
                 out.reserve(self.windows.max(rows.len()));
             }
-            out.extend(rows.iter().filter_map(|&(b, row)| Some(cols.get(b as usize)?.point(row as usize))));
+            out.extend(rows.iter().filter_map(|&i| pending.get(i as usize).copied()));
         }
         Ok(())
     }
