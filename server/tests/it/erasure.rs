@@ -79,6 +79,20 @@ async fn a_delete_request_hides_exactly_its_selector_and_range_at_once_and_durab
         (0..100).filter(|i| !(20..60).contains(i)).sum::<i64>() as f64
     );
     assert_eq!(ask(&c, &s, &token, &count("d-18"), at).await, 100.0, "the neighbour is unchanged");
+    // An instant selector reads each series' newest sample: when a request
+    // hides d-18's last ten seconds, the newest one left answers.
+    let last = "soil_temp{device=\"d-18\"}";
+    assert_eq!(ask(&c, &s, &token, last, at).await, 99.0);
+    let (code, _) = admin(
+        &c,
+        &s,
+        reqwest::Method::POST,
+        "/admin/v1/tenants/farm/delete",
+        Some(serde_json::json!({"match": [last], "start": t0 + 90_000, "end": t0 + 99_000})),
+    )
+    .await;
+    assert_eq!(code, 202);
+    assert_eq!(ask(&c, &s, &token, last, at).await, 89.0, "the newest sample the request leaves");
 
     // kill -9: the request is in the registry; still invisible after restart.
     s.kill9();
@@ -117,7 +131,7 @@ async fn a_delete_request_hides_exactly_its_selector_and_range_at_once_and_durab
     assert_eq!(code, 200, "{st}");
     assert!(["invisible", "purging", "completed"].contains(&st["status"]["state"].as_str().unwrap()), "{st}");
     let (_, list) = admin(&c, &s, reqwest::Method::GET, "/admin/v1/tenants/farm/deletes", None).await;
-    assert_eq!(list["deletes"].as_array().unwrap().len(), 2);
+    assert_eq!(list["deletes"].as_array().unwrap().len(), 3);
     let (code, _) = admin(
         &c,
         &s,
