@@ -31,8 +31,9 @@
 //! partition of the samples table; a 1 d table created at rollup layout
 //! version 2 has one), `BENCH_DIR` (default: a temporary directory) in the
 //! environment.
-//! Prints every run, the median, the load average and the run-queue wait
-//! of the process (from `/proc/self/task/*/schedstat`) per run.
+//! Prints every run, the median, the load average, and the CPU time and
+//! run-queue wait of the process (from `/proc/self/task/*/schedstat`) per
+//! run.
 #![allow(clippy::disallowed_methods)] // bench code owns its runtimes and threads (clippy.toml)
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench prints its figures
 
@@ -190,10 +191,22 @@ async fn write_raw(cold: &ColdTier, t: &TenantId, farms: &[Farm], days: i64, int
 /// Nanoseconds the process's threads have waited for a CPU (0 where
 /// `/proc` does not say).
 fn run_queue_wait_ns() -> u64 {
+    schedstat_ns(1)
+}
+
+/// Nanoseconds the process's threads have run on a CPU (0 where `/proc`
+/// does not say): on a shared host, the figure the load does not inflate
+/// much.
+fn cpu_ns() -> u64 {
+    schedstat_ns(0)
+}
+
+/// Field `field` of every thread's `/proc/self/task/*/schedstat`, summed.
+fn schedstat_ns(field: usize) -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
     tasks
         .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .filter_map(|s| s.split_whitespace().nth(field)?.parse::<u64>().ok())
         .sum()
 }
 
@@ -209,17 +222,19 @@ fn time(engine: &Engine, t: &TenantId, what: &str, q: &str, (start, end, step): 
     let mut ms = Vec::new();
     let mut last = None;
     for run in 0..runs {
-        let (wait0, load) = (run_queue_wait_ns(), load_average());
+        let (wait0, cpu0, load) = (run_queue_wait_ns(), cpu_ns(), load_average());
         let t0 = Instant::now();
         let r = engine.query_range(t, q, start, end, step).unwrap();
         let took = t0.elapsed();
         let wait = Duration::from_nanos(run_queue_wait_ns().saturating_sub(wait0));
+        let cpu = Duration::from_nanos(cpu_ns().saturating_sub(cpu0));
         let Value::Matrix(m) = &r.value else { panic!("{q}: not a matrix") };
         let points: usize = m.iter().map(|s| s.samples.len()).sum();
         println!(
-            "{what} run {run}: {:.1} ms, {} series, {points} points, run-queue wait {:.1} ms, load {load}",
+            "{what} run {run}: {:.1} ms, {} series, {points} points, CPU {:.1} ms, run-queue wait {:.1} ms, load {load}",
             took.as_secs_f64() * 1e3,
             m.len(),
+            cpu.as_secs_f64() * 1e3,
             wait.as_secs_f64() * 1e3
         );
         ms.push(took.as_secs_f64() * 1e3);
