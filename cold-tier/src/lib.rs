@@ -90,9 +90,9 @@ pub use erase::{
     SUMMARY_ERASE_ROWS, SUMMARY_ERASE_START,
 };
 pub use error::{Error, Result};
+pub use group_rollup::{group_label_value, group_of, group_points};
 /// Iceberg's snapshot type, as seen by [`ColdTier::expire_snapshots`]' protect predicate.
 pub use iceberg::spec::Snapshot;
-pub use group_rollup::{group_label_value, group_of, group_points};
 pub use maintenance::{ExpireOutcome, FilesDeleted, LiveFile, RewriteOutcome, SUMMARY_OPERATION, whole_days_before};
 pub use read::{ColdReadStore, ReadPath, ReadStats};
 pub use roll::{
