@@ -62,7 +62,8 @@
 //!
 //! Modules: `tier` (catalog, tables, commits), `table` (layout), `write`
 //! (series → Parquet), `read` (pruned scan, `ReadStore`), `roll`, `rollup`,
-//! `series`, `maintenance`, `erase`, `storage` (object_store I/O), `config`
+//! `group_rollup` (tables of declared group rollups), `series`,
+//! `maintenance`, `erase`, `storage` (object_store I/O), `config`
 //! (`[cold]`), `error`. Module by module, with paths and "when you change X":
 //! `cold-tier/README.md`.
 #![warn(missing_docs)]

@@ -47,7 +47,8 @@
 //!
 //! **Modules:** `roll` ([`Compactor`], the roll pass, failpoints, the
 //! [`CompactorMetrics`] counters), `metrics` (their `/metrics` rendering),
-//! `maintain` (retention, merge, snapshot expiry, orphans, purge),
+//! `maintain` (retention, merge, snapshot expiry, orphans, purge), `group`
+//! (group rollups: published declarations, their rows at each roll),
 //! `federated` ([`FederatedReadStore`]), `source` ([`RollSource`]), `progress`
 //! (roll and merge tasks), `config` ([`CompactorConfig`]), `error` ([`Error`]
 //! and `kind()`). Paths and "when you change X": `compactor/README.md`.
