@@ -47,8 +47,16 @@ the interpreter `scripts/matplotlib-env.sh` prints (it makes a venv with
 pip on first use); or later: `$(scripts/matplotlib-env.sh)
 benches/drivers/soak.py --plot-only PREFIX.json`.
 
-Verdicts (printed, exit code unaffected; it is a benchmark):
- * memory flat: least-squares slope of RSS over the last 2/3 of the run;
+The open loop first runs --settle seconds (default: --dashboard-range) that are not judged: until then
+the dashboards' range queries cover a window still filling with data, so their cost grows by design (run 6,
+2026-12-04: a 30-minute window in a 30-minute run read the "drift" of its own filling), and the hot set
+has not reached its steady size (hot copies expire after 5 minutes). Rows carry, per write stage, the
+slowest histogram bucket that gained an observation in the window (strata_write_stage_seconds), and a
+slow window's line names its slowest stages.
+
+Verdicts (printed, exit code unaffected; it is a benchmark), over the judged rows:
+ * memory flat: least-squares slope of the per-minute RSS maxima (rolls free memory for a moment, so RSS
+   is a sawtooth whose dips would steer a line through every sample; a leak raises the tops);
    projected growth over that span <= max(--rss-growth-pct % of its mean,
    --rss-growth-floor-mib).
  * latencies bounded: write-ack and query p99 of each third; bounded when
@@ -58,7 +66,8 @@ Verdicts (printed, exit code unaffected; it is a benchmark):
    the load average and run-queue wait are printed beside them.
 
   CARGO_TARGET_DIR=$HOME/.cache/strata-target-q nice -n 19 cargo build --release -p strata
-  python3 benches/drivers/soak.py --out docs/benchmarks/2026-12-03-soak        # 30 min + ~1 min
+  python3 benches/drivers/soak.py --out docs/benchmarks/2026-12-03-soak        # 30 min settle + 30 min judged + ~3 min
+  python3 benches/drivers/soak.py --dashboard-range 900 --out PREFIX             # 15 min settle + 30 min judged
   python3 benches/drivers/soak.py --duration 150 --out /tmp/soak-check          # driver check
 
 Python standard library only (plus matplotlib for the PNG, see above).
@@ -101,7 +110,7 @@ QUERIES = [
     ("device_rssi_smoothed", "range", 'avg_over_time(sensors_rssi{device="dev-0000421"}[1m])'),
     ("device_ph_last", "instant", 'last_over_time(sensors_ph{device="dev-0000421"}[30m])'),
 ]
-RANGE_S = 1800
+RANGE_S = 1800  # default of --dashboard-range (Grafana's "Last 30 minutes")
 STEP_S = 15
 
 SETTINGS = {  # the node's configuration (environment), besides embedded defaults and open mode
@@ -123,6 +132,8 @@ COUNTERS = ("strata_ingest_samples_total", "strata_compactor_buckets_rolled_tota
             "strata_compactor_maintenance_passes_total", "strata_compactor_samples_rolled_total",
             "strata_compactor_errors_total", "strata_compactor_snapshots_expired_total",
             "strata_compactor_orphan_files_deleted_total")
+STAGES = ("decode", "append", "log_queue", "log_write", "log_sync", "log_round", "log_roll", "apply", "request")
+STAGE_BUCKET = "strata_write_stage_seconds_bucket"  # the write path's stage histograms (ingest/src/stages.rs)
 PLOT_COLUMNS = ("rss_mib", "server_cores", "runq_wait", "load1", "write_p50_ms", "write_p99_ms", "query_p50_ms",
                 "query_p99_ms", "samples_per_s", "flushes", "compactions", "rolls")
 
@@ -138,7 +149,7 @@ class SoakStrata(wl.Strata):
 
     def keep_metric(self, name):
         base = name.split("{")[0]
-        return base in GAUGES or base in COUNTERS
+        return base in GAUGES or base in COUNTERS or base == STAGE_BUCKET
 
 
 def sum_metrics(m):
@@ -147,6 +158,32 @@ def sum_metrics(m):
     for k, v in m.items():
         base = k.split("{")[0]
         out[base] = out.get(base, 0.0) + v
+    return out
+
+
+def stage_max_ms(raw, raw_prev):
+    """Per write stage, the upper bound (ms) of the slowest histogram bucket that gained an observation between
+    two /metrics reads: which stage a slow window's requests waited in."""
+    import re
+    per = {}
+    for k, v in raw.items():
+        if not k.startswith(STAGE_BUCKET + "{"):
+            continue
+        m = re.search(r'stage="([^"]+)"', k), re.search(r'le="([^"]+)"', k)
+        if not (m[0] and m[1]):
+            continue
+        le = float("inf") if m[1].group(1) == "+Inf" else float(m[1].group(1))
+        per.setdefault(m[0].group(1), []).append((le, v - raw_prev.get(k, 0.0)))
+    out = {}
+    for stage, buckets in per.items():
+        buckets.sort()
+        total = buckets[-1][1] if buckets else 0.0
+        worst, below = None, 0.0
+        for i, (le, cum) in enumerate(buckets):
+            if cum > below:  # this bucket gained observations
+                worst = le if le != float("inf") else (buckets[i - 1][0] * 2 if i else le)
+            below = cum
+        out[stage] = None if total <= 0 or worst is None else round(worst * 1000, 2)
     return out
 
 
@@ -216,9 +253,9 @@ class QueryLoop(threading.Thread):
     """Runs the dashboard queries in turn, --query-pause apart; records (monotonic end, name, latency s, status,
     warnings)."""
 
-    def __init__(self, port, pause, stop_at):
+    def __init__(self, port, pause, stop_at, range_s=RANGE_S):
         super().__init__(daemon=True)
-        self.port, self.pause, self.stop_at = port, pause, stop_at
+        self.port, self.pause, self.stop_at, self.range_s = port, pause, stop_at, range_s
         self.lock = threading.Lock()
         self.records = []
         self.errors = []
@@ -234,7 +271,7 @@ class QueryLoop(threading.Thread):
                 path = "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": "%.3f" % now})
             else:
                 path = "/api/v1/query_range?" + urllib.parse.urlencode(
-                    {"query": expr, "start": "%.3f" % (now - RANGE_S), "end": "%.3f" % now, "step": STEP_S})
+                    {"query": expr, "start": "%.3f" % (now - self.range_s), "end": "%.3f" % now, "step": STEP_S})
             t0 = time.monotonic()
             try:
                 st, data = c.request("GET", path)
@@ -290,13 +327,15 @@ def soak(target, a, req_per_s, report):
     rate = a.fraction * req_per_s
     procs = a.client_procs
     print("\n[soak] open loop at %.0f %% of capacity: %.1f requests/s (%.0f samples/s) for %.0f s, %d procs x %d "
-          "conns; %d dashboard queries looping, %.1f s apart; a row every %.0f s" % (
-              a.fraction * 100, rate, rate * a.lines * len(wl.FIELDS), a.duration, procs, a.conns_per_proc,
-              len(QUERIES), a.query_pause, a.sample_interval), flush=True)
+          "conns; %d dashboard queries looping (range queries over the last %.0f s), %.1f s apart; a row every %.0f s; "
+          "the first %.0f s settle (not judged)" % (
+              a.fraction * 100, rate, rate * a.lines * len(wl.FIELDS), a.settle + a.duration, procs,
+              a.conns_per_proc, len(QUERIES), a.dashboard_range, a.query_pause, a.sample_interval, a.settle),
+          flush=True)
     ctx = mp.get_context("fork")
     out_q = ctx.Queue()
     start = time.monotonic() + 1.5 + 0.002 * a.lines * a.bodies / 100
-    end = start + a.duration
+    end = start + a.settle + a.duration
     cfg = {"port": target.port, "path": target.write_path, "procs": procs, "conns": a.conns_per_proc,
            "devices": a.devices, "lines": a.lines, "bodies": a.bodies, "seed": a.seed, "start": start, "end": end,
            "rate": rate, "report": 0.5}
@@ -305,7 +344,7 @@ def soak(target, a, req_per_s, report):
         p.start()
     while time.monotonic() < start:
         time.sleep(0.01)
-    ql = QueryLoop(target.port, a.query_pause, end)
+    ql = QueryLoop(target.port, a.query_pause, end, a.dashboard_range)
     ql.start()
     all_q = []  # every query record, for the per-query summary
     pid = target.proc.pid
@@ -329,7 +368,8 @@ def soak(target, a, req_per_s, report):
 
     logstate = {}
     log_counts(target.log_path, logstate)
-    m_prev = sum_metrics(target.metrics())
+    raw_prev = target.metrics()
+    m_prev = sum_metrics(raw_prev)
     cpu_prev, wait_prev, t_prev = wl.proc_cpu_s(pid), wl.runq_wait_s(pid), time.monotonic()
     rows = []
     hdr = ("%6s %7s %6s %5s %6s %6s %8s %8s %8s %5s %8s %8s %10s %5s %5s %5s %5s" % (
@@ -351,7 +391,8 @@ def soak(target, a, req_per_s, report):
             break
         now = time.monotonic()
         cpu, wait = wl.proc_cpu_s(pid), wl.runq_wait_s(pid)
-        m = sum_metrics(target.metrics())
+        raw = target.metrics()
+        m = sum_metrics(raw)
         fl, comp = log_counts(target.log_path, logstate)
         w1 = t_next
         # write latency (answer - scheduled send) of the requests answered in this window
@@ -386,15 +427,21 @@ def soak(target, a, req_per_s, report):
         }
         for g in GAUGES:
             row[g.replace("strata_", "")] = m.get(g)
+        stages = stage_max_ms(raw, raw_prev)
+        for st in STAGES:
+            row["stage_%s_max_ms" % st] = stages.get(st)
         rows.append(row)
         writes[:] = [r for r in writes if r[1] >= w1]
-        m_prev, cpu_prev, wait_prev, t_prev = m, cpu, wait, now
+        m_prev, raw_prev, cpu_prev, wait_prev, t_prev = m, raw, cpu, wait, now
         print("%6d %7s %6s %5s %6.2f %6.1f %8s %8s %8s %5d %8s %8s %10d %5d %5d %5d %5d" % (
             row["t"], row["rss_mib"], row["server_cores"], row["runq_wait"], row["load1"],
             row["write_ok"] / a.sample_interval, row["write_p50_ms"], row["write_p99_ms"], row["write_max_ms"],
             row["queries_ok"], row["query_p50_ms"], row["query_p99_ms"], row["samples_per_s"], fl, comp,
             row["rolls"], row["merges"]) + ("  write errors %d" % row["write_errors"] if row["write_errors"] else "")
-            + ("  query errors %d" % row["query_errors"] if row["query_errors"] else ""), flush=True)
+            + ("  query errors %d" % row["query_errors"] if row["query_errors"] else "")
+            + ("  slowest stages (bucket ms): %s" % ", ".join(
+                "%s %s" % (st, v) for st, v in sorted(stages.items(), key=lambda kv: -(kv[1] or 0))[:4])
+               if (row["write_p99_ms"] or 0) > a.write_p99_bound_ms / 4 else ""), flush=True)
     deadline = time.monotonic() + 90
     while len(done_procs) < procs and time.monotonic() < deadline:
         drain(block_until=time.monotonic() + 1)
@@ -427,47 +474,70 @@ def slope_per_min(xs, ys):
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx * 60.0
 
 
+def envelope(rows, per_s=60.0):
+    """(t, max RSS) of each `per_s` span: the top of the sawtooth. A roll frees the memory of the reads and
+    buffers around it for a moment (run 6: RSS at 0.4-1.0 GiB in roll windows, ~2.3 GiB between), so a line
+    through every sample depends on where the dips fall; a leak raises the tops."""
+    spans = {}
+    for r in rows:
+        if r["rss_mib"] is not None:
+            spans.setdefault(int(r["t"] // per_s), []).append(r)
+    return [(max(g, key=lambda r: r["rss_mib"])["t"], max(r["rss_mib"] for r in g))
+            for _, g in sorted(spans.items())]
+
+
 def verdicts(rows, a):
     out = {}
-    n = len(rows)
+    whole = rows
+    settle = getattr(a, "settle", 0) or 0
+    judged = [r for r in rows if r["t"] > settle] if settle else rows
+    n = len(judged)
     if n < 6:
         return {"note": "too few rows (%d) for verdicts" % n}
-    tail = [r for r in rows[n // 3:] if r["rss_mib"] is not None]
+    # memory after warm-up: the judged rows after a settle, else the last 2/3 of the run
+    tail = [r for r in (judged if settle else rows[n // 3:]) if r["rss_mib"] is not None]
     xs, ys = [r["t"] for r in tail], [r["rss_mib"] for r in tail]
-    slope = slope_per_min(xs, ys)
+    raw_slope = slope_per_min(xs, ys)
+    env = envelope(tail)
+    slope = slope_per_min([x for x, _ in env], [y for _, y in env]) if len(env) >= 3 else raw_slope
     span_min = (xs[-1] - xs[0]) / 60.0
     mean = sum(ys) / len(ys)
     growth = slope * span_min
     bound = max(a.rss_growth_pct / 100.0 * mean, a.rss_growth_floor_mib)
+    before = rows[:len(rows) - n] if settle else rows[:n // 3]
     out["memory"] = {"from_t": xs[0], "to_t": xs[-1], "slope_mib_per_min": round(slope, 3),
+                     "slope_of": "per-minute maxima" if len(env) >= 3 else "samples",
+                     "samples_slope_mib_per_min": round(raw_slope, 3),
                      "projected_growth_mib": round(growth, 1), "mean_mib": round(mean, 1),
                      "min_mib": min(ys), "max_mib": max(ys), "bound_mib": round(bound, 1),
-                     "first_third_max_mib": max((r["rss_mib"] for r in rows[:n // 3] if r["rss_mib"]), default=None),
+                     "first_third_max_mib": max((r["rss_mib"] for r in before if r["rss_mib"]), default=None),
                      "flat": growth <= bound}
+    rows = judged
     thirds = [rows[:n // 3], rows[n // 3:2 * n // 3], rows[2 * n // 3:]]
     for kind, bound_ms in (("write", a.write_p99_bound_ms), ("query", a.query_p99_bound_ms)):
         per = []
         for th in thirds:
             vals = [r["%s_p99_ms" % kind] for r in th if r["%s_p99_ms" % kind] is not None]
             per.append(round(statistics.median(vals), 2) if vals else None)
-        worst = max((r["%s_p99_ms" % kind] for r in rows[n // 3:] if r["%s_p99_ms" % kind] is not None), default=None)
+        after = rows if settle else rows[n // 3:]
+        worst = max((r["%s_p99_ms" % kind] for r in after if r["%s_p99_ms" % kind] is not None), default=None)
         errs = sum(r["%s_errors" % kind] for r in rows)
         no_drift = per[1] is not None and per[2] is not None and per[2] <= 1.5 * per[1] + 20
         within = worst is not None and worst <= bound_ms
         out[kind] = {"median_window_p99_ms_by_third": per, "worst_window_p99_ms_after_warmup": worst,
                      "bound_ms": bound_ms, "errors": errs, "no_drift": no_drift, "within_bound": within,
                      "bounded": no_drift and within}
-    loads = [r["load1"] for r in rows]
-    waits = [r["runq_wait"] for r in rows if r["runq_wait"] is not None]
-    cores = [r["server_cores"] for r in rows if r["server_cores"] is not None]
+    loads = [r["load1"] for r in whole]
+    waits = [r["runq_wait"] for r in whole if r["runq_wait"] is not None]
+    cores = [r["server_cores"] for r in whole if r["server_cores"] is not None]
     out["host"] = {"load1_min": min(loads), "load1_median": statistics.median(loads), "load1_max": max(loads),
                    "runq_wait_median": statistics.median(waits) if waits else None,
                    "runq_wait_max": max(waits) if waits else None,
                    "server_cores_median": statistics.median(cores) if cores else None}
-    tot = {k: sum(r[k] for r in rows) for k in ("flushes", "compactions", "rolls", "merges", "maintenance_passes",
+    tot = {k: sum(r[k] for r in whole) for k in ("flushes", "compactions", "rolls", "merges", "maintenance_passes",
                                                 "write_ok", "write_errors", "queries_ok", "query_errors",
                                                 "compactor_errors", "samples_rolled")}
-    tot["samples_ingested"] = sum(r["samples_per_s"] for r in rows) * a.sample_interval
+    tot["samples_ingested"] = sum(r["samples_per_s"] for r in whole) * a.sample_interval
     out["totals"] = tot
     return out
 
@@ -478,10 +548,11 @@ def print_verdicts(v):
         return
     m = v["memory"]
     print("\n== verdicts")
-    print("memory: RSS over t=%d..%d s: mean %.1f MiB (min %.1f, max %.1f; first third max %s), slope %+.3f MiB/min "
-          "-> %+.1f MiB over the span, bound %.1f MiB: %s" % (
+    print("memory: RSS over t=%d..%d s: mean %.1f MiB (min %.1f, max %.1f; before it max %s), slope of the %s "
+          "%+.3f MiB/min (of every sample %+.3f) -> %+.1f MiB over the span, bound %.1f MiB: %s" % (
               m["from_t"], m["to_t"], m["mean_mib"], m["min_mib"], m["max_mib"], m["first_third_max_mib"],
-              m["slope_mib_per_min"], m["projected_growth_mib"], m["bound_mib"], "FLAT" if m["flat"] else "GROWING"))
+              m.get("slope_of", "samples"), m["slope_mib_per_min"], m.get("samples_slope_mib_per_min", float("nan")),
+              m["projected_growth_mib"], m["bound_mib"], "FLAT" if m["flat"] else "GROWING"))
     for kind in ("write", "query"):
         k = v[kind]
         print("%s p99 (median of 10-s windows) by third: %s ms; worst window after warm-up %s ms (bound %s ms); "
@@ -591,7 +662,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--strata", default=wl.default_strata())
-    ap.add_argument("--duration", type=float, default=1800.0, help="soak seconds")
+    ap.add_argument("--duration", type=float, default=1800.0, help="soak seconds judged (after --settle)")
+    ap.add_argument("--dashboard-range", type=float, default=float(RANGE_S),
+                    help="seconds the dashboard's range queries cover (Grafana's time range)")
+    ap.add_argument("--settle", type=float, default=None,
+                    help="seconds of open loop before the judged part (default: --dashboard-range, so that the "
+                         "dashboards' window is full of data and the hot set at its steady size)")
     ap.add_argument("--fraction", type=float, default=0.8, help="of the measured capacity")
     ap.add_argument("--sample-interval", type=float, default=10.0)
     ap.add_argument("--lines", type=int, default=300, help="lines per write request (10 fields each)")
@@ -617,6 +693,8 @@ def main(argv=None):
     ap.add_argument("--plot-only", default=None, metavar="JSON", help="only draw the PNG of an earlier run")
     ap.add_argument("--png", default=None)
     a = ap.parse_args(argv)
+    if a.settle is None:
+        a.settle = a.dashboard_range
     if a.plot_only:
         png = a.png or os.path.splitext(a.plot_only)[0] + ".png"
         return 0 if plot_any(a.plot_only, png) else 1
@@ -653,7 +731,7 @@ def main(argv=None):
             # The capacity the soak takes a fraction of is the node's under the soak's own mix: the
             # dashboard queries run during the warm-up and the ramp too (a write-only ramp measures a
             # capacity the node does not have while it also answers queries).
-            ql = QueryLoop(target.port, a.query_pause, float("inf"))
+            ql = QueryLoop(target.port, a.query_pause, float("inf"), a.dashboard_range)
             ql.start()
         try:
             req_per_s = wl.ramp(target, a, cap_out)
