@@ -6,7 +6,10 @@
 //! * **year**: `avg by (farm) (avg_over_time(soil_moisture[1d]))` over 365
 //!   days at a 1 d step for `FARMS` farms (default 40,000, one series each),
 //!   and one farm's trend `avg_over_time(soil_moisture{farm="farm-00042"}[1d])`,
-//!   answered from the 1 d tier (`rollup1d_<tenant>`);
+//!   answered from the 1 d tier (`rollup1d_<tenant>`), read as a grid of
+//!   cells (`ReadStore::select_rollup_grid`), and the fleet query again
+//!   with the tier read per series (`select_rollup`, the read before the
+//!   grid): same answer bit for bit, both times printed;
 //! * **raw**: the same queries over `RAW_DAYS` days (default 1) of raw
 //!   samples every `RAW_INTERVAL_S` seconds (default 300) for the same farms,
 //!   from the samples table and from the 1 d tier rolled from those samples:
@@ -27,6 +30,9 @@
 //! Run (release; the host is shared: note the load):
 //! `CARGO_TARGET_DIR=/root/.cache/strata-target-q cargo bench -p strata-benches --bench rollup_year`
 //! with `FARMS`, `DAYS` (365), `RUNS` (5), `RAW_DAYS`, `RAW_INTERVAL_S`,
+//! `PER_SERIES` (1: also the fleet year with the rollup read per series,
+//! the read before the grid, its answer compared bit for bit; 0: not),
+//! `RAW` (1: the raw slice; 0: stop after the year),
 //! `DEVICE_BUCKETS` (`cold.device_buckets`, default 8: files per day
 //! partition of the samples table; a 1 d table created at rollup layout
 //! version 2 has one), `BENCH_DIR` (default: a temporary directory) in the
@@ -46,7 +52,7 @@ use strata_cold_tier::{
 };
 use strata_query::{Engine, QueryConfig, Value};
 use strata_schemas::{
-    Labels, Matcher, ReadError, ReadStore, RollupPoint, Sample, SeriesData, SeriesId, TenantId, TimeRange,
+    Labels, Matcher, ReadError, ReadStore, RollupData, RollupPoint, Sample, SeriesData, SeriesId, TenantId, TimeRange,
 };
 
 const MIN: i64 = 60_000;
@@ -69,6 +75,29 @@ impl ReadStore for RawOnly {
     }
     fn series(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<Labels>, ReadError> {
         self.0.series(t, m, r)
+    }
+}
+
+/// The same store answering rollups per series only (`select_rollup`,
+/// not its grid read): the rollup read as it was before the grid.
+#[derive(Debug)]
+struct PerSeries(Arc<dyn ReadStore>);
+
+impl ReadStore for PerSeries {
+    fn select(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        self.0.select(t, m, r)
+    }
+    fn series(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        self.0.series(t, m, r)
+    }
+    fn select_rollup(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        w: i64,
+        ends: TimeRange,
+    ) -> Result<Option<RollupData>, ReadError> {
+        self.0.select_rollup(t, m, w, ends)
     }
 }
 
@@ -246,7 +275,7 @@ fn time(engine: &Engine, t: &TenantId, what: &str, q: &str, (start, end, step): 
 }
 
 /// The two answers have the same series, steps and value bits.
-fn assert_same(a: &Value, b: &Value) {
+fn assert_same(a: &Value, b: &Value, what: &str) {
     let (Value::Matrix(a), Value::Matrix(b)) = (a, b) else { panic!("not matrices") };
     assert_eq!(a.len(), b.len(), "series");
     for (x, y) in a.iter().zip(b) {
@@ -256,7 +285,7 @@ fn assert_same(a: &Value, b: &Value) {
             assert_eq!((p.ts, p.value.to_bits()), (q.ts, q.value.to_bits()), "{:?}", x.labels);
         }
     }
-    println!("the 1 d tier's answers equal the raw samples' bit for bit ({} series)", a.len());
+    println!("{what} answers are equal bit for bit ({} series)", a.len());
 }
 
 fn main() {
@@ -300,14 +329,23 @@ fn main() {
     let store: Arc<dyn ReadStore> = Arc::new(ColdReadStore::new(Arc::clone(&cold), rt.handle().clone()));
     let unlimited = QueryConfig { max_samples: usize::MAX, max_bytes: usize::MAX, ..QueryConfig::default() };
     let on = Engine::new(Arc::clone(&store), unlimited.clone());
-    let off = Engine::new(Arc::new(RawOnly(Arc::clone(&store))), unlimited);
+    let off = Engine::new(Arc::new(RawOnly(Arc::clone(&store))), unlimited.clone());
     let fleet = format!("avg by (farm) (avg_over_time({METRIC}[1d]))");
     let one = format!("avg_over_time({METRIC}{{farm=\"farm-00042\"}}[1d])");
     println!("load average at start: {}", load_average());
     let (start, end) = (T0 + DAY, T0 + days * DAY);
-    time(&on, &year, "year fleet, 1 d tier", &fleet, (start, end, DAY), runs);
+    let grid = time(&on, &year, "year fleet, 1 d tier", &fleet, (start, end, DAY), runs);
     time(&on, &year, "year one farm, 1 d tier", &one, (start, end, DAY), runs);
     println!("tiers used: {:?}", on.stats().rollup_selects_by_tier());
+    if env_or("PER_SERIES", 1) == 1 {
+        // The same query with the rollup read per series (before the grid): same answer, its time beside.
+        let per_series = Engine::new(Arc::new(PerSeries(Arc::clone(&store))), unlimited.clone());
+        let before = time(&per_series, &year, "year fleet, 1 d tier per series", &fleet, (start, end, DAY), runs);
+        assert_same(&grid, &before, "the grid read's and the per-series read's");
+    }
+    if env_or("RAW", 1) == 0 {
+        return;
+    }
     let defaults = Engine::new(Arc::clone(&store), QueryConfig::default());
     match defaults.query_range(&year, &fleet, start, end, DAY) {
         Ok(_) => println!("with the default query limits: answered"),
@@ -316,7 +354,7 @@ fn main() {
     let (start, end) = (T0 + DAY, T0 + raw_days * DAY);
     let a = time(&on, &raw, "raw slice fleet, 1 d tier", &fleet, (start, end, DAY), runs);
     let b = time(&off, &raw, "raw slice fleet, raw samples", &fleet, (start, end, DAY), runs);
-    assert_same(&a, &b);
+    assert_same(&a, &b, "the 1 d tier's and the raw samples'");
     time(&off, &raw, "raw slice one farm, raw samples", &one, (start, end, DAY), runs);
     println!(
         "raw cost of the year query: the raw-slice median × {:.0} (365 days / {raw_days})",

@@ -39,7 +39,8 @@ use futures::TryStreamExt;
 use iceberg::expr::{Predicate, Reference};
 use iceberg::spec::Datum;
 use strata_schemas::{
-    Labels, MatchOp, Matcher, ReadError, ReadStore, RollupData, Sample, SeriesData, TenantId, TimeRange,
+    Labels, MatchOp, Matcher, ReadError, ReadStore, RollupAnswer, RollupData, RollupFields, Sample, SeriesData,
+    TenantId, TimeRange,
 };
 
 use crate::error::{Error, Result};
@@ -563,5 +564,25 @@ impl ReadStore for ColdReadStore {
         let view = self.tier.rollup_view(rollup);
         let series = self.handle.block_on(view.select_rollup(tenant, matchers, ends))?;
         Ok(series.map(|series| RollupData { covered_end: ends.end, series }))
+    }
+
+    /// [`ReadStore::select_rollup`]'s windows as a grid of cells
+    /// (`ColdTier::select_rollup_grid`; per series when the series table
+    /// does not resolve every row).
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "ReadStore is synchronous (the engine runs on blocking threads): the cold tier's async reads run on the server's runtime handle, never from a runtime worker"
+    )]
+    fn select_rollup_grid(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+        fields: RollupFields,
+    ) -> Result<Option<RollupAnswer>, ReadError> {
+        let Some(rollup) = crate::table::Rollup::of_width(width_ms) else { return Ok(None) };
+        let view = self.tier.rollup_view(rollup);
+        Ok(self.handle.block_on(view.select_rollup_grid(tenant, matchers, ends, fields))?)
     }
 }

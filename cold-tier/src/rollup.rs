@@ -7,6 +7,8 @@
 //!             like the samples table) ─► partial windows of one (series, end) merged in time order
 //!             (a range of several days: cut at day boundaries into one part per core, each part
 //!             scanned on its own runtime task, each series' rows joined in part order)
+//!            select_rollup_grid(tenant, matchers, ends, fields) ─► the same scan, each row into its
+//!             (window, series) cell of a grid, only the columns `fields` needs (`grid`)
 //! ```
 //!
 //! A window that straddles two hot buckets (e.g. `(b - w, b]` for a bucket
@@ -41,6 +43,8 @@ use crate::series::SeriesIndex;
 use crate::table::{PROPERTY_ROLLUP_SINCE, Rollup, TableKind};
 use crate::tier::{ColdTier, WrittenFiles};
 use crate::write::{DeviceBucket, SeriesColumns, series_order, table_buckets, write_groups};
+
+mod grid;
 
 const MS_PER_DAY: i64 = 86_400_000;
 const BATCH_ROWS: usize = 64 * 1024;
@@ -683,6 +687,8 @@ impl ColdTier {
 mod tests {
     use super::*;
 
+    use strata_schemas::{RollupAnswer, RollupData, RollupFields, RollupGrid, SumCheck};
+
     #[test]
     fn windows_are_left_open_right_closed() {
         let w = 300_000;
@@ -734,11 +740,34 @@ mod tests {
         };
         let write_and_read = |view: &ColdTier, t: &TenantId, w: i64| -> Vec<RollupSeries> {
             rt.block_on(async {
-                let written = view.write_rollup_files(t, &rolled(t, w), i64::MIN, "test").await.unwrap();
+                let rows = rolled(t, w);
+                let written = view.write_rollup_files(t, &rows, i64::MIN, "test").await.unwrap();
                 let source = CommitSource { source: format!("hot:{t}:{day0}"), segments: String::new() };
                 view.commit_files(t, written, &source).await.unwrap();
+                // The series recorded (as a roll does), so the grid read resolves every row.
+                let entries: Vec<crate::series::SeriesEntry> = rows
+                    .iter()
+                    .map(|r| crate::series::SeriesEntry {
+                        labels: r.labels.clone(),
+                        series_id: r.series_id,
+                        device_hash: r.device_hash,
+                    })
+                    .collect();
+                let sv = cold.series_view();
+                let ws = sv.write_series_files(t, &entries, &format!("series-{w}")).await.unwrap();
+                sv.commit_series_files(t, ws, &format!("hot:{t}:{w}")).await.unwrap();
                 let m = [Matcher::equal("__name__", "m")];
-                view.select_rollup(t, &m, TimeRange::new(day0, day0 + MS_PER_DAY)).await.unwrap().unwrap()
+                let ends = TimeRange::new(day0, day0 + MS_PER_DAY);
+                let got = view.select_rollup(t, &m, ends).await.unwrap().unwrap();
+                // The grid read holds the same windows, and sum checks that agree with `exp`.
+                let all = RollupFields { min: true, max: true, sum: true, last: true };
+                let Some(RollupAnswer::Grid(grid)) = view.select_rollup_grid(t, &m, ends, all).await.unwrap() else {
+                    panic!("not a grid")
+                };
+                assert_eq!(grid_series(&grid, all), seen(&got, all));
+                let exact: Vec<bool> = got.iter().map(|s| RollupPoint::sums_exactly(&s.points)).collect();
+                assert_eq!(grid.sums.iter().map(SumCheck::exact).collect::<Vec<_>>(), exact);
+                got
             })
         };
         let exps = |series: &[RollupSeries]| -> Vec<(String, Option<i32>, bool)> {
@@ -891,12 +920,66 @@ mod tests {
                     // Every row's series recorded: the series-table path.
                     let got = view.select_rollup(&t, &m, ends).await.unwrap().unwrap();
                     assert_eq!(got, want[..2].to_vec());
+                    // And as a grid: each series' cells the merged windows (for every field set).
+                    for fields in grid_fields() {
+                        let answer = view.select_rollup_grid(&t, &m, ends, fields).await.unwrap().unwrap();
+                        let RollupAnswer::Grid(grid) = answer else { panic!("{fields:?}: not a grid") };
+                        assert!(grid.blocks.len() > 1, "one block per part");
+                        assert_eq!(grid_series(&grid, fields), seen(&want[..2], fields), "{fields:?}");
+                        if fields.sum {
+                            assert!(grid.sums.iter().all(SumCheck::exact), "halves sum exactly");
+                        }
+                    }
                 }
             }
         });
         let got = rt.block_on(view.select_rollup(&t, &m, ends)).unwrap().unwrap();
         // A row of a series the series table lacks: the labels column's path.
         assert_eq!(got, want);
+        let fields = RollupFields { sum: true, ..RollupFields::default() };
+        let answer = rt.block_on(view.select_rollup_grid(&t, &m, ends, fields)).unwrap().unwrap();
+        assert_eq!(answer, RollupAnswer::Series(RollupData { covered_end: ends.end, series: want }), "per series");
+    }
+
+    /// The field sets the engine asks for (avg/sum, min, max, last, count) and all of them.
+    fn grid_fields() -> Vec<RollupFields> {
+        let none = RollupFields::default();
+        vec![
+            RollupFields { sum: true, ..none },
+            RollupFields { min: true, ..none },
+            RollupFields { max: true, ..none },
+            RollupFields { last: true, ..none },
+            none,
+            RollupFields { min: true, max: true, sum: true, last: true },
+        ]
+    }
+
+    /// Each series' windows of a grid: (labels, [(end, count, fields asked as bits)]).
+    type Seen = Vec<(Labels, Vec<(i64, u64, Vec<u64>)>)>;
+
+    fn grid_series(grid: &RollupGrid, fields: RollupFields) -> Seen {
+        let mut points = Vec::new();
+        (0..grid.series.len())
+            .map(|s| {
+                points.clear();
+                grid.push_windows(s, i64::MAX, fields, &mut points);
+                (grid.series[s].clone(), seen_points(&points, fields))
+            })
+            .collect()
+    }
+
+    fn seen(series: &[RollupSeries], fields: RollupFields) -> Seen {
+        series.iter().map(|s| (s.labels.clone(), seen_points(&s.points, fields))).collect()
+    }
+
+    fn seen_points(points: &[RollupPoint], fields: RollupFields) -> Vec<(i64, u64, Vec<u64>)> {
+        points
+            .iter()
+            .map(|p| {
+                let asked = [(fields.sum, p.sum), (fields.min, p.min), (fields.max, p.max), (fields.last, p.last)];
+                (p.end, p.count, asked.iter().filter(|a| a.0).map(|a| a.1.to_bits()).collect())
+            })
+            .collect()
     }
 
     #[test]

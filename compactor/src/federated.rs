@@ -28,7 +28,9 @@
 use std::sync::Arc;
 
 use strata_schemas::read::keep_newest;
-use strata_schemas::{Labels, Matcher, ReadError, ReadStore, RollupData, SeriesData, TenantId, TimeRange};
+use strata_schemas::{
+    Labels, Matcher, ReadError, ReadStore, RollupAnswer, RollupData, RollupFields, SeriesData, TenantId, TimeRange,
+};
 
 /// Returns the tenant's cold watermark (ms, exclusive), if any.
 pub type WatermarkFn = Arc<dyn Fn(&TenantId) -> Option<i64> + Send + Sync>;
@@ -104,6 +106,17 @@ impl FederatedReadStore {
         let view = g.tier.group_view(rollup, id);
         let series = g.handle.block_on(view.select_rollup(tenant, matchers, ends))?;
         Ok(series.map(|series| RollupData { covered_end: ends.end, series }))
+    }
+
+    /// The last window end of `width_ms` in `ends` below the tenant's
+    /// watermark (every sample of it in cold), if any.
+    fn rollup_covered_end(&self, tenant: &TenantId, width_ms: i64, ends: TimeRange) -> Option<i64> {
+        let w = (self.watermark)(tenant)?;
+        if width_ms <= 0 {
+            return None;
+        }
+        let covered_end = w.saturating_sub(1).div_euclid(width_ms).saturating_mul(width_ms).min(ends.end);
+        (covered_end >= ends.start).then_some(covered_end)
     }
 
     /// The (cold, hot) sub-ranges of `range` for `tenant`.
@@ -255,14 +268,7 @@ impl ReadStore for FederatedReadStore {
         width_ms: i64,
         ends: TimeRange,
     ) -> Result<Option<RollupData>, ReadError> {
-        let Some(w) = (self.watermark)(tenant) else { return Ok(None) };
-        if width_ms <= 0 {
-            return Ok(None);
-        }
-        let covered_end = w.saturating_sub(1).div_euclid(width_ms).saturating_mul(width_ms).min(ends.end);
-        if covered_end < ends.start {
-            return Ok(None);
-        }
+        let Some(covered_end) = self.rollup_covered_end(tenant, width_ms, ends) else { return Ok(None) };
         if let Some(id) = strata_cold_tier::group_of(matchers) {
             // Group rows come only from the group table: no raw or per-series fallback here.
             return self.select_group_rollup(tenant, id, matchers, width_ms, TimeRange::new(ends.start, covered_end));
@@ -271,6 +277,39 @@ impl ReadStore for FederatedReadStore {
         Ok(cold.map(|mut d| {
             d.covered_end = d.covered_end.min(covered_end);
             d
+        }))
+    }
+
+    /// [`FederatedReadStore::select_rollup`]'s windows, from the cold
+    /// store's grid read where it has one (group rollups: per series).
+    fn select_rollup_grid(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+        fields: RollupFields,
+    ) -> Result<Option<RollupAnswer>, ReadError> {
+        if strata_cold_tier::group_of(matchers).is_some() {
+            return Ok(self.select_rollup(tenant, matchers, width_ms, ends)?.map(RollupAnswer::Series));
+        }
+        let Some(covered_end) = self.rollup_covered_end(tenant, width_ms, ends) else { return Ok(None) };
+        let cold = self.cold.select_rollup_grid(
+            tenant,
+            matchers,
+            width_ms,
+            TimeRange::new(ends.start, covered_end),
+            fields,
+        )?;
+        Ok(cold.map(|answer| match answer {
+            RollupAnswer::Series(mut d) => {
+                d.covered_end = d.covered_end.min(covered_end);
+                RollupAnswer::Series(d)
+            }
+            RollupAnswer::Grid(mut g) => {
+                g.covered_end = g.covered_end.min(covered_end);
+                RollupAnswer::Grid(g)
+            }
         }))
     }
 

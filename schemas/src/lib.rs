@@ -74,8 +74,8 @@ pub use labels::{Label, Labels, METRIC_NAME, Sample, Str};
 pub use matcher::{MatchOp, Matcher};
 pub use policy::{ExportPolicy, GROUP_LABEL, GroupRollup, Residency, TenantLimits, TenantPolicy, group_rollup_id};
 pub use read::{
-    EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupData, RollupPoint, RollupSeries, SeriesData,
-    TimeRange, exact_exp,
+    EXP_NAN, EXP_NONE_SET, ROLLUP_WIDTHS_MS, ReadError, ReadStore, RollupAnswer, RollupBlock, RollupBlockBuilder,
+    RollupData, RollupFields, RollupGrid, RollupPoint, RollupSeries, SeriesData, SumCheck, TimeRange, exact_exp,
 };
 pub use region::{RegionDirectory, RegionEntry};
 pub use sink::{ApplyError, DiscardSink, LogSink};

@@ -7,6 +7,9 @@
 
 use crate::{ErrorKind, Labels, Matcher, Sample, TenantId};
 
+mod grid;
+pub use grid::{RollupAnswer, RollupBlock, RollupBlockBuilder, RollupFields, RollupGrid, SumCheck};
+
 /// Rollup window widths a store may keep (ms): 5 minutes, 1 hour and 1 day.
 pub const ROLLUP_WIDTHS_MS: [i64; 3] = [300_000, 3_600_000, 86_400_000];
 
@@ -197,13 +200,9 @@ impl RollupPoint {
     /// subset has a larger `e` and a smaller bound). `false` when a window
     /// has no `exp` (±Inf, or not stored).
     pub fn sums_exactly(windows: &[RollupPoint]) -> bool {
-        let (mut e, mut bound) = (EXP_NONE_SET, 0.0f64);
-        for w in windows.iter().filter(|w| w.exp != Some(EXP_NAN)) {
-            let Some(x) = w.exp else { return false };
-            e = e.min(x);
-            bound += w.count as f64 * w.min.abs().max(w.max.abs());
-        }
-        bound.is_finite() && bound < f64::MAX / 4.0 && bound < pow2(51 + e)
+        let mut check = SumCheck::default();
+        windows.iter().for_each(|w| check.add_point(w));
+        check.exact()
     }
 }
 
@@ -374,6 +373,27 @@ pub trait ReadStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<RollupData>, ReadError> {
         let _ = (tenant, matchers, width_ms, ends);
         Ok(None)
+    }
+
+    /// [`ReadStore::select_rollup`] for a long read: the same windows, and
+    /// the same `None`, but the store may answer them as a
+    /// [`RollupGrid`] (one cell per window and series, only `fields` and
+    /// `count` filled, each series' [`SumCheck`] when `sum` is asked)
+    /// instead of a [`RollupPoint`] per row. The default answers
+    /// [`RollupAnswer::Series`] from [`ReadStore::select_rollup`], so a
+    /// wrapper that changes what `select_rollup` answers stays right
+    /// without overriding this; one that only forwards may forward this
+    /// too.
+    fn select_rollup_grid(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+        fields: RollupFields,
+    ) -> Result<Option<RollupAnswer>, ReadError> {
+        let _ = fields;
+        Ok(self.select_rollup(tenant, matchers, width_ms, ends)?.map(RollupAnswer::Series))
     }
 }
 

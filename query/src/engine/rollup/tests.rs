@@ -7,7 +7,20 @@ use crate::{Engine, QueryConfig, Value};
 use proptest::prelude::*;
 use std::sync::Arc;
 use strata_schemas::labels::STALE_NAN_BITS;
-use strata_schemas::{Matcher, ReadError, ReadStore, RollupData, RollupSeries, SeriesData, TenantId};
+use strata_schemas::{
+    Matcher, ReadError, ReadStore, RollupAnswer, RollupBlockBuilder, RollupData, RollupFields, RollupGrid,
+    RollupSeries, SeriesData, SumCheck, TenantId,
+};
+
+/// How [`Rolled`] answers `select_rollup_grid`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Per series (the trait's default: `select_rollup`).
+    Series,
+    /// As a grid built from the partial rows (one per 2 h bucket), added
+    /// in reverse time order, in two blocks when `split`.
+    Grid { split: bool },
+}
 
 /// Raw samples, plus rollups computed from them for the windows ending
 /// up to `covered_end` (the rest is "above the watermark").
@@ -15,6 +28,44 @@ use strata_schemas::{Matcher, ReadError, ReadStore, RollupData, RollupSeries, Se
 struct Rolled {
     raw: Arc<MemStore>,
     covered_end: i64,
+    mode: Mode,
+    /// Grids answered.
+    grids: std::sync::atomic::AtomicUsize,
+}
+
+impl Rolled {
+    fn new(raw: Arc<MemStore>, covered_end: i64, mode: Mode) -> Self {
+        Self { raw, covered_end, mode, grids: Default::default() }
+    }
+
+    /// The windows of `w` ending in `ends` up to the covered point, per
+    /// series: `(covered_end, [(labels, partial rows)])`.
+    #[expect(clippy::type_complexity, reason = "a test's plain tuple")]
+    fn rows(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        w: i64,
+        ends: TimeRange,
+    ) -> std::result::Result<Option<(i64, Vec<(Labels, Vec<RollupPoint>)>)>, ReadError> {
+        // No group rollups here (their requests name the reserved `__group__` label).
+        if m.iter().any(|m| m.name == "__group__") {
+            return Ok(None);
+        }
+        // Like the federated store: the last whole window below the covered point.
+        let covered_end = self.covered_end.div_euclid(w).saturating_mul(w).min(ends.end);
+        if covered_end < ends.start {
+            return Ok(None);
+        }
+        let series = self
+            .raw
+            .select(t, m, TimeRange::new(ends.start - w + 1, covered_end))?
+            .into_iter()
+            .map(|s| (s.labels, partial_rows(&s.samples, w)))
+            .filter(|s| !s.1.is_empty())
+            .collect();
+        Ok(Some((covered_end, series)))
+    }
 }
 
 impl ReadStore for Rolled {
@@ -31,39 +82,85 @@ impl ReadStore for Rolled {
         w: i64,
         ends: TimeRange,
     ) -> std::result::Result<Option<RollupData>, ReadError> {
-        // No group rollups here (their requests name the reserved `__group__` label).
-        if m.iter().any(|m| m.name == "__group__") {
-            return Ok(None);
-        }
-        // Like the federated store: the last whole window below the covered point.
-        let covered_end = self.covered_end.div_euclid(w).saturating_mul(w).min(ends.end);
-        if covered_end < ends.start {
-            return Ok(None);
-        }
-        let series = self
-            .raw
-            .select(t, m, TimeRange::new(ends.start - w + 1, covered_end))?
-            .into_iter()
-            .map(|s| RollupSeries { labels: s.labels, points: partial_windows(&s.samples, w) })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let Some((covered_end, rows)) = self.rows(t, m, w, ends)? else { return Ok(None) };
+        let series = rows.into_iter().map(|(labels, rows)| RollupSeries { labels, points: merged(rows) }).collect();
         Ok(Some(RollupData { covered_end, series }))
+    }
+    fn select_rollup_grid(
+        &self,
+        t: &TenantId,
+        m: &[Matcher],
+        w: i64,
+        ends: TimeRange,
+        fields: RollupFields,
+    ) -> std::result::Result<Option<RollupAnswer>, ReadError> {
+        let Mode::Grid { split } = self.mode else {
+            return Ok(self.select_rollup(t, m, w, ends)?.map(RollupAnswer::Series));
+        };
+        let Some((covered_end, rows)) = self.rows(t, m, w, ends)? else { return Ok(None) };
+        self.grids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Every window of `ends` (the store's grid reaches past the covered end).
+        let windows = ((ends.end - ends.start) / w + 1) as usize;
+        let cut = if split { windows / 2 } else { windows };
+        let block = |from: usize, to: usize| {
+            let mut b = RollupBlockBuilder::new(to - from, rows.len(), fields);
+            for (s, (_, points)) in rows.iter().enumerate() {
+                for p in points.iter().rev() {
+                    let k = ((p.end - ends.start) / w) as usize;
+                    if (from..to).contains(&k) {
+                        b.add(k - from, s, p).unwrap();
+                    }
+                }
+            }
+            b.finish().unwrap()
+        };
+        let (mut blocks, mut sums) = (Vec::new(), Vec::new());
+        for (from, to) in [(0, cut), (cut, windows)] {
+            if from == to {
+                continue;
+            }
+            let (b, part) = block(from, to);
+            blocks.push(b);
+            if sums.is_empty() {
+                sums = part;
+            } else {
+                sums.iter_mut().zip(&part).for_each(|(a, b): (&mut SumCheck, &SumCheck)| a.merge(b));
+            }
+        }
+        let series = rows.into_iter().map(|(labels, _)| labels).collect();
+        Ok(Some(RollupAnswer::Grid(RollupGrid {
+            covered_end,
+            first_end: ends.start,
+            width_ms: w,
+            series,
+            blocks,
+            sums,
+        })))
     }
 }
 
-/// Windows of `w` as the cold tier stores them: one partial row per
-/// 2 h hot bucket, merged in time order (`RollupPoint::merge`).
-fn partial_windows(samples: &[Sample], w: i64) -> Vec<RollupPoint> {
+/// Windows of `w` as the cold tier stores them before the small-file
+/// merge: one partial row per 2 h hot bucket.
+fn partial_rows(samples: &[Sample], w: i64) -> Vec<RollupPoint> {
     let key = |ts: i64| (-(-ts).div_euclid(w) * w, ts.div_euclid(2 * HOUR));
+    samples.chunk_by(|a, b| key(a.ts) == key(b.ts)).filter_map(|c| RollupPoint::of(key(c[0].ts).0, c)).collect()
+}
+
+/// Partial rows merged in time order (`RollupPoint::merge`), as the cold tier reads them.
+fn merged(rows: Vec<RollupPoint>) -> Vec<RollupPoint> {
     let mut out: Vec<RollupPoint> = Vec::new();
-    for c in samples.chunk_by(|a, b| key(a.ts) == key(b.ts)) {
-        let Some(p) = RollupPoint::of(key(c[0].ts).0, c) else { continue };
+    for p in rows {
         match out.last_mut() {
             Some(l) if l.end == p.end => l.merge(&p),
             _ => out.push(p),
         }
     }
     out
+}
+
+/// [`partial_rows`] merged.
+fn partial_windows(samples: &[Sample], w: i64) -> Vec<RollupPoint> {
+    merged(partial_rows(samples, w))
 }
 
 /// A day of decimal fractions every 5 minutes: merging the day's twelve
@@ -74,7 +171,7 @@ fn partial_windows(samples: &[Sample], w: i64) -> Vec<RollupPoint> {
 #[test]
 fn sums_of_decimal_fractions_are_read_raw_and_quarter_values_from_rollups() {
     let t = TenantId::new("t").unwrap();
-    for decimal in [true, false] {
+    for (decimal, mode) in [true, false].into_iter().flat_map(|d| MODES.map(|m| (d, m))) {
         let samples: Vec<Sample> = (0..288i64)
             .map(|i| {
                 let v = if decimal {
@@ -87,7 +184,8 @@ fn sums_of_decimal_fractions_are_read_raw_and_quarter_values_from_rollups() {
             .collect();
         let raw = Arc::new(MemStore::new());
         raw.add(&t, Labels::from_pairs([("__name__", "x")]), &samples);
-        let on = Engine::new(Arc::new(Rolled { raw: Arc::clone(&raw), covered_end: DAY }), QueryConfig::default());
+        let rolled = Arc::new(Rolled::new(Arc::clone(&raw), DAY, mode));
+        let on = Engine::new(Arc::clone(&rolled) as Arc<dyn ReadStore>, QueryConfig::default());
         let off = Engine::new(raw, QueryConfig::default());
         for q in ["sum_over_time(x[1d])", "avg_over_time(x[1d])", "max_over_time(x[1d])"] {
             let got = on.query_range(&t, q, DAY, DAY, DAY).unwrap();
@@ -96,7 +194,9 @@ fn sums_of_decimal_fractions_are_read_raw_and_quarter_values_from_rollups() {
         }
         let used = on.stats().rollup_selects_by_tier().into_iter().find(|t| t.0 == "1d").map(|t| t.1);
         // max always; sum and avg only when exact.
-        assert_eq!(used, Some(if decimal { 1 } else { 3 }), "decimal: {decimal}");
+        assert_eq!(used, Some(if decimal { 1 } else { 3 }), "decimal: {decimal}, {mode:?}");
+        let grids = rolled.grids.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(grids, if mode == Mode::Series { 0 } else { 3 }, "{mode:?}");
         let day = partial_windows(&samples, DAY);
         assert_eq!(day.len(), 1);
         assert_eq!(RollupPoint::sums_exactly(&day), !decimal);
@@ -104,6 +204,8 @@ fn sums_of_decimal_fractions_are_read_raw_and_quarter_values_from_rollups() {
         assert_eq!(naive.to_bits() != kahan_sum(samples.iter().map(|s| s.value)).to_bits(), decimal);
     }
 }
+
+const MODES: [Mode; 3] = [Mode::Series, Mode::Grid { split: false }, Mode::Grid { split: true }];
 
 fn bits(v: &Value) -> Vec<(Labels, Vec<(i64, u64)>)> {
     let canon = |x: f64| if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() };
@@ -214,6 +316,7 @@ proptest! {
         start_i in 0usize..4,
         offset_i in 0usize..3,
         agg_i in 0usize..AGGS.len(),
+        mode_i in 0usize..MODES.len(),
     ) {
         let t = TenantId::new("t").unwrap();
         let raw = Arc::new(MemStore::new());
@@ -223,7 +326,8 @@ proptest! {
             let v = value(v, decimal);
             raw.add(&t, Labels::from_pairs([("__name__", "x"), ("s", ["a", "b"][s])]), &[Sample::new(ts, v)]);
         }
-        let on = Engine::new(Arc::new(Rolled { raw: Arc::clone(&raw), covered_end: covered * 5 * MINUTE }), QueryConfig::default());
+        let rolled = Arc::new(Rolled::new(Arc::clone(&raw), covered * 5 * MINUTE, MODES[mode_i]));
+        let on = Engine::new(Arc::clone(&rolled) as Arc<dyn ReadStore>, QueryConfig::default());
         let off = Engine::new(raw, QueryConfig::default());
         let range = ["1h", "2h", "65m", "30m"][range_i];
         let step = [5 * MINUTE, HOUR, 7 * MINUTE, 10 * MINUTE][step_i];
@@ -246,6 +350,8 @@ proptest! {
             .filter(|_| aligned);
         let used: Vec<(&str, u64)> = on.stats().rollup_selects_by_tier().into_iter().filter(|t| t.1 > 0).collect();
         check_tier(FUNCS[f], exact, used, tier.map(|(_, n)| n), &q)?;
+        let grids = rolled.grids.load(std::sync::atomic::Ordering::Relaxed);
+        prop_assert_eq!(grids > 0, tier.is_some() && MODES[mode_i] != Mode::Series, "{}: grids answered", q);
         check_aggregated(&on, &off, &t, &q, agg_i, (start, end, step))?;
     }
 
@@ -263,6 +369,7 @@ proptest! {
         start_i in 0usize..3,
         offset_i in 0usize..3,
         agg_i in 0usize..AGGS.len(),
+        mode_i in 0usize..MODES.len(),
     ) {
         let t = TenantId::new("t").unwrap();
         let raw = Arc::new(MemStore::new());
@@ -272,7 +379,8 @@ proptest! {
             let v = value(v, decimal);
             raw.add(&t, Labels::from_pairs([("__name__", "x"), ("s", ["a", "b"][s])]), &[Sample::new(ts, v)]);
         }
-        let on = Engine::new(Arc::new(Rolled { raw: Arc::clone(&raw), covered_end: covered * HOUR }), QueryConfig::default());
+        let rolled = Arc::new(Rolled::new(Arc::clone(&raw), covered * HOUR, MODES[mode_i]));
+        let on = Engine::new(Arc::clone(&rolled) as Arc<dyn ReadStore>, QueryConfig::default());
         let off = Engine::new(raw, QueryConfig::default());
         let (range, range_ms) = [("1d", DAY), ("2d", 2 * DAY), ("25h", 25 * HOUR), ("3d", 3 * DAY)][range_i];
         let step = [DAY, 2 * DAY, 6 * HOUR][step_i];
@@ -290,6 +398,8 @@ proptest! {
             .find(|(w, _)| (covered * HOUR).div_euclid(*w) * w >= first_end - range_ms + w);
         let used: Vec<(&str, u64)> = on.stats().rollup_selects_by_tier().into_iter().filter(|t| t.1 > 0).collect();
         check_tier(FUNCS[f], exact, used, tier.map(|(_, n)| n), &q)?;
+        let grids = rolled.grids.load(std::sync::atomic::Ordering::Relaxed);
+        prop_assert_eq!(grids > 0, tier.is_some() && MODES[mode_i] != Mode::Series, "{}: grids answered", q);
         check_aggregated(&on, &off, &t, &q, agg_i, (start, end, step))?;
     }
 }
