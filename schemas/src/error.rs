@@ -7,10 +7,10 @@
 /// `Unavailable`; InfluxDB's statuses), the query API through
 /// `query::QueryError::error_type` and `http_status` (Prometheus's
 /// `errorType` and status), and the server's own handlers (admin, erasure,
-/// status pages, `/internal/*`) through `server/src/error.rs`
-/// (`status_of(kind)`; 401, 403, 409 and 413 by their own variants). The
-/// inter-region endpoints of `server/src/regions.rs` answer refusals with
-/// `errorType: "geo_fence"`. When a kind is added or its meaning changes,
+/// status pages, `/internal/*`, the inter-region endpoints, the startup
+/// gate) through `server/src/error.rs` (`status_of(kind)`; 401, 403, 409
+/// and 413 by their own variants, the inter-region refusals with
+/// `errorType: "geo_fence"`). When a kind is added or its meaning changes,
 /// touch all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {

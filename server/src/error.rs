@@ -9,24 +9,35 @@
 //!
 //! ```text
 //!   handler ──Err(Error)──► status()  ─┬─ request refusals the kinds do not name:
-//!                                      │    401 Unauthenticated, 403 Forbidden,
+//!                                      │    401 Unauthenticated, RegionUnauthenticated,
+//!                                      │    403 Forbidden, GeoFence,
 //!                                      │    409 Conflict, 413 BodyTooLarge
+//!                                      ├─ Query: the Prometheus query API's status
+//!                                      │    (QueryError::http_status)
 //!                                      └─ everything else: status_of(kind())
 //!                                           InvalidInput 400, NotFound 404,
 //!                                           QuotaExceeded 429, Unavailable 503,
 //!                                           Corruption 500, Internal 500
 //!   body: {"status":"error","errorType":error_type(),"error":"<message>"}
+//!   Retry-After: retry_after() (a node still starting)
 //! ```
 //!
 //! The write path (`strata_ingest::http`) and the Prometheus query API
 //! (`strata_query::QueryError::http_status`) keep their own mappings: their
-//! answers follow InfluxDB's and Prometheus's documented statuses. The
-//! inter-region endpoints of [`crate::regions`] answer refusals with
-//! `errorType: "geo_fence"` (their peers read it). Startup (`anyhow`) stays
-//! at the binary's edge: a node that cannot start prints the chain and exits.
+//! answers follow InfluxDB's and Prometheus's documented statuses (a query a
+//! region evaluates for another, [`Error::Query`], answers with the query
+//! API's). The inter-region endpoints of [`crate::regions`] answer their
+//! refusals with `errorType: "geo_fence"` (their peers read the status and
+//! the message). While the node starts, [`crate::startup`] answers every
+//! route it does not serve yet with [`Error::Starting`] (503 and
+//! `Retry-After`; write routes in the write APIs' body shape). Startup
+//! failures (`anyhow`) stay at the binary's edge: a node that cannot start
+//! prints the chain and exits.
 
 use axum::http::StatusCode;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use strata_query::QueryError;
 use strata_schemas::{AuthError, ErrorKind, ReadError};
 
 /// Result alias of the server's handlers.
@@ -58,6 +69,28 @@ pub enum Error {
     /// (503, `errorType: "timeout"`); the message names what is missing.
     #[error("{0}")]
     ReadAfterTimeout(String),
+    /// An inter-region request from a region that is not in this region's
+    /// directory, or with a credential that is not the one the directory
+    /// knows for it (401, `errorType: "geo_fence"`).
+    #[error("{0}")]
+    RegionUnauthenticated(String),
+    /// The data region refuses an inter-region request under the tenant's
+    /// export policy, or for an expression it may not answer (403,
+    /// `errorType: "geo_fence"`); the message names the rule.
+    #[error("{0}")]
+    GeoFence(String),
+    /// The audit record an inter-region request needs could not be made
+    /// durable, so the request is refused (503: retry).
+    #[error("{0}")]
+    AuditRecord(String),
+    /// The node is starting (its log replaying): nothing that reads or
+    /// writes its stores is served yet (503 with `Retry-After`).
+    #[error("{0}")]
+    Starting(String),
+    /// A query this node evaluated for another region failed: the
+    /// Prometheus query API's status and `errorType`.
+    #[error("{0}")]
+    Query(#[from] QueryError),
     /// Reading series from a store failed; the read error's kind decides.
     #[error("{context}: {source}")]
     ReadSeries {
@@ -86,7 +119,7 @@ pub enum Error {
     /// Reading an audit log failed (500).
     #[error("reading the {log} audit log: {source:#}")]
     ReadAudit {
-        /// Which log (`admin`, `erasure`).
+        /// Which log (`admin`, `erasure`, `inter-region`).
         log: &'static str,
         /// Cause.
         #[source]
@@ -116,8 +149,12 @@ impl Error {
             | Error::BadRequest(_)
             | Error::BodyTooLarge(_)
             | Error::Conflict(_) => ErrorKind::InvalidInput,
+            Error::RegionUnauthenticated(_) | Error::GeoFence(_) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::ReadAfterTimeout(_) | Error::Registry { .. } => ErrorKind::Unavailable,
+            Error::ReadAfterTimeout(_) | Error::Registry { .. } | Error::AuditRecord(_) | Error::Starting(_) => {
+                ErrorKind::Unavailable
+            }
+            Error::Query(e) => e.kind(),
             Error::ReadSeries { source, .. } => source.kind(),
             Error::Roll(e) => e.kind(),
             Error::ListColdTables(e) => e.kind(),
@@ -129,10 +166,11 @@ impl Error {
     /// distinguish by their own variant, everything else by its kind.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthenticated(_) | Error::RegionUnauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) | Error::GeoFence(_) => StatusCode::FORBIDDEN,
             Error::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Query(e) => StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             _ => status_of(self.kind()),
         }
     }
@@ -145,6 +183,8 @@ impl Error {
             Error::BodyTooLarge(_) => "bad_data",
             Error::Conflict(_) => "conflict",
             Error::ReadAfterTimeout(_) => "timeout",
+            Error::RegionUnauthenticated(_) | Error::GeoFence(_) => "geo_fence",
+            Error::Query(e) => e.error_type(),
             _ => match self.kind() {
                 ErrorKind::InvalidInput => "bad_data",
                 ErrorKind::NotFound => "not_found",
@@ -152,6 +192,15 @@ impl Error {
                 ErrorKind::Unavailable => "unavailable",
                 ErrorKind::Corruption | ErrorKind::Internal => "internal",
             },
+        }
+    }
+
+    /// Seconds the client is told to wait before retrying (`Retry-After`),
+    /// for the errors that end by themselves soon.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            Error::Starting(_) => Some(crate::startup::RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -184,17 +233,26 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 }
 
 impl IntoResponse for Error {
-    /// `{"status":"error","errorType":…,"error":…}` with [`Error::status`];
-    /// server-side failures (5xx) are logged with their chain.
+    /// `{"status":"error","errorType":…,"error":…}` with [`Error::status`]
+    /// and [`Error::retry_after`]; server-side failures (5xx but a node
+    /// that is starting) are logged with their chain.
     fn into_response(self) -> Response {
         let status = self.status();
         let message = self.to_string();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, Error::Starting(_)) {
             tracing::error!(status = status.as_u16(), error = %message, "request failed");
         }
         let body = serde_json::json!({"status": "error", "errorType": self.error_type(), "error": message});
-        (status, axum::Json(body)).into_response()
+        with_retry_after((status, axum::Json(body)).into_response(), self.retry_after())
     }
+}
+
+/// `resp` with `Retry-After: secs` when given.
+pub fn with_retry_after(mut resp: Response, secs: Option<u32>) -> Response {
+    if let Some(secs) = secs {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -38,6 +38,10 @@
 //! partials and counts only when it is `raw` or `aggregates` and every
 //! expression passes [`strata_query::federation::check_pushable`]. Refusals
 //! are `403` with `errorType: "geo_fence"` and a message naming the rule.
+//! Every error of these endpoints is a [`crate::error::Error`]
+//! (`RegionUnauthenticated` 401, `GeoFence` 403, `AuditRecord` 503, a read
+//! by its kind, a partial's query error by the query API's status): the
+//! statuses are chosen in `server/src/error.rs`, not here.
 //!
 //! **Audit.** Both sides record every request in the node's audit log
 //! ([`crate::audit`]); the data side fsyncs its record before the answer
@@ -62,6 +66,7 @@
 
 use crate::audit::{AuditLog, Record};
 use crate::cluster::WireMatcher;
+use crate::error::Error;
 use crate::registry::{constant_time_eq, unhex32};
 use axum::Router;
 use axum::body::Bytes;
@@ -891,9 +896,13 @@ pub fn router(state: RegionState) -> Router {
         .with_state(state)
 }
 
-fn refusal(status: StatusCode, msg: String) -> Response {
-    let body = serde_json::json!({"status": "error", "errorType": "geo_fence", "error": msg});
-    (status, axum::Json(body)).into_response()
+/// The refusal `msg` recorded in the audit log first: [`Error::GeoFence`],
+/// or [`Error::AuditRecord`] when the record could not be made durable.
+fn refused_audited(r: &Regions, rec: Record, msg: String) -> Error {
+    if let Err(e) = r.audit.must_append(&rec) {
+        return Error::AuditRecord(e);
+    }
+    Error::GeoFence(msg)
 }
 
 /// An admitted inter-region request: `(request, asking region, tenant, rule)`.
@@ -908,7 +917,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     tenant_of: impl Fn(&T) -> (&str, &str),
     crossed: &str,
     needs: ExportPolicy,
-) -> Result<Admitted<T>, Box<Response>> {
+) -> Result<Admitted<T>, Error> {
     let r = &s.regions;
     let (asker, asker_j) = match r.authenticate(headers) {
         Ok(a) => a,
@@ -927,30 +936,19 @@ fn admit<T: serde::de::DeserializeOwned>(
                 let _ = r.audit.must_append(&rec);
                 tracing::warn!(claimed_region = %claimed, suppressed, "inter-region request refused: {msg}");
             }
-            return Err(Box::new(refusal(StatusCode::UNAUTHORIZED, msg)));
+            return Err(Error::RegionUnauthenticated(msg));
         }
     };
-    let req: T = serde_json::from_slice(body)
-        .map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                axum::Json(serde_json::json!({"status": "error", "error": format!("invalid request: {e}")})),
-            )
-                .into_response()
-        })
-        .map_err(Box::new)?;
+    let req: T = serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid request: {e}")))?;
     let (tenant_text, query) = tenant_of(&req);
     let refuse = |msg: String| {
-        let rec = Record::new("received", tenant_text, &asker, r.local(), query, crossed, "refused", msg.clone());
-        if let Err(e) = r.audit.must_append(&rec) {
-            return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
-        }
         tracing::warn!(tenant = tenant_text, asking_region = %asker, "inter-region request refused: {msg}");
-        refusal(StatusCode::FORBIDDEN, msg)
+        let rec = Record::new("received", tenant_text, &asker, r.local(), query, crossed, "refused", msg.clone());
+        refused_audited(r, rec, msg)
     };
-    let tenant = TenantId::new(tenant_text).map_err(|e| Box::new(refuse(format!("invalid tenant id: {e}"))))?;
+    let tenant = TenantId::new(tenant_text).map_err(|e| refuse(format!("invalid tenant id: {e}")))?;
     let Some(policy) = r.resolver.policy(&tenant) else {
-        return Err(Box::new(refuse(format!("tenant {tenant_text:?} is not known in region {}", r.local()))));
+        return Err(refuse(format!("tenant {tenant_text:?} is not known in region {}", r.local())));
     };
     let allowed = policy.readable(r.jurisdiction(), &asker_j);
     let rule = if asker_j == r.jurisdiction() {
@@ -965,7 +963,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     };
     if !ok {
         let what = if needs == ExportPolicy::Raw { "raw series" } else { "aggregates" };
-        return Err(Box::new(refuse(format!(
+        return Err(refuse(format!(
             "geo-fence: tenant {tenant_text:?} lets {} leave jurisdiction {} for jurisdiction {asker_j} (rule {rule}); \
              region {asker} asked for {what}",
             match allowed {
@@ -974,7 +972,7 @@ fn admit<T: serde::de::DeserializeOwned>(
                 ExportPolicy::None => "nothing",
             },
             r.jurisdiction()
-        ))));
+        )));
     }
     Ok((req, asker, tenant, rule))
 }
@@ -987,7 +985,8 @@ fn policy_name(p: ExportPolicy) -> &'static str {
     }
 }
 
-/// Records an allowed answer before it leaves; a failed record refuses it.
+/// Records an allowed answer before it leaves; a failed record refuses it
+/// ([`Error::AuditRecord`]).
 #[allow(clippy::too_many_arguments)]
 fn answer_audited(
     s: &RegionState,
@@ -999,39 +998,29 @@ fn answer_audited(
     series: u64,
     body: Vec<u8>,
     content_type: &'static str,
-) -> Response {
+) -> Result<Response, Error> {
     let r = &s.regions;
     let mut rec = Record::new("received", tenant.as_str(), asker, r.local(), query, crossed, "allowed", rule);
     (rec.series, rec.bytes) = (series, body.len() as u64);
-    if let Err(e) = r.audit.must_append(&rec) {
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
-    }
-    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-fn internal(e: impl std::fmt::Display) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({"status": "error", "error": e.to_string()})))
-        .into_response()
+    r.audit.must_append(&rec).map_err(Error::AuditRecord)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// `POST /internal/v1/region/select`: this region's raw series (raw policy only).
-async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
     let crossed = if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["series_only"] == true) {
         "metadata"
     } else {
         "raw_series"
     };
-    let (req, asker, tenant, rule) = match admit::<RegionSelect>(
+    let (req, asker, tenant, rule) = admit::<RegionSelect>(
         &s,
         &headers,
         &body,
         |r| (r.tenant.as_str(), r.query.as_str()),
         crossed,
         ExportPolicy::Raw,
-    ) {
-        Ok(x) => x,
-        Err(resp) => return *resp,
-    };
+    )?;
     let store = Arc::clone(&s.regions.region_store);
     let binary = headers
         .get(axum::http::header::ACCEPT)
@@ -1054,27 +1043,22 @@ async fn select(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -
                 let n = a.series.len() as u64;
                 serde_json::to_vec(&a).map(|b| (n, b, "application/json", req)).map_err(|e| e.to_string())
             })
-            .map_err(|e| (StatusCode::BAD_REQUEST, e))
+            .map_err(Error::BadRequest)
     })
-    .await;
-    match out {
-        Ok(Ok((n, bytes, content_type, req))) => {
-            answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes, content_type)
-        }
-        Ok(Err((status, e))) => {
-            (status, axum::Json(serde_json::json!({"status": "error", "error": e}))).into_response()
-        }
-        Err(e) => internal(e),
-    }
+    .await
+    .map_err(Error::task("inter-region select"))?;
+    let (n, bytes, content_type, req) = out?;
+    answer_audited(&s, &tenant, &asker, &req.query, crossed, rule, n, bytes, content_type)
 }
 
 /// A raw select answered in the binary encoding ([`wire`]): `(series, bytes)`.
-/// A read this region cannot complete (a cluster peer of it that does not
-/// answer, when the asker's `partial_response` is false) is 503.
-fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<u8>), (StatusCode, String)> {
-    let bad = |e: String| (StatusCode::BAD_REQUEST, e);
-    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| bad(e.to_string()))?;
-    let matchers = req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+/// A read this region cannot complete answers by the read error's kind (a
+/// cluster peer of it that does not answer, when the asker's
+/// `partial_response` is false: 503).
+fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<u8>), Error> {
+    let tenant = TenantId::new(req.tenant.as_str()).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let matchers =
+        req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>().map_err(Error::BadRequest)?;
     let range = TimeRange::new(req.start, req.end);
     // A cluster peer of this region that did not answer is a warning for the asker.
     let (series, warnings) = strata_schemas::read_warnings::collect_with(req.partial_response, || {
@@ -1085,14 +1069,8 @@ fn answer_binary(store: &dyn ReadStore, req: &RegionSelect) -> Result<(u64, Vec<
             store.select(&tenant, &matchers, range)
         }
     });
-    let series: Vec<SeriesData> = series.map_err(|e: ReadError| {
-        let status = if matches!(e, ReadError::Unavailable(_)) {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        (status, e.to_string())
-    })?;
+    let series: Vec<SeriesData> =
+        series.map_err(|source: ReadError| Error::ReadSeries { context: "reading this region's series", source })?;
     Ok((series.len() as u64, wire::encode(&series, &warnings)))
 }
 
@@ -1105,18 +1083,15 @@ fn jurisdiction_store(s: &RegionState, tenant: &TenantId, query: &str, partial_r
 }
 
 /// `POST /internal/v1/region/partials`: partial aggregations over this jurisdiction.
-async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (req, asker, tenant, rule) = match admit::<RegionPartials>(
+async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+    let (req, asker, tenant, rule) = admit::<RegionPartials>(
         &s,
         &headers,
         &body,
         |r| (r.tenant.as_str(), r.query.as_str()),
         "aggregate_series",
         ExportPolicy::Aggregates,
-    ) {
-        Ok(x) => x,
-        Err(resp) => return *resp,
-    };
+    )?;
     // The data region decides what leaves: every expression must be a pushable aggregation.
     for e in &req.exprs {
         if let Err(why) = strata_query::federation::check_pushable(e) {
@@ -1131,10 +1106,7 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
                 "refused",
                 msg.clone(),
             );
-            if let Err(e) = s.regions.audit.must_append(&rec) {
-                return refusal(StatusCode::SERVICE_UNAVAILABLE, e);
-            }
-            return refusal(StatusCode::FORBIDDEN, msg);
+            return Err(refused_audited(&s.regions, rec, msg));
         }
     }
     let store = jurisdiction_store(&s, &tenant, &req.query, req.partial_response);
@@ -1167,42 +1139,26 @@ async fn partials(State(s): State<RegionState>, headers: HeaderMap, body: Bytes)
         let answer = PartialsAnswer { results: wire, warnings };
         Ok::<_, strata_query::QueryError>((n, serde_json::to_vec(&answer).unwrap_or_default()))
     })
-    .await;
-    match out {
-        Ok(Ok((n, bytes))) => {
-            // The asker's query arrives as its hash; the record also shows what was evaluated here.
-            let what = format!("{} {}", req.query, req.exprs.join(" ; "));
-            answer_audited(&s, &tenant, &asker, &what, "aggregate_series", rule, n, bytes, "application/json")
-        }
-        Ok(Err(e)) => {
-            let body = serde_json::json!({"status": "error", "errorType": e.error_type(), "error": e.to_string()});
-            (StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY), axum::Json(body))
-                .into_response()
-        }
-        Err(e) => internal(e),
-    }
+    .await
+    .map_err(Error::task("inter-region partials"))?;
+    let (n, bytes) = out?;
+    // The asker's query arrives as its hash; the record also shows what was evaluated here.
+    let what = format!("{} {}", req.query, req.exprs.join(" ; "));
+    answer_audited(&s, &tenant, &asker, &what, "aggregate_series", rule, n, bytes, "application/json")
 }
 
 /// `POST /internal/v1/region/count`: how many series match (a count may cross under `aggregates`).
-async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (req, asker, tenant, rule) = match admit::<RegionCount>(
+async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
+    let (req, asker, tenant, rule) = admit::<RegionCount>(
         &s,
         &headers,
         &body,
         |r| (r.tenant.as_str(), r.query.as_str()),
         "series_count",
         ExportPolicy::Aggregates,
-    ) {
-        Ok(x) => x,
-        Err(resp) => return *resp,
-    };
-    let matchers = match req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>() {
-        Ok(m) => m,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"status": "error", "error": e})))
-                .into_response();
-        }
-    };
+    )?;
+    let matchers =
+        req.matchers.iter().map(WireMatcher::to_matcher).collect::<Result<Vec<_>, _>>().map_err(Error::BadRequest)?;
     let store = jurisdiction_store(&s, &tenant, &req.query, req.partial_response);
     let (t, range, partial_response) = (tenant.clone(), TimeRange::new(req.start, req.end), req.partial_response);
     let local = s.regions.local().to_owned();
@@ -1211,17 +1167,13 @@ async fn count(State(s): State<RegionState>, headers: HeaderMap, body: Bytes) ->
             strata_schemas::read_warnings::collect_with(partial_response, || store.series(&t, &matchers, range));
         let mut warnings = store.warnings.lock().clone();
         warnings.extend(raised.into_iter().map(|w| format!("region {local}: {w}")));
-        let answer = CountAnswer { count: n?.len() as u64, warnings };
-        Ok::<_, ReadError>(serde_json::to_vec(&answer).unwrap_or_default())
+        let n = n.map_err(|source| Error::ReadSeries { context: "counting this jurisdiction's series", source })?;
+        let answer = CountAnswer { count: n.len() as u64, warnings };
+        Ok::<_, Error>(serde_json::to_vec(&answer).unwrap_or_default())
     })
-    .await;
-    match out {
-        Ok(Ok(bytes)) => {
-            answer_audited(&s, &tenant, &asker, &req.query, "series_count", rule, 0, bytes, "application/json")
-        }
-        Ok(Err(e)) => internal(e),
-        Err(e) => internal(e),
-    }
+    .await
+    .map_err(Error::task("inter-region count"))?;
+    answer_audited(&s, &tenant, &asker, &req.query, "series_count", rule, 0, out?, "application/json")
 }
 
 /// `GET /admin/v1/audit?tenant=&region=&decision=&side=&since_ms=&limit=` (admin token).
@@ -1229,21 +1181,22 @@ async fn audit(
     State(s): State<RegionState>,
     headers: HeaderMap,
     axum::extract::Query(filter): axum::extract::Query<crate::audit::Filter>,
-) -> Response {
+) -> Result<Response, Error> {
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| strata_schemas::tenant::parse_authorization(h).ok());
     if presented.is_none_or(|p| !crate::auth::token_eq(p.as_bytes(), s.admin_token.as_bytes())) {
-        let body = serde_json::json!({"status": "error", "error": "the audit log needs the admin token (Authorization: Bearer <admin token>)"});
-        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+        return Err(Error::Unauthenticated(
+            "the audit log needs the admin token (Authorization: Bearer <admin token>)".to_owned(),
+        ));
     }
     let audit = Arc::clone(&s.regions.audit);
-    match tokio::task::spawn_blocking(move || audit.list(&filter)).await {
-        Ok(Ok(records)) => axum::Json(serde_json::json!({"status": "success", "data": records})).into_response(),
-        Ok(Err(e)) => internal(format!("{e:#}")),
-        Err(e) => internal(e),
-    }
+    let records = tokio::task::spawn_blocking(move || audit.list(&filter))
+        .await
+        .map_err(Error::task("audit log read"))?
+        .map_err(|source| Error::ReadAudit { log: "inter-region", source })?;
+    Ok(axum::Json(serde_json::json!({"status": "success", "data": records})).into_response())
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

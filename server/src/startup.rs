@@ -23,14 +23,16 @@
 //! fan-out counts this node as unreachable, as it would a stopped node),
 //! the inter-region endpoints (the asking region answers with a warning),
 //! the erasure reload (the node reloads the registry itself before it turns
-//! ready) and the admin API. Write errors have the write APIs' shape
-//! (`code`, `message`), other errors Prometheus's (`status`, `errorType`,
-//! `error`).
+//! ready) and the admin API. The refusal is [`Error::Starting`], whose
+//! status and `Retry-After` come from [`crate::error`]; write errors have
+//! the write APIs' shape (`code`, `message`), other errors Prometheus's
+//! (`status`, `errorType`, `error`).
 
+use crate::error::{Error, with_retry_after};
 use crate::progress::TasksState;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::Mutex;
@@ -161,13 +163,10 @@ async fn dispatch(State(gate): State<Gate>, req: Request) -> Response {
     }
 }
 
-fn retry_after(mut resp: Response) -> Response {
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-    resp
-}
-
+/// `/-/ready` while starting: Prometheus's plain-text readiness answer (503).
 async fn not_ready(State(s): State<Arc<Startup>>) -> Response {
-    retry_after((StatusCode::SERVICE_UNAVAILABLE, format!("Strata is not ready: {}.\n", s.describe())).into_response())
+    let resp = (StatusCode::SERVICE_UNAVAILABLE, format!("Strata is not ready: {}.\n", s.describe())).into_response();
+    with_retry_after(resp, Some(RETRY_AFTER_SECS))
 }
 
 async fn healthy() -> &'static str {
@@ -179,18 +178,18 @@ fn is_write_path(path: &str) -> bool {
     matches!(path, "/api/v2/write" | "/write" | "/api/v1/write" | "/otlp/v1/metrics")
 }
 
-/// Any other request while starting: 503, `Retry-After`, and why.
+/// Any other request while starting: [`Error::Starting`] (503,
+/// `Retry-After`, and why), in the write APIs' body shape on a write route.
 async fn unavailable(State(s): State<Arc<Startup>>, req: Request) -> Response {
-    let msg = format!(
+    let e = Error::Starting(format!(
         "the node is starting ({}): it answers queries and writes once /-/ready answers 200; retry in {RETRY_AFTER_SECS} s",
         s.describe()
-    );
-    let body = if is_write_path(req.uri().path()) {
-        json!({"code": "unavailable", "message": msg})
-    } else {
-        json!({"status": "error", "errorType": "unavailable", "error": msg})
-    };
-    retry_after((StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response())
+    ));
+    if !is_write_path(req.uri().path()) {
+        return e.into_response();
+    }
+    let body = json!({"code": e.error_type(), "message": e.to_string()});
+    with_retry_after((e.status(), axum::Json(body)).into_response(), e.retry_after())
 }
 
 /// `/metrics` while starting: readiness, uptime, build and progress (no tenant data: nothing is open yet).

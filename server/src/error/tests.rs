@@ -121,3 +121,69 @@ async fn a_failed_task_is_an_internal_error_naming_the_task() {
     assert_eq!((e.status().as_u16(), e.kind()), (500, ErrorKind::Internal));
     assert!(e.to_string().starts_with("audit task failed: "), "{e}");
 }
+
+/// The inter-region endpoints' refusals: 401 / 403 with `errorType:
+/// "geo_fence"` (the asking region reads the status and the message), a
+/// refusal whose audit record failed 503.
+#[test]
+fn inter_region_refusals_are_geo_fence_errors_and_a_failed_audit_record_is_retryable() {
+    let cases: [(Error, ErrorKind, u16, &str); 3] = [
+        (
+            Error::RegionUnauthenticated("region \"mars-1\" is not in the directory".into()),
+            ErrorKind::InvalidInput,
+            401,
+            "geo_fence",
+        ),
+        (
+            Error::GeoFence("geo-fence: tenant \"agro\" lets only aggregates leave".into()),
+            ErrorKind::InvalidInput,
+            403,
+            "geo_fence",
+        ),
+        (Error::AuditRecord("audit log: disk full".into()), ErrorKind::Unavailable, 503, "unavailable"),
+    ];
+    for (e, kind, status, error_type) in cases {
+        assert_eq!(
+            (e.kind(), e.status().as_u16(), e.error_type(), e.retry_after()),
+            (kind, status, error_type, None),
+            "{e}"
+        );
+    }
+}
+
+/// A partial aggregation that fails answers like the Prometheus query API.
+#[test]
+fn a_query_error_answers_with_the_query_apis_status_and_error_type() {
+    use strata_query::QueryError;
+    for (e, kind, status, error_type) in [
+        (QueryError::BadData("parse error".into()), ErrorKind::InvalidInput, 400, "bad_data"),
+        (QueryError::TooManySamples("sum"), ErrorKind::QuotaExceeded, 422, "execution"),
+        (QueryError::Timeout("eval"), ErrorKind::Unavailable, 503, "timeout"),
+        (QueryError::Canceled("eval"), ErrorKind::Unavailable, 499, "canceled"),
+        (QueryError::Internal("bug".into()), ErrorKind::Internal, 500, "internal"),
+    ] {
+        let message = e.to_string();
+        let e = Error::from(e);
+        assert_eq!((e.kind(), e.status().as_u16(), e.error_type()), (kind, status, error_type), "{e}");
+        assert_eq!(e.to_string(), message);
+    }
+}
+
+/// A node that is starting answers 503 with `Retry-After` and says so.
+#[tokio::test]
+async fn a_starting_node_answers_503_with_retry_after() {
+    let e = Error::Starting("the node is starting (replaying the ingest log)".into());
+    assert_eq!((e.kind(), e.status().as_u16(), e.error_type()), (ErrorKind::Unavailable, 503, "unavailable"));
+    let resp = e.into_response();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let retry = resp.headers().get(axum::http::header::RETRY_AFTER).map(|v| v.to_str().expect("ascii").to_owned());
+    assert_eq!(retry, Some(crate::startup::RETRY_AFTER_SECS.to_string()));
+    let body = to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"status": "error", "errorType": "unavailable", "error": "the node is starting (replaying the ingest log)"})
+    );
+    let other = Error::Conflict("x".into()).into_response();
+    assert!(other.headers().get(axum::http::header::RETRY_AFTER).is_none());
+}
