@@ -53,6 +53,7 @@
 
 pub mod cache;
 pub mod coalesce;
+mod metrics;
 pub mod split;
 #[cfg(test)]
 mod tests;
@@ -69,7 +70,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use strata_schemas::metrics_text::MetricsText;
 use strata_schemas::{Labels, Sample, TenantId, WriteBatch};
 
 /// Invalidations remembered per tenant for in-flight evaluations.
@@ -82,7 +82,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// A tenant's delete-request epoch (changes whenever its tombstones do).
 pub type EpochFn = Arc<dyn Fn(&TenantId) -> u64 + Send + Sync>;
 
-/// Counters of the front (see [`QueryFront::render`]).
+/// Counters of the front, rendered by [`QueryFront::render`] (`front/metrics.rs`).
 #[derive(Debug, Default)]
 struct Metrics {
     flights: AtomicU64,
@@ -561,74 +561,6 @@ impl QueryFront {
         })();
         self.state.lock().end(tenant);
         out
-    }
-
-    /// Appends the front's counters in Prometheus text format.
-    pub fn render(&self, out: &mut String) {
-        let m = &self.metrics;
-        let (bytes, entries, evictions, invalidations) = {
-            let st = self.state.lock();
-            (st.cache.bytes(), st.cache.len(), st.cache.evictions, st.cache.invalidations)
-        };
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 10] = [
-            (
-                "strata_query_front_flights_total",
-                "Queries the front evaluated for a flight of identical requests (leaders).",
-                load(&m.flights),
-            ),
-            (
-                "strata_query_front_coalesced_total",
-                "Requests answered by another identical request's evaluation.",
-                load(&m.coalesced),
-            ),
-            (
-                "strata_query_front_evaluations_total",
-                "Engine evaluations run for the front's requests (whole queries and parts).",
-                load(&m.evaluations),
-            ),
-            (
-                "strata_query_front_cache_hits_total",
-                "Settled range-query parts answered from the cache.",
-                load(&m.hits),
-            ),
-            (
-                "strata_query_front_cache_misses_total",
-                "Settled range-query parts evaluated and stored.",
-                load(&m.misses),
-            ),
-            (
-                "strata_query_front_cache_extends_total",
-                "Cached parts extended by the steps settled since.",
-                load(&m.extends),
-            ),
-            (
-                "strata_query_front_cache_evictions_total",
-                "Cached parts evicted for room (front_cache_bytes).",
-                evictions,
-            ),
-            (
-                "strata_query_front_cache_invalidations_total",
-                "Cached parts dropped by writes, delete requests or purges.",
-                invalidations,
-            ),
-            (
-                "strata_query_front_cache_not_stored_total",
-                "Parts not stored because a write touched them while they were computed.",
-                load(&m.not_stored),
-            ),
-            (
-                "strata_query_front_bypassed_total",
-                "Range queries evaluated unsplit: @ start()/end(), annotations or failing parts.",
-                load(&m.bypassed),
-            ),
-        ];
-        let mut text = MetricsText::new(out);
-        for (name, help, v) in counters {
-            text.counter(name, help, v);
-        }
-        text.gauge("strata_query_front_cache_bytes", "Estimated bytes held by the front's cache.", bytes);
-        text.gauge("strata_query_front_cache_entries", "Parts held by the front's cache.", entries);
     }
 }
 
