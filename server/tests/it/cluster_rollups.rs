@@ -11,7 +11,7 @@
 //!   (`strata_query_rollup_tier_selects_total` moves).
 
 use crate::harness::*;
-use crate::scylla::{HOUR, Kassandra, answers, iceberg_rows, metric, old_window, queries};
+use crate::scylla::{HOUR, Kassandra, answers, iceberg_rows, old_window, queries};
 use std::path::Path;
 use std::process::{Command, Stdio};
 

@@ -234,12 +234,7 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
 
 /// `strata_query_rollup_selects_total` from `/metrics`.
 async fn rollup_selects(c: &reqwest::Client, s: &Server) -> u64 {
-    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    m.lines()
-        .find_map(|l| l.strip_prefix("strata_query_rollup_selects_total "))
-        .unwrap_or_else(|| panic!("no rollup counter in /metrics:\n{m}"))
-        .parse()
-        .unwrap()
+    metric(c, s, "strata_query_rollup_selects_total").await as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

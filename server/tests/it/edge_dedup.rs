@@ -41,13 +41,6 @@ async fn samples(c: &reqwest::Client, s: &Server, at: i64) -> f64 {
     single_value(&query(c, s, "sum(count_over_time(edge_temp[10m]))", at).await)
 }
 
-async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> f64 {
-    let text = c.get(s.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resent_edge_batch_is_applied_once_across_kill9_flush_and_restart() {
     let dir = data_dir();

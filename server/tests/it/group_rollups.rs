@@ -4,28 +4,11 @@
 
 use crate::harness::*;
 
-/// The node's generated admin token.
-fn node_token(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()
-}
-
-/// POSTs to an `/internal/*` endpoint with the admin token; its JSON answer (asserted 200).
-async fn post_internal(c: &reqwest::Client, s: &Server, dir: &std::path::Path, path: &str) -> serde_json::Value {
-    let r = c.post(s.url(path)).bearer_auth(node_token(dir)).send().await.unwrap();
-    assert_eq!(r.status(), 200, "{path}");
-    r.json().await.unwrap_or(serde_json::Value::Null)
-}
-
-async fn query_as(c: &reqwest::Client, s: &Server, token: &str, q: &str, t_ms: i64) -> serde_json::Value {
-    let r = c
-        .get(s.url("/api/v1/query"))
-        .header("Authorization", format!("Bearer {token}"))
-        .query(&[("query", q), ("time", &format!("{}", t_ms / 1000))])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{q}");
-    r.json().await.unwrap()
+/// An instant query answered 200 with tenant token `token`.
+async fn query_ok(c: &reqwest::Client, s: &Server, token: &str, q: &str, t_ms: i64) -> serde_json::Value {
+    let (status, v) = query_as(c, s, token, q, t_ms).await;
+    assert_eq!(status, 200, "{q}: {v}");
+    v
 }
 
 /// `{farm → value}` of an instant vector answer.
@@ -41,15 +24,6 @@ fn by_farm(answer: &serde_json::Value) -> std::collections::BTreeMap<String, f64
         .collect()
 }
 
-async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> u64 {
-    let m = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    m.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{m}"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_and_is_counted() {
     let dir = data_dir();
@@ -61,7 +35,7 @@ async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_a
     ];
     let s = Server::start(dir.path(), &env);
     let c = client();
-    let admin = node_token(dir.path());
+    let admin = admin_token(dir.path());
     // A bad declaration is refused with the reason; a good one is stored with the tenant.
     let bad = serde_json::json!({"id": "acme", "group_rollups": [{"metric": "soil_moisture", "by": ["__name__"]}]});
     let r = c.post(s.url("/admin/v1/tenants")).bearer_auth(&admin).json(&bad).send().await.unwrap();
@@ -109,10 +83,10 @@ async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_a
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    post_internal(&c, &s, dir.path(), "/internal/flush").await;
-    let rolled = post_internal(&c, &s, dir.path(), "/internal/roll").await;
+    internal(&c, &s, &admin, "/internal/flush").await;
+    let rolled = internal(&c, &s, &admin, "/internal/roll").await;
     assert_eq!(rolled["samples"], points.len(), "{rolled}");
-    assert!(metric(&c, &s, "strata_compactor_group_rollup_rows_written_total").await > 0);
+    assert!(metric(&c, &s, "strata_compactor_group_rollup_rows_written_total").await > 0.0);
 
     let expect = |t: i64, f: &dyn Fn(&[i64]) -> i64| -> std::collections::BTreeMap<String, f64> {
         let mut groups: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
@@ -137,11 +111,11 @@ async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_a
         // engine rightly reads it raw (with 2 h buckets: h0 whenever the test ran in an odd UTC hour).
         for t in [h0 - 2 * H, h0 - H] {
             let before = metric(&c, &s, "strata_query_group_rollup_selects_total").await;
-            let got = by_farm(&query_as(&c, &s, &reader, q, t).await);
+            let got = by_farm(&query_ok(&c, &s, &reader, q, t).await);
             assert_eq!(got, expect(t, f), "{q} @ {t}");
             assert_eq!(got.len(), 4, "three farms and the farmless group: {got:?}");
             let after = metric(&c, &s, "strata_query_group_rollup_selects_total").await;
-            assert_eq!(after, before + 1, "{q} @ {t} answered from the group rollup");
+            assert_eq!(after, before + 1.0, "{q} @ {t} answered from the group rollup");
         }
     }
     // Another grouping, another function, an extra matcher: answered as before.
@@ -151,7 +125,7 @@ async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_a
         "max by (farm) (max_over_time(soil_moisture{device=\"d1\"}[1h]))",
     ] {
         let before = metric(&c, &s, "strata_query_group_rollup_selects_total").await;
-        let answer = query_as(&c, &s, &reader, q, h0).await;
+        let answer = query_ok(&c, &s, &reader, q, h0).await;
         assert!(!answer["data"]["result"].as_array().unwrap().is_empty(), "{q}: {answer}");
         assert_eq!(metric(&c, &s, "strata_query_group_rollup_selects_total").await, before, "{q}");
     }

@@ -120,6 +120,40 @@ pub(crate) async fn query(c: &reqwest::Client, s: &Server, q: &str, t_ms: i64) -
     v["data"].clone()
 }
 
+/// An instant query at `t_ms` with tenant token `token`: its status and JSON
+/// answer (the caller asserts on them).
+pub(crate) async fn query_as(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    q: &str,
+    t_ms: i64,
+) -> (u16, serde_json::Value) {
+    let r = c
+        .get(s.url("/api/v1/query"))
+        .header("Authorization", format!("Bearer {token}"))
+        .query(&[("query", q), ("time", &format!("{}", t_ms / 1000))])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// The value of `name` in the node's `/metrics`: its one unlabelled sample,
+/// or the sum over a labelled family's label sets (as read without a token:
+/// no per-tenant series). Panics, with the exposition, when `name` has no
+/// sample.
+pub(crate) async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> f64 {
+    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+        .map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("not a sample: {l}")))
+        .collect();
+    assert!(!values.is_empty(), "no {name} in /metrics:\n{text}");
+    values.iter().sum()
+}
+
 /// `strata serve`'s generated admin token (`<data dir>/admin.token`).
 pub(crate) fn admin_token(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()

@@ -33,15 +33,6 @@ async fn count(c: &reqwest::Client, s: &Server, t0: i64) -> f64 {
     single_value(&data)
 }
 
-async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> f64 {
-    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-        .parse()
-        .unwrap()
-}
-
 fn segment(data: &Path) -> PathBuf {
     data.join("log/p0000/00000000000000000000.seg")
 }

@@ -14,15 +14,9 @@ async fn admin(c: &reqwest::Client, s: &Server, path: &str, body: serde_json::Va
 }
 
 /// `strata_query_front_<name>` from `/metrics`.
+/// `strata_query_front_<name>` in `/metrics`.
 async fn front_metric(c: &reqwest::Client, s: &Server, name: &str) -> u64 {
-    let text = c.get(s.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
-    let prefix = format!("strata_query_front_{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
+    metric(c, s, &format!("strata_query_front_{name}")).await as u64
 }
 
 async fn range(c: &reqwest::Client, s: &Server, token: &str, q: &str, (start, end, step): (i64, i64, i64)) -> String {

@@ -75,15 +75,6 @@ async fn the_scylla_hot_tier_serves_writes_across_restarts_and_nodes() {
     drop(s);
 }
 
-/// The sum of a counter's samples in `/metrics` (every label set).
-pub(crate) async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> f64 {
-    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Checks the row count (and value sum) of `strata.<table>` read with
 /// PyIceberg (`scripts/cold_interop_read.py`) from the SQLite catalog and
 /// file warehouse under `dir` (`catalog.db`, `warehouse`); returns what it saw.

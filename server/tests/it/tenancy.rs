@@ -43,17 +43,6 @@ async fn write_as(c: &reqwest::Client, s: &Server, token: &str, body: String) ->
     (status, retry, r.text().await.unwrap())
 }
 
-async fn query_as(c: &reqwest::Client, s: &Server, token: &str, q: &str, t_ms: i64) -> (u16, serde_json::Value) {
-    let r = c
-        .get(s.url("/api/v1/query"))
-        .header("Authorization", format!("Bearer {token}"))
-        .query(&[("query", q), ("time", &format!("{}", t_ms / 1000))])
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     let dir = data_dir();
