@@ -39,6 +39,7 @@
 //! change X": `hot-scylla/README.md`.
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 
 pub mod config;
 pub mod error;
