@@ -134,7 +134,7 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     assert_eq!(single_value(&count), 21.0, "cold + hot before the purge");
     // Bytes stored per tier, in usage and /metrics.
     let usage: serde_json::Value =
-        serde_json::from_str(&admin_cli(&s, dir.path(), &["--json", "usage", "default"])).unwrap();
+        serde_json::from_str(&admin_ok(&s, dir.path(), &["--json", "usage", "default"])).unwrap();
     assert!(usage["hot_bytes"].as_u64().unwrap() > 0, "{usage}");
     assert!(usage["cold_bytes"].as_u64().unwrap() > 0, "{usage}");
     let metrics =
@@ -143,15 +143,7 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     assert!(metrics.contains(&cold_line), "{cold_line}\n{metrics}");
     assert!(metrics.contains("strata_tenant_hot_bytes{tenant=\"default\"}"), "{metrics}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["admin", "--url", &s.base, "--data-dir"])
-        .arg(dir.path())
-        .args(["tenants", "delete", "default", "--data", "purge"])
-        .env_remove("STRATA_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = admin_ok(&s, dir.path(), &["tenants", "delete", "default", "--data", "purge"]);
     assert!(stdout.contains("purged:") && stdout.contains("cold file(s)"), "{stdout}");
 
     assert_eq!(parquet_files(&dir.path().join("cold")), 0, "the tenant's Iceberg files are gone");
@@ -163,26 +155,13 @@ async fn admin_purge_deletes_hot_and_cold_data_of_a_tenant() {
     assert!(!metrics.contains("strata_tenant_cold_bytes{tenant=\"default\"}"), "{metrics}");
     assert!(!metrics.contains("strata_tenant_hot_bytes{tenant=\"default\"}"), "{metrics}");
     // Purging again is harmless (idempotent), e.g. to finish one that failed half-way.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["admin", "--url", &s.base, "--data-dir"])
-        .arg(dir.path())
-        .args(["tenants", "delete", "default", "--data", "purge"])
-        .env_remove("STRATA_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    admin_ok(&s, dir.path(), &["tenants", "delete", "default", "--data", "purge"]);
 }
 
-fn admin_cli(s: &Server, dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["admin", "--url", &s.base, "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .env_remove("STRATA_ADMIN_TOKEN")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "strata admin {args:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+/// `strata admin … <args>` asserted successful; its stdout.
+fn admin_ok(s: &Server, dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = admin_cli(s, dir, args);
+    assert!(ok, "strata admin {args:?}: {stdout}\n{stderr}");
     stdout
 }
 
@@ -199,9 +178,9 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
     ];
     let s = Server::start(dir.path(), &env);
     let c = client();
-    admin_cli(&s, dir.path(), &["tenants", "create", "acme"]);
-    admin_cli(&s, dir.path(), &["limits", "set", "acme", "cold_retention=1d"]);
-    let issued = admin_cli(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write"]);
+    admin_ok(&s, dir.path(), &["tenants", "create", "acme"]);
+    admin_ok(&s, dir.path(), &["limits", "set", "acme", "cold_retention=1d"]);
+    let issued = admin_ok(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write"]);
     let token = issued.split_whitespace().find(|w| w.starts_with("st_")).unwrap().to_owned();
     // Three days old: rolled to cold by the compactor loop, then past the retention.
     let t0 = (now_ms() - 3 * 86_400_000) / 1000 * 1000;

@@ -41,12 +41,7 @@ pub(crate) async fn admin(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut r = c.request(method, s.url(path)).bearer_auth(ADMIN);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
+    admin_api(c, s, ADMIN, method, path, body).await
 }
 
 /// `{device: value}` of an instant query grouped by device.

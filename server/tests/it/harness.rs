@@ -154,6 +154,50 @@ pub(crate) async fn metric(c: &reqwest::Client, s: &Server, name: &str) -> f64 {
     values.iter().sum()
 }
 
+/// Runs `strata admin --url <s> --data-dir <dir> <args>` (the admin token
+/// read from the data dir); returns (success, stdout, stderr).
+pub(crate) fn admin_cli(s: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["admin", "--url", &s.base, "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .expect("run strata admin");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `strata admin --json <args>` asserted successful: its JSON output.
+pub(crate) fn admin_cli_json(s: &Server, dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = admin_cli(s, dir, &all);
+    assert!(ok, "strata admin {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Sends `method path` (with the JSON `body`) to the admin API with admin
+/// token `token`; its status and JSON answer (`null` when none).
+pub(crate) async fn admin_api(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = c.request(method, s.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
 /// `strata serve`'s generated admin token (`<data dir>/admin.token`).
 pub(crate) fn admin_token(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_owned()

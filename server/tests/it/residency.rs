@@ -8,31 +8,6 @@
 use crate::harness::*;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
-
-/// Runs `strata admin --url … --data-dir … <args>`; returns (success, stdout, stderr).
-fn admin_cli(s: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["admin", "--url", &s.base, "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .env_remove("STRATA_ADMIN_TOKEN")
-        .output()
-        .expect("run strata admin");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn admin_cli_json(s: &Server, dir: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (ok, out, err) = admin_cli(s, dir, &all);
-    assert!(ok, "strata admin {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 /// `POST /admin/v1{path}` with the node's generated admin token.
 async fn admin_post(c: &reqwest::Client, s: &Server, dir: &Path, path: &str, body: Value) -> (u16, Value) {

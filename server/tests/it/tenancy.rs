@@ -3,32 +3,6 @@
 //! error, be refused in the wrong region, revoke, delete.
 
 use crate::harness::*;
-use std::path::Path;
-use std::process::Command;
-
-/// Runs `strata admin --url … --data-dir … <args>`; returns (success, stdout, stderr).
-fn admin(s: &Server, dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["admin", "--url", &s.base, "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .env_remove("STRATA_ADMIN_TOKEN")
-        .output()
-        .expect("run strata admin");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn admin_json(s: &Server, dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (ok, out, err) = admin(s, dir, &all);
-    assert!(ok, "strata admin {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 async fn write_as(c: &reqwest::Client, s: &Server, token: &str, body: String) -> (u16, Option<String>, String) {
     let r = c
@@ -51,25 +25,26 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     let t = now_ms() / 1000 * 1000 - 60_000;
 
     // Open mode before any tenant exists; the CLI reads the generated admin token.
-    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "list"]);
+    let (ok, out, _) = admin_cli(&s, dir.path(), &["tenants", "list"]);
     assert!(ok);
     assert_eq!(out.trim(), "ID  NAME  HOME REGION  DATA REGIONS  QUERY REGIONS  EXPORT  RESIDENCY");
-    let created = admin_json(&s, dir.path(), &["tenants", "create", "acme", "--display-name", "ACME Farms"]);
+    let created = admin_cli_json(&s, dir.path(), &["tenants", "create", "acme", "--display-name", "ACME Farms"]);
     assert_eq!(created["home_region"], "eu");
-    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "create", "acme"]);
+    let (ok, _, err) = admin_cli(&s, dir.path(), &["tenants", "create", "acme"]);
     assert!(!ok && err.contains("409") && err.contains("already exists"), "{err}");
-    admin_json(&s, dir.path(), &["tenants", "create", "brazil-co", "--home-region", "br"]);
-    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "list"]);
+    admin_cli_json(&s, dir.path(), &["tenants", "create", "brazil-co", "--home-region", "br"]);
+    let (ok, out, _) = admin_cli(&s, dir.path(), &["tenants", "list"]);
     assert!(ok && out.contains("acme") && out.contains("ACME Farms") && out.contains("brazil-co"), "{out}");
 
-    let (ok, out, _) = admin(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write", "--description", "gw"]);
+    let (ok, out, _) =
+        admin_cli(&s, dir.path(), &["tokens", "issue", "acme", "--access", "write", "--description", "gw"]);
     assert!(ok && out.contains("not shown again"), "{out}");
     let writer = out.split_whitespace().find(|w| w.starts_with("st_")).unwrap().to_owned();
-    let reader = admin_json(&s, dir.path(), &["tokens", "issue", "acme", "--access", "read"])["token"]
+    let reader = admin_cli_json(&s, dir.path(), &["tokens", "issue", "acme", "--access", "read"])["token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let br = admin_json(&s, dir.path(), &["tokens", "issue", "brazil-co"])["token"].as_str().unwrap().to_owned();
+    let br = admin_cli_json(&s, dir.path(), &["tokens", "issue", "brazil-co"])["token"].as_str().unwrap().to_owned();
 
     // Open mode ended: anonymous writes are refused; tokens act for their tenant only.
     let anon = c.post(s.url("/api/v2/write")).body("m v=1").send().await.unwrap();
@@ -89,7 +64,7 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert!(body.contains("data regions: br"), "{body}");
 
     // Label limits: the exact limit, value and observed size, other lines still stored.
-    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_labels_per_series=3", "max_label_value_length=16"]);
+    admin_cli_json(&s, dir.path(), &["limits", "set", "acme", "max_labels_per_series=3", "max_label_value_length=16"]);
     let (status, _, body) = write_as(
         &c,
         &s,
@@ -111,13 +86,13 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     );
 
     // Request size.
-    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=100"]);
+    admin_cli_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=100"]);
     let (status, _, body) = write_as(&c, &s, &writer, format!("m,device=d1 v=1 {t}\n").repeat(10)).await;
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("limit max_request_bytes exceeded") && body.contains("100 bytes"), "{body}");
 
     // Active series: acme has m_v{device=d1} and m_v{device=d2}; a third fits, a fourth does not.
-    admin_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=1000000", "max_active_series=3"]);
+    admin_cli_json(&s, dir.path(), &["limits", "set", "acme", "max_request_bytes=1000000", "max_active_series=3"]);
     let (status, _, body) =
         write_as(&c, &s, &writer, format!("m,device=d1 v=5 {t}\nm,device=d4 v=6 {t}\nm,device=d5 v=7 {t}\n")).await;
     assert_eq!(status, 400, "{body}");
@@ -131,7 +106,7 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(single_value(&v["data"]), 3.0, "d1 and d4 stored, d5 not");
 
     // Rate: 429 with Retry-After, nothing stored.
-    admin_json(
+    admin_cli_json(
         &s,
         dir.path(),
         &["limits", "set", "acme", "max_active_series=100", "ingestion_rate=1", "ingestion_burst=5"],
@@ -151,7 +126,7 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 0, "a refused write stores nothing");
 
     // Usage.
-    let usage = admin_json(&s, dir.path(), &["usage", "acme"]);
+    let usage = admin_cli_json(&s, dir.path(), &["usage", "acme"]);
     assert_eq!(usage["samples_accepted"], 9, "{usage}");
     assert_eq!(usage["rejected_by_reason"]["max_active_series"], 1);
     assert_eq!(usage["active_series"], 8, "m_v d1 d2 d4 and five r_v: {usage}");
@@ -168,20 +143,20 @@ async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     assert!(metrics.contains("strata_tenant_samples_accepted_total{tenant=\"acme\"} 9"), "{metrics}");
 
     // Revoke: refused within a second.
-    let tokens = admin_json(&s, dir.path(), &["tokens", "list", "acme"]);
+    let tokens = admin_cli_json(&s, dir.path(), &["tokens", "list", "acme"]);
     let reader_id =
         tokens.as_array().unwrap().iter().find(|t| t["access"] == "read").unwrap()["id"].as_str().unwrap().to_owned();
-    let (ok, out, _) = admin(&s, dir.path(), &["tokens", "revoke", "acme", &reader_id]);
+    let (ok, out, _) = admin_cli(&s, dir.path(), &["tokens", "revoke", "acme", &reader_id]);
     assert!(ok && out.contains("revoked"), "{out}");
     assert_eq!(query_as(&c, &s, &reader, "m_v", t + 1000).await.0, 401);
 
     // Delete: explicit about the data; tokens die with the tenant.
-    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "delete", "acme", "--data", "later"]);
+    let (ok, _, err) = admin_cli(&s, dir.path(), &["tenants", "delete", "acme", "--data", "later"]);
     assert!(!ok && err.contains("data=keep"), "{err}");
-    let (ok, out, _) = admin(&s, dir.path(), &["tenants", "delete", "acme", "--data", "keep"]);
+    let (ok, out, _) = admin_cli(&s, dir.path(), &["tenants", "delete", "acme", "--data", "keep"]);
     assert!(ok && out.contains("deleted tenant acme"), "{out}");
     assert_eq!(write_as(&c, &s, &writer, format!("m v=1 {t}")).await.0, 401);
-    let (ok, _, err) = admin(&s, dir.path(), &["tenants", "get", "acme"]);
+    let (ok, _, err) = admin_cli(&s, dir.path(), &["tenants", "get", "acme"]);
     assert!(!ok && err.contains("404"), "{err}");
 }
 
@@ -212,7 +187,7 @@ async fn after_open_mode_unknown_tokens_are_refused_and_open_mode_data_stays_def
     let (status, body) =
         write(&c, &s, "/api/v2/write?precision=ms", format!("secret,device=d1 v=42 {t}").into(), false).await;
     assert_eq!(status, 204, "{body}");
-    admin_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "acme"]);
+    admin_cli_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "acme"]);
     // Past the registry's reload period, on this node or one sharing the registry.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
 
@@ -227,8 +202,8 @@ async fn after_open_mode_unknown_tokens_are_refused_and_open_mode_data_stays_def
     assert_eq!(anon.status(), 401);
 
     // The open-mode sample is still there, unchanged, for a token issued for `default`.
-    admin_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "default"]);
-    let token = admin_json(
+    admin_cli_json(&s, dir.path(), &["--admin-token", "the-admin-token-of-this-node", "tenants", "create", "default"]);
+    let token = admin_cli_json(
         &s,
         dir.path(),
         &["--admin-token", "the-admin-token-of-this-node", "tokens", "issue", "default", "--access", "read"],
