@@ -74,6 +74,7 @@
 //! * `erase`: the right to erasure ([`HotStore::erase`], [`HotStore::verify_erased`]).
 //! * `handoff`: sealed buckets for the compactor's roll to the cold tier.
 //! * `origins`: edge batches applied once (per agent, per partition).
+//! * `parallel`: ordered work on several threads (an explicit flush's block encoding).
 //! * `cardinality`: per-tenant series cardinality (`/api/v1/status/tsdb`).
 //! * `metrics`: the store's `/metrics` families ([`HotStore::render_metrics`]).
 //! * `config`: [`HotStoreConfig`]; `error`: [`Error`] and `kind()`;
@@ -98,6 +99,7 @@ mod manifest;
 mod memtable;
 mod metrics;
 mod origins;
+mod parallel;
 mod read;
 mod read_pool;
 mod segment;

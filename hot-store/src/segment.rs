@@ -181,9 +181,34 @@ pub(crate) fn write_segment_blocks<'a>(
     scope: &SegmentScope,
     records: impl Iterator<Item = Result<BlockRecord<'a>>>,
 ) -> Result<Written> {
+    let hint = records.size_hint().0;
+    write_segment_with(dir, id, scope, hint, |w| {
+        for record in records {
+            w.push(record?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes segment `id` into `dir` durably from what `fill` pushes into its
+/// [`SegmentWriter`] (records sorted by (device_hash, series id, labels)):
+/// temp file, blocks, index, fsync, rename, fsync dir. `hint`: the number
+/// of series expected. Every file operation runs on the calling thread (the
+/// crash points of `failpoint` are per thread). A failure before the rename
+/// deletes the temporary file.
+pub(crate) fn write_segment_with(
+    dir: &Path,
+    id: u64,
+    scope: &SegmentScope,
+    hint: usize,
+    fill: impl FnOnce(&mut SegmentWriter) -> Result<()>,
+) -> Result<Written> {
     let path = dir.join(segment_file_name(id));
     let tmp = path.with_extension(format!("seg.{TEMP_EXT}"));
-    let result = write_to(&tmp, scope, records);
+    let result = SegmentWriter::create(&tmp, hint).and_then(|mut w| {
+        fill(&mut w)?;
+        w.finish(scope)
+    });
     let (series, samples, blocks) = match result {
         Ok(counts) => counts,
         Err(e) => {
@@ -208,35 +233,97 @@ pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn write_to<'a>(
-    tmp: &Path,
-    scope: &SegmentScope,
-    records: impl Iterator<Item = Result<BlockRecord<'a>>>,
-) -> Result<(usize, u64, Vec<BlockMeta>)> {
-    let io = |source| Error::WriteSegment { path: tmp.to_path_buf(), source };
-    let file = File::create(tmp).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&header_bytes()).map_err(io)?;
-    let mut index = IndexBuilder { entries: Vec::with_capacity(records.size_hint().0), ..IndexBuilder::default() };
-    let mut offset = HEADER_LEN;
-    let mut block = Vec::new();
-    for record in records {
-        let record = record?;
-        block.clear();
-        let Some(span) = encode_block(&record.data, &mut block) else { continue };
-        block.extend_from_slice(&crc32fast::hash(&block).to_le_bytes());
-        w.write_all(&block).map_err(io)?;
-        index.push(record, span, offset, block.len() as u64);
-        offset += block.len() as u64;
+/// A segment's temporary file being written: the header, then series blocks
+/// in file order (each encoded here with [`SegmentWriter::push`], or
+/// beforehand on another thread into [`EncodedBlocks`] and appended with
+/// [`SegmentWriter::append`]; the bytes are the same either way), then
+/// [`SegmentWriter::finish`] writes the index and trailer and fsyncs.
+#[derive(Debug)]
+pub(crate) struct SegmentWriter {
+    tmp: PathBuf,
+    w: BufWriter<File>,
+    index: IndexBuilder,
+    /// Where the next block starts.
+    offset: u64,
+    /// The block being encoded by [`SegmentWriter::push`] (reused).
+    block: Vec<u8>,
+}
+
+impl SegmentWriter {
+    fn create(tmp: &Path, hint: usize) -> Result<Self> {
+        let io = |source| Error::WriteSegment { path: tmp.to_path_buf(), source };
+        let file = File::create(tmp).map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        w.write_all(&header_bytes()).map_err(io)?;
+        let index = IndexBuilder { entries: Vec::with_capacity(hint), ..IndexBuilder::default() };
+        Ok(SegmentWriter { tmp: tmp.to_path_buf(), w, index, offset: HEADER_LEN, block: Vec::new() })
     }
-    let (series, samples) = (index.entries.len(), index.samples);
-    let blocks = index.block_metas();
-    let (index_len, index_crc) = index.finish(scope, &mut w).map_err(io)?;
-    w.write_all(&trailer_bytes(offset, index_len, index_crc)).map_err(io)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    crate::failpoint::hit("segment.before_fsync").map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok((series, samples, blocks))
+
+    /// Encodes and writes one record's block (nothing for an empty one).
+    pub(crate) fn push(&mut self, record: BlockRecord<'_>) -> Result<()> {
+        self.block.clear();
+        let Some(span) = encode_block(&record.data, &mut self.block) else { return Ok(()) };
+        self.block.extend_from_slice(&crc32fast::hash(&self.block).to_le_bytes());
+        let tmp = &self.tmp;
+        self.w.write_all(&self.block).map_err(|source| Error::WriteSegment { path: tmp.clone(), source })?;
+        let len = self.block.len() as u64;
+        self.index.push(record.id, record.device_hash, record.labels, span, self.offset, len);
+        self.offset += len;
+        Ok(())
+    }
+
+    /// Writes records whose blocks were encoded beforehand, in their order.
+    pub(crate) fn append(&mut self, encoded: EncodedBlocks<'_>) -> Result<()> {
+        let tmp = &self.tmp;
+        self.w.write_all(&encoded.bytes).map_err(|source| Error::WriteSegment { path: tmp.clone(), source })?;
+        for (head, span, len) in encoded.blocks {
+            self.index.push(head.0, head.1, head.2, span, self.offset, len);
+            self.offset += len;
+        }
+        Ok(())
+    }
+
+    /// Writes the index and the trailer and fsyncs the file; returns the
+    /// series and samples written and where each block is.
+    fn finish(self, scope: &SegmentScope) -> Result<(usize, u64, Vec<BlockMeta>)> {
+        let SegmentWriter { tmp, mut w, index, offset, .. } = self;
+        let io = |source| Error::WriteSegment { path: tmp.clone(), source };
+        let (series, samples) = (index.entries.len(), index.samples);
+        let blocks = index.block_metas();
+        let (index_len, index_crc) = index.finish(scope, &mut w).map_err(&io)?;
+        w.write_all(&trailer_bytes(offset, index_len, index_crc)).map_err(&io)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        crate::failpoint::hit("segment.before_fsync").map_err(&io)?;
+        file.sync_all().map_err(&io)?;
+        Ok((series, samples, blocks))
+    }
+}
+
+/// Records with their blocks encoded (CRCs included), for a
+/// [`SegmentWriter`] to append: a flush encodes slices of its series on
+/// several threads.
+#[derive(Debug, Default)]
+pub(crate) struct EncodedBlocks<'a> {
+    bytes: Vec<u8>,
+    /// Per non-empty record in order: its id, device hash and labels, what
+    /// its block covers, and the block's length with its CRC.
+    blocks: Vec<((SeriesId, u64, RecordLabels<'a>), Span, u64)>,
+}
+
+impl<'a> EncodedBlocks<'a> {
+    /// Encodes the block of the next record (nothing for an empty one, as
+    /// [`SegmentWriter::push`]).
+    pub(crate) fn push(&mut self, record: BlockRecord<'a>) {
+        let start = self.bytes.len();
+        let Some(span) = encode_block(&record.data, &mut self.bytes) else {
+            self.bytes.truncate(start);
+            return;
+        };
+        let crc = self.bytes.get(start..).map_or(0, crc32fast::hash);
+        self.bytes.extend_from_slice(&crc.to_le_bytes());
+        let len = (self.bytes.len() - start) as u64;
+        self.blocks.push(((record.id, record.device_hash, record.labels), span, len));
+    }
 }
 
 fn header_bytes() -> [u8; HEADER_LEN as usize] {
@@ -348,8 +435,8 @@ impl IndexBuilder {
         id
     }
 
-    fn push(&mut self, r: BlockRecord<'_>, span: Span, offset: u64, len: u64) {
-        let labels: Box<[(u32, u32)]> = match r.labels {
+    fn push(&mut self, id: SeriesId, device_hash: u64, labels: RecordLabels<'_>, span: Span, offset: u64, len: u64) {
+        let labels: Box<[(u32, u32)]> = match labels {
             RecordLabels::Arcs(arcs) => arcs.iter().map(|(n, v)| (self.local_id(n), self.local_id(v))).collect(),
             RecordLabels::Symbols(mut ids, symbols) => {
                 for pair in ids.iter_mut() {
@@ -360,17 +447,7 @@ impl IndexBuilder {
         };
         self.samples += span.count;
         let Span { min_ts, max_ts, count, stream } = span;
-        self.entries.push(PendingEntry {
-            id: r.id,
-            device_hash: r.device_hash,
-            labels,
-            min_ts,
-            max_ts,
-            count,
-            offset,
-            len,
-            stream,
-        });
+        self.entries.push(PendingEntry { id, device_hash, labels, min_ts, max_ts, count, offset, len, stream });
     }
 
     /// Where each entry's block is, in file order.

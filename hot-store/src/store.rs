@@ -33,8 +33,8 @@ use crate::manifest::{self, Manifest, SegmentEntry};
 use crate::memtable::{Chunk, Memtable};
 use crate::origins::{self, PartitionOrigins};
 use crate::segment::{
-    BlockData, BlockMeta, BlockRecord, LabelArcs, RecordLabels, SegmentFile, SegmentScope, SegmentSeries, open_segment,
-    sync_dir, write_segment_blocks,
+    BlockData, BlockMeta, BlockRecord, EncodedBlocks, LabelArcs, RecordLabels, SegmentFile, SegmentScope,
+    SegmentSeries, open_segment, sync_dir, write_segment_with,
 };
 
 /// A live segment and where each of its series' blocks lives.
@@ -490,7 +490,7 @@ impl HotStore {
                 counted = true;
             }
             if let Some(guard) = self.flush_lock.try_lock() {
-                let result = self.flush_locked();
+                let result = self.flush_locked(1);
                 drop(guard);
                 self.notify_flushed();
                 if let Err(e) = result {
@@ -613,21 +613,31 @@ impl HotStore {
     /// reads, refuses writes); after a restart the log replay restores the
     /// unflushed data.
     pub fn flush(&self) -> Result<FlushOutcome> {
+        self.flush_on(1)
+    }
+
+    /// [`HotStore::flush`] with each segment's series blocks encoded on up
+    /// to `threads` threads, the calling one included (`crate::parallel`):
+    /// for a flush someone waits for (an explicit request, shutdown), where
+    /// the encoding is most of the time. The files, the manifest and the
+    /// order of every write and fsync are those of a one-thread flush; only
+    /// the encoding of blocks is spread.
+    pub fn flush_on(&self, threads: usize) -> Result<FlushOutcome> {
         let guard = self.flush_lock.lock();
-        let result = self.flush_locked();
+        let result = self.flush_locked(threads);
         drop(guard);
         self.notify_flushed();
         result
     }
 
     /// The flush body; the caller holds `flush_lock`.
-    fn flush_locked(&self) -> Result<FlushOutcome> {
+    fn flush_locked(&self, threads: usize) -> Result<FlushOutcome> {
         if !self.flush_pending() {
-            return self.flush_once();
+            return self.flush_once(threads);
         }
         // First the memtable a flush failed to write for a full disk, then the current one.
-        let retried = self.flush_once()?;
-        let mut outcome = self.flush_once()?;
+        let retried = self.flush_once(threads)?;
+        let mut outcome = self.flush_once(threads)?;
         outcome.series += retried.series;
         outcome.samples += retried.samples;
         outcome.segment = outcome.segment.or(retried.segment);
@@ -636,13 +646,13 @@ impl HotStore {
     }
 
     /// Freezes and writes one memtable.
-    fn flush_once(&self) -> Result<FlushOutcome> {
+    fn flush_once(&self, threads: usize) -> Result<FlushOutcome> {
         let Some((frozen, offsets, origins, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
             return Ok(FlushOutcome { flushed_offsets, series: 0, samples: 0, segment: None, segments: Vec::new() });
         };
         let retry = (offsets.clone(), origins.clone(), seq);
-        self.write_frozen(&frozen, offsets, &origins, seq).inspect_err(|e| {
+        self.write_frozen(&frozen, offsets, &origins, seq, threads).inspect_err(|e| {
             if disk_full_before_manifest(e) {
                 tracing::warn!(error = %e, "flush failed: disk full; the memtable stays in memory and is flushed again later");
                 self.state.write().retry_frozen = Some(retry);
@@ -730,6 +740,7 @@ impl HotStore {
         offsets: BTreeMap<u32, u64>,
         origins: &Origins,
         seq: u64,
+        threads: usize,
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome {
             flushed_offsets: offsets.clone(),
@@ -739,7 +750,7 @@ impl HotStore {
             segments: Vec::new(),
         };
         let mut installed = Vec::new();
-        let written = self.write_frozen_segments(frozen, seq, &mut outcome, &mut installed);
+        let written = self.write_frozen_segments(frozen, seq, threads, &mut outcome, &mut installed);
         let result = written.and_then(|()| {
             crate::failpoint::hit("flush.after_segments")
                 .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
@@ -781,11 +792,13 @@ impl HotStore {
         Ok(outcome)
     }
 
-    /// Writes one segment per (tenant, bucket) of a frozen memtable.
+    /// Writes one segment per (tenant, bucket) of a frozen memtable, the
+    /// blocks of each encoded on up to `threads` threads.
     fn write_frozen_segments(
         &self,
         frozen: &Memtable,
         seq: u64,
+        threads: usize,
         outcome: &mut FlushOutcome,
         installed: &mut Vec<Arc<Segment>>,
     ) -> Result<()> {
@@ -794,27 +807,22 @@ impl HotStore {
             let id = self.alloc_id();
             let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
             let refs: Vec<SeriesRef> = series.iter().map(|p| p.r).collect();
-            // A chunk with no out-of-order samples aside is copied as a stream
-            // block (no decoding, no re-encoding); one with some is merged in
-            // its own mode and then copied; the rest are encoded. Compaction
-            // rewrites stream blocks in the V4 layout.
-            let records = series.into_iter().map(|p| {
-                let chunk = frozen.get(p.r).iter().find(|(b, _)| *b == bucket).map(|(_, c)| c);
-                let data = match (chunk.and_then(Chunk::stream_block), chunk.and_then(Chunk::merged)) {
-                    (Some(view), _) => BlockData::Stream(view),
-                    (None, Some(merged)) => BlockData::Merged(Box::new(merged)),
-                    (None, None) => {
-                        let samples = chunk.map(|c| c.samples()).transpose().map_err(|detail| Error::Corrupted {
-                            path: PathBuf::from("<memtable>"),
-                            detail: detail.to_owned(),
-                        })?;
-                        BlockData::Samples(samples.unwrap_or_default())
+            let hint = series.len();
+            let record = |p: PendingSeries| flush_record(frozen, bucket, &symbols, p);
+            let written = write_segment_with(&self.dir, id, &scope, hint, |w| {
+                if threads <= 1 {
+                    return series.into_iter().try_for_each(|p| w.push(record(p)?));
+                }
+                let parts = split_owned(series, FLUSH_PART_SERIES);
+                let encode = |part: Vec<PendingSeries>| {
+                    let mut enc = EncodedBlocks::default();
+                    for p in part {
+                        enc.push(record(p)?);
                     }
+                    Ok::<_, Error>(enc)
                 };
-                let labels = RecordLabels::Symbols(p.labels, &symbols);
-                Ok(BlockRecord { id: p.id, device_hash: p.device_hash, labels, data })
-            });
-            let written = write_segment_blocks(&self.dir, id, &scope, records)?;
+                crate::parallel::map_ordered(parts, threads, 2 * threads, encode, |enc| w.append(enc?))
+            })?;
             // Every frozen series has samples in its bucket, so blocks and refs pair up.
             debug_assert_eq!(written.blocks.len(), refs.len());
             let blocks = refs.into_iter().zip(written.blocks).collect();
@@ -874,6 +882,52 @@ impl HotStore {
         )?;
         move_to_quarantine(&self.dir, &path);
         Ok(())
+    }
+}
+
+/// Series per part a parallel flush hands to a thread
+/// ([`HotStore::flush_on`]): small enough to balance two cores over a
+/// 100k-series flush, large enough that claiming a part costs nothing next
+/// to encoding it.
+const FLUSH_PART_SERIES: usize = 2048;
+
+/// The record of one series of a frozen memtable in `bucket`. A chunk with
+/// no out-of-order samples aside is copied as a stream block (no decoding,
+/// no re-encoding); one with some is merged in its own mode and then
+/// copied; the rest are encoded. Compaction rewrites stream blocks in the
+/// V4 layout.
+fn flush_record<'a>(
+    frozen: &'a Memtable,
+    bucket: i64,
+    symbols: &'a [Str],
+    p: PendingSeries,
+) -> Result<BlockRecord<'a>> {
+    let chunk = frozen.get(p.r).iter().find(|(b, _)| *b == bucket).map(|(_, c)| c);
+    let data = match (chunk.and_then(Chunk::stream_block), chunk.and_then(Chunk::merged)) {
+        (Some(view), _) => BlockData::Stream(view),
+        (None, Some(merged)) => BlockData::Merged(Box::new(merged)),
+        (None, None) => {
+            let samples = chunk
+                .map(|c| c.samples())
+                .transpose()
+                .map_err(|detail| Error::Corrupted { path: PathBuf::from("<memtable>"), detail: detail.to_owned() })?;
+            BlockData::Samples(samples.unwrap_or_default())
+        }
+    };
+    let labels = RecordLabels::Symbols(p.labels, symbols);
+    Ok(BlockRecord { id: p.id, device_hash: p.device_hash, labels, data })
+}
+
+/// `v` cut into owned parts of `size` items (the last one shorter), in order.
+fn split_owned<T>(v: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut parts = Vec::with_capacity(v.len().div_ceil(size.max(1)));
+    let mut it = v.into_iter();
+    loop {
+        let part: Vec<T> = it.by_ref().take(size.max(1)).collect();
+        if part.is_empty() {
+            return parts;
+        }
+        parts.push(part);
     }
 }
 

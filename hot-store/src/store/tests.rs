@@ -485,7 +485,7 @@ fn applies_during_a_flush_do_not_leak_into_its_manifest() {
     let (frozen, offsets, origins, seq) = store.freeze().unwrap().unwrap();
     // Applied while the flush writes: not part of the flushed state.
     store.apply(0, 1, &edge("gw-1", 2, one("a", "m", &[(2, 1.0)]))).unwrap();
-    store.write_frozen(&frozen, offsets, &origins, seq).unwrap();
+    store.write_frozen(&frozen, offsets, &origins, seq, 1).unwrap();
     let m = manifest::load(dir.path()).unwrap().unwrap();
     assert_eq!((m.flushed_offsets[&0], m.edge_origins[&0]["gw-1"].as_str()), (1, "1 @0"));
     store.flush().unwrap();
@@ -686,4 +686,99 @@ fn a_flush_walking_the_memtable_in_slices_keeps_every_series_while_applies_go_on
     let b = values(&store, "b", TimeRange::ALL);
     assert_eq!(b.len(), 1000);
     assert!(b.iter().all(|(_, s)| s.len() == 1 && s[0].0 == bucket + 1));
+}
+
+/// Two tenants, one of them over two buckets, more series than three parts
+/// of a parallel flush ([`FLUSH_PART_SERIES`]); chunks that are copied (in
+/// order), merged (one late sample aside) and encoded (a late value that
+/// does not fit the chunk's decimal mode).
+fn fill_for_parallel_flush(store: &HotStore) -> usize {
+    let n = FLUSH_PART_SERIES * 3 + 17;
+    let bucket = store.bucket_ms;
+    let a: Vec<BatchSeries> = (0..n)
+        .map(|i| {
+            let mut s: Vec<(i64, f64)> = (1..=12).map(|k| (k * 30_000, (i as f64) + k as f64 * 0.25)).collect();
+            match i % 3 {
+                1 => s.push((15_000, 7.5)),
+                2 => s.push((15_000, 0.1 + 0.2)),
+                _ => {}
+            }
+            let (dev, i) = (format!("d{}", i % 97), i.to_string());
+            series("a", &[("__name__", "m"), ("dev", dev.as_str()), ("i", i.as_str())], &s)
+        })
+        .collect();
+    store.apply(0, 0, &batch("a", a)).unwrap();
+    let b: Vec<BatchSeries> = (0..500)
+        .map(|i| {
+            let i = i.to_string();
+            series("b", &[("__name__", "m"), ("i", i.as_str())], &[(1_000, 1.0), (bucket + 1_000, 2.0)])
+        })
+        .collect();
+    store.apply(1, 0, &batch("b", b)).unwrap();
+    n
+}
+
+/// Every file of a store directory, by name, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_flush_on_several_threads_writes_the_very_files_of_a_flush_on_one() {
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (s1, sn) = (open(one.path()), open(many.path()));
+    let n = fill_for_parallel_flush(&s1);
+    fill_for_parallel_flush(&sn);
+    let held = all_bits(&sn);
+    let kinds = {
+        let st = sn.state.read();
+        let copied = st.memtable.iter().filter(|(_, _, c)| c.stream_block().is_some()).count();
+        let merged = st.memtable.iter().filter(|(_, _, c)| c.merged().is_some()).count();
+        (copied, merged, st.memtable.iter().count())
+    };
+    assert!(kinds.0 > 0 && kinds.1 > 0 && kinds.0 + kinds.1 < kinds.2, "copied, merged and encoded: {kinds:?}");
+    let o1 = s1.flush_on(1).unwrap();
+    let on = sn.flush_on(4).unwrap();
+    assert_eq!((on.series, on.samples, on.segments.len()), (n + 1000, o1.samples, 3));
+    assert_eq!((o1.series, &o1.flushed_offsets), (on.series, &on.flushed_offsets));
+    let (f1, fnn) = (files(one.path()), files(many.path()));
+    assert_eq!(f1.iter().map(|f| &f.0).collect::<Vec<_>>(), fnn.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in f1.iter().zip(&fnn) {
+        assert!(a == b, "{name} differs between the one-thread and the four-thread flush");
+    }
+    assert_eq!(block_kinds(&sn), (kinds.0 + kinds.1, kinds.2));
+    assert_eq!(all_bits(&sn), held, "after the flush");
+    drop(sn);
+    assert_eq!(all_bits(&open(many.path())), held, "after reopening");
+}
+
+#[test]
+fn a_flush_on_several_threads_keeps_every_series_while_applies_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let n = fill_for_parallel_flush(&store);
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for k in 0..20usize {
+                let more = (k * 50..k * 50 + 50)
+                    .map(|i| series("a", &[("__name__", "late"), ("i", &i.to_string())], &[(1_000, i as f64)]));
+                store.apply(2, k as u64, &batch("a", more.collect())).unwrap();
+            }
+        })
+    };
+    let flushed = store.flush_on(2).unwrap();
+    writer.join().unwrap();
+    assert!(flushed.series >= n + 1000, "{}", flushed.series);
+    let held = all_bits(&store);
+    assert_eq!(held.len(), n + 1000);
+    store.flush_on(2).unwrap();
+    drop(store);
+    assert_eq!(all_bits(&open(dir.path())), held);
 }
