@@ -483,7 +483,7 @@ async fn roll(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Resu
 
 async fn flush(State(s): State<OpsState>, headers: axum::http::HeaderMap) -> Result<Response> {
     s.admin_only(&headers)?;
-    let o = s.node.flush("requested").await?;
+    let o = s.node.flush_requested("requested").await?;
     // The segment's file name only: the data dir's absolute path is nobody's business.
     let segment = o.segment.map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     Ok(success(serde_json::json!({ "series": o.series, "samples": o.samples, "segment": segment })))

@@ -281,11 +281,32 @@ impl Node {
     /// flush only has to keep up on average, while a write waiting behind it
     /// for a core is a write whose acknowledgement is late.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
+        self.flush_with(reason, false).await
+    }
+
+    /// [`Node::flush`] for a caller that waits for it (`POST /internal/flush`,
+    /// shutdown): the flush thread keeps the node's CPU priority and encodes
+    /// the segments' blocks on every core ([`HotStore::flush_on`]); the
+    /// files, and the order they are written and synced in, are those of
+    /// any flush. Writes go on meanwhile, from the fresh memtable.
+    pub async fn flush_requested(
+        self: &Arc<Self>,
+        reason: &'static str,
+    ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
+        self.flush_with(reason, true).await
+    }
+
+    async fn flush_with(
+        self: &Arc<Self>,
+        reason: &'static str,
+        waited: bool,
+    ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         let mut last = self.flush_lock.lock().await;
         let node = Arc::clone(self);
-        let (outcome, stats) = background("strata-flush", move || -> anyhow::Result<_> {
+        let threads = if waited { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
+        let (outcome, stats) = on_thread("strata-flush", !waited, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
-            let mut outcome = node.hot.flush()?;
+            let mut outcome = node.hot.flush_on(threads)?;
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
             if let Some(s) = &node.scylla {
                 outcome.flushed_offsets = s.flush()?;
@@ -303,6 +324,7 @@ impl Node {
                     reason,
                     series = outcome.series,
                     samples = outcome.samples,
+                    threads,
                     ms = t0.elapsed().as_millis() as u64,
                     "flushed memtable to segment"
                 );
@@ -398,7 +420,7 @@ impl Node {
 
     /// Final flush and log close on shutdown.
     pub async fn shutdown(self: &Arc<Self>) -> anyhow::Result<()> {
-        let result = self.flush("shutdown").await;
+        let result = self.flush_requested("shutdown").await;
         let (local, kafka) = (self.local_log.clone(), self.kafka.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(log) = local {
@@ -427,12 +449,25 @@ const BACKGROUND_NICE: i32 = 10;
 /// its result without blocking an async worker. A new thread per call: the
 /// priority must not stay with a pooled thread that later decodes a write.
 async fn background<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    on_thread(name, true, f).await
+}
+
+/// Runs `f` on a new thread named `name`, at a lower CPU priority when
+/// `lower` ([`background`]), else at the caller's, and waits for its result
+/// without blocking an async worker.
+async fn on_thread<T: Send + 'static>(
+    name: &str,
+    lower: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let thread = name.to_owned();
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            lower_priority(&thread);
+            if lower {
+                lower_priority(&thread);
+            }
             let _ = tx.send(f());
         })
         .with_context(|| format!("starting the {name} thread"))?;
@@ -1004,6 +1039,22 @@ mod tests {
         assert_eq!(name.as_deref(), Some("strata-test-bg"));
         assert_eq!(nice, (caller + super::BACKGROUND_NICE).min(19));
         assert_eq!(getpriority_process(None).unwrap(), caller, "the calling thread keeps its priority");
+    }
+
+    /// A flush someone waits for (`Node::flush_requested`) runs on a named
+    /// thread of its own at the caller's priority.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn waited_work_runs_on_its_own_thread_at_the_callers_priority() {
+        use rustix::process::getpriority_process;
+        let caller = getpriority_process(None).unwrap();
+        let (name, nice) = super::on_thread("strata-test-fg", false, || {
+            (std::thread::current().name().map(str::to_owned), getpriority_process(None).unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("strata-test-fg"));
+        assert_eq!(nice, caller);
     }
 
     #[test]
