@@ -11,37 +11,15 @@ use strata_cold_tier::Rollup;
 use strata_compactor::{Error, FAILPOINTS};
 use strata_query::{Engine, QueryConfig, QueryResult, Value};
 use strata_schemas::labels::STALE_NAN_BITS;
-use strata_schemas::{Labels, Matcher, ReadError, ReadStore, SeriesData, TenantId, TimeRange};
+use strata_schemas::{Matcher, ReadStore, TimeRange};
 
-use crate::util::{Env, tenant};
+use crate::util::{Env, Lcg, RawOnly, tenant};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 /// A day boundary after the test epoch.
 const T0: i64 = 1_700_006_400_000 / DAY * DAY + DAY;
-
-/// The same store without rollups (the engine's "rollups off").
-#[derive(Debug)]
-struct RawOnly(Arc<dyn ReadStore>);
-
-impl ReadStore for RawOnly {
-    fn select(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
-        self.0.select(t, m, r)
-    }
-    fn series(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<Labels>, ReadError> {
-        self.0.series(t, m, r)
-    }
-}
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-}
 
 /// Sparse samples in minutes `[from, to)` after `T0`: about one minute in
 /// twenty (always the whole hours, which are bucket starts), samples at the

@@ -9,7 +9,9 @@ use std::time::Duration;
 use strata_cold_tier::{ColdReadStore, ColdTier, ColdTierConfig};
 use strata_compactor::{Compactor, CompactorConfig, FederatedReadStore};
 use strata_hot_store::{HotStore, HotStoreConfig};
-use strata_schemas::{BatchSeries, Labels, ReadStore, Sample, TenantId, TimeRange, WriteBatch};
+use strata_schemas::{
+    BatchSeries, Labels, Matcher, ReadError, ReadStore, Sample, SeriesData, TenantId, TimeRange, WriteBatch,
+};
 
 /// Bucket length of the test stores.
 pub(crate) const BUCKET_MS: i64 = 60_000;
@@ -212,5 +214,31 @@ impl Env {
             }
         }
         (rows, unique)
+    }
+}
+
+/// The same store without rollups of any kind (the engine's "rollups off"):
+/// only the raw reads are passed on, `select_rollup` answers nothing.
+#[derive(Debug)]
+pub(crate) struct RawOnly(pub(crate) Arc<dyn ReadStore>);
+
+impl ReadStore for RawOnly {
+    fn select(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<SeriesData>, ReadError> {
+        self.0.select(t, m, r)
+    }
+    fn series(&self, t: &TenantId, m: &[Matcher], r: TimeRange) -> Result<Vec<Labels>, ReadError> {
+        self.0.series(t, m, r)
+    }
+}
+
+/// A seeded linear congruential generator (Knuth's MMIX constants): the
+/// tests' reproducible randomness.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    /// The next 31-bit number.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
     }
 }
