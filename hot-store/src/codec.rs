@@ -210,6 +210,23 @@ impl<'a> BitReader<'a> {
         if end > self.buf.len().saturating_mul(8) {
             return Err("value bits truncated");
         }
+        // `pos % 8 + n <= 63`: the window holds every bit asked for.
+        let v = self.word() >> (64 - n);
+        self.pos = end;
+        Ok(v)
+    }
+
+    /// The bits from the reading position on, left-aligned in a word (read
+    /// big-endian from the byte holding the position, zero-padded past the
+    /// end of the buffer), and how many of them are real: at least 57 unless
+    /// the buffer ends sooner. Consumes nothing.
+    fn window(&self) -> (u64, usize) {
+        let left = self.buf.len().saturating_mul(8).saturating_sub(self.pos);
+        (self.word(), (64 - self.pos % 8).min(left))
+    }
+
+    /// [`Self::window`]'s word alone.
+    fn word(&self) -> u64 {
         let at = self.pos / 8;
         let word = match self.buf.get(at..at.saturating_add(8)) {
             Some(w) => <[u8; 8]>::try_from(w).map_or(0, u64::from_be_bytes),
@@ -222,10 +239,35 @@ impl<'a> BitReader<'a> {
                 u64::from_be_bytes(w)
             }
         };
-        // `pos % 8 + n <= 63`: the window holds every bit asked for.
-        let v = (word << (self.pos % 8)) >> (64 - n);
-        self.pos = end;
-        Ok(v)
+        word << (self.pos % 8)
+    }
+
+    /// Consumes the run of 0 bits at the reading position, at most `max` of
+    /// them and at most one window's worth (call again for a longer run);
+    /// returns how many it consumed (0: the next bit is a 1, or there is none).
+    pub(crate) fn skip_zeros(&mut self, max: usize) -> usize {
+        let (w, real) = self.window();
+        let z = (w.leading_zeros() as usize).min(real).min(max);
+        self.pos += z;
+        z
+    }
+
+    /// A prefix-coded value read from one window: the prefix is the run of
+    /// leading 1 bits (`widths[i]` payload bits follow `i` ones and a 0; a
+    /// run longer than the table is left to the caller). `None`, with
+    /// nothing consumed, when the run is too long or the buffer ends within
+    /// the code: the caller then reads it bit by bit (and fails the same way).
+    fn read_prefixed(&mut self, widths: &[u32]) -> Option<u64> {
+        let (w, real) = self.window();
+        let ones = w.leading_ones() as usize;
+        let width = *widths.get(ones)?;
+        let prefix = ones + 1;
+        if prefix + width as usize > real {
+            return None;
+        }
+        let v = if width == 0 { 0 } else { (w << prefix) >> (64 - width) };
+        self.pos += prefix + width as usize;
+        Some(v)
     }
 
     /// [`Self::read_bits`] a byte at a time (any `n`, and the reference the
@@ -267,6 +309,16 @@ pub(crate) fn write_dod(bits: &mut BitWriter, dod: i64) {
 
 /// Reads what [`write_dod`] wrote.
 pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+    // Prefix and payload from one window when they fit (any code but the
+    // 64-bit one); otherwise bit by bit below.
+    if let Some(zz) = r.read_prefixed(&[0, 7, 9, 14, 20]) {
+        return Ok(unzigzag(zz));
+    }
+    read_dod_bitwise(r)
+}
+
+/// [`read_dod`] a bit at a time (the reference the windowed read is tested against).
+pub(crate) fn read_dod_bitwise(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
     if !r.read_bit()? {
         return Ok(0);
     }
@@ -453,14 +505,27 @@ fn decode_packed_decimal(buf: &[u8], out: &mut [(i64, u64)]) -> Result<(), Decod
         return Err("packed decimal length disagrees with the count");
     }
     let mut bits = BitReader::new(rest);
-    for (i, slot) in out.iter_mut().enumerate() {
-        if i > 0 {
-            m = m.wrapping_add(unzigzag(bits.read_bits(width)?));
-        }
+    let decimal = |m: i64| {
         if m.unsigned_abs() > 1 << 53 {
             return Err("decimal mantissa exceeds 2^53");
         }
-        slot.1 = (m as f64 / p).to_bits();
+        Ok((m as f64 / p).to_bits())
+    };
+    let Some((first, tail)) = out.split_first_mut() else { return Ok(()) };
+    first.1 = decimal(m)?;
+    if (1..=56).contains(&width) {
+        // The length check above guarantees every step's bits: each is the
+        // top of one window, with no bounds to check per read.
+        for slot in tail {
+            m = m.wrapping_add(unzigzag(bits.word() >> (64 - width)));
+            bits.pos += width as usize;
+            slot.1 = decimal(m)?;
+        }
+        return Ok(());
+    }
+    for slot in tail {
+        m = m.wrapping_add(unzigzag(bits.read_bits(width)?));
+        slot.1 = decimal(m)?;
     }
     Ok(())
 }
@@ -531,6 +596,14 @@ pub(crate) fn write_step(bits: &mut BitWriter, step: i64) {
 
 /// Reads what [`write_step`] wrote.
 pub(crate) fn read_step(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
+    if let Some(zz) = r.read_prefixed(&[0, 6, 13, 24]) {
+        return Ok(unzigzag(zz));
+    }
+    read_step_bitwise(r)
+}
+
+/// [`read_step`] a bit at a time (the reference the windowed read is tested against).
+pub(crate) fn read_step_bitwise(r: &mut BitReader<'_>) -> Result<i64, DecodeError> {
     let width = if !r.read_bit()? {
         return Ok(0);
     } else if !r.read_bit()? {
@@ -642,11 +715,23 @@ pub(crate) fn decode_block(
             return Err("count exceeds timestamp bits");
         }
         let mut r = BitReader::new(ts_bytes);
-        for _ in 1..n {
-            let delta = prev_delta.wrapping_add(read_dod(&mut r)?);
-            prev_ts = prev_ts.wrapping_add(delta);
-            prev_delta = delta;
-            out.push((prev_ts, 0));
+        let mut left = n - 1;
+        while left > 0 {
+            // A run of regular intervals (a 0 bit each: the delta repeats),
+            // taken a window at a time; then one other delta-of-delta.
+            let regular = r.skip_zeros(left);
+            for _ in 0..regular {
+                prev_ts = prev_ts.wrapping_add(prev_delta);
+                out.push((prev_ts, 0));
+            }
+            left -= regular;
+            if regular == 0 {
+                let delta = prev_delta.wrapping_add(read_dod(&mut r)?);
+                prev_ts = prev_ts.wrapping_add(delta);
+                prev_delta = delta;
+                out.push((prev_ts, 0));
+                left -= 1;
+            }
         }
     } else {
         for _ in 1..n {

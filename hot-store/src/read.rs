@@ -35,6 +35,8 @@ use crate::memtable::Memtable;
 use crate::segment::BlockMeta;
 use crate::store::{HotStore, Segment, State};
 
+mod order;
+
 /// One source of a series' samples, in age order.
 #[derive(Debug)]
 pub(crate) enum Layer {
@@ -244,6 +246,13 @@ pub(crate) fn newest_of_layers(
     range: TimeRange,
     scratch: &mut Vec<u8>,
 ) -> Result<Option<(i64, u64)>, LayerError> {
+    if layers.len() == 1 {
+        // One block or chunk (a fleet query's usual case): nothing to order.
+        return match layers.into_iter().next() {
+            Some(l) if l.newest_bound(range).is_some() => newest_in_layer(l, range, scratch),
+            _ => Ok(None),
+        };
+    }
     let mut order: Vec<(i64, usize, Layer)> = layers
         .into_iter()
         .enumerate()
@@ -258,7 +267,7 @@ pub(crate) fn newest_of_layers(
         {
             break;
         }
-        let Some(&s) = read_layer(layer, range, scratch)?.last() else { continue };
+        let Some(s) = newest_in_layer(layer, range, scratch)? else { continue };
         if best.is_none_or(|((ts, _), best_age)| s.0 > ts || (s.0 == ts && age > best_age)) {
             best = Some((s, age));
         }
@@ -290,17 +299,43 @@ pub(crate) fn read_layers(
 /// The samples of one layer in `range` (a block read and checked through `scratch`).
 fn read_layer(layer: Layer, range: TimeRange, scratch: &mut Vec<u8>) -> Result<Vec<(i64, u64)>, LayerError> {
     Ok(match layer {
-        Layer::Block(seg, meta) => match seg.file.read_block_with(&meta, scratch) {
-            Ok(mut v) => {
-                v.retain(|&(ts, _)| range.contains(ts));
-                v
+        Layer::Block(seg, meta) => {
+            let mut v = read_block(seg, &meta, scratch)?;
+            // The block's first and last samples are its index entry's min
+            // and max; its samples are sorted: the range is one slice of them.
+            if !(range.contains(meta.min_ts) && range.contains(meta.max_ts)) {
+                let hi = v.partition_point(|&(ts, _)| ts <= range.end);
+                v.truncate(hi);
+                let lo = v.partition_point(|&(ts, _)| ts < range.start);
+                v.drain(..lo);
             }
-            Err(e) => {
-                let corrupt = matches!(e, ReadError::Corrupted { .. });
-                return Err((e, corrupt.then_some(seg)));
-            }
-        },
+            v
+        }
         Layer::Mem(v) => v,
+    })
+}
+
+/// The newest sample of one layer in `range`: [`read_layer`]'s last, found
+/// from the end of the block without filtering the rest.
+fn newest_in_layer(layer: Layer, range: TimeRange, scratch: &mut Vec<u8>) -> Result<Option<(i64, u64)>, LayerError> {
+    Ok(match layer {
+        Layer::Block(seg, meta) => read_block(seg, &meta, scratch)?
+            .iter()
+            .rev()
+            .find(|s| s.0 <= range.end)
+            .filter(|s| s.0 >= range.start)
+            .copied(),
+        // A memtable layer holds only samples in the range.
+        Layer::Mem(v) => v.last().copied(),
+    })
+}
+
+/// Every sample of a block, read and checked through `scratch`; a corrupt
+/// block's error comes with its segment.
+fn read_block(seg: Arc<Segment>, meta: &BlockMeta, scratch: &mut Vec<u8>) -> Result<Vec<(i64, u64)>, LayerError> {
+    seg.file.read_block_with(meta, scratch).map_err(|e| {
+        let corrupt = matches!(e, ReadError::Corrupted { .. });
+        (e, corrupt.then_some(seg))
     })
 }
 
@@ -345,9 +380,9 @@ impl HotStore {
         each: &mut dyn FnMut(SeriesData) -> Result<(), ReadError>,
     ) -> Result<(), ReadError> {
         let mut candidates = self.snapshot_for(tenant, matchers, range, want)?;
-        // In place (a stable sort allocates a scratch copy of every candidate);
+        // Unstable (a stable sort allocates a scratch copy of every candidate);
         // equal label sets, if any, keep the order of their series handles.
-        candidates.sort_unstable_by(|a, b| a.labels.cmp(&b.labels).then(a.r.cmp(&b.r)));
+        order::sort_by_labels(&mut candidates, |c| &c.labels, |a, b| a.r.cmp(&b.r));
         let split = candidates.len() >= crate::read_pool::PARALLEL_MIN_SERIES && crate::read_pool::workers() > 0;
         self.read_candidates(candidates, range, want, each, split)
     }

@@ -368,3 +368,76 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The windowed delta-of-delta and mantissa-step reads (and the run of
+    /// regular intervals taken at once) read what the bit-by-bit reads do,
+    /// at any offset, across and past the buffer's end: same value, same
+    /// position, the same error at the same read.
+    #[test]
+    fn windowed_prefix_codes_equal_bitwise_reads(
+        buf in prop::collection::vec(any::<u8>(), 0..40),
+        ops in prop::collection::vec(0u8..4, 0..60),
+    ) {
+        let (mut fast, mut slow) = (BitReader::new(&buf), BitReader::new(&buf));
+        for &op in &ops {
+            match op {
+                0 => {
+                    let (a, b) = (read_dod(&mut fast), read_dod_bitwise(&mut slow));
+                    prop_assert_eq!(a, b, "dod at bit {}", slow.pos);
+                    if a.is_err() { break; }
+                }
+                1 => {
+                    let (a, b) = (read_step(&mut fast), read_step_bitwise(&mut slow));
+                    prop_assert_eq!(a, b, "step at bit {}", slow.pos);
+                    if a.is_err() { break; }
+                }
+                2 => {
+                    // skip_zeros(max) consumes what `max` bitwise reads of 0 bits would.
+                    let max = ops.len();
+                    let z = fast.skip_zeros(max);
+                    let (limit, mut zs) = (max.min(64 - slow.pos % 8), 0);
+                    while zs < limit {
+                        let before = slow.pos;
+                        match slow.read_bit() {
+                            Ok(false) => zs += 1,
+                            _ => {
+                                slow.pos = before;
+                                break;
+                            }
+                        }
+                    }
+                    prop_assert_eq!(z, zs, "zero run at bit {}", fast.pos);
+                }
+                _ => {
+                    prop_assert_eq!(fast.read_bit(), slow.read_bit());
+                }
+            }
+            prop_assert_eq!(fast.pos, slow.pos);
+        }
+    }
+
+    /// Timestamps with runs of regular intervals broken by jitter, gaps and
+    /// every delta-of-delta tier decode exactly (the run fast path).
+    #[test]
+    fn irregular_cadences_round_trip(
+        start in any::<i32>(),
+        deltas in prop::collection::vec(prop_oneof![
+            8 => Just(0i64),
+            1 => -300i64..300,
+            1 => -1_000_000i64..1_000_000,
+            1 => Just(i64::from(i32::MAX) * 4),
+        ], 1..400),
+    ) {
+        let (mut ts, mut step) = (i64::from(start), 30_000i64);
+        let mut samples = vec![(ts, 1f64.to_bits())];
+        for (i, d) in deltas.iter().enumerate() {
+            step = (step + d).max(1);
+            ts += step;
+            samples.push((ts, (i as f64 / 4.0).to_bits()));
+        }
+        let mut buf = Vec::new();
+        encode_samples(&samples, &mut buf);
+        prop_assert_eq!(decode_as(&buf, &samples).unwrap(), samples);
+    }
+}
