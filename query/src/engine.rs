@@ -19,6 +19,7 @@ mod eval;
 pub(crate) mod federate;
 mod functions;
 mod group_rollup;
+mod hashing;
 mod histogram;
 mod labels_fn;
 mod metrics;

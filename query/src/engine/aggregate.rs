@@ -3,13 +3,14 @@
 //! the per-step loop only folds values into reusable accumulators.
 
 use super::eval::{Eval, Evaluator, StepSeries};
+use super::hashing::FastMap;
 use super::stats::{Mean, format_go_f, kahan_inc, quantile, variance};
 use crate::error::{QueryError, Result};
 use promql_parser::label::Labels as PLabels;
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::HashMap;
-use strata_schemas::{Labels, METRIC_NAME};
+use strata_schemas::{Labels, METRIC_NAME, Str};
 
 /// Evaluates an aggregation.
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Eval> {
@@ -296,16 +297,37 @@ fn group(v: &[StepSeries], modifier: Option<&LabelModifier>) -> (Vec<Labels>, Ve
 ///
 /// A series' group is found by a hash of the labels it keeps, computed
 /// without building them: only the first series of each group allocates its
-/// label set (a fleet query has many series and few groups).
+/// label set (a fleet query has many series and few groups). Two shapes
+/// skip even the hash: no grouping (every series is group 0), and `by` one
+/// label, where a value string already seen (the same shared string: a
+/// store hands out each distinct label value as one string) finds its
+/// group by its address.
 struct Grouper<'m> {
     modifier: Option<&'m LabelModifier>,
-    index: HashMap<u64, Vec<usize>>,
+    index: FastMap<u64, Vec<usize>>,
     keys: Vec<Labels>,
+    /// `by (name)` with one name: that name.
+    by_one: Option<&'m str>,
+    /// For `by_one`: group by the address of a value string, each string
+    /// held in `pinned` so no other string can take its address meanwhile.
+    by_addr: FastMap<usize, usize>,
+    pinned: Vec<Str>,
 }
 
 impl<'m> Grouper<'m> {
     fn new(modifier: Option<&'m LabelModifier>) -> Self {
-        Self { modifier, index: HashMap::new(), keys: Vec::new() }
+        let by_one = match modifier {
+            Some(LabelModifier::Include(names)) if names.labels.len() == 1 => names.labels.first().map(String::as_str),
+            _ => None,
+        };
+        Self {
+            modifier,
+            index: FastMap::default(),
+            keys: Vec::new(),
+            by_one,
+            by_addr: FastMap::default(),
+            pinned: Vec::new(),
+        }
     }
 
     fn keep(&self, name: &str) -> bool {
@@ -318,6 +340,28 @@ impl<'m> Grouper<'m> {
     }
 
     fn id(&mut self, labels: &Labels) -> usize {
+        if self.modifier.is_none() {
+            if self.keys.is_empty() {
+                self.keys.push(Labels::default());
+            }
+            return 0;
+        }
+        if let Some(name) = self.by_one
+            && let Some(l) = labels.iter().find(|l| l.name.as_str() == name)
+        {
+            let addr = l.value.as_str().as_ptr() as usize;
+            if let Some(&g) = self.by_addr.get(&addr) {
+                return g;
+            }
+            let g = self.id_by_hash(labels);
+            self.by_addr.insert(addr, g);
+            self.pinned.push(l.value.clone());
+            return g;
+        }
+        self.id_by_hash(labels)
+    }
+
+    fn id_by_hash(&mut self, labels: &Labels) -> usize {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
         for l in labels.iter().filter(|l| self.keep(&l.name)) {
             h.update(l.name.as_bytes());

@@ -6,10 +6,10 @@
 //! each step then matches through index arrays without allocating.
 
 use super::eval::{Eval, Evaluator, StepSeries, merge_same_labels, prom_labels_string};
+use super::hashing::FastMap;
 use crate::error::{QueryError, Result};
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
-use std::collections::HashMap;
 use strata_schemas::{Labels, METRIC_NAME};
 
 /// Evaluates a binary expression.
@@ -103,24 +103,30 @@ fn vector_scalar(
 /// Interns match signatures: `on(...)` keeps the listed labels, otherwise
 /// every label except `__name__` and the `ignoring(...)` ones.
 struct Signatures {
-    ids: HashMap<String, usize>,
+    ids: FastMap<String, usize>,
+    /// The key being built (reused: a key is copied only when it is new).
+    buf: String,
 }
 
 impl Signatures {
     fn new() -> Self {
-        Self { ids: HashMap::new() }
+        Self { ids: FastMap::default(), buf: String::new() }
     }
 
     fn id(&mut self, l: &Labels, matching: Option<&LabelModifier>) -> usize {
-        let mut key = String::new();
+        self.buf.clear();
         for lab in l.iter().filter(|lab| included(&lab.name, matching)) {
-            key.push_str(&lab.name);
-            key.push('\u{ff}');
-            key.push_str(&lab.value);
-            key.push('\u{fe}');
+            self.buf.push_str(&lab.name);
+            self.buf.push('\u{ff}');
+            self.buf.push_str(&lab.value);
+            self.buf.push('\u{fe}');
+        }
+        if let Some(&id) = self.ids.get(self.buf.as_str()) {
+            return id;
         }
         let n = self.ids.len();
-        *self.ids.entry(key).or_insert(n)
+        self.ids.insert(self.buf.clone(), n);
+        n
     }
 
     fn len(&self) -> usize {
@@ -181,8 +187,16 @@ fn set_op(
 /// drops the name at once (even under delayed name removal); `bool` comparisons
 /// drop it now or, delayed, at the end of the query.
 fn result_labels(many: &Labels, one: &Labels, op: TokenId, m: &BinModifier, delayed: bool) -> Labels {
+    let drop_name = !is_comparison(op) || (m.return_bool && !delayed);
+    if let (VectorMatchCardinality::OneToOne, Some(LabelModifier::Include(on))) = (&m.card, &m.matching) {
+        // The `on` labels alone (less the name when it is dropped), built once.
+        let kept = many.iter().filter(|x| {
+            (!drop_name || x.name.as_str() != METRIC_NAME) && on.labels.iter().any(|n| n == x.name.as_str())
+        });
+        return Labels::from_sorted(kept.cloned().collect());
+    }
     let mut l = many.clone();
-    if !is_comparison(op) || (m.return_bool && !delayed) {
+    if drop_name {
         l.remove(METRIC_NAME);
     }
     if matches!(m.card, VectorMatchCardinality::OneToOne) {
@@ -220,8 +234,8 @@ fn vector_vector(
     let one_sig: Vec<usize> = one.iter().map(|s| sigs.id(&s.labels, matching)).collect();
     let mut one_at: Vec<Option<usize>> = vec![None; sigs.len()];
     let mut matched = vec![false; sigs.len()];
-    let mut pairs: HashMap<(usize, usize), usize> = HashMap::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::new();
+    let mut pairs: FastMap<(usize, usize), usize> = FastMap::default();
+    let mut out_index: FastMap<Labels, usize> = FastMap::default();
     let mut out: Vec<StepSeries> = Vec::new();
     // Per output series, the last step a (kept or filtered) pair claimed it: the
     // many-to-one uniqueness check of Prometheus (`matchedSigs`) counts pairs

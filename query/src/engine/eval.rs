@@ -386,6 +386,12 @@ impl Windows {
         for i in 0..self.n {
             let end = self.at.unwrap_or(self.ts(i)) - self.offset;
             let start = end - self.range;
+            if i == 0 {
+                // The first window by binary search (an instant query's only
+                // one, often near the end of the samples), then walked forward.
+                hi = samples.partition_point(|s| s.ts <= end);
+                lo = samples[..hi].partition_point(|s| s.ts <= start);
+            }
             while hi < samples.len() && samples[hi].ts <= end {
                 hi += 1;
             }

@@ -95,7 +95,7 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
     if let Expr::MatrixSelector(ms) = unwrap_parens(args[m]) {
         // Straight from storage: stream, a chunk of series at a time.
         let mut out = Vec::new();
-        selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
+        selector::stream_matrix(ev, ms, stream_chunk_series(ev), |rd| {
             out.extend(range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?);
             Ok(())
         })?;
@@ -142,7 +142,7 @@ pub(crate) fn stream_range_fn(
         return Ok(Some(RangeFnStream::Streamed(f)));
     }
     let counter_anchor = range_fn_notes(ev, f, &args, param.as_deref());
-    selector::stream_matrix(ev, ms, STREAM_CHUNK_SERIES, |rd| {
+    selector::stream_matrix(ev, ms, stream_chunk_series(ev), |rd| {
         range_fns::eval_chunk_each(ev, f, rd, param.as_deref(), counter_anchor.as_deref(), &mut |labels, points, _| {
             each(labels, points)
         })
@@ -195,6 +195,21 @@ fn range_fn_notes(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr], param: Option<
 /// the parallel split over series to pay, small enough that raw samples of
 /// a million-series query are never all in memory.
 const STREAM_CHUNK_SERIES: usize = 16_384;
+
+/// Series per chunk when even a full chunk of [`STREAM_CHUNK_SERIES`] would
+/// stay below the parallel split (few steps: an instant query's range
+/// function): small, so a chunk's raw samples stay in cache and their
+/// memory is reused by the next chunk instead of faulted in afresh.
+const SMALL_CHUNK_SERIES: usize = 256;
+
+/// The chunk size for a range function streamed at `ev`'s steps.
+fn stream_chunk_series(ev: &Evaluator<'_>) -> usize {
+    if ev.n.saturating_mul(STREAM_CHUNK_SERIES) < range_fns::PARALLEL_MIN_WINDOWS {
+        SMALL_CHUNK_SERIES
+    } else {
+        STREAM_CHUNK_SERIES
+    }
+}
 
 /// Whether `name` is one of the element-wise math functions (`abs`, `exp`, `sin`, ...).
 pub(crate) fn is_math_fn(name: &str) -> bool {

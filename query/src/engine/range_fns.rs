@@ -170,7 +170,7 @@ pub(crate) fn eval_chunk_each(
 }
 
 /// Windows (series × steps) above which the series are split across threads.
-const PARALLEL_MIN_WINDOWS: usize = 100_000;
+pub(crate) const PARALLEL_MIN_WINDOWS: usize = 100_000;
 
 /// The points of every series, in parallel over series when there is enough work.
 fn compute_all(

@@ -933,3 +933,38 @@ fn instant_selectors_at_one_time_read_only_the_newest_sample() {
     assert_eq!(one(&e, "sum(max_over_time(m[5m]))", 3 * MIN), 50.0);
     assert_eq!(store.take(), (0, 2));
 }
+
+/// `by (one label)` finds a series' group by the address of its value
+/// string when a store hands out shared strings (the hot store's interned
+/// symbols), and by the text otherwise: series whose values are equal text
+/// in separate strings, interleaved with shared ones, land in one group.
+#[test]
+fn grouping_by_one_label_joins_shared_and_separate_value_strings() {
+    use strata_schemas::{Label, Labels, Sample, Str};
+    let store = MemStore::new();
+    let tenant = TenantId::default_tenant();
+    let shared: Vec<Str> = (0..3).map(|g| Str::from(format!("g{g}"))).collect();
+    for i in 0..60usize {
+        let g = i % 3;
+        let value = if i % 2 == 0 { shared[g].clone() } else { Str::from(format!("g{g}")) };
+        let labels =
+            Labels::new(vec![Label::new("__name__", "m"), Label::new("g", value), Label::new("i", format!("{i:02}"))]);
+        store.add(&tenant, labels, &[Sample::new(0, i as f64)]);
+    }
+    // And one series without the label: its own group, without `g`.
+    store.add(&tenant, Labels::from_pairs([("__name__", "m"), ("i", "99")]), &[Sample::new(0, 1000.0)]);
+    let e = Engine::new(Arc::new(store), QueryConfig::default());
+    let sums = |g: usize| (0..60).filter(|i| i % 3 == g).sum::<usize>() as f64;
+    let want = |per: &dyn Fn(usize) -> f64, none: f64| {
+        let mut v: Vec<(String, f64)> = (0..3).map(|g| (format!("{{g=\"g{g}\"}}"), per(g))).collect();
+        v.push(("{}".to_string(), none));
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    for t in [0, MIN] {
+        assert_eq!(sorted(&e, "count by (g) (m)", t), want(&|_| 20.0, 1.0));
+        assert_eq!(sorted(&e, "sum by (g) (m)", t), want(&sums, 1000.0));
+        assert_eq!(sorted(&e, "max by (g) (last_over_time(m[5m]))", t), want(&|g| (57 + g) as f64, 1000.0));
+    }
+    assert_eq!(one(&e, "count(m)", MIN), 61.0);
+}
