@@ -19,6 +19,9 @@ including exited ones) per query.
   the very same segments. VictoriaMetrics is loaded through /write,
   force_flush + force_merge, and queried with nocache=1 and
   -search.disableCache, as peer-bench does.
+* Every Strata binary runs with the query front's result cache off
+  (STRATA_QUERY__FRONT_CACHE_BYTES=0; --env can set it back), so a repeated
+  range query is evaluated each time, as VictoriaMetrics's is.
 * Per query: 2 warm-up runs, then repetitions until the server used at
   least --min-cpu-s of CPU (or --max-reps / --max-wall-s). CPU ms/query =
   CPU delta / repetitions. With --rounds > 1 the targets alternate
@@ -153,7 +156,12 @@ def strata_server(name, binary, data_dir, logdir, extra_env=None, wrap=None):
     # The compactor's pass interval is pushed out so the loaded bucket is never
     # rolled to the cold tier while measuring: the queries read the hot store
     # through FederatedReadStore without a watermark, as in peer-bench.
-    env = dict(os.environ, STRATA_ADMIN__TOKEN=ADMIN_TOKEN, STRATA_COMPACTOR__INTERVAL="1000h")
+    # The query front's result cache is off (VictoriaMetrics runs with
+    # -search.disableCache and nocache=1): a repeated range query must be
+    # evaluated, not answered from the cache. `--env NAME:STRATA_QUERY__FRONT_CACHE_BYTES=...`
+    # turns it back on for a binary.
+    env = dict(os.environ, STRATA_ADMIN__TOKEN=ADMIN_TOKEN, STRATA_COMPACTOR__INTERVAL="1000h",
+               STRATA_QUERY__FRONT_CACHE_BYTES="0")
     env.update(extra_env or {})
     return Server(name, lambda port, d: (wrap or []) + [binary, "serve", "--http-addr", "127.0.0.1:%d" % port,
                                                         "--data-dir", d],
@@ -300,6 +308,24 @@ def callgrind_total(path):
     raise SystemExit("no totals in %s" % path)
 
 
+def engine_ir(path):
+    """Ir inclusive of `Engine::run_instant` / `run_range` in one dump: the
+    query's evaluation alone (its storage reads included, since
+    STRATA_READ_THREADS=0 keeps them on the query's thread), without the
+    server's background work that happened to run meanwhile (e.g. the hot
+    store's expiry pass, ~18 M Ir at 100k series) or the HTTP layer."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                         capture_output=True, text=True).stdout
+    best = 0
+    for line in out.splitlines():
+        if "strata_query::engine::Engine::run_instant" in line or "strata_query::engine::Engine::run_range" in line:
+            try:
+                best = max(best, int(line.split()[0].replace(",", "")))
+            except ValueError:
+                pass
+    return best
+
+
 def callgrind(a, bins, envs, queries, sdir, logdir):
     """Ir per query and binary (see --callgrind): a figure a busy host does not move."""
     if not os.path.exists(loaded_marker(sdir)):
@@ -310,7 +336,10 @@ def callgrind(a, bins, envs, queries, sdir, logdir):
         out = os.path.join(a.callgrind, "%s.cg" % name)
         for old in glob.glob(out + "*"):
             os.remove(old)
-        env = dict(envs.get(name) or {}, STRATA_READ_THREADS="0")
+        # A query runs ~50x slower under valgrind: the connection's idle
+        # timeout (60 s) must not close it while the answer is computed
+        # (seen as HTTP 499 "canceled" on binop_all_avg).
+        env = dict({"STRATA_HTTP__IDLE_TIMEOUT": "600s"}, **(envs.get(name) or {}), STRATA_READ_THREADS="0")
         srv = strata_server(name, path, sdir, logdir, env,
                             wrap=["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                   "--callgrind-out-file=" + out])
@@ -332,26 +361,32 @@ def callgrind(a, bins, envs, queries, sdir, logdir):
                 if not new:
                     raise SystemExit("callgrind wrote no dump for %s" % q["name"])
                 n = callgrind_total(new[-1]) / a.cg_reps
-                ir.setdefault(q["name"], {})[name] = (n, normalise(data))
-                log("  %-10s %-28s %14.0f Ir/query" % (name, q["name"], n))
+                e = engine_ir(new[-1]) / a.cg_reps
+                ir.setdefault(q["name"], {})[name] = (n, normalise(data), e)
+                log("  %-10s %-28s %14.0f Ir/query (server), %14.0f in the engine's run" % (name, q["name"], n, e))
         finally:
             srv.stop()
     names = [n for n, _ in bins]
-    hdr = "| query | " + " | ".join("%s Ir/query" % n for n in names)
-    if len(names) > 1:
-        hdr += " | " + " | ".join("%s / %s" % (n, names[0]) for n in names[1:])
-    print(hdr + " |")
-    print("|" + "---|" * hdr.count("|"))
-    for q in queries:
-        row = ir[q["name"]]
-        first = row[names[0]]
-        cells = ["%.0f%s" % (row[n][0], "" if same_answer(first[1], row[n][1], q.get("ties_ok", False)) else " DIFF")
-                 for n in names]
-        cells += ["%.3f" % (row[n][0] / first[0]) for n in names[1:]]
-        print("| %s | %s |" % (q["name"], " | ".join(cells)))
+    # Two tables: the whole server's instructions per query, and those of
+    # the query's evaluation alone (Engine::run_*; see engine_ir).
+    for col, title in ((0, "server"), (2, "engine run")):
+        hdr = "| query | " + " | ".join("%s Ir/query (%s)" % (n, title) for n in names)
+        if len(names) > 1:
+            hdr += " | " + " | ".join("%s / %s" % (n, names[0]) for n in names[1:])
+        print(hdr + " |")
+        print("|" + "---|" * (hdr.count("|") - 1))
+        for q in queries:
+            row = ir[q["name"]]
+            first = row[names[0]]
+            cells = ["%.0f%s" % (row[n][col], "" if same_answer(first[1], row[n][1], q.get("ties_ok", False))
+                                 else " DIFF") for n in names]
+            cells += ["%.3f" % (row[n][col] / first[col]) if first[col] else "-" for n in names[1:]]
+            print("| %s | %s |" % (q["name"], " | ".join(cells)))
+        print()
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({q: {n: v[0] for n, v in row.items()} for q, row in ir.items()}, f, indent=1)
+            json.dump({q: {n: {"server": v[0], "engine_run": v[2]} for n, v in row.items()} for q, row in ir.items()},
+                      f, indent=1)
     return 0
 
 
