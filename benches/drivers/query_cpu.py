@@ -374,7 +374,7 @@ def callgrind(a, bins, envs, queries, sdir, logdir):
         if len(names) > 1:
             hdr += " | " + " | ".join("%s / %s" % (n, names[0]) for n in names[1:])
         print(hdr + " |")
-        print("|" + "---|" * (hdr.count("|") - 1))
+        print("|" + "---|" * hdr.count("|"))
         for q in queries:
             row = ir[q["name"]]
             first = row[names[0]]
