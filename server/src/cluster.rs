@@ -364,6 +364,21 @@ impl ReadStore for ClusterReadStore {
         self.local.select_rollup(tenant, matchers, width_ms, ends)
     }
 
+    /// [`ClusterReadStore::select_rollup`]'s rule, then the local store's grid read.
+    fn select_rollup_grid(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+        fields: strata_schemas::RollupFields,
+    ) -> Result<Option<strata_schemas::RollupAnswer>, ReadError> {
+        if !self.local_rollups {
+            return Ok(None);
+        }
+        self.local.select_rollup_grid(tenant, matchers, width_ms, ends, fields)
+    }
+
     fn series(&self, tenant: &TenantId, matchers: &[Matcher], range: TimeRange) -> Result<Vec<Labels>, ReadError> {
         let req = Self::request(tenant, matchers, range, true);
         let remote = self.ask_peers(&req)?;

@@ -249,6 +249,21 @@ impl ReadStore for ErasingStore {
         }
         self.inner.select_rollup(tenant, matchers, width_ms, ends)
     }
+
+    /// [`ErasingStore::select_rollup`]'s rule, then the inner store's grid read.
+    fn select_rollup_grid(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        width_ms: i64,
+        ends: TimeRange,
+        fields: strata_schemas::RollupFields,
+    ) -> Result<Option<strata_schemas::RollupAnswer>, ReadError> {
+        if self.registry.tombstones(tenant).is_some_and(|t| t.iter().any(|s| !s.purged)) {
+            return Ok(None);
+        }
+        self.inner.select_rollup_grid(tenant, matchers, width_ms, ends, fields)
+    }
 }
 
 /// State of the delete routes.
