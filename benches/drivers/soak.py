@@ -79,6 +79,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import re
 import shutil
 import statistics
 import subprocess
@@ -164,7 +165,6 @@ def sum_metrics(m):
 def stage_max_ms(raw, raw_prev):
     """Per write stage, the upper bound (ms) of the slowest histogram bucket that gained an observation between
     two /metrics reads: which stage a slow window's requests waited in."""
-    import re
     per = {}
     for k, v in raw.items():
         if not k.startswith(STAGE_BUCKET + "{"):

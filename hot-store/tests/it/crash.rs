@@ -6,6 +6,16 @@ use strata_schemas::{ErrorKind, ReadError, ReadStore, TimeRange};
 
 use crate::util::{Log, batch, open, tenant};
 
+/// The failpoints a flush passes, in order (one-thread and parallel flushes alike).
+const FLUSH_CRASH_POINTS: [&str; 6] = [
+    "segment.before_fsync",
+    "segment.before_rename",
+    "flush.after_segments",
+    "manifest.before_fsync",
+    "manifest.before_rename",
+    "manifest.after_rename",
+];
+
 fn samples(store: &HotStore) -> Vec<(i64, f64)> {
     let got = store.select(&tenant("a"), &[], TimeRange::ALL).unwrap();
     got.iter().flat_map(|s| s.samples.iter().map(|x| (x.ts, x.value))).collect()
@@ -174,14 +184,7 @@ fn missing_segment_fails_open_and_truncated_is_quarantined() {
 /// Every crash point of a flush: reopen + replay returns exactly the acknowledged data.
 #[test]
 fn crash_at_every_flush_point_recovers_acknowledged_data() {
-    for point in [
-        "segment.before_fsync",
-        "segment.before_rename",
-        "flush.after_segments",
-        "manifest.before_fsync",
-        "manifest.before_rename",
-        "manifest.after_rename",
-    ] {
+    for point in FLUSH_CRASH_POINTS {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::default();
         let store = open(dir.path());
@@ -401,14 +404,7 @@ fn crash_at_every_point_of_a_flush_on_several_threads_recovers_acknowledged_data
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    for point in [
-        "segment.before_fsync",
-        "segment.before_rename",
-        "flush.after_segments",
-        "manifest.before_fsync",
-        "manifest.before_rename",
-        "manifest.after_rename",
-    ] {
+    for point in FLUSH_CRASH_POINTS {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::default();
         let store = open(dir.path());
