@@ -124,17 +124,11 @@ impl HotStore {
         let Some(first) = inputs.first() else { return Ok(None) };
         let scope: SegmentScope = first.scope().clone();
         let (series, symbols) = {
-            let st = self.state.read();
+            // The inputs' block lists are immutable: gathered without the lock.
             let mut refs: Vec<SeriesRef> = inputs.iter().flat_map(|s| s.blocks.iter().map(|b| b.0)).collect();
             refs.sort_unstable();
             refs.dedup();
-            let mut v: Vec<PendingSeries> = refs
-                .into_iter()
-                .filter_map(|r| st.index.get(r).map(|e| (r, e)))
-                .map(|(r, e)| PendingSeries::of(r, e))
-                .collect();
-            let symbols = st.index.symbols.snapshot();
-            drop(st);
+            let (mut v, symbols) = self.pending_series(&refs);
             PendingSeries::sort(&mut v, &symbols);
             (v, symbols)
         };
@@ -340,16 +334,20 @@ impl HotStore {
         if bounds.is_empty() {
             return Ok(ExpireOutcome::default());
         }
-        let doomed: Vec<Arc<Segment>> = {
+        let (doomed, candidates) = {
             let st = self.state.read();
             if let Some(cause) = &st.poisoned {
                 return Err(Error::Poisoned { operation: "expire", cause: cause.clone() });
             }
-            st.segments
+            let doomed: Vec<Arc<Segment>> = st
+                .segments
                 .iter()
                 .filter(|s| bounds.get(&s.scope().tenant).is_some_and(|&b| s.scope().bucket < b))
                 .cloned()
-                .collect()
+                .collect();
+            let ids: Vec<u64> = doomed.iter().map(|s| s.id).collect();
+            let candidates = dataless_candidates(&st, &ids);
+            (doomed, candidates)
         };
         let ids: Vec<u64> = doomed.iter().map(|s| s.id).collect();
         let bucket_ms = self.bucket_ms;
@@ -368,7 +366,7 @@ impl HotStore {
                     st.expired_before.insert(t.clone(), b);
                 }
                 drop_expired_memtable(st, &bounds, bucket_ms);
-                forgotten = forget_dataless_series(st);
+                forgotten = forget_candidates_without_data(st, &candidates);
             },
         )?;
         crate::failpoint::hit("expire.before_delete")
@@ -448,6 +446,40 @@ fn drop_expired_memtable(st: &mut crate::store::State, bounds: &BTreeMap<TenantI
         let in_scope = |r: SeriesRef| index.get(r).is_some_and(|e| e.tenant == tenant_idx);
         st.memtable.drop_before(b, in_scope);
     }
+}
+
+/// The series an expiry may forget, found under the state's read lock (the
+/// walk over every live segment's block list costs tens of milliseconds at
+/// 100,000 series; under the write lock every apply and query waited for
+/// it): live series that no segment but the `doomed` ones and no frozen
+/// memtable mentions. The caller holds `flush_lock` and `compact_lock`, so
+/// no segment or frozen memtable appears before the write lock is taken;
+/// only the active memtable can gain series meanwhile, and
+/// [`forget_candidates_without_data`] checks it.
+pub(crate) fn dataless_candidates(st: &crate::store::State, doomed: &[u64]) -> Vec<SeriesRef> {
+    let mut present = Bitmap::new();
+    for s in st.segments.iter().filter(|s| !doomed.contains(&s.id)) {
+        present.add_many(&s.blocks.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+    }
+    if let Some(f) = &st.frozen {
+        for (r, _, _) in f.iter() {
+            present.add(r);
+        }
+    }
+    st.index.live_refs().filter(|r| !present.contains(*r)).collect()
+}
+
+/// Removes the `candidates` ([`dataless_candidates`]) that are still live
+/// and have no sample in the active memtable; returns how many.
+pub(crate) fn forget_candidates_without_data(st: &mut crate::store::State, candidates: &[SeriesRef]) -> usize {
+    let mut n = 0;
+    for &r in candidates {
+        if st.memtable.get(r).is_empty() && st.index.get(r).is_some() {
+            st.index.remove(r);
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Removes series that no segment or memtable mentions any more.

@@ -228,8 +228,16 @@ pub struct HotStoreStats {
     pub edge_ranges_dropped: u64,
 }
 
-/// Memtable entries a flush groups per hold of the state's read lock.
-const GROUP_SLICE: usize = 16_384;
+/// Index entries a flush or a compaction reads per hold of the state's read
+/// lock (`HotStore::group`, `HotStore::pending_series`), letting it go in
+/// between. Both run on threads at a lower CPU priority (the server's
+/// `background`): on a saturated host such a thread gets a few percent of a
+/// core, so a hold costing 50 ms of CPU (a compaction's 100,000 series in
+/// one hold, as before) lasted seconds of wall time, and every apply (the
+/// write lock) and every query behind it (parking_lot's lock is fair to a
+/// waiting writer) waited that long — the 1–4 s `apply` stalls of the soak's
+/// run 7. A slice costs well under a millisecond.
+pub(crate) const LOCK_SLICE: usize = 1_024;
 
 /// Samples per buffered series the flush threshold grows to (see
 /// [`HotStore::flush_threshold`]).
@@ -700,7 +708,7 @@ impl HotStore {
     /// Groups a frozen memtable by (tenant, bucket), each sorted in segment order.
     #[expect(clippy::type_complexity, reason = "private helper: the groups and the symbols their ids refer to")]
     ///
-    /// The state lock is taken for [`GROUP_SLICE`] chunks at a time and let
+    /// The state lock is taken for [`LOCK_SLICE`] chunks at a time and let
     /// go in between: applies wait for the write lock, and a flush of a
     /// million series would otherwise hold them off for the whole walk
     /// (the frozen memtable itself is immutable; an index entry removed
@@ -712,7 +720,7 @@ impl HotStore {
         let mut chunks = frozen.iter().peekable();
         let symbols = loop {
             let st = self.state.read();
-            for (r, bucket, _) in chunks.by_ref().take(GROUP_SLICE) {
+            for (r, bucket, _) in chunks.by_ref().take(LOCK_SLICE) {
                 let Some(e) = st.index.get(r) else { continue };
                 let tenant = match by_tenant.get(&e.tenant) {
                     Some(t) => t.clone(),
@@ -732,6 +740,25 @@ impl HotStore {
             PendingSeries::sort(v, &symbols);
         }
         (groups, symbols)
+    }
+
+    /// The index entries of `refs` (sorted, distinct) as [`PendingSeries`],
+    /// read [`LOCK_SLICE`] at a time under the state's read lock (a series
+    /// removed meanwhile is skipped, as a single walk would have skipped
+    /// it), and the symbols they refer to: the table only grows, so the
+    /// snapshot taken last covers every id.
+    pub(crate) fn pending_series(&self, refs: &[SeriesRef]) -> (Vec<PendingSeries>, Arc<[Str]>) {
+        let mut out = Vec::with_capacity(refs.len());
+        let mut parts = refs.chunks(LOCK_SLICE).peekable();
+        loop {
+            let st = self.state.read();
+            if let Some(part) = parts.next() {
+                out.extend(part.iter().filter_map(|&r| st.index.get(r).map(|e| PendingSeries::of(r, e))));
+            }
+            if parts.peek().is_none() {
+                break (out, st.index.symbols.snapshot());
+            }
+        }
     }
 
     fn write_frozen(

@@ -329,11 +329,15 @@ impl Node {
                     "flushed memtable to segment"
                 );
             }
-            // Walks the memtable under the read lock: off the async workers.
-            let stats = node.hot.stats();
-            Ok((outcome, stats))
+            Ok(outcome)
         })
         .await??;
+        // Walks the memtable under the state's read lock: off the async
+        // workers, and not on the flush's thread, whose priority may be
+        // lowered: a low-priority thread preempted while holding the lock
+        // keeps every apply waiting for it (see `LOCK_SLICE` in the hot store).
+        let hot = Arc::clone(&self.hot);
+        let stats = tokio::task::spawn_blocking(move || hot.stats()).await?;
         *last = Instant::now();
         drop(last);
         // Buckets hold one segment each after compaction; merge once flushes

@@ -640,13 +640,14 @@ fn stream_blocks_are_read_after_a_restart() {
 
 #[test]
 fn a_flush_walking_the_memtable_in_slices_keeps_every_series_while_applies_go_on() {
-    // More series than one hold of the read lock groups (`GROUP_SLICE`), in
+    // More series than one hold of the read lock groups (`LOCK_SLICE`), in
     // two tenants and two buckets, flushed while a writer creates series and
     // appends to old ones between the slices; then flushed again, reopened
     // and read back exactly.
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open(dir.path()));
-    let n = GROUP_SLICE * 2 + 100;
+    let n = LOCK_SLICE * 2 + 100;
+    assert!(50 * 40 < n, "the writer appends to old series only");
     let bucket = store.bucket_ms;
     let mk = |tenant: &str, i: usize, ts: i64| {
         series(tenant, &[("__name__", "m"), ("s", &i.to_string())], &[(ts, i as f64)])
@@ -658,7 +659,7 @@ fn a_flush_walking_the_memtable_in_slices_keeps_every_series_while_applies_go_on
         std::thread::spawn(move || {
             for k in 0..50usize {
                 let new = (0..200).map(|j| mk("a", n + k * 200 + j, 2));
-                let old = (k * 100..k * 100 + 100).map(|i| mk("a", i, 3));
+                let old = (k * 40..k * 40 + 40).map(|i| mk("a", i, 3));
                 store.apply(1, k as u64, &batch("a", new.chain(old).collect())).unwrap();
             }
         })
@@ -672,7 +673,7 @@ fn a_flush_walking_the_memtable_in_slices_keeps_every_series_while_applies_go_on
     let expect = |i: usize| -> Vec<(i64, f64)> {
         match i {
             i if i >= n => vec![(2, i as f64)],
-            i if i < 50 * 100 => vec![(1, i as f64), (3, i as f64)],
+            i if i < 50 * 40 => vec![(1, i as f64), (3, i as f64)],
             i => vec![(1, i as f64)],
         }
     };
@@ -781,4 +782,82 @@ fn a_flush_on_several_threads_keeps_every_series_while_applies_go_on() {
     store.flush_on(2).unwrap();
     drop(store);
     assert_eq!(all_bits(&open(dir.path())), held);
+}
+
+#[test]
+fn a_compaction_reading_the_index_in_slices_keeps_every_series_while_applies_go_on() {
+    // Two segments of one bucket with more series than three holds of the
+    // read lock (`LOCK_SLICE`), compacted while a writer creates series and
+    // appends to old ones; then flushed, compacted again, reopened and read
+    // back exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let n = LOCK_SLICE * 3 + 7;
+    let mk = |i: usize, ts: i64| series("a", &[("__name__", "m"), ("s", &i.to_string())], &[(ts, i as f64)]);
+    store.apply(0, 0, &batch("a", (0..n).map(|i| mk(i, 1)).collect())).unwrap();
+    store.flush().unwrap();
+    store.apply(0, 1, &batch("a", (0..n).step_by(2).map(|i| mk(i, 2)).collect())).unwrap();
+    store.flush().unwrap();
+    let writer = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            for k in 0..40usize {
+                let new = (0..100).map(|j| mk(n + k * 100 + j, 3));
+                let old = (k * 10..k * 10 + 10).map(|i| mk(i, 4));
+                store.apply(1, k as u64, &batch("a", new.chain(old).collect())).unwrap();
+            }
+        })
+    };
+    let c = store.compact().unwrap();
+    writer.join().unwrap();
+    assert_eq!(c.input_segments, 2, "{c:?}");
+    assert_eq!(c.series, n, "the compaction wrote every series of its inputs");
+    store.flush().unwrap();
+    store.compact().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let expect = |i: usize| -> Vec<(i64, f64)> {
+        let v = i as f64;
+        if i >= n {
+            return vec![(3, v)];
+        }
+        let mut s = vec![(1, v)];
+        if i % 2 == 0 {
+            s.push((2, v));
+        }
+        if i < 400 {
+            s.push((4, v));
+        }
+        s
+    };
+    let got = values(&store, "a", TimeRange::ALL);
+    assert_eq!(got.len(), n + 4000);
+    for (labels, samples) in got {
+        let i: usize = labels.split("s=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().parse().unwrap();
+        assert_eq!(samples, expect(i), "{labels}");
+    }
+}
+
+#[test]
+fn expiry_forgets_only_candidates_that_gained_no_memtable_sample() {
+    // The candidates are found under the read lock; a series that receives
+    // a sample before the write lock is taken must be kept.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mk = |i: usize, ts: i64| series("a", &[("__name__", "m"), ("s", &i.to_string())], &[(ts, i as f64)]);
+    store.apply(0, 0, &batch("a", (0..10).map(|i| mk(i, 1)).collect())).unwrap();
+    store.flush().unwrap();
+    let candidates = {
+        let st = store.state.read();
+        let ids: Vec<u64> = st.segments.iter().map(|s| s.id).collect();
+        crate::maintenance::dataless_candidates(&st, &ids)
+    };
+    assert_eq!(candidates.len(), 10, "with its only segment doomed, every series is a candidate");
+    store.apply(0, 1, &batch("a", vec![mk(3, 2), mk(7, 2)])).unwrap();
+    let forgotten = crate::maintenance::forget_candidates_without_data(&mut store.state.write(), &candidates);
+    assert_eq!(forgotten, 8);
+    let st = store.state.read();
+    let live: Vec<SeriesRef> = st.index.live_refs().collect();
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|&r| !st.memtable.get(r).is_empty()));
 }
