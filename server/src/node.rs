@@ -304,7 +304,7 @@ impl Node {
         let mut last = self.flush_lock.lock().await;
         let node = Arc::clone(self);
         let threads = if waited { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
-        let (outcome, stats) = on_thread("strata-flush", !waited, move || -> anyhow::Result<_> {
+        let outcome = on_thread("strata-flush", !waited, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = node.hot.flush_on(threads)?;
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
