@@ -276,10 +276,13 @@ impl Node {
     /// store no longer needs (Kafka: commits the flushed offsets to the
     /// consumer group). Concurrent calls serialize.
     ///
-    /// The flush runs on a thread of its own at a lower CPU priority
-    /// ([`background`]): writes are acknowledged from the memtable, so the
-    /// flush only has to keep up on average, while a write waiting behind it
-    /// for a core is a write whose acknowledgement is late.
+    /// The flush runs on a thread of its own at the node's CPU priority (not
+    /// lowered like a compaction, [`background`]): writes are acknowledged
+    /// from the memtable, but a memtable at its hard limit stops them until
+    /// a flush has swapped it out (back-pressure), so the flush must keep
+    /// up. At nice +10 on a saturated host it got a few percent of a core;
+    /// a 6.4 M-sample flush that took seconds then left the writers waiting
+    /// for it (the soak's run 8). It costs a few percent of a core.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         self.flush_with(reason, false).await
     }
@@ -304,7 +307,7 @@ impl Node {
         let mut last = self.flush_lock.lock().await;
         let node = Arc::clone(self);
         let threads = if waited { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
-        let outcome = on_thread("strata-flush", !waited, move || -> anyhow::Result<_> {
+        let outcome = on_thread("strata-flush", false, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = node.hot.flush_on(threads)?;
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
@@ -439,13 +442,14 @@ impl Node {
     }
 }
 
-/// Nice value of the flush and compaction threads ([`background`]): under
-/// CPU contention a nice-0 thread gets ~9× the CPU time of a nice-10 one, so
-/// the write path's threads (log writers, request decoding, the async
-/// workers) run first, and an idle core is still the flush's in full. A
-/// memtable that outgrows its hard limit meanwhile is flushed inline by the
-/// applying writer at normal priority (back-pressure), so a starved flush
-/// cannot let memory grow without bound.
+/// Nice value of the compaction thread ([`background`]): under CPU
+/// contention a nice-0 thread gets ~9× the CPU time of a nice-10 one, so the
+/// write path's threads (log writers, request decoding, the async workers)
+/// and the flush run first, and an idle core is still the compaction's in
+/// full. A starved compaction only leaves more segments to read meanwhile;
+/// nothing waits for it (an expiry waits for it without holding the flush
+/// lock, `HotStore::expire`). Work at this priority must not hold a lock
+/// others wait for longer than a moment (`LOCK_SLICE` in the hot store).
 const BACKGROUND_NICE: i32 = 10;
 
 /// Runs `f` on a new thread named `name` whose CPU priority is lowered to
@@ -951,19 +955,35 @@ fn admin_token(config: &ServerConfig, data_dir: &std::path::Path) -> anyhow::Res
 /// File in the data dir holding a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
+/// Every second, flushes the memtable when it is due ([`Node::flush_if_due`]);
+/// beside it, every [`EXPIRY_INTERVAL`], the hot-store expiry.
 async fn run_flusher(node: Arc<Node>, registry: Arc<crate::registry::Registry>) {
+    // The expiry runs beside the flushes, not between them: it waits for a
+    // running compaction (seconds, on a busy host), and the memtable must
+    // go on being flushed meanwhile, or writes stall at its hard limit.
+    // Owned by this task: aborting the flusher (shutdown) stops it too.
+    let mut expiry = tokio::task::JoinSet::new();
+    expiry.spawn(run_expiry(Arc::clone(&node), registry));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks = 0u64;
     loop {
         tick.tick().await;
-        ticks += 1;
         if let Err(e) = node.flush_if_due().await {
             tracing::error!(error = %format!("{e:#}"), "background flush failed");
         }
-        if ticks.is_multiple_of(10)
-            && let Err(e) = node.expire(&registry).await
-        {
+    }
+}
+
+/// How often the hot store's expired buckets are deleted ([`Node::expire`]).
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn run_expiry(node: Arc<Node>, registry: Arc<crate::registry::Registry>) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: the first expiry runs one interval after start
+    loop {
+        tick.tick().await;
+        if let Err(e) = node.expire(&registry).await {
             tracing::error!(error = %format!("{e:#}"), "hot-store expiry failed");
         }
     }

@@ -861,3 +861,29 @@ fn expiry_forgets_only_candidates_that_gained_no_memtable_sample() {
     assert_eq!(live.len(), 2);
     assert!(live.iter().all(|&r| !st.memtable.get(r).is_empty()));
 }
+
+#[test]
+fn flushes_go_on_while_an_expiry_waits_for_a_running_compaction() {
+    // A compaction holds `compact_lock` for seconds on a busy host. An
+    // expiry waiting for it must not hold `flush_lock` meanwhile: the soak's
+    // writes stalled at the memtable's hard limit until the compaction ended.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    store.apply(0, 0, &one("a", "m", &[(1, 1.0)])).unwrap();
+    let compaction = store.compact_lock.lock(); // a compaction "running"
+    let expiry = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.expire(i64::MAX / 2).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the expiry is waiting now
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flusher = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || tx.send(store.flush().map(|o| o.samples)).unwrap())
+    };
+    let flushed = rx.recv_timeout(Duration::from_secs(10));
+    drop(compaction);
+    expiry.join().unwrap();
+    flusher.join().unwrap();
+    assert_eq!(flushed.expect("the flush waited for the expiry, which waited for the compaction").unwrap(), 1);
+}
