@@ -1,6 +1,9 @@
 //! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, `count_values`, …)
 //! with `by` / `without` grouping. Group keys are computed once per series;
-//! the per-step loop only folds values into reusable accumulators.
+//! the per-step loop only folds values into reusable accumulators (24
+//! bytes each; an aggregation that folds series as they stream keeps a
+//! row of them per group only once the group has a second member,
+//! [`GroupRows`]).
 
 use super::eval::{Eval, Evaluator, StepSeries};
 use super::hashing::FastMap;
@@ -48,39 +51,20 @@ fn fold_selector(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
     // What `Evaluator::eval` does for the selector node.
     ev.ctx.check()?;
     ev.ctx.reserve(ev.n)?;
-    let n = ev.n;
     let mut grouper = Grouper::new(agg.modifier.as_ref());
-    let mut accs: Vec<Acc> = Vec::new();
+    let mut rows = GroupRows::new(op, ev.n);
     super::selector::stream_vector(ev, vs, false, |labels, points| {
-        let g = grouper.id(&labels);
-        if g * n >= accs.len() {
-            accs.resize((g + 1) * n, Acc::default());
-        }
-        let row = &mut accs[g * n..(g + 1) * n];
-        for (a, p) in row.iter_mut().zip(points) {
-            if let Some(x) = *p {
-                accumulate(op, a, x);
-            }
-        }
+        rows.add(grouper.id(&labels), points);
         Ok(())
     })?;
-    let out = grouper
-        .keys
-        .into_iter()
-        .enumerate()
-        .map(|(g, labels)| {
-            let row = &accs[g * n..(g + 1) * n];
-            StepSeries::new(labels, row.iter().map(|a| (a.n > 0).then(|| finish(op, a))).collect())
-        })
-        .collect();
-    Ok(Some(out))
+    Ok(Some(rows.finish(grouper.keys)))
 }
 
 /// What the aggregation keeps of each input series while a range function
 /// streams into it.
 enum Sink {
     /// `sum`/`avg`/`count`/`min`/`max`/`group`: per-(group, step) accumulators.
-    Acc(Vec<Acc>),
+    Acc(GroupRows),
     /// `quantile`/`stddev`/`stdvar`: per (group, step), the values in input order.
     Values(Vec<Vec<f64>>),
     /// `topk`/`bottomk`: the series themselves (labels moved, name not dropped yet).
@@ -103,7 +87,7 @@ fn fold_range_fn(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
         token::T_SUM | token::T_AVG | token::T_COUNT | token::T_MIN | token::T_MAX | token::T_GROUP
             if agg.param.is_none() =>
         {
-            Sink::Acc(Vec::new())
+            Sink::Acc(GroupRows::new(op, ev.n))
         }
         token::T_QUANTILE | token::T_STDDEV | token::T_STDVAR => Sink::Values(Vec::new()),
         token::T_TOPK | token::T_BOTTOMK => Sink::Series(Vec::new()),
@@ -129,17 +113,7 @@ fn fold_range_fn(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
     let mut grouper = Grouper::new(agg.modifier.as_ref());
     let mut each = |labels: Labels, points: Vec<Option<f64>>| -> Result<()> {
         match &mut sink {
-            Sink::Acc(accs) => {
-                let g = grouper.id(&labels);
-                if g * n >= accs.len() {
-                    accs.resize((g + 1) * n, Acc::default());
-                }
-                for (a, p) in accs[g * n..(g + 1) * n].iter_mut().zip(&points) {
-                    if let Some(x) = *p {
-                        accumulate(op, a, x);
-                    }
-                }
-            }
+            Sink::Acc(rows) => rows.add_owned(grouper.id(&labels), points),
             Sink::Values(values) => {
                 let g = grouper.id(&labels);
                 if g * n >= values.len() {
@@ -160,15 +134,7 @@ fn fold_range_fn(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Option<Vec<S
         Some(super::functions::RangeFnStream::Streamed(f)) => f,
     };
     let out = match sink {
-        Sink::Acc(accs) => grouper
-            .keys
-            .into_iter()
-            .enumerate()
-            .map(|(g, labels)| {
-                let row = &accs[g * n..(g + 1) * n];
-                StepSeries::new(labels, row.iter().map(|a| (a.n > 0).then(|| finish(op, a))).collect())
-            })
-            .collect(),
+        Sink::Acc(rows) => rows.finish(grouper.keys),
         Sink::Values(mut values) => {
             // The parameter is evaluated after the operand, as in `apply`.
             let q = match op {
@@ -221,10 +187,10 @@ fn quantile_param(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Vec<f64>> {
 fn finish(op: TokenId, a: &Acc) -> f64 {
     match op {
         token::T_SUM => finish_sum(a),
-        token::T_AVG => a.mean.value(),
-        token::T_COUNT => a.n as f64,
+        token::T_AVG => a.mean().value(),
+        token::T_COUNT => f64::from(a.n),
         token::T_GROUP => 1.0,
-        _ => a.val,
+        _ => a.v,
     }
 }
 
@@ -396,13 +362,24 @@ pub(crate) fn group_labels(l: &Labels, modifier: Option<&LabelModifier>) -> Labe
     }
 }
 
+/// One (group, step)'s accumulator of `sum`/`avg`/`count`/`min`/`max`/
+/// `group` (24 bytes): `n` values added; `v` the compensated sum (`sum`),
+/// the [`Mean`]'s sum, or its mean once incremental (`avg`), the value so
+/// far (`min`, `max`); `c` the compensation (`sum`, `avg`). A group holds
+/// fewer than 2^32 series (the series limits are far below).
 #[derive(Debug, Clone, Copy, Default)]
 struct Acc {
-    n: usize,
-    sum: f64,
+    v: f64,
     c: f64,
-    val: f64,
-    mean: Mean,
+    n: u32,
+    incremental: bool,
+}
+
+impl Acc {
+    /// The `avg` state as a [`Mean`].
+    fn mean(&self) -> Mean {
+        Mean::from_parts(f64::from(self.n), self.v, self.c, self.incremental)
+    }
 }
 
 fn fold(
@@ -439,10 +416,10 @@ fn fold(
             }
             out[g].points[i] = Some(match op {
                 token::T_SUM => finish_sum(a),
-                token::T_AVG => a.mean.value(),
-                token::T_COUNT => a.n as f64,
+                token::T_AVG => a.mean().value(),
+                token::T_COUNT => f64::from(a.n),
                 token::T_GROUP => 1.0,
-                token::T_MIN | token::T_MAX => a.val,
+                token::T_MIN | token::T_MAX => a.v,
                 token::T_STDVAR => variance(values[g].iter().copied()),
                 token::T_STDDEV => variance(values[g].iter().copied()).sqrt(),
                 token::T_QUANTILE => quantile(q.map_or(f64::NAN, |q| q[i]), &mut values[g]),
@@ -457,19 +434,131 @@ fn token_name(op: TokenId) -> String {
     token::TokenType::new(op).to_string()
 }
 
+#[inline]
 fn accumulate(op: TokenId, a: &mut Acc, x: f64) {
-    a.n += 1;
     match op {
-        token::T_SUM => (a.sum, a.c) = kahan_inc(x, a.sum, a.c),
-        token::T_AVG => a.mean.add(x),
-        token::T_MIN if a.n == 1 || x < a.val || a.val.is_nan() => a.val = x,
-        token::T_MAX if a.n == 1 || x > a.val || a.val.is_nan() => a.val = x,
+        token::T_SUM => (a.v, a.c) = kahan_inc(x, a.v, a.c),
+        token::T_AVG => {
+            let mut m = a.mean();
+            m.add(x);
+            (_, a.v, a.c, a.incremental) = m.parts();
+        }
+        token::T_MIN if a.n == 0 || x < a.v || a.v.is_nan() => a.v = x,
+        token::T_MAX if a.n == 0 || x > a.v || a.v.is_nan() => a.v = x,
         _ => {}
     }
+    a.n = a.n.saturating_add(1);
 }
 
 fn finish_sum(a: &Acc) -> f64 {
-    if a.sum.is_infinite() { a.sum } else { a.sum + a.c }
+    if a.v.is_infinite() { a.v } else { a.v + a.c }
+}
+
+/// Per group (in [`Grouper`] order), its `n` step accumulators, for the
+/// aggregations that fold series as they come ([`fold_selector`],
+/// [`fold_range_fn`]). A group's first member's step values are kept as
+/// they came and become its output row: a group of one series (e.g. `avg
+/// by (farm)` with one series per farm) needs no accumulators at all. A
+/// second member turns the row into [`Acc`]s (24 bytes a step; the first
+/// member's values folded first, so every (group, step) sees its values in
+/// input order, as [`fold`] does).
+struct GroupRows {
+    op: TokenId,
+    n: usize,
+    rows: Vec<Row>,
+}
+
+/// A group's row of [`GroupRows`].
+enum Row {
+    /// No member yet.
+    Empty,
+    /// One member: its values (`n` of them).
+    One(Vec<Option<f64>>),
+    /// Several: the accumulators.
+    Many(Vec<Acc>),
+}
+
+impl GroupRows {
+    fn new(op: TokenId, n: usize) -> Self {
+        Self { op, n, rows: Vec::new() }
+    }
+
+    /// The row of group `g` (made, with any before it, when new).
+    fn row(&mut self, g: usize) -> &mut Row {
+        if g >= self.rows.len() {
+            self.rows.resize_with(g + 1, || Row::Empty);
+        }
+        &mut self.rows[g]
+    }
+
+    /// Folds a member's step values into group `g`.
+    fn add(&mut self, g: usize, points: &[Option<f64>]) {
+        let (op, n) = (self.op, self.n);
+        match self.row(g) {
+            row @ Row::Empty => *row = Row::One(Self::padded(points.to_vec(), n)),
+            row => Self::fold_in(op, n, row, points),
+        }
+    }
+
+    /// [`GroupRows::add`] of values the caller gives away (a first member's become the row).
+    fn add_owned(&mut self, g: usize, points: Vec<Option<f64>>) {
+        let (op, n) = (self.op, self.n);
+        match self.row(g) {
+            row @ Row::Empty => *row = Row::One(Self::padded(points, n)),
+            row => Self::fold_in(op, n, row, &points),
+        }
+    }
+
+    /// `points` cut or padded (no value) to `n` steps.
+    fn padded(mut points: Vec<Option<f64>>, n: usize) -> Vec<Option<f64>> {
+        points.resize(n, None);
+        points
+    }
+
+    /// A second or later member into a non-empty row.
+    fn fold_in(op: TokenId, n: usize, row: &mut Row, points: &[Option<f64>]) {
+        if let Row::One(first) = row {
+            let mut accs = vec![Acc::default(); n];
+            for (a, x) in accs.iter_mut().zip(first.iter()) {
+                if let Some(x) = *x {
+                    accumulate(op, a, x);
+                }
+            }
+            *row = Row::Many(accs);
+        }
+        if let Row::Many(accs) = row {
+            for (a, p) in accs.iter_mut().zip(points) {
+                if let Some(x) = *p {
+                    accumulate(op, a, x);
+                }
+            }
+        }
+    }
+
+    /// Each group's series: `keys[g]` with its row's values.
+    fn finish(self, keys: Vec<Labels>) -> Vec<StepSeries> {
+        let (op, n) = (self.op, self.n);
+        let mut rows = self.rows.into_iter();
+        keys.into_iter()
+            .map(|labels| {
+                let points = match rows.next().unwrap_or(Row::Empty) {
+                    Row::Empty => vec![None; n],
+                    Row::One(mut values) => {
+                        for p in &mut values {
+                            if let Some(x) = *p {
+                                let mut a = Acc::default();
+                                accumulate(op, &mut a, x);
+                                *p = Some(finish(op, &a));
+                            }
+                        }
+                        values
+                    }
+                    Row::Many(accs) => accs.iter().map(|a| (a.n > 0).then(|| finish(op, a))).collect(),
+                };
+                StepSeries::new(labels, points)
+            })
+            .collect()
+    }
 }
 
 /// `topk` / `bottomk`: per step and group, the k largest / smallest

@@ -18,11 +18,13 @@
 //!
 //! The first tier's answer may be a grid ([`RollupGrid`]: one cell per
 //! window and series, only the fields `f` needs, each series' sum check):
-//! it is kept as it is, and each series' windows are copied out of it into
-//! one reused buffer as the series is folded (a year of daily windows of
-//! 40,000 series: 14.6 M cells of 12 bytes instead of 14.6 M points of 64
-//! bytes in 40,000 vectors); later tiers' and raw windows are kept per
-//! series and appended after the grid's.
+//! it is kept as it is (a year of daily windows of 40,000 series: 14.6 M
+//! cells of 12 bytes instead of 14.6 M points of 64 bytes in 40,000
+//! vectors). When it holds every window, the step values are computed
+//! straight from its cells, [`BLOCK_SERIES`] series at a time in the grid's
+//! window-major order (`each_grid_series`: no point built); otherwise each
+//! series' windows are copied out of it into one reused buffer, and later
+//! tiers' and raw windows, kept per series, appended after the grid's.
 //!
 //! An aggregation straight over such a function (`avg by (farm)
 //! (avg_over_time(m[1d]))`) gets the series one at a time ([`try_stream`],
@@ -208,6 +210,10 @@ impl Loaded {
         each: &mut dyn FnMut(Labels, Vec<Option<f64>>) -> Result<()>,
     ) -> Result<()> {
         let Loaded { grid, tail, fields, at, offset, range } = self;
+        if tail.is_empty() {
+            let Some((g, upto)) = grid else { return Ok(()) };
+            return each_grid_series(ev, f, g, upto, fields, (at, offset, range), each);
+        }
         let mut emit = |labels: Labels, points: &[RollupPoint]| -> Result<()> {
             let values = step_values(ev, f, points, at, offset, range);
             if values.iter().any(Option::is_some) { each(labels, values) } else { Ok(()) }
@@ -434,20 +440,116 @@ fn step_values(
 /// `f` over consecutive windows (sorted by end), computing only what `f`
 /// needs; the same results as folding them with [`RollupPoint::merge`].
 fn fold(f: RangeFn, w: &[RollupPoint]) -> Option<f64> {
-    let first = w.first()?;
-    let count = || w.iter().map(|p| p.count).sum::<u64>() as f64;
+    fold_cells(f, w.iter().map(WindowCell::of))
+}
+
+/// What [`fold_cells`] reads of a window.
+#[derive(Debug, Clone, Copy)]
+struct WindowCell {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    last: f64,
+}
+
+impl WindowCell {
+    fn of(p: &RollupPoint) -> Self {
+        Self { count: p.count, sum: p.sum, min: p.min, max: p.max, last: p.last }
+    }
+}
+
+/// [`fold`] of windows given as cells (a point's or a grid cell's fields):
+/// both read paths share this code, so they answer the same bits.
+#[inline]
+fn fold_cells<I: Iterator<Item = WindowCell> + Clone>(f: RangeFn, w: I) -> Option<f64> {
+    let mut rest = w.clone();
+    let first = rest.next()?;
+    let count = || w.clone().map(|p| p.count).sum::<u64>() as f64;
     Some(match f {
-        RangeFn::Min => w[1..].iter().fold(first.min, |acc, p| if p.min < acc || acc.is_nan() { p.min } else { acc }),
-        RangeFn::Max => w[1..].iter().fold(first.max, |acc, p| if p.max > acc || acc.is_nan() { p.max } else { acc }),
+        RangeFn::Min => rest.fold(first.min, |acc, p| if p.min < acc || acc.is_nan() { p.min } else { acc }),
+        RangeFn::Max => rest.fold(first.max, |acc, p| if p.max > acc || acc.is_nan() { p.max } else { acc }),
         RangeFn::Count => count(),
         // The latest window holds the latest sample.
-        RangeFn::Last => w[w.len() - 1].last,
-        RangeFn::Sum => kahan_sum(w.iter().map(|p| p.sum)),
+        RangeFn::Last => rest.last().unwrap_or(first).last,
+        RangeFn::Sum => kahan_sum(w.map(|p| p.sum)),
         // Prometheus's `sum/count + c/count` with `c` = +0 (exact sums only,
         // see `exact_for`): the `+ 0.0` turns an underflowed −0 into +0 as there.
-        RangeFn::Avg => kahan_sum(w.iter().map(|p| p.sum)) / count() + 0.0,
+        RangeFn::Avg => kahan_sum(w.clone().map(|p| p.sum)) / count() + 0.0,
         _ => return None,
     })
+}
+
+/// Series per block of [`each_grid_series`]: a block's cells of one window
+/// are one run of the grid's window-major columns, and its series' rows of
+/// step values (16 bytes a step) stay in cache while they are written.
+const BLOCK_SERIES: usize = 256;
+
+/// [`Loaded::each_series`] for a grid and no other windows: the series'
+/// step values computed straight from the grid's cells, a block of
+/// [`BLOCK_SERIES`] series at a time (window-major, as the grid is laid
+/// out), each step folding its windows' cells with [`fold_cells`] in time
+/// order as [`step_values`] folds points; no point is built.
+fn each_grid_series(
+    ev: &Evaluator<'_>,
+    f: RangeFn,
+    g: RollupGrid,
+    upto: i64,
+    fields: RollupFields,
+    (at, offset, range): (Option<i64>, i64, i64),
+    each: &mut dyn FnMut(Labels, Vec<Option<f64>>) -> Result<()>,
+) -> Result<()> {
+    let windows = g.windows();
+    let RollupGrid { series, blocks, first_end, width_ms: w, .. } = g;
+    let n = series.len();
+    // Global window k: its block and the offset of its row of cells.
+    let mut rows: Vec<(&strata_schemas::RollupBlock, usize)> = Vec::with_capacity(windows);
+    for b in &blocks {
+        rows.extend((0..b.windows).map(|k| (b, k * n)));
+    }
+    // Windows ending at or before `t`.
+    let index = |t: i64| t.saturating_sub(first_end).div_euclid(w).saturating_add(1).clamp(0, rows.len() as i64);
+    // Windows ending at or before `upto` (`push_windows`'s bound).
+    let kept = index(upto) as usize;
+    // Per step, the windows ending in (t' − range, t']: [lo, hi).
+    let spans: Vec<(usize, usize)> = (0..ev.n)
+        .map(|i| {
+            let end = at.unwrap_or(ev.ts(i)) - offset;
+            let (lo, hi) = (index(end - range) as usize, (index(end) as usize).min(kept));
+            (lo, hi.max(lo))
+        })
+        .collect();
+    let at_f = |v: &[f64], i: usize, asked: bool| if asked { v.get(i).copied().unwrap_or(f64::NAN) } else { f64::NAN };
+    let cell = |k: usize, s: usize| -> Option<WindowCell> {
+        let &(b, off) = rows.get(k)?;
+        let i = off + s;
+        let count = b.count.get(i).copied().filter(|c| *c > 0)?;
+        Some(WindowCell {
+            count: u64::from(count),
+            sum: at_f(&b.sum, i, fields.sum),
+            min: at_f(&b.min, i, fields.min),
+            max: at_f(&b.max, i, fields.max),
+            last: at_f(&b.last, i, fields.last),
+        })
+    };
+    let mut labels = series.into_iter();
+    for s0 in (0..n).step_by(BLOCK_SERIES) {
+        ev.ctx.check()?;
+        let s1 = (s0 + BLOCK_SERIES).min(n);
+        let mut values: Vec<Vec<Option<f64>>> = (s0..s1).map(|_| Vec::with_capacity(ev.n)).collect();
+        for &(lo, hi) in &spans {
+            for (s, row) in (s0..s1).zip(values.iter_mut()) {
+                row.push(fold_cells(f, (lo..hi).filter_map(|k| cell(k, s))));
+            }
+        }
+        for row in values {
+            let Some(l) = labels.next() else { break };
+            if row.iter().any(Option::is_some) {
+                each(l, row)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,12 +27,16 @@ pub(crate) fn kahan_sum(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Running mean that sums directly while the sum is finite and switches to
 /// an incremental mean on overflow (Prometheus's `avg` and `avg_over_time`).
+///
+/// `sum` holds the mean once `incremental` (the sum is not used after the
+/// switch), so the state is a count and two floats: the aggregations'
+/// per-(group, step) accumulators keep it in that shape ([`Mean::parts`],
+/// [`Mean::from_parts`]) and run this same code on it.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Mean {
     count: f64,
     sum: f64,
     c: f64,
-    mean: f64,
     incremental: bool,
 }
 
@@ -50,15 +54,27 @@ impl Mean {
                 return;
             }
             self.incremental = true;
-            self.mean = self.sum / (self.count - 1.0);
+            // From here on `sum` is the mean.
+            self.sum /= self.count - 1.0;
             self.c /= self.count - 1.0;
         }
         let q = (self.count - 1.0) / self.count;
-        (self.mean, self.c) = kahan_inc(v / self.count, q * self.mean, q * self.c);
+        (self.sum, self.c) = kahan_inc(v / self.count, q * self.sum, q * self.c);
     }
 
     pub(crate) fn value(&self) -> f64 {
-        if self.incremental { self.mean + self.c } else { self.sum / self.count + self.c / self.count }
+        if self.incremental { self.sum + self.c } else { self.sum / self.count + self.c / self.count }
+    }
+
+    /// The state: values added, the sum (the mean once incremental), the
+    /// compensation, whether incremental.
+    pub(crate) fn parts(&self) -> (f64, f64, f64, bool) {
+        (self.count, self.sum, self.c, self.incremental)
+    }
+
+    /// The mean of [`Mean::parts`].
+    pub(crate) fn from_parts(count: f64, sum: f64, c: f64, incremental: bool) -> Self {
+        Self { count, sum, c, incremental }
     }
 }
 

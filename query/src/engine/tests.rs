@@ -803,7 +803,8 @@ fn aggregations_over_streamed_range_functions_equal_the_general_path() {
         "topk(3,",
         "bottomk(2,",
     ];
-    let mods = ["", " by (g)", " by (g, h)", " without (i)", " without (i, g)"];
+    // `by (i)`, `without (g, h)`: a group per series (no accumulators kept, see `GroupRows`).
+    let mods = ["", " by (g)", " by (g, h)", " without (i)", " without (i, g)", " by (i)", " without (g, h)"];
     let fns = [
         "avg_over_time",
         "sum_over_time",
