@@ -3,9 +3,12 @@
 //! ```text
 //!  series table ─► SeriesIndex (ids of the matchers' series) ─► slots in label order,
 //!                  ids sorted (a file's rows come sorted by series id: a cursor walks them)
-//!  ends cut into day-aligned parts (one per core) ─► each part scanned on its own task:
+//!  ends cut into day-aligned parts (one per core) ─► each part scanned on its own task
+//!  (`scan`: no per-row predicate in files whose bounds prove the matchers; large batches):
 //!     series_id, ts, count (+ sum, exp, min, max | min | max | last, last_ts: what `fields` needs)
-//!     row ─► its cell (window k of the part's block, series slot): RollupBlockBuilder::add
+//!     row ─► its cell (window k of the part's block, series slot): count/sum only
+//!            (avg, sum, count): AddBlock, from the columns' value slices; else
+//!            RollupBlockBuilder::add
 //!  blocks in part order + per-series SumChecks merged ─► RollupAnswer::Grid
 //!  a row of a series the series table lacks, a grid of more than MAX_GRID_CELLS cells,
 //!  ends not aligned ─► RollupAnswer::Series (`select_rollup`, as before)
@@ -24,6 +27,8 @@ use strata_schemas::{
     Matcher, RollupAnswer, RollupBlock, RollupBlockBuilder, RollupData, RollupFields, RollupGrid, RollupPoint,
     SumCheck, TenantId, TimeRange,
 };
+
+mod scan;
 
 use super::{complete_from, read_parallelism, scan_parts};
 use crate::error::{Error, Result};
@@ -134,6 +139,11 @@ impl<'a> GridColumns<'a> {
     }
 }
 
+/// A float column's values (when read).
+fn float_values(c: Option<&PrimitiveArray<Float64Type>>) -> Option<&[f64]> {
+    c.map(|c| -> &[f64] { c.values() })
+}
+
 /// A part's block and its series' sum checks.
 type PartGrid = (RollupBlock, Vec<SumCheck>);
 
@@ -146,9 +156,103 @@ struct GridAbsorber<'a> {
     first_end: i64,
     width: i64,
     windows: usize,
-    block: RollupBlockBuilder,
+    block: Cells,
     cursor: usize,
     unresolved: bool,
+}
+
+/// A part's cells as they are built.
+enum Cells {
+    /// `count` and `sum` only: partial rows add up ([`AddBlock`]).
+    Add(AddBlock),
+    /// `min`, `max` or `last`: partial rows merge in time order.
+    Ordered(RollupBlockBuilder),
+}
+
+impl Cells {
+    fn new(windows: usize, series: usize, fields: RollupFields) -> Self {
+        if fields.min || fields.max || fields.last {
+            Cells::Ordered(RollupBlockBuilder::new(windows, series, fields))
+        } else {
+            Cells::Add(AddBlock::new(windows, series, fields.sum))
+        }
+    }
+
+    fn finish(self) -> std::result::Result<PartGrid, String> {
+        match self {
+            Cells::Add(b) => Ok(b.finish()),
+            Cells::Ordered(b) => b.finish(),
+        }
+    }
+}
+
+/// [`RollupBlockBuilder`] for `count` (and `sum`) cells, fed straight from
+/// column values: a window's partial rows add their counts and sums, as
+/// the builder adds them when no field needs time order, and each row goes
+/// into its series' [`SumCheck`] (when `sum` is asked) — without a point
+/// per row.
+struct AddBlock {
+    windows: usize,
+    series: usize,
+    count: Vec<u32>,
+    /// Empty when `sum` is not asked.
+    sum: Vec<f64>,
+    sums: Vec<SumCheck>,
+}
+
+impl AddBlock {
+    fn new(windows: usize, series: usize, sum: bool) -> Self {
+        let cells = windows.saturating_mul(series);
+        Self {
+            windows,
+            series,
+            count: vec![0; cells],
+            sum: if sum { vec![0.0; cells] } else { Vec::new() },
+            sums: if sum { vec![SumCheck::default(); series] } else { Vec::new() },
+        }
+    }
+
+    /// A row of series `s` for window `k`: `count` samples summing to
+    /// `sum`, between `min` and `max`, of exponent `exp` (the last four
+    /// read only when `sum` is asked).
+    #[inline]
+    fn add(
+        &mut self,
+        k: usize,
+        s: usize,
+        count: i64,
+        (sum, min, max, exp): (f64, f64, f64, Option<i32>),
+    ) -> std::result::Result<(), String> {
+        if k >= self.windows || s >= self.series {
+            return Err(format!(
+                "rollup row of series {s}, window {k}: outside the block's {} × {}",
+                self.windows, self.series
+            ));
+        }
+        let c = u32::try_from(count).ok().filter(|c| *c > 0).ok_or_else(|| format!("rollup row with count {count}"))?;
+        let i = k * self.series + s;
+        if let Some(check) = self.sums.get_mut(s) {
+            check.add(exp, c.into(), min, max);
+        }
+        let Some(cell) = self.count.get_mut(i) else { return Ok(()) };
+        if *cell == 0 {
+            *cell = c;
+            if let Some(x) = self.sum.get_mut(i) {
+                *x = sum;
+            }
+        } else {
+            *cell = cell.checked_add(c).ok_or_else(|| format!("rollup window of more than {} samples", u32::MAX))?;
+            if let Some(x) = self.sum.get_mut(i) {
+                *x += sum;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> PartGrid {
+        let block = RollupBlock { windows: self.windows, count: self.count, sum: self.sum, ..RollupBlock::default() };
+        (block, self.sums)
+    }
 }
 
 impl<'a> GridAbsorber<'a> {
@@ -157,6 +261,9 @@ impl<'a> GridAbsorber<'a> {
             return Ok(()); // the per-series read answers instead
         }
         let cols = GridColumns::of(batch, self.tenant, self.fields)?;
+        if let Cells::Add(_) = self.block {
+            return self.absorb_adding(&cols, batch.num_rows());
+        }
         let corrupt = |detail: String| Error::Corrupted { tenant: self.tenant.clone(), detail };
         let (mut last_id, mut slot) = (None, None);
         for i in 0..batch.num_rows() {
@@ -181,7 +288,53 @@ impl<'a> GridAbsorber<'a> {
             if k >= self.windows {
                 continue;
             }
-            self.block.add(k, s as usize, &cols.point(i, end)).map_err(corrupt)?;
+            if let Cells::Ordered(block) = &mut self.block {
+                block.add(k, s as usize, &cols.point(i, end)).map_err(corrupt)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`GridAbsorber::absorb`] into an [`AddBlock`]: the same rows into the
+    /// same cells, read from the columns' value slices.
+    fn absorb_adding(&mut self, cols: &GridColumns<'_>, rows: usize) -> Result<()> {
+        let corrupt = |detail: String| Error::Corrupted { tenant: self.tenant.clone(), detail };
+        let Cells::Add(block) = &mut self.block else { return Ok(()) };
+        let (ids, ts, count): (&[i64], &[i64], &[i64]) = (cols.ids.values(), cols.ts.values(), cols.count.values());
+        let (sum, min, max) = (float_values(cols.sum), float_values(cols.min), float_values(cols.max));
+        let exp =
+            cols.exp.map(|e| -> (&[i32], bool, &PrimitiveArray<Int32Type>) { (e.values(), e.null_count() > 0, e) });
+        let (mut last_id, mut slot) = (None, None);
+        for i in 0..rows {
+            let Some(&id) = ids.get(i) else { break };
+            if last_id != Some(id) {
+                let Some(at) = self.ids.find(id, &mut self.cursor) else {
+                    self.unresolved = true;
+                    return Ok(());
+                };
+                (last_id, slot) = (Some(id), self.ids.slots.get(at).copied().flatten());
+            }
+            let Some(s) = slot else { continue };
+            let end = ts.get(i).copied().unwrap_or_default().div_euclid(1000);
+            let off = end - self.first_end;
+            if off < 0 || off.rem_euclid(self.width) != 0 {
+                if off.rem_euclid(self.width) != 0 {
+                    return Err(corrupt(format!("rollup row ending at {end} ms, not a multiple of {} ms", self.width)));
+                }
+                continue; // before the part (the scan's range keeps them out)
+            }
+            let k = (off / self.width) as usize;
+            if k >= self.windows {
+                continue;
+            }
+            let f = |v: Option<&[f64]>| v.and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN);
+            let exp = match exp {
+                Some((v, false, _)) => v.get(i).copied(),
+                Some((_, true, e)) => e.is_valid(i).then(|| e.value(i)),
+                None => None,
+            };
+            let c = count.get(i).copied().unwrap_or_default();
+            block.add(k, s as usize, c, (f(sum), f(min), f(max), exp)).map_err(corrupt)?;
         }
         Ok(())
     }
@@ -301,11 +454,12 @@ impl ColdTier {
                     first_end: ends.start + first * width,
                     width,
                     windows,
-                    block: RollupBlockBuilder::new(windows, series, fields),
+                    block: Cells::new(windows, series, fields),
                     cursor: 0,
                     unresolved: false,
                 };
-                me.scan_batches(&table, &tenant, &matchers, part, &columns, |batch| absorber.absorb(batch)).await?;
+                me.scan_grid_batches(&table, &tenant, &matchers, part, &columns, |batch| absorber.absorb(batch))
+                    .await?;
                 if absorber.unresolved {
                     return Ok(None);
                 }
@@ -352,6 +506,90 @@ mod tests {
     use super::*;
     use crate::series::IdMap;
     use strata_schemas::Labels;
+
+    /// Day 0's file holds two metrics, days 1 and 2 only `m`: the grid read
+    /// of `m` reads day 1's file without the per-row metric test (its bounds
+    /// prove it), day 0's with it (the other metric's rows left out, not
+    /// made unresolved), and answers the windows `select_rollup` answers.
+    #[test]
+    fn a_grid_read_filters_only_files_whose_bounds_do_not_prove_the_metric() {
+        use crate::config::ColdTierConfig;
+        use crate::series::SeriesEntry;
+        use crate::table::Rollup;
+        use crate::tier::CommitSource;
+        use crate::{SeriesRollup, rollup_points};
+        use strata_schemas::Sample;
+        const DAY: i64 = 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
+        let t = TenantId::new("t").unwrap();
+        let view = cold.rollup_view(Rollup::OneDay);
+        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % DAY;
+        let series = |metric: &str, device: &str, day: i64, v: f64| {
+            let labels = Labels::from_pairs([("__name__", metric), ("device", device)]);
+            let samples = [Sample::new(day0 + day * DAY + 60_000, v), Sample::new(day0 + day * DAY + 120_000, v + 0.5)];
+            SeriesRollup {
+                series_id: strata_schemas::series_id(&t, &labels),
+                device_hash: strata_schemas::device_hash_of(&t, device),
+                points: rollup_points(&samples, DAY),
+                labels,
+            }
+        };
+        let days = [
+            vec![series("m", "a", 0, 1.0), series("other", "a", 0, 2.0), series("m", "b", 0, 3.0)],
+            vec![series("m", "a", 1, 4.0), series("m", "b", 1, 5.0)],
+            vec![series("m", "b", 2, 6.0)],
+        ];
+        rt.block_on(async {
+            for (d, rows) in days.iter().enumerate() {
+                let entries: Vec<SeriesEntry> = rows
+                    .iter()
+                    .map(|r| SeriesEntry {
+                        labels: r.labels.clone(),
+                        series_id: r.series_id,
+                        device_hash: r.device_hash,
+                    })
+                    .collect();
+                let sv = cold.series_view();
+                let ws = sv.write_series_files(&t, &entries, &format!("series-{d}")).await.unwrap();
+                sv.commit_series_files(&t, ws, &format!("hot:{t}:s{d}")).await.unwrap();
+                let written = view.write_rollup_files(&t, rows, i64::MIN, &format!("day-{d}")).await.unwrap();
+                let source = CommitSource { source: format!("hot:{t}:{d}"), segments: String::new() };
+                view.commit_files(&t, written, &source).await.unwrap();
+            }
+        });
+        let m = [Matcher::equal("__name__", "m")];
+        let table = rt.block_on(view.load_table(&t)).unwrap().unwrap();
+        let proven = rt.block_on(view.proven_files(&table, &t, &m)).unwrap();
+        assert_eq!(proven.len(), 2, "days 1 and 2: {proven:?}");
+        assert!(proven.iter().all(|p| !p.contains("day-0")), "{proven:?}");
+        let other = [Matcher::equal("__name__", "other")];
+        assert!(rt.block_on(view.proven_files(&table, &t, &other)).unwrap().is_empty());
+        assert!(
+            rt.block_on(view.proven_files(&table, &t, &[])).unwrap().is_empty(),
+            "nothing pushed, nothing to prove"
+        );
+        // Window ends are midnights: day 1's window lies in the partition of
+        // day 2, inside the range (read without a predicate), day 2's not.
+        let ends = TimeRange::new(day0 + DAY, day0 + 3 * DAY);
+        let fields = RollupFields { sum: true, ..RollupFields::default() };
+        let Some(RollupAnswer::Grid(grid)) = rt.block_on(view.select_rollup_grid(&t, &m, ends, fields)).unwrap() else {
+            panic!("not a grid")
+        };
+        let want = rt.block_on(view.select_rollup(&t, &m, ends)).unwrap().unwrap();
+        assert_eq!(grid.series, want.iter().map(|s| s.labels.clone()).collect::<Vec<_>>());
+        for (s, series) in want.iter().enumerate() {
+            let mut got = Vec::new();
+            grid.push_windows(s, ends.end, fields, &mut got);
+            let cells = |p: &[RollupPoint]| p.iter().map(|p| (p.end, p.count, p.sum)).collect::<Vec<_>>();
+            assert_eq!(cells(&got), cells(&series.points), "{}", series.labels);
+        }
+        assert_eq!(grid.windows(), 3);
+        assert_eq!(grid.rows(ends.end), 5, "m's rows, not the other metric's");
+        assert!(grid.sums.iter().all(SumCheck::exact));
+    }
 
     #[test]
     fn sorted_ids_put_slots_in_label_order_and_find_ids_from_a_cursor() {
