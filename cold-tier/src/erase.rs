@@ -72,7 +72,8 @@
 //! `erase_samples_before_commit`, `erase_after_samples`,
 //! `erase_rollup_before_commit`, `erase_after_rollup5m`, `erase_after_rollup1h`,
 //! `erase_after_series`, `erase_before_expiry`, `erase_after_expiry` with
-//! [`ColdTier::arm_failpoint`].
+//! `ColdTier::arm_failpoint` (cargo feature `failpoints`; without it the
+//! points are inlined `Ok(())`).
 //!
 //! **Limits.** A samples file is streamed (`rewrite.rs`: its compressed bytes
 //! and one record batch in memory); a rollup or series file with covered

@@ -139,7 +139,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// A failure injected by a crash test ([`crate::ColdTier::arm_failpoint`]).
+    /// A failure injected by a crash test ([`crate::ColdTier::arm_failpoint`];
+    /// feature `failpoints`).
+    #[cfg(feature = "failpoints")]
     #[error("injected failure at {point}")]
     Injected {
         /// The failpoint's name.
@@ -162,6 +164,7 @@ impl Error {
             Error::InvalidConfig { .. } | Error::Config(_) | Error::InvalidEraseRequest { .. } => {
                 ErrorKind::InvalidInput
             }
+            #[cfg(feature = "failpoints")]
             Error::Injected { .. } => ErrorKind::Internal,
             Error::Corrupted { .. } => ErrorKind::Corruption,
             Error::BuildBatch { .. } => ErrorKind::Internal,

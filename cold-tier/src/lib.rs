@@ -66,6 +66,13 @@
 //! `maintenance`, `erase`, `storage` (object_store I/O), `config`
 //! (`[cold]`), `error`. Module by module, with paths and "when you change X":
 //! `cold-tier/README.md`.
+//!
+//! **Cargo feature `failpoints`** (off by default): crash tests arm named
+//! points of the erase with `ColdTier::arm_failpoint`, which then fail with
+//! `Error::Injected`. Off, neither exists and each point is an inlined
+//! `Ok(())`: release builds carry no test hooks. The crate's tests get it
+//! through a dev-dependency on the crate itself (`cargo test -p
+//! strata-cold-tier` needs no flag).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print

@@ -105,8 +105,10 @@ pub struct ColdTier {
     /// A group rollup view ([`ColdTier::group_view`]): the declaration id
     /// that names its rollup tables (`group<w>_<id>_<tenant>`).
     pub(crate) group: Option<u64>,
-    /// Armed failpoints (crash tests): the next pass through one fails with
-    /// [`Error::Injected`]. Shared by every view of this tier.
+    /// Armed failpoints (crash tests, feature `failpoints`): the next pass
+    /// through one fails with [`Error::Injected`]. Shared by every view of
+    /// this tier.
+    #[cfg(feature = "failpoints")]
     failpoints: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -165,6 +167,7 @@ impl ColdTier {
             dollar_binds,
             kind: TableKind::Samples,
             group: None,
+            #[cfg(feature = "failpoints")]
             failpoints: Arc::default(),
         })
     }
@@ -194,17 +197,26 @@ impl ColdTier {
         ColdTier { kind: TableKind::Series, ..self.clone() }
     }
 
-    /// Arms a failpoint for crash tests: the next time an operation passes
-    /// `point` (e.g. `erase_after_samples`, see `erase.rs`) it fails with
-    /// [`Error::Injected`] instead, once.
+    /// Arms a failpoint for crash tests (feature `failpoints`): the next
+    /// time an operation passes `point` (e.g. `erase_after_samples`, see
+    /// `erase.rs`) it fails with [`Error::Injected`] instead, once.
+    #[cfg(feature = "failpoints")]
     pub fn arm_failpoint(&self, point: &str) {
         self.failpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(point.to_owned());
     }
 
     /// Fails with [`Error::Injected`] if `point` is armed (disarming it).
+    #[cfg(feature = "failpoints")]
     pub(crate) fn failpoint(&self, point: &str) -> Result<()> {
         let hit = self.failpoints.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(point);
         if hit { Err(Error::Injected { point: point.to_owned() }) } else { Ok(()) }
+    }
+
+    /// Without the `failpoints` feature no failpoint is ever armed.
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    pub(crate) fn failpoint(&self, _point: &str) -> Result<()> {
+        Ok(())
     }
 
     /// Which tables this handle addresses.

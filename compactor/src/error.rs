@@ -70,7 +70,8 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
-    /// A crash injected by a test at `point`.
+    /// A crash injected by a test at `point` (cargo feature `failpoints`).
+    #[cfg(feature = "failpoints")]
     #[error("injected failure at {point}")]
     Injected {
         /// The failpoint name.
@@ -98,7 +99,9 @@ impl Error {
             Error::SetWatermark { source, .. } | Error::PurgeHot { source, .. } => source.kind(),
             Error::ListTables { source } => source.kind(),
             Error::Cold { source, .. } => source.kind(),
-            Error::Task { .. } | Error::Injected { .. } => ErrorKind::Internal,
+            Error::Task { .. } => ErrorKind::Internal,
+            #[cfg(feature = "failpoints")]
+            Error::Injected { .. } => ErrorKind::Internal,
             Error::RollLost { .. } => ErrorKind::Unavailable,
         }
     }

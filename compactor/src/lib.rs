@@ -52,6 +52,13 @@
 //! `federated` ([`FederatedReadStore`]), `source` ([`RollSource`]), `progress`
 //! (roll and merge tasks), `config` ([`CompactorConfig`]), `error` ([`Error`]
 //! and `kind()`). Paths and "when you change X": `compactor/README.md`.
+//!
+//! **Cargo feature `failpoints`** (off by default): the crash tests' hooks,
+//! `Compactor::arm_failpoint`, `disarm_failpoints`, `set_pass_hook` and
+//! `Error::Injected`. Off, none of them exists and each point of a pass is an
+//! inlined `Ok(())`: release builds carry no test hooks. The crate's tests
+//! get it through a dev-dependency on the crate itself (`cargo test -p
+//! strata-compactor` needs no flag).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
@@ -71,5 +78,7 @@ pub use error::{Error, Result};
 pub use federated::{FederatedReadStore, WatermarkFn};
 pub use group::{GroupRollupSource, GroupRollups};
 pub use maintain::{MAINTENANCE_FAILPOINTS, MaintainOutcome, PURGE_FAILPOINT, PurgeOutcome, RetentionSource};
-pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, PassHook, RollOutcome, RollableFn};
+#[cfg(feature = "failpoints")]
+pub use roll::PassHook;
+pub use roll::{BucketOutcome, Compactor, CompactorMetrics, FAILPOINTS, RollOutcome, RollableFn};
 pub use source::{RollSource, sealed_from_listing};

@@ -73,8 +73,9 @@ use crate::config::CompactorConfig;
 use crate::error::{Error, Result};
 use crate::source::RollSource;
 
-/// Crash points of a roll a test can arm with [`Compactor::arm_failpoint`]
-/// (maintenance has its own: [`crate::MAINTENANCE_FAILPOINTS`]).
+/// Crash points of a roll a test can arm with `Compactor::arm_failpoint`
+/// (cargo feature `failpoints`; maintenance has its own:
+/// [`crate::MAINTENANCE_FAILPOINTS`]).
 pub const FAILPOINTS: [&str; 8] = [
     "before_write",
     "after_write",
@@ -195,6 +196,8 @@ pub struct Compactor {
     pub(crate) cold: Arc<ColdTier>,
     pub(crate) config: CompactorConfig,
     pub(crate) metrics: Arc<CompactorMetrics>,
+    /// Armed failpoints ([`Compactor::arm_failpoint`]).
+    #[cfg(feature = "failpoints")]
     armed: Mutex<HashSet<&'static str>>,
     /// Serialises passes (rolls, maintenance, purges): a purge never races a
     /// roll that would re-create the table, and table commits never race
@@ -211,6 +214,7 @@ pub struct Compactor {
     /// The ingest-log partitions and which this node may roll.
     partitioning: Mutex<Partitioning>,
     /// Test hook called at named points of a pass ([`Compactor::set_pass_hook`]).
+    #[cfg(feature = "failpoints")]
     hook: Mutex<Option<PassHook>>,
     /// Per tenant, its samples table's roll state as last read from the
     /// catalog (every pass reads it for each tenant): what the write path
@@ -223,7 +227,9 @@ pub struct Compactor {
 }
 
 /// A test's code run at a named point of a pass (`"planned"`: the sealed
-/// buckets and the unflushed ones were read, nothing rolled yet).
+/// buckets and the unflushed ones were read, nothing rolled yet; cargo
+/// feature `failpoints`).
+#[cfg(feature = "failpoints")]
 pub type PassHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl std::fmt::Debug for Compactor {
@@ -258,12 +264,14 @@ impl Compactor {
             cold,
             config,
             metrics: Arc::default(),
+            #[cfg(feature = "failpoints")]
             armed: Mutex::default(),
             pass: tokio::sync::Mutex::new(()),
             retentions: Mutex::default(),
             retention_source: Mutex::default(),
             known_series: Mutex::default(),
             partitioning: Mutex::default(),
+            #[cfg(feature = "failpoints")]
             hook: Mutex::default(),
             roll_states: Mutex::default(),
             group_rollups: Arc::default(),
@@ -288,35 +296,46 @@ impl Compactor {
         Arc::clone(&self.metrics)
     }
 
-    /// Test hook: the next time the compactor reaches `point` (one of
-    /// [`FAILPOINTS`]) it stops with [`Error::Injected`], as if the process
-    /// died there.
+    /// Test hook (cargo feature `failpoints`): the next time the compactor
+    /// reaches `point` (one of [`FAILPOINTS`]) it stops with
+    /// [`Error::Injected`], as if the process died there.
+    #[cfg(feature = "failpoints")]
     #[doc(hidden)]
     pub fn arm_failpoint(&self, point: &'static str) {
         self.armed.lock().insert(point);
     }
 
     /// Disarms every failpoint that has not fired (tests).
+    #[cfg(feature = "failpoints")]
     #[doc(hidden)]
     pub fn disarm_failpoints(&self) {
         self.armed.lock().clear();
     }
 
-    /// Test hook: `hook` runs at each named point of every later pass
-    /// (`planned`, then each of [`FAILPOINTS`] the pass reaches; on the
-    /// pass's task; keep it short). Lets a test change the hot store
-    /// between a pass's plan and its commits (a flush, a late write).
+    /// Test hook (cargo feature `failpoints`): `hook` runs at each named
+    /// point of every later pass (`planned`, then each of [`FAILPOINTS`] the
+    /// pass reaches; on the pass's task; keep it short). Lets a test change
+    /// the hot store between a pass's plan and its commits (a flush, a late
+    /// write).
+    #[cfg(feature = "failpoints")]
     #[doc(hidden)]
     pub fn set_pass_hook(&self, hook: PassHook) {
         *self.hook.lock() = Some(hook);
     }
 
+    /// Runs the pass hook, if one is set, at `point`.
+    #[cfg(feature = "failpoints")]
     fn pass_hook(&self, point: &'static str) {
         let hook = self.hook.lock().clone();
         if let Some(h) = hook {
             h(point);
         }
     }
+
+    /// Without the `failpoints` feature there is no pass hook.
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    fn pass_hook(&self, _point: &'static str) {}
 
     /// Runs `f` on the roll source on a blocking thread (a source may wait
     /// on the network).
@@ -330,11 +349,20 @@ impl Compactor {
         self.on_source(|s| s.oldest_buckets()).await?.map_err(|source| Error::ListHot { source })
     }
 
+    /// Fails with [`Error::Injected`] if `point` is armed (disarming it).
+    #[cfg(feature = "failpoints")]
     pub(crate) fn failpoint(&self, point: &'static str) -> Result<()> {
         // The pass hook sees every failpoint too (a server test hook aborts
         // the process at one, as a `kill -9` there would).
         self.pass_hook(point);
         if self.armed.lock().remove(point) { Err(Error::Injected { point }) } else { Ok(()) }
+    }
+
+    /// Without the `failpoints` feature no failpoint is ever armed.
+    #[cfg(not(feature = "failpoints"))]
+    #[inline(always)]
+    pub(crate) fn failpoint(&self, _point: &'static str) -> Result<()> {
+        Ok(())
     }
 
     /// The grace period after a bucket's end before it is rolled.
@@ -438,6 +466,7 @@ impl Compactor {
                         BucketOutcome::Empty => {}
                     }
                 }
+                #[cfg(feature = "failpoints")]
                 Err(e @ Error::Injected { .. }) => return Err(e),
                 Err(e) => {
                     self.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -601,6 +630,7 @@ impl Compactor {
             let res = self.advance_tenant(&tenant, part, rollable, target).await;
             match res {
                 Ok(()) => {}
+                #[cfg(feature = "failpoints")]
                 Err(e @ Error::Injected { .. }) => return Err(e),
                 Err(e) => {
                     self.metrics.errors.fetch_add(1, Ordering::Relaxed);

@@ -79,6 +79,15 @@
 //! * `metrics`: the store's `/metrics` families ([`HotStore::render_metrics`]).
 //! * `config`: [`HotStoreConfig`]; `error`: [`Error`] and `kind()`;
 //!   `failpoint`: crash points for tests.
+//!
+//! **Cargo feature `failpoints`** (off by default): compiles in the crash
+//! points' arming API (`failpoint::arm`, `arm_nth`, `armed`, `disarm`). Off,
+//! each point is an inlined `Ok(())` and the module is private: release
+//! builds carry no test hooks. The crate's own tests turn it on through a
+//! dev-dependency on the crate itself, so `cargo test -p strata-hot-store`
+//! needs no flag; a crate whose tests arm the points does the same
+//! (`strata-hot-store = { workspace = true, features = ["failpoints"] }` in
+//! its `[dev-dependencies]`).
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
@@ -89,8 +98,11 @@ mod codec;
 mod config;
 mod erase;
 mod error;
+#[cfg(feature = "failpoints")]
 #[doc(hidden)]
 pub mod failpoint;
+#[cfg(not(feature = "failpoints"))]
+mod failpoint;
 mod format;
 mod handoff;
 mod index;

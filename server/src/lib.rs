@@ -38,6 +38,15 @@
 //! * [`metrics`]: `GET /metrics`, every crate's families concatenated.
 //!
 //! Module by module, with paths and "when you change X": `server/README.md`.
+//!
+//! **Cargo feature `failpoints`** (off by default): the crash tests' hooks,
+//! `STRATA_ERASURE_CRASH_AT`/`_AFTER` (`erasure/crash.rs`) and
+//! `STRATA_ROLL_CRASH_AT` (`node.rs`), with the storage crates' failpoints
+//! they arm. Off, those variables are never read: `cargo build --release -p
+//! strata` has no crash hooks. The crate's tests get it through a
+//! dev-dependency on the crate itself, so the binary they start
+//! (`CARGO_BIN_EXE_strata`) has the hooks; `.ci/failpoints_off.py` checks that
+//! the release build does not.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)

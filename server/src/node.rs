@@ -868,7 +868,9 @@ fn group_rollup_source(registry: Arc<crate::registry::Registry>) -> strata_compa
 /// Test hook: `STRATA_ROLL_CRASH_AT=<point>` (one of
 /// [`strata_compactor::FAILPOINTS`], e.g. `after_commit`) aborts the process
 /// the first time a roll reaches that point, as a `kill -9` there would
-/// (`server/tests/it/scylla.rs`). Unset: nothing is armed.
+/// (`server/tests/it/scylla.rs`). Unset: nothing is armed. Only with the
+/// cargo feature `failpoints` (the server's test builds; `erasure/crash.rs`).
+#[cfg(feature = "failpoints")]
 fn arm_roll_crash(compactor: &strata_compactor::Compactor) {
     let Some(point) = std::env::var("STRATA_ROLL_CRASH_AT").ok().filter(|p| !p.is_empty()) else { return };
     tracing::warn!(point = %point, "STRATA_ROLL_CRASH_AT: the process aborts when a roll reaches this point (test hook)");
@@ -879,6 +881,11 @@ fn arm_roll_crash(compactor: &strata_compactor::Compactor) {
         }
     }));
 }
+
+/// Without the `failpoints` feature `STRATA_ROLL_CRASH_AT` is not read.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn arm_roll_crash(_compactor: &strata_compactor::Compactor) {}
 
 /// With a Kafka log, the records past the hot store's flushed offsets are
 /// applied only once the consumer group assigns the partitions (seconds

@@ -147,9 +147,7 @@ impl NodeTiers {
         };
         let r = tokio::task::spawn_blocking(move || {
             // Test hook (`super::crash`): the hot-store failpoints are per thread.
-            if let Some((point, nth)) = super::crash::hot_failpoint() {
-                strata_hot_store::failpoint::arm_nth(point, nth);
-            }
+            super::crash::arm_hot();
             let r = hot.erase(&erase);
             super::crash::after_hot_erase();
             r
@@ -173,9 +171,7 @@ impl NodeTiers {
             start: req.spec.start,
             end: req.spec.end,
         };
-        if let Some(point) = super::crash::cold_failpoint() {
-            c.cold().arm_failpoint(point);
-        }
+        super::crash::arm_cold(c.cold());
         // Group rollups are not rewritten by the erase: their tables go, and
         // start afresh at the next roll (only later windows answered from them).
         c.purge_group_rollups(&req.tenant).await?;
