@@ -822,7 +822,7 @@ fn a_compaction_reading_the_index_in_slices_keeps_every_series_while_applies_go_
             return vec![(3, v)];
         }
         let mut s = vec![(1, v)];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             s.push((2, v));
         }
         if i < 400 {
