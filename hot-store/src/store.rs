@@ -232,11 +232,13 @@ pub struct HotStoreStats {
 /// lock (`HotStore::group`, `HotStore::pending_series`), letting it go in
 /// between. Both run on threads at a lower CPU priority (the server's
 /// `background`): on a saturated host such a thread gets a few percent of a
-/// core, so a hold costing 50 ms of CPU (a compaction's 100,000 series in
-/// one hold, as before) lasted seconds of wall time, and every apply (the
-/// write lock) and every query behind it (parking_lot's lock is fair to a
-/// waiting writer) waited that long — the 1–4 s `apply` stalls of the soak's
-/// run 7. A slice costs well under a millisecond.
+/// core, so a hold costing tens of milliseconds of CPU (a compaction's
+/// 100,000 series in one hold, as before) can last a second of wall time,
+/// and every apply (the write lock) and every query behind it (parking_lot's
+/// lock is fair to a waiting writer) waits that long. (Suspected for the
+/// soak's run-7 stalls; those turned out to be an expiry holding the flush
+/// lock while it waited for a compaction, `HotStore::expire`.) A slice costs
+/// well under a millisecond.
 pub(crate) const LOCK_SLICE: usize = 1_024;
 
 /// Samples per buffered series the flush threshold grows to (see
