@@ -410,7 +410,14 @@ async fn frozen_broker(restart: bool) {
             unassigned.iter().all(|(_, caught_up)| !caught_up),
             "the status said caught_up while no partition was assigned: {statuses:?}"
         );
-        assert_eq!(ingest_state(&c, &s).await, (4, true), "{st}");
+        // The rebalance after the freeze may still be assigning partitions: wait for all four.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut state = ingest_state(&c, &s).await;
+        while state != (4, true) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            state = ingest_state(&c, &s).await;
+        }
+        assert_eq!(state, (4, true), "{st}");
     }
 }
 
