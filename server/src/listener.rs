@@ -142,13 +142,29 @@ async fn serve_connection<I>(
         let mut app = app.clone();
         let guard = InFlight::start(Arc::clone(&state));
         let responding = Responding::start(Arc::clone(&state));
+        let body_read = Arc::new(AtomicBool::new(false));
+        let state = Arc::clone(&state);
         async move {
-            let mut req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout)));
+            let mut req = req.map(|b| Body::new(DeadlineBody::new(b, body_timeout, Arc::clone(&body_read))));
             req.extensions_mut().insert(PeerAddr(peer));
             let resp = tower::Service::call(&mut app, req).await;
+            let unread = !body_read.load(Ordering::Relaxed);
+            if unread {
+                // Answered before the body's end (a refusal): hyper discards what
+                // it can of the rest, which is not a request head.
+                state.unread_body.store(true, Ordering::Relaxed);
+            }
             drop(guard);
             // Until hyper has written the whole answer, the connection is not idle (never evicted at the cap).
-            resp.map(|r| r.map(|b| Body::new(ResponseBody { inner: b, _responding: responding })))
+            resp.map(|mut r| {
+                if unread {
+                    // The connection ends after this answer: a client must not
+                    // send its next request behind a body nobody reads.
+                    r.headers_mut()
+                        .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+                }
+                r.map(|b| Body::new(ResponseBody { inner: b, _responding: responding }))
+            })
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -260,6 +276,10 @@ struct ConnState {
     head_started: AtomicBool,
     /// Requests handed to the router so far (a new head starts after each).
     requests: AtomicU64,
+    /// The last request was answered before its body was read to the end: the
+    /// bytes hyper reads next are that body's rest (drained), then the next
+    /// head, which `HeadLimit` leaves to hyper's own buffer limit.
+    unread_body: AtomicBool,
     /// The accept loop asked this connection to close (it is idle and the cap is reached).
     evicted: AtomicBool,
     last_active: Mutex<Instant>,
@@ -275,6 +295,7 @@ impl Default for ConnState {
             responding: AtomicUsize::new(0),
             head_started: AtomicBool::new(false),
             requests: AtomicU64::new(0),
+            unread_body: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             last_active: Mutex::new(Instant::now()),
             waker: Mutex::new(None),
@@ -297,6 +318,7 @@ impl InFlight {
     fn start(state: Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::Relaxed);
         state.requests.fetch_add(1, Ordering::Relaxed);
+        state.unread_body.store(false, Ordering::Relaxed);
         state.head_started.store(false, Ordering::Relaxed);
         Self(state)
     }
@@ -501,16 +523,19 @@ impl AsyncWrite for ConnIo {
     }
 }
 
-/// A request body that fails with `TimedOut` once its deadline has passed.
+/// A request body that fails with `TimedOut` once its deadline has passed,
+/// and says (`read`) whether it was read to its end.
 struct DeadlineBody<B> {
     inner: B,
     timeout: Duration,
     sleep: Pin<Box<Sleep>>,
+    read: Arc<AtomicBool>,
 }
 
-impl<B> DeadlineBody<B> {
-    fn new(inner: B, timeout: Duration) -> Self {
-        Self { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)) }
+impl<B: HttpBody> DeadlineBody<B> {
+    fn new(inner: B, timeout: Duration, read: Arc<AtomicBool>) -> Self {
+        read.store(inner.is_end_stream(), Ordering::Relaxed);
+        Self { inner, timeout, sleep: Box::pin(tokio::time::sleep(timeout)), read }
     }
 }
 
@@ -528,7 +553,12 @@ where
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                if frame.is_none() || this.inner.is_end_stream() {
+                    this.read.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
             Poll::Pending => match this.sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     let msg = format!("request body not received within http.body_read_timeout ({:?})", this.timeout);

@@ -9,9 +9,11 @@
 //! ```
 //!
 //! A head is counted only while no request of the connection is being
-//! handled; bytes of a pipelined next request read while one is in progress
-//! are not, and hyper's own buffer limit (set just above `max_header_bytes`)
-//! bounds them instead.
+//! handled and the last one's body was read to its end; bytes of a pipelined
+//! next request read while one is in progress, and the next head after a
+//! request answered before its body ended (hyper drains that body's rest
+//! first, and only hyper knows where it ends), are not: hyper's own buffer
+//! limit (set just above `max_header_bytes`) bounds them instead.
 
 use super::ConnState;
 use crate::config::HttpConfig;
@@ -60,7 +62,8 @@ impl<I> HeadLimit<I> {
     /// Counts `bytes` of a head; `Some(answer)` once a limit is passed.
     fn count(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let requests = self.state.requests.load(Ordering::Relaxed);
-        if self.state.in_flight.load(Ordering::Relaxed) > 0 || requests != self.seen_requests {
+        let busy = self.state.in_flight.load(Ordering::Relaxed) > 0 || self.state.unread_body.load(Ordering::Relaxed);
+        if busy || requests != self.seen_requests {
             // A request is being handled (these bytes are its body), or one was
             // handed over since: the next head starts fresh.
             self.seen_requests = requests;
@@ -68,7 +71,7 @@ impl<I> HeadLimit<I> {
             self.lines = 0;
             self.newline = 0;
             self.complete = false;
-            if self.state.in_flight.load(Ordering::Relaxed) > 0 {
+            if busy {
                 return None;
             }
         }
@@ -241,5 +244,19 @@ mod tests {
         // The first request was handed to the router and answered.
         h.state.requests.fetch_add(1, Ordering::Relaxed);
         assert!(h.count(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n").is_none(), "a fresh count, not 2 x 28 bytes");
+    }
+
+    #[test]
+    fn the_rest_of_a_body_answered_before_its_end_is_not_a_head() {
+        let mut h = limit(64, 100);
+        assert!(h.count(b"POST /w HTTP/1.1\r\nContent-Length: 9999\r\n\r\n").is_none());
+        // Handed to the router and refused before its body was read.
+        h.state.requests.fetch_add(1, Ordering::Relaxed);
+        h.state.unread_body.store(true, Ordering::Relaxed);
+        assert!(h.count(&[b'#'; 1000]).is_none(), "hyper drains the body's rest");
+        // The next request was handed over: counting resumes.
+        h.state.requests.fetch_add(1, Ordering::Relaxed);
+        h.state.unread_body.store(false, Ordering::Relaxed);
+        assert!(h.count(&[b'#'; 1000]).is_some());
     }
 }
