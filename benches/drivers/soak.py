@@ -111,6 +111,7 @@ QUERIES = [
     ("device_rssi_smoothed", "range", 'avg_over_time(sensors_rssi{device="dev-0000421"}[1m])'),
     ("device_ph_last", "instant", 'last_over_time(sensors_ph{device="dev-0000421"}[30m])'),
 ]
+SLOW_WRITE_S = 2.0  # a write answered this late is listed on its own (where its time went)
 RANGE_S = 1800  # default of --dashboard-range (Grafana's "Last 30 minutes")
 STEP_S = 15
 
@@ -224,13 +225,16 @@ def stream_load_proc(cfg, proc_index, out_q):
                     counter[0] += 1
                     lines = bodies[counter[0] % len(bodies)]
                 body = wl.make_body(lines, int(time.time() * 1000))
+                # Where a slow answer's time went: waiting for this thread (client
+                # side), or on the connection (a fresh one includes the connect).
+                picked, fresh = time.monotonic(), conn.sock is None
                 try:
                     st, _ = conn.request("POST", cfg["path"], body, hdrs)
                 except (OSError, ValueError, IndexError, ConnectionError):
                     st = 0
                 done = time.monotonic()
                 with lock:
-                    pending.append((t, done, st))
+                    pending.append((t, done, st, picked, fresh))
             conn.close()
 
         threads = [threading.Thread(target=worker, daemon=True) for _ in range(cfg["conns"])]
@@ -431,6 +435,15 @@ def soak(target, a, req_per_s, report):
         for st in STAGES:
             row["stage_%s_max_ms" % st] = stages.get(st)
         rows.append(row)
+        for r in win:
+            if r[1] - r[0] >= SLOW_WRITE_S and len(r) > 3:
+                slow = {"t": row["t"], "latency_s": round(r[1] - r[0], 3), "client_wait_s": round(r[3] - r[0], 3),
+                        "connection_s": round(r[1] - r[3], 3), "fresh_connection": r[4], "status": r[2],
+                        "sent_at_t": round(r[0] - start, 1)}
+                report.setdefault("slow_writes", []).append(slow)
+                print("       slow write: %(latency_s).2f s (sent at t = %(sent_at_t)s s): %(client_wait_s).2f s "
+                      "waiting for a client thread, %(connection_s).2f s on the connection (fresh: "
+                      "%(fresh_connection)s), status %(status)s" % slow, flush=True)
         writes[:] = [r for r in writes if r[1] >= w1]
         m_prev, raw_prev, cpu_prev, wait_prev, t_prev = m, raw, cpu, wait, now
         print("%6d %7s %6s %5s %6.2f %6.1f %8s %8s %8s %5d %8s %8s %10d %5d %5d %5d %5d" % (
