@@ -8,6 +8,10 @@ must be on when dev-dependencies are part of the build (tests, benches) and off
 otherwise (`cargo build --release -p strata`). `cargo tree` resolves features
 the way a build does, dev-dependencies included only when its edges include
 `dev`; this compares the two resolutions, without building anything.
+
+`--binary <path>` instead checks a built `strata` binary: none of the strings
+that exist only with the feature (the crash hooks' environment variables, the
+injected errors' messages) may be in it.
 """
 import subprocess
 import sys
@@ -27,6 +31,21 @@ def features(edges):
             found.setdefault(name, set()).update(f for f in feats.strip().split(",") if f)
     return found
 
+
+# Strings compiled in only with the feature (the failpoint *names* are not
+# among them: their call sites pass them to an inert `hit` without it).
+FEATURE_ONLY = (b"STRATA_ERASURE_CRASH_AT", b"STRATA_ROLL_CRASH_AT", b"injected failure at ")
+
+if sys.argv[1:2] == ["--binary"]:
+    path = sys.argv[2]
+    with open(path, "rb") as f:
+        data = f.read()
+    found = [s.decode() for s in FEATURE_ONLY if s in data]
+    if found:
+        print(f"{path}: built with the `failpoints` feature: holds {', '.join(found)}")
+        sys.exit(1)
+    print(f"failpoints: none of {len(FEATURE_ONLY)} feature-only strings in {path} ({len(data) >> 20} MiB)")
+    sys.exit(0)
 
 bad = []
 release = features("normal,build")
