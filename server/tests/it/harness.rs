@@ -54,6 +54,21 @@ impl Server {
         panic!("strata not ready; stderr:\n{}", self.stderr.lock().unwrap());
     }
 
+    /// The server's log once `what` holds of it (up to 60 s: its stderr is
+    /// read by a thread, so a line logged just now may not be here yet);
+    /// panics with `why` and the log after that.
+    pub(crate) fn wait_for_log(&self, what: impl Fn(&str) -> bool, why: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.stderr.lock().unwrap().clone();
+            if what(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{why}; server log:\n{log}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -64,18 +64,6 @@ fn log_fields(log: &str, msg: &str, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-fn wait_for_log(s: &Server, what: impl Fn(&str) -> bool, why: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = s.stderr.lock().unwrap().clone();
-        if what(&log) {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "{why}; server log:\n{log}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_replay_is_a_task_per_partition_in_the_log_the_api_and_metrics() {
     let dir = data_dir();
@@ -144,8 +132,7 @@ async fn startup_replay_is_a_task_per_partition_in_the_log_the_api_and_metrics()
     // The log: a "task finished" line per partition with the same figures
     // (the reporter logs within its 2 s period); "task progress" lines, if
     // the replay ran long enough to get any, count up to the total.
-    let log = wait_for_log(
-        &s,
+    let log = s.wait_for_log(
         |l| log_fields(l, "task finished", "replay").len() >= 4,
         "no 'task finished' log line for each partition's replay",
     );
@@ -456,11 +443,8 @@ async fn a_startup_replay_is_watched_while_it_runs_and_nothing_is_answered_befor
     assert!(replays.iter().all(|t| t["state"] == "finished" && t["done"] == t["total"]), "{tasks}");
 
     // The log: the listener opened early, progress lines while replaying, then ready.
-    let log = wait_for_log(
-        &s,
-        |l| log_fields(l, "task finished", "replay").len() >= 2,
-        "no 'task finished' line per partition",
-    );
+    let log = s
+        .wait_for_log(|l| log_fields(l, "task finished", "replay").len() >= 2, "no 'task finished' line per partition");
     let progress = log_fields(&log, "task progress", "replay");
     assert!(
         progress.iter().any(|f| f["done"].as_u64() < f["total"].as_u64() && f["percent"].as_f64() < Some(100.0)),
@@ -553,8 +537,7 @@ async fn a_node_starting_on_a_kafka_topic_with_data_shows_a_rebuild_task_per_par
     assert!(high.values().sum::<u64>() > 0, "{st}");
     // Every acknowledged sample is on the new node, and the log said each rebuild finished.
     assert_eq!(scalar(&c, &b, "sum(count_over_time(kt[1h]))", now_ms()).await, 2000.0);
-    let log = wait_for_log(
-        &b,
+    let log = b.wait_for_log(
         |l| log_fields(l, "task finished", "rebuild").len() >= PARTITIONS as usize,
         "no 'task finished' line per rebuilt partition",
     );

@@ -437,7 +437,9 @@ fn cluster_peers_answer_over_https_trusting_client_ca_cert() {
     assert_eq!(sum(&nodes[0]), "3", "{}", nodes[0].stderr.lock().unwrap());
     // c: its own 3 only; b's certificate is refused and logged.
     assert_eq!(sum(&nodes[2]), "3");
-    let log = nodes[2].stderr.lock().unwrap().clone();
-    assert!(log.contains("peer did not answer") && log.contains("certificate"), "{log}");
+    nodes[2].wait_for_log(
+        |log| log.contains("peer did not answer") && log.contains("certificate"),
+        "node c does not log b's refused certificate",
+    );
     assert!(!nodes[0].stderr.lock().unwrap().contains("peer did not answer"));
 }
