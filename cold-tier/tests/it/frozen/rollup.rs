@@ -179,7 +179,7 @@ fn check_table_metadata(rt: &tokio::runtime::Runtime, cold: &ColdTier, r: Rollup
     assert_eq!(props.get("strata.layout-version"), Some(&layout_text), "{r:?}");
     assert_eq!(props.get(PROPERTY_ROLLUP_SINCE).map(String::as_str), Some("-9223372036854775808"));
     let end = BUCKET + BUCKET_MS;
-    assert_eq!(roll_state_of(props), (0..4).map(|p| (p, end)).collect(), "{r:?}: roll state");
+    assert_eq!(roll_state_of(&t, props).unwrap(), (0..4).map(|p| (p, end)).collect(), "{r:?}: roll state");
     assert_eq!(meta.current_schema().field_by_name("exp").is_some(), layout == 2, "{r:?}");
     let spec = meta.default_partition_spec();
     let buckets: Vec<String> = spec.fields().iter().map(|f| format!("{}:{}", f.name, f.transform)).collect();
