@@ -17,7 +17,7 @@ use crate::util::{open, runtime};
 
 const DAY: i64 = 86_400_000;
 /// `GroupRollup { metric: "temp", by: ["farm"] }.id()`, as the table names hold it.
-const ID: &str = "FILLED_IN_BY_THE_GENERATOR";
+const ID: &str = "bf16892f4be6532d";
 
 fn decl() -> GroupRollup {
     GroupRollup { metric: "temp".into(), by: vec!["farm".into()] }

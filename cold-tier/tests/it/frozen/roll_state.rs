@@ -172,7 +172,7 @@ fn roll_state_v1_malformed_entry_is_refused_as_corruption() {
 }
 
 /// Partition `P` when the fixture was written.
-const P_WRITTEN: u32 = u32::MAX;
+const P_WRITTEN: u32 = 1;
 
 async fn roll(cold: &ColdTier) {
     let t = acme();
