@@ -91,8 +91,10 @@ pub fn roll_state_of(tenant: &TenantId, properties: &HashMap<String, String>) ->
 
 /// [`roll_state_of`] of `table`, the error naming the table too.
 fn table_roll_state(tenant: &TenantId, table: &Table) -> Result<BTreeMap<u32, i64>> {
-    parse_roll_state(table.metadata().properties())
-        .map_err(|detail| Error::Corrupted { tenant: tenant.clone(), detail: format!("table {}: {detail}", table.identifier()) })
+    parse_roll_state(table.metadata().properties()).map_err(|detail| Error::Corrupted {
+        tenant: tenant.clone(),
+        detail: format!("table {}: {detail}", table.identifier()),
+    })
 }
 
 /// The roll state, or what is wrong with it.
@@ -194,12 +196,7 @@ impl ColdTier {
 /// What the table already holds of the claim, if anything; an error when
 /// its roll state is malformed (nothing is committed on a state that
 /// cannot be read).
-fn already(
-    tenant: &TenantId,
-    table: &Table,
-    source: &CommitSource,
-    claim: &RollClaim,
-) -> Result<Option<ClaimOutcome>> {
+fn already(tenant: &TenantId, table: &Table, source: &CommitSource, claim: &RollClaim) -> Result<Option<ClaimOutcome>> {
     if find_source(table, &source.source).is_some() {
         return Ok(Some(ClaimOutcome::AlreadyCommitted));
     }

@@ -150,7 +150,10 @@ mod tests {
         let warned = warnings_of(|| read(&path, 1..=1, |v| seen.push(v["n"].as_i64().unwrap())).unwrap());
         assert_eq!(seen, [1, 5]);
         let at = |line: usize| format!("{}:{line}", path.display());
-        assert!(warned.contains(&format!("{}: a record of format version 2, this node reads 1..=1", at(2))), "{warned}");
+        assert!(
+            warned.contains(&format!("{}: a record of format version 2, this node reads 1..=1", at(2))),
+            "{warned}"
+        );
         assert!(warned.contains(&format!("{}: a record of format version none", at(3))), "{warned}");
         assert!(warned.contains(&format!("{}: a record of format version \"1\"", at(4))), "{warned}");
         assert!(!warned.contains(&at(1)) && !warned.contains(&at(5)), "{warned}");

@@ -74,7 +74,8 @@ fn roll_state_v1_fixture_reads_back_and_decides_claims() {
         .iter()
         .map(|s| {
             let p = &s.summary().additional_properties;
-            ["strata.source", "strata.roll.partitions", "strata.roll.start", "strata.roll.end"].map(|k| p.get(k).cloned())
+            ["strata.source", "strata.roll.partitions", "strata.roll.start", "strata.roll.end"]
+                .map(|k| p.get(k).cloned())
         })
         .collect();
     let want: Vec<[Option<String>; 4]> = commits()
@@ -157,7 +158,10 @@ fn roll_state_v1_malformed_entry_is_refused_as_corruption() {
     let (b2, b3) = (BUCKET + BUCKET_MS, BUCKET + 2 * BUCKET_MS);
     let claims = [
         (format!("empty:acme:{b2}:p{q}"), RollClaim { partitions: BTreeSet::from([q]), start: i64::MIN, end: b2 }),
-        (format!("hot:acme:{b3}:p{}", p()), RollClaim { partitions: BTreeSet::from([p()]), start: b3, end: b3 + BUCKET_MS }),
+        (
+            format!("hot:acme:{b3}:p{}", p()),
+            RollClaim { partitions: BTreeSet::from([p()]), start: b3, end: b3 + BUCKET_MS },
+        ),
     ];
     for (source, claim) in claims {
         let source = CommitSource { source, segments: String::new() };

@@ -332,8 +332,7 @@ pub(crate) async fn roll_rollups(cold: &ColdTier) {
         .map(|s| SeriesEntry { labels: s.labels, series_id: s.series_id, device_hash: s.device_hash })
         .collect();
     let view = cold.series_view();
-    let written =
-        view.write_series_files(&t, &entries, &file_prefix(&format!("series:acme:{BUCKET}"))).await.unwrap();
+    let written = view.write_series_files(&t, &entries, &file_prefix(&format!("series:acme:{BUCKET}"))).await.unwrap();
     view.commit_series_files(&t, written, &source().source).await.unwrap();
     for r in Rollup::ALL {
         let view = cold.rollup_view(r);

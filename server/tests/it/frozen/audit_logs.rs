@@ -97,7 +97,10 @@ fn admin_app(log: Arc<AdminAudit>) -> Router {
     };
     Router::new()
         .route("/admin/v1/tenants/{id}/limits", axum::routing::put(guarded(json!({"status": "success"}))))
-        .route("/admin/v1/tenants/{id}/tokens", axum::routing::post(guarded(json!({"id": "tok7", "token": "st_tok7_SECRET"}))))
+        .route(
+            "/admin/v1/tenants/{id}/tokens",
+            axum::routing::post(guarded(json!({"id": "tok7", "token": "st_tok7_SECRET"}))),
+        )
         .route("/admin/v1/tenants", axum::routing::get(guarded(json!({"status": "success", "data": []}))))
         .route_layer(axum::middleware::from_fn_with_state(state, layer))
 }
@@ -151,11 +154,20 @@ fn admin_audit_v1_fixture_reads_back_exactly() {
     let first = &all[0];
     assert_eq!(first["v"], 1);
     assert!(first["time_ms"].as_i64().is_some_and(|t| t > 1_700_000_000_000) && first["duration_ms"].is_u64());
-    assert_eq!((first["method"].clone(), first["path"].clone()), (json!("PUT"), json!("/admin/v1/tenants/acme/limits")));
+    assert_eq!(
+        (first["method"].clone(), first["path"].clone()),
+        (json!("PUT"), json!("/admin/v1/tenants/acme/limits"))
+    );
     assert_eq!(first["route"], "/admin/v1/tenants/{id}/limits");
-    assert_eq!((first["tenant"].clone(), first["status"].clone(), first["result"].clone()), (json!("acme"), json!(200), json!("ok")));
+    assert_eq!(
+        (first["tenant"].clone(), first["status"].clone(), first["result"].clone()),
+        (json!("acme"), json!(200), json!("ok"))
+    );
     assert_eq!(first["request"], json!({"ingestion_rate": 50000, "max_series": 100000}));
-    assert_eq!((first["user_agent"].clone(), first["actor"].clone()), (json!("strata-admin/0.1.0"), json!("ops@farm-gw")));
+    assert_eq!(
+        (first["user_agent"].clone(), first["actor"].clone()),
+        (json!("strata-admin/0.1.0"), json!("ops@farm-gw"))
+    );
     assert_eq!(first["client"], Value::Null, "no listener in the generator");
     // A token issue keeps the new token's id, never the token.
     assert_eq!(all[1]["token_id"], "tok7");
@@ -304,7 +316,8 @@ fn region_audit_v1_lines_are_what_this_build_writes() {
 /// and version 2 (`server/src/jsonl.rs`, `known_version`).
 #[test]
 fn audit_logs_skip_lines_that_do_not_parse_and_records_of_unknown_versions_with_a_warning() {
-    let unknown = |path: &Path| format!("skipping {}:1: a record of format version 2, this node reads 1..=1", path.display());
+    let unknown =
+        |path: &Path| format!("skipping {}:1: a record of format version 2, this node reads 1..=1", path.display());
 
     let dir = copy_log("admin-audit/v1/corrupt/admin.jsonl", "admin.jsonl");
     let log = AdminAudit::open(dir.path()).unwrap();
