@@ -147,7 +147,9 @@ pub enum Error {
         /// The failpoint's name.
         point: String,
     },
-    /// A data file does not have the layout this crate writes.
+    /// A data file or table metadata does not have the layout this crate
+    /// writes (e.g. a `strata.roll.p<partition>` property that is not a
+    /// roll state).
     #[error("unexpected data in cold table of tenant {tenant}: {detail}")]
     Corrupted {
         /// The tenant.

@@ -76,12 +76,43 @@ pub enum ClaimOutcome {
     },
 }
 
-/// The roll state recorded in table properties: partition → end (ms, exclusive).
-pub fn roll_state_of(properties: &HashMap<String, String>) -> BTreeMap<u32, i64> {
-    properties
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(PROPERTY_ROLL_PREFIX)?.parse().ok()?, v.parse().ok()?)))
-        .collect()
+/// The roll state recorded in table properties: partition → end (ms,
+/// exclusive).
+///
+/// Every property under [`PROPERTY_ROLL_PREFIX`] must be
+/// `strata.roll.p<partition> = <end ms>` (a `u32` written as
+/// `u32::to_string` does, an `i64`): anything else is
+/// [`Error::Corrupted`] naming the property and its value. Skipping it
+/// instead would make that partition look never rolled, and its buckets
+/// would be committed a second time.
+pub fn roll_state_of(tenant: &TenantId, properties: &HashMap<String, String>) -> Result<BTreeMap<u32, i64>> {
+    parse_roll_state(properties).map_err(|detail| Error::Corrupted { tenant: tenant.clone(), detail })
+}
+
+/// [`roll_state_of`] of `table`, the error naming the table too.
+fn table_roll_state(tenant: &TenantId, table: &Table) -> Result<BTreeMap<u32, i64>> {
+    parse_roll_state(table.metadata().properties()).map_err(|detail| Error::Corrupted {
+        tenant: tenant.clone(),
+        detail: format!("table {}: {detail}", table.identifier()),
+    })
+}
+
+/// The roll state, or what is wrong with it.
+fn parse_roll_state(properties: &HashMap<String, String>) -> Result<BTreeMap<u32, i64>, String> {
+    let mut out = BTreeMap::new();
+    for (key, value) in properties {
+        let Some(partition) = key.strip_prefix(PROPERTY_ROLL_PREFIX) else { continue };
+        // Canonical digits only: `p01` and `p1` must not both name partition 1.
+        let p = partition.parse::<u32>().ok().filter(|p| p.to_string() == partition);
+        let end = value.parse::<i64>().ok();
+        let (Some(p), Some(end)) = (p, end) else {
+            return Err(format!(
+                "table property {key} = {value:?} is not a roll state ({PROPERTY_ROLL_PREFIX}<partition> = <end ms>)"
+            ));
+        };
+        out.insert(p, end);
+    }
+    Ok(out)
 }
 
 fn format_partitions(ps: &BTreeSet<u32>) -> String {
@@ -89,9 +120,14 @@ fn format_partitions(ps: &BTreeSet<u32>) -> String {
 }
 
 impl ColdTier {
-    /// The tenant's roll state in this handle's table (empty without a table).
+    /// The tenant's roll state in this handle's table (empty without a
+    /// table); [`Error::Corrupted`] when a roll state property is malformed
+    /// ([`roll_state_of`]).
     pub async fn roll_state(&self, tenant: &TenantId) -> Result<BTreeMap<u32, i64>> {
-        Ok(self.load_table(tenant).await?.map(|t| roll_state_of(t.metadata().properties())).unwrap_or_default())
+        match self.load_table(tenant).await? {
+            Some(table) => table_roll_state(tenant, &table),
+            None => Ok(BTreeMap::new()),
+        }
     }
 
     /// Commits `written` (possibly no files: the claim alone advances the
@@ -126,7 +162,7 @@ impl ColdTier {
             claim.partitions.iter().map(|p| (format!("{PROPERTY_ROLL_PREFIX}{p}"), claim.end.to_string())).collect();
         for attempt in 0..ATTEMPTS {
             let table = self.table(tenant).await?;
-            if let Some(outcome) = already(&table, source, claim) {
+            if let Some(outcome) = already(tenant, &table, source, claim)? {
                 return Ok(outcome);
             }
             let staged = stage_rewrite(
@@ -157,21 +193,23 @@ impl ColdTier {
     }
 }
 
-/// What the table already holds of the claim, if anything.
-fn already(table: &Table, source: &CommitSource, claim: &RollClaim) -> Option<ClaimOutcome> {
+/// What the table already holds of the claim, if anything; an error when
+/// its roll state is malformed (nothing is committed on a state that
+/// cannot be read).
+fn already(tenant: &TenantId, table: &Table, source: &CommitSource, claim: &RollClaim) -> Result<Option<ClaimOutcome>> {
     if find_source(table, &source.source).is_some() {
-        return Some(ClaimOutcome::AlreadyCommitted);
+        return Ok(Some(ClaimOutcome::AlreadyCommitted));
     }
-    let state = roll_state_of(table.metadata().properties());
+    let state = table_roll_state(tenant, table)?;
     let done: Vec<u32> =
         claim.partitions.iter().copied().filter(|p| state.get(p).is_some_and(|&e| e >= claim.end)).collect();
-    if done.is_empty() {
+    Ok(if done.is_empty() {
         None
     } else if done.len() == claim.partitions.len() {
         Some(ClaimOutcome::AlreadyCommitted)
     } else {
         Some(ClaimOutcome::Lost { partitions: done })
-    }
+    })
 }
 
 #[cfg(test)]
@@ -179,15 +217,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roll_state_reads_only_well_formed_partition_properties() {
+    fn roll_state_reads_partition_properties_and_ignores_other_keys() {
         let props = HashMap::from([
             ("strata.roll.p0".to_owned(), "7200000".to_owned()),
             ("strata.roll.p12".to_owned(), "-5".to_owned()),
-            ("strata.roll.px".to_owned(), "1".to_owned()),
-            ("strata.roll.p3".to_owned(), "soon".to_owned()),
             ("strata.rollup-since-ms".to_owned(), "1".to_owned()),
+            ("strata.layout-version".to_owned(), "2".to_owned()),
         ]);
-        assert_eq!(roll_state_of(&props), BTreeMap::from([(0, 7_200_000), (12, -5)]));
+        let t = TenantId::new("acme").unwrap();
+        assert_eq!(roll_state_of(&t, &props).unwrap(), BTreeMap::from([(0, 7_200_000), (12, -5)]));
+        assert_eq!(roll_state_of(&t, &HashMap::new()).unwrap(), BTreeMap::new());
         assert_eq!(format_partitions(&BTreeSet::from([5, 0, 2])), "0,2,5");
+    }
+
+    #[test]
+    fn a_malformed_roll_state_property_is_corruption_naming_it() {
+        let t = TenantId::new("acme").unwrap();
+        for (key, value) in [
+            ("strata.roll.p3", "soon"),
+            ("strata.roll.p3", ""),
+            ("strata.roll.p3", "7200000.5"),
+            ("strata.roll.px", "1"),
+            ("strata.roll.p", "1"),
+            ("strata.roll.p-1", "1"),
+            ("strata.roll.p01", "1"),
+            ("strata.roll.p4294967296", "1"),
+        ] {
+            let props = HashMap::from([
+                ("strata.roll.p0".to_owned(), "7200000".to_owned()),
+                (key.to_owned(), value.to_owned()),
+            ]);
+            let err = roll_state_of(&t, &props).unwrap_err();
+            assert!(matches!(&err, Error::Corrupted { tenant, .. } if tenant == &t), "{key}: {err:?}");
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains(&format!("{value:?}")), "{key} = {value}: {text}");
+        }
     }
 }

@@ -14,7 +14,9 @@
 //!
 //! File `<audit_dir>/admin.jsonl`, append-only, fsynced per record, never
 //! rewritten. A line that does not parse (a torn last write after a crash)
-//! is skipped by readers; the writer starts a new line after it. Each line:
+//! is skipped by readers; the writer starts a new line after it. A record
+//! whose `v` is not 1 is skipped too, with a warning naming the file, the
+//! line and the version ([`crate::jsonl::known_version`]). Each line:
 //!
 //! | field | meaning |
 //! |---|---|
@@ -132,11 +134,12 @@ impl AdminAudit {
         crate::jsonl::append(&self.path, record)
     }
 
-    /// The newest `limit` records, oldest first, optionally of one tenant.
+    /// The newest `limit` records, oldest first, optionally of one tenant
+    /// (records of another version than [`VERSION`] skipped, with a warning).
     pub fn list(&self, tenant: Option<&str>, limit: usize) -> anyhow::Result<Vec<Value>> {
         let _guard = self.lock.lock();
         let mut out = std::collections::VecDeque::new();
-        crate::jsonl::read(&self.path, |v| {
+        crate::jsonl::read(&self.path, VERSION..=VERSION, |v| {
             if tenant.is_none_or(|t| v["tenant"] == t) {
                 if out.len() == limit.max(1) {
                     out.pop_front();
@@ -352,6 +355,19 @@ mod tests {
         let acme = log.list(Some("acme"), 1).unwrap();
         assert_eq!(acme.len(), 1);
         assert_eq!(acme[0]["path"], "/c", "the newest is kept");
+    }
+
+    #[test]
+    fn records_of_another_version_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AdminAudit::open(dir.path()).unwrap();
+        log.append(&json!({"v": 2, "tenant": "acme", "path": "/new"})).unwrap();
+        log.append(&json!({"v": 1, "tenant": "acme", "path": "/a"})).unwrap();
+        let mut all = Vec::new();
+        let warned = crate::jsonl::warnings_of(|| all = log.list(None, 100).unwrap());
+        assert_eq!(all.iter().map(|r| r["path"].clone()).collect::<Vec<_>>(), [json!("/a")]);
+        let at = format!("{}:1: a record of format version 2", log.path().display());
+        assert!(warned.contains(&at), "{warned}");
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! | `rule` | the policy rule that decided (`eu: aggregates`, `unknown region`, ...) |
 //!
 //! A line that does not parse (a torn last write after a crash) is skipped
-//! by readers; the writer starts a new line after it.
+//! by readers; the writer starts a new line after it. A record whose `v` is
+//! not 1 is skipped too, with a warning naming the file, the line and the
+//! version ([`crate::jsonl::known_version`]).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -181,14 +183,20 @@ impl AuditLog {
         })
     }
 
-    /// Records matching `filter`, oldest first (at most `filter.limit`, the newest).
+    /// Records matching `filter`, oldest first (at most `filter.limit`, the
+    /// newest; records of another version than [`VERSION`] skipped, with a
+    /// warning).
     pub fn list(&self, filter: &Filter) -> anyhow::Result<Vec<Record>> {
         let limit = filter.limit.unwrap_or(1000).max(1);
         let mut out = std::collections::VecDeque::new();
         let _guard = self.file.lock();
         for (_, path) in files(&self.dir)? {
-            for line in std::io::BufReader::new(File::open(&path)?).lines() {
-                let Ok(r) = serde_json::from_str::<Record>(&line?) else { continue };
+            for (i, line) in std::io::BufReader::new(File::open(&path)?).lines().enumerate() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else { continue };
+                if !crate::jsonl::known_version(&path, i + 1, &v, &(VERSION..=VERSION)) {
+                    continue;
+                }
+                let Ok(r) = serde_json::from_value::<Record>(v) else { continue };
                 if filter.matches(&r) {
                     if out.len() == limit {
                         out.pop_front();
@@ -294,6 +302,20 @@ mod tests {
         log.append(&rec("next", "allowed")).unwrap();
         let all = log.list(&Filter::default()).unwrap();
         assert_eq!(all.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>(), ["acme", "next"]);
+    }
+
+    #[test]
+    fn records_of_another_version_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        log.append(&rec("acme", "allowed")).unwrap();
+        log.append(&Record { v: 2, ..rec("newer", "allowed") }).unwrap();
+        log.append(&rec("next", "allowed")).unwrap();
+        let mut all = Vec::new();
+        let warned = crate::jsonl::warnings_of(|| all = log.list(&Filter::default()).unwrap());
+        assert_eq!(all.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>(), ["acme", "next"]);
+        let at = format!("{}:2: a record of format version 2", file_name(dir.path(), 1).display());
+        assert!(warned.contains(&at), "{warned}");
     }
 
     #[test]

@@ -6,8 +6,17 @@
 //! last line: the next [`append`] starts on a fresh line instead of gluing
 //! onto it, and [`read`] skips every line that is not one JSON value.
 //! Callers serialize their own appends (each log holds a lock).
+//!
+//! Every record carries its format version in `v`. [`read`] skips a record
+//! whose `v` is not one its caller reads (a newer node wrote it, or the
+//! line is damaged) as it skips a line that does not parse, and logs a
+//! warning naming the file, the line and the version ([`known_version`],
+//! also used by [`crate::audit`]'s reader): the rest of the log stays
+//! readable, and the record is not passed on as if its fields meant what
+//! they mean in a known version.
 
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use serde_json::Value;
@@ -36,20 +45,42 @@ pub fn append(path: &Path, record: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls `each` with every well-formed record of `path`, oldest first
-/// (none when the file does not exist).
-pub fn read(path: &Path, mut each: impl FnMut(Value)) -> anyhow::Result<()> {
+/// Calls `each` with every well-formed record of `path` whose `v` is in
+/// `versions`, oldest first (none when the file does not exist). A line
+/// that is not JSON is skipped; a record of another version is skipped
+/// with a warning ([`known_version`]).
+pub fn read(path: &Path, versions: RangeInclusive<u32>, mut each: impl FnMut(Value)) -> anyhow::Result<()> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    for line in std::io::BufReader::new(file).lines() {
-        if let Ok(v) = serde_json::from_str::<Value>(&line?) {
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        if let Ok(v) = serde_json::from_str::<Value>(&line?)
+            && known_version(path, i + 1, &v, &versions)
+        {
             each(v);
         }
     }
     Ok(())
+}
+
+/// Whether `record`, line `line` (from 1) of `path`, has a format version
+/// `v` in `versions`. When not, logs a warning naming the file, the line
+/// and the version found (`none` without a `v`) and the caller skips the
+/// record.
+pub fn known_version(path: &Path, line: usize, record: &Value, versions: &RangeInclusive<u32>) -> bool {
+    let v = record.get("v");
+    let known = v.and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()).is_some_and(|v| versions.contains(&v));
+    if !known {
+        let found = v.map_or_else(|| "none".to_owned(), Value::to_string);
+        tracing::warn!(
+            file = %path.display(), line, version = %found,
+            "skipping {}:{line}: a record of format version {found}, this node reads {}..={}",
+            path.display(), versions.start(), versions.end()
+        );
+    }
+    known
 }
 
 fn ends_with_newline(path: &Path) -> bool {
@@ -61,6 +92,31 @@ fn ends_with_newline(path: &Path) -> bool {
     f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
+/// Runs `f` with a subscriber that writes warnings into the returned text.
+#[cfg(test)]
+pub(crate) fn warnings_of(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || out.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(buf.0.lock().clone()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,15 +126,40 @@ mod tests {
     fn records_after_a_torn_line_start_on_their_own_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub").join("log.jsonl");
-        append(&path, &json!({"n": 1})).unwrap();
+        append(&path, &json!({"v": 1, "n": 1})).unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"n": 2, "torn"#).unwrap();
-        append(&path, &json!({"n": 3})).unwrap();
+        f.write_all(br#"{"v": 1, "n": 2, "torn"#).unwrap();
+        append(&path, &json!({"v": 1, "n": 3})).unwrap();
         let mut seen = Vec::new();
-        read(&path, |v| seen.push(v["n"].as_i64().unwrap())).unwrap();
+        read(&path, 1..=1, |v| seen.push(v["n"].as_i64().unwrap())).unwrap();
         assert_eq!(seen, [1, 3]);
         let mut none = 0;
-        read(&dir.path().join("missing.jsonl"), |_| none += 1).unwrap();
+        read(&dir.path().join("missing.jsonl"), 1..=1, |_| none += 1).unwrap();
         assert_eq!(none, 0);
+    }
+
+    #[test]
+    fn records_of_unknown_versions_are_skipped_with_a_warning_naming_file_line_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        for r in [json!({"v": 1, "n": 1}), json!({"v": 2, "n": 2}), json!({"n": 3}), json!({"v": "1", "n": 4})] {
+            append(&path, &r).unwrap();
+        }
+        append(&path, &json!({"v": 1, "n": 5})).unwrap();
+        let mut seen = Vec::new();
+        let warned = warnings_of(|| read(&path, 1..=1, |v| seen.push(v["n"].as_i64().unwrap())).unwrap());
+        assert_eq!(seen, [1, 5]);
+        let at = |line: usize| format!("{}:{line}", path.display());
+        assert!(
+            warned.contains(&format!("{}: a record of format version 2, this node reads 1..=1", at(2))),
+            "{warned}"
+        );
+        assert!(warned.contains(&format!("{}: a record of format version none", at(3))), "{warned}");
+        assert!(warned.contains(&format!("{}: a record of format version \"1\"", at(4))), "{warned}");
+        assert!(!warned.contains(&at(1)) && !warned.contains(&at(5)), "{warned}");
+        // A caller reading versions 1 and 2 takes the second record too.
+        let mut both = 0;
+        read(&path, 1..=2, |_| both += 1).unwrap();
+        assert_eq!(both, 3);
     }
 }

@@ -5,21 +5,21 @@
 //! property `strata.layout-version`, snapshot summary `strata.*` keys)
 //! checked. Iceberg files hold absolute paths: the fixture records the
 //! directory it was written in (`ROOT`) and is copied into a directory
-//! whose path has the same length, with that path replaced in every file.
+//! whose path has the same length, with that path replaced in every file
+//! (`relocate.rs`).
 //! `tests/fixtures/README.md` says how it was made; it is never regenerated.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use strata_cold_tier::{ColdReadStore, CommitOutcome, CommitSource, SeriesSamples};
 use strata_schemas::labels::STALE_NAN_BITS;
 use strata_schemas::{ReadStore, TimeRange};
 
+use crate::relocate::{copy_relocated, root_dir, store_relocatable};
 use crate::util::{open, runtime, series, tenant};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/table/v1");
-/// Length of the directory path the fixture is written in and copied to.
-const ROOT_LEN: usize = 64;
 /// Start of the hot bucket the fixture's commit rolled.
 const BUCKET: i64 = 1_700_006_400_000;
 const SOURCE: &str = "hot:acme:1700006400000";
@@ -54,62 +54,9 @@ fn expected() -> Vec<(String, Vec<(i64, u64)>)> {
     out
 }
 
-/// A new directory under the system temp directory whose path is exactly
-/// `ROOT_LEN` bytes long.
-fn root_dir() -> tempfile::TempDir {
-    let base = std::env::temp_dir();
-    let prefix = "strata-cold-fixture-";
-    let used = base.to_str().unwrap().trim_end_matches('/').len() + 1 + prefix.len();
-    assert!(used + 8 <= ROOT_LEN, "temp dir {} too long for the fixture's {ROOT_LEN}-byte root", base.display());
-    let dir = tempfile::Builder::new().prefix(prefix).rand_bytes(ROOT_LEN - used).tempdir_in(base).unwrap();
-    assert_eq!(dir.path().to_str().unwrap().len(), ROOT_LEN);
-    dir
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
-    }
-    out.sort();
-    out
-}
-
-fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> (Vec<u8>, usize) {
-    assert_eq!(from.len(), to.len());
-    let (mut out, mut i, mut n) = (Vec::with_capacity(bytes.len()), 0, 0);
-    while i < bytes.len() {
-        if bytes[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-            n += 1;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    (out, n)
-}
-
 #[test]
 fn cold_table_v1_fixture_reads_back_exactly() {
-    let recorded = std::fs::read_to_string(Path::new(FIXTURE).join("ROOT")).unwrap();
-    let recorded = recorded.trim_end();
-    assert_eq!(recorded.len(), ROOT_LEN);
-    let root = root_dir();
-    let to = root.path().to_str().unwrap();
-    let from_dir = Path::new(FIXTURE).join("cold");
-    let mut replaced = 0;
-    for f in files(&from_dir) {
-        let (bytes, n) = replace_all(&std::fs::read(&f).unwrap(), recorded.as_bytes(), to.as_bytes());
-        replaced += n;
-        let dest = root.path().join("cold").join(f.strip_prefix(&from_dir).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::write(dest, bytes).unwrap();
-    }
-    assert!(replaced > 0);
-
+    let (root, _) = copy_relocated(Path::new(FIXTURE));
     let rt = runtime();
     let cold = Arc::new(open(&rt, root.path()));
     let t = tenant("acme");
@@ -152,13 +99,5 @@ fn regenerate_current_fixture() {
         assert!(matches!(outcome, CommitOutcome::Committed { .. }));
     }
     drop(rt);
-    let out = Path::new(FIXTURE);
-    let _ = std::fs::remove_dir_all(out.join("cold"));
-    let from_dir = root.path().join("cold");
-    for f in files(&from_dir) {
-        let dest = out.join("cold").join(f.strip_prefix(&from_dir).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&f, dest).unwrap();
-    }
-    std::fs::write(out.join("ROOT"), format!("{}\n", root.path().display())).unwrap();
+    store_relocatable(root.path(), Path::new(FIXTURE));
 }

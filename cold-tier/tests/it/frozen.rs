@@ -10,9 +10,9 @@
 //! (`compactor/src/roll.rs`, `group.rs`), and read back with exact values
 //! written out in the tests, not recomputed. Iceberg metadata, manifest
 //! lists, manifests and the catalog row hold absolute paths: each fixture
-//! records the directory it was written in (`ROOT`, [`ROOT_LEN`] bytes) and
-//! is copied into a new directory whose path has the same length, with that
-//! path replaced in every file (as `fixtures.rs` does).
+//! records the directory it was written in (`ROOT`, 64 bytes) and is
+//! copied into a new directory whose path has the same length, with that
+//! path replaced in every file (`relocate.rs`, shared with `fixtures.rs`).
 //!
 //! Regeneration is opt-in twice: the generators are `#[ignore]`d tests and
 //! refuse to write unless `STRATA_WRITE_FIXTURES=1` is set. Old versions
@@ -29,10 +29,11 @@ use strata_cold_tier::SeriesSamples;
 use strata_schemas::labels::STALE_NAN_BITS;
 use strata_schemas::{Labels, Sample, TenantId};
 
+pub(crate) use crate::relocate::root_dir;
+use crate::relocate::{copy_relocated, files, replace_all, store_relocatable};
+
 /// `tests/fixtures`.
 pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-/// Length of the directory path a fixture is written in and copied to.
-pub(crate) const ROOT_LEN: usize = 64;
 /// Start of the hot bucket the fixtures' rolls commit (2023-11-15T00:00Z).
 pub(crate) const BUCKET: i64 = 1_700_006_400_000;
 /// Hot bucket width (the default 2 h).
@@ -82,45 +83,6 @@ pub(crate) fn fixture(rel: &str) -> PathBuf {
     Path::new(FIXTURES).join(rel)
 }
 
-/// A new directory under the system temp directory whose path is exactly
-/// [`ROOT_LEN`] bytes long.
-pub(crate) fn root_dir() -> tempfile::TempDir {
-    let base = std::env::temp_dir();
-    let prefix = "strata-frozen-";
-    let used = base.to_str().unwrap().trim_end_matches('/').len() + 1 + prefix.len();
-    assert!(used + 8 <= ROOT_LEN, "temp dir {} too long for the fixtures' {ROOT_LEN}-byte root", base.display());
-    let dir = tempfile::Builder::new().prefix(prefix).rand_bytes(ROOT_LEN - used).tempdir_in(base).unwrap();
-    assert_eq!(dir.path().to_str().unwrap().len(), ROOT_LEN);
-    dir
-}
-
-/// Every file under `dir`, sorted.
-pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
-    }
-    out.sort();
-    out
-}
-
-fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> (Vec<u8>, usize) {
-    assert_eq!(from.len(), to.len());
-    let (mut out, mut i, mut n) = (Vec::with_capacity(bytes.len()), 0, 0);
-    while i < bytes.len() {
-        if bytes[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-            n += 1;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    (out, n)
-}
-
 /// A fixture copied into a fresh root.
 #[derive(Debug)]
 pub(crate) struct Copied {
@@ -150,20 +112,7 @@ pub(crate) fn local(location: &str) -> PathBuf {
 /// root in every file (checks that some file held it).
 pub(crate) fn copy_fixture(rel: &str) -> Copied {
     let from = fixture(rel);
-    let recorded = std::fs::read_to_string(from.join("ROOT")).unwrap().trim_end().to_owned();
-    assert_eq!(recorded.len(), ROOT_LEN);
-    let root = root_dir();
-    let to = root.path().to_str().unwrap();
-    let from_dir = from.join("cold");
-    let mut replaced = 0;
-    for f in files(&from_dir) {
-        let (bytes, n) = replace_all(&std::fs::read(&f).unwrap(), recorded.as_bytes(), to.as_bytes());
-        replaced += n;
-        let dest = root.path().join("cold").join(f.strip_prefix(&from_dir).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::write(dest, bytes).unwrap();
-    }
-    assert!(replaced > 0, "{rel}: no file held the recorded root {recorded}");
+    let (root, recorded) = copy_relocated(&from);
     Copied { from, recorded, root }
 }
 
@@ -179,15 +128,7 @@ pub(crate) fn may_write(rel: &str) -> bool {
 /// Replaces `tests/fixtures/<rel>/cold` with `root/cold` and records the
 /// root in `ROOT`.
 pub(crate) fn store_fixture(root: &Path, rel: &str) {
-    let out = fixture(rel);
-    let _ = std::fs::remove_dir_all(out.join("cold"));
-    let from_dir = root.join("cold");
-    for f in files(&from_dir) {
-        let dest = out.join("cold").join(f.strip_prefix(&from_dir).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&f, dest).unwrap();
-    }
-    std::fs::write(out.join("ROOT"), format!("{}\n", root.display())).unwrap();
+    store_relocatable(root, &fixture(rel));
 }
 
 /// Writes `bytes` as `tests/fixtures/<rel>/<name>` (a corrupt variant).

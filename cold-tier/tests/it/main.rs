@@ -4,10 +4,12 @@
 
 mod erase;
 mod fixtures;
+mod frozen;
 mod indexed_read;
 mod interop;
 mod maintenance;
 mod postgres;
+mod relocate;
 mod roundtrip;
 mod size;
 mod util;

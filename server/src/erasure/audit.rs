@@ -6,7 +6,9 @@
 //!
 //! File `<audit_dir>/erasure.jsonl`, append-only, fsynced per record, never
 //! rewritten. A line that does not parse (a torn last write after a crash)
-//! is skipped by readers; the writer starts a new line after it. Each line:
+//! is skipped by readers; the writer starts a new line after it. A record
+//! whose `v` is not 1 is skipped too, with a warning naming the file, the
+//! line and the version ([`crate::jsonl::known_version`]). Each line:
 //!
 //! | field | meaning |
 //! |---|---|
@@ -105,11 +107,12 @@ impl ErasureAudit {
         crate::jsonl::append(&self.path, record)
     }
 
-    /// Every record, oldest first, optionally of one tenant.
+    /// Every record, oldest first, optionally of one tenant (records of
+    /// another version than [`VERSION`] skipped, with a warning).
     pub fn list(&self, tenant: Option<&str>) -> anyhow::Result<Vec<Value>> {
         let _guard = self.lock.lock();
         let mut out = Vec::new();
-        crate::jsonl::read(&self.path, |v| {
+        crate::jsonl::read(&self.path, VERSION..=VERSION, |v| {
             if tenant.is_none_or(|t| v["tenant"] == t) {
                 out.push(v);
             }
@@ -136,5 +139,18 @@ mod tests {
         let farm = log.list(Some("farm")).unwrap();
         assert_eq!(farm.len(), 1);
         assert_eq!(farm[0]["id"], "del_1");
+    }
+
+    #[test]
+    fn records_of_another_version_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ErasureAudit::new(dir.path());
+        log.append(&json!({"v": 1, "tenant": "farm", "id": "del_1"})).unwrap();
+        log.append(&json!({"tenant": "farm", "id": "del_2"})).unwrap();
+        let mut all = Vec::new();
+        let warned = crate::jsonl::warnings_of(|| all = log.list(None).unwrap());
+        assert_eq!(all.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(), [json!("del_1")]);
+        let at = format!("{}:2: a record of format version none", dir.path().join(FILE).display());
+        assert!(warned.contains(&at), "{warned}");
     }
 }

@@ -14,6 +14,7 @@ mod erasure;
 mod erasure_crash;
 mod erasure_purge;
 mod faults;
+mod frozen;
 mod group_rollups;
 mod harness;
 mod hostile_http;

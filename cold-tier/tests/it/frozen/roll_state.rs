@@ -10,9 +10,9 @@
 //! The test reads the state back and lets this build's `commit_claim`
 //! decide on it (already committed, lost, committed). Corrupt variants: a
 //! truncated metadata file fails the load (`LoadTable`); a roll-state
-//! value that is not a number is *ignored* by `roll_state_of` (the
-//! partition reads as having no state), pinned here as what this build
-//! does, not as what it should do (README).
+//! value that is not a number is refused by `roll_state_of` as corruption
+//! (`Corrupted` naming the table, the property and the value), and no
+//! claim is committed on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -74,7 +74,8 @@ fn roll_state_v1_fixture_reads_back_and_decides_claims() {
         .iter()
         .map(|s| {
             let p = &s.summary().additional_properties;
-            ["strata.source", "strata.roll.partitions", "strata.roll.start", "strata.roll.end"].map(|k| p.get(k).cloned())
+            ["strata.source", "strata.roll.partitions", "strata.roll.start", "strata.roll.end"]
+                .map(|k| p.get(k).cloned())
         })
         .collect();
     let want: Vec<[Option<String>; 4]> = commits()
@@ -134,31 +135,48 @@ fn roll_state_v1_truncated_metadata_fails_the_load() {
 
 /// `roll-state/v1/corrupt/malformed.metadata.json`: the current metadata
 /// with `strata.roll.p<Q>` (`Q` the lowest other partition) set to `soon`.
-/// This build's `roll_state_of` skips it without an error, so `Q` reads
-/// as never rolled and a claim of `Q`'s first bucket is committed again.
-/// Pinned as a known gap (README: a malformed entry should be refused as
-/// corruption); when the reader refuses it, change this test.
+/// The roll state cannot be read: `roll_state` is `Corrupted` naming the
+/// table, the property and its value, and no claim is committed on it,
+/// neither `Q`'s first bucket again (which a reader skipping the property
+/// would commit a second time) nor `P`'s next one.
 #[test]
-fn roll_state_v1_malformed_entry_is_ignored_by_this_build() {
+fn roll_state_v1_malformed_entry_is_refused_as_corruption() {
     let copy = copy_fixture("roll-state/v1");
     let rt = runtime();
     let cold = open(&rt, copy.root.path());
     let t = acme();
     let table = rt.block_on(cold.load_table(&t)).unwrap().unwrap();
-    std::fs::write(local(table.metadata_location().unwrap()), copy.relocated("corrupt/malformed.metadata.json"))
-        .unwrap();
+    let current = local(table.metadata_location().unwrap());
+    std::fs::write(&current, copy.relocated("corrupt/malformed.metadata.json")).unwrap();
     let q = *others().first().unwrap();
-    let mut state = want_state();
-    state.remove(&q);
-    assert_eq!(rt.block_on(cold.roll_state(&t)).unwrap(), state);
-    let claim = RollClaim { partitions: BTreeSet::from([q]), start: i64::MIN, end: BUCKET + BUCKET_MS };
-    let source = CommitSource { source: format!("empty:acme:{}:p{q}", BUCKET + BUCKET_MS), segments: String::new() };
-    let outcome = rt.block_on(cold.commit_claim(&t, WrittenFiles::default(), &source, &claim)).unwrap();
-    assert!(matches!(outcome, ClaimOutcome::Committed { .. }), "{outcome:?}");
+    let err = rt.block_on(cold.roll_state(&t)).unwrap_err();
+    assert!(matches!(&err, strata_cold_tier::Error::Corrupted { tenant, .. } if tenant == &t), "{err:?}");
+    let text = err.to_string();
+    for needle in ["samples_acme", &format!("strata.roll.p{q} = \"soon\"")] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let (b2, b3) = (BUCKET + BUCKET_MS, BUCKET + 2 * BUCKET_MS);
+    let claims = [
+        (format!("empty:acme:{b2}:p{q}"), RollClaim { partitions: BTreeSet::from([q]), start: i64::MIN, end: b2 }),
+        (
+            format!("hot:acme:{b3}:p{}", p()),
+            RollClaim { partitions: BTreeSet::from([p()]), start: b3, end: b3 + BUCKET_MS },
+        ),
+    ];
+    for (source, claim) in claims {
+        let source = CommitSource { source, segments: String::new() };
+        let err = rt.block_on(cold.commit_claim(&t, WrittenFiles::default(), &source, &claim)).unwrap_err();
+        assert!(matches!(err, strata_cold_tier::Error::Corrupted { .. }), "{claim:?}: {err:?}");
+    }
+    // Nothing was committed: the catalog still points at the damaged
+    // metadata, which holds the three snapshots of the fixture.
+    let table = rt.block_on(cold.load_table(&t)).unwrap().unwrap();
+    assert_eq!(local(table.metadata_location().unwrap()), current);
+    assert_eq!(table.metadata().snapshots().count(), commits().len());
 }
 
 /// Partition `P` when the fixture was written.
-const P_WRITTEN: u32 = u32::MAX;
+const P_WRITTEN: u32 = 1;
 
 async fn roll(cold: &ColdTier) {
     let t = acme();

@@ -29,7 +29,11 @@ fn want() -> Vec<Labels> {
 
 fn entry(l: Labels) -> SeriesEntry {
     let t = acme();
-    SeriesEntry { series_id: strata_schemas::series_id(&t, &l), device_hash: strata_schemas::device_hash_of(&t, "gw1"), labels: l }
+    SeriesEntry {
+        series_id: strata_schemas::series_id(&t, &l),
+        device_hash: strata_schemas::device_hash_of(&t, "gw1"),
+        labels: l,
+    }
 }
 
 #[test]

@@ -12,8 +12,8 @@
 //! the same input again and compare with the file (times masked for the
 //! admin log, whose writer stamps them), which freezes the line format.
 //! `corrupt/` files hold a line that is not JSON and a record of an
-//! unknown version: readers skip the first and, in this build, return the
-//! second as it is (they do not check `v`; README).
+//! unknown version (`v: 2`): readers skip both, the second with a warning
+//! naming the file, the line and the version.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -97,7 +97,10 @@ fn admin_app(log: Arc<AdminAudit>) -> Router {
     };
     Router::new()
         .route("/admin/v1/tenants/{id}/limits", axum::routing::put(guarded(json!({"status": "success"}))))
-        .route("/admin/v1/tenants/{id}/tokens", axum::routing::post(guarded(json!({"id": "tok7", "token": "st_tok7_SECRET"}))))
+        .route(
+            "/admin/v1/tenants/{id}/tokens",
+            axum::routing::post(guarded(json!({"id": "tok7", "token": "st_tok7_SECRET"}))),
+        )
         .route("/admin/v1/tenants", axum::routing::get(guarded(json!({"status": "success", "data": []}))))
         .route_layer(axum::middleware::from_fn_with_state(state, layer))
 }
@@ -151,11 +154,20 @@ fn admin_audit_v1_fixture_reads_back_exactly() {
     let first = &all[0];
     assert_eq!(first["v"], 1);
     assert!(first["time_ms"].as_i64().is_some_and(|t| t > 1_700_000_000_000) && first["duration_ms"].is_u64());
-    assert_eq!((first["method"].clone(), first["path"].clone()), (json!("PUT"), json!("/admin/v1/tenants/acme/limits")));
+    assert_eq!(
+        (first["method"].clone(), first["path"].clone()),
+        (json!("PUT"), json!("/admin/v1/tenants/acme/limits"))
+    );
     assert_eq!(first["route"], "/admin/v1/tenants/{id}/limits");
-    assert_eq!((first["tenant"].clone(), first["status"].clone(), first["result"].clone()), (json!("acme"), json!(200), json!("ok")));
+    assert_eq!(
+        (first["tenant"].clone(), first["status"].clone(), first["result"].clone()),
+        (json!("acme"), json!(200), json!("ok"))
+    );
     assert_eq!(first["request"], json!({"ingestion_rate": 50000, "max_series": 100000}));
-    assert_eq!((first["user_agent"].clone(), first["actor"].clone()), (json!("strata-admin/0.1.0"), json!("ops@farm-gw")));
+    assert_eq!(
+        (first["user_agent"].clone(), first["actor"].clone()),
+        (json!("strata-admin/0.1.0"), json!("ops@farm-gw"))
+    );
     assert_eq!(first["client"], Value::Null, "no listener in the generator");
     // A token issue keeps the new token's id, never the token.
     assert_eq!(all[1]["token_id"], "tok7");
@@ -297,20 +309,58 @@ fn region_audit_v1_lines_are_what_this_build_writes() {
 
 // ---- corrupt lines, unknown versions ----
 
-/// Each log's `corrupt/` file: a line that is not JSON (skipped) and a
-/// record with `v: 2` (returned as it is: readers do not check the version
-/// in this build; pinned, README), then a good record.
+/// Each log's `corrupt/` file: its first record with `v: 2`, a line that
+/// is not JSON, its last record. Readers return the last record only: the
+/// line that does not parse is skipped silently (a torn write), the record
+/// of an unknown version is skipped with a warning naming the file, line 1
+/// and version 2 (`server/src/jsonl.rs`, `known_version`).
 #[test]
-fn audit_logs_skip_lines_that_do_not_parse_and_return_other_versions_as_they_are() {
+fn audit_logs_skip_lines_that_do_not_parse_and_records_of_unknown_versions_with_a_warning() {
+    let unknown =
+        |path: &Path| format!("skipping {}:1: a record of format version 2, this node reads 1..=1", path.display());
+
     let dir = copy_log("admin-audit/v1/corrupt/admin.jsonl", "admin.jsonl");
-    let admin = AdminAudit::open(dir.path()).unwrap().list(None, 100).unwrap();
-    assert_eq!(admin.iter().map(|r| r["v"].clone()).collect::<Vec<_>>(), vec![json!(2), json!(1)]);
+    let log = AdminAudit::open(dir.path()).unwrap();
+    let (admin, warned) = warnings_of(|| log.list(None, 100).unwrap());
+    let good = AdminAudit::open(copy_log("admin-audit/v1/admin.jsonl", "admin.jsonl").path()).unwrap().list(None, 100);
+    assert_eq!(admin, vec![good.unwrap().pop().unwrap()]);
+    assert!(warned.contains(&unknown(log.path())), "{warned}");
+    assert_eq!(warned.matches("skipping").count(), 1, "only the v2 record is warned about: {warned}");
+
     let dir = copy_log("erasure-audit/v1/corrupt/erasure.jsonl", "erasure.jsonl");
-    let erasure = ErasureAudit::new(dir.path()).list(None).unwrap();
-    assert_eq!(erasure.iter().map(|r| r["v"].clone()).collect::<Vec<_>>(), vec![json!(2), json!(1)]);
+    let (erasure, warned) = warnings_of(|| ErasureAudit::new(dir.path()).list(None).unwrap());
+    assert_eq!(erasure, vec![erasure_record("del_02", "beta", "token:beta")]);
+    assert!(warned.contains(&unknown(&dir.path().join("erasure.jsonl"))), "{warned}");
+
     let dir = copy_log("region-audit/v1/corrupt/audit-1.jsonl", "audit-1.jsonl");
-    let region = AuditLog::open(dir.path()).unwrap().list(&Filter::default()).unwrap();
-    assert_eq!(region.iter().map(|r| r.v).collect::<Vec<_>>(), vec![2, 1]);
+    let (region, warned) = warnings_of(|| AuditLog::open(dir.path()).unwrap().list(&Filter::default()).unwrap());
+    assert_eq!(region, vec![region_records()[2].clone()]);
+    assert!(warned.contains(&unknown(&dir.path().join("audit-1.jsonl"))), "{warned}");
+}
+
+/// Runs `f` with a subscriber that writes its warnings into the returned text.
+fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<parking_lot::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || out.clone())
+        .finish();
+    let value = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().clone()).unwrap();
+    (value, text)
 }
 
 /// Writes the three logs (version 1, the current one) and their corrupt

@@ -30,7 +30,15 @@ fn answer_series() -> Vec<SeriesData> {
         samples: samples.iter().map(|&(ts, bits)| Sample::new(ts, f64::from_bits(bits))).collect(),
     };
     vec![
-        s("d1", &[(T0, 21.5f64.to_bits()), (T0 + 15_000, STALE), (T0 + 30_000, (-0.0f64).to_bits()), (T0 + 45_000, 22.25f64.to_bits())]),
+        s(
+            "d1",
+            &[
+                (T0, 21.5f64.to_bits()),
+                (T0 + 15_000, STALE),
+                (T0 + 30_000, (-0.0f64).to_bits()),
+                (T0 + 45_000, 22.25f64.to_bits()),
+            ],
+        ),
         s("d2", &[(T0 - 5, f64::MAX.to_bits()), (T0 + 60_000, f64::NAN.to_bits())]),
     ]
 }
@@ -40,7 +48,10 @@ fn answer_warnings() -> Vec<String> {
 }
 
 fn bits(series: &[SeriesData]) -> Vec<(String, Vec<(i64, u64)>)> {
-    series.iter().map(|s| (s.labels.to_string(), s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect())).collect()
+    series
+        .iter()
+        .map(|s| (s.labels.to_string(), s.samples.iter().map(|x| (x.ts, x.value.to_bits())).collect()))
+        .collect()
 }
 
 #[test]
@@ -184,11 +195,18 @@ fn current_bodies() -> Vec<(&'static str, Vec<u8>)> {
 fn regions_json_v2_bodies_parse_exactly_and_are_what_this_build_writes() {
     for (file, written) in current_bodies() {
         let bytes = read(&format!("regions-json/v2/{file}"));
-        assert_eq!(String::from_utf8_lossy(&bytes), String::from_utf8_lossy(&written), "{file}: this build's JSON moved");
+        assert_eq!(
+            String::from_utf8_lossy(&bytes),
+            String::from_utf8_lossy(&written),
+            "{file}: this build's JSON moved"
+        );
     }
     let select: RegionSelect = serde_json::from_slice(&read("regions-json/v2/select-request.json")).unwrap();
     assert_eq!((select.tenant.as_str(), select.query.as_str()), ("acme", QUERY));
-    assert_eq!((select.start, select.end, select.series_only, select.partial_response), (T0, T0 + 3_600_000, false, false));
+    assert_eq!(
+        (select.start, select.end, select.series_only, select.partial_response),
+        (T0, T0 + 3_600_000, false, false)
+    );
     let m: Vec<(String, String, String)> = select.matchers.into_iter().map(|m| (m.name, m.op, m.value)).collect();
     assert_eq!(m, vec![("__name__".into(), "=".into(), "temp".into()), ("farm".into(), "=~".into(), "f[12]".into())]);
     let partials: RegionPartials = serde_json::from_slice(&read("regions-json/v2/partials-request.json")).unwrap();
@@ -259,11 +277,17 @@ fn regenerate_regions_json_fixtures() {
         store(&format!("regions-json/v1/{file}"), v1.as_bytes());
     }
     let select = String::from_utf8(current_bodies()[0].1.clone()).unwrap();
-    store("regions-json/v2/corrupt/select-request-no-tenant.json", select.replace("\"tenant\":\"acme\",", "").as_bytes());
+    store(
+        "regions-json/v2/corrupt/select-request-no-tenant.json",
+        select.replace("\"tenant\":\"acme\",", "").as_bytes(),
+    );
     let count = String::from_utf8(current_bodies()[2].1.clone()).unwrap();
     let start = format!("\"start\":{T0}");
     assert!(count.contains(&start));
-    store("regions-json/v2/corrupt/count-request-start-text.json", count.replace(&start, &format!("\"start\":\"{T0}\"")).as_bytes());
+    store(
+        "regions-json/v2/corrupt/count-request-start-text.json",
+        count.replace(&start, &format!("\"start\":\"{T0}\"")).as_bytes(),
+    );
     let partials = &current_bodies()[1].1;
     store("regions-json/v2/corrupt/partials-request-truncated.json", &partials[..partials.len() / 2]);
 }
