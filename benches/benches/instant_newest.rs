@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use strata_benches::{env_or, load_average, median};
 use strata_hot_store::{HotStore, HotStoreConfig};
 use strata_query::{Engine, QueryConfig, Value};
 use strata_schemas::{
@@ -37,10 +38,6 @@ use strata_schemas::{
 /// 2025-01-01 00:00 UTC.
 const T0: i64 = 1_735_689_600_000;
 const STEP_MS: i64 = 150;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// The engine's read before `select_newest`: every sample of the window.
 #[derive(Debug)]
@@ -108,17 +105,6 @@ fn process_cpu_ms() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields 14 and 15 (utime, stime), counted from the state field (3) on; clock ticks of 10 ms.
     (ticks(11) + ticks(12)) * 10.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Runs `q` at `t` `runs` times; prints each run and the median; returns the answer.

@@ -46,6 +46,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use strata_benches::{env_or, load_average, median};
 use strata_cold_tier::{
     ColdReadStore, ColdTier, ColdTierConfig, CommitSource, Rollup, SeriesEntry, SeriesRollup, SeriesSamples,
     rollup_points,
@@ -60,10 +61,6 @@ const DAY: i64 = 1_440 * MIN;
 /// Midnight UTC, 2025-01-01.
 const T0: i64 = 1_735_689_600_000;
 const METRIC: &str = "soil_moisture";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// The same store without rollups (the engine's "rollups off").
 #[derive(Debug)]
@@ -239,12 +236,6 @@ fn schedstat_ns(field: usize) -> u64 {
         .sum()
 }
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 /// Runs `q` over `(start, end, step)` `runs` times; prints each run and
 /// the median; returns the last answer.
 fn time(engine: &Engine, t: &TenantId, what: &str, q: &str, (start, end, step): (i64, i64, i64), runs: usize) -> Value {
@@ -269,8 +260,7 @@ fn time(engine: &Engine, t: &TenantId, what: &str, q: &str, (start, end, step): 
         ms.push(took.as_secs_f64() * 1e3);
         last = Some(r.value);
     }
-    ms.sort_by(f64::total_cmp);
-    println!("{what}: median {:.1} ms of {runs} runs ({q})", ms[ms.len() / 2]);
+    println!("{what}: median {:.1} ms of {runs} runs ({q})", median(&mut ms));
     last.unwrap()
 }
 

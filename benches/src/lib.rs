@@ -5,7 +5,9 @@
 //! VictoriaMetrics, InfluxDB and Prometheus use `../shared/peer-bench` with
 //! the `strata` binary (see `docs/benchmarks/`).
 //!
-//! The library holds shared data generators for the benches.
+//! The library holds shared data generators for the benches, and the
+//! plain-`main` benches' helpers: their environment knobs ([`env_or`]), the
+//! load they ran under ([`load_average`]) and the [`median`] of their runs.
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))] // libraries log through tracing; only binaries print
 #![cfg_attr(test, allow(clippy::disallowed_methods))] // unit tests own their runtimes and threads (clippy.toml)
@@ -37,4 +39,25 @@ pub fn iot_line(out: &mut String, device: usize, step: usize, ts_ns: i64) {
         w(20000.0, 5000.0, 0),
         w(3.5, 3.0, 1),
     );
+}
+
+/// The environment variable `name` parsed as a `T`, or `default` when it is
+/// unset or does not parse (the benches' size and run-count knobs).
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg` (empty where
+/// `/proc` does not say): every record states the load it ran under.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The median of `v` (sorted in place; the upper one of an even count, NaN
+/// when empty).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }

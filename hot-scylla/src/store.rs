@@ -767,26 +767,9 @@ impl ReadStore for ScyllaHot {
     }
 }
 
-impl strata_schemas::LogSink for ScyllaHot {
-    fn apply(
-        &self,
-        partition: u32,
-        offset: u64,
-        payload: &[u8],
-        decoded: Option<&WriteBatch>,
-    ) -> Result<(), strata_schemas::ApplyError> {
-        let refused = |e: Error| strata_schemas::ApplyError::new(e.kind(), e.to_string());
-        match decoded {
-            Some(b) => ScyllaHot::apply(self, partition, offset, b).map_err(refused),
-            None => {
-                let b = WriteBatch::decode(payload).map_err(|e| {
-                    strata_schemas::ApplyError::new(
-                        strata_schemas::ErrorKind::Corruption,
-                        format!("record {partition}/{offset} does not decode: {e}"),
-                    )
-                })?;
-                ScyllaHot::apply(self, partition, offset, &b).map_err(refused)
-            }
-        }
+impl strata_schemas::BatchSink for ScyllaHot {
+    fn apply_batch(&self, partition: u32, offset: u64, batch: &WriteBatch) -> Result<(), strata_schemas::ApplyError> {
+        ScyllaHot::apply(self, partition, offset, batch)
+            .map_err(|e| strata_schemas::ApplyError::new(e.kind(), e.to_string()))
     }
 }

@@ -78,5 +78,5 @@ pub use read::{
     RollupData, RollupFields, RollupGrid, RollupPoint, RollupSeries, SeriesData, SumCheck, TimeRange, exact_exp,
 };
 pub use region::{RegionDirectory, RegionEntry};
-pub use sink::{ApplyError, DiscardSink, LogSink};
+pub use sink::{ApplyError, BatchSink, DiscardSink, LogSink};
 pub use tenant::{Access, AuthError, TenantId, TenantResolver};

@@ -3,8 +3,10 @@
 //! The log (embedded segments or Kafka, in `ingest`) hands every record to a
 //! [`LogSink`] in offset order per partition: right after the record became
 //! durable, with the [`WriteBatch`] the writer encoded, or during replay
-//! and Kafka consumption with only its bytes. The hot store is the sink
-//! (`impl LogSink for HotStore`). A refusal keeps its [`ErrorKind`] all the
+//! and Kafka consumption with only its bytes. A store (the embedded hot
+//! store, the ScyllaDB tier) implements [`BatchSink`], which makes it a
+//! [`LogSink`] that decodes the records that arrive as bytes (one that does
+//! not decode is *Corruption*). A refusal keeps its [`ErrorKind`] all the
 //! way to the write's answer: a store refusing writes for now (*Unavailable*)
 //! answers 503 with `Retry-After`, never a 500.
 
@@ -44,6 +46,35 @@ pub trait LogSink: Send + Sync {
         payload: &[u8],
         decoded: Option<&WriteBatch>,
     ) -> Result<(), ApplyError>;
+}
+
+/// A store that applies decoded batches. Every `BatchSink` is a [`LogSink`]:
+/// a record that arrives as bytes only is decoded first, and one that does
+/// not decode is refused as *Corruption* without reaching the store.
+pub trait BatchSink: Send + Sync {
+    /// Applies record `offset` of `partition`, already decoded; the same
+    /// contract as [`LogSink::apply`] (applying a record twice is harmless).
+    fn apply_batch(&self, partition: u32, offset: u64, batch: &WriteBatch) -> Result<(), ApplyError>;
+}
+
+impl<S: BatchSink> LogSink for S {
+    fn apply(
+        &self,
+        partition: u32,
+        offset: u64,
+        payload: &[u8],
+        decoded: Option<&WriteBatch>,
+    ) -> Result<(), ApplyError> {
+        match decoded {
+            Some(batch) => self.apply_batch(partition, offset, batch),
+            None => {
+                let batch = WriteBatch::decode(payload).map_err(|e| {
+                    ApplyError::new(ErrorKind::Corruption, format!("record {partition}/{offset} does not decode: {e}"))
+                })?;
+                self.apply_batch(partition, offset, &batch)
+            }
+        }
+    }
 }
 
 /// A sink that takes every record and keeps nothing: where the log itself is

@@ -125,7 +125,7 @@ impl Node {
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
         );
-        // The hot store is the log's sink (`impl LogSink for HotStore`), each
+        // The hot store is the log's sink (`impl BatchSink for HotStore`), each
         // applied batch then reported to the query front (`ObservedSink`).
         let write_hook = Arc::new(strata_query::front::WriteHook::default());
         let scylla = crate::hot_tier::open(&config, &data_dir)?;

@@ -9,13 +9,18 @@ use std::process::{Child, Command, Stdio};
 
 use crate::port::free_port;
 
-/// The kassandra binary: `$STRATA_KASSANDRA_BIN`, else
+/// Where the kassandra binary is looked for: `$STRATA_KASSANDRA_BIN`, else
 /// `<tools dir>/kassandra-0.14.0/bin/kassandra` ([`crate::tools_dir`]).
-/// Panics with the install command when it is missing.
-pub fn binary() -> PathBuf {
-    let path = std::env::var_os("STRATA_KASSANDRA_BIN")
+pub fn binary_path() -> PathBuf {
+    std::env::var_os("STRATA_KASSANDRA_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::tools_dir().join("kassandra-0.14.0/bin/kassandra"));
+        .unwrap_or_else(|| crate::tools_dir().join("kassandra-0.14.0/bin/kassandra"))
+}
+
+/// The kassandra binary ([`binary_path`]). Panics with the install command
+/// when it is missing.
+pub fn binary() -> PathBuf {
+    let path = binary_path();
     assert!(
         path.is_file(),
         "the kassandra CQL server is missing at {}: run `bash scripts/install-test-deps.sh` (or set STRATA_KASSANDRA_BIN)",

@@ -454,64 +454,6 @@ fn an_erase_interrupted_at_any_step_is_completed_by_the_next() {
     assert_eq!(reports["erase_after_series"].rollup_rows_recomputed, 0);
 }
 
-/// Figures for the closing note: `STRATA_ERASE_BENCH_DEVICES`
-/// devices (default 1,000) with one 5-minute series each, 30 days rolled
-/// in daily buckets (generated a day at a time), then one device erased
-/// over 1 day and another over all 30 days. Debug build figures unless run
-/// with `--release`:
-/// `cargo test -p strata-cold-tier --test it erase_cost -- --ignored --nocapture`.
-///
-/// 2026-12-03, debug build, 2 shared cores, local files + SQLite:
-///
-/// | devices | rolled | erase 1 device, 1 day | erase 1 device, 30 days |
-/// | --- | --- | --- | --- |
-/// | 1,000 | 8.6 M samples, 7.2 MB | 1.5 s, 0.21 MB rewritten | 8.6 s, 5.2 MB rewritten |
-/// | 10,000 | 86 M samples, 112 MB | 7.5 s, 2.95 MB rewritten | 102 s, 77 MB rewritten |
-#[test]
-#[ignore = "benchmark: prints figures"]
-fn erase_cost_one_device_over_one_and_thirty_days() {
-    let devices: usize = std::env::var("STRATA_ERASE_BENCH_DEVICES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let cold = Arc::new(open(&rt, dir.path()));
-    let t = tenant("acme");
-    let t0 = Instant::now();
-    let step = 300_000;
-    for day in 0..30 {
-        let data: Vec<SeriesSamples> = (0..devices)
-            .map(|d| {
-                let samples: Vec<(i64, f64)> = (0..DAY / step)
-                    .map(|i| (day0() + day * DAY + i * step, d as f64 + ((i * 7 + d as i64) % 100) as f64 / 4.0))
-                    .collect();
-                series(&t, "temp", &format!("dev-{d:05}"), &samples)
-            })
-            .collect();
-        roll(&rt, &cold, &t, &data, DAY);
-    }
-    let stored = rt.block_on(cold.stored_bytes(&t)).unwrap();
-    eprintln!(
-        "rolled {devices} devices x 30 days ({} samples, {stored} B of samples files) in {:.1?}",
-        devices as i64 * 30 * DAY / step,
-        t0.elapsed()
-    );
-    let opts = EraseOptions { orphan_grace: Duration::ZERO };
-    let (a, b) = (format!("dev-{:05}", devices / 2), format!("dev-{:05}", devices / 2 + 1));
-    for (device, start, end, days) in [(a, day0() + 10 * DAY, day0() + 11 * DAY - 1, 1), (b, i64::MIN, i64::MAX, 30)] {
-        let req = request(&device, start, end);
-        let t0 = Instant::now();
-        let r = rt.block_on(cold.erase_with(&t, &req, &opts)).unwrap();
-        let took = t0.elapsed();
-        let t1 = Instant::now();
-        let v = rt.block_on(cold.verify_erased(&t, &req)).unwrap();
-        eprintln!(
-            "erase {device} of {devices} over {days} days: {took:.2?} (verify {:.2?}): {}",
-            t1.elapsed(),
-            serde_json::to_string(&r).unwrap()
-        );
-        assert_eq!((v.rows_found, v.rollup_rows_found, v.series_rows_found, v.unreferenced_objects), (0, 0, 0, 0));
-    }
-}
-
 /// The compactor's small-file merge on every partition of the samples and
 /// rollup tables with more than one file (a rollup window's partial rows
 /// become one row).

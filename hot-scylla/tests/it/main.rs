@@ -4,7 +4,6 @@
 #![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
 mod conformance;
-mod figures;
 mod kassandra;
 mod model;
 mod store;

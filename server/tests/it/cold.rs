@@ -185,14 +185,8 @@ async fn cold_retention_from_the_registry_removes_old_days_from_iceberg() {
     // Three days old: rolled to cold by the compactor loop, then past the retention.
     let t0 = (now_ms() - 3 * 86_400_000) / 1000 * 1000;
     let body: String = (0..10).map(|i| format!("soil,device=d1 moisture={i} {}\n", t0 + i * 60_000)).collect();
-    let r = c
-        .post(s.url("/api/v2/write?precision=ms"))
-        .header("Authorization", format!("Token {token}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let (status, _, text) = write_as(&c, &s, &token, body).await;
+    assert_eq!(status, 204, "{text}");
     flush(&c, &s, dir.path()).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {

@@ -75,14 +75,7 @@ async fn a_group_rollup_declared_through_the_admin_api_answers_its_aggregation_a
             points.push((farm.clone(), t, v));
         }
     }
-    let r = c
-        .post(s.url("/api/v2/write?precision=ms"))
-        .header("Authorization", format!("Token {writer}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(write_as(&c, &s, &writer, body).await.0, 204);
     internal(&c, &s, &admin, "/internal/flush").await;
     let rolled = internal(&c, &s, &admin, "/internal/roll").await;
     assert_eq!(rolled["samples"], points.len(), "{rolled}");

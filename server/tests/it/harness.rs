@@ -125,6 +125,28 @@ pub(crate) async fn write(c: &reqwest::Client, s: &Server, path: &str, body: Vec
     (status, r.text().await.unwrap())
 }
 
+/// POSTs line protocol `body` (millisecond timestamps) to `/api/v2/write` as
+/// the tenant of `token` (`Authorization: Token …`, the InfluxDB clients'
+/// scheme): its status, `Retry-After` header (when sent) and body text, for
+/// the caller to assert on.
+pub(crate) async fn write_as(
+    c: &reqwest::Client,
+    s: &Server,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Option<String>, String) {
+    let r = c
+        .post(s.url("/api/v2/write?precision=ms"))
+        .header("Authorization", format!("Token {token}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, r.text().await.unwrap())
+}
+
 pub(crate) async fn query(c: &reqwest::Client, s: &Server, q: &str, t_ms: i64) -> serde_json::Value {
     let t = format!("{:.3}", t_ms as f64 / 1000.0);
     let r = c.get(s.url("/api/v1/query")).query(&[("query", q), ("time", &t)]).send().await.unwrap();

@@ -23,17 +23,6 @@ async fn admin_call(
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
-async fn write(c: &reqwest::Client, s: &Server, token: &str, body: &str) -> (u16, String) {
-    let r = c
-        .post(s.url("/api/v2/write?precision=ms"))
-        .header("Authorization", format!("Token {token}"))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 /// Polls `f` until it returns true or `within` passes.
 async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
 where
@@ -72,7 +61,7 @@ async fn two_nodes_share_a_postgresql_registry() {
     // Node B learns the tenant and its token from the shared database.
     let line = format!("env,device_id=d1 temp=21.5 {t}");
     assert!(
-        eventually(Duration::from_secs(3), || async { write(&c, &b, &token, &line).await.0 == 204 }).await,
+        eventually(Duration::from_secs(3), || async { write_as(&c, &b, &token, line.clone()).await.0 == 204 }).await,
         "node B accepts node A's token within a second or so"
     );
     let listed = admin_call(&c, &b, "GET", "/admin/v1/tenants", serde_json::Value::Null).await;
@@ -84,7 +73,7 @@ async fn two_nodes_share_a_postgresql_registry() {
     let wide = format!("env,device_id=d1,farm=f1,zone=z temp=1 {t}");
     assert!(
         eventually(Duration::from_secs(3), || async {
-            let (status, body) = write(&c, &b, &token, &wide).await;
+            let (status, _, body) = write_as(&c, &b, &token, wide.clone()).await;
             status == 400 && body.contains("max_labels_per_series")
         })
         .await,
@@ -95,7 +84,7 @@ async fn two_nodes_share_a_postgresql_registry() {
     let token_id = issued["id"].as_str().unwrap().to_owned();
     admin_call(&c, &b, "DELETE", &format!("/admin/v1/tenants/acme/tokens/{token_id}"), serde_json::Value::Null).await;
     assert!(
-        eventually(Duration::from_secs(3), || async { write(&c, &a, &token, &line).await.0 == 401 }).await,
+        eventually(Duration::from_secs(3), || async { write_as(&c, &a, &token, line.clone()).await.0 == 401 }).await,
         "node A refuses the token revoked through node B"
     );
 

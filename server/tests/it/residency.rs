@@ -16,16 +16,9 @@ async fn admin_post(c: &reqwest::Client, s: &Server, dir: &Path, path: &str, bod
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-async fn write_as(c: &reqwest::Client, s: &Server, token: &str, body: String) -> (u16, Value) {
-    let r = c
-        .post(s.url("/api/v2/write?precision=ms"))
-        .header("Authorization", format!("Token {token}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
+/// [`write_as`] with the answer's body as JSON (`null` when empty).
+async fn write_json(c: &reqwest::Client, s: &Server, token: &str, body: String) -> (u16, Value) {
+    let (status, _, text) = write_as(c, s, token, body).await;
     (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
 
@@ -99,7 +92,7 @@ async fn residency_label_refuses_lines_of_other_jurisdictions_and_policy_changes
 
     // Three lines: us, de, no country. The de line alone is refused.
     let body = format!("m,country=us,device=a v=1 {t}\nm,country=de,device=b v=2 {t}\nm,device=c v=3 {t}\n");
-    let (status, v) = write_as(&c, &s, &token, body.clone()).await;
+    let (status, v) = write_json(&c, &s, &token, body.clone()).await;
     assert_eq!(status, 400, "{v}");
     assert_eq!((v["accepted_lines"].as_u64(), v["rejected_lines"].as_u64()), (Some(2), Some(1)), "{v}");
     assert_eq!(v["errors"][0]["line"], 2, "{v}");
@@ -122,7 +115,7 @@ async fn residency_label_refuses_lines_of_other_jurisdictions_and_policy_changes
     assert_eq!((&eu["home_region"], &eu["data_regions"]), (&json!("eu-central"), &json!(["eu-central", "eu-west"])));
     let eu_token =
         admin_cli_json(&s, dir.path(), &["tokens", "issue", "eu-only"])["token"].as_str().unwrap().to_owned();
-    let (status, v) = write_as(&c, &s, &eu_token, format!("m,device=x v=9 {t}\n")).await;
+    let (status, v) = write_json(&c, &s, &eu_token, format!("m,device=x v=9 {t}\n")).await;
     assert_eq!(status, 403, "{v}");
     assert_eq!(v["code"], "wrong region");
     let msg = v["message"].as_str().unwrap();
@@ -135,7 +128,7 @@ async fn residency_label_refuses_lines_of_other_jurisdictions_and_policy_changes
         &["tenants", "update", "fleet", "--residency-label", "country", "--residency", "de=us"],
     );
     assert_eq!(updated["residency"], json!({"label": "country", "jurisdictions": {"de": "us"}}));
-    let (status, v) = write_as(&c, &s, &token, body.clone()).await;
+    let (status, v) = write_json(&c, &s, &token, body.clone()).await;
     assert_eq!(status, 204, "{v}");
     assert_eq!(series_of(&c, &s, &token, "m_v", "device", t + 1000).await, ["a", "b", "c"]);
     let (ok, out, err) = admin_cli(&s, dir.path(), &["tenants", "get", "fleet"]);
@@ -146,7 +139,7 @@ async fn residency_label_refuses_lines_of_other_jurisdictions_and_policy_changes
     // Europe only from now on: the same write is refused as a whole.
     let updated = admin_cli_json(&s, dir.path(), &["tenants", "update", "fleet", "--data-regions", "eu-central"]);
     assert_eq!(updated["home_region"], "eu-central");
-    let (status, v) = write_as(&c, &s, &token, format!("m,device=z v=1 {t}\n")).await;
+    let (status, v) = write_json(&c, &s, &token, format!("m,device=z v=1 {t}\n")).await;
     assert_eq!(status, 403, "{v}");
     assert!(v["message"].as_str().unwrap().contains("data regions: eu-central"), "{v}");
 
@@ -156,7 +149,7 @@ async fn residency_label_refuses_lines_of_other_jurisdictions_and_policy_changes
         dir.path(),
         &["tenants", "update", "fleet", "--data-regions", "us-east,eu-central", "--clear-residency"],
     );
-    let (status, v) = write_as(&c, &s, &token, format!("m,country=de,device=d v=4 {t}\n")).await;
+    let (status, v) = write_json(&c, &s, &token, format!("m,country=de,device=d v=4 {t}\n")).await;
     assert_eq!(status, 204, "{v}");
     let (ok, _, err) = admin_cli(&s, dir.path(), &["tenants", "update", "fleet", "--export", "eu=everything"]);
     assert!(!ok && err.contains("400"), "{err}");

@@ -4,19 +4,6 @@
 
 use crate::harness::*;
 
-async fn write_as(c: &reqwest::Client, s: &Server, token: &str, body: String) -> (u16, Option<String>, String) {
-    let r = c
-        .post(s.url("/api/v2/write?precision=ms"))
-        .header("Authorization", format!("Token {token}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
-    (status, retry, r.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_lifecycle_limits_and_tokens_through_the_cli() {
     let dir = data_dir();
