@@ -453,7 +453,7 @@ impl ColdTier {
         }
         let (ids, series) = SortedIds::of(index);
         let has_exp = table.metadata().current_schema().field_by_name("exp").is_some();
-        let files = self.live_files(&table, tenant).await?;
+        let files = self.live_entries(&table, tenant).await?;
         // `count`/`sum` cells (avg, sum): the sum checks from the files' bounds where they allow.
         let ordered = fields.min || fields.max || fields.last;
         let bounds =
@@ -738,7 +738,7 @@ mod tests {
             }
         });
         let table = rt.block_on(view.load_table(&t)).unwrap().unwrap();
-        let files = rt.block_on(view.live_files(&table, &t)).unwrap();
+        let files = rt.block_on(view.live_entries(&table, &t)).unwrap();
         // Window ends are the next midnights: day 0's window ends on day 1.
         let first = TimeRange::new(day0 + DAY, day0 + DAY);
         let bounds = ColdTier::sum_bounds(&table, &files, first).expect("day 0's file has its bounds");

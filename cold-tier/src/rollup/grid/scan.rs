@@ -77,7 +77,7 @@ impl ColdTier {
     }
 
     /// The live data files of `table`'s current snapshot (none without one).
-    pub(super) async fn live_files(
+    pub(super) async fn live_entries(
         &self,
         table: &iceberg::table::Table,
         tenant: &TenantId,
@@ -104,7 +104,7 @@ impl ColdTier {
         tenant: &TenantId,
         matchers: &[Matcher],
     ) -> Result<HashSet<String>> {
-        let files = self.live_files(table, tenant).await?;
+        let files = self.live_entries(table, tenant).await?;
         Ok(self.proven_among(table, tenant, matchers, &files))
     }
 
