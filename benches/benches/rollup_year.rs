@@ -33,6 +33,8 @@
 //! `PER_SERIES` (1: also the fleet year with the rollup read per series,
 //! the read before the grid, its answer compared bit for bit; 0: not),
 //! `RAW` (1: the raw slice; 0: stop after the year),
+//! `QUERY_TIMEOUT_S` (the engine's query timeout, default
+//! `QueryConfig::default().timeout`, 120 s: raise it under valgrind),
 //! `DEVICE_BUCKETS` (`cold.device_buckets`, default 8: files per day
 //! partition of the samples table; a 1 d table created at rollup layout
 //! version 2 has one), `BENCH_DIR` (default: a temporary directory) in the
@@ -317,7 +319,8 @@ fn main() {
         println!("setup: reusing {}", dir.display());
     }
     let store: Arc<dyn ReadStore> = Arc::new(ColdReadStore::new(Arc::clone(&cold), rt.handle().clone()));
-    let unlimited = QueryConfig { max_samples: usize::MAX, max_bytes: usize::MAX, ..QueryConfig::default() };
+    let timeout = Duration::from_secs(env_or("QUERY_TIMEOUT_S", QueryConfig::default().timeout.as_secs()));
+    let unlimited = QueryConfig { max_samples: usize::MAX, max_bytes: usize::MAX, timeout, ..QueryConfig::default() };
     let on = Engine::new(Arc::clone(&store), unlimited.clone());
     let off = Engine::new(Arc::new(RawOnly(Arc::clone(&store))), unlimited.clone());
     let fleet = format!("avg by (farm) (avg_over_time({METRIC}[1d]))");

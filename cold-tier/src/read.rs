@@ -29,7 +29,7 @@
 //! series' samples and one record batch at a time, not the rows the
 //! predicate lets through.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -72,11 +72,11 @@ pub(crate) fn predicate(tier: &ColdTier, tenant: &TenantId, matchers: &[Matcher]
     p
 }
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub(crate) const MS_PER_DAY: i64 = 86_400_000;
 
 /// The `ts_day` of a samples or rollup table file's partition (its first
 /// field, a date); `None` for a series table's (a bucket only).
-fn partition_day(partition: &iceberg::spec::Struct) -> Option<i32> {
+pub(crate) fn partition_day(partition: &iceberg::spec::Struct) -> Option<i32> {
     use iceberg::spec::{Literal, PrimitiveLiteral};
     match partition.fields() {
         [Some(Literal::Primitive(PrimitiveLiteral::Int(day))), _] => Some(*day),
@@ -295,6 +295,39 @@ fn absorb_ids(
     Ok(())
 }
 
+/// How [`ColdTier::scan_filtered`] reads the files it plans (the default:
+/// as iceberg's reader does by default, every file with its task's
+/// predicate).
+#[derive(Debug, Default)]
+pub(crate) struct ReadTuning {
+    /// Data files whose column bounds prove every pushed matcher (every
+    /// row matches it): when their day lies inside the range, read with no
+    /// predicate at all (rollup `grid/scan.rs`, `proven_among`).
+    pub(crate) proven: HashSet<String>,
+    /// Rows per record batch; `None`: the reader's default (1,024).
+    pub(crate) batch_rows: Option<usize>,
+    /// Bytes read from a file's end for its Parquet footer; `None`: the
+    /// reader's default (512 KiB, one request on an object store).
+    pub(crate) metadata_hint: Option<usize>,
+    /// Gaps between the column chunks read that one request spans; `None`:
+    /// the reader's default (1 MiB: the unread columns between read ones
+    /// are read too).
+    pub(crate) coalesce_bytes: Option<u64>,
+}
+
+/// `columns` in the order of the table schema's fields (names it lacks
+/// last): the Parquet reader yields a file's columns in the file's order,
+/// and where iceberg's reader finds another order in the projection it
+/// reorders every batch and, for each file, builds (and drops) two
+/// `iceberg::Error`s per column, each capturing a backtrace when
+/// `RUST_BACKTRACE` is set.
+fn in_schema_order<'a>(schema: &iceberg::spec::Schema, columns: &[&'a str]) -> Vec<&'a str> {
+    let fields = schema.as_struct().fields();
+    let mut out = columns.to_vec();
+    out.sort_by_key(|c| fields.iter().position(|f| f.name == *c).unwrap_or(usize::MAX));
+    out
+}
+
 impl ColdTier {
     /// Scans `table` for `columns` under the tenant/matcher/time predicate,
     /// pruning by partition, row-group statistics and page index, and hands
@@ -308,34 +341,38 @@ impl ColdTier {
         columns: &[&str],
         each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        self.scan_filtered(table, tenant, matchers, range, columns, each).await.map(|_| ())
+        self.scan_filtered(table, tenant, matchers, range, columns, ReadTuning::default(), each).await.map(|_| ())
     }
 
-    /// [`ColdTier::scan_batches`], returning what the scan read.
-    async fn scan_filtered(
+    /// [`ColdTier::scan_batches`] read as `tuning` says, returning what the
+    /// scan read. A file whose whole day partition lies inside `range`
+    /// needs no per-row `ts` test: its task gets the predicate without the
+    /// range, or none when `tuning.proven` holds it (the Parquet reader
+    /// evaluates a task's predicate on every row).
+    #[expect(clippy::too_many_arguments, reason = "the scan's inputs, each used once")]
+    pub(crate) async fn scan_filtered(
         &self,
         table: &iceberg::table::Table,
         tenant: &TenantId,
         matchers: &[Matcher],
         range: TimeRange,
         columns: &[&str],
+        tuning: ReadTuning,
         mut each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<ScanStats> {
         let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
         let scan = table
             .scan()
-            .select(columns.iter().copied())
+            .select(in_schema_order(table.metadata().current_schema(), columns))
             .with_filter(predicate(self, tenant, matchers, range))
             .with_row_group_filtering_enabled(true)
             .with_row_selection_enabled(true)
             .build()
             .map_err(scan_err)?;
-        // A file whose whole day partition lies inside `range` needs no
-        // per-row `ts` test: its task gets the predicate without the range
-        // (the Parquet reader evaluates a task's predicate on every row).
         let residual = predicate(self, tenant, matchers, TimeRange::ALL);
         let files = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = Arc::clone(&files);
+        let ReadTuning { proven, batch_rows, metadata_hint, coalesce_bytes } = tuning;
         let tasks = scan.plan_files().await.map_err(scan_err)?.and_then(move |mut task| {
             counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let inside = task.partition.as_ref().and_then(partition_day).is_some_and(|day| {
@@ -345,6 +382,7 @@ impl ColdTier {
             let rebound = match &residual {
                 _ if !inside => Ok(task.predicate.take()),
                 Predicate::AlwaysTrue => Ok(None),
+                _ if proven.contains(task.data_file_path.as_str()) => Ok(None),
                 p => iceberg::expr::Bind::bind(p, Arc::clone(&task.schema), task.case_sensitive).map(Some),
             };
             futures::future::ready(rebound.map(|p| {
@@ -353,11 +391,19 @@ impl ColdTier {
             }))
         });
         let runtime = iceberg::Runtime::try_current().map_err(scan_err)?;
-        let reader = iceberg::arrow::ArrowReaderBuilder::new(table.file_io().clone(), runtime)
+        let mut reader = iceberg::arrow::ArrowReaderBuilder::new(table.file_io().clone(), runtime)
             .with_row_group_filtering_enabled(true)
-            .with_row_selection_enabled(true)
-            .build();
-        let result = reader.read(Box::pin(tasks)).map_err(scan_err)?;
+            .with_row_selection_enabled(true);
+        if let Some(rows) = batch_rows {
+            reader = reader.with_batch_size(rows);
+        }
+        if let Some(bytes) = metadata_hint {
+            reader = reader.with_metadata_size_hint(bytes);
+        }
+        if let Some(bytes) = coalesce_bytes {
+            reader = reader.with_range_coalesce_bytes(bytes);
+        }
+        let result = reader.build().read(Box::pin(tasks)).map_err(scan_err)?;
         let metrics = result.metrics().clone();
         let mut stream = result.stream();
         let mut stats = ScanStats::default();
@@ -392,7 +438,7 @@ impl ColdTier {
             if want_samples { &["metric", "labels", "series_id", "ts", "value"] } else { &["labels", "series_id"] };
         let mut groups: HashMap<i64, Vec<Group>> = HashMap::new();
         let read = self
-            .scan_filtered(&table, tenant, matchers, range, columns, |batch| {
+            .scan_filtered(&table, tenant, matchers, range, columns, ReadTuning::default(), |batch| {
                 absorb(batch, tenant, &mut groups, want_samples)
             })
             .await?;
@@ -480,9 +526,15 @@ impl ColdTier {
             let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); matching];
             let mut unresolved = false;
             let data = self
-                .scan_filtered(table, tenant, matchers, range, &["series_id", "ts", "value"], |batch| {
-                    absorb_ids(batch, tenant, &index, &mut samples, &mut unresolved)
-                })
+                .scan_filtered(
+                    table,
+                    tenant,
+                    matchers,
+                    range,
+                    &["series_id", "ts", "value"],
+                    ReadTuning::default(),
+                    |batch| absorb_ids(batch, tenant, &index, &mut samples, &mut unresolved),
+                )
                 .await?;
             stats.add(&data);
             if unresolved {

@@ -3,12 +3,16 @@
 //! ```text
 //!  series table ─► SeriesIndex (ids of the matchers' series) ─► slots in label order,
 //!                  ids sorted (a file's rows come sorted by series id: a cursor walks them)
+//!  the live files (manifests, read once) ─► files whose bounds prove the matchers, and for
+//!     count/sum cells the sum checks' bounds per day (`exp`, `min`, `max` column bounds of
+//!     each day's files, none with a NaN or ±Inf window: `scan::sum_bounds`)
 //!  ends cut into day-aligned parts (one per core) ─► each part scanned on its own task
 //!  (`scan`: no per-row predicate in files whose bounds prove the matchers; large batches):
-//!     series_id, ts, count (+ sum, exp, min, max | min | max | last, last_ts: what `fields` needs)
-//!     row ─► its cell (window k of the part's block, series slot): count/sum only
-//!            (avg, sum, count): AddBlock, from the columns' value slices; else
-//!            RollupBlockBuilder::add
+//!     series_id, ts, count (+ sum, and exp, min, max unless the day bounds check the sums
+//!       | min | max | last, last_ts: what `fields` needs)
+//!     row ─► its cell (window k of the part's block, series slot; k worked out once per
+//!            run of equal ends): count/sum only (avg, sum, count): AddBlock, from the
+//!            columns' value slices; else RollupBlockBuilder::add
 //!  blocks in part order + per-series SumChecks merged ─► RollupAnswer::Grid
 //!  a row of a series the series table lacks, a grid of more than MAX_GRID_CELLS cells,
 //!  ends not aligned ─► RollupAnswer::Series (`select_rollup`, as before)
@@ -18,7 +22,14 @@
 //! answer: a year of one-row-per-day 1 d windows of 40,000 series is
 //! 14.6 M cells of 12 bytes for `avg_over_time` (`count`, `sum`), each
 //! file's rows written into one row of cells.
+//!
+//! A sum check from a day's bounds is never looser than the rows' own
+//! (each row's `exp` is at least the day's lowest, its `|min|`, `|max|` at
+//! most the day's largest), so a series it calls exact is exact; it may
+//! call inexact a series near the limit that the rows would have passed
+//! (its sums are then read from raw samples, as for any inexact series).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
@@ -30,9 +41,11 @@ use strata_schemas::{
 
 mod scan;
 
+use scan::DayBounds;
+
 use super::{complete_from, read_parallelism, scan_parts};
 use crate::error::{Error, Result};
-use crate::read::column;
+use crate::read::{MS_PER_DAY, column};
 use crate::series::SeriesIndex;
 use crate::tier::ColdTier;
 
@@ -82,6 +95,43 @@ impl SortedIds {
         *cursor = at;
         (self.ids.get(at) == Some(&id)).then_some(at)
     }
+
+    /// The slot of `id`'s series (`Some(None)`: it does not match every
+    /// matcher), from `last` (the previous row's id and slot) when the id
+    /// is the same, else [`SortedIds::find`]; `None`: no series has it.
+    #[inline]
+    fn slot(&self, id: i64, cursor: &mut usize, last: &mut Option<(i64, Option<u32>)>) -> Option<Option<u32>> {
+        match *last {
+            Some((x, slot)) if x == id => Some(slot),
+            _ => {
+                let slot = self.slots.get(self.find(id, cursor)?).copied().flatten();
+                *last = Some((id, slot));
+                Some(slot)
+            }
+        }
+    }
+}
+
+/// A part's windows: the end of its first, the width, how many.
+#[derive(Debug, Clone, Copy)]
+struct PartWindows {
+    first_end: i64,
+    width: i64,
+    windows: usize,
+}
+
+impl PartWindows {
+    /// The window of the part a row ending at `end` (ms) belongs to;
+    /// `None` before the part (the scan's range keeps those out) or after
+    /// its last window; an error when `end` is off the windows' grid.
+    #[inline]
+    fn of(self, end: i64) -> std::result::Result<Option<usize>, String> {
+        let off = end - self.first_end;
+        if off.rem_euclid(self.width) != 0 {
+            return Err(format!("rollup row ending at {end} ms, not a multiple of {} ms", self.width));
+        }
+        Ok(if off < 0 { None } else { usize::try_from(off / self.width).ok().filter(|&k| k < self.windows) })
+    }
 }
 
 /// The columns of a rollup batch a grid read takes (the others are not projected).
@@ -98,17 +148,20 @@ struct GridColumns<'a> {
 }
 
 impl<'a> GridColumns<'a> {
-    fn of(batch: &'a RecordBatch, tenant: &TenantId, fields: RollupFields) -> Result<Self> {
+    /// The columns of `batch` a read of `fields` takes; `exp`, `min` and
+    /// `max` for the sum checks only when `checks_by_row`.
+    fn of(batch: &'a RecordBatch, tenant: &TenantId, fields: RollupFields, checks_by_row: bool) -> Result<Self> {
         let opt = |name: &str, asked: bool| -> Result<Option<&'a PrimitiveArray<Float64Type>>> {
             if asked { column(batch, name, tenant).map(Some) } else { Ok(None) }
         };
+        let by_row = fields.sum && checks_by_row;
         Ok(Self {
             ids: column(batch, "series_id", tenant)?,
             ts: column(batch, "ts", tenant)?,
             count: column(batch, "count", tenant)?,
             sum: opt("sum", fields.sum)?,
-            min: opt("min", fields.min || fields.sum)?,
-            max: opt("max", fields.max || fields.sum)?,
+            min: opt("min", fields.min || by_row)?,
+            max: opt("max", fields.max || by_row)?,
             last: opt("last", fields.last)?,
             last_ts: if fields.min || fields.max || fields.last {
                 Some(column(batch, "last_ts", tenant)?)
@@ -116,7 +169,7 @@ impl<'a> GridColumns<'a> {
                 None
             },
             exp: match batch.column_by_name("exp") {
-                Some(_) if fields.sum => Some(column(batch, "exp", tenant)?),
+                Some(_) if by_row => Some(column(batch, "exp", tenant)?),
                 _ => None,
             },
         })
@@ -147,15 +200,31 @@ fn float_values(c: Option<&PrimitiveArray<Float64Type>>) -> Option<&[f64]> {
 /// A part's block and its series' sum checks.
 type PartGrid = (RollupBlock, Vec<SumCheck>);
 
+/// What the parts of one grid read share.
+#[derive(Debug)]
+struct GridPlan {
+    /// The columns read.
+    columns: Vec<String>,
+    /// The data files read without a predicate (`scan.rs`).
+    proven: HashSet<String>,
+    ids: SortedIds,
+    /// Series in the grid.
+    series: usize,
+    fields: RollupFields,
+    /// `Some`: the sum checks come from these bounds of the files' columns,
+    /// and `exp`, `min`, `max` are not read ([`ColdTier::sum_bounds`]).
+    bounds: Option<Arc<DayBounds>>,
+}
+
 /// One part's rows into its block of cells.
 struct GridAbsorber<'a> {
     tenant: &'a TenantId,
     ids: &'a SortedIds,
     fields: RollupFields,
-    /// The end of the block's first window, the width, the block's windows.
-    first_end: i64,
-    width: i64,
-    windows: usize,
+    /// The sum checks' bounds per day, when `exp`, `min`, `max` are not read.
+    bounds: Option<&'a DayBounds>,
+    /// The windows of the part's block.
+    windows: PartWindows,
     block: Cells,
     cursor: usize,
     unresolved: bool,
@@ -260,34 +329,20 @@ impl<'a> GridAbsorber<'a> {
         if self.unresolved {
             return Ok(()); // the per-series read answers instead
         }
-        let cols = GridColumns::of(batch, self.tenant, self.fields)?;
+        let cols = GridColumns::of(batch, self.tenant, self.fields, self.bounds.is_none())?;
         if let Cells::Add(_) = self.block {
-            return self.absorb_adding(&cols, batch.num_rows());
+            return self.absorb_adding(&cols);
         }
         let corrupt = |detail: String| Error::Corrupted { tenant: self.tenant.clone(), detail };
-        let (mut last_id, mut slot) = (None, None);
+        let mut last = None;
         for i in 0..batch.num_rows() {
-            let id = cols.ids.value(i);
-            if last_id != Some(id) {
-                let Some(at) = self.ids.find(id, &mut self.cursor) else {
-                    self.unresolved = true;
-                    return Ok(());
-                };
-                (last_id, slot) = (Some(id), self.ids.slots.get(at).copied().flatten());
-            }
+            let Some(slot) = self.ids.slot(cols.ids.value(i), &mut self.cursor, &mut last) else {
+                self.unresolved = true;
+                return Ok(());
+            };
             let Some(s) = slot else { continue };
             let end = cols.ts.value(i).div_euclid(1000);
-            let off = end - self.first_end;
-            if off < 0 || off.rem_euclid(self.width) != 0 {
-                if off.rem_euclid(self.width) != 0 {
-                    return Err(corrupt(format!("rollup row ending at {end} ms, not a multiple of {} ms", self.width)));
-                }
-                continue; // before the part (the scan's range keeps them out)
-            }
-            let k = (off / self.width) as usize;
-            if k >= self.windows {
-                continue;
-            }
+            let Some(k) = self.windows.of(end).map_err(corrupt)? else { continue };
             if let Cells::Ordered(block) = &mut self.block {
                 block.add(k, s as usize, &cols.point(i, end)).map_err(corrupt)?;
             }
@@ -296,45 +351,72 @@ impl<'a> GridAbsorber<'a> {
     }
 
     /// [`GridAbsorber::absorb`] into an [`AddBlock`]: the same rows into the
-    /// same cells, read from the columns' value slices.
-    fn absorb_adding(&mut self, cols: &GridColumns<'_>, rows: usize) -> Result<()> {
+    /// same cells, read from the columns' value slices, each run of rows
+    /// ending at the same time (a 1 d file's rows all do) placed in its
+    /// window once.
+    fn absorb_adding(&mut self, cols: &GridColumns<'_>) -> Result<()> {
         let corrupt = |detail: String| Error::Corrupted { tenant: self.tenant.clone(), detail };
+        let windows = self.windows;
         let Cells::Add(block) = &mut self.block else { return Ok(()) };
         let (ids, ts, count): (&[i64], &[i64], &[i64]) = (cols.ids.values(), cols.ts.values(), cols.count.values());
-        let (sum, min, max) = (float_values(cols.sum), float_values(cols.min), float_values(cols.max));
-        let exp =
-            cols.exp.map(|e| -> (&[i32], bool, &PrimitiveArray<Int32Type>) { (e.values(), e.null_count() > 0, e) });
-        let (mut last_id, mut slot) = (None, None);
-        for i in 0..rows {
-            let Some(&id) = ids.get(i) else { break };
-            if last_id != Some(id) {
-                let Some(at) = self.ids.find(id, &mut self.cursor) else {
+        let (mut last, mut last_ts, mut k) = (None, None, None);
+        let mut window = |t: i64| -> Result<Option<usize>> {
+            if last_ts != Some(t) {
+                last_ts = Some(t);
+                k = windows.of(t.div_euclid(1000)).map_err(corrupt)?;
+            }
+            Ok(k)
+        };
+        let rows_of = ids.iter().zip(ts).zip(count);
+        if let (Some(sum), Some(bounds)) = (cols.sum, self.bounds) {
+            // The sum checks from the day's bounds (`exp`, `min`, `max` not read): a row of
+            // a day without them makes its series' check fail (`exp` unknown).
+            let (mut day, mut bound) = (None, None);
+            for (((&id, &t), &c), &row_sum) in rows_of.zip(sum.values().iter()) {
+                let Some(slot) = self.ids.slot(id, &mut self.cursor, &mut last) else {
                     self.unresolved = true;
                     return Ok(());
                 };
-                (last_id, slot) = (Some(id), self.ids.slots.get(at).copied().flatten());
-            }
-            let Some(s) = slot else { continue };
-            let end = ts.get(i).copied().unwrap_or_default().div_euclid(1000);
-            let off = end - self.first_end;
-            if off < 0 || off.rem_euclid(self.width) != 0 {
-                if off.rem_euclid(self.width) != 0 {
-                    return Err(corrupt(format!("rollup row ending at {end} ms, not a multiple of {} ms", self.width)));
+                let Some(s) = slot else { continue };
+                let Some(k) = window(t)? else { continue };
+                let d = t.div_euclid(1000).div_euclid(MS_PER_DAY);
+                if day != Some(d) {
+                    (day, bound) = (Some(d), bounds.get(&d).copied());
                 }
-                continue; // before the part (the scan's range keeps them out)
+                let (exp, m) = bound.map_or((None, f64::NAN), |(e, m)| (Some(e), m));
+                block.add(k, s as usize, c, (row_sum, m, m, exp)).map_err(corrupt)?;
             }
-            let k = (off / self.width) as usize;
-            if k >= self.windows {
-                continue;
+            return Ok(());
+        }
+        match (cols.sum, cols.min, cols.max, cols.exp) {
+            // `sum` asked, `exp` without nulls: the common case, one pass over the slices.
+            (Some(sum), Some(min), Some(max), Some(exp)) if exp.null_count() == 0 => {
+                let values =
+                    sum.values().iter().zip(min.values().iter()).zip(max.values().iter()).zip(exp.values().iter());
+                for (((&id, &t), &c), (((&row_sum, &row_min), &row_max), &row_exp)) in rows_of.zip(values) {
+                    let Some(slot) = self.ids.slot(id, &mut self.cursor, &mut last) else {
+                        self.unresolved = true;
+                        return Ok(());
+                    };
+                    let Some(s) = slot else { continue };
+                    let Some(k) = window(t)? else { continue };
+                    block.add(k, s as usize, c, (row_sum, row_min, row_max, Some(row_exp))).map_err(corrupt)?;
+                }
             }
-            let f = |v: Option<&[f64]>| v.and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN);
-            let exp = match exp {
-                Some((v, false, _)) => v.get(i).copied(),
-                Some((_, true, e)) => e.is_valid(i).then(|| e.value(i)),
-                None => None,
-            };
-            let c = count.get(i).copied().unwrap_or_default();
-            block.add(k, s as usize, c, (f(sum), f(min), f(max), exp)).map_err(corrupt)?;
+            _ => {
+                let (sum, min, max) = (float_values(cols.sum), float_values(cols.min), float_values(cols.max));
+                for (i, ((&id, &t), &c)) in rows_of.enumerate() {
+                    let Some(slot) = self.ids.slot(id, &mut self.cursor, &mut last) else {
+                        self.unresolved = true;
+                        return Ok(());
+                    };
+                    let Some(s) = slot else { continue };
+                    let Some(k) = window(t)? else { continue };
+                    let f = |v: Option<&[f64]>| v.and_then(|v| v.get(i)).copied().unwrap_or(f64::NAN);
+                    let exp = cols.exp.and_then(|e| e.is_valid(i).then(|| e.value(i)));
+                    block.add(k, s as usize, c, (f(sum), f(min), f(max), exp)).map_err(corrupt)?;
+                }
+            }
         }
         Ok(())
     }
@@ -371,24 +453,35 @@ impl ColdTier {
         }
         let (ids, series) = SortedIds::of(index);
         let has_exp = table.metadata().current_schema().field_by_name("exp").is_some();
+        let files = self.live_entries(&table, tenant).await?;
+        // `count`/`sum` cells (avg, sum): the sum checks from the files' bounds where they allow.
+        let ordered = fields.min || fields.max || fields.last;
+        let bounds =
+            (fields.sum && !ordered && has_exp).then(|| Self::sum_bounds(&table, &files, ends)).flatten().map(Arc::new);
+        let by_rows = fields.sum && bounds.is_none();
         let mut columns = vec!["series_id", "ts", "count"];
         for (name, asked) in [
             ("sum", fields.sum),
-            ("exp", fields.sum && has_exp),
-            ("min", fields.min || fields.sum),
-            ("max", fields.max || fields.sum),
+            ("exp", by_rows && has_exp),
+            ("min", fields.min || by_rows),
+            ("max", fields.max || by_rows),
             ("last", fields.last),
-            ("last_ts", fields.min || fields.max || fields.last),
+            ("last_ts", ordered),
         ] {
             if asked {
                 columns.push(name);
             }
         }
+        let plan = GridPlan {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            proven: self.proven_among(&table, tenant, matchers, &files),
+            ids,
+            series: series.len(),
+            fields,
+            bounds,
+        };
         let parts = scan_parts(ends, read_parallelism());
-        let Some((blocks, sums)) = self
-            .scan_grid(&table, tenant, matchers, ends, &parts, &columns, Arc::new(ids), series.len(), fields)
-            .await?
-        else {
+        let Some((blocks, sums)) = self.scan_grid(&table, tenant, matchers, ends, &parts, Arc::new(plan)).await? else {
             tracing::debug!(tenant = %tenant, table = ?self.kind, "rollup rows of series the series table lacks; reading their labels");
             return self.rollup_per_series(tenant, matchers, ends).await;
         };
@@ -415,8 +508,7 @@ impl ColdTier {
 
     /// Each part of `ends` scanned into its block on its own runtime task
     /// (one part: on this one); the blocks in part order and the series'
-    /// sum checks merged; `None` when a row's series is not in `ids`.
-    #[expect(clippy::too_many_arguments, reason = "the scan's parts, each used once")]
+    /// sum checks merged; `None` when a row's series is not in the plan's ids.
     #[expect(
         clippy::disallowed_methods,
         reason = "one task per part of a single read, all awaited here before it returns (none outlives the call)"
@@ -428,10 +520,7 @@ impl ColdTier {
         matchers: &[Matcher],
         ends: TimeRange,
         parts: &[TimeRange],
-        columns: &[&str],
-        ids: Arc<SortedIds>,
-        series: usize,
-        fields: RollupFields,
+        plan: Arc<GridPlan>,
     ) -> Result<Option<(Vec<RollupBlock>, Vec<SumCheck>)>> {
         let width = self.rollup_of_view(tenant)?.width_ms();
         // Part `p`'s windows: the ends of `ends`' grid that lie in it.
@@ -440,26 +529,27 @@ impl ColdTier {
             let last = (part.end - ends.start).div_euclid(width);
             (first, usize::try_from(last - first + 1).unwrap_or(0))
         };
-        let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
         let scan = |part: TimeRange| {
             let (me, table, tenant) = (self.clone(), table.clone(), tenant.clone());
-            let (matchers, columns, ids) = (matchers.to_vec(), columns.clone(), Arc::clone(&ids));
+            let (matchers, plan) = (matchers.to_vec(), Arc::clone(&plan));
             let (first, windows) = window_span(&part);
             async move {
-                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let columns: Vec<&str> = plan.columns.iter().map(String::as_str).collect();
                 let mut absorber = GridAbsorber {
                     tenant: &tenant,
-                    ids: &ids,
-                    fields,
-                    first_end: ends.start + first * width,
-                    width,
-                    windows,
-                    block: Cells::new(windows, series, fields),
+                    ids: &plan.ids,
+                    fields: plan.fields,
+                    bounds: plan.bounds.as_deref(),
+                    windows: PartWindows { first_end: ends.start + first * width, width, windows },
+                    block: Cells::new(windows, plan.series, plan.fields),
                     cursor: 0,
                     unresolved: false,
                 };
-                me.scan_grid_batches(&table, &tenant, &matchers, part, &columns, |batch| absorber.absorb(batch))
-                    .await?;
+                let proven = plan.proven.clone();
+                me.scan_grid_batches(&table, &tenant, &matchers, part, &columns, proven, |batch| {
+                    absorber.absorb(batch)
+                })
+                .await?;
                 if absorber.unresolved {
                     return Ok(None);
                 }
@@ -589,6 +679,117 @@ mod tests {
         assert_eq!(grid.windows(), 3);
         assert_eq!(grid.rows(ends.end), 5, "m's rows, not the other metric's");
         assert!(grid.sums.iter().all(SumCheck::exact));
+    }
+
+    /// Day 0 holds quarter values up to |−7.5|, day 1 a NaN window: the
+    /// bounds of day 0 alone are its lowest `exp` and largest |min|, |max|;
+    /// with day 1 there are none (the read checks rows one by one), and
+    /// either way the grid's sum checks are those of the windows.
+    #[test]
+    fn sum_checks_come_from_file_bounds_only_for_days_without_nan_or_inf() {
+        use crate::config::ColdTierConfig;
+        use crate::series::SeriesEntry;
+        use crate::table::Rollup;
+        use crate::tier::CommitSource;
+        use crate::{SeriesRollup, rollup_points};
+        use strata_schemas::Sample;
+        const DAY: i64 = 86_400_000;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
+        let t = TenantId::new("t").unwrap();
+        let view = cold.rollup_view(Rollup::OneDay);
+        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % DAY;
+        let series = |device: &str, day: i64, values: &[f64]| {
+            let labels = Labels::from_pairs([("__name__", "m"), ("device", device)]);
+            let samples: Vec<Sample> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Sample::new(day0 + day * DAY + 60_000 * (i as i64 + 1), *v))
+                .collect();
+            SeriesRollup {
+                series_id: strata_schemas::series_id(&t, &labels),
+                device_hash: strata_schemas::device_hash_of(&t, device),
+                points: rollup_points(&samples, DAY),
+                labels,
+            }
+        };
+        let days = [
+            vec![series("a", 0, &[1.25, -7.5]), series("b", 0, &[3.0, 2.5])],
+            vec![series("a", 1, &[f64::NAN, 1.0]), series("b", 1, &[4.0])],
+        ];
+        rt.block_on(async {
+            for (d, rows) in days.iter().enumerate() {
+                let entries: Vec<SeriesEntry> = rows
+                    .iter()
+                    .map(|r| SeriesEntry {
+                        labels: r.labels.clone(),
+                        series_id: r.series_id,
+                        device_hash: r.device_hash,
+                    })
+                    .collect();
+                let sv = cold.series_view();
+                let ws = sv.write_series_files(&t, &entries, &format!("series-{d}")).await.unwrap();
+                sv.commit_series_files(&t, ws, &format!("hot:{t}:s{d}")).await.unwrap();
+                let written = view.write_rollup_files(&t, rows, i64::MIN, &format!("day-{d}")).await.unwrap();
+                let source = CommitSource { source: format!("hot:{t}:{d}"), segments: String::new() };
+                view.commit_files(&t, written, &source).await.unwrap();
+            }
+        });
+        let table = rt.block_on(view.load_table(&t)).unwrap().unwrap();
+        let files = rt.block_on(view.live_entries(&table, &t)).unwrap();
+        // Window ends are the next midnights: day 0's window ends on day 1.
+        let first = TimeRange::new(day0 + DAY, day0 + DAY);
+        let bounds = ColdTier::sum_bounds(&table, &files, first).expect("day 0's file has its bounds");
+        assert_eq!(bounds.get(&(day0 / DAY + 1)), Some(&(-2, 7.5)), "{bounds:?}");
+        let both = TimeRange::new(day0 + DAY, day0 + 2 * DAY);
+        assert!(ColdTier::sum_bounds(&table, &files, both).is_none(), "a NaN window on day 1");
+        let m = [Matcher::equal("__name__", "m")];
+        let fields = RollupFields { sum: true, ..RollupFields::default() };
+        for ends in [first, both] {
+            let Some(RollupAnswer::Grid(grid)) = rt.block_on(view.select_rollup_grid(&t, &m, ends, fields)).unwrap()
+            else {
+                panic!("not a grid")
+            };
+            let want = rt.block_on(view.select_rollup(&t, &m, ends)).unwrap().unwrap();
+            let exact: Vec<bool> = want.iter().map(|s| RollupPoint::sums_exactly(&s.points)).collect();
+            assert_eq!(grid.sums.iter().map(SumCheck::exact).collect::<Vec<_>>(), exact, "{ends:?}");
+            for (s, series) in want.iter().enumerate() {
+                let mut got = Vec::new();
+                grid.push_windows(s, ends.end, fields, &mut got);
+                let cells = |p: &[RollupPoint]| p.iter().map(|p| (p.end, p.count, p.sum.to_bits())).collect::<Vec<_>>();
+                assert_eq!(cells(&got), cells(&series.points), "{}", series.labels);
+            }
+        }
+    }
+
+    #[test]
+    fn part_windows_place_ends_on_their_grid_and_refuse_ends_off_it() {
+        let w = PartWindows { first_end: 1_000, width: 100, windows: 3 };
+        assert_eq!(w.of(1_000), Ok(Some(0)));
+        assert_eq!(w.of(1_200), Ok(Some(2)));
+        assert_eq!(w.of(1_300), Ok(None), "after the part's last window");
+        assert_eq!(w.of(900), Ok(None), "before the part");
+        assert!(w.of(1_050).is_err());
+        assert!(w.of(950).is_err(), "before the part and off the grid");
+    }
+
+    #[test]
+    fn a_slot_is_looked_up_once_per_run_of_one_id() {
+        let mut ids: IdMap<Option<u32>> = IdMap::default();
+        for (id, slot) in [(10, Some(0)), (20, None), (30, Some(1))] {
+            ids.insert(id, slot);
+        }
+        let l = |s: &str| Labels::from_pairs([("__name__", "m"), ("s", s)]);
+        let (sorted, _) = SortedIds::of(SeriesIndex { ids, labels: vec![l("a"), l("b")] });
+        let (mut cursor, mut last) = (0, None);
+        assert_eq!(sorted.slot(10, &mut cursor, &mut last), Some(Some(0)));
+        assert_eq!(last, Some((10, Some(0))));
+        assert_eq!(sorted.slot(10, &mut cursor, &mut last), Some(Some(0)));
+        assert_eq!(sorted.slot(20, &mut cursor, &mut last), Some(None), "a series that does not match");
+        assert_eq!(sorted.slot(25, &mut cursor, &mut last), None, "an id no series has");
+        assert_eq!(sorted.slot(30, &mut cursor, &mut last), Some(Some(1)));
     }
 
     #[test]

@@ -403,3 +403,36 @@ proptest! {
         check_aggregated(&on, &off, &t, &q, agg_i, (start, end, step))?;
     }
 }
+
+/// Enough windows (300 series × 400 daily steps, past the range functions'
+/// parallel threshold) for `each_grid_series` to compute the step values
+/// on a second thread: the answers, per series and aggregated (groups of
+/// many series, folded in series order), are bit for bit the raw ones.
+#[test]
+fn a_grid_of_many_windows_answers_like_raw_samples_on_two_threads() {
+    let t = TenantId::new("t").unwrap();
+    let raw = Arc::new(MemStore::new());
+    let days = 400i64;
+    for i in 0..300i64 {
+        let samples: Vec<Sample> =
+            (0..days).map(|d| Sample::new(d * DAY + MINUTE + i, ((i * 7 + d * 3) % 40) as f64 / 4.0)).collect();
+        let labels =
+            Labels::from_pairs([("__name__", "x".to_owned()), ("g", format!("{}", i % 7)), ("s", format!("{i:03}"))]);
+        raw.add(&t, labels, &samples);
+    }
+    let rolled = Arc::new(Rolled::new(Arc::clone(&raw), days * DAY, Mode::Grid { split: true }));
+    let on = Engine::new(Arc::clone(&rolled) as Arc<dyn ReadStore>, QueryConfig::default());
+    let off = Engine::new(raw, QueryConfig::default());
+    let queries = [
+        "avg_over_time(x[1d])",
+        "avg by (g) (avg_over_time(x[1d]))",
+        "sum(sum_over_time(x[1d]))",
+        "max by (g) (max_over_time(x[1d]))",
+    ];
+    for q in queries {
+        let got = on.query_range(&t, q, DAY, days * DAY, DAY).unwrap();
+        let want = off.query_range(&t, q, DAY, days * DAY, DAY).unwrap();
+        assert_eq!(bits(&got.value), bits(&want.value), "{q}");
+    }
+    assert_eq!(rolled.grids.load(std::sync::atomic::Ordering::Relaxed), queries.len(), "each answered from a grid");
+}
