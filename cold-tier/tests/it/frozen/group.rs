@@ -11,7 +11,7 @@ use std::sync::Arc;
 use strata_cold_tier::{ClaimOutcome, ColdTier, Rollup, file_prefix, group_label_value, group_points, roll_state_of};
 use strata_schemas::{EXP_NAN, GROUP_LABEL, GroupRollup, Matcher, RollupPoint, TimeRange};
 
-use super::rollup::{claim, live_files, rolled, source};
+use super::rollup::{Window, claim, live_files, rolled, source};
 use super::{BUCKET, BUCKET_MS, acme, copy_fixture, may_write, root_dir};
 use crate::util::{open, runtime};
 
@@ -66,7 +66,7 @@ fn want(r: Rollup) -> Seen {
         farm_a.push((late, 8.0, 8.0, 8.0, 1, 8.0, 3_600_001, Some(3)));
     }
     let farm_b = vec![(w, 0.1, 0.2, 0.30000000000000004, 2, 0.2, 20, Some(-55))];
-    let points = |v: Vec<(i64, f64, f64, f64, u64, f64, i64, Option<i32>)>| -> Vec<RollupPoint> {
+    let points = |v: Vec<Window>| -> Vec<RollupPoint> {
         v.into_iter()
             .map(|(end, min, max, sum, count, last, last_ts, exp)| RollupPoint {
                 end: BUCKET + end,

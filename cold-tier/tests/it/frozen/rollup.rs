@@ -28,7 +28,14 @@ const DAY: i64 = 86_400_000;
 
 /// One expected window: `(end, min, max, sum, count, last, last_ts, exp)`,
 /// times as offsets from [`BUCKET`].
-type Window = (i64, f64, f64, f64, u64, f64, i64, Option<i32>);
+pub(crate) type Window = (i64, f64, f64, f64, u64, f64, i64, Option<i32>);
+
+/// A window as compared: `(end offset, [min, max, sum, last] bits, count,
+/// last_ts offset, exp)`.
+type Comparable = (i64, [u64; 4], u64, i64, Option<i32>);
+
+/// Each series' windows, `(labels text, windows)`.
+type Table = Vec<(String, Vec<Comparable>)>;
 
 /// Each series' windows of one width, as the roll wrote them (what the
 /// compactor passes to `write_rollup_files`).
@@ -93,7 +100,7 @@ fn want(r: Rollup) -> Vec<(&'static str, Vec<Window>)> {
 
 /// Windows as comparable values: floats by bits, except NaN as one value
 /// (its payload is not part of the format), times as offsets.
-fn comparable(points: &[RollupPoint], layout: u8) -> Vec<(i64, [u64; 4], u64, i64, Option<i32>)> {
+fn comparable(points: &[RollupPoint], layout: u8) -> Vec<Comparable> {
     let bits = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
     points
         .iter()
@@ -104,7 +111,7 @@ fn comparable(points: &[RollupPoint], layout: u8) -> Vec<(i64, [u64; 4], u64, i6
         .collect()
 }
 
-fn want_comparable(r: Rollup, layout: u8) -> Vec<(String, Vec<(i64, [u64; 4], u64, i64, Option<i32>)>)> {
+fn want_comparable(r: Rollup, layout: u8) -> Table {
     want(r)
         .into_iter()
         .map(|(labels, windows)| {
@@ -138,7 +145,7 @@ fn read_all(
     cold: &ColdTier,
     r: Rollup,
     layout: u8,
-) -> Vec<(String, Vec<(i64, [u64; 4], u64, i64, Option<i32>)>)> {
+) -> Table {
     let t = acme();
     let view = cold.rollup_view(r);
     let mut got = Vec::new();

@@ -373,7 +373,9 @@ fn regenerate_audit_log_v1_fixtures() {
     if !may_write("{admin,erasure,region}-audit/v1") {
         return;
     }
-    let logs: [(&str, &str, fn(&Path)); 3] = [
+    // (format directory, file name, writer of a log in a directory)
+    type Log = (&'static str, &'static str, fn(&Path));
+    let logs: [Log; 3] = [
         ("admin-audit", "admin.jsonl", write_admin_log),
         ("erasure-audit", "erasure.jsonl", write_erasure_log),
         ("region-audit", "audit-1.jsonl", write_region_log),
