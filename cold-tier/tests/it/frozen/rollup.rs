@@ -140,12 +140,7 @@ fn all_ends() -> TimeRange {
 
 /// Every series' windows of the rollup table of `r`, through
 /// `select_rollup` (both metrics) and `read_rollup_files`, which must agree.
-fn read_all(
-    rt: &tokio::runtime::Runtime,
-    cold: &ColdTier,
-    r: Rollup,
-    layout: u8,
-) -> Table {
+fn read_all(rt: &tokio::runtime::Runtime, cold: &ColdTier, r: Rollup, layout: u8) -> Table {
     let t = acme();
     let view = cold.rollup_view(r);
     let mut got = Vec::new();
