@@ -82,11 +82,14 @@ pub enum Error {
         #[source]
         source: Box<iceberg::Error>,
     },
-    /// Scanning a table failed.
-    #[error("scanning cold table of tenant {tenant}: {source}")]
+    /// Scanning a table failed (a damaged data file whose footer does not
+    /// decode is [`Error::Corrupted`], naming the file, instead).
+    #[error("scanning cold table {table} of tenant {tenant}: {source}")]
     Scan {
         /// The tenant.
         tenant: TenantId,
+        /// The table's name in its namespace (`rollup5m_acme`, ...).
+        table: String,
         /// The underlying error.
         #[source]
         source: Box<iceberg::Error>,
@@ -160,6 +163,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::Scan`] of `table`.
+    pub(crate) fn scan(tenant: &TenantId, table: &iceberg::table::Table, source: iceberg::Error) -> Error {
+        Error::Scan { tenant: tenant.clone(), table: table.identifier().name().to_owned(), source: Box::new(source) }
+    }
+
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -328,6 +328,46 @@ fn in_schema_order<'a>(schema: &iceberg::spec::Schema, columns: &[&'a str]) -> V
     out
 }
 
+/// The first of `paths` (data files of `table`) whose Parquet footer cannot
+/// be read or decoded, with why: a failed scan names the file an operator
+/// must look at. Reads each file's size and footer only (the error path of
+/// a scan, never taken by a healthy read); `None` when every footer is
+/// sound (the damage is in a page, or the failure is not the files').
+async fn damaged_file(table: &iceberg::table::Table, paths: &[String]) -> Option<(String, String)> {
+    for path in paths {
+        if let Err(why) = check_footer(table.file_io(), path).await {
+            return Some((path.clone(), why));
+        }
+    }
+    None
+}
+
+/// Reads `path`'s Parquet footer (length, magic, metadata) through `io`.
+async fn check_footer(io: &iceberg::io::FileIO, path: &str) -> std::result::Result<(), String> {
+    use iceberg::io::FileRead;
+    const TAIL: u64 = 8;
+    let input = io.new_input(path).map_err(|e| format!("opening: {e}"))?;
+    let size = input.metadata().await.map_err(|e| format!("reading its size: {e}"))?.size;
+    if size < TAIL + 4 {
+        return Err(format!("{size} bytes, shorter than a Parquet file's magic and footer"));
+    }
+    let reader = input.reader().await.map_err(|e| format!("opening: {e}"))?;
+    let tail = reader.read(size - TAIL..size).await.map_err(|e| format!("reading its last {TAIL} bytes: {e}"))?;
+    let Some((len, magic)) = tail.split_first_chunk::<4>() else { return Err("short read".into()) };
+    if magic != b"PAR1" {
+        return Err(format!("no Parquet magic at its end ({size} bytes: truncated or not Parquet)"));
+    }
+    let len = u64::from(u32::from_le_bytes(*len));
+    if len + TAIL + 4 > size {
+        return Err(format!("its footer claims {len} bytes, more than the file's {size}"));
+    }
+    let footer =
+        reader.read(size - TAIL - len..size - TAIL).await.map_err(|e| format!("reading its {len}-byte footer: {e}"))?;
+    parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&footer)
+        .map(|_| ())
+        .map_err(|e| format!("its footer does not decode: {e}"))
+}
+
 impl ColdTier {
     /// Scans `table` for `columns` under the tenant/matcher/time predicate,
     /// pruning by partition, row-group statistics and page index, and hands
@@ -360,7 +400,7 @@ impl ColdTier {
         tuning: ReadTuning,
         mut each: impl FnMut(&RecordBatch) -> Result<()>,
     ) -> Result<ScanStats> {
-        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let scan_err = |source: iceberg::Error| Error::scan(tenant, table, source);
         let scan = table
             .scan()
             .select(in_schema_order(table.metadata().current_schema(), columns))
@@ -370,11 +410,12 @@ impl ColdTier {
             .build()
             .map_err(scan_err)?;
         let residual = predicate(self, tenant, matchers, TimeRange::ALL);
-        let files = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = Arc::clone(&files);
+        // The planned files' paths, to name a damaged one if the read fails.
+        let planned: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let counted = Arc::clone(&planned);
         let ReadTuning { proven, batch_rows, metadata_hint, coalesce_bytes } = tuning;
         let tasks = scan.plan_files().await.map_err(scan_err)?.and_then(move |mut task| {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task.data_file_path.clone());
             let inside = task.partition.as_ref().and_then(partition_day).is_some_and(|day| {
                 let start = i64::from(day) * MS_PER_DAY;
                 range.start <= start && start.saturating_add(MS_PER_DAY - 1) <= range.end
@@ -407,12 +448,30 @@ impl ColdTier {
         let metrics = result.metrics().clone();
         let mut stream = result.stream();
         let mut stats = ScanStats::default();
-        while let Some(batch) = stream.try_next().await.map_err(scan_err)? {
+        let planned = || planned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        loop {
+            let batch = match stream.try_next().await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(source) => {
+                    drop(stream);
+                    return Err(match damaged_file(table, &planned()).await {
+                        Some((path, why)) => Error::Corrupted {
+                            tenant: tenant.clone(),
+                            detail: format!(
+                                "data file {path} of table {}: {why} (the scan failed: {source})",
+                                table.identifier().name()
+                            ),
+                        },
+                        None => scan_err(source),
+                    });
+                }
+            };
             stats.batches += 1;
             stats.rows += batch.num_rows() as u64;
             each(&batch)?;
         }
-        stats.files = files.load(std::sync::atomic::Ordering::Relaxed);
+        stats.files = planned().len() as u64;
         stats.bytes_read = metrics.bytes_read();
         Ok(stats)
     }

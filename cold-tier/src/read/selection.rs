@@ -132,7 +132,7 @@ pub(super) async fn read_selected(
     predicate: iceberg::expr::Predicate,
     want: &Wanted<'_>,
 ) -> Result<Selected> {
-    let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+    let scan_err = |source: iceberg::Error| Error::scan(tenant, table, source);
     let scan = table.scan().select(["series_id", "ts", "value"]).with_filter(predicate).build().map_err(scan_err)?;
     let tasks: Vec<FileScanTask> = scan.plan_files().await.map_err(scan_err)?.try_collect().await.map_err(scan_err)?;
     let bytes = Arc::new(AtomicU64::new(0));

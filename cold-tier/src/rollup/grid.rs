@@ -566,7 +566,7 @@ impl ColdTier {
             for task in tasks {
                 out.push(task.await.unwrap_or_else(|e| {
                     let source = iceberg::Error::new(iceberg::ErrorKind::Unexpected, format!("rollup read task: {e}"));
-                    Err(Error::Scan { tenant: tenant.clone(), source: Box::new(source) })
+                    Err(Error::scan(tenant, table, source))
                 }));
             }
             out

@@ -82,7 +82,7 @@ impl ColdTier {
         table: &iceberg::table::Table,
         tenant: &TenantId,
     ) -> Result<Vec<ManifestEntryRef>> {
-        let scan_err = |source: iceberg::Error| Error::Scan { tenant: tenant.clone(), source: Box::new(source) };
+        let scan_err = |source: iceberg::Error| Error::scan(tenant, table, source);
         let Some(current) = table.metadata().current_snapshot() else { return Ok(Vec::new()) };
         let list = table.manifest_list_reader(current).load().await.map_err(scan_err)?;
         let mut files = Vec::new();
