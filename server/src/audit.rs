@@ -192,11 +192,21 @@ impl AuditLog {
         let _guard = self.file.lock();
         for (_, path) in files(&self.dir)? {
             for (i, line) in std::io::BufReader::new(File::open(&path)?).lines().enumerate() {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line?) else { continue };
+                let Some(v) = crate::jsonl::parse_line(&path, i + 1, &line?) else { continue };
                 if !crate::jsonl::known_version(&path, i + 1, &v, &(VERSION..=VERSION)) {
                     continue;
                 }
-                let Ok(r) = serde_json::from_value::<Record>(v) else { continue };
+                let r = match serde_json::from_value::<Record>(v) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(
+                            file = %path.display(), line = i + 1,
+                            "skipping {}:{}: a version {VERSION} record whose fields do not parse: {e}",
+                            path.display(), i + 1
+                        );
+                        continue;
+                    }
+                };
                 if filter.matches(&r) {
                     if out.len() == limit {
                         out.pop_front();

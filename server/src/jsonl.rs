@@ -4,7 +4,8 @@
 //! (and the directory when it created the file) before returning, so an
 //! acknowledged record survives a crash. A crash mid-write leaves a torn
 //! last line: the next [`append`] starts on a fresh line instead of gluing
-//! onto it, and [`read`] skips every line that is not one JSON value.
+//! onto it, and [`read`] skips every line that is not one JSON value, with a
+//! warning naming the file and the line ([`parse_line`]).
 //! Callers serialize their own appends (each log holds a lock).
 //!
 //! Every record carries its format version in `v`. [`read`] skips a record
@@ -47,8 +48,8 @@ pub fn append(path: &Path, record: &Value) -> anyhow::Result<()> {
 
 /// Calls `each` with every well-formed record of `path` whose `v` is in
 /// `versions`, oldest first (none when the file does not exist). A line
-/// that is not JSON is skipped; a record of another version is skipped
-/// with a warning ([`known_version`]).
+/// that is not JSON ([`parse_line`]) and a record of another version
+/// ([`known_version`]) are skipped with a warning.
 pub fn read(path: &Path, versions: RangeInclusive<u32>, mut each: impl FnMut(Value)) -> anyhow::Result<()> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -56,13 +57,31 @@ pub fn read(path: &Path, versions: RangeInclusive<u32>, mut each: impl FnMut(Val
         Err(e) => return Err(e.into()),
     };
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        if let Ok(v) = serde_json::from_str::<Value>(&line?)
+        if let Some(v) = parse_line(path, i + 1, &line?)
             && known_version(path, i + 1, &v, &versions)
         {
             each(v);
         }
     }
     Ok(())
+}
+
+/// Line `line` (from 1) of `path` as one JSON value, or `None` with a
+/// warning naming the file and the line: a torn line a crash left (the
+/// next append starts on a line of its own) or damage. Either way the
+/// record is lost to readers, and an operator should know which.
+pub fn parse_line(path: &Path, line: usize, text: &str) -> Option<Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                file = %path.display(), line,
+                "skipping {}:{line}: not one JSON value (a line torn by a crash during an append, or damage): {e}",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Whether `record`, line `line` (from 1) of `path`, has a format version
@@ -131,8 +150,10 @@ mod tests {
         f.write_all(br#"{"v": 1, "n": 2, "torn"#).unwrap();
         append(&path, &json!({"v": 1, "n": 3})).unwrap();
         let mut seen = Vec::new();
-        read(&path, 1..=1, |v| seen.push(v["n"].as_i64().unwrap())).unwrap();
+        let warned = warnings_of(|| read(&path, 1..=1, |v| seen.push(v["n"].as_i64().unwrap())).unwrap());
         assert_eq!(seen, [1, 3]);
+        assert!(warned.contains(&format!("skipping {}:2: not one JSON value", path.display())), "{warned}");
+        assert!(!warned.contains(&format!("{}:1", path.display())), "{warned}");
         let mut none = 0;
         read(&dir.path().join("missing.jsonl"), 1..=1, |_| none += 1).unwrap();
         assert_eq!(none, 0);

@@ -9,6 +9,7 @@
 //! installs it: tests never skip.
 //!
 //! ```text
+//!  fs::files_under(dir)        every file under a directory, sorted (fs::files_ending, fs::copy_tree)
 //!  port::free_port()             one sequence per test process, below the ephemeral range
 //!  process::capture_stderr()     a child's stderr lines into an Arc<Mutex<String>>
 //!  process::capture_output()     a child's stderr and stdout lines into one Arc<Mutex<String>>
@@ -30,6 +31,7 @@
 //! panics on failure, as test code does.
 #![warn(missing_docs)]
 
+pub mod fs;
 pub mod kassandra;
 pub mod port;
 pub mod postgres;

@@ -14,20 +14,7 @@ use crate::util::{BASE, open, runtime, series, tenant};
 const DAY: i64 = 86_400_000;
 
 pub(crate) fn files_under(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    strata_test_support::fs::files_ending(dir, ext)
 }
 
 /// (labels → ts → value bits) of everything the tenant's table returns.

@@ -23,13 +23,7 @@ pub(crate) fn root_dir() -> tempfile::TempDir {
 
 /// Every file under `dir`, sorted.
 pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
-    }
-    out.sort();
-    out
+    strata_test_support::fs::files_under(dir)
 }
 
 /// `bytes` with every `from` replaced by `to` (same length), and how many.

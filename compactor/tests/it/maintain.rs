@@ -30,22 +30,13 @@ fn eager() -> CompactorConfig {
 
 /// Parquet files of the samples tables on disk (rollup and series tables excluded).
 fn parquet_files(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                if !name.starts_with("rollup") && !name.starts_with("series") {
-                    stack.push(p);
-                }
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                n += 1;
-            }
-        }
-    }
-    n
+    let other_table = |p: &Path| {
+        p.strip_prefix(dir).unwrap_or(p).components().any(|c| {
+            let name = c.as_os_str().to_string_lossy();
+            name.starts_with("rollup") || name.starts_with("series")
+        })
+    };
+    strata_test_support::fs::files_ending(dir, ".parquet").iter().filter(|p| !other_table(p)).count()
 }
 
 /// `buckets` one-minute buckets, 2 devices × 2 metrics for acme, one for beta.

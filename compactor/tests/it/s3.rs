@@ -44,19 +44,7 @@ impl Warehouse for S3sFs {
 
     /// Files (objects) under `warehouse/<rel>` in the server's directory.
     fn objects(&self, rel: &str, ext: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root().join(BUCKET).join("warehouse").join(rel)];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.to_string_lossy().ends_with(ext) {
-                    out.push(p);
-                }
-            }
-        }
-        out
+        strata_test_support::fs::files_ending(&self.root().join(BUCKET).join("warehouse").join(rel), ext)
     }
 }
 

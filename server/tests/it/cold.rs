@@ -27,19 +27,7 @@ fn data_parquet_files(dir: &std::path::Path) -> usize {
 }
 
 fn parquet_files_where(dir: &std::path::Path, keep: impl Fn(&std::path::Path) -> bool) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") && keep(&p) {
-                n += 1;
-            }
-        }
-    }
-    n
+    strata_test_support::fs::files_ending(dir, ".parquet").iter().filter(|p| keep(p)).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -263,19 +263,6 @@ fn cold_devices(v: &serde_json::Value) -> BTreeMap<String, (f64, f64)> {
     out
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The settings of the nodes that purge (erasure_purge's, with a 30 min
 /// roll grace: a node rolls at startup, and none may roll a bucket that the
 /// starting state left hot when a run crosses a 2 h boundary).
@@ -420,12 +407,12 @@ async fn a_purge_crashed_at_any_point_resumes_and_matches_the_model() {
         // The catalog names its files by absolute path: each run restores the
         // starting state into the same directory.
         let pristine = data_dir();
-        copy_dir(template.path(), pristine.path());
+        strata_test_support::fs::copy_tree(template.path(), pristine.path());
         let run = template;
         let mut crashed = Vec::new();
         for &point in &points {
             std::fs::remove_dir_all(run.path()).unwrap();
-            copy_dir(pristine.path(), run.path());
+            strata_test_support::fs::copy_tree(pristine.path(), run.path());
             if crash_at(&c, run.path(), &id, point).await {
                 crashed.push(point);
             }

@@ -95,21 +95,11 @@ async fn rollup_selects(c: &reqwest::Client, s: &Server) -> u64 {
 
 /// Files under `dir` whose bytes contain `needle`.
 pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
+    strata_test_support::fs::files_under(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)))
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 pub(crate) fn pyiceberg(dir: &Path, spec: serde_json::Value) -> (bool, serde_json::Value) {

@@ -2,7 +2,7 @@
 //! survive `kill -9` and SIGTERM, keep tenants apart.
 
 use crate::harness::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -249,19 +249,10 @@ async fn sigterm_flushes_and_restart_serves_the_data() {
 }
 
 fn segment_files(dir: &Path) -> usize {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.iter().filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "sst" || e == "hseg")).count()
+    strata_test_support::fs::files_under(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg" || e == "sst" || e == "hseg"))
+        .count()
 }
 
 #[test]

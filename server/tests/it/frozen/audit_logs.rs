@@ -310,32 +310,35 @@ fn region_audit_v1_lines_are_what_this_build_writes() {
 // ---- corrupt lines, unknown versions ----
 
 /// Each log's `corrupt/` file: its first record with `v: 2`, a line that
-/// is not JSON, its last record. Readers return the last record only: the
-/// line that does not parse is skipped silently (a torn write), the record
-/// of an unknown version is skipped with a warning naming the file, line 1
-/// and version 2 (`server/src/jsonl.rs`, `known_version`).
+/// is not JSON, its last record. Readers return the last record only, and
+/// warn about each line they skip: the record of an unknown version naming
+/// the file, line 1 and version 2 (`server/src/jsonl.rs`, `known_version`),
+/// the line that does not parse naming the file and line 2 (`parse_line`).
 #[test]
 fn audit_logs_skip_lines_that_do_not_parse_and_records_of_unknown_versions_with_a_warning() {
     let unknown =
         |path: &Path| format!("skipping {}:1: a record of format version 2, this node reads 1..=1", path.display());
+    let not_json = |path: &Path| format!("skipping {}:2: not one JSON value", path.display());
 
     let dir = copy_log("admin-audit/v1/corrupt/admin.jsonl", "admin.jsonl");
     let log = AdminAudit::open(dir.path()).unwrap();
     let (admin, warned) = warnings_of(|| log.list(None, 100).unwrap());
     let good = AdminAudit::open(copy_log("admin-audit/v1/admin.jsonl", "admin.jsonl").path()).unwrap().list(None, 100);
     assert_eq!(admin, vec![good.unwrap().pop().unwrap()]);
-    assert!(warned.contains(&unknown(log.path())), "{warned}");
-    assert_eq!(warned.matches("skipping").count(), 1, "only the v2 record is warned about: {warned}");
+    assert!(warned.contains(&unknown(log.path())) && warned.contains(&not_json(log.path())), "{warned}");
+    assert_eq!(warned.matches("skipping").count(), 2, "the good last record is not warned about: {warned}");
 
     let dir = copy_log("erasure-audit/v1/corrupt/erasure.jsonl", "erasure.jsonl");
     let (erasure, warned) = warnings_of(|| ErasureAudit::new(dir.path()).list(None).unwrap());
     assert_eq!(erasure, vec![erasure_record("del_02", "beta", "token:beta")]);
-    assert!(warned.contains(&unknown(&dir.path().join("erasure.jsonl"))), "{warned}");
+    let path = dir.path().join("erasure.jsonl");
+    assert!(warned.contains(&unknown(&path)) && warned.contains(&not_json(&path)), "{warned}");
 
     let dir = copy_log("region-audit/v1/corrupt/audit-1.jsonl", "audit-1.jsonl");
     let (region, warned) = warnings_of(|| AuditLog::open(dir.path()).unwrap().list(&Filter::default()).unwrap());
     assert_eq!(region, vec![region_records()[2].clone()]);
-    assert!(warned.contains(&unknown(&dir.path().join("audit-1.jsonl"))), "{warned}");
+    let path = dir.path().join("audit-1.jsonl");
+    assert!(warned.contains(&unknown(&path)) && warned.contains(&not_json(&path)), "{warned}");
 }
 
 /// Runs `f` with a subscriber that writes its warnings into the returned text.
