@@ -42,8 +42,17 @@
 //! Prints every run, the median, the load average, and the CPU time and
 //! run-queue wait of the process (from `/proc/self/task/*/schedstat`) per
 //! run.
+//!
+//! The process allocates as the server does: mimalloc (`no_thp`), the
+//! server's global allocator; the server also shortens mimalloc's purge
+//! delay to 10 ms, which here is `MIMALLOC_PURGE_DELAY=10` in the
+//! environment (records state it). Under glibc's malloc the grid's cells,
+//! a few hundred MB for the fleet year, were mapped and faulted in afresh
+//! on every query.
 #![allow(clippy::disallowed_methods)] // bench code owns its runtimes and threads (clippy.toml)
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench prints its figures
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
