@@ -673,17 +673,25 @@ fn instant_value(out: Eval, t: i64, ordered: bool) -> Value {
     }
 }
 
+// `range_value` collects samples in place of step values: same size and alignment.
+const _: () =
+    assert!(size_of::<Option<f64>>() == size_of::<Sample>() && align_of::<Option<f64>>() == align_of::<Sample>());
+
 fn range_value(ev: &Evaluator<'_>, out: Eval) -> Result<Value> {
     let mut m: Vec<RangeSeries> = match out {
         Eval::Scalar(v) => {
             let samples = v.iter().enumerate().map(|(i, v)| Sample::new(ev.ts(i), *v)).collect();
             vec![RangeSeries { labels: Default::default(), samples }]
         }
+        // Each series' samples are collected in place, into its own buffer of
+        // step values (`Option<f64>` and `Sample` have one size and alignment):
+        // a fleet year (40,000 series × 365 steps) allocated and faulted in
+        // 234 MB afresh here, on the query's one thread.
         Eval::Vector(series) => series
             .into_iter()
             .filter_map(|s| {
                 let samples: Vec<Sample> =
-                    s.points.iter().enumerate().filter_map(|(i, p)| p.map(|v| Sample::new(ev.ts(i), v))).collect();
+                    s.points.into_iter().enumerate().filter_map(|(i, p)| p.map(|v| Sample::new(ev.ts(i), v))).collect();
                 (!samples.is_empty()).then_some(RangeSeries { labels: s.labels, samples })
             })
             .collect(),

@@ -371,18 +371,22 @@ impl<'a> GridAbsorber<'a> {
         if let (Some(sum), Some(bounds)) = (cols.sum, self.bounds) {
             // The sum checks from the day's bounds (`exp`, `min`, `max` not read): a row of
             // a day without them makes its series' check fail (`exp` unknown).
-            let (mut day, mut bound) = (None, None);
+            // Window and day bound are worked out once per run of rows of one
+            // end (a 1 d file's rows all share theirs), not per row: two
+            // integer divisions a row were a tenth of the fleet year's scan.
+            let (mut at, mut k, mut bound) = (None, None, None);
             for (((&id, &t), &c), &row_sum) in rows_of.zip(sum.values().iter()) {
                 let Some(slot) = self.ids.slot(id, &mut self.cursor, &mut last) else {
                     self.unresolved = true;
                     return Ok(());
                 };
                 let Some(s) = slot else { continue };
-                let Some(k) = window(t)? else { continue };
-                let d = t.div_euclid(1000).div_euclid(MS_PER_DAY);
-                if day != Some(d) {
-                    (day, bound) = (Some(d), bounds.get(&d).copied());
+                if at != Some(t) {
+                    at = Some(t);
+                    k = window(t)?;
+                    bound = bounds.get(&t.div_euclid(1000).div_euclid(MS_PER_DAY)).copied();
                 }
+                let Some(k) = k else { continue };
                 let (exp, m) = bound.map_or((None, f64::NAN), |(e, m)| (Some(e), m));
                 block.add(k, s as usize, c, (row_sum, m, m, exp)).map_err(corrupt)?;
             }
