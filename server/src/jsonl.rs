@@ -111,29 +111,10 @@ fn ends_with_newline(path: &Path) -> bool {
     f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
-/// Runs `f` with a subscriber that writes warnings into the returned text.
+/// The warnings `f` logs (tests of the readers that warn).
 #[cfg(test)]
 pub(crate) fn warnings_of(f: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buf(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || out.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, f);
-    String::from_utf8(buf.0.lock().clone()).unwrap()
+    strata_test_support::logs::warnings_of(f).1
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //!
 //! ```text
 //!  fs::files_under(dir)        every file under a directory, sorted (fs::files_ending, fs::copy_tree)
+//!  logs::warnings_of(f)         the warnings `f` logs, as text (a tracing subscriber of this thread)
 //!  port::free_port()             one sequence per test process, below the ephemeral range
 //!  process::capture_stderr()     a child's stderr lines into an Arc<Mutex<String>>
 //!  process::capture_output()     a child's stderr and stdout lines into one Arc<Mutex<String>>
@@ -33,6 +34,7 @@
 
 pub mod fs;
 pub mod kassandra;
+pub mod logs;
 pub mod port;
 pub mod postgres;
 pub mod process;

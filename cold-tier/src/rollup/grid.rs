@@ -598,8 +598,79 @@ impl ColdTier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::series::IdMap;
-    use strata_schemas::Labels;
+    use crate::config::ColdTierConfig;
+    use crate::series::{IdMap, SeriesEntry};
+    use crate::table::Rollup;
+    use crate::tier::CommitSource;
+    use crate::{SeriesRollup, rollup_points};
+    use strata_schemas::{Labels, Sample};
+
+    const DAY: i64 = 86_400_000;
+
+    /// A cold tier in a temporary directory with tenant `t`'s 1 d rollup
+    /// table, written a day at a time as the compactor's roll writes it.
+    struct DayTier {
+        _dir: tempfile::TempDir,
+        rt: tokio::runtime::Runtime,
+        cold: ColdTier,
+        t: TenantId,
+        /// Midnight of day 0.
+        day0: i64,
+    }
+
+    impl DayTier {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
+            let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
+            let day0 = 1_700_006_400_000 - 1_700_006_400_000 % DAY;
+            Self { _dir: dir, rt, cold, t: TenantId::new("t").unwrap(), day0 }
+        }
+
+        fn view(&self) -> ColdTier {
+            self.cold.rollup_view(Rollup::OneDay)
+        }
+
+        /// `metric{device}`'s 1 d window of day `day`: `values` a minute apart from 00:01.
+        fn series(&self, metric: &str, device: &str, day: i64, values: &[f64]) -> SeriesRollup {
+            let labels = Labels::from_pairs([("__name__", metric), ("device", device)]);
+            let samples: Vec<Sample> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Sample::new(self.day0 + day * DAY + 60_000 * (i as i64 + 1), *v))
+                .collect();
+            SeriesRollup {
+                series_id: strata_schemas::series_id(&self.t, &labels),
+                device_hash: strata_schemas::device_hash_of(&self.t, device),
+                points: rollup_points(&samples, DAY),
+                labels,
+            }
+        }
+
+        /// Each day's rows in a file of its own, its series recorded first.
+        fn write_days(&self, days: &[Vec<SeriesRollup>]) {
+            let (t, view) = (&self.t, self.view());
+            self.rt.block_on(async {
+                for (d, rows) in days.iter().enumerate() {
+                    let entries: Vec<SeriesEntry> = rows
+                        .iter()
+                        .map(|r| SeriesEntry {
+                            labels: r.labels.clone(),
+                            series_id: r.series_id,
+                            device_hash: r.device_hash,
+                        })
+                        .collect();
+                    let sv = self.cold.series_view();
+                    let ws = sv.write_series_files(t, &entries, &format!("series-{d}")).await.unwrap();
+                    sv.commit_series_files(t, ws, &format!("hot:{t}:s{d}")).await.unwrap();
+                    let written = view.write_rollup_files(t, rows, i64::MIN, &format!("day-{d}")).await.unwrap();
+                    let source = CommitSource { source: format!("hot:{t}:{d}"), segments: String::new() };
+                    view.commit_files(t, written, &source).await.unwrap();
+                }
+            });
+        }
+    }
 
     /// Day 0's file holds two metrics, days 1 and 2 only `m`: the grid read
     /// of `m` reads day 1's file without the per-row metric test (its bounds
@@ -607,53 +678,14 @@ mod tests {
     /// made unresolved), and answers the windows `select_rollup` answers.
     #[test]
     fn a_grid_read_filters_only_files_whose_bounds_do_not_prove_the_metric() {
-        use crate::config::ColdTierConfig;
-        use crate::series::SeriesEntry;
-        use crate::table::Rollup;
-        use crate::tier::CommitSource;
-        use crate::{SeriesRollup, rollup_points};
-        use strata_schemas::Sample;
-        const DAY: i64 = 86_400_000;
-        let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
-        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
-        let t = TenantId::new("t").unwrap();
-        let view = cold.rollup_view(Rollup::OneDay);
-        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % DAY;
-        let series = |metric: &str, device: &str, day: i64, v: f64| {
-            let labels = Labels::from_pairs([("__name__", metric), ("device", device)]);
-            let samples = [Sample::new(day0 + day * DAY + 60_000, v), Sample::new(day0 + day * DAY + 120_000, v + 0.5)];
-            SeriesRollup {
-                series_id: strata_schemas::series_id(&t, &labels),
-                device_hash: strata_schemas::device_hash_of(&t, device),
-                points: rollup_points(&samples, DAY),
-                labels,
-            }
-        };
-        let days = [
+        let tier = DayTier::new();
+        let (rt, t, view, day0) = (&tier.rt, tier.t.clone(), tier.view(), tier.day0);
+        let series = |metric: &str, device: &str, day: i64, v: f64| tier.series(metric, device, day, &[v, v + 0.5]);
+        tier.write_days(&[
             vec![series("m", "a", 0, 1.0), series("other", "a", 0, 2.0), series("m", "b", 0, 3.0)],
             vec![series("m", "a", 1, 4.0), series("m", "b", 1, 5.0)],
             vec![series("m", "b", 2, 6.0)],
-        ];
-        rt.block_on(async {
-            for (d, rows) in days.iter().enumerate() {
-                let entries: Vec<SeriesEntry> = rows
-                    .iter()
-                    .map(|r| SeriesEntry {
-                        labels: r.labels.clone(),
-                        series_id: r.series_id,
-                        device_hash: r.device_hash,
-                    })
-                    .collect();
-                let sv = cold.series_view();
-                let ws = sv.write_series_files(&t, &entries, &format!("series-{d}")).await.unwrap();
-                sv.commit_series_files(&t, ws, &format!("hot:{t}:s{d}")).await.unwrap();
-                let written = view.write_rollup_files(&t, rows, i64::MIN, &format!("day-{d}")).await.unwrap();
-                let source = CommitSource { source: format!("hot:{t}:{d}"), segments: String::new() };
-                view.commit_files(&t, written, &source).await.unwrap();
-            }
-        });
+        ]);
         let m = [Matcher::equal("__name__", "m")];
         let table = rt.block_on(view.load_table(&t)).unwrap().unwrap();
         let proven = rt.block_on(view.proven_files(&table, &t, &m)).unwrap();
@@ -691,56 +723,12 @@ mod tests {
     /// either way the grid's sum checks are those of the windows.
     #[test]
     fn sum_checks_come_from_file_bounds_only_for_days_without_nan_or_inf() {
-        use crate::config::ColdTierConfig;
-        use crate::series::SeriesEntry;
-        use crate::table::Rollup;
-        use crate::tier::CommitSource;
-        use crate::{SeriesRollup, rollup_points};
-        use strata_schemas::Sample;
-        const DAY: i64 = 86_400_000;
-        let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let config = ColdTierConfig { enabled: true, ..ColdTierConfig::default() };
-        let cold = rt.block_on(ColdTier::open(&config, dir.path())).unwrap();
-        let t = TenantId::new("t").unwrap();
-        let view = cold.rollup_view(Rollup::OneDay);
-        let day0 = 1_700_006_400_000 - 1_700_006_400_000 % DAY;
-        let series = |device: &str, day: i64, values: &[f64]| {
-            let labels = Labels::from_pairs([("__name__", "m"), ("device", device)]);
-            let samples: Vec<Sample> = values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| Sample::new(day0 + day * DAY + 60_000 * (i as i64 + 1), *v))
-                .collect();
-            SeriesRollup {
-                series_id: strata_schemas::series_id(&t, &labels),
-                device_hash: strata_schemas::device_hash_of(&t, device),
-                points: rollup_points(&samples, DAY),
-                labels,
-            }
-        };
-        let days = [
-            vec![series("a", 0, &[1.25, -7.5]), series("b", 0, &[3.0, 2.5])],
-            vec![series("a", 1, &[f64::NAN, 1.0]), series("b", 1, &[4.0])],
-        ];
-        rt.block_on(async {
-            for (d, rows) in days.iter().enumerate() {
-                let entries: Vec<SeriesEntry> = rows
-                    .iter()
-                    .map(|r| SeriesEntry {
-                        labels: r.labels.clone(),
-                        series_id: r.series_id,
-                        device_hash: r.device_hash,
-                    })
-                    .collect();
-                let sv = cold.series_view();
-                let ws = sv.write_series_files(&t, &entries, &format!("series-{d}")).await.unwrap();
-                sv.commit_series_files(&t, ws, &format!("hot:{t}:s{d}")).await.unwrap();
-                let written = view.write_rollup_files(&t, rows, i64::MIN, &format!("day-{d}")).await.unwrap();
-                let source = CommitSource { source: format!("hot:{t}:{d}"), segments: String::new() };
-                view.commit_files(&t, written, &source).await.unwrap();
-            }
-        });
+        let tier = DayTier::new();
+        let (rt, t, view, day0) = (&tier.rt, tier.t.clone(), tier.view(), tier.day0);
+        tier.write_days(&[
+            vec![tier.series("m", "a", 0, &[1.25, -7.5]), tier.series("m", "b", 0, &[3.0, 2.5])],
+            vec![tier.series("m", "a", 1, &[f64::NAN, 1.0]), tier.series("m", "b", 1, &[4.0])],
+        ]);
         let table = rt.block_on(view.load_table(&t)).unwrap().unwrap();
         let files = rt.block_on(view.live_entries(&table, &t)).unwrap();
         // Window ends are the next midnights: day 0's window ends on day 1.

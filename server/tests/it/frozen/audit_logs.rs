@@ -322,48 +322,26 @@ fn audit_logs_skip_lines_that_do_not_parse_and_records_of_unknown_versions_with_
 
     let dir = copy_log("admin-audit/v1/corrupt/admin.jsonl", "admin.jsonl");
     let log = AdminAudit::open(dir.path()).unwrap();
-    let (admin, warned) = warnings_of(|| log.list(None, 100).unwrap());
+    let (admin, warned) = strata_test_support::logs::warnings_of(|| log.list(None, 100).unwrap());
     let good = AdminAudit::open(copy_log("admin-audit/v1/admin.jsonl", "admin.jsonl").path()).unwrap().list(None, 100);
     assert_eq!(admin, vec![good.unwrap().pop().unwrap()]);
     assert!(warned.contains(&unknown(log.path())) && warned.contains(&not_json(log.path())), "{warned}");
     assert_eq!(warned.matches("skipping").count(), 2, "the good last record is not warned about: {warned}");
 
     let dir = copy_log("erasure-audit/v1/corrupt/erasure.jsonl", "erasure.jsonl");
-    let (erasure, warned) = warnings_of(|| ErasureAudit::new(dir.path()).list(None).unwrap());
+    let (erasure, warned) =
+        strata_test_support::logs::warnings_of(|| ErasureAudit::new(dir.path()).list(None).unwrap());
     assert_eq!(erasure, vec![erasure_record("del_02", "beta", "token:beta")]);
     let path = dir.path().join("erasure.jsonl");
     assert!(warned.contains(&unknown(&path)) && warned.contains(&not_json(&path)), "{warned}");
 
     let dir = copy_log("region-audit/v1/corrupt/audit-1.jsonl", "audit-1.jsonl");
-    let (region, warned) = warnings_of(|| AuditLog::open(dir.path()).unwrap().list(&Filter::default()).unwrap());
+    let (region, warned) = strata_test_support::logs::warnings_of(|| {
+        AuditLog::open(dir.path()).unwrap().list(&Filter::default()).unwrap()
+    });
     assert_eq!(region, vec![region_records()[2].clone()]);
     let path = dir.path().join("audit-1.jsonl");
     assert!(warned.contains(&unknown(&path)) && warned.contains(&not_json(&path)), "{warned}");
-}
-
-/// Runs `f` with a subscriber that writes its warnings into the returned text.
-fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<parking_lot::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || out.clone())
-        .finish();
-    let value = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().clone()).unwrap();
-    (value, text)
 }
 
 /// Writes the three logs (version 1, the current one) and their corrupt
