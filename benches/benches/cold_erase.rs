@@ -61,10 +61,7 @@ fn roll_day(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId, data: &
     let source = CommitSource { source: format!("hot:{t}:{b}"), segments: String::new() };
     rt.block_on(cold.append(t, data, &source)).unwrap();
     let view = cold.series_view();
-    let entries: Vec<SeriesEntry> = data
-        .iter()
-        .map(|s| SeriesEntry { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash })
-        .collect();
+    let entries: Vec<SeriesEntry> = data.iter().map(SeriesEntry::from).collect();
     let written = rt.block_on(view.write_series_files(t, &entries, &file_prefix(&format!("series:{t}:{b}")))).unwrap();
     rt.block_on(view.commit_series_files(t, written, &source.source)).unwrap();
     for r in Rollup::ALL {

@@ -51,6 +51,20 @@ pub struct SeriesEntry {
     pub device_hash: u64,
 }
 
+/// The series of a bucket's samples, as the roll records it.
+impl From<&crate::SeriesSamples> for SeriesEntry {
+    fn from(s: &crate::SeriesSamples) -> Self {
+        Self { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash }
+    }
+}
+
+/// The series of a rollup's windows, as the roll records it.
+impl From<&crate::SeriesRollup> for SeriesEntry {
+    fn from(s: &crate::SeriesRollup) -> Self {
+        Self { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash }
+    }
+}
+
 /// A series' identity in a series table: the stored series id and a hash
 /// of its labels (in-process only; two label sets sharing an id differ here).
 pub fn series_key(series_id: SeriesId, labels: &Labels) -> (i64, u64) {

@@ -852,7 +852,7 @@ impl Compactor {
             series
                 .iter()
                 .filter(|s| !known.is_some_and(|k| k.contains(&series_key(s.series_id, &s.labels))))
-                .map(|s| SeriesEntry { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash })
+                .map(SeriesEntry::from)
                 .collect()
         };
         if new.is_empty() {

@@ -653,14 +653,7 @@ mod tests {
             let (t, view) = (&self.t, self.view());
             self.rt.block_on(async {
                 for (d, rows) in days.iter().enumerate() {
-                    let entries: Vec<SeriesEntry> = rows
-                        .iter()
-                        .map(|r| SeriesEntry {
-                            labels: r.labels.clone(),
-                            series_id: r.series_id,
-                            device_hash: r.device_hash,
-                        })
-                        .collect();
+                    let entries: Vec<SeriesEntry> = rows.iter().map(SeriesEntry::from).collect();
                     let sv = self.cold.series_view();
                     let ws = sv.write_series_files(t, &entries, &format!("series-{d}")).await.unwrap();
                     sv.commit_series_files(t, ws, &format!("hot:{t}:s{d}")).await.unwrap();

@@ -58,14 +58,7 @@ fn layout_two_stores_exp_and_layout_one_tables_stay_readable() {
             let source = CommitSource { source: format!("hot:{t}:{day0}"), segments: String::new() };
             view.commit_files(t, written, &source).await.unwrap();
             // The series recorded (as a roll does), so the grid read resolves every row.
-            let entries: Vec<crate::series::SeriesEntry> = rows
-                .iter()
-                .map(|r| crate::series::SeriesEntry {
-                    labels: r.labels.clone(),
-                    series_id: r.series_id,
-                    device_hash: r.device_hash,
-                })
-                .collect();
+            let entries: Vec<crate::series::SeriesEntry> = rows.iter().map(crate::series::SeriesEntry::from).collect();
             let sv = cold.series_view();
             let ws = sv.write_series_files(t, &entries, &format!("series-{w}")).await.unwrap();
             sv.commit_series_files(t, ws, &format!("hot:{t}:{w}")).await.unwrap();

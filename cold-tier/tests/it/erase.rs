@@ -72,10 +72,7 @@ pub(crate) fn roll(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId, 
         rt.block_on(cold.append(t, &part, &source)).unwrap();
         if !recorded {
             let view = cold.series_view();
-            let entries: Vec<SeriesEntry> = data
-                .iter()
-                .map(|s| SeriesEntry { labels: s.labels.clone(), series_id: s.series_id, device_hash: s.device_hash })
-                .collect();
+            let entries: Vec<SeriesEntry> = data.iter().map(SeriesEntry::from).collect();
             let written =
                 rt.block_on(view.write_series_files(t, &entries, &file_prefix(&format!("series:{t}:{b}")))).unwrap();
             rt.block_on(view.commit_series_files(t, written, &source.source)).unwrap();

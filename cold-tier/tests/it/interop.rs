@@ -70,14 +70,7 @@ fn pyiceberg_reads_a_rollup_table() {
 
     // And the series table beside it: one row per series.
     let series = cold.series_view();
-    let entries: Vec<strata_cold_tier::SeriesEntry> = data
-        .iter()
-        .map(|s| strata_cold_tier::SeriesEntry {
-            labels: s.labels.clone(),
-            series_id: s.series_id,
-            device_hash: s.device_hash,
-        })
-        .collect();
+    let entries: Vec<strata_cold_tier::SeriesEntry> = data.iter().map(strata_cold_tier::SeriesEntry::from).collect();
     let written = rt.block_on(series.write_series_files(&t, &entries, "series-1")).unwrap();
     rt.block_on(series.commit_series_files(&t, written, &source.source)).unwrap();
     let stdout = pyiceberg_read(dir.path(), &series, &t, entries.len(), Vec::new());
