@@ -220,7 +220,7 @@ pub(crate) fn admit_tenant(state: &WriteState, headers: &HeaderMap) -> Result<Ad
         );
         return Err(refuse(StatusCode::FORBIDDEN, WriteErrorBody::simple("wrong region", msg)));
     }
-    let limits = policy.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
+    let limits = policy.as_ref().map_or_else(|| state.resolver.default_limits(), |p| p.limits.clone());
     if let Err(r) = state.rate_limiter.precheck(&tenant, &limits) {
         // Refused before the body is read: a flood costs the node next to nothing.
         counters.reject("ingestion_rate_unread_requests", 1);

@@ -431,8 +431,8 @@ impl Engine {
     ) -> Ctx<'a> {
         let timeout = opts.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
         let mut limits = self.config.limits_for(tenant.as_str());
-        if let Some(p) = self.policies.as_ref().and_then(|p| p.policy(tenant)) {
-            limits.tighten(&p.limits);
+        if let Some(p) = &self.policies {
+            limits.tighten(&p.limits(tenant));
         }
         Ctx {
             store: self.store.as_ref(),

@@ -60,10 +60,7 @@ impl QueryState {
 
     /// Waits for a query slot of `tenant` (its `max_concurrent_queries`).
     async fn slot(&self, tenant: &TenantId) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        let limit = self.resolver.policy(tenant).map_or_else(
-            || strata_schemas::TenantLimits::default().max_concurrent_queries,
-            |p| p.limits.max_concurrent_queries,
-        );
+        let limit = self.resolver.limits(tenant).max_concurrent_queries;
         let wait = self.engine.config().timeout;
         self.concurrency.acquire(tenant, limit, wait).await.ok_or_else(|| ApiError {
             status: 503,

@@ -117,6 +117,17 @@ pub trait TenantResolver: Send + Sync + fmt::Debug {
         let _ = tenant;
         None
     }
+
+    /// The limits of a tenant without a policy (open mode's `default`,
+    /// static-token tenants): the node's `[limits]`.
+    fn default_limits(&self) -> crate::TenantLimits {
+        crate::TenantLimits::default()
+    }
+
+    /// The limits `tenant` runs under: its policy's, else [`Self::default_limits`].
+    fn limits(&self, tenant: &TenantId) -> crate::TenantLimits {
+        self.policy(tenant).map_or_else(|| self.default_limits(), |p| p.limits.clone())
+    }
 }
 
 /// Extracts the token from `Token <t>` or `Bearer <t>` (scheme case-insensitive).

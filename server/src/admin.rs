@@ -268,6 +268,8 @@ async fn create_tenant(State(s): State<AdminState>, headers: HeaderMap, body: ax
     let mut fields: TenantFields = parse_body(&body)?;
     let id = tenant_id(fields.id.take().as_deref().ok_or_else(|| bad("field `id` is required"))?)?;
     let mut policy = TenantPolicy::new(id.clone(), s.registry.region());
+    // A new tenant starts from the node's `[limits]`; the request's own limits apply on top.
+    policy.limits = s.registry.default_limits();
     apply_fields(&mut policy, fields)?;
     if !s.registry.store().create_tenant(&policy, now_ms()).await? {
         return Err(Error::Conflict(format!("tenant {:?} already exists", id.as_str())));

@@ -65,10 +65,7 @@ async fn tsdb_status(
     let tenant = st.resolver.resolve(auth, Access::Read)?;
     let req = request(&params).map_err(Error::BadRequest)?;
     let c = count(&st, &tenant, req).await?;
-    let limit = st
-        .resolver
-        .policy(&tenant)
-        .map_or_else(|| strata_schemas::TenantLimits::default().max_active_series, |p| p.limits.max_active_series);
+    let limit = st.resolver.limits(&tenant).max_active_series;
     let used = st.hot.tenant_series(&tenant);
     let list = |v: &[Count]| v.iter().map(|c| json!({"name": c.name, "value": c.value})).collect::<Vec<_>>();
     Ok(axum::Json(json!({

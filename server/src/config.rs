@@ -50,6 +50,13 @@ pub struct ServerConfig {
     pub registry: RegistryConfig,
     /// The admin API.
     pub admin: AdminConfig,
+    /// Per-tenant limits of tenants the registry holds no policy for (open
+    /// mode's `default`, `[auth] tokens` tenants), and the limits a tenant
+    /// created through the admin API starts with (the README's limits
+    /// table lists the defaults). Their hot TTL is `[hot_store]
+    /// default_hot_ttl`; here `hot_ttl` and `cold_retention` only seed new
+    /// tenants.
+    pub limits: strata_schemas::TenantLimits,
     /// The write path.
     pub ingest: IngestConfig,
     /// The ingest log: embedded segment files (default) or Kafka.
@@ -335,6 +342,7 @@ impl Default for ServerConfig {
             auth: AuthConfig::default(),
             registry: RegistryConfig::default(),
             admin: AdminConfig::default(),
+            limits: strata_schemas::TenantLimits::default(),
             ingest: IngestConfig::default(),
             log: LogConfig::default(),
             hot_store: HotStoreConfig::default(),
@@ -396,6 +404,7 @@ impl ServerConfig {
         self.cold.validate()?;
         self.compactor.validate()?;
         self.erasure.validate()?;
+        self.limits.validate()?;
         for (token, tenant) in &self.auth.tokens {
             if token.len() < 8 {
                 bail!("auth.tokens: token for tenant {tenant:?} is shorter than 8 characters");

@@ -142,10 +142,7 @@ pub fn app(node: Arc<Node>, registry: Arc<Registry>, admin_token: Arc<str>, cold
         usage: Arc::new(move |tenant| {
             let mut usage = usage_node.usage(tenant, usage_engine.stats().of(tenant));
             // How close the tenant is to refused writes (the cardinality page shows the same).
-            let limit = usage_resolver.policy(tenant).map_or_else(
-                || strata_schemas::TenantLimits::default().max_active_series,
-                |p| p.limits.max_active_series,
-            );
+            let limit = usage_resolver.limits(tenant).max_active_series;
             let used = usage["active_series"].as_u64().unwrap_or(0);
             usage["max_active_series"] = limit.into();
             usage["active_series_ratio"] = if limit == 0 { 0.0 } else { used as f64 / limit as f64 }.into();

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use store::{RegistryStore, TenantRow, TokenRow};
 use strata_schemas::tenant::parse_authorization;
-use strata_schemas::{Access, AuthError, TenantId, TenantPolicy, TenantResolver};
+use strata_schemas::{Access, AuthError, TenantId, TenantLimits, TenantPolicy, TenantResolver};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,17 +101,27 @@ pub struct Registry {
     snapshot: RwLock<Arc<Snapshot>>,
     static_tokens: StaticTokens,
     region: String,
+    /// The node's `[limits]`: of tenants without a policy, and where new tenants start.
+    default_limits: TenantLimits,
 }
 
 impl Registry {
-    /// Opens the registry and loads the first snapshot.
-    pub async fn open(url: &str, static_tokens: StaticTokens, region: &str) -> anyhow::Result<Arc<Self>> {
+    /// Opens the registry and loads the first snapshot. `default_limits`
+    /// (the node's `[limits]`) apply to tenants without a policy and are
+    /// where a tenant created through the admin API starts.
+    pub async fn open(
+        url: &str,
+        static_tokens: StaticTokens,
+        region: &str,
+        default_limits: TenantLimits,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = RegistryStore::open(url).await?;
         let registry = Arc::new(Self {
             store,
             snapshot: RwLock::new(Arc::new(Snapshot { generation: -1, deletes_generation: -1, ..Snapshot::default() })),
             static_tokens,
             region: region.to_owned(),
+            default_limits,
         });
         registry.reload().await?;
         Ok(registry)
@@ -125,6 +135,12 @@ impl Registry {
     /// This node's region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The node's `[limits]`: those of tenants without a policy, and the
+    /// limits a new tenant starts with.
+    pub fn default_limits(&self) -> TenantLimits {
+        self.default_limits.clone()
     }
 
     /// Reloads the snapshot if the registry changed since the last load.
@@ -236,6 +252,10 @@ impl TenantResolver for Registry {
 
     fn policy(&self, tenant: &TenantId) -> Option<Arc<TenantPolicy>> {
         self.snapshot.read().tenants.get(tenant).cloned()
+    }
+
+    fn default_limits(&self) -> TenantLimits {
+        self.default_limits.clone()
     }
 }
 
@@ -364,9 +384,10 @@ pub async fn open_for(
     data_dir: &std::path::Path,
     static_tokens: StaticTokens,
     region: &str,
+    default_limits: TenantLimits,
 ) -> anyhow::Result<Arc<Registry>> {
     let url = url.map(str::to_owned).unwrap_or_else(|| RegistryStore::sqlite_url(data_dir));
-    let registry = Registry::open(&url, static_tokens, region).await.context("opening the tenant registry")?;
+    let registry = Registry::open(&url, static_tokens, region, default_limits).await.context("opening the tenant registry")?;
     tracing::info!(location = registry.store().location(), open_mode = registry.open_mode(), "tenant registry ready");
     Ok(registry)
 }

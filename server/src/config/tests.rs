@@ -134,6 +134,7 @@ fn a_bad_section_value_names_its_section_and_key() {
         ("STRATA_QUERY__TIMEOUT", "\"0s\"", "[query] timeout = 0ns"),
         ("STRATA_COLD__DEVICE_BUCKETS", "0", "[cold] device_buckets = 0"),
         ("STRATA_ERASURE__CHECK_INTERVAL", "\"0s\"", "[erasure] check_interval"),
+        ("STRATA_LIMITS__MAX_QUERY_SERIES", "0", "[limits] max_query_series = 0: must be positive"),
     ] {
         let err = ServerConfig::load(None, env(&[(var, value)]), &CliOverrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains(named), "{var}: {err:#}");
@@ -156,4 +157,17 @@ fn unknown_settings_are_rejected_with_their_name() {
 fn default_toml_round_trips() {
     let c: ServerConfig = toml::from_str(&default_toml()).unwrap();
     assert_eq!(c, ServerConfig::default());
+}
+
+#[test]
+fn default_tenant_limits_come_from_the_limits_section() {
+    let c = ServerConfig::load(
+        None,
+        env(&[("STRATA_LIMITS__INGESTION_RATE", "5000000"), ("STRATA_LIMITS__MAX_QUERY_RANGE", "31d")]),
+        &CliOverrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.limits.ingestion_rate, 5_000_000.0);
+    assert_eq!(c.limits.max_query_range, Duration::from_secs(31 * 86_400));
+    assert_eq!(c.limits.max_active_series, strata_schemas::TenantLimits::default().max_active_series);
 }

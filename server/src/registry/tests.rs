@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 async fn registry(dir: &std::path::Path) -> Arc<Registry> {
     let url = RegistryStore::sqlite_url(dir);
-    Registry::open(&url, StaticTokens::new(&BTreeMap::new()).unwrap(), "eu").await.unwrap()
+    Registry::open(&url, StaticTokens::new(&BTreeMap::new()).unwrap(), "eu", Default::default()).await.unwrap()
 }
 
 fn acme() -> TenantPolicy {

@@ -202,3 +202,37 @@ async fn after_open_mode_unknown_tokens_are_refused_and_open_mode_data_stays_def
     assert_eq!(status, 200, "{v}");
     assert_eq!(single_value(&v["data"]), 42.0, "{v}");
 }
+
+/// The node's `[limits]` are the limits of open mode's `default` tenant (so a
+/// load test can raise the ingestion rate without declaring a tenant) and
+/// where a tenant created through the admin API starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_limits_apply_to_tenants_without_a_policy_and_seed_new_ones() {
+    let dir = data_dir();
+    let s = Server::start(
+        dir.path(),
+        &[("STRATA_LIMITS__INGESTION_RATE", "1"), ("STRATA_LIMITS__INGESTION_BURST", "5"), ("STRATA_LIMITS__HOT_TTL", "30d")],
+    );
+    let c = client();
+    let t = now_ms() / 1000 * 1000 - 60_000;
+    let five: String = (0..5).map(|i| format!("r,device=d{i} v=1 {t}\n")).collect();
+    let write = |body: String| {
+        let c = c.clone();
+        let url = s.url("/api/v2/write");
+        async move {
+            let r = c.post(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = write(five.clone()).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = write(five.replace("r,", "q,")).await;
+    assert_eq!(status, 429, "open mode's tenant runs under [limits]: {body}");
+    assert!(body.contains("limit ingestion_rate exceeded: 1 samples/s (burst 5)"), "{body}");
+
+    let created = admin_cli_json(&s, dir.path(), &["tenants", "create", "acme"]);
+    assert_eq!(created["limits"]["ingestion_rate"], 1.0, "{created}");
+    assert_eq!(created["limits"]["ingestion_burst"], 5, "{created}");
+    assert_eq!(created["limits"]["hot_ttl"], "30days", "{created}");
+    assert_eq!(created["limits"]["max_active_series"], 5_000_000, "the rest keeps the defaults: {created}");
+}

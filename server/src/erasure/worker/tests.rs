@@ -78,7 +78,7 @@ impl Tiers for Fake {
 async fn registry(dir: &std::path::Path) -> Arc<Registry> {
     let url = crate::registry::store::RegistryStore::sqlite_url(dir);
     let tokens = crate::auth::StaticTokens::new(&BTreeMap::new()).unwrap();
-    Registry::open(&url, tokens, "local").await.unwrap()
+    Registry::open(&url, tokens, "local", Default::default()).await.unwrap()
 }
 
 async fn request(registry: &Registry, id: &str) {
