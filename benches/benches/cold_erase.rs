@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use strata_benches::{env_or, load_average, median};
 use strata_cold_tier::{
     ColdTier, ColdTierConfig, CommitSource, EraseOptions, EraseRequest, Rollup, SeriesEntry, SeriesRollup,
-    SeriesSamples, file_prefix, rollup_points,
+    SeriesSamples, file_prefix,
 };
 use strata_schemas::{Labels, Matcher, Sample, TenantId};
 
@@ -66,16 +66,8 @@ fn roll_day(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId, data: &
     rt.block_on(view.commit_series_files(t, written, &source.source)).unwrap();
     for r in Rollup::ALL {
         let view = cold.rollup_view(r);
-        let rolled: Vec<SeriesRollup> = data
-            .iter()
-            .map(|s| SeriesRollup {
-                labels: s.labels.clone(),
-                series_id: s.series_id,
-                device_hash: s.device_hash,
-                points: rollup_points(&s.samples, r.width_ms()),
-            })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let rolled: Vec<SeriesRollup> =
+            data.iter().map(|s| SeriesRollup::of(s, r.width_ms())).filter(|s| !s.points.is_empty()).collect();
         let prefix = file_prefix(&format!("rollup{}:{t}:{b}", r.name()));
         let written = rt.block_on(view.write_rollup_files(t, &rolled, i64::MIN, &prefix)).unwrap();
         rt.block_on(view.commit_files(t, written, &source)).unwrap();

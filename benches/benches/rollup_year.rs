@@ -25,7 +25,7 @@
 //! Window aggregates are synthetic (count 280–288, values multiples of
 //! 0.25, `exp` = −2: sums provably exact, so `avg_over_time` may be
 //! answered from rollups). The raw slice is rolled like the compactor rolls a bucket
-//! (`rollup_points` of the samples, written and committed).
+//! (`SeriesRollup::of` each series, written and committed).
 //!
 //! Run (release; the host is shared: note the load):
 //! `CARGO_TARGET_DIR=/root/.cache/strata-target-q cargo bench -p strata-benches --bench rollup_year`
@@ -60,7 +60,6 @@ use std::time::{Duration, Instant};
 use strata_benches::{env_or, load_average, median};
 use strata_cold_tier::{
     ColdReadStore, ColdTier, ColdTierConfig, CommitSource, Rollup, SeriesEntry, SeriesRollup, SeriesSamples,
-    rollup_points,
 };
 use strata_query::{Engine, QueryConfig, Value};
 use strata_schemas::{
@@ -208,12 +207,7 @@ async fn write_raw(cold: &ColdTier, t: &TenantId, farms: &[Farm], days: i64, int
         let source = CommitSource { source: format!("hot:{t}:{}", T0 + day * DAY), segments: String::new() };
         let rolled: Vec<SeriesRollup> = series
             .iter()
-            .map(|s| SeriesRollup {
-                labels: s.labels.clone(),
-                series_id: s.series_id,
-                device_hash: s.device_hash,
-                points: rollup_points(&s.samples, DAY),
-            })
+            .map(|s| SeriesRollup::of(s, DAY))
             .collect();
         let view = cold.rollup_view(Rollup::OneDay);
         let w = view.write_rollup_files(t, &rolled, i64::MIN, &format!("raw-rollup-{day}")).await.unwrap();

@@ -62,6 +62,19 @@ pub struct SeriesRollup {
     pub points: Vec<RollupPoint>,
 }
 
+impl SeriesRollup {
+    /// The windows of `width_ms` of a bucket's samples of one series (none
+    /// when it holds stale markers only).
+    pub fn of(s: &crate::SeriesSamples, width_ms: i64) -> Self {
+        Self {
+            labels: s.labels.clone(),
+            series_id: s.series_id,
+            device_hash: s.device_hash,
+            points: rollup_points(&s.samples, width_ms),
+        }
+    }
+}
+
 /// The end of the window `(end - width, end]` holding `ts`.
 pub fn window_end(ts: i64, width_ms: i64) -> i64 {
     -(-ts).div_euclid(width_ms) * width_ms

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use strata_cold_tier::{
     ClaimOutcome, ColdTier, CommitSource, RollClaim, Rollup, SeriesEntry, SeriesRollup, SeriesSamples, WrittenFiles,
-    file_prefix, rollup_points, series_key,
+    file_prefix, series_key,
 };
 use strata_hot_store::{HotStore, SealedBucket};
 use strata_schemas::TenantId;
@@ -793,18 +793,8 @@ impl Compactor {
     ) -> Result<()> {
         let tenant = &bucket.tenant;
         let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
-        let rolled: Vec<SeriesRollup> = series
-            .iter()
-            .filter_map(|s| {
-                let points = rollup_points(&s.samples, r.width_ms());
-                (!points.is_empty()).then(|| SeriesRollup {
-                    labels: s.labels.clone(),
-                    series_id: s.series_id,
-                    device_hash: s.device_hash,
-                    points,
-                })
-            })
-            .collect();
+        let rolled: Vec<SeriesRollup> =
+            series.iter().map(|s| SeriesRollup::of(s, r.width_ms())).filter(|s| !s.points.is_empty()).collect();
         let view = self.cold.rollup_view(r);
         let written = if rolled.is_empty() {
             WrittenFiles::default()

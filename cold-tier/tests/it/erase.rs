@@ -80,16 +80,8 @@ pub(crate) fn roll(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId, 
         }
         for r in Rollup::ALL {
             let view = cold.rollup_view(r);
-            let rolled: Vec<SeriesRollup> = part
-                .iter()
-                .map(|s| SeriesRollup {
-                    labels: s.labels.clone(),
-                    series_id: s.series_id,
-                    device_hash: s.device_hash,
-                    points: rollup_points(&s.samples, r.width_ms()),
-                })
-                .filter(|s| !s.points.is_empty())
-                .collect();
+            let rolled: Vec<SeriesRollup> =
+                part.iter().map(|s| SeriesRollup::of(s, r.width_ms())).filter(|s| !s.points.is_empty()).collect();
             let prefix = file_prefix(&format!("rollup{}:{t}:{b}", r.name()));
             let written = rt.block_on(view.write_rollup_files(t, &rolled, i64::MIN, &prefix)).unwrap();
             rt.block_on(view.commit_files(t, written, &source)).unwrap();

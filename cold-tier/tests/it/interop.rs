@@ -38,7 +38,7 @@ fn pyiceberg_reads_the_tenant_table_through_the_sqlite_catalog() {
 /// and every row of the series table.
 #[test]
 fn pyiceberg_reads_a_rollup_table() {
-    use strata_cold_tier::{Rollup, SeriesRollup, rollup_points};
+    use strata_cold_tier::{Rollup, SeriesRollup};
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
     let cold = open(&rt, dir.path());
@@ -52,15 +52,7 @@ fn pyiceberg_reads_a_rollup_table() {
     let source = CommitSource { source: "hot:acme.eu:1".into(), segments: String::new() };
     rt.block_on(cold.append(&t, &data, &source)).unwrap();
     let view = cold.rollup_view(Rollup::FiveMinutes);
-    let rolled: Vec<SeriesRollup> = data
-        .iter()
-        .map(|s| SeriesRollup {
-            labels: s.labels.clone(),
-            series_id: s.series_id,
-            device_hash: s.device_hash,
-            points: rollup_points(&s.samples, 300_000),
-        })
-        .collect();
+    let rolled: Vec<SeriesRollup> = data.iter().map(|s| SeriesRollup::of(s, 300_000)).collect();
     let rows: usize = rolled.iter().map(|s| s.points.len()).sum();
     let written = rt.block_on(view.write_rollup_files(&t, &rolled, i64::MIN, "rollup5m-1")).unwrap();
     assert_eq!(written.rows as usize, rows);
