@@ -108,7 +108,7 @@ impl ColdTier {
         Ok(self.proven_among(table, tenant, matchers, &files))
     }
 
-    /// [`ColdTier::proven_files`] among `files`.
+    /// `proven_files` among `files`.
     pub(super) fn proven_among(
         &self,
         table: &iceberg::table::Table,
