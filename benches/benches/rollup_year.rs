@@ -205,10 +205,7 @@ async fn write_raw(cold: &ColdTier, t: &TenantId, farms: &[Farm], days: i64, int
             })
             .collect();
         let source = CommitSource { source: format!("hot:{t}:{}", T0 + day * DAY), segments: String::new() };
-        let rolled: Vec<SeriesRollup> = series
-            .iter()
-            .map(|s| SeriesRollup::of(s, DAY))
-            .collect();
+        let rolled: Vec<SeriesRollup> = series.iter().map(|s| SeriesRollup::of(s, DAY)).collect();
         let view = cold.rollup_view(Rollup::OneDay);
         let w = view.write_rollup_files(t, &rolled, i64::MIN, &format!("raw-rollup-{day}")).await.unwrap();
         view.commit_files(t, w, &source).await.unwrap();

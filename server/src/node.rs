@@ -543,7 +543,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = dir.path.clone();
     let url = Some(config.registry.url.as_str()).filter(|u| !u.is_empty());
     let static_tokens = StaticTokens::new(&config.auth.tokens)?;
-    let registry = crate::registry::open_for(url, &data_dir, static_tokens, &config.region, config.limits.clone()).await?;
+    let registry =
+        crate::registry::open_for(url, &data_dir, static_tokens, &config.region, config.limits.clone()).await?;
     let watcher = tokio::spawn(Arc::clone(&registry).watch());
     let admin_token = admin_token(&config, &data_dir)?;
     // Progress lines of replays, rebuilds (Kafka), rolls and merges.

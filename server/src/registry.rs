@@ -387,7 +387,8 @@ pub async fn open_for(
     default_limits: TenantLimits,
 ) -> anyhow::Result<Arc<Registry>> {
     let url = url.map(str::to_owned).unwrap_or_else(|| RegistryStore::sqlite_url(data_dir));
-    let registry = Registry::open(&url, static_tokens, region, default_limits).await.context("opening the tenant registry")?;
+    let registry =
+        Registry::open(&url, static_tokens, region, default_limits).await.context("opening the tenant registry")?;
     tracing::info!(location = registry.store().location(), open_mode = registry.open_mode(), "tenant registry ready");
     Ok(registry)
 }

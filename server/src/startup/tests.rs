@@ -7,7 +7,9 @@ const ADMIN: &str = "startup-test-admin-token";
 
 async fn gate(dir: &std::path::Path) -> (Arc<Startup>, Router) {
     let registry =
-        crate::registry::open_for(None, dir, StaticTokens::new(&BTreeMap::new()).unwrap(), "local", Default::default()).await.unwrap();
+        crate::registry::open_for(None, dir, StaticTokens::new(&BTreeMap::new()).unwrap(), "local", Default::default())
+            .await
+            .unwrap();
     let startup = Startup::new(4);
     let router = startup.router(TasksState {
         resolver: Arc::clone(&registry) as Arc<dyn strata_schemas::TenantResolver>,

@@ -211,7 +211,11 @@ async fn node_limits_apply_to_tenants_without_a_policy_and_seed_new_ones() {
     let dir = data_dir();
     let s = Server::start(
         dir.path(),
-        &[("STRATA_LIMITS__INGESTION_RATE", "1"), ("STRATA_LIMITS__INGESTION_BURST", "5"), ("STRATA_LIMITS__HOT_TTL", "30d")],
+        &[
+            ("STRATA_LIMITS__INGESTION_RATE", "1"),
+            ("STRATA_LIMITS__INGESTION_BURST", "5"),
+            ("STRATA_LIMITS__HOT_TTL", "30d"),
+        ],
     );
     let c = client();
     let t = now_ms() / 1000 * 1000 - 60_000;

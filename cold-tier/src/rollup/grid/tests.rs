@@ -89,10 +89,7 @@ fn a_grid_read_filters_only_files_whose_bounds_do_not_prove_the_metric() {
     assert!(proven.iter().all(|p| !p.contains("day-0")), "{proven:?}");
     let other = [Matcher::equal("__name__", "other")];
     assert!(rt.block_on(view.proven_files(&table, &t, &other)).unwrap().is_empty());
-    assert!(
-        rt.block_on(view.proven_files(&table, &t, &[])).unwrap().is_empty(),
-        "nothing pushed, nothing to prove"
-    );
+    assert!(rt.block_on(view.proven_files(&table, &t, &[])).unwrap().is_empty(), "nothing pushed, nothing to prove");
     // Window ends are midnights: day 1's window lies in the partition of
     // day 2, inside the range (read without a predicate), day 2's not.
     let ends = TimeRange::new(day0 + DAY, day0 + 3 * DAY);
@@ -136,8 +133,7 @@ fn sum_checks_come_from_file_bounds_only_for_days_without_nan_or_inf() {
     let m = [Matcher::equal("__name__", "m")];
     let fields = RollupFields { sum: true, ..RollupFields::default() };
     for ends in [first, both] {
-        let Some(RollupAnswer::Grid(grid)) = rt.block_on(view.select_rollup_grid(&t, &m, ends, fields)).unwrap()
-        else {
+        let Some(RollupAnswer::Grid(grid)) = rt.block_on(view.select_rollup_grid(&t, &m, ends, fields)).unwrap() else {
             panic!("not a grid")
         };
         let want = rt.block_on(view.select_rollup(&t, &m, ends)).unwrap().unwrap();
