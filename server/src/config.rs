@@ -53,9 +53,9 @@ pub struct ServerConfig {
     /// Per-tenant limits of tenants the registry holds no policy for (open
     /// mode's `default`, `[auth] tokens` tenants), and the limits a tenant
     /// created through the admin API starts with (the README's limits
-    /// table lists the defaults). Their hot TTL is `[hot_store]
-    /// default_hot_ttl`; here `hot_ttl` and `cold_retention` only seed new
-    /// tenants.
+    /// table lists the defaults). For a tenant without a policy, `hot_ttl`
+    /// bounds only the oldest sample a write may carry: its samples are kept
+    /// `[hot_store] default_hot_ttl`.
     pub limits: strata_schemas::TenantLimits,
     /// The write path.
     pub ingest: IngestConfig,

@@ -222,7 +222,7 @@ async fn node_limits_apply_to_tenants_without_a_policy_and_seed_new_ones() {
     let five: String = (0..5).map(|i| format!("r,device=d{i} v=1 {t}\n")).collect();
     let write = |body: String| {
         let c = c.clone();
-        let url = s.url("/api/v2/write");
+        let url = s.url("/api/v2/write?precision=ms");
         async move {
             let r = c.post(url).body(body).send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
