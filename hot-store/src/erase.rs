@@ -92,7 +92,7 @@ use crate::error::{Error, Result};
 use crate::index::{LabelPairs, SeriesIndex, SeriesRef};
 use crate::maintenance::{forget_dataless_series, output_entry};
 use crate::segment::{SegmentFile, SegmentSeries, SeriesRecord, open_segment, write_segment};
-use crate::store::{HotStore, Segment, disk_full_before_manifest, sorted_blocks};
+use crate::store::{HotStore, Segment, disk_full_before_manifest};
 
 /// Which samples to erase: those of the tenant's series matching any
 /// selector set, with a timestamp in `[start, end]` (inclusive, ms).
@@ -368,8 +368,8 @@ impl HotStore {
             .map_err(|source| Error::WriteSegment { path: written.path.clone(), source })?;
         debug_assert_eq!(written.blocks.len(), kept.len());
         let bytes = written.file.size;
-        let blocks = sorted_blocks(kept.into_iter().zip(written.blocks).collect());
-        let output = Arc::new(Segment { id, seq: seg.seq, file: written.file, blocks });
+        let blocks = kept.into_iter().zip(written.blocks).collect();
+        let output = Arc::new(Segment::new(id, seg.seq, written.file, blocks));
         if self.replace_segment(seg, Some(output))? {
             report.segments_rewritten += 1;
             report.samples_removed += removed;

@@ -28,9 +28,7 @@ use strata_schemas::{ReadError, TenantId};
 use crate::error::{Error, Result};
 use crate::index::SeriesRef;
 use crate::segment::{SegmentScope, SeriesRecord, sync_dir, write_segment};
-use crate::store::{
-    HotStore, PendingSeries, Segment, bucket_start, disk_full_before_manifest, move_to_quarantine, sorted_blocks,
-};
+use crate::store::{HotStore, PendingSeries, Segment, bucket_start, disk_full_before_manifest, move_to_quarantine};
 
 /// What a [`HotStore::expire`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -177,8 +175,8 @@ impl HotStore {
         crate::failpoint::hit("compact.after_write")
             .map_err(|source| Error::WriteSegment { path: written.path.clone(), source })?;
         debug_assert_eq!(written.blocks.len(), refs.len());
-        let blocks = sorted_blocks(refs.into_iter().zip(written.blocks).collect());
-        let output = Arc::new(Segment { id, seq, file: written.file, blocks });
+        let blocks = refs.into_iter().zip(written.blocks).collect();
+        let output = Arc::new(Segment::new(id, seq, written.file, blocks));
         let entry = output_entry(&output);
         let input_ids: Vec<u64> = inputs.iter().map(|s| s.id).collect();
         let committed = self

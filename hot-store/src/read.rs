@@ -82,22 +82,23 @@ fn memtables(st: &State) -> impl Iterator<Item = &Memtable> {
 /// so a walk over many series touches the block table in order instead of
 /// binary-searching all of it (a cache miss per level) for each one.
 fn block_from<'a>(seg: &'a Segment, pos: &mut usize, r: SeriesRef) -> Option<&'a BlockMeta> {
-    seek_from(&seg.blocks, pos, r).map(|(_, b)| b)
+    seek_from(&seg.refs, pos, r).and_then(|i| seg.blocks.get(i)).map(|(_, b)| b)
 }
 
-/// The entry keyed `r` of `sorted` (ascending keys), searching from `*pos`
-/// and leaving `*pos` at the first entry whose key is `>= r`.
-fn seek_from<'a, T>(sorted: &'a [(SeriesRef, T)], pos: &mut usize, r: SeriesRef) -> Option<&'a (SeriesRef, T)> {
+/// The index of `r` in `sorted` (ascending), searching from `*pos` and
+/// leaving `*pos` at the first entry `>= r`: a galloping search, so a
+/// query's ascending lookups cost the log of the distance between them.
+fn seek_from(sorted: &[SeriesRef], pos: &mut usize, r: SeriesRef) -> Option<usize> {
     let rest = sorted.get(*pos..).unwrap_or_default();
     let mut hi = 1usize;
-    while rest.get(hi).is_some_and(|b| b.0 < r) {
+    while rest.get(hi).is_some_and(|&k| k < r) {
         hi = hi.saturating_mul(2);
     }
     let window = rest.get(..hi.saturating_add(1).min(rest.len())).unwrap_or_default();
-    let found = window.binary_search_by_key(&r, |b| b.0);
+    let found = window.binary_search(&r);
     let (Ok(i) | Err(i)) = found;
     *pos = pos.saturating_add(i);
-    found.ok().and_then(|_| sorted.get(*pos))
+    found.ok().map(|_| *pos)
 }
 
 impl HotStore {

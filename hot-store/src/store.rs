@@ -45,11 +45,24 @@ pub(crate) struct Segment {
     pub(crate) file: SegmentFile,
     /// Sorted by series handle.
     pub(crate) blocks: Vec<(SeriesRef, BlockMeta)>,
+    /// The series handles of `blocks`, in the same order: what a lookup
+    /// searches. A query selecting a few series scattered over a large
+    /// segment (a regex over one label) probes 4 bytes per entry here, not
+    /// the 56 of a `blocks` entry, so its galloping search stays in a few
+    /// cache lines per series instead of missing on every probe.
+    pub(crate) refs: Vec<SeriesRef>,
 }
 
 impl Segment {
+    /// A segment of `blocks` (sorted here by series handle).
+    pub(crate) fn new(id: u64, seq: u64, file: SegmentFile, blocks: Vec<(SeriesRef, BlockMeta)>) -> Self {
+        let blocks = sorted_blocks(blocks);
+        let refs = blocks.iter().map(|b| b.0).collect();
+        Self { id, seq, file, blocks, refs }
+    }
+
     pub(crate) fn block(&self, r: SeriesRef) -> Option<&BlockMeta> {
-        self.blocks.binary_search_by_key(&r, |b| b.0).ok().and_then(|i| self.blocks.get(i)).map(|b| &b.1)
+        self.refs.binary_search(&r).ok().and_then(|i| self.blocks.get(i)).map(|b| &b.1)
     }
 
     /// True when some block is a stream block (written by a flush).
@@ -859,7 +872,7 @@ impl HotStore {
             outcome.samples += written.samples;
             outcome.segments.push(written.path.clone());
             outcome.segment = Some(written.path);
-            installed.push(Arc::new(Segment { id, seq, file: written.file, blocks: sorted_blocks(blocks) }));
+            installed.push(Arc::new(Segment::new(id, seq, written.file, blocks)));
         }
         Ok(())
     }
@@ -989,7 +1002,7 @@ pub(crate) fn move_to_quarantine(dir: &Path, path: &Path) {
     }
 }
 
-pub(crate) fn sorted_blocks(mut blocks: Vec<(SeriesRef, BlockMeta)>) -> Vec<(SeriesRef, BlockMeta)> {
+fn sorted_blocks(mut blocks: Vec<(SeriesRef, BlockMeta)>) -> Vec<(SeriesRef, BlockMeta)> {
     blocks.sort_unstable_by_key(|b| b.0);
     blocks
 }
@@ -1073,7 +1086,7 @@ pub(crate) fn install_segment(st: &mut State, id: u64, seq: u64, file: SegmentFi
         st.index.extend_range(r, s.meta.min_ts, s.meta.max_ts);
         blocks.push((r, s.meta));
     }
-    st.insert_segment(Arc::new(Segment { id, seq, file, blocks: sorted_blocks(blocks) }));
+    st.insert_segment(Arc::new(Segment::new(id, seq, file, blocks)));
 }
 
 #[cfg(test)]
