@@ -18,6 +18,7 @@ use std::time::Duration;
 use strata_hot_store::HotStoreConfig;
 use strata_ingest::{IngestConfig, LogConfig};
 use strata_query::QueryConfig;
+use strata_schemas::ConfigError;
 
 /// The default HTTP address: loopback only, port 9470.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:9470";
@@ -393,9 +394,11 @@ impl ServerConfig {
         Ok(config)
     }
 
-    /// Fixes harmless values and rejects settings the server cannot run with.
-    pub fn validate(&mut self) -> anyhow::Result<()> {
-        // Each section's own rules: a `ConfigError` naming `[section] key`.
+    /// Fixes harmless values and rejects settings the server cannot run with,
+    /// naming the key (`[cluster] token: must be at least 16 characters`),
+    /// as every section's own `validate` does.
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        // Each section's own rules.
         self.log.validate()?;
         self.ingest.validate()?;
         self.hot_store.validate()?;
@@ -407,35 +410,49 @@ impl ServerConfig {
         self.limits.validate()?;
         for (token, tenant) in &self.auth.tokens {
             if token.len() < 8 {
-                bail!("auth.tokens: token for tenant {tenant:?} is shorter than 8 characters");
+                return Err(ConfigError::new(
+                    "auth",
+                    "tokens",
+                    format!("the token of tenant {tenant:?} is shorter than 8 characters"),
+                ));
             }
-            strata_schemas::TenantId::new(tenant.as_str()).with_context(|| "auth.tokens".to_string())?;
+            strata_schemas::TenantId::new(tenant.as_str())
+                .map_err(|e| ConfigError::invalid("auth", "tokens", tenant, e.to_string()))?;
         }
         if self.region.is_empty() {
-            bail!("region must not be empty");
+            return Err(ConfigError::new("", "region", "must not be empty"));
         }
         if self.progress_log_interval < Duration::from_millis(100) {
-            bail!("progress_log_interval must be at least 100ms, got {:?}", self.progress_log_interval);
+            return Err(ConfigError::invalid(
+                "",
+                "progress_log_interval",
+                self.progress_log_interval,
+                "must be at least 100ms",
+            ));
         }
         if !self.cluster.token.is_empty() && self.cluster.token.len() < 16 {
-            bail!("cluster.token must be at least 16 characters");
+            return Err(ConfigError::new("cluster", "token", "must be at least 16 characters"));
         }
         if !self.cluster.peers.is_empty() && self.cluster.token.is_empty() {
-            bail!("cluster.peers is set but cluster.token is empty: peers authenticate with the shared token");
+            return Err(ConfigError::new(
+                "cluster",
+                "token",
+                "must be set when cluster.peers is: peers authenticate with the shared token",
+            ));
         }
         for peer in &mut self.cluster.peers {
             if !peer.starts_with("http://") && !peer.starts_with("https://") {
-                bail!("cluster.peers: {peer:?} is not an http:// or https:// URL");
+                return Err(ConfigError::invalid("cluster", "peers", &*peer, "is not an http:// or https:// URL"));
             }
             while peer.ends_with('/') {
                 peer.pop();
             }
         }
         if !self.metrics.token.is_empty() && self.metrics.token.len() < 16 {
-            bail!("metrics.token must be at least 16 characters");
+            return Err(ConfigError::new("metrics", "token", "must be at least 16 characters"));
         }
         if self.http.max_connections == 0 {
-            bail!("http.max_connections must be at least 1");
+            return Err(ConfigError::invalid("http", "max_connections", 0, "must be at least 1"));
         }
         for (name, d) in [
             ("header_read_timeout", self.http.header_read_timeout),
@@ -443,34 +460,44 @@ impl ServerConfig {
             ("body_read_timeout", self.http.body_read_timeout),
         ] {
             if d.is_zero() {
-                bail!("http.{name} must be more than 0");
+                return Err(ConfigError::invalid("http", name, d, "must be more than 0"));
             }
         }
         self.validate_http()?;
         if !self.admin.token.is_empty() && self.admin.token.len() < 16 {
-            bail!("admin.token must be at least 16 characters");
+            return Err(ConfigError::new("admin", "token", "must be at least 16 characters"));
         }
         self.validate_federation()
     }
 
-    fn validate_http(&self) -> anyhow::Result<()> {
+    fn validate_http(&self) -> Result<(), ConfigError> {
         let h = &self.http;
         if h.max_header_bytes < 1024 {
-            bail!("http.max_header_bytes must be at least 1024, got {}", h.max_header_bytes);
+            return Err(ConfigError::invalid("http", "max_header_bytes", h.max_header_bytes, "must be at least 1024"));
         }
         if h.max_headers == 0 {
-            bail!("http.max_headers must be at least 1");
+            return Err(ConfigError::invalid("http", "max_headers", 0, "must be at least 1"));
         }
         match (&h.tls_cert, &h.tls_key) {
-            (Some(_), None) => bail!("http.tls_cert is set but http.tls_key is not: HTTPS needs both"),
-            (None, Some(_)) => bail!("http.tls_key is set but http.tls_cert is not: HTTPS needs both"),
+            (Some(_), None) => {
+                return Err(ConfigError::new("http", "tls_key", "must be set when http.tls_cert is: HTTPS needs both"));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("http", "tls_cert", "must be set when http.tls_key is: HTTPS needs both"));
+            }
             _ => {}
         }
         if let Some(ca) = &h.client_ca_cert {
-            crate::outbound::load_ca("http.client_ca_cert", ca)?;
+            crate::outbound::load_ca("http.client_ca_cert", ca)
+                .map_err(|e| ConfigError::new("http", "client_ca_cert", format!("{e:#}")))?;
         }
         if h.admin_addr == Some(self.http_addr) && self.http_addr.port() != 0 {
-            bail!("http.admin_addr is the same address as http_addr ({})", self.http_addr);
+            return Err(ConfigError::invalid(
+                "http",
+                "admin_addr",
+                self.http_addr,
+                "is the same address as http_addr: the admin listener needs its own",
+            ));
         }
         Ok(())
     }
@@ -485,42 +512,50 @@ impl ServerConfig {
         if self.http.admin_addr.is_some() && !self.http.admin_tls { "http" } else { self.scheme() }
     }
 
-    fn validate_federation(&mut self) -> anyhow::Result<()> {
+    fn validate_federation(&mut self) -> Result<(), ConfigError> {
         let jurisdiction = self.jurisdiction().to_owned();
         for r in &mut self.federation.regions {
             if !r.endpoint.starts_with("http://") && !r.endpoint.starts_with("https://") {
-                bail!(
-                    "federation.regions: endpoint {:?} of region {:?} is not an http:// or https:// URL",
-                    r.endpoint,
-                    r.name
-                );
+                return Err(ConfigError::new(
+                    "federation",
+                    "regions",
+                    format!("endpoint {:?} of region {:?} is not an http:// or https:// URL", r.endpoint, r.name),
+                ));
             }
             while r.endpoint.ends_with('/') {
                 r.endpoint.pop();
             }
             if r.name == self.region {
                 if r.jurisdiction != jurisdiction {
-                    bail!(
-                        "federation.regions lists this node's region {:?} in jurisdiction {:?}, but \
-                         federation.jurisdiction is {:?}",
-                        r.name,
-                        r.jurisdiction,
-                        jurisdiction
-                    );
+                    return Err(ConfigError::new(
+                        "federation",
+                        "regions",
+                        format!(
+                            "this node's region {:?} is listed in jurisdiction {:?}, but federation.jurisdiction is {:?}",
+                            r.name, r.jurisdiction, jurisdiction
+                        ),
+                    ));
                 }
             } else if r.credential_sha256.len() != 64 || !r.credential_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!(
-                    "federation.regions: region {:?} needs credential_sha256, the SHA-256 (64 hex digits) of the \
-                     credential it presents",
-                    r.name
-                );
+                return Err(ConfigError::new(
+                    "federation",
+                    "regions",
+                    format!(
+                        "region {:?} needs credential_sha256, the SHA-256 (64 hex digits) of the credential it presents",
+                        r.name
+                    ),
+                ));
             }
         }
         let others = self.federation.regions.iter().any(|r| r.name != self.region);
         if others && self.federation.credential.len() < 16 {
-            bail!("federation.credential must be at least 16 characters when federation.regions names other regions");
+            return Err(ConfigError::new(
+                "federation",
+                "credential",
+                "must be at least 16 characters when federation.regions names other regions",
+            ));
         }
-        self.region_directory()?;
+        self.region_directory().map_err(|e| ConfigError::new("federation", "regions", format!("{e:#}")))?;
         Ok(())
     }
 }
