@@ -628,6 +628,9 @@ class Strata(Target):
         for k in list(e):
             if k.startswith("STRATA_"):
                 e.pop(k)
+        for kv in self.a.strata_env:
+            k, _, v = kv.partition("=")
+            e[k] = v
         return e
 
     def keep_metric(self, name):
@@ -1010,6 +1013,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--strata", default=default_strata())
+    ap.add_argument("--strata-env", action="append", default=[], metavar="STRATA_X=V",
+                    help="a setting for the Strata server (repeatable; other STRATA_* variables of this "
+                         "environment are not passed), e.g. STRATA_LIMITS__INGESTION_RATE=10000000 so the "
+                         "default tenant's 1 M samples/s limit does not cap a run above it")
     ap.add_argument("--peer", choices=["victoriametrics"], default=None)
     ap.add_argument("--vm-bin", default=shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics")
     ap.add_argument("--lines", type=int, default=300, help="lines per request (10 fields each)")
