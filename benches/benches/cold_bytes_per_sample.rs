@@ -109,9 +109,7 @@ fn column_sizes(files: &[String]) -> (BTreeMap<String, (u64, u64)>, usize) {
 
 fn main() {
     let (devices, runs) = (env_or("DEVICES", 1000usize), env_or("RUNS", 2usize));
-    if !std::env::args().any(|a| a == "--bench") {
-        // `cargo test --benches` runs bench binaries without `--bench`.
-        println!("cold_bytes_per_sample: run with `cargo bench` (see the module doc)");
+    if !strata_benches::invoked_by_cargo_bench("cold_bytes_per_sample") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -118,9 +118,7 @@ fn run(rt: &tokio::runtime::Runtime, devices: usize, days: i64) -> [f64; 2] {
 
 fn main() {
     let (devices, days, runs) = (env_or("DEVICES", 1000usize), env_or("DAYS", 30i64), env_or("RUNS", 1usize));
-    if !std::env::args().any(|a| a == "--bench") {
-        // `cargo test --benches` runs bench binaries without `--bench`.
-        println!("cold_erase: run with `cargo bench` (see the module doc)");
+    if !strata_benches::invoked_by_cargo_bench("cold_erase") {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

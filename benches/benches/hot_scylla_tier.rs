@@ -143,9 +143,7 @@ fn config(nodes: Vec<String>) -> ScyllaConfig {
 fn main() {
     let shape =
         Shape { devices: env_or("DEVICES", 100usize), minutes: env_or("MINUTES", 60i64), runs: env_or("RUNS", 5usize) };
-    if !std::env::args().any(|a| a == "--bench") {
-        // `cargo test --benches` runs bench binaries without `--bench`.
-        println!("hot_scylla_tier: run with `cargo bench` (see the module doc)");
+    if !strata_benches::invoked_by_cargo_bench("hot_scylla_tier") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

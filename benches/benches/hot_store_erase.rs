@@ -84,9 +84,7 @@ fn run(devices: usize) -> (f64, f64) {
 
 fn main() {
     let (devices, runs) = (env_or("DEVICES", 10_000usize), env_or("RUNS", 1usize));
-    if !std::env::args().any(|a| a == "--bench") {
-        // `cargo test --benches` runs bench binaries without `--bench`.
-        println!("hot_store_erase: run with `cargo bench` (see the module doc)");
+    if !strata_benches::invoked_by_cargo_bench("hot_store_erase") {
         return;
     }
     let (mut erase, mut verify) = (Vec::new(), Vec::new());

@@ -283,10 +283,7 @@ fn assert_same(a: &Value, b: &Value, what: &str) {
 fn main() {
     let (n, days, runs) = (env_or("FARMS", 40_000usize), env_or("DAYS", 365i64), env_or("RUNS", 5usize));
     let (raw_days, raw_interval) = (env_or("RAW_DAYS", 1i64), env_or("RAW_INTERVAL_S", 300i64) * 1000);
-    if !std::env::args().any(|a| a == "--bench") {
-        // `cargo test --benches` runs bench binaries without `--bench`: the
-        // setup takes minutes, so only `cargo bench` runs it.
-        println!("rollup_year: run with `cargo bench` (see the module doc)");
+    if !strata_benches::invoked_by_cargo_bench("rollup_year") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -41,6 +41,19 @@ pub fn iot_line(out: &mut String, device: usize, step: usize, ts_ns: i64) {
     );
 }
 
+/// True when the bench binary `name` was started by `cargo bench` (which
+/// passes `--bench`); otherwise (`cargo test --benches` runs bench binaries
+/// without it) it says how to run it and returns false, so a bench whose
+/// setup takes minutes does nothing under the test command.
+#[cfg_attr(not(test), expect(clippy::print_stdout, reason = "the bench binary's one line to its runner"))]
+pub fn invoked_by_cargo_bench(name: &str) -> bool {
+    let bench = std::env::args().any(|a| a == "--bench");
+    if !bench {
+        println!("{name}: run with `cargo bench` (see the module doc)");
+    }
+    bench
+}
+
 /// The environment variable `name` parsed as a `T`, or `default` when it is
 /// unset or does not parse (the benches' size and run-count knobs).
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
