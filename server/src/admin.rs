@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
-use strata_schemas::{ExportPolicy, Residency, TenantId, TenantLimits, TenantPolicy};
+use strata_schemas::{ExportPolicy, Residency, TenantId, TenantLimits, TenantPolicy, TenantResolver};
 
 /// Reads a tenant's usage counters (provided by the node).
 pub type UsageFn = Arc<dyn Fn(&TenantId) -> Value + Send + Sync>;

@@ -137,12 +137,6 @@ impl Registry {
         &self.region
     }
 
-    /// The node's `[limits]`: those of tenants without a policy, and the
-    /// limits a new tenant starts with.
-    pub fn default_limits(&self) -> TenantLimits {
-        self.default_limits.clone()
-    }
-
     /// Reloads the snapshot if the registry changed since the last load.
     pub async fn reload(&self) -> anyhow::Result<bool> {
         let generation = self.store.generation().await?;
