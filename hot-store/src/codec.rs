@@ -192,6 +192,11 @@ impl<'a> BitReader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// A reader of `buf` from bit `pos` on.
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        Self { buf, pos }
+    }
+
     pub(crate) fn read_bit(&mut self) -> Result<bool, DecodeError> {
         let byte = self.buf.get(self.pos / 8).ok_or("value bits truncated")?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1;

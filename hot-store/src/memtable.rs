@@ -22,6 +22,16 @@
 //! with the same `t` arrived later. When `ooo` grows past an eighth of the
 //! chunk (and 2 samples), the chunk is re-encoded with it merged.
 //!
+//! Most disorder is one step deep: concurrent requests of one device land
+//! its sample `t` just after `t + 1`. Such a sample (newer than the one
+//! before the last) is spliced into the stream instead of set aside: the
+//! chunk remembers where the last sample's encoding starts (`tail`), reads
+//! the state before it back from those bits, cuts them off and appends the
+//! late sample and the last one again (so is a rewrite of the last
+//! timestamp). The chunk stays one stream that a flush copies as it is;
+//! setting the sample aside would cost a decode and re-encode of the whole
+//! chunk at the flush.
+//!
 //! A flush copies a chunk with nothing aside in `ooo` into its segment as a
 //! stream block (the stream from bit 64 on, behind a mode byte: format V6,
 //! `FORMAT.md` "Stream blocks"), so the stream's layout is persisted: the
@@ -30,8 +40,8 @@
 use strata_schemas::{Sample, TimeRange};
 
 use crate::codec::{
-    BitWriter, DecodeError, POW10, STREAM_GORILLA, decimal_exponent, decimal_mantissa, decode_stream, encode_xor,
-    write_dod, write_step,
+    BitReader, BitWriter, DecodeError, POW10, STREAM_GORILLA, decimal_exponent, decimal_mantissa, decode_stream,
+    decode_xor, encode_xor, read_dod, read_step, write_dod, write_step,
 };
 use crate::index::SeriesRef;
 
@@ -39,8 +49,11 @@ use crate::index::SeriesRef;
 const GORILLA: u8 = STREAM_GORILLA;
 /// `Chunk::window` before any XOR window was set.
 const NO_WINDOW: (u8, u8) = (u8::MAX, u8::MAX);
+/// `Chunk::tail` when the last sample's bit position is not known (fewer
+/// than two samples, or a stream longer than `u32::MAX` bits).
+const NO_TAIL: u32 = u32::MAX;
 
-/// One series' samples within one time bucket (72 bytes plus its stream).
+/// One series' samples within one time bucket (80 bytes plus its stream).
 #[derive(Debug, Clone)]
 pub(crate) struct Chunk {
     bits: Vec<u8>,
@@ -51,8 +64,12 @@ pub(crate) struct Chunk {
     /// Gorilla XOR window (leading, trailing zeros) of the last value;
     /// [`NO_WINDOW`] before the first.
     window: (u8, u8),
+    /// `window` before the last sample was appended.
+    prev_window: (u8, u8),
+    /// Bit length of the stream before the last sample's encoding, or
+    /// [`NO_TAIL`]: where [`Chunk::splice`] cuts.
+    tail: u32,
     n: u32,
-    min_ts: i64,
     last_ts: i64,
     last_delta: i64,
     /// The last value: its f64 bits (Gorilla) or its mantissa (decimal).
@@ -70,8 +87,9 @@ impl Default for Chunk {
             used: 0,
             mode: GORILLA,
             window: NO_WINDOW,
+            prev_window: NO_WINDOW,
+            tail: NO_TAIL,
             n: 0,
-            min_ts: 0,
             last_ts: 0,
             last_delta: 0,
             last_val: 0,
@@ -104,7 +122,9 @@ impl Chunk {
             return;
         }
         if ts <= self.last_ts {
-            self.min_ts = self.min_ts.min(ts);
+            if self.splice(ts, bits) {
+                return;
+            }
             let ooo = self.ooo.get_or_insert_default();
             ooo.push((ts, bits));
             if ooo.len() > REBUILD_MIN_OOO && ooo.len() > self.n as usize / 8 {
@@ -128,17 +148,25 @@ impl Chunk {
             w.write_bits(ts as u64, 64);
             w.write_bits(first, 64);
         });
-        (self.min_ts, self.last_ts, self.last_delta, self.last_val, self.n) = (ts, ts, 0, first, 1);
+        (self.last_ts, self.last_delta, self.last_val, self.n) = (ts, 0, first, 1);
     }
 
     /// Appends a sample after the last one; false when its value does not
     /// fit the chunk's mode (nothing is written then).
     fn append(&mut self, ts: i64, bits: u64) -> bool {
         let Some(word) = self.value_word(bits) else { return false };
+        self.append_word(ts, word);
+        true
+    }
+
+    /// Appends a sample after the last one, its value already a word of
+    /// the chunk's mode.
+    fn append_word(&mut self, ts: i64, word: u64) {
         let delta = ts.wrapping_sub(self.last_ts);
         let dod = delta.wrapping_sub(self.last_delta);
         let (mode, last) = (self.mode, self.last_val);
         let mut window = (self.window != NO_WINDOW).then(|| (u32::from(self.window.0), u32::from(self.window.1)));
+        let tail = self.bit_len();
         self.write(|w| {
             write_dod(w, dod);
             if mode == GORILLA {
@@ -147,10 +175,85 @@ impl Chunk {
                 write_step(w, (word as i64).wrapping_sub(last as i64));
             }
         });
+        self.prev_window = self.window;
         self.window = window.map_or(NO_WINDOW, |(l, t)| (l as u8, t as u8));
+        self.tail = u32::try_from(tail).unwrap_or(NO_TAIL);
         (self.last_ts, self.last_delta, self.last_val) = (ts, delta, word);
         self.n += 1;
+    }
+
+    /// Bits in the stream.
+    fn bit_len(&self) -> usize {
+        let full = self.bits.len() * 8;
+        if self.used == 0 { full } else { full - (8 - usize::from(self.used)) }
+    }
+
+    /// Puts a late sample (`ts <= last_ts`) into the stream when it belongs
+    /// just before the last sample, or rewrites the last one: the last
+    /// sample's bits are cut off and it is appended again after the late
+    /// one. With one sample, the chunk starts over with both. False (and
+    /// nothing changed) when the sample lies further back, when its value
+    /// does not fit the chunk's mode, or when a sample aside has the same
+    /// timestamp (it arrived earlier, and would win on reading).
+    fn splice(&mut self, ts: i64, bits: u64) -> bool {
+        if self.ooo.as_deref().is_some_and(|o| o.iter().any(|s| s.0 == ts)) {
+            return false;
+        }
+        if self.n == 1 {
+            if self.ooo.as_deref().is_some_and(|o| !o.is_empty()) {
+                return false;
+            }
+            let (last_ts, Some(last)) = (self.last_ts, self.last_bits()) else { return false };
+            let mut fresh = Chunk::default();
+            fresh.push(ts, bits);
+            if ts != last_ts {
+                fresh.push(last_ts, last);
+            }
+            *self = fresh;
+            return true;
+        }
+        let prev_ts = self.last_ts.wrapping_sub(self.last_delta);
+        if self.n < 2 || self.tail == NO_TAIL || ts <= prev_ts {
+            return false;
+        }
+        let Some(word) = self.value_word(bits) else { return false };
+        let Some((prev_delta, prev_val)) = self.state_before_last() else { return false };
+        let (last_ts, last_word) = (self.last_ts, self.last_val);
+        self.truncate_bits(self.tail as usize);
+        (self.last_ts, self.last_delta, self.last_val, self.window) = (prev_ts, prev_delta, prev_val, self.prev_window);
+        self.n -= 1;
+        self.append_word(ts, word);
+        if ts != last_ts {
+            self.append_word(last_ts, last_word);
+        }
         true
+    }
+
+    /// The timestamp delta and the value word of the sample before the
+    /// last, read back from the last sample's encoding at `tail`.
+    fn state_before_last(&self) -> Option<(i64, u64)> {
+        let mut r = BitReader::at(&self.bits, self.tail as usize);
+        let dod = read_dod(&mut r).ok()?;
+        let prev_val = if self.mode == GORILLA {
+            let w = self.prev_window;
+            let mut window = (w != NO_WINDOW).then(|| (u32::from(w.0), u32::from(w.1)));
+            self.last_val ^ decode_xor(&mut r, &mut window).ok()?
+        } else {
+            (self.last_val as i64).wrapping_sub(read_step(&mut r).ok()?) as u64
+        };
+        Some((self.last_delta.wrapping_sub(dod), prev_val))
+    }
+
+    /// Cuts the stream to its first `len` bits.
+    fn truncate_bits(&mut self, len: usize) {
+        self.bits.truncate(len.div_ceil(8));
+        let used = len % 8;
+        if used != 0
+            && let Some(b) = self.bits.last_mut()
+        {
+            *b &= !(0xFFu8 >> used);
+        }
+        self.used = used as u8;
     }
 
     /// What the stream holds for value `bits` in this chunk's mode: the bits
@@ -263,7 +366,7 @@ impl Chunk {
 
     /// The sorted, unique samples within `range`.
     pub(crate) fn in_range(&self, range: TimeRange) -> Result<Vec<(i64, u64)>, DecodeError> {
-        if !range.overlaps(self.min_ts, self.last_ts) {
+        if !range.overlaps(self.min_ts(), self.last_ts) {
             return Ok(Vec::new());
         }
         let mut all = self.samples()?;
@@ -276,7 +379,7 @@ impl Chunk {
     /// the stream's last sample (kept decoded in the chunk), or the latest
     /// out-of-order rewrite of the same timestamp: nothing is decoded.
     pub(crate) fn newest_in(&self, range: TimeRange) -> Result<Option<(i64, u64)>, DecodeError> {
-        if self.n == 0 || !range.overlaps(self.min_ts, self.last_ts) {
+        if self.n == 0 || !range.overlaps(self.min_ts(), self.last_ts) {
             return Ok(None);
         }
         if self.last_ts > range.end {
@@ -286,22 +389,24 @@ impl Chunk {
         if let Some(&late) = self.ooo.as_deref().and_then(|o| o.iter().rev().find(|s| s.0 == self.last_ts)) {
             return Ok(Some(late));
         }
-        let bits = match self.mode {
-            GORILLA => self.last_val,
-            // As `codec::decode_stream` turns a mantissa into its value.
-            k => {
-                let p = *POW10.get(usize::from(k)).ok_or("chunk decimal exponent out of range")?;
-                (self.last_val as i64 as f64 / p).to_bits()
-            }
-        };
+        let bits = self.last_bits().ok_or("chunk decimal exponent out of range")?;
         Ok(Some((self.last_ts, bits)))
+    }
+
+    /// The stream's last value as f64 bits (kept decoded in the chunk).
+    fn last_bits(&self) -> Option<u64> {
+        match self.mode {
+            GORILLA => Some(self.last_val),
+            // As `codec::decode_stream` turns a mantissa into its value.
+            k => POW10.get(usize::from(k)).map(|p| (self.last_val as i64 as f64 / p).to_bits()),
+        }
     }
 
     /// Drops the samples with ts in `[start, end]` (erasure), re-encoding
     /// the rest from scratch so no bit of a dropped sample stays in the
     /// stream; returns how many distinct timestamps were dropped.
     pub(crate) fn remove_range(&mut self, start: i64, end: i64) -> Result<usize, DecodeError> {
-        if self.n == 0 || end < self.min_ts || start > self.last_ts {
+        if self.n == 0 || end < self.min_ts() || start > self.last_ts {
             return Ok(0);
         }
         let mut kept = self.samples()?;
@@ -324,7 +429,14 @@ impl Chunk {
     /// Smallest and largest timestamp held.
     #[cfg(test)]
     pub(crate) fn bounds(&self) -> (i64, i64) {
-        (self.min_ts, self.last_ts)
+        (self.min_ts(), self.last_ts)
+    }
+
+    /// The smallest timestamp held: the stream's first, or one aside
+    /// (kept nowhere: a chunk per series per bucket saves the 8 bytes).
+    fn min_ts(&self) -> i64 {
+        let t0 = self.bits.first_chunk::<8>().map_or(0, |b| i64::from_be_bytes(*b));
+        self.ooo.as_deref().into_iter().flatten().fold(t0, |m, s| m.min(s.0))
     }
 
     /// Heap bytes held.

@@ -120,6 +120,85 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Arrivals one step out of order (what concurrent requests of one
+    /// device produce), rewrites of the last timestamp and values that
+    /// leave the chunk's decimal mode, in either mode: the chunk reads back
+    /// the latest write per timestamp, and a late sample newer than the one
+    /// before the last never lands aside.
+    #[test]
+    fn late_samples_one_step_deep_are_spliced_into_the_stream(
+        steps in proptest::collection::vec((1i64..40, any::<bool>(), 0u8..8, -3000i64..3000), 1..200),
+        gorilla in any::<bool>(),
+    ) {
+        let mut m = Memtable::default();
+        let mut want = std::collections::BTreeMap::new();
+        let value = |k: u8, v: i64| match (gorilla, k) {
+            (true, _) => (v as f64).sqrt() + f64::from(k),
+            (false, 7) => v as f64 / 1000.0, // more decimals: the chunk's mode may not fit
+            (false, _) => v as f64 / 10.0,
+        };
+        let (mut ts, mut held) = (0i64, None::<(i64, f64)>);
+        for &(gap, swap, k, v) in &steps {
+            ts += gap * 1000;
+            let x = value(k, v);
+            match (swap, held.take()) {
+                // Hold this one back: the next arrives first.
+                (true, None) => held = Some((ts, x)),
+                (_, Some(h)) => {
+                    for (t, y) in [(ts, x), h] {
+                        m.insert(0, &[s(t, y)], one_bucket);
+                        want.insert(t, y.to_bits());
+                    }
+                }
+                (false, None) => {
+                    m.insert(0, &[s(ts, x)], one_bucket);
+                    want.insert(ts, x.to_bits());
+                    if k == 0 {
+                        // A rewrite of the newest timestamp.
+                        let y = value(1, v + 1);
+                        m.insert(0, &[s(ts, y)], one_bucket);
+                        want.insert(ts, y.to_bits());
+                    }
+                }
+            }
+        }
+        if let Some((t, y)) = held {
+            m.insert(0, &[s(t, y)], one_bucket);
+            want.insert(t, y.to_bits());
+        }
+        let chunk = &m.get(0)[0].1;
+        prop_assert_eq!(chunk.samples().unwrap(), want.into_iter().collect::<Vec<_>>());
+        if !steps.iter().any(|s| s.2 == 7) || gorilla {
+            prop_assert!(chunk.stream_block().is_some(), "nothing aside");
+        }
+    }
+}
+
+#[test]
+fn a_late_sample_just_before_the_last_is_spliced_and_older_ones_go_aside() {
+    let mut m = Memtable::default();
+    m.insert(0, &[s(2_000, 2.5)], one_bucket);
+    m.insert(0, &[s(1_000, 1.5)], one_bucket);
+    assert!(m.get(0)[0].1.stream_block().is_some(), "one sample: started over in order");
+    m.insert(0, &[s(4_000, 4.5), s(3_000, 3.5), s(4_000, 4.0)], one_bucket);
+    let c = &m.get(0)[0].1;
+    let v = c.stream_block().expect("spliced, nothing aside");
+    assert_eq!((v.count, v.min_ts, v.max_ts), (4, 1_000, 4_000));
+    let want = |x: &[(i64, f64)]| x.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
+    assert_eq!(c.samples().unwrap(), want(&[(1_000, 1.5), (2_000, 2.5), (3_000, 3.5), (4_000, 4.0)]));
+    // Two steps back: aside, and read back over the stream.
+    m.insert(0, &[s(2_500, 9.0)], one_bucket);
+    let c = &m.get(0)[0].1;
+    assert!(c.stream_block().is_none(), "two steps back goes aside");
+    // A sample aside at a timestamp (its value did not fit the decimal
+    // mode): a later write of that timestamp is not spliced into the
+    // stream, where the one aside would win on reading.
+    let mut m = Memtable::default();
+    m.insert(0, &[s(1_000, 1.5), s(3_000, 2.5), s(2_000, 2.25), s(2_000, 2.0)], one_bucket);
+    assert_eq!(m.get(0)[0].1.samples().unwrap(), want(&[(1_000, 1.5), (2_000, 2.0), (3_000, 2.5)]));
+}
+
 #[test]
 fn remove_range_drops_only_the_range_and_keeps_the_rest_bit_for_bit() {
     let mut m = Memtable::default();
@@ -170,14 +249,15 @@ fn splits_samples_by_bucket_and_drops_old_buckets() {
 #[test]
 fn merged_folds_late_samples_into_the_stream_in_the_chunks_mode() {
     let mut m = Memtable::default();
-    m.insert(0, &[s(1000, 1.5), s(3000, 2.5), s(2000, 2.0), s(3000, 3.5)], one_bucket);
+    // Two steps back each (one step back is spliced into the stream).
+    m.insert(0, &[s(1000, 1.5), s(2000, 2.0), s(3000, 2.5), s(1500, 1.0), s(2000, 3.5)], one_bucket);
     let c = &m.get(0)[0].1;
     assert!(c.stream_block().is_none(), "two samples aside");
     let merged = c.merged().expect("every value fits exponent 1");
     assert_eq!((merged.mode, merged.ooo.is_none()), (c.mode, true));
     assert_eq!(merged.samples().unwrap(), c.samples().unwrap());
     let v = merged.stream_block().expect("a stream block now");
-    assert_eq!((v.count, v.min_ts, v.max_ts), (3, 1000, 3000));
+    assert_eq!((v.count, v.min_ts, v.max_ts), (4, 1000, 3000));
 
     // A late value needing more decimals than the chunk's mode: no merge.
     let mut m = Memtable::default();

@@ -294,7 +294,8 @@ fn stream_memtable() -> crate::memtable::Memtable {
     let odd =
         [Sample::new(1000, 0.1 + 0.2), Sample::new(2000, -0.0), Sample::new(3000, stale), Sample::new(4000, 1e308)];
     m.insert(1, &odd, |_| 0);
-    m.insert(2, &[Sample::new(5000, 1.0), Sample::new(9000, 2.0), Sample::new(7000, 3.0)], |_| 0);
+    // 3000 lies two samples back: aside (one back would be spliced in).
+    m.insert(2, &[Sample::new(5000, 1.0), Sample::new(9000, 2.0), Sample::new(3000, 3.0)], |_| 0);
     m
 }
 
