@@ -36,6 +36,7 @@ use crate::auth::StaticTokens;
 use crate::config::ServerConfig;
 use crate::http;
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ pub struct Node {
     pub write_hook: Arc<strata_query::front::WriteHook>,
     /// When the node started.
     pub started: Instant,
-    flush_lock: tokio::sync::Mutex<Instant>,
+    flush_lock: Arc<tokio::sync::Mutex<Instant>>,
     /// Set while a compaction started by [`Node::flush`] runs.
     compacting: std::sync::atomic::AtomicBool,
     _lock: File,
@@ -175,7 +176,7 @@ impl Node {
             regions,
             write_hook,
             started: Instant::now(),
-            flush_lock: tokio::sync::Mutex::new(Instant::now()),
+            flush_lock: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             compacting: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         };
@@ -283,8 +284,16 @@ impl Node {
     /// up. At nice +10 on a saturated host it got a few percent of a core;
     /// a 6.4 M-sample flush that took seconds then left the writers waiting
     /// for it (the soak's run 8). It costs a few percent of a core.
+    ///
+    /// It returns once the segments and the manifest are durable; the log
+    /// segments below the flushed offsets are released after that, still
+    /// under the flush lock (the next flush waits for them): unlinking a
+    /// partition's segment frees its page cache, ~8 ms each, and the
+    /// answer does not depend on it. A crash before the release leaves
+    /// segments that replay skips (the manifest's flushed offsets) and the
+    /// next flush releases. [`Node::flush_released`] waits for it.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, false).await
+        self.flush_with(reason, false, false).await
     }
 
     /// [`Node::flush`] for a caller that waits for it (`POST /internal/flush`,
@@ -296,31 +305,35 @@ impl Node {
         self: &Arc<Self>,
         reason: &'static str,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, true).await
+        self.flush_with(reason, true, false).await
+    }
+
+    /// [`Node::flush`] that returns once the log segments below the
+    /// flushed offsets are released too (erasure: what it erased must be
+    /// gone from the log; shutdown: the log closes next).
+    pub async fn flush_released(
+        self: &Arc<Self>,
+        reason: &'static str,
+        all_cores: bool,
+    ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
+        self.flush_with(reason, all_cores, true).await
     }
 
     async fn flush_with(
         self: &Arc<Self>,
         reason: &'static str,
-        waited: bool,
+        all_cores: bool,
+        await_release: bool,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        let mut last = self.flush_lock.lock().await;
+        let mut last = Arc::clone(&self.flush_lock).lock_owned().await;
         let node = Arc::clone(self);
-        let threads = if waited { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
+        let threads = if all_cores { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
         let outcome = on_thread("strata-flush", false, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = node.hot.flush_on(threads)?;
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
             if let Some(s) = &node.scylla {
                 outcome.flushed_offsets = s.flush()?;
-            }
-            if let Some(log) = &node.local_log {
-                for (&p, &offset) in &outcome.flushed_offsets {
-                    log.release(p, offset)?;
-                }
-            }
-            if let Some(kafka) = &node.kafka {
-                kafka.commit(&outcome.flushed_offsets)?;
             }
             if outcome.samples > 0 {
                 tracing::info!(
@@ -342,7 +355,22 @@ impl Node {
         let hot = Arc::clone(&self.hot);
         let stats = tokio::task::spawn_blocking(move || hot.stats()).await?;
         *last = Instant::now();
-        drop(last);
+        let node = Arc::clone(self);
+        let offsets = outcome.flushed_offsets.clone();
+        let release = async move {
+            let released = on_thread("strata-release", false, move || node.release_log(&offsets)).await;
+            drop(last);
+            released.and_then(|r| r)
+        };
+        if await_release {
+            release.await?;
+        } else {
+            tokio::spawn(async move {
+                if let Err(e) = release.await {
+                    tracing::error!(error = %format!("{e:#}"), "releasing log segments after a flush failed; the next flush releases them");
+                }
+            });
+        }
         // Buckets hold one segment each after compaction; merge once flushes
         // have added `compact_segments` extra ones. In a task of its own: the
         // next flush must not wait for it (the store runs the two side by
@@ -360,6 +388,23 @@ impl Node {
             });
         }
         Ok(outcome)
+    }
+
+    /// Releases the log segments below `offsets` (local log), or commits
+    /// them to the consumer group (Kafka).
+    fn release_log(&self, offsets: &BTreeMap<u32, u64>) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        let mut released = 0;
+        if let Some(log) = &self.local_log {
+            for (&p, &offset) in offsets {
+                released += log.release(p, offset)?;
+            }
+        }
+        if let Some(kafka) = &self.kafka {
+            kafka.commit(offsets)?;
+        }
+        tracing::debug!(segments = released, ms = t0.elapsed().as_millis() as u64, "released log segments");
+        Ok(())
     }
 
     /// Merges the hot store's segments into one, on a thread of its own at
@@ -427,7 +472,7 @@ impl Node {
 
     /// Final flush and log close on shutdown.
     pub async fn shutdown(self: &Arc<Self>) -> anyhow::Result<()> {
-        let result = self.flush_requested("shutdown").await;
+        let result = self.flush_released("shutdown", true).await;
         let (local, kafka) = (self.local_log.clone(), self.kafka.clone());
         tokio::task::spawn_blocking(move || {
             if let Some(log) = local {

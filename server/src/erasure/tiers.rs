@@ -108,7 +108,7 @@ impl NodeTiers {
 
     async fn log(&self, req: &Request) -> anyhow::Result<StepProgress> {
         let Some(log) = self.node.local_log.clone() else {
-            self.node.flush("erasure").await?;
+            self.node.flush_released("erasure", false).await?;
             let (Some(topic_log), Some(records)) = (&self.node.kafka, &self.kafka_records) else {
                 return Ok(StepProgress::default());
             };
@@ -122,7 +122,7 @@ impl NodeTiers {
         tokio::task::spawn_blocking(move || (0..partitions).try_for_each(|p| sealer.seal(p))).await??;
         super::crash::point("log.sealed");
         // Flushing releases every segment below the flushed offsets (`Node::flush`).
-        self.node.flush("erasure").await?;
+        self.node.flush_released("erasure", false).await?;
         let after = segment_files(&dir)?;
         let released: Vec<&String> = before.keys().filter(|f| !after.contains_key(*f)).collect();
         let bytes: u64 = released.iter().map(|f| before[*f]).sum();
