@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use strata_schemas::{Labels, Sample, SeriesId, Str, TenantId, WriteBatch};
@@ -190,6 +190,8 @@ pub struct FlushOutcome {
     pub segment: Option<PathBuf>,
     /// Every segment file written (one per tenant and bucket).
     pub segments: Vec<PathBuf>,
+    /// Time a paced flush ([`HotStore::flush_paced`]) slept between parts.
+    pub paused: Duration,
 }
 
 /// What a [`HotStore::compact`] did.
@@ -513,7 +515,7 @@ impl HotStore {
                 counted = true;
             }
             if let Some(guard) = self.flush_lock.try_lock() {
-                let result = self.flush_locked(1);
+                let result = self.flush_locked(Encode { threads: 1, cpu_share: 1.0 });
                 drop(guard);
                 self.notify_flushed();
                 if let Err(e) = result {
@@ -646,15 +648,27 @@ impl HotStore {
     /// order of every write and fsync are those of a one-thread flush; only
     /// the encoding of blocks is spread.
     pub fn flush_on(&self, threads: usize) -> Result<FlushOutcome> {
+        self.flush_with(Encode { threads, cpu_share: 1.0 })
+    }
+
+    /// [`HotStore::flush`] on one thread that uses about `[hot_store]
+    /// flush_cpu_share` of a core while the new memtable has room (see
+    /// [`HotStoreConfig::flush_cpu_share`]): the server's own flushes
+    /// (memtable full, interval), which nobody waits for.
+    pub fn flush_paced(&self) -> Result<FlushOutcome> {
+        self.flush_with(Encode { threads: 1, cpu_share: self.config.flush_cpu_share })
+    }
+
+    fn flush_with(&self, how: Encode) -> Result<FlushOutcome> {
         let guard = self.flush_lock.lock();
-        let result = self.flush_locked(threads);
+        let result = self.flush_locked(how);
         drop(guard);
         self.notify_flushed();
         result
     }
 
     /// The flush body; the caller holds `flush_lock`.
-    fn flush_locked(&self, threads: usize) -> Result<FlushOutcome> {
+    fn flush_locked(&self, threads: Encode) -> Result<FlushOutcome> {
         if !self.flush_pending() {
             return self.flush_once(threads);
         }
@@ -665,14 +679,22 @@ impl HotStore {
         outcome.samples += retried.samples;
         outcome.segment = outcome.segment.or(retried.segment);
         outcome.segments.splice(0..0, retried.segments);
+        outcome.paused += retried.paused;
         Ok(outcome)
     }
 
     /// Freezes and writes one memtable.
-    fn flush_once(&self, threads: usize) -> Result<FlushOutcome> {
+    fn flush_once(&self, threads: Encode) -> Result<FlushOutcome> {
         let Some((frozen, offsets, origins, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
-            return Ok(FlushOutcome { flushed_offsets, series: 0, samples: 0, segment: None, segments: Vec::new() });
+            return Ok(FlushOutcome {
+                flushed_offsets,
+                series: 0,
+                samples: 0,
+                segment: None,
+                segments: Vec::new(),
+                paused: Duration::ZERO,
+            });
         };
         let retry = (offsets.clone(), origins.clone(), seq);
         self.write_frozen(&frozen, offsets, &origins, seq, threads).inspect_err(|e| {
@@ -782,7 +804,7 @@ impl HotStore {
         offsets: BTreeMap<u32, u64>,
         origins: &Origins,
         seq: u64,
-        threads: usize,
+        threads: Encode,
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome {
             flushed_offsets: offsets.clone(),
@@ -790,6 +812,7 @@ impl HotStore {
             samples: 0,
             segment: None,
             segments: Vec::new(),
+            paused: Duration::ZERO,
         };
         let mut installed = Vec::new();
         let written = self.write_frozen_segments(frozen, seq, threads, &mut outcome, &mut installed);
@@ -835,16 +858,19 @@ impl HotStore {
     }
 
     /// Writes one segment per (tenant, bucket) of a frozen memtable, the
-    /// blocks of each encoded on up to `threads` threads.
+    /// blocks of each encoded on up to `how.threads` threads (one: paced
+    /// to `how.cpu_share` of a core, [`Pacer`]).
     fn write_frozen_segments(
         &self,
         frozen: &Memtable,
         seq: u64,
-        threads: usize,
+        how: Encode,
         outcome: &mut FlushOutcome,
         installed: &mut Vec<Arc<Segment>>,
     ) -> Result<()> {
         let (groups, symbols) = self.group(frozen);
+        let threads = how.threads;
+        let mut pacer = Pacer::new(self, how.cpu_share);
         for ((tenant, bucket), series) in groups {
             let id = self.alloc_id();
             let scope = SegmentScope { tenant, bucket, bucket_len: self.bucket_ms };
@@ -853,7 +879,12 @@ impl HotStore {
             let record = |p: PendingSeries| flush_record(frozen, bucket, &symbols, p);
             let written = write_segment_with(&self.dir, id, &scope, hint, |w| {
                 if threads <= 1 {
-                    return series.into_iter().try_for_each(|p| w.push(record(p)?));
+                    return series.into_iter().enumerate().try_for_each(|(i, p)| {
+                        if i % FLUSH_PART_SERIES == FLUSH_PART_SERIES - 1 {
+                            pacer.pause();
+                        }
+                        w.push(record(p)?)
+                    });
                 }
                 let parts = split_owned(series, FLUSH_PART_SERIES);
                 let encode = |part: Vec<PendingSeries>| {
@@ -874,6 +905,7 @@ impl HotStore {
             outcome.segment = Some(written.path);
             installed.push(Arc::new(Segment::new(id, seq, written.file, blocks)));
         }
+        outcome.paused = pacer.slept;
         Ok(())
     }
 
@@ -959,6 +991,50 @@ fn flush_record<'a>(
     let labels = RecordLabels::Symbols(p.labels, symbols);
     Ok(BlockRecord { id: p.id, device_hash: p.device_hash, labels, data })
 }
+
+/// How a flush encodes the blocks of its segments.
+#[derive(Debug, Clone, Copy)]
+struct Encode {
+    /// Threads encoding blocks, the flushing one included.
+    threads: usize,
+    /// Share of a core a one-thread flush uses while the new memtable has
+    /// room (1: no pauses).
+    cpu_share: f64,
+}
+
+/// Paces a one-thread flush to a share of a core: [`Pacer::pause`] between
+/// parts of [`FLUSH_PART_SERIES`] series sleeps `worked × (1 - share) /
+/// share`, where `worked` is the time since the last pause; not once the
+/// new memtable holds half the flush threshold (the flush must finish
+/// before writes reach the hard limit and wait for it).
+struct Pacer<'a> {
+    store: &'a HotStore,
+    share: f64,
+    since: Instant,
+    /// Time slept ([`FlushOutcome::paused`]).
+    slept: Duration,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(store: &'a HotStore, share: f64) -> Self {
+        Pacer { store, share, since: Instant::now(), slept: Duration::ZERO }
+    }
+
+    fn pause(&mut self) {
+        let worked = self.since.elapsed();
+        let room = self.store.mem_samples.load(Ordering::Relaxed) < self.store.flush_threshold() / 2;
+        if self.share < 1.0 && room {
+            let nap = worked.mul_f64((1.0 - self.share) / self.share).min(MAX_PACE_NAP);
+            std::thread::sleep(nap);
+            self.slept += nap;
+        }
+        self.since = Instant::now();
+    }
+}
+
+/// The longest pause of a paced flush (a part that took long because the
+/// host was busy is not made to wait as long again).
+const MAX_PACE_NAP: Duration = Duration::from_millis(50);
 
 /// `v` cut into owned parts of `size` items (the last one shorter), in order.
 fn split_owned<T>(v: Vec<T>, size: usize) -> Vec<Vec<T>> {

@@ -47,6 +47,7 @@ pub(crate) mod segment;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use strata_schemas::{ConfigError, WriteBatch};
 
@@ -63,6 +64,10 @@ pub struct LogConfig {
     pub kind: LogKind,
     /// Number of partitions; a device's records always go to `device_hash % partitions`.
     /// Fixed when the log is created: opening an existing log with another count fails.
+    /// 0 (the default) is automatic, [`LogConfig::resolved_partitions`]: an
+    /// existing local log keeps its count, a new one gets one partition per
+    /// core (at most [`AUTO_PARTITIONS_MAX`]); a Kafka log gets
+    /// [`AUTO_PARTITIONS_MAX`].
     pub partitions: u32,
     /// A partition starts a new segment file once the active one reaches this many bytes.
     pub segment_bytes: u64,
@@ -85,11 +90,19 @@ pub enum LogKind {
     Kafka,
 }
 
+/// Partitions of an automatic count (`partitions = 0`) at most, and those
+/// of a Kafka log's topic. Each partition of a local log has a writer
+/// thread that syncs and applies its records, and a write request waits
+/// for every partition its devices hash to: on two cores, eight partitions
+/// took ~20 % more CPU per sample than two and tripled the p99 write
+/// acknowledgement at 80 % of capacity (`docs/benchmarks/2026-12-05-write-latency.md`).
+pub const AUTO_PARTITIONS_MAX: u32 = 8;
+
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             kind: LogKind::Local,
-            partitions: 8,
+            partitions: 0,
             segment_bytes: 64 << 20,
             max_group_records: 1024,
             queue_depth: 4096,
@@ -102,8 +115,13 @@ impl LogConfig {
     /// Rejects settings the log cannot run with (nothing is fixed in place),
     /// `[log.kafka]`'s too when `kind = "kafka"`.
     pub fn validate(&mut self) -> std::result::Result<(), ConfigError> {
-        if self.partitions == 0 || self.partitions > 4096 {
-            return Err(ConfigError::invalid("log", "partitions", self.partitions, "must be in 1..=4096"));
+        if self.partitions > 4096 {
+            return Err(ConfigError::invalid(
+                "log",
+                "partitions",
+                self.partitions,
+                "must be in 0..=4096 (0: automatic)",
+            ));
         }
         if self.segment_bytes < 4096 {
             return Err(ConfigError::invalid("log", "segment_bytes", self.segment_bytes, "must be at least 4096"));
@@ -117,6 +135,28 @@ impl LogConfig {
             self.kafka.validate()?;
         }
         Ok(())
+    }
+}
+
+impl LogConfig {
+    /// The partition count to run with: `partitions` when set; when 0
+    /// (automatic), a local log's count in `log_dir/log.meta` if the log
+    /// exists (the count of an existing log cannot change), else the cores
+    /// of this machine up to [`AUTO_PARTITIONS_MAX`]; a Kafka log's
+    /// [`AUTO_PARTITIONS_MAX`] (its topic's layout does not depend on the
+    /// machine). An unreadable `log.meta` leaves the choice to the log's
+    /// open, which reports it.
+    pub fn resolved_partitions(&self, log_dir: &Path) -> u32 {
+        if self.partitions > 0 {
+            return self.partitions;
+        }
+        if self.kind == LogKind::Kafka {
+            return AUTO_PARTITIONS_MAX;
+        }
+        if let Some(n) = local::meta_partitions(log_dir) {
+            return n;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32).clamp(1, AUTO_PARTITIONS_MAX)
     }
 }
 
@@ -188,7 +228,10 @@ mod tests {
             f(&mut c);
             c.validate().unwrap_err()
         };
-        assert_eq!(bad(|c| c.partitions = 0).to_string(), "[log] partitions = 0: must be in 1..=4096");
+        assert_eq!(
+            bad(|c| c.partitions = 5000).to_string(),
+            "[log] partitions = 5000: must be in 0..=4096 (0: automatic)"
+        );
         assert_eq!(bad(|c| c.partitions = 5000).path(), "log.partitions");
         assert_eq!(bad(|c| c.segment_bytes = 100).path(), "log.segment_bytes");
         assert_eq!(bad(|c| c.max_group_records = 0).path(), "log.max_group_records");
@@ -201,5 +244,29 @@ mod tests {
         let mut local =
             LogConfig { kafka: KafkaLogConfig { brokers: String::new(), ..Default::default() }, ..Default::default() };
         local.validate().unwrap();
+    }
+
+    #[test]
+    fn automatic_partitions_keep_an_existing_logs_count_else_one_per_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let auto = LogConfig::default();
+        assert_eq!(auto.partitions, 0, "automatic by default");
+        let cores = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(auto.resolved_partitions(dir.path()), cores.min(AUTO_PARTITIONS_MAX));
+        let set = LogConfig { partitions: 5, ..LogConfig::default() };
+        assert_eq!(set.resolved_partitions(dir.path()), 5, "a count set is kept");
+        let kafka = LogConfig { kind: LogKind::Kafka, ..LogConfig::default() };
+        assert_eq!(kafka.resolved_partitions(dir.path()), AUTO_PARTITIONS_MAX, "a topic's layout: not the machine's");
+        // A log created with 8 partitions (the fixed default before) opens with 8.
+        std::fs::write(dir.path().join("log.meta"), br#"{"version":1,"partitions":8}"#).unwrap();
+        assert_eq!(auto.resolved_partitions(dir.path()), 8);
+        let sink: std::sync::Arc<dyn LogSink> = std::sync::Arc::new(strata_schemas::DiscardSink);
+        let log = LocalLog::open(dir.path(), &auto, |_| 0, sink).unwrap();
+        assert_eq!(log.partitions(), 8);
+        // A count set that differs from the log's still fails to open it.
+        let sink: std::sync::Arc<dyn LogSink> = std::sync::Arc::new(strata_schemas::DiscardSink);
+        drop(log);
+        let err = LocalLog::open(dir.path(), &set, |_| 0, sink).unwrap_err();
+        assert!(err.to_string().contains("has 8 partitions but the configuration says 5"), "{err}");
     }
 }

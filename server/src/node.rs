@@ -120,8 +120,9 @@ impl Unreplayed {
 impl Node {
     /// Opens the hot store and the ingest log in the locked `dir`; the
     /// embedded log's tail is replayed by [`Unreplayed::replay`]. Blocking.
-    pub fn open(config: ServerConfig, dir: DataDir) -> anyhow::Result<Unreplayed> {
+    pub fn open(mut config: ServerConfig, dir: DataDir) -> anyhow::Result<Unreplayed> {
         let DataDir { path: data_dir, lock } = dir;
+        config.log.partitions = config.log.resolved_partitions(&data_dir.join("log"));
         let hot = Arc::new(
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
@@ -292,8 +293,13 @@ impl Node {
     /// answer does not depend on it. A crash before the release leaves
     /// segments that replay skips (the manifest's flushed offsets) and the
     /// next flush releases. [`Node::flush_released`] waits for it.
+    ///
+    /// Nobody waits for it: it encodes on one thread paced to `[hot_store]
+    /// flush_cpu_share` of a core while the new memtable has room
+    /// ([`HotStore::flush_paced`]), so the writes it runs beside keep the
+    /// other cycles.
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, false, false).await
+        self.flush_with(reason, Encode::Paced, false).await
     }
 
     /// [`Node::flush`] for a caller that waits for it (`POST /internal/flush`,
@@ -305,32 +311,39 @@ impl Node {
         self: &Arc<Self>,
         reason: &'static str,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, true, false).await
+        self.flush_with(reason, Encode::AllCores, false).await
     }
 
-    /// [`Node::flush`] that returns once the log segments below the
-    /// flushed offsets are released too (erasure: what it erased must be
-    /// gone from the log; shutdown: the log closes next).
+    /// A flush that returns once the log segments below the flushed
+    /// offsets are released too (erasure: what it erased must be gone from
+    /// the log; shutdown: the log closes next), not paced; on every core
+    /// when `all_cores`.
     pub async fn flush_released(
         self: &Arc<Self>,
         reason: &'static str,
         all_cores: bool,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, all_cores, true).await
+        self.flush_with(reason, if all_cores { Encode::AllCores } else { Encode::OneThread }, true).await
     }
 
     async fn flush_with(
         self: &Arc<Self>,
         reason: &'static str,
-        all_cores: bool,
+        encode: Encode,
         await_release: bool,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         let mut last = Arc::clone(&self.flush_lock).lock_owned().await;
         let node = Arc::clone(self);
-        let threads = if all_cores { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { 1 };
+        let threads = match encode {
+            Encode::AllCores => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Encode::OneThread | Encode::Paced => 1,
+        };
         let outcome = on_thread("strata-flush", false, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
-            let mut outcome = node.hot.flush_on(threads)?;
+            let mut outcome = match encode {
+                Encode::Paced => node.hot.flush_paced()?,
+                Encode::AllCores | Encode::OneThread => node.hot.flush_on(threads)?,
+            };
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
             if let Some(s) = &node.scylla {
                 outcome.flushed_offsets = s.flush()?;
@@ -342,6 +355,7 @@ impl Node {
                     samples = outcome.samples,
                     threads,
                     ms = t0.elapsed().as_millis() as u64,
+                    paused_ms = outcome.paused.as_millis() as u64,
                     "flushed memtable to segment"
                 );
             }
@@ -505,6 +519,18 @@ async fn background<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send 
     on_thread(name, true, f).await
 }
 
+/// How a flush of the node encodes its segments' blocks.
+#[derive(Debug, Clone, Copy)]
+enum Encode {
+    /// On one thread paced to `[hot_store] flush_cpu_share` of a core (the
+    /// node's own flushes, which nobody waits for).
+    Paced,
+    /// On one thread, unpaced.
+    OneThread,
+    /// On every core (a flush someone waits for).
+    AllCores,
+}
+
 /// Runs `f` on a new thread named `name`, at a lower CPU priority when
 /// `lower` ([`background`]), else at the caller's, and waits for its result
 /// without blocking an async worker.
@@ -568,7 +594,7 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
 /// the replay is, and every other request (queries, writes, peers, other
 /// regions, the admin API) answers 503 with `Retry-After`. Nothing reads the
 /// hot store before the replay ended; then the full API is swapped in.
-pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+pub async fn serve(mut config: ServerConfig) -> anyhow::Result<()> {
     // Certificate and key first: a bad file stops startup before anything is opened.
     let tls = match (&config.http.tls_cert, &config.http.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
@@ -586,6 +612,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let lock_config = config.clone();
     let dir = tokio::task::spawn_blocking(move || DataDir::lock(&lock_config)).await??;
     let data_dir = dir.path.clone();
+    // `[log] partitions = 0` (automatic): an existing log's count, else one per core.
+    config.log.partitions = config.log.resolved_partitions(&data_dir.join("log"));
     let url = Some(config.registry.url.as_str()).filter(|u| !u.is_empty());
     let static_tokens = StaticTokens::new(&config.auth.tokens)?;
     let registry =

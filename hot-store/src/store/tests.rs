@@ -485,7 +485,7 @@ fn applies_during_a_flush_do_not_leak_into_its_manifest() {
     let (frozen, offsets, origins, seq) = store.freeze().unwrap().unwrap();
     // Applied while the flush writes: not part of the flushed state.
     store.apply(0, 1, &edge("gw-1", 2, one("a", "m", &[(2, 1.0)]))).unwrap();
-    store.write_frozen(&frozen, offsets, &origins, seq, 1).unwrap();
+    store.write_frozen(&frozen, offsets, &origins, seq, Encode { threads: 1, cpu_share: 1.0 }).unwrap();
     let m = manifest::load(dir.path()).unwrap().unwrap();
     assert_eq!((m.flushed_offsets[&0], m.edge_origins[&0]["gw-1"].as_str()), (1, "1 @0"));
     store.flush().unwrap();
@@ -757,6 +757,28 @@ fn a_flush_on_several_threads_writes_the_very_files_of_a_flush_on_one() {
     assert_eq!(all_bits(&sn), held, "after the flush");
     drop(sn);
     assert_eq!(all_bits(&open(many.path())), held, "after reopening");
+}
+
+#[test]
+fn a_paced_flush_writes_the_very_files_of_an_unpaced_one_and_pauses_between_parts() {
+    let (one, paced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s1 = open(one.path());
+    let config = HotStoreConfig { flush_cpu_share: 0.25, ..HotStoreConfig::default() };
+    let sp = HotStore::open(paced.path(), config).unwrap();
+    fill_for_parallel_flush(&s1);
+    fill_for_parallel_flush(&sp);
+    let held = all_bits(&sp);
+    let o1 = s1.flush_on(1).unwrap();
+    let op = sp.flush_paced().unwrap();
+    assert_eq!(o1.paused, std::time::Duration::ZERO, "an unpaced flush never pauses");
+    assert!(op.paused > std::time::Duration::ZERO, "the memtable has room: the paced flush paused");
+    assert_eq!((op.series, op.samples, &op.flushed_offsets), (o1.series, o1.samples, &o1.flushed_offsets));
+    let (f1, fp) = (files(one.path()), files(paced.path()));
+    assert_eq!(f1.iter().map(|f| &f.0).collect::<Vec<_>>(), fp.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in f1.iter().zip(&fp) {
+        assert!(a == b, "{name} differs between the paced and the unpaced flush");
+    }
+    assert_eq!(all_bits(&sp), held);
 }
 
 #[test]

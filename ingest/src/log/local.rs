@@ -148,6 +148,8 @@ impl LocalLog {
         gather_max: Duration,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
+        let resolved = LogConfig { partitions: config.resolved_partitions(dir), ..config.clone() };
+        let config = &resolved;
         check_meta(dir, config.partitions)?;
         let health = Arc::new(LogHealth::default());
         let (syncer, sync_thread) = Syncer::start(config.partitions as usize, gather_max)
@@ -385,6 +387,13 @@ impl Shared {
     fn segment_path(&self, base: u64) -> PathBuf {
         self.dir.join(format!("{base:020}.seg"))
     }
+}
+
+/// The partition count `dir/log.meta` records; `None` when there is no
+/// readable one.
+pub(crate) fn meta_partitions(dir: &Path) -> Option<u32> {
+    let bytes = std::fs::read(dir.join("log.meta")).ok()?;
+    serde_json::from_slice::<LogMeta>(&bytes).ok().map(|m| m.partitions).filter(|&n| n > 0)
 }
 
 fn check_meta(dir: &Path, partitions: u32) -> Result<()> {

@@ -132,7 +132,7 @@ fn tls_needs_both_files_and_the_admin_listener_its_own_address() {
 #[test]
 fn a_bad_section_value_names_its_section_and_key() {
     for (var, value, named) in [
-        ("STRATA_LOG__PARTITIONS", "0", "[log] partitions = 0: must be in 1..=4096"),
+        ("STRATA_LOG__PARTITIONS", "5000", "[log] partitions = 5000: must be in 0..=4096 (0: automatic)"),
         ("STRATA_INGEST__MAX_BODY_BYTES", "10", "[ingest] max_body_bytes = 10"),
         ("STRATA_QUERY__TIMEOUT", "\"0s\"", "[query] timeout = 0ns"),
         ("STRATA_COLD__DEVICE_BUCKETS", "0", "[cold] device_buckets = 0"),
