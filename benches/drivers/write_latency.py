@@ -744,6 +744,22 @@ def ramp(target, a, out):
     return best["req_per_s"]
 
 
+def given_capacity(target, a, out):
+    """--capacity: no ramp (the warm-up still runs); the open loops offer fractions of the
+    capacity given, so two binaries or settings are compared at the same offered load."""
+    if a.warmup > 0:
+        recs, _, _ = run_load(target, a, "closed", a.client_procs, 2, a.warmup)
+        ok = sum(1 for r in recs if 200 <= r[3] < 300)
+        print("  warm-up: %.0f s closed loop, %d requests, %d errors, not counted" % (a.warmup, ok, len(recs) - ok),
+              flush=True)
+    req = a.capacity / (a.lines * len(FIELDS))
+    out["capacity"] = {"samples_per_s": a.capacity, "req_per_s": round(req, 1), "conns": None,
+                       "saturation": "given (--capacity), not measured"}
+    print("\n[%s] capacity given: %.0f samples/s (%.1f requests/s), not measured" % (target.name, a.capacity, req),
+          flush=True)
+    return req
+
+
 class Freshness(threading.Thread):
     """Writes one sample of its own series every `interval` s and polls for it."""
 
@@ -991,7 +1007,7 @@ def bench_target(target, a):
     target.start()
     try:
         out["argv"] = target.argv()
-        cap = ramp(target, a, out)
+        cap = ramp(target, a, out) if a.capacity is None else given_capacity(target, a, out)
         for frac in a.fractions:
             open_run(target, a, frac, cap, out, fresh=(frac == a.fractions[0]))
         out["flushes_total"] = len(target.flush_times())
@@ -1027,6 +1043,9 @@ def main(argv=None):
     ap.add_argument("--ramp-conns", default="1,2,4,8,16,32")
     ap.add_argument("--warmup", type=float, default=8.0, help="untimed closed-loop seconds before the ramp")
     ap.add_argument("--fractions", default="0.5,0.8")
+    ap.add_argument("--capacity", type=float, default=None, metavar="SAMPLES_PER_S",
+                    help="skip the capacity ramp and offer --fractions of this many samples/s (compare two "
+                         "binaries or settings at the same offered load)")
     ap.add_argument("--client-procs", type=int, default=2, help="load generator processes")
     ap.add_argument("--conns-per-proc", type=int, default=8, help="connections per process (open loop)")
     ap.add_argument("--probe-interval", type=float, default=0.2)

@@ -52,12 +52,13 @@ pub struct HotStoreConfig {
     /// Share of one core a flush the server starts on its own (memtable
     /// full, interval) uses while the new memtable has room: after each
     /// part of its series it sleeps for as long as the part took times
-    /// `(1 - share) / share`, so write requests keep the other cycles (on
-    /// two cores an unpaced flush of 8 M samples took a core for a few
-    /// hundred ms, and the writes queued behind it). Once the new memtable
-    /// reaches half its flush threshold the flush stops pausing. 1 = never
-    /// pause. A flush someone waits for (`POST /internal/flush`, shutdown)
-    /// and an apply's inline flush at the hard limit are not paced.
+    /// `(1 - share) / share`, so write requests keep the other cycles.
+    /// Once the new memtable reaches half its flush threshold the flush
+    /// stops pausing. 1 (the default) = never pause: on two cores, 0.5 did
+    /// not lower the p99 write acknowledgement at 50 % or 80 % of capacity
+    /// in an A/B of two runs each (`docs/benchmarks/2026-12-05-write-latency.md`).
+    /// A flush someone waits for (`POST /internal/flush`, shutdown) and an
+    /// apply's inline flush at the hard limit are never paced.
     pub flush_cpu_share: f64,
 }
 
@@ -73,7 +74,7 @@ impl Default for HotStoreConfig {
             memtable_hard_limit_samples: 0,
             edge_dedup_max_agents: 100_000,
             edge_dedup_max_ranges: 64,
-            flush_cpu_share: 0.5,
+            flush_cpu_share: 1.0,
         }
     }
 }

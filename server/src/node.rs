@@ -294,10 +294,9 @@ impl Node {
     /// segments that replay skips (the manifest's flushed offsets) and the
     /// next flush releases. [`Node::flush_released`] waits for it.
     ///
-    /// Nobody waits for it: it encodes on one thread paced to `[hot_store]
+    /// Nobody waits for it: it encodes on one thread, paced to `[hot_store]
     /// flush_cpu_share` of a core while the new memtable has room
-    /// ([`HotStore::flush_paced`]), so the writes it runs beside keep the
-    /// other cycles.
+    /// ([`HotStore::flush_paced`]; unpaced at the default share, 1).
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         self.flush_with(reason, Encode::Paced, false).await
     }
