@@ -464,12 +464,31 @@ fn merge_all_racing(rt: &tokio::runtime::Runtime, cold: &ColdTier, t: &TenantId)
         }
         for paths in parts.values().filter(|p| p.len() > 1) {
             let prefix = file_prefix("merge:t:0");
+            // The erase deletes the files it rewrote as soon as it commits: a
+            // merge planned on them before may find them gone while reading
+            // (lost like a conflicting commit; any other failure is not).
+            let gone = |e: strata_cold_tier::Error| {
+                let live: Vec<String> = rt.block_on(view.live_files(t)).unwrap().into_iter().map(|f| f.path).collect();
+                assert!(paths.iter().any(|p| !live.contains(p)), "merge read failed, its files still live: {e}");
+            };
             let written = if view.kind() == strata_cold_tier::TableKind::Samples {
-                let series = rt.block_on(view.read_files(t, paths)).unwrap();
-                rt.block_on(view.write_files(t, &series, &prefix)).unwrap()
+                match rt.block_on(view.read_files(t, paths)) {
+                    Ok(series) => rt.block_on(view.write_files(t, &series, &prefix)).unwrap(),
+                    Err(e) => {
+                        gone(e);
+                        lost += 1;
+                        continue;
+                    }
+                }
             } else {
-                let series = rt.block_on(view.read_rollup_files(t, paths)).unwrap();
-                rt.block_on(view.write_rollup_files(t, &series, i64::MIN, &prefix)).unwrap()
+                match rt.block_on(view.read_rollup_files(t, paths)) {
+                    Ok(series) => rt.block_on(view.write_rollup_files(t, &series, i64::MIN, &prefix)).unwrap(),
+                    Err(e) => {
+                        gone(e);
+                        lost += 1;
+                        continue;
+                    }
+                }
             };
             match rt.block_on(view.replace_files(t, paths, written, HashMap::new())) {
                 Ok(_) => {}
