@@ -27,8 +27,9 @@
 //! before the last) is spliced into the stream instead of set aside: the
 //! chunk remembers where the last sample's encoding starts (`tail`), reads
 //! the state before it back from those bits, cuts them off and appends the
-//! late sample and the last one again (so is a rewrite of the last
-//! timestamp). The chunk stays one stream that a flush copies as it is;
+//! late sample and the last one again (a rewrite of the last timestamp is
+//! cut off and appended the same way). The chunk stays one stream that a
+//! flush copies as it is;
 //! setting the sample aside would cost a decode and re-encode of the whole
 //! chunk at the flush.
 //!
@@ -53,7 +54,7 @@ const NO_WINDOW: (u8, u8) = (u8::MAX, u8::MAX);
 /// than two samples, or a stream longer than `u32::MAX` bits).
 const NO_TAIL: u32 = u32::MAX;
 
-/// One series' samples within one time bucket (80 bytes plus its stream).
+/// One series' samples within one time bucket (72 bytes plus its stream).
 #[derive(Debug, Clone)]
 pub(crate) struct Chunk {
     bits: Vec<u8>,
