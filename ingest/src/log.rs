@@ -93,9 +93,10 @@ pub enum LogKind {
 /// Partitions of an automatic count (`partitions = 0`) at most, and those
 /// of a Kafka log's topic. Each partition of a local log has a writer
 /// thread that syncs and applies its records, and a write request waits
-/// for every partition its devices hash to: on two cores, eight partitions
-/// took ~20 % more CPU per sample than two and tripled the p99 write
-/// acknowledgement at 80 % of capacity (`docs/benchmarks/2026-12-05-write-latency.md`).
+/// for every partition its devices hash to: on two cores, at the same
+/// offered load, eight partitions took 20–30 % more server CPU than two and
+/// their p99 write acknowledgement at 80 % of capacity was 4–5 times as
+/// long (`docs/benchmarks/2026-12-05-write-latency.md`).
 pub const AUTO_PARTITIONS_MAX: u32 = 8;
 
 impl Default for LogConfig {
