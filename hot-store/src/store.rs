@@ -668,13 +668,13 @@ impl HotStore {
     }
 
     /// The flush body; the caller holds `flush_lock`.
-    fn flush_locked(&self, threads: Encode) -> Result<FlushOutcome> {
+    fn flush_locked(&self, how: Encode) -> Result<FlushOutcome> {
         if !self.flush_pending() {
-            return self.flush_once(threads);
+            return self.flush_once(how);
         }
         // First the memtable a flush failed to write for a full disk, then the current one.
-        let retried = self.flush_once(threads)?;
-        let mut outcome = self.flush_once(threads)?;
+        let retried = self.flush_once(how)?;
+        let mut outcome = self.flush_once(how)?;
         outcome.series += retried.series;
         outcome.samples += retried.samples;
         outcome.segment = outcome.segment.or(retried.segment);
@@ -684,7 +684,7 @@ impl HotStore {
     }
 
     /// Freezes and writes one memtable.
-    fn flush_once(&self, threads: Encode) -> Result<FlushOutcome> {
+    fn flush_once(&self, how: Encode) -> Result<FlushOutcome> {
         let Some((frozen, offsets, origins, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
             return Ok(FlushOutcome {
@@ -697,7 +697,7 @@ impl HotStore {
             });
         };
         let retry = (offsets.clone(), origins.clone(), seq);
-        self.write_frozen(&frozen, offsets, &origins, seq, threads).inspect_err(|e| {
+        self.write_frozen(&frozen, offsets, &origins, seq, how).inspect_err(|e| {
             if disk_full_before_manifest(e) {
                 tracing::warn!(error = %e, "flush failed: disk full; the memtable stays in memory and is flushed again later");
                 self.state.write().retry_frozen = Some(retry);
@@ -804,7 +804,7 @@ impl HotStore {
         offsets: BTreeMap<u32, u64>,
         origins: &Origins,
         seq: u64,
-        threads: Encode,
+        how: Encode,
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome {
             flushed_offsets: offsets.clone(),
@@ -815,7 +815,7 @@ impl HotStore {
             paused: Duration::ZERO,
         };
         let mut installed = Vec::new();
-        let written = self.write_frozen_segments(frozen, seq, threads, &mut outcome, &mut installed);
+        let written = self.write_frozen_segments(frozen, seq, how, &mut outcome, &mut installed);
         let result = written.and_then(|()| {
             crate::failpoint::hit("flush.after_segments")
                 .map_err(|source| Error::WriteSegment { path: self.dir.clone(), source })?;
