@@ -64,9 +64,9 @@ fn bench(c: &mut Criterion) {
 
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());
-    let log =
-        LocalLog::open(&dir.path().join("log"), &LogConfig::default(), |_| 0, Arc::clone(&hot) as Arc<dyn LogSink>)
-            .unwrap();
+    // The converter's 8 partitions (the default count is automatic: one per core).
+    let config = LogConfig { partitions: 8, ..LogConfig::default() };
+    let log = LocalLog::open(&dir.path().join("log"), &config, |_| 0, Arc::clone(&hot) as Arc<dyn LogSink>).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut step = 0;
     g.bench_function("log_and_hot_store", |b| {
