@@ -168,15 +168,16 @@ impl BitWriter {
             self.used = (self.used + take) % 8;
             left -= take;
         }
-        // Whole bytes, then the rest at the top of a new byte.
-        while left >= 8 {
-            left -= 8;
-            self.buf.push((value >> left) as u8);
+        if left == 0 {
+            return;
         }
-        if left > 0 {
-            self.buf.push((value << (8 - left)) as u8);
-            self.used = left;
-        }
+        // The `left` low bits left-aligned in a word (the bits above them
+        // shift out): its first `left / 8` big-endian bytes are the whole
+        // bytes, and the next one holds the rest at its top, zeros below.
+        let word = (value << (64 - left)).to_be_bytes();
+        let len = left.div_ceil(8) as usize;
+        self.buf.extend_from_slice(word.get(..len).unwrap_or(&word));
+        self.used = left % 8;
     }
 }
 
