@@ -94,7 +94,7 @@ pub enum LogKind {
 /// of a Kafka log's topic. Each partition of a local log has a writer
 /// thread that syncs and applies its records, and a write request waits
 /// for every partition its devices hash to: on two cores, at the same
-/// offered load, eight partitions took 20–30 % more server CPU than two and
+/// offered load, eight partitions took a fifth to a third more server CPU than two and
 /// their p99 write acknowledgement at 80 % of capacity was 4–5 times as
 /// long (`docs/benchmarks/2026-12-05-write-latency.md`).
 pub const AUTO_PARTITIONS_MAX: u32 = 8;
