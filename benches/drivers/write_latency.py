@@ -677,18 +677,23 @@ class VictoriaMetrics(Target):
 
 # ---------------------------------------------------------------- phases
 
+def warm_up(target, a, out):
+    """--warmup s of closed loop, not counted: every device (series) is written at least once before
+    anything is timed (series creation is a one-off cost, not what a sustained-load latency measures)."""
+    if a.warmup <= 0:
+        return
+    recs, _, _ = run_load(target, a, "closed", a.client_procs, 2, a.warmup)
+    ok = sum(1 for r in recs if 200 <= r[3] < 300)
+    print("  warm-up: %.0f s closed loop, %d requests (%d lines; %d devices), %d errors, not counted" % (
+        a.warmup, ok, ok * a.lines, a.devices, len(recs) - ok), flush=True)
+    out["warmup"] = {"seconds": a.warmup, "requests": ok, "errors": len(recs) - ok}
+
+
 def ramp(target, a, out):
     """Closed-loop capacity search."""
     print("\n[%s] capacity: closed loop, %d lines/request, %.0f s per level" % (target.name, a.lines, a.ramp_step),
           flush=True)
-    if a.warmup > 0:
-        # every device (series) written at least once before anything is timed: series creation
-        # is a one-off cost and is not what a sustained-load latency measures
-        recs, cpu, _ = run_load(target, a, "closed", a.client_procs, 2, a.warmup)
-        ok = sum(1 for r in recs if 200 <= r[3] < 300)
-        print("  warm-up: %.0f s closed loop, %d requests (%d lines; %d devices), %d errors, not counted" % (
-            a.warmup, ok, ok * a.lines, a.devices, len(recs) - ok), flush=True)
-        out["warmup"] = {"seconds": a.warmup, "requests": ok, "errors": len(recs) - ok}
+    warm_up(target, a, out)
     print("  %5s %6s %10s %12s %9s %9s %8s %8s %8s %8s %6s" % (
         "conns", "procs", "req/s", "samples/s", "p50 ms", "p99 ms", "srv cpu", "cli cpu", "other", "host", "errs"))
     levels = []
@@ -747,11 +752,7 @@ def ramp(target, a, out):
 def given_capacity(target, a, out):
     """--capacity: no ramp (the warm-up still runs); the open loops offer fractions of the
     capacity given, so two binaries or settings are compared at the same offered load."""
-    if a.warmup > 0:
-        recs, _, _ = run_load(target, a, "closed", a.client_procs, 2, a.warmup)
-        ok = sum(1 for r in recs if 200 <= r[3] < 300)
-        print("  warm-up: %.0f s closed loop, %d requests, %d errors, not counted" % (a.warmup, ok, len(recs) - ok),
-              flush=True)
+    warm_up(target, a, out)
     req = a.capacity / (a.lines * len(FIELDS))
     out["capacity"] = {"samples_per_s": a.capacity, "req_per_s": round(req, 1), "conns": None,
                        "saturation": "given (--capacity), not measured"}
