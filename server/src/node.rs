@@ -120,9 +120,10 @@ impl Unreplayed {
 impl Node {
     /// Opens the hot store and the ingest log in the locked `dir`; the
     /// embedded log's tail is replayed by [`Unreplayed::replay`]. Blocking.
-    pub fn open(mut config: ServerConfig, dir: DataDir) -> anyhow::Result<Unreplayed> {
+    /// `config.log.partitions` is the resolved count ([`serve`] resolves an
+    /// automatic one before anything reads it).
+    pub fn open(config: ServerConfig, dir: DataDir) -> anyhow::Result<Unreplayed> {
         let DataDir { path: data_dir, lock } = dir;
-        config.log.partitions = config.log.resolved_partitions(&data_dir.join("log"));
         let hot = Arc::new(
             HotStore::open(&data_dir.join("hot"), config.hot_store.clone())
                 .with_context(|| format!("opening hot store in {}", data_dir.join("hot").display()))?,
