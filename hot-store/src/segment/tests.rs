@@ -366,3 +366,34 @@ fn a_stream_block_in_a_version_5_segment_is_corrupt() {
     let err = open_segment(&path).unwrap_err();
     assert!(err.to_string().contains("unknown series entry flags"), "{err}");
 }
+
+#[test]
+fn a_large_segment_is_synced_as_it_is_written_and_reads_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = iot_records(8_000);
+    let (mut seen, mut end) = (Vec::new(), 0);
+    let written = write_segment_with(dir.path(), 7, &scope(), records.len(), |w| {
+        for r in &records {
+            let data = BlockData::Samples(r.samples.clone());
+            let labels = RecordLabels::Arcs(r.labels.clone());
+            w.push(BlockRecord { id: r.id, device_hash: r.device_hash, labels, data })?;
+            // The file holds at least what was synced, and never more than
+            // SYNC_EVERY bytes wait unsynced.
+            assert!(w.offset - w.synced < SYNC_EVERY, "{} bytes unsynced", w.offset - w.synced);
+            assert!(w.w.get_ref().metadata().unwrap().len() >= w.synced);
+            seen.push(w.synced);
+        }
+        end = w.offset;
+        Ok(())
+    })
+    .unwrap();
+    seen.dedup();
+    assert!(end > 2 * SYNC_EVERY, "the test needs blocks of a few MiB, wrote {end} bytes");
+    assert!(seen.len() as u64 > end / SYNC_EVERY, "synced at {seen:?} of {end} bytes of blocks");
+    let (file, index) = open_segment(&written.path).unwrap();
+    assert_eq!(index.len(), records.len());
+    for (s, rec) in index.iter().zip(&records) {
+        assert_eq!((s.id, &s.labels), (rec.id, &rec.labels));
+        assert_eq!(file.read_block(&s.meta).unwrap(), rec.samples);
+    }
+}
