@@ -38,7 +38,7 @@ the other in the same run. For each target:
     acknowledged polls `/api/v1/query?query=wl_fresh_v{probe=..}` every 10 ms
     until the answer carries its value: ack -> visible p50/p99/max.
 
-Strata's log level is `warn,strata_hot_store=debug` so every memtable flush
+Strata's log level is `warn,strata_hot_store=debug,strata::node=info` so every memtable flush
 ("hot store flushed") is logged with its time; /metrics is read before and
 after every phase (throttled applies, memtable samples, segments, refusals).
 
@@ -614,6 +614,9 @@ class Target:
     def flush_times(self):
         return []
 
+    def flush_spans(self):
+        return []
+
 
 class Strata(Target):
     name = "strata"
@@ -624,7 +627,7 @@ class Strata(Target):
                 "--data-dir", os.path.join(self.dir, "data")]
 
     def env(self):
-        e = dict(os.environ, RUST_LOG=os.environ.get("WL_RUST_LOG", "warn,strata_hot_store=debug"))
+        e = dict(os.environ, RUST_LOG=os.environ.get("WL_RUST_LOG", "warn,strata_hot_store=debug,strata::node=info"))
         for k in list(e):
             if k.startswith("STRATA_"):
                 e.pop(k)
@@ -658,6 +661,54 @@ class Strata(Target):
         except OSError:
             pass
         return out
+
+
+    def flush_spans(self):
+        """(start, end) wall-clock times (epoch s) of the node's memtable flushes, from its
+        "flushed memtable to segment ... ms=N" log lines (end = the line's time)."""
+        out = []
+        try:
+            with open(self.log_path, errors="replace") as f:
+                for ln in f:
+                    if "flushed memtable to segment" not in ln:
+                        continue
+                    ln = re.sub(r"\x1b\[[0-9;]*m", "", ln)
+                    m = re.match(r"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", ln)
+                    ms = re.search(r"\bms=(\d+)", ln)
+                    if not m or not ms:
+                        continue
+                    base, _, frac = m.group(1).partition(".")
+                    t = time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                    t += float("0." + frac) if frac else 0.0
+                    out.append((t - int(ms.group(1)) / 1000.0, t))
+        except OSError:
+            pass
+        return out
+
+
+def flush_phases(recs, start, start_wall, spans, after_s=0.3):
+    """Requests split by where they were scheduled: during a memtable flush, in the
+    `after_s` seconds after one, or elsewhere: {phase: {n, p50, p99, max}}, and how many
+    of the slowest 1 % were scheduled during or just after a flush."""
+    def phase(t):
+        if any(a <= t <= b for a, b in spans):
+            return "during_flush"
+        if any(b < t <= b + after_s for a, b in spans):
+            return "after_flush"
+        return "elsewhere"
+    ok = [r for r in recs if 200 <= r[3] < 300]
+    by = {"during_flush": [], "after_flush": [], "elsewhere": []}
+    tagged = []
+    for r in ok:
+        ph = phase(start_wall + (r[0] - start))
+        lat = r[2] - r[0]
+        by[ph].append(lat)
+        tagged.append((lat, ph))
+    out = {k: dict(summary_ms(v), n=len(v)) for k, v in by.items()}
+    tagged.sort(key=lambda x: -x[0])
+    worst = tagged[:max(1, len(tagged) // 100)] if tagged else []
+    out["worst_1pct"] = {"n": len(worst), "during_or_after_flush": sum(1 for w in worst if w[1] != "elsewhere")}
+    return out
 
 
 class VictoriaMetrics(Target):
@@ -962,6 +1013,16 @@ def open_run(target, a, frac, req_per_s, out, fresh=False):
     if target.name == "strata":
         print("  median window p99: %s ms in the %d windows with a memtable flush, %s ms in the %d without" % (
             flush_effect["median_p99_with_flush"], len(wf), flush_effect["median_p99_without"], len(wn)))
+    spans = [sp for sp in target.flush_spans() if sp[1] >= start_wall and sp[0] <= start_wall + a.duration]
+    if spans:
+        fp = flush_phases(recs, start, start_wall, spans)
+        res["flush_phases"] = fp
+        print("  by flush phase (ack p50 / p99 / max ms, requests): " + "; ".join(
+            "%s %s / %s / %s (%d)" % (k.replace("_", " "), fp[k]["p50"], fp[k]["p99"], fp[k]["max"], fp[k]["n"])
+            for k in ("during_flush", "after_flush", "elsewhere")) +
+            "; slowest 1 %%: %d of %d during or within 0.3 s after a flush (flushes took %s ms)" % (
+                fp["worst_1pct"]["during_or_after_flush"], fp["worst_1pct"]["n"],
+                [round((b - a_) * 1000) for a_, b in spans]))
     if stages:
         print("  write stages (strata_write_stage_seconds over the run; p50/p99 = bucket upper bound):")
         for n, d in stages.items():
