@@ -6,6 +6,7 @@
 //! log.meta                      {"version":1,"partitions":P}  (partition count is fixed)
 //! p0000/00000000000000000000.seg
 //! p0000/00000000000000052311.seg   file name = base offset of its first record
+//! p0000/00000000000000000000.seg.released   a released segment being deleted (deleted on open)
 //! p0001/...
 //! ```
 //!
@@ -563,8 +564,9 @@ fn list_segments(pdir: &Path) -> Result<Vec<u64>> {
                 return Err(Error::Corrupted { path: pdir.join(&*name), position: 0, detail });
             }
             bases.push(base);
-        } else if name.ends_with(".seg.tmp") {
-            // A segment whose creation was cut off by a crash: it holds no record.
+        } else if name.ends_with(".seg.tmp") || name.ends_with(RELEASED_SUFFIX) {
+            // A segment whose creation was cut off by a crash (it holds no
+            // record), or a released one whose deletion was.
             let _ = std::fs::remove_file(pdir.join(&*name));
         }
     }
@@ -975,8 +977,13 @@ impl Writer {
 const RELEASE_STEP: u64 = 4 << 20;
 const RELEASE_PAUSE: Duration = Duration::from_millis(10);
 
+/// Suffix of a released segment file being deleted ([`shrink_then_remove`]).
+const RELEASED_SUFFIX: &str = ".seg.released";
+
 /// Deletes a released segment file, first cutting it down [`RELEASE_STEP`]
-/// bytes at a time with a pause after each step.
+/// bytes at a time with a pause after each step. It is renamed to
+/// `<base>.seg.released` first: a crash while it is cut down leaves a file
+/// that opening the log deletes, not a segment cut short.
 ///
 /// Freeing a file's blocks is work in the file system's journal (and, on a
 /// file system mounted with `discard`, a discard of the blocks), and every
@@ -988,6 +995,12 @@ const RELEASE_PAUSE: Duration = Duration::from_millis(10);
 /// down 4 MiB every 10 ms, apart from one later 37–54 ms stall). Nobody
 /// waits for a release but the next flush.
 fn shrink_then_remove(path: &Path) -> std::io::Result<()> {
+    let released = path.with_extension(&RELEASED_SUFFIX[1..]);
+    std::fs::rename(path, &released)?;
+    if let Some(pdir) = path.parent() {
+        sync_dir(pdir)?;
+    }
+    let path = released.as_path();
     let file = OpenOptions::new().write(true).open(path)?;
     let mut len = file.metadata()?.len();
     while len > RELEASE_STEP {

@@ -352,6 +352,43 @@ fn release_deletes_only_fully_consumed_segments() {
 }
 
 #[test]
+fn a_release_cut_off_by_a_crash_leaves_nothing_that_reads_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _) = open(dir.path(), 1);
+        rt().block_on(async {
+            for _ in 0..40 {
+                log.append(vec![LogRecord::new(0, vec![7; 500])]).await.unwrap();
+            }
+        });
+        let bases = log.shared(0).unwrap().segments.lock().clone();
+        log.release(0, bases[2]).unwrap();
+        let pdir = dir.path().join("p0000");
+        let names: Vec<String> =
+            std::fs::read_dir(&pdir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(RELEASED_SUFFIX)), "{names:?}");
+        // What a crash while a released segment is cut down leaves: the
+        // renamed file, part of it gone.
+        let cut = pdir.join(format!("{:020}{RELEASED_SUFFIX}", bases[2] - 1));
+        std::fs::copy(pdir.join(format!("{:020}.seg", bases[2])), &cut).unwrap();
+        let len = std::fs::metadata(&cut).unwrap().len();
+        OpenOptions::new().write(true).open(&cut).unwrap().set_len(len / 2).unwrap();
+    }
+    let (log, _) = open(dir.path(), 1);
+    assert!(
+        !dir.path()
+            .join("p0000")
+            .read_dir()
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(RELEASED_SUFFIX) })
+    );
+    assert!(quarantined(dir.path()).is_empty());
+    assert_eq!(log.health().quarantined_segments.load(Ordering::Relaxed), 0);
+    let bases = log.shared(0).unwrap().segments.lock().clone();
+    assert_eq!(replay_all(&log, 0, bases[0]).len() as u64, 40 - bases[0]);
+}
+
+#[test]
 fn release_keeps_a_partially_consumed_active_segment() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path(), 1);
