@@ -60,7 +60,7 @@ fn a_gateway_ten_minutes_fast_is_detected_and_its_samples_land_at_the_right_time
     let s = status(&agent);
     assert_eq!(s["clock"]["skewed"], true, "{s}");
     assert_eq!(agent.metrics()["strata_edge_clock_skewed"], 1.0);
-    assert!(agent.log().contains("the gateway's clock is off from the server's"), "{}", agent.log());
+    agent.wait_for_log("the gateway's clock is off from the server's");
 
     let explicit_ms = now_ms() - 30_000;
     let body = format!("{}edge_clock,dev=explicit value=1000 {}\n", untimed(30, 0), explicit_ms * 1_000_000);
@@ -97,7 +97,7 @@ fn a_clock_stepped_back_does_not_move_the_hlc_back_and_its_samples_are_corrected
     wait_until("the step back", Duration::from_secs(10), || {
         status(&agent)["clock"]["steps_back"].as_u64().unwrap_or(0) >= 1
     });
-    assert!(agent.log().contains("stepped back"), "{}", agent.log());
+    agent.wait_for_log("stepped back");
     // The next answer measures the skew; the write after it is corrected.
     assert_eq!(post(&agent.base, "/api/v2/write", untimed(10, 10).as_bytes(), &[]).unwrap().0, 204);
     wait_drained(&agent);
@@ -153,7 +153,7 @@ fn never_sends_to_another_jurisdiction_and_fails_over_within_its_own() {
     let at = now_ms();
     assert_eq!(query_scalar(&eu, "count(count_over_time(edge_j[5m]))", at), 50.0);
     assert_eq!(br.metric("strata_ingest_samples_total"), 0.0, "nothing stored in br");
-    assert!(agent.log().contains("another jurisdiction"), "{}", agent.log());
+    agent.wait_for_log("another jurisdiction");
     let s = status(&agent);
     assert_eq!(s["current_endpoint"], eu.base.as_str(), "{s}");
     // Without a jurisdiction the header is not sent and any server takes the batch.

@@ -219,6 +219,18 @@ impl Agent {
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Waits (up to 10 s) until the agent's log contains `needle`: the log
+    /// is read from its stderr by a thread, so a line logged just before an
+    /// answer may not be here yet. Panics with the log.
+    #[allow(dead_code)]
+    pub(crate) fn wait_for_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.log().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "{needle:?} not in the agent's log:\n{}", self.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Agent {

@@ -396,7 +396,7 @@ fn mqtt_broker_restart_resumes_the_session() {
     });
     assert!(metric(&agent, "strata_edge_mqtt_connection_errors_total") >= 1.0);
     // The broker restored the session, subscriptions included: not subscribed again.
-    assert!(agent.log().contains("session_present=true"), "{}", agent.log());
+    agent.wait_for_log("session_present=true");
     sum += publish_soil(&broker, 50, 50, base_ms);
     wait_queued(&agent, 100.0);
     wait_drained(&agent);
