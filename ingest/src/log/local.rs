@@ -992,8 +992,9 @@ const RELEASED_SUFFIX: &str = ".seg.released";
 /// unlinked in one go they held the writers' syncs 30–66 ms for the ~150 ms
 /// the unlinks took (measured on this host, ext4 with `discard`, 4 × 64 MiB:
 /// concurrent 60 kB appends' `fdatasync` ≤ 3–6 ms while the files were cut
-/// down 4 MiB every 10 ms, apart from one later 37–54 ms stall). Nobody
-/// waits for a release but the next flush.
+/// down 4 MiB every 10 ms, apart from one later 37–54 ms stall). A release
+/// takes ~0.2 s per 64 MiB segment; the next flush waits for it (and an
+/// erasure's purge and a shutdown, which release before they answer).
 fn shrink_then_remove(path: &Path) -> std::io::Result<()> {
     let released = path.with_extension(&RELEASED_SUFFIX[1..]);
     std::fs::rename(path, &released)?;
