@@ -648,14 +648,9 @@ class Strata(Target):
                 for ln in f:
                     if "hot store flushed" not in ln:
                         continue
-                    ln = re.sub(r"\x1b\[[0-9;]*m", "", ln)  # the log is coloured
-                    m = re.match(r"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", ln)
-                    if not m:
+                    ln, t = log_line_time(ln)
+                    if t is None:
                         continue
-                    ts = m.group(1)
-                    base, _, frac = ts.partition(".")
-                    t = time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
-                    t += float("0." + frac) if frac else 0.0
                     s = re.search(r"samples=(\d+)", ln)
                     out.append((t, int(s.group(1)) if s else None))
         except OSError:
@@ -672,18 +667,25 @@ class Strata(Target):
                 for ln in f:
                     if "flushed memtable to segment" not in ln:
                         continue
-                    ln = re.sub(r"\x1b\[[0-9;]*m", "", ln)
-                    m = re.match(r"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", ln)
+                    ln, t = log_line_time(ln)
                     ms = re.search(r"\bms=(\d+)", ln)
-                    if not m or not ms:
+                    if t is None or not ms:
                         continue
-                    base, _, frac = m.group(1).partition(".")
-                    t = time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
-                    t += float("0." + frac) if frac else 0.0
                     out.append((t - int(ms.group(1)) / 1000.0, t))
         except OSError:
             pass
         return out
+
+
+def log_line_time(ln):
+    """(the line without colour codes, its timestamp in epoch s or None) of a server log line."""
+    ln = re.sub(r"\x1b\[[0-9;]*m", "", ln)  # the log is coloured
+    m = re.match(r"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", ln)
+    if not m:
+        return ln, None
+    base, _, frac = m.group(1).partition(".")
+    t = time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    return ln, t + (float("0." + frac) if frac else 0.0)
 
 
 def flush_phases(recs, start, start_wall, spans, after_s=0.3):
