@@ -238,7 +238,10 @@ async fn each_limit_is_refused_by_name_and_the_node_and_other_tenants_carry_on()
             ("STRATA_QUERY__MAX_METADATA_RESULTS", "4"),
         ],
     );
-    let c = client();
+    // The node closes a connection idle for 1 s (`http.idle_timeout` above), and the timeout cases below take
+    // about that long: a pooled connection could be closed just as it is reused (the POST is not retried and
+    // fails with "IncompleteMessage", as it did once in CI). Each request here takes a connection of its own.
+    let c = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap();
     // Tenant a: six series `m` with samples over the last 15 minutes.
     let t = now_ms();
     let r = c
