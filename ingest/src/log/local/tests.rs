@@ -116,6 +116,16 @@ fn append_n(log: &LocalLog, n: u8) {
     });
 }
 
+/// Appends 40 records of 500 bytes to partition 0: several segments of the
+/// small segment size [`open`] configures.
+fn append_40_large(log: &LocalLog) {
+    rt().block_on(async {
+        for _ in 0..40 {
+            log.append(vec![LogRecord::new(0, vec![7; 500])]).await.unwrap();
+        }
+    });
+}
+
 /// Byte position of the frame of record `i` in a segment of 10-byte records.
 fn frame_of(i: usize) -> usize {
     HEADER_LEN + i * (segment::FRAME_HEADER_LEN + 10)
@@ -329,11 +339,7 @@ fn torn_tail_is_not_quarantined() {
 fn release_deletes_only_fully_consumed_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path(), 1);
-    rt().block_on(async {
-        for _ in 0..40 {
-            log.append(vec![LogRecord::new(0, vec![7; 500])]).await.unwrap();
-        }
-    });
+    append_40_large(&log);
     let before = log.shared(0).unwrap().segments.lock().clone();
     assert!(before.len() >= 3, "{before:?}");
     let removed = log.release(0, before[2]).unwrap();
@@ -356,11 +362,7 @@ fn a_release_cut_off_by_a_crash_leaves_nothing_that_reads_as_damage() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (log, _) = open(dir.path(), 1);
-        rt().block_on(async {
-            for _ in 0..40 {
-                log.append(vec![LogRecord::new(0, vec![7; 500])]).await.unwrap();
-            }
-        });
+        append_40_large(&log);
         let bases = log.shared(0).unwrap().segments.lock().clone();
         log.release(0, bases[2]).unwrap();
         let pdir = dir.path().join("p0000");
