@@ -1,9 +1,10 @@
 //! Coalescing of identical in-flight requests.
 //!
-//! The first request of a key starts a *flight*: its work runs on its own
-//! task, detached from the request, and every request of the same key that
-//! arrives while it runs waits for the same answer (errors included). The
-//! work is canceled only when every waiting request has gone away. A
+//! The first request of a key starts a *flight* and runs its work, and
+//! every request of the same key that arrives while it runs waits for the
+//! same answer (errors included). Should the first request go away while
+//! others wait, its work goes on in a task of its own; the work is canceled
+//! only when every waiting request has gone away. A
 //! request does not join a flight that began before a write it may have to
 //! see (a write of the tenant, applied since the flight began, meeting what
 //! the query reads): it starts a new one.
@@ -64,6 +65,118 @@ impl<V> Drop for Waiting<V> {
     }
 }
 
+type Work<V> = std::pin::Pin<Box<dyn Future<Output = V> + Send>>;
+
+/// The request that started a flight, running its work.
+struct Leading<V: Clone + Send + Sync + 'static> {
+    /// The work; `None` once it has finished (or panicked).
+    work: Option<Work<V>>,
+    /// Answers the followers; `None` once it has.
+    tx: Option<tokio::sync::watch::Sender<Option<V>>>,
+    end: Option<Box<dyn FnOnce() + Send>>,
+    map: Arc<parking_lot::Mutex<HashMap<String, Arc<Flight<V>>>>>,
+    key: String,
+    flight: Arc<Flight<V>>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Leading<V> {
+    /// Runs the work to its end and answers every follower; `None` when it
+    /// panicked (the followers then get `None` too: the sender is dropped).
+    async fn lead(&mut self) -> Option<V> {
+        let work = self.work.as_mut()?;
+        let out = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+                Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Some(v)),
+                Err(_) => std::task::Poll::Ready(None),
+            }
+        })
+        .await;
+        self.work = None;
+        if let (Some(v), Some(tx)) = (&out, self.tx.take()) {
+            let _ = tx.send(Some(v.clone()));
+        }
+        self.finish();
+        out
+    }
+
+    /// The flight leaves the map (a newer one under its key stays), its
+    /// followers stop waiting (answered, or the sender dropped) and `end` runs.
+    fn finish(&mut self) {
+        finish(&self.map, &self.key, &self.flight, self.tx.take(), self.end.take());
+    }
+}
+
+fn finish<V>(
+    map: &parking_lot::Mutex<HashMap<String, Arc<Flight<V>>>>,
+    key: &str,
+    flight: &Arc<Flight<V>>,
+    tx: Option<tokio::sync::watch::Sender<Option<V>>>,
+    end: Option<Box<dyn FnOnce() + Send>>,
+) {
+    let mut map = map.lock();
+    if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+        map.remove(key);
+    }
+    drop(map);
+    drop(tx);
+    if let Some(end) = end {
+        end();
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Drop for Leading<V> {
+    /// The leading request went away before its work finished: if others
+    /// wait for it, the work goes on in a task of its own and answers them;
+    /// else it stops here (and its token is canceled).
+    ///
+    /// (An unmanaged task on purpose: a flight's work, shared by every
+    /// waiter, must not die with the request that started it while others
+    /// wait; it is canceled when the last waiter leaves.)
+    fn drop(&mut self) {
+        let Some(work) = self.work.take() else {
+            return;
+        };
+        // Under the map's lock no request can join in the meantime.
+        let map = Arc::clone(&self.map);
+        let guard = map.lock();
+        let others = self.flight.waiters.load(Ordering::Acquire) > 1;
+        let runtime = tokio::runtime::Handle::try_current();
+        match (others, runtime) {
+            (true, Ok(rt)) => {
+                drop(guard);
+                let (tx, end, map, key, flight) = (
+                    self.tx.take(),
+                    self.end.take(),
+                    Arc::clone(&self.map),
+                    self.key.clone(),
+                    Arc::clone(&self.flight),
+                );
+                rt.spawn(async move {
+                    let v = work.await;
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(Some(v));
+                    }
+                    finish(&map, &key, &flight, tx, end);
+                });
+            }
+            _ => {
+                // Out of the map before the lock goes: nobody joins a flight
+                // whose answer will not come.
+                let mut guard = guard;
+                if guard.get(&self.key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+                    guard.remove(&self.key);
+                }
+                drop(guard);
+                drop(work);
+                self.finish();
+            }
+        }
+        // The leader's own share of the waiters (the last one out cancels).
+        drop(Waiting(Arc::clone(&self.flight)));
+    }
+}
+
 /// How a request was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Joined {
@@ -78,11 +191,14 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     /// starts one running `work` (with `cancel`, the token `work` obeys),
     /// registered with `begin` (`(tenant, seq)`) and finished with `end`.
     /// `None` when the work panicked.
+    ///
+    /// The request that starts a flight runs its work itself, in its own
+    /// future: a task of its own would cost every query a hand-off to
+    /// another worker and back (a third of a one-device query's time over
+    /// HTTP beyond the round trip itself). Only when that request goes away
+    /// while others wait does the work move to a task of its own
+    /// ([`Leading`]'s drop), so the others still get their answer.
     #[allow(clippy::too_many_arguments)]
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "one evaluation shared by every waiter must not die with the first caller's request future; it is cancelled when the last waiter leaves"
-    )]
     pub(super) async fn run<F>(
         &self,
         key: String,
@@ -97,12 +213,12 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let (flight, joined) = {
+        let flight = {
             let mut map = self.map.lock();
             match map.get(&key) {
                 Some(f) if f.rx.borrow().is_none() && f.rx.has_changed().is_ok() && may_join(f) => {
                     f.waiters.fetch_add(1, Ordering::AcqRel);
-                    (Arc::clone(f), Joined::Followed)
+                    Ok(Arc::clone(f))
                 }
                 _ => {
                     let (tx, rx) = tokio::sync::watch::channel(None);
@@ -115,27 +231,27 @@ impl<V: Clone + Send + Sync + 'static> Flights<V> {
                         reads,
                     });
                     map.insert(key.clone(), Arc::clone(&f));
-                    let (map, key) = (Arc::clone(&self.map), key.clone());
-                    tokio::spawn(async move {
-                        let v = work.await;
-                        let _ = tx.send(Some(v));
-                        // A finished flight leaves the map (a newer one under its key stays).
-                        let mut map = map.lock();
-                        if map.get(&key).is_some_and(|f| f.rx.borrow().is_some()) {
-                            map.remove(&key);
-                        }
-                        drop(map);
-                        end();
-                    });
-                    (f, Joined::Led)
+                    Err(Leading {
+                        work: Some(Box::pin(work)),
+                        tx: Some(tx),
+                        end: Some(Box::new(end)),
+                        map: Arc::clone(&self.map),
+                        key,
+                        flight: f,
+                    })
                 }
             }
         };
-        let waiting = Waiting(Arc::clone(&flight));
-        let mut rx = flight.rx.clone();
-        let out = rx.wait_for(Option::is_some).await.ok().and_then(|v| v.clone());
-        drop(waiting);
-        (out, joined)
+        match flight {
+            Ok(flight) => {
+                let waiting = Waiting(Arc::clone(&flight));
+                let mut rx = flight.rx.clone();
+                let out = rx.wait_for(Option::is_some).await.ok().and_then(|v| v.clone());
+                drop(waiting);
+                (out, Joined::Followed)
+            }
+            Err(mut leading) => (leading.lead().await, Joined::Led),
+        }
     }
 
     /// Flights in the air (finished ones not yet collected included).

@@ -128,6 +128,103 @@ async fn work_is_canceled_when_every_caller_left() {
     assert!(cancel.is_canceled());
 }
 
+/// The request that started a flight goes away while another waits: the
+/// work goes on (not canceled, not run twice) and answers the other; only
+/// when that one leaves too is the work canceled.
+#[tokio::test(flavor = "current_thread")]
+async fn a_flight_outlives_its_leader_while_others_wait() {
+    let front = Arc::new(QueryFront::new(settings(0), true));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let cancel = CancelToken::new();
+    let (release, held) = tokio::sync::watch::channel(false);
+    let start = |front: &Arc<QueryFront>| {
+        let (front, runs, mut held, cancel) = (Arc::clone(front), Arc::clone(&runs), held.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let work = async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let _ = held.wait_for(|r| *r).await;
+                (200u16, axum::body::Bytes::from_static(b"answer"))
+            };
+            front.coalesce("k".into(), &tenant("a"), FlightReads::all(), cancel, work).await
+        })
+    };
+    let leader = start(&front);
+    settle().await;
+    let follower = start(&front);
+    settle().await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    settle().await;
+    assert!(!cancel.is_canceled(), "someone still waits");
+    // A third request arriving now still joins the moved flight.
+    let late = start(&front);
+    settle().await;
+    release.send(true).unwrap();
+    for h in [follower, late] {
+        let (status, body) = h.await.unwrap().expect("answered");
+        assert_eq!((status, &body[..]), (200, &b"answer"[..]));
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one evaluation for all three");
+    assert_eq!(front.flights.len(), 0, "a finished flight leaves");
+
+    // Leader and follower both gone: the work is canceled.
+    let cancel2 = CancelToken::new();
+    let (_hold, held2) = tokio::sync::watch::channel(false);
+    let spawn2 = |front: &Arc<QueryFront>| {
+        let (front, mut held, cancel) = (Arc::clone(front), held2.clone(), cancel2.clone());
+        tokio::spawn(async move {
+            let work = async move {
+                let _ = held.wait_for(|r| *r).await;
+                (200u16, axum::body::Bytes::new())
+            };
+            front.coalesce("k2".into(), &tenant("a"), FlightReads::all(), cancel, work).await
+        })
+    };
+    let (l, f) = (spawn2(&front), spawn2(&front));
+    settle().await;
+    l.abort();
+    let _ = l.await;
+    settle().await;
+    assert!(!cancel2.is_canceled());
+    f.abort();
+    let _ = f.await;
+    settle().await;
+    assert!(cancel2.is_canceled(), "the last waiter out cancels the moved work");
+}
+
+/// A work that panics answers `None` to its leader and to every follower,
+/// and its flight leaves the map: the next request starts afresh.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_work_answers_none_to_everyone() {
+    let front = Arc::new(QueryFront::new(settings(0), true));
+    let (release, held) = tokio::sync::watch::channel(false);
+    let start = |front: &Arc<QueryFront>| {
+        let (front, mut held) = (Arc::clone(front), held.clone());
+        tokio::spawn(async move {
+            let work = async move {
+                let _ = held.wait_for(|r| *r).await;
+                if *held.borrow() {
+                    panic!("work panicked (expected by the test)");
+                }
+                (200u16, axum::body::Bytes::new())
+            };
+            front.coalesce("k".into(), &tenant("a"), FlightReads::all(), CancelToken::new(), work).await
+        })
+    };
+    let (a, b) = (start(&front), start(&front));
+    settle().await;
+    release.send(true).unwrap();
+    assert!(a.await.unwrap().is_none(), "the leader");
+    assert!(b.await.unwrap().is_none(), "the follower");
+    assert_eq!(front.flights.len(), 0);
+    let ok = front
+        .coalesce("k".into(), &tenant("a"), FlightReads::all(), CancelToken::new(), async {
+            (200u16, axum::body::Bytes::from_static(b"fresh"))
+        })
+        .await;
+    assert_eq!(ok.map(|(s, b)| (s, b.to_vec())), Some((200, b"fresh".to_vec())));
+}
+
 // ---------------------------------------------------------------- differential
 
 /// A store with delete requests (tombstones: a metric over a time span),
