@@ -12,7 +12,8 @@ and orphan removal after 5 s) and, by default, the Kafka ingest log on a
 tansu broker this driver starts ($STRATA_TANSU_BIN, else
 $STRATA_TOOLS_DIR or ~/.cache/strata-tools, /tansu-0.6.0/bin/tansu, as
 scripts/install-test-deps.sh installs it). `--log local` runs on the
-embedded log instead (no broker).
+embedded log instead (no broker); `--log-sync interval` makes that log
+acknowledge once written, syncing every 10 ms in the background.
 
 Each trial: start the server on the same data dir; --writers threads send
 line protocol (`faults,device=wN-K v=<id> <ts>`: every sample has a
@@ -127,8 +128,8 @@ def start_broker(workdir):
 class Node:
     """`strata serve` on a fixed port and data dir, restartable."""
 
-    def __init__(self, binary, workdir, broker):
-        self.binary, self.workdir, self.broker = binary, workdir, broker
+    def __init__(self, binary, workdir, broker, log_sync="always"):
+        self.binary, self.workdir, self.broker, self.log_sync = binary, workdir, broker, log_sync
         self.data = os.path.join(workdir, "data")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -140,6 +141,7 @@ class Node:
         env.update({
             "STRATA_ADMIN__TOKEN": ADMIN,
             "STRATA_LOG__PARTITIONS": "4",
+            "STRATA_LOG__SYNC": self.log_sync,
             "STRATA_HOT_STORE__BUCKET": "10s",
             "STRATA_HOT_STORE__FLUSH_INTERVAL": "2s",
             "STRATA_HOT_STORE__COMPACT_SEGMENTS": "2",
@@ -342,6 +344,8 @@ def main():
     ap.add_argument("--strata")
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--log", choices=["kafka", "local"], default="kafka")
+    ap.add_argument("--log-sync", choices=["always", "interval"], default="always",
+                    help="the embedded log's [log] sync mode (interval: acknowledged once written, synced every 10 ms)")
     ap.add_argument("--writers", type=int, default=3)
     ap.add_argument("--series", type=int, default=10, help="series per writer")
     ap.add_argument("--pause", type=float, default=0.02, help="pause between a writer's requests (s)")
@@ -357,11 +361,11 @@ def main():
     binary = find_binary(a.strata)
     work = tempfile.mkdtemp(prefix="strata-faults-")
     broker_proc, broker = (start_broker(work) if a.log == "kafka" else (None, None))
-    node = Node(binary, work, broker)
+    node = Node(binary, work, broker, a.log_sync)
     ledger = Ledger(a.writers, a.series)
     since_ms = int(time.time() * 1000)
     trials, failed = [], False
-    print(f"faults: {a.trials} trials, log {a.log}, cold tier on, binary {binary}, seed {seed}, work dir {work}",
+    print(f"faults: {a.trials} trials, log {a.log} (sync {a.log_sync}), cold tier on, binary {binary}, seed {seed}, work dir {work}",
           flush=True)
     t_start = time.time()
     try:
@@ -419,7 +423,7 @@ def main():
                    "refused": ledger.refused, "lost": r["lost"], "duplicated": r["duplicated"],
                    "unknown": r["unknown"], "agg_mismatch": r["agg_mismatch"],
                    "kills_with_in_flight": inflight_kills, "work_done": cold, "wall_s": round(wall, 1),
-                   "log": a.log, "seed": seed, "binary": binary}
+                   "log": a.log, "log_sync": a.log_sync, "seed": seed, "binary": binary}
         print()
         print(f"trials {summary['trials']}  acknowledged {summary['acknowledged']}  lost {summary['lost']}  "
               f"duplicated {summary['duplicated']}  (in doubt {summary['in_doubt']}, refused {ledger.refused}, "

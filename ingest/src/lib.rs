@@ -59,4 +59,6 @@ pub mod write_token;
 
 pub use config::IngestConfig;
 pub use error::{Error, Result};
-pub use log::{ApplyError, IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogKind, LogRecord, LogSink};
+pub use log::{
+    ApplyError, IngestLog, KafkaLog, KafkaLogConfig, LocalLog, LogConfig, LogKind, LogRecord, LogSink, SyncMode,
+};

@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::time::Duration;
 use strata_schemas::{ConfigError, WriteBatch};
 
 pub use kafka::{KafkaLog, KafkaLogConfig, KafkaStatus, PartitionStatus};
@@ -75,6 +76,14 @@ pub struct LogConfig {
     pub max_group_records: usize,
     /// Records queued per partition before writers wait (back-pressure).
     pub queue_depth: usize,
+    /// When a local log acknowledges a write: `always` (the default) once
+    /// its group is on disk (`fdatasync`); `interval` once written to the
+    /// segment file, which is synced every `sync_interval` in the background
+    /// (see [`SyncMode`]).
+    pub sync: SyncMode,
+    /// How often an `interval` log syncs its partitions' files (1 ms – 10 s).
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
     /// The Kafka log (used when `kind = "kafka"`).
     pub kafka: KafkaLogConfig,
 }
@@ -88,6 +97,34 @@ pub enum LogKind {
     Local,
     /// [`KafkaLog`]: a Kafka topic per region.
     Kafka,
+}
+
+/// When a local log acknowledges a write (`[log] sync`).
+///
+/// Both modes survive the process dying (`kill -9`, a crash, the OOM
+/// killer): an acknowledged write is in the segment file, in the kernel's
+/// page cache at least, and the next start replays it. They differ on a
+/// power loss or kernel crash:
+///
+/// * `always`: nothing acknowledged is lost; a write waits for its group's
+///   `fdatasync` (group commit across partitions, see [`local::syncer`]),
+///   so its latency includes the disk's: on a disk whose single syncs
+///   sometimes stall for 100–250 ms, so does a write's acknowledgement.
+/// * `interval`: the writes acknowledged in the last `sync_interval` (plus
+///   the sync in progress) may be lost; nothing older. A write waits for
+///   its `write` and its apply, never for the disk. Prometheus's WAL and
+///   VictoriaMetrics acknowledge the same way, with longer windows.
+///
+/// A failed background sync poisons the partition (its writes are refused
+/// until restart, as after any failed sync) and is logged at error level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Acknowledge once synced.
+    #[default]
+    Always,
+    /// Acknowledge once written; sync every `sync_interval`.
+    Interval,
 }
 
 /// Partitions of an automatic count (`partitions = 0`) at most, and those
@@ -107,6 +144,8 @@ impl Default for LogConfig {
             segment_bytes: 64 << 20,
             max_group_records: 1024,
             queue_depth: 4096,
+            sync: SyncMode::Always,
+            sync_interval: Duration::from_millis(10),
             kafka: KafkaLogConfig::default(),
         }
     }
@@ -131,6 +170,14 @@ impl LogConfig {
             if v == 0 {
                 return Err(ConfigError::invalid("log", key, v, "must be positive"));
             }
+        }
+        if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&self.sync_interval) {
+            return Err(ConfigError::invalid(
+                "log",
+                "sync_interval",
+                self.sync_interval,
+                "must be between 1ms and 10s",
+            ));
         }
         if self.kind == LogKind::Kafka {
             self.kafka.validate()?;
@@ -237,6 +284,16 @@ mod tests {
         assert_eq!(bad(|c| c.segment_bytes = 100).path(), "log.segment_bytes");
         assert_eq!(bad(|c| c.max_group_records = 0).path(), "log.max_group_records");
         assert_eq!(bad(|c| c.queue_depth = 0).path(), "log.queue_depth");
+        assert_eq!(
+            bad(|c| c.sync_interval = Duration::ZERO).to_string(),
+            "[log] sync_interval = 0ns: must be between 1ms and 10s"
+        );
+        assert_eq!(bad(|c| c.sync_interval = Duration::from_secs(11)).path(), "log.sync_interval");
+        let c: LogConfig = serde_json::from_str(r#"{"sync":"interval","sync_interval":"25ms"}"#).unwrap();
+        assert_eq!((c.sync, c.sync_interval), (SyncMode::Interval, Duration::from_millis(25)));
+        assert_eq!(LogConfig::default().sync, SyncMode::Always, "synced acknowledgements unless asked");
+        let e = serde_json::from_str::<LogConfig>(r#"{"sync":"sometimes"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `sometimes`, expected `always` or `interval`"), "{e}");
         let kafka = |c: &mut LogConfig| {
             c.kind = LogKind::Kafka;
             c.kafka.brokers = String::new();

@@ -143,6 +143,19 @@ impl Node {
                 let log = LocalLog::open(&data_dir.join("log"), &config.log, |p| floor_hot.replay_from(p), sink)
                     .with_context(|| format!("opening ingest log in {}", data_dir.join("log").display()))?;
                 let log = Arc::new(log);
+                match config.log.sync {
+                    strata_ingest::SyncMode::Always => tracing::info!(
+                        partitions = log.partitions(),
+                        "ingest log: embedded; a write is acknowledged once synced ([log] sync = \"always\")"
+                    ),
+                    strata_ingest::SyncMode::Interval => tracing::info!(
+                        partitions = log.partitions(),
+                        sync_interval = ?config.log.sync_interval,
+                        "ingest log: embedded; a write is acknowledged once written and synced within sync_interval \
+                         ([log] sync = \"interval\": a kill -9 loses nothing acknowledged, a power cut may lose \
+                         the last interval)"
+                    ),
+                }
                 (Arc::clone(&log) as Arc<dyn IngestLog>, Some(log), None)
             }
             LogKind::Kafka => {

@@ -19,6 +19,10 @@
 //! synced together, by concurrent `fdatasync`s started at the same moment,
 //! not at several unrelated ones.
 //!
+//! With `sync = "interval"` ([`super::SyncMode`]) a writer acknowledges its
+//! group once written and applied, without waiting for a sync round, and
+//! marks its partition for the background syncs of [`interval`].
+//!
 //! A write or fsync that fails because the disk (or quota) is full is rolled
 //! back: the file is cut back to the end of the last durable group and
 //! synced, the group's writers get [`Error::DiskFull`] (nothing of it is
@@ -50,7 +54,7 @@
 //! still the floor, as before.
 
 use super::segment::{self, FrameError, HEADER_LEN, MAX_RECORD_BYTES};
-use super::{AppendFuture, Decoded, IngestLog, LogConfig, LogRecord, LogSink};
+use super::{AppendFuture, Decoded, IngestLog, LogConfig, LogRecord, LogSink, SyncMode};
 use crate::error::{Error, Result};
 use crate::metrics::LogHealth;
 use crate::stages::{self, Stage};
@@ -67,6 +71,7 @@ use std::time::{Duration, Instant};
 use syncer::Syncer;
 use tokio::sync::{mpsc, oneshot};
 
+mod interval;
 pub(crate) mod syncer;
 
 /// Directory under the log directory holding copies of damaged segments.
@@ -110,6 +115,11 @@ struct Shared {
     next_offset: AtomicU64,
     poisoned: AtomicBool,
     health: Arc<LogHealth>,
+    /// The active segment file (the writer's own handle), for the
+    /// background syncs of an `interval` log ([`interval`]).
+    active: Mutex<Option<Arc<File>>>,
+    /// Written since the last background sync began (`interval` logs).
+    dirty: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -127,6 +137,9 @@ pub struct LocalLog {
     health: Arc<LogHealth>,
     syncer: Syncer,
     sync_thread: Mutex<Option<JoinHandle<()>>>,
+    /// `sync = "interval"`: the background syncs (stopped by [`LocalLog::close`]).
+    interval: Mutex<Option<interval::IntervalSync>>,
+    sync_mode: SyncMode,
 }
 
 impl LocalLog {
@@ -162,6 +175,8 @@ impl LocalLog {
             health: Arc::clone(&health),
             syncer: syncer.clone(),
             sync_thread: Mutex::new(Some(sync_thread)),
+            interval: Mutex::new(None),
+            sync_mode: config.sync,
         };
         for id in 0..config.partitions {
             let (shared, writer) =
@@ -172,6 +187,12 @@ impl LocalLog {
                 .spawn(move || writer.run(rx))
                 .map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
             log.partitions.push(Partition { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), shared });
+        }
+        if config.sync == SyncMode::Interval {
+            let parts = log.partitions.iter().map(|p| Arc::clone(&p.shared)).collect();
+            let started = interval::IntervalSync::start(parts, config.sync_interval)
+                .map_err(|source| Error::OpenLog { path: dir.to_owned(), source })?;
+            *log.interval.lock() = Some(started);
         }
         Ok(log)
     }
@@ -303,6 +324,9 @@ impl LocalLog {
         }
         // The writers have synced everything they took; now the round thread can go.
         self.syncer.close();
+        if let Some(mut interval) = self.interval.lock().take() {
+            interval.stop();
+        }
         if let Some(t) = self.sync_thread.lock().take()
             && t.join().is_err()
         {
@@ -334,7 +358,9 @@ impl LocalLog {
         }
         // Every record is owed before the first is queued, so the sync round
         // that takes the first waits for the others (see `syncer`).
-        let mut owed = Owed { syncer: &self.syncer, unsent: sends.iter().map(|s| s.0).collect() };
+        // (An `interval` log's writers do not wait for rounds: nothing is owed.)
+        let owing = self.sync_mode == SyncMode::Always;
+        let mut owed = Owed { syncer: &self.syncer, unsent: sends.iter().map(|s| s.0).filter(|_| owing).collect() };
         owed.unsent.reverse();
         for p in owed.unsent.iter() {
             self.syncer.owe(*p as usize, 1);
@@ -347,7 +373,9 @@ impl LocalLog {
             if sent.is_err() {
                 return Err(Error::Closed); // `owed` forgives this one and the rest
             }
-            owed.unsent.pop();
+            if owing {
+                owed.unsent.pop();
+            }
             waits.push(rx);
         }
         let mut offsets = Vec::with_capacity(waits.len());
@@ -470,6 +498,8 @@ fn open_partition(
         next_offset: AtomicU64::new(0),
         poisoned: AtomicBool::new(false),
         health: Arc::clone(health),
+        active: Mutex::new(None),
+        dirty: AtomicBool::new(false),
     });
     let mut gaps = BTreeMap::new();
     // (records end of the newest segment, its size, offsets to skip past)
@@ -528,8 +558,10 @@ fn open_partition(
     let active = *bases.last().unwrap_or(&next);
     gaps.remove(&active);
     let path = shared.segment_path(active);
-    let file =
-        OpenOptions::new().append(true).open(&path).map_err(|source| Error::OpenLog { path: path.clone(), source })?;
+    let file = Arc::new(
+        OpenOptions::new().append(true).open(&path).map_err(|source| Error::OpenLog { path: path.clone(), source })?,
+    );
+    *shared.active.lock() = Some(Arc::clone(&file));
     *shared.segments.lock() = bases;
     *shared.gaps.lock() = gaps;
     shared.next_offset.store(next, Ordering::Release);
@@ -804,7 +836,8 @@ fn replay_segment(
 /// The writer thread of one partition.
 struct Writer {
     shared: Arc<Shared>,
-    file: File,
+    /// The active segment (shared with the background syncs of an `interval` log).
+    file: Arc<File>,
     path: PathBuf,
     size: u64,
     config: LogConfig,
@@ -845,6 +878,12 @@ impl Writer {
                     }
                 }
             }
+        }
+        if self.config.sync == SyncMode::Interval
+            && !self.shared.poisoned.load(Ordering::Acquire)
+            && let Err(error) = self.file.sync_data()
+        {
+            tracing::error!(partition = self.shared.id, %error, "ingest log: the final sync at close failed");
         }
     }
 
@@ -918,15 +957,24 @@ impl Writer {
     }
 
     /// Writes one group's frames and syncs them in the next round (the
-    /// group's records are owed to the rounds until then, see [`syncer`]).
+    /// group's records are owed to the rounds until then, see [`syncer`]);
+    /// an `interval` log marks the partition for the next background sync
+    /// instead ([`interval`]).
     fn write_group(&mut self, group: &[Request], first: u64) -> std::io::Result<()> {
         let records = group.len() as u64;
+        let always = self.config.sync == SyncMode::Always;
         let written = self.write_frames(group, first);
         if let Err(e) = written {
-            self.syncer.forgive(self.shared.id as usize, records);
+            if always {
+                self.syncer.forgive(self.shared.id as usize, records);
+            }
             return Err(e);
         }
-        self.syncer.sync(self.shared.id as usize, &self.file, records, &self.sync_turn)?;
+        if always {
+            self.syncer.sync(self.shared.id as usize, &self.file, records, &self.sync_turn)?;
+        } else {
+            self.shared.dirty.store(true, Ordering::Release);
+        }
         self.size += self.buf.len() as u64;
         Ok(())
     }
@@ -943,7 +991,7 @@ impl Writer {
             segment::encode_frame(&mut self.buf, first + i as u64, &r.payload);
         }
         let t0 = Instant::now();
-        self.file.write_all(&self.buf)?;
+        (&*self.file).write_all(&self.buf)?;
         stages::global().observe(Stage::LogWrite, t0.elapsed());
         Ok(())
     }
@@ -958,13 +1006,19 @@ impl Writer {
         self.file.sync_all()
     }
 
-    /// Starts a new segment whose first record will be `base`.
+    /// Starts a new segment whose first record will be `base` (an
+    /// `interval` log first syncs the old one: the background syncs only
+    /// know the active segment).
     fn roll(&mut self, base: u64) -> std::io::Result<()> {
+        if self.config.sync == SyncMode::Interval {
+            self.file.sync_data()?;
+        }
         let path = create_segment(&self.shared.dir, self.shared.id, base, &[]).map_err(|e| match e {
             Error::WriteSegment { source, .. } => source,
             other => std::io::Error::other(other),
         })?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        self.file = Arc::new(OpenOptions::new().append(true).open(&path)?);
+        *self.shared.active.lock() = Some(Arc::clone(&self.file));
         self.path = path;
         self.size = HEADER_LEN as u64;
         self.shared.segments.lock().push(base);

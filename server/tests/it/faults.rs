@@ -70,6 +70,19 @@ fn kill9_campaign_on_the_embedded_log_loses_and_duplicates_nothing() {
     assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
 }
 
+/// The same on an embedded log that acknowledges once written (`[log] sync =
+/// "interval"`): what a `kill -9` takes is the process, not the page cache.
+#[test]
+fn kill9_campaign_on_an_interval_synced_log_loses_and_duplicates_nothing() {
+    let text = run_driver(&["--trials", "3", "--max-run", "2", "--log", "local", "--log-sync", "interval"]);
+    println!("{text}");
+    assert!(text.contains("sync interval"), "{text}");
+    assert_eq!(summary_value(&text, "trials"), 3, "{text}");
+    assert!(summary_value(&text, "acknowledged") > 0, "{text}");
+    assert_eq!(summary_value(&text, "lost"), 0, "{text}");
+    assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success();
     assert!(ok, "kill {sig} {pid}");

@@ -529,14 +529,48 @@ fn a_request_spanning_every_partition_is_made_durable_by_one_sync_round() {
     }
 }
 
+/// `sync = "interval"`: appends are acknowledged without a sync round, the
+/// background thread syncs what they wrote (the dirty marks clear), and
+/// everything is there after a reopen, across rolled segments.
+#[test]
+fn an_interval_log_acknowledges_without_rounds_and_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Recorder::default());
+    let cfg = LogConfig { sync: SyncMode::Interval, sync_interval: Duration::from_millis(5), ..config(2) };
+    let log = LocalLog::open(dir.path(), &cfg, |_| 0, Arc::clone(&sink) as _).unwrap();
+    let runtime = rt();
+    for n in 0..100u64 {
+        let records =
+            (0..2).map(|p| LogRecord::new(p, format!("r{n}-p{p}-{}", "x".repeat(100)).into_bytes())).collect();
+        assert_eq!(runtime.block_on(log.append(records)).unwrap(), vec![n; 2]);
+    }
+    assert_eq!(log.sync_rounds(), 0, "no write waited for a sync round");
+    assert!(log.shared(0).unwrap().segments.lock().len() > 1, "small segment_bytes rolls segments");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (0..2).any(|p| log.shared(p).unwrap().dirty.load(Ordering::Acquire)) {
+        assert!(Instant::now() < deadline, "the background thread never synced");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(sink.0.lock()[&1].len(), 100, "every acknowledged record was applied");
+    drop(log);
+    let (log, _) = open_with(dir.path(), cfg);
+    for p in 0..2u32 {
+        let payloads: Vec<Vec<u8>> = replay_all(&log, p, 0).into_iter().map(|r| r.1).collect();
+        let want: Vec<Vec<u8>> = (0..100).map(|n| format!("r{n}-p{p}-{}", "x".repeat(100)).into_bytes()).collect();
+        assert_eq!(payloads, want, "partition {p}");
+    }
+}
+
 /// Environment variable naming the log directory of [`crash_child_appends_until_killed`].
 const CRASH_CHILD_DIR: &str = "STRATA_TEST_LOG_CRASH_CHILD_DIR";
+/// Environment variable set (to anything) when that child's log is an `interval` one.
+const CRASH_CHILD_INTERVAL: &str = "STRATA_TEST_LOG_CRASH_CHILD_INTERVAL";
 
 /// Partitions, writer tasks and segment size of the kill -9 test.
 const CRASH_PARTITIONS: u32 = 8;
 
-fn crash_config() -> LogConfig {
-    LogConfig { partitions: CRASH_PARTITIONS, segment_bytes: 16 << 10, ..LogConfig::default() }
+fn crash_config(sync: SyncMode) -> LogConfig {
+    LogConfig { partitions: CRASH_PARTITIONS, segment_bytes: 16 << 10, sync, ..LogConfig::default() }
 }
 
 /// The child process of
@@ -547,8 +581,9 @@ fn crash_config() -> LogConfig {
 #[test]
 fn crash_child_appends_until_killed() {
     let Some(dir) = std::env::var_os(CRASH_CHILD_DIR) else { return };
+    let sync = if std::env::var_os(CRASH_CHILD_INTERVAL).is_some() { SyncMode::Interval } else { SyncMode::Always };
     let sink = Arc::new(Recorder::default());
-    let log = Arc::new(LocalLog::open(Path::new(&dir), &crash_config(), |_| 0, sink).unwrap());
+    let log = Arc::new(LocalLog::open(Path::new(&dir), &crash_config(sync), |_| 0, sink).unwrap());
     rt().block_on(async {
         let tasks: Vec<_> = (0..4u32)
             .map(|t| {
@@ -574,17 +609,30 @@ fn crash_child_appends_until_killed() {
 
 #[test]
 fn a_kill_9_between_partition_writes_loses_nothing_acknowledged() {
+    kill_9_rounds(SyncMode::Always);
+}
+
+/// The same with `sync = "interval"`: acknowledged once written, the
+/// records are in the page cache, which a killed process does not take
+/// with it.
+#[test]
+fn a_kill_9_of_an_interval_synced_log_loses_nothing_acknowledged() {
+    kill_9_rounds(SyncMode::Interval);
+}
+
+fn kill_9_rounds(sync: SyncMode) {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let log_dir = dir.path().join("log");
     for round in 0..2 {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
             .args(["--exact", "log::local::tests::crash_child_appends_until_killed", "--nocapture", "--test-threads=1"])
-            .env(CRASH_CHILD_DIR, &log_dir)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+            .env(CRASH_CHILD_DIR, &log_dir);
+        if sync == SyncMode::Interval {
+            child.env(CRASH_CHILD_INTERVAL, "1");
+        }
+        let mut child = child.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut acked = Vec::new();
         // Killed while its writers are mid-request: 300 acknowledged, others in flight.
@@ -599,7 +647,7 @@ fn a_kill_9_between_partition_writes_loses_nothing_acknowledged() {
         // Acknowledgements printed before the kill and still in the pipe count too.
         acked.extend(lines.map_while(|l| l.ok()).filter_map(|l| l.strip_prefix("ack ").map(str::to_owned)));
 
-        let (log, _) = open_with(&log_dir, crash_config());
+        let (log, _) = open_with(&log_dir, crash_config(sync));
         for p in 0..CRASH_PARTITIONS {
             let mut seen = std::collections::HashSet::new();
             for (_, payload) in replay_all(&log, p, 0) {
