@@ -23,6 +23,7 @@ mod hashing;
 mod histogram;
 mod labels_fn;
 mod metrics;
+mod parse_cache;
 pub mod prescan;
 mod range_fns;
 mod rollup;
@@ -95,6 +96,8 @@ pub struct Engine {
     policies: Option<Arc<dyn TenantResolver>>,
     federation: Option<Arc<dyn Federation>>,
     stats: TenantQueryStats,
+    /// Parsed trees of recent query texts ([`parse_cache`]).
+    parsed: parse_cache::ParseCache,
 }
 
 /// Queries run and samples processed, per tenant.
@@ -139,7 +142,14 @@ impl TenantQueryStats {
 impl Engine {
     /// Builds an engine reading from `store`.
     pub fn new(store: Arc<dyn ReadStore>, config: QueryConfig) -> Self {
-        Self { store, config, policies: None, federation: None, stats: TenantQueryStats::default() }
+        Self {
+            store,
+            config,
+            policies: None,
+            federation: None,
+            stats: TenantQueryStats::default(),
+            parsed: parse_cache::ParseCache::default(),
+        }
     }
 
     /// Federates queries across jurisdictions (see [`crate::federation`]):
@@ -169,9 +179,10 @@ impl Engine {
         &self.config
     }
 
-    /// Parses `query` under this engine's `max_query_length` (see [`parse`]).
+    /// Parses `query` under this engine's `max_query_length` (see [`parse`]),
+    /// or clones the tree of an earlier parse of the same text ([`parse_cache`]).
     pub fn parse(&self, query: &str) -> Result<Expr> {
-        parse(query, self.config.max_query_length)
+        self.parsed.get_or_parse(query, |q| parse(q, self.config.max_query_length))
     }
 
     /// The store the engine reads from.
