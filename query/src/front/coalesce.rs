@@ -83,15 +83,7 @@ impl<V: Clone + Send + Sync + 'static> Leading<V> {
     /// Runs the work to its end and answers every follower; `None` when it
     /// panicked (the followers then get `None` too: the sender is dropped).
     async fn lead(&mut self) -> Option<V> {
-        let work = self.work.as_mut()?;
-        let out = std::future::poll_fn(|cx| {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-                Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Some(v)),
-                Err(_) => std::task::Poll::Ready(None),
-            }
-        })
-        .await;
+        let out = caught(self.work.as_mut()?).await;
         self.work = None;
         if let (Some(v), Some(tx)) = (&out, self.tx.take()) {
             let _ = tx.send(Some(v.clone()));
@@ -105,6 +97,16 @@ impl<V: Clone + Send + Sync + 'static> Leading<V> {
     fn finish(&mut self) {
         finish(&self.map, &self.key, &self.flight, self.tx.take(), self.end.take());
     }
+}
+
+/// Runs `work` to its end; `None` when it panicked.
+async fn caught<V>(work: &mut Work<V>) -> Option<V> {
+    std::future::poll_fn(|cx| match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+        Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Some(v)),
+        Err(_) => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 fn finish<V>(
@@ -152,11 +154,15 @@ impl<V: Clone + Send + Sync + 'static> Drop for Leading<V> {
                     self.key.clone(),
                     Arc::clone(&self.flight),
                 );
+                let mut work = work;
                 rt.spawn(async move {
-                    let v = work.await;
-                    if let Some(tx) = &tx {
-                        let _ = tx.send(Some(v));
-                    }
+                    // A panic drops the sender: the others get `None`.
+                    let tx = match caught(&mut work).await {
+                        Some(v) => tx.inspect(|tx| {
+                            let _ = tx.send(Some(v));
+                        }),
+                        None => None,
+                    };
                     finish(&map, &key, &flight, tx, end);
                 });
             }
