@@ -351,7 +351,12 @@ impl Node {
             Encode::AllCores => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Encode::OneThread | Encode::Paced => 1,
         };
-        let outcome = on_thread("strata-flush", false, move || -> anyhow::Result<_> {
+        // The node's own flushes at `[hot_store] flush_nice`; one someone waits for at the caller's priority.
+        let nice = match encode {
+            Encode::Paced => self.config.hot_store.flush_nice,
+            Encode::AllCores | Encode::OneThread => 0,
+        };
+        let outcome = on_thread("strata-flush", nice, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = match encode {
                 Encode::Paced => node.hot.flush_paced()?,
@@ -385,7 +390,7 @@ impl Node {
         let node = Arc::clone(self);
         let offsets = outcome.flushed_offsets.clone();
         let release = async move {
-            let released = on_thread("strata-release", false, move || node.release_log(&offsets)).await;
+            let released = on_thread("strata-release", 0, move || node.release_log(&offsets)).await;
             drop(last);
             released.and_then(|r| r)
         };
@@ -517,8 +522,9 @@ impl Node {
 /// Nice value of the compaction thread ([`background`]): under CPU
 /// contention a nice-0 thread gets ~9× the CPU time of a nice-10 one, so the
 /// write path's threads (log writers, request decoding, the async workers)
-/// and the flush run first, and an idle core is still the compaction's in
-/// full. A starved compaction only leaves more segments to read meanwhile;
+/// run first (the node's own flushes run at `[hot_store] flush_nice`, 10 by
+/// default, the compaction's equal), and an idle core is still the
+/// compaction's in full. A starved compaction only leaves more segments to read meanwhile;
 /// nothing waits for it (an expiry waits for it without holding the flush
 /// lock, `HotStore::expire`). Work at this priority must not hold a lock
 /// others wait for longer than a moment (`LOCK_SLICE` in the hot store).
@@ -529,7 +535,7 @@ const BACKGROUND_NICE: i32 = 10;
 /// its result without blocking an async worker. A new thread per call: the
 /// priority must not stay with a pooled thread that later decodes a write.
 async fn background<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    on_thread(name, true, f).await
+    on_thread(name, BACKGROUND_NICE, f).await
 }
 
 /// How a flush of the node encodes its segments' blocks.
@@ -544,12 +550,12 @@ enum Encode {
     AllCores,
 }
 
-/// Runs `f` on a new thread named `name`, at a lower CPU priority when
-/// `lower` ([`background`]), else at the caller's, and waits for its result
-/// without blocking an async worker.
+/// Runs `f` on a new thread named `name`, its nice value raised by `nice`
+/// (0: the caller's priority; [`background`] uses [`BACKGROUND_NICE`]), and
+/// waits for its result without blocking an async worker.
 async fn on_thread<T: Send + 'static>(
     name: &str,
-    lower: bool,
+    nice: i32,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -557,8 +563,8 @@ async fn on_thread<T: Send + 'static>(
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            if lower {
-                lower_priority(&thread);
+            if nice > 0 {
+                lower_priority(&thread, nice);
             }
             let _ = tx.send(f());
         })
@@ -566,23 +572,23 @@ async fn on_thread<T: Send + 'static>(
     rx.await.with_context(|| format!("the {name} thread ended without an answer (panicked?)"))
 }
 
-/// Adds [`BACKGROUND_NICE`] to the calling thread's nice value (at most
-/// 19: a node started under `nice` keeps its order). A failure only logs:
-/// the work then runs at the thread's inherited priority.
-fn lower_priority(thread: &str) {
+/// Adds `by` to the calling thread's nice value (at most 19: a node
+/// started under `nice` keeps its order). A failure only logs: the work
+/// then runs at the thread's inherited priority.
+fn lower_priority(thread: &str, by: i32) {
     #[cfg(target_os = "linux")]
     {
         // `{get,set}priority(PRIO_PROCESS, 0, …)` act on the calling thread
         // on Linux, not the whole process (man 2 setpriority, "Bugs").
         use rustix::process::{getpriority_process, setpriority_process};
-        let lowered = getpriority_process(None)
-            .and_then(|nice| setpriority_process(None, nice.saturating_add(BACKGROUND_NICE).min(19)));
+        let lowered =
+            getpriority_process(None).and_then(|nice| setpriority_process(None, nice.saturating_add(by).min(19)));
         if let Err(e) = lowered {
             tracing::debug!(thread, error = %e, "could not lower the thread's CPU priority");
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = thread;
+    let _ = (thread, by);
 }
 
 /// Takes an exclusive lock on the data directory so two processes never share it.
@@ -1166,13 +1172,16 @@ mod tests {
     async fn waited_work_runs_on_its_own_thread_at_the_callers_priority() {
         use rustix::process::getpriority_process;
         let caller = getpriority_process(None).unwrap();
-        let (name, nice) = super::on_thread("strata-test-fg", false, || {
+        let (name, nice) = super::on_thread("strata-test-fg", 0, || {
             (std::thread::current().name().map(str::to_owned), getpriority_process(None).unwrap())
         })
         .await
         .unwrap();
         assert_eq!(name.as_deref(), Some("strata-test-fg"));
         assert_eq!(nice, caller);
+        // `[hot_store] flush_nice`: the node's own flushes, raised by that much.
+        let raised = super::on_thread("strata-test-flush", 3, || getpriority_process(None).unwrap()).await.unwrap();
+        assert_eq!(raised, (caller + 3).min(19));
     }
 
     #[test]
