@@ -591,6 +591,30 @@ fn lower_priority(thread: &str, by: i32) {
     let _ = (thread, by);
 }
 
+/// The Kafka partitions this node may roll: those it holds and has applied
+/// (`applied[p]`, the next offset to apply) up to the broker's high
+/// watermark (`high[p]`) *and* past every record its own producer had
+/// acknowledged (`produced[p]`, one past the highest). The second bound
+/// does not trust the broker's watermark answer alone: in a fault campaign
+/// on tansu, a watermark request answered 49 while this node had applied
+/// up to 51 and went on to apply its own acknowledged writes up to 117, and
+/// a bucket rolled in between lost the acknowledged samples applied after it.
+fn rollable_partitions(
+    high: &[i64],
+    produced: &[Option<u64>],
+    applied: &[Option<u64>],
+) -> std::collections::BTreeSet<u32> {
+    (0..applied.len())
+        .filter(|&p| {
+            let Some(n) = applied[p] else { return false };
+            let Some(&h) = high.get(p) else { return false };
+            let end = produced.get(p).copied().flatten().unwrap_or(0);
+            i64::try_from(n).is_ok_and(|n| n >= h) && n >= end
+        })
+        .map(|p| p as u32)
+        .collect()
+}
+
 /// Takes an exclusive lock on the data directory so two processes never share it.
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
     let path = dir.join("LOCK");
@@ -890,15 +914,11 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
                     }
                 };
                 let applied: Vec<Option<u64>> = (0..count).map(|p| kafka.applied(p)).collect();
-                let rollable: std::collections::BTreeSet<u32> = (0..count)
-                    .filter(|&p| {
-                        let n = applied[p as usize].and_then(|n| i64::try_from(n).ok());
-                        matches!((n, high.get(p as usize)), (Some(n), Some(&h)) if n >= h)
-                    })
-                    .collect();
+                let produced: Vec<Option<u64>> = (0..count).map(|p| kafka.produced_end(p)).collect();
+                let rollable = rollable_partitions(&high, &produced, &applied);
                 let mut last = last_rollable.lock();
                 if *last != rollable {
-                    tracing::info!(?rollable, ?high, ?applied, "partitions this node may roll changed");
+                    tracing::info!(?rollable, ?high, ?produced, ?applied, "partitions this node may roll changed");
                     *last = rollable.clone();
                 }
                 rollable
@@ -1182,6 +1202,22 @@ mod tests {
         // `[hot_store] flush_nice`: the node's own flushes, raised by that much.
         let raised = super::on_thread("strata-test-flush", 3, || getpriority_process(None).unwrap()).await.unwrap();
         assert_eq!(raised, (caller + 3).min(19));
+    }
+
+    #[test]
+    fn a_partition_rolls_once_applied_past_the_watermark_and_its_own_acknowledged_writes() {
+        let set = |v: &[u32]| v.iter().copied().collect::<std::collections::BTreeSet<u32>>();
+        let high = [49, 33, 10, 0];
+        // Partition 0: applied 51 >= watermark 49, but this node had 117 acknowledged: not yet.
+        // Partition 1: applied 34, nothing produced here: rolls. 2: applied below the watermark.
+        // 3: not held (no applied offset).
+        let produced = [Some(117), None, None, Some(5)];
+        let applied = [Some(51), Some(34), Some(9), None];
+        assert_eq!(super::rollable_partitions(&high, &produced, &applied), set(&[1]));
+        let applied = [Some(117), Some(34), Some(10), None];
+        assert_eq!(super::rollable_partitions(&high, &produced, &applied), set(&[0, 1, 2]));
+        // A watermark list shorter than the partitions (a failed answer) rolls nothing past it.
+        assert_eq!(super::rollable_partitions(&high[..1], &produced, &applied), set(&[0]));
     }
 
     #[test]

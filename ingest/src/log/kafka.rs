@@ -206,6 +206,17 @@ impl Drop for KafkaLog {
     }
 }
 
+impl KafkaLog {
+    /// One past the highest offset of `partition` this node's producer has
+    /// had acknowledged (`None` before its first write there): a partition
+    /// is not applied to its end while the consumer is below it, whatever
+    /// a watermark request answers.
+    pub fn produced_end(&self, partition: u32) -> Option<u64> {
+        let s = self.shared.partition(i32::try_from(partition).ok()?)?;
+        u64::try_from(s.produced.load(Ordering::Acquire)).ok()
+    }
+}
+
 impl IngestLog for KafkaLog {
     fn partitions(&self) -> u32 {
         self.partitions

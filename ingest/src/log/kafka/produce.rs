@@ -27,7 +27,15 @@ impl KafkaLog {
         let producer = self.producer.lock().clone();
         let waits = self.send_all(&producer, &records)?;
         match self.await_deliveries(waits).await {
-            Ok(offsets) => Ok(offsets),
+            Ok(offsets) => {
+                for (r, &offset) in records.iter().zip(&offsets) {
+                    if let Some(s) = i32::try_from(r.partition).ok().and_then(|p| self.shared.partition(p)) {
+                        s.produced
+                            .fetch_max(i64::try_from(offset).unwrap_or(i64::MAX).saturating_add(1), Ordering::AcqRel);
+                    }
+                }
+                Ok(offsets)
+            }
             Err(e) => {
                 self.replace_fatal_producer(&producer, is_fenced(&e));
                 Err(e)

@@ -23,6 +23,10 @@ pub(super) struct PartitionState {
     pub(super) committed: AtomicI64,
     /// High watermark when the partition was assigned: the replay target shown in progress lines.
     pub(super) replay_target: AtomicI64,
+    /// One past the highest offset this node's producer had acknowledged
+    /// (delivery reports): a floor of the partition's end that does not
+    /// depend on the broker's answer to a watermark request.
+    pub(super) produced: AtomicI64,
     pub(super) applied_records: AtomicU64,
     pub(super) applied_bytes: AtomicU64,
     /// Records per second over the last rate window, as `f64` bits.
@@ -37,6 +41,7 @@ impl Default for PartitionState {
             high: AtomicI64::new(UNKNOWN),
             committed: AtomicI64::new(UNKNOWN),
             replay_target: AtomicI64::new(UNKNOWN),
+            produced: AtomicI64::new(UNKNOWN),
             applied_records: AtomicU64::new(0),
             applied_bytes: AtomicU64::new(0),
             rate: AtomicU64::new(0),
