@@ -47,27 +47,29 @@ fn summary_value(text: &str, name: &str) -> u64 {
     panic!("{name} missing from {line}")
 }
 
+/// A campaign's summary: `trials` trials, some writes acknowledged, none
+/// lost or read back twice (prints the driver's output).
+fn assert_campaign_lost_and_duplicated_nothing(text: &str, trials: u64) {
+    println!("{text}");
+    assert_eq!(summary_value(text, "trials"), trials, "{text}");
+    assert!(summary_value(text, "acknowledged") > 0, "{text}");
+    assert_eq!(summary_value(text, "lost"), 0, "{text}");
+    assert_eq!(summary_value(text, "duplicated"), 0, "{text}");
+}
+
 /// Four kill -9 trials with the cold tier and the Kafka log: every acknowledged sample read back exactly once.
 #[test]
 fn kill9_campaign_with_kafka_and_cold_tier_loses_and_duplicates_nothing() {
     let _ = strata_test_support::tansu::binary();
     let text = run_driver(&["--trials", "4", "--max-run", "2"]);
-    println!("{text}");
-    assert_eq!(summary_value(&text, "trials"), 4, "{text}");
-    assert!(summary_value(&text, "acknowledged") > 0, "{text}");
-    assert_eq!(summary_value(&text, "lost"), 0, "{text}");
-    assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
+    assert_campaign_lost_and_duplicated_nothing(&text, 4);
 }
 
 /// Three kill -9 trials on the embedded log (no broker), cold tier on.
 #[test]
 fn kill9_campaign_on_the_embedded_log_loses_and_duplicates_nothing() {
     let text = run_driver(&["--trials", "3", "--max-run", "2", "--log", "local"]);
-    println!("{text}");
-    assert_eq!(summary_value(&text, "trials"), 3, "{text}");
-    assert!(summary_value(&text, "acknowledged") > 0, "{text}");
-    assert_eq!(summary_value(&text, "lost"), 0, "{text}");
-    assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
+    assert_campaign_lost_and_duplicated_nothing(&text, 3);
 }
 
 /// The same on an embedded log that acknowledges once written (`[log] sync =
@@ -75,12 +77,8 @@ fn kill9_campaign_on_the_embedded_log_loses_and_duplicates_nothing() {
 #[test]
 fn kill9_campaign_on_an_interval_synced_log_loses_and_duplicates_nothing() {
     let text = run_driver(&["--trials", "3", "--max-run", "2", "--log", "local", "--log-sync", "interval"]);
-    println!("{text}");
     assert!(text.contains("sync interval"), "{text}");
-    assert_eq!(summary_value(&text, "trials"), 3, "{text}");
-    assert!(summary_value(&text, "acknowledged") > 0, "{text}");
-    assert_eq!(summary_value(&text, "lost"), 0, "{text}");
-    assert_eq!(summary_value(&text, "duplicated"), 0, "{text}");
+    assert_campaign_lost_and_duplicated_nothing(&text, 3);
 }
 
 fn signal(pid: u32, sig: &str) {
