@@ -11,6 +11,15 @@
 //! samples (`Throughput::Elements`); 1 / throughput × 10⁶ is CPU-seconds per
 //! million samples on this core.
 //!
+//! * `convert_100k_series`: `convert` on 10,000 devices (100,000 series) in
+//!   requests of 300 lines, each request the next 300 devices, as
+//!   `benches/drivers/write_latency.py` sends them: the series' labels and
+//!   cache entries no longer fit in the CPU's caches, and the cost is the
+//!   cache misses more than the instructions.
+//! * `hot_store_apply_100k_series`: the hot store's apply of those
+//!   requests' batches (as the log's writer hands them over), a new time
+//!   step each request.
+//!
 //! Run: `cargo bench -p strata-benches --bench ingest_path`
 #![allow(clippy::disallowed_methods)] // test code owns its runtimes and threads (clippy.toml)
 
@@ -61,6 +70,77 @@ fn bench(c: &mut Criterion) {
             black_box(bytes)
         })
     });
+
+    // 10,000 devices, 300 lines per request, the requests cycling through
+    // them (two time steps, so the series cache holds them all).
+    const MANY: usize = 10_000;
+    const LINES: usize = 300;
+    let many: Vec<String> = (0..2 * MANY / LINES)
+        .map(|r| {
+            let mut out = String::with_capacity(LINES * 250);
+            for k in 0..LINES {
+                let d = (r * LINES + k) % MANY;
+                iot_line(&mut out, d, r, 1_700_000_000_000_000_000 + (r * LINES + k) as i64 * 1_000_000);
+            }
+            out
+        })
+        .collect();
+    let big_cache = SeriesCache::new(1 << 20);
+    let many_converter = Converter {
+        tenant: &tenant,
+        precision: Precision::Nanoseconds,
+        now_ms: 0,
+        device_label: "device",
+        partitions: 8,
+        cache: Some(&big_cache),
+        limits: LabelLimits::default(),
+    };
+    for b in &many {
+        black_box(many_converter.convert(b.as_bytes()));
+    }
+    g.throughput(Throughput::Elements((LINES * 10) as u64));
+    let mut j = 0;
+    g.bench_function("convert_100k_series", |b| {
+        b.iter(|| {
+            j += 1;
+            let conv = many_converter.convert(black_box(many[j % many.len()].as_bytes()));
+            let bytes: usize = conv.batches.iter().map(|(_, b)| b.to_bytes().len()).sum();
+            black_box(bytes)
+        })
+    });
+
+    // The hot store's apply of those requests' batches alone (decoded, as
+    // the log's writer hands them over), a new time step each request.
+    let apply_dir = tempfile::tempdir().unwrap();
+    let apply_hot = HotStore::open(&apply_dir.path().join("hot"), HotStoreConfig::default()).unwrap();
+    let mut offsets = [0u64; 8];
+    let mut k = 0usize;
+    let mut next_batches = || {
+        k += 1;
+        if apply_hot.memtable_samples() > 4_000_000 {
+            apply_hot.flush().unwrap();
+        }
+        let mut out = String::with_capacity(LINES * 250);
+        for l in 0..LINES {
+            let d = (k * LINES + l) % MANY;
+            iot_line(&mut out, d, k, 1_700_000_000_000_000_000 + k as i64 * 1_000_000_000);
+        }
+        many_converter.convert(out.as_bytes()).batches
+    };
+    g.bench_function("hot_store_apply_100k_series", |b| {
+        b.iter_batched(
+            &mut next_batches,
+            |batches| {
+                for (p, batch) in &batches {
+                    let o = &mut offsets[*p as usize];
+                    apply_hot.apply(*p, *o, batch).unwrap();
+                    *o += 1;
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.throughput(Throughput::Elements(samples));
 
     let dir = tempfile::tempdir().unwrap();
     let hot = Arc::new(HotStore::open(&dir.path().join("hot"), HotStoreConfig::default()).unwrap());

@@ -218,6 +218,35 @@ def fsync_probe(dir, n=200, size=60000):
     return summary_ms(lat)
 
 
+def stall_probe(dir, seconds, size=60000, pause=0.002):
+    """The disk's own stalls, with nothing else of this benchmark running: a
+    60 kB append and its `fdatasync` every `pause` s for `seconds`. A single
+    `fdatasync` that takes 100 ms holds every write acknowledged meanwhile by
+    a log that syncs before it answers (`[log] sync = "always"`) for as long;
+    at 600 requests/s a few such stalls in a run are its p99."""
+    path = os.path.join(dir, "stall-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat, stalls, t0 = [], [], time.monotonic()
+    try:
+        buf = b"x" * size
+        while time.monotonic() - t0 < seconds:
+            os.write(fd, buf)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            el = time.perf_counter() - t
+            lat.append(el)
+            if el >= 0.05:
+                stalls.append([round(time.monotonic() - t0, 2), round(el * 1e3, 1)])
+            time.sleep(pause)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    out = summary_ms(lat)
+    out.update({"seconds": seconds, "syncs": len(lat), "stalls_50ms": stalls,
+                "stalled_s": round(sum(s[1] for s in stalls) / 1e3, 3)})
+    return out
+
+
 def host_cpu():
     """(busy, total, irq+softirq) jiffies of the whole host."""
     with open("/proc/stat") as f:
@@ -1114,6 +1143,9 @@ def main(argv=None):
     ap.add_argument("--conns-per-proc", type=int, default=8, help="connections per process (open loop)")
     ap.add_argument("--probe-interval", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stall-probe", type=float, default=0.0, metavar="SECONDS",
+                    help="before the runs, time fdatasyncs of 60 kB appends on the idle disk for this long and list "
+                         "every one of 50 ms or more (the floor under a log that syncs before it answers)")
     ap.add_argument("--quick", action="store_true", help="~2 minutes: 20 s runs, 4 s ramp levels up to 16 conns")
     ap.add_argument("--json", default=None, help="write everything here")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -1142,6 +1174,14 @@ def main(argv=None):
     report["fsync_probe_before_ms"] = fp
     print("disk: fdatasync of a 60 kB append in %s: p50 %s p99 %s max %s ms (200 tries)" % (
         tmp, fp["p50"], fp["p99"], fp["max"]), flush=True)
+    if a.stall_probe > 0:
+        sp = stall_probe(tmp, a.stall_probe)
+        report["stall_probe_ms"] = sp
+        print("disk, idle: %d fdatasyncs of 60 kB appends over %g s: p50 %s p99 %s p99.9 %s max %s ms; %d took "
+              ">= 50 ms (%.2f s in all): %s" % (sp["syncs"], a.stall_probe, sp["p50"], sp["p99"], sp.get("p99.9"),
+                                                sp["max"], len(sp["stalls_50ms"]), sp["stalled_s"],
+                                                ", ".join("%g s: %g ms" % (t, ms) for t, ms in sp["stalls_50ms"])
+                                                or "none"), flush=True)
     targets = [Strata(a, tmp)]
     if a.peer == "victoriametrics":
         targets.append(VictoriaMetrics(a, tmp))

@@ -520,6 +520,34 @@ impl Memtable {
         Some((min, max))
     }
 
+    /// Asks the CPU to start loading what [`Memtable::insert`] of series `r`
+    /// will touch, one level per call: `0` the series' slot, `1` (the slot
+    /// loaded) its newest chunk, `2` (the chunk loaded) the end of the
+    /// chunk's bits, where the sample is appended. A caller walking many
+    /// series asks for level 0 of a series several positions ahead, 1 for a
+    /// nearer one and 2 for the next ones, so the three dependent misses of
+    /// each series overlap with other series' work (see
+    /// [`strata_schemas::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, r: SeriesRef, level: u8) {
+        use strata_schemas::prefetch::prefetch_read;
+        let idx = r as usize;
+        match level {
+            0 => prefetch_read(self.series.as_ptr().wrapping_add(idx)),
+            1 => {
+                if let Some(c) = self.series.get(idx).and_then(|cs| cs.last()) {
+                    prefetch_read(std::ptr::from_ref(c));
+                    prefetch_read(std::ptr::from_ref(c).cast::<u8>().wrapping_add(64));
+                }
+            }
+            _ => {
+                if let Some((_, c)) = self.series.get(idx).and_then(|cs| cs.last()) {
+                    prefetch_read(c.bits.as_ptr().wrapping_add(c.bits.len().saturating_sub(1)));
+                }
+            }
+        }
+    }
+
     /// The chunks of series `r` (bucket start, chunk).
     pub(crate) fn get(&self, r: SeriesRef) -> &[(i64, Chunk)] {
         self.series.get(r as usize).map_or(&[], Vec::as_slice)

@@ -468,7 +468,15 @@ impl HotStore {
         // Looked up once, at the first series with samples (an empty batch
         // must not register the tenant).
         let mut slot = None;
-        for (s, known) in batch.series.iter().zip(known) {
+        // The memtable's memory of the series ahead, level by level (see
+        // `Memtable::prefetch`): with many series, each level is a cache miss.
+        let ahead = |i: usize| known.get(i).copied().flatten().filter(|_| known_valid).map(|(r, _)| r);
+        for (i, (s, known)) in batch.series.iter().zip(known.iter().copied()).enumerate() {
+            for (level, distance) in [(0u8, 12usize), (1, 8), (2, 4)] {
+                if let Some(r) = ahead(i + distance) {
+                    st.memtable.prefetch(r, level);
+                }
+            }
             if s.samples.is_empty() {
                 continue;
             }

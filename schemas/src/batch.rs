@@ -39,6 +39,9 @@ use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// How many series ahead [`WriteBatch::encode`] prefetches label sets.
+const PREFETCH_AHEAD: usize = 4;
+
 /// The batch encoding version written.
 pub const BATCH_VERSION: u8 = 3;
 /// The oldest batch encoding version read.
@@ -152,7 +155,12 @@ impl WriteBatch {
         // are found here by address without a table lookup.
         let mut prev: (&[Label], Vec<(u64, u64)>) = (&[], Vec::new());
         let mut refs: Vec<(u64, u64)> = Vec::new();
-        for s in &self.series {
+        for (i, s) in self.series.iter().enumerate() {
+            // The label set of a series a few ahead: with many series it is a
+            // cache miss that would otherwise stall the loop (see `prefetch`).
+            if let Some(ahead) = self.series.get(i + PREFETCH_AHEAD) {
+                ahead.labels.prefetch_all();
+            }
             body.extend_from_slice(&s.id.0.to_le_bytes());
             body.extend_from_slice(&s.device_hash.to_le_bytes());
             put_uvarint(&mut body, s.labels.len() as u64);

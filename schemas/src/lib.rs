@@ -56,6 +56,7 @@ pub mod line_protocol;
 pub mod matcher;
 pub mod metrics_text;
 pub mod policy;
+pub mod prefetch;
 pub mod progress;
 pub mod read;
 pub mod read_warnings;

@@ -268,3 +268,17 @@ fn merged_folds_late_samples_into_the_stream_in_the_chunks_mode() {
     m.insert(0, &[s(1000, 1.5), s(3000, 2.5)], one_bucket);
     assert!(m.get(0)[0].1.merged().is_none());
 }
+
+#[test]
+fn prefetching_any_series_at_any_level_changes_nothing() {
+    let mut m = Memtable::default();
+    m.insert(3, &[s(1, 1.0), s(2, 2.0)], one_bucket);
+    // Known series, a slot without chunks, and handles past the end.
+    for r in [0, 3, 4, 1_000_000, SeriesRef::MAX] {
+        for level in 0..=3 {
+            m.prefetch(r, level);
+        }
+    }
+    assert_eq!(all(&m, 3), vec![(1, 1.0f64.to_bits()), (2, 2.0f64.to_bits())]);
+    assert!(m.get(0).is_empty());
+}
