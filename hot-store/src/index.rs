@@ -29,6 +29,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use croaring::Bitmap;
+use id_table::IdTable;
 use strata_schemas::{Label, Labels, MatchOp, Matcher, SeriesId, Str, TenantId};
 
 /// Dense in-memory handle of one series.
@@ -55,6 +56,8 @@ impl Hasher for IdHasher {
         self.0 = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
+
+mod id_table;
 
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
@@ -122,7 +125,7 @@ pub(crate) type Postings = IdMap<u32, IdMap<u32, Bitmap>>;
 
 #[derive(Debug, Default)]
 struct TenantIndex {
-    by_id: IdMap<SeriesId, SeriesRef>,
+    by_id: IdTable,
     overflow: HashMap<Labels, SeriesRef>,
     postings: Postings,
     all: Bitmap,
@@ -206,12 +209,21 @@ impl SeriesIndex {
         id: SeriesId,
         labels: &L,
     ) -> Option<(SeriesRef, bool)> {
-        let &r = self.by_slot.get(slot as usize)?.by_id.get(&id)?;
+        let r = self.by_slot.get(slot as usize)?.by_id.get(id)?;
         let addr = labels.addr();
         if addr != 0 && self.entries.get(r as usize).is_some_and(|e| e.labels_addr == addr) {
             return Some((r, true));
         }
         same_labels(&self.entries, &self.symbols, r, labels).then_some((r, false))
+    }
+
+    /// Asks the CPU to load what [`SeriesIndex::lookup_in`] of `id` will
+    /// read first (see [`IdTable::prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch_id(&self, slot: u32, id: SeriesId) {
+        if let Some(t) = self.by_slot.get(slot as usize) {
+            t.by_id.prefetch(id);
+        }
     }
 
     /// Records `addr` as the [`Labels::addr`] of series `r`'s label set
@@ -249,8 +261,8 @@ impl SeriesIndex {
     ) -> SeriesRef {
         let next = self.entries.len() as SeriesRef;
         let Some(ts) = self.by_slot.get_mut(slot as usize) else { return next };
-        match ts.by_id.get(&id) {
-            Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => return r,
+        match ts.by_id.get(id) {
+            Some(r) if same_labels(&self.entries, &self.symbols, r, labels) => return r,
             Some(_) => {
                 let owned = labels.to_labels();
                 if let Some(&r) = ts.overflow.get(&owned) {
@@ -318,8 +330,8 @@ impl SeriesIndex {
     /// True when `tenant` has a live series with exactly these id and labels.
     pub(crate) fn contains(&self, tenant: &TenantId, id: SeriesId, labels: &Labels) -> bool {
         let Some(t) = self.tenant(tenant) else { return false };
-        match t.by_id.get(&id) {
-            Some(&r) if same_labels(&self.entries, &self.symbols, r, labels) => true,
+        match t.by_id.get(id) {
+            Some(r) if same_labels(&self.entries, &self.symbols, r, labels) => true,
             Some(_) => t.overflow.contains_key(labels),
             None => false,
         }
@@ -348,8 +360,8 @@ impl SeriesIndex {
                 }
             }
         }
-        if ts.by_id.get(&id) == Some(&r) {
-            ts.by_id.remove(&id);
+        if ts.by_id.get(id) == Some(r) {
+            ts.by_id.remove(id);
             // A colliding series kept in the overflow takes over the id, so
             // lookups by id keep finding it.
             let entries = &self.entries;

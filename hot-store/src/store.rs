@@ -410,8 +410,19 @@ impl HotStore {
                 return Ok(());
             }
             let slot = st.index.slot_of(&batch.tenant);
-            let known: Vec<Option<(SeriesRef, bool)>> =
-                batch.series.iter().map(|s| slot.and_then(|t| st.index.lookup_in(t, s.id, &s.labels))).collect();
+            // The id's slot of a series ahead: with many series it is a cache
+            // miss (see `IdTable`).
+            let known: Vec<Option<(SeriesRef, bool)>> = match slot {
+                None => vec![None; batch.series.len()],
+                Some(t) => (batch.series.iter().enumerate())
+                    .map(|(i, s)| {
+                        if let Some(ahead) = batch.series.get(i + 8) {
+                            st.index.prefetch_id(t, ahead.id);
+                        }
+                        st.index.lookup_in(t, s.id, &s.labels)
+                    })
+                    .collect(),
+            };
             (known, st.index.removals())
         };
         let mut guard = self.state.write();

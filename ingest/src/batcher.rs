@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
+use strata_schemas::batch::Samples;
 use strata_schemas::{BatchSeries, Labels, Sample, SeriesId, TenantId, WriteBatch};
 
 use crate::series_cache::IdHasher;
@@ -39,6 +40,9 @@ pub(crate) struct BatchBuilder<'a> {
     seen: HashMap<SeriesId, (u32, usize), BuildHasherDefault<IdHasher>>,
     /// Series a partition's batch is created with room for.
     per_batch: usize,
+    /// The last device hash placed and its partition: a line's fields share
+    /// their device, and the remainder is a 64-bit division (~40 cycles).
+    last_placed: Option<(u64, u32)>,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -47,17 +51,40 @@ impl<'a> BatchBuilder<'a> {
     pub(crate) fn new(tenant: &'a TenantId, partitions: u32, series: usize) -> Self {
         let batches = (0..partitions.max(1)).map(|_| None).collect();
         let seen = HashMap::with_capacity_and_hasher(series, BuildHasherDefault::default());
-        Self { tenant, partitions, batches, seen, per_batch: series.div_ceil(partitions.max(1) as usize) }
+        let per_batch = series.div_ceil(partitions.max(1) as usize);
+        Self { tenant, partitions, batches, seen, per_batch, last_placed: None }
     }
 
     /// Appends `samples` to the series `key`, creating it in its partition's batch when new.
     pub(crate) fn add(&mut self, key: SeriesKey, samples: impl IntoIterator<Item = Sample>) {
-        let SeriesKey { id, device_hash, labels } = key;
-        if let Some(series) = self.existing(id, &labels) {
+        if let Some(series) = self.existing(key.id, &key.labels) {
             series.samples.extend(samples);
             return;
         }
-        let partition = (device_hash % u64::from(self.partitions.max(1))) as u32;
+        self.push_new(key, samples.into_iter().collect());
+    }
+
+    /// [`BatchBuilder::add`] of one sample (a line protocol field): the
+    /// series' samples are made in place, without an iterator.
+    pub(crate) fn add_one(&mut self, key: SeriesKey, sample: Sample) {
+        if let Some(series) = self.existing(key.id, &key.labels) {
+            series.samples.push(sample);
+            return;
+        }
+        self.push_new(key, Samples::from_buf([sample]));
+    }
+
+    /// A series not added before in this request.
+    fn push_new(&mut self, key: SeriesKey, samples: Samples) {
+        let SeriesKey { id, device_hash, labels } = key;
+        let partition = match self.last_placed {
+            Some((h, p)) if h == device_hash => p,
+            _ => {
+                let p = (device_hash % u64::from(self.partitions.max(1))) as u32;
+                self.last_placed = Some((device_hash, p));
+                p
+            }
+        };
         let (tenant, per_batch) = (self.tenant, self.per_batch);
         let p = partition as usize;
         if self.batches.len() <= p {
@@ -69,7 +96,7 @@ impl<'a> BatchBuilder<'a> {
             series: Vec::with_capacity(per_batch),
             origin: None,
         });
-        batch.series.push(BatchSeries { id, device_hash, labels, samples: samples.into_iter().collect() });
+        batch.series.push(BatchSeries { id, device_hash, labels, samples });
         self.seen.entry(id).or_insert((partition, batch.series.len() - 1));
     }
 
@@ -89,5 +116,39 @@ impl<'a> BatchBuilder<'a> {
     /// The batches, sorted by partition.
     pub(crate) fn finish(self) -> Vec<(u32, WriteBatch)> {
         (0u32..).zip(self.batches).filter_map(|(p, b)| Some((p, b?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_schemas::Label;
+
+    fn key(i: u64, device_hash: u64) -> SeriesKey {
+        let labels = Labels::new(vec![Label::new("__name__", "m"), Label::new("i", i.to_string().as_str())]);
+        SeriesKey { id: SeriesId(i), device_hash, labels }
+    }
+
+    /// Runs of one device and alternating devices alike land in
+    /// `device_hash % partitions`, each series once with all its samples.
+    #[test]
+    fn each_series_lands_in_its_devices_partition() {
+        let tenant = TenantId::new("t").unwrap();
+        let mut b = BatchBuilder::new(&tenant, 7, 4);
+        let hashes = [u64::MAX, 3, 3, 3, 1 << 40, 3, (1 << 40) + 1, u64::MAX];
+        for (i, &h) in hashes.iter().enumerate() {
+            b.add_one(key(i as u64, h), Sample::new(i as i64, 1.0));
+        }
+        b.add_one(key(1, 3), Sample::new(100, 2.0));
+        let mut seen = 0;
+        for (p, batch) in b.finish() {
+            for s in &batch.series {
+                assert_eq!(u64::from(p), hashes[s.id.0 as usize] % 7, "series {}", s.id.0);
+                let want = if s.id.0 == 1 { 2 } else { 1 };
+                assert_eq!(s.samples.len(), want);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, hashes.len());
     }
 }

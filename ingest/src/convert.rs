@@ -409,7 +409,7 @@ impl Converter<'_> {
                     out.accepted_lines += 1;
                     for (series, sample) in series {
                         out.samples += 1;
-                        batches.add(series, [sample]);
+                        batches.add_one(series, sample);
                     }
                 }
                 Err((code, reason)) => {
