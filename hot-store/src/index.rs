@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  symbols: Str ⇄ u32              every label name and value stored once
-//!  tenant ──► TenantIndex ─┬─ by_id:    SeriesId ──► SeriesRef       (first label set seen with that id)
+//!  tenant ──► TenantIndex ─┬─ by_id:    SeriesId ──► SeriesRef       (first label set seen with that id; an IdTable)
 //!                          ├─ overflow: Labels   ──► SeriesRef       (later label sets whose id collided)
 //!                          ├─ postings: name sym ──► value sym ──► Bitmap<SeriesRef>
 //!                          └─ all:      Bitmap<SeriesRef>
