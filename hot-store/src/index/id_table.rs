@@ -127,8 +127,7 @@ impl IdTable {
         // the hole lies between its home and where it is.
         let mask = self.mask();
         let (mut hole, mut j) = (i, (i + 1) & mask);
-        loop {
-            let Some(&s) = self.slots.get(j) else { break };
+        while let Some(&s) = self.slots.get(j) {
             if s.r == FREE {
                 break;
             }
