@@ -177,8 +177,8 @@ mod tests {
 
     proptest! {
         /// Any sequence of inserts, removals and lookups answers as a
-        /// `HashMap` does, and every id mapped is found afterwards (small ids
-        /// crowd into long runs, so removals shift runs that wrap the end).
+        /// `HashMap` does, and every id mapped is found afterwards (ids
+        /// small, spread by a multiply, or dense).
         #[test]
         fn answers_as_a_hash_map_does(ops in prop::collection::vec(op(48), 0..400), big in any::<bool>()) {
             let mut t = IdTable::default();
@@ -198,6 +198,56 @@ mod tests {
             for (&k, &r) in &model {
                 prop_assert_eq!(t.get(SeriesId(k)), Some(r));
             }
+        }
+    }
+
+    /// The id whose home slot is `home` in a table of 16 slots (`salt`
+    /// tells ids of one home apart): the Fibonacci multiply inverted.
+    fn id_at_home(home: u64, salt: u64) -> u64 {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut inv = K;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(K.wrapping_mul(inv)));
+        }
+        ((home << 60) | salt).wrapping_mul(inv)
+    }
+
+    proptest! {
+        /// Twelve ids (the most a 16-slot table holds before it grows)
+        /// whose homes are the last three slots and the first: every run
+        /// crowds and wraps the table's end, and a removal shifts entries
+        /// back across it. Answers stay those of a `HashMap`.
+        #[test]
+        fn runs_that_wrap_the_end_shift_back_correctly(
+            ops in prop::collection::vec((0..12usize, 0..3u8, 0..1000u32), 0..300),
+        ) {
+            let ids: Vec<u64> = (0..12u64).map(|i| id_at_home([13, 14, 15, 0][i as usize % 4], i + 1)).collect();
+            let mut t = IdTable::default();
+            let mut model: HashMap<u64, u32> = HashMap::new();
+            for (i, kind, r) in ops {
+                let id = ids[i];
+                match kind {
+                    0 => {
+                        t.insert(SeriesId(id), r);
+                        model.insert(id, r);
+                    }
+                    1 => prop_assert_eq!(t.remove(SeriesId(id)), model.remove(&id)),
+                    _ => prop_assert_eq!(t.get(SeriesId(id)), model.get(&id).copied()),
+                }
+                prop_assert!(t.slots.len() <= 16, "the table grew: {} slots", t.slots.len());
+            }
+            for &id in &ids {
+                prop_assert_eq!(t.get(SeriesId(id)), model.get(&id).copied());
+            }
+        }
+    }
+
+    #[test]
+    fn the_test_ids_land_where_they_are_meant_to() {
+        let mut t = IdTable::default();
+        t.insert(SeriesId(1), 0);
+        for home in [13, 14, 15, 0] {
+            assert_eq!(t.home(id_at_home(home, 5)), home as usize);
         }
     }
 
