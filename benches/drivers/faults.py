@@ -309,7 +309,8 @@ def read_back(node, since_ms):
 def check(ledger, got, agg):
     with ledger.lock:
         acked, doubt = dict(ledger.acked), dict(ledger.doubt)
-    lost = sum(1 for k, v in acked.items() if v not in got.get(k, []))
+    missing = sorted(k for k, v in acked.items() if v not in got.get(k, []))
+    lost = len(missing)
     dup = sum(len(vs) - 1 for vs in got.values() if len(vs) > 1)
     unknown = 0
     for k, vs in got.items():
@@ -323,7 +324,17 @@ def check(ledger, got, agg):
     mismatch = [d for d, (c, s) in per.items()
                 if agg.get(d, {}).get("count_over_time") != c or agg.get(d, {}).get("sum_over_time") != s]
     return {"acked": len(acked), "doubt": len(doubt), "lost": lost, "duplicated": dup, "unknown": unknown,
-            "agg_mismatch": len(mismatch)}
+            "agg_mismatch": len(mismatch),
+            # Which ones, for the log of a failed campaign: (device, ts ms, value acknowledged, values read).
+            "lost_samples": [(d, ts, acked[(d, ts)], got.get((d, ts), [])) for d, ts in missing[:10]]}
+
+
+def print_lost(r):
+    """Lists the (first ten) lost samples of a check: the sample's time says
+    which trial wrote it and, against the server's log, what it went through."""
+    for d, ts, want, seen in r["lost_samples"]:
+        print(f"  lost: device {d} ts {ts} ms ({time.strftime('%H:%M:%S', time.gmtime(ts / 1000))}"
+              f".{ts % 1000:03} UTC) acknowledged {want}, read back {seen or 'nothing'}", flush=True)
 
 
 def verify(node, ledger, since_ms, settle):
@@ -381,6 +392,7 @@ def main():
                       f"settled {r['settle_s']} s)", flush=True)
                 if r["lost"] or r["duplicated"] or r["unknown"] or r["agg_mismatch"]:
                     failed = True
+                print_lost(r)
             stop = threading.Event()
             inflight, counts = {}, {}
             threads = [threading.Thread(target=writer, args=(node, ledger, w, stop, inflight, a.pause))
@@ -408,6 +420,7 @@ def main():
               f"unknown {r['unknown']} agg-mismatch {r['agg_mismatch']}", flush=True)
         if r["lost"] or r["duplicated"] or r["unknown"] or r["agg_mismatch"]:
             failed = True
+        print_lost(r)
         wall = time.time() - t_start
         cold = {}
         for t in trials:
