@@ -599,14 +599,6 @@ fn lower_priority(thread: &str, by: i32) {
 /// on tansu, a watermark request answered 49 while this node had applied
 /// up to 51 and went on to apply its own acknowledged writes up to 117, and
 /// a bucket rolled in between lost the acknowledged samples applied after it.
-///
-/// A partition this node has not produced to yet does not roll: the fence
-/// ([`fence_kafka_partitions`]) puts a record of this process in every
-/// partition at startup, after every record acknowledged before it,
-/// including those of this node's previous process, which the broker's
-/// watermark answer may not show (the same campaign lost one acknowledged
-/// sample after a restart with `high=[520, …]`, `applied=[522, …]` and
-/// nothing produced yet).
 fn rollable_partitions(
     high: &[i64],
     produced: &[Option<u64>],
@@ -616,45 +608,11 @@ fn rollable_partitions(
         .filter(|&p| {
             let Some(n) = applied[p] else { return false };
             let Some(&h) = high.get(p) else { return false };
-            let Some(end) = produced.get(p).copied().flatten() else { return false };
+            let end = produced.get(p).copied().flatten().unwrap_or(0);
             i64::try_from(n).is_ok_and(|n| n >= h) && n >= end
         })
         .map(|p| p as u32)
         .collect()
-}
-
-/// Appends an empty write batch to every partition of the Kafka log, until
-/// the broker acknowledges them (retrying every second until shutdown).
-/// Kafka keeps a partition's order, so each fence's offset is past every
-/// record acknowledged before this process started; once acknowledged it
-/// is this node's [`KafkaLog::produced_end`], and [`rollable_partitions`]
-/// lets no partition roll before the consumer has applied past it. Applying
-/// an empty batch changes nothing but the partition's applied offset.
-fn fence_kafka_partitions(kafka: Arc<KafkaLog>, partitions: u32, mut stop: tokio::sync::watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        let tenant = strata_schemas::TenantId::default_tenant();
-        loop {
-            let records = (0..partitions)
-                .map(|p| {
-                    let batch = WriteBatch { tenant: tenant.clone(), series: Vec::new(), origin: None };
-                    strata_ingest::LogRecord { partition: p, payload: batch.to_bytes(), decoded: Some(Box::new(batch)) }
-                })
-                .collect();
-            match kafka.append(records).await {
-                Ok(offsets) => {
-                    tracing::info!(?offsets, "fenced the Kafka partitions: none rolls before it is applied past them");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot fence the Kafka partitions yet (no partition rolls); retrying")
-                }
-            }
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    });
 }
 
 /// Takes an exclusive lock on the data directory so two processes never share it.
@@ -942,9 +900,6 @@ async fn open_cold(node: &Arc<Node>, stop: tokio::sync::watch::Receiver<bool>) -
     // state in the catalog lets the next owner continue (compactor docs).
     let rollable: strata_compactor::RollableFn = match &node.kafka {
         Some(kafka) => {
-            if config.log.kafka.consume {
-                fence_kafka_partitions(Arc::clone(kafka), config.log.partitions, stop.clone());
-            }
             let kafka = Arc::clone(kafka);
             let last_rollable = parking_lot::Mutex::new(std::collections::BTreeSet::new());
             Arc::new(move |count: u32| {
@@ -1250,22 +1205,19 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_rolls_once_applied_past_the_watermark_its_fence_and_its_own_acknowledged_writes() {
+    fn a_partition_rolls_once_applied_past_the_watermark_and_its_own_acknowledged_writes() {
         let set = |v: &[u32]| v.iter().copied().collect::<std::collections::BTreeSet<u32>>();
         let high = [49, 33, 10, 0];
         // Partition 0: applied 51 >= watermark 49, but this node had 117 acknowledged: not yet.
-        // Partition 1: applied 34 >= its fence's end 30: rolls. 2: applied below the watermark.
+        // Partition 1: applied 34, nothing produced here: rolls. 2: applied below the watermark.
         // 3: not held (no applied offset).
-        let produced = [Some(117), Some(30), Some(8), Some(5)];
+        let produced = [Some(117), None, None, Some(5)];
         let applied = [Some(51), Some(34), Some(9), None];
         assert_eq!(super::rollable_partitions(&high, &produced, &applied), set(&[1]));
         let applied = [Some(117), Some(34), Some(10), None];
         assert_eq!(super::rollable_partitions(&high, &produced, &applied), set(&[0, 1, 2]));
         // A watermark list shorter than the partitions (a failed answer) rolls nothing past it.
         assert_eq!(super::rollable_partitions(&high[..1], &produced, &applied), set(&[0]));
-        // Nothing produced yet (the fence not acknowledged): applied past the watermark is not enough.
-        let produced = [None, Some(30), Some(8), Some(5)];
-        assert_eq!(super::rollable_partitions(&high, &produced, &applied), set(&[1, 2]));
     }
 
     #[test]
