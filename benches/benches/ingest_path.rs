@@ -44,20 +44,25 @@ fn body(step: usize) -> String {
     out
 }
 
+/// The converter of `tenant`'s requests (nanosecond timestamps, 8 partitions) over `cache`.
+fn converter_for<'a>(tenant: &'a TenantId, cache: &'a SeriesCache) -> Converter<'a> {
+    Converter {
+        tenant,
+        precision: Precision::Nanoseconds,
+        now_ms: 0,
+        device_label: "device",
+        partitions: 8,
+        cache: Some(cache),
+        limits: LabelLimits::default(),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let tenant = TenantId::new("acme").unwrap();
     let bodies: Vec<String> = (0..16).map(body).collect();
     let samples = (DEVICES * 10) as u64;
     let cache = SeriesCache::new(1 << 20);
-    let converter = Converter {
-        tenant: &tenant,
-        precision: Precision::Nanoseconds,
-        now_ms: 0,
-        device_label: "device",
-        partitions: 8,
-        cache: Some(&cache),
-        limits: LabelLimits::default(),
-    };
+    let converter = converter_for(&tenant, &cache);
 
     let mut g = c.benchmark_group("ingest_path");
     g.throughput(Throughput::Elements(samples));
@@ -86,15 +91,7 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let big_cache = SeriesCache::new(1 << 20);
-    let many_converter = Converter {
-        tenant: &tenant,
-        precision: Precision::Nanoseconds,
-        now_ms: 0,
-        device_label: "device",
-        partitions: 8,
-        cache: Some(&big_cache),
-        limits: LabelLimits::default(),
-    };
+    let many_converter = converter_for(&tenant, &big_cache);
     for b in &many {
         black_box(many_converter.convert(b.as_bytes()));
     }
