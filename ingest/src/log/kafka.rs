@@ -48,8 +48,12 @@
 //! ## Broker compatibility (tested: tansu 0.6.0, in-memory engine)
 //!
 //! Idempotent produce (`InitProducerId`), topic creation, metadata, fetch,
-//! consumer groups and offset commit/fetch work with librdkafka 2.12. Three
-//! tansu behaviours are worked around here: it keeps a session-expired
+//! consumer groups and offset commit/fetch work with librdkafka 2.12. Four
+//! tansu behaviours are worked around here: a fetch at an offset inside a
+//! batch answers from the next batch on, skipping the records at and above
+//! the offset (see `cursor`: the consumer notices the skipped offsets and
+//! fetches again from further back; a node restarting at a flushed offset
+//! in the middle of a batch lost acknowledged records before); it keeps a session-expired
 //! member's partitions assigned to nobody (see `ConsumerCtx`: the member
 //! rejoins); after a broker outage longer than the session timeout it keeps
 //! the departed member as the group's leader, so no member is ever assigned
@@ -67,6 +71,7 @@
 //! | `config` | [`KafkaLogConfig`], its checks, topic and group names, the clients' librdkafka properties |
 //! | `produce` | a write's records sent and acknowledged; a fatal or fenced producer replaced |
 //! | `consume` | the consumer thread and apply workers, rejoins, progress, [`KafkaLog::commit`] |
+//! | `cursor` | each partition's position: records skipped below it, a re-fetch when the broker skipped offsets, gaps reported |
 //! | `rebalance` | the consumer's client context: assignments at the sink's floor, revocations, statistics, the stale-assignment rejoin |
 //! | `group_repair` | the stuck-group reset (a departed leader) |
 //! | `admin` | topic creation and check, high watermarks, group deletion |
@@ -76,6 +81,7 @@
 mod admin;
 mod config;
 mod consume;
+mod cursor;
 mod group_repair;
 mod produce;
 mod progress;

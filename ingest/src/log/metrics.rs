@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `strata_log_disk_bytes` | gauge | | [`LocalLog::disk_bytes`] |
 //! | `strata_log_next_offset` | gauge | `partition` | [`LocalLog::next_offset`] |
-//! | `strata_kafka_{produced_records,produced_bytes,delivery_failures,apply_errors,rebalances}_total` | counter | `topic` | [`KafkaStatus`] |
+//! | `strata_kafka_{produced_records,produced_bytes,delivery_failures,apply_errors,rebalances,refetches,missing_offsets}_total` | counter | `topic` | [`KafkaStatus`] |
 //! | `strata_kafka_{partition_assigned,consumer_lag,next_offset,high_watermark,committed_offset,apply_rate}` | gauge | `topic`, `partition` | [`PartitionStatus`] |
 //! | `strata_kafka_applied_records_total` | counter | `topic`, `partition` | [`PartitionStatus`] |
 
@@ -33,7 +33,7 @@ impl KafkaStatus {
     pub fn render_metrics(&self, out: &mut String) {
         let mut text = MetricsText::new(out);
         let topic = self.topic.as_str();
-        let counters: [(&str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "strata_kafka_produced_records_total",
                 "Records delivered to the brokers by this node.",
@@ -51,6 +51,16 @@ impl KafkaStatus {
                 self.apply_errors,
             ),
             ("strata_kafka_rebalances_total", "Partition assignments and revocations seen.", self.rebalances),
+            (
+                "strata_kafka_refetches_total",
+                "Partitions fetched again from further back: the broker's answer started past the offset needed.",
+                self.refetches,
+            ),
+            (
+                "strata_kafka_missing_offsets_total",
+                "Offsets consumed past because the broker has no record for them (each gap is logged).",
+                self.missing_offsets,
+            ),
         ];
         for (name, help, v) in counters {
             text.family(name, MetricKind::Counter, help).sample(name, &[("topic", topic)], v);

@@ -22,6 +22,7 @@ mod hostile_query;
 mod hostile_write;
 mod kafka;
 mod kafka_cold;
+mod kafka_fetch;
 mod limits;
 mod log_damage;
 mod postgres;

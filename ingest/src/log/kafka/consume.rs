@@ -3,7 +3,8 @@
 //! and the commit of flushed offsets to the group.
 //!
 //! ```text
-//!  kafka-consumer thread: poll ──record of p──► worker p % W (kafka-apply-i) ──► sink.apply(p, offset, payload)
+//!  kafka-consumer thread: poll ──record of p──► fetch cursor of p (cursor.rs: skip / re-fetch / gap)
+//!                              ──► worker p % W (kafka-apply-i) ──► sink.apply(p, offset, payload)
 //!     │ serves rejoins (rebalance.rs) and group resets (group_repair.rs)            retried every second
 //!     │ every 1 s: apply rate per partition;  every 2 s: replay progress (lines and progress tasks)
 //!     ▼ on stop: leave the group (the partitions move now, not after the session timeout)
@@ -15,10 +16,11 @@
 
 use super::KafkaLog;
 use super::config::KafkaLogConfig;
+use super::cursor::{FetchCursor, Step};
 use super::group_repair::GroupRepair;
 use super::progress;
 use super::rebalance::{ConsumerCtx, GroupConsumer};
-use super::status::Shared;
+use super::status::{PartitionState, Shared, UNKNOWN};
 use crate::error::{Error, Result};
 use crate::log::LogSink;
 use rdkafka::config::ClientConfig;
@@ -133,6 +135,8 @@ fn poll_loop(
     let mut rates = ApplyRates::new(shared.partitions.len());
     let mut last_progress = Instant::now();
     let mut caught_up: Vec<bool> = vec![false; shared.partitions.len()];
+    let mut cursors: Vec<Tracked> = vec![Tracked::default(); shared.partitions.len()];
+    let mut last_idle_check = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         if shared.rejoin.swap(false, Ordering::AcqRel) {
             shared.rejoins.fetch_add(1, Ordering::Relaxed);
@@ -142,8 +146,12 @@ fn poll_loop(
             shared.group_resets.fetch_add(1, Ordering::Relaxed);
             rejoin(consumer, shared, topic);
         }
-        if !dispatch(consumer.poll(Duration::from_millis(100)), shared, workers) {
+        if !dispatch(consumer.poll(Duration::from_millis(100)), consumer, shared, &mut cursors, workers) {
             return; // the worker stopped (shutdown during a failing apply)
+        }
+        if last_idle_check.elapsed() >= Duration::from_secs(1) {
+            last_idle_check = Instant::now();
+            refetch_idle(consumer, shared, topic, &mut cursors);
         }
         rates.update(shared);
         if last_progress.elapsed() >= Duration::from_secs(2) {
@@ -154,7 +162,18 @@ fn poll_loop(
 }
 
 /// Hands a polled record to its partition's worker; false when that worker has stopped.
-fn dispatch(polled: Option<KafkaResult<BorrowedMessage<'_>>>, shared: &Shared, workers: &[SyncSender<Job>]) -> bool {
+///
+/// Each record goes through its partition's [`FetchCursor`] first: one below
+/// the partition's next offset is skipped, and one past it (the broker
+/// skipped offsets) makes the consumer fetch again from further back, or is
+/// applied past a gap the broker really has, which is logged and counted.
+fn dispatch(
+    polled: Option<KafkaResult<BorrowedMessage<'_>>>,
+    consumer: &GroupConsumer,
+    shared: &Shared,
+    cursors: &mut [Tracked],
+    workers: &[SyncSender<Job>],
+) -> bool {
     match polled {
         None => true,
         Some(Err(e)) => {
@@ -164,14 +183,111 @@ fn dispatch(polled: Option<KafkaResult<BorrowedMessage<'_>>>, shared: &Shared, w
         }
         Some(Ok(msg)) => {
             let (p, offset) = (msg.partition(), msg.offset());
-            if shared.partition(p).is_none() {
+            let (Some(state), Some(tracked)) =
+                (shared.partition(p), usize::try_from(p).ok().and_then(|i| cursors.get_mut(i)))
+            else {
                 tracing::error!(partition = p, "record of a partition beyond log.partitions; skipped");
                 return true;
+            };
+            let log_start =
+                || consumer.fetch_watermarks(msg.topic(), p, Duration::from_secs(2)).ok().map(|(low, _)| low);
+            let step = tracked.current(state).on_record(offset, log_start);
+            tracked.moved = Instant::now();
+            match step {
+                Step::Apply => {}
+                Step::Skip => return true,
+                Step::Refetch { from } => {
+                    refetch(consumer, shared, msg.topic(), p, from, offset);
+                    return true;
+                }
+                Step::Gap { missing } => {
+                    shared.missing_offsets.fetch_add((missing.end - missing.start).unsigned_abs(), Ordering::Relaxed);
+                    tracing::warn!(
+                        partition = p,
+                        first_missing = missing.start,
+                        next = missing.end,
+                        "offsets of this partition are not in the topic (deleted by retention or erasure, or never \
+                         written); applying on from the next record"
+                    );
+                }
             }
             let job = Job { partition: p, offset, payload: msg.payload().unwrap_or_default().to_vec() };
             let worker = &workers[p.unsigned_abs() as usize % workers.len()];
             worker.send(job).is_ok()
         }
+    }
+}
+
+/// A partition's [`FetchCursor`], the assignment it belongs to, and when it last moved.
+#[derive(Debug, Clone)]
+struct Tracked {
+    /// `PartitionState::assignments` when the cursor was positioned.
+    generation: u64,
+    cursor: FetchCursor,
+    /// The last record, re-fetch or assignment.
+    moved: Instant,
+}
+
+impl Default for Tracked {
+    fn default() -> Self {
+        Self { generation: 0, cursor: FetchCursor::default(), moved: Instant::now() }
+    }
+}
+
+impl Tracked {
+    /// The cursor of `state`'s current assignment: positioned anew after a (re)assignment.
+    fn current(&mut self, state: &PartitionState) -> &mut FetchCursor {
+        let assignments = state.assignments.load(Ordering::Acquire);
+        if self.generation != assignments {
+            let at = state.positioned_at.load(Ordering::Acquire);
+            self.cursor = FetchCursor::positioned((at != UNKNOWN).then_some(at));
+            self.generation = assignments;
+            self.moved = Instant::now();
+        }
+        &mut self.cursor
+    }
+}
+
+/// How long a partition below its high watermark may go without a record
+/// before the consumer fetches it again from further back.
+const IDLE_REFETCH: Duration = Duration::from_secs(2);
+
+/// Fetches again, from further back, each assigned partition that had no
+/// record for [`IDLE_REFETCH`] although its high watermark lies past the
+/// offset it needs (the broker skipped its last batch; see `cursor.rs`).
+fn refetch_idle(consumer: &GroupConsumer, shared: &Shared, topic: &str, cursors: &mut [Tracked]) {
+    for (p, (state, tracked)) in shared.partitions.iter().zip(cursors.iter_mut()).enumerate() {
+        let high = state.high.load(Ordering::Acquire);
+        if !state.assigned.load(Ordering::Acquire) || high == UNKNOWN {
+            continue;
+        }
+        tracked.current(state);
+        if tracked.moved.elapsed() < IDLE_REFETCH {
+            continue;
+        }
+        if let Some(from) = tracked.cursor.on_idle(high) {
+            tracked.moved = Instant::now();
+            refetch(consumer, shared, topic, p as i32, from, high);
+        }
+    }
+}
+
+/// Positions partition `p` at `from` again: the broker's answer skipped
+/// offsets this node needs (`seen`: the record that came instead, or the
+/// high watermark when none did). A failed seek makes the member rejoin,
+/// which positions every partition at the sink's floor again.
+fn refetch(consumer: &GroupConsumer, shared: &Shared, topic: &str, p: i32, from: i64, seen: i64) {
+    shared.refetches.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        partition = p,
+        seen,
+        from,
+        "the broker's answer skipped offsets this node needs (a batch fetched from its middle); fetching the \
+         partition again from further back"
+    );
+    if let Err(e) = consumer.seek(topic, p, Offset::Offset(from), Duration::from_secs(5)) {
+        tracing::warn!(partition = p, from, error = %e, "kafka seek failed; rejoining the group");
+        shared.rejoin.store(true, Ordering::Release);
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!  rebalance: assign [p..]  ──► RejoinState::on_assign (the revoked set handed back? rejoin)
-//!                           ──► each p: seek to floor(p) (0: the beginning), state assigned, progress task
+//!                           ──► each p: seek to floor(p) (0: the beginning), state assigned, progress task,
+//!                               the consumer thread's fetch cursor starts anew (cursor.rs)
 //!                           ──► consumer.assign; synced
 //!             revoke [p..]  ──► remembered for on_assign; state unassigned; consumer.unassign
 //!  stats (every second)     ──► high watermark per partition; replay target on first sight
@@ -104,6 +105,8 @@ impl ConsumerCtx {
             }
             if let Some(state) = self.shared.partition(p) {
                 state.next.store(floor as i64, Ordering::Release);
+                state.positioned_at.store(if floor == 0 { UNKNOWN } else { floor as i64 }, Ordering::Release);
+                state.assignments.fetch_add(1, Ordering::AcqRel);
                 state.replay_target.store(UNKNOWN, Ordering::Release);
                 state.assigned.store(true, Ordering::Release);
                 progress::assigned(p, floor);

@@ -27,6 +27,11 @@ pub(super) struct PartitionState {
     /// (delivery reports): a floor of the partition's end that does not
     /// depend on the broker's answer to a watermark request.
     pub(super) produced: AtomicI64,
+    /// Where the latest assignment positioned the consumer ([`UNKNOWN`]:
+    /// the partition's beginning), and how many assignments there were:
+    /// the consumer thread starts its [`FetchCursor`](super::cursor::FetchCursor) anew on each.
+    pub(super) positioned_at: AtomicI64,
+    pub(super) assignments: AtomicU64,
     pub(super) applied_records: AtomicU64,
     pub(super) applied_bytes: AtomicU64,
     /// Records per second over the last rate window, as `f64` bits.
@@ -42,6 +47,8 @@ impl Default for PartitionState {
             committed: AtomicI64::new(UNKNOWN),
             replay_target: AtomicI64::new(UNKNOWN),
             produced: AtomicI64::new(UNKNOWN),
+            positioned_at: AtomicI64::new(UNKNOWN),
+            assignments: AtomicU64::new(0),
             applied_records: AtomicU64::new(0),
             applied_bytes: AtomicU64::new(0),
             rate: AtomicU64::new(0),
@@ -87,6 +94,10 @@ pub(super) struct Shared {
     pub(super) rejoins: AtomicU64,
     /// Group resets (the broker workaround, see [`GroupRepair`](super::group_repair::GroupRepair)).
     pub(super) group_resets: AtomicU64,
+    /// Re-fetches from further back after the broker skipped offsets (see `cursor.rs`).
+    pub(super) refetches: AtomicU64,
+    /// Offsets the consumer went past because the broker has no record for them.
+    pub(super) missing_offsets: AtomicU64,
     /// Whether the last rebalance event was an assignment (possibly of no
     /// partition: a member beyond the partition count), i.e. the group synced.
     pub(super) synced: AtomicBool,
@@ -117,6 +128,8 @@ impl Shared {
             rebalances: self.rebalances.load(Ordering::Relaxed),
             forced_rejoins: self.rejoins.load(Ordering::Relaxed),
             group_resets: self.group_resets.load(Ordering::Relaxed),
+            refetches: self.refetches.load(Ordering::Relaxed),
+            missing_offsets: self.missing_offsets.load(Ordering::Relaxed),
             partitions: self.partitions.iter().enumerate().map(|(p, s)| s.status(p as u32)).collect(),
         }
     }
@@ -169,6 +182,14 @@ pub struct KafkaStatus {
     /// had held a partition for [`KafkaLog`](super::KafkaLog)'s stuck-group
     /// delay while the broker answered (see `GroupRepair`).
     pub group_resets: u64,
+    /// Times the consumer fetched a partition again from further back
+    /// because the broker's answer started past the offset it needed (a
+    /// batch skipped: tansu 0.6.0 does so for a fetch inside a batch).
+    pub refetches: u64,
+    /// Offsets the consumer went past because the broker has no record for
+    /// them (deleted by retention or erasure below this node's floor); each
+    /// gap is logged with its range.
+    pub missing_offsets: u64,
     /// Per partition.
     pub partitions: Vec<PartitionStatus>,
 }

@@ -137,6 +137,8 @@ fn status(group: Option<&str>, parts: &[(bool, Option<i64>)]) -> KafkaStatus {
         rebalances: 0,
         forced_rejoins: 0,
         group_resets: 0,
+        refetches: 0,
+        missing_offsets: 0,
         partitions: parts
             .iter()
             .enumerate()

@@ -26,6 +26,8 @@ fn kafka_counters_per_topic_and_gauges_per_partition_skip_unknown_values() {
         rebalances: 2,
         forced_rejoins: 0,
         group_resets: 0,
+        refetches: 0,
+        missing_offsets: 0,
         partitions: vec![partition(0, true, Some(2)), partition(1, false, None)],
     };
     let mut out = String::new();
@@ -37,5 +39,5 @@ fn kafka_counters_per_topic_and_gauges_per_partition_skip_unknown_values() {
     // Partition 1's lag is unknown: no sample, only partition 0's.
     assert_eq!(out.matches("strata_kafka_consumer_lag{").count(), 1, "{out}");
     assert!(out.contains("# TYPE strata_kafka_applied_records_total counter\n"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.starts_with("# TYPE ")).count(), 12, "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("# TYPE ")).count(), 14, "{out}");
 }
