@@ -13,6 +13,8 @@
 //!                 ▼ failpoint merge_after_write     (new files are orphans if we stop here)
 //!                 `replace` snapshot: old out, new in, atomically
 //!                 ▼ failpoint merge_after_commit
+//!                 a merge whose read or commit fails because an erase replaced its files
+//!                 first is lost, not an error (strata_compactor_merges_lost_total); next pass plans again
 //!    2b manifests more than max_manifests: folded into one (`replace`, same files)
 //!    3 expiry     snapshots superseded > snapshot_retention ago, except those whose
 //!                 strata.source bucket is not yet below the hot watermark (exactly-once)
@@ -35,7 +37,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use strata_cold_tier::{ColdTier, LiveFile, Rollup, SUMMARY_OPERATION, TableKind, file_prefix, whole_days_before};
+use strata_cold_tier::{
+    ColdTier, LiveFile, RewriteOutcome, Rollup, SUMMARY_OPERATION, TableKind, file_prefix, whole_days_before,
+};
 use strata_schemas::TenantId;
 
 use crate::error::{Error, Result};
@@ -69,6 +73,9 @@ pub struct MaintainOutcome {
     pub rollup_merges: u64,
     /// Partitions merged.
     pub merges: u64,
+    /// Merges (any table) given up because another writer, an erase,
+    /// replaced the files they planned on; the next pass plans again.
+    pub merges_lost: u64,
     /// Small files replaced by merges.
     pub merge_files_in: u64,
     /// Files written by merges.
@@ -212,6 +219,7 @@ impl Compactor {
                     done = i + 1,
                     total = tenants.len(),
                     merges = out.merges,
+                    merges_lost = out.merges_lost,
                     merge_files_in = out.merge_files_in,
                     retention_files = out.retention_files,
                     snapshots_expired = out.snapshots_expired,
@@ -407,34 +415,30 @@ impl Compactor {
             let t0 = Instant::now();
             let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             let bytes_in: u64 = files.iter().map(|f| f.bytes).sum();
-            self.failpoint("merge_before_write")?;
-            let prefix = file_prefix(&format!("merge:{tenant}:{day}-{bucket}"));
-            let written = match cold.kind() {
-                TableKind::Rollup(_) => {
-                    // Partial windows of one (series, end) become one row.
-                    let series = cold.read_rollup_files(tenant, &paths).await.map_err(cold_err)?;
-                    cold.write_rollup_files(tenant, &series, i64::MIN, &prefix).await.map_err(cold_err)?
-                }
-                TableKind::Series => {
-                    // A series recorded twice becomes one row.
-                    let series = cold.read_series_files(tenant, &paths).await.map_err(cold_err)?;
-                    cold.write_series_files(tenant, &series, &prefix).await.map_err(cold_err)?
-                }
-                TableKind::Samples => {
-                    let series = cold.read_files(tenant, &paths).await.map_err(cold_err)?;
-                    cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?
+            let (done, files_out, bytes_out, rows) = match self
+                .merge_partition(cold, tenant, (day, bucket), &paths, files.iter().map(|f| f.rows).sum())
+                .await
+            {
+                Ok(merged) => merged,
+                #[cfg(feature = "failpoints")]
+                Err(e @ Error::Injected { .. }) => return Err(e),
+                Err(e) => {
+                    // An erase commits a rewrite of the files it covers and
+                    // deletes them at once: a merge planned on them before
+                    // finds them gone (reading) or replaced (committing).
+                    // Nothing was committed; the next pass plans again.
+                    if !replaced_under(cold, tenant, &paths).await.map_err(cold_err)? {
+                        return Err(e);
+                    }
+                    out.merges_lost += 1;
+                    self.metrics.merges_lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(
+                        tenant = %tenant, table = ?cold.kind(), day, bucket, error = %e,
+                        "merge given up: another writer (an erase) replaced its files first; the next pass plans again"
+                    );
+                    continue;
                 }
             };
-            let rows_in: u64 = files.iter().map(|f| f.rows).sum();
-            if written.rows != rows_in && cold.kind() == TableKind::Samples {
-                // Duplicate timestamps across files collapse on read; the data
-                // a reader sees is unchanged, but say so.
-                tracing::warn!(tenant = %tenant, day, bucket, rows_in, rows_out = written.rows, "merge collapsed duplicate samples");
-            }
-            self.failpoint("merge_after_write")?;
-            let (files_out, bytes_out, rows) = (written.files.len(), written.bytes, written.rows);
-            let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "merge".to_owned())]);
-            let done = cold.replace_files(tenant, &paths, written, props).await.map_err(cold_err)?;
             if let Some(t) = &task {
                 t.add(1);
             }
@@ -461,6 +465,48 @@ impl Compactor {
             t.finish();
         }
         Ok(())
+    }
+
+    /// Reads a partition's `paths`, writes them as one sorted file set and
+    /// commits the swap (failpoints `merge_before_write`, `merge_after_write`).
+    /// Returns the commit, files and bytes written, and rows.
+    async fn merge_partition(
+        &self,
+        cold: &ColdTier,
+        tenant: &TenantId,
+        (day, bucket): (i32, i32),
+        paths: &[String],
+        rows_in: u64,
+    ) -> Result<(RewriteOutcome, usize, u64, u64)> {
+        let cold_err = |source| Error::Cold { tenant: tenant.clone(), source: Box::new(source) };
+        self.failpoint("merge_before_write")?;
+        let prefix = file_prefix(&format!("merge:{tenant}:{day}-{bucket}"));
+        let written = match cold.kind() {
+            TableKind::Rollup(_) => {
+                // Partial windows of one (series, end) become one row.
+                let series = cold.read_rollup_files(tenant, paths).await.map_err(cold_err)?;
+                cold.write_rollup_files(tenant, &series, i64::MIN, &prefix).await.map_err(cold_err)?
+            }
+            TableKind::Series => {
+                // A series recorded twice becomes one row.
+                let series = cold.read_series_files(tenant, paths).await.map_err(cold_err)?;
+                cold.write_series_files(tenant, &series, &prefix).await.map_err(cold_err)?
+            }
+            TableKind::Samples => {
+                let series = cold.read_files(tenant, paths).await.map_err(cold_err)?;
+                cold.write_files(tenant, &series, &prefix).await.map_err(cold_err)?
+            }
+        };
+        if written.rows != rows_in && cold.kind() == TableKind::Samples {
+            // Duplicate timestamps across files collapse on read; the data
+            // a reader sees is unchanged, but say so.
+            tracing::warn!(tenant = %tenant, day, bucket, rows_in, rows_out = written.rows, "merge collapsed duplicate samples");
+        }
+        self.failpoint("merge_after_write")?;
+        let (files_out, bytes_out, rows) = (written.files.len(), written.bytes, written.rows);
+        let props = HashMap::from([(SUMMARY_OPERATION.to_owned(), "merge".to_owned())]);
+        let done = cold.replace_files(tenant, paths, written, props).await.map_err(cold_err)?;
+        Ok((done, files_out, bytes_out, rows))
     }
 
     /// Deletes everything stored for `tenant`: its hot data (segments,
@@ -509,4 +555,11 @@ impl Compactor {
         tracing::warn!(tenant = %tenant, ?out, "purged tenant data (hot and cold)");
         Ok(out)
     }
+}
+
+/// True when some of `paths` are no longer live files of `cold`'s table:
+/// another writer replaced them since they were listed.
+async fn replaced_under(cold: &ColdTier, tenant: &TenantId, paths: &[String]) -> strata_cold_tier::Result<bool> {
+    let live: std::collections::HashSet<String> = cold.live_files(tenant).await?.into_iter().map(|f| f.path).collect();
+    Ok(paths.iter().any(|p| !live.contains(p)))
 }

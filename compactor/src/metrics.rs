@@ -17,7 +17,7 @@ use crate::CompactorMetrics;
 impl CompactorMetrics {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        let rows: [(&str, &str, &AtomicU64); 20] = [
+        let rows: [(&str, &str, &AtomicU64); 21] = [
             ("strata_compactor_buckets_rolled_total", "hot buckets committed to the cold tier", &self.buckets_rolled),
             ("strata_compactor_samples_rolled_total", "samples committed to the cold tier", &self.samples_rolled),
             ("strata_compactor_bytes_written_total", "Parquet bytes committed", &self.bytes_written),
@@ -65,6 +65,11 @@ impl CompactorMetrics {
             ("strata_compactor_merge_files_out_total", "cold files written by merges", &self.merge_files_out),
             ("strata_compactor_merge_samples_total", "samples rewritten by merges", &self.merge_samples),
             (
+                "strata_compactor_merges_lost_total",
+                "merges given up because an erase replaced their files first (planned again next pass)",
+                &self.merges_lost,
+            ),
+            (
                 "strata_compactor_tenants_purged_total",
                 "tenants whose hot and cold data was purged",
                 &self.tenants_purged,
@@ -103,6 +108,6 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("strata_tenant_cold_bytes{tenant=\"acme\"} 4096\n"), "{out}");
-        assert_eq!(out.lines().filter(|l| l.starts_with("# TYPE ")).count(), 21, "{out}");
+        assert_eq!(out.lines().filter(|l| l.starts_with("# TYPE ")).count(), 22, "{out}");
     }
 }

@@ -161,6 +161,9 @@ pub struct CompactorMetrics {
     pub merge_files_out: AtomicU64,
     /// Samples rewritten by merges.
     pub merge_samples: AtomicU64,
+    /// Merges given up because their files were replaced under them (an
+    /// erase committed first); the next pass plans again.
+    pub merges_lost: AtomicU64,
     /// Tenants purged (hot and cold data deleted).
     pub tenants_purged: AtomicU64,
     /// Failed maintenance steps (per tenant; retried next pass).

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -408,4 +410,47 @@ proptest! {
         let live = live_files(&env, "acme") + live_files(&env, "beta");
         prop_assert_eq!(parquet_files(dir.path()), live, "only live files remain");
     }
+}
+
+#[test]
+fn a_merge_whose_files_an_erase_replaced_first_is_lost_not_failed_and_the_next_pass_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut env, now) = twelve_small_rolls(dir.path());
+    let partitions = acme_partitions(&env);
+    // The pass lists acme's files and plans its merges; before the first one
+    // reads them, an erase of every `temp` series rewrites each of those files
+    // and deletes them (as the server's erasure does, outside the pass).
+    let erase = strata_cold_tier::EraseRequest {
+        selectors: vec![vec![strata_schemas::Matcher::equal("__name__", "temp")]],
+        start: i64::MIN,
+        end: i64::MAX,
+    };
+    let (cold, fired) = (Arc::clone(&env.cold), Arc::new(AtomicBool::new(false)));
+    let hook_fired = Arc::clone(&fired);
+    env.compactor.set_pass_hook(Arc::new(move |point| {
+        if point == "merge_before_write" && !hook_fired.swap(true, Ordering::SeqCst) {
+            let report = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(cold.erase(&tenant("acme"), &erase))
+            });
+            report.unwrap();
+        }
+    }));
+    let out = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
+    assert!(fired.load(Ordering::SeqCst));
+    assert_eq!(out.failed_tenants, 0, "a lost race is not a failure: {out:?}");
+    assert!(out.merges_lost >= 1, "{out:?}");
+    let metrics = {
+        let mut s = String::new();
+        env.compactor.metrics().render_prometheus(&mut s);
+        s
+    };
+    assert!(metrics.contains(&format!("strata_compactor_merges_lost_total {}\n", out.merges_lost)), "{metrics}");
+    assert!(metrics.contains("strata_compactor_maintenance_errors_total 0\n"), "{metrics}");
+    env.model.retain(|(t, l), _| !(t == "acme" && l.get("__name__") == Some("temp")));
+    env.assert_exactly_once("after the pass the erase raced");
+    // The next pass plans on the erase's files and merges every partition.
+    let again = env.rt.block_on(env.compactor.maintain_once(now)).unwrap();
+    assert_eq!((again.failed_tenants, again.merges_lost), (0, 0), "{again:?}");
+    assert_eq!(live_files(&env, "acme"), partitions, "one file per partition: {again:?}");
+    env.assert_exactly_once("after the next pass");
 }
