@@ -534,7 +534,7 @@ impl HotStore {
                 counted = true;
             }
             if let Some(guard) = self.flush_lock.try_lock() {
-                let result = self.flush_locked(Encode { threads: 1, cpu_share: 1.0 });
+                let result = self.flush_locked(FlushEncoding { threads: 1, cpu_share: 1.0 });
                 drop(guard);
                 self.notify_flushed();
                 if let Err(e) = result {
@@ -667,7 +667,7 @@ impl HotStore {
     /// order of every write and fsync are those of a one-thread flush; only
     /// the encoding of blocks is spread.
     pub fn flush_on(&self, threads: usize) -> Result<FlushOutcome> {
-        self.flush_with(Encode { threads, cpu_share: 1.0 })
+        self.flush_with(FlushEncoding { threads, cpu_share: 1.0 })
     }
 
     /// [`HotStore::flush`] on one thread that uses about `[hot_store]
@@ -675,10 +675,10 @@ impl HotStore {
     /// [`HotStoreConfig::flush_cpu_share`]): the server's own flushes
     /// (memtable full, interval), which nobody waits for.
     pub fn flush_paced(&self) -> Result<FlushOutcome> {
-        self.flush_with(Encode { threads: 1, cpu_share: self.config.flush_cpu_share })
+        self.flush_with(FlushEncoding { threads: 1, cpu_share: self.config.flush_cpu_share })
     }
 
-    fn flush_with(&self, how: Encode) -> Result<FlushOutcome> {
+    fn flush_with(&self, how: FlushEncoding) -> Result<FlushOutcome> {
         let guard = self.flush_lock.lock();
         let result = self.flush_locked(how);
         drop(guard);
@@ -687,7 +687,7 @@ impl HotStore {
     }
 
     /// The flush body; the caller holds `flush_lock`.
-    fn flush_locked(&self, how: Encode) -> Result<FlushOutcome> {
+    fn flush_locked(&self, how: FlushEncoding) -> Result<FlushOutcome> {
         if !self.flush_pending() {
             return self.flush_once(how);
         }
@@ -703,7 +703,7 @@ impl HotStore {
     }
 
     /// Freezes and writes one memtable.
-    fn flush_once(&self, how: Encode) -> Result<FlushOutcome> {
+    fn flush_once(&self, how: FlushEncoding) -> Result<FlushOutcome> {
         let Some((frozen, offsets, origins, seq)) = self.freeze()? else {
             let flushed_offsets = self.flushed_offsets();
             return Ok(FlushOutcome {
@@ -823,7 +823,7 @@ impl HotStore {
         offsets: BTreeMap<u32, u64>,
         origins: &Origins,
         seq: u64,
-        how: Encode,
+        how: FlushEncoding,
     ) -> Result<FlushOutcome> {
         let mut outcome = FlushOutcome {
             flushed_offsets: offsets.clone(),
@@ -883,7 +883,7 @@ impl HotStore {
         &self,
         frozen: &Memtable,
         seq: u64,
-        how: Encode,
+        how: FlushEncoding,
         outcome: &mut FlushOutcome,
         installed: &mut Vec<Arc<Segment>>,
     ) -> Result<()> {
@@ -1013,7 +1013,7 @@ fn flush_record<'a>(
 
 /// How a flush encodes the blocks of its segments.
 #[derive(Debug, Clone, Copy)]
-struct Encode {
+struct FlushEncoding {
     /// Threads encoding blocks, the flushing one included.
     threads: usize,
     /// Share of a core a one-thread flush uses while the new memtable has

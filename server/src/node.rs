@@ -312,7 +312,7 @@ impl Node {
     /// flush_cpu_share` of a core while the new memtable has room
     /// ([`HotStore::flush_paced`]; unpaced at the default share, 1).
     pub async fn flush(self: &Arc<Self>, reason: &'static str) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, Encode::Paced, false).await
+        self.flush_with(reason, FlushMode::Paced, false).await
     }
 
     /// [`Node::flush`] for a caller that waits for it (`POST /internal/flush`,
@@ -324,7 +324,7 @@ impl Node {
         self: &Arc<Self>,
         reason: &'static str,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, Encode::AllCores, false).await
+        self.flush_with(reason, FlushMode::AllCores, false).await
     }
 
     /// A flush that returns once the log segments below the flushed
@@ -336,31 +336,31 @@ impl Node {
         reason: &'static str,
         all_cores: bool,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
-        self.flush_with(reason, if all_cores { Encode::AllCores } else { Encode::OneThread }, true).await
+        self.flush_with(reason, if all_cores { FlushMode::AllCores } else { FlushMode::OneThread }, true).await
     }
 
     async fn flush_with(
         self: &Arc<Self>,
         reason: &'static str,
-        encode: Encode,
+        encode: FlushMode,
         await_release: bool,
     ) -> anyhow::Result<strata_hot_store::FlushOutcome> {
         let mut last = Arc::clone(&self.flush_lock).lock_owned().await;
         let node = Arc::clone(self);
         let threads = match encode {
-            Encode::AllCores => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            Encode::OneThread | Encode::Paced => 1,
+            FlushMode::AllCores => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            FlushMode::OneThread | FlushMode::Paced => 1,
         };
         // The node's own flushes at `[hot_store] flush_nice`; one someone waits for at the caller's priority.
         let nice = match encode {
-            Encode::Paced => self.config.hot_store.flush_nice,
-            Encode::AllCores | Encode::OneThread => 0,
+            FlushMode::Paced => self.config.hot_store.flush_nice,
+            FlushMode::AllCores | FlushMode::OneThread => 0,
         };
         let outcome = on_thread("strata-flush", nice, move || -> anyhow::Result<_> {
             let t0 = Instant::now();
             let mut outcome = match encode {
-                Encode::Paced => node.hot.flush_paced()?,
-                Encode::AllCores | Encode::OneThread => node.hot.flush_on(threads)?,
+                FlushMode::Paced => node.hot.flush_paced()?,
+                FlushMode::AllCores | FlushMode::OneThread => node.hot.flush_on(threads)?,
             };
             // The ScyllaDB tier: what the cluster acknowledged, recorded in it first.
             if let Some(s) = &node.scylla {
@@ -540,7 +540,7 @@ async fn background<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send 
 
 /// How a flush of the node encodes its segments' blocks.
 #[derive(Debug, Clone, Copy)]
-enum Encode {
+enum FlushMode {
     /// On one thread paced to `[hot_store] flush_cpu_share` of a core (the
     /// node's own flushes, which nobody waits for).
     Paced,

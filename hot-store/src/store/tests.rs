@@ -485,7 +485,7 @@ fn applies_during_a_flush_do_not_leak_into_its_manifest() {
     let (frozen, offsets, origins, seq) = store.freeze().unwrap().unwrap();
     // Applied while the flush writes: not part of the flushed state.
     store.apply(0, 1, &edge("gw-1", 2, one("a", "m", &[(2, 1.0)]))).unwrap();
-    store.write_frozen(&frozen, offsets, &origins, seq, Encode { threads: 1, cpu_share: 1.0 }).unwrap();
+    store.write_frozen(&frozen, offsets, &origins, seq, FlushEncoding { threads: 1, cpu_share: 1.0 }).unwrap();
     let m = manifest::load(dir.path()).unwrap().unwrap();
     assert_eq!((m.flushed_offsets[&0], m.edge_origins[&0]["gw-1"].as_str()), (1, "1 @0"));
     store.flush().unwrap();
