@@ -91,6 +91,11 @@ KNOWN = {
     "one-pass variance depends on the order of the series; accepted within 4·n·eps·|mean|·sigma on the variance",
     "timestamp-at-offset": "timestamp(<selector> offset o @ t): Prometheus (2.42 and 3) replaces the selector's "
     "offset with (step - t) and so ignores o (special case for issue 8433); Strata applies o. Not generated",
+    "binop-filter-cardinality": "a filtering comparison between vectors (==, !=, >, <, >=, <= without bool): "
+    "Prometheus 3.9+ (and Strata) run the matching checks ('multiple matches for labels: many-to-one matching "
+    "must be explicit', '... grouping labels must ensure unique matches') on every matched pair and then drop "
+    "the filtered ones; 2.42 (and 3.0-3.8) drop them first. Checked: Strata errors on the comparison itself, "
+    "2.42 answers it, and 2.42 errors the same way on its bool form, which keeps every pair",
     "ties": "topk/bottomk among equal values: which series wins is implementation-defined; accepted when the "
     "sorted values at every timestamp are equal",
 }
@@ -98,20 +103,8 @@ KNOWN = {
 # Strata bugs the harness found (expected failures; each is a named regression case in
 # server/tests/it/differential.rs). Matched by signature, counted apart, never equal.
 EXPECTED_FAILURES = {
-    "binop-empty-side": "a vector binary operator with one side empty must answer empty (Prometheus "
-    "VectorBinop: 'Short-circuit: nothing is going to match'); Strata checks the other side's matching "
-    "cardinality first and errors 'found duplicate series for the match group'",
-    "binop-filter-cardinality": "a filtering comparison (==, !=, >, <, >=, <= without bool) drops the pairs it "
-    "filters before the one-to-one cardinality check (Prometheus VectorBinop: 'case !keep: continue' precedes "
-    "'multiple matches for labels'); Strata errors 'multiple matches for labels: many-to-one matching must be "
-    "explicit' although at most one pair per match group passes the filter",
-    "count-values-label-clash": "count_values whose value label is also a label of its input (e.g. "
-    "count_values without () (\"val\", m{val=...})): Prometheus sets the label, then groups "
-    "(aggregationCountValues recomputes the grouping key); Strata groups first and answers the same "
-    "label set several times",
-    "absent-matcher-order": "absent/absent_over_time labels when one label has both an equality and another "
-    "matcher: Prometheus walks the matchers in order (createLabelsForAbsentFunction: the first = sets the "
-    "label, any other matcher deletes it, so {l!=\"x\",l=\"y\"} keeps l=\"y\"); Strata drops the label",
+    # Fixed in 5d4df79, their regression cases now plain assertions, so a recurrence counts as a mismatch:
+    # binop-empty-side, count-values-label-clash, absent-matcher-order (docs/prometheus-differences.md).
 }
 
 
@@ -962,33 +955,12 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
     """Which known difference (or expected failure) explains a mismatch: (name, detail) or (None, None)."""
     pt, po = norm(pdoc)
     st, so = norm(sdoc)
-    if pt != "error" and st == "error" and "vector cannot contain metrics with the same labelset" in so:
-        # the duplicate label sets of the count_values bug, rejected by the function applied to them
-        for sub in _agg_calls(q, ("count_values",)):
-            _, sc = norm(run_query(sbase, sub, params))
-            if isinstance(sc, dict) and any(k and k[-1][0] == "~duplicate" for k in sc):
-                return "count-values-label-clash", EXPECTED_FAILURES["count-values-label-clash"]
-    if pt != "error" and st == "error" and "found duplicate series for the match group" in so:
-        return "binop-empty-side", EXPECTED_FAILURES["binop-empty-side"]
-    if (pt != "error" and st == "error" and "multiple matches for labels: many-to-one" in so
-            and re.search(r"(==|!=|>=|<=|[<>])(?! bool)", q)):
-        return "binop-filter-cardinality", EXPECTED_FAILURES["binop-filter-cardinality"]
+    if pt != "error" and st == "error" and "multiple matches for labels" in so:
+        why = _filter_cardinality_explained(q, params, so, pbase, sbase)
+        if why:
+            return "binop-filter-cardinality", why
     if pt == "error" or st == "error" or pt != st:
         return None, None
-    if "count_values" in q and any(k[-1][0] == "~duplicate" for k in so if k):
-        return "count-values-label-clash", EXPECTED_FAILURES["count-values-label-clash"]
-    for sub in _agg_calls(q, ("absent", "absent_over_time")):
-        # Each absent call on both sides: the mismatch is this bug when one of them differs only by
-        # Strata dropping a label that has an equality and another matcher (see the regression case).
-        _, pa = norm(run_query(pbase, sub, params))
-        _, sa = norm(run_query(sbase, sub, params))
-        if not isinstance(pa, dict) or not isinstance(sa, dict) or len(pa) != 1 or len(sa) != 1:
-            continue
-        (kp,), (ks,) = pa.keys(), sa.keys()
-        lost = {n for n, _ in kp} - {n for n, _ in ks}
-        if (set(ks) < set(kp) and diff_maps({(): pa[kp]}, {(): sa[ks]}) is None
-                and all(len(re.findall(r'\b%s(=~|!~|!=|=)"' % n, sub)) >= 2 for n in lost)):
-            return "absent-matcher-order", EXPECTED_FAILURES["absent-matcher-order"]
     if "step" in params and "predict_linear" in q and " @ " in q:
         # predict_linear is @-unsafe (AtModifierUnsafeFunctions): a range query is its instant queries
         # step by step. 2.42's range query is not; its instant queries are the oracle here.
@@ -1007,6 +979,19 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
             st2, d2 = compare({"status": "success", "data": {"resultType": "matrix", "result": res}}, sdoc)
             if st2 != "mismatch":
                 return "at-range-query", "Strata equals Prometheus 2.42's instant queries step by step"
+            if re.search(r"\b(rate|increase)\(", q):
+                # Both at once: every series where 2.42's instant queries step by step still differ from
+                # Strata reads a rate/increase window that the two extrapolation rules disagree on.
+                _, pi = norm({"status": "success", "data": {"resultType": "matrix", "result": res}})
+                _, si = norm(sdoc)
+                differing = [k for k in set(pi) | set(si) if diff_maps({k: pi.get(k, [])}, {k: si.get(k, [])})]
+                hits = [extrapolation_hits(q, [x for x in series if sorted(x.labels.items()) ==
+                                               sorted(kv for kv in k if kv[0] != "__name__")], times, pbase, params)
+                        for k in differing]
+                if differing and all(hits):
+                    return "extrapolation", (
+                        "compared with 2.42's instant queries step by step (at-range-query), each of %d differing "
+                        "series reads a window where 2.42 and >= 2.51 extrapolation disagree" % len(differing))
         return None, None
     if re.search(r"\b(topk|bottomk)\b", q):
         a, b = _per_ts_values(po), _per_ts_values(so)
@@ -1070,6 +1055,82 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
                 hits[0][0], hits[0][1] / 1000,
                 "; every point checked: Prometheus = the 2.42 rule, Strata = the >= 2.51 rule" if checked else "")
     return None, None
+
+
+# A vector/vector comparison as the generator writes it: "(lhs) OP[ on (..)| ignoring (..)][ group_left[ (..)]] (rhs)",
+# without bool (filtering).
+FILTER_BINOP = re.compile(r"\) (==|!=|>=|<=|>|<)((?: on \([^)]*\)| ignoring \([^)]*\))?(?: group_left(?: \([^)]*\))?)?) \(")
+
+
+def _paren_pairs(q):
+    """{index of '(': index of its ')'} and the reverse, skipping string literals."""
+    pairs, back, stack, j = {}, {}, [], 0
+    while j < len(q):
+        c = q[j]
+        if c == '"':
+            j = q.index('"', j + 1)
+        elif c == "(":
+            stack.append(j)
+        elif c == ")" and stack:
+            o = stack.pop()
+            pairs[o], back[j] = j, o
+        j += 1
+    return pairs, back
+
+
+def _operand_end(q, j, pairs):
+    """The end of a comparison's right operand whose first term ends at j: arithmetic operators bind
+    tighter than comparisons, so "(x) > (y) - scalar(z)" compares with "(y) - scalar(z)"."""
+    while True:
+        m = re.compile(r" ([-+*/%^]) ").match(q, j)
+        if not m:
+            return j
+        k = m.end()
+        t = re.compile(r"-?[0-9.e]+|time\(\)|scalar\(|\(").match(q, k)
+        if not t:
+            return j
+        j = pairs[t.end() - 1] + 1 if t.group().endswith("(") and t.group() != "time()" else t.end()
+
+
+def _filter_cardinality_explained(q, params, strata_error, pbase, sbase):
+    """KNOWN["binop-filter-cardinality"]: Prometheus 3.9 (prometheus/prometheus 4cad87ca, "Fix insufficient
+    cardinality checking for filter ops") runs VectorBinop's matching checks on every matched pair before a
+    filtering comparison drops the pairs it filters; 2.42 drops them first. Explained when some filtering
+    comparison of the query, evaluated alone, makes Strata fail with the same error, and 2.42 fails with
+    that error on the comparison's bool form (which keeps every pair, as 3.9 checks them), alone and in
+    the query in the comparison's place. Under group_left the bool form would drop __name__ from the
+    result label sets the uniqueness check compares, so the many side's name is first copied into a label
+    (and ignored for matching). A comparison inside a subquery is evaluated alone on a 5 s grid over the
+    span the query reads (a superset of the subquery's steps); the query with its bool form is evaluated
+    as asked, at exactly its own steps."""
+    what = "grouping labels must ensure unique matches" if "grouping labels" in strata_error else "many-to-one"
+    pairs, back = _paren_pairs(q)
+    for m in FILTER_BINOP.finditer(q):
+        lo, ro = back.get(m.start()), m.end() - 1
+        if lo is None or ro not in pairs:
+            continue
+        end = _operand_end(q, pairs[ro] + 1, pairs)
+        lhs, op, mod, rhs = q[lo:m.start() + 1], m.group(1), m.group(2), q[ro:end]
+        p = params
+        if _in_subquery(q, lo):
+            first = float(params.get("start", params.get("time")))
+            last = float(params.get("end", params.get("time")))
+            p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+        st, so = norm(run_query(sbase, "%s %s%s %s" % (lhs, op, mod, rhs), p))
+        if st != "error" or what not in so:
+            continue
+        if "group_left" in mod:
+            lhs = 'label_replace(%s, "__strata_name", "$1", "__name__", "(.+)")' % lhs
+            mod = re.sub(r" ignoring \(([^)]*)\)", lambda x: " ignoring (%s)" % ", ".join(
+                [n for n in x.group(1).split(", ") if n] + ["__strata_name"]), mod)
+        as_bool = "(%s %s bool%s %s)" % (lhs, op, mod, rhs)
+        pt, po = norm(run_query(pbase, as_bool, p))
+        if pt != "error" or what not in po:
+            continue
+        pt, po = norm(run_query(pbase, q[:lo] + as_bool + q[end:], params))
+        if pt == "error" and what in po:
+            return "%s %s%s %s: 2.42 fails like Strata on its bool form" % (q[lo:m.start() + 1], op, m.group(2), rhs)
+    return None
 
 
 PLAIN_RATE = re.compile(r'^(rate|increase)\((\w+)(\{[^}]*\})?\[(\w+)\]( offset (-?\w+))?\)$')
