@@ -664,19 +664,17 @@ def _calls(query):
 
 
 def _in_subquery(query, pos):
-    stack, j = [], 0
-    while j < len(query):
-        c = query[j]
-        if c == '"':
-            j = query.index('"', j + 1)
-        elif c == "(":
-            stack.append(j)
-        elif c == ")":
-            o = stack.pop()
-            if o < pos < j and re.match(r"\[\w+:\w*\]", query[j + 1:]):
-                return True
-        j += 1
-    return False
+    pairs, _ = _paren_pairs(query)
+    return any(o < pos < c and re.match(r"\[\w+:\w*\]", query[c + 1:]) for o, c in pairs.items())
+
+
+def _subquery_grid(params):
+    """Query parameters for an expression inside a subquery: it is evaluated at multiples of the
+    subquery step (10 s .. 2 m) up to 30 m + 17 m before the query's first time, so a 5 s grid over
+    that span covers every one."""
+    first = float(params.get("start", params.get("time")))
+    last = float(params.get("end", params.get("time")))
+    return {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
 
 
 TAIL = re.compile(r"\[(\w+)(:\w*)?\]( offset (-?\w+))?( @ ([\w.()]+))?$")
@@ -860,11 +858,7 @@ def _std_explained(q, params, pbase, sbase):
     for sub in _agg_calls(q, ("stddev", "stdvar")):
         p = params
         if _in_subquery(q, q.index(sub)):
-            # Inside a subquery it is evaluated at multiples of the subquery step (10 s .. 2 m) up to
-            # 30 m + 17 m before the query's first time: a 5 s grid over that span covers every one.
-            first = float(params.get("start", params.get("time")))
-            last = float(params.get("end", params.get("time")))
-            p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+            p = _subquery_grid(params)
         _, pa = norm(run_query(pbase, sub, p))
         _, sa = norm(run_query(sbase, sub, p))
         if not isinstance(pa, dict) or not isinstance(sa, dict) or set(pa) != set(sa):
@@ -1001,9 +995,7 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
             p = params
             if _in_subquery(q, q.index(inner)):
                 # inside a subquery: every subquery step (a 5 s grid over the span it reads)
-                first = float(params.get("start", params.get("time")))
-                last = float(params.get("end", params.get("time")))
-                p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+                p = _subquery_grid(params)
             if _has_ties(pbase, inner, p):
                 return "ties", "a topk/bottomk argument has equal values among its series: %s" % inner
     if re.search(r"\bstd(dev|var)\s*(\(|by|without)", q):
@@ -1113,9 +1105,7 @@ def _filter_cardinality_explained(q, params, strata_error, pbase, sbase):
         lhs, op, mod, rhs = q[lo:m.start() + 1], m.group(1), m.group(2), q[ro:end]
         p = params
         if _in_subquery(q, lo):
-            first = float(params.get("start", params.get("time")))
-            last = float(params.get("end", params.get("time")))
-            p = {"start": "%d" % (int(first - 4000) // 5 * 5), "end": "%d" % (int(last) // 5 * 5), "step": "5"}
+            p = _subquery_grid(params)
         st, so = norm(run_query(sbase, "%s %s%s %s" % (lhs, op, mod, rhs), p))
         if st != "error" or what not in so:
             continue
