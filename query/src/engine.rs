@@ -32,6 +32,7 @@ mod stats;
 /// Time helpers shared with the HTTP layer.
 pub(crate) mod eval_support {
     pub(crate) use super::eval::{duration_ms, offset_ms, system_time_ms};
+    pub(crate) use super::range_fns::RangeFn;
 }
 #[cfg(test)]
 mod tests;

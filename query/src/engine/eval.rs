@@ -607,6 +607,34 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
     Ok(out)
 }
 
+/// The series a function over a range vector returns (`rate`, `*_over_time`,
+/// …), as Prometheus's `evaluator.eval` builds them for a `*parser.Call`
+/// with a matrix argument: one per input series with a value at some step.
+/// Without delayed name removal, two of them whose labels became equal when
+/// the function dropped the metric name are the error "vector cannot contain
+/// metrics with the same labelset" (`mat.ContainsSameLabelset()` over the
+/// whole output), even when they never have a value at the same step; the
+/// per-step merge of [`merge_same_labels`] is what `rangeEval` does behind
+/// every other function, and what the delayed removal's final clean-up does.
+pub(crate) fn range_fn_output(
+    ev: &Evaluator<'_>,
+    drops_name: bool,
+    series: Vec<StepSeries>,
+) -> Result<Vec<StepSeries>> {
+    if !drops_name || ev.ctx.delayed_names {
+        return merge_same_labels(series);
+    }
+    let mut seen: std::collections::HashSet<Labels> = std::collections::HashSet::with_capacity(series.len());
+    let mut out = Vec::with_capacity(series.len());
+    for s in series.into_iter().filter(|s| s.points.iter().any(Option::is_some)) {
+        if !seen.insert(s.labels.clone()) {
+            return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
 /// Text that starts `e` in the query, to locate annotations (promql-parser keeps no positions).
 pub(crate) fn anchor(e: &Expr) -> String {
     match e {

@@ -1,6 +1,6 @@
 //! Function calls: dispatch, instant-vector math, and the scalar/vector helpers.
 
-use super::eval::{Eval, Evaluator, StepSeries, anchor, merge_same_labels};
+use super::eval::{Eval, Evaluator, StepSeries, anchor, merge_same_labels, range_fn_output};
 use super::range_fns::{self, RangeFn};
 use super::{histogram, labels_fn, selector};
 use crate::error::{QueryError, Result};
@@ -89,23 +89,24 @@ fn eval_range_fn(ev: &Evaluator<'_>, f: RangeFn, args: &[&Expr]) -> Result<Vec<S
     let m = f.matrix_arg();
     let param = range_fn_param(ev, f, args)?;
     if let Some(out) = super::rollup::try_eval(ev, f, args[m])? {
-        return Ok(out);
+        return range_fn_output(ev, !f.keeps_name(), out);
     }
     let counter_anchor = range_fn_notes(ev, f, args, param.as_deref());
+    let mut out = Vec::new();
     if let Expr::MatrixSelector(ms) = unwrap_parens(args[m]) {
         // Straight from storage: stream, a chunk of series at a time.
-        let mut out = Vec::new();
         selector::stream_matrix(ev, ms, stream_chunk_series(ev), |rd| {
             out.extend(range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?);
             Ok(())
         })?;
-        return merge_same_labels(out);
+    } else {
+        let rd = match ev.eval(args[m])? {
+            Eval::Matrix(rd) => rd,
+            other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
+        };
+        out = range_fns::eval_chunk(ev, f, rd, param.as_deref(), counter_anchor.as_deref())?;
     }
-    let rd = match ev.eval(args[m])? {
-        Eval::Matrix(rd) => rd,
-        other => return Err(QueryError::bad(format!("expected range vector, got {}", other.type_name()))),
-    };
-    range_fns::eval(ev, f, rd, param, counter_anchor.as_deref())
+    range_fn_output(ev, !f.keeps_name(), out)
 }
 
 /// How [`stream_range_fn`] answered.

@@ -3,7 +3,7 @@
 //! Each function sees one left-open window `(end - range, end]` of one series
 //! at a time, as a borrowed slice of the fetched samples (no copying).
 
-use super::eval::{Evaluator, RangeData, StepSeries, Windows, merge_same_labels};
+use super::eval::{Evaluator, RangeData, StepSeries, Windows};
 use super::stats::{Mean, kahan_sum, linear_regression, quantile, variance};
 use crate::error::Result;
 use strata_schemas::{Sample, SeriesData};
@@ -94,20 +94,11 @@ struct Window {
     t: i64,
 }
 
-/// Applies `f` to every window of every series. `param` is the scalar
-/// argument per step (φ for quantile, t for predict_linear).
-pub(crate) fn eval(
-    ev: &Evaluator<'_>,
-    f: RangeFn,
-    rd: RangeData,
-    param: Option<Vec<f64>>,
-    counter_anchor: Option<&str>,
-) -> Result<Vec<StepSeries>> {
-    merge_same_labels(eval_chunk(ev, f, rd, param.as_deref(), counter_anchor)?)
-}
-
-/// [`eval`] for one chunk of a streamed range vector: the caller merges
-/// series whose labels became equal (name dropping) once all chunks are in.
+/// Applies `f` to every window of every series of one chunk of a range
+/// vector (`param` is the scalar argument per step: φ for quantile, t for
+/// predict_linear). The caller checks or merges series whose labels became
+/// equal (name dropping) once all chunks are in
+/// ([`super::eval::range_fn_output`]).
 pub(crate) fn eval_chunk(
     ev: &Evaluator<'_>,
     f: RangeFn,

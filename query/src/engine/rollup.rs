@@ -58,7 +58,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::eval::{Evaluator, StepSeries, duration_ms, merge_same_labels, offset_ms};
+use super::eval::{Evaluator, StepSeries, duration_ms, offset_ms};
 use super::range_fns::RangeFn;
 use super::selector::to_matchers;
 use super::stats::kahan_sum;
@@ -150,7 +150,8 @@ pub(crate) fn try_eval(ev: &Evaluator<'_>, f: RangeFn, arg: &Expr) -> Result<Opt
         Ok(())
     })?;
     ev.ctx.account(out.len().saturating_mul(ev.n))?;
-    merge_same_labels(out).map(Some)
+    // The caller checks or merges label sets that dropping the name made equal, as for raw samples.
+    Ok(Some(out))
 }
 
 /// [`try_eval`] for an aggregation that folds series as they come

@@ -969,3 +969,29 @@ fn grouping_by_one_label_joins_shared_and_separate_value_strings() {
     }
     assert_eq!(one(&e, "count(m)", MIN), 61.0);
 }
+
+#[test]
+fn a_range_function_fails_on_equal_label_sets_anywhere_in_the_range() {
+    // Two metrics with the same other labels, never at the same step: after
+    // max_over_time drops the names, Prometheus's check over the whole output
+    // (`mat.ContainsSameLabelset()`) fails, unlike the per-step merge behind
+    // other functions (found by the differential driver as
+    // `bottomk (1, predict_linear({__name__=~"dg_.*",zone="z2"}[90s], 3600))`).
+    let load = "a{x=\"1\"} 1 2 _ _ _ _ _ _ _ _\nb{x=\"1\"} _ _ _ _ _ _ _ _ 5 6";
+    let e = engine(load);
+    let q = r#"max_over_time({x="1"}[90s])"#;
+    let failed = e.query_range(&TenantId::default_tenant(), q, 0, 9 * MIN, MIN).expect_err(q);
+    assert_eq!(failed.to_string(), "vector cannot contain metrics with the same labelset");
+    // Each step alone has one of them.
+    assert_eq!(instant(&e, q, MIN), vec![("{x=\"1\"}".to_owned(), 2.0)]);
+    assert_eq!(instant(&e, q, 9 * MIN), vec![("{x=\"1\"}".to_owned(), 6.0)]);
+    // last_over_time keeps the names: two series.
+    assert_eq!(range(&e, r#"last_over_time({x="1"}[90s])"#, 0, 9 * MIN, MIN).len(), 2);
+    // Unary minus merges them (Prometheus's mergeSeriesWithSameLabelset): never both within the lookback.
+    assert_eq!(range(&e, r#"-{x="1"}"#, 0, 9 * MIN, MIN).len(), 1);
+    // With delayed name removal the names stay until the end, where equal label sets merge per step.
+    let delayed = engine_with(load, QueryConfig { delayed_name_removal: true, ..QueryConfig::default() });
+    let got = range(&delayed, q, 0, 9 * MIN, MIN);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, vec![(0, 1.0), (MIN, 2.0), (2 * MIN, 2.0), (8 * MIN, 5.0), (9 * MIN, 6.0)]);
+}

@@ -3,10 +3,14 @@
 //! A range query's value at each step is computed from that step alone
 //! (Prometheus's range evaluation is a loop of instant evaluations), so the
 //! steps of `[start, end]` can be evaluated in parts and concatenated, as
-//! long as every part keeps the whole query's step grid. Two things break
-//! that: `@ start()` and `@ end()` (their time is the query's own range),
-//! and nodes this analysis does not know (`Extension`). Such queries are
-//! *unsplittable* and bypass the cache.
+//! long as every part keeps the whole query's step grid. Three things break
+//! that: `@ start()` and `@ end()` (their time is the query's own range);
+//! a function over a range vector that drops the metric name of series
+//! that may carry several names (`rate({job="x"}[5m])`: Prometheus fails
+//! when two of its output series have the same labels anywhere in the
+//! range, so a part can answer where the whole query fails, see
+//! `range_fn_output` in the engine); and nodes this analysis does not know
+//! (`Extension`). Such queries are *unsplittable* and bypass the cache.
 //!
 //! For a splittable query, [`reads`] gives the span of sample timestamps the
 //! steps `[first, last]` can read (lookback, range selectors, `offset`,
@@ -15,7 +19,7 @@
 //! names one. Both are conservative: a write outside the span (or of other
 //! metrics) cannot change the part's answer.
 
-use crate::engine::eval_support::{duration_ms, offset_ms, system_time_ms};
+use crate::engine::eval_support::{RangeFn, duration_ms, offset_ms, system_time_ms};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{AtModifier, Expr, VectorSelector};
 use std::collections::BTreeSet;
@@ -92,6 +96,12 @@ pub fn reads(expr: &Expr, first: i64, last: i64, lookback: i64, subquery_step: i
             subquery_step,
         )?),
         Expr::Call(c) => {
+            if let Some(f) = RangeFn::lookup(c.func.name)
+                && !f.keeps_name()
+                && c.args.args.get(f.matrix_arg()).is_some_and(|a| range_may_carry_names(a))
+            {
+                return Err(Unsplittable("a range function dropping the names of series that may carry several"));
+            }
             let mut s = Span::EMPTY;
             for a in &c.args.args {
                 s = s.union(reads(a, first, last, lookback, subquery_step)?);
@@ -100,6 +110,99 @@ pub fn reads(expr: &Expr, first: i64, last: i64, lookback: i64, subquery_step: i
         }
         Expr::Extension(_) => return Err(Unsplittable("an extension node")),
     })
+}
+
+/// True when the series of range vector `e` (a selector or a subquery) may
+/// have different metric names and otherwise equal labels.
+fn range_may_carry_names(e: &Expr) -> bool {
+    match e {
+        Expr::Paren(p) => range_may_carry_names(&p.expr),
+        Expr::MatrixSelector(ms) => name_of(&ms.vs).is_none(),
+        Expr::Subquery(sq) => may_carry_names(&sq.expr),
+        _ => true,
+    }
+}
+
+/// Instant functions that drop the metric name (Prometheus 3), or return no
+/// series labels at all.
+const NAME_DROPPING_FNS: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "ceil",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "exp",
+    "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "histogram_sum",
+    "hour",
+    "ln",
+    "log10",
+    "log2",
+    "minute",
+    "month",
+    "rad",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sqrt",
+    "tan",
+    "tanh",
+    "time",
+    "vector",
+    "year",
+];
+
+/// True when the series of instant vector `e` may have different metric
+/// names and otherwise equal labels (conservative: true when unsure).
+fn may_carry_names(e: &Expr) -> bool {
+    match e {
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Unary(_) => false,
+        Expr::VectorSelector(vs) => name_of(vs).is_none(),
+        Expr::MatrixSelector(_) | Expr::Subquery(_) | Expr::Extension(_) => true,
+        Expr::Paren(p) => may_carry_names(&p.expr),
+        Expr::Aggregate(a) => {
+            let by_name = matches!(&a.modifier, Some(promql_parser::parser::LabelModifier::Include(l))
+                if l.labels.iter().any(|n| n == strata_schemas::METRIC_NAME));
+            let keeps_input = ["topk", "bottomk", "limitk", "limit_ratio"].contains(&a.op.to_string().as_str());
+            by_name || keeps_input && may_carry_names(&a.expr)
+        }
+        Expr::Call(c) => match RangeFn::lookup(c.func.name) {
+            Some(f) if !f.keeps_name() => false,
+            Some(_) => c.args.args.iter().any(|a| range_may_carry_names(a)),
+            None if NAME_DROPPING_FNS.contains(&c.func.name) => false,
+            None => c.args.args.iter().any(|a| may_carry_names(a)),
+        },
+        Expr::Binary(b) => {
+            let arithmetic = !b.op.is_comparison_operator() && !b.op.is_set_operator();
+            let bool_cmp = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+            // `or` unites both sides' series, whatever their names.
+            b.op.to_string() == "or"
+                || !(arithmetic || bool_cmp) && (may_carry_names(&b.lhs) || may_carry_names(&b.rhs))
+        }
+    }
 }
 
 /// The evaluation times of a selector or subquery over steps `[first, last]`.
@@ -235,6 +338,34 @@ mod tests {
         assert!(reads(&parse("x @ start()"), 0, 10, lb, 1).is_err());
         assert!(reads(&parse("sum(rate(x[5m] @ end()))"), 0, 10, lb, 1).is_err());
         assert!(reads(&parse("max_over_time(x[1h:] @ start())"), 0, 10, lb, 1).is_err());
+    }
+
+    #[test]
+    fn range_functions_dropping_several_names_are_unsplittable() {
+        let split = |q: &str| reads(&parse(q), 0, 1, 300_000, 60_000).is_ok();
+        for q in [
+            r#"rate({job="x"}[5m])"#,
+            r#"sum(max_over_time({__name__=~"a|b"}[5m]))"#,
+            "max_over_time((a or b)[10m:1m])",
+            "quantile_over_time(0.5, ({x=\"1\"} > b)[10m:1m])",
+            "avg_over_time(last_over_time({x=\"1\"}[5m])[10m:1m])",
+            "rate(topk(2, {x=\"1\"})[10m:1m])",
+        ] {
+            assert!(!split(q), "{q} must not be split");
+        }
+        for q in [
+            "rate(a[5m])",
+            r#"max_over_time({__name__="a", x="1"}[5m])"#,
+            r#"last_over_time({job="x"}[5m])"#,
+            "max_over_time(rate(a[5m])[1h:1m])",
+            "max_over_time((a + b)[10m:1m])",
+            "max_over_time((a > bool b)[10m:1m])",
+            "quantile_over_time(0.5, (a > b)[10m:1m])",
+            "max_over_time(sum by (x) ({job=\"y\"})[10m:1m])",
+            "max_over_time(abs({job=\"y\"})[10m:1m])",
+        ] {
+            assert!(split(q), "{q} may be split");
+        }
     }
 
     #[test]
