@@ -940,7 +940,10 @@ def _has_ties(pbase, expr, params):
         return False
     _, m = norm(doc)
     for vs in _per_ts_values(m).values():
-        if any(a == b for a, b in zip(vs, vs[1:])):
+        # NaN equals NaN here as everywhere in the comparison: which of two NaNs topk/bottomk keeps is
+        # implementation-defined too (found: bottomk without (inst) (1, stdvar_over_time(...)) of two
+        # NaN series, 2.42 keeping one, Strata the other).
+        if any(a == b or math.isnan(a) and math.isnan(b) for a, b in zip(vs, vs[1:])):
             return True
     return False
 
