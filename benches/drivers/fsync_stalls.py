@@ -17,6 +17,7 @@ segment). Prints the sync latencies' percentiles and maximum.
 """
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -54,10 +55,10 @@ def main():
     ap.add_argument("--rec", type=int, default=60_000, help="bytes per write")
     ap.add_argument("--rate", type=float, default=600, help="writes (and syncs) per second")
     ap.add_argument("--secs", type=float, default=20)
-    ap.add_argument("--dir", default=None, help="where to write (default: a temp dir under the current one)")
+    ap.add_argument("--dir", default=".", help="the file system to probe: a temp dir is made in it for the "
+                    "probe's files and removed after (nothing else in --dir is touched)")
     a = ap.parse_args()
-    d = a.dir or tempfile.mkdtemp(prefix="fsync-stalls-", dir=".")
-    os.makedirs(d, exist_ok=True)
+    d = tempfile.mkdtemp(prefix="fsync-stalls-", dir=a.dir)
     size = 256 << 20
     path = f"{d}/log.seg"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -89,10 +90,7 @@ def main():
         if bg:
             bg.join()
         os.close(fd)
-        for name in os.listdir(d):
-            os.unlink(os.path.join(d, name))
-        if not a.dir:
-            os.rmdir(d)
+        shutil.rmtree(d)
     lat.sort()
 
     def q(x):
