@@ -956,16 +956,6 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
         why = _filter_cardinality_explained(q, params, so, pbase, sbase)
         if why:
             return "binop-filter-cardinality", why
-    if pt != "error" and st == "error" and "step" in params and "predict_linear" in q and " @ " in q:
-        # KNOWN["at-range-query"] where Strata's range query fails: 2.42's range query drops the
-        # @-pinned predict_linear points that meet the error; its instant queries step by step do not.
-        q1 = q.replace("@ start()", "@ " + params["start"]).replace("@ end()", "@ " + params["end"])
-        for t in times[:400]:
-            doc = run_query(pbase, q1, {"time": "%.3f" % (t / 1000)})
-            if doc.get("status") != "success" and doc.get("error") == so:
-                return "at-range-query", "2.42's instant query at %.3f fails as Strata does" % (t / 1000)
-    if pt == "error" or st == "error" or pt != st:
-        return None, None
     if "step" in params and "predict_linear" in q and " @ " in q:
         # predict_linear is @-unsafe (AtModifierUnsafeFunctions): a range query is its instant queries
         # step by step. 2.42's range query is not; its instant queries are the oracle here.
@@ -974,6 +964,10 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
         q1 = q.replace("@ start()", "@ " + params["start"]).replace("@ end()", "@ " + params["end"])
         for t in times[:400]:
             doc = run_query(pbase, q1, {"time": "%.3f" % (t / 1000)})
+            if st == "error" and doc.get("status") != "success" and doc.get("error") == so:
+                # Strata's range query fails as 2.42's instant query at one of its steps does (2.42's
+                # range query lacks the points that meet the error).
+                return "at-range-query", "2.42's instant query at %.3f fails as Strata does" % (t / 1000)
             if doc.get("status") != "success" or doc["data"]["resultType"] != "vector":
                 by = None
                 break
@@ -984,7 +978,7 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
             st2, d2 = compare({"status": "success", "data": {"resultType": "matrix", "result": res}}, sdoc)
             if st2 != "mismatch":
                 return "at-range-query", "Strata equals Prometheus 2.42's instant queries step by step"
-            if re.search(r"\b(rate|increase)\(", q):
+            if st != "error" and re.search(r"\b(rate|increase)\(", q):
                 # Both at once: every series where 2.42's instant queries step by step still differ from
                 # Strata reads a rate/increase window that the two extrapolation rules disagree on.
                 _, pi = norm({"status": "success", "data": {"resultType": "matrix", "result": res}})
@@ -997,6 +991,8 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
                     return "extrapolation", (
                         "compared with 2.42's instant queries step by step (at-range-query), each of %d differing "
                         "series reads a window where 2.42 and >= 2.51 extrapolation disagree" % len(differing))
+        return None, None
+    if pt == "error" or st == "error" or pt != st:
         return None, None
     if re.search(r"\b(topk|bottomk)\b", q):
         a, b = _per_ts_values(po), _per_ts_values(so)
