@@ -426,8 +426,9 @@ impl Compactor {
                     // An erase commits a rewrite of the files it covers and
                     // deletes them at once: a merge planned on them before
                     // finds them gone (reading) or replaced (committing).
-                    // Nothing was committed; the next pass plans again.
-                    if !replaced_under(cold, tenant, &paths).await.map_err(cold_err)? {
+                    // Nothing was committed; the next pass plans again. Any
+                    // other failure (or none to be seen) is the merge's error.
+                    if !matches!(replaced_under(cold, tenant, &paths).await, Ok(true)) {
                         return Err(e);
                     }
                     out.merges_lost += 1;
