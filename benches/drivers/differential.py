@@ -910,6 +910,38 @@ def _std_explained(q, params, pbase, sbase, pdoc, sdoc):
     return None
 
 
+def _count_values_labels_close(q, po, so):
+    """count_values turns each value into a label (Go's strconv.FormatFloat(v, 'f', -1, 64)): a value both
+    sides compute within 1e-6 but not bit for bit (e.g. exp() one ulp apart) makes a different label. The
+    mismatch is that when the answers pair up series by series with every other label equal, the labels
+    count_values set equal as numbers within 1e-6, and the points equal."""
+    names = set(re.findall(r'\bcount_values\b[^(]*\(\s*"([^"]+)"', q))
+    if not names or not isinstance(po, dict) or not isinstance(so, dict) or len(po) != len(so):
+        return None
+
+    def keyed(m):
+        out = []
+        for k, pts in m.items():
+            rest = tuple(kv for kv in k if kv[0] not in names)
+            try:
+                vals = tuple(float(v) for n, v in k if n in names)
+            except ValueError:
+                return None
+            out.append((rest, vals, pts))
+        return sorted(out, key=lambda x: (x[0], x[1]))
+
+    a, b = keyed(po), keyed(so)
+    if a is None or b is None:
+        return None
+    differ = 0
+    for (ra, va, pa), (rb, vb, pb) in zip(a, b):
+        if ra != rb or len(va) != len(vb) or not all(close(x, y) for x, y in zip(va, vb)):
+            return None
+        if diff_maps({(): pa}, {(): pb}) is not None:
+            return None
+        differ += va != vb
+    return differ and "count_values labels of %d series are values equal within 1e-6, not bit for bit" % differ
+
 def _agg_calls(q, names):
     """The full text of every aggregation call named in names (with its by/without clause)."""
     for m in re.finditer(r"\b(%s)\b\s*(?:(?:by|without)\s*\([^)]*\)\s*)?\(" % "|".join(names), q):
@@ -1002,7 +1034,22 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
                     return "extrapolation", (
                         "compared with 2.42's instant queries step by step (at-range-query), each of %d differing "
                         "series reads a window where 2.42 and >= 2.51 extrapolation disagree" % len(differing))
+            if st != "error" and re.search(r"\bstd(dev|var)\s*(\(|by|without)", q):
+                # Both at once: a stddev/stdvar difference (e.g. stddev-nan: predict_linear's NaN makes 3
+                # answer NaN where 2.42 answers 0) between Strata and 2.42's instant queries step by step.
+                built = {"status": "success", "data": {"resultType": "matrix", "result": res}}
+                why = _std_explained(q, params, pbase, sbase, built, sdoc)
+                if why:
+                    return why[0], why[1] + " (compared with 2.42's instant queries step by step: at-range-query)"
         return None, None
+    if (pt == "error") != (st == "error") and re.search(r"\b(topk|bottomk)\b", q):
+        # A tie decides which series topk/bottomk keep, and so whether an operator further up meets
+        # duplicate match groups (found: `... * ignoring (inst, grp) group_left (zone) (count without ()
+        # (topk by () (3, dg_load{grp!="a"})))`, Strata failing on the series its tie-break kept).
+        for inner in _topk_args(q):
+            p = _subquery_grid(params) if _in_subquery(q, q.index(inner)) else params
+            if _has_ties(pbase, inner, p):
+                return "ties", "one side fails; a topk/bottomk argument has equal values among its series: %s" % inner
     if pt == "error" or st == "error" or pt != st:
         return None, None
     if re.search(r"\b(topk|bottomk)\b", q):
@@ -1020,6 +1067,10 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
         why = _std_explained(q, params, pbase, sbase, pdoc, sdoc)
         if why:
             return why
+    if "count_values" in q:
+        why = _count_values_labels_close(q, po, so)
+        if why:
+            return "float-step", why
     if re.search(r"\b(ceil|floor|round|sgn)\(", q):
         # A step function of a value both sides compute within 1e-6 but not bit for bit (2.42's
         # incremental mean vs 3's Kahan sums): the last bits decide on which side of the step it lands.
