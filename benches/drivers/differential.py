@@ -913,7 +913,7 @@ def _std_explained(q, params, pbase, sbase, pdoc, sdoc):
 def _count_values_labels_close(q, po, so):
     """count_values turns each value into a label (Go's strconv.FormatFloat(v, 'f', -1, 64)): a value both
     sides compute within 1e-6 but not bit for bit (e.g. exp() one ulp apart) makes a different label. The
-    mismatch is that when the answers pair up series by series with every other label equal, the labels
+    mismatch is explained so when the answers pair up series by series with every other label equal, the labels
     count_values set equal as numbers within 1e-6, and the points equal."""
     names = set(re.findall(r'\bcount_values\b[^(]*\(\s*"([^"]+)"', q))
     if not names or not isinstance(po, dict) or not isinstance(so, dict) or len(po) != len(so):
@@ -941,6 +941,7 @@ def _count_values_labels_close(q, po, so):
             return None
         differ += va != vb
     return differ and "count_values labels of %d series are values equal within 1e-6, not bit for bit" % differ
+
 
 def _agg_calls(q, names):
     """The full text of every aggregation call named in names (with its by/without clause)."""
@@ -991,6 +992,16 @@ def _has_ties(pbase, expr, params):
     return False
 
 
+def _tied_topk_arg(q, params, pbase):
+    """The first topk/bottomk argument of q that has equal values among its series on 2.42 (inside a
+    subquery: at every subquery step, a 5 s grid over the span it reads), or None."""
+    for inner in _topk_args(q):
+        p = _subquery_grid(params) if _in_subquery(q, q.index(inner)) else params
+        if _has_ties(pbase, inner, p):
+            return inner
+    return None
+
+
 def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
     """Which known difference (or expected failure) explains a mismatch: (name, detail) or (None, None)."""
     pt, po = norm(pdoc)
@@ -1018,13 +1029,14 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
                 by.setdefault(json.dumps(x["metric"], sort_keys=True), []).append(x["value"])
         if by is not None and len(times) <= 400:
             res = [{"metric": json.loads(k), "values": v} for k, v in by.items()]
-            st2, d2 = compare({"status": "success", "data": {"resultType": "matrix", "result": res}}, sdoc)
+            built = {"status": "success", "data": {"resultType": "matrix", "result": res}}
+            st2, d2 = compare(built, sdoc)
             if st2 != "mismatch":
                 return "at-range-query", "Strata equals Prometheus 2.42's instant queries step by step"
             if st != "error" and re.search(r"\b(rate|increase)\(", q):
                 # Both at once: every series where 2.42's instant queries step by step still differ from
                 # Strata reads a rate/increase window that the two extrapolation rules disagree on.
-                _, pi = norm({"status": "success", "data": {"resultType": "matrix", "result": res}})
+                _, pi = norm(built)
                 _, si = norm(sdoc)
                 differing = [k for k in set(pi) | set(si) if diff_maps({k: pi.get(k, [])}, {k: si.get(k, [])})]
                 hits = [extrapolation_hits(q, [x for x in series if sorted(x.labels.items()) ==
@@ -1037,7 +1049,6 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
             if st != "error" and re.search(r"\bstd(dev|var)\s*(\(|by|without)", q):
                 # Both at once: a stddev/stdvar difference (e.g. stddev-nan: predict_linear's NaN makes 3
                 # answer NaN where 2.42 answers 0) between Strata and 2.42's instant queries step by step.
-                built = {"status": "success", "data": {"resultType": "matrix", "result": res}}
                 why = _std_explained(q, params, pbase, sbase, built, sdoc)
                 if why:
                     return why[0], why[1] + " (compared with 2.42's instant queries step by step: at-range-query)"
@@ -1046,23 +1057,18 @@ def classify(q, params, times, pdoc, sdoc, series, pbase, sbase):
         # A tie decides which series topk/bottomk keep, and so whether an operator further up meets
         # duplicate match groups (found: `... * ignoring (inst, grp) group_left (zone) (count without ()
         # (topk by () (3, dg_load{grp!="a"})))`, Strata failing on the series its tie-break kept).
-        for inner in _topk_args(q):
-            p = _subquery_grid(params) if _in_subquery(q, q.index(inner)) else params
-            if _has_ties(pbase, inner, p):
-                return "ties", "one side fails; a topk/bottomk argument has equal values among its series: %s" % inner
+        inner = _tied_topk_arg(q, params, pbase)
+        if inner:
+            return "ties", "one side fails; a topk/bottomk argument has equal values among its series: %s" % inner
     if pt == "error" or st == "error" or pt != st:
         return None, None
     if re.search(r"\b(topk|bottomk)\b", q):
         a, b = _per_ts_values(po), _per_ts_values(so)
         if set(a) == set(b) and all(_values_close(a[t], b[t], False) for t in a):
             return "ties", "same sorted values at every timestamp"
-        for inner in _topk_args(q):
-            p = params
-            if _in_subquery(q, q.index(inner)):
-                # inside a subquery: every subquery step (a 5 s grid over the span it reads)
-                p = _subquery_grid(params)
-            if _has_ties(pbase, inner, p):
-                return "ties", "a topk/bottomk argument has equal values among its series: %s" % inner
+        inner = _tied_topk_arg(q, params, pbase)
+        if inner:
+            return "ties", "a topk/bottomk argument has equal values among its series: %s" % inner
     if re.search(r"\bstd(dev|var)\s*(\(|by|without)", q):
         why = _std_explained(q, params, pbase, sbase, pdoc, sdoc)
         if why:
@@ -1139,15 +1145,18 @@ def _paren_pairs(q):
     return pairs, back
 
 
+ARITH_OP = re.compile(r" ([-+*/%^]) ")
+SCALAR_TERM = re.compile(r"-?[0-9.e]+|time\(\)|scalar\(|\(")
+
+
 def _operand_end(q, j, pairs):
     """The end of a comparison's right operand whose first term ends at j: arithmetic operators bind
     tighter than comparisons, so "(x) > (y) - scalar(z)" compares with "(y) - scalar(z)"."""
     while True:
-        m = re.compile(r" ([-+*/%^]) ").match(q, j)
+        m = ARITH_OP.match(q, j)
         if not m:
             return j
-        k = m.end()
-        t = re.compile(r"-?[0-9.e]+|time\(\)|scalar\(|\(").match(q, k)
+        t = SCALAR_TERM.match(q, m.end())
         if not t:
             return j
         j = pairs[t.end() - 1] + 1 if t.group().endswith("(") and t.group() != "time()" else t.end()
